@@ -1,0 +1,49 @@
+// Files shared between processes are replaced atomically: write a temporary file in the same
+// directory, fsync it, rename it over the target, fsync the directory. A reader sees the old or the
+// new content, never a half-written file, even when the writer is killed (DESIGN.md).
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+
+/** Temporary files start with this, so a sweep can tell them from real content. */
+export const TEMP_PREFIX = '.strand-tmp-';
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`);
+}
+
+/** Writes `data` to a new temporary file beside `path`, fsynced; returns its path. */
+export function writeTempFile(path: string, data: string | Uint8Array, mode = 0o644): string {
+  const tmp = tempPathFor(path);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  return tmp;
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; mkdir?: boolean } = {}): void {
+  if (opts.mkdir) mkdirSync(dirname(path), { recursive: true });
+  const tmp = writeTempFile(path, data, opts.mode);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dirname(path));
+}
