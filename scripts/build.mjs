@@ -80,7 +80,7 @@ const seaConfig = {
   assets: { 'koffi.node': koffiNative },
 };
 writeFileSync(join(dist, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
-execFileSync(pinnedNode, ['--experimental-sea-config', join(dist, 'sea-config.json')], { stdio: 'inherit' });
+execFileSync(pinnedNode, ['--experimental-sea-config', join(dist, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 const exe = join(dist, 'strand');
 const tmpExe = `${exe}.tmp`;
@@ -88,10 +88,16 @@ rmSync(tmpExe, { force: true });
 copyFileSync(pinnedNode, tmpExe);
 chmodSync(tmpExe, 0o755);
 const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
-execFileSync(pinnedNode, [
-  postject, tmpExe, 'NODE_SEA_BLOB', join(dist, 'sea-prep.blob'),
-  '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-], { stdio: ['ignore', 'ignore', 'inherit'] });
+// postject warns about ELF note sections it does not know on every run; show its output only if it fails.
+try {
+  execFileSync(pinnedNode, [
+    postject, tmpExe, 'NODE_SEA_BLOB', join(dist, 'sea-prep.blob'),
+    '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ], { stdio: 'pipe' });
+} catch (err) {
+  process.stderr.write(String(err.stderr ?? err));
+  throw err;
+}
 // Replace atomically so a running test or benchmark never executes a half-written file.
 renameSync(tmpExe, exe);
 const ipamLink = join(dist, 'strand-ipam');

@@ -89,8 +89,9 @@ export async function runCni(plugin: CniPlugin, io: CniIo = processIo): Promise<
   }
   let stdin: string | undefined;
   try {
-    const env = parseEnv(io.env);
+    // stdin first, so that even an environment error carries the request's cniVersion.
     stdin = io.readStdin();
+    const env = parseEnv(io.env);
     if (env.command === 'VERSION') {
       io.writeStdout(versionAnswer(stdin));
       return 0;

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { interfaceNameProblem, parseEnv } from '../../src/cni/env.ts';
+import { CniError } from '../../src/cni/errors.ts';
+
+function codeOf(fn: () => unknown): number {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CniError) return err.code;
+    throw err;
+  }
+  throw new Error('expected a CniError');
+}
+
+function msgOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  throw new Error('expected an error');
+}
+
+const full = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
+
+describe('parseEnv', () => {
+  it('parses a complete ADD environment', () => {
+    const env = parseEnv({ ...full, CNI_ARGS: 'IgnoreUnknown=1' });
+    expect(env).toEqual({
+      command: 'ADD',
+      containerId: 'abc',
+      netns: '/run/netns/x',
+      ifname: 'eth0',
+      args: 'IgnoreUnknown=1',
+      path: ['/opt/cni/bin', '/usr/lib/cni'],
+    });
+  });
+
+  it('rejects an unknown or lower-case command with code 4', () => {
+    expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'FOO' }))).toBe(4);
+    expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'add' }))).toBe(4);
+  });
+
+  const required: Record<string, string[]> = {
+    ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+    CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'],
+    DEL: ['CNI_CONTAINERID', 'CNI_IFNAME'],
+  };
+  for (const [verb, vars] of Object.entries(required)) {
+    for (const v of vars) {
+      it(`${verb} without ${v} is code 4 and names it`, () => {
+        const env: NodeJS.ProcessEnv = { ...full, CNI_COMMAND: verb };
+        delete env[v];
+        expect(codeOf(() => parseEnv(env))).toBe(4);
+        expect(msgOf(() => parseEnv(env))).toContain(v);
+      });
+    }
+  }
+
+  it('names every missing variable at once', () => {
+    expect(msgOf(() => parseEnv({ CNI_COMMAND: 'ADD' }))).toBe('required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing');
+  });
+
+  it('DEL needs no CNI_NETNS; GC, STATUS and VERSION need no attachment variables', () => {
+    expect(parseEnv({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'a', CNI_IFNAME: 'eth0' }).netns).toBe('');
+    for (const verb of ['GC', 'STATUS', 'VERSION']) expect(parseEnv({ CNI_COMMAND: verb }).command).toBe(verb);
+  });
+
+  it('rejects container IDs that the reference rejects', () => {
+    for (const id of ['-abc', 'a b', 'a/b', '.x', 'ä']) {
+      expect(codeOf(() => parseEnv({ ...full, CNI_CONTAINERID: id }))).toBe(4);
+    }
+    expect(parseEnv({ ...full, CNI_CONTAINERID: 'A1_b.c-d' }).containerId).toBe('A1_b.c-d');
+  });
+
+  it('rejects bad interface names with code 4', () => {
+    for (const name of ['eth0:1', 'a b', 'x/y', '.', '..', 'abcdefghijklmnop']) {
+      expect(codeOf(() => parseEnv({ ...full, CNI_IFNAME: name }))).toBe(4);
+    }
+    expect(parseEnv({ ...full, CNI_IFNAME: 'abcdefghijklmno' }).ifname).toBe('abcdefghijklmno');
+  });
+
+  it('describes interface name problems', () => {
+    expect(interfaceNameProblem('eth0')).toBeUndefined();
+    expect(interfaceNameProblem('')).toBe('is empty');
+    expect(interfaceNameProblem('a'.repeat(16))).toMatch(/longer than 15/);
+  });
+
+  it('ignores unknown variables and drops empty CNI_PATH entries', () => {
+    expect(parseEnv({ ...full, CNI_PATH: ':/a::/b:', SOMETHING: 'x' }).path).toEqual(['/a', '/b']);
+  });
+});
