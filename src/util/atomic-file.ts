@@ -25,7 +25,7 @@ export function writeTempFile(path: string, data: string | Uint8Array, mode = 0o
   const tmp = tempPathFor(path);
   const fd = openSync(tmp, 'wx', mode);
   try {
-    writeSync(fd, data);
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);

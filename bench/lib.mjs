@@ -1,0 +1,37 @@
+// Shared by the benchmarks: timing of whole processes, statistics and a printed table.
+import { spawnSync } from 'node:child_process';
+
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function stats(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  return { n: s.length, median: quantile(s, 0.5), p90: quantile(s, 0.9), min: s[0], max: s.at(-1) };
+}
+
+/** Runs a command once and returns its wall time in ms; throws if it fails. */
+export function timeOnce(cmd, args, { env, input } = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { env, input, encoding: 'utf8' });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stdout}${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
+
+export const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
+
+export function printTable(title, rows) {
+  console.log(`\n${title}`);
+  const cols = Object.keys(rows[0]);
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  console.log(cols.map((c, i) => c.padEnd(width[i])).join('  '));
+  for (const r of rows) console.log(cols.map((c, i) => String(r[c]).padEnd(width[i])).join('  '));
+}
+
+/** The environment a runtime gives a plugin: no NODE_EXTRA_CA_CERTS or NODE_OPTIONS. */
+export function cleanEnv(extra = {}) {
+  return { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...extra };
+}

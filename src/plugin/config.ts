@@ -1,0 +1,122 @@
+// The `strand` plugin's configuration: the reference bridge plugin's fields with their names and
+// meanings (cni-spec.md §8), so a bridge conflist works by changing `type`, plus Strand's own
+// optional fields. Loaded and defaulted in one place, before any side effect.
+import * as z from 'zod';
+import { parseCniArgs } from '../cni/args.ts';
+import { parseFields, type NetConf } from '../cni/config.ts';
+import { interfaceNameProblem } from '../cni/env.ts';
+import { CniError, ErrorCode } from '../cni/errors.ts';
+import type { Invocation } from '../cni/skel.ts';
+
+export const DEFAULT_BRIDGE = 'cni0';
+export const DEFAULT_STATE_DIR = '/run/strand';
+export const DEFAULT_LOG_FILE = '/var/log/strand/cni.log';
+
+export interface PluginConfig {
+  net: NetConf;
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  mtu: number | undefined;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  portIsolation: boolean;
+  enableDad: boolean;
+  disableContainerInterface: boolean;
+  /** The container-side MAC, from runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC (that priority). */
+  mac: string | undefined;
+  /** L3 mode: an IPAM plugin is configured. */
+  ipamType: string | undefined;
+  stateDir: string;
+  logFile: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** The agent's pod-start socket; absent means do not notify. */
+  agentSocket: string | undefined;
+  agentWaitMs: number;
+}
+
+const MAC = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
+
+let schema: ReturnType<typeof makeSchema> | undefined;
+function makeSchema() {
+  const flag = z.boolean().default(false);
+  const ifname = z.string().refine((s) => interfaceNameProblem(s) === undefined, 'is not a valid interface name');
+  return z.looseObject({
+    bridge: ifname.default(DEFAULT_BRIDGE),
+    isGateway: flag,
+    isDefaultGateway: flag,
+    forceAddress: flag,
+    ipMasq: flag,
+    ipMasqBackend: z.enum(['iptables', 'nftables']).optional(),
+    mtu: z.number().int().min(68).max(65535).optional(),
+    hairpinMode: flag,
+    promiscMode: flag,
+    portIsolation: flag,
+    enabledad: flag,
+    disableContainerInterface: flag,
+    macspoofchk: flag,
+    vlan: z.number().int().min(0).max(4094).default(0),
+    vlanTrunk: z.array(z.unknown()).optional(),
+    preserveDefaultVlan: z.boolean().optional(),
+    stateDir: z.string().min(1).default(DEFAULT_STATE_DIR),
+    logFile: z.string().min(1).default(DEFAULT_LOG_FILE),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    agentSocket: z.union([z.string().min(1), z.literal(false)]).optional(),
+    agentWaitMs: z.number().int().min(0).max(60_000).default(2_000),
+  });
+}
+
+function unsupported(key: string, value: unknown, why: string): never {
+  throw new CniError(ErrorCode.UnsupportedField, `unsupported field ${key}=${JSON.stringify(value)}: ${why}`);
+}
+
+function macFrom(inv: Invocation): string | undefined {
+  const fromRuntime = inv.conf.runtimeConfig.mac;
+  const fromArgs = (inv.conf.args?.cni as { mac?: unknown } | undefined)?.mac;
+  const fromEnv = parseCniArgs(inv.env.args, ['MAC', 'IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']).get('MAC');
+  // Priority as the reference: runtimeConfig > args > CNI_ARGS (CONVENTIONS.md: args wins over CNI_ARGS).
+  const mac = [fromRuntime, fromArgs, fromEnv].find((m) => typeof m === 'string' && m !== '') as string | undefined;
+  if (mac !== undefined && !MAC.test(mac)) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid MAC address "${mac}"`);
+  }
+  return mac?.toLowerCase();
+}
+
+export function loadPluginConfig(inv: Invocation): PluginConfig {
+  schema ??= makeSchema();
+  const c = parseFields(schema, inv.raw);
+  if (c.vlan !== 0) unsupported('vlan', c.vlan, 'Strand does not do VLAN tagging on the bridge');
+  if (c.vlanTrunk && c.vlanTrunk.length > 0) unsupported('vlanTrunk', c.vlanTrunk, 'Strand does not do VLAN tagging on the bridge');
+  if (c.macspoofchk) unsupported('macspoofchk', true, 'not implemented by Strand; NetworkPolicy is enforced by the agent');
+  if (c.hairpinMode && c.promiscMode) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, 'cannot set hairpin mode and promiscuous mode at the same time');
+  }
+  const ipamType = inv.conf.ipam?.type || undefined;
+  if (c.disableContainerInterface && ipamType) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, 'cannot use IPAM when DisableContainerInterface flag is set');
+  }
+  const isGateway = c.isGateway || c.isDefaultGateway;
+  return {
+    net: inv.conf,
+    bridge: c.bridge,
+    isGateway,
+    isDefaultGateway: c.isDefaultGateway,
+    forceAddress: c.forceAddress,
+    ipMasq: c.ipMasq,
+    mtu: c.mtu,
+    hairpinMode: c.hairpinMode,
+    promiscMode: c.promiscMode,
+    portIsolation: c.portIsolation,
+    enableDad: c.enabledad,
+    disableContainerInterface: c.disableContainerInterface,
+    mac: macFrom(inv),
+    ipamType,
+    stateDir: c.stateDir,
+    logFile: c.logFile,
+    logLevel: c.logLevel,
+    agentSocket: c.agentSocket === false ? undefined : (c.agentSocket ?? `${c.stateDir}/agent.sock`),
+    agentWaitMs: c.agentWaitMs,
+  };
+}
