@@ -1,0 +1,104 @@
+// The node state file: what the agent learned about this node and the CNI plugins read on the pod
+// start path (DESIGN.md "The two programs and their contract"): the pod CIDR(s) from
+// Node.spec.podCIDRs, the cluster CIDRs, the MTU and backend. The agent writes it atomically
+// (temp file, fsync, rename), so a reader sees a whole old or a whole new file, never half of one.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import * as z from 'zod';
+import { CniError, ErrorCode } from '../cni/errors.ts';
+import { describeIssues } from '../cni/result.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
+
+/** Where the agent keeps node state unless configured otherwise (a tmpfs: gone at reboot, rewritten at start). */
+export const DEFAULT_STATE_DIR = '/run/strand';
+export const NODE_STATE_FILE = 'node.json';
+export const NODE_STATE_VERSION = 1;
+
+export const BACKENDS = ['vxlan', 'host-gw', 'none'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+export interface NodeState {
+  version: 1;
+  nodeName: string;
+  /** Node.spec.podCIDRs: one per family at most (dual-stack), the IPv4 one first when both exist. */
+  podCIDRs: string[];
+  clusterCIDRs: string[];
+  mtu: number;
+  backend: Backend;
+  /** The agent's unix socket, when it accepts pod notifications. */
+  agentSocket?: string;
+  /** ISO 8601 time of the write. */
+  updatedAt: string;
+}
+
+export function nodeStatePath(stateDir: string): string {
+  return join(stateDir, NODE_STATE_FILE);
+}
+
+function isCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return false;
+  const family = isIP(s.slice(0, slash));
+  const prefix = s.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+let schema: z.ZodType<NodeState> | undefined;
+// Built on first use: schema construction costs start-up time on the CNI path.
+function nodeStateSchema(): z.ZodType<NodeState> {
+  if (schema) return schema;
+  const cidr = z.string().refine(isCidr, 'not a CIDR (address/prefix)');
+  schema = z.object({
+    version: z.literal(NODE_STATE_VERSION),
+    nodeName: z.string().min(1),
+    podCIDRs: z.array(cidr),
+    clusterCIDRs: z.array(cidr),
+    mtu: z.number().int().min(68).max(65535),
+    backend: z.enum(BACKENDS),
+    agentSocket: z.string().min(1).optional(),
+    updatedAt: z.iso.datetime({ offset: true }),
+  });
+  return schema;
+}
+
+/** Checks a decoded node state; throws CniError 11 naming the file and the bad fields. */
+export function parseNodeState(json: unknown, path = 'node state'): NodeState {
+  const parsed = nodeStateSchema().safeParse(json);
+  if (!parsed.success) {
+    throw new CniError(ErrorCode.TryAgainLater, `node state ${path} is invalid: ${describeIssues(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Reads `<stateDir>/node.json`. Every failure is CniError 11 (try again later): the agent writes
+ * the file when it starts and whenever the node changes, so a missing or damaged one is a state the
+ * runtime can wait out, and the message says what is missing and where.
+ */
+export function readNodeState(stateDir: string): NodeState {
+  const path = nodeStatePath(stateDir);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') {
+      throw new CniError(ErrorCode.TryAgainLater, `node state ${path} not found: the strand agent has not written this node's pod CIDR yet`);
+    }
+    throw new CniError(ErrorCode.TryAgainLater, `could not read node state ${path}: ${e.message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new CniError(ErrorCode.TryAgainLater, `node state ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseNodeState(json, path);
+}
+
+/** Validates and writes the node state atomically (mode 0644: plugins of any user may read it). */
+export function writeNodeState(stateDir: string, state: NodeState): void {
+  const valid = parseNodeState(state, nodeStatePath(stateDir));
+  writeFileAtomic(nodeStatePath(stateDir), `${JSON.stringify(valid, null, 2)}\n`, { mode: 0o644, mkdir: true });
+}
