@@ -1,0 +1,834 @@
+// A small Kubernetes API server for tests: nodes, pods, namespaces and networking.k8s.io/v1
+// NetworkPolicies over plain HTTP on 127.0.0.1, with the list/watch protocol that informers rely on
+// (resourceVersion, replay from a bounded history, bookmarks, 410 Expired after compaction), the
+// three PATCH types, and test controls: stop and restart on the same port with the state kept,
+// dropping watches, forced compaction, malformed objects, injected failures and a request log.
+//
+//   const api = await TestApiServer.start();
+//   api.create('nodes', { metadata: { name: 'n1' }, spec: { podCIDR: '10.1.0.0/24' } });
+//   api.writeKubeconfig(`${dir}/kubeconfig`);          // KubeConfig.loadFromFile works on it
+//   ...
+//   await api.stop();                                  // outage; state kept
+//   await api.start();                                 // same port
+//   await api.close();                                 // final stop
+//
+// What client-node 2 does with this (read in node_modules/@kubernetes/client-node/dist):
+// - An http:// cluster must have `insecure-skip-tls-verify: true` or every request throws
+//   "HTTP protocol is not allowed when skipTLSVerify is not set or false"; writeKubeconfig sets it.
+// - ListWatch (makeInformer) lists, then watches with resourceVersion (never allowWatchBookmarks or
+//   timeoutSeconds). A watch that ends cleanly is resumed from the last version seen; an ERROR event
+//   with code 410 clears the version so the next round relists; a watch whose HTTP status is 410 does
+//   the same. Any other failure (connection refused or reset, non-200, a failed list) is passed to
+//   the 'error' callbacks and the informer STOPS: the consumer must call start() again, with backoff.
+// - The generated API methods send PATCH as application/json-patch+json unless the Content-Type is
+//   overridden: `setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)`.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { isObject, PATCH_TYPES, type JsonObject, type JsonValue, type PatchType } from './k8s/patch.ts';
+import { apiResourceList, labelsOf, RESOURCES, type ResourceName, type ResourceType } from './k8s/resources.ts';
+import {
+  matchesFields,
+  matchesLabels,
+  parseFieldSelector,
+  parseLabelSelector,
+  SelectorError,
+  type FieldRequirement,
+  type LabelRequirement,
+} from './k8s/selectors.ts';
+import { ApiError, notFound, ObjectStore, type StoredEntry, type StoredEvent, type UpdateScope } from './k8s/store.ts';
+
+export { ApiError } from './k8s/store.ts';
+export { PATCH_TYPES, type JsonObject, type JsonValue, type PatchType } from './k8s/patch.ts';
+export { RESOURCES, type ResourceName } from './k8s/resources.ts';
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+/** An object as stored and served: plain JSON (timestamps are strings). */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  [field: string]: unknown;
+}
+
+export type Verb = 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'discovery' | 'health';
+
+export interface ApiRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  verb: Verb | undefined;
+  resource: ResourceName | undefined;
+  subresource: 'status' | undefined;
+  contentType: string | undefined;
+  /** HTTP status sent; 0 while the response has not started. */
+  status: number;
+  /** Date.now() when the request arrived. */
+  at: number;
+}
+
+export interface TestApiServerOptions {
+  /** 0 (default) picks a free port on the first start; later starts reuse it. */
+  port?: number;
+  /** When set, every request but health and version must carry `Authorization: Bearer <token>`. */
+  token?: string;
+  /** Events kept for watch replay; older versions get 410. Default 1000. */
+  historyLimit?: number;
+  /** Interval of bookmarks on watches that ask for them (allowWatchBookmarks=true). Default 1000 ms. */
+  bookmarkIntervalMs?: number;
+}
+
+export interface PatchOptions {
+  namespace?: string;
+  /** Default 'strategic'. */
+  type?: 'strategic' | 'merge' | 'json';
+  subresource?: 'status';
+}
+
+/** A malformed object stored with injectMalformed, for removeMalformed. */
+export interface MalformedHandle {
+  resource: ResourceName;
+  key: string;
+}
+
+interface Failure {
+  verb: Verb | undefined;
+  resource: ResourceName | undefined;
+  status: number;
+  remaining: number;
+}
+
+interface Watcher {
+  type: ResourceType;
+  /** undefined: all namespaces. */
+  namespace: string | undefined;
+  labels: LabelRequirement[];
+  fields: FieldRequirement[];
+  res: ServerResponse;
+  bookmarks: boolean;
+  timers: NodeJS.Timeout[];
+}
+
+type Route =
+  | { kind: 'static'; verb: Verb; contentType: string; body: string }
+  | { kind: 'collection'; type: ResourceType; namespace: string | undefined }
+  | { kind: 'item'; type: ResourceType; namespace: string; name: string; subresource: 'status' | undefined };
+
+const SHORT_PATCH_TYPES = { strategic: PATCH_TYPES.strategic, merge: PATCH_TYPES.merge, json: PATCH_TYPES.json } as const;
+
+const STATUS_REASONS: Record<number, string> = {
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  409: 'Conflict',
+  410: 'Expired',
+  415: 'UnsupportedMediaType',
+  422: 'Invalid',
+  429: 'TooManyRequests',
+  500: 'InternalError',
+  503: 'ServiceUnavailable',
+  504: 'Timeout',
+};
+
+function typeOf(resource: ResourceName): ResourceType {
+  return RESOURCES[resource];
+}
+
+/** A JSON copy: drops undefined, turns Dates (client-node models) into strings. */
+function toJson(value: unknown): JsonValue {
+  return JSON.parse(JSON.stringify(value)) as JsonValue;
+}
+
+function nameAndNamespace(type: ResourceType, obj: unknown, namespace?: string): { name: string; namespace: string } {
+  const meta = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
+  const name = typeof meta.name === 'string' ? meta.name : '';
+  const ns = type.namespaced ? (namespace ?? (typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default')) : '';
+  return { name, namespace: ns };
+}
+
+export class TestApiServer {
+  readonly host = '127.0.0.1';
+  readonly token: string | undefined;
+  readonly bookmarkIntervalMs: number;
+  /** Every request received, in order (see clearRequestLog). */
+  readonly requests: ApiRequest[] = [];
+  /** Counters since creation; survive restarts. */
+  readonly counters = { requests: 0, lists: 0, watchesStarted: 0, watchesExpired: 0, bookmarksSent: 0, eventsSent: 0, failuresInjected: 0 };
+
+  private portNumber: number;
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  private readonly store: ObjectStore;
+  private readonly watchers = new Set<Watcher>();
+  private readonly failures: Failure[] = [];
+
+  private constructor(opts: TestApiServerOptions) {
+    this.portNumber = opts.port ?? 0;
+    this.token = opts.token;
+    this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
+    this.store = new ObjectStore(opts.historyLimit ?? 1000);
+    this.store.onEvent = (event) => this.broadcast(event);
+  }
+
+  /** Creates a server and starts listening. */
+  static async start(opts: TestApiServerOptions = {}): Promise<TestApiServer> {
+    const api = new TestApiServer(opts);
+    await api.start();
+    return api;
+  }
+
+  get port(): number {
+    return this.portNumber;
+  }
+
+  get url(): string {
+    return `http://${this.host}:${this.portNumber}`;
+  }
+
+  get running(): boolean {
+    return this.server !== undefined;
+  }
+
+  /** The last resourceVersion handed out (etcd's revision). */
+  get resourceVersion(): string {
+    return String(this.store.revision);
+  }
+
+  // ---- lifetime ----
+
+  /** Listens (again) on the server's port; the objects and history are those it had when stopped. */
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) this.sendStatus(res, new ApiError(500, 'InternalError', String(err)));
+        else res.destroy();
+      });
+    });
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.portNumber, this.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.portNumber = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  /**
+   * Simulates an outage: stops listening and cuts every connection (open watches end with a reset,
+   * not a clean end of stream). The state stays; start() serves it again on the same port.
+   */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const w of [...this.watchers]) this.endWatch(w, true);
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    server.closeAllConnections();
+    await closed;
+  }
+
+  /** Final stop for test teardown (same as stop; named for intent). */
+  async close(): Promise<void> {
+    await this.stop();
+  }
+
+  // ---- watches ----
+
+  /** Open watch streams, optionally of one resource. */
+  openWatches(resource?: ResourceName): number {
+    let n = 0;
+    for (const w of this.watchers) if (resource === undefined || w.type.resource === resource) n++;
+    return n;
+  }
+
+  /**
+   * Ends open watches as the API server does at its request timeout: a clean end of stream, after
+   * which a client resumes from the last version it saw. `abrupt` resets the connections instead.
+   */
+  dropWatches(opts: { resource?: ResourceName; abrupt?: boolean } = {}): number {
+    let n = 0;
+    for (const w of [...this.watchers]) {
+      if (opts.resource !== undefined && w.type.resource !== opts.resource) continue;
+      this.endWatch(w, opts.abrupt ?? false);
+      n++;
+    }
+    return n;
+  }
+
+  /** Drops the event history: a watch from any version before now gets ERROR 410 Expired. */
+  compact(): void {
+    this.store.compact();
+  }
+
+  /**
+   * Sends 410 to open watches as a compacted etcd would: ERROR with a 410 Status, then end of
+   * stream. With `compact` (default true) the history is dropped first, so resuming fails too.
+   */
+  expireWatches(opts: { resource?: ResourceName; compact?: boolean } = {}): number {
+    if (opts.compact ?? true) this.compact();
+    let n = 0;
+    for (const w of [...this.watchers]) {
+      if (opts.resource !== undefined && w.type.resource !== opts.resource) continue;
+      this.sendExpired(w, `too old resource version: ${this.store.revision}`);
+      this.endWatch(w, false);
+      n++;
+    }
+    return n;
+  }
+
+  /** Sends a BOOKMARK now to every open watch that asked for bookmarks. */
+  sendBookmarks(): void {
+    for (const w of this.watchers) if (w.bookmarks) this.sendBookmark(w);
+  }
+
+  /** Writes a line verbatim (no newline needed) to every open watch of a resource: garbage, odd events. */
+  sendRawWatchLine(resource: ResourceName, line: string): number {
+    let n = 0;
+    for (const w of this.watchers) {
+      if (w.type.resource !== resource) continue;
+      w.res.write(line.endsWith('\n') ? line : `${line}\n`);
+      n++;
+    }
+    return n;
+  }
+
+  // ---- objects (in process) ----
+
+  get<T = KubeObject>(resource: ResourceName, name: string, namespace?: string): T | undefined {
+    const type = typeOf(resource);
+    const entry = this.store.find(resource, type.namespaced ? (namespace ?? 'default') : '', name);
+    return entry ? (structuredClone(entry.object) as T) : undefined;
+  }
+
+  /** Objects of a resource in key order, of one namespace or all; malformed ones included. */
+  list<T = KubeObject>(resource: ResourceName, namespace?: string): T[] {
+    return this.store.entries(resource, namespace).map((e) => structuredClone(e.object) as T);
+  }
+
+  /** Creates an object; the namespace of a namespaced one is metadata.namespace or "default". */
+  create<T = KubeObject>(resource: ResourceName, obj: object): T {
+    return this.store.create(typeOf(resource), toJson(obj), undefined) as T;
+  }
+
+  /** Replaces an object, status included. A metadata.resourceVersion that is not current is a 409. */
+  update<T = KubeObject>(resource: ResourceName, obj: object): T {
+    const type = typeOf(resource);
+    const { name, namespace } = nameAndNamespace(type, obj);
+    return this.store.replace(type, namespace, name, toJson(obj), 'all') as T;
+  }
+
+  /** Creates the object, or replaces it (status included, resourceVersion ignored) if it exists. */
+  upsert<T = KubeObject>(resource: ResourceName, obj: object): T {
+    const type = typeOf(resource);
+    const { name, namespace } = nameAndNamespace(type, obj);
+    if (!this.store.find(resource, namespace, name)) return this.create<T>(resource, obj);
+    const json = toJson(obj);
+    if (isObject(json) && isObject(json.metadata)) delete json.metadata.resourceVersion;
+    return this.store.replace(type, namespace, name, json, 'all') as T;
+  }
+
+  /**
+   * Patches like PATCH over HTTP would: the main resource ignores status changes, 'status' ignores
+   * spec changes.
+   */
+  patch<T = KubeObject>(resource: ResourceName, name: string, patch: unknown, opts: PatchOptions = {}): T {
+    const type = typeOf(resource);
+    const namespace = type.namespaced ? (opts.namespace ?? 'default') : '';
+    const scope: UpdateScope = opts.subresource === 'status' ? 'status' : 'main';
+    return this.store.patch(type, namespace, name, SHORT_PATCH_TYPES[opts.type ?? 'strategic'], toJson(patch), scope) as T;
+  }
+
+  /** Deletes an object (emits DELETED); returns its last state, or undefined if there was none. */
+  delete<T = KubeObject>(resource: ResourceName, name: string, namespace?: string): T | undefined {
+    const type = typeOf(resource);
+    const ns = type.namespaced ? (namespace ?? 'default') : '';
+    if (!this.store.find(resource, ns, name)) return undefined;
+    return this.store.remove(type, ns, name) as T;
+  }
+
+  /**
+   * Stores any JSON value as an object of `resource` without validation and emits ADDED: a pod whose
+   * spec is a string, metadata without a name, no metadata at all. It appears in lists and watches
+   * like any object. If it has a metadata object its resourceVersion is set, unless
+   * `stampResourceVersion` is false.
+   */
+  injectMalformed(resource: ResourceName, raw: unknown, opts: { namespace?: string; stampResourceVersion?: boolean } = {}): MalformedHandle {
+    return this.store.injectMalformed(typeOf(resource), toJson(raw), opts);
+  }
+
+  /** Deletes an object stored by injectMalformed (emits DELETED). */
+  removeMalformed(handle: MalformedHandle): void {
+    this.store.removeByKey(typeOf(handle.resource), handle.key);
+  }
+
+  // ---- failures, log, kubeconfig ----
+
+  /**
+   * The next `times` requests matching verb and resource (either may be left out) fail with an HTTP
+   * status and a Status body, e.g. a 500 on list or a 503 on watch.
+   */
+  failRequests(match: { verb?: Verb; resource?: ResourceName }, status = 500, times = 1): void {
+    this.failures.push({ verb: match.verb, resource: match.resource, status, remaining: times });
+  }
+
+  requestsMatching(match: { verb?: Verb; resource?: ResourceName; method?: string }): ApiRequest[] {
+    return this.requests.filter(
+      (r) =>
+        (match.verb === undefined || r.verb === match.verb) &&
+        (match.resource === undefined || r.resource === match.resource) &&
+        (match.method === undefined || r.method === match.method),
+    );
+  }
+
+  clearRequestLog(): void {
+    this.requests.length = 0;
+  }
+
+  /** Polls until `condition` holds; rejects after `timeoutMs`. */
+  async waitFor(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** A kubeconfig for this server: plain http (client-node requires insecure-skip-tls-verify). */
+  kubeconfigYaml(opts: { token?: string } = {}): string {
+    const token = opts.token ?? this.token;
+    return [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: strand-test',
+      '  cluster:',
+      `    server: ${this.url}`,
+      '    insecure-skip-tls-verify: true',
+      'users:',
+      '- name: strand-test',
+      token === undefined ? '  user: {}' : `  user:\n    token: ${JSON.stringify(token)}`,
+      'contexts:',
+      '- name: strand-test',
+      '  context:',
+      '    cluster: strand-test',
+      '    user: strand-test',
+      'current-context: strand-test',
+      '',
+    ].join('\n');
+  }
+
+  /** Writes kubeconfigYaml() to `path` (creating its directory) and returns the path. */
+  writeKubeconfig(path: string, opts: { token?: string } = {}): string {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, this.kubeconfigYaml(opts), { mode: 0o600 });
+    return path;
+  }
+
+  // ---- HTTP ----
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const query = Object.fromEntries(url.searchParams);
+    const route = this.route(url.pathname);
+    const method = req.method ?? 'GET';
+    const verb = route instanceof ApiError ? undefined : this.verbOf(route, method, query);
+    const record: ApiRequest = {
+      method,
+      path: url.pathname,
+      query,
+      verb,
+      resource: route instanceof ApiError || route.kind === 'static' ? undefined : route.type.resource,
+      subresource: !(route instanceof ApiError) && route.kind === 'item' ? route.subresource : undefined,
+      contentType: req.headers['content-type'],
+      status: 0,
+      at: Date.now(),
+    };
+    this.requests.push(record);
+    this.counters.requests++;
+    res.on('close', () => (record.status = res.statusCode));
+    try {
+      await this.dispatch(req, res, route, record);
+    } finally {
+      if (res.headersSent) record.status = res.statusCode;
+    }
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, route: Route | ApiError, record: ApiRequest): Promise<void> {
+    const { method, verb, path, query } = record;
+    if (this.token !== undefined && verb !== 'health' && path !== '/version') {
+      if (req.headers.authorization !== `Bearer ${this.token}`) {
+        req.resume();
+        return this.sendStatus(res, new ApiError(401, 'Unauthorized', 'Unauthorized'));
+      }
+    }
+    if (route instanceof ApiError) {
+      req.resume();
+      return this.sendStatus(res, route);
+    }
+    const failure = this.failures.find(
+      (f) => f.remaining > 0 && (f.verb === undefined || f.verb === verb) && (f.resource === undefined || f.resource === record.resource),
+    );
+    if (failure) {
+      failure.remaining--;
+      if (failure.remaining === 0) this.failures.splice(this.failures.indexOf(failure), 1);
+      this.counters.failuresInjected++;
+      req.resume();
+      return this.sendStatus(res, new ApiError(failure.status, STATUS_REASONS[failure.status] ?? 'Unknown', `injected failure (${failure.status})`));
+    }
+    try {
+      if (route.kind === 'static') {
+        req.resume();
+        res.writeHead(200, { 'Content-Type': route.contentType });
+        res.end(route.body);
+        return;
+      }
+      const body = method === 'GET' ? undefined : await readBody(req);
+      if (route.kind === 'collection') return this.handleCollection(route, method, query, body, res);
+      return this.handleItem(route, method, req.headers['content-type'], body, res);
+    } catch (err) {
+      if (err instanceof ApiError) return this.sendStatus(res, err);
+      if (err instanceof SelectorError) return this.sendStatus(res, new ApiError(400, 'BadRequest', err.message));
+      throw err;
+    }
+  }
+
+  private verbOf(route: Route, method: string, query: Record<string, string>): Verb | undefined {
+    if (route.kind === 'static') return route.verb;
+    if (route.kind === 'collection') {
+      if (method === 'GET') return query.watch === 'true' || query.watch === '1' ? 'watch' : 'list';
+      return method === 'POST' ? 'create' : undefined;
+    }
+    return ({ GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<string, Verb>)[method];
+  }
+
+  private route(pathname: string): Route | ApiError {
+    const seg = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
+    const json = (verb: Verb, body: unknown): Route => ({ kind: 'static', verb, contentType: 'application/json', body: JSON.stringify(body) });
+    const path = seg.join('/');
+    if (['healthz', 'livez', 'readyz'].includes(path)) return { kind: 'static', verb: 'health', contentType: 'text/plain', body: 'ok' };
+    if (path === 'version') return json('discovery', VERSION);
+    if (path === 'api') {
+      return json('discovery', {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `${this.host}:${this.portNumber}` }],
+      });
+    }
+    if (path === 'apis') return json('discovery', { kind: 'APIGroupList', apiVersion: 'v1', groups: [NETWORKING_GROUP] });
+    if (path === 'apis/networking.k8s.io') return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...NETWORKING_GROUP });
+    if (path === 'api/v1') return json('discovery', apiResourceList('v1'));
+    if (path === 'apis/networking.k8s.io/v1') return json('discovery', apiResourceList('networking.k8s.io/v1'));
+
+    let groupVersion: string;
+    let rest: string[];
+    if (seg[0] === 'api' && seg[1] === 'v1') {
+      groupVersion = 'v1';
+      rest = seg.slice(2);
+    } else if (seg[0] === 'apis' && seg.length >= 3) {
+      groupVersion = `${seg[1]}/${seg[2]}`;
+      rest = seg.slice(3);
+    } else {
+      return new ApiError(404, 'NotFound', `the server could not find the requested resource (${pathname})`);
+    }
+    const resourceIn = (name: string | undefined): ResourceType | undefined => {
+      const type = Object.values(RESOURCES).find((r) => r.resource === name);
+      return type && type.apiVersion === groupVersion ? type : undefined;
+    };
+    const subresourceOf = (s: string | undefined): 'status' | undefined | ApiError =>
+      s === undefined ? undefined : s === 'status' ? 'status' : new ApiError(404, 'NotFound', `subresource "${s}" is not served here`);
+    const missing = new ApiError(404, 'NotFound', `the server could not find the requested resource (${pathname})`);
+
+    // namespaces/{ns}/{resource}[/{name}[/status]] for namespaced resources
+    if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'status' && rest[2] !== 'finalize') {
+      const type = resourceIn(rest[2]);
+      if (!type || !type.namespaced || rest.length > 5) return missing;
+      const namespace = rest[1] ?? '';
+      if (rest.length === 3) return { kind: 'collection', type, namespace };
+      const sub = subresourceOf(rest[4]);
+      if (sub instanceof ApiError) return sub;
+      if (sub === 'status' && !type.hasStatus) return missing;
+      return { kind: 'item', type, namespace, name: rest[3] ?? '', subresource: sub };
+    }
+    // {resource}[/{name}[/status]]: cluster-scoped resources, or all namespaces for a namespaced list
+    const type = resourceIn(rest[0]);
+    if (!type || rest.length > 3) return missing;
+    if (rest.length === 1) return { kind: 'collection', type, namespace: undefined };
+    if (type.namespaced) return missing;
+    const sub = subresourceOf(rest[2]);
+    if (sub instanceof ApiError) return sub;
+    return { kind: 'item', type, namespace: '', name: rest[1] ?? '', subresource: sub };
+  }
+
+  private handleCollection(
+    route: Extract<Route, { kind: 'collection' }>,
+    method: string,
+    query: Record<string, string>,
+    body: JsonValue | undefined,
+    res: ServerResponse,
+  ): void {
+    const { type, namespace } = route;
+    if (method === 'GET') {
+      const labels = parseLabelSelector(query.labelSelector);
+      const fields = parseFieldSelector(query.fieldSelector, type.fieldLabels);
+      if (query.watch === 'true' || query.watch === '1') return this.startWatch(type, namespace, labels, fields, query, res);
+      return this.sendJson(res, 200, this.listResponse(type, namespace, labels, fields, query));
+    }
+    if (method === 'POST') {
+      if (type.namespaced && namespace === undefined) {
+        throw new ApiError(405, 'MethodNotAllowed', `create ${type.resource} needs a namespace in the path`);
+      }
+      return this.sendJson(res, 201, this.store.create(type, body ?? null, namespace));
+    }
+    throw new ApiError(405, 'MethodNotAllowed', `${method} is not supported on ${type.resource}`);
+  }
+
+  private handleItem(
+    route: Extract<Route, { kind: 'item' }>,
+    method: string,
+    contentType: string | undefined,
+    body: JsonValue | undefined,
+    res: ServerResponse,
+  ): void {
+    const { type, namespace, name, subresource } = route;
+    const scope: UpdateScope = subresource === 'status' ? 'status' : 'main';
+    switch (method) {
+      case 'GET': {
+        const entry = this.store.find(type.resource, namespace, name);
+        if (!entry) throw notFound(type, name);
+        return this.sendJson(res, 200, entry.object);
+      }
+      case 'PUT':
+        return this.sendJson(res, 200, this.store.replace(type, namespace, name, body ?? null, scope));
+      case 'PATCH': {
+        const patchType = (contentType ?? '').split(';')[0]?.trim() as PatchType;
+        if (!Object.values(PATCH_TYPES).includes(patchType)) {
+          throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${Object.values(PATCH_TYPES).join(', ')}`);
+        }
+        return this.sendJson(res, 200, this.store.patch(type, namespace, name, patchType, body ?? null, scope));
+      }
+      case 'DELETE': {
+        if (subresource) throw new ApiError(405, 'MethodNotAllowed', 'DELETE is not supported on a subresource');
+        const options = isObject(body) && isObject(body.preconditions) ? body.preconditions : {};
+        const preconditions: { uid?: string; resourceVersion?: string } = {};
+        if (typeof options.uid === 'string') preconditions.uid = options.uid;
+        if (typeof options.resourceVersion === 'string') preconditions.resourceVersion = options.resourceVersion;
+        return this.sendJson(res, 200, this.store.remove(type, namespace, name, preconditions));
+      }
+      default:
+        throw new ApiError(405, 'MethodNotAllowed', `${method} is not supported on ${type.resource}`);
+    }
+  }
+
+  private matches(w: Pick<Watcher, 'type' | 'labels' | 'fields'>, obj: JsonValue): boolean {
+    return matchesLabels(w.labels, labelsOf(obj)) && matchesFields(w.fields, w.type.fields(obj));
+  }
+
+  private listResponse(
+    type: ResourceType,
+    namespace: string | undefined,
+    labels: LabelRequirement[],
+    fields: FieldRequirement[],
+    query: Record<string, string>,
+  ): JsonObject {
+    this.counters.lists++;
+    let listRv = this.store.revision;
+    let after: string | undefined;
+    if (query.continue) {
+      const token = decodeContinue(query.continue);
+      if (token.rv < this.store.floor) {
+        throw new ApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      }
+      listRv = token.rv;
+      after = token.after;
+    }
+    const selector = { type, labels, fields };
+    let entries: StoredEntry[] = this.store.entries(type.resource, namespace).filter((e) => this.matches(selector, e.object));
+    if (after !== undefined) {
+      const start = after;
+      entries = entries.filter((e) => e.key > start);
+    }
+    const limit = query.limit ? Number(query.limit) : 0;
+    const metadata: JsonObject = { resourceVersion: String(listRv) };
+    if (limit > 0 && entries.length > limit) {
+      const page = entries.slice(0, limit);
+      metadata.continue = encodeContinue({ rv: listRv, after: page[page.length - 1]?.key ?? '' });
+      metadata.remainingItemCount = entries.length - limit;
+      entries = page;
+    }
+    // The real server leaves kind and apiVersion out of the items of a list.
+    const items = entries.map((e) => {
+      if (!isObject(e.object)) return e.object;
+      const { kind: _kind, apiVersion: _apiVersion, ...item } = e.object;
+      return item;
+    });
+    return { kind: type.listKind, apiVersion: type.apiVersion, metadata, items };
+  }
+
+  private startWatch(
+    type: ResourceType,
+    namespace: string | undefined,
+    labels: LabelRequirement[],
+    fields: FieldRequirement[],
+    query: Record<string, string>,
+    res: ServerResponse,
+  ): void {
+    const rvParam = query.resourceVersion ?? '';
+    if (rvParam !== '' && !/^\d+$/.test(rvParam)) throw new ApiError(400, 'BadRequest', `invalid resource version "${rvParam}"`);
+    this.counters.watchesStarted++;
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
+    res.flushHeaders();
+    const watcher: Watcher = { type, namespace, labels, fields, res, bookmarks: query.allowWatchBookmarks === 'true', timers: [] };
+
+    // A version older than the history is answered as the watch cache does: a 200 stream with one
+    // ERROR event carrying a 410 Status, then the end of the stream.
+    const from = rvParam === '' ? 0 : Number(rvParam);
+    if (rvParam !== '' && rvParam !== '0' && from < this.store.floor) {
+      this.sendExpired(watcher, `too old resource version: ${from} (${this.store.floor + 1})`);
+      res.end();
+      return;
+    }
+    this.watchers.add(watcher);
+    res.on('close', () => this.forgetWatch(watcher));
+
+    if (rvParam === '' || rvParam === '0') {
+      // No version (or "any"): the current state as ADDED events, then changes from now on.
+      for (const entry of this.store.entries(type.resource, namespace)) {
+        if (this.matches(watcher, entry.object)) this.sendEvent(watcher, 'ADDED', entry.object);
+      }
+      if (watcher.bookmarks && query.sendInitialEvents === 'true') {
+        this.sendBookmark(watcher, { 'k8s.io/initial-events-end': 'true' });
+      }
+    } else {
+      for (const event of this.store.history) if (event.rv > from) this.deliver(watcher, event);
+    }
+    if (watcher.bookmarks) watcher.timers.push(setInterval(() => this.sendBookmark(watcher), this.bookmarkIntervalMs));
+    const timeout = Number(query.timeoutSeconds ?? 0);
+    if (timeout > 0) watcher.timers.push(setTimeout(() => this.endWatch(watcher, false), timeout * 1000));
+  }
+
+  private broadcast(event: StoredEvent): void {
+    for (const w of this.watchers) this.deliver(w, event);
+  }
+
+  /** Sends what a watch with selectors sees of a change: an object entering the selection is ADDED, one leaving it DELETED. */
+  private deliver(w: Watcher, event: StoredEvent): void {
+    if (w.type.resource !== event.resource) return;
+    if (w.namespace !== undefined && w.namespace !== event.namespace) return;
+    const now = this.matches(w, event.object);
+    const before = event.previous !== undefined && this.matches(w, event.previous);
+    if (event.type === 'ADDED' && now) this.sendEvent(w, 'ADDED', event.object);
+    if (event.type === 'DELETED' && (now || before)) this.sendEvent(w, 'DELETED', event.object);
+    if (event.type === 'MODIFIED') {
+      if (now && before) this.sendEvent(w, 'MODIFIED', event.object);
+      else if (now) this.sendEvent(w, 'ADDED', event.object);
+      else if (before) this.sendEvent(w, 'DELETED', event.object);
+    }
+  }
+
+  private sendEvent(w: Watcher, type: string, object: JsonValue): void {
+    this.counters.eventsSent++;
+    w.res.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  private sendBookmark(w: Watcher, annotations?: Record<string, string>): void {
+    this.counters.bookmarksSent++;
+    const metadata: JsonObject = { resourceVersion: String(this.store.revision) };
+    if (annotations) metadata.annotations = annotations;
+    w.res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: w.type.kind, apiVersion: w.type.apiVersion, metadata } })}\n`);
+  }
+
+  private sendExpired(w: Pick<Watcher, 'res'>, message: string): void {
+    this.counters.watchesExpired++;
+    const status = new ApiError(410, 'Expired', message).toStatus();
+    w.res.write(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
+  }
+
+  private endWatch(w: Watcher, abrupt: boolean): void {
+    this.forgetWatch(w);
+    if (abrupt) w.res.destroy();
+    else w.res.end();
+  }
+
+  private forgetWatch(w: Watcher): void {
+    for (const t of w.timers) clearTimeout(t);
+    w.timers = [];
+    this.watchers.delete(w);
+  }
+
+  private sendJson(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private sendStatus(res: ServerResponse, err: ApiError): void {
+    this.sendJson(res, err.code, err.toStatus());
+  }
+}
+
+const VERSION = {
+  major: '1',
+  minor: '33',
+  gitVersion: 'v1.33.0-strand-test',
+  gitCommit: '0000000000000000000000000000000000000000',
+  gitTreeState: 'clean',
+  buildDate: '2025-01-01T00:00:00Z',
+  goVersion: 'go1.24.0',
+  compiler: 'gc',
+  platform: 'linux/amd64',
+};
+
+const NETWORKING_GROUP = {
+  name: 'networking.k8s.io',
+  versions: [{ groupVersion: 'networking.k8s.io/v1', version: 'v1' }],
+  preferredVersion: { groupVersion: 'networking.k8s.io/v1', version: 'v1' },
+};
+
+async function readBody(req: IncomingMessage): Promise<JsonValue | undefined> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new ApiError(400, 'BadRequest', `the request body is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function encodeContinue(token: { rv: number; after: string }): string {
+  return Buffer.from(JSON.stringify(token)).toString('base64url');
+}
+
+function decodeContinue(text: string): { rv: number; after: string } {
+  try {
+    const token = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
+    if (isObject(token) && typeof token.rv === 'number' && typeof token.after === 'string') return { rv: token.rv, after: token.after };
+  } catch {
+    // fall through to the error below
+  }
+  throw new ApiError(400, 'BadRequest', 'invalid continue token');
+}
