@@ -508,6 +508,39 @@ describe('malformed objects', () => {
     expect(informer.get('', 'default')?.spec).toBe(42);
   });
 
+  it('without metadata must be filtered before the ListWatch cache, which a Watch subclass can do', async () => {
+    // ListWatch reads obj.metadata.namespace unguarded: an item without metadata makes start() reject
+    // when listed, and is an unhandled rejection (fatal in Node by default) when watched. The list
+    // function can drop such items; watch events can only be filtered in the Watch it is given.
+    api.injectMalformed('pods', { kind: 'Pod', spec: {} }, { namespace: 'default' });
+    const skipped: unknown[] = [];
+    const hasMetadata = (o: unknown): boolean => typeof o === 'object' && o !== null && typeof (o as KubernetesObject).metadata === 'object';
+    class SkippingWatch extends Watch {
+      override watch(...[path, query, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
+        const skipping: typeof callback = (phase, obj: unknown, raw: unknown) => {
+          if (phase === 'BOOKMARK' || phase === 'ERROR' || hasMetadata(obj)) callback(phase, obj, raw);
+          else skipped.push(obj);
+        };
+        return super.watch(path, query, skipping, done);
+      }
+    }
+    const core = kc.makeApiClient(CoreV1Api);
+    const listFn = async () => {
+      const list = await core.listPodForAllNamespaces();
+      return { ...list, items: list.items.filter((p) => (hasMetadata(p) ? true : (skipped.push(p), false))) };
+    };
+    const informer = await started(new ListWatch<V1Pod>('/api/v1/pods', new SkippingWatch(kc), listFn, false));
+    expect(skipped).toHaveLength(1);
+    await api.waitFor(() => api.openWatches() === 1);
+    api.injectMalformed('pods', 'a pod that is a string');
+    api.create('pods', pod('default', 'fine', 'n1'));
+    await api.waitFor(() => informer.list().length === 1);
+    expect(skipped).toHaveLength(2);
+    expect(skipped[0]).toMatchObject({ spec: {} }); // deserialized list item: no metadata, kind left out of lists
+    expect(skipped[1]).toBe('a pod that is a string');
+    expect(names(informer.list())).toEqual(['fine']);
+  });
+
   it('reach a raw watch, next to garbage lines it skips', async () => {
     const seen: { type: string; object: unknown }[] = [];
     let ended = false;
@@ -571,5 +604,62 @@ describe('raw watch protocol', () => {
     const ok = await fetch(`${api.url}/api/v1/nodes?watch=true&resourceVersion=${api.resourceVersion}&timeoutSeconds=1`);
     expect(ok.status).toBe(200);
     await ok.body?.cancel();
+  });
+});
+
+describe('write rules', () => {
+  it('keeps identity fields, bumps generation on spec changes and checks delete preconditions', async () => {
+    const created = api.create('pods', pod('default', 'p', 'n1'));
+    expect(created.metadata.generation).toBe(1);
+    const relabelled = api.patch('pods', 'p', { metadata: { labels: { a: 'b' }, uid: 'forged' } }, { type: 'merge' });
+    expect(relabelled.metadata.uid).toBe(created.metadata.uid);
+    expect(relabelled.metadata.generation).toBe(1);
+    const respec = api.patch('pods', 'p', { spec: { containers: [{ name: 'c', image: 'pause:2' }] } });
+    expect(respec.metadata.generation).toBe(2);
+    expect((respec.spec as { containers: unknown[] }).containers).toEqual([{ name: 'c', image: 'pause:2' }]);
+
+    expect(() => api.update('pods', { ...created })).toThrow(/the object has been modified/);
+    const upserted = api.upsert('pods', { ...pod('default', 'p', 'n1'), status: { phase: 'Running', podIP: '10.244.1.5' } });
+    expect(upserted.status).toEqual({ phase: 'Running', podIP: '10.244.1.5' });
+
+    const wrongUid = await fetch(`${api.url}/api/v1/namespaces/default/pods/p`, {
+      method: 'DELETE',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ preconditions: { uid: 'other' } }),
+    });
+    expect(wrongUid.status).toBe(409);
+    expect(api.get('pods', 'p')).toBeDefined();
+    expect(api.delete('pods', 'p')?.metadata.resourceVersion).toBe(api.resourceVersion);
+    expect(api.delete('pods', 'p')).toBeUndefined();
+  });
+
+  it('replaces only status through PUT /status and refuses what it cannot serve', async () => {
+    const created = api.create('nodes', node('n1', { status: { capacity: { pods: '110' } } }));
+    const put = (path: string, body: unknown, method = 'PUT') =>
+      fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await put('/api/v1/nodes/n1/status', { ...created, spec: { podCIDR: '10.0.0.0/8' }, status: { capacity: { pods: '10' } } });
+    expect(res.status).toBe(200);
+    const after = api.get('nodes', 'n1');
+    expect(after?.spec).toEqual({ podCIDR: '10.244.1.0/24' });
+    expect(after?.status).toEqual({ capacity: { pods: '10' } });
+
+    expect((await put('/api/v1/pods', pod('default', 'x', 'n1'), 'POST')).status).toBe(405);
+    expect((await put('/api/v1/nodes/n1', { metadata: { name: 'other' } })).status).toBe(400);
+    expect((await put('/api/v1/nodes/n1', {}, 'PATCH')).status).toBe(415);
+    expect((await fetch(`${api.url}/api/v1/pods?labelSelector=${encodeURIComponent('a in b')}`)).status).toBe(400);
+    expect((await fetch(`${api.url}/apis/networking.k8s.io/v1/nodes`)).status).toBe(404);
+    expect(api.requests.slice(-5).map((r) => r.status)).toEqual([405, 400, 415, 400, 404]);
+  });
+
+  it('applies strategic merge directives for primitive sets and whole-list replacement', () => {
+    api.create('nodes', node('n1', { metadata: { name: 'n1', finalizers: ['a', 'b'] }, spec: { podCIDRs: ['10.1.0.0/24'], taints: [{ key: 'k', effect: 'NoSchedule' }] } }));
+    const patched = api.patch('nodes', 'n1', {
+      metadata: { finalizers: ['c'], '$deleteFromPrimitiveList/finalizers': ['a'] },
+      spec: { podCIDRs: ['fd00::/64'], taints: [{ $patch: 'replace' }, { key: 'x', effect: 'NoExecute' }] },
+    });
+    expect(patched.metadata.finalizers).toEqual(['b', 'c']);
+    expect(patched.spec).toEqual({ podCIDRs: ['10.1.0.0/24', 'fd00::/64'], taints: [{ key: 'x', effect: 'NoExecute' }] });
+    const moved = api.patch('nodes', 'n1', [{ op: 'move', from: '/spec/podCIDRs/1', path: '/spec/podCIDRs/0' }, { op: 'remove', path: '/spec/taints' }], { type: 'json' });
+    expect(moved.spec).toEqual({ podCIDRs: ['fd00::/64', '10.1.0.0/24'] });
   });
 });
