@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { broadcastOf, formatCidr, formatIp, formatMac, networkOf, parseCidr, parseIp, parseMac, tryParseIp } from '../../src/kernel/ip.ts';
+
+describe('IP addresses', () => {
+  it('parses and formats IPv4', () => {
+    const ip = parseIp('10.244.1.5');
+    expect(ip.family).toBe(4);
+    expect([...ip.bytes]).toEqual([10, 244, 1, 5]);
+    expect(formatIp(ip.bytes)).toBe('10.244.1.5');
+  });
+
+  it('refuses malformed IPv4', () => {
+    for (const bad of ['10.1.1', '10.1.1.256', '010.1.1.1', '1.2.3.4.5', '', 'a.b.c.d', '1..2.3']) {
+      expect(tryParseIp(bad), bad).toBeUndefined();
+    }
+  });
+
+  it.each([
+    ['2001:db8::1', '2001:db8::1'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['fe80::', 'fe80::'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], // first of two equal runs
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // a single zero group is not compressed
+    ['fd00:0:0:1::', 'fd00:0:0:1::'],
+    ['::ffff:10.1.2.3', '::ffff:10.1.2.3'],
+    ['64:ff9b::192.0.2.33', '64:ff9b::c000:221'],
+  ])('formats %s as %s (RFC 5952)', (text, canonical) => {
+    const ip = parseIp(text);
+    expect(ip.family).toBe(6);
+    expect(formatIp(ip.bytes)).toBe(canonical);
+  });
+
+  it('refuses malformed IPv6', () => {
+    for (const bad of ['1::2::3', '12345::', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', 'g::1', ':::', '1:2:3:4:5:6:7::8']) {
+      expect(tryParseIp(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('parses CIDRs and bare addresses', () => {
+    expect(parseCidr('10.244.0.0/16')).toMatchObject({ family: 4, prefixLength: 16 });
+    expect(parseCidr('fd00::/64')).toMatchObject({ family: 6, prefixLength: 64 });
+    expect(parseCidr('10.1.1.1').prefixLength).toBe(32);
+    expect(parseCidr('::1').prefixLength).toBe(128);
+    expect(() => parseCidr('10.0.0.0/33')).toThrow(/prefix length/);
+    expect(() => parseCidr('fd00::/129')).toThrow(/prefix length/);
+    expect(() => parseCidr('10.0.0.0/')).toThrow(/prefix length/);
+    expect(formatCidr(parseCidr('10.244.1.5/24').bytes, 24)).toBe('10.244.1.5/24');
+  });
+
+  it('computes network and broadcast addresses', () => {
+    const c = parseCidr('10.244.1.5/22');
+    expect(formatIp(networkOf(c.bytes, 22))).toBe('10.244.0.0');
+    expect(formatIp(broadcastOf(c.bytes, 22))).toBe('10.244.3.255');
+    expect(formatIp(networkOf(parseIp('fd00:1:2:3::9').bytes, 48))).toBe('fd00:1:2::');
+  });
+
+  it('parses and formats MAC addresses', () => {
+    expect(formatMac(parseMac('0A:1b:2C:3d:4E:5f'))).toBe('0a:1b:2c:3d:4e:5f');
+    expect(formatMac(parseMac('0a-1b-2c-3d-4e-5f'))).toBe('0a:1b:2c:3d:4e:5f');
+    expect(() => parseMac('0a:1b:2c:3d:4e')).toThrow(/invalid MAC/);
+    expect(() => parseMac('0a:1b:2c:3d:4e:5g')).toThrow(/invalid MAC/);
+  });
+});
