@@ -20,14 +20,26 @@
 //   with code 410 clears the version so the next round relists; a watch whose HTTP status is 410 does
 //   the same. Any other failure (connection refused or reset, non-200, a failed list) is passed to
 //   the 'error' callbacks and the informer STOPS: the consumer must call start() again, with backoff.
+//   stop() also reports an AbortError to the 'error' callbacks, so that handler must know it stopped.
+//   Reconnects with no event in between back off 1 s, 2 s, … 30 s; Watch aborts a stream silent for
+//   30 s and resumes at once (a quiet resource is re-watched every 30 s).
+// - makeInformer's labelSelector reaches only the watch: the list function must apply it too.
+// - List responses are deserialized into model classes (timestamps become Dates, unknown fields are
+//   dropped, a string where an array belongs throws "data is not iterable" and fails the whole list);
+//   watch objects are raw JSON. An object without metadata throws inside ListWatch (start() rejects,
+//   or an unhandled rejection from a watch event): filter in the list function and a Watch subclass.
 // - The generated API methods send PATCH as application/json-patch+json unless the Content-Type is
 //   overridden: `setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)`.
+//
+// Simplifications: a namespace's deletion does not cascade; a pod is deleted at once (no grace
+// period); a LIST always reads the latest state (its resourceVersion parameter is ignored); the
+// continue token pages through current state, not a snapshot.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { isObject, PATCH_TYPES, type JsonObject, type JsonValue, type PatchType } from './k8s/patch.ts';
-import { apiResourceList, labelsOf, RESOURCES, type ResourceName, type ResourceType } from './k8s/resources.ts';
+import { labelsOf, RESOURCES, type ResourceName, type ResourceType } from './k8s/resources.ts';
 import {
   matchesFields,
   matchesLabels,
@@ -37,6 +49,7 @@ import {
   type FieldRequirement,
   type LabelRequirement,
 } from './k8s/selectors.ts';
+import { decodeContinue, encodeContinue, readBody, routeOf, type Route, type Verb } from './k8s/routes.ts';
 import { ApiError, notFound, ObjectStore, type StoredEntry, type StoredEvent, type UpdateScope } from './k8s/store.ts';
 
 export { ApiError } from './k8s/store.ts';
@@ -64,7 +77,7 @@ export interface KubeObject {
   [field: string]: unknown;
 }
 
-export type Verb = 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'discovery' | 'health';
+export type { Verb } from './k8s/routes.ts';
 
 export interface ApiRequest {
   method: string;
@@ -121,11 +134,6 @@ interface Watcher {
   bookmarks: boolean;
   timers: NodeJS.Timeout[];
 }
-
-type Route =
-  | { kind: 'static'; verb: Verb; contentType: string; body: string }
-  | { kind: 'collection'; type: ResourceType; namespace: string | undefined }
-  | { kind: 'item'; type: ResourceType; namespace: string; name: string; subresource: 'status' | undefined };
 
 const SHORT_PATCH_TYPES = { strategic: PATCH_TYPES.strategic, merge: PATCH_TYPES.merge, json: PATCH_TYPES.json } as const;
 
@@ -452,7 +460,7 @@ export class TestApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const query = Object.fromEntries(url.searchParams);
-    const route = this.route(url.pathname);
+    const route = routeOf(url.pathname, `${this.host}:${this.portNumber}`);
     const method = req.method ?? 'GET';
     const verb = route instanceof ApiError ? undefined : this.verbOf(route, method, query);
     const record: ApiRequest = {
@@ -522,64 +530,6 @@ export class TestApiServer {
       return method === 'POST' ? 'create' : undefined;
     }
     return ({ GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<string, Verb>)[method];
-  }
-
-  private route(pathname: string): Route | ApiError {
-    const seg = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
-    const json = (verb: Verb, body: unknown): Route => ({ kind: 'static', verb, contentType: 'application/json', body: JSON.stringify(body) });
-    const path = seg.join('/');
-    if (['healthz', 'livez', 'readyz'].includes(path)) return { kind: 'static', verb: 'health', contentType: 'text/plain', body: 'ok' };
-    if (path === 'version') return json('discovery', VERSION);
-    if (path === 'api') {
-      return json('discovery', {
-        kind: 'APIVersions',
-        versions: ['v1'],
-        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `${this.host}:${this.portNumber}` }],
-      });
-    }
-    if (path === 'apis') return json('discovery', { kind: 'APIGroupList', apiVersion: 'v1', groups: [NETWORKING_GROUP] });
-    if (path === 'apis/networking.k8s.io') return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...NETWORKING_GROUP });
-    if (path === 'api/v1') return json('discovery', apiResourceList('v1'));
-    if (path === 'apis/networking.k8s.io/v1') return json('discovery', apiResourceList('networking.k8s.io/v1'));
-
-    let groupVersion: string;
-    let rest: string[];
-    if (seg[0] === 'api' && seg[1] === 'v1') {
-      groupVersion = 'v1';
-      rest = seg.slice(2);
-    } else if (seg[0] === 'apis' && seg.length >= 3) {
-      groupVersion = `${seg[1]}/${seg[2]}`;
-      rest = seg.slice(3);
-    } else {
-      return new ApiError(404, 'NotFound', `the server could not find the requested resource (${pathname})`);
-    }
-    const resourceIn = (name: string | undefined): ResourceType | undefined => {
-      const type = Object.values(RESOURCES).find((r) => r.resource === name);
-      return type && type.apiVersion === groupVersion ? type : undefined;
-    };
-    const subresourceOf = (s: string | undefined): 'status' | undefined | ApiError =>
-      s === undefined ? undefined : s === 'status' ? 'status' : new ApiError(404, 'NotFound', `subresource "${s}" is not served here`);
-    const missing = new ApiError(404, 'NotFound', `the server could not find the requested resource (${pathname})`);
-
-    // namespaces/{ns}/{resource}[/{name}[/status]] for namespaced resources
-    if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'status' && rest[2] !== 'finalize') {
-      const type = resourceIn(rest[2]);
-      if (!type || !type.namespaced || rest.length > 5) return missing;
-      const namespace = rest[1] ?? '';
-      if (rest.length === 3) return { kind: 'collection', type, namespace };
-      const sub = subresourceOf(rest[4]);
-      if (sub instanceof ApiError) return sub;
-      if (sub === 'status' && !type.hasStatus) return missing;
-      return { kind: 'item', type, namespace, name: rest[3] ?? '', subresource: sub };
-    }
-    // {resource}[/{name}[/status]]: cluster-scoped resources, or all namespaces for a namespaced list
-    const type = resourceIn(rest[0]);
-    if (!type || rest.length > 3) return missing;
-    if (rest.length === 1) return { kind: 'collection', type, namespace: undefined };
-    if (type.namespaced) return missing;
-    const sub = subresourceOf(rest[2]);
-    if (sub instanceof ApiError) return sub;
-    return { kind: 'item', type, namespace: '', name: rest[1] ?? '', subresource: sub };
   }
 
   private handleCollection(
@@ -787,48 +737,4 @@ export class TestApiServer {
   private sendStatus(res: ServerResponse, err: ApiError): void {
     this.sendJson(res, err.code, err.toStatus());
   }
-}
-
-const VERSION = {
-  major: '1',
-  minor: '33',
-  gitVersion: 'v1.33.0-strand-test',
-  gitCommit: '0000000000000000000000000000000000000000',
-  gitTreeState: 'clean',
-  buildDate: '2025-01-01T00:00:00Z',
-  goVersion: 'go1.24.0',
-  compiler: 'gc',
-  platform: 'linux/amd64',
-};
-
-const NETWORKING_GROUP = {
-  name: 'networking.k8s.io',
-  versions: [{ groupVersion: 'networking.k8s.io/v1', version: 'v1' }],
-  preferredVersion: { groupVersion: 'networking.k8s.io/v1', version: 'v1' },
-};
-
-async function readBody(req: IncomingMessage): Promise<JsonValue | undefined> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch (err) {
-    throw new ApiError(400, 'BadRequest', `the request body is not JSON: ${(err as Error).message}`);
-  }
-}
-
-function encodeContinue(token: { rv: number; after: string }): string {
-  return Buffer.from(JSON.stringify(token)).toString('base64url');
-}
-
-function decodeContinue(text: string): { rv: number; after: string } {
-  try {
-    const token = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
-    if (isObject(token) && typeof token.rv === 'number' && typeof token.after === 'string') return { rv: token.rv, after: token.after };
-  } catch {
-    // fall through to the error below
-  }
-  throw new ApiError(400, 'BadRequest', 'invalid continue token');
 }
