@@ -15,7 +15,7 @@ let dataDir: string;
 let storeDir: string;
 
 /** Debian's reference plugins, installed on first use when the machine lacks them (scripts/setup.sh does it in CI). */
-export function ensureReferencePlugins(): void {
+function ensureReferencePlugins(): void {
   if (existsSync(HOST_LOCAL)) return;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   spawnSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
