@@ -93,7 +93,8 @@ export interface VethPeerSpec {
   mtu?: number;
   mac?: string;
   txqlen?: number;
-  up?: boolean;
+  // No `up`: veth_newlink configures the peer before the two ends are joined, so bringing it up there
+  // fails with ENOTCONN (veth_open finds no peer). Bring it up afterwards from its own namespace.
 }
 
 export interface VethSpec extends CommonSpec {
@@ -222,7 +223,7 @@ export function encodeNewLink(
       const data = m.begin(IFLA_INFO.DATA);
       // VETH_INFO_PEER holds a whole ifinfomsg followed by the peer's own IFLA_* attributes.
       const peer = m.begin(VETH_INFO.PEER);
-      m.raw(ifinfomsg({ family: AF.UNSPEC, flags: spec.peer.up ? IFF.UP : 0 }));
+      m.raw(ifinfomsg({ family: AF.UNSPEC }));
       m.str(IFLA.IFNAME, spec.peer.name);
       putCommon(m, spec.peer);
       if (resolved.peerNetnsFd !== undefined) m.u32(IFLA.NET_NS_FD, resolved.peerNetnsFd);
@@ -421,11 +422,12 @@ export function linkIndex(nl: NetlinkSocket, ref: LinkRef): number {
 }
 
 function describeSpec(spec: LinkSpec): string {
-  let s = `add ${spec.kind} ${spec.name}`;
-  if (spec.netns !== undefined) s += ` in ${netnsLabel(spec.netns)}`;
-  if (spec.kind === 'veth') s += ` with peer ${spec.peer.name}${spec.peer.netns !== undefined ? ` in ${netnsLabel(spec.peer.netns)}` : ''}`;
-  if (spec.kind === 'vxlan') s += ` (vni ${spec.vni})`;
-  return s;
+  const details: string[] = [];
+  if (spec.netns !== undefined) details.push(`created in ${netnsLabel(spec.netns)}`);
+  if (spec.kind === 'veth') details.push(`peer ${spec.peer.name}${spec.peer.netns !== undefined ? ` in ${netnsLabel(spec.peer.netns)}` : ''}`);
+  if (spec.kind === 'vxlan') details.push(`vni ${spec.vni}`);
+  if (spec.master !== undefined) details.push(`master ${linkLabel(spec.master)}`);
+  return `add ${spec.kind} ${spec.name}${details.length ? ` (${details.join(', ')})` : ''}`;
 }
 
 /** Opens the namespaces a request names, and closes the ones it opened when done. */
