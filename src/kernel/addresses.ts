@@ -1,6 +1,7 @@
 // Interface addresses over rtnetlink (RTM_NEWADDR/DELADDR/GETADDR), IPv4 and IPv6.
 import { broadcastOf, formatCidr, formatIp, parseCidr, type IpFamily } from './ip.ts';
-import { linkIndex, linkLabel, type LinkRef } from './links.ts';
+import { KernelError } from './errors.ts';
+import { linkIndex, linkLabel, sleepSync, type LinkRef, type WaitOptions } from './links.ts';
 import { Attrs, ifaddrmsg, MessageBuilder, readIfaddrmsg, type NlMessage } from './netlink-codec.ts';
 import { AF, IFA, IFA_F, NLM_F, RT_SCOPE, RTM } from './netlink-const.ts';
 import type { NetlinkSocket } from './netlink-socket.ts';
@@ -141,4 +142,28 @@ export function listAddresses(nl: NetlinkSocket, filter: AddressFilter = {}): Ad
     out.push(a);
   }
   return out;
+}
+
+/**
+ * Waits until no IPv6 address on the link is still tentative (duplicate address detection running),
+ * so that routes via a v6 gateway can be added; the reference bridge plugin waits up to 5 s the same
+ * way. Fails with EADDRNOTAVAIL when DAD finds a duplicate, ETIMEDOUT when it does not settle.
+ */
+export function waitForDad(nl: NetlinkSocket, link: LinkRef, opts: WaitOptions = {}): void {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const intervalMs = opts.intervalMs ?? 20;
+  const deadline = performance.now() + timeoutMs;
+  const index = linkIndex(nl, link);
+  for (;;) {
+    const v6 = listAddresses(nl, { link: index, family: 6 });
+    const failed = v6.find((a) => a.dadFailed);
+    if (failed) {
+      throw new KernelError({ errno: 99 /* EADDRNOTAVAIL */, operation: `use ${failed.cidr} on ${linkLabel(link)}`, netns: nl.netns, kernelMessage: 'duplicate address detected' });
+    }
+    if (!v6.some((a) => a.tentative)) return;
+    if (performance.now() >= deadline) {
+      throw new KernelError({ errno: 110 /* ETIMEDOUT */, operation: `see IPv6 duplicate address detection finish on ${linkLabel(link)} within ${timeoutMs} ms`, netns: nl.netns });
+    }
+    sleepSync(Math.min(intervalMs, Math.max(1, deadline - performance.now())));
+  }
 }

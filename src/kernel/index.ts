@@ -18,6 +18,9 @@ export {
   setLink,
   setLinkDown,
   setLinkUp,
+  sleepSync,
+  waitForLink,
+  waitForOperUp,
 } from './links.ts';
 export type {
   AddLinkOptions,
@@ -37,8 +40,9 @@ export type {
   VethSpec,
   VxlanInfo,
   VxlanSpec,
+  WaitOptions,
 } from './links.ts';
-export { addAddress, deleteAddress, listAddresses } from './addresses.ts';
+export { addAddress, deleteAddress, listAddresses, waitForDad } from './addresses.ts';
 export type { Address, AddressFilter, AddressOptions, Scope } from './addresses.ts';
 export { addRoute, deleteRoute, listRoutes, replaceRoute } from './routes.ts';
 export type { Route, RouteFilter, RouteOptions, RouteSpec, RouteType } from './routes.ts';

@@ -2,7 +2,7 @@
 // devices; their state (up, MTU, MAC, master, promisc) and bridge port options (hairpin).
 // Encoding and decoding are pure functions exported for unit tests; the operations take a socket.
 import { closeSync } from 'node:fs';
-import { isKernelError } from './errors.ts';
+import { isKernelError, KernelError } from './errors.ts';
 import { formatIp, formatMac, parseIp, parseMac } from './ip.ts';
 import { Attrs, ifinfomsg, MessageBuilder, readIfinfomsg, type NlMessage } from './netlink-codec.ts';
 import { AF, IF_OPER, IFF, IFLA, IFLA_BR, IFLA_BRPORT, IFLA_INFO, IFLA_VXLAN, NLM_F, RTM, VETH_INFO } from './netlink-const.ts';
@@ -545,4 +545,43 @@ export function deleteLinkIfExists(nl: NetlinkSocket, ref: LinkRef): boolean {
     if (isKernelError(err, 'ENODEV')) return false;
     throw err;
   }
+}
+
+const ETIMEDOUT = 110;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the thread for ms milliseconds (the plugin is synchronous; nothing else is waiting). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+export interface WaitOptions {
+  /** Give up after this long (default 5000 ms). */
+  timeoutMs?: number;
+  /** Time between looks (default 20 ms). */
+  intervalMs?: number;
+}
+
+/**
+ * Polls a link until ready(link) holds and returns it; a KernelError (ETIMEDOUT) naming the link and
+ * what was awaited otherwise. The reference bridge plugin waits this way for the host veth to be
+ * oper-up before it reports success (its "bridge port in error state").
+ */
+export function waitForLink(nl: NetlinkSocket, ref: LinkRef, what: string, ready: (link: Link) => boolean, opts: WaitOptions = {}): Link {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const intervalMs = opts.intervalMs ?? 20;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const link = getLink(nl, ref);
+    if (ready(link)) return link;
+    if (performance.now() >= deadline) {
+      throw new KernelError({ errno: ETIMEDOUT, operation: `see ${linkLabel(ref)} ${what} within ${timeoutMs} ms`, netns: nl.netns });
+    }
+    sleepSync(Math.min(intervalMs, Math.max(1, deadline - performance.now())));
+  }
+}
+
+/** Waits for a link to be operationally up (IFLA_OPERSTATE up, or unknown with carrier, as for lo). */
+export function waitForOperUp(nl: NetlinkSocket, ref: LinkRef, opts: WaitOptions = {}): Link {
+  return waitForLink(nl, ref, 'operationally up', (l) => l.operState === 'up' || (l.operState === 'unknown' && l.up && l.lowerUp), opts);
 }

@@ -14,6 +14,7 @@ import {
   NetlinkSocket,
   replaceRoute,
   setLinkUp,
+  waitForDad,
 } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
@@ -109,6 +110,14 @@ describe('addresses', () => {
     const missing = errorOf(() => deleteAddress(nl, dev, '10.244.9.9/24'));
     expect(missing.code).toBe('EADDRNOTAVAIL');
     expect(missing.message).toMatch(new RegExp(`^failed to delete address 10.244.9.9/24 from ${dev} in ${ns.path}: Cannot assign requested address`));
+  });
+
+  it('waits for IPv6 duplicate address detection to finish', () => {
+    const { nl, dev } = setup();
+    addAddress(nl, dev, 'fd00:3::5/64');
+    expect(listAddresses(nl, { link: dev, family: 6 }).find((a) => a.cidr === 'fd00:3::5/64')?.tentative).toBe(true);
+    waitForDad(nl, dev);
+    expect(listAddresses(nl, { link: dev, family: 6 }).find((a) => a.cidr === 'fd00:3::5/64')?.tentative).toBe(false);
   });
 
   it('adds an address without its prefix route', () => {

@@ -15,6 +15,7 @@ import {
   setLink,
   setLinkDown,
   setLinkUp,
+  waitForOperUp,
 } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
@@ -103,6 +104,20 @@ describe('veth pairs', () => {
     expect(ipLinkNames(host)).toContain(hostVeth);
     const hostNl = socketIn(host);
     expect(getLink(hostNl, hostVeth).parentIndex).toBe(getLink(podNl, podIf).index);
+  });
+
+  it('waits for the host end to be operationally up once the pod end is up, and times out otherwise', () => {
+    const host = netns();
+    const pod = netns();
+    const nl = socketIn(host);
+    const podNl = socketIn(pod);
+    const hostVeth = testName('veth');
+    const podIf = testName('eth');
+    addLink(nl, { kind: 'veth', name: hostVeth, up: true, peer: { name: podIf, netns: pod.path } });
+    // The pod end is down, so the host end has no carrier.
+    expect(() => waitForOperUp(nl, hostVeth, { timeoutMs: 60 })).toThrow(`failed to see ${hostVeth} operationally up within 60 ms in ${host.path}: Connection timed out`);
+    setLinkUp(podNl, podIf);
+    expect(waitForOperUp(nl, hostVeth).operState).toBe('up');
   });
 
   it('takes a namespace as an open fd, and keeps both ends in one namespace by default', () => {
