@@ -115,11 +115,12 @@ describe('reference bridge with strand-ipam', () => {
       isGateway: true,
       ipam: { type: 'strand-ipam', subnet: '10.61.0.0/30', dataDir },
     };
-    expect(bridge('ADD', config, 'first').code).toBe(0);
+    const first = bridge('ADD', config, 'first');
+    expect(first.code, first.stdout + first.stderr).toBe(0);
     // A second attachment (another interface in the pod) finds the /30 full; bridge passes the
     // message on (as its own code 999).
     const second = bridge('ADD', config, 'second', 'eth1');
-    expect(second.code).not.toBe(0);
+    expect(second.code, second.stdout + second.stderr).not.toBe(0);
     expect(second.json.msg).toContain('no IP addresses available in range set: 10.61.0.1-10.61.0.2');
     // Only the first reservation exists.
     expect(readdirSync(join(dataDir, 'sttbridgenet')).filter((n) => /^\d/.test(n))).toEqual(['10.61.0.2']);
