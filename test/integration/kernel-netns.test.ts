@@ -108,6 +108,12 @@ describe('withNetns', () => {
     expect(currentNs()).toBe(before);
   });
 
+  it('reports a namespace file of another kind with the errno setns gives', () => {
+    const before = currentNs();
+    expect(() => withNetns('/proc/self/ns/mnt', () => 1)).toThrow('failed to enter network namespace /proc/self/ns/mnt: Invalid argument');
+    expect(currentNs()).toBe(before);
+  });
+
   it('binds a socket opened inside to that namespace for good', () => {
     const ns = netns();
     const nl = socketIn(ns);
