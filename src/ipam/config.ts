@@ -134,14 +134,13 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   // Requested addresses. CNI conventions ("args"): a key given in both args and CNI_ARGS is taken
   // from args only; the reference host-local merges the two, which the convention forbids.
   const requested: IpAddr[] = [];
+  // CNI_ARGS is checked whether or not its IP is used: unknown keys without IgnoreUnknown are code 4.
+  const ipArg = cniArgs === '' ? undefined : parseCniArgs(cniArgs, ['IP', ...K8S_ARG_KEYS]).get('IP');
   const argsIps = args.cni?.ips;
   if (argsIps && argsIps.length > 0) {
     argsIps.forEach((s, i) => requested.push(requestedIp(s, `args.cni.ips[${i}]`, ErrorCode.InvalidNetworkConfig)));
-  } else if (cniArgs !== '') {
-    const ipArg = parseCniArgs(cniArgs, ['IP', ...K8S_ARG_KEYS]).get('IP');
-    if (ipArg) {
-      for (const s of ipArg.split(',')) requested.push(requestedIp(s.trim(), 'CNI_ARGS IP', ErrorCode.InvalidEnvironment));
-    }
+  } else if (ipArg) {
+    for (const s of ipArg.split(',')) requested.push(requestedIp(s.trim(), 'CNI_ARGS IP', ErrorCode.InvalidEnvironment));
   }
   (runtimeConfig.ips ?? []).forEach((s, i) => requested.push(requestedIp(s, `runtimeConfig.ips[${i}]`, ErrorCode.InvalidNetworkConfig)));
   const seen = new Set<string>();
