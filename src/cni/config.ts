@@ -64,8 +64,9 @@ function makeBaseSchema() {
     runtimeConfig: z.record(z.string(), z.unknown()).optional(),
     capabilities: z.record(z.string(), z.boolean()).optional(),
     args: z.record(z.string(), z.unknown()).optional(),
-    'cni.dev/valid-attachments': z.array(attachment).optional(),
-    'cni.dev/attachments': z.array(attachment).optional(),
+    // libcni sends null for "no valid attachments" (a Go nil slice).
+    'cni.dev/valid-attachments': z.array(attachment).nullish(),
+    'cni.dev/attachments': z.array(attachment).nullish(),
     disableCheck: looseBool(),
     disableGC: looseBool(),
   });
@@ -133,8 +134,8 @@ export function loadNetConf(stdin: string, verb: Verb): { conf: NetConf; raw: Re
   if (base.dns) conf.dns = base.dns;
   if (base.args) conf.args = base.args;
   // libcni sends both keys: the released 1.1.0 text named it cni.dev/attachments.
-  const valid = base['cni.dev/valid-attachments'] ?? base['cni.dev/attachments'];
-  if (valid) conf.validAttachments = valid;
+  const validKey = 'cni.dev/valid-attachments' in raw ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
+  if (validKey in raw) conf.validAttachments = base[validKey] ?? [];
   if (raw.prevResult !== undefined && raw.prevResult !== null) {
     try {
       conf.prevResult = parseResult(raw.prevResult, 'prevResult');

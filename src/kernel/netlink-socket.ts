@@ -5,8 +5,8 @@
 import { errno, libc } from './libc.ts';
 import { KernelError } from './errors.ts';
 import { withNetns } from './netns.ts';
-import { MessageBuilder, ReplyCollector, type NlMessage } from './netlink-codec.ts';
-import { AF, NETLINK, NETLINK_ROUTE, NLM_F, SOL_NETLINK } from './netlink-const.ts';
+import { MessageBuilder, parseError, ReplyCollector, splitMessages, type NlError, type NlMessage } from './netlink-codec.ts';
+import { AF, NETLINK, NETLINK_ROUTE, NLM_F, NLMSG, SOL_NETLINK } from './netlink-const.ts';
 
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0x80000;
@@ -31,6 +31,8 @@ export interface NetlinkOptions {
   netns?: string;
   /** Longest wait for one answer from the kernel, in ms (default 5000). */
   timeoutMs?: number;
+  /** Netlink protocol; default NETLINK_ROUTE. NETLINK_NETFILTER (12) for nf_tables. */
+  protocol?: number;
 }
 
 /** What a request is about, for the error message: "add address 10.1.1.2/24 to eth0". */
@@ -40,6 +42,13 @@ function int32(value: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeInt32LE(value, 0);
   return b;
+}
+
+/** What reads the kernel's answer to one request (ReplyCollector) or to a batch. */
+interface Collector {
+  done: boolean;
+  error: NlError | undefined;
+  feed(datagram: Buffer): boolean;
 }
 
 export class NetlinkSocket {
@@ -62,19 +71,20 @@ export class NetlinkSocket {
   /** Opens a socket in the caller's namespace or, with opts.netns, inside that one. */
   static open(opts: NetlinkOptions = {}): NetlinkSocket {
     const timeoutMs = opts.timeoutMs ?? 5000;
+    const protocol = opts.protocol ?? NETLINK_ROUTE;
     if (opts.netns !== undefined) {
       const path = opts.netns;
-      return withNetns(path, () => NetlinkSocket.create(path, timeoutMs));
+      return withNetns(path, () => NetlinkSocket.create(path, timeoutMs, protocol));
     }
-    return NetlinkSocket.create(undefined, timeoutMs);
+    return NetlinkSocket.create(undefined, timeoutMs, protocol);
   }
 
-  private static create(netns: string | undefined, timeoutMs: number): NetlinkSocket {
+  private static create(netns: string | undefined, timeoutMs: number, protocol: number): NetlinkSocket {
     const c = libc();
     const fail = (what: string): never => {
       throw new KernelError({ errno: errno(), operation: what, netns });
     };
-    const fd = c.socket(AF.NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    const fd = c.socket(AF.NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) fail('open a netlink socket');
     try {
       const setInt = (level: number, name: number, value: number, what: string) => {
@@ -149,13 +159,49 @@ export class NetlinkSocket {
     }
   }
 
+  /**
+   * Sends `messages` as one nfnetlink batch between `begin` and `end` markers: the kernel applies all
+   * of them or none (nf_tables transactions). Every message asks for an acknowledgement, and the
+   * kernel answers each one in order even after a failure, so the answer is complete with the last
+   * message's. The first error becomes a KernelError naming the operation.
+   */
+  transaction(begin: MessageBuilder, messages: readonly MessageBuilder[], end: MessageBuilder, operation: Operation): void {
+    if (messages.length === 0) return;
+    const parts: Buffer[] = [Buffer.from(begin.finish(this.nextSeq()))];
+    const seqs = new Set<number>();
+    let last = 0;
+    for (const m of messages) {
+      last = this.nextSeq();
+      seqs.add(last);
+      const bytes = Buffer.from(m.finish(last));
+      bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.ACK, 6);
+      parts.push(bytes);
+    }
+    parts.push(Buffer.from(end.finish(this.nextSeq())));
+    const portId = this.portId;
+    const batch: Collector = {
+      done: false,
+      error: undefined,
+      feed(datagram: Buffer) {
+        for (const m of splitMessages(datagram)) {
+          if (!seqs.has(m.seq) || (m.pid !== 0 && m.pid !== portId) || m.type !== NLMSG.ERROR) continue;
+          const e = parseError(m);
+          if (e.errno !== 0 && !this.error) this.error = e;
+          if (m.seq === last) this.done = true;
+        }
+        return this.done;
+      },
+    };
+    this.exchange(Buffer.concat(parts), batch, operation);
+  }
+
   private nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0;
     if (this.seq === 0) this.seq = 1;
     return this.seq;
   }
 
-  private exchange(bytes: Buffer, collector: ReplyCollector, operation: Operation): ReplyCollector {
+  private exchange<C extends Collector>(bytes: Buffer, collector: C, operation: Operation): C {
     if (this.fd < 0) throw new Error(`netlink socket is closed (${describe(operation)})`);
     const c = libc();
     for (;;) {

@@ -1,18 +1,414 @@
-// The `strand` CNI plugin. Its datapath (veth, bridge, routes through netlink) lands with the next
-// issue; until then ADD/DEL/CHECK/GC answer with a clear "not implemented" CNI error.
-import { CniError, ErrorCode } from '../cni/errors.ts';
-import type { CniPlugin } from '../cni/skel.ts';
+// The `strand` CNI plugin: a veth pair per pod, the host end on the node's bridge, the pod end with
+// its addresses and routes (cni-spec.md §8, the reference bridge plugin's behaviour). The verbs are
+// at top level and read top to bottom; the kernel work is in bridge.ts and pod.ts, IPAM in ipam.ts.
+import type { Attachment } from '../cni/config.ts';
+import { asCniError, CniError, ErrorCode } from '../cni/errors.ts';
+import { familyOf, type Interface, type IpConfig, type Result, type Route } from '../cni/result.ts';
+import type { CniPlugin, Invocation } from '../cni/skel.ts';
+import {
+  addLink,
+  assertNetns,
+  deleteLinkIfExists,
+  findLink,
+  isCurrentNetns,
+  isKernelError,
+  listAddresses,
+  listRoutes,
+  NetlinkSocket,
+  networkOf,
+  parseCidr,
+  formatIp,
+  setBridgePort,
+  interfaceSysctl,
+  KernelError,
+  type Link,
+} from '../kernel/index.ts';
+import { fileLogger, type Logger } from '../log.ts';
+import { addPodMasquerade, openNftSocket, removePodMasquerade } from '../nft/pod-masquerade.ts';
+import { readNodeState } from '../state/node-state.ts';
 import { strandVersion } from '../version.ts';
+import { enableForwarding, ensureBridge, ensureGatewayAddresses, randomMac, writeSysctlIfPresent } from './bridge.ts';
+import { loadPluginConfig, type PluginConfig } from './config.ts';
+import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
+import { loadIpamConfig } from '../ipam/config.ts';
+import { readReservations, storeDir } from '../ipam/store.ts';
+import { hostVethName } from './names.ts';
+import { configurePodInterface, familyGateways, routeSpec } from './pod.ts';
 
-function notYet(verb: string): never {
-  throw new CniError(ErrorCode.NotImplemented, `strand: ${verb} is not implemented in this version`, 'use the reference bridge plugin with "ipam": {"type": "strand-ipam"} meanwhile');
+// ---- ADD -----------------------------------------------------------------------------------------
+
+async function add(inv: Invocation): Promise<Result> {
+  const cfg = loadPluginConfig(inv);
+  const log = logger(cfg, inv);
+  const netns = inv.env.netns;
+  const ifname = inv.env.ifname;
+  const hostVeth = hostVethName(cfg.net.name, inv.env.containerId, ifname);
+  checkPodNetns(netns);
+
+  const undo: (() => unknown)[] = [];
+  const host = NetlinkSocket.open();
+  const pod = NetlinkSocket.open({ netns });
+  try {
+    // Refuse a taken interface name before anything is allocated or created (CNI 1.1 §2 ADD).
+    if (findLink(pod, ifname)) {
+      throw new CniError(ErrorCode.InvalidEnvironment, `container interface name "${ifname}" already exists in ${netns}`);
+    }
+    const mtu = cfg.mtu ?? nodeMtu(cfg);
+
+    let ips: IpConfig[] = [];
+    let routes: Route[] = [];
+    let dns = cfg.net.dns;
+    if (cfg.ipamType) {
+      const ipamType = cfg.ipamType;
+      const r = await ipamAdd(ipamType, inv);
+      undo.push(() => runIpam(ipamType, 'DEL', inv));
+      ips = r.ips ?? [];
+      routes = r.routes ?? [];
+      dns ??= r.dns;
+    }
+    const gateways = cfg.isGateway ? gatewaysFor(ips) : [];
+    if (cfg.isDefaultGateway) routes = withDefaultRoutes(routes, ips);
+
+    const bridge = ensureBridge(host, { name: cfg.bridge, mtu, promisc: cfg.promiscMode });
+
+    // A host end left by an ADD of this attachment that was killed half way: ours by its name.
+    if (deleteLinkIfExists(host, hostVeth)) log.warn({ hostVeth }, 'removed a stale host veth of this attachment');
+    const hostMac = randomMac();
+    const podMac = cfg.mac ?? randomMac();
+    addLink(host, {
+      kind: 'veth',
+      name: hostVeth,
+      mtu,
+      mac: hostMac,
+      master: bridge.index,
+      up: true,
+      peer: { name: ifname, netns, mtu, mac: podMac },
+    });
+    undo.push(() => deleteLinkIfExists(host, hostVeth));
+    writeSysctlIfPresent(interfaceSysctl('ipv6', hostVeth, 'accept_ra'), 0);
+    if (cfg.hairpinMode || cfg.portIsolation) {
+      setBridgePort(host, hostVeth, { ...(cfg.hairpinMode ? { hairpin: true } : {}), ...(cfg.portIsolation ? { isolated: true } : {}) });
+    }
+
+    const podLink = findLink(pod, ifname);
+    if (!podLink) throw new CniError(ErrorCode.KernelFailure, `container interface ${ifname} was not created in ${netns}`);
+    configurePodInterface(pod, {
+      netns,
+      ifname,
+      index: podLink.index,
+      ips,
+      routes,
+      enableDad: cfg.enableDad,
+      leaveDown: cfg.disableContainerInterface,
+    });
+
+    if (cfg.isGateway) {
+      ensureGatewayAddresses(host, bridge, gateways, cfg.forceAddress);
+      enableForwarding(new Set(ips.map((ip) => (familyOf(ip.address) === '4' ? 4 : 6))));
+    }
+    if (cfg.ipMasq && ips.length > 0) {
+      withNft((nft) => addPodMasquerade(nft, cfg.net.name, hostVeth, ips.map((ip) => ip.address)));
+      undo.push(() => withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+    }
+
+    // A veth is created with MTU 1500 unless told otherwise; the bridge's follows its ports.
+    const vethMtu = mtu ?? 1500;
+    const interfaces: Interface[] = [
+      { name: bridge.name, mac: bridge.mac ?? '' },
+      { name: hostVeth, mac: hostMac, mtu: vethMtu },
+      { name: ifname, mac: podMac, mtu: vethMtu, sandbox: netns },
+    ];
+    const result: Result = {
+      interfaces,
+      ips: ips.map((ip) => ({ ...ip, interface: 2 })),
+      routes,
+    };
+    if (dns && Object.keys(dns).length > 0) result.dns = dns;
+    log.info({ hostVeth, ips: ips.map((i) => i.address) }, 'ADD done');
+    return result;
+  } catch (err) {
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch (undoErr) {
+        log.error({ err: undoErr }, 'undo after a failed ADD failed');
+      }
+    }
+    log.error({ err }, 'ADD failed');
+    throw asPluginError(err);
+  } finally {
+    host.close();
+    pod.close();
+  }
+}
+
+/** With isGateway the gateway goes on the bridge: from IPAM, or the subnet's first address. */
+function gatewaysFor(ips: IpConfig[]): string[] {
+  return ips.map((ip) => {
+    const c = parseCidr(ip.address);
+    if (!ip.gateway) {
+      const net = networkOf(c.bytes, c.prefixLength);
+      net[net.length - 1] = (net[net.length - 1] as number) + 1;
+      ip.gateway = formatIp(net);
+    }
+    return `${ip.gateway}/${c.prefixLength}`;
+  });
+}
+
+/** isDefaultGateway: a default route per family via its gateway, unless IPAM gave one with a gw. */
+function withDefaultRoutes(routes: Route[], ips: IpConfig[]): Route[] {
+  const out = [...routes];
+  for (const [family, gw] of familyGateways(ips)) {
+    const dst = family === '4' ? '0.0.0.0/0' : '::/0';
+    if (out.some((r) => r.dst === dst && r.gw)) continue;
+    const i = out.findIndex((r) => r.dst === dst);
+    if (i >= 0) out.splice(i, 1);
+    out.push({ dst, gw });
+  }
+  return out;
+}
+
+// ---- DEL -----------------------------------------------------------------------------------------
+
+async function del(inv: Invocation): Promise<void> {
+  const cfg = loadPluginConfig(inv);
+  const log = logger(cfg, inv);
+  const { netns, ifname, containerId } = inv.env;
+  const problems: CniError[] = [];
+  const attempt = async (what: string, fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (err) {
+      log.error({ err }, `DEL: ${what} failed`);
+      problems.push(asPluginError(err));
+    }
+  };
+
+  // DEL is best effort and idempotent (CNI 1.1 §2): a namespace or interface already gone is fine.
+  if (netns && podNetnsUsable(netns)) {
+    await attempt(`delete ${ifname} in ${netns}`, () => {
+      const pod = NetlinkSocket.open({ netns });
+      try {
+        deleteLinkIfExists(pod, ifname);
+      } finally {
+        pod.close();
+      }
+    });
+  }
+  const hostVeth = hostVethName(cfg.net.name, containerId, ifname);
+  // The host end normally went with its peer; this covers a pod namespace that is already gone.
+  await attempt('delete the host veth', () => {
+    const host = NetlinkSocket.open();
+    try {
+      deleteLinkIfExists(host, hostVeth);
+    } finally {
+      host.close();
+    }
+  });
+  // Whatever ipMasq says now: the attachment may have been added with it (found by owner, not IP).
+  await attempt('remove the masquerade of the pod', () => withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+  if (cfg.ipamType) {
+    const ipamType = cfg.ipamType;
+    await attempt(`IPAM ${ipamType} DEL`, () => runIpam(ipamType, 'DEL', inv));
+  }
+  if (problems.length > 0) {
+    const first = problems[0] as CniError;
+    throw new CniError(first.code, problems.map((p) => p.message).join('; '));
+  }
+  log.info('DEL done');
+}
+
+function podNetnsUsable(netns: string): boolean {
+  try {
+    assertNetns(netns);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- CHECK ---------------------------------------------------------------------------------------
+
+async function check(inv: Invocation): Promise<void> {
+  const cfg = loadPluginConfig(inv);
+  const prev = inv.conf.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, 'Required prevResult missing');
+  const { netns, ifname } = inv.env;
+  checkPodNetns(netns);
+  if (cfg.ipamType) await runIpam(cfg.ipamType, 'CHECK', inv);
+
+  const failed = (msg: string): never => {
+    throw new CniError(ErrorCode.CheckFailed, msg);
+  };
+  const interfaces = prev.interfaces ?? [];
+  const wantBridge = interfaces.find((i) => i.name === cfg.bridge && !i.sandbox);
+  const wantPod = interfaces.find((i) => i.name === ifname && i.sandbox === netns);
+  if (!wantPod) failed(`prevResult has no interface ${ifname} in ${netns}`);
+
+  const host = NetlinkSocket.open();
+  const pod = NetlinkSocket.open({ netns });
+  try {
+    const bridge = findLink(host, cfg.bridge);
+    if (!bridge) return failed(`CNI created bridge ${cfg.bridge} was not found`);
+    if (bridge.kind !== 'bridge') failed(`${cfg.bridge} is not a bridge`);
+    if (wantBridge?.mac && bridge.mac !== wantBridge.mac) failed(`bridge ${cfg.bridge} has MAC ${bridge.mac}, not ${wantBridge.mac}`);
+    if (bridge.promisc !== cfg.promiscMode) failed(`bridge ${cfg.bridge} promiscuous mode is ${bridge.promisc ? 'on' : 'off'}, config says ${cfg.promiscMode ? 'on' : 'off'}`);
+
+    const podLink = findLink(pod, ifname);
+    if (!podLink) return failed(`CNI created interface in container ${ifname} not found in ${netns}`);
+    if (podLink.kind !== 'veth') failed(`interface ${ifname} in ${netns} is a ${podLink.kind ?? 'device'}, not a veth`);
+    if (wantPod?.mac && podLink.mac !== wantPod.mac) failed(`interface ${ifname} has MAC ${podLink.mac}, not ${wantPod.mac}`);
+
+    const hostVeth = findHostPeer(host, podLink);
+    if (!hostVeth) return failed(`CNI veth created for bridge ${cfg.bridge} was not found`);
+    if (hostVeth.master !== bridge.index) failed(`host veth ${hostVeth.name} is not attached to bridge ${cfg.bridge}`);
+    const wantHost = interfaces.find((i) => i.name === hostVeth.name && !i.sandbox);
+    if (wantHost?.mac && hostVeth.mac !== wantHost.mac) failed(`host veth ${hostVeth.name} has MAC ${hostVeth.mac}, not ${wantHost.mac}`);
+
+    const podIndexInPrev = interfaces.indexOf(wantPod as Interface);
+    const have = new Set(listAddresses(pod, { link: podLink.index }).map((a) => a.cidr));
+    for (const ip of prev.ips ?? []) {
+      if (ip.interface !== undefined && ip.interface !== podIndexInPrev) continue;
+      if (!have.has(normaliseCidr(ip.address))) failed(`address ${ip.address} is missing from ${ifname} in ${netns}`);
+    }
+    const gateways = familyGateways(prev.ips ?? []);
+    const routes = [...listRoutes(pod, { family: 4, table: 'all' }), ...listRoutes(pod, { family: 6, table: 'all' })];
+    for (const r of prev.routes ?? []) {
+      const want = routeSpec(r, podLink.index, gateways);
+      const dst = normaliseCidr(r.dst);
+      const found = routes.some((k) => k.dst === dst && (want.gateway === undefined || k.gateway === want.gateway));
+      if (!found) failed(`route ${r.dst}${want.gateway ? ` via ${want.gateway}` : ''} is missing in ${netns}`);
+    }
+  } finally {
+    host.close();
+    pod.close();
+  }
+}
+
+/** The host end of a pod's veth: the host link whose index is the pod end's peer. */
+function findHostPeer(host: NetlinkSocket, podLink: Link): Link | undefined {
+  if (podLink.parentIndex === undefined) return undefined;
+  const link = findLink(host, podLink.parentIndex);
+  return link?.kind === 'veth' ? link : undefined;
+}
+
+function normaliseCidr(cidr: string): string {
+  const c = parseCidr(cidr);
+  return `${formatIp(c.bytes)}/${c.prefixLength}`;
+}
+
+// ---- GC ------------------------------------------------------------------------------------------
+
+/**
+ * GC (CNI 1.1): the attachments of this network that are not in the valid list lose their host veth
+ * and their addresses. Which attachments this network has comes from IPAM; IPAM's own GC then
+ * releases their addresses (forwarded to a delegated IPAM plugin as the spec requires).
+ */
+async function gc(inv: Invocation): Promise<void> {
+  const cfg = loadPluginConfig(inv);
+  const log = logger(cfg, inv);
+  const valid = new Set((inv.conf.validAttachments ?? []).map(attachmentKey));
+  const stale = cfg.ipamType === IN_PROCESS_IPAM ? staleAttachments(inv, valid) : [];
+  const host = NetlinkSocket.open();
+  try {
+    for (const a of stale) {
+      const name = hostVethName(cfg.net.name, a.containerID, a.ifname);
+      if (deleteLinkIfExists(host, name)) log.info({ hostVeth: name, attachment: a }, 'GC removed a host veth');
+    }
+  } finally {
+    host.close();
+  }
+  const validOwners = new Set((inv.conf.validAttachments ?? []).map((a) => hostVethName(cfg.net.name, a.containerID, a.ifname)));
+  const removed = withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => !validOwners.has(owner)));
+  if (removed > 0) log.info({ removed }, 'GC removed masquerade entries');
+  if (cfg.ipamType) await runIpam(cfg.ipamType, 'GC', inv);
+}
+
+function attachmentKey(a: Attachment): string {
+  return `${a.containerID}\n${a.ifname}`;
+}
+
+/** Attachments of this network that strand-ipam holds addresses for and the runtime no longer knows. */
+function staleAttachments(inv: Invocation, valid: Set<string>): Attachment[] {
+  const conf = loadIpamConfig(inv.raw, inv.conf.name, inv.env.args);
+  const out: Attachment[] = [];
+  for (const r of readReservations(storeDir(conf.dataDir, conf.network))) {
+    if (r.ifname === undefined) continue;
+    const a = { containerID: r.containerID, ifname: r.ifname };
+    if (!valid.has(attachmentKey(a))) out.push(a);
+  }
+  return out;
+}
+
+// ---- STATUS --------------------------------------------------------------------------------------
+
+/** STATUS (CNI 1.1): not ready (50) when an ADD could not succeed: bridge unusable, IPAM unable. */
+async function status(inv: Invocation): Promise<void> {
+  const cfg = loadPluginConfig(inv);
+  const host = NetlinkSocket.open();
+  try {
+    const bridge = findLink(host, cfg.bridge);
+    if (bridge && bridge.kind !== 'bridge') {
+      throw new CniError(ErrorCode.PluginNotAvailable, `"${cfg.bridge}" exists but is not a bridge: no pod can be attached`);
+    }
+  } finally {
+    host.close();
+  }
+  if (cfg.ipamType) await runIpam(cfg.ipamType, 'STATUS', inv);
+}
+
+// ---- shared --------------------------------------------------------------------------------------
+
+function logger(cfg: PluginConfig, inv: Invocation): Logger {
+  return fileLogger(cfg.logFile, cfg.logLevel, {
+    plugin: 'strand',
+    verb: inv.env.command,
+    network: cfg.net.name,
+    containerId: inv.env.containerId,
+    ifname: inv.env.ifname,
+  });
+}
+
+/** CNI_NETNS must be a network namespace, and not the plugin's own (reference skel, code 4 here). */
+function checkPodNetns(netns: string): void {
+  try {
+    assertNetns(netns);
+  } catch (err) {
+    throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_NETNS: ${(err as Error).message}`);
+  }
+  if (isCurrentNetns(netns)) {
+    throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_NETNS ${netns}: it is the plugin's own network namespace`);
+  }
+}
+
+/** The pod MTU the agent computed for this node's backend, when there is node state. */
+function nodeMtu(cfg: PluginConfig): number | undefined {
+  try {
+    return readNodeState(cfg.stateDir).mtu || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function withNft<T>(fn: (nft: NetlinkSocket) => T): T {
+  const nft = openNftSocket();
+  try {
+    return fn(nft);
+  } finally {
+    nft.close();
+  }
+}
+
+function asPluginError(err: unknown): CniError {
+  if (err instanceof KernelError) return new CniError(ErrorCode.KernelFailure, err.message, undefined, { cause: err });
+  return asCniError(err);
 }
 
 export const strandPlugin: CniPlugin = {
   about: `CNI strand plugin ${strandVersion}`,
-  add: async () => notYet('ADD'),
-  del: async () => notYet('DEL'),
-  check: async () => notYet('CHECK'),
-  gc: async () => notYet('GC'),
-  status: async () => notYet('STATUS'),
+  add,
+  del,
+  check,
+  gc,
+  status,
 };

@@ -152,3 +152,17 @@ describe('runCni', () => {
     expect(c?.disableGC).toBe(false);
   });
 });
+
+describe('GC attachments from libcni', () => {
+  it('reads a null valid-attachments list (Go nil slice) as empty', async () => {
+    const out: Captured = { code: -1, stdout: '', stderr: '', calls: [] };
+    const code = await runCni(plugin(out.calls), {
+      env: { CNI_COMMAND: 'GC' },
+      readStdin: () => conf('1.1.0', { 'cni.dev/valid-attachments': null, 'cni.dev/attachments': null }),
+      writeStdout: (s) => (out.stdout += s),
+      writeStderr: () => {},
+    });
+    expect(code).toBe(0);
+    expect(out.calls[0]?.inv.conf.validAttachments).toEqual([]);
+  });
+});
