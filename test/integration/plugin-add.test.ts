@@ -1,0 +1,176 @@
+// dist/strand ADD run as a process against the real kernel, as a runtime runs it: pods on the bridge
+// reach each other and their gateway (IPv4, IPv6, dual-stack), the result says what the kernel
+// holds, and 20 ADDs from separate processes at once share one bridge and one gateway address.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CniOutcome } from '../support/cni.ts';
+import type { TestNetns } from '../support/netns.ts';
+import { nthAddress4, nthAddress6, ping, PluginFixture, randomSubnet4, randomSubnet6 } from '../support/plugin-fixture.ts';
+
+let f: PluginFixture;
+beforeEach(() => {
+  f = new PluginFixture();
+});
+afterEach(() => f.teardown());
+
+function expectOk(r: CniOutcome): void {
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+}
+
+function expectPing(from: TestNetns, to: string): void {
+  const p = ping(from, to);
+  expect(p.status, `ping ${to} from ${from.name}: ${p.output}`).toBe(0);
+}
+
+/** The result's three interfaces against the links the kernel holds, for an attachment on eth0. */
+function expectInterfacesMatchKernel(r: CniOutcome, pod: TestNetns, containerId: string): void {
+  const bridge = f.link(f.bridge);
+  const hostVeth = f.link(f.hostVeth(containerId));
+  const podLink = f.link('eth0', pod.name);
+  expect(bridge?.linkinfo?.info_kind).toBe('bridge');
+  expect(hostVeth?.linkinfo?.info_kind).toBe('veth');
+  expect(podLink?.linkinfo?.info_kind).toBe('veth');
+  expect(r.json.interfaces).toEqual([
+    { name: f.bridge, mac: bridge?.address },
+    { name: f.hostVeth(containerId), mac: hostVeth?.address, mtu: hostVeth?.mtu },
+    { name: 'eth0', mac: podLink?.address, mtu: podLink?.mtu, sandbox: pod.path },
+  ]);
+  // The two ends are each other's peer, the host end is a bridge port with hairpin, both are up.
+  expect(podLink?.link_index).toBe(hostVeth?.ifindex);
+  expect(hostVeth?.link_index).toBe(podLink?.ifindex);
+  expect(hostVeth?.master).toBe(f.bridge);
+  expect(hostVeth?.linkinfo?.info_slave_kind).toBe('bridge');
+  expect(hostVeth?.linkinfo?.info_slave_data?.hairpin).toBe(true);
+  expect(hostVeth?.flags).toContain('UP');
+  expect(podLink?.flags).toContain('UP');
+  expect(bridge?.flags).toContain('UP');
+}
+
+describe('strand ADD, IPv4', () => {
+  it('two pods ping each other and the gateway, and the results say what the kernel holds', () => {
+    const subnet = randomSubnet4();
+    const gw = nthAddress4(subnet, 1);
+    const conf = f.v4Config(subnet);
+    const pods = [f.pod(), f.pod()];
+    const ids = [f.containerId(), f.containerId()];
+    const results = pods.map((pod, i) => f.add(conf, pod, ids[i] as string));
+
+    results.forEach((r, i) => {
+      const pod = pods[i] as TestNetns;
+      expectOk(r);
+      expect(r.json.cniVersion).toBe('1.1.0');
+      expectInterfacesMatchKernel(r, pod, ids[i] as string);
+
+      // Round robin from the start of the range: .2 then .3; the gateway is .1.
+      const address = nthAddress4(subnet, 2 + i);
+      expect(r.json.ips).toEqual([{ address: `${address}/24`, gateway: gw, interface: 2 }]);
+      expect(f.addresses('eth0', pod.name).filter((a) => a.family === 'inet')).toMatchObject([{ local: address, prefixlen: 24, scope: 'global' }]);
+
+      expect(r.json.routes).toEqual([{ dst: '0.0.0.0/0', gw }]);
+      const routes = f.routes(pod.name);
+      expect(routes).toContainEqual(expect.objectContaining({ dst: 'default', gateway: gw, dev: 'eth0' }));
+      expect(routes).toContainEqual(expect.objectContaining({ dst: subnet, dev: 'eth0' }));
+      expect(routes).toHaveLength(2);
+    });
+
+    // One bridge with one gateway address, both pods' host ends on it; its MAC did not follow a port.
+    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet')).toMatchObject([{ local: gw, prefixlen: 24 }]);
+    expect(f.bridgePorts().map((l) => l.ifname).sort()).toEqual(ids.map((id) => f.hostVeth(id)).sort());
+    expect(results[0]?.json.interfaces[0].mac).toBe(f.link(f.bridge)?.address);
+
+    const [a, b] = pods as [TestNetns, TestNetns];
+    expectPing(a, nthAddress4(subnet, 3));
+    expectPing(b, nthAddress4(subnet, 2));
+    expectPing(a, gw);
+    expectPing(b, gw);
+  });
+
+  it('20 ADDs from separate processes at once: all succeed with distinct addresses on one bridge with one gateway address', async () => {
+    const subnet = randomSubnet4();
+    const conf = f.v4Config(subnet);
+    const pods = Array.from({ length: 20 }, () => f.pod());
+    const ids = pods.map(() => f.containerId());
+    const results = await Promise.all(pods.map((pod, i) => f.runAsync({ command: 'ADD', config: conf, netns: pod.path, containerId: ids[i], ifname: 'eth0' })));
+    for (const r of results) expectOk(r);
+
+    const addresses = results.map((r) => r.json.ips[0].address as string);
+    expect(new Set(addresses).size).toBe(20);
+    expect(f.reservedAddresses()).toEqual(addresses.map((a) => a.split('/')[0]).sort());
+
+    const bridges = f.links().filter((l) => l.ifname === f.bridge);
+    expect(bridges).toHaveLength(1);
+    expect(bridges[0]?.linkinfo?.info_kind).toBe('bridge');
+    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet')).toMatchObject([{ local: nthAddress4(subnet, 1), prefixlen: 24 }]);
+    // Every result names the same bridge MAC, the one the kernel has.
+    expect(new Set(results.map((r) => r.json.interfaces[0].mac))).toEqual(new Set([f.link(f.bridge)?.address]));
+    expect(f.bridgePorts().map((l) => l.ifname).sort()).toEqual(ids.map((id) => f.hostVeth(id)).sort());
+
+    // Each pod holds the address its result names.
+    pods.forEach((pod, i) => {
+      const [address] = addresses[i]?.split('/') ?? [];
+      expect(f.addresses('eth0', pod.name).filter((a) => a.family === 'inet').map((a) => a.local)).toEqual([address]);
+    });
+    // A pod from the last and from the first ADD to finish reach each other.
+    const first = pods[0] as TestNetns;
+    expectPing(first, (addresses[19] as string).split('/')[0] as string);
+  });
+});
+
+describe('strand ADD, IPv6 and dual-stack', () => {
+  it('IPv6: two pods ping6 each other and the gateway, with a default route ::/0 via the gateway', () => {
+    const subnet = randomSubnet6();
+    const gw = nthAddress6(subnet, 1);
+    const conf = f.config({ ranges: [[{ subnet }]] });
+    const pods = [f.pod(), f.pod()];
+    const ids = [f.containerId(), f.containerId()];
+    const results = pods.map((pod, i) => f.add(conf, pod, ids[i] as string));
+    results.forEach((r, i) => {
+      const pod = pods[i] as TestNetns;
+      expectOk(r);
+      expectInterfacesMatchKernel(r, pod, ids[i] as string);
+      const address = nthAddress6(subnet, 2 + i);
+      expect(r.json.ips).toEqual([{ address: `${address}/64`, gateway: gw, interface: 2 }]);
+      expect(r.json.routes).toEqual([{ dst: '::/0', gw }]);
+      const global = f.addresses('eth0', pod.name).filter((a) => a.family === 'inet6' && a.scope === 'global');
+      expect(global).toMatchObject([{ local: address, prefixlen: 64 }]);
+      expect(global[0]).not.toHaveProperty('tentative');
+      expect(f.routes(pod.name, 6)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: gw, dev: 'eth0' }));
+    });
+    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet6' && a.scope === 'global')).toMatchObject([{ local: gw, prefixlen: 64 }]);
+
+    const [a, b] = pods as [TestNetns, TestNetns];
+    expectPing(a, nthAddress6(subnet, 3));
+    expectPing(b, nthAddress6(subnet, 2));
+    expectPing(a, gw);
+  });
+
+  it('dual-stack: one address per family, both default routes, both families reach the other pod', () => {
+    const v4 = randomSubnet4();
+    const v6 = randomSubnet6();
+    const conf = f.config({ ranges: [[{ subnet: v4 }], [{ subnet: v6 }]] });
+    const pods = [f.pod(), f.pod()];
+    const ids = [f.containerId(), f.containerId()];
+    const results = pods.map((pod, i) => f.add(conf, pod, ids[i] as string));
+    results.forEach((r, i) => {
+      const pod = pods[i] as TestNetns;
+      expectOk(r);
+      expectInterfacesMatchKernel(r, pod, ids[i] as string);
+      expect(r.json.ips).toEqual([
+        { address: `${nthAddress4(v4, 2 + i)}/24`, gateway: nthAddress4(v4, 1), interface: 2 },
+        { address: `${nthAddress6(v6, 2 + i)}/64`, gateway: nthAddress6(v6, 1), interface: 2 },
+      ]);
+      expect(r.json.routes).toEqual([
+        { dst: '0.0.0.0/0', gw: nthAddress4(v4, 1) },
+        { dst: '::/0', gw: nthAddress6(v6, 1) },
+      ]);
+      expect(f.routes(pod.name, 4)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: nthAddress4(v4, 1) }));
+      expect(f.routes(pod.name, 6)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: nthAddress6(v6, 1) }));
+    });
+    const bridgeAddrs = f.addresses(f.bridge).filter((a) => a.scope === 'global');
+    expect(bridgeAddrs.map((a) => `${a.local}/${a.prefixlen}`).sort()).toEqual([`${nthAddress4(v4, 1)}/24`, `${nthAddress6(v6, 1)}/64`].sort());
+
+    const [a, b] = pods as [TestNetns, TestNetns];
+    expectPing(a, nthAddress4(v4, 3));
+    expectPing(b, nthAddress6(v6, 2));
+    expectPing(a, nthAddress6(v6, 1));
+  });
+});
