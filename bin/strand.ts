@@ -9,12 +9,14 @@ import { basename } from 'node:path';
 async function main(): Promise<number> {
   const called = basename(process.argv0 || process.argv[0] || 'strand');
   if (called === 'strand-ipam' || called.startsWith('strand-ipam.')) {
-    const [{ runCni }, { ipamPlugin }] = await Promise.all([import('../src/cni/skel.ts'), import('../src/ipam/plugin.ts')]);
-    return runCni(ipamPlugin);
+    const { runCni } = await import('../src/cni/skel.ts');
+    const { strandVersion } = await import('../src/version.ts');
+    return runCni(`CNI strand-ipam plugin ${strandVersion} (host-local compatible)`, async () => (await import('../src/ipam/plugin.ts')).ipamPlugin);
   }
   if (process.env.CNI_COMMAND) {
-    const [{ runCni }, { strandPlugin }] = await Promise.all([import('../src/cni/skel.ts'), import('../src/plugin/plugin.ts')]);
-    return runCni(strandPlugin);
+    const { runCni } = await import('../src/cni/skel.ts');
+    const { strandVersion } = await import('../src/version.ts');
+    return runCni(`CNI strand plugin ${strandVersion}`, async () => (await import('../src/plugin/plugin.ts')).strandPlugin);
   }
   const { runCli } = await import('../src/cli/main.ts');
   return runCli(process.argv.slice(2));

@@ -17,8 +17,6 @@ export interface Invocation {
 }
 
 export interface CniPlugin {
-  /** Shown by the "about" text when CNI_COMMAND is empty. */
-  about: string;
   add(inv: Invocation): Promise<Result>;
   del(inv: Invocation): Promise<void>;
   check(inv: Invocation): Promise<void>;
@@ -81,10 +79,14 @@ function errorVersion(stdin: string | undefined): string {
   }
 }
 
-/** Runs one CNI invocation; returns the process exit code. */
-export async function runCni(plugin: CniPlugin, io: CniIo = processIo): Promise<number> {
+/**
+ * Runs one CNI invocation; returns the process exit code. The plugin is loaded only for the verbs
+ * that need it: the "about" text and VERSION are answered before any of its modules (zod schemas,
+ * koffi, pino) are initialised, which keeps them at a bare Node start.
+ */
+export async function runCni(about: string, loadPlugin: () => Promise<CniPlugin>, io: CniIo = processIo): Promise<number> {
   if (!io.env.CNI_COMMAND) {
-    io.writeStderr(`${plugin.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    io.writeStderr(`${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
   }
   let stdin: string | undefined;
@@ -98,7 +100,7 @@ export async function runCni(plugin: CniPlugin, io: CniIo = processIo): Promise<
     }
     const { conf, raw } = loadNetConf(stdin, env.command);
     const inv: Invocation = { env, conf, raw, stdin };
-    const out = await dispatch(plugin, env.command, inv);
+    const out = await dispatch(await loadPlugin(), env.command, inv);
     if (out) io.writeStdout(formatResult(out, conf.cniVersion));
     return 0;
   } catch (err) {

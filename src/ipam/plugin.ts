@@ -5,7 +5,6 @@ import type { Attachment } from '../cni/config.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import type { IpConfig, Result } from '../cni/result.ts';
 import type { CniPlugin, Invocation } from '../cni/skel.ts';
-import { strandVersion } from '../version.ts';
 import { allocate, rangeSetUsage, type RangeSetUsage } from './allocator.ts';
 import { loadIpamConfig, resolveRangeSets, type IpamConfig } from './config.ts';
 import { addressWithPrefix, formatIp, type RangeSet } from './range.ts';
@@ -105,7 +104,6 @@ async function status(inv: Invocation): Promise<void> {
 }
 
 export const ipamPlugin: CniPlugin = {
-  about: `CNI strand-ipam plugin ${strandVersion} (host-local compatible)`,
   add,
   del,
   check,

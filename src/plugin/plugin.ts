@@ -26,7 +26,6 @@ import {
 import { fileLogger, type Logger } from '../log.ts';
 import { addPodMasquerade, openNftSocket, removePodMasquerade } from '../nft/pod-masquerade.ts';
 import { readNodeState } from '../state/node-state.ts';
-import { strandVersion } from '../version.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, randomMac, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
@@ -405,7 +404,6 @@ function asPluginError(err: unknown): CniError {
 }
 
 export const strandPlugin: CniPlugin = {
-  about: `CNI strand plugin ${strandVersion}`,
   add,
   del,
   check,

@@ -15,7 +15,6 @@ function plugin(calls: Captured['calls'], fail?: CniError): CniPlugin {
     if (fail) throw fail;
   };
   return {
-    about: 'CNI test plugin',
     add: async (inv) => {
       calls.push({ verb: 'ADD', inv });
       if (fail) throw fail;
@@ -36,7 +35,7 @@ async function run(env: NodeJS.ProcessEnv, stdin: string, fail?: CniError): Prom
     writeStdout: (s) => (out.stdout += s),
     writeStderr: (s) => (out.stderr += s),
   };
-  out.code = await runCni(plugin(out.calls, fail), io);
+  out.code = await runCni('CNI test plugin', async () => plugin(out.calls, fail), io);
   return out;
 }
 
@@ -124,7 +123,7 @@ describe('runCni', () => {
     p.add = async () => {
       throw new Error('boom');
     };
-    const code = await runCni(p, { env: { CNI_COMMAND: 'ADD', ...attach }, readStdin: () => conf('1.0.0'), writeStdout: (s) => (out.stdout += s), writeStderr: () => {} });
+    const code = await runCni('CNI test plugin', async () => p, { env: { CNI_COMMAND: 'ADD', ...attach }, readStdin: () => conf('1.0.0'), writeStdout: (s) => (out.stdout += s), writeStderr: () => {} });
     expect(code).toBe(1);
     expect(JSON.parse(out.stdout)).toMatchObject({ code: 999, msg: 'boom' });
   });
@@ -156,7 +155,7 @@ describe('runCni', () => {
 describe('GC attachments from libcni', () => {
   it('reads a null valid-attachments list (Go nil slice) as empty', async () => {
     const out: Captured = { code: -1, stdout: '', stderr: '', calls: [] };
-    const code = await runCni(plugin(out.calls), {
+    const code = await runCni('CNI test plugin', async () => plugin(out.calls), {
       env: { CNI_COMMAND: 'GC' },
       readStdin: () => conf('1.1.0', { 'cni.dev/valid-attachments': null, 'cni.dev/attachments': null }),
       writeStdout: (s) => (out.stdout += s),
