@@ -5,6 +5,7 @@
 // Each role is imported lazily so that CNI mode loads only what it needs (esbuild keeps dynamic
 // imports as lazily initialised modules inside the one bundle).
 import { basename } from 'node:path';
+import { startupSnapshot } from 'node:v8';
 
 async function main(): Promise<number> {
   const called = basename(process.argv0 || process.argv[0] || 'strand');
@@ -22,12 +23,23 @@ async function main(): Promise<number> {
   return runCli(process.argv.slice(2));
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`strand: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+function start(): void {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`strand: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (startupSnapshot?.isBuildingSnapshot()) {
+  // Building the executable's startup snapshot: initialise the CNI modules and their schemas now, so
+  // that every start resumes with them ready; start() runs when the executable is launched.
+  startupSnapshot.setDeserializeMainFunction(start);
+  void import('../src/cni/prewarm.ts').then((m) => m.prewarm());
+} else {
+  start();
+}

@@ -548,10 +548,12 @@ export function deleteLinkIfExists(nl: NetlinkSocket, ref: LinkRef): boolean {
 }
 
 const ETIMEDOUT = 110;
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+// Made on first use: SharedArrayBuffer does not exist while the executable's startup snapshot is built.
+let sleeper: Int32Array | undefined;
 
 /** Blocks the thread for ms milliseconds (the plugin is synchronous; nothing else is waiting). */
 export function sleepSync(ms: number): void {
+  sleeper ??= new Int32Array(new SharedArrayBuffer(4));
   Atomics.wait(sleeper, 0, 0, ms);
 }
 
