@@ -2,6 +2,7 @@
 // race for it (the reference bridge plugin's "could not add IP address to cni0: file exists"), and
 // never deleted by DEL (cni-spec.md §8: the bridge and its gateway address stay).
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import {
   addAddress,
@@ -33,11 +34,12 @@ export interface BridgeOptions {
 
 /**
  * Ensures the bridge exists, is a bridge, is up, and (if asked) promiscuous. It is created with a
- * fixed MAC so that its address does not follow the lowest port's MAC as ports come and go (the
- * reference re-sets the MAC after every ADD for the same reason).
+ * fixed MAC so that its address does not follow the lowest port's MAC as ports come and go; a
+ * bridge made by someone else gets its current MAC pinned the same way.
  */
 export function ensureBridge(nl: NetlinkSocket, opts: BridgeOptions): Link {
   let link = findLink(nl, opts.name);
+  const existed = link !== undefined;
   if (!link) {
     try {
       addLink(nl, { kind: 'bridge', name: opts.name, mtu: opts.mtu, mac: randomMac(), up: true });
@@ -53,11 +55,26 @@ export function ensureBridge(nl: NetlinkSocket, opts: BridgeOptions): Link {
   if (link.kind !== 'bridge') {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `"${opts.name}" already exists but is not a bridge`);
   }
+  if (existed && link.mac && !macPinned(opts.name)) {
+    // A bridge someone else made takes its lowest port's MAC as ports come and go, and the pods'
+    // ARP caches hold it as their gateway's: setting the MAC to itself pins it (the kernel then
+    // treats it as chosen by the user, NET_ADDR_SET), as the reference does in ensureAddr.
+    setLink(nl, link.index, { mac: link.mac });
+  }
   if (!link.up || (opts.promisc && !link.promisc)) {
     setLink(nl, link.index, { up: true, ...(opts.promisc ? { promisc: true } : {}) });
     link = findLink(nl, link.index) ?? link;
   }
   return link;
+}
+
+/** Whether the bridge's MAC was set explicitly (addr_assign_type NET_ADDR_SET), so it stays. */
+function macPinned(name: string): boolean {
+  try {
+    return readFileSync(`/sys/class/net/${name}/addr_assign_type`, 'utf8').trim() === '3';
+  } catch {
+    return false;
+  }
 }
 
 /** Writes a sysctl that may not exist (IPv6 disabled on the node: nothing to set, nothing to protect). */

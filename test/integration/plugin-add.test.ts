@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CniOutcome } from '../support/cni.ts';
 import type { TestNetns } from '../support/netns.ts';
-import { nthAddress4, nthAddress6, ping, PluginFixture, randomSubnet4, randomSubnet6 } from '../support/plugin-fixture.ts';
+import { nthAddress4, nthAddress6, ping, PluginFixture, randomSubnet4, randomSubnet6, sh } from '../support/plugin-fixture.ts';
 
 let f: PluginFixture;
 beforeEach(() => {
@@ -112,6 +112,33 @@ describe('strand ADD, IPv4', () => {
     // A pod from the last and from the first ADD to finish reach each other.
     const first = pods[0] as TestNetns;
     expectPing(first, (addresses[19] as string).split('/')[0] as string);
+  });
+});
+
+describe('strand ADD on a bridge made beforehand', () => {
+  it('pins the MAC of a bridge it did not create, so the result, CHECK and the pods\' gateway MAC stay right as ports come and go', () => {
+    // A bridge made by hand (no MAC given) takes its lowest port's MAC as ports come and go. The
+    // pods' own MACs come from CNI_ARGS, as a runtime passes them.
+    sh('ip', ['link', 'add', f.bridge, 'type', 'bridge']);
+    sh('ip', ['link', 'set', f.bridge, 'up']);
+    const subnet = randomSubnet4();
+    const pods = [f.pod(), f.pod()];
+    const ids = [f.containerId(), f.containerId()];
+    const macs = ['02:00:00:00:00:01', 'fe:ff:ff:ff:ff:fe'];
+    const results = pods.map((pod, i) => f.add(f.v4Config(subnet), pod, ids[i] as string, 'eth0', { args: `IgnoreUnknown=1;MAC=${macs[i]}` }));
+    results.forEach((r, i) => {
+      expectOk(r);
+      expectInterfacesMatchKernel(r, pods[i] as TestNetns, ids[i] as string);
+      expect(r.json.interfaces[2].mac).toBe(macs[i]);
+    });
+    const mac = f.link(f.bridge)?.address;
+    expect(results.map((r) => r.json.interfaces[0].mac)).toEqual([mac, mac]);
+    // The first pod goes; the bridge keeps its MAC, and the second pod's CHECK still passes.
+    expect(f.del(f.v4Config(subnet), pods[0] as TestNetns, ids[0] as string).code).toBe(0);
+    expect(f.link(f.bridge)?.address).toBe(mac);
+    const checked = f.check(f.v4Config(subnet), results[1]?.json, pods[1] as TestNetns, ids[1] as string);
+    expect(checked.code, checked.stdout).toBe(0);
+    expectPing(pods[1] as TestNetns, nthAddress4(subnet, 1));
   });
 });
 
