@@ -26,6 +26,7 @@ import {
 import { fileLogger, type Logger } from '../log.ts';
 import { addPodMasquerade, openNftSocket, removePodMasquerade } from '../nft/pod-masquerade.ts';
 import { readNodeState } from '../state/node-state.ts';
+import { announcePod, checkAgentReady } from './agent-client.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, randomMac, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
@@ -108,6 +109,10 @@ async function add(inv: Invocation): Promise<Result> {
     if (cfg.ipMasq && ips.length > 0) {
       withNft((nft) => addPodMasquerade(nft, cfg.net.name, hostVeth, ips.map((ip) => ip.address)));
       undo.push(() => withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+    }
+    // The pod is wired: tell the agent, waiting a bounded time (refused: undo below, code 11).
+    if (cfg.agentSocket) {
+      await announcePod({ socketPath: cfg.agentSocket, waitMs: cfg.agentWaitMs, env: inv.env, hostVeth, ips: ips.map((ip) => ip.address), log });
     }
 
     // A veth is created with MTU 1500 unless told otherwise; the bridge's follows its ports.
@@ -354,6 +359,8 @@ async function status(inv: Invocation): Promise<void> {
     host.close();
   }
   if (cfg.ipamType) await runIpam(cfg.ipamType, 'STATUS', inv);
+  // A configured agent that is not ready: not available. No agent listening is fine (standalone).
+  if (cfg.agentSocket) await checkAgentReady(cfg.agentSocket, cfg.agentWaitMs);
 }
 
 // ---- shared --------------------------------------------------------------------------------------

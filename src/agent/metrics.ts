@@ -1,0 +1,109 @@
+// The agent's Prometheus metrics (prom-client), on a registry of its own so that nothing else in the
+// process (a library registering on prom-client's global registry) shows up on /metrics. Strand's
+// own metrics are prefixed `strand_`; the default process and Node.js metrics keep their standard
+// names (process_*, nodejs_*), so the usual dashboards work on them unchanged.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { networkAddressUsage } from '../ipam/plugin.ts';
+
+export interface AgentMetrics {
+  registry: Registry;
+  /** One per reconcile pass; result "ok" or "error". */
+  reconcileTotal: Counter<'result'>;
+  /** Seconds per reconcile pass. */
+  reconcileDuration: Histogram;
+  /** Informer watches restarted (relist after 410 Gone, reconnect), per resource ("nodes", "pods", …). */
+  watchRestarts: Counter<'resource'>;
+  /** Failed Kubernetes API requests, per resource. */
+  apiErrors: Counter<'resource'>;
+  /** IPAM addresses per network and family ("4", "6"); state "used" or "free". */
+  ipamAddresses: Gauge<'network' | 'family' | 'state'>;
+  /** Pod-start notices from the plugin, by the answer given ("ok", "refused", "error"). */
+  podStartNotices: Counter<'result'>;
+}
+
+export function createMetrics(): AgentMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    reconcileTotal: new Counter({
+      name: 'strand_reconcile_total',
+      help: 'Reconcile passes of the node agent, by result (ok or error).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: 'strand_reconcile_duration_seconds',
+      help: 'Duration of a reconcile pass of the node agent, in seconds.',
+      // A pass reads the caches and the kernel and applies a difference: milliseconds normally,
+      // seconds when nftables has a large policy set to load.
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    watchRestarts: new Counter({
+      name: 'strand_watch_restarts_total',
+      help: 'Kubernetes watches restarted (relist after 410 Gone, reconnect after an error), by resource.',
+      labelNames: ['resource'] as const,
+      registers,
+    }),
+    apiErrors: new Counter({
+      name: 'strand_api_errors_total',
+      help: 'Failed Kubernetes API requests, by resource.',
+      labelNames: ['resource'] as const,
+      registers,
+    }),
+    ipamAddresses: new Gauge({
+      name: 'strand_ipam_addresses',
+      help: 'IPAM addresses of the node per network and address family (4 or 6), by state (used or free).',
+      labelNames: ['network', 'family', 'state'] as const,
+      registers,
+    }),
+    podStartNotices: new Counter({
+      name: 'strand_pod_start_notices_total',
+      help: 'Pod-start notices received from the CNI plugin, by the answer given (ok, refused, error).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+  };
+}
+
+export interface IpamGaugeProblem {
+  network: string;
+  message: string;
+}
+
+/**
+ * Sets strand_ipam_addresses from the IPAM stores of `networks` (network configurations as a plugin
+ * receives them: `name` plus `ipam`). Range sets of one family are summed. Series of networks no
+ * longer given, or whose usage cannot be read now (usePodCidr before the node state exists), are
+ * dropped rather than left stale; those networks are returned so that the caller can log them.
+ */
+export function updateIpamGauges(m: AgentMetrics, networks: Record<string, unknown>[]): IpamGaugeProblem[] {
+  const values: { network: string; family: '4' | '6'; used: number; free: number }[] = [];
+  const problems: IpamGaugeProblem[] = [];
+  for (const net of networks) {
+    const network = typeof net.name === 'string' ? net.name : '';
+    try {
+      const perFamily = new Map<'4' | '6', { used: number; free: number }>();
+      for (const u of networkAddressUsage(net)) {
+        const family = u.family === 4 ? '4' : '6';
+        const v = perFamily.get(family) ?? { used: 0, free: 0 };
+        v.used += u.used;
+        // An IPv6 range can hold more than 2^53 addresses: a gauge is a float64 anyway.
+        v.free += Number(u.free);
+        perFamily.set(family, v);
+      }
+      for (const [family, v] of perFamily) values.push({ network, family, ...v });
+    } catch (err) {
+      problems.push({ network, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  // reset() and the sets run in one synchronous stretch: a scrape never sees the gauge half filled.
+  m.ipamAddresses.reset();
+  for (const v of values) {
+    m.ipamAddresses.set({ network: v.network, family: v.family, state: 'used' }, v.used);
+    m.ipamAddresses.set({ network: v.network, family: v.family, state: 'free' }, v.free);
+  }
+  return problems;
+}

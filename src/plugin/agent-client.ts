@@ -1,0 +1,207 @@
+// The plugin side of the pod-start handshake (protocol: src/agent/pod-handshake.ts). It runs on the
+// pod start path, so it is small: node:net, one connection, one JSON line each way, a hand-written
+// check of the answer (zod is loaded in CNI mode anyway, but a schema would cost its build time on
+// every pod start for a four-field object). The agent never blocks the plugin for long: no socket
+// file or nobody listening returns at once, and the whole exchange is bounded by waitMs.
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from '../agent/pod-handshake.ts';
+import { K8S_ARG_KEYS, kubernetesPodArgs, parseCniArgs } from '../cni/args.ts';
+import type { CniEnv } from '../cni/env.ts';
+import { CniError, ErrorCode } from '../cni/errors.ts';
+import type { Logger } from '../log.ts';
+
+export type NotifyOutcome = 'ok' | 'no-agent' | 'timeout' | 'refused';
+
+interface Answer {
+  ok: boolean;
+  message?: string;
+  ready?: boolean;
+  reasons?: string[];
+}
+
+type Exchange =
+  | { kind: 'answer'; answer: Answer }
+  | { kind: 'no-agent'; message: string }
+  | { kind: 'timeout'; message: string }
+  | { kind: 'invalid'; message: string };
+
+/**
+ * Tells the agent about a new pod and waits up to `waitMs` for its answer:
+ * - 'ok': the agent has what it needs for the pod;
+ * - 'no-agent': no socket, or nobody listening on it (the plugin goes on standalone);
+ * - 'timeout': no answer within waitMs, or the agent hung up without one (the agent reconciles later);
+ * - 'refused': the agent answered ok:false, or answered something it should not have, with why.
+ */
+export async function notifyAgent(
+  socketPath: string,
+  notice: PodStartNotice,
+  waitMs: number,
+): Promise<{ outcome: NotifyOutcome; message?: string }> {
+  const r = await exchange(socketPath, { v: HANDSHAKE_VERSION, type: 'pod-start', notice }, waitMs);
+  switch (r.kind) {
+    case 'answer':
+      if (r.answer.ok) return { outcome: 'ok' };
+      return { outcome: 'refused', message: r.answer.message ?? 'the agent refused the pod without a reason' };
+    case 'invalid':
+      return { outcome: 'refused', message: r.message };
+    default:
+      return { outcome: r.kind, message: r.message };
+  }
+}
+
+/**
+ * The agent's readiness, for STATUS: undefined when no agent listens on `socketPath`. An agent that
+ * does not answer in time, or answers nonsense, is not ready.
+ */
+export async function agentStatus(socketPath: string, waitMs: number): Promise<{ ready: boolean; message?: string } | undefined> {
+  const r = await exchange(socketPath, { v: HANDSHAKE_VERSION, type: 'status' }, waitMs);
+  switch (r.kind) {
+    case 'no-agent':
+      return undefined;
+    case 'answer': {
+      const a = r.answer;
+      if (!a.ok) return { ready: false, message: a.message ?? 'the agent could not answer a status request' };
+      if (a.ready === true) return { ready: true };
+      const reasons = a.reasons && a.reasons.length > 0 ? a.reasons.join('; ') : 'no reason given';
+      return { ready: false, message: reasons };
+    }
+    default:
+      return { ready: false, message: r.message };
+  }
+}
+
+/** One request, one answer, at most waitMs from connect to answer. Never rejects. */
+function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
+  // No socket file is the common standalone case: answer it without making a socket at all.
+  if (!existsSync(socketPath)) return Promise.resolve({ kind: 'no-agent', message: `no agent socket at ${socketPath}` });
+  return new Promise((resolve) => {
+    let settled = false;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const socket = connect(socketPath);
+    const settle = (r: Exchange) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => settle({ kind: 'timeout', message: `no answer from the agent on ${socketPath} within ${waitMs} ms` }), waitMs);
+
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      socket.end(encodeMessage(request));
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // Before the connection: nobody there, as no socket file (ENOENT) or a stale one nobody
+      // listens on (ECONNREFUSED). After it: a broken exchange with an agent that is there.
+      if (connected) settle({ kind: 'timeout', message: `the exchange with the agent on ${socketPath} failed: ${err.message}` });
+      else settle({ kind: 'no-agent', message: `no agent on ${socketPath} (${err.code ?? err.message})` });
+    });
+    socket.on('data', (data: Buffer) => {
+      const nl = data.indexOf(0x0a);
+      const part = nl >= 0 ? data.subarray(0, nl) : data;
+      size += part.length;
+      if (size > MAX_MESSAGE_BYTES) return settle({ kind: 'invalid', message: `the agent's answer is larger than ${MAX_MESSAGE_BYTES} bytes` });
+      chunks.push(part);
+      if (nl >= 0) settle(parseAnswer(Buffer.concat(chunks).toString('utf8')));
+    });
+    socket.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') settle({ kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` });
+      else settle(parseAnswer(text));
+    });
+  });
+}
+
+function parseAnswer(line: string): Exchange {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch {
+    return { kind: 'invalid', message: `the agent's answer is not JSON: ${line.slice(0, 200)}` };
+  }
+  const a = json as Record<string, unknown> | null;
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) return { kind: 'invalid', message: "the agent's answer is not a JSON object" };
+  if (a.v !== HANDSHAKE_VERSION) return { kind: 'invalid', message: `the agent answered in protocol version ${JSON.stringify(a.v)}, not ${HANDSHAKE_VERSION}` };
+  if (typeof a.ok !== 'boolean') return { kind: 'invalid', message: "the agent's answer has no boolean \"ok\"" };
+  const answer: Answer = { ok: a.ok };
+  if (typeof a.message === 'string') answer.message = a.message;
+  if (typeof a.ready === 'boolean') answer.ready = a.ready;
+  if (Array.isArray(a.reasons)) answer.reasons = a.reasons.filter((x): x is string => typeof x === 'string');
+  return { kind: 'answer', answer };
+}
+
+// ---- what ADD and STATUS do with it ----------------------------------------------------------------
+
+/**
+ * ADD's step after the pod is wired: notify the agent. No agent: go on (standalone). No answer in
+ * time: go on with a warning, the agent reconciles the pod from the API later. Refused: fail the
+ * ADD with "try again later" (CNI 1.1 §5 code 11) so that the runtime retries, after the caller's
+ * undo removed what this ADD made.
+ */
+export async function announcePod(opts: {
+  socketPath: string;
+  waitMs: number;
+  env: CniEnv;
+  hostVeth: string;
+  /** The pod's addresses as IPAM gave them (CIDR notation); the notice carries them without prefix. */
+  ips: string[];
+  log: Logger;
+}): Promise<void> {
+  const { env, log } = opts;
+  const notice: PodStartNotice = {
+    ...podIdentity(env.args),
+    containerId: env.containerId,
+    ifname: env.ifname,
+    netns: env.netns,
+    hostVeth: opts.hostVeth,
+    ips: opts.ips.map((a) => a.split('/')[0] as string),
+  };
+  const started = performance.now();
+  const r = await notifyAgent(opts.socketPath, notice, opts.waitMs);
+  const ms = Math.round((performance.now() - started) * 10) / 10;
+  switch (r.outcome) {
+    case 'ok':
+      log.debug({ agentSocket: opts.socketPath, ms }, 'the agent acknowledged the pod');
+      return;
+    case 'no-agent':
+      log.debug({ agentSocket: opts.socketPath, reason: r.message }, 'no agent to notify; going on');
+      return;
+    case 'timeout':
+      log.warn({ agentSocket: opts.socketPath, ms, reason: r.message }, 'the agent did not acknowledge the pod in time; going on, it reconciles later');
+      return;
+    case 'refused': {
+      const who = notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`;
+      throw new CniError(ErrorCode.TryAgainLater, `the Strand agent refused ${who}: ${r.message ?? 'no reason given'}`);
+    }
+  }
+}
+
+/** STATUS's check: a configured agent that answers "not ready" makes the plugin not available (50). */
+export async function checkAgentReady(socketPath: string, waitMs: number): Promise<void> {
+  const s = await agentStatus(socketPath, waitMs);
+  if (s && !s.ready) {
+    throw new CniError(ErrorCode.PluginNotAvailable, `the Strand agent on ${socketPath} is not ready: ${s.message ?? 'no reason given'}`);
+  }
+}
+
+/**
+ * K8S_POD_NAMESPACE, K8S_POD_NAME and K8S_POD_UID from CNI_ARGS (kubelet's runtimes send them with
+ * IgnoreUnknown=1). CNI_ARGS was validated when the config was loaded; should it fail here anyway,
+ * the notice goes without the pod's identity rather than failing the ADD over it.
+ */
+function podIdentity(cniArgs: string): Pick<PodStartNotice, 'namespace' | 'name' | 'uid'> {
+  try {
+    const pod = kubernetesPodArgs(parseCniArgs(cniArgs, ['MAC', 'IP', ...K8S_ARG_KEYS]));
+    const out: Pick<PodStartNotice, 'namespace' | 'name' | 'uid'> = {};
+    if (pod.namespace) out.namespace = pod.namespace;
+    if (pod.name) out.name = pod.name;
+    if (pod.uid) out.uid = pod.uid;
+    return out;
+  } catch {
+    return {};
+  }
+}
