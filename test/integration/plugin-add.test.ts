@@ -115,6 +115,29 @@ describe('strand ADD, IPv4', () => {
   });
 });
 
+describe('strand ADD with options', () => {
+  it('mtu goes on the bridge and both veth ends; IPAM routes without a gw go via the gateway', () => {
+    const subnet = randomSubnet4();
+    const gw = nthAddress4(subnet, 1);
+    const conf = f.config({ subnet, routes: [{ dst: '10.0.0.0/8' }, { dst: '198.18.0.0/15', gw: nthAddress4(subnet, 9) }] }, { isDefaultGateway: false, mtu: 1400 });
+    const pod = f.pod();
+    const id = f.containerId();
+    const r = f.add(conf, pod, id);
+    expectOk(r);
+    expectInterfacesMatchKernel(r, pod, id);
+    expect(r.json.interfaces.slice(1).map((i: { mtu: number }) => i.mtu)).toEqual([1400, 1400]);
+    expect(f.link(f.bridge)?.mtu).toBe(1400);
+    expect(r.json.routes).toEqual([{ dst: '10.0.0.0/8' }, { dst: '198.18.0.0/15', gw: nthAddress4(subnet, 9) }]);
+    const routes = f.routes(pod.name);
+    expect(routes).toContainEqual(expect.objectContaining({ dst: '10.0.0.0/8', gateway: gw }));
+    expect(routes).toContainEqual(expect.objectContaining({ dst: '198.18.0.0/15', gateway: nthAddress4(subnet, 9) }));
+    expect(routes.find((x) => x.dst === 'default')).toBeUndefined();
+    const checked = f.check(conf, r.json, pod, id);
+    expect(checked.code, checked.stdout).toBe(0);
+    expectPing(pod, gw);
+  });
+});
+
 describe('strand ADD on a bridge made beforehand', () => {
   it('pins the MAC of a bridge it did not create, so the result, CHECK and the pods\' gateway MAC stay right as ports come and go', () => {
     // A bridge made by hand (no MAC given) takes its lowest port's MAC as ports come and go. The
@@ -191,6 +214,11 @@ describe('strand ADD, IPv6 and dual-stack', () => {
       ]);
       expect(f.routes(pod.name, 4)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: nthAddress4(v4, 1) }));
       expect(f.routes(pod.name, 6)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: nthAddress6(v6, 1) }));
+    });
+    // CHECK finds both families' addresses and default routes where the results say.
+    results.forEach((r, i) => {
+      const checked = f.check(conf, r.json, pods[i] as TestNetns, ids[i] as string);
+      expect(checked.code, checked.stdout).toBe(0);
     });
     const bridgeAddrs = f.addresses(f.bridge).filter((a) => a.scope === 'global');
     expect(bridgeAddrs.map((a) => `${a.local}/${a.prefixlen}`).sort()).toEqual([`${nthAddress4(v4, 1)}/24`, `${nthAddress6(v6, 1)}/64`].sort());

@@ -128,6 +128,26 @@ describe('strand ADD failures leave nothing behind', () => {
     expectUnchanged(before, pod, f.hostVeth(containerId));
   });
 
+  it('a failure after IPAM and the veth (the bridge holds another address): code 7, everything undone', () => {
+    const subnet = randomSubnet4();
+    const conf = f.v4Config(subnet);
+    // The bridge exists with an address of another subnet: without forceAddress ADD must refuse it,
+    // after it has reserved an address and created the veth pair (cni-spec.md §8 ensureAddr).
+    sh('ip', ['link', 'add', f.bridge, 'type', 'bridge']);
+    sh('ip', ['addr', 'add', '10.127.255.1/24', 'dev', f.bridge]);
+    const pod = f.pod();
+    const containerId = f.containerId();
+    const before = snapshot(pod);
+    const r = f.add(conf, pod, containerId);
+    expectError(r, 7, `"${f.bridge}" already has an IP address different from ${nthAddress4(subnet, 1)}/24`);
+    // The address went back and the veth pair is gone; IPAM's round-robin marker may have moved.
+    expect(f.reservedAddresses()).toEqual([]);
+    const after = snapshot(pod);
+    expect(after.podLinks).toEqual(before.podLinks);
+    expect(after.links.filter((l) => l.master === f.bridge || l.ifname === f.hostVeth(containerId))).toEqual([]);
+    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.127.255.1']);
+  });
+
   it('the bridge name taken by a link that is not a bridge: code 7, the address given back, the link untouched', () => {
     // An ifb device stands in for a dummy: this kernel has no dummy driver.
     const dummy = testName('dum');
