@@ -168,7 +168,7 @@ export async function announcePod(opts: {
       log.debug({ agentSocket: opts.socketPath, ms }, 'the agent acknowledged the pod');
       return;
     case 'no-agent':
-      log.debug({ agentSocket: opts.socketPath, reason: r.message }, 'no agent to notify; going on');
+      log.debug({ agentSocket: opts.socketPath, ms, reason: r.message }, 'no agent to notify; going on');
       return;
     case 'timeout':
       log.warn({ agentSocket: opts.socketPath, ms, reason: r.message }, 'the agent did not acknowledge the pod in time; going on, it reconciles later');
