@@ -51,12 +51,16 @@ describe('chained with the reference portmap', () => {
     const gw = nthAddress4(subnet, 1);
     const host = f.host as TestNetns;
     const conf = f.v4Config(subnet, { cniVersion: '1.0.0' });
+    // A new namespace inherits the root's ip_forward: start from off to see isGateway turn it on.
+    host.exec('sh', ['-c', 'echo 0 > /proc/sys/net/ipv4/ip_forward']);
     const [pod, client] = [f.pod(), f.pod()];
     const [id, clientId] = [f.containerId(), f.containerId()];
     const added = f.add(conf, pod, id);
     expectOk(added);
     expectOk(f.add(conf, client, clientId));
     const podIp = nthAddress4(subnet, 2);
+    // isGateway turned forwarding on in the host namespace.
+    expect(host.exec('cat', ['/proc/sys/net/ipv4/ip_forward']).trim()).toBe('1');
 
     const mappings = [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp' }];
     const portmap = {
