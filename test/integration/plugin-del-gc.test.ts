@@ -114,6 +114,17 @@ describe('strand GC', () => {
     expect(f.reservedAddresses()).toEqual([]);
   });
 
+  it('with an empty valid list removes every attachment of the network', () => {
+    const pods = [addPod(), addPod()];
+    expectOk(f.gc(conf, []));
+    expect(f.reservedAddresses()).toEqual([]);
+    for (const p of pods) {
+      expect(linkExists(f.hostVeth(p.containerId))).toBe(false);
+      expect(linkExists('eth0', p.pod.name)).toBe(false);
+    }
+    expect(f.link(f.bridge)?.linkinfo?.info_kind).toBe('bridge');
+  });
+
   it('an attachment of the same container on another interface is not kept by its sibling being valid', () => {
     const pod = f.pod();
     const containerId = f.containerId();
