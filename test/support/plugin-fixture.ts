@@ -17,8 +17,6 @@ import { testName } from './names.ts';
 import { TestNetns } from './netns.ts';
 import { ipJson, sh, trySh } from './sh.ts';
 
-export type Verb = CniCall['command'];
-
 export interface Attachment {
   containerId: string;
   ifname: string;
