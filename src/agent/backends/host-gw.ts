@@ -1,0 +1,52 @@
+// The host-gw backend: no encapsulation, one route per peer pod CIDR via the peer's underlay address
+// out of the underlay interface (flannel's host-gw, kindnet's routes). It works only between nodes
+// on one layer-2 segment: a peer whose underlay address is outside every prefix of the underlay
+// interface gets no route and is reported, because the kernel would refuse such a gateway anyway
+// ("Nexthop has invalid gateway") or, worse, send through a default router that knows no pod CIDRs.
+import type { NetlinkSocket } from '../../kernel/index.ts';
+import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries } from './datapath.ts';
+import { normalizeLocal, underlayLink } from './local.ts';
+import { localAnnotations } from './peer.ts';
+import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } from './types.ts';
+
+export class HostGwBackend implements Backend {
+  readonly kind = 'host-gw' as const;
+  private local: LocalNode | undefined;
+
+  /** nl: a socket in the node's network namespace; its netns is also where sysctls are read. */
+  constructor(private readonly nl: NetlinkSocket) {}
+
+  setUp(localNode: LocalNode): SetUpResult {
+    const local = normalizeLocal(localNode);
+    const underlay = underlayLink(this.nl, local);
+    // A VXLAN device from an earlier configuration would keep answering for this node's VTEP.
+    const changes = deleteLeftoverDevices(this.nl, undefined);
+    this.local = local;
+    return {
+      annotations: localAnnotations('host-gw', local),
+      podMtu: local.underlayMtu ?? underlay.mtu,
+      changes,
+      warnings: forwardingWarnings(this.nl.netns, local.podCidrs),
+    };
+  }
+
+  reconcile(peers: readonly Peer[]): ReconcileReport {
+    const local = this.local;
+    if (!local) throw new Error('host-gw backend: reconcile before setUp');
+    const started = performance.now();
+    const report = emptyReport();
+    try {
+      const underlay = underlayLink(this.nl, local);
+      reconcileEntries(this.nl, { kind: 'host-gw' }, local, { underlay: { index: underlay.index, name: underlay.name } }, peers, report);
+    } catch (err) {
+      report.problems.push({ message: `reconcile host-gw routes: ${err instanceof Error ? err.message : String(err)}` });
+    }
+    report.durationMs = performance.now() - started;
+    return report;
+  }
+
+  tearDown(): Change[] {
+    this.local = undefined;
+    return deleteStrandRoutes(this.nl);
+  }
+}
