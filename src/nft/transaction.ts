@@ -1,0 +1,216 @@
+// A Transaction collects operations on nftables objects and renders them as one `nft -f` script, one
+// command per line; an Nft client (runner.ts against the kernel, fake.ts in memory) applies it all or
+// nothing. Objects are checked when they are added, so a bad name or comment fails at the call that
+// made it, not later inside nft.
+//
+// There is deliberately no way to flush or delete the table: Strand's table `inet strand` is shared
+// by the CNI plugin (its `cni-*` objects, made over netlink) and the agent, and neither may remove the
+// other's objects. A transaction may further be limited to names with one prefix (`ownedPrefix`).
+import {
+  checkHandle,
+  checkName,
+  checkObject,
+  checkTableRef,
+  NftObjectError,
+  renderOperation,
+  STRAND_TABLE,
+  type Chain,
+  type ChainRef,
+  type Element,
+  type MapRef,
+  type NftMap,
+  type NftObject,
+  type NftSet,
+  type Rule,
+  type RuleRef,
+  type SetRef,
+  type Table,
+  type TableRef,
+  type TableState,
+  type Verb,
+} from './objects.ts';
+
+export type Operation =
+  | { verb: 'add'; object: NftObject }
+  | { verb: 'create'; object: Table | Chain | NftSet | NftMap | Element }
+  | { verb: 'insert'; object: Rule }
+  | { verb: 'replace'; object: Rule & { handle: number } }
+  | { verb: 'flush'; object: ChainRef | SetRef | MapRef }
+  | { verb: 'delete'; object: ChainRef | SetRef | MapRef | RuleRef | Element };
+
+export interface TransactionOptions {
+  /** When set, every chain, set and map the transaction names must start with it (e.g. "agent-"). */
+  ownedPrefix?: string;
+}
+
+export class Transaction {
+  readonly ownedPrefix: string | undefined;
+  private readonly ops: Operation[] = [];
+
+  constructor(options: TransactionOptions = {}) {
+    this.ownedPrefix = options.ownedPrefix;
+  }
+
+  /** Ensures the object exists (`nft add`): existing tables, chains, sets and elements are left as
+   * they are; a rule is appended (or put after the rule with `handle`). */
+  add(object: NftObject): this {
+    return this.push({ verb: 'add', object });
+  }
+
+  /** Like add, but fails the transaction when the object exists already. */
+  create(object: Table | Chain | NftSet | NftMap | Element): this {
+    if ((object as NftObject).kind === 'rule') throw new NftObjectError('create is not an operation on rules: use add or insert');
+    return this.push({ verb: 'create', object });
+  }
+
+  /** Puts a rule first in its chain (or before the rule with `handle`). */
+  insert(rule: Rule): this {
+    if (rule.kind !== 'rule') throw new NftObjectError('insert takes a rule');
+    return this.push({ verb: 'insert', object: rule });
+  }
+
+  /** Replaces the rule with `handle`. */
+  replace(rule: Rule & { handle: number }): this {
+    if (rule.kind !== 'rule' || rule.handle === undefined) throw new NftObjectError('replace takes a rule with a handle');
+    return this.push({ verb: 'replace', object: rule });
+  }
+
+  /** Removes every rule of a chain, or every element of a set or map. */
+  flush(object: ChainRef | SetRef | MapRef): this {
+    const kind = (object as { kind: string }).kind;
+    if (kind !== 'chain' && kind !== 'set' && kind !== 'map') throw new NftObjectError(`flush ${kind} is not supported: only chains, sets and maps are flushed`);
+    return this.push({ verb: 'flush', object });
+  }
+
+  /** Deletes a chain (empty and unreferenced), a set or map (unreferenced), a rule by handle, or an
+   * element by key. */
+  delete(object: ChainRef | SetRef | MapRef | RuleRef | Element): this {
+    const kind = (object as { kind: string }).kind;
+    if (kind === 'table') throw new NftObjectError('deleting the table is not supported: it holds objects of other owners');
+    if (kind === 'rule' && (object as RuleRef).handle === undefined) throw new NftObjectError('delete rule needs the rule handle');
+    return this.push({ verb: 'delete', object });
+  }
+
+  get operations(): readonly Operation[] {
+    return this.ops;
+  }
+
+  get empty(): boolean {
+    return this.ops.length === 0;
+  }
+
+  /** The `nft -f` script: one command per line, in the order added. */
+  render(table: TableRef = STRAND_TABLE): string {
+    checkTableRef(table);
+    return this.ops.map((op) => `${renderOperation(op.verb, op.object, table)}\n`).join('');
+  }
+
+  private push(op: Operation): this {
+    const obj = op.object;
+    if (op.verb === 'flush' || (op.verb === 'delete' && (obj.kind === 'chain' || obj.kind === 'set' || obj.kind === 'map'))) {
+      checkName(obj.kind, (obj as ChainRef | SetRef | MapRef).name);
+    } else if (op.verb === 'delete' && obj.kind === 'rule') {
+      checkName('chain', obj.chain);
+      checkHandle('rule', obj.handle);
+    } else {
+      checkObject(obj as NftObject);
+    }
+    const name = nameOf(obj);
+    if (this.ownedPrefix !== undefined && name !== undefined && !name.startsWith(this.ownedPrefix)) {
+      throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${this.ownedPrefix}*`);
+    }
+    // Copy, so a caller changing its object afterwards cannot change the transaction.
+    this.ops.push({ verb: op.verb, object: structuredClone(obj) } as Operation);
+    return this;
+  }
+}
+
+/** The chain, set or map an operation acts on (undefined for the table). */
+export function nameOf(obj: Operation['object']): string | undefined {
+  switch (obj.kind) {
+    case 'table':
+      return undefined;
+    case 'rule':
+      return obj.chain;
+    case 'element':
+      return obj.set;
+    default:
+      return obj.name;
+  }
+}
+
+export type { Verb };
+
+/** An nftables client for one table: the real one (runner.ts) or the in-memory fake (fake.ts). */
+export interface Nft {
+  readonly table: TableRef;
+  /** Applies the transaction, all of it or none of it; an empty transaction does nothing. */
+  run(tx: Transaction): Promise<void>;
+  /** Checks the transaction against the current state without applying it (`nft --check`). */
+  check(tx: Transaction): Promise<void>;
+  /** The table's current state; `exists: false` and nothing else when there is no table. */
+  list(): Promise<TableState>;
+}
+
+/** Why an nft operation failed, from nft's message (the kernel's errno, mostly). */
+export type NftErrorReason =
+  | 'not-found' // ENOENT: a table, chain, set, element or rule that is not there
+  | 'exists' // EEXIST: create of something existing, a map key with another value
+  | 'busy' // EBUSY: delete of a chain or set still in use
+  | 'unsupported' // EOPNOTSUPP: e.g. changing a base chain's hook or priority
+  | 'invalid' // the kernel or nft refused the object (EINVAL, overlapping intervals, …)
+  | 'syntax' // nft could not parse the script
+  | 'timeout' // nft did not finish in time and was killed
+  | 'unavailable' // nft (or ip) could not be started
+  | 'failed'; // anything else
+
+export interface NftErrorInit {
+  reason: NftErrorReason;
+  /** What was being done, e.g. "apply nftables transaction (3 commands) to table inet strand". */
+  operation: string;
+  /** nft's message without its location lines, e.g. "Could not process rule: No such file or directory". */
+  detail: string;
+  netns?: string | undefined;
+  stderr?: string;
+  script?: string;
+  /** 1-based line of the script nft complained about first, and its text. */
+  line?: number;
+  failingCommand?: string;
+  cause?: unknown;
+}
+
+export class NftError extends Error {
+  readonly reason: NftErrorReason;
+  readonly operation: string;
+  readonly detail: string;
+  readonly netns: string | undefined;
+  readonly stderr: string;
+  readonly script: string | undefined;
+  readonly line: number | undefined;
+  readonly failingCommand: string | undefined;
+
+  constructor(init: NftErrorInit) {
+    const where = init.netns ? ` in netns ${init.netns}` : '';
+    const at = init.line !== undefined ? ` at line ${init.line} \`${init.failingCommand ?? ''}\`` : '';
+    super(`failed to ${init.operation}${where}${at}: ${init.detail}`, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'NftError';
+    this.reason = init.reason;
+    this.operation = init.operation;
+    this.detail = init.detail;
+    this.netns = init.netns;
+    this.stderr = init.stderr ?? '';
+    this.script = init.script;
+    this.line = init.line;
+    this.failingCommand = init.failingCommand;
+  }
+}
+
+export function isNftError(err: unknown, reason?: NftErrorReason): err is NftError {
+  return err instanceof NftError && (reason === undefined || err.reason === reason);
+}
+
+/** What a transaction does, for operations and log lines: "apply nftables transaction (3 commands) to table inet strand". */
+export function describeTransaction(tx: Transaction, table: TableRef, verb = 'apply'): string {
+  const n = tx.operations.length;
+  return `${verb} nftables transaction (${n} command${n === 1 ? '' : 's'}) to table ${table.family} ${table.name}`;
+}
