@@ -24,7 +24,6 @@ import {
   type Link,
 } from '../kernel/index.ts';
 import { fileLogger, type Logger } from '../log.ts';
-import { addPodMasquerade, openNftSocket, removePodMasquerade } from '../nft/pod-masquerade.ts';
 import { readNodeState } from '../state/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, randomMac, writeSysctlIfPresent } from './bridge.ts';
@@ -107,8 +106,9 @@ async function add(inv: Invocation): Promise<Result> {
       enableForwarding(new Set(ips.map((ip) => (familyOf(ip.address) === '4' ? 4 : 6))));
     }
     if (cfg.ipMasq && ips.length > 0) {
-      withNft((nft) => addPodMasquerade(nft, cfg.net.name, hostVeth, ips.map((ip) => ip.address)));
-      undo.push(() => withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+      const masq = await import('../nft/pod-masquerade.ts');
+      withNft(masq, (nft) => masq.addPodMasquerade(nft, cfg.net.name, hostVeth, ips.map((ip) => ip.address)));
+      undo.push(() => withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
     }
     // The pod is wired: tell the agent, waiting a bounded time (refused: undo below, code 11).
     if (cfg.agentSocket) {
@@ -209,8 +209,12 @@ async function del(inv: Invocation): Promise<void> {
       host.close();
     }
   });
-  // Whatever ipMasq says now: the attachment may have been added with it (found by owner, not IP).
-  await attempt('remove the masquerade of the pod', () => withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+  // Found by owner, not IP: works without the pod's namespace or prevResult. Only with ipMasq (the
+  // config does not change between ADD and DEL, CNI 1.1 §3); GC sweeps whatever a change left.
+  if (cfg.ipMasq) {
+    const masq = await import('../nft/pod-masquerade.ts');
+    await attempt('remove the masquerade of the pod', () => withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+  }
   if (cfg.ipamType) {
     const ipamType = cfg.ipamType;
     await attempt(`IPAM ${ipamType} DEL`, () => runIpam(ipamType, 'DEL', inv));
@@ -323,7 +327,8 @@ async function gc(inv: Invocation): Promise<void> {
     host.close();
   }
   const validOwners = new Set((inv.conf.validAttachments ?? []).map((a) => hostVethName(cfg.net.name, a.containerID, a.ifname)));
-  const removed = withNft((nft) => removePodMasquerade(nft, cfg.net.name, (owner) => !validOwners.has(owner)));
+  const masq = await import('../nft/pod-masquerade.ts');
+  const removed = withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => !validOwners.has(owner)));
   if (removed > 0) log.info({ removed }, 'GC removed masquerade entries');
   if (cfg.ipamType) await runIpam(cfg.ipamType, 'GC', inv);
 }
@@ -396,8 +401,9 @@ function nodeMtu(cfg: PluginConfig): number | undefined {
   }
 }
 
-function withNft<T>(fn: (nft: NetlinkSocket) => T): T {
-  const nft = openNftSocket();
+/** The nftables code loads only for ipMasq (and GC): most networks never pay for it. */
+function withNft<T>(masq: typeof import('../nft/pod-masquerade.ts'), fn: (nft: NetlinkSocket) => T): T {
+  const nft = masq.openNftSocket();
   try {
     return fn(nft);
   } finally {

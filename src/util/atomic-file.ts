@@ -20,13 +20,23 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `${TEMP_PREFIX}${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`);
 }
 
-/** Writes `data` to a new temporary file beside `path`, fsynced; returns its path. */
-export function writeTempFile(path: string, data: string | Uint8Array, mode = 0o644): string {
+export interface WriteOptions {
+  mode?: number;
+  mkdir?: boolean;
+  /**
+   * fsync the file and its directory (default true): the new content survives a power failure, not
+   * only a killed process. Atomicity against kill -9 comes from rename/link alone.
+   */
+  durable?: boolean;
+}
+
+/** Writes `data` to a new temporary file beside `path` (fsynced when durable); returns its path. */
+export function writeTempFile(path: string, data: string | Uint8Array, mode = 0o644, durable = true): string {
   const tmp = tempPathFor(path);
   const fd = openSync(tmp, 'wx', mode);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -36,14 +46,15 @@ export function writeTempFile(path: string, data: string | Uint8Array, mode = 0o
   return tmp;
 }
 
-export function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; mkdir?: boolean } = {}): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: WriteOptions = {}): void {
+  const durable = opts.durable ?? true;
   if (opts.mkdir) mkdirSync(dirname(path), { recursive: true });
-  const tmp = writeTempFile(path, data, opts.mode);
+  const tmp = writeTempFile(path, data, opts.mode, durable);
   try {
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
   }
-  fsyncDir(dirname(path));
+  if (durable) fsyncDir(dirname(path));
 }
