@@ -1,0 +1,60 @@
+// The CNI network configuration list the agent keeps in the CNI conf dir (10-strand.conflist). It is
+// the one `strand install` writes (src/install/conflist-template.ts: the shipped
+// cni-conf/10-strand.conflist's shape, `strand` with `strand-ipam` on `subnet: usePodCidr`, then
+// `portmap`, with Strand's marker so that uninstall knows it), with the agent's paths filled in. The
+// pod MTU is not in it: the plugin reads it from the node state, so an MTU change does not rewrite
+// the file that runtimes watch.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFLIST_FILE, NETWORK_NAME, strandConflist } from '../install/conflist-template.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
+import type { AgentConfig } from './config.ts';
+
+export { CONFLIST_FILE, NETWORK_NAME };
+
+/** The plugin's own default for agentWaitMs (src/plugin/config.ts): left out of the file when equal. */
+export const PLUGIN_AGENT_WAIT_MS = 2000;
+
+export function conflistPath(cniConfDir: string): string {
+  return join(cniConfDir, CONFLIST_FILE);
+}
+
+/** The pod-start handshake socket the agent listens on (the plugin's default: `<stateDir>/agent.sock`). */
+export function agentSocketPath(stateDir: string): string {
+  return join(stateDir, 'agent.sock');
+}
+
+export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'>;
+
+/** The conflist as an object (pure). With default values it is byte for byte what install writes. */
+export function buildConflist(c: ConflistInputs): Record<string, unknown> {
+  const list = strandConflist({ bridge: c.bridge, stateDir: c.stateDir, ipamDataDir: c.ipamDataDir, logFile: c.cniLogFile });
+  if (c.podStartWaitMs !== PLUGIN_AGENT_WAIT_MS) {
+    const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
+    strand.agentWaitMs = c.podStartWaitMs;
+  }
+  return list;
+}
+
+export function renderConflist(c: ConflistInputs): string {
+  return `${JSON.stringify(buildConflist(c), null, 2)}\n`;
+}
+
+/**
+ * Writes `text` to `path` atomically unless the file already holds exactly that; returns whether it
+ * wrote. Runtimes watch the conf dir and reload on every change, so an unchanged file is left alone.
+ */
+export function writeIfChanged(path: string, text: string, mode = 0o644): boolean {
+  try {
+    if (readFileSync(path, 'utf8') === text) return false;
+  } catch {
+    // Missing or unreadable: write it.
+  }
+  writeFileAtomic(path, text, { mode, mkdir: true });
+  return true;
+}
+
+/** Writes the conflist into the CNI conf dir if it differs; returns whether it wrote. */
+export function ensureConflist(cniConfDir: string, c: ConflistInputs): boolean {
+  return writeIfChanged(conflistPath(cniConfDir), renderConflist(c));
+}

@@ -1,0 +1,172 @@
+// The node's own network set-up, level-based and idempotent: every reconcile pass may run it again.
+//   - the underlay: the interface Strand's traffic to other nodes leaves by (the default route's, or
+//     --iface) and its MTU, from which the pod MTU follows (VXLAN costs 50 bytes of headers);
+//   - the node state file the plugins read (pod CIDRs, cluster CIDRs, MTU, backend, agent socket),
+//     written atomically and only when its content changes;
+//   - the pod bridge and the forwarding sysctls, br_netfilter's included.
+// Pure parts (podMtu, desiredNodeState, sameNodeState) are separate from the kernel and file work.
+import { existsSync, readFileSync } from 'node:fs';
+import {
+  findLink,
+  formatIp,
+  listAddresses,
+  listRoutes,
+  networkOf,
+  parseCidr,
+  type Link,
+  type NetlinkSocket,
+  type Route,
+} from '../kernel/index.ts';
+import type { Logger } from '../log.ts';
+import { enableForwarding, ensureBridge, ensureGatewayAddresses, writeSysctlIfPresent } from '../plugin/bridge.ts';
+import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../state/node-state.ts';
+import type { AgentBackend } from './config.ts';
+
+/** VXLAN headers: outer IPv4 (20) or IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
+export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
+
+export interface Underlay {
+  name: string;
+  index: number;
+  mtu: number;
+  /** Global addresses, IPv4 first: the next issue's VTEP address comes from here. */
+  addresses: string[];
+}
+
+/**
+ * The pod MTU for a backend over an underlay (pure): VXLAN's headers come out of the underlay MTU,
+ * more of them when the tunnel runs over IPv6 (the underlay's first address is the tunnel endpoint).
+ */
+export function podMtu(backend: AgentBackend, underlayMtu: number, underlayFamily: 4 | 6 = 4): number {
+  return backend === 'vxlan' ? underlayMtu - VXLAN_OVERHEAD[underlayFamily] : underlayMtu;
+}
+
+/** The family of the underlay's first address (the VXLAN endpoint); IPv4 when it has none. */
+export function underlayFamily(u: Underlay): 4 | 6 {
+  return u.addresses[0]?.includes(':') ? 6 : 4;
+}
+
+/** The default route to use: the main table's, lowest metric, IPv4 before IPv6 (pure). */
+export function pickDefaultRoute(routes: readonly Route[]): Route | undefined {
+  const defaults = routes.filter((r) => (r.dst === '0.0.0.0/0' || r.dst === '::/0') && r.type === 1 /* RTN_UNICAST */);
+  defaults.sort((a, b) => a.family - b.family || (a.metric ?? 0) - (b.metric ?? 0));
+  return defaults[0];
+}
+
+export class UnderlayError extends Error {
+  override name = 'UnderlayError';
+}
+
+/** Finds the underlay interface: `iface` if given, else the default route's output interface. */
+export function detectUnderlay(nl: NetlinkSocket, iface: string | undefined): Underlay {
+  let link: Link | undefined;
+  if (iface !== undefined) {
+    link = findLink(nl, iface);
+    if (!link) throw new UnderlayError(`underlay interface ${iface} (--iface) does not exist`);
+  } else {
+    const route = pickDefaultRoute([...listRoutes(nl, { family: 4 }), ...listRoutes(nl, { family: 6 })]);
+    if (!route) throw new UnderlayError('no default route to find the underlay interface by: add one or give --iface');
+    if (route.oif === undefined) throw new UnderlayError(`the default route ${route.dst} has no single output interface (multipath?): give --iface`);
+    link = findLink(nl, route.oif);
+    if (!link) throw new UnderlayError(`the default route's interface (index ${route.oif}) disappeared`);
+  }
+  const addresses = listAddresses(nl, { link: link.index })
+    .filter((a) => a.scope === 0 /* universe */)
+    .sort((a, b) => a.family - b.family)
+    .map((a) => a.address);
+  return { name: link.name, index: link.index, mtu: link.mtu, addresses };
+}
+
+export interface NodeStateInputs {
+  nodeName: string;
+  podCIDRs: readonly string[];
+  clusterCIDRs: readonly string[];
+  mtu: number;
+  backend: AgentBackend;
+  agentSocket: string;
+}
+
+/** The node state the plugins should see (pure; updatedAt is set at the write). */
+export function desiredNodeState(i: NodeStateInputs, now = new Date()): NodeState {
+  return {
+    version: NODE_STATE_VERSION,
+    nodeName: i.nodeName,
+    podCIDRs: [...i.podCIDRs],
+    clusterCIDRs: [...i.clusterCIDRs],
+    mtu: i.mtu,
+    backend: i.backend,
+    agentSocket: i.agentSocket,
+    updatedAt: now.toISOString(),
+  };
+}
+
+/** Same content, whatever the write times. */
+export function sameNodeState(a: NodeState, b: NodeState): boolean {
+  const strip = ({ updatedAt: _updatedAt, ...rest }: NodeState) => JSON.stringify(rest);
+  return strip(a) === strip(b);
+}
+
+/** The node state on disk, or undefined when it is missing or not valid. */
+export function readCurrentNodeState(stateDir: string): NodeState | undefined {
+  try {
+    return parseNodeState(JSON.parse(readFileSync(nodeStatePath(stateDir), 'utf8')), nodeStatePath(stateDir));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the node state if its content differs from the file's; returns whether it wrote. */
+export function ensureNodeState(stateDir: string, desired: NodeState): boolean {
+  const current = readCurrentNodeState(stateDir);
+  if (current && sameNodeState(current, desired)) return false;
+  writeNodeState(stateDir, desired);
+  return true;
+}
+
+/** The pod bridge's gateway address for a pod CIDR: its first address, as strand-ipam hands out. */
+export function gatewayFor(podCidr: string): string {
+  const c = parseCidr(podCidr);
+  const net = networkOf(c.bytes, c.prefixLength);
+  net[net.length - 1] = (net[net.length - 1] as number) + 1;
+  return `${formatIp(net)}/${c.prefixLength}`;
+}
+
+export interface HostNetworkInputs {
+  bridge: string;
+  mtu: number;
+  podCIDRs: readonly string[];
+}
+
+export interface HostNetworkReport {
+  bridgeIndex: number;
+  /** br_netfilter's sysctls are absent: bridged pod traffic bypasses nftables. */
+  brNetfilterMissing: boolean;
+}
+
+export const BR_NETFILTER_DIR = '/proc/sys/net/bridge';
+
+/**
+ * Prepares the node for pods: the bridge (created up, with the pod MTU, if missing), its gateway
+ * address per pod CIDR, forwarding for each family with a pod CIDR, and br_netfilter's
+ * bridge-nf-call-ip(6)tables so that bridged pod-to-pod traffic reaches the inet hooks where
+ * NetworkPolicy is enforced. Loading br_netfilter is the DaemonSet init container's job.
+ */
+export function prepareHostNetwork(nl: NetlinkSocket, i: HostNetworkInputs, log: Logger): HostNetworkReport {
+  const bridge = ensureBridge(nl, { name: i.bridge, mtu: i.mtu, promisc: false });
+  try {
+    ensureGatewayAddresses(nl, bridge, i.podCIDRs.map(gatewayFor), false);
+  } catch (err) {
+    // A bridge address in another subnet (the node's pod CIDR changed): the plugin would refuse ADDs
+    // on it as well; say so, and leave the bridge as it is for the operator.
+    log.warn({ err: (err as Error).message, bridge: i.bridge }, 'the pod bridge has an address outside the pod CIDR');
+  }
+  const families = new Set<4 | 6>(i.podCIDRs.map((c) => (c.includes(':') ? 6 : 4)));
+  families.add(4);
+  enableForwarding(families);
+  const brNetfilterMissing = !existsSync(BR_NETFILTER_DIR);
+  if (!brNetfilterMissing) {
+    writeSysctlIfPresent('net.bridge.bridge-nf-call-iptables', 1);
+    writeSysctlIfPresent('net.bridge.bridge-nf-call-ip6tables', 1);
+  }
+  return { bridgeIndex: bridge.index, brNetfilterMissing };
+}
