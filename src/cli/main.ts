@@ -1,5 +1,6 @@
 // The command line: `strand <command>`. Only runs when CNI_COMMAND is unset (bin/strand.ts).
 import yargs from 'yargs';
+import { agentCommand } from '../agent/config.ts';
 import { SUPPORTED_VERSIONS } from '../cni/versions.ts';
 import { installCommand, uninstallCommand } from '../install/cli.ts';
 import { embeddedNodeVersion, strandVersion } from '../version.ts';
@@ -21,6 +22,7 @@ export async function runCli(argv: string[]): Promise<number> {
           );
         },
       )
+      .command(agentCommand((code) => (exitCode = code)))
       .command(installCommand((code) => (exitCode = code)))
       .command(uninstallCommand((code) => (exitCode = code)))
       .demandCommand(1, 'name a command; see strand --help')

@@ -1,0 +1,569 @@
+// `strand agent`: the node agent's daemon. One main loop, level-based: every pass computes the whole
+// desired node state from the informers' caches and the kernel, and applies the difference; passes
+// run on informer events (debounced) and periodically, so a missed event never matters (kindnet's
+// loop, DESIGN.md "Kubernetes is the datastore"). A pass, in order:
+//   1. node set-up: wait for this Node's pod CIDR; underlay and pod MTU; bridge and sysctls; the node
+//      state file and the CNI conflist (each rewritten only when it changes);
+//   2. the Node's NetworkUnavailable condition, once set up;
+//   3. the pods on this node (from the Pod informer, the IPAM store and the plugin's notices);
+//   4. metrics.
+// Later issues add routes to other nodes and NetworkPolicy as further steps of the same pass, and
+// extend podReady(), the answer to the plugin's pod-start notice.
+//
+// What the agent never does: tear down the data plane. On SIGTERM it stops watching and serving and
+// leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
+// restart does not disturb running pods. An unreachable API server only pauses updates.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { hostVethName } from '../plugin/names.ts';
+import { NetlinkSocket, formatIp, parseCidr, parseIp } from '../kernel/index.ts';
+import { readReservations, storeDir } from '../ipam/store.ts';
+import { formatIp as formatIpamIp } from '../ipam/range.ts';
+import { processLogger, type Logger } from '../log.ts';
+import { strandVersion } from '../version.ts';
+import { agentSocketPath, buildConflist, conflistPath, ensureConflist, NETWORK_NAME } from './cni-conflist.ts';
+import { ConfigError, loadAgentConfig, type AgentConfig } from './config.ts';
+import { startHealthServer, type HealthServer } from './health.ts';
+import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfig, podIPs, type BackoffOptions, type NodeInfo, type ResourceName } from './kube.ts';
+import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
+import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
+import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
+import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
+
+/** A pass at least this often, whatever happens. */
+export const RESYNC_MS = 30_000;
+/** While the node is not set up, a pass (and a log line saying why) this often. */
+export const WAITING_LOG_MS = 10_000;
+/** Events arriving within this window make one pass. */
+export const DEBOUNCE_MS = 100;
+/** Alive while a pass finished within this long. */
+export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
+/** A failed pass is retried after this long (besides the events that trigger passes anyway). */
+export const RETRY_MS = 5_000;
+/** How long a pod-start notice waits for the node state before the answer is "not ready". */
+export const NOTICE_WAIT_MS = 30_000;
+/** A notice whose addresses IPAM no longer holds is forgotten after this long (the pod was deleted). */
+const NOTICE_TTL_MS = 60_000;
+
+export interface AgentOptions {
+  config: AgentConfig;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Test overrides. */
+  resyncMs?: number;
+  backoff?: BackoffOptions;
+}
+
+/** A pod on this node, as the agent knows it. */
+export interface KnownPod {
+  namespace: string;
+  name: string;
+  uid?: string;
+  ips: string[];
+  /** The pod's veth on the bridge, from the IPAM store or the plugin's notice. */
+  hostVeth?: string;
+  containerId?: string;
+  /** Where the agent learned of it: the Pod informer, the plugin's notice, or both. */
+  source: 'api' | 'plugin' | 'api+plugin';
+}
+
+interface Notice extends PodStartNotice {
+  at: number;
+}
+
+interface Attachment {
+  containerId: string;
+  ifname: string;
+  hostVeth: string;
+}
+
+/** IPv4 and IPv6 text in one canonical form, so the API's and IPAM's addresses compare. */
+function canonicalIp(ip: string): string {
+  try {
+    return formatIp(parseIp(ip.split('/')[0] ?? ip).bytes);
+  } catch {
+    return ip;
+  }
+}
+
+/** Node.spec.podCIDRs checked and normalised: one per family at most, IPv4 first; or why not. */
+export function nodePodCidrs(node: NodeInfo): { cidrs: string[] } | { problem: string } {
+  const cidrs: string[] = [];
+  for (const raw of node.spec.podCIDRs) {
+    let c;
+    try {
+      c = parseCidr(raw);
+    } catch {
+      return { problem: `node ${node.metadata.name} has a malformed pod CIDR ${JSON.stringify(raw)}` };
+    }
+    const text = `${formatIp(c.bytes)}/${c.prefixLength}`;
+    if (cidrs.some((x) => x.includes(':') === text.includes(':'))) {
+      return { problem: `node ${node.metadata.name} has more than one IPv${c.family} pod CIDR: ${node.spec.podCIDRs.join(', ')}` };
+    }
+    cidrs.push(text);
+  }
+  cidrs.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
+  return { cidrs };
+}
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly metrics: AgentMetrics;
+  readonly cache: ClusterCache;
+  private readonly log: Logger;
+  private readonly kube: KubeClient;
+  private readonly resyncMs: number;
+  private health: HealthServer | undefined;
+  private handshake: PodHandshakeServer | undefined;
+
+  // Main loop.
+  private dirty = false;
+  private running: Promise<void> | undefined;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private lastPassAt = Date.now();
+  private passes = 0;
+
+  // What the last passes found.
+  private nodeStateWritten = false;
+  private conflistWritten = false;
+  private waitingFor: string | undefined = 'the first reconcile pass';
+  private lastWaitLog: { reason: string; at: number } | undefined;
+  private underlay: Underlay | undefined;
+  private warnedBrNetfilter = false;
+  private conditionPatching = false;
+  private conditionPatchedAt = 0;
+  private readonly nodeStateWaiters = new Set<() => void>();
+
+  // Pods.
+  private readonly notices = new Map<string, Notice>();
+  private pods = new Map<string, KnownPod>();
+
+  private constructor(opts: AgentOptions) {
+    this.config = opts.config;
+    this.log = opts.log;
+    this.resyncMs = opts.resyncMs ?? RESYNC_MS;
+    this.metrics = createMetrics();
+    this.kube = new KubeClient(opts.kubeConfig);
+    this.cache = new ClusterCache(
+      this.kube,
+      {
+        log: this.log,
+        onChange: () => this.requestReconcile(),
+        onSynced: (resource) => this.synced(resource),
+        onApiError: (resource) => this.metrics.apiErrors.inc({ resource }),
+        onRestart: (resource) => this.metrics.watchRestarts.inc({ resource }),
+      },
+      opts.backoff,
+    );
+  }
+
+  /** Starts serving and watching; the first pass follows at once. */
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const agent = new Agent(opts);
+    try {
+      await agent.begin();
+    } catch (err) {
+      await agent.stop();
+      throw err;
+    }
+    return agent;
+  }
+
+  private async begin(): Promise<void> {
+    const c = this.config;
+    this.log.info(
+      {
+        version: strandVersion,
+        node: c.nodeName,
+        backend: c.backend,
+        apiServer: this.kube.server,
+        stateDir: c.stateDir,
+        cniConfDir: c.cniConfDir,
+        ipamDataDir: c.ipamDataDir,
+        bridge: c.bridge,
+        configFile: c.configFile,
+      },
+      'strand agent starting',
+    );
+    this.health = await startHealthServer({
+      addr: c.healthAddr,
+      registry: this.metrics.registry,
+      alive: () => this.alive(),
+      ready: () => this.readiness(),
+      log: this.log,
+    });
+    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness());
+    this.cache.start();
+    this.scheduleTick();
+    this.requestReconcile();
+  }
+
+  /** Stops watching and serving. The data plane, node state and conflist stay as they are. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of [this.debounceTimer, this.tickTimer, this.retryTimer]) clearTimeout(t);
+    for (const wake of this.nodeStateWaiters) wake();
+    await this.cache.stop();
+    await Promise.allSettled([this.handshake?.close(), this.health?.close()]);
+    await this.running;
+    this.log.info('strand agent stopped; the node network is left as it is');
+  }
+
+  /** The port the health server listens on. */
+  get healthPort(): number | undefined {
+    return this.health?.port;
+  }
+
+  // ---- health ------------------------------------------------------------------------------------
+
+  /** Alive while the main loop turns. */
+  alive(): boolean {
+    return !this.stopping && Date.now() - this.lastPassAt < Math.max(ALIVE_WINDOW_MS, 3 * this.resyncMs);
+  }
+
+  /** Ready when the node state and the conflist are written and every informer has listed. */
+  readiness(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (!this.nodeStateWritten) reasons.push(`node state not written yet: waiting for ${this.waitingFor ?? 'the next pass'}`);
+    else if (!this.conflistWritten) reasons.push('CNI configuration list not written yet');
+    const unsynced = this.cache.unsynced;
+    if (unsynced.length > 0) reasons.push(`not synced with the API server yet: ${unsynced.join(', ')}`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  // ---- pod-start handshake -----------------------------------------------------------------------
+
+  /**
+   * The answer to the plugin's pod-start notice. For now: ok once this node's state is written (the
+   * pod got its address from it). Later issues wait here until the pod's routes and NetworkPolicy
+   * rules are in place.
+   */
+  async podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
+    this.log.info(
+      { namespace: notice.namespace, name: notice.name, uid: notice.uid, containerId: notice.containerId, ifname: notice.ifname, hostVeth: notice.hostVeth, ips: notice.ips },
+      'pod-start notice from the plugin',
+    );
+    this.notices.set(notice.containerId, { ...notice, at: Date.now() });
+    this.requestReconcile();
+    if (!(await this.waitForNodeState(NOTICE_WAIT_MS))) {
+      this.metrics.podStartNotices.inc({ result: 'refused' });
+      return { ok: false, message: `the strand agent is not ready: ${this.readiness().reasons.join('; ')}` };
+    }
+    this.metrics.podStartNotices.inc({ result: 'ok' });
+    return { ok: true };
+  }
+
+  private waitForNodeState(timeoutMs: number): Promise<boolean> {
+    if (this.nodeStateWritten) return Promise.resolve(true);
+    if (this.stopping) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.nodeStateWaiters.delete(done);
+        resolve(this.nodeStateWritten);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.nodeStateWaiters.add(done);
+    });
+  }
+
+  /** The pods on this node the agent knows of. */
+  knownPods(): KnownPod[] {
+    return [...this.pods.values()];
+  }
+
+  // ---- main loop ---------------------------------------------------------------------------------
+
+  /** Asks for a pass soon; events within DEBOUNCE_MS make one pass. */
+  requestReconcile(): void {
+    this.dirty = true;
+    if (this.stopping || this.debounceTimer || this.running) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      this.running ??= this.runPasses().finally(() => (this.running = undefined));
+    }, DEBOUNCE_MS);
+  }
+
+  private async runPasses(): Promise<void> {
+    while (this.dirty && !this.stopping) {
+      this.dirty = false;
+      await this.pass();
+    }
+  }
+
+  /** The periodic pass: every resync interval, or every WAITING_LOG_MS while not set up. */
+  private scheduleTick(): void {
+    if (this.stopping) return;
+    const every = this.nodeStateWritten ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS);
+    this.tickTimer = setTimeout(() => {
+      this.requestReconcile();
+      this.scheduleTick();
+    }, every);
+  }
+
+  private synced(resource: ResourceName): void {
+    this.log.info({ resource, objects: this.cacheSize(resource) }, `${resource} listed`);
+    if (this.cache.synced) this.log.info({ objects: Object.fromEntries(this.cache.all.map((i) => [i.resource, i.list().length])) }, 'synced with the API server');
+    this.requestReconcile();
+  }
+
+  private cacheSize(resource: ResourceName): number {
+    return this.cache.all.find((i) => i.resource === resource)?.list().length ?? 0;
+  }
+
+  private async pass(): Promise<void> {
+    const end = this.metrics.reconcileDuration.startTimer();
+    try {
+      await this.reconcile();
+      this.metrics.reconcileTotal.inc({ result: 'ok' });
+    } catch (err) {
+      this.metrics.reconcileTotal.inc({ result: 'error' });
+      this.log.error({ err }, `reconcile pass failed: ${describeError(err)}`);
+      this.retryLater();
+    } finally {
+      end();
+      this.passes++;
+      this.lastPassAt = Date.now();
+    }
+  }
+
+  private retryLater(): void {
+    if (this.stopping || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.requestReconcile();
+    }, RETRY_MS);
+  }
+
+  /** One pass over the whole desired state. Later issues add their steps here. */
+  private async reconcile(): Promise<void> {
+    const node = this.setUpNode();
+    if (node) this.ensureNodeCondition(node);
+    this.reconcilePods();
+    if (this.nodeStateWritten) this.updateIpamMetrics();
+  }
+
+  // ---- 1. node set-up ----------------------------------------------------------------------------
+
+  /** Sets the node up when it can; returns its Node when it is set up, else logs what it waits for. */
+  private setUpNode(): NodeInfo | undefined {
+    const c = this.config;
+    if (!this.cache.nodes.synced) return this.waiting('the list of nodes from the API server');
+    const node = this.cache.nodes.get(c.nodeName);
+    if (!node) return this.waiting(`node ${c.nodeName} to exist in the API (is --node-name right?)`);
+    if (node.spec.podCIDRs.length === 0) {
+      return this.waiting(`node ${c.nodeName} to get a pod CIDR (spec.podCIDR/podCIDRs; kube-controller-manager --allocate-node-cidrs assigns it)`);
+    }
+    const pod = nodePodCidrs(node);
+    if ('problem' in pod) return this.waiting(`a usable pod CIDR: ${pod.problem}`);
+
+    let underlay: Underlay;
+    let mtu: number;
+    const nl = NetlinkSocket.open();
+    try {
+      try {
+        underlay = detectUnderlay(nl, c.iface);
+      } catch (err) {
+        if (err instanceof UnderlayError) return this.waiting(`the underlay interface: ${err.message}`);
+        throw err;
+      }
+      if (JSON.stringify(underlay) !== JSON.stringify(this.underlay)) {
+        this.log.info({ iface: underlay.name, mtu: underlay.mtu, addresses: underlay.addresses }, 'underlay interface');
+        this.underlay = underlay;
+      }
+      mtu = c.mtu ?? podMtu(c.backend, underlay.mtu, underlayFamily(underlay));
+      const host = prepareHostNetwork(nl, { bridge: c.bridge, mtu, podCIDRs: pod.cidrs }, this.log);
+      if (host.brNetfilterMissing && !this.warnedBrNetfilter) {
+        this.warnedBrNetfilter = true;
+        this.log.warn(
+          'br_netfilter is not loaded (/proc/sys/net/bridge is absent): traffic between pods on this bridge bypasses nftables, so NetworkPolicy cannot filter it; the DaemonSet init container loads the module (modprobe br_netfilter)',
+        );
+      }
+    } finally {
+      nl.close();
+    }
+
+    const state = desiredNodeState({
+      nodeName: c.nodeName,
+      podCIDRs: pod.cidrs,
+      clusterCIDRs: c.clusterCIDRs,
+      mtu,
+      backend: c.backend,
+      agentSocket: agentSocketPath(c.stateDir),
+    });
+    if (ensureNodeState(c.stateDir, state)) {
+      this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, backend: state.backend, path: c.stateDir }, 'wrote the node state');
+    }
+    if (ensureConflist(c.cniConfDir, c)) this.log.info({ path: conflistPath(c.cniConfDir) }, 'wrote the CNI configuration list');
+    if (!this.nodeStateWritten) {
+      this.log.info({ podCIDRs: pod.cidrs, mtu, bridge: c.bridge }, 'node network set up');
+      this.nodeStateWritten = true;
+      this.conflistWritten = true;
+      this.waitingFor = undefined;
+      this.lastWaitLog = undefined;
+      for (const wake of [...this.nodeStateWaiters]) wake();
+    }
+    return node;
+  }
+
+  /** Records and (every WAITING_LOG_MS, or when the reason changes) logs what set-up waits for. */
+  private waiting(reason: string): undefined {
+    this.waitingFor = reason;
+    const now = Date.now();
+    if (!this.lastWaitLog || this.lastWaitLog.reason !== reason || now - this.lastWaitLog.at >= WAITING_LOG_MS) {
+      this.lastWaitLog = { reason, at: now };
+      this.log.info({ waitingFor: reason, nodeStateWritten: this.nodeStateWritten }, `waiting for ${reason}`);
+    }
+    return undefined;
+  }
+
+  // ---- 2. NetworkUnavailable ---------------------------------------------------------------------
+
+  private ensureNodeCondition(node: NodeInfo): void {
+    if (networkMarkedAvailable(node) || this.conditionPatching) return;
+    // The patch was sent: the watch has not shown it yet.
+    if (Date.now() - this.conditionPatchedAt < 10_000) return;
+    this.conditionPatching = true;
+    markNetworkAvailable(this.kube, this.config.nodeName).then(
+      () => {
+        this.conditionPatching = false;
+        this.conditionPatchedAt = Date.now();
+        this.log.info({ node: this.config.nodeName }, 'set the node condition NetworkUnavailable=False (StrandIsUp)');
+      },
+      (err: unknown) => {
+        this.conditionPatching = false;
+        this.metrics.apiErrors.inc({ resource: 'nodes' });
+        this.log.warn({ err: describeError(err) }, 'could not set the node condition NetworkUnavailable=False; retrying');
+        this.retryLater();
+      },
+    );
+  }
+
+  // ---- 3. pods on this node ----------------------------------------------------------------------
+
+  /** IPAM's attachments of the strand network by address: which container and host veth have it. */
+  private attachments(): Map<string, Attachment> {
+    const out = new Map<string, Attachment>();
+    for (const r of readReservations(storeDir(this.config.ipamDataDir, NETWORK_NAME))) {
+      const ifname = r.ifname ?? 'eth0';
+      out.set(canonicalIp(formatIpamIp(r.ip)), { containerId: r.containerID, ifname, hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname) });
+    }
+    return out;
+  }
+
+  private reconcilePods(): void {
+    const me = this.config.nodeName;
+    const attachments = this.attachments();
+    const byPod = new Map<string, Notice>();
+    for (const n of this.notices.values()) if (n.namespace && n.name) byPod.set(`${n.namespace}/${n.name}`, n);
+
+    const next = new Map<string, KnownPod>();
+    for (const pod of this.cache.pods.list()) {
+      if (pod.spec.nodeName !== me || pod.spec.hostNetwork) continue;
+      if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') continue;
+      const namespace = pod.metadata.namespace ?? '';
+      const key = `${namespace}/${pod.metadata.name}`;
+      const notice = byPod.get(key);
+      const ips = podIPs(pod).map(canonicalIp);
+      const att = ips.map((ip) => attachments.get(ip)).find((a) => a !== undefined);
+      const known: KnownPod = {
+        namespace,
+        name: pod.metadata.name,
+        ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
+        ips: ips.length > 0 ? ips : (notice?.ips.map(canonicalIp) ?? []),
+        source: notice ? 'api+plugin' : 'api',
+      };
+      const hostVeth = att?.hostVeth ?? notice?.hostVeth;
+      const containerId = att?.containerId ?? notice?.containerId;
+      if (hostVeth) known.hostVeth = hostVeth;
+      if (containerId) known.containerId = containerId;
+      next.set(key, known);
+    }
+    // Pods the plugin told of that the API does not show on this node yet (kubelet reports IPs later).
+    const now = Date.now();
+    for (const n of this.notices.values()) {
+      const held = n.ips.some((ip) => attachments.get(canonicalIp(ip))?.containerId === n.containerId);
+      if (!held && now - n.at > NOTICE_TTL_MS) {
+        this.notices.delete(n.containerId);
+        continue;
+      }
+      const key = n.namespace && n.name ? `${n.namespace}/${n.name}` : `container/${n.containerId}`;
+      if (next.has(key) || !held) continue;
+      next.set(key, {
+        namespace: n.namespace ?? '',
+        name: n.name ?? '',
+        ...(n.uid ? { uid: n.uid } : {}),
+        ips: n.ips.map(canonicalIp),
+        hostVeth: n.hostVeth,
+        containerId: n.containerId,
+        source: 'plugin',
+      });
+    }
+
+    for (const [key, pod] of next) {
+      const before = this.pods.get(key);
+      if (before && before.ips.join() === pod.ips.join() && before.hostVeth === pod.hostVeth && before.source === pod.source) continue;
+      this.log.info({ namespace: pod.namespace, name: pod.name, ips: pod.ips, hostVeth: pod.hostVeth, containerId: pod.containerId, source: pod.source }, 'pod on this node');
+    }
+    for (const [key, pod] of this.pods) {
+      if (!next.has(key)) this.log.info({ namespace: pod.namespace, name: pod.name, ips: pod.ips }, 'pod no longer on this node');
+    }
+    this.pods = next;
+  }
+
+  // ---- 4. metrics --------------------------------------------------------------------------------
+
+  private updateIpamMetrics(): void {
+    const conflist = buildConflist(this.config);
+    const strand = (conflist.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
+    const problems = updateIpamGauges(this.metrics, [{ ...strand, name: conflist.name, cniVersion: conflist.cniVersion }]);
+    for (const p of problems) this.log.debug({ network: p.network, problem: p.message }, 'IPAM usage not available');
+  }
+}
+
+// ---- the command -----------------------------------------------------------------------------------
+
+/** Exit status of a refused configuration (flags, file, kubeconfig). */
+export const EXIT_CONFIG = 2;
+
+/**
+ * `strand agent`: loads the configuration (a bad one is one line on stderr and exit 2), runs the
+ * agent until SIGTERM or SIGINT, stops it and returns 0.
+ */
+export async function runAgentCommand(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let config: AgentConfig;
+  let kubeConfig: KubeConfig;
+  try {
+    config = await loadAgentConfig({ flags, env });
+    kubeConfig = loadKubeConfig(config.kubeconfig, env);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof KubeConfigError) {
+      process.stderr.write(`strand agent: ${err.message}\n`);
+      return EXIT_CONFIG;
+    }
+    throw err;
+  }
+  const log = processLogger(config.logLevel, config.logFile);
+  let agent: Agent;
+  try {
+    agent = await Agent.start({ config, kubeConfig, log });
+  } catch (err) {
+    log.fatal({ err }, `strand agent could not start: ${describeError(err)}`);
+    process.stderr.write(`strand agent: could not start: ${describeError(err)}\n`);
+    log.flush();
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info({ signal }, 'strand agent stopping');
+  await agent.stop();
+  log.flush();
+  // Everything is closed; should a library still hold a connection open, do not wait for it.
+  setTimeout(() => process.exit(), 3_000).unref();
+  return 0;
+}

@@ -1,0 +1,378 @@
+// The agent's configuration: defaults, a TOML file, the environment and flags, merged in that order
+// of priority (a flag wins over the environment, which wins over the file, which wins over the
+// default) and validated field by field into one typed object, before any side effect. Every option
+// is described once, in OPTIONS below: the yargs flags, the TOML keys, the environment variables and
+// the README's reference all come from there.
+//
+//   TOML keys are the flag names without the dashes in front: `node-name = "n1"`, `vni = 1`,
+//   `cluster-cidr = ["10.244.0.0/16", "fd00:10:244::/56"]` (or one comma-separated string).
+//   Environment: STRAND_<FLAG_IN_UPPER_SNAKE_CASE> for every option (STRAND_NODE_NAME, STRAND_VNI…),
+//   plus the conventional NODE_NAME (from the downward API) and KUBECONFIG.
+//
+// A bad value is refused with the option, where it came from and why, on one line (ConfigError).
+// zod and the TOML parser are imported when a configuration is loaded, not when the CLI starts: the
+// option table is read by every `strand` command line for --help.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import type { ZodType } from 'zod';
+import { interfaceNameProblem } from '../cni/env.ts';
+import type { LogLevel } from '../log.ts';
+import { parseHostPort } from './health.ts';
+
+export const AGENT_BACKENDS = ['vxlan', 'host-gw'] as const;
+export type AgentBackend = (typeof AGENT_BACKENDS)[number];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
+export interface AgentConfig {
+  /** The TOML file read, if any. */
+  configFile: string | undefined;
+  /** A kubeconfig file; undefined means the in-cluster service account. */
+  kubeconfig: string | undefined;
+  nodeName: string;
+  /** At most one per address family, IPv4 first. */
+  clusterCIDRs: string[];
+  backend: AgentBackend;
+  /** The underlay interface; undefined means the default route's. */
+  iface: string | undefined;
+  cniBinDir: string;
+  cniConfDir: string;
+  stateDir: string;
+  ipamDataDir: string;
+  /** The agent's log; undefined means stderr. */
+  logFile: string | undefined;
+  /** Written into the conflist: where the CNI plugins log. */
+  cniLogFile: string;
+  healthAddr: string;
+  logLevel: LogLevel;
+  bridge: string;
+  vni: number;
+  vxlanPort: number;
+  /** Pod MTU override; undefined means computed from the underlay and the backend. */
+  mtu: number | undefined;
+  /** Written into the conflist (agentWaitMs): how long the plugin waits for the agent's answer. */
+  podStartWaitMs: number;
+}
+
+/** Why a configuration is refused, as one line. The CLI prints it and exits with status 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Kind = 'text' | 'path' | 'int' | 'cidrs';
+
+interface OptionSpec {
+  key: keyof AgentConfig;
+  /** Flag name without dashes; also the TOML key. */
+  flag: string;
+  kind: Kind;
+  describe: string;
+  /** undefined: optional, no default. */
+  default?: string | number | string[];
+  /** Shown in --help and the README instead of the default value. */
+  defaultText?: string;
+  /** Environment variables besides STRAND_<FLAG>, lower priority than it. */
+  env?: string[];
+  /** Valid values, for enums. */
+  choices?: readonly string[];
+  required?: boolean;
+  /** Checks a value of the right type; returns why it is bad. */
+  check?: (value: never) => string | undefined;
+}
+
+const ifnameCheck = (v: string) => interfaceNameProblem(v);
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'configFile', flag: 'config', kind: 'path', describe: 'TOML configuration file (keys are the flag names: node-name = "n1")' },
+  { key: 'kubeconfig', flag: 'kubeconfig', kind: 'path', env: ['KUBECONFIG'], describe: 'kubeconfig file', defaultText: 'the in-cluster service account' },
+  {
+    key: 'nodeName',
+    flag: 'node-name',
+    kind: 'text',
+    env: ['NODE_NAME'],
+    required: true,
+    describe: "this node's name in Kubernetes (required)",
+    check: (v: string) =>
+      v.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(v)
+        ? 'is not a valid node name (a lowercase DNS subdomain: a-z, 0-9, "-" and ".")'
+        : undefined,
+  },
+  { key: 'clusterCIDRs', flag: 'cluster-cidr', kind: 'cidrs', default: [], describe: 'the cluster pod CIDR(s), comma-separated for dual-stack', defaultText: 'none' },
+  { key: 'backend', flag: 'backend', kind: 'text', default: 'vxlan', choices: AGENT_BACKENDS, describe: 'how pods reach other nodes' },
+  { key: 'iface', flag: 'iface', kind: 'text', check: ifnameCheck, describe: 'underlay interface', defaultText: "the default route's interface" },
+  { key: 'cniBinDir', flag: 'cni-bin-dir', kind: 'path', default: '/opt/cni/bin', describe: 'CNI plugin directory' },
+  { key: 'cniConfDir', flag: 'cni-conf-dir', kind: 'path', default: '/etc/cni/net.d', describe: 'CNI configuration directory (the agent writes 10-strand.conflist there)' },
+  { key: 'stateDir', flag: 'state-dir', kind: 'path', default: '/run/strand', describe: 'node state directory (node.json, agent.sock)' },
+  { key: 'ipamDataDir', flag: 'ipam-data-dir', kind: 'path', default: '/var/lib/cni/networks', describe: 'IPAM data directory' },
+  { key: 'logFile', flag: 'log-file', kind: 'path', describe: "the agent's log file", defaultText: 'stderr' },
+  { key: 'cniLogFile', flag: 'cni-log-file', kind: 'path', default: '/var/log/strand/cni.log', describe: 'log file of the CNI plugins (written into the conflist)' },
+  {
+    key: 'healthAddr',
+    flag: 'health-addr',
+    kind: 'text',
+    default: '0.0.0.0:9797',
+    describe: 'HOST:PORT of /healthz, /readyz and /metrics',
+    check: (v: string) => {
+      try {
+        parseHostPort(v);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+  },
+  { key: 'logLevel', flag: 'log-level', kind: 'text', default: 'info', choices: LOG_LEVELS, describe: 'log level' },
+  { key: 'bridge', flag: 'bridge', kind: 'text', default: 'cni0', check: ifnameCheck, describe: 'the pod bridge' },
+  { key: 'vni', flag: 'vni', kind: 'int', default: 1, check: (v: number) => range(v, 1, 16_777_215), describe: 'VXLAN network identifier' },
+  { key: 'vxlanPort', flag: 'vxlan-port', kind: 'int', default: 4789, check: (v: number) => range(v, 1, 65_535), describe: 'VXLAN UDP port' },
+  { key: 'mtu', flag: 'mtu', kind: 'int', check: (v: number) => range(v, 68, 65_535), describe: 'pod MTU', defaultText: 'underlay MTU, minus 50 for vxlan' },
+  {
+    key: 'podStartWaitMs',
+    flag: 'pod-start-wait-ms',
+    kind: 'int',
+    default: 2000,
+    check: (v: number) => range(v, 0, 60_000),
+    describe: "how long the plugin waits for the agent's answer to a pod-start notice",
+  },
+];
+
+function range(v: number, min: number, max: number): string | undefined {
+  if (v < min) return `must be at least ${min}`;
+  if (v > max) return `must be at most ${max}`;
+  return undefined;
+}
+
+/** STRAND_NODE_NAME for node-name. */
+export function envName(flag: string): string {
+  return `STRAND_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** The default as text, for --help and the README. */
+export function defaultText(o: OptionSpec): string {
+  if (o.defaultText !== undefined) return o.defaultText;
+  if (o.default === undefined) return 'none';
+  return Array.isArray(o.default) ? o.default.join(',') : String(o.default);
+}
+
+/** A value with where it came from, for the error message. */
+interface Sourced {
+  value: unknown;
+  /** "flag --vni", "STRAND_VNI", "config file /etc/strand/agent.toml". */
+  from: string;
+  /** Flags and the environment are text; TOML values have their own types. */
+  text: boolean;
+}
+
+export interface ConfigInputs {
+  /** Parsed flags (yargs argv), keyed by flag name; undefined when not given. */
+  flags: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  /** Reads the config file (tests replace it). */
+  readFile?: (path: string) => string;
+  /** Where relative paths are resolved from. */
+  cwd?: string;
+}
+
+/** Reads a TOML file into top-level values; unknown keys and TOML errors are ConfigErrors. */
+export async function parseConfigFile(path: string, text: string): Promise<Map<string, unknown>> {
+  const TOML = (await import('@iarna/toml')).default;
+  let doc: Record<string, unknown>;
+  try {
+    doc = TOML.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as Error & { line?: number; col?: number };
+    const first = e.message.split('\n')[0]?.replace(/ at row \d+, col \d+, pos \d+:?$/, '') ?? 'invalid TOML';
+    const where = e.line !== undefined && e.col !== undefined ? ` line ${e.line + 1}, column ${e.col + 1}:` : '';
+    throw new ConfigError(`config file ${path}:${where} ${first}`);
+  }
+  const out = new Map<string, unknown>();
+  for (const [key, value] of Object.entries(doc)) {
+    const spec = OPTIONS.find((o) => o.flag === key);
+    if (!spec || spec.key === 'configFile') {
+      const hint = OPTIONS.find((o) => o.key === key || o.flag.replace(/-/g, '') === key.toLowerCase().replace(/[-_]/g, ''));
+      throw new ConfigError(
+        `config file ${path}: unknown key "${key}"${hint && hint.key !== 'configFile' ? ` (did you mean "${hint.flag}"?)` : ''}; keys are the flag names: ${OPTIONS.filter((o) => o.key !== 'configFile').map((o) => o.flag).join(', ')}`,
+      );
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
+function typeName(v: unknown): string {
+  if (Array.isArray(v)) return 'an array';
+  if (v === null) return 'null';
+  if (typeof v === 'object') return 'a table';
+  return `a ${typeof v}`;
+}
+
+function describeValue(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function isCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash < 0) return false;
+  const family = isIP(s.slice(0, slash));
+  const prefix = s.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+let schemas: Record<Kind, ZodType> | undefined;
+// The value type of each kind of option, after text from flags and the environment is converted.
+async function kindSchemas(): Promise<Record<Kind, ZodType>> {
+  if (schemas) return schemas;
+  const z = await import('zod');
+  schemas = {
+    text: z.string({ error: (i) => `must be a string, not ${typeName(i.input)}` }).min(1, 'must not be empty'),
+    path: z.string({ error: (i) => `must be a path (a string), not ${typeName(i.input)}` }).min(1, 'must not be empty'),
+    int: z.number({ error: (i) => `must be an integer, not ${typeName(i.input)}` }).int('must be an integer'),
+    cidrs: z
+      .array(z.string({ error: (i) => `must be CIDR strings, not ${typeName(i.input)}` }), { error: (i) => `must be a CIDR list, not ${typeName(i.input)}` })
+      .superRefine((list, ctx) => {
+        for (const c of list) if (!isCidr(c)) ctx.addIssue({ code: 'custom', message: `"${c}" is not a CIDR (address/prefix)` });
+        const families = list.map((c) => isIP(c.slice(0, c.indexOf('/'))));
+        if (new Set(families).size !== families.length) ctx.addIssue({ code: 'custom', message: 'at most one CIDR per address family' });
+      }),
+  };
+  return schemas;
+}
+
+/** Text from a flag or the environment into the option's type (a wrong one is left for zod to name). */
+function fromText(kind: Kind, text: string): unknown {
+  const t = text.trim();
+  if (kind === 'int') return /^-?\d+$/.test(t) ? Number(t) : t;
+  if (kind === 'cidrs') return t === '' ? [] : t.split(',').map((s) => s.trim());
+  return t;
+}
+
+function normalise(o: OptionSpec, s: Sourced): unknown {
+  let v = s.value;
+  if (s.text) {
+    if (Array.isArray(v)) {
+      // A flag given more than once: a list for cluster-cidr, an error otherwise.
+      if (o.kind !== 'cidrs') throw new ConfigError(`invalid configuration: ${o.flag} (${s.from}): given more than once`);
+      return v.flatMap((x) => fromText('cidrs', String(x)) as string[]);
+    }
+    return fromText(o.kind, String(v));
+  }
+  // TOML: a comma-separated string is accepted for the CIDR list as well.
+  if (o.kind === 'cidrs' && typeof v === 'string') v = fromText('cidrs', v);
+  return v;
+}
+
+async function check(o: OptionSpec, s: Sourced, cwd: string): Promise<unknown> {
+  const value = normalise(o, s);
+  const bad = (why: string) => new ConfigError(`invalid configuration: ${o.flag} = ${describeValue(s.value)} (${s.from}): ${why}`);
+  const parsed = (await kindSchemas())[o.kind].safeParse(value);
+  if (!parsed.success) throw bad(parsed.error.issues[0]?.message ?? 'invalid');
+  let v = parsed.data as string | number | string[];
+  if (o.choices && !o.choices.includes(v as string)) throw bad(`must be one of ${o.choices.join(', ')}`);
+  const why = o.check?.(v as never);
+  if (why) throw bad(why);
+  if (o.kind === 'path') v = resolve(cwd, v as string);
+  // IPv4 first, as the node state keeps pod CIDRs.
+  if (o.kind === 'cidrs') v = [...(v as string[])].sort((a, b) => (a.includes(':') ? 1 : 0) - (b.includes(':') ? 1 : 0));
+  return v;
+}
+
+/**
+ * Merges and validates. Throws ConfigError naming the first bad option, its source and the reason;
+ * a config file that cannot be read or parsed, or that has unknown keys, is refused the same way.
+ */
+export async function loadAgentConfig(inputs: ConfigInputs): Promise<AgentConfig> {
+  const { flags, env } = inputs;
+  const cwd = inputs.cwd ?? process.cwd();
+  const readFile = inputs.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const given = (v: unknown) => v !== undefined && v !== null;
+
+  const pick = (o: OptionSpec, file: Map<string, unknown> | undefined, filePath: string | undefined): Sourced | undefined => {
+    const flag = flags[o.flag];
+    if (given(flag)) return { value: flag, from: `flag --${o.flag}`, text: true };
+    for (const name of [envName(o.flag), ...(o.env ?? [])]) {
+      const v = env[name];
+      if (v !== undefined && v !== '') return { value: v, from: `environment ${name}`, text: true };
+    }
+    if (file?.has(o.flag)) return { value: file.get(o.flag), from: `config file ${filePath}`, text: false };
+    return undefined;
+  };
+
+  const configSpec = OPTIONS.find((o) => o.key === 'configFile') as OptionSpec;
+  const configSource = pick(configSpec, undefined, undefined);
+  const configFile = configSource ? ((await check(configSpec, configSource, cwd)) as string) : undefined;
+  let file: Map<string, unknown> | undefined;
+  if (configFile !== undefined) {
+    let text: string;
+    try {
+      text = readFile(configFile);
+    } catch (err) {
+      throw new ConfigError(`config file ${configFile}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    file = await parseConfigFile(configFile, text);
+  }
+
+  const out: Record<string, unknown> = { configFile };
+  for (const o of OPTIONS) {
+    if (o.key === 'configFile') continue;
+    const s = pick(o, file, configFile);
+    if (s === undefined) {
+      if (o.required) {
+        throw new ConfigError(
+          `invalid configuration: ${o.flag} is required: give --${o.flag}, set ${[...(o.env ?? []), envName(o.flag)].join(' or ')}, or put ${o.flag} in the config file`,
+        );
+      }
+      out[o.key] = Array.isArray(o.default) ? [...o.default] : o.kind === 'path' && typeof o.default === 'string' ? resolve(cwd, o.default) : o.default;
+      continue;
+    }
+    out[o.key] = await check(o, s, cwd);
+  }
+  return out as unknown as AgentConfig;
+}
+
+/** The configuration reference as Markdown rows (option, TOML key, environment, default, meaning). */
+export function configReference(): string {
+  const rows = OPTIONS.map((o) => {
+    const envs = o.key === 'configFile' ? [envName(o.flag)] : [envName(o.flag), ...(o.env ?? [])];
+    const key = o.key === 'configFile' ? '-' : `\`${o.flag}\``;
+    return `| \`--${o.flag}\` | ${key} | ${envs.map((e) => `\`${e}\``).join(', ')} | ${defaultText(o)} | ${o.describe}${o.choices ? ` (${o.choices.join(', ')})` : ''} |`;
+  });
+  return ['| flag | TOML key | environment | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+// ---- the command line ------------------------------------------------------------------------------
+
+/** The agent's flags for yargs: all text, so that every value is converted and checked here. */
+export function agentOptions(y: Argv<object>): Argv<Record<string, string | string[] | undefined>> {
+  let out = y;
+  for (const o of OPTIONS) {
+    const envs = [envName(o.flag), ...(o.env ?? [])].join(', ');
+    const dflt = defaultText(o);
+    out = out.option(o.flag, {
+      type: 'string',
+      requiresArg: true,
+      describe: `${o.describe}${o.choices ? ` (${o.choices.join(' | ')})` : ''} [default: ${dflt}] [env: ${envs}]`,
+    });
+  }
+  return out as Argv<Record<string, string | string[] | undefined>>;
+}
+
+/**
+ * `strand agent`, for the command line's yargs. The agent itself (and @kubernetes/client-node with
+ * it) is imported when the command runs; the exit status goes to `setExitCode`.
+ */
+export function agentCommand(setExitCode: (code: number) => void): CommandModule<object, Record<string, string | string[] | undefined>> {
+  return {
+    command: 'agent',
+    describe: 'run the node agent (the DaemonSet): watch the cluster, set the node up, write the node state and CNI configuration',
+    builder: (y) =>
+      agentOptions(y).epilog(
+        'Every flag can also be set in the TOML file (--config) under its own name (node-name = "n1") and in the environment; flags win over the environment, which wins over the file. A bad value stops the agent with exit status 2.',
+      ),
+    handler: async (args) => {
+      const { runAgentCommand } = await import('./agent.ts');
+      setExitCode(await runAgentCommand(args));
+    },
+  };
+}
