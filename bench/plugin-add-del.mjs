@@ -6,7 +6,7 @@
 //     strand and reference alternating so that background load hits both alike
 //   - concurrent: wall time of 20 ADDs started at once, BENCH_ROUNDS rounds (default 3), median
 // Targets: ADD median <= 2.5x reference, DEL median <= 1.5x reference.
-// Runs as root. Everything it creates starts with "stt" and is removed at the end, even on failure.
+// Runs as root. Everything it creates starts with "stb" (not the tests' "stt", which their clean-up sweeps) and is removed at the end, even on failure.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -32,10 +32,10 @@ const tmp = mkdtempSync(join(tmpdir(), 'strand-bench-plugin-'));
 
 /** One side of the comparison: the plugin, its config on stdin and CNI_PATH. */
 function side(label, plugin, type, ipamType, subnet) {
-  const bridge = `stt${type === 'strand' ? 'bs' : 'br'}${hex()}`;
+  const bridge = `stb${type === 'strand' ? 'bs' : 'br'}${hex()}`;
   const config = JSON.stringify({
     cniVersion: '1.0.0',
-    name: `sttbench-${type}`,
+    name: `stbbench-${type}`,
     type,
     bridge,
     isGateway: true,
@@ -51,7 +51,7 @@ const strand = side('strand + strand-ipam', join(dist, 'strand'), 'strand', 'str
 const reference = side('reference bridge + host-local', join(refDir, 'bridge'), 'bridge', 'host-local', '10.212.0.0/16');
 
 function newNetns() {
-  const name = `sttbp${hex()}`;
+  const name = `stbp${hex()}`;
   const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ip netns add ${name}: ${r.stderr}`);
   namespaces.push(name);
@@ -61,7 +61,7 @@ function newNetns() {
 
 /** A fresh attachment: a new pod namespace and container ID. */
 function attachment(s) {
-  return { netns: `/run/netns/${newNetns()}`, containerId: `sttbench-${s.n++}` };
+  return { netns: `/run/netns/${newNetns()}`, containerId: `stbbench-${s.n++}` };
 }
 
 function env(s, command, a) {
