@@ -30,8 +30,10 @@ type Exchange =
  * Tells the agent about a new pod and waits up to `waitMs` for its answer:
  * - 'ok': the agent has what it needs for the pod;
  * - 'no-agent': no socket, or nobody listening on it (the plugin goes on standalone);
- * - 'timeout': no answer within waitMs, or the agent hung up without one (the agent reconciles later);
- * - 'refused': the agent answered ok:false, or answered something it should not have, with why.
+ * - 'timeout': no answer within waitMs, the agent hung up without one, or answered something this
+ *   plugin cannot read (another protocol version): the pod goes on, the agent reconciles later —
+ *   an agent that misbehaves must not stop every pod on the node from starting;
+ * - 'refused': the agent answered ok:false, with why.
  */
 export async function notifyAgent(
   socketPath: string,
@@ -44,7 +46,7 @@ export async function notifyAgent(
       if (r.answer.ok) return { outcome: 'ok' };
       return { outcome: 'refused', message: r.answer.message ?? 'the agent refused the pod without a reason' };
     case 'invalid':
-      return { outcome: 'refused', message: r.message };
+      return { outcome: 'timeout', message: r.message };
     default:
       return { outcome: r.kind, message: r.message };
   }

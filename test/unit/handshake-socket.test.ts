@@ -191,13 +191,13 @@ describe('pod-start handshake', () => {
     expect(calls).toBe(1);
   });
 
-  it('an agent that answers nonsense or hangs up is not taken for ok', async () => {
+  it('an agent that answers nonsense or hangs up is not taken for ok, nor lets it stop the pod', async () => {
     const fake = join(dir, 'fake.sock');
     let reply = 'nonsense\n';
     const srv = await listenRaw(fake, (c) => (reply === '' ? c.destroy() : c.end(reply)));
-    expect((await notifyAgent(fake, notice, 1_000)).outcome).toBe('refused');
+    expect((await notifyAgent(fake, notice, 1_000)).outcome).toBe('timeout');
     reply = '{"v":7,"ok":true}\n';
-    expect(await notifyAgent(fake, notice, 1_000)).toMatchObject({ outcome: 'refused', message: expect.stringMatching(/version 7/) });
+    expect(await notifyAgent(fake, notice, 1_000)).toMatchObject({ outcome: 'timeout', message: expect.stringMatching(/version 7/) });
     reply = '';
     expect((await notifyAgent(fake, notice, 1_000)).outcome).toBe('timeout');
     expect(await agentStatus(fake, 1_000)).toMatchObject({ ready: false });
