@@ -2,7 +2,7 @@
 // the peers. One route per peer pod CIDR; for a peer reached through VXLAN also one permanent
 // neighbour entry per VTEP address and one FDB entry (flannel's pkg/backend/vxlan: route, ARP, FDB).
 import type { IpFamily } from '../../kernel/index.ts';
-import { cidrContains, cidrsOverlap, familyOf, vtepAddress } from './cidr.ts';
+import { cidrContains, familyOf, PrefixClaims, vtepAddress } from './cidr.ts';
 import { ANNOTATIONS, type Peer, type Problem } from './types.ts';
 
 export type DatapathMode =
@@ -65,7 +65,8 @@ function underlayOf(peer: Peer, family: IpFamily): string | undefined {
 export function desiredState(input: DesiredInput, peers: readonly Peer[]): DesiredState {
   const { mode, local } = input;
   const out: DesiredState = { routes: [], neighbours: [], fdb: [], problems: [] };
-  const claimed: { cidr: string; owner: string }[] = local.podCidrs.map((cidr) => ({ cidr, owner: '' }));
+  const claimed = new PrefixClaims();
+  for (const cidr of local.podCidrs) claimed.claim(cidr, '');
   const macOwners = new Map<string, string>();
   if (mode.kind === 'vxlan') macOwners.set(mode.vtepMac, '');
   const seen = new Set<string>();
@@ -94,28 +95,28 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
         problem(`pod CIDR ${dst} is IPv${family} but this node has no IPv${family} pod CIDR; no route`);
         continue;
       }
-      const clash = claimed.find((c) => familyOf(c.cidr) === family && cidrsOverlap(c.cidr, dst));
+      const underlay = underlayOf(peer, family);
+      const direct = mode.kind === 'host-gw' || (mode.directRouting && underlay !== undefined && sameSegment(underlay));
+      if (direct && underlay === undefined) {
+        problem(`no IPv${family} underlay address to route pod CIDR ${dst} via; no route`);
+        continue;
+      }
+      if (direct && !sameSegment(underlay!)) {
+        problem(`underlay address ${underlay} is not on this node's layer-2 segment (${segments()}): host-gw cannot use it as a next hop; no route to ${dst}`);
+        continue;
+      }
+      const clash = claimed.claim(dst, peer.name);
       if (clash) {
         problem(`pod CIDR ${dst} overlaps ${clash.owner === '' ? "this node's" : `node ${clash.owner}'s`} ${clash.cidr}; no route`);
         continue;
       }
-      const underlay = underlayOf(peer, family);
-      if (mode.kind === 'host-gw' || (mode.directRouting && underlay !== undefined && sameSegment(underlay))) {
-        if (underlay === undefined) {
-          problem(`no IPv${family} underlay address to route pod CIDR ${dst} via; no route`);
-          continue;
-        }
-        if (!sameSegment(underlay)) {
-          problem(`underlay address ${underlay} is not on this node's layer-2 segment (${segments()}): host-gw cannot use it as a next hop; no route to ${dst}`);
-          continue;
-        }
-        routes.push({ peer: peer.name, dst, gateway: underlay, dev: 'underlay', onlink: false });
+      if (direct) {
+        routes.push({ peer: peer.name, dst, gateway: underlay!, dev: 'underlay', onlink: false });
       } else {
         const vtep = vtepAddress(dst);
         routes.push({ peer: peer.name, dst, gateway: vtep, dev: 'vxlan', onlink: true });
         vtepAddresses.push(vtep);
       }
-      claimed.push({ cidr: dst, owner: peer.name });
     }
 
     let fdb: DesiredFdb | undefined;
@@ -134,10 +135,7 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
       if (mac === undefined || owner !== undefined || endpoint === undefined) {
         // Keep the direct routes this peer may have; drop everything that needs the tunnel, and free
         // the CIDRs it claimed so the problem is reported once, not as an overlap later.
-        for (const r of routes.filter((r) => r.dev === 'vxlan')) {
-          const i = claimed.findIndex((c) => c.owner === peer.name && c.cidr === r.dst);
-          if (i >= 0) claimed.splice(i, 1);
-        }
+        for (const r of routes) if (r.dev === 'vxlan') claimed.release(r.dst, peer.name);
         out.routes.push(...routes.filter((r) => r.dev !== 'vxlan'));
         continue;
       }

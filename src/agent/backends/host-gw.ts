@@ -11,10 +11,13 @@ import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } f
 
 export class HostGwBackend implements Backend {
   readonly kind = 'host-gw' as const;
+  private readonly nl: NetlinkSocket;
   private local: LocalNode | undefined;
 
   /** nl: a socket in the node's network namespace; its netns is also where sysctls are read. */
-  constructor(private readonly nl: NetlinkSocket) {}
+  constructor(nl: NetlinkSocket) {
+    this.nl = nl;
+  }
 
   setUp(localNode: LocalNode): SetUpResult {
     const local = normalizeLocal(localNode);

@@ -50,13 +50,12 @@ export class VxlanBackend implements Backend {
   readonly port: number;
   readonly directRouting: boolean;
   readonly device: string;
+  private readonly nl: NetlinkSocket;
   private local: LocalNode | undefined;
 
   /** nl: a socket in the node's network namespace; its netns is also where sysctls are read. */
-  constructor(
-    private readonly nl: NetlinkSocket,
-    opts: VxlanOptions = {},
-  ) {
+  constructor(nl: NetlinkSocket, opts: VxlanOptions = {}) {
+    this.nl = nl;
     this.vni = opts.vni ?? DEFAULT_VNI;
     this.port = opts.port ?? DEFAULT_VXLAN_PORT;
     this.directRouting = opts.directRouting ?? false;
