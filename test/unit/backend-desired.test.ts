@@ -84,6 +84,21 @@ describe('desiredState, VXLAN', () => {
     expect(d.problems.map((p) => p.message)).toEqual(['node n2: pod CIDR fd00:2::/64 is IPv6 but this node has no IPv6 pod CIDR; no route']);
   });
 
+  it('a peer built by hand is read in canonical form; malformed values are dropped with a reason', () => {
+    const d = desiredState(input(VXLAN, { local: { name: 'n1', podCidrs: ['10.244.1.0/24', 'fd00:1::/64'] } }), [
+      { name: 'n2', podCidrs: ['10.244.2.9/24', 'FD00:2:0::/64', 'nonsense'], underlayIps: ['198.18.0.2', 'x'], vtepMac: '0E:00:00:00:00:02' },
+      { name: 'n3', podCidrs: ['10.244.3.0/24'], underlayIps: ['198.18.0.3'], vtepMac: 'ff:ff:ff:ff:ff:ff' },
+    ]);
+    expect(d.routes.map((r) => `${r.dst} via ${r.gateway}`)).toEqual(['10.244.2.0/24 via 10.244.2.0', 'fd00:2::/64 via fd00:2::']);
+    expect(d.fdb).toEqual([{ peer: 'n2', mac: '0e:00:00:00:00:02', dst: '198.18.0.2' }]);
+    expect(d.problems.map((p) => p.message)).toEqual([
+      'node n2: malformed pod CIDR "nonsense"; no route',
+      'node n2: malformed underlay address "x"; ignored',
+      'node n3: VTEP MAC "ff:ff:ff:ff:ff:ff" is not a unicast MAC address; ignored',
+      'node n3: no VTEP MAC (annotation strand.dev/vtep-mac); no VXLAN entries',
+    ]);
+  });
+
   it('a peer listed twice is used once', () => {
     const d = desiredState(input(VXLAN), [peer(2), peer(2, { underlayIps: ['198.18.0.99'] })]);
     expect(d.fdb).toHaveLength(1);

@@ -2,8 +2,9 @@
 // the peers. One route per peer pod CIDR; for a peer reached through VXLAN also one permanent
 // neighbour entry per VTEP address and one FDB entry (flannel's pkg/backend/vxlan: route, ARP, FDB).
 import type { IpFamily } from '../../kernel/index.ts';
-import { cidrContains, familyOf, PrefixClaims, vtepAddress } from './cidr.ts';
+import { cidrContains, familyOf, normalizeCidr, normalizeIp, PrefixClaims, vtepAddress } from './cidr.ts';
 import { ANNOTATIONS, type Peer, type Problem } from './types.ts';
+import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
 
 export type DatapathMode =
   | { kind: 'host-gw' }
@@ -61,6 +62,34 @@ function underlayOf(peer: Peer, family: IpFamily): string | undefined {
   return peer.underlayIps.find((ip) => familyOf(ip) === family);
 }
 
+/**
+ * The peer with its addresses in the form the kernel reports them (network-address CIDRs, RFC 5952
+ * IPv6, lower-case MACs), so that comparing with what the kernel holds is comparing strings. A Peer
+ * from peerFromNode is already so; one built by hand may not be, and a malformed value is dropped
+ * with a problem.
+ */
+function canonical(peer: Peer, problem: (message: string) => void): Peer {
+  const podCidrs: string[] = [];
+  for (const c of peer.podCidrs) {
+    const n = normalizeCidr(c);
+    if (n === undefined) problem(`malformed pod CIDR ${JSON.stringify(c)}; no route`);
+    else podCidrs.push(n);
+  }
+  const underlayIps: string[] = [];
+  for (const ip of peer.underlayIps) {
+    const n = normalizeIp(ip);
+    if (n === undefined) problem(`malformed underlay address ${JSON.stringify(ip)}; ignored`);
+    else underlayIps.push(n);
+  }
+  const out: Peer = { name: peer.name, podCidrs, underlayIps };
+  if (peer.backend !== undefined) out.backend = peer.backend;
+  if (peer.vtepMac !== undefined) {
+    if (isUsableVtepMac(peer.vtepMac)) out.vtepMac = normalizeMac(peer.vtepMac);
+    else problem(`VTEP MAC ${JSON.stringify(peer.vtepMac)} is not a unicast MAC address; ignored`);
+  }
+  return out;
+}
+
 /** The desired entries, in peer name order; peers that cannot be served (in part) are problems. */
 export function desiredState(input: DesiredInput, peers: readonly Peer[]): DesiredState {
   const { mode, local } = input;
@@ -74,23 +103,20 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
   const segments = () => (input.underlayPrefixes.length > 0 ? input.underlayPrefixes.join(', ') : 'no address');
 
   const sorted = [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const peer of sorted) {
-    if (peer.name === local.name) continue;
-    const problem = (message: string) => out.problems.push({ peer: peer.name, message: `node ${peer.name}: ${message}` });
-    if (seen.has(peer.name)) {
+  for (const listed of sorted) {
+    if (listed.name === local.name) continue;
+    const problem = (message: string) => out.problems.push({ peer: listed.name, message: `node ${listed.name}: ${message}` });
+    if (seen.has(listed.name)) {
       problem('listed more than once; the first one is used');
       continue;
     }
-    seen.add(peer.name);
+    seen.add(listed.name);
+    const peer = canonical(listed, problem);
 
     const routes: DesiredRoute[] = [];
     const vtepAddresses: string[] = [];
     for (const dst of peer.podCidrs) {
-      const family = familyOf(dst);
-      if (family === undefined) {
-        problem(`malformed pod CIDR ${JSON.stringify(dst)}; no route`);
-        continue;
-      }
+      const family = familyOf(dst)!;
       if (!local.podCidrs.some((c) => familyOf(c) === family)) {
         problem(`pod CIDR ${dst} is IPv${family} but this node has no IPv${family} pod CIDR; no route`);
         continue;

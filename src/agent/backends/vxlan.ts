@@ -64,11 +64,6 @@ export class VxlanBackend implements Backend {
     this.device = vxlanDeviceName(this.vni);
   }
 
-  /** The VTEP MAC this node has (a pure function of its name). */
-  vtepMac(nodeName: string): string {
-    return vtepMacFor(nodeName);
-  }
-
   setUp(localNode: LocalNode): SetUpResult {
     const local = normalizeLocal(localNode);
     const changes = deleteLeftoverDevices(this.nl, this.device);
