@@ -87,6 +87,11 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
   const netns = options.netns;
   if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
 
+  /** ip netns exec fails before nft runs when the namespace is gone: that is not nft's answer. */
+  function failureReason(stderr: string): NftErrorReason {
+    return netns !== undefined && /Cannot open network namespace|exec of .* failed/.test(stderr) ? 'unavailable' : reasonOf(stderr);
+  }
+
   function exec(args: string[], input: string): Promise<RunResult> {
     const [cmd, argv] = netns === undefined ? [nft, args] : [ip, ['netns', 'exec', netns, nft, ...args]];
     return new Promise((resolve, reject) => {
@@ -127,7 +132,7 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     const { line, detail } = parseNftStderr(r.stderr);
     const failingCommand = line !== undefined ? script.split('\n')[line - 1] : undefined;
     throw new NftError({
-      reason: reasonOf(r.stderr),
+      reason: failureReason(r.stderr),
       operation,
       detail: detail || `nft exited with ${r.code ?? r.signal}`,
       netns,
@@ -148,10 +153,10 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     }
     if (r.code !== 0) {
       if (r.timedOut) throw new NftError({ reason: 'timeout', operation, detail: `nft did not finish within ${timeoutMs} ms and was killed`, netns, stderr: r.stderr });
-      const reason = reasonOf(r.stderr);
-      // No table yet: nothing of ours (or anyone's) is there.
-      if (reason === 'not-found') return emptyTableState();
-      throw new NftError({ reason, operation, detail: parseNftStderr(r.stderr).detail, netns, stderr: r.stderr });
+      // No table yet: nothing of ours (or anyone's) is there. nft names the command it could not run;
+      // a missing namespace (ip's "Cannot open network namespace … No such file") is not that.
+      if (/^Error: No such file or directory/m.test(r.stderr) && /^list table /m.test(r.stderr)) return emptyTableState();
+      throw new NftError({ reason: failureReason(r.stderr), operation, detail: parseNftStderr(r.stderr).detail, netns, stderr: r.stderr });
     }
     try {
       return parseListJson(r.stdout, table);

@@ -230,6 +230,14 @@ describe('nft runner process handling', () => {
     expect(e.message).toMatch(/cannot run/);
   });
 
+  it('does not mistake a missing namespace for a missing table', async () => {
+    const gone = createNftRunner({ netns: `${ns.name}x` });
+    expect((await error(gone.list())).reason).toBe('unavailable');
+    const e = await error(gone.run(new Transaction().add({ kind: 'table' })));
+    expect(e.reason).toBe('unavailable');
+    expect(e.message).toMatch(/Cannot open network namespace/);
+  });
+
   it('refuses a namespace name that is not a plain name', () => {
     expect(() => createNftRunner({ netns: '../x' })).toThrow(/invalid network namespace name/);
   });
