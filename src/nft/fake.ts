@@ -73,11 +73,10 @@ export interface FakeTable {
 }
 
 class OpError extends Error {
-  constructor(
-    readonly reason: NftErrorReason,
-    message: string,
-  ) {
+  readonly reason: NftErrorReason;
+  constructor(reason: NftErrorReason, message: string) {
     super(message);
+    this.reason = reason;
   }
 }
 
