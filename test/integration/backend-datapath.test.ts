@@ -641,3 +641,53 @@ describe('reconcile time for 100 peers', () => {
     );
   });
 });
+
+// ---- set-up errors and warnings ------------------------------------------------------------------
+
+describe('setUp on a node that is not ready', () => {
+  const namespaces: TestNetns[] = [];
+  const sockets: NetlinkSocket[] = [];
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.close();
+    for (const ns of namespaces.splice(0)) ns.destroy();
+  });
+
+  function node(): { ns: TestNetns; nl: NetlinkSocket; underlay: string } {
+    const ns = TestNetns.create('nd');
+    namespaces.push(ns);
+    const underlay = testName('ul');
+    sh('ip', ['-n', ns.name, 'link', 'add', underlay, 'type', 'veth', 'peer', 'name', testName('vy')]);
+    sh('ip', ['-n', ns.name, 'addr', 'add', '198.18.0.1/24', 'dev', underlay]);
+    sh('ip', ['-n', ns.name, 'link', 'set', underlay, 'up']);
+    const nl = NetlinkSocket.open({ netns: ns.path });
+    sockets.push(nl);
+    return { ns, nl, underlay };
+  }
+
+  it('names a missing underlay interface, refuses a bad local node, and reconcile before setUp', () => {
+    const { nl, underlay } = node();
+    const vx = new VxlanBackend(nl);
+    expect(() => vx.reconcile([])).toThrow('VXLAN backend: reconcile before setUp');
+    expect(() => vx.setUp({ name: 'stt-n1', underlayIface: 'sttnope', underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24'] })).toThrow(/find sttnope/);
+    expect(() => vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: [], podCidrs: ['10.200.1.0/24'] })).toThrow('local node: no underlay address');
+    expect(() => vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0'] })).toThrow('local node: pod CIDR "10.200.1.0" is not a CIDR');
+    expect(() => new VxlanBackend(nl, { vni: 0 })).toThrow(/VNI 0 is not in 1..16777215/);
+    expect(() => new HostGwBackend(nl).reconcile([])).toThrow('host-gw backend: reconcile before setUp');
+  });
+
+  it('warns when forwarding is off, and sizes the device from the underlay MTU it is given or reads', () => {
+    const { ns, nl, underlay } = node();
+    sh('ip', ['-n', ns.name, 'link', 'set', underlay, 'mtu', '9000']);
+    // A new namespace may inherit ip_forward from the host's; off here, for the test's sake.
+    writeSysctls({ 'net.ipv4.ip_forward': 0, 'net.ipv6.conf.all.forwarding': 0 }, { netns: ns.path });
+    const vx = new VxlanBackend(nl, { vni: 42, port: 8472 });
+    const s = vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24', 'fd00:200:1::/64'] });
+    expect(s.warnings).toEqual([
+      "net.ipv4.ip_forward is not 1: pods on other nodes cannot reach this node's IPv4 pods",
+      "net.ipv6.conf.all.forwarding is not 1: pods on other nodes cannot reach this node's IPv6 pods",
+    ]);
+    expect(s.podMtu).toBe(8950);
+    expect(ipJson<any[]>(['-d', 'link', 'show', 'strand.42'], ns.name)[0]).toMatchObject({ mtu: 8950, linkinfo: { info_data: { id: 42, port: 8472 } } });
+    expect(vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24'], underlayMtu: 1500 }).podMtu).toBe(1450);
+  });
+});
