@@ -198,7 +198,6 @@ export function checkTableRef(table: TableRef): void {
 
 export function checkComment(what: string, comment: string | undefined): void {
   if (comment === undefined) return;
-  // eslint-disable-next-line no-control-regex
   if (typeof comment !== 'string' || /["\u0000-\u001f\u007f]/.test(comment)) {
     throw new NftObjectError(`invalid comment on ${what} ${JSON.stringify(comment)}: nft strings cannot hold '"' or control characters`);
   }
@@ -212,7 +211,6 @@ export function checkComment(what: string, comment: string | undefined): void {
  */
 function checkSyntaxText(what: string, text: string, forbidden: string): void {
   if (typeof text !== 'string' || text.trim() === '') throw new NftObjectError(`${what} is empty`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(text)) throw new NftObjectError(`${what} ${JSON.stringify(text)} contains a control character`);
   let quoted = false;
   for (const ch of text) {
