@@ -238,7 +238,7 @@ const SINK = `
 const server = require('node:net').createServer((s) => {
   let n = 0;
   s.on('data', (d) => { n += d.length; });
-  s.on('end', () => { s.end(String(n)); server.close(); });
+  s.on('end', () => { s.end(JSON.stringify({ n, from: s.remoteAddress })); server.close(); });
 });
 server.listen(0, process.argv[1], () => console.log(server.address().port));
 setTimeout(() => process.exit(2), 60000).unref();`;
@@ -260,7 +260,7 @@ const s = require('node:net').connect(Number(port), host, () => {
 });
 let answer = '';
 s.on('data', (d) => { answer += d; });
-s.on('end', () => console.log(JSON.stringify({ received: Number(answer), ms: performance.now() - started })));
+s.on('end', () => { const a = JSON.parse(answer); console.log(JSON.stringify({ received: a.n, from: a.from, ms: performance.now() - started })); });
 s.on('error', (e) => { console.error(e.message); process.exit(1); });
 setTimeout(() => { console.error('timed out'); process.exit(3); }, 60000).unref();`;
 
@@ -280,8 +280,9 @@ function runIn(ns: TestNetns, code: string, args: string[]): { child: ReturnType
   return { child, firstLine, done };
 }
 
-/** Sends `bytes` over TCP from `client`'s pod to `server`'s pod; what arrived and how fast. */
-async function tcpTransfer(server: SimNode, serverIp: string, client: SimNode, bytes: number): Promise<{ received: number; mbps: number }> {
+/** Sends `bytes` over TCP from `client`'s pod to `server`'s pod; what arrived, from which source
+ * address the server saw it come, and how fast. */
+async function tcpTransfer(server: SimNode, serverIp: string, client: SimNode, bytes: number): Promise<{ received: number; from: string; mbps: number }> {
   const sink = runIn(server.pod, SINK, [serverIp]);
   try {
     const port = await sink.firstLine;
@@ -289,8 +290,8 @@ async function tcpTransfer(server: SimNode, serverIp: string, client: SimNode, b
     const source = runIn(client.pod, SOURCE, [serverIp, port, String(bytes)]);
     const r = await source.done;
     if (r.code !== 0) throw new Error(`TCP ${client.name} -> ${serverIp}:${port} failed: ${r.stderr}`);
-    const { received, ms } = JSON.parse(r.stdout) as { received: number; ms: number };
-    return { received, mbps: (received * 8) / (ms * 1000) };
+    const { received, from, ms } = JSON.parse(r.stdout) as { received: number; from: string; ms: number };
+    return { received, from: from.replace(/^::ffff:/, ''), mbps: (received * 8) / (ms * 1000) };
   } finally {
     sink.child.kill('SIGKILL');
   }
@@ -344,10 +345,9 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     }
 
     expectAllPodsReachEachOther(c);
-    // Pod to pod keeps the source address: the reply reached the sender, so it was addressed to it;
-    // TCP both ways.
-    expect((await tcpTransfer(n3, n3.podIps[0]!, n1, 256 * 1024)).received).toBe(256 * 1024);
-    expect((await tcpTransfer(n2, n2.podIps[1]!, n3, 256 * 1024)).received).toBe(256 * 1024);
+    // TCP, and the receiving pod sees the sending pod's own address (no NAT on the way).
+    expect(await tcpTransfer(n3, n3.podIps[0]!, n1, 256 * 1024)).toMatchObject({ received: 256 * 1024, from: n1.podIps[0] });
+    expect(await tcpTransfer(n2, n2.podIps[1]!, n3, 256 * 1024)).toMatchObject({ received: 256 * 1024, from: n3.podIps[1] });
   });
 
   it('a second reconcile with the same peers changes nothing', () => {
@@ -369,9 +369,9 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     const up = await tcpTransfer(n3, n3.podIps[0]!, n1, size);
     const down = await tcpTransfer(n1, n1.podIps[0]!, n3, size);
     const v6 = await tcpTransfer(n3, n3.podIps[1]!, n1, size);
-    expect(up.received).toBe(size);
-    expect(down.received).toBe(size);
-    expect(v6.received).toBe(size);
+    expect(up).toMatchObject({ received: size, from: n1.podIps[0] });
+    expect(down).toMatchObject({ received: size, from: n3.podIps[0] });
+    expect(v6).toMatchObject({ received: size, from: n1.podIps[1] });
     console.log(`VXLAN pod-to-pod TCP, 16 MiB: ${up.mbps.toFixed(0)} Mbit/s node 1 -> 3, ${down.mbps.toFixed(0)} Mbit/s node 3 -> 1, ${v6.mbps.toFixed(0)} Mbit/s IPv6`);
   });
 
@@ -524,7 +524,7 @@ describe('host-gw backend, 3 nodes, the third on another subnet', () => {
     expectPing(n1, n2.podIps[0]!);
     expectPing(n2, n1.podIps[0]!);
     expect(ping(n1, n3.podIps[0]!).ok).toBe(false);
-    expect((await tcpTransfer(n2, n2.podIps[0]!, n1, 4 * 1024 * 1024)).received).toBe(4 * 1024 * 1024);
+    expect(await tcpTransfer(n2, n2.podIps[0]!, n1, 4 * 1024 * 1024)).toMatchObject({ received: 4 * 1024 * 1024, from: n1.podIps[0] });
   });
 
   it('idempotent; a removed peer loses its route; an unrelated route stays', () => {
@@ -583,8 +583,8 @@ describe('VXLAN backend with directRouting, the third node on another subnet', (
     expect(routeSummary(n3)).toHaveLength(2);
     expect(routeSummary(n3).every((r) => r.endsWith('dev strand.1 onlink'))).toBe(true);
     expectAllPodsReachEachOther(c);
-    expect((await tcpTransfer(n3, n3.podIps[0]!, n1, 4 * 1024 * 1024)).received).toBe(4 * 1024 * 1024);
-    expect((await tcpTransfer(n1, n1.podIps[0]!, n2, 4 * 1024 * 1024)).received).toBe(4 * 1024 * 1024);
+    expect(await tcpTransfer(n3, n3.podIps[0]!, n1, 4 * 1024 * 1024)).toMatchObject({ received: 4 * 1024 * 1024, from: n1.podIps[0] });
+    expect(await tcpTransfer(n1, n1.podIps[0]!, n2, 4 * 1024 * 1024)).toMatchObject({ received: 4 * 1024 * 1024, from: n2.podIps[0] });
     for (const r of c.reconcileAll()) expect(counts(r)).toEqual({ added: 0, changed: 0, removed: 0, problems: [] });
   });
 

@@ -84,6 +84,27 @@ describe('peerFromNode', () => {
     expect(peerFromNode(node({ annotations: 'x' }))).toMatchObject({ ok: true });
   });
 
+  it('never throws, whatever the JSON', () => {
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const leaves = [null, 0, -1, 1.5, '', 'x', '10.244.2.0/24', '198.18.0.2', '0e:00:00:00:00:02', true, [], {}];
+    const keys = ['metadata', 'name', 'annotations', 'spec', 'podCIDR', 'podCIDRs', 'status', 'addresses', 'type', 'address', 'InternalIP', ANNOTATIONS.underlayIp, ANNOTATIONS.vtepMac, ANNOTATIONS.backend];
+    const value = (depth: number): unknown => {
+      const r = random();
+      if (depth > 4 || r < 0.4) return leaves[Math.floor(random() * leaves.length)];
+      if (r < 0.6) return Array.from({ length: Math.floor(random() * 3) }, () => value(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = Math.floor(random() * 4); i > 0; i--) o[keys[Math.floor(random() * keys.length)]!] = value(depth + 1);
+      return o;
+    };
+    for (let i = 0; i < 5000; i++) {
+      // Every other one past the metadata check, so that spec, status and annotations get garbage too.
+      const input = i % 2 === 0 ? value(0) : { metadata: { name: 'n', annotations: value(1) }, spec: value(1), status: value(1) };
+      const r = peerFromNode(input);
+      expect(typeof r.ok).toBe('boolean');
+    }
+  });
+
   it('peersFromNodes skips this node and collects the unusable ones', () => {
     const r = peersFromNodes([node({ name: 'n1' }), node({ name: 'n2' }), node({ name: 'n3', spec: {} }), node({ name: 'n1', spec: {} })], 'n1');
     expect(r.peers.map((p) => p.name)).toEqual(['n2']);
