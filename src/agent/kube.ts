@@ -356,6 +356,8 @@ export interface InformerHooks {
   onChange?: (resource: ResourceName) => void;
   /** The first list is in the cache. */
   onSynced?: (resource: ResourceName) => void;
+  /** A later list (after 410 Gone) is in the cache, with this many objects. */
+  onRelisted?: (resource: ResourceName, objects: number) => void;
   /** A list or watch failed (the informer restarts by itself). */
   onApiError?: (resource: ResourceName, err: unknown) => void;
   /** A list or watch started again after the first. */
@@ -498,6 +500,8 @@ export class ResourceInformer<T extends KubernetesObject> {
     if (!this.synced) {
       this.synced = true;
       this.hooks.onSynced?.(this.resource);
+    } else {
+      this.hooks.onRelisted?.(this.resource, this.lw.list().length);
     }
   }
 
