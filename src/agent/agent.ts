@@ -96,6 +96,7 @@ export function nodePodCidrs(node: NodeInfo): { cidrs: string[] } | { problem: s
   for (const raw of node.spec.podCIDRs) {
     let c;
     try {
+      if (!raw.includes('/')) throw new Error('no prefix length');
       c = parseCidr(raw);
     } catch {
       return { problem: `node ${node.metadata.name} has a malformed pod CIDR ${JSON.stringify(raw)}` };
