@@ -1,0 +1,207 @@
+// The agent's informers (src/agent/kube.ts) in process against the test API server: paged lists of
+// slim objects, bookmarks, relist after 410, restart with backoff after failed lists and outages,
+// malformed objects skipped in lists and watches; and the NetworkUnavailable patch.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApiRequestError, ClusterCache, KubeClient, loadKubeConfig, type ResourceName } from '../../src/agent/kube.ts';
+import { markNetworkAvailable } from '../../src/agent/node-status.ts';
+import { silentLogger } from '../../src/log.ts';
+import { TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
+
+let api: TestApiServer;
+let dir: string;
+let kube: KubeClient;
+let cache: ClusterCache | undefined;
+
+const events = {
+  changes: 0,
+  synced: [] as ResourceName[],
+  relisted: [] as [ResourceName, number][],
+  errors: [] as [ResourceName, unknown][],
+  restarts: [] as ResourceName[],
+  warnings: [] as string[],
+};
+
+// A logger that keeps the warning messages (malformed objects, failed lists).
+const log = Object.assign(Object.create(silentLogger), {
+  warn: (obj: unknown, msg?: string) => events.warnings.push(msg ?? String(obj)),
+}) as typeof silentLogger;
+
+function startCache(): ClusterCache {
+  cache = new ClusterCache(
+    kube,
+    {
+      log,
+      onChange: () => events.changes++,
+      onSynced: (r) => events.synced.push(r),
+      onRelisted: (r, n) => events.relisted.push([r, n]),
+      onApiError: (r, err) => events.errors.push([r, err]),
+      onRestart: (r) => events.restarts.push(r),
+    },
+    { initialMs: 20, maxMs: 200 },
+  );
+  cache.start();
+  return cache;
+}
+
+function pod(name: string, extra: Record<string, unknown> = {}): KubeObject {
+  return {
+    metadata: { name, namespace: 'default', labels: { app: 'web' }, annotations: { note: 'x'.repeat(200) } },
+    spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'pause', ports: [{ containerPort: 80 }] }] },
+    status: { podIPs: [{ ip: '10.244.1.5' }] },
+    ...extra,
+  };
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'strand-agent-kube-'));
+  api = await TestApiServer.start({ bookmarkIntervalMs: 200 });
+  kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+  events.changes = 0;
+  for (const list of [events.synced, events.relisted, events.errors, events.restarts, events.warnings]) list.length = 0;
+});
+
+afterEach(async () => {
+  await cache?.stop();
+  cache = undefined;
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('agent informers', () => {
+  it('list in pages, keep slim objects and watch with bookmarks', async () => {
+    for (let i = 0; i < 1200; i++) api.create('pods', pod(`p${i}`));
+    api.create('nodes', { metadata: { name: 'n1' }, spec: { podCIDR: '10.244.1.0/24' } });
+    api.create('namespaces', { metadata: { name: 'default' } });
+    api.create('networkpolicies', { metadata: { name: 'deny', namespace: 'default' }, spec: { podSelector: {} } });
+    const c = startCache();
+    await api.waitFor(() => c.synced, 10_000, 'the first lists');
+    expect(events.synced.sort()).toEqual(['namespaces', 'networkpolicies', 'nodes', 'pods']);
+    expect(c.pods.list()).toHaveLength(1200);
+    expect(c.pods.get('p7', 'default')).toEqual({
+      metadata: { name: 'p7', namespace: 'default', uid: expect.any(String), resourceVersion: expect.any(String), labels: { app: 'web' } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c', ports: [{ containerPort: 80, protocol: 'TCP' }] }] },
+      status: { podIPs: [{ ip: '10.244.1.5' }] },
+    });
+    const lists = api.requestsMatching({ verb: 'list', resource: 'pods' });
+    expect(lists.map((r) => r.query.limit)).toEqual(['500', '500', '500']);
+    expect(lists.map((r) => r.query.continue === undefined)).toEqual([true, false, false]);
+
+    await api.waitFor(() => api.openWatches() === 4, 5_000, 'four watches');
+    const watches = api.requestsMatching({ verb: 'watch' });
+    expect(watches.every((w) => w.query.allowWatchBookmarks === 'true' && Number(w.query.timeoutSeconds) >= 300)).toBe(true);
+    api.patch('pods', 'p7', { metadata: { labels: { app: 'db' } } });
+    api.delete('pods', 'p8');
+    await api.waitFor(() => c.pods.get('p7', 'default')?.metadata.labels?.app === 'db' && c.pods.get('p8', 'default') === undefined, 5_000, 'the watch');
+    // Bookmarks move the version the watch would resume from, without changes.
+    const rv = c.pods.resourceVersion;
+    api.create('nodes', { metadata: { name: 'n2' } });
+    await api.waitFor(() => c.pods.resourceVersion !== rv, 5_000, 'a bookmark');
+    expect(events.errors).toEqual([]);
+  });
+
+  it('relist after 410 Gone, and drop what was deleted meanwhile', async () => {
+    api.create('pods', pod('kept'));
+    api.create('pods', pod('gone'));
+    const c = startCache();
+    await api.waitFor(() => c.synced && api.openWatches() === 4, 5_000, 'sync');
+    api.dropWatches({ resource: 'pods' });
+    api.delete('pods', 'gone');
+    api.create('pods', pod('new'));
+    api.compact();
+    await api.waitFor(() => events.relisted.some(([r]) => r === 'pods'), 10_000, 'the relist');
+    expect(c.pods.list().map((p) => p.metadata.name).sort()).toEqual(['kept', 'new']);
+    expect(events.relisted).toContainEqual(['pods', 2]);
+    expect(api.counters.watchesExpired).toBeGreaterThan(0);
+  });
+
+  it('restart with backoff after failed lists', async () => {
+    api.create('nodes', { metadata: { name: 'n1' } });
+    api.failRequests({ verb: 'list', resource: 'nodes' }, 500, 2);
+    const c = startCache();
+    await api.waitFor(() => c.nodes.synced, 10_000, 'the nodes list');
+    expect(events.errors.filter(([r]) => r === 'nodes')).toHaveLength(2);
+    const err = events.errors[0]?.[1] as ApiRequestError;
+    expect(err).toBeInstanceOf(ApiRequestError);
+    expect(err.statusCode).toBe(500);
+    expect(err.message).toContain('injected failure (500)');
+    expect(c.nodes.list()).toHaveLength(1);
+    expect(events.warnings.filter((w) => w.includes('nodes: list/watch failed; retrying'))).toHaveLength(2);
+  });
+
+  it('come back after an API server outage and catch up, keeping their caches meanwhile', async () => {
+    api.create('nodes', { metadata: { name: 'n1' } });
+    api.create('pods', pod('before'));
+    const c = startCache();
+    await api.waitFor(() => c.synced && api.openWatches() === 4, 5_000, 'sync');
+    await api.stop();
+    await api.waitFor(() => events.errors.length >= 4, 5_000, 'the cut watches');
+    api.create('nodes', { metadata: { name: 'n2' } });
+    api.create('pods', pod('during'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.pods.list().map((p) => p.metadata.name)).toEqual(['before']);
+    await api.start();
+    await api.waitFor(() => c.nodes.list().length === 2 && c.pods.list().length === 2, 10_000, 'the catch-up');
+    expect(events.restarts.length).toBeGreaterThanOrEqual(4);
+    // Resumed from their versions: no relist.
+    expect(api.requestsMatching({ verb: 'list', resource: 'pods' })).toHaveLength(1);
+  });
+
+  it('skip malformed objects in lists and watches, and keep the good ones', async () => {
+    api.create('pods', pod('good-1'));
+    api.injectMalformed('pods', { kind: 'Pod', spec: {} }, { namespace: 'default' });
+    api.injectMalformed('pods', { metadata: { name: 'bad-ports', namespace: 'default' }, spec: { containers: [{ ports: 'x' }] } });
+    const c = startCache();
+    await api.waitFor(() => c.synced && api.openWatches() === 4, 5_000, 'sync');
+    expect(c.pods.list().map((p) => p.metadata.name)).toEqual(['good-1']);
+    expect(c.pods.skipped).toBe(2);
+
+    api.injectMalformed('pods', 'a pod that is a string');
+    api.injectMalformed('pods', { metadata: { name: 'bad-spec', namespace: 'default' }, spec: [] });
+    api.sendRawWatchLine('pods', '{not json');
+    api.create('pods', pod('good-2'));
+    await api.waitFor(() => c.pods.list().length === 2, 5_000, 'the good pod after the bad ones');
+    expect(c.pods.skipped).toBe(4);
+    expect(events.warnings.filter((w) => w.startsWith('skipped a malformed object from the API (pods)'))).toHaveLength(4);
+    // A good object turning bad keeps its last good state; its deletion still removes it.
+    api.update('pods', { ...pod('good-2'), spec: 'broken' });
+    await api.waitFor(() => c.pods.skipped === 5, 5_000, 'the bad update');
+    expect(c.pods.get('good-2', 'default')?.spec.nodeName).toBe('n1');
+    api.delete('pods', 'good-2');
+    await api.waitFor(() => c.pods.get('good-2', 'default') === undefined, 5_000, 'the deletion');
+    expect(events.errors).toEqual([]);
+  });
+});
+
+describe('NetworkUnavailable patch', () => {
+  it('merges the condition into the Node status by strategic merge patch', async () => {
+    api.create('nodes', {
+      metadata: { name: 'n1' },
+      status: { conditions: [{ type: 'Ready', status: 'True' }, { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }] },
+    });
+    await markNetworkAvailable(kube, 'n1', new Date('2026-01-02T03:04:05Z'));
+    const conditions = (api.get('nodes', 'n1')?.status as { conditions: Record<string, string>[] }).conditions;
+    expect(conditions).toEqual([
+      { type: 'Ready', status: 'True' },
+      {
+        type: 'NetworkUnavailable',
+        status: 'False',
+        reason: 'StrandIsUp',
+        message: 'Strand is running on this node',
+        lastTransitionTime: '2026-01-02T03:04:05Z',
+        lastHeartbeatTime: '2026-01-02T03:04:05Z',
+      },
+    ]);
+    expect(api.requests.at(-1)).toMatchObject({ method: 'PATCH', path: '/api/v1/nodes/n1/status', contentType: 'application/strategic-merge-patch+json' });
+
+    const missing = await markNetworkAvailable(kube, 'nope').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(ApiRequestError);
+    expect((missing as ApiRequestError).statusCode).toBe(404);
+    await api.stop();
+    const down = await markNetworkAvailable(kube, 'n1').catch((e: unknown) => e);
+    expect((down as ApiRequestError).statusCode).toBe(0);
+    expect((down as Error).message).toMatch(/^PATCH \/api\/v1\/nodes\/n1\/status: fetch failed/);
+  });
+});
