@@ -1,0 +1,119 @@
+// End to end on a simulated three-node cluster with the host-gw backend (scripts/sim/): pods reach
+// each other through plain routes via the peers' underlay addresses on the shared layer-2 segment.
+// The tests run in order on one cluster; the last ones change it.
+//
+// Until the agent runs the host-gw backend (it publishes strand.dev/backend=host-gw on its Node),
+// every test here is skipped with that reason; the masquerade test likewise until the agent's
+// agent-postrouting chain appears.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ANNOTATION_BACKEND,
+  ANNOTATION_UNDERLAY_IP,
+  backendMissing,
+  createTestCluster,
+  describeNode,
+  ipJson,
+  masqueradeMissing,
+  meshFailures,
+  OUTSIDE_IP,
+  probeMesh,
+  tcpWhoami,
+  waitFor,
+  type SimCluster,
+  type SimNode,
+  type SimPod,
+} from '../support/sim.ts';
+
+const UNDERLAY_MTU = 1500;
+
+let cluster: SimCluster;
+let pods: SimPod[] = [];
+let skipBackend: string | undefined;
+let skipMasquerade: string | undefined;
+let convergence: Error | undefined;
+
+beforeAll(async () => {
+  cluster = await createTestCluster({ nodes: 3, backend: 'host-gw', underlayMtu: UNDERLAY_MTU });
+  await cluster.waitReady();
+  pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
+  await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
+  skipBackend = await backendMissing(cluster, 'host-gw');
+  if (skipBackend) return;
+  skipMasquerade = await masqueradeMissing(cluster);
+  await cluster.waitRoutes().catch((err: Error) => (convergence = err));
+}, 90_000);
+
+afterAll(async () => {
+  await cluster?.destroy();
+});
+
+function routesFor(on: SimNode, peer: SimNode) {
+  return on.routes().filter((r) => r.dst === peer.podCidr);
+}
+
+describe('host-gw backend, 3 nodes × 2 pods', () => {
+  it('holds exactly one route per peer, via the peer’s underlay address, and no VXLAN device', async (ctx) => {
+    if (skipBackend) ctx.skip(skipBackend);
+    if (convergence) throw convergence;
+    for (const n of cluster.nodes) {
+      const a = await n.annotations();
+      expect(a[ANNOTATION_BACKEND]).toBe('host-gw');
+      expect(a[ANNOTATION_UNDERLAY_IP]).toBe(n.underlayIp);
+      expect(n.link(cluster.vxlanDevice), `no ${cluster.vxlanDevice} on ${n.name}`).toBeUndefined();
+      for (const m of cluster.nodes) {
+        if (m === n) continue;
+        const routes = routesFor(n, m);
+        expect(routes, `${n.name} → ${m.name}\n${describeNode(cluster, n.name)}`).toHaveLength(1);
+        expect(routes[0]).toMatchObject({ dst: m.podCidr, gateway: m.underlayIp, dev: 'eth0' });
+      }
+    }
+    for (const p of pods) {
+      const [eth0] = ipJson<{ mtu: number }[]>(p.netns, ['link', 'show', 'eth0']);
+      expect(eth0?.mtu, `${p.name}'s eth0 MTU (no encapsulation)`).toBe(UNDERLAY_MTU);
+    }
+  });
+
+  it('lets every pod reach every other pod (ICMP and TCP, both ways) with its own source address', async (ctx) => {
+    if (skipBackend) ctx.skip(skipBackend);
+    const results = await probeMesh(pods);
+    expect(results).toHaveLength(30);
+    expect(meshFailures(results)).toEqual([]);
+  });
+
+  it('masquerades pod traffic to the outside to the node’s address', async (ctx) => {
+    if (skipBackend) ctx.skip(skipBackend);
+    if (skipMasquerade) ctx.skip(skipMasquerade);
+    const seen = await Promise.all(pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })));
+    expect(seen.filter((s) => s.seenAs !== s.node)).toEqual([]);
+  });
+
+  it('follows a node’s new underlay address on its peers', async (ctx) => {
+    if (skipBackend) ctx.skip(skipBackend);
+    const moved = cluster.node(3);
+    const newIp = '198.18.0.113';
+    await moved.setUnderlayIp(newIp);
+    for (const on of [cluster.node(1), cluster.node(2)]) {
+      await waitFor(() => routesFor(on, moved).length === 1 && routesFor(on, moved)[0]?.gateway === newIp, 15_000, `${on.name} to route via ${newIp}`).catch(() => {
+        throw new Error(`${on.name} did not follow ${moved.name} to ${newIp}\n${describeNode(cluster, on.name)}\n${describeNode(cluster, moved.name)}`);
+      });
+    }
+    const from = pods.filter((p) => p.node !== moved);
+    const to = pods.filter((p) => p.node === moved);
+    for (const [a, b] of from.flatMap((x) => to.map((y) => [x, y] as const))) {
+      expect(await tcpWhoami(a.netns, b.ip), `${a.name} → ${b.name}`).toBe(a.ip);
+      expect(await tcpWhoami(b.netns, a.ip), `${b.name} → ${a.name}`).toBe(b.ip);
+    }
+  });
+
+  it('drops a node deleted from the API on the other nodes', async (ctx) => {
+    if (skipBackend) ctx.skip(skipBackend);
+    const deleted = cluster.node(3);
+    await cluster.deleteNode(deleted);
+    for (const on of [cluster.node(1), cluster.node(2)]) {
+      await waitFor(() => routesFor(on, deleted).length === 0, 15_000, `${on.name} to drop the route to ${deleted.podCidr}`).catch(() => {
+        throw new Error(`${on.name} still routes ${deleted.podCidr}\n${describeNode(cluster, on.name)}`);
+      });
+      expect(routesFor(on, on === cluster.node(1) ? cluster.node(2) : cluster.node(1))).toHaveLength(1);
+    }
+  });
+});

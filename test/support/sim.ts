@@ -1,0 +1,92 @@
+// The simulated cluster (scripts/sim/) for the e2e tests, with the test prefix ("stt", so the global
+// sweep removes what a killed run leaves) and the checks the tests share.
+import { TEST_PREFIX } from './names.ts';
+import { SimCluster, type SimBackend, type SimOptions, type SimPod, waitFor } from '../../scripts/sim/cluster.ts';
+import { mapLimit, ping, tcpWhoami } from '../../scripts/sim/probes.ts';
+import { run } from '../../scripts/sim/exec.ts';
+
+export * from '../../scripts/sim/cluster.ts';
+export * from '../../scripts/sim/probes.ts';
+export { ipJson, bridgeJson, run, sh, trySh } from '../../scripts/sim/exec.ts';
+
+/** A simulated cluster named with the test prefix. */
+export function createTestCluster(opts: Omit<SimOptions, 'prefix'>): Promise<SimCluster> {
+  return SimCluster.create({ prefix: TEST_PREFIX, ...opts });
+}
+
+/** Node annotations the agent publishes with a backend (src/agent/backends/types.ts ANNOTATIONS). */
+export const ANNOTATION_BACKEND = 'strand.dev/backend';
+export const ANNOTATION_UNDERLAY_IP = 'strand.dev/underlay-ip';
+export const ANNOTATION_VTEP_MAC = 'strand.dev/vtep-mac';
+
+/**
+ * Whether the agents run the datapath backend: every Node gets strand.dev/backend = backend within
+ * `timeoutMs`. Returns undefined when they do, else why not (the reason a test is skipped with).
+ */
+export async function backendMissing(cluster: SimCluster, backend: SimBackend, timeoutMs = 8_000): Promise<string | undefined> {
+  try {
+    await waitFor(
+      async () => {
+        for (const n of cluster.nodes) if ((await n.annotations())[ANNOTATION_BACKEND] !== backend) return false;
+        return true;
+      },
+      timeoutMs,
+      'the backend annotation',
+      200,
+    );
+    return undefined;
+  } catch {
+    const seen = await Promise.all(cluster.nodes.map(async (n) => `${n.name}: ${JSON.stringify(await n.annotations())}`));
+    return `the agent does not run the ${backend} backend yet: no ${ANNOTATION_BACKEND}=${backend} on the Nodes within ${timeoutMs} ms (${seen.join('; ')})`;
+  }
+}
+
+/** Whether every node's agent has its egress masquerade chain (inet strand agent-postrouting). */
+export async function masqueradeMissing(cluster: SimCluster, timeoutMs = 5_000): Promise<string | undefined> {
+  const has = async (netns: string) => (await run('ip', ['netns', 'exec', netns, 'nft', 'list', 'chain', 'inet', 'strand', 'agent-postrouting'])).code === 0;
+  try {
+    await waitFor(async () => (await Promise.all(cluster.nodes.map((n) => has(n.netns)))).every(Boolean), timeoutMs, 'the masquerade chain', 200);
+    return undefined;
+  } catch {
+    return `the agent does not set up egress masquerade yet: no chain agent-postrouting in table inet strand on the nodes within ${timeoutMs} ms`;
+  }
+}
+
+export interface PairResult {
+  from: SimPod;
+  to: SimPod;
+  ping: boolean;
+  /** The source address the receiving pod saw over TCP (undefined: no connection). */
+  seenAs: string | undefined;
+}
+
+/** ICMP and TCP from every pod to every other (both ways, as every ordered pair is probed). */
+export function probeMesh(pods: readonly SimPod[], concurrency = 6): Promise<PairResult[]> {
+  const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
+  return mapLimit(pairs, concurrency, async ({ from, to }) => {
+    const [p, seenAs] = await Promise.all([ping(from.netns, to.ip, { count: 1, waitS: 2 }), tcpWhoami(from.netns, to.ip)]);
+    return { from, to, ping: p.ok, seenAs };
+  });
+}
+
+/** The pairs that failed, as "pod-1-1 (10.244.1.2) → pod-2-3 (10.244.2.2): ping failed, TCP seen as …". */
+export function meshFailures(results: readonly PairResult[]): string[] {
+  const out: string[] = [];
+  for (const r of results) {
+    const problems: string[] = [];
+    if (!r.ping) problems.push('ping failed');
+    if (r.seenAs === undefined) problems.push('TCP failed');
+    else if (r.seenAs !== r.from.ip) problems.push(`TCP arrived from ${r.seenAs}, not the pod's own address`);
+    if (problems.length > 0) out.push(`${r.from.name} (${r.from.ip}, ${r.from.node.name}) → ${r.to.name} (${r.to.ip}, ${r.to.node.name}): ${problems.join(', ')}`);
+  }
+  return out;
+}
+
+/** A node's agent log and datapath, for failure messages. */
+export function describeNode(cluster: SimCluster, name: string): string {
+  const n = cluster.node(name);
+  const routes = n.routes().map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.protocol ? ` proto ${r.protocol}` : ''}`);
+  const neigh = n.neighbours(cluster.vxlanDevice).map((e) => `${e.dst} ${e.lladdr ?? ''} ${(e.state ?? []).join(',')}`);
+  const fdb = n.fdb().map((f) => `${f.mac} dst ${f.dst ?? '-'}`);
+  return [`--- ${n.name} routes:`, ...routes, 'neigh:', ...neigh, 'fdb:', ...fdb, 'agent log:', n.logTail(15)].join('\n');
+}
