@@ -14,6 +14,8 @@
 // leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
 // restart does not disturb running pods. An unreachable API server only pauses updates.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { hostVethName } from '../plugin/names.ts';
@@ -131,7 +133,6 @@ export class Agent {
   private lastRelease = 0;
   private stopping = false;
   private lastPassAt = Date.now();
-  private passes = 0;
 
   // What the last passes found.
   private nodeStateWritten = false;
@@ -140,6 +141,7 @@ export class Agent {
   private lastWaitLog: { reason: string; at: number } | undefined;
   private underlay: Underlay | undefined;
   private warnedBrNetfilter = false;
+  private missingPlugins = '';
   private conditionPatching = false;
   private conditionPatchedAt = 0;
   private readonly nodeStateWaiters = new Set<() => void>();
@@ -292,7 +294,11 @@ export class Agent {
     if (this.stopping || this.debounceTimer || this.running) return;
     this.debounceTimer = setTimeout(() => {
       this.debounceTimer = undefined;
-      this.running ??= this.runPasses().finally(() => (this.running = undefined));
+      this.running ??= this.runPasses().finally(() => {
+        this.running = undefined;
+        // Asked for while the last pass was finishing.
+        if (this.dirty) this.requestReconcile();
+      });
     }, DEBOUNCE_MS);
   }
 
@@ -360,7 +366,6 @@ export class Agent {
       this.retryLater();
     } finally {
       end();
-      this.passes++;
       this.lastPassAt = Date.now();
     }
   }
@@ -433,6 +438,7 @@ export class Agent {
       this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, backend: state.backend, path: c.stateDir }, 'wrote the node state');
     }
     if (ensureConflist(c.cniConfDir, c)) this.log.info({ path: conflistPath(c.cniConfDir) }, 'wrote the CNI configuration list');
+    this.checkPluginsInstalled();
     if (!this.nodeStateWritten) {
       this.log.info({ podCIDRs: pod.cidrs, mtu, bridge: c.bridge }, 'node network set up');
       this.nodeStateWritten = true;
@@ -442,6 +448,21 @@ export class Agent {
       for (const wake of [...this.nodeStateWaiters]) wake();
     }
     return node;
+  }
+
+  /**
+   * The conflist names plugins the runtime looks up in the CNI bin dir; `strand install` (the
+   * DaemonSet's init container) puts them there. Their absence is said once, not fixed: pods on this
+   * node would fail with "failed to find plugin".
+   */
+  private checkPluginsInstalled(): void {
+    const missing = ['strand', 'strand-ipam'].filter((p) => !existsSync(join(this.config.cniBinDir, p)));
+    const key = missing.join();
+    if (key === this.missingPlugins) return;
+    this.missingPlugins = key;
+    if (missing.length > 0) {
+      this.log.warn({ cniBinDir: this.config.cniBinDir, missing }, `CNI plugins missing from ${this.config.cniBinDir}: ${missing.join(', ')} (strand install puts them there)`);
+    }
   }
 
   /** Records and (every WAITING_LOG_MS, or when the reason changes) logs what set-up waits for. */
@@ -609,6 +630,11 @@ export async function runAgentCommand(flags: Record<string, unknown>, env: NodeJ
     throw err;
   }
   const log = processLogger(config.logLevel, config.logFile);
+  // Listening before anything starts: a SIGTERM during start-up stops the agent as cleanly.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   let agent: Agent;
   try {
     agent = await Agent.start({ config, kubeConfig, log });
@@ -618,10 +644,7 @@ export async function runAgentCommand(flags: Record<string, unknown>, env: NodeJ
     log.flush();
     return 1;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stopSignal;
   log.info({ signal }, 'strand agent stopping');
   await agent.stop();
   log.flush();
