@@ -1,96 +1,153 @@
 #!/usr/bin/env node
-// The demo: Strand wiring pods with no cluster. A network namespace stands in for a node, others for
-// its pods; dist/strand is run for each pod exactly as a container runtime runs it (CNI_* variables,
-// the configuration on stdin). It prints the results, who reaches whom, and removes everything.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+// The demo: Strand on a simulated two-node cluster, with no real Kubernetes (scripts/sim/). Each node
+// is a network namespace running `strand agent` against a small in-process API server; pods are
+// wired by running dist/strand exactly as a container runtime does. It prints the nodes, the pods,
+// who reaches whom (ICMP and TCP, every pod to every pod), what the outside sees of a pod's traffic,
+// and removes everything. Exit status 0 only if everything connected.
+//
+//   node scripts/demo.mjs [--backend vxlan|host-gw] [--nodes 2] [--pods 2]
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { installSignalCleanup, OUTSIDE_IP, SimCluster } from './sim/cluster.ts';
+import { mapLimit, ping, tcpWhoami } from './sim/probes.ts';
 
-const root = resolve(import.meta.dirname, '..');
-const strand = join(root, 'dist', 'strand');
-const tag = process.pid.toString(36);
-const node = `sdemo-node-${tag}`;
-const outside = `sdemo-out-${tag}`;
-const pods = ['web', 'db', 'cache'].map((name) => ({ name, ns: `sdemo-${name}-${tag}`, id: `demo-${name}-${tag}` }));
-const dir = mkdtempSync(join(tmpdir(), 'strand-demo-'));
-const conf = {
-  cniVersion: '1.1.0',
-  name: 'demo',
-  type: 'strand',
-  bridge: 'cni0',
-  isGateway: true,
-  isDefaultGateway: true,
-  hairpinMode: true,
-  ipMasq: true,
-  agentSocket: false,
-  logFile: join(dir, 'cni.log'),
-  ipam: { type: 'strand-ipam', dataDir: join(dir, 'ipam'), ranges: [[{ subnet: '10.88.0.0/24' }], [{ subnet: 'fd88::/64' }]] },
-};
-
-const ip = (...args) => execFileSync('ip', args, { encoding: 'utf8' });
-const quiet = (...args) => spawnSync('ip', args, { stdio: 'ignore' });
-
-function cni(command, pod) {
-  const r = spawnSync('ip', ['netns', 'exec', node, strand], {
-    env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: pod.id, CNI_NETNS: `/run/netns/${pod.ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=demo;K8S_POD_NAME=${pod.name}` },
-    input: JSON.stringify(conf),
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`${command} ${pod.name} failed: ${r.stdout}${r.stderr}`);
-  return r.stdout ? JSON.parse(r.stdout) : undefined;
+const { values: opts } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'vxlan' },
+    nodes: { type: 'string', default: '2' },
+    pods: { type: 'string', default: '2' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opts.help) {
+  console.log('usage: npm run demo -- [--backend vxlan|host-gw] [--nodes N] [--pods N-per-node]');
+  process.exit(0);
 }
-
-function reaches(fromNs, address) {
-  const v6 = address.includes(':');
-  return spawnSync('ip', ['netns', 'exec', fromNs, 'ping', v6 ? '-6' : '-4', '-c1', '-W1', address], { stdio: 'ignore' }).status === 0;
+if (!['vxlan', 'host-gw'].includes(opts.backend)) {
+  console.error(`demo: --backend must be vxlan or host-gw, not ${opts.backend}`);
+  process.exit(2);
 }
+const nodeCount = Number(opts.nodes);
+const podsPerNode = Number(opts.pods);
+const POD_KINDS = ['web', 'cache', 'db', 'queue', 'api', 'auth'];
 
-function cleanup() {
-  for (const p of pods) quiet('netns', 'del', p.ns);
-  quiet('netns', 'del', outside);
-  quiet('netns', 'del', node);
-  rmSync(dir, { recursive: true, force: true });
-}
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanup(); process.exit(130); });
+const ms = (t0) => `${Math.round(performance.now() - t0)} ms`;
+const pad = (s, n) => String(s).padEnd(n);
+const color = process.stdout.isTTY ? (code, s) => `\x1b[${code}m${s}\x1b[0m` : (_code, s) => s;
+const good = (s) => color(32, s);
+const bad = (s) => color(31, s);
+const dim = (s) => color(2, s);
+const head = (s) => console.log(`\n${color(1, s)}`);
 
+installSignalCleanup();
+const started = performance.now();
+console.log(`Strand demo: a simulated ${nodeCount}-node cluster, ${opts.backend} backend, no real Kubernetes.`);
+console.log(dim('Nodes are network namespaces on one underlay bridge; each runs `strand agent` against a test API server.'));
+
+let cluster;
+let allGood = true;
 try {
-  console.log(`Strand demo: one node (network namespace ${node}) with ${pods.length} pods, and an "outside" host.\n`);
-  for (const ns of [node, outside, ...pods.map((p) => p.ns)]) {
-    ip('netns', 'add', ns);
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-  }
-  // The node's uplink to the outside host: 198.18.0.1 on the node, 198.18.0.2 outside.
-  ip('link', 'add', 'uplink', 'netns', node, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside);
-  ip('-n', node, 'addr', 'add', '198.18.0.1/30', 'dev', 'uplink');
-  ip('-n', node, 'link', 'set', 'uplink', 'up');
-  ip('-n', outside, 'addr', 'add', '198.18.0.2/30', 'dev', 'eth0');
-  ip('-n', outside, 'link', 'set', 'eth0', 'up');
+  let t0 = performance.now();
+  cluster = await SimCluster.create({ prefix: 'sdemo', nodes: nodeCount, backend: opts.backend });
+  console.log(dim(`namespaces ${cluster.switchNetns} (switch), ${cluster.outsideNetns} (outside), ${cluster.nodes.map((n) => n.netns).join(', ')}; API server ${cluster.api.url}`));
+  await cluster.waitReady(60_000);
+  console.log(`${nodeCount} agents ready (/readyz) in ${ms(t0)}`);
 
-  const t0 = process.hrtime.bigint();
-  for (const p of pods) {
-    const started = process.hrtime.bigint();
-    const result = cni('ADD', p);
-    p.ips = result.ips.map((i) => i.address.split('/')[0]);
-    p.hostVeth = result.interfaces[1].name;
-    console.log(`ADD ${p.name.padEnd(6)} -> ${p.ips.join(', ').padEnd(26)} host veth ${p.hostVeth}  (${(Number(process.hrtime.bigint() - started) / 1e6).toFixed(0)} ms)`);
+  // Pods: CNI ADD on each node, as a runtime does, then the Pod objects.
+  t0 = performance.now();
+  const pods = [];
+  for (const node of cluster.nodes) {
+    for (let k = 0; k < podsPerNode; k++) {
+      const p0 = performance.now();
+      const pod = await cluster.addPod(node, { name: `${POD_KINDS[k % POD_KINDS.length]}-${node.index}` });
+      pod.addMs = Math.round(performance.now() - p0);
+      pods.push(pod);
+    }
   }
-  console.log(`\n${pods.length} pods wired in ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0)} ms. Bridge cni0 on the node:`);
-  console.log(ip('-n', node, '-br', 'addr', 'show', 'cni0').trim());
+  await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
+  const converged = await cluster.waitRoutes(20_000).then(
+    () => true,
+    (err) => {
+      console.log(bad(`routes between the nodes did not appear: ${err.message.split('\n')[0]}`));
+      return false;
+    },
+  );
+  allGood &&= converged;
 
-  const columns = [...pods.map((p) => ({ label: p.name, addresses: p.ips })), { label: 'outside', addresses: ['198.18.0.2'] }];
-  console.log('\nWho reaches whom (ping; IPv4/IPv6; "outside" is reached through the masquerade):');
-  console.log(['from \\ to', ...columns.map((c) => c.label)].map((c) => c.padEnd(10)).join(''));
-  for (const p of pods) {
-    const cells = columns.map((c) => c.addresses.map((a) => (reaches(p.ns, a) ? 'yes' : 'NO')).join('/'));
-    console.log([p.name, ...cells].map((c) => c.padEnd(10)).join(''));
+  head('Nodes');
+  for (const n of cluster.nodes) {
+    const a = await n.annotations();
+    const state = JSON.parse(readFileSync(`${n.stateDir}/node.json`, 'utf8'));
+    let datapath = '';
+    if (opts.backend === 'vxlan') {
+      const dev = n.link(cluster.vxlanDevice);
+      datapath = dev ? `VTEP ${cluster.vxlanDevice} ${dev.address} (annotation ${a['strand.dev/vtep-mac'] ?? 'missing'})` : bad(`no ${cluster.vxlanDevice}`);
+    } else {
+      datapath = 'routes via peers’ underlay addresses';
+    }
+    console.log(`  ${pad(n.name, 8)} underlay ${pad(n.underlayIp, 12)} pod CIDR ${pad(n.podCidr, 14)} pod MTU ${state.mtu}  ${datapath}`);
   }
-  console.log('\nStrand\'s nftables table on the node (set elements are the pods, named by their host veth):');
-  console.log(execFileSync('ip', ['netns', 'exec', node, 'nft', 'list', 'table', 'inet', 'strand'], { encoding: 'utf8' }).trim());
 
-  for (const p of pods) cni('DEL', p);
-  const left = ip('-n', node, '-br', 'link').split('\n').filter((l) => l.startsWith('veth'));
-  console.log(`\nDEL of every pod: ${left.length} host veths left, ${spawnSync('ls', [join(dir, 'ipam', 'demo')], { encoding: 'utf8' }).stdout.split('\n').filter((f) => /^[0-9a-f.:]+$/.test(f) && f).length} addresses reserved.`);
+  head('Routes to other nodes (what each agent programmed)');
+  for (const n of cluster.nodes) {
+    const others = new Set(cluster.nodes.filter((m) => m !== n).map((m) => m.podCidr));
+    const routes = n.routes().filter((r) => others.has(r.dst));
+    const text = routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${(r.flags ?? []).includes('onlink') ? ' onlink' : ''}`);
+    if (opts.backend === 'vxlan') {
+      for (const f of n.fdb()) text.push(`fdb ${f.mac} dst ${f.dst}`);
+    }
+    console.log(`  ${pad(n.name, 8)} ${text.length ? text.join('; ') : bad('none')}`);
+  }
+
+  head('Pods (CNI ADD by dist/strand, run as a runtime runs it)');
+  for (const p of pods) console.log(`  ${pad(p.name, 8)} on ${pad(p.node.name, 7)} ${pad(p.ip, 12)} ${dim(`ADD ${p.addMs} ms`)}`);
+
+  // Every pod to every pod: ping, and a TCP connection whose server reports the source it saw.
+  head('Who reaches whom (ping / TCP; TCP must arrive from the sender’s own pod address)');
+  t0 = performance.now();
+  const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
+  const results = await mapLimit(pairs, 6, async ({ from, to }) => {
+    const [p, seen] = await Promise.all([ping(from.netns, to.ip, { count: 1, waitS: 2 }), tcpWhoami(from.netns, to.ip)]);
+    return { from, to, ping: p.ok, seen };
+  });
+  // Cells are padded before they are coloured: colour codes take no room on screen.
+  const cell = (r, width) => {
+    if (!r) return dim(pad('·', width));
+    const text = `${r.ping ? 'ok' : 'NO'}/${r.seen === undefined ? 'NO' : r.seen === r.from.ip ? 'ok' : `NAT:${r.seen}`}`;
+    return text === 'ok/ok' ? good(pad(text, width)) : bad(pad(text, width));
+  };
+  const width = Math.max(10, ...pods.map((p) => p.name.length + 2));
+  console.log(`  ${pad('from \\ to', width)}${pods.map((p) => pad(p.name, width)).join('')}`);
+  for (const from of pods) {
+    const cells = pods.map((to) => cell(results.find((x) => x.from === from && x.to === to), width));
+    console.log(`  ${pad(from.name, width)}${cells.join('')}`);
+  }
+  const failed = results.filter((r) => !r.ping || r.seen !== r.from.ip);
+  const crossNode = results.filter((r) => r.from.node !== r.to.node).length;
+  if (failed.length === 0) console.log(good(`  all ${results.length} pairs (${crossNode} across nodes) connected both ways, source addresses kept`) + dim(` (${ms(t0)})`));
+  else console.log(bad(`  ${failed.length} of ${results.length} pairs failed`));
+  allGood &&= failed.length === 0;
+
+  head(`Egress: pods to the outside stand-in ${OUTSIDE_IP} (it routes back only to node addresses)`);
+  for (const node of cluster.nodes) {
+    const pod = pods.find((p) => p.node === node);
+    const seen = await tcpWhoami(pod.netns, OUTSIDE_IP);
+    const ok = seen === node.underlayIp;
+    allGood &&= ok;
+    const verdict = ok ? good(`leaves as ${seen} (${node.name}'s address: masqueraded)`) : bad(seen === undefined ? 'no connection (not masqueraded?)' : `arrived from ${seen}, expected ${node.underlayIp}`);
+    console.log(`  ${pad(pod.name, 8)} ${pad(pod.ip, 12)} → ${OUTSIDE_IP}: ${verdict}`);
+  }
+} catch (err) {
+  allGood = false;
+  console.error(bad(`\ndemo failed: ${err instanceof Error ? err.message : String(err)}`));
 } finally {
-  cleanup();
+  if (cluster) {
+    const t0 = performance.now();
+    const counts = { pods: cluster.pods.length, nodes: cluster.nodes.length };
+    await cluster.destroy();
+    head('Teardown');
+    console.log(`  CNI DEL of ${counts.pods} pods, ${counts.nodes} agents stopped, API server stopped, namespaces and files removed (${ms(t0)})`);
+  }
 }
+console.log(`\n${allGood ? good('Everything connected.') : bad('Something did not connect (see above).')} ${dim(`Total ${((performance.now() - started) / 1000).toFixed(1)} s.`)}`);
+process.exit(allGood ? 0 : 1);
