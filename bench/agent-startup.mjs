@@ -9,7 +9,11 @@
 //   - resident memory (VmRSS) once synced, a few seconds later, and its peak (VmHWM);
 //   - baseline in the same run: the same pinned Node running an idle script (start to first output,
 //     and its RSS).
-// Targets: under 150 MiB resident and under 3 s to ready. BENCH_RUNS (default 3) agent starts.
+// Targets: under 150 MiB resident and under 3 s to ready.
+// Knobs: BENCH_RUNS (agent starts, default 3), BENCH_SETTLE_MS (second RSS sample after ready, default
+// 3000), BENCH_SCALE (pods, namespaces and policies scaled; 0 = empty cluster), BENCH_VERBOSE=1 (the
+// agent's own memory report), BENCH_SMAPS=1 (RSS by mapping), BENCH_AGENT_NODE_OPTIONS (V8/Node flags
+// for the agent through NODE_OPTIONS, e.g. --max-semi-space-size=1).
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -31,6 +35,8 @@ const SIZES = { nodes: 100, pods: Math.round(5000 * scale), namespaces: Math.max
 const TARGET_RSS_MIB = 150;
 const TARGET_READY_MS = 3000;
 const HEALTH = '127.0.0.1:9797';
+/** How long after ready the second RSS sample is taken. */
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 3000);
 
 // Test namespaces carry the "stt" prefix; a shared lock on the test runs' lock keeps a concurrent
 // test run's leftover sweep (test/support/global-setup.ts) from removing ours.
@@ -279,8 +285,9 @@ async function agentRun(api, kubeconfigYaml) {
     const syncedAt = Date.now();
     await until(() => poller.readyAt() !== undefined, 30_000, '/readyz 200');
     const readyMs = poller.readyAt() - t0;
-    await sleep(3000);
+    await sleep(SETTLE_MS);
     const settled = status(agent.pid);
+    if (process.env.BENCH_SMAPS) console.log(`after ${SETTLE_MS} ms:\n${smapsSummary(agent.pid)}`);
     const syncedLine = JSON.parse(logText().split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
     const objects = syncedLine.objects;
     if (process.env.BENCH_VERBOSE) console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
@@ -341,7 +348,7 @@ try {
     { measure: 'agent: start to /readyz 200 (ms)', ...row(s(agents.map((a) => a.readyMs))) },
     { measure: 'agent: start to all informers synced (ms)', ...row(s(agents.map((a) => a.syncedMs))) },
     { measure: 'agent: VmRSS once synced (MiB)', ...row(s(agents.map((a) => a.synced.rss))) },
-    { measure: 'agent: VmRSS 3 s after ready (MiB)', ...row(s(agents.map((a) => a.settled.rss))) },
+    { measure: `agent: VmRSS ${SETTLE_MS / 1000} s after ready (MiB)`, ...row(s(agents.map((a) => a.settled.rss))) },
     { measure: 'agent: VmHWM, peak RSS (MiB)', ...row(s(agents.map((a) => a.settled.hwm))) },
     { measure: 'baseline idle Node: start to first output (ms)', ...row(s(baselines.map((b) => b.startMs))) },
     { measure: 'baseline idle Node: VmRSS (MiB)', ...row(s(baselines.map((b) => b.rss))) },
