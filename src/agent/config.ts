@@ -126,7 +126,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'bridge', flag: 'bridge', kind: 'text', default: 'cni0', check: ifnameCheck, describe: 'the pod bridge' },
   { key: 'vni', flag: 'vni', kind: 'int', default: 1, check: (v: number) => range(v, 1, 16_777_215), describe: 'VXLAN network identifier' },
   { key: 'vxlanPort', flag: 'vxlan-port', kind: 'int', default: 4789, check: (v: number) => range(v, 1, 65_535), describe: 'VXLAN UDP port' },
-  { key: 'mtu', flag: 'mtu', kind: 'int', check: (v: number) => range(v, 68, 65_535), describe: 'pod MTU', defaultText: 'underlay MTU, minus 50 for vxlan' },
+  { key: 'mtu', flag: 'mtu', kind: 'int', check: (v: number) => range(v, 68, 65_535), describe: 'pod MTU', defaultText: 'the underlay MTU, minus 50 for vxlan over IPv4 (70 over IPv6)' },
   {
     key: 'podStartWaitMs',
     flag: 'pod-start-wait-ms',
