@@ -902,6 +902,16 @@ export class SimCluster {
   }
 }
 
+/** Whether a process runs (a zombie, dead but not yet reaped, does not). */
+function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Cleans up after simulators that died without tearing down (their state files in STATE_DIR):
  * only those whose process is gone, unless `all`. Returns the bases cleaned.
@@ -920,8 +930,7 @@ export function cleanupLeftovers(opts: { all?: boolean; prefix?: string } = {}):
       continue;
     }
     if (opts.prefix !== undefined && !state.base.startsWith(opts.prefix)) continue;
-    const alive = trySh('kill', ['-0', String(state.pid)]).code === 0;
-    if (alive && !opts.all) continue;
+    if (processAlive(state.pid) && !opts.all) continue;
     // Only processes that still run inside this simulator's namespaces are killed: a recorded pid
     // may have been reused by an unrelated process since.
     const inOurNamespaces = new Set<number>();
