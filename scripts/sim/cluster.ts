@@ -42,7 +42,8 @@ import { createInterface } from 'node:readline';
 import { bridgeJson, ipJson, run, sh, sleep, trySh, waitFor } from './exec.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
-export const DEFAULT_STRAND = join(REPO, 'dist', 'strand');
+/** The executable the simulator runs: dist/strand, or $STRAND_SIM_BIN (another build). */
+export const DEFAULT_STRAND = process.env.STRAND_SIM_BIN || join(REPO, 'dist', 'strand');
 export const POD_SERVER = join(REPO, 'scripts', 'sim', 'pod-server.mjs');
 export const STATE_DIR = '/run/strand-sim';
 
@@ -419,7 +420,9 @@ export class SimNode {
     return ipJson<RouteEntry[]>(this.netns, ['route', 'show']);
   }
 
+  /** Neighbour entries, of one device if given ([] when it does not exist). */
   neighbours(dev?: string): NeighEntry[] {
+    if (dev !== undefined && !this.link(dev)) return [];
     const all = ipJson<NeighEntry[]>(this.netns, ['neigh', 'show', ...(dev ? ['dev', dev] : [])]);
     return dev ? all.map((n) => ({ ...n, dev })) : all;
   }
@@ -456,6 +459,8 @@ export class SimNode {
   async setUnderlayIp(ip: string): Promise<void> {
     const old = this.underlayIp;
     if (ip === old) return;
+    // Without promote_secondaries, deleting the primary address takes the secondaries with it.
+    sh('ip', ['netns', 'exec', this.netns, 'sysctl', '-qw', 'net.ipv4.conf.eth0.promote_secondaries=1']);
     sh('ip', ['-n', this.netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
     sh('ip', ['-n', this.netns, 'addr', 'del', `${old}/24`, 'dev', 'eth0']);
     sh('ip', ['-n', this.netns, 'route', 'replace', 'default', 'via', ROUTER_IP, 'dev', 'eth0']);

@@ -63,7 +63,7 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
       for (const m of cluster.nodes) {
         if (m === n) continue;
         const routes = routesFor(n, m);
-        expect(routes, `${n.name} → ${m.name}\n${describeNode(cluster, n.name)}`).toHaveLength(1);
+        if (routes.length !== 1) throw new Error(`${n.name} has ${routes.length} routes to ${m.name}'s ${m.podCidr}\n${describeNode(cluster, n.name)}`);
         expect(routes[0]).toMatchObject({ dst: m.podCidr, gateway: m.underlayIp, dev: 'eth0' });
       }
     }
