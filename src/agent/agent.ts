@@ -5,10 +5,13 @@
 //   1. node set-up: wait for this Node's pod CIDR; underlay and pod MTU; bridge and sysctls; the node
 //      state file and the CNI conflist (each rewritten only when it changes);
 //   2. the Node's NetworkUnavailable condition, once set up;
-//   3. the pods on this node (from the Pod informer, the IPAM store and the plugin's notices);
-//   4. metrics.
-// Later issues add routes to other nodes and NetworkPolicy as further steps of the same pass, and
-// extend podReady(), the answer to the plugin's pod-start notice.
+//   3. the cluster network: this node's VXLAN device or host-gw set-up, its strand.dev/ annotations,
+//      routes, neighbours and FDB entries to every other node, and the egress masquerade
+//      (cluster-network.ts);
+//   4. the pods on this node (from the Pod informer, the IPAM store and the plugin's notices);
+//   5. metrics.
+// Later issues add NetworkPolicy as a further step of the same pass, and extend podReady(), the
+// answer to the plugin's pod-start notice.
 //
 // What the agent never does: tear down the data plane. On SIGTERM it stops watching and serving and
 // leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
@@ -26,6 +29,7 @@ import { formatIp as formatIpamIp } from '../ipam/range.ts';
 import { processLogger, type Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
 import { agentSocketPath, buildConflist, conflistPath, ensureConflist, NETWORK_NAME } from './cni-conflist.ts';
+import { ClusterNetwork } from './cluster-network.ts';
 import { ConfigError, loadAgentConfig, type AgentConfig } from './config.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
 import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfig, podIPs, type BackoffOptions, type NodeInfo, type ResourceName } from './kube.ts';
@@ -145,6 +149,13 @@ export class Agent {
   private conditionPatching = false;
   private conditionPatchedAt = 0;
   private readonly nodeStateWaiters = new Set<() => void>();
+  private readonly network: ClusterNetwork;
+  /** Routes to the other nodes are in place (the first cluster-network pass succeeded). */
+  private datapathReady = false;
+  private datapathProblem: string | undefined;
+  private egressProblem: string | undefined;
+  private annotationsPatchedAt = 0;
+  private unusablePeers = '';
 
   // Pods.
   private readonly notices = new Map<string, Notice>();
@@ -156,6 +167,7 @@ export class Agent {
     this.resyncMs = opts.resyncMs ?? RESYNC_MS;
     this.metrics = createMetrics();
     this.kube = new KubeClient(opts.kubeConfig);
+    this.network = new ClusterNetwork(this.config, this.log);
     this.cache = new ClusterCache(
       this.kube,
       {
@@ -220,6 +232,7 @@ export class Agent {
     await this.cache.stop();
     await Promise.allSettled([this.handshake?.close(), this.health?.close()]);
     await this.running;
+    this.network.close();
     this.log.info('strand agent stopped; the node network is left as it is');
   }
 
@@ -240,6 +253,8 @@ export class Agent {
     const reasons: string[] = [];
     if (!this.nodeStateWritten) reasons.push(`node state not written yet: waiting for ${this.waitingFor ?? 'the next pass'}`);
     else if (!this.conflistWritten) reasons.push('CNI configuration list not written yet');
+    else if (!this.datapathReady) reasons.push(`routes to other nodes not set up yet${this.datapathProblem ? `: ${this.datapathProblem}` : ''}`);
+    if (this.egressProblem) reasons.push(`egress masquerade not in place: ${this.egressProblem}`);
     const unsynced = this.cache.unsynced;
     if (unsynced.length > 0) reasons.push(`not synced with the API server yet: ${unsynced.join(', ')}`);
     return { ready: reasons.length === 0, reasons };
@@ -248,9 +263,9 @@ export class Agent {
   // ---- pod-start handshake -----------------------------------------------------------------------
 
   /**
-   * The answer to the plugin's pod-start notice. For now: ok once this node's state is written (the
-   * pod got its address from it). Later issues wait here until the pod's routes and NetworkPolicy
-   * rules are in place.
+   * The answer to the plugin's pod-start notice: ok once this node's level of the network is in
+   * place, the node state (the pod got its address from it) and the routes to the other nodes. A
+   * later issue waits here until the pod's NetworkPolicy rules are in place too.
    */
   async podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
     this.log.info(
@@ -267,14 +282,18 @@ export class Agent {
     return { ok: true };
   }
 
+  private nodeLevelReady(): boolean {
+    return this.nodeStateWritten && this.datapathReady;
+  }
+
   private waitForNodeState(timeoutMs: number): Promise<boolean> {
-    if (this.nodeStateWritten) return Promise.resolve(true);
+    if (this.nodeLevelReady()) return Promise.resolve(true);
     if (this.stopping) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.nodeStateWaiters.delete(done);
-        resolve(this.nodeStateWritten);
+        resolve(this.nodeLevelReady());
       };
       const timer = setTimeout(done, timeoutMs);
       this.nodeStateWaiters.add(done);
@@ -381,7 +400,11 @@ export class Agent {
   /** One pass over the whole desired state. Later issues add their steps here. */
   private async reconcile(): Promise<void> {
     const node = this.setUpNode();
-    if (node) this.ensureNodeCondition(node);
+    if (node) {
+      this.ensureNodeCondition(node);
+      this.reconcileClusterNetwork(node);
+      await this.reconcileEgress();
+    }
     this.reconcilePods();
     if (this.nodeStateWritten) this.updateIpamMetrics();
   }
@@ -498,7 +521,69 @@ export class Agent {
     );
   }
 
-  // ---- 3. pods on this node ----------------------------------------------------------------------
+  // ---- 3. the cluster network --------------------------------------------------------------------
+
+  private reconcileClusterNetwork(node: NodeInfo): void {
+    const underlay = this.underlay;
+    const pod = nodePodCidrs(node);
+    if (!underlay || 'problem' in pod) return;
+    let pass;
+    try {
+      pass = this.network.reconcilePeers(this.config.nodeName, underlay, pod.cidrs, this.cache.nodes.list());
+    } catch (err) {
+      this.datapathProblem = describeError(err);
+      throw err;
+    }
+    this.datapathProblem = undefined;
+    this.ensureAnnotations(node, pass.annotations);
+    const unusable = pass.unusable.map((u) => `${u.name ?? '(unnamed)'}: ${u.reason}`).join('; ');
+    if (unusable !== this.unusablePeers) {
+      this.unusablePeers = unusable;
+      // A node whose agent has not published its annotations yet is normal for a moment.
+      if (unusable) this.log.info({ unusable: pass.unusable }, `nodes not reachable as peers yet: ${unusable}`);
+    }
+    if (!this.datapathReady) {
+      this.datapathReady = true;
+      this.log.info({ backend: this.config.backend, peers: pass.report.unchanged + pass.report.added.length }, 'routes to other nodes in place');
+      for (const wake of [...this.nodeStateWaiters]) wake();
+    }
+  }
+
+  /** Publishes this node's strand.dev/ annotations (backend, underlay address, VTEP MAC) by merge patch. */
+  private ensureAnnotations(node: NodeInfo, want: Record<string, string>): void {
+    const have = node.metadata.annotations ?? {};
+    const differ = Object.entries(want).filter(([k, v]) => have[k] !== v);
+    // The patch was sent: the watch has not shown it yet.
+    if (differ.length === 0 || Date.now() - this.annotationsPatchedAt < 10_000) return;
+    this.annotationsPatchedAt = Date.now();
+    this.kube
+      .request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.config.nodeName)}`, {
+        body: { metadata: { annotations: Object.fromEntries(differ) } },
+        contentType: 'application/merge-patch+json',
+        timeoutMs: 30_000,
+      })
+      .then(
+        () => this.log.info({ annotations: Object.fromEntries(differ) }, 'published the node annotations'),
+        (err: unknown) => {
+          this.annotationsPatchedAt = 0;
+          this.metrics.apiErrors.inc({ resource: 'nodes' });
+          this.log.warn({ err: describeError(err) }, 'could not publish the node annotations; retrying');
+          this.retryLater();
+        },
+      );
+  }
+
+  private async reconcileEgress(): Promise<void> {
+    try {
+      await this.network.reconcileEgress();
+      this.egressProblem = undefined;
+    } catch (err) {
+      this.egressProblem = describeError(err);
+      throw err;
+    }
+  }
+
+  // ---- 4. pods on this node ----------------------------------------------------------------------
 
   /** IPAM's attachments of the strand network by address: which container and host veth have it. */
   private attachments(): Map<string, Attachment> {
@@ -570,7 +655,7 @@ export class Agent {
     this.pods = next;
   }
 
-  // ---- 4. metrics --------------------------------------------------------------------------------
+  // ---- 5. metrics --------------------------------------------------------------------------------
 
   private updateIpamMetrics(): void {
     const conflist = buildConflist(this.config);

@@ -49,6 +49,8 @@ export interface AgentConfig {
   bridge: string;
   vni: number;
   vxlanPort: number;
+  /** VXLAN: peers on the same layer-2 segment get direct routes (host-gw), the others the tunnel. */
+  directRouting: boolean;
   /** Pod MTU override; undefined means computed from the underlay and the backend. */
   mtu: number | undefined;
   /** Written into the conflist (agentWaitMs): how long the plugin waits for the agent's answer. */
@@ -60,7 +62,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type Kind = 'text' | 'path' | 'int' | 'cidrs';
+type Kind = 'text' | 'path' | 'int' | 'bool' | 'cidrs';
 
 interface OptionSpec {
   key: keyof AgentConfig;
@@ -69,7 +71,7 @@ interface OptionSpec {
   kind: Kind;
   describe: string;
   /** undefined: optional, no default. */
-  default?: string | number | string[];
+  default?: string | number | boolean | string[];
   /** Shown in --help and the README instead of the default value. */
   defaultText?: string;
   /** Environment variables besides STRAND_<FLAG>, lower priority than it. */
@@ -126,6 +128,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'bridge', flag: 'bridge', kind: 'text', default: 'cni0', check: ifnameCheck, describe: 'the pod bridge' },
   { key: 'vni', flag: 'vni', kind: 'int', default: 1, check: (v: number) => range(v, 1, 16_777_215), describe: 'VXLAN network identifier' },
   { key: 'vxlanPort', flag: 'vxlan-port', kind: 'int', default: 4789, check: (v: number) => range(v, 1, 65_535), describe: 'VXLAN UDP port' },
+  {
+    key: 'directRouting',
+    flag: 'direct-routing',
+    kind: 'bool',
+    default: false,
+    describe: 'with vxlan: direct routes to peers on the same layer-2 segment, the tunnel to the others',
+  },
   { key: 'mtu', flag: 'mtu', kind: 'int', check: (v: number) => range(v, 68, 65_535), describe: 'pod MTU', defaultText: 'the underlay MTU, minus 50 for vxlan over IPv4 (70 over IPv6)' },
   {
     key: 'podStartWaitMs',
@@ -229,6 +238,7 @@ async function kindSchemas(): Promise<Record<Kind, ZodType>> {
     text: z.string({ error: (i) => `must be a string, not ${typeName(i.input)}` }).min(1, 'must not be empty'),
     path: z.string({ error: (i) => `must be a path (a string), not ${typeName(i.input)}` }).min(1, 'must not be empty'),
     int: z.number({ error: (i) => `must be an integer, not ${typeName(i.input)}` }).int('must be an integer'),
+    bool: z.boolean({ error: (i) => `must be true or false, not ${typeName(i.input)}` }),
     cidrs: z
       .array(z.string({ error: (i) => `must be CIDR strings, not ${typeName(i.input)}` }), { error: (i) => `must be a CIDR list, not ${typeName(i.input)}` })
       .superRefine((list, ctx) => {
@@ -244,6 +254,7 @@ async function kindSchemas(): Promise<Record<Kind, ZodType>> {
 function fromText(kind: Kind, text: string): unknown {
   const t = text.trim();
   if (kind === 'int') return /^-?\d+$/.test(t) ? Number(t) : t;
+  if (kind === 'bool') return t === 'true' || t === '1' ? true : t === 'false' || t === '0' ? false : t;
   if (kind === 'cidrs') return t === '' ? [] : t.split(',').map((s) => s.trim());
   return t;
 }
@@ -268,7 +279,7 @@ async function check(o: OptionSpec, s: Sourced, cwd: string): Promise<unknown> {
   const bad = (why: string) => new ConfigError(`invalid configuration: ${o.flag} = ${describeValue(s.value)} (${s.from}): ${why}`);
   const parsed = (await kindSchemas())[o.kind].safeParse(value);
   if (!parsed.success) throw bad(parsed.error.issues[0]?.message ?? 'invalid');
-  let v = parsed.data as string | number | string[];
+  let v = parsed.data as string | number | boolean | string[];
   if (o.choices && !o.choices.includes(v as string)) throw bad(`must be one of ${o.choices.join(', ')}`);
   const why = o.check?.(v as never);
   if (why) throw bad(why);

@@ -291,8 +291,11 @@ describe('strand agent in a node namespace', () => {
     // The strategic merge kept the other conditions.
     const conditions = (api.get('nodes', NODE)?.status as { conditions: { type: string }[] }).conditions;
     expect(conditions.map((c) => c.type).sort()).toEqual(['NetworkUnavailable', 'Ready']);
-    const patch = api.requestsMatching({ method: 'PATCH' }).at(-1);
-    expect(patch).toMatchObject({ path: `/api/v1/nodes/${NODE}/status`, contentType: 'application/strategic-merge-patch+json', status: 200 });
+    const patches = api.requestsMatching({ method: 'PATCH' });
+    expect(patches.find((p) => p.path.endsWith('/status'))).toMatchObject({ path: `/api/v1/nodes/${NODE}/status`, contentType: 'application/strategic-merge-patch+json', status: 200 });
+    // The backend's annotations go on the Node's metadata, by merge patch.
+    expect(patches.find((p) => p.path === `/api/v1/nodes/${NODE}`)).toMatchObject({ contentType: 'application/merge-patch+json', status: 200 });
+    await api.waitFor(() => (api.get('nodes', NODE)?.metadata as { annotations?: Record<string, string> }).annotations?.['strand.dev/backend'] === 'vxlan', 10_000, 'the strand.dev/backend annotation');
 
     const ready = await node.get('/readyz');
     expect(ready).toEqual({ status: 200, body: 'ok\n' });

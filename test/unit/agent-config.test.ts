@@ -51,6 +51,7 @@ describe('agent configuration', () => {
       bridge: 'cni0',
       vni: 1,
       vxlanPort: 4789,
+      directRouting: false,
       mtu: undefined,
       podStartWaitMs: 2000,
     });
@@ -74,6 +75,7 @@ describe('agent configuration', () => {
       bridge = "pods0"
       vni = 42
       vxlan-port = 8472
+      direct-routing = true
       mtu = 1400
       pod-start-wait-ms = 500
     `;
@@ -97,6 +99,7 @@ describe('agent configuration', () => {
       bridge: 'pods0',
       vni: 42,
       vxlanPort: 8472,
+      directRouting: true,
       mtu: 1400,
       podStartWaitMs: 500,
     });

@@ -1,0 +1,94 @@
+// Pods across nodes, as one step of the agent's pass: the backend (VXLAN or host-gw) gets the whole
+// list of peers on every pass and makes the kernel match it (src/agent/backends), and the egress
+// masquerade is reconciled in Strand's nftables table (src/agent/masquerade.ts). Both are level
+// based: what the kernel holds is compared with what the caches say, so a node deleted while the
+// agent was down still loses its routes, neighbours and FDB entries on the next pass.
+import { NetlinkSocket } from '../kernel/index.ts';
+import type { Logger } from '../log.ts';
+import { createNftRunner } from '../nft/runner.ts';
+import type { Nft } from '../nft/transaction.ts';
+import { createBackend, peersFromNodes, type Backend, type LocalNode, type ReconcileReport } from './backends/index.ts';
+import type { AgentConfig } from './config.ts';
+import { reconcileMasquerade } from './masquerade.ts';
+import type { Underlay } from './node-setup.ts';
+
+export interface ClusterNetworkPass {
+  /** The Node annotations this node must publish (strand.dev/…). */
+  annotations: Record<string, string>;
+  report: ReconcileReport;
+  /** Nodes that could not be peers, with why. */
+  unusable: { name?: string | undefined; reason: string }[];
+}
+
+/** The underlay addresses the backend uses: at most one per family, the underlay's first first. */
+export function underlayIps(u: Underlay): string[] {
+  const out: string[] = [];
+  for (const a of u.addresses) if (!out.some((x) => x.includes(':') === a.includes(':'))) out.push(a);
+  return out;
+}
+
+export class ClusterNetwork {
+  private readonly config: AgentConfig;
+  private readonly log: Logger;
+  private socket: NetlinkSocket | undefined;
+  private backend: Backend | undefined;
+  private localKey = '';
+  private annotations: Record<string, string> = {};
+  private readonly nft: Nft;
+  private warnedNoClusterCidr = false;
+
+  constructor(config: AgentConfig, log: Logger, nft: Nft = createNftRunner()) {
+    this.config = config;
+    this.log = log;
+    this.nft = nft;
+  }
+
+  /**
+   * Sets the backend up when this node's underlay or pod CIDRs changed (it recreates what differs),
+   * then reconciles the routes, neighbours and FDB entries of every other usable node.
+   */
+  reconcilePeers(nodeName: string, underlay: Underlay, podCidrs: string[], nodes: readonly unknown[]): ClusterNetworkPass {
+    const c = this.config;
+    this.socket ??= NetlinkSocket.open();
+    this.backend ??= createBackend(this.socket, c.backend === 'vxlan' ? { kind: 'vxlan', vni: c.vni, port: c.vxlanPort, directRouting: c.directRouting } : { kind: 'host-gw' });
+    const local: LocalNode = { name: nodeName, underlayIface: underlay.name, underlayIps: underlayIps(underlay), podCidrs, underlayMtu: underlay.mtu };
+    const key = JSON.stringify(local);
+    if (key !== this.localKey) {
+      const setUp = this.backend.setUp(local);
+      for (const w of setUp.warnings) this.log.warn({ backend: this.backend.kind }, w);
+      if (setUp.changes.length > 0) this.log.info({ backend: this.backend.kind, changes: setUp.changes }, `${this.backend.kind} backend set up`);
+      this.annotations = setUp.annotations;
+      this.localKey = key;
+    }
+    const { peers, unusable } = peersFromNodes(nodes, nodeName);
+    const report = this.backend.reconcile(peers);
+    const changed = report.added.length + report.changed.length + report.removed.length;
+    if (changed > 0) {
+      this.log.info(
+        { backend: this.backend.kind, peers: peers.length, added: report.added, changed: report.changed, removed: report.removed, ms: report.durationMs },
+        `routes to other nodes: ${report.added.length} added, ${report.changed.length} changed, ${report.removed.length} removed`,
+      );
+    }
+    for (const p of report.problems) this.log.warn({ peer: p.peer }, p.message);
+    return { annotations: this.annotations, report, unusable };
+  }
+
+  /** Pod traffic leaving the cluster CIDRs leaves with the node's address; pod to pod keeps its own. */
+  async reconcileEgress(): Promise<void> {
+    const cidrs = this.config.clusterCIDRs;
+    if (cidrs.length === 0) {
+      if (!this.warnedNoClusterCidr) {
+        this.warnedNoClusterCidr = true;
+        this.log.warn('no --cluster-cidr: pod traffic leaving the cluster is not masqueraded');
+      }
+      return;
+    }
+    const r = await reconcileMasquerade(this.nft, { clusterCidrs: cidrs });
+    if (r.changed) this.log.info({ clusterCIDRs: cidrs }, 'egress masquerade updated');
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = undefined;
+  }
+}
