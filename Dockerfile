@@ -1,0 +1,16 @@
+# The Strand image: the single executable (which embeds its own Node) plus nft and modprobe for the
+# agent. Build stage: the repository's own build, exactly as `npm run build` runs it here.
+FROM node:22-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+FROM debian:12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nftables kmod \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/dist/strand /usr/local/bin/strand
+RUN ln -s strand /usr/local/bin/strand-ipam
+ENTRYPOINT ["/usr/local/bin/strand"]
