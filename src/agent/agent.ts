@@ -46,6 +46,12 @@ export const WAITING_LOG_MS = 10_000;
 export const DEBOUNCE_MS = 100;
 /** Alive while a pass finished within this long. */
 export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
+/**
+ * How often the underlay interface is looked at between passes. An address or MTU change on it makes
+ * no API event, yet peers must learn this node's new address (its annotation) promptly. One netlink
+ * dump of one link's addresses: about 0.1 ms.
+ */
+export const UNDERLAY_CHECK_MS = 2_000;
 /** A failed pass is retried after this long (besides the events that trigger passes anyway). */
 export const RETRY_MS = 5_000;
 /** How long a pod-start notice waits for the node state before the answer is "not ready". */
@@ -132,6 +138,7 @@ export class Agent {
   private running: Promise<void> | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
+  private underlayTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private releaseTimer: NodeJS.Timeout | undefined;
   private lastRelease = 0;
@@ -154,7 +161,7 @@ export class Agent {
   private datapathReady = false;
   private datapathProblem: string | undefined;
   private egressProblem: string | undefined;
-  private annotationsPatchedAt = 0;
+  private annotationsPatched = { body: '', at: 0 };
   private unusablePeers = '';
 
   // Pods.
@@ -220,6 +227,7 @@ export class Agent {
     this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness());
     this.cache.start();
     this.scheduleTick();
+    this.watchUnderlay();
     this.requestReconcile();
   }
 
@@ -227,7 +235,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of [this.debounceTimer, this.tickTimer, this.retryTimer, this.releaseTimer]) clearTimeout(t);
+    for (const t of [this.debounceTimer, this.tickTimer, this.underlayTimer, this.retryTimer, this.releaseTimer]) clearTimeout(t);
     for (const wake of this.nodeStateWaiters) wake();
     await this.cache.stop();
     await Promise.allSettled([this.handshake?.close(), this.health?.close()]);
@@ -336,6 +344,27 @@ export class Agent {
       this.requestReconcile();
       this.scheduleTick();
     }, every);
+  }
+
+  /** A pass as soon as the underlay's addresses or MTU differ from what the last pass saw. */
+  private watchUnderlay(): void {
+    if (this.stopping) return;
+    this.underlayTimer = setTimeout(() => {
+      if (this.underlay) {
+        const nl = NetlinkSocket.open();
+        try {
+          const now = detectUnderlay(nl, this.config.iface);
+          if (JSON.stringify(now) !== JSON.stringify(this.underlay)) this.requestReconcile();
+        } catch {
+          // Gone or changed beyond recognition: the pass says what.
+          this.requestReconcile();
+        } finally {
+          nl.close();
+        }
+      }
+      this.watchUnderlay();
+    }, UNDERLAY_CHECK_MS);
+    this.underlayTimer.unref();
   }
 
   private synced(resource: ResourceName): void {
@@ -552,20 +581,22 @@ export class Agent {
   /** Publishes this node's strand.dev/ annotations (backend, underlay address, VTEP MAC) by merge patch. */
   private ensureAnnotations(node: NodeInfo, want: Record<string, string>): void {
     const have = node.metadata.annotations ?? {};
-    const differ = Object.entries(want).filter(([k, v]) => have[k] !== v);
-    // The patch was sent: the watch has not shown it yet.
-    if (differ.length === 0 || Date.now() - this.annotationsPatchedAt < 10_000) return;
-    this.annotationsPatchedAt = Date.now();
+    const differ = Object.fromEntries(Object.entries(want).filter(([k, v]) => have[k] !== v));
+    if (Object.keys(differ).length === 0) return;
+    // The same patch was sent moments ago and the watch has not shown it yet; a different one goes now.
+    const body = JSON.stringify(differ);
+    if (body === this.annotationsPatched.body && Date.now() - this.annotationsPatched.at < 10_000) return;
+    this.annotationsPatched = { body, at: Date.now() };
     this.kube
       .request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.config.nodeName)}`, {
-        body: { metadata: { annotations: Object.fromEntries(differ) } },
+        body: { metadata: { annotations: differ } },
         contentType: 'application/merge-patch+json',
         timeoutMs: 30_000,
       })
       .then(
-        () => this.log.info({ annotations: Object.fromEntries(differ) }, 'published the node annotations'),
+        () => this.log.info({ annotations: differ }, 'published the node annotations'),
         (err: unknown) => {
-          this.annotationsPatchedAt = 0;
+          this.annotationsPatched = { body: '', at: 0 };
           this.metrics.apiErrors.inc({ resource: 'nodes' });
           this.log.warn({ err: describeError(err) }, 'could not publish the node annotations; retrying');
           this.retryLater();
