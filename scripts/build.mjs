@@ -47,10 +47,18 @@ const seaKoffiPlugin = {
   },
 };
 
+// The command line (the agent with @kubernetes/client-node, install, …) is a bundle of its own,
+// embedded as a SEA asset and compiled only when the command line runs: a CNI invocation then starts
+// a script of a few hundred KiB instead of several MiB (V8 scans the whole main script at start-up).
+const seaCliPlugin = {
+  name: 'sea-cli',
+  setup(b) {
+    b.onResolve({ filter: /\/src\/cli\/main\.ts$/ }, () => ({ path: join(root, 'src', 'sea', 'cli-asset.cjs') }));
+  },
+};
+
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-await build({
-  entryPoints: [join(root, 'bin', 'strand.ts')],
-  outfile: join(dist, 'strand.cjs'),
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -61,7 +69,6 @@ await build({
   legalComments: 'none',
   sourcemap: false,
   logLevel: 'warning',
-  plugins: [seaKoffiPlugin],
   define: {
     STRAND_VERSION: JSON.stringify(pkg.version),
     STRAND_NODE_VERSION: JSON.stringify(pinnedVersion),
@@ -69,7 +76,9 @@ await build({
     'import.meta.url': 'STRAND_IMPORT_META_URL',
   },
   banner: { js: 'var STRAND_IMPORT_META_URL=require("url").pathToFileURL(__filename).href;' },
-});
+};
+await build({ ...common, entryPoints: [join(root, 'src', 'cli', 'main.ts')], outfile: join(dist, 'cli.cjs'), plugins: [seaKoffiPlugin] });
+await build({ ...common, entryPoints: [join(root, 'bin', 'strand.ts')], outfile: join(dist, 'strand.cjs'), plugins: [seaKoffiPlugin, seaCliPlugin] });
 
 // The executable starts from a V8 startup snapshot in which the CNI layer's modules and zod schemas
 // are already initialised (src/cni/prewarm.ts): the schemas are most of a CNI invocation's own
@@ -82,7 +91,7 @@ const seaConfig = {
   disableExperimentalSEAWarning: true,
   useCodeCache: !snapshot,
   useSnapshot: snapshot,
-  assets: { 'koffi.node': koffiNative },
+  assets: { 'koffi.node': koffiNative, 'cli.cjs': join(dist, 'cli.cjs') },
 };
 writeFileSync(join(dist, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
 try {
