@@ -1,9 +1,9 @@
 // The node's bridge (cni0 by default) and its gateway addresses: created once, however many ADDs
 // race for it (the reference bridge plugin's "could not add IP address to cni0: file exists"), and
 // never deleted by DEL (cni-spec.md §8: the bridge and its gateway address stay).
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CniError, ErrorCode } from '../cni/errors.ts';
+import { randomMac } from './names.ts';
 import {
   addAddress,
   addLink,
@@ -18,13 +18,6 @@ import {
   type Link,
   type NetlinkSocket,
 } from '../kernel/index.ts';
-
-/** A random locally administered unicast MAC. */
-export function randomMac(): string {
-  const b = randomBytes(6);
-  b[0] = ((b[0] as number) & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
 
 export interface BridgeOptions {
   name: string;

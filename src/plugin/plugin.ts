@@ -26,12 +26,12 @@ import {
 import { fileLogger, type Logger } from '../log.ts';
 import { readNodeState } from '../state/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
-import { enableForwarding, ensureBridge, ensureGatewayAddresses, randomMac, writeSysctlIfPresent } from './bridge.ts';
+import { enableForwarding, ensureBridge, ensureGatewayAddresses, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
-import { hostVethName } from './names.ts';
+import { hostVethName, randomMac } from './names.ts';
 import { configurePodInterface, familyGateways, routeSpec } from './pod.ts';
 
 // ---- ADD -----------------------------------------------------------------------------------------
