@@ -12,6 +12,7 @@
 // A bad value is refused with the option, where it came from and why, on one line (ConfigError).
 // zod and the TOML parser are imported when a configuration is loaded, not when the CLI starts: the
 // option table is read by every `strand` command line for --help.
+import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
@@ -221,13 +222,6 @@ function describeValue(v: unknown): string {
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-function isCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const family = isIP(s.slice(0, slash));
-  const prefix = s.slice(slash + 1);
-  return family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
-}
 
 let schemas: Record<Kind, ZodType> | undefined;
 // The value type of each kind of option, after text from flags and the environment is converted.

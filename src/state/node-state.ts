@@ -2,6 +2,7 @@
 // start path (DESIGN.md "The two programs and their contract"): the pod CIDR(s) from
 // Node.spec.podCIDRs, the cluster CIDRs, the MTU and backend. The agent writes it atomically
 // (temp file, fsync, rename), so a reader sees a whole old or a whole new file, never half of one.
+import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -36,13 +37,6 @@ export function nodeStatePath(stateDir: string): string {
   return join(stateDir, NODE_STATE_FILE);
 }
 
-function isCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const family = isIP(s.slice(0, slash));
-  const prefix = s.slice(slash + 1);
-  return family !== 0 && /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
-}
 
 let schema: z.ZodType<NodeState> | undefined;
 // Built on first use: schema construction costs start-up time on the CNI path.
