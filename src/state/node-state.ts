@@ -4,7 +4,6 @@
 // (temp file, fsync, rename), so a reader sees a whole old or a whole new file, never half of one.
 import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors.ts';
