@@ -1,24 +1,21 @@
 // End to end on a simulated three-node cluster with the host-gw backend (scripts/sim/): pods reach
 // each other through plain routes via the peers' underlay addresses on the shared layer-2 segment.
 // The tests run in order on one cluster; the last ones change it.
-//
-// Until the agent runs the host-gw backend (it publishes strand.dev/backend=host-gw on its Node),
-// every test here is skipped with that reason; the masquerade test likewise until the agent's
-// agent-postrouting chain appears.
+// The set-up waits for every Node to carry strand.dev/backend=host-gw and fails if they do not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANNOTATION_BACKEND,
   ANNOTATION_UNDERLAY_IP,
-  backendMissing,
   createTestCluster,
   describeNode,
   ipJson,
-  masqueradeMissing,
   meshFailures,
   OUTSIDE_IP,
   probeMesh,
   tcpWhoami,
   waitFor,
+  waitForBackend,
+  waitForMasquerade,
   type SimCluster,
   type SimNode,
   type SimPod,
@@ -28,8 +25,6 @@ const UNDERLAY_MTU = 1500;
 
 let cluster: SimCluster;
 let pods: SimPod[] = [];
-let skipBackend: string | undefined;
-let skipMasquerade: string | undefined;
 let convergence: Error | undefined;
 
 beforeAll(async () => {
@@ -37,9 +32,7 @@ beforeAll(async () => {
   await cluster.waitReady();
   pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
   await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
-  skipBackend = await backendMissing(cluster, 'host-gw');
-  if (skipBackend) return;
-  skipMasquerade = await masqueradeMissing(cluster);
+  await waitForBackend(cluster, 'host-gw');
   await cluster.waitRoutes().catch((err: Error) => (convergence = err));
 }, 90_000);
 
@@ -52,8 +45,7 @@ function routesFor(on: SimNode, peer: SimNode) {
 }
 
 describe('host-gw backend, 3 nodes × 2 pods', () => {
-  it('holds exactly one route per peer, via the peer’s underlay address, and no VXLAN device', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('holds exactly one route per peer, via the peer’s underlay address, and no VXLAN device', async () => {
     if (convergence) throw convergence;
     for (const n of cluster.nodes) {
       const a = await n.annotations();
@@ -73,22 +65,19 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
     }
   });
 
-  it('lets every pod reach every other pod (ICMP and TCP, both ways) with its own source address', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('lets every pod reach every other pod (ICMP and TCP, both ways) with its own source address', async () => {
     const results = await probeMesh(pods);
     expect(results).toHaveLength(30);
     expect(meshFailures(results)).toEqual([]);
   });
 
-  it('masquerades pod traffic to the outside to the node’s address', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
-    if (skipMasquerade) ctx.skip(skipMasquerade);
+  it('masquerades pod traffic to the outside to the node’s address', async () => {
+    await waitForMasquerade(cluster);
     const seen = await Promise.all(pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })));
     expect(seen.filter((s) => s.seenAs !== s.node)).toEqual([]);
   });
 
-  it('follows a node’s new underlay address on its peers', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('follows a node’s new underlay address on its peers', async () => {
     const moved = cluster.node(3);
     const newIp = '198.18.0.113';
     await moved.setUnderlayIp(newIp);
@@ -105,8 +94,7 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
     }
   });
 
-  it('drops a node deleted from the API on the other nodes', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('drops a node deleted from the API on the other nodes', async () => {
     const deleted = cluster.node(3);
     await cluster.deleteNode(deleted);
     for (const on of [cluster.node(1), cluster.node(2)]) {

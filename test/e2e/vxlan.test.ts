@@ -2,20 +2,16 @@
 // namespaces on one underlay bridge, each running `strand agent` against the test API server, two
 // pods per node wired by dist/strand as a runtime wires them. The tests run in order on one cluster;
 // the later ones change it (an underlay address moves, an agent is killed, nodes are deleted).
-//
-// Until the agent runs the VXLAN backend (it publishes strand.dev/backend=vxlan on its Node), every
-// test here is skipped with that reason; the masquerade test likewise until the agent's
-// agent-postrouting chain appears.
+// The set-up waits for every Node to carry strand.dev/backend=vxlan (the agents run the backend and
+// published their VTEPs) and fails, naming what the Nodes carry, if they do not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANNOTATION_BACKEND,
   ANNOTATION_UNDERLAY_IP,
   ANNOTATION_VTEP_MAC,
-  backendMissing,
   createTestCluster,
   describeNode,
   ipJson,
-  masqueradeMissing,
   meshFailures,
   OUTSIDE_IP,
   probeMesh,
@@ -23,6 +19,8 @@ import {
   tcpTransfer,
   tcpWhoami,
   waitFor,
+  waitForBackend,
+  waitForMasquerade,
   type SimCluster,
   type SimNode,
   type SimPod,
@@ -33,9 +31,6 @@ const POD_MTU = UNDERLAY_MTU - 50;
 
 let cluster: SimCluster;
 let pods: SimPod[] = [];
-/** Why the backend tests are skipped (undefined: they run). */
-let skipBackend: string | undefined;
-let skipMasquerade: string | undefined;
 let convergence: Error | undefined;
 /** VTEP MACs as published before anything was changed, by node name. */
 const macs = new Map<string, string>();
@@ -45,9 +40,7 @@ beforeAll(async () => {
   await cluster.waitReady();
   pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
   await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
-  skipBackend = await backendMissing(cluster, 'vxlan');
-  if (skipBackend) return;
-  skipMasquerade = await masqueradeMissing(cluster);
+  await waitForBackend(cluster, 'vxlan');
   await cluster.waitRoutes().catch((err: Error) => (convergence = err));
   for (const n of cluster.nodes) macs.set(n.name, (await n.annotations())[ANNOTATION_VTEP_MAC] ?? '');
 }, 90_000);
@@ -102,8 +95,7 @@ async function expectConnected(from: SimPod[], to: SimPod[]): Promise<void> {
 }
 
 describe('VXLAN backend, 3 nodes × 2 pods', () => {
-  it('publishes each node’s VTEP and holds exactly one route, neighbour and FDB entry per peer', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('publishes each node’s VTEP and holds exactly one route, neighbour and FDB entry per peer', async () => {
     if (convergence) throw convergence;
     for (const n of cluster.nodes) {
       const a = await n.annotations();
@@ -121,15 +113,13 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     }
   });
 
-  it('lets every pod reach every other pod (ICMP and TCP, both ways) with its own source address', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('lets every pod reach every other pod (ICMP and TCP, both ways) with its own source address', async () => {
     const results = await probeMesh(pods);
     expect(results).toHaveLength(30);
     expect(meshFailures(results)).toEqual([]);
   });
 
-  it('carries full-size packets and a 20 MB TCP transfer across nodes (the MTU is right, nothing is black-holed)', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('carries full-size packets and a 20 MB TCP transfer across nodes (the MTU is right, nothing is black-holed)', async () => {
     const [a] = podsOn(cluster.node(1));
     const [b] = podsOn(cluster.node(2));
     // The largest packet the pod MTU allows, with DF: it must fit the tunnel without fragmentation.
@@ -142,15 +132,13 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     expect(back, back.error).toMatchObject({ ok: true, received: bytes, seenAs: b!.ip });
   });
 
-  it('masquerades pod traffic to the outside to the node’s address', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
-    if (skipMasquerade) ctx.skip(skipMasquerade);
+  it('masquerades pod traffic to the outside to the node’s address', async () => {
+    await waitForMasquerade(cluster);
     const seen = await Promise.all(pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })));
     expect(seen.filter((s) => s.seenAs !== s.node)).toEqual([]);
   });
 
-  it('follows a node’s new underlay address on its peers', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('follows a node’s new underlay address on its peers', async () => {
     const moved = cluster.node(3);
     const newIp = '198.18.0.113';
     await moved.setUnderlayIp(newIp);
@@ -167,8 +155,7 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     await expectConnected(podsOn(moved), podsOn(cluster.node(1), cluster.node(2)));
   });
 
-  it('cleans up after a node deleted while an agent was down, when it restarts (nothing duplicated, same VTEP MAC)', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('cleans up after a node deleted while an agent was down, when it restarts (nothing duplicated, same VTEP MAC)', async () => {
     const restarted = cluster.node(1);
     const survivor = cluster.node(2);
     const deleted = cluster.node(3);
@@ -189,8 +176,7 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     await expectConnected(podsOn(survivor), podsOn(restarted));
   });
 
-  it('drops a node deleted from the API on the other nodes', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('drops a node deleted from the API on the other nodes', async () => {
     await cluster.deleteNode(cluster.node(2));
     await expectGone(cluster.node(1), cluster.node(2));
     // Nothing of Strand's is left on node 1: it has no peers.
@@ -199,8 +185,7 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     expect(cluster.node(1).fdb()).toEqual([]);
   });
 
-  it('reaches a node that joins (again): its agent republishes and the others add it', async (ctx) => {
-    if (skipBackend) ctx.skip(skipBackend);
+  it('reaches a node that joins (again): its agent republishes and the others add it', async () => {
     // Node 3 was deleted two tests ago while its agent kept running; it registers again.
     const joined = cluster.node(3);
     await cluster.restoreNode(joined);

@@ -20,10 +20,10 @@ export const ANNOTATION_UNDERLAY_IP = 'strand.dev/underlay-ip';
 export const ANNOTATION_VTEP_MAC = 'strand.dev/vtep-mac';
 
 /**
- * Whether the agents run the datapath backend: every Node gets strand.dev/backend = backend within
- * `timeoutMs`. Returns undefined when they do, else why not (the reason a test is skipped with).
+ * Waits until every Node carries strand.dev/backend = backend (the agent runs that backend and has
+ * published its annotations); throws naming what the Nodes have instead.
  */
-export async function backendMissing(cluster: SimCluster, backend: SimBackend, timeoutMs = 8_000): Promise<string | undefined> {
+export async function waitForBackend(cluster: SimCluster, backend: SimBackend, timeoutMs = 15_000): Promise<void> {
   try {
     await waitFor(
       async () => {
@@ -32,24 +32,18 @@ export async function backendMissing(cluster: SimCluster, backend: SimBackend, t
       },
       timeoutMs,
       'the backend annotation',
-      200,
+      100,
     );
-    return undefined;
   } catch {
     const seen = await Promise.all(cluster.nodes.map(async (n) => `${n.name}: ${JSON.stringify(await n.annotations())}`));
-    return `the agent does not run the ${backend} backend yet: no ${ANNOTATION_BACKEND}=${backend} on the Nodes within ${timeoutMs} ms (${seen.join('; ')})`;
+    throw new Error(`no ${ANNOTATION_BACKEND}=${backend} on every Node within ${timeoutMs} ms (${seen.join('; ')})\n${describeNode(cluster, 'node-1')}`);
   }
 }
 
-/** Whether every node's agent has its egress masquerade chain (inet strand agent-postrouting). */
-export async function masqueradeMissing(cluster: SimCluster, timeoutMs = 5_000): Promise<string | undefined> {
+/** Waits until every node's agent has its egress masquerade chain (inet strand agent-postrouting); throws if not. */
+export async function waitForMasquerade(cluster: SimCluster, timeoutMs = 10_000): Promise<void> {
   const has = async (netns: string) => (await run('ip', ['netns', 'exec', netns, 'nft', 'list', 'chain', 'inet', 'strand', 'agent-postrouting'])).code === 0;
-  try {
-    await waitFor(async () => (await Promise.all(cluster.nodes.map((n) => has(n.netns)))).every(Boolean), timeoutMs, 'the masquerade chain', 200);
-    return undefined;
-  } catch {
-    return `the agent does not set up egress masquerade yet: no chain agent-postrouting in table inet strand on the nodes within ${timeoutMs} ms`;
-  }
+  await waitFor(async () => (await Promise.all(cluster.nodes.map((n) => has(n.netns)))).every(Boolean), timeoutMs, 'the chain agent-postrouting in table inet strand on every node', 100);
 }
 
 export interface PairResult {
