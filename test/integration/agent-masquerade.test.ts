@@ -13,6 +13,7 @@ import { reconcileMasquerade, removeMasquerade } from '../../src/agent/masquerad
 import { createNftRunner } from '../../src/nft/runner.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
+import { peerLogger } from '../support/peer-logger.ts';
 import { sh } from '../support/sh.ts';
 
 const node = TestNetns.create('node');
@@ -63,21 +64,6 @@ function cniObjects(): string {
   return out.join('\n');
 }
 
-/** Starts a TCP server in `ns` (v4 and v6) that prints each peer's address. */
-function peerLogger(ns: TestNetns, port: number): { peers: string[]; stop: () => void; ready: Promise<void> } {
-  const code = `require('net').createServer((s)=>{console.log(s.remoteAddress);s.end()}).listen({port:${port},host:'::'},()=>console.log('ready'))`;
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const peers: string[] = [];
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((r) => (onReady = r));
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    for (const line of d.split('\n').filter(Boolean)) {
-      if (line === 'ready') onReady();
-      else peers.push(line.replace(/^::ffff:/, ''));
-    }
-  });
-  return { peers, ready, stop: () => child.kill() };
-}
 
 /** Connects from `from` to `to`; true when the connection completed within 1.5 s. */
 function connects(from: TestNetns, to: string, port: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 // ipMasq with real packets: a pod's connection to an address outside its subnet arrives with the
 // node's address; pod-to-pod traffic keeps its own. The plugin runs inside a test "node" namespace
 // (ip netns exec), so the bridge, forwarding and the nftables table never touch the root namespace.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STRAND } from '../support/cni.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
+import { peerLogger } from '../support/peer-logger.ts';
 import { sh } from '../support/sh.ts';
 
 const node = TestNetns.create('node');
@@ -38,21 +39,6 @@ function cni(command: string, pod: TestNetns, id: string) {
   return { code: r.status, out: r.stdout ? JSON.parse(r.stdout) : undefined };
 }
 
-/** Starts a TCP server in `ns` that prints each peer's address, and returns a function to stop it. */
-function peerLogger(ns: TestNetns, port: number): { peers: string[]; stop: () => void; ready: Promise<void> } {
-  const code = `require('net').createServer((s)=>{console.log(s.remoteAddress);s.end()}).listen(${port},()=>console.log('ready'))`;
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const peers: string[] = [];
-  let onReady: () => void = () => {};
-  const ready = new Promise<void>((r) => (onReady = r));
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    for (const line of d.split('\n').filter(Boolean)) {
-      if (line === 'ready') onReady();
-      else peers.push(line.replace(/^::ffff:/, ''));
-    }
-  });
-  return { peers, ready, stop: () => child.kill() };
-}
 
 function connect(from: TestNetns, to: string, port: number): void {
   const code = `const s=require('net').connect(${port},'${to}');s.on('data',()=>{});s.on('end',()=>process.exit(0));s.on('error',(e)=>{console.error(e.message);process.exit(1)})`;
