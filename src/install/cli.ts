@@ -39,9 +39,21 @@ function flagProblem(a: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+function uninstallOptions(y: Argv<object>) {
+  return dirOptions(y)
+    .option('state-dir', { type: 'string', default: CONFLIST_DEFAULTS.stateDir, describe: "the agent's node state dir (node.json, agent.sock are removed)", requiresArg: true })
+    .option('ipam-data-dir', { type: 'string', default: CONFLIST_DEFAULTS.ipamDataDir, describe: "strand-ipam data dir (the strand network's reservations are removed once no pod is attached)", requiresArg: true })
+    .option('bridge', { type: 'string', default: CONFLIST_DEFAULTS.bridge, describe: 'the pods\' bridge (removed once no pod is attached)', requiresArg: true })
+    .option('keep-datapath', {
+      type: 'boolean',
+      default: false,
+      describe: 'remove only the files in the CNI dirs; leave node state, VXLAN device, routes, nftables table, bridge',
+    });
+}
+
 type ArgsOf<B> = B extends (y: Argv<object>) => Argv<infer U> ? U : never;
 type InstallArgs = ArgsOf<typeof installOptions>;
-type UninstallArgs = ArgsOf<typeof dirOptions>;
+type UninstallArgs = ArgsOf<typeof uninstallOptions>;
 
 export function installCommand(setExitCode: (code: number) => void): CommandModule<object, InstallArgs> {
   return {
@@ -75,8 +87,8 @@ export function installCommand(setExitCode: (code: number) => void): CommandModu
 export function uninstallCommand(setExitCode: (code: number) => void): CommandModule<object, UninstallArgs> {
   return {
     command: 'uninstall',
-    describe: `remove what install put in the CNI dirs (strand, strand-ipam, ${CONFLIST_FILE}), only where it is Strand's`,
-    builder: (y) => dirOptions(y),
+    describe: `remove everything Strand put on the node: strand, strand-ipam and ${CONFLIST_FILE} (only where they are Strand's), the node state, the VXLAN device, Strand's routes, the nftables table inet strand, and the bridge and its reservations once no pod is attached`,
+    builder: (y) => uninstallOptions(y),
     handler: async (a) => {
       const problem = flagProblem(a);
       if (problem) {
@@ -85,7 +97,13 @@ export function uninstallCommand(setExitCode: (code: number) => void): CommandMo
       }
       const { uninstall, describeSteps } = await import('./install.ts');
       try {
+        // Before anything is removed: a running agent would put it all back.
+        if (!a['keep-datapath']) await (await import('./node-cleanup.ts')).refuseWhileAgentRuns(a['state-dir']);
         const steps = uninstall({ cniBinDir: a['cni-bin-dir'], cniConfDir: a['cni-conf-dir'], dryRun: a['dry-run'] });
+        if (!a['keep-datapath']) {
+          const { cleanUpNode } = await import('./node-cleanup.ts');
+          steps.push(...(await cleanUpNode({ stateDir: a['state-dir'], ipamDataDir: a['ipam-data-dir'], bridge: a.bridge, dryRun: a['dry-run'] })));
+        }
         process.stdout.write(describeSteps(steps, a['dry-run']));
       } catch (err) {
         process.stderr.write(`strand uninstall: ${(err as Error).message}\n`);

@@ -109,6 +109,15 @@ export function newTable(name: string, flags: number): MessageBuilder {
   return nftMessage(NFT_MSG.NEWTABLE, flags).str(NFTA_TABLE_NAME, name);
 }
 
+export function getTable(name: string): MessageBuilder {
+  return nftMessage(NFT_MSG.GETTABLE, 0).str(NFTA_TABLE_NAME, name);
+}
+
+/** Deletes a table with everything in it (only `strand uninstall` does this). */
+export function delTable(name: string): MessageBuilder {
+  return nftMessage(NFT_MSG.DELTABLE, 0).str(NFTA_TABLE_NAME, name);
+}
+
 export interface BaseChain {
   hook: number;
   priority: number;

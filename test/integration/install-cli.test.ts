@@ -40,6 +40,9 @@ interface Run {
 }
 
 function strand(args: string[], exe = STRAND): Run {
+  // These tests are about the CNI dirs and run in the root namespace: the node-level clean-up of
+  // uninstall is tested in a namespace of its own (uninstall-node.test.ts).
+  if (args[0] === 'uninstall') args = [...args, '--keep-datapath'];
   const r = spawnSync(exe, args, { encoding: 'utf8', env: { PATH: process.env.PATH } });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
