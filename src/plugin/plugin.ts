@@ -11,7 +11,6 @@ import {
   deleteLinkIfExists,
   findLink,
   isCurrentNetns,
-  isKernelError,
   listAddresses,
   listRoutes,
   NetlinkSocket,
@@ -23,14 +22,14 @@ import {
   KernelError,
   type Link,
 } from '../kernel/index.ts';
+import { loadIpamConfig } from '../ipam/config.ts';
+import { readReservations, storeDir } from '../ipam/store.ts';
 import { fileLogger, type Logger } from '../log.ts';
 import { readNodeState } from '../state/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
-import { loadIpamConfig } from '../ipam/config.ts';
-import { readReservations, storeDir } from '../ipam/store.ts';
 import { hostVethName, randomMac } from './names.ts';
 import { configurePodInterface, familyGateways, routeSpec } from './pod.ts';
 

@@ -7,7 +7,7 @@
 // a connection from the pod reaches its server only when it is masqueraded to the node's address; the
 // other pod sees the pod's own address. A `cni-test` chain and set stand in for the CNI plugin's
 // objects in the same table and must come through every reconcile and the removal unchanged.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileMasquerade, removeMasquerade } from '../../src/agent/masquerade.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
