@@ -10,7 +10,8 @@
 // (default 2), interleaved, and the best run counts (other work on the machine only ever slows a
 // run down). Everything is named stbp… and removed at the end, also on Ctrl-C.
 //
-// --explain adds each baseline with what Strand's node has on top of the bare kernel path, a bridge
+// --explain adds each baseline with what Strand's node has on top of the bare kernel path: a bridge
+// alone (+br), then a bridge
 // (cni0, with br_netfilter's hooks) and a masquerade rule (connection tracking on every packet), to
 // tell the cost of those from the cost of Strand's own work.
 //
@@ -182,10 +183,20 @@ async function rtt(pair) {
 
 const CASES = [
   { name: 'baseline routed', key: 'routed', build: () => buildBaseline('routed') },
-  ...(values.explain ? [{ name: 'routed+br+ct', key: 'routed-x', baseline: 'routed', build: () => buildBaseline('routed', { bridge: true, nat: true }) }] : []),
+  ...(values.explain
+    ? [
+        { name: 'routed+br', key: 'routed-b', baseline: 'routed', build: () => buildBaseline('routed', { bridge: true }) },
+        { name: 'routed+br+ct', key: 'routed-x', baseline: 'routed', build: () => buildBaseline('routed', { bridge: true, nat: true }) },
+      ]
+    : []),
   { name: 'strand host-gw', key: 'host-gw', baseline: 'routed', build: () => buildStrand('host-gw') },
   { name: 'baseline vxlan', key: 'vxlan-base', build: () => buildBaseline('vxlan') },
-  ...(values.explain ? [{ name: 'vxlan+br+ct', key: 'vxlan-x', baseline: 'vxlan-base', build: () => buildBaseline('vxlan', { bridge: true, nat: true }) }] : []),
+  ...(values.explain
+    ? [
+        { name: 'vxlan+br', key: 'vxlan-b', baseline: 'vxlan-base', build: () => buildBaseline('vxlan', { bridge: true }) },
+        { name: 'vxlan+br+ct', key: 'vxlan-x', baseline: 'vxlan-base', build: () => buildBaseline('vxlan', { bridge: true, nat: true }) },
+      ]
+    : []),
   { name: 'strand vxlan', key: 'vxlan', baseline: 'vxlan-base', build: () => buildStrand('vxlan') },
 ];
 
