@@ -204,7 +204,8 @@ describe('cost of telling the agent, as the plugin process sees it', () => {
         `no agent ${median(wall.none ?? []).toFixed(1)} ms, agent answering ${median(wall.agent ?? []).toFixed(1)} ms; ` +
         `notifyAgent inside the plugin: no agent ${noAgentMs} ms, agent answering ${agentMs} ms`,
     );
-    expect(noAgentMs).toBeLessThan(50);
-    expect(agentMs).toBeLessThan(500);
+    // Behaviour, not speed: neither case waited for the plugin's agentWaitMs.
+    expect(noAgentMs).toBeLessThan(1_000);
+    expect(agentMs).toBeLessThan(1_000);
   });
 });

@@ -228,8 +228,7 @@ describe('cost', () => {
     console.log(
       `kernel cost: socket open in a netns ${openMs.toFixed(3)} ms; veth pair (peer in another netns, up) add ${addMs.toFixed(3)} ms, delete ${delMs.toFixed(3)} ms; withNetns round trip ${switchMs.toFixed(3)} ms`,
     );
+    // The figures are printed, not asserted: speed is measured in bench/, never in timed tests.
     expect(ipJson<unknown[]>(['link', 'show'], pod.name)).toHaveLength(1);
-    // Generous bound: this is about catching a regression to spawning processes (~4 ms each).
-    expect(addMs).toBeLessThan(4);
   });
 });
