@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { K8S_ARG_KEYS, kubernetesPodArgs, parseCniArgs } from '../../src/cni/args.ts';
-import { CniError } from '../../src/cni/errors.ts';
-
-function err(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
+import { cniFailure } from '../support/cni-error.ts';
 
 describe('parseCniArgs', () => {
   it('parses what Kubernetes runtimes send', () => {
@@ -24,7 +14,7 @@ describe('parseCniArgs', () => {
   });
 
   it('rejects unknown keys without IgnoreUnknown, naming them', () => {
-    const e = err(() => parseCniArgs('FOO=1;K8S_POD_NAME=x;BAR=2', K8S_ARG_KEYS));
+    const e = cniFailure(() => parseCniArgs('FOO=1;K8S_POD_NAME=x;BAR=2', K8S_ARG_KEYS));
     expect(e.code).toBe(4);
     expect(e.message).toContain('"FOO"');
     expect(e.message).toContain('"BAR"');
@@ -37,17 +27,17 @@ describe('parseCniArgs', () => {
   });
 
   it('rejects unknown keys when IgnoreUnknown is false', () => {
-    expect(err(() => parseCniArgs('IgnoreUnknown=0;FOO=1', [])).code).toBe(4);
+    expect(cniFailure(() => parseCniArgs('IgnoreUnknown=0;FOO=1', [])).code).toBe(4);
   });
 
   it('rejects a non-boolean IgnoreUnknown', () => {
-    expect(err(() => parseCniArgs('IgnoreUnknown=yes', [])).message).toContain('not a boolean');
+    expect(cniFailure(() => parseCniArgs('IgnoreUnknown=yes', [])).message).toContain('not a boolean');
   });
 
   it('rejects pairs without exactly one "="', () => {
     // "=" alone has one "=" but an empty key, which no plugin knows.
     for (const raw of ['FOO', 'A=1=2', 'K8S_POD_NAME=x;;', '=']) {
-      expect(err(() => parseCniArgs(raw, K8S_ARG_KEYS)).code).toBe(4);
+      expect(cniFailure(() => parseCniArgs(raw, K8S_ARG_KEYS)).code).toBe(4);
     }
   });
 

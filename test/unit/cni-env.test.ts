@@ -1,25 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { interfaceNameProblem, parseEnv } from '../../src/cni/env.ts';
-import { CniError } from '../../src/cni/errors.ts';
-
-function codeOf(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CniError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a CniError');
-}
-
-function msgOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  throw new Error('expected an error');
-}
+import { cniFailure } from '../support/cni-error.ts';
 
 const full = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
 
@@ -37,8 +18,8 @@ describe('parseEnv', () => {
   });
 
   it('rejects an unknown or lower-case command with code 4', () => {
-    expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'FOO' }))).toBe(4);
-    expect(codeOf(() => parseEnv({ ...full, CNI_COMMAND: 'add' }))).toBe(4);
+    expect(cniFailure(() => parseEnv({ ...full, CNI_COMMAND: 'FOO' })).code).toBe(4);
+    expect(cniFailure(() => parseEnv({ ...full, CNI_COMMAND: 'add' })).code).toBe(4);
   });
 
   const required: Record<string, string[]> = {
@@ -51,14 +32,14 @@ describe('parseEnv', () => {
       it(`${verb} without ${v} is code 4 and names it`, () => {
         const env: NodeJS.ProcessEnv = { ...full, CNI_COMMAND: verb };
         delete env[v];
-        expect(codeOf(() => parseEnv(env))).toBe(4);
-        expect(msgOf(() => parseEnv(env))).toContain(v);
+        expect(cniFailure(() => parseEnv(env)).code).toBe(4);
+        expect(cniFailure(() => parseEnv(env)).message).toContain(v);
       });
     }
   }
 
   it('names every missing variable at once', () => {
-    expect(msgOf(() => parseEnv({ CNI_COMMAND: 'ADD' }))).toBe('required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing');
+    expect(cniFailure(() => parseEnv({ CNI_COMMAND: 'ADD' })).message).toBe('required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing');
   });
 
   it('DEL needs no CNI_NETNS; GC, STATUS and VERSION need no attachment variables', () => {
@@ -68,14 +49,14 @@ describe('parseEnv', () => {
 
   it('rejects container IDs that the reference rejects', () => {
     for (const id of ['-abc', 'a b', 'a/b', '.x', 'ä']) {
-      expect(codeOf(() => parseEnv({ ...full, CNI_CONTAINERID: id }))).toBe(4);
+      expect(cniFailure(() => parseEnv({ ...full, CNI_CONTAINERID: id })).code).toBe(4);
     }
     expect(parseEnv({ ...full, CNI_CONTAINERID: 'A1_b.c-d' }).containerId).toBe('A1_b.c-d');
   });
 
   it('rejects bad interface names with code 4', () => {
     for (const name of ['eth0:1', 'a b', 'x/y', '.', '..', 'abcdefghijklmnop']) {
-      expect(codeOf(() => parseEnv({ ...full, CNI_IFNAME: name }))).toBe(4);
+      expect(cniFailure(() => parseEnv({ ...full, CNI_IFNAME: name })).code).toBe(4);
     }
     expect(parseEnv({ ...full, CNI_IFNAME: 'abcdefghijklmno' }).ifname).toBe('abcdefghijklmno');
   });

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../src/cni/errors.ts';
+import { cniFailure } from '../support/cni-error.ts';
 import { atLeast, compareVersions, negotiateVersion, SUPPORTED_VERSIONS } from '../../src/cni/versions.ts';
-
-function code(fn: () => unknown): number {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e.code;
-    throw e;
-  }
-  return -1;
-}
 
 describe('versions', () => {
   it('implements exactly 0.3.0 to 1.1.0', () => {
@@ -32,9 +22,9 @@ describe('versions', () => {
   });
 
   it('is code 1 when nothing is supported and code 6 for a non-version', () => {
-    expect(code(() => negotiateVersion('0.2.0'))).toBe(1);
-    expect(code(() => negotiateVersion('2.0.0', ['1.5.0']))).toBe(1);
-    expect(code(() => negotiateVersion('one'))).toBe(6);
-    expect(code(() => negotiateVersion('1.0.0', ['x']))).toBe(6);
+    expect(cniFailure(() => negotiateVersion('0.2.0')).code).toBe(1);
+    expect(cniFailure(() => negotiateVersion('2.0.0', ['1.5.0'])).code).toBe(1);
+    expect(cniFailure(() => negotiateVersion('one')).code).toBe(6);
+    expect(cniFailure(() => negotiateVersion('1.0.0', ['x'])).code).toBe(6);
   });
 });

@@ -1,10 +1,11 @@
 // strand-ipam configuration: host-local's fields and order of range sets, validation errors with
 // the reference's wording and code 7 naming the field, requested IPs, and usePodCidr.
+import { cniFailure } from '../support/cni-error.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CniError, ErrorCode } from '../../src/cni/errors.ts';
+import { ErrorCode } from '../../src/cni/errors.ts';
 import { DEFAULT_DATA_DIR, loadIpamConfig, resolveRangeSets } from '../../src/ipam/config.ts';
 import { formatIp, rangeSetString, type RangeSet } from '../../src/ipam/range.ts';
 import { DEFAULT_STATE_DIR, writeNodeState, type NodeState } from '../../src/state/node-state.ts';
@@ -17,16 +18,6 @@ function conf(ipam: Record<string, unknown> | undefined, extra: Record<string, u
 
 function sets(raw: Record<string, unknown>, args = ''): string[] {
   return resolveRangeSets(loadIpamConfig(raw, 'net1', args)).map((s: RangeSet) => rangeSetString(s));
-}
-
-function failure(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
 }
 
 describe('loadIpamConfig: fields and defaults', () => {
@@ -118,20 +109,20 @@ describe('loadIpamConfig: errors (code 7, naming the field)', () => {
   ];
   for (const [name, raw, message] of cases) {
     it(name, () => {
-      const err = failure(() => resolveRangeSets(loadIpamConfig(raw, 'net1')));
+      const err = cniFailure(() => resolveRangeSets(loadIpamConfig(raw, 'net1')));
       expect(err.code).toBe(ErrorCode.InvalidNetworkConfig);
       expect(err.message).toMatch(message);
     });
   }
 
   it('a bad CNI_ARGS IP is an environment error (code 4)', () => {
-    const err = failure(() => loadIpamConfig(conf({ subnet: '10.0.0.0/24' }), 'net1', 'IP=10.0.0.x'));
+    const err = cniFailure(() => loadIpamConfig(conf({ subnet: '10.0.0.0/24' }), 'net1', 'IP=10.0.0.x'));
     expect(err.code).toBe(ErrorCode.InvalidEnvironment);
     expect(err.message).toMatch(/CNI_ARGS IP "10\.0\.0\.x"/);
   });
 
   it('unknown CNI_ARGS keys are refused unless IgnoreUnknown, as the reference does', () => {
-    expect(failure(() => loadIpamConfig(conf({ subnet: '10.0.0.0/24' }), 'net1', 'FOO=bar')).code).toBe(ErrorCode.InvalidEnvironment);
+    expect(cniFailure(() => loadIpamConfig(conf({ subnet: '10.0.0.0/24' }), 'net1', 'FOO=bar')).code).toBe(ErrorCode.InvalidEnvironment);
     expect(loadIpamConfig(conf({ subnet: '10.0.0.0/24' }), 'net1', 'IgnoreUnknown=1;FOO=bar').requestedIps).toEqual([]);
   });
 });
@@ -190,28 +181,28 @@ describe('usePodCidr', () => {
 
   it('no node state: code 11 saying what is missing and where; loading alone does not need it', () => {
     const c = loadIpamConfig(conf({ subnet: 'usePodCidr', stateDir }), 'net1');
-    const err = failure(() => resolveRangeSets(c));
+    const err = cniFailure(() => resolveRangeSets(c));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
     expect(err.message).toBe(`node state ${stateDir}/node.json not found: the strand agent has not written this node's pod CIDR yet`);
   });
 
   it('usePodCidrIPv6 on an IPv4-only node: code 11', () => {
     writeNodeState(stateDir, state(['10.244.3.0/24']));
-    const err = failure(() => sets(conf({ ranges: [[{ subnet: 'usePodCidrIPv6' }]], stateDir })));
+    const err = cniFailure(() => sets(conf({ ranges: [[{ subnet: 'usePodCidrIPv6' }]], stateDir })));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
     expect(err.message).toMatch(/has no IPv6 pod CIDR for node node-a/);
   });
 
   it('a node without pod CIDRs yet: code 11', () => {
     writeNodeState(stateDir, state([]));
-    const err = failure(() => sets(conf({ subnet: 'usePodCidr', stateDir })));
+    const err = cniFailure(() => sets(conf({ subnet: 'usePodCidr', stateDir })));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
     expect(err.message).toMatch(/lists no pod CIDR for node node-a/);
   });
 
   it('a pod CIDR overlapping a literal range set is a configuration error', () => {
     writeNodeState(stateDir, state(['10.244.3.0/24']));
-    const err = failure(() => sets(conf({ subnet: 'usePodCidr', ranges: [[{ subnet: '10.244.0.0/16' }]], stateDir })));
+    const err = cniFailure(() => sets(conf({ subnet: 'usePodCidr', ranges: [[{ subnet: '10.244.0.0/16' }]], stateDir })));
     expect(err.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(err.message).toMatch(/range set 0 overlaps with 1/);
   });

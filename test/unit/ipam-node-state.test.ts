@@ -1,10 +1,11 @@
 // The node state file (src/state/node-state.ts) that usePodCidr reads: atomic write, validation,
 // and code 11 with the path when it is missing or damaged.
+import { cniFailure } from '../support/cni-error.ts';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CniError, ErrorCode } from '../../src/cni/errors.ts';
+import { ErrorCode } from '../../src/cni/errors.ts';
 import { nodeStatePath, readNodeState, writeNodeState, type NodeState } from '../../src/state/node-state.ts';
 
 const good: NodeState = {
@@ -17,16 +18,6 @@ const good: NodeState = {
   agentSocket: '/run/strand/agent.sock',
   updatedAt: '2026-01-02T03:04:05.678Z',
 };
-
-function failure(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
-}
 
 describe('node state', () => {
   let dir: string;
@@ -54,21 +45,21 @@ describe('node state', () => {
   });
 
   it('missing file: code 11 saying what is missing and where', () => {
-    const err = failure(() => readNodeState(dir));
+    const err = cniFailure(() => readNodeState(dir));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
     expect(err.message).toBe(`node state ${dir}/node.json not found: the strand agent has not written this node's pod CIDR yet`);
   });
 
   it('not JSON: code 11', () => {
     writeFileSync(join(dir, 'node.json'), '{"version":1,');
-    const err = failure(() => readNodeState(dir));
+    const err = cniFailure(() => readNodeState(dir));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
     expect(err.message).toMatch(new RegExp(`^node state ${dir}/node.json is not valid JSON`));
   });
 
   it('unreadable (a directory in its place): code 11', () => {
     mkdirSync(join(dir, 'node.json'));
-    const err = failure(() => readNodeState(dir));
+    const err = cniFailure(() => readNodeState(dir));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
     expect(err.message).toMatch(new RegExp(`^could not read node state ${dir}/node.json: EISDIR`));
   });
@@ -84,7 +75,7 @@ describe('node state', () => {
   for (const [name, json, field] of invalid) {
     it(`invalid content (${name}): code 11 naming the field`, () => {
       writeFileSync(join(dir, 'node.json'), JSON.stringify(json));
-      const err = failure(() => readNodeState(dir));
+      const err = cniFailure(() => readNodeState(dir));
       expect(err.code).toBe(ErrorCode.TryAgainLater);
       expect(err.message).toMatch(new RegExp(`^node state ${dir}/node.json is invalid: `));
       expect(err.message).toMatch(field);

@@ -1,12 +1,13 @@
 // The strand-ipam verbs called in process, as the strand plugin calls them: ADD's abbreviated
 // result, DEL, CHECK, GC and STATUS, and the usage report for metrics.
+import { cniRejection } from '../support/cni-error.ts';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadNetConf } from '../../src/cni/config.ts';
 import { parseEnv, type Verb } from '../../src/cni/env.ts';
-import { CniError, ErrorCode } from '../../src/cni/errors.ts';
+import { ErrorCode } from '../../src/cni/errors.ts';
 import { formatResult } from '../../src/cni/result.ts';
 import type { Invocation } from '../../src/cni/skel.ts';
 import { loadIpamConfig } from '../../src/ipam/config.ts';
@@ -33,16 +34,6 @@ function inv(command: Verb, config: Record<string, unknown>, containerId = 'ctr1
   const stdin = JSON.stringify(config);
   const { conf, raw } = loadNetConf(stdin, command);
   return { env, conf, raw, stdin };
-}
-
-async function failure(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
 }
 
 const storeFiles = (): string[] => readdirSync(join(dataDir, 'inproc')).filter((n) => parseIp(n) !== undefined).sort();
@@ -73,7 +64,7 @@ describe('ADD in process', () => {
   });
 
   it('a configuration error is code 7 before anything is written', async () => {
-    const err = await failure(ipamPlugin.add(inv('ADD', netConf({ subnet: '10.30.0.0/31' }))));
+    const err = await cniRejection(ipamPlugin.add(inv('ADD', netConf({ subnet: '10.30.0.0/31' }))));
     expect(err.code).toBe(ErrorCode.InvalidNetworkConfig);
     expect(err.message).toMatch(/Network 10\.30\.0\.0\/31 too small to allocate from/);
     expect(() => readdirSync(dataDir)).toThrow(/ENOENT/);
@@ -87,7 +78,7 @@ describe('DEL and CHECK in process', () => {
     await ipamPlugin.check(inv('CHECK', config, 'ck'));
     await ipamPlugin.del(inv('DEL', config, 'ck'));
     await ipamPlugin.del(inv('DEL', config, 'ck'));
-    const err = await failure(ipamPlugin.check(inv('CHECK', config, 'ck')));
+    const err = await cniRejection(ipamPlugin.check(inv('CHECK', config, 'ck')));
     expect(err.message).toBe('host-local: Failed to find address added by container ck');
     expect(err.code).toBe(ErrorCode.CheckFailed);
   });
@@ -128,7 +119,7 @@ describe('STATUS and usage in process', () => {
     const config = netConf({ subnet: '10.33.0.0/30' });
     await ipamPlugin.status(inv('STATUS', config));
     await ipamPlugin.add(inv('ADD', config, 'only'));
-    const err = await failure(ipamPlugin.status(inv('STATUS', config)));
+    const err = await cniRejection(ipamPlugin.status(inv('STATUS', config)));
     expect(err.code).toBe(ErrorCode.PluginNotAvailable);
     expect(err.message).toBe('no IP addresses available in range set: 10.33.0.1-10.33.0.2');
     await ipamPlugin.del(inv('DEL', config, 'only'));
@@ -137,10 +128,10 @@ describe('STATUS and usage in process', () => {
 
   it('usePodCidr without node state: STATUS 50, ADD 11; with it both work', async () => {
     const config = netConf({ subnet: 'usePodCidr' });
-    const status = await failure(ipamPlugin.status(inv('STATUS', config)));
+    const status = await cniRejection(ipamPlugin.status(inv('STATUS', config)));
     expect(status.code).toBe(ErrorCode.PluginNotAvailable);
     expect(status.message).toMatch(/node\.json not found/);
-    const add = await failure(ipamPlugin.add(inv('ADD', config)));
+    const add = await cniRejection(ipamPlugin.add(inv('ADD', config)));
     expect(add.code).toBe(ErrorCode.TryAgainLater);
     writeNodeState(stateDir, { version: 1, nodeName: 'n', podCIDRs: ['10.34.5.0/24'], clusterCIDRs: ['10.34.0.0/16'], mtu: 1500, backend: 'host-gw', updatedAt: new Date().toISOString() });
     await ipamPlugin.status(inv('STATUS', config));
