@@ -1,6 +1,6 @@
 // Addresses and routes through src/kernel on the real kernel, checked with `ip -j`, inside test
 // namespaces removed in afterEach.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   addAddress,
   addLink,
@@ -17,6 +17,7 @@ import {
   waitForDad,
 } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
+import { kernelFixture } from '../support/kernel-fixture.ts';
 import { TestNetns } from '../support/netns.ts';
 import { ipJson } from '../support/sh.ts';
 
@@ -38,20 +39,12 @@ interface IpRoute {
   metrics?: Array<Record<string, number>>;
 }
 
-const namespaces: TestNetns[] = [];
-const sockets: NetlinkSocket[] = [];
-
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const ns of namespaces.splice(0)) ns.destroy();
-});
+const { netns, socketIn } = kernelFixture();
 
 /** A namespace with a socket in it and one veth end that is up (the other end stays in it too). */
 function setup(): { ns: TestNetns; nl: NetlinkSocket; dev: string } {
-  const ns = TestNetns.create();
-  namespaces.push(ns);
-  const nl = NetlinkSocket.open({ netns: ns.path });
-  sockets.push(nl);
+  const ns = netns();
+  const nl = socketIn(ns);
   const dev = testName('eth');
   const peer = testName('vy');
   addLink(nl, { kind: 'veth', name: dev, up: true, peer: { name: peer } });

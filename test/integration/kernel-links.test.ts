@@ -1,6 +1,6 @@
 // Links through src/kernel on the real kernel, checked with `ip -j`. Everything is created inside
 // test namespaces, so removing the namespaces in afterEach removes it all, pass or fail.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   addLink,
   deleteLink,
@@ -10,7 +10,6 @@ import {
   isKernelError,
   KernelError,
   listLinks,
-  NetlinkSocket,
   setBridgePort,
   setLink,
   setLinkDown,
@@ -18,6 +17,7 @@ import {
   waitForOperUp,
 } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
+import { kernelFixture } from '../support/kernel-fixture.ts';
 import { TestNetns } from '../support/netns.ts';
 import { ipJson } from '../support/sh.ts';
 
@@ -36,20 +36,7 @@ interface IpLink {
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
 }
 
-const namespaces: TestNetns[] = [];
-const sockets: NetlinkSocket[] = [];
-
-function netns(): TestNetns {
-  const ns = TestNetns.create();
-  namespaces.push(ns);
-  return ns;
-}
-
-function socketIn(ns: TestNetns): NetlinkSocket {
-  const nl = NetlinkSocket.open({ netns: ns.path });
-  sockets.push(nl);
-  return nl;
-}
+const { netns, socketIn } = kernelFixture();
 
 function ipLink(ns: TestNetns, name: string): IpLink {
   const [link] = ipJson<IpLink[]>(['-d', 'link', 'show', 'dev', name], ns.name);
@@ -60,11 +47,6 @@ function ipLink(ns: TestNetns, name: string): IpLink {
 function ipLinkNames(ns: TestNetns): string[] {
   return ipJson<IpLink[]>(['link', 'show'], ns.name).map((l) => l.ifname);
 }
-
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const ns of namespaces.splice(0)) ns.destroy();
-});
 
 describe('veth pairs', () => {
   it('creates the peer directly in another namespace (host end here, container end in the pod)', () => {

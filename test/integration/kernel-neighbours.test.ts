@@ -1,7 +1,7 @@
 // Neighbour (ARP/NDP) and FDB entries through src/kernel on the real kernel, checked with `ip -j`
 // and `bridge -j`, inside test namespaces removed in afterEach. The VXLAN case is the agent's per-peer
 // programming: one FDB entry (VTEP MAC -> underlay IP) and one neighbour entry per remote node.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   addFdbEntry,
   addLink,
@@ -15,6 +15,7 @@ import {
   setLink,
 } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
+import { kernelFixture } from '../support/kernel-fixture.ts';
 import { TestNetns } from '../support/netns.ts';
 import { ipJson, sh } from '../support/sh.ts';
 
@@ -35,19 +36,11 @@ interface BridgeFdb {
   vni?: number;
 }
 
-const namespaces: TestNetns[] = [];
-const sockets: NetlinkSocket[] = [];
-
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const ns of namespaces.splice(0)) ns.destroy();
-});
+const { netns, socketIn } = kernelFixture();
 
 function setup(): { ns: TestNetns; nl: NetlinkSocket } {
-  const ns = TestNetns.create();
-  namespaces.push(ns);
-  const nl = NetlinkSocket.open({ netns: ns.path });
-  sockets.push(nl);
+  const ns = netns();
+  const nl = socketIn(ns);
   return { ns, nl };
 }
 

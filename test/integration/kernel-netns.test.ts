@@ -1,7 +1,7 @@
 // Namespace switching, sysctls and a real packet across a veth pair configured only through
 // src/kernel, on the real kernel. Also prints what in-process netlink costs here.
 import { statSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   addAddress,
   addLink,
@@ -14,7 +14,6 @@ import {
   isNetns,
   KernelError,
   listLinks,
-  NetlinkSocket,
   readSysctl,
   sameNetns,
   setLinkUp,
@@ -23,28 +22,11 @@ import {
   writeSysctls,
 } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
+import { kernelFixture } from '../support/kernel-fixture.ts';
 import { TestNetns } from '../support/netns.ts';
 import { ipJson } from '../support/sh.ts';
 
-const namespaces: TestNetns[] = [];
-const sockets: NetlinkSocket[] = [];
-
-function netns(): TestNetns {
-  const ns = TestNetns.create();
-  namespaces.push(ns);
-  return ns;
-}
-
-function socketIn(ns: TestNetns): NetlinkSocket {
-  const nl = NetlinkSocket.open({ netns: ns.path });
-  sockets.push(nl);
-  return nl;
-}
-
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-  for (const ns of namespaces.splice(0)) ns.destroy();
-});
+const { netns, socketIn } = kernelFixture();
 
 /** The calling thread's namespace, as (dev, inode) of its nsfs file. */
 function currentNs(): string {
