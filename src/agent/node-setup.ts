@@ -8,10 +8,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import {
   findLink,
-  formatIp,
+  firstHost,
   listAddresses,
   listRoutes,
-  networkOf,
   parseCidr,
   type Link,
   type NetlinkSocket,
@@ -125,10 +124,7 @@ export function ensureNodeState(stateDir: string, desired: NodeState): boolean {
 
 /** The pod bridge's gateway address for a pod CIDR: its first address, as strand-ipam hands out. */
 export function gatewayFor(podCidr: string): string {
-  const c = parseCidr(podCidr);
-  const net = networkOf(c.bytes, c.prefixLength);
-  net[net.length - 1] = (net[net.length - 1] as number) + 1;
-  return `${formatIp(net)}/${c.prefixLength}`;
+  return `${firstHost(podCidr)}/${parseCidr(podCidr).prefixLength}`;
 }
 
 export interface HostNetworkInputs {

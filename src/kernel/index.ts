@@ -2,7 +2,7 @@
 // network namespaces and sysctls, all in process (DESIGN.md "Kernel access"). Importing this module
 // costs nothing at start-up: koffi loads on the first kernel call (libc.ts).
 export { KernelError, errnoName, isKernelError, strerror } from './errors.ts';
-export { broadcastOf, formatCidr, formatIp, formatMac, networkOf, parseCidr, parseIp, parseMac, tryParseIp } from './ip.ts';
+export { broadcastOf, cidrsOverlap, firstHost, formatCidr, formatIp, formatMac, networkOf, parseCidr, parseIp, parseMac, tryParseIp } from './ip.ts';
 export type { IpFamily, ParsedCidr, ParsedIp } from './ip.ts';
 export { NetlinkSocket } from './netlink-socket.ts';
 export type { NetlinkOptions, Operation } from './netlink-socket.ts';

@@ -141,6 +141,28 @@ export function networkOf(bytes: Uint8Array, prefixLength: number): Uint8Array {
   return out;
 }
 
+/** True when two prefixes share any address (the shorter prefix decides). */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const x = parseCidr(a);
+  const y = parseCidr(b);
+  if (x.family !== y.family) return false;
+  const bits = Math.min(x.prefixLength, y.prefixLength);
+  const nx = networkOf(x.bytes, bits);
+  const ny = networkOf(y.bytes, bits);
+  return nx.every((v, i) => v === ny[i]);
+}
+
+/**
+ * The subnet's first host address, "network + 1" ("10.244.1.5/24" → "10.244.1.1"): the gateway the
+ * reference bridge plugin and host-local assume when none is given.
+ */
+export function firstHost(cidr: string): string {
+  const c = parseCidr(cidr);
+  const net = networkOf(c.bytes, c.prefixLength);
+  net[net.length - 1] = (net[net.length - 1] as number) + 1;
+  return formatIp(net);
+}
+
 /** The IPv4 broadcast address of a prefix (all host bits set). */
 export function broadcastOf(bytes: Uint8Array, prefixLength: number): Uint8Array {
   const out = new Uint8Array(bytes.length);

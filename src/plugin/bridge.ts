@@ -7,6 +7,7 @@ import { randomMac } from './names.ts';
 import {
   addAddress,
   addLink,
+  cidrsOverlap,
   findLink,
   isKernelError,
   listAddresses,
@@ -79,19 +80,6 @@ export function writeSysctlIfPresent(key: string, value: number): void {
   }
 }
 
-function sameSubnet(a: string, b: string): boolean {
-  const x = parseCidr(a);
-  const y = parseCidr(b);
-  if (x.family !== y.family) return false;
-  const len = Math.min(x.prefixLength, y.prefixLength);
-  for (let bit = 0; bit < len; bit++) {
-    const i = bit >> 3;
-    const m = 0x80 >> (bit & 7);
-    if (((x.bytes[i] as number) & m) !== ((y.bytes[i] as number) & m)) return false;
-  }
-  return true;
-}
-
 /**
  * Puts each gateway address (gateway/prefix of the pod subnet) on the bridge. As the reference
  * ensureAddr: an IPv4 bridge with a different address is an error unless forceAddress, which
@@ -110,7 +98,7 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, bridge: Link, gateways
         have = true;
         continue;
       }
-      if (want.family === 6 && !sameSubnet(a.cidr, gw)) continue;
+      if (want.family === 6 && !cidrsOverlap(a.cidr, gw)) continue;
       if (!forceAddress) {
         throw new CniError(ErrorCode.InvalidNetworkConfig, `"${bridge.name}" already has an IP address different from ${gw}: ${a.cidr}`, 'set forceAddress to replace it');
       }

@@ -14,7 +14,7 @@ import {
   listAddresses,
   listRoutes,
   NetlinkSocket,
-  networkOf,
+  firstHost,
   parseCidr,
   formatIp,
   setBridgePort,
@@ -148,13 +148,8 @@ async function add(inv: Invocation): Promise<Result> {
 /** With isGateway the gateway goes on the bridge: from IPAM, or the subnet's first address. */
 function gatewaysFor(ips: IpConfig[]): string[] {
   return ips.map((ip) => {
-    const c = parseCidr(ip.address);
-    if (!ip.gateway) {
-      const net = networkOf(c.bytes, c.prefixLength);
-      net[net.length - 1] = (net[net.length - 1] as number) + 1;
-      ip.gateway = formatIp(net);
-    }
-    return `${ip.gateway}/${c.prefixLength}`;
+    ip.gateway ??= firstHost(ip.address);
+    return `${ip.gateway}/${parseCidr(ip.address).prefixLength}`;
   });
 }
 

@@ -63,3 +63,22 @@ describe('IP addresses', () => {
     expect(() => parseMac('0a:1b:2c:3d:4e:5g')).toThrow(/invalid MAC/);
   });
 });
+
+describe('prefix helpers', () => {
+  it('cidrsOverlap compares at the shorter prefix and never across families', async () => {
+    const { cidrsOverlap } = await import('../../src/kernel/ip.ts');
+    expect(cidrsOverlap('10.244.0.0/16', '10.244.3.0/24')).toBe(true);
+    expect(cidrsOverlap('10.244.3.7/24', '10.244.3.0/24')).toBe(true);
+    expect(cidrsOverlap('10.244.3.0/24', '10.244.4.0/24')).toBe(false);
+    expect(cidrsOverlap('fd00:1::5/64', 'fd00:1::/64')).toBe(true);
+    expect(cidrsOverlap('fd00:1::/64', 'fd00:2::/64')).toBe(false);
+    expect(cidrsOverlap('10.0.0.0/8', '::/0')).toBe(false);
+  });
+
+  it('firstHost is the network address plus one', async () => {
+    const { firstHost } = await import('../../src/kernel/ip.ts');
+    expect(firstHost('10.244.1.5/24')).toBe('10.244.1.1');
+    expect(firstHost('10.88.0.0/16')).toBe('10.88.0.1');
+    expect(firstHost('fd00:1::42/64')).toBe('fd00:1::1');
+  });
+});

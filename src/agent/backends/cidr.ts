@@ -40,12 +40,7 @@ export function cidrContains(cidr: string, ip: string): boolean {
   return a !== undefined && prefixMatches(c.bytes, a.bytes, c.prefixLength);
 }
 
-/** True when the two prefixes share any address. */
-export function cidrsOverlap(a: string, b: string): boolean {
-  const x = parseCidr(a);
-  const y = parseCidr(b);
-  return prefixMatches(x.bytes, y.bytes, Math.min(x.prefixLength, y.prefixLength));
-}
+export { cidrsOverlap } from '../../kernel/index.ts';
 
 /**
  * The VTEP address of a node for one of its pod CIDRs: the network address itself ("10.244.2.0"),
