@@ -9,7 +9,11 @@ import { parseResult } from './result.ts';
 import type { Invocation } from './skel.ts';
 
 export async function prewarm(): Promise<void> {
-  const [{ loadPluginConfig }, { loadIpamConfig }] = await Promise.all([import('../plugin/config.ts'), import('../ipam/config.ts')]);
+  const [{ loadPluginConfig }, { loadIpamConfig }, { parseNodeState }] = await Promise.all([
+    import('../plugin/config.ts'),
+    import('../ipam/config.ts'),
+    import('../state/node-state.ts'),
+  ]);
   const stdin = JSON.stringify({
     cniVersion: '1.1.0',
     name: 'prewarm',
@@ -22,4 +26,15 @@ export async function prewarm(): Promise<void> {
   loadPluginConfig(inv);
   loadIpamConfig(raw, conf.name, '');
   parseResult({ ips: [{ address: '10.0.0.2/24' }] }, 'prewarm');
+  // The node state the agent writes: read on every ADD of a node with an agent (pod MTU, usePodCidr).
+  parseNodeState({
+    version: 1,
+    nodeName: 'prewarm',
+    podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'],
+    clusterCIDRs: ['10.244.0.0/16'],
+    mtu: 1450,
+    backend: 'vxlan',
+    agentSocket: '/run/strand/agent.sock',
+    updatedAt: '2026-01-01T00:00:00Z',
+  });
 }
