@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ANNOTATION_BACKEND,
   ANNOTATION_UNDERLAY_IP,
-  createTestCluster,
+  startMeshCluster,
   describeNode,
   ipJson,
   meshFailures,
@@ -14,7 +14,6 @@ import {
   probeMesh,
   tcpWhoami,
   waitFor,
-  waitForBackend,
   waitForMasquerade,
   type SimCluster,
   type SimNode,
@@ -28,12 +27,7 @@ let pods: SimPod[] = [];
 let convergence: Error | undefined;
 
 beforeAll(async () => {
-  cluster = await createTestCluster({ nodes: 3, backend: 'host-gw', underlayMtu: UNDERLAY_MTU });
-  await cluster.waitReady();
-  pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
-  await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
-  await waitForBackend(cluster, 'host-gw');
-  await cluster.waitRoutes().catch((err: Error) => (convergence = err));
+  ({ cluster, pods, convergence } = await startMeshCluster({ nodes: 3, backend: 'host-gw', underlayMtu: UNDERLAY_MTU }));
 }, 90_000);
 
 afterAll(async () => {

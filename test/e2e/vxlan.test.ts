@@ -9,7 +9,7 @@ import {
   ANNOTATION_BACKEND,
   ANNOTATION_UNDERLAY_IP,
   ANNOTATION_VTEP_MAC,
-  createTestCluster,
+  startMeshCluster,
   describeNode,
   ipJson,
   meshFailures,
@@ -19,7 +19,6 @@ import {
   tcpTransfer,
   tcpWhoami,
   waitFor,
-  waitForBackend,
   waitForMasquerade,
   type SimCluster,
   type SimNode,
@@ -36,12 +35,7 @@ let convergence: Error | undefined;
 const macs = new Map<string, string>();
 
 beforeAll(async () => {
-  cluster = await createTestCluster({ nodes: 3, backend: 'vxlan', underlayMtu: UNDERLAY_MTU });
-  await cluster.waitReady();
-  pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
-  await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
-  await waitForBackend(cluster, 'vxlan');
-  await cluster.waitRoutes().catch((err: Error) => (convergence = err));
+  ({ cluster, pods, convergence } = await startMeshCluster({ nodes: 3, backend: 'vxlan', underlayMtu: UNDERLAY_MTU }));
   for (const n of cluster.nodes) macs.set(n.name, (await n.annotations())[ANNOTATION_VTEP_MAC] ?? '');
 }, 90_000);
 

@@ -15,6 +15,19 @@ export function createTestCluster(opts: Omit<SimOptions, 'prefix'>): Promise<Sim
 }
 
 /** Node annotations the agent publishes with a backend (src/agent/backends/types.ts ANNOTATIONS). */
+/** A cluster of `nodes` with two pods each, every pod (and the outside) serving the probes, the
+ * backend published and, unless it failed to (kept for the first test to report), converged. */
+export async function startMeshCluster(opts: Omit<SimOptions, 'prefix'> & { backend: SimBackend }): Promise<{ cluster: SimCluster; pods: SimPod[]; convergence: Error | undefined }> {
+  const cluster = await createTestCluster(opts);
+  await cluster.waitReady();
+  const pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
+  await Promise.all([...pods.map((p) => cluster.serve(p.netns)), cluster.serve(cluster.outsideNetns)]);
+  await waitForBackend(cluster, opts.backend);
+  let convergence: Error | undefined;
+  await cluster.waitRoutes().catch((err: Error) => (convergence = err));
+  return { cluster, pods, convergence };
+}
+
 export const ANNOTATION_BACKEND = 'strand.dev/backend';
 export const ANNOTATION_UNDERLAY_IP = 'strand.dev/underlay-ip';
 export const ANNOTATION_VTEP_MAC = 'strand.dev/vtep-mac';
