@@ -22,13 +22,14 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { hostVethName } from '../plugin/names.ts';
-import { NetlinkSocket, formatIp, parseCidr, parseIp } from '../kernel/index.ts';
+import { NetlinkSocket, formatIp, parseCidr } from '../kernel/index.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { loadKoffi } from '../kernel/libc.ts';
 import { formatIp as formatIpamIp } from '../ipam/range.ts';
 import { processLogger, type Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
 import { agentSocketPath, buildConflist, conflistPath, ensureConflist, NETWORK_NAME } from './cni-conflist.ts';
+import { normalizeIp } from './backends/cidr.ts';
 import { ClusterNetwork } from './cluster-network.ts';
 import { ConfigError, loadAgentConfig, type AgentConfig } from './config.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
@@ -95,11 +96,7 @@ interface Attachment {
 
 /** IPv4 and IPv6 text in one canonical form, so the API's and IPAM's addresses compare. */
 function canonicalIp(ip: string): string {
-  try {
-    return formatIp(parseIp(ip.split('/')[0] ?? ip).bytes);
-  } catch {
-    return ip;
-  }
+  return normalizeIp(ip.split('/')[0] ?? ip) ?? ip;
 }
 
 /** Node.spec.podCIDRs checked and normalised: one per family at most, IPv4 first; or why not. */
