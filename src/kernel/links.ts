@@ -43,6 +43,18 @@ export interface VxlanInfo {
   ttl: number | undefined;
 }
 
+/**
+ * The largest packets the stack hands a device in one piece (GSO, sending) and builds from what it
+ * receives (GRO). Above 64 KiB is BIG TCP: `gso`/`gro` apply to IPv6 (Linux 5.19+), the `Ipv4` ones to
+ * IPv4 (Linux 6.3+). A kernel without an attribute does not report it and ignores it when set.
+ */
+export interface OffloadSizes {
+  gsoMaxSize?: number;
+  groMaxSize?: number;
+  gsoIpv4MaxSize?: number;
+  groIpv4MaxSize?: number;
+}
+
 export interface Link {
   index: number;
   name: string;
@@ -71,6 +83,9 @@ export interface Link {
   bridgePort: BridgePortInfo | undefined;
   bridge: BridgeInfo | undefined;
   vxlan: VxlanInfo | undefined;
+  offload: OffloadSizes;
+  /** IFLA_TSO_MAX_SIZE: the most the device takes in one GSO packet (the ceiling for offload sizes). */
+  tsoMaxSize: number | undefined;
 }
 
 interface CommonSpec {
@@ -78,6 +93,7 @@ interface CommonSpec {
   mtu?: number;
   mac?: string;
   txqlen?: number;
+  offload?: OffloadSizes;
   /** Bring it up as it is created. */
   up?: boolean;
   /** Make it a port of this bridge as it is created. */
@@ -93,6 +109,7 @@ export interface VethPeerSpec {
   mtu?: number;
   mac?: string;
   txqlen?: number;
+  offload?: OffloadSizes;
   // No `up`: veth_newlink configures the peer before the two ends are joined, so bringing it up there
   // fails with ENOTCONN (veth_open finds no peer). Bring it up afterwards from its own namespace.
 }
@@ -152,6 +169,7 @@ export interface LinkChanges {
   allmulti?: boolean;
   name?: string;
   txqlen?: number;
+  offload?: OffloadSizes;
   /** Move the link to another namespace. */
   netns?: NetnsRef;
 }
@@ -193,10 +211,27 @@ export function encodeDumpLinks(): MessageBuilder {
   return m;
 }
 
-function putCommon(m: MessageBuilder, s: { mtu?: number; mac?: string; txqlen?: number }): void {
+function putCommon(m: MessageBuilder, s: { mtu?: number; mac?: string; txqlen?: number; offload?: OffloadSizes }): void {
   if (s.mac !== undefined) m.attr(IFLA.ADDRESS, parseMac(s.mac));
   if (s.mtu !== undefined) m.u32(IFLA.MTU, s.mtu);
   if (s.txqlen !== undefined) m.u32(IFLA.TXQLEN, s.txqlen);
+  const o = s.offload;
+  if (o?.gsoMaxSize !== undefined) m.u32(IFLA.GSO_MAX_SIZE, o.gsoMaxSize);
+  if (o?.groMaxSize !== undefined) m.u32(IFLA.GRO_MAX_SIZE, o.groMaxSize);
+  if (o?.gsoIpv4MaxSize !== undefined) m.u32(IFLA.GSO_IPV4_MAX_SIZE, o.gsoIpv4MaxSize);
+  if (o?.groIpv4MaxSize !== undefined) m.u32(IFLA.GRO_IPV4_MAX_SIZE, o.groIpv4MaxSize);
+}
+
+export const OFFLOAD_KEYS = ['gsoMaxSize', 'groMaxSize', 'gsoIpv4MaxSize', 'groIpv4MaxSize'] as const;
+
+/** The sizes `want` names that `have` does not hold already (pure); empty when they agree. */
+export function offloadDifference(have: OffloadSizes, want: OffloadSizes): OffloadSizes {
+  const diff: OffloadSizes = {};
+  for (const key of OFFLOAD_KEYS) {
+    const w = want[key];
+    if (w !== undefined && have[key] !== undefined && have[key] !== w) diff[key] = w;
+  }
+  return diff;
 }
 
 /**
@@ -381,7 +416,18 @@ export function decodeLink(msg: NlMessage): Link {
     bridgePort,
     bridge,
     vxlan,
+    offload: definedOnly({
+      gsoMaxSize: a.u32(IFLA.GSO_MAX_SIZE),
+      groMaxSize: a.u32(IFLA.GRO_MAX_SIZE),
+      gsoIpv4MaxSize: a.u32(IFLA.GSO_IPV4_MAX_SIZE),
+      groIpv4MaxSize: a.u32(IFLA.GRO_IPV4_MAX_SIZE),
+    }),
+    tsoMaxSize: a.u32(IFLA.TSO_MAX_SIZE),
   };
+}
+
+function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
 // ---- operations ----------------------------------------------------------------------------------
@@ -482,6 +528,14 @@ export function addLink(nl: NetlinkSocket, spec: LinkSpec, opts: AddLinkOptions 
   }
 }
 
+/** iproute2's names for the offload sizes, for messages. */
+const OFFLOAD_LABELS: Record<keyof OffloadSizes, string> = {
+  gsoMaxSize: 'gso_max_size',
+  groMaxSize: 'gro_max_size',
+  gsoIpv4MaxSize: 'gso_ipv4_max_size',
+  groIpv4MaxSize: 'gro_ipv4_max_size',
+};
+
 function describeChanges(ref: LinkRef, c: LinkChanges): string {
   const parts: string[] = [];
   if (c.name !== undefined) parts.push(`name ${c.name}`);
@@ -492,6 +546,7 @@ function describeChanges(ref: LinkRef, c: LinkChanges): string {
   if (c.promisc !== undefined) parts.push(`promisc ${c.promisc ? 'on' : 'off'}`);
   if (c.allmulti !== undefined) parts.push(`allmulticast ${c.allmulti ? 'on' : 'off'}`);
   if (c.txqlen !== undefined) parts.push(`txqlen ${c.txqlen}`);
+  for (const [key, value] of Object.entries(c.offload ?? {})) parts.push(`${OFFLOAD_LABELS[key as keyof OffloadSizes]} ${value}`);
   if (c.netns !== undefined) parts.push(`netns ${netnsLabel(c.netns)}`);
   if (c.up !== undefined) parts.push(c.up ? 'up' : 'down');
   return `set ${linkLabel(ref)} ${parts.join(' ')}`;

@@ -249,6 +249,33 @@ describe('link settings', () => {
     expect(ipLinkNames(b)).toContain(x);
   });
 
+  it('creates a veth pair with BIG TCP GSO/GRO sizes on both ends, and sets a bridge to them once it has a port', () => {
+    const host = netns();
+    const pod = netns();
+    const nl = socketIn(host);
+    const big = { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
+    const br = testName('br');
+    const hostVeth = testName('veth');
+    const podIf = testName('eth');
+    addLink(nl, { kind: 'bridge', name: br });
+    // An empty bridge's ceiling is 64 KiB: the kernel refuses more, and says why.
+    expect(() => setLink(nl, br, { offload: { gsoIpv4MaxSize: 196608 } })).toThrow(/gso_ipv4_max_size 196608 .*Invalid argument/);
+    addLink(nl, { kind: 'veth', name: hostVeth, master: br, offload: big, peer: { name: podIf, netns: pod.path, offload: big } });
+    setLink(nl, br, { offload: big });
+
+    // As iproute2 sees them (it shows the IPv4 sizes from 6.3 on: check those through the decoder).
+    for (const [ns, name] of [[host, hostVeth], [pod, podIf], [host, br]] as const) {
+      expect(ipLink(ns, name)).toMatchObject({ gso_max_size: 196608, gro_max_size: 196608 });
+    }
+    expect(getLink(nl, hostVeth).offload).toEqual(big);
+    expect(getLink(nl, br).offload).toEqual(big);
+    expect(getLink(socketIn(pod), podIf).offload).toEqual(big);
+    expect(getLink(nl, br).tsoMaxSize).toBeGreaterThanOrEqual(196608);
+
+    setLink(nl, hostVeth, { offload: { gsoIpv4MaxSize: 65536 } });
+    expect(getLink(nl, hostVeth).offload).toEqual({ ...big, gsoIpv4MaxSize: 65536 });
+  });
+
   it('reports an invalid MTU with the kernel reason', () => {
     const a = netns();
     const nl = socketIn(a);

@@ -2,7 +2,7 @@
 // a message laid out as the kernel's answer decodes back to the same object.
 import { describe, expect, it } from 'vitest';
 import { decodeAddress, encodeAddress } from '../../src/kernel/addresses.ts';
-import { decodeLink, encodeNewLink, encodeSetBridgePort, encodeSetLink } from '../../src/kernel/links.ts';
+import { decodeLink, encodeNewLink, encodeSetBridgePort, encodeSetLink, offloadDifference } from '../../src/kernel/links.ts';
 import { Attrs, MessageBuilder, ifinfomsg, readIfaddrmsg, readIfinfomsg, readNdmsg, readRtmsg, splitMessages, type NlMessage } from '../../src/kernel/netlink-codec.ts';
 import { AF, IFA, IFA_F, IFF, IFLA, IFLA_BRPORT, IFLA_INFO, IFLA_VXLAN, NDA, NLA_F_NESTED, NLM_F, NTF, NUD, RT_SCOPE, RTA, RTM, RTN, RTPROT, VETH_INFO } from '../../src/kernel/netlink-const.ts';
 import { decodeFdb, decodeNeighbour, encodeFdb, encodeNeighbour } from '../../src/kernel/neighbours.ts';
@@ -83,6 +83,25 @@ describe('links', () => {
     const a = new Attrs(msg.data, 16);
     expect(a.u32(IFLA.MTU)).toBe(9000);
     expect(a.u32(IFLA.MASTER)).toBe(0); // nomaster
+  });
+
+  it('carries the GSO/GRO sizes (BIG TCP) under their ABI numbers, and decodes them back', () => {
+    const offload = { gsoMaxSize: 131072, groMaxSize: 131072, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
+    const msg = asReply(encodeSetLink(4, { offload }, {}));
+    const a = new Attrs(msg.data, 16);
+    // linux/if_link.h: IFLA_GSO_MAX_SIZE 41, IFLA_GRO_MAX_SIZE 58, IFLA_GSO_IPV4_MAX_SIZE 63, IFLA_GRO_IPV4_MAX_SIZE 64.
+    expect([a.u32(41), a.u32(58), a.u32(63), a.u32(64)]).toEqual([131072, 131072, 196608, 196608]);
+    expect(decodeLink(msg).offload).toEqual(offload);
+    // Sizes a kernel does not report are left out, not read as 0.
+    expect(decodeLink(asReply(encodeSetLink(4, { mtu: 1500 }, {}))).offload).toEqual({});
+  });
+
+  it('asks only for the sizes that differ from what the link reports', () => {
+    const have = { gsoMaxSize: 65536, groMaxSize: 65536, gsoIpv4MaxSize: 196608 };
+    expect(offloadDifference(have, { gsoMaxSize: 65536, gsoIpv4MaxSize: 196608 })).toEqual({});
+    expect(offloadDifference(have, { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608 })).toEqual({ gsoMaxSize: 196608, groMaxSize: 196608 });
+    // groIpv4MaxSize is not reported (a kernel before 6.3): nothing to set.
+    expect(offloadDifference(have, { groIpv4MaxSize: 196608 })).toEqual({});
   });
 
   it('sets hairpin through an AF_BRIDGE IFLA_PROTINFO that carries NLA_F_NESTED', () => {
