@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { hostVethName } from '../plugin/names.ts';
-import { NetlinkSocket, formatIp, parseCidr } from '../kernel/index.ts';
+import { NetlinkSocket, formatIp, parseCidr, type OffloadSizes } from '../kernel/index.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { loadKoffi } from '../kernel/libc.ts';
 import { formatIp as formatIpamIp } from '../ipam/range.ts';
@@ -36,7 +36,7 @@ import { startHealthServer, type HealthServer } from './health.ts';
 import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfig, podIPs, type BackoffOptions, type NodeInfo, type ResourceName } from './kube.ts';
 import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
-import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
+import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
 import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 
 /** A pass at least this often, whatever happens. */
@@ -451,6 +451,7 @@ export class Agent {
 
     let underlay: Underlay;
     let mtu: number;
+    let offload: OffloadSizes | undefined;
     const nl = NetlinkSocket.open();
     try {
       try {
@@ -460,11 +461,12 @@ export class Agent {
         throw err;
       }
       if (JSON.stringify(underlay) !== JSON.stringify(this.underlay)) {
-        this.log.info({ iface: underlay.name, mtu: underlay.mtu, addresses: underlay.addresses }, 'underlay interface');
+        this.log.info({ iface: underlay.name, mtu: underlay.mtu, addresses: underlay.addresses, offload: underlay.offload }, 'underlay interface');
         this.underlay = underlay;
       }
       mtu = c.mtu ?? podMtu(c.backend, underlay.mtu, underlayFamily(underlay));
-      const host = prepareHostNetwork(nl, { bridge: c.bridge, mtu, podCIDRs: pod.cidrs }, this.log);
+      offload = podOffload(c.backend, c.bigTcp, underlay.offload);
+      const host = prepareHostNetwork(nl, { bridge: c.bridge, mtu, podCIDRs: pod.cidrs, podOffload: offload }, this.log);
       if (host.brNetfilterMissing && !this.warnedBrNetfilter) {
         this.warnedBrNetfilter = true;
         this.log.warn(
@@ -480,11 +482,12 @@ export class Agent {
       podCIDRs: pod.cidrs,
       clusterCIDRs: c.clusterCIDRs,
       mtu,
+      podOffload: offload,
       backend: c.backend,
       agentSocket: agentSocketPath(c.stateDir),
     });
     if (ensureNodeState(c.stateDir, state)) {
-      this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, backend: state.backend, path: c.stateDir }, 'wrote the node state');
+      this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, podOffload: state.podOffload, backend: state.backend, path: c.stateDir }, 'wrote the node state');
     }
     if (ensureConflist(c.cniConfDir, c)) this.log.info({ path: conflistPath(c.cniConfDir) }, 'wrote the CNI configuration list');
     this.checkPluginsInstalled();

@@ -24,6 +24,9 @@ import { parseHostPort } from './health.ts';
 
 export const AGENT_BACKENDS = ['vxlan', 'host-gw'] as const;
 export type AgentBackend = (typeof AGENT_BACKENDS)[number];
+/** BIG TCP for pods: `auto` follows the underlay interface, `off` keeps the kernel's 64 KiB. */
+export const BIG_TCP_MODES = ['auto', 'off'] as const;
+export type BigTcpMode = (typeof BIG_TCP_MODES)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
 
 export interface AgentConfig {
@@ -54,6 +57,8 @@ export interface AgentConfig {
   directRouting: boolean;
   /** Pod MTU override; undefined means computed from the underlay and the backend. */
   mtu: number | undefined;
+  /** Pods' GSO/GRO sizes: the underlay's when above 64 KiB (auto, not over VXLAN), or the kernel's. */
+  bigTcp: BigTcpMode;
   /** Written into the conflist (agentWaitMs): how long the plugin waits for the agent's answer. */
   podStartWaitMs: number;
 }
@@ -137,6 +142,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'with vxlan: direct routes to peers on the same layer-2 segment, the tunnel to the others',
   },
   { key: 'mtu', flag: 'mtu', kind: 'int', check: (v: number) => range(v, 68, 65_535), describe: 'pod MTU', defaultText: 'the underlay MTU, minus 50 for vxlan over IPv4 (70 over IPv6)' },
+  {
+    key: 'bigTcp',
+    flag: 'big-tcp',
+    kind: 'text',
+    default: 'auto',
+    choices: BIG_TCP_MODES,
+    describe: "auto: pods and the bridge take the underlay interface's GSO/GRO sizes when they exceed 64 KiB (BIG TCP), except with vxlan; off: 64 KiB",
+  },
   {
     key: 'podStartWaitMs',
     flag: 'pod-start-wait-ms',

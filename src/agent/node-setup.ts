@@ -3,23 +3,31 @@
 //     --iface) and its MTU, from which the pod MTU follows (VXLAN costs 50 bytes of headers);
 //   - the node state file the plugins read (pod CIDRs, cluster CIDRs, MTU, backend, agent socket),
 //     written atomically and only when its content changes;
-//   - the pod bridge and the forwarding sysctls, br_netfilter's included.
-// Pure parts (podMtu, desiredNodeState, sameNodeState) are separate from the kernel and file work.
+//   - the pod bridge and the forwarding sysctls, br_netfilter's included;
+//   - BIG TCP: the pods' GSO/GRO sizes follow the underlay's when it takes packets over 64 KiB, so
+//     a pod hands the stack packets as large as the node's NIC does (fewer packets through the bridge,
+//     conntrack and routing for the same bytes). Never with VXLAN: a tunnel packet's outer UDP and IP
+//     lengths are 16 bits, so the kernel cannot encapsulate more than 64 KiB.
+// Pure parts (podMtu, podOffload, desiredNodeState, sameNodeState) are separate from the kernel and file work.
 import { existsSync, readFileSync } from 'node:fs';
 import {
   findLink,
   firstHost,
+  isKernelError,
   listAddresses,
+  listLinks,
   listRoutes,
+  OFFLOAD_KEYS,
   parseCidr,
   type Link,
+  type OffloadSizes,
   type NetlinkSocket,
   type Route,
 } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
-import { enableForwarding, ensureBridge, ensureGatewayAddresses, writeSysctlIfPresent } from '../plugin/bridge.ts';
+import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from '../plugin/bridge.ts';
 import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../state/node-state.ts';
-import type { AgentBackend } from './config.ts';
+import type { AgentBackend, BigTcpMode } from './config.ts';
 
 /** VXLAN headers: outer IPv4 (20) or IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
@@ -28,8 +36,29 @@ export interface Underlay {
   name: string;
   index: number;
   mtu: number;
-  /** Global addresses, IPv4 first: the next issue's VTEP address comes from here. */
+  /** Global addresses, IPv4 first: the VXLAN endpoint address comes from here. */
   addresses: string[];
+  /** Its GSO/GRO sizes: above 64 KiB when BIG TCP is on for it. */
+  offload: OffloadSizes;
+}
+
+/** The GSO/GRO size every device starts with, and the most a pre-BIG TCP kernel handles. */
+export const LEGACY_OFFLOAD_SIZE = 65_536;
+
+/**
+ * The pods' GSO/GRO sizes (pure): with bigTcp auto and a backend that routes pod packets as they
+ * are (host-gw, or no backend), each of the underlay's sizes that is above 64 KiB; undefined when
+ * none is, or with VXLAN, or off. The pods' sizes then never exceed what the underlay takes, so a
+ * pod's packet leaving the node is not cut up in software on the way.
+ */
+export function podOffload(backend: AgentBackend | 'none', bigTcp: BigTcpMode, underlay: OffloadSizes): OffloadSizes | undefined {
+  if (bigTcp === 'off' || backend === 'vxlan') return undefined;
+  const sizes: OffloadSizes = {};
+  for (const key of OFFLOAD_KEYS) {
+    const size = underlay[key];
+    if (size !== undefined && size > LEGACY_OFFLOAD_SIZE) sizes[key] = size;
+  }
+  return Object.keys(sizes).length > 0 ? sizes : undefined;
 }
 
 /**
@@ -73,7 +102,7 @@ export function detectUnderlay(nl: NetlinkSocket, iface: string | undefined): Un
     .filter((a) => a.scope === 0 /* universe */)
     .sort((a, b) => a.family - b.family)
     .map((a) => a.address);
-  return { name: link.name, index: link.index, mtu: link.mtu, addresses };
+  return { name: link.name, index: link.index, mtu: link.mtu, addresses, offload: link.offload };
 }
 
 export interface NodeStateInputs {
@@ -81,6 +110,7 @@ export interface NodeStateInputs {
   podCIDRs: readonly string[];
   clusterCIDRs: readonly string[];
   mtu: number;
+  podOffload: OffloadSizes | undefined;
   backend: AgentBackend;
   agentSocket: string;
 }
@@ -93,6 +123,7 @@ export function desiredNodeState(i: NodeStateInputs, now = new Date()): NodeStat
     podCIDRs: [...i.podCIDRs],
     clusterCIDRs: [...i.clusterCIDRs],
     mtu: i.mtu,
+    ...(i.podOffload ? { podOffload: { ...i.podOffload } } : {}),
     backend: i.backend,
     agentSocket: i.agentSocket,
     updatedAt: now.toISOString(),
@@ -131,6 +162,8 @@ export interface HostNetworkInputs {
   bridge: string;
   mtu: number;
   podCIDRs: readonly string[];
+  /** The pods' GSO/GRO sizes (podOffload); undefined: the kernel's 64 KiB. */
+  podOffload: OffloadSizes | undefined;
 }
 
 export interface HostNetworkReport {
@@ -164,5 +197,28 @@ export function prepareHostNetwork(nl: NetlinkSocket, i: HostNetworkInputs, log:
     writeSysctlIfPresent('net.bridge.bridge-nf-call-iptables', 1);
     writeSysctlIfPresent('net.bridge.bridge-nf-call-ip6tables', 1);
   }
+  ensureBridgeOffload(nl, bridge, i.podOffload);
   return { bridgeIndex: bridge.index, brNetfilterMissing };
+}
+
+/**
+ * Brings the bridge and the host ends of its ports to the pods' GSO/GRO sizes (or back to 64 KiB):
+ * the plugin sets them as it creates a pod, and this pass catches the pods made before a change.
+ * The pod ends keep what they were created with until the pod is recreated; a pod end larger
+ * than the path is still correct (the stack cuts its packets up), only slower. The bridge takes
+ * sizes above 64 KiB only once it has a port (its ceiling is its ports'), so an empty bridge waits.
+ */
+export function ensureBridgeOffload(nl: NetlinkSocket, bridge: Link, sizes: OffloadSizes | undefined): void {
+  const want = sizes ?? Object.fromEntries(OFFLOAD_KEYS.map((k) => [k, LEGACY_OFFLOAD_SIZE]));
+  const ports = listLinks(nl, { master: bridge.index });
+  // Ports first: the bridge's ceiling is its ports'.
+  const links = [...ports.filter((p) => p.kind === 'veth'), ...(ports.length > 0 ? [bridge] : [])];
+  for (const link of links) {
+    try {
+      ensureOffload(nl, link, want);
+    } catch (err) {
+      // A pod deleted meanwhile: its port is gone, nothing to do.
+      if (!isKernelError(err, 'ENODEV')) throw err;
+    }
+  }
 }

@@ -12,12 +12,14 @@ import {
   isKernelError,
   listAddresses,
   deleteAddress,
+  offloadDifference,
   parseCidr,
   setLink,
   writeSysctl,
   interfaceSysctl,
   type Link,
   type NetlinkSocket,
+  type OffloadSizes,
 } from '../kernel/index.ts';
 
 export interface BridgeOptions {
@@ -60,6 +62,12 @@ export function ensureBridge(nl: NetlinkSocket, opts: BridgeOptions): Link {
     link = findLink(nl, link.index) ?? link;
   }
   return link;
+}
+
+/** Sets those of the link's GSO/GRO sizes (BIG TCP) that differ from `sizes`, in one request. */
+export function ensureOffload(nl: NetlinkSocket, link: Link, sizes: OffloadSizes): void {
+  const diff = offloadDifference(link.offload, sizes);
+  if (Object.keys(diff).length > 0) setLink(nl, link.index, { offload: diff });
 }
 
 /** Whether the bridge's MAC was set explicitly (addr_assign_type NET_ADDR_SET), so it stays. */

@@ -20,6 +20,7 @@ import {
   setBridgePort,
   interfaceSysctl,
   KernelError,
+  type OffloadSizes,
   type Link,
 } from '../kernel/index.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
@@ -27,7 +28,7 @@ import { readReservations, storeDir } from '../ipam/store.ts';
 import { fileLogger, type Logger } from '../log.ts';
 import { readNodeState } from '../state/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
-import { enableForwarding, ensureBridge, ensureGatewayAddresses, writeSysctlIfPresent } from './bridge.ts';
+import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
 import { hostVethName, randomMac } from './names.ts';
@@ -51,7 +52,9 @@ async function add(inv: Invocation): Promise<Result> {
     if (findLink(pod, ifname)) {
       throw new CniError(ErrorCode.InvalidEnvironment, `container interface name "${ifname}" already exists in ${netns}`);
     }
-    const mtu = cfg.mtu ?? nodeMtu(cfg);
+    const node = nodeLinkSettings(cfg);
+    const mtu = cfg.mtu ?? node.mtu;
+    const offload = node.podOffload;
 
     let ips: IpConfig[] = [];
     let routes: Route[] = [];
@@ -80,9 +83,12 @@ async function add(inv: Invocation): Promise<Result> {
       mac: hostMac,
       master: bridge.index,
       up: true,
-      peer: { name: ifname, netns, mtu, mac: podMac },
+      ...(offload ? { offload } : {}),
+      peer: { name: ifname, netns, mtu, mac: podMac, ...(offload ? { offload } : {}) },
     });
     undo.push(() => deleteLinkIfExists(host, hostVeth));
+    // BIG TCP: the bridge can take the sizes only once it has a port, so the first pod sets them.
+    if (offload) ensureOffload(host, bridge, offload);
     writeSysctlIfPresent(interfaceSysctl('ipv6', hostVeth, 'accept_ra'), 0);
     if (cfg.hairpinMode || cfg.portIsolation) {
       setBridgePort(host, hostVeth, { ...(cfg.hairpinMode ? { hairpin: true } : {}), ...(cfg.portIsolation ? { isolated: true } : {}) });
@@ -386,12 +392,16 @@ function checkPodNetns(netns: string): void {
   }
 }
 
-/** The pod MTU the agent computed for this node's backend, when there is node state. */
-function nodeMtu(cfg: PluginConfig): number | undefined {
+/**
+ * The pod MTU and GSO/GRO sizes the agent computed for this node's backend and underlay, when
+ * there is node state; without an agent, the kernel's defaults.
+ */
+function nodeLinkSettings(cfg: PluginConfig): { mtu?: number; podOffload?: OffloadSizes } {
   try {
-    return readNodeState(cfg.stateDir).mtu || undefined;
+    const state = readNodeState(cfg.stateDir);
+    return { mtu: state.mtu || undefined, podOffload: state.podOffload };
   } catch {
-    return undefined;
+    return {};
   }
 }
 

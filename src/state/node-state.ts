@@ -1,6 +1,6 @@
 // The node state file: what the agent learned about this node and the CNI plugins read on the pod
 // start path (DESIGN.md "The two programs and their contract"): the pod CIDR(s) from
-// Node.spec.podCIDRs, the cluster CIDRs, the MTU and backend. The agent writes it atomically
+// Node.spec.podCIDRs, the cluster CIDRs, the MTU, the pods' offload sizes and the backend. The agent writes it atomically
 // (temp file, fsync, rename), so a reader sees a whole old or a whole new file, never half of one.
 import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import { describeIssues } from '../cni/result.ts';
+import type { OffloadSizes } from '../kernel/links.ts';
 import { writeFileAtomic } from '../util/atomic-file.ts';
 
 /** Where the agent keeps node state unless configured otherwise (a tmpfs: gone at reboot, rewritten at start). */
@@ -25,6 +26,11 @@ export interface NodeState {
   podCIDRs: string[];
   clusterCIDRs: string[];
   mtu: number;
+  /**
+   * GSO/GRO sizes for pod veths (both ends), above 64 KiB: BIG TCP, taken from the underlay
+   * interface (agent --big-tcp). Absent: the kernel's defaults.
+   */
+  podOffload?: OffloadSizes;
   backend: Backend;
   /** The agent's unix socket, when it accepts pod notifications. */
   agentSocket?: string;
@@ -42,12 +48,17 @@ let schema: z.ZodType<NodeState> | undefined;
 function nodeStateSchema(): z.ZodType<NodeState> {
   if (schema) return schema;
   const cidr = z.string().refine(isCidr, 'not a CIDR (address/prefix)');
+  // The kernel's GSO_MAX_SIZE is 512 KiB less 8 bytes.
+  const size = z.number().int().min(1).max(524_280).optional();
   schema = z.object({
     version: z.literal(NODE_STATE_VERSION),
     nodeName: z.string().min(1),
     podCIDRs: z.array(cidr),
     clusterCIDRs: z.array(cidr),
     mtu: z.number().int().min(68).max(65535),
+    podOffload: z
+      .object({ gsoMaxSize: size, groMaxSize: size, gsoIpv4MaxSize: size, groIpv4MaxSize: size })
+      .optional(),
     backend: z.enum(BACKENDS),
     agentSocket: z.string().min(1).optional(),
     updatedAt: z.iso.datetime({ offset: true }),

@@ -4,6 +4,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CniOutcome } from '../support/cni.ts';
 import type { TestNetns } from '../support/netns.ts';
+import { getLink, NetlinkSocket } from '../../src/kernel/index.ts';
+import { writeNodeState } from '../../src/state/node-state.ts';
 import { nthAddress4, nthAddress6, ping, PluginFixture, randomSubnet4, randomSubnet6, sh } from '../support/plugin-fixture.ts';
 
 let f: PluginFixture;
@@ -135,6 +137,50 @@ describe('strand ADD with options', () => {
     const checked = f.check(conf, r.json, pod, id);
     expect(checked.code, checked.stdout).toBe(0);
     expectPing(pod, gw);
+  });
+});
+
+describe('strand ADD with BIG TCP in the node state', () => {
+  it('creates both veth ends with the GSO/GRO sizes the agent wrote and sets the bridge; without them the kernel default stays', () => {
+    const subnet = randomSubnet4();
+    const big = { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
+    writeNodeState(f.stateDir, {
+      version: 1,
+      nodeName: 'n1',
+      podCIDRs: [subnet],
+      clusterCIDRs: [],
+      mtu: 1500,
+      podOffload: big,
+      backend: 'host-gw',
+      updatedAt: new Date().toISOString(),
+    });
+    const conf = f.v4Config(subnet);
+    const [a, b] = [f.pod(), f.pod()];
+    const [ida, idb] = [f.containerId(), f.containerId()];
+    expectOk(f.add(conf, a, ida));
+    const rb = f.add(conf, b, idb);
+    expectOk(rb);
+    for (const [name, netns] of [[f.hostVeth(ida), undefined], ['eth0', a.name], [f.hostVeth(idb), undefined], ['eth0', b.name], [f.bridge, undefined]] as const) {
+      expect(f.link(name, netns), `${name} ${netns ?? ''}`).toMatchObject({ gso_max_size: 196608, gro_max_size: 196608 });
+    }
+    // The IPv4 sizes (iproute2 6.1 does not print them) through the decoder.
+    const nl = NetlinkSocket.open({ netns: a.path });
+    try {
+      expect(getLink(nl, 'eth0').offload).toEqual(big);
+    } finally {
+      nl.close();
+    }
+    // A large transfer between the two pods works through the bridge at these sizes.
+    const to = (rb.json.ips[0].address as string).split('/')[0] as string;
+    const got = sh('ip', ['netns', 'exec', b.name, 'sh', '-c', `timeout 20 nc -l -p 5301 | wc -c & sleep 0.3; ip netns exec ${a.name} sh -c "head -c 20000000 /dev/zero | timeout 15 nc -N ${to} 5301"; wait`]);
+    expect(got.trim()).toBe('20000000');
+
+    // The node state without them: a new pod keeps the kernel's 64 KiB.
+    writeNodeState(f.stateDir, { version: 1, nodeName: 'n1', podCIDRs: [subnet], clusterCIDRs: [], mtu: 1500, backend: 'host-gw', updatedAt: new Date().toISOString() });
+    const c = f.pod();
+    const idc = f.containerId();
+    expectOk(f.add(conf, c, idc));
+    expect(f.link('eth0', c.name)).toMatchObject({ gso_max_size: 65536, gro_max_size: 65536 });
   });
 });
 

@@ -37,6 +37,8 @@ export interface IpLink {
   master?: string;
   operstate?: string;
   address?: string;
+  gso_max_size?: number;
+  gro_max_size?: number;
   linkinfo?: {
     info_kind?: string;
     info_slave_kind?: string;

@@ -53,6 +53,7 @@ describe('agent configuration', () => {
       vxlanPort: 4789,
       directRouting: false,
       mtu: undefined,
+      bigTcp: 'auto',
       podStartWaitMs: 2000,
     });
   });
@@ -77,6 +78,7 @@ describe('agent configuration', () => {
       vxlan-port = 8472
       direct-routing = true
       mtu = 1400
+      big-tcp = "off"
       pod-start-wait-ms = 500
     `;
     const c = await load({ flags: { config: FILE }, toml });
@@ -101,6 +103,7 @@ describe('agent configuration', () => {
       vxlanPort: 8472,
       directRouting: true,
       mtu: 1400,
+      bigTcp: 'off',
       podStartWaitMs: 500,
     });
     // Every option but --config itself is a TOML key.

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodePodCidrs } from '../../src/agent/agent.ts';
 import { buildConflist, conflistPath, ensureConflist, renderConflist, writeIfChanged } from '../../src/agent/cni-conflist.ts';
 import type { NodeInfo } from '../../src/agent/kube.ts';
-import { desiredNodeState, ensureNodeState, gatewayFor, pickDefaultRoute, podMtu, readCurrentNodeState, sameNodeState, underlayFamily } from '../../src/agent/node-setup.ts';
+import { desiredNodeState, ensureNodeState, gatewayFor, pickDefaultRoute, podMtu, podOffload, readCurrentNodeState, sameNodeState, underlayFamily } from '../../src/agent/node-setup.ts';
 import { networkAvailablePatch, networkMarkedAvailable } from '../../src/agent/node-status.ts';
 import { renderConflist as installRenderConflist } from '../../src/install/conflist-template.ts';
 import type { Route } from '../../src/kernel/index.ts';
@@ -50,8 +50,27 @@ describe('pod MTU', () => {
     expect(podMtu('vxlan', 9001)).toBe(8951);
     expect(podMtu('vxlan', 1500, 6)).toBe(1430);
     expect(podMtu('host-gw', 1500)).toBe(1500);
-    expect(underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: ['2001:db8::1', '198.18.0.1'] })).toBe(6);
-    expect(underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: [] })).toBe(4);
+    expect(underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: ['2001:db8::1', '198.18.0.1'], offload: {} })).toBe(6);
+    expect(underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: [], offload: {} })).toBe(4);
+  });
+});
+
+describe('pod offload sizes (BIG TCP)', () => {
+  const legacy = { gsoMaxSize: 65536, groMaxSize: 65536, gsoIpv4MaxSize: 65536, groIpv4MaxSize: 65536 };
+
+  it("follows the underlay's sizes above 64 KiB with host-gw or no backend", () => {
+    const big = { ...legacy, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
+    expect(podOffload('host-gw', 'auto', big)).toEqual({ gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
+    expect(podOffload('none', 'auto', { ...big, gsoMaxSize: 131072 })).toEqual({ gsoMaxSize: 131072, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
+  });
+
+  it('stays off with VXLAN (a tunnel packet cannot exceed 64 KiB), when turned off, or when the underlay has none', () => {
+    const big = { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
+    expect(podOffload('vxlan', 'auto', big)).toBeUndefined();
+    expect(podOffload('host-gw', 'off', big)).toBeUndefined();
+    expect(podOffload('host-gw', 'auto', legacy)).toBeUndefined();
+    // A kernel before 5.19 reports none of them.
+    expect(podOffload('host-gw', 'auto', {})).toBeUndefined();
   });
 });
 
@@ -71,7 +90,7 @@ describe('default route', () => {
 });
 
 describe('node state', () => {
-  const inputs = { nodeName: 'n1', podCIDRs: ['10.244.1.0/24'], clusterCIDRs: ['10.244.0.0/16'], mtu: 1450, backend: 'vxlan' as const, agentSocket: '/run/strand/agent.sock' };
+  const inputs = { nodeName: 'n1', podCIDRs: ['10.244.1.0/24'], clusterCIDRs: ['10.244.0.0/16'], mtu: 1450, podOffload: undefined, backend: 'vxlan' as const, agentSocket: '/run/strand/agent.sock' };
 
   it('is written when missing or different, and left alone when only the time would change', () => {
     const first = desiredNodeState(inputs, new Date('2026-01-01T00:00:00Z'));
@@ -86,6 +105,16 @@ describe('node state', () => {
     expect(sameNodeState(first, changed)).toBe(false);
     expect(ensureNodeState(dir, changed)).toBe(true);
     expect(readCurrentNodeState(dir)?.mtu).toBe(1400);
+  });
+
+  it('carries the pods\' offload sizes, and reads back equal to what was written', () => {
+    const podOffload = { gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
+    const state = desiredNodeState({ ...inputs, backend: 'host-gw', podOffload });
+    expect(ensureNodeState(dir, state)).toBe(true);
+    expect(readCurrentNodeState(dir)?.podOffload).toEqual(podOffload);
+    expect(ensureNodeState(dir, desiredNodeState({ ...inputs, backend: 'host-gw', podOffload }))).toBe(false);
+    expect(ensureNodeState(dir, desiredNodeState({ ...inputs, backend: 'host-gw' }))).toBe(true);
+    expect(readCurrentNodeState(dir)).not.toHaveProperty('podOffload');
   });
 
   it('replaces a damaged file', () => {
