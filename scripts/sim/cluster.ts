@@ -18,6 +18,7 @@
 //             veth to the outside; forwarding on. Nothing is added to the root namespace.
 //   <base>nI  node I: eth0 198.18.0.(10+I)/24 on br0 with the default route via 198.18.0.1 (the
 //             agent's underlay, --iface eth0), mgmt0 198.18.1.(10+I)/24 on mgmt (the API server).
+//             eth0 and its switch port take 192 KiB packets (BIG TCP, underlayOffload) unless told.
 //             Node object node-I: spec.podCIDR 10.244.I.0/24, InternalIP 198.18.0.(10+I).
 //   <base>out the outside stand-in, 198.19.0.1/24: it routes back only to 198.18.0.0/16, so a pod's
 //             connection there works only if it is masqueraded to its node's address.
@@ -40,6 +41,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bridgeJson, ipJson, run, sh, sleep, trySh, waitFor } from './exec.ts';
+import { setOffloadSizes, SIM_OFFLOAD_SIZE } from './offload.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 /** The executable the simulator runs: dist/strand, or $STRAND_SIM_BIN (another build). */
@@ -72,6 +74,11 @@ export interface SimOptions {
   vni?: number;
   /** MTU of the underlay veths. Default 1500. */
   underlayMtu?: number;
+  /**
+   * GSO/GRO size of the underlay veths and switch (BIG TCP on the simulated NICs), default 196608
+   * (SIM_OFFLOAD_SIZE); 65536 is a NIC without BIG TCP.
+   */
+  underlayOffload?: number;
   /** The agents' log level. Default "info". */
   logLevel?: string;
   /** Extra flags for every agent. */
@@ -528,6 +535,7 @@ export class SimCluster {
   readonly strand: string;
   readonly vni: number;
   readonly underlayMtu: number;
+  readonly underlayOffload: number;
   readonly logLevel: string;
   readonly agentArgs: string[];
   readonly root: string;
@@ -551,6 +559,7 @@ export class SimCluster {
     this.strand = opts.strand ?? DEFAULT_STRAND;
     this.vni = opts.vni ?? 1;
     this.underlayMtu = opts.underlayMtu ?? 1500;
+    this.underlayOffload = opts.underlayOffload ?? SIM_OFFLOAD_SIZE;
     this.logLevel = opts.logLevel ?? 'info';
     this.agentArgs = opts.agentArgs ?? [];
     this.say = opts.log ?? (() => {});
@@ -643,6 +652,9 @@ export class SimCluster {
       sh('ip', ['-n', n.netns, 'link', 'set', inner, 'up']);
     }
     sh('ip', ['-n', n.netns, 'route', 'add', 'default', 'via', ROUTER_IP, 'dev', 'eth0']);
+    // The node's NIC and its switch port (the switch's bridge too, now that it has a port).
+    setOffloadSizes(n.netns, ['eth0'], this.underlayOffload);
+    setOffloadSizes(sw, [`u${n.index}`, 'br0'], this.underlayOffload);
     for (const d of [n.binDir, n.confDir, n.stateDir, n.ipamDir]) mkdirSync(d, { recursive: true });
     // The CNI bin dir as a node has it: strand, and strand-ipam as a link to the same executable.
     symlinkSync(this.strand, join(n.binDir, 'strand'));

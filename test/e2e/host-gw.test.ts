@@ -12,6 +12,7 @@ import {
   meshFailures,
   OUTSIDE_IP,
   probeMesh,
+  tcpTransfer,
   tcpWhoami,
   waitFor,
   waitForMasquerade,
@@ -63,6 +64,27 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
     const results = await probeMesh(pods);
     expect(results).toHaveLength(30);
     expect(meshFailures(results)).toEqual([]);
+  });
+
+  it('gives pods and the bridge the NIC’s BIG TCP sizes, and carries 20 MB across nodes both ways at them', async () => {
+    const big = cluster.underlayOffload;
+    expect(big).toBeGreaterThan(65536);
+    for (const p of pods) {
+      const [eth0] = ipJson<{ gso_max_size: number; gro_max_size: number }[]>(p.netns, ['-d', 'link', 'show', 'eth0']);
+      expect(eth0, `${p.name}'s eth0`).toMatchObject({ gso_max_size: big, gro_max_size: big });
+    }
+    for (const n of cluster.nodes) {
+      const links = ipJson<{ ifname: string; master?: string; gso_max_size: number }[]>(n.netns, ['-d', 'link', 'show']);
+      const bridged = links.filter((l) => l.ifname === 'cni0' || l.master === 'cni0');
+      expect(bridged.length, `${n.name}: cni0 and its ports`).toBeGreaterThan(1);
+      expect(bridged.filter((l) => l.gso_max_size !== big)).toEqual([]);
+    }
+    const [a, b] = [pods.find((p) => p.node === cluster.node(1)), pods.find((p) => p.node === cluster.node(2))];
+    const bytes = 20 * 1024 * 1024;
+    const there = await tcpTransfer(a!.netns, b!.ip, bytes);
+    expect(there, there.error).toMatchObject({ ok: true, received: bytes, seenAs: a!.ip });
+    const back = await tcpTransfer(b!.netns, a!.ip, bytes);
+    expect(back, back.error).toMatchObject({ ok: true, received: bytes, seenAs: b!.ip });
   });
 
   it('masquerades pod traffic to the outside to the node’s address', async () => {
