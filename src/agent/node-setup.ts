@@ -209,7 +209,8 @@ export function prepareHostNetwork(nl: NetlinkSocket, i: HostNetworkInputs, log:
  * sizes above 64 KiB only once it has a port (its ceiling is its ports'), so an empty bridge waits.
  */
 export function ensureBridgeOffload(nl: NetlinkSocket, bridge: Link, sizes: OffloadSizes | undefined): void {
-  const want = sizes ?? Object.fromEntries(OFFLOAD_KEYS.map((k) => [k, LEGACY_OFFLOAD_SIZE]));
+  // Every size: those BIG TCP does not raise go back to 64 KiB.
+  const want = Object.fromEntries(OFFLOAD_KEYS.map((k) => [k, sizes?.[k] ?? LEGACY_OFFLOAD_SIZE]));
   const ports = listLinks(nl, { master: bridge.index });
   // Ports first: the bridge's ceiling is its ports'.
   const links = [...ports.filter((p) => p.kind === 'veth'), ...(ports.length > 0 ? [bridge] : [])];

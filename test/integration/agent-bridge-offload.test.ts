@@ -32,6 +32,10 @@ describe("agent: the bridge's and its ports' GSO/GRO sizes", () => {
 
     // Nothing to do: no request is refused, nothing changes.
     ensureBridgeOffload(nl, getLink(nl, br), BIG);
+    // Only IPv6 BIG TCP now: the IPv4 sizes go back to 64 KiB.
+    const v6only = { gsoMaxSize: 196608, groMaxSize: 196608 };
+    ensureBridgeOffload(nl, getLink(nl, br), v6only);
+    for (const name of [br, ...ports]) expect(getLink(nl, name).offload, name).toEqual({ ...LEGACY, ...v6only });
     ensureBridgeOffload(nl, getLink(nl, br), undefined);
     for (const name of [br, ...ports]) expect(getLink(nl, name).offload, name).toEqual(LEGACY);
   });
