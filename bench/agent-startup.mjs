@@ -7,8 +7,9 @@
 //   - time from process start to /readyz 200 (node state and conflist written, all four informers
 //     listed), polled from inside the namespace;
 //   - resident memory (VmRSS) once synced, a few seconds later, and its peak (VmHWM);
+//   - CPU used while idle after ready (BENCH_IDLE_MS, default 10 s), as % of one core;
 //   - baseline in the same run: the same pinned Node running an idle script (start to first output,
-//     and its RSS).
+//     its RSS, and its idle CPU over the same time).
 // Targets: under 150 MiB resident and under 3 s to ready.
 // Knobs: BENCH_RUNS (agent starts, default 3), BENCH_SETTLE_MS (second RSS sample after ready, default
 // 3000), BENCH_SCALE (pods, namespaces and policies scaled; 0 = empty cluster), BENCH_VERBOSE=1 (the
@@ -37,6 +38,9 @@ const TARGET_READY_MS = 3000;
 const HEALTH = '127.0.0.1:9797';
 /** How long after ready the second RSS sample is taken. */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 3000);
+/** How long the idle CPU is measured for, after the second RSS sample. */
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 10_000);
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
 // Test namespaces carry the "stt" prefix; a shared lock on the test runs' lock keeps a concurrent
 // test run's leftover sweep (test/support/global-setup.ts) from removing ours.
@@ -193,6 +197,20 @@ function status(pid) {
   return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
 }
 
+/** User + system CPU seconds the process has used (/proc/<pid>/stat fields 14 and 15). */
+function cpuSeconds(pid) {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** CPU used over the next `ms`, in % of one core. */
+async function idleCpuPercent(pid, ms) {
+  const before = cpuSeconds(pid);
+  await sleep(ms);
+  return (100 * (cpuSeconds(pid) - before) * 1000) / ms;
+}
+
 /** RSS by mapping (for BENCH_SMAPS=1): where resident memory is, in MiB. */
 function smapsSummary(pid) {
   const by = new Map();
@@ -288,12 +306,13 @@ async function agentRun(api, kubeconfigYaml) {
     await sleep(SETTLE_MS);
     const settled = status(agent.pid);
     if (process.env.BENCH_SMAPS) console.log(`after ${SETTLE_MS} ms:\n${smapsSummary(agent.pid)}`);
+    const idleCpu = await idleCpuPercent(agent.pid, IDLE_MS);
     const syncedLine = JSON.parse(logText().split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
     const objects = syncedLine.objects;
     if (process.env.BENCH_VERBOSE) console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
     agent.kill('SIGTERM');
     await exited(agent);
-    return { readyMs, syncedMs: syncedAt - t0, synced, settled, objects, exitCode: agent.exitCode };
+    return { readyMs, syncedMs: syncedAt - t0, synced, settled, idleCpu, objects, exitCode: agent.exitCode };
   } finally {
     if (agent && agent.exitCode === null && agent.signalCode === null) {
       agent.kill('SIGKILL');
@@ -318,7 +337,8 @@ async function baselineRun(api) {
     await until(() => out.includes('up'), 10_000, 'the idle Node');
     const startMs = Date.now() - t0;
     await sleep(1000);
-    return { startMs, ...status(child.pid) };
+    const idleCpu = await idleCpuPercent(child.pid, IDLE_MS);
+    return { startMs, idleCpu, ...status(child.pid) };
   } finally {
     child.kill('SIGKILL');
     await exited(child);
@@ -328,7 +348,8 @@ async function baselineRun(api) {
 
 // ---- main ------------------------------------------------------------------------------------------
 
-const api = await TestApiServer.start({ historyLimit: 100 });
+// Bookmarks once a minute, as kube-apiserver sends them (the test server's default is every second).
+const api = await TestApiServer.start({ historyLimit: 100, bookmarkIntervalMs: 60_000 });
 try {
   const t = Date.now();
   populate(api);
@@ -350,8 +371,10 @@ try {
     { measure: 'agent: VmRSS once synced (MiB)', ...row(s(agents.map((a) => a.synced.rss))) },
     { measure: `agent: VmRSS ${SETTLE_MS / 1000} s after ready (MiB)`, ...row(s(agents.map((a) => a.settled.rss))) },
     { measure: 'agent: VmHWM, peak RSS (MiB)', ...row(s(agents.map((a) => a.settled.hwm))) },
+    { measure: `agent: CPU idle over ${IDLE_MS / 1000} s (% of a core)`, ...row(s(agents.map((a) => a.idleCpu))) },
     { measure: 'baseline idle Node: start to first output (ms)', ...row(s(baselines.map((b) => b.startMs))) },
     { measure: 'baseline idle Node: VmRSS (MiB)', ...row(s(baselines.map((b) => b.rss))) },
+    { measure: `baseline idle Node: CPU over ${IDLE_MS / 1000} s (% of a core)`, ...row(s(baselines.map((b) => b.idleCpu))) },
   ];
   printTable(`strand agent start-up and memory, ${runs} runs (median, min, max)`, rows);
   const ready = s(agents.map((a) => a.readyMs)).median;
