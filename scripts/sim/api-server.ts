@@ -95,7 +95,9 @@ async function handle(api: TestApiServer, req: Request): Promise<unknown> {
 
 async function main(): Promise<void> {
   const { host, port } = parseListen(process.argv.slice(2));
-  const api = await TestApiServer.start({ port });
+  // Bookmarks about once a minute, as kube-apiserver sends them: the test server's default (1 s) woke
+  // every agent four times a second, which cost the simulated nodes CPU that pod traffic then lacked.
+  const api = await TestApiServer.start({ port, bookmarkIntervalMs: 60_000 });
   const forwarder = await startForwarder(host, port);
   const reply = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
   reply({ ready: true, url: `http://${host}:${port}` });
