@@ -197,7 +197,8 @@ export function prepareHostNetwork(nl: NetlinkSocket, i: HostNetworkInputs, log:
     writeSysctlIfPresent('net.bridge.bridge-nf-call-iptables', 1);
     writeSysctlIfPresent('net.bridge.bridge-nf-call-ip6tables', 1);
   }
-  ensureBridgeOffload(nl, bridge, i.podOffload);
+  const refused = ensureBridgeOffload(nl, bridge, i.podOffload);
+  if (refused.length > 0) log.warn({ refused }, 'could not set the GSO/GRO sizes (BIG TCP) of the pod bridge or some of its ports; their traffic is cut into 64 KiB pieces');
   return { bridgeIndex: bridge.index, brNetfilterMissing };
 }
 
@@ -207,19 +208,25 @@ export function prepareHostNetwork(nl: NetlinkSocket, i: HostNetworkInputs, log:
  * The pod ends keep what they were created with until the pod is recreated; a pod end larger
  * than the path is still correct (the stack cuts its packets up), only slower. The bridge takes
  * sizes above 64 KiB only once it has a port (its ceiling is its ports'), so an empty bridge waits.
+ * Best effort: a link that refuses (a port whose ceiling is lower, e.g. a NIC someone bridged) is
+ * returned with the kernel's reason and everything else goes on.
  */
-export function ensureBridgeOffload(nl: NetlinkSocket, bridge: Link, sizes: OffloadSizes | undefined): void {
+export function ensureBridgeOffload(nl: NetlinkSocket, bridge: Link, sizes: OffloadSizes | undefined): string[] {
   // Every size: those BIG TCP does not raise go back to 64 KiB.
   const want = Object.fromEntries(OFFLOAD_KEYS.map((k) => [k, sizes?.[k] ?? LEGACY_OFFLOAD_SIZE]));
   const ports = listLinks(nl, { master: bridge.index });
   // Ports first: the bridge's ceiling is its ports'.
   const links = [...ports.filter((p) => p.kind === 'veth'), ...(ports.length > 0 ? [bridge] : [])];
+  const refused: string[] = [];
   for (const link of links) {
     try {
       ensureOffload(nl, link, want);
     } catch (err) {
       // A pod deleted meanwhile: its port is gone, nothing to do.
-      if (!isKernelError(err, 'ENODEV')) throw err;
+      if (isKernelError(err, 'ENODEV')) continue;
+      if (!isKernelError(err)) throw err;
+      refused.push(`${link.name}: ${(err as Error).message}`);
     }
   }
+  return refused;
 }

@@ -88,7 +88,15 @@ async function add(inv: Invocation): Promise<Result> {
     });
     undo.push(() => deleteLinkIfExists(host, hostVeth));
     // BIG TCP: the bridge can take the sizes only once it has a port, so the first pod sets them.
-    if (offload) ensureOffload(host, bridge, offload);
+    // Best effort: a bridge with a port of a lower ceiling refuses, and stays correct at 64 KiB.
+    if (offload) {
+      try {
+        ensureOffload(host, bridge, offload);
+      } catch (err) {
+        if (!(err instanceof KernelError)) throw err;
+        log.warn({ bridge: bridge.name, err: err.message }, 'could not raise the bridge to the pods\' GSO/GRO sizes (BIG TCP)');
+      }
+    }
     writeSysctlIfPresent(interfaceSysctl('ipv6', hostVeth, 'accept_ra'), 0);
     if (cfg.hairpinMode || cfg.portIsolation) {
       setBridgePort(host, hostVeth, { ...(cfg.hairpinMode ? { hairpin: true } : {}), ...(cfg.portIsolation ? { isolated: true } : {}) });

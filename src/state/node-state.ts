@@ -1,7 +1,8 @@
 // The node state file: what the agent learned about this node and the CNI plugins read on the pod
 // start path (DESIGN.md "The two programs and their contract"): the pod CIDR(s) from
-// Node.spec.podCIDRs, the cluster CIDRs, the MTU, the pods' offload sizes and the backend. The agent writes it atomically
-// (temp file, fsync, rename), so a reader sees a whole old or a whole new file, never half of one.
+// Node.spec.podCIDRs, the cluster CIDRs, the MTU, the pods' offload sizes and the backend. The
+// agent writes it atomically (temp file, fsync, rename), so a reader sees a whole old or a whole new
+// file, never half of one.
 import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

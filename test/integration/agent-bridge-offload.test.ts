@@ -31,7 +31,12 @@ describe("agent: the bridge's and its ports' GSO/GRO sizes", () => {
     for (const l of listLinks(socketIn(pod))) if (l.kind === 'veth') expect(l.offload, l.name).toEqual(LEGACY);
 
     // Nothing to do: no request is refused, nothing changes.
-    ensureBridgeOffload(nl, getLink(nl, br), BIG);
+    expect(ensureBridgeOffload(nl, getLink(nl, br), BIG)).toEqual([]);
+    // Sizes over a link's ceiling: each refusal comes back with the kernel's reason, nothing throws.
+    const refused = ensureBridgeOffload(nl, getLink(nl, br), { ...BIG, gsoIpv4MaxSize: 1 << 20 });
+    expect(refused).toHaveLength(3);
+    expect(refused[0]).toMatch(new RegExp(`^${ports[0]}: failed to set .*gso_ipv4_max_size 1048576 .*Invalid argument`));
+    for (const name of [br, ...ports]) expect(getLink(nl, name).offload, name).toEqual(BIG);
     // Only IPv6 BIG TCP now: the IPv4 sizes go back to 64 KiB.
     const v6only = { gsoMaxSize: 196608, groMaxSize: 196608 };
     ensureBridgeOffload(nl, getLink(nl, br), v6only);
