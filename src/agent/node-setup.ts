@@ -8,7 +8,8 @@
 //     a pod hands the stack packets as large as the node's NIC does (fewer packets through the bridge,
 //     conntrack and routing for the same bytes). Never with VXLAN: a tunnel packet's outer UDP and IP
 //     lengths are 16 bits, so the kernel cannot encapsulate more than 64 KiB.
-// Pure parts (podMtu, podOffload, desiredNodeState, sameNodeState) are separate from the kernel and file work.
+// Pure parts (podMtu, podOffload, desiredNodeState, sameNodeState) are separate from the kernel and
+// file work.
 import { existsSync, readFileSync } from 'node:fs';
 import {
   findLink,
@@ -46,12 +47,12 @@ export interface Underlay {
 export const LEGACY_OFFLOAD_SIZE = 65_536;
 
 /**
- * The pods' GSO/GRO sizes (pure): with bigTcp auto and a backend that routes pod packets as they
- * are (host-gw, or no backend), each of the underlay's sizes that is above 64 KiB; undefined when
- * none is, or with VXLAN, or off. The pods' sizes then never exceed what the underlay takes, so a
+ * The pods' GSO/GRO sizes (pure): with bigTcp auto and host-gw, which routes pod packets as they
+ * are, each of the underlay's sizes that is above 64 KiB; undefined when none is, or with VXLAN,
+ * or off. The pods' sizes then never exceed what the underlay takes, so a
  * pod's packet leaving the node is not cut up in software on the way.
  */
-export function podOffload(backend: AgentBackend | 'none', bigTcp: BigTcpMode, underlay: OffloadSizes): OffloadSizes | undefined {
+export function podOffload(backend: AgentBackend, bigTcp: BigTcpMode, underlay: OffloadSizes): OffloadSizes | undefined {
   if (bigTcp === 'off' || backend === 'vxlan') return undefined;
   const sizes: OffloadSizes = {};
   for (const key of OFFLOAD_KEYS) {

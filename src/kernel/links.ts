@@ -84,8 +84,6 @@ export interface Link {
   bridge: BridgeInfo | undefined;
   vxlan: VxlanInfo | undefined;
   offload: OffloadSizes;
-  /** IFLA_TSO_MAX_SIZE: the most the device takes in one GSO packet (the ceiling for offload sizes). */
-  tsoMaxSize: number | undefined;
 }
 
 interface CommonSpec {
@@ -215,14 +213,20 @@ function putCommon(m: MessageBuilder, s: { mtu?: number; mac?: string; txqlen?: 
   if (s.mac !== undefined) m.attr(IFLA.ADDRESS, parseMac(s.mac));
   if (s.mtu !== undefined) m.u32(IFLA.MTU, s.mtu);
   if (s.txqlen !== undefined) m.u32(IFLA.TXQLEN, s.txqlen);
-  const o = s.offload;
-  if (o?.gsoMaxSize !== undefined) m.u32(IFLA.GSO_MAX_SIZE, o.gsoMaxSize);
-  if (o?.groMaxSize !== undefined) m.u32(IFLA.GRO_MAX_SIZE, o.groMaxSize);
-  if (o?.gsoIpv4MaxSize !== undefined) m.u32(IFLA.GSO_IPV4_MAX_SIZE, o.gsoIpv4MaxSize);
-  if (o?.groIpv4MaxSize !== undefined) m.u32(IFLA.GRO_IPV4_MAX_SIZE, o.groIpv4MaxSize);
+  for (const key of OFFLOAD_KEYS) {
+    const size = s.offload?.[key];
+    if (size !== undefined) m.u32(OFFLOAD_ATTRS[key].attr, size);
+  }
 }
 
-export const OFFLOAD_KEYS = ['gsoMaxSize', 'groMaxSize', 'gsoIpv4MaxSize', 'groIpv4MaxSize'] as const;
+/** Each offload size's attribute, and iproute2's name for it (in messages). */
+const OFFLOAD_ATTRS: Record<keyof OffloadSizes, { attr: number; label: string }> = {
+  gsoMaxSize: { attr: IFLA.GSO_MAX_SIZE, label: 'gso_max_size' },
+  groMaxSize: { attr: IFLA.GRO_MAX_SIZE, label: 'gro_max_size' },
+  gsoIpv4MaxSize: { attr: IFLA.GSO_IPV4_MAX_SIZE, label: 'gso_ipv4_max_size' },
+  groIpv4MaxSize: { attr: IFLA.GRO_IPV4_MAX_SIZE, label: 'gro_ipv4_max_size' },
+};
+export const OFFLOAD_KEYS = Object.keys(OFFLOAD_ATTRS) as (keyof OffloadSizes)[];
 
 /** The sizes `want` names that `have` does not hold already (pure); empty when they agree. */
 export function offloadDifference(have: OffloadSizes, want: OffloadSizes): OffloadSizes {
@@ -416,18 +420,18 @@ export function decodeLink(msg: NlMessage): Link {
     bridgePort,
     bridge,
     vxlan,
-    offload: definedOnly({
-      gsoMaxSize: a.u32(IFLA.GSO_MAX_SIZE),
-      groMaxSize: a.u32(IFLA.GRO_MAX_SIZE),
-      gsoIpv4MaxSize: a.u32(IFLA.GSO_IPV4_MAX_SIZE),
-      groIpv4MaxSize: a.u32(IFLA.GRO_IPV4_MAX_SIZE),
-    }),
-    tsoMaxSize: a.u32(IFLA.TSO_MAX_SIZE),
+    offload: decodeOffload(a),
   };
 }
 
-function definedOnly<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+/** The sizes the kernel reports; one it does not know is left out rather than read as 0. */
+function decodeOffload(a: Attrs): OffloadSizes {
+  const sizes: OffloadSizes = {};
+  for (const key of OFFLOAD_KEYS) {
+    const size = a.u32(OFFLOAD_ATTRS[key].attr);
+    if (size !== undefined) sizes[key] = size;
+  }
+  return sizes;
 }
 
 // ---- operations ----------------------------------------------------------------------------------
@@ -528,14 +532,6 @@ export function addLink(nl: NetlinkSocket, spec: LinkSpec, opts: AddLinkOptions 
   }
 }
 
-/** iproute2's names for the offload sizes, for messages. */
-const OFFLOAD_LABELS: Record<keyof OffloadSizes, string> = {
-  gsoMaxSize: 'gso_max_size',
-  groMaxSize: 'gro_max_size',
-  gsoIpv4MaxSize: 'gso_ipv4_max_size',
-  groIpv4MaxSize: 'gro_ipv4_max_size',
-};
-
 function describeChanges(ref: LinkRef, c: LinkChanges): string {
   const parts: string[] = [];
   if (c.name !== undefined) parts.push(`name ${c.name}`);
@@ -546,7 +542,9 @@ function describeChanges(ref: LinkRef, c: LinkChanges): string {
   if (c.promisc !== undefined) parts.push(`promisc ${c.promisc ? 'on' : 'off'}`);
   if (c.allmulti !== undefined) parts.push(`allmulticast ${c.allmulti ? 'on' : 'off'}`);
   if (c.txqlen !== undefined) parts.push(`txqlen ${c.txqlen}`);
-  for (const [key, value] of Object.entries(c.offload ?? {})) parts.push(`${OFFLOAD_LABELS[key as keyof OffloadSizes]} ${value}`);
+  for (const key of OFFLOAD_KEYS) {
+    if (c.offload?.[key] !== undefined) parts.push(`${OFFLOAD_ATTRS[key].label} ${c.offload[key]}`);
+  }
   if (c.netns !== undefined) parts.push(`netns ${netnsLabel(c.netns)}`);
   if (c.up !== undefined) parts.push(c.up ? 'up' : 'down');
   return `set ${linkLabel(ref)} ${parts.join(' ')}`;

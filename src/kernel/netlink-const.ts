@@ -104,7 +104,6 @@ export const IFLA = {
   ALT_IFNAME: 53,
   PERM_ADDRESS: 54,
   GRO_MAX_SIZE: 58,
-  TSO_MAX_SIZE: 59,
   GSO_IPV4_MAX_SIZE: 63,
   GRO_IPV4_MAX_SIZE: 64,
 } as const;

@@ -58,10 +58,10 @@ describe('pod MTU', () => {
 describe('pod offload sizes (BIG TCP)', () => {
   const legacy = { gsoMaxSize: 65536, groMaxSize: 65536, gsoIpv4MaxSize: 65536, groIpv4MaxSize: 65536 };
 
-  it("follows the underlay's sizes above 64 KiB with host-gw or no backend", () => {
+  it("follows the underlay's sizes above 64 KiB with host-gw", () => {
     const big = { ...legacy, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
     expect(podOffload('host-gw', 'auto', big)).toEqual({ gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
-    expect(podOffload('none', 'auto', { ...big, gsoMaxSize: 131072 })).toEqual({ gsoMaxSize: 131072, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
+    expect(podOffload('host-gw', 'auto', { ...big, gsoMaxSize: 131072 })).toEqual({ gsoMaxSize: 131072, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
   });
 
   it('stays off with VXLAN (a tunnel packet cannot exceed 64 KiB), when turned off, or when the underlay has none', () => {
