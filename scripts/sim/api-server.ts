@@ -1,7 +1,13 @@
 // The simulated cluster's Kubernetes API server: test/support/k8s-api-server.ts in a process of its
 // own, started by the simulator inside the cluster's "switch" network namespace.
 //
-//   ip netns exec <switch> node scripts/sim/api-server.ts --listen 198.18.1.1:6443
+//   ip netns exec <switch> node scripts/sim/api-server.ts --listen 198.18.1.1:6443 [--rbac deploy/strand.yaml]
+//
+// Who may do what. With --rbac (the simulator always passes it) the server authorizes every HTTP
+// request as kube-apiserver's RBAC authorizer would, from the manifest's ClusterRoles and bindings:
+// the agents' kubeconfig carries the token of the manifest's DaemonSet ServiceAccount, so a
+// permission an agent needs and the manifest lacks is a 403 here as on a cluster. The simulator's
+// own requests (Nodes, Pods, policies) come over the control channel below, as the cluster admin.
 //
 // Where it listens. TestApiServer always listens on 127.0.0.1, and a node namespace cannot reach
 // another namespace's loopback. So the server listens on the switch namespace's 127.0.0.1:<port>, and
@@ -14,7 +20,8 @@
 //   → {"id":1,"op":"create","resource":"nodes","body":{…}}
 //   ← {"id":1,"ok":true,"result":{…}}      or  {"id":1,"ok":false,"error":"…","code":404}
 // ops: create, upsert, patch (type, subresource, namespace), delete, get, list, stop, start,
-// dropWatches. The first line on stdout is {"ready":true,"url":…} once both listeners are up.
+// dropWatches, leastPrivilege (what the agents' identity was granted, used and refused). The first
+// line on stdout is {"ready":true,"url":…,"agentToken":…} once both listeners are up.
 // stdin closing (the simulator exited, even by SIGKILL) stops the server and this process.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -31,12 +38,19 @@ interface Request {
   subresource?: 'status';
 }
 
-function parseListen(argv: string[]): { host: string; port: number } {
-  const i = argv.indexOf('--listen');
-  const value = i >= 0 ? argv[i + 1] : undefined;
-  const m = value?.match(/^(.+):(\d+)$/);
-  if (!m) throw new Error('usage: api-server.ts --listen HOST:PORT');
-  return { host: m[1] as string, port: Number(m[2]) };
+const USAGE = 'usage: api-server.ts --listen HOST:PORT [--rbac MANIFEST]';
+
+function parseArgv(argv: string[]): { host: string; port: number; rbac: string | undefined } {
+  const flag = (name: string) => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(USAGE);
+    return value;
+  };
+  const m = flag('--listen')?.match(/^(.+):(\d+)$/);
+  if (!m) throw new Error(USAGE);
+  return { host: m[1] as string, port: Number(m[2]), rbac: flag('--rbac') };
 }
 
 /** Forwards host:port to 127.0.0.1:port (the API server) in this namespace. */
@@ -88,19 +102,21 @@ async function handle(api: TestApiServer, req: Request): Promise<unknown> {
       return null;
     case 'dropWatches':
       return api.dropWatches({ abrupt: true });
+    case 'leastPrivilege':
+      return api.leastPrivilege();
     default:
       throw new Error(`unknown op ${JSON.stringify(req.op)}`);
   }
 }
 
 async function main(): Promise<void> {
-  const { host, port } = parseListen(process.argv.slice(2));
+  const { host, port, rbac } = parseArgv(process.argv.slice(2));
   // Bookmarks about once a minute, as kube-apiserver sends them: the test server's default (1 s) woke
   // every agent four times a second, which cost the simulated nodes CPU that pod traffic then lacked.
-  const api = await TestApiServer.start({ port, bookmarkIntervalMs: 60_000 });
+  const api = await TestApiServer.start({ port, bookmarkIntervalMs: 60_000, ...(rbac !== undefined ? { rbac: { manifest: rbac } } : {}) });
   const forwarder = await startForwarder(host, port);
   const reply = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
-  reply({ ready: true, url: `http://${host}:${port}` });
+  reply({ ready: true, url: `http://${host}:${port}`, agentToken: api.agentToken ?? null });
 
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (text) => {

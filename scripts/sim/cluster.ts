@@ -42,11 +42,14 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bridgeJson, ipJson, run, sh, sleep, trySh, waitFor } from './exec.ts';
 import { setOffloadSizes, SIM_OFFLOAD_SIZE } from './offload.ts';
+import type { LeastPrivilegeReport } from '../../test/support/k8s/rbac.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 /** The executable the simulator runs: dist/strand, or $STRAND_SIM_BIN (another build). */
 export const DEFAULT_STRAND = process.env.STRAND_SIM_BIN || join(REPO, 'dist', 'strand');
 export const POD_SERVER = join(REPO, 'scripts', 'sim', 'pod-server.mjs');
+/** The manifest whose RBAC the agents run under. */
+const DEPLOY_MANIFEST = join(REPO, 'deploy', 'strand.yaml');
 export const STATE_DIR = '/run/strand-sim';
 
 export const CLUSTER_CIDR = '10.244.0.0/16';
@@ -83,6 +86,11 @@ export interface SimOptions {
   logLevel?: string;
   /** Extra flags for every agent. */
   agentArgs?: string[];
+  /**
+   * The manifest whose ClusterRoles and bindings the API server authorizes the agents by (they run
+   * as its DaemonSet's ServiceAccount). Default deploy/strand.yaml.
+   */
+  rbacManifest?: string;
   /** Start the agents in create() (default true). */
   startAgents?: boolean;
   /** Progress messages (default: none). */
@@ -137,15 +145,18 @@ export interface PeerEntries {
 /** Talks to scripts/sim/api-server.ts over its stdin/stdout. */
 export class ApiControl {
   readonly url: string;
+  /** The bearer token of the manifest's DaemonSet ServiceAccount: the agents' identity. */
+  readonly agentToken: string;
   private readonly proc: ChildProcess;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private stderr = '';
   readonly exited: Promise<void>;
 
-  private constructor(proc: ChildProcess, url: string) {
+  private constructor(proc: ChildProcess, url: string, agentToken: string) {
     this.proc = proc;
     this.url = url;
+    this.agentToken = agentToken;
     this.exited = new Promise((r) => proc.once('exit', () => r()));
   }
 
@@ -153,10 +164,10 @@ export class ApiControl {
     return this.proc.pid;
   }
 
-  /** Starts the API server inside `netns`, listening on host:port there. */
-  static start(netns: string, host: string, port: number): Promise<ApiControl> {
+  /** Starts the API server inside `netns`, listening on host:port there, authorizing by the manifest's RBAC. */
+  static start(netns: string, host: string, port: number, rbacManifest: string): Promise<ApiControl> {
     const script = join(REPO, 'scripts', 'sim', 'api-server.ts');
-    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, script, '--listen', `${host}:${port}`], {
+    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, script, '--listen', `${host}:${port}`, '--rbac', rbacManifest], {
       env: { PATH: process.env.PATH },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -173,14 +184,19 @@ export class ApiControl {
       });
       proc.once('error', reject);
       createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let msg: { ready?: boolean; url?: string; id?: number; ok?: boolean; result?: unknown; error?: string; code?: number };
+        let msg: { ready?: boolean; url?: string; agentToken?: string; id?: number; ok?: boolean; result?: unknown; error?: string; code?: number };
         try {
           msg = JSON.parse(line);
         } catch {
           return;
         }
         if (msg.ready && !api) {
-          api = new ApiControl(proc, msg.url ?? `http://${host}:${port}`);
+          if (typeof msg.agentToken !== 'string') {
+            reject(new Error('the API server started without RBAC (no agent token)'));
+            proc.kill('SIGKILL');
+            return;
+          }
+          api = new ApiControl(proc, msg.url ?? `http://${host}:${port}`, msg.agentToken);
           resolvePromise(api);
           return;
         }
@@ -227,6 +243,10 @@ export class ApiControl {
   }
   start(): Promise<void> {
     return this.request('start');
+  }
+  /** Which of the manifest's permissions the agents' identity was granted, used and refused so far. */
+  leastPrivilege(): Promise<LeastPrivilegeReport> {
+    return this.request('leastPrivilege');
   }
 
   /** Closes the control channel: the server stops. Waits up to 3 s, then kills it. */
@@ -538,6 +558,7 @@ export class SimCluster {
   readonly underlayOffload: number;
   readonly logLevel: string;
   readonly agentArgs: string[];
+  readonly rbacManifest: string;
   readonly root: string;
   readonly kubeconfig: string;
   readonly switchNetns: string;
@@ -562,6 +583,7 @@ export class SimCluster {
     this.underlayOffload = opts.underlayOffload ?? SIM_OFFLOAD_SIZE;
     this.logLevel = opts.logLevel ?? 'info';
     this.agentArgs = opts.agentArgs ?? [];
+    this.rbacManifest = opts.rbacManifest ?? DEPLOY_MANIFEST;
     this.say = opts.log ?? (() => {});
     this.root = mkdtempSync(join(tmpdir(), `strand-sim-${this.base}-`));
     this.kubeconfig = join(this.root, 'kubeconfig');
@@ -580,7 +602,7 @@ export class SimCluster {
       c.saveState();
       c.buildNetwork();
       c.say(`network: switch ${c.switchNetns}, outside ${c.outsideNetns}, nodes ${c.nodes.map((n) => n.netns).join(' ')}`);
-      c.apiControl = await ApiControl.start(c.switchNetns, API_IP, API_PORT);
+      c.apiControl = await ApiControl.start(c.switchNetns, API_IP, API_PORT, c.rbacManifest);
       c.saveState();
       c.writeKubeconfig();
       for (const ns of ['default', 'kube-system']) await c.api.create('namespaces', { metadata: { name: ns } });
@@ -664,6 +686,7 @@ export class SimCluster {
     }
   }
 
+  /** The agents' kubeconfig: the API server over the management segment, as the DaemonSet's ServiceAccount. */
   private writeKubeconfig(): void {
     const yaml = [
       'apiVersion: v1',
@@ -676,7 +699,8 @@ export class SimCluster {
       '    insecure-skip-tls-verify: true',
       'users:',
       '- name: sim',
-      '  user: {}',
+      '  user:',
+      `    token: ${JSON.stringify(this.api.agentToken)}`,
       'contexts:',
       '- name: sim',
       '  context:',

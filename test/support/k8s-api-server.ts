@@ -3,6 +3,14 @@
 // (resourceVersion, replay from a bounded history, bookmarks, 410 Expired after compaction), the
 // three PATCH types, and test controls: stop and restart on the same port with the state kept,
 // dropping watches, forced compaction, malformed objects, injected failures and a request log.
+// With `rbac`, requests are authenticated by bearer token and authorized as kube-apiserver's RBAC
+// authorizer would, from the ClusterRoles, Roles and bindings of a manifest (deploy/strand.yaml by
+// default; k8s/rbac.ts): `agentToken` is the manifest's DaemonSet ServiceAccount, `adminToken` is
+// system:masters (for a test's own requests over HTTP; the in-process methods need no token), and
+// leastPrivilege() reports which of the manifest's permissions the agent's identity used.
+//
+//   const api = await TestApiServer.start({ rbac: {} });
+//   api.writeKubeconfig(`${dir}/kubeconfig`, { token: api.agentToken });   // the agent's kubeconfig
 //
 //   const api = await TestApiServer.start();
 //   api.create('nodes', { metadata: { name: 'n1' }, spec: { podCIDR: '10.1.0.0/24' } });
@@ -37,7 +45,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { isObject, PATCH_TYPES, type JsonObject, type JsonValue, type PatchType } from './k8s/patch.ts';
 import { labelsOf, RESOURCES, type ResourceName, type ResourceType } from './k8s/resources.ts';
 import {
@@ -50,11 +59,17 @@ import {
   type LabelRequirement,
 } from './k8s/selectors.ts';
 import { decodeContinue, encodeContinue, readBody, routeOf, type Route, type Verb } from './k8s/routes.ts';
+import { ADMIN_USER, ANONYMOUS_USER, forbidden, loadRbacManifest, PermissionUsage, RbacAuthorizer, serviceAccountUser, type LeastPrivilegeReport, type UserInfo } from './k8s/rbac.ts';
+import { isWatchQuery, requestAttributesOf, type RequestAttributes } from './k8s/request-info.ts';
 import { ApiError, notFound, ObjectStore, type StoredEntry, type StoredEvent, type UpdateScope } from './k8s/store.ts';
 
 export { ApiError } from './k8s/store.ts';
 export { PATCH_TYPES, type JsonObject, type JsonValue, type PatchType } from './k8s/patch.ts';
 export { RESOURCES, type ResourceName } from './k8s/resources.ts';
+export { describeLeastPrivilege, type LeastPrivilegeReport } from './k8s/rbac.ts';
+
+/** The project's manifest: its RBAC is what the agent's identity is granted. */
+export const DEPLOY_MANIFEST = resolve(import.meta.dirname, '../../deploy/strand.yaml');
 
 export interface ObjectMeta {
   name?: string;
@@ -87,6 +102,10 @@ export interface ApiRequest {
   resource: ResourceName | undefined;
   subresource: 'status' | undefined;
   contentType: string | undefined;
+  /** Who sent it (undefined: the server checks no credentials). */
+  user: string | undefined;
+  /** What the authorizer was asked (kube-apiserver's request info). */
+  attributes: RequestAttributes;
   /** HTTP status sent; 0 while the response has not started. */
   status: number;
   /** Date.now() when the request arrived. */
@@ -96,13 +115,30 @@ export interface ApiRequest {
 export interface TestApiServerOptions {
   /** 0 (default) picks a free port on the first start; later starts reuse it. */
   port?: number;
-  /** When set, every request but health and version must carry `Authorization: Bearer <token>`. */
+  /**
+   * When set, every request but health and version must carry `Authorization: Bearer <token>`; the
+   * token's user is system:masters (allowed everything, also with `rbac`).
+   */
   token?: string;
+  /** Authorizes requests with RBAC from a manifest, as kube-apiserver does (see RbacOptions). */
+  rbac?: RbacOptions;
   /** Events kept for watch replay; older versions get 410. Default 1000. */
   historyLimit?: number;
   /** Interval of bookmarks on watches that ask for them (allowWatchBookmarks=true). Default 1000 ms. */
   bookmarkIntervalMs?: number;
 }
+
+export interface RbacOptions {
+  /** A multi-document YAML manifest: its ClusterRoles, Roles and bindings; its DaemonSet's ServiceAccount is the agent. Default DEPLOY_MANIFEST. */
+  manifest?: string;
+  /** The bearer token of the DaemonSet's ServiceAccount. Default: random. */
+  agentToken?: string;
+  /** A bearer token of a system:masters user, for a test's own requests over HTTP. Default: `token`, else random. */
+  adminToken?: string;
+}
+
+/** Requests without a token are anonymous only for these (kube-apiserver's anonymous auth conditions); anything else is 401. */
+const ANONYMOUS_PATHS = new Set(['/healthz', '/livez', '/readyz', '/version', '/version/']);
 
 export interface PatchOptions {
   namespace?: string;
@@ -172,6 +208,12 @@ function nameAndNamespace(type: ResourceType, obj: unknown, namespace?: string):
 export class TestApiServer {
   readonly host = '127.0.0.1';
   readonly token: string | undefined;
+  /** With `rbac`: the token of the manifest's DaemonSet ServiceAccount (the agent's identity). */
+  readonly agentToken: string | undefined;
+  /** With `rbac`: a system:masters token for the test's own HTTP requests. */
+  readonly adminToken: string | undefined;
+  /** With `rbac`: the agent's user (system:serviceaccount:<namespace>:<name>). */
+  readonly agentUser: UserInfo | undefined;
   readonly bookmarkIntervalMs: number;
   /** Every request received, in order (see clearRequestLog). */
   readonly requests: ApiRequest[] = [];
@@ -184,10 +226,30 @@ export class TestApiServer {
   private readonly store: ObjectStore;
   private readonly watchers = new Set<Watcher>();
   private readonly failures: Failure[] = [];
+  /** Bearer token → user; empty: no authentication at all. */
+  private readonly users = new Map<string, UserInfo>();
+  private readonly authorizer: RbacAuthorizer | undefined;
+  private readonly usage: PermissionUsage | undefined;
 
   private constructor(opts: TestApiServerOptions) {
     this.portNumber = opts.port ?? 0;
     this.token = opts.token;
+    if (opts.token !== undefined) this.users.set(opts.token, ADMIN_USER);
+    if (opts.rbac) {
+      const manifest = loadRbacManifest(opts.rbac.manifest ?? DEPLOY_MANIFEST);
+      if (!manifest.serviceAccount) throw new Error(`${opts.rbac.manifest ?? DEPLOY_MANIFEST}: no DaemonSet, so no ServiceAccount for the agent`);
+      this.authorizer = new RbacAuthorizer(manifest.policy);
+      this.agentUser = serviceAccountUser(manifest.serviceAccount.namespace, manifest.serviceAccount.name);
+      this.usage = new PermissionUsage(this.authorizer, this.agentUser);
+      this.agentToken = opts.rbac.agentToken ?? randomBytes(24).toString('base64url');
+      this.adminToken = opts.rbac.adminToken ?? opts.token ?? randomBytes(24).toString('base64url');
+      this.users.set(this.agentToken, this.agentUser);
+      this.users.set(this.adminToken, ADMIN_USER);
+    } else {
+      this.agentToken = undefined;
+      this.adminToken = opts.token;
+      this.agentUser = undefined;
+    }
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
     this.store = new ObjectStore(opts.historyLimit ?? 1000);
     this.store.onEvent = (event) => this.broadcast(event);
@@ -415,6 +477,15 @@ export class TestApiServer {
     this.requests.length = 0;
   }
 
+  /**
+   * With `rbac`: which of the manifest's permissions the agent's identity was granted and used since
+   * the server was created (not cleared with the request log), and what it was refused.
+   */
+  leastPrivilege(): LeastPrivilegeReport {
+    if (!this.usage) throw new Error('leastPrivilege() needs a server started with rbac');
+    return this.usage.report();
+  }
+
   /** Polls until `condition` holds; rejects after `timeoutMs`. */
   async waitFor(condition: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -424,9 +495,12 @@ export class TestApiServer {
     }
   }
 
-  /** A kubeconfig for this server: plain http (client-node requires insecure-skip-tls-verify). */
+  /**
+   * A kubeconfig for this server: plain http (client-node requires insecure-skip-tls-verify). Its user
+   * is `token`, by default the admin token (the agent's is `agentToken`).
+   */
   kubeconfigYaml(opts: { token?: string } = {}): string {
-    const token = opts.token ?? this.token;
+    const token = opts.token ?? this.adminToken;
     return [
       'apiVersion: v1',
       'kind: Config',
@@ -463,6 +537,7 @@ export class TestApiServer {
     const route = routeOf(url.pathname, `${this.host}:${this.portNumber}`);
     const method = req.method ?? 'GET';
     const verb = route instanceof ApiError ? undefined : this.verbOf(route, method, query);
+    const user = this.authenticate(req, url.pathname);
     const record: ApiRequest = {
       method,
       path: url.pathname,
@@ -471,6 +546,8 @@ export class TestApiServer {
       resource: route instanceof ApiError || route.kind === 'static' ? undefined : route.type.resource,
       subresource: !(route instanceof ApiError) && route.kind === 'item' ? route.subresource : undefined,
       contentType: req.headers['content-type'],
+      user: user?.name,
+      attributes: requestAttributesOf(method, url.pathname, query),
       status: 0,
       at: Date.now(),
     };
@@ -478,18 +555,38 @@ export class TestApiServer {
     this.counters.requests++;
     res.on('close', () => (record.status = res.statusCode));
     try {
-      await this.dispatch(req, res, route, record);
+      await this.dispatch(req, res, route, record, user);
     } finally {
       if (res.headersSent) record.status = res.statusCode;
     }
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse, route: Route | ApiError, record: ApiRequest): Promise<void> {
-    const { method, verb, path, query } = record;
-    if (this.token !== undefined && verb !== 'health' && path !== '/version') {
-      if (req.headers.authorization !== `Bearer ${this.token}`) {
+  /**
+   * The user of a request: its bearer token's, anonymous for the public health and version paths
+   * without a token, else null (401). Undefined when the server checks no credentials.
+   */
+  private authenticate(req: IncomingMessage, path: string): UserInfo | null | undefined {
+    if (this.users.size === 0) return undefined;
+    const header = req.headers.authorization;
+    if (header === undefined) return ANONYMOUS_PATHS.has(path) ? ANONYMOUS_USER : null;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    return (m && this.users.get(m[1] ?? '')) ?? null;
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, route: Route | ApiError, record: ApiRequest, user: UserInfo | null | undefined): Promise<void> {
+    const { method, verb, query } = record;
+    // kube-apiserver's order: authentication, authorization (on the request info alone, so an
+    // unknown resource that is not granted is a 403, not a 404), then the handler.
+    if (user === null) {
+      req.resume();
+      return this.sendStatus(res, new ApiError(401, 'Unauthorized', 'Unauthorized'));
+    }
+    if (user !== undefined && this.authorizer) {
+      const decision = this.authorizer.authorize(user, record.attributes);
+      if (this.usage && user === this.agentUser) this.usage.record(record.attributes, decision);
+      if (!decision.allowed) {
         req.resume();
-        return this.sendStatus(res, new ApiError(401, 'Unauthorized', 'Unauthorized'));
+        return this.sendStatus(res, forbidden(user, record.attributes, decision.reason));
       }
     }
     if (route instanceof ApiError) {
@@ -526,7 +623,7 @@ export class TestApiServer {
   private verbOf(route: Route, method: string, query: Record<string, string>): Verb | undefined {
     if (route.kind === 'static') return route.verb;
     if (route.kind === 'collection') {
-      if (method === 'GET') return query.watch === 'true' || query.watch === '1' ? 'watch' : 'list';
+      if (method === 'GET') return isWatchQuery(query) ? 'watch' : 'list';
       return method === 'POST' ? 'create' : undefined;
     }
     return ({ GET: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' } as Record<string, Verb>)[method];
@@ -543,7 +640,7 @@ export class TestApiServer {
     if (method === 'GET') {
       const labels = parseLabelSelector(query.labelSelector);
       const fields = parseFieldSelector(query.fieldSelector, type.fieldLabels);
-      if (query.watch === 'true' || query.watch === '1') return this.startWatch(type, namespace, labels, fields, query, res);
+      if (isWatchQuery(query)) return this.startWatch(type, namespace, labels, fields, query, res);
       return this.sendJson(res, 200, this.listResponse(type, namespace, labels, fields, query));
     }
     if (method === 'POST') {

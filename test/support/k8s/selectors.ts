@@ -105,6 +105,9 @@ export function matchesLabels(requirements: LabelRequirement[], labels: Record<s
   });
 }
 
+/** `field=value`, `field==value` or `field!=value`: the only forms a field selector has. */
+const FIELD_REQUIREMENT = /^([^=!\s]+)\s*(==|=|!=)\s*(.*)$/;
+
 /**
  * Field selectors support only `=`, `==` and `!=` joined by commas; which fields may be selected on is
  * decided per resource by the caller (the API server answers 400 for an unsupported field label).
@@ -112,12 +115,26 @@ export function matchesLabels(requirements: LabelRequirement[], labels: Record<s
 export function parseFieldSelector(selector: string | undefined, supported: readonly string[]): FieldRequirement[] {
   if (selector === undefined || selector.trim() === '') return [];
   return splitTopLevel(selector).map((part): FieldRequirement => {
-    const m = /^([^=!\s]+)\s*(==|=|!=)\s*(.*)$/.exec(part);
+    const m = FIELD_REQUIREMENT.exec(part);
     if (!m) throw new SelectorError(`invalid field selector requirement "${part}"`);
     const field = m[1] ?? '';
     if (!supported.includes(field)) throw new SelectorError(`field label not supported: ${field}`);
     return { op: m[2] === '!=' ? '!=' : '=', field, value: (m[3] ?? '').trim() };
   });
+}
+
+/**
+ * The value a field selector requires `field` to equal (`field=value` or `field==value`), as
+ * fields.Selector.RequiresExactMatch answers it: kube-apiserver's request info takes a list or watch
+ * with `metadata.name=<x>` as a request for the object named x. Undefined when there is none.
+ */
+export function fieldSelectorRequires(selector: string | undefined, field: string): string | undefined {
+  if (selector === undefined) return undefined;
+  for (const part of splitTopLevel(selector)) {
+    const m = FIELD_REQUIREMENT.exec(part);
+    if (m && m[1] === field && m[2] !== '!=') return (m[3] ?? '').trim();
+  }
+  return undefined;
 }
 
 export function matchesFields(requirements: FieldRequirement[], fields: Record<string, string>): boolean {
