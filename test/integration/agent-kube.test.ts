@@ -1,6 +1,8 @@
 // The agent's informers (src/agent/kube.ts) in process against the test API server: paged lists of
 // slim objects, bookmarks, relist after 410, restart with backoff after failed lists and outages,
-// malformed objects skipped in lists and watches; and the NetworkUnavailable patch.
+// malformed objects skipped in lists and watches; and the NetworkUnavailable patch. The server
+// authorizes by deploy/strand.yaml's RBAC and the client is the agent's ServiceAccount, as on a
+// cluster; a copy of the manifest without a permission gets the agent a 403.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiRequestError, ClusterCache, KubeClient, loadKubeConfig, type ResourceName } from '../../src/agent/kube.ts';
 import { markNetworkAvailable } from '../../src/agent/node-status.ts';
 import { silentLogger } from '../../src/log.ts';
-import { TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
+import { DEPLOY_MANIFEST, TestApiServer, type KubeObject, type TestApiServerOptions } from '../support/k8s-api-server.ts';
+import { writeManifestCopy, type PolicyRule } from '../support/k8s/rbac.ts';
 
 let api: TestApiServer;
 let dir: string;
@@ -55,10 +58,24 @@ function pod(name: string, extra: Record<string, unknown> = {}): KubeObject {
   };
 }
 
+/** A server authorizing by `rbac` (the project manifest by default) and the agent's client, as its ServiceAccount. */
+async function startServer(rbac: TestApiServerOptions['rbac'] = {}): Promise<void> {
+  api = await TestApiServer.start({ bookmarkIntervalMs: 200, rbac });
+  kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'), { token: api.agentToken })));
+}
+
+/** deploy/strand.yaml without the rules or resources `drop` says no to, in the test's directory. */
+function manifestWithout(drop: (group: string, resource: string) => boolean): string {
+  const edit = (rules: PolicyRule[]) =>
+    rules
+      .map((r) => ({ ...r, resources: r.resources.filter((res) => !r.apiGroups.some((g) => drop(g, res))) }))
+      .filter((r) => r.resources.length > 0);
+  return writeManifestCopy(DEPLOY_MANIFEST, join(dir, 'strand.yaml'), edit);
+}
+
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'strand-agent-kube-'));
-  api = await TestApiServer.start({ bookmarkIntervalMs: 200 });
-  kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+  await startServer();
   events.changes = 0;
   for (const list of [events.synced, events.relisted, events.errors, events.restarts, events.warnings]) list.length = 0;
 });
@@ -203,5 +220,70 @@ describe('NetworkUnavailable patch', () => {
     const down = await markNetworkAvailable(kube, 'n1').catch((e: unknown) => e);
     expect((down as ApiRequestError).statusCode).toBe(0);
     expect((down as Error).message).toMatch(/^PATCH \/api\/v1\/nodes\/n1\/status: fetch failed/);
+  });
+});
+
+describe('RBAC: the agent under its ServiceAccount', () => {
+  const user = 'system:serviceaccount:kube-strand:strand';
+
+  it('lists and watches all it needs under the real manifest, and uses only list and watch there', async () => {
+    api.create('nodes', { metadata: { name: 'n1' } });
+    const c = startCache();
+    await api.waitFor(() => c.synced && api.openWatches() === 4, 5_000, 'sync');
+    expect(events.errors).toEqual([]);
+    expect(api.requests.every((r) => r.user === user)).toBe(true);
+    const report = api.leastPrivilege();
+    expect(report.denied).toEqual({});
+    // "list nodes (ClusterRole strand, rule 1)" → "list nodes".
+    expect(report.used.map((p) => p.replace(/ \(.*\)$/, ''))).toEqual([
+      'list namespaces',
+      'list networkpolicies.networking.k8s.io',
+      'list nodes',
+      'list pods',
+      'watch namespaces',
+      'watch networkpolicies.networking.k8s.io',
+      'watch nodes',
+      'watch pods',
+    ]);
+  });
+
+  it('gets 403 Forbidden with the API server\'s message for NetworkPolicies when the role lacks them, and syncs the rest', async () => {
+    await api.close();
+    await startServer({ manifest: manifestWithout((g, r) => g === 'networking.k8s.io' && r === 'networkpolicies') });
+    const c = startCache();
+    await api.waitFor(() => c.nodes.synced && c.pods.synced && c.namespaces.synced, 5_000, 'the granted lists');
+    await api.waitFor(() => events.errors.filter(([r]) => r === 'networkpolicies').length >= 2, 5_000, 'the refused list, twice (backoff)');
+    expect(c.synced).toBe(false);
+    expect(c.networkPolicies.synced).toBe(false);
+    const err = events.errors.find(([r]) => r === 'networkpolicies')?.[1] as ApiRequestError;
+    expect(err).toBeInstanceOf(ApiRequestError);
+    expect(err.statusCode).toBe(403);
+    expect(err.message).toContain(
+      `networkpolicies.networking.k8s.io is forbidden: User "${user}" cannot list resource "networkpolicies" in API group "networking.k8s.io" at the cluster scope`,
+    );
+    expect(events.errors.every(([r]) => r === 'networkpolicies')).toBe(true);
+    expect(api.leastPrivilege().denied).toMatchObject({ 'list networkpolicies.networking.k8s.io': expect.any(Number) });
+    const refused = api.requestsMatching({ resource: 'networkpolicies' }).at(-1);
+    expect(refused?.status).toBe(403);
+  });
+
+  it('gets 403 for the NetworkUnavailable patch when the role lacks nodes/status (patch of nodes is not enough)', async () => {
+    await api.close();
+    await startServer({ manifest: manifestWithout((g, r) => g === '' && r === 'nodes/status') });
+    api.create('nodes', { metadata: { name: 'n1' }, status: { conditions: [{ type: 'NetworkUnavailable', status: 'True' }] } });
+    const denied = await markNetworkAvailable(kube, 'n1').catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(ApiRequestError);
+    expect((denied as ApiRequestError).statusCode).toBe(403);
+    expect((denied as Error).message).toBe(
+      `PATCH /api/v1/nodes/n1/status: 403 nodes "n1" is forbidden: User "${user}" cannot patch resource "nodes/status" in API group "" at the cluster scope`,
+    );
+    expect((api.get('nodes', 'n1')?.status as { conditions: { status: string }[] }).conditions[0]?.status).toBe('True');
+  });
+
+  it('is refused with 401 for a token the server does not know', async () => {
+    kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'wrong'), { token: 'not-the-agent' })));
+    const err = await markNetworkAvailable(kube, 'n1').catch((e: unknown) => e);
+    expect((err as ApiRequestError).statusCode).toBe(401);
+    expect((err as Error).message).toBe('PATCH /api/v1/nodes/n1/status: 401 Unauthorized');
   });
 });

@@ -251,6 +251,99 @@ describe('generated API calls', () => {
   });
 });
 
+describe('RBAC from the manifest', () => {
+  const agent = 'system:serviceaccount:kube-strand:strand';
+  let agentKc: KubeConfig;
+
+  beforeEach(async () => {
+    await api.close();
+    await startServer({ rbac: {} });
+    agentKc = new KubeConfig();
+    agentKc.loadFromFile(api.writeKubeconfig(join(dir, 'agent'), { token: api.agentToken }));
+  });
+
+  const status = async (res: Response) => ({ code: res.status, body: (await res.json()) as Record<string, unknown> });
+
+  it("lets the DaemonSet's ServiceAccount do what its ClusterRole grants and refuses the rest with 403", async () => {
+    api.create('nodes', node('n1'));
+    const core = agentKc.makeApiClient(CoreV1Api);
+    expect((await core.listNode()).items.map((n) => n.metadata?.name)).toEqual(['n1']);
+    expect((await core.listPodForAllNamespaces()).items).toEqual([]);
+    const read = await core.readNode({ name: 'n1' }).catch((e: unknown) => e);
+    expect((read as ApiException<string>).code).toBe(403);
+    const body = JSON.parse((read as ApiException<string>).body) as Record<string, unknown>;
+    expect(body).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: `nodes "n1" is forbidden: User "${agent}" cannot get resource "nodes" in API group "" at the cluster scope`,
+      reason: 'Forbidden',
+      details: { name: 'n1', kind: 'nodes' },
+      code: 403,
+    });
+    const created = await core.createNode({ body: { metadata: { name: 'n2' } } }).catch((e: unknown) => e);
+    expect((created as ApiException<string>).code).toBe(403);
+    expect(api.get('nodes', 'n2')).toBeUndefined();
+    const nsPods = await core.deleteCollectionNamespacedPod({ namespace: 'default' }).catch((e: unknown) => e);
+    expect(JSON.parse((nsPods as ApiException<string>).body).message).toBe(
+      `pods is forbidden: User "${agent}" cannot deletecollection resource "pods" in API group "" in the namespace "default"`,
+    );
+    expect(api.requests.map((r) => [r.user, r.attributes.verb, r.status])).toEqual([
+      [agent, 'list', 200],
+      [agent, 'list', 200],
+      [agent, 'get', 403],
+      [agent, 'create', 403],
+      [agent, 'deletecollection', 403],
+    ]);
+  });
+
+  it('authorizes before routing: a resource the role lacks is 403 even where the server has no such resource', async () => {
+    const services = await fetch(`${api.url}/api/v1/services`, { headers: { Authorization: `Bearer ${api.agentToken}` } });
+    expect(await status(services)).toMatchObject({ code: 403, body: { reason: 'Forbidden', details: { kind: 'services' } } });
+    const asAdmin = await fetch(`${api.url}/api/v1/services`, { headers: { Authorization: `Bearer ${api.adminToken}` } });
+    expect(asAdmin.status).toBe(404);
+  });
+
+  it('gives the admin token everything, for the test\'s own requests', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNode({ body: { metadata: { name: 'n9' } } });
+    expect((await core.readNode({ name: 'n9' })).metadata?.name).toBe('n9');
+    await core.deleteNode({ name: 'n9' });
+    expect(api.requests.every((r) => r.user === 'system:admin' && r.status < 300)).toBe(true);
+  });
+
+  it('answers 401 for no token or an unknown one, except the public health and version documents', async () => {
+    expect(await status(await fetch(`${api.url}/api/v1/nodes`))).toEqual({
+      code: 401,
+      body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 },
+    });
+    expect((await fetch(`${api.url}/api/v1/nodes`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await fetch(`${api.url}/api`)).status).toBe(401);
+    for (const path of ['/healthz', '/livez', '/readyz', '/version']) expect((await fetch(`${api.url}${path}`)).status, path).toBe(200);
+    expect((await fetch(`${api.url}/healthz`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
+    // Discovery is every authenticated user's (the bootstrap policy's system:discovery).
+    for (const path of ['/api', '/api/v1', '/apis', '/apis/networking.k8s.io/v1']) {
+      expect((await fetch(`${api.url}${path}`, { headers: { Authorization: `Bearer ${api.agentToken}` } })).status, path).toBe(200);
+    }
+  });
+
+  it('counts a watch on a list URL and on one name (fieldSelector metadata.name) as watch', async () => {
+    api.create('nodes', node('n1'));
+    const headers = { Authorization: `Bearer ${api.agentToken}` };
+    const ac = new AbortController();
+    const watch = await fetch(`${api.url}/api/v1/nodes?watch=true&fieldSelector=metadata.name%3Dn1`, { headers, signal: ac.signal });
+    expect(watch.status).toBe(200);
+    ac.abort();
+    expect(api.requests.at(-1)?.attributes).toMatchObject({ verb: 'watch', resource: 'nodes', name: 'n1' });
+    const report = api.leastPrivilege();
+    expect(report.requests).toEqual({ 'watch nodes': 1 });
+    expect(report.used).toEqual(['watch nodes (ClusterRole strand, rule 1)']);
+    expect(report.unused).toContain('list nodes (ClusterRole strand, rule 1)');
+    expect(report.unused).toContain('patch nodes/status (ClusterRole strand, rule 2)');
+  });
+});
+
 describe('patching nodes', () => {
   const strategic = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);

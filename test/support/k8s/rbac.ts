@@ -19,8 +19,8 @@
 // - Denials carry kube-apiserver's Status: 403 Forbidden, details {name, group, kind (the resource)},
 //   message `<resource>[.<group>] ["<name>" ]is forbidden: User "<user>" cannot <verb> resource
 //   "<resource>[/<subresource>]" in API group "<group>" (at the cluster scope | in the namespace "<ns>")`.
-import { loadAllYaml } from '@kubernetes/client-node';
-import { readFileSync } from 'node:fs';
+import { dumpYaml, loadAllYaml } from '@kubernetes/client-node';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { RequestAttributes } from './request-info.ts';
 import { ApiError, type StatusDetails } from './store.ts';
@@ -177,6 +177,21 @@ export function parseRbacManifest(text: string, source = 'manifest'): RbacManife
 
 export function loadRbacManifest(path: string): RbacManifest {
   return parseRbacManifest(readFileSync(path, 'utf8'), path);
+}
+
+/**
+ * Writes a copy of a manifest whose ClusterRoles' rules went through `edit` (the other objects as
+ * they are), for tests that take a permission away: the agent must then get a 403.
+ */
+export function writeManifestCopy(from: string, to: string, edit: (rules: PolicyRule[], role: string) => PolicyRule[]): string {
+  const docs = (loadAllYaml(readFileSync(from, 'utf8')) as unknown[]).filter((d) => d !== null && d !== undefined);
+  const out = docs.map((doc) => {
+    const d = doc as { kind?: string; metadata?: { name?: string }; rules?: PolicyRule[] };
+    if (d.kind === 'ClusterRole') d.rules = edit(parseDoc(roleSchema, JSON.parse(JSON.stringify(d)), from).rules, d.metadata?.name ?? '');
+    return dumpYaml(d);
+  });
+  writeFileSync(to, out.join('---\n'));
+  return to;
 }
 
 // ---- rule matching (evaluation_helpers.go) ----
