@@ -7,6 +7,10 @@
 // the agent finds its underlay the way it does on a node. The API server listens on the root
 // namespace's loopback, which the node namespace cannot reach: a TCP proxy listens inside the node
 // namespace (its socket is created there with setns) and forwards to it.
+//
+// The API server authorizes by deploy/strand.yaml's RBAC and the agent's kubeconfig is its
+// DaemonSet ServiceAccount's, as on a cluster: the last test checks that the agent, over its whole
+// life here, was refused nothing and used every permission the ClusterRole grants (least privilege).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -15,7 +19,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withNetns } from '../../src/kernel/index.ts';
 import { STRAND } from '../support/cni.ts';
-import { TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
+import { describeLeastPrivilege, TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
 import { testName } from '../support/names.ts';
 import { eventually, PluginFixture, randomSubnet4, type IpLink } from '../support/plugin-fixture.ts';
 import { ipJson, sh } from '../support/sh.ts';
@@ -177,13 +181,13 @@ function fileStamp(path: string): string {
 }
 
 beforeAll(async () => {
-  api = await TestApiServer.start();
+  api = await TestApiServer.start({ rbac: {} });
   node = new AgentNode();
   node.setUpUnderlay();
   const port = node.startProxy(api);
   // The kubeconfig names the proxy's port inside the namespace.
   kubeconfig = join(node.fx.dir, 'kubeconfig');
-  writeFileSync(kubeconfig, api.kubeconfigYaml().replace(api.url, `http://127.0.0.1:${port}`), { mode: 0o600 });
+  writeFileSync(kubeconfig, api.kubeconfigYaml({ token: api.agentToken }).replace(api.url, `http://127.0.0.1:${port}`), { mode: 0o600 });
   podCidr = randomSubnet4();
   api.create('namespaces', { metadata: { name: 'default' } });
   api.create('nodes', {
@@ -412,5 +416,13 @@ describe('strand agent in a node namespace', () => {
     expect(links.filter((l) => l.master === node.fx.bridge)).toHaveLength(1);
     // The socket is the agent's to remove: a plugin finding none goes on standalone.
     expect(existsSync(join(node.fx.stateDir, 'agent.sock'))).toBe(false);
+  });
+
+  it("was refused nothing under its ServiceAccount and used every permission of the manifest's ClusterRole", () => {
+    const report = api.leastPrivilege();
+    const detail = describeLeastPrivilege(report);
+    expect(report.denied, detail).toEqual({});
+    expect(report.unused, detail).toEqual([]);
+    expect(report.used, detail).toEqual([...report.granted].sort());
   });
 });
