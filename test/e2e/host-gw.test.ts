@@ -7,6 +7,7 @@ import {
   ANNOTATION_BACKEND,
   ANNOTATION_UNDERLAY_IP,
   startMeshCluster,
+  describeLeastPrivilege,
   describeNode,
   ipJson,
   meshFailures,
@@ -119,5 +120,13 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
       });
       expect(routesFor(on, on === cluster.node(1) ? cluster.node(2) : cluster.node(1))).toHaveLength(1);
     }
+  });
+
+  it("ran every agent as the DaemonSet's ServiceAccount: refused nothing, and used every permission of the manifest's ClusterRole", async () => {
+    const report = await cluster.api.leastPrivilege();
+    const detail = describeLeastPrivilege(report);
+    expect(report.denied, detail).toEqual({});
+    expect(report.unused, detail).toEqual([]);
+    expect(report.used, detail).toEqual([...report.granted].sort());
   });
 });

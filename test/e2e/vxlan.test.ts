@@ -10,6 +10,7 @@ import {
   ANNOTATION_UNDERLAY_IP,
   ANNOTATION_VTEP_MAC,
   startMeshCluster,
+  describeLeastPrivilege,
   describeNode,
   ipJson,
   meshFailures,
@@ -198,5 +199,13 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     expectOneSet(cluster.node(1), joined);
     await expectConnected(podsOn(cluster.node(1)), podsOn(joined));
     await expectConnected(podsOn(joined), podsOn(cluster.node(1)));
+  });
+
+  it("ran every agent as the DaemonSet's ServiceAccount: refused nothing, and used every permission of the manifest's ClusterRole", async () => {
+    const report = await cluster.api.leastPrivilege();
+    const detail = describeLeastPrivilege(report);
+    expect(report.denied, detail).toEqual({});
+    expect(report.unused, detail).toEqual([]);
+    expect(report.used, detail).toEqual([...report.granted].sort());
   });
 });

@@ -412,10 +412,13 @@ export class PermissionUsage {
   private readonly allowed = new Map<string, number>();
   private readonly refused = new Map<string, number>();
 
-  constructor(
-    readonly authorizer: RbacAuthorizer,
-    readonly user: UserInfo,
-  ) {}
+  readonly authorizer: RbacAuthorizer;
+  readonly user: UserInfo;
+
+  constructor(authorizer: RbacAuthorizer, user: UserInfo) {
+    this.authorizer = authorizer;
+    this.user = user;
+  }
 
   record(attrs: RequestAttributes, decision: Decision): void {
     const access = describeAccess({ verb: attrs.verb, apiGroup: attrs.apiGroup, resource: combinedResource(attrs), resourceName: '', nonResourceURL: attrs.resourceRequest ? '' : attrs.path });
