@@ -349,12 +349,13 @@ async function baselineRun(api) {
 // ---- main ------------------------------------------------------------------------------------------
 
 // Bookmarks once a minute, as kube-apiserver sends them (the test server's default is every second).
-const api = await TestApiServer.start({ historyLimit: 100, bookmarkIntervalMs: 60_000 });
+// The agent runs as the manifest's DaemonSet ServiceAccount, authorized by its RBAC, as on a cluster.
+const api = await TestApiServer.start({ historyLimit: 100, bookmarkIntervalMs: 60_000, rbac: {} });
 try {
   const t = Date.now();
   populate(api);
   console.log(`cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies (built in ${Date.now() - t} ms)`);
-  const kubeconfig = api.kubeconfigYaml();
+  const kubeconfig = api.kubeconfigYaml({ token: api.agentToken });
   const baselines = [];
   const agents = [];
   for (let i = 0; i < runs; i++) {
