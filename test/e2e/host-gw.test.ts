@@ -7,7 +7,6 @@ import {
   ANNOTATION_BACKEND,
   ANNOTATION_UNDERLAY_IP,
   startMeshCluster,
-  describeLeastPrivilege,
   describeNode,
   ipJson,
   meshFailures,
@@ -21,6 +20,7 @@ import {
   type SimNode,
   type SimPod,
 } from '../support/sim.ts';
+import { expectLeastPrivilege } from '../support/least-privilege.ts';
 
 const UNDERLAY_MTU = 1500;
 
@@ -123,10 +123,6 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
   });
 
   it("ran every agent as the DaemonSet's ServiceAccount: refused nothing, and used every permission of the manifest's ClusterRole", async () => {
-    const report = await cluster.api.leastPrivilege();
-    const detail = describeLeastPrivilege(report);
-    expect(report.denied, detail).toEqual({});
-    expect(report.unused, detail).toEqual([]);
-    expect(report.used, detail).toEqual([...report.granted].sort());
+    expectLeastPrivilege(await cluster.api.leastPrivilege());
   });
 });

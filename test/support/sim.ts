@@ -8,7 +8,6 @@ import { run } from '../../scripts/sim/exec.ts';
 export * from '../../scripts/sim/cluster.ts';
 export * from '../../scripts/sim/probes.ts';
 export { ipJson, bridgeJson, run, sh, trySh } from '../../scripts/sim/exec.ts';
-export { describeLeastPrivilege, type LeastPrivilegeReport } from './k8s/rbac.ts';
 
 /** A simulated cluster named with the test prefix. */
 export function createTestCluster(opts: Omit<SimOptions, 'prefix'>): Promise<SimCluster> {
