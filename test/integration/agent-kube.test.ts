@@ -11,7 +11,7 @@ import { ApiRequestError, ClusterCache, KubeClient, loadKubeConfig, type Resourc
 import { markNetworkAvailable } from '../../src/agent/node-status.ts';
 import { silentLogger } from '../../src/log.ts';
 import { DEPLOY_MANIFEST, TestApiServer, type KubeObject, type TestApiServerOptions } from '../support/k8s-api-server.ts';
-import { writeManifestCopy, type PolicyRule } from '../support/k8s/rbac.ts';
+import { withoutResources, writeManifestCopy } from '../support/k8s/rbac.ts';
 
 let api: TestApiServer;
 let dir: string;
@@ -64,13 +64,9 @@ async function startServer(rbac: TestApiServerOptions['rbac'] = {}): Promise<voi
   kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'), { token: api.agentToken })));
 }
 
-/** deploy/strand.yaml without the rules or resources `drop` says no to, in the test's directory. */
+/** deploy/strand.yaml without the resources `drop` says no to, in the test's directory. */
 function manifestWithout(drop: (group: string, resource: string) => boolean): string {
-  const edit = (rules: PolicyRule[]) =>
-    rules
-      .map((r) => ({ ...r, resources: r.resources.filter((res) => !r.apiGroups.some((g) => drop(g, res))) }))
-      .filter((r) => r.resources.length > 0);
-  return writeManifestCopy(DEPLOY_MANIFEST, join(dir, 'strand.yaml'), edit);
+  return writeManifestCopy(DEPLOY_MANIFEST, join(dir, 'strand.yaml'), withoutResources(drop));
 }
 
 beforeEach(async () => {

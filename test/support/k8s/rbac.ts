@@ -194,6 +194,14 @@ export function writeManifestCopy(from: string, to: string, edit: (rules: Policy
   return to;
 }
 
+/** An edit for writeManifestCopy: the rules without the (group, resource) pairs `drop` says no to; rules left with no resource go. */
+export function withoutResources(drop: (group: string, resource: string) => boolean): (rules: PolicyRule[]) => PolicyRule[] {
+  return (rules) =>
+    rules
+      .map((r) => ({ ...r, resources: r.resources.filter((res) => !r.apiGroups.some((g) => drop(g, res))) }))
+      .filter((r) => r.resources.length > 0 || r.nonResourceURLs.length > 0);
+}
+
 // ---- rule matching (evaluation_helpers.go) ----
 
 export function verbMatches(rule: PolicyRule, verb: string): boolean {
