@@ -3,14 +3,6 @@
 // (resourceVersion, replay from a bounded history, bookmarks, 410 Expired after compaction), the
 // three PATCH types, and test controls: stop and restart on the same port with the state kept,
 // dropping watches, forced compaction, malformed objects, injected failures and a request log.
-// With `rbac`, requests are authenticated by bearer token and authorized as kube-apiserver's RBAC
-// authorizer would, from the ClusterRoles, Roles and bindings of a manifest (deploy/strand.yaml by
-// default; k8s/rbac.ts): `agentToken` is the manifest's DaemonSet ServiceAccount, `adminToken` is
-// system:masters (for a test's own requests over HTTP; the in-process methods need no token), and
-// leastPrivilege() reports which of the manifest's permissions the agent's identity used.
-//
-//   const api = await TestApiServer.start({ rbac: {} });
-//   api.writeKubeconfig(`${dir}/kubeconfig`, { token: api.agentToken });   // the agent's kubeconfig
 //
 //   const api = await TestApiServer.start();
 //   api.create('nodes', { metadata: { name: 'n1' }, spec: { podCIDR: '10.1.0.0/24' } });
@@ -19,6 +11,15 @@
 //   await api.stop();                                  // outage; state kept
 //   await api.start();                                 // same port
 //   await api.close();                                 // final stop
+//
+// With `rbac`, requests are authenticated by bearer token and authorized as kube-apiserver's RBAC
+// authorizer would, from the ClusterRoles, Roles and bindings of a manifest (deploy/strand.yaml by
+// default; k8s/rbac.ts): `agentToken` is the manifest's DaemonSet ServiceAccount, `adminToken` is
+// system:masters (for a test's own requests over HTTP; the in-process methods need no token), and
+// leastPrivilege() reports which of the manifest's permissions the agent's identity used.
+//
+//   const api = await TestApiServer.start({ rbac: {} });
+//   api.writeKubeconfig(`${dir}/kubeconfig`, { token: api.agentToken });   // the agent's kubeconfig
 //
 // What client-node 2 does with this (read in node_modules/@kubernetes/client-node/dist):
 // - An http:// cluster must have `insecure-skip-tls-verify: true` or every request throws
@@ -42,11 +43,11 @@
 // Simplifications: a namespace's deletion does not cascade; a pod is deleted at once (no grace
 // period); a LIST always reads the latest state (its resourceVersion parameter is ignored); the
 // continue token pages through current state, not a snapshot.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { isObject, PATCH_TYPES, type JsonObject, type JsonValue, type PatchType } from './k8s/patch.ts';
 import { labelsOf, RESOURCES, type ResourceName, type ResourceType } from './k8s/resources.ts';
 import {
