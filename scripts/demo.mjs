@@ -42,7 +42,7 @@ const head = (s) => console.log(`\n${color(1, s)}`);
 installSignalCleanup();
 const started = performance.now();
 console.log(`Strand demo: a simulated ${nodeCount}-node cluster, ${opts.backend} backend, no real Kubernetes.`);
-console.log(dim('Nodes are network namespaces on one underlay bridge; each runs `strand agent` against a test API server.'));
+console.log(dim("Nodes are network namespaces on one underlay bridge; each runs `strand agent` against a test API server, as deploy/strand.yaml's ServiceAccount under its RBAC."));
 
 let cluster;
 let allGood = true;
