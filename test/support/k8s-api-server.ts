@@ -60,7 +60,19 @@ import {
   type LabelRequirement,
 } from './k8s/selectors.ts';
 import { decodeContinue, encodeContinue, readBody, routeOf, type Route, type Verb } from './k8s/routes.ts';
-import { ADMIN_USER, ANONYMOUS_USER, forbidden, loadRbacManifest, PermissionUsage, RbacAuthorizer, serviceAccountUser, type LeastPrivilegeReport, type UserInfo } from './k8s/rbac.ts';
+import {
+  ADMIN_USER,
+  ANONYMOUS_USER,
+  authorize,
+  forbidden,
+  loadRbacManifest,
+  PermissionUsage,
+  serviceAccountUser,
+  withBootstrap,
+  type LeastPrivilegeReport,
+  type RbacPolicy,
+  type UserInfo,
+} from './k8s/rbac.ts';
 import { isWatchQuery, requestAttributesOf, type RequestAttributes } from './k8s/request-info.ts';
 import { ApiError, notFound, ObjectStore, type StoredEntry, type StoredEvent, type UpdateScope } from './k8s/store.ts';
 
@@ -229,7 +241,8 @@ export class TestApiServer {
   private readonly failures: Failure[] = [];
   /** Bearer token → user; empty: no authentication at all. */
   private readonly users = new Map<string, UserInfo>();
-  private readonly authorizer: RbacAuthorizer | undefined;
+  /** With `rbac`: the manifest's roles and bindings and the bootstrap ones. */
+  private readonly policy: RbacPolicy | undefined;
   private readonly usage: PermissionUsage | undefined;
 
   private constructor(opts: TestApiServerOptions) {
@@ -239,14 +252,15 @@ export class TestApiServer {
     if (opts.rbac) {
       const manifest = loadRbacManifest(opts.rbac.manifest ?? DEPLOY_MANIFEST);
       if (!manifest.serviceAccount) throw new Error(`${opts.rbac.manifest ?? DEPLOY_MANIFEST}: no DaemonSet, so no ServiceAccount for the agent`);
-      this.authorizer = new RbacAuthorizer(manifest.policy);
+      this.policy = withBootstrap(manifest.policy);
       this.agentUser = serviceAccountUser(manifest.serviceAccount.namespace, manifest.serviceAccount.name);
-      this.usage = new PermissionUsage(this.authorizer, this.agentUser);
+      this.usage = new PermissionUsage(this.policy, this.agentUser);
       this.agentToken = opts.rbac.agentToken ?? randomBytes(24).toString('base64url');
       this.adminToken = opts.rbac.adminToken ?? opts.token ?? randomBytes(24).toString('base64url');
       this.users.set(this.agentToken, this.agentUser);
       this.users.set(this.adminToken, ADMIN_USER);
     } else {
+      this.policy = undefined;
       this.agentToken = undefined;
       this.adminToken = opts.token;
       this.agentUser = undefined;
@@ -582,8 +596,8 @@ export class TestApiServer {
       req.resume();
       return this.sendStatus(res, new ApiError(401, 'Unauthorized', 'Unauthorized'));
     }
-    if (user !== undefined && this.authorizer) {
-      const decision = this.authorizer.authorize(user, record.attributes);
+    if (user !== undefined && this.policy) {
+      const decision = authorize(this.policy, user, record.attributes);
       if (this.usage && user === this.agentUser) this.usage.record(record.attributes, decision);
       if (!decision.allowed) {
         req.resume();

@@ -1,23 +1,24 @@
 // The test API server's RBAC authorizer (test/support/k8s/rbac.ts) and request info
 // (test/support/k8s/request-info.ts) on their own: kube-apiserver's rule matching, subjects,
 // request attributes from URLs, the 403 Status, and the least-privilege record.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   ADMIN_USER,
+  authorize,
   ANONYMOUS_USER,
   forbidden,
   parseRbacManifest,
   PermissionUsage,
-  RbacAuthorizer,
   RbacManifestError,
   ruleAllows,
   serviceAccountUser,
+  withBootstrap,
   type PolicyRule,
   type RbacPolicy,
 } from '../support/k8s/rbac.ts';
 import { requestAttributesOf, type RequestAttributes } from '../support/k8s/request-info.ts';
 import { DEPLOY_MANIFEST } from '../support/k8s-api-server.ts';
-import { readFileSync } from 'node:fs';
 
 const rule = (r: Partial<PolicyRule>): PolicyRule => ({ verbs: [], apiGroups: [], resources: [], resourceNames: [], nonResourceURLs: [], ...r });
 const attrs = (method: string, url: string): RequestAttributes => {
@@ -165,7 +166,7 @@ describe('rule matching (evaluation_helpers.go)', () => {
 
 describe('the authorizer', () => {
   const { policy, serviceAccount } = parseRbacManifest(MANIFEST);
-  const authz = new RbacAuthorizer(policy);
+  const full = withBootstrap(policy);
 
   it('reads the roles, bindings and the DaemonSet ServiceAccount from a multi-document manifest', () => {
     expect(serviceAccount).toEqual({ namespace: 'kube-strand', name: 'strand' });
@@ -175,36 +176,36 @@ describe('the authorizer', () => {
   });
 
   it('allows what a binding of the user grants, and nothing else', () => {
-    expect(authz.authorize(SA, attrs('GET', '/api/v1/nodes?watch=true')).allowed).toBe(true);
-    expect(authz.authorize(SA, attrs('PATCH', '/api/v1/nodes/n1/status')).allowed).toBe(true);
-    expect(authz.authorize(SA, attrs('PATCH', '/api/v1/nodes/n1')).allowed).toBe(false);
-    expect(authz.authorize(SA, attrs('GET', '/api/v1/pods')).allowed).toBe(false);
+    expect(authorize(full, SA, attrs('GET', '/api/v1/nodes?watch=true')).allowed).toBe(true);
+    expect(authorize(full, SA, attrs('PATCH', '/api/v1/nodes/n1/status')).allowed).toBe(true);
+    expect(authorize(full, SA, attrs('PATCH', '/api/v1/nodes/n1')).allowed).toBe(false);
+    expect(authorize(full, SA, attrs('GET', '/api/v1/pods')).allowed).toBe(false);
     const other = serviceAccountUser('kube-system', 'strand');
-    expect(authz.authorize(other, attrs('GET', '/api/v1/nodes')).allowed).toBe(false);
-    expect(authz.authorize({ name: 'strand', groups: ['system:authenticated'] }, attrs('GET', '/api/v1/nodes')).allowed).toBe(false);
+    expect(authorize(full, other, attrs('GET', '/api/v1/nodes')).allowed).toBe(false);
+    expect(authorize(full, { name: 'strand', groups: ['system:authenticated'] }, attrs('GET', '/api/v1/nodes')).allowed).toBe(false);
   });
 
   it("applies a RoleBinding only in its namespace; its ServiceAccount subject without a namespace is the binding's", () => {
     const webSa = serviceAccountUser('web', 'strand');
-    expect(authz.authorize(webSa, attrs('GET', '/api/v1/namespaces/web/pods/p1')).allowed).toBe(true);
-    expect(authz.authorize(webSa, attrs('GET', '/api/v1/namespaces/web/pods/p2')).allowed).toBe(false);
-    expect(authz.authorize(webSa, attrs('GET', '/api/v1/namespaces/other/pods/p1')).allowed).toBe(false);
-    expect(authz.authorize(SA, attrs('GET', '/api/v1/namespaces/web/pods/p1')).allowed).toBe(false);
+    expect(authorize(full, webSa, attrs('GET', '/api/v1/namespaces/web/pods/p1')).allowed).toBe(true);
+    expect(authorize(full, webSa, attrs('GET', '/api/v1/namespaces/web/pods/p2')).allowed).toBe(false);
+    expect(authorize(full, webSa, attrs('GET', '/api/v1/namespaces/other/pods/p1')).allowed).toBe(false);
+    expect(authorize(full, SA, attrs('GET', '/api/v1/namespaces/web/pods/p1')).allowed).toBe(false);
     const grouped = serviceAccountUser('other', 'anyone');
-    expect(authz.authorize(grouped, attrs('GET', '/api/v1/namespaces/web/pods/p1')).allowed).toBe(true);
+    expect(authorize(full, grouped, attrs('GET', '/api/v1/namespaces/web/pods/p1')).allowed).toBe(true);
   });
 
   it('allows system:masters everything, and every user the discovery documents, anonymous only the public ones', () => {
-    expect(authz.authorize(ADMIN_USER, attrs('DELETE', '/api/v1/nodes')).allowed).toBe(true);
-    for (const path of ['/api', '/api/v1', '/apis/networking.k8s.io/v1', '/version', '/healthz']) expect(authz.authorize(SA, attrs('GET', path)).allowed, path).toBe(true);
-    expect(authz.authorize(SA, attrs('GET', '/metrics')).allowed).toBe(false);
-    expect(authz.authorize(ANONYMOUS_USER, attrs('GET', '/healthz')).allowed).toBe(true);
-    expect(authz.authorize(ANONYMOUS_USER, attrs('GET', '/api')).allowed).toBe(false);
+    expect(authorize(full, ADMIN_USER, attrs('DELETE', '/api/v1/nodes')).allowed).toBe(true);
+    for (const path of ['/api', '/api/v1', '/apis/networking.k8s.io/v1', '/version', '/healthz']) expect(authorize(full, SA, attrs('GET', path)).allowed, path).toBe(true);
+    expect(authorize(full, SA, attrs('GET', '/metrics')).allowed).toBe(false);
+    expect(authorize(full, ANONYMOUS_USER, attrs('GET', '/healthz')).allowed).toBe(true);
+    expect(authorize(full, ANONYMOUS_USER, attrs('GET', '/api')).allowed).toBe(false);
   });
 
   it('names a binding whose role is missing in the reason', () => {
     const broken: RbacPolicy = { roles: [], bindings: [{ ...policy.bindings[0]!, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'gone' } }] };
-    const d = new RbacAuthorizer(broken).authorize(SA, attrs('GET', '/api/v1/nodes'));
+    const d = authorize(broken, SA, attrs('GET', '/api/v1/nodes'));
     expect(d).toEqual({ allowed: false, reason: 'RBAC: [clusterrole.rbac.authorization.k8s.io "gone" not found]' });
   });
 
@@ -242,10 +243,11 @@ describe('the authorizer', () => {
 describe('least privilege', () => {
   it('counts each verb of each resource of each rule on its own and credits the first rule that allows', () => {
     const { policy } = parseRbacManifest(MANIFEST);
-    const usage = new PermissionUsage(new RbacAuthorizer(policy), SA);
+    const full = withBootstrap(policy);
+    const usage = new PermissionUsage(full, SA);
     const request = (method: string, url: string) => {
       const a = attrs(method, url);
-      usage.record(a, usage.authorizer.authorize(SA, a));
+      usage.record(a, authorize(full, SA, a));
     };
     request('GET', '/api/v1/nodes');
     request('GET', '/api/v1/nodes');
@@ -263,7 +265,7 @@ describe('least privilege', () => {
   it('expands the project manifest into one permission per verb and resource', () => {
     const { policy, serviceAccount } = parseRbacManifest(readFileSync(DEPLOY_MANIFEST, 'utf8'));
     const user = serviceAccountUser(serviceAccount!.namespace, serviceAccount!.name);
-    const r = new PermissionUsage(new RbacAuthorizer(policy), user).report();
+    const r = new PermissionUsage(withBootstrap(policy), user).report();
     expect(r.granted.length).toBeGreaterThan(0);
     expect(r.unused).toEqual(r.granted);
     for (const g of r.granted) expect(g).toMatch(/^[a-z]+ [a-z0-9/.*]+( "[^"]+")? \(ClusterRole strand, rule \d+\)$/);

@@ -267,43 +267,42 @@ export interface RuleSource {
 
 export type Decision = { allowed: true; by: RuleSource | 'privileged-group' } | { allowed: false; reason: string };
 
-export class RbacAuthorizer {
-  readonly policy: RbacPolicy;
+/** The manifest's policy on top of the bootstrap discovery roles: what a cluster with the manifest applied holds. */
+export function withBootstrap(policy: RbacPolicy): RbacPolicy {
+  return { roles: [...BOOTSTRAP_POLICY.roles, ...policy.roles], bindings: [...BOOTSTRAP_POLICY.bindings, ...policy.bindings] };
+}
 
-  /** The manifest's policy on top of the bootstrap discovery roles. */
-  constructor(policy: RbacPolicy, opts: { bootstrap?: boolean } = {}) {
-    const base = opts.bootstrap === false ? { roles: [], bindings: [] } : BOOTSTRAP_POLICY;
-    this.policy = { roles: [...base.roles, ...policy.roles], bindings: [...base.bindings, ...policy.bindings] };
-  }
-
-  /** Every rule that applies to the user for a request in `namespace`, in the resolver's order, with the reasons some could not be resolved. */
-  rulesFor(user: UserInfo, namespace: string): { rules: RuleSource[]; errors: string[] } {
-    const rules: RuleSource[] = [];
-    const errors: string[] = [];
-    const bindings = [
-      ...this.policy.bindings.filter((b) => b.kind === 'ClusterRoleBinding'),
-      ...(namespace === '' ? [] : this.policy.bindings.filter((b) => b.kind === 'RoleBinding' && b.namespace === namespace)),
-    ];
-    for (const binding of bindings) {
-      if (!binding.subjects.some((s) => subjectApplies(s, user, binding.namespace))) continue;
-      const ref = binding.roleRef;
-      const role = this.policy.roles.find((r) => r.kind === ref.kind && r.name === ref.name && r.namespace === (ref.kind === 'Role' ? binding.namespace : ''));
-      if (!role) {
-        errors.push(ref.kind === 'Role' ? `role.${RBAC_GROUP} "${ref.name}" not found` : `clusterrole.${RBAC_GROUP} "${ref.name}" not found`);
-        continue;
-      }
-      role.rules.forEach((rule, index) => rules.push({ binding, role, index, rule }));
+/**
+ * Every rule that applies to the user for a request in `namespace`, in the rule resolver's order
+ * (ClusterRoleBindings, then the namespace's RoleBindings), with the reasons some could not be resolved.
+ */
+export function rulesFor(policy: RbacPolicy, user: UserInfo, namespace: string): { rules: RuleSource[]; errors: string[] } {
+  const rules: RuleSource[] = [];
+  const errors: string[] = [];
+  const bindings = [
+    ...policy.bindings.filter((b) => b.kind === 'ClusterRoleBinding'),
+    ...(namespace === '' ? [] : policy.bindings.filter((b) => b.kind === 'RoleBinding' && b.namespace === namespace)),
+  ];
+  for (const binding of bindings) {
+    if (!binding.subjects.some((s) => subjectApplies(s, user, binding.namespace))) continue;
+    const ref = binding.roleRef;
+    const role = policy.roles.find((r) => r.kind === ref.kind && r.name === ref.name && r.namespace === (ref.kind === 'Role' ? binding.namespace : ''));
+    if (!role) {
+      errors.push(ref.kind === 'Role' ? `role.${RBAC_GROUP} "${ref.name}" not found` : `clusterrole.${RBAC_GROUP} "${ref.name}" not found`);
+      continue;
     }
-    return { rules, errors };
+    role.rules.forEach((rule, index) => rules.push({ binding, role, index, rule }));
   }
+  return { rules, errors };
+}
 
-  authorize(user: UserInfo, attrs: RequestAttributes): Decision {
-    if (user.groups.includes(PRIVILEGED_GROUP)) return { allowed: true, by: 'privileged-group' };
-    const { rules, errors } = this.rulesFor(user, attrs.namespace);
-    const by = rules.find((r) => ruleAllows(r.rule, attrs));
-    if (by) return { allowed: true, by };
-    return { allowed: false, reason: errors.length > 0 ? `RBAC: [${errors.join(', ')}]` : '' };
-  }
+/** The decision on one request: system:masters always, else the first rule of the user's that allows it. */
+export function authorize(policy: RbacPolicy, user: UserInfo, attrs: RequestAttributes): Decision {
+  if (user.groups.includes(PRIVILEGED_GROUP)) return { allowed: true, by: 'privileged-group' };
+  const { rules, errors } = rulesFor(policy, user, attrs.namespace);
+  const by = rules.find((r) => ruleAllows(r.rule, attrs));
+  if (by) return { allowed: true, by };
+  return { allowed: false, reason: errors.length > 0 ? `RBAC: [${errors.join(', ')}]` : '' };
 }
 
 /** kube-apiserver's 403 for a denied request (responsewriters.Forbidden, errors.NewForbidden). */
@@ -420,11 +419,11 @@ export class PermissionUsage {
   private readonly allowed = new Map<string, number>();
   private readonly refused = new Map<string, number>();
 
-  readonly authorizer: RbacAuthorizer;
+  readonly policy: RbacPolicy;
   readonly user: UserInfo;
 
-  constructor(authorizer: RbacAuthorizer, user: UserInfo) {
-    this.authorizer = authorizer;
+  constructor(policy: RbacPolicy, user: UserInfo) {
+    this.policy = policy;
     this.user = user;
   }
 
@@ -441,10 +440,10 @@ export class PermissionUsage {
   report(): LeastPrivilegeReport {
     const granted: string[] = [];
     // Every role bound to the user anywhere: cluster-wide, and by RoleBindings in any namespace.
-    const namespaces = ['', ...new Set(this.authorizer.policy.bindings.filter((b) => b.kind === 'RoleBinding').map((b) => b.namespace))];
+    const namespaces = ['', ...new Set(this.policy.bindings.filter((b) => b.kind === 'RoleBinding').map((b) => b.namespace))];
     const seen = new Set<string>();
     for (const ns of namespaces) {
-      for (const source of this.authorizer.rulesFor(this.user, ns).rules) {
+      for (const source of rulesFor(this.policy, this.user, ns).rules) {
         if (!source.role.fromManifest) continue;
         const key = `${roleLabel(source.role)}#${source.index}`;
         if (seen.has(key)) continue;
