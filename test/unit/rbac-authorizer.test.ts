@@ -65,6 +65,10 @@ subjects:
   - { kind: ServiceAccount, name: strand }
   - { kind: Group, name: "system:serviceaccounts:other" }
 ---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: strand, namespace: kube-strand }
+---
 apiVersion: apps/v1
 kind: DaemonSet
 metadata: { name: strand, namespace: kube-strand }
@@ -237,6 +241,8 @@ describe('the authorizer', () => {
     );
     expect(() => parseRbacManifest('apiVersion: rbac.authorization.k8s.io/v1beta1\nkind: ClusterRole\nmetadata: { name: x }\n')).toThrow(RbacManifestError);
     expect(() => parseRbacManifest('apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: { name: x }\naggregationRule: { clusterRoleSelectors: [] }\n')).toThrow(/aggregationRule/);
+    const noAccount = MANIFEST.replace('kind: ServiceAccount\nmetadata: { name: strand, namespace: kube-strand }', 'kind: ServiceAccount\nmetadata: { name: other, namespace: kube-strand }');
+    expect(() => parseRbacManifest(noAccount)).toThrow('the DaemonSet runs as ServiceAccount kube-strand/strand, which the manifest does not create');
   });
 });
 

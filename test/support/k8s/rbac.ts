@@ -149,6 +149,7 @@ export function parseRbacManifest(text: string, source = 'manifest'): RbacManife
   }
   const policy: RbacPolicy = { roles: [], bindings: [] };
   let serviceAccount: RbacManifest['serviceAccount'];
+  const accounts = new Set<string>();
   docs.forEach((doc, i) => {
     if (typeof doc !== 'object' || doc === null) return;
     const { kind, apiVersion } = doc as { kind?: unknown; apiVersion?: unknown };
@@ -167,11 +168,19 @@ export function parseRbacManifest(text: string, source = 'manifest'): RbacManife
       if (kind === 'ClusterRoleBinding' && b.roleRef.kind !== 'ClusterRole') throw new RbacManifestError(`${where}: a ClusterRoleBinding's roleRef must be a ClusterRole`);
       const namespace = kind === 'RoleBinding' ? (b.metadata.namespace ?? 'default') : '';
       policy.bindings.push({ kind, name: b.metadata.name, namespace, subjects: b.subjects, roleRef: b.roleRef });
+    } else if (kind === 'ServiceAccount') {
+      const sa = parseDoc(z.object({ metadata: metadataSchema }), doc, where);
+      accounts.add(`${sa.metadata.namespace ?? 'default'}/${sa.metadata.name}`);
     } else if (kind === 'DaemonSet') {
       const ds = parseDoc(daemonSetSchema, doc, where);
       serviceAccount = { namespace: ds.metadata.namespace ?? 'default', name: ds.spec.template.spec.serviceAccountName ?? 'default' };
     }
   });
+  // The ServiceAccount admission plugin refuses a pod whose account does not exist: the DaemonSet
+  // would run no agent at all (the "default" account is the namespace's own).
+  if (serviceAccount && serviceAccount.name !== 'default' && !accounts.has(`${serviceAccount.namespace}/${serviceAccount.name}`)) {
+    throw new RbacManifestError(`${source}: the DaemonSet runs as ServiceAccount ${serviceAccount.namespace}/${serviceAccount.name}, which the manifest does not create`);
+  }
   return { policy, serviceAccount };
 }
 
