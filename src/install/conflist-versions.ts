@@ -147,12 +147,20 @@ export function findPlugin(type: string, binDirs: readonly string[]): { path: st
  * Runs `path` with CNI_COMMAND=VERSION as libcni's GetVersionInfo does: the runtime's environment
  * plus the command and dummy values that plugins built with an old skel require, and
  * {"cniVersion": <the newest version Strand implements>} on stdin. A plugin that does not answer
- * within `timeoutMs` is killed.
+ * within `timeoutMs` is killed, with its process group.
  */
 export function askVersion(path: string, binDirs: readonly string[], timeoutMs = VERSION_TIMEOUT_MS): Promise<PluginAnswer> {
   return new Promise((resolve) => {
     const env = { ...process.env, CNI_COMMAND: 'VERSION', CNI_CONTAINERID: '', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: binDirs.join(':'), CNI_ARGS: '' };
-    const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process group of its own, so that a hung plugin is killed with whatever it started.
+    const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const kill = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    };
     let stdout = '';
     let stderr = '';
     let settled = false;
@@ -163,13 +171,13 @@ export function askVersion(path: string, binDirs: readonly string[], timeoutMs =
       resolve(a);
     };
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      kill();
       done({ problem: `did not answer VERSION within ${timeoutMs} ms` });
     }, timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
       if (stdout.length > MAX_ANSWER_BYTES) {
-        child.kill('SIGKILL');
+        kill();
         done({ problem: `answered VERSION with more than ${MAX_ANSWER_BYTES} bytes` });
       }
     });
