@@ -26,7 +26,7 @@ import { spawn } from 'node:child_process';
 import { statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { compareVersions, CURRENT_VERSION, SUPPORTED_VERSIONS } from '../cni/versions.ts';
+import { compareVersions, CURRENT_VERSION, isSemver, SUPPORTED_VERSIONS } from '../cni/versions.ts';
 
 /** The versions Strand's conflist offers (0.3.0 is implemented but no runtime needs it). */
 export const OFFERED_VERSIONS = ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
@@ -63,8 +63,6 @@ export interface ConflistPlan {
   reports: PluginReport[];
 }
 
-const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
-
 /**
  * The list's versions and chained plugins from the plugins' answers (pure). `strand` is the first
  * plugin's answer (its own code's versions stand in when it did not answer); each chained plugin is
@@ -74,9 +72,9 @@ export function chooseListVersions(strand: PluginReport, chained: readonly Plugi
   const problems: string[] = [];
   let common: string[] = [...OFFERED_VERSIONS];
   if ('versions' in strand.answer) common = common.filter((v) => (strand.answer as { versions: string[] }).versions.includes(v));
-  else problems.push(`CNI plugin ${strand.type} (${strand.path ?? 'not installed'}): ${strand.answer.problem}; assuming the versions this agent implements`);
+  else problems.push(`CNI plugin ${strand.type} (${strand.path ?? 'not installed'}): ${strand.answer.problem}; assuming the versions this build implements`);
   if (common.length === 0) {
-    problems.push(`CNI plugin ${strand.type} (${strand.path}) supports none of ${OFFERED_VERSIONS.join(', ')}; assuming the versions this agent implements`);
+    problems.push(`CNI plugin ${strand.type} (${strand.path}) supports none of ${OFFERED_VERSIONS.join(', ')}; assuming the versions this build implements`);
     common = [...OFFERED_VERSIONS];
   }
   const kept: string[] = [];
@@ -126,7 +124,7 @@ export function parseVersionAnswer(stdout: string): PluginAnswer {
     if (parsed.data.cniVersion === '0.2.0') return { versions: ['0.1.0', '0.2.0'] };
     return { problem: 'answered VERSION without supportedVersions' };
   }
-  return { versions: listed.filter((v) => SEMVER.test(v)) };
+  return { versions: listed.filter(isSemver) };
 }
 
 /** The first bin dir holding a file of that name, as libcni's FindInPath looks (undefined: none). */

@@ -58,7 +58,7 @@ describe('chooseListVersions', () => {
     const plan = chooseListVersions(broken, [portmap(REF_1_1_1)]);
     expect(plan.versions.cniVersions).toEqual(['0.3.1', '0.4.0', '1.0.0']);
     expect(plan.chained).toEqual(['portmap']);
-    expect(plan.problems).toEqual(['CNI plugin strand (/opt/cni/bin/strand): failed on VERSION (exit status 1); assuming the versions this agent implements']);
+    expect(plan.problems).toEqual(['CNI plugin strand (/opt/cni/bin/strand): failed on VERSION (exit status 1); assuming the versions this build implements']);
   });
 });
 
