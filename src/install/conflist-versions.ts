@@ -71,8 +71,9 @@ export interface ConflistPlan {
 export function chooseListVersions(strand: PluginReport, chained: readonly PluginReport[]): ConflistPlan {
   const problems: string[] = [];
   let common: string[] = [...OFFERED_VERSIONS];
-  if ('versions' in strand.answer) common = common.filter((v) => (strand.answer as { versions: string[] }).versions.includes(v));
-  else problems.push(`CNI plugin ${strand.type} (${strand.path ?? 'not installed'}): ${strand.answer.problem}; assuming the versions this build implements`);
+  const own = strand.answer;
+  if ('versions' in own) common = common.filter((v) => own.versions.includes(v));
+  else problems.push(`CNI plugin ${strand.type} (${strand.path ?? 'not installed'}): ${own.problem}; assuming the versions this build implements`);
   if (common.length === 0) {
     problems.push(`CNI plugin ${strand.type} (${strand.path}) supports none of ${OFFERED_VERSIONS.join(', ')}; assuming the versions this build implements`);
     common = [...OFFERED_VERSIONS];
