@@ -1,5 +1,7 @@
 # The Strand image: the single executable (which embeds its own Node) plus nft and modprobe for the
 # agent. Build stage: the repository's own build, exactly as `npm run build` runs it here.
+# Build it as the tag deploy/strand.yaml runs (README "kind and minikube" loads it onto the nodes):
+#   docker build -t ghcr.io/strand-net/strand:0.1.0 .
 FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./

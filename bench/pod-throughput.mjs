@@ -265,8 +265,10 @@ for (const c of CASES) {
       const strand = c.key === 'host-gw' || c.key === 'vxlan';
       ratio = `${pct.toFixed(1)}% throughput${strand && pct < 95 ? ' (below the 95% target)' : ''}`;
       if (rttBest && baseRtt) ratio += `, rtt ×${(rttBest.avg / baseRtt.avg).toFixed(2)}`;
-      const tuned = c.tuned && results.get(c.tuned).runs.reduce((m, r) => Math.max(m, r.bps), 0);
-      if (tuned > 0) ratio += `; ${((100 * best) / tuned).toFixed(1)}% of ${CASES.find((t) => t.key === c.tuned).name}`;
+      // The tuned baseline is a case only with --explain: without it there is nothing to compare.
+      const tunedRes = c.tuned === undefined ? undefined : results.get(c.tuned);
+      const tuned = tunedRes ? tunedRes.runs.reduce((m, r) => Math.max(m, r.bps), 0) : 0;
+      if (tuned > 0) ratio += `; ${((100 * best) / tuned).toFixed(1)}% of ${CASES.find((t) => t.key === c.tuned)?.name ?? c.tuned}`;
     } else {
       ratio = 'n/a';
     }

@@ -17,7 +17,7 @@
 // leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
 // restart does not disturb running pods. An unreachable API server only pauses updates.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -28,6 +28,8 @@ import { loadKoffi } from '../kernel/libc.ts';
 import { formatIp as formatIpamIp } from '../ipam/range.ts';
 import { processLogger, type Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
+import { CHAINED_PLUGINS } from '../install/conflist-template.ts';
+import { planConflist, PluginVersionCache, type ConflistPlan } from '../install/conflist-versions.ts';
 import { agentSocketPath, buildConflist, conflistPath, ensureConflist, NETWORK_NAME } from './cni-conflist.ts';
 import { normalizeIp } from './backends/cidr.ts';
 import { ClusterNetwork } from './cluster-network.ts';
@@ -150,6 +152,12 @@ export class Agent {
   private underlay: Underlay | undefined;
   private warnedBrNetfilter = false;
   private missingPlugins = '';
+  /** The plugins' VERSION answers, asked again only when a plugin's file changes. */
+  private readonly pluginVersions = new PluginVersionCache();
+  /** What the last pass chose for the conflist from the plugins' answers. */
+  private conflistPlan: ConflistPlan | undefined;
+  /** Changes in the CNI bin dir (a plugin upgraded, installed or removed) ask for a pass. */
+  private binDirWatcher: FSWatcher | undefined;
   private conditionPatching = false;
   private conditionPatchedAt = 0;
   private readonly nodeStateWaiters = new Set<() => void>();
@@ -221,7 +229,8 @@ export class Agent {
       ready: () => this.readiness(),
       log: this.log,
     });
-    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness());
+    // The plugin's STATUS asks this: a chained plugin left out of the conflist does not stop pods.
+    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(false));
     this.cache.start();
     this.scheduleTick();
     this.watchUnderlay();
@@ -233,6 +242,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     for (const t of [this.debounceTimer, this.tickTimer, this.underlayTimer, this.retryTimer, this.releaseTimer]) clearTimeout(t);
+    this.binDirWatcher?.close();
     for (const wake of this.nodeStateWaiters) wake();
     await this.cache.stop();
     await Promise.allSettled([this.handshake?.close(), this.health?.close()]);
@@ -253,13 +263,17 @@ export class Agent {
     return !this.stopping && Date.now() - this.lastPassAt < Math.max(ALIVE_WINDOW_MS, 3 * this.resyncMs);
   }
 
-  /** Ready when the node state and the conflist are written and every informer has listed. */
-  readiness(): { ready: boolean; reasons: string[] } {
+  /**
+   * Ready when the node state and the conflist are written and every informer has listed, and (with
+   * `withPlugins`, as /readyz) every plugin of the conflist answered and is in it.
+   */
+  readiness(withPlugins = true): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
     if (!this.nodeStateWritten) reasons.push(`node state not written yet: waiting for ${this.waitingFor ?? 'the next pass'}`);
     else if (!this.conflistWritten) reasons.push('CNI configuration list not written yet');
     else if (!this.datapathReady) reasons.push(`routes to other nodes not set up yet${this.datapathProblem ? `: ${this.datapathProblem}` : ''}`);
     if (this.egressProblem) reasons.push(`egress masquerade not in place: ${this.egressProblem}`);
+    if (withPlugins) reasons.push(...(this.conflistPlan?.problems ?? []));
     const unsynced = this.cache.unsynced;
     if (unsynced.length > 0) reasons.push(`not synced with the API server yet: ${unsynced.join(', ')}`);
     return { ready: reasons.length === 0, reasons };
@@ -425,7 +439,7 @@ export class Agent {
 
   /** One pass over the whole desired state. Later issues add their steps here. */
   private async reconcile(): Promise<void> {
-    const node = this.setUpNode();
+    const node = await this.setUpNode();
     if (node) {
       this.ensureNodeCondition(node);
       this.reconcileClusterNetwork(node);
@@ -438,7 +452,7 @@ export class Agent {
   // ---- 1. node set-up ----------------------------------------------------------------------------
 
   /** Sets the node up when it can; returns its Node when it is set up, else logs what it waits for. */
-  private setUpNode(): NodeInfo | undefined {
+  private async setUpNode(): Promise<NodeInfo | undefined> {
     const c = this.config;
     if (!this.cache.nodes.synced) return this.waiting('the list of nodes from the API server');
     const node = this.cache.nodes.get(c.nodeName);
@@ -489,8 +503,14 @@ export class Agent {
     if (ensureNodeState(c.stateDir, state)) {
       this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, podOffload: state.podOffload, backend: state.backend, path: c.stateDir }, 'wrote the node state');
     }
-    if (ensureConflist(c.cniConfDir, c)) this.log.info({ path: conflistPath(c.cniConfDir) }, 'wrote the CNI configuration list');
     this.checkPluginsInstalled();
+    const plan = await this.planConflist();
+    if (ensureConflist(c.cniConfDir, c, plan)) {
+      this.log.info(
+        { path: conflistPath(c.cniConfDir), cniVersion: plan.versions.cniVersion, cniVersions: plan.versions.cniVersions, plugins: ['strand', ...plan.chained] },
+        'wrote the CNI configuration list',
+      );
+    }
     if (!this.nodeStateWritten) {
       this.log.info({ podCIDRs: pod.cidrs, mtu, bridge: c.bridge }, 'node network set up');
       this.nodeStateWritten = true;
@@ -500,6 +520,46 @@ export class Agent {
       for (const wake of [...this.nodeStateWaiters]) wake();
     }
     return node;
+  }
+
+  /**
+   * Asks the conflist's plugins in the CNI bin dir for their versions (a plugin's file that did not
+   * change since the last pass is not run again) and says once what changed in their answers: a
+   * chained plugin left out is a warning (and a /readyz reason), a version change an info line.
+   */
+  private async planConflist(): Promise<ConflistPlan> {
+    this.watchBinDir();
+    const before = this.conflistPlan;
+    const plan = await planConflist({ binDirs: [this.config.cniBinDir], chained: CHAINED_PLUGINS, cache: this.pluginVersions });
+    this.conflistPlan = plan;
+    const answers = Object.fromEntries(plan.reports.map((r) => [r.type, { path: r.path, ...r.answer }]));
+    if (JSON.stringify(before?.reports) !== JSON.stringify(plan.reports)) {
+      this.log.info({ cniBinDir: this.config.cniBinDir, answers, cniVersion: plan.versions.cniVersion, cniVersions: plan.versions.cniVersions }, 'CNI plugins asked for their versions');
+    }
+    if (JSON.stringify(before?.problems) !== JSON.stringify(plan.problems)) {
+      for (const problem of plan.problems) this.log.warn({ cniBinDir: this.config.cniBinDir, answers }, problem);
+      if (before && before.problems.length > 0 && plan.problems.length === 0) this.log.info({ plugins: ['strand', ...plan.chained] }, 'every CNI plugin of the configuration list answered and is in it');
+    }
+    return plan;
+  }
+
+  /**
+   * Watches the CNI bin dir (inotify), so that a plugin replaced there makes a pass within the
+   * debounce rather than at the next resync. Best effort: a dir that does not exist yet is watched
+   * from a later pass, and the resync pass stats the plugins anyway.
+   */
+  private watchBinDir(): void {
+    if (this.binDirWatcher || this.stopping) return;
+    try {
+      const w = watch(this.config.cniBinDir, { persistent: false }, () => this.requestReconcile());
+      w.on('error', () => {
+        w.close();
+        if (this.binDirWatcher === w) this.binDirWatcher = undefined;
+      });
+      this.binDirWatcher = w;
+    } catch {
+      // Missing or not watchable: the periodic pass notices changes.
+    }
   }
 
   /**
@@ -689,7 +749,7 @@ export class Agent {
   // ---- 5. metrics --------------------------------------------------------------------------------
 
   private updateIpamMetrics(): void {
-    const conflist = buildConflist(this.config);
+    const conflist = buildConflist(this.config, this.conflistPlan);
     const strand = (conflist.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
     const problems = updateIpamGauges(this.metrics, [{ ...strand, name: conflist.name, cniVersion: conflist.cniVersion }]);
     for (const p of problems) this.log.debug({ network: p.network, problem: p.message }, 'IPAM usage not available');

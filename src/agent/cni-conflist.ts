@@ -1,12 +1,15 @@
 // The CNI network configuration list the agent keeps in the CNI conf dir (10-strand.conflist). It is
 // the one `strand install` writes (src/install/conflist-template.ts: the shipped
 // cni-conf/10-strand.conflist's shape, `strand` with `strand-ipam` on `subnet: usePodCidr`, then
-// `portmap`, with Strand's marker so that uninstall knows it), with the agent's paths filled in. The
+// `portmap`, with Strand's marker so that uninstall knows it), with the agent's paths filled in, and
+// the versions and chained plugins that the plugins in the CNI bin dir support (every pass asks
+// them, install/conflist-versions.ts, and the list is rewritten when the answer changes). The
 // pod MTU is not in it: the plugin reads it from the node state, so an MTU change does not rewrite
 // the file that runtimes watch.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFLIST_FILE, NETWORK_NAME, strandConflist } from '../install/conflist-template.ts';
+import type { ConflistPlan } from '../install/conflist-versions.ts';
 import { writeFileAtomic } from '../util/atomic-file.ts';
 import type { AgentConfig } from './config.ts';
 
@@ -26,9 +29,21 @@ export function agentSocketPath(stateDir: string): string {
 
 export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'>;
 
-/** The conflist as an object (pure). With default values it is byte for byte what install writes. */
-export function buildConflist(c: ConflistInputs): Record<string, unknown> {
-  const list = strandConflist({ bridge: c.bridge, stateDir: c.stateDir, ipamDataDir: c.ipamDataDir, logFile: c.cniLogFile });
+/** What the node's plugins support (conflist-versions.ts); without it, the shipped file's choice. */
+export type ConflistPluginChoice = Pick<ConflistPlan, 'versions' | 'chained'>;
+
+/**
+ * The conflist as an object (pure). With default values and the same plugin choice it is byte for
+ * byte what install writes.
+ */
+export function buildConflist(c: ConflistInputs, plugins?: ConflistPluginChoice): Record<string, unknown> {
+  const list = strandConflist({
+    bridge: c.bridge,
+    stateDir: c.stateDir,
+    ipamDataDir: c.ipamDataDir,
+    logFile: c.cniLogFile,
+    ...(plugins ? { versions: plugins.versions, chained: plugins.chained } : {}),
+  });
   if (c.podStartWaitMs !== PLUGIN_AGENT_WAIT_MS) {
     const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
     strand.agentWaitMs = c.podStartWaitMs;
@@ -36,8 +51,8 @@ export function buildConflist(c: ConflistInputs): Record<string, unknown> {
   return list;
 }
 
-export function renderConflist(c: ConflistInputs): string {
-  return `${JSON.stringify(buildConflist(c), null, 2)}\n`;
+export function renderConflist(c: ConflistInputs, plugins?: ConflistPluginChoice): string {
+  return `${JSON.stringify(buildConflist(c, plugins), null, 2)}\n`;
 }
 
 /**
@@ -55,6 +70,6 @@ export function writeIfChanged(path: string, text: string, mode = 0o644): boolea
 }
 
 /** Writes the conflist into the CNI conf dir if it differs; returns whether it wrote. */
-export function ensureConflist(cniConfDir: string, c: ConflistInputs): boolean {
-  return writeIfChanged(conflistPath(cniConfDir), renderConflist(c));
+export function ensureConflist(cniConfDir: string, c: ConflistInputs, plugins?: ConflistPluginChoice): boolean {
+  return writeIfChanged(conflistPath(cniConfDir), renderConflist(c, plugins));
 }

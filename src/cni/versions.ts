@@ -8,6 +8,11 @@ export const CURRENT_VERSION: SpecVersion = '1.1.0';
 
 const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
 
+/** Whether `v` is a semantic version (what compareVersions takes without throwing). */
+export function isSemver(v: string): boolean {
+  return SEMVER.test(v);
+}
+
 function parts(v: string): [number, number, number] {
   const m = SEMVER.exec(v);
   if (!m) throw new CniError(ErrorCode.DecodingFailure, `invalid CNI version "${v}": not a semantic version`);

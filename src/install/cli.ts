@@ -68,7 +68,7 @@ export function installCommand(setExitCode: (code: number) => void): CommandModu
       }
       const { install, describeSteps } = await import('./install.ts');
       try {
-        const steps = install({
+        const { steps, warnings } = await install({
           cniBinDir: a['cni-bin-dir'],
           cniConfDir: a['cni-conf-dir'],
           source: a.source,
@@ -76,6 +76,8 @@ export function installCommand(setExitCode: (code: number) => void): CommandModu
           dryRun: a['dry-run'],
         });
         process.stdout.write(describeSteps(steps, a['dry-run']));
+        // The list is written without them; the agent rewrites it once they are there.
+        for (const w of warnings) process.stderr.write(`strand install: warning: ${w}\n`);
       } catch (err) {
         process.stderr.write(`strand install: ${(err as Error).message}\n`);
         setExitCode(1);

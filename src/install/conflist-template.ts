@@ -1,11 +1,13 @@
 // The network configuration list Strand installs as 10-strand.conflist: the shipped
-// cni-conf/10-strand.conflist with its paths and bridge filled in, plus a marker that says Strand
-// wrote it. `strand install` writes it and the agent may rewrite it (with the node's values); both
+// cni-conf/10-strand.conflist with its paths and bridge filled in, its versions and chained plugins
+// those the node's plugins support (conflist-versions.ts), plus a marker that says Strand wrote it. `strand install` writes it and the agent may rewrite it (with the node's values); both
 // use this one function, and uninstall removes the file only when the marker is there.
 //
 // The marker is a top-level key. libcni reads the list's known keys (cniVersion, cniVersions, name,
 // disableCheck, disableGC, plugins) and ignores the rest, and a plugin only receives its own entry
 // of `plugins` (with name and cniVersion injected), so the key reaches no plugin (CNI 1.1 §1).
+
+import type { ListVersions } from './conflist-versions.ts';
 
 export const CONFLIST_FILE = '10-strand.conflist';
 export const NETWORK_NAME = 'strand';
@@ -20,10 +22,30 @@ export interface ConflistOptions {
   ipamDataDir?: string;
   /** The plugin's log file. */
   logFile?: string;
+  /** cniVersion and cniVersions (conflist-versions.ts: what every plugin of the list supports). */
+  versions?: ListVersions;
+  /** The chained plugins after strand, in order (a plugin missing on the node is left out). */
+  chained?: readonly string[];
 }
 
+/** The plugins Strand chains after its own, and each one's entry. */
+export const CHAINED_PLUGINS = ['portmap'] as const;
+export type ChainedPlugin = (typeof CHAINED_PLUGINS)[number];
+const CHAINED_ENTRIES: Record<ChainedPlugin, Record<string, unknown>> = {
+  portmap: { type: 'portmap', capabilities: { portMappings: true } },
+};
+
+/**
+ * The versions of the shipped file, for a node whose plugins were not asked: 1.0.0, what the
+ * reference plugins 1.0 to 1.4 (Debian 12, Ubuntu 22.04 and 24.04 ship 1.1.1) and every runtime
+ * with libcni 1.0 or later (containerd 1.6+, CRI-O 1.23+) support. 1.1.0 needs reference plugins
+ * 1.5 or later; 0.3.1 (what flannel, Calico and kindnet write) only matters for plugins older than
+ * 1.0 or containerd 1.5.
+ */
+export const DEFAULT_VERSIONS: ListVersions = { cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] };
+
 /** The defaults of cni-conf/10-strand.conflist (and of the plugin's own fields). */
-export const CONFLIST_DEFAULTS: Required<ConflistOptions> = {
+export const CONFLIST_DEFAULTS: Required<Omit<ConflistOptions, 'versions' | 'chained'>> = {
   bridge: 'cni0',
   stateDir: '/run/strand',
   ipamDataDir: '/var/lib/cni/networks',
@@ -33,9 +55,11 @@ export const CONFLIST_DEFAULTS: Required<ConflistOptions> = {
 /** The configuration list as an object. */
 export function strandConflist(opts: ConflistOptions = {}): Record<string, unknown> {
   const o = { ...CONFLIST_DEFAULTS, ...definedOnly(opts) };
+  const versions = opts.versions ?? DEFAULT_VERSIONS;
+  const chained = opts.chained ?? CHAINED_PLUGINS;
   return {
-    cniVersion: '1.1.0',
-    cniVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    cniVersion: versions.cniVersion,
+    cniVersions: [...versions.cniVersions],
     name: NETWORK_NAME,
     [MANAGED_KEY]: true,
     plugins: [
@@ -54,12 +78,15 @@ export function strandConflist(opts: ConflistOptions = {}): Record<string, unkno
           dataDir: o.ipamDataDir,
         },
       },
-      {
-        type: 'portmap',
-        capabilities: { portMappings: true },
-      },
+      ...chained.map(chainedEntry),
     ],
   };
+}
+
+function chainedEntry(type: string): Record<string, unknown> {
+  const entry = (CHAINED_ENTRIES as Record<string, Record<string, unknown> | undefined>)[type];
+  if (!entry) throw new Error(`no configuration for a chained plugin "${type}" (Strand chains ${CHAINED_PLUGINS.join(', ')})`);
+  return structuredClone(entry);
 }
 
 /** The file's content: stable formatting, so an unchanged configuration is byte-identical. */
@@ -77,6 +104,7 @@ export function isStrandConflist(text: string): boolean {
   }
 }
 
-function definedOnly(o: ConflistOptions): ConflistOptions {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as ConflistOptions;
+function definedOnly(o: ConflistOptions): Partial<typeof CONFLIST_DEFAULTS> {
+  const { bridge, stateDir, ipamDataDir, logFile } = o;
+  return Object.fromEntries(Object.entries({ bridge, stateDir, ipamDataDir, logFile }).filter(([, v]) => v !== undefined));
 }

@@ -2,7 +2,10 @@
 // Install puts three things on the node and nothing else:
 //   <cni-bin-dir>/strand               a copy of this executable, mode 0755
 //   <cni-bin-dir>/strand-ipam          a symbolic link to "strand" (the IPAM role, DESIGN.md)
-//   <cni-conf-dir>/10-strand.conflist  the network configuration list (conflist-template.ts)
+//   <cni-conf-dir>/10-strand.conflist  the network configuration list (conflist-template.ts), at the
+//                                      versions strand and the chained plugins in the bin dir all
+//                                      support (conflist-versions.ts; a missing one is left out, with
+//                                      a warning on stderr)
 // Each is replaced atomically (a temporary file or link beside it, fsync, rename, fsync of the
 // directory): a runtime starting a pod meanwhile execs the old or the new executable and reads the
 // old or the new configuration, never half of one. Running it again changes nothing that is already
@@ -30,7 +33,8 @@ import {
 import { isSea } from 'node:sea';
 import { join } from 'node:path';
 import { fsyncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic-file.ts';
-import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from './conflist-template.ts';
+import { CHAINED_PLUGINS, CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from './conflist-template.ts';
+import { planConflist } from './conflist-versions.ts';
 
 export const EXECUTABLE = 'strand';
 export const IPAM_LINK = 'strand-ipam';
@@ -75,14 +79,23 @@ export function defaultSource(): string {
 
 // ---- install ---------------------------------------------------------------------------------------
 
-export function install(opts: InstallOptions): Step[] {
+export interface InstallResult {
+  steps: Step[];
+  /** Plugins of the conflist that did not answer VERSION or are missing (left out of the list). */
+  warnings: string[];
+}
+
+export async function install(opts: InstallOptions): Promise<InstallResult> {
   const source = opts.source ?? defaultSource();
   const sourceStat = statOrThrow(source, 'the executable to install');
   if (!sourceStat.isFile()) throw new Error(`${source} is not a regular file`);
   const exe = join(opts.cniBinDir, EXECUTABLE);
   const link = join(opts.cniBinDir, IPAM_LINK);
   const conf = join(opts.cniConfDir, CONFLIST_FILE);
-  const conflistText = renderConflist(opts.conflist);
+  // The versions every plugin of the list supports: strand is asked as the file about to be
+  // installed, the chained plugins where the runtime will find them (conflist-versions.ts).
+  const plan = await planConflist({ binDirs: [opts.cniBinDir], chained: CHAINED_PLUGINS, strandSource: source });
+  const conflistText = renderConflist({ ...opts.conflist, versions: plan.versions, chained: plan.chained });
 
   const steps: Step[] = [
     ...dirSteps([opts.cniBinDir, opts.cniConfDir]),
@@ -97,7 +110,7 @@ export function install(opts: InstallOptions): Step[] {
     const step = steps[steps.length - 1] as Step;
     step.note = appendNote(step.note, `${shadow} sorts before ${CONFLIST_FILE}: runtimes use the first configuration, so pods will not get Strand's`);
   }
-  if (opts.dryRun) return steps;
+  if (opts.dryRun) return { steps, warnings: plan.problems };
 
   for (const step of steps) {
     if (step.action === 'unchanged' || step.action === 'absent' || step.action === 'keep') continue;
@@ -109,7 +122,7 @@ export function install(opts: InstallOptions): Step[] {
   }
   fsyncDir(opts.cniBinDir);
   fsyncDir(opts.cniConfDir);
-  return steps;
+  return { steps, warnings: plan.problems };
 }
 
 function dirSteps(dirs: string[]): Step[] {

@@ -12,15 +12,16 @@
 // DaemonSet ServiceAccount's, as on a cluster: the last test checks that the agent, over its whole
 // life here, was refused nothing and used every permission the ClusterRole grants (least privilege).
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withNetns } from '../../src/kernel/index.ts';
-import { STRAND } from '../support/cni.ts';
+import { REFERENCE_CNI_DIR, STRAND, STRAND_IPAM } from '../support/cni.ts';
 import { TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
 import { expectLeastPrivilege } from '../support/least-privilege.ts';
+import { writeVersionedPlugin } from '../support/libcni.ts';
 import { testName } from '../support/names.ts';
 import { eventually, PluginFixture, randomSubnet4, type IpLink } from '../support/plugin-fixture.ts';
 import { ipJson, sh } from '../support/sh.ts';
@@ -39,6 +40,8 @@ interface LogLine {
 class AgentNode {
   readonly fx = new PluginFixture({ hostNetns: true });
   readonly confDir: string;
+  /** The CNI bin dir as a node has it: strand, strand-ipam and Debian's portmap. */
+  readonly binDir: string;
   readonly agentLog: string;
   readonly underlay = testName('ul');
   private proxy: Server | undefined;
@@ -49,8 +52,13 @@ class AgentNode {
 
   constructor() {
     this.confDir = join(this.fx.dir, 'net.d');
+    this.binDir = join(this.fx.dir, 'cni-bin');
     this.agentLog = join(this.fx.dir, 'agent.log');
     mkdirSync(this.confDir, { recursive: true });
+    mkdirSync(this.binDir, { recursive: true });
+    symlinkSync(STRAND, join(this.binDir, 'strand'));
+    symlinkSync(STRAND_IPAM, join(this.binDir, 'strand-ipam'));
+    symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), join(this.binDir, 'portmap'));
   }
 
   get ns(): string {
@@ -101,6 +109,7 @@ class AgentNode {
       '--node-name', NODE,
       '--cluster-cidr', '10.250.0.0/16',
       '--cni-conf-dir', this.confDir,
+      '--cni-bin-dir', this.binDir,
       '--state-dir', this.fx.stateDir,
       '--ipam-data-dir', this.fx.dataDir,
       '--cni-log-file', this.fx.logFile,
@@ -263,7 +272,8 @@ describe('strand agent in a node namespace', () => {
       agentSocket: join(node.fx.stateDir, 'agent.sock'),
     });
     const conflist = JSON.parse(readFileSync(conflistPath(), 'utf8'));
-    expect(conflist).toMatchObject({ cniVersion: '1.1.0', name: 'strand' });
+    // What strand and Debian's portmap (reference plugins 1.1.1) both support.
+    expect(conflist).toMatchObject({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'], name: 'strand' });
     expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(['strand', 'portmap']);
     expect(conflist.plugins[0]).toMatchObject({
       bridge: node.fx.bridge,
@@ -306,6 +316,46 @@ describe('strand agent in a node namespace', () => {
     expect(ready).toEqual({ status: 200, body: 'ok\n' });
   });
 
+  it('rewrites the conflist when a plugin in the bin dir changes: an older portmap, none, Debian\'s again', async () => {
+    const conflist = () => JSON.parse(readFileSync(conflistPath(), 'utf8')) as { cniVersion: string; cniVersions: string[]; plugins: { type: string }[] };
+    const portmap = join(node.binDir, 'portmap');
+    const writes = () => node.logs().filter((l) => l.msg === 'wrote the CNI configuration list').length;
+    const asked = () => node.logs().filter((l) => l.msg === 'CNI plugins asked for their versions').length;
+    const before = { writes: writes(), asked: asked() };
+    // No plugin changed: passes (the pod CIDR patch, the annotations) did not ask again.
+    expect(before.asked).toBe(1);
+
+    // A portmap that speaks only 0.3.1 replaces Debian's: the list follows it down.
+    rmSync(portmap);
+    writeVersionedPlugin(node.binDir, 'portmap', ['0.1.0', '0.2.0', '0.3.0', '0.3.1']);
+    await eventually(() => conflist().cniVersion === '0.3.1', 10_000, 'the conflist at 0.3.1');
+    expect(conflist()).toMatchObject({ cniVersion: '0.3.1', cniVersions: ['0.3.1'] });
+    expect(conflist().plugins.map((p) => p.type)).toEqual(['strand', 'portmap']);
+    const line = await node.waitForLog((l) => l.msg === 'wrote the CNI configuration list' && l.cniVersion === '0.3.1', 'the rewrite log line');
+    expect(line).toMatchObject({ cniVersions: ['0.3.1'], plugins: ['strand', 'portmap'] });
+    expect((await node.get('/readyz')).status).toBe(200);
+
+    // portmap removed: the list goes on without it, and the agent says so (log and /readyz).
+    rmSync(portmap);
+    await eventually(() => conflist().plugins.length === 1, 10_000, 'the conflist without portmap');
+    const warn = await node.waitForLog((l) => l.level === 40 && l.msg.startsWith('CNI plugin portmap is not in'), 'the missing-plugin warning');
+    expect(warn.msg).toContain('hostPort');
+    const notReady = await node.get('/readyz');
+    expect(notReady.status).toBe(503);
+    expect(notReady.body).toContain(`CNI plugin portmap is not in ${node.binDir}`);
+    // Pods still start: the plugin's STATUS is not failed for a chained plugin left out.
+    const status = await node.fx.runAsync({ command: 'STATUS', config: { cniVersion: '1.1.0', name: 'strand', ...conflist().plugins[0] } });
+    expect(status.code, status.stdout + status.stderr).toBe(0);
+
+    // Debian's portmap back: as at the start, and ready again.
+    symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), portmap);
+    await eventually(() => conflist().plugins.length === 2 && conflist().cniVersion === '1.0.0', 10_000, 'the conflist with Debian\'s portmap');
+    expect(conflist()).toMatchObject({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+    await eventually(() => node.logs().some((l) => l.msg.startsWith('every CNI plugin of the configuration list')), 10_000, 'the all-clear');
+    expect(await node.get('/readyz')).toEqual({ status: 200, body: 'ok\n' });
+    expect(writes()).toBe(before.writes + 3);
+  });
+
   it('knows a pod added through the plugin with its IP and host veth', async () => {
     const conflist = JSON.parse(readFileSync(conflistPath(), 'utf8'));
     // As a runtime does: the list's plugin entry with name and cniVersion injected.
@@ -323,7 +373,9 @@ describe('strand agent in a node namespace', () => {
     expect(out.code, out.stdout + out.stderr).toBe(0);
     const ip = (out.json.ips[0].address as string).split('/')[0] as string;
     const hostVeth = out.json.interfaces[1].name as string;
-    expect(out.json.interfaces[2].mtu).toBe(UNDERLAY_MTU - 50);
+    // The list runs at 1.0.0 (Debian's portmap), whose results carry no interface MTU: the kernel's.
+    expect(config.cniVersion).toBe('1.0.0');
+    expect(node.fx.link('eth0', pod.name)?.mtu).toBe(UNDERLAY_MTU - 50);
 
     // The plugin's notice: known before the API shows the pod.
     const notice = await node.waitForLog((l) => l.msg === 'pod-start notice from the plugin' && l.name === 'web-1', 'the notice');

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, renderConflist, strandConflist } from '../../src/install/conflist-template.ts';
-import { STRAND } from '../support/cni.ts';
+import { REFERENCE_CNI_DIR, STRAND } from '../support/cni.ts';
+import { writeVersionedPlugin } from '../support/libcni.ts';
 
 let dir: string;
 let bin: string;
@@ -27,6 +28,8 @@ beforeEach(() => {
   writeFileSync(join(bin, 'bridge'), '#!/bin/sh\necho bridge\n', { mode: 0o755 });
   writeFileSync(join(bin, 'host-local'), 'binary', { mode: 0o711 });
   symlinkSync('host-local', join(bin, 'host-local-alias'));
+  // Debian's portmap (reference plugins 1.1.1, up to CNI 1.0.0), which the conflist chains.
+  symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), join(bin, 'portmap'));
   writeFileSync(join(conf, '99-loopback.conf'), '{"cniVersion":"1.0.0","name":"lo","type":"loopback"}\n', { mode: 0o600 });
   mkdirSync(join(conf, 'multus.d'), { mode: 0o750 });
   chmodSync(join(conf, 'multus.d'), 0o750);
@@ -103,7 +106,9 @@ describe('strand install / uninstall', () => {
     expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toEqual(strandConflist());
     expect(lstatSync(join(conf, CONFLIST_FILE)).mode & 0o777).toBe(0o644);
     // No temporary file stayed behind.
-    expect(readdirSync(bin).sort()).toEqual(['bridge', 'host-local', 'host-local-alias', 'strand', 'strand-ipam']);
+    expect(readdirSync(bin).sort()).toEqual(['bridge', 'host-local', 'host-local-alias', 'portmap', 'strand', 'strand-ipam']);
+    // Nothing to warn of: strand and portmap answered VERSION.
+    expect(r.stderr).toBe('');
 
     // The installed link is the IPAM plugin, the installed file the strand plugin and CLI.
     const ipam = spawnSync(join(bin, 'strand-ipam'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' }, input: '' });
@@ -172,6 +177,29 @@ describe('strand install / uninstall', () => {
     expect(r.code, r.stderr).toBe(0);
     const written = readFileSync(join(conf, CONFLIST_FILE), 'utf8');
     expect(written).toBe(renderConflist({ bridge: 'strand0', stateDir: '/var/run/s', ipamDataDir: '/data/ipam', logFile: '/logs/cni.log' }));
+  });
+
+  it('writes the versions strand and the bin dir\'s portmap support; without portmap, a list without it and a warning', () => {
+    // Debian's portmap: the shipped file's versions (strandConflist's defaults), 1.1.0 left out.
+    expect(strand(['install', ...dirs()]).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toMatchObject({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+
+    // A portmap that speaks only 0.3.1: the list follows it.
+    rmSync(join(bin, 'portmap'));
+    writeVersionedPlugin(bin, 'portmap', ['0.3.0', '0.3.1']);
+    const old = strand(['install', ...dirs()]);
+    expect(old.code, old.stderr).toBe(0);
+    expect(old.stdout).toContain(`replaced ${conf}/${CONFLIST_FILE}`);
+    expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toEqual(strandConflist({ versions: { cniVersion: '0.3.1', cniVersions: ['0.3.1'] } }));
+
+    // None: strand alone (every version it offers), and a warning naming portmap and what is lost.
+    rmSync(join(bin, 'portmap'));
+    rmSync(join(bin, 'portmap.calls'));
+    const none = strand(['install', ...dirs()]);
+    expect(none.code, none.stderr).toBe(0);
+    expect(none.stderr).toMatch(new RegExp(`^strand install: warning: CNI plugin portmap is not in ${bin}: left out of the configuration list, so what it does \\(hostPort mappings\\) is missing on this node\n$`));
+    const alone = JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'));
+    expect(alone).toEqual(strandConflist({ versions: { cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] }, chained: [] }));
   });
 
   it('refuses a bad bridge name, an empty dir, an unknown flag with a message (exit 2), changing nothing', () => {

@@ -1,5 +1,6 @@
 // deploy/strand.yaml and the Dockerfile cannot be run here (no container engine, no cluster), so they
-// are checked by what can run: the manifests parse; RBAC grants what the agent asks the API for; the
+// are checked by what can run: the manifests parse (and match the Kubernetes OpenAPI schemas:
+// deploy-schema.test.ts); RBAC grants what the agent asks the API for; the
 // agent's configuration (ConfigMap TOML, the container's flags, NODE_NAME) is accepted by the agent's
 // own loader; every mount has a volume; probes hit the health address; the image's paths agree.
 import { loadAllYaml } from '@kubernetes/client-node';
@@ -80,7 +81,6 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/RUN npm run build/);
     expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/strand \/usr\/local\/bin\/strand/);
     expect(dockerfile).toMatch(/nftables/);
-    const images = new Set([...pod.initContainers, ...pod.containers].map((c: any) => c.image));
-    expect(images.size).toBe(1);
+    // One image name:tag across the manifest, the Dockerfile and the README: deploy-recipes.test.ts.
   });
 });
