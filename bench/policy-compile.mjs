@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The NetworkPolicy compiler at scale, in process (no kernel): the cluster of the agent start-up bench
 // (100 nodes, 5,000 pods, 200 namespaces, 1,000 NetworkPolicies with pod, namespace and ipBlock peers
-// and a named port), compiled for one node (its 50 pods) and for a node that holds every pod (the
+// and a named port: bench/lib.mjs benchPolicySpec), compiled for one node (its 50 pods) and for a node that holds every pod (the
 // worst case for one node's rules).
 //   - compile, render and diff CPU times (median of BENCH_RUNS, default 7), cold (every policy parsed)
 //     and warm (the informer's unchanged objects, whose parse is memoised);
@@ -9,7 +9,7 @@
 //     operations and script bytes, against the full build's;
 //   - baseline in the same run: the same cluster compiled with no policies.
 // Target: one policy change compiled, rendered and diffed well under 100 ms.
-import { fmt, printTable, stats } from './lib.mjs';
+import { benchPolicySpec, fmt, printTable, stats } from './lib.mjs';
 import { compilePolicy, diffPolicy, fullBuildPolicy, renderPolicy } from '../src/policy/model.ts';
 import { emptyTableState } from '../src/nft/objects.ts';
 
@@ -35,24 +35,7 @@ function cluster() {
 }
 
 function policyObject(i, port) {
-  return {
-    metadata: { name: `policy-${i}`, namespace: `ns-${i % SIZES.namespaces}` },
-    spec: {
-      podSelector: { matchLabels: { app: `app-${i % 250}` } },
-      policyTypes: ['Ingress', 'Egress'],
-      ingress: [
-        {
-          from: [
-            { podSelector: { matchLabels: { tier: 'front' } } },
-            { namespaceSelector: { matchLabels: { team: `team-${i % 20}` } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a', 'b'] }] } },
-            { ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } },
-          ],
-          ports: [{ protocol: 'TCP', port }, { protocol: 'TCP', port: 'metrics' }],
-        },
-      ],
-      egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }, { port: 'http' }] }],
-    },
-  };
+  return { metadata: { name: `policy-${i}`, namespace: `ns-${i % SIZES.namespaces}` }, spec: benchPolicySpec(i, port) };
 }
 
 const clone = (x) => structuredClone(x);
