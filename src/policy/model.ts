@@ -12,6 +12,7 @@
 //   renderPolicy(compiled)          → DesiredPolicyTable      (render.ts)
 //   diffPolicy(prev, next)          → Transaction             (diff.ts)   minimal changes
 //   fullBuildPolicy(next, actual)   → Transaction             (diff.ts)   replace all agent-pol-* objects
+//   policyDrift(desired, actual)    → string[]                (diff.ts)   what a listed table lacks or has extra
 //   evaluatePolicy(compiled, pkt)   → Verdict                 (evaluate.ts)
 //   evaluateNft(view, pkt, nodeIps) → NftVerdict              (evaluate-nft.ts) over rendered objects
 import type { Chain, Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
@@ -253,7 +254,7 @@ export interface NftVerdict {
 
 export { POLICY_PREFIX, stableId } from './names.ts';
 export { compilePolicy } from './compile.ts';
-export { renderPolicy, DENY_COMMENT, SELF_COMMENT, FORWARD_CHAIN, verdictMapName } from './render.ts';
-export { diffPolicy, fullBuildPolicy } from './diff.ts';
+export { renderPolicy, DENY_COMMENT, SELF_COMMENT, FORWARD_CHAIN, verdictMapName, podChainName, ruleComment } from './render.ts';
+export { diffPolicy, fullBuildPolicy, policyDrift, tableStateOf } from './diff.ts';
 export { evaluatePolicy } from './evaluate.ts';
 export { evaluateNft, nftView } from './evaluate-nft.ts';

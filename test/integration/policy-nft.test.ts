@@ -11,7 +11,7 @@ import type { PodInfo } from '../../src/agent/kube.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
 import { namespace, pod, policy, servePorts } from '../support/netpol.ts';
 import { TestNetns } from '../support/netns.ts';
 
@@ -75,8 +75,12 @@ describe('the rendered policy on the kernel', () => {
     expect(elementsOf([...listed.sets.entries(), ...listed.maps.entries()].map(([n, s]) => [n, s.elements]))).toEqual(wantElements);
     for (const [name, c] of want.chains) expect(listed.chains.get(name)?.rules.map((r) => r.comment ?? null), name).toEqual(c.rules.map((r) => r.comment ?? null));
 
+    // The applier's drift check finds nothing on a table it just built (no rebuild loop).
+    expect(policyDrift(want, listed)).toEqual([]);
     // Adoption: a rebuild over what the kernel holds.
     const rebuild = fullBuildPolicy(want, listed);
+    // The kernel lists types, flags and base chains as they were rendered: nothing is remade.
+    expect(rebuild.operations.filter((o) => o.verb === 'delete')).toEqual([]);
     await nft.run(rebuild);
     await fake.run(fullBuildPolicy(want, await fake.list()));
     // A peer's label change: elements only.
@@ -86,6 +90,12 @@ describe('the rendered policy on the kernel', () => {
     await nft.run(diff);
     await fake.run(diff);
     const after = await nft.list();
+    expect(policyDrift(next, after)).toEqual([]);
+    // Someone flushes a pod chain: drift.
+    ns.exec('nft', ['flush', 'chain', 'inet', 'strand', [...next.chainOwners.keys()][0] as string]);
+    expect(policyDrift(next, await nft.list())).toHaveLength(1);
+    await nft.run(fullBuildPolicy(next, await nft.list()));
+    expect(policyDrift(next, await nft.list())).toEqual([]);
     expect(elementsOf([...after.sets.entries(), ...after.maps.entries()].map(([n, s]) => [n, s.elements]))).toEqual(elementsOf([...next.elements.entries()].map(([n, es]) => [n, [...es]])));
 
     // Every policy gone.
