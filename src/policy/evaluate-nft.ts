@@ -102,6 +102,10 @@ class Interpreter {
         // A new connection: established/related never match.
         return { kind: 'continue' };
       }
+      if (word === 'limit') {
+        // The denied-connection log: no verdict, the chain goes on to its drop.
+        return { kind: 'continue' };
+      }
       if (word === 'icmpv6') {
         // Packets here are TCP, UDP or SCTP.
         return { kind: 'continue' };

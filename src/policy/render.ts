@@ -51,6 +51,7 @@ export const FORWARD_CHAIN = `${POLICY_PREFIX}forward`;
 const NDP_TYPES = ['nd-router-solicit', 'nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect'];
 export const DENY_COMMENT = 'deny';
 export const SELF_COMMENT = 'self';
+export const LOG_COMMENT = 'log';
 
 export function verdictMapName(direction: Direction, family: 4 | 6): string {
   return `${POLICY_PREFIX}${direction}-v${family}`;
@@ -81,13 +82,22 @@ function portsExpr(ranges: readonly PortRange[]): string {
   return `meta l4proto . th dport { ${items.join(', ')} }`;
 }
 
-export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
+export interface RenderOptions {
+  /**
+   * Log denied connections (their first packet) through nft `log` (the kernel log, or NFLOG with
+   * `group`), at most this many per second per pod and direction; off when absent.
+   */
+  logDenied?: { perSecond: number; group?: number };
+}
+
+export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
   const chains = new Map<string, DesiredChain>();
   const sets = new Map<string, NftSet | NftMap>();
   const elements = new Map<string, Element[]>();
   const chainOwners = new Map<string, ChainOwner>();
   const comments = new Map<string, CommentMeaning>([
     [DENY_COMMENT, { verdict: 'deny' }],
+    [LOG_COMMENT, { verdict: 'log' }],
     [SELF_COMMENT, { verdict: 'self' }],
   ]);
   const addElement = (e: Element) => {
@@ -163,6 +173,14 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
         }
       }
       for (const rule of texts) out.push({ kind: 'rule', chain, rule, comment });
+    }
+    const log = options.logDenied;
+    if (log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
+      // The prefix names the pod (nft allows 127 bytes; names that do not fit use the chain name).
+      const who = `${pod.namespace}/${pod.name}`;
+      const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
+      const target = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535 ? ` group ${log.group}` : '';
+      out.push({ kind: 'rule', chain, rule: `limit rate ${log.perSecond}/second log prefix "${prefix}"${target}`, comment: LOG_COMMENT });
     }
     out.push({ kind: 'rule', chain, rule: 'counter drop', comment: DENY_COMMENT });
     return out;

@@ -11,7 +11,7 @@ import type { PodInfo } from '../../src/agent/kube.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable, type RenderOptions } from '../../src/policy/model.ts';
 import { namespace, pod, policy, servePorts } from '../support/netpol.ts';
 import { TestNetns } from '../support/netns.ts';
 
@@ -46,8 +46,8 @@ const POLICIES = [
   policy('y', 'any', { podSelector: {}, egress: [{ ports: [{ port: 'http' }] }] }),
 ];
 
-function desired(p: PodInfo[], policies = POLICIES): DesiredPolicyTable {
-  return renderPolicy(compilePolicy({ nodeName: NODE, nodeAddresses: ['192.168.50.1'], namespaces: [namespace('x'), namespace('y')], pods: p, policies }));
+function desired(p: PodInfo[], policies = POLICIES, options: RenderOptions = {}): DesiredPolicyTable {
+  return renderPolicy(compilePolicy({ nodeName: NODE, nodeAddresses: ['192.168.50.1'], namespaces: [namespace('x'), namespace('y')], pods: p, policies }), options);
 }
 
 /** Every policy set's and map's elements as text, sorted, from a listed or desired table. */
@@ -107,5 +107,17 @@ describe('the rendered policy on the kernel', () => {
     expect([...empty.sets.keys()]).toEqual([]);
     const fakeEmpty = await fake.list();
     expect([...fakeEmpty.chains.keys()]).toEqual(['agent-pol-forward']);
+  });
+
+  it('nft -c accepts the denied-connection log, to the kernel log and to an NFLOG group', () => {
+    for (const logDenied of [{ perSecond: 5 }, { perSecond: 20, group: 7 }]) {
+      const build = fullBuildPolicy(desired(pods(), POLICIES, { logDenied }), emptyTableState());
+      expect(build.render()).toMatch(/limit rate \d+\/second log prefix "strand-deny x\/a ingress: "/);
+      const script = join(dir, 'log.nft');
+      writeFileSync(script, build.render());
+      const check = ns.tryExec('nft', ['-c', '-f', script]);
+      expect(check.stderr).toBe('');
+      expect(check.status).toBe(0);
+    }
   });
 });

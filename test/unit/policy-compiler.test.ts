@@ -228,4 +228,15 @@ describe('rendering', () => {
     const b = renderPolicy(compilePolicy(input([web1, web2, client, remote], policies)));
     expect(diffPolicy(a, b).empty).toBe(true);
   });
+
+  it('the denied-connection log (off by default) sits just before each drop and changes no verdict', () => {
+    const m = compilePolicy(input([web1, client], [policy('x', 'deny', { podSelector: { matchLabels: { app: 'web' } } })]));
+    const plain = renderPolicy(m);
+    const logged = renderPolicy(m, { logDenied: { perSecond: 10 } });
+    expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => r.rule.includes(' log '))).toBe(false);
+    const chain = logged.chains.get(podChainName({ namespace: 'x', name: 'web1' }, 'ingress'))?.rules ?? [];
+    expect(chain.slice(-2).map((r) => r.comment)).toEqual(['log', 'deny']);
+    expect(chain.at(-2)?.rule).toBe('limit rate 10/second log prefix "strand-deny x/web1 ingress: "');
+    for (const view of [plain, logged]) expect(evaluateNft(nftView(view), { src: '10.1.0.3', dst: '10.1.0.1', protocol: 'TCP', dport: 80 }, m.nodeAddresses).allowed).toBe(false);
+  });
 });
