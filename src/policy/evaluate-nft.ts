@@ -99,11 +99,13 @@ class Interpreter {
     while (i < w.length) {
       const word = w[i] as string;
       if (word === 'ct' && w[i + 1] === 'state') {
-        // A new connection: established/related never match.
-        return { kind: 'continue' };
+        // The packet opens a new connection.
+        if (!(w[i + 2] as string).split(',').includes('new')) return { kind: 'continue' };
+        i += 3;
+        continue;
       }
-      if (word === 'limit') {
-        // The denied-connection log: no verdict, the chain goes on to its drop.
+      if (word === 'limit' || word === 'log') {
+        // The denied-connection log (limit rate … log …): no verdict, the chain goes on.
         return { kind: 'continue' };
       }
       if (word === 'icmpv6') {

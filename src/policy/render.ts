@@ -205,8 +205,8 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       // The prefix names the pod (nft allows 127 bytes; names that do not fit use the chain name).
       const who = `${pod.namespace}/${pod.name}`;
       const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
-      const target = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535 ? ` group ${log.group}` : '';
-      out.push({ kind: 'rule', chain, rule: `limit rate ${log.perSecond}/second log prefix "${prefix}"${target}`, comment: LOG_COMMENT });
+      const target = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535 ? `group ${log.group}` : 'level info';
+      out.push({ kind: 'rule', chain, rule: `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`, comment: LOG_COMMENT });
     }
     out.push({ kind: 'rule', chain, rule: 'counter drop', comment: DENY_COMMENT });
     return out;

@@ -112,7 +112,7 @@ describe('the rendered policy on the kernel', () => {
   it('nft -c accepts the denied-connection log, to the kernel log and to an NFLOG group', () => {
     for (const logDenied of [{ perSecond: 5 }, { perSecond: 20, group: 7 }]) {
       const build = fullBuildPolicy(desired(pods(), POLICIES, { logDenied }), emptyTableState());
-      expect(build.render()).toMatch(/limit rate \d+\/second log prefix "strand-deny x\/a ingress: "/);
+      expect(build.render()).toMatch(/limit rate \d+\/second burst \d+ packets log prefix "strand-deny x\/a ingress: " (level info|group 7)/);
       const script = join(dir, 'log.nft');
       writeFileSync(script, build.render());
       const check = ns.tryExec('nft', ['-c', '-f', script]);

@@ -260,7 +260,7 @@ describe('rendering', () => {
     expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => r.rule.includes(' log '))).toBe(false);
     const chain = logged.chains.get(podChainName({ namespace: 'x', name: 'web1' }, 'ingress'))?.rules ?? [];
     expect(chain.slice(-2).map((r) => r.comment)).toEqual(['log', 'deny']);
-    expect(chain.at(-2)?.rule).toBe('limit rate 10/second log prefix "strand-deny x/web1 ingress: "');
+    expect(chain.at(-2)?.rule).toBe('limit rate 10/second burst 20 packets log prefix "strand-deny x/web1 ingress: " level info');
     for (const view of [plain, logged]) expect(evaluateNft(nftView(view), { src: '10.1.0.3', dst: '10.1.0.1', protocol: 'TCP', dport: 80 }, m.nodeAddresses).allowed).toBe(false);
   });
 });
