@@ -30,16 +30,14 @@ import {
 import { isSea } from 'node:sea';
 import { join } from 'node:path';
 import { fsyncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic-file.ts';
+import { EXECUTABLE_MARKER } from '../version.ts';
 import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from './conflist-template.ts';
 
 export const EXECUTABLE = 'strand';
 export const IPAM_LINK = 'strand-ipam';
 
-/**
- * Every build of the executable carries this string (this module is in the one bundle): uninstall
- * removes a `strand` in the bin dir only if it contains it, so a foreign file of that name stays.
- */
-export const EXECUTABLE_MARKER = 'strand.dev/executable: a Strand CNI plugin build';
+// Uninstall removes a `strand` in the bin dir only if it carries this string (src/version.ts).
+export { EXECUTABLE_MARKER };
 
 export type Action = 'create' | 'replace' | 'unchanged' | 'remove' | 'absent' | 'keep';
 
