@@ -25,7 +25,7 @@ import {
 } from '../kernel/index.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
-import { fileLogger, type Logger } from '../log.ts';
+import { eventLog, type EventLog } from '../event-log.ts';
 import { readNodeState } from '../state/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from './bridge.ts';
@@ -378,8 +378,8 @@ async function status(inv: Invocation): Promise<void> {
 
 // ---- shared --------------------------------------------------------------------------------------
 
-function logger(cfg: PluginConfig, inv: Invocation): Logger {
-  return fileLogger(cfg.logFile, cfg.logLevel, {
+function logger(cfg: PluginConfig, inv: Invocation): EventLog {
+  return eventLog(cfg.logFile, cfg.logLevel, {
     plugin: 'strand',
     verb: inv.env.command,
     network: cfg.net.name,
