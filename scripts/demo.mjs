@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The demo: Strand on a simulated two-node cluster, with no real Kubernetes (scripts/sim/). Each node
 // is a network namespace running `strand agent` against a small in-process API server; pods are
-// wired by running dist/strand exactly as a container runtime does. It prints the nodes, the pods,
+// wired by running dist/cni/strand exactly as a container runtime does. It prints the nodes, the pods,
 // who reaches whom (ICMP and TCP, every pod to every pod), what the outside sees of a pod's traffic,
 // and removes everything. Exit status 0 only if everything connected.
 //
@@ -99,7 +99,7 @@ try {
     console.log(`  ${pad(n.name, 8)} ${text.length ? text.join('; ') : bad('none')}`);
   }
 
-  head('Pods (CNI ADD by dist/strand, run as a runtime runs it)');
+  head('Pods (CNI ADD by dist/cni/strand, run as a runtime runs it)');
   for (const p of pods) console.log(`  ${pad(p.name, 8)} on ${pad(p.node.name, 7)} ${pad(p.ip, 12)} ${dim(`ADD ${p.addMs} ms`)}`);
 
   // Every pod to every pod: ping, and a TCP connection whose server reports the source it saw.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs what it needs, builds dist/strand, type-checks,
-# runs unit, integration (root, real network namespaces) and e2e tests, and prints a closing
-# "N passed, N failed" line.
+# The whole test suite on a fresh machine: installs what it needs, builds dist/strand and
+# dist/cni/strand, type-checks, runs unit, integration (root, real network namespaces) and e2e tests,
+# and prints a closing "N passed, N failed" line.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -1,12 +1,14 @@
-// Logging (pino, JSON lines). In CNI mode stdout is the result channel, so the plugin logs to a file;
-// a log file that cannot be opened never fails an ADD: logging then goes nowhere.
+// Logging for the agent and the command line (pino, JSON lines). The CNI plugins log through
+// src/event-log.ts, which writes the same lines without loading pino.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+import type { LogLevel } from './event-log.ts';
+
+export type { LogLevel };
 
 export function fileLogger(file: string, level: LogLevel, bindings: Record<string, unknown> = {}): Logger {
   if (level === 'silent') return pino({ level: 'silent' });

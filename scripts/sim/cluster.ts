@@ -38,15 +38,17 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bridgeJson, ipJson, run, sh, sleep, trySh, waitFor } from './exec.ts';
 import { setOffloadSizes, SIM_OFFLOAD_SIZE } from './offload.ts';
 import type { LeastPrivilegeReport } from '../../test/support/k8s/rbac.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
-/** The executable the simulator runs: dist/strand, or $STRAND_SIM_BIN (another build). */
+/** The agent the simulator runs: dist/strand, or $STRAND_SIM_BIN (another build). */
 export const DEFAULT_STRAND = process.env.STRAND_SIM_BIN || join(REPO, 'dist', 'strand');
+/** The CNI executable pods are made with: cni/strand beside the agent's, as the build and the image ship it. */
+export const cniExecutableFor = (strand: string): string => join(dirname(strand), 'cni', 'strand');
 export const POD_SERVER = join(REPO, 'scripts', 'sim', 'pod-server.mjs');
 /** The manifest whose RBAC the agents run under. */
 const DEPLOY_MANIFEST = join(REPO, 'deploy', 'strand.yaml');
@@ -71,8 +73,10 @@ export interface SimOptions {
   prefix: string;
   nodes: number;
   backend?: SimBackend;
-  /** The executable; default dist/strand. */
+  /** The agent and command line; default dist/strand. */
   strand?: string;
+  /** The CNI executable; default cni/strand beside `strand`. */
+  strandCni?: string;
   /** VXLAN network identifier: the device is strand.<vni>. Default 1. */
   vni?: number;
   /** MTU of the underlay veths. Default 1500. */
@@ -553,6 +557,7 @@ export class SimCluster {
   readonly base: string;
   readonly backend: SimBackend;
   readonly strand: string;
+  readonly strandCni: string;
   readonly vni: number;
   readonly underlayMtu: number;
   readonly underlayOffload: number;
@@ -578,6 +583,7 @@ export class SimCluster {
     this.base = `${opts.prefix}${randomBytes(3).toString('hex')}`;
     this.backend = opts.backend ?? 'vxlan';
     this.strand = opts.strand ?? DEFAULT_STRAND;
+    this.strandCni = opts.strandCni ?? cniExecutableFor(this.strand);
     this.vni = opts.vni ?? 1;
     this.underlayMtu = opts.underlayMtu ?? 1500;
     this.underlayOffload = opts.underlayOffload ?? SIM_OFFLOAD_SIZE;
@@ -678,9 +684,10 @@ export class SimCluster {
     setOffloadSizes(n.netns, ['eth0'], this.underlayOffload);
     setOffloadSizes(sw, [`u${n.index}`, 'br0'], this.underlayOffload);
     for (const d of [n.binDir, n.confDir, n.stateDir, n.ipamDir]) mkdirSync(d, { recursive: true });
-    // The CNI bin dir as a node has it: strand, and strand-ipam as a link to the same executable.
-    symlinkSync(this.strand, join(n.binDir, 'strand'));
-    symlinkSync(this.strand, join(n.binDir, 'strand-ipam'));
+    // The CNI bin dir as a node has it (strand install): the CNI executable as strand, and
+    // strand-ipam as a link to the same executable.
+    symlinkSync(this.strandCni, join(n.binDir, 'strand'));
+    symlinkSync(this.strandCni, join(n.binDir, 'strand-ipam'));
     for (const ref of ['portmap', 'host-local', 'bridge', 'loopback']) {
       if (existsSync(`/usr/lib/cni/${ref}`)) symlinkSync(`/usr/lib/cni/${ref}`, join(n.binDir, ref));
     }

@@ -19,36 +19,20 @@ import { connect, createServer, isIP, type Server, type Socket } from 'node:net'
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
 import type { Logger } from '../log.ts';
+import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
 
-export const HANDSHAKE_VERSION = 1;
-/** A notice is a few hundred bytes; anything near this bound is not from the plugin. */
-export const MAX_MESSAGE_BYTES = 64 * 1024;
+// The wire format's constants and types live in handshake-protocol.ts, which the plugin imports
+// without this module's zod and node:net.
+export { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
+
 /** A client that connects and says nothing is dropped after this long. */
 const IDLE_CLIENT_MS = 10_000;
 /** sun_path is 108 bytes including the terminating NUL (unix(7)). */
 const MAX_SOCKET_PATH = 107;
 
-export type PodStartNotice = {
-  namespace?: string;
-  name?: string;
-  uid?: string;
-  containerId: string;
-  ifname: string;
-  netns: string;
-  hostVeth: string;
-  ips: string[];
-};
-
 export type PodStartAnswer = { ok: boolean; message?: string };
 
 export type AgentReadiness = { ready: boolean; reasons: string[] };
-
-export type HandshakeRequest = { v: number; type: 'pod-start'; notice: PodStartNotice } | { v: number; type: 'status' };
-
-/** One line of the wire format: the JSON and its "\n". */
-export function encodeMessage(msg: unknown): string {
-  return `${JSON.stringify(msg)}\n`;
-}
 
 let schemas: ReturnType<typeof makeSchemas> | undefined;
 function makeSchemas() {

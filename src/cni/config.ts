@@ -1,7 +1,9 @@
 // The network configuration a plugin reads from stdin (CNI 1.1 §1 and §3): the fields every plugin
 // shares, checked here in the order that gives each problem its own error code. Plugins validate
 // their own fields with parseFields().
-import * as z from 'zod';
+import type * as z from 'zod';
+import { zod, type Zod } from '../util/lazy-zod.ts';
+import { isObject, isStringArray, optional, type Json } from '../util/plain.ts';
 import { CniError, ErrorCode } from './errors.ts';
 import type { Verb } from './env.ts';
 import { describeIssues, parseResult, type Dns, type Result } from './result.ts';
@@ -41,14 +43,30 @@ export function parseFields<T extends z.ZodType>(schema: T, raw: unknown, prefix
 }
 
 // The reference accepts the strings "true"/"false" for these flags as well as booleans.
-const looseBool = () =>
+const looseBool = (z: Zod) =>
   z
     .union([z.boolean(), z.enum(['true', 'false'])])
     .optional()
     .transform((v) => v === true || v === 'true');
 
-let baseSchema: ReturnType<typeof makeBaseSchema> | undefined;
-function makeBaseSchema() {
+/** The shared fields, as the schema (or plainBase) gives them. */
+interface BaseFields {
+  type: string;
+  ipam?: { type?: string } & Json;
+  dns?: Dns;
+  runtimeConfig?: Json;
+  capabilities?: Record<string, boolean>;
+  args?: Json;
+  'cni.dev/valid-attachments'?: Attachment[] | null;
+  'cni.dev/attachments'?: Attachment[] | null;
+  disableCheck: boolean;
+  disableGC: boolean;
+}
+
+let baseSchema: z.ZodType | undefined;
+/** The schema of the shared fields (exported for the test that holds plainBase to it). */
+export function makeBaseSchema(): z.ZodType {
+  const z = zod();
   const attachment = z.object({ containerID: z.string().min(1), ifname: z.string().min(1) });
   return z.looseObject({
     type: z.string().min(1).refine((t) => !/[/\\]/.test(t), 'must not contain "/" or "\\"'),
@@ -67,9 +85,79 @@ function makeBaseSchema() {
     // libcni sends null for "no valid attachments" (a Go nil slice).
     'cni.dev/valid-attachments': z.array(attachment).nullish(),
     'cni.dev/attachments': z.array(attachment).nullish(),
-    disableCheck: looseBool(),
-    disableGC: looseBool(),
+    disableCheck: looseBool(z),
+    disableGC: looseBool(z),
   });
+}
+
+const DNS_KEYS = ['nameservers', 'domain', 'search', 'options'] as const;
+
+/** dns as z.object gives it (unknown keys dropped), or undefined when it is not plainly valid. */
+function plainDns(v: Json): Dns | undefined {
+  const out: Dns = {};
+  for (const k of DNS_KEYS) {
+    const x = v[k];
+    if (x === undefined) continue;
+    if (k === 'domain') {
+      if (typeof x !== 'string') return undefined;
+      out.domain = x;
+    } else {
+      if (!isStringArray(x)) return undefined;
+      out[k] = x;
+    }
+  }
+  return out;
+}
+
+function plainAttachments(v: unknown): Attachment[] | null | undefined | false {
+  if (v === undefined || v === null) return v;
+  if (!Array.isArray(v)) return false;
+  const out: Attachment[] = [];
+  for (const a of v) {
+    if (!isObject(a) || typeof a.containerID !== 'string' || a.containerID === '' || typeof a.ifname !== 'string' || a.ifname === '') return false;
+    out.push({ containerID: a.containerID, ifname: a.ifname });
+  }
+  return out;
+}
+
+function plainLooseBool(v: unknown): boolean | undefined {
+  if (v === undefined || v === false || v === 'false') return false;
+  if (v === true || v === 'true') return true;
+  return undefined;
+}
+
+/**
+ * The shared fields of a configuration the schema plainly accepts, with the schema's output, checked
+ * in microseconds; undefined for anything else, which the schema then decides (and words the error).
+ */
+export function plainBase(raw: Json): BaseFields | undefined {
+  const { type, ipam, dns, runtimeConfig, capabilities, args } = raw;
+  if (typeof type !== 'string' || type === '' || /[/\\]/.test(type)) return undefined;
+  if (ipam !== undefined && !(isObject(ipam) && optional(ipam.type, (t): t is string => typeof t === 'string'))) return undefined;
+  if (runtimeConfig !== undefined && !isObject(runtimeConfig)) return undefined;
+  if (args !== undefined && !isObject(args)) return undefined;
+  if (capabilities !== undefined && !(isObject(capabilities) && Object.values(capabilities).every((c) => typeof c === 'boolean'))) return undefined;
+  const disableCheck = plainLooseBool(raw.disableCheck);
+  const disableGC = plainLooseBool(raw.disableGC);
+  if (disableCheck === undefined || disableGC === undefined) return undefined;
+  // A loose object, as the schema's: the other keys pass through.
+  const out: BaseFields = { ...raw, type, disableCheck, disableGC };
+  if (ipam !== undefined) out.ipam = ipam as BaseFields['ipam'];
+  if (dns !== undefined) {
+    const d = isObject(dns) ? plainDns(dns) : undefined;
+    if (!d) return undefined;
+    out.dns = d;
+  }
+  if (runtimeConfig !== undefined) out.runtimeConfig = runtimeConfig as Json;
+  if (capabilities !== undefined) out.capabilities = capabilities as Record<string, boolean>;
+  if (args !== undefined) out.args = args as Json;
+  for (const key of ['cni.dev/valid-attachments', 'cni.dev/attachments'] as const) {
+    if (!(key in raw)) continue;
+    const list = plainAttachments(raw[key]);
+    if (list === false) return undefined;
+    out[key] = list;
+  }
+  return out;
 }
 
 // The earliest version at which each verb exists (reference skel: CHECK at 0.4.0, GC and STATUS at 1.1.0).
@@ -119,8 +207,7 @@ export function loadNetConf(stdin: string, verb: Verb): { conf: NetConf; raw: Re
   if (!NETWORK_NAME.test(name)) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network name "${name}": must match ${NETWORK_NAME.source}`);
   }
-  baseSchema ??= makeBaseSchema();
-  const base = parseFields(baseSchema, raw);
+  const base = plainBase(raw) ?? (parseFields((baseSchema ??= makeBaseSchema()), raw) as BaseFields);
   const conf: NetConf = {
     cniVersion: version,
     name,

@@ -1,9 +1,9 @@
-// Builds, ahead of time, what every CNI invocation would otherwise build on each start: the
-// configuration modules and their zod schemas, by parsing representative configurations. The build
-// runs this while making the executable's startup snapshot (scripts/build.mjs), so a pod start
-// deserialises ready schemas instead of constructing them. Pure parsing: no side effects. The
-// kernel, nftables and logging modules stay out: loaded into the snapshot they made every start,
-// VERSION included, deserialise a heap about 7 ms bigger.
+// Builds, ahead of time, what a CNI invocation of the Node executable (dist/strand, kept in the
+// CNI roles for an old install) would otherwise build on each start: the configuration modules, by
+// parsing representative configurations. The build runs this while making the SEA's startup
+// snapshot (scripts/build.mjs). The shipped pod path is dist/cni/strand, which checks these
+// configurations with plain code and loads zod only for input that code declines
+// (src/util/lazy-zod.ts). Pure parsing: no side effects.
 import { loadNetConf } from './config.ts';
 import { parseResult } from './result.ts';
 import type { Invocation } from './skel.ts';

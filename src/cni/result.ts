@@ -1,8 +1,10 @@
 // One internal result (the CNI 1.1 shape) and its conversion to every version Strand speaks
 // (CNI 1.1 §5 "Success"; reference pkg/types/100 and pkg/types/040 conversions).
 // Results are also read back: a prevResult in any supported version, and a delegated IPAM result.
-import { isIP } from 'node:net';
-import * as z from 'zod';
+import type * as z from 'zod';
+import { ipFamily } from '../util/cidr.ts';
+import { zod } from '../util/lazy-zod.ts';
+import { isObject, isStringArray, isUint, type Json } from '../util/plain.ts';
 import { CniError, ErrorCode } from './errors.ts';
 import { atLeast, type SpecVersion } from './versions.ts';
 
@@ -54,7 +56,7 @@ export interface Result {
 /** "4" or "6" for an address in CIDR notation. */
 export function familyOf(cidr: string): '4' | '6' {
   const addr = cidr.split('/')[0] ?? '';
-  const f = isIP(addr);
+  const f = ipFamily(addr);
   if (f === 0) throw new CniError(ErrorCode.DecodingFailure, `invalid IP address "${cidr}"`);
   return f === 4 ? '4' : '6';
 }
@@ -122,12 +124,15 @@ export function formatResult(result: Result, version: SpecVersion): string {
   return JSON.stringify(resultToVersion(result, version));
 }
 
+const isResultCidr = (s: string): boolean => /^[^/]+\/\d{1,3}$/.test(s) && ipFamily(s.split('/')[0] ?? '') !== 0;
+
 let schema: z.ZodType | undefined;
-// Built on first use: schema construction is start-up time, and VERSION never needs it.
-function resultSchema(): z.ZodType {
+// Built on first use, and only for a result plainResult does not take.
+export function resultSchema(): z.ZodType {
   if (schema) return schema;
-  const cidr = z.string().refine((s) => /^[^/]+\/\d{1,3}$/.test(s) && isIP(s.split('/')[0] ?? '') !== 0, 'not an IP address in CIDR notation');
-  const ip = z.string().refine((s) => isIP(s) !== 0, 'not an IP address');
+  const z = zod();
+  const cidr = z.string().refine(isResultCidr, 'not an IP address in CIDR notation');
+  const ip = z.string().refine((s) => ipFamily(s) !== 0, 'not an IP address');
   const uint = z.number().int().nonnegative();
   schema = z.object({
     cniVersion: z.string().optional(),
@@ -188,23 +193,100 @@ export function describeIssues(err: z.ZodError, prefix = ''): string {
     .join('; ');
 }
 
+type ResultIn = {
+  interfaces?: Interface[] | null;
+  ips?: { version?: '4' | '6'; address: string; gateway?: string; interface?: number | null }[] | null;
+  routes?: Route[] | null;
+  dns?: { nameservers?: string[] | null; domain?: string; search?: string[] | null; options?: string[] | null } | null;
+};
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+
+/**
+ * Copies the keys of `v` that `fields` names after checking each (absent is fine), as z.object does
+ * (unknown keys dropped); undefined when a field fails its check.
+ */
+function plainFields<T>(v: unknown, fields: Record<string, (x: unknown) => boolean>, required: readonly string[] = []): T | undefined {
+  if (!isObject(v)) return undefined;
+  const out: Json = {};
+  for (const k of required) if (v[k] === undefined) return undefined;
+  for (const [k, check] of Object.entries(fields)) {
+    const x = v[k];
+    if (x === undefined) continue;
+    if (!check(x)) return undefined;
+    out[k] = x;
+  }
+  return out as T;
+}
+
+const INTERFACE_FIELDS = { name: isStr, mac: isStr, mtu: isUint, sandbox: isStr, socketPath: isStr, pciID: isStr };
+const IP_FIELDS = {
+  version: (x: unknown) => x === '4' || x === '6',
+  address: (x: unknown) => isStr(x) && isResultCidr(x),
+  gateway: (x: unknown) => isStr(x) && ipFamily(x) !== 0,
+  interface: (x: unknown) => x === null || isUint(x),
+};
+const ROUTE_FIELDS = {
+  dst: (x: unknown) => isStr(x) && isResultCidr(x),
+  gw: (x: unknown) => isStr(x) && ipFamily(x) !== 0,
+  mtu: isUint,
+  advmss: isUint,
+  priority: isUint,
+  table: isUint,
+  scope: isUint,
+};
+const nullishStrings = (x: unknown) => x === null || isStringArray(x);
+const DNS_FIELDS = { nameservers: nullishStrings, domain: isStr, search: nullishStrings, options: nullishStrings };
+
+function plainList<T>(v: unknown, fields: Record<string, (x: unknown) => boolean>, required: readonly string[]): T[] | null | undefined | false {
+  if (v === undefined || v === null) return v;
+  if (!Array.isArray(v)) return false;
+  const out: T[] = [];
+  for (const item of v) {
+    const x = plainFields<T>(item, fields, required);
+    if (!x) return false;
+    out.push(x);
+  }
+  return out;
+}
+
+/** A result the schema plainly accepts, as the schema would give it; undefined for anything else. */
+export function plainResult(json: unknown): ResultIn | undefined {
+  if (!isObject(json) || (json.cniVersion !== undefined && !isStr(json.cniVersion))) return undefined;
+  const interfaces = plainList<Interface>(json.interfaces, INTERFACE_FIELDS, ['name']);
+  const ips = plainList<NonNullable<ResultIn['ips']>[number]>(json.ips, IP_FIELDS, ['address']);
+  const routes = plainList<Route>(json.routes, ROUTE_FIELDS, ['dst']);
+  if (interfaces === false || ips === false || routes === false) return undefined;
+  const out: ResultIn & { cniVersion?: string } = {};
+  if (json.cniVersion !== undefined) out.cniVersion = json.cniVersion;
+  if (interfaces !== undefined) out.interfaces = interfaces;
+  if (ips !== undefined) out.ips = ips;
+  if (routes !== undefined) out.routes = routes;
+  if (json.dns !== undefined) {
+    if (json.dns === null) out.dns = null;
+    else {
+      const dns = plainFields<NonNullable<ResultIn['dns']>>(json.dns, DNS_FIELDS);
+      if (!dns) return undefined;
+      out.dns = dns;
+    }
+  }
+  return out;
+}
+
 /**
  * Reads a result of any supported version (a prevResult, or what a delegated plugin printed) into
  * the internal shape. `what` names it in errors.
  */
 export function parseResult(json: unknown, what: string): Result {
-  const parsed = resultSchema().safeParse(json);
-  if (!parsed.success) {
-    throw new CniError(ErrorCode.DecodingFailure, `could not parse ${what}: ${describeIssues(parsed.error)}`);
+  let src = plainResult(json);
+  if (!src) {
+    const parsed = resultSchema().safeParse(json);
+    if (!parsed.success) {
+      throw new CniError(ErrorCode.DecodingFailure, `could not parse ${what}: ${describeIssues(parsed.error)}`);
+    }
+    src = parsed.data as ResultIn;
   }
   const out: Result = {};
-  type In = {
-    interfaces?: Interface[] | null;
-    ips?: { version?: '4' | '6'; address: string; gateway?: string; interface?: number | null }[] | null;
-    routes?: Route[] | null;
-    dns?: { nameservers?: string[] | null; domain?: string; search?: string[] | null; options?: string[] | null } | null;
-  };
-  const src = parsed.data as In;
   if (src.interfaces?.length) out.interfaces = src.interfaces.map((i) => defined({ ...i }));
   if (src.ips?.length) {
     out.ips = src.ips.map((ip) => {

@@ -5,6 +5,7 @@ import { loadNetConf, type NetConf } from './config.ts';
 import { parseEnv, type CniEnv, type Verb } from './env.ts';
 import { asCniError, CniError, ErrorCode } from './errors.ts';
 import { formatResult, type Result } from './result.ts';
+import type { NodeState } from '../state/node-state.ts';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from './versions.ts';
 
 export interface Invocation {
@@ -14,6 +15,11 @@ export interface Invocation {
   raw: Record<string, unknown>;
   /** stdin exactly as received, handed on unchanged to delegated plugins. */
   stdin: string;
+  /**
+   * The node state the caller already read for this invocation, and from which state dir: the
+   * strand plugin runs strand-ipam in process and hands its copy on, so an ADD reads node.json once.
+   */
+  nodeState?: { dir: string; state: NodeState };
 }
 
 export interface CniPlugin {

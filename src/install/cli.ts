@@ -20,7 +20,7 @@ function installOptions(y: Argv<object>) {
     .option('ipam-data-dir', { type: 'string', default: CONFLIST_DEFAULTS.ipamDataDir, describe: 'strand-ipam data dir (conflist ipam.dataDir)', requiresArg: true })
     .option('log-file', { type: 'string', default: CONFLIST_DEFAULTS.logFile, describe: 'the plugin log file (conflist logFile)', requiresArg: true })
     .option('bridge', { type: 'string', default: CONFLIST_DEFAULTS.bridge, describe: 'the pods\' bridge (conflist bridge)', requiresArg: true })
-    .option('source', { type: 'string', describe: 'the executable to install (default: this strand executable)', requiresArg: true });
+    .option('source', { type: 'string', describe: 'the CNI executable to install (default: cni/strand beside this executable)', requiresArg: true });
 }
 
 /**

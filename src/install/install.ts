@@ -1,6 +1,6 @@
 // `strand install` and `strand uninstall`: what the DaemonSet's init container runs on each node.
 // Install puts three things on the node and nothing else:
-//   <cni-bin-dir>/strand               a copy of this executable, mode 0755
+//   <cni-bin-dir>/strand               a copy of the CNI executable (cni/strand beside this one), 0755
 //   <cni-bin-dir>/strand-ipam          a symbolic link to "strand" (the IPAM role, DESIGN.md)
 //   <cni-conf-dir>/10-strand.conflist  the network configuration list (conflist-template.ts), at the
 //                                      versions strand and the chained plugins in the bin dir all
@@ -16,6 +16,7 @@ import {
   closeSync,
   constants,
   copyFileSync,
+  existsSync,
   fsyncSync,
   lstatSync,
   mkdirSync,
@@ -31,19 +32,17 @@ import {
   type Stats,
 } from 'node:fs';
 import { isSea } from 'node:sea';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fsyncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic-file.ts';
+import { EXECUTABLE_MARKER } from '../version.ts';
 import { CHAINED_PLUGINS, CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from './conflist-template.ts';
 import { planConflist } from './conflist-versions.ts';
 
 export const EXECUTABLE = 'strand';
 export const IPAM_LINK = 'strand-ipam';
 
-/**
- * Every build of the executable carries this string (this module is in the one bundle): uninstall
- * removes a `strand` in the bin dir only if it contains it, so a foreign file of that name stays.
- */
-export const EXECUTABLE_MARKER = 'strand.dev/executable: a Strand CNI plugin build';
+// Uninstall removes a `strand` in the bin dir only if it carries this string (src/version.ts).
+export { EXECUTABLE_MARKER };
 
 export type Action = 'create' | 'replace' | 'unchanged' | 'remove' | 'absent' | 'keep';
 
@@ -69,12 +68,19 @@ export interface UninstallOptions {
   dryRun?: boolean;
 }
 
-/** The running executable, when it is the Strand single executable. */
+/**
+ * The CNI executable shipped with the running one: `cni/strand` in this executable's directory (the
+ * build's dist/cni/strand, the image's /usr/local/bin/cni/strand). The agent and command line run on
+ * Node; the pod path is a separate Bun-compiled executable (docs/architecture.md), and that is what
+ * the runtime must find as `strand` in the CNI bin dir.
+ */
 export function defaultSource(): string {
   if (!isSea()) {
     throw new Error(`not running as the strand executable (this is ${process.execPath}): pass --source with the file to install`);
   }
-  return process.execPath;
+  const cni = join(dirname(process.execPath), 'cni', EXECUTABLE);
+  if (!existsSync(cni)) throw new Error(`the CNI executable ${cni} is missing (it ships beside ${process.execPath}): pass --source with the file to install`);
+  return cni;
 }
 
 // ---- install ---------------------------------------------------------------------------------------

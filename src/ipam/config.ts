@@ -5,12 +5,13 @@
 //
 // Range sets, in order (reference): runtimeConfig.ipRanges, then the legacy top-level
 // subnet/rangeStart/rangeEnd/gateway as one set, then ipam.ranges.
-import * as z from 'zod';
 import { K8S_ARG_KEYS, parseCniArgs } from '../cni/args.ts';
 import { parseFields } from '../cni/config.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import type { Route } from '../cni/result.ts';
 import { DEFAULT_STATE_DIR, nodeStatePath, readNodeState, type NodeState } from '../state/node-state.ts';
+import { zod } from '../util/lazy-zod.ts';
+import { isObject, isStringArray, isUint } from '../util/plain.ts';
 import {
   canonicalizeRange,
   canonicalizeRangeSet,
@@ -60,8 +61,11 @@ export interface IpamConfig {
 const isPodCidrWord = (s: string): boolean => s === USE_POD_CIDR || s === USE_POD_CIDR_IPV6;
 
 let schemas: ReturnType<typeof makeSchemas> | undefined;
-// Built on first use: schema construction is start-up time on the pod start path.
-function makeSchemas() {
+// Built on first use, and only for a configuration the plain checks below do not take: loading zod
+// and building schemas is start-up time on the pod start path. Exported for the test that holds the
+// plain checks to them.
+export function makeSchemas() {
+  const z = zod();
   const range = z.looseObject({
     subnet: z.string().min(1),
     rangeStart: z.string().optional(),
@@ -101,6 +105,58 @@ function makeSchemas() {
   return { ipam, runtimeConfig, args };
 }
 
+type Schemas = ReturnType<typeof makeSchemas>;
+type IpamFields = Schemas['ipam']['_output'];
+type RuntimeConfigFields = Schemas['runtimeConfig']['_output'];
+type ArgsFields = Schemas['args']['_output'];
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const nullishStr = (v: unknown): boolean => v === undefined || v === null || isStr(v);
+
+function plainRangeSets(v: unknown): boolean {
+  return (
+    v === undefined ||
+    v === null ||
+    (Array.isArray(v) &&
+      v.every(
+        (set) =>
+          Array.isArray(set) &&
+          set.every((r) => isObject(r) && isStr(r.subnet) && r.subnet !== '' && [r.rangeStart, r.rangeEnd, r.gateway].every((x) => x === undefined || isStr(x))),
+      ))
+  );
+}
+
+function plainRoute(r: unknown): boolean {
+  return (
+    isObject(r) &&
+    isStr(r.dst) &&
+    parseCidr(r.dst) !== undefined &&
+    (r.gw === undefined || (isStr(r.gw) && parseIp(r.gw) !== undefined)) &&
+    [r.mtu, r.advmss, r.priority, r.table, r.scope].every((x) => x === undefined || isUint(x))
+  );
+}
+
+/** The ipam object when the schema plainly accepts it (its output is the same object); else undefined. */
+export function plainIpam(v: unknown): IpamFields | undefined {
+  if (!isObject(v) || (v.type !== undefined && !isStr(v.type))) return undefined;
+  if (![v.subnet, v.rangeStart, v.rangeEnd, v.gateway, v.dataDir, v.resolvConf, v.stateDir].every(nullishStr)) return undefined;
+  if (!plainRangeSets(v.ranges)) return undefined;
+  if (v.routes !== undefined && v.routes !== null && !(Array.isArray(v.routes) && v.routes.every(plainRoute))) return undefined;
+  return v as IpamFields;
+}
+
+export function plainRuntimeConfig(v: unknown): RuntimeConfigFields | undefined {
+  if (!isObject(v) || !plainRangeSets(v.ipRanges)) return undefined;
+  return v.ips === undefined || v.ips === null || isStringArray(v.ips) ? (v as RuntimeConfigFields) : undefined;
+}
+
+export function plainArgs(v: unknown): ArgsFields | undefined {
+  if (!isObject(v)) return undefined;
+  const cni = v.cni;
+  if (cni === undefined || cni === null) return v as ArgsFields;
+  return isObject(cni) && (cni.ips === undefined || cni.ips === null || isStringArray(cni.ips)) ? (v as ArgsFields) : undefined;
+}
+
 function definedRange(r: { subnet: string; rangeStart?: string | null; rangeEnd?: string | null; gateway?: string | null }, field: string): RangeSpec {
   const out: RangeSpec = { subnet: r.subnet, field };
   if (r.rangeStart) out.rangeStart = r.rangeStart;
@@ -126,10 +182,10 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   if (raw.ipam === undefined || raw.ipam === null) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, "IPAM config missing 'ipam' key");
   }
-  schemas ??= makeSchemas();
-  const ipam = parseFields(schemas.ipam, raw.ipam, 'ipam');
-  const runtimeConfig = parseFields(schemas.runtimeConfig, raw.runtimeConfig ?? {}, 'runtimeConfig');
-  const args = parseFields(schemas.args, raw.args ?? {}, 'args');
+  const schema = (): Schemas => (schemas ??= makeSchemas());
+  const ipam = plainIpam(raw.ipam) ?? parseFields(schema().ipam, raw.ipam, 'ipam');
+  const runtimeConfig = plainRuntimeConfig(raw.runtimeConfig ?? {}) ?? parseFields(schema().runtimeConfig, raw.runtimeConfig ?? {}, 'runtimeConfig');
+  const args = plainArgs(raw.args ?? {}) ?? parseFields(schema().args, raw.args ?? {}, 'args');
 
   // Requested addresses. CNI conventions ("args"): a key given in both args and CNI_ARGS is taken
   // from args only; the reference host-local merges the two, which the convention forbids.

@@ -22,7 +22,8 @@ function attachmentOf(inv: Invocation): Attachment {
 /** ADD: one address per range set, with the gateway, the configured routes and resolv.conf's DNS. */
 async function add(inv: Invocation): Promise<Result> {
   const conf = configOf(inv);
-  const sets = resolveRangeSets(conf);
+  const known = inv.nodeState;
+  const sets = known && known.dir === conf.stateDir ? resolveRangeSets(conf, () => known.state) : resolveRangeSets(conf);
   const dns = conf.resolvConf ? readResolvConf(conf.resolvConf) : undefined;
   const allocations = await withStore(conf.dataDir, conf.network, (store) => allocate(store, sets, attachmentOf(inv), conf.requestedIps));
   // An IPAM result is abbreviated (CNI 1.1 §5): no interfaces, so no ips[].interface.

@@ -2,8 +2,10 @@
 // way Go's net package does (the on-disk file names must be byte-identical to host-local's),
 // range canonicalisation and validation (reference allocator/range.go, range_set.go), containment,
 // and the round-robin iteration order (reference allocator.go RangeIter). IPv6 needs 128-bit
-// arithmetic, so every address is a bigint; ip-address parses and prints.
-import { Address4, Address6 } from 'ip-address';
+// arithmetic, so every address is a bigint. Parsing and printing are src/kernel/ip.ts's (pure;
+// test/unit/ipam-range.test.ts holds them to what the ip-address package does): loading ip-address
+// was about 3 ms of every pod start under Bun.
+import { formatIp as formatBytes, tryParseIp } from '../kernel/ip.ts';
 
 export type Family = 4 | 6;
 
@@ -65,12 +67,28 @@ function hostMask(family: Family, prefix: number): bigint {
  * Go's To4() canonicalisation does in the reference (canonicalizeIP), so both name its file alike.
  */
 export function parseIp(text: string): IpAddr | undefined {
-  if (text.includes('/') || text.includes('%')) return undefined;
-  if (Address4.isValid(text)) return { family: 4, value: new Address4(text).bigInt() };
-  if (!Address6.isValid(text)) return undefined;
-  const value = new Address6(text).bigInt();
-  if (value >> 32n === 0xffffn) return { family: 4, value: value & 0xffffffffn };
-  return { family: 6, value };
+  const ip = text.includes('/') || text.includes('%') ? undefined : parsedIp(text);
+  if (!ip) return undefined;
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn) return { family: 4, value: ip.value & 0xffffffffn };
+  return ip;
+}
+
+/** The address as written (IPv4-mapped IPv6 stays IPv6), or undefined. */
+function parsedIp(text: string): IpAddr | undefined {
+  const p = tryParseIp(text);
+  if (!p) return undefined;
+  let value = 0n;
+  for (const b of p.bytes) value = (value << 8n) | BigInt(b);
+  return { family: p.family, value };
+}
+
+function bytesOf(value: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--) {
+    out[i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
+  return out;
 }
 
 /**
@@ -85,7 +103,7 @@ export function formatIp(ip: IpAddr): string {
   // Go prints an IPv4-mapped IPv6 address as IPv4; parseIp never yields one, but a computed
   // address (the end of a ::ffff:0:0/96 subnet) could.
   if (ip.value >> 32n === 0xffffn) return formatIp({ family: 4, value: ip.value & 0xffffffffn });
-  return Address6.fromBigInt(ip.value).correctForm();
+  return formatBytes(bytesOf(ip.value, 16));
 }
 
 export function ipEquals(a: IpAddr, b: IpAddr): boolean {
@@ -101,9 +119,7 @@ export function parseCidr(text: string): { ip: IpAddr; prefix: number } | undefi
   if (!/^\d{1,3}$/.test(prefixText)) return undefined;
   const prefix = Number(prefixText);
   // A CIDR keeps the family it was written in: Go's ParseCIDR of "::ffff:10.0.0.0/104" is IPv6.
-  let ip: IpAddr | undefined;
-  if (Address4.isValid(addrText)) ip = { family: 4, value: new Address4(addrText).bigInt() };
-  else if (!addrText.includes('%') && Address6.isValid(addrText)) ip = { family: 6, value: new Address6(addrText).bigInt() };
+  const ip = addrText.includes('%') ? undefined : parsedIp(addrText);
   if (!ip || prefix > BITS[ip.family]) return undefined;
   return { ip, prefix };
 }

@@ -53,5 +53,5 @@ export { addFdbEntry, addNeighbour, deleteFdbEntry, deleteNeighbour, listFdbEntr
 export type { FdbEntry, FdbFilter, FdbSpec, Neighbour, NeighbourFilter, NeighbourOptions, NeighbourSpec, NeighbourState } from './neighbours.ts';
 export { assertNetns, CURRENT_NETNS, isCurrentNetns, isNetns, openNetns, sameNetns, withNetns } from './netns.ts';
 export type { NotPromise } from './netns.ts';
-export { interfaceSysctl, readSysctl, sysctlPath, writeSysctl, writeSysctls } from './sysctl.ts';
+export { ensureSysctl, interfaceSysctl, readSysctl, sysctlPath, writeSysctl, writeSysctls } from './sysctl.ts';
 export type { SysctlOptions } from './sysctl.ts';

@@ -70,3 +70,14 @@ export function writeSysctls(values: Record<string, string | number>, opts: Sysc
     for (const [key, value] of Object.entries(values)) writeHere(key, value, opts.netns);
   });
 }
+
+/**
+ * Writes a sysctl only when it holds another value; returns whether it wrote. A write is not free
+ * even when it changes nothing: net.ipv4.ip_forward's handler walks every device of the namespace
+ * under RTNL (devinet_sysctl_forward, inet_forward_change), which every pod start would pay for.
+ */
+export function ensureSysctl(key: string, value: string | number, opts: SysctlOptions = {}): boolean {
+  if (readSysctl(key, opts) === String(value)) return false;
+  writeSysctl(key, value, opts);
+  return true;
+}

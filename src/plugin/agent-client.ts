@@ -1,15 +1,14 @@
 // The plugin side of the pod-start handshake (protocol: src/agent/pod-handshake.ts). It runs on the
 // pod start path, so it is small: node:net, one connection, one JSON line each way, a hand-written
-// check of the answer (zod is loaded in CNI mode anyway, but a schema would cost its build time on
-// every pod start for a four-field object). The agent never blocks the plugin for long: no socket
-// file or nobody listening returns at once, and the whole exchange is bounded by waitMs.
+// check of the answer (a schema would cost loading zod on every pod start for a four-field object).
+// The agent never blocks the plugin for long: no socket file or nobody listening returns at once,
+// and the whole exchange is bounded by waitMs.
 import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
-import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from '../agent/pod-handshake.ts';
+import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from '../agent/handshake-protocol.ts';
 import { K8S_ARG_KEYS, kubernetesPodArgs, parseCniArgs } from '../cni/args.ts';
 import type { CniEnv } from '../cni/env.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
-import type { Logger } from '../log.ts';
+import type { EventLog } from '../event-log.ts';
 
 export type NotifyOutcome = 'ok' | 'no-agent' | 'timeout' | 'refused';
 
@@ -74,9 +73,11 @@ export async function agentStatus(socketPath: string, waitMs: number): Promise<{
 }
 
 /** One request, one answer, at most waitMs from connect to answer. Never rejects. */
-function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
+async function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
   // No socket file is the common standalone case: answer it without making a socket at all.
-  if (!existsSync(socketPath)) return Promise.resolve({ kind: 'no-agent', message: `no agent socket at ${socketPath}` });
+  if (!existsSync(socketPath)) return { kind: 'no-agent', message: `no agent socket at ${socketPath}` };
+  // node:net only when there is a socket to talk to: loading it is about 3 ms of a pod start.
+  const { connect } = await import('node:net');
   return new Promise((resolve) => {
     let settled = false;
     const chunks: Buffer[] = [];
@@ -151,7 +152,7 @@ export async function announcePod(opts: {
   hostVeth: string;
   /** The pod's addresses as IPAM gave them (CIDR notation); the notice carries them without prefix. */
   ips: string[];
-  log: Logger;
+  log: EventLog;
 }): Promise<void> {
   const { env, log } = opts;
   const notice: PodStartNotice = {

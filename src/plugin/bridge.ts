@@ -12,6 +12,7 @@ import {
   isKernelError,
   listAddresses,
   deleteAddress,
+  ensureSysctl,
   offloadDifference,
   parseCidr,
   setLink,
@@ -122,8 +123,18 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, bridge: Link, gateways
   }
 }
 
-/** Forwarding between the pods and the node, for each family in use (reference: with isGateway). */
+/**
+ * Forwarding between the pods and the node, for each family in use (reference: with isGateway).
+ * Read first: after the first pod it is on, and a write makes the kernel walk every device.
+ */
 export function enableForwarding(families: ReadonlySet<4 | 6>): void {
-  if (families.has(4)) writeSysctl('net.ipv4.ip_forward', 1);
-  if (families.has(6)) writeSysctlIfPresent('net/ipv6/conf/all/forwarding', 1);
+  if (families.has(4)) ensureSysctl('net.ipv4.ip_forward', 1);
+  if (families.has(6)) {
+    try {
+      ensureSysctl('net/ipv6/conf/all/forwarding', 1);
+    } catch (err) {
+      // IPv6 disabled on the node: nothing to set.
+      if (!isKernelError(err, 'ENOENT')) throw err;
+    }
+  }
 }

@@ -1,12 +1,13 @@
 // The `strand` plugin's configuration: the reference bridge plugin's fields with their names and
 // meanings (cni-spec.md §8), so a bridge conflist works by changing `type`, plus Strand's own
 // optional fields. Loaded and defaulted in one place, before any side effect.
-import * as z from 'zod';
 import { parseCniArgs } from '../cni/args.ts';
 import { parseFields, type NetConf } from '../cni/config.ts';
 import { interfaceNameProblem } from '../cni/env.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import type { Invocation } from '../cni/skel.ts';
+import { zod } from '../util/lazy-zod.ts';
+import { flagOr, isIntIn, type Json } from '../util/plain.ts';
 
 export const DEFAULT_BRIDGE = 'cni0';
 export const DEFAULT_STATE_DIR = '/run/strand';
@@ -39,8 +40,12 @@ export interface PluginConfig {
 
 const MAC = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
 
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
 let schema: ReturnType<typeof makeSchema> | undefined;
-function makeSchema() {
+/** The plugin's schema (exported for the test that holds plainPluginFields to it). */
+export function makeSchema() {
+  const z = zod();
   const flag = z.boolean().default(false);
   const ifname = z.string().refine((s) => interfaceNameProblem(s) === undefined, 'is not a valid interface name');
   return z.looseObject({
@@ -62,10 +67,64 @@ function makeSchema() {
     preserveDefaultVlan: z.boolean().optional(),
     stateDir: z.string().min(1).default(DEFAULT_STATE_DIR),
     logFile: z.string().min(1).default(DEFAULT_LOG_FILE),
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
     agentSocket: z.union([z.string().min(1), z.literal(false)]).optional(),
     agentWaitMs: z.number().int().min(0).max(60_000).default(2_000),
   });
+}
+
+type Fields = ReturnType<typeof makeSchema>['_output'];
+
+/** The keys makeSchema declares; plainPluginFields must check them all (test/unit/fast-validation.test.ts). */
+export const PLUGIN_FIELDS = [
+  'bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'ipMasqBackend', 'mtu', 'hairpinMode', 'promiscMode', 'portIsolation',
+  'enabledad', 'disableContainerInterface', 'macspoofchk', 'vlan', 'vlanTrunk', 'preserveDefaultVlan', 'stateDir', 'logFile', 'logLevel',
+  'agentSocket', 'agentWaitMs',
+] as const;
+
+/** The schema's keys, for the test that keeps PLUGIN_FIELDS complete. */
+export function schemaKeys(): string[] {
+  return Object.keys((schema ??= makeSchema()).shape);
+}
+
+const FLAGS = ['isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairpinMode', 'promiscMode', 'portIsolation', 'enabledad', 'disableContainerInterface', 'macspoofchk'] as const;
+
+const nonEmptyOr = (v: unknown, d: string): string | undefined => (v === undefined ? d : typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * The plugin's fields of a configuration the schema plainly accepts, with its defaults applied, in
+ * microseconds; undefined for anything else, which the schema decides (and words the error).
+ */
+export function plainPluginFields(raw: Json): Fields | undefined {
+  const out: Json = { ...raw };
+  for (const k of FLAGS) {
+    const v = flagOr(raw[k], false);
+    if (v === undefined) return undefined;
+    out[k] = v;
+  }
+  const bridge = nonEmptyOr(raw.bridge, DEFAULT_BRIDGE);
+  if (bridge === undefined || interfaceNameProblem(bridge) !== undefined) return undefined;
+  out.bridge = bridge;
+  if (raw.ipMasqBackend !== undefined && raw.ipMasqBackend !== 'iptables' && raw.ipMasqBackend !== 'nftables') return undefined;
+  if (raw.mtu !== undefined && !isIntIn(raw.mtu, 68, 65535)) return undefined;
+  const vlan = raw.vlan ?? 0;
+  if (!isIntIn(vlan, 0, 4094)) return undefined;
+  out.vlan = vlan;
+  if (raw.vlanTrunk !== undefined && !Array.isArray(raw.vlanTrunk)) return undefined;
+  if (raw.preserveDefaultVlan !== undefined && typeof raw.preserveDefaultVlan !== 'boolean') return undefined;
+  const stateDir = nonEmptyOr(raw.stateDir, DEFAULT_STATE_DIR);
+  const logFile = nonEmptyOr(raw.logFile, DEFAULT_LOG_FILE);
+  if (stateDir === undefined || logFile === undefined) return undefined;
+  out.stateDir = stateDir;
+  out.logFile = logFile;
+  const logLevel = raw.logLevel ?? 'info';
+  if (!(LOG_LEVELS as readonly unknown[]).includes(logLevel)) return undefined;
+  out.logLevel = logLevel;
+  if (raw.agentSocket !== undefined && raw.agentSocket !== false && nonEmptyOr(raw.agentSocket, '') === undefined) return undefined;
+  const agentWaitMs = raw.agentWaitMs ?? 2_000;
+  if (!isIntIn(agentWaitMs, 0, 60_000)) return undefined;
+  out.agentWaitMs = agentWaitMs;
+  return out as Fields;
 }
 
 function unsupported(key: string, value: unknown, why: string): never {
@@ -85,8 +144,7 @@ function macFrom(inv: Invocation): string | undefined {
 }
 
 export function loadPluginConfig(inv: Invocation): PluginConfig {
-  schema ??= makeSchema();
-  const c = parseFields(schema, inv.raw);
+  const c = plainPluginFields(inv.raw) ?? parseFields((schema ??= makeSchema()), inv.raw);
   if (c.vlan !== 0) unsupported('vlan', c.vlan, 'Strand does not do VLAN tagging on the bridge');
   if (c.vlanTrunk && c.vlanTrunk.length > 0) unsupported('vlanTrunk', c.vlanTrunk, 'Strand does not do VLAN tagging on the bridge');
   if (c.macspoofchk) unsupported('macspoofchk', true, 'not implemented by Strand; NetworkPolicy is enforced by the agent');

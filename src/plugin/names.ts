@@ -6,18 +6,24 @@
 // bits (collisions among the pods of one node are negligible), and node:crypto costs about 4 ms of
 // every pod start to load.
 
-const FNV_OFFSET = 0xcbf29ce484222325n;
-const FNV_PRIME = 0x100000001b3n;
-const MASK_64 = (1n << 64n) - 1n;
+// FNV-1a 64 in two 32-bit halves: a BigInt multiply per byte cost about 0.4 ms of every ADD and DEL
+// under Bun's interpreter. The prime is 2^40 + 0x1b3, so h * prime = (h << 40) + h * 0x1b3.
+const OFFSET_HI = 0xcbf29ce4;
+const OFFSET_LO = 0x84222325;
+const PRIME_LO = 0x1b3;
 
 /** FNV-1a, 64 bits, of the UTF-8 bytes of `text`. */
 export function fnv1a64(text: string): bigint {
-  let h = FNV_OFFSET;
+  let hi = OFFSET_HI;
+  let lo = OFFSET_LO;
   for (const byte of Buffer.from(text, 'utf8')) {
-    h ^= BigInt(byte);
-    h = (h * FNV_PRIME) & MASK_64;
+    lo = (lo ^ byte) >>> 0;
+    const t = lo * PRIME_LO; // < 2^41: exact in a double
+    const carry = Math.floor(t / 0x1_0000_0000);
+    hi = (hi * PRIME_LO + carry + ((lo << 8) >>> 0)) % 0x1_0000_0000;
+    lo = t % 0x1_0000_0000;
   }
-  return h;
+  return (BigInt(hi) << 32n) | BigInt(lo);
 }
 
 /** "veth" + 11 hex digits of a hash of (network, containerID, ifname): 15 characters, IFNAMSIZ - 1. */

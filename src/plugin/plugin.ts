@@ -25,8 +25,8 @@ import {
 } from '../kernel/index.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
-import { fileLogger, type Logger } from '../log.ts';
-import { readNodeState } from '../state/node-state.ts';
+import { eventLog, type EventLog } from '../event-log.ts';
+import { readNodeState, type NodeState } from '../state/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
@@ -55,13 +55,15 @@ async function add(inv: Invocation): Promise<Result> {
     const node = nodeLinkSettings(cfg);
     const mtu = cfg.mtu ?? node.mtu;
     const offload = node.podOffload;
+    // strand-ipam in process takes the node state read here (usePodCidr): node.json once per ADD.
+    const ipamInv: Invocation = node.state ? { ...inv, nodeState: { dir: cfg.stateDir, state: node.state } } : inv;
 
     let ips: IpConfig[] = [];
     let routes: Route[] = [];
     let dns = cfg.net.dns;
     if (cfg.ipamType) {
       const ipamType = cfg.ipamType;
-      const r = await ipamAdd(ipamType, inv);
+      const r = await ipamAdd(ipamType, ipamInv);
       undo.push(() => runIpam(ipamType, 'DEL', inv));
       ips = r.ips ?? [];
       routes = r.routes ?? [];
@@ -378,8 +380,8 @@ async function status(inv: Invocation): Promise<void> {
 
 // ---- shared --------------------------------------------------------------------------------------
 
-function logger(cfg: PluginConfig, inv: Invocation): Logger {
-  return fileLogger(cfg.logFile, cfg.logLevel, {
+function logger(cfg: PluginConfig, inv: Invocation): EventLog {
+  return eventLog(cfg.logFile, cfg.logLevel, {
     plugin: 'strand',
     verb: inv.env.command,
     network: cfg.net.name,
@@ -404,10 +406,10 @@ function checkPodNetns(netns: string): void {
  * The pod MTU and GSO/GRO sizes the agent computed for this node's backend and underlay, when
  * there is node state; without an agent, the kernel's defaults.
  */
-function nodeLinkSettings(cfg: PluginConfig): { mtu?: number; podOffload?: OffloadSizes } {
+function nodeLinkSettings(cfg: PluginConfig): { mtu?: number; podOffload?: OffloadSizes; state?: NodeState } {
   try {
     const state = readNodeState(cfg.stateDir);
-    return { mtu: state.mtu || undefined, podOffload: state.podOffload };
+    return { mtu: state.mtu || undefined, podOffload: state.podOffload, state };
   } catch {
     return {};
   }

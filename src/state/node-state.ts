@@ -6,11 +6,13 @@
 import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as z from 'zod';
+import type * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import { describeIssues } from '../cni/result.ts';
-import type { OffloadSizes } from '../kernel/links.ts';
+import { OFFLOAD_KEYS, type OffloadSizes } from '../kernel/links.ts';
 import { writeFileAtomic } from '../util/atomic-file.ts';
+import { zod } from '../util/lazy-zod.ts';
+import { isIntIn, isObject } from '../util/plain.ts';
 
 /** Where the agent keeps node state unless configured otherwise (a tmpfs: gone at reboot, rewritten at start). */
 export const DEFAULT_STATE_DIR = '/run/strand';
@@ -46,8 +48,9 @@ export function nodeStatePath(stateDir: string): string {
 
 let schema: z.ZodType<NodeState> | undefined;
 // Built on first use: schema construction costs start-up time on the CNI path.
-function nodeStateSchema(): z.ZodType<NodeState> {
+export function nodeStateSchema(): z.ZodType<NodeState> {
   if (schema) return schema;
+  const z = zod();
   const cidr = z.string().refine(isCidr, 'not a CIDR (address/prefix)');
   // The kernel's GSO_MAX_SIZE is 512 KiB less 8 bytes.
   const size = z.number().int().min(1).max(524_280).optional();
@@ -67,8 +70,51 @@ function nodeStateSchema(): z.ZodType<NodeState> {
   return schema;
 }
 
+const isCidrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((c) => typeof c === 'string' && isCidr(c));
+// What z.iso.datetime({ offset: true }) takes, for the times the agent writes (toISOString's shape).
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/**
+ * The node state as the schema gives it, when the file is plainly what the agent writes (checked in
+ * microseconds, on every ADD); undefined for anything else, which the schema decides.
+ */
+export function plainNodeState(v: unknown): NodeState | undefined {
+  if (!isObject(v)) return undefined;
+  const { version, nodeName, podCIDRs, clusterCIDRs, mtu, podOffload, backend, agentSocket, updatedAt } = v;
+  if (version !== NODE_STATE_VERSION || typeof nodeName !== 'string' || nodeName === '') return undefined;
+  if (!isCidrList(podCIDRs) || !isCidrList(clusterCIDRs) || !isIntIn(mtu, 68, 65535)) return undefined;
+  if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend)) return undefined;
+  if (agentSocket !== undefined && (typeof agentSocket !== 'string' || agentSocket === '')) return undefined;
+  if (typeof updatedAt !== 'string' || !ISO_UTC.test(updatedAt) || Number.isNaN(Date.parse(updatedAt))) return undefined;
+  let sizes: OffloadSizes | undefined;
+  if (podOffload !== undefined) {
+    if (!isObject(podOffload)) return undefined;
+    sizes = {};
+    for (const k of OFFLOAD_KEYS) {
+      const x = podOffload[k];
+      if (x === undefined) continue;
+      if (!isIntIn(x, 1, 524_280)) return undefined;
+      sizes[k] = x;
+    }
+  }
+  // The schema's key order, which the agent's comparison with the file sees.
+  return {
+    version,
+    nodeName,
+    podCIDRs,
+    clusterCIDRs,
+    mtu,
+    ...(sizes ? { podOffload: sizes } : {}),
+    backend: backend as Backend,
+    ...(agentSocket !== undefined ? { agentSocket } : {}),
+    updatedAt,
+  };
+}
+
 /** Checks a decoded node state; throws CniError 11 naming the file and the bad fields. */
 export function parseNodeState(json: unknown, path = 'node state'): NodeState {
+  const plain = plainNodeState(json);
+  if (plain) return plain;
   const parsed = nodeStateSchema().safeParse(json);
   if (!parsed.success) {
     throw new CniError(ErrorCode.TryAgainLater, `node state ${path} is invalid: ${describeIssues(parsed.error)}`);

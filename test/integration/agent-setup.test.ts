@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withNetns } from '../../src/kernel/index.ts';
-import { REFERENCE_CNI_DIR, STRAND, STRAND_IPAM } from '../support/cni.ts';
+import { REFERENCE_CNI_DIR, STRAND, STRAND_CNI, STRAND_IPAM } from '../support/cni.ts';
 import { TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
 import { expectLeastPrivilege } from '../support/least-privilege.ts';
 import { writeVersionedPlugin } from '../support/libcni.ts';
@@ -56,7 +56,7 @@ class AgentNode {
     this.agentLog = join(this.fx.dir, 'agent.log');
     mkdirSync(this.confDir, { recursive: true });
     mkdirSync(this.binDir, { recursive: true });
-    symlinkSync(STRAND, join(this.binDir, 'strand'));
+    symlinkSync(STRAND_CNI, join(this.binDir, 'strand'));
     symlinkSync(STRAND_IPAM, join(this.binDir, 'strand-ipam'));
     symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), join(this.binDir, 'portmap'));
   }

@@ -1,14 +1,16 @@
-// dist/strand run as a process, as a runtime runs it: the multi-call entry, VERSION, the error
-// JSON and exit codes, and the command line.
+// The executables run as processes: dist/cni/strand as a runtime runs it (the multi-call entry,
+// VERSION, the error JSON and exit codes) and dist/strand as the command line.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DIST, runPlugin, STRAND, STRAND_IPAM } from '../support/cni.ts';
+import { DIST, runPlugin, STRAND, STRAND_CNI, STRAND_IPAM } from '../support/cni.ts';
 
 const versions = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
-describe('dist/strand as a CNI plugin', () => {
-  for (const plugin of [STRAND, STRAND_IPAM]) {
+describe('dist/cni/strand as a CNI plugin', () => {
+  for (const plugin of [STRAND_CNI, STRAND_IPAM]) {
     it(`${plugin.split('/').pop()} answers VERSION with the given cniVersion`, () => {
       const r = runPlugin(plugin, { command: 'VERSION', config: { cniVersion: '0.4.0' } });
       expect(r.code).toBe(0);
@@ -17,7 +19,7 @@ describe('dist/strand as a CNI plugin', () => {
   }
 
   it('prints an error JSON on stdout with a non-zero exit for a bad environment', () => {
-    const r = runPlugin(STRAND, { command: 'ADD', containerId: 'c', ifname: 'eth0:1', netns: '/run/netns/none', config: { cniVersion: '1.0.0', name: 'n', type: 'strand' } });
+    const r = runPlugin(STRAND_CNI, { command: 'ADD', containerId: 'c', ifname: 'eth0:1', netns: '/run/netns/none', config: { cniVersion: '1.0.0', name: 'n', type: 'strand' } });
     expect(r.code).not.toBe(0);
     expect(r.json).toMatchObject({ cniVersion: '1.0.0', code: 4 });
     expect(r.json.msg).toContain('eth0:1');
@@ -75,5 +77,62 @@ describe('what CNI mode loads', () => {
     expect(text).not.toContain('@kubernetes/client-node');
     expect(text).not.toContain('src/agent/agent.ts');
     expect(text).not.toContain('node_modules/yargs');
+  });
+});
+
+describe('the pod-path executable (dist/cni/strand)', () => {
+  it('as strand without CNI_COMMAND prints the about text on stderr', () => {
+    const r = spawnSync(STRAND_CNI, [], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^CNI strand plugin /);
+  });
+
+  it('takes nothing from the runtime\'s working directory (.env, bunfig.toml, package.json)', () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'stt-cwd-'));
+    try {
+      const marker = join(cwd, 'preloaded');
+      writeFileSync(join(cwd, 'bunfig.toml'), 'preload = ["./preload.js"]\n');
+      writeFileSync(join(cwd, 'preload.js'), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "x");\n`);
+      writeFileSync(join(cwd, '.env'), 'STRAND_NATIVE_DIR=/nonexistent/never\n');
+      writeFileSync(join(cwd, 'package.json'), '{"type":"module","imports":{"#x":"./x.js"}}\n');
+      const r = spawnSync(STRAND_CNI, [], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: versions });
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('unpacks koffi\'s native module once, by content hash, into a private directory', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stt-native-'));
+    try {
+      const native = join(dir, 'native');
+      // A kernel call (the namespace check) needs koffi; the pod namespace does not exist, so ADD stops there.
+      const call = () =>
+        runPlugin(STRAND_CNI, {
+          command: 'ADD',
+          containerId: 'c',
+          ifname: 'eth0',
+          netns: '/proc/self/ns/net',
+          config: { cniVersion: '1.0.0', name: 'n', type: 'strand', agentSocket: false, logFile: join(dir, 'cni.log') },
+          env: { STRAND_NATIVE_DIR: native },
+        });
+      const first = call();
+      expect(first.json).toMatchObject({ code: 4 });
+      expect(first.json.msg).toContain("plugin's own network namespace");
+      const files = readdirSync(native);
+      expect(files).toHaveLength(1);
+      expect(files[0]).toMatch(/^koffi-[0-9a-f]{16}\.node$/);
+      const st = statSync(join(native, files[0] as string));
+      expect(st.mode & 0o777).toBe(0o500);
+      expect(statSync(native).mode & 0o777).toBe(0o700);
+      const before = st.mtimeMs;
+      expect(call().json).toMatchObject({ code: 4 });
+      expect(statSync(join(native, files[0] as string)).mtimeMs).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

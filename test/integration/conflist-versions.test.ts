@@ -11,7 +11,7 @@ import { buildConflist } from '../../src/agent/cni-conflist.ts';
 import { CHAINED_PLUGINS } from '../../src/install/conflist-template.ts';
 import { planConflist, PluginVersionCache } from '../../src/install/conflist-versions.ts';
 import { writeNodeState } from '../../src/state/node-state.ts';
-import { REFERENCE_CNI_DIR, STRAND, STRAND_IPAM, type CniOutcome } from '../support/cni.ts';
+import { REFERENCE_CNI_DIR, STRAND_CNI, STRAND_IPAM, type CniOutcome } from '../support/cni.ts';
 import { addChain, delChain, libcniPick, writeVersionedPlugin, type ChainCall, type Conflist } from '../support/libcni.ts';
 import type { TestNetns } from '../support/netns.ts';
 import { nthAddress4, PluginFixture, randomSubnet4 } from '../support/plugin-fixture.ts';
@@ -25,7 +25,7 @@ beforeEach(() => {
   f = new PluginFixture({ hostNetns: true });
   bin = join(f.dir, 'cni-bin');
   mkdirSync(bin);
-  symlinkSync(STRAND, join(bin, 'strand'));
+  symlinkSync(STRAND_CNI, join(bin, 'strand'));
   symlinkSync(STRAND_IPAM, join(bin, 'strand-ipam'));
   subnet = randomSubnet4();
   // What the agent writes before the conflist: the node's pod CIDR for "subnet": "usePodCidr".

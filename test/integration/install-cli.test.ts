@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, renderConflist, strandConflist } from '../../src/install/conflist-template.ts';
-import { REFERENCE_CNI_DIR, STRAND } from '../support/cni.ts';
+import { REFERENCE_CNI_DIR, STRAND, STRAND_CNI } from '../support/cni.ts';
 import { writeVersionedPlugin } from '../support/libcni.ts';
 
 let dir: string;
@@ -98,10 +98,11 @@ describe('strand install / uninstall', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`created ${bin}/strand\ncreated ${bin}/strand-ipam\ncreated ${conf}/${CONFLIST_FILE}\n`);
 
-    // The executable: a copy of this build, 0755; strand-ipam a relative link to it.
+    // The executable: a copy of this build's CNI executable (dist/cni/strand, not the agent's), 0755;
+    // strand-ipam a relative link to it.
     expect(lstatSync(join(bin, 'strand')).mode & 0o7777).toBe(0o755);
     expect(lstatSync(join(bin, 'strand')).isFile()).toBe(true);
-    expect(fileHash(join(bin, 'strand'))).toBe(fileHash(STRAND));
+    expect(fileHash(join(bin, 'strand'))).toBe(fileHash(STRAND_CNI));
     expect(readlinkSync(join(bin, 'strand-ipam'))).toBe('strand');
     expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toEqual(strandConflist());
     expect(lstatSync(join(conf, CONFLIST_FILE)).mode & 0o777).toBe(0o644);
@@ -110,13 +111,15 @@ describe('strand install / uninstall', () => {
     // Nothing to warn of: strand and portmap answered VERSION.
     expect(r.stderr).toBe('');
 
-    // The installed link is the IPAM plugin, the installed file the strand plugin and CLI.
+    // The installed link is the IPAM plugin, the installed file the strand plugin.
     const ipam = spawnSync(join(bin, 'strand-ipam'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' }, input: '' });
     expect(ipam.status, ipam.stderr).toBe(0);
     expect(JSON.parse(ipam.stdout)).toMatchObject({ cniVersion: '1.1.0', supportedVersions: expect.arrayContaining(['0.4.0', '1.1.0']) });
     const about = spawnSync(join(bin, 'strand-ipam'), [], { encoding: 'utf8', env: { CNI_COMMAND: '' } });
     expect(about.stderr).toMatch(/strand-ipam/);
-    expect(JSON.parse(strand(['version', '--json'], join(bin, 'strand')).stdout)).toMatchObject({ strand: expect.any(String) });
+    const plugin = spawnSync(join(bin, 'strand'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+    expect(JSON.parse(plugin.stdout)).toMatchObject({ cniVersion: '1.0.0' });
+    expect(spawnSync(join(bin, 'strand'), [], { encoding: 'utf8', env: {} }).stderr).toMatch(/^CNI strand plugin /);
 
     const u = strand(['uninstall', ...dirs()]);
     expect(u.code, u.stderr).toBe(0);
@@ -271,7 +274,7 @@ describe('strand install / uninstall', () => {
   it('replacing the executable while it is being run: every run starts (no ETXTBSY, no missing file)', async () => {
     // Two different builds to alternate between: this one, and a copy with a byte appended.
     const other = join(dir, 'strand-other');
-    copyFileSync(STRAND, other);
+    copyFileSync(STRAND_CNI, other);
     appendFileSync(other, '\0');
     chmodSync(other, 0o755);
     expect(strand(['install', ...dirs()]).code).toBe(0);
@@ -293,7 +296,7 @@ describe('strand install / uninstall', () => {
       }
     })();
     for (let i = 0; i < 4; i++) {
-      const source = i % 2 === 0 ? other : STRAND;
+      const source = i % 2 === 0 ? other : STRAND_CNI;
       const r = await new Promise<number | null>((res) => spawn(STRAND, ['install', ...dirs(), '--source', source], { stdio: 'ignore' }).on('close', res));
       expect(r).toBe(0);
       expect(fileHash(join(bin, 'strand'))).toBe(fileHash(source));

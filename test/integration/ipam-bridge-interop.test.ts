@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DIST, REFERENCE_CNI_DIR, type CniOutcome } from '../support/cni.ts';
+import { CNI_BIN, REFERENCE_CNI_DIR, type CniOutcome } from '../support/cni.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
 import { ipJson, trySh } from '../support/sh.ts';
@@ -54,7 +54,7 @@ function bridge(command: 'ADD' | 'CHECK' | 'DEL', config: Record<string, unknown
     CNI_CONTAINERID: containerId,
     CNI_NETNS: (pod as TestNetns).path,
     CNI_IFNAME: ifname,
-    CNI_PATH: `${DIST}:${REFERENCE_CNI_DIR}`,
+    CNI_PATH: `${CNI_BIN}:${REFERENCE_CNI_DIR}`,
   };
   const r = spawnSync('ip', ['netns', 'exec', (host as TestNetns).name, BRIDGE], { env, input: JSON.stringify(config), encoding: 'utf8' });
   let json: unknown;

@@ -9,7 +9,7 @@ import { parseIp } from '../../src/ipam/range.ts';
 import { IpamStore } from '../../src/ipam/store.ts';
 import { writeNodeState } from '../../src/state/node-state.ts';
 import { TEMP_PREFIX } from '../../src/util/atomic-file.ts';
-import { DIST, REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND_IPAM, type CniOutcome } from '../support/cni.ts';
+import { CNI_BIN, REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND_IPAM, type CniOutcome } from '../support/cni.ts';
 
 const NET = 'ipamproc';
 let root: string;
@@ -98,7 +98,7 @@ describe('strand-ipam processes', () => {
     const children = Array.from({ length: 30 }, (_, i) => {
       const id = `kill-${i}`;
       const child = spawn(STRAND_IPAM, [], {
-        env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_NETNS: '/var/run/netns/none', CNI_PATH: `${DIST}:${REFERENCE_CNI_DIR}` },
+        env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_NETNS: '/var/run/netns/none', CNI_PATH: `${CNI_BIN}:${REFERENCE_CNI_DIR}` },
         stdio: ['pipe', 'pipe', 'ignore'],
       });
       let stdout = '';

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DIST, type CniOutcome } from '../support/cni.ts';
+import { CNI_BIN, type CniOutcome } from '../support/cni.ts';
 import { testName } from '../support/names.ts';
 import type { TestNetns } from '../support/netns.ts';
 import { linkFingerprint, nthAddress4, ping, PluginFixture, randomSubnet4, sh, type IpLink } from '../support/plugin-fixture.ts';
@@ -118,8 +118,8 @@ describe('strand ADD failures leave nothing behind', () => {
     const containerId = f.containerId();
     const before = snapshot(pod);
     // dist holds strand and strand-ipam, not host-local.
-    const r = f.add(conf, pod, containerId, 'eth0', { path: DIST });
-    expectError(r, 102, `failed to find plugin "host-local" in path [${DIST}]`);
+    const r = f.add(conf, pod, containerId, 'eth0', { path: CNI_BIN });
+    expectError(r, 102, `failed to find plugin "host-local" in path [${CNI_BIN}]`);
     expectUnchanged(before, pod, f.hostVeth(containerId));
     expect(f.link(f.bridge)).toBeUndefined();
     // A type that is nowhere at all.

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { STRAND } from '../support/cni.ts';
+import { STRAND_CNI } from '../support/cni.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
 import { peerLogger } from '../support/peer-logger.ts';
@@ -31,7 +31,7 @@ const conf = {
 };
 
 function cni(command: string, pod: TestNetns, id: string) {
-  const r = spawnSync('ip', ['netns', 'exec', node.name, STRAND], {
+  const r = spawnSync('ip', ['netns', 'exec', node.name, STRAND_CNI], {
     env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' },
     input: JSON.stringify(conf),
     encoding: 'utf8',
@@ -102,7 +102,7 @@ describe('ipMasq', () => {
     const pod = TestNetns.create('pod');
     try {
       expect(cni('ADD', pod, 'gc1').code).toBe(0);
-      const gc = spawnSync('ip', ['netns', 'exec', node.name, STRAND], {
+      const gc = spawnSync('ip', ['netns', 'exec', node.name, STRAND_CNI], {
         env: { PATH: process.env.PATH, CNI_COMMAND: 'GC', CNI_PATH: '/nonexistent' },
         input: JSON.stringify({ ...conf, 'cni.dev/valid-attachments': [{ containerID: 'masq1', ifname: 'eth0' }] }),
         encoding: 'utf8',

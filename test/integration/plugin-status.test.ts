@@ -2,7 +2,7 @@
 // 50 when it could not (pool exhausted, the bridge name taken by a link that is not a bridge);
 // VERSION echoes the caller's cniVersion.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { STRAND, type CniOutcome } from '../support/cni.ts';
+import { STRAND_CNI, type CniOutcome } from '../support/cni.ts';
 import { testName } from '../support/names.ts';
 import { nthAddress4, PluginFixture, randomSubnet4, sh } from '../support/plugin-fixture.ts';
 
@@ -64,7 +64,7 @@ describe('strand STATUS', () => {
 describe('strand VERSION', () => {
   for (const version of ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
     it(`answers with the given cniVersion ${version}`, () => {
-      const r = f.run({ command: 'VERSION', config: { cniVersion: version } }, STRAND);
+      const r = f.run({ command: 'VERSION', config: { cniVersion: version } }, STRAND_CNI);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.json).toEqual({ cniVersion: version, supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
     });

@@ -1,11 +1,16 @@
-// Runs dist/strand (or any CNI plugin) as a process exactly as a container runtime does: CNI_*
+// Runs dist/cni/strand (or any CNI plugin) as a process exactly as a container runtime does: CNI_*
 // variables in the environment, the network configuration on stdin, the result or error on stdout.
 import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 
 export const DIST = resolve(import.meta.dirname, '../../dist');
+/** The agent and the command line (the Node single executable). */
 export const STRAND = `${DIST}/strand`;
-export const STRAND_IPAM = `${DIST}/strand-ipam`;
+/** The CNI bin dir the build lays out: what `strand install` puts in /opt/cni/bin. */
+export const CNI_BIN = `${DIST}/cni`;
+/** The shipped CNI plugins (the Bun-compiled pod-path executable): the runtime users run is the one tested. */
+export const STRAND_CNI = `${CNI_BIN}/strand`;
+export const STRAND_IPAM = `${CNI_BIN}/strand-ipam`;
 /** Where Debian's containernetworking-plugins puts the reference plugins. */
 export const REFERENCE_CNI_DIR = '/usr/lib/cni';
 
@@ -35,7 +40,7 @@ function buildEnv(call: CniCall): NodeJS.ProcessEnv {
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
   if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
   if (call.args !== undefined) env.CNI_ARGS = call.args;
-  env.CNI_PATH = call.path ?? `${DIST}:${REFERENCE_CNI_DIR}`;
+  env.CNI_PATH = call.path ?? `${CNI_BIN}:${REFERENCE_CNI_DIR}`;
   for (const [k, v] of Object.entries(call.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -28,7 +28,9 @@ function sweepIfAlone(fd: number): void {
 
 export function setup(): () => void {
   if (process.getuid?.() !== 0) throw new Error('the test suite needs root: it creates network namespaces');
-  if (!existsSync(`${DIST}/strand`)) throw new Error('dist/strand is missing: run npm run build (scripts/test.sh does)');
+  for (const exe of ['strand', 'cni/strand']) {
+    if (!existsSync(`${DIST}/${exe}`)) throw new Error(`dist/${exe} is missing: run npm run build (scripts/test.sh does)`);
+  }
   const fd = openSync(RUN_LOCK, 'a');
   sweepIfAlone(fd);
   return () => {

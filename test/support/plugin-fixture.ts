@@ -1,4 +1,4 @@
-// A fixture for running the `strand` plugin (dist/strand) as a runtime does, against the real kernel:
+// A fixture for running the `strand` plugin (dist/cni/strand) as a runtime does, against the real kernel:
 // a unique bridge and network name, a temp directory for the IPAM data dir, the log file and the
 // state dir, network config builders, pod namespaces, and a teardown that removes everything the
 // test made, pass or fail: the pod namespaces, every host veth of every attachment it ran ADD for
@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostVethName } from '../../src/plugin/names.ts';
-import { DIST, REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND, type CniCall, type CniOutcome } from './cni.ts';
+import { CNI_BIN, REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND_CNI, type CniCall, type CniOutcome } from './cni.ts';
 import { testName } from './names.ts';
 import { TestNetns } from './netns.ts';
 import { ipJson, sh, trySh } from './sh.ts';
@@ -130,13 +130,13 @@ export class PluginFixture {
     return hostVethName(network, containerId, ifname);
   }
 
-  /** Runs `plugin` (dist/strand by default) with `verb` in the plugins' namespace. */
-  run(call: CniCall, plugin = STRAND): CniOutcome {
+  /** Runs `plugin` (dist/cni/strand by default) with `verb` in the plugins' namespace. */
+  run(call: CniCall, plugin = STRAND_CNI): CniOutcome {
     this.track(call);
     return runPlugin(this.wrap(plugin), withPath(call));
   }
 
-  runAsync(call: CniCall, plugin = STRAND): Promise<CniOutcome> {
+  runAsync(call: CniCall, plugin = STRAND_CNI): Promise<CniOutcome> {
     this.track(call);
     return runPluginAsync(this.wrap(plugin), withPath(call));
   }
@@ -239,7 +239,7 @@ export class PluginFixture {
 }
 
 function withPath(call: CniCall): CniCall {
-  return { path: `${DIST}:${REFERENCE_CNI_DIR}`, ...call };
+  return { path: `${CNI_BIN}:${REFERENCE_CNI_DIR}`, ...call };
 }
 
 export function netnsPath(pod: TestNetns | string): string {

@@ -79,7 +79,9 @@ describe('Dockerfile', () => {
   it('puts the executable where the manifests run it, built by the project build', () => {
     const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
     expect(dockerfile).toMatch(/RUN npm run build/);
-    expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/strand \/usr\/local\/bin\/strand/);
+    expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/strand \/usr\/local\/bin\/strand\n/);
+    // strand install takes the CNI executable from cni/strand beside the agent's (src/install/install.ts).
+    expect(dockerfile).toMatch(/COPY --from=build \/src\/dist\/cni\/strand \/usr\/local\/bin\/cni\/strand\n/);
     expect(dockerfile).toMatch(/nftables/);
     // One image name:tag across the manifest, the Dockerfile and the README: deploy-recipes.test.ts.
   });

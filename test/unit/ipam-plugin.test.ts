@@ -150,3 +150,22 @@ describe('STATUS and usage in process', () => {
     expect(addressUsage(loadIpamConfig(config, 'inproc'))).toEqual(expected);
   });
 });
+
+describe('the node state handed on by the strand plugin', () => {
+  const state = { version: 1 as const, nodeName: 'n1', podCIDRs: ['10.61.0.0/24'], clusterCIDRs: ['10.61.0.0/16'], mtu: 1450, backend: 'vxlan' as const, updatedAt: '2026-01-01T00:00:00.000Z' };
+
+  it('is used for its own state dir instead of reading node.json again', async () => {
+    // No node.json on disk: the allocation can only come from the state handed on.
+    const i = { ...inv('ADD', netConf({ subnet: 'usePodCidr' })), nodeState: { dir: stateDir, state } };
+    const result = await ipamPlugin.add(i);
+    expect(result.ips).toEqual([{ address: '10.61.0.2/24', gateway: '10.61.0.1' }]);
+  });
+
+  it('is ignored for another state dir: node.json is read from the configured one', async () => {
+    const i = { ...inv('ADD', netConf({ subnet: 'usePodCidr' })), nodeState: { dir: join(root, 'elsewhere'), state } };
+    const err = await cniRejection(ipamPlugin.add(i));
+    expect(err.code).toBe(ErrorCode.TryAgainLater);
+    writeNodeState(stateDir, { ...state, podCIDRs: ['10.62.0.0/24'] });
+    expect((await ipamPlugin.add(i)).ips).toEqual([{ address: '10.62.0.2/24', gateway: '10.62.0.1' }]);
+  });
+});

@@ -1,5 +1,6 @@
 // Pure address arithmetic of strand-ipam: parsing and printing as Go does, canonicalisation and
 // validation as reference host-local (range.go, range_set.go), and its round-robin order.
+import { Address4, Address6 } from 'ip-address';
 import { describe, expect, it } from 'vitest';
 import {
   addressWithPrefix,
@@ -257,5 +258,48 @@ describe('round robin (reference allocator.go RangeIter)', () => {
     const set = canonicalizeRangeSet([{ subnet: '10.0.0.0/30' }, { subnet: '10.0.1.0/30' }]);
     const got = [...roundRobin(set)].map((c) => `${formatIp(c.ip)}/${c.range.subnet.prefix} gw ${formatIp(c.range.gateway)}`);
     expect(got).toEqual(['10.0.0.2/30 gw 10.0.0.1', '10.0.1.2/30 gw 10.0.1.1']);
+  });
+});
+
+// range.ts parsed and printed with the ip-address package until it cost 3 ms of every pod start;
+// its own parser must read and print every address exactly as ip-address did.
+describe('parsing and printing agree with the ip-address package', () => {
+  function viaIpAddress(text: string): { family: 4 | 6; value: bigint } | undefined {
+    if (text.includes('/') || text.includes('%')) return undefined;
+    if (Address4.isValid(text)) return { family: 4, value: new Address4(text).bigInt() };
+    if (!Address6.isValid(text)) return undefined;
+    const value = new Address6(text).bigInt();
+    if (value >> 32n === 0xffffn) return { family: 4, value: value & 0xffffffffn };
+    return { family: 6, value };
+  }
+
+  it('parses the same addresses and refuses the same non-addresses', () => {
+    const cases = [
+      '1.2.3.4', '01.2.3.4', '0.0.0.0', '255.255.255.255', '256.0.0.1', '1.2.3', '1.2.3.4.5', '::', '::1', '1::', 'fe80::1', 'FE80::A',
+      '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::2::3', '::ffff:1.2.3.4', '::ffff:a01:203', '1:2:3:4:5:6:1.2.3.4',
+      '::1.2.3.4', 'abcd::12345', '', 'x', 'lock', 'last_reserved_ip.0', '10.213.0.8', 'fd00::1:0', '0:0:0:0:0:0:0:1', '1.2.3.04',
+      '::ffff:01.2.3.4', ' 1.2.3.4', '1.2.3.4 ', '1:2:3:4:5:6:7:8:9', ':1:2:3:4:5:6:7', '1:2:3:4:5:6:7:', '0x1.2.3.4', '+1.2.3.4',
+      '2001:db8::', '2001:0db8:0000:0000:0000:ff00:0042:8329', 'fe80::1%eth0', '10.0.0.0/8',
+    ];
+    for (const c of cases) expect(parseIp(c), c).toEqual(viaIpAddress(c));
+  });
+
+  it('prints random addresses as ip-address does, and reads them back', () => {
+    let seed = 12345;
+    const byte = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      // Half the bytes zero, so runs of zero groups (the "::" cases) are common.
+      return seed % 2 === 0 ? 0 : seed % 256;
+    };
+    for (let i = 0; i < 5000; i++) {
+      const family: 4 | 6 = i % 2 ? 6 : 4;
+      let value = 0n;
+      for (let j = 0; j < (family === 4 ? 4 : 16); j++) value = (value << 8n) | BigInt(byte());
+      const mapped = family === 6 && value >> 32n === 0xffffn;
+      const want = family === 4 || mapped ? Address4.fromBigInt(value & 0xffffffffn).correctForm() : Address6.fromBigInt(value).correctForm();
+      const text = formatIp({ family, value });
+      expect(text).toBe(want);
+      expect(parseIp(text)?.value).toBe(mapped ? value & 0xffffffffn : value);
+    }
   });
 });

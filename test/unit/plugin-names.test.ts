@@ -8,6 +8,24 @@ describe('host veth names', () => {
     expect(fnv1a64('foobar')).toBe(0x85944171f73967e8n);
   });
 
+  it('keeps the names it always gave (DEL and GC of pods made by an older version find them)', () => {
+    expect(hostVethName('strand', 'c0ffee', 'eth0')).toBe('veth8873da9ff36');
+    expect(hostVethName('cbr0', '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 'eth0')).toBe('veth6d216cde3cd');
+    expect(hostVethName('net-ü', 'x', 'net1')).toBe('veth45f7f6feb35');
+  });
+
+  it('agrees with FNV-1a computed in 64-bit BigInt arithmetic', () => {
+    const reference = (text: string): bigint => {
+      let h = 0xcbf29ce484222325n;
+      for (const b of Buffer.from(text, 'utf8')) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+      return h;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const text = `net-${i}\0${(i * 7919).toString(36)}\0eth${i % 7}${'ü'.repeat(i % 3)}`;
+      expect(fnv1a64(text)).toBe(reference(text));
+    }
+  });
+
   it('is "veth" + 11 hex digits, the same for the same attachment, different for others', () => {
     const name = hostVethName('strand', 'c0ffee', 'eth0');
     expect(name).toMatch(/^veth[0-9a-f]{11}$/);
