@@ -37,6 +37,7 @@ import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfi
 import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
+import { ApiConnectionTracker, buildInspectSnapshot, type InspectSnapshot } from './inspect.ts';
 import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 
 /** A pass at least this often, whatever happens. */
@@ -141,6 +142,13 @@ export class Agent {
   private lastRelease = 0;
   private stopping = false;
   private lastPassAt = Date.now();
+  private readonly startedAt = Date.now();
+  private passes = 0;
+
+  // What `strand status` is told (inspect.ts).
+  private readonly api = new ApiConnectionTracker();
+  private setUp: { podCidrs: string[]; mtu: number; offload: Record<string, number> | undefined } | undefined;
+  private lastReconcile: InspectSnapshot['datapath']['lastReconcile'];
 
   // What the last passes found.
   private nodeStateWritten = false;
@@ -176,11 +184,26 @@ export class Agent {
       this.kube,
       {
         log: this.log,
-        onChange: () => this.requestReconcile(),
-        onSynced: (resource) => this.synced(resource),
-        onRelisted: (resource, objects) => this.relisted(resource, objects),
-        onApiError: (resource) => this.metrics.apiErrors.inc({ resource }),
-        onRestart: (resource) => this.metrics.watchRestarts.inc({ resource }),
+        onChange: (resource) => {
+          this.api.event(resource);
+          this.requestReconcile();
+        },
+        onSynced: (resource) => {
+          this.api.listed(resource);
+          this.synced(resource);
+        },
+        onRelisted: (resource, objects) => {
+          this.api.listed(resource);
+          this.relisted(resource, objects);
+        },
+        onApiError: (resource, err) => {
+          this.api.failed(resource, err);
+          this.metrics.apiErrors.inc({ resource });
+        },
+        onRestart: (resource) => {
+          this.api.reconnected(resource);
+          this.metrics.watchRestarts.inc({ resource });
+        },
       },
       opts.backoff,
     );
@@ -221,7 +244,9 @@ export class Agent {
       ready: () => this.readiness(),
       log: this.log,
     });
-    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness());
+    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(), {
+      inspect: () => this.inspect(),
+    });
     this.cache.start();
     this.scheduleTick();
     this.watchUnderlay();
@@ -263,6 +288,29 @@ export class Agent {
     const unsynced = this.cache.unsynced;
     if (unsynced.length > 0) reasons.push(`not synced with the API server yet: ${unsynced.join(', ')}`);
     return { ready: reasons.length === 0, reasons };
+  }
+
+  /** What the agent knows and wants, for `strand status` over its socket (inspect.ts). */
+  inspect(): InspectSnapshot {
+    return buildInspectSnapshot(
+      {
+        config: this.config,
+        startedAt: this.startedAt,
+        apiServer: this.kube.server,
+        readiness: this.readiness(),
+        lastPassAt: this.passes > 0 ? this.lastPassAt : undefined,
+        informers: this.cache.all.map((i) => this.api.view(i.resource, i.synced, i.list().length)),
+        podCidrs: this.setUp?.podCidrs,
+        underlay: this.underlay,
+        podMtu: this.setUp?.mtu,
+        podOffload: this.setUp?.offload,
+        nodes: this.cache.nodes.list(),
+        lastReconcile: this.lastReconcile,
+        pods: this.knownPods().map((p) => ({ namespace: p.namespace, name: p.name, ips: p.ips, source: p.source, ...(p.hostVeth ? { hostVeth: p.hostVeth } : {}), ...(p.containerId ? { containerId: p.containerId } : {}) })),
+        policy: undefined,
+      },
+      this.log,
+    );
   }
 
   // ---- pod-start handshake -----------------------------------------------------------------------
@@ -412,6 +460,7 @@ export class Agent {
     } finally {
       end();
       this.lastPassAt = Date.now();
+      this.passes++;
     }
   }
 
@@ -486,6 +535,7 @@ export class Agent {
       backend: c.backend,
       agentSocket: agentSocketPath(c.stateDir),
     });
+    this.setUp = { podCidrs: pod.cidrs, mtu, offload: offload ? ({ ...offload } as Record<string, number>) : undefined };
     if (ensureNodeState(c.stateDir, state)) {
       this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, podOffload: state.podOffload, backend: state.backend, path: c.stateDir }, 'wrote the node state');
     }
@@ -564,6 +614,16 @@ export class Agent {
       throw err;
     }
     this.datapathProblem = undefined;
+    const r = pass.report;
+    this.lastReconcile = {
+      at: new Date().toISOString(),
+      added: r.added.length,
+      changed: r.changed.length,
+      removed: r.removed.length,
+      unchanged: r.unchanged,
+      problems: r.problems.map((p) => p.message),
+      durationMs: Math.round(r.durationMs * 100) / 100,
+    };
     this.ensureAnnotations(node, pass.annotations);
     const unusable = pass.unusable.map((u) => `${u.name ?? '(unnamed)'}: ${u.reason}`).join('; ');
     if (unusable !== this.unusablePeers) {
