@@ -1,0 +1,169 @@
+// The command line's side of the agent's local socket (<state-dir>/agent.sock, protocol in
+// src/agent/pod-handshake.ts): one read-only question (inspect, explain), one answer, validated here
+// with zod so that a different agent version's answer is reported as such, never misread.
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import * as z from 'zod';
+import type { InspectSnapshot } from '../agent/inspect.ts';
+import { encodeMessage, HANDSHAKE_VERSION, MAX_QUERY_ANSWER_BYTES, type HandshakeRequest } from '../agent/pod-handshake.ts';
+
+export type AgentAnswer<T> =
+  /** No socket file, or nobody listening on it (ENOENT, ECONNREFUSED): the agent is not running. */
+  | { kind: 'not-running'; message: string }
+  /** Someone is there but the exchange failed, timed out or answered what this version cannot read. */
+  | { kind: 'error'; message: string }
+  | { kind: 'answer'; value: T };
+
+/** One request, one answer line, bounded by timeoutMs. Never rejects. */
+export function askAgent(socketPath: string, request: HandshakeRequest, timeoutMs: number): Promise<AgentAnswer<unknown>> {
+  if (!existsSync(socketPath)) return Promise.resolve({ kind: 'not-running', message: `no agent socket at ${socketPath}` });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let connected = false;
+    let settled = false;
+    const socket = connect(socketPath);
+    const settle = (r: AgentAnswer<unknown>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => settle({ kind: 'error', message: `no answer from the agent on ${socketPath} within ${timeoutMs} ms` }), timeoutMs);
+    socket.once('connect', () => {
+      connected = true;
+      socket.end(encodeMessage(request));
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!connected && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT')) {
+        settle({ kind: 'not-running', message: `nobody listens on ${socketPath} (${err.code}): a stale socket of an agent that stopped` });
+      } else {
+        settle({ kind: 'error', message: `the exchange with the agent on ${socketPath} failed: ${err.message}` });
+      }
+    });
+    socket.on('data', (data: Buffer) => {
+      const nl = data.indexOf(0x0a);
+      const part = nl >= 0 ? data.subarray(0, nl) : data;
+      size += part.length;
+      if (size > MAX_QUERY_ANSWER_BYTES) return settle({ kind: 'error', message: `the agent's answer is larger than ${MAX_QUERY_ANSWER_BYTES} bytes` });
+      chunks.push(part);
+      if (nl >= 0) settle(parse(Buffer.concat(chunks).toString('utf8')));
+    });
+    socket.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      settle(text.trim() === '' ? { kind: 'error', message: `the agent on ${socketPath} closed the connection without an answer` } : parse(text));
+    });
+  });
+}
+
+function parse(line: string): AgentAnswer<unknown> {
+  try {
+    return { kind: 'answer', value: JSON.parse(line) };
+  } catch {
+    return { kind: 'error', message: `the agent's answer is not JSON: ${line.slice(0, 200)}` };
+  }
+}
+
+/** Checks an answer's envelope and its payload field against `schema`. */
+export function unwrap<T>(answer: AgentAnswer<unknown>, field: string, schema: z.ZodType<T>): AgentAnswer<T> {
+  if (answer.kind !== 'answer') return answer;
+  const env = answer.value as Record<string, unknown> | null;
+  if (typeof env !== 'object' || env === null) return { kind: 'error', message: "the agent's answer is not a JSON object" };
+  if (env.v !== HANDSHAKE_VERSION) return { kind: 'error', message: `the agent answered in protocol version ${JSON.stringify(env.v)}, not ${HANDSHAKE_VERSION}` };
+  if (env.ok !== true) {
+    const why = typeof env.message === 'string' ? env.message : 'no reason given';
+    return { kind: 'error', message: env.error === 'bad-request' || env.error === 'unsupported' ? `the agent does not answer this request (an older version?): ${why}` : `the agent could not answer: ${why}` };
+  }
+  const r = schema.safeParse(env[field]);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return { kind: 'error', message: `the agent's ${field} answer is not what this strand reads (another version?): ${issue ? `${issue.path.join('.') || field}: ${issue.message}` : 'invalid'}` };
+  }
+  return { kind: 'answer', value: r.data };
+}
+
+let inspectSchemaCache: z.ZodType<InspectSnapshot> | undefined;
+
+/** The agent's inspect snapshot (src/agent/inspect.ts InspectSnapshot). */
+export function inspectSchema(): z.ZodType<InspectSnapshot> {
+  if (inspectSchemaCache) return inspectSchemaCache;
+  const str = z.string();
+  const iso = z.string();
+  const sizes = z.record(z.string(), z.number());
+  const peer = z.object({ name: str, underlayIps: z.array(str), podCidrs: z.array(str), vtepMac: str.optional(), backend: str.optional() });
+  const problem = z.object({ peer: str.optional(), message: str });
+  const mode = z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('host-gw') }),
+    z.object({ kind: z.literal('vxlan'), directRouting: z.boolean(), vtepMac: str, vtepFamily: z.union([z.literal(4), z.literal(6)]) }),
+  ]);
+  inspectSchemaCache = z.object({
+    v: z.literal(1),
+    version: str,
+    pid: z.number().int(),
+    startedAt: iso,
+    uptimeSeconds: z.number(),
+    ready: z.boolean(),
+    reasons: z.array(str),
+    lastPassAt: iso.optional(),
+    api: z.object({
+      server: str,
+      informers: z.array(
+        z.object({
+          resource: z.enum(['nodes', 'pods', 'namespaces', 'networkpolicies']),
+          synced: z.boolean(),
+          objects: z.number().int(),
+          state: z.enum(['connecting', 'connected', 'failing']),
+          lastListAt: iso.optional(),
+          lastEventAt: iso.optional(),
+          lastErrorAt: iso.optional(),
+          lastError: str.optional(),
+          failures: z.number().int(),
+        }),
+      ),
+    }),
+    node: z.object({
+      name: str,
+      backend: z.enum(['vxlan', 'host-gw']),
+      podCIDRs: z.array(str),
+      clusterCIDRs: z.array(str),
+      bridge: str,
+      vxlanDevice: str.optional(),
+      underlay: z.object({ iface: str, addresses: z.array(str), mtu: z.number().int(), offload: sizes }).optional(),
+      podMtu: z.number().int().optional(),
+      podOffload: sizes.optional(),
+      paths: z.object({ stateDir: str, cniConfDir: str, ipamDataDir: str }),
+    }),
+    datapath: z.object({
+      mode: mode.optional(),
+      underlayPrefixes: z.array(str),
+      peers: z.array(peer),
+      unusable: z.array(z.object({ name: str.optional(), reason: str })),
+      desired: z.object({
+        routes: z.array(z.object({ peer: str, dst: str, gateway: str, dev: z.enum(['vxlan', 'underlay']), onlink: z.boolean() })),
+        neighbours: z.array(z.object({ peer: str, ip: str, mac: str })),
+        fdb: z.array(z.object({ peer: str, mac: str, dst: str })),
+        problems: z.array(problem),
+      }),
+      lastReconcile: z
+        .object({ at: iso, added: z.number(), changed: z.number(), removed: z.number(), unchanged: z.number(), problems: z.array(str), durationMs: z.number() })
+        .optional(),
+    }),
+    pods: z.array(z.object({ namespace: str, name: str, ips: z.array(str), hostVeth: str.optional(), containerId: str.optional(), source: str })),
+    policy: z
+      .object({
+        policies: z.number().int(),
+        pods: z.number().int(),
+        lastProgrammingMs: z.number().optional(),
+        lastProgrammedAt: iso.optional(),
+        lastNftFailure: z.object({ at: iso, message: str }).optional(),
+      })
+      .optional(),
+  });
+  return inspectSchemaCache;
+}
+
+/** The agent's snapshot, or why there is none. */
+export async function inspectAgent(socketPath: string, timeoutMs = 5_000): Promise<AgentAnswer<InspectSnapshot>> {
+  return unwrap(await askAgent(socketPath, { v: HANDSHAKE_VERSION, type: 'inspect' }, timeoutMs), 'inspect', inspectSchema());
+}
