@@ -37,8 +37,10 @@ import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfi
 import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
+import { explain, type ExplainAnswer } from './explain.ts';
 import { ApiConnectionTracker, buildInspectSnapshot, type InspectSnapshot } from './inspect.ts';
-import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
+import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
+import { underlayPrefixes } from './backends/datapath.ts';
 
 /** A pass at least this often, whatever happens. */
 export const RESYNC_MS = 30_000;
@@ -246,6 +248,7 @@ export class Agent {
     });
     this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(), {
       inspect: () => this.inspect(),
+      explain: (q) => this.explain(q),
     });
     this.cache.start();
     this.scheduleTick();
@@ -311,6 +314,20 @@ export class Agent {
       },
       this.log,
     );
+  }
+
+  /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */
+  explain(q: ExplainQuery): ExplainAnswer {
+    let prefixes: string[] = [];
+    if (this.underlay) {
+      const nl = NetlinkSocket.open();
+      try {
+        prefixes = underlayPrefixes(nl, this.underlay.name);
+      } finally {
+        nl.close();
+      }
+    }
+    return explain({ config: this.config, nodes: this.cache.nodes.list(), pods: this.cache.pods.list(), underlayPrefixes: prefixes, underlayIface: this.underlay?.name }, q);
   }
 
   // ---- pod-start handshake -----------------------------------------------------------------------

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipamReportSchema, type IpamReport } from '../../src/cli/ipam.ts';
 import { statusReportSchema, type StatusReport } from '../../src/cli/status-report.ts';
-import { describeNode, run, startMeshCluster, type SimCluster, type SimNode, type SimPod } from '../support/sim.ts';
+import { explainReportSchema, type ExplainReport } from '../../src/cli/explain.ts';
+import { describeNode, mapLimit, OUTSIDE_IP, POD_PORT, run, startMeshCluster, tcpWhoami, type SimCluster, type SimNode, type SimPod } from '../support/sim.ts';
 
 let cluster: SimCluster;
 let pods: SimPod[] = [];
@@ -49,6 +50,13 @@ async function ipam(node: SimNode, args: string[] = []): Promise<{ code: number;
   const r = await strand(node, ['ipam', ...args]);
   const parsed = ipamReportSchema().safeParse(r.json);
   if (!parsed.success) throw new Error(`ipam of ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`);
+  return { code: r.code, report: parsed.data };
+}
+
+async function explain(node: SimNode, args: string[]): Promise<{ code: number; report: ExplainReport }> {
+  const r = await strand(node, ['explain', ...args]);
+  const parsed = explainReportSchema().safeParse(r.json);
+  if (!parsed.success) throw new Error(`explain on ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`);
   return { code: r.code, report: parsed.data };
 }
 
@@ -175,6 +183,70 @@ describe('strand ipam', () => {
     expect(readdirSync(join(n2.ipamDir, 'strand'))).not.toContain(ip);
     // The pods' own reservations stay.
     for (const p of pods.filter((x) => x.node === n2)) expect(readdirSync(join(n2.ipamDir, 'strand'))).toContain(p.ip);
+  });
+});
+
+describe('strand explain', () => {
+  it('agrees with the probed connectivity on every pair of pods, by name and by address, with the route each takes', async () => {
+    const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
+    const results = await mapLimit(pairs, 4, async ({ from, to }) => {
+      const byName = await explain(from.node, [`${from.namespace}/${from.name}`, `${to.namespace}/${to.name}`, `${POD_PORT}/TCP`]);
+      const byIp = await explain(from.node, [from.ip, to.ip, String(POD_PORT)]);
+      const probed = (await tcpWhoami(from.netns, to.ip)) !== undefined;
+      return { from, to, byName, byIp, probed };
+    });
+    for (const { from, to, byName, byIp, probed } of results) {
+      const what = `${from.name} (${from.node.name}) → ${to.name} (${to.node.name})`;
+      expect(probed, `${what}: probe`).toBe(true);
+      expect(byName.report.verdict, `${what}: ${JSON.stringify(byName.report)}`).toBe('allowed');
+      expect(byName.code).toBe(0);
+      expect(byIp.report.verdict).toBe('allowed');
+      expect(byIp.report.answer.src).toMatchObject({ kind: 'pod', pod: { name: from.name, node: from.node.name } });
+      const path = byName.report.answer.path;
+      if (from.node === to.node) {
+        expect(path.kind).toBe('same-node');
+        expect(path.route).toBeUndefined();
+      } else {
+        expect(path).toMatchObject({ kind: 'cross-node', srcNode: from.node.name, dstNode: to.node.name, route: { dst: to.node.podCidr, gateway: to.node.vtepIp, devName: cluster.vxlanDevice, onlink: true } });
+        // Asked on the source's node, the kernel's route is the model's.
+        expect(byName.report.kernel?.route).toMatchObject({ strand: true, matches: true });
+      }
+      expect(byName.report.mismatches).toEqual([]);
+      expect(byName.report.answer.policy.available).toBe(false);
+    }
+  });
+
+  it('explains a pod reaching outside the cluster as masqueraded, as the probe sees it', async () => {
+    const p = pods[0] as SimPod;
+    const { code, report } = await explain(p.node, [`${p.namespace}/${p.name}`, OUTSIDE_IP, `${POD_PORT}`]);
+    expect(code).toBe(0);
+    expect(report.answer.dst.kind).toBe('external');
+    expect(report.answer.path).toMatchObject({ kind: 'to-external', masqueraded: true });
+    expect(await tcpWhoami(p.netns, OUTSIDE_IP)).toBe(p.node.underlayIp);
+  });
+
+  it('reports a route in the kernel that differs from the model as a mismatch, not as an answer', async () => {
+    const [n1, n2] = cluster.nodes as [SimNode, SimNode];
+    const from = pods.find((p) => p.node === n1) as SimPod;
+    const to = pods.find((p) => p.node === n2) as SimPod;
+    const good = n1.routes().find((r) => r.dst === n2.podCidr);
+    n1.exec('ip', ['route', 'replace', n2.podCidr, 'via', '10.244.2.99', 'dev', cluster.vxlanDevice, 'onlink', 'proto', '83']);
+    try {
+      const { code, report } = await explain(n1, [from.ip, to.ip]);
+      expect(code).toBe(2);
+      expect(report.verdict).toBe('unknown');
+      expect(report.mismatches[0]).toContain(`the model's route is ${n2.podCidr} via ${n2.vtepIp} dev ${cluster.vxlanDevice} onlink but the kernel uses ${n2.podCidr} via 10.244.2.99`);
+    } finally {
+      n1.exec('ip', ['route', 'replace', n2.podCidr, 'via', good?.gateway ?? n2.vtepIp, 'dev', cluster.vxlanDevice, 'onlink', 'proto', '83']);
+    }
+    expect((await explain(n1, [from.ip, to.ip])).code).toBe(0);
+  });
+
+  it('says it cannot tell, and why, for an end it does not know', async () => {
+    const n1 = cluster.nodes[0] as SimNode;
+    const r = await run('ip', ['netns', 'exec', n1.netns, cluster.strand, 'explain', 'default/no-such-pod', '10.244.2.2', '--state-dir', n1.stateDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no pod default/no-such-pod');
   });
 });
 
