@@ -38,6 +38,7 @@ import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
 import { explain, type ExplainAnswer } from './explain.ts';
+import { explainPolicy } from './explain-policy.ts';
 import { ApiConnectionTracker, buildInspectSnapshot, type InspectSnapshot } from './inspect.ts';
 import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { underlayPrefixes } from './backends/datapath.ts';
@@ -327,7 +328,23 @@ export class Agent {
         nl.close();
       }
     }
-    return explain({ config: this.config, nodes: this.cache.nodes.list(), pods: this.cache.pods.list(), underlayPrefixes: prefixes, underlayIface: this.underlay?.name }, q);
+    const caches = { nodes: this.cache.nodes.list(), pods: this.cache.pods.list(), namespaces: this.cache.namespaces.list(), policies: this.cache.networkPolicies.list() };
+    return explain(
+      {
+        config: this.config,
+        nodes: caches.nodes,
+        pods: caches.pods,
+        underlayPrefixes: prefixes,
+        underlayIface: this.underlay?.name,
+        policy: (packet, srcNode, dstNode) => explainPolicy(caches, packet, srcNode, dstNode, this.policyEnforced()),
+      },
+      q,
+    );
+  }
+
+  /** Whether this agent programs NetworkPolicy (explain's verdicts are then the kernel's, not only the model's). */
+  private policyEnforced(): boolean {
+    return false;
   }
 
   // ---- pod-start handshake -----------------------------------------------------------------------

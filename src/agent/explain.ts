@@ -63,7 +63,11 @@ export interface DirectionView {
   rules: RuleRefView[];
 }
 
-export type PolicyView = { available: false; reason: string } | { available: true; allowed: boolean; egress: DirectionView; ingress: DirectionView };
+/**
+ * `enforced`: this agent programs what the policies say; when it does not, the verdict is what the
+ * policies would decide, and nothing filters the packet.
+ */
+export type PolicyView = { available: false; reason: string } | { available: true; enforced: boolean; allowed: boolean; egress: DirectionView; ingress: DirectionView };
 
 export interface ExplainAnswer {
   v: 1;
@@ -215,6 +219,6 @@ export function explain(ctx: ExplainContext, q: ExplainQuery): ExplainAnswer {
   const policy: PolicyView = ctx.policy
     ? ctx.policy({ src: src.ip, dst: dst.ip, protocol, port: q.port ?? 0 }, srcNode, dstNode)
     : { available: false, reason: 'this agent compiles no NetworkPolicy: nothing filters pod traffic' };
-  const policyAllows = policy.available ? policy.allowed : true;
+  const policyAllows = policy.available && policy.enforced ? policy.allowed : true;
   return { v: 1, node: ctx.config.nodeName, src, dst, packet, path, policy, allowed: path.kind !== 'unroutable' && policyAllows };
 }

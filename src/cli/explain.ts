@@ -125,6 +125,7 @@ export function formatExplain(r: ExplainReport): string {
   out.push('', 'policy:');
   if (!a.policy.available) out.push(`  ${a.policy.reason}`);
   else {
+    if (!a.policy.enforced) out.push('  (what the NetworkPolicies say; this agent does not program them, so nothing filters the packet)');
     out.push(`  ${direction('egress of the source', a.policy.egress)}`);
     out.push(`  ${direction('ingress of the destination', a.policy.ingress)}`);
   }
@@ -172,7 +173,7 @@ export function explainAnswerSchema(): z.ZodType<ExplainAnswer> {
     }),
     policy: z.union([
       z.object({ available: z.literal(false), reason: str }),
-      z.object({ available: z.literal(true), allowed: z.boolean(), egress: dir, ingress: dir }),
+      z.object({ available: z.literal(true), enforced: z.boolean(), allowed: z.boolean(), egress: dir, ingress: dir }),
     ]),
     allowed: z.boolean(),
   });

@@ -212,7 +212,53 @@ describe('strand explain', () => {
         expect(byName.report.kernel?.route).toMatchObject({ strand: true, matches: true });
       }
       expect(byName.report.mismatches).toEqual([]);
-      expect(byName.report.answer.policy.available).toBe(false);
+      expect(byName.report.answer.policy).toMatchObject({ available: true, allowed: true, egress: { reason: 'not-isolated' }, ingress: { reason: 'not-isolated' } });
+    }
+  });
+
+  it('names the policy that isolates a pod and the rule that lets a connection in, or that none does, and agrees with the probe', async () => {
+    const target = pods.find((p) => p.node === cluster.nodes[0]) as SimPod;
+    const friend = pods.find((p) => p.node === cluster.nodes[1]) as SimPod;
+    const stranger = pods.find((p) => p.node === cluster.nodes[2]) as SimPod;
+    const policy = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'stt-only-friend', namespace: 'default' },
+      spec: {
+        podSelector: { matchLabels: { app: target.name } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: friend.name } } }], ports: [{ protocol: 'TCP', port: POD_PORT }] }],
+      },
+    };
+    await cluster.api.create('networkpolicies', policy);
+    try {
+      const ask = (from: SimPod, port: string) => explain(from.node, [`${from.namespace}/${from.name}`, `${target.namespace}/${target.name}`, port]);
+      // The agent of the source's node sees the policy once its informer has it.
+      let ok: ExplainReport | undefined;
+      for (let i = 0; i < 50 && ok?.answer.policy.available !== true; i++) {
+        const r = (await ask(friend, `${POD_PORT}/TCP`)).report;
+        if (r.answer.policy.available && r.answer.policy.ingress.reason !== 'not-isolated') ok = r;
+        else await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(ok?.answer.policy).toMatchObject({
+        available: true,
+        allowed: true,
+        ingress: { reason: 'allowed', node: target.node.name, isolatedBy: [{ namespace: 'default', name: 'stt-only-friend' }], rules: [{ namespace: 'default', name: 'stt-only-friend', direction: 'ingress', index: 0 }] },
+        egress: { reason: 'not-isolated', node: friend.node.name },
+      });
+      const denied = (await ask(stranger, `${POD_PORT}/TCP`)).report;
+      expect(denied.answer.policy).toMatchObject({ available: true, allowed: false, ingress: { reason: 'denied', isolatedBy: [{ name: 'stt-only-friend' }], rules: [] } });
+      const otherPort = (await ask(friend, '9999/TCP')).report;
+      expect(otherPort.answer.policy).toMatchObject({ allowed: false, ingress: { reason: 'denied' } });
+      // The verdict is the kernel's when the agent enforces policy, and then the probe must agree.
+      for (const [from, r] of [[friend, ok!], [stranger, denied]] as const) {
+        const probed = (await tcpWhoami(from.netns, target.ip, POD_PORT, 2)) !== undefined;
+        const enforced = r.answer.policy.available && r.answer.policy.enforced;
+        expect(r.verdict, `${from.name} → ${target.name}: probe ${probed}`).toBe(probed ? 'allowed' : 'denied');
+        if (!enforced) expect(probed).toBe(true);
+      }
+    } finally {
+      await cluster.api.delete('networkpolicies', 'stt-only-friend', 'default');
     }
   });
 
