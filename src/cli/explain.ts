@@ -91,7 +91,7 @@ function endpoint(e: ExplainAnswer['src']): string {
   return `${e.cidr ?? e.ip} (outside the cluster${e.cidr ? `, as ${e.ip}` : ''})`;
 }
 
-function direction(name: string, d: Extract<ExplainAnswer['policy'], { available: true }>['egress']): string {
+function direction(name: string, dir: 'egress' | 'ingress', d: Extract<ExplainAnswer['policy'], { available: true }>['egress']): string {
   const on = d.node ? ` (judged on ${d.node})` : '';
   const by = d.isolatedBy.map((p) => `${p.namespace}/${p.name}`).join(', ');
   switch (d.reason) {
@@ -100,7 +100,7 @@ function direction(name: string, d: Extract<ExplainAnswer['policy'], { available
     case 'not-local':
       return `${name}: judged by its own node's agent${on}`;
     case 'not-isolated':
-      return `${name}: not isolated (no NetworkPolicy selects it for ${name})${on}`;
+      return `${name}: not isolated (no NetworkPolicy selects it for ${dir})${on}`;
     case 'node':
       return `${name}: allowed: traffic to or from the pod's own node is always allowed${on}`;
     case 'self':
@@ -126,8 +126,8 @@ export function formatExplain(r: ExplainReport): string {
   if (!a.policy.available) out.push(`  ${a.policy.reason}`);
   else {
     if (!a.policy.enforced) out.push('  (what the NetworkPolicies say; this agent does not program them, so nothing filters the packet)');
-    out.push(`  ${direction('egress of the source', a.policy.egress)}`);
-    out.push(`  ${direction('ingress of the destination', a.policy.ingress)}`);
+    out.push(`  ${direction('egress of the source', 'egress', a.policy.egress)}`);
+    out.push(`  ${direction('ingress of the destination', 'ingress', a.policy.ingress)}`);
   }
   if (r.kernel?.nft) out.push(`  kernel: ${r.kernel.nft.reason}`);
   for (const m of r.mismatches) out.push(`✗ MODEL AND KERNEL DISAGREE: ${m}`);

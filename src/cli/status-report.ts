@@ -395,7 +395,8 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
   out.push('');
   out.push(`peers (${r.peers.length}${r.peers[0]?.source === 'kernel' ? ', from the kernel\'s Strand routes' : ''})`);
   for (const p of r.peers) {
-    out.push(`  ${p.ok ? 'ok  ' : 'BAD '} ${(p.name ?? '?').padEnd(14)} ${p.podCIDRs.join(', ').padEnd(18)} underlay ${p.underlayIps.join(', ') || '?'}`);
+    const held = p.entries.filter((e) => e.state === 'ok').map((e) => e.object);
+    out.push(`  ${p.ok ? 'ok  ' : 'BAD '} ${(p.name ?? '?').padEnd(14)} ${p.podCIDRs.join(', ').padEnd(18)} underlay ${(p.underlayIps.join(', ') || '?').padEnd(16)} in the kernel: ${held.join(', ') || 'nothing'}`);
     for (const e of p.entries) if (e.state !== 'ok') out.push(`         ${e.state.toUpperCase()} ${e.object} ${e.detail}`);
   }
   out.push('');
