@@ -18,7 +18,7 @@
 //  - An nft failure is logged with the offending line, counted, and followed by the rebuild; while
 //    no transaction has succeeded since, `problem` says why (the agent's /readyz reason).
 import type { Logger } from '../log.ts';
-import type { Chain, NftMap, NftSet, TableState } from '../nft/objects.ts';
+import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
 import { isNftError, Transaction, type Nft, type Operation } from '../nft/transaction.ts';
 
 /** How the applier reads a desired state `D` (the policy compiler's output for this node). */
@@ -28,10 +28,11 @@ export interface PolicyLayout<D> {
   /** One transaction that turns the applied `from` into `to`; empty when they are the same. */
   diff(from: D, to: D): Transaction;
   /**
-   * The whole of `to` as add operations (table, chains, sets, maps, rules, elements). The applier
-   * flushes what exists first, so this may assume empty objects.
+   * The whole of `to` (table, chains, sets, maps, rules, elements). The applier has flushed what
+   * exists and deleted what is stale or incompatible first: `remaining` is what is left of the layout's
+   * objects then (all of them empty), so this only adds.
    */
-  fullBuild(to: D): Transaction;
+  fullBuild(to: D, remaining: TableState): Transaction;
   /** The chains, sets and maps of `to`, with the number of rules each chain holds. */
   inventory(to: D): PolicyInventory;
 }
@@ -81,13 +82,20 @@ export class PolicyApplier<D> {
   private lastFullCheck = 0;
   private failing: string | undefined = 'policy rules not applied yet';
 
-  constructor(opts: { nft: Nft; layout: PolicyLayout<D>; log: Logger; hooks?: ApplierHooks; fullCheckMs?: number }) {
+  private readonly ownedPrefix: string;
+
+  /** `markerChain`: the marker's name, by default `<prefix>generation`; it must not be one of the
+   * layout's names (a layout that replaces every object of its prefix would remove it). */
+  constructor(opts: { nft: Nft; layout: PolicyLayout<D>; log: Logger; hooks?: ApplierHooks; fullCheckMs?: number; markerChain?: string }) {
     this.nft = opts.nft;
     this.layout = opts.layout;
     this.log = opts.log;
     this.hooks = opts.hooks ?? {};
     this.fullCheckMs = opts.fullCheckMs ?? FULL_CHECK_MS;
-    this.markerChain = `${opts.layout.prefix}generation`;
+    this.markerChain = opts.markerChain ?? `${opts.layout.prefix}generation`;
+    let common = 0;
+    while (common < this.markerChain.length && this.markerChain[common] === opts.layout.prefix[common]) common++;
+    this.ownedPrefix = opts.layout.prefix.slice(0, common);
   }
 
   /** Why the desired rules are not in the kernel now; undefined when the last apply succeeded. */
@@ -212,7 +220,7 @@ export class PolicyApplier<D> {
     const wantSets = new Map(inv.sets.map((s) => [s.name, s]));
     const tx = this.ownedTransaction();
     if (!actual.exists) tx.add({ kind: 'table' });
-    const mine = <T extends { name: string }>(xs: Iterable<T>) => [...xs].filter((x) => x.name.startsWith(prefix));
+    const mine = <T extends { name: string }>(xs: Iterable<T>) => [...xs].filter((x) => x.name.startsWith(prefix) || x.name === this.markerChain);
     const chains = mine(actual.chains.values());
     const maps = mine(actual.maps.values());
     const sets = mine(actual.sets.values());
@@ -225,16 +233,27 @@ export class PolicyApplier<D> {
       const flags = (f: readonly string[] | undefined) => [...(f ?? [])].sort().join();
       return want.type !== s.type || flags(want.flags) !== flags(s.flags) || (want.kind === 'map' && 'value' in s && want.value !== s.value);
     };
-    for (const m of maps) if (setGoes(m, 'map')) tx.delete({ kind: 'map', name: m.name });
+    const remaining = emptyTableState();
+    remaining.exists = true;
+    for (const m of maps) {
+      if (setGoes(m, 'map')) tx.delete({ kind: 'map', name: m.name });
+      else if (m.name.startsWith(prefix)) remaining.maps.set(m.name, { ...m, elements: [] });
+    }
     for (const c of chains) {
       const want = wantChains.get(c.name);
       const base = (b: Chain['base']) => (b ? `${b.type}/${b.hook}/${b.priority}/${b.policy ?? 'accept'}` : '');
       // A base chain's type, hook or priority cannot change in place (EOPNOTSUPP): remake it.
       if (!want || base(want.base) !== base(c.base)) tx.delete({ kind: 'chain', name: c.name });
+      else if (c.name.startsWith(prefix)) remaining.chains.set(c.name, { ...c, rules: [] });
     }
-    for (const s of sets) if (setGoes(s, 'set')) tx.delete({ kind: 'set', name: s.name });
-    for (const s of sets) if (!setGoes(s, 'set')) tx.flush({ kind: 'set', name: s.name });
-    appendOperations(tx, this.layout.fullBuild(desired));
+    for (const s of sets) {
+      if (setGoes(s, 'set')) tx.delete({ kind: 'set', name: s.name });
+      else {
+        tx.flush({ kind: 'set', name: s.name });
+        remaining.sets.set(s.name, { ...s, elements: [] });
+      }
+    }
+    appendOperations(tx, this.layout.fullBuild(desired, remaining));
     tx.add({ kind: 'chain', name: this.markerChain, comment: 'generation of the policy rules (strand agent); never jumped to' });
     this.addMarker(tx, generation, actual.chains.has(this.markerChain));
     return tx;
@@ -253,7 +272,7 @@ export class PolicyApplier<D> {
   }
 
   private ownedTransaction(): Transaction {
-    return new Transaction({ ownedPrefix: this.layout.prefix });
+    return new Transaction({ ownedPrefix: this.ownedPrefix });
   }
 
   /** Logs an nft failure with the line nft complained about; returns a one-line reason. */
