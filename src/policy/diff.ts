@@ -1,0 +1,165 @@
+// From one DesiredPolicyTable to the next as one nft transaction (all or nothing: the kernel commits
+// a batch atomically, so packets see the old ruleset or the new one, never a half-applied one):
+//
+//   diffPolicy(prev, next)        the fewest operations, for a table that holds `prev` exactly;
+//   fullBuildPolicy(next, actual) replaces every agent-pol-* object whatever the table holds (after a
+//                                 failed transaction, drift, or at agent start).
+//
+// Order inside a transaction only has to keep each command valid against the state before it (nft
+// checks references as it goes; the fake does too):
+//   1. new sets, maps and chains (rules and verdict-map elements will name them);
+//   2. element deletions, then additions: deletions first, so a changed verdict (a pod's address now
+//      jumping to another chain) or an interval that replaces an overlapping one can be added. Both
+//      are in the same batch, which the kernel commits at once: no packet sees the address between
+//      its delete and its add, so an isolated pod is never open;
+//   3. changed chains flushed and refilled; removed chains flushed;
+//   4. removed maps, then removed chains (nothing jumps to them any more), then removed sets (no rule
+//      names them any more).
+import { emptyTableState, type Element, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
+import { Transaction } from '../nft/transaction.ts';
+import type { DesiredChain, DesiredPolicyTable } from './model.ts';
+import { POLICY_PREFIX } from './names.ts';
+
+const keyText = (e: { key: readonly string[]; value?: readonly string[] | undefined }) => e.key.join(' . ');
+const valueText = (e: { value?: readonly string[] | undefined }) => (e.value ?? []).join(' . ');
+
+function sameSet(a: NftSet | NftMap, b: NftSet | NftMap): boolean {
+  return (
+    a.kind === b.kind &&
+    a.type === b.type &&
+    (a.kind === 'map' ? a.value : '') === (b.kind === 'map' ? b.value : '') &&
+    [...(a.flags ?? [])].sort().join() === [...(b.flags ?? [])].sort().join()
+  );
+}
+
+function sameChain(a: DesiredChain, b: DesiredChain): boolean {
+  const base = (c: DesiredChain) => (c.chain.base ? `${c.chain.base.type} ${c.chain.base.hook} ${c.chain.base.priority} ${c.chain.base.policy ?? 'accept'}` : '');
+  if (base(a) !== base(b) || a.rules.length !== b.rules.length) return false;
+  return a.rules.every((r, i) => r.rule === b.rules[i]?.rule && r.comment === b.rules[i]?.comment);
+}
+
+function sameBase(a: DesiredChain, b: DesiredChain): boolean {
+  const ab = a.chain.base;
+  const bb = b.chain.base;
+  if (!ab || !bb) return ab === bb;
+  return ab.type === bb.type && ab.hook === bb.hook && ab.priority === bb.priority;
+}
+
+/** The listed state a table holding exactly `desired` would show (for the fallback to a rebuild). */
+export function tableStateOf(desired: DesiredPolicyTable | undefined): TableState {
+  const state = emptyTableState();
+  if (!desired) return state;
+  state.exists = true;
+  let handle = 1;
+  for (const [name, c] of desired.chains) state.chains.set(name, { name, handle: handle++, ...(c.chain.base ? { base: c.chain.base } : {}), rules: [] });
+  for (const [name, s] of desired.sets) {
+    const elements = (desired.elements.get(name) ?? []).map((e) => ({ key: [...e.key], ...(e.value ? { value: [...e.value] } : {}) }));
+    const listed = { name, handle: handle++, type: s.type, flags: [...(s.flags ?? [])], elements };
+    if (s.kind === 'map') state.maps.set(name, { ...listed, value: s.value });
+    else state.sets.set(name, listed);
+  }
+  return state;
+}
+
+/**
+ * The operations that turn a table holding `prev` (undefined: no agent-pol-* objects yet) into
+ * `next`. A set whose definition changed, or a base chain whose hook or priority changed (neither
+ * can change in place), only happens across Strand versions: then it is the full rebuild.
+ */
+export function diffPolicy(prev: DesiredPolicyTable | undefined, next: DesiredPolicyTable): Transaction {
+  const before: DesiredPolicyTable = prev ?? { chains: new Map(), sets: new Map(), elements: new Map(), chainOwners: new Map(), comments: new Map() };
+  for (const [name, s] of next.sets) {
+    const old = before.sets.get(name);
+    if (old && !sameSet(old, s)) return fullBuildPolicy(next, tableStateOf(prev));
+  }
+  for (const [name, c] of next.chains) {
+    const old = before.chains.get(name);
+    if (old && !sameBase(old, c)) return fullBuildPolicy(next, tableStateOf(prev));
+  }
+  const tx = new Transaction({ ownedPrefix: POLICY_PREFIX });
+  if (prev === undefined) tx.add({ kind: 'table' });
+
+  // 1. new definitions
+  for (const [name, s] of next.sets) if (!before.sets.has(name)) tx.add(s);
+  for (const [name, c] of next.chains) if (!before.chains.has(name)) tx.add(c.chain);
+  // A kept base chain whose policy changed: `add` sets it in place.
+  for (const [name, c] of next.chains) {
+    const old = before.chains.get(name);
+    if (old?.chain.base && c.chain.base && (old.chain.base.policy ?? 'accept') !== (c.chain.base.policy ?? 'accept')) tx.add(c.chain);
+  }
+
+  // 2. elements: deletions, then additions. Elements of removed sets and maps go with them (step 4).
+  const additions: Element[] = [];
+  for (const [name] of next.sets) {
+    const wantByKey = new Map((next.elements.get(name) ?? []).map((e) => [keyText(e), e]));
+    const hadByKey = new Map((before.elements.get(name) ?? []).map((e) => [keyText(e), e]));
+    for (const [k, e] of hadByKey) {
+      const w = wantByKey.get(k);
+      if (!w || valueText(w) !== valueText(e)) tx.delete({ kind: 'element', set: name, key: e.key });
+    }
+    for (const [k, e] of wantByKey) {
+      const h = hadByKey.get(k);
+      if (!h || valueText(h) !== valueText(e)) additions.push(e);
+    }
+  }
+  for (const e of additions) tx.add(e);
+
+  // 3. rules: a changed chain is flushed and refilled (no rule handles to keep track of); a removed
+  // one is emptied so it and the sets its rules name can go.
+  for (const [name, c] of next.chains) {
+    const old = before.chains.get(name);
+    if (old && sameChain(old, c)) continue;
+    if (old) tx.flush({ kind: 'chain', name });
+    for (const r of c.rules) tx.add(r);
+  }
+  const removedChains = [...before.chains.keys()].filter((n) => !next.chains.has(n));
+  for (const name of removedChains) tx.flush({ kind: 'chain', name });
+
+  // 4. removals: maps (their jumps), chains, sets (their rules are gone).
+  for (const [name, s] of before.sets) if (!next.sets.has(name) && s.kind === 'map') tx.delete({ kind: 'map', name });
+  for (const name of removedChains) tx.delete({ kind: 'chain', name });
+  for (const [name, s] of before.sets) if (!next.sets.has(name) && s.kind === 'set') tx.delete({ kind: 'set', name });
+  return tx;
+}
+
+/**
+ * One transaction that makes the table's agent-pol-* objects exactly `next`, whatever `actual` (the
+ * listed table) holds of them: every existing policy chain and map is emptied first (so nothing
+ * names what is deleted next), objects that are not wanted or have another definition are deleted,
+ * and everything wanted is added and filled. Other owners' objects (cni-*, other agent-*) are never
+ * named. Applied as one batch, an isolated pod is isolated before, during and after.
+ */
+export function fullBuildPolicy(next: DesiredPolicyTable, actual: TableState): Transaction {
+  const tx = new Transaction({ ownedPrefix: POLICY_PREFIX });
+  tx.add({ kind: 'table' });
+  const ours = (name: string) => name.startsWith(POLICY_PREFIX);
+  const existingChains = [...actual.chains.values()].filter((c) => ours(c.name));
+  const existingSets = [...actual.sets.values()].filter((s) => ours(s.name)).map((s) => ({ ...s, kind: 'set' as const }));
+  const existingMaps = [...actual.maps.values()].filter((s) => ours(s.name)).map((s) => ({ ...s, kind: 'map' as const }));
+
+  for (const c of existingChains) tx.flush({ kind: 'chain', name: c.name });
+  for (const m of existingMaps) tx.flush({ kind: 'map', name: m.name });
+  for (const s of existingSets) tx.flush({ kind: 'set', name: s.name });
+
+  const kept = new Set<string>();
+  for (const s of [...existingMaps, ...existingSets]) {
+    const want = next.sets.get(s.name);
+    const same = want !== undefined && want.kind === s.kind && want.type === s.type && (want.kind === 'map' ? want.value === (s as { value?: string }).value : true) && [...(want.flags ?? [])].sort().join() === [...s.flags].sort().join();
+    if (same) kept.add(s.name);
+    else tx.delete({ kind: s.kind, name: s.name });
+  }
+  for (const c of existingChains) {
+    const want = next.chains.get(c.name);
+    const wb = want?.chain.base;
+    const same = want !== undefined && (wb && c.base ? wb.type === c.base.type && wb.hook === c.base.hook && wb.priority === c.base.priority : !wb && !c.base);
+    if (same) kept.add(c.name);
+    else tx.delete({ kind: 'chain', name: c.name });
+  }
+
+  for (const [, s] of next.sets) tx.add(s);
+  // `add` of a kept base chain also sets its policy.
+  for (const [, c] of next.chains) tx.add(c.chain);
+  for (const [, list] of next.elements) for (const e of list) tx.add(e);
+  for (const [, c] of next.chains) for (const r of c.rules) tx.add(r);
+  return tx;
+}
