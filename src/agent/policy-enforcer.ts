@@ -322,7 +322,9 @@ export class PolicyEnforcer {
     const before = this.compiled;
     this.compiled = compiled;
     this.wakeWaiters(compiled);
-    if (this.opts.cutDeniedFlows && before) this.cutDeniedFlows(before, compiled);
+    // At start (nothing compiled before), every local pod's flows are looked at: a policy may have
+    // changed while no agent ran.
+    if (this.opts.cutDeniedFlows) this.cutDeniedFlows(before, compiled);
   }
 
   private retrySoon(since: number | undefined): void {
@@ -356,8 +358,8 @@ export class PolicyEnforcer {
    * policy changed; flows it still allows are left alone. Orig is the connection's first packet; its
    * real destination (after a Service's DNAT) is the reply's source (R9).
    */
-  private cutDeniedFlows(before: CompiledPolicy, after: CompiledPolicy): void {
-    const changed = changedPodAddresses(before, after);
+  private cutDeniedFlows(before: CompiledPolicy | undefined, after: CompiledPolicy): void {
+    const changed = before ? changedPodAddresses(before, after) : new Set(after.pods.flatMap((p) => p.ips));
     if (changed.size === 0) return;
     const started = performance.now();
     let ct: Conntrack | undefined;
