@@ -179,7 +179,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'policy-log-denied',
     kind: 'bool',
     default: false,
-    describe: 'log new connections NetworkPolicy denies to the kernel log (nft log, prefix "strand-deny ", at most 10 a second per node)',
+    describe: 'log new connections NetworkPolicy denies to the kernel log (nft log, prefix "strand-deny ", at most 10 a second per pod and direction)',
   },
   {
     key: 'policyWhenNoAgent',
