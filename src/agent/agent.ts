@@ -9,9 +9,10 @@
 //      routes, neighbours and FDB entries to every other node, and the egress masquerade
 //      (cluster-network.ts);
 //   4. the pods on this node (from the Pod informer, the IPAM store and the plugin's notices);
-//   5. metrics.
-// Later issues add NetworkPolicy as a further step of the same pass, and extend podReady(), the
-// answer to the plugin's pod-start notice.
+//   5. metrics;
+//   6. NetworkPolicy (policy-enforcer.ts): asked for by every pass, and on its own, with a shorter
+//      debounce, by every NetworkPolicy, Pod and Namespace event and every pod-start notice; podReady()
+//      answers the plugin once the pod's rules are in place.
 //
 // What the agent never does: tear down the data plane. On SIGTERM it stops watching and serving and
 // leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
@@ -42,6 +43,9 @@ import { explainPolicy } from './explain-policy.ts';
 import { ApiConnectionTracker, buildInspectSnapshot, type InspectSnapshot } from './inspect.ts';
 import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { underlayPrefixes } from './backends/datapath.ts';
+import { PolicyEnforcer } from './policy-enforcer.ts';
+import { createNftRunner } from '../nft/runner.ts';
+import { firstHost } from '../kernel/ip.ts';
 
 /** A pass at least this often, whatever happens. */
 export const RESYNC_MS = 30_000;
@@ -65,6 +69,10 @@ export const NOTICE_WAIT_MS = 30_000;
 const RELEASE_AFTER_OBJECTS = 1_000;
 /** A notice whose addresses IPAM no longer holds is forgotten after this long (the pod was deleted). */
 const NOTICE_TTL_MS = 60_000;
+/** How often the policy rules are checked for drift between passes (about 15 ms of nft each time). */
+export const POLICY_DRIFT_CHECK_MS = 10_000;
+/** The agent answers a pod-start notice this long before the plugin stops waiting for the answer. */
+const NOTICE_ANSWER_MARGIN_MS = 250;
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -165,6 +173,8 @@ export class Agent {
   private conditionPatchedAt = 0;
   private readonly nodeStateWaiters = new Set<() => void>();
   private readonly network: ClusterNetwork;
+  readonly policy: PolicyEnforcer;
+  private policyTimer: NodeJS.Timeout | undefined;
   /** Routes to the other nodes are in place (the first cluster-network pass succeeded). */
   private datapathReady = false;
   private datapathProblem: string | undefined;
@@ -189,6 +199,7 @@ export class Agent {
         log: this.log,
         onChange: (resource) => {
           this.api.event(resource);
+          if (resource !== 'nodes') this.policy.request(Date.now());
           this.requestReconcile();
         },
         onSynced: (resource) => {
@@ -210,6 +221,33 @@ export class Agent {
       },
       opts.backoff,
     );
+    this.policy = new PolicyEnforcer({
+      nodeName: this.config.nodeName,
+      nft: createNftRunner(),
+      cache: this.cache,
+      kube: this.kube,
+      log: this.log,
+      registry: this.metrics.registry,
+      nodeAddresses: () => this.nodeAddresses(),
+      cutDeniedFlows: this.config.policyConntrack,
+      logDenied: this.config.policyLogDenied,
+    });
+  }
+
+  /**
+   * This node's own addresses, from which its pods are always reachable (kubelet probes, R11): the
+   * Node's addresses, the underlay's, and the bridge's gateway address in each pod CIDR.
+   */
+  private nodeAddresses(): string[] {
+    const out = new Set<string>();
+    const node = this.cache.nodes.get(this.config.nodeName);
+    for (const a of node?.status.addresses ?? []) if (a.type === 'InternalIP' || a.type === 'ExternalIP') out.add(canonicalIp(a.address));
+    for (const a of this.underlay?.addresses ?? []) out.add(canonicalIp(a));
+    if (node) {
+      const pod = nodePodCidrs(node);
+      if ('cidrs' in pod) for (const c of pod.cidrs) out.add(canonicalIp(firstHost(c)));
+    }
+    return [...out];
   }
 
   /** Starts serving and watching; the first pass follows at once. */
@@ -254,18 +292,31 @@ export class Agent {
     this.cache.start();
     this.scheduleTick();
     this.watchUnderlay();
+    this.watchPolicyDrift();
     this.requestReconcile();
+  }
+
+  /** A policy pass (whose applier looks for drift first) every POLICY_DRIFT_CHECK_MS. */
+  private watchPolicyDrift(): void {
+    if (this.stopping) return;
+    this.policyTimer = setTimeout(() => {
+      this.policy.request();
+      this.watchPolicyDrift();
+    }, POLICY_DRIFT_CHECK_MS);
+    this.policyTimer.unref();
   }
 
   /** Stops watching and serving. The data plane, node state and conflist stay as they are. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of [this.debounceTimer, this.tickTimer, this.underlayTimer, this.retryTimer, this.releaseTimer]) clearTimeout(t);
+    for (const t of [this.debounceTimer, this.tickTimer, this.underlayTimer, this.retryTimer, this.releaseTimer, this.policyTimer]) clearTimeout(t);
     for (const wake of this.nodeStateWaiters) wake();
+    this.policy.stop();
     await this.cache.stop();
     await Promise.allSettled([this.handshake?.close(), this.health?.close()]);
     await this.running;
+    await this.policy.settle();
     this.network.close();
     this.log.info('strand agent stopped; the node network is left as it is');
   }
@@ -291,6 +342,8 @@ export class Agent {
     if (this.egressProblem) reasons.push(`egress masquerade not in place: ${this.egressProblem}`);
     const unsynced = this.cache.unsynced;
     if (unsynced.length > 0) reasons.push(`not synced with the API server yet: ${unsynced.join(', ')}`);
+    const policy = this.policy.problem;
+    if (policy) reasons.push(policy);
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -351,19 +404,27 @@ export class Agent {
 
   /**
    * The answer to the plugin's pod-start notice: ok once this node's level of the network is in
-   * place, the node state (the pod got its address from it) and the routes to the other nodes. A
-   * later issue waits here until the pod's NetworkPolicy rules are in place too.
+   * place, the node state (the pod got its address from it) and the routes to the other nodes, and
+   * the pod's NetworkPolicy rules are applied (R16: isolated before any container starts). The whole
+   * answer comes within the wait the plugin is configured with (podStartWaitMs), less a margin.
    */
   async podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
     this.log.info(
       { namespace: notice.namespace, name: notice.name, uid: notice.uid, containerId: notice.containerId, ifname: notice.ifname, hostVeth: notice.hostVeth, ips: notice.ips },
       'pod-start notice from the plugin',
     );
-    this.notices.set(notice.containerId, { ...notice, at: Date.now() });
+    const started = Date.now();
+    this.notices.set(notice.containerId, { ...notice, at: started });
     this.requestReconcile();
     if (!(await this.waitForNodeState(NOTICE_WAIT_MS))) {
       this.metrics.podStartNotices.inc({ result: 'refused' });
       return { ok: false, message: `the strand agent is not ready: ${this.readiness().reasons.join('; ')}` };
+    }
+    const bound = Math.max(0, this.config.podStartWaitMs - NOTICE_ANSWER_MARGIN_MS - (Date.now() - started));
+    const policy = await this.policy.podStarted({ ...notice, ips: notice.ips.map(canonicalIp) }, bound);
+    if (!policy.ok) {
+      this.metrics.podStartNotices.inc({ result: 'refused' });
+      return { ok: false, message: policy.message ?? 'the NetworkPolicy rules are not in place' };
     }
     this.metrics.podStartNotices.inc({ result: 'ok' });
     return { ok: true };
@@ -516,6 +577,7 @@ export class Agent {
     }
     this.reconcilePods();
     if (this.nodeStateWritten) this.updateIpamMetrics();
+    this.policy.request();
   }
 
   // ---- 1. node set-up ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ export function agentSocketPath(stateDir: string): string {
   return join(stateDir, 'agent.sock');
 }
 
-export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'>;
+export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'> & Partial<Pick<AgentConfig, 'policyWhenNoAgent'>>;
 
 /** The conflist as an object (pure). With default values it is byte for byte what install writes. */
 export function buildConflist(c: ConflistInputs): Record<string, unknown> {
@@ -32,6 +32,11 @@ export function buildConflist(c: ConflistInputs): Record<string, unknown> {
   if (c.podStartWaitMs !== PLUGIN_AGENT_WAIT_MS) {
     const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
     strand.agentWaitMs = c.podStartWaitMs;
+  }
+  // The plugin's default ("allow") is left out, so the default file stays what install writes.
+  if (c.policyWhenNoAgent === 'fail') {
+    const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
+    strand.policyWhenNoAgent = 'fail';
   }
   return list;
 }

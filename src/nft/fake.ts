@@ -34,7 +34,7 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type Nft, type NftErrorReason, type Operation, type Transaction } from './transaction.ts';
+import { describeTransaction, NftError, type Nft, type NftErrorReason, type Operation, type TableSummary, type Transaction } from './transaction.ts';
 
 export interface FakeRule {
   chain: string;
@@ -142,6 +142,17 @@ export class FakeNft implements Nft {
 
   async check(tx: Transaction): Promise<void> {
     if (!tx.empty) this.apply(tx);
+  }
+
+  async summary(chains: readonly string[]): Promise<TableSummary> {
+    const state = await this.list();
+    const out: TableSummary = { exists: state.exists, chains: new Map(), rules: new Map() };
+    for (const c of state.chains.values()) out.chains.set(c.name, c.handle);
+    for (const name of chains) {
+      const c = state.chains.get(name);
+      if (c) out.rules.set(name, c.rules.map((r) => r.comment ?? ''));
+    }
+    return out;
   }
 
   async list(): Promise<TableState> {

@@ -150,6 +150,20 @@ export interface Nft {
   check(tx: Transaction): Promise<void>;
   /** The table's current state; `exists: false` and nothing else when there is no table. */
   list(): Promise<TableState>;
+  /**
+   * A cheap look at the table: its chains' names and handles (no rules) and the rules' comments of
+   * the chains named (missing chains are left out). Small listings instead of the whole table, whose
+   * JSON is megabytes once policy rules are in it (policy drift checks run on every pass).
+   */
+  summary(chains: readonly string[]): Promise<TableSummary>;
+}
+
+export interface TableSummary {
+  exists: boolean;
+  /** Chain name → handle. */
+  chains: Map<string, number>;
+  /** Chain name (of those asked for) → its rules' comments, in order ("" for a rule without one). */
+  rules: Map<string, string[]>;
 }
 
 /** Why an nft operation failed, from nft's message (the kernel's errno, mostly). */

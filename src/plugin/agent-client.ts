@@ -142,7 +142,8 @@ function parseAnswer(line: string): Exchange {
  * ADD's step after the pod is wired: notify the agent. No agent: go on (standalone). No answer in
  * time: go on with a warning, the agent reconciles the pod from the API later. Refused: fail the
  * ADD with "try again later" (CNI 1.1 §5 code 11) so that the runtime retries, after the caller's
- * undo removed what this ADD made.
+ * undo removed what this ADD made. With whenNoAgent "fail" (policyWhenNoAgent), no agent and no
+ * answer in time fail the same way: no pod starts before its NetworkPolicy rules can be in place.
  */
 export async function announcePod(opts: {
   socketPath: string;
@@ -152,8 +153,11 @@ export async function announcePod(opts: {
   /** The pod's addresses as IPAM gave them (CIDR notation); the notice carries them without prefix. */
   ips: string[];
   log: Logger;
+  /** policyWhenNoAgent: "allow" (default) goes on without an agent, "fail" fails the ADD. */
+  whenNoAgent?: 'allow' | 'fail';
 }): Promise<void> {
   const { env, log } = opts;
+  const who = () => (notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`);
   const notice: PodStartNotice = {
     ...podIdentity(env.args),
     containerId: env.containerId,
@@ -170,15 +174,19 @@ export async function announcePod(opts: {
       log.debug({ agentSocket: opts.socketPath, ms }, 'the agent acknowledged the pod');
       return;
     case 'no-agent':
+      if (opts.whenNoAgent === 'fail') {
+        throw new CniError(ErrorCode.TryAgainLater, `no Strand agent answers for ${who()} and policyWhenNoAgent is "fail": ${r.message ?? 'no agent'}`);
+      }
       log.debug({ agentSocket: opts.socketPath, ms, reason: r.message }, 'no agent to notify; going on');
       return;
     case 'timeout':
+      if (opts.whenNoAgent === 'fail') {
+        throw new CniError(ErrorCode.TryAgainLater, `the Strand agent did not acknowledge ${who()} in time and policyWhenNoAgent is "fail": ${r.message ?? 'no answer'}`);
+      }
       log.warn({ agentSocket: opts.socketPath, ms, reason: r.message }, 'the agent did not acknowledge the pod in time; going on, it reconciles later');
       return;
-    case 'refused': {
-      const who = notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`;
-      throw new CniError(ErrorCode.TryAgainLater, `the Strand agent refused ${who}: ${r.message ?? 'no reason given'}`);
-    }
+    case 'refused':
+      throw new CniError(ErrorCode.TryAgainLater, `the Strand agent refused ${who()}: ${r.message ?? 'no reason given'}`);
   }
 }
 

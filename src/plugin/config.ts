@@ -35,6 +35,13 @@ export interface PluginConfig {
   /** The agent's pod-start socket; absent means do not notify. */
   agentSocket: string | undefined;
   agentWaitMs: number;
+  /**
+   * What ADD does when no agent answers the pod-start notice (no socket, nobody listening, or no
+   * answer in time): "allow" starts the pod without waiting for its NetworkPolicy rules (the agent
+   * applies them when it runs), "fail" fails the ADD with try-again-later (11) so that no pod starts
+   * before its rules can be in place.
+   */
+  policyWhenNoAgent: 'allow' | 'fail';
 }
 
 const MAC = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
@@ -65,6 +72,7 @@ function makeSchema() {
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
     agentSocket: z.union([z.string().min(1), z.literal(false)]).optional(),
     agentWaitMs: z.number().int().min(0).max(60_000).default(2_000),
+    policyWhenNoAgent: z.enum(['allow', 'fail']).default('allow'),
   });
 }
 
@@ -118,5 +126,6 @@ export function loadPluginConfig(inv: Invocation): PluginConfig {
     logLevel: c.logLevel,
     agentSocket: c.agentSocket === false ? undefined : (c.agentSocket ?? `${c.stateDir}/agent.sock`),
     agentWaitMs: c.agentWaitMs,
+    policyWhenNoAgent: c.policyWhenNoAgent,
   };
 }
