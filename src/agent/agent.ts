@@ -40,7 +40,8 @@ import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
 import { explain, type ExplainAnswer } from './explain.ts';
 import { explainPolicy } from './explain-policy.ts';
-import { ApiConnectionTracker, buildInspectSnapshot, type InspectSnapshot } from './inspect.ts';
+import { ApiConnectionTracker, buildInspectSnapshot, PolicyProgrammingTracker, type InspectSnapshot } from './inspect.ts';
+import { compilePolicy } from '../policy/model.ts';
 import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { underlayPrefixes } from './backends/datapath.ts';
 import { PolicyEnforcer } from './policy-enforcer.ts';
@@ -160,6 +161,7 @@ export class Agent {
   private readonly api = new ApiConnectionTracker();
   private setUp: { podCidrs: string[]; mtu: number; offload: Record<string, number> | undefined } | undefined;
   private lastReconcile: InspectSnapshot['datapath']['lastReconcile'];
+  private readonly policyProgramming: PolicyProgrammingTracker;
 
   // What the last passes found.
   private nodeStateWritten = false;
@@ -232,6 +234,7 @@ export class Agent {
       cutDeniedFlows: this.config.policyConntrack,
       logDenied: this.config.policyLogDenied,
     });
+    this.policyProgramming = new PolicyProgrammingTracker(this.policy.metrics);
   }
 
   /**
@@ -364,10 +367,18 @@ export class Agent {
         nodes: this.cache.nodes.list(),
         lastReconcile: this.lastReconcile,
         pods: this.knownPods().map((p) => ({ namespace: p.namespace, name: p.name, ips: p.ips, source: p.source, ...(p.hostVeth ? { hostVeth: p.hostVeth } : {}), ...(p.containerId ? { containerId: p.containerId } : {}) })),
-        policy: undefined,
+        policy: this.policySummary(),
       },
       this.log,
     );
+  }
+
+  /** Policies, the local pods of the model the enforcer compiles, its last programming and nft failure. */
+  private policySummary(): InspectSnapshot['policy'] {
+    if (!this.cache.synced) return undefined;
+    const model = compilePolicy(this.policy.compileInput());
+    const isolated = model.pods.filter((p) => p.ingress || p.egress).length;
+    return this.policyProgramming.summary(this.cache.networkPolicies.list().length, isolated, this.policy.problem);
   }
 
   /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */
@@ -389,15 +400,15 @@ export class Agent {
         pods: caches.pods,
         underlayPrefixes: prefixes,
         underlayIface: this.underlay?.name,
-        policy: (packet, srcNode, dstNode) => explainPolicy(caches, packet, srcNode, dstNode, this.policyEnforced()),
+        policy: (packet, srcNode, dstNode) => explainPolicy(caches, packet, srcNode, dstNode, this.policyEnforced(), this.policy.compileInput()),
       },
       q,
     );
   }
 
-  /** Whether this agent programs NetworkPolicy (explain's verdicts are then the kernel's, not only the model's). */
+  /** This agent programs NetworkPolicy (policy-enforcer.ts): explain's verdicts are what the kernel enforces. */
   private policyEnforced(): boolean {
-    return false;
+    return true;
   }
 
   // ---- pod-start handshake -----------------------------------------------------------------------

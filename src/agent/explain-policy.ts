@@ -4,7 +4,7 @@
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
 import { firstHost } from '../kernel/index.ts';
-import { compilePolicy, evaluatePolicy, type CompiledPolicy, type DirectionVerdict } from '../policy/model.ts';
+import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/model.ts';
 import type { DirectionView, PolicyView, Protocol } from './explain.ts';
 import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './kube.ts';
 
@@ -15,7 +15,8 @@ export interface PolicyCaches {
   policies: readonly NetworkPolicyInfo[];
 }
 
-/** A node's own addresses as its agent gives them to the compiler: its Node addresses and its pods' gateways. */
+/** A node's own addresses as its agent gives them to the compiler: its Node addresses and its pods'
+ * gateways (another node's underlay address is its InternalIP in a cluster Strand set up). */
 export function nodeAddressesOf(node: NodeInfo | undefined): string[] {
   if (!node) return [];
   const out = node.status.addresses.filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address);
@@ -54,11 +55,21 @@ const NOT_A_POD: DirectionView = { allowed: true, reason: 'not-a-pod', isolatedB
 
 /**
  * The verdict of the policies on the first packet (`port` 0: no port given, so only rules open to
- * every port allow). `enforced`: whether this agent programs what it compiles.
+ * every port allow). `enforced`: whether this agent programs what it compiles. `own`: the input
+ * this agent's enforcer compiles (with the pods it learnt of from the plugin), used for its own node
+ * so that its verdicts are those of the rules in its kernel.
  */
-export function explainPolicy(c: PolicyCaches, packet: { src: string; dst: string; protocol: Protocol; port: number }, srcNode: string | undefined, dstNode: string | undefined, enforced: boolean): PolicyView {
+export function explainPolicy(
+  c: PolicyCaches,
+  packet: { src: string; dst: string; protocol: Protocol; port: number },
+  srcNode: string | undefined,
+  dstNode: string | undefined,
+  enforced: boolean,
+  own?: CompileInput,
+): PolicyView {
   const p = { src: packet.src, dst: packet.dst, protocol: packet.protocol, dport: packet.port };
   const models = new Map<string, CompiledPolicy>();
+  if (own) models.set(own.nodeName, compilePolicy(own));
   const model = (n: string) => {
     let m = models.get(n);
     if (!m) models.set(n, (m = modelFor(c, n)));

@@ -12,6 +12,8 @@ import { cidrContains, familyOf } from '../agent/backends/cidr.ts';
 import { HANDSHAKE_VERSION, type ExplainQuery } from '../agent/pod-handshake.ts';
 import { findLink, listRoutes, NetlinkSocket, type Route } from '../kernel/index.ts';
 import { askAgent, unwrap } from './agent-query.ts';
+import { checkNft, type NftCheck } from './explain-kernel.ts';
+import { createNftRunner } from '../nft/runner.ts';
 import { emit, EXIT, nodeOptions, nodePaths } from './output.ts';
 
 const RT_TABLE_MAIN = 254;
@@ -40,7 +42,7 @@ export interface ExplainReport {
   v: 1;
   answer: ExplainAnswer;
   /** This node's kernel, when this node is where the path starts. */
-  kernel?: { route?: KernelRouteCheck; nft?: { available: false; reason: string } };
+  kernel?: { route?: KernelRouteCheck; nft?: NftCheck | { error: string } };
   mismatches: string[];
   verdict: 'allowed' | 'denied' | 'unknown';
 }
@@ -129,7 +131,16 @@ export function formatExplain(r: ExplainReport): string {
     out.push(`  ${direction('egress of the source', 'egress', a.policy.egress)}`);
     out.push(`  ${direction('ingress of the destination', 'ingress', a.policy.ingress)}`);
   }
-  if (r.kernel?.nft) out.push(`  kernel: ${r.kernel.nft.reason}`);
+  const nft = r.kernel?.nft;
+  if (nft && 'error' in nft) out.push(`  kernel: could not read table inet strand: ${nft.error}`);
+  else if (nft) {
+    for (const d of nft.directions) {
+      const counter = d.packets !== undefined ? `, ${d.packets} packets counted` : '';
+      out.push(`  kernel, ${d.direction} of ${d.pod?.namespace}/${d.pod?.name}: ${d.element ? `${d.map} has ${d.element}; ` : ''}${d.implementedBy}${counter}${d.matches ? '' : ` — ${d.problem}`}`);
+      for (const rule of d.rules) out.push(`    rule handle ${rule.handle} in ${rule.chain} "${rule.comment}"${rule.packets !== undefined ? `: ${rule.packets} packets` : ''}`);
+    }
+    for (const e of nft.elsewhere) out.push(`  kernel: ${e}`);
+  }
   for (const m of r.mismatches) out.push(`✗ MODEL AND KERNEL DISAGREE: ${m}`);
   return `${out.join('\n')}\n`;
 }
@@ -193,7 +204,28 @@ export function explainReportSchema(): z.ZodType<ExplainReport> {
     kernel: z
       .object({
         route: z.object({ route: str.optional(), strand: z.boolean(), matches: z.boolean(), problem: str.optional() }).optional(),
-        nft: z.object({ available: z.literal(false), reason: str }).optional(),
+        nft: z
+          .union([
+            z.object({
+              table: z.literal('inet strand'),
+              directions: z.array(
+                z.object({
+                  direction: z.enum(['egress', 'ingress']),
+                  pod: z.object({ namespace: str, name: str }).optional(),
+                  map: str.optional(),
+                  element: str.optional(),
+                  implementedBy: str,
+                  rules: z.array(z.object({ chain: str, handle: z.number().int(), comment: str, packets: z.number().optional() })),
+                  packets: z.number().optional(),
+                  matches: z.boolean(),
+                  problem: str.optional(),
+                }),
+              ),
+              elsewhere: z.array(str),
+            }),
+            z.object({ error: str }),
+          ])
+          .optional(),
       })
       .optional(),
     mismatches: z.array(str),
@@ -223,9 +255,16 @@ export async function runExplain(stateDir: string, q: ExplainQuery, opts: { kern
       nl.close();
     }
   }
-  if (opts.kernel) {
+  if (opts.kernel && answer.policy.available) {
     report.kernel ??= {};
-    report.kernel.nft = { available: false, reason: answer.policy.available ? 'this strand cannot read the policy rules back from nftables yet' : 'no NetworkPolicy rules to look for: this agent compiles none' };
+    try {
+      // `nft -j list table inet strand` in this namespace: what the kernel holds, not what the agent thinks.
+      const nft = checkNft(await createNftRunner().list(), answer);
+      report.kernel.nft = nft;
+      for (const d of nft.directions) if (!d.matches && d.problem) report.mismatches.push(d.problem);
+    } catch (err) {
+      report.kernel.nft = { error: (err as Error).message };
+    }
   }
   return { ...report, verdict: explainVerdict(report) };
 }

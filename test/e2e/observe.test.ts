@@ -257,6 +257,41 @@ describe('strand explain', () => {
         expect(r.verdict, `${from.name} → ${target.name}: probe ${probed}`).toBe(probed ? 'allowed' : 'denied');
         if (!enforced) expect(probed).toBe(true);
       }
+
+      // --kernel on the target's node (which enforces its ingress): the rule that implements each
+      // decision, and its counter rising with a probe.
+      const kernel = async (from: SimPod) => {
+        const r = await explain(target.node, [`${from.namespace}/${from.name}`, `${target.namespace}/${target.name}`, `${POD_PORT}/TCP`, '--kernel']);
+        const nft = r.report.kernel?.nft;
+        if (!nft || 'error' in nft) throw new Error(`no nft findings: ${JSON.stringify(r.report.kernel)}`);
+        expect(r.report.mismatches).toEqual([]);
+        const d = nft.directions.find((x) => x.direction === 'ingress');
+        expect(nft.elsewhere.some((e) => e.startsWith(`egress of default/${from.name} is enforced on ${from.node.name}`))).toBe(true);
+        return d!;
+      };
+      const allowRule = await kernel(friend);
+      expect(allowRule).toMatchObject({ matches: true, pod: { name: target.name }, rules: [{ comment: 'default/stt-only-friend ingress 0' }] });
+      expect(allowRule.element).toMatch(/^10\.244\.1\.\d+ : jump agent-pol-in-/);
+      const denyRule = await kernel(stranger);
+      expect(denyRule).toMatchObject({ matches: true, rules: [{ comment: 'deny' }] });
+      const before = { allow: allowRule.packets ?? 0, deny: denyRule.packets ?? 0 };
+      expect(await tcpWhoami(friend.netns, target.ip, POD_PORT, 2)).toBe(friend.ip);
+      expect(await tcpWhoami(stranger.netns, target.ip, POD_PORT, 1)).toBeUndefined();
+      expect((await kernel(friend)).packets).toBeGreaterThan(before.allow);
+      expect((await kernel(stranger)).packets).toBeGreaterThan(before.deny);
+
+      // status reports the policy programming.
+      const st = await status(target.node);
+      expect(st.report.policy).toMatchObject({ policies: 1, pods: 1 });
+      expect(st.report.policy?.lastProgrammingMs).toBeGreaterThanOrEqual(0);
+
+      // A mismatch: the pod's element removed from the kernel's verdict map by hand.
+      const map = allowRule.map!;
+      target.node.exec('nft', ['delete', 'element', 'inet', 'strand', map, `{ ${target.ip} }`]);
+      const broken = await explain(target.node, [`${friend.namespace}/${friend.name}`, `${target.namespace}/${target.name}`, `${POD_PORT}/TCP`, '--kernel']);
+      expect(broken.code).toBe(2);
+      expect(broken.report.verdict).toBe('unknown');
+      expect(broken.report.mismatches.join()).toContain(`but ${map} has no element for ${target.ip}`);
     } finally {
       await cluster.api.delete('networkpolicies', 'stt-only-friend', 'default');
     }
