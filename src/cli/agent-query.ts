@@ -1,11 +1,10 @@
 // The command line's side of the agent's local socket (<state-dir>/agent.sock, protocol in
 // src/agent/pod-handshake.ts): one read-only question (inspect, explain), one answer, validated here
 // with zod so that a different agent version's answer is reported as such, never misread.
-import { existsSync } from 'node:fs';
-import { connect } from 'node:net';
 import * as z from 'zod';
 import type { InspectSnapshot } from '../agent/inspect.ts';
-import { encodeMessage, HANDSHAKE_VERSION, MAX_QUERY_ANSWER_BYTES, type HandshakeRequest } from '../agent/pod-handshake.ts';
+import { HANDSHAKE_VERSION, MAX_QUERY_ANSWER_BYTES, type HandshakeRequest } from '../agent/pod-handshake.ts';
+import { exchangeLine } from '../plugin/agent-client.ts';
 
 export type AgentAnswer<T> =
   /** No socket file, or nobody listening on it (ENOENT, ECONNREFUSED): the agent is not running. */
@@ -14,47 +13,12 @@ export type AgentAnswer<T> =
   | { kind: 'error'; message: string }
   | { kind: 'answer'; value: T };
 
-/** One request, one answer line, bounded by timeoutMs. Never rejects. */
-export function askAgent(socketPath: string, request: HandshakeRequest, timeoutMs: number): Promise<AgentAnswer<unknown>> {
-  if (!existsSync(socketPath)) return Promise.resolve({ kind: 'not-running', message: `no agent socket at ${socketPath}` });
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let connected = false;
-    let settled = false;
-    const socket = connect(socketPath);
-    const settle = (r: AgentAnswer<unknown>) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(r);
-    };
-    const timer = setTimeout(() => settle({ kind: 'error', message: `no answer from the agent on ${socketPath} within ${timeoutMs} ms` }), timeoutMs);
-    socket.once('connect', () => {
-      connected = true;
-      socket.end(encodeMessage(request));
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!connected && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT')) {
-        settle({ kind: 'not-running', message: `nobody listens on ${socketPath} (${err.code}): a stale socket of an agent that stopped` });
-      } else {
-        settle({ kind: 'error', message: `the exchange with the agent on ${socketPath} failed: ${err.message}` });
-      }
-    });
-    socket.on('data', (data: Buffer) => {
-      const nl = data.indexOf(0x0a);
-      const part = nl >= 0 ? data.subarray(0, nl) : data;
-      size += part.length;
-      if (size > MAX_QUERY_ANSWER_BYTES) return settle({ kind: 'error', message: `the agent's answer is larger than ${MAX_QUERY_ANSWER_BYTES} bytes` });
-      chunks.push(part);
-      if (nl >= 0) settle(parse(Buffer.concat(chunks).toString('utf8')));
-    });
-    socket.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      settle(text.trim() === '' ? { kind: 'error', message: `the agent on ${socketPath} closed the connection without an answer` } : parse(text));
-    });
-  });
+/** One request, one answer line, bounded by timeoutMs (the plugin's exchange, with room for large answers). Never rejects. */
+export async function askAgent(socketPath: string, request: HandshakeRequest, timeoutMs: number): Promise<AgentAnswer<unknown>> {
+  const r = await exchangeLine(socketPath, request, timeoutMs, MAX_QUERY_ANSWER_BYTES);
+  if (r.kind === 'no-agent') return { kind: 'not-running', message: r.message };
+  if (r.kind !== 'line') return { kind: 'error', message: r.message };
+  return parse(r.text);
 }
 
 function parse(line: string): AgentAnswer<unknown> {

@@ -74,7 +74,19 @@ export async function agentStatus(socketPath: string, waitMs: number): Promise<{
 }
 
 /** One request, one answer, at most waitMs from connect to answer. Never rejects. */
-function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
+async function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
+  const r = await exchangeLine(socketPath, request, waitMs);
+  return r.kind === 'line' ? parseAnswer(r.text) : r;
+}
+
+export type LineExchange = { kind: 'line'; text: string } | Exclude<Exchange, { kind: 'answer' }>;
+
+/**
+ * One request line, one answer line (at most maxBytes), at most waitMs from connect to answer; the
+ * answer is not interpreted. Never rejects. Also the command line's (src/cli/agent-query.ts), whose
+ * answers may be larger than a pod-start message.
+ */
+export function exchangeLine(socketPath: string, request: HandshakeRequest, waitMs: number, maxBytes = MAX_MESSAGE_BYTES): Promise<LineExchange> {
   // No socket file is the common standalone case: answer it without making a socket at all.
   if (!existsSync(socketPath)) return Promise.resolve({ kind: 'no-agent', message: `no agent socket at ${socketPath}` });
   return new Promise((resolve) => {
@@ -82,7 +94,7 @@ function exchange(socketPath: string, request: HandshakeRequest, waitMs: number)
     const chunks: Buffer[] = [];
     let size = 0;
     const socket = connect(socketPath);
-    const settle = (r: Exchange) => {
+    const settle = (r: LineExchange) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -106,14 +118,14 @@ function exchange(socketPath: string, request: HandshakeRequest, waitMs: number)
       const nl = data.indexOf(0x0a);
       const part = nl >= 0 ? data.subarray(0, nl) : data;
       size += part.length;
-      if (size > MAX_MESSAGE_BYTES) return settle({ kind: 'invalid', message: `the agent's answer is larger than ${MAX_MESSAGE_BYTES} bytes` });
+      if (size > maxBytes) return settle({ kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` });
       chunks.push(part);
-      if (nl >= 0) settle(parseAnswer(Buffer.concat(chunks).toString('utf8')));
+      if (nl >= 0) settle({ kind: 'line', text: Buffer.concat(chunks).toString('utf8') });
     });
     socket.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') settle({ kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` });
-      else settle(parseAnswer(text));
+      else settle({ kind: 'line', text });
     });
   });
 }
