@@ -189,7 +189,8 @@ export interface StatusInputs {
   unseen: string[];
 }
 
-const RESTART_HINT = 'kubectl -n kube-system logs ds/strand-agent (or the agent log file)';
+/** deploy/strand.yaml: DaemonSet strand in kube-strand, container agent. */
+const RESTART_HINT = "the agent's log: kubectl -n kube-strand logs <the node's strand pod> -c agent (or its --log-file)";
 
 /** VXLAN's headers: outer IPv4 + UDP + VXLAN + inner Ethernet (50), or 70 over IPv6 (backends/desired.ts). */
 function overheadFor(backend: string | undefined, underlayFirst: string | undefined): number {
