@@ -16,6 +16,8 @@ export type AgentAnswer<T> =
 /** One request, one answer line, bounded by timeoutMs (the plugin's exchange, with room for large answers). Never rejects. */
 export async function askAgent(socketPath: string, request: HandshakeRequest, timeoutMs: number): Promise<AgentAnswer<unknown>> {
   const r = await exchangeLine(socketPath, request, timeoutMs, MAX_QUERY_ANSWER_BYTES);
+  // The socket is root's (0600): not being allowed to connect says nothing about the agent.
+  if (r.kind === 'no-agent' && /\((EACCES|EPERM)\)/.test(r.message)) return { kind: 'error', message: `${r.message}: the agent's socket is root's only; run as root` };
   if (r.kind === 'no-agent') return { kind: 'not-running', message: r.message };
   if (r.kind !== 'line') return { kind: 'error', message: r.message };
   return parse(r.text);

@@ -15,6 +15,8 @@ export interface KernelView {
   underlayPrefixes: string[];
   vxlanDevice?: LinkView;
   bridge?: LinkView;
+  /** The bridge's ports: the host ends of the pods' veths. */
+  bridgePorts: { name: string; mtu: number }[];
   actual: ActualState;
   devices?: Devices;
   forwarding: string[];
@@ -56,6 +58,7 @@ export function readKernelView(nl: NetlinkSocket, hints: KernelHints): KernelVie
     underlayPrefixes: name !== undefined ? underlayPrefixes(nl, name) : [],
     actual: { routes: [], neighbours: [], fdb: [] },
     forwarding: forwardingWarnings(undefined, hints.podCidrs),
+    bridgePorts: bridge ? listLinks(nl, { master: bridge.index }).map((l) => ({ name: l.name, mtu: l.mtu })) : [],
   };
   if (underlay) out.underlay = underlay;
   if (vxlan) out.vxlanDevice = view(vxlan, underlayLink?.name);

@@ -179,6 +179,8 @@ export interface StatusInputs {
     underlay?: { iface: string; addresses: string[]; mtu: number; offload: Record<string, number> };
     vxlanDevice?: LinkView;
     bridge?: LinkView;
+    /** The host ends of the pods' veths (the bridge's ports). */
+    bridgePorts?: { name: string; mtu: number }[];
     actual: ActualState;
     devices?: Devices;
     /** Forwarding sysctls that are off (the backends' forwardingWarnings). */
@@ -279,6 +281,16 @@ export function judgeStatus(i: StatusInputs): StatusReport {
       }
       if (k.vxlanDevice && k.vxlanDevice.mtu > max) problem(`the VXLAN device ${k.vxlanDevice.name} has MTU ${k.vxlanDevice.mtu}, above ${max} (${underlay.iface} ${underlay.mtu} less the headers)`, `ip link show ${k.vxlanDevice.name}`);
       if (k.bridge && k.bridge.mtu > podMtu && k.bridge.mtu > max) problem(`the pod bridge ${k.bridge.name} has MTU ${k.bridge.mtu}, above the pod MTU ${podMtu}`, `ip link show ${k.bridge.name}`);
+      // Pods keep the MTU they were created with: after the underlay's MTU went down, the ones made
+      // before send packets the path cannot carry until they are restarted.
+      const big = (k.bridgePorts ?? []).filter((p) => p.mtu > max);
+      if (big.length > 0) {
+        const names = big.slice(0, 5).map((p) => `${p.name} ${p.mtu}`).join(', ');
+        problem(
+          `${big.length} pod interface${big.length > 1 ? 's have' : ' has'} an MTU above ${max}, what the underlay carries now (${names}${big.length > 5 ? ', …' : ''}): pods created before the MTU changed; restart them`,
+          `ip link show master ${k.bridge?.name ?? 'cni0'}; strand ipam (which pod owns each veth)`,
+        );
+      }
     }
   }
 
@@ -319,7 +331,7 @@ export function judgeStatus(i: StatusInputs): StatusReport {
     }
   }
 
-  if (snap && !snap.policy) unseen.push('NetworkPolicy programming (this agent reports none)');
+  if (snap && !snap.policy) unseen.push('NetworkPolicy programming: the agent reports none until it has synced with the API server');
 
   const report: StatusReport = {
     kind: 'StrandStatus',

@@ -35,7 +35,7 @@ export async function gatherStatus(paths: NodePaths, opts: { timeoutMs?: number 
         bridge,
         podCidrs: snap?.node.podCIDRs ?? nodeState.state?.podCIDRs ?? [],
       });
-      inputs.kernel = { actual: k.actual, forwarding: k.forwarding };
+      inputs.kernel = { actual: k.actual, forwarding: k.forwarding, bridgePorts: k.bridgePorts };
       if (k.underlay) inputs.kernel.underlay = k.underlay;
       if (k.vxlanDevice) inputs.kernel.vxlanDevice = k.vxlanDevice;
       if (k.bridge) inputs.kernel.bridge = k.bridge;

@@ -173,6 +173,20 @@ describe('judgeStatus', () => {
     expect(r.verdict).toBe('unhealthy');
   });
 
+  it('MTU trouble: pods made before the underlay MTU went down keep a bigger MTU', () => {
+    const i = inputs();
+    i.kernel!.underlay = { iface: 'eth0', addresses: ['198.18.0.1'], mtu: 1400, offload: {} };
+    i.nodeState.state!.mtu = 1350;
+    i.kernel!.vxlanDevice = { name: 'strand.1', mtu: 1350, up: true };
+    i.kernel!.bridge = { name: 'cni0', mtu: 1350, up: true };
+    i.kernel!.bridgePorts = [
+      { name: 'vethaaaaaaaaaaa', mtu: 1450 },
+      { name: 'vethbbbbbbbbbbb', mtu: 1350 },
+    ];
+    const r = judgeStatus(i);
+    expect(r.problems.map((p) => p.message)).toEqual(['1 pod interface has an MTU above 1350, what the underlay carries now (vethaaaaaaaaaaa 1450): pods created before the MTU changed; restart them']);
+  });
+
   it('an exhausted range is a problem, 90 % used a warning', () => {
     const full = judgeStatus(inputs({ ipam: [{ network: 'strand', dir: '/d/strand', ranges: [{ index: 0, family: 4, ranges: 'r', capacity: 10, used: 10, free: 0 }] }] }));
     expect(full.problems.find((p) => p.message.includes('is exhausted'))).toMatchObject({ severity: 'problem', see: 'strand ipam; /d/strand' });
