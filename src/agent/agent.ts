@@ -39,7 +39,7 @@ import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
 import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
-import { PolicyEnforcer } from './policy-enforcer.ts';
+import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy-enforcer.ts';
 import { createNftRunner } from '../nft/runner.ts';
 import { firstHost } from '../kernel/ip.ts';
 
@@ -65,8 +65,8 @@ export const NOTICE_WAIT_MS = 30_000;
 const RELEASE_AFTER_OBJECTS = 1_000;
 /** A notice whose addresses IPAM no longer holds is forgotten after this long (the pod was deleted). */
 const NOTICE_TTL_MS = 60_000;
-/** How often the policy rules are checked for drift between passes (about 15 ms of nft each time). */
-export const POLICY_DRIFT_CHECK_MS = 10_000;
+/** How often a policy pass runs between passes, to look for drift (policy-enforcer.ts DRIFT_CHECK_MS). */
+export const POLICY_DRIFT_CHECK_MS = DRIFT_CHECK_MS;
 /** The agent answers a pod-start notice this long before the plugin stops waiting for the answer. */
 const NOTICE_ANSWER_MARGIN_MS = 250;
 
