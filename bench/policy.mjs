@@ -27,10 +27,10 @@ function printTable(title, rows) {
   const width = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   for (const r of rows) console.log(`  ${r.map((c, i) => String(c ?? '').padEnd(width[i])).join('  ')}`);
 }
-import { compilePolicy, diffPolicy, renderPolicy } from '../src/policy/model.ts';
+import { compilePolicy, renderPolicy } from '../src/policy/model.ts';
+import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy-enforcer.ts';
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
-import { POLICY_PREFIX } from '../src/policy/names.ts';
 import { fullBuildPolicy } from '../src/policy/diff.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 import { compactPortMatches } from '../src/policy/nft-compact.ts';
@@ -227,7 +227,7 @@ try {
   const counts = (t) => ({ chains: t.chains.size, rules: [...t.chains.values()].reduce((n, c) => n + c.rules.length, 0), sets: t.sets.size, elements: [...t.elements.values()].reduce((n, l) => n + l.length, 0) });
   const modelCounts = counts(table);
 
-  const applier = new PolicyApplier({ nft, layout: { prefix: POLICY_PREFIX, diff: diffPolicy, fullBuild: fullBuildPolicy, inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }) }, log, markerChain: 'agent-policy-generation' });
+  const applier = new PolicyApplier({ nft, layout: POLICY_LAYOUT, log, markerChain: POLICY_MARKER_CHAIN });
   const first = await applier.apply(table);
   const heap = process.memoryUsage();
 
