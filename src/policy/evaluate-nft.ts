@@ -102,6 +102,10 @@ class Interpreter {
         // A new connection: established/related never match.
         return { kind: 'continue' };
       }
+      if (word === 'icmpv6') {
+        // Packets here are TCP, UDP or SCTP.
+        return { kind: 'continue' };
+      }
       if (word === 'ip' || word === 'ip6') {
         const fam = word === 'ip' ? 4 : 6;
         if (fam !== this.family) return { kind: 'continue' };

@@ -2,6 +2,7 @@
 //
 //   chain agent-pol-forward { type filter hook forward priority filter ; policy accept ;
 //     ct state established,related accept                      R13: replies of allowed connections
+//     icmpv6 type { nd-… } accept                                R14: neighbour discovery keeps working
 //     ip saddr vmap @agent-pol-egress-v4                         egress of isolated local pods
 //     ip6 saddr vmap @agent-pol-egress-v6
 //     ip daddr vmap @agent-pol-ingress-v4                        ingress of isolated local pods
@@ -47,6 +48,7 @@ import {
 } from './model.ts';
 
 export const FORWARD_CHAIN = `${POLICY_PREFIX}forward`;
+const NDP_TYPES = ['nd-router-solicit', 'nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect'];
 export const DENY_COMMENT = 'deny';
 export const SELF_COMMENT = 'self';
 
@@ -105,6 +107,9 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
     chain: { kind: 'chain', name: FORWARD_CHAIN, base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' } },
     rules: [
       { kind: 'rule', chain: FORWARD_CHAIN, rule: 'ct state established,related accept' },
+      // R14: neighbour discovery between pods on one bridge is bridged IPv6 (br_netfilter brings it
+      // here, with pod addresses as sources): an isolated pod must still find its neighbours.
+      { kind: 'rule', chain: FORWARD_CHAIN, rule: `icmpv6 type { ${NDP_TYPES.join(', ')} } accept` },
       { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip saddr vmap @${verdictMapName('egress', 4)}` },
       { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 saddr vmap @${verdictMapName('egress', 6)}` },
       { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip daddr vmap @${verdictMapName('ingress', 4)}` },
@@ -193,9 +198,12 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
   }
 
   // Deterministic order: by name, elements by key text.
-  const keyText = (e: Element) => e.key.join(' . ');
   const sortedMap = <V>(m: Map<string, V>) => new Map([...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  for (const [name, list] of elements) elements.set(name, list.sort((a, b) => (keyText(a) < keyText(b) ? -1 : keyText(a) > keyText(b) ? 1 : 0)));
+  for (const [name, list] of elements) {
+    const keyed = list.map((e) => ({ k: e.key.join(' . '), e }));
+    keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+    elements.set(name, keyed.map((x) => x.e));
+  }
   return {
     chains: sortedMap(chains),
     sets: sortedMap(sets),
