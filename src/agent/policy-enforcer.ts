@@ -220,13 +220,16 @@ export class PolicyEnforcer {
     return { ok: false, message: `the NetworkPolicy rules of pod ${key} are not in place yet (${why})` };
   }
 
+  /**
+   * The pod of the notice as the informer (or an earlier GET) shows it. With the notice's uid, an
+   * object of another uid is another incarnation of the name (a StatefulSet's pod recreated): the
+   * informer's may be stale, so it does not count, and the API is asked.
+   */
   private podFromApi(key: string, uid?: string): PodInfo | undefined {
     const [namespace, name] = key.split('/') as [string, string];
     const pod = this.opts.cache.pods.get(name, namespace);
     if (pod && (!uid || !pod.metadata.uid || pod.metadata.uid === uid)) return pod;
-    const f = this.fetched.get(key)?.pod;
-    if (f && (!uid || !f.metadata.uid || f.metadata.uid === uid)) return f;
-    return undefined;
+    return this.fetched.get(key)?.pod;
   }
 
   /** GETs a pod the informer does not show, retrying until `deadline`; 'absent' on a 404. */
@@ -245,13 +248,15 @@ export class PolicyEnforcer {
             this.log.warn({ pod: key, reason: slim.reason }, 'the API served a malformed pod');
             return 'failed';
           }
-          if (uid && slim.value.metadata.uid && slim.value.metadata.uid !== uid) return 'absent';
+          // Another uid than the notice's: the API's current pod of that name, whose labels are the best
+          // there is (never "absent": that would start the pod without its rules).
+          if (uid && slim.value.metadata.uid && slim.value.metadata.uid !== uid) this.log.info({ pod: key, noticeUid: uid, apiUid: slim.value.metadata.uid }, 'the API shows another uid for the pod of a pod-start notice; using its labels');
           this.fetched.set(key, { pod: slim.value, at: Date.now() });
           return 'found';
         } catch (err) {
           if (err instanceof ApiRequestError && err.statusCode === 404) {
             // The informer may have it by now (a watch event overtook the GET).
-            return this.podFromApi(key, uid) ? 'found' : 'absent';
+            return this.opts.cache.pods.get(name, namespace) ? 'found' : 'absent';
           }
           this.log.debug({ pod: key, err: describeError(err) }, 'could not fetch the pod; retrying');
           if (this.podFromApi(key, uid)) return 'found';

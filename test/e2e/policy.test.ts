@@ -9,7 +9,7 @@
 // a change in milliseconds; the machine is shared). Then what happens around the rules: updates and
 // label changes while probing, pods deleted and created, established flows cut or kept, a pod
 // created after a deny-all, an agent restart under traffic and a table flushed by hand.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCluster, sleep, waitFor, type KubeObject, type SimCluster, type SimPod } from '../support/sim.ts';
 import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
 
@@ -46,6 +46,11 @@ beforeAll(async () => {
   probes = await Promise.all(pods.map((p) => PolicyPod.start(p)));
   await cluster.waitRoutes();
 }, 120_000);
+
+// A failed case leaves no policy behind for the next one.
+afterEach(async () => {
+  await deleteAllPolicies();
+});
 
 afterAll(async () => {
   for (const p of probes) p.stop();
@@ -316,6 +321,8 @@ describe('NetworkPolicy around the rules', () => {
 
   it('an agent started on a node whose table was flushed by hand restores isolation', async () => {
     const [xa, za] = [podNamed('x', 'a'), podNamed('z', 'a')];
+    await applyPolicy('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
+    await expectTruth((c) => !to('x', 'a')(c) || from('y')(c));
     const node = xa.pod.node;
     await node.stopAgent();
     node.exec('nft', ['flush', 'table', 'inet', 'strand']);
