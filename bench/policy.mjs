@@ -19,7 +19,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import pino from 'pino';
-import { fmt, stats } from './lib.mjs';
+import { benchPolicySpec, fmt, stats } from './lib.mjs';
 
 /** Rows of cells; the first row is the header. */
 function printTable(title, rows) {
@@ -65,25 +65,7 @@ for (let p = 0; p < SIZES.pods; p++) {
   });
 }
 const policy = (i, ns, spec) => ({ metadata: { name: `policy-${i}`, namespace: ns, uid: `np-${i}` }, spec });
-for (let i = 0; i < SIZES.policies; i++) {
-  policies.push(
-    policy(i, `ns-${i % SIZES.namespaces}`, {
-      podSelector: { matchLabels: { app: `app-${i % 250}` } },
-      policyTypes: ['Ingress', 'Egress'],
-      ingress: [
-        {
-          from: [
-            { podSelector: { matchLabels: { tier: 'front' } } },
-            { namespaceSelector: { matchLabels: { team: `team-${i % 20}` } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a', 'b'] }] } },
-            { ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } },
-          ],
-          ports: [{ protocol: 'TCP', port: 8080 }, { protocol: 'TCP', port: 'metrics' }],
-        },
-      ],
-      egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],
-    }),
-  );
-}
+for (let i = 0; i < SIZES.policies; i++) policies.push(policy(i, `ns-${i % SIZES.namespaces}`, benchPolicySpec(i)));
 const server = pods.find((p) => p.status.podIPs[0].ip === SERVER_IP);
 const client = pods.find((p) => p.status.podIPs[0].ip === CLIENT_IP);
 const input = () => ({ nodeName: ME, nodeAddresses: ['198.18.1.8', '10.244.7.1'], namespaces, pods, policies });
