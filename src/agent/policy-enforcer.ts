@@ -49,8 +49,9 @@ export const POLICY_MARKER_CHAIN = 'agent-policy-generation';
 /** The kernel's counters are read at most this often; scrapes in between get the last reading (one
  * read lists the whole table: 0.5 s of nft with 10,000 rules here). */
 export const COUNTER_READ_MS = 30_000;
-/** Drift (a table flushed or deleted by hand) is looked for at most this often, never on the path of
- * a change: the look costs 60–90 ms of nft with 10,000 rules. The agent asks for a pass this often. */
+/** Drift (a table flushed or deleted by hand) is looked for this often (the agent's timer), apart
+ * from the passes that apply changes: the look costs 60–90 ms of nft with 10,000 rules, and compiles
+ * nothing. */
 export const DRIFT_CHECK_MS = 10_000;
 /** A pod fetched by GET is kept this long for the informer to show it. */
 const FETCHED_TTL_MS = 60_000;
@@ -68,6 +69,9 @@ export interface PolicyEnforcerOptions {
   cutDeniedFlows: boolean;
   /** Log denied new connections, rate-limited (--policy-log-denied): nft `log` before each deny. */
   logDenied: boolean;
+  /** Called after each rebuild (the first one follows the informers' first lists): the agent gives
+   * the garbage of compiling everything back to the system. */
+  onRebuilt?: () => void;
 }
 
 interface PodNotice {
@@ -114,7 +118,7 @@ export class PolicyEnforcer {
   private stopped = false;
   private lastErrors = '';
   private counterRead: { at: number; promise: Promise<void> } | undefined;
-  private lastDriftCheck = 0;
+  private driftDue = false;
 
   constructor(opts: PolicyEnforcerOptions) {
     this.opts = opts;
@@ -159,12 +163,23 @@ export class PolicyEnforcer {
     if (this.stopped) return;
     if (seenAt !== undefined) this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
     this.dirty = true;
+    this.schedule();
+  }
+
+  /** Asks for a look for drift, in the policy loop (never during an apply); it compiles nothing. */
+  requestDriftCheck(): void {
+    if (this.stopped) return;
+    this.driftDue = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.timer || this.running) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running ??= this.runPasses().finally(() => {
         this.running = undefined;
-        if (this.dirty) this.request(this.pendingSince);
+        if (this.dirty || this.driftDue) this.schedule();
       });
     }, POLICY_DEBOUNCE_MS);
   }
@@ -175,10 +190,31 @@ export class PolicyEnforcer {
   }
 
   private async runPasses(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      await this.pass();
+    while ((this.dirty || this.driftDue) && !this.stopped) {
+      if (this.driftDue) {
+        this.driftDue = false;
+        await this.checkDrift();
+      }
+      if (this.dirty) {
+        this.dirty = false;
+        await this.pass();
+      }
     }
+  }
+
+  private async checkDrift(): Promise<void> {
+    if (!this.applier.current) return;
+    let drift: string | undefined;
+    try {
+      drift = await this.applier.drift();
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, `could not look at the policy rules for drift: ${describeError(err)}`);
+      return;
+    }
+    if (!drift) return;
+    this.log.warn({ drift }, `policy rules changed behind the agent's back (${drift}): rebuilding them`);
+    this.applier.invalidate('drift');
+    this.dirty = true;
   }
 
   /**
@@ -323,10 +359,10 @@ export class PolicyEnforcer {
     }
     this.logPolicyErrors(compiled);
     try {
-      const checkDrift = Date.now() - this.lastDriftCheck >= DRIFT_CHECK_MS;
-      if (checkDrift) this.lastDriftCheck = Date.now();
-      const r = await this.applier.apply(table, { checkDrift });
+      // Drift is looked for on its own timer (checkDrift), not on the path of a change.
+      const r = await this.applier.apply(table, { checkDrift: false });
       if (r.kind !== 'none') this.log.debug({ kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 }, 'policy rules applied');
+      if (r.kind === 'rebuild') this.opts.onRebuilt?.();
     } catch (err) {
       if (!(err instanceof PolicyApplyError)) this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
       this.retrySoon(since);

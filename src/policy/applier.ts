@@ -81,6 +81,7 @@ export class PolicyApplier<D> {
   private generation = 0;
   private lastFullCheck = 0;
   private failing: string | undefined = 'policy rules not applied yet';
+  private rebuildReason: RebuildReason | undefined;
 
   private readonly ownedPrefix: string;
 
@@ -117,7 +118,7 @@ export class PolicyApplier<D> {
    */
   async apply(desired: D, opts: { checkDrift?: boolean } = {}): Promise<ApplyReport> {
     const started = performance.now();
-    if (this.applied === undefined) return this.rebuild(desired, this.generation === 0 ? 'start' : 'retry', started);
+    if (this.applied === undefined) return this.rebuild(desired, this.rebuildReason ?? (this.generation === 0 ? 'start' : 'retry'), started);
     const drift = opts.checkDrift === false ? undefined : await this.drift();
     if (drift) {
       this.log.warn({ drift }, `policy rules changed behind the agent's back (${drift}): rebuilding them`);
@@ -167,9 +168,10 @@ export class PolicyApplier<D> {
     return undefined;
   }
 
-  /** Forgets what was applied: the next apply rebuilds (used when the kernel state is unknown). */
-  invalidate(): void {
+  /** Forgets what was applied: the next apply rebuilds (drift found by the caller, or state unknown). */
+  invalidate(reason: RebuildReason = 'retry'): void {
     this.applied = undefined;
+    this.rebuildReason = reason;
   }
 
   private compareFully(actual: TableState, applied: D): string | undefined {
@@ -201,6 +203,7 @@ export class PolicyApplier<D> {
       throw new PolicyApplyError(`rebuilding the policy rules failed: ${why}`, { cause: err });
     }
     this.remember(desired);
+    this.rebuildReason = undefined;
     this.lastFullCheck = Date.now();
     const lines = tx.operations.length;
     const bytes = Buffer.byteLength(script);
