@@ -11,7 +11,7 @@ import type { PodInfo } from '../../src/agent/kube.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable, type RenderOptions } from '../../src/policy/model.ts';
 import { namespace, pod, policy, servePorts } from '../support/netpol.ts';
 import { TestNetns } from '../support/netns.ts';
 
@@ -46,8 +46,8 @@ const POLICIES = [
   policy('y', 'any', { podSelector: {}, egress: [{ ports: [{ port: 'http' }] }] }),
 ];
 
-function desired(p: PodInfo[], policies = POLICIES): DesiredPolicyTable {
-  return renderPolicy(compilePolicy({ nodeName: NODE, nodeAddresses: ['192.168.50.1'], namespaces: [namespace('x'), namespace('y')], pods: p, policies }));
+function desired(p: PodInfo[], policies = POLICIES, options: RenderOptions = {}): DesiredPolicyTable {
+  return renderPolicy(compilePolicy({ nodeName: NODE, nodeAddresses: ['192.168.50.1'], namespaces: [namespace('x'), namespace('y')], pods: p, policies }), options);
 }
 
 /** Every policy set's and map's elements as text, sorted, from a listed or desired table. */
@@ -75,8 +75,12 @@ describe('the rendered policy on the kernel', () => {
     expect(elementsOf([...listed.sets.entries(), ...listed.maps.entries()].map(([n, s]) => [n, s.elements]))).toEqual(wantElements);
     for (const [name, c] of want.chains) expect(listed.chains.get(name)?.rules.map((r) => r.comment ?? null), name).toEqual(c.rules.map((r) => r.comment ?? null));
 
+    // The applier's drift check finds nothing on a table it just built (no rebuild loop).
+    expect(policyDrift(want, listed)).toEqual([]);
     // Adoption: a rebuild over what the kernel holds.
     const rebuild = fullBuildPolicy(want, listed);
+    // The kernel lists types, flags and base chains as they were rendered: nothing is remade.
+    expect(rebuild.operations.filter((o) => o.verb === 'delete')).toEqual([]);
     await nft.run(rebuild);
     await fake.run(fullBuildPolicy(want, await fake.list()));
     // A peer's label change: elements only.
@@ -86,6 +90,12 @@ describe('the rendered policy on the kernel', () => {
     await nft.run(diff);
     await fake.run(diff);
     const after = await nft.list();
+    expect(policyDrift(next, after)).toEqual([]);
+    // Someone flushes a pod chain: drift.
+    ns.exec('nft', ['flush', 'chain', 'inet', 'strand', [...next.chainOwners.keys()][0] as string]);
+    expect(policyDrift(next, await nft.list())).toHaveLength(1);
+    await nft.run(fullBuildPolicy(next, await nft.list()));
+    expect(policyDrift(next, await nft.list())).toEqual([]);
     expect(elementsOf([...after.sets.entries(), ...after.maps.entries()].map(([n, s]) => [n, s.elements]))).toEqual(elementsOf([...next.elements.entries()].map(([n, es]) => [n, [...es]])));
 
     // Every policy gone.
@@ -97,5 +107,17 @@ describe('the rendered policy on the kernel', () => {
     expect([...empty.sets.keys()]).toEqual([]);
     const fakeEmpty = await fake.list();
     expect([...fakeEmpty.chains.keys()]).toEqual(['agent-pol-forward']);
+  });
+
+  it('nft -c accepts the denied-connection log, to the kernel log and to an NFLOG group', () => {
+    for (const logDenied of [{ perSecond: 5 }, { perSecond: 20, group: 7 }]) {
+      const build = fullBuildPolicy(desired(pods(), POLICIES, { logDenied }), emptyTableState());
+      expect(build.render()).toMatch(/limit rate \d+\/second burst \d+ packets log prefix "strand-deny x\/a ingress: " (level info|group 7)/);
+      const script = join(dir, 'log.nft');
+      writeFileSync(script, build.render());
+      const check = ns.tryExec('nft', ['-c', '-f', script]);
+      expect(check.stderr).toBe('');
+      expect(check.status).toBe(0);
+    }
   });
 });

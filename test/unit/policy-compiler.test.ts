@@ -40,8 +40,8 @@ describe('named ports', () => {
     const m = compilePolicy(input([web1, web2, client], [policy('x', 'http', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 'http' }] }] })]));
     const t = renderPolicy(m);
     const rulesOf = (p: PodInfo) => t.chains.get(podChainName({ namespace: 'x', name: p.metadata.name }, 'ingress'))?.rules.map((r) => r.rule) ?? [];
-    expect(rulesOf(web1).some((r) => r.includes('tcp . 80 }'))).toBe(true);
-    expect(rulesOf(web2).some((r) => r.includes('tcp . 8080 }'))).toBe(true);
+    expect(rulesOf(web1).some((r) => r.includes('meta l4proto tcp th dport 80 '))).toBe(true);
+    expect(rulesOf(web2).some((r) => r.includes('meta l4proto tcp th dport 8080 '))).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 80)).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 8080)).toBe(false);
     expect(both(t, m, '10.1.0.3', '10.1.0.2', 'TCP', 8080)).toBe(true);
@@ -75,8 +75,32 @@ describe('ports and protocols', () => {
   it('endPort is an inclusive range', () => {
     const m = compilePolicy(input([web1, client], [policy('x', 'range', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 8000, endPort: 8010 }] }] })]));
     const t = renderPolicy(m);
-    expect([...t.chains.values()].flatMap((c) => c.rules.map((r) => r.rule)).some((r) => r.includes('{ tcp . 8000-8010 }'))).toBe(true);
+    expect([...t.chains.values()].flatMap((c) => c.rules.map((r) => r.rule)).some((r) => r.includes('meta l4proto tcp th dport 8000-8010 '))).toBe(true);
     for (const [port, ok] of [[7999, false], [8000, true], [8005, true], [8010, true], [8011, false]] as const) expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', port), String(port)).toBe(ok);
+  });
+
+  it('several ports go through one named interval set, shared by rules with the same ports and merged where they overlap', () => {
+    const ports = [{ port: 80 }, { port: 53, endPort: 80 }, { protocol: 'UDP', port: 53 }, { protocol: 'UDP', port: 54 }];
+    const m = compilePolicy(
+      input(
+        [web1, web2, client],
+        [
+          policy('x', 'one', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports }] }),
+          policy('x', 'two', { podSelector: { matchLabels: { app: 'client' } }, ingress: [{ from: [{ podSelector: {} }], ports: [...ports].reverse() }] }),
+        ],
+      ),
+    );
+    const t = renderPolicy(m);
+    const svc = [...t.sets.values()].filter((s) => s.name.startsWith('agent-pol-svc-'));
+    expect(svc).toHaveLength(1);
+    expect(svc[0]).toMatchObject({ type: 'inet_proto . inet_service', flags: ['interval'] });
+    expect(t.elements.get(svc[0]?.name as string)?.map((e) => e.key.join(' . '))).toEqual(['tcp . 53-80', 'udp . 53-54']);
+    const rules = [...t.chains.values()].flatMap((c) => c.rules.map((r) => r.rule));
+    expect(rules.filter((r) => r.includes(`@${svc[0]?.name}`))).toHaveLength(6); // 3 pods × 2 families
+    expect(rules.some((r) => r.includes('{'))).toBe(rules.some((r) => r.startsWith('icmpv6'))); // no anonymous sets but the static NDP rule
+    expect(both(t, m, '10.1.0.3', '10.1.0.1', 'UDP', 54)).toBe(true);
+    expect(both(t, m, '10.1.0.3', '10.1.0.1', 'UDP', 55)).toBe(false);
+    expect(both(t, m, '10.1.0.1', '10.1.0.3', 'TCP', 60)).toBe(true);
   });
 
   it('SCTP is its own protocol, and protocol-only ports cover every port of it', () => {
@@ -227,5 +251,16 @@ describe('rendering', () => {
     const a = renderPolicy(compilePolicy(input([web1, web2, client, remote], policies)));
     const b = renderPolicy(compilePolicy(input([web1, web2, client, remote], policies)));
     expect(diffPolicy(a, b).empty).toBe(true);
+  });
+
+  it('the denied-connection log (off by default) sits just before each drop and changes no verdict', () => {
+    const m = compilePolicy(input([web1, client], [policy('x', 'deny', { podSelector: { matchLabels: { app: 'web' } } })]));
+    const plain = renderPolicy(m);
+    const logged = renderPolicy(m, { logDenied: { perSecond: 10 } });
+    expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => r.rule.includes(' log '))).toBe(false);
+    const chain = logged.chains.get(podChainName({ namespace: 'x', name: 'web1' }, 'ingress'))?.rules ?? [];
+    expect(chain.slice(-2).map((r) => r.comment)).toEqual(['log', 'deny']);
+    expect(chain.at(-2)?.rule).toBe('limit rate 10/second burst 20 packets log prefix "strand-deny x/web1 ingress: " level info');
+    for (const view of [plain, logged]) expect(evaluateNft(nftView(view), { src: '10.1.0.3', dst: '10.1.0.1', protocol: 'TCP', dport: 80 }, m.nodeAddresses).allowed).toBe(false);
   });
 });

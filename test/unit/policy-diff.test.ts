@@ -7,7 +7,7 @@ import { desiredMasquerade, planMasquerade } from '../../src/agent/masquerade.ts
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState, PRIORITY } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
 import { FORWARD_CHAIN, verdictMapName } from '../../src/policy/render.ts';
 import { namespace, pod, policy, servePorts, upstreamNamespaces, upstreamPods } from '../support/netpol.ts';
 
@@ -104,10 +104,20 @@ describe('full build', () => {
       .add({ kind: 'chain', name: 'agent-pol-in-0000000000000000' })
       .add({ kind: 'rule', chain: 'agent-pol-in-0000000000000000', rule: 'ip6 saddr @agent-pol-peer-0000000000000000-v4 accept' })
       .add({ kind: 'element', set: verdictMapName('ingress', 6), key: ['fd00::99'], value: ['jump agent-pol-in-0000000000000000'] });
+    expect(policyDrift(want, await f.list())).toEqual([]);
     await f.run(damage);
     expect(sortedDump(f)).not.toBe(clean);
+    expect(policyDrift(want, await f.list())).toEqual([
+      `chain ${podChain} has 0 rules, not the ${want.chains.get(podChain)?.rules.length} wanted`,
+      'chain agent-pol-in-0000000000000000 is not wanted',
+      `map ${verdictMapName('ingress', 4)}: 0 element(s) missing, 1 not wanted`,
+      `map ${verdictMapName('ingress', 6)}: 0 element(s) missing, 1 not wanted`,
+      `set ${peerSet}: ${want.elements.get(peerSet)?.length} element(s) missing, 0 not wanted`,
+      'set or map agent-pol-peer-0000000000000000-v4 is not wanted',
+    ]);
     await f.run(fullBuildPolicy(want, await f.list()));
     expect(sortedDump(f)).toBe(clean);
+    expect(policyDrift(want, await f.list())).toEqual([]);
   });
 
   it('remakes a policy set whose type differs from the wanted one, and a base chain on another hook', async () => {
