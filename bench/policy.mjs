@@ -33,7 +33,6 @@ import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
 import { fullBuildPolicy } from '../src/policy/diff.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
-import { compactPortMatches } from '../src/policy/nft-compact.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const RATE_MS = Number(process.env.BENCH_RATE_MS ?? 2000);
@@ -204,7 +203,7 @@ try {
   let compiled = compilePolicy(input());
   const compileMs = performance.now() - t0;
   t0 = performance.now();
-  let table = compactPortMatches(renderPolicy(compiled));
+  let table = renderPolicy(compiled);
   const renderMs = performance.now() - t0;
   const counts = (t) => ({ chains: t.chains.size, rules: [...t.chains.values()].reduce((n, c) => n + c.rules.length, 0), sets: t.sets.size, elements: [...t.elements.values()].reduce((n, l) => n + l.length, 0) });
   const modelCounts = counts(table);
@@ -223,7 +222,7 @@ try {
     const started = performance.now();
     compiled = compilePolicy(input());
     const compiledAt = performance.now();
-    table = compactPortMatches(renderPolicy(compiled));
+    table = renderPolicy(compiled);
     const renderedAt = performance.now();
     // As the agent applies a change: the look for drift runs on its own timer, not here.
     const r = await applier.apply(table, { checkDrift: false });

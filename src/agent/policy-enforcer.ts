@@ -28,6 +28,7 @@ import {
   diffPolicy,
   evaluatePolicy,
   fullBuildPolicy,
+  policyDrift,
   POLICY_PREFIX,
   renderPolicy,
   type CompiledPolicy,
@@ -36,8 +37,6 @@ import {
   type LocalPod,
   type Protocol,
 } from '../policy/model.ts';
-import { denyLogged } from '../policy/deny-log.ts';
-import { compactPortMatches } from '../policy/nft-compact.ts';
 import { ApiRequestError, describeError, slimPod, type ClusterCache, type KubeClient, type PodInfo } from './kube.ts';
 import { createPolicyMetrics, type PolicyMetrics } from './policy-metrics.ts';
 import { readPolicyCounters } from './policy-counters.ts';
@@ -94,7 +93,11 @@ export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
   diff: (from, to) => diffPolicy(from, to),
   fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
   inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }),
+  compare: (applied, actual) => policyDrift(applied, actual),
 };
+
+/** --policy-log-denied: at most this many log lines a second per pod and direction (bursts of twice that). */
+export const DENY_LOG_PER_SECOND = 10;
 
 function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
@@ -349,8 +352,7 @@ export class PolicyEnforcer {
     let table: DesiredPolicyTable;
     try {
       compiled = compilePolicy(this.compileInput());
-      table = compactPortMatches(renderPolicy(compiled));
-      if (this.opts.logDenied) table = denyLogged(table);
+      table = renderPolicy(compiled, this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {});
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);

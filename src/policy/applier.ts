@@ -35,6 +35,9 @@ export interface PolicyLayout<D> {
   fullBuild(to: D, remaining: TableState): Transaction;
   /** The chains, sets and maps of `to`, with the number of rules each chain holds. */
   inventory(to: D): PolicyInventory;
+  /** How a listed table differs from the applied `to` (empty: not at all), for the periodic full
+   * check; without it, rule counts per chain are compared. */
+  compare?(to: D, actual: TableState): string[];
 }
 
 export interface PolicyInventory {
@@ -175,6 +178,10 @@ export class PolicyApplier<D> {
   }
 
   private compareFully(actual: TableState, applied: D): string | undefined {
+    if (this.layout.compare) {
+      const differences = this.layout.compare(applied, actual);
+      return differences.length > 0 ? differences.slice(0, 3).join('; ') : undefined;
+    }
     const inv = this.layout.inventory(applied);
     for (const { chain, rules } of inv.chains) {
       const got = actual.chains.get(chain.name);
