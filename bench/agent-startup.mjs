@@ -21,7 +21,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fmt, printTable, stats } from './lib.mjs';
+import { benchPolicySpec, fmt, printTable, stats } from './lib.mjs';
 import { TestApiServer } from '../test/support/k8s-api-server.ts';
 import { withNetns } from '../src/kernel/index.ts';
 import { flock, LOCK_SH, LOCK_UN } from '../src/kernel/libc.ts';
@@ -126,21 +126,7 @@ function populate(api) {
     const ns = `ns-${i % SIZES.namespaces}`;
     api.create('networkpolicies', {
       metadata: { name: `policy-${i}`, namespace: ns },
-      spec: {
-        podSelector: { matchLabels: { app: `app-${i % 250}` } },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [
-          {
-            from: [
-              { podSelector: { matchLabels: { tier: 'front' } } },
-              { namespaceSelector: { matchLabels: { team: `team-${i % 20}` } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a', 'b'] }] } },
-              { ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } },
-            ],
-            ports: [{ protocol: 'TCP', port: 8080 }, { protocol: 'TCP', port: 'metrics' }],
-          },
-        ],
-        egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],
-      },
+      spec: benchPolicySpec(i),
     });
   }
 }
@@ -309,7 +295,11 @@ async function agentRun(api, kubeconfigYaml) {
     const idleCpu = await idleCpuPercent(agent.pid, IDLE_MS);
     const syncedLine = JSON.parse(logText().split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
     const objects = syncedLine.objects;
-    if (process.env.BENCH_VERBOSE) console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
+    if (process.env.BENCH_VERBOSE) {
+      console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
+      const rebuilt = logText().split('\n').find((l) => l.includes('"msg":"policy rules rebuilt; released'));
+      if (rebuilt) console.log('agent memory after the first policy rebuild (MiB):', JSON.stringify(JSON.parse(rebuilt).memoryMiB));
+    }
     agent.kill('SIGTERM');
     await exited(agent);
     return { readyMs, syncedMs: syncedAt - t0, synced, settled, idleCpu, objects, exitCode: agent.exitCode };

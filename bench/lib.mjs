@@ -35,3 +35,26 @@ export function printTable(title, rows) {
 export function cleanEnv(extra = {}) {
   return { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...extra };
 }
+
+/**
+ * The spec of NetworkPolicy number `i` of the benchmarks' large cluster (agent start-up, policy
+ * compiler): pods of one app, ingress from a pod peer, a namespace-and-pod peer and an ipBlock on a
+ * numeric and a named port, egress DNS to every namespace.
+ */
+export function benchPolicySpec(i, port = 8080) {
+  return {
+    podSelector: { matchLabels: { app: `app-${i % 250}` } },
+    policyTypes: ['Ingress', 'Egress'],
+    ingress: [
+      {
+        from: [
+          { podSelector: { matchLabels: { tier: 'front' } } },
+          { namespaceSelector: { matchLabels: { team: `team-${i % 20}` } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a', 'b'] }] } },
+          { ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } },
+        ],
+        ports: [{ protocol: 'TCP', port }, { protocol: 'TCP', port: 'metrics' }],
+      },
+    ],
+    egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],
+  };
+}

@@ -799,14 +799,15 @@ export class SimCluster {
     const netconf = this.netconfOf(node);
     await this.ensureNamespace(namespace);
     const containerId = createHash('sha256').update(`${this.base}/${namespace}/${name}/${seq}`).digest('hex');
-    const uid = randomUUID();
-    await this.api.create('pods', {
+    // The API server gives the Pod its uid; kubelet passes that one in CNI_ARGS (K8S_POD_UID).
+    const created = await this.api.create('pods', {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name, namespace, uid, labels: opts.labels ?? { app: name } },
+      metadata: { name, namespace, labels: opts.labels ?? { app: name } },
       spec: { nodeName: node.name, containers: [{ name: 'main', image: 'strand-sim/pause', ...(opts.ports ? { ports: opts.ports } : {}) }] },
       status: { phase: 'Pending', hostIP: node.underlayIp },
     });
+    const uid = created.metadata.uid ?? randomUUID();
     this.addNetns(netns);
     await opts.beforeAdd?.(netns);
     const draft = { name, namespace, uid, node, netns, containerId };

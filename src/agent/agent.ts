@@ -10,9 +10,9 @@
 //      (cluster-network.ts);
 //   4. the pods on this node (from the Pod informer, the IPAM store and the plugin's notices);
 //   5. metrics;
-//   6. NetworkPolicy (policy-enforcer.ts): asked for by every pass, and on its own, with a shorter
-//      debounce, by every NetworkPolicy, Pod and Namespace event and every pod-start notice; podReady()
-//      answers the plugin once the pod's rules are in place.
+//   6. NetworkPolicy (policy-enforcer.ts): its own loop with a shorter debounce, on every
+//      NetworkPolicy, Pod and Namespace event, every pod-start notice, a change of this node's
+//      addresses and every periodic pass; podReady() answers the plugin once the pod's rules are in.
 //
 // What the agent never does: tear down the data plane. On SIGTERM it stops watching and serving and
 // leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
@@ -44,7 +44,7 @@ import { ApiConnectionTracker, buildInspectSnapshot, PolicyProgrammingTracker, t
 import { compilePolicy } from '../policy/model.ts';
 import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { underlayPrefixes } from './backends/datapath.ts';
-import { PolicyEnforcer } from './policy-enforcer.ts';
+import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy-enforcer.ts';
 import { createNftRunner } from '../nft/runner.ts';
 import { firstHost } from '../kernel/ip.ts';
 
@@ -70,8 +70,8 @@ export const NOTICE_WAIT_MS = 30_000;
 const RELEASE_AFTER_OBJECTS = 1_000;
 /** A notice whose addresses IPAM no longer holds is forgotten after this long (the pod was deleted). */
 const NOTICE_TTL_MS = 60_000;
-/** How often the policy rules are checked for drift between passes (about 15 ms of nft each time). */
-export const POLICY_DRIFT_CHECK_MS = 10_000;
+/** How often a policy pass runs between passes, to look for drift (policy-enforcer.ts DRIFT_CHECK_MS). */
+export const POLICY_DRIFT_CHECK_MS = DRIFT_CHECK_MS;
 /** The agent answers a pod-start notice this long before the plugin stops waiting for the answer. */
 const NOTICE_ANSWER_MARGIN_MS = 250;
 
@@ -177,6 +177,7 @@ export class Agent {
   private readonly network: ClusterNetwork;
   readonly policy: PolicyEnforcer;
   private policyTimer: NodeJS.Timeout | undefined;
+  private policyNodeAddresses = '';
   /** Routes to the other nodes are in place (the first cluster-network pass succeeded). */
   private datapathReady = false;
   private datapathProblem: string | undefined;
@@ -233,6 +234,14 @@ export class Agent {
       nodeAddresses: () => this.nodeAddresses(),
       cutDeniedFlows: this.config.policyConntrack,
       logDenied: this.config.policyLogDenied,
+      // A rebuild compiles and renders every policy (the first one right after the first lists): its
+      // garbage goes as the lists' does, rather than whenever the heap next fills up.
+      onRebuilt: () => {
+        const gcMs = releaseMemory();
+        const m = process.memoryUsage();
+        const mib = (n: number) => Math.round((n / 2 ** 20) * 10) / 10;
+        this.log.info({ gcMs, memoryMiB: { rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external) } }, 'policy rules rebuilt; released the memory of compiling them');
+      },
     });
     this.policyProgramming = new PolicyProgrammingTracker(this.policy.metrics);
   }
@@ -299,11 +308,11 @@ export class Agent {
     this.requestReconcile();
   }
 
-  /** A policy pass (whose applier looks for drift first) every POLICY_DRIFT_CHECK_MS. */
+  /** A look for drift of the policy rules every POLICY_DRIFT_CHECK_MS. */
   private watchPolicyDrift(): void {
     if (this.stopping) return;
     this.policyTimer = setTimeout(() => {
-      this.policy.request();
+      this.policy.requestDriftCheck();
       this.watchPolicyDrift();
     }, POLICY_DRIFT_CHECK_MS);
     this.policyTimer.unref();
@@ -493,6 +502,8 @@ export class Agent {
     const every = this.nodeStateWritten ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS);
     this.tickTimer = setTimeout(() => {
       this.requestReconcile();
+      // Level-based: the policy step too, whatever events it saw.
+      this.policy.request();
       this.scheduleTick();
     }, every);
   }
@@ -588,7 +599,13 @@ export class Agent {
     }
     this.reconcilePods();
     if (this.nodeStateWritten) this.updateIpamMetrics();
-    this.policy.request();
+    // Policy follows its own events (pods, namespaces, policies); of the node's, only its addresses
+    // matter to it (R11). Node heartbeats would otherwise compile every policy every few seconds.
+    const addresses = this.nodeAddresses().sort().join();
+    if (addresses !== this.policyNodeAddresses) {
+      this.policyNodeAddresses = addresses;
+      this.policy.request(Date.now());
+    }
   }
 
   // ---- 1. node set-up ----------------------------------------------------------------------------

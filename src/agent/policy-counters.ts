@@ -39,7 +39,7 @@ export function readPolicyCounters(state: TableState, table: DesiredPolicyTable)
     for (const r of listed.rules) {
       const packets = counterPackets(r.expr);
       const meaning = r.comment === undefined ? undefined : table.comments.get(r.comment);
-      if (packets === undefined || !meaning || meaning.verdict === 'self') continue;
+      if (packets === undefined || !meaning || (meaning.verdict !== 'allow' && meaning.verdict !== 'deny')) continue;
       const pk = `${owner.pod.namespace}/${owner.pod.name}/${owner.direction}/${meaning.verdict}`;
       const pod = pods.get(pk) ?? { namespace: owner.pod.namespace, name: owner.pod.name, direction: owner.direction, verdict: meaning.verdict, packets: 0 };
       pod.packets += packets;

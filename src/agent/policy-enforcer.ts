@@ -28,6 +28,7 @@ import {
   diffPolicy,
   evaluatePolicy,
   fullBuildPolicy,
+  policyDrift,
   POLICY_PREFIX,
   renderPolicy,
   type CompiledPolicy,
@@ -36,7 +37,6 @@ import {
   type LocalPod,
   type Protocol,
 } from '../policy/model.ts';
-import { denyLogged } from '../policy/deny-log.ts';
 import { ApiRequestError, describeError, slimPod, type ClusterCache, type KubeClient, type PodInfo } from './kube.ts';
 import { createPolicyMetrics, type PolicyMetrics } from './policy-metrics.ts';
 import { readPolicyCounters } from './policy-counters.ts';
@@ -45,8 +45,13 @@ import { readPolicyCounters } from './policy-counters.ts';
 export const POLICY_DEBOUNCE_MS = 5;
 /** The marker chain of the applier (outside the compiler's prefix, which it replaces wholesale). */
 export const POLICY_MARKER_CHAIN = 'agent-policy-generation';
-/** The kernel's counters are read at most this often; scrapes in between get the last reading. */
-export const COUNTER_READ_MS = 10_000;
+/** The kernel's counters are read at most this often; scrapes in between get the last reading (one
+ * read lists the whole table: 0.5 s of nft with 10,000 rules here). */
+export const COUNTER_READ_MS = 30_000;
+/** Drift (a table flushed or deleted by hand) is looked for this often (the agent's timer), apart
+ * from the passes that apply changes: the look costs 60–90 ms of nft with 10,000 rules, and compiles
+ * nothing. */
+export const DRIFT_CHECK_MS = 10_000;
 /** A pod fetched by GET is kept this long for the informer to show it. */
 const FETCHED_TTL_MS = 60_000;
 
@@ -63,6 +68,9 @@ export interface PolicyEnforcerOptions {
   cutDeniedFlows: boolean;
   /** Log denied new connections, rate-limited (--policy-log-denied): nft `log` before each deny. */
   logDenied: boolean;
+  /** Called after each rebuild (the first one follows the informers' first lists): the agent gives
+   * the garbage of compiling everything back to the system. */
+  onRebuilt?: () => void;
 }
 
 interface PodNotice {
@@ -79,12 +87,17 @@ interface PodWaiter {
   resolve: (ok: boolean) => void;
 }
 
-const layout: PolicyLayout<DesiredPolicyTable> = {
+/** The compiler's rendered table as the applier reads it. */
+export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
   prefix: POLICY_PREFIX,
   diff: (from, to) => diffPolicy(from, to),
   fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
   inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }),
+  compare: (applied, actual) => policyDrift(applied, actual),
 };
+
+/** --policy-log-denied: at most this many log lines a second per pod and direction (bursts of twice that). */
+export const DENY_LOG_PER_SECOND = 10;
 
 function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
@@ -108,6 +121,7 @@ export class PolicyEnforcer {
   private stopped = false;
   private lastErrors = '';
   private counterRead: { at: number; promise: Promise<void> } | undefined;
+  private driftDue = false;
 
   constructor(opts: PolicyEnforcerOptions) {
     this.opts = opts;
@@ -116,7 +130,7 @@ export class PolicyEnforcer {
     const m = this.metrics;
     this.applier = new PolicyApplier({
       nft: opts.nft,
-      layout,
+      layout: POLICY_LAYOUT,
       log: this.log,
       markerChain: POLICY_MARKER_CHAIN,
       hooks: {
@@ -152,12 +166,23 @@ export class PolicyEnforcer {
     if (this.stopped) return;
     if (seenAt !== undefined) this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
     this.dirty = true;
+    this.schedule();
+  }
+
+  /** Asks for a look for drift, in the policy loop (never during an apply); it compiles nothing. */
+  requestDriftCheck(): void {
+    if (this.stopped) return;
+    this.driftDue = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.timer || this.running) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.running ??= this.runPasses().finally(() => {
         this.running = undefined;
-        if (this.dirty) this.request(this.pendingSince);
+        if (this.dirty || this.driftDue) this.schedule();
       });
     }, POLICY_DEBOUNCE_MS);
   }
@@ -168,10 +193,31 @@ export class PolicyEnforcer {
   }
 
   private async runPasses(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      await this.pass();
+    while ((this.dirty || this.driftDue) && !this.stopped) {
+      if (this.driftDue) {
+        this.driftDue = false;
+        await this.checkDrift();
+      }
+      if (this.dirty) {
+        this.dirty = false;
+        await this.pass();
+      }
     }
+  }
+
+  private async checkDrift(): Promise<void> {
+    if (!this.applier.current) return;
+    let drift: string | undefined;
+    try {
+      drift = await this.applier.drift();
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, `could not look at the policy rules for drift: ${describeError(err)}`);
+      return;
+    }
+    if (!drift) return;
+    this.log.warn({ drift }, `policy rules changed behind the agent's back (${drift}): rebuilding them`);
+    this.applier.invalidate('drift');
+    this.dirty = true;
   }
 
   /**
@@ -213,13 +259,16 @@ export class PolicyEnforcer {
     return { ok: false, message: `the NetworkPolicy rules of pod ${key} are not in place yet (${why})` };
   }
 
+  /**
+   * The pod of the notice as the informer (or an earlier GET) shows it. With the notice's uid, an
+   * object of another uid is another incarnation of the name (a StatefulSet's pod recreated): the
+   * informer's may be stale, so it does not count, and the API is asked.
+   */
   private podFromApi(key: string, uid?: string): PodInfo | undefined {
     const [namespace, name] = key.split('/') as [string, string];
     const pod = this.opts.cache.pods.get(name, namespace);
     if (pod && (!uid || !pod.metadata.uid || pod.metadata.uid === uid)) return pod;
-    const f = this.fetched.get(key)?.pod;
-    if (f && (!uid || !f.metadata.uid || f.metadata.uid === uid)) return f;
-    return undefined;
+    return this.fetched.get(key)?.pod;
   }
 
   /** GETs a pod the informer does not show, retrying until `deadline`; 'absent' on a 404. */
@@ -238,13 +287,15 @@ export class PolicyEnforcer {
             this.log.warn({ pod: key, reason: slim.reason }, 'the API served a malformed pod');
             return 'failed';
           }
-          if (uid && slim.value.metadata.uid && slim.value.metadata.uid !== uid) return 'absent';
+          // Another uid than the notice's: the API's current pod of that name, whose labels are the best
+          // there is (never "absent": that would start the pod without its rules).
+          if (uid && slim.value.metadata.uid && slim.value.metadata.uid !== uid) this.log.info({ pod: key, noticeUid: uid, apiUid: slim.value.metadata.uid }, 'the API shows another uid for the pod of a pod-start notice; using its labels');
           this.fetched.set(key, { pod: slim.value, at: Date.now() });
           return 'found';
         } catch (err) {
           if (err instanceof ApiRequestError && err.statusCode === 404) {
             // The informer may have it by now (a watch event overtook the GET).
-            return this.podFromApi(key, uid) ? 'found' : 'absent';
+            return this.opts.cache.pods.get(name, namespace) ? 'found' : 'absent';
           }
           this.log.debug({ pod: key, err: describeError(err) }, 'could not fetch the pod; retrying');
           if (this.podFromApi(key, uid)) return 'found';
@@ -301,8 +352,7 @@ export class PolicyEnforcer {
     let table: DesiredPolicyTable;
     try {
       compiled = compilePolicy(this.compileInput());
-      table = renderPolicy(compiled);
-      if (this.opts.logDenied) table = denyLogged(table);
+      table = renderPolicy(compiled, this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {});
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
@@ -311,8 +361,10 @@ export class PolicyEnforcer {
     }
     this.logPolicyErrors(compiled);
     try {
-      const r = await this.applier.apply(table);
+      // Drift is looked for on its own timer (checkDrift), not on the path of a change.
+      const r = await this.applier.apply(table, { checkDrift: false });
       if (r.kind !== 'none') this.log.debug({ kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 }, 'policy rules applied');
+      if (r.kind === 'rebuild') this.opts.onRebuilt?.();
     } catch (err) {
       if (!(err instanceof PolicyApplyError)) this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
       this.retrySoon(since);

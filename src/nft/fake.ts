@@ -34,7 +34,7 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type Nft, type NftErrorReason, type Operation, type TableSummary, type Transaction } from './transaction.ts';
+import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type Operation, type TableSummary, type Transaction } from './transaction.ts';
 
 export interface FakeRule {
   chain: string;
@@ -155,12 +155,14 @@ export class FakeNft implements Nft {
     return out;
   }
 
-  async list(): Promise<TableState> {
+  async list(only?: ListOnly): Promise<TableState> {
     const state = emptyTableState();
     const t = this.state;
     if (!t) return state;
     state.exists = true;
+    const wanted = (kind: 'chains' | 'sets', name: string) => !only || (only[kind] ?? []).includes(name);
     for (const c of t.chains.values()) {
+      if (!wanted('chains', c.name)) continue;
       state.chains.set(c.name, {
         name: c.name,
         handle: c.handle,
@@ -169,6 +171,7 @@ export class FakeNft implements Nft {
       });
     }
     for (const s of t.sets.values()) {
+      if (!wanted('sets', s.name)) continue;
       const listed = {
         name: s.name,
         handle: s.handle,

@@ -21,7 +21,7 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type Nft, type NftErrorReason, type TableSummary, type Transaction } from './transaction.ts';
+import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type TableSummary, type Transaction } from './transaction.ts';
 
 export interface NftRunnerOptions {
   table?: TableRef;
@@ -143,7 +143,8 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     });
   }
 
-  async function list(): Promise<TableState> {
+  async function list(only?: ListOnly): Promise<TableState> {
+    if (only) return listOnly(only);
     const operation = `list table ${table.family} ${table.name}`;
     let r: RunResult;
     try {
@@ -178,6 +179,40 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     if (r.timedOut) throw new NftError({ reason: 'timeout', operation, detail: `nft did not finish within ${timeoutMs} ms and was killed`, netns, stderr: r.stderr });
     if (/^Error: No such file or directory/m.test(r.stderr) && /^list /m.test(r.stderr)) return undefined;
     throw new NftError({ reason: failureReason(r.stderr), operation, detail: parseNftStderr(r.stderr).detail, netns, stderr: r.stderr });
+  }
+
+  /** The objects named, each listed by itself (a missing one is left out), merged into one state. */
+  async function listOnly(only: ListOnly): Promise<TableState> {
+    const chains = only.chains ?? [];
+    const sets = only.sets ?? [];
+    // `list set` names sets only; a map is listed with `list map`. Which one a name is, is not known
+    // here: both are tried (a missing one costs an nft start of a few ms).
+    const texts = await Promise.all([
+      listJson(['list', 'chains', table.family]),
+      ...chains.map((c) => listJson(['list', 'chain', table.family, table.name, c])),
+      ...sets.flatMap((s) => [listJson(['list', 'set', table.family, table.name, s]), listJson(['list', 'map', table.family, table.name, s])]),
+    ]);
+    const state = emptyTableState();
+    try {
+      const [chainList, ...rest] = texts;
+      const listedChains = parseListJson(chainList ?? '{"nftables":[]}', table);
+      state.exists = listedChains.chains.size > 0 || rest.some((t) => t !== undefined);
+      for (const text of rest) {
+        if (text === undefined) continue;
+        const part = parseListJson(text, table);
+        for (const [k, v] of part.chains) if (chains.includes(k)) state.chains.set(k, v);
+        for (const [k, v] of part.sets) if (sets.includes(k)) state.sets.set(k, v);
+        for (const [k, v] of part.maps) if (sets.includes(k)) state.maps.set(k, v);
+      }
+    } catch (cause) {
+      throw new NftError({ reason: 'failed', operation: `list objects of table ${table.family} ${table.name}`, detail: `cannot read nft's JSON: ${(cause as Error).message}`, netns, cause });
+    }
+    if (!state.exists) {
+      // No chain anywhere in the family and none of the objects: is there an empty table?
+      const t = await listJson(['list', 'table', table.family, table.name]);
+      state.exists = t !== undefined;
+    }
+    return state;
   }
 
   async function summary(chains: readonly string[]): Promise<TableSummary> {

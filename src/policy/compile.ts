@@ -11,7 +11,7 @@
 // Only the policies that select a local pod are compiled beyond parsing, and only the peers their
 // rules name are resolved, so the work per node follows its own pods, not the cluster's size.
 import { stableId } from './names.ts';
-import type { PodPort } from '../agent/kube.ts';
+import type { PodInfo, PodPort } from '../agent/kube.ts';
 import { addressValue, canonicalAddress, familyOf, intervalToPrefixes, subtract, cidrInterval, type Interval } from './cidr.ts';
 import type {
   CompiledPolicy,
@@ -49,13 +49,30 @@ interface ClusterPod {
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const podKey = (ns: string, name: string) => `${ns}/${name}`;
 
+const CANONICAL_V4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
 function canonicalIps(ips: readonly string[]): string[] {
   const out = new Set<string>();
   for (const ip of ips) {
-    const c = canonicalAddress(ip);
+    // Most addresses are dotted quads already written the one way: no parse needed.
+    const c = CANONICAL_V4.test(ip) ? ip : canonicalAddress(ip);
     if (c !== undefined) out.add(c);
   }
   return [...out].sort(byText);
+}
+
+/** Peer ids, memoised on the parsed (and itself memoised) meaning. */
+const peerIds = new WeakMap<PeerMeaning, string>();
+
+/** A pod's status addresses and container ports, memoised on the informer's object (replaced on change). */
+const podFacts = new WeakMap<PodInfo, { ips: string[]; ports: PodPort[] }>();
+function factsOf(pod: PodInfo): { ips: string[]; ports: PodPort[] } {
+  let f = podFacts.get(pod);
+  if (!f) {
+    f = { ips: canonicalIps(pod.status.podIPs.map((p) => p.ip)), ports: pod.spec.containers.flatMap((c) => c.ports) };
+    podFacts.set(pod, f);
+  }
+  return f;
 }
 
 export function compilePolicy(input: CompileInput): CompiledPolicy {
@@ -78,10 +95,11 @@ export function compilePolicy(input: CompileInput): CompiledPolicy {
     const name = pod.metadata.name;
     const local = pod.spec.nodeName === input.nodeName;
     const extra = local ? input.extraPodIps?.get(podKey(namespace, name)) : undefined;
-    const ips = canonicalIps([...pod.status.podIPs.map((p) => p.ip), ...(extra ?? [])]);
+    const facts = factsOf(pod);
+    const ips = extra && extra.length > 0 ? canonicalIps([...facts.ips, ...extra]) : facts.ips;
     if (ips.length === 0) continue;
     if (extra && extra.length > 0) fromNotice.add(podKey(namespace, name));
-    const ports = pod.spec.containers.flatMap((c) => c.ports);
+    const ports = facts.ports;
     const list = podsByNs.get(namespace) ?? [];
     list.push({ namespace, name, labels: pod.metadata.labels ?? {}, ips, ports, local });
     podsByNs.set(namespace, list);
@@ -119,12 +137,25 @@ export function compilePolicy(input: CompileInput): CompiledPolicy {
   const peerMeanings = new Map<string, PeerMeaning>();
   const namedPortDefs = new Map<string, { peer?: string; ports: NamedPort[] }>();
   const peerId = (m: PeerMeaning): string => {
-    const id = stableId(m);
+    let id = peerIds.get(m);
+    if (id === undefined) {
+      id = stableId(m);
+      peerIds.set(m, id);
+    }
     peerMeanings.set(id, m);
     return id;
   };
+  // A rule compiles the same for every pod it applies to, unless ingress named ports resolve on it.
+  const podIndependent = new Map<ParsedRule, CompiledRule>();
 
   const compileRule = (policy: ParsedPolicy, rule: ParsedRule, direction: Direction, pod: ClusterPod): CompiledRule => {
+    const shared = podIndependent.get(rule);
+    if (shared) return shared;
+    const compiled = compileRuleFor(policy, rule, direction, pod);
+    if (direction === 'egress' || rule.ports === 'all' || !rule.ports.some((p) => p.kind === 'named')) podIndependent.set(rule, compiled);
+    return compiled;
+  };
+  const compileRuleFor = (policy: ParsedPolicy, rule: ParsedRule, direction: Direction, pod: ClusterPod): CompiledRule => {
     const source = { ...policy.ref, direction, index: rule.index };
     if (rule.broken) return { source, peers: [], ports: [], namedPorts: [], broken: true };
     const peers = rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map(peerId))].sort(byText);
@@ -194,7 +225,7 @@ export function compilePolicy(input: CompileInput): CompiledPolicy {
     if (meaning.kind === 'pods') {
       const matched = podsOf(meaning);
       peerPods.set(id, matched);
-      const ips = canonicalIps(matched.flatMap((p) => p.ips));
+      const ips = [...new Set(matched.flatMap((p) => p.ips))].sort(byText);
       peers.set(id, { id, meaning, v4: ips.filter((ip) => familyOf(ip) === 4), v6: ips.filter((ip) => familyOf(ip) === 6), intervals: [] });
     } else {
       peers.set(id, { id, meaning, v4: [], v6: [], intervals: blockIntervals(meaning).flatMap(intervalToPrefixes) });

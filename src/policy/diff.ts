@@ -163,3 +163,53 @@ export function fullBuildPolicy(next: DesiredPolicyTable, actual: TableState): T
   for (const [, c] of next.chains) for (const r of c.rules) tx.add(r);
   return tx;
 }
+
+/**
+ * How the listed table differs from `desired` in the agent-pol-* objects, as far as a listing shows
+ * (rules by their comments and number, since nft does not list rule text back); empty when it holds
+ * exactly `desired`. For the applier's drift check: anything listed here calls for the full build.
+ */
+export function policyDrift(desired: DesiredPolicyTable, actual: TableState): string[] {
+  const out: string[] = [];
+  const ours = (name: string) => name.startsWith(POLICY_PREFIX);
+  if (!actual.exists) return ['table inet strand is missing'];
+  for (const [name, want] of desired.chains) {
+    const got = actual.chains.get(name);
+    if (!got) {
+      out.push(`chain ${name} is missing`);
+      continue;
+    }
+    const wb = want.chain.base;
+    const gb = got.base;
+    if (wb || gb) {
+      if (!wb || !gb || wb.type !== gb.type || wb.hook !== gb.hook || wb.priority !== gb.priority || (wb.policy ?? 'accept') !== (gb.policy ?? 'accept')) out.push(`chain ${name} has another hook, priority or policy`);
+    }
+    const wantComments = want.rules.map((r) => r.comment ?? '').join('\n');
+    const gotComments = got.rules.map((r) => r.comment ?? '').join('\n');
+    if (want.rules.length !== got.rules.length || wantComments !== gotComments) out.push(`chain ${name} has ${got.rules.length} rules, not the ${want.rules.length} wanted`);
+  }
+  for (const name of actual.chains.keys()) if (ours(name) && !desired.chains.has(name)) out.push(`chain ${name} is not wanted`);
+  const listedSets = new Map<string, { kind: 'set' | 'map'; type: string; value?: string; flags: readonly string[]; elements: { key: readonly string[]; value?: readonly string[] | undefined }[] }>();
+  for (const [name, s] of actual.sets) listedSets.set(name, { kind: 'set', ...s });
+  for (const [name, m] of actual.maps) listedSets.set(name, { kind: 'map', ...m });
+  for (const [name, want] of desired.sets) {
+    const got = listedSets.get(name);
+    if (!got) {
+      out.push(`${want.kind} ${name} is missing`);
+      continue;
+    }
+    if (got.kind !== want.kind || got.type !== want.type || (want.kind === 'map' && got.value !== want.value) || [...got.flags].sort().join() !== [...(want.flags ?? [])].sort().join()) {
+      out.push(`${want.kind} ${name} has another type or flags`);
+      continue;
+    }
+    const wantKeys = new Set((desired.elements.get(name) ?? []).map((e) => `${keyText(e)} : ${valueText(e)}`));
+    const gotKeys = new Set(got.elements.map((e) => `${keyText(e)} : ${valueText(e)}`));
+    let missing = 0;
+    let extra = 0;
+    for (const k of wantKeys) if (!gotKeys.has(k)) missing++;
+    for (const k of gotKeys) if (!wantKeys.has(k)) extra++;
+    if (missing > 0 || extra > 0) out.push(`${want.kind} ${name}: ${missing} element(s) missing, ${extra} not wanted`);
+  }
+  for (const name of listedSets.keys()) if (ours(name) && !desired.sets.has(name)) out.push(`set or map ${name} is not wanted`);
+  return out;
+}

@@ -99,7 +99,17 @@ class Interpreter {
     while (i < w.length) {
       const word = w[i] as string;
       if (word === 'ct' && w[i + 1] === 'state') {
-        // A new connection: established/related never match.
+        // The packet opens a new connection.
+        if (!(w[i + 2] as string).split(',').includes('new')) return { kind: 'continue' };
+        i += 3;
+        continue;
+      }
+      if (word === 'limit' || word === 'log') {
+        // The denied-connection log (limit rate … log …): no verdict, the chain goes on.
+        return { kind: 'continue' };
+      }
+      if (word === 'icmpv6') {
+        // Packets here are TCP, UDP or SCTP.
         return { kind: 'continue' };
       }
       if (word === 'ip' || word === 'ip6') {
@@ -137,11 +147,24 @@ class Interpreter {
       }
       if (word === 'meta' && w.slice(i, i + 5).join(' ') === 'meta l4proto . th dport') {
         const set = w[i + 5] as string;
-        if (!set.startsWith('{')) throw new Error(`expected an anonymous set in ${body}`);
-        const items = set.slice(1, -1).split(',').map((s) => s.trim().split(' . '));
-        const proto = PROTO[this.packet.protocol];
-        if (!items.some(([p, port]) => p === proto && partMatches(port as string, String(this.packet.dport)))) return { kind: 'continue' };
+        const proto = PROTO[this.packet.protocol] as string;
+        if (set.startsWith('@')) {
+          if (!this.setHas(set.slice(1), [proto, String(this.packet.dport)]).found) return { kind: 'continue' };
+        } else if (set.startsWith('{')) {
+          const items = set.slice(1, -1).split(',').map((x) => x.trim().split(' . '));
+          if (!items.some(([p, port]) => p === proto && partMatches(port as string, String(this.packet.dport)))) return { kind: 'continue' };
+        } else throw new Error(`expected a set in ${body}`);
         i += 6;
+        continue;
+      }
+      if (word === 'meta' && w[i + 1] === 'l4proto') {
+        // meta l4proto tcp [th dport 80 | th dport 53-80]
+        if (w[i + 2] !== PROTO[this.packet.protocol]) return { kind: 'continue' };
+        i += 3;
+        if (w[i] === 'th' && w[i + 1] === 'dport') {
+          if (!partMatches(w[i + 2] as string, String(this.packet.dport))) return { kind: 'continue' };
+          i += 3;
+        }
         continue;
       }
       if (word === 'counter') {

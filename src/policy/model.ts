@@ -9,9 +9,10 @@
 //
 // The other modules of src/policy implement it; import from here:
 //   compilePolicy(input)            → CompiledPolicy          (compile.ts)
-//   renderPolicy(compiled)          → DesiredPolicyTable      (render.ts)
+//   renderPolicy(compiled, opts?)   → DesiredPolicyTable      (render.ts)   opts: denied-connection log
 //   diffPolicy(prev, next)          → Transaction             (diff.ts)   minimal changes
 //   fullBuildPolicy(next, actual)   → Transaction             (diff.ts)   replace all agent-pol-* objects
+//   policyDrift(desired, actual)    → string[]                (diff.ts)   what a listed table lacks or has extra
 //   evaluatePolicy(compiled, pkt)   → Verdict                 (evaluate.ts)
 //   evaluateNft(view, pkt, nodeIps) → NftVerdict              (evaluate-nft.ts) over rendered objects
 import type { Chain, Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
@@ -219,7 +220,7 @@ export interface ChainOwner {
 
 /** What an allow rule's comment (`<ns>/<name> <direction> <index>`, or a hash form when too long)
  * stands for; deny rules have the comment DENY_COMMENT, self rules SELF_COMMENT. */
-export type CommentMeaning = { verdict: 'allow'; rule: RuleRef } | { verdict: 'deny' } | { verdict: 'self' };
+export type CommentMeaning = { verdict: 'allow'; rule: RuleRef } | { verdict: 'deny' } | { verdict: 'self' } | { verdict: 'log' };
 
 export interface DesiredChain {
   chain: Chain;
@@ -253,7 +254,8 @@ export interface NftVerdict {
 
 export { POLICY_PREFIX, stableId } from './names.ts';
 export { compilePolicy } from './compile.ts';
-export { renderPolicy, DENY_COMMENT, SELF_COMMENT, FORWARD_CHAIN, verdictMapName } from './render.ts';
-export { diffPolicy, fullBuildPolicy } from './diff.ts';
+export type { RenderOptions } from './render.ts';
+export { renderPolicy, DENY_COMMENT, SELF_COMMENT, LOG_COMMENT, FORWARD_CHAIN, verdictMapName, podChainName, ruleComment } from './render.ts';
+export { diffPolicy, fullBuildPolicy, policyDrift, tableStateOf } from './diff.ts';
 export { evaluatePolicy } from './evaluate.ts';
 export { evaluateNft, nftView } from './evaluate-nft.ts';

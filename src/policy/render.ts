@@ -2,6 +2,7 @@
 //
 //   chain agent-pol-forward { type filter hook forward priority filter ; policy accept ;
 //     ct state established,related accept                      R13: replies of allowed connections
+//     icmpv6 type { nd-… } accept                                R14: neighbour discovery keeps working
 //     ip saddr vmap @agent-pol-egress-v4                         egress of isolated local pods
 //     ip6 saddr vmap @agent-pol-egress-v6
 //     ip daddr vmap @agent-pol-ingress-v4                        ingress of isolated local pods
@@ -13,6 +14,7 @@
 //   set agent-pol-peer-<peer>-v4|v6            pods a selector peer matches (addresses)
 //   set agent-pol-cidr-<peer>                  an ipBlock, except subtracted (interval)
 //   set agent-pol-port-<set>-v4|v6             egress named ports: address . inet_proto . inet_service
+//   set agent-pol-svc-<ports>                  a rule's ports when more than one: inet_proto . inet_service (interval)
 //
 // Why this shape:
 //   - a packet costs the conntrack check, four verdict-map lookups and its own pods' chains: nothing
@@ -47,8 +49,10 @@ import {
 } from './model.ts';
 
 export const FORWARD_CHAIN = `${POLICY_PREFIX}forward`;
+const NDP_TYPES = ['nd-router-solicit', 'nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect'];
 export const DENY_COMMENT = 'deny';
 export const SELF_COMMENT = 'self';
+export const LOG_COMMENT = 'log';
 
 export function verdictMapName(direction: Direction, family: 4 | 6): string {
   return `${POLICY_PREFIX}${direction}-v${family}`;
@@ -61,6 +65,7 @@ export function podChainName(pod: { namespace: string; name: string }, direction
 export const peerSetName = (id: string, family: 4 | 6): string => `${POLICY_PREFIX}peer-${id}-v${family}`;
 export const cidrSetName = (id: string): string => `${POLICY_PREFIX}cidr-${id}`;
 export const namedPortSetName = (id: string, family: 4 | 6): string => `${POLICY_PREFIX}port-${id}-v${family}`;
+export const serviceSetName = (id: string): string => `${POLICY_PREFIX}svc-${id}`;
 
 const addrType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
 const addrWord = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
@@ -74,18 +79,35 @@ export function ruleComment(ref: RuleRef): string {
   return `policy-${stableId(['policy', ref.namespace, ref.name])} ${ref.direction} ${ref.index}`;
 }
 
-function portsExpr(ranges: readonly PortRange[]): string {
-  const items = ranges.map((r) => `${PROTO_WORD[r.protocol]} . ${r.from === r.to ? r.from : `${r.from}-${r.to}`}`);
-  return `meta l4proto . th dport { ${items.join(', ')} }`;
+/** Port ranges merged per protocol (an interval set refuses overlapping elements), sorted. */
+function mergeRanges(ranges: readonly PortRange[]): PortRange[] {
+  const out: PortRange[] = [];
+  const sorted = [...ranges].sort((a, b) => (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : a.from - b.from || a.to - b.to));
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.protocol === r.protocol && r.from <= last.to + 1) last.to = Math.max(last.to, r.to);
+    else out.push({ ...r });
+  }
+  return out;
 }
 
-export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
+const portText = (r: PortRange) => (r.from === r.to ? String(r.from) : `${r.from}-${r.to}`);
+export interface RenderOptions {
+  /**
+   * Log denied connections (their first packet) through nft `log` (the kernel log, or NFLOG with
+   * `group`), at most this many per second per pod and direction; off when absent.
+   */
+  logDenied?: { perSecond: number; group?: number };
+}
+
+export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
   const chains = new Map<string, DesiredChain>();
   const sets = new Map<string, NftSet | NftMap>();
   const elements = new Map<string, Element[]>();
   const chainOwners = new Map<string, ChainOwner>();
   const comments = new Map<string, CommentMeaning>([
     [DENY_COMMENT, { verdict: 'deny' }],
+    [LOG_COMMENT, { verdict: 'log' }],
     [SELF_COMMENT, { verdict: 'self' }],
   ]);
   const addElement = (e: Element) => {
@@ -105,6 +127,9 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
     chain: { kind: 'chain', name: FORWARD_CHAIN, base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' } },
     rules: [
       { kind: 'rule', chain: FORWARD_CHAIN, rule: 'ct state established,related accept' },
+      // R14: neighbour discovery between pods on one bridge is bridged IPv6 (br_netfilter brings it
+      // here, with pod addresses as sources): an isolated pod must still find its neighbours.
+      { kind: 'rule', chain: FORWARD_CHAIN, rule: `icmpv6 type { ${NDP_TYPES.join(', ')} } accept` },
       { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip saddr vmap @${verdictMapName('egress', 4)}` },
       { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 saddr vmap @${verdictMapName('egress', 6)}` },
       { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip daddr vmap @${verdictMapName('ingress', 4)}` },
@@ -116,6 +141,22 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
   const usedPeerSets = new Map<string, { id: string; family: 4 | 6 }>();
   const usedCidrSets = new Set<string>();
   const usedPortSets = new Map<string, { id: string; family: 4 | 6 }>();
+  const serviceSets = new Map<string, PortRange[]>();
+
+  // A rule's ports: one range inline; more through a named interval set shared by every rule with
+  // the same ports. Never an anonymous set: the kernel names each one by scanning all of the table's
+  // sets, which made a full build quadratic in the rules (measured: 67k commands, minutes).
+  const portsExpr = (ranges: readonly PortRange[]): string => {
+    const merged = mergeRanges(ranges);
+    if (merged.length === 1) {
+      const r = merged[0] as PortRange;
+      const proto = `meta l4proto ${PROTO_WORD[r.protocol]}`;
+      return r.from === 0 && r.to === 65535 ? proto : `${proto} th dport ${portText(r)}`;
+    }
+    const name = serviceSetName(stableId(['ports', merged.map((r) => `${r.protocol} ${portText(r)}`)]));
+    serviceSets.set(name, merged);
+    return `meta l4proto . th dport @${name}`;
+  };
 
   const podRules = (pod: LocalPod, direction: Direction, chain: string, rules: readonly CompiledRule[]): Rule[] => {
     const out: Rule[] = [];
@@ -159,6 +200,14 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
       }
       for (const rule of texts) out.push({ kind: 'rule', chain, rule, comment });
     }
+    const log = options.logDenied;
+    if (log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
+      // The prefix names the pod (nft allows 127 bytes; names that do not fit use the chain name).
+      const who = `${pod.namespace}/${pod.name}`;
+      const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
+      const target = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535 ? `group ${log.group}` : 'level info';
+      out.push({ kind: 'rule', chain, rule: `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`, comment: LOG_COMMENT });
+    }
     out.push({ kind: 'rule', chain, rule: 'counter drop', comment: DENY_COMMENT });
     return out;
   };
@@ -186,6 +235,10 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
     sets.set(name, { kind: 'set', name, type: addrType(family), flags: ['interval'] });
     elements.set(name, (peer?.intervals ?? []).map((p): Element => ({ kind: 'element', set: name, key: [p] })));
   }
+  for (const [name, ranges] of serviceSets) {
+    sets.set(name, { kind: 'set', name, type: 'inet_proto . inet_service', flags: ['interval'] });
+    elements.set(name, ranges.map((r): Element => ({ kind: 'element', set: name, key: [PROTO_WORD[r.protocol], portText(r)] })));
+  }
   for (const [name, { id, family }] of usedPortSets) {
     sets.set(name, { kind: 'set', name, type: `${addrType(family)} . inet_proto . inet_service` });
     const np = model.namedPorts.get(id);
@@ -193,9 +246,12 @@ export function renderPolicy(model: CompiledPolicy): DesiredPolicyTable {
   }
 
   // Deterministic order: by name, elements by key text.
-  const keyText = (e: Element) => e.key.join(' . ');
   const sortedMap = <V>(m: Map<string, V>) => new Map([...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  for (const [name, list] of elements) elements.set(name, list.sort((a, b) => (keyText(a) < keyText(b) ? -1 : keyText(a) > keyText(b) ? 1 : 0)));
+  for (const [name, list] of elements) {
+    const keyed = list.map((e) => ({ k: e.key.join(' . '), e }));
+    keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+    elements.set(name, keyed.map((x) => x.e));
+  }
   return {
     chains: sortedMap(chains),
     sets: sortedMap(sets),

@@ -9,7 +9,7 @@
 // a change in milliseconds; the machine is shared). Then what happens around the rules: updates and
 // label changes while probing, pods deleted and created, established flows cut or kept, a pod
 // created after a deny-all, an agent restart under traffic and a table flushed by hand.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCluster, sleep, waitFor, type KubeObject, type SimCluster, type SimPod } from '../support/sim.ts';
 import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
 
@@ -46,6 +46,11 @@ beforeAll(async () => {
   probes = await Promise.all(pods.map((p) => PolicyPod.start(p)));
   await cluster.waitRoutes();
 }, 120_000);
+
+// A failed case leaves no policy behind for the next one.
+afterEach(async () => {
+  await deleteAllPolicies();
+});
 
 afterAll(async () => {
   for (const p of probes) p.stop();
@@ -314,8 +319,10 @@ describe('NetworkPolicy around the rules', () => {
     expect(maxGap, 'longest pause of the allowed flow (ms)').toBeLessThan(1_000);
   });
 
-  it('an agent started on a node whose table was flushed by hand restores isolation', async () => {
+  it('an agent started on a node whose table was flushed by hand restores isolation, and so does a running one', async () => {
     const [xa, za] = [podNamed('x', 'a'), podNamed('z', 'a')];
+    await applyPolicy('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
+    await expectTruth((c) => !to('x', 'a')(c) || from('y')(c));
     const node = xa.pod.node;
     await node.stopAgent();
     node.exec('nft', ['flush', 'table', 'inet', 'strand']);
@@ -324,8 +331,14 @@ describe('NetworkPolicy around the rules', () => {
     node.startAgent();
     await waitFor(async () => (await probe()) === false, 15_000, 'isolation to come back');
     await cluster.waitReady();
-    const metrics = await node.health('/metrics');
+    let metrics = await node.health('/metrics');
     expect(metrics.body).toMatch(/strand_policy_rebuilds_total\{reason="start"\} 1/);
+    // The same while the agent runs: its look for drift (every 10 s) finds the marker emptied.
+    node.exec('nft', ['flush', 'table', 'inet', 'strand']);
+    await waitFor(async () => (await probe()) === true, 5_000, 'the flush to open x/a');
+    await waitFor(async () => (await probe()) === false, 20_000, 'the running agent to restore isolation');
+    metrics = await node.health('/metrics');
+    expect(metrics.body).toMatch(/strand_policy_rebuilds_total\{reason="drift"\} 1/);
     expect(metrics.body).toMatch(/strand_policy_pod_packets_total\{namespace="x",pod="a",direction="ingress",verdict="deny"\} [1-9]/);
     await deleteAllPolicies();
   });
