@@ -172,6 +172,8 @@ export function peersFromKernel(actual: ActualState, devices: Devices): PeerStat
 
 export interface StatusInputs {
   socket: string;
+  /** The pod bridge's name (the agent's, else the conflist's). */
+  bridgeName: string;
   agent: { kind: 'answer'; value: InspectSnapshot } | { kind: 'not-running' | 'error'; message: string };
   nodeState: { path: string; state?: NodeState; error?: string };
   conflist: { path: string; ok: boolean; error?: string };
@@ -263,7 +265,7 @@ export function judgeStatus(i: StatusInputs): StatusReport {
   } else if (k) {
     for (const f of k.forwarding) problem(f, 'sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding');
     if (!k.bridge) {
-      if (ns) problem(`the pod bridge ${snap?.node.bridge ?? ''} does not exist`.replace('  ', ' '), 'ip -d link show type bridge');
+      if (ns) problem(`the pod bridge ${i.bridgeName} does not exist`, 'ip -d link show type bridge');
     } else if (!k.bridge.up) problem(`the pod bridge ${k.bridge.name} is down`, `ip link show ${k.bridge.name}`);
     if (backend === 'vxlan') {
       if (!k.vxlanDevice) problem(`no VXLAN device${snap?.node.vxlanDevice ? ` ${snap.node.vxlanDevice}` : ''}: pods on other nodes are unreachable`, 'ip -d link show type vxlan');

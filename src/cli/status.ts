@@ -17,15 +17,16 @@ export async function gatherStatus(paths: NodePaths, opts: { timeoutMs?: number 
   const nodeState = readNodeStateFile(paths.stateDir);
   const conflist = readConflist(paths.cniConfDir);
   const snap = agent.kind === 'answer' ? agent.value : undefined;
+  const bridge = snap?.node.bridge ?? (typeof conflist.netconf?.bridge === 'string' ? conflist.netconf.bridge : 'cni0');
   const inputs: StatusInputs = {
     socket,
+    bridgeName: bridge,
     agent: agent.kind === 'answer' ? { kind: 'answer', value: agent.value } : { kind: agent.kind, message: agent.message },
     nodeState,
     conflist: { path: conflist.path, ok: conflist.ok, ...(conflist.error ? { error: conflist.error } : {}) },
     ipam: [ipamUsage(paths, conflist)],
     unseen: [],
   };
-  const bridge = snap?.node.bridge ?? (typeof conflist.netconf?.bridge === 'string' ? conflist.netconf.bridge : 'cni0');
   try {
     const nl = NetlinkSocket.open();
     try {

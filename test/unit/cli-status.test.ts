@@ -57,6 +57,7 @@ function inputs(extra: Partial<StatusInputs> = {}): StatusInputs {
   const peers = [peer(2), peer(3)];
   return {
     socket: '/run/strand/agent.sock',
+    bridgeName: 'cni0',
     agent: { kind: 'answer', value: snapshot(peers) },
     nodeState: { path: '/run/strand/node.json', state: { version: 1, nodeName: 'n1', podCIDRs: ['10.244.1.0/24'], clusterCIDRs: ['10.244.0.0/16'], mtu: 1450, backend: 'vxlan', updatedAt: '2026-01-01T00:00:00Z' } },
     conflist: { path: '/etc/cni/net.d/10-strand.conflist', ok: true },
@@ -202,6 +203,12 @@ describe('judgeStatus', () => {
     expect(r.verdict).toBe('unknown');
     expect(statusExitCode(r)).toBe(2);
     expect(r.unseen).toContain("the kernel's datapath: netlink: EPERM");
+  });
+
+  it('a missing bridge is named', () => {
+    const i = inputs();
+    delete i.kernel!.bridge;
+    expect(judgeStatus(i).problems.map((p) => p.message)).toEqual(['the pod bridge cni0 does not exist']);
   });
 
   it('missing node state and conflist are named with their paths', () => {
