@@ -49,6 +49,39 @@ export function unwrap<T>(answer: AgentAnswer<unknown>, field: string, schema: z
   return { kind: 'answer', value: r.data };
 }
 
+/** The API connection per informer (InspectSnapshot.api), also part of `strand status -o json`. */
+export function apiSchema() {
+  const str = z.string();
+  return z.object({
+    server: str,
+    informers: z.array(
+      z.object({
+        resource: z.enum(['nodes', 'pods', 'namespaces', 'networkpolicies']),
+        synced: z.boolean(),
+        objects: z.number().int(),
+        state: z.enum(['connecting', 'connected', 'failing']),
+        lastListAt: str.optional(),
+        lastEventAt: str.optional(),
+        lastErrorAt: str.optional(),
+        lastError: str.optional(),
+        failures: z.number().int(),
+      }),
+    ),
+  });
+}
+
+/** The policy summary (InspectSnapshot.policy), also part of `strand status -o json`. */
+export function policySummarySchema() {
+  const str = z.string();
+  return z.object({
+    policies: z.number().int(),
+    pods: z.number().int(),
+    lastProgrammingMs: z.number().optional(),
+    lastProgrammedAt: str.optional(),
+    lastNftFailure: z.object({ at: str, message: str }).optional(),
+  });
+}
+
 let inspectSchemaCache: z.ZodType<InspectSnapshot> | undefined;
 
 /** The agent's inspect snapshot (src/agent/inspect.ts InspectSnapshot). */
@@ -72,22 +105,7 @@ export function inspectSchema(): z.ZodType<InspectSnapshot> {
     ready: z.boolean(),
     reasons: z.array(str),
     lastPassAt: iso.optional(),
-    api: z.object({
-      server: str,
-      informers: z.array(
-        z.object({
-          resource: z.enum(['nodes', 'pods', 'namespaces', 'networkpolicies']),
-          synced: z.boolean(),
-          objects: z.number().int(),
-          state: z.enum(['connecting', 'connected', 'failing']),
-          lastListAt: iso.optional(),
-          lastEventAt: iso.optional(),
-          lastErrorAt: iso.optional(),
-          lastError: str.optional(),
-          failures: z.number().int(),
-        }),
-      ),
-    }),
+    api: apiSchema(),
     node: z.object({
       name: str,
       backend: z.enum(['vxlan', 'host-gw']),
@@ -116,15 +134,7 @@ export function inspectSchema(): z.ZodType<InspectSnapshot> {
         .optional(),
     }),
     pods: z.array(z.object({ namespace: str, name: str, ips: z.array(str), hostVeth: str.optional(), containerId: str.optional(), source: str })),
-    policy: z
-      .object({
-        policies: z.number().int(),
-        pods: z.number().int(),
-        lastProgrammingMs: z.number().optional(),
-        lastProgrammedAt: iso.optional(),
-        lastNftFailure: z.object({ at: iso, message: str }).optional(),
-      })
-      .optional(),
+    policy: policySummarySchema().optional(),
   });
   return inspectSchemaCache;
 }

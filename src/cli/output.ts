@@ -19,7 +19,7 @@ export function nodeOptions<T>(y: Argv<T>) {
     .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: "the agent's state dir (node.json, agent.sock)", requiresArg: true })
     .option('ipam-data-dir', { type: 'string', describe: `strand-ipam's data dir (default: the conflist's ipam.dataDir, else ${CONFLIST_DEFAULTS.ipamDataDir})`, requiresArg: true })
     .option('cni-conf-dir', { type: 'string', default: DEFAULT_CNI_CONF_DIR, describe: 'where the CNI configuration list is (10-strand.conflist)', requiresArg: true })
-    .option('output', { alias: 'o', choices: ['text', 'json'] as const, default: 'text' as 'text' | 'json', describe: 'text for people, json for scripts (one object, schema in docs/architecture.md)' });
+    .option('output', { alias: 'o', choices: ['text', 'json'] as const, default: 'text' as 'text' | 'json', describe: 'text for people, json for scripts (one object; its zod schema is in src/cli/)' });
 }
 
 export interface NodePaths {

@@ -13,6 +13,7 @@ import { planChanges, type ActualState, type Devices } from '../agent/backends/i
 import { describeRouteEntry } from '../agent/backends/diff.ts';
 import type { RangeSetUsage } from '../ipam/allocator.ts';
 import type { NodeState } from '../state/node-state.ts';
+import { apiSchema, policySummarySchema } from './agent-query.ts';
 import { EXIT, type Verdict } from './output.ts';
 
 export type EntryState = 'ok' | 'missing' | 'differs' | 'extra';
@@ -448,17 +449,6 @@ export function statusReportSchema(): z.ZodType<StatusReport> {
   const str = z.string();
   const sizes = z.record(z.string(), z.number());
   const link = z.object({ name: str, mtu: z.number().int(), up: z.boolean(), lower: str.optional(), offload: sizes.optional() });
-  const informer = z.object({
-    resource: z.enum(['nodes', 'pods', 'namespaces', 'networkpolicies']),
-    synced: z.boolean(),
-    objects: z.number().int(),
-    state: z.enum(['connecting', 'connected', 'failing']),
-    lastListAt: str.optional(),
-    lastEventAt: str.optional(),
-    lastErrorAt: str.optional(),
-    lastError: str.optional(),
-    failures: z.number().int(),
-  });
   schemaCache = z.object({
     kind: z.literal('StrandStatus'),
     v: z.literal(1),
@@ -486,7 +476,7 @@ export function statusReportSchema(): z.ZodType<StatusReport> {
       ready: z.boolean().optional(),
       reasons: z.array(str).optional(),
       lastPassAt: str.optional(),
-      api: z.object({ server: str, informers: z.array(informer) }).optional(),
+      api: apiSchema().optional(),
     }),
     peers: z.array(
       z.object({
@@ -506,9 +496,7 @@ export function statusReportSchema(): z.ZodType<StatusReport> {
         error: str.optional(),
       }),
     ),
-    policy: z
-      .object({ policies: z.number().int(), pods: z.number().int(), lastProgrammingMs: z.number().optional(), lastProgrammedAt: str.optional(), lastNftFailure: z.object({ at: str, message: str }).optional() })
-      .optional(),
+    policy: policySummarySchema().optional(),
     problems: z.array(z.object({ severity: z.enum(['problem', 'warning']), message: str, see: str })),
     unseen: z.array(str),
   });
