@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipamReportSchema, type IpamReport } from '../../src/cli/ipam.ts';
 import { statusReportSchema, type StatusReport } from '../../src/cli/status-report.ts';
 import { explainReportSchema, type ExplainReport } from '../../src/cli/explain.ts';
-import { describeNode, mapLimit, OUTSIDE_IP, POD_PORT, run, startMeshCluster, tcpWhoami, type SimCluster, type SimNode, type SimPod } from '../support/sim.ts';
+import { describeNode, mapLimit, OUTSIDE_IP, POD_PORT, run, startMeshCluster, tcpWhoami, waitFor, type SimCluster, type SimNode, type SimPod } from '../support/sim.ts';
 
 let cluster: SimCluster;
 let pods: SimPod[] = [];
@@ -333,6 +333,34 @@ describe('strand explain', () => {
     const r = await run('ip', ['netns', 'exec', n1.netns, cluster.strand, 'explain', 'default/no-such-pod', '10.244.2.2', '--state-dir', n1.stateDir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no pod default/no-such-pod');
+  });
+});
+
+describe('strand status during an API server outage', () => {
+  it("names the failing API connection per resource, and is healthy again once the API is back", async () => {
+    const n3 = cluster.nodes[2] as SimNode;
+    await cluster.api.stop();
+    let failing: StatusReport | undefined;
+    try {
+      await waitFor(
+        async () => {
+          const r = await status(n3);
+          if (r.code === 1 && r.report.agent.api?.informers.some((i) => i.state === 'failing')) failing = r.report;
+          return failing !== undefined;
+        },
+        20_000,
+        'status to see the API connection fail',
+        250,
+      );
+    } finally {
+      await cluster.api.start();
+    }
+    const p = failing!.problems.find((x) => /^the API connection fails for (nodes|pods|namespaces|networkpolicies) \(\d+ attempts? in a row/.test(x.message));
+    expect(p, messages(failing!)).toBeDefined();
+    const inf = failing!.agent.api!.informers.find((i) => i.state === 'failing')!;
+    expect(inf.lastError).toBeTruthy();
+    expect(inf.lastErrorAt).toBeTruthy();
+    await waitFor(async () => (await status(n3)).code === 0, 40_000, 'status healthy once the API is back', 500);
   });
 });
 
