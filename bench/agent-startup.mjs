@@ -295,7 +295,11 @@ async function agentRun(api, kubeconfigYaml) {
     const idleCpu = await idleCpuPercent(agent.pid, IDLE_MS);
     const syncedLine = JSON.parse(logText().split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
     const objects = syncedLine.objects;
-    if (process.env.BENCH_VERBOSE) console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
+    if (process.env.BENCH_VERBOSE) {
+      console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
+      const rebuilt = logText().split('\n').find((l) => l.includes('"msg":"policy rules rebuilt; released'));
+      if (rebuilt) console.log('agent memory after the first policy rebuild (MiB):', JSON.stringify(JSON.parse(rebuilt).memoryMiB));
+    }
     agent.kill('SIGTERM');
     await exited(agent);
     return { readyMs, syncedMs: syncedAt - t0, synced, settled, idleCpu, objects, exitCode: agent.exitCode };

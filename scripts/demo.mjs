@@ -59,7 +59,9 @@ try {
   for (const node of cluster.nodes) {
     for (let k = 0; k < podsPerNode; k++) {
       const p0 = performance.now();
-      const pod = await cluster.addPod(node, { name: `${POD_KINDS[k % POD_KINDS.length]}-${node.index}` });
+      const role = POD_KINDS[k % POD_KINDS.length];
+      const pod = await cluster.addPod(node, { name: `${role}-${node.index}`, labels: { app: `${role}-${node.index}`, role } });
+      pod.role = role;
       pod.addMs = Math.round(performance.now() - p0);
       pods.push(pod);
     }
@@ -127,6 +129,39 @@ try {
   if (failed.length === 0) console.log(good(`  all ${results.length} pairs (${crossNode} across nodes) connected both ways, source addresses kept`) + dim(` (${ms(t0)})`));
   else console.log(bad(`  ${failed.length} of ${results.length} pairs failed`));
   allGood &&= failed.length === 0;
+
+  // NetworkPolicy: a default-deny in the pods' namespace, then one policy that lets "cache" pods reach
+  // "web" pods on the test port. The table again, over TCP (NetworkPolicy says nothing about ICMP).
+  head('NetworkPolicy: default-deny ingress in namespace default, then allow role=cache → role=web on TCP 8080');
+  const policy = (name, spec) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'default' }, spec });
+  t0 = performance.now();
+  await cluster.api.create('networkpolicies', policy('default-deny', { podSelector: {}, policyTypes: ['Ingress'] }));
+  await cluster.api.create(
+    'networkpolicies',
+    policy('web-from-cache', { podSelector: { matchLabels: { role: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'cache' } } }], ports: [{ protocol: 'TCP', port: 8080 }] }] }),
+  );
+  const expected = (from, to) => to.role === 'web' && from.role === 'cache';
+  const probeAll = () => mapLimit(pairs, 6, async ({ from, to }) => ({ from, to, seen: await tcpWhoami(from.netns, to.ip, undefined, 1) }));
+  let policyResults = await probeAll();
+  for (let tries = 0; tries < 10 && policyResults.some((r) => (r.seen !== undefined) !== expected(r.from, r.to)); tries++) policyResults = await probeAll();
+  const pcell = (r, width) => {
+    if (!r) return dim(pad('·', width));
+    const ok = r.seen !== undefined;
+    const text = ok ? 'allowed' : 'denied';
+    return ok === expected(r.from, r.to) ? (ok ? good(pad(text, width)) : dim(pad(text, width))) : bad(pad(`${text}!`, width));
+  };
+  console.log(`  ${pad('from \\ to', width)}${pods.map((p) => pad(p.name, width)).join('')}`);
+  for (const from of pods) {
+    const cells = pods.map((to) => pcell(policyResults.find((x) => x.from === from && x.to === to), width));
+    console.log(`  ${pad(from.name, width)}${cells.join('')}`);
+  }
+  const wrong = policyResults.filter((r) => (r.seen !== undefined) !== expected(r.from, r.to));
+  const allowedPairs = policyResults.filter((r) => r.seen !== undefined).length;
+  if (wrong.length === 0) console.log(good(`  enforced: ${allowedPairs} pair(s) allowed (cache → web), ${policyResults.length - allowedPairs} denied`) + dim(` (${ms(t0)}, rules in each node's table inet strand, chains agent-pol-*)`));
+  else console.log(bad(`  ${wrong.length} pair(s) not as the policies say (marked !)`));
+  allGood &&= wrong.length === 0;
+  await cluster.api.delete('networkpolicies', 'web-from-cache', 'default');
+  await cluster.api.delete('networkpolicies', 'default-deny', 'default');
 
   head(`Egress: pods to the outside stand-in ${OUTSIDE_IP} (it routes back only to node addresses)`);
   for (const node of cluster.nodes) {

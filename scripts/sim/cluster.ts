@@ -508,6 +508,13 @@ export class SimNode {
 
 // ---- pods ----------------------------------------------------------------------------------------
 
+/** A container port of a simulated pod (named ports are what NetworkPolicy resolves). */
+export interface SimContainerPort {
+  name?: string;
+  containerPort: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+}
+
 export interface SimPod {
   name: string;
   namespace: string;
@@ -574,6 +581,7 @@ export class SimCluster {
   private readonly namespaces: string[] = [];
   private readonly servers = new Map<string, ChildProcess>();
   private podSeq = 0;
+  private readonly knownNamespaces = new Set<string>();
   private destroyed = false;
   private readonly say: (message: string) => void;
 
@@ -798,36 +806,63 @@ export class SimCluster {
   }
 
   /**
-   * A pod on `node`: a new network namespace, CNI ADD run as a runtime runs it (in the node namespace,
-   * `<binDir>/strand`, the conflist's first plugin on stdin), and the Pod object with its addresses.
+   * A pod on `node`, in the order kubelet and a runtime go: the Pod object exists (scheduled to the
+   * node, with its labels and container ports, no addresses yet), then a new network namespace and
+   * CNI ADD as a runtime runs it (in the node namespace, `<binDir>/strand`, the conflist's first plugin
+   * on stdin), then the Pod's status gets its addresses, as kubelet reports them. The namespace
+   * object is created first if it does not exist (with its kubernetes.io/metadata.name label).
    */
-  async addPod(node: SimNode, opts: { name?: string; namespace?: string } = {}): Promise<SimPod> {
+  async addPod(
+    node: SimNode,
+    opts: {
+      name?: string;
+      namespace?: string;
+      labels?: Record<string, string>;
+      ports?: SimContainerPort[];
+      /** Runs once the pod's namespace exists, before ADD (a server that listens from the first instant). */
+      beforeAdd?: (netns: string) => Promise<void>;
+    } = {},
+  ): Promise<SimPod> {
     const seq = ++this.podSeq;
     const name = opts.name ?? `pod-${node.index}-${seq}`;
     const namespace = opts.namespace ?? 'default';
     const netns = `${this.base}p${seq}`;
     const netconf = this.netconfOf(node);
-    this.addNetns(netns);
+    await this.ensureNamespace(namespace);
     const containerId = createHash('sha256').update(`${this.base}/${namespace}/${name}/${seq}`).digest('hex');
-    const uid = randomUUID();
+    // The API server gives the Pod its uid; kubelet passes that one in CNI_ARGS (K8S_POD_UID).
+    const created = await this.api.create('pods', {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace, labels: opts.labels ?? { app: name } },
+      spec: { nodeName: node.name, containers: [{ name: 'main', image: 'strand-sim/pause', ...(opts.ports ? { ports: opts.ports } : {}) }] },
+      status: { phase: 'Pending', hostIP: node.underlayIp },
+    });
+    const uid = created.metadata.uid ?? randomUUID();
+    this.addNetns(netns);
+    await opts.beforeAdd?.(netns);
     const draft = { name, namespace, uid, node, netns, containerId };
     const r = await run('ip', ['netns', 'exec', node.netns, join(node.binDir, 'strand')], { env: this.cniEnv(draft, 'ADD'), input: JSON.stringify(netconf), timeoutMs: 30_000 });
     if (r.code !== 0) {
       this.removeNetns(netns);
+      await this.api.delete('pods', name, namespace).catch(() => null);
       throw new Error(`CNI ADD of ${namespace}/${name} on ${node.name} failed (exit ${r.code}): ${r.stdout.trim()} ${r.stderr.trim()}`);
     }
     const result = JSON.parse(r.stdout) as { ips?: { address: string }[] };
     const ips = (result.ips ?? []).map((i) => i.address.split('/')[0] as string).sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
     const pod: SimPod = { ...draft, ips, ip: ips[0] ?? '', netconf, result: result as Record<string, unknown> };
     this.pods.push(pod);
-    await this.api.create('pods', {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name, namespace, uid, labels: { app: name } },
-      spec: { nodeName: node.name, containers: [{ name: 'main', image: 'strand-sim/pause' }] },
-      status: { phase: 'Running', hostIP: node.underlayIp, podIP: pod.ip, podIPs: ips.map((ip) => ({ ip })) },
-    });
+    await this.api.patch('pods', name, { status: { phase: 'Running', podIP: pod.ip, podIPs: ips.map((ip) => ({ ip })) } }, { namespace, type: 'merge', subresource: 'status' });
     return pod;
+  }
+
+  /** Creates the namespace if it does not exist, labelled kubernetes.io/metadata.name as the API server does. */
+  async ensureNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
+    if (this.knownNamespaces.has(name)) return;
+    if (!(await this.api.get('namespaces', name))) {
+      await this.api.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } } });
+    }
+    this.knownNamespaces.add(name);
   }
 
   /** CNI DEL (with the ADD's config and result, as a runtime does), the Pod object and the namespace. */

@@ -9,9 +9,10 @@
 //      routes, neighbours and FDB entries to every other node, and the egress masquerade
 //      (cluster-network.ts);
 //   4. the pods on this node (from the Pod informer, the IPAM store and the plugin's notices);
-//   5. metrics.
-// Later issues add NetworkPolicy as a further step of the same pass, and extend podReady(), the
-// answer to the plugin's pod-start notice.
+//   5. metrics;
+//   6. NetworkPolicy (policy-enforcer.ts): its own loop with a shorter debounce, on every
+//      NetworkPolicy, Pod and Namespace event, every pod-start notice, a change of this node's
+//      addresses and every periodic pass; podReady() answers the plugin once the pod's rules are in.
 //
 // What the agent never does: tear down the data plane. On SIGTERM it stops watching and serving and
 // leaves the bridge, the routes, the node state and the conflist as they are, so that a DaemonSet
@@ -39,7 +40,15 @@ import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfi
 import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
-import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
+import { explain, type ExplainAnswer } from './explain.ts';
+import { explainPolicy } from './explain-policy.ts';
+import { ApiConnectionTracker, buildInspectSnapshot, PolicyProgrammingTracker, type InspectSnapshot } from './inspect.ts';
+import { compilePolicy } from '../policy/model.ts';
+import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
+import { underlayPrefixes } from './backends/datapath.ts';
+import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy-enforcer.ts';
+import { createNftRunner } from '../nft/runner.ts';
+import { firstHost } from '../kernel/ip.ts';
 
 /** A pass at least this often, whatever happens. */
 export const RESYNC_MS = 30_000;
@@ -63,6 +72,10 @@ export const NOTICE_WAIT_MS = 30_000;
 const RELEASE_AFTER_OBJECTS = 1_000;
 /** A notice whose addresses IPAM no longer holds is forgotten after this long (the pod was deleted). */
 const NOTICE_TTL_MS = 60_000;
+/** How often a policy pass runs between passes, to look for drift (policy-enforcer.ts DRIFT_CHECK_MS). */
+export const POLICY_DRIFT_CHECK_MS = DRIFT_CHECK_MS;
+/** The agent answers a pod-start notice this long before the plugin stops waiting for the answer. */
+const NOTICE_ANSWER_MARGIN_MS = 250;
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -143,6 +156,14 @@ export class Agent {
   private lastRelease = 0;
   private stopping = false;
   private lastPassAt = Date.now();
+  private readonly startedAt = Date.now();
+  private passes = 0;
+
+  // What `strand status` is told (inspect.ts).
+  private readonly api = new ApiConnectionTracker();
+  private setUp: { podCidrs: string[]; mtu: number; offload: Record<string, number> | undefined } | undefined;
+  private lastReconcile: InspectSnapshot['datapath']['lastReconcile'];
+  private readonly policyProgramming: PolicyProgrammingTracker;
 
   // What the last passes found.
   private nodeStateWritten = false;
@@ -162,6 +183,9 @@ export class Agent {
   private conditionPatchedAt = 0;
   private readonly nodeStateWaiters = new Set<() => void>();
   private readonly network: ClusterNetwork;
+  readonly policy: PolicyEnforcer;
+  private policyTimer: NodeJS.Timeout | undefined;
+  private policyNodeAddresses = '';
   /** Routes to the other nodes are in place (the first cluster-network pass succeeded). */
   private datapathReady = false;
   private datapathProblem: string | undefined;
@@ -184,14 +208,66 @@ export class Agent {
       this.kube,
       {
         log: this.log,
-        onChange: () => this.requestReconcile(),
-        onSynced: (resource) => this.synced(resource),
-        onRelisted: (resource, objects) => this.relisted(resource, objects),
-        onApiError: (resource) => this.metrics.apiErrors.inc({ resource }),
-        onRestart: (resource) => this.metrics.watchRestarts.inc({ resource }),
+        onChange: (resource) => {
+          this.api.event(resource);
+          if (resource !== 'nodes') this.policy.request(Date.now());
+          this.requestReconcile();
+        },
+        onSynced: (resource) => {
+          this.api.listed(resource);
+          this.synced(resource);
+        },
+        onRelisted: (resource, objects) => {
+          this.api.listed(resource);
+          this.relisted(resource, objects);
+        },
+        onApiError: (resource, err) => {
+          this.api.failed(resource, err);
+          this.metrics.apiErrors.inc({ resource });
+        },
+        onRestart: (resource) => {
+          this.api.reconnected(resource);
+          this.metrics.watchRestarts.inc({ resource });
+        },
       },
       opts.backoff,
     );
+    this.policy = new PolicyEnforcer({
+      nodeName: this.config.nodeName,
+      nft: createNftRunner(),
+      cache: this.cache,
+      kube: this.kube,
+      log: this.log,
+      registry: this.metrics.registry,
+      nodeAddresses: () => this.nodeAddresses(),
+      cutDeniedFlows: this.config.policyConntrack,
+      logDenied: this.config.policyLogDenied,
+      // A rebuild compiles and renders every policy (the first one right after the first lists): its
+      // garbage goes as the lists' does, rather than whenever the heap next fills up.
+      onRebuilt: () => {
+        const gcMs = releaseMemory();
+        const m = process.memoryUsage();
+        const mib = (n: number) => Math.round((n / 2 ** 20) * 10) / 10;
+        this.log.info({ gcMs, memoryMiB: { rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external) } }, 'policy rules rebuilt; released the memory of compiling them');
+      },
+    });
+    this.policyProgramming = new PolicyProgrammingTracker(this.policy.metrics);
+  }
+
+  /**
+   * This node's own addresses, from which its pods are always reachable (kubelet probes, R11): the
+   * Node's addresses, the underlay's, and the bridge's gateway address in each pod CIDR.
+   */
+  private nodeAddresses(): string[] {
+    const out = new Set<string>();
+    const node = this.cache.nodes.get(this.config.nodeName);
+    for (const a of node?.status.addresses ?? []) if (a.type === 'InternalIP' || a.type === 'ExternalIP') out.add(canonicalIp(a.address));
+    for (const a of this.underlay?.addresses ?? []) out.add(canonicalIp(a));
+    if (node) {
+      const pod = nodePodCidrs(node);
+      if ('cidrs' in pod) for (const c of pod.cidrs) out.add(canonicalIp(firstHost(c)));
+    }
+    return [...out];
   }
 
   /** Starts serving and watching; the first pass follows at once. */
@@ -230,23 +306,39 @@ export class Agent {
       log: this.log,
     });
     // The plugin's STATUS asks this: a chained plugin left out of the conflist does not stop pods.
-    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(false));
+    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(false), {
+      inspect: () => this.inspect(),
+      explain: (q) => this.explain(q),
+    });
     this.cache.start();
     this.scheduleTick();
     this.watchUnderlay();
+    this.watchPolicyDrift();
     this.requestReconcile();
+  }
+
+  /** A look for drift of the policy rules every POLICY_DRIFT_CHECK_MS. */
+  private watchPolicyDrift(): void {
+    if (this.stopping) return;
+    this.policyTimer = setTimeout(() => {
+      this.policy.requestDriftCheck();
+      this.watchPolicyDrift();
+    }, POLICY_DRIFT_CHECK_MS);
+    this.policyTimer.unref();
   }
 
   /** Stops watching and serving. The data plane, node state and conflist stay as they are. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const t of [this.debounceTimer, this.tickTimer, this.underlayTimer, this.retryTimer, this.releaseTimer]) clearTimeout(t);
+    for (const t of [this.debounceTimer, this.tickTimer, this.underlayTimer, this.retryTimer, this.releaseTimer, this.policyTimer]) clearTimeout(t);
     this.binDirWatcher?.close();
     for (const wake of this.nodeStateWaiters) wake();
+    this.policy.stop();
     await this.cache.stop();
     await Promise.allSettled([this.handshake?.close(), this.health?.close()]);
     await this.running;
+    await this.policy.settle();
     this.network.close();
     this.log.info('strand agent stopped; the node network is left as it is');
   }
@@ -276,26 +368,97 @@ export class Agent {
     if (withPlugins) reasons.push(...(this.conflistPlan?.problems ?? []));
     const unsynced = this.cache.unsynced;
     if (unsynced.length > 0) reasons.push(`not synced with the API server yet: ${unsynced.join(', ')}`);
+    const policy = this.policy.problem;
+    if (policy) reasons.push(policy);
     return { ready: reasons.length === 0, reasons };
+  }
+
+  /** What the agent knows and wants, for `strand status` over its socket (inspect.ts). */
+  inspect(): InspectSnapshot {
+    return buildInspectSnapshot(
+      {
+        config: this.config,
+        startedAt: this.startedAt,
+        apiServer: this.kube.server,
+        readiness: this.readiness(),
+        lastPassAt: this.passes > 0 ? this.lastPassAt : undefined,
+        informers: this.cache.all.map((i) => this.api.view(i.resource, i.synced, i.list().length)),
+        podCidrs: this.setUp?.podCidrs,
+        underlay: this.underlay,
+        podMtu: this.setUp?.mtu,
+        podOffload: this.setUp?.offload,
+        nodes: this.cache.nodes.list(),
+        lastReconcile: this.lastReconcile,
+        pods: this.knownPods().map((p) => ({ namespace: p.namespace, name: p.name, ips: p.ips, source: p.source, ...(p.hostVeth ? { hostVeth: p.hostVeth } : {}), ...(p.containerId ? { containerId: p.containerId } : {}) })),
+        policy: this.policySummary(),
+      },
+      this.log,
+    );
+  }
+
+  /** Policies, the local pods of the model the enforcer compiles, its last programming and nft failure. */
+  private policySummary(): InspectSnapshot['policy'] {
+    if (!this.cache.synced) return undefined;
+    const model = compilePolicy(this.policy.compileInput());
+    const isolated = model.pods.filter((p) => p.ingress || p.egress).length;
+    return this.policyProgramming.summary(this.cache.networkPolicies.list().length, isolated, this.policy.problem);
+  }
+
+  /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */
+  explain(q: ExplainQuery): ExplainAnswer {
+    let prefixes: string[] = [];
+    if (this.underlay) {
+      const nl = NetlinkSocket.open();
+      try {
+        prefixes = underlayPrefixes(nl, this.underlay.name);
+      } finally {
+        nl.close();
+      }
+    }
+    const caches = { nodes: this.cache.nodes.list(), pods: this.cache.pods.list(), namespaces: this.cache.namespaces.list(), policies: this.cache.networkPolicies.list() };
+    return explain(
+      {
+        config: this.config,
+        nodes: caches.nodes,
+        pods: caches.pods,
+        underlayPrefixes: prefixes,
+        underlayIface: this.underlay?.name,
+        policy: (packet, srcNode, dstNode) => explainPolicy(caches, packet, srcNode, dstNode, this.policyEnforced(), this.policy.compileInput()),
+      },
+      q,
+    );
+  }
+
+  /** This agent programs NetworkPolicy (policy-enforcer.ts): explain's verdicts are what the kernel enforces. */
+  private policyEnforced(): boolean {
+    return true;
   }
 
   // ---- pod-start handshake -----------------------------------------------------------------------
 
   /**
    * The answer to the plugin's pod-start notice: ok once this node's level of the network is in
-   * place, the node state (the pod got its address from it) and the routes to the other nodes. A
-   * later issue waits here until the pod's NetworkPolicy rules are in place too.
+   * place, the node state (the pod got its address from it) and the routes to the other nodes, and
+   * the pod's NetworkPolicy rules are applied (R16: isolated before any container starts). The whole
+   * answer comes within the wait the plugin is configured with (podStartWaitMs), less a margin.
    */
   async podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
     this.log.info(
       { namespace: notice.namespace, name: notice.name, uid: notice.uid, containerId: notice.containerId, ifname: notice.ifname, hostVeth: notice.hostVeth, ips: notice.ips },
       'pod-start notice from the plugin',
     );
-    this.notices.set(notice.containerId, { ...notice, at: Date.now() });
+    const started = Date.now();
+    this.notices.set(notice.containerId, { ...notice, at: started });
     this.requestReconcile();
     if (!(await this.waitForNodeState(NOTICE_WAIT_MS))) {
       this.metrics.podStartNotices.inc({ result: 'refused' });
       return { ok: false, message: `the strand agent is not ready: ${this.readiness().reasons.join('; ')}` };
+    }
+    const bound = Math.max(0, this.config.podStartWaitMs - NOTICE_ANSWER_MARGIN_MS - (Date.now() - started));
+    const policy = await this.policy.podStarted({ ...notice, ips: notice.ips.map(canonicalIp) }, bound);
+    if (!policy.ok) {
+      this.metrics.podStartNotices.inc({ result: 'refused' });
+      return { ok: false, message: policy.message ?? 'the NetworkPolicy rules are not in place' };
     }
     this.metrics.podStartNotices.inc({ result: 'ok' });
     return { ok: true };
@@ -353,6 +516,8 @@ export class Agent {
     const every = this.nodeStateWritten ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS);
     this.tickTimer = setTimeout(() => {
       this.requestReconcile();
+      // Level-based: the policy step too, whatever events it saw.
+      this.policy.request();
       this.scheduleTick();
     }, every);
   }
@@ -426,6 +591,7 @@ export class Agent {
     } finally {
       end();
       this.lastPassAt = Date.now();
+      this.passes++;
     }
   }
 
@@ -447,6 +613,13 @@ export class Agent {
     }
     this.reconcilePods();
     if (this.nodeStateWritten) this.updateIpamMetrics();
+    // Policy follows its own events (pods, namespaces, policies); of the node's, only its addresses
+    // matter to it (R11). Node heartbeats would otherwise compile every policy every few seconds.
+    const addresses = this.nodeAddresses().sort().join();
+    if (addresses !== this.policyNodeAddresses) {
+      this.policyNodeAddresses = addresses;
+      this.policy.request(Date.now());
+    }
   }
 
   // ---- 1. node set-up ----------------------------------------------------------------------------
@@ -500,6 +673,7 @@ export class Agent {
       backend: c.backend,
       agentSocket: agentSocketPath(c.stateDir),
     });
+    this.setUp = { podCidrs: pod.cidrs, mtu, offload: offload ? ({ ...offload } as Record<string, number>) : undefined };
     if (ensureNodeState(c.stateDir, state)) {
       this.log.info({ podCIDRs: state.podCIDRs, clusterCIDRs: state.clusterCIDRs, mtu: state.mtu, podOffload: state.podOffload, backend: state.backend, path: c.stateDir }, 'wrote the node state');
     }
@@ -624,6 +798,16 @@ export class Agent {
       throw err;
     }
     this.datapathProblem = undefined;
+    const r = pass.report;
+    this.lastReconcile = {
+      at: new Date().toISOString(),
+      added: r.added.length,
+      changed: r.changed.length,
+      removed: r.removed.length,
+      unchanged: r.unchanged,
+      problems: r.problems.map((p) => p.message),
+      durationMs: Math.round(r.durationMs * 100) / 100,
+    };
     this.ensureAnnotations(node, pass.annotations);
     const unusable = pass.unusable.map((u) => `${u.name ?? '(unnamed)'}: ${u.reason}`).join('; ');
     if (unusable !== this.unusablePeers) {

@@ -27,7 +27,7 @@ export function agentSocketPath(stateDir: string): string {
   return join(stateDir, 'agent.sock');
 }
 
-export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'>;
+export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'> & Partial<Pick<AgentConfig, 'policyWhenNoAgent'>>;
 
 /** What the node's plugins support (conflist-versions.ts); without it, the shipped file's choice. */
 export type ConflistPluginChoice = Pick<ConflistPlan, 'versions' | 'chained'>;
@@ -47,6 +47,11 @@ export function buildConflist(c: ConflistInputs, plugins?: ConflistPluginChoice)
   if (c.podStartWaitMs !== PLUGIN_AGENT_WAIT_MS) {
     const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
     strand.agentWaitMs = c.podStartWaitMs;
+  }
+  // The plugin's default ("allow") is left out, so the default file stays what install writes.
+  if (c.policyWhenNoAgent === 'fail') {
+    const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
+    strand.policyWhenNoAgent = 'fail';
   }
   return list;
 }

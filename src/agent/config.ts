@@ -61,7 +61,16 @@ export interface AgentConfig {
   bigTcp: BigTcpMode;
   /** Written into the conflist (agentWaitMs): how long the plugin waits for the agent's answer. */
   podStartWaitMs: number;
+  /** Delete the conntrack entries of established flows a NetworkPolicy change denies. */
+  policyConntrack: boolean;
+  /** Log denied new connections (nft `log`, rate-limited). */
+  policyLogDenied: boolean;
+  /** Written into the conflist: what ADD does while no agent answers ("allow" or "fail"). */
+  policyWhenNoAgent: PolicyWhenNoAgent;
 }
+
+export const POLICY_WHEN_NO_AGENT = ['allow', 'fail'] as const;
+export type PolicyWhenNoAgent = (typeof POLICY_WHEN_NO_AGENT)[number];
 
 /** Why a configuration is refused, as one line. The CLI prints it and exits with status 2. */
 export class ConfigError extends Error {
@@ -156,7 +165,29 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'int',
     default: 2000,
     check: (v: number) => range(v, 0, 60_000),
-    describe: "how long the plugin waits for the agent's answer to a pod-start notice",
+    describe: "how long the plugin waits for the agent's answer to a pod-start notice (the agent answers within it: ok once the pod's NetworkPolicy rules are in place, else not ready)",
+  },
+  {
+    key: 'policyConntrack',
+    flag: 'policy-conntrack',
+    kind: 'bool',
+    default: true,
+    describe: 'when a NetworkPolicy change denies a flow conntrack already holds, delete its conntrack entries so that it stops at once (flows still allowed are left alone)',
+  },
+  {
+    key: 'policyLogDenied',
+    flag: 'policy-log-denied',
+    kind: 'bool',
+    default: false,
+    describe: 'log new connections NetworkPolicy denies to the kernel log (nft log, prefix "strand-deny ", at most 10 a second per pod and direction)',
+  },
+  {
+    key: 'policyWhenNoAgent',
+    flag: 'policy-when-no-agent',
+    kind: 'text',
+    default: 'allow',
+    choices: POLICY_WHEN_NO_AGENT,
+    describe: 'written into the conflist: what CNI ADD does while no agent answers: allow starts the pod before its NetworkPolicy rules are in place, fail refuses it (try again later)',
   },
 ];
 

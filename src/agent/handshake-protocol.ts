@@ -16,7 +16,21 @@ export type PodStartNotice = {
   ips: string[];
 };
 
-export type HandshakeRequest = { v: number; type: 'pod-start'; notice: PodStartNotice } | { v: number; type: 'status' };
+export interface ExplainQuery {
+  src: string;
+  dst: string;
+  port?: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+}
+
+/** The most the command line reads of an inspect or explain answer. */
+export const MAX_QUERY_ANSWER_BYTES = 64 * 1024 * 1024;
+
+export type HandshakeRequest =
+  | { v: number; type: 'pod-start'; notice: PodStartNotice }
+  | { v: number; type: 'status' }
+  | { v: number; type: 'inspect' }
+  | ({ v: number; type: 'explain' } & ExplainQuery);
 
 /** One line of the wire format: the JSON and its "\n". */
 export function encodeMessage(msg: unknown): string {

@@ -162,10 +162,14 @@ export function planMasquerade(actual: TableState, desired: DesiredMasquerade): 
   return tx;
 }
 
+/** What the masquerade reads of the table on every pass: its own objects, not the whole table (which
+ * holds the NetworkPolicy rules too). */
+const MASQUERADE_OBJECTS = { chains: [MASQUERADE_CHAIN], sets: [CLUSTER_SET_V4, CLUSTER_SET_V6] };
+
 /** Brings the masquerade in line with `config`; applies nothing when it already is. */
 export async function reconcileMasquerade(nft: Nft, config: MasqueradeConfig): Promise<MasqueradeResult> {
   const desired = desiredMasquerade(config);
-  const tx = planMasquerade(await nft.list(), desired);
+  const tx = planMasquerade(await nft.list(MASQUERADE_OBJECTS), desired);
   if (tx.empty) return { changed: false, script: '' };
   await nft.run(tx);
   return { changed: true, script: tx.render(nft.table) };
@@ -187,7 +191,7 @@ export function planRemoveMasquerade(actual: TableState): Transaction {
  * plugin may be adding its `cni-*` objects to it at this very moment.
  */
 export async function removeMasquerade(nft: Nft): Promise<MasqueradeResult> {
-  const tx = planRemoveMasquerade(await nft.list());
+  const tx = planRemoveMasquerade(await nft.list(MASQUERADE_OBJECTS));
   if (tx.empty) return { changed: false, script: '' };
   await nft.run(tx);
   return { changed: true, script: tx.render(nft.table) };

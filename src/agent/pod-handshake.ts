@@ -8,8 +8,15 @@
 //   request  {"v":1,"type":"pod-start","notice":{"namespace"?,"name"?,"uid"?,"containerId","ifname",
 //             "netns","hostVeth","ips":["10.244.1.7","fd00::7"]}}
 //            {"v":1,"type":"status"}
+//            {"v":1,"type":"inspect"}
+//            {"v":1,"type":"explain","src":"ns/pod"|"10.244.1.7"|"203.0.113.0/24","dst":…,"port"?:80,"protocol"?:"TCP"}
 //   answer   pod-start: {"v":1,"ok":true} | {"v":1,"ok":false,"message":"why"}
 //            status:    {"v":1,"ok":true,"ready":false,"reasons":["node state not written yet"]}
+//            inspect:   {"v":1,"ok":true,"inspect":{…}}   (src/agent/inspect.ts; `strand status`)
+//            explain:   {"v":1,"ok":true,"explain":{…}}   (`strand explain`)
+//            an agent without that query: {"v":1,"ok":false,"error":"unsupported","message":"…"}
+// Answers to inspect and explain can be large (every peer's desired entries): the command line
+// reads up to MAX_QUERY_ANSWER_BYTES; the plugin never sends these requests.
 //            a request that cannot be read: {"v":1,"ok":false,"error":"bad-request","message":"…"}
 // "v" is the protocol version. Readers ignore fields they do not know, so adding an optional field
 // keeps v at 1; a change a v1 reader would misread bumps it, and a server answers a version it does
@@ -19,11 +26,11 @@ import { connect, createServer, isIP, type Server, type Socket } from 'node:net'
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
 import type { Logger } from '../log.ts';
-import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
+import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type ExplainQuery, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
 
 // The wire format's constants and types live in handshake-protocol.ts, which the plugin imports
 // without this module's zod and node:net.
-export { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
+export { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, MAX_QUERY_ANSWER_BYTES, type ExplainQuery, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
 
 /** A client that connects and says nothing is dropped after this long. */
 const IDLE_CLIENT_MS = 10_000;
@@ -33,6 +40,12 @@ const MAX_SOCKET_PATH = 107;
 export type PodStartAnswer = { ok: boolean; message?: string };
 
 export type AgentReadiness = { ready: boolean; reasons: string[] };
+
+/** The command line's read-only questions (inspect.ts, src/cli/*); each is optional for a server. */
+export interface AgentQueries {
+  inspect?: () => unknown;
+  explain?: (q: ExplainQuery) => unknown;
+}
 
 let schemas: ReturnType<typeof makeSchemas> | undefined;
 function makeSchemas() {
@@ -50,6 +63,15 @@ function makeSchemas() {
   const request = z.discriminatedUnion('type', [
     z.object({ v: z.literal(HANDSHAKE_VERSION), type: z.literal('pod-start'), notice }),
     z.object({ v: z.literal(HANDSHAKE_VERSION), type: z.literal('status') }),
+    z.object({ v: z.literal(HANDSHAKE_VERSION), type: z.literal('inspect') }),
+    z.object({
+      v: z.literal(HANDSHAKE_VERSION),
+      type: z.literal('explain'),
+      src: text.min(1),
+      dst: text.min(1),
+      port: z.number().int().min(1).max(65535).optional(),
+      protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+    }),
   ]);
   return { request };
 }
@@ -134,6 +156,7 @@ export class PodHandshakeServer {
     handler: (notice: PodStartNotice) => Promise<PodStartAnswer>,
     log: Logger,
     status?: () => AgentReadiness,
+    queries: AgentQueries = {},
   ): Promise<PodHandshakeServer> {
     if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
       throw new Error(`agent socket path ${socketPath} is longer than ${MAX_SOCKET_PATH} bytes (unix(7) sun_path)`);
@@ -155,7 +178,7 @@ export class PodHandshakeServer {
     rmSync(tmp, { force: true });
 
     let self: PodHandshakeServer | undefined;
-    const server = createServer({ allowHalfOpen: true }, (socket) => self?.serve(socket, handler, status));
+    const server = createServer({ allowHalfOpen: true }, (socket) => self?.serve(socket, handler, status, queries));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(tmp, () => {
@@ -188,7 +211,7 @@ export class PodHandshakeServer {
     return this.closing;
   }
 
-  private serve(socket: Socket, handler: (notice: PodStartNotice) => Promise<PodStartAnswer>, status?: () => AgentReadiness): void {
+  private serve(socket: Socket, handler: (notice: PodStartNotice) => Promise<PodStartAnswer>, status: (() => AgentReadiness) | undefined, queries: AgentQueries): void {
     this.connections.add(socket);
     socket.on('close', () => this.connections.delete(socket));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'pod handshake: connection error'));
@@ -207,7 +230,7 @@ export class PodHandshakeServer {
         socket.end();
         return;
       }
-      void this.answer(line, handler, status).then((answer) => {
+      void this.answer(line, handler, status, queries).then((answer) => {
         if (!socket.destroyed) socket.end(encodeMessage(answer));
       });
     };
@@ -232,7 +255,7 @@ export class PodHandshakeServer {
     });
   }
 
-  private async answer(line: string, handler: (notice: PodStartNotice) => Promise<PodStartAnswer>, status?: () => AgentReadiness): Promise<unknown> {
+  private async answer(line: string, handler: (notice: PodStartNotice) => Promise<PodStartAnswer>, status: (() => AgentReadiness) | undefined, queries: AgentQueries): Promise<unknown> {
     let req: HandshakeRequest;
     try {
       req = parseRequest(line);
@@ -251,6 +274,7 @@ export class PodHandshakeServer {
       }
       return { v: HANDSHAKE_VERSION, ok: true, ready: r.ready, reasons: r.reasons };
     }
+    if (req.type === 'inspect' || req.type === 'explain') return this.query(req, queries);
     try {
       const a = await handler(req.notice);
       return a.message === undefined ? { v: HANDSHAKE_VERSION, ok: a.ok } : { v: HANDSHAKE_VERSION, ok: a.ok, message: a.message };
@@ -258,6 +282,23 @@ export class PodHandshakeServer {
       const message = err instanceof Error ? err.message : String(err);
       this.log.error({ err, notice: req.notice }, 'pod handshake: the handler failed');
       return { v: HANDSHAKE_VERSION, ok: false, message };
+    }
+  }
+
+  /** A read-only question of the command line; an exception is an answer, never a crash. */
+  private query(req: Extract<HandshakeRequest, { type: 'inspect' | 'explain' }>, queries: AgentQueries): unknown {
+    const fn = req.type === 'inspect' ? queries.inspect : queries.explain;
+    if (!fn) return { v: HANDSHAKE_VERSION, ok: false, error: 'unsupported', message: `this agent does not answer ${req.type} requests` };
+    try {
+      if (req.type === 'inspect') return { v: HANDSHAKE_VERSION, ok: true, inspect: (fn as () => unknown)() };
+      const q: ExplainQuery = { src: req.src, dst: req.dst };
+      if (req.port !== undefined) q.port = req.port;
+      if (req.protocol !== undefined) q.protocol = req.protocol;
+      return { v: HANDSHAKE_VERSION, ok: true, explain: (fn as (q: ExplainQuery) => unknown)(q) };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.warn({ type: req.type, message }, 'agent socket: a query failed');
+      return { v: HANDSHAKE_VERSION, ok: false, error: 'failed', message };
     }
   }
 }

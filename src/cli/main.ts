@@ -3,6 +3,9 @@ import yargs from 'yargs';
 import { agentCommand } from '../agent/config.ts';
 import { SUPPORTED_VERSIONS } from '../cni/versions.ts';
 import { installCommand, uninstallCommand } from '../install/cli.ts';
+import { explainCommand } from './explain.ts';
+import { ipamCommand } from './ipam.ts';
+import { statusCommand } from './status.ts';
 import { embeddedNodeVersion, strandVersion } from '../version.ts';
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -25,6 +28,9 @@ export async function runCli(argv: string[]): Promise<number> {
       .command(agentCommand((code) => (exitCode = code)))
       .command(installCommand((code) => (exitCode = code)))
       .command(uninstallCommand((code) => (exitCode = code)))
+      .command(statusCommand((code) => (exitCode = code)))
+      .command(ipamCommand((code) => (exitCode = code)))
+      .command(explainCommand((code) => (exitCode = code)))
       .demandCommand(1, 'name a command; see strand --help')
       .strict()
       .help()

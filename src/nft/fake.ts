@@ -34,7 +34,7 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type Nft, type NftErrorReason, type Operation, type Transaction } from './transaction.ts';
+import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type Operation, type TableSummary, type Transaction } from './transaction.ts';
 
 export interface FakeRule {
   chain: string;
@@ -144,12 +144,25 @@ export class FakeNft implements Nft {
     if (!tx.empty) this.apply(tx);
   }
 
-  async list(): Promise<TableState> {
+  async summary(chains: readonly string[]): Promise<TableSummary> {
+    const state = await this.list();
+    const out: TableSummary = { exists: state.exists, chains: new Map(), rules: new Map() };
+    for (const c of state.chains.values()) out.chains.set(c.name, c.handle);
+    for (const name of chains) {
+      const c = state.chains.get(name);
+      if (c) out.rules.set(name, c.rules.map((r) => r.comment ?? ''));
+    }
+    return out;
+  }
+
+  async list(only?: ListOnly): Promise<TableState> {
     const state = emptyTableState();
     const t = this.state;
     if (!t) return state;
     state.exists = true;
+    const wanted = (kind: 'chains' | 'sets', name: string) => !only || (only[kind] ?? []).includes(name);
     for (const c of t.chains.values()) {
+      if (!wanted('chains', c.name)) continue;
       state.chains.set(c.name, {
         name: c.name,
         handle: c.handle,
@@ -158,6 +171,7 @@ export class FakeNft implements Nft {
       });
     }
     for (const s of t.sets.values()) {
+      if (!wanted('sets', s.name)) continue;
       const listed = {
         name: s.name,
         handle: s.handle,

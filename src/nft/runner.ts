@@ -21,7 +21,7 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type Nft, type NftErrorReason, type Transaction } from './transaction.ts';
+import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type TableSummary, type Transaction } from './transaction.ts';
 
 export interface NftRunnerOptions {
   table?: TableRef;
@@ -143,7 +143,8 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     });
   }
 
-  async function list(): Promise<TableState> {
+  async function list(only?: ListOnly): Promise<TableState> {
+    if (only) return listOnly(only);
     const operation = `list table ${table.family} ${table.name}`;
     let r: RunResult;
     try {
@@ -165,7 +166,81 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     }
   }
 
-  return { table, run: (tx) => apply(tx, false), check: (tx) => apply(tx, true), list };
+  /** `nft -j <args>`; undefined when nft says the object does not exist. */
+  async function listJson(args: string[]): Promise<string | undefined> {
+    const operation = args.join(' ');
+    let r: RunResult;
+    try {
+      r = await exec(['-j', ...args], '');
+    } catch (cause) {
+      throw new NftError({ reason: 'unavailable', operation, detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`, netns, cause });
+    }
+    if (r.code === 0) return r.stdout;
+    if (r.timedOut) throw new NftError({ reason: 'timeout', operation, detail: `nft did not finish within ${timeoutMs} ms and was killed`, netns, stderr: r.stderr });
+    if (/^Error: No such file or directory/m.test(r.stderr) && /^list /m.test(r.stderr)) return undefined;
+    throw new NftError({ reason: failureReason(r.stderr), operation, detail: parseNftStderr(r.stderr).detail, netns, stderr: r.stderr });
+  }
+
+  /** The objects named, each listed by itself (a missing one is left out), merged into one state. */
+  async function listOnly(only: ListOnly): Promise<TableState> {
+    const chains = only.chains ?? [];
+    const sets = only.sets ?? [];
+    // `list set` names sets only; a map is listed with `list map`. Which one a name is, is not known
+    // here: both are tried (a missing one costs an nft start of a few ms).
+    const texts = await Promise.all([
+      listJson(['list', 'chains', table.family]),
+      ...chains.map((c) => listJson(['list', 'chain', table.family, table.name, c])),
+      ...sets.flatMap((s) => [listJson(['list', 'set', table.family, table.name, s]), listJson(['list', 'map', table.family, table.name, s])]),
+    ]);
+    const state = emptyTableState();
+    try {
+      const [chainList, ...rest] = texts;
+      const listedChains = parseListJson(chainList ?? '{"nftables":[]}', table);
+      state.exists = listedChains.chains.size > 0 || rest.some((t) => t !== undefined);
+      for (const text of rest) {
+        if (text === undefined) continue;
+        const part = parseListJson(text, table);
+        for (const [k, v] of part.chains) if (chains.includes(k)) state.chains.set(k, v);
+        for (const [k, v] of part.sets) if (sets.includes(k)) state.sets.set(k, v);
+        for (const [k, v] of part.maps) if (sets.includes(k)) state.maps.set(k, v);
+      }
+    } catch (cause) {
+      throw new NftError({ reason: 'failed', operation: `list objects of table ${table.family} ${table.name}`, detail: `cannot read nft's JSON: ${(cause as Error).message}`, netns, cause });
+    }
+    if (!state.exists) {
+      // No chain anywhere in the family and none of the objects: is there an empty table?
+      const t = await listJson(['list', 'table', table.family, table.name]);
+      state.exists = t !== undefined;
+    }
+    return state;
+  }
+
+  async function summary(chains: readonly string[]): Promise<TableSummary> {
+    // `list chains <family>` is every table's chains of the family without their rules: about 10 ms
+    // with 2,000 chains here, where `list table` with their 10,000 rules takes half a second.
+    const [chainsText, ...ruleTexts] = await Promise.all([
+      listJson(['list', 'chains', table.family]),
+      ...chains.map((c) => listJson(['list', 'chain', table.family, table.name, c])),
+    ]);
+    const out: TableSummary = { exists: false, chains: new Map(), rules: new Map() };
+    try {
+      const listed = parseListJson(chainsText ?? '{"nftables":[]}', table);
+      for (const c of listed.chains.values()) out.chains.set(c.name, c.handle);
+      chains.forEach((name, i) => {
+        const text = ruleTexts[i];
+        if (text === undefined) return;
+        const c = parseListJson(text, table).chains.get(name);
+        if (c) out.rules.set(name, c.rules.map((r) => r.comment ?? ''));
+      });
+    } catch (cause) {
+      throw new NftError({ reason: 'failed', operation: `list the chains of table ${table.family} ${table.name}`, detail: `cannot read nft's JSON: ${(cause as Error).message}`, netns, cause });
+    }
+    // A table without chains shows in no listing: such a table holds no rule to lose.
+    out.exists = out.chains.size > 0;
+    return out;
+  }
+
+  return { table, run: (tx) => apply(tx, false), check: (tx) => apply(tx, true), list, summary };
 }
 
 // ---- `nft -j list table` (JSON schema version 1, libnftables-json(5)) → TableState ----

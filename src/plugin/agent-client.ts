@@ -74,6 +74,18 @@ export async function agentStatus(socketPath: string, waitMs: number): Promise<{
 
 /** One request, one answer, at most waitMs from connect to answer. Never rejects. */
 async function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
+  const r = await exchangeLine(socketPath, request, waitMs);
+  return r.kind === 'line' ? parseAnswer(r.text) : r;
+}
+
+export type LineExchange = { kind: 'line'; text: string } | Exclude<Exchange, { kind: 'answer' }>;
+
+/**
+ * One request line, one answer line (at most maxBytes), at most waitMs from connect to answer; the
+ * answer is not interpreted. Never rejects. Also the command line's (src/cli/agent-query.ts), whose
+ * answers may be larger than a pod-start message.
+ */
+export async function exchangeLine(socketPath: string, request: HandshakeRequest, waitMs: number, maxBytes = MAX_MESSAGE_BYTES): Promise<LineExchange> {
   // No socket file is the common standalone case: answer it without making a socket at all.
   if (!existsSync(socketPath)) return { kind: 'no-agent', message: `no agent socket at ${socketPath}` };
   // node:net only when there is a socket to talk to: loading it is about 3 ms of a pod start.
@@ -83,7 +95,7 @@ async function exchange(socketPath: string, request: HandshakeRequest, waitMs: n
     const chunks: Buffer[] = [];
     let size = 0;
     const socket = connect(socketPath);
-    const settle = (r: Exchange) => {
+    const settle = (r: LineExchange) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -107,14 +119,14 @@ async function exchange(socketPath: string, request: HandshakeRequest, waitMs: n
       const nl = data.indexOf(0x0a);
       const part = nl >= 0 ? data.subarray(0, nl) : data;
       size += part.length;
-      if (size > MAX_MESSAGE_BYTES) return settle({ kind: 'invalid', message: `the agent's answer is larger than ${MAX_MESSAGE_BYTES} bytes` });
+      if (size > maxBytes) return settle({ kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` });
       chunks.push(part);
-      if (nl >= 0) settle(parseAnswer(Buffer.concat(chunks).toString('utf8')));
+      if (nl >= 0) settle({ kind: 'line', text: Buffer.concat(chunks).toString('utf8') });
     });
     socket.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') settle({ kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` });
-      else settle(parseAnswer(text));
+      else settle({ kind: 'line', text });
     });
   });
 }
@@ -143,7 +155,8 @@ function parseAnswer(line: string): Exchange {
  * ADD's step after the pod is wired: notify the agent. No agent: go on (standalone). No answer in
  * time: go on with a warning, the agent reconciles the pod from the API later. Refused: fail the
  * ADD with "try again later" (CNI 1.1 §5 code 11) so that the runtime retries, after the caller's
- * undo removed what this ADD made.
+ * undo removed what this ADD made. With whenNoAgent "fail" (policyWhenNoAgent), no agent and no
+ * answer in time fail the same way: no pod starts before its NetworkPolicy rules can be in place.
  */
 export async function announcePod(opts: {
   socketPath: string;
@@ -153,8 +166,11 @@ export async function announcePod(opts: {
   /** The pod's addresses as IPAM gave them (CIDR notation); the notice carries them without prefix. */
   ips: string[];
   log: EventLog;
+  /** policyWhenNoAgent: "allow" (default) goes on without an agent, "fail" fails the ADD. */
+  whenNoAgent?: 'allow' | 'fail';
 }): Promise<void> {
   const { env, log } = opts;
+  const who = () => (notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`);
   const notice: PodStartNotice = {
     ...podIdentity(env.args),
     containerId: env.containerId,
@@ -171,15 +187,19 @@ export async function announcePod(opts: {
       log.debug({ agentSocket: opts.socketPath, ms }, 'the agent acknowledged the pod');
       return;
     case 'no-agent':
+      if (opts.whenNoAgent === 'fail') {
+        throw new CniError(ErrorCode.TryAgainLater, `no Strand agent answers for ${who()} and policyWhenNoAgent is "fail": ${r.message ?? 'no agent'}`);
+      }
       log.debug({ agentSocket: opts.socketPath, ms, reason: r.message }, 'no agent to notify; going on');
       return;
     case 'timeout':
+      if (opts.whenNoAgent === 'fail') {
+        throw new CniError(ErrorCode.TryAgainLater, `the Strand agent did not acknowledge ${who()} in time and policyWhenNoAgent is "fail": ${r.message ?? 'no answer'}`);
+      }
       log.warn({ agentSocket: opts.socketPath, ms, reason: r.message }, 'the agent did not acknowledge the pod in time; going on, it reconciles later');
       return;
-    case 'refused': {
-      const who = notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`;
-      throw new CniError(ErrorCode.TryAgainLater, `the Strand agent refused ${who}: ${r.message ?? 'no reason given'}`);
-    }
+    case 'refused':
+      throw new CniError(ErrorCode.TryAgainLater, `the Strand agent refused ${who()}: ${r.message ?? 'no reason given'}`);
   }
 }
 

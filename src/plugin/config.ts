@@ -36,6 +36,13 @@ export interface PluginConfig {
   /** The agent's pod-start socket; absent means do not notify. */
   agentSocket: string | undefined;
   agentWaitMs: number;
+  /**
+   * What ADD does when no agent answers the pod-start notice (no socket, nobody listening, or no
+   * answer in time): "allow" starts the pod without waiting for its NetworkPolicy rules (the agent
+   * applies them when it runs), "fail" fails the ADD with try-again-later (11) so that no pod starts
+   * before its rules can be in place.
+   */
+  policyWhenNoAgent: 'allow' | 'fail';
 }
 
 const MAC = /^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/;
@@ -70,6 +77,7 @@ export function makeSchema() {
     logLevel: z.enum(LOG_LEVELS).default('info'),
     agentSocket: z.union([z.string().min(1), z.literal(false)]).optional(),
     agentWaitMs: z.number().int().min(0).max(60_000).default(2_000),
+    policyWhenNoAgent: z.enum(['allow', 'fail']).default('allow'),
   });
 }
 
@@ -79,7 +87,7 @@ type Fields = ReturnType<typeof makeSchema>['_output'];
 export const PLUGIN_FIELDS = [
   'bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'ipMasqBackend', 'mtu', 'hairpinMode', 'promiscMode', 'portIsolation',
   'enabledad', 'disableContainerInterface', 'macspoofchk', 'vlan', 'vlanTrunk', 'preserveDefaultVlan', 'stateDir', 'logFile', 'logLevel',
-  'agentSocket', 'agentWaitMs',
+  'agentSocket', 'agentWaitMs', 'policyWhenNoAgent',
 ] as const;
 
 /** The schema's keys, for the test that keeps PLUGIN_FIELDS complete. */
@@ -124,6 +132,9 @@ export function plainPluginFields(raw: Json): Fields | undefined {
   const agentWaitMs = raw.agentWaitMs ?? 2_000;
   if (!isIntIn(agentWaitMs, 0, 60_000)) return undefined;
   out.agentWaitMs = agentWaitMs;
+  const policyWhenNoAgent = raw.policyWhenNoAgent ?? 'allow';
+  if (policyWhenNoAgent !== 'allow' && policyWhenNoAgent !== 'fail') return undefined;
+  out.policyWhenNoAgent = policyWhenNoAgent;
   return out as Fields;
 }
 
@@ -176,5 +187,6 @@ export function loadPluginConfig(inv: Invocation): PluginConfig {
     logLevel: c.logLevel,
     agentSocket: c.agentSocket === false ? undefined : (c.agentSocket ?? `${c.stateDir}/agent.sock`),
     agentWaitMs: c.agentWaitMs,
+    policyWhenNoAgent: c.policyWhenNoAgent,
   };
 }

@@ -127,7 +127,7 @@ async function add(inv: Invocation): Promise<Result> {
     }
     // The pod is wired: tell the agent, waiting a bounded time (refused: undo below, code 11).
     if (cfg.agentSocket) {
-      await announcePod({ socketPath: cfg.agentSocket, waitMs: cfg.agentWaitMs, env: inv.env, hostVeth, ips: ips.map((ip) => ip.address), log });
+      await announcePod({ socketPath: cfg.agentSocket, waitMs: cfg.agentWaitMs, env: inv.env, hostVeth, ips: ips.map((ip) => ip.address), log, whenNoAgent: cfg.policyWhenNoAgent });
     }
 
     // A veth is created with MTU 1500 unless told otherwise; the bridge's follows its ports.

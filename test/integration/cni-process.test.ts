@@ -77,6 +77,11 @@ describe('what CNI mode loads', () => {
     expect(text).not.toContain('@kubernetes/client-node');
     expect(text).not.toContain('src/agent/agent.ts');
     expect(text).not.toContain('node_modules/yargs');
+    // The observing commands (status, ipam, explain) are the command line's, in its own bundle.
+    for (const kind of ['StrandStatus', 'StrandIpam', 'StrandExplain']) {
+      expect(text).not.toContain(kind);
+      expect(readFileSync(`${DIST}/cli.cjs`, 'utf8')).toContain(kind);
+    }
   });
 });
 

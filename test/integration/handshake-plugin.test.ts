@@ -2,8 +2,9 @@
 // namespace, against a PodHandshakeServer in this test process standing in for the agent: the agent
 // hears of the pod with its identity, veth and addresses; a refusing agent fails the ADD with code
 // 11 and nothing is left behind; no agent, or a silent one, does not stop a pod; a not-ready agent
-// makes STATUS 50. The plugin runs as a separate process, so every call here is asynchronous: the
-// in-process server must keep answering while the plugin runs.
+// makes STATUS 50; with policyWhenNoAgent "fail", no agent or a silent one fails the ADD. The plugin
+// runs as a separate process, so every call here is asynchronous: the in-process server must keep
+// answering while the plugin runs.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -207,5 +208,37 @@ describe('cost of telling the agent, as the plugin process sees it', () => {
     // Behaviour, not speed: neither case waited for the plugin's agentWaitMs.
     expect(noAgentMs).toBeLessThan(1_000);
     expect(agentMs).toBeLessThan(1_000);
+  });
+});
+
+// policyWhenNoAgent: "allow" (the default, above: no agent does not stop a pod) or "fail".
+describe('policyWhenNoAgent "fail"', () => {
+  it('refuses the pod with code 11 while no agent listens or answers, leaving nothing, and lets it through once one answers', async () => {
+    const conf = f.v4Config(randomSubnet4(), { agentSocket: socketPath, agentWaitMs: 300, policyWhenNoAgent: 'fail' });
+    const pod = f.pod();
+    const id = f.containerId();
+    const none = await add(conf, pod, id);
+    expect(none.code).not.toBe(0);
+    expect(none.json).toMatchObject({ code: 11 });
+    expect(none.json.msg).toMatch(/no Strand agent answers for pod shop\/web-0 and policyWhenNoAgent is "fail"/);
+    expect(f.link(f.hostVeth(id))).toBeUndefined();
+    expect(f.reservedAddresses()).toEqual([]);
+
+    await startAgent(() => new Promise(() => {}));
+    const silent = await add(conf, pod, id);
+    expect(silent.json).toMatchObject({ code: 11 });
+    expect(silent.json.msg).toMatch(/did not acknowledge pod shop\/web-0 in time/);
+    expect(f.reservedAddresses()).toEqual([]);
+    await agent?.close();
+
+    await startAgent(async () => ({ ok: true }));
+    expectOk(await add(conf, pod, id));
+    expect(f.reservedAddresses()).toHaveLength(1);
+  });
+
+  it('is refused as a config error when neither "allow" nor "fail"', async () => {
+    const r = await add(f.v4Config(randomSubnet4(), { agentSocket: socketPath, policyWhenNoAgent: 'open' }), f.pod(), f.containerId());
+    expect(r.code).not.toBe(0);
+    expect(r.json.msg).toMatch(/policyWhenNoAgent/);
   });
 });

@@ -55,6 +55,9 @@ describe('agent configuration', () => {
       mtu: undefined,
       bigTcp: 'auto',
       podStartWaitMs: 2000,
+      policyConntrack: true,
+      policyLogDenied: false,
+      policyWhenNoAgent: 'allow',
     });
   });
 
@@ -80,6 +83,9 @@ describe('agent configuration', () => {
       mtu = 1400
       big-tcp = "off"
       pod-start-wait-ms = 500
+      policy-conntrack = false
+      policy-log-denied = true
+      policy-when-no-agent = "fail"
     `;
     const c = await load({ flags: { config: FILE }, toml });
     expect(c).toEqual({
@@ -105,6 +111,9 @@ describe('agent configuration', () => {
       mtu: 1400,
       bigTcp: 'off',
       podStartWaitMs: 500,
+      policyConntrack: false,
+      policyLogDenied: true,
+      policyWhenNoAgent: 'fail',
     });
     // Every option but --config itself is a TOML key.
     for (const o of OPTIONS) if (o.key !== 'configFile') expect(toml).toContain(`${o.flag} =`);

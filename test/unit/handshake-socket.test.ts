@@ -8,6 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_MESSAGE_BYTES, PodHandshakeServer, type PodStartNotice } from '../../src/agent/pod-handshake.ts';
 import { silentLogger } from '../../src/log.ts';
 import { agentStatus, notifyAgent } from '../../src/plugin/agent-client.ts';
+import { askAgent, unwrap } from '../../src/cli/agent-query.ts';
+import * as z from 'zod';
 
 let dir: string;
 let sock: string;
@@ -145,6 +147,33 @@ describe('pod-start handshake', () => {
     const other = join(dir, 'nostatus.sock');
     await start(async () => ({ ok: true }), undefined, other);
     expect(await agentStatus(other, 2_000)).toEqual({ ready: true });
+  });
+
+  it("the command line's queries: inspect and explain answered by their callbacks, a failing one and an absent one reported, never a crash", async () => {
+    const big = 'x'.repeat(200_000); // larger than a pod-start message may be: answers are not bounded by it
+    const s = await PodHandshakeServer.start(sock, async () => ({ ok: true }), silentLogger, undefined, {
+      inspect: () => ({ node: 'n1', big }),
+      explain: (q) => {
+        if (q.src === 'boom') throw new Error('no pod boom');
+        return { asked: q };
+      },
+    });
+    servers.push(s);
+    const inspect = unwrap(await askAgent(sock, { v: 1, type: 'inspect' }, 2_000), 'inspect', z.object({ node: z.string(), big: z.string() }));
+    expect(inspect).toEqual({ kind: 'answer', value: { node: 'n1', big } });
+    const explain = unwrap(await askAgent(sock, { v: 1, type: 'explain', src: 'a/b', dst: '10.0.0.1', port: 80, protocol: 'UDP' }, 2_000), 'explain', z.unknown());
+    expect(explain).toEqual({ kind: 'answer', value: { asked: { src: 'a/b', dst: '10.0.0.1', port: 80, protocol: 'UDP' } } });
+    expect(unwrap(await askAgent(sock, { v: 1, type: 'explain', src: 'boom', dst: 'x' }, 2_000), 'explain', z.unknown())).toEqual({ kind: 'error', message: 'the agent could not answer: no pod boom' });
+    // A bad port is refused by the protocol's schema, naming the field.
+    expect(JSON.parse(await rawExchange(sock, '{"v":1,"type":"explain","src":"a","dst":"b","port":0}\n'))).toMatchObject({ ok: false, error: 'bad-request', message: expect.stringContaining('port') });
+
+    const other = join(dir, 'noqueries.sock');
+    await start(async () => ({ ok: true }), undefined, other);
+    const none = unwrap(await askAgent(other, { v: 1, type: 'inspect' }, 2_000), 'inspect', z.unknown());
+    expect(none.kind).toBe('error');
+    expect(none.kind === 'error' && none.message).toContain('does not answer this request');
+    // No agent at all.
+    expect((await askAgent(join(dir, 'absent.sock'), { v: 1, type: 'inspect' }, 2_000)).kind).toBe('not-running');
   });
 
   it('a stale socket file of a dead agent is replaced', async () => {

@@ -1,0 +1,322 @@
+#!/usr/bin/env node
+// Issue 10 benchmark: NetworkPolicy enforcement at scale, in one run.
+//   Model: 100 nodes, 5,000 pods, 200 namespaces, 1,000 NetworkPolicies (the agent-startup bench's
+//   cluster), compiled for node-7 (50 local pods) by the real compiler, applied by the real applier to
+//   a test "node" namespace that routes between a "client" namespace (a pod of node-8, 10.244.8.2)
+//   and a "server" namespace (local pod 10.244.7.3, serving TCP 8080).
+//   1. programming latency: a policy that allows the client into the server is created (or deleted)
+//      in the model; time from the change to the probe's first connection (allow) or first refused
+//      probe (deny): compile + render + diff + one nft transaction + the probe itself;
+//   2. the nft transaction of one policy change and of one pod label change (commands, bytes);
+//   3. new TCP connections per second client → server through the node, with the table holding
+//      10,000+ generated rules against no table at all, interleaved rounds in the same run;
+//   4. memory: this process's RSS and heap with the caches and the compiled state held (what the agent
+//      holds for them); bench/agent-startup.mjs measures the agent process itself on this cluster.
+// Targets: one policy change enforced in < 100 ms; connection rate with 10,000 rules >= 95% of
+// empty; agent RSS < 150 MiB. The machine is shared: figures vary from run to run.
+// Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { openSync } from 'node:fs';
+import pino from 'pino';
+import { benchPolicySpec, fmt, stats } from './lib.mjs';
+
+/** Rows of cells; the first row is the header. */
+function printTable(title, rows) {
+  console.log(`\n${title}`);
+  const width = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
+  for (const r of rows) console.log(`  ${r.map((c, i) => String(c ?? '').padEnd(width[i])).join('  ')}`);
+}
+import { compilePolicy, renderPolicy } from '../src/policy/model.ts';
+import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy-enforcer.ts';
+import { PolicyApplier } from '../src/policy/applier.ts';
+import { createNftRunner } from '../src/nft/runner.ts';
+import { fullBuildPolicy } from '../src/policy/diff.ts';
+import { flock, LOCK_SH } from '../src/kernel/libc.ts';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const RATE_MS = Number(process.env.BENCH_RATE_MS ?? 2000);
+const SIZES = { nodes: 100, pods: 5000, namespaces: 200, policies: 1000 };
+const ME = 'node-7';
+const CLIENT_IP = '10.244.8.2'; // pod 8, node-8
+const SERVER_IP = '10.244.7.3'; // pod 107, node-7
+const TARGET_MS = 100;
+
+const runLock = openSync('/run/strand-test-runs.lock', 'a');
+flock(runLock, LOCK_SH);
+const name = (kind) => `stt${kind}${randomBytes(4).toString('hex')}`;
+const sh = (cmd, args) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+const mib = (b) => Math.round((b / 2 ** 20) * 10) / 10;
+
+// ---- the model (slim objects, as the agent's informers keep them) -----------------------------------
+const rssBefore = process.memoryUsage().rss;
+const namespaces = [];
+const pods = [];
+const policies = [];
+for (let n = 0; n < SIZES.namespaces; n++) namespaces.push({ metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } } });
+for (let p = 0; p < SIZES.pods; p++) {
+  const n = p % SIZES.nodes;
+  const app = `app-${p % 250}`;
+  pods.push({
+    metadata: { name: `${app}-${p.toString(36)}`, namespace: `ns-${p % SIZES.namespaces}`, uid: `uid-${p}`, labels: { app, tier: p % 3 === 0 ? 'front' : 'back', 'pod-template-hash': `h${p % 97}` } },
+    spec: { nodeName: `node-${n}`, containers: [{ name: 'main', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
+    status: { phase: 'Running', podIPs: [{ ip: `10.244.${n}.${Math.floor(p / SIZES.nodes) + 2}` }] },
+  });
+}
+const policy = (i, ns, spec) => ({ metadata: { name: `policy-${i}`, namespace: ns, uid: `np-${i}` }, spec });
+for (let i = 0; i < SIZES.policies; i++) policies.push(policy(i, `ns-${i % SIZES.namespaces}`, benchPolicySpec(i)));
+const server = pods.find((p) => p.status.podIPs[0].ip === SERVER_IP);
+const client = pods.find((p) => p.status.podIPs[0].ip === CLIENT_IP);
+const input = () => ({ nodeName: ME, nodeAddresses: ['198.18.1.8', '10.244.7.1'], namespaces, pods, policies });
+
+/** Generated policies on node-7's other pods until the table holds at least `rules` rules. */
+function padRules(table, rules) {
+  let count = [...table.chains.values()].reduce((n, c) => n + c.rules.length, 0);
+  let k = 0;
+  const local = pods.filter((p) => p.spec.nodeName === ME && p !== server);
+  while (count < rules) {
+    const target = local[k % local.length];
+    policies.push(
+      policy(`pad-${k}`, target.metadata.namespace, {
+        podSelector: { matchLabels: { app: target.metadata.labels.app } },
+        policyTypes: ['Ingress'],
+        // Ten rules per policy: pods of a few shared peers, each on its own ports.
+        ingress: Array.from({ length: 10 }, (_, j) => ({ from: [{ podSelector: { matchLabels: { app: `app-${(k + j) % 250}` } } }], ports: [{ protocol: 'TCP', port: 1000 + ((k * 10 + j) % 60000) }] })),
+      }),
+    );
+    k++;
+    if (k % 50 === 0) count = [...renderPolicy(compilePolicy(input())).chains.values()].reduce((n, c) => n + c.rules.length, 0);
+  }
+  return k;
+}
+
+// ---- the namespaces --------------------------------------------------------------------------------
+const nodeNs = name('bn');
+const clientNs = name('bc');
+const serverNs = name('bs');
+function setUp() {
+  for (const ns of [nodeNs, clientNs, serverNs]) {
+    sh('ip', ['netns', 'add', ns]);
+    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+  for (const [ns, ip, gw, i] of [
+    [clientNs, CLIENT_IP, '10.244.8.1', 1],
+    [serverNs, SERVER_IP, '10.244.7.1', 2],
+  ]) {
+    const host = `${nodeNs.slice(0, 11)}h${i}`;
+    sh('ip', ['-n', nodeNs, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    sh('ip', ['-n', nodeNs, 'addr', 'add', `${gw}/24`, 'dev', host]);
+    sh('ip', ['-n', nodeNs, 'link', 'set', host, 'up']);
+    sh('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+    sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', gw]);
+  }
+  sh('ip', ['netns', 'exec', nodeNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+}
+function tearDown() {
+  for (const ns of [clientNs, serverNs, nodeNs]) {
+    try {
+      sh('ip', ['netns', 'del', ns]);
+    } catch {
+      // gone
+    }
+  }
+}
+
+// Server: TCP 8080, writes one line per connection. Client: a line-protocol prober on stdin.
+const SERVER_JS = `require('net').createServer((s) => { s.on('error', () => {}); s.end('hi\\n'); }).listen(8080, () => console.log('ready'));`;
+const CLIENT_JS = `
+const net = require('net');
+const rl = require('readline').createInterface({ input: process.stdin });
+function once(timeoutMs) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '${SERVER_IP}', port: 8080 });
+    const done = (ok) => { clearTimeout(t); s.destroy(); resolve(ok); };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('data', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+rl.on('line', async (line) => {
+  const [cmd, a, b] = line.split(' ');
+  if (cmd === 'until') {
+    // until <allowed|denied> <timeoutMs per probe>: probe until the answer is the one wanted.
+    const want = a === 'allowed';
+    const t0 = performance.now();
+    for (;;) {
+      const ok = await once(Number(b));
+      if (ok === want) break;
+      if (performance.now() - t0 > 10000) { console.log('timeout'); return; }
+    }
+    console.log('done');
+  } else if (cmd === 'rate') {
+    // rate <ms> <parallel>: sequential connections per worker, counted.
+    const end = performance.now() + Number(a);
+    let n = 0, failed = 0;
+    await Promise.all(Array.from({ length: Number(b) }, async () => {
+      while (performance.now() < end) { if (await once(1000)) n++; else failed++; }
+    }));
+    console.log(String(n) + ' ' + String(failed));
+  }
+});
+console.log('ready');`;
+
+function startIn(ns, js) {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', js], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  let waiting;
+  let buf = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      waiting?.();
+    }
+  });
+  const next = () =>
+    new Promise((resolve) => {
+      const take = () => {
+        if (lines.length > 0) {
+          waiting = undefined;
+          resolve(lines.shift());
+        } else waiting = take;
+      };
+      take();
+    });
+  return { child, next, send: (l) => child.stdin.write(`${l}\n`) };
+}
+
+// ---- the run -----------------------------------------------------------------------------------------
+setUp();
+const log = pino({ level: process.env.BENCH_LOG ?? 'warn' }, pino.destination(2));
+const nft = createNftRunner({ netns: nodeNs });
+let srv;
+let cli;
+try {
+  srv = startIn(serverNs, SERVER_JS);
+  await srv.next();
+  cli = startIn(clientNs, CLIENT_JS);
+  await cli.next();
+
+  let t0 = performance.now();
+  let compiled = compilePolicy(input());
+  const compileMs = performance.now() - t0;
+  t0 = performance.now();
+  let table = renderPolicy(compiled);
+  const renderMs = performance.now() - t0;
+  const counts = (t) => ({ chains: t.chains.size, rules: [...t.chains.values()].reduce((n, c) => n + c.rules.length, 0), sets: t.sets.size, elements: [...t.elements.values()].reduce((n, l) => n + l.length, 0) });
+  const modelCounts = counts(table);
+
+  const applier = new PolicyApplier({ nft, layout: POLICY_LAYOUT, log, markerChain: POLICY_MARKER_CHAIN });
+  const first = await applier.apply(table);
+  const heap = process.memoryUsage();
+
+  // 2. transaction sizes.
+  const allow = policy('bench-allow', server.metadata.namespace, {
+    podSelector: { matchLabels: { app: server.metadata.labels.app } },
+    ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': client.metadata.namespace } }, podSelector: { matchLabels: { app: client.metadata.labels.app } } }], ports: [{ protocol: 'TCP', port: 8080 }] }],
+  });
+  const change = async (mutate) => {
+    mutate();
+    const started = performance.now();
+    compiled = compilePolicy(input());
+    const compiledAt = performance.now();
+    table = renderPolicy(compiled);
+    const renderedAt = performance.now();
+    // As the agent applies a change: the look for drift runs on its own timer, not here.
+    const r = await applier.apply(table, { checkDrift: false });
+    return { r, ms: performance.now() - started, compileMs: compiledAt - started, renderMs: renderedAt - compiledAt, applyMs: r.ms };
+  };
+
+  // 1. latency, allow and deny, alternately.
+  const allowMs = [];
+  const denyMs = [];
+  const applyAllowMs = [];
+  const applyDenyMs = [];
+  const parts = { compileMs: [], renderMs: [], applyMs: [] };
+  let policyTx;
+  for (let i = 0; i < ROUNDS; i++) {
+    let s = performance.now();
+    const a = await change(() => policies.push(allow));
+    cli.send('until allowed 200');
+    if ((await cli.next()) !== 'done') throw new Error('the allow policy was never enforced');
+    allowMs.push(performance.now() - s);
+    applyAllowMs.push(a.ms);
+    for (const k of Object.keys(parts)) parts[k].push(a[k]);
+    policyTx ??= a.r;
+    s = performance.now();
+    const d = await change(() => policies.splice(policies.indexOf(allow), 1));
+    cli.send('until denied 20');
+    if ((await cli.next()) !== 'done') throw new Error('the deletion was never enforced');
+    denyMs.push(performance.now() - s);
+    applyDenyMs.push(d.ms);
+  }
+  // A pod label change: a pod of the server's namespace becomes tier=front (a peer of policy-107).
+  const relabel = pods.find((p) => p.metadata.namespace === server.metadata.namespace && p.metadata.labels.tier === 'back' && p !== server);
+  const label = await change(() => (relabel.metadata = { ...relabel.metadata, labels: { ...relabel.metadata.labels, tier: 'front' } }));
+
+  // 3. connection rate: 10,000+ rules against no table, interleaved.
+  policies.push(allow);
+  const padded = padRules(table, 10_000);
+  await change(() => {});
+  const full = counts(table);
+  const serverChain = [...table.chains.entries()].find(([n, c]) => table.chainOwners.get(n)?.pod.name === server.metadata.name && table.chainOwners.get(n)?.direction === 'ingress');
+  const fullScript = fullBuildPolicy(table, { exists: false, chains: new Map(), sets: new Map(), maps: new Map() }).render(nft.table);
+  if (process.env.BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.BENCH_DUMP, fullScript);
+  const rate = { empty: [], rules: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const kind of i % 2 === 0 ? ['empty', 'rules'] : ['rules', 'empty']) {
+      if (kind === 'empty') spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'delete', 'table', 'inet', 'strand'], { stdio: 'ignore' });
+      else {
+        applier.invalidate();
+        await applier.apply(table);
+      }
+      cli.send(`rate ${RATE_MS} 4`);
+      const [n, failed] = (await cli.next()).split(' ').map(Number);
+      if (failed > 0) throw new Error(`${failed} connections failed in a rate round (${kind})`);
+      rate[kind].push(n / (RATE_MS / 1000));
+    }
+  }
+  const rss = process.memoryUsage();
+
+  console.log(`Issue 10 NetworkPolicy benchmark (this machine is shared: figures vary between runs)`);
+  console.log(`model: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} policies; compiled for ${ME} (${compiled.pods.length} local pods)`);
+  console.log(`  compile ${fmt(compileMs)} ms, render ${fmt(renderMs)} ms; table: ${modelCounts.chains} chains, ${modelCounts.rules} rules, ${modelCounts.sets} sets/maps, ${modelCounts.elements} elements`);
+  console.log(`  first apply (rebuild in one transaction): ${first.lines} commands, ${mib(first.bytes)} MiB script, ${fmt(first.ms)} ms`);
+  printTable('1. policy change → enforced, observed by a probe from the client (ms)', [
+    ['', 'median', 'p90', 'max', 'target'],
+    ['allow (first connection)', ...['median', 'p90', 'max'].map((k) => fmt(stats(allowMs)[k])), `< ${TARGET_MS}`],
+    ['  of which compile+render+diff+nft', ...['median', 'p90', 'max'].map((k) => fmt(stats(applyAllowMs)[k])), ''],
+    ['    compile (whole model)', ...['median', 'p90', 'max'].map((k) => fmt(stats(parts.compileMs)[k])), ''],
+    ['    render', ...['median', 'p90', 'max'].map((k) => fmt(stats(parts.renderMs)[k])), ''],
+    ['    applier: diff + one nft run', ...['median', 'p90', 'max'].map((k) => fmt(stats(parts.applyMs)[k])), ''],
+    ['deny (first refused probe, 20 ms timeout)', ...['median', 'p90', 'max'].map((k) => fmt(stats(denyMs)[k])), ''],
+    ['  of which compile+render+diff+nft', ...['median', 'p90', 'max'].map((k) => fmt(stats(applyDenyMs)[k])), ''],
+  ]);
+  printTable('2. nft transaction of one change', [
+    ['change', 'commands', 'bytes'],
+    ['one policy created (diff + marker)', String(policyTx.lines), String(policyTx.bytes)],
+    ['one pod label changed (diff + marker)', String(label.r.lines), String(label.r.bytes)],
+  ]);
+  const er = stats(rate.empty).median;
+  const rr = stats(rate.rules).median;
+  printTable(`3. new TCP connections/s client → server through the node (4 workers, ${ROUNDS} interleaved rounds of ${RATE_MS} ms)`, [
+    ['ruleset', 'median', 'min', 'max', 'ratio'],
+    ['no table (baseline)', fmt(er), fmt(Math.min(...rate.empty)), fmt(Math.max(...rate.empty)), '1.00'],
+    [`${full.rules} rules (${padded} generated policies added), ${full.chains} chains, ${full.elements} elements`, fmt(rr), fmt(Math.min(...rate.rules)), fmt(Math.max(...rate.rules)), `${fmt(rr / er)} (target >= 0.95)`],
+  ]);
+  console.log(`  the server's ingress chain holds ${serverChain?.[1].rules.length ?? '?'} rules; full build of that table: ${fullScript.split('\n').length - 1} commands, ${mib(Buffer.byteLength(fullScript))} MiB`);
+  printTable('4. memory of this process holding the caches and the compiled state (MiB)', [
+    ['', 'RSS', 'heap used'],
+    ['before the model', fmt(mib(rssBefore)), ''],
+    ['model compiled and applied', fmt(mib(heap.rss)), fmt(mib(heap.heapUsed))],
+    ['after the 10,000-rule table', fmt(mib(rss.rss)), fmt(mib(rss.heapUsed))],
+  ]);
+  console.log('  the agent process itself on this cluster: bench/agent-startup.mjs (target < 150 MiB)');
+} finally {
+  srv?.child.kill('SIGKILL');
+  cli?.child.kill('SIGKILL');
+  tearDown();
+}
+process.exit(0);

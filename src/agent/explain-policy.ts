@@ -1,0 +1,81 @@
+// The policy half of `strand explain`: the NetworkPolicy compiler's own model and evaluator
+// (src/policy) on the agent's caches. Each direction is judged where Kubernetes says it is enforced
+// (netpol-semantics R1): the source's egress by the model of the source's node, the destination's
+// ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
+// model any node's agent compiles from the same caches.
+import { firstHost } from '../kernel/index.ts';
+import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/model.ts';
+import type { DirectionView, PolicyView, Protocol } from './explain.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './kube.ts';
+
+export interface PolicyCaches {
+  nodes: readonly NodeInfo[];
+  pods: readonly PodInfo[];
+  namespaces: readonly NamespaceInfo[];
+  policies: readonly NetworkPolicyInfo[];
+}
+
+/** A node's own addresses as its agent gives them to the compiler: its Node addresses and its pods'
+ * gateways (another node's underlay address is its InternalIP in a cluster Strand set up). */
+export function nodeAddressesOf(node: NodeInfo | undefined): string[] {
+  if (!node) return [];
+  const out = node.status.addresses.filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address);
+  for (const c of node.spec.podCIDRs) {
+    try {
+      out.push(firstHost(c));
+    } catch {
+      // A malformed pod CIDR gets no gateway (the agent reports it).
+    }
+  }
+  return out;
+}
+
+function modelFor(c: PolicyCaches, nodeName: string): CompiledPolicy {
+  return compilePolicy({
+    nodeName,
+    nodeAddresses: nodeAddressesOf(c.nodes.find((n) => n.metadata.name === nodeName)),
+    namespaces: c.namespaces,
+    pods: c.pods,
+    policies: c.policies,
+  });
+}
+
+function view(d: DirectionVerdict, node: string | undefined): DirectionView {
+  const v: DirectionView = {
+    allowed: d.allowed,
+    reason: d.reason,
+    isolatedBy: d.isolatedBy.map((p) => ({ namespace: p.namespace, name: p.name })),
+    rules: d.rules.map((r) => ({ namespace: r.namespace, name: r.name, direction: r.direction, index: r.index })),
+  };
+  if (node !== undefined) v.node = node;
+  return v;
+}
+
+const NOT_A_POD: DirectionView = { allowed: true, reason: 'not-a-pod', isolatedBy: [], rules: [] };
+
+/**
+ * The verdict of the policies on the first packet (`port` 0: no port given, so only rules open to
+ * every port allow). `enforced`: whether this agent programs what it compiles. `own`: the input
+ * this agent's enforcer compiles (with the pods it learnt of from the plugin), used for its own node
+ * so that its verdicts are those of the rules in its kernel.
+ */
+export function explainPolicy(
+  c: PolicyCaches,
+  packet: { src: string; dst: string; protocol: Protocol; port: number },
+  srcNode: string | undefined,
+  dstNode: string | undefined,
+  enforced: boolean,
+  own?: CompileInput,
+): PolicyView {
+  const p = { src: packet.src, dst: packet.dst, protocol: packet.protocol, dport: packet.port };
+  const models = new Map<string, CompiledPolicy>();
+  if (own) models.set(own.nodeName, compilePolicy(own));
+  const model = (n: string) => {
+    let m = models.get(n);
+    if (!m) models.set(n, (m = modelFor(c, n)));
+    return m;
+  };
+  const egress = srcNode !== undefined ? view(evaluatePolicy(model(srcNode), p).egress, srcNode) : NOT_A_POD;
+  const ingress = dstNode !== undefined ? view(evaluatePolicy(model(dstNode), p).ingress, dstNode) : NOT_A_POD;
+  return { available: true, enforced, allowed: egress.allowed && ingress.allowed, egress, ingress };
+}

@@ -1,0 +1,304 @@
+// `strand explain SRC DST [PORT[/PROTO]]`: can SRC open a connection to DST, and why. The agent
+// answers from its caches over its socket (src/agent/explain.ts: the ends, the path as the backends
+// program it, the policy verdict with the deciding policies and rules); this command adds what this
+// node's kernel holds: the route it would really use when this node is the source's, and, with
+// --kernel, the nftables rule that implements the policy decision with its packet counter. Where the
+// kernel disagrees with the model, it says so: that is a bug or drift, not an answer.
+import type { Argv, CommandModule } from 'yargs';
+import * as z from 'zod';
+import { agentSocketPath } from '../agent/cni-conflist.ts';
+import type { ExplainAnswer } from '../agent/explain.ts';
+import { cidrContains, familyOf } from '../agent/backends/cidr.ts';
+import { HANDSHAKE_VERSION, type ExplainQuery } from '../agent/pod-handshake.ts';
+import { findLink, listRoutes, NetlinkSocket, type Route } from '../kernel/index.ts';
+import { askAgent, unwrap } from './agent-query.ts';
+import { checkNft, type NftCheck } from './explain-kernel.ts';
+import { createNftRunner } from '../nft/runner.ts';
+import { emit, EXIT, nodeOptions, nodePaths } from './output.ts';
+
+const RT_TABLE_MAIN = 254;
+const RTNH_F_ONLINK = 4;
+
+/** "80", "80/TCP", "53/udp" → port and protocol; throws naming what is wrong. */
+export function parsePortProto(text: string): { port: number; protocol: 'TCP' | 'UDP' | 'SCTP' } {
+  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(text);
+  if (!m) throw new Error(`"${text}" is not PORT or PORT/PROTO (80, 53/UDP, 9000/SCTP)`);
+  const port = Number(m[1]);
+  if (port < 1 || port > 65535) throw new Error(`port ${port} is not in 1..65535`);
+  return { port, protocol: (m[2]?.toUpperCase() ?? 'TCP') as 'TCP' | 'UDP' | 'SCTP' };
+}
+
+export interface KernelRouteCheck {
+  /** The main table's route this node's kernel uses for the destination (longest prefix). */
+  route?: string;
+  strand: boolean;
+  /** Agrees with the model's route (when the model has one). */
+  matches: boolean;
+  problem?: string;
+}
+
+export interface ExplainReport {
+  kind: 'StrandExplain';
+  v: 1;
+  answer: ExplainAnswer;
+  /** This node's kernel, when this node is where the path starts. */
+  kernel?: { route?: KernelRouteCheck; nft?: NftCheck | { error: string } };
+  mismatches: string[];
+  verdict: 'allowed' | 'denied' | 'unknown';
+}
+
+/** The route the kernel picks for ip in the main table: the longest prefix, lowest metric (pure). */
+export function lookupRoute(routes: readonly Route[], ip: string): Route | undefined {
+  const fam = familyOf(ip);
+  const cands = routes.filter((r) => r.family === fam && r.type === 1 && cidrContains(r.dst, ip));
+  cands.sort((a, b) => Number(b.dst.split('/')[1]) - Number(a.dst.split('/')[1]) || (a.metric ?? 0) - (b.metric ?? 0));
+  return cands[0];
+}
+
+/** The kernel's route against the model's (pure). */
+export function checkRoute(answer: ExplainAnswer, kernel: Route | undefined, devName: (index: number | undefined) => string): KernelRouteCheck {
+  const want = answer.path.route;
+  if (!kernel) return { strand: false, matches: want === undefined, problem: `no route to ${answer.dst.ip} in this node's main table` };
+  const onlink = (kernel.flags & RTNH_F_ONLINK) !== 0;
+  const text = `${kernel.dst}${kernel.gateway ? ` via ${kernel.gateway}` : ''} dev ${devName(kernel.oif)}${onlink ? ' onlink' : ''}${kernel.protocol === 0x53 ? ' proto 0x53 (Strand)' : ''}`;
+  const out: KernelRouteCheck = { route: text, strand: kernel.protocol === 0x53, matches: true };
+  if (want) {
+    const same = kernel.dst === want.dst && kernel.gateway === want.gateway && devName(kernel.oif) === want.devName && onlink === want.onlink && kernel.protocol === 0x53;
+    if (!same) {
+      out.matches = false;
+      out.problem = `the model's route is ${want.detail} but the kernel uses ${text}`;
+    }
+  } else if (answer.path.kind === 'same-node' && kernel.protocol === 0x53) {
+    out.matches = false;
+    out.problem = `both ends are on this node, yet the kernel routes ${answer.dst.ip} by Strand route ${text}`;
+  }
+  return out;
+}
+
+export function explainVerdict(r: Omit<ExplainReport, 'verdict'>): ExplainReport['verdict'] {
+  if (r.mismatches.length > 0) return 'unknown';
+  return r.answer.allowed ? 'allowed' : 'denied';
+}
+
+export function explainExitCode(r: ExplainReport): number {
+  return r.verdict === 'allowed' ? EXIT.ok : r.verdict === 'denied' ? EXIT.not : EXIT.unknown;
+}
+
+// ---- text -------------------------------------------------------------------------------------------
+
+function endpoint(e: ExplainAnswer['src']): string {
+  if (e.kind === 'pod' && e.pod) return `pod ${e.pod.namespace}/${e.pod.name} (${e.ip}${e.pod.node ? ` on ${e.pod.node}` : ''}${e.pod.hostNetwork ? ', host network' : ''})`;
+  if (e.kind === 'node') return `node ${e.node} (${e.ip})`;
+  if (e.kind === 'pod-network') return `${e.cidr ?? e.ip} (pod network${e.node ? `, ${e.node}'s pod CIDR` : ''}, no pod)`;
+  return `${e.cidr ?? e.ip} (outside the cluster${e.cidr ? `, as ${e.ip}` : ''})`;
+}
+
+function direction(name: string, dir: 'egress' | 'ingress', d: Extract<ExplainAnswer['policy'], { available: true }>['egress']): string {
+  const on = d.node ? ` (judged on ${d.node})` : '';
+  const by = d.isolatedBy.map((p) => `${p.namespace}/${p.name}`).join(', ');
+  switch (d.reason) {
+    case 'not-a-pod':
+      return `${name}: not a pod: no NetworkPolicy applies`;
+    case 'not-local':
+      return `${name}: judged by its own node's agent${on}`;
+    case 'not-isolated':
+      return `${name}: not isolated (no NetworkPolicy selects it for ${dir})${on}`;
+    case 'node':
+      return `${name}: allowed: traffic to or from the pod's own node is always allowed${on}`;
+    case 'self':
+      return `${name}: allowed: a pod's traffic to itself${on}`;
+    case 'allowed':
+      return `${name}: isolated by ${by}; allowed by ${d.rules.map((r) => `${r.namespace}/${r.name} spec.${r.direction}[${r.index}]`).join(', ')}${on}`;
+    case 'denied':
+      return `${name}: isolated by ${by}; DENIED: no rule of these allows it${on}`;
+  }
+}
+
+export function formatExplain(r: ExplainReport): string {
+  const a = r.answer;
+  const out: string[] = [];
+  const port = a.packet.port !== undefined ? ` port ${a.packet.port}/${a.packet.protocol}` : ` (${a.packet.protocol}, any port)`;
+  out.push(`${endpoint(a.src)} → ${endpoint(a.dst)}${port}`);
+  out.push(`verdict: ${r.verdict === 'allowed' ? 'ALLOWED' : r.verdict === 'denied' ? 'DENIED' : 'CANNOT TELL'}`);
+  out.push('', `path (${a.path.kind}${a.path.masqueraded ? ', masqueraded' : ''}):`);
+  for (const s of a.path.steps) out.push(`  ${s}`);
+  if (a.path.problem) out.push(`  ✗ ${a.path.problem}`);
+  if (r.kernel?.route) out.push(`  kernel on ${a.node}: ${r.kernel.route.route ?? '(no route)'}${r.kernel.route.matches ? ' — as the model says' : ''}`);
+  out.push('', 'policy:');
+  if (!a.policy.available) out.push(`  ${a.policy.reason}`);
+  else {
+    if (!a.policy.enforced) out.push('  (what the NetworkPolicies say; this agent does not program them, so nothing filters the packet)');
+    out.push(`  ${direction('egress of the source', 'egress', a.policy.egress)}`);
+    out.push(`  ${direction('ingress of the destination', 'ingress', a.policy.ingress)}`);
+  }
+  const nft = r.kernel?.nft;
+  if (nft && 'error' in nft) out.push(`  kernel: could not read table inet strand: ${nft.error}`);
+  else if (nft) {
+    for (const d of nft.directions) {
+      const counter = d.packets !== undefined ? `, ${d.packets} packets counted` : '';
+      out.push(`  kernel, ${d.direction} of ${d.pod?.namespace}/${d.pod?.name}: ${d.element ? `${d.map} has ${d.element}; ` : ''}${d.implementedBy}${counter}${d.matches ? '' : ` — ${d.problem}`}`);
+      for (const rule of d.rules) out.push(`    rule handle ${rule.handle} in ${rule.chain} "${rule.comment}"${rule.packets !== undefined ? `: ${rule.packets} packets` : ''}`);
+    }
+    for (const e of nft.elsewhere) out.push(`  kernel: ${e}`);
+  }
+  for (const m of r.mismatches) out.push(`✗ MODEL AND KERNEL DISAGREE: ${m}`);
+  return `${out.join('\n')}\n`;
+}
+
+// ---- schema -----------------------------------------------------------------------------------------
+
+let answerCache: z.ZodType<ExplainAnswer> | undefined;
+
+export function explainAnswerSchema(): z.ZodType<ExplainAnswer> {
+  if (answerCache) return answerCache;
+  const str = z.string();
+  const endpointSchema = z.object({
+    input: str,
+    kind: z.enum(['pod', 'node', 'external', 'pod-network']),
+    ip: str,
+    cidr: str.optional(),
+    pod: z.object({ namespace: str, name: str, node: str.optional(), ips: z.array(str), hostNetwork: z.boolean(), labels: z.record(z.string(), z.string()) }).optional(),
+    node: str.optional(),
+  });
+  const dir = z.object({
+    node: str.optional(),
+    allowed: z.boolean(),
+    reason: z.enum(['not-a-pod', 'not-local', 'not-isolated', 'node', 'self', 'allowed', 'denied']),
+    isolatedBy: z.array(z.object({ namespace: str, name: str })),
+    rules: z.array(z.object({ namespace: str, name: str, direction: z.enum(['ingress', 'egress']), index: z.number().int() })),
+  });
+  answerCache = z.object({
+    v: z.literal(1),
+    node: str,
+    src: endpointSchema,
+    dst: endpointSchema,
+    packet: z.object({ src: str, dst: str, protocol: z.enum(['TCP', 'UDP', 'SCTP']), port: z.number().int().optional() }),
+    path: z.object({
+      kind: z.enum(['same-node', 'cross-node', 'to-external', 'from-external', 'to-node', 'local', 'unroutable']),
+      srcNode: str.optional(),
+      dstNode: str.optional(),
+      route: z.object({ dst: str, gateway: str, dev: z.enum(['vxlan', 'underlay']), devName: str, onlink: z.boolean(), detail: str }).optional(),
+      masqueraded: z.boolean(),
+      steps: z.array(str),
+      problem: str.optional(),
+    }),
+    policy: z.union([
+      z.object({ available: z.literal(false), reason: str }),
+      z.object({ available: z.literal(true), enforced: z.boolean(), allowed: z.boolean(), egress: dir, ingress: dir }),
+    ]),
+    allowed: z.boolean(),
+  });
+  return answerCache;
+}
+
+let reportCache: z.ZodType<ExplainReport> | undefined;
+
+/** The schema of `strand explain -o json`. */
+export function explainReportSchema(): z.ZodType<ExplainReport> {
+  if (reportCache) return reportCache;
+  const str = z.string();
+  reportCache = z.object({
+    kind: z.literal('StrandExplain'),
+    v: z.literal(1),
+    answer: explainAnswerSchema(),
+    kernel: z
+      .object({
+        route: z.object({ route: str.optional(), strand: z.boolean(), matches: z.boolean(), problem: str.optional() }).optional(),
+        nft: z
+          .union([
+            z.object({
+              table: z.literal('inet strand'),
+              directions: z.array(
+                z.object({
+                  direction: z.enum(['egress', 'ingress']),
+                  pod: z.object({ namespace: str, name: str }).optional(),
+                  map: str.optional(),
+                  element: str.optional(),
+                  implementedBy: str,
+                  rules: z.array(z.object({ chain: str, handle: z.number().int(), comment: str, packets: z.number().optional() })),
+                  packets: z.number().optional(),
+                  matches: z.boolean(),
+                  problem: str.optional(),
+                }),
+              ),
+              elsewhere: z.array(str),
+            }),
+            z.object({ error: str }),
+          ])
+          .optional(),
+      })
+      .optional(),
+    mismatches: z.array(str),
+    verdict: z.enum(['allowed', 'denied', 'unknown']),
+  });
+  return reportCache;
+}
+
+// ---- the command ------------------------------------------------------------------------------------
+
+export async function runExplain(stateDir: string, q: ExplainQuery, opts: { kernel: boolean; timeoutMs?: number }): Promise<ExplainReport | { error: string; code: number }> {
+  const socket = agentSocketPath(stateDir);
+  const raw = await askAgent(socket, { v: HANDSHAKE_VERSION, type: 'explain', ...q }, opts.timeoutMs ?? 10_000);
+  const a = unwrap(raw, 'explain', explainAnswerSchema());
+  if (a.kind === 'not-running') return { error: `explain needs the agent's view of the cluster, and no agent runs here: ${a.message}`, code: EXIT.unknown };
+  if (a.kind === 'error') return { error: a.message, code: EXIT.unknown };
+  const answer = a.value;
+  const report: Omit<ExplainReport, 'verdict'> = { kind: 'StrandExplain', v: 1, answer, mismatches: [] };
+  if (answer.path.srcNode === answer.node && answer.path.kind !== 'unroutable') {
+    const nl = NetlinkSocket.open();
+    try {
+      const kernel = lookupRoute(listRoutes(nl, { table: RT_TABLE_MAIN }), answer.dst.ip);
+      const route = checkRoute(answer, kernel, (i) => (i === undefined ? '?' : (findLink(nl, i)?.name ?? `#${i}`)));
+      report.kernel = { route };
+      if (!route.matches && route.problem) report.mismatches.push(route.problem);
+    } finally {
+      nl.close();
+    }
+  }
+  if (opts.kernel && answer.policy.available) {
+    report.kernel ??= {};
+    try {
+      // `nft -j list table inet strand` in this namespace: what the kernel holds, not what the agent thinks.
+      const nft = checkNft(await createNftRunner().list(), answer);
+      report.kernel.nft = nft;
+      for (const d of nft.directions) if (!d.matches && d.problem) report.mismatches.push(d.problem);
+    } catch (err) {
+      report.kernel.nft = { error: (err as Error).message };
+    }
+  }
+  return { ...report, verdict: explainVerdict(report) };
+}
+
+function explainOptions<T>(y: Argv<T>) {
+  return nodeOptions(y)
+    .positional('src', { type: 'string', demandOption: true, describe: 'namespace/pod, a pod or node address, or an address/CIDR outside the cluster' })
+    .positional('dst', { type: 'string', demandOption: true, describe: 'the same kinds as src' })
+    .positional('port', { type: 'string', describe: 'PORT or PORT/PROTO (TCP, UDP, SCTP); TCP when no protocol is given' })
+    .option('kernel', { type: 'boolean', default: false, describe: 'also find the nftables rule that implements the decision and its packet counter' });
+}
+
+type ExplainArgs = ReturnType<typeof explainOptions<object>> extends Argv<infer U> ? U : never;
+
+export function explainCommand(setExitCode: (code: number) => void): CommandModule<object, ExplainArgs> {
+  return {
+    command: 'explain <src> <dst> [port]',
+    describe: 'can SRC connect to DST, and why: the path, the policies that isolate each end and the rule that allows it (exit 0 allowed, 1 not, 2 cannot tell)',
+    builder: (y) => explainOptions(y),
+    handler: async (a) => {
+      try {
+        const q: ExplainQuery = { src: a.src, dst: a.dst };
+        if (a.port !== undefined) Object.assign(q, parsePortProto(a.port));
+        const r = await runExplain(nodePaths(a).stateDir, q, { kernel: a.kernel });
+        if ('error' in r) {
+          process.stderr.write(`strand explain: ${r.error}\n`);
+          return setExitCode(r.code);
+        }
+        emit(a.output, r, formatExplain);
+        setExitCode(explainExitCode(r));
+      } catch (err) {
+        process.stderr.write(`strand explain: ${(err as Error).message}\n`);
+        setExitCode(EXIT.unknown);
+      }
+    },
+  };
+}
