@@ -339,6 +339,9 @@ describe('NetworkPolicy around the rules', () => {
     await waitFor(async () => (await probe()) === false, 20_000, 'the running agent to restore isolation');
     metrics = await node.health('/metrics');
     expect(metrics.body).toMatch(/strand_policy_rebuilds_total\{reason="drift"\} 1/);
+    expect(metrics.body).toMatch(/strand_policy_nft_transactions_total\{kind="rebuild"\} 2/);
+    expect(metrics.body).toMatch(/strand_policy_programming_seconds_count [1-9]/);
+    expect(metrics.body).toMatch(/strand_policy_nft_transaction_bytes_count\{kind="rebuild"\} 2/);
     expect(metrics.body).toMatch(/strand_policy_pod_packets_total\{namespace="x",pod="a",direction="ingress",verdict="deny"\} [1-9]/);
     await deleteAllPolicies();
   });
