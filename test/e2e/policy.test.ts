@@ -286,6 +286,30 @@ describe('NetworkPolicy around the rules', () => {
     }
   });
 
+  it('an agent that restarts while the API server is down refuses new pods (try again later) until it can apply their rules', async () => {
+    await applyPolicy('x', 'deny-ingress', { podSelector: {}, policyTypes: ['Ingress'] });
+    await expectTruth((c) => !to('x')(c));
+    const node = cluster.node(3);
+    await cluster.api.stop();
+    try {
+      await node.stopAgent();
+      node.startAgent();
+      await waitFor(async () => (await node.health('/healthz').catch(() => ({ status: 0 }))).status === 200, 10_000, 'the agent to serve');
+      await expect(cluster.addPod(node, { namespace: 'x', name: 'early', labels: { pod: 'early' } })).rejects.toThrow(/"code": ?11/);
+    } finally {
+      await cluster.api.start();
+    }
+    await cluster.waitReady();
+    const pod = await cluster.addPod(node, { namespace: 'x', name: 'early', labels: { pod: 'early' } });
+    const server = await PolicyPod.start(pod);
+    try {
+      expect((await podNamed('y', 'a').probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 500))[0], 'the new pod is isolated').toBe(false);
+    } finally {
+      server.stop();
+      await cluster.deletePod(pod);
+    }
+  });
+
   it('an agent restart under traffic: the allowed flow keeps flowing, denied connections stay denied', async () => {
     const [xa, yb, za] = [podNamed('x', 'a'), podNamed('y', 'b'), podNamed('z', 'a')];
     await applyPolicy('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
