@@ -10,8 +10,8 @@
 //   2. the nft transaction of one policy change and of one pod label change (commands, bytes);
 //   3. new TCP connections per second client → server through the node, with the table holding
 //      10,000+ generated rules against no table at all, interleaved rounds in the same run;
-//   4. memory: this process's RSS and heap with the caches and the compiled state held (what the agent
-//      holds for them); bench/agent-startup.mjs measures the agent process itself on this cluster.
+//   4. memory: this process's RSS and heap with the caches and the compiled state held;
+//   5. the agent process itself on this cluster: bench/agent-startup.mjs, run once from here.
 // Targets: one policy change enforced in < 100 ms; connection rate with 10,000 rules >= 95% of
 // empty; agent RSS < 150 MiB. The machine is shared: figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000).
@@ -73,7 +73,8 @@ const input = () => ({ nodeName: ME, nodeAddresses: ['198.18.1.8', '10.244.7.1']
 function padRules(table, rules) {
   let count = [...table.chains.values()].reduce((n, c) => n + c.rules.length, 0);
   let k = 0;
-  const local = pods.filter((p) => p.spec.nodeName === ME && p !== server);
+  // Not the server's own policies: its chain stays what the model gives it, the other pods' grow.
+  const local = pods.filter((p) => p.spec.nodeName === ME && !(p.metadata.namespace === server.metadata.namespace && p.metadata.labels.app === server.metadata.labels.app));
   while (count < rules) {
     const target = local[k % local.length];
     policies.push(
@@ -264,13 +265,17 @@ try {
   const serverChain = [...table.chains.entries()].find(([n, c]) => table.chainOwners.get(n)?.pod.name === server.metadata.name && table.chainOwners.get(n)?.direction === 'ingress');
   const fullScript = fullBuildPolicy(table, { exists: false, chains: new Map(), sets: new Map(), maps: new Map() }).render(nft.table);
   if (process.env.BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.BENCH_DUMP, fullScript);
-  const rate = { empty: [], rules: [] };
+  // The same hooks with no policy at all (conntrack on, the forward chain, empty verdict maps): what
+  // the rules themselves cost, apart from connection tracking, which no table at all leaves off.
+  const noPolicies = renderPolicy(compilePolicy({ ...input(), policies: [] }));
+  const rate = { empty: [], hooks: [], rules: [] };
+  const orders = [['empty', 'hooks', 'rules'], ['rules', 'hooks', 'empty'], ['hooks', 'rules', 'empty']];
   for (let i = 0; i < ROUNDS; i++) {
-    for (const kind of i % 2 === 0 ? ['empty', 'rules'] : ['rules', 'empty']) {
-      if (kind === 'empty') spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'delete', 'table', 'inet', 'strand'], { stdio: 'ignore' });
-      else {
+    for (const kind of orders[i % orders.length]) {
+      spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'delete', 'table', 'inet', 'strand'], { stdio: 'ignore' });
+      if (kind !== 'empty') {
         applier.invalidate();
-        await applier.apply(table);
+        await applier.apply(kind === 'rules' ? table : noPolicies);
       }
       cli.send(`rate ${RATE_MS} 4`);
       const [n, failed] = (await cli.next()).split(' ').map(Number);
@@ -300,11 +305,13 @@ try {
     ['one pod label changed (diff + marker)', String(label.r.lines), String(label.r.bytes)],
   ]);
   const er = stats(rate.empty).median;
+  const hr = stats(rate.hooks).median;
   const rr = stats(rate.rules).median;
   printTable(`3. new TCP connections/s client → server through the node (4 workers, ${ROUNDS} interleaved rounds of ${RATE_MS} ms)`, [
     ['ruleset', 'median', 'min', 'max', 'ratio'],
     ['no table (baseline)', fmt(er), fmt(Math.min(...rate.empty)), fmt(Math.max(...rate.empty)), '1.00'],
-    [`${full.rules} rules (${padded} generated policies added), ${full.chains} chains, ${full.elements} elements`, fmt(rr), fmt(Math.min(...rate.rules)), fmt(Math.max(...rate.rules)), `${fmt(rr / er)} (target >= 0.95)`],
+    ['no policies: the policy hooks, empty verdict maps (conntrack on)', fmt(hr), fmt(Math.min(...rate.hooks)), fmt(Math.max(...rate.hooks)), fmt(hr / er)],
+    [`${full.rules} rules (${padded} generated policies added), ${full.chains} chains, ${full.elements} elements`, fmt(rr), fmt(Math.min(...rate.rules)), fmt(Math.max(...rate.rules)), `${fmt(rr / er)} of no table, ${fmt(rr / hr)} of no policies (target >= 0.95)`],
   ]);
   console.log(`  the server's ingress chain holds ${serverChain?.[1].rules.length ?? '?'} rules; full build of that table: ${fullScript.split('\n').length - 1} commands, ${mib(Buffer.byteLength(fullScript))} MiB`);
   printTable('4. memory of this process holding the caches and the compiled state (MiB)', [
@@ -313,7 +320,13 @@ try {
     ['model compiled and applied', fmt(mib(heap.rss)), fmt(mib(heap.heapUsed))],
     ['after the 10,000-rule table', fmt(mib(rss.rss)), fmt(mib(rss.heapUsed))],
   ]);
-  console.log('  the agent process itself on this cluster: bench/agent-startup.mjs (target < 150 MiB)');
+  // The agent itself on this cluster (it compiles and applies the same policies for its node):
+  // bench/agent-startup.mjs, one start.
+  const startup = spawnSync(process.execPath, [new URL('./agent-startup.mjs', import.meta.url).pathname], { env: { ...process.env, BENCH_RUNS: '1', BENCH_IDLE_MS: '2000' }, encoding: 'utf8' });
+  const lines = (startup.stdout ?? '').split('\n').filter((l) => /VmRSS|VmHWM|to \/readyz|resident memory/.test(l));
+  console.log('\n5. the agent process on this cluster (bench/agent-startup.mjs, one start; target < 150 MiB resident):');
+  for (const l of lines) console.log(`  ${l.trim()}`);
+  if (startup.status !== 0) console.log(`  agent-startup.mjs failed (${startup.status}): ${(startup.stderr ?? '').slice(-500)}`);
 } finally {
   srv?.child.kill('SIGKILL');
   cli?.child.kill('SIGKILL');

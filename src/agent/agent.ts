@@ -66,7 +66,9 @@ export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
 export const UNDERLAY_CHECK_MS = 2_000;
 /** A failed pass is retried after this long (besides the events that trigger passes anyway). */
 export const RETRY_MS = 5_000;
-/** How long a pod-start notice waits for the node state before the answer is "not ready". */
+/** The longest a pod-start notice waits for the node state before the answer is "not ready"; the
+ * answer always comes within the plugin's wait (podStartWaitMs) less NOTICE_ANSWER_MARGIN_MS, so the
+ * plugin hears "not ready" (and fails the ADD) rather than giving up and starting the pod open. */
 export const NOTICE_WAIT_MS = 30_000;
 /** A relist of at least this many objects is followed by releaseMemory(). */
 const RELEASE_AFTER_OBJECTS = 1_000;
@@ -450,11 +452,12 @@ export class Agent {
     const started = Date.now();
     this.notices.set(notice.containerId, { ...notice, at: started });
     this.requestReconcile();
-    if (!(await this.waitForNodeState(NOTICE_WAIT_MS))) {
+    const answerWithin = Math.max(0, this.config.podStartWaitMs - NOTICE_ANSWER_MARGIN_MS);
+    if (!(await this.waitForNodeState(Math.min(NOTICE_WAIT_MS, answerWithin)))) {
       this.metrics.podStartNotices.inc({ result: 'refused' });
       return { ok: false, message: `the strand agent is not ready: ${this.readiness().reasons.join('; ')}` };
     }
-    const bound = Math.max(0, this.config.podStartWaitMs - NOTICE_ANSWER_MARGIN_MS - (Date.now() - started));
+    const bound = Math.max(0, answerWithin - (Date.now() - started));
     const policy = await this.policy.podStarted({ ...notice, ips: notice.ips.map(canonicalIp) }, bound);
     if (!policy.ok) {
       this.metrics.podStartNotices.inc({ result: 'refused' });

@@ -28,9 +28,11 @@ import {
   diffPolicy,
   evaluatePolicy,
   fullBuildPolicy,
+  podChainName,
   policyDrift,
   POLICY_PREFIX,
   renderPolicy,
+  verdictMapName,
   type CompiledPolicy,
   type CompileInput,
   type DesiredPolicyTable,
@@ -343,9 +345,48 @@ export class PolicyEnforcer {
     };
   }
 
+  /**
+   * Before the first apply of this agent: the addresses of local pods the API shows without any yet
+   * (kubelet reports them a moment after ADD) and no notice names (it went to the previous agent),
+   * read back from the verdict maps the previous agent left (an isolated pod's address jumps to its
+   * chain, named by the pod). Without them the adoption would drop those pods' rules until kubelet
+   * reports their addresses: an agent restart must not open an isolated pod.
+   */
+  private async recoverAddresses(): Promise<void> {
+    const c = this.opts.cache;
+    const waiting = c.pods.list().filter((p) => p.spec.nodeName === this.opts.nodeName && !p.spec.hostNetwork && p.status.podIPs.length === 0 && !this.notices.has(podKey(p.metadata.namespace ?? '', p.metadata.name)));
+    if (waiting.length === 0) return;
+    const maps = (['ingress', 'egress'] as const).flatMap((d) => [verdictMapName(d, 4), verdictMapName(d, 6)]);
+    let listed: TableState;
+    try {
+      listed = await this.opts.nft.list({ sets: maps });
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, `could not read the policy verdict maps the previous agent left: ${describeError(err)}`);
+      return;
+    }
+    const byChain = new Map<string, string[]>();
+    for (const name of maps) {
+      for (const e of listed.maps.get(name)?.elements ?? []) {
+        const chain = /^(?:jump|goto) (\S+)$/.exec(e.value?.[0] ?? '')?.[1];
+        const ip = e.key[0];
+        if (!chain || !ip) continue;
+        byChain.set(chain, [...(byChain.get(chain) ?? []), ip]);
+      }
+    }
+    const now = Date.now();
+    for (const p of waiting) {
+      const namespace = p.metadata.namespace ?? '';
+      const ips = [...new Set((['ingress', 'egress'] as const).flatMap((d) => byChain.get(podChainName({ namespace, name: p.metadata.name }, d)) ?? []))];
+      if (ips.length === 0) continue;
+      this.notices.set(podKey(namespace, p.metadata.name), { namespace, name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), ips, at: now });
+      this.log.info({ pod: podKey(namespace, p.metadata.name), ips }, 'addresses of a pod the API shows without any yet, kept from the rules the previous agent left');
+    }
+  }
+
   private async pass(): Promise<void> {
     const c = this.opts.cache;
     if (!c.synced) return;
+    if (!this.applier.current && !this.compiled) await this.recoverAddresses();
     const since = this.pendingSince;
     this.pendingSince = undefined;
     let compiled: CompiledPolicy;
