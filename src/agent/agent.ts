@@ -42,7 +42,7 @@ import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
 import { explain, type ExplainAnswer } from './explain.ts';
 import { explainPolicy } from './explain-policy.ts';
-import { ApiConnectionTracker, buildInspectSnapshot, PolicyProgrammingTracker, type InspectSnapshot } from './inspect.ts';
+import { ApiConnectionTracker, buildInspectSnapshot, policySummary, type InspectSnapshot } from './inspect.ts';
 import { compilePolicy } from '../policy/model.ts';
 import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { underlayPrefixes } from './backends/datapath.ts';
@@ -165,7 +165,6 @@ export class Agent {
   private readonly api = new ApiConnectionTracker();
   private setUp: { podCidrs: string[]; mtu: number; offload: Record<string, number> | undefined } | undefined;
   private lastReconcile: InspectSnapshot['datapath']['lastReconcile'];
-  private readonly policyProgramming: PolicyProgrammingTracker;
 
   // What the last passes found.
   private nodeStateWritten = false;
@@ -253,7 +252,6 @@ export class Agent {
         this.log.info({ gcMs, memoryMiB: { rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external) } }, 'policy rules rebuilt; released the memory of compiling them');
       },
     });
-    this.policyProgramming = new PolicyProgrammingTracker(this.policy.metrics);
   }
 
   /**
@@ -398,12 +396,13 @@ export class Agent {
     );
   }
 
-  /** Policies, the local pods of the model the enforcer compiles, its last programming and nft failure. */
+  /** Policies, the isolated local pods of the model in the kernel (else the one it would apply), its last programming and nft failure. */
   private policySummary(): InspectSnapshot['policy'] {
     if (!this.cache.synced) return undefined;
-    const model = compilePolicy(this.policy.compileInput());
+    const programming = this.policy.programming;
+    const model = programming.compiled ?? compilePolicy(this.policy.compileInput());
     const isolated = model.pods.filter((p) => p.ingress || p.egress).length;
-    return this.policyProgramming.summary(this.cache.networkPolicies.list().length, isolated, this.policy.problem);
+    return policySummary(this.cache.networkPolicies.list().length, isolated, programming, this.policy.problem);
   }
 
   /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */

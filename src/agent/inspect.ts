@@ -7,7 +7,6 @@
 // neighbours and FDB entries are computed by the same pure function the backends apply
 // (backends/desired.ts), from the same inputs the next pass would use, so "what the agent wants" is
 // exactly what it would program. The command line validates the answer (src/cli/agent-query.ts).
-import type { Counter, Histogram } from 'prom-client';
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
@@ -136,40 +135,25 @@ export class ApiConnectionTracker {
 }
 
 /**
- * The last policy programming and the last nft failure, for status: taken from the enforcer's own
- * metrics as they are recorded (prom-client's histogram keeps sums, not the last observation), so
- * the enforcer needs no second bookkeeping of its own.
+ * The policy part of the snapshot. `problem`: the enforcer's current reason its rules are not in the
+ * kernel, if any; a failure at lastFailureAt without one was repaired by a later transaction.
  */
-export class PolicyProgrammingTracker {
-  private last: { ms: number; at: number } | undefined;
-  private failureAt: number | undefined;
-
-  constructor(m: { programming: Histogram; nftFailures: Counter<'kind'> }) {
-    const observe = m.programming.observe.bind(m.programming) as (...a: unknown[]) => void;
-    m.programming.observe = ((...a: unknown[]) => {
-      const v = a.find((x) => typeof x === 'number');
-      if (typeof v === 'number') this.last = { ms: Math.round(v * 100_000) / 100, at: Date.now() };
-      observe(...a);
-    }) as Histogram['observe'];
-    const inc = m.nftFailures.inc.bind(m.nftFailures) as (...a: unknown[]) => void;
-    m.nftFailures.inc = ((...a: unknown[]) => {
-      this.failureAt = Date.now();
-      inc(...a);
-    }) as Counter<'kind'>['inc'];
+export function policySummary(
+  policies: number,
+  pods: number,
+  programming: { lastProgrammed?: { ms: number; at: number }; lastFailureAt?: number },
+  problem: string | undefined,
+): PolicySummary {
+  const s: PolicySummary = { policies, pods };
+  const last = programming.lastProgrammed;
+  if (last) {
+    s.lastProgrammingMs = last.ms;
+    s.lastProgrammedAt = new Date(last.at).toISOString();
   }
-
-  /** `problem`: the enforcer's current reason its rules are not in the kernel, if any. */
-  summary(policies: number, pods: number, problem: string | undefined): PolicySummary {
-    const s: PolicySummary = { policies, pods };
-    if (this.last) {
-      s.lastProgrammingMs = this.last.ms;
-      s.lastProgrammedAt = new Date(this.last.at).toISOString();
-    }
-    if (this.failureAt !== undefined || problem) {
-      s.lastNftFailure = { at: new Date(this.failureAt ?? Date.now()).toISOString(), message: problem ?? 'nft refused a policy transaction; a later one succeeded' };
-    }
-    return s;
+  if (programming.lastFailureAt !== undefined || problem) {
+    s.lastNftFailure = { at: new Date(programming.lastFailureAt ?? Date.now()).toISOString(), message: problem ?? 'nft refused a policy transaction; a later one succeeded' };
   }
+  return s;
 }
 
 /** What the snapshot is made of: the agent's state, read through this narrow view. */

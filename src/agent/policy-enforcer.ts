@@ -124,6 +124,9 @@ export class PolicyEnforcer {
   private lastErrors = '';
   private counterRead: { at: number; promise: Promise<void> } | undefined;
   private driftDue = false;
+  /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
+  private lastProgrammed: { ms: number; at: number } | undefined;
+  private lastFailureAt: number | undefined;
 
   constructor(opts: PolicyEnforcerOptions) {
     this.opts = opts;
@@ -142,7 +145,10 @@ export class PolicyEnforcer {
           m.transactionBytes.observe({ kind }, bytes);
         },
         rebuild: (reason) => m.rebuilds.inc({ reason }),
-        failure: (kind) => m.nftFailures.inc({ kind }),
+        failure: (kind) => {
+          this.lastFailureAt = Date.now();
+          m.nftFailures.inc({ kind });
+        },
       },
     });
   }
@@ -151,6 +157,11 @@ export class PolicyEnforcer {
   get problem(): string | undefined {
     if (!this.opts.cache.synced) return undefined;
     return this.applier.problem;
+  }
+
+  /** The model last applied (undefined before the first apply), its last latency and nft refusal. */
+  get programming(): { compiled: CompiledPolicy | undefined; lastProgrammed?: { ms: number; at: number }; lastFailureAt?: number } {
+    return { compiled: this.compiled, lastProgrammed: this.lastProgrammed, lastFailureAt: this.lastFailureAt };
   }
 
   stop(): void {
@@ -411,7 +422,11 @@ export class PolicyEnforcer {
       this.retrySoon(since);
       return;
     }
-    if (since !== undefined) this.metrics.programming.observe((Date.now() - since) / 1000);
+    if (since !== undefined) {
+      const ms = Date.now() - since;
+      this.metrics.programming.observe(ms / 1000);
+      this.lastProgrammed = { ms, at: Date.now() };
+    }
     const before = this.compiled;
     this.compiled = compiled;
     this.wakeWaiters(compiled);
