@@ -4,45 +4,34 @@
 // names them), and for every cell of each table (72 ordered pairs × 2 ports × 2 protocols) the
 // agent's explain answer (over its socket, as `strand explain` asks it) must give the probed verdict,
 // with a reason that matches it. A handful of cells also go through the command line with --kernel.
+import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, startPolicyCluster, type PolicyCluster } from '../support/policy-cluster.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HANDSHAKE_VERSION } from '../../src/agent/pod-handshake.ts';
 import type { ExplainAnswer } from '../../src/agent/explain.ts';
 import { askAgent, unwrap } from '../../src/cli/agent-query.ts';
 import { explainAnswerSchema, explainReportSchema } from '../../src/cli/explain.ts';
-import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
-import { createTestCluster, mapLimit, run, sleep, type KubeObject, type SimCluster, type SimNode, type SimPod } from '../support/sim.ts';
+import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
+import { mapLimit, run, sleep, type SimCluster, type SimNode } from '../support/sim.ts';
 
-const NAMESPACES = ['x', 'y', 'z'] as const;
-const PODS = ['a', 'b', 'c'] as const;
 
+let policyCluster: PolicyCluster | undefined;
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
 
 beforeAll(async () => {
-  cluster = await createTestCluster({ nodes: 3, backend: 'vxlan' });
-  await cluster.waitReady();
-  for (const ns of NAMESPACES) await cluster.ensureNamespace(ns, { ns });
-  let i = 0;
-  const pods: SimPod[] = [];
-  for (const ns of NAMESPACES) for (const name of PODS) pods.push(await cluster.addPod(cluster.node((i++ % 3) + 1), { namespace: ns, name, labels: { pod: name }, ports: policyContainerPorts() }));
-  probes = await Promise.all(pods.map((p) => PolicyPod.start(p)));
-  await cluster.waitRoutes();
+  policyCluster = await startPolicyCluster();
+  ({ cluster, probes } = policyCluster);
 }, 120_000);
 
 afterAll(async () => {
-  for (const p of probes) p.stop();
-  await cluster?.destroy();
+  await policyCluster?.destroy();
 });
 
 const name = (p: PolicyPod) => `${p.pod.namespace}/${p.pod.name}`;
 
-async function applyPolicy(namespace: string, policyName: string, spec: Record<string, unknown>): Promise<void> {
-  await cluster.api.upsert('networkpolicies', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: policyName, namespace }, spec });
-}
+const applyPolicy = (namespace: string, name: string, spec: Record<string, unknown>) => applyPolicyIn(cluster, namespace, name, spec);
 
-async function deleteAllPolicies(): Promise<void> {
-  for (const p of await cluster.api.list<KubeObject>('networkpolicies')) await cluster.api.delete('networkpolicies', p.metadata.name, p.metadata.namespace);
-}
+const deleteAllPolicies = () => deleteAllPoliciesIn(cluster);
 
 /** The agent of `node` answers explain over its socket (what `strand explain` sends). */
 async function ask(node: SimNode, src: string, dst: string, port: number, proto: L4): Promise<ExplainAnswer> {

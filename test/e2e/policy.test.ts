@@ -9,13 +9,13 @@
 // a change in milliseconds; the machine is shared). Then what happens around the rules: updates and
 // label changes while probing, pods deleted and created, established flows cut or kept, a pod
 // created after a deny-all, an agent restart under traffic and a table flushed by hand.
+import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, startPolicyCluster, type PolicyCluster } from '../support/policy-cluster.ts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCluster, sleep, waitFor, type KubeObject, type SimCluster, type SimPod } from '../support/sim.ts';
+import { sleep, waitFor, type SimCluster } from '../support/sim.ts';
 import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
 
-const NAMESPACES = ['x', 'y', 'z'] as const;
-const PODS = ['a', 'b', 'c'] as const;
 
+let policyCluster: PolicyCluster | undefined;
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
 
@@ -31,20 +31,8 @@ const id = (p: PolicyPod) => ({ ns: p.pod.namespace, pod: p.pod.name });
 const podNamed = (ns: string, pod: string) => probes.find((p) => p.pod.namespace === ns && p.pod.name === pod) as PolicyPod;
 
 beforeAll(async () => {
-  cluster = await createTestCluster({ nodes: 3, backend: 'vxlan' });
-  await cluster.waitReady();
-  for (const ns of NAMESPACES) await cluster.ensureNamespace(ns, { ns });
-  // x/a on node 1, x/b on node 2, …: pod i of 9 on node (i mod 3) + 1.
-  let i = 0;
-  const pods: SimPod[] = [];
-  for (const ns of NAMESPACES) {
-    for (const name of PODS) {
-      const node = cluster.node((i++ % 3) + 1);
-      pods.push(await cluster.addPod(node, { namespace: ns, name, labels: { pod: name }, ports: policyContainerPorts() }));
-    }
-  }
-  probes = await Promise.all(pods.map((p) => PolicyPod.start(p)));
-  await cluster.waitRoutes();
+  policyCluster = await startPolicyCluster();
+  ({ cluster, probes } = policyCluster);
 }, 120_000);
 
 // A failed case leaves no policy behind for the next one.
@@ -53,17 +41,12 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  for (const p of probes) p.stop();
-  await cluster?.destroy();
+  await policyCluster?.destroy();
 });
 
-async function applyPolicy(namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await cluster.api.upsert('networkpolicies', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace }, spec });
-}
+const applyPolicy = (namespace: string, name: string, spec: Record<string, unknown>) => applyPolicyIn(cluster, namespace, name, spec);
 
-async function deleteAllPolicies(): Promise<void> {
-  for (const p of await cluster.api.list<KubeObject>('networkpolicies')) await cluster.api.delete('networkpolicies', p.metadata.name, p.metadata.namespace);
-}
+const deleteAllPolicies = () => deleteAllPoliciesIn(cluster);
 
 function describeMismatch(got: Map<string, boolean>, want: Expect, pods: readonly PolicyPod[]): string[] {
   const out: string[] = [];
