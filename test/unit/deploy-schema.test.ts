@@ -21,7 +21,7 @@ type ModelClass = new (data: unknown) => Validatable;
 
 /** The kubernetes-models class of an apiVersion and kind ("apps/v1", "DaemonSet"). */
 async function modelOf(apiVersion: string, kind: string): Promise<ModelClass> {
-  const mod = (await import(`kubernetes-models/${apiVersion}`)) as Record<string, unknown>;
+  const mod = (await import(/* @vite-ignore */ `kubernetes-models/${apiVersion}`)) as Record<string, unknown>;
   const model = mod[kind];
   if (typeof model !== 'function') throw new Error(`kubernetes-models has no ${kind} in ${apiVersion}`);
   return model as ModelClass;
