@@ -16,7 +16,7 @@
 // agent's own memory report), BENCH_SMAPS=1 (RSS by mapping), BENCH_AGENT_NODE_OPTIONS (V8/Node flags
 // for the agent through NODE_OPTIONS, e.g. --max-semi-space-size=1).
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -259,6 +259,12 @@ async function agentRun(api, kubeconfigYaml) {
   const host = makeNodeNamespace(api);
   const log = join(dir, 'agent.log');
   writeFileSync(join(dir, 'kubeconfig'), kubeconfigYaml.replace(api.url, `http://127.0.0.1:${host.port}`));
+  // A node's CNI bin dir: the agent asks every plugin of its conflist for its versions and is not
+  // ready while one (portmap) is missing.
+  const binDir = join(dir, 'cni-bin');
+  mkdirSync(binDir);
+  symlinkSync(join(root, 'dist', 'cni', 'strand'), join(binDir, 'strand'));
+  symlinkSync('/usr/lib/cni/portmap', join(binDir, 'portmap'));
   const poller = startReadyPoller(host.ns);
   let agent;
   try {
@@ -271,6 +277,7 @@ async function agentRun(api, kubeconfigYaml) {
         '--kubeconfig', join(dir, 'kubeconfig'),
         '--node-name', 'node-7',
         '--cluster-cidr', '10.244.0.0/16',
+        '--cni-bin-dir', binDir,
         '--cni-conf-dir', join(dir, 'net.d'),
         '--state-dir', join(dir, 'state'),
         '--ipam-data-dir', join(dir, 'ipam'),
