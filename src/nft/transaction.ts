@@ -91,6 +91,12 @@ export class Transaction {
     return this.push({ verb: 'delete', object });
   }
 
+  /** Appends another transaction's operations, in order (checked as if added here). */
+  append(other: Transaction): this {
+    for (const op of other.operations) this.push(op);
+    return this;
+  }
+
   get operations(): readonly Operation[] {
     return this.ops;
   }

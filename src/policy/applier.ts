@@ -19,7 +19,7 @@
 //    no transaction has succeeded since, `problem` says why (the agent's /readyz reason).
 import type { Logger } from '../log.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
-import { isNftError, Transaction, type Nft, type Operation } from '../nft/transaction.ts';
+import { isNftError, Transaction, type Nft } from '../nft/transaction.ts';
 
 /** How the applier reads a desired state `D` (the policy compiler's output for this node). */
 export interface PolicyLayout<D> {
@@ -130,7 +130,7 @@ export class PolicyApplier<D> {
     const diff = this.layout.diff(this.applied, desired);
     if (diff.empty) return { kind: 'none', lines: 0, bytes: 0, ms: performance.now() - started };
     const tx = this.ownedTransaction();
-    appendOperations(tx, diff);
+    tx.append(diff);
     const next = this.generation + 1;
     this.addMarker(tx, next);
     const script = tx.render(this.nft.table);
@@ -265,7 +265,7 @@ export class PolicyApplier<D> {
         remaining.sets.set(s.name, { ...s, elements: [] });
       }
     }
-    appendOperations(tx, this.layout.fullBuild(desired, remaining));
+    tx.append(this.layout.fullBuild(desired, remaining));
     tx.add({ kind: 'chain', name: this.markerChain, comment: 'generation of the policy rules (strand agent); never jumped to' });
     this.addMarker(tx, generation, actual.chains.has(this.markerChain));
     return tx;
@@ -301,30 +301,4 @@ export class PolicyApplier<D> {
 
 function markerComment(generation: number): string {
   return `generation ${generation}`;
-}
-
-/** Copies `from`'s operations, in order, to the end of `to`. */
-export function appendOperations(to: Transaction, from: Transaction): void {
-  for (const op of from.operations as readonly Operation[]) {
-    switch (op.verb) {
-      case 'add':
-        to.add(op.object);
-        break;
-      case 'create':
-        to.create(op.object);
-        break;
-      case 'insert':
-        to.insert(op.object);
-        break;
-      case 'replace':
-        to.replace(op.object);
-        break;
-      case 'flush':
-        to.flush(op.object);
-        break;
-      case 'delete':
-        to.delete(op.object);
-        break;
-    }
-  }
 }

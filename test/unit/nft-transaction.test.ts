@@ -58,6 +58,14 @@ describe('Transaction', () => {
     expect(tx.empty).toBe(true);
   });
 
+  it('appends another transaction after its own operations, in order, checked as if added here', () => {
+    const diff = new Transaction().flush({ kind: 'chain', name: 'agent-pol-x' }).add({ kind: 'rule', chain: 'agent-pol-x', rule: 'drop' });
+    const tx = new Transaction({ ownedPrefix: 'agent-' }).add({ kind: 'chain', name: 'agent-pol-x' }).append(diff);
+    expect(tx.render()).toBe('add chain inet strand agent-pol-x\nflush chain inet strand agent-pol-x\nadd rule inet strand agent-pol-x drop\n');
+    expect(diff.operations).toHaveLength(2);
+    expect(() => tx.append(new Transaction().add({ kind: 'chain', name: 'cni-masquerade' }))).toThrow(NftObjectError);
+  });
+
   it('with ownedPrefix, refuses every chain, set, map and element outside it', () => {
     const tx = new Transaction({ ownedPrefix: 'agent-' });
     tx.add({ kind: 'table' }).add({ kind: 'chain', name: 'agent-x' }).add({ kind: 'rule', chain: 'agent-x', rule: 'jump cni-masquerade' });
