@@ -22,26 +22,18 @@
 // - D32: IPv6 single-stack; the sim's pods are IPv4 only.
 // Every named port the single-step cases use (serve-80-tcp, serve-81-tcp, serve-81-udp, and the
 // unserved serve-7981-udp of D15) is one the sim pods have, or none has, as in the unit model.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
 import type { Packet, Protocol } from '../../src/policy/model.ts';
 import { describeView, judge, oracleWorld, type OraclePolicy, type OracleWorld } from '../support/netpol-oracle.ts';
 import { DERIVED_CASES, UPSTREAM_CASES, type UpstreamCase } from '../support/netpol-upstream-cases.ts';
-import { applyPolicy, deleteAllPolicies, startPolicyCluster, type PolicyCluster } from '../support/policy-cluster.ts';
+import { applyPolicy, deleteAllPolicies, usePolicyCluster } from '../support/policy-cluster.ts';
 import { sleep, type KubeObject, type SimCluster } from '../support/sim.ts';
 
-let policyCluster: PolicyCluster | undefined;
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
 
-beforeAll(async () => {
-  policyCluster = await startPolicyCluster();
-  ({ cluster, probes } = policyCluster);
-}, 120_000);
-
-afterAll(async () => {
-  await policyCluster?.destroy();
-});
+usePolicyCluster((pc) => ({ cluster, probes } = pc));
 
 const name = (p: PolicyPod) => `${p.pod.namespace}/${p.pod.name}`;
 const protocolOf = (proto: L4): Protocol => (proto === 'tcp' ? 'TCP' : 'UDP');
