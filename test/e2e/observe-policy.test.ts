@@ -4,8 +4,8 @@
 // names them), and for every cell of each table (72 ordered pairs × 2 ports × 2 protocols) the
 // agent's explain answer (over its socket, as `strand explain` asks it) must give the probed verdict,
 // with a reason that matches it. A handful of cells also go through the command line with --kernel.
-import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, startPolicyCluster, type PolicyCluster } from '../support/policy-cluster.ts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, usePolicyCluster } from '../support/policy-cluster.ts';
+import { describe, expect, it } from 'vitest';
 import { HANDSHAKE_VERSION } from '../../src/agent/pod-handshake.ts';
 import type { ExplainAnswer } from '../../src/agent/explain.ts';
 import { askAgent, unwrap } from '../../src/cli/agent-query.ts';
@@ -14,18 +14,10 @@ import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L
 import { mapLimit, run, sleep, type SimCluster, type SimNode } from '../support/sim.ts';
 
 
-let policyCluster: PolicyCluster | undefined;
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
 
-beforeAll(async () => {
-  policyCluster = await startPolicyCluster();
-  ({ cluster, probes } = policyCluster);
-}, 120_000);
-
-afterAll(async () => {
-  await policyCluster?.destroy();
-});
+usePolicyCluster((pc) => ({ cluster, probes } = pc));
 
 const name = (p: PolicyPod) => `${p.pod.namespace}/${p.pod.name}`;
 

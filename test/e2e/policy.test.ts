@@ -9,13 +9,12 @@
 // a change in milliseconds; the machine is shared). Then what happens around the rules: updates and
 // label changes while probing, pods deleted and created, established flows cut or kept, a pod
 // created after a deny-all, an agent restart under traffic and a table flushed by hand.
-import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, startPolicyCluster, type PolicyCluster } from '../support/policy-cluster.ts';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, usePolicyCluster } from '../support/policy-cluster.ts';
+import { afterEach, describe, expect, it } from 'vitest';
 import { sleep, waitFor, type SimCluster } from '../support/sim.ts';
 import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
 
 
-let policyCluster: PolicyCluster | undefined;
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
 
@@ -30,18 +29,11 @@ type Expect = (c: Cell) => boolean;
 const id = (p: PolicyPod) => ({ ns: p.pod.namespace, pod: p.pod.name });
 const podNamed = (ns: string, pod: string) => probes.find((p) => p.pod.namespace === ns && p.pod.name === pod) as PolicyPod;
 
-beforeAll(async () => {
-  policyCluster = await startPolicyCluster();
-  ({ cluster, probes } = policyCluster);
-}, 120_000);
+usePolicyCluster((pc) => ({ cluster, probes } = pc));
 
 // A failed case leaves no policy behind for the next one.
 afterEach(async () => {
   await deleteAllPolicies();
-});
-
-afterAll(async () => {
-  await policyCluster?.destroy();
 });
 
 const applyPolicy = (namespace: string, name: string, spec: Record<string, unknown>) => applyPolicyIn(cluster, namespace, name, spec);

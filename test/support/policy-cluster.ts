@@ -2,6 +2,7 @@
 // shared by the policy e2e files: namespaces x, y, z (labelled ns=<name>) with pods a, b, c each
 // (labelled pod=<name>), pod i of 9 on node (i mod 3) + 1 so that most pairs cross nodes, every pod
 // serving TCP and UDP on 80 and 81 (scripts/sim/policy-pods.ts).
+import { afterAll, beforeAll } from 'vitest';
 import { PolicyPod, policyContainerPorts } from '../../scripts/sim/policy-pods.ts';
 import { createTestCluster, type KubeObject, type SimCluster, type SimPod } from './sim.ts';
 
@@ -40,6 +41,18 @@ export async function startPolicyCluster(): Promise<PolicyCluster> {
     throw err;
   }
   return { cluster, probes, destroy };
+}
+
+/** One policy cluster for the test file: started before its tests (`ready` gets it), destroyed after. */
+export function usePolicyCluster(ready: (pc: PolicyCluster) => void): void {
+  let pc: PolicyCluster | undefined;
+  beforeAll(async () => {
+    pc = await startPolicyCluster();
+    ready(pc);
+  }, 120_000);
+  afterAll(async () => {
+    await pc?.destroy();
+  });
 }
 
 export async function applyPolicy(cluster: SimCluster, namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {

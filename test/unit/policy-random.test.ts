@@ -1,14 +1,15 @@
 // Randomized: a few hundred seeded random clusters and policies; every connection between pods, node
 // addresses and an outside address is judged by the nft objects each node's fake holds (after the
 // compiler, the renderer and the diffs) and by a straightforward evaluator of netpol-semantics §1
-// written here, over the raw API objects, sharing no code with src/policy. A failure prints the seed
+// (support/netpol-oracle.ts), over the raw API objects, sharing no code with src/policy. A failure prints the seed
 // and the case. Then the cluster changes (labels, a policy) and everything is judged again, and once
 // more after a full rebuild from the listed tables.
 import { Address4, Address6 } from 'ip-address';
 import { describe, expect, it } from 'vitest';
 import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/agent/kube.ts';
-import type { Packet, Protocol } from '../../src/policy/model.ts';
-import { namespace, NODE_IPS, NODES, pod, policy, SimCluster } from '../support/netpol.ts';
+import type { Protocol } from '../../src/policy/model.ts';
+import { namespace, NODE_IPS, NODE_IPS_V6, NODES, pod, policy, SimCluster } from '../support/netpol.ts';
+import { allows, oracleWorld } from '../support/netpol-oracle.ts';
 
 /** mulberry32: small, seedable, good enough for test generation. */
 function rng(seed: number): () => number {
@@ -180,86 +181,9 @@ function randomPolicy(g: Gen, ns: string, name: string, pods: PodInfo[]): Networ
   return policy(ns, name, spec);
 }
 
-// ---- the oracle: §1 read literally, over the raw objects ----
-
-function selMatches(sel: Json | undefined, lbls: Record<string, string>): boolean {
-  if (sel === undefined) return false;
-  for (const [k, v] of Object.entries((sel.matchLabels as Record<string, string>) ?? {})) if (lbls[k] !== v) return false;
-  for (const e of (sel.matchExpressions as { key: string; operator: string; values?: string[] }[]) ?? []) {
-    const has = e.key in lbls;
-    const val = lbls[e.key];
-    if (e.operator === 'In' && !(has && (e.values ?? []).includes(val as string))) return false;
-    if (e.operator === 'NotIn' && has && (e.values ?? []).includes(val as string)) return false;
-    if (e.operator === 'Exists' && !has) return false;
-    if (e.operator === 'DoesNotExist' && has) return false;
-  }
-  return true;
-}
-
-function inCidr(ip: string, cidr: string): boolean {
-  const v6 = ip.includes(':');
-  if (v6 !== cidr.includes(':')) return false; // R9: families never mix
-  return v6 ? new Address6(ip).isInSubnet(new Address6(cidr)) : new Address4(ip).isInSubnet(new Address4(cidr));
-}
-
-interface Endpoint {
-  pod?: PodInfo;
-  ip: string;
-}
-
-function oracle(w: World, pkt: Packet): boolean {
-  const live = w.pods.filter((p) => !p.spec.hostNetwork && p.status.phase !== 'Succeeded' && p.status.phase !== 'Failed');
-  const find = (ip: string): Endpoint => ({ ip, pod: live.find((p) => p.status.podIPs.some((x) => x.ip === ip)) });
-  const src = find(pkt.src);
-  const dst = find(pkt.dst);
-  const nsLabels = (ns: string) => w.namespaces.find((n) => n.metadata.name === ns)?.metadata.labels ?? {};
-  const nodeIps = (node: string | undefined) => (node ? [NODE_IPS[node], `fd50::${node.slice(1)}`] : []);
-
-  const peerMatches = (peer: Json, policyNs: string, other: Endpoint): boolean => {
-    if (peer.ipBlock) {
-      const b = peer.ipBlock as { cidr: string; except?: string[] };
-      return inCidr(other.ip, b.cidr) && !(b.except ?? []).some((e) => inCidr(other.ip, e));
-    }
-    if (!other.pod) return false; // R6: selectors never match outside addresses
-    const ns = other.pod.metadata.namespace as string;
-    if (peer.namespaceSelector === undefined) {
-      if (ns !== policyNs) return false;
-    } else if (!selMatches(peer.namespaceSelector as Json, nsLabels(ns))) return false;
-    return peer.podSelector === undefined || selMatches(peer.podSelector as Json, other.pod.metadata.labels ?? {});
-  };
-  const portMatches = (port: Json, destination: Endpoint): boolean => {
-    const proto = (port.protocol as Protocol | undefined) ?? 'TCP';
-    if (proto !== pkt.protocol) return false;
-    if (port.port === undefined) return true;
-    if (typeof port.port === 'number') return pkt.dport >= port.port && pkt.dport <= ((port.endPort as number | undefined) ?? port.port);
-    // R10: a name resolves on the destination pod.
-    const cps = destination.pod?.spec.containers.flatMap((c) => c.ports) ?? [];
-    return cps.some((cp) => cp.name === port.port && cp.protocol === proto && cp.containerPort === pkt.dport);
-  };
-  const types = (spec: Json): string[] => {
-    const t = spec.policyTypes as string[] | undefined;
-    if (t && t.length > 0) return t;
-    return ['Ingress', ...(((spec.egress as unknown[]) ?? []).length > 0 ? ['Egress'] : [])];
-  };
-  const directionOk = (subject: Endpoint, other: Endpoint, type: 'Ingress' | 'Egress'): boolean => {
-    if (!subject.pod) return true;
-    if (subject.ip === other.ip) return true; // R12
-    if (nodeIps(subject.pod.spec.nodeName).includes(other.ip)) return true; // R11 (both directions, as decided)
-    const selecting = w.policies.filter((p) => p.metadata.namespace === subject.pod?.metadata.namespace && selMatches(p.spec.podSelector as Json, subject.pod?.metadata.labels ?? {}) && types(p.spec).includes(type));
-    if (selecting.length === 0) return true; // R4
-    const destination = type === 'Ingress' ? subject : other;
-    return selecting.some((p) =>
-      ((p.spec[type === 'Ingress' ? 'ingress' : 'egress'] as Json[] | undefined) ?? []).some((rule) => {
-        const peers = rule[type === 'Ingress' ? 'from' : 'to'] as Json[] | undefined;
-        const ports = rule.ports as Json[] | undefined;
-        const peerOk = !peers || peers.length === 0 || peers.some((peer) => peerMatches(peer, p.metadata.namespace as string, other));
-        const portOk = !ports || ports.length === 0 || ports.some((port) => portMatches(port, destination));
-        return peerOk && portOk;
-      }),
-    );
-  };
-  return directionOk(src, dst, 'Egress') && directionOk(dst, src, 'Ingress');
-}
+// The oracle (§1 read literally, over the raw objects) lives in support/netpol-oracle.ts, shared with
+// the upstream-case e2e. Node addresses as SimCluster gives them (R11).
+const NODE_ADDRESSES: Record<string, string[]> = Object.fromEntries(NODES.map((n) => [n, [NODE_IPS[n] as string, NODE_IPS_V6[n] as string]]));
 
 const PROBES: { protocol: Protocol; dport: number }[] = [
   { protocol: 'TCP', dport: 80 },
@@ -272,13 +196,14 @@ const PROBES: { protocol: Protocol; dport: number }[] = [
 
 function judgeAll(c: SimCluster, w: World, seed: number, stage: string): number {
   const ips = [...new Set([...w.pods.flatMap((p) => p.status.podIPs.map((x) => x.ip)), ...Object.values(NODE_IPS), '203.0.113.7', 'fd50::1', '2001:db8::7'])];
+  const ow = oracleWorld({ ...w, nodeAddresses: NODE_ADDRESSES });
   let checked = 0;
   for (const src of ips) {
     for (const dst of ips) {
       if (src === dst || src.includes(':') !== dst.includes(':')) continue;
       for (const probe of PROBES) {
         const pkt = { src, dst, ...probe };
-        const want = oracle(w, pkt);
+        const want = allows(ow, pkt);
         let got: boolean;
         try {
           got = c.verdict(pkt);
