@@ -12,7 +12,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { STRAND_ROUTE_PROTOCOL } from '../agent/backends/types.ts';
 import { deleteLinkIfExists, deleteRoute, isKernelError, listLinks, listRoutes, NetlinkSocket } from '../kernel/index.ts';
-import { batchMarker, delTable, getTable, NETLINK_NETFILTER, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../nft/netlink-msgs.ts';
+import { NETLINK_NETFILTER } from '../kernel/netlink-const.ts';
+import { batchMarker, delTable, getTable, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../nft/netlink-msgs.ts';
 import { NETWORK_NAME } from './conflist-template.ts';
 import type { Step } from './install.ts';
 

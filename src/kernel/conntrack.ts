@@ -9,11 +9,10 @@
 // always "new") and meets the policy's verdict for new connections.
 import { Attrs, MessageBuilder, type NlMessage } from './netlink-codec.ts';
 import { NetlinkSocket } from './netlink-socket.ts';
-import { AF } from './netlink-const.ts';
+import { AF, NETLINK_NETFILTER } from './netlink-const.ts';
 import { isKernelError } from './errors.ts';
 import { formatIp, parseIp } from './ip.ts';
 
-export const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_NEW = 0;
 const IPCTNL_MSG_CT_GET = 1;

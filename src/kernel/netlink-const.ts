@@ -6,6 +6,8 @@
 export const AF = { UNSPEC: 0, INET: 2, BRIDGE: 7, INET6: 10, NETLINK: 16 } as const;
 
 export const NETLINK_ROUTE = 0;
+/** nfnetlink: nf_tables and ctnetlink (conntrack) messages. */
+export const NETLINK_NETFILTER = 12;
 export const SOL_NETLINK = 270;
 export const NETLINK = { CAP_ACK: 10, EXT_ACK: 11, GET_STRICT_CHK: 12 } as const;
 

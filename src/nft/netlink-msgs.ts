@@ -4,7 +4,6 @@
 // Pure encoders and decoders; the socket and the batch live in the kernel module.
 import { Attrs, MessageBuilder, type NlMessage } from '../kernel/netlink-codec.ts';
 
-export const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_NFTABLES = 10;
 export const NFNL_MSG_BATCH_BEGIN = 0x10;
 export const NFNL_MSG_BATCH_END = 0x11;

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { formatIp, isKernelError, NetlinkSocket, networkOf, parseCidr } from '../kernel/index.ts';
 import type { MessageBuilder } from '../kernel/netlink-codec.ts';
-import { NLM_F } from '../kernel/netlink-const.ts';
+import { NETLINK_NETFILTER, NLM_F } from '../kernel/netlink-const.ts';
 import {
   batchMarker,
   decodeSetElements,
@@ -24,7 +24,6 @@ import {
   delSetElements,
   getSetElements,
   getSets,
-  NETLINK_NETFILTER,
   newChain,
   newRule,
   newSet,
