@@ -99,20 +99,6 @@ export function intervalContains(iv: Interval, ip: { family: 4 | 6; value: bigin
   return iv.family === ip.family && iv.first <= ip.value && ip.value <= iv.last;
 }
 
-/** An interval element part as nft lists it (`10.0.0.0/8`, `10.1.2.3`, `a-b`) as an interval. */
-export function elementInterval(part: string): Interval | undefined {
-  const dash = part.indexOf('-');
-  if (dash > 0 && !part.includes('/')) {
-    const lo = addressValue(part.slice(0, dash));
-    const hi = addressValue(part.slice(dash + 1));
-    if (!lo || !hi || lo.family !== hi.family) return undefined;
-    return { family: lo.family, first: lo.value, last: hi.value };
-  }
-  if (part.includes('/')) return cidrInterval(part);
-  const a = addressValue(part);
-  return a ? { family: a.family, first: a.value, last: a.value } : undefined;
-}
-
 /** Canonical address text (RFC 5952), or undefined when it does not parse. */
 export function canonicalAddress(ip: string): string | undefined {
   const p = typeof ip === 'string' ? tryParseIp(ip.trim()) : undefined;

@@ -8,7 +8,8 @@
 // was sent by the node (output), neither has a policy chain (render.ts); anything else is forwarded
 // and walks agent-pol-forward. A rule this interpreter does not understand throws: the layout and its
 // reader must change together.
-import { addressValue, canonicalAddress, elementInterval } from './cidr.ts';
+import { ipInterval } from '../nft/objects.ts';
+import { addressValue, canonicalAddress } from './cidr.ts';
 import type { DesiredPolicyTable, NftVerdict, NftView, Packet } from './model.ts';
 import { FORWARD_CHAIN } from './render.ts';
 
@@ -188,7 +189,7 @@ function partMatches(part: string, value: string): boolean {
   }
   const v = addressValue(value);
   if (!v) return false;
-  const iv = elementInterval(part);
+  const iv = ipInterval(part);
   return iv !== undefined && iv.family === v.family && iv.first <= v.value && v.value <= iv.last;
 }
 

@@ -1,7 +1,8 @@
 // The verdict of the compiled model on the first packet of a connection, with the reason: which rules
 // allow it, or which policies isolate the pod that drops it. For tests and `strand explain`. Only
 // this node's ends are judged: a pod of another node is 'not-local' here (its node judges it, R1).
-import { addressValue, canonicalAddress, elementInterval, type Interval } from './cidr.ts';
+import { ipInterval } from '../nft/objects.ts';
+import { addressValue, canonicalAddress, type Interval } from './cidr.ts';
 import type { CompiledPolicy, CompiledRule, Direction, DirectionVerdict, LocalPod, Packet, PeerSet, Verdict } from './model.ts';
 
 interface Index {
@@ -23,7 +24,7 @@ function indexOf(model: CompiledPolicy): Index {
   const peerIntervals = new Map<string, Interval[]>();
   for (const [id, peer] of model.peers) {
     peerMembers.set(id, new Set([...peer.v4, ...peer.v6]));
-    peerIntervals.set(id, peer.intervals.map(elementInterval).filter((iv): iv is Interval => iv !== undefined));
+    peerIntervals.set(id, peer.intervals.map(ipInterval).filter((iv): iv is Interval => iv !== undefined));
   }
   const namedPorts = new Map<string, Set<string>>();
   for (const [id, np] of model.namedPorts) namedPorts.set(id, new Set([...np.v4, ...np.v6].map((e) => `${e.address} ${e.protocol} ${e.port}`)));
