@@ -10,7 +10,7 @@
 //   - baseline in the same run: the same cluster compiled with no policies.
 // Target: one policy change compiled, rendered and diffed well under 100 ms.
 import { benchPolicySpec, fmt, printTable, stats } from './lib.mjs';
-import { compilePolicy, diffPolicy, fullBuildPolicy, renderPolicy } from '../src/policy/model.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, renderPolicy } from '../src/policy/index.ts';
 import { emptyTableState } from '../src/nft/objects.ts';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);

@@ -27,11 +27,11 @@ function printTable(title, rows) {
   const width = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length)));
   for (const r of rows) console.log(`  ${r.map((c, i) => String(c ?? '').padEnd(width[i])).join('  ')}`);
 }
-import { compilePolicy, renderPolicy } from '../src/policy/model.ts';
+import { compilePolicy, renderPolicy } from '../src/policy/index.ts';
 import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy-enforcer.ts';
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
-import { fullBuildPolicy } from '../src/policy/diff.ts';
+import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);

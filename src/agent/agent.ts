@@ -43,7 +43,7 @@ import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, 
 import { explain, type ExplainAnswer } from './explain.ts';
 import { explainPolicy } from './explain-policy.ts';
 import { ApiConnectionTracker, buildInspectSnapshot, policySummary, type InspectSnapshot } from './inspect.ts';
-import { compilePolicy } from '../policy/model.ts';
+import { compilePolicy } from '../policy/index.ts';
 import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { underlayPrefixes } from './backends/datapath.ts';
 import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy-enforcer.ts';

@@ -4,7 +4,7 @@
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
 import { firstHost } from '../kernel/index.ts';
-import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/model.ts';
+import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/index.ts';
 import type { DirectionView, PolicyView, Protocol } from './explain.ts';
 import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './kube.ts';
 

@@ -3,7 +3,7 @@
 // belongs to (chainOwners) and what each rule comment stands for (comments); the kernel's JSON gives
 // each rule's comment and its `counter` expression.
 import type { TableState } from '../nft/objects.ts';
-import type { DesiredPolicyTable, Direction } from '../policy/model.ts';
+import type { DesiredPolicyTable, Direction } from '../policy/index.ts';
 
 export interface PodCounter {
   namespace: string;

@@ -38,7 +38,7 @@ import {
   type DesiredPolicyTable,
   type LocalPod,
   type Protocol,
-} from '../policy/model.ts';
+} from '../policy/index.ts';
 import { ApiRequestError, describeError, slimPod, type ClusterCache, type KubeClient, type PodInfo } from './kube.ts';
 import { createPolicyMetrics, type PolicyMetrics } from './policy-metrics.ts';
 import { readPolicyCounters } from './policy-counters.ts';

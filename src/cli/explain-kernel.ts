@@ -9,7 +9,7 @@
 import type { DirectionView, ExplainAnswer } from '../agent/explain.ts';
 import { counterPackets } from '../agent/policy-counters.ts';
 import type { TableState } from '../nft/objects.ts';
-import { DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/render.ts';
+import { DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/index.ts';
 
 export interface NftRuleFinding {
   chain: string;

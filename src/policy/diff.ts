@@ -17,7 +17,7 @@
 //      names them any more).
 import { emptyTableState, type Element, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
 import { Transaction } from '../nft/transaction.ts';
-import type { DesiredChain, DesiredPolicyTable } from './model.ts';
+import type { DesiredChain, DesiredPolicyTable } from './types.ts';
 import { POLICY_PREFIX } from './names.ts';
 
 const keyText = (e: { key: readonly string[]; value?: readonly string[] | undefined }) => e.key.join(' . ');

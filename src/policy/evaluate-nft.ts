@@ -10,7 +10,7 @@
 // reader must change together.
 import { ipInterval } from '../nft/objects.ts';
 import { addressValue, canonicalAddress } from './cidr.ts';
-import type { DesiredPolicyTable, NftVerdict, NftView, Packet } from './model.ts';
+import type { DesiredPolicyTable, NftVerdict, NftView, Packet } from './types.ts';
 import { FORWARD_CHAIN } from './render.ts';
 
 /** A DesiredPolicyTable as an NftView. */

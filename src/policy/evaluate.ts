@@ -3,7 +3,7 @@
 // this node's ends are judged: a pod of another node is 'not-local' here (its node judges it, R1).
 import { ipInterval } from '../nft/objects.ts';
 import { addressValue, canonicalAddress, type Interval } from './cidr.ts';
-import type { CompiledPolicy, CompiledRule, Direction, DirectionVerdict, LocalPod, Packet, PeerSet, Verdict } from './model.ts';
+import type { CompiledPolicy, CompiledRule, Direction, DirectionVerdict, LocalPod, Packet, PeerSet, Verdict } from './types.ts';
 
 interface Index {
   byIp: Map<string, LocalPod>;

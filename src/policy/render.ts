@@ -46,7 +46,7 @@ import {
   type LocalPod,
   type PortRange,
   type RuleRef,
-} from './model.ts';
+} from './types.ts';
 
 export const FORWARD_CHAIN = `${POLICY_PREFIX}forward`;
 const NDP_TYPES = ['nd-router-solicit', 'nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect'];

@@ -1,7 +1,7 @@
 // Label selectors (apimachinery LabelSelector, R7): parsed from what the API served into a normalised
 // Selector, checked the way the API server validates them, and matched against labels the way
 // `labels.Requirement.Matches` does (NotIn and DoesNotExist match a missing key).
-import type { Requirement, Selector } from './model.ts';
+import type { Requirement, Selector } from './types.ts';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; path: string; message: string };
 

@@ -11,7 +11,7 @@ import type { PodInfo } from '../../src/agent/kube.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable, type RenderOptions } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable, type RenderOptions } from '../../src/policy/index.ts';
 import { namespace, pod, policy, servePorts } from '../support/netpol.ts';
 import { TestNetns } from '../support/netns.ts';
 

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodInfo } from '../../src/agent/kube.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, diffPolicy, evaluatePolicy, fullBuildPolicy, renderPolicy, type CompiledPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, evaluatePolicy, fullBuildPolicy, renderPolicy, type CompiledPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
 import { namespace, pod, policy } from '../support/netpol.ts';

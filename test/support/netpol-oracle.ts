@@ -3,7 +3,7 @@
 // against it, and the upstream-case e2e judges real packets on the simulated cluster against it; a
 // disagreement is a bug in one of them, so the oracle stays short enough to read against the spec.
 import { Address4, Address6 } from 'ip-address';
-import type { Packet, Protocol } from '../../src/policy/model.ts';
+import type { Packet, Protocol } from '../../src/policy/index.ts';
 
 type Json = Record<string, unknown>;
 

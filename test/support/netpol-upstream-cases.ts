@@ -4,7 +4,7 @@
 // by the unit test (fake nft, each case's own expectation below) and by the e2e on the simulated
 // cluster (real packets, the table the spec oracle computes over the cluster's real objects).
 // Multi-step cases (updates, label changes, deletions) stay inline in test/unit/policy-cases.test.ts.
-import type { Protocol } from '../../src/policy/model.ts';
+import type { Protocol } from '../../src/policy/index.ts';
 import { nameOf, nsOf } from './netpol.ts';
 
 /** A NetworkPolicy as the API serves it. */

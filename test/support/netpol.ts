@@ -18,7 +18,7 @@ import {
   type NftView,
   type Packet,
   type Protocol,
-} from '../../src/policy/model.ts';
+} from '../../src/policy/index.ts';
 
 export const NAMESPACES = ['x', 'y', 'z'] as const;
 export const POD_NAMES = ['a', 'b', 'c'] as const;

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { changedPodAddresses } from '../../src/agent/policy-enforcer.ts';
 import { readPolicyCounters } from '../../src/agent/policy-counters.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
-import { compilePolicy, DENY_COMMENT, LOG_COMMENT, renderPolicy, type CompileInput } from '../../src/policy/model.ts';
+import { compilePolicy, DENY_COMMENT, LOG_COMMENT, renderPolicy, type CompileInput } from '../../src/policy/index.ts';
 import type { NetworkPolicyInfo, PodInfo } from '../../src/agent/kube.ts';
 
 const pod = (ns: string, name: string, ip: string, labels: Record<string, string>, nodeName = 'n1'): PodInfo => ({

@@ -3,7 +3,7 @@
 // rules still allow; nothing throws, whatever the spec holds.
 import { describe, expect, it } from 'vitest';
 import type { NetworkPolicyInfo } from '../../src/agent/kube.ts';
-import { compilePolicy, diffPolicy, evaluateNft, evaluatePolicy, nftView, renderPolicy } from '../../src/policy/model.ts';
+import { compilePolicy, diffPolicy, evaluateNft, evaluatePolicy, nftView, renderPolicy } from '../../src/policy/index.ts';
 import { namespace, pod, policy } from '../support/netpol.ts';
 
 const NODE = 'n1';

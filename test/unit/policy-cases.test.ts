@@ -6,7 +6,7 @@
 // their updates as diffs, so the diffs are checked too. The single-step cases are data
 // (support/netpol-upstream-cases.ts), shared with the real-packet e2e (e2e/policy-upstream.test.ts).
 import { describe, expect, it } from 'vitest';
-import { FORWARD_CHAIN } from '../../src/policy/model.ts';
+import { FORWARD_CHAIN } from '../../src/policy/index.ts';
 import { differences, expected, NODE_IPS, nsOf, pod, policy, servePorts, SimCluster, upstreamPods, type Probe } from '../support/netpol.ts';
 import { all, BOTH, DERIVED_CASES, EGRESS, INGRESS, inNs, is, nsName, onlyFrom, onlyInto, podIs, TCP80, TCP81, UPSTREAM_CASES, type Allowed, type UpstreamCase } from '../support/netpol-upstream-cases.ts';
 

@@ -12,8 +12,8 @@ import {
   renderPolicy,
   type CompileInput,
   type DesiredPolicyTable,
-} from '../../src/policy/model.ts';
-import { podChainName } from '../../src/policy/render.ts';
+} from '../../src/policy/index.ts';
+import { podChainName } from '../../src/policy/index.ts';
 import { namespace, pod, policy } from '../support/netpol.ts';
 
 const NODE = 'n1';

@@ -7,8 +7,8 @@ import { desiredMasquerade, planMasquerade } from '../../src/agent/masquerade.ts
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState, PRIORITY } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/model.ts';
-import { FORWARD_CHAIN, verdictMapName } from '../../src/policy/render.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
+import { FORWARD_CHAIN, verdictMapName } from '../../src/policy/index.ts';
 import { namespace, pod, policy, servePorts, upstreamNamespaces, upstreamPods } from '../support/netpol.ts';
 
 const sortedDump = (f: FakeNft, keep: (line: string) => boolean = () => true) => f.dump().split('\n').filter(keep).sort().join('\n');

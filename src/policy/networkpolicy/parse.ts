@@ -9,10 +9,10 @@
 //   - an invalid podSelector makes the policy select every pod of its namespace, with no rules;
 //   - invalid policyTypes, or an ingress/egress that is not a list, isolate both directions (an
 //     invalid list contributes no rules).
-import type { NetworkPolicyInfo } from '../agent/kube.ts';
-import { canonicalCidr, cidrInterval, type Interval } from './cidr.ts';
-import type { Direction, PeerMeaning, PolicyError, PolicyRef, Protocol, Selector } from './model.ts';
-import { EVERYTHING, parseSelector } from './selector.ts';
+
+import { canonicalCidr, cidrInterval, type Interval } from '../cidr.ts';
+import type { Direction, NetworkPolicyObject, PeerMeaning, PolicyError, PolicyRef, Protocol, Selector } from '../types.ts';
+import { EVERYTHING, parseSelector } from '../selector.ts';
 
 export type ParsedPort =
   | { protocol: Protocol; kind: 'all' }
@@ -157,10 +157,10 @@ function parseRule(raw: unknown, direction: Direction, index: number, policyName
   }
 }
 
-const cache = new WeakMap<NetworkPolicyInfo, ParsedPolicy>();
+const cache = new WeakMap<NetworkPolicyObject, ParsedPolicy>();
 
 /** Parses one policy; memoised on the object, which the informer replaces on every change. */
-export function parsePolicy(policy: NetworkPolicyInfo): ParsedPolicy {
+export function parsePolicy(policy: NetworkPolicyObject): ParsedPolicy {
   const hit = cache.get(policy);
   if (hit) return hit;
   const parsed = parseUncached(policy);
@@ -168,7 +168,7 @@ export function parsePolicy(policy: NetworkPolicyInfo): ParsedPolicy {
   return parsed;
 }
 
-function parseUncached(policy: NetworkPolicyInfo): ParsedPolicy {
+function parseUncached(policy: NetworkPolicyObject): ParsedPolicy {
   const ref: PolicyRef = { namespace: policy.metadata.namespace ?? '', name: policy.metadata.name };
   const errors: PolicyError[] = [];
   const report = (path: string, message: string) => errors.push({ ...ref, path, message });

@@ -1,26 +1,27 @@
-// The NetworkPolicy compiler's interface: what goes in (the agent's slim caches, this node's name and
-// addresses), what comes out (per local pod: isolation and allow rules with their provenance; the peer
-// sets the rules name), the nftables objects it renders to, and the evaluators over both.
+// The policy layer's shared vocabulary: the compiler's input (its own types, structural subsets of
+// the Kubernetes layer's slim cache objects, so a caller passes its cache objects as they are), the
+// compiled model, packets and verdicts, and the rendered nftables objects. Types only: every module
+// of src/policy imports what it needs from here; callers outside use the public entry, index.ts.
 //
 // Pure throughout: no kernel, no I/O, never throws on what the API serves (or fails to serve).
 // Semantics follow networking.k8s.io/v1 as written down in the team's netpol-semantics.md (rules
 // R1–R18 are named where they decide something); the open choices are listed in README.md,
 // "NetworkPolicy".
-//
-// The other modules of src/policy implement it; import from here:
-//   compilePolicy(input)            → CompiledPolicy          (compile.ts)
-//   renderPolicy(compiled, opts?)   → DesiredPolicyTable      (render.ts)   opts: denied-connection log
-//   diffPolicy(prev, next)          → Transaction             (diff.ts)   minimal changes
-//   fullBuildPolicy(next, actual)   → Transaction             (diff.ts)   replace all agent-pol-* objects
-//   policyDrift(desired, actual)    → string[]                (diff.ts)   what a listed table lacks or has extra
-//   evaluatePolicy(compiled, pkt)   → Verdict                 (evaluate.ts)
-//   evaluateNft(view, pkt, nodeIps) → NftVerdict              (evaluate-nft.ts) over rendered objects
 import type { Chain, Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
-import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../agent/kube.ts';
 
 export type Direction = 'ingress' | 'egress';
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
+
+/**
+ * What a compiled rule does to a packet it matches: accept it (no later tier is asked), drop it, or
+ * pass it on to the next tier (ClusterNetworkPolicy's `Pass`). NetworkPolicy's rules all accept; an
+ * isolated pod's traffic that none matches is dropped by its tier's fall-through.
+ */
+export type RuleAction = 'accept' | 'drop' | 'pass';
+
+/** The tiers of the pipeline (pipeline.ts orders them); a new kind of policy adds its name here. */
+export type TierName = 'networkpolicy';
 
 export interface PodRef {
   namespace: string;
@@ -40,6 +41,46 @@ export interface RuleRef extends PolicyRef {
 
 // ---- input ------------------------------------------------------------------------------------------
 
+/** The metadata the compiler reads of any object. */
+export interface PolicyObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Readonly<Record<string, string>>;
+}
+
+/** A container port as a pod declares it (named ports resolve against these, R10). */
+export interface PolicyPodPort {
+  name?: string;
+  containerPort: number;
+  /** The API's text ('TCP' when absent); anything else matches no named port. */
+  protocol: string;
+}
+
+/** What the compiler reads of a Pod. */
+export interface PolicyPod {
+  metadata: PolicyObjectMeta;
+  spec: {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    containers: readonly { ports: readonly PolicyPodPort[] }[];
+  };
+  status: {
+    phase?: string;
+    podIPs: readonly { ip: string }[];
+  };
+}
+
+/** What the compiler reads of a Namespace. */
+export interface PolicyNamespace {
+  metadata: PolicyObjectMeta;
+}
+
+/** A NetworkPolicy as the API served it: the spec unchecked (the NetworkPolicy tier's parser checks it). */
+export interface NetworkPolicyObject {
+  metadata: PolicyObjectMeta;
+  spec: unknown;
+}
+
 export interface CompileInput {
   /** This node's name: pods with `spec.nodeName` equal to it are the ones the compiler isolates. */
   nodeName: string;
@@ -48,9 +89,9 @@ export interface CompileInput {
    * them to a local pod is allowed (R11), and so is a local pod's traffic to them.
    */
   nodeAddresses: readonly string[];
-  namespaces: readonly NamespaceInfo[];
-  pods: readonly PodInfo[];
-  policies: readonly NetworkPolicyInfo[];
+  namespaces: readonly PolicyNamespace[];
+  pods: readonly PolicyPod[];
+  policies: readonly NetworkPolicyObject[];
   /**
    * Addresses of local pods the API does not show yet, keyed "namespace/name" (from the plugin's
    * pod-start notice): a pod is isolated from the moment its ADD returns, before the kubelet reports
@@ -125,6 +166,11 @@ export interface PortRange {
 
 export interface CompiledRule {
   source: RuleRef;
+  /** The tier the rule belongs to, and its place in the evaluation: tiers by order, then rules by
+   * priority (lower first; NetworkPolicy's rules are all 0, their order is irrelevant, R4). */
+  tier: TierName;
+  priority: number;
+  action: RuleAction;
   /** 'all': every peer, external addresses included (from/to absent or empty, R5); else peer ids (OR). */
   peers: 'all' | readonly string[];
   /** 'all': every port of every protocol (ports absent or empty, R5); else numeric ranges (OR). For
@@ -251,11 +297,3 @@ export interface NftVerdict {
   /** The chains a packet went through, in order, and the comment of the rule that ended each. */
   path: readonly { chain: string; comment?: string }[];
 }
-
-export { POLICY_PREFIX, stableId } from './names.ts';
-export { compilePolicy } from './compile.ts';
-export type { RenderOptions } from './render.ts';
-export { renderPolicy, DENY_COMMENT, SELF_COMMENT, LOG_COMMENT, FORWARD_CHAIN, verdictMapName, podChainName, ruleComment } from './render.ts';
-export { diffPolicy, fullBuildPolicy, policyDrift, tableStateOf } from './diff.ts';
-export { evaluatePolicy } from './evaluate.ts';
-export { evaluateNft, nftView } from './evaluate-nft.ts';

@@ -1,0 +1,153 @@
+// The cluster as every tier's compiler sees it: namespaces with their labels, the pod-network pods by
+// namespace, and this node's pods with the addresses each one owns. Built once per compile and shared
+// by the tiers, so a second tier adds no second walk over the cluster's pods.
+//
+// Which pods count (R17 option b, R16):
+//   - host-network pods are neither targets nor selector peers: their traffic is their node's, which
+//     policies reach with an ipBlock of the node's address;
+//   - finished pods (phase Succeeded or Failed) are neither: their address may already be another
+//     pod's;
+//   - a pod without addresses matches nothing, except a local pod whose addresses the plugin already
+//     told the agent (extraPodIps): it is isolated before the kubelet reports them.
+import { canonicalAddress } from './cidr.ts';
+import type { CompileInput, PolicyPod, PolicyPodPort, Protocol } from './types.ts';
+
+/** The label the control plane puts on every namespace (R8); added here where a cache lacks it. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+export type Labels = Readonly<Record<string, string>>;
+
+/** A pod-network pod of the cluster, as the compilers use it. */
+export interface ClusterPod {
+  namespace: string;
+  name: string;
+  labels: Labels;
+  ips: string[];
+  ports: readonly PolicyPodPort[];
+  local: boolean;
+}
+
+/** One of this node's pods and the addresses it owns (an address is one pod's only). */
+export interface OwnedPod {
+  pod: ClusterPod;
+  ips: string[];
+}
+
+export interface ClusterView {
+  /** Canonical, sorted. */
+  nodeAddresses: string[];
+  /** Pod-network pods by namespace, each list sorted by name. */
+  podsByNs: ReadonlyMap<string, readonly ClusterPod[]>;
+  /** Every namespace known from the namespaces or the pods, sorted. */
+  namespaceNames: readonly string[];
+  labelsOfNs(namespace: string): Labels;
+  /** This node's pods with at least one owned address, sorted by namespace and name. */
+  localPods: readonly OwnedPod[];
+  warnings: string[];
+}
+
+export const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+export const podKey = (ns: string, name: string): string => `${ns}/${name}`;
+
+const CANONICAL_V4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export function canonicalIps(ips: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const ip of ips) {
+    // Most addresses are dotted quads already written the one way: no parse needed.
+    const c = CANONICAL_V4.test(ip) ? ip : canonicalAddress(ip);
+    if (c !== undefined) out.add(c);
+  }
+  return [...out].sort(byText);
+}
+
+/** A container port's protocol (the API defaults it to TCP). */
+export function portProtocol(p: string | undefined): Protocol | undefined {
+  const v = (p ?? 'TCP').toUpperCase();
+  return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : undefined;
+}
+
+/** A pod's status addresses and container ports, memoised on the informer's object (replaced on change). */
+const podFacts = new WeakMap<PolicyPod, { ips: string[]; ports: PolicyPodPort[] }>();
+function factsOf(pod: PolicyPod): { ips: string[]; ports: PolicyPodPort[] } {
+  let f = podFacts.get(pod);
+  if (!f) {
+    f = { ips: canonicalIps(pod.status.podIPs.map((p) => p.ip)), ports: pod.spec.containers.flatMap((c) => c.ports) };
+    podFacts.set(pod, f);
+  }
+  return f;
+}
+
+function namespaceLabels(input: CompileInput): Map<string, Labels> {
+  // With the name label R8 promises.
+  const nsLabels = new Map<string, Labels>();
+  for (const ns of input.namespaces) {
+    const name = ns.metadata.labels?.[NAMESPACE_NAME_LABEL] ?? ns.metadata.name;
+    nsLabels.set(ns.metadata.name, { ...ns.metadata.labels, [NAMESPACE_NAME_LABEL]: name });
+  }
+  return nsLabels;
+}
+
+function podsByNamespace(input: CompileInput): { podsByNs: Map<string, ClusterPod[]>; fromNotice: Set<string> } {
+  const podsByNs = new Map<string, ClusterPod[]>();
+  const fromNotice = new Set<string>();
+  for (const pod of input.pods) {
+    if (pod.spec.hostNetwork) continue; // R17 (b)
+    if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') continue;
+    const namespace = pod.metadata.namespace ?? '';
+    const name = pod.metadata.name;
+    const local = pod.spec.nodeName === input.nodeName;
+    const extra = local ? input.extraPodIps?.get(podKey(namespace, name)) : undefined;
+    const facts = factsOf(pod);
+    const ips = extra && extra.length > 0 ? canonicalIps([...facts.ips, ...extra]) : facts.ips;
+    if (ips.length === 0) continue;
+    if (extra && extra.length > 0) fromNotice.add(podKey(namespace, name));
+    const list = podsByNs.get(namespace) ?? [];
+    list.push({ namespace, name, labels: pod.metadata.labels ?? {}, ips, ports: facts.ports, local });
+    podsByNs.set(namespace, list);
+  }
+  for (const list of podsByNs.values()) list.sort((a, b) => byText(a.name, b.name));
+  return { podsByNs, fromNotice };
+}
+
+/**
+ * Local pods with the addresses they own. A verdict map key has one value, so an address is one pod's
+ * only. Two local pods with one address is a race of a finished pod with its successor: the one the
+ * plugin told the agent about wins, else the first by name.
+ */
+function ownedLocalPods(podsByNs: Map<string, ClusterPod[]>, fromNotice: Set<string>, warnings: string[]): OwnedPod[] {
+  const localPods: ClusterPod[] = [];
+  for (const ns of [...podsByNs.keys()].sort(byText)) for (const p of podsByNs.get(ns) ?? []) if (p.local) localPods.push(p);
+  const noticed = (p: ClusterPod) => Number(fromNotice.has(podKey(p.namespace, p.name)));
+  const owner = new Map<string, ClusterPod>();
+  for (const p of [...localPods].sort((a, b) => noticed(b) - noticed(a))) {
+    for (const ip of p.ips) {
+      const other = owner.get(ip);
+      if (other === undefined) owner.set(ip, p);
+      else {
+        const them = podKey(other.namespace, other.name);
+        warnings.push(`local pods ${them} and ${podKey(p.namespace, p.name)} both have address ${ip}: it is ${them}'s`);
+      }
+    }
+  }
+  const out: OwnedPod[] = [];
+  for (const pod of localPods) {
+    const ips = pod.ips.filter((ip) => owner.get(ip) === pod);
+    if (ips.length > 0) out.push({ pod, ips });
+  }
+  return out;
+}
+
+export function clusterView(input: CompileInput): ClusterView {
+  const warnings: string[] = [];
+  const nsLabels = namespaceLabels(input);
+  const { podsByNs, fromNotice } = podsByNamespace(input);
+  return {
+    nodeAddresses: canonicalIps(input.nodeAddresses),
+    podsByNs,
+    namespaceNames: [...new Set([...nsLabels.keys(), ...podsByNs.keys()])].sort(byText),
+    labelsOfNs: (ns) => nsLabels.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns },
+    localPods: ownedLocalPods(podsByNs, fromNotice, warnings),
+    warnings,
+  };
+}

@@ -1,0 +1,59 @@
+// The NetworkPolicy tier's compiler: which local pods each policy selects (and so isolates, R3) in
+// which direction, and their rules in policy order, then rule order (order is irrelevant to the
+// verdict, R4). Only the policies that select a local pod are compiled beyond parsing, and only the
+// peers their rules name are resolved, so the work per node follows its own pods, not the cluster's.
+import { byText, type ClusterPod, type ClusterView } from '../cluster.ts';
+import type { PeerRegistry } from '../peers.ts';
+import { selectorMatches } from '../selector.ts';
+import type { TierDirections, TierResult } from '../tier.ts';
+import type { CompiledRule, NetworkPolicyObject, PolicyError, PolicyRef } from '../types.ts';
+import { parsePolicy, type ParsedPolicy } from './parse.ts';
+import { RuleCompiler } from './rules.ts';
+
+/** Policies by namespace, each list sorted by name; every policy's errors are reported. */
+function policiesByNamespace(policies: readonly NetworkPolicyObject[]): { byNs: Map<string, ParsedPolicy[]>; errors: PolicyError[] } {
+  const errors: PolicyError[] = [];
+  const byNs = new Map<string, ParsedPolicy[]>();
+  for (const raw of policies) {
+    const p = parsePolicy(raw);
+    errors.push(...p.errors);
+    const list = byNs.get(p.ref.namespace) ?? [];
+    list.push(p);
+    byNs.set(p.ref.namespace, list);
+  }
+  for (const list of byNs.values()) list.sort((a, b) => byText(a.ref.name, b.ref.name));
+  return { byNs, errors };
+}
+
+/** The policies of the pod's namespace that select it (R3), per direction their policy types name. */
+function isolationOf(pod: ClusterPod, policies: readonly ParsedPolicy[], rules: RuleCompiler): TierDirections {
+  const directions: Record<'ingress' | 'egress', { isolatedBy: PolicyRef[]; rules: CompiledRule[] } | undefined> = {
+    ingress: undefined,
+    egress: undefined,
+  };
+  for (const policy of policies) {
+    if (!selectorMatches(policy.podSelector, pod.labels)) continue;
+    for (const direction of ['ingress', 'egress'] as const) {
+      if (!policy[direction]) continue;
+      const d = (directions[direction] ??= { isolatedBy: [], rules: [] });
+      d.isolatedBy.push(policy.ref);
+      const parsed = direction === 'ingress' ? policy.ingressRules : policy.egressRules;
+      for (const rule of parsed) d.rules.push(rules.compile(policy, rule, direction, pod));
+    }
+  }
+  const out: TierDirections = {};
+  if (directions.ingress) out.ingress = directions.ingress;
+  if (directions.egress) out.egress = directions.egress;
+  return out;
+}
+
+export function compileNetworkPolicies(policies: readonly NetworkPolicyObject[], view: ClusterView, peers: PeerRegistry): TierResult {
+  const { byNs, errors } = policiesByNamespace(policies);
+  const rules = new RuleCompiler(peers);
+  const pods = new Map<ClusterPod, TierDirections>();
+  for (const { pod } of view.localPods) {
+    const directions = isolationOf(pod, byNs.get(pod.namespace) ?? [], rules);
+    if (directions.ingress || directions.egress) pods.set(pod, directions);
+  }
+  return { pods, errors };
+}

@@ -1,0 +1,63 @@
+// One NetworkPolicy rule, parsed, to a CompiledRule: its peers as shared peer ids, its ports as
+// numeric ranges (ingress named ports resolved on the selected pod) and egress named ports as ids of
+// sets resolved later on the destination pods (R10). Every NetworkPolicy rule accepts (R4).
+import { byText, portProtocol, type ClusterPod } from '../cluster.ts';
+import type { PeerRegistry } from '../peers.ts';
+import type { CompiledRule, Direction, NamedPort, PortRange, RuleRef } from '../types.ts';
+import type { ParsedPolicy, ParsedPort, ParsedRule } from './parse.ts';
+
+/** Compiles rules for one compile; a rule compiles the same for every pod it applies to, unless
+ * ingress named ports resolve on the pod. */
+export class RuleCompiler {
+  private readonly registry: PeerRegistry;
+  private readonly podIndependent = new Map<ParsedRule, CompiledRule>();
+
+  constructor(registry: PeerRegistry) {
+    this.registry = registry;
+  }
+
+  compile(policy: ParsedPolicy, rule: ParsedRule, direction: Direction, pod: ClusterPod): CompiledRule {
+    const shared = this.podIndependent.get(rule);
+    if (shared) return shared;
+    const compiled = this.compileFor(policy, rule, direction, pod);
+    const perPod = direction === 'ingress' && rule.ports !== 'all' && rule.ports.some((p) => p.kind === 'named');
+    if (!perPod) this.podIndependent.set(rule, compiled);
+    return compiled;
+  }
+
+  private compileFor(policy: ParsedPolicy, rule: ParsedRule, direction: Direction, pod: ClusterPod): CompiledRule {
+    const source: RuleRef = { ...policy.ref, direction, index: rule.index };
+    const base = { source, tier: 'networkpolicy', priority: 0, action: 'accept' } as const;
+    if (rule.broken) return { ...base, peers: [], ports: [], namedPorts: [], broken: true };
+    const peers = rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map((m) => this.registry.peer(m)))].sort(byText);
+    if (rule.ports === 'all') return { ...base, peers, ports: 'all', namedPorts: [] };
+    const { ranges, named } = portsOf(rule.ports, direction, pod);
+    const namedPorts: string[] = [];
+    if (named.length > 0) {
+      // R10: egress names resolve on each destination pod the peer matches (or any pod).
+      for (const peer of peers === 'all' ? [undefined] : peers) namedPorts.push(this.registry.namedPorts(peer, named));
+    }
+    return { ...base, peers, ports: ranges, namedPorts: [...new Set(namedPorts)].sort(byText) };
+  }
+}
+
+/** A rule's ports as sorted unique ranges, and its egress named ports (sorted); ingress named ports
+ * resolve here, on the destination: the selected pod itself (R10). */
+function portsOf(ports: readonly ParsedPort[], direction: Direction, pod: ClusterPod): { ranges: PortRange[]; named: NamedPort[] } {
+  const ranges = new Map<string, PortRange>();
+  const named = new Map<string, NamedPort>();
+  const addRange = (r: PortRange) => ranges.set(`${r.protocol} ${r.from} ${r.to}`, r);
+  for (const p of ports) {
+    if (p.kind === 'all') addRange({ protocol: p.protocol, from: 0, to: 65535 });
+    else if (p.kind === 'range') addRange({ protocol: p.protocol, from: p.from, to: p.to });
+    else if (direction === 'ingress') {
+      // A name the pod lacks (or serves on another protocol) matches nothing.
+      for (const cp of pod.ports) {
+        if (cp.name === p.name && portProtocol(cp.protocol) === p.protocol) addRange({ protocol: p.protocol, from: cp.containerPort, to: cp.containerPort });
+      }
+    } else named.set(`${p.protocol} ${p.name}`, { protocol: p.protocol, name: p.name });
+  }
+  const sortedRanges = [...ranges.values()].sort((a, b) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to);
+  const sortedNamed = [...named.values()].sort((a, b) => byText(a.protocol, b.protocol) || byText(a.name, b.name));
+  return { ranges: sortedRanges, named: sortedNamed };
+}

@@ -1,0 +1,38 @@
+// The contract of a tier of the policy pipeline (pipeline.ts lists them in evaluation order). A tier
+// compiles its own kind of policy against the shared cluster view into per-pod rules that carry their
+// action; the policy layer does the rest the same way for every tier: the skeleton's dispatch reaches
+// each local pod's first tier chain, a tier's chain goes on to the pod's next tier's chain when its
+// rules pass or all miss, and the evaluators walk the tiers in the same order.
+import type { ClusterPod, ClusterView } from './cluster.ts';
+import type { PeerRegistry } from './peers.ts';
+import type { CompileInput, Direction, LocalPod, PodDirection, PolicyError, RuleAction, RuleRef, TierName } from './types.ts';
+
+/** What one tier says about one local pod: its rules per direction (absent: nothing to say). */
+export type TierDirections = Partial<Record<Direction, PodDirection>>;
+
+export interface TierResult {
+  /** Per local pod (the view's objects), the tier's rules; pods absent have nothing from this tier. */
+  pods: ReadonlyMap<ClusterPod, TierDirections>;
+  /** Bad input of this tier's policies (logged by the agent; the policy applied the safe way). */
+  errors: readonly PolicyError[];
+}
+
+export interface PolicyTier {
+  readonly name: TierName;
+  /** Evaluation order of the tiers: lower first. */
+  readonly order: number;
+  /**
+   * What a pod's traffic that no rule of this tier matched gets, when the tier has rules for the pod
+   * in that direction: NetworkPolicy drops it (the pod is isolated, R4); an admin or baseline tier
+   * passes it to the next tier.
+   */
+  readonly fallthrough: RuleAction;
+  compile(input: CompileInput, view: ClusterView, peers: PeerRegistry): TierResult;
+  /** Where the compiled model keeps this tier's rules for a pod (compile.ts puts them there). */
+  attach(pod: LocalPod, directions: TierDirections): void;
+  rulesOf(pod: LocalPod, direction: Direction): PodDirection | undefined;
+  /** The name of the pod's chain of this tier in one direction (under POLICY_PREFIX, nft's bare words). */
+  chainName(pod: { namespace: string; name: string }, direction: Direction): string;
+  /** The comment that names a rule in the table (for counters and explain). */
+  ruleComment(rule: RuleRef): string;
+}
