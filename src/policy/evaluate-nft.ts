@@ -11,7 +11,7 @@
 import { ipInterval } from '../nft/objects.ts';
 import { addressValue, canonicalAddress } from './cidr.ts';
 import type { DesiredPolicyTable, NftVerdict, NftView, Packet } from './types.ts';
-import { FORWARD_CHAIN } from './render.ts';
+import { FORWARD_CHAIN } from './skeleton.ts';
 
 /** A DesiredPolicyTable as an NftView. */
 export function nftView(desired: DesiredPolicyTable): NftView {

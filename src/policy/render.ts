@@ -1,14 +1,8 @@
-// The compiled model as nftables objects in table `inet strand` (all named agent-pol-*):
+// The compiled model as nftables objects in table `inet strand` (all named agent-pol-*): the
+// skeleton (skeleton.ts: the forward base chain and its per-direction dispatch), then for each local
+// pod and direction its chain of every tier that has rules for it, in the pipeline's order, and the
+// sets those rules name:
 //
-//   chain agent-pol-forward { type filter hook forward priority filter ; policy accept ;
-//     ct state established,related accept                      R13: replies of allowed connections
-//     icmpv6 type { nd-… } accept                                R14: neighbour discovery keeps working
-//     ip saddr vmap @agent-pol-egress-v4                         egress of isolated local pods
-//     ip6 saddr vmap @agent-pol-egress-v6
-//     ip daddr vmap @agent-pol-ingress-v4                        ingress of isolated local pods
-//     ip6 daddr vmap @agent-pol-ingress-v6
-//   }
-//   map agent-pol-{ingress,egress}-v{4,6} { type ipv4_addr|ipv6_addr : verdict }   pod address → jump chain
 //   chain agent-pol-in-<pod>    self, then one rule per (policy rule, peer, family) … accept, counter drop
 //   chain agent-pol-out-<pod>   self, then … return (on to the ingress check), counter drop
 //   set agent-pol-peer-<peer>-v4|v6            pods a selector peer matches (addresses)
@@ -17,50 +11,27 @@
 //   set agent-pol-svc-<ports>                  a rule's ports when more than one: inet_proto . inet_service (interval)
 //
 // Why this shape:
-//   - a packet costs the conntrack check, four verdict-map lookups and its own pods' chains: nothing
-//     grows with the number of policies or pods of the cluster; a pod's chain holds the rules of the
-//     policies that select it;
-//   - only the forward hook: bridged pod traffic reaches it through br_netfilter, routed traffic
-//     (other nodes, VXLAN) anyway. The node's own traffic to its pods is allowed (R11: ingress from
-//     the pod's node) and leaves through output, and a pod's traffic to its node is allowed (R11's
-//     recommendation for egress to the local node) and arrives through input, so neither hook needs
-//     a chain;
+//   - a pod's chain holds the rules of the policies that select it: nothing a packet walks grows with
+//     the number of policies or pods of the cluster;
 //   - peer sets are named by a hash of what the peer means, so two rules with the same peer share a
 //     set and a label change changes its elements only, never a chain;
-//   - egress allow rules `return` to the forward chain, which goes on to the destination's ingress
-//     check (both must allow, R1); ingress allow rules accept;
+//   - a rule's verdict is its action's (skeleton.ts, actionVerdict): an egress allow `return`s to the
+//     dispatch, which goes on to the destination's ingress check (both must allow, R1); an ingress
+//     allow accepts; a pass goes on to the pod's next tier chain;
 //   - every allow rule has an anonymous counter and a comment naming its policy rule; the drop at
 //     each chain's end has one too: per-policy and per-pod allow/deny counters come from listing
 //     the chains (chainOwners and comments map names and comments back).
-import { PRIORITY, type Element, type NftMap, type NftSet, type Rule } from '../nft/objects.ts';
+import type { Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX, stableId } from './names.ts';
 import { familyOf } from './cidr.ts';
-import {
-  type ChainOwner,
-  type CommentMeaning,
-  type CompiledPolicy,
-  type CompiledRule,
-  type DesiredChain,
-  type DesiredPolicyTable,
-  type Direction,
-  type LocalPod,
-  type PortRange,
-  type RuleRef,
-} from './types.ts';
+import { TIERS } from './pipeline.ts';
+import { actionVerdict, renderSkeleton, verdictMapName } from './skeleton.ts';
+import type { PolicyTier } from './tier.ts';
+import type { ChainOwner, CommentMeaning, CompiledPolicy, CompiledRule, DesiredChain, DesiredPolicyTable, Direction, LocalPod, PortRange } from './types.ts';
 
-export const FORWARD_CHAIN = `${POLICY_PREFIX}forward`;
-const NDP_TYPES = ['nd-router-solicit', 'nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect'];
 export const DENY_COMMENT = 'deny';
 export const SELF_COMMENT = 'self';
 export const LOG_COMMENT = 'log';
-
-export function verdictMapName(direction: Direction, family: 4 | 6): string {
-  return `${POLICY_PREFIX}${direction}-v${family}`;
-}
-
-export function podChainName(pod: { namespace: string; name: string }, direction: Direction): string {
-  return `${POLICY_PREFIX}${direction === 'ingress' ? 'in' : 'out'}-${stableId(['pod', pod.namespace, pod.name])}`;
-}
 
 export const peerSetName = (id: string, family: 4 | 6): string => `${POLICY_PREFIX}peer-${id}-v${family}`;
 export const cidrSetName = (id: string): string => `${POLICY_PREFIX}cidr-${id}`;
@@ -70,14 +41,6 @@ export const serviceSetName = (id: string): string => `${POLICY_PREFIX}svc-${id}
 const addrType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
 const addrWord = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
 const PROTO_WORD = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;
-
-/** The comment of an allow rule: `<ns>/<name> <direction> <index>`, or a hash of the policy when its
- * names would not fit (or hold what an nft comment cannot). */
-export function ruleComment(ref: RuleRef): string {
-  const plain = `${ref.namespace}/${ref.name} ${ref.direction} ${ref.index}`;
-  if (/^[a-z0-9.-]+\/[a-z0-9.-]+ /.test(plain) && plain.length <= 120) return plain;
-  return `policy-${stableId(['policy', ref.namespace, ref.name])} ${ref.direction} ${ref.index}`;
-}
 
 /** Port ranges merged per protocol (an interval set refuses overlapping elements), sorted. */
 function mergeRanges(ranges: readonly PortRange[]): PortRange[] {
@@ -116,26 +79,12 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     elements.set(e.set, list);
   };
 
-  for (const direction of ['egress', 'ingress'] as const) {
-    for (const family of [4, 6] as const) {
-      const name = verdictMapName(direction, family);
-      sets.set(name, { kind: 'map', name, type: addrType(family), value: 'verdict' });
-      elements.set(name, []);
-    }
+  const skeleton = renderSkeleton();
+  chains.set(skeleton.chain.chain.name, skeleton.chain);
+  for (const map of skeleton.maps) {
+    sets.set(map.name, map);
+    elements.set(map.name, []);
   }
-  chains.set(FORWARD_CHAIN, {
-    chain: { kind: 'chain', name: FORWARD_CHAIN, base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' } },
-    rules: [
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: 'ct state established,related accept' },
-      // R14: neighbour discovery between pods on one bridge is bridged IPv6 (br_netfilter brings it
-      // here, with pod addresses as sources): an isolated pod must still find its neighbours.
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `icmpv6 type { ${NDP_TYPES.join(', ')} } accept` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip saddr vmap @${verdictMapName('egress', 4)}` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 saddr vmap @${verdictMapName('egress', 6)}` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip daddr vmap @${verdictMapName('ingress', 4)}` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 daddr vmap @${verdictMapName('ingress', 6)}` },
-    ],
-  });
 
   // Sets are created as rules name them, filled afterwards.
   const usedPeerSets = new Map<string, { id: string; family: 4 | 6 }>();
@@ -158,68 +107,89 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     return `meta l4proto . th dport @${name}`;
   };
 
-  const podRules = (pod: LocalPod, direction: Direction, chain: string, rules: readonly CompiledRule[]): Rule[] => {
-    const out: Rule[] = [];
+  // The match part of a rule (peers, ports, named ports) for each of the pod's families.
+  const ruleMatches = (r: CompiledRule, direction: Direction, families: readonly (4 | 6)[]): string[] => {
     const field = direction === 'ingress' ? 'saddr' : 'daddr';
-    const verdict = direction === 'ingress' ? 'accept' : 'return';
-    const families = [...new Set(pod.ips.map(familyOf))].sort();
-    // R12: a pod's traffic to itself (hairpin through its own Service) is allowed.
-    for (const ip of pod.ips) out.push({ kind: 'rule', chain, rule: `${addrWord(familyOf(ip))} ${field} ${ip} ${verdict}`, comment: SELF_COMMENT });
-    for (const r of rules) {
-      if (r.broken) continue;
-      const comment = ruleComment(r.source);
-      comments.set(comment, { verdict: 'allow', rule: r.source });
-      const texts: string[] = [];
-      const numeric = r.ports === 'all' || r.ports.length > 0;
-      const ports = r.ports === 'all' ? '' : r.ports.length > 0 ? `${portsExpr(r.ports)} ` : '';
-      for (const family of families) {
-        if (numeric) {
-          if (r.peers === 'all') texts.push(`${ports}counter ${verdict}`);
-          else {
-            for (const id of r.peers) {
-              const peer = model.peers.get(id);
-              if (!peer) continue;
-              if (peer.meaning.kind === 'pods') {
-                const set = peerSetName(id, family);
-                usedPeerSets.set(set, { id, family });
-                texts.push(`${addrWord(family)} ${field} @${set} ${ports}counter ${verdict}`);
-              } else if (peer.meaning.family === family) {
-                // R9: a v4 block never matches v6 traffic, and the reverse.
-                const set = cidrSetName(id);
-                usedCidrSets.add(id);
-                texts.push(`${addrWord(family)} ${field} @${set} ${ports}counter ${verdict}`);
-              }
+    const texts: string[] = [];
+    const numeric = r.ports === 'all' || r.ports.length > 0;
+    const ports = r.ports === 'all' ? '' : r.ports.length > 0 ? `${portsExpr(r.ports)} ` : '';
+    for (const family of families) {
+      if (numeric) {
+        if (r.peers === 'all') texts.push(ports);
+        else {
+          for (const id of r.peers) {
+            const peer = model.peers.get(id);
+            if (!peer) continue;
+            if (peer.meaning.kind === 'pods') {
+              const set = peerSetName(id, family);
+              usedPeerSets.set(set, { id, family });
+              texts.push(`${addrWord(family)} ${field} @${set} ${ports}`);
+            } else if (peer.meaning.family === family) {
+              // R9: a v4 block never matches v6 traffic, and the reverse.
+              const set = cidrSetName(id);
+              usedCidrSets.add(id);
+              texts.push(`${addrWord(family)} ${field} @${set} ${ports}`);
             }
           }
         }
-        for (const id of r.namedPorts) {
-          const set = namedPortSetName(id, family);
-          usedPortSets.set(set, { id, family });
-          texts.push(`${addrWord(family)} daddr . meta l4proto . th dport @${set} counter ${verdict}`);
-        }
       }
-      for (const rule of texts) out.push({ kind: 'rule', chain, rule, comment });
+      for (const id of r.namedPorts) {
+        const set = namedPortSetName(id, family);
+        usedPortSets.set(set, { id, family });
+        texts.push(`${addrWord(family)} daddr . meta l4proto . th dport @${set} `);
+      }
+    }
+    return texts;
+  };
+
+  /** A pod's chain of one tier in one direction; `next`: its chain of the next tier with rules for it. */
+  const tierChain = (tier: PolicyTier, pod: LocalPod, direction: Direction, chain: string, next: string | undefined): Rule[] => {
+    const rules = tier.rulesOf(pod, direction)?.rules ?? [];
+    const out: Rule[] = [];
+    const field = direction === 'ingress' ? 'saddr' : 'daddr';
+    const families = [...new Set(pod.ips.map(familyOf))].sort();
+    // R12: a pod's traffic to itself (hairpin through its own Service) is allowed, by every tier.
+    const self = actionVerdict('accept', direction, undefined);
+    for (const ip of pod.ips) out.push({ kind: 'rule', chain, rule: `${addrWord(familyOf(ip))} ${field} ${ip} ${self}`, comment: SELF_COMMENT });
+    for (const r of rules) {
+      if (r.broken) continue;
+      const comment = tier.ruleComment(r.source);
+      if (r.action === 'accept') comments.set(comment, { verdict: 'allow', rule: r.source });
+      const verdict = actionVerdict(r.action, direction, next);
+      for (const match of ruleMatches(r, direction, families)) out.push({ kind: 'rule', chain, rule: `${match}counter ${verdict}`, comment });
+    }
+    if (tier.fallthrough === 'pass') {
+      if (next !== undefined) out.push({ kind: 'rule', chain, rule: `goto ${next}` });
+      return out;
     }
     const log = options.logDenied;
     if (log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
       // The prefix names the pod (nft allows 127 bytes; names that do not fit use the chain name).
       const who = `${pod.namespace}/${pod.name}`;
       const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
-      const target = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535 ? `group ${log.group}` : 'level info';
-      out.push({ kind: 'rule', chain, rule: `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`, comment: LOG_COMMENT });
+      const groupOk = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535;
+      const target = groupOk ? `group ${log.group}` : 'level info';
+      const rule = `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`;
+      out.push({ kind: 'rule', chain, rule, comment: LOG_COMMENT });
     }
-    out.push({ kind: 'rule', chain, rule: 'counter drop', comment: DENY_COMMENT });
+    out.push({ kind: 'rule', chain, rule: `counter ${actionVerdict(tier.fallthrough, direction, next)}`, comment: DENY_COMMENT });
     return out;
   };
 
+  // Each local pod, per direction: its chains of the tiers with rules for it, in the pipeline's
+  // order, linked; the dispatch jumps to the first.
   for (const pod of model.pods) {
     for (const direction of ['egress', 'ingress'] as const) {
-      const d = pod[direction];
-      if (!d) continue;
-      const name = podChainName(pod, direction);
-      chains.set(name, { chain: { kind: 'chain', name }, rules: podRules(pod, direction, name, d.rules) });
-      chainOwners.set(name, { pod: { namespace: pod.namespace, name: pod.name }, direction });
-      for (const ip of pod.ips) addElement({ kind: 'element', set: verdictMapName(direction, familyOf(ip)), key: [ip], value: [`jump ${name}`] });
+      const tiers = TIERS.filter((t) => t.rulesOf(pod, direction) !== undefined);
+      const names = tiers.map((t) => t.chainName(pod, direction));
+      tiers.forEach((tier, i) => {
+        const name = names[i] as string;
+        chains.set(name, { chain: { kind: 'chain', name }, rules: tierChain(tier, pod, direction, name, names[i + 1]) });
+        chainOwners.set(name, { pod: { namespace: pod.namespace, name: pod.name }, direction });
+      });
+      const first = names[0];
+      if (first === undefined) continue;
+      for (const ip of pod.ips) addElement({ kind: 'element', set: verdictMapName(direction, familyOf(ip)), key: [ip], value: [`jump ${first}`] });
     }
   }
 
