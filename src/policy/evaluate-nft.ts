@@ -173,6 +173,11 @@ class Interpreter {
         continue;
       }
       if (word === 'accept' || word === 'drop' || word === 'return') return { kind: word };
+      if (word === 'goto' && w[i + 1] !== undefined) {
+        // On to the pod's next tier chain, which ends the walk of this one: its verdict is ours
+        // (a `return` there goes back to the dispatch, as the kernel's goto does).
+        return this.run(w[i + 1] as string);
+      }
       throw new Error(`the nft evaluator does not understand ${JSON.stringify(word)} in ${JSON.stringify(body)}`);
     }
     throw new Error(`rule without a verdict: ${body}`);
