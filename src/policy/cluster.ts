@@ -117,7 +117,9 @@ function podsByNamespace(input: CompileInput): { podsByNs: Map<string, ClusterPo
  */
 function ownedLocalPods(podsByNs: Map<string, ClusterPod[]>, fromNotice: Set<string>, warnings: string[]): OwnedPod[] {
   const localPods: ClusterPod[] = [];
-  for (const ns of [...podsByNs.keys()].sort(byText)) for (const p of podsByNs.get(ns) ?? []) if (p.local) localPods.push(p);
+  for (const ns of [...podsByNs.keys()].sort(byText)) {
+    for (const p of podsByNs.get(ns) ?? []) if (p.local) localPods.push(p);
+  }
   const noticed = (p: ClusterPod) => Number(fromNotice.has(podKey(p.namespace, p.name)));
   const owner = new Map<string, ClusterPod>();
   for (const p of [...localPods].sort((a, b) => noticed(b) - noticed(a))) {

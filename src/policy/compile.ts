@@ -25,5 +25,6 @@ export function compilePolicy(input: CompileInput): CompiledPolicy {
     return local;
   });
   const { peers, namedPorts } = registry.resolve(view);
-  return { nodeName: input.nodeName, nodeAddresses: view.nodeAddresses, pods, peers, namedPorts, errors, warnings: view.warnings };
+  const { nodeName } = input;
+  return { nodeName, nodeAddresses: view.nodeAddresses, pods, peers, namedPorts, errors, warnings: view.warnings };
 }

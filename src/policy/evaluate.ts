@@ -9,7 +9,13 @@ import { indexOf, ruleMatches } from './match.ts';
 import { TIERS } from './pipeline.ts';
 import type { CompiledPolicy, Direction, DirectionVerdict, Packet, Verdict } from './types.ts';
 
-function judge(model: CompiledPolicy, direction: Direction, local: string, remote: string, packet: Packet): DirectionVerdict {
+function judge(
+  model: CompiledPolicy,
+  direction: Direction,
+  local: string,
+  remote: string,
+  packet: Packet,
+): DirectionVerdict {
   const index = indexOf(model);
   const pod = index.byIp.get(local);
   const none = { rules: [], isolatedBy: [] };
@@ -28,7 +34,8 @@ function judge(model: CompiledPolicy, direction: Direction, local: string, remot
     const action = decisive?.action ?? tier.fallthrough;
     if (action === 'pass') continue;
     const allowed = action === 'accept';
-    const rules = decisive ? matched.filter((r) => r.priority === decisive.priority && r.action === action).map((r) => r.source) : [];
+    const deciding = decisive ? matched.filter((r) => r.priority === decisive.priority && r.action === action) : [];
+    const rules = deciding.map((r) => r.source);
     return { allowed, reason: allowed ? 'allowed' : 'denied', pod: ref, rules, isolatedBy: d.isolatedBy };
   }
   return { allowed: true, reason: 'not-isolated', pod: ref, ...none };

@@ -63,7 +63,12 @@ export class PeerRegistry {
   }
 
   /** R10: egress names resolve on each destination pod the peer matches (or any pod). */
-  private resolveNamedPorts(view: ClusterView, id: string, def: NamedPortDef, peerPods: Map<string, ClusterPod[]>): NamedPortSet {
+  private resolveNamedPorts(
+    view: ClusterView,
+    id: string,
+    def: NamedPortDef,
+    peerPods: Map<string, ClusterPod[]>,
+  ): NamedPortSet {
     const meaning = def.peer === undefined ? undefined : this.meanings.get(def.peer);
     const allPods = () => [...view.podsByNs.values()].flat();
     let candidates: ClusterPod[];
@@ -86,11 +91,14 @@ export class PeerRegistry {
         const protocol = portProtocol(cp.protocol);
         if (protocol === undefined || !def.ports.some((n) => n.name === cp.name && n.protocol === protocol)) continue;
         for (const address of p.ips) {
-          if (inBlock(address)) elements.set(`${address} ${protocol} ${cp.containerPort}`, { address, protocol, port: cp.containerPort });
+          if (!inBlock(address)) continue;
+          elements.set(`${address} ${protocol} ${cp.containerPort}`, { address, protocol, port: cp.containerPort });
         }
       }
     }
-    const sorted = [...elements.values()].sort((a, b) => byText(a.address, b.address) || byText(a.protocol, b.protocol) || a.port - b.port);
+    const sorted = [...elements.values()].sort(
+      (a, b) => byText(a.address, b.address) || byText(a.protocol, b.protocol) || a.port - b.port,
+    );
     return {
       id,
       ...(def.peer !== undefined ? { peer: def.peer } : {}),
@@ -102,10 +110,13 @@ export class PeerRegistry {
 }
 
 function podsOf(view: ClusterView, m: Extract<PeerMeaning, { kind: 'pods' }>): ClusterPod[] {
-  const selected = (ns: string) => m.namespaceSelector !== undefined && selectorMatches(m.namespaceSelector, view.labelsOfNs(ns));
+  const selected = (ns: string) =>
+    m.namespaceSelector !== undefined && selectorMatches(m.namespaceSelector, view.labelsOfNs(ns));
   const namespaces = m.namespace !== undefined ? [m.namespace] : view.namespaceNames.filter(selected);
   const out: ClusterPod[] = [];
-  for (const ns of namespaces) for (const p of view.podsByNs.get(ns) ?? []) if (selectorMatches(m.podSelector, p.labels)) out.push(p);
+  for (const ns of namespaces) {
+    for (const p of view.podsByNs.get(ns) ?? []) if (selectorMatches(m.podSelector, p.labels)) out.push(p);
+  }
   return out;
 }
 

@@ -27,7 +27,17 @@ import { familyOf } from './cidr.ts';
 import { TIERS } from './pipeline.ts';
 import { actionVerdict, renderSkeleton, verdictMapName } from './skeleton.ts';
 import type { PolicyTier } from './tier.ts';
-import type { ChainOwner, CommentMeaning, CompiledPolicy, CompiledRule, DesiredChain, DesiredPolicyTable, Direction, LocalPod, PortRange } from './types.ts';
+import type {
+  ChainOwner,
+  CommentMeaning,
+  CompiledPolicy,
+  CompiledRule,
+  DesiredChain,
+  DesiredPolicyTable,
+  Direction,
+  LocalPod,
+  PortRange,
+} from './types.ts';
 
 export const DENY_COMMENT = 'deny';
 export const SELF_COMMENT = 'self';
@@ -143,20 +153,24 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
   };
 
   /** A pod's chain of one tier in one direction; `next`: its chain of the next tier with rules for it. */
-  const tierChain = (tier: PolicyTier, pod: LocalPod, direction: Direction, chain: string, next: string | undefined): Rule[] => {
+  const tierChain = (tier: PolicyTier, pod: LocalPod, direction: Direction, chain: string, next?: string): Rule[] => {
     const rules = tier.rulesOf(pod, direction)?.rules ?? [];
     const out: Rule[] = [];
     const field = direction === 'ingress' ? 'saddr' : 'daddr';
     const families = [...new Set(pod.ips.map(familyOf))].sort();
     // R12: a pod's traffic to itself (hairpin through its own Service) is allowed, by every tier.
     const self = actionVerdict('accept', direction, undefined);
-    for (const ip of pod.ips) out.push({ kind: 'rule', chain, rule: `${addrWord(familyOf(ip))} ${field} ${ip} ${self}`, comment: SELF_COMMENT });
+    for (const ip of pod.ips) {
+      out.push({ kind: 'rule', chain, rule: `${addrWord(familyOf(ip))} ${field} ${ip} ${self}`, comment: SELF_COMMENT });
+    }
     for (const r of rules) {
       if (r.broken) continue;
       const comment = tier.ruleComment(r.source);
       if (r.action === 'accept') comments.set(comment, { verdict: 'allow', rule: r.source });
       const verdict = actionVerdict(r.action, direction, next);
-      for (const match of ruleMatches(r, direction, families)) out.push({ kind: 'rule', chain, rule: `${match}counter ${verdict}`, comment });
+      for (const match of ruleMatches(r, direction, families)) {
+        out.push({ kind: 'rule', chain, rule: `${match}counter ${verdict}`, comment });
+      }
     }
     if (tier.fallthrough === 'pass') {
       if (next !== undefined) out.push({ kind: 'rule', chain, rule: `goto ${next}` });
@@ -167,12 +181,15 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       // The prefix names the pod (nft allows 127 bytes; names that do not fit use the chain name).
       const who = `${pod.namespace}/${pod.name}`;
       const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
-      const groupOk = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535;
-      const target = groupOk ? `group ${log.group}` : 'level info';
-      const rule = `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`;
+      const group = log.group;
+      const groupOk = group !== undefined && Number.isSafeInteger(group) && group >= 0 && group <= 65535;
+      const target = groupOk ? `group ${group}` : 'level info';
+      const limit = `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets`;
+      const rule = `${limit} log prefix "${prefix}" ${target}`;
       out.push({ kind: 'rule', chain, rule, comment: LOG_COMMENT });
     }
-    out.push({ kind: 'rule', chain, rule: `counter ${actionVerdict(tier.fallthrough, direction, next)}`, comment: DENY_COMMENT });
+    const drop = `counter ${actionVerdict(tier.fallthrough, direction, next)}`;
+    out.push({ kind: 'rule', chain, rule: drop, comment: DENY_COMMENT });
     return out;
   };
 
@@ -184,12 +201,15 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       const names = tiers.map((t) => t.chainName(pod, direction));
       tiers.forEach((tier, i) => {
         const name = names[i] as string;
-        chains.set(name, { chain: { kind: 'chain', name }, rules: tierChain(tier, pod, direction, name, names[i + 1]) });
+        const rules = tierChain(tier, pod, direction, name, names[i + 1]);
+        chains.set(name, { chain: { kind: 'chain', name }, rules });
         chainOwners.set(name, { pod: { namespace: pod.namespace, name: pod.name }, direction });
       });
       const first = names[0];
       if (first === undefined) continue;
-      for (const ip of pod.ips) addElement({ kind: 'element', set: verdictMapName(direction, familyOf(ip)), key: [ip], value: [`jump ${first}`] });
+      for (const ip of pod.ips) {
+        addElement({ kind: 'element', set: verdictMapName(direction, familyOf(ip)), key: [ip], value: [`jump ${first}`] });
+      }
     }
   }
 

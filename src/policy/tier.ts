@@ -5,7 +5,16 @@
 // rules pass or all miss, and the evaluators walk the tiers in the same order.
 import type { ClusterPod, ClusterView } from './cluster.ts';
 import type { PeerRegistry } from './peers.ts';
-import type { CompileInput, Direction, LocalPod, PodDirection, PolicyError, RuleAction, RuleRef, TierName } from './types.ts';
+import type {
+  CompileInput,
+  Direction,
+  LocalPod,
+  PodDirection,
+  PolicyError,
+  RuleAction,
+  RuleRef,
+  TierName,
+} from './types.ts';
 
 /** What one tier says about one local pod: its rules per direction (absent: nothing to say). */
 export type TierDirections = Partial<Record<Direction, PodDirection>>;

@@ -11,7 +11,10 @@ import { parsePolicy, type ParsedPolicy } from './parse.ts';
 import { RuleCompiler } from './rules.ts';
 
 /** Policies by namespace, each list sorted by name; every policy's errors are reported. */
-function policiesByNamespace(policies: readonly NetworkPolicyObject[]): { byNs: Map<string, ParsedPolicy[]>; errors: PolicyError[] } {
+function policiesByNamespace(policies: readonly NetworkPolicyObject[]): {
+  byNs: Map<string, ParsedPolicy[]>;
+  errors: PolicyError[];
+} {
   const errors: PolicyError[] = [];
   const byNs = new Map<string, ParsedPolicy[]>();
   for (const raw of policies) {
@@ -47,7 +50,11 @@ function isolationOf(pod: ClusterPod, policies: readonly ParsedPolicy[], rules: 
   return out;
 }
 
-export function compileNetworkPolicies(policies: readonly NetworkPolicyObject[], view: ClusterView, peers: PeerRegistry): TierResult {
+export function compileNetworkPolicies(
+  policies: readonly NetworkPolicyObject[],
+  view: ClusterView,
+  peers: PeerRegistry,
+): TierResult {
   const { byNs, errors } = policiesByNamespace(policies);
   const rules = new RuleCompiler(peers);
   const pods = new Map<ClusterPod, TierDirections>();

@@ -29,7 +29,8 @@ export class RuleCompiler {
     const source: RuleRef = { ...policy.ref, direction, index: rule.index };
     const base = { source, tier: 'networkpolicy', priority: 0, action: 'accept' } as const;
     if (rule.broken) return { ...base, peers: [], ports: [], namedPorts: [], broken: true };
-    const peers = rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map((m) => this.registry.peer(m)))].sort(byText);
+    const peerIds = rule.peers === 'all' ? undefined : new Set(rule.peers.map((m) => this.registry.peer(m)));
+    const peers = peerIds === undefined ? 'all' : [...peerIds].sort(byText);
     if (rule.ports === 'all') return { ...base, peers, ports: 'all', namedPorts: [] };
     const { ranges, named } = portsOf(rule.ports, direction, pod);
     const namedPorts: string[] = [];
@@ -43,7 +44,11 @@ export class RuleCompiler {
 
 /** A rule's ports as sorted unique ranges, and its egress named ports (sorted); ingress named ports
  * resolve here, on the destination: the selected pod itself (R10). */
-function portsOf(ports: readonly ParsedPort[], direction: Direction, pod: ClusterPod): { ranges: PortRange[]; named: NamedPort[] } {
+function portsOf(
+  ports: readonly ParsedPort[],
+  direction: Direction,
+  pod: ClusterPod,
+): { ranges: PortRange[]; named: NamedPort[] } {
   const ranges = new Map<string, PortRange>();
   const named = new Map<string, NamedPort>();
   const addRange = (r: PortRange) => ranges.set(`${r.protocol} ${r.from} ${r.to}`, r);
@@ -53,11 +58,13 @@ function portsOf(ports: readonly ParsedPort[], direction: Direction, pod: Cluste
     else if (direction === 'ingress') {
       // A name the pod lacks (or serves on another protocol) matches nothing.
       for (const cp of pod.ports) {
-        if (cp.name === p.name && portProtocol(cp.protocol) === p.protocol) addRange({ protocol: p.protocol, from: cp.containerPort, to: cp.containerPort });
+        if (cp.name !== p.name || portProtocol(cp.protocol) !== p.protocol) continue;
+        addRange({ protocol: p.protocol, from: cp.containerPort, to: cp.containerPort });
       }
     } else named.set(`${p.protocol} ${p.name}`, { protocol: p.protocol, name: p.name });
   }
-  const sortedRanges = [...ranges.values()].sort((a, b) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to);
+  const byRange = (a: PortRange, b: PortRange) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to;
+  const sortedRanges = [...ranges.values()].sort(byRange);
   const sortedNamed = [...named.values()].sort((a, b) => byText(a.protocol, b.protocol) || byText(a.name, b.name));
   return { ranges: sortedRanges, named: sortedNamed };
 }
