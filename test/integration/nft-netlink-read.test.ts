@@ -3,6 +3,7 @@
 // independent judge of counts, handles, comments and counter values (after real packets). The
 // digests change when a chain is flushed or a rule deleted, added or edited, and only that chain's;
 // the generation changes after every committing `nft` command and not after a listing.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NetlinkSocket } from '../../src/kernel/index.ts';
 import {
@@ -15,6 +16,7 @@ import {
   type TableRef,
 } from '../../src/nft/netlink/read.ts';
 import { TestNetns } from '../support/netns.ts';
+import { bigChainNames, bigRuleset } from '../support/big-ruleset.ts';
 import { sh } from '../support/sh.ts';
 
 const ns = TestNetns.create('nft');
@@ -39,7 +41,9 @@ interface JsonRule {
 
 /** `nft -j list table inet strand`: rules, chains and sets as nft reports them. */
 function judge(): { rules: JsonRule[]; chains: string[]; sets: { name: string; elem?: unknown[] }[] } {
-  const out = JSON.parse(ns.exec('nft', ['-j', 'list', 'table', 'inet', 'strand'])) as { nftables: Record<string, unknown>[] };
+  // About 4 MB of JSON at 10,000 rules: past execFileSync's default 1 MiB output limit.
+  const text = execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', 'inet', 'strand'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const out = JSON.parse(text) as { nftables: Record<string, unknown>[] };
   const rules: JsonRule[] = [];
   const chains: string[] = [];
   const sets: { name: string; elem?: unknown[] }[] = [];
@@ -190,5 +194,36 @@ describe('nft netlink reads', () => {
     expect(readTableRules(nl, none)).toEqual({ chains: new Map(), rules: [] });
     expect(listChains(nl, none)).toEqual([]);
     expect(listSets(nl, none)).toEqual([]);
+  });
+});
+
+describe('nft netlink reads at 10,000 rules', () => {
+  it('every rule and counter read back as nft -j lists them; one flushed or edited chain is found among 2,000', () => {
+    ns.tryExec('nft', ['flush', 'ruleset']);
+    nftScript(bigRuleset(2_000, 5));
+    const t0 = performance.now();
+    const read = readTableRules(nl, strand);
+    const readMs = performance.now() - t0;
+    const judged = judge();
+    expect(read.rules).toHaveLength(10_001);
+    expect(read.rules.map((r) => [r.chain, r.handle, r.comment ?? null])).toEqual(judged.rules.map((r) => [r.chain, r.handle, r.comment ?? null]));
+    expect(read.rules.filter((r) => r.counter).length).toBe(10_000);
+    // Generous: a few tens of ms here; the bound only catches a read that went quadratic.
+    expect(readMs).toBeLessThan(2_000);
+
+    const digests = (rules = readTableRules(nl, strand)) => new Map([...rules.chains].map(([c, d]) => [c, d.digest]));
+    const before = digests(read);
+    const changed = (after: Map<string, string>) => bigChainNames(2_000).filter((c) => before.get(c) !== after.get(c));
+
+    const g = readGeneration(nl);
+    ns.exec('nft', ['flush', 'chain', 'inet', 'strand', 'pod-1234']);
+    expect(readGeneration(nl)).not.toBe(g);
+    const afterFlush = digests();
+    expect(changed(afterFlush)).toEqual(['pod-1234']);
+
+    // Handles from the read above, which matched nft's own listing rule for rule.
+    const victim = read.rules.find((r) => r.comment === 'pod-77 rule 3');
+    ns.exec('nft', ['delete', 'rule', 'inet', 'strand', 'pod-77', 'handle', String(victim?.handle)]);
+    expect(changed(digests())).toEqual(['pod-77', 'pod-1234']);
   });
 });
