@@ -200,7 +200,7 @@ async function del(inv: Invocation): Promise<void> {
   // DEL is best effort and idempotent (CNI 1.1 §2): a namespace or interface already gone is fine.
   // The plugin's own namespace counts as gone: CNI_IFNAME there is a host interface, never the pod's.
   const target = netns ? openDelNetns(netns) : { kind: 'gone' as const };
-  if (target.kind === 'own') log.warn({ netns }, "CNI_NETNS is the plugin's own network namespace: DEL treats it as gone");
+  if (target.kind === 'own') log.warn({ netns }, "CNI_NETNS is the plugin's own network namespace: treated as gone");
   if (target.kind === 'pod') {
     await attempt(`delete ${ifname} in ${netns}`, () => {
       try {

@@ -15,7 +15,8 @@ export function checkPodNetns(netns: string): void {
     throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_NETNS: ${(err as Error).message}`);
   }
   if (isCurrentNetns(netns)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_NETNS ${netns}: it is the plugin's own network namespace`);
+    const msg = `invalid CNI_NETNS ${netns}: it is the plugin's own network namespace`;
+    throw new CniError(ErrorCode.InvalidEnvironment, msg);
   }
 }
 
