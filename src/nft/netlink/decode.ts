@@ -4,7 +4,7 @@
 // the bytes that identify it, so that a digest changes when the rule does and not when a packet
 // passes through it.
 import { createHash, type Hash } from 'node:crypto';
-import { Attrs, type NlMessage } from '../../kernel/netlink-codec.ts';
+import { Attrs, nlaAlign, type NlMessage } from '../../kernel/netlink-codec.ts';
 
 /** nfgenmsg: family, version, res_id (the low 16 bits of the generation in answers). */
 const NFGENMSG_LEN = 4;
@@ -49,16 +49,6 @@ const NFT_SET_MAP = 0x8;
 
 /** libnftnl's rule comment (NFTNL_UDATA_RULE_COMMENT), as `nft` stores `comment "…"`. */
 const UDATA_RULE_COMMENT = 0;
-
-/**
- * Expressions whose attributes change as packets pass (or as time does): left out of the digest so
- * that it says "the rule changed", not "the rule matched". null: the whole data; else those types.
- */
-const VOLATILE: ReadonlyMap<string, ReadonlySet<number> | null> = new Map([
-  ['counter', null],
-  ['last', null],
-  ['quota', new Set([NFTA_QUOTA_CONSUMED])],
-]);
 
 export interface RuleCounter {
   packets: number;
@@ -127,56 +117,114 @@ export function parseRuleComment(udata: Buffer | undefined): string | undefined 
   return undefined;
 }
 
-/** A rule message decoded; `identity` feeds the chain digest (handle, stable expression bytes, user data). */
+/** A rule message decoded; `identity` feeds the chain digest: the rule as dumped, volatile bytes zeroed. */
 export interface DecodedRule extends RuleInfo {
   table: string;
-  identity: Buffer[];
+  identity: Buffer;
 }
 
-export function decodeRule(msg: NlMessage): DecodedRule | undefined {
-  const a = attrsOf(msg);
-  const table = a.str(NFTA_RULE_TABLE);
-  const chain = a.str(NFTA_RULE_CHAIN);
-  const handleBytes = a.get(NFTA_RULE_HANDLE);
-  const handle = u64(handleBytes);
-  if (table === undefined || chain === undefined || handleBytes === undefined || handle === undefined) return undefined;
-  const identity: Buffer[] = [handleBytes];
-  const rule: DecodedRule = { table, chain, handle, identity };
-  const exprs = a.get(NFTA_RULE_EXPRESSIONS);
-  for (const [type, item] of exprs ? new Attrs(exprs).entries : []) {
-    if (type !== NFTA_LIST_ELEM) continue;
-    const e = new Attrs(item);
-    const name = e.str(NFTA_EXPR_NAME) ?? '';
-    const data = e.get(NFTA_EXPR_DATA);
-    identity.push(Buffer.from(`${name}\0`));
-    if (name === 'counter' && data) {
-      const d = new Attrs(data);
-      rule.counter = { packets: u64(d.get(NFTA_COUNTER_PACKETS)) ?? 0, bytes: u64(d.get(NFTA_COUNTER_BYTES)) ?? 0 };
+/** An expression name attribute equal to `want` (NUL included, as the kernel writes names). */
+function nameIs(d: Buffer, at: number, len: number, want: Buffer): boolean {
+  if (len !== want.length) return false;
+  for (let i = 0; i < len; i++) if (d[at + i] !== want[i]) return false;
+  return true;
+}
+
+const COUNTER = Buffer.from('counter\0');
+const LAST = Buffer.from('last\0');
+const QUOTA = Buffer.from('quota\0');
+
+function cstr(buf: Buffer, at: number, len: number): string {
+  return buf.toString('utf8', at, buf[at + len - 1] === 0 ? at + len - 1 : at + len);
+}
+
+function u64At(d: Buffer, at: number): number {
+  return d.readUInt32BE(at) * 0x1_0000_0000 + d.readUInt32BE(at + 4);
+}
+
+/** Attribute walks below are written out as loops: at 10,000 rules of a dozen nested attributes
+ * each, Attrs' maps and arrays and per-attribute closures were most of the decoding time. */
+function attrLen(d: Buffer, off: number, end: number): number {
+  if (off + 4 > end) return 0;
+  const len = d.readUInt16LE(off);
+  return len < 4 || off + len > end ? 0 : len;
+}
+
+/** The byte ranges (at, len pairs) to zero in a rule's identity: its volatile expression data. */
+const zeroRanges: number[] = [];
+
+/** One expression (a NFTA_LIST_ELEM's contents): its counter values, and its volatile bytes. */
+function readExpression(d: Buffer, start: number, end: number, rule: { counter?: RuleCounter }): void {
+  let nameAt = -1;
+  let nameLen = 0;
+  let dataAt = -1;
+  let dEnd = 0;
+  for (let off = start, len = attrLen(d, off, end); len > 0; off += nlaAlign(len), len = attrLen(d, off, end)) {
+    const type = d.readUInt16LE(off + 2) & 0x3fff;
+    if (type === NFTA_EXPR_NAME) [nameAt, nameLen] = [off + 4, len - 4];
+    else if (type === NFTA_EXPR_DATA) [dataAt, dEnd] = [off + 4, off + len];
+  }
+  if (dataAt < 0 || nameAt < 0) return;
+  if (nameIs(d, nameAt, nameLen, COUNTER)) {
+    const counter: RuleCounter = { packets: 0, bytes: 0 };
+    for (let off = dataAt, len = attrLen(d, off, dEnd); len > 0; off += nlaAlign(len), len = attrLen(d, off, dEnd)) {
+      const type = d.readUInt16LE(off + 2) & 0x3fff;
+      if (len < 12) continue;
+      if (type === NFTA_COUNTER_PACKETS) counter.packets = u64At(d, off + 4);
+      else if (type === NFTA_COUNTER_BYTES) counter.bytes = u64At(d, off + 4);
     }
-    if (!data) continue;
-    const volatile = VOLATILE.get(name);
-    if (volatile === undefined) identity.push(data);
-    else if (volatile !== null) identity.push(...stableAttrs(data, volatile));
+    rule.counter = counter;
+    zeroRanges.push(dataAt, dEnd - dataAt);
+  } else if (nameIs(d, nameAt, nameLen, LAST)) {
+    zeroRanges.push(dataAt, dEnd - dataAt);
+  } else if (nameIs(d, nameAt, nameLen, QUOTA)) {
+    for (let off = dataAt, len = attrLen(d, off, dEnd); len > 0; off += nlaAlign(len), len = attrLen(d, off, dEnd)) {
+      if ((d.readUInt16LE(off + 2) & 0x3fff) === NFTA_QUOTA_CONSUMED) zeroRanges.push(off + 4, len - 4);
+    }
   }
-  const udata = a.get(NFTA_RULE_USERDATA);
-  if (udata) {
-    identity.push(Buffer.from('\0udata\0'), udata);
-    const comment = parseRuleComment(udata);
-    if (comment !== undefined) rule.comment = comment;
-  }
-  return rule;
 }
 
-/** The attributes of `data` but those of the volatile types, each as type + payload. */
-function stableAttrs(data: Buffer, volatile: ReadonlySet<number>): Buffer[] {
-  const out: Buffer[] = [];
-  for (const [type, payload] of new Attrs(data).entries) {
-    if (volatile.has(type)) continue;
-    const t = Buffer.alloc(2);
-    t.writeUInt16LE(type, 0);
-    out.push(t, payload);
+/**
+ * One rule of a GETRULE dump. Its identity is the message as the kernel wrote it (table, chain,
+ * handle, every expression in order, user data) after the nfgenmsg header, whose res_id carries the
+ * generation, with the volatile attributes (counter values, quota consumed, last used) zeroed.
+ */
+export function decodeRule(msg: NlMessage): DecodedRule | undefined {
+  const d = msg.data;
+  const end = d.length;
+  let table: string | undefined;
+  let chain: string | undefined;
+  let handle: number | undefined;
+  let comment: string | undefined;
+  const found: { counter?: RuleCounter } = {};
+  zeroRanges.length = 0;
+  for (let off = NFGENMSG_LEN, len = attrLen(d, off, end); len > 0; off += nlaAlign(len), len = attrLen(d, off, end)) {
+    const type = d.readUInt16LE(off + 2) & 0x3fff;
+    const at = off + 4;
+    if (type === NFTA_RULE_TABLE) table = cstr(d, at, len - 4);
+    else if (type === NFTA_RULE_CHAIN) chain = cstr(d, at, len - 4);
+    else if (type === NFTA_RULE_HANDLE && len >= 12) handle = u64At(d, at);
+    else if (type === NFTA_RULE_USERDATA) comment = parseRuleComment(d.subarray(at, off + len));
+    else if (type === NFTA_RULE_EXPRESSIONS) {
+      const listEnd = off + len;
+      for (let e = at, elen = attrLen(d, e, listEnd); elen > 0; e += nlaAlign(elen), elen = attrLen(d, e, listEnd)) {
+        if ((d.readUInt16LE(e + 2) & 0x3fff) === NFTA_LIST_ELEM) readExpression(d, e + 4, e + elen, found);
+      }
+    }
   }
-  return out;
+  if (table === undefined || chain === undefined || handle === undefined) return undefined;
+  // A length prefix, so that the rules of a chain hash as a sequence with unambiguous boundaries.
+  const identity = Buffer.allocUnsafe(4 + end - NFGENMSG_LEN);
+  identity.writeUInt32LE(end - NFGENMSG_LEN, 0);
+  d.copy(identity, 4, NFGENMSG_LEN);
+  for (let i = 0; i < zeroRanges.length; i += 2) {
+    const at = 4 + (zeroRanges[i] as number) - NFGENMSG_LEN;
+    identity.fill(0, at, at + (zeroRanges[i + 1] as number));
+  }
+  const rule: DecodedRule = { table, chain, handle, identity };
+  if (comment !== undefined) rule.comment = comment;
+  if (found.counter) rule.counter = found.counter;
+  return rule;
 }
 
 /** Per-chain digests of the decoded rules of one table, in the kernel's (chain) order. */
@@ -190,13 +238,7 @@ export class ChainDigester {
       this.hashes.set(rule.chain, h);
     }
     h.count++;
-    // Each part length-prefixed, so that moving bytes between expressions changes the digest too.
-    const len = Buffer.alloc(4);
-    for (const part of rule.identity) {
-      len.writeUInt32LE(part.length, 0);
-      h.hash.update(len);
-      h.hash.update(part);
-    }
+    h.hash.update(rule.identity);
   }
 
   /** Chain → { count, digest }; chains without rules are absent (listChains has every chain). */

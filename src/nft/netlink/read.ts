@@ -124,7 +124,8 @@ export function countSetElements(nl: NetlinkSocket, table: TableRef, set: string
   const request = nftMessage(NFT_MSG.GETSETELEM, 0, FAMILY[table.family])
     .str(NFTA_SET_ELEM_LIST_TABLE, table.name)
     .str(NFTA_SET_ELEM_LIST_SET, set);
+  const what = `list the elements of set ${set} of table ${table.family} ${table.name}`;
   let n = 0;
-  for (const m of dumpTable(nl, request, `list the elements of set ${set} of table ${table.family} ${table.name}`)) n += countElements(m);
+  for (const m of dumpTable(nl, request, what)) n += countElements(m);
   return n;
 }
