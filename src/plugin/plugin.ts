@@ -7,10 +7,8 @@ import { familyOf, type Interface, type IpConfig, type Result, type Route } from
 import type { CniPlugin, Invocation } from '../cni/skel.ts';
 import {
   addLink,
-  assertNetns,
   deleteLinkIfExists,
   findLink,
-  isCurrentNetns,
   listAddresses,
   listRoutes,
   NetlinkSocket,
@@ -33,6 +31,7 @@ import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
 import { hostVethName, randomMac } from './names.ts';
 import { configurePodInterface, familyGateways, routeSpec } from './pod.ts';
+import { checkPodNetns, openDelNetns } from './pod-netns.ts';
 
 // ---- ADD -----------------------------------------------------------------------------------------
 
@@ -199,13 +198,20 @@ async function del(inv: Invocation): Promise<void> {
   };
 
   // DEL is best effort and idempotent (CNI 1.1 §2): a namespace or interface already gone is fine.
-  if (netns && podNetnsUsable(netns)) {
+  // The plugin's own namespace counts as gone: CNI_IFNAME there is a host interface, never the pod's.
+  const target = netns ? openDelNetns(netns) : { kind: 'gone' as const };
+  if (target.kind === 'own') log.warn({ netns }, "CNI_NETNS is the plugin's own network namespace: treated as gone");
+  if (target.kind === 'pod') {
     await attempt(`delete ${ifname} in ${netns}`, () => {
-      const pod = NetlinkSocket.open({ netns });
       try {
-        deleteLinkIfExists(pod, ifname);
+        const pod = NetlinkSocket.open({ netns: target.netns.path });
+        try {
+          deleteLinkIfExists(pod, ifname);
+        } finally {
+          pod.close();
+        }
       } finally {
-        pod.close();
+        target.netns.close();
       }
     });
   }
@@ -234,15 +240,6 @@ async function del(inv: Invocation): Promise<void> {
     throw new CniError(first.code, problems.map((p) => p.message).join('; '));
   }
   log.info('DEL done');
-}
-
-function podNetnsUsable(netns: string): boolean {
-  try {
-    assertNetns(netns);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // ---- CHECK ---------------------------------------------------------------------------------------
@@ -388,18 +385,6 @@ function logger(cfg: PluginConfig, inv: Invocation): EventLog {
     containerId: inv.env.containerId,
     ifname: inv.env.ifname,
   });
-}
-
-/** CNI_NETNS must be a network namespace, and not the plugin's own (reference skel, code 4 here). */
-function checkPodNetns(netns: string): void {
-  try {
-    assertNetns(netns);
-  } catch (err) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_NETNS: ${(err as Error).message}`);
-  }
-  if (isCurrentNetns(netns)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_NETNS ${netns}: it is the plugin's own network namespace`);
-  }
 }
 
 /**
