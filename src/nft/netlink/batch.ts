@@ -130,6 +130,9 @@ export class NftBatchError extends KernelError {
 /** Default socket send buffer; a larger batch first grows the buffer (see reserveBuffers). */
 const DEFAULT_SNDBUF = 32 * 1024;
 
+/** What a batch needs of a socket (a NETLINK_NETFILTER NetlinkSocket; a stub in unit tests). */
+export type BatchSocket = Pick<NetlinkSocket, 'nextSeq' | 'exchange' | 'reserveBuffers' | 'netns'>;
+
 export interface BatchResult {
   messages: number;
   bytes: number;
@@ -141,7 +144,7 @@ export interface BatchResult {
  * send() returns, so one ack per message would only cost the receive buffer 10,000 skbs on a large
  * batch without telling more. Throws NftBatchError naming the first operation the kernel refused.
  */
-export function applyBatch(nl: NetlinkSocket, ops: readonly NftOp[], what = 'apply nftables batch'): BatchResult {
+export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply nftables batch'): BatchResult {
   if (ops.length === 0) return { messages: 0, bytes: 0 };
   const messages = encodeOps(ops);
   const beginSeq = nl.nextSeq();
