@@ -347,3 +347,36 @@ add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule 
     expect(listed(viaNetlink)).toEqual(listed(viaNft));
   });
 });
+
+describe('a pod-start sized change', () => {
+  it('three element additions and a rule: netlink against nft -f, median of 20', () => {
+    const viaNetlink = netns();
+    const viaNft = netns();
+    const nl = socketIn(viaNetlink);
+    applyBatch(nl, [...head, { op: 'add-set', set: s4 }, { op: 'add-set', set: vm }]);
+    nftFile(viaNft, `${headText}add set inet t s4 { type ipv4_addr; }\nadd map inet t vm { type ipv4_addr : verdict; }\n`);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+    const netlinkMs: number[] = [];
+    const nftMs: number[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const chain = `pod${i}`;
+      const addr = `10.9.0.${i}`;
+      let t = performance.now();
+      applyBatch(nl, [
+        { op: 'add-chain', ...T, name: chain },
+        { op: 'add-rule', ...T, chain, rule: [{ kind: 'match', field: 'tcp dport', value: 80 }, { kind: 'counter' }, { kind: 'verdict', verdict: { code: 'accept' } }] },
+        { op: 'add-elements', set: s4, elements: [{ key: [addr], comment: chain }] },
+        { op: 'add-elements', set: vm, elements: [{ key: [addr], verdict: { code: 'jump', chain } }] },
+      ]);
+      netlinkMs.push(performance.now() - t);
+      const file = join(dir, `${chain}.nft`);
+      writeFileSync(file, `add chain inet t ${chain}\nadd rule inet t ${chain} tcp dport 80 counter accept
+add element inet t s4 { ${addr} comment "${chain}" }\nadd element inet t vm { ${addr} : jump ${chain} }\n`);
+      t = performance.now();
+      viaNft.exec('nft', ['-f', file]);
+      nftMs.push(performance.now() - t);
+    }
+    console.log(`pod-start sized batch: netlink median ${median(netlinkMs).toFixed(2)} ms, nft -f median ${median(nftMs).toFixed(2)} ms`);
+    expect(listed(viaNetlink)).toEqual(listed(viaNft));
+  });
+});

@@ -70,7 +70,7 @@ export function describeOp(o: NftOp): string {
 /** The batch's messages, one per operation, in order. Sets created here get ids 1, 2, … */
 export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
   // Ids are per batch and only need to tell this batch's new sets apart; a rule or element refers to
-  // a set by name and id, and the kernel takes the id only when the name is not yet committed.
+  // a set by name and id, and the kernel looks the name up first and falls back on the id.
   const setIds = new Map<string, Map<string, number>>();
   let nextId = 1;
   const idsFor = (r: TableRef): Map<string, number> => {
@@ -118,7 +118,12 @@ export class NftBatchError extends KernelError {
   /** Every failure the kernel reported, by index (later ones may only follow from the first). */
   readonly failures: ReadonlyArray<{ index: number | undefined; errno: number; message?: string }>;
 
-  constructor(init: ConstructorParameters<typeof KernelError>[0], index: number | undefined, op: NftOp | undefined, failures: NftBatchError['failures']) {
+  constructor(
+    init: ConstructorParameters<typeof KernelError>[0],
+    index: number | undefined,
+    op: NftOp | undefined,
+    failures: NftBatchError['failures'],
+  ) {
     super(init);
     this.name = 'NftBatchError';
     this.index = index;
@@ -174,7 +179,9 @@ export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply
         const e = parseError(m);
         const index = indexBySeq.get(m.seq);
         if (index === undefined && m.seq !== beginSeq) continue;
-        if (e.errno !== 0) failures.push({ index, errno: e.errno, ...(e.message ? { message: e.message } : {}), error: e });
+        if (e.errno !== 0) {
+          failures.push({ index, errno: e.errno, ...(e.message ? { message: e.message } : {}), error: e });
+        }
         // A commit that fails answers on BATCH_BEGIN's sequence; the last message's answer still follows.
         // Some kernels drop the other answers then, so that error alone ends the batch too.
         if (m.seq === lastSeq || (m.seq === beginSeq && e.errno !== 0)) this.done = true;
@@ -186,7 +193,9 @@ export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply
   if (failures.length > 0) {
     const first = failures.find((f) => f.index !== undefined) ?? (failures[0] as (typeof failures)[number]);
     const op = first.index === undefined ? undefined : ops[first.index];
-    const operation = op ? `${describeOp(op)} (operation ${(first.index as number) + 1} of ${ops.length}; ${what})` : `commit ${what}`;
+    const operation = op
+      ? `${describeOp(op)} (operation ${(first.index as number) + 1} of ${ops.length}; ${what})`
+      : `commit ${what}`;
     throw new NftBatchError(
       { errno: first.errno, operation, netns: nl.netns, kernelMessage: first.message },
       first.index,

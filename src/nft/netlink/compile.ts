@@ -17,8 +17,12 @@ interface FieldSpec {
   l4proto?: 'tcp' | 'udp';
 }
 
-const payload = (base: 'network' | 'transport', offset: number, len: number) => (dreg: number): Expr => ({ kind: 'payload', dreg, base, offset, len });
-const meta = (key: 'iifname' | 'oifname' | 'l4proto' | 'nfproto' | 'mark') => (dreg: number): Expr => ({ kind: 'meta', dreg, key });
+const payload =
+  (base: 'network' | 'transport', offset: number, len: number) =>
+  (dreg: number): Expr => ({ kind: 'payload', dreg, base, offset, len });
+const meta =
+  (key: 'iifname' | 'oifname' | 'l4proto' | 'nfproto' | 'mark') =>
+  (dreg: number): Expr => ({ kind: 'meta', dreg, key });
 
 export const FIELDS = {
   'ip saddr': { type: 'ipv4_addr', load: payload('network', 12, 4), nfproto: 'ipv4' },
@@ -68,7 +72,16 @@ export interface CompileContext {
   setIds?: ReadonlyMap<string, number>;
 }
 
-const LOG_LEVELS: Record<LogLevel, number> = { emerg: 0, alert: 1, crit: 2, err: 3, warn: 4, notice: 5, info: 6, debug: 7 };
+const LOG_LEVELS: Record<LogLevel, number> = {
+  emerg: 0,
+  alert: 1,
+  crit: 2,
+  err: 3,
+  warn: 4,
+  notice: 5,
+  info: 6,
+  debug: 7,
+};
 const RATE_UNITS: Record<RateUnit, bigint> = { second: 1n, minute: 60n, hour: 3600n, day: 86400n, week: 604800n };
 /** nft's default burst for a packet limit (a byte limit's is 0). */
 const DEFAULT_PACKET_BURST = 5;
@@ -84,17 +97,26 @@ function dependencies(f: FieldSpec, ctx: CompileContext, st: RuleState, field: s
   if (f.nfproto) {
     const wrong = (ctx.family === 'ip' && f.nfproto === 'ipv6') || (ctx.family === 'ip6' && f.nfproto === 'ipv4');
     if (wrong || (st.nfproto !== undefined && st.nfproto !== f.nfproto)) {
-      throw new RangeError(`${field} cannot match in this rule (family ${ctx.family}${st.nfproto ? `, ${st.nfproto} already matched` : ''})`);
+      const already = st.nfproto ? `, ${st.nfproto} already matched` : '';
+      throw new RangeError(`${field} cannot match in this rule (family ${ctx.family}${already})`);
     }
     if (ctx.family === 'inet' && st.nfproto === undefined) {
-      out.push({ kind: 'meta', dreg: NFT_REG_1, key: 'nfproto' }, { kind: 'cmp', sreg: NFT_REG_1, op: '==', data: encodeScalar('nf_proto', f.nfproto) });
+      out.push(
+        { kind: 'meta', dreg: NFT_REG_1, key: 'nfproto' },
+        { kind: 'cmp', sreg: NFT_REG_1, op: '==', data: encodeScalar('nf_proto', f.nfproto) },
+      );
     }
     st.nfproto = f.nfproto;
   }
   if (f.l4proto) {
-    if (st.l4proto !== undefined && st.l4proto !== f.l4proto) throw new RangeError(`${field} cannot match after meta l4proto ${st.l4proto}`);
+    if (st.l4proto !== undefined && st.l4proto !== f.l4proto) {
+      throw new RangeError(`${field} cannot match after meta l4proto ${st.l4proto}`);
+    }
     if (st.l4proto === undefined) {
-      out.push({ kind: 'meta', dreg: NFT_REG_1, key: 'l4proto' }, { kind: 'cmp', sreg: NFT_REG_1, op: '==', data: encodeScalar('inet_proto', f.l4proto) });
+      out.push(
+        { kind: 'meta', dreg: NFT_REG_1, key: 'l4proto' },
+        { kind: 'cmp', sreg: NFT_REG_1, op: '==', data: encodeScalar('inet_proto', f.l4proto) },
+      );
     }
     st.l4proto = f.l4proto;
   }
@@ -143,9 +165,11 @@ function compileMatch(c: Extract<Construct, { kind: 'match' }>, ctx: CompileCont
       // nft loads only the prefix's bytes when the prefix is byte-aligned.
       const load = f.load(r);
       if (load.kind !== 'payload') throw new RangeError(`${c.field}: prefix match needs a payload field`);
-      out.push({ ...load, len: range.prefix / 8 }, { kind: 'cmp', sreg: r, op, data: range.first.subarray(0, range.prefix / 8) });
+      const bytes = range.prefix / 8;
+      out.push({ ...load, len: bytes }, { kind: 'cmp', sreg: r, op, data: range.first.subarray(0, bytes) });
     } else {
-      out.push(f.load(r), { kind: 'bitwise', sreg: r, dreg: r, mask: prefixMask(len, range.prefix), xor: new Uint8Array(len) });
+      const mask = prefixMask(len, range.prefix);
+      out.push(f.load(r), { kind: 'bitwise', sreg: r, dreg: r, mask, xor: new Uint8Array(len) });
       out.push({ kind: 'cmp', sreg: r, op, data: range.first });
     }
     return out;
@@ -173,7 +197,9 @@ function loadConcat(fields: readonly Field[], ctx: CompileContext, st: RuleState
     // Register 1 is the first four 32-bit registers seen as one; nft names the start of a key so.
     loads.push(f.load(word === 0 ? NFT_REG_1 : NFT_REG32_00 + word));
     word += roundUp4(DATA_TYPES[f.type].len) / 4;
-    if (word > NFT_REG32_COUNT) throw new RangeError(`concatenation ${fields.join(' . ')} is longer than the registers`);
+    if (word > NFT_REG32_COUNT) {
+      throw new RangeError(`concatenation ${fields.join(' . ')} is longer than the registers`);
+    }
   }
   return { exprs: [...deps, ...loads], sreg: NFT_REG_1 };
 }
@@ -194,7 +220,8 @@ export function compileRule(items: readonly Construct[], ctx: CompileContext): E
         break;
       case 'lookup': {
         const { exprs, sreg } = loadConcat(c.fields, ctx, st);
-        out.push(...exprs, { kind: 'lookup', sreg, set: c.set, ...setId(ctx, c.set), ...(c.not ? { invert: true } : {}) });
+        const invert = c.not ? { invert: true } : {};
+        out.push(...exprs, { kind: 'lookup', sreg, set: c.set, ...setId(ctx, c.set), ...invert });
         break;
       }
       case 'vmap': {
@@ -221,7 +248,9 @@ export function compileRule(items: readonly Construct[], ctx: CompileContext): E
       }
       case 'masquerade': {
         const flags =
-          (c.fullyRandom ? NF_NAT_RANGE.RANDOM_FULLY : 0) | (c.random ? NF_NAT_RANGE.RANDOM : 0) | (c.persistent ? NF_NAT_RANGE.PERSISTENT : 0);
+          (c.fullyRandom ? NF_NAT_RANGE.RANDOM_FULLY : 0) |
+          (c.random ? NF_NAT_RANGE.RANDOM : 0) |
+          (c.persistent ? NF_NAT_RANGE.PERSISTENT : 0);
         out.push({ kind: 'masq', flags });
         break;
       }

@@ -28,7 +28,14 @@ export const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
 export const NFTA_DATA = { VALUE: 1, VERDICT: 2 } as const;
 export const NFTA_VERDICT = { CODE: 1, CHAIN: 2 } as const;
 
-export const NFT_SET_F = { ANONYMOUS: 0x1, CONSTANT: 0x2, INTERVAL: 0x4, MAP: 0x8, TIMEOUT: 0x10, CONCAT: 0x80 } as const;
+export const NFT_SET_F = {
+  ANONYMOUS: 0x1,
+  CONSTANT: 0x2,
+  INTERVAL: 0x4,
+  MAP: 0x8,
+  TIMEOUT: 0x10,
+  CONCAT: 0x80,
+} as const;
 export const NFT_SET_ELEM_INTERVAL_END = 0x1;
 /** NFTA_SET_DATA_TYPE of a verdict map (NFT_DATA_VERDICT). */
 export const NFT_DATA_VERDICT = 0xffffff00;
@@ -40,7 +47,17 @@ export const NFT_REG32_00 = 8;
 export const NFT_REG32_COUNT = 16;
 
 export const NFT_PAYLOAD_BASE = { link: 0, network: 1, transport: 2 } as const;
-export const NFT_META_KEY = { len: 0, protocol: 1, mark: 3, iif: 4, oif: 5, iifname: 6, oifname: 7, nfproto: 15, l4proto: 16 } as const;
+export const NFT_META_KEY = {
+  len: 0,
+  protocol: 1,
+  mark: 3,
+  iif: 4,
+  oif: 5,
+  iifname: 6,
+  oifname: 7,
+  nfproto: 15,
+  l4proto: 16,
+} as const;
 export const NFT_CMP_OP = { '==': 0, '!=': 1, '<': 2, '<=': 3, '>': 4, '>=': 5 } as const;
 export const NFT_RANGE_OP = { '==': 0, '!=': 1 } as const;
 export const NFT_CT_KEY = { state: 0 } as const;

@@ -120,7 +120,8 @@ function fill(b: MessageBuilder, e: Expr): void {
       return;
     case 'limit':
       b.attr(A.limit.RATE, be64(e.rate)).attr(A.limit.UNIT, be64(e.unitSeconds));
-      b.attr(A.limit.BURST, be32(e.burst)).attr(A.limit.TYPE, be32(NFT_LIMIT_TYPE[e.type])).attr(A.limit.FLAGS, be32(0));
+      b.attr(A.limit.BURST, be32(e.burst)).attr(A.limit.TYPE, be32(NFT_LIMIT_TYPE[e.type]));
+      b.attr(A.limit.FLAGS, be32(0));
       return;
     case 'masq':
       if (e.flags !== 0) b.attr(A.masq.FLAGS, be32(e.flags));
@@ -129,7 +130,8 @@ function fill(b: MessageBuilder, e: Expr): void {
       b.attr(A.ct.KEY, be32(NFT_CT_KEY[e.key])).attr(A.ct.DREG, be32(e.dreg));
       return;
     case 'fib-addrtype':
-      b.attr(A.fib.DREG, be32(e.dreg)).attr(A.fib.RESULT, be32(NFT_FIB_RESULT_ADDRTYPE)).attr(A.fib.FLAGS, be32(e.flags));
+      b.attr(A.fib.DREG, be32(e.dreg)).attr(A.fib.RESULT, be32(NFT_FIB_RESULT_ADDRTYPE));
+      b.attr(A.fib.FLAGS, be32(e.flags));
       return;
   }
 }

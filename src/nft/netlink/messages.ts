@@ -97,7 +97,8 @@ const u32le = (v: number): Uint8Array => {
 };
 
 export function newTable(r: TableRef): MessageBuilder {
-  return nftMessage(NFT_MSG.NEWTABLE, NLM_F.CREATE, nfproto(r)).str(NFTA_TABLE.NAME, r.table).attr(NFTA_TABLE.FLAGS, be32(0));
+  const m = nftMessage(NFT_MSG.NEWTABLE, NLM_F.CREATE, nfproto(r));
+  return m.str(NFTA_TABLE.NAME, r.table).attr(NFTA_TABLE.FLAGS, be32(0));
 }
 
 export function delTable(r: TableRef): MessageBuilder {
@@ -105,11 +106,14 @@ export function delTable(r: TableRef): MessageBuilder {
 }
 
 export function newChain(r: TableRef, name: string, base?: BaseChainSpec): MessageBuilder {
-  const m = nftMessage(NFT_MSG.NEWCHAIN, NLM_F.CREATE, nfproto(r)).str(NFTA_CHAIN.TABLE, r.table).str(NFTA_CHAIN.NAME, name);
+  const m = nftMessage(NFT_MSG.NEWCHAIN, NLM_F.CREATE, nfproto(r));
+  m.str(NFTA_CHAIN.TABLE, r.table).str(NFTA_CHAIN.NAME, name);
   if (base) {
     const priority = typeof base.priority === 'number' ? base.priority : CHAIN_PRIORITY[base.priority];
     m.str(NFTA_CHAIN.TYPE, base.type).attr(NFTA_CHAIN.POLICY, be32(base.policy === 'drop' ? 0 : 1));
-    m.nested(NFTA_CHAIN.HOOK, (h) => h.attr(NFTA_HOOK.HOOKNUM, be32(NF_HOOK[base.hook])).attr(NFTA_HOOK.PRIORITY, be32(priority)));
+    m.nested(NFTA_CHAIN.HOOK, (h) => {
+      h.attr(NFTA_HOOK.HOOKNUM, be32(NF_HOOK[base.hook])).attr(NFTA_HOOK.PRIORITY, be32(priority));
+    });
   }
   return m;
 }
@@ -123,10 +127,17 @@ export function flushChain(r: TableRef, chain: string): MessageBuilder {
   return nftMessage(NFT_MSG.DELRULE, 0, nfproto(r)).str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
 }
 
-export function newRule(r: TableRef, chain: string, items: readonly Construct[], comment?: string, setIds?: SetIds): MessageBuilder {
+export function newRule(
+  r: TableRef,
+  chain: string,
+  items: readonly Construct[],
+  comment?: string,
+  setIds?: SetIds,
+): MessageBuilder {
   const ctx: CompileContext = setIds ? { family: r.family ?? 'inet', setIds } : { family: r.family ?? 'inet' };
   const exprs = compileRule(items, ctx);
-  const m = nftMessage(NFT_MSG.NEWRULE, NLM_F.CREATE | NLM_F.APPEND, nfproto(r)).str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
+  const m = nftMessage(NFT_MSG.NEWRULE, NLM_F.CREATE | NLM_F.APPEND, nfproto(r));
+  m.str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
   m.nested(NFTA_RULE.EXPRESSIONS, (b) => {
     for (const e of exprs) putExpr(b, e);
   });
@@ -143,7 +154,8 @@ export function delRule(r: TableRef, chain: string, handle: bigint | number): Me
 
 function setFlags(s: SetSpec): number {
   let f = 0;
-  for (const x of s.flags ?? []) f |= x === 'interval' ? NFT_SET_F.INTERVAL : x === 'constant' ? NFT_SET_F.CONSTANT : NFT_SET_F.TIMEOUT;
+  const bits = { interval: NFT_SET_F.INTERVAL, constant: NFT_SET_F.CONSTANT, timeout: NFT_SET_F.TIMEOUT };
+  for (const x of s.flags ?? []) f |= bits[x];
   if (s.verdictMap) f |= NFT_SET_F.MAP;
   // The pipapo backend (concatenated ranges) is chosen by this flag; nft sets it for interval concats.
   if (s.key.length > 1 && f & NFT_SET_F.INTERVAL) f |= NFT_SET_F.CONCAT;
@@ -152,7 +164,8 @@ function setFlags(s: SetSpec): number {
 
 export function newSet(s: SetSpec, id: number): MessageBuilder {
   const k = keyLayout(s.key);
-  const m = nftMessage(NFT_MSG.NEWSET, NLM_F.CREATE, nfproto(s)).str(NFTA_SET.TABLE, s.table).str(NFTA_SET.NAME, s.name);
+  const m = nftMessage(NFT_MSG.NEWSET, NLM_F.CREATE, nfproto(s));
+  m.str(NFTA_SET.TABLE, s.table).str(NFTA_SET.NAME, s.name);
   m.attr(NFTA_SET.FLAGS, be32(setFlags(s))).attr(NFTA_SET.KEY_TYPE, be32(k.typeId)).attr(NFTA_SET.KEY_LEN, be32(k.len));
   if (s.verdictMap) m.attr(NFTA_SET.DATA_TYPE, be32(NFT_DATA_VERDICT)).attr(NFTA_SET.DATA_LEN, be32(0));
   m.attr(NFTA_SET.ID, be32(id));
@@ -166,7 +179,8 @@ export function newSet(s: SetSpec, id: number): MessageBuilder {
     );
   }
   // nft prints keys by these byte orders; a concatenation's is "invalid" (each field has its own).
-  const keyOrder = s.key.length === 1 ? NFT_BYTEORDER[DATA_TYPES[s.key[0] as TypeName].byteorder] : NFT_BYTEORDER.invalid;
+  const single = s.key.length === 1 ? (s.key[0] as TypeName) : undefined;
+  const keyOrder = single ? NFT_BYTEORDER[DATA_TYPES[single].byteorder] : NFT_BYTEORDER.invalid;
   const tlvs: Array<[number, Uint8Array]> = [[UDATA_SET.KEYBYTEORDER, u32le(keyOrder)]];
   if (s.verdictMap) tlvs.push([UDATA_SET.DATABYTEORDER, u32le(NFT_BYTEORDER.invalid)]);
   m.attr(NFTA_SET.USERDATA, udata(tlvs));
@@ -192,7 +206,9 @@ interface WireElement {
  * range reaches the top of the space; a concatenated interval is one element with a key_end.
  */
 export function wireElements(s: SetSpec, e: ElementSpec): WireElement[] {
-  if (e.key.length !== s.key.length) throw new RangeError(`element of ${e.key.length} field(s) for set ${s.name} of ${s.key.length}`);
+  if (e.key.length !== s.key.length) {
+    throw new RangeError(`element of ${e.key.length} field(s) for set ${s.name} of ${s.key.length}`);
+  }
   const extra = {
     ...(e.verdict ? { verdict: e.verdict } : {}),
     ...(e.comment !== undefined ? { comment: e.comment } : {}),
@@ -221,12 +237,16 @@ function putElement(b: MessageBuilder, w: WireElement): void {
     if (w.keyEnd) el.nested(NFTA_SET_ELEM.KEY_END, (k) => k.attr(NFTA_DATA.VALUE, w.keyEnd as Uint8Array));
     if (w.verdict) el.nested(NFTA_SET_ELEM.DATA, (d) => putVerdict(d, w.verdict as Verdict));
     if (w.timeoutMs !== undefined) el.attr(NFTA_SET_ELEM.TIMEOUT, be64(BigInt(w.timeoutMs)));
-    if (w.comment !== undefined) el.attr(NFTA_SET_ELEM.USERDATA, udata([commentTlv(UDATA_SET_ELEM_COMMENT, w.comment)]));
+    if (w.comment !== undefined) {
+      el.attr(NFTA_SET_ELEM.USERDATA, udata([commentTlv(UDATA_SET_ELEM_COMMENT, w.comment)]));
+    }
   });
 }
 
-function elements(type: number, flags: number, s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds): MessageBuilder {
-  const m = nftMessage(type, flags, nfproto(s)).str(NFTA_SET_ELEM_LIST.TABLE, s.table).str(NFTA_SET_ELEM_LIST.SET, s.name);
+function elements(type: number, flags: number, s: SetSpec, list: readonly ElementSpec[], ids?: SetIds): MessageBuilder {
+  const m = nftMessage(type, flags, nfproto(s));
+  m.str(NFTA_SET_ELEM_LIST.TABLE, s.table).str(NFTA_SET_ELEM_LIST.SET, s.name);
+  const setIds = ids;
   const id = setIds?.get(s.name);
   if (id !== undefined) m.attr(NFTA_SET_ELEM_LIST.SET_ID, be32(id));
   m.nested(NFTA_SET_ELEM_LIST.ELEMENTS, (b) => {

@@ -36,13 +36,23 @@ export const roundUp4 = (n: number): number => (n + 3) & ~3;
 export function keyLayout(types: readonly TypeName[]): { typeId: number; len: number; fieldLens: number[] } {
   if (types.length === 0) throw new RangeError('a set key needs at least one type');
   const fieldLens = types.map((t) => DATA_TYPES[t].len);
-  if (types.length === 1) return { typeId: DATA_TYPES[types[0] as TypeName].id, len: fieldLens[0] as number, fieldLens };
+  const only = types.length === 1 ? (types[0] as TypeName) : undefined;
+  if (only) return { typeId: DATA_TYPES[only].id, len: DATA_TYPES[only].len, fieldLens };
   let typeId = 0;
   for (const t of types) typeId = (typeId << TYPE_BITS) | DATA_TYPES[t].id;
   return { typeId: typeId >>> 0, len: fieldLens.reduce((a, l) => a + roundUp4(l), 0), fieldLens };
 }
 
-const PROTOCOLS: Record<string, number> = { icmp: 1, igmp: 2, tcp: 6, udp: 17, gre: 47, esp: 50, icmpv6: 58, sctp: 132 };
+const PROTOCOLS: Record<string, number> = {
+  icmp: 1,
+  igmp: 2,
+  tcp: 6,
+  udp: 17,
+  gre: 47,
+  esp: 50,
+  icmpv6: 58,
+  sctp: 132,
+};
 const NFPROTOS: Record<string, number> = { ipv4: 2, ipv6: 10 };
 export const CT_STATES: Record<string, number> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
 const ADDR_TYPES: Record<string, number> = {
