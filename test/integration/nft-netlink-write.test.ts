@@ -380,3 +380,32 @@ add element inet t s4 { ${addr} comment "${chain}" }\nadd element inet t vm { ${
     expect(listed(viaNetlink)).toEqual(listed(viaNft));
   });
 });
+
+describe('refusals', () => {
+  it('a jump loop through a verdict map is refused at the element that closes it, and nothing is applied', () => {
+    const ns = netns();
+    const ops: NftOp[] = [
+      ...head,
+      { op: 'add-set', set: vm },
+      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'verdict', verdict: { code: 'jump', chain: 'c' } }] },
+      { op: 'add-rule', ...T, chain: 'c', rule: [{ kind: 'vmap', fields: ['ip daddr'], map: 'vm' }] },
+      { op: 'add-elements', set: vm, elements: [{ key: ['10.1.1.1'], verdict: { code: 'jump', chain: 'c' } }] },
+    ];
+    expect(() => applyBatch(socketIn(ns), ops)).toThrow(expect.objectContaining({ index: 6, code: 'EMLINK' }));
+    expect(ns.tryExec('nft', ['list', 'table', 'inet', 't']).status).not.toBe(0);
+  });
+
+  it('a large batch whose every message fails still reports them all, not a lost answer (ENOBUFS)', () => {
+    const ns = netns();
+    const ops: NftOp[] = Array.from({ length: 5000 }, () => ({ op: 'add-rule', table: 'missing', chain: 'c', rule: [{ kind: 'counter' }] }));
+    let err: unknown;
+    try {
+      applyBatch(socketIn(ns), ops);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(NftBatchError);
+    expect((err as NftBatchError).index).toBe(0);
+    expect((err as NftBatchError).failures).toHaveLength(5000);
+  });
+});

@@ -134,6 +134,9 @@ export class NftBatchError extends KernelError {
 
 /** Default socket send buffer; a larger batch first grows the buffer (see reserveBuffers). */
 const DEFAULT_SNDBUF = 32 * 1024;
+/** The socket's receive buffer (NetlinkSocket asks for 1 MiB) holds this many error answers. */
+const DEFAULT_RCVBUF = 1024 * 1024;
+const SMALL_BATCH = 256;
 
 /** What a batch needs of a socket (a NETLINK_NETFILTER NetlinkSocket; a stub in unit tests). */
 export type BatchSocket = Pick<NetlinkSocket, 'nextSeq' | 'exchange' | 'reserveBuffers' | 'netns'>;
@@ -166,7 +169,12 @@ export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply
   });
   parts.push(batchMarker(NFNL_MSG_BATCH_END).finish(nl.nextSeq()));
   const datagram = Buffer.concat(parts);
-  if (datagram.length > DEFAULT_SNDBUF - 64) nl.reserveBuffers(datagram.length + 4096, 4 * 1024 * 1024);
+  // A batch whose every message fails (a missing table) is answered by one error each; a receive
+  // buffer too small for them loses answers (ENOBUFS). So, as nft does, room for one per message
+  // (the kernel doubles the figure for its own overhead, ~1 KiB an error skb).
+  if (datagram.length > DEFAULT_SNDBUF - 64 || messages.length > SMALL_BATCH) {
+    nl.reserveBuffers(datagram.length + 4096, Math.max(DEFAULT_RCVBUF, messages.length * 1024));
+  }
 
   const failures: Array<{ index: number | undefined; errno: number; message?: string; error: NlError }> = [];
   const collector: Collector = {
