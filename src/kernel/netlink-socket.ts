@@ -14,6 +14,8 @@ const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
 const MSG_TRUNC = 0x20;
 const EINTR = 4;
 const EAGAIN = 11;
@@ -45,7 +47,7 @@ function int32(value: number): Buffer {
 }
 
 /** What reads the kernel's answer to one request (ReplyCollector) or to a batch. */
-interface Collector {
+export interface Collector {
   done: boolean;
   error: NlError | undefined;
   feed(datagram: Buffer): boolean;
@@ -195,13 +197,31 @@ export class NetlinkSocket {
     this.exchange(Buffer.concat(parts), batch, operation);
   }
 
-  private nextSeq(): number {
+  /**
+   * Grows the socket's buffers for one large request (an nf_tables batch must be one datagram, and the
+   * kernel refuses a datagram larger than the send buffer). The FORCE options pass the system limits
+   * (net.core.wmem_max) with CAP_NET_ADMIN; without it the capped size is the best there is.
+   */
+  reserveBuffers(sendBytes: number, receiveBytes = 0): void {
+    const c = libc();
+    const set = (force: number, plain: number, bytes: number) => {
+      if (bytes <= 0) return;
+      const v = int32(Math.min(bytes, 0x3fffffff));
+      if (c.setsockopt(this.fd, SOL_SOCKET, force, v, 4) !== 0) c.setsockopt(this.fd, SOL_SOCKET, plain, v, 4);
+    };
+    set(SO_SNDBUFFORCE, SO_SNDBUF, sendBytes);
+    set(SO_RCVBUFFORCE, SO_RCVBUF, receiveBytes);
+  }
+
+  /** The next sequence number, for callers that build their own batch (nft/netlink/batch.ts). */
+  nextSeq(): number {
     this.seq = (this.seq + 1) >>> 0;
     if (this.seq === 0) this.seq = 1;
     return this.seq;
   }
 
-  private exchange<C extends Collector>(bytes: Buffer, collector: C, operation: Operation): C {
+  /** Sends one datagram and feeds the answers to `collector` until it is done. */
+  exchange<C extends Collector>(bytes: Buffer, collector: C, operation: Operation): C {
     if (this.fd < 0) throw new Error(`netlink socket is closed (${describe(operation)})`);
     const c = libc();
     for (;;) {

@@ -1,0 +1,215 @@
+// One nf_tables transaction over netlink: the caller's operations become one batch (BATCH_BEGIN … END)
+// in one datagram, which the kernel applies whole or not at all. When it refuses, the answer carries
+// the sequence number of each failing message, which maps back to the operation the caller passed.
+import { KernelError, type NetlinkSocket } from '../../kernel/index.ts';
+import { parseError, splitMessages, type MessageBuilder, type NlError } from '../../kernel/netlink-codec.ts';
+import type { Collector } from '../../kernel/netlink-socket.ts';
+import { NLM_F, NLMSG } from '../../kernel/netlink-const.ts';
+import { batchMarker, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../netlink-msgs.ts';
+import type { Construct } from './compile.ts';
+import {
+  delChain,
+  delElements,
+  delRule,
+  delSet,
+  delTable,
+  flushChain,
+  newChain,
+  newElements,
+  newRule,
+  newSet,
+  newTable,
+  type BaseChainSpec,
+  type ElementSpec,
+  type SetSpec,
+  type TableRef,
+} from './messages.ts';
+
+export type NftOp =
+  | ({ op: 'add-table' } & TableRef)
+  | ({ op: 'delete-table' } & TableRef)
+  | ({ op: 'add-chain'; name: string; base?: BaseChainSpec } & TableRef)
+  | ({ op: 'delete-chain'; name: string } & TableRef)
+  | ({ op: 'flush-chain'; chain: string } & TableRef)
+  | ({ op: 'add-rule'; chain: string; rule: readonly Construct[]; comment?: string } & TableRef)
+  | ({ op: 'delete-rule'; chain: string; handle: bigint | number } & TableRef)
+  | { op: 'add-set'; set: SetSpec }
+  | ({ op: 'delete-set'; name: string } & TableRef)
+  | { op: 'add-elements'; set: SetSpec; elements: readonly ElementSpec[] }
+  | { op: 'delete-elements'; set: SetSpec; elements: readonly ElementSpec[] };
+
+/** "add rule to chain inet strand c": what an error says was being done. */
+export function describeOp(o: NftOp): string {
+  const where = (r: TableRef) => `${r.family ?? 'inet'} ${r.table}`;
+  switch (o.op) {
+    case 'add-table':
+      return `add table ${where(o)}`;
+    case 'delete-table':
+      return `delete table ${where(o)}`;
+    case 'add-chain':
+      return `add chain ${where(o)} ${o.name}`;
+    case 'delete-chain':
+      return `delete chain ${where(o)} ${o.name}`;
+    case 'flush-chain':
+      return `flush chain ${where(o)} ${o.chain}`;
+    case 'add-rule':
+      return `add rule to chain ${where(o)} ${o.chain}${o.comment !== undefined ? ` (comment "${o.comment}")` : ''}`;
+    case 'delete-rule':
+      return `delete rule handle ${o.handle} from chain ${where(o)} ${o.chain}`;
+    case 'add-set':
+      return `add set ${where(o.set)} ${o.set.name}`;
+    case 'delete-set':
+      return `delete set ${where(o)} ${o.name}`;
+    case 'add-elements':
+      return `add ${o.elements.length} element(s) to set ${where(o.set)} ${o.set.name}`;
+    case 'delete-elements':
+      return `delete ${o.elements.length} element(s) from set ${where(o.set)} ${o.set.name}`;
+  }
+}
+
+/** The batch's messages, one per operation, in order. Sets created here get ids 1, 2, … */
+export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
+  // Ids are per batch and only need to tell this batch's new sets apart; a rule or element refers to
+  // a set by name and id, and the kernel looks the name up first and falls back on the id.
+  const setIds = new Map<string, Map<string, number>>();
+  let nextId = 1;
+  const idsFor = (r: TableRef): Map<string, number> => {
+    const table = `${r.family ?? 'inet'} ${r.table}`;
+    let ids = setIds.get(table);
+    if (!ids) setIds.set(table, (ids = new Map()));
+    return ids;
+  };
+  return ops.map((o) => {
+    switch (o.op) {
+      case 'add-table':
+        return newTable(o);
+      case 'delete-table':
+        return delTable(o);
+      case 'add-chain':
+        return newChain(o, o.name, o.base);
+      case 'delete-chain':
+        return delChain(o, o.name);
+      case 'flush-chain':
+        return flushChain(o, o.chain);
+      case 'add-rule':
+        return newRule(o, o.chain, o.rule, o.comment, idsFor(o));
+      case 'delete-rule':
+        return delRule(o, o.chain, o.handle);
+      case 'add-set': {
+        const id = nextId++;
+        idsFor(o.set).set(o.set.name, id);
+        return newSet(o.set, id);
+      }
+      case 'delete-set':
+        return delSet({ ...o });
+      case 'add-elements':
+        return newElements(o.set, o.elements, idsFor(o.set));
+      case 'delete-elements':
+        return delElements(o.set, o.elements, idsFor(o.set));
+    }
+  });
+}
+
+/** The kernel refused a batch: nothing of it was applied. `index` is the first failing operation. */
+export class NftBatchError extends KernelError {
+  /** Index in the caller's operations; undefined when the commit itself failed (no one message). */
+  readonly index: number | undefined;
+  readonly op: NftOp | undefined;
+  /** Every failure the kernel reported, by index (later ones may only follow from the first). */
+  readonly failures: ReadonlyArray<{ index: number | undefined; errno: number; message?: string }>;
+
+  constructor(
+    init: ConstructorParameters<typeof KernelError>[0],
+    index: number | undefined,
+    op: NftOp | undefined,
+    failures: NftBatchError['failures'],
+  ) {
+    super(init);
+    this.name = 'NftBatchError';
+    this.index = index;
+    this.op = op;
+    this.failures = failures;
+  }
+}
+
+/** Default socket send buffer; a larger batch first grows the buffer (see reserveBuffers). */
+const DEFAULT_SNDBUF = 32 * 1024;
+/** The socket's receive buffer (NetlinkSocket asks for 1 MiB) holds this many error answers. */
+const DEFAULT_RCVBUF = 1024 * 1024;
+const SMALL_BATCH = 256;
+
+/** What a batch needs of a socket (a NETLINK_NETFILTER NetlinkSocket; a stub in unit tests). */
+export type BatchSocket = Pick<NetlinkSocket, 'nextSeq' | 'exchange' | 'reserveBuffers' | 'netns'>;
+
+export interface BatchResult {
+  messages: number;
+  bytes: number;
+}
+
+/**
+ * Applies `ops` as one transaction. Only the last message asks for an acknowledgement: the kernel
+ * answers every failing message with an error whatever its flags, and writes all the answers before
+ * send() returns, so one ack per message would only cost the receive buffer 10,000 skbs on a large
+ * batch without telling more. Throws NftBatchError naming the first operation the kernel refused.
+ */
+export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply nftables batch'): BatchResult {
+  if (ops.length === 0) return { messages: 0, bytes: 0 };
+  const messages = encodeOps(ops);
+  const beginSeq = nl.nextSeq();
+  // finish() returns a view of each builder's own buffer, used once: concat copies it, no copy here.
+  const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN).finish(beginSeq)];
+  const indexBySeq = new Map<number, number>();
+  let lastSeq = 0;
+  messages.forEach((m, i) => {
+    lastSeq = nl.nextSeq();
+    indexBySeq.set(lastSeq, i);
+    const bytes = m.finish(lastSeq);
+    if (i === messages.length - 1) bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.ACK, 6);
+    parts.push(bytes);
+  });
+  parts.push(batchMarker(NFNL_MSG_BATCH_END).finish(nl.nextSeq()));
+  const datagram = Buffer.concat(parts);
+  // A batch whose every message fails (a missing table) is answered by one error each; a receive
+  // buffer too small for them loses answers (ENOBUFS). So, as nft does, room for one per message
+  // (the kernel doubles the figure for its own overhead, ~1 KiB an error skb).
+  if (datagram.length > DEFAULT_SNDBUF - 64 || messages.length > SMALL_BATCH) {
+    nl.reserveBuffers(datagram.length + 4096, Math.max(DEFAULT_RCVBUF, messages.length * 1024));
+  }
+
+  const failures: Array<{ index: number | undefined; errno: number; message?: string; error: NlError }> = [];
+  const collector: Collector = {
+    done: false,
+    // Left undefined so the socket does not throw its own error: this batch maps errors itself.
+    error: undefined,
+    feed(d: Buffer) {
+      for (const m of splitMessages(d)) {
+        if (m.type !== NLMSG.ERROR) continue;
+        const e = parseError(m);
+        const index = indexBySeq.get(m.seq);
+        if (index === undefined && m.seq !== beginSeq) continue;
+        if (e.errno !== 0) {
+          failures.push({ index, errno: e.errno, ...(e.message ? { message: e.message } : {}), error: e });
+        }
+        // A commit that fails answers on BATCH_BEGIN's sequence; the last message's answer still follows.
+        // Some kernels drop the other answers then, so that error alone ends the batch too.
+        if (m.seq === lastSeq || (m.seq === beginSeq && e.errno !== 0)) this.done = true;
+      }
+      return this.done;
+    },
+  };
+  nl.exchange(datagram, collector, what);
+  if (failures.length > 0) {
+    const first = failures.find((f) => f.index !== undefined) ?? (failures[0] as (typeof failures)[number]);
+    const op = first.index === undefined ? undefined : ops[first.index];
+    const operation = op
+      ? `${describeOp(op)} (operation ${(first.index as number) + 1} of ${ops.length}; ${what})`
+      : `commit ${what}`;
+    throw new NftBatchError(
+      { errno: first.errno, operation, netns: nl.netns, kernelMessage: first.message },
+      first.index,
+      op,
+      failures.map(({ index, errno, message }) => ({ index, errno, ...(message ? { message } : {}) })),
+    );
+  }
+  return { messages: messages.length, bytes: datagram.length };
+}

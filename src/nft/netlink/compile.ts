@@ -1,0 +1,263 @@
+// nft's rule grammar → kernel expressions, the way nft itself linearises them (checked against
+// `nft --debug=netlink`): a match loads a field into a register (after the implicit dependency nft
+// adds in an inet table, e.g. `meta nfproto ipv4` before `ip saddr`) and compares it; a set or map
+// lookup loads a concatenation into consecutive 32-bit registers; statements follow in order.
+import type { Expr, Verdict } from './expr.ts';
+import { NF_NAT_RANGE, NFT_FIB_F, NFT_REG_1, NFT_REG32_00, NFT_REG32_COUNT, NFT_REG_VERDICT } from './const.ts';
+import { DATA_TYPES, encodeRange, encodeScalar, roundUp4, type Scalar, type TypeName } from './values.ts';
+
+export type Family = 'inet' | 'ip' | 'ip6';
+
+interface FieldSpec {
+  type: TypeName;
+  load: (dreg: number) => Expr;
+  /** The network family the field exists in: an inet table adds `meta nfproto` before it. */
+  nfproto?: 'ipv4' | 'ipv6';
+  /** The transport protocol the field exists in: nft adds `meta l4proto` before it. */
+  l4proto?: 'tcp' | 'udp';
+}
+
+const payload =
+  (base: 'network' | 'transport', offset: number, len: number) =>
+  (dreg: number): Expr => ({ kind: 'payload', dreg, base, offset, len });
+const meta =
+  (key: 'iifname' | 'oifname' | 'l4proto' | 'nfproto' | 'mark') =>
+  (dreg: number): Expr => ({ kind: 'meta', dreg, key });
+
+export const FIELDS = {
+  'ip saddr': { type: 'ipv4_addr', load: payload('network', 12, 4), nfproto: 'ipv4' },
+  'ip daddr': { type: 'ipv4_addr', load: payload('network', 16, 4), nfproto: 'ipv4' },
+  'ip protocol': { type: 'inet_proto', load: payload('network', 9, 1), nfproto: 'ipv4' },
+  'ip6 saddr': { type: 'ipv6_addr', load: payload('network', 8, 16), nfproto: 'ipv6' },
+  'ip6 daddr': { type: 'ipv6_addr', load: payload('network', 24, 16), nfproto: 'ipv6' },
+  'meta l4proto': { type: 'inet_proto', load: meta('l4proto') },
+  'meta nfproto': { type: 'nf_proto', load: meta('nfproto') },
+  'meta mark': { type: 'mark', load: meta('mark') },
+  iifname: { type: 'ifname', load: meta('iifname') },
+  oifname: { type: 'ifname', load: meta('oifname') },
+  'th sport': { type: 'inet_service', load: payload('transport', 0, 2) },
+  'th dport': { type: 'inet_service', load: payload('transport', 2, 2) },
+  'tcp sport': { type: 'inet_service', load: payload('transport', 0, 2), l4proto: 'tcp' },
+  'tcp dport': { type: 'inet_service', load: payload('transport', 2, 2), l4proto: 'tcp' },
+  'udp sport': { type: 'inet_service', load: payload('transport', 0, 2), l4proto: 'udp' },
+  'udp dport': { type: 'inet_service', load: payload('transport', 2, 2), l4proto: 'udp' },
+  'ct state': { type: 'ct_state', load: (dreg) => ({ kind: 'ct', dreg, key: 'state' }) },
+  'fib daddr type': { type: 'fib_addrtype', load: (dreg) => ({ kind: 'fib-addrtype', dreg, flags: NFT_FIB_F.DADDR }) },
+} as const satisfies Record<string, FieldSpec>;
+
+export type Field = keyof typeof FIELDS;
+export type CmpOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
+export type LogLevel = 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug';
+export type RateUnit = 'second' | 'minute' | 'hour' | 'day' | 'week';
+
+/**
+ * One item of a rule in nft's order, e.g. `ip saddr . th dport @s counter accept` is
+ * [{ kind: 'lookup', fields: ['ip saddr', 'th dport'], set: 's' }, { kind: 'counter' },
+ *  { kind: 'verdict', verdict: { code: 'accept' } }].
+ */
+export type Construct =
+  /** `field op value`: value is an address, CIDR, "a-b" range, number, name, or for `ct state` a list. */
+  | { kind: 'match'; field: Field; op?: CmpOp; value: Scalar | readonly string[] }
+  | { kind: 'lookup'; fields: readonly Field[]; set: string; not?: boolean }
+  | { kind: 'vmap'; fields: readonly Field[]; map: string }
+  | { kind: 'counter' }
+  | { kind: 'log'; prefix?: string; level?: LogLevel; group?: number }
+  | { kind: 'limit'; rate: number; per: RateUnit; burst?: number; unit?: 'packets' | 'bytes' }
+  | { kind: 'masquerade'; fullyRandom?: boolean; random?: boolean; persistent?: boolean }
+  | { kind: 'verdict'; verdict: Verdict };
+
+export interface CompileContext {
+  family: Family;
+  /** Sets created in the same batch, by name: their NFTA_SET_ID goes into the lookup. */
+  setIds?: ReadonlyMap<string, number>;
+}
+
+const LOG_LEVELS: Record<LogLevel, number> = {
+  emerg: 0,
+  alert: 1,
+  crit: 2,
+  err: 3,
+  warn: 4,
+  notice: 5,
+  info: 6,
+  debug: 7,
+};
+const RATE_UNITS: Record<RateUnit, bigint> = { second: 1n, minute: 60n, hour: 3600n, day: 86400n, week: 604800n };
+/** nft's default burst for a packet limit (a byte limit's is 0). */
+const DEFAULT_PACKET_BURST = 5;
+
+/** Per-rule state: which dependencies the rule has already matched, so each is emitted once. */
+interface RuleState {
+  nfproto?: 'ipv4' | 'ipv6';
+  l4proto?: string;
+}
+
+function dependencies(f: FieldSpec, ctx: CompileContext, st: RuleState, field: string): Expr[] {
+  const out: Expr[] = [];
+  if (f.nfproto) {
+    const wrong = (ctx.family === 'ip' && f.nfproto === 'ipv6') || (ctx.family === 'ip6' && f.nfproto === 'ipv4');
+    if (wrong || (st.nfproto !== undefined && st.nfproto !== f.nfproto)) {
+      const already = st.nfproto ? `, ${st.nfproto} already matched` : '';
+      throw new RangeError(`${field} cannot match in this rule (family ${ctx.family}${already})`);
+    }
+    if (ctx.family === 'inet' && st.nfproto === undefined) {
+      out.push(
+        { kind: 'meta', dreg: NFT_REG_1, key: 'nfproto' },
+        { kind: 'cmp', sreg: NFT_REG_1, op: '==', data: encodeScalar('nf_proto', f.nfproto) },
+      );
+    }
+    st.nfproto = f.nfproto;
+  }
+  if (f.l4proto) {
+    if (st.l4proto !== undefined && st.l4proto !== f.l4proto) {
+      throw new RangeError(`${field} cannot match after meta l4proto ${st.l4proto}`);
+    }
+    if (st.l4proto === undefined) {
+      out.push(
+        { kind: 'meta', dreg: NFT_REG_1, key: 'l4proto' },
+        { kind: 'cmp', sreg: NFT_REG_1, op: '==', data: encodeScalar('inet_proto', f.l4proto) },
+      );
+    }
+    st.l4proto = f.l4proto;
+  }
+  return out;
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function prefixMask(len: number, prefix: number): Uint8Array {
+  const m = new Uint8Array(len);
+  for (let bit = 0; bit < prefix; bit++) m[bit >> 3] = (m[bit >> 3] as number) | (0x80 >> (bit & 7));
+  return m;
+}
+
+function compileMatch(c: Extract<Construct, { kind: 'match' }>, ctx: CompileContext, st: RuleState): Expr[] {
+  const f: FieldSpec = FIELDS[c.field];
+  const op = c.op ?? '==';
+  const out = dependencies(f, ctx, st, c.field);
+  const r = NFT_REG_1;
+  if (c.field === 'ct state') {
+    // A bit set: any of the listed states (nft: bitwise & mask, cmp != 0).
+    const states = typeof c.value === 'object' ? c.value : String(c.value).split(',');
+    let mask = 0;
+    for (const s of states) mask |= encodeScalar('ct_state', s.trim()).reduce((a, b, i) => a | (b << (8 * i)), 0);
+    const maskBytes = encodeScalar('ct_state', mask);
+    out.push(f.load(r), { kind: 'bitwise', sreg: r, dreg: r, mask: maskBytes, xor: new Uint8Array(4) });
+    out.push({ kind: 'cmp', sreg: r, op: op === '==' ? '!=' : '==', data: new Uint8Array(4) });
+    return out;
+  }
+  if (typeof c.value === 'object') throw new RangeError(`${c.field}: a list of values is only supported for ct state`);
+  if (f.type === 'ifname' && String(c.value).endsWith('*')) {
+    // A wildcard compares only the prefix's bytes (the cmp's data length is the compared length).
+    out.push(f.load(r), { kind: 'cmp', sreg: r, op, data: Buffer.from(String(c.value).slice(0, -1), 'utf8') });
+    return out;
+  }
+  const range = encodeRange(f.type, c.value);
+  const len = DATA_TYPES[f.type].len;
+  const single = sameBytes(range.first, range.last);
+  if (range.prefix !== undefined && !single) {
+    if (range.prefix % 8 === 0) {
+      // nft loads only the prefix's bytes when the prefix is byte-aligned.
+      const load = f.load(r);
+      if (load.kind !== 'payload') throw new RangeError(`${c.field}: prefix match needs a payload field`);
+      const bytes = range.prefix / 8;
+      out.push({ ...load, len: bytes }, { kind: 'cmp', sreg: r, op, data: range.first.subarray(0, bytes) });
+    } else {
+      const mask = prefixMask(len, range.prefix);
+      out.push(f.load(r), { kind: 'bitwise', sreg: r, dreg: r, mask, xor: new Uint8Array(len) });
+      out.push({ kind: 'cmp', sreg: r, op, data: range.first });
+    }
+    return out;
+  }
+  if (!single) {
+    if (op !== '==' && op !== '!=') throw new RangeError(`${c.field}: a range takes == or !=`);
+    out.push(f.load(r), { kind: 'range', sreg: r, op, from: range.first, to: range.last });
+    return out;
+  }
+  out.push(f.load(r), { kind: 'cmp', sreg: r, op, data: range.first });
+  if (op === '==' && c.field === 'meta nfproto') st.nfproto = String(c.value) === 'ipv6' ? 'ipv6' : 'ipv4';
+  if (op === '==' && (c.field === 'meta l4proto' || c.field === 'ip protocol')) st.l4proto = String(c.value);
+  return out;
+}
+
+/** Loads fields into consecutive registers; returns the expressions and the first register. */
+function loadConcat(fields: readonly Field[], ctx: CompileContext, st: RuleState): { exprs: Expr[]; sreg: number } {
+  if (fields.length === 0) throw new RangeError('a lookup needs at least one field');
+  const deps: Expr[] = [];
+  const loads: Expr[] = [];
+  let word = 0;
+  for (const name of fields) {
+    const f: FieldSpec = FIELDS[name];
+    deps.push(...dependencies(f, ctx, st, name));
+    // Register 1 is the first four 32-bit registers seen as one; nft names the start of a key so.
+    loads.push(f.load(word === 0 ? NFT_REG_1 : NFT_REG32_00 + word));
+    word += roundUp4(DATA_TYPES[f.type].len) / 4;
+    if (word > NFT_REG32_COUNT) {
+      throw new RangeError(`concatenation ${fields.join(' . ')} is longer than the registers`);
+    }
+  }
+  return { exprs: [...deps, ...loads], sreg: NFT_REG_1 };
+}
+
+function setId(ctx: CompileContext, name: string): { setId?: number } {
+  const id = ctx.setIds?.get(name);
+  return id === undefined ? {} : { setId: id };
+}
+
+/** The expression list of one rule; throws RangeError on a construct nft would refuse. */
+export function compileRule(items: readonly Construct[], ctx: CompileContext): Expr[] {
+  const st: RuleState = {};
+  const out: Expr[] = [];
+  for (const c of items) {
+    switch (c.kind) {
+      case 'match':
+        out.push(...compileMatch(c, ctx, st));
+        break;
+      case 'lookup': {
+        const { exprs, sreg } = loadConcat(c.fields, ctx, st);
+        const invert = c.not ? { invert: true } : {};
+        out.push(...exprs, { kind: 'lookup', sreg, set: c.set, ...setId(ctx, c.set), ...invert });
+        break;
+      }
+      case 'vmap': {
+        const { exprs, sreg } = loadConcat(c.fields, ctx, st);
+        out.push(...exprs, { kind: 'lookup', sreg, set: c.map, ...setId(ctx, c.map), dreg: NFT_REG_VERDICT });
+        break;
+      }
+      case 'counter':
+        out.push({ kind: 'counter' });
+        break;
+      case 'log':
+        out.push({
+          kind: 'log',
+          ...(c.prefix !== undefined ? { prefix: c.prefix } : {}),
+          ...(c.level !== undefined ? { level: LOG_LEVELS[c.level] } : {}),
+          ...(c.group !== undefined ? { group: c.group } : {}),
+        });
+        break;
+      case 'limit': {
+        const unit = c.unit ?? 'packets';
+        const burst = c.burst ?? (unit === 'packets' ? DEFAULT_PACKET_BURST : 0);
+        out.push({ kind: 'limit', rate: BigInt(c.rate), unitSeconds: RATE_UNITS[c.per], burst, type: unit });
+        break;
+      }
+      case 'masquerade': {
+        const flags =
+          (c.fullyRandom ? NF_NAT_RANGE.RANDOM_FULLY : 0) |
+          (c.random ? NF_NAT_RANGE.RANDOM : 0) |
+          (c.persistent ? NF_NAT_RANGE.PERSISTENT : 0);
+        out.push({ kind: 'masq', flags });
+        break;
+      }
+      case 'verdict':
+        out.push({ kind: 'immediate-verdict', verdict: c.verdict });
+        break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,265 @@
+// nf_tables object messages (NEW/DEL of tables, chains, rules, sets and elements) as nft sends them,
+// so `nft list` shows what the agent wrote exactly as if `nft -f` had written it: rule comments and
+// set key byte orders travel in libnftnl's userdata, element comments likewise. Pure: no kernel.
+import { MessageBuilder } from '../../kernel/netlink-codec.ts';
+import { NLM_F } from '../../kernel/netlink-const.ts';
+import { NFNL_SUBSYS_NFTABLES, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NFT_MSG } from '../netlink-msgs.ts';
+import { compileRule, sameBytes, type CompileContext, type Construct, type Family } from './compile.ts';
+import {
+  CHAIN_PRIORITY,
+  NF_HOOK,
+  NFT_BYTEORDER,
+  NFT_DATA_VERDICT,
+  NFT_SET_ELEM_INTERVAL_END,
+  NFT_SET_F,
+  NFTA_CHAIN,
+  NFTA_DATA,
+  NFTA_HOOK,
+  NFTA_LIST_ELEM,
+  NFTA_RULE,
+  NFTA_SET,
+  NFTA_SET_DESC,
+  NFTA_SET_ELEM,
+  NFTA_SET_ELEM_LIST,
+  NFTA_SET_FIELD_LEN,
+  NFTA_TABLE,
+  UDATA_RULE_COMMENT,
+  UDATA_SET,
+  UDATA_SET_ELEM_COMMENT,
+} from './const.ts';
+import { be32, be64, putExpr, putVerdict, type Verdict } from './expr.ts';
+import { concat, DATA_TYPES, encodeRange, keyLayout, successor, type Scalar, type TypeName } from './values.ts';
+
+const NFPROTO: Record<Family, number> = { inet: NFPROTO_INET, ip: NFPROTO_IPV4, ip6: NFPROTO_IPV6 };
+/** nft refuses longer comments (NFT_USERDATA_MAXLEN is 256, nft's own limit 128). */
+export const MAX_COMMENT = 128;
+
+export interface TableRef {
+  family?: Family;
+  table: string;
+}
+
+export interface BaseChainSpec {
+  type: 'filter' | 'nat' | 'route';
+  hook: keyof typeof NF_HOOK;
+  priority: number | keyof typeof CHAIN_PRIORITY;
+  policy?: 'accept' | 'drop';
+}
+
+/** A set or map as nft declares it; elements are encoded from the same description. */
+export interface SetSpec extends TableRef {
+  name: string;
+  /** One type, or several for a concatenation (`type ipv4_addr . inet_service`). */
+  key: readonly TypeName[];
+  /** A verdict map (`: verdict`). */
+  verdictMap?: boolean;
+  flags?: ReadonlyArray<'interval' | 'constant' | 'timeout'>;
+  /** Default element timeout in ms (`timeout 30s`). */
+  timeoutMs?: number;
+}
+
+export interface ElementSpec {
+  /** One value per key field; an interval set takes a CIDR or "a-b" per field. */
+  key: readonly Scalar[];
+  verdict?: Verdict;
+  comment?: string;
+  timeoutMs?: number;
+}
+
+/** The set's NFTA_SET_ID when created in the same batch, for rules and elements that refer to it. */
+export type SetIds = ReadonlyMap<string, number>;
+
+const nfproto = (r: TableRef): number => NFPROTO[r.family ?? 'inet'];
+
+/** Most rules fit in 512 bytes, so the builder (256 by default) does not grow and copy for each. */
+const INITIAL_MESSAGE_SIZE = 512;
+
+/** nlmsghdr + nfgenmsg (family, version 0, res_id 0), as ../netlink-msgs.ts's nftMessage. */
+function nftMessage(type: number, flags: number, family: number): MessageBuilder {
+  const m = new MessageBuilder((NFNL_SUBSYS_NFTABLES << 8) | type, flags, INITIAL_MESSAGE_SIZE);
+  return m.raw(Uint8Array.of(family, 0, 0, 0));
+}
+
+function udata(tlvs: ReadonlyArray<[number, Uint8Array]>): Buffer {
+  return Buffer.concat(tlvs.map(([type, v]) => Buffer.concat([Buffer.of(type, v.length), v])));
+}
+
+function commentTlv(type: number, comment: string): [number, Uint8Array] {
+  const text = Buffer.from(`${comment}\0`, 'utf8');
+  if (text.length > MAX_COMMENT) throw new RangeError(`comment longer than ${MAX_COMMENT} bytes: ${comment}`);
+  return [type, text];
+}
+
+const u32le = (v: number): Uint8Array => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v, 0);
+  return b;
+};
+
+export function newTable(r: TableRef): MessageBuilder {
+  const m = nftMessage(NFT_MSG.NEWTABLE, NLM_F.CREATE, nfproto(r));
+  return m.str(NFTA_TABLE.NAME, r.table).attr(NFTA_TABLE.FLAGS, be32(0));
+}
+
+export function delTable(r: TableRef): MessageBuilder {
+  return nftMessage(NFT_MSG.DELTABLE, 0, nfproto(r)).str(NFTA_TABLE.NAME, r.table);
+}
+
+export function newChain(r: TableRef, name: string, base?: BaseChainSpec): MessageBuilder {
+  const m = nftMessage(NFT_MSG.NEWCHAIN, NLM_F.CREATE, nfproto(r));
+  m.str(NFTA_CHAIN.TABLE, r.table).str(NFTA_CHAIN.NAME, name);
+  if (base) {
+    const priority = typeof base.priority === 'number' ? base.priority : CHAIN_PRIORITY[base.priority];
+    m.str(NFTA_CHAIN.TYPE, base.type).attr(NFTA_CHAIN.POLICY, be32(base.policy === 'drop' ? 0 : 1));
+    m.nested(NFTA_CHAIN.HOOK, (h) => {
+      h.attr(NFTA_HOOK.HOOKNUM, be32(NF_HOOK[base.hook])).attr(NFTA_HOOK.PRIORITY, be32(priority));
+    });
+  }
+  return m;
+}
+
+export function delChain(r: TableRef, name: string): MessageBuilder {
+  return nftMessage(NFT_MSG.DELCHAIN, 0, nfproto(r)).str(NFTA_CHAIN.TABLE, r.table).str(NFTA_CHAIN.NAME, name);
+}
+
+/** Every rule of the chain (DELRULE naming only the chain). */
+export function flushChain(r: TableRef, chain: string): MessageBuilder {
+  return nftMessage(NFT_MSG.DELRULE, 0, nfproto(r)).str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
+}
+
+export function newRule(
+  r: TableRef,
+  chain: string,
+  items: readonly Construct[],
+  comment?: string,
+  setIds?: SetIds,
+): MessageBuilder {
+  const ctx: CompileContext = setIds ? { family: r.family ?? 'inet', setIds } : { family: r.family ?? 'inet' };
+  const exprs = compileRule(items, ctx);
+  const m = nftMessage(NFT_MSG.NEWRULE, NLM_F.CREATE | NLM_F.APPEND, nfproto(r));
+  m.str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
+  m.nested(NFTA_RULE.EXPRESSIONS, (b) => {
+    for (const e of exprs) putExpr(b, e);
+  });
+  if (comment !== undefined) m.attr(NFTA_RULE.USERDATA, udata([commentTlv(UDATA_RULE_COMMENT, comment)]));
+  return m;
+}
+
+export function delRule(r: TableRef, chain: string, handle: bigint | number): MessageBuilder {
+  return nftMessage(NFT_MSG.DELRULE, 0, nfproto(r))
+    .str(NFTA_RULE.TABLE, r.table)
+    .str(NFTA_RULE.CHAIN, chain)
+    .attr(NFTA_RULE.HANDLE, be64(BigInt(handle)));
+}
+
+function setFlags(s: SetSpec): number {
+  let f = 0;
+  const bits = { interval: NFT_SET_F.INTERVAL, constant: NFT_SET_F.CONSTANT, timeout: NFT_SET_F.TIMEOUT };
+  for (const x of s.flags ?? []) f |= bits[x];
+  if (s.verdictMap) f |= NFT_SET_F.MAP;
+  // The pipapo backend (concatenated ranges) is chosen by this flag; nft sets it for interval concats.
+  if (s.key.length > 1 && f & NFT_SET_F.INTERVAL) f |= NFT_SET_F.CONCAT;
+  return f;
+}
+
+export function newSet(s: SetSpec, id: number): MessageBuilder {
+  const k = keyLayout(s.key);
+  const m = nftMessage(NFT_MSG.NEWSET, NLM_F.CREATE, nfproto(s));
+  m.str(NFTA_SET.TABLE, s.table).str(NFTA_SET.NAME, s.name);
+  m.attr(NFTA_SET.FLAGS, be32(setFlags(s))).attr(NFTA_SET.KEY_TYPE, be32(k.typeId)).attr(NFTA_SET.KEY_LEN, be32(k.len));
+  if (s.verdictMap) m.attr(NFTA_SET.DATA_TYPE, be32(NFT_DATA_VERDICT)).attr(NFTA_SET.DATA_LEN, be32(0));
+  m.attr(NFTA_SET.ID, be32(id));
+  if (s.timeoutMs !== undefined) m.attr(NFTA_SET.TIMEOUT, be64(BigInt(s.timeoutMs)));
+  // Field lengths tell the pipapo backend where each field starts; nft sends them for it only.
+  if (setFlags(s) & NFT_SET_F.CONCAT) {
+    m.nested(NFTA_SET.DESC, (d) =>
+      d.nested(NFTA_SET_DESC.CONCAT, (c) => {
+        for (const len of k.fieldLens) c.nested(NFTA_LIST_ELEM, (f) => f.attr(NFTA_SET_FIELD_LEN, be32(len)));
+      }),
+    );
+  }
+  // nft prints keys by these byte orders; a concatenation's is "invalid" (each field has its own).
+  const single = s.key.length === 1 ? (s.key[0] as TypeName) : undefined;
+  const keyOrder = single ? NFT_BYTEORDER[DATA_TYPES[single].byteorder] : NFT_BYTEORDER.invalid;
+  const tlvs: Array<[number, Uint8Array]> = [[UDATA_SET.KEYBYTEORDER, u32le(keyOrder)]];
+  if (s.verdictMap) tlvs.push([UDATA_SET.DATABYTEORDER, u32le(NFT_BYTEORDER.invalid)]);
+  m.attr(NFTA_SET.USERDATA, udata(tlvs));
+  return m;
+}
+
+export function delSet(s: TableRef & { name: string }): MessageBuilder {
+  return nftMessage(NFT_MSG.DELSET, 0, nfproto(s)).str(NFTA_SET.TABLE, s.table).str(NFTA_SET.NAME, s.name);
+}
+
+interface WireElement {
+  key: Uint8Array;
+  keyEnd?: Uint8Array;
+  end?: boolean;
+  verdict?: Verdict;
+  comment?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * The kernel's elements for one element as nft writes it. A single-field interval becomes two
+ * elements, the start and the first value past the end (NFT_SET_ELEM_INTERVAL_END), none when the
+ * range reaches the top of the space; a concatenated interval is one element with a key_end.
+ */
+export function wireElements(s: SetSpec, e: ElementSpec): WireElement[] {
+  if (e.key.length !== s.key.length) {
+    throw new RangeError(`element of ${e.key.length} field(s) for set ${s.name} of ${s.key.length}`);
+  }
+  const extra = {
+    ...(e.verdict ? { verdict: e.verdict } : {}),
+    ...(e.comment !== undefined ? { comment: e.comment } : {}),
+    ...(e.timeoutMs !== undefined ? { timeoutMs: e.timeoutMs } : {}),
+  };
+  const ranges = s.key.map((t, i) => encodeRange(t, e.key[i] as Scalar));
+  const interval = (s.flags ?? []).includes('interval');
+  if (s.key.length === 1) {
+    const r = ranges[0] as { first: Uint8Array; last: Uint8Array };
+    if (!interval) {
+      if (!sameBytes(r.first, r.last)) throw new RangeError(`set ${s.name} has no interval flag for ${e.key[0]}`);
+      return [{ key: r.first, ...extra }];
+    }
+    const after = successor(r.last);
+    return after ? [{ key: r.first, ...extra }, { key: after, end: true }] : [{ key: r.first, ...extra }];
+  }
+  const key = concat(ranges.map((r) => r.first));
+  if (!interval) return [{ key, ...extra }];
+  return [{ key, keyEnd: concat(ranges.map((r) => r.last)), ...extra }];
+}
+
+function putElement(b: MessageBuilder, w: WireElement): void {
+  b.nested(NFTA_LIST_ELEM, (el) => {
+    if (w.end) el.attr(NFTA_SET_ELEM.FLAGS, be32(NFT_SET_ELEM_INTERVAL_END));
+    el.nested(NFTA_SET_ELEM.KEY, (k) => k.attr(NFTA_DATA.VALUE, w.key));
+    if (w.keyEnd) el.nested(NFTA_SET_ELEM.KEY_END, (k) => k.attr(NFTA_DATA.VALUE, w.keyEnd as Uint8Array));
+    if (w.verdict) el.nested(NFTA_SET_ELEM.DATA, (d) => putVerdict(d, w.verdict as Verdict));
+    if (w.timeoutMs !== undefined) el.attr(NFTA_SET_ELEM.TIMEOUT, be64(BigInt(w.timeoutMs)));
+    if (w.comment !== undefined) {
+      el.attr(NFTA_SET_ELEM.USERDATA, udata([commentTlv(UDATA_SET_ELEM_COMMENT, w.comment)]));
+    }
+  });
+}
+
+function elements(type: number, flags: number, s: SetSpec, list: readonly ElementSpec[], ids?: SetIds): MessageBuilder {
+  const m = nftMessage(type, flags, nfproto(s));
+  m.str(NFTA_SET_ELEM_LIST.TABLE, s.table).str(NFTA_SET_ELEM_LIST.SET, s.name);
+  const setIds = ids;
+  const id = setIds?.get(s.name);
+  if (id !== undefined) m.attr(NFTA_SET_ELEM_LIST.SET_ID, be32(id));
+  m.nested(NFTA_SET_ELEM_LIST.ELEMENTS, (b) => {
+    for (const e of list) for (const w of wireElements(s, e)) putElement(b, w);
+  });
+  return m;
+}
+
+export function newElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds): MessageBuilder {
+  return elements(NFT_MSG.NEWSETELEM, NLM_F.CREATE, s, list, setIds);
+}
+
+export function delElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds): MessageBuilder {
+  // A deletion names keys only: verdicts, comments and timeouts are not part of an element's identity.
+  return elements(NFT_MSG.DELSETELEM, 0, s, list.map((e) => ({ key: e.key })), setIds);
+}
