@@ -27,16 +27,16 @@ import { NetlinkSocket, formatIp, parseCidr, type OffloadSizes } from '../kernel
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { loadKoffi } from '../kernel/libc.ts';
 import { formatIp as formatIpamIp } from '../ipam/range.ts';
-import { processLogger, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
 import { CHAINED_PLUGINS } from '../install/conflist-template.ts';
 import { planConflist, PluginVersionCache, type ConflistPlan } from '../install/conflist-versions.ts';
 import { agentSocketPath, buildConflist, conflistPath, ensureConflist, NETWORK_NAME } from './cni-conflist.ts';
 import { normalizeIp } from './backends/cidr.ts';
 import { ClusterNetwork } from './cluster-network.ts';
-import { ConfigError, loadAgentConfig, type AgentConfig } from './config.ts';
+import type { AgentConfig } from './config.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
-import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfig, podIPs, type BackoffOptions, type NodeInfo, type ResourceName } from './kube.ts';
+import { ClusterCache, describeError, KubeClient, podIPs, type BackoffOptions, type NodeInfo, type ResourceName } from './kube.ts';
 import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
 import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
@@ -968,49 +968,3 @@ export function releaseMemory(): number {
 }
 
 let mallocTrim: ((pad: number) => number) | undefined;
-
-// ---- the command -----------------------------------------------------------------------------------
-
-/** Exit status of a refused configuration (flags, file, kubeconfig). */
-export const EXIT_CONFIG = 2;
-
-/**
- * `strand agent`: loads the configuration (a bad one is one line on stderr and exit 2), runs the
- * agent until SIGTERM or SIGINT, stops it and returns 0.
- */
-export async function runAgentCommand(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let config: AgentConfig;
-  let kubeConfig: KubeConfig;
-  try {
-    config = await loadAgentConfig({ flags, env });
-    kubeConfig = loadKubeConfig(config.kubeconfig, env);
-  } catch (err) {
-    if (err instanceof ConfigError || err instanceof KubeConfigError) {
-      process.stderr.write(`strand agent: ${err.message}\n`);
-      return EXIT_CONFIG;
-    }
-    throw err;
-  }
-  const log = processLogger(config.logLevel, config.logFile);
-  // Listening before anything starts: a SIGTERM during start-up stops the agent as cleanly.
-  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  let agent: Agent;
-  try {
-    agent = await Agent.start({ config, kubeConfig, log });
-  } catch (err) {
-    log.fatal({ err }, `strand agent could not start: ${describeError(err)}`);
-    process.stderr.write(`strand agent: could not start: ${describeError(err)}\n`);
-    log.flush();
-    return 1;
-  }
-  const signal = await stopSignal;
-  log.info({ signal }, 'strand agent stopping');
-  await agent.stop();
-  log.flush();
-  // Everything is closed; should a library still hold a connection open, do not wait for it.
-  setTimeout(() => process.exit(), 3_000).unref();
-  return 0;
-}
