@@ -14,23 +14,19 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNftRunner } from '../nft/runner.ts';
 import type { Nft } from '../nft/transaction.ts';
-import { compilePolicy } from '../policy/model.ts';
 import { strandVersion } from '../version.ts';
-import { underlayPrefixes } from './backends/datapath.ts';
+import { AgentAnswers } from './answers.ts';
 import { systemClock, type Clock, type Timer } from './clock.ts';
 import { agentSocketPath } from './cni-conflist.ts';
 import { ClusterNetwork } from './cluster-network.ts';
 import type { AgentConfig } from './config.ts';
-import { explain, type ExplainAnswer } from './explain.ts';
-import { explainPolicy } from './explain-policy.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
-import { ApiConnectionTracker, buildInspectSnapshot, policySummary, type InspectSnapshot } from './inspect.ts';
+import { ApiConnectionTracker, type InspectSnapshot } from './inspect.ts';
 import { ClusterCache, describeError, KubeClient, type BackoffOptions, type ResourceName } from './kube.ts';
 import { Loop } from './loop.ts';
 import { createMetrics, type AgentMetrics } from './metrics.ts';
-import { canonicalIp, nodeAddresses } from './node-addresses.ts';
-import { detectUnderlay } from './node-setup.ts';
-import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
+import { nodeAddresses } from './node-addresses.ts';
+import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from './pod-handshake.ts';
 import { PodStartNotices } from './pod-notices.ts';
 import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy/enforcer.ts';
 import { ClusterNetworkStep } from './steps/cluster-network.ts';
@@ -57,12 +53,6 @@ export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
 export const UNDERLAY_CHECK_MS = 2_000;
 /** A failed pass is retried after this long (besides the events that trigger passes anyway). */
 export const RETRY_MS = 5_000;
-/** The longest a pod-start notice waits for the node state before the answer is "not ready". */
-export const NOTICE_WAIT_MS = 30_000;
-/** The agent answers a pod-start notice this long before the plugin stops waiting for the answer, so
- * the plugin hears "not ready" (and fails the ADD) rather than giving up and starting the pod open. */
-const NOTICE_ANSWER_MARGIN_MS = 250;
-
 export interface AgentOptions {
   config: AgentConfig;
   kubeConfig: KubeConfig;
@@ -94,9 +84,8 @@ export class Agent {
   private readonly masquerade: MasqueradeStep;
   private readonly localPods: LocalPodsStep;
   private readonly steps: Step[];
+  private readonly answers: AgentAnswers;
   private readonly timers: Timer[] = [];
-  private readonly nodeLevelWaiters = new Set<() => void>();
-  private readonly answering = new Set<Promise<PodStartAnswer>>();
   private health: HealthServer | undefined;
   private handshake: PodHandshakeServer | undefined;
   private stopping = false;
@@ -133,9 +122,7 @@ export class Agent {
       logDenied: c.policyLogDenied,
       onRebuilt: () => this.memory.rebuilt(),
     });
-    const wakeNodeLevel = () => {
-      for (const wake of [...this.nodeLevelWaiters]) wake();
-    };
+    const wakeNodeLevel = () => this.answers.nodeLevelChanged();
     const requestPass = () => this.loop.request();
     const retry = () => this.loop.retry();
     const network = new ClusterNetwork(c, log, nft, this.openNetlink);
@@ -153,6 +140,25 @@ export class Agent {
       new IpamMetricsStep(c, this.metrics, this.nodeSetup, log),
       new PolicyStep(this.policy, ownAddresses),
     ];
+    this.answers = new AgentAnswers({
+      config: c,
+      log,
+      clock,
+      cache: this.cache,
+      metrics: this.metrics,
+      api: this.api,
+      apiServer: this.kube.server,
+      startedAt: this.startedAt,
+      notices: this.notices,
+      policy: this.policy,
+      nodeSetup: this.nodeSetup,
+      clusterNetwork: this.clusterNetwork,
+      localPods: this.localPods,
+      openNetlink: this.openNetlink,
+      readiness: () => this.readiness(),
+      lastPass: () => (this.passes > 0 ? this.lastPassAt : undefined),
+      requestPass,
+    });
   }
 
   private cacheHooks(): ConstructorParameters<typeof ClusterCache>[1] {
@@ -202,8 +208,8 @@ export class Agent {
     this.health = await startHealthServer({ addr: c.healthAddr, registry: this.metrics.registry, alive: () => this.alive(), ready: () => this.readiness(), log: this.log });
     // The plugin's STATUS asks readiness without the plugins: a chained plugin left out does not stop pods.
     this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(false), {
-      inspect: () => this.inspect(),
-      explain: (q) => this.explain(q),
+      inspect: () => this.answers.inspect(),
+      explain: (q) => this.answers.explain(q),
     });
     this.cache.start();
     this.every(() => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)), () => {
@@ -211,7 +217,7 @@ export class Agent {
       // Level-based: the policy loop too, whatever events it saw.
       this.policy.request();
     });
-    this.every(() => UNDERLAY_CHECK_MS, () => this.checkUnderlay(), true);
+    this.every(() => UNDERLAY_CHECK_MS, () => this.nodeSetup.underlayMoved() && this.loop.request(), true);
     this.every(() => DRIFT_CHECK_MS, () => this.policy.requestDriftCheck(), true);
     this.loop.request();
   }
@@ -240,10 +246,8 @@ export class Agent {
     for (const t of this.timers.splice(0)) t.cancel();
     this.loop.stop();
     this.memory.stop();
-    for (const wake of [...this.nodeLevelWaiters]) wake();
-    this.policy.stop();
-    // The refusals are written before the socket's connections are dropped.
-    await Promise.allSettled([...this.answering]);
+    // Every waiting notice is refused, and the refusals written before the socket's connections drop.
+    await this.answers.stop();
     await new Promise((r) => setImmediate(r));
     await Promise.allSettled([this.cache.stop(), this.handshake?.close(), this.health?.close()]);
     await this.loop.settle();
@@ -280,111 +284,14 @@ export class Agent {
     return { ready: reasons.length === 0, reasons };
   }
 
-  /** What the agent knows and wants, for `strand status` over its socket (inspect.ts). */
+  /** What the agent knows and wants, for `strand status` (answers.ts). */
   inspect(): InspectSnapshot {
-    const setUp = this.nodeSetup.setUp;
-    return buildInspectSnapshot(
-      {
-        config: this.config,
-        startedAt: this.startedAt,
-        apiServer: this.kube.server,
-        readiness: this.readiness(),
-        lastPassAt: this.passes > 0 ? this.lastPassAt : undefined,
-        informers: this.cache.all.map((i) => this.api.view(i.resource, i.synced, i.list().length)),
-        podCidrs: setUp?.podCidrs,
-        underlay: this.nodeSetup.underlay,
-        podMtu: setUp?.mtu,
-        podOffload: setUp?.offload,
-        nodes: this.cache.nodes.list(),
-        lastReconcile: this.clusterNetwork.lastReconcile,
-        pods: this.knownPods().map((p) => ({ namespace: p.namespace, name: p.name, ips: p.ips, source: p.source, ...(p.hostVeth ? { hostVeth: p.hostVeth } : {}), ...(p.containerId ? { containerId: p.containerId } : {}) })),
-        policy: this.policySummary(),
-      },
-      this.log,
-    );
+    return this.answers.inspect();
   }
 
-  /** Policies, the isolated local pods of the model in the kernel (else the one it would apply), its last programming and nft failure. */
-  private policySummary(): InspectSnapshot['policy'] {
-    if (!this.cache.synced) return undefined;
-    const programming = this.policy.programming;
-    const model = programming.compiled ?? compilePolicy(this.policy.compileInput());
-    const isolated = model.pods.filter((p) => p.ingress || p.egress).length;
-    return policySummary(this.cache.networkPolicies.list().length, isolated, programming, this.policy.problem);
-  }
-
-  /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */
-  explain(q: ExplainQuery): ExplainAnswer {
-    const underlay = this.nodeSetup.underlay;
-    let prefixes: string[] = [];
-    if (underlay) {
-      const nl = this.openNetlink();
-      try {
-        prefixes = underlayPrefixes(nl, underlay.name);
-      } finally {
-        nl.close();
-      }
-    }
-    const caches = { nodes: this.cache.nodes.list(), pods: this.cache.pods.list(), namespaces: this.cache.namespaces.list(), policies: this.cache.networkPolicies.list() };
-    // enforced: this agent programs what it compiles, so explain's verdicts are what the kernel enforces.
-    const policy = (packet: Parameters<typeof explainPolicy>[1], src: string | undefined, dst: string | undefined) =>
-      explainPolicy(caches, packet, src, dst, true, this.policy.compileInput());
-    return explain({ config: this.config, nodes: caches.nodes, pods: caches.pods, underlayPrefixes: prefixes, underlayIface: underlay?.name, policy }, q);
-  }
-
-  /**
-   * The answer to the plugin's pod-start notice: ok once this node's level of the network is in
-   * place, the node state (the pod got its address from it) and the routes to the other nodes, and
-   * the pod's NetworkPolicy rules are applied (R16: isolated before any container starts). The whole
-   * answer comes within the wait the plugin is configured with (podStartWaitMs), less a margin.
-   */
+  /** The plugin's pod-start notice (answers.ts). */
   podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
-    const answer = this.answer(notice);
-    this.answering.add(answer);
-    void answer.finally(() => this.answering.delete(answer));
-    return answer;
-  }
-
-  private async answer(notice: PodStartNotice): Promise<PodStartAnswer> {
-    const { namespace, name, uid, containerId, ifname, hostVeth, ips } = notice;
-    this.log.info({ namespace, name, uid, containerId, ifname, hostVeth, ips }, 'pod-start notice from the plugin');
-    if (this.stopping) return this.refused('the strand agent is stopping');
-    const started = this.clock.now();
-    const request = { ...notice, ips: ips.map(canonicalIp) };
-    this.notices.record(request);
-    this.loop.request();
-    const answerWithin = Math.max(0, this.config.podStartWaitMs - NOTICE_ANSWER_MARGIN_MS);
-    if (!(await this.waitForNodeLevel(Math.min(NOTICE_WAIT_MS, answerWithin)))) {
-      return this.refused(`the strand agent is not ready: ${this.readiness().reasons.join('; ')}`);
-    }
-    const bound = Math.max(0, answerWithin - (this.clock.now() - started));
-    const policy = await this.policy.gate.podStarted(request, bound);
-    if (!policy.ok) return this.refused(policy.message ?? 'the NetworkPolicy rules are not in place');
-    this.metrics.podStartNotices.inc({ result: 'ok' });
-    return { ok: true };
-  }
-
-  private refused(message: string): PodStartAnswer {
-    this.metrics.podStartNotices.inc({ result: 'refused' });
-    return { ok: false, message };
-  }
-
-  private nodeLevelReady(): boolean {
-    return this.nodeSetup.written && this.clusterNetwork.routesReady;
-  }
-
-  private waitForNodeLevel(timeoutMs: number): Promise<boolean> {
-    if (this.nodeLevelReady()) return Promise.resolve(true);
-    if (this.stopping) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = () => {
-        timer.cancel();
-        this.nodeLevelWaiters.delete(done);
-        resolve(this.nodeLevelReady() && !this.stopping);
-      };
-      const timer = this.clock.after(timeoutMs, done);
-      this.nodeLevelWaiters.add(done);
-    });
+    return this.answers.podReady(notice);
   }
 
   /** The pods on this node the agent knows of. */
@@ -395,22 +302,6 @@ export class Agent {
   /** Asks for a pass soon; events within DEBOUNCE_MS make one pass. */
   requestReconcile(): void {
     this.loop.request();
-  }
-
-  /** A pass as soon as the underlay's addresses or MTU differ from what the last pass saw. */
-  private checkUnderlay(): void {
-    const seen = this.nodeSetup.underlay;
-    if (!seen) return;
-    let nl: NetlinkSocket | undefined;
-    try {
-      nl = this.openNetlink();
-      if (JSON.stringify(detectUnderlay(nl, this.config.iface)) !== JSON.stringify(seen)) this.loop.request();
-    } catch {
-      // Gone or changed beyond recognition: the pass says what.
-      this.loop.request();
-    } finally {
-      nl?.close();
-    }
   }
 
   private synced(resource: ResourceName): void {

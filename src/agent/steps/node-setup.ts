@@ -67,6 +67,23 @@ export class NodeSetupStep implements Step {
     this.binDirWatcher?.close();
   }
 
+  /** Whether the underlay's addresses or MTU differ from what the last pass saw (or it cannot be read):
+   * an address change on it makes no API event, yet peers must learn it promptly. */
+  underlayMoved(): boolean {
+    const seen = this.underlay;
+    if (!seen) return false;
+    let nl: NetlinkSocket | undefined;
+    try {
+      nl = this.opts.openNetlink();
+      return JSON.stringify(detectUnderlay(nl, this.opts.config.iface)) !== JSON.stringify(seen);
+    } catch {
+      // Gone or changed beyond recognition: the pass says what.
+      return true;
+    } finally {
+      nl?.close();
+    }
+  }
+
   /** Sets the node up when it can and puts its Node in the context, else logs what it waits for. */
   async pass(ctx: PassContext): Promise<void> {
     ctx.node = await this.setUpNode();
