@@ -53,6 +53,7 @@ export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
 export const UNDERLAY_CHECK_MS = 2_000;
 /** A failed pass is retried after this long (besides the events that trigger passes anyway). */
 export const RETRY_MS = 5_000;
+
 export interface AgentOptions {
   config: AgentConfig;
   kubeConfig: KubeConfig;
