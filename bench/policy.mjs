@@ -28,7 +28,7 @@ function printTable(title, rows) {
   for (const r of rows) console.log(`  ${r.map((c, i) => String(c ?? '').padEnd(width[i])).join('  ')}`);
 }
 import { compilePolicy, renderPolicy } from '../src/policy/index.ts';
-import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy-enforcer.ts';
+import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy/enforcer.ts';
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
 import { fullBuildPolicy } from '../src/policy/index.ts';

@@ -35,12 +35,14 @@ export class ClusterNetwork {
   private localKey = '';
   private annotations: Record<string, string> = {};
   private readonly nft: Nft;
+  private readonly openNetlink: () => NetlinkSocket;
   private warnedNoClusterCidr = false;
 
-  constructor(config: AgentConfig, log: Logger, nft: Nft = createNftRunner()) {
+  constructor(config: AgentConfig, log: Logger, nft: Nft = createNftRunner(), openNetlink: () => NetlinkSocket = () => NetlinkSocket.open()) {
     this.config = config;
     this.log = log;
     this.nft = nft;
+    this.openNetlink = openNetlink;
   }
 
   /**
@@ -49,7 +51,7 @@ export class ClusterNetwork {
    */
   reconcilePeers(nodeName: string, underlay: Underlay, podCidrs: string[], nodes: readonly unknown[]): ClusterNetworkPass {
     const c = this.config;
-    this.socket ??= NetlinkSocket.open();
+    this.socket ??= this.openNetlink();
     this.backend ??= createBackend(this.socket, c.backend === 'vxlan' ? { kind: 'vxlan', vni: c.vni, port: c.vxlanPort, directRouting: c.directRouting } : { kind: 'host-gw' });
     const local: LocalNode = { name: nodeName, underlayIface: underlay.name, underlayIps: underlayIps(underlay), podCidrs, underlayMtu: underlay.mtu };
     const key = JSON.stringify(local);

@@ -16,7 +16,7 @@ import { isCidr } from '../util/cidr.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv } from 'yargs';
 import type { ZodType } from 'zod';
 import { interfaceNameProblem } from '../cni/env.ts';
 import type { LogLevel } from '../log.ts';
@@ -405,23 +405,4 @@ export function agentOptions(y: Argv<object>): Argv<Record<string, string | stri
     });
   }
   return out as Argv<Record<string, string | string[] | undefined>>;
-}
-
-/**
- * `strand agent`, for the command line's yargs. The agent itself (and @kubernetes/client-node with
- * it) is imported when the command runs; the exit status goes to `setExitCode`.
- */
-export function agentCommand(setExitCode: (code: number) => void): CommandModule<object, Record<string, string | string[] | undefined>> {
-  return {
-    command: 'agent',
-    describe: 'run the node agent (the DaemonSet): watch the cluster, set the node up, write the node state and CNI configuration',
-    builder: (y) =>
-      agentOptions(y).epilog(
-        'Every flag can also be set in the TOML file (--config) under its own name (node-name = "n1") and in the environment; flags win over the environment, which wins over the file. A bad value stops the agent with exit status 2.',
-      ),
-    handler: async (args) => {
-      const { runAgentCommand } = await import('./agent.ts');
-      setExitCode(await runAgentCommand(args));
-    },
-  };
 }

@@ -3,10 +3,10 @@
 // (netpol-semantics R1): the source's egress by the model of the source's node, the destination's
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
-import { firstHost } from '../kernel/index.ts';
 import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/index.ts';
 import type { DirectionView, PolicyView, Protocol } from './explain.ts';
 import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './kube.ts';
+import { nodeAddresses } from './node-addresses.ts';
 
 export interface PolicyCaches {
   nodes: readonly NodeInfo[];
@@ -15,25 +15,10 @@ export interface PolicyCaches {
   policies: readonly NetworkPolicyInfo[];
 }
 
-/** A node's own addresses as its agent gives them to the compiler: its Node addresses and its pods'
- * gateways (another node's underlay address is its InternalIP in a cluster Strand set up). */
-export function nodeAddressesOf(node: NodeInfo | undefined): string[] {
-  if (!node) return [];
-  const out = node.status.addresses.filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address);
-  for (const c of node.spec.podCIDRs) {
-    try {
-      out.push(firstHost(c));
-    } catch {
-      // A malformed pod CIDR gets no gateway (the agent reports it).
-    }
-  }
-  return out;
-}
-
 function modelFor(c: PolicyCaches, nodeName: string): CompiledPolicy {
   return compilePolicy({
     nodeName,
-    nodeAddresses: nodeAddressesOf(c.nodes.find((n) => n.metadata.name === nodeName)),
+    nodeAddresses: nodeAddresses(c.nodes.find((n) => n.metadata.name === nodeName)),
     namespaces: c.namespaces,
     pods: c.pods,
     policies: c.policies,

@@ -1,6 +1,6 @@
 // The command line: `strand <command>`. Only runs when CNI_COMMAND is unset (bin/strand.ts).
 import yargs from 'yargs';
-import { agentCommand } from '../agent/config.ts';
+import { agentCommand } from './commands/agent.ts';
 import { SUPPORTED_VERSIONS } from '../cni/versions.ts';
 import { installCommand, uninstallCommand } from '../install/cli.ts';
 import { explainCommand } from './explain.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nodePodCidrs } from '../../src/agent/agent.ts';
+import { nodePodCidrs } from '../../src/agent/node-addresses.ts';
 import { buildConflist, conflistPath, ensureConflist, renderConflist, writeIfChanged } from '../../src/agent/cni-conflist.ts';
 import type { NodeInfo } from '../../src/agent/kube.ts';
 import { desiredNodeState, ensureNodeState, gatewayFor, pickDefaultRoute, podMtu, podOffload, readCurrentNodeState, sameNodeState, underlayFamily } from '../../src/agent/node-setup.ts';

@@ -3,7 +3,8 @@
 // kernel route check, port parsing), with their JSON schemas.
 import { describe, expect, it } from 'vitest';
 import { explain, ExplainError, resolveEndpoint, type ExplainContext } from '../../src/agent/explain.ts';
-import { explainPolicy, nodeAddressesOf } from '../../src/agent/explain-policy.ts';
+import { explainPolicy } from '../../src/agent/explain-policy.ts';
+import { nodeAddresses as nodeAddressesOf } from '../../src/agent/node-addresses.ts';
 import type { NetworkPolicyInfo, NodeInfo, PodInfo } from '../../src/agent/kube.ts';
 import { checkRoute, explainExitCode, explainReportSchema, explainVerdict, formatExplain, lookupRoute, parsePortProto } from '../../src/cli/explain.ts';
 import { ipamReportSchema, judgeReservation, type IpamReport } from '../../src/cli/ipam.ts';

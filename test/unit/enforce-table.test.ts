@@ -2,7 +2,7 @@
 // (the log rule's counter is neither), and which local pods' flows a change may judge differently
 // (those are the conntrack entries looked at).
 import { describe, expect, it } from 'vitest';
-import { changedPodAddresses } from '../../src/agent/policy-enforcer.ts';
+import { changedPodAddresses } from '../../src/agent/policy/flow-cutter.ts';
 import { readPolicyCounters } from '../../src/agent/policy-counters.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { compilePolicy, DENY_COMMENT, LOG_COMMENT, renderPolicy, type CompileInput } from '../../src/policy/index.ts';

@@ -1,0 +1,89 @@
+// The agent's one loop shape (kindnet's): a request marks the loop dirty; requests within the debounce
+// make one run; runs never overlap; a run asked for while one is in progress follows it; a failed run
+// is retried after `retryMs` (one retry armed at a time). The main loop (the steps, agent.ts) and the
+// policy loop (policy/enforcer.ts, a shorter debounce) are two instances of it.
+//
+// stop() is final: it disarms both timers (and forgets them, so settle() ends: issue 16 item 3, where
+// a cleared timer left marked set kept the policy enforcer's settle loop turning after SIGTERM).
+import type { Clock, Timer } from './clock.ts';
+
+export interface LoopOptions {
+  clock: Clock;
+  debounceMs: number;
+  retryMs: number;
+  /** One run; throwing or answering false asks for a retry. */
+  run: () => Promise<boolean>;
+}
+
+export class Loop {
+  private readonly opts: LoopOptions;
+  private dirty = false;
+  private stopped = false;
+  private debounce: Timer | undefined;
+  private retryTimer: Timer | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(opts: LoopOptions) {
+    this.opts = opts;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Asks for a run soon. */
+  request(): void {
+    this.dirty = true;
+    if (this.stopped || this.debounce || this.running) return;
+    this.debounce = this.opts.clock.after(this.opts.debounceMs, () => {
+      this.debounce = undefined;
+      this.running ??= this.runWhileDirty().finally(() => {
+        this.running = undefined;
+        // Asked for while the last run was finishing.
+        if (this.dirty) this.request();
+      });
+    });
+  }
+
+  /** A run after `ms` (the loop's retry delay by default), unless one is armed already. */
+  retry(ms = this.opts.retryMs): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = this.opts.clock.after(
+      ms,
+      () => {
+        this.retryTimer = undefined;
+        this.request();
+      },
+      { unref: true },
+    );
+  }
+
+  /** Stops for good: nothing new starts; the run in progress, if any, finishes (settle() waits for it). */
+  stop(): void {
+    this.stopped = true;
+    this.debounce?.cancel();
+    this.debounce = undefined;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+  }
+
+  /** Waits for the run in progress and the one asked for, if any. */
+  async settle(): Promise<void> {
+    while (this.running || this.debounce) {
+      await (this.running ?? new Promise<void>((r) => this.opts.clock.after(this.opts.debounceMs, r)));
+    }
+  }
+
+  private async runWhileDirty(): Promise<void> {
+    while (this.dirty && !this.stopped) {
+      this.dirty = false;
+      let ok = false;
+      try {
+        ok = await this.opts.run();
+      } catch {
+        ok = false;
+      }
+      if (!ok) this.retry();
+    }
+  }
+}

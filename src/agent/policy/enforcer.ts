@@ -1,0 +1,318 @@
+// The agent's NetworkPolicy enforcement (issue 10): from the informers' caches to this node's rules in
+// `inet strand`, on every NetworkPolicy, Pod and Namespace event and on every pass. Its parts:
+//
+//   input.ts (the one builder) ──compilePolicy──▶ CompiledPolicy ──renderPolicy──▶ DesiredPolicyTable
+//        ──PolicyApplier (diff, or one-transaction rebuild)──▶ kernel      (this file: compile-and-apply)
+//        ──▶ gate.ts: the pod-start notices whose pods are now in are answered
+//        ──▶ flow-cutter.ts: conntrack entries of the flows the change denies deleted
+//   counter-reader.ts: the rules' counters into the metrics when scraped
+//
+// Choices (README "NetworkPolicy", "Enforcement"):
+//  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS), apart from the main pass, so
+//    a policy change is not held up by node set-up or the 100 ms debounce of the main loop.
+//  - Nothing is applied before every informer has listed: rules compiled from half-filled caches
+//    would open isolated pods. Until then the table stays as the last agent left it.
+import type { Registry } from 'prom-client';
+import type { Logger } from '../../log.ts';
+import type { TableState } from '../../nft/objects.ts';
+import type { Nft } from '../../nft/transaction.ts';
+import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
+import {
+  compilePolicy,
+  diffPolicy,
+  fullBuildPolicy,
+  podChainName,
+  policyDrift,
+  POLICY_PREFIX,
+  renderPolicy,
+  verdictMapName,
+  type CompiledPolicy,
+  type CompileInput,
+  type DesiredPolicyTable,
+} from '../../policy/index.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import type { ClusterCache, KubeClient } from '../kube.ts';
+import { Loop } from '../loop.ts';
+import { podKey, type PodStartNotices } from '../pod-notices.ts';
+import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
+import { CounterReader } from './counter-reader.ts';
+import { cutDeniedFlows } from './flow-cutter.ts';
+import { PodStartGate } from './gate.ts';
+import { PolicyInput } from './input.ts';
+import { describeError } from '../kube.ts';
+
+export { COUNTER_READ_MS } from './counter-reader.ts';
+
+/** Policy events arriving within this window make one policy pass. */
+export const POLICY_DEBOUNCE_MS = 5;
+/** A failed policy pass is tried again after this long. */
+export const POLICY_RETRY_MS = 1_000;
+/** The marker chain of the applier (outside the compiler's prefix, which it replaces wholesale). */
+export const POLICY_MARKER_CHAIN = 'agent-policy-generation';
+/** Drift (a table flushed or deleted by hand) is looked for this often (the agent's timer), apart
+ * from the passes that apply changes: the look compiles nothing. */
+export const DRIFT_CHECK_MS = 10_000;
+/** --policy-log-denied: at most this many log lines a second per pod and direction (bursts of twice that). */
+export const DENY_LOG_PER_SECOND = 10;
+
+export interface PolicyEnforcerOptions {
+  nodeName: string;
+  nft: Nft;
+  cache: ClusterCache;
+  kube: Pick<KubeClient, 'request'>;
+  log: Logger;
+  registry: Registry;
+  /** The one store of pod-start notices (pod-notices.ts). */
+  notices: PodStartNotices;
+  /** This node's addresses (node-addresses.ts): always allowed to its pods (R11). */
+  nodeAddresses: () => string[];
+  /** Delete the conntrack entries of flows a change denies (--policy-conntrack). */
+  cutDeniedFlows: boolean;
+  /** Log denied new connections, rate-limited (--policy-log-denied): nft `log` before each deny. */
+  logDenied: boolean;
+  clock?: Clock;
+  /** Called after each rebuild (the first one follows the informers' first lists): the agent gives
+   * the garbage of compiling everything back to the system. */
+  onRebuilt?: () => void;
+}
+
+/** The compiler's rendered table as the applier reads it. */
+export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
+  prefix: POLICY_PREFIX,
+  diff: (from, to) => diffPolicy(from, to),
+  fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
+  inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }),
+  compare: (applied, actual) => policyDrift(applied, actual),
+};
+
+export class PolicyEnforcer {
+  readonly metrics: PolicyMetrics;
+  readonly gate: PodStartGate;
+  readonly input: PolicyInput;
+  private readonly opts: PolicyEnforcerOptions;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly applier: PolicyApplier<DesiredPolicyTable>;
+  private readonly counters: CounterReader;
+  private readonly loop: Loop;
+  private compiled: CompiledPolicy | undefined;
+  /** The first event not yet followed by an applied pass. */
+  private pendingSince: number | undefined;
+  private passDue = false;
+  private driftDue = false;
+  private lastErrors = '';
+  /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
+  private lastProgrammed: { ms: number; at: number } | undefined;
+  private lastFailureAt: number | undefined;
+
+  constructor(opts: PolicyEnforcerOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log.child({ component: 'policy' });
+    this.counters = new CounterReader(opts.nft, this.clock, this.log, () => this.applier.current);
+    this.metrics = createPolicyMetrics(opts.registry, () => this.counters.collect(this.metrics));
+    const m = this.metrics;
+    this.applier = new PolicyApplier({
+      nft: opts.nft,
+      layout: POLICY_LAYOUT,
+      log: this.log,
+      markerChain: POLICY_MARKER_CHAIN,
+      hooks: {
+        transaction: (kind, lines, bytes) => {
+          m.transactions.inc({ kind });
+          m.transactionLines.observe({ kind }, lines);
+          m.transactionBytes.observe({ kind }, bytes);
+        },
+        rebuild: (reason) => m.rebuilds.inc({ reason }),
+        failure: (kind) => {
+          this.lastFailureAt = this.clock.now();
+          m.nftFailures.inc({ kind });
+        },
+      },
+    });
+    this.input = new PolicyInput({ nodeName: opts.nodeName, cache: opts.cache, notices: opts.notices, nodeAddresses: opts.nodeAddresses, clock: this.clock, log: this.log });
+    this.gate = new PodStartGate({
+      cache: opts.cache,
+      kube: opts.kube,
+      notices: opts.notices,
+      input: this.input,
+      clock: this.clock,
+      log: this.log,
+      requestPass: (seenAt) => this.request(seenAt),
+      problem: () => this.problem,
+      onTimeout: () => this.metrics.podStartTimeouts.inc(),
+    });
+    this.loop = new Loop({ clock: this.clock, debounceMs: POLICY_DEBOUNCE_MS, retryMs: POLICY_RETRY_MS, run: () => this.runDue() });
+  }
+
+  /** Why this node's policy rules are not (known to be) in the kernel; undefined when they are. */
+  get problem(): string | undefined {
+    if (!this.opts.cache.synced) return undefined;
+    return this.applier.problem;
+  }
+
+  /** The model last applied (undefined before the first apply), its last latency and nft refusal. */
+  get programming(): { compiled: CompiledPolicy | undefined; lastProgrammed?: { ms: number; at: number }; lastFailureAt?: number } {
+    return { compiled: this.compiled, lastProgrammed: this.lastProgrammed, lastFailureAt: this.lastFailureAt };
+  }
+
+  /** Stops the loop and refuses every waiting pod-start notice; the rules stay in force. */
+  stop(): void {
+    this.loop.stop();
+    this.gate.stop();
+  }
+
+  /**
+   * Asks for a policy pass soon; `seenAt` is when the API event (or notice) that calls for it was
+   * seen, for the programming-latency histogram (none for resyncs and drift checks).
+   */
+  request(seenAt?: number): void {
+    if (this.loop.isStopped) return;
+    if (seenAt !== undefined) this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
+    this.passDue = true;
+    this.loop.request();
+  }
+
+  /** Asks for a look for drift, in the policy loop (never during an apply); it compiles nothing. */
+  requestDriftCheck(): void {
+    if (this.loop.isStopped) return;
+    this.driftDue = true;
+    this.loop.request();
+  }
+
+  /** Waits for the policy pass in progress or asked for, if any. */
+  settle(): Promise<void> {
+    return this.loop.settle();
+  }
+
+  /** The compiler's input (input.ts), for `strand status` and `strand explain`. */
+  compileInput(): CompileInput {
+    return this.input.build();
+  }
+
+  private async runDue(): Promise<boolean> {
+    if (this.driftDue) {
+      this.driftDue = false;
+      await this.checkDrift();
+    }
+    if (!this.passDue) return true;
+    this.passDue = false;
+    const since = this.pendingSince;
+    this.pendingSince = undefined;
+    if (await this.pass(since)) return true;
+    // Retried with the event's time, so the latency histogram counts the wait.
+    if (since !== undefined) this.pendingSince = Math.min(this.pendingSince ?? since, since);
+    this.passDue = true;
+    return false;
+  }
+
+  private async checkDrift(): Promise<void> {
+    if (!this.applier.current) return;
+    let drift: string | undefined;
+    try {
+      drift = await this.applier.drift();
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, `could not look at the policy rules for drift: ${describeError(err)}`);
+      return;
+    }
+    if (!drift) return;
+    this.log.warn({ drift }, `policy rules changed behind the agent's back (${drift}): rebuilding them`);
+    this.applier.invalidate('drift');
+    this.passDue = true;
+  }
+
+  /**
+   * Before the first apply of this agent: the addresses of local pods the API shows without any yet
+   * (kubelet reports them a moment after ADD) and no notice names (it went to the previous agent),
+   * read back from the verdict maps the previous agent left (an isolated pod's address jumps to its
+   * chain, named by the pod). Without them the adoption would drop those pods' rules until kubelet
+   * reports their addresses: an agent restart must not open an isolated pod.
+   */
+  private async recoverAddresses(): Promise<void> {
+    const c = this.opts.cache;
+    const waiting = c.pods.list().filter(
+      (p) =>
+        p.spec.nodeName === this.opts.nodeName &&
+        !p.spec.hostNetwork &&
+        p.status.podIPs.length === 0 &&
+        !this.opts.notices.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
+    );
+    if (waiting.length === 0) return;
+    const maps = (['ingress', 'egress'] as const).flatMap((d) => [verdictMapName(d, 4), verdictMapName(d, 6)]);
+    let listed: TableState;
+    try {
+      listed = await this.opts.nft.list({ sets: maps });
+    } catch (err) {
+      this.log.warn({ err: describeError(err) }, `could not read the policy verdict maps the previous agent left: ${describeError(err)}`);
+      return;
+    }
+    const byChain = new Map<string, string[]>();
+    for (const name of maps) {
+      for (const e of listed.maps.get(name)?.elements ?? []) {
+        const chain = /^(?:jump|goto) (\S+)$/.exec(e.value?.[0] ?? '')?.[1];
+        const ip = e.key[0];
+        if (!chain || !ip) continue;
+        byChain.set(chain, [...(byChain.get(chain) ?? []), ip]);
+      }
+    }
+    for (const p of waiting) {
+      const namespace = p.metadata.namespace ?? '';
+      const chains = (['ingress', 'egress'] as const).map((d) => podChainName({ namespace, name: p.metadata.name }, d));
+      const ips = [...new Set(chains.flatMap((chain) => byChain.get(chain) ?? []))];
+      if (ips.length === 0) continue;
+      this.opts.notices.record({ namespace, name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), ips });
+      const pod = podKey(namespace, p.metadata.name);
+      this.log.info({ pod, ips }, 'addresses of a pod the API shows without any yet, kept from the rules the previous agent left');
+    }
+  }
+
+  /** Compiles and applies; false when it should be tried again. */
+  private async pass(since: number | undefined): Promise<boolean> {
+    const c = this.opts.cache;
+    if (!c.synced) return true;
+    if (!this.applier.current && !this.compiled) await this.recoverAddresses();
+    let compiled: CompiledPolicy;
+    let table: DesiredPolicyTable;
+    try {
+      compiled = compilePolicy(this.input.build());
+      table = renderPolicy(compiled, this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {});
+    } catch (err) {
+      // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
+      this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
+      return false;
+    }
+    this.logPolicyErrors(compiled);
+    try {
+      // Drift is looked for on its own timer (checkDrift), not on the path of a change.
+      const r = await this.applier.apply(table, { checkDrift: false });
+      if (r.kind !== 'none') {
+        this.log.debug({ kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 }, 'policy rules applied');
+      }
+      if (r.kind === 'rebuild') this.opts.onRebuilt?.();
+    } catch (err) {
+      if (!(err instanceof PolicyApplyError)) this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
+      return false;
+    }
+    if (since !== undefined) {
+      const ms = this.clock.now() - since;
+      this.metrics.programming.observe(ms / 1000);
+      this.lastProgrammed = { ms, at: this.clock.now() };
+    }
+    const before = this.compiled;
+    this.compiled = compiled;
+    this.gate.applied(compiled);
+    if (this.opts.cutDeniedFlows) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+    return true;
+  }
+
+  private logPolicyErrors(compiled: CompiledPolicy): void {
+    const text = JSON.stringify(compiled.errors);
+    if (text === this.lastErrors) return;
+    this.lastErrors = text;
+    for (const e of compiled.errors) {
+      const policy = `${e.namespace}/${e.name}`;
+      this.log.warn({ policy, path: e.path, reason: e.message }, `NetworkPolicy ${policy}: ${e.path}: ${e.message}; the policy isolates its pods and this part allows nothing`);
+    }
+    for (const w of compiled.warnings) this.log.warn({ warning: w }, w);
+  }
+}

@@ -1,0 +1,87 @@
+// The one builder of the NetworkPolicy compiler's input (issue 15): the informers' caches, the pods
+// fetched by GET for a pod-start notice the informer has not shown yet, the notices' addresses, and
+// this node's own addresses. The enforcer's passes, `strand status` and `strand explain` all compile
+// from it, so they judge alike.
+//
+// A pod whose status names an address that is not one (podIP "999.1.1.1") keeps its other addresses
+// and loses that one (the compiler skips it); it is said once per pod and value (issue 16 item 6:
+// the README promises bad objects are logged and skipped), not on every pass.
+import type { Logger } from '../../log.ts';
+import type { CompileInput } from '../../policy/index.ts';
+import { normalizeIp } from '../backends/cidr.ts';
+import type { Clock } from '../clock.ts';
+import type { ClusterCache, PodInfo } from '../kube.ts';
+import { podKey, type PodStartNotices } from '../pod-notices.ts';
+
+/** A pod fetched by GET is kept this long for the informer to show it. */
+export const FETCHED_TTL_MS = 60_000;
+
+export interface PolicyInputOptions {
+  nodeName: string;
+  cache: Pick<ClusterCache, 'pods' | 'namespaces' | 'networkPolicies'>;
+  notices: PodStartNotices;
+  /** This node's own addresses (node-addresses.ts), always allowed to its pods (R11). */
+  nodeAddresses: () => string[];
+  clock: Clock;
+  log: Logger;
+}
+
+export class PolicyInput {
+  private readonly opts: PolicyInputOptions;
+  private readonly fetched = new Map<string, { pod: PodInfo; at: number }>();
+  /** "namespace/name ip" of the bad addresses said already. */
+  private readonly badIpsSaid = new Set<string>();
+
+  constructor(opts: PolicyInputOptions) {
+    this.opts = opts;
+  }
+
+  /** A pod the API served to a GET, for the informer to catch up with. */
+  addFetched(pod: PodInfo): void {
+    this.fetched.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), { pod, at: this.opts.clock.now() });
+  }
+
+  fetchedPod(key: string): PodInfo | undefined {
+    return this.fetched.get(key)?.pod;
+  }
+
+  build(): CompileInput {
+    const c = this.opts.cache;
+    const now = this.opts.clock.now();
+    const pods: PodInfo[] = [...c.pods.list()];
+    for (const [key, f] of this.fetched) {
+      const [namespace, name] = key.split('/') as [string, string];
+      if (c.pods.get(name, namespace) || now - f.at > FETCHED_TTL_MS) {
+        this.fetched.delete(key);
+        continue;
+      }
+      pods.push({ ...f.pod, spec: { ...f.pod.spec, nodeName: f.pod.spec.nodeName ?? this.opts.nodeName } });
+    }
+    this.sayBadAddresses(pods);
+    const extraPodIps = new Map<string, readonly string[]>();
+    for (const [key, n] of this.opts.notices.list()) if (n.namespace && n.name) extraPodIps.set(key, n.ips);
+    return {
+      nodeName: this.opts.nodeName,
+      nodeAddresses: this.opts.nodeAddresses(),
+      namespaces: c.namespaces.list(),
+      pods,
+      policies: c.networkPolicies.list(),
+      extraPodIps,
+    };
+  }
+
+  private sayBadAddresses(pods: readonly PodInfo[]): void {
+    for (const pod of pods) {
+      for (const { ip } of pod.status.podIPs) {
+        if (normalizeIp(ip) !== undefined) continue;
+        const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
+        const said = `${pk} ${ip}`;
+        if (this.badIpsSaid.has(said)) continue;
+        // Bounded: past this many, a bad address may be said again rather than remembered forever.
+        if (this.badIpsSaid.size >= 10_000) this.badIpsSaid.clear();
+        this.badIpsSaid.add(said);
+        this.opts.log.warn({ pod: pk, podIP: ip }, `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`);
+      }
+    }
+  }
+}

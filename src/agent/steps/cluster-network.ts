@@ -1,0 +1,84 @@
+// Step 3, the cluster network: this node's VXLAN device or host-gw set-up, its strand.dev/ annotations
+// (published by the node-publication step), and the routes, neighbours and FDB entries to every other
+// node (cluster-network.ts and the backends). Ready once the first pass put the routes in place.
+import type { Logger } from '../../log.ts';
+import type { ClusterNetwork } from '../cluster-network.ts';
+import type { AgentConfig } from '../config.ts';
+import type { InspectSnapshot } from '../inspect.ts';
+import { describeError, type ClusterCache } from '../kube.ts';
+import { nodePodCidrs } from '../node-addresses.ts';
+import type { NodeSetupStep } from './node-setup.ts';
+import type { NodePublicationStep } from './node-publication.ts';
+import type { PassContext, Step } from './step.ts';
+
+export interface ClusterNetworkStepOptions {
+  config: AgentConfig;
+  network: ClusterNetwork;
+  nodeSetup: NodeSetupStep;
+  publication: NodePublicationStep;
+  cache: Pick<ClusterCache, 'nodes'>;
+  log: Logger;
+  /** The routes are in place for the first time. */
+  onReady: () => void;
+}
+
+export class ClusterNetworkStep implements Step {
+  readonly name = 'cluster-network';
+  private readonly opts: ClusterNetworkStepOptions;
+  /** Routes to the other nodes are in place (the first pass succeeded). */
+  routesReady = false;
+  lastReconcile: InspectSnapshot['datapath']['lastReconcile'];
+  private problem: string | undefined;
+  private unusablePeers = '';
+
+  constructor(opts: ClusterNetworkStepOptions) {
+    this.opts = opts;
+  }
+
+  ready(): string | undefined {
+    return this.routesReady ? undefined : `routes to other nodes not set up yet${this.problem ? `: ${this.problem}` : ''}`;
+  }
+
+  pass(ctx: PassContext): void {
+    const { node } = ctx;
+    const underlay = this.opts.nodeSetup.underlay;
+    if (!node || !underlay) return;
+    const pod = nodePodCidrs(node);
+    if ('problem' in pod) return;
+    const { config, log } = this.opts;
+    let pass;
+    try {
+      pass = this.opts.network.reconcilePeers(config.nodeName, underlay, pod.cidrs, this.opts.cache.nodes.list());
+    } catch (err) {
+      this.problem = describeError(err);
+      throw err;
+    }
+    this.problem = undefined;
+    const r = pass.report;
+    this.lastReconcile = {
+      at: new Date(ctx.now).toISOString(),
+      added: r.added.length,
+      changed: r.changed.length,
+      removed: r.removed.length,
+      unchanged: r.unchanged,
+      problems: r.problems.map((p) => p.message),
+      durationMs: Math.round(r.durationMs * 100) / 100,
+    };
+    this.opts.publication.annotate(node, pass.annotations);
+    const unusable = pass.unusable.map((u) => `${u.name ?? '(unnamed)'}: ${u.reason}`).join('; ');
+    if (unusable !== this.unusablePeers) {
+      this.unusablePeers = unusable;
+      // A node whose agent has not published its annotations yet is normal for a moment.
+      if (unusable) log.info({ unusable: pass.unusable }, `nodes not reachable as peers yet: ${unusable}`);
+    }
+    if (!this.routesReady) {
+      this.routesReady = true;
+      log.info({ backend: config.backend, peers: r.unchanged + r.added.length }, 'routes to other nodes in place');
+      this.opts.onReady();
+    }
+  }
+
+  close(): void {
+    this.opts.network.close();
+  }
+}

@@ -1,0 +1,126 @@
+// Step 5, the pods on this node: from the Pod informer, the IPAM store (which container and host veth
+// hold an address) and the plugin's pod-start notices (pod-notices.ts, the one store), for `strand
+// status`. A pod the plugin told of that the API does not show yet is listed from its notice while
+// IPAM holds its addresses; what IPAM holds is handed to the notice store for its expiry rule.
+import { readReservations, storeDir } from '../../ipam/store.ts';
+import { formatIp as formatIpamIp } from '../../ipam/range.ts';
+import type { Logger } from '../../log.ts';
+import { hostVethName } from '../../plugin/names.ts';
+import { NETWORK_NAME } from '../cni-conflist.ts';
+import type { AgentConfig } from '../config.ts';
+import { podIPs, type ClusterCache } from '../kube.ts';
+import { canonicalIp } from '../node-addresses.ts';
+import type { PodStartNotices, StoredNotice } from '../pod-notices.ts';
+import type { Step } from './step.ts';
+
+/** A pod on this node, as the agent knows it. */
+export interface KnownPod {
+  namespace: string;
+  name: string;
+  uid?: string;
+  ips: string[];
+  /** The pod's veth on the bridge, from the IPAM store or the plugin's notice. */
+  hostVeth?: string;
+  containerId?: string;
+  /** Where the agent learned of it: the Pod informer, the plugin's notice, or both. */
+  source: 'api' | 'plugin' | 'api+plugin';
+}
+
+interface Attachment {
+  containerId: string;
+  ifname: string;
+  hostVeth: string;
+}
+
+export interface LocalPodsOptions {
+  config: AgentConfig;
+  cache: Pick<ClusterCache, 'pods'>;
+  notices: PodStartNotices;
+  log: Logger;
+}
+
+export class LocalPodsStep implements Step {
+  readonly name = 'local-pods';
+  private readonly opts: LocalPodsOptions;
+  private pods = new Map<string, KnownPod>();
+
+  constructor(opts: LocalPodsOptions) {
+    this.opts = opts;
+  }
+
+  ready(): string | undefined {
+    return undefined;
+  }
+
+  known(): KnownPod[] {
+    return [...this.pods.values()];
+  }
+
+  /** IPAM's attachments of the strand network by address: which container and host veth have it. */
+  private attachments(): Map<string, Attachment> {
+    const out = new Map<string, Attachment>();
+    for (const r of readReservations(storeDir(this.opts.config.ipamDataDir, NETWORK_NAME))) {
+      const ifname = r.ifname ?? 'eth0';
+      out.set(canonicalIp(formatIpamIp(r.ip)), { containerId: r.containerID, ifname, hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname) });
+    }
+    return out;
+  }
+
+  pass(): void {
+    const { config, log, notices } = this.opts;
+    const attachments = this.attachments();
+    const isHeld = (n: StoredNotice) => n.ips.some((ip) => attachments.get(canonicalIp(ip))?.containerId === n.containerId);
+    // The held notices first, so that the store's expiry rule sees what IPAM holds now.
+    notices.noteHeld(notices.peek().filter(([, n]) => isHeld(n)).map(([key]) => key));
+    const current = notices.list();
+    const byPod = new Map<string, StoredNotice>();
+    for (const [, n] of current) if (n.namespace && n.name) byPod.set(`${n.namespace}/${n.name}`, n);
+
+    const next = new Map<string, KnownPod>();
+    for (const pod of this.opts.cache.pods.list()) {
+      if (pod.spec.nodeName !== config.nodeName || pod.spec.hostNetwork) continue;
+      if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') continue;
+      const namespace = pod.metadata.namespace ?? '';
+      const key = `${namespace}/${pod.metadata.name}`;
+      const notice = byPod.get(key);
+      const ips = podIPs(pod).map(canonicalIp);
+      const att = ips.map((ip) => attachments.get(ip)).find((a) => a !== undefined);
+      const known: KnownPod = {
+        namespace,
+        name: pod.metadata.name,
+        ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
+        ips: ips.length > 0 ? ips : (notice?.ips.map(canonicalIp) ?? []),
+        source: notice ? 'api+plugin' : 'api',
+      };
+      const hostVeth = att?.hostVeth ?? notice?.hostVeth;
+      const containerId = att?.containerId ?? notice?.containerId;
+      if (hostVeth) known.hostVeth = hostVeth;
+      if (containerId) known.containerId = containerId;
+      next.set(key, known);
+    }
+    // Pods the plugin told of that the API does not show on this node yet (kubelet reports IPs later).
+    for (const [key, n] of current) {
+      if (next.has(key) || !isHeld(n)) continue;
+      next.set(key, {
+        namespace: n.namespace ?? '',
+        name: n.name ?? '',
+        ...(n.uid ? { uid: n.uid } : {}),
+        ips: n.ips.map(canonicalIp),
+        ...(n.hostVeth ? { hostVeth: n.hostVeth } : {}),
+        ...(n.containerId ? { containerId: n.containerId } : {}),
+        source: 'plugin',
+      });
+    }
+
+    for (const [key, pod] of next) {
+      const before = this.pods.get(key);
+      if (before && before.ips.join() === pod.ips.join() && before.hostVeth === pod.hostVeth && before.source === pod.source) continue;
+      const { namespace, name, ips, hostVeth, containerId, source } = pod;
+      log.info({ namespace, name, ips, hostVeth, containerId, source }, 'pod on this node');
+    }
+    for (const [key, pod] of this.pods) {
+      if (!next.has(key)) log.info({ namespace: pod.namespace, name: pod.name, ips: pod.ips }, 'pod no longer on this node');
+    }
+    this.pods = next;
+  }
+}
