@@ -33,6 +33,14 @@ export interface OwnedPod {
   ips: string[];
 }
 
+/** A node of the cluster, for ClusterNetworkPolicy `nodes` peers. */
+export interface ClusterNode {
+  name: string;
+  labels: Labels;
+  /** Its status addresses that are IPs (hostnames are not), canonical, sorted. */
+  ips: string[];
+}
+
 export interface ClusterView {
   /** Canonical, sorted. */
   nodeAddresses: string[];
@@ -43,6 +51,8 @@ export interface ClusterView {
   labelsOfNs(namespace: string): Labels;
   /** This node's pods with at least one owned address, sorted by namespace and name. */
   localPods: readonly OwnedPod[];
+  /** The cluster's nodes (CompileInput.nodes), sorted by name. */
+  nodes: readonly ClusterNode[];
   warnings: string[];
 }
 
@@ -150,6 +160,9 @@ export function clusterView(input: CompileInput): ClusterView {
     namespaceNames: [...new Set([...nsLabels.keys(), ...podsByNs.keys()])].sort(byText),
     labelsOfNs: (ns) => nsLabels.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns },
     localPods: ownedLocalPods(podsByNs, fromNotice, warnings),
+    nodes: (input.nodes ?? [])
+      .map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {}, ips: canonicalIps((n.status?.addresses ?? []).map((a) => a.address)) }))
+      .sort((a, b) => byText(a.name, b.name)),
     warnings,
   };
 }

@@ -174,9 +174,10 @@ class Interpreter {
       }
       if (word === 'accept' || word === 'drop' || word === 'return') return { kind: word };
       if (word === 'goto' && w[i + 1] !== undefined) {
-        // On to the pod's next tier chain, which ends the walk of this one: its verdict is ours
-        // (a `return` there goes back to the dispatch, as the kernel's goto does).
-        return this.run(w[i + 1] as string);
+        // On to the pod's next tier chain, which ends the walk of this one: its verdict is ours (a
+        // `return` there, or running out of rules, goes back to the dispatch, as the kernel's goto does).
+        const out = this.run(w[i + 1] as string);
+        return out.kind === 'continue' ? { kind: 'return' } : out;
       }
       throw new Error(`the nft evaluator does not understand ${JSON.stringify(word)} in ${JSON.stringify(body)}`);
     }

@@ -7,7 +7,7 @@
 import { canonicalAddress } from './cidr.ts';
 import { indexOf, ruleMatches } from './match.ts';
 import { TIERS } from './pipeline.ts';
-import type { CompiledPolicy, Direction, DirectionVerdict, Packet, Verdict } from './types.ts';
+import type { CompiledPolicy, CompiledRule, Direction, DirectionVerdict, Packet, TierStep, Verdict } from './types.ts';
 
 function judge(
   model: CompiledPolicy,
@@ -24,21 +24,28 @@ function judge(
   // R11: from this node to its pods (ingress), and from its pods to it (egress, the recommended choice).
   if (index.node.has(remote)) return { allowed: true, reason: 'node', pod: ref, ...none };
   if (pod.ips.includes(remote)) return { allowed: true, reason: 'self', pod: ref, ...none }; // R12
+  const steps: TierStep[] = [];
+  let explained = false; // a tier that orders its rules (ClusterNetworkPolicy) spoke: report the steps
+  const withSteps = () => (explained ? { steps } : {});
   for (const tier of TIERS) {
     const d = tier.rulesOf(pod, direction);
     if (!d) continue;
+    explained ||= tier.ordered;
     const matched = d.rules.filter((r) => ruleMatches(model, r, remote, packet));
-    // Rules in priority order, the first match decides; rules of one priority share their action
-    // within NetworkPolicy (all accept), and every one that matches is reported.
+    // Rules in priority order, the first match decides. An ordered tier's rules are already in its
+    // evaluation order (the sort is stable); NetworkPolicy's all accept, and every match is reported.
     const decisive = [...matched].sort((a, b) => a.priority - b.priority)[0];
     const action = decisive?.action ?? tier.fallthrough;
+    steps.push({ tier: tier.name, action, ...(decisive ? { rule: decisive.source, priority: decisive.priority } : {}) });
     if (action === 'pass') continue;
     const allowed = action === 'accept';
-    const deciding = decisive ? matched.filter((r) => r.priority === decisive.priority && r.action === action) : [];
+    const sameRank = (r: CompiledRule) => r.priority === decisive?.priority && r.action === action;
+    const deciding = !decisive ? [] : tier.ordered ? [decisive] : matched.filter(sameRank);
     const rules = deciding.map((r) => r.source);
-    return { allowed, reason: allowed ? 'allowed' : 'denied', pod: ref, rules, isolatedBy: d.isolatedBy };
+    const reason = allowed ? 'allowed' : 'denied';
+    return { allowed, reason, pod: ref, rules, isolatedBy: d.isolatedBy, ...withSteps() };
   }
-  return { allowed: true, reason: 'not-isolated', pod: ref, ...none };
+  return { allowed: true, reason: 'not-isolated', pod: ref, ...none, ...withSteps() };
 }
 
 /** Both ends this node judges: the source's egress and the destination's ingress (R1). */

@@ -7,6 +7,7 @@
 //   policyDrift(desired, actual)    → string[]                what a listed table lacks or has extra
 //   evaluatePolicy(compiled, pkt)   → Verdict                 the tiers in order, over the model
 //   evaluateNft(view, pkt, nodeIps) → NftVerdict              the same, over rendered objects
+//   clusterPolicyStatus(caches)     → ClusterPolicyStatus     CNP counts per tier, ambiguous priorities
 export type * from './types.ts';
 export { PROTOCOLS } from './types.ts';
 export { POLICY_PREFIX, stableId } from './names.ts';
@@ -20,3 +21,8 @@ export type { PolicyTier } from './tier.ts';
 export { diffPolicy, fullBuildPolicy, policyDrift, tableStateOf } from './diff.ts';
 export { evaluatePolicy } from './evaluate.ts';
 export { evaluateNft, nftView } from './evaluate-nft.ts';
+export { clusterChainName, clusterRuleComment } from './clusternetworkpolicy/names.ts';
+export { clusterPolicyStatus } from './clusternetworkpolicy/status.ts';
+export type { AmbiguousPriority, ClusterPolicyStatus } from './clusternetworkpolicy/status.ts';
+export { parseClusterPolicy } from './clusternetworkpolicy/parse.ts';
+export type { ClusterTier, ParsedClusterPolicy } from './clusternetworkpolicy/parse.ts';

@@ -34,7 +34,7 @@ export function indexOf(model: CompiledPolicy): Index {
 
 function peerHas(index: Index, peer: PeerSet | undefined, id: string, ip: string): boolean {
   if (!peer) return false;
-  if (peer.meaning.kind === 'pods') return index.peerMembers.get(id)?.has(ip) ?? false;
+  if (peer.meaning.kind !== 'ipBlock') return index.peerMembers.get(id)?.has(ip) ?? false;
   const v = addressValue(ip);
   return v !== undefined && (index.peerIntervals.get(id) ?? []).some((iv) => iv.family === v.family && iv.first <= v.value && v.value <= iv.last);
 }

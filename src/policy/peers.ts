@@ -50,6 +50,11 @@ export class PeerRegistry {
         const ips = [...new Set(matched.flatMap((p) => p.ips))].sort(byText);
         const v4 = ips.filter((ip) => familyOf(ip) === 4);
         peers.set(id, { id, meaning, v4, v6: ips.filter((ip) => familyOf(ip) === 6), intervals: [] });
+      } else if (meaning.kind === 'nodes') {
+        const ips = [...new Set(view.nodes.filter((n) => selectorMatches(meaning.nodeSelector, n.labels)).flatMap((n) => n.ips))];
+        ips.sort(byText);
+        const v4 = ips.filter((ip) => familyOf(ip) === 4);
+        peers.set(id, { id, meaning, v4, v6: ips.filter((ip) => familyOf(ip) === 6), intervals: [] });
       } else {
         peers.set(id, { id, meaning, v4: [], v6: [], intervals: blockIntervals(meaning).flatMap(intervalToPrefixes) });
       }
@@ -75,6 +80,7 @@ export class PeerRegistry {
     let inBlock: (ip: string) => boolean = () => true;
     if (meaning === undefined) candidates = allPods();
     else if (meaning.kind === 'pods') candidates = peerPods.get(def.peer as string) ?? [];
+    else if (meaning.kind === 'nodes') candidates = []; // a node has no named ports
     else {
       // An ipBlock destination that is a pod resolves the name on that pod (D23); other addresses
       // have no named ports.

@@ -130,7 +130,8 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
           for (const id of r.peers) {
             const peer = model.peers.get(id);
             if (!peer) continue;
-            if (peer.meaning.kind === 'pods') {
+            if (peer.meaning.kind !== 'ipBlock') {
+              // Pods and nodes peers: their addresses.
               const set = peerSetName(id, family);
               usedPeerSets.set(set, { id, family });
               texts.push(`${addrWord(family)} ${field} @${set} ${ports}`);
@@ -152,6 +153,24 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     return texts;
   };
 
+  /**
+   * The denied-connection log's `limit … log` part (undefined: off). The prefix names the pod (nft
+   * allows 127 bytes; names that do not fit use the chain name) and, for a dropping rule, its comment.
+   */
+  const logRule = (pod: LocalPod, chain: string, direction: Direction, ruleTag: string): string | undefined => {
+    const log = options.logDenied;
+    if (!log || !Number.isSafeInteger(log.perSecond) || log.perSecond <= 0) return undefined;
+    const who = `${pod.namespace}/${pod.name}`;
+    const base = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}`;
+    const tagged = `${base} ${ruleTag}: `;
+    const prefix = ruleTag !== '' && Buffer.byteLength(tagged) <= 127 ? tagged : `${base}: `;
+    const group = log.group;
+    const groupOk = group !== undefined && Number.isSafeInteger(group) && group >= 0 && group <= 65535;
+    const target = groupOk ? `group ${group}` : 'level info';
+    const limit = `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets`;
+    return `${limit} log prefix "${prefix}" ${target}`;
+  };
+
   /** A pod's chain of one tier in one direction; `next`: its chain of the next tier with rules for it. */
   const tierChain = (tier: PolicyTier, pod: LocalPod, direction: Direction, chain: string, next?: string): Rule[] => {
     const rules = tier.rulesOf(pod, direction)?.rules ?? [];
@@ -166,9 +185,12 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     for (const r of rules) {
       if (r.broken) continue;
       const comment = tier.ruleComment(r.source);
-      if (r.action === 'accept') comments.set(comment, { verdict: 'allow', rule: r.source });
+      comments.set(comment, tier.commentMeaning(r));
       const verdict = actionVerdict(r.action, direction, next);
+      // A dropping rule (ClusterNetworkPolicy's Deny) logs under its own comment, so the log names it.
+      const log = r.action === 'drop' ? logRule(pod, chain, direction, comment) : undefined;
       for (const match of ruleMatches(r, direction, families)) {
+        if (log !== undefined) out.push({ kind: 'rule', chain, rule: `${match}${log}`, comment: LOG_COMMENT });
         out.push({ kind: 'rule', chain, rule: `${match}counter ${verdict}`, comment });
       }
     }
@@ -176,18 +198,8 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       if (next !== undefined) out.push({ kind: 'rule', chain, rule: `goto ${next}` });
       return out;
     }
-    const log = options.logDenied;
-    if (log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
-      // The prefix names the pod (nft allows 127 bytes; names that do not fit use the chain name).
-      const who = `${pod.namespace}/${pod.name}`;
-      const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
-      const group = log.group;
-      const groupOk = group !== undefined && Number.isSafeInteger(group) && group >= 0 && group <= 65535;
-      const target = groupOk ? `group ${group}` : 'level info';
-      const limit = `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets`;
-      const rule = `${limit} log prefix "${prefix}" ${target}`;
-      out.push({ kind: 'rule', chain, rule, comment: LOG_COMMENT });
-    }
+    const log = logRule(pod, chain, direction, '');
+    if (log !== undefined) out.push({ kind: 'rule', chain, rule: log, comment: LOG_COMMENT });
     const drop = `counter ${actionVerdict(tier.fallthrough, direction, next)}`;
     out.push({ kind: 'rule', chain, rule: drop, comment: DENY_COMMENT });
     return out;

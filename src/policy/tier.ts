@@ -6,6 +6,8 @@
 import type { ClusterPod, ClusterView } from './cluster.ts';
 import type { PeerRegistry } from './peers.ts';
 import type {
+  CommentMeaning,
+  CompiledRule,
   CompileInput,
   Direction,
   LocalPod,
@@ -14,10 +16,11 @@ import type {
   RuleAction,
   RuleRef,
   TierName,
+  TierRules,
 } from './types.ts';
 
 /** What one tier says about one local pod: its rules per direction (absent: nothing to say). */
-export type TierDirections = Partial<Record<Direction, PodDirection>>;
+export type TierDirections = TierRules;
 
 export interface TierResult {
   /** Per local pod (the view's objects), the tier's rules; pods absent have nothing from this tier. */
@@ -36,6 +39,11 @@ export interface PolicyTier {
    * passes it to the next tier.
    */
   readonly fallthrough: RuleAction;
+  /**
+   * true: the pod's rules are in evaluation order and the first that matches alone decides
+   * (ClusterNetworkPolicy); false: they all accept and every one that matches is reported (NetworkPolicy).
+   */
+  readonly ordered: boolean;
   compile(input: CompileInput, view: ClusterView, peers: PeerRegistry): TierResult;
   /** Where the compiled model keeps this tier's rules for a pod (compile.ts puts them there). */
   attach(pod: LocalPod, directions: TierDirections): void;
@@ -44,4 +52,6 @@ export interface PolicyTier {
   chainName(pod: { namespace: string; name: string }, direction: Direction): string;
   /** The comment that names a rule in the table (for counters and explain). */
   ruleComment(rule: RuleRef): string;
+  /** What that comment stands for in the rendered table's `comments`. */
+  commentMeaning(rule: CompiledRule): CommentMeaning;
 }

@@ -20,14 +20,17 @@ export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP', 'SCTP'];
  */
 export type RuleAction = 'accept' | 'drop' | 'pass';
 
-/** The tiers of the pipeline (pipeline.ts orders them); a new kind of policy adds its name here. */
-export type TierName = 'networkpolicy';
+/** The tiers of the pipeline (pipeline.ts orders them); a new kind of policy adds its name here.
+ * `admin` and `baseline` are ClusterNetworkPolicy's tiers, before and after NetworkPolicy. */
+export type TierName = 'admin' | 'networkpolicy' | 'baseline';
 
 export interface PodRef {
   namespace: string;
   name: string;
 }
 
+/** A policy: a NetworkPolicy by namespace and name; a ClusterNetworkPolicy (cluster-scoped) has
+ * namespace ''. */
 export interface PolicyRef {
   namespace: string;
   name: string;
@@ -37,6 +40,8 @@ export interface PolicyRef {
 export interface RuleRef extends PolicyRef {
   direction: Direction;
   index: number;
+  /** A ClusterNetworkPolicy rule's `name` (absent when the rule has none, and for NetworkPolicy). */
+  ruleName?: string;
 }
 
 // ---- input ------------------------------------------------------------------------------------------
@@ -81,6 +86,19 @@ export interface NetworkPolicyObject {
   spec: unknown;
 }
 
+/** A ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2) as the API served it: the spec
+ * unchecked (the ClusterNetworkPolicy tiers' parser checks it). */
+export interface ClusterNetworkPolicyObject {
+  metadata: PolicyObjectMeta;
+  spec: unknown;
+}
+
+/** What the compiler reads of a Node: its labels (metadata) and addresses, for `nodes` peers. */
+export interface PolicyNode {
+  metadata: PolicyObjectMeta;
+  status?: { addresses?: readonly { type?: string; address: string }[] };
+}
+
 export interface CompileInput {
   /** This node's name: pods with `spec.nodeName` equal to it are the ones the compiler isolates. */
   nodeName: string;
@@ -92,6 +110,10 @@ export interface CompileInput {
   namespaces: readonly PolicyNamespace[];
   pods: readonly PolicyPod[];
   policies: readonly NetworkPolicyObject[];
+  /** ClusterNetworkPolicies (both tiers); absent: none (the CRD is not installed). */
+  clusterNetworkPolicies?: readonly ClusterNetworkPolicyObject[];
+  /** The cluster's nodes, for ClusterNetworkPolicy `nodes` peers; absent: none. */
+  nodes?: readonly PolicyNode[];
   /**
    * Addresses of local pods the API does not show yet, keyed "namespace/name" (from the plugin's
    * pod-start notice): a pod is isolated from the moment its ADD returns, before the kubelet reports
@@ -121,13 +143,16 @@ export type PeerMeaning =
    * `namespaceSelector` matches, whose labels `podSelector` matches (R6). */
   | { kind: 'pods'; namespace?: string; namespaceSelector?: Selector; podSelector: Selector }
   /** Addresses in cidr and in none of except (R9); cidr and except in canonical text, host bits cleared. */
-  | { kind: 'ipBlock'; family: 4 | 6; cidr: string; except: readonly string[] };
+  | { kind: 'ipBlock'; family: 4 | 6; cidr: string; except: readonly string[] }
+  /** The addresses (status.addresses) of the nodes whose labels `nodeSelector` matches
+   * (ClusterNetworkPolicy's experimental `nodes` peer). */
+  | { kind: 'nodes'; nodeSelector: Selector };
 
 export interface PeerSet {
   /** Stable: a hash of the meaning, so a label change changes members, never the id. */
   id: string;
   meaning: PeerMeaning;
-  /** For pods peers: the matching pods' addresses, canonical text, sorted. */
+  /** For pods and nodes peers: the matching pods' (nodes') addresses, canonical text, sorted. */
   v4: readonly string[];
   v6: readonly string[];
   /** For ipBlock peers: the covered addresses as canonical prefixes (except subtracted), sorted. */
@@ -189,13 +214,21 @@ export interface PodDirection {
   rules: readonly CompiledRule[];
 }
 
+/** A tier's rules for a pod, per direction (absent: the tier has nothing for it that way). */
+export type TierRules = Partial<Record<Direction, PodDirection>>;
+
 export interface LocalPod extends PodRef {
   /** Canonical addresses, sorted. */
   ips: readonly string[];
-  /** undefined: not isolated for ingress (R4, all allowed). */
+  /** NetworkPolicy. undefined: not isolated for ingress (R4, all allowed). */
   ingress?: PodDirection;
-  /** undefined: not isolated for egress. */
+  /** NetworkPolicy. undefined: not isolated for egress. */
   egress?: PodDirection;
+  /** ClusterNetworkPolicy's Admin tier: the rules of the policies whose subject is this pod, in
+   * evaluation order (isolatedBy: those policies). */
+  admin?: TierRules;
+  /** ClusterNetworkPolicy's Baseline tier, the same way. */
+  baseline?: TierRules;
 }
 
 export interface PolicyError extends PolicyRef {
@@ -247,6 +280,23 @@ export interface DirectionVerdict {
   rules: readonly RuleRef[];
   /** For 'allowed' and 'denied': the policies that isolate the pod in this direction. */
   isolatedBy: readonly PolicyRef[];
+  /**
+   * The tiers that had something to say, in order, when a ClusterNetworkPolicy tier was among them
+   * (absent otherwise, so NetworkPolicy-only verdicts read as before): each passed on but the last,
+   * which decided (unless the default allowed, reason 'not-isolated').
+   */
+  steps?: readonly TierStep[];
+}
+
+/** What one tier did with a packet in one direction (for `strand explain`). */
+export interface TierStep {
+  tier: TierName;
+  /** The tier's rule that matched first (absent: none matched, the tier's fall-through applied). */
+  rule?: RuleRef;
+  /** Its policy's priority (ClusterNetworkPolicy), 0 for NetworkPolicy. */
+  priority?: number;
+  /** What the tier did: accept or drop decided; pass went on to the next tier. */
+  action: RuleAction;
 }
 
 export interface Verdict {
@@ -266,7 +316,14 @@ export interface ChainOwner {
 
 /** What an allow rule's comment (`<ns>/<name> <direction> <index>`, or a hash form when too long)
  * stands for; deny rules have the comment DENY_COMMENT, self rules SELF_COMMENT. */
-export type CommentMeaning = { verdict: 'allow'; rule: RuleRef } | { verdict: 'deny' } | { verdict: 'self' } | { verdict: 'log' };
+export type CommentMeaning =
+  | { verdict: 'allow'; rule: RuleRef }
+  | { verdict: 'deny' }
+  | { verdict: 'self' }
+  | { verdict: 'log' }
+  /** A ClusterNetworkPolicy rule (`cnp/<name> <direction> <index> <rule name>`): its tier, its
+   * policy's priority and its action, for per-rule counters and the denied-connection log. */
+  | { verdict: 'cnp'; tier: TierName; priority: number; action: RuleAction; rule: RuleRef };
 
 export interface DesiredChain {
   chain: Chain;

@@ -13,10 +13,12 @@ import {
   evaluatePolicy,
   fullBuildPolicy,
   renderPolicy,
+  type ClusterNetworkPolicyObject,
   type CompiledPolicy,
   type DesiredPolicyTable,
   type NftView,
   type Packet,
+  type PolicyNode,
   type Protocol,
 } from '../../src/policy/index.ts';
 
@@ -87,6 +89,9 @@ export class SimCluster {
   namespaces: NamespaceInfo[];
   pods: PodInfo[];
   policies: NetworkPolicyInfo[];
+  /** ClusterNetworkPolicies (both tiers) and the nodes their `nodes` peers select. */
+  clusterPolicies: ClusterNetworkPolicyObject[] = [];
+  nodes: PolicyNode[] = [];
   readonly fakes = new Map<string, FakeNft>();
   readonly applied = new Map<string, DesiredPolicyTable>();
   readonly models = new Map<string, CompiledPolicy>();
@@ -107,7 +112,15 @@ export class SimCluster {
   /** Every node compiles, renders and applies the difference to its fake. */
   async sync(): Promise<void> {
     for (const node of NODES) {
-      const model = compilePolicy({ nodeName: node, nodeAddresses: this.nodeAddresses(node), namespaces: this.namespaces, pods: this.pods, policies: this.policies });
+      const model = compilePolicy({
+        nodeName: node,
+        nodeAddresses: this.nodeAddresses(node),
+        namespaces: this.namespaces,
+        pods: this.pods,
+        policies: this.policies,
+        clusterNetworkPolicies: this.clusterPolicies,
+        nodes: this.nodes,
+      });
       const desired = renderPolicy(model);
       const tx = diffPolicy(this.applied.get(node), desired);
       const fake = this.fakes.get(node) as FakeNft;

@@ -9,6 +9,7 @@ export const networkPolicyTier: PolicyTier = {
   name: 'networkpolicy',
   order: 200,
   fallthrough: 'drop',
+  ordered: false,
   compile: (input, view, peers) => compileNetworkPolicies(input.policies, view, peers),
   // The model's own per-pod fields (LocalPod.ingress/egress) are NetworkPolicy's: the agent, the
   // counters and `strand explain` read them.
@@ -19,4 +20,5 @@ export const networkPolicyTier: PolicyTier = {
   rulesOf: (pod, direction) => pod[direction],
   chainName: podChainName,
   ruleComment,
+  commentMeaning: (rule) => ({ verdict: 'allow', rule: rule.source }),
 };
