@@ -32,6 +32,7 @@
 // cannot be undone by another.
 import { createHash } from 'node:crypto';
 import { formatIp, networkOf, parseCidr } from '../kernel/ip.ts';
+import { addrField, addrValue, lookup, match, renderRule, type Expr } from '../nft/expr.ts';
 import { canonicalElementPart, PRIORITY, type Chain, type NftSet, type Rule, type TableState } from '../nft/objects.ts';
 import { Transaction, type Nft } from '../nft/transaction.ts';
 
@@ -65,8 +66,20 @@ function withHash(label: string, body: string): string {
   return `${label} [${createHash('sha256').update(body).digest('hex').slice(0, 8)}]`;
 }
 
-function rule(label: string, body: string): Rule {
-  return { kind: 'rule', chain: MASQUERADE_CHAIN, rule: body, comment: withHash(label, body) };
+/** The comment hashes the rendered body, so the hash (and so the kernel's rules) stays the same as
+ * long as the text does, whatever the body's typed form. */
+function rule(label: string, body: readonly Expr[]): Rule {
+  return { kind: 'rule', chain: MASQUERADE_CHAIN, body, comment: withHash(label, renderRule(body)) };
+}
+
+/** Pod egress of one family: from a cluster CIDR to neither a cluster CIDR nor multicast. */
+function egressBody(family: 4 | 6, set: string): Expr[] {
+  return [
+    lookup(addrField(family, 'saddr'), set),
+    lookup(addrField(family, 'daddr'), set, 'ne'),
+    match(addrField(family, 'daddr'), addrValue(family === 4 ? '224.0.0.0/4' : 'ff00::/8'), 'ne'),
+    { kind: 'masquerade', fullyRandom: true },
+  ];
 }
 
 /**
@@ -104,8 +117,8 @@ export function desiredMasquerade(config: MasqueradeConfig): DesiredMasquerade {
       { kind: 'set', name: CLUSTER_SET_V6, type: 'ipv6_addr', flags: ['interval'], comment: 'cluster CIDRs (IPv6): not masqueraded among themselves' },
     ],
     rules: [
-      rule('pod egress v4', `ip saddr @${CLUSTER_SET_V4} ip daddr != @${CLUSTER_SET_V4} ip daddr != 224.0.0.0/4 masquerade fully-random`),
-      rule('pod egress v6', `ip6 saddr @${CLUSTER_SET_V6} ip6 daddr != @${CLUSTER_SET_V6} ip6 daddr != ff00::/8 masquerade fully-random`),
+      rule('pod egress v4', egressBody(4, CLUSTER_SET_V4)),
+      rule('pod egress v6', egressBody(6, CLUSTER_SET_V6)),
     ],
     elements: new Map([
       [CLUSTER_SET_V4, v4],

@@ -11,8 +11,9 @@
 //  - interval sets refuse a new interval overlapping an existing one (invalid); sets without the
 //    interval flag refuse prefixes and ranges; keys are kept in the canonical text nft lists
 //    (canonicalElementPart), so list() on the fake and on the kernel read alike.
-// Not modelled: rule bodies are not parsed beyond those references (nft's syntax check is the real
+// Not modelled: rule bodies are not checked beyond their typed checks and references (nft's syntax check is the real
 // runner's job, tested against the kernel), element timeouts, and auto-merge.
+import { renderRule, ruleReferencesOf, text, type Expr } from './expr.ts';
 import {
   canonicalElementPart,
   emptyTableState,
@@ -39,7 +40,9 @@ import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorRe
 export interface FakeRule {
   chain: string;
   handle: number;
+  /** The body as nft text (renderRule), for tests to read. */
   rule: string;
+  body: Expr[];
   comment?: string;
 }
 
@@ -96,14 +99,9 @@ function fail(reason: NftErrorReason, what: string): never {
   throw new OpError(reason, `${what}: ${REASON_TEXT[reason]}`);
 }
 
-/** Names a rule body refers to: sets and maps as `@name`, chains as `jump name` / `goto name`
- * (quoted strings, such as interface names, excluded). */
+/** @deprecated Names a text rule body refers to; typed bodies: ruleReferencesOf (expr.ts). */
 export function ruleReferences(body: string): { sets: string[]; chains: string[] } {
-  const unquoted = body.replace(/"[^"]*"/g, '""');
-  return {
-    sets: [...unquoted.matchAll(/@([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string),
-    chains: [...unquoted.matchAll(/\b(?:jump|goto)\s+([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string),
-  };
+  return ruleReferencesOf([text(body)]);
 }
 
 function sameBase(a: BaseChainSpec | undefined, b: BaseChainSpec | undefined): boolean {
@@ -167,6 +165,7 @@ export class FakeNft implements Nft {
         name: c.name,
         handle: c.handle,
         ...(c.base ? { base: { ...c.base } } : {}),
+        // Without bodies, as the runner's `list` of old did: fake.rules() has them.
         rules: c.rules.map((r) => ({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}) })),
       });
     }
@@ -213,7 +212,7 @@ export class FakeNft implements Nft {
       for (const e of s.elements) lines.push(renderOperation('add', { kind: 'element', set: s.name, ...e }, this.table));
     }
     for (const c of byName(t.chains)) {
-      for (const r of c.rules) lines.push(renderOperation('add', { kind: 'rule', chain: r.chain, rule: r.rule, ...(r.comment !== undefined ? { comment: r.comment } : {}) }, this.table));
+      for (const r of c.rules) lines.push(renderOperation('add', { kind: 'rule', chain: r.chain, body: r.body, ...(r.comment !== undefined ? { comment: r.comment } : {}) }, this.table));
     }
     return lines.map((l) => `${l}\n`).join('');
   }
@@ -273,13 +272,13 @@ function applyOperation(t: FakeTable | undefined, op: Operation): FakeTable | un
 }
 
 function chainReferenced(t: FakeTable, name: string): boolean {
-  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferences(r.rule).chains.includes(name)) return true;
+  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferencesOf(r.body).chains.includes(name)) return true;
   for (const s of t.sets.values()) for (const e of s.elements) if (e.value?.some((v) => v === `jump ${name}` || v === `goto ${name}`)) return true;
   return false;
 }
 
 function setReferenced(t: FakeTable, name: string): boolean {
-  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferences(r.rule).sets.includes(name)) return true;
+  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferencesOf(r.body).sets.includes(name)) return true;
   return false;
 }
 
@@ -324,10 +323,10 @@ function ruleOp(t: FakeTable, verb: Operation['verb'], obj: Rule | RuleRef): voi
     return;
   }
   const r = obj as Rule;
-  const refs = ruleReferences(r.rule);
+  const refs = ruleReferencesOf(r.body);
   for (const s of refs.sets) if (!t.sets.has(s)) fail('not-found', `set ${s} in rule of chain ${r.chain}`);
   for (const c of refs.chains) if (!t.chains.has(c)) fail('not-found', `chain ${c} in rule of chain ${r.chain}`);
-  const rule: FakeRule = { chain: r.chain, handle: t.nextHandle++, rule: r.rule, ...(r.comment !== undefined ? { comment: r.comment } : {}) };
+  const rule: FakeRule = { chain: r.chain, handle: t.nextHandle++, rule: renderRule(r.body), body: structuredClone([...r.body]), ...(r.comment !== undefined ? { comment: r.comment } : {}) };
   switch (verb) {
     case 'add':
       chain.rules.splice(at < 0 ? chain.rules.length : at + 1, 0, rule);

@@ -16,11 +16,13 @@ import {
   type Hook,
   type ChainType,
   type MapState,
+  type RuleState,
   type SetFlag,
   type SetState,
   type TableRef,
   type TableState,
 } from './objects.ts';
+import { parseRuleJson } from './expr-json.ts';
 import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type TableSummary, type Transaction } from './transaction.ts';
 
 export interface NftRunnerOptions {
@@ -299,7 +301,7 @@ export function parseListJson(text: string, table: TableRef = STRAND_TABLE): Tab
   if (!isObject(doc) || !Array.isArray(doc.nftables)) throw new Error('no "nftables" array');
   const state = emptyTableState();
   const mine = (o: { [k: string]: Json }) => o.family === table.family && o.table === table.name;
-  const rules: { chain: string; handle: number; comment?: string; expr?: unknown }[] = [];
+  const rules: RuleState[] = [];
   for (const item of doc.nftables) {
     if (!isObject(item)) continue;
     if (isObject(item.metainfo) && item.metainfo.json_schema_version !== 1) throw new Error(`unsupported JSON schema version ${String(item.metainfo.json_schema_version)}`);
@@ -330,7 +332,15 @@ export function parseListJson(text: string, table: TableRef = STRAND_TABLE): Tab
     }
     if (isObject(item.rule) && mine(item.rule)) {
       const r = item.rule;
-      rules.push({ chain: String(r.chain), handle: Number(r.handle), ...(typeof r.comment === 'string' ? { comment: r.comment } : {}), expr: r.expr });
+      const { body, counter } = parseRuleJson(r.expr);
+      rules.push({
+        chain: String(r.chain),
+        handle: Number(r.handle),
+        ...(typeof r.comment === 'string' ? { comment: r.comment } : {}),
+        ...(body ? { body } : {}),
+        ...(counter ? { counter } : {}),
+        expr: r.expr,
+      });
     }
   }
   // nft lists a chain's rules after the chain, in chain order.

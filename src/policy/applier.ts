@@ -18,6 +18,7 @@
 //  - An nft failure is logged with the offending line, counted, and followed by the rebuild; while
 //    no transaction has succeeded since, `problem` says why (the agent's /readyz reason).
 import type { Logger } from '../log.ts';
+import { verdict } from '../nft/expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
 import { isNftError, Transaction, type Nft } from '../nft/transaction.ts';
 
@@ -274,7 +275,7 @@ export class PolicyApplier<D> {
   /** The marker chain's one rule, for `generation`; the chain is flushed first unless it is new. */
   private addMarker(tx: Transaction, generation: number, flush = true): void {
     if (flush) tx.flush({ kind: 'chain', name: this.markerChain });
-    tx.add({ kind: 'rule', chain: this.markerChain, rule: 'return', comment: markerComment(generation) });
+    tx.add({ kind: 'rule', chain: this.markerChain, body: [verdict('return')], comment: markerComment(generation) });
   }
 
   private remember(desired: D): void {

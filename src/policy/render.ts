@@ -32,6 +32,7 @@
 //   - every allow rule has an anonymous counter and a comment naming its policy rule; the drop at
 //     each chain's end has one too: per-policy and per-pod allow/deny counters come from listing
 //     the chains (chainOwners and comments map names and comments back).
+import { text } from '../nft/expr.ts';
 import { PRIORITY, type Element, type NftMap, type NftSet, type Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX, stableId } from './names.ts';
 import { familyOf } from './cidr.ts';
@@ -126,14 +127,14 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
   chains.set(FORWARD_CHAIN, {
     chain: { kind: 'chain', name: FORWARD_CHAIN, base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' } },
     rules: [
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: 'ct state established,related accept' },
+      { kind: 'rule', chain: FORWARD_CHAIN, body: [text('ct state established,related accept')] },
       // R14: neighbour discovery between pods on one bridge is bridged IPv6 (br_netfilter brings it
       // here, with pod addresses as sources): an isolated pod must still find its neighbours.
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `icmpv6 type { ${NDP_TYPES.join(', ')} } accept` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip saddr vmap @${verdictMapName('egress', 4)}` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 saddr vmap @${verdictMapName('egress', 6)}` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip daddr vmap @${verdictMapName('ingress', 4)}` },
-      { kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 daddr vmap @${verdictMapName('ingress', 6)}` },
+      { kind: 'rule', chain: FORWARD_CHAIN, body: [text(`icmpv6 type { ${NDP_TYPES.join(', ')} } accept`)] },
+      { kind: 'rule', chain: FORWARD_CHAIN, body: [text(`ip saddr vmap @${verdictMapName('egress', 4)}`)] },
+      { kind: 'rule', chain: FORWARD_CHAIN, body: [text(`ip6 saddr vmap @${verdictMapName('egress', 6)}`)] },
+      { kind: 'rule', chain: FORWARD_CHAIN, body: [text(`ip daddr vmap @${verdictMapName('ingress', 4)}`)] },
+      { kind: 'rule', chain: FORWARD_CHAIN, body: [text(`ip6 daddr vmap @${verdictMapName('ingress', 6)}`)] },
     ],
   });
 
@@ -164,7 +165,7 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     const verdict = direction === 'ingress' ? 'accept' : 'return';
     const families = [...new Set(pod.ips.map(familyOf))].sort();
     // R12: a pod's traffic to itself (hairpin through its own Service) is allowed.
-    for (const ip of pod.ips) out.push({ kind: 'rule', chain, rule: `${addrWord(familyOf(ip))} ${field} ${ip} ${verdict}`, comment: SELF_COMMENT });
+    for (const ip of pod.ips) out.push({ kind: 'rule', chain, body: [text(`${addrWord(familyOf(ip))} ${field} ${ip} ${verdict}`)], comment: SELF_COMMENT });
     for (const r of rules) {
       if (r.broken) continue;
       const comment = ruleComment(r.source);
@@ -198,7 +199,7 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
           texts.push(`${addrWord(family)} daddr . meta l4proto . th dport @${set} counter ${verdict}`);
         }
       }
-      for (const rule of texts) out.push({ kind: 'rule', chain, rule, comment });
+      for (const rule of texts) out.push({ kind: 'rule', chain, body: [text(rule)], comment });
     }
     const log = options.logDenied;
     if (log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
@@ -206,9 +207,9 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       const who = `${pod.namespace}/${pod.name}`;
       const prefix = `strand-deny ${/^[a-z0-9./-]+$/.test(who) && who.length <= 100 ? who : chain} ${direction}: `;
       const target = log.group !== undefined && Number.isSafeInteger(log.group) && log.group >= 0 && log.group <= 65535 ? `group ${log.group}` : 'level info';
-      out.push({ kind: 'rule', chain, rule: `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`, comment: LOG_COMMENT });
+      out.push({ kind: 'rule', chain, body: [text(`limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets log prefix "${prefix}" ${target}`)], comment: LOG_COMMENT });
     }
-    out.push({ kind: 'rule', chain, rule: 'counter drop', comment: DENY_COMMENT });
+    out.push({ kind: 'rule', chain, body: [text('counter drop')], comment: DENY_COMMENT });
     return out;
   };
 
