@@ -34,7 +34,8 @@ import { createHash } from 'node:crypto';
 import { formatIp, networkOf, parseCidr } from '../kernel/ip.ts';
 import { addrField, addrValue, lookup, match, renderRule, type Expr } from '../nft/expr.ts';
 import { canonicalElementPart, PRIORITY, type Chain, type NftSet, type Rule, type TableState } from '../nft/objects.ts';
-import { Transaction, type Nft } from '../nft/transaction.ts';
+import { Transaction } from '../nft/transaction.ts';
+import type { NftTransport } from '../nft/transport.ts';
 
 export const MASQUERADE_CHAIN = 'agent-postrouting';
 export const CLUSTER_SET_V4 = 'agent-cluster-v4';
@@ -180,7 +181,7 @@ export function planMasquerade(actual: TableState, desired: DesiredMasquerade): 
 const MASQUERADE_OBJECTS = { chains: [MASQUERADE_CHAIN], sets: [CLUSTER_SET_V4, CLUSTER_SET_V6] };
 
 /** Brings the masquerade in line with `config`; applies nothing when it already is. */
-export async function reconcileMasquerade(nft: Nft, config: MasqueradeConfig): Promise<MasqueradeResult> {
+export async function reconcileMasquerade(nft: NftTransport, config: MasqueradeConfig): Promise<MasqueradeResult> {
   const desired = desiredMasquerade(config);
   const tx = planMasquerade(await nft.list(MASQUERADE_OBJECTS), desired);
   if (tx.empty) return { changed: false, script: '' };
@@ -203,7 +204,7 @@ export function planRemoveMasquerade(actual: TableState): Transaction {
  * Uninstall: removes the agent's masquerade chain and sets. The table stays, even when empty: the CNI
  * plugin may be adding its `cni-*` objects to it at this very moment.
  */
-export async function removeMasquerade(nft: Nft): Promise<MasqueradeResult> {
+export async function removeMasquerade(nft: NftTransport): Promise<MasqueradeResult> {
   const tx = planRemoveMasquerade(await nft.list(MASQUERADE_OBJECTS));
   if (tx.empty) return { changed: false, script: '' };
   await nft.run(tx);

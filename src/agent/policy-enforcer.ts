@@ -20,7 +20,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
 import { Conntrack, describeTuple, IPPROTO, type ConntrackEntry } from '../kernel/conntrack.ts';
-import type { Nft } from '../nft/transaction.ts';
+import type { Nft } from '../nft/transport.ts';
 import type { TableState } from '../nft/objects.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../policy/applier.ts';
 import {
@@ -523,8 +523,7 @@ export class PolicyEnforcer {
   private async readCounters(): Promise<void> {
     const table = this.applier.current;
     if (!table) return;
-    const state: TableState = await this.opts.nft.list();
-    const { pods, policies } = readPolicyCounters(state, table);
+    const { pods, policies } = readPolicyCounters(await this.opts.nft.counters(), table);
     const m = this.metrics;
     m.podPackets.reset();
     m.policyPackets.reset();

@@ -35,7 +35,9 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type Operation, type TableSummary, type Transaction } from './transaction.ts';
+import { NftError, type NftErrorReason } from './errors.ts';
+import { describeTransaction, type Operation, type Transaction } from './transaction.ts';
+import type { ListOnly, NftTransport, RuleCounter, TableSummary } from './transport.ts';
 
 export interface FakeRule {
   chain: string;
@@ -113,13 +115,15 @@ function keyText(key: readonly string[]): string {
   return key.join(' . ');
 }
 
-export class FakeNft implements Nft {
+export class FakeNft implements NftTransport {
   readonly table: TableRef;
   /** The model; undefined while there is no table. Tests may read it, and seed it through run(). */
   state: FakeTable | undefined;
   /** The scripts of the transactions applied so far, in order (failed ones are not recorded). */
   readonly applied: string[] = [];
   private failures: NftError[] = [];
+  /** Packets and bytes by rule handle, as a test set them (setCounter); other counters read 0. */
+  private readonly counterValues = new Map<number, { packets: number; bytes: number }>();
 
   constructor(table: TableRef = STRAND_TABLE) {
     this.table = table;
@@ -151,6 +155,24 @@ export class FakeNft implements Nft {
       if (c) out.rules.set(name, c.rules.map((r) => r.comment ?? ''));
     }
     return out;
+  }
+
+  async counters(chains?: readonly string[]): Promise<RuleCounter[]> {
+    const out: RuleCounter[] = [];
+    for (const c of this.state?.chains.values() ?? []) {
+      if (chains && !chains.includes(c.name)) continue;
+      for (const r of c.rules) {
+        if (!r.body.some((e) => e.kind === 'counter')) continue;
+        const v = this.counterValues.get(r.handle) ?? { packets: 0, bytes: 0 };
+        out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...v });
+      }
+    }
+    return out;
+  }
+
+  /** Sets what counters() reports for the rule with `handle` (traffic the fake cannot see). */
+  setCounter(handle: number, packets: number, bytes = 0): void {
+    this.counterValues.set(handle, { packets, bytes });
   }
 
   async list(only?: ListOnly): Promise<TableState> {

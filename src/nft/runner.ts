@@ -23,7 +23,9 @@ import {
   type TableState,
 } from './objects.ts';
 import { parseRuleJson } from './expr-json.ts';
-import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type TableSummary, type Transaction } from './transaction.ts';
+import { NftError, type NftErrorReason } from './errors.ts';
+import { describeTransaction, type Transaction } from './transaction.ts';
+import type { ListOnly, NftTransport, RuleCounter, TableSummary } from './transport.ts';
 
 export interface NftRunnerOptions {
   table?: TableRef;
@@ -79,8 +81,8 @@ export function parseNftStderr(stderr: string): { line?: number; detail: string 
   return { detail: first?.trim() ?? 'no message' };
 }
 
-/** Creates the real client. */
-export function createNftRunner(options: NftRunnerOptions = {}): Nft {
+/** Creates the `nft` process transport. */
+export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
   const table = options.table ?? STRAND_TABLE;
   checkTableRef(table);
   const nft = options.nftPath ?? 'nft';
@@ -242,7 +244,25 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     return out;
   }
 
-  return { table, run: (tx) => apply(tx, false), check: (tx) => apply(tx, true), list, summary };
+  async function counters(chains?: readonly string[]): Promise<RuleCounter[]> {
+    // nft's JSON has each counter's packets and bytes; the parse into RuleState.counter is expr-json's.
+    const state = await list(chains ? { chains } : undefined);
+    return countersOf(state);
+  }
+
+  return { table, run: (tx) => apply(tx, false), check: (tx) => apply(tx, true), list, summary, counters };
+}
+
+/** The counters of a listed state's rules, in chain order. */
+export function countersOf(state: TableState): RuleCounter[] {
+  const out: RuleCounter[] = [];
+  for (const c of state.chains.values()) {
+    for (const r of c.rules) {
+      if (!r.counter) continue;
+      out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...r.counter });
+    }
+  }
+  return out;
 }
 
 // ---- `nft -j list table` (JSON schema version 1, libnftables-json(5)) → TableState ----

@@ -20,7 +20,9 @@
 import type { Logger } from '../log.ts';
 import { verdict } from '../nft/expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
-import { isNftError, Transaction, type Nft } from '../nft/transaction.ts';
+import { isNftError } from '../nft/errors.ts';
+import { Transaction } from '../nft/transaction.ts';
+import type { Nft } from '../nft/transport.ts';
 
 /** How the applier reads a desired state `D` (the policy compiler's output for this node). */
 export interface PolicyLayout<D> {

@@ -25,5 +25,8 @@ describe('typed rule bodies: render → nft → list → parse', () => {
     EXPR_CASES.forEach((c, i) => expect(read.get(`case ${i}`), c.text).toBe(c.text));
     const counted = [...state.chains.values()].flatMap((c) => c.rules).filter((r) => r.counter !== undefined);
     expect(counted.length).toBe(EXPR_CASES.filter((c) => c.body.some((e) => e.kind === 'counter')).length);
+    const counters = await nft.counters(['x-filter']);
+    expect(counters.map((c) => c.comment)).toEqual(counted.map((r) => r.comment));
+    expect(counters.every((c) => c.chain === 'x-filter' && c.packets === 0 && c.bytes === 0)).toBe(true);
   });
 });

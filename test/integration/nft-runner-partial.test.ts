@@ -5,7 +5,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { Transaction, type Nft } from '../../src/nft/transaction.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import type { Nft } from '../../src/nft/transport.ts';
 import { TestNetns } from '../support/netns.ts';
 import { lookup, payload, verdict } from '../../src/nft/expr.ts';
 

@@ -8,7 +8,9 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { PRIORITY, type TableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { isNftError, NftError, Transaction, type Nft } from '../../src/nft/transaction.ts';
+import { isNftError, NftError } from '../../src/nft/errors.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import type { Nft } from '../../src/nft/transport.ts';
 import { TestNetns } from '../support/netns.ts';
 import { counter, lookup, match, meta, payload, text, verdict } from '../../src/nft/expr.ts';
 

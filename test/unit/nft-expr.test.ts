@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { parseRuleJson } from '../../src/nft/expr-json.ts';
 import { addrField, match, renderRule, ruleReferencesOf, verdict } from '../../src/nft/expr.ts';
 import { checkObject, NftObjectError } from '../../src/nft/objects.ts';
-import { EXPR_CASES } from '../support/nft-expr-cases.ts';
+import { FakeNft } from '../../src/nft/fake.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import { EXPR_CASES, exprCaseObjects } from '../support/nft-expr-cases.ts';
 
 describe('renderRule', () => {
   it.each(EXPR_CASES.map((c) => [c.text, c]))('renders %s', (_text, c) => {
@@ -62,5 +64,21 @@ describe('parseRuleJson', () => {
     const parsed = parseRuleJson([{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'flags' } }, right: 'syn' } }, { counter: { packets: 1, bytes: 60 } }]);
     expect(parsed.body).toBeUndefined();
     expect(parsed.counter).toEqual({ packets: 1, bytes: 60 });
+  });
+});
+
+describe('counters through the transport', () => {
+  it('the fake reports each counted rule by chain, handle and comment, with what a test set', async () => {
+    const nft = new FakeNft();
+    const tx = new Transaction();
+    for (const o of exprCaseObjects()) tx.add(o);
+    EXPR_CASES.forEach((c, i) => tx.add({ kind: 'rule', chain: c.chain, body: c.body, comment: `case ${i}` }));
+    await nft.run(tx);
+    const all = await nft.counters();
+    expect(all.map((c) => c.comment)).toEqual(EXPR_CASES.flatMap((c, i) => (c.body.some((e) => e.kind === 'counter') ? [`case ${i}`] : [])));
+    const first = all[0]!;
+    nft.setCounter(first.handle, 5, 300);
+    expect((await nft.counters(['x-filter']))[0]).toEqual({ ...first, packets: 5, bytes: 300 });
+    expect(await nft.counters(['x-nat'])).toEqual([]);
   });
 });

@@ -3,7 +3,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FakeNft, ruleReferences } from '../../src/nft/fake.ts';
 import { PRIORITY } from '../../src/nft/objects.ts';
-import { isNftError, NftError, Transaction, type NftErrorReason } from '../../src/nft/transaction.ts';
+import { isNftError, NftError, type NftErrorReason } from '../../src/nft/errors.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
 import { addrValue, counter, lookup, match, payload, text, verdict } from '../../src/nft/expr.ts';
 
 const tx = () => new Transaction();

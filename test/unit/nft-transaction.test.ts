@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { NftObjectError, type TableRef } from '../../src/nft/objects.ts';
 import { parseListJson, parseNftStderr, reasonOf } from '../../src/nft/runner.ts';
-import { describeTransaction, isNftError, NftError, Transaction } from '../../src/nft/transaction.ts';
+import { isNftError, NftError } from '../../src/nft/errors.ts';
+import { describeTransaction, Transaction } from '../../src/nft/transaction.ts';
 import { counter, text, verdict } from '../../src/nft/expr.ts';
 
 describe('Transaction', () => {
