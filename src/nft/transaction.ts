@@ -37,17 +37,32 @@ export type Operation =
   | { verb: 'flush'; object: ChainRef | SetRef | MapRef }
   | { verb: 'delete'; object: ChainRef | SetRef | MapRef | RuleRef | Element };
 
+/** Names a layout owns, declared (never derived from other names): those starting with a prefix, and
+ * exact names. */
+export interface Ownership {
+  prefixes: readonly string[];
+  names: readonly string[];
+}
+
+export function owns(o: Ownership, name: string): boolean {
+  return o.names.includes(name) || o.prefixes.some((p) => name.startsWith(p));
+}
+
 export interface TransactionOptions {
   /** When set, every chain, set and map the transaction names must start with it (e.g. "agent-"). */
   ownedPrefix?: string;
+  /** When set, every chain, set and map the transaction names must be owned by it. */
+  owner?: Ownership;
 }
 
 export class Transaction {
   readonly ownedPrefix: string | undefined;
+  readonly owner: Ownership | undefined;
   private readonly ops: Operation[] = [];
 
   constructor(options: TransactionOptions = {}) {
     this.ownedPrefix = options.ownedPrefix;
+    this.owner = options.owner;
   }
 
   /** Ensures the object exists (`nft add`): existing tables, chains, sets and elements are left as
@@ -123,6 +138,10 @@ export class Transaction {
     const name = nameOf(obj);
     if (this.ownedPrefix !== undefined && name !== undefined && !name.startsWith(this.ownedPrefix)) {
       throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${this.ownedPrefix}*`);
+    }
+    if (this.owner !== undefined && name !== undefined && !owns(this.owner, name)) {
+      const named = [...this.owner.prefixes.map((p) => `${p}*`), ...this.owner.names].join(', ');
+      throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${named}`);
     }
     // Copy, so a caller changing its object afterwards cannot change the transaction.
     this.ops.push({ verb: op.verb, object: structuredClone(obj) } as Operation);

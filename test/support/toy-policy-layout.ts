@@ -3,7 +3,7 @@
 // that pod's chain, which drops everything except the sources it allows.
 import type { Chain, NftMap, Rule } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
-import type { PolicyInventory, PolicyLayout } from '../../src/policy/applier.ts';
+import type { Layout, LayoutInventory } from '../../src/nft/layout-applier.ts';
 import { addrValue, counter, match, payload, text, verdict, type Expr } from '../../src/nft/expr.ts';
 import { tryParseIp } from '../../src/kernel/ip.ts';
 
@@ -38,7 +38,7 @@ function addPod(tx: Transaction, ip: string, from: string[]): void {
   tx.add({ kind: 'element', set: VMAP.name, key: [ip], value: [`goto ${podChain(ip)}`] });
 }
 
-export const toyLayout: PolicyLayout<ToyState> & { broken: boolean } = {
+export const toyLayout: Layout<ToyState> & { broken: boolean } = {
   prefix: TOY_PREFIX,
   /** When set, diff emits a command the kernel refuses (an element that is not there). */
   broken: false,
@@ -67,7 +67,7 @@ export const toyLayout: PolicyLayout<ToyState> & { broken: boolean } = {
     for (const [ip, allow] of to) addPod(tx, ip, allow);
     return tx;
   },
-  inventory(to): PolicyInventory {
+  inventory(to): LayoutInventory {
     return {
       chains: [{ chain: BASE, rules: baseRules.length }, ...[...to].map(([ip, allow]) => ({ chain: { kind: 'chain' as const, name: podChain(ip) }, rules: allow.length + 1 }))],
       sets: [VMAP],
