@@ -24,8 +24,8 @@
 //  - Level-based: the listed state is compared with the desired one and the difference goes in one
 //    transaction; nothing is sent when they agree. Rules are recognised by their comment, which ends
 //    in a hash of the rule body (nft's JSON does not give rule text back), so a changed body in a new
-//    Strand version rewrites the chain. Only objects named agent-* are touched; the CNI plugin's
-//    `cni-*` objects and the table itself are never flushed or deleted.
+//    Strand version rewrites the chain. Only its three objects (MASQUERADE_OWNERSHIP) are touched;
+//    the CNI plugin's `cni-*` objects and the table itself are never flushed or deleted.
 //
 // With the agent's masquerade on, the plugin's own `ipMasq` should be off: it masquerades everything
 // leaving the pod's node subnet, which includes pods on other nodes, and NAT in one postrouting chain
@@ -34,14 +34,14 @@ import { createHash } from 'node:crypto';
 import { formatIp, networkOf, parseCidr } from '../kernel/ip.ts';
 import { addrField, addrValue, lookup, match, renderRule, type Expr } from '../nft/expr.ts';
 import { canonicalElementPart, PRIORITY, type Chain, type NftSet, type Rule, type TableState } from '../nft/objects.ts';
-import { Transaction } from '../nft/transaction.ts';
+import { Transaction, type Ownership } from '../nft/transaction.ts';
 import type { NftTransport } from '../nft/transport.ts';
 
 export const MASQUERADE_CHAIN = 'agent-postrouting';
 export const CLUSTER_SET_V4 = 'agent-cluster-v4';
 export const CLUSTER_SET_V6 = 'agent-cluster-v6';
-/** Every object the agent keeps in the table starts with this; the plugin's start with `cni-`. */
-export const AGENT_PREFIX = 'agent-';
+/** What the masquerade owns, by name: the policy layout's `agent-pol-*` share the agent's prefix. */
+export const MASQUERADE_OWNERSHIP: Ownership = Object.freeze({ prefixes: [], names: [MASQUERADE_CHAIN, CLUSTER_SET_V4, CLUSTER_SET_V6] });
 
 export interface MasqueradeConfig {
   /** The cluster's pod CIDRs (IPv4 and/or IPv6), e.g. ["10.244.0.0/16", "fd00:10:244::/56"]. */
@@ -133,7 +133,7 @@ export function desiredMasquerade(config: MasqueradeConfig): DesiredMasquerade {
  * unit-tested on listed states.
  */
 export function planMasquerade(actual: TableState, desired: DesiredMasquerade): Transaction {
-  const tx = new Transaction({ ownedPrefix: AGENT_PREFIX });
+  const tx = new Transaction({ owner: MASQUERADE_OWNERSHIP });
   const chain = actual.chains.get(desired.chain.name);
   const base = desired.chain.base;
   const chainOk =
@@ -179,6 +179,9 @@ export function planMasquerade(actual: TableState, desired: DesiredMasquerade): 
 /** What the masquerade reads of the table on every pass: its own objects, not the whole table (which
  * holds the NetworkPolicy rules too). */
 const MASQUERADE_OBJECTS = { chains: [MASQUERADE_CHAIN], sets: [CLUSTER_SET_V4, CLUSTER_SET_V6] };
+// Why not the generic LayoutApplier (nft/layout-applier.ts): the masquerade is three small objects, so
+// it reads them back on every pass and repairs any drift (a lost element too) without a marker
+// chain; the applier's record-and-marker design pays off for the policy layout's thousands of rules.
 
 /** Brings the masquerade in line with `config`; applies nothing when it already is. */
 export async function reconcileMasquerade(nft: NftTransport, config: MasqueradeConfig): Promise<MasqueradeResult> {
@@ -191,7 +194,7 @@ export async function reconcileMasquerade(nft: NftTransport, config: MasqueradeC
 
 /** The transaction that removes the masquerade chain and sets (and nothing else); empty when absent. */
 export function planRemoveMasquerade(actual: TableState): Transaction {
-  const tx = new Transaction({ ownedPrefix: AGENT_PREFIX });
+  const tx = new Transaction({ owner: MASQUERADE_OWNERSHIP });
   if (actual.chains.has(MASQUERADE_CHAIN)) {
     tx.flush({ kind: 'chain', name: MASQUERADE_CHAIN });
     tx.delete({ kind: 'chain', name: MASQUERADE_CHAIN });

@@ -87,7 +87,7 @@ export type Expr =
   | { kind: 'log'; prefix?: string; level?: 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug'; group?: number }
   | { kind: 'masquerade'; fullyRandom?: boolean }
   | Verdict
-  /** @deprecated Rule text as it was before typed rules; only src/policy still writes it, until it is moved onto Expr. */
+  /** @deprecated Rule text as before typed rules: only src/policy writes it, until it moves onto Expr. */
   | { kind: 'text'; text: string };
 
 // ---- Builders (short forms for the common shapes) ----

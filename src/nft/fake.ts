@@ -1,3 +1,4 @@
+// Over 400 lines: one model of the kernel's nf_tables semantics, which reads best in one place.
 // An in-memory Nft for unit tests of callers (the agent's masquerade, later NetworkPolicy): it applies
 // transactions to a model of one table with the kernel's semantics where callers can trip over them,
 // so a transaction that would fail against the kernel fails here too, and all or nothing:

@@ -11,11 +11,11 @@
 //    transaction that flushes every owned chain and map it finds, deletes the stale ones and adds the
 //    whole desired state. Because it is one transaction there is no moment in which an isolated pod
 //    is open: an agent restart or upgrade never deletes the table and adds it back.
-//  - Drift is looked for cheaply (the agent: every 10 s, not on the path of a change): a generation marker (a chain that nothing jumps to,
-//    holding one rule whose comment every transaction bumps; `nft flush table` empties chains but not
-//    sets, so the marker is a rule, not a set element) and the names of the chains (`nft -j list
-//    chains`, no rules): 60–90 ms where listing the table with 10,000 rules takes 500 ms here. The
-//    whole table is compared (rule counts per chain) only every FULL_CHECK_MS.
+//  - Drift is looked for cheaply (the agent: every 10 s, not on the path of a change): a generation
+//    marker (a chain that nothing jumps to, holding one rule whose comment every transaction bumps;
+//    `nft flush table` empties chains but not sets, so the marker is a rule, not a set element) and
+//    the names of the chains (`nft -j list chains`, no rules), a small fraction of listing the whole
+//    table with its rules. The whole table is compared (rule counts per chain) only every FULL_CHECK_MS.
 //  - An nft failure is logged with the offending line, counted, and followed by the rebuild; while
 //    no transaction has succeeded since, `problem` says why (the agent's /readyz reason).
 import type { Logger } from '../log.ts';

@@ -1,3 +1,4 @@
+// Over 400 lines: every object type with the checks made before it reaches a script, kept together.
 // nftables objects as typed values (after kubernetes-sigs/knftables): a table, chains (regular or
 // base), rules (a body of typed expressions, expr.ts, plus an optional comment), sets, maps (verdict maps too) and
 // their elements. A Transaction (transaction.ts) collects operations on them and renders an `nft -f`
