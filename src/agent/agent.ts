@@ -13,7 +13,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNftRunner } from '../nft/runner.ts';
-import type { Nft } from '../nft/transaction.ts';
+import type { Nft } from '../nft/transport.ts';
 import { strandVersion } from '../version.ts';
 import { AgentAnswers } from './answers.ts';
 import { systemClock, type Clock, type Timer } from './clock.ts';

@@ -24,22 +24,24 @@
 //  - Level-based: the listed state is compared with the desired one and the difference goes in one
 //    transaction; nothing is sent when they agree. Rules are recognised by their comment, which ends
 //    in a hash of the rule body (nft's JSON does not give rule text back), so a changed body in a new
-//    Strand version rewrites the chain. Only objects named agent-* are touched; the CNI plugin's
-//    `cni-*` objects and the table itself are never flushed or deleted.
+//    Strand version rewrites the chain. Only its three objects (MASQUERADE_OWNERSHIP) are touched;
+//    the CNI plugin's `cni-*` objects and the table itself are never flushed or deleted.
 //
 // With the agent's masquerade on, the plugin's own `ipMasq` should be off: it masquerades everything
 // leaving the pod's node subnet, which includes pods on other nodes, and NAT in one postrouting chain
 // cannot be undone by another.
 import { createHash } from 'node:crypto';
 import { formatIp, networkOf, parseCidr } from '../kernel/ip.ts';
+import { addrField, addrValue, lookup, match, renderRule, type Expr } from '../nft/expr.ts';
 import { canonicalElementPart, PRIORITY, type Chain, type NftSet, type Rule, type TableState } from '../nft/objects.ts';
-import { Transaction, type Nft } from '../nft/transaction.ts';
+import { Transaction, type Ownership } from '../nft/transaction.ts';
+import type { NftTransport } from '../nft/transport.ts';
 
 export const MASQUERADE_CHAIN = 'agent-postrouting';
 export const CLUSTER_SET_V4 = 'agent-cluster-v4';
 export const CLUSTER_SET_V6 = 'agent-cluster-v6';
-/** Every object the agent keeps in the table starts with this; the plugin's start with `cni-`. */
-export const AGENT_PREFIX = 'agent-';
+/** What the masquerade owns, by name: the policy layout's `agent-pol-*` share the agent's prefix. */
+export const MASQUERADE_OWNERSHIP: Ownership = Object.freeze({ prefixes: [], names: [MASQUERADE_CHAIN, CLUSTER_SET_V4, CLUSTER_SET_V6] });
 
 export interface MasqueradeConfig {
   /** The cluster's pod CIDRs (IPv4 and/or IPv6), e.g. ["10.244.0.0/16", "fd00:10:244::/56"]. */
@@ -65,8 +67,20 @@ function withHash(label: string, body: string): string {
   return `${label} [${createHash('sha256').update(body).digest('hex').slice(0, 8)}]`;
 }
 
-function rule(label: string, body: string): Rule {
-  return { kind: 'rule', chain: MASQUERADE_CHAIN, rule: body, comment: withHash(label, body) };
+/** The comment hashes the rendered body, so the hash (and so the kernel's rules) stays the same as
+ * long as the text does, whatever the body's typed form. */
+function rule(label: string, body: readonly Expr[]): Rule {
+  return { kind: 'rule', chain: MASQUERADE_CHAIN, body, comment: withHash(label, renderRule(body)) };
+}
+
+/** Pod egress of one family: from a cluster CIDR to neither a cluster CIDR nor multicast. */
+function egressBody(family: 4 | 6, set: string): Expr[] {
+  return [
+    lookup(addrField(family, 'saddr'), set),
+    lookup(addrField(family, 'daddr'), set, 'ne'),
+    match(addrField(family, 'daddr'), addrValue(family === 4 ? '224.0.0.0/4' : 'ff00::/8'), 'ne'),
+    { kind: 'masquerade', fullyRandom: true },
+  ];
 }
 
 /**
@@ -104,8 +118,8 @@ export function desiredMasquerade(config: MasqueradeConfig): DesiredMasquerade {
       { kind: 'set', name: CLUSTER_SET_V6, type: 'ipv6_addr', flags: ['interval'], comment: 'cluster CIDRs (IPv6): not masqueraded among themselves' },
     ],
     rules: [
-      rule('pod egress v4', `ip saddr @${CLUSTER_SET_V4} ip daddr != @${CLUSTER_SET_V4} ip daddr != 224.0.0.0/4 masquerade fully-random`),
-      rule('pod egress v6', `ip6 saddr @${CLUSTER_SET_V6} ip6 daddr != @${CLUSTER_SET_V6} ip6 daddr != ff00::/8 masquerade fully-random`),
+      rule('pod egress v4', egressBody(4, CLUSTER_SET_V4)),
+      rule('pod egress v6', egressBody(6, CLUSTER_SET_V6)),
     ],
     elements: new Map([
       [CLUSTER_SET_V4, v4],
@@ -119,7 +133,7 @@ export function desiredMasquerade(config: MasqueradeConfig): DesiredMasquerade {
  * unit-tested on listed states.
  */
 export function planMasquerade(actual: TableState, desired: DesiredMasquerade): Transaction {
-  const tx = new Transaction({ ownedPrefix: AGENT_PREFIX });
+  const tx = new Transaction({ owner: MASQUERADE_OWNERSHIP });
   const chain = actual.chains.get(desired.chain.name);
   const base = desired.chain.base;
   const chainOk =
@@ -165,9 +179,12 @@ export function planMasquerade(actual: TableState, desired: DesiredMasquerade): 
 /** What the masquerade reads of the table on every pass: its own objects, not the whole table (which
  * holds the NetworkPolicy rules too). */
 const MASQUERADE_OBJECTS = { chains: [MASQUERADE_CHAIN], sets: [CLUSTER_SET_V4, CLUSTER_SET_V6] };
+// Why not the generic LayoutApplier (nft/layout-applier.ts): the masquerade is three small objects, so
+// it reads them back on every pass and repairs any drift (a lost element too) without a marker
+// chain; the applier's record-and-marker design pays off for the policy layout's thousands of rules.
 
 /** Brings the masquerade in line with `config`; applies nothing when it already is. */
-export async function reconcileMasquerade(nft: Nft, config: MasqueradeConfig): Promise<MasqueradeResult> {
+export async function reconcileMasquerade(nft: NftTransport, config: MasqueradeConfig): Promise<MasqueradeResult> {
   const desired = desiredMasquerade(config);
   const tx = planMasquerade(await nft.list(MASQUERADE_OBJECTS), desired);
   if (tx.empty) return { changed: false, script: '' };
@@ -177,7 +194,7 @@ export async function reconcileMasquerade(nft: Nft, config: MasqueradeConfig): P
 
 /** The transaction that removes the masquerade chain and sets (and nothing else); empty when absent. */
 export function planRemoveMasquerade(actual: TableState): Transaction {
-  const tx = new Transaction({ ownedPrefix: AGENT_PREFIX });
+  const tx = new Transaction({ owner: MASQUERADE_OWNERSHIP });
   if (actual.chains.has(MASQUERADE_CHAIN)) {
     tx.flush({ kind: 'chain', name: MASQUERADE_CHAIN });
     tx.delete({ kind: 'chain', name: MASQUERADE_CHAIN });
@@ -190,7 +207,7 @@ export function planRemoveMasquerade(actual: TableState): Transaction {
  * Uninstall: removes the agent's masquerade chain and sets. The table stays, even when empty: the CNI
  * plugin may be adding its `cni-*` objects to it at this very moment.
  */
-export async function removeMasquerade(nft: Nft): Promise<MasqueradeResult> {
+export async function removeMasquerade(nft: NftTransport): Promise<MasqueradeResult> {
   const tx = planRemoveMasquerade(await nft.list(MASQUERADE_OBJECTS));
   if (tx.empty) return { changed: false, script: '' };
   await nft.run(tx);

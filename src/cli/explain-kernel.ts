@@ -7,7 +7,6 @@
 // "deny"); a pod not isolated has no element. Anything else found is a mismatch between the model
 // and the kernel, and is reported as one.
 import type { DirectionView, ExplainAnswer } from '../agent/explain.ts';
-import { counterPackets } from '../agent/policy-counters.ts';
 import type { TableState } from '../nft/objects.ts';
 import { DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/index.ts';
 
@@ -77,7 +76,7 @@ function checkDirection(state: TableState, direction: 'egress' | 'ingress', d: D
   for (const r of listed.rules) {
     if (r.comment === undefined || !comments.includes(r.comment)) continue;
     const f: NftRuleFinding = { chain, handle: r.handle, comment: r.comment };
-    const packets = counterPackets(r.expr);
+    const packets = r.counter?.packets;
     if (packets !== undefined) f.packets = packets;
     out.rules.push(f);
   }

@@ -1,3 +1,4 @@
+// Over 400 lines: one model of the kernel's nf_tables semantics, which reads best in one place.
 // An in-memory Nft for unit tests of callers (the agent's masquerade, later NetworkPolicy): it applies
 // transactions to a model of one table with the kernel's semantics where callers can trip over them,
 // so a transaction that would fail against the kernel fails here too, and all or nothing:
@@ -11,8 +12,9 @@
 //  - interval sets refuse a new interval overlapping an existing one (invalid); sets without the
 //    interval flag refuse prefixes and ranges; keys are kept in the canonical text nft lists
 //    (canonicalElementPart), so list() on the fake and on the kernel read alike.
-// Not modelled: rule bodies are not parsed beyond those references (nft's syntax check is the real
+// Not modelled: rule bodies are not checked beyond their typed checks and references (nft's syntax check is the real
 // runner's job, tested against the kernel), element timeouts, and auto-merge.
+import { renderRule, ruleReferencesOf, text, type Expr } from './expr.ts';
 import {
   canonicalElementPart,
   emptyTableState,
@@ -34,12 +36,16 @@ import {
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type Operation, type TableSummary, type Transaction } from './transaction.ts';
+import { NftError, type NftErrorReason } from './errors.ts';
+import { describeTransaction, type Operation, type Transaction } from './transaction.ts';
+import type { ListOnly, NftTransport, RuleCounter, TableSummary } from './transport.ts';
 
 export interface FakeRule {
   chain: string;
   handle: number;
+  /** The body as nft text (renderRule), for tests to read. */
   rule: string;
+  body: Expr[];
   comment?: string;
 }
 
@@ -96,14 +102,9 @@ function fail(reason: NftErrorReason, what: string): never {
   throw new OpError(reason, `${what}: ${REASON_TEXT[reason]}`);
 }
 
-/** Names a rule body refers to: sets and maps as `@name`, chains as `jump name` / `goto name`
- * (quoted strings, such as interface names, excluded). */
+/** @deprecated Names a text rule body refers to; typed bodies: ruleReferencesOf (expr.ts). */
 export function ruleReferences(body: string): { sets: string[]; chains: string[] } {
-  const unquoted = body.replace(/"[^"]*"/g, '""');
-  return {
-    sets: [...unquoted.matchAll(/@([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string),
-    chains: [...unquoted.matchAll(/\b(?:jump|goto)\s+([A-Za-z0-9_-]+)/g)].map((m) => m[1] as string),
-  };
+  return ruleReferencesOf([text(body)]);
 }
 
 function sameBase(a: BaseChainSpec | undefined, b: BaseChainSpec | undefined): boolean {
@@ -115,13 +116,15 @@ function keyText(key: readonly string[]): string {
   return key.join(' . ');
 }
 
-export class FakeNft implements Nft {
+export class FakeNft implements NftTransport {
   readonly table: TableRef;
   /** The model; undefined while there is no table. Tests may read it, and seed it through run(). */
   state: FakeTable | undefined;
   /** The scripts of the transactions applied so far, in order (failed ones are not recorded). */
   readonly applied: string[] = [];
   private failures: NftError[] = [];
+  /** Packets and bytes by rule handle, as a test set them (setCounter); other counters read 0. */
+  private readonly counterValues = new Map<number, { packets: number; bytes: number }>();
 
   constructor(table: TableRef = STRAND_TABLE) {
     this.table = table;
@@ -155,6 +158,24 @@ export class FakeNft implements Nft {
     return out;
   }
 
+  async counters(chains?: readonly string[]): Promise<RuleCounter[]> {
+    const out: RuleCounter[] = [];
+    for (const c of this.state?.chains.values() ?? []) {
+      if (chains && !chains.includes(c.name)) continue;
+      for (const r of c.rules) {
+        if (!r.body.some((e) => e.kind === 'counter')) continue;
+        const v = this.counterValues.get(r.handle) ?? { packets: 0, bytes: 0 };
+        out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...v });
+      }
+    }
+    return out;
+  }
+
+  /** Sets what counters() reports for the rule with `handle` (traffic the fake cannot see). */
+  setCounter(handle: number, packets: number, bytes = 0): void {
+    this.counterValues.set(handle, { packets, bytes });
+  }
+
   async list(only?: ListOnly): Promise<TableState> {
     const state = emptyTableState();
     const t = this.state;
@@ -167,6 +188,7 @@ export class FakeNft implements Nft {
         name: c.name,
         handle: c.handle,
         ...(c.base ? { base: { ...c.base } } : {}),
+        // Without bodies, as the runner's `list` of old did: fake.rules() has them.
         rules: c.rules.map((r) => ({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}) })),
       });
     }
@@ -213,7 +235,7 @@ export class FakeNft implements Nft {
       for (const e of s.elements) lines.push(renderOperation('add', { kind: 'element', set: s.name, ...e }, this.table));
     }
     for (const c of byName(t.chains)) {
-      for (const r of c.rules) lines.push(renderOperation('add', { kind: 'rule', chain: r.chain, rule: r.rule, ...(r.comment !== undefined ? { comment: r.comment } : {}) }, this.table));
+      for (const r of c.rules) lines.push(renderOperation('add', { kind: 'rule', chain: r.chain, body: r.body, ...(r.comment !== undefined ? { comment: r.comment } : {}) }, this.table));
     }
     return lines.map((l) => `${l}\n`).join('');
   }
@@ -273,13 +295,13 @@ function applyOperation(t: FakeTable | undefined, op: Operation): FakeTable | un
 }
 
 function chainReferenced(t: FakeTable, name: string): boolean {
-  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferences(r.rule).chains.includes(name)) return true;
+  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferencesOf(r.body).chains.includes(name)) return true;
   for (const s of t.sets.values()) for (const e of s.elements) if (e.value?.some((v) => v === `jump ${name}` || v === `goto ${name}`)) return true;
   return false;
 }
 
 function setReferenced(t: FakeTable, name: string): boolean {
-  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferences(r.rule).sets.includes(name)) return true;
+  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferencesOf(r.body).sets.includes(name)) return true;
   return false;
 }
 
@@ -324,10 +346,10 @@ function ruleOp(t: FakeTable, verb: Operation['verb'], obj: Rule | RuleRef): voi
     return;
   }
   const r = obj as Rule;
-  const refs = ruleReferences(r.rule);
+  const refs = ruleReferencesOf(r.body);
   for (const s of refs.sets) if (!t.sets.has(s)) fail('not-found', `set ${s} in rule of chain ${r.chain}`);
   for (const c of refs.chains) if (!t.chains.has(c)) fail('not-found', `chain ${c} in rule of chain ${r.chain}`);
-  const rule: FakeRule = { chain: r.chain, handle: t.nextHandle++, rule: r.rule, ...(r.comment !== undefined ? { comment: r.comment } : {}) };
+  const rule: FakeRule = { chain: r.chain, handle: t.nextHandle++, rule: renderRule(r.body), body: structuredClone([...r.body]), ...(r.comment !== undefined ? { comment: r.comment } : {}) };
   switch (verb) {
     case 'add':
       chain.rules.splice(at < 0 ? chain.rules.length : at + 1, 0, rule);

@@ -1,5 +1,6 @@
+// Over 400 lines: every object type with the checks made before it reaches a script, kept together.
 // nftables objects as typed values (after kubernetes-sigs/knftables): a table, chains (regular or
-// base), rules (the rule body as nft text plus an optional comment), sets, maps (verdict maps too) and
+// base), rules (a body of typed expressions, expr.ts, plus an optional comment), sets, maps (verdict maps too) and
 // their elements. A Transaction (transaction.ts) collects operations on them and renders an `nft -f`
 // script, one command per line, so nft's "line N" in an error names exactly one operation.
 //
@@ -13,6 +14,7 @@
 //  - a `;` or a newline ends a command, and `#` starts a comment outside quotes: rule bodies and
 //    element keys may not contain them, or one operation could become two.
 import { formatIp, networkOf, tryParseIp } from '../kernel/ip.ts';
+import { checkRuleBody, renderRule, RuleBodyError, type Expr } from './expr.ts';
 
 export type Family = 'inet' | 'ip' | 'ip6';
 
@@ -56,8 +58,9 @@ export interface Chain {
 export interface Rule {
   kind: 'rule';
   chain: string;
-  /** The rule body in nft syntax, e.g. `ip saddr @agent-cluster-v4 masquerade`. */
-  rule: string;
+  /** The rule body, e.g. [lookup(addrField(4, 'saddr'), 'agent-cluster-v4'), { kind: 'masquerade' }];
+   * rendered by renderRule (expr.ts). */
+  body: readonly Expr[];
   comment?: string;
   /** For delete and replace: the rule to act on. For add/insert: add after / insert before it. */
   handle?: number;
@@ -114,8 +117,13 @@ export interface RuleState {
   chain: string;
   handle: number;
   comment?: string;
-  /** nft's JSON expression list (real runner only): rule bodies do not round-trip as text, so callers
-   * identify their rules by comment, the way knftables' ListRules does. */
+  /** The body read back (real runner: parsed from nft's JSON by expr-json.ts; absent when nft listed an
+   * expression Strand does not write). Callers still identify their rules by comment, as knftables'
+   * ListRules does, and compare bodies only where they need to. */
+  body?: Expr[];
+  /** The packets and bytes of the rule's counter statement, if it has one (real runner only). */
+  counter?: { packets: number; bytes: number };
+  /** nft's raw JSON expression list (real runner only), for debugging; read `body` and `counter`. */
   expr?: unknown;
 }
 
@@ -232,6 +240,22 @@ export function checkHandle(what: string, handle: number | undefined): void {
   if (handle !== undefined && !(Number.isSafeInteger(handle) && handle > 0)) throw new NftObjectError(`invalid ${what} handle ${handle}`);
 }
 
+/** The body's typed checks, then the rendered text's (quotes, `;`, `#`, an own comment). */
+function checkRule(obj: Rule): void {
+  const where = `rule body in chain ${obj.chain}`;
+  try {
+    checkRuleBody(obj.body, where, (what, name) => checkName(what, name));
+  } catch (err) {
+    if (err instanceof RuleBodyError) throw new NftObjectError(err.message);
+    throw err;
+  }
+  const text = renderRule(obj.body);
+  checkSyntaxText(where, text, '');
+  if (/(^|\s)comment(\s|$)/.test(text.replace(/"[^"]*"/g, '""'))) {
+    throw new NftObjectError(`${where} has its own comment: use the rule's comment field`);
+  }
+}
+
 const VERDICT = /^(?:accept|drop|continue|return|(?:jump|goto) (\S+))$/;
 
 /** Checks a whole object; throws NftObjectError naming what is wrong. */
@@ -253,10 +277,7 @@ export function checkObject(obj: NftObject): void {
     }
     case 'rule':
       checkName('chain', obj.chain);
-      checkSyntaxText(`rule body in chain ${obj.chain}`, obj.rule, '');
-      if (/(^|\s)comment(\s|$)/.test(obj.rule.replace(/"[^"]*"/g, '""'))) {
-        throw new NftObjectError(`rule body in chain ${obj.chain} has its own comment: use the rule's comment field`);
-      }
+      checkRule(obj);
       checkComment(`rule in chain ${obj.chain}`, obj.comment);
       checkHandle('rule', obj.handle);
       return;
@@ -344,7 +365,7 @@ export function renderOperation(verb: Verb, obj: NftObject | ChainRef | SetRef |
       let s = `${verb} rule ${t} ${r.chain}`;
       if (r.handle !== undefined) s += ` handle ${r.handle}`;
       if (verb !== 'delete') {
-        s += ` ${r.rule}`;
+        s += ` ${renderRule(r.body)}`;
         if (r.comment !== undefined) s += ` comment ${quote(r.comment)}`;
       }
       return s;

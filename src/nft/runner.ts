@@ -16,12 +16,16 @@ import {
   type Hook,
   type ChainType,
   type MapState,
+  type RuleState,
   type SetFlag,
   type SetState,
   type TableRef,
   type TableState,
 } from './objects.ts';
-import { describeTransaction, NftError, type ListOnly, type Nft, type NftErrorReason, type TableSummary, type Transaction } from './transaction.ts';
+import { parseRuleJson } from './expr-json.ts';
+import { NftError, type NftErrorReason } from './errors.ts';
+import { describeTransaction, type Transaction } from './transaction.ts';
+import type { ListOnly, NftTransport, RuleCounter, TableSummary } from './transport.ts';
 
 export interface NftRunnerOptions {
   table?: TableRef;
@@ -77,8 +81,8 @@ export function parseNftStderr(stderr: string): { line?: number; detail: string 
   return { detail: first?.trim() ?? 'no message' };
 }
 
-/** Creates the real client. */
-export function createNftRunner(options: NftRunnerOptions = {}): Nft {
+/** Creates the `nft` process transport. */
+export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
   const table = options.table ?? STRAND_TABLE;
   checkTableRef(table);
   const nft = options.nftPath ?? 'nft';
@@ -240,7 +244,25 @@ export function createNftRunner(options: NftRunnerOptions = {}): Nft {
     return out;
   }
 
-  return { table, run: (tx) => apply(tx, false), check: (tx) => apply(tx, true), list, summary };
+  async function counters(chains?: readonly string[]): Promise<RuleCounter[]> {
+    // nft's JSON has each counter's packets and bytes; the parse into RuleState.counter is expr-json's.
+    const state = await list(chains ? { chains } : undefined);
+    return countersOf(state);
+  }
+
+  return { table, run: (tx) => apply(tx, false), check: (tx) => apply(tx, true), list, summary, counters };
+}
+
+/** The counters of a listed state's rules, in chain order. */
+export function countersOf(state: TableState): RuleCounter[] {
+  const out: RuleCounter[] = [];
+  for (const c of state.chains.values()) {
+    for (const r of c.rules) {
+      if (!r.counter) continue;
+      out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...r.counter });
+    }
+  }
+  return out;
 }
 
 // ---- `nft -j list table` (JSON schema version 1, libnftables-json(5)) → TableState ----
@@ -299,7 +321,7 @@ export function parseListJson(text: string, table: TableRef = STRAND_TABLE): Tab
   if (!isObject(doc) || !Array.isArray(doc.nftables)) throw new Error('no "nftables" array');
   const state = emptyTableState();
   const mine = (o: { [k: string]: Json }) => o.family === table.family && o.table === table.name;
-  const rules: { chain: string; handle: number; comment?: string; expr?: unknown }[] = [];
+  const rules: RuleState[] = [];
   for (const item of doc.nftables) {
     if (!isObject(item)) continue;
     if (isObject(item.metainfo) && item.metainfo.json_schema_version !== 1) throw new Error(`unsupported JSON schema version ${String(item.metainfo.json_schema_version)}`);
@@ -330,7 +352,15 @@ export function parseListJson(text: string, table: TableRef = STRAND_TABLE): Tab
     }
     if (isObject(item.rule) && mine(item.rule)) {
       const r = item.rule;
-      rules.push({ chain: String(r.chain), handle: Number(r.handle), ...(typeof r.comment === 'string' ? { comment: r.comment } : {}), expr: r.expr });
+      const { body, counter } = parseRuleJson(r.expr);
+      rules.push({
+        chain: String(r.chain),
+        handle: Number(r.handle),
+        ...(typeof r.comment === 'string' ? { comment: r.comment } : {}),
+        ...(body ? { body } : {}),
+        ...(counter ? { counter } : {}),
+        expr: r.expr,
+      });
     }
   }
   // nft lists a chain's rules after the chain, in chain order.

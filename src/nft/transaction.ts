@@ -1,5 +1,5 @@
 // A Transaction collects operations on nftables objects and renders them as one `nft -f` script, one
-// command per line; an Nft client (runner.ts against the kernel, fake.ts in memory) applies it all or
+// command per line; an NftTransport (runner.ts against the kernel, fake.ts in memory) applies it all or
 // nothing. Objects are checked when they are added, so a bad name or comment fails at the call that
 // made it, not later inside nft.
 //
@@ -26,7 +26,6 @@ import {
   type SetRef,
   type Table,
   type TableRef,
-  type TableState,
   type Verb,
 } from './objects.ts';
 
@@ -38,17 +37,32 @@ export type Operation =
   | { verb: 'flush'; object: ChainRef | SetRef | MapRef }
   | { verb: 'delete'; object: ChainRef | SetRef | MapRef | RuleRef | Element };
 
+/** Names a layout owns, declared (never derived from other names): those starting with a prefix, and
+ * exact names. */
+export interface Ownership {
+  prefixes: readonly string[];
+  names: readonly string[];
+}
+
+export function owns(o: Ownership, name: string): boolean {
+  return o.names.includes(name) || o.prefixes.some((p) => name.startsWith(p));
+}
+
 export interface TransactionOptions {
   /** When set, every chain, set and map the transaction names must start with it (e.g. "agent-"). */
   ownedPrefix?: string;
+  /** When set, every chain, set and map the transaction names must be owned by it. */
+  owner?: Ownership;
 }
 
 export class Transaction {
   readonly ownedPrefix: string | undefined;
+  readonly owner: Ownership | undefined;
   private readonly ops: Operation[] = [];
 
   constructor(options: TransactionOptions = {}) {
     this.ownedPrefix = options.ownedPrefix;
+    this.owner = options.owner;
   }
 
   /** Ensures the object exists (`nft add`): existing tables, chains, sets and elements are left as
@@ -125,6 +139,10 @@ export class Transaction {
     if (this.ownedPrefix !== undefined && name !== undefined && !name.startsWith(this.ownedPrefix)) {
       throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${this.ownedPrefix}*`);
     }
+    if (this.owner !== undefined && name !== undefined && !owns(this.owner, name)) {
+      const named = [...this.owner.prefixes.map((p) => `${p}*`), ...this.owner.names].join(', ');
+      throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${named}`);
+    }
     // Copy, so a caller changing its object afterwards cannot change the transaction.
     this.ops.push({ verb: op.verb, object: structuredClone(obj) } as Operation);
     return this;
@@ -146,98 +164,6 @@ export function nameOf(obj: Operation['object']): string | undefined {
 }
 
 export type { Verb };
-
-/** An nftables client for one table: the real one (runner.ts) or the in-memory fake (fake.ts). */
-export interface Nft {
-  readonly table: TableRef;
-  /** Applies the transaction, all of it or none of it; an empty transaction does nothing. */
-  run(tx: Transaction): Promise<void>;
-  /** Checks the transaction against the current state without applying it (`nft --check`). */
-  check(tx: Transaction): Promise<void>;
-  /**
-   * The table's current state; `exists: false` and nothing else when there is no table. With `only`,
-   * just those chains (with their rules) and sets or maps are read, each listed by itself: the whole
-   * table's JSON is megabytes once NetworkPolicy rules are in it (0.5 s of nft for 10,000 rules).
-   */
-  list(only?: ListOnly): Promise<TableState>;
-  /**
-   * A cheap look at the table: its chains' names and handles (no rules) and the rules' comments of
-   * the chains named (missing chains are left out). Small listings instead of the whole table, whose
-   * JSON is megabytes once policy rules are in it (policy drift checks run on every pass).
-   */
-  summary(chains: readonly string[]): Promise<TableSummary>;
-}
-
-export interface ListOnly {
-  chains?: readonly string[];
-  /** Sets or maps. */
-  sets?: readonly string[];
-}
-
-export interface TableSummary {
-  exists: boolean;
-  /** Chain name → handle. */
-  chains: Map<string, number>;
-  /** Chain name (of those asked for) → its rules' comments, in order ("" for a rule without one). */
-  rules: Map<string, string[]>;
-}
-
-/** Why an nft operation failed, from nft's message (the kernel's errno, mostly). */
-export type NftErrorReason =
-  | 'not-found' // ENOENT: a table, chain, set, element or rule that is not there
-  | 'exists' // EEXIST: create of something existing, a map key with another value
-  | 'busy' // EBUSY: delete of a chain or set still in use
-  | 'unsupported' // EOPNOTSUPP: e.g. changing a base chain's hook or priority
-  | 'invalid' // the kernel or nft refused the object (EINVAL, overlapping intervals, …)
-  | 'syntax' // nft could not parse the script
-  | 'timeout' // nft did not finish in time and was killed
-  | 'unavailable' // nft (or ip) could not be started
-  | 'failed'; // anything else
-
-export interface NftErrorInit {
-  reason: NftErrorReason;
-  /** What was being done, e.g. "apply nftables transaction (3 commands) to table inet strand". */
-  operation: string;
-  /** nft's message without its location lines, e.g. "Could not process rule: No such file or directory". */
-  detail: string;
-  netns?: string | undefined;
-  stderr?: string;
-  script?: string;
-  /** 1-based line of the script nft complained about first, and its text. */
-  line?: number;
-  failingCommand?: string;
-  cause?: unknown;
-}
-
-export class NftError extends Error {
-  readonly reason: NftErrorReason;
-  readonly operation: string;
-  readonly detail: string;
-  readonly netns: string | undefined;
-  readonly stderr: string;
-  readonly script: string | undefined;
-  readonly line: number | undefined;
-  readonly failingCommand: string | undefined;
-
-  constructor(init: NftErrorInit) {
-    const where = init.netns ? ` in netns ${init.netns}` : '';
-    const at = init.line !== undefined ? ` at line ${init.line} \`${init.failingCommand ?? ''}\`` : '';
-    super(`failed to ${init.operation}${where}${at}: ${init.detail}`, init.cause === undefined ? undefined : { cause: init.cause });
-    this.name = 'NftError';
-    this.reason = init.reason;
-    this.operation = init.operation;
-    this.detail = init.detail;
-    this.netns = init.netns;
-    this.stderr = init.stderr ?? '';
-    this.script = init.script;
-    this.line = init.line;
-    this.failingCommand = init.failingCommand;
-  }
-}
-
-export function isNftError(err: unknown, reason?: NftErrorReason): err is NftError {
-  return err instanceof NftError && (reason === undefined || err.reason === reason);
-}
 
 /** What a transaction does, for operations and log lines: "apply nftables transaction (3 commands) to table inet strand". */
 export function describeTransaction(tx: Transaction, table: TableRef, verb = 'apply'): string {

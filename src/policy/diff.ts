@@ -15,6 +15,7 @@
 //   3. changed chains flushed and refilled; removed chains flushed;
 //   4. removed maps, then removed chains (nothing jumps to them any more), then removed sets (no rule
 //      names them any more).
+import { renderRule } from '../nft/expr.ts';
 import { emptyTableState, type Element, type NftMap, type NftSet, type TableState } from '../nft/objects.ts';
 import { Transaction } from '../nft/transaction.ts';
 import type { DesiredChain, DesiredPolicyTable } from './types.ts';
@@ -35,7 +36,7 @@ function sameSet(a: NftSet | NftMap, b: NftSet | NftMap): boolean {
 function sameChain(a: DesiredChain, b: DesiredChain): boolean {
   const base = (c: DesiredChain) => (c.chain.base ? `${c.chain.base.type} ${c.chain.base.hook} ${c.chain.base.priority} ${c.chain.base.policy ?? 'accept'}` : '');
   if (base(a) !== base(b) || a.rules.length !== b.rules.length) return false;
-  return a.rules.every((r, i) => r.rule === b.rules[i]?.rule && r.comment === b.rules[i]?.comment);
+  return a.rules.every((r, i) => renderRule(r.body) === renderRule(b.rules[i]?.body ?? []) && r.comment === b.rules[i]?.comment);
 }
 
 function sameBase(a: DesiredChain, b: DesiredChain): boolean {

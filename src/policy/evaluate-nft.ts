@@ -8,6 +8,7 @@
 // was sent by the node (output), neither has a policy chain (render.ts); anything else is forwarded
 // and walks agent-pol-forward. A rule this interpreter does not understand throws: the layout and its
 // reader must change together.
+import { renderRule } from '../nft/expr.ts';
 import { ipInterval } from '../nft/objects.ts';
 import { addressValue, canonicalAddress } from './cidr.ts';
 import type { DesiredPolicyTable, NftVerdict, NftView, Packet } from './types.ts';
@@ -17,7 +18,8 @@ import { FORWARD_CHAIN } from './skeleton.ts';
 export function nftView(desired: DesiredPolicyTable): NftView {
   const sets = new Map<string, { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }>();
   for (const [name, s] of desired.sets) sets.set(name, { type: s.type, elements: desired.elements.get(name) ?? [] });
-  return { chains: desired.chains, sets };
+  const chains = new Map([...desired.chains].map(([name, c]) => [name, { rules: c.rules.map((r) => ({ rule: renderRule(r.body), comment: r.comment })) }]));
+  return { chains, sets };
 }
 
 type Outcome = { kind: 'accept' } | { kind: 'drop' } | { kind: 'return' } | { kind: 'continue' };

@@ -21,6 +21,7 @@
 //   - every allow rule has an anonymous counter and a comment naming its policy rule; the drop at
 //     each chain's end has one too: per-policy and per-pod allow/deny counters come from listing
 //     the chains (chainOwners and comments map names and comments back).
+import { text } from '../nft/expr.ts';
 import type { Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX, stableId } from './names.ts';
 import { familyOf } from './cidr.ts';
@@ -180,7 +181,7 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     // R12: a pod's traffic to itself (hairpin through its own Service) is allowed, by every tier.
     const self = actionVerdict('accept', direction, undefined);
     for (const ip of pod.ips) {
-      out.push({ kind: 'rule', chain, rule: `${addrWord(familyOf(ip))} ${field} ${ip} ${self}`, comment: SELF_COMMENT });
+      out.push({ kind: 'rule', chain, body: [text(`${addrWord(familyOf(ip))} ${field} ${ip} ${self}`)], comment: SELF_COMMENT });
     }
     for (const r of rules) {
       if (r.broken) continue;
@@ -190,18 +191,18 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       // A dropping rule (ClusterNetworkPolicy's Deny) logs under its own comment, so the log names it.
       const log = r.action === 'drop' ? logRule(pod, chain, direction, comment) : undefined;
       for (const match of ruleMatches(r, direction, families)) {
-        if (log !== undefined) out.push({ kind: 'rule', chain, rule: `${match}${log}`, comment: LOG_COMMENT });
-        out.push({ kind: 'rule', chain, rule: `${match}counter ${verdict}`, comment });
+        if (log !== undefined) out.push({ kind: 'rule', chain, body: [text(`${match}${log}`)], comment: LOG_COMMENT });
+        out.push({ kind: 'rule', chain, body: [text(`${match}counter ${verdict}`)], comment });
       }
     }
     if (tier.fallthrough === 'pass') {
-      if (next !== undefined) out.push({ kind: 'rule', chain, rule: `goto ${next}` });
+      if (next !== undefined) out.push({ kind: 'rule', chain, body: [text(`goto ${next}`)] });
       return out;
     }
     const log = logRule(pod, chain, direction, '');
-    if (log !== undefined) out.push({ kind: 'rule', chain, rule: log, comment: LOG_COMMENT });
+    if (log !== undefined) out.push({ kind: 'rule', chain, body: [text(log)], comment: LOG_COMMENT });
     const drop = `counter ${actionVerdict(tier.fallthrough, direction, next)}`;
-    out.push({ kind: 'rule', chain, rule: drop, comment: DENY_COMMENT });
+    out.push({ kind: 'rule', chain, body: [text(drop)], comment: DENY_COMMENT });
     return out;
   };
 

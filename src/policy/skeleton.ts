@@ -17,6 +17,7 @@
 // one verdict-map lookup per direction and its own pod's chains, whatever the number of tiers,
 // policies or pods. `goto` (not `jump`) keeps the return address the dispatch's: an egress accept
 // (`return`) goes straight on to the destination's ingress check, both must allow (R1).
+import { text } from '../nft/expr.ts';
 import { PRIORITY, type NftMap, type Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX } from './names.ts';
 import type { DesiredChain, Direction, RuleAction } from './types.ts';
@@ -56,13 +57,13 @@ const addrWord = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
 /** The skeleton's chain and its (empty) verdict maps. */
 export function renderSkeleton(): { chain: DesiredChain; maps: NftMap[] } {
   const name = SKELETON.chain;
-  const rules: Rule[] = SKELETON.accepts.map((rule) => ({ kind: 'rule', chain: name, rule }));
+  const rules: Rule[] = SKELETON.accepts.map((rule) => ({ kind: 'rule', chain: name, body: [text(rule)] }));
   const maps: NftMap[] = [];
   for (const { direction, field } of SKELETON.dispatch) {
     for (const family of SKELETON.families) {
       const map = verdictMapName(direction, family);
       maps.push({ kind: 'map', name: map, type: addrType(family), value: 'verdict' });
-      rules.push({ kind: 'rule', chain: name, rule: `${addrWord(family)} ${field} vmap @${map}` });
+      rules.push({ kind: 'rule', chain: name, body: [text(`${addrWord(family)} ${field} vmap @${map}`)] });
     }
   }
   return { chain: { chain: { kind: 'chain', name, base: { ...SKELETON.base } }, rules }, maps };

@@ -5,8 +5,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { Transaction, type Nft } from '../../src/nft/transaction.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import type { Nft } from '../../src/nft/transport.ts';
 import { TestNetns } from '../support/netns.ts';
+import { lookup, payload, verdict } from '../../src/nft/expr.ts';
 
 const ns = TestNetns.create('nftp');
 afterAll(() => ns.destroy());
@@ -20,9 +22,9 @@ function objects(): Transaction {
     .add({ kind: 'map', name: 'agent-m', type: 'ipv4_addr', value: 'verdict' })
     .add({ kind: 'element', set: 'agent-s', key: ['10.1.1.1'] })
     .add({ kind: 'element', set: 'agent-m', key: ['10.1.1.2'], value: ['jump agent-b'] })
-    .add({ kind: 'rule', chain: 'agent-a', rule: 'ip saddr @agent-s accept', comment: 'one' })
-    .add({ kind: 'rule', chain: 'agent-a', rule: 'return', comment: 'two' })
-    .add({ kind: 'rule', chain: 'agent-b', rule: 'drop', comment: 'three' });
+    .add({ kind: 'rule', chain: 'agent-a', body: [lookup(payload('ip saddr'), 'agent-s'), verdict('accept')], comment: 'one' })
+    .add({ kind: 'rule', chain: 'agent-a', body: [verdict('return')], comment: 'two' })
+    .add({ kind: 'rule', chain: 'agent-b', body: [verdict('drop')], comment: 'three' });
 }
 
 describe.each([

@@ -8,8 +8,11 @@ import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { PRIORITY, type TableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { isNftError, NftError, Transaction, type Nft } from '../../src/nft/transaction.ts';
+import { isNftError, NftError } from '../../src/nft/errors.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import type { Nft } from '../../src/nft/transport.ts';
 import { TestNetns } from '../support/netns.ts';
+import { counter, lookup, match, meta, payload, text, verdict } from '../../src/nft/expr.ts';
 
 const ns = TestNetns.create('nft');
 const dir = mkdtempSync(join(tmpdir(), 'strand-nft-'));
@@ -67,11 +70,11 @@ function everything(): Transaction {
     .add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.2'], value: ['jump agent-pod-a'], comment: 'pod a' })
     .add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'], value: ['drop'] })
     .add({ kind: 'element', set: 'agent-dnat', key: ['10.77.1.9'], value: ['10.77.1.10'] })
-    .add({ kind: 'rule', chain: 'agent-pod-a', rule: 'tcp dport 8080 accept', comment: 'web' })
-    .add({ kind: 'rule', chain: 'agent-pod-a', rule: 'drop' })
-    .add({ kind: 'rule', chain: 'agent-fw', rule: 'ip daddr vmap @agent-pods', comment: 'to pods' })
-    .add({ kind: 'rule', chain: 'agent-fw', rule: 'ip daddr . tcp dport @agent-ports counter accept' })
-    .add({ kind: 'rule', chain: 'agent-post', rule: 'ip saddr @agent-cidrs ip daddr != @agent-cidrs masquerade fully-random', comment: "a; {b} # c \\ 'd'" });
+    .add({ kind: 'rule', chain: 'agent-pod-a', body: [match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }), match(payload('th dport'), { kind: 'number', value: 8080 }), verdict('accept')], comment: 'web' })
+    .add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('drop')] })
+    .add({ kind: 'rule', chain: 'agent-fw', body: [{ kind: 'vmap', keys: [payload('ip daddr')], map: 'agent-pods' }], comment: 'to pods' })
+    .add({ kind: 'rule', chain: 'agent-fw', body: [match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }), lookup([payload('ip daddr'), payload('th dport')], 'agent-ports'), counter(), verdict('accept')] })
+    .add({ kind: 'rule', chain: 'agent-post', body: [lookup(payload('ip saddr'), 'agent-cidrs'), lookup(payload('ip daddr'), 'agent-cidrs', 'ne'), { kind: 'masquerade', fullyRandom: true }], comment: "a; {b} # c \\ 'd'" });
 }
 
 describe('nft runner', () => {
@@ -116,7 +119,7 @@ describe('nft runner', () => {
       .delete({ kind: 'element', set: 'agent-cidrs', key: ['10.77.0.0/16'] })
       .add({ kind: 'chain', name: 'agent-new' })
       .add({ kind: 'element', set: 'agent-cidrs', key: ['10.99.0.0/16'] })
-      .add({ kind: 'rule', chain: 'agent-missing', rule: 'counter' });
+      .add({ kind: 'rule', chain: 'agent-missing', body: [counter()] });
     const e = await error(nft.run(tx));
     expect(e.reason).toBe('not-found');
     expect(e.line).toBe(5);
@@ -138,9 +141,9 @@ describe('nft runner', () => {
       [new Transaction().delete({ kind: 'set', name: 'agent-cidrs' }), 'busy'],
       [new Transaction().add({ kind: 'chain', name: 'agent-post', base: { type: 'nat', hook: 'postrouting', priority: 101 } }), 'unsupported'],
       [new Transaction().add({ kind: 'element', set: 'agent-cidrs', key: ['10.77.5.0/24'] }), 'invalid'],
-      [new Transaction().add({ kind: 'rule', chain: 'agent-pod-a', rule: 'tcp dport accept' }), 'syntax'],
+      [new Transaction().add({ kind: 'rule', chain: 'agent-pod-a', body: [text('tcp dport accept')] }), 'syntax'],
       [new Transaction().delete({ kind: 'element', set: 'agent-cidrs', key: ['10.1.0.0/16'] }), 'not-found'],
-      [new Transaction().add({ kind: 'rule', chain: 'agent-pod-a', rule: 'ip saddr @agent-none drop' }), 'not-found'],
+      [new Transaction().add({ kind: 'rule', chain: 'agent-pod-a', body: [lookup(payload('ip saddr'), 'agent-none'), verdict('drop')] }), 'not-found'],
     ];
     for (const [tx, reason] of cases) {
       const e = await error(nft.run(tx));
@@ -155,7 +158,7 @@ describe('nft runner', () => {
     const before = listed();
     await nft.check(new Transaction().flush({ kind: 'chain', name: 'agent-post' }).add({ kind: 'chain', name: 'agent-checked' }));
     expect(listed()).toBe(before);
-    const e = await error(nft.check(new Transaction().add({ kind: 'rule', chain: 'agent-missing', rule: 'counter' })));
+    const e = await error(nft.check(new Transaction().add({ kind: 'rule', chain: 'agent-missing', body: [counter()] })));
     expect(e.reason).toBe('not-found');
     expect(e.operation).toMatch(/^check /);
   });
@@ -170,7 +173,7 @@ describe('nft runner', () => {
         .delete({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'] })
         .add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'], value: ['accept'] })
         .delete({ kind: 'rule', chain: 'agent-pod-a', handle })
-        .insert({ kind: 'rule', chain: 'agent-pod-a', rule: 'udp dport 53 accept', comment: 'dns' })
+        .insert({ kind: 'rule', chain: 'agent-pod-a', body: [match(meta('l4proto'), { kind: 'keyword', value: 'udp' }), match(payload('th dport'), { kind: 'number', value: 53 }), verdict('accept')], comment: 'dns' })
         .flush({ kind: 'map', name: 'agent-dnat' }),
     );
     const s = await nft.list();
@@ -194,7 +197,7 @@ describe('nft runner', () => {
       new Transaction().flush({ kind: 'chain', name: 'agent-pod-a' }).delete({ kind: 'element', set: 'agent-pods', key: ['10.77.1.2'] }).delete({ kind: 'chain', name: 'agent-pod-a' }),
       new Transaction().delete({ kind: 'set', name: 'agent-cidrs6' }),
       new Transaction().add({ kind: 'element', set: 'agent-ports', key: ['10.77.1.2', '8080'] }).create({ kind: 'element', set: 'agent-ports', key: ['10.77.1.2', '8080'] }),
-      new Transaction().add({ kind: 'rule', chain: 'agent-fw', rule: 'jump agent-pod-a' }),
+      new Transaction().add({ kind: 'rule', chain: 'agent-fw', body: [verdict('jump', 'agent-pod-a')] }),
       new Transaction().flush({ kind: 'chain', name: 'agent-post' }).delete({ kind: 'chain', name: 'agent-post' }).delete({ kind: 'set', name: 'agent-cidrs' }),
     ];
     const outcome = async (n: Nft, tx: Transaction) =>

@@ -3,7 +3,9 @@
 // that pod's chain, which drops everything except the sources it allows.
 import type { Chain, NftMap, Rule } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
-import type { PolicyInventory, PolicyLayout } from '../../src/policy/applier.ts';
+import type { Layout, LayoutInventory } from '../../src/nft/layout-applier.ts';
+import { addrValue, counter, match, payload, text, verdict, type Expr } from '../../src/nft/expr.ts';
+import { tryParseIp } from '../../src/kernel/ip.ts';
 
 /** Isolated pod address → the source addresses it accepts. */
 export type ToyState = Map<string, string[]>;
@@ -12,16 +14,22 @@ export const TOY_PREFIX = 'toy-';
 const BASE: Chain = { kind: 'chain', name: 'toy-forward', base: { type: 'filter', hook: 'forward', priority: 0, policy: 'accept' } };
 const VMAP: NftMap = { kind: 'map', name: 'toy-ingress', type: 'ipv4_addr', value: 'verdict' };
 const baseRules: Rule[] = [
-  { kind: 'rule', chain: BASE.name, rule: 'ct state established,related accept', comment: 'replies' },
-  { kind: 'rule', chain: BASE.name, rule: `ip daddr vmap @${VMAP.name}`, comment: 'to isolated pods' },
+  { kind: 'rule', chain: BASE.name, body: [match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }), verdict('accept')], comment: 'replies' },
+  { kind: 'rule', chain: BASE.name, body: [{ kind: 'vmap', keys: [payload('ip daddr')], map: VMAP.name }], comment: 'to isolated pods' },
 ];
 
 export function podChain(ip: string): string {
   return `toy-pod-${ip.replace(/\./g, '_')}`;
 }
 
+/** A source the typed checks would refuse (the failure tests' 10.99.1.300) goes as text, so that the
+ * kernel is the one to refuse it. */
+function sourceMatch(src: string): Expr {
+  return tryParseIp(src) ? match(payload('ip saddr'), addrValue(src)) : text(`ip saddr ${src}`);
+}
+
 function podRules(ip: string, from: string[]): Rule[] {
-  return [...from.map((src) => ({ kind: 'rule' as const, chain: podChain(ip), rule: `ip saddr ${src} counter accept`, comment: `allow ${src}` })), { kind: 'rule', chain: podChain(ip), rule: 'counter drop', comment: 'isolated' }];
+  return [...from.map((src) => ({ kind: 'rule' as const, chain: podChain(ip), body: [sourceMatch(src), counter(), verdict('accept')], comment: `allow ${src}` })), { kind: 'rule', chain: podChain(ip), body: [counter(), verdict('drop')], comment: 'isolated' }];
 }
 
 function addPod(tx: Transaction, ip: string, from: string[]): void {
@@ -30,7 +38,7 @@ function addPod(tx: Transaction, ip: string, from: string[]): void {
   tx.add({ kind: 'element', set: VMAP.name, key: [ip], value: [`goto ${podChain(ip)}`] });
 }
 
-export const toyLayout: PolicyLayout<ToyState> & { broken: boolean } = {
+export const toyLayout: Layout<ToyState> & { broken: boolean } = {
   prefix: TOY_PREFIX,
   /** When set, diff emits a command the kernel refuses (an element that is not there). */
   broken: false,
@@ -59,7 +67,7 @@ export const toyLayout: PolicyLayout<ToyState> & { broken: boolean } = {
     for (const [ip, allow] of to) addPod(tx, ip, allow);
     return tx;
   },
-  inventory(to): PolicyInventory {
+  inventory(to): LayoutInventory {
     return {
       chains: [{ chain: BASE, rules: baseRules.length }, ...[...to].map(([ip, allow]) => ({ chain: { kind: 'chain' as const, name: podChain(ip) }, rules: allow.length + 1 }))],
       sets: [VMAP],

@@ -14,6 +14,7 @@ import {
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState, PRIORITY } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
+import { counter, lookup, payload, renderRule, verdict } from '../../src/nft/expr.ts';
 
 /** The plugin's objects as the CNI plugin keeps them (made here through the fake, not netlink). */
 async function seedPlugin(nft: FakeNft): Promise<string> {
@@ -24,8 +25,8 @@ async function seedPlugin(nft: FakeNft): Promise<string> {
       .add({ kind: 'set', name: 'cni-1a2b3c4d-5e6f7a8b', type: 'ipv4_addr' })
       .add({ kind: 'chain', name: 'cni-1a2b3c4d-5e6f7a8b' })
       .add({ kind: 'element', set: 'cni-1a2b3c4d-5e6f7a8b', key: ['10.244.1.5'], comment: 'veth1234' })
-      .add({ kind: 'rule', chain: 'cni-1a2b3c4d-5e6f7a8b', rule: 'masquerade' })
-      .add({ kind: 'rule', chain: 'cni-masquerade', rule: 'ip saddr @cni-1a2b3c4d-5e6f7a8b jump cni-1a2b3c4d-5e6f7a8b' }),
+      .add({ kind: 'rule', chain: 'cni-1a2b3c4d-5e6f7a8b', body: [{ kind: 'masquerade' }] })
+      .add({ kind: 'rule', chain: 'cni-masquerade', body: [lookup(payload('ip saddr'), 'cni-1a2b3c4d-5e6f7a8b'), verdict('jump', 'cni-1a2b3c4d-5e6f7a8b')] }),
   );
   return cniDump(nft);
 }
@@ -52,7 +53,7 @@ describe('cluster CIDRs', () => {
   it('wants a srcnat base chain with one rule per family, multicast exempt, and both sets', () => {
     const d = desiredMasquerade({ clusterCidrs: ['10.244.0.0/16'] });
     expect(d.chain).toEqual({ kind: 'chain', name: 'agent-postrouting', base: { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' } });
-    expect(d.rules.map((r) => r.rule)).toEqual([
+    expect(d.rules.map((r) => renderRule(r.body))).toEqual([
       'ip saddr @agent-cluster-v4 ip daddr != @agent-cluster-v4 ip daddr != 224.0.0.0/4 masquerade fully-random',
       'ip6 saddr @agent-cluster-v6 ip6 daddr != @agent-cluster-v6 ip6 daddr != ff00::/8 masquerade fully-random',
     ]);
@@ -90,7 +91,7 @@ describe('reconcileMasquerade on the fake', () => {
   it('installs the chain, sets and rules, then changes nothing on a second pass', async () => {
     const first = await reconcileMasquerade(nft, { clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'] });
     expect(first.changed).toBe(true);
-    expect(nft.rules(MASQUERADE_CHAIN).map((r) => r.rule)).toEqual(desiredMasquerade({ clusterCidrs: [] }).rules.map((r) => r.rule));
+    expect(nft.rules(MASQUERADE_CHAIN).map((r) => r.rule)).toEqual(desiredMasquerade({ clusterCidrs: [] }).rules.map((r) => renderRule(r.body)));
     expect(nft.elements(CLUSTER_SET_V4)).toEqual(['10.244.0.0/16']);
     expect(nft.elements(CLUSTER_SET_V6)).toEqual(['fd00:10:244::/56']);
     const dump = nft.dump();
@@ -123,7 +124,7 @@ describe('reconcileMasquerade on the fake', () => {
     await reconcileMasquerade(nft, cfg);
     const want = nft.dump();
     const [h1] = (await nft.list()).chains.get(MASQUERADE_CHAIN)!.rules.map((r) => r.handle);
-    await nft.run(new Transaction().delete({ kind: 'rule', chain: MASQUERADE_CHAIN, handle: h1! }).add({ kind: 'rule', chain: MASQUERADE_CHAIN, rule: 'counter', comment: 'stray' }));
+    await nft.run(new Transaction().delete({ kind: 'rule', chain: MASQUERADE_CHAIN, handle: h1! }).add({ kind: 'rule', chain: MASQUERADE_CHAIN, body: [counter()], comment: 'stray' }));
     await nft.run(new Transaction().add({ kind: 'element', set: CLUSTER_SET_V4, key: ['192.168.0.0/16'] }));
     expect((await reconcileMasquerade(nft, cfg)).changed).toBe(true);
     expect(nft.dump()).toBe(want);
@@ -140,7 +141,7 @@ describe('reconcileMasquerade on the fake', () => {
         .add({ kind: 'table' })
         .add({ kind: 'chain', name: MASQUERADE_CHAIN, base: { type: 'nat', hook: 'postrouting', priority: 50 } })
         .add({ kind: 'set', name: CLUSTER_SET_V4, type: 'ipv4_addr' })
-        .add({ kind: 'rule', chain: MASQUERADE_CHAIN, rule: `ip saddr @${CLUSTER_SET_V4} masquerade`, comment: 'old' }),
+        .add({ kind: 'rule', chain: MASQUERADE_CHAIN, body: [lookup(payload('ip saddr'), CLUSTER_SET_V4), { kind: 'masquerade' }], comment: 'old' }),
     );
     const r = await reconcileMasquerade(nft, { clusterCidrs: ['10.244.0.0/16'] });
     expect(r.script.split('\n').slice(0, 3)).toEqual([

@@ -4,7 +4,6 @@
 import { describe, expect, it } from 'vitest';
 import { changedPodAddresses } from '../../src/agent/policy/flow-cutter.ts';
 import { readPolicyCounters } from '../../src/agent/policy-counters.ts';
-import { emptyTableState } from '../../src/nft/objects.ts';
 import { compilePolicy, DENY_COMMENT, LOG_COMMENT, renderPolicy, type CompileInput } from '../../src/policy/index.ts';
 import type { NetworkPolicyInfo, PodInfo } from '../../src/agent/kube.ts';
 
@@ -32,14 +31,8 @@ describe('enforcement over the rendered table', () => {
     const table = renderPolicy(compilePolicy(input([allowB])), { logDenied: { perSecond: 10 } });
     expect([...table.chains.values()].some((c) => c.rules.some((r) => r.comment === LOG_COMMENT))).toBe(true);
     const [chainName, chain] = [...table.chains].find(([name]) => table.chainOwners.has(name))!;
-    const state = emptyTableState();
-    state.exists = true;
-    state.chains.set(chainName, {
-      name: chainName,
-      handle: 1,
-      rules: chain.rules.map((r, i) => ({ chain: chainName, handle: i + 2, ...(r.comment ? { comment: r.comment } : {}), expr: [{ match: {} }, { counter: { packets: r.comment === DENY_COMMENT ? 7 : 3, bytes: 0 } }, { accept: null }] })),
-    });
-    const { pods, policies } = readPolicyCounters(state, table);
+    const counters = chain.rules.map((r, i) => ({ chain: chainName, handle: i + 2, ...(r.comment ? { comment: r.comment } : {}), packets: r.comment === DENY_COMMENT ? 7 : 3, bytes: 0 }));
+    const { pods, policies } = readPolicyCounters(counters, table);
     expect(pods).toContainEqual({ namespace: 'x', name: 'a', direction: 'ingress', verdict: 'deny', packets: 7 });
     expect(pods.find((p) => p.verdict === 'allow')?.packets).toBeGreaterThanOrEqual(3);
     expect(policies).toEqual([{ namespace: 'x', name: 'allow-b', direction: 'ingress', packets: pods.find((p) => p.verdict === 'allow')!.packets }]);

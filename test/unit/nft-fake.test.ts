@@ -3,7 +3,9 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FakeNft, ruleReferences } from '../../src/nft/fake.ts';
 import { PRIORITY } from '../../src/nft/objects.ts';
-import { isNftError, NftError, Transaction, type NftErrorReason } from '../../src/nft/transaction.ts';
+import { isNftError, NftError, type NftErrorReason } from '../../src/nft/errors.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import { addrValue, counter, lookup, match, payload, text, verdict } from '../../src/nft/expr.ts';
 
 const tx = () => new Transaction();
 
@@ -31,7 +33,7 @@ describe('FakeNft', () => {
         .add({ kind: 'set', name: 'agent-cidrs', type: 'ipv4_addr', flags: ['interval'] })
         .add({ kind: 'map', name: 'agent-vm', type: 'ipv4_addr', value: 'verdict' })
         .add({ kind: 'element', set: 'agent-cidrs', key: ['10.1.0.0/16'] })
-        .add({ kind: 'rule', chain: 'agent-post', rule: 'ip saddr @agent-cidrs masquerade', comment: 'm' }),
+        .add({ kind: 'rule', chain: 'agent-post', body: [lookup(payload('ip saddr'), 'agent-cidrs'), { kind: 'masquerade' }], comment: 'm' }),
     );
   });
 
@@ -135,19 +137,19 @@ describe('FakeNft', () => {
   });
 
   it('checks the names a rule refers to', async () => {
-    await failsWith(nft, tx().add({ kind: 'rule', chain: 'agent-post', rule: 'ip daddr @agent-none accept' }), 'not-found');
-    await failsWith(nft, tx().add({ kind: 'rule', chain: 'agent-post', rule: 'jump agent-none' }), 'not-found');
-    await failsWith(nft, tx().add({ kind: 'rule', chain: 'agent-none', rule: 'accept' }), 'not-found');
-    await nft.run(tx().add({ kind: 'rule', chain: 'agent-post', rule: 'iifname "@x jump y" ip daddr vmap @agent-vm' }));
+    await failsWith(nft, tx().add({ kind: 'rule', chain: 'agent-post', body: [lookup(payload('ip daddr'), 'agent-none'), verdict('accept')] }), 'not-found');
+    await failsWith(nft, tx().add({ kind: 'rule', chain: 'agent-post', body: [verdict('jump', 'agent-none')] }), 'not-found');
+    await failsWith(nft, tx().add({ kind: 'rule', chain: 'agent-none', body: [verdict('accept')] }), 'not-found');
+    await nft.run(tx().add({ kind: 'rule', chain: 'agent-post', body: [text('iifname "@x jump y" ip daddr vmap @agent-vm')] }));
     expect(ruleReferences('ip saddr @a-b goto c-d iifname "@e jump f"')).toEqual({ sets: ['a-b'], chains: ['c-d'] });
   });
 
   it('places rules by handle: add after, insert before, replace, delete', async () => {
     const h = (await nft.list()).chains.get('agent-post')!.rules[0]!.handle;
-    await nft.run(tx().add({ kind: 'rule', chain: 'agent-post', rule: 'counter', comment: 'after', handle: h }).insert({ kind: 'rule', chain: 'agent-post', rule: 'counter', comment: 'first' }));
-    await nft.run(tx().insert({ kind: 'rule', chain: 'agent-post', rule: 'counter', comment: 'before', handle: h }));
+    await nft.run(tx().add({ kind: 'rule', chain: 'agent-post', body: [counter()], comment: 'after', handle: h }).insert({ kind: 'rule', chain: 'agent-post', body: [counter()], comment: 'first' }));
+    await nft.run(tx().insert({ kind: 'rule', chain: 'agent-post', body: [counter()], comment: 'before', handle: h }));
     expect(nft.rules('agent-post').map((r) => r.comment)).toEqual(['first', 'before', 'm', 'after']);
-    await nft.run(tx().replace({ kind: 'rule', chain: 'agent-post', rule: 'ip saddr 10.0.0.1 masquerade', comment: 'm2', handle: h }));
+    await nft.run(tx().replace({ kind: 'rule', chain: 'agent-post', body: [match(payload('ip saddr'), addrValue('10.0.0.1')), { kind: 'masquerade' }], comment: 'm2', handle: h }));
     const handles = nft.rules('agent-post').map((r) => r.handle);
     await nft.run(tx().delete({ kind: 'rule', chain: 'agent-post', handle: handles[0]! }));
     expect(nft.rules('agent-post').map((r) => r.comment)).toEqual(['before', 'm2', 'after']);
@@ -177,7 +179,7 @@ describe('FakeNft', () => {
       .add({ kind: 'set', name: 'agent-cidrs', type: 'ipv4_addr', flags: ['interval'] })
       .add({ kind: 'element', set: 'agent-cidrs', key: ['10.1.0.0/16'] })
       .add({ kind: 'map', name: 'agent-vm', type: 'ipv4_addr', value: 'verdict' })
-      .add({ kind: 'rule', chain: 'agent-post', rule: 'ip saddr @agent-cidrs masquerade', comment: 'm' });
+      .add({ kind: 'rule', chain: 'agent-post', body: [lookup(payload('ip saddr'), 'agent-cidrs'), { kind: 'masquerade' }], comment: 'm' });
     await copy.run(replay);
     expect(copy.dump()).toBe(script);
   });

@@ -2,6 +2,7 @@
 // from breaking out of its command (nft has no escapes: see src/nft/objects.ts).
 import { describe, expect, it } from 'vitest';
 import { canonicalElementPart, checkObject, ipInterval, NftObjectError, PRIORITY, renderOperation, STRAND_TABLE, type NftObject } from '../../src/nft/objects.ts';
+import { counter, match, meta, text, verdict } from '../../src/nft/expr.ts';
 
 const r = (verb: Parameters<typeof renderOperation>[0], obj: Parameters<typeof renderOperation>[1]) => renderOperation(verb, obj, STRAND_TABLE);
 
@@ -21,12 +22,12 @@ describe('rendering', () => {
   });
 
   it('renders rules with comments and handles', () => {
-    expect(r('add', { kind: 'rule', chain: 'agent-fw', rule: 'iifname "eth0" counter accept', comment: 'from eth0' })).toBe(
+    expect(r('add', { kind: 'rule', chain: 'agent-fw', body: [match(meta('iifname'), { kind: 'name', value: 'eth0' }), counter(), verdict('accept')], comment: 'from eth0' })).toBe(
       'add rule inet strand agent-fw iifname "eth0" counter accept comment "from eth0"',
     );
-    expect(r('insert', { kind: 'rule', chain: 'agent-fw', rule: 'drop' })).toBe('insert rule inet strand agent-fw drop');
-    expect(r('add', { kind: 'rule', chain: 'agent-fw', rule: 'drop', handle: 7 })).toBe('add rule inet strand agent-fw handle 7 drop');
-    expect(r('replace', { kind: 'rule', chain: 'agent-fw', rule: 'accept', handle: 7 })).toBe('replace rule inet strand agent-fw handle 7 accept');
+    expect(r('insert', { kind: 'rule', chain: 'agent-fw', body: [verdict('drop')] })).toBe('insert rule inet strand agent-fw drop');
+    expect(r('add', { kind: 'rule', chain: 'agent-fw', body: [verdict('drop')], handle: 7 })).toBe('add rule inet strand agent-fw handle 7 drop');
+    expect(r('replace', { kind: 'rule', chain: 'agent-fw', body: [verdict('accept')], handle: 7 })).toBe('replace rule inet strand agent-fw handle 7 accept');
     expect(r('delete', { kind: 'rule', chain: 'agent-fw', handle: 7 })).toBe('delete rule inet strand agent-fw handle 7');
   });
 
@@ -65,27 +66,27 @@ describe('checks', () => {
     for (const name of ['filter', 'ip', 'counter', 'auto-merge', 'gc-interval', 'Agent-x', '-x', 'x-', 'a b-c', 'a"-b', 'a;-b', 'a-b\n', '', 'x'.repeat(63) + '-y']) {
       bad({ kind: 'chain', name }, /invalid chain name/);
     }
-    bad({ kind: 'rule', chain: 'counter', rule: 'accept' }, /invalid chain name/);
+    bad({ kind: 'rule', chain: 'counter', body: [verdict('accept')] }, /invalid chain name/);
     bad({ kind: 'element', set: 'ip', key: ['1.2.3.4'] }, /invalid set or map name/);
   });
 
   it("refuses comments nft cannot quote: '\"', control characters, more than 128 bytes", () => {
     bad({ kind: 'chain', name: 'agent-x', comment: 'say "hi"' }, /cannot hold/);
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'accept', comment: 'a\nadd table ip evil' }, /cannot hold/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [verdict('accept')], comment: 'a\nadd table ip evil' }, /cannot hold/);
     bad({ kind: 'set', name: 'agent-s', type: 'ipv4_addr', comment: 'é'.repeat(65) }, /longer than 128 bytes/);
     ok({ kind: 'set', name: 'agent-s', type: 'ipv4_addr', comment: "a; b { c } # d \\ e $f 'g'" });
   });
 
   it('refuses rule bodies that could end the command or comment out the rest', () => {
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'accept; flush ruleset' }, /";" outside quotes/);
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'accept\nflush ruleset' }, /control character/);
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'accept # drop' }, /"#" outside quotes/);
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'iifname "eth0 accept' }, /unterminated/);
-    bad({ kind: 'rule', chain: 'agent-x', rule: '  ' }, /empty/);
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'accept comment "x"' }, /comment field/);
-    ok({ kind: 'rule', chain: 'agent-x', rule: 'iifname "a;b#c" accept' });
-    ok({ kind: 'rule', chain: 'agent-x', rule: 'iifname "comment" accept' });
-    bad({ kind: 'rule', chain: 'agent-x', rule: 'accept', handle: 0 }, /handle/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept; flush ruleset')] }, /";" outside quotes/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept\nflush ruleset')] }, /control character/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept # drop')] }, /"#" outside quotes/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [text('iifname "eth0 accept')] }, /unterminated/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [text('  ')] }, /empty/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept comment "x"')] }, /comment field/);
+    ok({ kind: 'rule', chain: 'agent-x', body: [text('iifname "a;b#c" accept')] });
+    ok({ kind: 'rule', chain: 'agent-x', body: [text('iifname "comment" accept')] });
+    bad({ kind: 'rule', chain: 'agent-x', body: [verdict('accept')], handle: 0 }, /handle/);
   });
 
   it('refuses element keys that would split into more elements or parts', () => {

@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { NftObjectError, type TableRef } from '../../src/nft/objects.ts';
 import { parseListJson, parseNftStderr, reasonOf } from '../../src/nft/runner.ts';
-import { describeTransaction, isNftError, NftError, Transaction } from '../../src/nft/transaction.ts';
+import { isNftError, NftError } from '../../src/nft/errors.ts';
+import { describeTransaction, Transaction } from '../../src/nft/transaction.ts';
+import { counter, text, verdict } from '../../src/nft/expr.ts';
 
 describe('Transaction', () => {
   it('renders its operations in order, one line each, for the given table', () => {
@@ -12,7 +14,7 @@ describe('Transaction', () => {
       .add({ kind: 'table' })
       .add({ kind: 'chain', name: 'agent-fw' })
       .flush({ kind: 'chain', name: 'agent-fw' })
-      .add({ kind: 'rule', chain: 'agent-fw', rule: 'counter' })
+      .add({ kind: 'rule', chain: 'agent-fw', body: [counter()] })
       .add({ kind: 'set', name: 'agent-s', type: 'ipv4_addr' })
       .add({ kind: 'element', set: 'agent-s', key: ['10.0.0.1'] })
       .delete({ kind: 'element', set: 'agent-s', key: ['10.0.0.2'] })
@@ -43,7 +45,7 @@ describe('Transaction', () => {
   it('checks each object when it is added, leaving the transaction as it was', () => {
     const tx = new Transaction().add({ kind: 'chain', name: 'agent-a' });
     expect(() => tx.add({ kind: 'chain', name: 'filter' })).toThrow(NftObjectError);
-    expect(() => tx.add({ kind: 'rule', chain: 'agent-a', rule: 'accept', comment: '"' })).toThrow(NftObjectError);
+    expect(() => tx.add({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')], comment: '"' })).toThrow(NftObjectError);
     expect(() => tx.flush({ kind: 'set', name: 'ip' })).toThrow(/invalid set name/);
     expect(tx.operations).toHaveLength(1);
   });
@@ -53,13 +55,13 @@ describe('Transaction', () => {
     expect(() => tx.flush({ kind: 'table' } as never)).toThrow(/only chains, sets and maps/);
     expect(() => tx.delete({ kind: 'table' } as never)).toThrow(/other owners/);
     expect(() => tx.delete({ kind: 'rule', chain: 'agent-a' } as never)).toThrow(/handle/);
-    expect(() => tx.create({ kind: 'rule', chain: 'agent-a', rule: 'accept' } as never)).toThrow(/add or insert/);
-    expect(() => tx.replace({ kind: 'rule', chain: 'agent-a', rule: 'accept' } as never)).toThrow(/handle/);
+    expect(() => tx.create({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')] } as never)).toThrow(/add or insert/);
+    expect(() => tx.replace({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')] } as never)).toThrow(/handle/);
     expect(tx.empty).toBe(true);
   });
 
   it('appends another transaction after its own operations, in order, checked as if added here', () => {
-    const diff = new Transaction().flush({ kind: 'chain', name: 'agent-pol-x' }).add({ kind: 'rule', chain: 'agent-pol-x', rule: 'drop' });
+    const diff = new Transaction().flush({ kind: 'chain', name: 'agent-pol-x' }).add({ kind: 'rule', chain: 'agent-pol-x', body: [verdict('drop')] });
     const tx = new Transaction({ ownedPrefix: 'agent-' }).add({ kind: 'chain', name: 'agent-pol-x' }).append(diff);
     expect(tx.render()).toBe('add chain inet strand agent-pol-x\nflush chain inet strand agent-pol-x\nadd rule inet strand agent-pol-x drop\n');
     expect(diff.operations).toHaveLength(2);
@@ -68,18 +70,18 @@ describe('Transaction', () => {
 
   it('with ownedPrefix, refuses every chain, set, map and element outside it', () => {
     const tx = new Transaction({ ownedPrefix: 'agent-' });
-    tx.add({ kind: 'table' }).add({ kind: 'chain', name: 'agent-x' }).add({ kind: 'rule', chain: 'agent-x', rule: 'jump cni-masquerade' });
+    tx.add({ kind: 'table' }).add({ kind: 'chain', name: 'agent-x' }).add({ kind: 'rule', chain: 'agent-x', body: [verdict('jump', 'cni-masquerade')] });
     expect(() => tx.flush({ kind: 'chain', name: 'cni-masquerade' })).toThrow(/only touches objects named agent-\*/);
     expect(() => tx.delete({ kind: 'set', name: 'cni-1a2b3c4d-5e6f7a8b' })).toThrow(/agent-\*/);
-    expect(() => tx.add({ kind: 'rule', chain: 'cni-masquerade', rule: 'accept' })).toThrow(/agent-\*/);
+    expect(() => tx.add({ kind: 'rule', chain: 'cni-masquerade', body: [verdict('accept')] })).toThrow(/agent-\*/);
     expect(() => tx.delete({ kind: 'element', set: 'cni-x-y', key: ['10.0.0.1'] })).toThrow(/agent-\*/);
     expect(tx.operations).toHaveLength(3);
   });
 
   it('keeps a copy of each object, so later changes by the caller do not leak in', () => {
-    const rule = { kind: 'rule' as const, chain: 'agent-a', rule: 'accept' };
+    const rule = { kind: 'rule' as const, chain: 'agent-a', body: [verdict('accept')] };
     const tx = new Transaction().add(rule);
-    rule.rule = 'drop; flush ruleset';
+    rule.body = [text('drop; flush ruleset')];
     expect(tx.render()).toBe('add rule inet strand agent-a accept\n');
   });
 

@@ -3,6 +3,7 @@
 // checks the last two agree) against upstream's expectation; then the explanation of a decision
 // through a Pass chain, the rendered comments, bad input (reported, fail closed, never a throw) and
 // the status summary.
+import { renderRule } from '../../src/nft/expr.ts';
 import { describe, expect, it } from 'vitest';
 import type { PodInfo } from '../../src/agent/kube.ts';
 import {
@@ -114,7 +115,7 @@ describe('explanation, comments and bad input', () => {
     const table = renderPolicy(compilePolicy(input([deny])), { logDenied: { perSecond: 5 } });
     const meaning = table.comments.get('cnp/deny-b ingress 0 deny-imds');
     expect(meaning).toMatchObject({ verdict: 'cnp', tier: 'admin', priority: 1, action: 'drop' });
-    const rules = [...table.chains.values()].flatMap((c) => c.rules.map((r) => r.rule));
+    const rules = [...table.chains.values()].flatMap((c) => c.rules.map((r) => renderRule(r.body)));
     expect(rules.some((r) => r.includes('log prefix "strand-deny x/a ingress cnp/deny-b ingress 0 deny-imds: "'))).toBe(true);
   });
 

@@ -15,6 +15,7 @@ import {
 } from '../../src/policy/index.ts';
 import { podChainName } from '../../src/policy/index.ts';
 import { namespace, pod, policy } from '../support/netpol.ts';
+import { renderRule } from '../../src/nft/expr.ts';
 
 const NODE = 'n1';
 const NODE_IP = '192.168.7.1';
@@ -39,7 +40,7 @@ describe('named ports', () => {
   it('an ingress named port means each selected pod’s own number', () => {
     const m = compilePolicy(input([web1, web2, client], [policy('x', 'http', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 'http' }] }] })]));
     const t = renderPolicy(m);
-    const rulesOf = (p: PodInfo) => t.chains.get(podChainName({ namespace: 'x', name: p.metadata.name }, 'ingress'))?.rules.map((r) => r.rule) ?? [];
+    const rulesOf = (p: PodInfo) => t.chains.get(podChainName({ namespace: 'x', name: p.metadata.name }, 'ingress'))?.rules.map((r) => renderRule(r.body)) ?? [];
     expect(rulesOf(web1).some((r) => r.includes('meta l4proto tcp th dport 80 '))).toBe(true);
     expect(rulesOf(web2).some((r) => r.includes('meta l4proto tcp th dport 8080 '))).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 80)).toBe(true);
@@ -75,7 +76,7 @@ describe('ports and protocols', () => {
   it('endPort is an inclusive range', () => {
     const m = compilePolicy(input([web1, client], [policy('x', 'range', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 8000, endPort: 8010 }] }] })]));
     const t = renderPolicy(m);
-    expect([...t.chains.values()].flatMap((c) => c.rules.map((r) => r.rule)).some((r) => r.includes('meta l4proto tcp th dport 8000-8010 '))).toBe(true);
+    expect([...t.chains.values()].flatMap((c) => c.rules.map((r) => renderRule(r.body))).some((r) => r.includes('meta l4proto tcp th dport 8000-8010 '))).toBe(true);
     for (const [port, ok] of [[7999, false], [8000, true], [8005, true], [8010, true], [8011, false]] as const) expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', port), String(port)).toBe(ok);
   });
 
@@ -95,7 +96,7 @@ describe('ports and protocols', () => {
     expect(svc).toHaveLength(1);
     expect(svc[0]).toMatchObject({ type: 'inet_proto . inet_service', flags: ['interval'] });
     expect(t.elements.get(svc[0]?.name as string)?.map((e) => e.key.join(' . '))).toEqual(['tcp . 53-80', 'udp . 53-54']);
-    const rules = [...t.chains.values()].flatMap((c) => c.rules.map((r) => r.rule));
+    const rules = [...t.chains.values()].flatMap((c) => c.rules.map((r) => renderRule(r.body)));
     expect(rules.filter((r) => r.includes(`@${svc[0]?.name}`))).toHaveLength(6); // 3 pods × 2 families
     expect(rules.some((r) => r.includes('{'))).toBe(rules.some((r) => r.startsWith('icmpv6'))); // no anonymous sets but the static NDP rule
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'UDP', 54)).toBe(true);
@@ -257,10 +258,10 @@ describe('rendering', () => {
     const m = compilePolicy(input([web1, client], [policy('x', 'deny', { podSelector: { matchLabels: { app: 'web' } } })]));
     const plain = renderPolicy(m);
     const logged = renderPolicy(m, { logDenied: { perSecond: 10 } });
-    expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => r.rule.includes(' log '))).toBe(false);
+    expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => renderRule(r.body).includes(' log '))).toBe(false);
     const chain = logged.chains.get(podChainName({ namespace: 'x', name: 'web1' }, 'ingress'))?.rules ?? [];
     expect(chain.slice(-2).map((r) => r.comment)).toEqual(['log', 'deny']);
-    expect(chain.at(-2)?.rule).toBe('limit rate 10/second burst 20 packets log prefix "strand-deny x/web1 ingress: " level info');
+    expect(renderRule(chain.at(-2)?.body ?? [])).toBe('limit rate 10/second burst 20 packets log prefix "strand-deny x/web1 ingress: " level info');
     for (const view of [plain, logged]) expect(evaluateNft(nftView(view), { src: '10.1.0.3', dst: '10.1.0.1', protocol: 'TCP', dport: 80 }, m.nodeAddresses).allowed).toBe(false);
   });
 });

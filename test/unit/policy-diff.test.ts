@@ -10,6 +10,7 @@ import { Transaction } from '../../src/nft/transaction.ts';
 import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
 import { FORWARD_CHAIN, verdictMapName } from '../../src/policy/index.ts';
 import { namespace, pod, policy, servePorts, upstreamNamespaces, upstreamPods } from '../support/netpol.ts';
+import { lookup, payload, verdict } from '../../src/nft/expr.ts';
 
 const sortedDump = (f: FakeNft, keep: (line: string) => boolean = () => true) => f.dump().split('\n').filter(keep).sort().join('\n');
 const ours = (line: string) => line.includes('agent-pol-');
@@ -33,7 +34,7 @@ async function seedOthers(f: FakeNft): Promise<void> {
       .add({ kind: 'chain', name: 'cni-masquerade', base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat } })
       .add({ kind: 'set', name: 'cni-1a2b3c4d-5e6f7a8b', type: 'ipv4_addr' })
       .add({ kind: 'element', set: 'cni-1a2b3c4d-5e6f7a8b', key: ['10.244.0.5'] })
-      .add({ kind: 'rule', chain: 'cni-masquerade', rule: 'ip saddr @cni-1a2b3c4d-5e6f7a8b masquerade' }),
+      .add({ kind: 'rule', chain: 'cni-masquerade', body: [lookup(payload('ip saddr'), 'cni-1a2b3c4d-5e6f7a8b'), { kind: 'masquerade' }] }),
   );
   await f.run(planMasquerade(await f.list(), desiredMasquerade({ clusterCidrs: ['10.244.0.0/16'] })));
 }
@@ -102,7 +103,7 @@ describe('full build', () => {
       .add({ kind: 'element', set: verdictMapName('ingress', 4), key: ['10.99.0.1'], value: ['drop'] })
       .add({ kind: 'set', name: 'agent-pol-peer-0000000000000000-v4', type: 'ipv6_addr' })
       .add({ kind: 'chain', name: 'agent-pol-in-0000000000000000' })
-      .add({ kind: 'rule', chain: 'agent-pol-in-0000000000000000', rule: 'ip6 saddr @agent-pol-peer-0000000000000000-v4 accept' })
+      .add({ kind: 'rule', chain: 'agent-pol-in-0000000000000000', body: [lookup(payload('ip6 saddr'), 'agent-pol-peer-0000000000000000-v4'), verdict('accept')] })
       .add({ kind: 'element', set: verdictMapName('ingress', 6), key: ['fd00::99'], value: ['jump agent-pol-in-0000000000000000'] });
     expect(policyDrift(want, await f.list())).toEqual([]);
     await f.run(damage);
@@ -128,7 +129,7 @@ describe('full build', () => {
         .add({ kind: 'table' })
         .add({ kind: 'map', name: verdictMapName('ingress', 4), type: 'ipv6_addr', value: 'verdict' })
         .add({ kind: 'chain', name: FORWARD_CHAIN, base: { type: 'filter', hook: 'input', priority: 0 } })
-        .add({ kind: 'rule', chain: FORWARD_CHAIN, rule: `ip6 saddr vmap @${verdictMapName('ingress', 4)}` }),
+        .add({ kind: 'rule', chain: FORWARD_CHAIN, body: [{ kind: 'vmap', keys: [payload('ip6 saddr')], map: verdictMapName('ingress', 4) }] }),
     );
     await f.run(fullBuildPolicy(want, await f.list()));
     const fresh = new FakeNft();

@@ -1,6 +1,6 @@
 // The policy step's counters: the rules' packet counters read into the per-pod and per-policy metrics
 // when Prometheus scrapes, at most every COUNTER_READ_MS (one read lists the whole table).
-import type { Nft } from '../../nft/transaction.ts';
+import type { Nft } from '../../nft/transport.ts';
 import type { DesiredPolicyTable } from '../../policy/index.ts';
 import type { Logger } from '../../log.ts';
 import type { Clock } from '../clock.ts';
@@ -39,7 +39,7 @@ export class CounterReader {
   private async read(m: PolicyMetrics): Promise<void> {
     const table = this.applied();
     if (!table) return;
-    const { pods, policies } = readPolicyCounters(await this.nft.list(), table);
+    const { pods, policies } = readPolicyCounters(await this.nft.counters(), table);
     m.podPackets.reset();
     m.policyPackets.reset();
     for (const p of pods) m.podPackets.inc({ namespace: p.namespace, pod: p.name, direction: p.direction, verdict: p.verdict }, p.packets);

@@ -15,7 +15,7 @@
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../log.ts';
 import type { TableState } from '../../nft/objects.ts';
-import type { Nft } from '../../nft/transaction.ts';
+import type { Nft } from '../../nft/transport.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
 import {
   compilePolicy,

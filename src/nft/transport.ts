@@ -1,0 +1,59 @@
+// The nftables client interface (after knftables' interface.go): one table, transactions applied all or
+// nothing, the table read back, and the rules' counters. Today's implementation runs the `nft` binary
+// (runner.ts); the in-memory fake (fake.ts) answers the same calls; a netlink transport can be added
+// beside them without touching callers, which take an NftTransport.
+import type { TableRef, TableState } from './objects.ts';
+import type { Transaction } from './transaction.ts';
+
+/** An nftables client for one table: the `nft` process (runner.ts) or the in-memory fake (fake.ts). */
+export interface NftTransport {
+  readonly table: TableRef;
+  /** Applies the transaction, all of it or none of it; an empty transaction does nothing. */
+  run(tx: Transaction): Promise<void>;
+  /** Checks the transaction against the current state without applying it (`nft --check`). */
+  check(tx: Transaction): Promise<void>;
+  /**
+   * The table's current state; `exists: false` and nothing else when there is no table. With `only`,
+   * just those chains (with their rules) and sets or maps are read, each listed by itself: the whole
+   * table's JSON is megabytes once NetworkPolicy rules are in it (0.5 s of nft for 10,000 rules).
+   */
+  list(only?: ListOnly): Promise<TableState>;
+  /**
+   * A cheap look at the table: its chains' names and handles (no rules) and the rules' comments of
+   * the chains named (missing chains are left out). Small listings instead of the whole table, whose
+   * JSON is megabytes once policy rules are in it (policy drift checks run on every pass).
+   */
+  summary(chains: readonly string[]): Promise<TableSummary>;
+  /**
+   * The counters of the rules that have one, in the chains named (every chain of the table without
+   * `chains`), in chain order. Missing chains are left out.
+   */
+  counters(chains?: readonly string[]): Promise<RuleCounter[]>;
+}
+
+export interface ListOnly {
+  chains?: readonly string[];
+  /** Sets or maps. */
+  sets?: readonly string[];
+}
+
+export interface TableSummary {
+  exists: boolean;
+  /** Chain name → handle. */
+  chains: Map<string, number>;
+  /** Chain name (of those asked for) → its rules' comments, in order ("" for a rule without one). */
+  rules: Map<string, string[]>;
+}
+
+/** One rule's counter statement, as counters() reads it. */
+export interface RuleCounter {
+  chain: string;
+  handle: number;
+  /** The rule's comment: how callers know their rules (bodies are not compared for this). */
+  comment?: string;
+  packets: number;
+  bytes: number;
+}
+
+/** The name the callers knew the interface by. */
+export type Nft = NftTransport;
