@@ -24,7 +24,7 @@
 //             connection there works only if it is masqueraded to its node's address.
 //   <base>pN  pods.
 //
-// The API server (scripts/sim/api-server.ts) runs in its own process inside the switch namespace: a
+// The API server (test/kit/sim/api-server.ts) runs in its own process inside the switch namespace: a
 // node namespace cannot reach another namespace's 127.0.0.1, so the agents reach it at 198.18.1.1
 // over their mgmt0. It is controlled over its stdin (JSON lines). The management segment is separate
 // from the underlay so that changing a node's underlay address does not cut its agent's API
@@ -42,14 +42,14 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bridgeJson, ipJson, run, sh, sleep, trySh, waitFor } from './exec.ts';
 import { setOffloadSizes, SIM_OFFLOAD_SIZE } from './offload.ts';
-import type { LeastPrivilegeReport } from '../../test/support/k8s/rbac.ts';
+import type { LeastPrivilegeReport } from '../k8s/rbac.ts';
 
-export const REPO = resolve(import.meta.dirname, '../..');
+export const REPO = resolve(import.meta.dirname, '../../..');
 /** The agent the simulator runs: dist/strand, or $STRAND_SIM_BIN (another build). */
 export const DEFAULT_STRAND = process.env.STRAND_SIM_BIN || join(REPO, 'dist', 'strand');
 /** The CNI executable pods are made with: cni/strand beside the agent's, as the build and the image ship it. */
 export const cniExecutableFor = (strand: string): string => join(dirname(strand), 'cni', 'strand');
-export const POD_SERVER = join(REPO, 'scripts', 'sim', 'pod-server.mjs');
+export const POD_SERVER = join(REPO, 'test', 'kit', 'sim', 'pod-server.mjs');
 /** The manifest whose RBAC the agents run under. */
 const DEPLOY_MANIFEST = join(REPO, 'deploy', 'strand.yaml');
 export const STATE_DIR = '/run/strand-sim';
@@ -146,7 +146,7 @@ export interface PeerEntries {
 
 // ---- the API server's control channel ------------------------------------------------------------
 
-/** Talks to scripts/sim/api-server.ts over its stdin/stdout. */
+/** Talks to test/kit/sim/api-server.ts over its stdin/stdout. */
 export class ApiControl {
   readonly url: string;
   /** The bearer token of the manifest's DaemonSet ServiceAccount: the agents' identity. */
@@ -170,7 +170,7 @@ export class ApiControl {
 
   /** Starts the API server inside `netns`, listening on host:port there, authorizing by the manifest's RBAC. */
   static start(netns: string, host: string, port: number, rbacManifest: string): Promise<ApiControl> {
-    const script = join(REPO, 'scripts', 'sim', 'api-server.ts');
+    const script = join(REPO, 'test', 'kit', 'sim', 'api-server.ts');
     const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, script, '--listen', `${host}:${port}`, '--rbac', rbacManifest], {
       env: { PATH: process.env.PATH },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -710,7 +710,7 @@ export class SimCluster {
       '- name: sim',
       '  cluster:',
       `    server: ${this.api.url}`,
-      // client-node refuses http:// unless TLS verification is "skipped" (test/support/k8s-api-server.ts).
+      // client-node refuses http:// unless TLS verification is "skipped" (test/kit/k8s-api-server.ts).
       '    insecure-skip-tls-verify: true',
       'users:',
       '- name: sim',
