@@ -1,12 +1,13 @@
 // The command line: `strand <command>`. Only runs when CNI_COMMAND is unset (bin/strand.ts).
 import yargs from 'yargs';
 import { agentCommand } from '../agent/config.ts';
-import { SUPPORTED_VERSIONS } from '../cni/versions.ts';
-import { installCommand, uninstallCommand } from '../install/cli.ts';
-import { explainCommand } from './explain.ts';
-import { ipamCommand } from './ipam.ts';
-import { statusCommand } from './status.ts';
-import { embeddedNodeVersion, strandVersion } from '../version.ts';
+import { explainCommand } from './commands/explain.ts';
+import { installCommand } from './commands/install.ts';
+import { ipamCommand } from './commands/ipam.ts';
+import { statusCommand } from './commands/status.ts';
+import { uninstallCommand } from './commands/uninstall.ts';
+import { versionCommand } from './commands/version.ts';
+import { strandVersion } from '../version.ts';
 
 export async function runCli(argv: string[]): Promise<number> {
   let exitCode = 0;
@@ -14,17 +15,7 @@ export async function runCli(argv: string[]): Promise<number> {
     await yargs(argv)
       .scriptName('strand')
       .usage('$0 <command> [options]\n\nKubernetes pod networking. Called with CNI_COMMAND set, strand is a CNI plugin;\ncalled as strand-ipam, the host-local-compatible IPAM plugin.')
-      .command(
-        'version',
-        'print the version of strand, its embedded Node and the CNI versions it speaks',
-        (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
-        (args) => {
-          const info = { strand: strandVersion, node: embeddedNodeVersion, cniVersions: [...SUPPORTED_VERSIONS] };
-          process.stdout.write(
-            args.json ? `${JSON.stringify(info)}\n` : `strand ${info.strand}\nnode ${info.node}\nCNI ${info.cniVersions.join(', ')}\n`,
-          );
-        },
-      )
+      .command(versionCommand())
       .command(agentCommand((code) => (exitCode = code)))
       .command(installCommand((code) => (exitCode = code)))
       .command(uninstallCommand((code) => (exitCode = code)))
