@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { benchPolicySpec, fmt, printTable, stats } from './lib.mjs';
-import { TestApiServer } from '../test/support/k8s-api-server.ts';
+import { TestApiServer } from '../test/kit/k8s-api-server.ts';
 import { withNetns } from '../src/kernel/index.ts';
 import { flock, LOCK_SH, LOCK_UN } from '../src/kernel/libc.ts';
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Pod-to-pod TCP throughput (iperf3) and round-trip time (ping) across two simulated nodes, over
-// Strand's VXLAN and host-gw backends (scripts/sim/: agents, pods wired by dist/strand), against
+// Strand's VXLAN and host-gw backends (test/kit/sim/: agents, pods wired by dist/strand), against
 // kernel baselines built by hand on the same topology in the same run:
 //   routed   two pod namespaces with veths into two node namespaces, the nodes on one underlay
 //            bridge, static routes to each other's pod subnet via the peer node (matches host-gw);
 //   vxlan    the same with a hand-made VXLAN pair between the nodes (nolearning, static FDB and
 //            neighbour entries, MTU 1450; matches Strand's VXLAN).
 // Both have the simulator's underlay: node NICs and switch that take 192 KiB packets (BIG TCP on the
-// NIC, scripts/sim/offload.ts), with the pods' veths at the kernel's 64 KiB as one builds them by
+// NIC, test/kit/sim/offload.ts), with the pods' veths at the kernel's 64 KiB as one builds them by
 // hand. Strand's agent (--big-tcp auto) gives pods the NIC's sizes with host-gw, not with VXLAN.
 // Target: Strand ≥ 95% of the matching baseline's throughput. Each case runs --repeat times
 // (default 2), interleaved, and the best run counts (other work on the machine only ever slows a
@@ -23,9 +23,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { installSignalCleanup, SimCluster } from '../scripts/sim/cluster.ts';
-import { run, sh, trySh } from '../scripts/sim/exec.ts';
-import { setOffloadSizes, SIM_OFFLOAD_SIZE } from '../scripts/sim/offload.ts';
+import { installSignalCleanup, SimCluster } from '../test/kit/sim/cluster.ts';
+import { run, sh, trySh } from '../test/kit/sim/exec.ts';
+import { setOffloadSizes, SIM_OFFLOAD_SIZE } from '../test/kit/sim/offload.ts';
 
 const { values } = parseArgs({
   options: { time: { type: 'string', default: '5' }, repeat: { type: 'string', default: '2' }, explain: { type: 'boolean', default: false } },

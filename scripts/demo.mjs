@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The demo: Strand on a simulated two-node cluster, with no real Kubernetes (scripts/sim/). Each node
+// The demo: Strand on a simulated two-node cluster, with no real Kubernetes (test/kit/sim/). Each node
 // is a network namespace running `strand agent` against a small in-process API server; pods are
 // wired by running dist/cni/strand exactly as a container runtime does. It prints the nodes, the pods,
 // who reaches whom (ICMP and TCP, every pod to every pod), what the outside sees of a pod's traffic,
@@ -8,8 +8,8 @@
 //   node scripts/demo.mjs [--backend vxlan|host-gw] [--nodes 2] [--pods 2]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { installSignalCleanup, OUTSIDE_IP, SimCluster } from './sim/cluster.ts';
-import { mapLimit, ping, tcpWhoami } from './sim/probes.ts';
+import { installSignalCleanup, OUTSIDE_IP, SimCluster } from '../test/kit/sim/cluster.ts';
+import { mapLimit, ping, tcpWhoami } from '../test/kit/sim/probes.ts';
 
 const { values: opts } = parseArgs({
   options: {

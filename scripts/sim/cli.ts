@@ -11,7 +11,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupLeftovers, installSignalCleanup, OUTSIDE_IP, SimCluster, STATE_DIR, type SimBackend } from './cluster.ts';
+import { cleanupLeftovers, installSignalCleanup, OUTSIDE_IP, SimCluster, STATE_DIR, type SimBackend } from '../../test/kit/sim/cluster.ts';
 
 const USAGE = `usage:
   node scripts/sim/cli.ts up [--nodes 3] [--backend vxlan|host-gw] [--pods 2] [--prefix ssim] [--log-level info]

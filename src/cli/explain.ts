@@ -4,7 +4,6 @@
 // node's kernel holds: the route it would really use when this node is the source's, and, with
 // --kernel, the nftables rule that implements the policy decision with its packet counter. Where the
 // kernel disagrees with the model, it says so: that is a bug or drift, not an answer.
-import type { Argv, CommandModule } from 'yargs';
 import * as z from 'zod';
 import { agentSocketPath } from '../agent/cni-conflist.ts';
 import type { ExplainAnswer } from '../agent/explain.ts';
@@ -14,7 +13,7 @@ import { findLink, listRoutes, NetlinkSocket, type Route } from '../kernel/index
 import { askAgent, unwrap } from './agent-query.ts';
 import { checkNft, type NftCheck } from './explain-kernel.ts';
 import { createNftRunner } from '../nft/runner.ts';
-import { emit, EXIT, nodeOptions, nodePaths } from './output.ts';
+import { EXIT } from './output.ts';
 
 const RT_TABLE_MAIN = 254;
 const RTNH_F_ONLINK = 4;
@@ -234,7 +233,6 @@ export function explainReportSchema(): z.ZodType<ExplainReport> {
   return reportCache;
 }
 
-// ---- the command ------------------------------------------------------------------------------------
 
 export async function runExplain(stateDir: string, q: ExplainQuery, opts: { kernel: boolean; timeoutMs?: number }): Promise<ExplainReport | { error: string; code: number }> {
   const socket = agentSocketPath(stateDir);
@@ -267,38 +265,4 @@ export async function runExplain(stateDir: string, q: ExplainQuery, opts: { kern
     }
   }
   return { ...report, verdict: explainVerdict(report) };
-}
-
-function explainOptions<T>(y: Argv<T>) {
-  return nodeOptions(y)
-    .positional('src', { type: 'string', demandOption: true, describe: 'namespace/pod, a pod or node address, or an address/CIDR outside the cluster' })
-    .positional('dst', { type: 'string', demandOption: true, describe: 'the same kinds as src' })
-    .positional('port', { type: 'string', describe: 'PORT or PORT/PROTO (TCP, UDP, SCTP); TCP when no protocol is given' })
-    .option('kernel', { type: 'boolean', default: false, describe: 'also find the nftables rule that implements the decision and its packet counter' });
-}
-
-type ExplainArgs = ReturnType<typeof explainOptions<object>> extends Argv<infer U> ? U : never;
-
-export function explainCommand(setExitCode: (code: number) => void): CommandModule<object, ExplainArgs> {
-  return {
-    command: 'explain <src> <dst> [port]',
-    describe: 'can SRC connect to DST, and why: the path, the policies that isolate each end and the rule that allows it (exit 0 allowed, 1 not, 2 cannot tell)',
-    builder: (y) => explainOptions(y),
-    handler: async (a) => {
-      try {
-        const q: ExplainQuery = { src: a.src, dst: a.dst };
-        if (a.port !== undefined) Object.assign(q, parsePortProto(a.port));
-        const r = await runExplain(nodePaths(a).stateDir, q, { kernel: a.kernel });
-        if ('error' in r) {
-          process.stderr.write(`strand explain: ${r.error}\n`);
-          return setExitCode(r.code);
-        }
-        emit(a.output, r, formatExplain);
-        setExitCode(explainExitCode(r));
-      } catch (err) {
-        process.stderr.write(`strand explain: ${(err as Error).message}\n`);
-        setExitCode(EXIT.unknown);
-      }
-    },
-  };
 }

@@ -15,7 +15,6 @@
 // checks every candidate again inside it, so a concurrent ADD or DEL is never raced.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Argv, CommandModule } from 'yargs';
 import * as z from 'zod';
 import { agentSocketPath } from '../agent/cni-conflist.ts';
 import type { InspectSnapshot } from '../agent/inspect.ts';
@@ -26,7 +25,7 @@ import { readReservations, withStore, type Reservation } from '../ipam/store.ts'
 import { hostVethName } from '../plugin/names.ts';
 import { inspectAgent } from './agent-query.ts';
 import { ipamConfigOf, readConflist } from './node-files.ts';
-import { emit, EXIT, nodeOptions, nodePaths, type NodePaths } from './output.ts';
+import { EXIT, type NodePaths } from './output.ts';
 
 /** Younger reservations may belong to an ADD still running (it reserves before it makes the veth). */
 export const DEFAULT_MIN_AGE_S = 300;
@@ -266,41 +265,4 @@ export function ipamReportSchema(): z.ZodType<IpamReport> {
     unseen: z.array(str),
   });
   return schemaCache;
-}
-
-// ---- the command ------------------------------------------------------------------------------------
-
-function ipamOptions<T>(y: Argv<T>) {
-  return nodeOptions(y)
-    .option('min-age', { type: 'number', default: DEFAULT_MIN_AGE_S, describe: 'seconds a reservation without its host veth must be old to count as leaked (an ADD reserves before it makes the veth)', requiresArg: true })
-    .option('force', { type: 'boolean', default: false, describe: 'leaked as soon as the host veth is gone: ignore --min-age and the pods the agent sees' });
-}
-
-type IpamArgs = ReturnType<typeof ipamOptions<object>> extends Argv<infer U> ? U : never;
-
-export function ipamCommand(setExitCode: (code: number) => void): CommandModule<object, IpamArgs> {
-  const run = async (a: IpamArgs & { 'dry-run'?: boolean }, gc: boolean) => {
-    try {
-      const opts: IpamOptions = { minAgeSeconds: a['min-age'], force: a.force };
-      if (gc) opts.gc = { dryRun: a['dry-run'] ?? false };
-      const report = await runIpam(nodePaths(a), opts);
-      emit(a.output, report, formatIpam);
-      setExitCode(ipamExitCode(report));
-    } catch (err) {
-      process.stderr.write(`strand ipam: ${(err as Error).message}\n`);
-      setExitCode(EXIT.unknown);
-    }
-  };
-  return {
-    command: 'ipam',
-    describe: 'IPAM reservations per network with their containers, and the leaked ones (exit 0 none leaked, 1 some, 2 cannot tell)',
-    builder: (y) =>
-      ipamOptions(y).command(
-        'gc',
-        'release the leaked reservations under the IPAM lock',
-        (g) => ipamOptions(g).option('dry-run', { type: 'boolean', default: false, describe: 'say what would be released, release nothing' }),
-        (a) => run(a as IpamArgs & { 'dry-run': boolean }, true),
-      ) as unknown as Argv<IpamArgs>,
-    handler: (a) => run(a, false),
-  };
 }

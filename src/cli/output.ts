@@ -10,8 +10,8 @@ export const EXIT = { ok: 0, not: 1, unknown: 2 } as const;
 
 export type Verdict = 'healthy' | 'unhealthy' | 'unknown';
 
-export { DEFAULT_CNI_CONF_DIR } from '../install/cli.ts';
-import { DEFAULT_CNI_CONF_DIR } from '../install/cli.ts';
+export { DEFAULT_CNI_CONF_DIR } from './commands/install.ts';
+import { DEFAULT_CNI_CONF_DIR } from './commands/install.ts';
 
 /** --state-dir, --ipam-data-dir, --cni-conf-dir, -o. The kernel read is that of the namespace the command runs in. */
 export function nodeOptions<T>(y: Argv<T>) {

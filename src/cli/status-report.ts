@@ -1,100 +1,31 @@
 // `strand status`, the thinking (pure): from what was gathered (the agent's snapshot or why there is
 // none, the files, the kernel's datapath), each peer's entries compared with what they should be,
-// the findings, each naming the command or file that shows it, the verdict and its exit code, the
-// text a person reads, and the JSON schema scripts (and tests) check.
+// the findings, each naming the command or file that shows it, the verdict and its exit code and the
+// text a person reads. The JSON's schema, and the report types inferred from it, are in
+// status-report-schema.ts.
 //
 // Peers' entries: with the agent, its desired routes/neighbours/FDB (the backends' desiredState) are
 // compared with the kernel's by the backends' own planChanges, so "in order" here means "the
 // agent's next pass would change nothing". Without the agent there is no list of nodes: the peers
 // are the kernel's Strand routes, and each is checked for the neighbour and FDB entry it needs.
-import * as z from 'zod';
-import type { InspectSnapshot, PolicySummary } from '../agent/inspect.ts';
+import type { InspectSnapshot } from '../agent/inspect.ts';
 import { planChanges, type ActualState, type Devices } from '../agent/backends/index.ts';
 import { describeRouteEntry } from '../agent/backends/diff.ts';
 import type { RangeSetUsage } from '../ipam/allocator.ts';
 import type { NodeState } from '../state/node-state.ts';
-import { apiSchema, policySummarySchema } from './agent-query.ts';
-import { EXIT, type Verdict } from './output.ts';
+import type { EntryCheck, EntryState, Finding, IpamNetworkStatus, LinkView, PeerStatus, StatusReport } from './status-report-schema.ts';
+import { EXIT } from './output.ts';
 
-export type EntryState = 'ok' | 'missing' | 'differs' | 'extra';
-
-export interface EntryCheck {
-  object: 'route' | 'neighbour' | 'fdb';
-  /** The entry as it should be (ip syntax), or as the kernel has it for an extra one. */
-  detail: string;
-  state: EntryState;
-}
-
-export interface PeerStatus {
-  /** The Node's name; absent when the peer is known only from the kernel. */
-  name?: string;
-  podCIDRs: string[];
-  underlayIps: string[];
-  source: 'agent' | 'kernel';
-  entries: EntryCheck[];
-  ok: boolean;
-}
-
-export interface Finding {
-  severity: 'problem' | 'warning';
-  message: string;
-  /** The command or file that shows it. */
-  see: string;
-}
-
-export interface LinkView {
-  name: string;
-  mtu: number;
-  up: boolean;
-  /** For the VXLAN device: its lower device. */
-  lower?: string;
-  offload?: Record<string, number>;
-}
-
-export interface IpamNetworkStatus {
-  network: string;
-  dir: string;
-  ranges: { index: number; family: 4 | 6; ranges: string; capacity: number; used: number; free: number }[];
-  error?: string;
-}
-
-export interface StatusReport {
-  kind: 'StrandStatus';
-  v: 1;
-  verdict: Verdict;
-  node: {
-    name?: string;
-    backend?: string;
-    podCIDRs: string[];
-    clusterCIDRs: string[];
-    podMtu?: number;
-    podOffload?: Record<string, number>;
-    underlay?: { iface: string; addresses: string[]; mtu: number; offload: Record<string, number> };
-    vxlanDevice?: LinkView;
-    bridge?: LinkView;
-    /** Where the node facts came from. */
-    source: 'agent' | 'files';
-  };
-  agent: {
-    running: boolean;
-    socket: string;
-    error?: string;
-    version?: string;
-    pid?: number;
-    startedAt?: string;
-    uptimeSeconds?: number;
-    ready?: boolean;
-    reasons?: string[];
-    lastPassAt?: string;
-    api?: InspectSnapshot['api'];
-  };
-  peers: PeerStatus[];
-  ipam: IpamNetworkStatus[];
-  policy?: PolicySummary;
-  problems: Finding[];
-  /** What could not be looked at, and why. */
-  unseen: string[];
-}
+export {
+  statusReportSchema,
+  type EntryCheck,
+  type EntryState,
+  type Finding,
+  type IpamNetworkStatus,
+  type LinkView,
+  type PeerStatus,
+  type StatusReport,
+} from './status-report-schema.ts';
 
 // ---- peers ------------------------------------------------------------------------------------------
 
@@ -437,68 +368,4 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     for (const u of r.unseen) out.push(`  - ${u}`);
   }
   return `${out.join('\n')}\n`;
-}
-
-// ---- JSON schema --------------------------------------------------------------------------------------
-
-let schemaCache: z.ZodType<StatusReport> | undefined;
-
-/** The schema of `strand status -o json` (tests check every output against it). */
-export function statusReportSchema(): z.ZodType<StatusReport> {
-  if (schemaCache) return schemaCache;
-  const str = z.string();
-  const sizes = z.record(z.string(), z.number());
-  const link = z.object({ name: str, mtu: z.number().int(), up: z.boolean(), lower: str.optional(), offload: sizes.optional() });
-  schemaCache = z.object({
-    kind: z.literal('StrandStatus'),
-    v: z.literal(1),
-    verdict: z.enum(['healthy', 'unhealthy', 'unknown']),
-    node: z.object({
-      name: str.optional(),
-      backend: str.optional(),
-      podCIDRs: z.array(str),
-      clusterCIDRs: z.array(str),
-      podMtu: z.number().int().optional(),
-      podOffload: sizes.optional(),
-      underlay: z.object({ iface: str, addresses: z.array(str), mtu: z.number().int(), offload: sizes }).optional(),
-      vxlanDevice: link.optional(),
-      bridge: link.optional(),
-      source: z.enum(['agent', 'files']),
-    }),
-    agent: z.object({
-      running: z.boolean(),
-      socket: str,
-      error: str.optional(),
-      version: str.optional(),
-      pid: z.number().int().optional(),
-      startedAt: str.optional(),
-      uptimeSeconds: z.number().optional(),
-      ready: z.boolean().optional(),
-      reasons: z.array(str).optional(),
-      lastPassAt: str.optional(),
-      api: apiSchema().optional(),
-    }),
-    peers: z.array(
-      z.object({
-        name: str.optional(),
-        podCIDRs: z.array(str),
-        underlayIps: z.array(str),
-        source: z.enum(['agent', 'kernel']),
-        entries: z.array(z.object({ object: z.enum(['route', 'neighbour', 'fdb']), detail: str, state: z.enum(['ok', 'missing', 'differs', 'extra']) })),
-        ok: z.boolean(),
-      }),
-    ),
-    ipam: z.array(
-      z.object({
-        network: str,
-        dir: str,
-        ranges: z.array(z.object({ index: z.number().int(), family: z.union([z.literal(4), z.literal(6)]), ranges: str, capacity: z.number(), used: z.number().int(), free: z.number() })),
-        error: str.optional(),
-      }),
-    ),
-    policy: policySummarySchema().optional(),
-    problems: z.array(z.object({ severity: z.enum(['problem', 'warning']), message: str, see: str })),
-    unseen: z.array(str),
-  });
-  return schemaCache;
 }

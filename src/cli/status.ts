@@ -2,14 +2,13 @@
 // snapshot over its socket, the node's files, the kernel's datapath in this namespace) and hands
 // everything to the pure judgement in status-report.ts. Works with the agent stopped: the report
 // then says what it could not see.
-import type { Argv, CommandModule } from 'yargs';
 import { agentSocketPath } from '../agent/cni-conflist.ts';
 import { NetlinkSocket } from '../kernel/index.ts';
 import { inspectAgent } from './agent-query.ts';
 import { readKernelView } from './kernel-view.ts';
 import { ipamUsage, readConflist, readNodeStateFile } from './node-files.ts';
-import { emit, EXIT, nodeOptions, nodePaths, type NodePaths } from './output.ts';
-import { formatStatus, judgeStatus, statusExitCode, type StatusInputs, type StatusReport } from './status-report.ts';
+import type { NodePaths } from './output.ts';
+import { judgeStatus, type StatusInputs, type StatusReport } from './status-report.ts';
 
 export async function gatherStatus(paths: NodePaths, opts: { timeoutMs?: number } = {}): Promise<StatusReport> {
   const socket = agentSocketPath(paths.stateDir);
@@ -48,28 +47,4 @@ export async function gatherStatus(paths: NodePaths, opts: { timeoutMs?: number 
     inputs.kernelError = (err as Error).message;
   }
   return judgeStatus(inputs);
-}
-
-function statusOptions(y: Argv<object>) {
-  return nodeOptions(y).option('timeout', { type: 'number', default: 5, describe: 'seconds to wait for the agent', requiresArg: true });
-}
-
-type StatusArgs = ReturnType<typeof statusOptions> extends Argv<infer U> ? U : never;
-
-export function statusCommand(setExitCode: (code: number) => void): CommandModule<object, StatusArgs> {
-  return {
-    command: 'status',
-    describe: "is this node's networking healthy, and if not, why (exit 0 healthy, 1 not, 2 cannot tell)",
-    builder: (y) => statusOptions(y),
-    handler: async (a) => {
-      try {
-        const report = await gatherStatus(nodePaths(a), { timeoutMs: a.timeout * 1000 });
-        emit(a.output, report, (r) => formatStatus(r));
-        setExitCode(statusExitCode(report));
-      } catch (err) {
-        process.stderr.write(`strand status: ${(err as Error).message}\n`);
-        setExitCode(EXIT.unknown);
-      }
-    },
-  };
 }

@@ -1,4 +1,4 @@
-// End to end on a simulated three-node cluster with the host-gw backend (scripts/sim/): pods reach
+// End to end on a simulated three-node cluster with the host-gw backend (test/kit/sim/): pods reach
 // each other through plain routes via the peers' underlay addresses on the shared layer-2 segment.
 // The tests run in order on one cluster; the last ones change it.
 // The set-up waits for every Node to carry strand.dev/backend=host-gw and fails if they do not.

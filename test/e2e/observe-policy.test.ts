@@ -1,6 +1,6 @@
 // `strand explain` against probed NetworkPolicy truth tables on a simulated three-node cluster: the
 // upstream e2e model (namespaces x, y, z with pods a, b, c, spread over the nodes, TCP and UDP on 80
-// and 81; scripts/sim/policy-pods.ts probes), a few of the policy e2e's cases (test/e2e/policy.test.ts
+// and 81; test/kit/sim/policy-pods.ts probes), a few of the policy e2e's cases (test/e2e/policy.test.ts
 // names them), and for every cell of each table (72 ordered pairs × 2 ports × 2 protocols) the
 // agent's explain answer (over its socket, as `strand explain` asks it) must give the probed verdict,
 // with a reason that matches it. A handful of cells also go through the command line with --kernel.
@@ -10,7 +10,7 @@ import { HANDSHAKE_VERSION } from '../../src/agent/pod-handshake.ts';
 import type { ExplainAnswer } from '../../src/agent/explain.ts';
 import { askAgent, unwrap } from '../../src/cli/agent-query.ts';
 import { explainAnswerSchema, explainReportSchema } from '../../src/cli/explain.ts';
-import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
+import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../kit/sim/policy-pods.ts';
 import { mapLimit, run, sleep, type SimCluster, type SimNode } from '../support/sim.ts';
 
 

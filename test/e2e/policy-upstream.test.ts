@@ -23,7 +23,7 @@
 // Every named port the single-step cases use (serve-80-tcp, serve-81-tcp, serve-81-udp, and the
 // unserved serve-7981-udp of D15) is one the sim pods have, or none has, as in the unit model.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
+import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../kit/sim/policy-pods.ts';
 import type { Packet, Protocol } from '../../src/policy/index.ts';
 import { describeView, judge, oracleWorld, type OraclePolicy, type OracleWorld } from '../support/netpol-oracle.ts';
 import { DERIVED_CASES, UPSTREAM_CASES, type UpstreamCase } from '../support/netpol-upstream-cases.ts';

@@ -1,4 +1,4 @@
-// NetworkPolicy end to end on a simulated three-node cluster (scripts/sim/), the upstream e2e model
+// NetworkPolicy end to end on a simulated three-node cluster (test/kit/sim/), the upstream e2e model
 // (netpol-semantics.md §3): namespaces x, y, z (labelled ns=<name> besides kubernetes.io/metadata.name)
 // with pods a, b, c each (labelled pod=<name>), spread over the nodes so that most pairs cross nodes,
 // every pod serving TCP and UDP on ports 80 and 81 (container ports named serve-<port>-<proto>).
@@ -12,7 +12,7 @@
 import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, usePolicyCluster } from '../support/policy-cluster.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep, waitFor, type SimCluster } from '../support/sim.ts';
-import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../../scripts/sim/policy-pods.ts';
+import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../kit/sim/policy-pods.ts';
 
 
 let cluster: SimCluster;

@@ -1,4 +1,4 @@
-// The agent on a simulated node (scripts/sim/) whose API server authorizes by a copy of
+// The agent on a simulated node (test/kit/sim/) whose API server authorizes by a copy of
 // deploy/strand.yaml without the NetworkPolicy rule: as on a cluster whose manifest lacks a
 // permission the agent needs, the agent is refused with kube-apiserver's 403, says so in its log,
 // keeps retrying, and is not ready, naming what it could not sync. (Under the real manifest the
@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEPLOY_MANIFEST } from '../support/k8s-api-server.ts';
-import { withoutResources, writeManifestCopy } from '../support/k8s/rbac.ts';
+import { DEPLOY_MANIFEST } from '../kit/k8s-api-server.ts';
+import { withoutResources, writeManifestCopy } from '../kit/k8s/rbac.ts';
 import { createTestCluster, waitFor, type SimCluster } from '../support/sim.ts';
 
 const USER = 'system:serviceaccount:kube-strand:strand';

@@ -1,4 +1,4 @@
-// End to end on a simulated three-node cluster with the VXLAN backend (scripts/sim/): three node
+// End to end on a simulated three-node cluster with the VXLAN backend (test/kit/sim/): three node
 // namespaces on one underlay bridge, each running `strand agent` against the test API server, two
 // pods per node wired by dist/strand as a runtime wires them. The tests run in order on one cluster;
 // the later ones change it (an underlay address moves, an agent is killed, nodes are deleted).

@@ -10,8 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiRequestError, ClusterCache, KubeClient, loadKubeConfig, type ResourceName } from '../../src/agent/kube.ts';
 import { markNetworkAvailable } from '../../src/agent/node-status.ts';
 import { silentLogger } from '../../src/log.ts';
-import { DEPLOY_MANIFEST, TestApiServer, type KubeObject, type TestApiServerOptions } from '../support/k8s-api-server.ts';
-import { withoutResources, writeManifestCopy } from '../support/k8s/rbac.ts';
+import { DEPLOY_MANIFEST, TestApiServer, type KubeObject, type TestApiServerOptions } from '../kit/k8s-api-server.ts';
+import { withoutResources, writeManifestCopy } from '../kit/k8s/rbac.ts';
 
 let api: TestApiServer;
 let dir: string;

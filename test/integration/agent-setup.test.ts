@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withNetns } from '../../src/kernel/index.ts';
 import { REFERENCE_CNI_DIR, STRAND, STRAND_CNI, STRAND_IPAM } from '../support/cni.ts';
-import { TestApiServer, type KubeObject } from '../support/k8s-api-server.ts';
+import { TestApiServer, type KubeObject } from '../kit/k8s-api-server.ts';
 import { expectLeastPrivilege } from '../support/least-privilege.ts';
 import { writeVersionedPlugin } from '../support/libcni.ts';
 import { testName } from '../support/names.ts';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STRAND } from '../support/cni.ts';
-import { TestApiServer } from '../support/k8s-api-server.ts';
+import { TestApiServer } from '../kit/k8s-api-server.ts';
 
 function notify(socket: string, i: number): Promise<{ ok: boolean; message?: string } | 'dropped'> {
   const notice = { namespace: 'default', name: `p${i}`, uid: `u${i}`, containerId: `c${i}`, ifname: 'eth0', netns: '/proc/1/ns/net', hostVeth: `vethsig${i}`, ips: [`10.77.0.${10 + i}`] };

@@ -25,7 +25,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TestApiServer, type KubeObject, type TestApiServerOptions } from '../support/k8s-api-server.ts';
+import { TestApiServer, type KubeObject, type TestApiServerOptions } from '../kit/k8s-api-server.ts';
 
 type Cached<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
 

@@ -1,10 +1,10 @@
 // The least-privilege check the tests that run the agent through its whole life end with: under the
-// manifest's RBAC (test/support/k8s/rbac.ts), the agent's identity was refused nothing (the manifest
+// manifest's RBAC (test/kit/k8s/rbac.ts), the agent's identity was refused nothing (the manifest
 // lacks no permission it needs) and used every permission its roles grant (the manifest grants
 // nothing it does not need). A failure names the refusals and the unused grants and lists what the
 // agent did use.
 import { expect } from 'vitest';
-import { describeLeastPrivilege, type LeastPrivilegeReport } from './k8s/rbac.ts';
+import { describeLeastPrivilege, type LeastPrivilegeReport } from '../kit/k8s/rbac.ts';
 
 /**
  * `notExercisedHere`: accesses ("get pods") a test cannot make the agent use every time (a race it

@@ -1,9 +1,9 @@
 // The upstream NetworkPolicy e2e model on a simulated three-node cluster (netpol-semantics.md §3),
 // shared by the policy e2e files: namespaces x, y, z (labelled ns=<name>) with pods a, b, c each
 // (labelled pod=<name>), pod i of 9 on node (i mod 3) + 1 so that most pairs cross nodes, every pod
-// serving TCP and UDP on 80 and 81 (scripts/sim/policy-pods.ts).
+// serving TCP and UDP on 80 and 81 (test/kit/sim/policy-pods.ts).
 import { afterAll, beforeAll } from 'vitest';
-import { PolicyPod, policyContainerPorts } from '../../scripts/sim/policy-pods.ts';
+import { PolicyPod, policyContainerPorts } from '../kit/sim/policy-pods.ts';
 import { createTestCluster, type KubeObject, type SimCluster, type SimPod } from './sim.ts';
 
 export const POLICY_NAMESPACES = ['x', 'y', 'z'] as const;

@@ -1,13 +1,13 @@
-// The simulated cluster (scripts/sim/) for the e2e tests, with the test prefix ("stt", so the global
+// The simulated cluster (test/kit/sim/) for the e2e tests, with the test prefix ("stt", so the global
 // sweep removes what a killed run leaves) and the checks the tests share.
 import { TEST_PREFIX } from './names.ts';
-import { SimCluster, type SimBackend, type SimOptions, type SimPod, waitFor } from '../../scripts/sim/cluster.ts';
-import { mapLimit, ping, tcpWhoami } from '../../scripts/sim/probes.ts';
-import { run } from '../../scripts/sim/exec.ts';
+import { SimCluster, type SimBackend, type SimOptions, type SimPod, waitFor } from '../kit/sim/cluster.ts';
+import { mapLimit, ping, tcpWhoami } from '../kit/sim/probes.ts';
+import { run } from '../kit/sim/exec.ts';
 
-export * from '../../scripts/sim/cluster.ts';
-export * from '../../scripts/sim/probes.ts';
-export { ipJson, bridgeJson, run, sh, trySh } from '../../scripts/sim/exec.ts';
+export * from '../kit/sim/cluster.ts';
+export * from '../kit/sim/probes.ts';
+export { ipJson, bridgeJson, run, sh, trySh } from '../kit/sim/exec.ts';
 
 /** A simulated cluster named with the test prefix. */
 export function createTestCluster(opts: Omit<SimOptions, 'prefix'>): Promise<SimCluster> {

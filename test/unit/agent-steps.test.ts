@@ -19,7 +19,7 @@ import type { Logger } from '../../src/log.ts';
 import { silentLogger } from '../../src/log.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { podChainName } from '../../src/policy/index.ts';
-import { TestApiServer } from '../support/k8s-api-server.ts';
+import { TestApiServer } from '../kit/k8s-api-server.ts';
 
 /** A clock the test moves by hand. */
 class ManualClock implements Clock {

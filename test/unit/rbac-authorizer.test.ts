@@ -1,5 +1,5 @@
-// The test API server's RBAC authorizer (test/support/k8s/rbac.ts) and request info
-// (test/support/k8s/request-info.ts) on their own: kube-apiserver's rule matching, subjects,
+// The test API server's RBAC authorizer (test/kit/k8s/rbac.ts) and request info
+// (test/kit/k8s/request-info.ts) on their own: kube-apiserver's rule matching, subjects,
 // request attributes from URLs, the 403 Status, and the least-privilege record.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -16,9 +16,9 @@ import {
   withBootstrap,
   type PolicyRule,
   type RbacPolicy,
-} from '../support/k8s/rbac.ts';
-import { requestAttributesOf, type RequestAttributes } from '../support/k8s/request-info.ts';
-import { DEPLOY_MANIFEST } from '../support/k8s-api-server.ts';
+} from '../kit/k8s/rbac.ts';
+import { requestAttributesOf, type RequestAttributes } from '../kit/k8s/request-info.ts';
+import { DEPLOY_MANIFEST } from '../kit/k8s-api-server.ts';
 
 const rule = (r: Partial<PolicyRule>): PolicyRule => ({ verbs: [], apiGroups: [], resources: [], resourceNames: [], nonResourceURLs: [], ...r });
 const attrs = (method: string, url: string): RequestAttributes => {

@@ -1,13 +1,13 @@
-// `strand install` and `strand uninstall` on the command line. The work is in install.ts, imported
+// `strand install` on the command line (uninstall.ts shares its directory flags). The work is in src/install/, imported
 // when one of these commands runs, so other commands do not load it.
 import type { Argv, CommandModule } from 'yargs';
-import { interfaceNameProblem } from '../cni/env.ts';
-import { CONFLIST_DEFAULTS, CONFLIST_FILE } from './conflist-template.ts';
+import { interfaceNameProblem } from '../../cni/env.ts';
+import { CONFLIST_DEFAULTS, CONFLIST_FILE } from '../../install/conflist-template.ts';
 
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 
-function dirOptions(y: Argv<object>) {
+export function dirOptions(y: Argv<object>) {
   return y
     .option('cni-bin-dir', { type: 'string', default: DEFAULT_CNI_BIN_DIR, describe: 'where the runtime looks for CNI plugins', requiresArg: true })
     .option('cni-conf-dir', { type: 'string', default: DEFAULT_CNI_CONF_DIR, describe: `where the runtime reads network configurations (${CONFLIST_FILE})`, requiresArg: true })
@@ -28,7 +28,7 @@ function installOptions(y: Argv<object>) {
  * command line's fail() handler (which reports and sets the exit code) a failed check would still
  * run the command.
  */
-function flagProblem(a: Record<string, unknown>): string | undefined {
+export function flagProblem(a: Record<string, unknown>): string | undefined {
   for (const k of ['cni-bin-dir', 'cni-conf-dir', 'state-dir', 'ipam-data-dir', 'log-file', 'source']) {
     if (a[k] === '') return `--${k} must not be empty`;
   }
@@ -39,21 +39,8 @@ function flagProblem(a: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-function uninstallOptions(y: Argv<object>) {
-  return dirOptions(y)
-    .option('state-dir', { type: 'string', default: CONFLIST_DEFAULTS.stateDir, describe: "the agent's node state dir (node.json, agent.sock are removed)", requiresArg: true })
-    .option('ipam-data-dir', { type: 'string', default: CONFLIST_DEFAULTS.ipamDataDir, describe: "strand-ipam data dir (the strand network's reservations are removed once no pod is attached)", requiresArg: true })
-    .option('bridge', { type: 'string', default: CONFLIST_DEFAULTS.bridge, describe: 'the pods\' bridge (removed once no pod is attached)', requiresArg: true })
-    .option('keep-datapath', {
-      type: 'boolean',
-      default: false,
-      describe: 'remove only the files in the CNI dirs; leave node state, VXLAN device, routes, nftables table, bridge',
-    });
-}
-
-type ArgsOf<B> = B extends (y: Argv<object>) => Argv<infer U> ? U : never;
+export type ArgsOf<B> = B extends (y: Argv<object>) => Argv<infer U> ? U : never;
 type InstallArgs = ArgsOf<typeof installOptions>;
-type UninstallArgs = ArgsOf<typeof uninstallOptions>;
 
 export function installCommand(setExitCode: (code: number) => void): CommandModule<object, InstallArgs> {
   return {
@@ -66,7 +53,7 @@ export function installCommand(setExitCode: (code: number) => void): CommandModu
         process.stderr.write(`strand install: ${problem}\n`);
         return setExitCode(2);
       }
-      const { install, describeSteps } = await import('./install.ts');
+      const { install, describeSteps } = await import('../../install/install.ts');
       try {
         const { steps, warnings } = await install({
           cniBinDir: a['cni-bin-dir'],
@@ -80,35 +67,6 @@ export function installCommand(setExitCode: (code: number) => void): CommandModu
         for (const w of warnings) process.stderr.write(`strand install: warning: ${w}\n`);
       } catch (err) {
         process.stderr.write(`strand install: ${(err as Error).message}\n`);
-        setExitCode(1);
-      }
-    },
-  };
-}
-
-export function uninstallCommand(setExitCode: (code: number) => void): CommandModule<object, UninstallArgs> {
-  return {
-    command: 'uninstall',
-    describe: `remove everything Strand put on the node: strand, strand-ipam and ${CONFLIST_FILE} (only where they are Strand's), the node state, the VXLAN device, Strand's routes, the nftables table inet strand, and the bridge and its reservations once no pod is attached`,
-    builder: (y) => uninstallOptions(y),
-    handler: async (a) => {
-      const problem = flagProblem(a);
-      if (problem) {
-        process.stderr.write(`strand uninstall: ${problem}\n`);
-        return setExitCode(2);
-      }
-      const { uninstall, describeSteps } = await import('./install.ts');
-      try {
-        // Before anything is removed: a running agent would put it all back.
-        if (!a['keep-datapath']) await (await import('./node-cleanup.ts')).refuseWhileAgentRuns(a['state-dir']);
-        const steps = uninstall({ cniBinDir: a['cni-bin-dir'], cniConfDir: a['cni-conf-dir'], dryRun: a['dry-run'] });
-        if (!a['keep-datapath']) {
-          const { cleanUpNode } = await import('./node-cleanup.ts');
-          steps.push(...(await cleanUpNode({ stateDir: a['state-dir'], ipamDataDir: a['ipam-data-dir'], bridge: a.bridge, dryRun: a['dry-run'] })));
-        }
-        process.stdout.write(describeSteps(steps, a['dry-run']));
-      } catch (err) {
-        process.stderr.write(`strand uninstall: ${(err as Error).message}\n`);
         setExitCode(1);
       }
     },

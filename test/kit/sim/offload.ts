@@ -2,7 +2,7 @@
 // over 64 KiB is what a node operator turns BIG TCP on for (`ip link set eth0 gso_ipv4_max_size …`);
 // Debian 12's iproute2 (6.1) does not know the IPv4 attributes yet, so this goes through Strand's
 // netlink code. The simulator and the benchmark's hand-built baselines use the same function.
-import { NetlinkSocket, setLink } from '../../src/kernel/index.ts';
+import { NetlinkSocket, setLink } from '../../../src/kernel/index.ts';
 
 /** What the simulated NICs take by default: 192 KiB, the size BIG TCP is usually turned on with. */
 export const SIM_OFFLOAD_SIZE = 196_608;

@@ -1,7 +1,7 @@
-// The simulated cluster's Kubernetes API server: test/support/k8s-api-server.ts in a process of its
+// The simulated cluster's Kubernetes API server: test/kit/k8s-api-server.ts in a process of its
 // own, started by the simulator inside the cluster's "switch" network namespace.
 //
-//   ip netns exec <switch> node scripts/sim/api-server.ts --listen 198.18.1.1:6443 [--rbac deploy/strand.yaml]
+//   ip netns exec <switch> node test/kit/sim/api-server.ts --listen 198.18.1.1:6443 [--rbac deploy/strand.yaml]
 //
 // Who may do what. With --rbac (the simulator always passes it) the server authorizes every HTTP
 // request as kube-apiserver's RBAC authorizer would, from the manifest's ClusterRoles and bindings:
@@ -25,7 +25,7 @@
 // stdin closing (the simulator exited, even by SIGKILL) stops the server and this process.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { ApiError, TestApiServer, type ResourceName } from '../../test/support/k8s-api-server.ts';
+import { ApiError, TestApiServer, type ResourceName } from '../k8s-api-server.ts';
 
 interface Request {
   id: number;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { REPO, type SimPod } from './cluster.ts';
 
-export const POLICY_POD = join(REPO, 'scripts', 'sim', 'policy-pod.mjs');
+export const POLICY_POD = join(REPO, 'test', 'kit', 'sim', 'policy-pod.mjs');
 export const POLICY_PORTS = [80, 81] as const;
 export type L4 = 'tcp' | 'udp';
 export const POLICY_PROTOCOLS: readonly L4[] = ['tcp', 'udp'];
