@@ -36,9 +36,12 @@ import { normalizeIp } from './backends/cidr.ts';
 import { ClusterNetwork } from './cluster-network.ts';
 import { ConfigError, loadAgentConfig, type AgentConfig } from './config.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
-import { ClusterCache, describeError, KubeClient, KubeConfigError, loadKubeConfig, podIPs, type BackoffOptions, type NodeInfo, type ResourceName } from './kube.ts';
+import { describeError, KubeClient, KubeConfigError, loadKubeConfig } from '../k8s/client.ts';
+import { ClusterCache } from '../k8s/cluster-cache.ts';
+import type { BackoffOptions, ResourceName } from '../k8s/informer.ts';
+import { podIPs, type NodeInfo } from '../k8s/objects.ts';
 import { createMetrics, updateIpamGauges, type AgentMetrics } from './metrics.ts';
-import { markNetworkAvailable, networkMarkedAvailable } from './node-status.ts';
+import { markNetworkAvailable, networkMarkedAvailable, patchNodeAnnotations } from '../k8s/node-patch.ts';
 import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from './node-setup.ts';
 import { explain, type ExplainAnswer } from './explain.ts';
 import { explainPolicy } from './explain-policy.ts';
@@ -833,21 +836,15 @@ export class Agent {
     const body = JSON.stringify(differ);
     if (body === this.annotationsPatched.body && Date.now() - this.annotationsPatched.at < 10_000) return;
     this.annotationsPatched = { body, at: Date.now() };
-    this.kube
-      .request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.config.nodeName)}`, {
-        body: { metadata: { annotations: differ } },
-        contentType: 'application/merge-patch+json',
-        timeoutMs: 30_000,
-      })
-      .then(
-        () => this.log.info({ annotations: differ }, 'published the node annotations'),
-        (err: unknown) => {
-          this.annotationsPatched = { body: '', at: 0 };
-          this.metrics.apiErrors.inc({ resource: 'nodes' });
-          this.log.warn({ err: describeError(err) }, 'could not publish the node annotations; retrying');
-          this.retryLater();
-        },
-      );
+    patchNodeAnnotations(this.kube, this.config.nodeName, differ).then(
+      () => this.log.info({ annotations: differ }, 'published the node annotations'),
+      (err: unknown) => {
+        this.annotationsPatched = { body: '', at: 0 };
+        this.metrics.apiErrors.inc({ resource: 'nodes' });
+        this.log.warn({ err: describeError(err) }, 'could not publish the node annotations; retrying');
+        this.retryLater();
+      },
+    );
   }
 
   private async reconcileEgress(): Promise<void> {

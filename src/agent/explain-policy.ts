@@ -6,7 +6,7 @@
 import { firstHost } from '../kernel/index.ts';
 import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/model.ts';
 import type { DirectionView, PolicyView, Protocol } from './explain.ts';
-import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './kube.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from '../k8s/objects.ts';
 
 export interface PolicyCaches {
   nodes: readonly NodeInfo[];

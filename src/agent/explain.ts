@@ -6,7 +6,7 @@
 import { cidrContains, familyOf, normalizeCidr, normalizeIp } from './backends/cidr.ts';
 import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredRoute } from './backends/index.ts';
 import type { AgentConfig } from './config.ts';
-import { podIPs, type NodeInfo, type PodInfo } from './kube.ts';
+import { podIPs, type NodeInfo, type PodInfo } from '../k8s/objects.ts';
 import type { ExplainQuery } from './pod-handshake.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';

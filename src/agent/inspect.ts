@@ -15,7 +15,8 @@ import { underlayPrefixes } from './backends/datapath.ts';
 import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredState, type Peer } from './backends/index.ts';
 import { underlayIps } from './cluster-network.ts';
 import type { AgentConfig } from './config.ts';
-import { describeError, type ResourceName } from './kube.ts';
+import { describeError } from '../k8s/client.ts';
+import type { ResourceName } from '../k8s/informer.ts';
 import type { Underlay } from './node-setup.ts';
 
 export const INSPECT_VERSION = 1;

@@ -39,7 +39,9 @@ import {
   type LocalPod,
   type Protocol,
 } from '../policy/model.ts';
-import { ApiRequestError, describeError, slimPod, type ClusterCache, type KubeClient, type PodInfo } from './kube.ts';
+import { ApiRequestError, describeError, type KubeClient } from '../k8s/client.ts';
+import type { ClusterCache } from '../k8s/cluster-cache.ts';
+import { slimPod, type PodInfo } from '../k8s/objects.ts';
 import { createPolicyMetrics, type PolicyMetrics } from './policy-metrics.ts';
 import { readPolicyCounters } from './policy-counters.ts';
 
