@@ -9,8 +9,8 @@
 // are the kernel's Strand routes, and each is checked for the neighbour and FDB entry it needs.
 import * as z from 'zod';
 import type { InspectSnapshot, PolicySummary } from '../agent/inspect.ts';
-import { planChanges, type ActualState, type Devices } from '../agent/backends/index.ts';
-import { describeRouteEntry } from '../agent/backends/diff.ts';
+import { planChanges, type ActualState, type Devices } from '../datapath/index.ts';
+import { describeRouteEntry } from '../datapath/diff.ts';
 import type { RangeSetUsage } from '../ipam/allocator.ts';
 import type { NodeState } from '../state/node-state.ts';
 import { apiSchema, policySummarySchema } from './agent-query.ts';
@@ -197,7 +197,7 @@ export interface StatusInputs {
 /** deploy/strand.yaml: DaemonSet strand in kube-strand, container agent. */
 const RESTART_HINT = "the agent's log: kubectl -n kube-strand logs <the node's strand pod> -c agent (or its --log-file)";
 
-/** VXLAN's headers: outer IPv4 + UDP + VXLAN + inner Ethernet (50), or 70 over IPv6 (backends/desired.ts). */
+/** VXLAN's headers: outer IPv4 + UDP + VXLAN + inner Ethernet (50), or 70 over IPv6 (datapath/desired.ts). */
 function overheadFor(backend: string | undefined, underlayFirst: string | undefined): number {
   if (backend !== 'vxlan') return 0;
   return underlayFirst?.includes(':') ? 70 : 50;

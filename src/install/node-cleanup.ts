@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { STRAND_ROUTE_PROTOCOL } from '../agent/backends/types.ts';
+import { STRAND_ROUTE_PROTOCOL } from '../datapath/types.ts';
 import { deleteLinkIfExists, deleteRoute, isKernelError, listLinks, listRoutes, NetlinkSocket } from '../kernel/index.ts';
 import { NETLINK_NETFILTER } from '../kernel/netlink-const.ts';
 import { batchMarker, delTable, getTable, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../nft/netlink-msgs.ts';

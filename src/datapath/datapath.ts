@@ -23,7 +23,7 @@ import {
   replaceRoute,
   type NetlinkSocket,
   type RouteSpec,
-} from '../../kernel/index.ts';
+} from '../kernel/index.ts';
 import { desiredState, type DatapathMode } from './desired.ts';
 import { planChanges, type ActualState, type Devices, type PlanOp } from './diff.ts';
 import { STRAND_ROUTE_PROTOCOL, type Change, type LocalNode, type Problem, type ReconcileReport } from './types.ts';

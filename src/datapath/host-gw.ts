@@ -3,7 +3,7 @@
 // on one layer-2 segment: a peer whose underlay address is outside every prefix of the underlay
 // interface gets no route and is reported, because the kernel would refuse such a gateway anyway
 // ("Nexthop has invalid gateway") or, worse, send through a default router that knows no pod CIDRs.
-import type { NetlinkSocket } from '../../kernel/index.ts';
+import type { NetlinkSocket } from '../kernel/index.ts';
 import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries } from './datapath.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';

@@ -16,7 +16,7 @@ import {
   type Link,
   type LinkChanges,
   type NetlinkSocket,
-} from '../../kernel/index.ts';
+} from '../kernel/index.ts';
 import { familyOf, vtepHostCidr } from './cidr.ts';
 import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries, reportDeviceChange, vxlanDeviceName } from './datapath.ts';
 import { vxlanOverhead, type DatapathMode } from './desired.ts';

@@ -1,6 +1,6 @@
 // Address arithmetic the backends need: prefixes as network addresses, containment and overlap,
 // and the VTEP address of a pod CIDR.
-import { formatCidr, formatIp, networkOf, parseCidr, tryParseIp, type IpFamily, type ParsedCidr } from '../../kernel/index.ts';
+import { formatCidr, formatIp, networkOf, parseCidr, tryParseIp, type IpFamily, type ParsedCidr } from '../kernel/index.ts';
 
 /** The family of an address or CIDR, undefined when it is neither. */
 export function familyOf(text: string): IpFamily | undefined {
@@ -40,7 +40,7 @@ export function cidrContains(cidr: string, ip: string): boolean {
   return a !== undefined && prefixMatches(c.bytes, a.bytes, c.prefixLength);
 }
 
-export { cidrsOverlap } from '../../kernel/index.ts';
+export { cidrsOverlap } from '../kernel/index.ts';
 
 /**
  * The VTEP address of a node for one of its pod CIDRs: the network address itself ("10.244.2.0"),

@@ -1,5 +1,5 @@
 // Checks and normalizes what the agent says about this node before any kernel change.
-import { getLink, type Link, type NetlinkSocket } from '../../kernel/index.ts';
+import { getLink, type Link, type NetlinkSocket } from '../kernel/index.ts';
 import { familyOf, normalizeCidr, normalizeIp } from './cidr.ts';
 import type { LocalNode } from './types.ts';
 
