@@ -23,7 +23,8 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { hostVethName } from '../plugin/names.ts';
-import { NetlinkSocket, formatIp, parseCidr, type OffloadSizes } from '../kernel/index.ts';
+import { NetlinkSocket, type OffloadSizes } from '../kernel/index.ts';
+import { firstHost, formatIp, parseCidr } from '../net/ip.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { loadKoffi } from '../kernel/libc.ts';
 import { formatIp as formatIpamIp } from '../ipam/range.ts';
@@ -32,7 +33,7 @@ import { strandVersion } from '../version.ts';
 import { CHAINED_PLUGINS } from '../install/conflist-template.ts';
 import { planConflist, PluginVersionCache, type ConflistPlan } from '../install/conflist-versions.ts';
 import { agentSocketPath, buildConflist, conflistPath, ensureConflist, NETWORK_NAME } from './cni-conflist.ts';
-import { normalizeIp } from '../datapath/cidr.ts';
+import { normalizeIp } from '../net/text.ts';
 import { ClusterNetwork } from './cluster-network.ts';
 import { ConfigError, loadAgentConfig, type AgentConfig } from './config.ts';
 import { startHealthServer, type HealthServer } from './health.ts';
@@ -51,7 +52,6 @@ import { PodHandshakeServer, type ExplainQuery, type PodStartAnswer, type PodSta
 import { underlayPrefixes } from '../datapath/datapath.ts';
 import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy-enforcer.ts';
 import { createNftRunner } from '../nft/runner.ts';
-import { firstHost } from '../kernel/ip.ts';
 
 /** A pass at least this often, whatever happens. */
 export const RESYNC_MS = 30_000;

@@ -12,7 +12,7 @@
 // A bad value is refused with the option, where it came from and why, on one line (ConfigError).
 // zod and the TOML parser are imported when a configuration is loaded, not when the CLI starts: the
 // option table is read by every `strand` command line for --help.
-import { isCidr } from '../util/cidr.ts';
+import { isCidr } from '../net/text.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';

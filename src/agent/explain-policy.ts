@@ -3,7 +3,7 @@
 // (netpol-semantics R1): the source's egress by the model of the source's node, the destination's
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
-import { firstHost } from '../kernel/index.ts';
+import { firstHost } from '../net/ip.ts';
 import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/model.ts';
 import type { DirectionView, PolicyView, Protocol } from './explain.ts';
 import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from '../k8s/objects.ts';

@@ -10,7 +10,7 @@
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
-import { familyOf } from '../datapath/cidr.ts';
+import { familyOf } from '../net/text.ts';
 import { underlayPrefixes } from '../datapath/datapath.ts';
 import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredState, type Peer } from '../datapath/index.ts';
 import { underlayIps } from './cluster-network.ts';

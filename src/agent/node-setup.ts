@@ -13,18 +13,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import {
   findLink,
-  firstHost,
   isKernelError,
   listAddresses,
   listLinks,
   listRoutes,
   OFFLOAD_KEYS,
-  parseCidr,
   type Link,
   type OffloadSizes,
   type NetlinkSocket,
   type Route,
 } from '../kernel/index.ts';
+import { firstHost, parseCidr } from '../net/ip.ts';
 import type { Logger } from '../log.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from '../plugin/bridge.ts';
 import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../state/node-state.ts';

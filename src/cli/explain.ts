@@ -8,7 +8,7 @@ import type { Argv, CommandModule } from 'yargs';
 import * as z from 'zod';
 import { agentSocketPath } from '../agent/cni-conflist.ts';
 import type { ExplainAnswer } from '../agent/explain.ts';
-import { cidrContains, familyOf } from '../datapath/cidr.ts';
+import { cidrContains, familyOf } from '../net/text.ts';
 import { HANDSHAKE_VERSION, type ExplainQuery } from '../agent/pod-handshake.ts';
 import { findLink, listRoutes, NetlinkSocket, type Route } from '../kernel/index.ts';
 import { askAgent, unwrap } from './agent-query.ts';

@@ -19,7 +19,7 @@ export function createBackend(nl: NetlinkSocket, config: BackendConfig): Backend
   }
 }
 
-export { cidrContains, cidrsOverlap, normalizeCidr, vtepAddress } from './cidr.ts';
+export { vtepAddress } from './cidr.ts';
 export { VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
 export { desiredState, vxlanOverhead } from './desired.ts';
 export type { DatapathMode, DesiredFdb, DesiredInput, DesiredNeighbour, DesiredRoute, DesiredState } from './desired.ts';

@@ -17,7 +17,8 @@ import {
   type LinkChanges,
   type NetlinkSocket,
 } from '../kernel/index.ts';
-import { familyOf, vtepHostCidr } from './cidr.ts';
+import { familyOf } from '../net/text.ts';
+import { vtepHostCidr } from './cidr.ts';
 import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries, reportDeviceChange, vxlanDeviceName } from './datapath.ts';
 import { vxlanOverhead, type DatapathMode } from './desired.ts';
 import { normalizeLocal, underlayLink } from './local.ts';

@@ -14,15 +14,13 @@ import {
   listAddresses,
   listRoutes,
   NetlinkSocket,
-  firstHost,
-  parseCidr,
-  formatIp,
   setBridgePort,
   interfaceSysctl,
   KernelError,
   type OffloadSizes,
   type Link,
 } from '../kernel/index.ts';
+import { firstHost, parseCidr, formatIp } from '../net/ip.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { eventLog, type EventLog } from '../event-log.ts';

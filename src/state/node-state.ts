@@ -3,7 +3,7 @@
 // Node.spec.podCIDRs, the cluster CIDRs, the MTU, the pods' offload sizes and the backend. The
 // agent writes it atomically (temp file, fsync, rename), so a reader sees a whole old or a whole new
 // file, never half of one.
-import { isCidr } from '../util/cidr.ts';
+import { isCidr } from '../net/text.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as z from 'zod';
