@@ -6,6 +6,7 @@
 // them, install/conflist-versions.ts, and the list is rewritten when the answer changes). The
 // pod MTU is not in it: the plugin reads it from the node state, so an MTU change does not rewrite
 // the file that runtimes watch.
+import { AGENT_SOCKET_FILE } from '../defaults.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFLIST_FILE, NETWORK_NAME, strandConflist } from '../install/conflist-template.ts';
@@ -24,7 +25,7 @@ export function conflistPath(cniConfDir: string): string {
 
 /** The pod-start handshake socket the agent listens on (the plugin's default: `<stateDir>/agent.sock`). */
 export function agentSocketPath(stateDir: string): string {
-  return join(stateDir, 'agent.sock');
+  return join(stateDir, AGENT_SOCKET_FILE);
 }
 
 export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'> & Partial<Pick<AgentConfig, 'policyWhenNoAgent'>>;

@@ -1,11 +1,12 @@
 // `strand install` and `strand uninstall` on the command line. The work is in install.ts, imported
 // when one of these commands runs, so other commands do not load it.
+import { CNI_BIN_DIR, CNI_CONF_DIR } from '../defaults.ts';
 import type { Argv, CommandModule } from 'yargs';
 import { interfaceNameProblem } from '../cni/env.ts';
 import { CONFLIST_DEFAULTS, CONFLIST_FILE } from './conflist-template.ts';
 
-export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
-export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+export const DEFAULT_CNI_BIN_DIR = CNI_BIN_DIR;
+export const DEFAULT_CNI_CONF_DIR = CNI_CONF_DIR;
 
 function dirOptions(y: Argv<object>) {
   return y

@@ -7,9 +7,10 @@
 // disableCheck, disableGC, plugins) and ignores the rest, and a plugin only receives its own entry
 // of `plugins` (with name and cniVersion injected), so the key reaches no plugin (CNI 1.1 §1).
 
+import { BRIDGE, CNI_LOG_FILE, CONFLIST_FILE, IPAM_DATA_DIR, STATE_DIR } from '../defaults.ts';
 import type { ListVersions } from './conflist-versions.ts';
 
-export const CONFLIST_FILE = '10-strand.conflist';
+export { CONFLIST_FILE };
 export const NETWORK_NAME = 'strand';
 export const MANAGED_KEY = 'strand.dev/managed';
 
@@ -46,10 +47,10 @@ export const DEFAULT_VERSIONS: ListVersions = { cniVersion: '1.0.0', cniVersions
 
 /** The defaults of cni-conf/10-strand.conflist (and of the plugin's own fields). */
 export const CONFLIST_DEFAULTS: Required<Omit<ConflistOptions, 'versions' | 'chained'>> = {
-  bridge: 'cni0',
-  stateDir: '/run/strand',
-  ipamDataDir: '/var/lib/cni/networks',
-  logFile: '/var/log/strand/cni.log',
+  bridge: BRIDGE,
+  stateDir: STATE_DIR,
+  ipamDataDir: IPAM_DATA_DIR,
+  logFile: CNI_LOG_FILE,
 };
 
 /** The configuration list as an object. */

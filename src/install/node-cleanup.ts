@@ -7,6 +7,7 @@
 //
 // Refused while an agent answers on its socket: it would put everything back on its next pass
 // (delete the DaemonSet first).
+import { AGENT_SOCKET_FILE, NODE_STATE_FILE } from '../defaults.ts';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -25,7 +26,7 @@ export interface NodeCleanupOptions {
 }
 
 const VXLAN_DEVICE = /^strand\.\d+$/;
-const NODE_FILES = ['node.json', 'agent.sock'];
+const NODE_FILES = [NODE_STATE_FILE, AGENT_SOCKET_FILE];
 
 /** True when something accepts connections on the agent's socket. */
 export function agentListening(socketPath: string, timeoutMs = 1_000): Promise<boolean> {
@@ -43,7 +44,7 @@ export function agentListening(socketPath: string, timeoutMs = 1_000): Promise<b
 }
 
 export async function refuseWhileAgentRuns(stateDir: string): Promise<void> {
-  const socket = join(stateDir, 'agent.sock');
+  const socket = join(stateDir, AGENT_SOCKET_FILE);
   if (await agentListening(socket)) {
     throw new Error(`a Strand agent is running on this node (${socket} answers): delete the DaemonSet first, or pass --keep-datapath`);
   }
