@@ -7,7 +7,7 @@ import { cidrContains, familyOf, normalizeCidr, normalizeIp } from '../net/text.
 import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredRoute } from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
 import { podIPs, type NodeInfo, type PodInfo } from '../k8s/objects.ts';
-import type { ExplainQuery } from './pod-handshake.ts';
+import type { ExplainQuery } from '../contracts/agent-socket.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 

@@ -26,7 +26,7 @@ import {
 import { firstHost, parseCidr } from '../net/ip.ts';
 import type { Logger } from '../log.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from '../plugin/bridge.ts';
-import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../state/node-state.ts';
+import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../contracts/node-state.ts';
 import type { AgentBackend, BigTcpMode } from './config.ts';
 
 /** VXLAN headers: outer IPv4 (20) or IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14). */

@@ -12,7 +12,7 @@ import type { InspectSnapshot, PolicySummary } from '../agent/inspect.ts';
 import { planChanges, type ActualState, type Devices } from '../datapath/index.ts';
 import { describeRouteEntry } from '../datapath/diff.ts';
 import type { RangeSetUsage } from '../ipam/allocator.ts';
-import type { NodeState } from '../state/node-state.ts';
+import type { NodeState } from '../contracts/node-state.ts';
 import { apiSchema, policySummarySchema } from './agent-query.ts';
 import { EXIT, type Verdict } from './output.ts';
 

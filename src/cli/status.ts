@@ -3,7 +3,7 @@
 // everything to the pure judgement in status-report.ts. Works with the agent stopped: the report
 // then says what it could not see.
 import type { Argv, CommandModule } from 'yargs';
-import { agentSocketPath } from '../agent/cni-conflist.ts';
+import { agentSocketPath } from '../contracts/agent-socket.ts';
 import { NetlinkSocket } from '../kernel/index.ts';
 import { inspectAgent } from './agent-query.ts';
 import { readKernelView } from './kernel-view.ts';

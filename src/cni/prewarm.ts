@@ -13,7 +13,7 @@ export async function prewarm(): Promise<void> {
   const [{ loadPluginConfig }, { loadIpamConfig }, { parseNodeState }] = await Promise.all([
     import('../plugin/config.ts'),
     import('../ipam/config.ts'),
-    import('../state/node-state.ts'),
+    import('../contracts/node-state.ts'),
   ]);
   const stdin = JSON.stringify({
     cniVersion: '1.1.0',

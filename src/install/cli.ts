@@ -3,7 +3,7 @@
 import { CNI_BIN_DIR, CNI_CONF_DIR } from '../defaults.ts';
 import type { Argv, CommandModule } from 'yargs';
 import { interfaceNameProblem } from '../cni/env.ts';
-import { CONFLIST_DEFAULTS, CONFLIST_FILE } from './conflist-template.ts';
+import { CONFLIST_DEFAULTS, CONFLIST_FILE } from '../contracts/conflist.ts';
 
 export const DEFAULT_CNI_BIN_DIR = CNI_BIN_DIR;
 export const DEFAULT_CNI_CONF_DIR = CNI_CONF_DIR;

@@ -15,7 +15,7 @@ import { STRAND_ROUTE_PROTOCOL } from '../datapath/types.ts';
 import { deleteLinkIfExists, deleteRoute, isKernelError, listLinks, listRoutes, NetlinkSocket } from '../kernel/index.ts';
 import { NETLINK_NETFILTER } from '../kernel/netlink-const.ts';
 import { batchMarker, delTable, getTable, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../nft/netlink-msgs.ts';
-import { NETWORK_NAME } from './conflist-template.ts';
+import { NETWORK_NAME } from '../contracts/conflist.ts';
 import type { Step } from './install.ts';
 
 export interface NodeCleanupOptions {

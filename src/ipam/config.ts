@@ -10,7 +10,7 @@ import { K8S_ARG_KEYS, parseCniArgs } from '../cni/args.ts';
 import { parseFields } from '../cni/config.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import type { Route } from '../cni/result.ts';
-import { DEFAULT_STATE_DIR, nodeStatePath, readNodeState, type NodeState } from '../state/node-state.ts';
+import { DEFAULT_STATE_DIR, nodeStatePath, readNodeState, type NodeState } from '../contracts/node-state.ts';
 import { zod } from '../util/lazy-zod.ts';
 import { isObject, isStringArray, isUint } from '../util/plain.ts';
 import {
