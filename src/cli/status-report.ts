@@ -9,7 +9,7 @@
 // are the kernel's Strand routes, and each is checked for the neighbour and FDB entry it needs.
 import * as z from 'zod';
 import type { InspectSnapshot, PolicySummary } from '../agent/inspect.ts';
-import { planChanges, type ActualState, type Devices } from '../datapath/index.ts';
+import { backendOverhead, planChanges, type ActualState, type Devices } from '../datapath/index.ts';
 import { describeRouteEntry } from '../datapath/diff.ts';
 import type { RangeSetUsage } from '../ipam/allocator.ts';
 import type { NodeState } from '../contracts/node-state.ts';
@@ -197,10 +197,10 @@ export interface StatusInputs {
 /** deploy/strand.yaml: DaemonSet strand in kube-strand, container agent. */
 const RESTART_HINT = "the agent's log: kubectl -n kube-strand logs <the node's strand pod> -c agent (or its --log-file)";
 
-/** VXLAN's headers: outer IPv4 + UDP + VXLAN + inner Ethernet (50), or 70 over IPv6 (datapath/desired.ts). */
+/** The backend's encapsulation overhead (datapath/mtu.ts) over the underlay's first address's family. */
 function overheadFor(backend: string | undefined, underlayFirst: string | undefined): number {
   if (backend !== 'vxlan') return 0;
-  return underlayFirst?.includes(':') ? 70 : 50;
+  return backendOverhead('vxlan', underlayFirst?.includes(':') ? 6 : 4);
 }
 
 export function usageOf(u: RangeSetUsage): IpamNetworkStatus['ranges'][number] {

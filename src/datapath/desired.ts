@@ -176,8 +176,3 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
   }
   return out;
 }
-
-/** The encapsulation overhead of VXLAN over this underlay family: outer IP + UDP + VXLAN + Ethernet. */
-export function vxlanOverhead(underlayFamily: IpFamily): number {
-  return underlayFamily === 4 ? 50 : 70;
-}

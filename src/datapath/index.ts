@@ -21,7 +21,8 @@ export function createBackend(nl: NetlinkSocket, config: BackendConfig): Backend
 
 export { vtepAddress } from './cidr.ts';
 export { VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
-export { desiredState, vxlanOverhead } from './desired.ts';
+export { desiredState } from './desired.ts';
+export { backendOverhead, podMtu, VXLAN_OVERHEAD, vxlanOverhead } from './mtu.ts';
 export type { DatapathMode, DesiredFdb, DesiredInput, DesiredNeighbour, DesiredRoute, DesiredState } from './desired.ts';
 export { planChanges } from './diff.ts';
 export type { ActualFdb, ActualNeighbour, ActualRoute, ActualState, Devices, Plan, PlanOp } from './diff.ts';

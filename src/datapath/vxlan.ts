@@ -21,7 +21,8 @@ import {
 import { familyOf } from '../net/text.ts';
 import { vtepHostCidr } from './cidr.ts';
 import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries, reportDeviceChange, vxlanDeviceName } from './datapath.ts';
-import { vxlanOverhead, type DatapathMode } from './desired.ts';
+import type { DatapathMode } from './desired.ts';
+import { podMtu } from './mtu.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';
 import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } from './types.ts';
@@ -120,7 +121,7 @@ export class VxlanBackend implements Backend {
     const changes: Change[] = [];
     const underlay = underlayLink(nl, local);
     const endpoint = local.underlayIps[0]!;
-    const mtu = (local.underlayMtu ?? underlay.mtu) - vxlanOverhead(familyOf(endpoint)!);
+    const mtu = podMtu('vxlan', local.underlayMtu ?? underlay.mtu, familyOf(endpoint)!);
     const mac = vtepMacFor(local.name);
 
     let link = findLink(nl, this.device);
