@@ -3,6 +3,7 @@
 // deserializer fails a whole list on one malformed item and builds heavy model objects).
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { fetch } from 'undici';
+import { ApiReachability, PROBE_INTERVAL_MS } from './reachability.ts';
 
 export class KubeConfigError extends Error {
   override name = 'KubeConfigError';
@@ -56,12 +57,16 @@ export function describeError(err: unknown): string {
 export class KubeClient {
   readonly kc: KubeConfig;
   readonly server: string;
+  /** Whether the API answers, shared by everything that uses this client (reachability.ts). */
+  readonly reachability: ApiReachability;
 
-  constructor(kc: KubeConfig) {
+  /** `probeMs`: how often an unreachable API is tried (reachability.ts; tests shorten it). */
+  constructor(kc: KubeConfig, opts: { probeMs?: number } = {}) {
     this.kc = kc;
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
     this.server = cluster.server.replace(/\/+$/, '');
+    this.reachability = new ApiReachability(() => this.request('GET', '/version', { timeoutMs: 5_000 }), opts.probeMs ?? PROBE_INTERVAL_MS);
   }
 
   /** One request with the kubeconfig's credentials and TLS settings; the decoded JSON answer. */
@@ -89,10 +94,14 @@ export class KubeClient {
       status = res.status;
       text = await res.text();
     } catch (err) {
-      throw new ApiRequestError(0, `${method} ${path}: ${describeError(err)}`, { cause: err });
+      const failure = new ApiRequestError(0, `${method} ${path}: ${describeError(err)}`, { cause: err });
+      this.reachability.failed(failure);
+      throw failure;
     } finally {
       dispatcher?.close().catch(() => undefined);
     }
+    // Any answer, even an error, says the API is reachable.
+    this.reachability.succeeded();
     if (status < 200 || status > 299) {
       let message = text.slice(0, 300);
       try {

@@ -11,7 +11,10 @@ export class ClusterCache {
   readonly namespaces: ResourceInformer<NamespaceInfo>;
   readonly networkPolicies: ResourceInformer<NetworkPolicyInfo>;
 
+  private readonly kube: KubeClient;
+
   constructor(kube: KubeClient, hooks: InformerHooks, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+    this.kube = kube;
     this.nodes = new ResourceInformer(kube, RESOURCE_SPECS.nodes, hooks, backoff);
     this.pods = new ResourceInformer(kube, RESOURCE_SPECS.pods, hooks, backoff);
     this.namespaces = new ResourceInformer(kube, RESOURCE_SPECS.namespaces, hooks, backoff);
@@ -35,8 +38,13 @@ export class ClusterCache {
     return this.all.every((i) => i.synced);
   }
 
-  /** The resources not listed yet. */
+  /**
+   * The resources not in step with the API server: not listed yet, or (once the API answers again
+   * after an outage) still failing to list or watch. While the API itself is unreachable the caches
+   * are as good as anyone's, and an outage alone does not make the node unready.
+   */
   get unsynced(): ResourceName[] {
-    return this.all.filter((i) => !i.synced).map((i) => i.resource);
+    const reachable = this.kube.reachability.reachable;
+    return this.all.filter((i) => !i.synced || (reachable && i.down)).map((i) => i.resource);
   }
 }

@@ -3,6 +3,8 @@
 // (test/integration/k8s-api-server.test.ts has the details):
 //   - ListWatch stops on any error other than 410 (connection refused or reset, a failed list):
 //     ResourceInformer restarts it with capped exponential backoff, resuming from the last version;
+//     when the API comes back after an outage (any request succeeds: reachability.ts), every
+//     informer waiting out its backoff restarts at once;
 //   - relisting after 410 Gone is ListWatch's own; watches ask for bookmarks so that the version a
 //     quiet resource resumes from stays recent;
 //   - objects are slimmed (objects.ts) before they reach the cache;
@@ -135,6 +137,9 @@ export class ResourceInformer<T extends KubernetesObject> {
   private failures = 0;
   private connects = 0;
   private listedSinceWatch = false;
+  private unsubscribe: (() => void) | undefined;
+  /** The last list or watch failed and none has worked since. */
+  down = false;
   /** The first list is in the cache. */
   synced = false;
   /** Malformed objects skipped so far. */
@@ -160,11 +165,14 @@ export class ResourceInformer<T extends KubernetesObject> {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.unsubscribe = this.kube.reachability.onBack(() => this.apiBack());
     this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.lw.stop();
@@ -186,6 +194,18 @@ export class ResourceInformer<T extends KubernetesObject> {
   /** Called by SlimWatch: the connection works (a watch answered, an event came). */
   healthy(): void {
     this.failures = 0;
+    this.down = false;
+    this.kube.reachability.succeeded();
+  }
+
+  /** The API is back after an outage: a restart waiting out its backoff goes now, from a clean slate. */
+  private apiBack(): void {
+    if (this.stopped || this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.failures = 0;
+    this.hooks.log.info({ resource: this.resource }, `${this.resource}: the API server is back; list/watch again now`);
+    this.run();
   }
 
   /**
@@ -238,6 +258,8 @@ export class ResourceInformer<T extends KubernetesObject> {
     // ListWatch reports its own stop() as an AbortError.
     if (this.stopped) return;
     this.failures++;
+    this.down = true;
+    this.kube.reachability.failed(err);
     const delay = backoffDelay(this.failures, this.backoff);
     this.hooks.onApiError?.(this.resource, err);
     this.hooks.log.warn(
@@ -277,6 +299,7 @@ export class ResourceInformer<T extends KubernetesObject> {
       }
       this.listedSinceWatch = true;
       this.failures = 0;
+      this.down = false;
       return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion }, items } as KubernetesListObject<T>;
     }
   }
