@@ -64,8 +64,9 @@ const CHAINED_ENTRIES: Record<ChainedPlugin, Record<string, unknown>> = {
  */
 export const DEFAULT_VERSIONS: ListVersions = { cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] };
 
+type PathOptions = Omit<ConflistOptions, 'versions' | 'chained' | 'agentWaitMs' | 'policyWhenNoAgent'>;
 /** The defaults of cni-conf/10-strand.conflist (and of the plugin's own fields). */
-export const CONFLIST_DEFAULTS: Required<Omit<ConflistOptions, 'versions' | 'chained' | 'agentWaitMs' | 'policyWhenNoAgent'>> = {
+export const CONFLIST_DEFAULTS: Required<PathOptions> = {
   bridge: BRIDGE,
   stateDir: STATE_DIR,
   ipamDataDir: IPAM_DATA_DIR,
@@ -98,7 +99,9 @@ export function strandConflist(opts: ConflistOptions = {}): Record<string, unkno
           dataDir: o.ipamDataDir,
         },
         // Left out at the plugin's defaults, so the default file stays what install writes.
-        ...(opts.agentWaitMs !== undefined && opts.agentWaitMs !== PLUGIN_AGENT_WAIT_MS ? { agentWaitMs: opts.agentWaitMs } : {}),
+        ...(opts.agentWaitMs !== undefined && opts.agentWaitMs !== PLUGIN_AGENT_WAIT_MS
+          ? { agentWaitMs: opts.agentWaitMs }
+          : {}),
         ...(opts.policyWhenNoAgent === 'fail' ? { policyWhenNoAgent: 'fail' } : {}),
       },
       ...chained.map(chainedEntry),

@@ -66,7 +66,8 @@ export class KubeClient {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
     this.server = cluster.server.replace(/\/+$/, '');
-    this.reachability = new ApiReachability(() => this.request('GET', '/version', { timeoutMs: 5_000 }), opts.probeMs ?? PROBE_INTERVAL_MS);
+    const probe = () => this.request('GET', '/version', { timeoutMs: 5_000 });
+    this.reachability = new ApiReachability(probe, opts.probeMs ?? PROBE_INTERVAL_MS);
   }
 
   /** One request with the kubeconfig's credentials and TLS settings; the decoded JSON answer. */
