@@ -7,7 +7,7 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNftRunner } from '../nft/runner.ts';
 import type { Nft } from '../nft/transport.ts';
-import { createBackend, peersFromNodes, type Backend, type LocalNode, type ReconcileReport } from './backends/index.ts';
+import { createBackend, peersFromNodes, type Backend, type LocalNode, type ReconcileReport } from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
 import { reconcileMasquerade } from './masquerade.ts';
 import type { Underlay } from './node-setup.ts';

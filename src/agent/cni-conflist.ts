@@ -1,5 +1,5 @@
 // The CNI network configuration list the agent keeps in the CNI conf dir (10-strand.conflist). It is
-// the one `strand install` writes (src/install/conflist-template.ts: the shipped
+// the one `strand install` writes (src/contracts/conflist.ts: the shipped
 // cni-conf/10-strand.conflist's shape, `strand` with `strand-ipam` on `subnet: usePodCidr`, then
 // `portmap`, with Strand's marker so that uninstall knows it), with the agent's paths filled in, and
 // the versions and chained plugins that the plugins in the CNI bin dir support (every pass asks
@@ -7,57 +7,42 @@
 // pod MTU is not in it: the plugin reads it from the node state, so an MTU change does not rewrite
 // the file that runtimes watch.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { CONFLIST_FILE, NETWORK_NAME, strandConflist } from '../install/conflist-template.ts';
+import { conflistPath, NETWORK_NAME, renderConflist, strandConflist, type ConflistOptions } from '../contracts/conflist.ts';
 import type { ConflistPlan } from '../install/conflist-versions.ts';
 import { writeFileAtomic } from '../util/atomic-file.ts';
 import type { AgentConfig } from './config.ts';
 
-export { CONFLIST_FILE, NETWORK_NAME };
-
-/** The plugin's own default for agentWaitMs (src/plugin/config.ts): left out of the file when equal. */
-export const PLUGIN_AGENT_WAIT_MS = 2000;
-
-export function conflistPath(cniConfDir: string): string {
-  return join(cniConfDir, CONFLIST_FILE);
-}
-
-/** The pod-start handshake socket the agent listens on (the plugin's default: `<stateDir>/agent.sock`). */
-export function agentSocketPath(stateDir: string): string {
-  return join(stateDir, 'agent.sock');
-}
+export { conflistPath, NETWORK_NAME };
 
 export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'> & Partial<Pick<AgentConfig, 'policyWhenNoAgent'>>;
 
 /** What the node's plugins support (conflist-versions.ts); without it, the shipped file's choice. */
 export type ConflistPluginChoice = Pick<ConflistPlan, 'versions' | 'chained'>;
 
-/**
- * The conflist as an object (pure). With default values and the same plugin choice it is byte for
- * byte what install writes.
- */
-export function buildConflist(c: ConflistInputs, plugins?: ConflistPluginChoice): Record<string, unknown> {
-  const list = strandConflist({
+/** The renderer's options from the agent's configuration. */
+export function conflistOptions(c: ConflistInputs, plugins?: ConflistPluginChoice): ConflistOptions {
+  return {
     bridge: c.bridge,
     stateDir: c.stateDir,
     ipamDataDir: c.ipamDataDir,
     logFile: c.cniLogFile,
     ...(plugins ? { versions: plugins.versions, chained: plugins.chained } : {}),
-  });
-  if (c.podStartWaitMs !== PLUGIN_AGENT_WAIT_MS) {
-    const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
-    strand.agentWaitMs = c.podStartWaitMs;
-  }
-  // The plugin's default ("allow") is left out, so the default file stays what install writes.
-  if (c.policyWhenNoAgent === 'fail') {
-    const strand = (list.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
-    strand.policyWhenNoAgent = 'fail';
-  }
-  return list;
+    agentWaitMs: c.podStartWaitMs,
+    ...(c.policyWhenNoAgent !== undefined ? { policyWhenNoAgent: c.policyWhenNoAgent } : {}),
+  };
 }
 
-export function renderConflist(c: ConflistInputs, plugins?: ConflistPluginChoice): string {
-  return `${JSON.stringify(buildConflist(c, plugins), null, 2)}\n`;
+/**
+ * The conflist as an object (pure). With default values and the same plugin choice it is byte for
+ * byte what install writes.
+ */
+export function buildConflist(c: ConflistInputs, plugins?: ConflistPluginChoice): Record<string, unknown> {
+  return strandConflist(conflistOptions(c, plugins));
+}
+
+/** The file's text (contracts/conflist.ts's one renderer) for the agent's configuration. */
+export function agentConflistText(c: ConflistInputs, plugins?: ConflistPluginChoice): string {
+  return renderConflist(conflistOptions(c, plugins));
 }
 
 /**
@@ -76,5 +61,5 @@ export function writeIfChanged(path: string, text: string, mode = 0o644): boolea
 
 /** Writes the conflist into the CNI conf dir if it differs; returns whether it wrote. */
 export function ensureConflist(cniConfDir: string, c: ConflistInputs, plugins?: ConflistPluginChoice): boolean {
-  return writeIfChanged(conflistPath(cniConfDir), renderConflist(c, plugins));
+  return writeIfChanged(conflistPath(cniConfDir), agentConflistText(c, plugins));
 }

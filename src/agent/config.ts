@@ -12,7 +12,8 @@
 // A bad value is refused with the option, where it came from and why, on one line (ConfigError).
 // zod and the TOML parser are imported when a configuration is loaded, not when the CLI starts: the
 // option table is read by every `strand` command line for --help.
-import { isCidr } from '../util/cidr.ts';
+import { BRIDGE, CNI_BIN_DIR, CNI_CONF_DIR, CNI_LOG_FILE, HEALTH_ADDR, IPAM_DATA_DIR, STATE_DIR, VNI, VXLAN_PORT } from '../defaults.ts';
+import { isCidr } from '../net/text.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
@@ -118,17 +119,17 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'clusterCIDRs', flag: 'cluster-cidr', kind: 'cidrs', default: [], describe: 'the cluster pod CIDR(s), comma-separated for dual-stack', defaultText: 'none' },
   { key: 'backend', flag: 'backend', kind: 'text', default: 'vxlan', choices: AGENT_BACKENDS, describe: 'how pods reach other nodes' },
   { key: 'iface', flag: 'iface', kind: 'text', check: ifnameCheck, describe: 'underlay interface', defaultText: "the default route's interface" },
-  { key: 'cniBinDir', flag: 'cni-bin-dir', kind: 'path', default: '/opt/cni/bin', describe: 'CNI plugin directory' },
-  { key: 'cniConfDir', flag: 'cni-conf-dir', kind: 'path', default: '/etc/cni/net.d', describe: 'CNI configuration directory (the agent writes 10-strand.conflist there)' },
-  { key: 'stateDir', flag: 'state-dir', kind: 'path', default: '/run/strand', describe: 'node state directory (node.json, agent.sock)' },
-  { key: 'ipamDataDir', flag: 'ipam-data-dir', kind: 'path', default: '/var/lib/cni/networks', describe: 'IPAM data directory' },
+  { key: 'cniBinDir', flag: 'cni-bin-dir', kind: 'path', default: CNI_BIN_DIR, describe: 'CNI plugin directory' },
+  { key: 'cniConfDir', flag: 'cni-conf-dir', kind: 'path', default: CNI_CONF_DIR, describe: 'CNI configuration directory (the agent writes 10-strand.conflist there)' },
+  { key: 'stateDir', flag: 'state-dir', kind: 'path', default: STATE_DIR, describe: 'node state directory (node.json, agent.sock)' },
+  { key: 'ipamDataDir', flag: 'ipam-data-dir', kind: 'path', default: IPAM_DATA_DIR, describe: 'IPAM data directory' },
   { key: 'logFile', flag: 'log-file', kind: 'path', describe: "the agent's log file", defaultText: 'stderr' },
-  { key: 'cniLogFile', flag: 'cni-log-file', kind: 'path', default: '/var/log/strand/cni.log', describe: 'log file of the CNI plugins (written into the conflist)' },
+  { key: 'cniLogFile', flag: 'cni-log-file', kind: 'path', default: CNI_LOG_FILE, describe: 'log file of the CNI plugins (written into the conflist)' },
   {
     key: 'healthAddr',
     flag: 'health-addr',
     kind: 'text',
-    default: '0.0.0.0:9797',
+    default: HEALTH_ADDR,
     describe: 'HOST:PORT of /healthz, /readyz and /metrics',
     check: (v: string) => {
       try {
@@ -140,9 +141,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     },
   },
   { key: 'logLevel', flag: 'log-level', kind: 'text', default: 'info', choices: LOG_LEVELS, describe: 'log level' },
-  { key: 'bridge', flag: 'bridge', kind: 'text', default: 'cni0', check: ifnameCheck, describe: 'the pod bridge' },
-  { key: 'vni', flag: 'vni', kind: 'int', default: 1, check: (v: number) => range(v, 1, 16_777_215), describe: 'VXLAN network identifier' },
-  { key: 'vxlanPort', flag: 'vxlan-port', kind: 'int', default: 4789, check: (v: number) => range(v, 1, 65_535), describe: 'VXLAN UDP port' },
+  { key: 'bridge', flag: 'bridge', kind: 'text', default: BRIDGE, check: ifnameCheck, describe: 'the pod bridge' },
+  { key: 'vni', flag: 'vni', kind: 'int', default: VNI, check: (v: number) => range(v, 1, 16_777_215), describe: 'VXLAN network identifier' },
+  { key: 'vxlanPort', flag: 'vxlan-port', kind: 'int', default: VXLAN_PORT, check: (v: number) => range(v, 1, 65_535), describe: 'VXLAN UDP port' },
   {
     key: 'directRouting',
     flag: 'direct-routing',

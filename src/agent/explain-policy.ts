@@ -5,7 +5,7 @@
 // model any node's agent compiles from the same caches.
 import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/index.ts';
 import type { DirectionView, PolicyView, Protocol } from './explain.ts';
-import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './kube.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from '../k8s/objects.ts';
 import { nodeAddresses } from './node-addresses.ts';
 
 export interface PolicyCaches {

@@ -3,11 +3,11 @@
 // between them as the backends program it, and, when NetworkPolicy is compiled, the verdict of each
 // direction with the policies and rules that decide it. Pure: the caches, this node's facts and the
 // policy evaluator come in; the command line (src/cli/explain.ts) adds what this node's kernel holds.
-import { cidrContains, familyOf, normalizeCidr, normalizeIp } from './backends/cidr.ts';
-import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredRoute } from './backends/index.ts';
+import { cidrContains, familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
+import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredRoute } from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
-import { podIPs, type NodeInfo, type PodInfo } from './kube.ts';
-import type { ExplainQuery } from './pod-handshake.ts';
+import { podIPs, type NodeInfo, type PodInfo } from '../k8s/objects.ts';
+import type { ExplainQuery } from '../contracts/agent-socket.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 

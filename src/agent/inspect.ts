@@ -5,17 +5,18 @@
 //
 // The snapshot is built from the agent's caches on each request; the peers' desired routes,
 // neighbours and FDB entries are computed by the same pure function the backends apply
-// (backends/desired.ts), from the same inputs the next pass would use, so "what the agent wants" is
+// (datapath/desired.ts), from the same inputs the next pass would use, so "what the agent wants" is
 // exactly what it would program. The command line validates the answer (src/cli/agent-query.ts).
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
-import { familyOf } from './backends/cidr.ts';
-import { underlayPrefixes } from './backends/datapath.ts';
-import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredState, type Peer } from './backends/index.ts';
+import { familyOf } from '../net/text.ts';
+import { underlayPrefixes } from '../datapath/datapath.ts';
+import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredState, type Peer } from '../datapath/index.ts';
 import { underlayIps } from './cluster-network.ts';
 import type { AgentConfig } from './config.ts';
-import { describeError, type ResourceName } from './kube.ts';
+import { describeError } from '../k8s/client.ts';
+import type { ResourceName } from '../k8s/informer.ts';
 import type { Underlay } from './node-setup.ts';
 
 export const INSPECT_VERSION = 1;

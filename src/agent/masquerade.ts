@@ -31,7 +31,7 @@
 // leaving the pod's node subnet, which includes pods on other nodes, and NAT in one postrouting chain
 // cannot be undone by another.
 import { createHash } from 'node:crypto';
-import { formatIp, networkOf, parseCidr } from '../kernel/ip.ts';
+import { formatIp, networkOf, parseCidr } from '../net/ip.ts';
 import { addrField, addrValue, lookup, match, renderRule, type Expr } from '../nft/expr.ts';
 import { canonicalElementPart, PRIORITY, type Chain, type NftSet, type Rule, type TableState } from '../nft/objects.ts';
 import { Transaction, type Ownership } from '../nft/transaction.ts';

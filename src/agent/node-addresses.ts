@@ -1,9 +1,9 @@
 // This node's pod CIDRs and its own addresses: one definition each, read by node set-up, the policy
 // input builder (R11: a node's own addresses always reach its pods) and `strand explain` (which
 // compiles any node's model, so it takes the node as an argument).
-import { firstHost, formatIp, parseCidr } from '../kernel/index.ts';
-import { normalizeIp } from './backends/cidr.ts';
-import type { NodeInfo } from './kube.ts';
+import { firstHost, formatIp, parseCidr } from '../net/ip.ts';
+import { normalizeIp } from '../net/text.ts';
+import type { NodeInfo } from '../k8s/objects.ts';
 
 /** IPv4 and IPv6 text in one canonical form, so the API's and IPAM's addresses compare. */
 export function canonicalIp(ip: string): string {

@@ -13,25 +13,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import {
   findLink,
-  firstHost,
   isKernelError,
   listAddresses,
   listLinks,
   listRoutes,
   OFFLOAD_KEYS,
-  parseCidr,
   type Link,
   type OffloadSizes,
   type NetlinkSocket,
   type Route,
 } from '../kernel/index.ts';
+import { firstHost, parseCidr } from '../net/ip.ts';
 import type { Logger } from '../log.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from '../plugin/bridge.ts';
-import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../state/node-state.ts';
+import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../contracts/node-state.ts';
 import type { AgentBackend, BigTcpMode } from './config.ts';
-
-/** VXLAN headers: outer IPv4 (20) or IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
-export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
 
 export interface Underlay {
   name: string;
@@ -60,14 +56,6 @@ export function podOffload(backend: AgentBackend, bigTcp: BigTcpMode, underlay: 
     if (size !== undefined && size > LEGACY_OFFLOAD_SIZE) sizes[key] = size;
   }
   return Object.keys(sizes).length > 0 ? sizes : undefined;
-}
-
-/**
- * The pod MTU for a backend over an underlay (pure): VXLAN's headers come out of the underlay MTU,
- * more of them when the tunnel runs over IPv6 (the underlay's first address is the tunnel endpoint).
- */
-export function podMtu(backend: AgentBackend, underlayMtu: number, underlayFamily: 4 | 6 = 4): number {
-  return backend === 'vxlan' ? underlayMtu - VXLAN_OVERHEAD[underlayFamily] : underlayMtu;
 }
 
 /** The family of the underlay's first address (the VXLAN endpoint); IPv4 when it has none. */

@@ -1,45 +1,27 @@
 // The agent side of the pod-start handshake (DESIGN.md "The two programs and their contract"): during
 // ADD the plugin tells the agent about the new pod and waits, a bounded time, for the answer that the
-// pod's routes and policy are in place. The plugin side is src/plugin/agent-client.ts.
-//
-// Protocol, version 1. A unix stream socket (mode 0600: root's plugin talks to root's agent). Per
-// connection the client writes one request, one JSON object on one line ending in "\n" (at most
-// MAX_MESSAGE_BYTES, UTF-8); the server writes one answer the same way and closes the connection.
-//   request  {"v":1,"type":"pod-start","notice":{"namespace"?,"name"?,"uid"?,"containerId","ifname",
-//             "netns","hostVeth","ips":["10.244.1.7","fd00::7"]}}
-//            {"v":1,"type":"status"}
-//            {"v":1,"type":"inspect"}
-//            {"v":1,"type":"explain","src":"ns/pod"|"10.244.1.7"|"203.0.113.0/24","dst":…,"port"?:80,"protocol"?:"TCP"}
-//   answer   pod-start: {"v":1,"ok":true} | {"v":1,"ok":false,"message":"why"}
-//            status:    {"v":1,"ok":true,"ready":false,"reasons":["node state not written yet"]}
-//            inspect:   {"v":1,"ok":true,"inspect":{…}}   (src/agent/inspect.ts; `strand status`)
-//            explain:   {"v":1,"ok":true,"explain":{…}}   (`strand explain`)
-//            an agent without that query: {"v":1,"ok":false,"error":"unsupported","message":"…"}
-// Answers to inspect and explain can be large (every peer's desired entries): the command line
-// reads up to MAX_QUERY_ANSWER_BYTES; the plugin never sends these requests.
-//            a request that cannot be read: {"v":1,"ok":false,"error":"bad-request","message":"…"}
-// "v" is the protocol version. Readers ignore fields they do not know, so adding an optional field
-// keeps v at 1; a change a v1 reader would misread bumps it, and a server answers a version it does
-// not speak with a bad-request answer. `ips` are addresses without prefix length.
+// pod's routes and policy are in place. The plugin side is src/plugin/agent-client.ts; the protocol
+// (the wire format both sides share) is src/contracts/agent-socket.ts.
 import { chmodSync, lstatSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod';
 import type { Logger } from '../log.ts';
-import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type ExplainQuery, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
-
-// The wire format's constants and types live in handshake-protocol.ts, which the plugin imports
-// without this module's zod and node:net.
-export { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, MAX_QUERY_ANSWER_BYTES, type ExplainQuery, type HandshakeRequest, type PodStartNotice } from './handshake-protocol.ts';
+import {
+  encodeMessage,
+  HANDSHAKE_VERSION,
+  MAX_MESSAGE_BYTES,
+  type AgentReadiness,
+  type ExplainQuery,
+  type HandshakeRequest,
+  type PodStartAnswer,
+  type PodStartNotice,
+} from '../contracts/agent-socket.ts';
 
 /** A client that connects and says nothing is dropped after this long. */
 const IDLE_CLIENT_MS = 10_000;
 /** sun_path is 108 bytes including the terminating NUL (unix(7)). */
 const MAX_SOCKET_PATH = 107;
-
-export type PodStartAnswer = { ok: boolean; message?: string };
-
-export type AgentReadiness = { ready: boolean; reasons: string[] };
 
 /** The command line's read-only questions (inspect.ts, src/cli/*); each is optional for a server. */
 export interface AgentQueries {

@@ -8,7 +8,7 @@
 // still needs it: the API shows the pod on this node without addresses, or (the API does not show the
 // pod) IPAM still holds the notice's addresses for its container.
 import type { Clock } from './clock.ts';
-import type { PodInfo } from './kube.ts';
+import type { PodInfo } from '../k8s/objects.ts';
 
 /** How long a notice is kept whatever the API and IPAM say. */
 export const NOTICE_TTL_MS = 60_000;

@@ -3,7 +3,7 @@
 // with zod so that a different agent version's answer is reported as such, never misread.
 import * as z from 'zod';
 import type { InspectSnapshot } from '../agent/inspect.ts';
-import { HANDSHAKE_VERSION, MAX_QUERY_ANSWER_BYTES, type HandshakeRequest } from '../agent/pod-handshake.ts';
+import { HANDSHAKE_VERSION, MAX_QUERY_ANSWER_BYTES, type HandshakeRequest } from '../contracts/agent-socket.ts';
 import { exchangeLine } from '../plugin/agent-client.ts';
 
 export type AgentAnswer<T> =

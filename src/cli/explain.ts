@@ -5,10 +5,10 @@
 // --kernel, the nftables rule that implements the policy decision with its packet counter. Where the
 // kernel disagrees with the model, it says so: that is a bug or drift, not an answer.
 import * as z from 'zod';
-import { agentSocketPath } from '../agent/cni-conflist.ts';
+import { agentSocketPath } from '../contracts/agent-socket.ts';
 import type { ExplainAnswer } from '../agent/explain.ts';
-import { cidrContains, familyOf } from '../agent/backends/cidr.ts';
-import { HANDSHAKE_VERSION, type ExplainQuery } from '../agent/pod-handshake.ts';
+import { cidrContains, familyOf } from '../net/text.ts';
+import { HANDSHAKE_VERSION, type ExplainQuery } from '../contracts/agent-socket.ts';
 import { findLink, listRoutes, NetlinkSocket, type Route } from '../kernel/index.ts';
 import { askAgent, unwrap } from './agent-query.ts';
 import { checkNft, type NftCheck } from './explain-kernel.ts';

@@ -16,10 +16,10 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from 'zod';
-import { agentSocketPath } from '../agent/cni-conflist.ts';
+import { agentSocketPath } from '../contracts/agent-socket.ts';
 import type { InspectSnapshot } from '../agent/inspect.ts';
 import { findLink, NetlinkSocket } from '../kernel/index.ts';
-import { NETWORK_NAME } from '../install/conflist-template.ts';
+import { NETWORK_NAME } from '../contracts/conflist.ts';
 import { formatIp } from '../ipam/range.ts';
 import { readReservations, withStore, type Reservation } from '../ipam/store.ts';
 import { hostVethName } from '../plugin/names.ts';

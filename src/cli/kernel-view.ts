@@ -3,9 +3,9 @@
 // reads: the underlay interface, the VXLAN device, the pod bridge, and Strand's own entries exactly
 // as the backends read them (readActual: routes with Strand's protocol, the VXLAN device's permanent
 // neighbour and FDB entries).
-import { readActual, underlayPrefixes, VXLAN_DEVICE_PATTERN } from '../agent/backends/datapath.ts';
-import { forwardingWarnings } from '../agent/backends/datapath.ts';
-import type { ActualState, Devices } from '../agent/backends/index.ts';
+import { readActual, underlayPrefixes, VXLAN_DEVICE_PATTERN } from '../datapath/datapath.ts';
+import { forwardingWarnings } from '../datapath/datapath.ts';
+import type { ActualState, Devices } from '../datapath/index.ts';
 import { detectUnderlay } from '../agent/node-setup.ts';
 import { findLink, listLinks, type Link, type NetlinkSocket } from '../kernel/index.ts';
 import type { LinkView, StatusInputs } from './status-report.ts';

@@ -3,11 +3,11 @@
 // layout). None of them needs the agent; paths come from the command line so that each simulated
 // node on one machine can be asked.
 import { readFileSync } from 'node:fs';
-import { CONFLIST_DEFAULTS, CONFLIST_FILE, isStrandConflist, NETWORK_NAME } from '../install/conflist-template.ts';
+import { CONFLIST_DEFAULTS, CONFLIST_FILE, isStrandConflist, NETWORK_NAME } from '../contracts/conflist.ts';
 import { join } from 'node:path';
 import { loadIpamConfig, type IpamConfig } from '../ipam/config.ts';
 import { addressUsage } from '../ipam/plugin.ts';
-import { nodeStatePath, readNodeState, type NodeState } from '../state/node-state.ts';
+import { nodeStatePath, readNodeState, type NodeState } from '../contracts/node-state.ts';
 import type { NodePaths } from './output.ts';
 import { usageOf, type IpamNetworkStatus } from './status-report.ts';
 

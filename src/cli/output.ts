@@ -2,8 +2,8 @@
 // which node's files to read (several simulated nodes on one machine each have their own), and the
 // two output forms.
 import type { Argv } from 'yargs';
-import { CONFLIST_DEFAULTS } from '../install/conflist-template.ts';
-import { DEFAULT_STATE_DIR } from '../state/node-state.ts';
+import { CONFLIST_DEFAULTS } from '../contracts/conflist.ts';
+import { DEFAULT_STATE_DIR } from '../contracts/node-state.ts';
 
 /** Exit codes scripts can use: 0 healthy / allowed, 1 not, 2 could not tell (or bad usage). */
 export const EXIT = { ok: 0, not: 1, unknown: 2 } as const;

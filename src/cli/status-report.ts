@@ -9,10 +9,11 @@
 // agent's next pass would change nothing". Without the agent there is no list of nodes: the peers
 // are the kernel's Strand routes, and each is checked for the neighbour and FDB entry it needs.
 import type { InspectSnapshot } from '../agent/inspect.ts';
-import { planChanges, type ActualState, type Devices } from '../agent/backends/index.ts';
-import { describeRouteEntry } from '../agent/backends/diff.ts';
+import { planChanges, type ActualState, type Devices } from '../datapath/index.ts';
+import { describeRouteEntry } from '../datapath/diff.ts';
+import { backendOverhead } from '../datapath/mtu.ts';
 import type { RangeSetUsage } from '../ipam/allocator.ts';
-import type { NodeState } from '../state/node-state.ts';
+import type { NodeState } from '../contracts/node-state.ts';
 import type { EntryCheck, EntryState, Finding, IpamNetworkStatus, LinkView, PeerStatus, StatusReport } from './status-report-schema.ts';
 import { EXIT } from './output.ts';
 
@@ -128,10 +129,10 @@ export interface StatusInputs {
 /** deploy/strand.yaml: DaemonSet strand in kube-strand, container agent. */
 const RESTART_HINT = "the agent's log: kubectl -n kube-strand logs <the node's strand pod> -c agent (or its --log-file)";
 
-/** VXLAN's headers: outer IPv4 + UDP + VXLAN + inner Ethernet (50), or 70 over IPv6 (backends/desired.ts). */
+/** The backend's encapsulation overhead (datapath/mtu.ts) over the underlay's first address's family. */
 function overheadFor(backend: string | undefined, underlayFirst: string | undefined): number {
   if (backend !== 'vxlan') return 0;
-  return underlayFirst?.includes(':') ? 70 : 50;
+  return backendOverhead('vxlan', underlayFirst?.includes(':') ? 6 : 4);
 }
 
 export function usageOf(u: RangeSetUsage): IpamNetworkStatus['ranges'][number] {

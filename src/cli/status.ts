@@ -2,7 +2,7 @@
 // snapshot over its socket, the node's files, the kernel's datapath in this namespace) and hands
 // everything to the pure judgement in status-report.ts. Works with the agent stopped: the report
 // then says what it could not see.
-import { agentSocketPath } from '../agent/cni-conflist.ts';
+import { agentSocketPath } from '../contracts/agent-socket.ts';
 import { NetlinkSocket } from '../kernel/index.ts';
 import { inspectAgent } from './agent-query.ts';
 import { readKernelView } from './kernel-view.ts';

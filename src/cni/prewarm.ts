@@ -4,6 +4,7 @@
 // snapshot (scripts/build.mjs). The shipped pod path is dist/cni/strand, which checks these
 // configurations with plain code and loads zod only for input that code declines
 // (src/util/lazy-zod.ts). Pure parsing: no side effects.
+import { AGENT_SOCKET_FILE, STATE_DIR } from '../defaults.ts';
 import { loadNetConf } from './config.ts';
 import { parseResult } from './result.ts';
 import type { Invocation } from './skel.ts';
@@ -12,7 +13,7 @@ export async function prewarm(): Promise<void> {
   const [{ loadPluginConfig }, { loadIpamConfig }, { parseNodeState }] = await Promise.all([
     import('../plugin/config.ts'),
     import('../ipam/config.ts'),
-    import('../state/node-state.ts'),
+    import('../contracts/node-state.ts'),
   ]);
   const stdin = JSON.stringify({
     cniVersion: '1.1.0',
@@ -34,7 +35,7 @@ export async function prewarm(): Promise<void> {
     clusterCIDRs: ['10.244.0.0/16'],
     mtu: 1450,
     backend: 'vxlan',
-    agentSocket: '/run/strand/agent.sock',
+    agentSocket: `${STATE_DIR}/${AGENT_SOCKET_FILE}`,
     updatedAt: '2026-01-01T00:00:00Z',
   });
 }

@@ -2,7 +2,7 @@
 // (CNI 1.1 §5 "Success"; reference pkg/types/100 and pkg/types/040 conversions).
 // Results are also read back: a prevResult in any supported version, and a delegated IPAM result.
 import type * as z from 'zod';
-import { ipFamily } from '../util/cidr.ts';
+import { ipFamily } from '../net/text.ts';
 import { zod } from '../util/lazy-zod.ts';
 import { isObject, isStringArray, isUint, type Json } from '../util/plain.ts';
 import { CniError, ErrorCode } from './errors.ts';

@@ -5,7 +5,7 @@ import { loadNetConf, type NetConf } from './config.ts';
 import { parseEnv, type CniEnv, type Verb } from './env.ts';
 import { asCniError, CniError, ErrorCode } from './errors.ts';
 import { formatResult, type Result } from './result.ts';
-import type { NodeState } from '../state/node-state.ts';
+import type { NodeState } from '../contracts/node-state.ts';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from './versions.ts';
 
 export interface Invocation {

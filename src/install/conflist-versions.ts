@@ -22,6 +22,7 @@
 // The answers are cached per file, keyed by its device, inode, size, mtime and ctime: a pass stats
 // each plugin and runs VERSION only when a file changed (an upgrade of the reference plugins
 // replaces the file, so at least its inode or mtime differs).
+import type { ListVersions } from '../contracts/conflist.ts';
 import { spawn } from 'node:child_process';
 import { statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
@@ -39,10 +40,6 @@ export const FAILED_ANSWER_TTL_MS = 60_000;
 /** The most a VERSION answer may be; anything longer is not one. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-export interface ListVersions {
-  cniVersion: string;
-  cniVersions: string[];
-}
 
 /** What one plugin said, or why it said nothing usable. */
 export type PluginAnswer = { versions: string[] } | { problem: string };

@@ -2,7 +2,7 @@
 // Install puts three things on the node and nothing else:
 //   <cni-bin-dir>/strand               a copy of the CNI executable (cni/strand beside this one), 0755
 //   <cni-bin-dir>/strand-ipam          a symbolic link to "strand" (the IPAM role, DESIGN.md)
-//   <cni-conf-dir>/10-strand.conflist  the network configuration list (conflist-template.ts), at the
+//   <cni-conf-dir>/10-strand.conflist  the network configuration list (contracts/conflist.ts), at the
 //                                      versions strand and the chained plugins in the bin dir all
 //                                      support (conflist-versions.ts; a missing one is left out, with
 //                                      a warning on stderr)
@@ -35,7 +35,7 @@ import { isSea } from 'node:sea';
 import { dirname, join } from 'node:path';
 import { fsyncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic-file.ts';
 import { EXECUTABLE_MARKER } from '../version.ts';
-import { CHAINED_PLUGINS, CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from './conflist-template.ts';
+import { CHAINED_PLUGINS, CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from '../contracts/conflist.ts';
 import { planConflist } from './conflist-versions.ts';
 
 export const EXECUTABLE = 'strand';

@@ -7,14 +7,15 @@
 //
 // Refused while an agent answers on its socket: it would put everything back on its next pass
 // (delete the DaemonSet first).
+import { AGENT_SOCKET_FILE, NODE_STATE_FILE } from '../defaults.ts';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { STRAND_ROUTE_PROTOCOL } from '../agent/backends/types.ts';
+import { STRAND_ROUTE_PROTOCOL } from '../datapath/types.ts';
 import { deleteLinkIfExists, deleteRoute, isKernelError, listLinks, listRoutes, NetlinkSocket } from '../kernel/index.ts';
 import { NETLINK_NETFILTER } from '../kernel/netlink-const.ts';
 import { batchMarker, delTable, getTable, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../nft/netlink-msgs.ts';
-import { NETWORK_NAME } from './conflist-template.ts';
+import { NETWORK_NAME } from '../contracts/conflist.ts';
 import type { Step } from './install.ts';
 
 export interface NodeCleanupOptions {
@@ -25,7 +26,7 @@ export interface NodeCleanupOptions {
 }
 
 const VXLAN_DEVICE = /^strand\.\d+$/;
-const NODE_FILES = ['node.json', 'agent.sock'];
+const NODE_FILES = [NODE_STATE_FILE, AGENT_SOCKET_FILE];
 
 /** True when something accepts connections on the agent's socket. */
 export function agentListening(socketPath: string, timeoutMs = 1_000): Promise<boolean> {
@@ -43,7 +44,7 @@ export function agentListening(socketPath: string, timeoutMs = 1_000): Promise<b
 }
 
 export async function refuseWhileAgentRuns(stateDir: string): Promise<void> {
-  const socket = join(stateDir, 'agent.sock');
+  const socket = join(stateDir, AGENT_SOCKET_FILE);
   if (await agentListening(socket)) {
     throw new Error(`a Strand agent is running on this node (${socket} answers): delete the DaemonSet first, or pass --keep-datapath`);
   }

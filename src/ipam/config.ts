@@ -5,11 +5,12 @@
 //
 // Range sets, in order (reference): runtimeConfig.ipRanges, then the legacy top-level
 // subnet/rangeStart/rangeEnd/gateway as one set, then ipam.ranges.
+import { IPAM_DATA_DIR } from '../defaults.ts';
 import { K8S_ARG_KEYS, parseCniArgs } from '../cni/args.ts';
 import { parseFields } from '../cni/config.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import type { Route } from '../cni/result.ts';
-import { DEFAULT_STATE_DIR, nodeStatePath, readNodeState, type NodeState } from '../state/node-state.ts';
+import { DEFAULT_STATE_DIR, nodeStatePath, readNodeState, type NodeState } from '../contracts/node-state.ts';
 import { zod } from '../util/lazy-zod.ts';
 import { isObject, isStringArray, isUint } from '../util/plain.ts';
 import {
@@ -27,7 +28,7 @@ import {
   type RangeSet,
 } from './range.ts';
 
-export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+export const DEFAULT_DATA_DIR = IPAM_DATA_DIR;
 /** subnet value: the node's pod CIDR(s) from the node state (all of them for the top-level subnet). */
 export const USE_POD_CIDR = 'usePodCidr';
 /** subnet value: the node's IPv6 pod CIDR. */

@@ -2,12 +2,13 @@
 // way Go's net package does (the on-disk file names must be byte-identical to host-local's),
 // range canonicalisation and validation (reference allocator/range.go, range_set.go), containment,
 // and the round-robin iteration order (reference allocator.go RangeIter). IPv6 needs 128-bit
-// arithmetic, so every address is a bigint. Parsing and printing are src/kernel/ip.ts's (pure;
+// arithmetic, so every address is a bigint. Parsing and printing are src/net/ip.ts's (pure;
 // test/unit/ipam-range.test.ts holds them to what the ip-address package does): loading ip-address
 // was about 3 ms of every pod start under Bun.
-import { formatIp as formatBytes, tryParseIp } from '../kernel/ip.ts';
+import { formatIp as formatBytes, tryParseIp, type IpFamily } from '../net/ip.ts';
 
-export type Family = 4 | 6;
+/** The IPAM's name for net/'s IpFamily. */
+export type Family = IpFamily;
 
 export interface IpAddr {
   readonly family: Family;

@@ -1,5 +1,5 @@
 // Interface addresses over rtnetlink (RTM_NEWADDR/DELADDR/GETADDR), IPv4 and IPv6.
-import { broadcastOf, formatCidr, formatIp, parseCidr, type IpFamily } from './ip.ts';
+import { broadcastOf, formatCidr, formatIp, parseCidr, type IpFamily } from '../net/ip.ts';
 import { KernelError } from './errors.ts';
 import { linkIndex, linkLabel, sleepSync, type LinkRef, type WaitOptions } from './links.ts';
 import { Attrs, ifaddrmsg, MessageBuilder, readIfaddrmsg, type NlMessage } from './netlink-codec.ts';

@@ -11,7 +11,7 @@ import { Attrs, MessageBuilder, type NlMessage } from './netlink-codec.ts';
 import { NetlinkSocket } from './netlink-socket.ts';
 import { AF, NETLINK_NETFILTER } from './netlink-const.ts';
 import { isKernelError } from './errors.ts';
-import { formatIp, parseIp } from './ip.ts';
+import { formatIp, parseIp } from '../net/ip.ts';
 
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_NEW = 0;

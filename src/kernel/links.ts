@@ -3,7 +3,7 @@
 // Encoding and decoding are pure functions exported for unit tests; the operations take a socket.
 import { closeSync } from 'node:fs';
 import { isKernelError, KernelError } from './errors.ts';
-import { formatIp, formatMac, parseIp, parseMac } from './ip.ts';
+import { formatIp, formatMac, parseIp, parseMac } from '../net/ip.ts';
 import { Attrs, ifinfomsg, MessageBuilder, readIfinfomsg, type NlMessage } from './netlink-codec.ts';
 import { AF, IF_OPER, IFF, IFLA, IFLA_BR, IFLA_BRPORT, IFLA_INFO, IFLA_VXLAN, NLM_F, RTM, VETH_INFO } from './netlink-const.ts';
 import type { NetlinkSocket } from './netlink-socket.ts';

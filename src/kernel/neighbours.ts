@@ -2,7 +2,7 @@
 // GETNEIGH: family AF_INET/AF_INET6 for neighbours, AF_BRIDGE for the FDB. For a VXLAN device an FDB
 // entry maps a remote VTEP MAC to its underlay IP (NDA_DST), the per-peer entry flannel's backend adds
 // next to one route and one neighbour.
-import { formatIp, formatMac, parseIp, parseMac, type IpFamily } from './ip.ts';
+import { formatIp, formatMac, parseIp, parseMac, type IpFamily } from '../net/ip.ts';
 import { linkIndex, linkLabel, type LinkRef } from './links.ts';
 import { Attrs, MessageBuilder, ndmsg, readNdmsg, type NlMessage } from './netlink-codec.ts';
 import { AF, NDA, NLM_F, NTF, NUD, RTM } from './netlink-const.ts';

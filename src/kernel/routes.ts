@@ -1,6 +1,6 @@
 // Routes over rtnetlink (RTM_NEWROUTE/DELROUTE/GETROUTE), IPv4 and IPv6, in any table.
 import { scopeNumber, type Scope } from './addresses.ts';
-import { formatCidr, formatIp, parseCidr, parseIp, type IpFamily } from './ip.ts';
+import { formatCidr, formatIp, parseCidr, parseIp, type IpFamily } from '../net/ip.ts';
 import { linkIndex, linkLabel, type LinkRef } from './links.ts';
 import { Attrs, MessageBuilder, readRtmsg, rtmsg, type NlMessage } from './netlink-codec.ts';
 import { AF, NLM_F, RT_SCOPE, RT_TABLE, RTA, RTAX, RTM, RTN, RTNH_F, RTPROT } from './netlink-const.ts';

@@ -7,7 +7,7 @@
 //   counter, limit, log, masquerade, verdict → the statement of the same name
 // No free text reaches the script except interface names and log prefixes, which are quoted and
 // checked (checkRuleBody).
-import { tryParseIp } from '../kernel/ip.ts';
+import { tryParseIp } from '../net/ip.ts';
 
 /** What a match or lookup reads from the packet or its metadata. */
 export type Selector =

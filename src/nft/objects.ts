@@ -13,7 +13,7 @@
 //  - a quoted string ends at the next `"`, with no escape for it, so comments may not contain one.
 //  - a `;` or a newline ends a command, and `#` starts a comment outside quotes: rule bodies and
 //    element keys may not contain them, or one operation could become two.
-import { formatIp, networkOf, tryParseIp } from '../kernel/ip.ts';
+import { formatIp, networkOf, tryParseIp } from '../net/ip.ts';
 import { checkRuleBody, renderRule, RuleBodyError, type Expr } from './expr.ts';
 
 export type Family = 'inet' | 'ip' | 'ip6';

@@ -4,7 +4,7 @@
 // The agent never blocks the plugin for long: no socket file or nobody listening returns at once,
 // and the whole exchange is bounded by waitMs.
 import { existsSync } from 'node:fs';
-import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type HandshakeRequest, type PodStartNotice } from '../agent/handshake-protocol.ts';
+import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type AgentAnswer, type HandshakeRequest, type PodStartNotice } from '../contracts/agent-socket.ts';
 import { K8S_ARG_KEYS, kubernetesPodArgs, parseCniArgs } from '../cni/args.ts';
 import type { CniEnv } from '../cni/env.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
@@ -12,12 +12,7 @@ import type { EventLog } from '../event-log.ts';
 
 export type NotifyOutcome = 'ok' | 'no-agent' | 'timeout' | 'refused';
 
-interface Answer {
-  ok: boolean;
-  message?: string;
-  ready?: boolean;
-  reasons?: string[];
-}
+type Answer = AgentAnswer;
 
 type Exchange =
   | { kind: 'answer'; answer: Answer }

@@ -7,14 +7,12 @@ import { randomMac } from './names.ts';
 import {
   addAddress,
   addLink,
-  cidrsOverlap,
   findLink,
   isKernelError,
   listAddresses,
   deleteAddress,
   ensureSysctl,
   offloadDifference,
-  parseCidr,
   setLink,
   writeSysctl,
   interfaceSysctl,
@@ -22,6 +20,7 @@ import {
   type NetlinkSocket,
   type OffloadSizes,
 } from '../kernel/index.ts';
+import { cidrsOverlap, parseCidr } from '../net/ip.ts';
 
 export interface BridgeOptions {
   name: string;

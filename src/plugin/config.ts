@@ -1,6 +1,7 @@
 // The `strand` plugin's configuration: the reference bridge plugin's fields with their names and
 // meanings (cni-spec.md §8), so a bridge conflist works by changing `type`, plus Strand's own
 // optional fields. Loaded and defaulted in one place, before any side effect.
+import { BRIDGE, CNI_LOG_FILE, STATE_DIR } from '../defaults.ts';
 import { parseCniArgs } from '../cni/args.ts';
 import { parseFields, type NetConf } from '../cni/config.ts';
 import { interfaceNameProblem } from '../cni/env.ts';
@@ -9,9 +10,9 @@ import type { Invocation } from '../cni/skel.ts';
 import { zod } from '../util/lazy-zod.ts';
 import { flagOr, isIntIn, type Json } from '../util/plain.ts';
 
-export const DEFAULT_BRIDGE = 'cni0';
-export const DEFAULT_STATE_DIR = '/run/strand';
-export const DEFAULT_LOG_FILE = '/var/log/strand/cni.log';
+export const DEFAULT_BRIDGE = BRIDGE;
+export const DEFAULT_STATE_DIR = STATE_DIR;
+export const DEFAULT_LOG_FILE = CNI_LOG_FILE;
 
 export interface PluginConfig {
   net: NetConf;

@@ -12,19 +12,17 @@ import {
   listAddresses,
   listRoutes,
   NetlinkSocket,
-  firstHost,
-  parseCidr,
-  formatIp,
   setBridgePort,
   interfaceSysctl,
   KernelError,
   type OffloadSizes,
   type Link,
 } from '../kernel/index.ts';
+import { firstHost, parseCidr, formatIp } from '../net/ip.ts';
 import { loadIpamConfig } from '../ipam/config.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { eventLog, type EventLog } from '../event-log.ts';
-import { readNodeState, type NodeState } from '../state/node-state.ts';
+import { readNodeState, type NodeState } from '../contracts/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';

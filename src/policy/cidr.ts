@@ -1,7 +1,7 @@
 // Address arithmetic for ipBlock peers (R9): CIDRs as [first, last] intervals of bigints, a cidr
 // minus its excepts as the fewest prefixes that cover exactly the rest (the form nft lists an
 // interval set in), and containment tests for the evaluators.
-import { formatIp, parseCidr, tryParseIp } from '../kernel/ip.ts';
+import { formatIp, parseCidr, tryParseIp } from '../net/ip.ts';
 
 export interface Interval {
   family: 4 | 6;

@@ -3,6 +3,8 @@
 // that only this user can write to, and loaded from there on every later start (a pod start then
 // costs one stat, not a 1 MiB write). Shared by the Node SEA (koffi-native.cjs) and the Bun-compiled
 // CNI executable (koffi-native-bun.ts).
+// '/run/strand/native' is written out here rather than taken from src/defaults.ts: this CommonJS file
+// runs before any module is loaded, so it cannot import one.
 'use strict';
 const { chmodSync, existsSync, lstatSync, mkdirSync, renameSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');

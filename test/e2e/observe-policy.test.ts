@@ -6,7 +6,7 @@
 // with a reason that matches it. A handful of cells also go through the command line with --kernel.
 import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, usePolicyCluster } from '../support/policy-cluster.ts';
 import { describe, expect, it } from 'vitest';
-import { HANDSHAKE_VERSION } from '../../src/agent/pod-handshake.ts';
+import { HANDSHAKE_VERSION } from '../../src/contracts/agent-socket.ts';
 import type { ExplainAnswer } from '../../src/agent/explain.ts';
 import { askAgent, unwrap } from '../../src/cli/agent-query.ts';
 import { explainAnswerSchema, explainReportSchema } from '../../src/cli/explain.ts';

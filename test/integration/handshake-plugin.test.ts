@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PodHandshakeServer, type PodStartAnswer, type PodStartNotice } from '../../src/agent/pod-handshake.ts';
+import { PodHandshakeServer } from '../../src/agent/pod-handshake.ts';
+import type { PodStartAnswer, PodStartNotice } from '../../src/contracts/agent-socket.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { CniOutcome } from '../support/cni.ts';
 import type { TestNetns } from '../support/netns.ts';

@@ -8,7 +8,7 @@ import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, renderConflist, strandConflist } from '../../src/install/conflist-template.ts';
+import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, renderConflist, strandConflist } from '../../src/contracts/conflist.ts';
 import { REFERENCE_CNI_DIR, STRAND, STRAND_CNI } from '../support/cni.ts';
 import { writeVersionedPlugin } from '../support/libcni.ts';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseIp } from '../../src/ipam/range.ts';
 import { IpamStore } from '../../src/ipam/store.ts';
-import { writeNodeState } from '../../src/state/node-state.ts';
+import { writeNodeState } from '../../src/contracts/node-state.ts';
 import { TEMP_PREFIX } from '../../src/util/atomic-file.ts';
 import { CNI_BIN, REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND_IPAM, type CniOutcome } from '../support/cni.ts';
 

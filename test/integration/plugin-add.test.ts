@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CniOutcome } from '../support/cni.ts';
 import type { TestNetns } from '../support/netns.ts';
 import { getLink, NetlinkSocket } from '../../src/kernel/index.ts';
-import { writeNodeState } from '../../src/state/node-state.ts';
+import { writeNodeState } from '../../src/contracts/node-state.ts';
 import { nthAddress4, nthAddress6, ping, PluginFixture, randomSubnet4, randomSubnet6, sh } from '../support/plugin-fixture.ts';
 
 let f: PluginFixture;

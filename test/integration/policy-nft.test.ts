@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { PodInfo } from '../../src/agent/kube.ts';
+import type { PodInfo } from '../../src/k8s/objects.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';

@@ -6,7 +6,7 @@
 // the agent around it; this checks that the kernel reads the rules as the renderer means them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PodInfo } from '../../src/agent/kube.ts';
+import type { PodInfo } from '../../src/k8s/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
 import { compilePolicy, diffPolicy, evaluatePolicy, fullBuildPolicy, renderPolicy, type CompiledPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
 import { testName } from '../support/names.ts';

@@ -4,7 +4,7 @@
 // source's node (egress) and the destination's node (ingress) both allow it (R1). Each verdict is
 // taken twice, from the compiled model and from the nft objects the fake holds, and the two must
 // agree: the tests check the layout and the diffs, not only the model.
-import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/agent/kube.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/k8s/objects.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import {
   compilePolicy,

@@ -14,7 +14,7 @@ export function createTestCluster(opts: Omit<SimOptions, 'prefix'>): Promise<Sim
   return SimCluster.create({ prefix: TEST_PREFIX, ...opts });
 }
 
-/** Node annotations the agent publishes with a backend (src/agent/backends/types.ts ANNOTATIONS). */
+/** Node annotations the agent publishes with a backend (src/datapath/types.ts ANNOTATIONS). */
 /** A cluster of `nodes` with two pods each, every pod (and the outside) serving the probes, the
  * backend published and, unless it failed to (kept for the first test to report), converged. */
 export async function startMeshCluster(opts: Omit<SimOptions, 'prefix'> & { backend: SimBackend }): Promise<{ cluster: SimCluster; pods: SimPod[]; convergence: Error | undefined }> {

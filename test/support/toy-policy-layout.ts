@@ -5,7 +5,7 @@ import type { Chain, NftMap, Rule } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
 import type { Layout, LayoutInventory } from '../../src/nft/layout-applier.ts';
 import { addrValue, counter, match, payload, text, verdict, type Expr } from '../../src/nft/expr.ts';
-import { tryParseIp } from '../../src/kernel/ip.ts';
+import { tryParseIp } from '../../src/net/ip.ts';
 
 /** Isolated pod address → the source addresses it accepts. */
 export type ToyState = Map<string, string[]>;

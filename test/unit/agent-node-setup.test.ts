@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodePodCidrs } from '../../src/agent/node-addresses.ts';
-import { buildConflist, conflistPath, ensureConflist, renderConflist, writeIfChanged } from '../../src/agent/cni-conflist.ts';
-import type { NodeInfo } from '../../src/agent/kube.ts';
-import { desiredNodeState, ensureNodeState, gatewayFor, pickDefaultRoute, podMtu, podOffload, readCurrentNodeState, sameNodeState, underlayFamily } from '../../src/agent/node-setup.ts';
-import { networkAvailablePatch, networkMarkedAvailable } from '../../src/agent/node-status.ts';
-import { renderConflist as installRenderConflist } from '../../src/install/conflist-template.ts';
+import { agentConflistText as renderConflist, buildConflist, conflistPath, ensureConflist, writeIfChanged } from '../../src/agent/cni-conflist.ts';
+import type { NodeInfo } from '../../src/k8s/objects.ts';
+import { desiredNodeState, ensureNodeState, gatewayFor, pickDefaultRoute, podOffload, readCurrentNodeState, sameNodeState, underlayFamily } from '../../src/agent/node-setup.ts';
+import { networkAvailablePatch, networkMarkedAvailable } from '../../src/k8s/node-patch.ts';
+import { renderConflist as installRenderConflist } from '../../src/contracts/conflist.ts';
 import type { Route } from '../../src/kernel/index.ts';
+import { podMtu } from '../../src/datapath/mtu.ts';
 
 let dir: string;
 beforeEach(() => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { explain, ExplainError, resolveEndpoint, type ExplainContext } from '../../src/agent/explain.ts';
 import { explainPolicy } from '../../src/agent/explain-policy.ts';
 import { nodeAddresses as nodeAddressesOf } from '../../src/agent/node-addresses.ts';
-import type { NetworkPolicyInfo, NodeInfo, PodInfo } from '../../src/agent/kube.ts';
+import type { NetworkPolicyInfo, NodeInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { checkRoute, explainExitCode, explainReportSchema, explainVerdict, formatExplain, lookupRoute, parsePortProto } from '../../src/cli/explain.ts';
 import { ipamReportSchema, judgeReservation, type IpamReport } from '../../src/cli/ipam.ts';
 import type { Route } from '../../src/kernel/index.ts';

@@ -3,7 +3,7 @@
 // and every report matching the JSON schema scripts read.
 import { describe, expect, it } from 'vitest';
 import type { InspectSnapshot } from '../../src/agent/inspect.ts';
-import { desiredState, type ActualState, type DatapathMode, type Devices, type Peer } from '../../src/agent/backends/index.ts';
+import { desiredState, type ActualState, type DatapathMode, type Devices, type Peer } from '../../src/datapath/index.ts';
 import { inspectSchema } from '../../src/cli/agent-query.ts';
 import { checkPeersWithAgent, formatStatus, judgeStatus, peersFromKernel, statusExitCode, statusReportSchema, type StatusInputs } from '../../src/cli/status-report.ts';
 

@@ -11,7 +11,8 @@ import { loadAllYaml, loadYaml } from '@kubernetes/client-node';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { cidrsOverlap, normalizeCidr } from '../../src/agent/backends/cidr.ts';
+import { cidrsOverlap } from '../../src/net/ip.ts';
+import { normalizeCidr } from '../../src/net/text.ts';
 import { loadAgentConfig } from '../../src/agent/config.ts';
 
 const root = new URL('../../', import.meta.url);

@@ -1,7 +1,7 @@
 // The agent writes policyWhenNoAgent into the conflist only when it is "fail": the default file stays
 // byte for byte what `strand install` writes.
 import { describe, expect, it } from 'vitest';
-import { buildConflist, renderConflist } from '../../src/agent/cni-conflist.ts';
+import { agentConflistText as renderConflist, buildConflist } from '../../src/agent/cni-conflist.ts';
 
 const base = { bridge: 'cni0', stateDir: '/run/strand', ipamDataDir: '/var/lib/cni/networks', cniLogFile: '/var/log/strand/cni.log', podStartWaitMs: 2000 };
 

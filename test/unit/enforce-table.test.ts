@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { changedPodAddresses } from '../../src/agent/policy/flow-cutter.ts';
 import { readPolicyCounters } from '../../src/agent/policy-counters.ts';
 import { compilePolicy, DENY_COMMENT, LOG_COMMENT, renderPolicy, type CompileInput } from '../../src/policy/index.ts';
-import type { NetworkPolicyInfo, PodInfo } from '../../src/agent/kube.ts';
+import type { NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
 
 const pod = (ns: string, name: string, ip: string, labels: Record<string, string>, nodeName = 'n1'): PodInfo => ({
   metadata: { name, namespace: ns, uid: `${ns}-${name}`, labels },

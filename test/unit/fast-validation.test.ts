@@ -7,7 +7,7 @@ import { makeBaseSchema, plainBase } from '../../src/cni/config.ts';
 import { plainResult, resultSchema } from '../../src/cni/result.ts';
 import { makeSchemas, plainArgs, plainIpam, plainRuntimeConfig } from '../../src/ipam/config.ts';
 import { makeSchema, plainPluginFields, PLUGIN_FIELDS, schemaKeys } from '../../src/plugin/config.ts';
-import { nodeStateSchema, plainNodeState } from '../../src/state/node-state.ts';
+import { nodeStateSchema, plainNodeState } from '../../src/contracts/node-state.ts';
 
 type Schema = { safeParse(v: unknown): { success: boolean; data?: unknown } };
 

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/cni/errors.ts';
 import { DEFAULT_DATA_DIR, loadIpamConfig, resolveRangeSets } from '../../src/ipam/config.ts';
 import { formatIp, rangeSetString, type RangeSet } from '../../src/ipam/range.ts';
-import { DEFAULT_STATE_DIR, writeNodeState, type NodeState } from '../../src/state/node-state.ts';
+import { DEFAULT_STATE_DIR, writeNodeState, type NodeState } from '../../src/contracts/node-state.ts';
 
 function conf(ipam: Record<string, unknown> | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = { cniVersion: '1.1.0', name: 'net1', type: 'bridge', ...extra };

@@ -1,4 +1,4 @@
-// The node state file (src/state/node-state.ts) that usePodCidr reads: atomic write, validation,
+// The node state file (src/contracts/node-state.ts) that usePodCidr reads: atomic write, validation,
 // and code 11 with the path when it is missing or damaged.
 import { cniFailure } from '../support/cni-error.ts';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/cni/errors.ts';
-import { nodeStatePath, readNodeState, writeNodeState, type NodeState } from '../../src/state/node-state.ts';
+import { nodeStatePath, readNodeState, writeNodeState, type NodeState } from '../../src/contracts/node-state.ts';
 
 const good: NodeState = {
   version: 1,

@@ -13,7 +13,7 @@ import type { Invocation } from '../../src/cni/skel.ts';
 import { loadIpamConfig } from '../../src/ipam/config.ts';
 import { addressUsage, ipamPlugin, networkAddressUsage } from '../../src/ipam/plugin.ts';
 import { parseIp } from '../../src/ipam/range.ts';
-import { writeNodeState } from '../../src/state/node-state.ts';
+import { writeNodeState } from '../../src/contracts/node-state.ts';
 
 let root: string;
 let dataDir: string;

@@ -17,8 +17,6 @@ const KNOWN_VIOLATIONS: readonly string[] = [
   'upward: src/cni/prewarm.ts [3 contracts] → src/plugin/config.ts [4 features]',
   'upward: src/cni/roles.ts [3 contracts] → src/ipam/plugin.ts [4 features]',
   'upward: src/cni/roles.ts [3 contracts] → src/plugin/plugin.ts [4 features]',
-  'upward: src/plugin/agent-client.ts [4 features] → src/agent/handshake-protocol.ts [5 programs]',
-  'upward: src/util/cidr.ts [1 base] → src/kernel/ip.ts [2 access]',
 ];
 
 interface Layer {

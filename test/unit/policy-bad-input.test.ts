@@ -2,7 +2,7 @@
 // still isolated by it (for its policyTypes); the broken rule allows nothing while the policy's valid
 // rules still allow; nothing throws, whatever the spec holds.
 import { describe, expect, it } from 'vitest';
-import type { NetworkPolicyInfo } from '../../src/agent/kube.ts';
+import type { NetworkPolicyInfo } from '../../src/k8s/objects.ts';
 import { compilePolicy, diffPolicy, evaluateNft, evaluatePolicy, nftView, renderPolicy } from '../../src/policy/index.ts';
 import { namespace, pod, policy } from '../support/netpol.ts';
 

@@ -5,7 +5,7 @@
 // the status summary.
 import { renderRule } from '../../src/nft/expr.ts';
 import { describe, expect, it } from 'vitest';
-import type { PodInfo } from '../../src/agent/kube.ts';
+import type { PodInfo } from '../../src/k8s/objects.ts';
 import {
   clusterPolicyStatus,
   compilePolicy,

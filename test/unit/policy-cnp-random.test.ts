@@ -5,7 +5,7 @@
 // the ClusterNetworkPolicy oracle (support/cnp-oracle.ts), sharing no code with src/policy; then once
 // more after a change of one policy's priority and a full rebuild. POLICY_SEED picks the seeds.
 import { describe, expect, it } from 'vitest';
-import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/agent/kube.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/k8s/objects.ts';
 import type { ClusterNetworkPolicyObject, PolicyNode, Protocol } from '../../src/policy/index.ts';
 import { cnpJudge, type CnpWorld } from '../support/cnp-oracle.ts';
 import { oracleWorld } from '../support/netpol-oracle.ts';

@@ -2,7 +2,7 @@
 // host-network and finished pods, addresses from the pod-start notice, provenance for explain,
 // deterministic rendering, names nft accepts, and that a peer's label change is element changes only.
 import { describe, expect, it } from 'vitest';
-import type { PodInfo } from '../../src/agent/kube.ts';
+import type { PodInfo } from '../../src/k8s/objects.ts';
 import {
   compilePolicy,
   diffPolicy,

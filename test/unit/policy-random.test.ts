@@ -6,7 +6,7 @@
 // more after a full rebuild from the listed tables.
 import { Address4, Address6 } from 'ip-address';
 import { describe, expect, it } from 'vitest';
-import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/agent/kube.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../src/k8s/objects.ts';
 import type { Protocol } from '../../src/policy/index.ts';
 import { namespace, NODE_IPS, NODE_IPS_V6, NODES, pod, policy, SimCluster } from '../support/netpol.ts';
 import { allows, oracleWorld } from '../support/netpol-oracle.ts';

@@ -4,7 +4,7 @@ import type { Nft } from '../../nft/transport.ts';
 import type { DesiredPolicyTable } from '../../policy/index.ts';
 import type { Logger } from '../../log.ts';
 import type { Clock } from '../clock.ts';
-import { describeError } from '../kube.ts';
+import { describeError } from '../../k8s/client.ts';
 import { readPolicyCounters } from '../policy-counters.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
 

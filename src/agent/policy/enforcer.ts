@@ -31,7 +31,8 @@ import {
   type DesiredPolicyTable,
 } from '../../policy/index.ts';
 import { systemClock, type Clock } from '../clock.ts';
-import type { ClusterCache, KubeClient } from '../kube.ts';
+import type { ClusterCache } from '../../k8s/cluster-cache.ts';
+import type { KubeClient } from '../../k8s/client.ts';
 import { Loop } from '../loop.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
@@ -39,7 +40,7 @@ import { CounterReader } from './counter-reader.ts';
 import { cutDeniedFlows } from './flow-cutter.ts';
 import { PodStartGate } from './gate.ts';
 import { PolicyInput } from './input.ts';
-import { describeError } from '../kube.ts';
+import { describeError } from '../../k8s/client.ts';
 
 export { COUNTER_READ_MS } from './counter-reader.ts';
 

@@ -5,7 +5,7 @@
 import { Conntrack, describeTuple, IPPROTO, type ConntrackEntry } from '../../kernel/conntrack.ts';
 import type { Logger } from '../../log.ts';
 import { evaluatePolicy, type CompiledPolicy, type LocalPod, type Protocol } from '../../policy/index.ts';
-import { describeError } from '../kube.ts';
+import { describeError } from '../../k8s/client.ts';
 import { podKey } from '../pod-notices.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
 

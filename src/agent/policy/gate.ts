@@ -9,7 +9,9 @@
 import type { Logger } from '../../log.ts';
 import type { CompiledPolicy } from '../../policy/index.ts';
 import { sleep, type Clock, type Timer } from '../clock.ts';
-import { ApiRequestError, describeError, slimPod, type ClusterCache, type KubeClient, type PodInfo } from '../kube.ts';
+import { ApiRequestError, describeError, type KubeClient } from '../../k8s/client.ts';
+import { slimPod, type PodInfo } from '../../k8s/objects.ts';
+import { type ClusterCache } from '../../k8s/cluster-cache.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 import type { PolicyInput } from './input.ts';
 

@@ -8,9 +8,10 @@
 // the README promises bad objects are logged and skipped), not on every pass.
 import type { Logger } from '../../log.ts';
 import type { CompileInput } from '../../policy/index.ts';
-import { normalizeIp } from '../backends/cidr.ts';
+import { normalizeIp } from '../../net/text.ts';
 import type { Clock } from '../clock.ts';
-import type { ClusterCache, PodInfo } from '../kube.ts';
+import type { ClusterCache } from '../../k8s/cluster-cache.ts';
+import type { PodInfo } from '../../k8s/objects.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 
 /** A pod fetched by GET is kept this long for the informer to show it. */

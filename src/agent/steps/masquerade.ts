@@ -1,7 +1,7 @@
 // Step 4, the egress masquerade: pod traffic leaving the cluster CIDRs leaves with the node's address
 // (masquerade.ts, through the injected nft client). Runs once the node is set up.
 import type { ClusterNetwork } from '../cluster-network.ts';
-import { describeError } from '../kube.ts';
+import { describeError } from '../../k8s/client.ts';
 import type { PassContext, Step } from './step.ts';
 
 export class MasqueradeStep implements Step {

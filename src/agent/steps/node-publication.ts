@@ -4,9 +4,10 @@
 // while the watch has not shown it yet (10 s); a failed one asks for a retry.
 import type { Logger } from '../../log.ts';
 import type { Clock } from '../clock.ts';
-import { describeError, type KubeClient, type NodeInfo } from '../kube.ts';
+import { describeError, type KubeClient } from '../../k8s/client.ts';
+import { type NodeInfo } from '../../k8s/objects.ts';
 import type { AgentMetrics } from '../metrics.ts';
-import { markNetworkAvailable, networkMarkedAvailable } from '../node-status.ts';
+import { markNetworkAvailable, networkMarkedAvailable } from '../../k8s/node-patch.ts';
 import type { PassContext, Step } from './step.ts';
 
 /** A patch sent this recently is not sent again while the watch has not shown it. */

@@ -3,16 +3,19 @@
 // this node's Node through the pass context once it is set up.
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { CHAINED_PLUGINS } from '../../install/conflist-template.ts';
+import { CHAINED_PLUGINS } from '../../contracts/conflist.ts';
 import { planConflist, PluginVersionCache, type ConflistPlan } from '../../install/conflist-versions.ts';
 import type { NetlinkSocket, OffloadSizes } from '../../kernel/index.ts';
 import type { Logger } from '../../log.ts';
 import type { Clock } from '../clock.ts';
-import { agentSocketPath, conflistPath, ensureConflist } from '../cni-conflist.ts';
+import { agentSocketPath } from '../../contracts/agent-socket.ts';
+import { conflistPath, ensureConflist } from '../cni-conflist.ts';
 import type { AgentConfig } from '../config.ts';
-import type { ClusterCache, NodeInfo } from '../kube.ts';
+import type { ClusterCache } from '../../k8s/cluster-cache.ts';
+import type { NodeInfo } from '../../k8s/objects.ts';
 import { nodePodCidrs } from '../node-addresses.ts';
-import { desiredNodeState, detectUnderlay, ensureNodeState, podMtu, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from '../node-setup.ts';
+import { desiredNodeState, detectUnderlay, ensureNodeState, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from '../node-setup.ts';
+import { podMtu } from '../../datapath/mtu.ts';
 import type { PassContext, Step } from './step.ts';
 
 /** While the node is not set up, a log line saying why at most this often (unless the reason changes). */

@@ -2,7 +2,7 @@
 // (agent.ts) runs in order on every pass. A pass is level based: a step computes what it wants from
 // the caches and the kernel and applies the difference, whatever events came before.
 
-import type { NodeInfo } from '../kube.ts';
+import type { NodeInfo } from '../../k8s/objects.ts';
 
 /** What a pass hands each step: this node's Node object once node set-up has found it usable. */
 export interface PassContext {

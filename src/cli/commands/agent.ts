@@ -30,7 +30,7 @@ export function agentCommand(setExitCode: (code: number) => void): CommandModule
  * or SIGINT, stops it and returns 0.
  */
 export async function runAgentCommand(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { describeError, KubeConfigError, loadKubeConfig } = await import('../../agent/kube.ts');
+  const { describeError, KubeConfigError, loadKubeConfig } = await import('../../k8s/client.ts');
   let config: AgentConfig;
   let kubeConfig: KubeConfig;
   try {

@@ -1,6 +1,6 @@
 // `strand explain` on the command line: the work is in ../explain.ts.
 import type { Argv, CommandModule } from 'yargs';
-import type { ExplainQuery } from '../../agent/pod-handshake.ts';
+import type { ExplainQuery } from '../../contracts/agent-socket.ts';
 import { explainExitCode, formatExplain, parsePortProto, runExplain } from '../explain.ts';
 import { emit, EXIT, nodeOptions, nodePaths } from '../output.ts';
 

@@ -1,11 +1,12 @@
 // `strand install` on the command line (uninstall.ts shares its directory flags). The work is in src/install/, imported
 // when one of these commands runs, so other commands do not load it.
+import { CNI_BIN_DIR, CNI_CONF_DIR } from '../../defaults.ts';
 import type { Argv, CommandModule } from 'yargs';
 import { interfaceNameProblem } from '../../cni/env.ts';
-import { CONFLIST_DEFAULTS, CONFLIST_FILE } from '../../install/conflist-template.ts';
+import { CONFLIST_DEFAULTS, CONFLIST_FILE } from '../../contracts/conflist.ts';
 
-export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
-export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+export const DEFAULT_CNI_BIN_DIR = CNI_BIN_DIR;
+export const DEFAULT_CNI_CONF_DIR = CNI_CONF_DIR;
 
 export function dirOptions(y: Argv<object>) {
   return y

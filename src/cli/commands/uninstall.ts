@@ -1,7 +1,7 @@
 // `strand uninstall` on the command line. The work is in src/install/, imported when the command
 // runs, so other commands do not load it.
 import type { Argv, CommandModule } from 'yargs';
-import { CONFLIST_DEFAULTS, CONFLIST_FILE } from '../../install/conflist-template.ts';
+import { CONFLIST_DEFAULTS, CONFLIST_FILE } from '../../contracts/conflist.ts';
 import { dirOptions, flagProblem, type ArgsOf } from './install.ts';
 
 function uninstallOptions(y: Argv<object>) {

@@ -2,7 +2,7 @@
 // byte order, and how a value written in nft's syntax ("10.0.0.0/8", 80, "tcp", "veth*") becomes bytes.
 // Set keys, element keys and rule matches all go through here, so a set and the rule that looks it up
 // can never disagree on an encoding.
-import { parseCidr, parseIp } from '../../kernel/index.ts';
+import { parseCidr, parseIp } from '../../net/ip.ts';
 import { NFT_BYTEORDER } from './const.ts';
 
 export interface DataType {

@@ -3,7 +3,8 @@
 // Node.spec.podCIDRs, the cluster CIDRs, the MTU, the pods' offload sizes and the backend. The
 // agent writes it atomically (temp file, fsync, rename), so a reader sees a whole old or a whole new
 // file, never half of one.
-import { isCidr } from '../util/cidr.ts';
+import { NODE_STATE_FILE, STATE_DIR } from '../defaults.ts';
+import { isCidr } from '../net/text.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as z from 'zod';
@@ -15,8 +16,8 @@ import { zod } from '../util/lazy-zod.ts';
 import { isIntIn, isObject } from '../util/plain.ts';
 
 /** Where the agent keeps node state unless configured otherwise (a tmpfs: gone at reboot, rewritten at start). */
-export const DEFAULT_STATE_DIR = '/run/strand';
-export const NODE_STATE_FILE = 'node.json';
+export const DEFAULT_STATE_DIR = STATE_DIR;
+export { NODE_STATE_FILE };
 export const NODE_STATE_VERSION = 1;
 
 export const BACKENDS = ['vxlan', 'host-gw', 'none'] as const;

@@ -4,6 +4,7 @@
 // CIDR via the peer's VTEP address (onlink), a permanent neighbour entry for that address, and an
 // FDB entry sending the peer's VTEP MAC to its underlay address. With directRouting, peers on the
 // same layer-2 segment get plain routes via their underlay address instead (as flannel's DirectRouting).
+import { VNI, VXLAN_PORT } from '../defaults.ts';
 import {
   addAddress,
   addLink,
@@ -16,18 +17,20 @@ import {
   type Link,
   type LinkChanges,
   type NetlinkSocket,
-} from '../../kernel/index.ts';
-import { familyOf, vtepHostCidr } from './cidr.ts';
+} from '../kernel/index.ts';
+import { familyOf } from '../net/text.ts';
+import { vtepHostCidr } from './cidr.ts';
 import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries, reportDeviceChange, vxlanDeviceName } from './datapath.ts';
-import { vxlanOverhead, type DatapathMode } from './desired.ts';
+import type { DatapathMode } from './desired.ts';
+import { podMtu } from './mtu.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';
 import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } from './types.ts';
 import { vtepMacFor } from './vtep-mac.ts';
 
-export const DEFAULT_VNI = 1;
+export const DEFAULT_VNI = VNI;
 /** IANA's VXLAN port (RFC 7348); the kernel's own default is the pre-standard 8472. */
-export const DEFAULT_VXLAN_PORT = 4789;
+export const DEFAULT_VXLAN_PORT = VXLAN_PORT;
 
 export interface VxlanOptions {
   /** VXLAN network identifier, 1–16777215 (default 1); also names the device strand.<VNI>. */
@@ -118,7 +121,7 @@ export class VxlanBackend implements Backend {
     const changes: Change[] = [];
     const underlay = underlayLink(nl, local);
     const endpoint = local.underlayIps[0]!;
-    const mtu = (local.underlayMtu ?? underlay.mtu) - vxlanOverhead(familyOf(endpoint)!);
+    const mtu = podMtu('vxlan', local.underlayMtu ?? underlay.mtu, familyOf(endpoint)!);
     const mac = vtepMacFor(local.name);
 
     let link = findLink(nl, this.device);

@@ -15,7 +15,7 @@ import {
   type Backend,
   type ReconcileReport,
   type SetUpResult,
-} from '../../src/agent/backends/index.ts';
+} from '../../src/datapath/index.ts';
 import { NetlinkSocket, writeSysctls } from '../../src/kernel/index.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';

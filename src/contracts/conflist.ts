@@ -1,15 +1,31 @@
-// The network configuration list Strand installs as 10-strand.conflist: the shipped
-// cni-conf/10-strand.conflist with its paths and bridge filled in, its versions and chained plugins
-// those the node's plugins support (conflist-versions.ts), plus a marker that says Strand wrote it. `strand install` writes it and the agent may rewrite it (with the node's values); both
-// use this one function, and uninstall removes the file only when the marker is there.
+// The network configuration list Strand installs as 10-strand.conflist, rendered in one place: the
+// shipped cni-conf/10-strand.conflist with its paths and bridge filled in, its versions and chained
+// plugins those the node's plugins support (install/conflist-versions.ts), plus a marker that says
+// Strand wrote it. `strand install` writes it and the agent may rewrite it (with the node's values,
+// agent/cni-conflist.ts); both use this one renderer, and uninstall removes the file only when the
+// marker is there.
 //
 // The marker is a top-level key. libcni reads the list's known keys (cniVersion, cniVersions, name,
 // disableCheck, disableGC, plugins) and ignores the rest, and a plugin only receives its own entry
 // of `plugins` (with name and cniVersion injected), so the key reaches no plugin (CNI 1.1 §1).
 
-import type { ListVersions } from './conflist-versions.ts';
+import { BRIDGE, CNI_LOG_FILE, CONFLIST_FILE, IPAM_DATA_DIR, STATE_DIR } from '../defaults.ts';
+import { join } from 'node:path';
 
-export const CONFLIST_FILE = '10-strand.conflist';
+export { CONFLIST_FILE };
+
+/** cniVersion and cniVersions of a list. */
+export interface ListVersions {
+  cniVersion: string;
+  cniVersions: string[];
+}
+
+/** The plugin's own default for agentWaitMs (src/plugin/config.ts): left out of the file when equal. */
+export const PLUGIN_AGENT_WAIT_MS = 2000;
+
+export function conflistPath(cniConfDir: string): string {
+  return join(cniConfDir, CONFLIST_FILE);
+}
 export const NETWORK_NAME = 'strand';
 export const MANAGED_KEY = 'strand.dev/managed';
 
@@ -26,6 +42,10 @@ export interface ConflistOptions {
   versions?: ListVersions;
   /** The chained plugins after strand, in order (a plugin missing on the node is left out). */
   chained?: readonly string[];
+  /** The plugin's agentWaitMs; written only when it is not the plugin's default. */
+  agentWaitMs?: number;
+  /** The plugin's policyWhenNoAgent; written only when it is not the plugin's default ("allow"). */
+  policyWhenNoAgent?: 'allow' | 'fail';
 }
 
 /** The plugins Strand chains after its own, and each one's entry. */
@@ -44,12 +64,13 @@ const CHAINED_ENTRIES: Record<ChainedPlugin, Record<string, unknown>> = {
  */
 export const DEFAULT_VERSIONS: ListVersions = { cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] };
 
+type PathOptions = Omit<ConflistOptions, 'versions' | 'chained' | 'agentWaitMs' | 'policyWhenNoAgent'>;
 /** The defaults of cni-conf/10-strand.conflist (and of the plugin's own fields). */
-export const CONFLIST_DEFAULTS: Required<Omit<ConflistOptions, 'versions' | 'chained'>> = {
-  bridge: 'cni0',
-  stateDir: '/run/strand',
-  ipamDataDir: '/var/lib/cni/networks',
-  logFile: '/var/log/strand/cni.log',
+export const CONFLIST_DEFAULTS: Required<PathOptions> = {
+  bridge: BRIDGE,
+  stateDir: STATE_DIR,
+  ipamDataDir: IPAM_DATA_DIR,
+  logFile: CNI_LOG_FILE,
 };
 
 /** The configuration list as an object. */
@@ -77,6 +98,11 @@ export function strandConflist(opts: ConflistOptions = {}): Record<string, unkno
           stateDir: o.stateDir,
           dataDir: o.ipamDataDir,
         },
+        // Left out at the plugin's defaults, so the default file stays what install writes.
+        ...(opts.agentWaitMs !== undefined && opts.agentWaitMs !== PLUGIN_AGENT_WAIT_MS
+          ? { agentWaitMs: opts.agentWaitMs }
+          : {}),
+        ...(opts.policyWhenNoAgent === 'fail' ? { policyWhenNoAgent: 'fail' } : {}),
       },
       ...chained.map(chainedEntry),
     ],

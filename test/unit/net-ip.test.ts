@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { broadcastOf, formatCidr, formatIp, formatMac, networkOf, parseCidr, parseIp, parseMac, tryParseIp } from '../../src/kernel/ip.ts';
+import { broadcastOf, formatCidr, formatIp, formatMac, networkOf, parseCidr, parseIp, parseMac, tryParseIp } from '../../src/net/ip.ts';
 
 describe('IP addresses', () => {
   it('parses and formats IPv4', () => {
@@ -66,7 +66,7 @@ describe('IP addresses', () => {
 
 describe('prefix helpers', () => {
   it('cidrsOverlap compares at the shorter prefix and never across families', async () => {
-    const { cidrsOverlap } = await import('../../src/kernel/ip.ts');
+    const { cidrsOverlap } = await import('../../src/net/ip.ts');
     expect(cidrsOverlap('10.244.0.0/16', '10.244.3.0/24')).toBe(true);
     expect(cidrsOverlap('10.244.3.7/24', '10.244.3.0/24')).toBe(true);
     expect(cidrsOverlap('10.244.3.0/24', '10.244.4.0/24')).toBe(false);
@@ -76,7 +76,7 @@ describe('prefix helpers', () => {
   });
 
   it('firstHost is the network address plus one', async () => {
-    const { firstHost } = await import('../../src/kernel/ip.ts');
+    const { firstHost } = await import('../../src/net/ip.ts');
     expect(firstHost('10.244.1.5/24')).toBe('10.244.1.1');
     expect(firstHost('10.88.0.0/16')).toBe('10.88.0.1');
     expect(firstHost('fd00:1::42/64')).toBe('fd00:1::1');

@@ -3,7 +3,8 @@
 // on one layer-2 segment: a peer whose underlay address is outside every prefix of the underlay
 // interface gets no route and is reported, because the kernel would refuse such a gateway anyway
 // ("Nexthop has invalid gateway") or, worse, send through a default router that knows no pod CIDRs.
-import type { NetlinkSocket } from '../../kernel/index.ts';
+import { podMtu } from './mtu.ts';
+import type { NetlinkSocket } from '../kernel/index.ts';
 import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries } from './datapath.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';
@@ -27,7 +28,7 @@ export class HostGwBackend implements Backend {
     this.local = local;
     return {
       annotations: localAnnotations('host-gw', local),
-      podMtu: local.underlayMtu ?? underlay.mtu,
+      podMtu: podMtu('host-gw', local.underlayMtu ?? underlay.mtu),
       changes,
       warnings: forwardingWarnings(this.nl.netns, local.podCidrs),
     };

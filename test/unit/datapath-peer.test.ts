@@ -1,7 +1,7 @@
 // peerFromNode against Node objects as the API serves them, well-formed and not: it never throws,
 // and a Node that cannot be used says why. Also the deterministic VTEP MAC and the annotations.
 import { describe, expect, it } from 'vitest';
-import { ANNOTATIONS, isUsableVtepMac, localAnnotations, parseUnderlayIps, peerFromNode, peersFromNodes, vtepMacFor } from '../../src/agent/backends/index.ts';
+import { ANNOTATIONS, isUsableVtepMac, localAnnotations, parseUnderlayIps, peerFromNode, peersFromNodes, vtepMacFor } from '../../src/datapath/index.ts';
 
 function node(overrides: { name?: unknown; annotations?: unknown; spec?: unknown; status?: unknown } = {}): unknown {
   return {

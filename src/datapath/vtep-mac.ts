@@ -8,7 +8,7 @@
 // same whichever replica of the agent computes it. Node names are unique in a cluster, and 46 bits
 // of SHA-256 make two names sharing a MAC improbable (the backend still reports it if it happens).
 import { createHash } from 'node:crypto';
-import { formatMac, parseMac } from '../../kernel/index.ts';
+import { formatMac, parseMac } from '../net/ip.ts';
 
 /** A locally administered unicast MAC ("0e:…", "a2:…") that depends only on nodeName. */
 export function vtepMacFor(nodeName: string): string {

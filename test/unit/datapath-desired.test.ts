@@ -1,8 +1,8 @@
 // The pure thinking of the backends: which routes, neighbours and FDB entries a list of peers needs
 // (desiredState), and which operations turn what the kernel holds into that (planChanges).
 import { describe, expect, it } from 'vitest';
-import { PrefixClaims } from '../../src/agent/backends/cidr.ts';
-import { desiredState, planChanges, vtepMacFor, vxlanOverhead, type ActualState, type DatapathMode, type DesiredInput, type Devices, type Peer } from '../../src/agent/backends/index.ts';
+import { PrefixClaims } from '../../src/datapath/cidr.ts';
+import { desiredState, planChanges, vtepMacFor, vxlanOverhead, type ActualState, type DatapathMode, type DesiredInput, type Devices, type Peer } from '../../src/datapath/index.ts';
 
 const VXLAN: DatapathMode = { kind: 'vxlan', directRouting: false, vtepMac: '0e:00:00:00:00:01', vtepFamily: 4 };
 const HOST_GW: DatapathMode = { kind: 'host-gw' };

@@ -1,7 +1,7 @@
 // From a Node object (plain JSON, as the informer or the API hands it) to a Peer, and from this node
 // to the annotations it publishes. Pure: no kernel, no API calls; a Node that cannot be used yields a
 // reason rather than an exception, so one malformed Node never stops the agent's loop.
-import { familyOf, normalizeCidr, normalizeIp } from './cidr.ts';
+import { familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
 import { ANNOTATIONS, type BackendKind, type LocalNode, type Peer } from './types.ts';
 import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
 

@@ -1,7 +1,7 @@
 // The difference between what the kernel holds and what it should hold, as an ordered list of
 // operations: add what is missing, replace what changed (a peer's underlay address or MAC), delete
 // what is stale (a node deleted while the agent was down). Pure; datapath.ts reads and applies.
-import { familyOf } from './cidr.ts';
+import { familyOf } from '../net/text.ts';
 import type { DesiredFdb, DesiredNeighbour, DesiredRoute, DesiredState, RouteDevice } from './desired.ts';
 
 /** A Strand route the kernel holds (rtm_protocol STRAND_ROUTE_PROTOCOL, main table). */

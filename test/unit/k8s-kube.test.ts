@@ -1,7 +1,8 @@
 // What the agent keeps of API objects (slim, API-shaped), what it refuses as malformed, and the
 // restart backoff of its informers.
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, slimNamespace, slimNetworkPolicy, slimNode, slimPod } from '../../src/agent/kube.ts';
+import { backoffDelay } from '../../src/k8s/informer.ts';
+import { slimNamespace, slimNetworkPolicy, slimNode, slimPod } from '../../src/k8s/objects.ts';
 
 const rawPod = {
   apiVersion: 'v1',

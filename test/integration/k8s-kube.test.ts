@@ -1,4 +1,4 @@
-// The agent's informers (src/agent/kube.ts) in process against the test API server: paged lists of
+// The agent's informers (src/k8s/informer.ts) in process against the test API server: paged lists of
 // slim objects, bookmarks, relist after 410, restart with backoff after failed lists and outages,
 // malformed objects skipped in lists and watches; and the NetworkUnavailable patch. The server
 // authorizes by deploy/strand.yaml's RBAC and the client is the agent's ServiceAccount, as on a
@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ApiRequestError, ClusterCache, KubeClient, loadKubeConfig, type ResourceName } from '../../src/agent/kube.ts';
-import { markNetworkAvailable } from '../../src/agent/node-status.ts';
+import { ApiRequestError, KubeClient, loadKubeConfig } from '../../src/k8s/client.ts';
+import { ClusterCache } from '../../src/k8s/cluster-cache.ts';
+import type { ResourceName } from '../../src/k8s/informer.ts';
+import { markNetworkAvailable } from '../../src/k8s/node-patch.ts';
 import { silentLogger } from '../../src/log.ts';
 import { DEPLOY_MANIFEST, TestApiServer, type KubeObject, type TestApiServerOptions } from '../kit/k8s-api-server.ts';
 import { withoutResources, writeManifestCopy } from '../kit/k8s/rbac.ts';

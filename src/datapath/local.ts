@@ -1,6 +1,6 @@
 // Checks and normalizes what the agent says about this node before any kernel change.
-import { getLink, type Link, type NetlinkSocket } from '../../kernel/index.ts';
-import { familyOf, normalizeCidr, normalizeIp } from './cidr.ts';
+import { getLink, type Link, type NetlinkSocket } from '../kernel/index.ts';
+import { familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
 import type { LocalNode } from './types.ts';
 
 /** LocalNode with addresses in canonical form; throws naming the field that is wrong. */

@@ -1,8 +1,9 @@
 // What the kernel should hold for a list of peers: a pure function of the backend mode, this node and
 // the peers. One route per peer pod CIDR; for a peer reached through VXLAN also one permanent
 // neighbour entry per VTEP address and one FDB entry (flannel's pkg/backend/vxlan: route, ARP, FDB).
-import type { IpFamily } from '../../kernel/index.ts';
-import { cidrContains, familyOf, normalizeCidr, normalizeIp, PrefixClaims, vtepAddress } from './cidr.ts';
+import type { IpFamily } from '../net/ip.ts';
+import { cidrContains, familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
+import { PrefixClaims, vtepAddress } from './cidr.ts';
 import { ANNOTATIONS, type Peer, type Problem } from './types.ts';
 import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
 
@@ -174,9 +175,4 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
     if (fdb) out.fdb.push(fdb);
   }
   return out;
-}
-
-/** The encapsulation overhead of VXLAN over this underlay family: outer IP + UDP + VXLAN + Ethernet. */
-export function vxlanOverhead(underlayFamily: IpFamily): number {
-  return underlayFamily === 4 ? 50 : 70;
 }

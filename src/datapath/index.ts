@@ -2,7 +2,7 @@
 //   const backend = createBackend(nl, { kind: 'vxlan', vni: 1, port: 4789, directRouting: false });
 //   const { annotations, podMtu } = backend.setUp(localNode);   // publish annotations, write podMtu
 //   backend.reconcile(peersFromNodes(nodes, localNode.name).peers);   // on every Node change and periodically
-import type { NetlinkSocket } from '../../kernel/index.ts';
+import type { NetlinkSocket } from '../kernel/index.ts';
 import { HostGwBackend } from './host-gw.ts';
 import type { Backend } from './types.ts';
 import { VxlanBackend, type VxlanOptions } from './vxlan.ts';
@@ -19,9 +19,10 @@ export function createBackend(nl: NetlinkSocket, config: BackendConfig): Backend
   }
 }
 
-export { cidrContains, cidrsOverlap, normalizeCidr, vtepAddress } from './cidr.ts';
+export { vtepAddress } from './cidr.ts';
 export { VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
-export { desiredState, vxlanOverhead } from './desired.ts';
+export { desiredState } from './desired.ts';
+export { backendOverhead, podMtu, VXLAN_OVERHEAD, vxlanOverhead } from './mtu.ts';
 export type { DatapathMode, DesiredFdb, DesiredInput, DesiredNeighbour, DesiredRoute, DesiredState } from './desired.ts';
 export { planChanges } from './diff.ts';
 export type { ActualFdb, ActualNeighbour, ActualRoute, ActualState, Devices, Plan, PlanOp } from './diff.ts';

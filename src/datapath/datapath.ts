@@ -10,20 +10,18 @@ import {
   deleteLink,
   deleteNeighbour,
   deleteRoute,
-  formatCidr,
   isKernelError,
   listAddresses,
   listFdbEntries,
   listLinks,
   listNeighbours,
   listRoutes,
-  networkOf,
-  parseCidr,
   readSysctl,
   replaceRoute,
   type NetlinkSocket,
   type RouteSpec,
-} from '../../kernel/index.ts';
+} from '../kernel/index.ts';
+import { formatCidr, networkOf, parseCidr } from '../net/ip.ts';
 import { desiredState, type DatapathMode } from './desired.ts';
 import { planChanges, type ActualState, type Devices, type PlanOp } from './diff.ts';
 import { STRAND_ROUTE_PROTOCOL, type Change, type LocalNode, type Problem, type ReconcileReport } from './types.ts';

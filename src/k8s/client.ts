@@ -1,0 +1,122 @@
+// A client of the Kubernetes API from a kubeconfig or the in-cluster service account: one request
+// with the kubeconfig's credentials and TLS settings (raw JSON, not the generated client, whose
+// deserializer fails a whole list on one malformed item and builds heavy model objects).
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+import { ApiReachability, PROBE_INTERVAL_MS } from './reachability.ts';
+
+export class KubeConfigError extends Error {
+  override name = 'KubeConfigError';
+}
+
+/**
+ * A kubeconfig file if given (--kubeconfig or KUBECONFIG, merged into the agent's config), else the
+ * in-cluster service account. Errors are KubeConfigErrors: the CLI refuses to start on them.
+ */
+export function loadKubeConfig(kubeconfig: string | undefined, env: NodeJS.ProcessEnv = process.env): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfig !== undefined) {
+    try {
+      kc.loadFromFile(kubeconfig);
+    } catch (err) {
+      throw new KubeConfigError(`kubeconfig ${kubeconfig}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (!kc.getCurrentCluster()) throw new KubeConfigError(`kubeconfig ${kubeconfig}: no current cluster (current-context "${kc.getCurrentContext()}")`);
+    return kc;
+  }
+  if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
+    throw new KubeConfigError('no kubeconfig (--kubeconfig or KUBECONFIG) and not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)');
+  }
+  kc.loadFromCluster();
+  return kc;
+}
+
+/** A failed API request: the HTTP status (0 when there was no answer) and the server's message. */
+export class ApiRequestError extends Error {
+  override name = 'ApiRequestError';
+  readonly statusCode: number;
+  /** ListWatch looks at `code` and `statusCode` for 410. */
+  readonly code: number;
+  constructor(statusCode: number, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.statusCode = statusCode;
+    this.code = statusCode;
+  }
+}
+
+/** Short text of any error the client produces, for logs. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code;
+    return code && typeof code === 'string' && !err.message.includes(code) ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly server: string;
+  /** Whether the API answers, shared by everything that uses this client (reachability.ts). */
+  readonly reachability: ApiReachability;
+
+  /** `probeMs`: how often an unreachable API is tried (reachability.ts; tests shorten it). */
+  constructor(kc: KubeConfig, opts: { probeMs?: number } = {}) {
+    this.kc = kc;
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new KubeConfigError('the kubeconfig has no current cluster');
+    this.server = cluster.server.replace(/\/+$/, '');
+    const probe = () => this.request('GET', '/version', { timeoutMs: 5_000 });
+    this.reachability = new ApiReachability(probe, opts.probeMs ?? PROBE_INTERVAL_MS);
+  }
+
+  /** One request with the kubeconfig's credentials and TLS settings; the decoded JSON answer. */
+  async request(method: 'GET' | 'PATCH', path: string, opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<unknown> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
+    const ctx = new RequestContext(url.toString(), method === 'GET' ? HttpMethod.GET : HttpMethod.PATCH);
+    await this.kc.applySecurityAuthentication(ctx);
+    const headers = ctx.getHeaders() as Record<string, string>;
+    headers.Accept = 'application/json';
+    if (opts.contentType) headers['Content-Type'] = opts.contentType;
+    // client-node makes a dispatcher (connection pool) per request when the cluster needs TLS
+    // settings; it is closed after the answer so that no idle connection outlives its request.
+    const dispatcher = ctx.getDispatcher();
+    let status: number;
+    let text: string;
+    try {
+      const res = await fetch(url, {
+        method,
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        dispatcher,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
+      });
+      status = res.status;
+      text = await res.text();
+    } catch (err) {
+      const failure = new ApiRequestError(0, `${method} ${path}: ${describeError(err)}`, { cause: err });
+      this.reachability.failed(failure);
+      throw failure;
+    } finally {
+      dispatcher?.close().catch(() => undefined);
+    }
+    // Any answer, even an error, says the API is reachable.
+    this.reachability.succeeded();
+    if (status < 200 || status > 299) {
+      let message = text.slice(0, 300);
+      try {
+        const status = JSON.parse(text) as { message?: unknown };
+        if (typeof status.message === 'string') message = status.message;
+      } catch {
+        // Not a Status object: keep the text.
+      }
+      throw new ApiRequestError(status, `${method} ${path}: ${status} ${message}`);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new ApiRequestError(status, `${method} ${path}: the answer is not JSON: ${(err as Error).message}`);
+    }
+  }
+}

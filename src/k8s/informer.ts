@@ -1,0 +1,306 @@
+// Informers (list, then watch) for Nodes, Pods, Namespaces and NetworkPolicies of all namespaces,
+// built on @kubernetes/client-node's ListWatch with what it leaves to its user
+// (test/integration/k8s-api-server.test.ts has the details):
+//   - ListWatch stops on any error other than 410 (connection refused or reset, a failed list):
+//     ResourceInformer restarts it with capped exponential backoff, resuming from the last version;
+//     when the API comes back after an outage (any request succeeds: reachability.ts), every
+//     informer waiting out its backoff restarts at once;
+//   - relisting after 410 Gone is ListWatch's own; watches ask for bookmarks so that the version a
+//     quiet resource resumes from stays recent;
+//   - objects are slimmed (objects.ts) before they reach the cache;
+//   - a malformed object is logged and skipped, in the list and in the watch, never passed on:
+//     ListWatch itself throws on an object without metadata.
+// Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
+import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '../log.ts';
+import { ApiRequestError, describeError, type KubeClient } from './client.ts';
+import {
+  isObject,
+  isString,
+  metaOnly,
+  slimNamespace,
+  slimNetworkPolicy,
+  slimNode,
+  slimPod,
+  type NamespaceInfo,
+  type NetworkPolicyInfo,
+  type NodeInfo,
+  type PodInfo,
+  type Slimmed,
+} from './objects.ts';
+
+export type ResourceName = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies';
+
+interface ResourceSpec<T> {
+  resource: ResourceName;
+  path: string;
+  namespaced: boolean;
+  slim: (raw: unknown) => Slimmed<T>;
+}
+
+export const RESOURCE_SPECS = {
+  nodes: { resource: 'nodes', path: '/api/v1/nodes', namespaced: false, slim: slimNode } as ResourceSpec<NodeInfo>,
+  pods: { resource: 'pods', path: '/api/v1/pods', namespaced: true, slim: slimPod } as ResourceSpec<PodInfo>,
+  namespaces: { resource: 'namespaces', path: '/api/v1/namespaces', namespaced: false, slim: slimNamespace } as ResourceSpec<NamespaceInfo>,
+  networkpolicies: {
+    resource: 'networkpolicies',
+    path: '/apis/networking.k8s.io/v1/networkpolicies',
+    namespaced: true,
+    slim: slimNetworkPolicy,
+  } as ResourceSpec<NetworkPolicyInfo>,
+};
+
+export interface InformerHooks {
+  log: Logger;
+  /** Any add, update or delete, from a list or a watch. */
+  onChange?: (resource: ResourceName) => void;
+  /** The first list is in the cache. */
+  onSynced?: (resource: ResourceName) => void;
+  /** A later list (after 410 Gone) is in the cache, with this many objects. */
+  onRelisted?: (resource: ResourceName, objects: number) => void;
+  /** A list or watch failed (the informer restarts by itself). */
+  onApiError?: (resource: ResourceName, err: unknown) => void;
+  /** A list or watch started again after the first. */
+  onRestart?: (resource: ResourceName) => void;
+}
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+}
+
+/** ms before the next attempt after `failures` failures in a row: doubling, capped, ±20 % jitter. */
+export function backoffDelay(failures: number, opts: BackoffOptions, random = Math.random): number {
+  const base = Math.min(opts.maxMs, opts.initialMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+/** Items per list page, as client-go's reflector. */
+export const LIST_PAGE_SIZE = 500;
+
+type WatchCallback = Parameters<Watch['watch']>[2];
+type WatchDone = Parameters<Watch['watch']>[3];
+
+/** A Watch that asks for bookmarks, slims objects and skips malformed ones before ListWatch sees them. */
+class SlimWatch<T> extends Watch {
+  private readonly informer: ResourceInformer<T & KubernetesObject>;
+
+  constructor(kc: KubeConfig, informer: ResourceInformer<T & KubernetesObject>) {
+    super(kc);
+    this.informer = informer;
+  }
+
+  override async watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: WatchDone): Promise<AbortController> {
+    // Bookmarks keep the version to resume from recent; the server ends a watch after timeoutSeconds
+    // (spread, as client-go's 5-10 minutes), after which ListWatch resumes it.
+    const q = { ...query, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300) };
+    this.informer.watchStarting();
+    let ended = false;
+    const controller = await super.watch(
+      path,
+      q,
+      (phase: string, obj: unknown, raw: unknown) => {
+        this.informer.healthy();
+        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
+          const slim = phase === 'DELETED' ? this.informer.slimDeleted(obj) : this.informer.slim(obj);
+          if (slim === undefined) return;
+          callback(phase, slim, raw);
+          return;
+        }
+        callback(phase, obj, raw);
+      },
+      (err: unknown) => {
+        ended = true;
+        done(err);
+      },
+    );
+    // super.watch resolves once the answer's headers arrived; had it failed, done ran already.
+    if (!ended) this.informer.healthy();
+    return controller;
+  }
+}
+
+/**
+ * One resource's informer: a ListWatch whose lists are paged and slimmed, whose watch is a SlimWatch,
+ * restarted with backoff whenever it stops on an error, until stop().
+ */
+export class ResourceInformer<T extends KubernetesObject> {
+  readonly resource: ResourceName;
+  private readonly spec: ResourceSpec<T>;
+  private readonly kube: KubeClient;
+  private readonly hooks: InformerHooks;
+  private readonly backoff: BackoffOptions;
+  private readonly lw: ListWatch<T>;
+  private stopped = true;
+  private timer: NodeJS.Timeout | undefined;
+  private failures = 0;
+  private connects = 0;
+  private listedSinceWatch = false;
+  private unsubscribe: (() => void) | undefined;
+  /** The last list or watch failed and none has worked since. */
+  down = false;
+  /** The first list is in the cache. */
+  synced = false;
+  /** Malformed objects skipped so far. */
+  skipped = 0;
+
+  constructor(kube: KubeClient, spec: ResourceSpec<T>, hooks: InformerHooks, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+    this.kube = kube;
+    this.spec = spec;
+    this.resource = spec.resource;
+    this.hooks = hooks;
+    this.backoff = backoff;
+    this.lw = new ListWatch<T>(spec.path, new SlimWatch<T>(kube.kc, this), () => this.listAll(), false);
+    const changed = () => hooks.onChange?.(this.resource);
+    this.lw.on('add', changed);
+    this.lw.on('update', changed);
+    this.lw.on('delete', changed);
+    this.lw.on('connect', () => {
+      if (this.connects++ > 0) hooks.onRestart?.(this.resource);
+    });
+    this.lw.on('error', (err: unknown) => this.failed(err));
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unsubscribe = this.kube.reachability.onBack(() => this.apiBack());
+    this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.lw.stop();
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.lw.get(name, namespace);
+  }
+
+  list(namespace?: string): readonly T[] {
+    return this.lw.list(namespace);
+  }
+
+  /** The resourceVersion the informer would resume from. */
+  get resourceVersion(): string {
+    return this.lw.latestResourceVersion();
+  }
+
+  /** Called by SlimWatch: the connection works (a watch answered, an event came). */
+  healthy(): void {
+    this.failures = 0;
+    this.down = false;
+    this.kube.reachability.succeeded();
+  }
+
+  /** The API is back after an outage: a restart waiting out its backoff goes now, from a clean slate. */
+  private apiBack(): void {
+    if (this.stopped || this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.failures = 0;
+    this.hooks.log.info({ resource: this.resource }, `${this.resource}: the API server is back; list/watch again now`);
+    this.run();
+  }
+
+  /**
+   * Called by SlimWatch as ListWatch starts a watch. After a list, ListWatch has put the listed
+   * items into its cache by then: the first time, the informer is synced.
+   */
+  watchStarting(): void {
+    if (!this.listedSinceWatch) return;
+    this.listedSinceWatch = false;
+    if (!this.synced) {
+      this.synced = true;
+      this.hooks.onSynced?.(this.resource);
+    } else {
+      this.hooks.onRelisted?.(this.resource, this.lw.list().length);
+    }
+  }
+
+  /** The slim form of a listed or watched object, or undefined (logged) when it is malformed. */
+  slim(raw: unknown): T | undefined {
+    const s = this.spec.slim(raw);
+    if (s.ok) return s.value;
+    this.skip(raw, s.reason);
+    return undefined;
+  }
+
+  /** A deleted object only needs its metadata to leave the cache. */
+  slimDeleted(raw: unknown): T | undefined {
+    const full = this.spec.slim(raw);
+    if (full.ok) return full.value;
+    const meta = metaOnly(this.spec.namespaced)(raw);
+    if (meta.ok) return meta.value as unknown as T;
+    this.skip(raw, meta.reason);
+    return undefined;
+  }
+
+  private skip(raw: unknown, reason: string): void {
+    this.skipped++;
+    const meta = isObject(raw) && isObject(raw.metadata) ? raw.metadata : {};
+    this.hooks.log.warn(
+      { resource: this.resource, name: meta.name, namespace: meta.namespace, reason },
+      `skipped a malformed object from the API (${this.resource}): ${reason}`,
+    );
+  }
+
+  private run(): void {
+    this.lw.start().catch((err: unknown) => this.failed(err));
+  }
+
+  private failed(err: unknown): void {
+    // ListWatch reports its own stop() as an AbortError.
+    if (this.stopped) return;
+    this.failures++;
+    this.down = true;
+    this.kube.reachability.failed(err);
+    const delay = backoffDelay(this.failures, this.backoff);
+    this.hooks.onApiError?.(this.resource, err);
+    this.hooks.log.warn(
+      { resource: this.resource, err: describeError(err), failures: this.failures, retryInMs: delay },
+      `${this.resource}: list/watch failed; retrying`,
+    );
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.stopped) this.run();
+    }, delay);
+  }
+
+  /** The whole collection, page by page, slimmed; a continue token that expired restarts the list. */
+  private async listAll(): Promise<KubernetesListObject<T>> {
+    for (let attempt = 1; ; attempt++) {
+      const items: T[] = [];
+      let resourceVersion: string | undefined;
+      let cont: string | undefined;
+      try {
+        do {
+          const query: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
+          if (cont) query.continue = cont;
+          const page = await this.kube.request('GET', this.spec.path, { query });
+          if (!isObject(page) || !Array.isArray(page.items)) throw new ApiRequestError(200, `list ${this.resource}: the answer is not a list`);
+          const meta = isObject(page.metadata) ? page.metadata : {};
+          resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
+          for (const raw of page.items) {
+            const slim = this.slim(raw);
+            if (slim !== undefined) items.push(slim);
+          }
+          cont = isString(meta.continue) && meta.continue !== '' ? meta.continue : undefined;
+        } while (cont !== undefined);
+      } catch (err) {
+        if (err instanceof ApiRequestError && err.statusCode === 410 && cont !== undefined && attempt < 3) continue;
+        throw err;
+      }
+      this.listedSinceWatch = true;
+      this.failures = 0;
+      this.down = false;
+      return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion }, items } as KubernetesListObject<T>;
+    }
+  }
+}

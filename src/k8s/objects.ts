@@ -1,0 +1,196 @@
+// The slim objects Strand keeps of Nodes, Pods, Namespaces and NetworkPolicies, and the slimmers
+// that make them from the API's JSON: only the fields Strand uses are kept (a Pod keeps name,
+// namespace, labels, node, IPs, hostNetwork and container ports), which keeps the agent small on
+// large clusters; a malformed object (no metadata, a string where an object belongs…) is refused
+// with a reason, never passed on.
+
+export interface SlimMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+// The slim objects have the API's shape (a subset of V1Node, V1Pod…), so code written against the API
+// types reads them, and peers' Nodes can go to the backends as they are.
+
+export interface NodeInfo {
+  metadata: SlimMeta;
+  /** podCIDRs is filled from podCIDR when only that is set (older API servers). */
+  spec: { podCIDRs: string[] };
+  status: {
+    /** InternalIP, ExternalIP, Hostname… */
+    addresses: { type: string; address: string }[];
+    /** Only NetworkUnavailable, the condition Strand sets. */
+    conditions: { type: string; status: string; reason?: string }[];
+  };
+}
+
+export interface PodPort {
+  name?: string;
+  containerPort: number;
+  protocol: string;
+}
+
+export interface PodInfo {
+  metadata: SlimMeta;
+  spec: {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    /** Only containers with ports, and of them only the ports. */
+    containers: { name: string; ports: PodPort[] }[];
+  };
+  status: {
+    phase?: string;
+    /** Filled from podIP when only that is set. */
+    podIPs: { ip: string }[];
+  };
+}
+
+export interface NamespaceInfo {
+  metadata: SlimMeta;
+}
+
+export interface NetworkPolicyInfo {
+  metadata: SlimMeta;
+  /** The NetworkPolicySpec as the API served it; the policy compiler checks it. */
+  spec: Record<string, unknown>;
+}
+
+export const podIPs = (pod: PodInfo): string[] => pod.status.podIPs.map((p) => p.ip);
+
+export type Slimmed<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Annotations the agent keeps from Nodes: its own (VXLAN peers publish their VTEP there). */
+export const ANNOTATION_PREFIX = 'strand.dev/';
+
+export type Json = Record<string, unknown>;
+
+export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+class Malformed extends Error {}
+
+function field<T>(obj: Json, key: string, check: (v: unknown) => v is T, what: string, where: string): T | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (!check(v)) throw new Malformed(`${where}.${key} is not ${what}`);
+  return v;
+}
+
+export const isString = (v: unknown): v is string => typeof v === 'string';
+const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean';
+const isArray = (v: unknown): v is unknown[] => Array.isArray(v);
+const isStringMap = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every(isString);
+
+function slimMeta(raw: unknown, namespaced: boolean, keepAnnotations?: (key: string) => boolean): SlimMeta {
+  if (!isObject(raw)) throw new Malformed('not an object');
+  const meta = raw.metadata;
+  if (!isObject(meta)) throw new Malformed('metadata is missing or not an object');
+  const name = meta.name;
+  if (typeof name !== 'string' || name === '') throw new Malformed('metadata.name is missing');
+  const out: SlimMeta = { name };
+  if (namespaced) {
+    const ns = meta.namespace;
+    if (typeof ns !== 'string' || ns === '') throw new Malformed('metadata.namespace is missing');
+    out.namespace = ns;
+  }
+  const uid = field(meta, 'uid', isString, 'a string', 'metadata');
+  if (uid !== undefined) out.uid = uid;
+  const rv = field(meta, 'resourceVersion', isString, 'a string', 'metadata');
+  if (rv !== undefined) out.resourceVersion = rv;
+  const labels = field(meta, 'labels', isStringMap, 'a map of strings', 'metadata');
+  if (labels !== undefined && Object.keys(labels).length > 0) out.labels = { ...labels };
+  if (keepAnnotations) {
+    const annotations = field(meta, 'annotations', isStringMap, 'a map of strings', 'metadata');
+    const kept = Object.entries(annotations ?? {}).filter(([k]) => keepAnnotations(k));
+    if (kept.length > 0) out.annotations = Object.fromEntries(kept);
+  }
+  return out;
+}
+
+function section(raw: unknown, key: 'spec' | 'status'): Json {
+  const v = (raw as Json)[key];
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw new Malformed(`${key} is not an object`);
+  return v;
+}
+
+function slimming<T>(fn: (raw: unknown) => T): (raw: unknown) => Slimmed<T> {
+  return (raw) => {
+    try {
+      return { ok: true, value: fn(raw) };
+    } catch (err) {
+      if (err instanceof Malformed) return { ok: false, reason: err.message };
+      throw err;
+    }
+  };
+}
+
+export const slimNode = slimming((raw): NodeInfo => {
+  const metadata = slimMeta(raw, false, (k) => k.startsWith(ANNOTATION_PREFIX));
+  const spec = section(raw, 'spec');
+  const status = section(raw, 'status');
+  const podCIDRs = field(spec, 'podCIDRs', isArray, 'an array', 'spec') ?? [];
+  if (!podCIDRs.every(isString)) throw new Malformed('spec.podCIDRs has a value that is not a string');
+  const podCIDR = field(spec, 'podCIDR', isString, 'a string', 'spec');
+  const addresses: { type: string; address: string }[] = [];
+  for (const a of field(status, 'addresses', isArray, 'an array', 'status') ?? []) {
+    if (isObject(a) && isString(a.type) && isString(a.address)) addresses.push({ type: a.type, address: a.address });
+  }
+  const conditions: NodeInfo['status']['conditions'] = [];
+  for (const c of field(status, 'conditions', isArray, 'an array', 'status') ?? []) {
+    if (isObject(c) && c.type === 'NetworkUnavailable' && isString(c.status)) {
+      conditions.push({ type: c.type, status: c.status, ...(isString(c.reason) ? { reason: c.reason } : {}) });
+    }
+  }
+  return {
+    metadata,
+    spec: { podCIDRs: podCIDRs.length > 0 ? [...podCIDRs] : podCIDR ? [podCIDR] : [] },
+    status: { addresses, conditions },
+  };
+});
+
+export const slimPod = slimming((raw): PodInfo => {
+  const metadata = slimMeta(raw, true);
+  const spec = section(raw, 'spec');
+  const status = section(raw, 'status');
+  const containers: PodInfo['spec']['containers'] = [];
+  for (const c of field(spec, 'containers', isArray, 'an array', 'spec') ?? []) {
+    if (!isObject(c)) throw new Malformed('spec.containers has an entry that is not an object');
+    const ports: PodPort[] = [];
+    for (const p of field(c, 'ports', isArray, 'an array', 'spec.containers[]') ?? []) {
+      if (!isObject(p) || typeof p.containerPort !== 'number') throw new Malformed('spec.containers[].ports has an entry without a numeric containerPort');
+      ports.push({ ...(isString(p.name) ? { name: p.name } : {}), containerPort: p.containerPort, protocol: isString(p.protocol) ? p.protocol : 'TCP' });
+    }
+    if (ports.length > 0) containers.push({ name: isString(c.name) ? c.name : '', ports });
+  }
+  const ips: { ip: string }[] = [];
+  for (const p of field(status, 'podIPs', isArray, 'an array', 'status') ?? []) {
+    if (isObject(p) && isString(p.ip)) ips.push({ ip: p.ip });
+  }
+  const podIP = field(status, 'podIP', isString, 'a string', 'status');
+  if (ips.length === 0 && podIP) ips.push({ ip: podIP });
+  const phase = field(status, 'phase', isString, 'a string', 'status');
+  const nodeName = field(spec, 'nodeName', isString, 'a string', 'spec');
+  const hostNetwork = field(spec, 'hostNetwork', isBoolean, 'a boolean', 'spec');
+  return {
+    metadata,
+    spec: { ...(nodeName ? { nodeName } : {}), ...(hostNetwork ? { hostNetwork } : {}), containers },
+    status: { ...(phase !== undefined ? { phase } : {}), podIPs: ips },
+  };
+});
+
+export const slimNamespace = slimming((raw): NamespaceInfo => ({ metadata: slimMeta(raw, false) }));
+
+export const slimNetworkPolicy = slimming((raw): NetworkPolicyInfo => {
+  const metadata = slimMeta(raw, true);
+  const spec = (raw as Json).spec;
+  if (!isObject(spec)) throw new Malformed('spec is missing or not an object');
+  return { metadata, spec };
+});
+
+/** Only the metadata: enough for ListWatch to delete an object from its cache. */
+/** A deleted object only needs its metadata to leave the cache. */
+export const metaOnly = (namespaced: boolean) => slimming((raw): { metadata: SlimMeta } => ({ metadata: slimMeta(raw, namespaced) }));
