@@ -56,10 +56,6 @@ export class PodStartNotices {
     return stored;
   }
 
-  forget(key: string): void {
-    this.byKey.delete(key);
-  }
-
   has(key: string): boolean {
     return this.byKey.has(key);
   }

@@ -306,6 +306,13 @@ describe('strand agent in a node namespace', () => {
     // The strategic merge kept the other conditions.
     const conditions = (api.get('nodes', NODE)?.status as { conditions: { type: string }[] }).conditions;
     expect(conditions.map((c) => c.type).sort()).toEqual(['NetworkUnavailable', 'Ready']);
+    // The annotations' merge PATCH is sent apart from the condition's: wait for it (answered) rather
+    // than race it.
+    await api.waitFor(
+      () => api.requestsMatching({ method: 'PATCH' }).some((p) => p.path === `/api/v1/nodes/${NODE}` && p.status !== 0),
+      10_000,
+      'the annotations merge patch',
+    );
     const patches = api.requestsMatching({ method: 'PATCH' });
     expect(patches.find((p) => p.path.endsWith('/status'))).toMatchObject({ path: `/api/v1/nodes/${NODE}/status`, contentType: 'application/strategic-merge-patch+json', status: 200 });
     // The backend's annotations go on the Node's metadata, by merge patch.

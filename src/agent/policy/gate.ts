@@ -83,7 +83,8 @@ export class PodStartGate {
       if (found === 'absent') {
         // The API has no such pod: no policy can select it. (A runtime's ADD outside Kubernetes.)
         log.info({ pod: key }, 'pod-start notice for a pod the API does not know: no policy applies to it');
-        this.opts.notices.forget(key);
+        // The notice stays: the store is shared (the local-pods step lists the pod from it until the API
+        // shows it) and its one expiry rule decides when it goes, not the gate.
         return { ok: true };
       }
     }
