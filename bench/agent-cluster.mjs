@@ -69,7 +69,7 @@ export function addressPlan(sizes) {
       return { node: n, ip: v4(base + n * block + Math.floor(p / sizes.nodes) + 2) };
     },
     /** A free address of node n after its bench pods (k from 0), for pods a bench adds later. */
-    spare: (n, k) => v4(base + n * block + perNode + 2 + k),
+    spare: (n, k) => v4(base + n * block + perNode + 2 + (k % (block - perNode - 4))),
     nodeIp: (n) => v4(parse4('198.19.0.1') + n),
     vtepMac: (n) => `0e:00:${[(n >>> 16) & 255, (n >>> 8) & 255, n & 255, 1].map((b) => b.toString(16).padStart(2, '0')).join(':')}`,
     podsPerNode: perNode,
