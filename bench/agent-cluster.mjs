@@ -63,6 +63,9 @@ export function addressPlan(sizes) {
   return {
     clusterCidr: wide ? '10.0.0.0/8' : '10.244.0.0/16',
     nodeCidr: (n) => `${v4(base + n * block)}/${prefix}`,
+    /** The first address of node n's block (its bridge's, the pods' gateway) and the block's length. */
+    gateway: (n) => v4(base + n * block + 1),
+    prefix,
     /** Pod p's node and address (p counts from 0; pods go round the nodes). */
     pod: (p) => {
       const n = p % sizes.nodes;
