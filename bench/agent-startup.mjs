@@ -136,7 +136,9 @@ try {
     baselines.push(await baselineRun(api));
     const r = await agentRun(api, plan);
     if (r.objects.pods !== SIZES.pods || r.objects.networkpolicies !== SIZES.policies) throw new Error(`the agent synced ${JSON.stringify(r.objects)}`);
-    if (r.exitCode !== 0) throw new Error(`the agent exited with ${r.exitCode} on SIGTERM`);
+    // Not fatal: an agent whose event loop is blocked does not stop within 15 s and is killed, a
+    // finding of its own (seen at 50,000 pods); the figures still count.
+    if (r.exitCode !== 0) console.log(`run ${i + 1}: the agent did not exit cleanly on SIGTERM (exit code ${r.exitCode}; null = killed after 15 s)`);
     agents.push(r);
   }
   const row = (st) => ({ median: fmt(st.median), min: fmt(st.min), max: fmt(st.max) });
