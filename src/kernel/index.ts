@@ -2,8 +2,6 @@
 // network namespaces and sysctls, all in process (DESIGN.md "Kernel access"). Importing this module
 // costs nothing at start-up: koffi loads on the first kernel call (libc.ts).
 export { KernelError, errnoName, isKernelError, strerror } from './errors.ts';
-// Only for src/nft/pod-masquerade.ts (h-nft's) until the merge switches it to src/net/ip.ts; then it goes.
-export { formatIp, networkOf, parseCidr } from '../net/ip.ts';
 export { NetlinkSocket } from './netlink-socket.ts';
 export type { NetlinkOptions, Operation } from './netlink-socket.ts';
 export {

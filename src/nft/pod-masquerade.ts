@@ -14,7 +14,8 @@
 // removes exactly what ADD added. The element's comment is the attachment's host veth name (a hash of
 // network, container ID and interface), so DEL and GC find it without the pod's namespace or IPs.
 import { createHash } from 'node:crypto';
-import { formatIp, isKernelError, NetlinkSocket, networkOf, parseCidr } from '../kernel/index.ts';
+import { isKernelError, NetlinkSocket } from '../kernel/index.ts';
+import { formatIp, networkOf, parseCidr } from '../net/ip.ts';
 import type { MessageBuilder } from '../kernel/netlink-codec.ts';
 import { NETLINK_NETFILTER, NLM_F } from '../kernel/netlink-const.ts';
 import {
