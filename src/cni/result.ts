@@ -54,7 +54,8 @@ export interface Result {
 }
 
 /** "4" or "6" for an address in CIDR notation. */
-export function familyOf(cidr: string): '4' | '6' {
+/** The CNI result's `version` of an address ("4" or "6", as results before 1.0.0 carry it). */
+export function ipVersionOf(cidr: string): '4' | '6' {
   const addr = cidr.split('/')[0] ?? '';
   const f = ipFamily(addr);
   if (f === 0) throw new CniError(ErrorCode.DecodingFailure, `invalid IP address "${cidr}"`);
@@ -96,7 +97,7 @@ export function resultToVersion(result: Result, version: SpecVersion): Record<st
   if (result.ips?.length) {
     out.ips = result.ips.map((ip) =>
       defined({
-        version: v1 ? undefined : familyOf(ip.address),
+        version: v1 ? undefined : ipVersionOf(ip.address),
         interface: ip.interface,
         address: ip.address,
         gateway: ip.gateway || undefined,
@@ -290,7 +291,7 @@ export function parseResult(json: unknown, what: string): Result {
   if (src.interfaces?.length) out.interfaces = src.interfaces.map((i) => defined({ ...i }));
   if (src.ips?.length) {
     out.ips = src.ips.map((ip) => {
-      if (ip.version && ip.version !== familyOf(ip.address)) {
+      if (ip.version && ip.version !== ipVersionOf(ip.address)) {
         throw new CniError(ErrorCode.DecodingFailure, `could not parse ${what}: address ${ip.address} is not IPv${ip.version}`);
       }
       return defined({ address: ip.address, gateway: ip.gateway, interface: ip.interface ?? undefined });

@@ -3,7 +3,7 @@
 // at top level and read top to bottom; the kernel work is in bridge.ts and pod.ts, IPAM in ipam.ts.
 import type { Attachment } from '../cni/config.ts';
 import { asCniError, CniError, ErrorCode } from '../cni/errors.ts';
-import { familyOf, type Interface, type IpConfig, type Result, type Route } from '../cni/result.ts';
+import { ipVersionOf, type Interface, type IpConfig, type Result, type Route } from '../cni/result.ts';
 import type { CniPlugin, Invocation } from '../cni/skel.ts';
 import {
   addLink,
@@ -115,7 +115,7 @@ async function add(inv: Invocation): Promise<Result> {
 
     if (cfg.isGateway) {
       ensureGatewayAddresses(host, bridge, gateways, cfg.forceAddress);
-      enableForwarding(new Set(ips.map((ip) => (familyOf(ip.address) === '4' ? 4 : 6))));
+      enableForwarding(new Set(ips.map((ip) => (ipVersionOf(ip.address) === '4' ? 4 : 6))));
     }
     if (cfg.ipMasq && ips.length > 0) {
       const masq = await import('../nft/pod-masquerade.ts');

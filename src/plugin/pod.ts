@@ -1,7 +1,7 @@
 // The pod's side of an attachment: settings, addresses and routes of the container interface,
 // all inside the pod's network namespace (reference ipam.ConfigureIface and bridge cmdAdd step 7).
 import type { IpConfig, Route } from '../cni/result.ts';
-import { familyOf } from '../cni/result.ts';
+import { ipVersionOf } from '../cni/result.ts';
 import { addAddress, addRoute, interfaceSysctl, isKernelError, setLinkUp, writeSysctls, type NetlinkSocket, type RouteSpec } from '../kernel/index.ts';
 
 export interface PodInterfaceOptions {
@@ -31,14 +31,14 @@ function podSysctls(o: PodInterfaceOptions, hasV6: boolean): Record<string, numb
 export function familyGateways(ips: readonly IpConfig[]): Map<'4' | '6', string> {
   const gws = new Map<'4' | '6', string>();
   for (const ip of ips) {
-    const f = familyOf(ip.address);
+    const f = ipVersionOf(ip.address);
     if (ip.gateway && !gws.has(f)) gws.set(f, ip.gateway);
   }
   return gws;
 }
 
 export function routeSpec(r: Route, oif: number, gateways: Map<'4' | '6', string>): RouteSpec {
-  const gw = r.gw ?? gateways.get(familyOf(r.dst));
+  const gw = r.gw ?? gateways.get(ipVersionOf(r.dst));
   const spec: RouteSpec = { dst: r.dst, oif };
   if (gw) spec.gateway = gw;
   if (r.priority !== undefined) spec.metric = r.priority;
@@ -51,10 +51,10 @@ export function routeSpec(r: Route, oif: number, gateways: Map<'4' | '6', string
 
 /** Configures the container interface through a socket opened in the pod's namespace. */
 export function configurePodInterface(podNl: NetlinkSocket, o: PodInterfaceOptions): void {
-  const hasV6 = o.ips.some((ip) => familyOf(ip.address) === '6');
+  const hasV6 = o.ips.some((ip) => ipVersionOf(ip.address) === '6');
   writeSysctls(podSysctls(o, hasV6), { netns: o.netns });
   for (const ip of o.ips) {
-    addAddress(podNl, o.index, ip.address, familyOf(ip.address) === '6' && !o.enableDad ? { noDad: true } : {});
+    addAddress(podNl, o.index, ip.address, ipVersionOf(ip.address) === '6' && !o.enableDad ? { noDad: true } : {});
   }
   if (o.leaveDown) return;
   setLinkUp(podNl, o.index);
