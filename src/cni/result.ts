@@ -53,7 +53,6 @@ export interface Result {
   dns?: Dns;
 }
 
-/** "4" or "6" for an address in CIDR notation. */
 /** The CNI result's `version` of an address ("4" or "6", as results before 1.0.0 carry it). */
 export function ipVersionOf(cidr: string): '4' | '6' {
   const addr = cidr.split('/')[0] ?? '';

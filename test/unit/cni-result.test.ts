@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CniError } from '../../src/cni/errors.ts';
-import { familyOf, parseResult, resultToVersion, type Result } from '../../src/cni/result.ts';
+import { ipVersionOf, parseResult, resultToVersion, type Result } from '../../src/cni/result.ts';
 import { SUPPORTED_VERSIONS } from '../../src/cni/versions.ts';
 
 const full: Result = {
@@ -96,7 +96,7 @@ describe('parseResult', () => {
   });
 
   it('tells address families apart', () => {
-    expect(familyOf('10.0.0.1/8')).toBe('4');
-    expect(familyOf('::1/128')).toBe('6');
+    expect(ipVersionOf('10.0.0.1/8')).toBe('4');
+    expect(ipVersionOf('::1/128')).toBe('6');
   });
 });
