@@ -108,6 +108,11 @@ export function lookup(keys: Selector | readonly Selector[], set: string, op: 'e
   return { kind: 'lookup', keys: Array.isArray(keys) ? keys : [keys as Selector], op, set };
 }
 
+/** `a . b vmap @map`. */
+export function vmap(keys: Selector | readonly Selector[], map: string): Expr {
+  return { kind: 'vmap', keys: Array.isArray(keys) ? keys : [keys as Selector], map };
+}
+
 /** An address or prefix value from its text (`10.0.0.1`, `224.0.0.0/4`). */
 export function addrValue(text: string): Value {
   const slash = text.indexOf('/');
