@@ -6,7 +6,8 @@
 //   vmap (selectors @map)       → load(s), then lookup with a verdict destination
 //   counter, limit, log, masquerade, verdict → the statement of the same name
 // No free text reaches the script except interface names and log prefixes, which are quoted and
-// checked (checkRuleBody).
+// checked (checkRuleBody): there is no text escape, so every rule a caller writes can be encoded
+// over netlink as well as rendered.
 import { tryParseIp } from '../net/ip.ts';
 
 /** What a match or lookup reads from the packet or its metadata. */
@@ -86,9 +87,7 @@ export type Expr =
   | { kind: 'limit'; rate: number; per: 'second'; burst?: number }
   | { kind: 'log'; prefix?: string; level?: 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug'; group?: number }
   | { kind: 'masquerade'; fullyRandom?: boolean }
-  | Verdict
-  /** @deprecated Rule text as before typed rules: only src/policy writes it, until it moves onto Expr. */
-  | { kind: 'text'; text: string };
+  | Verdict;
 
 // ---- Builders (short forms for the common shapes) ----
 
@@ -108,6 +107,11 @@ export function lookup(keys: Selector | readonly Selector[], set: string, op: 'e
   return { kind: 'lookup', keys: Array.isArray(keys) ? keys : [keys as Selector], op, set };
 }
 
+/** `a . b vmap @map`. */
+export function vmap(keys: Selector | readonly Selector[], map: string): Expr {
+  return { kind: 'vmap', keys: Array.isArray(keys) ? keys : [keys as Selector], map };
+}
+
 /** An address or prefix value from its text (`10.0.0.1`, `224.0.0.0/4`). */
 export function addrValue(text: string): Value {
   const slash = text.indexOf('/');
@@ -121,11 +125,6 @@ export function verdict(v: Verdict['verdict'], chain?: string): Expr {
 }
 
 export const counter = (): Expr => ({ kind: 'counter' });
-
-/** @deprecated Wraps rule text; see Expr's 'text'. */
-export function text(body: string): Expr {
-  return { kind: 'text', text: body };
-}
 
 // ---- Rendering ----
 
@@ -189,8 +188,6 @@ export function renderExpr(e: Expr): string {
       return e.fullyRandom ? 'masquerade fully-random' : 'masquerade';
     case 'verdict':
       return e.verdict === 'jump' || e.verdict === 'goto' ? `${e.verdict} ${e.chain}` : e.verdict;
-    case 'text':
-      return e.text;
   }
 }
 
@@ -213,18 +210,35 @@ export function ruleReferencesOf(body: readonly Expr[]): { sets: string[]; chain
     if (e.kind === 'lookup') sets.push(e.set);
     else if (e.kind === 'vmap') sets.push(e.map);
     else if (e.kind === 'verdict' && (e.verdict === 'jump' || e.verdict === 'goto')) chains.push(e.chain);
-    else if (e.kind === 'text') {
-      // Deprecated text bodies: quoted strings (interface names) are not references.
-      const unquoted = e.text.replace(/"[^"]*"/g, '""');
-      for (const m of unquoted.matchAll(/@([A-Za-z0-9_-]+)/g)) sets.push(m[1] as string);
-      for (const m of unquoted.matchAll(/\b(?:jump|goto)\s+([A-Za-z0-9_-]+)/g)) chains.push(m[1] as string);
-    }
   }
   return { sets, chains };
 }
 
 const IFNAME = /^[A-Za-z0-9_.:@+-]{1,15}$/;
-const LOG_PREFIX = /^[^"\u0000-\u001f\u007f]{0,127}$/;
+// nft expands `$name` in a quoted log prefix as a variable (nft 1.0.6: "unknown identifier"), so a `$`
+// is refused with the quote and control characters.
+const LOG_PREFIX = /^[^"$\u0000-\u001f\u007f]{0,127}$/;
+const PAYLOAD_FIELDS: readonly string[] = [
+  'ip saddr',
+  'ip daddr',
+  'ip6 saddr',
+  'ip6 daddr',
+  'th sport',
+  'th dport',
+  'icmpv6 type',
+] satisfies readonly PayloadField[];
+const META_KEYS: readonly string[] = ['l4proto', 'nfproto', 'iifname', 'oifname'];
+
+/** The types keep selectors to this list; a cast or a parsed object must not carry free text into the
+ * script through one either. */
+function checkSelector(s: Selector, where: string): void {
+  const ok =
+    (s.kind === 'payload' && PAYLOAD_FIELDS.includes(s.field)) ||
+    (s.kind === 'meta' && META_KEYS.includes(s.key)) ||
+    (s.kind === 'ct' && s.key === 'state') ||
+    (s.kind === 'fib' && s.key === 'daddr type');
+  if (!ok) throw new RuleBodyError(`${where}: unknown selector ${JSON.stringify(s)}`);
+}
 
 function checkValue(left: Selector, v: Value, where: string): void {
   const sel = renderSelector(left);
@@ -272,19 +286,22 @@ function checkValue(left: Selector, v: Value, where: string): void {
 }
 
 /**
- * Checks a typed rule body; `checkChainName` and `checkSetName` are objects.ts's name checks (passed in
- * so that this module stays below objects.ts). Text bodies are checked by objects.ts as before.
+ * Checks a typed rule body; `checkRef` is objects.ts's name check (passed in so that this module stays
+ * below objects.ts). Every free string that reaches the script (addresses, interface names, log
+ * prefixes, set and chain names) is checked here: no rule text is taken from anywhere else.
  */
 export function checkRuleBody(body: readonly Expr[], where: string, checkRef: (what: 'chain' | 'set', name: string) => void): void {
   if (body.length === 0) throw new RuleBodyError(`${where}: the rule body is empty`);
   for (const e of body) {
     switch (e.kind) {
       case 'match':
+        checkSelector(e.left, where);
         checkValue(e.left, e.right, where);
         break;
       case 'lookup':
       case 'vmap':
         if (e.keys.length === 0) throw new RuleBodyError(`${where}: a ${e.kind} without keys`);
+        for (const k of e.keys) checkSelector(k, where);
         checkRef('set', e.kind === 'lookup' ? e.set : e.map);
         break;
       case 'limit':
@@ -301,7 +318,6 @@ export function checkRuleBody(body: readonly Expr[], where: string, checkRef: (w
         break;
       case 'counter':
       case 'masquerade':
-      case 'text':
         break;
       default: {
         const never: never = e;

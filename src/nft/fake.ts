@@ -14,7 +14,7 @@
 //    (canonicalElementPart), so list() on the fake and on the kernel read alike.
 // Not modelled: rule bodies are not checked beyond their typed checks and references (nft's syntax check is the real
 // runner's job, tested against the kernel), element timeouts, and auto-merge.
-import { renderRule, ruleReferencesOf, text, type Expr } from './expr.ts';
+import { renderRule, ruleReferencesOf, type Expr } from './expr.ts';
 import {
   canonicalElementPart,
   emptyTableState,
@@ -100,11 +100,6 @@ const REASON_TEXT: Record<NftErrorReason, string> = {
 
 function fail(reason: NftErrorReason, what: string): never {
   throw new OpError(reason, `${what}: ${REASON_TEXT[reason]}`);
-}
-
-/** @deprecated Names a text rule body refers to; typed bodies: ruleReferencesOf (expr.ts). */
-export function ruleReferences(body: string): { sets: string[]; chains: string[] } {
-  return ruleReferencesOf([text(body)]);
 }
 
 function sameBase(a: BaseChainSpec | undefined, b: BaseChainSpec | undefined): boolean {

@@ -1,24 +1,25 @@
 // An interpreter of the rendered nftables objects for the rule subset render.ts writes, so tests check
-// the layout itself (the rule texts, set names and elements, verdict maps, chain flow) rather than
+// the layout itself (the typed rule bodies, set names and elements, verdict maps, chain flow) rather than
 // the model it came from; it reads a DesiredPolicyTable (through nftView) or the FakeNft's state
 // after transactions, which also checks that the diff left the table right.
 //
 // The packet is the first of a new connection (conntrack state new, R13). Which hook sees it follows
 // from the addresses: to one of the node's addresses it is delivered locally (input), from one it
 // was sent by the node (output), neither has a policy chain (render.ts); anything else is forwarded
-// and walks agent-pol-forward. A rule this interpreter does not understand throws: the layout and its
-// reader must change together.
-import { renderRule } from '../nft/expr.ts';
+// and walks agent-pol-forward. An expression this interpreter does not understand throws: the layout
+// and its reader must change together.
+import { renderValue, type Expr, type Selector, type Value } from '../nft/expr.ts';
 import { ipInterval } from '../nft/objects.ts';
 import { addressValue, canonicalAddress } from './cidr.ts';
-import type { DesiredPolicyTable, NftVerdict, NftView, Packet } from './types.ts';
+import type { DesiredChain, DesiredPolicyTable, NftVerdict, NftView, Packet } from './types.ts';
 import { FORWARD_CHAIN } from './skeleton.ts';
 
 /** A DesiredPolicyTable as an NftView. */
 export function nftView(desired: DesiredPolicyTable): NftView {
   const sets = new Map<string, { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }>();
   for (const [name, s] of desired.sets) sets.set(name, { type: s.type, elements: desired.elements.get(name) ?? [] });
-  const chains = new Map([...desired.chains].map(([name, c]) => [name, { rules: c.rules.map((r) => ({ rule: renderRule(r.body), comment: r.comment })) }]));
+  const rulesOf = (c: DesiredChain) => c.rules.map((r) => ({ body: r.body, comment: r.comment }));
+  const chains = new Map([...desired.chains].map(([name, c]) => [name, { rules: rulesOf(c) }]));
   return { chains, sets };
 }
 
@@ -26,28 +27,9 @@ type Outcome = { kind: 'accept' } | { kind: 'drop' } | { kind: 'return' } | { ki
 
 const PROTO: Record<string, string> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
-/** Splits a rule body into words, a `{ … }` anonymous set being one word. */
-function words(body: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  while (i < body.length) {
-    if (body[i] === ' ') {
-      i++;
-      continue;
-    }
-    if (body[i] === '{') {
-      const end = body.indexOf('}', i);
-      out.push(body.slice(i, end + 1));
-      i = end + 1;
-      continue;
-    }
-    let j = body.indexOf(' ', i);
-    if (j < 0) j = body.length;
-    out.push(body.slice(i, j));
-    i = j;
-  }
-  return out;
-}
+/** What a selector reads from the packet; undefined when the packet has no such field (an IPv6
+ * address of an IPv4 packet, an ICMPv6 type of a TCP one): the expression does not match. */
+type Read = { value: string } | undefined;
 
 class Interpreter {
   private readonly view: NftView;
@@ -62,7 +44,7 @@ class Interpreter {
     this.family = family;
   }
 
-  private setHas(name: string, key: string[]): { found: boolean; value?: readonly string[] | undefined } {
+  private setHas(name: string, key: readonly string[]): { found: boolean; value?: readonly string[] | undefined } {
     const set = this.view.sets.get(name);
     if (!set) throw new Error(`rule names set ${name}, which does not exist`);
     for (const e of set.elements) {
@@ -72,10 +54,25 @@ class Interpreter {
     return { found: false };
   }
 
-  private field(word: string): string {
-    if (word === 'saddr') return this.packet.src;
-    if (word === 'daddr') return this.packet.dst;
-    throw new Error(`unknown address field ${word}`);
+  private read(s: Selector, body: readonly Expr[]): Read {
+    if (s.kind === 'payload') {
+      switch (s.field) {
+        case 'ip saddr':
+        case 'ip daddr':
+        case 'ip6 saddr':
+        case 'ip6 daddr': {
+          if ((s.field.startsWith('ip6 ') ? 6 : 4) !== this.family) return undefined;
+          return { value: s.field.endsWith('saddr') ? this.packet.src : this.packet.dst };
+        }
+        case 'th dport':
+          return { value: String(this.packet.dport) };
+        case 'icmpv6 type':
+          // Packets here are TCP, UDP or SCTP.
+          return undefined;
+      }
+    }
+    if (s.kind === 'meta' && s.key === 'l4proto') return { value: PROTO[this.packet.protocol] as string };
+    throw new Error(`the nft evaluator does not read ${JSON.stringify(s)} in ${JSON.stringify(body)}`);
   }
 
   /** Runs a chain: the verdict that ended it, or 'continue' when it ran out (a jump then returns). */
@@ -86,7 +83,7 @@ class Interpreter {
     const entry: { chain: string; comment?: string } = { chain };
     this.path.push(entry);
     for (const r of c.rules) {
-      const out = this.rule(r.rule);
+      const out = this.rule(r.body);
       if (out.kind === 'continue') continue;
       if (r.comment !== undefined) entry.comment = r.comment;
       this.depth--;
@@ -96,42 +93,33 @@ class Interpreter {
     return { kind: 'continue' };
   }
 
-  private rule(body: string): Outcome {
-    const w = words(body);
-    let i = 0;
-    while (i < w.length) {
-      const word = w[i] as string;
-      if (word === 'ct' && w[i + 1] === 'state') {
-        // The packet opens a new connection.
-        if (!(w[i + 2] as string).split(',').includes('new')) return { kind: 'continue' };
-        i += 3;
-        continue;
-      }
-      if (word === 'limit' || word === 'log') {
-        // The denied-connection log (limit rate … log …): no verdict, the chain goes on.
-        return { kind: 'continue' };
-      }
-      if (word === 'icmpv6') {
-        // Packets here are TCP, UDP or SCTP.
-        return { kind: 'continue' };
-      }
-      if (word === 'ip' || word === 'ip6') {
-        const fam = word === 'ip' ? 4 : 6;
-        if (fam !== this.family) return { kind: 'continue' };
-        const f = w[i + 1] as string;
-        if (f === 'daddr' && w[i + 2] === '.') {
-          // ip daddr . meta l4proto . th dport @set
-          if (w.slice(i + 3, i + 8).join(' ') !== 'meta l4proto . th dport') throw new Error(`unknown concatenation in ${body}`);
-          const set = (w[i + 8] as string).replace(/^@/, '');
-          if (!this.setHas(set, [this.packet.dst, PROTO[this.packet.protocol] as string, String(this.packet.dport)]).found) return { kind: 'continue' };
-          i += 9;
+  private rule(body: readonly Expr[]): Outcome {
+    for (const e of body) {
+      switch (e.kind) {
+        case 'match': {
+          if (e.left.kind === 'ct') {
+            // The packet opens a new connection.
+            const r = e.right;
+            const states = r.kind === 'flags' ? r.values : r.kind === 'keyword' ? [r.value] : undefined;
+            if (states === undefined) throw new Error(`unknown ct state value in ${JSON.stringify(body)}`);
+            if (states.includes('new') !== (e.op === 'eq')) return { kind: 'continue' };
+            continue;
+          }
+          const got = this.read(e.left, body);
+          if (got === undefined || valueMatches(e.right, got.value) !== (e.op === 'eq')) return { kind: 'continue' };
           continue;
         }
-        const addr = this.field(f);
-        const arg = w[i + 2] as string;
-        if (arg === 'vmap') {
-          const map = (w[i + 3] as string).replace(/^@/, '');
-          const hit = this.setHas(map, [addr]);
+        case 'lookup': {
+          const key = e.keys.map((k) => this.read(k, body));
+          if (key.some((k) => k === undefined)) return { kind: 'continue' };
+          const found = this.setHas(e.set, key.map((k) => (k as { value: string }).value)).found;
+          if (found !== (e.op === 'eq')) return { kind: 'continue' };
+          continue;
+        }
+        case 'vmap': {
+          const key = e.keys.map((k) => this.read(k, body));
+          if (key.some((k) => k === undefined)) return { kind: 'continue' };
+          const hit = this.setHas(e.map, key.map((k) => (k as { value: string }).value));
           if (!hit.found) return { kind: 'continue' };
           const verdict = (hit.value ?? []).join(' . ');
           const jump = /^jump (\S+)$/.exec(verdict);
@@ -142,49 +130,39 @@ class Interpreter {
           if (verdict === 'accept' || verdict === 'drop') return { kind: verdict };
           throw new Error(`unknown verdict ${verdict}`);
         }
-        if (arg.startsWith('@')) {
-          if (!this.setHas(arg.slice(1), [addr]).found) return { kind: 'continue' };
-        } else if (!partMatches(arg, addr)) return { kind: 'continue' };
-        i += 3;
-        continue;
+        case 'counter':
+          continue;
+        case 'limit':
+        case 'log':
+          // The denied-connection log (limit rate … log …): no verdict, the chain goes on.
+          return { kind: 'continue' };
+        case 'verdict':
+          if (e.verdict === 'goto') {
+            // On to the pod's next tier chain, which ends the walk of this one: its verdict is ours (a
+            // `return` there, or running out of rules, goes back to the dispatch, as the kernel's goto does).
+            const out = this.run(e.chain);
+            return out.kind === 'continue' ? { kind: 'return' } : out;
+          }
+          if (e.verdict === 'jump') {
+            const out = this.run(e.chain);
+            if (out.kind === 'return' || out.kind === 'continue') return { kind: 'continue' };
+            return out;
+          }
+          if (e.verdict === 'continue') continue;
+          return { kind: e.verdict };
+        default:
+          throw new Error(`the nft evaluator does not understand ${JSON.stringify(e)} in ${JSON.stringify(body)}`);
       }
-      if (word === 'meta' && w.slice(i, i + 5).join(' ') === 'meta l4proto . th dport') {
-        const set = w[i + 5] as string;
-        const proto = PROTO[this.packet.protocol] as string;
-        if (set.startsWith('@')) {
-          if (!this.setHas(set.slice(1), [proto, String(this.packet.dport)]).found) return { kind: 'continue' };
-        } else if (set.startsWith('{')) {
-          const items = set.slice(1, -1).split(',').map((x) => x.trim().split(' . '));
-          if (!items.some(([p, port]) => p === proto && partMatches(port as string, String(this.packet.dport)))) return { kind: 'continue' };
-        } else throw new Error(`expected a set in ${body}`);
-        i += 6;
-        continue;
-      }
-      if (word === 'meta' && w[i + 1] === 'l4proto') {
-        // meta l4proto tcp [th dport 80 | th dport 53-80]
-        if (w[i + 2] !== PROTO[this.packet.protocol]) return { kind: 'continue' };
-        i += 3;
-        if (w[i] === 'th' && w[i + 1] === 'dport') {
-          if (!partMatches(w[i + 2] as string, String(this.packet.dport))) return { kind: 'continue' };
-          i += 3;
-        }
-        continue;
-      }
-      if (word === 'counter') {
-        i++;
-        continue;
-      }
-      if (word === 'accept' || word === 'drop' || word === 'return') return { kind: word };
-      if (word === 'goto' && w[i + 1] !== undefined) {
-        // On to the pod's next tier chain, which ends the walk of this one: its verdict is ours (a
-        // `return` there, or running out of rules, goes back to the dispatch, as the kernel's goto does).
-        const out = this.run(w[i + 1] as string);
-        return out.kind === 'continue' ? { kind: 'return' } : out;
-      }
-      throw new Error(`the nft evaluator does not understand ${JSON.stringify(word)} in ${JSON.stringify(body)}`);
     }
-    throw new Error(`rule without a verdict: ${body}`);
+    throw new Error(`rule without a verdict: ${JSON.stringify(body)}`);
   }
+}
+
+/** Does a match's right-hand side cover the packet's value? */
+function valueMatches(v: Value, value: string): boolean {
+  if (v.kind === 'anon-set') return v.elements.some((el) => valueMatches(el, value));
+  if (v.kind === 'flags') return v.values.includes(value as never);
+  return partMatches(renderValue(v), value);
 }
 
 /** Does an element key part (an address, prefix, range, number, number range or word) cover value? */

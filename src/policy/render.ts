@@ -21,7 +21,8 @@
 //   - every allow rule has an anonymous counter and a comment naming its policy rule; the drop at
 //     each chain's end has one too: per-policy and per-pod allow/deny counters come from listing
 //     the chains (chainOwners and comments map names and comments back).
-import { text } from '../nft/expr.ts';
+import { addrField, counter, lookup, match, meta, payload, type Expr, type Value } from '../nft/expr.ts';
+import { verdict as verdictOf } from '../nft/expr.ts';
 import type { Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX, stableId } from './names.ts';
 import { familyOf } from './cidr.ts';
@@ -50,7 +51,6 @@ export const namedPortSetName = (id: string, family: 4 | 6): string => `${POLICY
 export const serviceSetName = (id: string): string => `${POLICY_PREFIX}svc-${id}`;
 
 const addrType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const addrWord = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
 const PROTO_WORD = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;
 
 /** Port ranges merged per protocol (an interval set refuses overlapping elements), sorted. */
@@ -106,27 +106,30 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
   // A rule's ports: one range inline; more through a named interval set shared by every rule with
   // the same ports. Never an anonymous set: the kernel names each one by scanning all of the table's
   // sets, which made a full build quadratic in the rules (measured: 67k commands, minutes).
-  const portsExpr = (ranges: readonly PortRange[]): string => {
+  const portsExprs = (ranges: readonly PortRange[]): Expr[] => {
     const merged = mergeRanges(ranges);
     if (merged.length === 1) {
       const r = merged[0] as PortRange;
-      const proto = `meta l4proto ${PROTO_WORD[r.protocol]}`;
-      return r.from === 0 && r.to === 65535 ? proto : `${proto} th dport ${portText(r)}`;
+      const proto = match(meta('l4proto'), { kind: 'keyword', value: PROTO_WORD[r.protocol] });
+      if (r.from === 0 && r.to === 65535) return [proto];
+      const { from, to } = r;
+      const port: Value = from === to ? { kind: 'number', value: from } : { kind: 'range', from, to };
+      return [proto, match(payload('th dport'), port)];
     }
     const name = serviceSetName(stableId(['ports', merged.map((r) => `${r.protocol} ${portText(r)}`)]));
     serviceSets.set(name, merged);
-    return `meta l4proto . th dport @${name}`;
+    return [lookup([meta('l4proto'), payload('th dport')], name)];
   };
 
   // The match part of a rule (peers, ports, named ports) for each of the pod's families.
-  const ruleMatches = (r: CompiledRule, direction: Direction, families: readonly (4 | 6)[]): string[] => {
+  const ruleMatches = (r: CompiledRule, direction: Direction, families: readonly (4 | 6)[]): Expr[][] => {
     const field = direction === 'ingress' ? 'saddr' : 'daddr';
-    const texts: string[] = [];
+    const matches: Expr[][] = [];
     const numeric = r.ports === 'all' || r.ports.length > 0;
-    const ports = r.ports === 'all' ? '' : r.ports.length > 0 ? `${portsExpr(r.ports)} ` : '';
+    const ports = r.ports === 'all' || r.ports.length === 0 ? [] : portsExprs(r.ports);
     for (const family of families) {
       if (numeric) {
-        if (r.peers === 'all') texts.push(ports);
+        if (r.peers === 'all') matches.push([...ports]);
         else {
           for (const id of r.peers) {
             const peer = model.peers.get(id);
@@ -135,12 +138,12 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
               // Pods and nodes peers: their addresses.
               const set = peerSetName(id, family);
               usedPeerSets.set(set, { id, family });
-              texts.push(`${addrWord(family)} ${field} @${set} ${ports}`);
+              matches.push([lookup(addrField(family, field), set), ...ports]);
             } else if (peer.meaning.family === family) {
               // R9: a v4 block never matches v6 traffic, and the reverse.
               const set = cidrSetName(id);
               usedCidrSets.add(id);
-              texts.push(`${addrWord(family)} ${field} @${set} ${ports}`);
+              matches.push([lookup(addrField(family, field), set), ...ports]);
             }
           }
         }
@@ -148,17 +151,17 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       for (const id of r.namedPorts) {
         const set = namedPortSetName(id, family);
         usedPortSets.set(set, { id, family });
-        texts.push(`${addrWord(family)} daddr . meta l4proto . th dport @${set} `);
+        matches.push([lookup([addrField(family, 'daddr'), meta('l4proto'), payload('th dport')], set)]);
       }
     }
-    return texts;
+    return matches;
   };
 
   /**
    * The denied-connection log's `limit … log` part (undefined: off). The prefix names the pod (nft
    * allows 127 bytes; names that do not fit use the chain name) and, for a dropping rule, its comment.
    */
-  const logRule = (pod: LocalPod, chain: string, direction: Direction, ruleTag: string): string | undefined => {
+  const logRule = (pod: LocalPod, chain: string, direction: Direction, ruleTag: string): Expr[] | undefined => {
     const log = options.logDenied;
     if (!log || !Number.isSafeInteger(log.perSecond) || log.perSecond <= 0) return undefined;
     const who = `${pod.namespace}/${pod.name}`;
@@ -167,9 +170,10 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     const prefix = ruleTag !== '' && Buffer.byteLength(tagged) <= 127 ? tagged : `${base}: `;
     const group = log.group;
     const groupOk = group !== undefined && Number.isSafeInteger(group) && group >= 0 && group <= 65535;
-    const target = groupOk ? `group ${group}` : 'level info';
-    const limit = `limit rate ${log.perSecond}/second burst ${2 * log.perSecond} packets`;
-    return `${limit} log prefix "${prefix}" ${target}`;
+    return [
+      { kind: 'limit', rate: log.perSecond, per: 'second', burst: 2 * log.perSecond },
+      groupOk ? { kind: 'log', prefix, group } : { kind: 'log', prefix, level: 'info' },
+    ];
   };
 
   /** A pod's chain of one tier in one direction; `next`: its chain of the next tier with rules for it. */
@@ -181,7 +185,8 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
     // R12: a pod's traffic to itself (hairpin through its own Service) is allowed, by every tier.
     const self = actionVerdict('accept', direction, undefined);
     for (const ip of pod.ips) {
-      out.push({ kind: 'rule', chain, body: [text(`${addrWord(familyOf(ip))} ${field} ${ip} ${self}`)], comment: SELF_COMMENT });
+      const body = [match(addrField(familyOf(ip), field), { kind: 'addr', addr: ip }), self];
+      out.push({ kind: 'rule', chain, body, comment: SELF_COMMENT });
     }
     for (const r of rules) {
       if (r.broken) continue;
@@ -190,19 +195,19 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       const verdict = actionVerdict(r.action, direction, next);
       // A dropping rule (ClusterNetworkPolicy's Deny) logs under its own comment, so the log names it.
       const log = r.action === 'drop' ? logRule(pod, chain, direction, comment) : undefined;
-      for (const match of ruleMatches(r, direction, families)) {
-        if (log !== undefined) out.push({ kind: 'rule', chain, body: [text(`${match}${log}`)], comment: LOG_COMMENT });
-        out.push({ kind: 'rule', chain, body: [text(`${match}counter ${verdict}`)], comment });
+      for (const matches of ruleMatches(r, direction, families)) {
+        if (log !== undefined) out.push({ kind: 'rule', chain, body: [...matches, ...log], comment: LOG_COMMENT });
+        out.push({ kind: 'rule', chain, body: [...matches, counter(), verdict], comment });
       }
     }
     if (tier.fallthrough === 'pass') {
-      if (next !== undefined) out.push({ kind: 'rule', chain, body: [text(`goto ${next}`)] });
+      if (next !== undefined) out.push({ kind: 'rule', chain, body: [verdictOf('goto', next)] });
       return out;
     }
     const log = logRule(pod, chain, direction, '');
-    if (log !== undefined) out.push({ kind: 'rule', chain, body: [text(log)], comment: LOG_COMMENT });
-    const drop = `counter ${actionVerdict(tier.fallthrough, direction, next)}`;
-    out.push({ kind: 'rule', chain, body: [text(drop)], comment: DENY_COMMENT });
+    if (log !== undefined) out.push({ kind: 'rule', chain, body: log, comment: LOG_COMMENT });
+    const drop = actionVerdict(tier.fallthrough, direction, next);
+    out.push({ kind: 'rule', chain, body: [counter(), drop], comment: DENY_COMMENT });
     return out;
   };
 

@@ -17,7 +17,7 @@
 // one verdict-map lookup per direction and its own pod's chains, whatever the number of tiers,
 // policies or pods. `goto` (not `jump`) keeps the return address the dispatch's: an egress accept
 // (`return`) goes straight on to the destination's ingress check, both must allow (R1).
-import { text } from '../nft/expr.ts';
+import { addrField, ICMPV6_TYPES, match, payload, verdict, vmap, type Expr, type Value } from '../nft/expr.ts';
 import { PRIORITY, type NftMap, type Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX } from './names.ts';
 import type { DesiredChain, Direction, RuleAction } from './types.ts';
@@ -28,7 +28,10 @@ export function verdictMapName(direction: Direction, family: 4 | 6): string {
   return `${POLICY_PREFIX}${direction}-v${family}`;
 }
 
-const NDP_TYPES = ['nd-router-solicit', 'nd-router-advert', 'nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-redirect'];
+const NDP_TYPES: Value = {
+  kind: 'anon-set',
+  elements: ICMPV6_TYPES.filter((t) => t.startsWith('nd-')).map((value) => ({ kind: 'keyword', value })),
+};
 
 /** The skeleton as data: the base chain, what it accepts before any tier, and the dispatch order. */
 export const SKELETON = {
@@ -38,11 +41,11 @@ export const SKELETON = {
   // (input) are allowed (R11), so neither hook needs a chain.
   base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' },
   accepts: [
-    'ct state established,related accept',
+    [match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }), verdict('accept')],
     // R14: neighbour discovery between pods on one bridge is bridged IPv6 (br_netfilter brings it
     // here, with pod addresses as sources): an isolated pod must still find its neighbours.
-    `icmpv6 type { ${NDP_TYPES.join(', ')} } accept`,
-  ],
+    [match(payload('icmpv6 type'), NDP_TYPES), verdict('accept')],
+  ] satisfies readonly (readonly Expr[])[],
   /** Egress first (judged at the source), then ingress (at the destination); v4 then v6. */
   dispatch: [
     { direction: 'egress', field: 'saddr' },
@@ -52,18 +55,17 @@ export const SKELETON = {
 } as const;
 
 const addrType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const addrWord = (family: 4 | 6) => (family === 4 ? 'ip' : 'ip6');
 
 /** The skeleton's chain and its (empty) verdict maps. */
 export function renderSkeleton(): { chain: DesiredChain; maps: NftMap[] } {
   const name = SKELETON.chain;
-  const rules: Rule[] = SKELETON.accepts.map((rule) => ({ kind: 'rule', chain: name, body: [text(rule)] }));
+  const rules: Rule[] = SKELETON.accepts.map((body) => ({ kind: 'rule', chain: name, body: [...body] }));
   const maps: NftMap[] = [];
   for (const { direction, field } of SKELETON.dispatch) {
     for (const family of SKELETON.families) {
       const map = verdictMapName(direction, family);
       maps.push({ kind: 'map', name: map, type: addrType(family), value: 'verdict' });
-      rules.push({ kind: 'rule', chain: name, body: [text(`${addrWord(family)} ${field} vmap @${map}`)] });
+      rules.push({ kind: 'rule', chain: name, body: [vmap(addrField(family, field), map)] });
     }
   }
   return { chain: { chain: { kind: 'chain', name, base: { ...SKELETON.base } }, rules }, maps };
@@ -73,10 +75,10 @@ export function renderSkeleton(): { chain: DesiredChain; maps: NftMap[] } {
  * The verdict of a rule with this action in a pod's tier chain. `next`: the pod's chain of the next
  * tier with rules for it in this direction (absent: the default, allow).
  */
-export function actionVerdict(action: RuleAction, direction: Direction, next: string | undefined): string {
-  if (action === 'drop') return 'drop';
-  if (action === 'pass' && next !== undefined) return `goto ${next}`;
+export function actionVerdict(action: RuleAction, direction: Direction, next: string | undefined): Expr {
+  if (action === 'drop') return verdict('drop');
+  if (action === 'pass' && next !== undefined) return verdict('goto', next);
   // Allowed in this direction: an egress check returns to the dispatch, which goes on to the
   // destination's ingress; an ingress check is the last one.
-  return direction === 'ingress' ? 'accept' : 'return';
+  return verdict(direction === 'ingress' ? 'accept' : 'return');
 }

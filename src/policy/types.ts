@@ -8,6 +8,7 @@
 // R1–R18 are named where they decide something); the open choices are listed in README.md,
 // "NetworkPolicy".
 import type { Chain, Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
+import type { Expr } from '../nft/expr.ts';
 
 export type Direction = 'ingress' | 'egress';
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -345,7 +346,7 @@ export interface DesiredPolicyTable {
 
 /** A table as the nft evaluator reads it: DesiredPolicyTable through nftView(), or FakeNft's state. */
 export interface NftView {
-  chains: ReadonlyMap<string, { rules: readonly { rule: string; comment?: string | undefined }[] }>;
+  chains: ReadonlyMap<string, { rules: readonly { body: readonly Expr[]; comment?: string | undefined }[] }>;
   sets: ReadonlyMap<string, { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }>;
 }
 

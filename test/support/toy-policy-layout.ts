@@ -4,7 +4,7 @@
 import type { Chain, NftMap, Rule } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
 import type { Layout, LayoutInventory } from '../../src/nft/layout-applier.ts';
-import { addrValue, counter, match, payload, text, verdict, type Expr } from '../../src/nft/expr.ts';
+import { addrValue, counter, lookup, match, payload, verdict, type Expr } from '../../src/nft/expr.ts';
 import { tryParseIp } from '../../src/net/ip.ts';
 
 /** Isolated pod address → the source addresses it accepts. */
@@ -22,10 +22,12 @@ export function podChain(ip: string): string {
   return `toy-pod-${ip.replace(/\./g, '_')}`;
 }
 
-/** A source the typed checks would refuse (the failure tests' 10.99.1.300) goes as text, so that the
- * kernel is the one to refuse it. */
+/** A source that is not an address (the failure tests' 10.99.1.300) is looked up in a set that does
+ * not exist: the typed checks let it through (they check a set's name, not that it exists) and the
+ * kernel is the one to refuse it (not-found), through either transport. */
+const MISSING_SET = 'toy-missing';
 function sourceMatch(src: string): Expr {
-  return tryParseIp(src) ? match(payload('ip saddr'), addrValue(src)) : text(`ip saddr ${src}`);
+  return tryParseIp(src) ? match(payload('ip saddr'), addrValue(src)) : lookup(payload('ip saddr'), MISSING_SET);
 }
 
 function podRules(ip: string, from: string[]): Rule[] {

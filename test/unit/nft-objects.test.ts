@@ -2,7 +2,7 @@
 // from breaking out of its command (nft has no escapes: see src/nft/objects.ts).
 import { describe, expect, it } from 'vitest';
 import { canonicalElementPart, checkObject, ipInterval, NftObjectError, PRIORITY, renderOperation, STRAND_TABLE, type NftObject } from '../../src/nft/objects.ts';
-import { counter, match, meta, text, verdict } from '../../src/nft/expr.ts';
+import { counter, match, meta, verdict } from '../../src/nft/expr.ts';
 
 const r = (verb: Parameters<typeof renderOperation>[0], obj: Parameters<typeof renderOperation>[1]) => renderOperation(verb, obj, STRAND_TABLE);
 
@@ -78,14 +78,19 @@ describe('checks', () => {
   });
 
   it('refuses rule bodies that could end the command or comment out the rest', () => {
-    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept; flush ruleset')] }, /";" outside quotes/);
-    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept\nflush ruleset')] }, /control character/);
-    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept # drop')] }, /"#" outside quotes/);
-    bad({ kind: 'rule', chain: 'agent-x', body: [text('iifname "eth0 accept')] }, /unterminated/);
-    bad({ kind: 'rule', chain: 'agent-x', body: [text('  ')] }, /empty/);
-    bad({ kind: 'rule', chain: 'agent-x', body: [text('accept comment "x"')] }, /comment field/);
-    ok({ kind: 'rule', chain: 'agent-x', body: [text('iifname "a;b#c" accept')] });
-    ok({ kind: 'rule', chain: 'agent-x', body: [text('iifname "comment" accept')] });
+    // Rule text is gone (typed bodies only): what could carry `;`, `#`, a newline, a quote or `$` into
+    // the script is a quoted name or log prefix, or a selector forced through a cast.
+    const iif = (value: string) => match(meta('iifname'), { kind: 'name', value });
+    bad({ kind: 'rule', chain: 'agent-x', body: [iif('a;b'), verdict('accept')] }, /not an interface name/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [iif('eth0"'), verdict('accept')] }, /not an interface name/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [{ kind: 'log', prefix: 'a\nflush ruleset' }] }, /log prefix/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [{ kind: 'log', prefix: 'a$b' }] }, /log prefix/);
+    const field = 'ip saddr 1.2.3.4 ; flush ruleset ;' as 'ip saddr';
+    const forced = match({ kind: 'payload', field }, { kind: 'addr', addr: '1.2.3.4' });
+    bad({ kind: 'rule', chain: 'agent-x', body: [forced] }, /selector/);
+    bad({ kind: 'rule', chain: 'agent-x', body: [] }, /empty/);
+    ok({ kind: 'rule', chain: 'agent-x', body: [{ kind: 'log', prefix: 'a;b#c comment ' }, verdict('accept')] });
+    ok({ kind: 'rule', chain: 'agent-x', body: [iif('comment'), verdict('accept')] });
     bad({ kind: 'rule', chain: 'agent-x', body: [verdict('accept')], handle: 0 }, /handle/);
   });
 

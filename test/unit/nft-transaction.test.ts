@@ -6,7 +6,7 @@ import { NftObjectError, type TableRef } from '../../src/nft/objects.ts';
 import { parseListJson, parseNftStderr, reasonOf } from '../../src/nft/runner.ts';
 import { isNftError, NftError } from '../../src/nft/errors.ts';
 import { describeTransaction, Transaction } from '../../src/nft/transaction.ts';
-import { counter, text, verdict } from '../../src/nft/expr.ts';
+import { counter, verdict } from '../../src/nft/expr.ts';
 
 describe('Transaction', () => {
   it('renders its operations in order, one line each, for the given table', () => {
@@ -81,7 +81,7 @@ describe('Transaction', () => {
   it('keeps a copy of each object, so later changes by the caller do not leak in', () => {
     const rule = { kind: 'rule' as const, chain: 'agent-a', body: [verdict('accept')] };
     const tx = new Transaction().add(rule);
-    rule.body = [text('drop; flush ruleset')];
+    rule.body = [verdict('drop')];
     expect(tx.render()).toBe('add rule inet strand agent-a accept\n');
   });
 
