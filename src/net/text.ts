@@ -40,6 +40,11 @@ export function normalizeCidr(text: string): string | undefined {
   return formatCidr(networkOf(c.bytes, c.prefixLength), c.prefixLength);
 }
 
+/** The family of an address already checked (canonical text from normalizeIp): no parse. */
+export function knownFamily(ip: string): IpFamily {
+  return ip.includes(':') ? 6 : 4;
+}
+
 /** An address in canonical form (RFC 5952 for IPv6), undefined when malformed. */
 export function normalizeIp(text: string): string | undefined {
   const ip = tryParseIp(text);

@@ -99,12 +99,4 @@ export function intervalContains(iv: Interval, ip: { family: 4 | 6; value: bigin
   return iv.family === ip.family && iv.first <= ip.value && ip.value <= iv.last;
 }
 
-/** Canonical address text (RFC 5952), or undefined when it does not parse. */
-export function canonicalAddress(ip: string): string | undefined {
-  const p = typeof ip === 'string' ? tryParseIp(ip.trim()) : undefined;
-  return p ? formatIp(p.bytes) : undefined;
-}
 
-export function familyOf(ip: string): 4 | 6 {
-  return ip.includes(':') ? 6 : 4;
-}

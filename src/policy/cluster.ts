@@ -9,7 +9,7 @@
 //     pod's;
 //   - a pod without addresses matches nothing, except a local pod whose addresses the plugin already
 //     told the agent (extraPodIps): it is isolated before the kubelet reports them.
-import { canonicalAddress } from './cidr.ts';
+import { normalizeIp } from '../net/text.ts';
 import type { CompileInput, PolicyPod, PolicyPodPort, Protocol } from './types.ts';
 
 /** The label the control plane puts on every namespace (R8); added here where a cache lacks it. */
@@ -65,7 +65,7 @@ export function canonicalIps(ips: readonly string[]): string[] {
   const out = new Set<string>();
   for (const ip of ips) {
     // Most addresses are dotted quads already written the one way: no parse needed.
-    const c = CANONICAL_V4.test(ip) ? ip : canonicalAddress(ip);
+    const c = CANONICAL_V4.test(ip) ? ip : normalizeIp(ip.trim());
     if (c !== undefined) out.add(c);
   }
   return [...out].sort(byText);

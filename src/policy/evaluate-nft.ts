@@ -10,7 +10,8 @@
 // and its reader must change together.
 import { renderValue, type Expr, type Selector, type Value } from '../nft/expr.ts';
 import { ipInterval } from '../nft/objects.ts';
-import { addressValue, canonicalAddress } from './cidr.ts';
+import { normalizeIp } from '../net/text.ts';
+import { addressValue } from './cidr.ts';
 import type { DesiredChain, DesiredPolicyTable, NftVerdict, NftView, Packet } from './types.ts';
 import { FORWARD_CHAIN } from './skeleton.ts';
 
@@ -181,9 +182,9 @@ function partMatches(part: string, value: string): boolean {
 
 /** The verdict of the table on a new connection's first packet. */
 export function evaluateNft(view: NftView, packet: Packet, nodeAddresses: readonly string[]): NftVerdict {
-  const src = canonicalAddress(packet.src) ?? packet.src;
-  const dst = canonicalAddress(packet.dst) ?? packet.dst;
-  const node = new Set(nodeAddresses.map((a) => canonicalAddress(a) ?? a));
+  const src = normalizeIp(packet.src.trim()) ?? packet.src;
+  const dst = normalizeIp(packet.dst.trim()) ?? packet.dst;
+  const node = new Set(nodeAddresses.map((a) => normalizeIp(a.trim()) ?? a));
   // Input and output hooks: no policy chain there (R11).
   if (node.has(src) || node.has(dst)) return { allowed: true, path: [] };
   const family = src.includes(':') ? 6 : 4;

@@ -4,7 +4,7 @@
 // Each direction walks the pipeline's tiers in order, as the rendered chains do: the first tier with
 // rules for the pod whose matching rule accepts or drops (or whose fall-through drops) decides; a
 // pass, or a tier with nothing for the pod, goes on to the next; after the last, allowed.
-import { canonicalAddress } from './cidr.ts';
+import { normalizeIp } from '../net/text.ts';
 import { indexOf, ruleMatches } from './match.ts';
 import { TIERS } from './pipeline.ts';
 import type { CompiledPolicy, CompiledRule, Direction, DirectionVerdict, Packet, TierStep, Verdict } from './types.ts';
@@ -50,8 +50,8 @@ function judge(
 
 /** Both ends this node judges: the source's egress and the destination's ingress (R1). */
 export function evaluatePolicy(model: CompiledPolicy, packet: Packet): Verdict {
-  const src = canonicalAddress(packet.src) ?? packet.src;
-  const dst = canonicalAddress(packet.dst) ?? packet.dst;
+  const src = normalizeIp(packet.src.trim()) ?? packet.src;
+  const dst = normalizeIp(packet.dst.trim()) ?? packet.dst;
   const p = { ...packet, src, dst };
   const egress = judge(model, 'egress', src, dst, p);
   const ingress = judge(model, 'ingress', dst, src, p);

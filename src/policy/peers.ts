@@ -1,7 +1,8 @@
 // The peers and egress named ports that compiled rules name, shared by every tier: a rule names a
 // peer by the id of what it means (so two rules, of any tier, with the same peer share one set), and
 // only the peers some local pod's rule names are resolved against the cluster.
-import { addressValue, cidrInterval, familyOf, intervalToPrefixes, subtract, type Interval } from './cidr.ts';
+import { knownFamily as familyOf } from '../net/text.ts';
+import { addressValue, cidrInterval, intervalToPrefixes, subtract, type Interval } from './cidr.ts';
 import { byText, portProtocol, type ClusterPod, type ClusterView } from './cluster.ts';
 import { stableId } from './names.ts';
 import { selectorMatches } from './selector.ts';

@@ -25,7 +25,7 @@ import { addrField, counter, lookup, match, meta, payload, type Expr, type Value
 import { verdict as verdictOf } from '../nft/expr.ts';
 import type { Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX, stableId } from './names.ts';
-import { familyOf } from './cidr.ts';
+import { knownFamily as familyOf } from '../net/text.ts';
 import { TIERS } from './pipeline.ts';
 import { actionVerdict, renderSkeleton, verdictMapName } from './skeleton.ts';
 import type { PolicyTier } from './tier.ts';
