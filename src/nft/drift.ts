@@ -32,7 +32,11 @@ export class DigestWatch {
   private cleanAt: number | undefined;
   private readonly digests = new Map<string, ChainDigest>();
 
-  constructor(private readonly probe: DriftProbe) {}
+  private readonly probe: DriftProbe;
+
+  constructor(probe: DriftProbe) {
+    this.probe = probe;
+  }
 
   /** After one of the applier's transactions: the generation moved, and so did these chains' digests. */
   applied(ops: readonly Operation[] | 'all'): void {

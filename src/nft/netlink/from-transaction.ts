@@ -14,12 +14,12 @@ import type { Verdict } from './expr.ts';
 /** An operation that has no netlink form here (e.g. a deprecated `text` rule body). */
 export class UnmappableError extends Error {
   override name = 'UnmappableError';
-  constructor(
-    message: string,
-    /** Index of the operation in the transaction. */
-    readonly index: number,
-  ) {
+  /** Index of the operation in the transaction. */
+  readonly index: number;
+
+  constructor(message: string, index: number) {
     super(message);
+    this.index = index;
   }
 }
 

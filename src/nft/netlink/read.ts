@@ -46,6 +46,7 @@ export interface TableRules {
 }
 
 const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
 const NFTA_CHAIN_TABLE = 1;
 const NFTA_SET_TABLE = 1;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
@@ -82,8 +83,10 @@ function dumpTable(nl: NetlinkSocket, request: MessageBuilder, what: string): Nl
  * handle, expressions (counter values and other per-packet state left out) and user data, in order:
  * a flushed chain, a deleted, added, edited or reordered rule changes it; traffic does not.
  */
-export function readTableRules(nl: NetlinkSocket, table: TableRef): TableRules {
+export function readTableRules(nl: NetlinkSocket, table: TableRef, chain?: string): TableRules {
   const request = nftMessage(NFT_MSG.GETRULE, 0, FAMILY[table.family]).str(NFTA_RULE_TABLE, table.name);
+  // The kernel filters a rule dump by chain too: one chain's rules without the rest of the table.
+  if (chain !== undefined) request.str(NFTA_RULE_CHAIN, chain);
   const digester = new ChainDigester();
   const rules: RuleInfo[] = [];
   for (const m of dumpTable(nl, request, `list the rules of table ${table.family} ${table.name}`)) {

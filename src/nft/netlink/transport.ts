@@ -230,7 +230,9 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       state.chains.set(c.name, chain);
     }
     if (state.chains.size > 0) {
-      for (const r of readTableRules(nl, ref).rules) {
+      // Asked for a few chains: their rules only (the policy's 10,000 rules stay in the kernel).
+      const rules = only ? [...state.chains.keys()].flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
+      for (const r of rules) {
         state.chains.get(r.chain)?.rules.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...(r.counter ? { counter: r.counter } : {}) });
       }
     }
@@ -260,18 +262,20 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       for (const c of listChains(nl, ref)) out.chains.set(c.name, c.handle);
       out.exists = out.chains.size > 0;
       if (chains.length === 0 || !out.exists) return out;
-      for (const name of chains) if (out.chains.has(name)) out.rules.set(name, []);
-      for (const r of readTableRules(nl, ref).rules) out.rules.get(r.chain)?.push(r.comment ?? '');
+      for (const name of chains) {
+        if (!out.chains.has(name)) continue;
+        out.rules.set(name, readTableRules(nl, ref, name).rules.map((r) => r.comment ?? ''));
+      }
       return out;
     });
   }
 
   async function counters(chains?: readonly string[]): Promise<RuleCounter[]> {
     return read(`read the rule counters of table ${table.family} ${table.name}`, (nl) => {
-      const wanted = chains ? new Set(chains) : undefined;
       const out: RuleCounter[] = [];
-      for (const r of readTableRules(nl, ref).rules) {
-        if (!r.counter || (wanted && !wanted.has(r.chain))) continue;
+      const rules = chains ? chains.flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
+      for (const r of rules) {
+        if (!r.counter) continue;
         out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...r.counter });
       }
       return out;
