@@ -12,6 +12,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
+import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import { createNftRunner } from '../nft/runner.ts';
 import type { Nft } from '../nft/transport.ts';
 import { strandVersion } from '../version.ts';
@@ -101,7 +102,9 @@ export class Agent {
     const log = (this.log = opts.log);
     const clock = (this.clock = opts.clock ?? systemClock);
     this.openNetlink = opts.openNetlink ?? (() => NetlinkSocket.open());
-    const nft = opts.nft ?? createNftRunner();
+    // The table over nf_tables netlink in process; a transaction with a rule still written as text (until
+    // src/policy's renderer is fully typed) goes through `nft -f`, the only nft process left.
+    const nft = opts.nft ?? createNetlinkTransport({ textFallback: createNftRunner() });
     this.startedAt = this.lastPassAt = clock.now();
     this.resyncMs = opts.resyncMs ?? RESYNC_MS;
     this.metrics = createMetrics();

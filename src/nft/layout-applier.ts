@@ -16,9 +16,13 @@
 //    `nft flush table` empties chains but not sets, so the marker is a rule, not a set element) and
 //    the names of the chains (`nft -j list chains`, no rules), a small fraction of listing the whole
 //    table with its rules. The whole table is compared (rule counts per chain) only every FULL_CHECK_MS.
+//    Over a transport that reads nf_tables itself (NftTransport.probe, the netlink transport), drift is
+//    the generation and the owned chains' digests instead (drift.ts): one request when nothing changed,
+//    one rule dump when anything did, so a flushed chain or one deleted rule is found at the next check.
 //  - An nft failure is logged with the offending line, counted, and followed by the rebuild; while
 //    no transaction has succeeded since, `problem` says why (the agent's /readyz reason).
 import type { Logger } from '../log.ts';
+import { DigestWatch, type DriftStats } from './drift.ts';
 import { isNftError } from './errors.ts';
 import { verdict } from './expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from './objects.ts';
@@ -109,6 +113,7 @@ export class LayoutApplier<D> {
   private failing: string | undefined;
   private rebuildReason: RebuildReason | undefined;
   private readonly what: string;
+  private readonly watch: DigestWatch | undefined;
 
   constructor(opts: LayoutApplierOptions<D>) {
     this.nft = opts.nft;
@@ -120,6 +125,12 @@ export class LayoutApplier<D> {
     this.failing = `${this.what} not applied yet`;
     this.markerChain = opts.markerChain ?? `${opts.layout.prefix}generation`;
     this.ownership = { prefixes: [opts.layout.prefix], names: [...(opts.layout.names ?? []), this.markerChain] };
+    this.watch = opts.nft.probe ? new DigestWatch(opts.nft.probe) : undefined;
+  }
+
+  /** How the drift checks were answered (undefined without a probing transport). */
+  get driftStats(): DriftStats | undefined {
+    return this.watch?.stats;
   }
 
   /** Why the desired rules are not in the kernel now; undefined when the last apply succeeded. */
@@ -162,6 +173,7 @@ export class LayoutApplier<D> {
       return this.rebuild(desired, 'failure', started);
     }
     this.generation = next;
+    this.watch?.applied(tx.operations);
     this.remember(desired);
     const lines = tx.operations.length;
     const bytes = Buffer.byteLength(script);
@@ -175,6 +187,11 @@ export class LayoutApplier<D> {
    */
   async drift(): Promise<string | undefined> {
     if (this.applied === undefined) return 'nothing applied yet';
+    if (this.watch) {
+      const inv = this.layout.inventory(this.applied);
+      const chains = [...inv.chains.map((c) => ({ name: c.chain.name, rules: c.rules })), { name: this.markerChain, rules: 1 }];
+      return this.watch.check({ chains, sets: inv.sets.map((s) => s.name) });
+    }
     const s = await this.nft.summary([this.markerChain]);
     if (!s.exists) return `table ${this.nft.table.family} ${this.nft.table.name} is gone`;
     const marker = s.rules.get(this.markerChain);
@@ -222,6 +239,7 @@ export class LayoutApplier<D> {
       script = tx.render(this.nft.table);
       await this.nft.run(tx);
       this.generation = next;
+      this.watch?.reset();
     } catch (err) {
       this.hooks.failure?.('rebuild');
       this.applied = undefined;

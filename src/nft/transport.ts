@@ -1,7 +1,7 @@
 // The nftables client interface (after knftables' interface.go): one table, transactions applied all or
-// nothing, the table read back, and the rules' counters. Today's implementation runs the `nft` binary
-// (runner.ts); the in-memory fake (fake.ts) answers the same calls; a netlink transport can be added
-// beside them without touching callers, which take an NftTransport.
+// nothing, the table read back, and the rules' counters. Implementations: nf_tables netlink in process
+// (netlink/transport.ts, the agent's), the `nft` binary (runner.ts, the tests' and people's), and the
+// in-memory fake (fake.ts); callers take an NftTransport.
 import type { TableRef, TableState } from './objects.ts';
 import type { Transaction } from './transaction.ts';
 
@@ -29,6 +29,34 @@ export interface NftTransport {
    * `chains`), in chain order. Missing chains are left out.
    */
   counters(chains?: readonly string[]): Promise<RuleCounter[]>;
+  /** The cheap drift reads (generation and per-chain digests), where the transport has them. */
+  readonly probe?: DriftProbe;
+}
+
+/**
+ * What the drift check reads: first the namespace's nf_tables generation (one small request: equal
+ * means no one committed anything), and only when it moved, one snapshot of the table's rules.
+ */
+export interface DriftProbe {
+  generation(): Promise<number>;
+  snapshot(): Promise<TableSnapshot>;
+}
+
+/** One chain's rules in a word: how many, and a digest of their handles, expressions and comments. */
+export interface ChainDigest {
+  count: number;
+  digest: string;
+}
+
+export interface TableSnapshot {
+  /** The generation the snapshot was read at. */
+  generation: number;
+  exists: boolean;
+  chains: Set<string>;
+  /** Sets and maps. */
+  sets: Set<string>;
+  /** Chains with rules only: an empty chain is in `chains` and not here. */
+  digests: Map<string, ChainDigest>;
 }
 
 export interface ListOnly {

@@ -14,6 +14,7 @@ import {
   delSet,
   delTable,
   flushChain,
+  flushSet,
   newChain,
   newElements,
   newRule,
@@ -21,21 +22,23 @@ import {
   newTable,
   type BaseChainSpec,
   type ElementSpec,
+  type RulePlacement,
   type SetSpec,
   type TableRef,
 } from './messages.ts';
 
 export type NftOp =
-  | ({ op: 'add-table' } & TableRef)
+  | ({ op: 'add-table'; exclusive?: boolean } & TableRef)
   | ({ op: 'delete-table' } & TableRef)
-  | ({ op: 'add-chain'; name: string; base?: BaseChainSpec } & TableRef)
+  | ({ op: 'add-chain'; name: string; base?: BaseChainSpec; exclusive?: boolean } & TableRef)
   | ({ op: 'delete-chain'; name: string } & TableRef)
   | ({ op: 'flush-chain'; chain: string } & TableRef)
-  | ({ op: 'add-rule'; chain: string; rule: readonly Construct[]; comment?: string } & TableRef)
+  | ({ op: 'add-rule'; chain: string; rule: readonly Construct[]; comment?: string; placement?: RulePlacement } & TableRef)
   | ({ op: 'delete-rule'; chain: string; handle: bigint | number } & TableRef)
-  | { op: 'add-set'; set: SetSpec }
+  | { op: 'add-set'; set: SetSpec; exclusive?: boolean }
   | ({ op: 'delete-set'; name: string } & TableRef)
-  | { op: 'add-elements'; set: SetSpec; elements: readonly ElementSpec[] }
+  | ({ op: 'flush-set'; name: string } & TableRef)
+  | { op: 'add-elements'; set: SetSpec; elements: readonly ElementSpec[]; exclusive?: boolean }
   | { op: 'delete-elements'; set: SetSpec; elements: readonly ElementSpec[] };
 
 /** "add rule to chain inet strand c": what an error says was being done. */
@@ -60,6 +63,8 @@ export function describeOp(o: NftOp): string {
       return `add set ${where(o.set)} ${o.set.name}`;
     case 'delete-set':
       return `delete set ${where(o)} ${o.name}`;
+    case 'flush-set':
+      return `flush set ${where(o)} ${o.name}`;
     case 'add-elements':
       return `add ${o.elements.length} element(s) to set ${where(o.set)} ${o.set.name}`;
     case 'delete-elements':
@@ -82,28 +87,30 @@ export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
   return ops.map((o) => {
     switch (o.op) {
       case 'add-table':
-        return newTable(o);
+        return newTable(o, o.exclusive);
       case 'delete-table':
         return delTable(o);
       case 'add-chain':
-        return newChain(o, o.name, o.base);
+        return newChain(o, o.name, o.base, o.exclusive);
       case 'delete-chain':
         return delChain(o, o.name);
       case 'flush-chain':
         return flushChain(o, o.chain);
       case 'add-rule':
-        return newRule(o, o.chain, o.rule, o.comment, idsFor(o));
+        return newRule(o, o.chain, o.rule, o.comment, idsFor(o), o.placement);
       case 'delete-rule':
         return delRule(o, o.chain, o.handle);
       case 'add-set': {
         const id = nextId++;
         idsFor(o.set).set(o.set.name, id);
-        return newSet(o.set, id);
+        return newSet(o.set, id, o.exclusive);
       }
       case 'delete-set':
         return delSet({ ...o });
+      case 'flush-set':
+        return flushSet(o);
       case 'add-elements':
-        return newElements(o.set, o.elements, idsFor(o.set));
+        return newElements(o.set, o.elements, idsFor(o.set), o.exclusive);
       case 'delete-elements':
         return delElements(o.set, o.elements, idsFor(o.set));
     }

@@ -38,7 +38,9 @@ const NFTA_HOOK_PRIORITY = 2;
 const NFTA_SET_TABLE = 1;
 const NFTA_SET_NAME = 2;
 const NFTA_SET_FLAGS = 3;
+const NFTA_SET_KEY_TYPE = 4;
 const NFTA_SET_KEY_LEN = 5;
+const NFTA_SET_DATA_TYPE = 6;
 const NFTA_SET_DATA_LEN = 7;
 const NFTA_SET_HANDLE = 16;
 const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
@@ -82,8 +84,12 @@ export interface SetInfo {
   handle: number;
   flags: number;
   keyLen: number;
+  /** nft's datatype id of the key (a concatenation's ids shifted together, see values.ts keyLayout). */
+  keyType?: number;
   /** Elements carry data: a map or verdict map. */
   map: boolean;
+  /** nft's datatype id of a map's data (0xffffff00 for a verdict map). */
+  dataType?: number;
   dataLen?: number;
 }
 
@@ -283,6 +289,10 @@ export function decodeSet(msg: NlMessage): (SetInfo & { table: string }) | undef
     keyLen: be32(a, NFTA_SET_KEY_LEN) ?? 0,
     map: (flags & NFT_SET_MAP) !== 0,
   };
+  const keyType = be32(a, NFTA_SET_KEY_TYPE);
+  if (keyType !== undefined) set.keyType = keyType;
+  const dataType = be32(a, NFTA_SET_DATA_TYPE);
+  if (dataType !== undefined) set.dataType = dataType;
   const dataLen = be32(a, NFTA_SET_DATA_LEN);
   if (dataLen !== undefined) set.dataLen = dataLen;
   return set;
@@ -302,4 +312,48 @@ export function countElements(msg: NlMessage): number {
     if ((flags & NFT_SET_ELEM_INTERVAL_END) === 0) n++;
   }
   return n;
+}
+
+const NFTA_SET_ELEM_KEY = 1;
+const NFTA_SET_ELEM_DATA = 2;
+const NFTA_SET_ELEM_KEY_END = 10;
+const NFTA_DATA_VALUE = 1;
+const NFTA_DATA_VERDICT = 2;
+const NFTA_VERDICT_CODE = 1;
+const NFTA_VERDICT_CHAIN = 2;
+const VERDICT_NAMES: Record<number, string> = { 0: 'drop', 1: 'accept', [-1]: 'continue', [-3]: 'jump', [-4]: 'goto', [-5]: 'return' };
+
+/** One element of a GETSETELEM answer: its key bytes (and a concatenated range's end), and a verdict. */
+export interface ElementInfo {
+  key: Buffer;
+  keyEnd?: Buffer;
+  /** The end of a single-field interval (the first value past it): not an element of its own. */
+  intervalEnd: boolean;
+  /** A verdict map's value as nft writes it: `accept`, `jump <chain>`. */
+  verdict?: string;
+}
+
+/** The elements of one NEWSETELEM answer of a dump, in order. */
+export function decodeElements(msg: NlMessage): ElementInfo[] {
+  const list = attrsOf(msg).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+  if (!list) return [];
+  const out: ElementInfo[] = [];
+  for (const [type, item] of new Attrs(list).entries) {
+    if (type !== NFTA_LIST_ELEM) continue;
+    const a = new Attrs(item);
+    const key = a.nested(NFTA_SET_ELEM_KEY)?.get(NFTA_DATA_VALUE);
+    if (!key) continue;
+    const el: ElementInfo = { key, intervalEnd: ((be32(a, NFTA_SET_ELEM_FLAGS) ?? 0) & NFT_SET_ELEM_INTERVAL_END) !== 0 };
+    const keyEnd = a.nested(NFTA_SET_ELEM_KEY_END)?.get(NFTA_DATA_VALUE);
+    if (keyEnd) el.keyEnd = keyEnd;
+    const verdict = a.nested(NFTA_SET_ELEM_DATA)?.nested(NFTA_DATA_VERDICT);
+    if (verdict) {
+      const code = verdict.get(NFTA_VERDICT_CODE)?.readInt32BE(0) ?? 0;
+      const chain = verdict.str(NFTA_VERDICT_CHAIN);
+      const name = VERDICT_NAMES[code] ?? `verdict ${code}`;
+      el.verdict = chain !== undefined ? `${name} ${chain}` : name;
+    }
+    out.push(el);
+  }
+  return out;
 }

@@ -96,8 +96,11 @@ const u32le = (v: number): Uint8Array => {
   return b;
 };
 
-export function newTable(r: TableRef): MessageBuilder {
-  const m = nftMessage(NFT_MSG.NEWTABLE, NLM_F.CREATE, nfproto(r));
+/** NLM_F_EXCL: fail with EEXIST when the object exists (`nft create`) instead of leaving it (`nft add`). */
+const excl = (exclusive: boolean | undefined): number => (exclusive ? NLM_F.EXCL : 0);
+
+export function newTable(r: TableRef, exclusive?: boolean): MessageBuilder {
+  const m = nftMessage(NFT_MSG.NEWTABLE, NLM_F.CREATE | excl(exclusive), nfproto(r));
   return m.str(NFTA_TABLE.NAME, r.table).attr(NFTA_TABLE.FLAGS, be32(0));
 }
 
@@ -105,8 +108,8 @@ export function delTable(r: TableRef): MessageBuilder {
   return nftMessage(NFT_MSG.DELTABLE, 0, nfproto(r)).str(NFTA_TABLE.NAME, r.table);
 }
 
-export function newChain(r: TableRef, name: string, base?: BaseChainSpec): MessageBuilder {
-  const m = nftMessage(NFT_MSG.NEWCHAIN, NLM_F.CREATE, nfproto(r));
+export function newChain(r: TableRef, name: string, base?: BaseChainSpec, exclusive?: boolean): MessageBuilder {
+  const m = nftMessage(NFT_MSG.NEWCHAIN, NLM_F.CREATE | excl(exclusive), nfproto(r));
   m.str(NFTA_CHAIN.TABLE, r.table).str(NFTA_CHAIN.NAME, name);
   if (base) {
     const priority = typeof base.priority === 'number' ? base.priority : CHAIN_PRIORITY[base.priority];
@@ -127,17 +130,34 @@ export function flushChain(r: TableRef, chain: string): MessageBuilder {
   return nftMessage(NFT_MSG.DELRULE, 0, nfproto(r)).str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
 }
 
+/**
+ * Where a new rule goes: appended (the default), after (`add … handle N`) or before (`insert … handle
+ * N`) a rule, first in the chain (`insert` without a handle), or in place of a rule (`replace`).
+ */
+export type RulePlacement =
+  | { at: 'append'; handle?: bigint | number }
+  | { at: 'insert'; handle?: bigint | number }
+  | { at: 'replace'; handle: bigint | number };
+
 export function newRule(
   r: TableRef,
   chain: string,
   items: readonly Construct[],
   comment?: string,
   setIds?: SetIds,
+  placement: RulePlacement = { at: 'append' },
 ): MessageBuilder {
   const ctx: CompileContext = setIds ? { family: r.family ?? 'inet', setIds } : { family: r.family ?? 'inet' };
   const exprs = compileRule(items, ctx);
-  const m = nftMessage(NFT_MSG.NEWRULE, NLM_F.CREATE | NLM_F.APPEND, nfproto(r));
+  // As libnftnl: APPEND with a position puts the rule after it, no APPEND before it (or first);
+  // REPLACE names the rule by its handle.
+  const flags = placement.at === 'append' ? NLM_F.APPEND : placement.at === 'replace' ? NLM_F.REPLACE : 0;
+  const m = nftMessage(NFT_MSG.NEWRULE, NLM_F.CREATE | flags, nfproto(r));
   m.str(NFTA_RULE.TABLE, r.table).str(NFTA_RULE.CHAIN, chain);
+  if (placement.handle !== undefined) {
+    const which = placement.at === 'replace' ? NFTA_RULE.HANDLE : NFTA_RULE.POSITION;
+    m.attr(which, be64(BigInt(placement.handle)));
+  }
   m.nested(NFTA_RULE.EXPRESSIONS, (b) => {
     for (const e of exprs) putExpr(b, e);
   });
@@ -162,9 +182,9 @@ function setFlags(s: SetSpec): number {
   return f;
 }
 
-export function newSet(s: SetSpec, id: number): MessageBuilder {
+export function newSet(s: SetSpec, id: number, exclusive?: boolean): MessageBuilder {
   const k = keyLayout(s.key);
-  const m = nftMessage(NFT_MSG.NEWSET, NLM_F.CREATE, nfproto(s));
+  const m = nftMessage(NFT_MSG.NEWSET, NLM_F.CREATE | excl(exclusive), nfproto(s));
   m.str(NFTA_SET.TABLE, s.table).str(NFTA_SET.NAME, s.name);
   m.attr(NFTA_SET.FLAGS, be32(setFlags(s))).attr(NFTA_SET.KEY_TYPE, be32(k.typeId)).attr(NFTA_SET.KEY_LEN, be32(k.len));
   if (s.verdictMap) m.attr(NFTA_SET.DATA_TYPE, be32(NFT_DATA_VERDICT)).attr(NFTA_SET.DATA_LEN, be32(0));
@@ -255,8 +275,13 @@ function elements(type: number, flags: number, s: SetSpec, list: readonly Elemen
   return m;
 }
 
-export function newElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds): MessageBuilder {
-  return elements(NFT_MSG.NEWSETELEM, NLM_F.CREATE, s, list, setIds);
+export function newElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds, exclusive?: boolean): MessageBuilder {
+  return elements(NFT_MSG.NEWSETELEM, NLM_F.CREATE | excl(exclusive), s, list, setIds);
+}
+
+/** Every element of a set or map (DELSETELEM without an element list, as `nft flush set`). */
+export function flushSet(s: TableRef & { name: string }): MessageBuilder {
+  return nftMessage(NFT_MSG.DELSETELEM, 0, nfproto(s)).str(NFTA_SET_ELEM_LIST.TABLE, s.table).str(NFTA_SET_ELEM_LIST.SET, s.name);
 }
 
 export function delElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds): MessageBuilder {

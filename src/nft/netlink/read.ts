@@ -14,6 +14,7 @@ import {
   ChainDigester,
   countElements,
   decodeChain,
+  decodeElements,
   decodeGeneration,
   decodeRule,
   decodeSet,
@@ -21,11 +22,12 @@ import {
   NFT_MSG_NEWGEN,
   type ChainDigest,
   type ChainInfo,
+  type ElementInfo,
   type RuleInfo,
   type SetInfo,
 } from './decode.ts';
 
-export type { ChainDigest, ChainInfo, RuleCounter, RuleInfo, SetInfo } from './decode.ts';
+export type { ChainDigest, ChainInfo, ElementInfo, RuleCounter, RuleInfo, SetInfo } from './decode.ts';
 
 /** nftables' table families as nf_tables numbers them (NFPROTO_*). */
 export type NftFamily = 'inet' | 'ip' | 'ip6' | 'arp' | 'bridge' | 'netdev';
@@ -44,6 +46,7 @@ export interface TableRules {
 }
 
 const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
 const NFTA_CHAIN_TABLE = 1;
 const NFTA_SET_TABLE = 1;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
@@ -80,8 +83,10 @@ function dumpTable(nl: NetlinkSocket, request: MessageBuilder, what: string): Nl
  * handle, expressions (counter values and other per-packet state left out) and user data, in order:
  * a flushed chain, a deleted, added, edited or reordered rule changes it; traffic does not.
  */
-export function readTableRules(nl: NetlinkSocket, table: TableRef): TableRules {
+export function readTableRules(nl: NetlinkSocket, table: TableRef, chain?: string): TableRules {
   const request = nftMessage(NFT_MSG.GETRULE, 0, FAMILY[table.family]).str(NFTA_RULE_TABLE, table.name);
+  // The kernel filters a rule dump by chain too: one chain's rules without the rest of the table.
+  if (chain !== undefined) request.str(NFTA_RULE_CHAIN, chain);
   const digester = new ChainDigester();
   const rules: RuleInfo[] = [];
   for (const m of dumpTable(nl, request, `list the rules of table ${table.family} ${table.name}`)) {
@@ -128,4 +133,23 @@ export function countSetElements(nl: NetlinkSocket, table: TableRef, set: string
   let n = 0;
   for (const m of dumpTable(nl, request, what)) n += countElements(m);
   return n;
+}
+
+/** The elements of a set or map, undecoded keys (the caller knows the key's types); [] when absent. */
+export function readSetElements(nl: NetlinkSocket, table: TableRef, set: string): ElementInfo[] {
+  const request = nftMessage(NFT_MSG.GETSETELEM, 0, FAMILY[table.family])
+    .str(NFTA_SET_ELEM_LIST_TABLE, table.name)
+    .str(NFTA_SET_ELEM_LIST_SET, set);
+  return dumpTable(nl, request, `list the elements of set ${set} of table ${table.family} ${table.name}`).flatMap(decodeElements);
+}
+
+/** Whether the table exists (one GETTABLE request). */
+export function tableExists(nl: NetlinkSocket, table: TableRef): boolean {
+  try {
+    nl.request(nftMessage(NFT_MSG.GETTABLE, 0, FAMILY[table.family]).str(1, table.name), `get table ${table.family} ${table.name}`);
+    return true;
+  } catch (err) {
+    if (isKernelError(err, 'ENOENT')) return false;
+    throw err;
+  }
 }

@@ -2,7 +2,7 @@
 // byte order, and how a value written in nft's syntax ("10.0.0.0/8", 80, "tcp", "veth*") becomes bytes.
 // Set keys, element keys and rule matches all go through here, so a set and the rule that looks it up
 // can never disagree on an encoding.
-import { parseCidr, parseIp } from '../../net/ip.ts';
+import { formatIp, parseCidr, parseIp } from '../../net/ip.ts';
 import { NFT_BYTEORDER } from './const.ts';
 
 export interface DataType {
@@ -44,6 +44,7 @@ export function keyLayout(types: readonly TypeName[]): { typeId: number; len: nu
 }
 
 const PROTOCOLS: Record<string, number> = {
+  'ipv6-icmp': 58,
   icmp: 1,
   igmp: 2,
   tcp: 6,
@@ -169,4 +170,47 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
     at += roundUp4(p.length);
   }
   return out;
+}
+
+const TYPE_BY_ID = new Map<number, TypeName>(
+  (Object.entries(DATA_TYPES) as Array<[string, DataType]>)
+    .filter(([name]) => name !== 'verdict')
+    .map(([name, t]) => [t.id, name as TypeName]),
+);
+
+/** NFTA_SET_KEY_TYPE back to its types (undefined for a type not in DATA_TYPES). */
+export function keyTypesOfId(typeId: number): TypeName[] | undefined {
+  const single = TYPE_BY_ID.get(typeId);
+  if (single) return [single];
+  const out: TypeName[] = [];
+  for (let rest = typeId >>> 0; rest > 0; rest = Math.floor(rest / (1 << TYPE_BITS))) {
+    const t = TYPE_BY_ID.get(rest & ((1 << TYPE_BITS) - 1));
+    if (!t) return undefined;
+    out.unshift(t);
+  }
+  return out.length > 0 ? out : undefined;
+}
+
+const NAMES_OF = (table: Record<string, number>) => new Map(Object.entries(table).map(([k, v]) => [v, k]));
+const PROTOCOL_NAMES = new Map([...NAMES_OF(PROTOCOLS)].map(([v, k]) => [v, v === 58 ? 'ipv6-icmp' : k]));
+
+/** One value of a type as nft lists it (`10.0.0.1`, `80`, `tcp`); the inverse of encodeScalar. */
+export function formatScalar(type: TypeName, b: Uint8Array): string {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  switch (type) {
+    case 'ipv4_addr':
+      return formatIp(buf.subarray(0, 4));
+    case 'ipv6_addr':
+      return formatIp(buf.subarray(0, 16));
+    case 'inet_service':
+      return String(buf.readUInt16BE(0));
+    case 'inet_proto':
+      return PROTOCOL_NAMES.get(buf[0] as number) ?? String(buf[0]);
+    case 'nf_proto':
+      return NAMES_OF(NFPROTOS).get(buf[0] as number) ?? String(buf[0]);
+    case 'ifname':
+      return buf.toString('utf8').replace(/\0.*$/s, '');
+    default:
+      return String(buf.readUInt32LE(0));
+  }
 }

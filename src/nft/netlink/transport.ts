@@ -1,0 +1,379 @@
+// The agent's NftTransport: nf_tables over netlink in process, no `nft` process. A Transaction's
+// operations become one batch (netlink/from-transaction.ts maps them one to one), which the kernel
+// applies whole or not at all; a refusal comes back as an NftError naming the operation, with the
+// line and command of the same transaction's `nft -f` script, as the process transport reports it.
+// Reads (list, summary, counters, the drift probe) are dumps over the same socket (read.ts); rule
+// bodies are not decoded: callers know their rules by comment, and drift by the chains' digests.
+import { errnoName, isKernelError, strerror, type NetlinkSocket } from '../../kernel/index.ts';
+import { NftError, type NftErrorReason } from '../errors.ts';
+import {
+  emptyTableState,
+  renderOperation,
+  STRAND_TABLE,
+  checkTableRef,
+  type ChainState,
+  type ElementState,
+  type Hook,
+  type SetFlag,
+  type TableRef,
+  type TableState,
+} from '../objects.ts';
+import { describeTransaction, type Transaction } from '../transaction.ts';
+import type { DriftProbe, ListOnly, NftTransport, RuleCounter, TableSnapshot, TableSummary } from '../transport.ts';
+import { applyBatch, NftBatchError } from './batch.ts';
+import { NF_HOOK, NFT_SET_F } from './const.ts';
+import { constructsOf, toNftOps, UnmappableError } from './from-transaction.ts';
+import type { SetSpec } from './messages.ts';
+import {
+  listChains,
+  listSets,
+  openNftReader,
+  readGeneration,
+  readSetElements,
+  readTableRules,
+  tableExists,
+  type ElementInfo,
+  type SetInfo,
+} from './read.ts';
+import { DATA_TYPES, formatScalar, keyTypesOfId, type TypeName } from './values.ts';
+
+export interface NetlinkTransportOptions {
+  table?: TableRef;
+  /** A network namespace name under /run/netns (the tests' and the simulated cluster's nodes). */
+  netns?: string;
+  /** The socket opener (tests); default a NETLINK_NETFILTER socket in `netns`. */
+  open?: () => NetlinkSocket;
+  /**
+   * Where a transaction with a deprecated `text` rule body goes (they have no netlink form), e.g. the
+   * `nft -f` transport; without it such a transaction fails. Only while src/policy still writes them.
+   */
+  textFallback?: NftTransport;
+}
+
+export interface NetlinkTransport extends NftTransport {
+  readonly probe: DriftProbe;
+  /** Transactions sent over netlink and to the text fallback since creation. */
+  readonly stats: { batches: number; fallbacks: number };
+  close(): void;
+}
+
+const HOOKS: readonly Hook[] = ['prerouting', 'input', 'forward', 'output', 'postrouting'];
+const HOOK_BY_NUMBER = new Map<number, Hook>(HOOKS.map((h) => [NF_HOOK[h], h]));
+
+/** The kernel's errno as the reasons callers branch on (the same as runner.ts reads from nft's text). */
+export function reasonOfErrno(errno: number): NftErrorReason {
+  switch (errnoName(errno)) {
+    case 'ENOENT':
+      return 'not-found';
+    case 'EEXIST':
+      return 'exists';
+    case 'EBUSY':
+      return 'busy';
+    case 'EOPNOTSUPP':
+      return 'unsupported';
+    case 'EINVAL':
+    case 'ERANGE':
+    case 'E2BIG':
+    case 'ENAMETOOLONG':
+    case 'ELOOP':
+    case 'EMLINK':
+      return 'invalid';
+    default:
+      return 'failed';
+  }
+}
+
+/** A rule body with a construct the netlink encoder does not cover yet (constructsOf refuses it). */
+function hasUnencodable(tx: Transaction): boolean {
+  for (const o of tx.operations) {
+    if (o.object.kind !== 'rule' || !('body' in o.object)) continue;
+    try {
+      constructsOf(o.object.body);
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
+function flagsOf(s: SetInfo): SetFlag[] {
+  const out: SetFlag[] = [];
+  if (s.flags & NFT_SET_F.CONSTANT) out.push('constant');
+  if (s.flags & NFT_SET_F.INTERVAL) out.push('interval');
+  if (s.flags & NFT_SET_F.TIMEOUT) out.push('timeout');
+  return out;
+}
+
+export function createNetlinkTransport(options: NetlinkTransportOptions = {}): NetlinkTransport {
+  const table = options.table ?? STRAND_TABLE;
+  checkTableRef(table);
+  const netns = options.netns;
+  if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
+  const open = options.open ?? (() => openNftReader(netns === undefined ? {} : { netns: `/run/netns/${netns}` }));
+  const ref = { family: table.family, name: table.name };
+  const stats = { batches: 0, fallbacks: 0 };
+  /** Key types of the table's sets, for element operations of transactions that do not declare them. */
+  const sets = new Map<string, SetSpec>();
+  let socket: NetlinkSocket | undefined;
+
+  /** Runs `fn` on the socket; a socket error other than the kernel's answer closes it for a new one. */
+  function withSocket<T>(fn: (nl: NetlinkSocket) => T): T {
+    socket ??= open();
+    try {
+      return fn(socket);
+    } catch (err) {
+      if (!(err instanceof NftBatchError) && !(isKernelError(err) && ['ENOENT', 'EEXIST', 'EBUSY', 'EINVAL'].includes(err.code))) {
+        socket.close();
+        socket = undefined;
+      }
+      throw err;
+    }
+  }
+
+  function specOfListed(s: SetInfo): SetSpec | undefined {
+    const key = keyTypesOfId(s.keyType ?? 0);
+    if (!key) return undefined;
+    const flags = flagsOf(s).filter((f): f is 'interval' | 'constant' | 'timeout' => f !== 'dynamic');
+    return { family: table.family, table: table.name, name: s.name, key, ...(s.map ? { verdictMap: true } : {}), ...(flags.length ? { flags } : {}) };
+  }
+
+  function learnSets(nl: NetlinkSocket): void {
+    sets.clear();
+    for (const s of listSets(nl, ref)) {
+      const spec = specOfListed(s);
+      if (spec) sets.set(s.name, spec);
+    }
+  }
+
+  function fail(operation: string, err: unknown, tx?: Transaction): NftError {
+    const script = tx?.render(table);
+    const at = (index: number | undefined) => {
+      const o = index === undefined ? undefined : tx?.operations[index];
+      return o && index !== undefined ? { line: index + 1, failingCommand: renderOperation(o.verb, o.object, table) } : {};
+    };
+    if (err instanceof UnmappableError) {
+      return new NftError({ reason: 'invalid', operation, detail: err.message, netns, ...(script ? { script } : {}), ...at(err.index), cause: err });
+    }
+    if (err instanceof NftBatchError) {
+      const kernel = err.failures[0]?.message;
+      const detail = `${strerror(err.errno)}${kernel ? ` (${kernel})` : ''}${err.op ? `: ${err.message.replace(/^failed to /, '')}` : ''}`;
+      return new NftError({ reason: reasonOfErrno(err.errno), operation, detail, netns, ...(script ? { script } : {}), ...at(err.index), cause: err });
+    }
+    if (isKernelError(err)) return new NftError({ reason: reasonOfErrno(err.errno), operation, detail: err.message, netns, cause: err });
+    const text = err instanceof Error ? err.message : String(err);
+    return new NftError({ reason: 'unavailable', operation, detail: `nf_tables netlink: ${text}`, netns, cause: err });
+  }
+
+  async function run(tx: Transaction): Promise<void> {
+    if (tx.empty) return;
+    if (options.textFallback && hasUnencodable(tx)) {
+      stats.fallbacks++;
+      await options.textFallback.run(tx);
+      sets.clear(); // what the fallback declared is learnt again on the next element operation
+      return;
+    }
+    const operation = describeTransaction(tx, table);
+    try {
+      withSocket((nl) => {
+        const needed = tx.operations.filter((o) => o.object.kind === 'element').map((o) => (o.object as { set: string }).set);
+        if (needed.some((n) => !sets.has(n))) learnSets(nl);
+        const ops = toNftOps(tx.operations, table, (name) => sets.get(name));
+        applyBatch(nl, ops, operation);
+        stats.batches++;
+        for (const o of ops) {
+          if (o.op === 'add-set') sets.set(o.set.name, o.set);
+          else if (o.op === 'delete-set') sets.delete(o.name);
+        }
+      });
+    } catch (err) {
+      throw fail(operation, err, tx);
+    }
+  }
+
+  async function check(tx: Transaction): Promise<void> {
+    // No dry run exists in nf_tables: this checks that every operation has a netlink form and encodes;
+    // what the kernel would refuse (a missing chain) shows at run(), which changes nothing then.
+    if (tx.empty || (options.textFallback && hasUnencodable(tx))) return options.textFallback?.check(tx);
+    try {
+      toNftOps(tx.operations, table, (name) => sets.get(name) ?? { family: table.family, table: table.name, name, key: ['ipv4_addr'] });
+    } catch (err) {
+      throw fail(describeTransaction(tx, table, 'check'), err, tx);
+    }
+  }
+
+  function read<T>(operation: string, fn: (nl: NetlinkSocket) => T): T {
+    try {
+      return withSocket(fn);
+    } catch (err) {
+      throw fail(operation, err);
+    }
+  }
+
+  function elementsOf(nl: NetlinkSocket, s: SetInfo): ElementState[] {
+    const key = keyTypesOfId(s.keyType ?? 0);
+    if (!key) return [];
+    const single = key.length === 1 ? (key[0] as TypeName) : undefined;
+    const text = (b: Buffer) => (single ? [formatScalar(single, b)] : splitConcat(key, b));
+    const interval = (s.flags & NFT_SET_F.INTERVAL) !== 0;
+    const listed = readSetElements(nl, ref, s.name);
+    if (interval && single) return intervals(single, listed);
+    return listed.map((e) => ({ key: text(e.key), ...(e.verdict !== undefined ? { value: [e.verdict] } : {}) }));
+  }
+
+  function stateOf(nl: NetlinkSocket, only?: ListOnly): TableState {
+    const state = emptyTableState();
+    const chains = listChains(nl, ref);
+    const setInfos = listSets(nl, ref);
+    state.exists = chains.length > 0 || setInfos.length > 0 || tableExists(nl, ref);
+    if (!state.exists) return state;
+    const wantChain = (n: string) => !only || (only.chains ?? []).includes(n);
+    const wantSet = (n: string) => !only || (only.sets ?? []).includes(n);
+    for (const c of chains) {
+      if (!wantChain(c.name)) continue;
+      const chain: ChainState = { name: c.name, handle: c.handle, rules: [] };
+      const hook = c.base ? HOOK_BY_NUMBER.get(c.base.hook) : undefined;
+      if (c.base && hook) {
+        const type = c.base.type === 'nat' || c.base.type === 'route' ? c.base.type : 'filter';
+        chain.base = { type, hook, priority: c.base.priority, policy: c.base.policy === 0 ? 'drop' : 'accept' };
+      }
+      state.chains.set(c.name, chain);
+    }
+    if (state.chains.size > 0) {
+      // Asked for a few chains: their rules only (the policy's 10,000 rules stay in the kernel).
+      const rules = only ? [...state.chains.keys()].flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
+      for (const r of rules) {
+        state.chains.get(r.chain)?.rules.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...(r.counter ? { counter: r.counter } : {}) });
+      }
+    }
+    for (const s of setInfos) {
+      if (!wantSet(s.name)) continue;
+      const key = keyTypesOfId(s.keyType ?? 0);
+      const type = key ? key.join(' . ') : `type ${s.keyType ?? 0}`;
+      // Elements are read only for the sets asked for by name (adoption reads two verdict maps); a whole
+      // listing leaves them out, as the applier flushes what it rebuilds.
+      const elements = only ? elementsOf(nl, s) : [];
+      const base = { name: s.name, handle: s.handle, type, flags: flagsOf(s), elements };
+      if (s.map) state.maps.set(s.name, { ...base, value: s.dataType === 0xffffff00 ? 'verdict' : `type ${s.dataType ?? 0}` });
+      else state.sets.set(s.name, base);
+      const spec = specOfListed(s);
+      if (spec) sets.set(s.name, spec);
+    }
+    return state;
+  }
+
+  async function list(only?: ListOnly): Promise<TableState> {
+    return read(`list table ${table.family} ${table.name}`, (nl) => stateOf(nl, only));
+  }
+
+  async function summary(chains: readonly string[]): Promise<TableSummary> {
+    return read(`list the chains of table ${table.family} ${table.name}`, (nl) => {
+      const out: TableSummary = { exists: false, chains: new Map(), rules: new Map() };
+      for (const c of listChains(nl, ref)) out.chains.set(c.name, c.handle);
+      out.exists = out.chains.size > 0;
+      if (chains.length === 0 || !out.exists) return out;
+      for (const name of chains) {
+        if (!out.chains.has(name)) continue;
+        out.rules.set(name, readTableRules(nl, ref, name).rules.map((r) => r.comment ?? ''));
+      }
+      return out;
+    });
+  }
+
+  async function counters(chains?: readonly string[]): Promise<RuleCounter[]> {
+    return read(`read the rule counters of table ${table.family} ${table.name}`, (nl) => {
+      const out: RuleCounter[] = [];
+      const rules = chains ? chains.flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
+      for (const r of rules) {
+        if (!r.counter) continue;
+        out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...r.counter });
+      }
+      return out;
+    });
+  }
+
+  const probe: DriftProbe = {
+    generation: async () => read('read the nftables generation', readGeneration),
+    snapshot: async () =>
+      read(`read the rule digests of table ${table.family} ${table.name}`, (nl): TableSnapshot => {
+        // The generation first: a commit between it and the dumps shows as a changed generation next time.
+        const generation = readGeneration(nl);
+        const chains = new Set(listChains(nl, ref).map((c) => c.name));
+        const setNames = new Set(listSets(nl, ref).map((s) => s.name));
+        const digests = chains.size > 0 ? readTableRules(nl, ref).chains : new Map();
+        return { generation, exists: chains.size > 0 || setNames.size > 0, chains, sets: setNames, digests };
+      }),
+  };
+
+  return {
+    table,
+    probe,
+    stats,
+    run,
+    check,
+    list,
+    summary,
+    counters,
+    close: () => {
+      socket?.close();
+      socket = undefined;
+    },
+  };
+}
+
+/** A concatenated key's fields, each padded to 4 bytes (values.ts concat). */
+function splitConcat(types: readonly TypeName[], b: Buffer): string[] {
+  const out: string[] = [];
+  let at = 0;
+  for (const t of types) {
+    const len = DATA_TYPES[t].len;
+    out.push(formatScalar(t, b.subarray(at, at + len)));
+    at += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/**
+ * A single-field interval set's elements as nft lists them: the kernel holds each range as its start
+ * and, flagged, the first value past it; a range that is one prefix is written as the prefix.
+ */
+function intervals(type: TypeName, listed: readonly ElementInfo[]): ElementState[] {
+  const sorted = [...listed].sort((x, y) => Buffer.compare(x.key, y.key) || Number(x.intervalEnd) - Number(y.intervalEnd));
+  const out: ElementState[] = [];
+  sorted.forEach((e, i) => {
+    if (e.intervalEnd) return;
+    const next = sorted[i + 1];
+    const last = next?.intervalEnd ? predecessor(next.key) : Buffer.alloc(e.key.length, 0xff);
+    out.push({ key: [rangeText(type, e.key, last)], ...(e.verdict !== undefined ? { value: [e.verdict] } : {}) });
+  });
+  return out;
+}
+
+function predecessor(b: Buffer): Buffer {
+  const out = Buffer.from(b);
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (out[i] !== 0) {
+      out[i] = (out[i] as number) - 1;
+      return out;
+    }
+    out[i] = 0xff;
+  }
+  return out;
+}
+
+function rangeText(type: TypeName, first: Buffer, last: Buffer): string {
+  if (first.equals(last)) return formatScalar(type, first);
+  if (type === 'ipv4_addr' || type === 'ipv6_addr') {
+    // A prefix: first and last agree on the leading bits, then first is all zeros and last all ones.
+    const bits = first.length * 8;
+    let len = 0;
+    while (len < bits && bitAt(first, len) === bitAt(last, len)) len++;
+    let prefix = true;
+    for (let i = len; i < bits && prefix; i++) prefix = bitAt(first, i) === 0 && bitAt(last, i) === 1;
+    if (prefix) return `${formatScalar(type, first)}/${len}`;
+  }
+  return `${formatScalar(type, first)}-${formatScalar(type, last)}`;
+}
+
+function bitAt(b: Buffer, i: number): number {
+  return ((b[i >> 3] as number) >> (7 - (i & 7))) & 1;
+}

@@ -1,0 +1,180 @@
+// The netlink NftTransport judged by nft: the same typed transactions applied over netlink in one
+// namespace and with `nft -f` (the process transport) in another must list the same (`nft -j list`,
+// handles aside); a refused transaction applies nothing and names its operation as nft's "line N" does;
+// list, summary and counters read over netlink agree with the process transport's.
+import { execFileSync } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { addrField, counter, lookup, match, meta, payload, verdict, type Expr } from '../../src/nft/expr.ts';
+import { isNftError } from '../../src/nft/errors.ts';
+import { createNetlinkTransport, type NetlinkTransport } from '../../src/nft/netlink/transport.ts';
+import type { TableRef } from '../../src/nft/objects.ts';
+import { createNftRunner } from '../../src/nft/runner.ts';
+import { Transaction } from '../../src/nft/transaction.ts';
+import type { NftTransport } from '../../src/nft/transport.ts';
+import { TestNetns } from '../support/netns.ts';
+
+const T: TableRef = { family: 'inet', name: 'strand' };
+const made: TestNetns[] = [];
+const transports: NetlinkTransport[] = [];
+afterEach(() => {
+  for (const t of transports.splice(0)) t.close();
+  for (const ns of made.splice(0)) ns.destroy();
+});
+
+function pair(): { nl: NetlinkTransport; proc: NftTransport; a: TestNetns; b: TestNetns } {
+  const a = TestNetns.create('nftnl');
+  const b = TestNetns.create('nftproc');
+  made.push(a, b);
+  const nl = createNetlinkTransport({ table: T, netns: a.name });
+  transports.push(nl);
+  return { nl, proc: createNftRunner({ table: T, netns: b.name }), a, b };
+}
+
+function listed(ns: TestNetns): unknown {
+  const strip = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(strip);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'handle').map(([k, x]) => [k, strip(x)]));
+    return v;
+  };
+  const out = execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', 'inet', 'strand'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  return strip((JSON.parse(out) as { nftables: Array<Record<string, unknown>> }).nftables.filter((o) => !('metainfo' in o)));
+}
+
+const accept: Expr = verdict('accept');
+
+function build(): Transaction {
+  const tx = new Transaction();
+  tx.add({ kind: 'table' });
+  tx.add({ kind: 'chain', name: 'agent-forward', base: { type: 'filter', hook: 'forward', priority: 0, policy: 'accept' } });
+  tx.add({ kind: 'chain', name: 'agent-postrouting', base: { type: 'nat', hook: 'postrouting', priority: 100 } });
+  tx.add({ kind: 'chain', name: 'agent-pod-a' });
+  tx.add({ kind: 'chain', name: 'agent-pod-b' });
+  tx.add({ kind: 'set', name: 'agent-cluster-v4', type: 'ipv4_addr', flags: ['interval'] });
+  tx.add({ kind: 'set', name: 'agent-peers', type: 'ipv4_addr . inet_proto . inet_service' });
+  tx.add({ kind: 'set', name: 'agent-ports', type: 'inet_proto . inet_service', flags: ['interval'] });
+  tx.add({ kind: 'map', name: 'agent-in-v4', type: 'ipv4_addr', value: 'verdict' });
+  tx.add({ kind: 'map', name: 'agent-in-v6', type: 'ipv6_addr', value: 'verdict' });
+  tx.add({ kind: 'element', set: 'agent-cluster-v4', key: ['10.0.0.0/8'] });
+  tx.add({ kind: 'element', set: 'agent-cluster-v4', key: ['192.168.1.0/24'] });
+  tx.add({ kind: 'element', set: 'agent-peers', key: ['10.1.0.5', 'tcp', '80'] });
+  tx.add({ kind: 'element', set: 'agent-ports', key: ['udp', '1000-2000'] });
+  tx.add({ kind: 'element', set: 'agent-in-v4', key: ['10.1.0.7'], value: ['jump agent-pod-a'] });
+  tx.add({ kind: 'element', set: 'agent-in-v4', key: ['10.1.0.8'], value: ['goto agent-pod-b'] });
+  tx.add({ kind: 'element', set: 'agent-in-v6', key: ['fd00::7'], value: ['jump agent-pod-a'] });
+  tx.add({ kind: 'rule', chain: 'agent-forward', body: [match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }), accept] });
+  tx.add({ kind: 'rule', chain: 'agent-forward', body: [{ kind: 'vmap', keys: [addrField(4, 'daddr')], map: 'agent-in-v4' }] });
+  tx.add({ kind: 'rule', chain: 'agent-forward', body: [{ kind: 'vmap', keys: [addrField(6, 'daddr')], map: 'agent-in-v6' }] });
+  tx.add({ kind: 'rule', chain: 'agent-pod-a', body: [lookup([addrField(4, 'saddr'), meta('l4proto'), payload('th dport')], 'agent-peers'), counter(), accept], comment: 'allow peers' });
+  tx.add({ kind: 'rule', chain: 'agent-pod-a', body: [lookup([meta('l4proto'), payload('th dport')], 'agent-ports'), counter(), accept], comment: 'ports' });
+  tx.add({ kind: 'rule', chain: 'agent-pod-a', body: [match(payload('th dport'), { kind: 'range', from: 8000, to: 8080 }), match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }), accept] });
+  tx.add({ kind: 'rule', chain: 'agent-pod-a', body: [{ kind: 'limit', rate: 10, per: 'second', burst: 20 }, { kind: 'log', prefix: 'strand-deny ', level: 'info' }] });
+  tx.add({ kind: 'rule', chain: 'agent-pod-a', body: [counter(), verdict('drop')], comment: 'deny' });
+  tx.add({ kind: 'rule', chain: 'agent-pod-b', body: [match(addrField(4, 'saddr'), { kind: 'prefix', addr: '10.2.0.0', len: 16 }, 'ne'), match({ kind: 'meta', key: 'iifname' }, { kind: 'name', value: 'cni0' }), verdict('return')] });
+  tx.add({ kind: 'rule', chain: 'agent-pod-b', body: [match({ kind: 'fib', key: 'daddr type' }, { kind: 'keyword', value: 'local' }), verdict('jump', 'agent-pod-a')] });
+  tx.add({ kind: 'rule', chain: 'agent-postrouting', body: [lookup(addrField(4, 'saddr'), 'agent-cluster-v4'), lookup(addrField(4, 'daddr'), 'agent-cluster-v4', 'ne'), { kind: 'masquerade', fullyRandom: true }] });
+  return tx;
+}
+
+describe('netlink NftTransport', () => {
+  it('applies every operation the way nft -f does (nft -j list of both equal)', async () => {
+    const { nl, proc, a, b } = pair();
+    for (const t of [nl, proc]) await t.run(build());
+    expect(listed(a)).toEqual(listed(b));
+    // Then rule placement, replace, element and set flushes and deletes, on both.
+    const handles = async (t: NftTransport) => (await t.list()).chains.get('agent-pod-a')?.rules.map((r) => r.handle) ?? [];
+    for (const t of [nl, proc]) {
+      const [h1, h2] = await handles(t);
+      const tx = new Transaction();
+      tx.insert({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('continue')], comment: 'first' });
+      tx.add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('continue')], comment: 'after 1', handle: h1 as number });
+      tx.insert({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('continue')], comment: 'before 2', handle: h2 as number });
+      tx.replace({ kind: 'rule', chain: 'agent-pod-a', body: [counter(), accept], comment: 'replaced', handle: h2 as number });
+      tx.delete({ kind: 'element', set: 'agent-in-v4', key: ['10.1.0.8'] });
+      tx.delete({ kind: 'element', set: 'agent-cluster-v4', key: ['192.168.1.0/24'] });
+      tx.flush({ kind: 'set', name: 'agent-peers' });
+      tx.flush({ kind: 'map', name: 'agent-in-v6' });
+      tx.flush({ kind: 'chain', name: 'agent-pod-b' });
+      tx.delete({ kind: 'chain', name: 'agent-pod-b' });
+      tx.create({ kind: 'set', name: 'agent-new', type: 'ipv6_addr', flags: ['interval'] });
+      tx.add({ kind: 'element', set: 'agent-new', key: ['fd00::/64'] });
+      await t.run(tx);
+    }
+    expect(listed(a)).toEqual(listed(b));
+    // A separate transaction adds to sets it does not declare (their key types are read back).
+    for (const t of [nl, proc]) {
+      await t.run(new Transaction().add({ kind: 'element', set: 'agent-peers', key: ['10.9.9.9', 'udp', '53'] }).add({ kind: 'element', set: 'agent-in-v6', key: ['fd00::9'], value: ['accept'] }));
+    }
+    expect(listed(a)).toEqual(listed(b));
+  });
+
+  it('applies nothing of a refused transaction and names its operation as nft does', async () => {
+    const { nl, proc, a } = pair();
+    await nl.run(build());
+    const before = listed(a);
+    const bad = () =>
+      new Transaction()
+        .add({ kind: 'element', set: 'agent-cluster-v4', key: ['172.16.0.0/12'] })
+        .add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('jump', 'agent-missing')] })
+        .add({ kind: 'chain', name: 'agent-later' });
+    const err = await nl.run(bad()).catch((e: unknown) => e);
+    expect(isNftError(err, 'not-found')).toBe(true);
+    if (!isNftError(err)) throw err;
+    expect(err.line).toBe(2);
+    expect(err.failingCommand).toBe('add rule inet strand agent-pod-a jump agent-missing');
+    expect(listed(a)).toEqual(before);
+    // The process transport says the same of the same transaction (reason and line).
+    await proc.run(build());
+    const perr = await proc.run(bad()).catch((e: unknown) => e);
+    expect(isNftError(perr) && [perr.reason, perr.line]).toEqual(['not-found', 2]);
+    // create of an existing set: exists.
+    const exists = await nl.run(new Transaction().create({ kind: 'set', name: 'agent-peers', type: 'ipv4_addr . inet_proto . inet_service' })).catch((e: unknown) => e);
+    expect(isNftError(exists, 'exists')).toBe(true);
+  });
+
+  it('refuses a rule body it cannot encode yet by name, or hands it to the fallback', async () => {
+    const { nl, a } = pair();
+    await nl.run(build());
+    const anon = { kind: 'anon-set', elements: [{ kind: 'keyword', value: 'tcp' }, { kind: 'keyword', value: 'udp' }] } as const;
+    const tx = () => new Transaction().add({ kind: 'rule', chain: 'agent-pod-a', body: [match(meta('l4proto'), anon), verdict('accept')] });
+    const err = await nl.run(tx()).catch((e: unknown) => e);
+    expect(isNftError(err, 'invalid') && err.line).toBe(1);
+    expect(String((err as Error).message)).toMatch(/anon-set/);
+    const fb = createNetlinkTransport({ table: T, netns: a.name, textFallback: createNftRunner({ table: T, netns: a.name }) });
+    transports.push(fb);
+    await fb.run(tx());
+    expect(fb.stats.fallbacks).toBe(1);
+    expect((await fb.list()).chains.get('agent-pod-a')?.rules.length).toBe(6);
+  });
+
+  it('reads list, summary and counters as the process transport does', async () => {
+    const { nl, a } = pair();
+    await nl.run(build());
+    const proc = createNftRunner({ table: T, netns: a.name });
+    const [n, p] = [await nl.list(), await proc.list()];
+    expect(n.exists).toBe(true);
+    expect([...n.chains.keys()].sort()).toEqual([...p.chains.keys()].sort());
+    for (const [name, c] of p.chains) {
+      const got = n.chains.get(name);
+      expect(got?.base).toEqual(c.base);
+      expect(got?.rules.map((r) => [r.handle, r.comment, r.counter])).toEqual(c.rules.map((r) => [r.handle, r.comment, r.counter]));
+    }
+    for (const [name, s] of p.sets) expect([n.sets.get(name)?.type, n.sets.get(name)?.flags.sort()]).toEqual([s.type, [...s.flags].sort()]);
+    for (const [name, m] of p.maps) expect([n.maps.get(name)?.type, n.maps.get(name)?.value]).toEqual([m.type, m.value]);
+    // Adoption reads the verdict maps' elements by name.
+    const only = await nl.list({ sets: ['agent-in-v4', 'agent-in-v6', 'agent-cluster-v4'] });
+    const ponly = await proc.list({ sets: ['agent-in-v4', 'agent-in-v6', 'agent-cluster-v4'] });
+    const els = (s: typeof only) => [...s.maps.values(), ...s.sets.values()].map((m) => [m.name, m.elements.map((e) => [e.key, e.value]).sort()]).sort();
+    expect(els(only)).toEqual(els(ponly));
+    expect(await nl.summary(['agent-pod-a'])).toEqual(await proc.summary(['agent-pod-a']));
+    expect(await nl.counters()).toEqual(await proc.counters());
+    expect(await nl.counters(['agent-pod-a'])).toEqual(await proc.counters(['agent-pod-a']));
+  });
+
+  it('says a table is absent, and reads an empty one', async () => {
+    const { nl } = pair();
+    expect((await nl.list()).exists).toBe(false);
+    expect((await nl.summary([])).exists).toBe(false);
+    await nl.run(new Transaction().add({ kind: 'table' }));
+    expect((await nl.list()).exists).toBe(true);
+  });
+});
