@@ -97,6 +97,11 @@ describe('upstream conformance tests, as data', () => {
         cluster.clusterPolicies = cnps;
         cluster.policies = nps;
         await cluster.sync();
+        // Upstream fails a refused connection: a denial must be a silent drop, never a reject.
+        for (const table of cluster.applied.values()) {
+          const rules = [...table.chains.values()].flatMap((ch) => ch.rules.map((r) => renderRule(r.body)));
+          expect(rules.filter((r) => /\breject\b/.test(r)), step.name).toEqual([]);
+        }
         const world: CnpWorld = {
           ...oracleWorld({ namespaces, pods, policies: nps, nodeAddresses: NODE_ADDRESSES }),
           clusterPolicies: cnps.map((p) => ({ metadata: p.metadata, spec: p.spec as Json })),
