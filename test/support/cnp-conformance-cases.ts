@@ -37,16 +37,16 @@ import {
 
 export { HOST_PORTS, houseNs };
 
+/** The namespace of the host-network pods (spelled as upstream spells it). */
+export const FOREST = 'forbidden-forrest';
 export const HOUSES = ['gryffindor', 'slytherin', 'hufflepuff', 'ravenclaw'] as const;
 export const HOUSE_PODS: Record<(typeof HOUSES)[number] | typeof FOREST, string> = {
   gryffindor: 'harry-potter',
   slytherin: 'draco-malfoy',
   hufflepuff: 'cedric-diggory',
   ravenclaw: 'luna-lovegood',
-  'forbidden-forrest': 'centaur',
+  [FOREST]: 'centaur',
 };
-/** The namespace of the host-network pods (spelled as upstream spells it). */
-export const FOREST = 'forbidden-forrest';
 
 export interface ConformanceProbe {
   /** "house/pod-index", e.g. "ravenclaw/0". */
