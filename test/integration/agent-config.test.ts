@@ -72,7 +72,7 @@ describe('strand agent configuration refusals', () => {
   it('refuses unknown flags through the command line', () => {
     const r = agent(['--node-name', 'n1', '--no-such-flag', 'x']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('Unknown argument');
+    expect(r.stderr).toBe('strand agent: unknown flag --no-such-flag\n');
     expect(existsSync(join(dir, 'state'))).toBe(false);
   });
 });
