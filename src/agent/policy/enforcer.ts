@@ -17,6 +17,7 @@ import type { Logger } from '../../log.ts';
 import type { TableState } from '../../nft/objects.ts';
 import type { Nft } from '../../nft/transport.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
+import { bindLocalPod } from '../../policy/bind.ts';
 import {
   compilePolicy,
   diffPolicy,
@@ -29,6 +30,7 @@ import {
   type CompiledPolicy,
   type CompileInput,
   type DesiredPolicyTable,
+  type RenderOptions,
 } from '../../policy/index.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { ClusterCache, KubeClient } from '../kube.ts';
@@ -99,6 +101,8 @@ export class PolicyEnforcer {
   /** The first event not yet followed by an applied pass. */
   private pendingSince: number | undefined;
   private passDue = false;
+  /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
+  private readonly bindDue = new Set<string>();
   private driftDue = false;
   private lastErrors = '';
   /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
@@ -138,7 +142,7 @@ export class PolicyEnforcer {
       input: this.input,
       clock: this.clock,
       log: this.log,
-      requestPass: (seenAt) => this.request(seenAt),
+      requestBind: (pod, seenAt) => this.requestBind(pod, seenAt),
       problem: () => this.problem,
       onTimeout: () => this.metrics.podStartTimeouts.inc(),
     });
@@ -173,6 +177,18 @@ export class PolicyEnforcer {
     this.loop.request();
   }
 
+  /**
+   * A pod-start notice waits for its pod's rules: a run at once (no debounce), which binds the
+   * notice's addresses to the model last applied when nothing else is due (policy/bind.ts), else
+   * compiles everything. Notices that arrive during a run are bound together in the next one.
+   */
+  requestBind(pod: string, seenAt: number): void {
+    if (this.loop.isStopped) return;
+    this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
+    this.bindDue.add(pod);
+    this.loop.requestNow();
+  }
+
   /** Asks for a look for drift, in the policy loop (never during an apply); it compiles nothing. */
   requestDriftCheck(): void {
     if (this.loop.isStopped) return;
@@ -195,10 +211,15 @@ export class PolicyEnforcer {
       this.driftDue = false;
       await this.checkDrift();
     }
-    if (!this.passDue) return true;
-    this.passDue = false;
+    if (!this.passDue && this.bindDue.size === 0) return true;
     const since = this.pendingSince;
     this.pendingSince = undefined;
+    if (!this.passDue) {
+      const bound = this.bindModel();
+      if (bound && (await this.applyModel(bound, since))) return true;
+    }
+    this.passDue = false;
+    this.bindDue.clear();
     if (await this.pass(since)) return true;
     // Retried with the event's time, so the latency histogram counts the wait.
     if (since !== undefined) this.pendingSince = Math.min(this.pendingSince ?? since, since);
@@ -266,6 +287,32 @@ export class PolicyEnforcer {
     }
   }
 
+  /**
+   * The model last applied with the waiting notices' pods bound to it; undefined when a full pass is
+   * needed (nothing applied yet, a failed apply, a pod the bind cannot add alone).
+   */
+  private bindModel(): CompiledPolicy | undefined {
+    const keys = [...this.bindDue];
+    this.bindDue.clear();
+    let model = this.compiled;
+    if (!model || !this.applier.current || this.applier.problem || !this.opts.cache.synced) return undefined;
+    for (const key of keys) {
+      const have = model.pods.find((p) => podKey(p.namespace, p.name) === key);
+      const f = this.input.forPod(key);
+      if (!f) return undefined;
+      const ips = f.input.extraPodIps?.get(key) ?? [];
+      if (have) {
+        // Bound already (or the informer's addresses are in): answered by the gate after this run.
+        if (ips.every((ip) => have.ips.includes(ip))) continue;
+        return undefined;
+      }
+      const next = bindLocalPod(model, f.input, f.pod);
+      if (!next) return undefined;
+      model = next;
+    }
+    return model;
+  }
+
   /** Compiles and applies; false when it should be tried again. */
   private async pass(since: number | undefined): Promise<boolean> {
     const c = this.opts.cache;
@@ -275,13 +322,25 @@ export class PolicyEnforcer {
     let table: DesiredPolicyTable;
     try {
       compiled = compilePolicy(this.input.build());
-      table = renderPolicy(compiled, this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {});
+      table = renderPolicy(compiled, this.renderOptions());
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
       return false;
     }
     this.logPolicyErrors(compiled);
+    return this.applyModel(compiled, since, table);
+  }
+
+  /** Renders (unless given) and applies `compiled`; false when it should be tried again. */
+  private async applyModel(compiled: CompiledPolicy, since: number | undefined, rendered?: DesiredPolicyTable): Promise<boolean> {
+    let table: DesiredPolicyTable;
+    try {
+      table = rendered ?? renderPolicy(compiled, this.renderOptions());
+    } catch (err) {
+      this.log.error({ err }, `rendering the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
+      return false;
+    }
     try {
       // Drift is looked for on its own timer (checkDrift), not on the path of a change.
       const r = await this.applier.apply(table, { checkDrift: false });
@@ -303,6 +362,10 @@ export class PolicyEnforcer {
     this.gate.applied(compiled);
     if (this.opts.cutDeniedFlows) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
     return true;
+  }
+
+  private renderOptions(): RenderOptions {
+    return this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {};
   }
 
   private logPolicyErrors(compiled: CompiledPolicy): void {

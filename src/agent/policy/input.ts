@@ -7,7 +7,7 @@
 // and loses that one (the compiler skips it); it is said once per pod and value (issue 16 item 6:
 // the README promises bad objects are logged and skipped), not on every pass.
 import type { Logger } from '../../log.ts';
-import type { CompileInput } from '../../policy/index.ts';
+import type { CompileInput, PolicyPod } from '../../policy/index.ts';
 import { normalizeIp } from '../backends/cidr.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache, PodInfo } from '../kube.ts';
@@ -68,6 +68,32 @@ export class PolicyInput {
       policies: c.networkPolicies.list(),
       extraPodIps,
     };
+  }
+
+  /**
+   * The input of the pod-start fast path (policy/bind.ts) for one pod: this node's facts, the
+   * namespaces and policies, the pod (the informer's, else the one a GET fetched) and its notice's
+   * addresses; not the cluster's other pods, which the bind never reads. Undefined when the pod is not
+   * known.
+   */
+  forPod(key: string): { input: CompileInput; pod: PolicyPod } | undefined {
+    const c = this.opts.cache;
+    const [namespace, name] = key.split('/') as [string, string];
+    const fetched = this.fetched.get(key)?.pod;
+    const pod = c.pods.get(name, namespace) ?? (fetched && { ...fetched, spec: { ...fetched.spec, nodeName: fetched.spec.nodeName ?? this.opts.nodeName } });
+    if (!pod) return undefined;
+    this.sayBadAddresses([pod]);
+    const notice = this.opts.notices.list().find(([k]) => k === key)?.[1];
+    const extraPodIps = new Map<string, readonly string[]>(notice ? [[key, notice.ips]] : []);
+    const input: CompileInput = {
+      nodeName: this.opts.nodeName,
+      nodeAddresses: this.opts.nodeAddresses(),
+      namespaces: c.namespaces.list(),
+      pods: [],
+      policies: c.networkPolicies.list(),
+      extraPodIps,
+    };
+    return { input, pod };
   }
 
   private sayBadAddresses(pods: readonly PodInfo[]): void {

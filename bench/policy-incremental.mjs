@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// The policy enforcer's own work at scale, in process, against the nft fake (or, with BENCH_KERNEL=1,
+// the `nft -f` process transport on a throwaway table in a fresh network namespace is NOT used here:
+// see bench/policy.mjs for the kernel): the pod-start notice → answer latency (the gate answering),
+// a pass whose inputs did not change, a pod label change, and the flow cutter's "what changed".
+// Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000), BENCH_NODES (100), BENCH_NOTICES (50).
+import { Registry } from 'prom-client';
+import { benchPolicySpec, fmt, printTable, quantile } from './lib.mjs';
+import { PolicyEnforcer } from '../src/agent/policy/enforcer.ts';
+import { changedPodAddresses } from '../src/agent/policy/flow-cutter.ts';
+import { PodStartNotices } from '../src/agent/pod-notices.ts';
+import { FakeNft } from '../src/nft/fake.ts';
+import { silentLogger } from '../src/log.ts';
+
+const PODS = Number(process.env.BENCH_PODS ?? 5000);
+const POLICIES = Number(process.env.BENCH_POLICIES ?? 1000);
+const NODES = Number(process.env.BENCH_NODES ?? 100);
+const NOTICES = Number(process.env.BENCH_NOTICES ?? 50);
+const NAMESPACES = Math.max(1, Math.round(PODS / 25));
+const ME = 'node-7';
+
+class Store {
+  constructor() { this.m = new Map(); }
+  key(name, ns) { return `${ns ?? ''}/${name}`; }
+  put(o) { this.m.set(this.key(o.metadata.name, o.metadata.namespace), o); }
+  del(o) { this.m.delete(this.key(o.metadata.name, o.metadata.namespace)); }
+  get(name, ns) { return this.m.get(this.key(name, ns)); }
+  list() { return [...this.m.values()]; }
+}
+const ip = (i) => `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
+const cache = { pods: new Store(), namespaces: new Store(), networkPolicies: new Store(), synced: true, unsynced: [] };
+for (let n = 0; n < NAMESPACES; n++) {
+  cache.namespaces.put({ metadata: { name: `ns-${n}`, labels: { team: `team-${n % 20}` } } });
+}
+const pod = (i, node, ips) => ({
+  metadata: { name: `pod-${i}`, namespace: `ns-${i % NAMESPACES}`, uid: `u-${i}`, labels: { app: `app-${i % 250}`, tier: i % 3 === 0 ? 'front' : 'back' } },
+  spec: { nodeName: node, containers: [{ ports: [{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
+  status: { phase: 'Running', podIPs: ips.map((x) => ({ ip: x })) },
+});
+for (let i = 0; i < PODS; i++) cache.pods.put(pod(i, `node-${i % NODES}`, [ip(i + 1)]));
+for (let i = 0; i < POLICIES; i++) {
+  cache.networkPolicies.put({ metadata: { name: `np-${i}`, namespace: `ns-${i % NAMESPACES}` }, spec: benchPolicySpec(i) });
+}
+
+const clock = { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
+const nft = new FakeNft();
+const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
+const enforcer = new PolicyEnforcer({
+  nodeName: ME, nft, cache, kube: { request: async () => { throw new Error('no API'); } }, log: silentLogger,
+  registry: new Registry(), notices, nodeAddresses: () => ['10.0.0.7'], cutDeniedFlows: false, logDenied: false, clock,
+});
+
+async function timed(fn) { const t = performance.now(); await fn(); return performance.now() - t; }
+
+const first = await timed(async () => { enforcer.request(); await enforcer.settle(); });
+const noop = [];
+for (let r = 0; r < 5; r++) noop.push(await timed(async () => { enforcer.request(); await enforcer.settle(); }));
+
+// Label changes of a remote pod the local pods' peers select.
+const label = [];
+for (let r = 0; r < 5; r++) {
+  const p = cache.pods.get(`pod-${r * 100 + 1}`, `ns-${(r * 100 + 1) % NAMESPACES}`);
+  cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, tier: p.metadata.labels.tier === 'front' ? 'back' : 'front' } } });
+  label.push(await timed(async () => { enforcer.request(performance.now()); await enforcer.settle(); }));
+}
+
+// Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
+const answers = [];
+for (let k = 0; k < NOTICES; k++) {
+  const i = PODS + 10 + k;
+  cache.pods.put(pod(i, ME, []));
+  enforcer.request(performance.now()); // the informer's add event
+  await enforcer.settle();
+  const n = { namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, uid: `u-${i}`, ips: [ip(i + 1)] };
+  const t = performance.now();
+  notices.record(n);
+  const a = await enforcer.gate.podStarted(n, 10_000);
+  if (!a.ok) throw new Error(`notice refused: ${a.message}`);
+  answers.push(performance.now() - t);
+}
+// 20 concurrent.
+const conc = [];
+for (let r = 0; r < 3; r++) {
+  const ns = [];
+  for (let k = 0; k < 20; k++) {
+    const i = PODS + 1000 + r * 20 + k;
+    cache.pods.put(pod(i, ME, []));
+    ns.push({ namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, uid: `u-${i}`, ips: [ip(i + 1)] });
+  }
+  enforcer.request(performance.now());
+  await enforcer.settle();
+  conc.push(await timed(() => Promise.all(ns.map((n) => { notices.record(n); return enforcer.gate.podStarted(n, 10_000); }))));
+}
+
+const compiled = enforcer.programming.compiled;
+const cut = [];
+for (let r = 0; r < 3; r++) cut.push(await timed(() => changedPodAddresses(compiled, compiled)));
+
+enforcer.stop();
+const q = (s, x) => fmt(quantile([...s].sort((a, b) => a - b), x));
+const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
+printTable(`policy enforcer, nft fake: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`, [
+  ['what', 'n', 'p50', 'p90', 'p99', 'max'],
+  ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
+  row('pass with nothing changed', noop),
+  row('remote pod label change', label),
+  row('pod-start notice -> answer (sequential)', answers),
+  row('20 concurrent notices -> all answered', conc),
+  row('flow cutter: what changed (no change)', cut),
+]);
+
+// Where a bind's time goes (BENCH_SPLIT=1).
+if (process.env.BENCH_SPLIT) {
+  const { bindLocalPod } = await import('../src/policy/bind.ts');
+  const { renderPolicy, diffPolicy } = await import('../src/policy/index.ts');
+  const i = PODS + 5000;
+  const p = pod(i, ME, []);
+  cache.pods.put(p);
+  const key = `ns-${i % NAMESPACES}/pod-${i}`;
+  notices.record({ namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, ips: [ip(i + 1)] });
+  const f = enforcer.input.forPod(key);
+  const split = { forPod: [], bind: [], render: [], diff: [] };
+  for (let r = 0; r < 5; r++) {
+    let t = performance.now();
+    const g = enforcer.input.forPod(key);
+    split.forPod.push(performance.now() - t);
+    t = performance.now();
+    const m = bindLocalPod(compiled, g.input, g.pod);
+    split.bind.push(performance.now() - t);
+    t = performance.now();
+    const a = renderPolicy(compiled);
+    const b = renderPolicy(m);
+    split.render.push((performance.now() - t) / 2);
+    t = performance.now();
+    const tx = diffPolicy(a, b);
+    split.diff.push(performance.now() - t);
+    if (r === 0) console.log('bind diff commands:', tx.commands?.length ?? tx);
+  }
+  void f;
+  printTable('bind split (ms)', [['what', 'n', 'p50', 'p90', 'p99', 'max'], ...Object.entries(split).map(([k, v]) => row(k, v))]);
+}
