@@ -44,6 +44,10 @@ for (let i = 0; i < POLICIES; i++) {
 
 const clock = { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
 const nft = new FakeNft();
+// The transport's share: time inside nft.run (the fake here; `nft -f` or netlink on a node).
+const transport = { ms: 0, runs: 0 };
+const run = nft.run.bind(nft);
+nft.run = async (tx) => { const t = performance.now(); try { return await run(tx); } finally { transport.ms += performance.now() - t; transport.runs++; } };
 const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
 const enforcer = new PolicyEnforcer({
   nodeName: ME, nft, cache, kube: { request: async () => { throw new Error('no API'); } }, log: silentLogger,
@@ -66,17 +70,44 @@ for (let r = 0; r < 5; r++) {
 
 // Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
 const answers = [];
+const fullPasses = { n: 0 };
+const pass = enforcer.pass.bind(enforcer);
+let inNotice = false;
+enforcer.pass = (...a) => { if (inNotice) fullPasses.n++; return pass(...a); };
+if (process.env.BENCH_DEBUG) {
+  const bm = enforcer.bindModel.bind(enforcer);
+  enforcer.bindModel = () => { console.log('bindDue', [...enforcer.bindDue], 'problem', enforcer.applier.problem, !!enforcer.compiled, !!enforcer.applier.current); const r = bm(); console.log('bound', !!r); return r; };
+}
+const t0 = { ms: 0 };
+// The agent's own parts of a notice: the bind, the apply (diff + transport); the rest is the render.
+const parts = { bind: 0, apply: 0 };
+for (const [obj, name, key] of [[enforcer, 'bindModel', 'bind'], [enforcer.applier, 'apply', 'apply']]) {
+  const f = obj[name].bind(obj);
+  obj[name] = (...a) => {
+    if (!inNotice) return f(...a);
+    const t = performance.now();
+    const r = f(...a);
+    if (r instanceof Promise) return r.finally(() => { parts[key] += performance.now() - t; });
+    parts[key] += performance.now() - t;
+    return r;
+  };
+}
+// The pods are in the informer (scheduled here, no address yet) before their notices, as kubelet does.
+for (let k = 0; k < NOTICES; k++) cache.pods.put(pod(PODS + 10 + k, ME, []));
+enforcer.request(performance.now());
+await enforcer.settle();
 for (let k = 0; k < NOTICES; k++) {
   const i = PODS + 10 + k;
-  cache.pods.put(pod(i, ME, []));
-  enforcer.request(performance.now()); // the informer's add event
-  await enforcer.settle();
   const n = { namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, uid: `u-${i}`, ips: [ip(i + 1)] };
   const t = performance.now();
+  const before = transport.ms;
+  inNotice = true;
   notices.record(n);
   const a = await enforcer.gate.podStarted(n, 10_000);
+  inNotice = false;
   if (!a.ok) throw new Error(`notice refused: ${a.message}`);
   answers.push(performance.now() - t);
+  t0.ms += transport.ms - before;
 }
 // 20 concurrent.
 const conc = [];
@@ -97,6 +128,7 @@ const cut = [];
 for (let r = 0; r < 3; r++) cut.push(await timed(() => changedPodAddresses(compiled, compiled)));
 
 enforcer.stop();
+console.log(`notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`);
 const q = (s, x) => fmt(quantile([...s].sort((a, b) => a - b), x));
 const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
 printTable(`policy enforcer, nft fake: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`, [
@@ -112,7 +144,8 @@ printTable(`policy enforcer, nft fake: ${PODS} pods / ${POLICIES} policies / ${N
 // Where a bind's time goes (BENCH_SPLIT=1).
 if (process.env.BENCH_SPLIT) {
   const { bindLocalPod } = await import('../src/policy/bind.ts');
-  const { renderPolicy, diffPolicy } = await import('../src/policy/index.ts');
+  const { renderBound, diffShared } = await import('../src/policy/bind-render.ts');
+  const before = enforcer.applier.current;
   const i = PODS + 5000;
   const p = pod(i, ME, []);
   cache.pods.put(p);
@@ -120,21 +153,20 @@ if (process.env.BENCH_SPLIT) {
   notices.record({ namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, ips: [ip(i + 1)] });
   const f = enforcer.input.forPod(key);
   const split = { forPod: [], bind: [], render: [], diff: [] };
-  for (let r = 0; r < 5; r++) {
+  const reps = Number(process.env.BENCH_SPLIT_REPS ?? 5);
+  for (let r = 0; r < reps; r++) {
     let t = performance.now();
     const g = enforcer.input.forPod(key);
     split.forPod.push(performance.now() - t);
     t = performance.now();
-    const m = bindLocalPod(compiled, g.input, g.pod);
+    const m = bindLocalPod(compiled, g.input, g.pod)?.compiled;
     split.bind.push(performance.now() - t);
     t = performance.now();
-    const a = renderPolicy(compiled);
-    const b = renderPolicy(m);
-    split.render.push((performance.now() - t) / 2);
+    const b = renderBound(compiled, before, m);
+    split.render.push(performance.now() - t);
     t = performance.now();
-    const tx = diffPolicy(a, b);
+    diffShared(before, b);
     split.diff.push(performance.now() - t);
-    if (r === 0) console.log('bind diff commands:', tx.commands?.length ?? tx);
   }
   void f;
   printTable('bind split (ms)', [['what', 'n', 'p50', 'p90', 'p99', 'max'], ...Object.entries(split).map(([k, v]) => row(k, v))]);

@@ -2,8 +2,9 @@
 // binding a local pod's notice addresses to the last compiled model gives exactly what compiling the
 // whole input with those addresses gives, or declines (undefined) and the caller compiles everything.
 import { describe, expect, it } from 'vitest';
-import { bindLocalPod } from '../../src/policy/bind.ts';
-import { compilePolicy, type CompileInput, type PolicyPod } from '../../src/policy/index.ts';
+import { bindLocalPod, prepareBinds } from '../../src/policy/bind.ts';
+import { diffShared, renderBound } from '../../src/policy/bind-render.ts';
+import { compilePolicy, diffPolicy, renderPolicy, type CompileInput, type PolicyPod } from '../../src/policy/index.ts';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -67,28 +68,51 @@ describe('binding a pod-start notice to the last compiled model', () => {
   it('equals the full compile, or declines, over 400 seeded random clusters', () => {
     let bound = 0;
     let declined = 0;
+    let grewSets = 0;
     for (let seed = 1; seed <= 400; seed++) {
       const { input, waiting } = cluster(seed);
-      let prev = compilePolicy({ ...input, pods: [...input.pods, ...waiting] });
+      const everything = { ...input, pods: [...input.pods, ...waiting] };
+      let prev = compilePolicy(everything);
+      // Half of the clusters prepare the waiting pods' sets ahead, as the agent does at a full compile.
+      let prepared = seed % 2 === 0 ? prepareBinds(everything, prev, waiting) : undefined;
+      const opts = seed % 3 === 0 ? { logDenied: { perSecond: 10 } } : {};
+      let table = renderPolicy(prev, opts);
       const extra = new Map<string, string[]>();
       for (const [i, p] of waiting.entries()) {
         const key = `${p.metadata.namespace}/${p.metadata.name}`;
         extra.set(key, [`10.0.${seed % 2 ? 0 : 1}.${100 + i}`]);
         const full: CompileInput = { ...input, pods: [...input.pods, ...waiting], extraPodIps: new Map(extra) };
         const want = compilePolicy(full);
-        const got = bindLocalPod(prev, full, p);
-        if (got === undefined) {
+        const result = bindLocalPod(prev, full, p, prepared);
+        if (result === undefined) {
           declined++;
           prev = want;
+          table = renderPolicy(want, opts);
+          const rest = waiting.filter((w) => !extra.has(`${w.metadata.namespace}/${w.metadata.name}`));
+          if (prepared) prepared = prepareBinds(full, want, rest);
           continue;
         }
+        const got = result.compiled;
+        if (prepared) prepared = result.prepared;
         bound++;
         expect(got, `seed ${seed}, pod ${key}`).toEqual(want);
+        // Rendered from the last table, and diffed over what changed only: as the whole render and diff.
+        const grown = renderBound(prev, table, got, opts);
+        const whole = renderPolicy(want, opts);
+        expect(grown, `seed ${seed}, pod ${key}`).toEqual(whole);
+        const lines = (t: { render(): string }) => t.render().split('\n').sort();
+        expect(lines(diffShared(table, grown)), `seed ${seed}, pod ${key}`).toEqual(lines(diffPolicy(table, whole)));
+        for (const name of grown.elements.keys()) {
+          if (grown.elements.get(name) !== table.elements.get(name) && /-(?:peer|port)-/.test(name)) grewSets++;
+        }
         prev = got;
+        table = grown;
       }
     }
     // Most notices take the fast path; a peer only the new pod's rules name sends the rest to the full compile.
-    expect(bound).toBeGreaterThan(declined);
+    expect(bound).toBeGreaterThan(3 * declined);
+    // The cases include peer and named-port sets of other pods' rules that the new pod joins.
+    expect(grewSets).toBeGreaterThan(50);
   });
 
   it('declines a pod that is not this node\'s, one already bound, and an address another local pod owns', () => {
@@ -102,7 +126,7 @@ describe('binding a pod-start notice to the last compiled model', () => {
     expect(bindLocalPod(prev, base, pod('y', 'n2', '10.0.0.2'))).toBeUndefined();
     expect(bindLocalPod(prev, base, pod('x', 'n1', '10.0.0.1'))).toBeUndefined();
     expect(bindLocalPod(prev, base, pod('z', 'n1', '10.0.0.1'))).toBeUndefined();
-    const ok = bindLocalPod(prev, base, pod('z', 'n1', '10.0.0.3'));
+    const ok = bindLocalPod(prev, base, pod('z', 'n1', '10.0.0.3'))?.compiled;
     expect(ok).toEqual(compilePolicy({ ...base, pods: [...base.pods, pod('z', 'n1', '10.0.0.3')] }));
   });
 });

@@ -17,10 +17,10 @@ import type { Logger } from '../../log.ts';
 import type { TableState } from '../../nft/objects.ts';
 import type { Nft } from '../../nft/transport.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
-import { bindLocalPod } from '../../policy/bind.ts';
+import { bindLocalPod, NOTHING_PREPARED, prepareBinds, type PreparedSets } from '../../policy/bind.ts';
+import { diffShared, renderBound } from '../../policy/bind-render.ts';
 import {
   compilePolicy,
-  diffPolicy,
   fullBuildPolicy,
   podChainName,
   policyDrift,
@@ -81,7 +81,8 @@ export interface PolicyEnforcerOptions {
 /** The compiler's rendered table as the applier reads it. */
 export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
   prefix: POLICY_PREFIX,
-  diff: (from, to) => diffPolicy(from, to),
+  // Tables grown by the pod-start fast path share what did not change: only the rest is compared.
+  diff: (from, to) => diffShared(from, to),
   fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
   inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }),
   compare: (applied, actual) => policyDrift(applied, actual),
@@ -103,6 +104,8 @@ export class PolicyEnforcer {
   private passDue = false;
   /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
   private readonly bindDue = new Set<string>();
+  /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
+  private prepared: PreparedSets = NOTHING_PREPARED;
   private driftDue = false;
   private lastErrors = '';
   /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
@@ -215,8 +218,18 @@ export class PolicyEnforcer {
     const since = this.pendingSince;
     this.pendingSince = undefined;
     if (!this.passDue) {
+      const prev = this.compiled;
+      const applied = this.applier.current;
       const bound = this.bindModel();
-      if (bound && (await this.applyModel(bound, since))) return true;
+      if (bound && prev && applied) {
+        let table: DesiredPolicyTable | undefined;
+        try {
+          table = renderBound(prev, applied, bound, this.renderOptions());
+        } catch (err) {
+          this.log.error({ err }, `rendering a pod-start bind failed: ${describeError(err)}; compiling everything`);
+        }
+        if (table && (await this.applyModel(bound, since, table))) return true;
+      }
     }
     this.passDue = false;
     this.bindDue.clear();
@@ -295,6 +308,7 @@ export class PolicyEnforcer {
     const keys = [...this.bindDue];
     this.bindDue.clear();
     let model = this.compiled;
+    let prepared = this.prepared;
     if (!model || !this.applier.current || this.applier.problem || !this.opts.cache.synced) return undefined;
     for (const key of keys) {
       const have = model.pods.find((p) => podKey(p.namespace, p.name) === key);
@@ -306,10 +320,13 @@ export class PolicyEnforcer {
         if (ips.every((ip) => have.ips.includes(ip))) continue;
         return undefined;
       }
-      const next = bindLocalPod(model, f.input, f.pod);
+      const next = bindLocalPod(model, f.input, f.pod, prepared);
       if (!next) return undefined;
-      model = next;
+      model = next.compiled;
+      prepared = next.prepared;
     }
+    // Kept only if applied: the next full pass prepares again anyway.
+    this.prepared = prepared;
     return model;
   }
 
@@ -321,8 +338,10 @@ export class PolicyEnforcer {
     let compiled: CompiledPolicy;
     let table: DesiredPolicyTable;
     try {
-      compiled = compilePolicy(this.input.build());
+      const input = this.input.build();
+      compiled = compilePolicy(input);
       table = renderPolicy(compiled, this.renderOptions());
+      this.prepared = this.prepare(input, compiled);
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
@@ -341,9 +360,11 @@ export class PolicyEnforcer {
       this.log.error({ err }, `rendering the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
       return false;
     }
+    let changedRules = true;
     try {
       // Drift is looked for on its own timer (checkDrift), not on the path of a change.
       const r = await this.applier.apply(table, { checkDrift: false });
+      changedRules = r.kind !== 'none';
       if (r.kind !== 'none') {
         this.log.debug({ kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 }, 'policy rules applied');
       }
@@ -360,8 +381,24 @@ export class PolicyEnforcer {
     const before = this.compiled;
     this.compiled = compiled;
     this.gate.applied(compiled);
-    if (this.opts.cutDeniedFlows) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+    // The kernel's rules did not change: no flow is judged differently, nothing to look for.
+    if (this.opts.cutDeniedFlows && (changedRules || !before)) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
     return true;
+  }
+
+  /** The pods scheduled here that wait for their ADD (no address yet, no notice): their binds prepared. */
+  private prepare(input: CompileInput, compiled: CompiledPolicy): PreparedSets {
+    const have = new Set(compiled.pods.map((p) => podKey(p.namespace, p.name)));
+    const waiting = input.pods.filter(
+      (p) =>
+        p.spec.nodeName === input.nodeName &&
+        !p.spec.hostNetwork &&
+        p.status.podIPs.length === 0 &&
+        p.status.phase !== 'Succeeded' &&
+        p.status.phase !== 'Failed' &&
+        !have.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
+    );
+    return waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
   }
 
   private renderOptions(): RenderOptions {
