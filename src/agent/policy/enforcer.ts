@@ -54,6 +54,9 @@ export const POLICY_MARKER_CHAIN = 'agent-policy-generation';
 /** Drift (a table flushed or deleted by hand) is looked for this often (the agent's timer), apart
  * from the passes that apply changes: the look compiles nothing. */
 export const DRIFT_CHECK_MS = 10_000;
+/** A pass whose input is the one last compiled (the informers' very objects) compiles nothing, but
+ * this often it compiles everything anyway, as the check that nothing was missed (its cost logged). */
+export const FULL_COMPILE_MS = 10 * 60_000;
 /** --policy-log-denied: at most this many log lines a second per pod and direction (bursts of twice that). */
 export const DENY_LOG_PER_SECOND = 10;
 
@@ -99,6 +102,9 @@ export class PolicyEnforcer {
   private readonly counters: CounterReader;
   private readonly loop: Loop;
   private compiled: CompiledPolicy | undefined;
+  /** The input `compiled` was compiled from by the last full compile, and when. */
+  private lastInput: CompileInput | undefined;
+  private lastFullCompile = 0;
   /** The first event not yet followed by an applied pass. */
   private pendingSince: number | undefined;
   private passDue = false;
@@ -339,9 +345,23 @@ export class PolicyEnforcer {
     let table: DesiredPolicyTable;
     try {
       const input = this.input.build();
+      const periodic = this.clock.now() - this.lastFullCompile >= FULL_COMPILE_MS;
+      if (!periodic && this.compiled && this.applier.current && this.lastInput && sameInput(this.lastInput, input)) {
+        // Nothing the compiler reads changed since it last ran: the rules in the kernel are these.
+        this.observeProgrammed(since);
+        this.gate.applied(this.compiled);
+        return true;
+      }
+      const started = performance.now();
       compiled = compilePolicy(input);
       table = renderPolicy(compiled, this.renderOptions());
       this.prepared = this.prepare(input, compiled);
+      this.lastInput = input;
+      if (periodic && this.lastFullCompile > 0) {
+        const ms = Math.round((performance.now() - started) * 10) / 10;
+        this.log.info({ ms, pods: input.pods.length, policies: input.policies.length }, 'periodic full compile of the policy rules');
+      }
+      this.lastFullCompile = this.clock.now();
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
@@ -373,11 +393,7 @@ export class PolicyEnforcer {
       if (!(err instanceof PolicyApplyError)) this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
       return false;
     }
-    if (since !== undefined) {
-      const ms = this.clock.now() - since;
-      this.metrics.programming.observe(ms / 1000);
-      this.lastProgrammed = { ms, at: this.clock.now() };
-    }
+    this.observeProgrammed(since);
     const before = this.compiled;
     this.compiled = compiled;
     this.gate.applied(compiled);
@@ -401,6 +417,13 @@ export class PolicyEnforcer {
     return waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
   }
 
+  private observeProgrammed(since: number | undefined): void {
+    if (since === undefined) return;
+    const ms = this.clock.now() - since;
+    this.metrics.programming.observe(ms / 1000);
+    this.lastProgrammed = { ms, at: this.clock.now() };
+  }
+
   private renderOptions(): RenderOptions {
     return this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {};
   }
@@ -415,4 +438,22 @@ export class PolicyEnforcer {
     }
     for (const w of compiled.warnings) this.log.warn({ warning: w }, w);
   }
+}
+
+/**
+ * The compiler reads the same: the informers replace an object on every change, so the same objects
+ * in the same order (pointer comparisons, no serialisation) and the same notices and node addresses
+ * mean the same result.
+ */
+function sameInput(a: CompileInput, b: CompileInput): boolean {
+  const same = <T>(x: readonly T[] | undefined, y: readonly T[] | undefined) =>
+    x === y || (x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]));
+  if (a.nodeName !== b.nodeName || !same(a.nodeAddresses, b.nodeAddresses)) return false;
+  if (!same(a.pods, b.pods) || !same(a.policies, b.policies) || !same(a.namespaces, b.namespaces)) return false;
+  if (!same(a.clusterNetworkPolicies, b.clusterNetworkPolicies) || !same(a.nodes, b.nodes)) return false;
+  const ea = a.extraPodIps ?? new Map<string, readonly string[]>();
+  const eb = b.extraPodIps ?? new Map<string, readonly string[]>();
+  if (ea.size !== eb.size) return false;
+  for (const [k, v] of ea) if (!same(v, eb.get(k))) return false;
+  return true;
 }

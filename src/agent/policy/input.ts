@@ -31,6 +31,8 @@ export class PolicyInput {
   private readonly fetched = new Map<string, { pod: PodInfo; at: number }>();
   /** "namespace/name ip" of the bad addresses said already. */
   private readonly badIpsSaid = new Set<string>();
+  /** Pod objects whose addresses were looked at (the informer replaces an object on change). */
+  private readonly looked = new WeakSet<PodInfo>();
 
   constructor(opts: PolicyInputOptions) {
     this.opts = opts;
@@ -98,6 +100,8 @@ export class PolicyInput {
 
   private sayBadAddresses(pods: readonly PodInfo[]): void {
     for (const pod of pods) {
+      if (this.looked.has(pod)) continue;
+      this.looked.add(pod);
       for (const { ip } of pod.status.podIPs) {
         if (normalizeIp(ip) !== undefined) continue;
         const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
