@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-// The policy enforcer's own work at scale, in process, against the nft fake (or, with BENCH_KERNEL=1,
-// the `nft -f` process transport on a throwaway table in a fresh network namespace is NOT used here:
-// see bench/policy.mjs for the kernel): the pod-start notice → answer latency (the gate answering),
-// a pass whose inputs did not change, a pod label change, and the flow cutter's "what changed".
-// Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000), BENCH_NODES (100), BENCH_NOTICES (50).
+// The policy enforcer's own work at scale, in process, against the nft fake, or with BENCH_KERNEL=1
+// the real kernel through today's transport (`nft -f` processes) in a throwaway network namespace:
+// the pod-start notice → answer latency (the gate answering, with the time inside the transport
+// apart), a pass whose inputs did not change, a pod label change, and the flow cutter's "what changed".
+// Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_KERNEL.
 import { Registry } from 'prom-client';
 import { benchPolicySpec, fmt, printTable, quantile } from './lib.mjs';
 import { PolicyEnforcer } from '../src/agent/policy/enforcer.ts';
 import { changedPodAddresses } from '../src/agent/policy/flow-cutter.ts';
 import { PodStartNotices } from '../src/agent/pod-notices.ts';
+import { execFileSync } from 'node:child_process';
 import { FakeNft } from '../src/nft/fake.ts';
+import { createNftRunner } from '../src/nft/runner.ts';
 import { silentLogger } from '../src/log.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 5000);
@@ -43,7 +45,11 @@ for (let i = 0; i < POLICIES; i++) {
 }
 
 const clock = { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
-const nft = new FakeNft();
+const KERNEL = process.env.BENCH_KERNEL === '1';
+const NETNS = `strand-bench-inc-${process.pid}`;
+if (KERNEL) execFileSync('ip', ['netns', 'add', NETNS]);
+process.on('exit', () => { if (KERNEL) execFileSync('ip', ['netns', 'del', NETNS]); });
+const nft = KERNEL ? createNftRunner({ netns: NETNS }) : new FakeNft();
 // The transport's share: time inside nft.run (the fake here; `nft -f` or netlink on a node).
 const transport = { ms: 0, runs: 0 };
 const run = nft.run.bind(nft);
@@ -75,7 +81,7 @@ const fullPasses = { n: 0 };
 const pass = enforcer.pass.bind(enforcer);
 let inNotice = false;
 enforcer.pass = (...a) => { if (inNotice) fullPasses.n++; return pass(...a); };
-if (process.env.BENCH_DEBUG) {
+if (process.env.BENCH_DEBUG && enforcer.bindModel) {
   const bm = enforcer.bindModel.bind(enforcer);
   enforcer.bindModel = () => { console.log('bindDue', [...enforcer.bindDue], 'problem', enforcer.applier.problem, !!enforcer.compiled, !!enforcer.applier.current); const r = bm(); console.log('bound', !!r); return r; };
 }
@@ -83,6 +89,7 @@ const t0 = { ms: 0 };
 // The agent's own parts of a notice: the bind, the apply (diff + transport); the rest is the render.
 const parts = { bind: 0, apply: 0 };
 for (const [obj, name, key] of [[enforcer, 'bindModel', 'bind'], [enforcer.applier, 'apply', 'apply']]) {
+  if (typeof obj[name] !== 'function') continue; // an older enforcer (the figures before)
   const f = obj[name].bind(obj);
   obj[name] = (...a) => {
     if (!inNotice) return f(...a);
@@ -135,7 +142,7 @@ enforcer.stop();
 console.log(`notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`);
 const q = (s, x) => fmt(quantile([...s].sort((a, b) => a - b), x));
 const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
-printTable(`policy enforcer, nft fake: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`, [
+printTable(`policy enforcer, ${KERNEL ? 'kernel (nft -f)' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`, [
   ['what', 'n', 'p50', 'p90', 'p99', 'max'],
   ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
   row('pass with nothing changed', noop),

@@ -79,7 +79,15 @@ export interface PolicyEnforcerOptions {
   /** Called after each rebuild (the first one follows the informers' first lists): the agent gives
    * the garbage of compiling everything back to the system. */
   onRebuilt?: () => void;
+  /**
+   * Gives the event loop back between the stages of a full pass (default: setImmediate), so that
+   * /healthz, /readyz, /metrics and the plugin's notices are served between them (issue 18: a pass at
+   * 50,000 pods must not hold the loop for seconds). Injected by tests to see where a pass yields.
+   */
+  yieldToLoop?: (stage: 'input' | 'compiled' | 'rendered') => Promise<void>;
 }
+
+const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** The compiler's rendered table as the applier reads it. */
 export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
@@ -353,8 +361,11 @@ export class PolicyEnforcer {
         return true;
       }
       const started = performance.now();
+      await this.breathe('input');
       compiled = compilePolicy(input);
+      await this.breathe('compiled');
       table = renderPolicy(compiled, this.renderOptions());
+      await this.breathe('rendered');
       this.prepared = this.prepare(input, compiled);
       this.lastInput = input;
       if (periodic && this.lastFullCompile > 0) {
@@ -415,6 +426,10 @@ export class PolicyEnforcer {
         !have.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
     );
     return waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
+  }
+
+  private breathe(stage: 'input' | 'compiled' | 'rendered'): Promise<void> {
+    return (this.opts.yieldToLoop ?? setImmediateYield)(stage);
   }
 
   private observeProgrammed(since: number | undefined): void {
