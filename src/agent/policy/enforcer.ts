@@ -6,6 +6,7 @@
 //        ──▶ gate.ts: the pod-start notices whose pods are now in are answered
 //        ──▶ flow-cutter.ts: conntrack entries of the flows the change denies deleted
 //   counter-reader.ts: the rules' counters into the metrics when scraped
+//   a pod-start notice alone: bound to the model applied (policy/bind.ts), not compiled again
 //
 // Choices (README "NetworkPolicy", "Enforcement"):
 //  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS), apart from the main pass, so
@@ -14,7 +15,6 @@
 //    would open isolated pods. Until then the table stays as the last agent left it.
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../log.ts';
-import type { TableState } from '../../nft/objects.ts';
 import type { Nft } from '../../nft/transport.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
 import { bindLocalPod, NOTHING_PREPARED, prepareBinds, type PreparedSets } from '../../policy/bind.ts';
@@ -22,11 +22,9 @@ import { diffShared, renderBound } from '../../policy/bind-render.ts';
 import {
   compilePolicy,
   fullBuildPolicy,
-  podChainName,
   policyDrift,
   POLICY_PREFIX,
   renderPolicy,
-  verdictMapName,
   type CompiledPolicy,
   type CompileInput,
   type DesiredPolicyTable,
@@ -40,7 +38,8 @@ import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
 import { cutDeniedFlows } from './flow-cutter.ts';
 import { PodStartGate } from './gate.ts';
-import { PolicyInput } from './input.ts';
+import { PolicyInput, sameInput, waitingLocalPods } from './input.ts';
+import { recoverAddresses } from './adoption.ts';
 import { describeError } from '../kube.ts';
 
 export { COUNTER_READ_MS } from './counter-reader.ts';
@@ -270,51 +269,6 @@ export class PolicyEnforcer {
   }
 
   /**
-   * Before the first apply of this agent: the addresses of local pods the API shows without any yet
-   * (kubelet reports them a moment after ADD) and no notice names (it went to the previous agent),
-   * read back from the verdict maps the previous agent left (an isolated pod's address jumps to its
-   * chain, named by the pod). Without them the adoption would drop those pods' rules until kubelet
-   * reports their addresses: an agent restart must not open an isolated pod.
-   */
-  private async recoverAddresses(): Promise<void> {
-    const c = this.opts.cache;
-    const waiting = c.pods.list().filter(
-      (p) =>
-        p.spec.nodeName === this.opts.nodeName &&
-        !p.spec.hostNetwork &&
-        p.status.podIPs.length === 0 &&
-        !this.opts.notices.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
-    );
-    if (waiting.length === 0) return;
-    const maps = (['ingress', 'egress'] as const).flatMap((d) => [verdictMapName(d, 4), verdictMapName(d, 6)]);
-    let listed: TableState;
-    try {
-      listed = await this.opts.nft.list({ sets: maps });
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, `could not read the policy verdict maps the previous agent left: ${describeError(err)}`);
-      return;
-    }
-    const byChain = new Map<string, string[]>();
-    for (const name of maps) {
-      for (const e of listed.maps.get(name)?.elements ?? []) {
-        const chain = /^(?:jump|goto) (\S+)$/.exec(e.value?.[0] ?? '')?.[1];
-        const ip = e.key[0];
-        if (!chain || !ip) continue;
-        byChain.set(chain, [...(byChain.get(chain) ?? []), ip]);
-      }
-    }
-    for (const p of waiting) {
-      const namespace = p.metadata.namespace ?? '';
-      const chains = (['ingress', 'egress'] as const).map((d) => podChainName({ namespace, name: p.metadata.name }, d));
-      const ips = [...new Set(chains.flatMap((chain) => byChain.get(chain) ?? []))];
-      if (ips.length === 0) continue;
-      this.opts.notices.record({ namespace, name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), ips });
-      const pod = podKey(namespace, p.metadata.name);
-      this.log.info({ pod, ips }, 'addresses of a pod the API shows without any yet, kept from the rules the previous agent left');
-    }
-  }
-
-  /**
    * The model last applied with the waiting notices' pods bound to it; undefined when a full pass is
    * needed (nothing applied yet, a failed apply, a pod the bind cannot add alone).
    */
@@ -348,7 +302,10 @@ export class PolicyEnforcer {
   private async pass(since: number | undefined): Promise<boolean> {
     const c = this.opts.cache;
     if (!c.synced) return true;
-    if (!this.applier.current && !this.compiled) await this.recoverAddresses();
+    if (!this.applier.current && !this.compiled) {
+      const { nodeName, nft, notices } = this.opts;
+      await recoverAddresses({ nodeName, cache: c, nft, notices, log: this.log });
+    }
     let compiled: CompiledPolicy;
     let table: DesiredPolicyTable;
     try {
@@ -366,7 +323,8 @@ export class PolicyEnforcer {
       await this.breathe('compiled');
       table = renderPolicy(compiled, this.renderOptions());
       await this.breathe('rendered');
-      this.prepared = this.prepare(input, compiled);
+      const waiting = waitingLocalPods(input, compiled);
+      this.prepared = waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
       this.lastInput = input;
       if (periodic && this.lastFullCompile > 0) {
         const ms = Math.round((performance.now() - started) * 10) / 10;
@@ -413,21 +371,6 @@ export class PolicyEnforcer {
     return true;
   }
 
-  /** The pods scheduled here that wait for their ADD (no address yet, no notice): their binds prepared. */
-  private prepare(input: CompileInput, compiled: CompiledPolicy): PreparedSets {
-    const have = new Set(compiled.pods.map((p) => podKey(p.namespace, p.name)));
-    const waiting = input.pods.filter(
-      (p) =>
-        p.spec.nodeName === input.nodeName &&
-        !p.spec.hostNetwork &&
-        p.status.podIPs.length === 0 &&
-        p.status.phase !== 'Succeeded' &&
-        p.status.phase !== 'Failed' &&
-        !have.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
-    );
-    return waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
-  }
-
   private breathe(stage: 'input' | 'compiled' | 'rendered'): Promise<void> {
     return (this.opts.yieldToLoop ?? setImmediateYield)(stage);
   }
@@ -453,22 +396,4 @@ export class PolicyEnforcer {
     }
     for (const w of compiled.warnings) this.log.warn({ warning: w }, w);
   }
-}
-
-/**
- * The compiler reads the same: the informers replace an object on every change, so the same objects
- * in the same order (pointer comparisons, no serialisation) and the same notices and node addresses
- * mean the same result.
- */
-function sameInput(a: CompileInput, b: CompileInput): boolean {
-  const same = <T>(x: readonly T[] | undefined, y: readonly T[] | undefined) =>
-    x === y || (x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]));
-  if (a.nodeName !== b.nodeName || !same(a.nodeAddresses, b.nodeAddresses)) return false;
-  if (!same(a.pods, b.pods) || !same(a.policies, b.policies) || !same(a.namespaces, b.namespaces)) return false;
-  if (!same(a.clusterNetworkPolicies, b.clusterNetworkPolicies) || !same(a.nodes, b.nodes)) return false;
-  const ea = a.extraPodIps ?? new Map<string, readonly string[]>();
-  const eb = b.extraPodIps ?? new Map<string, readonly string[]>();
-  if (ea.size !== eb.size) return false;
-  for (const [k, v] of ea) if (!same(v, eb.get(k))) return false;
-  return true;
 }

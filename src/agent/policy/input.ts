@@ -7,7 +7,7 @@
 // and loses that one (the compiler skips it); it is said once per pod and value (issue 16 item 6:
 // the README promises bad objects are logged and skipped), not on every pass.
 import type { Logger } from '../../log.ts';
-import type { CompileInput, PolicyPod } from '../../policy/index.ts';
+import type { CompiledPolicy, CompileInput, PolicyPod } from '../../policy/index.ts';
 import { normalizeIp } from '../backends/cidr.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache, PodInfo } from '../kube.ts';
@@ -114,4 +114,37 @@ export class PolicyInput {
       }
     }
   }
+}
+
+/**
+ * The compiler reads the same: the informers replace an object on every change, so the same objects
+ * in the same order (pointer comparisons, no serialisation) and the same notices and node addresses
+ * mean the same result.
+ */
+export function sameInput(a: CompileInput, b: CompileInput): boolean {
+  const same = <T>(x: readonly T[] | undefined, y: readonly T[] | undefined) =>
+    x === y || (x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]));
+  if (a.nodeName !== b.nodeName || !same(a.nodeAddresses, b.nodeAddresses)) return false;
+  if (!same(a.pods, b.pods) || !same(a.policies, b.policies) || !same(a.namespaces, b.namespaces)) return false;
+  if (!same(a.clusterNetworkPolicies, b.clusterNetworkPolicies) || !same(a.nodes, b.nodes)) return false;
+  const ea = a.extraPodIps ?? new Map<string, readonly string[]>();
+  const eb = b.extraPodIps ?? new Map<string, readonly string[]>();
+  if (ea.size !== eb.size) return false;
+  for (const [k, v] of ea) if (!same(v, eb.get(k))) return false;
+  return true;
+}
+
+/** This node's pods that `compiled` lacks and that wait for their ADD (no address yet): their binds
+ * are prepared ahead (policy/bind.ts prepareBinds). */
+export function waitingLocalPods(input: CompileInput, compiled: CompiledPolicy): PolicyPod[] {
+  const have = new Set(compiled.pods.map((p) => podKey(p.namespace, p.name)));
+  return input.pods.filter(
+    (p) =>
+      p.spec.nodeName === input.nodeName &&
+      !p.spec.hostNetwork &&
+      p.status.podIPs.length === 0 &&
+      p.status.phase !== 'Succeeded' &&
+      p.status.phase !== 'Failed' &&
+      !have.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
+  );
 }
