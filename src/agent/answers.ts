@@ -77,7 +77,11 @@ export class AgentAnswers {
    * answer comes within the wait the plugin is configured with (podStartWaitMs), less a margin.
    */
   podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
-    const answer = this.answer(notice);
+    const started = performance.now();
+    const answer = this.answer(notice).then((a) => {
+      this.opts.metrics.podStartAnswer.observe({ result: a.ok ? 'ok' : 'refused' }, (performance.now() - started) / 1000);
+      return a;
+    });
     this.answering.add(answer);
     void answer.finally(() => this.answering.delete(answer));
     return answer;

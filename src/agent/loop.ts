@@ -22,6 +22,8 @@ export class Loop {
   private debounce: Timer | undefined;
   private retryTimer: Timer | undefined;
   private running: Promise<void> | undefined;
+  /** requestNow's run is queued (a microtask). */
+  private starting = false;
 
   constructor(opts: LoopOptions) {
     this.opts = opts;
@@ -34,14 +36,37 @@ export class Loop {
   /** Asks for a run soon. */
   request(): void {
     this.dirty = true;
-    if (this.stopped || this.debounce || this.running) return;
+    if (this.stopped || this.debounce || this.running || this.starting) return;
     this.debounce = this.opts.clock.after(this.opts.debounceMs, () => {
       this.debounce = undefined;
-      this.running ??= this.runWhileDirty().finally(() => {
-        this.running = undefined;
-        // Asked for while the last run was finishing.
-        if (this.dirty) this.request();
-      });
+      this.start();
+    });
+  }
+
+  /**
+   * Asks for a run without the debounce (a pod-start notice: nothing is gained by waiting for more
+   * events, and the pod waits). During a run it follows that run, as any request does.
+   */
+  requestNow(): void {
+    this.dirty = true;
+    if (this.stopped || this.running) return;
+    this.debounce?.cancel();
+    this.debounce = undefined;
+    // After the caller's synchronous work (notices read from one socket chunk make one run).
+    if (this.starting) return;
+    this.starting = true;
+    queueMicrotask(() => {
+      this.starting = false;
+      this.start();
+    });
+  }
+
+  private start(): void {
+    if (this.stopped) return;
+    this.running ??= this.runWhileDirty().finally(() => {
+      this.running = undefined;
+      // Asked for while the last run was finishing.
+      if (this.dirty) this.request();
     });
   }
 
@@ -69,8 +94,9 @@ export class Loop {
 
   /** Waits for the run in progress and the one asked for, if any. */
   async settle(): Promise<void> {
-    while (this.running || this.debounce) {
-      await (this.running ?? new Promise<void>((r) => this.opts.clock.after(this.opts.debounceMs, r)));
+    while (this.running || this.debounce || this.starting) {
+      if (this.starting) await Promise.resolve();
+      else await (this.running ?? new Promise<void>((r) => this.opts.clock.after(this.opts.debounceMs, r)));
     }
   }
 

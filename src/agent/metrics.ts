@@ -19,6 +19,8 @@ export interface AgentMetrics {
   ipamAddresses: Gauge<'network' | 'family' | 'state'>;
   /** Pod-start notices from the plugin, by the answer given ("ok", "refused", "error"). */
   podStartNotices: Counter<'result'>;
+  /** Seconds from a pod-start notice's arrival to its answer, by the answer ("ok", "refused"). */
+  podStartAnswer: Histogram<'result'>;
 }
 
 /** How often the event-loop lag metrics sample the loop. */
@@ -69,6 +71,13 @@ export function createMetrics(): AgentMetrics {
       name: 'strand_pod_start_notices_total',
       help: 'Pod-start notices received from the CNI plugin, by the answer given (ok, refused, error).',
       labelNames: ['result'] as const,
+      registers,
+    }),
+    podStartAnswer: new Histogram({
+      name: 'strand_pod_start_answer_seconds',
+      help: "Seconds from a pod-start notice's arrival to the agent's answer (the pod's rules in the kernel), by the answer (ok, refused).",
+      labelNames: ['result'] as const,
+      buckets: [0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
   };

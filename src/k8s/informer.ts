@@ -52,8 +52,8 @@ export const RESOURCE_SPECS = {
 
 export interface InformerHooks {
   log: Logger;
-  /** Any add, update or delete, from a list or a watch. */
-  onChange?: (resource: ResourceName) => void;
+  /** Any add, update or delete, from a list or a watch; `object` is the (slim) object it concerns. */
+  onChange?: (resource: ResourceName, object?: unknown) => void;
   /** The first list is in the cache. */
   onSynced?: (resource: ResourceName) => void;
   /** A later list (after 410 Gone) is in the cache, with this many objects. */
@@ -152,7 +152,7 @@ export class ResourceInformer<T extends KubernetesObject> {
     this.hooks = hooks;
     this.backoff = backoff;
     this.lw = new ListWatch<T>(spec.path, new SlimWatch<T>(kube.kc, this), () => this.listAll(), false);
-    const changed = () => hooks.onChange?.(this.resource);
+    const changed = (object?: T) => hooks.onChange?.(this.resource, object);
     this.lw.on('add', changed);
     this.lw.on('update', changed);
     this.lw.on('delete', changed);

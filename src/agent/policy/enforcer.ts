@@ -6,6 +6,7 @@
 //        ──▶ gate.ts: the pod-start notices whose pods are now in are answered
 //        ──▶ flow-cutter.ts: conntrack entries of the flows the change denies deleted
 //   counter-reader.ts: the rules' counters into the metrics when scraped
+//   a pod-start notice alone: bound to the model applied (policy/bind.ts), not compiled again
 //
 // Choices (README "NetworkPolicy", "Enforcement"):
 //  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS), apart from the main pass, so
@@ -14,21 +15,20 @@
 //    would open isolated pods. Until then the table stays as the last agent left it.
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../log.ts';
-import type { TableState } from '../../nft/objects.ts';
 import type { Nft } from '../../nft/transport.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
+import { bindLocalPod, NOTHING_PREPARED, prepareBinds, type PreparedSets } from '../../policy/bind.ts';
+import { diffShared, renderBound } from '../../policy/bind-render.ts';
 import {
   compilePolicy,
-  diffPolicy,
   fullBuildPolicy,
-  podChainName,
   policyDrift,
   POLICY_PREFIX,
   renderPolicy,
-  verdictMapName,
   type CompiledPolicy,
   type CompileInput,
   type DesiredPolicyTable,
+  type RenderOptions,
 } from '../../policy/index.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
@@ -39,7 +39,8 @@ import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
 import { cutDeniedFlows } from './flow-cutter.ts';
 import { PodStartGate } from './gate.ts';
-import { PolicyInput } from './input.ts';
+import { PolicyInput, sameInput, waitingLocalPods } from './input.ts';
+import { recoverAddresses } from './adoption.ts';
 import { describeError } from '../../k8s/client.ts';
 
 export { COUNTER_READ_MS } from './counter-reader.ts';
@@ -53,6 +54,9 @@ export const POLICY_MARKER_CHAIN = 'agent-policy-generation';
 /** Drift (a table flushed or deleted by hand) is looked for this often (the agent's timer), apart
  * from the passes that apply changes: the look compiles nothing. */
 export const DRIFT_CHECK_MS = 10_000;
+/** A pass whose input is the one last compiled (the informers' very objects) compiles nothing, but
+ * this often it compiles everything anyway, as the check that nothing was missed (its cost logged). */
+export const FULL_COMPILE_MS = 10 * 60_000;
 /** --policy-log-denied: at most this many log lines a second per pod and direction (bursts of twice that). */
 export const DENY_LOG_PER_SECOND = 10;
 
@@ -75,12 +79,21 @@ export interface PolicyEnforcerOptions {
   /** Called after each rebuild (the first one follows the informers' first lists): the agent gives
    * the garbage of compiling everything back to the system. */
   onRebuilt?: () => void;
+  /**
+   * Gives the event loop back between the stages of a full pass (default: setImmediate), so that
+   * /healthz, /readyz, /metrics and the plugin's notices are served between them (issue 18: a pass at
+   * 50,000 pods must not hold the loop for seconds). Injected by tests to see where a pass yields.
+   */
+  yieldToLoop?: (stage: 'input' | 'compiled' | 'rendered') => Promise<void>;
 }
+
+const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** The compiler's rendered table as the applier reads it. */
 export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
   prefix: POLICY_PREFIX,
-  diff: (from, to) => diffPolicy(from, to),
+  // Tables grown by the pod-start fast path share what did not change: only the rest is compared.
+  diff: (from, to) => diffShared(from, to),
   fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
   inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }),
   compare: (applied, actual) => policyDrift(applied, actual),
@@ -97,9 +110,16 @@ export class PolicyEnforcer {
   private readonly counters: CounterReader;
   private readonly loop: Loop;
   private compiled: CompiledPolicy | undefined;
+  /** The input `compiled` was compiled from by the last full compile, and when. */
+  private lastInput: CompileInput | undefined;
+  private lastFullCompile = 0;
   /** The first event not yet followed by an applied pass. */
   private pendingSince: number | undefined;
   private passDue = false;
+  /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
+  private readonly bindDue = new Set<string>();
+  /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
+  private prepared: PreparedSets = NOTHING_PREPARED;
   private driftDue = false;
   private lastErrors = '';
   /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
@@ -139,7 +159,7 @@ export class PolicyEnforcer {
       input: this.input,
       clock: this.clock,
       log: this.log,
-      requestPass: (seenAt) => this.request(seenAt),
+      requestBind: (pod, seenAt) => this.requestBind(pod, seenAt),
       problem: () => this.problem,
       onTimeout: () => this.metrics.podStartTimeouts.inc(),
     });
@@ -174,6 +194,18 @@ export class PolicyEnforcer {
     this.loop.request();
   }
 
+  /**
+   * A pod-start notice waits for its pod's rules: a run at once (no debounce), which binds the
+   * notice's addresses to the model last applied when nothing else is due (policy/bind.ts), else
+   * compiles everything. Notices that arrive during a run are bound together in the next one.
+   */
+  requestBind(pod: string, seenAt: number): void {
+    if (this.loop.isStopped) return;
+    this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
+    this.bindDue.add(pod);
+    this.loop.requestNow();
+  }
+
   /** Asks for a look for drift, in the policy loop (never during an apply); it compiles nothing. */
   requestDriftCheck(): void {
     if (this.loop.isStopped) return;
@@ -196,10 +228,25 @@ export class PolicyEnforcer {
       this.driftDue = false;
       await this.checkDrift();
     }
-    if (!this.passDue) return true;
-    this.passDue = false;
+    if (!this.passDue && this.bindDue.size === 0) return true;
     const since = this.pendingSince;
     this.pendingSince = undefined;
+    if (!this.passDue) {
+      const prev = this.compiled;
+      const applied = this.applier.current;
+      const bound = this.bindModel();
+      if (bound && prev && applied) {
+        let table: DesiredPolicyTable | undefined;
+        try {
+          table = renderBound(prev, applied, bound, this.renderOptions());
+        } catch (err) {
+          this.log.error({ err }, `rendering a pod-start bind failed: ${describeError(err)}; compiling everything`);
+        }
+        if (table && (await this.applyModel(bound, since, table))) return true;
+      }
+    }
+    this.passDue = false;
+    this.bindDue.clear();
     if (await this.pass(since)) return true;
     // Retried with the event's time, so the latency histogram counts the wait.
     if (since !== undefined) this.pendingSince = Math.min(this.pendingSince ?? since, since);
@@ -223,69 +270,91 @@ export class PolicyEnforcer {
   }
 
   /**
-   * Before the first apply of this agent: the addresses of local pods the API shows without any yet
-   * (kubelet reports them a moment after ADD) and no notice names (it went to the previous agent),
-   * read back from the verdict maps the previous agent left (an isolated pod's address jumps to its
-   * chain, named by the pod). Without them the adoption would drop those pods' rules until kubelet
-   * reports their addresses: an agent restart must not open an isolated pod.
+   * The model last applied with the waiting notices' pods bound to it; undefined when a full pass is
+   * needed (nothing applied yet, a failed apply, a pod the bind cannot add alone).
    */
-  private async recoverAddresses(): Promise<void> {
-    const c = this.opts.cache;
-    const waiting = c.pods.list().filter(
-      (p) =>
-        p.spec.nodeName === this.opts.nodeName &&
-        !p.spec.hostNetwork &&
-        p.status.podIPs.length === 0 &&
-        !this.opts.notices.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
-    );
-    if (waiting.length === 0) return;
-    const maps = (['ingress', 'egress'] as const).flatMap((d) => [verdictMapName(d, 4), verdictMapName(d, 6)]);
-    let listed: TableState;
-    try {
-      listed = await this.opts.nft.list({ sets: maps });
-    } catch (err) {
-      this.log.warn({ err: describeError(err) }, `could not read the policy verdict maps the previous agent left: ${describeError(err)}`);
-      return;
-    }
-    const byChain = new Map<string, string[]>();
-    for (const name of maps) {
-      for (const e of listed.maps.get(name)?.elements ?? []) {
-        const chain = /^(?:jump|goto) (\S+)$/.exec(e.value?.[0] ?? '')?.[1];
-        const ip = e.key[0];
-        if (!chain || !ip) continue;
-        byChain.set(chain, [...(byChain.get(chain) ?? []), ip]);
+  private bindModel(): CompiledPolicy | undefined {
+    const keys = [...this.bindDue];
+    this.bindDue.clear();
+    let model = this.compiled;
+    let prepared = this.prepared;
+    if (!model || !this.applier.current || this.applier.problem || !this.opts.cache.synced) return undefined;
+    for (const key of keys) {
+      const have = model.pods.find((p) => podKey(p.namespace, p.name) === key);
+      const f = this.input.forPod(key);
+      if (!f) return undefined;
+      const ips = f.input.extraPodIps?.get(key) ?? [];
+      if (have) {
+        // Bound already (or the informer's addresses are in): answered by the gate after this run.
+        if (ips.every((ip) => have.ips.includes(ip))) continue;
+        return undefined;
       }
+      const next = bindLocalPod(model, f.input, f.pod, prepared);
+      if (!next) return undefined;
+      model = next.compiled;
+      prepared = next.prepared;
     }
-    for (const p of waiting) {
-      const namespace = p.metadata.namespace ?? '';
-      const chains = (['ingress', 'egress'] as const).map((d) => podChainName({ namespace, name: p.metadata.name }, d));
-      const ips = [...new Set(chains.flatMap((chain) => byChain.get(chain) ?? []))];
-      if (ips.length === 0) continue;
-      this.opts.notices.record({ namespace, name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), ips });
-      const pod = podKey(namespace, p.metadata.name);
-      this.log.info({ pod, ips }, 'addresses of a pod the API shows without any yet, kept from the rules the previous agent left');
-    }
+    // Kept only if applied: the next full pass prepares again anyway.
+    this.prepared = prepared;
+    return model;
   }
 
   /** Compiles and applies; false when it should be tried again. */
   private async pass(since: number | undefined): Promise<boolean> {
     const c = this.opts.cache;
     if (!c.synced) return true;
-    if (!this.applier.current && !this.compiled) await this.recoverAddresses();
+    if (!this.applier.current && !this.compiled) {
+      const { nodeName, nft, notices } = this.opts;
+      await recoverAddresses({ nodeName, cache: c, nft, notices, log: this.log });
+    }
     let compiled: CompiledPolicy;
     let table: DesiredPolicyTable;
     try {
-      compiled = compilePolicy(this.input.build());
-      table = renderPolicy(compiled, this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {});
+      const input = this.input.build();
+      const periodic = this.clock.now() - this.lastFullCompile >= FULL_COMPILE_MS;
+      if (!periodic && this.compiled && this.applier.current && this.lastInput && sameInput(this.lastInput, input)) {
+        // Nothing the compiler reads changed since it last ran: the rules in the kernel are these.
+        this.observeProgrammed(since);
+        this.gate.applied(this.compiled);
+        return true;
+      }
+      const started = performance.now();
+      await this.breathe('input');
+      compiled = compilePolicy(input);
+      await this.breathe('compiled');
+      table = renderPolicy(compiled, this.renderOptions());
+      await this.breathe('rendered');
+      const waiting = waitingLocalPods(input, compiled);
+      this.prepared = waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
+      this.lastInput = input;
+      if (periodic && this.lastFullCompile > 0) {
+        const ms = Math.round((performance.now() - started) * 10) / 10;
+        this.log.info({ ms, pods: input.pods.length, policies: input.policies.length }, 'periodic full compile of the policy rules');
+      }
+      this.lastFullCompile = this.clock.now();
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
       return false;
     }
     this.logPolicyErrors(compiled);
+    return this.applyModel(compiled, since, table);
+  }
+
+  /** Renders (unless given) and applies `compiled`; false when it should be tried again. */
+  private async applyModel(compiled: CompiledPolicy, since: number | undefined, rendered?: DesiredPolicyTable): Promise<boolean> {
+    let table: DesiredPolicyTable;
+    try {
+      table = rendered ?? renderPolicy(compiled, this.renderOptions());
+    } catch (err) {
+      this.log.error({ err }, `rendering the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
+      return false;
+    }
+    let changedRules = true;
     try {
       // Drift is looked for on its own timer (checkDrift), not on the path of a change.
       const r = await this.applier.apply(table, { checkDrift: false });
+      changedRules = r.kind !== 'none';
       if (r.kind !== 'none') {
         this.log.debug({ kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 }, 'policy rules applied');
       }
@@ -294,16 +363,28 @@ export class PolicyEnforcer {
       if (!(err instanceof PolicyApplyError)) this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
       return false;
     }
-    if (since !== undefined) {
-      const ms = this.clock.now() - since;
-      this.metrics.programming.observe(ms / 1000);
-      this.lastProgrammed = { ms, at: this.clock.now() };
-    }
+    this.observeProgrammed(since);
     const before = this.compiled;
     this.compiled = compiled;
     this.gate.applied(compiled);
-    if (this.opts.cutDeniedFlows) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+    // The kernel's rules did not change: no flow is judged differently, nothing to look for.
+    if (this.opts.cutDeniedFlows && (changedRules || !before)) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
     return true;
+  }
+
+  private breathe(stage: 'input' | 'compiled' | 'rendered'): Promise<void> {
+    return (this.opts.yieldToLoop ?? setImmediateYield)(stage);
+  }
+
+  private observeProgrammed(since: number | undefined): void {
+    if (since === undefined) return;
+    const ms = this.clock.now() - since;
+    this.metrics.programming.observe(ms / 1000);
+    this.lastProgrammed = { ms, at: this.clock.now() };
+  }
+
+  private renderOptions(): RenderOptions {
+    return this.opts.logDenied ? { logDenied: { perSecond: DENY_LOG_PER_SECOND } } : {};
   }
 
   private logPolicyErrors(compiled: CompiledPolicy): void {

@@ -4,7 +4,7 @@
 // Service's DNAT) is the reply's source (R9).
 import { Conntrack, describeTuple, IPPROTO, type ConntrackEntry } from '../../kernel/conntrack.ts';
 import type { Logger } from '../../log.ts';
-import { evaluatePolicy, type CompiledPolicy, type LocalPod, type Protocol } from '../../policy/index.ts';
+import { evaluatePolicy, type CompiledPolicy, type LocalPod, type PodDirection, type Protocol } from '../../policy/index.ts';
 import { describeError } from '../../k8s/client.ts';
 import { podKey } from '../pod-notices.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
@@ -70,31 +70,61 @@ function protocolName(proto: number): Protocol | undefined {
 }
 
 /**
- * The addresses of local pods whose policy may judge a flow differently now: their own compiled
- * directions changed, or a peer set or named-port set their rules name changed its members.
+ * The addresses of local pods whose policy may judge a flow differently now: their own compiled rules
+ * changed (any tier), or a peer set or named-port set their rules name changed its members. Each set
+ * is compared once, whatever the number of pods naming it, and an object the model kept (the
+ * pod-start bind keeps what it did not touch) is not compared at all: the work follows the sets and
+ * rules, not local pods × cluster pods.
  */
 export function changedPodAddresses(before: CompiledPolicy, after: CompiledPolicy): Set<string> {
   const out = new Set<string>();
   const old = new Map(before.pods.map((p) => [podKey(p.namespace, p.name), p]));
-  const memberText = (c: CompiledPolicy, kind: 'peers' | 'namedPorts', id: string) =>
-    JSON.stringify(kind === 'peers' ? c.peers.get(id) : c.namedPorts.get(id));
-  const refs = (p: LocalPod) => {
-    const ids: { kind: 'peers' | 'namedPorts'; id: string }[] = [];
-    for (const d of [p.ingress, p.egress]) {
-      for (const r of d?.rules ?? []) {
-        if (r.peers !== 'all') for (const id of r.peers) ids.push({ kind: 'peers', id });
-        for (const id of r.namedPorts) ids.push({ kind: 'namedPorts', id });
-      }
+  const changedPeers = new Map<string, boolean>();
+  const changedPorts = new Map<string, boolean>();
+  const peerChanged = (id: string): boolean => {
+    let v = changedPeers.get(id);
+    if (v === undefined) {
+      const a = before.peers.get(id);
+      const b = after.peers.get(id);
+      v = a !== b && (!a || !b || !sameList(a.v4, b.v4) || !sameList(a.v6, b.v6) || !sameList(a.intervals, b.intervals));
+      changedPeers.set(id, v);
     }
-    return ids;
+    return v;
+  };
+  const portsChanged = (id: string): boolean => {
+    let v = changedPorts.get(id);
+    if (v === undefined) {
+      const a = before.namedPorts.get(id);
+      const b = after.namedPorts.get(id);
+      v = a !== b && (!a || !b || JSON.stringify([a.v4, a.v6]) !== JSON.stringify([b.v4, b.v6]));
+      changedPorts.set(id, v);
+    }
+    return v;
   };
   for (const p of after.pods) {
     const prev = old.get(podKey(p.namespace, p.name));
     const differs =
       !prev ||
-      JSON.stringify([prev.ingress, prev.egress]) !== JSON.stringify([p.ingress, p.egress]) ||
-      refs(p).some(({ kind, id }) => memberText(before, kind, id) !== memberText(after, kind, id));
+      (prev !== p && (!sameList(prev.ips, p.ips) || rulesText(prev) !== rulesText(p))) ||
+      directions(p).some((d) =>
+        (d?.rules ?? []).some((r) => (r.peers !== 'all' && r.peers.some(peerChanged)) || r.namedPorts.some(portsChanged)),
+      );
     if (differs) for (const ip of p.ips) out.add(ip);
   }
   return out;
+}
+
+function directions(p: LocalPod): (PodDirection | undefined)[] {
+  return [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress];
+}
+
+function rulesText(p: LocalPod): string {
+  return JSON.stringify(directions(p));
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

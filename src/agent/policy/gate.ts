@@ -22,8 +22,9 @@ export interface PodStartGateOptions {
   input: PolicyInput;
   clock: Clock;
   log: Logger;
-  /** Asks the enforcer for a pass; `seenAt` for its latency histogram. */
-  requestPass: (seenAt: number) => void;
+  /** Asks the enforcer to bind the pod's notice at once (or to compile everything when it cannot);
+   * `seenAt` for its latency histogram. */
+  requestBind: (pod: string, seenAt: number) => void;
   /** Why the rules are not in the kernel (the applier's problem), if known. */
   problem: () => string | undefined;
   onTimeout: () => void;
@@ -122,7 +123,7 @@ export class PodStartGate {
       };
       timer = this.opts.clock.after(Math.max(0, deadline - this.opts.clock.now()), () => waiter.finish(false));
       this.waiters.add(waiter);
-      this.opts.requestPass(seenAt);
+      this.opts.requestBind(key, seenAt);
     });
   }
 

@@ -7,7 +7,7 @@
 // and loses that one (the compiler skips it); it is said once per pod and value (issue 16 item 6:
 // the README promises bad objects are logged and skipped), not on every pass.
 import type { Logger } from '../../log.ts';
-import type { CompileInput } from '../../policy/index.ts';
+import type { CompiledPolicy, CompileInput, PolicyPod } from '../../policy/index.ts';
 import { normalizeIp } from '../../net/text.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
@@ -32,6 +32,8 @@ export class PolicyInput {
   private readonly fetched = new Map<string, { pod: PodInfo; at: number }>();
   /** "namespace/name ip" of the bad addresses said already. */
   private readonly badIpsSaid = new Set<string>();
+  /** Pod objects whose addresses were looked at (the informer replaces an object on change). */
+  private readonly looked = new WeakSet<PodInfo>();
 
   constructor(opts: PolicyInputOptions) {
     this.opts = opts;
@@ -71,8 +73,36 @@ export class PolicyInput {
     };
   }
 
+  /**
+   * The input of the pod-start fast path (policy/bind.ts) for one pod: this node's facts, the
+   * namespaces and policies, the pod (the informer's, else the one a GET fetched) and its notice's
+   * addresses; not the cluster's other pods, which the bind never reads. Undefined when the pod is not
+   * known.
+   */
+  forPod(key: string): { input: CompileInput; pod: PolicyPod } | undefined {
+    const c = this.opts.cache;
+    const [namespace, name] = key.split('/') as [string, string];
+    const fetched = this.fetched.get(key)?.pod;
+    const pod = c.pods.get(name, namespace) ?? (fetched && { ...fetched, spec: { ...fetched.spec, nodeName: fetched.spec.nodeName ?? this.opts.nodeName } });
+    if (!pod) return undefined;
+    this.sayBadAddresses([pod]);
+    const notice = this.opts.notices.list().find(([k]) => k === key)?.[1];
+    const extraPodIps = new Map<string, readonly string[]>(notice ? [[key, notice.ips]] : []);
+    const input: CompileInput = {
+      nodeName: this.opts.nodeName,
+      nodeAddresses: this.opts.nodeAddresses(),
+      namespaces: c.namespaces.list(),
+      pods: [],
+      policies: c.networkPolicies.list(),
+      extraPodIps,
+    };
+    return { input, pod };
+  }
+
   private sayBadAddresses(pods: readonly PodInfo[]): void {
     for (const pod of pods) {
+      if (this.looked.has(pod)) continue;
+      this.looked.add(pod);
       for (const { ip } of pod.status.podIPs) {
         if (normalizeIp(ip) !== undefined) continue;
         const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
@@ -85,4 +115,37 @@ export class PolicyInput {
       }
     }
   }
+}
+
+/**
+ * The compiler reads the same: the informers replace an object on every change, so the same objects
+ * in the same order (pointer comparisons, no serialisation) and the same notices and node addresses
+ * mean the same result.
+ */
+export function sameInput(a: CompileInput, b: CompileInput): boolean {
+  const same = <T>(x: readonly T[] | undefined, y: readonly T[] | undefined) =>
+    x === y || (x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]));
+  if (a.nodeName !== b.nodeName || !same(a.nodeAddresses, b.nodeAddresses)) return false;
+  if (!same(a.pods, b.pods) || !same(a.policies, b.policies) || !same(a.namespaces, b.namespaces)) return false;
+  if (!same(a.clusterNetworkPolicies, b.clusterNetworkPolicies) || !same(a.nodes, b.nodes)) return false;
+  const ea = a.extraPodIps ?? new Map<string, readonly string[]>();
+  const eb = b.extraPodIps ?? new Map<string, readonly string[]>();
+  if (ea.size !== eb.size) return false;
+  for (const [k, v] of ea) if (!same(v, eb.get(k))) return false;
+  return true;
+}
+
+/** This node's pods that `compiled` lacks and that wait for their ADD (no address yet): their binds
+ * are prepared ahead (policy/bind.ts prepareBinds). */
+export function waitingLocalPods(input: CompileInput, compiled: CompiledPolicy): PolicyPod[] {
+  const have = new Set(compiled.pods.map((p) => podKey(p.namespace, p.name)));
+  return input.pods.filter(
+    (p) =>
+      p.spec.nodeName === input.nodeName &&
+      !p.spec.hostNetwork &&
+      p.status.podIPs.length === 0 &&
+      p.status.phase !== 'Succeeded' &&
+      p.status.phase !== 'Failed' &&
+      !have.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
+  );
 }

@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+// The policy enforcer's own work at scale, in process, against the nft fake, or with BENCH_KERNEL=1
+// the real kernel through today's transport (`nft -f` processes) in a throwaway network namespace:
+// the pod-start notice → answer latency (the gate answering, with the time inside the transport
+// apart), a pass whose inputs did not change, a pod label change, and the flow cutter's "what changed".
+// Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_KERNEL.
+import { Registry } from 'prom-client';
+import { benchPolicySpec, fmt, printTable, quantile } from './lib.mjs';
+import { PolicyEnforcer } from '../src/agent/policy/enforcer.ts';
+import { changedPodAddresses } from '../src/agent/policy/flow-cutter.ts';
+import { PodStartNotices } from '../src/agent/pod-notices.ts';
+import { execFileSync } from 'node:child_process';
+import { FakeNft } from '../src/nft/fake.ts';
+import { createNftRunner } from '../src/nft/runner.ts';
+import { silentLogger } from '../src/log.ts';
+
+const PODS = Number(process.env.BENCH_PODS ?? 5000);
+const POLICIES = Number(process.env.BENCH_POLICIES ?? 1000);
+const NODES = Number(process.env.BENCH_NODES ?? 100);
+const NOTICES = Number(process.env.BENCH_NOTICES ?? 50);
+const NAMESPACES = Math.max(1, Math.round(PODS / 25));
+const ME = 'node-7';
+
+class Store {
+  constructor() { this.m = new Map(); }
+  key(name, ns) { return `${ns ?? ''}/${name}`; }
+  put(o) { this.m.set(this.key(o.metadata.name, o.metadata.namespace), o); }
+  del(o) { this.m.delete(this.key(o.metadata.name, o.metadata.namespace)); }
+  get(name, ns) { return this.m.get(this.key(name, ns)); }
+  list() { return [...this.m.values()]; }
+}
+const ip = (i) => `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
+const cache = { pods: new Store(), namespaces: new Store(), networkPolicies: new Store(), synced: true, unsynced: [] };
+for (let n = 0; n < NAMESPACES; n++) {
+  cache.namespaces.put({ metadata: { name: `ns-${n}`, labels: { team: `team-${n % 20}` } } });
+}
+const pod = (i, node, ips) => ({
+  metadata: { name: `pod-${i}`, namespace: `ns-${i % NAMESPACES}`, uid: `u-${i}`, labels: { app: `app-${i % 250}`, tier: i % 3 === 0 ? 'front' : 'back' } },
+  spec: { nodeName: node, containers: [{ ports: [{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
+  status: { phase: 'Running', podIPs: ips.map((x) => ({ ip: x })) },
+});
+for (let i = 0; i < PODS; i++) cache.pods.put(pod(i, `node-${i % NODES}`, [ip(i + 1)]));
+for (let i = 0; i < POLICIES; i++) {
+  cache.networkPolicies.put({ metadata: { name: `np-${i}`, namespace: `ns-${i % NAMESPACES}` }, spec: benchPolicySpec(i) });
+}
+
+const clock = { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
+const KERNEL = process.env.BENCH_KERNEL === '1';
+const NETNS = `strand-bench-inc-${process.pid}`;
+if (KERNEL) execFileSync('ip', ['netns', 'add', NETNS]);
+process.on('exit', () => { if (KERNEL) execFileSync('ip', ['netns', 'del', NETNS]); });
+const nft = KERNEL ? createNftRunner({ netns: NETNS }) : new FakeNft();
+// The transport's share: time inside nft.run (the fake here; `nft -f` or netlink on a node).
+const transport = { ms: 0, runs: 0 };
+const run = nft.run.bind(nft);
+nft.run = async (tx) => { const t = performance.now(); try { return await run(tx); } finally { transport.ms += performance.now() - t; transport.runs++; } };
+const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
+const enforcer = new PolicyEnforcer({
+  nodeName: ME, nft, cache, kube: { request: async () => { throw new Error('no API'); } }, log: silentLogger,
+  registry: new Registry(), notices, nodeAddresses: () => ['10.0.0.7'], cutDeniedFlows: false, logDenied: false, clock,
+});
+
+async function timed(fn) { const t = performance.now(); await fn(); return performance.now() - t; }
+
+const first = await timed(async () => { enforcer.request(); await enforcer.settle(); });
+const noop = [];
+for (let r = 0; r < 5; r++) noop.push(await timed(async () => { enforcer.request(); await enforcer.settle(); }));
+
+// Label changes of a remote pod the local pods' peers select.
+const label = [];
+for (let r = 0; r < 5; r++) {
+  const p = cache.pods.get(`pod-${r * 100 + 1}`, `ns-${(r * 100 + 1) % NAMESPACES}`);
+  cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, tier: p.metadata.labels.tier === 'front' ? 'back' : 'front' } } });
+  label.push(await timed(async () => { enforcer.request(performance.now()); await enforcer.settle(); }));
+}
+
+// Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
+const answers = [];
+const answerCpu = [];
+const fullPasses = { n: 0 };
+const pass = enforcer.pass.bind(enforcer);
+let inNotice = false;
+enforcer.pass = (...a) => { if (inNotice) fullPasses.n++; return pass(...a); };
+if (process.env.BENCH_DEBUG && enforcer.bindModel) {
+  const bm = enforcer.bindModel.bind(enforcer);
+  enforcer.bindModel = () => { console.log('bindDue', [...enforcer.bindDue], 'problem', enforcer.applier.problem, !!enforcer.compiled, !!enforcer.applier.current); const r = bm(); console.log('bound', !!r); return r; };
+}
+const t0 = { ms: 0 };
+// The agent's own parts of a notice: the bind, the apply (diff + transport); the rest is the render.
+const parts = { bind: 0, apply: 0 };
+for (const [obj, name, key] of [[enforcer, 'bindModel', 'bind'], [enforcer.applier, 'apply', 'apply']]) {
+  if (typeof obj[name] !== 'function') continue; // an older enforcer (the figures before)
+  const f = obj[name].bind(obj);
+  obj[name] = (...a) => {
+    if (!inNotice) return f(...a);
+    const t = performance.now();
+    const r = f(...a);
+    if (r instanceof Promise) return r.finally(() => { parts[key] += performance.now() - t; });
+    parts[key] += performance.now() - t;
+    return r;
+  };
+}
+// The pods are in the informer (scheduled here, no address yet) before their notices, as kubelet does.
+for (let k = 0; k < NOTICES; k++) cache.pods.put(pod(PODS + 10 + k, ME, []));
+enforcer.request(performance.now());
+await enforcer.settle();
+for (let k = 0; k < NOTICES; k++) {
+  const i = PODS + 10 + k;
+  const n = { namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, uid: `u-${i}`, ips: [ip(i + 1)] };
+  const t = performance.now();
+  const cpu0 = process.cpuUsage();
+  const before = transport.ms;
+  inNotice = true;
+  notices.record(n);
+  const a = await enforcer.gate.podStarted(n, 10_000);
+  inNotice = false;
+  if (!a.ok) throw new Error(`notice refused: ${a.message}`);
+  answers.push(performance.now() - t);
+  const cpu = process.cpuUsage(cpu0);
+  answerCpu.push((cpu.user + cpu.system) / 1000);
+  t0.ms += transport.ms - before;
+}
+// 20 concurrent.
+const conc = [];
+for (let r = 0; r < 3; r++) {
+  const ns = [];
+  for (let k = 0; k < 20; k++) {
+    const i = PODS + 1000 + r * 20 + k;
+    cache.pods.put(pod(i, ME, []));
+    ns.push({ namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, uid: `u-${i}`, ips: [ip(i + 1)] });
+  }
+  enforcer.request(performance.now());
+  await enforcer.settle();
+  conc.push(await timed(() => Promise.all(ns.map((n) => { notices.record(n); return enforcer.gate.podStarted(n, 10_000); }))));
+}
+
+const compiled = enforcer.programming.compiled;
+const cut = [];
+for (let r = 0; r < 3; r++) cut.push(await timed(() => changedPodAddresses(compiled, compiled)));
+
+enforcer.stop();
+console.log(`notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`);
+const q = (s, x) => fmt(quantile([...s].sort((a, b) => a - b), x));
+const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
+printTable(`policy enforcer, ${KERNEL ? 'kernel (nft -f)' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`, [
+  ['what', 'n', 'p50', 'p90', 'p99', 'max'],
+  ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
+  row('pass with nothing changed', noop),
+  row('remote pod label change', label),
+  row('pod-start notice -> answer (sequential)', answers),
+  row('  the same, CPU time of this process', answerCpu),
+  row('20 concurrent notices -> all answered', conc),
+  row('flow cutter: what changed (no change)', cut),
+]);
+
+// Where a bind's time goes (BENCH_SPLIT=1).
+if (process.env.BENCH_SPLIT) {
+  const { bindLocalPod } = await import('../src/policy/bind.ts');
+  const { renderBound, diffShared } = await import('../src/policy/bind-render.ts');
+  const before = enforcer.applier.current;
+  const i = PODS + 5000;
+  const p = pod(i, ME, []);
+  cache.pods.put(p);
+  const key = `ns-${i % NAMESPACES}/pod-${i}`;
+  notices.record({ namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, ips: [ip(i + 1)] });
+  const f = enforcer.input.forPod(key);
+  const split = { forPod: [], bind: [], render: [], diff: [] };
+  const reps = Number(process.env.BENCH_SPLIT_REPS ?? 5);
+  for (let r = 0; r < reps; r++) {
+    let t = performance.now();
+    const g = enforcer.input.forPod(key);
+    split.forPod.push(performance.now() - t);
+    t = performance.now();
+    const m = bindLocalPod(compiled, g.input, g.pod)?.compiled;
+    split.bind.push(performance.now() - t);
+    t = performance.now();
+    const b = renderBound(compiled, before, m);
+    split.render.push(performance.now() - t);
+    t = performance.now();
+    diffShared(before, b);
+    split.diff.push(performance.now() - t);
+  }
+  void f;
+  printTable('bind split (ms)', [['what', 'n', 'p50', 'p90', 'p99', 'max'], ...Object.entries(split).map(([k, v]) => row(k, v))]);
+}

@@ -1,0 +1,146 @@
+// The pod-start fast path's rendering (issue 17): the table of a model that bind.ts grew from `prev`
+// (new local pods, peer and named-port sets with more members, nothing else) without rendering the
+// other pods again. The new pods are rendered alone (their chains, their verdict-map elements and the
+// sets their rules name) and merged into the table last applied; sets whose members grew get their
+// elements again. Everything not touched is the very object of `prevTable`, so diffShared (below)
+// compares only what changed. Equal to renderPolicy(next) (test/unit/policy-bind.test.ts).
+import type { Element } from '../nft/objects.ts';
+import { insertSorted } from './bind.ts';
+import { byText } from './cluster.ts';
+import { diffPolicy } from './diff.ts';
+import { namedPortSetName, peerSetName, renderPolicy, type RenderOptions } from './render.ts';
+import type { CompiledPolicy, DesiredPolicyTable, LocalPod, NamedPortElement } from './types.ts';
+import type { Transaction } from '../nft/transaction.ts';
+
+const keyText = (e: Element): string => e.key.join(' . ');
+const byKey = (a: Element, b: Element): number => byText(keyText(a), keyText(b));
+const sorted = <V>(m: Map<string, V>): Map<string, V> => new Map([...m.entries()].sort(([a], [b]) => byText(a, b)));
+
+/** Tables rendered by renderBound: the table each was grown from, and the elements added to its sets. */
+const grownFrom = new WeakMap<DesiredPolicyTable, { from: DesiredPolicyTable; added: ReadonlyMap<string, readonly Element[]> }>();
+
+export function renderBound(
+  prev: CompiledPolicy,
+  prevTable: DesiredPolicyTable,
+  next: CompiledPolicy,
+  options: RenderOptions = {},
+): DesiredPolicyTable {
+  const had = new Set(prev.pods);
+  const newPods: LocalPod[] = next.pods.filter((p) => !had.has(p));
+  // The sets the applied table has already are grown below: rendered empty here, not member by member.
+  const applied = <S extends { v4: readonly unknown[]; v6: readonly unknown[] }>(m: ReadonlyMap<string, S>, name: (id: string, f: 4 | 6) => string) => {
+    const out = new Map<string, S>();
+    for (const [id, set] of m) {
+      const has4 = prevTable.sets.has(name(id, 4));
+      const has6 = prevTable.sets.has(name(id, 6));
+      out.set(id, has4 || has6 ? { ...set, v4: has4 ? [] : set.v4, v6: has6 ? [] : set.v6 } : set);
+    }
+    return out;
+  };
+  const alone = renderPolicy(
+    { ...next, pods: newPods, peers: applied(next.peers, peerSetName), namedPorts: applied(next.namedPorts, namedPortSetName) },
+    options,
+  );
+
+  const chains = new Map(prevTable.chains);
+  for (const [name, c] of alone.chains) if (!chains.has(name)) chains.set(name, c);
+  const sets = new Map(prevTable.sets);
+  for (const [name, s] of alone.sets) if (!sets.has(name)) sets.set(name, s);
+
+  // Sets that existed: the new members inserted into the list applied (its other elements are the
+  // same objects), and remembered as the change, so the diff need not compare the whole set.
+  const elements = new Map(prevTable.elements);
+  const added = new Map<string, Element[]>();
+  const grow = (name: string, add: Element[]) => {
+    if (add.length === 0) return;
+    elements.set(name, insertSorted(prevTable.elements.get(name) ?? [], add, byKey));
+    added.set(name, add);
+  };
+  for (const [name, list] of alone.elements) {
+    if (!prevTable.elements.has(name)) elements.set(name, list);
+    else if (sets.get(name)?.kind === 'map') grow(name, [...list]);
+  }
+  for (const [id, set] of next.peers) {
+    const was = prev.peers.get(id);
+    if (was === undefined || was === set) continue;
+    for (const family of [4, 6] as const) {
+      const name = peerSetName(id, family);
+      if (!prevTable.sets.has(name)) continue;
+      const ips = newMembers(family === 4 ? was.v4 : was.v6, family === 4 ? set.v4 : set.v6, byText);
+      grow(name, ips.map((ip): Element => ({ kind: 'element', set: name, key: [ip] })));
+    }
+  }
+  for (const [id, set] of next.namedPorts) {
+    const was = prev.namedPorts.get(id);
+    if (was === undefined || was === set) continue;
+    for (const family of [4, 6] as const) {
+      const name = namedPortSetName(id, family);
+      if (!prevTable.sets.has(name)) continue;
+      const list = newMembers(family === 4 ? was.v4 : was.v6, family === 4 ? set.v4 : set.v6, portOrder);
+      grow(name, list.map((e): Element => ({ kind: 'element', set: name, key: [e.address, e.protocol.toLowerCase(), String(e.port)] })));
+    }
+  }
+  const out: DesiredPolicyTable = {
+    chains: sorted(chains),
+    sets: sorted(sets),
+    elements: sorted(elements),
+    chainOwners: sorted(new Map([...prevTable.chainOwners, ...alone.chainOwners])),
+    comments: sorted(new Map([...prevTable.comments, ...alone.comments])),
+  };
+  grownFrom.set(out, { from: prevTable, added });
+  return out;
+}
+
+const portOrder = (x: NamedPortElement, y: NamedPortElement): number =>
+  byText(x.address, y.address) || byText(x.protocol, y.protocol) || x.port - y.port;
+
+/** The members of sorted `next` that sorted `was` (a subset of it) lacks: one walk over both. */
+function newMembers<T>(was: readonly T[], next: readonly T[], order: (a: T, b: T) => number): T[] {
+  const out: T[] = [];
+  let i = 0;
+  for (const x of next) {
+    while (i < was.length && order(was[i] as T, x) < 0) i++;
+    if (i < was.length && order(was[i] as T, x) === 0) continue;
+    out.push(x);
+  }
+  return out;
+}
+
+
+/**
+ * diffPolicy of `from` and `to`, comparing only the chains and sets whose objects differ when `to`
+ * was grown from `from` by renderBound (the rest is the same object: nothing to compare); the whole
+ * diff otherwise, or when a set's definition changed (diffPolicy then rebuilds, which needs it all).
+ */
+export function diffShared(from: DesiredPolicyTable, to: DesiredPolicyTable): Transaction {
+  const grown = grownFrom.get(to);
+  if (grown?.from !== from) return diffPolicy(from, to);
+  const chainNames = [...to.chains.keys()].filter((n) => from.chains.get(n) !== to.chains.get(n));
+  const setNames: string[] = [];
+  for (const [n, s] of to.sets) {
+    const old = from.sets.get(n);
+    if (old !== undefined && old !== s) return diffPolicy(from, to);
+    if (grown.added.has(n)) continue;
+    if (old === undefined || from.elements.get(n) !== to.elements.get(n)) setNames.push(n);
+  }
+  const part = (t: DesiredPolicyTable): DesiredPolicyTable => ({
+    chains: pick(t.chains, chainNames),
+    sets: pick(t.sets, setNames),
+    elements: pick(t.elements, setNames),
+    chainOwners: new Map(),
+    comments: new Map(),
+  });
+  // New chains and sets first (the verdict maps' new elements jump to the chains), then the members.
+  const tx = diffPolicy(part(from), part(to));
+  for (const list of grown.added.values()) for (const e of list) tx.add(e);
+  return tx;
+}
+
+function pick<V>(m: ReadonlyMap<string, V>, names: readonly string[]): Map<string, V> {
+  const out = new Map<string, V>();
+  for (const n of names) {
+    const v = m.get(n);
+    if (v !== undefined) out.set(n, v);
+  }
+  return out;
+}

@@ -1,0 +1,116 @@
+// The policy enforcer against the nft fake, on a cluster large enough to matter: where a full pass
+// gives the event loop back (structure, not timing: timing tests are not allowed here; the figures
+// are bench/policy-incremental.mjs's), that a pod-start notice binds without compiling and answers,
+// and that a pass with nothing changed sends nothing.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { PolicyEnforcer } from '../../src/agent/policy/enforcer.ts';
+import { PodStartNotices } from '../../src/agent/pod-notices.ts';
+import type { ClusterCache } from '../../src/k8s/cluster-cache.ts';
+import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
+import { silentLogger } from '../../src/log.ts';
+import { FakeNft } from '../../src/nft/fake.ts';
+import { compilePolicy, renderPolicy } from '../../src/policy/index.ts';
+
+class Store<T extends { metadata: { name: string; namespace?: string } }> {
+  readonly m = new Map<string, T>();
+  put(o: T): void {
+    this.m.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o);
+  }
+  get(name: string, namespace?: string): T | undefined {
+    return this.m.get(`${namespace ?? ''}/${name}`);
+  }
+  list(): T[] {
+    return [...this.m.values()];
+  }
+}
+
+const NS = 40;
+const pod = (i: number, node: string, ips: string[]): PodInfo =>
+  ({
+    metadata: { name: `p${i}`, namespace: `ns${i % NS}`, uid: `u${i}`, labels: { app: `a${i % 50}`, tier: i % 3 ? 'back' : 'front' } },
+    spec: { nodeName: node, containers: [{ ports: [{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
+    status: { phase: 'Running', podIPs: ips.map((ip) => ({ ip })) },
+  }) as unknown as PodInfo;
+
+function cluster(pods: number, policies: number) {
+  const cache = { pods: new Store<PodInfo>(), namespaces: new Store<NamespaceInfo>(), networkPolicies: new Store<NetworkPolicyInfo>(), synced: true, unsynced: [] };
+  for (let n = 0; n < NS; n++) cache.namespaces.put({ metadata: { name: `ns${n}`, labels: { team: `t${n % 5}` } } } as unknown as NamespaceInfo);
+  for (let i = 0; i < pods; i++) cache.pods.put(pod(i, `n${i % 20}`, [`10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`]));
+  for (let i = 0; i < policies; i++) {
+    cache.networkPolicies.put({
+      metadata: { name: `np${i}`, namespace: `ns${i % NS}` },
+      spec: {
+        podSelector: { matchLabels: { app: `a${i % 50}` } },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { tier: 'front' } } }, { namespaceSelector: { matchLabels: { team: `t${i % 5}` } } }], ports: [{ protocol: 'TCP', port: 'metrics' }] }],
+        egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],
+      },
+    } as unknown as NetworkPolicyInfo);
+  }
+  return cache;
+}
+
+describe('the policy enforcer on a large cluster (nft fake)', () => {
+  it('yields between the stages of a full pass; a notice binds without compiling; nothing changed sends nothing', async () => {
+    const cache = cluster(4_000, 400);
+    const clock = { now: () => Date.now(), after: (ms: number, fn: () => void) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
+    const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
+    const nft = new FakeNft();
+    const stages: string[] = [];
+    const enforcer = new PolicyEnforcer({
+      nodeName: 'n0',
+      nft,
+      cache: cache as unknown as ClusterCache,
+      kube: { request: () => Promise.reject(new Error('no API in this test')) },
+      log: silentLogger,
+      registry: new Registry(),
+      notices,
+      nodeAddresses: () => ['192.168.0.1'],
+      cutDeniedFlows: false,
+      logDenied: false,
+      clock,
+      yieldToLoop: async (stage) => {
+        stages.push(stage);
+        await new Promise<void>((r) => setImmediate(r));
+      },
+    });
+    try {
+      // Pods scheduled here before their ADD, as kubelet creates them.
+      for (let i = 0; i < 5; i++) cache.pods.put(pod(100_000 + i * NS, 'n0', []));
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(stages).toEqual(['input', 'compiled', 'rendered']);
+
+      stages.length = 0;
+      const applied = nft.applied.length;
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(stages).toEqual([]);
+      expect(nft.applied.length).toBe(applied);
+
+      const answers = await Promise.all(
+        [0, 1, 2, 3, 4].map((k) => {
+          const n = { namespace: 'ns0', name: `p${100_000 + k * NS}`, uid: `u${100_000 + k * NS}`, ips: [`10.200.0.${k + 1}`] };
+          notices.record(n);
+          return enforcer.gate.podStarted(n, 10_000);
+        }),
+      );
+      expect(answers.every((a) => a.ok)).toBe(true);
+      expect(stages).toEqual([]); // bound, not compiled
+      // What the binds applied is what compiling everything gives.
+      const whole = compilePolicy(enforcer.compileInput());
+      expect(enforcer.programming.compiled).toEqual(whole);
+      expect(nft.state?.chains.size).toBe(renderPolicy(whole).chains.size + 1); // + the applier's marker chain
+
+      // A pod label change elsewhere: a full pass again, with its yields.
+      const p = cache.pods.get('p1', 'ns1') as PodInfo;
+      cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { app: 'a0', tier: 'front' } } });
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(stages).toEqual(['input', 'compiled', 'rendered']);
+    } finally {
+      enforcer.stop();
+    }
+  });
+});
