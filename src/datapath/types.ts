@@ -49,6 +49,8 @@ export interface Peer {
   vtepMac?: string;
   /** The backend it says it runs (strand.dev/backend), when it says. */
   backend?: string;
+  /** metadata.creationTimestamp (RFC 3339): of two Nodes whose pod CIDRs overlap, the older keeps its. */
+  createdAt?: string;
 }
 
 /** What setUp hands back to the agent. */
@@ -77,6 +79,8 @@ export interface Change {
 export interface Problem {
   /** The peer this is about, when it is about one. */
   peer?: string;
+  /** The older node whose pod CIDR this peer's overlaps (the peer's is refused), when that is the problem. */
+  overlaps?: string;
   message: string;
 }
 
