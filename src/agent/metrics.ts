@@ -19,6 +19,8 @@ export interface AgentMetrics {
   ipamAddresses: Gauge<'network' | 'family' | 'state'>;
   /** Pod-start notices from the plugin, by the answer given ("ok", "refused", "error"). */
   podStartNotices: Counter<'result'>;
+  /** Nodes with a pod CIDR refused for overlapping an older Node's, this node's or the service range. */
+  podCidrConflicts: Gauge;
 }
 
 /** How often the event-loop lag metrics sample the loop. */
@@ -69,6 +71,12 @@ export function createMetrics(): AgentMetrics {
       name: 'strand_pod_start_notices_total',
       help: 'Pod-start notices received from the CNI plugin, by the answer given (ok, refused, error).',
       labelNames: ['result'] as const,
+      registers,
+    }),
+    // A plain count (no label per node: the names are in the log and in `strand status`).
+    podCidrConflicts: new Gauge({
+      name: 'strand_pod_cidr_conflicts',
+      help: "Nodes whose pod CIDR overlaps an older Node's, this node's or the service range, and get no route to it.",
       registers,
     }),
   };

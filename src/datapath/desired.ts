@@ -137,11 +137,11 @@ function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], pro
       if (!clash) continue;
       let m = refused.get(peer);
       if (!m) refused.set(peer, (m = new Map()));
-      const isPeer = clash.owner !== LOCAL_OWNER && clash.owner !== SERVICE_OWNER;
+      const node = clash.owner === LOCAL_OWNER ? local.name : clash.owner === SERVICE_OWNER ? undefined : clash.owner;
       m.set(dst, {
         peer: peer.name,
         message: `node ${peer.name}: pod CIDR ${dst} overlaps ${ownerText(clash.owner)} ${clash.cidr}; no route`,
-        ...(isPeer ? { overlaps: clash.owner } : {}),
+        overlaps: { cidr: clash.cidr, ...(node !== undefined ? { node } : {}) },
       });
     }
   }

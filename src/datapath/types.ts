@@ -36,6 +36,8 @@ export interface LocalNode {
   podCidrs: string[];
   /** MTU of the underlay interface; read from the kernel when left out. */
   underlayMtu?: number;
+  /** The cluster's service range(s), when known: a peer's pod CIDR overlapping one gets no route. */
+  serviceCidrs?: string[];
 }
 
 /** Another node, as read from its Node object by peerFromNode. */
@@ -79,8 +81,9 @@ export interface Change {
 export interface Problem {
   /** The peer this is about, when it is about one. */
   peer?: string;
-  /** The older node whose pod CIDR this peer's overlaps (the peer's is refused), when that is the problem. */
-  overlaps?: string;
+  /** When the problem is a pod CIDR refused for overlapping one claimed before: that CIDR, and the node
+   * holding it (an older peer, or this node; absent for the service range). */
+  overlaps?: { cidr: string; node?: string };
   message: string;
 }
 

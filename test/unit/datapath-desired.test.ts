@@ -91,7 +91,7 @@ describe('desiredState, VXLAN', () => {
           const d = desiredState(input(mode), [bad(name), n3, peer(2, { createdAt: T0 })]);
           expect(d.routes.map((r) => `${r.peer} ${r.dst}`)).toEqual(['n2 10.244.2.0/24', 'n3 10.244.3.0/24']);
           expect(d.problems).toEqual([
-            { peer: name, overlaps: 'n3', message: `node ${name}: pod CIDR 10.244.3.0/25 overlaps node n3's 10.244.3.0/24; no route` },
+            { peer: name, overlaps: { cidr: '10.244.3.0/24', node: 'n3' }, message: `node ${name}: pod CIDR 10.244.3.0/25 overlaps node n3's 10.244.3.0/24; no route` },
           ]);
           if (mode.kind === 'vxlan') expect(d.fdb.map((e) => e.peer)).toEqual(['n2', 'n3']);
         }
@@ -108,7 +108,7 @@ describe('desiredState, VXLAN', () => {
       const old = { ...peer(2, { podCidrs: ['10.244.3.0/25'] }), name: 'zz-old', createdAt: T0 };
       const d = desiredState(input(VXLAN), [old, peer(3, { createdAt: LATER })]);
       expect(d.routes.map((r) => r.peer)).toEqual(['zz-old']);
-      expect(d.problems.map((p) => p.overlaps)).toEqual(['zz-old']);
+      expect(d.problems.map((p) => p.overlaps?.node)).toEqual(['zz-old']);
     });
 
     it('ties and missing timestamps go by name; a missing one counts as the newest', () => {
@@ -123,7 +123,9 @@ describe('desiredState, VXLAN', () => {
     it("a Node inside this node's own CIDR is refused whatever its age", () => {
       const d = desiredState(input(HOST_GW), [{ ...bad('a-bad', ['10.244.1.128/25']), createdAt: '2000-01-01T00:00:00Z' }]);
       expect(d.routes).toEqual([]);
-      expect(d.problems).toEqual([{ peer: 'a-bad', message: "node a-bad: pod CIDR 10.244.1.128/25 overlaps this node's 10.244.1.0/24; no route" }]);
+      expect(d.problems).toEqual([
+        { peer: 'a-bad', overlaps: { cidr: '10.244.1.0/24', node: 'n1' }, message: "node a-bad: pod CIDR 10.244.1.128/25 overlaps this node's 10.244.1.0/24; no route" },
+      ]);
     });
 
     it('a Node inside the service range is refused; a service range around this node is reported, not used', () => {
@@ -131,6 +133,7 @@ describe('desiredState, VXLAN', () => {
       const d = desiredState(input(VXLAN, { local }), [bad('a-bad', ['10.96.5.0/24']), n3]);
       expect(d.routes.map((r) => r.peer)).toEqual(['n3']);
       expect(d.problems.map((p) => p.message)).toEqual(['node a-bad: pod CIDR 10.96.5.0/24 overlaps the service range 10.96.0.0/12; no route']);
+      expect(d.problems[0]?.overlaps).toEqual({ cidr: '10.96.0.0/12' });
       const inside = desiredState(input(VXLAN, { local: { ...local, serviceCidrs: ['10.244.0.0/16'] } }), [n3]);
       // A service range around this node's own CIDR is wrong: said, and not held against the peers.
       expect(inside.problems.map((p) => p.message)).toEqual(["this node's pod CIDR 10.244.1.0/24 overlaps the service range 10.244.0.0/16; that range is not checked"]);
