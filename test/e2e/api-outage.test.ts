@@ -1,12 +1,14 @@
 // Issue 16 item 4, end to end on a simulated three-node cluster (host-gw): the API server is stopped
-// for 30 s (connections cut, state kept), and a NetworkPolicy is created the moment it is back. Every
+// (connections cut, state kept) for 45 s, and a NetworkPolicy is created the moment it is back. Every
 // informer of every agent must be connected again within 5 s of the return (before the fix each
 // waited out its own backoff, up to 30 s), and the policy must be enforced within a few seconds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusReportSchema } from '../../src/cli/status-report.ts';
 import { describeNode, run, sleep, startMeshCluster, tcpWhoami, waitFor, type SimCluster, type SimPod } from '../support/sim.ts';
 
-const OUTAGE_MS = 30_000;
+// Not the issue's 30 s: here an informer's own backoff (0.5 s doubling, ±20 %) is due again at about
+// 30 s, so a 30 s outage passes with or without the fix. After 45 s its next try is 8–26 s away.
+const OUTAGE_MS = 45_000;
 
 let cluster: SimCluster;
 let pods: SimPod[] = [];
@@ -20,7 +22,7 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-describe('an API outage of 30 s', () => {
+describe('an API outage of 45 s', () => {
   it('every informer is connected again within 5 s of the return, and a policy made then is enforced', async () => {
     if (convergence) throw convergence;
     const from = pods.find((p) => p.node === cluster.node(1))!;
@@ -65,5 +67,5 @@ describe('an API outage of 30 s', () => {
       expect(failing, `${n.name}: informers not back within 5 s (policy enforced after ${enforcedMs} ms)\n${n.logTail(12)}`).toEqual([]);
       expect((await n.health('/readyz')).status, `${n.name} ready`).toBe(200);
     }
-  }, 90_000);
+  }, 120_000);
 });
