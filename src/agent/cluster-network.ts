@@ -76,7 +76,8 @@ export class ClusterNetwork {
     const now = new Set<string>();
     for (const p of report.problems) {
       now.add(p.message);
-      if (!this.problems.has(p.message)) this.log.warn({ peer: p.peer, ...(p.overlaps ? { overlaps: p.overlaps } : {}) }, p.message);
+      if (this.problems.has(p.message)) continue;
+      this.log.warn({ peer: p.peer, ...(p.overlaps ? { overlaps: p.overlaps } : {}) }, p.message);
     }
     for (const m of this.problems) if (!now.has(m)) this.log.info(`resolved: ${m}`);
     this.problems = now;

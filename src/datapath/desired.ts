@@ -126,7 +126,9 @@ function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], pro
   for (const cidr of local.podCidrs) claimed.claim(cidr, LOCAL_OWNER);
   for (const cidr of local.serviceCidrs ?? []) {
     const clash = claimed.claim(cidr, SERVICE_OWNER);
-    if (clash) problems.push({ message: `this node's pod CIDR ${clash.cidr} overlaps the service range ${cidr}; that range is not checked` });
+    if (clash) {
+      problems.push({ message: `this node's pod CIDR ${clash.cidr} overlaps the service range ${cidr}; that range is not checked` });
+    }
   }
   const refused = new Map<Peer, Refusals>();
   const age = new Map(peers.map((p) => [p, createdAt(p)]));
@@ -164,7 +166,8 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
   for (const listed of [...peers].sort(byName)) {
     if (listed.name === local.name) continue;
     const problems: Problem[] = [];
-    const problem = (message: string) => problems.push({ peer: listed.name, message: `node ${listed.name}: ${message}` });
+    const problem = (message: string) =>
+      problems.push({ peer: listed.name, message: `node ${listed.name}: ${message}` });
     const duplicate = seen.has(listed.name);
     if (duplicate) problem('listed more than once; the first one is used');
     seen.add(listed.name);
