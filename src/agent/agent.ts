@@ -135,7 +135,7 @@ export class Agent {
     const network = new ClusterNetwork(c, log, nft, this.openNetlink);
     this.nodeSetup = new NodeSetupStep({ config: c, cache: this.cache, log, clock, openNetlink: this.openNetlink, requestPass, onSetUp: wakeNodeLevel });
     const publication = new NodePublicationStep({ nodeName: c.nodeName, kube: this.kube, log, clock, metrics: this.metrics, retry });
-    this.clusterNetwork = new ClusterNetworkStep({ config: c, network, nodeSetup: this.nodeSetup, publication, cache: this.cache, log, onReady: wakeNodeLevel });
+    this.clusterNetwork = new ClusterNetworkStep({ config: c, network, nodeSetup: this.nodeSetup, publication, cache: this.cache, log, metrics: this.metrics, onReady: wakeNodeLevel });
     this.masquerade = new MasqueradeStep(network);
     this.localPods = new LocalPodsStep({ config: c, cache: this.cache, notices: this.notices, log });
     this.steps = [

@@ -37,6 +37,8 @@ export class ClusterNetwork {
   private readonly nft: Nft;
   private readonly openNetlink: () => NetlinkSocket;
   private warnedNoClusterCidr = false;
+  /** The problems of the last pass: each is logged when it appears and when it goes, not every pass. */
+  private problems = new Set<string>();
 
   constructor(config: AgentConfig, log: Logger, nft: Nft = createNftRunner(), openNetlink: () => NetlinkSocket = () => NetlinkSocket.open()) {
     this.config = config;
@@ -53,7 +55,7 @@ export class ClusterNetwork {
     const c = this.config;
     this.socket ??= this.openNetlink();
     this.backend ??= createBackend(this.socket, c.backend === 'vxlan' ? { kind: 'vxlan', vni: c.vni, port: c.vxlanPort, directRouting: c.directRouting } : { kind: 'host-gw' });
-    const local: LocalNode = { name: nodeName, underlayIface: underlay.name, underlayIps: underlayIps(underlay), podCidrs, underlayMtu: underlay.mtu };
+    const local: LocalNode = { name: nodeName, underlayIface: underlay.name, underlayIps: underlayIps(underlay), podCidrs, underlayMtu: underlay.mtu, serviceCidrs: c.serviceCIDRs };
     const key = JSON.stringify(local);
     if (key !== this.localKey) {
       const setUp = this.backend.setUp(local);
@@ -71,7 +73,14 @@ export class ClusterNetwork {
         `routes to other nodes: ${report.added.length} added, ${report.changed.length} changed, ${report.removed.length} removed`,
       );
     }
-    for (const p of report.problems) this.log.warn({ peer: p.peer }, p.message);
+    const now = new Set<string>();
+    for (const p of report.problems) {
+      now.add(p.message);
+      if (this.problems.has(p.message)) continue;
+      this.log.warn({ peer: p.peer, ...(p.overlaps ? { overlaps: p.overlaps } : {}) }, p.message);
+    }
+    for (const m of this.problems) if (!now.has(m)) this.log.info(`resolved: ${m}`);
+    this.problems = now;
     return { annotations: this.annotations, report, unusable };
   }
 

@@ -38,6 +38,8 @@ export interface AgentConfig {
   nodeName: string;
   /** At most one per address family, IPv4 first. */
   clusterCIDRs: string[];
+  /** The cluster's service range(s), at most one per family: a Node's pod CIDR inside one gets no route. */
+  serviceCIDRs: string[];
   backend: AgentBackend;
   /** The underlay interface; undefined means the default route's. */
   iface: string | undefined;
@@ -117,6 +119,14 @@ export const OPTIONS: readonly OptionSpec[] = [
         : undefined,
   },
   { key: 'clusterCIDRs', flag: 'cluster-cidr', kind: 'cidrs', default: [], describe: 'the cluster pod CIDR(s), comma-separated for dual-stack', defaultText: 'none' },
+  {
+    key: 'serviceCIDRs',
+    flag: 'service-cidr',
+    kind: 'cidrs',
+    default: [],
+    describe: "the cluster's service CIDR(s): a Node whose pod CIDR overlaps one gets no route",
+    defaultText: 'none (not checked)',
+  },
   { key: 'backend', flag: 'backend', kind: 'text', default: 'vxlan', choices: AGENT_BACKENDS, describe: 'how pods reach other nodes' },
   { key: 'iface', flag: 'iface', kind: 'text', check: ifnameCheck, describe: 'underlay interface', defaultText: "the default route's interface" },
   { key: 'cniBinDir', flag: 'cni-bin-dir', kind: 'path', default: CNI_BIN_DIR, describe: 'CNI plugin directory' },

@@ -82,7 +82,7 @@ export interface ExplainAnswer {
 
 /** What explain reads: the agent's caches and facts. */
 export interface ExplainContext {
-  config: Pick<AgentConfig, 'nodeName' | 'backend' | 'vni' | 'directRouting' | 'bridge' | 'clusterCIDRs'>;
+  config: Pick<AgentConfig, 'nodeName' | 'backend' | 'vni' | 'directRouting' | 'bridge' | 'clusterCIDRs'> & Partial<Pick<AgentConfig, 'serviceCIDRs'>>;
   nodes: readonly NodeInfo[];
   pods: readonly PodInfo[];
   /** This node's underlay prefixes (the peers on the segment get direct routes). */
@@ -153,7 +153,7 @@ export function desiredRouteOn(ctx: ExplainContext, from: string, ip: string): D
   const node = ctx.nodes.find((n) => n.metadata.name === from);
   if (!node) return undefined;
   const { peers } = peersFromNodes(ctx.nodes, from);
-  const desired = desiredState({ mode: modeFor(ctx, from), local: { name: from, podCidrs: node.spec.podCIDRs }, underlayPrefixes: ctx.underlayPrefixes }, peers);
+  const desired = desiredState({ mode: modeFor(ctx, from), local: { name: from, podCidrs: node.spec.podCIDRs, serviceCidrs: ctx.config.serviceCIDRs ?? [] }, underlayPrefixes: ctx.underlayPrefixes }, peers);
   return desired.routes.find((r) => familyOf(r.dst) === familyOf(ip) && cidrContains(r.dst, ip));
 }
 

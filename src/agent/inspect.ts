@@ -199,7 +199,7 @@ export function buildInspectSnapshot(src: InspectSource, log?: Logger): InspectS
       nl.close();
     }
   }
-  const desired: DesiredState = mode && src.podCidrs ? desiredState({ mode, local: { name: c.nodeName, podCidrs: src.podCidrs }, underlayPrefixes: prefixes }, peers) : { routes: [], neighbours: [], fdb: [], problems: [] };
+  const desired: DesiredState = mode && src.podCidrs ? desiredState({ mode, local: { name: c.nodeName, podCidrs: src.podCidrs, serviceCidrs: c.serviceCIDRs }, underlayPrefixes: prefixes }, peers) : { routes: [], neighbours: [], fdb: [], problems: [] };
   const snap: InspectSnapshot = {
     v: INSPECT_VERSION,
     version: strandVersion,

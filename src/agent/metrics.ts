@@ -21,6 +21,8 @@ export interface AgentMetrics {
   podStartNotices: Counter<'result'>;
   /** Seconds from a pod-start notice's arrival to its answer, by the answer ("ok", "refused"). */
   podStartAnswer: Histogram<'result'>;
+  /** Nodes with a pod CIDR refused for overlapping an older Node's, this node's or the service range. */
+  podCidrConflicts: Gauge;
 }
 
 /** How often the event-loop lag metrics sample the loop. */
@@ -78,6 +80,12 @@ export function createMetrics(): AgentMetrics {
       help: "Seconds from a pod-start notice's arrival to the agent's answer (the pod's rules in the kernel), by the answer (ok, refused).",
       labelNames: ['result'] as const,
       buckets: [0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    // A plain count (no label per node: the names are in the log and in `strand status`).
+    podCidrConflicts: new Gauge({
+      name: 'strand_pod_cidr_conflicts',
+      help: "Nodes whose pod CIDR overlaps an older Node's, this node's or the service range, and get no route to it.",
       registers,
     }),
   };

@@ -148,7 +148,8 @@ export function reconcileEntries(
   peers: Parameters<typeof desiredState>[1],
   report: ReconcileReport,
 ): void {
-  const desired = desiredState({ mode, local: { name: local.name, podCidrs: local.podCidrs }, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) }, peers);
+  const self = { name: local.name, podCidrs: local.podCidrs, serviceCidrs: local.serviceCidrs ?? [] };
+  const desired = desiredState({ mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) }, peers);
   report.problems.push(...desired.problems);
   const plan = planChanges(desired, readActual(nl, devices), devices);
   report.unchanged += plan.unchanged;

@@ -53,7 +53,8 @@ export interface DesiredState {
 
 export interface DesiredInput {
   mode: DatapathMode;
-  local: { name: string; podCidrs: readonly string[] };
+  /** serviceCidrs: the cluster's service range(s), when known: a peer's pod CIDR inside one is refused. */
+  local: { name: string; podCidrs: readonly string[]; serviceCidrs?: readonly string[] };
   /** The subnets of the underlay interface's addresses: a peer whose underlay address is inside one
    * is on the same layer-2 segment and can be a next hop. */
   underlayPrefixes: readonly string[];
@@ -83,6 +84,7 @@ function canonical(peer: Peer, problem: (message: string) => void): Peer {
     else underlayIps.push(n);
   }
   const out: Peer = { name: peer.name, podCidrs, underlayIps };
+  if (peer.createdAt !== undefined) out.createdAt = peer.createdAt;
   if (peer.backend !== undefined) out.backend = peer.backend;
   if (peer.vtepMac !== undefined) {
     if (isUsableVtepMac(peer.vtepMac)) out.vtepMac = normalizeMac(peer.vtepMac);
@@ -91,32 +93,102 @@ function canonical(peer: Peer, problem: (message: string) => void): Peer {
   return out;
 }
 
+/** Claim owners that are not peers: this node, the service range. (No node name has a space.) */
+const LOCAL_OWNER = '';
+const SERVICE_OWNER = ' service';
+
+function ownerText(owner: string): string {
+  if (owner === LOCAL_OWNER) return "this node's";
+  if (owner === SERVICE_OWNER) return 'the service range';
+  return `node ${owner}'s`;
+}
+
+/** Milliseconds since the epoch of an RFC 3339 creationTimestamp; Infinity when absent or unreadable. */
+function createdAt(peer: Peer): number {
+  const t = peer.createdAt === undefined ? NaN : Date.parse(peer.createdAt);
+  return Number.isNaN(t) ? Infinity : t;
+}
+
+const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+/** A pod CIDR refused to a peer: the problem to report where its route would have been. */
+type Refusals = Map<string, Problem>;
+
+/**
+ * Which peers' pod CIDRs are refused. Peers claim their CIDRs oldest first (creationTimestamp, then
+ * name), after this node's own and the service range: a CIDR that overlaps one claimed before is
+ * refused for the newer Node, whatever the names. Claims do not depend on whether this node can route
+ * to a peer, so every node computes the same owner for a CIDR from the same Node objects (a stale or
+ * hand-made Node never takes over part of a healthy node's range, on any node).
+ */
+function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], problems: Problem[]): Map<Peer, Refusals> {
+  const claimed = new PrefixClaims();
+  for (const cidr of local.podCidrs) claimed.claim(cidr, LOCAL_OWNER);
+  for (const cidr of local.serviceCidrs ?? []) {
+    const clash = claimed.claim(cidr, SERVICE_OWNER);
+    if (clash) {
+      problems.push({ message: `this node's pod CIDR ${clash.cidr} overlaps the service range ${cidr}; that range is not checked` });
+    }
+  }
+  const refused = new Map<Peer, Refusals>();
+  const age = new Map(peers.map((p) => [p, createdAt(p)]));
+  const byAge = [...peers].sort((a, b) => age.get(a)! - age.get(b)! || byName(a, b));
+  for (const peer of byAge) {
+    for (const dst of peer.podCidrs) {
+      const clash = claimed.claim(dst, peer.name);
+      if (!clash) continue;
+      let m = refused.get(peer);
+      if (!m) refused.set(peer, (m = new Map()));
+      const node = clash.owner === LOCAL_OWNER ? local.name : clash.owner === SERVICE_OWNER ? undefined : clash.owner;
+      m.set(dst, {
+        peer: peer.name,
+        message: `node ${peer.name}: pod CIDR ${dst} overlaps ${ownerText(clash.owner)} ${clash.cidr}; no route`,
+        overlaps: { cidr: clash.cidr, ...(node !== undefined ? { node } : {}) },
+      });
+    }
+  }
+  return refused;
+}
+
 /** The desired entries, in peer name order; peers that cannot be served (in part) are problems. */
 export function desiredState(input: DesiredInput, peers: readonly Peer[]): DesiredState {
   const { mode, local } = input;
   const out: DesiredState = { routes: [], neighbours: [], fdb: [], problems: [] };
-  const claimed = new PrefixClaims();
-  for (const cidr of local.podCidrs) claimed.claim(cidr, '');
   const macOwners = new Map<string, string>();
   if (mode.kind === 'vxlan') macOwners.set(mode.vtepMac, '');
-  const seen = new Set<string>();
   const sameSegment = (ip: string) => input.underlayPrefixes.some((p) => familyOf(p) === familyOf(ip) && cidrContains(p, ip));
   const segments = () => (input.underlayPrefixes.length > 0 ? input.underlayPrefixes.join(', ') : 'no address');
 
-  const sorted = [...peers].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const listed of sorted) {
+  // Read every peer first (name order; problems kept per peer so that they come out in name order),
+  // then decide the CIDR claims by age, then compute the entries in name order.
+  const seen = new Set<string>();
+  const read: { peer: Peer; duplicate: boolean; problems: Problem[] }[] = [];
+  for (const listed of [...peers].sort(byName)) {
     if (listed.name === local.name) continue;
-    const problem = (message: string) => out.problems.push({ peer: listed.name, message: `node ${listed.name}: ${message}` });
-    if (seen.has(listed.name)) {
-      problem('listed more than once; the first one is used');
-      continue;
-    }
+    const problems: Problem[] = [];
+    const problem = (message: string) =>
+      problems.push({ peer: listed.name, message: `node ${listed.name}: ${message}` });
+    const duplicate = seen.has(listed.name);
+    if (duplicate) problem('listed more than once; the first one is used');
     seen.add(listed.name);
-    const peer = canonical(listed, problem);
+    read.push({ peer: duplicate ? listed : canonical(listed, problem), duplicate, problems });
+  }
+  const refused = claimPodCidrs(
+    local,
+    read.filter((r) => !r.duplicate).map((r) => r.peer),
+    out.problems,
+  );
 
+  const serve = (peer: Peer, problems: Problem[]): void => {
+    const problem = (message: string) => problems.push({ peer: peer.name, message: `node ${peer.name}: ${message}` });
     const routes: DesiredRoute[] = [];
     const vtepAddresses: string[] = [];
     for (const dst of peer.podCidrs) {
+      const refusal = refused.get(peer)?.get(dst);
+      if (refusal) {
+        problems.push(refusal);
+        continue;
+      }
       const family = familyOf(dst)!;
       if (!local.podCidrs.some((c) => familyOf(c) === family)) {
         problem(`pod CIDR ${dst} is IPv${family} but this node has no IPv${family} pod CIDR; no route`);
@@ -130,11 +202,6 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
       }
       if (direct && !sameSegment(underlay!)) {
         problem(`underlay address ${underlay} is not on this node's layer-2 segment (${segments()}): host-gw cannot use it as a next hop; no route to ${dst}`);
-        continue;
-      }
-      const clash = claimed.claim(dst, peer.name);
-      if (clash) {
-        problem(`pod CIDR ${dst} overlaps ${clash.owner === '' ? "this node's" : `node ${clash.owner}'s`} ${clash.cidr}; no route`);
         continue;
       }
       if (direct) {
@@ -160,11 +227,10 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
       }
       if (endpoint === undefined) problem(`no IPv${mode.vtepFamily} underlay address for the VXLAN endpoint; no VXLAN entries`);
       if (mac === undefined || owner !== undefined || endpoint === undefined) {
-        // Keep the direct routes this peer may have; drop everything that needs the tunnel, and free
-        // the CIDRs it claimed so the problem is reported once, not as an overlap later.
-        for (const r of routes) if (r.dev === 'vxlan') claimed.release(r.dst, peer.name);
+        // Keep the direct routes this peer may have; drop everything that needs the tunnel. (Its
+        // CIDRs stay claimed: a newer Node does not take them over because this one lacks a MAC.)
         out.routes.push(...routes.filter((r) => r.dev !== 'vxlan'));
-        continue;
+        return;
       }
       macOwners.set(mac, peer.name);
       fdb = { peer: peer.name, mac, dst: endpoint };
@@ -173,6 +239,11 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
     out.routes.push(...routes);
     out.neighbours.push(...neighbours);
     if (fdb) out.fdb.push(fdb);
+  };
+
+  for (const { peer, duplicate, problems } of read) {
+    if (!duplicate) serve(peer, problems);
+    out.problems.push(...problems);
   }
   return out;
 }

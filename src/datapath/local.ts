@@ -24,6 +24,13 @@ export function normalizeLocal(local: LocalNode): LocalNode {
   }
   if (podCidrs.length === 0) throw new TypeError('local node: no pod CIDR');
   const out: LocalNode = { name: local.name, underlayIface: local.underlayIface, underlayIps, podCidrs };
+  if (local.serviceCidrs !== undefined) {
+    out.serviceCidrs = local.serviceCidrs.map((c) => {
+      const n = normalizeCidr(c);
+      if (n === undefined) throw new TypeError(`local node: service CIDR ${JSON.stringify(c)} is not a CIDR`);
+      return n;
+    });
+  }
   if (local.underlayMtu !== undefined) {
     if (!Number.isInteger(local.underlayMtu) || local.underlayMtu < 68) throw new TypeError(`local node: underlay MTU ${local.underlayMtu} is not a usable MTU`);
     out.underlayMtu = local.underlayMtu;

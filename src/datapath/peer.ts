@@ -24,7 +24,8 @@ function fail(name: string | undefined, reason: string): PeerResult {
  * - underlay addresses: the strand.dev/underlay-ip annotation the node's agent published, else
  *   status.addresses of type InternalIP (the first of each family), as kubelet reports them;
  * - VTEP MAC: strand.dev/vtep-mac (optional: a host-gw node has none);
- * - backend: strand.dev/backend (optional).
+ * - backend: strand.dev/backend (optional);
+ * - createdAt: metadata.creationTimestamp (optional: it decides which of two overlapping Nodes wins).
  * A present but malformed annotation makes the Node unusable rather than silently ignored.
  */
 export function peerFromNode(node: unknown): PeerResult {
@@ -69,6 +70,8 @@ export function peerFromNode(node: unknown): PeerResult {
   }
 
   const peer: Peer = { name, underlayIps, podCidrs };
+  const createdAt = creationTime(meta);
+  if (createdAt !== undefined) peer.createdAt = createdAt;
 
   const mac = annotation(ANNOTATIONS.vtepMac);
   if (mac !== undefined) {
@@ -78,6 +81,13 @@ export function peerFromNode(node: unknown): PeerResult {
   const backend = annotation(ANNOTATIONS.backend);
   if (backend !== undefined && backend !== '') peer.backend = backend;
   return { ok: true, peer };
+}
+
+/** metadata.creationTimestamp of an API Node (text, or a Date from client-node), or the slim Node's createdAt. */
+function creationTime(meta: Json): string | undefined {
+  const t = meta.creationTimestamp ?? meta.createdAt;
+  if (typeof t === 'string') return t;
+  return t instanceof Date && !Number.isNaN(t.getTime()) ? t.toISOString() : undefined;
 }
 
 /** "198.18.0.2" or "198.18.0.2,2001:db8::2" → addresses, or what is wrong with it. */

@@ -36,6 +36,8 @@ export interface LocalNode {
   podCidrs: string[];
   /** MTU of the underlay interface; read from the kernel when left out. */
   underlayMtu?: number;
+  /** The cluster's service range(s), when known: a peer's pod CIDR overlapping one gets no route. */
+  serviceCidrs?: string[];
 }
 
 /** Another node, as read from its Node object by peerFromNode. */
@@ -49,6 +51,8 @@ export interface Peer {
   vtepMac?: string;
   /** The backend it says it runs (strand.dev/backend), when it says. */
   backend?: string;
+  /** metadata.creationTimestamp (RFC 3339): of two Nodes whose pod CIDRs overlap, the older keeps its. */
+  createdAt?: string;
 }
 
 /** What setUp hands back to the agent. */
@@ -77,6 +81,9 @@ export interface Change {
 export interface Problem {
   /** The peer this is about, when it is about one. */
   peer?: string;
+  /** When the problem is a pod CIDR refused for overlapping one claimed before: that CIDR, and the node
+   * holding it (an older peer, or this node; absent for the service range). */
+  overlaps?: { cidr: string; node?: string };
   message: string;
 }
 

@@ -11,6 +11,10 @@ export interface SlimMeta {
   resourceVersion?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** metadata.creationTimestamp as the API sends it (RFC 3339; not under its own name, which
+   * client-node types as a Date). Kept for Nodes only: of two Nodes whose pod CIDRs overlap, the older
+   * keeps its (datapath/desired.ts). */
+  createdAt?: string;
 }
 
 // The slim objects have the API's shape (a subset of V1Node, V1Pod…), so code written against the API
@@ -130,6 +134,9 @@ function slimming<T>(fn: (raw: unknown) => T): (raw: unknown) => Slimmed<T> {
 
 export const slimNode = slimming((raw): NodeInfo => {
   const metadata = slimMeta(raw, false, (k) => k.startsWith(ANNOTATION_PREFIX));
+  // Not a reason to refuse the Node when malformed: it then counts as the newest (datapath/desired.ts).
+  const created = ((raw as Json).metadata as Json).creationTimestamp;
+  if (isString(created)) metadata.createdAt = created;
   const spec = section(raw, 'spec');
   const status = section(raw, 'status');
   const podCIDRs = field(spec, 'podCIDRs', isArray, 'an array', 'spec') ?? [];

@@ -38,6 +38,7 @@ describe('agent configuration', () => {
       kubeconfig: undefined,
       nodeName: 'n1',
       clusterCIDRs: [],
+      serviceCIDRs: [],
       backend: 'vxlan',
       iface: undefined,
       cniBinDir: '/opt/cni/bin',
@@ -66,6 +67,7 @@ describe('agent configuration', () => {
       kubeconfig = "/etc/kubernetes/kubelet.conf"
       node-name = "worker-1"
       cluster-cidr = ["fd00:10:244::/56", "10.244.0.0/16"]
+      service-cidr = "10.96.0.0/12"
       backend = "host-gw"
       iface = "eth1"
       cni-bin-dir = "/opt/cni/bin2"
@@ -94,6 +96,7 @@ describe('agent configuration', () => {
       nodeName: 'worker-1',
       // IPv4 first, as in the node state.
       clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'],
+      serviceCIDRs: ['10.96.0.0/12'],
       backend: 'host-gw',
       iface: 'eth1',
       cniBinDir: '/opt/cni/bin2',

@@ -78,6 +78,85 @@ describe('desiredState, VXLAN', () => {
     expect(d.fdb.map((e) => e.peer)).toEqual(['n3']);
   });
 
+  describe('overlapping pod CIDRs: the older Node keeps its CIDR, whatever the names', () => {
+    const T0 = '2026-01-01T00:00:00Z';
+    const LATER = '2026-03-01T12:00:00Z';
+    // A stale or hand-made Node with a /25 inside n3's /24, created after n3.
+    const bad = (name: string, podCidrs = ['10.244.3.0/25']) => ({ ...peer(9, { podCidrs }), name, createdAt: LATER });
+    const n3 = peer(3, { createdAt: T0 });
+
+    for (const name of ['a-bad', 'zz-bad']) {
+      it(`the newer Node ${name} (sorted ${name === 'a-bad' ? 'first' : 'last'}) is refused; n3 keeps its route`, () => {
+        for (const mode of [VXLAN, HOST_GW]) {
+          const d = desiredState(input(mode), [bad(name), n3, peer(2, { createdAt: T0 })]);
+          expect(d.routes.map((r) => `${r.peer} ${r.dst}`)).toEqual(['n2 10.244.2.0/24', 'n3 10.244.3.0/24']);
+          expect(d.problems).toEqual([
+            { peer: name, overlaps: { cidr: '10.244.3.0/24', node: 'n3' }, message: `node ${name}: pod CIDR 10.244.3.0/25 overlaps node n3's 10.244.3.0/24; no route` },
+          ]);
+          if (mode.kind === 'vxlan') expect(d.fdb.map((e) => e.peer)).toEqual(['n2', 'n3']);
+        }
+      });
+    }
+
+    it('a /23 around the /24 is refused the same way', () => {
+      const d = desiredState(input(VXLAN), [bad('a-bad', ['10.244.2.0/23']), n3]);
+      expect(d.routes.map((r) => r.peer)).toEqual(['n3']);
+      expect(d.problems.map((p) => p.message)).toEqual(["node a-bad: pod CIDR 10.244.2.0/23 overlaps node n3's 10.244.3.0/24; no route"]);
+    });
+
+    it('the older Node wins even when it sorts after the newer one and the newer one is well formed', () => {
+      const old = { ...peer(2, { podCidrs: ['10.244.3.0/25'] }), name: 'zz-old', createdAt: T0 };
+      const d = desiredState(input(VXLAN), [old, peer(3, { createdAt: LATER })]);
+      expect(d.routes.map((r) => r.peer)).toEqual(['zz-old']);
+      expect(d.problems.map((p) => p.overlaps?.node)).toEqual(['zz-old']);
+    });
+
+    it('ties and missing timestamps go by name; a missing one counts as the newest', () => {
+      const tie = desiredState(input(VXLAN), [bad('zz-bad'), { ...n3, createdAt: LATER }]);
+      expect(tie.routes.map((r) => r.peer)).toEqual(['n3']);
+      const none = desiredState(input(VXLAN), [{ ...bad('a-bad'), createdAt: undefined }, n3]);
+      expect(none.routes.map((r) => r.peer)).toEqual(['n3']);
+      const unreadable = desiredState(input(VXLAN), [{ ...bad('a-bad'), createdAt: 'yesterday' }, n3]);
+      expect(unreadable.routes.map((r) => r.peer)).toEqual(['n3']);
+    });
+
+    it("a Node inside this node's own CIDR is refused whatever its age", () => {
+      const d = desiredState(input(HOST_GW), [{ ...bad('a-bad', ['10.244.1.128/25']), createdAt: '2000-01-01T00:00:00Z' }]);
+      expect(d.routes).toEqual([]);
+      expect(d.problems).toEqual([
+        { peer: 'a-bad', overlaps: { cidr: '10.244.1.0/24', node: 'n1' }, message: "node a-bad: pod CIDR 10.244.1.128/25 overlaps this node's 10.244.1.0/24; no route" },
+      ]);
+    });
+
+    it('a Node inside the service range is refused; a service range around this node is reported, not used', () => {
+      const local = { name: 'n1', podCidrs: ['10.244.1.0/24'], serviceCidrs: ['10.96.0.0/12'] };
+      const d = desiredState(input(VXLAN, { local }), [bad('a-bad', ['10.96.5.0/24']), n3]);
+      expect(d.routes.map((r) => r.peer)).toEqual(['n3']);
+      expect(d.problems.map((p) => p.message)).toEqual(['node a-bad: pod CIDR 10.96.5.0/24 overlaps the service range 10.96.0.0/12; no route']);
+      expect(d.problems[0]?.overlaps).toEqual({ cidr: '10.96.0.0/12' });
+      const inside = desiredState(input(VXLAN, { local: { ...local, serviceCidrs: ['10.244.0.0/16'] } }), [n3]);
+      // A service range around this node's own CIDR is wrong: said, and not held against the peers.
+      expect(inside.problems.map((p) => p.message)).toEqual(["this node's pod CIDR 10.244.1.0/24 overlaps the service range 10.244.0.0/16; that range is not checked"]);
+      expect(inside.routes.map((r) => r.peer)).toEqual(['n3']);
+    });
+
+    it('IPv6: the newer /80 inside an older /64 is refused, the IPv4 route of the same Node stays', () => {
+      const local = { name: 'n1', podCidrs: ['10.244.1.0/24', 'fd00:1::/64'] };
+      const old = peer(3, { podCidrs: ['10.244.3.0/24', 'fd00:3::/64'], underlayIps: ['198.18.0.3', '2001:db8::3'], createdAt: T0 });
+      const newer = { ...bad('a-bad', ['10.244.9.0/24', 'fd00:3:0:0:1::/80']), underlayIps: ['198.18.0.9', '2001:db8::9'] };
+      const d = desiredState(input(VXLAN, { local }), [newer, old]);
+      expect(d.routes.map((r) => `${r.peer} ${r.dst}`)).toEqual(['a-bad 10.244.9.0/24', 'n3 10.244.3.0/24', 'n3 fd00:3::/64']);
+      expect(d.problems.map((p) => p.message)).toEqual(["node a-bad: pod CIDR fd00:3:0:0:1::/80 overlaps node n3's fd00:3::/64; no route"]);
+    });
+
+    it('every node computes the same owner: the one that cannot route to the older Node still refuses the newer', () => {
+      // n3 has no VTEP MAC (its agent runs host-gw): no VXLAN entries for it, and its CIDR stays its own.
+      const d = desiredState(input(VXLAN), [bad('a-bad'), { ...n3, vtepMac: undefined }]);
+      expect(d.routes).toEqual([]);
+      expect(d.problems.map((p) => p.peer)).toEqual(['a-bad', 'n3']);
+    });
+  });
+
   it('a pod CIDR of a family this node has none of is skipped with a reason', () => {
     const d = desiredState(input(VXLAN), [peer(2, { podCidrs: ['10.244.2.0/24', 'fd00:2::/64'] })]);
     expect(d.routes.map((r) => r.dst)).toEqual(['10.244.2.0/24']);

@@ -14,6 +14,17 @@ function node(overrides: { name?: unknown; annotations?: unknown; spec?: unknown
 }
 
 describe('peerFromNode', () => {
+  it('keeps the creation time (API text, a client-node Date, or the slim Node\'s createdAt); a bad one is left out', () => {
+    const at = (metadata: Record<string, unknown>) => {
+      const r = peerFromNode({ ...(node() as object), metadata: { name: 'n2', ...metadata } });
+      return r.ok ? r.peer.createdAt : 'unusable';
+    };
+    expect(at({ creationTimestamp: '2026-01-01T00:00:00Z' })).toBe('2026-01-01T00:00:00Z');
+    expect(at({ creationTimestamp: new Date('2026-01-01T00:00:00Z') })).toBe('2026-01-01T00:00:00.000Z');
+    expect(at({ createdAt: '2026-01-02T00:00:00Z' })).toBe('2026-01-02T00:00:00Z');
+    expect(at({ creationTimestamp: 5 })).toBeUndefined();
+  });
+
   it('reads name, pod CIDRs, InternalIP and no MAC from a plain kubelet Node', () => {
     expect(peerFromNode(node())).toEqual({ ok: true, peer: { name: 'n2', podCidrs: ['10.244.2.0/24'], underlayIps: ['198.18.0.2'] } });
   });

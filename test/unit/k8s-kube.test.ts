@@ -71,6 +71,12 @@ describe('slim objects', () => {
         },
       },
     });
+    // The creation time is kept (it decides which of two overlapping Nodes keeps its pod CIDR); a bad
+    // one does not make the Node unusable.
+    const created = slimNode({ metadata: { name: 'n2', creationTimestamp: '2026-01-01T00:00:00Z' } });
+    expect(created.ok && created.value.metadata.createdAt).toBe('2026-01-01T00:00:00Z');
+    const badTime = slimNode({ metadata: { name: 'n2', creationTimestamp: 7 } });
+    expect(badTime.ok && badTime.value.metadata).toEqual({ name: 'n2' });
     // podCIDRs wins over podCIDR when both are set.
     const dual = slimNode({ metadata: { name: 'n2' }, spec: { podCIDR: '10.244.2.0/24', podCIDRs: ['10.244.2.0/24', 'fd00:2::/64'] } });
     expect(dual.ok && dual.value.spec.podCIDRs).toEqual(['10.244.2.0/24', 'fd00:2::/64']);

@@ -5,6 +5,7 @@ import type { Logger } from '../../log.ts';
 import type { ClusterNetwork } from '../cluster-network.ts';
 import type { AgentConfig } from '../config.ts';
 import type { InspectSnapshot } from '../inspect.ts';
+import type { AgentMetrics } from '../metrics.ts';
 import { describeError } from '../../k8s/client.ts';
 import { type ClusterCache } from '../../k8s/cluster-cache.ts';
 import { nodePodCidrs } from '../node-addresses.ts';
@@ -19,6 +20,7 @@ export interface ClusterNetworkStepOptions {
   publication: NodePublicationStep;
   cache: Pick<ClusterCache, 'nodes'>;
   log: Logger;
+  metrics?: Pick<AgentMetrics, 'podCidrConflicts'>;
   /** The routes are in place for the first time. */
   onReady: () => void;
 }
@@ -65,6 +67,7 @@ export class ClusterNetworkStep implements Step {
       problems: r.problems.map((p) => p.message),
       durationMs: Math.round(r.durationMs * 100) / 100,
     };
+    this.opts.metrics?.podCidrConflicts.set(new Set(r.problems.filter((p) => p.overlaps).map((p) => p.peer)).size);
     this.opts.publication.annotate(node, pass.annotations);
     const unusable = pass.unusable.map((u) => `${u.name ?? '(unnamed)'}: ${u.reason}`).join('; ');
     if (unusable !== this.unusablePeers) {
