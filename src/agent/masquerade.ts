@@ -31,7 +31,7 @@
 // leaving the pod's node subnet, which includes pods on other nodes, and NAT in one postrouting chain
 // cannot be undone by another.
 import { createHash } from 'node:crypto';
-import { formatIp, networkOf, parseCidr } from '../net/ip.ts';
+import { formatIp, networkOf, parseCidr, type ParsedCidr } from '../net/ip.ts';
 import { addrField, addrValue, lookup, match, renderRule, type Expr } from '../nft/expr.ts';
 import { canonicalElementPart, PRIORITY, type Chain, type NftSet, type Rule, type TableState } from '../nft/objects.ts';
 import { Transaction, type Ownership } from '../nft/transaction.ts';
@@ -90,7 +90,7 @@ function egressBody(family: 4 | 6, set: string): Expr[] {
  */
 export function clusterCidrsByFamily(cidrs: readonly string[]): { v4: string[]; v6: string[] } {
   const parsed = cidrs.map((text) => {
-    let c;
+    let c: ParsedCidr;
     try {
       c = parseCidr(text.trim());
     } catch (err) {

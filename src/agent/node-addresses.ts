@@ -1,7 +1,7 @@
 // This node's pod CIDRs and its own addresses: one definition each, read by node set-up, the policy
 // input builder (R11: a node's own addresses always reach its pods) and `strand explain` (which
 // compiles any node's model, so it takes the node as an argument).
-import { firstHost, formatIp, parseCidr } from '../net/ip.ts';
+import { firstHost, formatIp, parseCidr, type ParsedCidr } from '../net/ip.ts';
 import { normalizeIp } from '../net/text.ts';
 import type { NodeInfo } from '../k8s/objects.ts';
 
@@ -14,7 +14,7 @@ export function canonicalIp(ip: string): string {
 export function nodePodCidrs(node: NodeInfo): { cidrs: string[] } | { problem: string } {
   const cidrs: string[] = [];
   for (const raw of node.spec.podCIDRs) {
-    let c;
+    let c: ParsedCidr;
     try {
       if (!raw.includes('/')) throw new Error('no prefix length');
       c = parseCidr(raw);

@@ -110,7 +110,7 @@ function chainedRole(type: string): string {
  */
 export function parseVersionAnswer(stdout: string): PluginAnswer {
   const shape = z.object({ cniVersion: z.string().min(1), supportedVersions: z.array(z.string()).optional() });
-  let parsed;
+  let parsed: ReturnType<typeof shape.safeParse>;
   try {
     parsed = shape.safeParse(JSON.parse(stdout));
   } catch {

@@ -195,11 +195,13 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   const ipArg = cniArgs === '' ? undefined : parseCniArgs(cniArgs, ['IP', ...K8S_ARG_KEYS]).get('IP');
   const argsIps = args.cni?.ips;
   if (argsIps && argsIps.length > 0) {
-    argsIps.forEach((s, i) => requested.push(requestedIp(s, `args.cni.ips[${i}]`, ErrorCode.InvalidNetworkConfig)));
+    for (const [i, s] of argsIps.entries()) requested.push(requestedIp(s, `args.cni.ips[${i}]`, ErrorCode.InvalidNetworkConfig));
   } else if (ipArg) {
     for (const s of ipArg.split(',')) requested.push(requestedIp(s.trim(), 'CNI_ARGS IP', ErrorCode.InvalidEnvironment));
   }
-  (runtimeConfig.ips ?? []).forEach((s, i) => requested.push(requestedIp(s, `runtimeConfig.ips[${i}]`, ErrorCode.InvalidNetworkConfig)));
+  for (const [i, s] of (runtimeConfig.ips ?? []).entries()) {
+    requested.push(requestedIp(s, `runtimeConfig.ips[${i}]`, ErrorCode.InvalidNetworkConfig));
+  }
   const seen = new Set<string>();
   const requestedIps = requested.filter((ip) => {
     const key = formatIp(ip);

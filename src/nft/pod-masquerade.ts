@@ -155,7 +155,7 @@ export function addPodMasquerade(nl: NetlinkSocket, network: string, owner: stri
 /** Names of this network's sets; none when the table does not exist. */
 function networkSets(nl: NetlinkSocket, network: string): string[] {
   const prefix = networkPrefix(network);
-  let messages;
+  let messages: ReturnType<NetlinkSocket["dump"]>;
   try {
     messages = nl.dump(getSets(TABLE), `list sets of table inet ${TABLE}`);
   } catch (err) {

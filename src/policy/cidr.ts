@@ -1,7 +1,7 @@
 // Address arithmetic for ipBlock peers (R9): CIDRs as [first, last] intervals of bigints, a cidr
 // minus its excepts as the fewest prefixes that cover exactly the rest (the form nft lists an
 // interval set in), and containment tests for the evaluators.
-import { formatIp, parseCidr, tryParseIp } from '../net/ip.ts';
+import { formatIp, parseCidr, tryParseIp, type ParsedCidr } from '../net/ip.ts';
 
 export interface Interval {
   family: 4 | 6;
@@ -31,7 +31,7 @@ function toBytes(v: bigint, family: 4 | 6): Uint8Array {
  * undefined when it does not parse. A bare address is not a CIDR here (the API requires the prefix). */
 export function cidrInterval(text: string): Interval | undefined {
   if (typeof text !== 'string' || !text.includes('/')) return undefined;
-  let c;
+  let c: ParsedCidr;
   try {
     c = parseCidr(text.trim());
   } catch {
