@@ -169,7 +169,8 @@ export class Agent {
       log: this.log,
       onChange: (resource) => {
         this.api.event(resource);
-        if (resource !== 'nodes') this.policy.request(this.clock.now());
+        // Nodes matter to policy only through ClusterNetworkPolicy `nodes` peers.
+        if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0) this.policy.request(this.clock.now());
         this.loop.request();
       },
       onSynced: (resource) => {
@@ -314,6 +315,8 @@ export class Agent {
       const gcMs = releaseMemory();
       const counts = Object.fromEntries(this.cache.all.map((i) => [i.resource, i.list().length]));
       this.log.info({ objects: counts, memoryMiB: memoryMiB(), gcMs }, 'synced with the API server');
+      // The last list may bring no object (no CRD, no ClusterNetworkPolicy), hence no change event.
+      this.policy.request();
     }
     this.loop.request();
   }
