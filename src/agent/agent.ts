@@ -2,6 +2,7 @@
 // each job is a step (steps/) run in order by one loop (loop.ts: one debounce, one retry policy) on
 // informer events and periodically, so a missed event never matters. A pass, level based:
 //   node-setup → node-publication → cluster-network → masquerade → local-pods → ipam-metrics → policy
+//   → cluster-policy-report
 // NetworkPolicy enforcement (policy/enforcer.ts) runs its own instance of the loop with a shorter
 // debounce; the pod-start notices (pod-notices.ts) have one store that the local-pods step, the policy
 // input and the pod-start gate read. The nft client, the netlink sockets and the clock are injected.
@@ -38,6 +39,7 @@ import { memoryMiB, MemoryKeeper, releaseMemory } from './steps/memory.ts';
 import { IpamMetricsStep } from './steps/metrics.ts';
 import { NodePublicationStep } from './steps/node-publication.ts';
 import { NodeSetupStep, WAITING_LOG_MS } from './steps/node-setup.ts';
+import { ClusterPolicyReportStep } from './steps/cluster-policy-report.ts';
 import { PolicyStep } from './steps/policy.ts';
 import type { PassContext, Step } from './steps/step.ts';
 
@@ -142,6 +144,7 @@ export class Agent {
       this.localPods,
       new IpamMetricsStep(c, this.metrics, this.nodeSetup, log),
       new PolicyStep(this.policy, ownAddresses),
+      new ClusterPolicyReportStep(this.cache.clusterNetworkPolicies, this.metrics.registry, log),
     ];
     this.answers = new AgentAnswers({
       config: c,
