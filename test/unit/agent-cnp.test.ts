@@ -15,7 +15,9 @@ import type { ClusterNetworkPolicyInfo } from '../../src/k8s/objects.ts';
 import type { NetlinkSocket } from '../../src/kernel/index.ts';
 import { silentLogger } from '../../src/log.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
-import { clusterChainName, podChainName } from '../../src/policy/index.ts';
+import { readPolicyCounters } from '../../src/agent/policy-counters.ts';
+import { clusterChainName, compilePolicy, podChainName, renderPolicy, type CompileInput } from '../../src/policy/index.ts';
+import { renderRule } from '../../src/nft/expr.ts';
 import { TestApiServer } from '../kit/k8s-api-server.ts';
 
 const cnp = (name: string, spec: Record<string, unknown>): ClusterNetworkPolicyInfo => ({ metadata: { name }, spec });
@@ -51,6 +53,40 @@ describe('ClusterNetworkPolicy problems', () => {
     step.pass();
     expect(lines.at(-1)).toMatchObject({ level: 30, policy: 'bad', field: 'spec.priority' });
     expect(await registry.metrics()).toContain('strand_cluster_network_policy_problems{kind="invalid"} 0');
+  });
+});
+
+describe('ClusterNetworkPolicy rules in the rendered table', () => {
+  const input: CompileInput = {
+    nodeName: 'n1',
+    nodeAddresses: ['198.18.0.11'],
+    namespaces: [{ metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } }],
+    pods: [
+      { metadata: { name: 'a', namespace: 'x', labels: { app: 'a' } }, spec: { nodeName: 'n1', containers: [] }, status: { phase: 'Running', podIPs: [{ ip: '10.244.1.2' }] } },
+      { metadata: { name: 'c', namespace: 'x', labels: { app: 'c' } }, spec: { nodeName: 'n1', containers: [] }, status: { phase: 'Running', podIPs: [{ ip: '10.244.1.3' }] } },
+    ],
+    policies: [],
+    clusterNetworkPolicies: [cnp('deny-metadata', { ...denyFromAll, ingress: [{ name: 'deny-imds', action: 'Deny', from: [{ namespaces: {} }] }, { action: 'Pass', from: [{ namespaces: {} }] }] })],
+  };
+
+  it('count per policy, rule name (else direction[index]), tier and action, summed over the pods they select', () => {
+    const table = renderPolicy(compilePolicy(input));
+    const counters = [...table.chains].flatMap(([chain, c]) =>
+      c.rules.map((r, i) => ({ chain, handle: i + 2, ...(r.comment ? { comment: r.comment } : {}), packets: 5, bytes: 0 })),
+    );
+    const { clusterRules } = readPolicyCounters(counters, table);
+    expect(clusterRules).toEqual([
+      { policy: 'deny-metadata', rule: 'deny-imds', tier: 'admin', action: 'drop', direction: 'ingress', packets: 10 },
+      { policy: 'deny-metadata', rule: 'ingress[1]', tier: 'admin', action: 'pass', direction: 'ingress', packets: 10 },
+    ]);
+  });
+
+  it('with --policy-log-denied, log a CNP Deny under its own rule comment before dropping', () => {
+    const table = renderPolicy(compilePolicy(input), { logDenied: { perSecond: 10 } });
+    const chain = table.chains.get(clusterChainName('admin', { namespace: 'x', name: 'a' }, 'ingress'));
+    const bodies = (chain?.rules ?? []).map((r) => renderRule(r.body));
+    const log = bodies.find((b) => b.includes('log prefix'));
+    expect(log).toContain('cnp/deny-metadata ingress 0 deny-imds');
   });
 });
 
