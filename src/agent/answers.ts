@@ -197,7 +197,13 @@ export class AgentAnswers {
         nl.close();
       }
     }
-    const caches = { nodes: cache.nodes.list(), pods: cache.pods.list(), namespaces: cache.namespaces.list(), policies: cache.networkPolicies.list() };
+    const caches = {
+      nodes: cache.nodes.list(),
+      pods: cache.pods.list(),
+      namespaces: cache.namespaces.list(),
+      policies: cache.networkPolicies.list(),
+      clusterNetworkPolicies: cache.clusterNetworkPolicies.list(),
+    };
     // enforced: this agent programs what it compiles, so explain's verdicts are what the kernel enforces.
     const policy = (packet: Parameters<typeof explainPolicy>[1], src: string | undefined, dst: string | undefined) =>
       explainPolicy(caches, packet, src, dst, true, this.opts.policy.compileInput());
