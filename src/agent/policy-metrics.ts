@@ -73,7 +73,9 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
     policyPackets,
     clusterRulePackets: new Counter({
       name: 'strand_cluster_network_policy_rule_packets_total',
-      help: "Packets of new connections a ClusterNetworkPolicy rule matched on this node's pods, by policy, rule (its name, else direction[index]), tier, action and direction (from the nftables rule counters; a rebuild starts them again from 0).",
+      help:
+        "Packets of new connections a ClusterNetworkPolicy rule matched on this node's pods, by policy, rule (its name, " +
+        'else direction[index]), tier, action and direction (from the nftables rule counters; a rebuild starts them from 0).',
       labelNames: ['policy', 'rule', 'tier', 'action', 'direction'] as const,
       registers,
       collect: collectCounters,

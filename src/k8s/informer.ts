@@ -318,7 +318,8 @@ export class ResourceInformer<T extends KubernetesObject> {
       this.absent = true;
       this.hooks.log.info(
         { resource: this.resource, retryInMs: retryMs },
-        `${this.resource}: not served by the API server (the CRD is not installed): none to enforce; looking again every ${Math.round(retryMs / 1000)} s`,
+        `${this.resource}: not served by the API server (the CRD is not installed): none to enforce; ` +
+          `looking again every ${Math.round(retryMs / 1000)} s`,
       );
     }
     const had = this.lw.list().length > 0;

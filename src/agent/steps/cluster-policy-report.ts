@@ -49,7 +49,9 @@ export class ClusterPolicyReportStep implements Step {
     this.log = log.child({ component: 'policy' });
     this.gauge = new Gauge({
       name: 'strand_cluster_network_policy_problems',
-      help: 'ClusterNetworkPolicy fields the agent reports, by kind: invalid (what the CRD would refuse) or unsupported (domainNames); each rule they touch fails closed.',
+      help:
+        'ClusterNetworkPolicy fields the agent reports, by kind: invalid (what the CRD would refuse) or unsupported ' +
+        '(domainNames); each rule they touch fails closed.',
       labelNames: ['kind'] as const,
       registers: [registry],
     });
@@ -67,10 +69,12 @@ export class ClusterPolicyReportStep implements Step {
     for (const [key, p] of now) {
       if (this.said.has(key)) continue;
       const what = p.kind === 'invalid' ? 'invalid' : 'unsupported';
-      this.log.warn({ policy: p.policy, field: p.field, kind: p.kind, reason: p.reason }, `ClusterNetworkPolicy ${p.policy}: ${what} ${p.field}: ${p.reason}`);
+      const message = `ClusterNetworkPolicy ${p.policy}: ${what} ${p.field}: ${p.reason}`;
+      this.log.warn({ policy: p.policy, field: p.field, kind: p.kind, reason: p.reason }, message);
     }
     for (const [key, p] of this.said) {
-      if (!now.has(key)) this.log.info({ policy: p.policy, field: p.field, kind: p.kind }, `ClusterNetworkPolicy ${p.policy}: ${p.field} no longer reported`);
+      if (now.has(key)) continue;
+      this.log.info({ policy: p.policy, field: p.field, kind: p.kind }, `ClusterNetworkPolicy ${p.policy}: ${p.field} no longer reported`);
     }
     this.said = now;
     this.gauge.set({ kind: 'invalid' }, problems.filter((p) => p.kind === 'invalid').length);
