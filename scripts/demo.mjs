@@ -2,8 +2,9 @@
 // The demo: Strand on a simulated two-node cluster, with no real Kubernetes (test/kit/sim/). Each node
 // is a network namespace running `strand agent` against a small in-process API server; pods are
 // wired by running dist/cni/strand exactly as a container runtime does. It prints the nodes, the pods,
-// who reaches whom (ICMP and TCP, every pod to every pod), what the outside sees of a pod's traffic,
-// and removes everything. Exit status 0 only if everything connected.
+// who reaches whom (ICMP and TCP, every pod to every pod), then under a NetworkPolicy, an Admin
+// ClusterNetworkPolicy Deny that a NetworkPolicy cannot reopen and a Baseline default deny that one
+// can, what the outside sees of a pod's traffic, and removes everything. Exit status 0 only if everything connected.
 //
 //   node scripts/demo.mjs [--backend vxlan|host-gw] [--nodes 2] [--pods 2]
 import { readFileSync } from 'node:fs';
@@ -130,38 +131,76 @@ try {
   else console.log(bad(`  ${failed.length} of ${results.length} pairs failed`));
   allGood &&= failed.length === 0;
 
-  // NetworkPolicy: a default-deny in the pods' namespace, then one policy that lets "cache" pods reach
-  // "web" pods on the test port. The table again, over TCP (NetworkPolicy says nothing about ICMP).
-  head('NetworkPolicy: default-deny ingress in namespace default, then allow role=cache → role=web on TCP 8080');
-  const policy = (name, spec) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'default' }, spec });
-  t0 = performance.now();
-  await cluster.api.create('networkpolicies', policy('default-deny', { podSelector: {}, policyTypes: ['Ingress'] }));
-  await cluster.api.create(
-    'networkpolicies',
-    policy('web-from-cache', { podSelector: { matchLabels: { role: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'cache' } } }], ports: [{ protocol: 'TCP', port: 8080 }] }] }),
-  );
-  const expected = (from, to) => to.role === 'web' && from.role === 'cache';
+  // Policy steps: objects applied through the API, then every pod to every pod over TCP (a denied
+  // connection is dropped: the probe times out), printed as a table, then the objects deleted.
   const probeAll = () => mapLimit(pairs, 6, async ({ from, to }) => ({ from, to, seen: await tcpWhoami(from.netns, to.ip, undefined, 1) }));
-  let policyResults = await probeAll();
-  for (let tries = 0; tries < 10 && policyResults.some((r) => (r.seen !== undefined) !== expected(r.from, r.to)); tries++) policyResults = await probeAll();
-  const pcell = (r, width) => {
-    if (!r) return dim(pad('·', width));
-    const ok = r.seen !== undefined;
-    const text = ok ? 'allowed' : 'denied';
-    return ok === expected(r.from, r.to) ? (ok ? good(pad(text, width)) : dim(pad(text, width))) : bad(pad(`${text}!`, width));
-  };
-  console.log(`  ${pad('from \\ to', width)}${pods.map((p) => pad(p.name, width)).join('')}`);
-  for (const from of pods) {
-    const cells = pods.map((to) => pcell(policyResults.find((x) => x.from === from && x.to === to), width));
-    console.log(`  ${pad(from.name, width)}${cells.join('')}`);
+  async function policyStep(title, objects, expected, summary) {
+    head(title);
+    const t0 = performance.now();
+    for (const [resource, obj] of objects) await cluster.api.create(resource, obj);
+    let results = await probeAll();
+    for (let tries = 0; tries < 10 && results.some((r) => (r.seen !== undefined) !== expected(r.from, r.to)); tries++) results = await probeAll();
+    const pcell = (r) => {
+      if (!r) return dim(pad('·', width));
+      const ok = r.seen !== undefined;
+      const text = ok ? 'allowed' : 'denied';
+      return ok === expected(r.from, r.to) ? (ok ? good(pad(text, width)) : dim(pad(text, width))) : bad(pad(`${text}!`, width));
+    };
+    console.log(`  ${pad('from \\ to', width)}${pods.map((p) => pad(p.name, width)).join('')}`);
+    for (const from of pods) console.log(`  ${pad(from.name, width)}${pods.map((to) => pcell(results.find((x) => x.from === from && x.to === to))).join('')}`);
+    const wrong = results.filter((r) => (r.seen !== undefined) !== expected(r.from, r.to));
+    const allowedPairs = results.filter((r) => r.seen !== undefined).length;
+    if (wrong.length === 0) console.log(good(`  enforced: ${allowedPairs} pair(s) allowed (${summary}), ${results.length - allowedPairs} denied`) + dim(` (${ms(t0)}, rules in each node's table inet strand, chains agent-pol-*)`));
+    else console.log(bad(`  ${wrong.length} pair(s) not as the policies say (marked !)`));
+    allGood &&= wrong.length === 0;
+    for (const [resource, obj] of objects) await cluster.api.delete(resource, obj.metadata.name, obj.metadata.namespace);
   }
-  const wrong = policyResults.filter((r) => (r.seen !== undefined) !== expected(r.from, r.to));
-  const allowedPairs = policyResults.filter((r) => r.seen !== undefined).length;
-  if (wrong.length === 0) console.log(good(`  enforced: ${allowedPairs} pair(s) allowed (cache → web), ${policyResults.length - allowedPairs} denied`) + dim(` (${ms(t0)}, rules in each node's table inet strand, chains agent-pol-*)`));
-  else console.log(bad(`  ${wrong.length} pair(s) not as the policies say (marked !)`));
-  allGood &&= wrong.length === 0;
-  await cluster.api.delete('networkpolicies', 'web-from-cache', 'default');
-  await cluster.api.delete('networkpolicies', 'default-deny', 'default');
+  const policy = (name, spec) => ['networkpolicies', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'default' }, spec }];
+  const clusterPolicy = (name, spec) => ['clusternetworkpolicies', { apiVersion: 'policy.networking.k8s.io/v1alpha2', kind: 'ClusterNetworkPolicy', metadata: { name }, spec }];
+  const role = (r) => ({ matchLabels: { role: r } });
+  const webFromCache = policy('web-from-cache', { podSelector: role('web'), ingress: [{ from: [{ podSelector: role('cache') }], ports: [{ protocol: 'TCP', port: 8080 }] }] });
+
+  // NetworkPolicy: a default-deny in the pods' namespace, then one policy that lets "cache" pods reach
+  // "web" pods on the test port (NetworkPolicy says nothing about ICMP: TCP only).
+  await policyStep(
+    'NetworkPolicy: default-deny ingress in namespace default, then allow role=cache → role=web on TCP 8080',
+    [policy('default-deny', { podSelector: {}, policyTypes: ['Ingress'] }), webFromCache],
+    (from, to) => to.role === 'web' && from.role === 'cache',
+    'cache → web',
+  );
+
+  // ClusterNetworkPolicy (the CRD is installed in the simulated cluster, as the kind recipe does): an
+  // Admin Deny decides before NetworkPolicy, so a NetworkPolicy allowing everything cannot reopen it.
+  await policyStep(
+    'ClusterNetworkPolicy Admin: Deny role=cache → role=web; a NetworkPolicy allowing all ingress to web cannot reopen it',
+    [
+      clusterPolicy('deny-cache-to-web', {
+        tier: 'Admin',
+        priority: 10,
+        subject: { pods: { namespaceSelector: {}, podSelector: role('web') } },
+        ingress: [{ name: 'deny-cache', action: 'Deny', from: [{ pods: { namespaceSelector: {}, podSelector: role('cache') } }] }],
+      }),
+      policy('web-from-all', { podSelector: role('web'), ingress: [{}] }),
+    ],
+    (from, to) => !(to.role === 'web' && from.role === 'cache'),
+    'all but cache → web',
+  );
+
+  // A Baseline default deny is decided after NetworkPolicy: a NetworkPolicy that allows reopens it.
+  await policyStep(
+    'ClusterNetworkPolicy Baseline: default deny ingress to every pod; the NetworkPolicy allowing cache → web reopens that',
+    [
+      clusterPolicy('default-deny', {
+        tier: 'Baseline',
+        priority: 100,
+        subject: { namespaces: {} },
+        ingress: [{ name: 'deny-all', action: 'Deny', from: [{ namespaces: {} }] }],
+      }),
+      webFromCache,
+    ],
+    (from, to) => to.role === 'web' && from.role === 'cache',
+    'cache → web',
+  );
 
   head(`Egress: pods to the outside stand-in ${OUTSIDE_IP} (it routes back only to node addresses)`);
   for (const node of cluster.nodes) {

@@ -2,6 +2,7 @@
 // each job is a step (steps/) run in order by one loop (loop.ts: one debounce, one retry policy) on
 // informer events and periodically, so a missed event never matters. A pass, level based:
 //   node-setup → node-publication → cluster-network → masquerade → local-pods → ipam-metrics → policy
+//   → cluster-policy-report
 // NetworkPolicy enforcement (policy/enforcer.ts) runs its own instance of the loop with a shorter
 // debounce; the pod-start notices (pod-notices.ts) have one store that the local-pods step, the policy
 // input and the pod-start gate read. The nft client, the netlink sockets and the clock are injected.
@@ -40,6 +41,7 @@ import { memoryMiB, MemoryKeeper, releaseMemory } from './steps/memory.ts';
 import { IpamMetricsStep } from './steps/metrics.ts';
 import { NodePublicationStep } from './steps/node-publication.ts';
 import { NodeSetupStep, WAITING_LOG_MS } from './steps/node-setup.ts';
+import { ClusterPolicyReportStep } from './steps/cluster-policy-report.ts';
 import { PolicyStep } from './steps/policy.ts';
 import type { PassContext, Step } from './steps/step.ts';
 
@@ -146,6 +148,7 @@ export class Agent {
       this.localPods,
       new IpamMetricsStep(c, this.metrics, this.nodeSetup, log),
       new PolicyStep(this.policy, ownAddresses),
+      new ClusterPolicyReportStep(this.cache.clusterNetworkPolicies, this.metrics.registry, log),
     ];
     this.answers = new AgentAnswers({
       config: c,
@@ -173,7 +176,8 @@ export class Agent {
       log: this.log,
       onChange: (resource, object) => {
         this.api.event(resource);
-        if (resource !== 'nodes') this.policy.request(this.clock.now());
+        // Nodes matter to policy only through ClusterNetworkPolicy `nodes` peers.
+        if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0) this.policy.request(this.clock.now());
         // The steps read the nodes and this node's pods: another node's pod is none of their business
         // (at 50,000 pods, churn elsewhere would run the node pass for nothing).
         if (resource === 'pods' && object !== undefined && (object as PodInfo).spec.nodeName !== this.config.nodeName) return;
@@ -321,6 +325,8 @@ export class Agent {
       const gcMs = releaseMemory();
       const counts = Object.fromEntries(this.cache.all.map((i) => [i.resource, i.list().length]));
       this.log.info({ objects: counts, memoryMiB: memoryMiB(), gcMs }, 'synced with the API server');
+      // The last list may bring no object (no CRD, no ClusterNetworkPolicy), hence no change event.
+      this.policy.request();
     }
     this.loop.request();
   }

@@ -3,13 +3,13 @@
 // the notice store (pod-notices.ts) and what the notice asks of the loops.
 import type { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
-import { compilePolicy } from '../policy/index.ts';
+import { clusterPolicyStatus, compilePolicy, type CompileInput } from '../policy/index.ts';
 import { underlayPrefixes } from '../datapath/datapath.ts';
 import type { Clock } from './clock.ts';
 import type { AgentConfig } from './config.ts';
 import { explain, type ExplainAnswer } from './explain.ts';
 import { explainPolicy } from './explain-policy.ts';
-import { buildInspectSnapshot, policySummary, type ApiConnectionTracker, type InspectSnapshot } from './inspect.ts';
+import { buildInspectSnapshot, policySummary, type ApiConnectionTracker, type ClusterPolicySummary, type InspectSnapshot } from './inspect.ts';
 import type { ClusterCache } from '../k8s/cluster-cache.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { canonicalIp } from './node-addresses.ts';
@@ -19,6 +19,7 @@ import type { PolicyEnforcer } from './policy/enforcer.ts';
 import type { ClusterNetworkStep } from './steps/cluster-network.ts';
 import type { LocalPodsStep } from './steps/local-pods.ts';
 import type { NodeSetupStep } from './steps/node-setup.ts';
+import { clusterPolicyProblems } from './steps/cluster-policy-report.ts';
 
 /** The longest a pod-start notice waits for the node state before the answer is "not ready". */
 export const NOTICE_WAIT_MS = 30_000;
@@ -168,9 +169,23 @@ export class AgentAnswers {
     const { cache, policy } = this.opts;
     if (!cache.synced) return undefined;
     const programming = policy.programming;
-    const model = programming.compiled ?? compilePolicy(policy.compileInput());
+    const input = policy.compileInput();
+    const model = programming.compiled ?? compilePolicy(input);
     const isolated = model.pods.filter((p) => p.ingress || p.egress).length;
-    return policySummary(cache.networkPolicies.list().length, isolated, programming, policy.problem);
+    return policySummary(cache.networkPolicies.list().length, isolated, programming, policy.problem, this.clusterPolicies(input));
+  }
+
+  /** CNP counts per tier, ambiguous equal priorities and reported fields, for `strand status`. */
+  private clusterPolicies(input: CompileInput): ClusterPolicySummary {
+    const informer = this.opts.cache.clusterNetworkPolicies;
+    const status = clusterPolicyStatus(input);
+    return {
+      served: !informer.absent,
+      admin: status.counts.admin,
+      baseline: status.counts.baseline,
+      ambiguous: status.ambiguous.map((a) => ({ ...a, policies: [...a.policies], examples: [...a.examples] })),
+      problems: clusterPolicyProblems(informer.list()),
+    };
   }
 
   /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */
@@ -186,7 +201,13 @@ export class AgentAnswers {
         nl.close();
       }
     }
-    const caches = { nodes: cache.nodes.list(), pods: cache.pods.list(), namespaces: cache.namespaces.list(), policies: cache.networkPolicies.list() };
+    const caches = {
+      nodes: cache.nodes.list(),
+      pods: cache.pods.list(),
+      namespaces: cache.namespaces.list(),
+      policies: cache.networkPolicies.list(),
+      clusterNetworkPolicies: cache.clusterNetworkPolicies.list(),
+    };
     // enforced: this agent programs what it compiles, so explain's verdicts are what the kernel enforces.
     const policy = (packet: Parameters<typeof explainPolicy>[1], src: string | undefined, dst: string | undefined) =>
       explainPolicy(caches, packet, src, dst, true, this.opts.policy.compileInput());

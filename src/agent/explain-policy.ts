@@ -3,9 +3,9 @@
 // (netpol-semantics R1): the source's egress by the model of the source's node, the destination's
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
-import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict } from '../policy/index.ts';
-import type { DirectionView, PolicyView, Protocol } from './explain.ts';
-import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from '../k8s/objects.ts';
+import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict, type RuleRef } from '../policy/index.ts';
+import type { DirectionView, PolicyView, Protocol, RuleRefView } from './explain.ts';
+import type { ClusterNetworkPolicyInfo, NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from '../k8s/objects.ts';
 import { nodeAddresses } from './node-addresses.ts';
 
 export interface PolicyCaches {
@@ -13,6 +13,7 @@ export interface PolicyCaches {
   pods: readonly PodInfo[];
   namespaces: readonly NamespaceInfo[];
   policies: readonly NetworkPolicyInfo[];
+  clusterNetworkPolicies?: readonly ClusterNetworkPolicyInfo[];
 }
 
 function modelFor(c: PolicyCaches, nodeName: string): CompiledPolicy {
@@ -22,17 +23,35 @@ function modelFor(c: PolicyCaches, nodeName: string): CompiledPolicy {
     namespaces: c.namespaces,
     pods: c.pods,
     policies: c.policies,
+    clusterNetworkPolicies: c.clusterNetworkPolicies ?? [],
+    nodes: c.nodes,
   });
 }
+
+const ruleView = (r: RuleRef): RuleRefView => ({
+  namespace: r.namespace,
+  name: r.name,
+  direction: r.direction,
+  index: r.index,
+  ...(r.ruleName !== undefined ? { ruleName: r.ruleName } : {}),
+});
 
 function view(d: DirectionVerdict, node: string | undefined): DirectionView {
   const v: DirectionView = {
     allowed: d.allowed,
     reason: d.reason,
     isolatedBy: d.isolatedBy.map((p) => ({ namespace: p.namespace, name: p.name })),
-    rules: d.rules.map((r) => ({ namespace: r.namespace, name: r.name, direction: r.direction, index: r.index })),
+    rules: d.rules.map(ruleView),
   };
   if (node !== undefined) v.node = node;
+  if (d.steps) {
+    v.steps = d.steps.map((s) => ({
+      tier: s.tier,
+      action: s.action,
+      ...(s.priority !== undefined ? { priority: s.priority } : {}),
+      ...(s.rule ? { rule: ruleView(s.rule) } : {}),
+    }));
+  }
   return v;
 }
 

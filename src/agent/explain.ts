@@ -52,6 +52,17 @@ export interface RuleRefView {
   name: string;
   direction: 'ingress' | 'egress';
   index: number;
+  /** A ClusterNetworkPolicy rule's name. */
+  ruleName?: string;
+}
+
+/** What one tier did (present when a ClusterNetworkPolicy tier spoke): the last step decided. */
+export interface TierStepView {
+  tier: 'admin' | 'networkpolicy' | 'baseline';
+  action: 'accept' | 'drop' | 'pass';
+  priority?: number;
+  /** The tier's first matching rule; absent: none matched (the tier's fall-through). */
+  rule?: RuleRefView;
 }
 
 export interface DirectionView {
@@ -61,6 +72,7 @@ export interface DirectionView {
   reason: 'not-a-pod' | 'not-local' | 'not-isolated' | 'node' | 'self' | 'allowed' | 'denied';
   isolatedBy: { namespace: string; name: string }[];
   rules: RuleRefView[];
+  steps?: TierStepView[];
 }
 
 /**

@@ -45,6 +45,19 @@ export interface PolicySummary {
   lastProgrammingMs?: number;
   lastProgrammedAt?: string;
   lastNftFailure?: { at: string; message: string };
+  clusterNetworkPolicies?: ClusterPolicySummary;
+}
+
+/** ClusterNetworkPolicies as the agent sees them (clusterPolicyStatus, cluster-policy-report.ts). */
+export interface ClusterPolicySummary {
+  /** The API serves them (the CRD is installed). */
+  served: boolean;
+  admin: number;
+  baseline: number;
+  /** Same tier and priority, subjects sharing pods: the order between them is Strand's (by name). */
+  ambiguous: { tier: string; priority: number; policies: string[]; sharedPods: number; examples: string[] }[];
+  /** Invalid or unsupported fields, each handled fail closed. */
+  problems: { kind: 'invalid' | 'unsupported'; policy: string; field: string; reason: string }[];
 }
 
 export interface InspectSnapshot {
@@ -144,8 +157,10 @@ export function policySummary(
   pods: number,
   programming: { lastProgrammed?: { ms: number; at: number }; lastFailureAt?: number },
   problem: string | undefined,
+  cluster?: ClusterPolicySummary,
 ): PolicySummary {
   const s: PolicySummary = { policies, pods };
+  if (cluster) s.clusterNetworkPolicies = cluster;
   const last = programming.lastProgrammed;
   if (last) {
     s.lastProgrammingMs = last.ms;

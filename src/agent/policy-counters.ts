@@ -1,9 +1,10 @@
 // The policy rules' packet counters, read back from the kernel: per local pod and direction, allowed
-// and denied; per policy and direction, allowed. The rendered table says who each per-pod chain
+// and denied; per policy and direction, allowed; per ClusterNetworkPolicy rule (its policy, rule name,
+// tier and action), what it matched on this node's pods. The rendered table says who each per-pod chain
 // belongs to (chainOwners) and what each rule comment stands for (comments); the transport's
 // counters() gives each counted rule's chain, comment and packets.
 import type { RuleCounter } from '../nft/transport.ts';
-import type { DesiredPolicyTable, Direction } from '../policy/index.ts';
+import type { DesiredPolicyTable, Direction, RuleAction, TierName } from '../policy/index.ts';
 
 export interface PodCounter {
   namespace: string;
@@ -20,14 +21,38 @@ export interface PolicyCounter {
   packets: number;
 }
 
-export function readPolicyCounters(counters: readonly RuleCounter[], table: DesiredPolicyTable): { pods: PodCounter[]; policies: PolicyCounter[] } {
+export interface ClusterRuleCounter {
+  policy: string;
+  /** The rule's name, or `ingress[0]` when it has none. */
+  rule: string;
+  tier: TierName;
+  action: RuleAction;
+  direction: Direction;
+  packets: number;
+}
+
+export function readPolicyCounters(
+  counters: readonly RuleCounter[],
+  table: DesiredPolicyTable,
+): { pods: PodCounter[]; policies: PolicyCounter[]; clusterRules: ClusterRuleCounter[] } {
   const pods = new Map<string, PodCounter>();
   const policies = new Map<string, PolicyCounter>();
+  const clusterRules = new Map<string, ClusterRuleCounter>();
   for (const r of counters) {
     const owner = table.chainOwners.get(r.chain);
     if (!owner) continue;
     const packets = r.packets;
     const meaning = r.comment === undefined ? undefined : table.comments.get(r.comment);
+    if (meaning?.verdict === 'cnp') {
+      // One rule renders to several (per peer set and family), on every pod it selects: summed.
+      const { rule: ref, tier, action } = meaning;
+      const rule = ref.ruleName ?? `${ref.direction}[${ref.index}]`;
+      const key = `${ref.name}\u0000${ref.direction}\u0000${ref.index}`;
+      const c = clusterRules.get(key) ?? { policy: ref.name, rule, tier, action, direction: ref.direction, packets: 0 };
+      c.packets += packets;
+      clusterRules.set(key, c);
+      continue;
+    }
     if (!meaning || (meaning.verdict !== 'allow' && meaning.verdict !== 'deny')) continue;
     const pk = `${owner.pod.namespace}/${owner.pod.name}/${owner.direction}/${meaning.verdict}`;
     const pod = pods.get(pk) ?? { namespace: owner.pod.namespace, name: owner.pod.name, direction: owner.direction, verdict: meaning.verdict, packets: 0 };
@@ -40,5 +65,5 @@ export function readPolicyCounters(counters: readonly RuleCounter[], table: Desi
       policies.set(key, p);
     }
   }
-  return { pods: [...pods.values()], policies: [...policies.values()] };
+  return { pods: [...pods.values()], policies: [...policies.values()], clusterRules: [...clusterRules.values()] };
 }

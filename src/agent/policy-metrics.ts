@@ -19,6 +19,7 @@ export interface PolicyMetrics {
   /** Filled in at scrape time from the rules' counters. */
   podPackets: Counter<'namespace' | 'pod' | 'direction' | 'verdict'>;
   policyPackets: Counter<'namespace' | 'policy' | 'direction'>;
+  clusterRulePackets: Counter<'policy' | 'rule' | 'tier' | 'action' | 'direction'>;
 }
 
 export function createPolicyMetrics(registry: Registry, collectCounters: () => Promise<void>): PolicyMetrics {
@@ -70,5 +71,14 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
       collect: collectCounters,
     }),
     policyPackets,
+    clusterRulePackets: new Counter({
+      name: 'strand_cluster_network_policy_rule_packets_total',
+      help:
+        "Packets of new connections a ClusterNetworkPolicy rule matched on this node's pods, by policy, rule (its name, " +
+        'else direction[index]), tier, action and direction (from the nftables rule counters; a rebuild starts them from 0).',
+      labelNames: ['policy', 'rule', 'tier', 'action', 'direction'] as const,
+      registers,
+      collect: collectCounters,
+    }),
   };
 }

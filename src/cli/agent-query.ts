@@ -79,6 +79,15 @@ export function policySummarySchema() {
     lastProgrammingMs: z.number().optional(),
     lastProgrammedAt: str.optional(),
     lastNftFailure: z.object({ at: str, message: str }).optional(),
+    clusterNetworkPolicies: z
+      .object({
+        served: z.boolean(),
+        admin: z.number().int(),
+        baseline: z.number().int(),
+        ambiguous: z.array(z.object({ tier: str, priority: z.number(), policies: z.array(str), sharedPods: z.number(), examples: z.array(str) })),
+        problems: z.array(z.object({ kind: z.enum(['invalid', 'unsupported']), policy: str, field: str, reason: str })),
+      })
+      .optional(),
   });
 }
 

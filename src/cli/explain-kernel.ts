@@ -8,7 +8,28 @@
 // and the kernel, and is reported as one.
 import type { DirectionView, ExplainAnswer } from '../agent/explain.ts';
 import type { TableState } from '../nft/objects.ts';
-import { DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/index.ts';
+import { clusterChainName, clusterRuleComment, DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/index.ts';
+
+type Step = NonNullable<DirectionView['steps']>[number];
+
+/** The pod's chain of a tier (render.ts: the dispatch jumps to the first tier's, each goes to the next). */
+function tierChainName(tier: Step['tier'], pod: { namespace: string; name: string }, direction: 'egress' | 'ingress'): string {
+  return tier === 'networkpolicy' ? podChainName(pod, direction) : clusterChainName(tier, pod, direction);
+}
+
+/** The chain and rule comments that implement the deciding step of a verdict a ClusterNetworkPolicy tier spoke in. */
+function decidingRules(d: DirectionView, pod: { namespace: string; name: string }, direction: 'egress' | 'ingress'): { chain: string; comments: string[]; words: string } | undefined {
+  const last = d.steps?.at(-1);
+  if (!last) return undefined;
+  const chain = tierChainName(last.tier, pod, direction);
+  if (last.tier === 'networkpolicy') {
+    if (last.action === 'accept') return { chain, comments: d.rules.map((r) => ruleComment(r)), words: `the allow rule(s) in ${chain}` };
+    return { chain, comments: [DENY_COMMENT], words: `the final "counter drop" (comment "${DENY_COMMENT}") of ${chain}` };
+  }
+  if (!last.rule) return { chain, comments: [], words: `no rule of ${chain} matches: the last tier ends and the forward chain's policy accepts` };
+  const comment = clusterRuleComment(last.rule);
+  return { chain, comments: [comment], words: `the rule "${comment}" in ${chain}` };
+}
 
 export interface NftRuleFinding {
   chain: string;
@@ -57,6 +78,11 @@ function checkDirection(state: TableState, direction: 'egress' | 'ingress', d: D
   if (!state.exists) return fail('table inet strand does not exist: no policy is programmed on this node');
   if (!state.maps.has(map)) return fail(`the verdict map ${map} does not exist`);
 
+  if (d.steps !== undefined && d.steps.length > 0) {
+    // A ClusterNetworkPolicy tier has rules for the pod: it is in the dispatch whatever the verdict.
+    if (!element) return fail(`ClusterNetworkPolicies select ${pod.namespace}/${pod.name} for ${direction}, but ${map} has no element for ${ip}`);
+    return checkTiers(state, out, direction, d, ip, pod, element.value ?? []);
+  }
   if (d.reason === 'not-isolated' || d.reason === 'not-local') {
     out.implementedBy = `no element for ${ip} in ${map}: not isolated, accepted by the forward chain's policy`;
     if (element) return fail(`the model does not isolate ${pod.namespace}/${pod.name} for ${direction}, but the kernel has ${out.element} in ${map}`);
@@ -90,6 +116,35 @@ function checkDirection(state: TableState, direction: 'egress' | 'ingress', d: D
     out.implementedBy = d.reason === 'denied' ? `the final "counter drop" (comment "${DENY_COMMENT}") of ${chain}` : `the "${SELF_COMMENT}" rule of ${chain}`;
     if (missing.length > 0) return fail(`${chain} has no rule with the comment "${missing.join('", "')}"`);
   }
+  const counted = out.rules.filter((r) => r.packets !== undefined);
+  if (counted.length > 0) out.packets = counted.reduce((n, r) => n + (r.packets ?? 0), 0);
+  return out;
+}
+
+/** A verdict a ClusterNetworkPolicy tier spoke in: the dispatch to the first tier's chain, and the deciding rule. */
+function checkTiers(
+  state: TableState,
+  out: NftDirectionFinding,
+  direction: 'egress' | 'ingress',
+  d: DirectionView,
+  ip: string,
+  pod: { namespace: string; name: string },
+  value: readonly string[],
+): NftDirectionFinding {
+  const fail = (problem: string) => Object.assign(out, { matches: false, problem });
+  const firstChain = tierChainName((d.steps?.[0] as Step).tier, pod, direction);
+  if (value.join(' ') !== `jump ${firstChain}`) return fail(`${out.map} sends ${ip} to ${value.join(' ')}, not to ${firstChain}`);
+  const deciding = decidingRules(d, pod, direction) as NonNullable<ReturnType<typeof decidingRules>>;
+  out.implementedBy = deciding.words;
+  const listed = state.chains.get(deciding.chain);
+  if (!listed) return fail(`the chain ${deciding.chain} of ${pod.namespace}/${pod.name} does not exist`);
+  for (const r of listed.rules) {
+    if (r.comment === undefined || !deciding.comments.includes(r.comment)) continue;
+    const f: NftRuleFinding = { chain: deciding.chain, handle: r.handle, comment: r.comment };
+    if (r.counter?.packets !== undefined) f.packets = r.counter.packets;
+    out.rules.push(f);
+  }
+  if (deciding.comments.length > 0 && out.rules.length === 0) return fail(`${deciding.chain} has no rule with the comment "${deciding.comments.join('", "')}"`);
   const counted = out.rules.filter((r) => r.packets !== undefined);
   if (counted.length > 0) out.packets = counted.reduce((n, r) => n + (r.packets ?? 0), 0);
   return out;

@@ -92,8 +92,30 @@ function endpoint(e: ExplainAnswer['src']): string {
   return `${e.cidr ?? e.ip} (outside the cluster${e.cidr ? `, as ${e.ip}` : ''})`;
 }
 
-function direction(name: string, dir: 'egress' | 'ingress', d: Extract<ExplainAnswer['policy'], { available: true }>['egress']): string {
+type DirectionAnswer = Extract<ExplainAnswer['policy'], { available: true }>['egress'];
+const TIER_WORDS = { admin: 'Admin', networkpolicy: 'NetworkPolicy', baseline: 'Baseline' } as const;
+const ACTION_WORDS = { accept: 'Accept', drop: 'Deny', pass: 'Pass' } as const;
+
+/** The tiers that spoke, in order: `Admin cnp/deny-metadata ingress[0] "deny-imds" Deny`, or a Pass
+ * chain `Admin cnp/p ingress[0] Pass → NetworkPolicy: allowed by x/np spec.ingress[1]`. */
+export function tierChain(d: DirectionAnswer): string {
+  const steps = (d.steps ?? []).map((s) => {
+    const tier = TIER_WORDS[s.tier];
+    if (s.tier === 'networkpolicy') {
+      if (s.action === 'accept') return `${tier}: allowed by ${d.rules.map((r) => `${r.namespace}/${r.name} spec.${r.direction}[${r.index}]`).join(', ')}`;
+      return `${tier}: isolated, no rule allows (Deny)`;
+    }
+    if (!s.rule) return `${tier}: no rule matches (on)`;
+    const r = s.rule;
+    return `${tier} cnp/${r.name} ${r.direction}[${r.index}]${r.ruleName ? ` "${r.ruleName}"` : ''} ${ACTION_WORDS[s.action]} (priority ${s.priority ?? 0})`;
+  });
+  if (d.reason === 'not-isolated') steps.push('default: allowed');
+  return steps.join(' → ');
+}
+
+function direction(name: string, dir: 'egress' | 'ingress', d: DirectionAnswer): string {
   const on = d.node ? ` (judged on ${d.node})` : '';
+  if (d.steps && d.steps.length > 0) return `${name}: ${d.allowed ? 'allowed' : 'DENIED'}: ${tierChain(d)}${on}`;
   const by = d.isolatedBy.map((p) => `${p.namespace}/${p.name}`).join(', ');
   switch (d.reason) {
     case 'not-a-pod':
@@ -159,12 +181,20 @@ export function explainAnswerSchema(): z.ZodType<ExplainAnswer> {
     pod: z.object({ namespace: str, name: str, node: str.optional(), ips: z.array(str), hostNetwork: z.boolean(), labels: z.record(z.string(), z.string()) }).optional(),
     node: str.optional(),
   });
+  const rule = z.object({ namespace: str, name: str, direction: z.enum(['ingress', 'egress']), index: z.number().int(), ruleName: str.optional() });
+  const step = z.object({
+    tier: z.enum(['admin', 'networkpolicy', 'baseline']),
+    action: z.enum(['accept', 'drop', 'pass']),
+    priority: z.number().optional(),
+    rule: rule.optional(),
+  });
   const dir = z.object({
     node: str.optional(),
     allowed: z.boolean(),
     reason: z.enum(['not-a-pod', 'not-local', 'not-isolated', 'node', 'self', 'allowed', 'denied']),
     isolatedBy: z.array(z.object({ namespace: str, name: str })),
-    rules: z.array(z.object({ namespace: str, name: str, direction: z.enum(['ingress', 'egress']), index: z.number().int() })),
+    rules: z.array(rule),
+    steps: z.array(step).optional(),
   });
   answerCache = z.object({
     v: z.literal(1),

@@ -167,6 +167,7 @@ export function judgeStatus(i: StatusInputs): StatusReport {
     for (const p of snap.datapath.desired.problems) problem(p.message, p.peer ? `kubectl get node ${p.peer} -o yaml` : RESTART_HINT);
     for (const p of snap.datapath.lastReconcile?.problems ?? []) if (!snap.datapath.desired.problems.some((d) => d.message === p)) problem(`the last pass reported: ${p}`, RESTART_HINT);
     if (snap.policy?.lastNftFailure) problem(`programming NetworkPolicy failed at ${snap.policy.lastNftFailure.at}: ${snap.policy.lastNftFailure.message}`, `nft list table inet strand; ${RESTART_HINT}`);
+    for (const f of clusterPolicyFindings(snap.policy?.clusterNetworkPolicies)) warning(f.message, f.see);
   }
 
   // The files.
@@ -357,6 +358,12 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     const p = r.policy;
     out.push('');
     out.push(`policy     ${p.policies} policies, ${p.pods} pods compiled${p.lastProgrammingMs !== undefined ? `, last programmed in ${p.lastProgrammingMs} ms ${ago(p.lastProgrammedAt, now)}` : ''}${p.lastNftFailure ? `, last nft failure ${ago(p.lastNftFailure.at, now)}: ${p.lastNftFailure.message}` : ''}`);
+    const c = p.clusterNetworkPolicies;
+    if (c) {
+      const detail = c.served ? `${c.admin} Admin, ${c.baseline} Baseline` : 'CRD not installed (none enforced)';
+      const extra = [c.ambiguous.length > 0 ? `${c.ambiguous.length} ambiguous priorities` : '', c.problems.length > 0 ? `${c.problems.length} fields reported` : ''];
+      out.push(`           ClusterNetworkPolicies: ${[detail, ...extra.filter((e) => e !== '')].join(', ')}`);
+    }
   }
   if (r.problems.length > 0) {
     out.push('');
@@ -369,4 +376,23 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     for (const u of r.unseen) out.push(`  - ${u}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** What `strand status` warns of about ClusterNetworkPolicies: overlapping equal priorities, and
+ * fields the agent reports (each handled fail closed). */
+function clusterPolicyFindings(c: NonNullable<StatusReport['policy']>['clusterNetworkPolicies']): { message: string; see: string }[] {
+  if (!c) return [];
+  const out: { message: string; see: string }[] = [];
+  for (const a of c.ambiguous) {
+    const [first, second] = a.policies;
+    const pods = `${a.sharedPods} pods (${a.examples.join(', ')}${a.sharedPods > a.examples.length ? ', …' : ''})`;
+    out.push({
+      message: `ClusterNetworkPolicies ${first} and ${second} have the same ${a.tier} priority ${a.priority} and both select ${pods}: Strand applies ${first} first (by name); the API leaves this order open`,
+      see: `kubectl get clusternetworkpolicy ${first} ${second} -o yaml (give them different priorities)`,
+    });
+  }
+  for (const p of c.problems) {
+    out.push({ message: `ClusterNetworkPolicy ${p.policy}: ${p.kind} ${p.field}: ${p.reason}`, see: `kubectl get clusternetworkpolicy ${p.policy} -o yaml` });
+  }
+  return out;
 }

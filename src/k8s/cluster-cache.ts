@@ -1,15 +1,17 @@
-// The four informers the agent runs, started and stopped together, with their sync state.
+// The informers the agent runs, started and stopped together, with their sync state. The
+// ClusterNetworkPolicies' counts as synced while its CRD is not installed (informer.ts: optional).
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from './client.ts';
 import { DEFAULT_BACKOFF, RESOURCE_SPECS, ResourceInformer, type BackoffOptions, type InformerHooks, type ResourceName } from './informer.ts';
-import type { NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './objects.ts';
+import type { ClusterNetworkPolicyInfo, NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './objects.ts';
 
-/** The four informers the agent runs. */
+/** The informers the agent runs. */
 export class ClusterCache {
   readonly nodes: ResourceInformer<NodeInfo>;
   readonly pods: ResourceInformer<PodInfo>;
   readonly namespaces: ResourceInformer<NamespaceInfo>;
   readonly networkPolicies: ResourceInformer<NetworkPolicyInfo>;
+  readonly clusterNetworkPolicies: ResourceInformer<ClusterNetworkPolicyInfo>;
 
   private readonly kube: KubeClient;
 
@@ -19,10 +21,12 @@ export class ClusterCache {
     this.pods = new ResourceInformer(kube, RESOURCE_SPECS.pods, hooks, backoff);
     this.namespaces = new ResourceInformer(kube, RESOURCE_SPECS.namespaces, hooks, backoff);
     this.networkPolicies = new ResourceInformer(kube, RESOURCE_SPECS.networkpolicies, hooks, backoff);
+    this.clusterNetworkPolicies = new ResourceInformer(kube, RESOURCE_SPECS.clusternetworkpolicies, hooks, backoff);
   }
 
   get all(): ResourceInformer<KubernetesObject>[] {
-    return [this.nodes, this.pods, this.namespaces, this.networkPolicies] as ResourceInformer<KubernetesObject>[];
+    const all = [this.nodes, this.pods, this.namespaces, this.networkPolicies, this.clusterNetworkPolicies];
+    return all as ResourceInformer<KubernetesObject>[];
   }
 
   start(): void {

@@ -1,5 +1,5 @@
-// Informers (list, then watch) for Nodes, Pods, Namespaces and NetworkPolicies of all namespaces,
-// built on @kubernetes/client-node's ListWatch with what it leaves to its user
+// Informers (list, then watch) for Nodes, Pods, Namespaces, NetworkPolicies of all namespaces and
+// ClusterNetworkPolicies, built on @kubernetes/client-node's ListWatch with what it leaves to its user
 // (test/integration/k8s-api-server.test.ts has the details):
 //   - ListWatch stops on any error other than 410 (connection refused or reset, a failed list):
 //     ResourceInformer restarts it with capped exponential backoff, resuming from the last version;
@@ -9,7 +9,10 @@
 //     quiet resource resumes from stays recent;
 //   - objects are slimmed (objects.ts) before they reach the cache;
 //   - a malformed object is logged and skipped, in the list and in the watch, never passed on:
-//     ListWatch itself throws on an object without metadata.
+//     ListWatch itself throws on an object without metadata;
+//   - a resource served by a CRD that may not be installed (`optional`: ClusterNetworkPolicies) is
+//     "not served" on a 404: said once, counted as listed and empty (the agent stays ready: there can
+//     be no such object), and listed again every `absentMs` until the CRD appears.
 // Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
@@ -18,10 +21,12 @@ import {
   isObject,
   isString,
   metaOnly,
+  slimClusterNetworkPolicy,
   slimNamespace,
   slimNetworkPolicy,
   slimNode,
   slimPod,
+  type ClusterNetworkPolicyInfo,
   type NamespaceInfo,
   type NetworkPolicyInfo,
   type NodeInfo,
@@ -29,13 +34,15 @@ import {
   type Slimmed,
 } from './objects.ts';
 
-export type ResourceName = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies';
+export type ResourceName = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'clusternetworkpolicies';
 
 interface ResourceSpec<T> {
   resource: ResourceName;
   path: string;
   namespaced: boolean;
   slim: (raw: unknown) => Slimmed<T>;
+  /** Served by a CRD that may not be installed: a 404 means "none", not a failure. */
+  optional?: boolean;
 }
 
 export const RESOURCE_SPECS = {
@@ -48,6 +55,13 @@ export const RESOURCE_SPECS = {
     namespaced: true,
     slim: slimNetworkPolicy,
   } as ResourceSpec<NetworkPolicyInfo>,
+  clusternetworkpolicies: {
+    resource: 'clusternetworkpolicies',
+    path: '/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies',
+    namespaced: false,
+    slim: slimClusterNetworkPolicy,
+    optional: true,
+  } as ResourceSpec<ClusterNetworkPolicyInfo>,
 };
 
 export interface InformerHooks {
@@ -67,6 +81,8 @@ export interface InformerHooks {
 export interface BackoffOptions {
   initialMs: number;
   maxMs: number;
+  /** An optional resource not served (its CRD not installed) is listed again this often. */
+  absentMs?: number;
 }
 
 /** ms before the next attempt after `failures` failures in a row: doubling, capped, ±20 % jitter. */
@@ -76,6 +92,9 @@ export function backoffDelay(failures: number, opts: BackoffOptions, random = Ma
 }
 
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 };
+/** How often a CRD that is not installed is looked for: a GET answered 404, cheap, and a CRD is
+ * installed once in a cluster's life (the agent need not notice within seconds). */
+export const ABSENT_RETRY_MS = 60_000;
 /** Items per list page, as client-go's reflector. */
 export const LIST_PAGE_SIZE = 500;
 
@@ -131,7 +150,7 @@ export class ResourceInformer<T extends KubernetesObject> {
   private readonly kube: KubeClient;
   private readonly hooks: InformerHooks;
   private readonly backoff: BackoffOptions;
-  private readonly lw: ListWatch<T>;
+  private lw: ListWatch<T>;
   private stopped = true;
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
@@ -144,6 +163,8 @@ export class ResourceInformer<T extends KubernetesObject> {
   synced = false;
   /** Malformed objects skipped so far. */
   skipped = 0;
+  /** An optional resource the API server does not serve (its CRD is not installed). */
+  absent = false;
 
   constructor(kube: KubeClient, spec: ResourceSpec<T>, hooks: InformerHooks, backoff: BackoffOptions = DEFAULT_BACKOFF) {
     this.kube = kube;
@@ -151,15 +172,23 @@ export class ResourceInformer<T extends KubernetesObject> {
     this.resource = spec.resource;
     this.hooks = hooks;
     this.backoff = backoff;
-    this.lw = new ListWatch<T>(spec.path, new SlimWatch<T>(kube.kc, this), () => this.listAll(), false);
-    const changed = (object?: T) => hooks.onChange?.(this.resource, object);
-    this.lw.on('add', changed);
-    this.lw.on('update', changed);
-    this.lw.on('delete', changed);
-    this.lw.on('connect', () => {
-      if (this.connects++ > 0) hooks.onRestart?.(this.resource);
+    this.lw = this.newListWatch();
+  }
+
+  /** A ListWatch whose events count only while it is the informer's (notServed replaces it). */
+  private newListWatch(): ListWatch<T> {
+    const lw = new ListWatch<T>(this.spec.path, new SlimWatch<T>(this.kube.kc, this), () => this.listAll(), false);
+    const hooks = this.hooks;
+    const changed = (object?: T) => lw === this.lw && hooks.onChange?.(this.resource, object);
+    lw.on('add', changed);
+    lw.on('update', changed);
+    lw.on('delete', changed);
+    lw.on('connect', () => {
+      // Looking again for a CRD that is not installed is no restart worth counting.
+      if (lw === this.lw && this.connects++ > 0 && !this.absent) hooks.onRestart?.(this.resource);
     });
-    this.lw.on('error', (err: unknown) => this.failed(err));
+    lw.on('error', (err: unknown) => lw === this.lw && this.failed(err));
+    return lw;
   }
 
   start(): void {
@@ -257,6 +286,10 @@ export class ResourceInformer<T extends KubernetesObject> {
   private failed(err: unknown): void {
     // ListWatch reports its own stop() as an AbortError.
     if (this.stopped) return;
+    if (this.spec.optional && (err as { statusCode?: unknown } | undefined)?.statusCode === 404) {
+      this.notServed();
+      return;
+    }
     this.failures++;
     this.down = true;
     this.kube.reachability.failed(err);
@@ -271,6 +304,40 @@ export class ResourceInformer<T extends KubernetesObject> {
       this.timer = undefined;
       if (!this.stopped) this.run();
     }, delay);
+  }
+
+  /**
+   * An optional resource answered 404: its CRD is not installed (or was removed, and its objects
+   * with it). Said once; the informer counts as listed and empty; listed again every absentMs.
+   */
+  private notServed(): void {
+    this.failures = 0;
+    this.down = false;
+    const retryMs = this.backoff.absentMs ?? ABSENT_RETRY_MS;
+    if (!this.absent) {
+      this.absent = true;
+      this.hooks.log.info(
+        { resource: this.resource, retryInMs: retryMs },
+        `${this.resource}: not served by the API server (the CRD is not installed): none to enforce; ` +
+          `looking again every ${Math.round(retryMs / 1000)} s`,
+      );
+    }
+    const had = this.lw.list().length > 0;
+    if (had || this.lw.latestResourceVersion() !== '') {
+      // Forget the cache and the version to resume from: when the CRD is back, list afresh.
+      void this.lw.stop();
+      this.lw = this.newListWatch();
+    }
+    if (had) this.hooks.onChange?.(this.resource);
+    if (!this.synced) {
+      this.synced = true;
+      this.hooks.onSynced?.(this.resource);
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.stopped) this.run();
+    }, retryMs);
   }
 
   /** The whole collection, page by page, slimmed; a continue token that expired restarts the list. */
@@ -300,6 +367,10 @@ export class ResourceInformer<T extends KubernetesObject> {
       this.listedSinceWatch = true;
       this.failures = 0;
       this.down = false;
+      if (this.absent) {
+        this.absent = false;
+        this.hooks.log.info({ resource: this.resource, objects: items.length }, `${this.resource}: served by the API server now (the CRD is installed)`);
+      }
       return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion }, items } as KubernetesListObject<T>;
     }
   }

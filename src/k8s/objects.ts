@@ -1,8 +1,8 @@
-// The slim objects Strand keeps of Nodes, Pods, Namespaces and NetworkPolicies, and the slimmers
-// that make them from the API's JSON: only the fields Strand uses are kept (a Pod keeps name,
-// namespace, labels, node, IPs, hostNetwork and container ports), which keeps the agent small on
-// large clusters; a malformed object (no metadata, a string where an object belongs…) is refused
-// with a reason, never passed on.
+// The slim objects Strand keeps of Nodes, Pods, Namespaces, NetworkPolicies and ClusterNetworkPolicies,
+// and the slimmers that make them from the API's JSON: only the fields Strand uses are kept (a Pod
+// keeps name, namespace, labels, node, IPs, hostNetwork and container ports), which keeps the agent
+// small on large clusters; a malformed object (no metadata, a string where an object belongs…) is
+// refused with a reason, never passed on.
 
 export interface SlimMeta {
   name: string;
@@ -61,6 +61,14 @@ export interface NetworkPolicyInfo {
   metadata: SlimMeta;
   /** The NetworkPolicySpec as the API served it; the policy compiler checks it. */
   spec: Record<string, unknown>;
+}
+
+export interface ClusterNetworkPolicyInfo {
+  /** creationTimestamp is kept for `strand status` (which of two equal priorities came first). */
+  metadata: SlimMeta & { creationTimestamp?: Date };
+  /** The ClusterNetworkPolicySpec as the API served it, even when not an object: the policy compiler
+   * checks it and reports what is wrong (fail closed), which skipping the object here would hide. */
+  spec: unknown;
 }
 
 export const podIPs = (pod: PodInfo): string[] => pod.status.podIPs.map((p) => p.ip);
@@ -198,6 +206,13 @@ export const slimNetworkPolicy = slimming((raw): NetworkPolicyInfo => {
   return { metadata, spec };
 });
 
-/** Only the metadata: enough for ListWatch to delete an object from its cache. */
+export const slimClusterNetworkPolicy = slimming((raw): ClusterNetworkPolicyInfo => {
+  const metadata: ClusterNetworkPolicyInfo['metadata'] = slimMeta(raw, false);
+  const created = field((raw as Json).metadata as Json, 'creationTimestamp', isString, 'a string', 'metadata');
+  // A Date, as the API types have it (V1ObjectMeta), so the slim object is a KubernetesObject.
+  if (created !== undefined && !Number.isNaN(Date.parse(created))) metadata.creationTimestamp = new Date(created);
+  return { metadata, spec: (raw as Json).spec };
+});
+
 /** A deleted object only needs its metadata to leave the cache. */
 export const metaOnly = (namespaced: boolean) => slimming((raw): { metadata: SlimMeta } => ({ metadata: slimMeta(raw, namespaced) }));

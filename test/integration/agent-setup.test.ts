@@ -192,6 +192,8 @@ function fileStamp(path: string): string {
 
 beforeAll(async () => {
   api = await TestApiServer.start({ rbac: {} });
+  // As the kind recipe applies it (README): the agent then lists and watches ClusterNetworkPolicies.
+  api.installCrd('clusternetworkpolicies');
   node = new AgentNode();
   node.setUpUnderlay();
   const port = node.startProxy(api);

@@ -27,11 +27,13 @@ const events = {
   errors: [] as [ResourceName, unknown][],
   restarts: [] as ResourceName[],
   warnings: [] as string[],
+  infos: [] as string[],
 };
 
 // A logger that keeps the warning messages (malformed objects, failed lists).
 const log = Object.assign(Object.create(silentLogger), {
   warn: (obj: unknown, msg?: string) => events.warnings.push(msg ?? String(obj)),
+  info: (obj: unknown, msg?: string) => events.infos.push(msg ?? String(obj)),
 }) as typeof silentLogger;
 
 function startCache(): ClusterCache {
@@ -45,7 +47,7 @@ function startCache(): ClusterCache {
       onApiError: (r, err) => events.errors.push([r, err]),
       onRestart: (r) => events.restarts.push(r),
     },
-    { initialMs: 20, maxMs: 200 },
+    { initialMs: 20, maxMs: 200, absentMs: 150 },
   );
   cache.start();
   return cache;
@@ -75,7 +77,7 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'strand-agent-kube-'));
   await startServer();
   events.changes = 0;
-  for (const list of [events.synced, events.relisted, events.errors, events.restarts, events.warnings]) list.length = 0;
+  for (const list of [events.synced, events.relisted, events.errors, events.restarts, events.warnings, events.infos]) list.length = 0;
 });
 
 afterEach(async () => {
@@ -93,7 +95,7 @@ describe('agent informers', () => {
     api.create('networkpolicies', { metadata: { name: 'deny', namespace: 'default' }, spec: { podSelector: {} } });
     const c = startCache();
     await api.waitFor(() => c.synced, 10_000, 'the first lists');
-    expect(events.synced.sort()).toEqual(['namespaces', 'networkpolicies', 'nodes', 'pods']);
+    expect(events.synced.sort()).toEqual(['clusternetworkpolicies', 'namespaces', 'networkpolicies', 'nodes', 'pods']);
     expect(c.pods.list()).toHaveLength(1200);
     expect(c.pods.get('p7', 'default')).toEqual({
       metadata: { name: 'p7', namespace: 'default', uid: expect.any(String), resourceVersion: expect.any(String), labels: { app: 'web' } },
@@ -190,6 +192,62 @@ describe('agent informers', () => {
   });
 });
 
+describe('ClusterNetworkPolicy informer (a CRD that may not be installed)', () => {
+  const cnp = (name: string) => ({
+    metadata: { name, creationTimestamp: '2026-04-01T00:00:00Z' },
+    spec: { tier: 'Admin', priority: 10, subject: { namespaces: {} }, ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }] },
+  });
+  const notServed = () => events.infos.filter((m) => m.startsWith('clusternetworkpolicies: not served'));
+
+  it('counts as synced and empty without the CRD, says so once, and picks the CRD up when it is installed', async () => {
+    const c = startCache();
+    await api.waitFor(() => c.synced, 5_000, 'sync without the CRD');
+    expect(c.clusterNetworkPolicies.absent).toBe(true);
+    expect(c.unsynced).toEqual([]);
+    // Looked for again every absentMs, said once, never an API error or a restart.
+    await api.waitFor(() => api.requests.filter((r) => r.path.endsWith('/clusternetworkpolicies') && r.status === 404).length >= 3, 5_000, 'three looks');
+    expect(notServed()).toHaveLength(1);
+    expect(events.errors).toEqual([]);
+    expect(events.restarts).toEqual([]);
+    expect(events.warnings).toEqual([]);
+
+    api.installCrd('clusternetworkpolicies');
+    api.create('clusternetworkpolicies', cnp('deny-all'));
+    await api.waitFor(() => c.clusterNetworkPolicies.list().length === 1, 5_000, 'the CRD picked up');
+    expect(c.clusterNetworkPolicies.absent).toBe(false);
+    expect(c.clusterNetworkPolicies.get('deny-all')).toEqual({
+      metadata: { name: 'deny-all', uid: expect.any(String), resourceVersion: expect.any(String), creationTimestamp: expect.any(Date) },
+      spec: cnp('deny-all').spec,
+    });
+    await api.waitFor(() => api.openWatches('clusternetworkpolicies') === 1, 5_000, 'the watch');
+    api.create('clusternetworkpolicies', cnp('second'));
+    await api.waitFor(() => c.clusterNetworkPolicies.list().length === 2, 5_000, 'a watched CNP');
+    expect(events.infos.filter((m) => m.startsWith('clusternetworkpolicies: served by the API server now'))).toHaveLength(1);
+  });
+
+  it('empties its cache when the CRD is removed, and lists afresh when it is back', async () => {
+    api.installCrd('clusternetworkpolicies');
+    api.create('clusternetworkpolicies', cnp('a'));
+    const c = startCache();
+    await api.waitFor(() => c.synced && c.clusterNetworkPolicies.list().length === 1, 5_000, 'sync');
+    api.uninstallCrd('clusternetworkpolicies');
+    await api.waitFor(() => c.clusterNetworkPolicies.absent, 5_000, 'the CRD gone');
+    expect(c.clusterNetworkPolicies.list()).toEqual([]);
+    expect(c.unsynced).toEqual([]);
+    api.installCrd('clusternetworkpolicies');
+    api.create('clusternetworkpolicies', cnp('b'));
+    await api.waitFor(() => c.clusterNetworkPolicies.list().map((p) => p.metadata.name).join() === 'b', 5_000, 'the CRD back');
+  });
+
+  it('keeps a CNP whose spec is not an object, for the compiler to report', async () => {
+    api.installCrd('clusternetworkpolicies');
+    api.injectMalformed('clusternetworkpolicies', { metadata: { name: 'odd' }, spec: 'x' });
+    const c = startCache();
+    await api.waitFor(() => c.synced, 5_000, 'sync');
+    expect(c.clusterNetworkPolicies.get('odd')?.spec).toBe('x');
+  });
+});
+
 describe('NetworkUnavailable patch', () => {
   it('merges the condition into the Node status by strategic merge patch', async () => {
     api.create('nodes', {
@@ -225,19 +283,22 @@ describe('RBAC: the agent under its ServiceAccount', () => {
   const user = 'system:serviceaccount:kube-strand:strand';
 
   it('lists and watches all it needs under the real manifest, and uses only list and watch there', async () => {
+    api.installCrd('clusternetworkpolicies');
     api.create('nodes', { metadata: { name: 'n1' } });
     const c = startCache();
-    await api.waitFor(() => c.synced && api.openWatches() === 4, 5_000, 'sync');
+    await api.waitFor(() => c.synced && api.openWatches() === 5, 5_000, 'sync');
     expect(events.errors).toEqual([]);
     expect(api.requests.every((r) => r.user === user)).toBe(true);
     const report = api.leastPrivilege();
     expect(report.denied).toEqual({});
     // "list nodes (ClusterRole strand, rule 1)" → "list nodes".
     expect(report.used.map((p) => p.replace(/ \(.*\)$/, ''))).toEqual([
+      'list clusternetworkpolicies.policy.networking.k8s.io',
       'list namespaces',
       'list networkpolicies.networking.k8s.io',
       'list nodes',
       'list pods',
+      'watch clusternetworkpolicies.policy.networking.k8s.io',
       'watch namespaces',
       'watch networkpolicies.networking.k8s.io',
       'watch nodes',

@@ -1,5 +1,6 @@
-// A small Kubernetes API server for tests: nodes, pods, namespaces and networking.k8s.io/v1
-// NetworkPolicies over plain HTTP on 127.0.0.1, with the list/watch protocol that informers rely on
+// A small Kubernetes API server for tests: nodes, pods, namespaces, networking.k8s.io/v1
+// NetworkPolicies and (once a test installs their CRD: installCrd) policy.networking.k8s.io/v1alpha2
+// ClusterNetworkPolicies over plain HTTP on 127.0.0.1, with the list/watch protocol that informers rely on
 // (resourceVersion, replay from a bounded history, bookmarks, 410 Expired after compaction), the
 // three PATCH types, and test controls: stop and restart on the same port with the state kept,
 // dropping watches, forced compaction, malformed objects, injected failures and a request log.
@@ -239,6 +240,8 @@ export class TestApiServer {
   private readonly store: ObjectStore;
   private readonly watchers = new Set<Watcher>();
   private readonly failures: Failure[] = [];
+  /** Resources whose CRD is installed. */
+  private readonly crds = new Set<ResourceName>();
   /** Bearer token → user; empty: no authentication at all. */
   private readonly users = new Map<string, UserInfo>();
   /** With `rbac`: the manifest's roles and bindings and the bootstrap ones. */
@@ -400,6 +403,36 @@ export class TestApiServer {
     return n;
   }
 
+  // ---- CRDs ----
+
+  /** Whether a type is served: built in, or its CRD installed. */
+  serves(type: ResourceType): boolean {
+    return type.crd === undefined || this.crds.has(type.resource);
+  }
+
+  /** Installs a resource's CRD: from now on it is served (404 before). */
+  installCrd(resource: ResourceName): void {
+    if (typeOf(resource).crd === undefined) throw new Error(`${resource} is built in, not served by a CRD`);
+    this.crds.add(resource);
+  }
+
+  /**
+   * Removes a resource's CRD as kube-apiserver does: its objects are deleted (DELETED to the
+   * watches), its watches end, and it is a 404 from then on.
+   */
+  uninstallCrd(resource: ResourceName): void {
+    const type = typeOf(resource);
+    for (const e of this.store.entries(resource)) this.store.removeByKey(type, e.key);
+    this.crds.delete(resource);
+    this.dropWatches({ resource });
+  }
+
+  private served(resource: ResourceName): ResourceType {
+    const type = typeOf(resource);
+    if (!this.serves(type)) throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${resource}: CRD not installed)`);
+    return type;
+  }
+
   // ---- objects (in process) ----
 
   get<T = KubeObject>(resource: ResourceName, name: string, namespace?: string): T | undefined {
@@ -415,7 +448,7 @@ export class TestApiServer {
 
   /** Creates an object; the namespace of a namespaced one is metadata.namespace or "default". */
   create<T = KubeObject>(resource: ResourceName, obj: object): T {
-    return this.store.create(typeOf(resource), toJson(obj), undefined) as T;
+    return this.store.create(this.served(resource), toJson(obj), undefined) as T;
   }
 
   /** Replaces an object, status included. A metadata.resourceVersion that is not current is a 409. */
@@ -549,7 +582,7 @@ export class TestApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const query = Object.fromEntries(url.searchParams);
-    const route = routeOf(url.pathname, `${this.host}:${this.portNumber}`);
+    const route = routeOf(url.pathname, `${this.host}:${this.portNumber}`, (type) => this.serves(type));
     const method = req.method ?? 'GET';
     const verb = route instanceof ApiError ? undefined : this.verbOf(route, method, query);
     const user = this.authenticate(req, url.pathname);

@@ -86,6 +86,8 @@ describe('the compiler input builder', () => {
       pods: { list: () => pods, get: (name: string) => pods.find((p) => p.metadata.name === name) },
       namespaces: { list: () => [] },
       networkPolicies: { list: () => [] },
+      clusterNetworkPolicies: { list: () => [] },
+      nodes: { list: () => [] },
     };
     const notices = new PodStartNotices(clock, { apiPod: () => undefined });
     notices.record({ namespace: 'default', name: 'new', ips: ['10.1.0.9'] });

@@ -217,6 +217,42 @@ describe('judgeStatus', () => {
   });
 });
 
+describe('ClusterNetworkPolicies in strand status', () => {
+  const policy = { policies: 2, pods: 3 };
+  it('counts per tier, warns of ambiguous equal priorities and of reported fields, each with where to look', () => {
+    const snap = snapshot([peer(2), peer(3)], {
+      policy: {
+        ...policy,
+        clusterNetworkPolicies: {
+          served: true,
+          admin: 2,
+          baseline: 1,
+          ambiguous: [{ tier: 'admin', priority: 10, policies: ['a', 'b'], sharedPods: 4, examples: ['x/p1', 'x/p2', 'x/p3'] }],
+          problems: [{ kind: 'unsupported', policy: 'dns', field: 'spec.egress[0].to[0].domainNames', reason: 'domainNames peers are not supported' }],
+        },
+      },
+    });
+    const r = judgeStatus(inputs({ agent: { kind: 'answer', value: snap } }));
+    statusReportSchema().parse(JSON.parse(JSON.stringify(r)));
+    const m = r.problems.map((p) => `${p.severity} ${p.message}`);
+    expect(m).toContain(
+      'warning ClusterNetworkPolicies a and b have the same admin priority 10 and both select 4 pods (x/p1, x/p2, x/p3, …): Strand applies a first (by name); the API leaves this order open',
+    );
+    expect(m).toContain('warning ClusterNetworkPolicy dns: unsupported spec.egress[0].to[0].domainNames: domainNames peers are not supported');
+    // Warnings: the policies are enforced (fail closed where they are bad); the node is healthy.
+    expect(r.verdict).toBe('healthy');
+    const text = formatStatus(r, Date.parse('2026-01-01T00:01:30Z'));
+    expect(text).toContain('ClusterNetworkPolicies: 2 Admin, 1 Baseline, 1 ambiguous priorities, 1 fields reported');
+  });
+
+  it('says when the CRD is not installed, without a finding', () => {
+    const snap = snapshot([peer(2), peer(3)], { policy: { ...policy, clusterNetworkPolicies: { served: false, admin: 0, baseline: 0, ambiguous: [], problems: [] } } });
+    const r = judgeStatus(inputs({ agent: { kind: 'answer', value: snap } }));
+    expect(r.problems).toEqual([]);
+    expect(formatStatus(r, Date.parse('2026-01-01T00:01:30Z'))).toContain('ClusterNetworkPolicies: CRD not installed (none enforced)');
+  });
+});
+
 describe('the agent snapshot schema', () => {
   it('takes what the agent sends and refuses another shape, naming the field', () => {
     const snap = snapshot([peer(2)]);

@@ -117,4 +117,13 @@ describe('one image across the manifest, the Dockerfile and the README', () => {
     expect(readme).toContain('kubectl apply -f deploy/strand.yaml');
     for (const f of ['deploy/kind-config.yaml', 'deploy/strand.yaml', 'Dockerfile']) expect(existsSync(new URL(f, root)), f).toBe(true);
   });
+
+  it('the kind recipe installs the ClusterNetworkPolicy CRD from its v0.2.0 release before the manifest', () => {
+    // The asset names are those hack/build-install-yaml.sh of network-policy-api v0.2.0 writes.
+    const release = 'https://github.com/kubernetes-sigs/network-policy-api/releases/download/v0.2.0/';
+    const standard = `kubectl apply -f ${release}standard-install.yaml`;
+    expect(readme.indexOf(standard)).toBeGreaterThan(readme.indexOf('kind load docker-image'));
+    expect(readme.indexOf(standard)).toBeLessThan(readme.indexOf('kubectl apply -f deploy/strand.yaml'));
+    expect(readme).toContain(`kubectl apply -f ${release}experimental-install.yaml`);
+  });
 });

@@ -27,7 +27,7 @@ describe('deploy/strand.yaml', () => {
     const rules = byKind('ClusterRole')[0].rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     const allows = (group: string, resource: string, verb: string) =>
       rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
-    for (const [group, resource] of [['', 'nodes'], ['', 'pods'], ['', 'namespaces'], ['networking.k8s.io', 'networkpolicies']]) {
+    for (const [group, resource] of [['', 'nodes'], ['', 'pods'], ['', 'namespaces'], ['networking.k8s.io', 'networkpolicies'], ['policy.networking.k8s.io', 'clusternetworkpolicies']]) {
       for (const verb of ['list', 'watch']) expect(allows(group as string, resource as string, verb), `${verb} ${resource}`).toBe(true);
     }
     expect(allows('', 'nodes', 'patch'), 'patch nodes (annotations)').toBe(true);

@@ -34,7 +34,7 @@ const pod = (i: number, node: string, ips: string[]): PodInfo =>
   }) as unknown as PodInfo;
 
 function cluster(pods: number, policies: number) {
-  const cache = { pods: new Store<PodInfo>(), namespaces: new Store<NamespaceInfo>(), networkPolicies: new Store<NetworkPolicyInfo>(), synced: true, unsynced: [] };
+  const cache = { pods: new Store<PodInfo>(), namespaces: new Store<NamespaceInfo>(), networkPolicies: new Store<NetworkPolicyInfo>(), nodes: new Store(), clusterNetworkPolicies: new Store(), synced: true, unsynced: [] };
   for (let n = 0; n < NS; n++) cache.namespaces.put({ metadata: { name: `ns${n}`, labels: { team: `t${n % 5}` } } } as unknown as NamespaceInfo);
   for (let i = 0; i < pods; i++) cache.pods.put(pod(i, `n${i % 20}`, [`10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`]));
   for (let i = 0; i < policies; i++) {

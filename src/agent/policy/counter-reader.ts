@@ -39,9 +39,11 @@ export class CounterReader {
   private async read(m: PolicyMetrics): Promise<void> {
     const table = this.applied();
     if (!table) return;
-    const { pods, policies } = readPolicyCounters(await this.nft.counters(), table);
+    const { pods, policies, clusterRules } = readPolicyCounters(await this.nft.counters(), table);
     m.podPackets.reset();
     m.policyPackets.reset();
+    m.clusterRulePackets.reset();
+    for (const r of clusterRules) m.clusterRulePackets.inc({ policy: r.policy, rule: r.rule, tier: r.tier, action: r.action, direction: r.direction }, r.packets);
     for (const p of pods) m.podPackets.inc({ namespace: p.namespace, pod: p.name, direction: p.direction, verdict: p.verdict }, p.packets);
     for (const p of policies) m.policyPackets.inc({ namespace: p.namespace, policy: p.name, direction: p.direction }, p.packets);
   }

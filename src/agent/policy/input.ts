@@ -19,7 +19,7 @@ export const FETCHED_TTL_MS = 60_000;
 
 export interface PolicyInputOptions {
   nodeName: string;
-  cache: Pick<ClusterCache, 'pods' | 'namespaces' | 'networkPolicies'>;
+  cache: Pick<ClusterCache, 'pods' | 'namespaces' | 'networkPolicies' | 'clusterNetworkPolicies' | 'nodes'>;
   notices: PodStartNotices;
   /** This node's own addresses (node-addresses.ts), always allowed to its pods (R11). */
   nodeAddresses: () => string[];
@@ -69,6 +69,9 @@ export class PolicyInput {
       namespaces: c.namespaces.list(),
       pods,
       policies: c.networkPolicies.list(),
+      clusterNetworkPolicies: c.clusterNetworkPolicies.list(),
+      // For ClusterNetworkPolicy `nodes` peers (their labels and addresses).
+      nodes: c.nodes.list(),
       extraPodIps,
     };
   }

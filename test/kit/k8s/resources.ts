@@ -3,7 +3,7 @@
 // conversion funcs) and the strategic-merge list keys from the Go types' patchMergeKey tags.
 import type { MergeKeys } from './patch.ts';
 
-export type ResourceName = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies';
+export type ResourceName = 'nodes' | 'pods' | 'namespaces' | 'networkpolicies' | 'clusternetworkpolicies';
 
 export interface ResourceType {
   resource: ResourceName;
@@ -20,6 +20,8 @@ export interface ResourceType {
   mergeKeys: MergeKeys;
   shortNames: readonly string[];
   singular: string;
+  /** Served by a CRD (this name): only once a test installs it (TestApiServer.installCrd); 404 before. */
+  crd?: string;
 }
 
 function at(obj: unknown, ...path: string[]): unknown {
@@ -140,6 +142,21 @@ export const RESOURCES: Readonly<Record<ResourceName, ResourceType>> = {
     shortNames: ['netpol'],
     singular: 'networkpolicy',
   },
+  clusternetworkpolicies: {
+    resource: 'clusternetworkpolicies',
+    kind: 'ClusterNetworkPolicy',
+    listKind: 'ClusterNetworkPolicyList',
+    apiVersion: 'policy.networking.k8s.io/v1alpha2',
+    namespaced: false,
+    // The CRD (network-policy-api v0.2.0) has a status subresource.
+    hasStatus: true,
+    fieldLabels: ['metadata.name', 'metadata.namespace'],
+    fields: metaFields,
+    mergeKeys: META_MERGE_KEYS,
+    shortNames: ['cnp'],
+    singular: 'clusternetworkpolicy',
+    crd: 'clusternetworkpolicies.policy.networking.k8s.io',
+  },
 };
 
 export function labelsOf(obj: unknown): Record<string, string> {
@@ -150,10 +167,10 @@ export function labelsOf(obj: unknown): Record<string, string> {
   return result;
 }
 
-/** An APIResourceList for discovery (`/api/v1`, `/apis/networking.k8s.io/v1`). */
-export function apiResourceList(groupVersion: string): unknown {
+/** An APIResourceList for discovery (`/api/v1`, `/apis/networking.k8s.io/v1`), of the types served. */
+export function apiResourceList(groupVersion: string, served: (type: ResourceType) => boolean = () => true): unknown {
   const resources = Object.values(RESOURCES)
-    .filter((r) => r.apiVersion === groupVersion)
+    .filter((r) => r.apiVersion === groupVersion && served(r))
     .flatMap((r) => {
       const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
       const main = { name: r.resource, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs, shortNames: r.shortNames };

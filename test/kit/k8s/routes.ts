@@ -12,8 +12,11 @@ export type Route =
   | { kind: 'collection'; type: ResourceType; namespace: string | undefined }
   | { kind: 'item'; type: ResourceType; namespace: string; name: string; subresource: 'status' | undefined };
 
-/** Resolves a request path: discovery and health documents, or a resource collection or item. */
-export function routeOf(pathname: string, serverAddress: string): Route | ApiError {
+/**
+ * Resolves a request path: discovery and health documents, or a resource collection or item. A type
+ * `served` refuses (a CRD not installed) is unknown, as in kube-apiserver: 404, absent from discovery.
+ */
+export function routeOf(pathname: string, serverAddress: string, served: (type: ResourceType) => boolean = () => true): Route | ApiError {
   const seg = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
   const json = (verb: Verb, body: unknown): Route => ({ kind: 'static', verb, contentType: 'application/json', body: JSON.stringify(body) });
   const path = seg.join('/');
@@ -26,10 +29,17 @@ export function routeOf(pathname: string, serverAddress: string): Route | ApiErr
       serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }],
     });
   }
-  if (path === 'apis') return json('discovery', { kind: 'APIGroupList', apiVersion: 'v1', groups: [NETWORKING_GROUP] });
+  const policyServed = served(RESOURCES.clusternetworkpolicies);
+  if (path === 'apis') {
+    return json('discovery', { kind: 'APIGroupList', apiVersion: 'v1', groups: policyServed ? [NETWORKING_GROUP, POLICY_GROUP] : [NETWORKING_GROUP] });
+  }
   if (path === 'apis/networking.k8s.io') return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...NETWORKING_GROUP });
   if (path === 'api/v1') return json('discovery', apiResourceList('v1'));
   if (path === 'apis/networking.k8s.io/v1') return json('discovery', apiResourceList('networking.k8s.io/v1'));
+  if (policyServed && path === 'apis/policy.networking.k8s.io') return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...POLICY_GROUP });
+  if (policyServed && path === 'apis/policy.networking.k8s.io/v1alpha2') {
+    return json('discovery', apiResourceList('policy.networking.k8s.io/v1alpha2', served));
+  }
 
   let groupVersion: string;
   let rest: string[];
@@ -44,7 +54,7 @@ export function routeOf(pathname: string, serverAddress: string): Route | ApiErr
   }
   const resourceIn = (name: string | undefined): ResourceType | undefined => {
     const type = Object.values(RESOURCES).find((r) => r.resource === name);
-    return type && type.apiVersion === groupVersion ? type : undefined;
+    return type && type.apiVersion === groupVersion && served(type) ? type : undefined;
   };
   const subresourceOf = (s: string | undefined): 'status' | undefined | ApiError =>
     s === undefined ? undefined : s === 'status' ? 'status' : new ApiError(404, 'NotFound', `subresource "${s}" is not served here`);
@@ -87,6 +97,12 @@ const NETWORKING_GROUP = {
   name: 'networking.k8s.io',
   versions: [{ groupVersion: 'networking.k8s.io/v1', version: 'v1' }],
   preferredVersion: { groupVersion: 'networking.k8s.io/v1', version: 'v1' },
+};
+
+const POLICY_GROUP = {
+  name: 'policy.networking.k8s.io',
+  versions: [{ groupVersion: 'policy.networking.k8s.io/v1alpha2', version: 'v1alpha2' }],
+  preferredVersion: { groupVersion: 'policy.networking.k8s.io/v1alpha2', version: 'v1alpha2' },
 };
 
 export async function readBody(req: IncomingMessage): Promise<JsonValue | undefined> {

@@ -113,6 +113,15 @@ export class ApiControl {
     return this.request('leastPrivilege');
   }
 
+  /** Installs a resource's CRD (served from then on; 404 before). */
+  installCrd(resource: string): Promise<void> {
+    return this.request('installCrd', { resource });
+  }
+  /** Removes a resource's CRD: its objects are deleted, its watches end, it is a 404 from then on. */
+  uninstallCrd(resource: string): Promise<void> {
+    return this.request('uninstallCrd', { resource });
+  }
+
   /** Closes the control channel: the server stops. Waits up to 3 s, then kills it. */
   async close(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;

@@ -20,8 +20,10 @@
 //   → {"id":1,"op":"create","resource":"nodes","body":{…}}
 //   ← {"id":1,"ok":true,"result":{…}}      or  {"id":1,"ok":false,"error":"…","code":404}
 // ops: create, upsert, patch (type, subresource, namespace), delete, get, list, stop, start,
-// dropWatches, leastPrivilege (what the agents' identity was granted, used and refused). The first
-// line on stdout is {"ready":true,"url":…,"agentToken":…} once both listeners are up.
+// dropWatches, leastPrivilege (what the agents' identity was granted, used and refused), installCrd,
+// uninstallCrd. The first line on stdout is {"ready":true,"url":…,"agentToken":…} once both
+// listeners are up. The ClusterNetworkPolicy CRD is installed from the start, as the kind recipe
+// applies it (README); a test removes it with uninstallCrd.
 // stdin closing (the simulator exited, even by SIGKILL) stops the server and this process.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -104,6 +106,12 @@ async function handle(api: TestApiServer, req: Request): Promise<unknown> {
       return api.dropWatches({ abrupt: true });
     case 'leastPrivilege':
       return api.leastPrivilege();
+    case 'installCrd':
+      api.installCrd(resource);
+      return null;
+    case 'uninstallCrd':
+      api.uninstallCrd(resource);
+      return null;
     default:
       throw new Error(`unknown op ${JSON.stringify(req.op)}`);
   }
@@ -114,6 +122,7 @@ async function main(): Promise<void> {
   // Bookmarks about once a minute, as kube-apiserver sends them: the test server's default (1 s) woke
   // every agent four times a second, which cost the simulated nodes CPU that pod traffic then lacked.
   const api = await TestApiServer.start({ port, bookmarkIntervalMs: 60_000, ...(rbac !== undefined ? { rbac: { manifest: rbac } } : {}) });
+  api.installCrd('clusternetworkpolicies');
   const forwarder = await startForwarder(host, port);
   const reply = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
   reply({ ready: true, url: `http://${host}:${port}`, agentToken: api.agentToken ?? null });
