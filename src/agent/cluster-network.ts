@@ -5,7 +5,7 @@
 // agent was down still loses its routes, neighbours and FDB entries on the next pass.
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
-import { createNftRunner } from '../nft/runner.ts';
+import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import type { Nft } from '../nft/transport.ts';
 import { createBackend, peersFromNodes, type Backend, type LocalNode, type ReconcileReport } from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
@@ -38,7 +38,12 @@ export class ClusterNetwork {
   private readonly openNetlink: () => NetlinkSocket;
   private warnedNoClusterCidr = false;
 
-  constructor(config: AgentConfig, log: Logger, nft: Nft = createNftRunner(), openNetlink: () => NetlinkSocket = () => NetlinkSocket.open()) {
+  constructor(
+    config: AgentConfig,
+    log: Logger,
+    nft: Nft = createNetlinkTransport(),
+    openNetlink: () => NetlinkSocket = () => NetlinkSocket.open(),
+  ) {
     this.config = config;
     this.log = log;
     this.nft = nft;
