@@ -38,6 +38,7 @@ import { compilePolicy, renderPolicy } from '../src/policy/index.ts';
 import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy/enforcer.ts';
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
+import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
 import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 import { readPolicyCounters } from '../src/agent/policy-counters.ts';
@@ -203,7 +204,10 @@ function startIn(ns, js) {
 // ---- the run -----------------------------------------------------------------------------------------
 setUp();
 const log = pino({ level: process.env.BENCH_LOG ?? 'warn' }, pino.destination(2));
-const nft = createNftRunner({ netns: nodeNs });
+// BENCH_TRANSPORT=netlink: the agent's transport (nf_tables netlink in process) instead of `nft -f`.
+const viaNetlink = process.env.BENCH_TRANSPORT === 'netlink';
+const nft = viaNetlink ? createNetlinkTransport({ netns: nodeNs }) : createNftRunner({ netns: nodeNs });
+console.log(`transport: ${viaNetlink ? 'nf_tables netlink in process' : 'nft -f / nft -j (process)'}`);
 let srv;
 let cli;
 try {

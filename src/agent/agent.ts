@@ -14,7 +14,6 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNetlinkTransport } from '../nft/netlink/transport.ts';
-import { createNftRunner } from '../nft/runner.ts';
 import type { Nft } from '../nft/transport.ts';
 import { strandVersion } from '../version.ts';
 import { AgentAnswers } from './answers.ts';
@@ -105,9 +104,8 @@ export class Agent {
     const log = (this.log = opts.log);
     const clock = (this.clock = opts.clock ?? systemClock);
     this.openNetlink = opts.openNetlink ?? (() => NetlinkSocket.open());
-    // The table over nf_tables netlink in process; a transaction with a rule still written as text (until
-    // src/policy's renderer is fully typed) goes through `nft -f`, the only nft process left.
-    const nft = opts.nft ?? createNetlinkTransport({ textFallback: createNftRunner() });
+    // The table over nf_tables netlink in process: no `nft` process on any of the agent's paths.
+    const nft = opts.nft ?? createNetlinkTransport();
     this.startedAt = this.lastPassAt = clock.now();
     this.resyncMs = opts.resyncMs ?? RESYNC_MS;
     this.metrics = createMetrics();

@@ -5,7 +5,7 @@
 // agent was down still loses its routes, neighbours and FDB entries on the next pass.
 import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
-import { createNftRunner } from '../nft/runner.ts';
+import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import type { Nft } from '../nft/transport.ts';
 import { createBackend, peersFromNodes, type Backend, type LocalNode, type ReconcileReport } from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
@@ -40,7 +40,12 @@ export class ClusterNetwork {
   /** The problems of the last pass: each is logged when it appears and when it goes, not every pass. */
   private problems = new Set<string>();
 
-  constructor(config: AgentConfig, log: Logger, nft: Nft = createNftRunner(), openNetlink: () => NetlinkSocket = () => NetlinkSocket.open()) {
+  constructor(
+    config: AgentConfig,
+    log: Logger,
+    nft: Nft = createNetlinkTransport(),
+    openNetlink: () => NetlinkSocket = () => NetlinkSocket.open(),
+  ) {
     this.config = config;
     this.log = log;
     this.nft = nft;

@@ -1,13 +1,14 @@
 // `strand explain --kernel`, the thinking (pure): for each direction this node enforces, the
-// nftables object that implements the model's decision, found in what `nft -j list table inet
-// strand` returned, with its packet counter. The policy layout is the compiler's (src/policy/
-// render.ts): a pod isolated in a direction has an element `<pod address> : jump <pod chain>` in the
-// verdict map of that direction and family; in its chain every allow rule carries the comment of the
+// nftables object that implements the model's decision, found in what the kernel holds of table
+// `inet strand` (read over nf_tables netlink: no `nft` needed on the node), with its packet counter.
+// The policy layout is the compiler's (src/policy/render.ts): a pod isolated in a direction has an
+// element `<pod address> : jump <pod chain>` in the verdict map of that direction and family; in its chain every allow rule carries the comment of the
 // policy rule it implements (ruleComment) and a counter, the chain ends in `counter drop` (comment
 // "deny"); a pod not isolated has no element. Anything else found is a mismatch between the model
 // and the kernel, and is reported as one.
 import type { DirectionView, ExplainAnswer } from '../agent/explain.ts';
 import type { TableState } from '../nft/objects.ts';
+import type { ListOnly } from '../nft/transport.ts';
 import { clusterChainName, clusterRuleComment, DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/index.ts';
 
 type Step = NonNullable<DirectionView['steps']>[number];
@@ -148,6 +149,22 @@ function checkTiers(
   const counted = out.rules.filter((r) => r.packets !== undefined);
   if (counted.length > 0) out.packets = counted.reduce((n, r) => n + (r.packets ?? 0), 0);
   return out;
+}
+
+/** What checkNft reads of the table: the two pods' chains and the verdict maps with their elements. */
+export function nftReadsFor(answer: ExplainAnswer): ListOnly {
+  const chains: string[] = [];
+  const sets: string[] = [];
+  for (const end of [answer.src, answer.dst]) {
+    for (const direction of ['egress', 'ingress'] as const) {
+      if (end.pod) {
+        const pod = { namespace: end.pod.namespace, name: end.pod.name };
+        chains.push(podChainName(pod, direction), clusterChainName('admin', pod, direction), clusterChainName('baseline', pod, direction));
+      }
+      sets.push(verdictMapName(direction, family(end.ip)));
+    }
+  }
+  return { chains: [...new Set(chains)], sets: [...new Set(sets)] };
 }
 
 /** The kernel's objects for every direction this node (answer.node) enforces. */

@@ -11,8 +11,8 @@ import { cidrContains, familyOf } from '../net/text.ts';
 import { HANDSHAKE_VERSION, type ExplainQuery } from '../contracts/agent-socket.ts';
 import { findLink, listRoutes, NetlinkSocket, type Route } from '../kernel/index.ts';
 import { askAgent, unwrap } from './agent-query.ts';
-import { checkNft, type NftCheck } from './explain-kernel.ts';
-import { createNftRunner } from '../nft/runner.ts';
+import { checkNft, nftReadsFor, type NftCheck } from './explain-kernel.ts';
+import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import { EXIT } from './output.ts';
 
 const RT_TABLE_MAIN = 254;
@@ -285,13 +285,17 @@ export async function runExplain(stateDir: string, q: ExplainQuery, opts: { kern
   }
   if (opts.kernel && answer.policy.available) {
     report.kernel ??= {};
+    // Table inet strand in this namespace over nf_tables netlink: what the kernel holds, not what the
+    // agent thinks, and no `nft` needed on the node.
+    const transport = createNetlinkTransport();
     try {
-      // `nft -j list table inet strand` in this namespace: what the kernel holds, not what the agent thinks.
-      const nft = checkNft(await createNftRunner().list(), answer);
+      const nft = checkNft(await transport.list(nftReadsFor(answer)), answer);
       report.kernel.nft = nft;
       for (const d of nft.directions) if (!d.matches && d.problem) report.mismatches.push(d.problem);
     } catch (err) {
       report.kernel.nft = { error: (err as Error).message };
+    } finally {
+      transport.close();
     }
   }
   return { ...report, verdict: explainVerdict(report) };

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withNetns } from '../../src/kernel/index.ts';
+import { podChainName } from '../../src/policy/index.ts';
 import { REFERENCE_CNI_DIR, STRAND, STRAND_CNI, STRAND_IPAM } from '../support/cni.ts';
 import { TestApiServer, type KubeObject } from '../kit/k8s-api-server.ts';
 import { expectLeastPrivilege } from '../support/least-privilege.ts';
@@ -27,6 +28,7 @@ import { eventually, PluginFixture, randomSubnet4, type IpLink } from '../suppor
 import { ipJson, sh } from '../support/sh.ts';
 
 const run = promisify(execFile);
+const REAL_NFT = sh('sh', ['-c', 'command -v nft']).trim();
 const NODE = 'node-a';
 const UNDERLAY_MTU = 1400;
 
@@ -49,6 +51,7 @@ class AgentNode {
   proc: ChildProcess | undefined;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
   stderr = '';
+  readonly nftSpy: { dir: string; calls: string };
 
   constructor() {
     this.confDir = join(this.fx.dir, 'net.d');
@@ -59,6 +62,17 @@ class AgentNode {
     symlinkSync(STRAND_CNI, join(this.binDir, 'strand'));
     symlinkSync(STRAND_IPAM, join(this.binDir, 'strand-ipam'));
     symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), join(this.binDir, 'portmap'));
+    const dir = join(this.fx.dir, 'nft-spy');
+    mkdirSync(dir);
+    const calls = join(this.fx.dir, 'nft-calls');
+    const real = sh('sh', ['-c', 'command -v nft']).trim();
+    writeFileSync(join(dir, 'nft'), `#!/bin/sh\necho "$$ $*" >> '${calls}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    this.nftSpy = { dir, calls };
+  }
+
+  /** The `nft` calls the agent made (through PATH), one line each. */
+  nftCalls(): string[] {
+    return existsSync(this.nftSpy.calls) ? readFileSync(this.nftSpy.calls, 'utf8').split('\n').filter((l) => l !== '') : [];
   }
 
   get ns(): string {
@@ -118,7 +132,8 @@ class AgentNode {
       '--health-addr', '127.0.0.1:9797',
       ...extra,
     ];
-    const proc = spawn('ip', args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // An `nft` first on PATH records each call and runs the real one: the agent must make none (issue 17).
+    const proc = spawn('ip', args, { env: { PATH: `${this.nftSpy.dir}:${process.env.PATH}` }, stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exit = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     this.proc = proc;
@@ -406,6 +421,36 @@ describe('strand agent in a node namespace', () => {
     expect(metrics.body).toMatch(/strand_reconcile_total\{result="ok"\} \d+/);
   });
 
+  it('enforces a NetworkPolicy, repairs drift and serves counters without starting any nft process', async () => {
+    const chain = podChainName({ namespace: 'default', name: 'web-1' }, 'ingress');
+    const nft = (...args: string[]) => sh('ip', ['netns', 'exec', node.ns, REAL_NFT, ...args]);
+    api.create('networkpolicies', {
+      metadata: { name: 'web-from-db', namespace: 'default' },
+      spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 8080 }] }] },
+    });
+    const rules = () => {
+      try {
+        return nft('-j', 'list', 'chain', 'inet', 'strand', chain).split('"rule"').length - 1;
+      } catch {
+        return -1;
+      }
+    };
+    await eventually(() => rules() > 0, 10_000, `the pod's chain ${chain}`);
+    const applied = rules();
+    // The skeleton's neighbour discovery rule (an anonymous set) went over netlink too.
+    expect(nft('list', 'chain', 'inet', 'strand', 'agent-pol-forward')).toMatch(/icmpv6 type \{ nd-router-solicit/);
+    // Drift: the chain flushed by hand (the real nft, not through the agent's PATH) is rebuilt.
+    nft('flush', 'chain', 'inet', 'strand', chain);
+    expect(rules()).toBe(0);
+    await eventually(() => rules() === applied, 20_000, `the repair of ${chain}`);
+    const metrics = await node.get('/metrics');
+    expect(metrics.body).toMatch(/strand_policy_rebuilds_total\{reason="drift"\} [1-9]/);
+    // The scrape reads the rules' counters from the kernel (policy-counters.ts) for these families.
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/# TYPE strand_policy_pod_packets_total counter/);
+    expect(node.nftCalls()).toEqual([]);
+  });
+
   it('rides out an API server outage without touching the node, and catches up afterwards', async () => {
     const before = { state: fileStamp(statePath()), conflist: fileStamp(conflistPath()) };
     const bridgeBefore = node.links().find((l) => l.ifname === node.fx.bridge)?.ifindex;
@@ -478,6 +523,10 @@ describe('strand agent in a node namespace', () => {
     expect(links.filter((l) => l.master === node.fx.bridge)).toHaveLength(1);
     // The socket is the agent's to remove: a plugin finding none goes on standalone.
     expect(existsSync(join(node.fx.stateDir, 'agent.sock'))).toBe(false);
+  });
+
+  it('started no nft process over its whole life (start-up, pod starts, policies, drift, metrics, SIGTERM)', () => {
+    expect(node.nftCalls()).toEqual([]);
   });
 
   it("was refused nothing under its ServiceAccount and used every permission of the manifest's ClusterRole", () => {

@@ -175,3 +175,36 @@ describe('applyBatch', () => {
     expect((err as NftBatchError).message).toMatch(/^failed to delete set inet t gone \(operation 3 of 3/);
   });
 });
+
+describe('anonymous sets and icmpv6 type', () => {
+  it('icmpv6 type { … }: the dependencies nft adds, a one-byte transport load, a lookup of the anonymous set by id', () => {
+    const exprs = compileRule([{ kind: 'match-set', field: 'icmpv6 type', values: ['nd-router-solicit'] }], { family: 'inet', anonSetIds: [7] });
+    expect(exprs).toEqual([
+      { kind: 'meta', dreg: 1, key: 'nfproto' },
+      { kind: 'cmp', sreg: 1, op: '==', data: Buffer.of(10) },
+      { kind: 'meta', dreg: 1, key: 'l4proto' },
+      { kind: 'cmp', sreg: 1, op: '==', data: Buffer.of(58) },
+      { kind: 'payload', dreg: 1, base: 'transport', offset: 0, len: 1 },
+      { kind: 'lookup', sreg: 1, set: '__set%d', setId: 7 },
+    ]);
+  });
+
+  it('a rule with an anonymous set is three messages of one operation, as nft sends them', () => {
+    const rule: NftOp = {
+      op: 'add-rule',
+      table: 't',
+      chain: 'c',
+      rule: [{ kind: 'match-set', field: 'icmpv6 type', values: ['nd-router-solicit', 'nd-redirect'] }, { kind: 'verdict', verdict: { code: 'accept' } }],
+    };
+    const msgs = encodeOps([rule]).map((m) => splitMessages(m.finish(1))[0]);
+    expect(msgs.map((m) => (m?.type ?? 0) & 0xff)).toEqual([9, 12, 6]); // NEWSET, NEWSETELEM, NEWRULE
+    const set = new Attrs(msgs[0]?.data as Buffer, 4);
+    const flags = set.get(NFTA_SET.FLAGS)?.readUInt32BE(0);
+    expect([set.get(NFTA_SET.NAME)?.toString(), flags, set.get(NFTA_SET.KEY_TYPE)?.readUInt32BE(0)]).toEqual(['__set%d\0', 3, 29]);
+  });
+
+  it('refuses a range in an anonymous set rather than sending what nft would merge', () => {
+    const rule: NftOp = { op: 'add-rule', table: 't', chain: 'c', rule: [{ kind: 'match-set', field: 'th dport', values: ['80-90'] }] };
+    expect(() => encodeOps([rule])).toThrow(/range or prefix/);
+  });
+});

@@ -6,7 +6,8 @@ import { parseError, splitMessages, type MessageBuilder, type NlError } from '..
 import type { Collector } from '../../kernel/netlink-socket.ts';
 import { NLM_F, NLMSG } from '../../kernel/netlink-const.ts';
 import { batchMarker, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../netlink-msgs.ts';
-import type { Construct } from './compile.ts';
+import { ANON_SET_NAME, FIELDS, sameBytes, type Construct } from './compile.ts';
+import { encodeRange } from './values.ts';
 import {
   delChain,
   delElements,
@@ -30,7 +31,7 @@ import {
 export type NftOp =
   | ({ op: 'add-table'; exclusive?: boolean } & TableRef)
   | ({ op: 'delete-table' } & TableRef)
-  | ({ op: 'add-chain'; name: string; base?: BaseChainSpec; exclusive?: boolean } & TableRef)
+  | ({ op: 'add-chain'; name: string; base?: BaseChainSpec; exclusive?: boolean; comment?: string } & TableRef)
   | ({ op: 'delete-chain'; name: string } & TableRef)
   | ({ op: 'flush-chain'; chain: string } & TableRef)
   | ({ op: 'add-rule'; chain: string; rule: readonly Construct[]; comment?: string; placement?: RulePlacement } & TableRef)
@@ -72,8 +73,44 @@ export function describeOp(o: NftOp): string {
   }
 }
 
-/** The batch's messages, one per operation, in order. Sets created here get ids 1, 2, … */
+/** The batch's messages in order. Sets created here get ids 1, 2, … */
 export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
+  return encodeIndexed(ops).map((m) => m.message);
+}
+
+/**
+ * A rule's anonymous sets (`field { a, b }`), as nft sends them just before the rule: the set (flags
+ * anonymous and constant, named `__set%d` for the kernel to number) and its elements, with an id the
+ * rule's lookup names.
+ */
+function anonSets(
+  o: Extract<NftOp, { op: 'add-rule' }>,
+  nextId: () => number,
+): { messages: MessageBuilder[]; ids: number[] } {
+  const messages: MessageBuilder[] = [];
+  const ids: number[] = [];
+  for (const c of o.rule) {
+    if (c.kind !== 'match-set') continue;
+    const type = FIELDS[c.field].type;
+    for (const v of c.values) {
+      const r = encodeRange(type, v);
+      // nft merges ranges of an anonymous interval set; Strand's rules have none, so none is encoded.
+      if (!sameBytes(r.first, r.last)) {
+        throw new RangeError(`${c.field} { … }: a range or prefix in an anonymous set (${v})`);
+      }
+    }
+    const id = nextId();
+    const anonymous = { size: c.values.length };
+    const set: SetSpec = { family: o.family ?? 'inet', table: o.table, name: ANON_SET_NAME, key: [type], anonymous };
+    const ids1 = new Map([[ANON_SET_NAME, id]]);
+    messages.push(newSet(set, id), newElements(set, c.values.map((v) => ({ key: [v] })), ids1));
+    ids.push(id);
+  }
+  return { messages, ids };
+}
+
+/** Each message with the index of the operation it belongs to (a rule's anonymous sets go with it). */
+function encodeIndexed(ops: readonly NftOp[]): Array<{ message: MessageBuilder; index: number }> {
   // Ids are per batch and only need to tell this batch's new sets apart; a rule or element refers to
   // a set by name and id, and the kernel looks the name up first and falls back on the id.
   const setIds = new Map<string, Map<string, number>>();
@@ -84,14 +121,26 @@ export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
     if (!ids) setIds.set(table, (ids = new Map()));
     return ids;
   };
-  return ops.map((o) => {
+  const out: Array<{ message: MessageBuilder; index: number }> = [];
+  ops.forEach((o, index) => {
+    if (o.op === 'add-rule' && o.rule.some((c) => c.kind === 'match-set')) {
+      const anon = anonSets(o, () => nextId++);
+      for (const message of anon.messages) out.push({ message, index });
+      out.push({ message: newRule(o, o.chain, o.rule, o.comment, idsFor(o), o.placement, anon.ids), index });
+      return;
+    }
+    out.push({ message: one(o), index });
+  });
+  return out;
+
+  function one(o: NftOp): MessageBuilder {
     switch (o.op) {
       case 'add-table':
         return newTable(o, o.exclusive);
       case 'delete-table':
         return delTable(o);
       case 'add-chain':
-        return newChain(o, o.name, o.base, o.exclusive);
+        return newChain(o, o.name, o.base, o.exclusive, o.comment);
       case 'delete-chain':
         return delChain(o, o.name);
       case 'flush-chain':
@@ -114,7 +163,7 @@ export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
       case 'delete-elements':
         return delElements(o.set, o.elements, idsFor(o.set));
     }
-  });
+  }
 }
 
 /** The kernel refused a batch: nothing of it was applied. `index` is the first failing operation. */
@@ -161,15 +210,15 @@ export interface BatchResult {
  */
 export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply nftables batch'): BatchResult {
   if (ops.length === 0) return { messages: 0, bytes: 0 };
-  const messages = encodeOps(ops);
+  const messages = encodeIndexed(ops);
   const beginSeq = nl.nextSeq();
   // finish() returns a view of each builder's own buffer, used once: concat copies it, no copy here.
   const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN).finish(beginSeq)];
   const indexBySeq = new Map<number, number>();
   let lastSeq = 0;
-  messages.forEach((m, i) => {
+  messages.forEach(({ message: m, index }, i) => {
     lastSeq = nl.nextSeq();
-    indexBySeq.set(lastSeq, i);
+    indexBySeq.set(lastSeq, index);
     const bytes = m.finish(lastSeq);
     if (i === messages.length - 1) bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.ACK, 6);
     parts.push(bytes);

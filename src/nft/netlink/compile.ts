@@ -14,7 +14,7 @@ interface FieldSpec {
   /** The network family the field exists in: an inet table adds `meta nfproto` before it. */
   nfproto?: 'ipv4' | 'ipv6';
   /** The transport protocol the field exists in: nft adds `meta l4proto` before it. */
-  l4proto?: 'tcp' | 'udp';
+  l4proto?: 'tcp' | 'udp' | 'ipv6-icmp';
 }
 
 const payload =
@@ -41,6 +41,7 @@ export const FIELDS = {
   'tcp dport': { type: 'inet_service', load: payload('transport', 2, 2), l4proto: 'tcp' },
   'udp sport': { type: 'inet_service', load: payload('transport', 0, 2), l4proto: 'udp' },
   'udp dport': { type: 'inet_service', load: payload('transport', 2, 2), l4proto: 'udp' },
+  'icmpv6 type': { type: 'icmpv6_type', load: payload('transport', 0, 1), nfproto: 'ipv6', l4proto: 'ipv6-icmp' },
   'ct state': { type: 'ct_state', load: (dreg) => ({ kind: 'ct', dreg, key: 'state' }) },
   'fib daddr type': { type: 'fib_addrtype', load: (dreg) => ({ kind: 'fib-addrtype', dreg, flags: NFT_FIB_F.DADDR }) },
 } as const satisfies Record<string, FieldSpec>;
@@ -59,6 +60,8 @@ export type Construct =
   /** `field op value`: value is an address, CIDR, "a-b" range, number, name, or for `ct state` a list. */
   | { kind: 'match'; field: Field; op?: CmpOp; value: Scalar | readonly string[] }
   | { kind: 'lookup'; fields: readonly Field[]; set: string; not?: boolean }
+  /** `field { a, b }`: a lookup in an anonymous constant set sent in the same batch (batch.ts). */
+  | { kind: 'match-set'; field: Field; values: readonly Scalar[]; not?: boolean }
   | { kind: 'vmap'; fields: readonly Field[]; map: string }
   | { kind: 'counter' }
   | { kind: 'log'; prefix?: string; level?: LogLevel; group?: number }
@@ -70,7 +73,12 @@ export interface CompileContext {
   family: Family;
   /** Sets created in the same batch, by name: their NFTA_SET_ID goes into the lookup. */
   setIds?: ReadonlyMap<string, number>;
+  /** The NFTA_SET_ID of each `match-set`'s anonymous set, in the rule's order. */
+  anonSetIds?: readonly number[];
 }
+
+/** The name nft gives an anonymous set; the kernel replaces %d with the first free number. */
+export const ANON_SET_NAME = '__set%d';
 
 const LOG_LEVELS: Record<LogLevel, number> = {
   emerg: 0,
@@ -213,6 +221,7 @@ function setId(ctx: CompileContext, name: string): { setId?: number } {
 export function compileRule(items: readonly Construct[], ctx: CompileContext): Expr[] {
   const st: RuleState = {};
   const out: Expr[] = [];
+  let anon = 0;
   for (const c of items) {
     switch (c.kind) {
       case 'match':
@@ -222,6 +231,13 @@ export function compileRule(items: readonly Construct[], ctx: CompileContext): E
         const { exprs, sreg } = loadConcat(c.fields, ctx, st);
         const invert = c.not ? { invert: true } : {};
         out.push(...exprs, { kind: 'lookup', sreg, set: c.set, ...setId(ctx, c.set), ...invert });
+        break;
+      }
+      case 'match-set': {
+        const id = ctx.anonSetIds?.[anon++];
+        if (id === undefined) throw new RangeError(`${c.field} { … }: the anonymous set has no id in this batch`);
+        const { exprs, sreg } = loadConcat([c.field], ctx, st);
+        out.push(...exprs, { kind: 'lookup', sreg, set: ANON_SET_NAME, setId: id, ...(c.not ? { invert: true } : {}) });
         break;
       }
       case 'vmap': {

@@ -3,7 +3,7 @@
 // named after the C prefix (NFTA_SET.FLAGS is NFTA_SET_FLAGS); the values are kernel ABI.
 
 export const NFTA_TABLE = { NAME: 1, FLAGS: 2 } as const;
-export const NFTA_CHAIN = { TABLE: 1, HANDLE: 2, NAME: 3, HOOK: 4, POLICY: 5, TYPE: 7 } as const;
+export const NFTA_CHAIN = { TABLE: 1, HANDLE: 2, NAME: 3, HOOK: 4, POLICY: 5, TYPE: 7, USERDATA: 12 } as const;
 export const NFTA_HOOK = { HOOKNUM: 1, PRIORITY: 2 } as const;
 export const NFTA_RULE = { TABLE: 1, CHAIN: 2, HANDLE: 3, EXPRESSIONS: 4, POSITION: 6, USERDATA: 7 } as const;
 export const NFTA_SET = {
@@ -93,7 +93,8 @@ export const EXPR_ATTR = {
 
 /** libnftnl's userdata TLVs (type u8, length u8, value), which nft reads back for comments and display. */
 export const UDATA_RULE_COMMENT = 0;
-export const UDATA_SET = { KEYBYTEORDER: 0, DATABYTEORDER: 1 } as const;
+export const UDATA_SET = { KEYBYTEORDER: 0, DATABYTEORDER: 1, COMMENT: 7 } as const;
+export const UDATA_CHAIN_COMMENT = 0;
 export const UDATA_SET_ELEM_COMMENT = 0;
 /** nft's `enum byteorder` as stored in set userdata. */
 export const NFT_BYTEORDER = { invalid: 0, host: 1, big: 2 } as const;

@@ -31,7 +31,6 @@ const where = (t: TableRef) => ({ family: t.family, table: t.name });
 function field(s: Selector): Field {
   switch (s.kind) {
     case 'payload':
-      if (s.field === 'icmpv6 type') break;
       return s.field;
     case 'meta':
       return s.key === 'iifname' || s.key === 'oifname' ? s.key : `meta ${s.key}`;
@@ -59,7 +58,7 @@ function scalar(v: Value): Scalar | readonly string[] {
     case 'flags':
       return v.values;
     case 'anon-set':
-      throw new RangeError('an anonymous set value (anon-set) has no netlink mapping yet');
+      throw new RangeError('an anonymous set inside an anonymous set');
   }
 }
 
@@ -72,6 +71,14 @@ export function constructsOf(body: readonly Expr[]): Construct[] {
   return body.map((e): Construct => {
     switch (e.kind) {
       case 'match':
+        if (e.right.kind === 'anon-set') {
+          const values = e.right.elements.map((v) => {
+            const x = scalar(v);
+            if (typeof x === 'object') throw new RangeError('flags inside an anonymous set');
+            return x;
+          });
+          return { kind: 'match-set', field: field(e.left), values, ...(e.op === 'ne' ? { not: true } : {}) };
+        }
         return { kind: 'match', field: field(e.left), op: e.op === 'ne' ? '!=' : '==', value: scalar(e.right) };
       case 'lookup':
         return { kind: 'lookup', fields: e.keys.map(field), set: e.set, ...(e.op === 'ne' ? { not: true } : {}) };
@@ -118,6 +125,7 @@ export function setSpecOf(s: NftSet | NftMap, table: TableRef): SetSpec {
     ...(s.kind === 'map' ? { verdictMap: true } : {}),
     ...(flags.length > 0 ? { flags } : {}),
     ...(s.kind === 'set' && s.timeout !== undefined ? { timeoutMs: s.timeout * 1000 } : {}),
+    ...(s.comment !== undefined ? { comment: s.comment } : {}),
   };
 }
 
@@ -139,7 +147,14 @@ function elementSpec(e: Element): ElementSpec {
 }
 
 function chainOp(c: Chain, table: TableRef, exclusive: boolean): NftOp {
-  return { op: 'add-chain', ...where(table), name: c.name, ...(c.base ? { base: c.base } : {}), ...(exclusive ? { exclusive } : {}) };
+  return {
+    op: 'add-chain',
+    ...where(table),
+    name: c.name,
+    ...(c.base ? { base: c.base } : {}),
+    ...(exclusive ? { exclusive } : {}),
+    ...(c.comment !== undefined ? { comment: c.comment } : {}),
+  };
 }
 
 function ruleOp(r: Rule, table: TableRef, placement: RulePlacement): NftOp {

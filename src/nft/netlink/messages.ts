@@ -25,6 +25,7 @@ import {
   NFTA_TABLE,
   UDATA_RULE_COMMENT,
   UDATA_SET,
+  UDATA_CHAIN_COMMENT,
   UDATA_SET_ELEM_COMMENT,
 } from './const.ts';
 import { be32, be64, putExpr, putVerdict, type Verdict } from './expr.ts';
@@ -56,6 +57,9 @@ export interface SetSpec extends TableRef {
   flags?: ReadonlyArray<'interval' | 'constant' | 'timeout'>;
   /** Default element timeout in ms (`timeout 30s`). */
   timeoutMs?: number;
+  comment?: string;
+  /** A rule's anonymous constant set (`{ a, b }`), named by the kernel; `size` its element count. */
+  anonymous?: { size: number };
 }
 
 export interface ElementSpec {
@@ -108,7 +112,13 @@ export function delTable(r: TableRef): MessageBuilder {
   return nftMessage(NFT_MSG.DELTABLE, 0, nfproto(r)).str(NFTA_TABLE.NAME, r.table);
 }
 
-export function newChain(r: TableRef, name: string, base?: BaseChainSpec, exclusive?: boolean): MessageBuilder {
+export function newChain(
+  r: TableRef,
+  name: string,
+  base?: BaseChainSpec,
+  exclusive?: boolean,
+  comment?: string,
+): MessageBuilder {
   const m = nftMessage(NFT_MSG.NEWCHAIN, NLM_F.CREATE | excl(exclusive), nfproto(r));
   m.str(NFTA_CHAIN.TABLE, r.table).str(NFTA_CHAIN.NAME, name);
   if (base) {
@@ -118,6 +128,7 @@ export function newChain(r: TableRef, name: string, base?: BaseChainSpec, exclus
       h.attr(NFTA_HOOK.HOOKNUM, be32(NF_HOOK[base.hook])).attr(NFTA_HOOK.PRIORITY, be32(priority));
     });
   }
+  if (comment !== undefined) m.attr(NFTA_CHAIN.USERDATA, udata([commentTlv(UDATA_CHAIN_COMMENT, comment)]));
   return m;
 }
 
@@ -146,8 +157,13 @@ export function newRule(
   comment?: string,
   setIds?: SetIds,
   placement: RulePlacement = { at: 'append' },
+  anonSetIds?: readonly number[],
 ): MessageBuilder {
-  const ctx: CompileContext = setIds ? { family: r.family ?? 'inet', setIds } : { family: r.family ?? 'inet' };
+  const ctx: CompileContext = {
+    family: r.family ?? 'inet',
+    ...(setIds ? { setIds } : {}),
+    ...(anonSetIds ? { anonSetIds } : {}),
+  };
   const exprs = compileRule(items, ctx);
   // As libnftnl: APPEND with a position puts the rule after it, no APPEND before it (or first);
   // REPLACE names the rule by its handle.
@@ -173,7 +189,7 @@ export function delRule(r: TableRef, chain: string, handle: bigint | number): Me
 }
 
 function setFlags(s: SetSpec): number {
-  let f = 0;
+  let f = s.anonymous ? NFT_SET_F.ANONYMOUS | NFT_SET_F.CONSTANT : 0;
   const bits = { interval: NFT_SET_F.INTERVAL, constant: NFT_SET_F.CONSTANT, timeout: NFT_SET_F.TIMEOUT };
   for (const x of s.flags ?? []) f |= bits[x];
   if (s.verdictMap) f |= NFT_SET_F.MAP;
@@ -190,6 +206,8 @@ export function newSet(s: SetSpec, id: number, exclusive?: boolean): MessageBuil
   if (s.verdictMap) m.attr(NFTA_SET.DATA_TYPE, be32(NFT_DATA_VERDICT)).attr(NFTA_SET.DATA_LEN, be32(0));
   m.attr(NFTA_SET.ID, be32(id));
   if (s.timeoutMs !== undefined) m.attr(NFTA_SET.TIMEOUT, be64(BigInt(s.timeoutMs)));
+  // nft sizes an anonymous set to its elements, so the kernel picks the smallest backend for them.
+  if (s.anonymous) m.nested(NFTA_SET.DESC, (d) => d.attr(NFTA_SET_DESC.SIZE, be32(s.anonymous?.size ?? 0)));
   // Field lengths tell the pipapo backend where each field starts; nft sends them for it only.
   if (setFlags(s) & NFT_SET_F.CONCAT) {
     m.nested(NFTA_SET.DESC, (d) =>
@@ -203,6 +221,7 @@ export function newSet(s: SetSpec, id: number, exclusive?: boolean): MessageBuil
   const keyOrder = single ? NFT_BYTEORDER[DATA_TYPES[single].byteorder] : NFT_BYTEORDER.invalid;
   const tlvs: Array<[number, Uint8Array]> = [[UDATA_SET.KEYBYTEORDER, u32le(keyOrder)]];
   if (s.verdictMap) tlvs.push([UDATA_SET.DATABYTEORDER, u32le(NFT_BYTEORDER.invalid)]);
+  if (s.comment !== undefined) tlvs.push(commentTlv(UDATA_SET.COMMENT, s.comment));
   m.attr(NFTA_SET.USERDATA, udata(tlvs));
   return m;
 }

@@ -26,6 +26,7 @@ import {
   type RuleInfo,
   type SetInfo,
 } from './decode.ts';
+import { NFT_SET_F } from './const.ts';
 
 export type { ChainDigest, ChainInfo, ElementInfo, RuleCounter, RuleInfo, SetInfo } from './decode.ts';
 
@@ -118,7 +119,9 @@ export function listSets(nl: NetlinkSocket, table: TableRef): SetInfo[] {
   const request = nftMessage(NFT_MSG.GETSET, 0, FAMILY[table.family]).str(NFTA_SET_TABLE, table.name);
   return dumpTable(nl, request, `list the sets of table ${table.family} ${table.name}`).flatMap((m) => {
     const s = decodeSet(m);
-    if (!s || s.table !== table.name) return [];
+    // A rule's anonymous set (`{ a, b }`) lives and dies with its rule: not an object of the table's
+    // owner, and nft does not list it either.
+    if (!s || s.table !== table.name || (s.flags & NFT_SET_F.ANONYMOUS) !== 0) return [];
     const { table: _, ...set } = s;
     return [set];
   });

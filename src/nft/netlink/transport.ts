@@ -20,9 +20,9 @@ import {
 } from '../objects.ts';
 import { describeTransaction, type Transaction } from '../transaction.ts';
 import type { DriftProbe, ListOnly, NftTransport, RuleCounter, TableSnapshot, TableSummary } from '../transport.ts';
-import { applyBatch, NftBatchError } from './batch.ts';
+import { applyBatch, encodeOps, NftBatchError } from './batch.ts';
 import { NF_HOOK, NFT_SET_F } from './const.ts';
-import { constructsOf, toNftOps, UnmappableError } from './from-transaction.ts';
+import { toNftOps, UnmappableError } from './from-transaction.ts';
 import type { SetSpec } from './messages.ts';
 import {
   listChains,
@@ -43,17 +43,12 @@ export interface NetlinkTransportOptions {
   netns?: string;
   /** The socket opener (tests); default a NETLINK_NETFILTER socket in `netns`. */
   open?: () => NetlinkSocket;
-  /**
-   * Where a transaction with a deprecated `text` rule body goes (they have no netlink form), e.g. the
-   * `nft -f` transport; without it such a transaction fails. Only while src/policy still writes them.
-   */
-  textFallback?: NftTransport;
 }
 
 export interface NetlinkTransport extends NftTransport {
   readonly probe: DriftProbe;
-  /** Transactions sent over netlink and to the text fallback since creation. */
-  readonly stats: { batches: number; fallbacks: number };
+  /** Transactions sent since creation. */
+  readonly stats: { batches: number };
   close(): void;
 }
 
@@ -83,19 +78,6 @@ export function reasonOfErrno(errno: number): NftErrorReason {
   }
 }
 
-/** A rule body with a construct the netlink encoder does not cover yet (constructsOf refuses it). */
-function hasUnencodable(tx: Transaction): boolean {
-  for (const o of tx.operations) {
-    if (o.object.kind !== 'rule' || !('body' in o.object)) continue;
-    try {
-      constructsOf(o.object.body);
-    } catch {
-      return true;
-    }
-  }
-  return false;
-}
-
 function flagsOf(s: SetInfo): SetFlag[] {
   const out: SetFlag[] = [];
   if (s.flags & NFT_SET_F.CONSTANT) out.push('constant');
@@ -111,7 +93,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
   if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
   const open = options.open ?? (() => openNftReader(netns === undefined ? {} : { netns: `/run/netns/${netns}` }));
   const ref = { family: table.family, name: table.name };
-  const stats = { batches: 0, fallbacks: 0 };
+  const stats = { batches: 0 };
   /** Key types of the table's sets, for element operations of transactions that do not declare them. */
   const sets = new Map<string, SetSpec>();
   let socket: NetlinkSocket | undefined;
@@ -160,18 +142,14 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       return new NftError({ reason: reasonOfErrno(err.errno), operation, detail, netns, ...(script ? { script } : {}), ...at(err.index), cause: err });
     }
     if (isKernelError(err)) return new NftError({ reason: reasonOfErrno(err.errno), operation, detail: err.message, netns, cause: err });
+    // A value the encoder refused before anything was sent (an unknown name, a range in an anonymous set).
+    if (err instanceof RangeError) return new NftError({ reason: 'invalid', operation, detail: err.message, netns, cause: err });
     const text = err instanceof Error ? err.message : String(err);
     return new NftError({ reason: 'unavailable', operation, detail: `nf_tables netlink: ${text}`, netns, cause: err });
   }
 
   async function run(tx: Transaction): Promise<void> {
     if (tx.empty) return;
-    if (options.textFallback && hasUnencodable(tx)) {
-      stats.fallbacks++;
-      await options.textFallback.run(tx);
-      sets.clear(); // what the fallback declared is learnt again on the next element operation
-      return;
-    }
     const operation = describeTransaction(tx, table);
     try {
       withSocket((nl) => {
@@ -193,9 +171,12 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
   async function check(tx: Transaction): Promise<void> {
     // No dry run exists in nf_tables: this checks that every operation has a netlink form and encodes;
     // what the kernel would refuse (a missing chain) shows at run(), which changes nothing then.
-    if (tx.empty || (options.textFallback && hasUnencodable(tx))) return options.textFallback?.check(tx);
+    if (tx.empty) return;
     try {
-      toNftOps(tx.operations, table, (name) => sets.get(name) ?? { family: table.family, table: table.name, name, key: ['ipv4_addr'] });
+      const guess = (name: string): SetSpec => sets.get(name) ?? { family: table.family, table: table.name, name, key: ['ipv4_addr'] };
+      // Rules are encoded too (their values and anonymous sets); elements of sets not known here are not,
+      // their key types being guessed.
+      encodeOps(toNftOps(tx.operations, table, guess).filter((o) => o.op === 'add-rule'));
     } catch (err) {
       throw fail(describeTransaction(tx, table, 'check'), err, tx);
     }

@@ -21,6 +21,7 @@ export const DATA_TYPES = {
   inet_service: { id: 13, len: 2, byteorder: 'big' },
   mark: { id: 19, len: 4, byteorder: 'host' },
   ct_state: { id: 26, len: 4, byteorder: 'host' },
+  icmpv6_type: { id: 29, len: 1, byteorder: 'big' },
   fib_addrtype: { id: 38, len: 4, byteorder: 'host' },
   ifname: { id: 41, len: 16, byteorder: 'host' },
 } as const satisfies Record<string, DataType>;
@@ -55,6 +56,15 @@ const PROTOCOLS: Record<string, number> = {
   sctp: 132,
 };
 const NFPROTOS: Record<string, number> = { ipv4: 2, ipv6: 10 };
+const ICMPV6_TYPES: Record<string, number> = {
+  'echo-request': 128,
+  'echo-reply': 129,
+  'nd-router-solicit': 133,
+  'nd-router-advert': 134,
+  'nd-neighbor-solicit': 135,
+  'nd-neighbor-advert': 136,
+  'nd-redirect': 137,
+};
 export const CT_STATES: Record<string, number> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
 const ADDR_TYPES: Record<string, number> = {
   unspec: 0,
@@ -108,6 +118,8 @@ export function encodeScalar(type: TypeName, v: Scalar): Uint8Array {
       return uintBE(1, named(PROTOCOLS, 'protocol', v));
     case 'nf_proto':
       return uintBE(1, named(NFPROTOS, 'nfproto', v));
+    case 'icmpv6_type':
+      return uintBE(1, named(ICMPV6_TYPES, 'icmpv6 type', v));
     case 'mark':
       return uint32LE(Number(v));
     case 'ct_state':
@@ -122,6 +134,16 @@ export function encodeScalar(type: TypeName, v: Scalar): Uint8Array {
       return b;
     }
   }
+}
+
+function isName(type: TypeName, text: string): boolean {
+  const names: Partial<Record<TypeName, Record<string, number>>> = {
+    inet_proto: PROTOCOLS,
+    icmpv6_type: ICMPV6_TYPES,
+    fib_addrtype: ADDR_TYPES,
+  };
+  const table = names[type];
+  return table !== undefined && text in table;
 }
 
 /** An inclusive range [first, last] of one type, from "a-b", a CIDR, or a single value. */
@@ -141,7 +163,8 @@ export function encodeRange(type: TypeName, v: Scalar): { first: Uint8Array; las
     return { first, last, prefix: c.prefixLength };
   }
   const dash = text.indexOf('-', 1);
-  if (dash > 0 && type !== 'ifname') {
+  // Some names hold a dash (`ipv6-icmp`, `nd-router-solicit`): a whole name is not a range.
+  if (dash > 0 && type !== 'ifname' && !isName(type, text)) {
     return { first: encodeScalar(type, text.slice(0, dash)), last: encodeScalar(type, text.slice(dash + 1)) };
   }
   const one = encodeScalar(type, v);
@@ -208,6 +231,8 @@ export function formatScalar(type: TypeName, b: Uint8Array): string {
       return PROTOCOL_NAMES.get(buf[0] as number) ?? String(buf[0]);
     case 'nf_proto':
       return NAMES_OF(NFPROTOS).get(buf[0] as number) ?? String(buf[0]);
+    case 'icmpv6_type':
+      return NAMES_OF(ICMPV6_TYPES).get(buf[0] as number) ?? String(buf[0]);
     case 'ifname':
       return buf.toString('utf8').replace(/\0.*$/s, '');
     default:
