@@ -17,7 +17,23 @@
 //   node bench/agent-churn.mjs [--quick]    (--quick: 8 s phases, 5 s waits, rates 10 and 200)
 // Knobs: BENCH_KINDS (label,pod,policy), BENCH_RATES, BENCH_CHURN_S, BENCH_WAIT_S, the cluster's.
 import { benchPolicySpec, fmt, printTable } from './lib.mjs';
-import { benchPod, cpuPercent, cpuSeconds, histogramDelta, memStatus, parseMetrics, podObject, populate, sampleSummary, sizesFromEnv, sleep, startAgent, startApi, startProber, waitReady } from './agent-cluster.mjs';
+import {
+  benchPod,
+  cpuPercent,
+  cpuSeconds,
+  histogramDelta,
+  memStatus,
+  parseMetrics,
+  podObject,
+  populate,
+  sampleSummary,
+  sizesFromEnv,
+  sleep,
+  startAgent,
+  startApi,
+  startProber,
+  waitReady,
+} from './agent-cluster.mjs';
 
 const quick = process.argv.includes('--quick');
 const KINDS = (process.env.BENCH_KINDS ?? 'label,pod,policy').split(',');
@@ -39,7 +55,12 @@ function changers(api, plan) {
       const p = benchPod(label++ % SIZES.pods, SIZES, plan);
       const current = api.get('pods', p.metadata.name, p.metadata.namespace);
       const tier = current.metadata.labels.tier === 'front' ? 'back' : 'front';
-      api.patch('pods', p.metadata.name, { metadata: { labels: { tier } } }, { namespace: p.metadata.namespace, type: 'merge' });
+      api.patch(
+        'pods',
+        p.metadata.name,
+        { metadata: { labels: { tier } } },
+        { namespace: p.metadata.namespace, type: 'merge' },
+      );
     },
     pod() {
       if (podSeq % 2 === 1 && pods.length > 0) {
@@ -52,7 +73,15 @@ function changers(api, plan) {
       const n = i % SIZES.nodes;
       const app = `app-${i % 250}`;
       const ip = plan.spare(n, Math.floor(i / SIZES.nodes));
-      const o = podObject({ name: `churn-${i.toString(36)}`, namespace: `ns-${i % SIZES.namespaces}`, app, tier: i % 3 === 0 ? 'front' : 'back', nodeIndex: n, plan, ip });
+      const o = podObject({
+        name: `churn-${i.toString(36)}`,
+        namespace: `ns-${i % SIZES.namespaces}`,
+        app,
+        tier: i % 3 === 0 ? 'front' : 'back',
+        nodeIndex: n,
+        plan,
+        ip,
+      });
       api.create('pods', o);
       pods.push({ name: o.metadata.name, namespace: o.metadata.namespace });
     },
@@ -92,8 +121,12 @@ let agent;
 let prober;
 try {
   const plan = populate(api, SIZES);
-  console.log(`cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; phases of ${CHURN_MS / 1000} s, ${WAIT_MS / 1000} s wait after each`);
-  console.log('(the machine is shared, and this script and the test API server run on it too: CPU figures are the steadier ones)');
+  console.log(
+    `cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; phases of ${CHURN_MS / 1000} s, ${WAIT_MS / 1000} s wait after each`,
+  );
+  console.log(
+    '(the machine is shared, and this script and the test API server run on it too: CPU figures are the steadier ones)',
+  );
   agent = await startAgent(api, plan);
   prober = await startProber(agent.ns);
   const readyMs = await waitReady(agent, prober);
@@ -119,7 +152,14 @@ try {
       const m1 = parseMetrics((await prober.get('/metrics')).body);
       const rssWait = memStatus(agent.pid);
       const cpu = cpuPercent(c0, c1, to - from);
-      const h = sampleSummary(prober.samples(from, to))['/healthz'] ?? { median: NaN, p99: NaN, max: NaN, n: 0, over100: 0, failed: 0 };
+      const h = sampleSummary(prober.samples(from, to))['/healthz'] ?? {
+        median: NaN,
+        p99: NaN,
+        max: NaN,
+        n: 0,
+        over100: 0,
+        failed: 0,
+      };
       const prog = histogramDelta(m0, m1, 'strand_policy_programming_seconds');
       rows.push({
         change: kind,
@@ -130,20 +170,37 @@ try {
         'peak MiB': fmt(rssWait.hwm),
         '/healthz med/p99/max ms': `${fmt(h.median)} / ${fmt(h.p99)} / ${fmt(h.max)} (${h.over100} of ${h.n} > 100)`,
       });
-      latency.push({ change: kind, 'per s': String(rate), passes: String(prog.count), 'p50 ms': fmt(prog.p50 * 1000), 'p90 ms': fmt(prog.p90 * 1000), 'p99 ms': fmt(prog.p99 * 1000), 'mean ms': fmt((prog.sum / prog.count) * 1000) });
-      console.log(`  ${kind} ${rate}/s: agent ${fmt(cpu.self)} % + nft ${fmt(cpu.children)} %, RSS ${fmt(rssBefore)} → ${fmt(rssAfter)} → ${fmt(rssWait.rss)} MiB, programming p99 ${fmt(prog.p99 * 1000)} ms`);
+      latency.push({
+        change: kind,
+        'per s': String(rate),
+        passes: String(prog.count),
+        'p50 ms': fmt(prog.p50 * 1000),
+        'p90 ms': fmt(prog.p90 * 1000),
+        'p99 ms': fmt(prog.p99 * 1000),
+        'mean ms': fmt((prog.sum / prog.count) * 1000),
+      });
+      console.log(
+        `  ${kind} ${rate}/s: agent ${fmt(cpu.self)} % + nft ${fmt(cpu.children)} %, RSS ${fmt(rssBefore)} → ${fmt(rssAfter)} → ${fmt(rssWait.rss)} MiB, programming p99 ${fmt(prog.p99 * 1000)} ms`,
+      );
       if (!agent.alive()) throw new Error('the agent died during churn');
     }
   }
   printTable('agent under churn (CPU in % of one core over the phase)', rows);
-  printTable('programming latency, strand_policy_programming_seconds observed from the phase start to the end of its wait (interpolated within buckets)', latency);
+  printTable(
+    'programming latency, strand_policy_programming_seconds observed from the phase start to the end of its wait (interpolated within buckets)',
+    latency,
+  );
   const endRss = memStatus(agent.pid).rss;
-  console.log(`\nRSS: ${fmt(startRss)} MiB before any churn, ${fmt(endRss)} MiB at the end (${fmt((100 * (endRss - startRss)) / startRss)} %; target within 10 %)`);
+  console.log(
+    `\nRSS: ${fmt(startRss)} MiB before any churn, ${fmt(endRss)} MiB at the end (${fmt((100 * (endRss - startRss)) / startRss)} %; target within 10 %)`,
+  );
   const label200 = rows.find((r) => r.change === 'label' && r['per s (made)'].startsWith('200 '));
   if (label200) {
     const pct = Number(label200['agent CPU %']) + Number(label200['nft CPU %']);
     const p99 = Number(latency.find((l) => l.change === 'label' && l['per s'] === '200')['p99 ms']);
-    console.log(`200 label changes/s: ${fmt(pct)} % of a core (target < 25 %): ${pct < 25 ? 'met' : 'NOT met'}; programming p99 ${fmt(p99)} ms (target < 100 ms): ${p99 < 100 ? 'met' : 'NOT met'}`);
+    console.log(
+      `200 label changes/s: ${fmt(pct)} % of a core (target < 25 %): ${pct < 25 ? 'met' : 'NOT met'}; programming p99 ${fmt(p99)} ms (target < 100 ms): ${p99 < 100 ? 'met' : 'NOT met'}`,
+    );
   }
 } finally {
   prober?.close();

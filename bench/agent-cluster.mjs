@@ -10,7 +10,17 @@
 // went over the limit (where the kernel would have killed it).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -58,7 +68,8 @@ export function addressPlan(sizes) {
   while (block < perNode + 3) block *= 2;
   const wide = sizes.nodes * block > 65536;
   const base = wide ? parse4('10.0.0.0') : parse4('10.244.0.0');
-  if (sizes.nodes * block > 1 << 24) throw new Error(`${sizes.nodes} nodes of ${block} addresses do not fit in 10.0.0.0/8`);
+  if (sizes.nodes * block > 1 << 24)
+    throw new Error(`${sizes.nodes} nodes of ${block} addresses do not fit in 10.0.0.0/8`);
   const prefix = 32 - Math.log2(block);
   return {
     clusterCidr: wide ? '10.0.0.0/8' : '10.244.0.0/16',
@@ -74,7 +85,8 @@ export function addressPlan(sizes) {
     /** A free address of node n after its bench pods (k from 0), for pods a bench adds later. */
     spare: (n, k) => v4(base + n * block + perNode + 2 + (k % (block - perNode - 4))),
     nodeIp: (n) => v4(parse4('198.19.0.1') + n),
-    vtepMac: (n) => `0e:00:${[(n >>> 16) & 255, (n >>> 8) & 255, n & 255, 1].map((b) => b.toString(16).padStart(2, '0')).join(':')}`,
+    vtepMac: (n) =>
+      `0e:00:${[(n >>> 16) & 255, (n >>> 8) & 255, n & 255, 1].map((b) => b.toString(16).padStart(2, '0')).join(':')}`,
     podsPerNode: perNode,
   };
 }
@@ -82,15 +94,28 @@ export function addressPlan(sizes) {
 // ---- the cluster -----------------------------------------------------------------------------------
 
 export function nodeObject(n, plan) {
-  const annotations = { 'node.alpha.kubernetes.io/ttl': '0', 'volumes.kubernetes.io/controller-managed-attach-detach': 'true' };
+  const annotations = {
+    'node.alpha.kubernetes.io/ttl': '0',
+    'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
+  };
   // Every peer as a running Strand agent publishes itself (src/agent/backends/types.ts ANNOTATIONS);
   // the agent's own node gets them from the agent.
-  if (n !== ME_INDEX) Object.assign(annotations, { 'strand.dev/backend': 'vxlan', 'strand.dev/underlay-ip': plan.nodeIp(n), 'strand.dev/vtep-mac': plan.vtepMac(n) });
+  if (n !== ME_INDEX)
+    Object.assign(annotations, {
+      'strand.dev/backend': 'vxlan',
+      'strand.dev/underlay-ip': plan.nodeIp(n),
+      'strand.dev/vtep-mac': plan.vtepMac(n),
+    });
   const cidr = plan.nodeCidr(n);
   return {
     metadata: {
       name: `node-${n}`,
-      labels: { 'kubernetes.io/hostname': `node-${n}`, 'kubernetes.io/os': 'linux', 'node.kubernetes.io/instance-type': 'm5.large', 'topology.kubernetes.io/zone': `zone-${n % 3}` },
+      labels: {
+        'kubernetes.io/hostname': `node-${n}`,
+        'kubernetes.io/os': 'linux',
+        'node.kubernetes.io/instance-type': 'm5.large',
+        'topology.kubernetes.io/zone': `zone-${n % 3}`,
+      },
       annotations,
     },
     spec: { podCIDR: cidr, podCIDRs: [cidr], providerID: `aws:///zone-${n % 3}/i-${n.toString(16).padStart(17, '0')}` },
@@ -109,7 +134,14 @@ export function nodeObject(n, plan) {
         lastHeartbeatTime: '2026-01-01T00:00:00Z',
         lastTransitionTime: '2026-01-01T00:00:00Z',
       })),
-      nodeInfo: { kubeletVersion: 'v1.34.0', containerRuntimeVersion: 'containerd://2.1.0', kernelVersion: '6.8.0', osImage: 'Ubuntu 24.04', architecture: 'amd64', operatingSystem: 'linux' },
+      nodeInfo: {
+        kubeletVersion: 'v1.34.0',
+        containerRuntimeVersion: 'containerd://2.1.0',
+        kernelVersion: '6.8.0',
+        osImage: 'Ubuntu 24.04',
+        architecture: 'amd64',
+        operatingSystem: 'linux',
+      },
     },
   };
 }
@@ -127,7 +159,15 @@ export function podObject({ name, namespace, app, tier, nodeIndex, plan, ip, uid
       ...(uid ? { uid } : {}),
       labels: { app, tier, 'pod-template-hash': `h${name.length % 97}` },
       annotations: { 'kubectl.kubernetes.io/restartedAt': '2026-01-01T00:00:00Z' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${app}-rs`, uid: '00000000-0000-0000-0000-000000000001', controller: true }],
+      ownerReferences: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'ReplicaSet',
+          name: `${app}-rs`,
+          uid: '00000000-0000-0000-0000-000000000001',
+          controller: true,
+        },
+      ],
     },
     spec: {
       nodeName: `node-${nodeIndex}`,
@@ -142,10 +182,17 @@ export function podObject({ name, namespace, app, tier, nodeIndex, plan, ip, uid
           ],
           env: [1, 2, 3, 4].map((i) => ({ name: `VAR_${i}`, value: `value-${i}` })),
           resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
-          volumeMounts: [{ name: 'kube-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }],
+          volumeMounts: [
+            { name: 'kube-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+          ],
         },
       ],
-      volumes: [{ name: 'kube-api-access', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } }],
+      volumes: [
+        {
+          name: 'kube-api-access',
+          projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] },
+        },
+      ],
     },
     status: running
       ? {
@@ -153,12 +200,29 @@ export function podObject({ name, namespace, app, tier, nodeIndex, plan, ip, uid
           hostIP: plan.nodeIp(nodeIndex),
           podIP: ip,
           podIPs: [{ ip }],
-          conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' })),
+          conditions: ['Initialized', 'Ready', 'ContainersReady', 'PodScheduled'].map((type) => ({
+            type,
+            status: 'True',
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          })),
           containerStatuses: [
-            { name: 'main', ready: true, restartCount: 0, image: `registry.example/${app}:1.2.3`, imageID: `registry.example/${app}@sha256:${'a'.repeat(64)}`, containerID: `containerd://${'b'.repeat(64)}`, started: true, state: { running: { startedAt: '2026-01-01T00:00:00Z' } } },
+            {
+              name: 'main',
+              ready: true,
+              restartCount: 0,
+              image: `registry.example/${app}:1.2.3`,
+              imageID: `registry.example/${app}@sha256:${'a'.repeat(64)}`,
+              containerID: `containerd://${'b'.repeat(64)}`,
+              started: true,
+              state: { running: { startedAt: '2026-01-01T00:00:00Z' } },
+            },
           ],
         }
-      : { phase: 'Pending', hostIP: plan.nodeIp(nodeIndex), conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' }] },
+      : {
+          phase: 'Pending',
+          hostIP: plan.nodeIp(nodeIndex),
+          conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+        },
   };
 }
 
@@ -166,18 +230,31 @@ export function podObject({ name, namespace, app, tier, nodeIndex, plan, ip, uid
 export function benchPod(p, sizes, plan) {
   const app = `app-${p % 250}`;
   const { node: n, ip } = plan.pod(p);
-  return podObject({ name: `${app}-${p.toString(36)}`, namespace: `ns-${p % sizes.namespaces}`, app, tier: p % 3 === 0 ? 'front' : 'back', nodeIndex: n, plan, ip });
+  return podObject({
+    name: `${app}-${p.toString(36)}`,
+    namespace: `ns-${p % sizes.namespaces}`,
+    app,
+    tier: p % 3 === 0 ? 'front' : 'back',
+    nodeIndex: n,
+    plan,
+    ip,
+  });
 }
 
 export function populate(api, sizes) {
   const plan = addressPlan(sizes);
   for (let n = 0; n < sizes.namespaces; n++) {
-    api.create('namespaces', { metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } } });
+    api.create('namespaces', {
+      metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } },
+    });
   }
   for (let n = 0; n < sizes.nodes; n++) api.create('nodes', nodeObject(n, plan));
   for (let p = 0; p < sizes.pods; p++) api.create('pods', benchPod(p, sizes, plan));
   for (let i = 0; i < sizes.policies; i++) {
-    api.create('networkpolicies', { metadata: { name: `policy-${i}`, namespace: `ns-${i % sizes.namespaces}` }, spec: benchPolicySpec(i) });
+    api.create('networkpolicies', {
+      metadata: { name: `policy-${i}`, namespace: `ns-${i % sizes.namespaces}` },
+      spec: benchPolicySpec(i),
+    });
   }
   return plan;
 }
@@ -269,7 +346,10 @@ export function cpuSeconds(pid) {
 
 /** CPU over an interval in % of one core, agent and children, from two cpuSeconds samples. */
 export function cpuPercent(before, after, ms) {
-  return { self: (100 * (after.self - before.self) * 1000) / ms, children: (100 * (after.children - before.children) * 1000) / ms };
+  return {
+    self: (100 * (after.self - before.self) * 1000) / ms,
+    children: (100 * (after.children - before.children) * 1000) / ms,
+  };
 }
 
 export async function until(cond, timeoutMs, what) {
@@ -373,7 +453,14 @@ export function sampleSummary(samples) {
   for (const [path, list] of by) {
     const ms = list.map((s) => s.ms).sort((a, b) => a - b);
     const q = (x) => ms[Math.min(ms.length - 1, Math.max(0, Math.ceil(x * ms.length) - 1))];
-    out[path] = { n: ms.length, median: q(0.5), p99: q(0.99), max: ms.at(-1), over100: ms.filter((x) => x > 100).length, failed: list.filter((s) => s.status === 0).length };
+    out[path] = {
+      n: ms.length,
+      median: q(0.5),
+      p99: q(0.99),
+      max: ms.at(-1),
+      over100: ms.filter((x) => x > 100).length,
+      failed: list.filter((s) => s.status === 0).length,
+    };
   }
   return out;
 }
@@ -405,7 +492,10 @@ export function histogramDelta(before, after, name, labels = '') {
   const merged = new Map();
   for (const b of buckets) merged.set(b.le, (merged.get(b.le) ?? 0) + b.n);
   const sorted = [...merged].sort((a, b) => a[0] - b[0]);
-  const sumKey = (map) => [...map].filter(([k]) => k.startsWith(`${name}_sum`) && (!labels || k.includes(labels))).reduce((s, [, v]) => s + v, 0);
+  const sumKey = (map) =>
+    [...map]
+      .filter(([k]) => k.startsWith(`${name}_sum`) && (!labels || k.includes(labels)))
+      .reduce((s, [, v]) => s + v, 0);
   const count = sorted.at(-1)?.[1] ?? 0;
   const quantile = (q) => {
     if (count === 0) return NaN;
@@ -422,7 +512,14 @@ export function histogramDelta(before, after, name, labels = '') {
     }
     return prevLe;
   };
-  return { count, sum: sumKey(after) - sumKey(before), p50: quantile(0.5), p90: quantile(0.9), p99: quantile(0.99), buckets: sorted };
+  return {
+    count,
+    sum: sumKey(after) - sumKey(before),
+    p50: quantile(0.5),
+    p90: quantile(0.9),
+    p99: quantile(0.99),
+    buckets: sorted,
+  };
 }
 
 // ---- the agent -------------------------------------------------------------------------------------
@@ -431,7 +528,10 @@ export function histogramDelta(before, after, name, labels = '') {
 export function agentNodeOptions() {
   const limit = Number(process.env.BENCH_MEMORY_LIMIT_MIB ?? 0);
   // Node sizes its old space to half the memory it may use (a cgroup limit counts) on a small node.
-  const parts = [process.env.BENCH_AGENT_NODE_OPTIONS, limit > 0 ? `--max-old-space-size=${Math.floor(limit / 2)}` : undefined].filter(Boolean);
+  const parts = [
+    process.env.BENCH_AGENT_NODE_OPTIONS,
+    limit > 0 ? `--max-old-space-size=${Math.floor(limit / 2)}` : undefined,
+  ].filter(Boolean);
   return parts.length > 0 ? parts.join(' ') : undefined;
 }
 
@@ -444,7 +544,10 @@ export async function startAgent(api, plan, { logLevel = 'info', bridge = testNa
   const dir = mkdtempSync(join(tmpdir(), 'strand-bench-agent-'));
   const host = makeNodeNamespace(api);
   const log = join(dir, 'agent.log');
-  writeFileSync(join(dir, 'kubeconfig'), api.kubeconfigYaml({ token: api.agentToken }).replace(api.url, `http://127.0.0.1:${host.port}`));
+  writeFileSync(
+    join(dir, 'kubeconfig'),
+    api.kubeconfigYaml({ token: api.agentToken }).replace(api.url, `http://127.0.0.1:${host.port}`),
+  );
   const binDir = join(dir, 'cni-bin');
   mkdirSync(binDir);
   symlinkSync(join(root, 'dist', 'cni', 'strand'), join(binDir, 'strand'));
@@ -452,26 +555,52 @@ export async function startAgent(api, plan, { logLevel = 'info', bridge = testNa
   symlinkSync('/usr/lib/cni/portmap', join(binDir, 'portmap'));
   for (const [n, target] of Object.entries(extraBin)) symlinkSync(target, join(binDir, n));
   const nodeOptions = agentNodeOptions();
-  const paths = { binDir, confDir: join(dir, 'net.d'), stateDir: join(dir, 'state'), ipamDir: join(dir, 'ipam'), cniLog: join(dir, 'cni.log'), log };
+  const paths = {
+    binDir,
+    confDir: join(dir, 'net.d'),
+    stateDir: join(dir, 'state'),
+    ipamDir: join(dir, 'ipam'),
+    cniLog: join(dir, 'cni.log'),
+    log,
+  };
   const t0 = Date.now();
   const agent = spawn(
     'ip',
     [
-      'netns', 'exec', host.ns, strand, 'agent',
-      '--kubeconfig', join(dir, 'kubeconfig'),
-      '--node-name', ME,
-      '--cluster-cidr', plan.clusterCidr,
-      '--cni-bin-dir', binDir,
-      '--cni-conf-dir', paths.confDir,
-      '--state-dir', paths.stateDir,
-      '--ipam-data-dir', paths.ipamDir,
-      '--cni-log-file', paths.cniLog,
-      '--log-file', log,
-      '--log-level', logLevel,
-      '--bridge', bridge,
-      '--health-addr', HEALTH,
+      'netns',
+      'exec',
+      host.ns,
+      strand,
+      'agent',
+      '--kubeconfig',
+      join(dir, 'kubeconfig'),
+      '--node-name',
+      ME,
+      '--cluster-cidr',
+      plan.clusterCidr,
+      '--cni-bin-dir',
+      binDir,
+      '--cni-conf-dir',
+      paths.confDir,
+      '--state-dir',
+      paths.stateDir,
+      '--ipam-data-dir',
+      paths.ipamDir,
+      '--cni-log-file',
+      paths.cniLog,
+      '--log-file',
+      log,
+      '--log-level',
+      logLevel,
+      '--bridge',
+      bridge,
+      '--health-addr',
+      HEALTH,
     ],
-    { env: { PATH: process.env.PATH, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, stdio: ['ignore', 'ignore', 'inherit'] },
+    {
+      env: { PATH: process.env.PATH, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
   );
   const logText = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   return {
@@ -503,10 +632,17 @@ export async function startAgent(api, plan, { logLevel = 'info', bridge = testNa
 
 /** Waits for /readyz 200 through the prober; the time from the agent's start in ms. */
 export async function waitReady(agent, prober, timeoutMs = 120_000) {
-  await until(async () => {
-    if (!agent.alive()) throw new Error(`the agent exited (${agent.child.exitCode ?? agent.child.signalCode}): ${agent.logText().slice(-2000)}`);
-    return (await prober.get('/readyz')).status === 200;
-  }, timeoutMs, '/readyz 200');
+  await until(
+    async () => {
+      if (!agent.alive())
+        throw new Error(
+          `the agent exited (${agent.child.exitCode ?? agent.child.signalCode}): ${agent.logText().slice(-2000)}`,
+        );
+      return (await prober.get('/readyz')).status === 200;
+    },
+    timeoutMs,
+    '/readyz 200',
+  );
   return Date.now() - agent.startedAt;
 }
 

@@ -24,8 +24,22 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fmt, printTable, stats } from './lib.mjs';
 import {
-  cpuPercent, cpuSeconds, exited, logComplaints, makeNodeNamespace, memStatus, node, populate, sampleSummary, sizesFromEnv, sleep, startAgent, startApi,
-  startProber, until, waitReady,
+  cpuPercent,
+  cpuSeconds,
+  exited,
+  logComplaints,
+  makeNodeNamespace,
+  memStatus,
+  node,
+  populate,
+  sampleSummary,
+  sizesFromEnv,
+  sleep,
+  startAgent,
+  startApi,
+  startProber,
+  until,
+  waitReady,
 } from './agent-cluster.mjs';
 
 const quick = process.argv.includes('--quick');
@@ -51,7 +65,11 @@ function smapsSummary(pid) {
     const m = /^Rss:\s+(\d+) kB/.exec(line);
     if (m) by.set(current, (by.get(current) ?? 0) + Number(m[1]));
   }
-  return [...by].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${(v / 1024).toFixed(1)} MiB ${k}`).join('\n');
+  return [...by]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, v]) => `${(v / 1024).toFixed(1)} MiB ${k}`)
+    .join('\n');
 }
 
 async function agentRun(api, plan) {
@@ -86,14 +104,29 @@ async function agentRun(api, plan) {
     await prober.stopSampling();
     const all = prober.samples();
     const firstAnswer = all.find((s) => s.status !== 0)?.at ?? readyAt;
-    const health = { startup: sampleSummary(prober.samples(firstAnswer, readyAt)), idle: sampleSummary(prober.samples(idleFrom, idleTo)) };
+    const health = {
+      startup: sampleSummary(prober.samples(firstAnswer, readyAt)),
+      idle: sampleSummary(prober.samples(idleFrom, idleTo)),
+    };
     const end = memStatus(agent.pid);
     const text = agent.logText();
     const syncedLine = JSON.parse(text.split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
-    if (process.env.BENCH_VERBOSE) console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
+    if (process.env.BENCH_VERBOSE)
+      console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
     const complaints = logComplaints(text);
     const exitCode = await agent.stop();
-    return { readyMs, syncedMs, synced, settled, hwm: Math.max(end.hwm, peak), idleCpu, health, objects: syncedLine.objects, exitCode, complaints };
+    return {
+      readyMs,
+      syncedMs,
+      synced,
+      settled,
+      hwm: Math.max(end.hwm, peak),
+      idleCpu,
+      health,
+      objects: syncedLine.objects,
+      exitCode,
+      complaints,
+    };
   } catch (err) {
     await agent.stop();
     throw err;
@@ -106,7 +139,11 @@ async function agentRun(api, plan) {
 async function baselineRun(api) {
   const host = makeNodeNamespace(api);
   const t0 = Date.now();
-  const child = spawn('ip', ['netns', 'exec', host.ns, node, '-e', 'process.stdout.write("up\\n"); setInterval(() => {}, 1000)'], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', host.ns, node, '-e', 'process.stdout.write("up\\n"); setInterval(() => {}, 1000)'],
+    { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
   try {
@@ -128,17 +165,26 @@ const { api, close } = await startApi();
 try {
   const t = Date.now();
   const plan = populate(api, SIZES);
-  console.log(`cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; cluster CIDR ${plan.clusterCidr}, ${plan.podsPerNode} pods a node (built in ${Date.now() - t} ms)`);
-  if (LIMIT_MIB > 0) console.log(`the agent runs with the heap of a ${LIMIT_MIB} MiB memory limit (--max-old-space-size=${Math.floor(LIMIT_MIB / 2)})`);
+  console.log(
+    `cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; cluster CIDR ${plan.clusterCidr}, ${plan.podsPerNode} pods a node (built in ${Date.now() - t} ms)`,
+  );
+  if (LIMIT_MIB > 0)
+    console.log(
+      `the agent runs with the heap of a ${LIMIT_MIB} MiB memory limit (--max-old-space-size=${Math.floor(LIMIT_MIB / 2)})`,
+    );
   const baselines = [];
   const agents = [];
   for (let i = 0; i < runs; i++) {
     baselines.push(await baselineRun(api));
     const r = await agentRun(api, plan);
-    if (r.objects.pods !== SIZES.pods || r.objects.networkpolicies !== SIZES.policies) throw new Error(`the agent synced ${JSON.stringify(r.objects)}`);
+    if (r.objects.pods !== SIZES.pods || r.objects.networkpolicies !== SIZES.policies)
+      throw new Error(`the agent synced ${JSON.stringify(r.objects)}`);
     // Not fatal: an agent whose event loop is blocked does not stop within 15 s and is killed, a
     // finding of its own (seen at 50,000 pods); the figures still count.
-    if (r.exitCode !== 0) console.log(`run ${i + 1}: the agent did not exit cleanly on SIGTERM (exit code ${r.exitCode}; null = killed after 15 s)`);
+    if (r.exitCode !== 0)
+      console.log(
+        `run ${i + 1}: the agent did not exit cleanly on SIGTERM (exit code ${r.exitCode}; null = killed after 15 s)`,
+      );
     agents.push(r);
   }
   const row = (st) => ({ median: fmt(st.median), min: fmt(st.min), max: fmt(st.max) });
@@ -148,7 +194,12 @@ try {
     for (const path of ['/healthz', '/readyz', '/metrics']) {
       const per = agents.map((a) => a.health[phase][path]).filter(Boolean);
       if (per.length === 0) continue;
-      healthRows.push({ measure: `${path} during ${phase === 'startup' ? 'start-up' : 'idle'}: median / p99 / max (ms)`, median: fmt(stats(per.map((p) => p.median)).median), min: fmt(stats(per.map((p) => p.p99)).median), max: `${fmt(Math.max(...per.map((p) => p.max)))} (${per.reduce((n, p) => n + p.n, 0)} probes, ${per.reduce((n, p) => n + p.over100, 0)} > 100 ms, ${per.reduce((n, p) => n + p.failed, 0)} failed)` });
+      healthRows.push({
+        measure: `${path} during ${phase === 'startup' ? 'start-up' : 'idle'}: median / p99 / max (ms)`,
+        median: fmt(stats(per.map((p) => p.median)).median),
+        min: fmt(stats(per.map((p) => p.p99)).median),
+        max: `${fmt(Math.max(...per.map((p) => p.max)))} (${per.reduce((n, p) => n + p.n, 0)} probes, ${per.reduce((n, p) => n + p.over100, 0)} > 100 ms, ${per.reduce((n, p) => n + p.failed, 0)} failed)`,
+      });
     }
   }
   printTable(`strand agent start-up, memory and idle cost, ${runs} run(s) (median, min, max)`, [
@@ -163,7 +214,10 @@ try {
     { measure: 'baseline idle Node: VmRSS (MiB)', ...row(stats(baselines.map((b) => b.rss))) },
     { measure: 'baseline idle Node: CPU idle (% of a core)', ...row(stats(baselines.map((b) => b.idleCpu))) },
   ]);
-  printTable('health endpoints sampled from inside the namespace every 100 ms (median over runs of each run\'s median and p99; target < 100 ms)', healthRows.map((r) => ({ measure: r.measure, median: r.median, p99: r.min, 'max (probes)': r.max })));
+  printTable(
+    "health endpoints sampled from inside the namespace every 100 ms (median over runs of each run's median and p99; target < 100 ms)",
+    healthRows.map((r) => ({ measure: r.measure, median: r.median, p99: r.min, 'max (probes)': r.max })),
+  );
   const complaints = new Map();
   for (const a of agents) for (const [msg, n] of a.complaints) complaints.set(msg, (complaints.get(msg) ?? 0) + n);
   console.log(`\nwarnings and errors in the agent's log over ${runs} run(s): ${complaints.size === 0 ? 'none' : ''}`);
@@ -173,11 +227,22 @@ try {
   const idle = stats(agents.map((a) => a.idleCpu.self + a.idleCpu.children)).median;
   const peak = Math.max(...agents.map((a) => a.hwm));
   const verdict = (ok) => (ok ? 'met' : 'NOT met');
-  console.log('\n(the machine is shared with other work: wall times vary run to run; CPU times are the steadier figures)');
-  console.log(`start to ready: ${fmt(ready)} ms (target < ${TARGET_READY_MS} ms at 5,000 pods, < 5000 ms at 50,000): ${verdict(ready < (SIZES.pods >= 50_000 ? 5000 : TARGET_READY_MS))}`);
-  console.log(`resident memory settled: ${fmt(rss)} MiB (target < ${TARGET_RSS_MIB} MiB at 5,000 pods): ${verdict(rss < TARGET_RSS_MIB)}`);
-  console.log(`idle CPU, agent + children: ${fmt(idle)} % of a core (target < ${TARGET_IDLE_PCT} %): ${verdict(idle < TARGET_IDLE_PCT)}`);
-  if (LIMIT_MIB > 0) console.log(`peak RSS ${fmt(peak)} MiB against the ${LIMIT_MIB} MiB limit: ${peak < LIMIT_MIB ? 'under' : 'OVER (the kernel would OOM-kill the agent)'}`);
+  console.log(
+    '\n(the machine is shared with other work: wall times vary run to run; CPU times are the steadier figures)',
+  );
+  console.log(
+    `start to ready: ${fmt(ready)} ms (target < ${TARGET_READY_MS} ms at 5,000 pods, < 5000 ms at 50,000): ${verdict(ready < (SIZES.pods >= 50_000 ? 5000 : TARGET_READY_MS))}`,
+  );
+  console.log(
+    `resident memory settled: ${fmt(rss)} MiB (target < ${TARGET_RSS_MIB} MiB at 5,000 pods): ${verdict(rss < TARGET_RSS_MIB)}`,
+  );
+  console.log(
+    `idle CPU, agent + children: ${fmt(idle)} % of a core (target < ${TARGET_IDLE_PCT} %): ${verdict(idle < TARGET_IDLE_PCT)}`,
+  );
+  if (LIMIT_MIB > 0)
+    console.log(
+      `peak RSS ${fmt(peak)} MiB against the ${LIMIT_MIB} MiB limit: ${peak < LIMIT_MIB ? 'under' : 'OVER (the kernel would OOM-kill the agent)'}`,
+    );
 } finally {
   await close();
 }

@@ -75,11 +75,13 @@ printTable(`CNI start-up and IPAM, ${runs} interleaved rounds (whole processes)`
   row('bare bun -e 0 (the pinned Bun)', bare),
   row('strand VERSION', strandVersion, refVersion),
   row('host-local VERSION (reference)', refVersion),
-  row('dist/strand VERSION (the agent\'s Node executable)', nodeVersion, refVersion),
+  row("dist/strand VERSION (the agent's Node executable)", nodeVersion, refVersion),
   row('strand-ipam ADD+DEL', strandIpamPair, refIpamPair),
   row('host-local ADD+DEL (reference)', refIpamPair),
 ]);
 const overhead = strandVersion.median - bare.median;
-console.log(`\nCNI-mode start-up overhead over a bare Bun: ${fmt(overhead)} ms (target <= 10 ms): ${overhead <= 10 ? 'met' : 'NOT met'}`);
+console.log(
+  `\nCNI-mode start-up overhead over a bare Bun: ${fmt(overhead)} ms (target <= 10 ms): ${overhead <= 10 ? 'met' : 'NOT met'}`,
+);
 const vr = strandVersion.median / refVersion.median;
 console.log(`VERSION ratio to host-local ${fmt(vr)} (target <= 4): ${vr <= 4 ? 'met' : 'NOT met'}`);

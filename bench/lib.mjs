@@ -67,10 +67,16 @@ export function benchPolicySpec(i, port = 8080) {
       {
         from: [
           { podSelector: { matchLabels: { tier: 'front' } } },
-          { namespaceSelector: { matchLabels: { team: `team-${i % 20}` } }, podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a', 'b'] }] } },
+          {
+            namespaceSelector: { matchLabels: { team: `team-${i % 20}` } },
+            podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['a', 'b'] }] },
+          },
           { ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } },
         ],
-        ports: [{ protocol: 'TCP', port }, { protocol: 'TCP', port: 'metrics' }],
+        ports: [
+          { protocol: 'TCP', port },
+          { protocol: 'TCP', port: 'metrics' },
+        ],
       },
     ],
     egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],

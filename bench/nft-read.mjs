@@ -49,7 +49,11 @@ try {
   const nl = openNftReader({ netns: `/run/netns/${ns}` });
   try {
     const rules = readTableRules(nl, table).rules.length;
-    const nftList = () => execFileSync('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', 'strand'], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    const nftList = () =>
+      execFileSync('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', 'strand'], {
+        encoding: 'utf8',
+        maxBuffer: 256 << 20,
+      });
     const json = nftList();
     const rows = [
       ['readGeneration (GETGEN)', sample(runs * 100, () => readGeneration(nl))],
@@ -60,14 +64,17 @@ try {
       ['nft -j list table (with wrapper)', sample(runs, nftList)],
       ['JSON.parse of its output', sample(runs, () => JSON.parse(json))],
     ];
-    printTable(`nf_tables reads at ${rules} rules in ${chains} chains (${(json.length / 1e6).toFixed(1)} MB of nft JSON), ms`, rows.map(([what, s]) => ({
-      what,
-      'wall median': fmt(s.median),
-      'wall p90': fmt(s.p90),
-      'wall min': fmt(s.min),
-      'CPU/run (own)': fmt(s.cpu),
-      'CPU/run (children)': fmt(s.childCpu),
-    })));
+    printTable(
+      `nf_tables reads at ${rules} rules in ${chains} chains (${(json.length / 1e6).toFixed(1)} MB of nft JSON), ms`,
+      rows.map(([what, s]) => ({
+        what,
+        'wall median': fmt(s.median),
+        'wall p90': fmt(s.p90),
+        'wall min': fmt(s.min),
+        'CPU/run (own)': fmt(s.cpu),
+        'CPU/run (children)': fmt(s.childCpu),
+      })),
+    );
   } finally {
     nl.close();
   }

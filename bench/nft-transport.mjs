@@ -14,7 +14,11 @@ import { toyLayout } from '../test/support/toy-policy-layout.ts';
 const rounds = Number(process.argv[2] ?? 20);
 const log = pino({ level: 'silent' });
 const state = new Map();
-for (let i = 0; i < 1000; i++) state.set(`10.1.${i >> 8}.${i & 255}`, Array.from({ length: 9 }, (_, j) => `10.2.${j}.${i & 255}`));
+for (let i = 0; i < 1000; i++)
+  state.set(
+    `10.1.${i >> 8}.${i & 255}`,
+    Array.from({ length: 9 }, (_, j) => `10.2.${j}.${i & 255}`),
+  );
 
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const fmt = (xs) => `p50 ${pct(xs, 50).toFixed(2)} ms, p90 ${pct(xs, 90).toFixed(2)} ms`;
@@ -58,5 +62,7 @@ async function measure(kind) {
 
 for (const kind of ['netlink', 'process']) {
   const r = await measure(kind);
-  console.log(`${kind.padEnd(8)} build 10,002 rules ${r.build.toFixed(0)} ms | policy change ${fmt(r.change)} | counters ${fmt(r.counters)} | no-change drift check ${fmt(r.drift)}`);
+  console.log(
+    `${kind.padEnd(8)} build 10,002 rules ${r.build.toFixed(0)} ms | policy change ${fmt(r.change)} | counters ${fmt(r.counters)} | no-change drift check ${fmt(r.drift)}`,
+  );
 }

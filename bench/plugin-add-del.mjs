@@ -29,7 +29,8 @@ const concurrency = 20;
 
 if (process.getuid?.() !== 0) throw new Error('plugin-add-del.mjs needs root: it creates network namespaces');
 for (const p of [strandCni, join(refDir, 'bridge'), join(refDir, 'host-local')]) {
-  if (!existsSync(p)) throw new Error(`${p} is missing (npm run build; scripts/setup.sh installs the reference plugins)`);
+  if (!existsSync(p))
+    throw new Error(`${p} is missing (npm run build; scripts/setup.sh installs the reference plugins)`);
 }
 
 const hex = () => randomBytes(4).toString('hex');
@@ -47,14 +48,31 @@ function side(label, plugin, type, ipamType, subnet) {
     isGateway: true,
     isDefaultGateway: true,
     hairpinMode: true,
-    ...(type === 'strand' ? { logFile: join(tmp, `${type}.log`), stateDir: join(tmp, 'state'), agentSocket: false } : {}),
+    ...(type === 'strand'
+      ? { logFile: join(tmp, `${type}.log`), stateDir: join(tmp, 'state'), agentSocket: false }
+      : {}),
     ipam: { type: ipamType, subnet, dataDir: join(tmp, `${type}-ipam`) },
   });
-  return { label, plugin, bridge, config, cpu: {}, count: {}, path: type === 'strand' ? `${dirname(strandCni)}:${refDir}` : refDir, n: 0 };
+  return {
+    label,
+    plugin,
+    bridge,
+    config,
+    cpu: {},
+    count: {},
+    path: type === 'strand' ? `${dirname(strandCni)}:${refDir}` : refDir,
+    n: 0,
+  };
 }
 
 const strand = side('strand + strand-ipam', strandCni, 'strand', 'strand-ipam', '10.211.0.0/16');
-const reference = side('reference bridge + host-local', join(refDir, 'bridge'), 'bridge', 'host-local', '10.212.0.0/16');
+const reference = side(
+  'reference bridge + host-local',
+  join(refDir, 'bridge'),
+  'bridge',
+  'host-local',
+  '10.212.0.0/16',
+);
 
 function newNetns() {
   const name = `stbp${hex()}`;
@@ -71,7 +89,13 @@ function attachment(s) {
 }
 
 function env(s, command, a) {
-  return cleanEnv({ CNI_COMMAND: command, CNI_CONTAINERID: a.containerId, CNI_NETNS: a.netns, CNI_IFNAME: 'eth0', CNI_PATH: s.path });
+  return cleanEnv({
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: a.containerId,
+    CNI_NETNS: a.netns,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: s.path,
+  });
 }
 
 /** One run: its wall time, and its CPU time added to s.cpu[command]. */
@@ -94,7 +118,9 @@ function concurrentAdds(s, attachments) {
         let out = '';
         child.stdout.on('data', (d) => (out += d));
         child.on('error', reject);
-        child.on('close', (code) => (code === 0 ? resolvePromise() : reject(new Error(`${s.label} ADD exited ${code}: ${out}`))));
+        child.on('close', (code) =>
+          code === 0 ? resolvePromise() : reject(new Error(`${s.label} ADD exited ${code}: ${out}`)),
+        );
         child.stdin.end(s.config);
       }),
   );
@@ -177,19 +203,27 @@ printTable(`Whole-process ADD and DEL, ${runs} sequential each, fresh pod namesp
   row('DEL median', S.del.median, R.del.median, '<= 1.50'),
   row('DEL p90', S.del.p90, R.del.p90),
   row('DEL CPU time (user+sys), mean', S.cpuDel, R.cpuDel),
-  row(`${concurrency} concurrent ADDs, wall (median of ${rounds})`, S.concurrent.median, R.concurrent.median, '<= 2.50'),
+  row(
+    `${concurrency} concurrent ADDs, wall (median of ${rounds})`,
+    S.concurrent.median,
+    R.concurrent.median,
+    '<= 2.50',
+  ),
   row(`${concurrency} concurrent ADDs, CPU time (median of ${rounds})`, S.concurrentCpu.median, R.concurrentCpu.median),
   row('VERSION median', S.version.median, R.version.median, '<= 4.00'),
   row('VERSION p90', S.version.p90, R.version.p90),
 ]);
 const bare = stats(bareStarts);
-console.log(`\nBare start of the Bun the CNI executable is compiled with (bun -e 0), same rounds: median ${fmt(bare.median)} ms. ADD over it: ${fmt(S.add.median - bare.median)} ms.`);
+console.log(
+  `\nBare start of the Bun the CNI executable is compiled with (bun -e 0), same rounds: median ${fmt(bare.median)} ms. ADD over it: ${fmt(S.add.median - bare.median)} ms.`,
+);
 printTable('Executable sizes (MiB)', [
   { executable: strandCni, size: fmt(sizeMiB(strandCni)) },
   { executable: join(refDir, 'bridge'), size: fmt(sizeMiB(join(refDir, 'bridge'))) },
   { executable: join(refDir, 'host-local'), size: fmt(sizeMiB(join(refDir, 'host-local'))) },
 ]);
-const verdict = (name, ratio, target) => console.log(`${name} ratio ${fmt(ratio)} (target <= ${target}): ${ratio <= target ? 'met' : 'NOT met'}`);
+const verdict = (name, ratio, target) =>
+  console.log(`${name} ratio ${fmt(ratio)} (target <= ${target}): ${ratio <= target ? 'met' : 'NOT met'}`);
 console.log('');
 verdict('ADD median', S.add.median / R.add.median, 2.5);
 verdict('DEL median', S.del.median / R.del.median, 1.5);

@@ -24,7 +24,21 @@ import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fmt, printTable, quantile } from './lib.mjs';
-import { cpuSeconds, histogramDelta, ME, parseMetrics, populate, podObject, sizesFromEnv, sleep, startAgent, startApi, startProber, testName, waitReady } from './agent-cluster.mjs';
+import {
+  cpuSeconds,
+  histogramDelta,
+  ME,
+  parseMetrics,
+  populate,
+  podObject,
+  sizesFromEnv,
+  sleep,
+  startAgent,
+  startApi,
+  startProber,
+  testName,
+  waitReady,
+} from './agent-cluster.mjs';
 import { libcniPick, pluginConfig } from '../test/support/libcni.ts';
 
 const quick = process.argv.includes('--quick');
@@ -87,7 +101,13 @@ async function addChain(side, a) {
 async function delChain(side, a) {
   const t0 = performance.now();
   for (const plugin of [...side.list.plugins].reverse()) {
-    await runPlugin(side, plugin.type, 'DEL', pluginConfig(side.list, plugin, side.version, a.result, { portMappings: [] }), a);
+    await runPlugin(
+      side,
+      plugin.type,
+      'DEL',
+      pluginConfig(side.list, plugin, side.version, a.result, { portMappings: [] }),
+      a,
+    );
   }
   return performance.now() - t0;
 }
@@ -97,9 +117,25 @@ let seq = 0;
 function schedule(api, side) {
   const i = seq++;
   const app = `app-${i % 250}`;
-  const a = { netns: podNetns(), containerId: `stbstart${i}`, namespace: `ns-${i % SIZES.namespaces}`, name: `start-${side.key}-${i}`, uid: `uid-start-${i}` };
+  const a = {
+    netns: podNetns(),
+    containerId: `stbstart${i}`,
+    namespace: `ns-${i % SIZES.namespaces}`,
+    name: `start-${side.key}-${i}`,
+    uid: `uid-start-${i}`,
+  };
   if (side.key === 'strand') {
-    const pod = api.create('pods', podObject({ name: a.name, namespace: a.namespace, app, tier: i % 3 === 0 ? 'front' : 'back', nodeIndex: 7, plan: side.plan }));
+    const pod = api.create(
+      'pods',
+      podObject({
+        name: a.name,
+        namespace: a.namespace,
+        app,
+        tier: i % 3 === 0 ? 'front' : 'back',
+        nodeIndex: 7,
+        plan: side.plan,
+      }),
+    );
     a.uid = pod.metadata.uid ?? a.uid;
   }
   return a;
@@ -111,11 +147,15 @@ let agent;
 let prober;
 try {
   const plan = populate(api, SIZES);
-  console.log(`cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; the agent on ${ME}`);
+  console.log(
+    `cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; the agent on ${ME}`,
+  );
   agent = await startAgent(api, plan);
   prober = await startProber(agent.ns);
   const readyMs = await waitReady(agent, prober);
-  console.log(`agent ready in ${readyMs} ms; ${SEQ} sequential ADDs each, ${ROUNDS} rounds of ${CONCURRENT} concurrent (the machine is shared: see the ratios)`);
+  console.log(
+    `agent ready in ${readyMs} ms; ${SEQ} sequential ADDs each, ${ROUNDS} rounds of ${CONCURRENT} concurrent (the machine is shared: see the ratios)`,
+  );
   // The agent's list, the plugin's log at debug for its notice → answer line.
   const list = JSON.parse(readFileSync(join(agent.paths.confDir, '10-strand.conflist'), 'utf8'));
   list.plugins[0].logLevel = 'debug';
@@ -123,12 +163,41 @@ try {
     cniVersion: '1.0.0',
     name: 'stbref',
     plugins: [
-      { type: 'bridge', bridge: testName('br'), isGateway: true, isDefaultGateway: true, hairpinMode: true, ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(tmp, 'host-local') } },
+      {
+        type: 'bridge',
+        bridge: testName('br'),
+        isGateway: true,
+        isDefaultGateway: true,
+        hairpinMode: true,
+        ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: join(tmp, 'host-local') },
+      },
       { type: 'portmap', capabilities: { portMappings: true } },
     ],
   };
-  const strand = { key: 'strand', label: 'strand (agent running)', list, version: libcniPick(list), binDir: agent.paths.binDir, nodeNs: agent.ns, plan, add: [], del: [], conc: [], cpu: 0 };
-  const reference = { key: 'reference', label: 'bridge + host-local + portmap', list: refList, version: '1.0.0', binDir: '/usr/lib/cni', nodeNs: agent.ns, add: [], del: [], conc: [] };
+  const strand = {
+    key: 'strand',
+    label: 'strand (agent running)',
+    list,
+    version: libcniPick(list),
+    binDir: agent.paths.binDir,
+    nodeNs: agent.ns,
+    plan,
+    add: [],
+    del: [],
+    conc: [],
+    cpu: 0,
+  };
+  const reference = {
+    key: 'reference',
+    label: 'bridge + host-local + portmap',
+    list: refList,
+    version: '1.0.0',
+    binDir: '/usr/lib/cni',
+    nodeNs: agent.ns,
+    add: [],
+    del: [],
+    conc: [],
+  };
   const sides = [strand, reference];
   const metrics0 = parseMetrics((await prober.get('/metrics')).body);
   // Warm-up: page cache, bridges, IPAM stores.
@@ -170,19 +239,31 @@ try {
   };
   const S = { add: st(strand.add), del: st(strand.del), conc: st(strand.conc) };
   const R = { add: st(reference.add), del: st(reference.del), conc: st(reference.conc) };
-  const row = (measure, a, b, target = '') => ({ measure, strand: fmt(a), reference: fmt(b), ratio: fmt(a / b), target });
+  const row = (measure, a, b, target = '') => ({
+    measure,
+    strand: fmt(a),
+    reference: fmt(b),
+    ratio: fmt(a / b),
+    target,
+  });
   printTable(`ADD and DEL through the list, in the node namespace, ${SEQ} sequential each (ms)`, [
     row('ADD median', S.add.median, R.add.median, '<= 1.50'),
     row('ADD p90', S.add.p90, R.add.p90),
     row('ADD p99', S.add.p99, R.add.p99),
     row(`${CONCURRENT} concurrent ADDs, wall (median of ${ROUNDS})`, S.conc.median, R.conc.median, '<= 2.00'),
-    row(`${CONCURRENT} concurrent ADDs, wall (max of ${ROUNDS})`, Math.max(...strand.conc), Math.max(...reference.conc)),
+    row(
+      `${CONCURRENT} concurrent ADDs, wall (max of ${ROUNDS})`,
+      Math.max(...strand.conc),
+      Math.max(...reference.conc),
+    ),
     row('DEL median', S.del.median, R.del.median, '<= 1.20 (standalone)'),
     row('DEL p90', S.del.p90, R.del.p90),
   ]);
   const cpu = cpuSeq1.self - cpuSeq0.self;
   const cpuChildren = cpuSeq1.children - cpuSeq0.children;
-  console.log(`\nthe agent during the sequential ADDs: ${fmt((1000 * cpu) / SEQ)} ms CPU per pod (+ ${fmt((1000 * cpuChildren) / SEQ)} ms in its nft children), ${fmt((100 * (cpu + cpuChildren) * 1000) / (SEQ * (S.add.median + R.add.median + 2 * GAP_MS)))} % of a core on average`);
+  console.log(
+    `\nthe agent during the sequential ADDs: ${fmt((1000 * cpu) / SEQ)} ms CPU per pod (+ ${fmt((1000 * cpuChildren) / SEQ)} ms in its nft children), ${fmt((100 * (cpu + cpuChildren) * 1000) / (SEQ * (S.add.median + R.add.median + 2 * GAP_MS)))} % of a core on average`,
+  );
 
   // The plugin's side of the handshake: its lines about the notice in the CNI log, by outcome.
   const handshake = new Map();
@@ -200,15 +281,48 @@ try {
   const prog = histogramDelta(metricsSeq0, metricsSeq1, 'strand_policy_programming_seconds');
   const progAll = histogramDelta(metrics0, metrics1, 'strand_policy_programming_seconds');
   printTable('pod-start notice → answer (ms)', [
-    { measure: `the plugin's wait, every notice (CNI log, ${all.length} ADDs)`, p50: fmt(quantile(all, 0.5)), p90: fmt(quantile(all, 0.9)), p99: fmt(quantile(all, 0.99)), max: fmt(all.at(-1)), target: 'p50 <= 3, p99 <= 10' },
-    { measure: `  of which acknowledged (${waits.length})`, p50: fmt(quantile(waits, 0.5)), p90: fmt(quantile(waits, 0.9)), p99: fmt(quantile(waits, 0.99)), max: fmt(waits.at(-1)), target: '' },
-    { measure: `agent: strand_policy_programming_seconds, sequential phase (${prog.count} obs.)`, p50: fmt(prog.p50 * 1000), p90: fmt(prog.p90 * 1000), p99: fmt(prog.p99 * 1000), max: '', target: '' },
-    { measure: `agent: strand_policy_programming_seconds, whole run (${progAll.count} obs.)`, p50: fmt(progAll.p50 * 1000), p90: fmt(progAll.p90 * 1000), p99: fmt(progAll.p99 * 1000), max: '', target: '' },
+    {
+      measure: `the plugin's wait, every notice (CNI log, ${all.length} ADDs)`,
+      p50: fmt(quantile(all, 0.5)),
+      p90: fmt(quantile(all, 0.9)),
+      p99: fmt(quantile(all, 0.99)),
+      max: fmt(all.at(-1)),
+      target: 'p50 <= 3, p99 <= 10',
+    },
+    {
+      measure: `  of which acknowledged (${waits.length})`,
+      p50: fmt(quantile(waits, 0.5)),
+      p90: fmt(quantile(waits, 0.9)),
+      p99: fmt(quantile(waits, 0.99)),
+      max: fmt(waits.at(-1)),
+      target: '',
+    },
+    {
+      measure: `agent: strand_policy_programming_seconds, sequential phase (${prog.count} obs.)`,
+      p50: fmt(prog.p50 * 1000),
+      p90: fmt(prog.p90 * 1000),
+      p99: fmt(prog.p99 * 1000),
+      max: '',
+      target: '',
+    },
+    {
+      measure: `agent: strand_policy_programming_seconds, whole run (${progAll.count} obs.)`,
+      p50: fmt(progAll.p50 * 1000),
+      p90: fmt(progAll.p90 * 1000),
+      p99: fmt(progAll.p99 * 1000),
+      max: '',
+      target: '',
+    },
   ]);
-  console.log(`agent: strand_pod_start_notices_total over the run: ok ${notices(metrics1, 'ok') - notices(metrics0, 'ok')}, refused ${notices(metrics1, 'refused') - notices(metrics0, 'refused')}, error ${notices(metrics1, 'error') - notices(metrics0, 'error')}`);
+  console.log(
+    `agent: strand_pod_start_notices_total over the run: ok ${notices(metrics1, 'ok') - notices(metrics0, 'ok')}, refused ${notices(metrics1, 'refused') - notices(metrics0, 'refused')}, error ${notices(metrics1, 'error') - notices(metrics0, 'error')}`,
+  );
   for (const [msg, list] of handshake) console.log(`  plugin: ${list.length} × "${msg}"`);
-  console.log('(the agent has no notice-to-answer histogram; the programming histogram is interpolated within its buckets and also counts the Pod events)');
-  const verdict = (name, v, target) => console.log(`${name}: ${fmt(v)} (target <= ${target}): ${v <= target ? 'met' : 'NOT met'}`);
+  console.log(
+    '(the agent has no notice-to-answer histogram; the programming histogram is interpolated within its buckets and also counts the Pod events)',
+  );
+  const verdict = (name, v, target) =>
+    console.log(`${name}: ${fmt(v)} (target <= ${target}): ${v <= target ? 'met' : 'NOT met'}`);
   console.log('');
   verdict('ADD median ratio', S.add.median / R.add.median, 1.5);
   verdict(`${CONCURRENT} concurrent ADDs wall ratio`, S.conc.median / R.conc.median, 2);

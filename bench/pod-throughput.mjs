@@ -28,7 +28,11 @@ import { run, sh, trySh } from '../test/kit/sim/exec.ts';
 import { setOffloadSizes, SIM_OFFLOAD_SIZE } from '../test/kit/sim/offload.ts';
 
 const { values } = parseArgs({
-  options: { time: { type: 'string', default: '5' }, repeat: { type: 'string', default: '2' }, explain: { type: 'boolean', default: false } },
+  options: {
+    time: { type: 'string', default: '5' },
+    repeat: { type: 'string', default: '2' },
+    explain: { type: 'boolean', default: false },
+  },
 });
 const SECONDS = Number(values.time);
 const REPEAT = Number(values.repeat);
@@ -74,7 +78,16 @@ function buildBaselineIn(base, kind, extras) {
   sh('ip', ['-n', sw, 'link', 'add', 'br0', 'type', 'bridge']);
   sh('ip', ['-n', sw, 'link', 'set', 'br0', 'up']);
   const podMtu = kind === 'vxlan' ? 1450 : 1500;
-  const nodes = [1, 2].map((i) => ({ i, ns: netns(`${base}n${i}`), pod: netns(`${base}p${i}`), ip: `198.18.0.${10 + i}`, cidr: `10.244.${i}.0/24`, podIp: `10.244.${i}.2`, gw: `10.244.${i}.1`, mac: `0e:00:00:00:00:0${i}` }));
+  const nodes = [1, 2].map((i) => ({
+    i,
+    ns: netns(`${base}n${i}`),
+    pod: netns(`${base}p${i}`),
+    ip: `198.18.0.${10 + i}`,
+    cidr: `10.244.${i}.0/24`,
+    podIp: `10.244.${i}.2`,
+    gw: `10.244.${i}.1`,
+    mac: `0e:00:00:00:00:0${i}`,
+  }));
   for (const n of nodes) {
     sh('ip', ['-n', sw, 'link', 'add', `u${n.i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n.ns]);
     sh('ip', ['-n', sw, 'link', 'set', `u${n.i}`, 'master', 'br0', 'up']);
@@ -85,7 +98,24 @@ function buildBaselineIn(base, kind, extras) {
     sh('ip', ['netns', 'exec', n.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
     // The pod: a veth into the node, the node end holds the gateway address (or, with
     // extras.bridge, a bridge the node end is a port of, as Strand's cni0).
-    sh('ip', ['-n', n.ns, 'link', 'add', 'vpod', 'mtu', String(podMtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(podMtu), 'netns', n.pod]);
+    sh('ip', [
+      '-n',
+      n.ns,
+      'link',
+      'add',
+      'vpod',
+      'mtu',
+      String(podMtu),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'mtu',
+      String(podMtu),
+      'netns',
+      n.pod,
+    ]);
     if (extras.bridge) {
       sh('ip', ['-n', n.ns, 'link', 'add', 'cni0', 'mtu', String(podMtu), 'type', 'bridge']);
       sh('ip', ['-n', n.ns, 'link', 'set', 'vpod', 'master', 'cni0']);
@@ -104,7 +134,8 @@ function buildBaselineIn(base, kind, extras) {
     if (extras.nat) {
       // A masquerade rule as Strand's agent has: it turns connection tracking on for every packet.
       sh('ip', ['netns', 'exec', n.ns, 'nft', '-f', '-'], {
-        input: 'table inet bench {\n chain post {\n  type nat hook postrouting priority srcnat;\n  ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade\n }\n}\n',
+        input:
+          'table inet bench {\n chain post {\n  type nat hook postrouting priority srcnat;\n  ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade\n }\n}\n',
       });
     }
     sh('ip', ['-n', n.pod, 'addr', 'add', `${n.podIp}/24`, 'dev', 'eth0']);
@@ -116,11 +147,44 @@ function buildBaselineIn(base, kind, extras) {
     if (kind === 'routed') {
       sh('ip', ['-n', n.ns, 'route', 'add', peer.cidr, 'via', peer.ip, 'dev', 'eth0']);
     } else {
-      sh('ip', ['-n', n.ns, 'link', 'add', 'vxlan0', 'address', n.mac, 'mtu', '1450', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', n.ip, 'dev', 'eth0', 'nolearning']);
+      sh('ip', [
+        '-n',
+        n.ns,
+        'link',
+        'add',
+        'vxlan0',
+        'address',
+        n.mac,
+        'mtu',
+        '1450',
+        'type',
+        'vxlan',
+        'id',
+        '42',
+        'dstport',
+        '4789',
+        'local',
+        n.ip,
+        'dev',
+        'eth0',
+        'nolearning',
+      ]);
       sh('ip', ['-n', n.ns, 'addr', 'add', `10.244.${n.i}.0/32`, 'dev', 'vxlan0']);
       sh('ip', ['-n', n.ns, 'link', 'set', 'vxlan0', 'up']);
       sh('ip', ['-n', n.ns, 'route', 'add', peer.cidr, 'via', `10.244.${peer.i}.0`, 'dev', 'vxlan0', 'onlink']);
-      sh('ip', ['-n', n.ns, 'neigh', 'add', `10.244.${peer.i}.0`, 'lladdr', peer.mac, 'dev', 'vxlan0', 'nud', 'permanent']);
+      sh('ip', [
+        '-n',
+        n.ns,
+        'neigh',
+        'add',
+        `10.244.${peer.i}.0`,
+        'lladdr',
+        peer.mac,
+        'dev',
+        'vxlan0',
+        'nud',
+        'permanent',
+      ]);
       sh('bridge', ['-n', n.ns, 'fdb', 'append', peer.mac, 'dev', 'vxlan0', 'dst', peer.ip]);
     }
   }
@@ -147,7 +211,13 @@ async function buildStrand(backend) {
       () => undefined,
       (err) => err.message.split('\n')[0],
     );
-    return { cluster, client: { netns: a.netns, ip: a.ip }, server: { netns: b.netns, ip: b.ip }, problem: routed, destroy: () => cluster.destroy() };
+    return {
+      cluster,
+      client: { netns: a.netns, ip: a.ip },
+      server: { netns: b.netns, ip: b.ip },
+      problem: routed,
+      destroy: () => cluster.destroy(),
+    };
   } catch (err) {
     await cluster.destroy();
     throw err;
@@ -158,7 +228,11 @@ async function buildStrand(backend) {
 
 /** iperf3 from client to server for SECONDS; bits per second received, or an error. */
 async function iperf(pair) {
-  const server = spawn('ip', ['netns', 'exec', pair.server.netns, 'iperf3', '-s', '-1', '-p', String(IPERF_PORT), '--forceflush'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(
+    'ip',
+    ['netns', 'exec', pair.server.netns, 'iperf3', '-s', '-1', '-p', String(IPERF_PORT), '--forceflush'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   try {
     await new Promise((resolve, reject) => {
       const timer = setTimeout(resolve, 2000);
@@ -170,7 +244,25 @@ async function iperf(pair) {
       });
       server.once('exit', (code) => reject(new Error(`iperf3 server exited (${code})`)));
     });
-    const r = await run('ip', ['netns', 'exec', pair.client.netns, 'iperf3', '-c', pair.server.ip, '-p', String(IPERF_PORT), '-t', String(SECONDS), '-O', '1', '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+    const r = await run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        pair.client.netns,
+        'iperf3',
+        '-c',
+        pair.server.ip,
+        '-p',
+        String(IPERF_PORT),
+        '-t',
+        String(SECONDS),
+        '-O',
+        '1',
+        '-J',
+      ],
+      { timeoutMs: (SECONDS + 20) * 1000 },
+    );
     let json;
     try {
       json = JSON.parse(r.stdout);
@@ -186,7 +278,11 @@ async function iperf(pair) {
 
 /** ping -c 20 at 20 ms intervals: average RTT in ms. */
 async function rtt(pair) {
-  const r = await run('ip', ['netns', 'exec', pair.client.netns, 'ping', '-n', '-q', '-c', '20', '-i', '0.02', '-W', '1', pair.server.ip], { timeoutMs: 30_000 });
+  const r = await run(
+    'ip',
+    ['netns', 'exec', pair.client.netns, 'ping', '-n', '-q', '-c', '20', '-i', '0.02', '-W', '1', pair.server.ip],
+    { timeoutMs: 30_000 },
+  );
   const m = r.stdout.match(/= ([\d.]+)\/([\d.]+)\/([\d.]+)\//);
   return r.code === 0 && m ? { avg: Number(m[2]), min: Number(m[1]) } : { error: `ping exit ${r.code}` };
 }
@@ -197,18 +293,54 @@ const CASES = [
   { name: 'baseline routed', key: 'routed', build: () => buildBaseline('routed') },
   ...(values.explain
     ? [
-        { name: 'routed+br', key: 'routed-b', baseline: 'routed', build: () => buildBaseline('routed', { bridge: true }) },
-        { name: 'routed+br+ct', key: 'routed-x', baseline: 'routed', build: () => buildBaseline('routed', { bridge: true, nat: true }) },
-        { name: 'routed+big', key: 'routed-big', baseline: 'routed', build: () => buildBaseline('routed', { big: true }) },
-        { name: 'routed+br+ct+big', key: 'routed-xbig', baseline: 'routed', build: () => buildBaseline('routed', { bridge: true, nat: true, big: true }) },
+        {
+          name: 'routed+br',
+          key: 'routed-b',
+          baseline: 'routed',
+          build: () => buildBaseline('routed', { bridge: true }),
+        },
+        {
+          name: 'routed+br+ct',
+          key: 'routed-x',
+          baseline: 'routed',
+          build: () => buildBaseline('routed', { bridge: true, nat: true }),
+        },
+        {
+          name: 'routed+big',
+          key: 'routed-big',
+          baseline: 'routed',
+          build: () => buildBaseline('routed', { big: true }),
+        },
+        {
+          name: 'routed+br+ct+big',
+          key: 'routed-xbig',
+          baseline: 'routed',
+          build: () => buildBaseline('routed', { bridge: true, nat: true, big: true }),
+        },
       ]
     : []),
-  { name: 'strand host-gw', key: 'host-gw', baseline: 'routed', tuned: 'routed-big', build: () => buildStrand('host-gw') },
+  {
+    name: 'strand host-gw',
+    key: 'host-gw',
+    baseline: 'routed',
+    tuned: 'routed-big',
+    build: () => buildStrand('host-gw'),
+  },
   { name: 'baseline vxlan', key: 'vxlan-base', build: () => buildBaseline('vxlan') },
   ...(values.explain
     ? [
-        { name: 'vxlan+br', key: 'vxlan-b', baseline: 'vxlan-base', build: () => buildBaseline('vxlan', { bridge: true }) },
-        { name: 'vxlan+br+ct', key: 'vxlan-x', baseline: 'vxlan-base', build: () => buildBaseline('vxlan', { bridge: true, nat: true }) },
+        {
+          name: 'vxlan+br',
+          key: 'vxlan-b',
+          baseline: 'vxlan-base',
+          build: () => buildBaseline('vxlan', { bridge: true }),
+        },
+        {
+          name: 'vxlan+br+ct',
+          key: 'vxlan-x',
+          baseline: 'vxlan-base',
+          build: () => buildBaseline('vxlan', { bridge: true, nat: true }),
+        },
       ]
     : []),
   { name: 'strand vxlan', key: 'vxlan', baseline: 'vxlan-base', build: () => buildStrand('vxlan') },
@@ -238,7 +370,9 @@ for (let round = 0; round < REPEAT; round++) {
       const p = await rtt(pair);
       if (p.error) res.errors.push(p.error);
       else res.rtts.push(p);
-      process.stdout.write(`  round ${round + 1} ${c.name.padEnd(16)} ${t.error ? `error: ${t.error}` : `${gbit(t.bps)} Gbit/s, ${t.retransmits} retransmits`}${p.error ? '' : `, rtt ${p.avg.toFixed(3)} ms`}\n`);
+      process.stdout.write(
+        `  round ${round + 1} ${c.name.padEnd(16)} ${t.error ? `error: ${t.error}` : `${gbit(t.bps)} Gbit/s, ${t.retransmits} retransmits`}${p.error ? '' : `, rtt ${p.avg.toFixed(3)} ms`}\n`,
+      );
     } catch (err) {
       res.errors.push(err instanceof Error ? err.message.split('\n')[0] : String(err));
       process.stdout.write(`  round ${round + 1} ${c.name.padEnd(16)} error: ${res.errors.at(-1)}\n`);
@@ -268,7 +402,8 @@ for (const c of CASES) {
       // The tuned baseline is a case only with --explain: without it there is nothing to compare.
       const tunedRes = c.tuned === undefined ? undefined : results.get(c.tuned);
       const tuned = tunedRes ? tunedRes.runs.reduce((m, r) => Math.max(m, r.bps), 0) : 0;
-      if (tuned > 0) ratio += `; ${((100 * best) / tuned).toFixed(1)}% of ${CASES.find((t) => t.key === c.tuned)?.name ?? c.tuned}`;
+      if (tuned > 0)
+        ratio += `; ${((100 * best) / tuned).toFixed(1)}% of ${CASES.find((t) => t.key === c.tuned)?.name ?? c.tuned}`;
     } else {
       ratio = 'n/a';
     }

@@ -18,14 +18,32 @@ const SIZES = { nodes: 100, pods: 5000, namespaces: 200, policies: 1000 };
 
 function cluster() {
   const namespaces = [];
-  for (let n = 0; n < SIZES.namespaces; n++) namespaces.push({ metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } } });
+  for (let n = 0; n < SIZES.namespaces; n++)
+    namespaces.push({
+      metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } },
+    });
   const pods = [];
   for (let p = 0; p < SIZES.pods; p++) {
     const n = p % SIZES.nodes;
     const app = `app-${p % 250}`;
     pods.push({
-      metadata: { name: `${app}-${p.toString(36)}`, namespace: `ns-${p % SIZES.namespaces}`, labels: { app, tier: p % 3 === 0 ? 'front' : 'back', 'pod-template-hash': `h${p % 97}` } },
-      spec: { nodeName: `node-${n}`, containers: [{ name: 'main', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
+      metadata: {
+        name: `${app}-${p.toString(36)}`,
+        namespace: `ns-${p % SIZES.namespaces}`,
+        labels: { app, tier: p % 3 === 0 ? 'front' : 'back', 'pod-template-hash': `h${p % 97}` },
+      },
+      spec: {
+        nodeName: `node-${n}`,
+        containers: [
+          {
+            name: 'main',
+            ports: [
+              { name: 'http', containerPort: 8080, protocol: 'TCP' },
+              { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
+            ],
+          },
+        ],
+      },
       status: { phase: 'Running', podIPs: [{ ip: `10.244.${n}.${Math.floor(p / SIZES.nodes) + 2}` }] },
     });
   }
@@ -48,7 +66,13 @@ const ms = (f) => {
 };
 
 function measure(label, c, nodeName, allLocal = false) {
-  const input = (cc) => ({ nodeName, nodeAddresses: ['198.18.1.1'], namespaces: cc.namespaces, pods: allLocal ? cc.pods.map((p) => ({ ...p, spec: { ...p.spec, nodeName } })) : cc.pods, policies: cc.policies });
+  const input = (cc) => ({
+    nodeName,
+    nodeAddresses: ['198.18.1.1'],
+    namespaces: cc.namespaces,
+    pods: allLocal ? cc.pods.map((p) => ({ ...p, spec: { ...p.spec, nodeName } })) : cc.pods,
+    policies: cc.policies,
+  });
   const cold = [];
   const warm = [];
   const render = [];
@@ -68,13 +92,17 @@ function measure(label, c, nodeName, allLocal = false) {
     table = d;
   }
   // One policy change: a policy that selects this node's pods gets another port.
-  const selected = new Set(model.pods.flatMap((p) => [...(p.ingress?.isolatedBy ?? [])].map((x) => `${x.namespace}/${x.name}`)));
+  const selected = new Set(
+    model.pods.flatMap((p) => [...(p.ingress?.isolatedBy ?? [])].map((x) => `${x.namespace}/${x.name}`)),
+  );
   const idx = c.policies.findIndex((p) => selected.has(`${p.metadata.namespace}/${p.metadata.name}`));
   const changedPolicies = [...c.policies];
   changedPolicies[idx] = policyObject(idx, 8081);
   let policyTx;
   for (let r = 0; r < RUNS; r++) {
-    const [t, tx] = ms(() => diffPolicy(table, renderPolicy(compilePolicy(input({ ...c, policies: changedPolicies })))));
+    const [t, tx] = ms(() =>
+      diffPolicy(table, renderPolicy(compilePolicy(input({ ...c, policies: changedPolicies })))),
+    );
     change.push(t);
     policyTx = tx;
   }
@@ -107,12 +135,27 @@ function measure(label, c, nodeName, allLocal = false) {
 
 const t = Date.now();
 const c = cluster();
-console.log(`cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies (built in ${Date.now() - t} ms), ${RUNS} runs`);
+console.log(
+  `cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies (built in ${Date.now() - t} ms), ${RUNS} runs`,
+);
 const base = { ...c, policies: [] };
 const baseline = [];
-for (let r = 0; r < RUNS; r++) baseline.push(ms(() => compilePolicy({ nodeName: 'node-0', nodeAddresses: [], namespaces: base.namespaces, pods: base.pods, policies: [] }))[0]);
+for (let r = 0; r < RUNS; r++)
+  baseline.push(
+    ms(() =>
+      compilePolicy({
+        nodeName: 'node-0',
+        nodeAddresses: [],
+        namespaces: base.namespaces,
+        pods: base.pods,
+        policies: [],
+      }),
+    )[0],
+  );
 const one = measure('node-0 (its own pods)', c, 'node-0');
 const all = measure('every pod local', c, 'node-0', true);
 printTable('NetworkPolicy compiler', [one.row, all.row]);
 const b = stats(baseline).median;
-console.log(`\nbaseline (no policies, same cluster): compile ${fmt(b)} ms; with 1,000 policies ${fmt(one.coldMedian / b)}x (one node), ${fmt(all.coldMedian / b)}x (every pod local)`);
+console.log(
+  `\nbaseline (no policies, same cluster): compile ${fmt(b)} ms; with 1,000 policies ${fmt(one.coldMedian / b)}x (one node), ${fmt(all.coldMedian / b)}x (every pod local)`,
+);

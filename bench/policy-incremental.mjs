@@ -22,12 +22,24 @@ const NAMESPACES = Math.max(1, Math.round(PODS / 25));
 const ME = 'node-7';
 
 class Store {
-  constructor() { this.m = new Map(); }
-  key(name, ns) { return `${ns ?? ''}/${name}`; }
-  put(o) { this.m.set(this.key(o.metadata.name, o.metadata.namespace), o); }
-  del(o) { this.m.delete(this.key(o.metadata.name, o.metadata.namespace)); }
-  get(name, ns) { return this.m.get(this.key(name, ns)); }
-  list() { return [...this.m.values()]; }
+  constructor() {
+    this.m = new Map();
+  }
+  key(name, ns) {
+    return `${ns ?? ''}/${name}`;
+  }
+  put(o) {
+    this.m.set(this.key(o.metadata.name, o.metadata.namespace), o);
+  }
+  del(o) {
+    this.m.delete(this.key(o.metadata.name, o.metadata.namespace));
+  }
+  get(name, ns) {
+    return this.m.get(this.key(name, ns));
+  }
+  list() {
+    return [...this.m.values()];
+  }
 }
 const ip = (i) => `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
 const cache = { pods: new Store(), namespaces: new Store(), networkPolicies: new Store(), synced: true, unsynced: [] };
@@ -35,43 +47,104 @@ for (let n = 0; n < NAMESPACES; n++) {
   cache.namespaces.put({ metadata: { name: `ns-${n}`, labels: { team: `team-${n % 20}` } } });
 }
 const pod = (i, node, ips) => ({
-  metadata: { name: `pod-${i}`, namespace: `ns-${i % NAMESPACES}`, uid: `u-${i}`, labels: { app: `app-${i % 250}`, tier: i % 3 === 0 ? 'front' : 'back' } },
+  metadata: {
+    name: `pod-${i}`,
+    namespace: `ns-${i % NAMESPACES}`,
+    uid: `u-${i}`,
+    labels: { app: `app-${i % 250}`, tier: i % 3 === 0 ? 'front' : 'back' },
+  },
   spec: { nodeName: node, containers: [{ ports: [{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
   status: { phase: 'Running', podIPs: ips.map((x) => ({ ip: x })) },
 });
 for (let i = 0; i < PODS; i++) cache.pods.put(pod(i, `node-${i % NODES}`, [ip(i + 1)]));
 for (let i = 0; i < POLICIES; i++) {
-  cache.networkPolicies.put({ metadata: { name: `np-${i}`, namespace: `ns-${i % NAMESPACES}` }, spec: benchPolicySpec(i) });
+  cache.networkPolicies.put({
+    metadata: { name: `np-${i}`, namespace: `ns-${i % NAMESPACES}` },
+    spec: benchPolicySpec(i),
+  });
 }
 
-const clock = { now: () => performance.now(), after: (ms, fn) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
+const clock = {
+  now: () => performance.now(),
+  after: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+};
 const KERNEL = process.env.BENCH_KERNEL === '1';
 const NETNS = `strand-bench-inc-${process.pid}`;
 if (KERNEL) execFileSync('ip', ['netns', 'add', NETNS]);
-process.on('exit', () => { if (KERNEL) execFileSync('ip', ['netns', 'del', NETNS]); });
+process.on('exit', () => {
+  if (KERNEL) execFileSync('ip', ['netns', 'del', NETNS]);
+});
 const nft = KERNEL ? createNftRunner({ netns: NETNS }) : new FakeNft();
 // The transport's share: time inside nft.run (the fake here; `nft -f` or netlink on a node).
 const transport = { ms: 0, runs: 0 };
 const run = nft.run.bind(nft);
-nft.run = async (tx) => { const t = performance.now(); try { return await run(tx); } finally { transport.ms += performance.now() - t; transport.runs++; } };
+nft.run = async (tx) => {
+  const t = performance.now();
+  try {
+    return await run(tx);
+  } finally {
+    transport.ms += performance.now() - t;
+    transport.runs++;
+  }
+};
 const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
 const enforcer = new PolicyEnforcer({
-  nodeName: ME, nft, cache, kube: { request: async () => { throw new Error('no API'); } }, log: silentLogger,
-  registry: new Registry(), notices, nodeAddresses: () => ['10.0.0.7'], cutDeniedFlows: false, logDenied: false, clock,
+  nodeName: ME,
+  nft,
+  cache,
+  kube: {
+    request: async () => {
+      throw new Error('no API');
+    },
+  },
+  log: silentLogger,
+  registry: new Registry(),
+  notices,
+  nodeAddresses: () => ['10.0.0.7'],
+  cutDeniedFlows: false,
+  logDenied: false,
+  clock,
 });
 
-async function timed(fn) { const t = performance.now(); await fn(); return performance.now() - t; }
+async function timed(fn) {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
 
-const first = await timed(async () => { enforcer.request(); await enforcer.settle(); });
+const first = await timed(async () => {
+  enforcer.request();
+  await enforcer.settle();
+});
 const noop = [];
-for (let r = 0; r < 5; r++) noop.push(await timed(async () => { enforcer.request(); await enforcer.settle(); }));
+for (let r = 0; r < 5; r++)
+  noop.push(
+    await timed(async () => {
+      enforcer.request();
+      await enforcer.settle();
+    }),
+  );
 
 // Label changes of a remote pod the local pods' peers select.
 const label = [];
 for (let r = 0; r < 5; r++) {
   const p = cache.pods.get(`pod-${r * 100 + 1}`, `ns-${(r * 100 + 1) % NAMESPACES}`);
-  cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, tier: p.metadata.labels.tier === 'front' ? 'back' : 'front' } } });
-  label.push(await timed(async () => { enforcer.request(performance.now()); await enforcer.settle(); }));
+  cache.pods.put({
+    ...p,
+    metadata: {
+      ...p.metadata,
+      labels: { ...p.metadata.labels, tier: p.metadata.labels.tier === 'front' ? 'back' : 'front' },
+    },
+  });
+  label.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
 }
 
 // Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
@@ -80,22 +153,43 @@ const answerCpu = [];
 const fullPasses = { n: 0 };
 const pass = enforcer.pass.bind(enforcer);
 let inNotice = false;
-enforcer.pass = (...a) => { if (inNotice) fullPasses.n++; return pass(...a); };
+enforcer.pass = (...a) => {
+  if (inNotice) fullPasses.n++;
+  return pass(...a);
+};
 if (process.env.BENCH_DEBUG && enforcer.bindModel) {
   const bm = enforcer.bindModel.bind(enforcer);
-  enforcer.bindModel = () => { console.log('bindDue', [...enforcer.bindDue], 'problem', enforcer.applier.problem, !!enforcer.compiled, !!enforcer.applier.current); const r = bm(); console.log('bound', !!r); return r; };
+  enforcer.bindModel = () => {
+    console.log(
+      'bindDue',
+      [...enforcer.bindDue],
+      'problem',
+      enforcer.applier.problem,
+      !!enforcer.compiled,
+      !!enforcer.applier.current,
+    );
+    const r = bm();
+    console.log('bound', !!r);
+    return r;
+  };
 }
 const t0 = { ms: 0 };
 // The agent's own parts of a notice: the bind, the apply (diff + transport); the rest is the render.
 const parts = { bind: 0, apply: 0 };
-for (const [obj, name, key] of [[enforcer, 'bindModel', 'bind'], [enforcer.applier, 'apply', 'apply']]) {
+for (const [obj, name, key] of [
+  [enforcer, 'bindModel', 'bind'],
+  [enforcer.applier, 'apply', 'apply'],
+]) {
   if (typeof obj[name] !== 'function') continue; // an older enforcer (the figures before)
   const f = obj[name].bind(obj);
   obj[name] = (...a) => {
     if (!inNotice) return f(...a);
     const t = performance.now();
     const r = f(...a);
-    if (r instanceof Promise) return r.finally(() => { parts[key] += performance.now() - t; });
+    if (r instanceof Promise)
+      return r.finally(() => {
+        parts[key] += performance.now() - t;
+      });
     parts[key] += performance.now() - t;
     return r;
   };
@@ -131,7 +225,16 @@ for (let r = 0; r < 3; r++) {
   }
   enforcer.request(performance.now());
   await enforcer.settle();
-  conc.push(await timed(() => Promise.all(ns.map((n) => { notices.record(n); return enforcer.gate.podStarted(n, 10_000); }))));
+  conc.push(
+    await timed(() =>
+      Promise.all(
+        ns.map((n) => {
+          notices.record(n);
+          return enforcer.gate.podStarted(n, 10_000);
+        }),
+      ),
+    ),
+  );
 }
 
 const compiled = enforcer.programming.compiled;
@@ -139,19 +242,30 @@ const cut = [];
 for (let r = 0; r < 3; r++) cut.push(await timed(() => changedPodAddresses(compiled, compiled)));
 
 enforcer.stop();
-console.log(`notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`);
-const q = (s, x) => fmt(quantile([...s].sort((a, b) => a - b), x));
+console.log(
+  `notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`,
+);
+const q = (s, x) =>
+  fmt(
+    quantile(
+      [...s].sort((a, b) => a - b),
+      x,
+    ),
+  );
 const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
-printTable(`policy enforcer, ${KERNEL ? 'kernel (nft -f)' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`, [
-  ['what', 'n', 'p50', 'p90', 'p99', 'max'],
-  ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
-  row('pass with nothing changed', noop),
-  row('remote pod label change', label),
-  row('pod-start notice -> answer (sequential)', answers),
-  row('  the same, CPU time of this process', answerCpu),
-  row('20 concurrent notices -> all answered', conc),
-  row('flow cutter: what changed (no change)', cut),
-]);
+printTable(
+  `policy enforcer, ${KERNEL ? 'kernel (nft -f)' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`,
+  [
+    ['what', 'n', 'p50', 'p90', 'p99', 'max'],
+    ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
+    row('pass with nothing changed', noop),
+    row('remote pod label change', label),
+    row('pod-start notice -> answer (sequential)', answers),
+    row('  the same, CPU time of this process', answerCpu),
+    row('20 concurrent notices -> all answered', conc),
+    row('flow cutter: what changed (no change)', cut),
+  ],
+);
 
 // Where a bind's time goes (BENCH_SPLIT=1).
 if (process.env.BENCH_SPLIT) {
@@ -181,5 +295,8 @@ if (process.env.BENCH_SPLIT) {
     split.diff.push(performance.now() - t);
   }
   void f;
-  printTable('bind split (ms)', [['what', 'n', 'p50', 'p90', 'p99', 'max'], ...Object.entries(split).map(([k, v]) => row(k, v))]);
+  printTable('bind split (ms)', [
+    ['what', 'n', 'p50', 'p90', 'p99', 'max'],
+    ...Object.entries(split).map(([k, v]) => row(k, v)),
+  ]);
 }

@@ -66,13 +66,32 @@ const rssBefore = process.memoryUsage().rss;
 const namespaces = [];
 const pods = [];
 const policies = [];
-for (let n = 0; n < SIZES.namespaces; n++) namespaces.push({ metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } } });
+for (let n = 0; n < SIZES.namespaces; n++)
+  namespaces.push({
+    metadata: { name: `ns-${n}`, labels: { 'kubernetes.io/metadata.name': `ns-${n}`, team: `team-${n % 20}` } },
+  });
 for (let p = 0; p < SIZES.pods; p++) {
   const n = p % SIZES.nodes;
   const app = `app-${p % 250}`;
   pods.push({
-    metadata: { name: `${app}-${p.toString(36)}`, namespace: `ns-${p % SIZES.namespaces}`, uid: `uid-${p}`, labels: { app, tier: p % 3 === 0 ? 'front' : 'back', 'pod-template-hash': `h${p % 97}` } },
-    spec: { nodeName: `node-${n}`, containers: [{ name: 'main', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
+    metadata: {
+      name: `${app}-${p.toString(36)}`,
+      namespace: `ns-${p % SIZES.namespaces}`,
+      uid: `uid-${p}`,
+      labels: { app, tier: p % 3 === 0 ? 'front' : 'back', 'pod-template-hash': `h${p % 97}` },
+    },
+    spec: {
+      nodeName: `node-${n}`,
+      containers: [
+        {
+          name: 'main',
+          ports: [
+            { name: 'http', containerPort: 8080, protocol: 'TCP' },
+            { name: 'metrics', containerPort: 9090, protocol: 'TCP' },
+          ],
+        },
+      ],
+    },
     status: { phase: 'Running', podIPs: [{ ip: PLAN.pod(p).ip }] },
   });
 }
@@ -87,7 +106,11 @@ function padRules(table, rules) {
   let count = [...table.chains.values()].reduce((n, c) => n + c.rules.length, 0);
   let k = 0;
   // Not the server's own policies: its chain stays what the model gives it, the other pods' grow.
-  const local = pods.filter((p) => p.spec.nodeName === ME && !(p.metadata.namespace === server.metadata.namespace && p.metadata.labels.app === server.metadata.labels.app));
+  const local = pods.filter(
+    (p) =>
+      p.spec.nodeName === ME &&
+      !(p.metadata.namespace === server.metadata.namespace && p.metadata.labels.app === server.metadata.labels.app),
+  );
   while (count < rules) {
     const target = local[k % local.length];
     policies.push(
@@ -95,11 +118,15 @@ function padRules(table, rules) {
         podSelector: { matchLabels: { app: target.metadata.labels.app } },
         policyTypes: ['Ingress'],
         // Ten rules per policy: pods of a few shared peers, each on its own ports.
-        ingress: Array.from({ length: 10 }, (_, j) => ({ from: [{ podSelector: { matchLabels: { app: `app-${(k + j) % 250}` } } }], ports: [{ protocol: 'TCP', port: 1000 + ((k * 10 + j) % 60000) }] })),
+        ingress: Array.from({ length: 10 }, (_, j) => ({
+          from: [{ podSelector: { matchLabels: { app: `app-${(k + j) % 250}` } } }],
+          ports: [{ protocol: 'TCP', port: 1000 + ((k * 10 + j) % 60000) }],
+        })),
       }),
     );
     k++;
-    if (k % 50 === 0) count = [...renderPolicy(compilePolicy(input())).chains.values()].reduce((n, c) => n + c.rules.length, 0);
+    if (k % 50 === 0)
+      count = [...renderPolicy(compilePolicy(input())).chains.values()].reduce((n, c) => n + c.rules.length, 0);
   }
   return k;
 }
@@ -222,7 +249,12 @@ try {
   t0 = performance.now();
   let table = renderPolicy(compiled);
   const renderMs = performance.now() - t0;
-  const counts = (t) => ({ chains: t.chains.size, rules: [...t.chains.values()].reduce((n, c) => n + c.rules.length, 0), sets: t.sets.size, elements: [...t.elements.values()].reduce((n, l) => n + l.length, 0) });
+  const counts = (t) => ({
+    chains: t.chains.size,
+    rules: [...t.chains.values()].reduce((n, c) => n + c.rules.length, 0),
+    sets: t.sets.size,
+    elements: [...t.elements.values()].reduce((n, l) => n + l.length, 0),
+  });
   const modelCounts = counts(table);
 
   const applier = new PolicyApplier({ nft, layout: POLICY_LAYOUT, log, markerChain: POLICY_MARKER_CHAIN });
@@ -232,7 +264,17 @@ try {
   // 2. transaction sizes.
   const allow = policy('bench-allow', server.metadata.namespace, {
     podSelector: { matchLabels: { app: server.metadata.labels.app } },
-    ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': client.metadata.namespace } }, podSelector: { matchLabels: { app: client.metadata.labels.app } } }], ports: [{ protocol: 'TCP', port: 8080 }] }],
+    ingress: [
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': client.metadata.namespace } },
+            podSelector: { matchLabels: { app: client.metadata.labels.app } },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 8080 }],
+      },
+    ],
   });
   const change = async (mutate) => {
     mutate();
@@ -243,7 +285,13 @@ try {
     const renderedAt = performance.now();
     // As the agent applies a change: the look for drift runs on its own timer, not here.
     const r = await applier.apply(table, { checkDrift: false });
-    return { r, ms: performance.now() - started, compileMs: compiledAt - started, renderMs: renderedAt - compiledAt, applyMs: r.ms };
+    return {
+      r,
+      ms: performance.now() - started,
+      compileMs: compiledAt - started,
+      renderMs: renderedAt - compiledAt,
+      applyMs: r.ms,
+    };
   };
 
   // 1. latency, allow and deny, alternately.
@@ -270,22 +318,38 @@ try {
     applyDenyMs.push(d.ms);
   }
   // A pod label change: a pod of the server's namespace becomes tier=front (a peer of policy-107).
-  const relabel = pods.find((p) => p.metadata.namespace === server.metadata.namespace && p.metadata.labels.tier === 'back' && p !== server);
-  const label = await change(() => (relabel.metadata = { ...relabel.metadata, labels: { ...relabel.metadata.labels, tier: 'front' } }));
+  const relabel = pods.find(
+    (p) => p.metadata.namespace === server.metadata.namespace && p.metadata.labels.tier === 'back' && p !== server,
+  );
+  const label = await change(
+    () => (relabel.metadata = { ...relabel.metadata, labels: { ...relabel.metadata.labels, tier: 'front' } }),
+  );
 
   // 3. connection rate: 10,000+ rules against no table, interleaved.
   policies.push(allow);
   const padded = padRules(table, 10_000);
   await change(() => {});
   const full = counts(table);
-  const serverChain = [...table.chains.entries()].find(([n, c]) => table.chainOwners.get(n)?.pod.name === server.metadata.name && table.chainOwners.get(n)?.direction === 'ingress');
-  const fullScript = fullBuildPolicy(table, { exists: false, chains: new Map(), sets: new Map(), maps: new Map() }).render(nft.table);
+  const serverChain = [...table.chains.entries()].find(
+    ([n, c]) =>
+      table.chainOwners.get(n)?.pod.name === server.metadata.name && table.chainOwners.get(n)?.direction === 'ingress',
+  );
+  const fullScript = fullBuildPolicy(table, {
+    exists: false,
+    chains: new Map(),
+    sets: new Map(),
+    maps: new Map(),
+  }).render(nft.table);
   if (process.env.BENCH_DUMP) (await import('node:fs')).writeFileSync(process.env.BENCH_DUMP, fullScript);
   // The same hooks with no policy at all (conntrack on, the forward chain, empty verdict maps): what
   // the rules themselves cost, apart from connection tracking, which no table at all leaves off.
   const noPolicies = renderPolicy(compilePolicy({ ...input(), policies: [] }));
   const rate = { empty: [], hooks: [], rules: [] };
-  const orders = [['empty', 'hooks', 'rules'], ['rules', 'hooks', 'empty'], ['hooks', 'rules', 'empty']];
+  const orders = [
+    ['empty', 'hooks', 'rules'],
+    ['rules', 'hooks', 'empty'],
+    ['hooks', 'rules', 'empty'],
+  ];
   for (let i = 0; i < ROUNDS; i++) {
     for (const kind of orders[i % orders.length]) {
       spawnSync('ip', ['netns', 'exec', nodeNs, 'nft', 'delete', 'table', 'inet', 'strand'], { stdio: 'ignore' });
@@ -321,12 +385,22 @@ try {
   }
 
   console.log(`Issue 10 NetworkPolicy benchmark (this machine is shared: figures vary between runs)`);
-  console.log(`model: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} policies; compiled for ${ME} (${compiled.pods.length} local pods)`);
-  console.log(`  compile ${fmt(compileMs)} ms, render ${fmt(renderMs)} ms; table: ${modelCounts.chains} chains, ${modelCounts.rules} rules, ${modelCounts.sets} sets/maps, ${modelCounts.elements} elements`);
-  console.log(`  first apply (rebuild in one transaction): ${first.lines} commands, ${mib(first.bytes)} MiB script, ${fmt(first.ms)} ms`);
+  console.log(
+    `model: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} policies; compiled for ${ME} (${compiled.pods.length} local pods)`,
+  );
+  console.log(
+    `  compile ${fmt(compileMs)} ms, render ${fmt(renderMs)} ms; table: ${modelCounts.chains} chains, ${modelCounts.rules} rules, ${modelCounts.sets} sets/maps, ${modelCounts.elements} elements`,
+  );
+  console.log(
+    `  first apply (rebuild in one transaction): ${first.lines} commands, ${mib(first.bytes)} MiB script, ${fmt(first.ms)} ms`,
+  );
   printTable('1. policy change → enforced, observed by a probe from the client (ms)', [
     ['', 'median', 'p90', 'max', 'target'],
-    ['allow (first connection)', ...['median', 'p90', 'max'].map((k) => fmt(stats(allowMs)[k])), `< ${TARGET_MS} (issue 10); median <= ${TARGET_P50_MS} (issue 17)`],
+    [
+      'allow (first connection)',
+      ...['median', 'p90', 'max'].map((k) => fmt(stats(allowMs)[k])),
+      `< ${TARGET_MS} (issue 10); median <= ${TARGET_P50_MS} (issue 17)`,
+    ],
     ['  of which compile+render+diff+nft', ...['median', 'p90', 'max'].map((k) => fmt(stats(applyAllowMs)[k])), ''],
     ['    compile (whole model)', ...['median', 'p90', 'max'].map((k) => fmt(stats(parts.compileMs)[k])), ''],
     ['    render', ...['median', 'p90', 'max'].map((k) => fmt(stats(parts.renderMs)[k])), ''],
@@ -342,13 +416,30 @@ try {
   const er = stats(rate.empty).median;
   const hr = stats(rate.hooks).median;
   const rr = stats(rate.rules).median;
-  printTable(`3. new TCP connections/s client → server through the node (4 workers, ${ROUNDS} interleaved rounds of ${RATE_MS} ms)`, [
-    ['ruleset', 'median', 'min', 'max', 'ratio'],
-    ['no table (baseline)', fmt(er), fmt(Math.min(...rate.empty)), fmt(Math.max(...rate.empty)), '1.00'],
-    ['no policies: the policy hooks, empty verdict maps (conntrack on)', fmt(hr), fmt(Math.min(...rate.hooks)), fmt(Math.max(...rate.hooks)), fmt(hr / er)],
-    [`${full.rules} rules (${padded} generated policies added), ${full.chains} chains, ${full.elements} elements`, fmt(rr), fmt(Math.min(...rate.rules)), fmt(Math.max(...rate.rules)), `${fmt(rr / er)} of no table, ${fmt(rr / hr)} of no policies (target >= 0.95)`],
-  ]);
-  console.log(`  the server's ingress chain holds ${serverChain?.[1].rules.length ?? '?'} rules; full build of that table: ${fullScript.split('\n').length - 1} commands, ${mib(Buffer.byteLength(fullScript))} MiB`);
+  printTable(
+    `3. new TCP connections/s client → server through the node (4 workers, ${ROUNDS} interleaved rounds of ${RATE_MS} ms)`,
+    [
+      ['ruleset', 'median', 'min', 'max', 'ratio'],
+      ['no table (baseline)', fmt(er), fmt(Math.min(...rate.empty)), fmt(Math.max(...rate.empty)), '1.00'],
+      [
+        'no policies: the policy hooks, empty verdict maps (conntrack on)',
+        fmt(hr),
+        fmt(Math.min(...rate.hooks)),
+        fmt(Math.max(...rate.hooks)),
+        fmt(hr / er),
+      ],
+      [
+        `${full.rules} rules (${padded} generated policies added), ${full.chains} chains, ${full.elements} elements`,
+        fmt(rr),
+        fmt(Math.min(...rate.rules)),
+        fmt(Math.max(...rate.rules)),
+        `${fmt(rr / er)} of no table, ${fmt(rr / hr)} of no policies (target >= 0.95)`,
+      ],
+    ],
+  );
+  console.log(
+    `  the server's ingress chain holds ${serverChain?.[1].rules.length ?? '?'} rules; full build of that table: ${fullScript.split('\n').length - 1} commands, ${mib(Buffer.byteLength(fullScript))} MiB`,
+  );
   printTable('4. memory of this process holding the caches and the compiled state (MiB)', [
     ['', 'RSS', 'heap used'],
     ['before the model', fmt(mib(rssBefore)), ''],
@@ -356,25 +447,62 @@ try {
     ['after the 10,000-rule table', fmt(mib(rss.rss)), fmt(mib(rss.heapUsed))],
   ]);
   const sc = stats(scrape.wall).median;
-  printTable(`5. counter scrape at ${full.rules} rules: nft -j list of the table + readPolicyCounters (${scrape.wall.length} scrapes, ms)`, [
-    ['', 'median', 'p90', 'max', 'target'],
-    ['whole scrape (wall)', fmt(sc), fmt(stats(scrape.wall).p90), fmt(stats(scrape.wall).max), `< ${TARGET_SCRAPE_MS} (issue 17)`],
-    ['  nft -j list (wall)', fmt(stats(scrape.listMs).median), fmt(stats(scrape.listMs).p90), fmt(stats(scrape.listMs).max), ''],
-    ['  nft -j list (CPU of the nft process)', fmt(stats(scrape.cpu).median), fmt(stats(scrape.cpu).p90), fmt(stats(scrape.cpu).max), ''],
-    ['  readPolicyCounters', fmt(stats(scrape.readMs).median), fmt(stats(scrape.readMs).p90), fmt(stats(scrape.readMs).max), ''],
-  ]);
+  printTable(
+    `5. counter scrape at ${full.rules} rules: nft -j list of the table + readPolicyCounters (${scrape.wall.length} scrapes, ms)`,
+    [
+      ['', 'median', 'p90', 'max', 'target'],
+      [
+        'whole scrape (wall)',
+        fmt(sc),
+        fmt(stats(scrape.wall).p90),
+        fmt(stats(scrape.wall).max),
+        `< ${TARGET_SCRAPE_MS} (issue 17)`,
+      ],
+      [
+        '  nft -j list (wall)',
+        fmt(stats(scrape.listMs).median),
+        fmt(stats(scrape.listMs).p90),
+        fmt(stats(scrape.listMs).max),
+        '',
+      ],
+      [
+        '  nft -j list (CPU of the nft process)',
+        fmt(stats(scrape.cpu).median),
+        fmt(stats(scrape.cpu).p90),
+        fmt(stats(scrape.cpu).max),
+        '',
+      ],
+      [
+        '  readPolicyCounters',
+        fmt(stats(scrape.readMs).median),
+        fmt(stats(scrape.readMs).p90),
+        fmt(stats(scrape.readMs).max),
+        '',
+      ],
+    ],
+  );
   console.log(`  ${scrape.counters} per-pod and per-policy counters read`);
   const p50 = stats(allowMs).median;
-  console.log(`\npolicy change → enforced median ${fmt(p50)} ms (target <= ${TARGET_P50_MS} ms at this size): ${p50 <= TARGET_P50_MS ? 'met' : 'NOT met'}`);
-  console.log(`counter scrape at ${full.rules} rules ${fmt(sc)} ms (target < ${TARGET_SCRAPE_MS} ms): ${sc < TARGET_SCRAPE_MS ? 'met' : 'NOT met'}`);
+  console.log(
+    `\npolicy change → enforced median ${fmt(p50)} ms (target <= ${TARGET_P50_MS} ms at this size): ${p50 <= TARGET_P50_MS ? 'met' : 'NOT met'}`,
+  );
+  console.log(
+    `counter scrape at ${full.rules} rules ${fmt(sc)} ms (target < ${TARGET_SCRAPE_MS} ms): ${sc < TARGET_SCRAPE_MS ? 'met' : 'NOT met'}`,
+  );
   // The agent itself on this cluster (it compiles and applies the same policies for its node):
   // bench/agent-startup.mjs, one start.
   if (!process.env.BENCH_SKIP_AGENT) {
-    const startup = spawnSync(process.execPath, [new URL('./agent-startup.mjs', import.meta.url).pathname], { env: { ...process.env, BENCH_RUNS: '1', BENCH_IDLE_MS: '2000' }, encoding: 'utf8' });
+    const startup = spawnSync(process.execPath, [new URL('./agent-startup.mjs', import.meta.url).pathname], {
+      env: { ...process.env, BENCH_RUNS: '1', BENCH_IDLE_MS: '2000' },
+      encoding: 'utf8',
+    });
     const lines = (startup.stdout ?? '').split('\n').filter((l) => /VmRSS|VmHWM|to \/readyz|resident memory/.test(l));
-    console.log('\n6. the agent process on this cluster (bench/agent-startup.mjs, one start; target < 150 MiB resident):');
+    console.log(
+      '\n6. the agent process on this cluster (bench/agent-startup.mjs, one start; target < 150 MiB resident):',
+    );
     for (const l of lines) console.log(`  ${l.trim()}`);
-    if (startup.status !== 0) console.log(`  agent-startup.mjs failed (${startup.status}): ${(startup.stderr ?? '').slice(-500)}`);
+    if (startup.status !== 0)
+      console.log(`  agent-startup.mjs failed (${startup.status}): ${(startup.stderr ?? '').slice(-500)}`);
   }
 } finally {
   srv?.child.kill('SIGKILL');

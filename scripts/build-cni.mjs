@@ -26,8 +26,14 @@ const koffiPlugin = {
     );
     // Embedded as a file (its bytes, readable at run time), not as a native module: Bun would
     // otherwise unpack it into /tmp and dlopen it on every start.
-    b.onResolve({ filter: /^strand-koffi-native-file$/ }, () => ({ path: koffiNative, namespace: 'strand-koffi-file' }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi-file' }, () => ({ contents: readFileSync(koffiNative), loader: 'file' }));
+    b.onResolve({ filter: /^strand-koffi-native-file$/ }, () => ({
+      path: koffiNative,
+      namespace: 'strand-koffi-file',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'strand-koffi-file' }, () => ({
+      contents: readFileSync(koffiNative),
+      loader: 'file',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'strand-koffi' }, () => ({
       contents: `module.exports = require(${JSON.stringify(join(root, 'src', 'sea', 'koffi-native-bun.ts'))}).default;`,
       loader: 'js',
@@ -42,7 +48,12 @@ const koffiPlugin = {
 // A compiled executable would otherwise read .env, bunfig.toml, tsconfig.json and package.json from
 // its working directory (the runtime's, on a node): nothing a CNI plugin may take configuration
 // from, and each a file system walk at every pod start.
-const NO_AUTOLOAD = { autoloadDotenv: false, autoloadBunfig: false, autoloadTsconfig: false, autoloadPackageJson: false };
+const NO_AUTOLOAD = {
+  autoloadDotenv: false,
+  autoloadBunfig: false,
+  autoloadTsconfig: false,
+  autoloadPackageJson: false,
+};
 
 mkdirSync(dist, { recursive: true });
 const exe = join(dist, 'strand');

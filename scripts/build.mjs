@@ -12,7 +12,17 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,8 +95,18 @@ const common = {
   },
   banner: { js: 'var STRAND_IMPORT_META_URL=require("url").pathToFileURL(__filename).href;' },
 };
-await build({ ...common, entryPoints: [join(root, 'src', 'cli', 'main.ts')], outfile: join(dist, 'cli.cjs'), plugins: [seaKoffiPlugin] });
-await build({ ...common, entryPoints: [join(root, 'bin', 'strand.ts')], outfile: join(dist, 'strand.cjs'), plugins: [seaKoffiPlugin, seaCliPlugin] });
+await build({
+  ...common,
+  entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+  outfile: join(dist, 'cli.cjs'),
+  plugins: [seaKoffiPlugin],
+});
+await build({
+  ...common,
+  entryPoints: [join(root, 'bin', 'strand.ts')],
+  outfile: join(dist, 'strand.cjs'),
+  plugins: [seaKoffiPlugin, seaCliPlugin],
+});
 
 // The executable starts from a V8 startup snapshot in which the CNI layer's modules and zod schemas
 // are already initialised (src/cni/prewarm.ts): the schemas are most of a CNI invocation's own
@@ -117,10 +137,18 @@ chmodSync(tmpExe, 0o755);
 const postject = join(dirname(require.resolve('postject/package.json')), 'dist', 'cli.js');
 // postject warns about ELF note sections it does not know on every run; show its output only if it fails.
 try {
-  execFileSync(pinnedNode, [
-    postject, tmpExe, 'NODE_SEA_BLOB', join(dist, 'sea-prep.blob'),
-    '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-  ], { stdio: 'pipe' });
+  execFileSync(
+    pinnedNode,
+    [
+      postject,
+      tmpExe,
+      'NODE_SEA_BLOB',
+      join(dist, 'sea-prep.blob'),
+      '--sentinel-fuse',
+      'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+    ],
+    { stdio: 'pipe' },
+  );
 } catch (err) {
   process.stderr.write(String(err.stderr ?? err));
   throw err;
@@ -130,7 +158,9 @@ renameSync(tmpExe, exe);
 const ipamLink = join(dist, 'strand-ipam');
 rmSync(ipamLink, { force: true });
 symlinkSync('strand', ipamLink);
-console.log(`built ${exe} (node ${pinnedVersion}, koffi ${koffiHash}${snapshot ? ', startup snapshot' : ', code cache'})`);
+console.log(
+  `built ${exe} (node ${pinnedVersion}, koffi ${koffiHash}${snapshot ? ', startup snapshot' : ', code cache'})`,
+);
 
 // The pod-path executable, from the same sources, compiled by Bun.
 try {

@@ -43,14 +43,22 @@ const head = (s) => console.log(`\n${color(1, s)}`);
 installSignalCleanup();
 const started = performance.now();
 console.log(`Strand demo: a simulated ${nodeCount}-node cluster, ${opts.backend} backend, no real Kubernetes.`);
-console.log(dim("Nodes are network namespaces on one underlay bridge; each runs `strand agent` against a test API server, as deploy/strand.yaml's ServiceAccount under its RBAC."));
+console.log(
+  dim(
+    "Nodes are network namespaces on one underlay bridge; each runs `strand agent` against a test API server, as deploy/strand.yaml's ServiceAccount under its RBAC.",
+  ),
+);
 
 let cluster;
 let allGood = true;
 try {
   let t0 = performance.now();
   cluster = await SimCluster.create({ prefix: 'sdemo', nodes: nodeCount, backend: opts.backend });
-  console.log(dim(`namespaces ${cluster.switchNetns} (switch), ${cluster.outsideNetns} (outside), ${cluster.nodes.map((n) => n.netns).join(', ')}; API server ${cluster.api.url}`));
+  console.log(
+    dim(
+      `namespaces ${cluster.switchNetns} (switch), ${cluster.outsideNetns} (outside), ${cluster.nodes.map((n) => n.netns).join(', ')}; API server ${cluster.api.url}`,
+    ),
+  );
   await cluster.waitReady(60_000);
   console.log(`${nodeCount} agents ready (/readyz) in ${ms(t0)}`);
 
@@ -61,7 +69,10 @@ try {
     for (let k = 0; k < podsPerNode; k++) {
       const p0 = performance.now();
       const role = POD_KINDS[k % POD_KINDS.length];
-      const pod = await cluster.addPod(node, { name: `${role}-${node.index}`, labels: { app: `${role}-${node.index}`, role } });
+      const pod = await cluster.addPod(node, {
+        name: `${role}-${node.index}`,
+        labels: { app: `${role}-${node.index}`, role },
+      });
       pod.role = role;
       pod.addMs = Math.round(performance.now() - p0);
       pods.push(pod);
@@ -84,18 +95,24 @@ try {
     let datapath = '';
     if (opts.backend === 'vxlan') {
       const dev = n.link(cluster.vxlanDevice);
-      datapath = dev ? `VTEP ${cluster.vxlanDevice} ${dev.address} (annotation ${a['strand.dev/vtep-mac'] ?? 'missing'})` : bad(`no ${cluster.vxlanDevice}`);
+      datapath = dev
+        ? `VTEP ${cluster.vxlanDevice} ${dev.address} (annotation ${a['strand.dev/vtep-mac'] ?? 'missing'})`
+        : bad(`no ${cluster.vxlanDevice}`);
     } else {
       datapath = 'routes via peers’ underlay addresses';
     }
-    console.log(`  ${pad(n.name, 8)} underlay ${pad(n.underlayIp, 12)} pod CIDR ${pad(n.podCidr, 14)} pod MTU ${state.mtu}  ${datapath}`);
+    console.log(
+      `  ${pad(n.name, 8)} underlay ${pad(n.underlayIp, 12)} pod CIDR ${pad(n.podCidr, 14)} pod MTU ${state.mtu}  ${datapath}`,
+    );
   }
 
   head('Routes to other nodes (what each agent programmed)');
   for (const n of cluster.nodes) {
     const others = new Set(cluster.nodes.filter((m) => m !== n).map((m) => m.podCidr));
     const routes = n.routes().filter((r) => others.has(r.dst));
-    const text = routes.map((r) => `${r.dst} via ${r.gateway} dev ${r.dev}${(r.flags ?? []).includes('onlink') ? ' onlink' : ''}`);
+    const text = routes.map(
+      (r) => `${r.dst} via ${r.gateway} dev ${r.dev}${(r.flags ?? []).includes('onlink') ? ' onlink' : ''}`,
+    );
     if (opts.backend === 'vxlan') {
       for (const f of n.fdb()) text.push(`fdb ${f.mac} dst ${f.dst}`);
     }
@@ -103,14 +120,18 @@ try {
   }
 
   head('Pods (CNI ADD by dist/cni/strand, run as a runtime runs it)');
-  for (const p of pods) console.log(`  ${pad(p.name, 8)} on ${pad(p.node.name, 7)} ${pad(p.ip, 12)} ${dim(`ADD ${p.addMs} ms`)}`);
+  for (const p of pods)
+    console.log(`  ${pad(p.name, 8)} on ${pad(p.node.name, 7)} ${pad(p.ip, 12)} ${dim(`ADD ${p.addMs} ms`)}`);
 
   // Every pod to every pod: ping, and a TCP connection whose server reports the source it saw.
   head('Who reaches whom (ping / TCP; TCP must arrive from the sender’s own pod address)');
   t0 = performance.now();
   const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
   const results = await mapLimit(pairs, 6, async ({ from, to }) => {
-    const [p, seen] = await Promise.all([ping(from.netns, to.ip, { count: 1, waitS: 2 }), tcpWhoami(from.netns, to.ip)]);
+    const [p, seen] = await Promise.all([
+      ping(from.netns, to.ip, { count: 1, waitS: 2 }),
+      tcpWhoami(from.netns, to.ip),
+    ]);
     return { from, to, ping: p.ok, seen };
   });
   // Cells are padded before they are coloured: colour codes take no room on screen.
@@ -122,43 +143,75 @@ try {
   const width = Math.max(10, ...pods.map((p) => p.name.length + 2));
   console.log(`  ${pad('from \\ to', width)}${pods.map((p) => pad(p.name, width)).join('')}`);
   for (const from of pods) {
-    const cells = pods.map((to) => cell(results.find((x) => x.from === from && x.to === to), width));
+    const cells = pods.map((to) =>
+      cell(
+        results.find((x) => x.from === from && x.to === to),
+        width,
+      ),
+    );
     console.log(`  ${pad(from.name, width)}${cells.join('')}`);
   }
   const failed = results.filter((r) => !r.ping || r.seen !== r.from.ip);
   const crossNode = results.filter((r) => r.from.node !== r.to.node).length;
-  if (failed.length === 0) console.log(good(`  all ${results.length} pairs (${crossNode} across nodes) connected both ways, source addresses kept`) + dim(` (${ms(t0)})`));
+  if (failed.length === 0)
+    console.log(
+      good(`  all ${results.length} pairs (${crossNode} across nodes) connected both ways, source addresses kept`) +
+        dim(` (${ms(t0)})`),
+    );
   else console.log(bad(`  ${failed.length} of ${results.length} pairs failed`));
   allGood &&= failed.length === 0;
 
   // Policy steps: objects applied through the API, then every pod to every pod over TCP (a denied
   // connection is dropped: the probe times out), printed as a table, then the objects deleted.
-  const probeAll = () => mapLimit(pairs, 6, async ({ from, to }) => ({ from, to, seen: await tcpWhoami(from.netns, to.ip, undefined, 1) }));
+  const probeAll = () =>
+    mapLimit(pairs, 6, async ({ from, to }) => ({ from, to, seen: await tcpWhoami(from.netns, to.ip, undefined, 1) }));
   async function policyStep(title, objects, expected, summary) {
     head(title);
     const t0 = performance.now();
     for (const [resource, obj] of objects) await cluster.api.create(resource, obj);
     let results = await probeAll();
-    for (let tries = 0; tries < 10 && results.some((r) => (r.seen !== undefined) !== expected(r.from, r.to)); tries++) results = await probeAll();
+    for (let tries = 0; tries < 10 && results.some((r) => (r.seen !== undefined) !== expected(r.from, r.to)); tries++)
+      results = await probeAll();
     const pcell = (r) => {
       if (!r) return dim(pad('·', width));
       const ok = r.seen !== undefined;
       const text = ok ? 'allowed' : 'denied';
-      return ok === expected(r.from, r.to) ? (ok ? good(pad(text, width)) : dim(pad(text, width))) : bad(pad(`${text}!`, width));
+      return ok === expected(r.from, r.to)
+        ? ok
+          ? good(pad(text, width))
+          : dim(pad(text, width))
+        : bad(pad(`${text}!`, width));
     };
     console.log(`  ${pad('from \\ to', width)}${pods.map((p) => pad(p.name, width)).join('')}`);
-    for (const from of pods) console.log(`  ${pad(from.name, width)}${pods.map((to) => pcell(results.find((x) => x.from === from && x.to === to))).join('')}`);
+    for (const from of pods)
+      console.log(
+        `  ${pad(from.name, width)}${pods.map((to) => pcell(results.find((x) => x.from === from && x.to === to))).join('')}`,
+      );
     const wrong = results.filter((r) => (r.seen !== undefined) !== expected(r.from, r.to));
     const allowedPairs = results.filter((r) => r.seen !== undefined).length;
-    if (wrong.length === 0) console.log(good(`  enforced: ${allowedPairs} pair(s) allowed (${summary}), ${results.length - allowedPairs} denied`) + dim(` (${ms(t0)}, rules in each node's table inet strand, chains agent-pol-*)`));
+    if (wrong.length === 0)
+      console.log(
+        good(`  enforced: ${allowedPairs} pair(s) allowed (${summary}), ${results.length - allowedPairs} denied`) +
+          dim(` (${ms(t0)}, rules in each node's table inet strand, chains agent-pol-*)`),
+      );
     else console.log(bad(`  ${wrong.length} pair(s) not as the policies say (marked !)`));
     allGood &&= wrong.length === 0;
-    for (const [resource, obj] of objects) await cluster.api.delete(resource, obj.metadata.name, obj.metadata.namespace);
+    for (const [resource, obj] of objects)
+      await cluster.api.delete(resource, obj.metadata.name, obj.metadata.namespace);
   }
-  const policy = (name, spec) => ['networkpolicies', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'default' }, spec }];
-  const clusterPolicy = (name, spec) => ['clusternetworkpolicies', { apiVersion: 'policy.networking.k8s.io/v1alpha2', kind: 'ClusterNetworkPolicy', metadata: { name }, spec }];
+  const policy = (name, spec) => [
+    'networkpolicies',
+    { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace: 'default' }, spec },
+  ];
+  const clusterPolicy = (name, spec) => [
+    'clusternetworkpolicies',
+    { apiVersion: 'policy.networking.k8s.io/v1alpha2', kind: 'ClusterNetworkPolicy', metadata: { name }, spec },
+  ];
   const role = (r) => ({ matchLabels: { role: r } });
-  const webFromCache = policy('web-from-cache', { podSelector: role('web'), ingress: [{ from: [{ podSelector: role('cache') }], ports: [{ protocol: 'TCP', port: 8080 }] }] });
+  const webFromCache = policy('web-from-cache', {
+    podSelector: role('web'),
+    ingress: [{ from: [{ podSelector: role('cache') }], ports: [{ protocol: 'TCP', port: 8080 }] }],
+  });
 
   // NetworkPolicy: a default-deny in the pods' namespace, then one policy that lets "cache" pods reach
   // "web" pods on the test port (NetworkPolicy says nothing about ICMP: TCP only).
@@ -178,7 +231,13 @@ try {
         tier: 'Admin',
         priority: 10,
         subject: { pods: { namespaceSelector: {}, podSelector: role('web') } },
-        ingress: [{ name: 'deny-cache', action: 'Deny', from: [{ pods: { namespaceSelector: {}, podSelector: role('cache') } }] }],
+        ingress: [
+          {
+            name: 'deny-cache',
+            action: 'Deny',
+            from: [{ pods: { namespaceSelector: {}, podSelector: role('cache') } }],
+          },
+        ],
       }),
       policy('web-from-all', { podSelector: role('web'), ingress: [{}] }),
     ],
@@ -208,7 +267,11 @@ try {
     const seen = await tcpWhoami(pod.netns, OUTSIDE_IP);
     const ok = seen === node.underlayIp;
     allGood &&= ok;
-    const verdict = ok ? good(`leaves as ${seen} (${node.name}'s address: masqueraded)`) : bad(seen === undefined ? 'no connection (not masqueraded?)' : `arrived from ${seen}, expected ${node.underlayIp}`);
+    const verdict = ok
+      ? good(`leaves as ${seen} (${node.name}'s address: masqueraded)`)
+      : bad(
+          seen === undefined ? 'no connection (not masqueraded?)' : `arrived from ${seen}, expected ${node.underlayIp}`,
+        );
     console.log(`  ${pad(pod.name, 8)} ${pad(pod.ip, 12)} → ${OUTSIDE_IP}: ${verdict}`);
   }
 } catch (err) {
@@ -220,8 +283,12 @@ try {
     const counts = { pods: cluster.pods.length, nodes: cluster.nodes.length };
     await cluster.destroy();
     head('Teardown');
-    console.log(`  CNI DEL of ${counts.pods} pods, ${counts.nodes} agents stopped, API server stopped, namespaces and files removed (${ms(t0)})`);
+    console.log(
+      `  CNI DEL of ${counts.pods} pods, ${counts.nodes} agents stopped, API server stopped, namespaces and files removed (${ms(t0)})`,
+    );
   }
 }
-console.log(`\n${allGood ? good('Everything connected.') : bad('Something did not connect (see above).')} ${dim(`Total ${((performance.now() - started) / 1000).toFixed(1)} s.`)}`);
+console.log(
+  `\n${allGood ? good('Everything connected.') : bad('Something did not connect (see above).')} ${dim(`Total ${((performance.now() - started) / 1000).toFixed(1)} s.`)}`,
+);
 process.exit(allGood ? 0 : 1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what it needs, builds dist/strand and
-# dist/cni/strand, type-checks, runs unit, integration (root, real network namespaces) and e2e tests,
+# dist/cni/strand, type-checks, checks format and lint, runs unit, integration (root, real network namespaces) and e2e tests,
 # and prints a closing "N passed, N failed" line.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,6 +10,8 @@ source scripts/env.sh
 echo "test: node $(node --version) from $(command -v node)"
 node scripts/build.mjs
 tsc -p tsconfig.json --noEmit
+# Format and lint (Biome) before the tests: a change that does not pass them fails CI here.
+biome ci .
 report="$(mktemp /tmp/strand-vitest.XXXXXX.json)"
 trap 'rm -f "$report"' EXIT
 status=0

@@ -39,7 +39,13 @@ function replacer(_key: string, value: unknown): unknown {
 }
 
 /** The JSON line of one event (exported for the unit test). */
-export function eventLine(level: number, bindings: Fields, fields: Fields | string, msg: string | undefined, now = new Date()): string {
+export function eventLine(
+  level: number,
+  bindings: Fields,
+  fields: Fields | string,
+  msg: string | undefined,
+  now = new Date(),
+): string {
   const event = typeof fields === 'string' ? {} : fields;
   const text = typeof fields === 'string' ? fields : msg;
   const record: Fields = { level, time: now.toISOString(), pid: process.pid, ...bindings, ...event };

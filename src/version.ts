@@ -3,7 +3,8 @@ declare const STRAND_VERSION: string | undefined;
 declare const STRAND_NODE_VERSION: string | undefined;
 
 export const strandVersion: string = typeof STRAND_VERSION === 'string' ? STRAND_VERSION : '0.0.0-dev';
-export const embeddedNodeVersion: string = typeof STRAND_NODE_VERSION === 'string' ? STRAND_NODE_VERSION : process.versions.node;
+export const embeddedNodeVersion: string =
+  typeof STRAND_NODE_VERSION === 'string' ? STRAND_NODE_VERSION : process.versions.node;
 
 /**
  * Every Strand executable carries this string (the CNI one through bin/strand-cni.ts, the command

@@ -11,7 +11,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupLeftovers, installSignalCleanup, OUTSIDE_IP, SimCluster, STATE_DIR, type SimBackend } from '../../test/kit/sim/cluster.ts';
+import {
+  cleanupLeftovers,
+  installSignalCleanup,
+  OUTSIDE_IP,
+  SimCluster,
+  STATE_DIR,
+  type SimBackend,
+} from '../../test/kit/sim/cluster.ts';
 
 const USAGE = `usage:
   node scripts/sim/cli.ts up [--nodes 3] [--backend vxlan|host-gw] [--pods 2] [--prefix ssim] [--log-level info]
@@ -49,13 +56,16 @@ async function up(args: string[]): Promise<number> {
   }
   console.log(`\nUp (${values.backend}). Files under ${cluster.root}.`);
   for (const n of cluster.nodes) {
-    console.log(`  ${n.name}  netns ${n.netns}  eth0 ${n.underlayIp}  pods ${n.podCidr}  agent pid ${n.agentPid}  log ${n.agentLog}`);
+    console.log(
+      `  ${n.name}  netns ${n.netns}  eth0 ${n.underlayIp}  pods ${n.podCidr}  agent pid ${n.agentPid}  log ${n.agentLog}`,
+    );
   }
   for (const p of cluster.pods) console.log(`  ${p.name}  netns ${p.netns}  ${p.ip} on ${p.node.name}`);
   console.log(`  outside  netns ${cluster.outsideNetns}  ${OUTSIDE_IP}`);
   console.log(`Every pod and the outside run a test server on :8080 (answers the caller's address). Try:`);
   const [a, b] = [cluster.pods[0], cluster.pods[cluster.pods.length - 1]];
-  if (a && b) console.log(`  ip netns exec ${a.netns} ping -c1 ${b.ip}\n  ip netns exec ${a.netns} nc ${b.ip} 8080 </dev/null`);
+  if (a && b)
+    console.log(`  ip netns exec ${a.netns} ping -c1 ${b.ip}\n  ip netns exec ${a.netns} nc ${b.ip} 8080 </dev/null`);
   console.log('Ctrl-C tears everything down.');
   await new Promise(() => {});
   return 0;
@@ -64,7 +74,12 @@ async function up(args: string[]): Promise<number> {
 function list(): number {
   if (!existsSync(STATE_DIR)) return 0;
   for (const f of readdirSync(STATE_DIR).filter((x) => x.endsWith('.json'))) {
-    const s = JSON.parse(readFileSync(join(STATE_DIR, f), 'utf8')) as { base: string; pid: number; root: string; namespaces: string[] };
+    const s = JSON.parse(readFileSync(join(STATE_DIR, f), 'utf8')) as {
+      base: string;
+      pid: number;
+      root: string;
+      namespaces: string[];
+    };
     console.log(`${s.base}  pid ${s.pid}  ${s.namespaces.length} namespaces  ${s.root}`);
   }
   return 0;

@@ -133,9 +133,33 @@ export class Agent {
     const requestPass = () => this.loop.request();
     const retry = () => this.loop.retry();
     const network = new ClusterNetwork(c, log, nft, this.openNetlink);
-    this.nodeSetup = new NodeSetupStep({ config: c, cache: this.cache, log, clock, openNetlink: this.openNetlink, requestPass, onSetUp: wakeNodeLevel });
-    const publication = new NodePublicationStep({ nodeName: c.nodeName, kube: this.kube, log, clock, metrics: this.metrics, retry });
-    this.clusterNetwork = new ClusterNetworkStep({ config: c, network, nodeSetup: this.nodeSetup, publication, cache: this.cache, log, metrics: this.metrics, onReady: wakeNodeLevel });
+    this.nodeSetup = new NodeSetupStep({
+      config: c,
+      cache: this.cache,
+      log,
+      clock,
+      openNetlink: this.openNetlink,
+      requestPass,
+      onSetUp: wakeNodeLevel,
+    });
+    const publication = new NodePublicationStep({
+      nodeName: c.nodeName,
+      kube: this.kube,
+      log,
+      clock,
+      metrics: this.metrics,
+      retry,
+    });
+    this.clusterNetwork = new ClusterNetworkStep({
+      config: c,
+      network,
+      nodeSetup: this.nodeSetup,
+      publication,
+      cache: this.cache,
+      log,
+      metrics: this.metrics,
+      onReady: wakeNodeLevel,
+    });
     this.masquerade = new MasqueradeStep(network);
     this.localPods = new LocalPodsStep({ config: c, cache: this.cache, notices: this.notices, log });
     this.steps = [
@@ -175,10 +199,12 @@ export class Agent {
       onChange: (resource, object) => {
         this.api.event(resource);
         // Nodes matter to policy only through ClusterNetworkPolicy `nodes` peers.
-        if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0) this.policy.request(this.clock.now());
+        if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0)
+          this.policy.request(this.clock.now());
         // The steps read the nodes and this node's pods: another node's pod is none of their business
         // (at 50,000 pods, churn elsewhere would run the node pass for nothing).
-        if (resource === 'pods' && object !== undefined && (object as PodInfo).spec.nodeName !== this.config.nodeName) return;
+        if (resource === 'pods' && object !== undefined && (object as PodInfo).spec.nodeName !== this.config.nodeName)
+          return;
         this.loop.request();
       },
       onSynced: (resource) => {
@@ -216,21 +242,57 @@ export class Agent {
   private async begin(): Promise<void> {
     const c = this.config;
     const { nodeName: node, backend, stateDir, cniConfDir, ipamDataDir, bridge, configFile } = c;
-    this.log.info({ version: strandVersion, node, backend, apiServer: this.kube.server, stateDir, cniConfDir, ipamDataDir, bridge, configFile }, 'strand agent starting');
-    this.health = await startHealthServer({ addr: c.healthAddr, registry: this.metrics.registry, alive: () => this.alive(), ready: () => this.readiness(), log: this.log });
+    this.log.info(
+      {
+        version: strandVersion,
+        node,
+        backend,
+        apiServer: this.kube.server,
+        stateDir,
+        cniConfDir,
+        ipamDataDir,
+        bridge,
+        configFile,
+      },
+      'strand agent starting',
+    );
+    this.health = await startHealthServer({
+      addr: c.healthAddr,
+      registry: this.metrics.registry,
+      alive: () => this.alive(),
+      ready: () => this.readiness(),
+      log: this.log,
+    });
     // The plugin's STATUS asks readiness without the plugins: a chained plugin left out does not stop pods.
-    this.handshake = await PodHandshakeServer.start(agentSocketPath(c.stateDir), (notice) => this.podReady(notice), this.log, () => this.readiness(false), {
-      inspect: () => this.answers.inspect(),
-      explain: (q) => this.answers.explain(q),
-    });
+    this.handshake = await PodHandshakeServer.start(
+      agentSocketPath(c.stateDir),
+      (notice) => this.podReady(notice),
+      this.log,
+      () => this.readiness(false),
+      {
+        inspect: () => this.answers.inspect(),
+        explain: (q) => this.answers.explain(q),
+      },
+    );
     this.cache.start();
-    this.every(() => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)), () => {
-      this.loop.request();
-      // Level-based: the policy loop too, whatever events it saw.
-      this.policy.request();
-    });
-    this.every(() => UNDERLAY_CHECK_MS, () => this.nodeSetup.underlayMoved() && this.loop.request(), true);
-    this.every(() => DRIFT_CHECK_MS, () => this.policy.requestDriftCheck(), true);
+    this.every(
+      () => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)),
+      () => {
+        this.loop.request();
+        // Level-based: the policy loop too, whatever events it saw.
+        this.policy.request();
+      },
+    );
+    this.every(
+      () => UNDERLAY_CHECK_MS,
+      () => this.nodeSetup.underlayMoved() && this.loop.request(),
+      true,
+    );
+    this.every(
+      () => DRIFT_CHECK_MS,
+      () => this.policy.requestDriftCheck(),
+      true,
+    );
     this.loop.request();
   }
 
@@ -238,11 +300,15 @@ export class Agent {
   private every(ms: () => number, fn: () => void, unref = false): void {
     const arm = () => {
       if (this.stopping) return;
-      const t = this.clock.after(ms(), () => {
-        this.timers.splice(this.timers.indexOf(t), 1);
-        fn();
-        arm();
-      }, { unref });
+      const t = this.clock.after(
+        ms(),
+        () => {
+          this.timers.splice(this.timers.indexOf(t), 1);
+          fn();
+          arm();
+        },
+        { unref },
+      );
       this.timers.push(t);
     };
     arm();

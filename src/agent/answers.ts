@@ -9,7 +9,13 @@ import type { Clock } from './clock.ts';
 import type { AgentConfig } from './config.ts';
 import { explain, type ExplainAnswer } from './explain.ts';
 import { explainPolicy } from './explain-policy.ts';
-import { buildInspectSnapshot, policySummary, type ApiConnectionTracker, type ClusterPolicySummary, type InspectSnapshot } from './inspect.ts';
+import {
+  buildInspectSnapshot,
+  policySummary,
+  type ApiConnectionTracker,
+  type ClusterPolicySummary,
+  type InspectSnapshot,
+} from './inspect.ts';
 import type { ClusterCache } from '../k8s/cluster-cache.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { canonicalIp } from './node-addresses.ts';
@@ -80,7 +86,10 @@ export class AgentAnswers {
   podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
     const started = performance.now();
     const answer = this.answer(notice).then((a) => {
-      this.opts.metrics.podStartAnswer.observe({ result: a.ok ? 'ok' : 'refused' }, (performance.now() - started) / 1000);
+      this.opts.metrics.podStartAnswer.observe(
+        { result: a.ok ? 'ok' : 'refused' },
+        (performance.now() - started) / 1000,
+      );
       return a;
     });
     this.answering.add(answer);
@@ -91,7 +100,10 @@ export class AgentAnswers {
   private async answer(notice: PodStartNotice): Promise<PodStartAnswer> {
     const { clock, config } = this.opts;
     const { namespace, name, uid, containerId, ifname, hostVeth, ips } = notice;
-    this.opts.log.info({ namespace, name, uid, containerId, ifname, hostVeth, ips }, 'pod-start notice from the plugin');
+    this.opts.log.info(
+      { namespace, name, uid, containerId, ifname, hostVeth, ips },
+      'pod-start notice from the plugin',
+    );
     if (this.stopping) return this.refused('the strand agent is stopping');
     const started = clock.now();
     const request = { ...notice, ips: ips.map(canonicalIp) };
@@ -172,7 +184,13 @@ export class AgentAnswers {
     const input = policy.compileInput();
     const model = programming.compiled ?? compilePolicy(input);
     const isolated = model.pods.filter((p) => p.ingress || p.egress).length;
-    return policySummary(cache.networkPolicies.list().length, isolated, programming, policy.problem, this.clusterPolicies(input));
+    return policySummary(
+      cache.networkPolicies.list().length,
+      isolated,
+      programming,
+      policy.problem,
+      this.clusterPolicies(input),
+    );
   }
 
   /** CNP counts per tier, ambiguous equal priorities and reported fields, for `strand status`. */
@@ -212,6 +230,16 @@ export class AgentAnswers {
     const policy = (packet: Parameters<typeof explainPolicy>[1], src: string | undefined, dst: string | undefined) =>
       explainPolicy(caches, packet, src, dst, true, this.opts.policy.compileInput());
     const { config } = this.opts;
-    return explain({ config, nodes: caches.nodes, pods: caches.pods, underlayPrefixes: prefixes, underlayIface: underlay?.name, policy }, q);
+    return explain(
+      {
+        config,
+        nodes: caches.nodes,
+        pods: caches.pods,
+        underlayPrefixes: prefixes,
+        underlayIface: underlay?.name,
+        policy,
+      },
+      q,
+    );
   }
 }

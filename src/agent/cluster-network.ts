@@ -7,7 +7,13 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import type { Nft } from '../nft/transport.ts';
-import { createBackend, peersFromNodes, type Backend, type LocalNode, type ReconcileReport } from '../datapath/index.ts';
+import {
+  createBackend,
+  peersFromNodes,
+  type Backend,
+  type LocalNode,
+  type ReconcileReport,
+} from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
 import { reconcileMasquerade } from './masquerade.ts';
 import type { Underlay } from './node-setup.ts';
@@ -56,16 +62,34 @@ export class ClusterNetwork {
    * Sets the backend up when this node's underlay or pod CIDRs changed (it recreates what differs),
    * then reconciles the routes, neighbours and FDB entries of every other usable node.
    */
-  reconcilePeers(nodeName: string, underlay: Underlay, podCidrs: string[], nodes: readonly unknown[]): ClusterNetworkPass {
+  reconcilePeers(
+    nodeName: string,
+    underlay: Underlay,
+    podCidrs: string[],
+    nodes: readonly unknown[],
+  ): ClusterNetworkPass {
     const c = this.config;
     this.socket ??= this.openNetlink();
-    this.backend ??= createBackend(this.socket, c.backend === 'vxlan' ? { kind: 'vxlan', vni: c.vni, port: c.vxlanPort, directRouting: c.directRouting } : { kind: 'host-gw' });
-    const local: LocalNode = { name: nodeName, underlayIface: underlay.name, underlayIps: underlayIps(underlay), podCidrs, underlayMtu: underlay.mtu, serviceCidrs: c.serviceCIDRs };
+    this.backend ??= createBackend(
+      this.socket,
+      c.backend === 'vxlan'
+        ? { kind: 'vxlan', vni: c.vni, port: c.vxlanPort, directRouting: c.directRouting }
+        : { kind: 'host-gw' },
+    );
+    const local: LocalNode = {
+      name: nodeName,
+      underlayIface: underlay.name,
+      underlayIps: underlayIps(underlay),
+      podCidrs,
+      underlayMtu: underlay.mtu,
+      serviceCidrs: c.serviceCIDRs,
+    };
     const key = JSON.stringify(local);
     if (key !== this.localKey) {
       const setUp = this.backend.setUp(local);
       for (const w of setUp.warnings) this.log.warn({ backend: this.backend.kind }, w);
-      if (setUp.changes.length > 0) this.log.info({ backend: this.backend.kind, changes: setUp.changes }, `${this.backend.kind} backend set up`);
+      if (setUp.changes.length > 0)
+        this.log.info({ backend: this.backend.kind, changes: setUp.changes }, `${this.backend.kind} backend set up`);
       this.annotations = setUp.annotations;
       this.localKey = key;
     }
@@ -74,7 +98,14 @@ export class ClusterNetwork {
     const changed = report.added.length + report.changed.length + report.removed.length;
     if (changed > 0) {
       this.log.info(
-        { backend: this.backend.kind, peers: peers.length, added: report.added, changed: report.changed, removed: report.removed, ms: report.durationMs },
+        {
+          backend: this.backend.kind,
+          peers: peers.length,
+          added: report.added,
+          changed: report.changed,
+          removed: report.removed,
+          ms: report.durationMs,
+        },
         `routes to other nodes: ${report.added.length} added, ${report.changed.length} changed, ${report.removed.length} removed`,
       );
     }

@@ -7,14 +7,24 @@
 // pod MTU is not in it: the plugin reads it from the node state, so an MTU change does not rewrite
 // the file that runtimes watch.
 import { readFileSync } from 'node:fs';
-import { conflistPath, NETWORK_NAME, renderConflist, strandConflist, type ConflistOptions } from '../contracts/conflist.ts';
+import {
+  conflistPath,
+  NETWORK_NAME,
+  renderConflist,
+  strandConflist,
+  type ConflistOptions,
+} from '../contracts/conflist.ts';
 import type { ConflistPlan } from '../install/conflist-versions.ts';
 import { writeFileAtomic } from '../util/atomic-file.ts';
 import type { AgentConfig } from './config.ts';
 
 export { conflistPath, NETWORK_NAME };
 
-export type ConflistInputs = Pick<AgentConfig, 'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'> & Partial<Pick<AgentConfig, 'policyWhenNoAgent'>>;
+export type ConflistInputs = Pick<
+  AgentConfig,
+  'bridge' | 'stateDir' | 'ipamDataDir' | 'cniLogFile' | 'podStartWaitMs'
+> &
+  Partial<Pick<AgentConfig, 'policyWhenNoAgent'>>;
 
 /** What the node's plugins support (conflist-versions.ts); without it, the shipped file's choice. */
 export type ConflistPluginChoice = Pick<ConflistPlan, 'versions' | 'chained'>;

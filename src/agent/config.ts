@@ -12,7 +12,17 @@
 // A bad value is refused with the option, where it came from and why, on one line (ConfigError).
 // zod and the TOML parser are imported when a configuration is loaded, not when the CLI starts: the
 // option table is read by every `strand` command line for --help.
-import { BRIDGE, CNI_BIN_DIR, CNI_CONF_DIR, CNI_LOG_FILE, HEALTH_ADDR, IPAM_DATA_DIR, STATE_DIR, VNI, VXLAN_PORT } from '../defaults.ts';
+import {
+  BRIDGE,
+  CNI_BIN_DIR,
+  CNI_CONF_DIR,
+  CNI_LOG_FILE,
+  HEALTH_ADDR,
+  IPAM_DATA_DIR,
+  STATE_DIR,
+  VNI,
+  VXLAN_PORT,
+} from '../defaults.ts';
 import { isCidr } from '../net/text.ts';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -104,8 +114,20 @@ interface OptionSpec {
 const ifnameCheck = (v: string) => interfaceNameProblem(v);
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { key: 'configFile', flag: 'config', kind: 'path', describe: 'TOML configuration file (keys are the flag names: node-name = "n1")' },
-  { key: 'kubeconfig', flag: 'kubeconfig', kind: 'path', env: ['KUBECONFIG'], describe: 'kubeconfig file', defaultText: 'the in-cluster service account' },
+  {
+    key: 'configFile',
+    flag: 'config',
+    kind: 'path',
+    describe: 'TOML configuration file (keys are the flag names: node-name = "n1")',
+  },
+  {
+    key: 'kubeconfig',
+    flag: 'kubeconfig',
+    kind: 'path',
+    env: ['KUBECONFIG'],
+    describe: 'kubeconfig file',
+    defaultText: 'the in-cluster service account',
+  },
   {
     key: 'nodeName',
     flag: 'node-name',
@@ -118,7 +140,14 @@ export const OPTIONS: readonly OptionSpec[] = [
         ? 'is not a valid node name (a lowercase DNS subdomain: a-z, 0-9, "-" and ".")'
         : undefined,
   },
-  { key: 'clusterCIDRs', flag: 'cluster-cidr', kind: 'cidrs', default: [], describe: 'the cluster pod CIDR(s), comma-separated for dual-stack', defaultText: 'none' },
+  {
+    key: 'clusterCIDRs',
+    flag: 'cluster-cidr',
+    kind: 'cidrs',
+    default: [],
+    describe: 'the cluster pod CIDR(s), comma-separated for dual-stack',
+    defaultText: 'none',
+  },
   {
     key: 'serviceCIDRs',
     flag: 'service-cidr',
@@ -127,14 +156,46 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: "the cluster's service CIDR(s): a Node whose pod CIDR overlaps one gets no route",
     defaultText: 'none (not checked)',
   },
-  { key: 'backend', flag: 'backend', kind: 'text', default: 'vxlan', choices: AGENT_BACKENDS, describe: 'how pods reach other nodes' },
-  { key: 'iface', flag: 'iface', kind: 'text', check: ifnameCheck, describe: 'underlay interface', defaultText: "the default route's interface" },
+  {
+    key: 'backend',
+    flag: 'backend',
+    kind: 'text',
+    default: 'vxlan',
+    choices: AGENT_BACKENDS,
+    describe: 'how pods reach other nodes',
+  },
+  {
+    key: 'iface',
+    flag: 'iface',
+    kind: 'text',
+    check: ifnameCheck,
+    describe: 'underlay interface',
+    defaultText: "the default route's interface",
+  },
   { key: 'cniBinDir', flag: 'cni-bin-dir', kind: 'path', default: CNI_BIN_DIR, describe: 'CNI plugin directory' },
-  { key: 'cniConfDir', flag: 'cni-conf-dir', kind: 'path', default: CNI_CONF_DIR, describe: 'CNI configuration directory (the agent writes 10-strand.conflist there)' },
-  { key: 'stateDir', flag: 'state-dir', kind: 'path', default: STATE_DIR, describe: 'node state directory (node.json, agent.sock)' },
+  {
+    key: 'cniConfDir',
+    flag: 'cni-conf-dir',
+    kind: 'path',
+    default: CNI_CONF_DIR,
+    describe: 'CNI configuration directory (the agent writes 10-strand.conflist there)',
+  },
+  {
+    key: 'stateDir',
+    flag: 'state-dir',
+    kind: 'path',
+    default: STATE_DIR,
+    describe: 'node state directory (node.json, agent.sock)',
+  },
   { key: 'ipamDataDir', flag: 'ipam-data-dir', kind: 'path', default: IPAM_DATA_DIR, describe: 'IPAM data directory' },
   { key: 'logFile', flag: 'log-file', kind: 'path', describe: "the agent's log file", defaultText: 'stderr' },
-  { key: 'cniLogFile', flag: 'cni-log-file', kind: 'path', default: CNI_LOG_FILE, describe: 'log file of the CNI plugins (written into the conflist)' },
+  {
+    key: 'cniLogFile',
+    flag: 'cni-log-file',
+    kind: 'path',
+    default: CNI_LOG_FILE,
+    describe: 'log file of the CNI plugins (written into the conflist)',
+  },
   {
     key: 'healthAddr',
     flag: 'health-addr',
@@ -152,8 +213,22 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   { key: 'logLevel', flag: 'log-level', kind: 'text', default: 'info', choices: LOG_LEVELS, describe: 'log level' },
   { key: 'bridge', flag: 'bridge', kind: 'text', default: BRIDGE, check: ifnameCheck, describe: 'the pod bridge' },
-  { key: 'vni', flag: 'vni', kind: 'int', default: VNI, check: (v: number) => range(v, 1, 16_777_215), describe: 'VXLAN network identifier' },
-  { key: 'vxlanPort', flag: 'vxlan-port', kind: 'int', default: VXLAN_PORT, check: (v: number) => range(v, 1, 65_535), describe: 'VXLAN UDP port' },
+  {
+    key: 'vni',
+    flag: 'vni',
+    kind: 'int',
+    default: VNI,
+    check: (v: number) => range(v, 1, 16_777_215),
+    describe: 'VXLAN network identifier',
+  },
+  {
+    key: 'vxlanPort',
+    flag: 'vxlan-port',
+    kind: 'int',
+    default: VXLAN_PORT,
+    check: (v: number) => range(v, 1, 65_535),
+    describe: 'VXLAN UDP port',
+  },
   {
     key: 'directRouting',
     flag: 'direct-routing',
@@ -161,14 +236,22 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: false,
     describe: 'with vxlan: direct routes to peers on the same layer-2 segment, the tunnel to the others',
   },
-  { key: 'mtu', flag: 'mtu', kind: 'int', check: (v: number) => range(v, 68, 65_535), describe: 'pod MTU', defaultText: 'the underlay MTU, minus 50 for vxlan over IPv4 (70 over IPv6)' },
+  {
+    key: 'mtu',
+    flag: 'mtu',
+    kind: 'int',
+    check: (v: number) => range(v, 68, 65_535),
+    describe: 'pod MTU',
+    defaultText: 'the underlay MTU, minus 50 for vxlan over IPv4 (70 over IPv6)',
+  },
   {
     key: 'bigTcp',
     flag: 'big-tcp',
     kind: 'text',
     default: 'auto',
     choices: BIG_TCP_MODES,
-    describe: "auto: pods and the bridge take the underlay interface's GSO/GRO sizes when they exceed 64 KiB (BIG TCP), except with vxlan; off: 64 KiB",
+    describe:
+      "auto: pods and the bridge take the underlay interface's GSO/GRO sizes when they exceed 64 KiB (BIG TCP), except with vxlan; off: 64 KiB",
   },
   {
     key: 'podStartWaitMs',
@@ -176,21 +259,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'int',
     default: 2000,
     check: (v: number) => range(v, 0, 60_000),
-    describe: "how long the plugin waits for the agent's answer to a pod-start notice (the agent answers within it: ok once the pod's NetworkPolicy rules are in place, else not ready)",
+    describe:
+      "how long the plugin waits for the agent's answer to a pod-start notice (the agent answers within it: ok once the pod's NetworkPolicy rules are in place, else not ready)",
   },
   {
     key: 'policyConntrack',
     flag: 'policy-conntrack',
     kind: 'bool',
     default: true,
-    describe: 'when a NetworkPolicy change denies a flow conntrack already holds, delete its conntrack entries so that it stops at once (flows still allowed are left alone)',
+    describe:
+      'when a NetworkPolicy change denies a flow conntrack already holds, delete its conntrack entries so that it stops at once (flows still allowed are left alone)',
   },
   {
     key: 'policyLogDenied',
     flag: 'policy-log-denied',
     kind: 'bool',
     default: false,
-    describe: 'log new connections NetworkPolicy denies to the kernel log (nft log, prefix "strand-deny ", at most 10 a second per pod and direction)',
+    describe:
+      'log new connections NetworkPolicy denies to the kernel log (nft log, prefix "strand-deny ", at most 10 a second per pod and direction)',
   },
   {
     key: 'policyWhenNoAgent',
@@ -198,7 +284,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'text',
     default: 'allow',
     choices: POLICY_WHEN_NO_AGENT,
-    describe: 'written into the conflist: what CNI ADD does while no agent answers: allow starts the pod before its NetworkPolicy rules are in place, fail refuses it (try again later)',
+    describe:
+      'written into the conflist: what CNI ADD does while no agent answers: allow starts the pod before its NetworkPolicy rules are in place, fail refuses it (try again later)',
   },
 ];
 
@@ -255,9 +342,15 @@ export async function parseConfigFile(path: string, text: string): Promise<Map<s
   for (const [key, value] of Object.entries(doc)) {
     const spec = OPTIONS.find((o) => o.flag === key);
     if (!spec || spec.key === 'configFile') {
-      const hint = OPTIONS.find((o) => o.key === key || o.flag.replace(/-/g, '') === key.toLowerCase().replace(/[-_]/g, ''));
+      const hint = OPTIONS.find(
+        (o) => o.key === key || o.flag.replace(/-/g, '') === key.toLowerCase().replace(/[-_]/g, ''),
+      );
       throw new ConfigError(
-        `config file ${path}: unknown key "${key}"${hint && hint.key !== 'configFile' ? ` (did you mean "${hint.flag}"?)` : ''}; keys are the flag names: ${OPTIONS.filter((o) => o.key !== 'configFile').map((o) => o.flag).join(', ')}`,
+        `config file ${path}: unknown key "${key}"${hint && hint.key !== 'configFile' ? ` (did you mean "${hint.flag}"?)` : ''}; keys are the flag names: ${OPTIONS.filter(
+          (o) => o.key !== 'configFile',
+        )
+          .map((o) => o.flag)
+          .join(', ')}`,
       );
     }
     out.set(key, value);
@@ -277,7 +370,6 @@ function describeValue(v: unknown): string {
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-
 let schemas: Record<Kind, ZodType> | undefined;
 // The value type of each kind of option, after text from flags and the environment is converted.
 async function kindSchemas(): Promise<Record<Kind, ZodType>> {
@@ -289,11 +381,15 @@ async function kindSchemas(): Promise<Record<Kind, ZodType>> {
     int: z.number({ error: (i) => `must be an integer, not ${typeName(i.input)}` }).int('must be an integer'),
     bool: z.boolean({ error: (i) => `must be true or false, not ${typeName(i.input)}` }),
     cidrs: z
-      .array(z.string({ error: (i) => `must be CIDR strings, not ${typeName(i.input)}` }), { error: (i) => `must be a CIDR list, not ${typeName(i.input)}` })
+      .array(z.string({ error: (i) => `must be CIDR strings, not ${typeName(i.input)}` }), {
+        error: (i) => `must be a CIDR list, not ${typeName(i.input)}`,
+      })
       .superRefine((list, ctx) => {
-        for (const c of list) if (!isCidr(c)) ctx.addIssue({ code: 'custom', message: `"${c}" is not a CIDR (address/prefix)` });
+        for (const c of list)
+          if (!isCidr(c)) ctx.addIssue({ code: 'custom', message: `"${c}" is not a CIDR (address/prefix)` });
         const families = list.map((c) => isIP(c.slice(0, c.indexOf('/'))));
-        if (new Set(families).size !== families.length) ctx.addIssue({ code: 'custom', message: 'at most one CIDR per address family' });
+        if (new Set(families).size !== families.length)
+          ctx.addIssue({ code: 'custom', message: 'at most one CIDR per address family' });
       }),
   };
   return schemas;
@@ -313,7 +409,8 @@ function normalise(o: OptionSpec, s: Sourced): unknown {
   if (s.text) {
     if (Array.isArray(v)) {
       // A flag given more than once: a list for cluster-cidr, an error otherwise.
-      if (o.kind !== 'cidrs') throw new ConfigError(`invalid configuration: ${o.flag} (${s.from}): given more than once`);
+      if (o.kind !== 'cidrs')
+        throw new ConfigError(`invalid configuration: ${o.flag} (${s.from}): given more than once`);
       return v.flatMap((x) => fromText('cidrs', String(x)) as string[]);
     }
     return fromText(o.kind, String(v));
@@ -325,7 +422,8 @@ function normalise(o: OptionSpec, s: Sourced): unknown {
 
 async function check(o: OptionSpec, s: Sourced, cwd: string): Promise<unknown> {
   const value = normalise(o, s);
-  const bad = (why: string) => new ConfigError(`invalid configuration: ${o.flag} = ${describeValue(s.value)} (${s.from}): ${why}`);
+  const bad = (why: string) =>
+    new ConfigError(`invalid configuration: ${o.flag} = ${describeValue(s.value)} (${s.from}): ${why}`);
   const parsed = (await kindSchemas())[o.kind].safeParse(value);
   if (!parsed.success) throw bad(parsed.error.issues[0]?.message ?? 'invalid');
   let v = parsed.data as string | number | boolean | string[];
@@ -334,7 +432,8 @@ async function check(o: OptionSpec, s: Sourced, cwd: string): Promise<unknown> {
   if (why) throw bad(why);
   if (o.kind === 'path') v = resolve(cwd, v as string);
   // IPv4 first, as the node state keeps pod CIDRs.
-  if (o.kind === 'cidrs') v = [...(v as string[])].sort((a, b) => (a.includes(':') ? 1 : 0) - (b.includes(':') ? 1 : 0));
+  if (o.kind === 'cidrs')
+    v = [...(v as string[])].sort((a, b) => (a.includes(':') ? 1 : 0) - (b.includes(':') ? 1 : 0));
   return v;
 }
 
@@ -348,7 +447,11 @@ export async function loadAgentConfig(inputs: ConfigInputs): Promise<AgentConfig
   const readFile = inputs.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const given = (v: unknown) => v !== undefined && v !== null;
 
-  const pick = (o: OptionSpec, file: Map<string, unknown> | undefined, filePath: string | undefined): Sourced | undefined => {
+  const pick = (
+    o: OptionSpec,
+    file: Map<string, unknown> | undefined,
+    filePath: string | undefined,
+  ): Sourced | undefined => {
     const flag = flags[o.flag];
     if (given(flag)) return { value: flag, from: `flag --${o.flag}`, text: true };
     for (const name of [envName(o.flag), ...(o.env ?? [])]) {
@@ -368,7 +471,9 @@ export async function loadAgentConfig(inputs: ConfigInputs): Promise<AgentConfig
     try {
       text = readFile(configFile);
     } catch (err) {
-      throw new ConfigError(`config file ${configFile}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new ConfigError(
+        `config file ${configFile}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     file = await parseConfigFile(configFile, text);
   }
@@ -383,7 +488,11 @@ export async function loadAgentConfig(inputs: ConfigInputs): Promise<AgentConfig
           `invalid configuration: ${o.flag} is required: give --${o.flag}, set ${[...(o.env ?? []), envName(o.flag)].join(' or ')}, or put ${o.flag} in the config file`,
         );
       }
-      out[o.key] = Array.isArray(o.default) ? [...o.default] : o.kind === 'path' && typeof o.default === 'string' ? resolve(cwd, o.default) : o.default;
+      out[o.key] = Array.isArray(o.default)
+        ? [...o.default]
+        : o.kind === 'path' && typeof o.default === 'string'
+          ? resolve(cwd, o.default)
+          : o.default;
       continue;
     }
     out[o.key] = await check(o, s, cwd);

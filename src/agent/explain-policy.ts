@@ -3,7 +3,14 @@
 // (netpol-semantics R1): the source's egress by the model of the source's node, the destination's
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
-import { compilePolicy, evaluatePolicy, type CompileInput, type CompiledPolicy, type DirectionVerdict, type RuleRef } from '../policy/index.ts';
+import {
+  compilePolicy,
+  evaluatePolicy,
+  type CompileInput,
+  type CompiledPolicy,
+  type DirectionVerdict,
+  type RuleRef,
+} from '../policy/index.ts';
 import type { DirectionView, PolicyView, Protocol, RuleRefView } from './explain.ts';
 import type { ClusterNetworkPolicyInfo, NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from '../k8s/objects.ts';
 import { nodeAddresses } from './node-addresses.ts';

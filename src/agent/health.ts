@@ -32,8 +32,10 @@ export function parseHostPort(addr: string): { host: string; port: number } {
   const host = m[1] ?? m[2] ?? '';
   const port = Number(m[3]);
   if (port > 65535) throw new Error(`invalid address "${addr}": port ${port} is out of range`);
-  if (m[1] !== undefined && isIP(host) !== 6) throw new Error(`invalid address "${addr}": "${host}" is not an IPv6 address`);
-  if (host === '') throw new Error(`invalid address "${addr}": the host is empty (use 0.0.0.0 or [::] for all addresses)`);
+  if (m[1] !== undefined && isIP(host) !== 6)
+    throw new Error(`invalid address "${addr}": "${host}" is not an IPv6 address`);
+  if (host === '')
+    throw new Error(`invalid address "${addr}": the host is empty (use 0.0.0.0 or [::] for all addresses)`);
   return { host, port };
 }
 
@@ -64,7 +66,8 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<Heal
   server.requestTimeout = 15_000;
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`health server: cannot listen on ${opts.addr}: ${err.message}`, { cause: err }));
+    const onError = (err: Error) =>
+      reject(new Error(`health server: cannot listen on ${opts.addr}: ${err.message}`, { cause: err }));
     server.once('error', onError);
     server.listen({ host, port }, () => {
       server.off('error', onError);
@@ -117,7 +120,10 @@ const ROUTES: Record<string, Route> = {
     try {
       r = opts.ready();
     } catch (err) {
-      r = { ready: false, reasons: [`the readiness check failed: ${err instanceof Error ? err.message : String(err)}`] };
+      r = {
+        ready: false,
+        reasons: [`the readiness check failed: ${err instanceof Error ? err.message : String(err)}`],
+      };
     }
     if (r.ready) return send(res, req, 200, 'ok\n');
     const reasons = r.reasons.length > 0 ? r.reasons : ['not ready'];

@@ -12,7 +12,15 @@ import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
 import { familyOf } from '../net/text.ts';
 import { underlayPrefixes } from '../datapath/datapath.ts';
-import { desiredState, peersFromNodes, vtepMacFor, vxlanDeviceName, type DatapathMode, type DesiredState, type Peer } from '../datapath/index.ts';
+import {
+  desiredState,
+  peersFromNodes,
+  vtepMacFor,
+  vxlanDeviceName,
+  type DatapathMode,
+  type DesiredState,
+  type Peer,
+} from '../datapath/index.ts';
 import { underlayIps } from './cluster-network.ts';
 import type { AgentConfig } from './config.ts';
 import { describeError } from '../k8s/client.ts';
@@ -89,7 +97,15 @@ export interface InspectSnapshot {
     peers: Peer[];
     unusable: { name?: string | undefined; reason: string }[];
     desired: DesiredState;
-    lastReconcile?: { at: string; added: number; changed: number; removed: number; unchanged: number; problems: string[]; durationMs: number };
+    lastReconcile?: {
+      at: string;
+      added: number;
+      changed: number;
+      removed: number;
+      unchanged: number;
+      problems: string[];
+      durationMs: number;
+    };
   };
   pods: { namespace: string; name: string; ips: string[]; hostVeth?: string; containerId?: string; source: string }[];
   policy?: PolicySummary;
@@ -97,7 +113,17 @@ export interface InspectSnapshot {
 
 /** Per informer: when it last listed, had an event, failed; kept from the informer hooks. */
 export class ApiConnectionTracker {
-  private readonly seen = new Map<ResourceName, { lastListAt?: number; lastEventAt?: number; lastErrorAt?: number; lastError?: string; failures: number; connected: boolean }>();
+  private readonly seen = new Map<
+    ResourceName,
+    {
+      lastListAt?: number;
+      lastEventAt?: number;
+      lastErrorAt?: number;
+      lastError?: string;
+      failures: number;
+      connected: boolean;
+    }
+  >();
 
   private entry(resource: ResourceName) {
     let e = this.seen.get(resource);
@@ -139,7 +165,13 @@ export class ApiConnectionTracker {
 
   view(resource: ResourceName, synced: boolean, objects: number): InformerView {
     const e = this.entry(resource);
-    const out: InformerView = { resource, synced, objects, state: e.failures > 0 ? 'failing' : e.connected || synced ? 'connected' : 'connecting', failures: e.failures };
+    const out: InformerView = {
+      resource,
+      synced,
+      objects,
+      state: e.failures > 0 ? 'failing' : e.connected || synced ? 'connected' : 'connecting',
+      failures: e.failures,
+    };
     if (e.lastListAt !== undefined) out.lastListAt = new Date(e.lastListAt).toISOString();
     if (e.lastEventAt !== undefined) out.lastEventAt = new Date(e.lastEventAt).toISOString();
     if (e.lastErrorAt !== undefined) out.lastErrorAt = new Date(e.lastErrorAt).toISOString();
@@ -167,7 +199,10 @@ export function policySummary(
     s.lastProgrammedAt = new Date(last.at).toISOString();
   }
   if (programming.lastFailureAt !== undefined || problem) {
-    s.lastNftFailure = { at: new Date(programming.lastFailureAt ?? Date.now()).toISOString(), message: problem ?? 'nft refused a policy transaction; a later one succeeded' };
+    s.lastNftFailure = {
+      at: new Date(programming.lastFailureAt ?? Date.now()).toISOString(),
+      message: problem ?? 'nft refused a policy transaction; a later one succeeded',
+    };
   }
   return s;
 }
@@ -194,7 +229,12 @@ export interface InspectSource {
 export function datapathMode(config: AgentConfig, underlay: Underlay): DatapathMode {
   if (config.backend === 'host-gw') return { kind: 'host-gw' };
   const endpoint = underlayIps(underlay)[0];
-  return { kind: 'vxlan', directRouting: config.directRouting, vtepMac: vtepMacFor(config.nodeName), vtepFamily: endpoint !== undefined ? (familyOf(endpoint) ?? 4) : 4 };
+  return {
+    kind: 'vxlan',
+    directRouting: config.directRouting,
+    vtepMac: vtepMacFor(config.nodeName),
+    vtepFamily: endpoint !== undefined ? (familyOf(endpoint) ?? 4) : 4,
+  };
 }
 
 export function buildInspectSnapshot(src: InspectSource, log?: Logger): InspectSnapshot {
@@ -214,7 +254,17 @@ export function buildInspectSnapshot(src: InspectSource, log?: Logger): InspectS
       nl.close();
     }
   }
-  const desired: DesiredState = mode && src.podCidrs ? desiredState({ mode, local: { name: c.nodeName, podCidrs: src.podCidrs, serviceCidrs: c.serviceCIDRs }, underlayPrefixes: prefixes }, peers) : { routes: [], neighbours: [], fdb: [], problems: [] };
+  const desired: DesiredState =
+    mode && src.podCidrs
+      ? desiredState(
+          {
+            mode,
+            local: { name: c.nodeName, podCidrs: src.podCidrs, serviceCidrs: c.serviceCIDRs },
+            underlayPrefixes: prefixes,
+          },
+          peers,
+        )
+      : { routes: [], neighbours: [], fdb: [], problems: [] };
   const snap: InspectSnapshot = {
     v: INSPECT_VERSION,
     version: strandVersion,
@@ -238,7 +288,12 @@ export function buildInspectSnapshot(src: InspectSource, log?: Logger): InspectS
   if (src.lastPassAt !== undefined) snap.lastPassAt = new Date(src.lastPassAt).toISOString();
   if (c.backend === 'vxlan') snap.node.vxlanDevice = vxlanDeviceName(c.vni);
   if (src.underlay) {
-    snap.node.underlay = { iface: src.underlay.name, addresses: src.underlay.addresses, mtu: src.underlay.mtu, offload: { ...src.underlay.offload } as Record<string, number> };
+    snap.node.underlay = {
+      iface: src.underlay.name,
+      addresses: src.underlay.addresses,
+      mtu: src.underlay.mtu,
+      offload: { ...src.underlay.offload } as Record<string, number>,
+    };
   }
   if (src.podMtu !== undefined) snap.node.podMtu = src.podMtu;
   if (src.podOffload) snap.node.podOffload = src.podOffload;

@@ -41,7 +41,10 @@ export const MASQUERADE_CHAIN = 'agent-postrouting';
 export const CLUSTER_SET_V4 = 'agent-cluster-v4';
 export const CLUSTER_SET_V6 = 'agent-cluster-v6';
 /** What the masquerade owns, by name: the policy layout's `agent-pol-*` share the agent's prefix. */
-export const MASQUERADE_OWNERSHIP: Ownership = Object.freeze({ prefixes: [], names: [MASQUERADE_CHAIN, CLUSTER_SET_V4, CLUSTER_SET_V6] });
+export const MASQUERADE_OWNERSHIP: Ownership = Object.freeze({
+  prefixes: [],
+  names: [MASQUERADE_CHAIN, CLUSTER_SET_V4, CLUSTER_SET_V6],
+});
 
 export interface MasqueradeConfig {
   /** The cluster's pod CIDRs (IPv4 and/or IPv6), e.g. ["10.244.0.0/16", "fd00:10:244::/56"]. */
@@ -99,28 +102,47 @@ export function clusterCidrsByFamily(cidrs: readonly string[]): { v4: string[]; 
     return { ...c, bytes: networkOf(c.bytes, c.prefixLength) };
   });
   const covers = (a: (typeof parsed)[number], b: (typeof parsed)[number]) =>
-    a.family === b.family && a.prefixLength <= b.prefixLength && formatIp(networkOf(b.bytes, a.prefixLength)) === formatIp(a.bytes);
+    a.family === b.family &&
+    a.prefixLength <= b.prefixLength &&
+    formatIp(networkOf(b.bytes, a.prefixLength)) === formatIp(a.bytes);
   const kept: typeof parsed = [];
   for (const c of [...parsed].sort((a, b) => a.prefixLength - b.prefixLength)) {
     if (!kept.some((k) => covers(k, c))) kept.push(c);
   }
   const text = (c: (typeof parsed)[number]) => canonicalElementPart(`${formatIp(c.bytes)}/${c.prefixLength}`);
-  const sorted = (f: 4 | 6) => kept.filter((c) => c.family === f).map(text).sort();
+  const sorted = (f: 4 | 6) =>
+    kept
+      .filter((c) => c.family === f)
+      .map(text)
+      .sort();
   return { v4: sorted(4), v6: sorted(6) };
 }
 
 export function desiredMasquerade(config: MasqueradeConfig): DesiredMasquerade {
   const { v4, v6 } = clusterCidrsByFamily(config.clusterCidrs);
   return {
-    chain: { kind: 'chain', name: MASQUERADE_CHAIN, base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' } },
+    chain: {
+      kind: 'chain',
+      name: MASQUERADE_CHAIN,
+      base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' },
+    },
     sets: [
-      { kind: 'set', name: CLUSTER_SET_V4, type: 'ipv4_addr', flags: ['interval'], comment: 'cluster CIDRs (IPv4): not masqueraded among themselves' },
-      { kind: 'set', name: CLUSTER_SET_V6, type: 'ipv6_addr', flags: ['interval'], comment: 'cluster CIDRs (IPv6): not masqueraded among themselves' },
+      {
+        kind: 'set',
+        name: CLUSTER_SET_V4,
+        type: 'ipv4_addr',
+        flags: ['interval'],
+        comment: 'cluster CIDRs (IPv4): not masqueraded among themselves',
+      },
+      {
+        kind: 'set',
+        name: CLUSTER_SET_V6,
+        type: 'ipv6_addr',
+        flags: ['interval'],
+        comment: 'cluster CIDRs (IPv6): not masqueraded among themselves',
+      },
     ],
-    rules: [
-      rule('pod egress v4', egressBody(4, CLUSTER_SET_V4)),
-      rule('pod egress v6', egressBody(6, CLUSTER_SET_V6)),
-    ],
+    rules: [rule('pod egress v4', egressBody(4, CLUSTER_SET_V4)), rule('pod egress v6', egressBody(6, CLUSTER_SET_V6))],
     elements: new Map([
       [CLUSTER_SET_V4, v4],
       [CLUSTER_SET_V6, v6],
@@ -144,10 +166,14 @@ export function planMasquerade(actual: TableState, desired: DesiredMasquerade): 
     chain.base.hook === base.hook &&
     chain.base.priority === base.priority &&
     (chain.base.policy ?? 'accept') === (base.policy ?? 'accept');
-  const rulesOk = chainOk && chain.rules.map((r) => r.comment ?? '').join('\n') === desired.rules.map((r) => r.comment ?? '').join('\n');
+  const rulesOk =
+    chainOk &&
+    chain.rules.map((r) => r.comment ?? '').join('\n') === desired.rules.map((r) => r.comment ?? '').join('\n');
   const badSets = desired.sets.filter((s) => {
     const got = actual.sets.get(s.name);
-    return got !== undefined && (got.type !== s.type || [...got.flags].sort().join() !== [...(s.flags ?? [])].sort().join());
+    return (
+      got !== undefined && (got.type !== s.type || [...got.flags].sort().join() !== [...(s.flags ?? [])].sort().join())
+    );
   });
 
   if (!actual.exists) tx.add({ kind: 'table' });
@@ -167,7 +193,8 @@ export function planMasquerade(actual: TableState, desired: DesiredMasquerade): 
     }
     const have = new Set(got.elements.map((e) => e.key.join(' . ')));
     // Deletions first: a wider CIDR replacing a narrower one would otherwise overlap it.
-    for (const e of got.elements) if (!want.includes(e.key.join(' . '))) tx.delete({ kind: 'element', set: s.name, key: e.key });
+    for (const e of got.elements)
+      if (!want.includes(e.key.join(' . '))) tx.delete({ kind: 'element', set: s.name, key: e.key });
     for (const cidr of want) if (!have.has(cidr)) tx.add({ kind: 'element', set: s.name, key: [cidr] });
   }
 

@@ -25,8 +25,20 @@ import {
 } from '../kernel/index.ts';
 import { firstHost, parseCidr } from '../net/ip.ts';
 import type { Logger } from '../log.ts';
-import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from '../plugin/bridge.ts';
-import { NODE_STATE_VERSION, nodeStatePath, parseNodeState, writeNodeState, type NodeState } from '../contracts/node-state.ts';
+import {
+  enableForwarding,
+  ensureBridge,
+  ensureGatewayAddresses,
+  ensureOffload,
+  writeSysctlIfPresent,
+} from '../plugin/bridge.ts';
+import {
+  NODE_STATE_VERSION,
+  nodeStatePath,
+  parseNodeState,
+  writeNodeState,
+  type NodeState,
+} from '../contracts/node-state.ts';
 import type { AgentBackend, BigTcpMode } from './config.ts';
 
 export interface Underlay {
@@ -48,7 +60,11 @@ export const LEGACY_OFFLOAD_SIZE = 65_536;
  * or off. The pods' sizes then never exceed what the underlay takes, so a
  * pod's packet leaving the node is not cut up in software on the way.
  */
-export function podOffload(backend: AgentBackend, bigTcp: BigTcpMode, underlay: OffloadSizes): OffloadSizes | undefined {
+export function podOffload(
+  backend: AgentBackend,
+  bigTcp: BigTcpMode,
+  underlay: OffloadSizes,
+): OffloadSizes | undefined {
   if (bigTcp === 'off' || backend === 'vxlan') return undefined;
   const sizes: OffloadSizes = {};
   for (const key of OFFLOAD_KEYS) {
@@ -83,7 +99,10 @@ export function detectUnderlay(nl: NetlinkSocket, iface: string | undefined): Un
   } else {
     const route = pickDefaultRoute([...listRoutes(nl, { family: 4 }), ...listRoutes(nl, { family: 6 })]);
     if (!route) throw new UnderlayError('no default route to find the underlay interface by: add one or give --iface');
-    if (route.oif === undefined) throw new UnderlayError(`the default route ${route.dst} has no single output interface (multipath?): give --iface`);
+    if (route.oif === undefined)
+      throw new UnderlayError(
+        `the default route ${route.dst} has no single output interface (multipath?): give --iface`,
+      );
     link = findLink(nl, route.oif);
     if (!link) throw new UnderlayError(`the default route's interface (index ${route.oif}) disappeared`);
   }
@@ -187,7 +206,11 @@ export function prepareHostNetwork(nl: NetlinkSocket, i: HostNetworkInputs, log:
     writeSysctlIfPresent('net.bridge.bridge-nf-call-ip6tables', 1);
   }
   const refused = ensureBridgeOffload(nl, bridge, i.podOffload);
-  if (refused.length > 0) log.warn({ refused }, 'could not set the GSO/GRO sizes (BIG TCP) of the pod bridge or some of its ports; their traffic is cut into 64 KiB pieces');
+  if (refused.length > 0)
+    log.warn(
+      { refused },
+      'could not set the GSO/GRO sizes (BIG TCP) of the pod bridge or some of its ports; their traffic is cut into 64 KiB pieces',
+    );
   return { bridgeIndex: bridge.index, brNetfilterMissing };
 }
 

@@ -68,7 +68,9 @@ export function parseRequest(line: string): HandshakeRequest {
   }
   const v = (json as { v?: unknown } | null)?.v;
   if (typeof json === 'object' && json !== null && v !== HANDSHAKE_VERSION) {
-    throw new Error(`unsupported protocol version ${JSON.stringify(v)}: this agent speaks version ${HANDSHAKE_VERSION}`);
+    throw new Error(
+      `unsupported protocol version ${JSON.stringify(v)}: this agent speaks version ${HANDSHAKE_VERSION}`,
+    );
   }
   schemas ??= makeSchemas();
   const r = schemas.request.safeParse(json);
@@ -155,7 +157,9 @@ export class PodHandshakeServer {
 
     const tmp = join(dir, `.${basename(socketPath)}.${process.pid}`);
     if (Buffer.byteLength(tmp) > MAX_SOCKET_PATH) {
-      throw new Error(`agent socket path ${socketPath} is too long for its temporary name ${tmp} (${MAX_SOCKET_PATH} bytes)`);
+      throw new Error(
+        `agent socket path ${socketPath} is too long for its temporary name ${tmp} (${MAX_SOCKET_PATH} bytes)`,
+      );
     }
     rmSync(tmp, { force: true });
 
@@ -174,7 +178,9 @@ export class PodHandshakeServer {
     } catch (err) {
       server.close();
       rmSync(tmp, { force: true });
-      throw new Error(`cannot put the agent socket in place at ${socketPath}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`cannot put the agent socket in place at ${socketPath}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     server.on('error', (err) => log.error({ err }, 'pod handshake server error'));
     self = new PodHandshakeServer(socketPath, server, statSync(socketPath).ino, log);
@@ -193,7 +199,12 @@ export class PodHandshakeServer {
     return this.closing;
   }
 
-  private serve(socket: Socket, handler: (notice: PodStartNotice) => Promise<PodStartAnswer>, status: (() => AgentReadiness) | undefined, queries: AgentQueries): void {
+  private serve(
+    socket: Socket,
+    handler: (notice: PodStartNotice) => Promise<PodStartAnswer>,
+    status: (() => AgentReadiness) | undefined,
+    queries: AgentQueries,
+  ): void {
     this.connections.add(socket);
     socket.on('close', () => this.connections.delete(socket));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'pod handshake: connection error'));
@@ -224,7 +235,14 @@ export class PodHandshakeServer {
         done = true;
         socket.removeAllListeners('data');
         this.log.warn({ bytes: size }, 'pod handshake: request too large');
-        socket.end(encodeMessage({ v: HANDSHAKE_VERSION, ok: false, error: 'bad-request', message: `request larger than ${MAX_MESSAGE_BYTES} bytes` }));
+        socket.end(
+          encodeMessage({
+            v: HANDSHAKE_VERSION,
+            ok: false,
+            error: 'bad-request',
+            message: `request larger than ${MAX_MESSAGE_BYTES} bytes`,
+          }),
+        );
         return;
       }
       chunks.push(take);
@@ -237,7 +255,12 @@ export class PodHandshakeServer {
     });
   }
 
-  private async answer(line: string, handler: (notice: PodStartNotice) => Promise<PodStartAnswer>, status: (() => AgentReadiness) | undefined, queries: AgentQueries): Promise<unknown> {
+  private async answer(
+    line: string,
+    handler: (notice: PodStartNotice) => Promise<PodStartAnswer>,
+    status: (() => AgentReadiness) | undefined,
+    queries: AgentQueries,
+  ): Promise<unknown> {
     let req: HandshakeRequest;
     try {
       req = parseRequest(line);
@@ -259,7 +282,9 @@ export class PodHandshakeServer {
     if (req.type === 'inspect' || req.type === 'explain') return this.query(req, queries);
     try {
       const a = await handler(req.notice);
-      return a.message === undefined ? { v: HANDSHAKE_VERSION, ok: a.ok } : { v: HANDSHAKE_VERSION, ok: a.ok, message: a.message };
+      return a.message === undefined
+        ? { v: HANDSHAKE_VERSION, ok: a.ok }
+        : { v: HANDSHAKE_VERSION, ok: a.ok, message: a.message };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.error({ err, notice: req.notice }, 'pod handshake: the handler failed');
@@ -270,7 +295,13 @@ export class PodHandshakeServer {
   /** A read-only question of the command line; an exception is an answer, never a crash. */
   private query(req: Extract<HandshakeRequest, { type: 'inspect' | 'explain' }>, queries: AgentQueries): unknown {
     const fn = req.type === 'inspect' ? queries.inspect : queries.explain;
-    if (!fn) return { v: HANDSHAKE_VERSION, ok: false, error: 'unsupported', message: `this agent does not answer ${req.type} requests` };
+    if (!fn)
+      return {
+        v: HANDSHAKE_VERSION,
+        ok: false,
+        error: 'unsupported',
+        message: `this agent does not answer ${req.type} requests`,
+      };
     try {
       if (req.type === 'inspect') return { v: HANDSHAKE_VERSION, ok: true, inspect: (fn as () => unknown)() };
       const q: ExplainQuery = { src: req.src, dst: req.dst };

@@ -29,7 +29,11 @@ export function podKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;
 }
 
-export function noticeKey(n: { namespace?: string | undefined; name?: string | undefined; containerId?: string | undefined }): string {
+export function noticeKey(n: {
+  namespace?: string | undefined;
+  name?: string | undefined;
+  containerId?: string | undefined;
+}): string {
   return n.namespace && n.name ? podKey(n.namespace, n.name) : `container/${n.containerId ?? ''}`;
 }
 

@@ -55,12 +55,23 @@ export function readPolicyCounters(
     }
     if (!meaning || (meaning.verdict !== 'allow' && meaning.verdict !== 'deny')) continue;
     const pk = `${owner.pod.namespace}/${owner.pod.name}/${owner.direction}/${meaning.verdict}`;
-    const pod = pods.get(pk) ?? { namespace: owner.pod.namespace, name: owner.pod.name, direction: owner.direction, verdict: meaning.verdict, packets: 0 };
+    const pod = pods.get(pk) ?? {
+      namespace: owner.pod.namespace,
+      name: owner.pod.name,
+      direction: owner.direction,
+      verdict: meaning.verdict,
+      packets: 0,
+    };
     pod.packets += packets;
     pods.set(pk, pod);
     if (meaning.verdict === 'allow') {
       const key = `${meaning.rule.namespace}/${meaning.rule.name}/${meaning.rule.direction}`;
-      const p = policies.get(key) ?? { namespace: meaning.rule.namespace, name: meaning.rule.name, direction: meaning.rule.direction, packets: 0 };
+      const p = policies.get(key) ?? {
+        namespace: meaning.rule.namespace,
+        name: meaning.rule.name,
+        direction: meaning.rule.direction,
+        packets: 0,
+      };
       p.packets += packets;
       policies.set(key, p);
     }

@@ -39,7 +39,12 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
-    transactions: new Counter({ name: 'strand_policy_nft_transactions_total', help: 'nft transactions of the policy rules, by kind (diff or rebuild).', labelNames: ['kind'] as const, registers }),
+    transactions: new Counter({
+      name: 'strand_policy_nft_transactions_total',
+      help: 'nft transactions of the policy rules, by kind (diff or rebuild).',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
     transactionLines: new Histogram({
       name: 'strand_policy_nft_transaction_commands',
       help: 'Commands (script lines) per nft transaction of the policy rules, by kind.',
@@ -54,15 +59,33 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
       buckets: [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216],
       registers,
     }),
-    rebuilds: new Counter({ name: 'strand_policy_rebuilds_total', help: 'Rebuilds of every policy object in one transaction, by reason (start, drift, failure, retry).', labelNames: ['reason'] as const, registers }),
-    nftFailures: new Counter({ name: 'strand_policy_nft_failures_total', help: 'nft transactions of the policy rules the kernel refused, by kind (diff or rebuild).', labelNames: ['kind'] as const, registers }),
+    rebuilds: new Counter({
+      name: 'strand_policy_rebuilds_total',
+      help: 'Rebuilds of every policy object in one transaction, by reason (start, drift, failure, retry).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    nftFailures: new Counter({
+      name: 'strand_policy_nft_failures_total',
+      help: 'nft transactions of the policy rules the kernel refused, by kind (diff or rebuild).',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
     podStartTimeouts: new Counter({
       name: 'strand_policy_pod_start_timeouts_total',
       help: "Pod-start notices whose pod's policy rules were not in place within the bound (the ADD then fails with try-again-later).",
       registers,
     }),
-    conntrackDeleted: new Counter({ name: 'strand_policy_conntrack_deleted_total', help: 'Conntrack entries deleted because a policy change denies their flow.', registers }),
-    conntrackErrors: new Counter({ name: 'strand_policy_conntrack_errors_total', help: 'Failures listing or deleting conntrack entries after a policy change.', registers }),
+    conntrackDeleted: new Counter({
+      name: 'strand_policy_conntrack_deleted_total',
+      help: 'Conntrack entries deleted because a policy change denies their flow.',
+      registers,
+    }),
+    conntrackErrors: new Counter({
+      name: 'strand_policy_conntrack_errors_total',
+      help: 'Failures listing or deleting conntrack entries after a policy change.',
+      registers,
+    }),
     podPackets: new Counter({
       name: 'strand_policy_pod_packets_total',
       help: "Packets of new connections to (ingress) or from (egress) this node's isolated pods, allowed or denied by their policies (from the nftables rule counters).",

@@ -2,32 +2,59 @@
 // nftables object that implements the model's decision, found in what the kernel holds of table
 // `inet strand` (read over nf_tables netlink: no `nft` needed on the node), with its packet counter.
 // The policy layout is the compiler's (src/policy/render.ts): a pod isolated in a direction has an
-// element `<pod address> : jump <pod chain>` in the verdict map of that direction and family; in its chain every allow rule carries the comment of the
+// element `<pod address> : jump <pod chain>` in the verdict map of that direction and family; in its chain every
+// allow rule carries the comment of the
 // policy rule it implements (ruleComment) and a counter, the chain ends in `counter drop` (comment
 // "deny"); a pod not isolated has no element. Anything else found is a mismatch between the model
 // and the kernel, and is reported as one.
 import type { DirectionView, ExplainAnswer } from '../agent/explain.ts';
 import type { TableState } from '../nft/objects.ts';
 import type { ListOnly } from '../nft/transport.ts';
-import { clusterChainName, clusterRuleComment, DENY_COMMENT, podChainName, ruleComment, SELF_COMMENT, verdictMapName } from '../policy/index.ts';
+import {
+  clusterChainName,
+  clusterRuleComment,
+  DENY_COMMENT,
+  podChainName,
+  ruleComment,
+  SELF_COMMENT,
+  verdictMapName,
+} from '../policy/index.ts';
 
 type Step = NonNullable<DirectionView['steps']>[number];
 
 /** The pod's chain of a tier (render.ts: the dispatch jumps to the first tier's, each goes to the next). */
-function tierChainName(tier: Step['tier'], pod: { namespace: string; name: string }, direction: 'egress' | 'ingress'): string {
+function tierChainName(
+  tier: Step['tier'],
+  pod: { namespace: string; name: string },
+  direction: 'egress' | 'ingress',
+): string {
   return tier === 'networkpolicy' ? podChainName(pod, direction) : clusterChainName(tier, pod, direction);
 }
 
 /** The chain and rule comments that implement the deciding step of a verdict a ClusterNetworkPolicy tier spoke in. */
-function decidingRules(d: DirectionView, pod: { namespace: string; name: string }, direction: 'egress' | 'ingress'): { chain: string; comments: string[]; words: string } | undefined {
+function decidingRules(
+  d: DirectionView,
+  pod: { namespace: string; name: string },
+  direction: 'egress' | 'ingress',
+): { chain: string; comments: string[]; words: string } | undefined {
   const last = d.steps?.at(-1);
   if (!last) return undefined;
   const chain = tierChainName(last.tier, pod, direction);
   if (last.tier === 'networkpolicy') {
-    if (last.action === 'accept') return { chain, comments: d.rules.map((r) => ruleComment(r)), words: `the allow rule(s) in ${chain}` };
-    return { chain, comments: [DENY_COMMENT], words: `the final "counter drop" (comment "${DENY_COMMENT}") of ${chain}` };
+    if (last.action === 'accept')
+      return { chain, comments: d.rules.map((r) => ruleComment(r)), words: `the allow rule(s) in ${chain}` };
+    return {
+      chain,
+      comments: [DENY_COMMENT],
+      words: `the final "counter drop" (comment "${DENY_COMMENT}") of ${chain}`,
+    };
   }
-  if (!last.rule) return { chain, comments: [], words: `no rule of ${chain} matches: the last tier ends and the forward chain's policy accepts` };
+  if (!last.rule)
+    return {
+      chain,
+      comments: [],
+      words: `no rule of ${chain} matches: the last tier ends and the forward chain's policy accepts`,
+    };
   const comment = clusterRuleComment(last.rule);
   return { chain, comments: [comment], words: `the rule "${comment}" in ${chain}` };
 }
@@ -65,7 +92,13 @@ function family(ip: string): 4 | 6 {
   return ip.includes(':') ? 6 : 4;
 }
 
-function checkDirection(state: TableState, direction: 'egress' | 'ingress', d: DirectionView, ip: string, pod: { namespace: string; name: string }): NftDirectionFinding {
+function checkDirection(
+  state: TableState,
+  direction: 'egress' | 'ingress',
+  d: DirectionView,
+  ip: string,
+  pod: { namespace: string; name: string },
+): NftDirectionFinding {
   const map = verdictMapName(direction, family(ip));
   const chain = podChainName(pod, direction);
   const element = state.maps.get(map)?.elements.find((e) => e.key[0] === ip);
@@ -81,25 +114,40 @@ function checkDirection(state: TableState, direction: 'egress' | 'ingress', d: D
 
   if (d.steps !== undefined && d.steps.length > 0) {
     // A ClusterNetworkPolicy tier has rules for the pod: it is in the dispatch whatever the verdict.
-    if (!element) return fail(`ClusterNetworkPolicies select ${pod.namespace}/${pod.name} for ${direction}, but ${map} has no element for ${ip}`);
+    if (!element)
+      return fail(
+        `ClusterNetworkPolicies select ${pod.namespace}/${pod.name} for ${direction}, but ${map} has no element for ${ip}`,
+      );
     return checkTiers(state, out, direction, d, ip, pod, element.value ?? []);
   }
   if (d.reason === 'not-isolated' || d.reason === 'not-local') {
     out.implementedBy = `no element for ${ip} in ${map}: not isolated, accepted by the forward chain's policy`;
-    if (element) return fail(`the model does not isolate ${pod.namespace}/${pod.name} for ${direction}, but the kernel has ${out.element} in ${map}`);
+    if (element)
+      return fail(
+        `the model does not isolate ${pod.namespace}/${pod.name} for ${direction}, but the kernel has ${out.element} in ${map}`,
+      );
     return out;
   }
   if (d.reason === 'node') {
     out.implementedBy = "traffic to or from the node's own addresses has no policy chain (input and output hooks)";
     return out;
   }
-  if (!element) return fail(`the model isolates ${pod.namespace}/${pod.name} for ${direction}, but ${map} has no element for ${ip}`);
+  if (!element)
+    return fail(
+      `the model isolates ${pod.namespace}/${pod.name} for ${direction}, but ${map} has no element for ${ip}`,
+    );
   const want = [`jump ${chain}`, `goto ${chain}`];
-  if (!want.includes((element.value ?? []).join(' '))) return fail(`${map} sends ${ip} to ${(element.value ?? []).join(' ')}, not to ${chain}`);
+  if (!want.includes((element.value ?? []).join(' ')))
+    return fail(`${map} sends ${ip} to ${(element.value ?? []).join(' ')}, not to ${chain}`);
   const listed = state.chains.get(chain);
   if (!listed) return fail(`the chain ${chain} of ${pod.namespace}/${pod.name} does not exist`);
 
-  const comments = d.reason === 'allowed' ? d.rules.map((r) => ruleComment(r)) : d.reason === 'denied' ? [DENY_COMMENT] : [SELF_COMMENT];
+  const comments =
+    d.reason === 'allowed'
+      ? d.rules.map((r) => ruleComment(r))
+      : d.reason === 'denied'
+        ? [DENY_COMMENT]
+        : [SELF_COMMENT];
   for (const r of listed.rules) {
     if (r.comment === undefined || !comments.includes(r.comment)) continue;
     const f: NftRuleFinding = { chain, handle: r.handle, comment: r.comment };
@@ -112,9 +160,13 @@ function checkDirection(state: TableState, direction: 'egress' | 'ingress', d: D
   if (d.reason === 'allowed') {
     out.implementedBy = `the allow rule(s) "${comments.join('", "')}" in ${chain}`;
     // Any one rule that allows is the decision; all of them missing is a mismatch.
-    if (found.size === 0) return fail(`the model allows by ${comments.join(', ')}, but ${chain} has no rule with that comment`);
+    if (found.size === 0)
+      return fail(`the model allows by ${comments.join(', ')}, but ${chain} has no rule with that comment`);
   } else {
-    out.implementedBy = d.reason === 'denied' ? `the final "counter drop" (comment "${DENY_COMMENT}") of ${chain}` : `the "${SELF_COMMENT}" rule of ${chain}`;
+    out.implementedBy =
+      d.reason === 'denied'
+        ? `the final "counter drop" (comment "${DENY_COMMENT}") of ${chain}`
+        : `the "${SELF_COMMENT}" rule of ${chain}`;
     if (missing.length > 0) return fail(`${chain} has no rule with the comment "${missing.join('", "')}"`);
   }
   const counted = out.rules.filter((r) => r.packets !== undefined);
@@ -133,8 +185,11 @@ function checkTiers(
   value: readonly string[],
 ): NftDirectionFinding {
   const fail = (problem: string) => Object.assign(out, { matches: false, problem });
-  const firstChain = tierChainName((d.steps?.[0] as Step).tier, pod, direction);
-  if (value.join(' ') !== `jump ${firstChain}`) return fail(`${out.map} sends ${ip} to ${value.join(' ')}, not to ${firstChain}`);
+  const first = d.steps?.[0];
+  if (!first) return fail('no tier spoke for this direction');
+  const firstChain = tierChainName(first.tier, pod, direction);
+  if (value.join(' ') !== `jump ${firstChain}`)
+    return fail(`${out.map} sends ${ip} to ${value.join(' ')}, not to ${firstChain}`);
   const deciding = decidingRules(d, pod, direction) as NonNullable<ReturnType<typeof decidingRules>>;
   out.implementedBy = deciding.words;
   const listed = state.chains.get(deciding.chain);
@@ -145,7 +200,8 @@ function checkTiers(
     if (r.counter?.packets !== undefined) f.packets = r.counter.packets;
     out.rules.push(f);
   }
-  if (deciding.comments.length > 0 && out.rules.length === 0) return fail(`${deciding.chain} has no rule with the comment "${deciding.comments.join('", "')}"`);
+  if (deciding.comments.length > 0 && out.rules.length === 0)
+    return fail(`${deciding.chain} has no rule with the comment "${deciding.comments.join('", "')}"`);
   const counted = out.rules.filter((r) => r.packets !== undefined);
   if (counted.length > 0) out.packets = counted.reduce((n, r) => n + (r.packets ?? 0), 0);
   return out;
@@ -159,7 +215,11 @@ export function nftReadsFor(answer: ExplainAnswer): ListOnly {
     for (const direction of ['egress', 'ingress'] as const) {
       if (end.pod) {
         const pod = { namespace: end.pod.namespace, name: end.pod.name };
-        chains.push(podChainName(pod, direction), clusterChainName('admin', pod, direction), clusterChainName('baseline', pod, direction));
+        chains.push(
+          podChainName(pod, direction),
+          clusterChainName('admin', pod, direction),
+          clusterChainName('baseline', pod, direction),
+        );
       }
       sets.push(verdictMapName(direction, family(end.ip)));
     }
@@ -179,10 +239,14 @@ export function checkNft(state: TableState, answer: ExplainAnswer): NftCheck {
   for (const { direction, d, end } of ends) {
     if (d.reason === 'not-a-pod' || !end.pod) continue;
     if (d.node !== answer.node) {
-      out.elsewhere.push(`${direction} of ${end.pod.namespace}/${end.pod.name} is enforced on ${d.node ?? 'its node'}: run strand explain --kernel there`);
+      out.elsewhere.push(
+        `${direction} of ${end.pod.namespace}/${end.pod.name} is enforced on ${d.node ?? 'its node'}: run strand explain --kernel there`,
+      );
       continue;
     }
-    out.directions.push(checkDirection(state, direction, d, end.ip, { namespace: end.pod.namespace, name: end.pod.name }));
+    out.directions.push(
+      checkDirection(state, direction, d, end.ip, { namespace: end.pod.namespace, name: end.pod.name }),
+    );
   }
   return out;
 }

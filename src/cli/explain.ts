@@ -55,14 +55,28 @@ export function lookupRoute(routes: readonly Route[], ip: string): Route | undef
 }
 
 /** The kernel's route against the model's (pure). */
-export function checkRoute(answer: ExplainAnswer, kernel: Route | undefined, devName: (index: number | undefined) => string): KernelRouteCheck {
+export function checkRoute(
+  answer: ExplainAnswer,
+  kernel: Route | undefined,
+  devName: (index: number | undefined) => string,
+): KernelRouteCheck {
   const want = answer.path.route;
-  if (!kernel) return { strand: false, matches: want === undefined, problem: `no route to ${answer.dst.ip} in this node's main table` };
+  if (!kernel)
+    return {
+      strand: false,
+      matches: want === undefined,
+      problem: `no route to ${answer.dst.ip} in this node's main table`,
+    };
   const onlink = (kernel.flags & RTNH_F_ONLINK) !== 0;
   const text = `${kernel.dst}${kernel.gateway ? ` via ${kernel.gateway}` : ''} dev ${devName(kernel.oif)}${onlink ? ' onlink' : ''}${kernel.protocol === 0x53 ? ' proto 0x53 (Strand)' : ''}`;
   const out: KernelRouteCheck = { route: text, strand: kernel.protocol === 0x53, matches: true };
   if (want) {
-    const same = kernel.dst === want.dst && kernel.gateway === want.gateway && devName(kernel.oif) === want.devName && onlink === want.onlink && kernel.protocol === 0x53;
+    const same =
+      kernel.dst === want.dst &&
+      kernel.gateway === want.gateway &&
+      devName(kernel.oif) === want.devName &&
+      onlink === want.onlink &&
+      kernel.protocol === 0x53;
     if (!same) {
       out.matches = false;
       out.problem = `the model's route is ${want.detail} but the kernel uses ${text}`;
@@ -86,9 +100,11 @@ export function explainExitCode(r: ExplainReport): number {
 // ---- text -------------------------------------------------------------------------------------------
 
 function endpoint(e: ExplainAnswer['src']): string {
-  if (e.kind === 'pod' && e.pod) return `pod ${e.pod.namespace}/${e.pod.name} (${e.ip}${e.pod.node ? ` on ${e.pod.node}` : ''}${e.pod.hostNetwork ? ', host network' : ''})`;
+  if (e.kind === 'pod' && e.pod)
+    return `pod ${e.pod.namespace}/${e.pod.name} (${e.ip}${e.pod.node ? ` on ${e.pod.node}` : ''}${e.pod.hostNetwork ? ', host network' : ''})`;
   if (e.kind === 'node') return `node ${e.node} (${e.ip})`;
-  if (e.kind === 'pod-network') return `${e.cidr ?? e.ip} (pod network${e.node ? `, ${e.node}'s pod CIDR` : ''}, no pod)`;
+  if (e.kind === 'pod-network')
+    return `${e.cidr ?? e.ip} (pod network${e.node ? `, ${e.node}'s pod CIDR` : ''}, no pod)`;
   return `${e.cidr ?? e.ip} (outside the cluster${e.cidr ? `, as ${e.ip}` : ''})`;
 }
 
@@ -102,7 +118,8 @@ export function tierChain(d: DirectionAnswer): string {
   const steps = (d.steps ?? []).map((s) => {
     const tier = TIER_WORDS[s.tier];
     if (s.tier === 'networkpolicy') {
-      if (s.action === 'accept') return `${tier}: allowed by ${d.rules.map((r) => `${r.namespace}/${r.name} spec.${r.direction}[${r.index}]`).join(', ')}`;
+      if (s.action === 'accept')
+        return `${tier}: allowed by ${d.rules.map((r) => `${r.namespace}/${r.name} spec.${r.direction}[${r.index}]`).join(', ')}`;
       return `${tier}: isolated, no rule allows (Deny)`;
     }
     if (!s.rule) return `${tier}: no rule matches (on)`;
@@ -138,17 +155,22 @@ function direction(name: string, dir: 'egress' | 'ingress', d: DirectionAnswer):
 export function formatExplain(r: ExplainReport): string {
   const a = r.answer;
   const out: string[] = [];
-  const port = a.packet.port !== undefined ? ` port ${a.packet.port}/${a.packet.protocol}` : ` (${a.packet.protocol}, any port)`;
+  const port =
+    a.packet.port !== undefined ? ` port ${a.packet.port}/${a.packet.protocol}` : ` (${a.packet.protocol}, any port)`;
   out.push(`${endpoint(a.src)} → ${endpoint(a.dst)}${port}`);
   out.push(`verdict: ${r.verdict === 'allowed' ? 'ALLOWED' : r.verdict === 'denied' ? 'DENIED' : 'CANNOT TELL'}`);
   out.push('', `path (${a.path.kind}${a.path.masqueraded ? ', masqueraded' : ''}):`);
   for (const s of a.path.steps) out.push(`  ${s}`);
   if (a.path.problem) out.push(`  ✗ ${a.path.problem}`);
-  if (r.kernel?.route) out.push(`  kernel on ${a.node}: ${r.kernel.route.route ?? '(no route)'}${r.kernel.route.matches ? ' — as the model says' : ''}`);
+  if (r.kernel?.route)
+    out.push(
+      `  kernel on ${a.node}: ${r.kernel.route.route ?? '(no route)'}${r.kernel.route.matches ? ' — as the model says' : ''}`,
+    );
   out.push('', 'policy:');
   if (!a.policy.available) out.push(`  ${a.policy.reason}`);
   else {
-    if (!a.policy.enforced) out.push('  (what the NetworkPolicies say; this agent does not program them, so nothing filters the packet)');
+    if (!a.policy.enforced)
+      out.push('  (what the NetworkPolicies say; this agent does not program them, so nothing filters the packet)');
     out.push(`  ${direction('egress of the source', 'egress', a.policy.egress)}`);
     out.push(`  ${direction('ingress of the destination', 'ingress', a.policy.ingress)}`);
   }
@@ -157,8 +179,13 @@ export function formatExplain(r: ExplainReport): string {
   else if (nft) {
     for (const d of nft.directions) {
       const counter = d.packets !== undefined ? `, ${d.packets} packets counted` : '';
-      out.push(`  kernel, ${d.direction} of ${d.pod?.namespace}/${d.pod?.name}: ${d.element ? `${d.map} has ${d.element}; ` : ''}${d.implementedBy}${counter}${d.matches ? '' : ` — ${d.problem}`}`);
-      for (const rule of d.rules) out.push(`    rule handle ${rule.handle} in ${rule.chain} "${rule.comment}"${rule.packets !== undefined ? `: ${rule.packets} packets` : ''}`);
+      out.push(
+        `  kernel, ${d.direction} of ${d.pod?.namespace}/${d.pod?.name}: ${d.element ? `${d.map} has ${d.element}; ` : ''}${d.implementedBy}${counter}${d.matches ? '' : ` — ${d.problem}`}`,
+      );
+      for (const rule of d.rules)
+        out.push(
+          `    rule handle ${rule.handle} in ${rule.chain} "${rule.comment}"${rule.packets !== undefined ? `: ${rule.packets} packets` : ''}`,
+        );
     }
     for (const e of nft.elsewhere) out.push(`  kernel: ${e}`);
   }
@@ -178,10 +205,25 @@ export function explainAnswerSchema(): z.ZodType<ExplainAnswer> {
     kind: z.enum(['pod', 'node', 'external', 'pod-network']),
     ip: str,
     cidr: str.optional(),
-    pod: z.object({ namespace: str, name: str, node: str.optional(), ips: z.array(str), hostNetwork: z.boolean(), labels: z.record(z.string(), z.string()) }).optional(),
+    pod: z
+      .object({
+        namespace: str,
+        name: str,
+        node: str.optional(),
+        ips: z.array(str),
+        hostNetwork: z.boolean(),
+        labels: z.record(z.string(), z.string()),
+      })
+      .optional(),
     node: str.optional(),
   });
-  const rule = z.object({ namespace: str, name: str, direction: z.enum(['ingress', 'egress']), index: z.number().int(), ruleName: str.optional() });
+  const rule = z.object({
+    namespace: str,
+    name: str,
+    direction: z.enum(['ingress', 'egress']),
+    index: z.number().int(),
+    ruleName: str.optional(),
+  });
   const step = z.object({
     tier: z.enum(['admin', 'networkpolicy', 'baseline']),
     action: z.enum(['accept', 'drop', 'pass']),
@@ -201,12 +243,26 @@ export function explainAnswerSchema(): z.ZodType<ExplainAnswer> {
     node: str,
     src: endpointSchema,
     dst: endpointSchema,
-    packet: z.object({ src: str, dst: str, protocol: z.enum(['TCP', 'UDP', 'SCTP']), port: z.number().int().optional() }),
+    packet: z.object({
+      src: str,
+      dst: str,
+      protocol: z.enum(['TCP', 'UDP', 'SCTP']),
+      port: z.number().int().optional(),
+    }),
     path: z.object({
       kind: z.enum(['same-node', 'cross-node', 'to-external', 'from-external', 'to-node', 'local', 'unroutable']),
       srcNode: str.optional(),
       dstNode: str.optional(),
-      route: z.object({ dst: str, gateway: str, dev: z.enum(['vxlan', 'underlay']), devName: str, onlink: z.boolean(), detail: str }).optional(),
+      route: z
+        .object({
+          dst: str,
+          gateway: str,
+          dev: z.enum(['vxlan', 'underlay']),
+          devName: str,
+          onlink: z.boolean(),
+          detail: str,
+        })
+        .optional(),
       masqueraded: z.boolean(),
       steps: z.array(str),
       problem: str.optional(),
@@ -232,7 +288,9 @@ export function explainReportSchema(): z.ZodType<ExplainReport> {
     answer: explainAnswerSchema(),
     kernel: z
       .object({
-        route: z.object({ route: str.optional(), strand: z.boolean(), matches: z.boolean(), problem: str.optional() }).optional(),
+        route: z
+          .object({ route: str.optional(), strand: z.boolean(), matches: z.boolean(), problem: str.optional() })
+          .optional(),
         nft: z
           .union([
             z.object({
@@ -244,7 +302,9 @@ export function explainReportSchema(): z.ZodType<ExplainReport> {
                   map: str.optional(),
                   element: str.optional(),
                   implementedBy: str,
-                  rules: z.array(z.object({ chain: str, handle: z.number().int(), comment: str, packets: z.number().optional() })),
+                  rules: z.array(
+                    z.object({ chain: str, handle: z.number().int(), comment: str, packets: z.number().optional() }),
+                  ),
                   packets: z.number().optional(),
                   matches: z.boolean(),
                   problem: str.optional(),
@@ -263,12 +323,19 @@ export function explainReportSchema(): z.ZodType<ExplainReport> {
   return reportCache;
 }
 
-
-export async function runExplain(stateDir: string, q: ExplainQuery, opts: { kernel: boolean; timeoutMs?: number }): Promise<ExplainReport | { error: string; code: number }> {
+export async function runExplain(
+  stateDir: string,
+  q: ExplainQuery,
+  opts: { kernel: boolean; timeoutMs?: number },
+): Promise<ExplainReport | { error: string; code: number }> {
   const socket = agentSocketPath(stateDir);
   const raw = await askAgent(socket, { v: HANDSHAKE_VERSION, type: 'explain', ...q }, opts.timeoutMs ?? 10_000);
   const a = unwrap(raw, 'explain', explainAnswerSchema());
-  if (a.kind === 'not-running') return { error: `explain needs the agent's view of the cluster, and no agent runs here: ${a.message}`, code: EXIT.unknown };
+  if (a.kind === 'not-running')
+    return {
+      error: `explain needs the agent's view of the cluster, and no agent runs here: ${a.message}`,
+      code: EXIT.unknown,
+    };
   if (a.kind === 'error') return { error: a.message, code: EXIT.unknown };
   const answer = a.value;
   const report: Omit<ExplainReport, 'verdict'> = { kind: 'StrandExplain', v: 1, answer, mismatches: [] };

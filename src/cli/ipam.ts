@@ -61,7 +61,12 @@ export interface IpamReport {
   networks: IpamNetworkView[];
   leaked: number;
   /** gc only. */
-  gc?: { dryRun: boolean; force: boolean; released: { network: string; ip: string; containerId: string }[]; kept: { network: string; ip: string; why: string }[] };
+  gc?: {
+    dryRun: boolean;
+    force: boolean;
+    released: { network: string; ip: string; containerId: string }[];
+    kept: { network: string; ip: string; why: string }[];
+  };
   unseen: string[];
 }
 
@@ -106,8 +111,18 @@ function podsByIp(snap: InspectSnapshot | undefined): Map<string, string> | unde
   return m;
 }
 
-function view(network: string, dir: string, r: Reservation, now: number, ctx: Omit<JudgeInput, 'network' | 'reservation'>): ReservationView {
-  const base: JudgeInput['reservation'] = { ip: formatIp(r.ip), containerId: r.containerID, ageSeconds: ageOf(dir, r.name, now) };
+function view(
+  network: string,
+  dir: string,
+  r: Reservation,
+  now: number,
+  ctx: Omit<JudgeInput, 'network' | 'reservation'>,
+): ReservationView {
+  const base: JudgeInput['reservation'] = {
+    ip: formatIp(r.ip),
+    containerId: r.containerID,
+    ageSeconds: ageOf(dir, r.name, now),
+  };
   if (r.ifname !== undefined) base.ifname = r.ifname;
   return judgeReservation({ ...ctx, network, reservation: base });
 }
@@ -123,11 +138,19 @@ export async function runIpam(paths: NodePaths, opts: IpamOptions): Promise<Ipam
   const agent = await inspectAgent(agentSocketPath(paths.stateDir));
   const snap = agent.kind === 'answer' ? agent.value : undefined;
   const unseen: string[] = [];
-  if (agent.kind !== 'answer') unseen.push(`the pods the agent sees (${agent.kind === 'not-running' ? 'the agent is not running' : agent.message}): only the host veths are proof`);
+  if (agent.kind !== 'answer')
+    unseen.push(
+      `the pods the agent sees (${agent.kind === 'not-running' ? 'the agent is not running' : agent.message}): only the host veths are proof`,
+    );
   const nl = NetlinkSocket.open();
   try {
     const present = (name: string) => findLink(nl, name) !== undefined;
-    const ctx = { vethPresent: present, podsByIp: podsByIp(snap), minAgeSeconds: opts.minAgeSeconds, force: opts.force };
+    const ctx = {
+      vethPresent: present,
+      podsByIp: podsByIp(snap),
+      minAgeSeconds: opts.minAgeSeconds,
+      force: opts.force,
+    };
     let names: string[] = [];
     try {
       names = readdirSync(conf.dataDir, { withFileTypes: true })
@@ -135,13 +158,19 @@ export async function runIpam(paths: NodePaths, opts: IpamOptions): Promise<Ipam
         .map((d) => d.name)
         .sort();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot list the IPAM data dir ${conf.dataDir}: ${(err as Error).message}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`cannot list the IPAM data dir ${conf.dataDir}: ${(err as Error).message}`, { cause: err });
       unseen.push(`the IPAM data dir ${conf.dataDir} does not exist (no pod has had an address yet)`);
     }
     const now = Date.now();
     const networks: IpamNetworkView[] = names.map((network) => {
       const dir = join(conf.dataDir, network);
-      return { network, dir, judged: network === NETWORK_NAME, reservations: readReservations(dir).map((r) => view(network, dir, r, now, ctx)) };
+      return {
+        network,
+        dir,
+        judged: network === NETWORK_NAME,
+        reservations: readReservations(dir).map((r) => view(network, dir, r, now, ctx)),
+      };
     });
     const report: IpamReport = {
       kind: 'StrandIpam',
@@ -153,7 +182,10 @@ export async function runIpam(paths: NodePaths, opts: IpamOptions): Promise<Ipam
       leaked: networks.reduce((n, net) => n + net.reservations.filter((r) => r.state === 'leaked').length, 0),
       unseen,
     };
-    if (opts.gc) report.gc = await collect(conf.dataDir, networks, opts.gc.dryRun, opts.force, (network, dir, r) => view(network, dir, r, Date.now(), ctx));
+    if (opts.gc)
+      report.gc = await collect(conf.dataDir, networks, opts.gc.dryRun, opts.force, (network, dir, r) =>
+        view(network, dir, r, Date.now(), ctx),
+      );
     return report;
   } finally {
     nl.close();
@@ -194,7 +226,14 @@ async function collect(
 }
 
 export function ipamExitCode(r: IpamReport): number {
-  if (r.gc) return r.gc.dryRun ? (r.gc.released.length > 0 ? EXIT.not : EXIT.ok) : r.leaked - r.gc.released.length > 0 ? EXIT.not : EXIT.ok;
+  if (r.gc)
+    return r.gc.dryRun
+      ? r.gc.released.length > 0
+        ? EXIT.not
+        : EXIT.ok
+      : r.leaked - r.gc.released.length > 0
+        ? EXIT.not
+        : EXIT.ok;
   return r.leaked > 0 ? EXIT.not : EXIT.ok;
 }
 
@@ -203,17 +242,26 @@ export function ipamExitCode(r: IpamReport): number {
 export function formatIpam(r: IpamReport): string {
   const out: string[] = [`IPAM data dir ${r.dataDir}`];
   for (const net of r.networks) {
-    out.push('', `network ${net.network} (${net.reservations.length} reserved)${net.judged ? '' : ': not Strand\'s, not judged'}`);
+    out.push(
+      '',
+      `network ${net.network} (${net.reservations.length} reserved)${net.judged ? '' : ": not Strand's, not judged"}`,
+    );
     for (const v of net.reservations) {
       const who = `${v.containerId.slice(0, 12)} ${v.ifname ?? '(no ifname)'}`;
       const veth = v.hostVeth ? ` ${v.hostVeth} ${v.hostVethPresent ? 'present' : 'ABSENT'}` : '';
-      out.push(`  ${v.ip.padEnd(16)} ${who.padEnd(20)}${veth}${v.pod ? ` pod ${v.pod}` : ''} ${v.state.toUpperCase()} (${v.ageSeconds} s old)`);
+      out.push(
+        `  ${v.ip.padEnd(16)} ${who.padEnd(20)}${veth}${v.pod ? ` pod ${v.pod}` : ''} ${v.state.toUpperCase()} (${v.ageSeconds} s old)`,
+      );
     }
   }
-  out.push('', `${r.leaked} leaked (host veth gone${r.minAgeSeconds > 0 ? `, older than ${r.minAgeSeconds} s` : ''}${r.agent === 'answered' ? ', no pod the agent sees' : ''})`);
+  out.push(
+    '',
+    `${r.leaked} leaked (host veth gone${r.minAgeSeconds > 0 ? `, older than ${r.minAgeSeconds} s` : ''}${r.agent === 'answered' ? ', no pod the agent sees' : ''})`,
+  );
   if (r.gc) {
     const verb = r.gc.dryRun ? 'would release' : 'released';
-    for (const x of r.gc.released) out.push(`  ${verb} ${x.ip} of ${x.network} (container ${x.containerId.slice(0, 12)})`);
+    for (const x of r.gc.released)
+      out.push(`  ${verb} ${x.ip} of ${x.network} (container ${x.containerId.slice(0, 12)})`);
     for (const x of r.gc.kept) out.push(`  kept ${x.ip} of ${x.network}: ${x.why}`);
     if (r.gc.released.length === 0) out.push(`  nothing to release`);
   }

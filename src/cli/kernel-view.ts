@@ -38,7 +38,10 @@ export interface KernelHints {
 }
 
 export function readKernelView(nl: NetlinkSocket, hints: KernelHints): KernelView {
-  const vxlan = hints.vxlanDevice !== undefined ? findLink(nl, hints.vxlanDevice) : listLinks(nl, { kind: 'vxlan' }).find((l) => VXLAN_DEVICE_PATTERN.test(l.name));
+  const vxlan =
+    hints.vxlanDevice !== undefined
+      ? findLink(nl, hints.vxlanDevice)
+      : listLinks(nl, { kind: 'vxlan' }).find((l) => VXLAN_DEVICE_PATTERN.test(l.name));
   let underlayLink: Link | undefined;
   if (hints.underlayIface !== undefined) underlayLink = findLink(nl, hints.underlayIface);
   else if (vxlan?.vxlan?.link !== undefined) underlayLink = findLink(nl, vxlan.vxlan.link);
@@ -47,7 +50,12 @@ export function readKernelView(nl: NetlinkSocket, hints: KernelHints): KernelVie
   try {
     // The agent's own rule when it was not told: the default route's interface.
     const u = detectUnderlay(nl, name);
-    underlay = { iface: u.name, addresses: u.addresses, mtu: u.mtu, offload: { ...u.offload } as Record<string, number> };
+    underlay = {
+      iface: u.name,
+      addresses: u.addresses,
+      mtu: u.mtu,
+      offload: { ...u.offload } as Record<string, number>,
+    };
     name = u.name;
     underlayLink ??= findLink(nl, u.name);
   } catch {

@@ -15,7 +15,9 @@ export async function runCli(argv: string[]): Promise<number> {
     const cli = yargs(argv);
     await cli
       .scriptName('strand')
-      .usage('$0 <command> [options]\n\nKubernetes pod networking. Called with CNI_COMMAND set, strand is a CNI plugin;\ncalled as strand-ipam, the host-local-compatible IPAM plugin.')
+      .usage(
+        '$0 <command> [options]\n\nKubernetes pod networking. Called with CNI_COMMAND set, strand is a CNI plugin;\ncalled as strand-ipam, the host-local-compatible IPAM plugin.',
+      )
       .command(versionCommand())
       .command(agentCommand((code) => (exitCode = code)))
       .command(installCommand((code) => (exitCode = code)))
@@ -30,7 +32,9 @@ export async function runCli(argv: string[]): Promise<number> {
       .version(strandVersion)
       .fail((msg, err, y) => {
         exitCode = 2;
-        const flag = msg?.startsWith('Unknown argument') ? unknownFlag(argv, (cli as unknown as { getOptions(): DefinedOptions }).getOptions()) : undefined;
+        const flag = msg?.startsWith('Unknown argument')
+          ? unknownFlag(argv, (cli as unknown as { getOptions(): DefinedOptions }).getOptions())
+          : undefined;
         if (flag !== undefined) {
           // One line naming the flag as typed, prefixed like the commands' own refusals; yargs' own
           // text names it twice (kebab and camel case) and reads --no-x as a negated x.
@@ -80,4 +84,3 @@ export function unknownFlag(argv: readonly string[], options: DefinedOptions): s
 function commandOf(argv: readonly string[]): string {
   return argv.find((token) => !token.startsWith('-')) ?? '';
 }
-

@@ -35,9 +35,14 @@ export function readConflist(cniConfDir: string): ConflistFile {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return { path, ok: false, error: e.code === 'ENOENT' ? 'missing (the agent writes it once the node is set up)' : e.message };
+    return {
+      path,
+      ok: false,
+      error: e.code === 'ENOENT' ? 'missing (the agent writes it once the node is set up)' : e.message,
+    };
   }
-  if (!isStrandConflist(text)) return { path, ok: false, error: `not Strand's (no "name": "${NETWORK_NAME}" with the strand.dev/managed marker)` };
+  if (!isStrandConflist(text))
+    return { path, ok: false, error: `not Strand's (no "name": "${NETWORK_NAME}" with the strand.dev/managed marker)` };
   const list = JSON.parse(text) as { name: string; cniVersion?: string; plugins?: Record<string, unknown>[] };
   const first = list.plugins?.[0];
   if (!first || first.type !== 'strand') return { path, ok: false, error: 'its first plugin is not strand' };
@@ -49,7 +54,15 @@ export function readConflist(cniConfDir: string): ConflistFile {
  * --ipam-data-dir and --state-dir taking precedence; without a conflist, the agent's defaults.
  */
 export function ipamConfigOf(paths: NodePaths, conflist: ConflistFile): IpamConfig {
-  const base = conflist.netconf ?? { name: NETWORK_NAME, ipam: { type: 'strand-ipam', subnet: 'usePodCidr', stateDir: paths.stateDir, dataDir: CONFLIST_DEFAULTS.ipamDataDir } };
+  const base = conflist.netconf ?? {
+    name: NETWORK_NAME,
+    ipam: {
+      type: 'strand-ipam',
+      subnet: 'usePodCidr',
+      stateDir: paths.stateDir,
+      dataDir: CONFLIST_DEFAULTS.ipamDataDir,
+    },
+  };
   const ipam: Record<string, unknown> = { ...(base.ipam as Record<string, unknown>), stateDir: paths.stateDir };
   if (paths.ipamDataDir !== undefined) ipam.dataDir = paths.ipamDataDir;
   return loadIpamConfig({ ...base, ipam }, typeof base.name === 'string' ? base.name : NETWORK_NAME);
@@ -62,6 +75,11 @@ export function ipamUsage(paths: NodePaths, conflist: ConflistFile): IpamNetwork
     conf = ipamConfigOf(paths, conflist);
     return { network: conf.network, dir: join(conf.dataDir, conf.network), ranges: addressUsage(conf).map(usageOf) };
   } catch (err) {
-    return { network: conf?.network ?? NETWORK_NAME, dir: conf ? join(conf.dataDir, conf.network) : '', ranges: [], error: (err as Error).message };
+    return {
+      network: conf?.network ?? NETWORK_NAME,
+      dir: conf ? join(conf.dataDir, conf.network) : '',
+      ranges: [],
+      error: (err as Error).message,
+    };
   }
 }

@@ -16,10 +16,29 @@ import { DEFAULT_CNI_CONF_DIR } from './commands/install.ts';
 /** --state-dir, --ipam-data-dir, --cni-conf-dir, -o. The kernel read is that of the namespace the command runs in. */
 export function nodeOptions<T>(y: Argv<T>) {
   return y
-    .option('state-dir', { type: 'string', default: DEFAULT_STATE_DIR, describe: "the agent's state dir (node.json, agent.sock)", requiresArg: true })
-    .option('ipam-data-dir', { type: 'string', describe: `strand-ipam's data dir (default: the conflist's ipam.dataDir, else ${CONFLIST_DEFAULTS.ipamDataDir})`, requiresArg: true })
-    .option('cni-conf-dir', { type: 'string', default: DEFAULT_CNI_CONF_DIR, describe: 'where the CNI configuration list is (10-strand.conflist)', requiresArg: true })
-    .option('output', { alias: 'o', choices: ['text', 'json'] as const, default: 'text' as 'text' | 'json', describe: 'text for people, json for scripts (one object; its zod schema is in src/cli/)' });
+    .option('state-dir', {
+      type: 'string',
+      default: DEFAULT_STATE_DIR,
+      describe: "the agent's state dir (node.json, agent.sock)",
+      requiresArg: true,
+    })
+    .option('ipam-data-dir', {
+      type: 'string',
+      describe: `strand-ipam's data dir (default: the conflist's ipam.dataDir, else ${CONFLIST_DEFAULTS.ipamDataDir})`,
+      requiresArg: true,
+    })
+    .option('cni-conf-dir', {
+      type: 'string',
+      default: DEFAULT_CNI_CONF_DIR,
+      describe: 'where the CNI configuration list is (10-strand.conflist)',
+      requiresArg: true,
+    })
+    .option('output', {
+      alias: 'o',
+      choices: ['text', 'json'] as const,
+      default: 'text' as 'text' | 'json',
+      describe: 'text for people, json for scripts (one object; its zod schema is in src/cli/)',
+    });
 }
 
 export interface NodePaths {
@@ -29,7 +48,11 @@ export interface NodePaths {
   ipamDataDir: string | undefined;
 }
 
-export function nodePaths(a: { 'state-dir': string; 'cni-conf-dir': string; 'ipam-data-dir'?: string | undefined }): NodePaths {
+export function nodePaths(a: {
+  'state-dir': string;
+  'cni-conf-dir': string;
+  'ipam-data-dir'?: string | undefined;
+}): NodePaths {
   return { stateDir: a['state-dir'], cniConfDir: a['cni-conf-dir'], ipamDataDir: a['ipam-data-dir'] };
 }
 

@@ -20,7 +20,8 @@ export async function gatherStatus(paths: NodePaths, opts: { timeoutMs?: number 
   const inputs: StatusInputs = {
     socket,
     bridgeName: bridge,
-    agent: agent.kind === 'answer' ? { kind: 'answer', value: agent.value } : { kind: agent.kind, message: agent.message },
+    agent:
+      agent.kind === 'answer' ? { kind: 'answer', value: agent.value } : { kind: agent.kind, message: agent.message },
     nodeState,
     conflist: { path: conflist.path, ok: conflist.ok, ...(conflist.error ? { error: conflist.error } : {}) },
     ipam: [ipamUsage(paths, conflist)],

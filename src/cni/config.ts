@@ -37,7 +37,10 @@ export const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export function parseFields<T extends z.ZodType>(schema: T, raw: unknown, prefix = ''): z.infer<T> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network configuration: ${describeIssues(parsed.error, prefix)}`);
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `invalid network configuration: ${describeIssues(parsed.error, prefix)}`,
+    );
   }
   return parsed.data;
 }
@@ -69,7 +72,10 @@ export function makeBaseSchema(): z.ZodType {
   const z = zod();
   const attachment = z.object({ containerID: z.string().min(1), ifname: z.string().min(1) });
   return z.looseObject({
-    type: z.string().min(1).refine((t) => !/[/\\]/.test(t), 'must not contain "/" or "\\"'),
+    type: z
+      .string()
+      .min(1)
+      .refine((t) => !/[/\\]/.test(t), 'must not contain "/" or "\\"'),
     ipam: z.looseObject({ type: z.string().optional() }).optional(),
     dns: z
       .object({
@@ -114,7 +120,14 @@ function plainAttachments(v: unknown): Attachment[] | null | undefined | false {
   if (!Array.isArray(v)) return false;
   const out: Attachment[] = [];
   for (const a of v) {
-    if (!isObject(a) || typeof a.containerID !== 'string' || a.containerID === '' || typeof a.ifname !== 'string' || a.ifname === '') return false;
+    if (
+      !isObject(a) ||
+      typeof a.containerID !== 'string' ||
+      a.containerID === '' ||
+      typeof a.ifname !== 'string' ||
+      a.ifname === ''
+    )
+      return false;
     out.push({ containerID: a.containerID, ifname: a.ifname });
   }
   return out;
@@ -133,10 +146,15 @@ function plainLooseBool(v: unknown): boolean | undefined {
 export function plainBase(raw: Json): BaseFields | undefined {
   const { type, ipam, dns, runtimeConfig, capabilities, args } = raw;
   if (typeof type !== 'string' || type === '' || /[/\\]/.test(type)) return undefined;
-  if (ipam !== undefined && !(isObject(ipam) && optional(ipam.type, (t): t is string => typeof t === 'string'))) return undefined;
+  if (ipam !== undefined && !(isObject(ipam) && optional(ipam.type, (t): t is string => typeof t === 'string')))
+    return undefined;
   if (runtimeConfig !== undefined && !isObject(runtimeConfig)) return undefined;
   if (args !== undefined && !isObject(args)) return undefined;
-  if (capabilities !== undefined && !(isObject(capabilities) && Object.values(capabilities).every((c) => typeof c === 'boolean'))) return undefined;
+  if (
+    capabilities !== undefined &&
+    !(isObject(capabilities) && Object.values(capabilities).every((c) => typeof c === 'boolean'))
+  )
+    return undefined;
   const disableCheck = plainLooseBool(raw.disableCheck);
   const disableGC = plainLooseBool(raw.disableGC);
   if (disableCheck === undefined || disableGC === undefined) return undefined;
@@ -193,19 +211,29 @@ export function loadNetConf(stdin: string, verb: Verb): { conf: NetConf; raw: Re
   }
   const cniVersions = raw.cniVersions;
   if (cniVersions !== undefined && (!Array.isArray(cniVersions) || !cniVersions.every((v) => typeof v === 'string'))) {
-    throw new CniError(ErrorCode.DecodingFailure, 'failed to decode network configuration: cniVersions is not a list of strings');
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      'failed to decode network configuration: cniVersions is not a list of strings',
+    );
   }
   const version = negotiateVersion(cniVersion, cniVersions as string[] | undefined);
   const since = VERB_SINCE[verb];
   if (since && !atLeast(version, since)) {
-    throw new CniError(ErrorCode.IncompatibleVersion, `config version ${version} does not allow ${verb}`, `${verb} needs cniVersion ${since} or later`);
+    throw new CniError(
+      ErrorCode.IncompatibleVersion,
+      `config version ${version} does not allow ${verb}`,
+      `${verb} needs cniVersion ${since} or later`,
+    );
   }
   const name = raw.name;
   if (typeof name !== 'string' || name === '') {
     throw new CniError(ErrorCode.InvalidNetworkConfig, 'missing network name');
   }
   if (!NETWORK_NAME.test(name)) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network name "${name}": must match ${NETWORK_NAME.source}`);
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `invalid network name "${name}": must match ${NETWORK_NAME.source}`,
+    );
   }
   const base = plainBase(raw) ?? (parseFields((baseSchema ??= makeBaseSchema()), raw) as BaseFields);
   const conf: NetConf = {

@@ -30,14 +30,28 @@ export function findPlugin(type: string, path: readonly string[]): string {
  * Runs `type` for `verb`. ADD returns its parsed result; the other verbs return undefined. A delegate
  * error object keeps its own code and message.
  */
-export async function execDelegate(type: string, verb: Exclude<Verb, 'VERSION'>, env: CniEnv, stdin: string): Promise<Result | undefined> {
+export async function execDelegate(
+  type: string,
+  verb: Exclude<Verb, 'VERSION'>,
+  env: CniEnv,
+  stdin: string,
+): Promise<Result | undefined> {
   const plugin = findPlugin(type, env.path);
   // node:child_process only when there is a delegate to run (its loading is about 1.5 ms of a start).
   const { spawnSync } = await import('node:child_process');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, CNI_COMMAND: verb, CNI_PATH: env.path.join(':') };
-  const r = spawnSync(plugin, [], { env: childEnv, input: stdin, encoding: 'utf8', timeout: DELEGATE_TIMEOUT_MS, maxBuffer: 16 << 20 });
+  const r = spawnSync(plugin, [], {
+    env: childEnv,
+    input: stdin,
+    encoding: 'utf8',
+    timeout: DELEGATE_TIMEOUT_MS,
+    maxBuffer: 16 << 20,
+  });
   if (r.error) {
-    throw new CniError(ErrorCode.DelegateFailure, `failed to run delegated plugin ${plugin} for ${verb}: ${r.error.message}`);
+    throw new CniError(
+      ErrorCode.DelegateFailure,
+      `failed to run delegated plugin ${plugin} for ${verb}: ${r.error.message}`,
+    );
   }
   const out = (r.stdout ?? '').trim();
   if (r.status !== 0) {
@@ -58,7 +72,10 @@ export async function execDelegate(type: string, verb: Exclude<Verb, 'VERSION'>,
   try {
     json = JSON.parse(out);
   } catch {
-    throw new CniError(ErrorCode.DecodingFailure, `failed to decode the result of delegated plugin ${type}: ${out.slice(0, 200)}`);
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      `failed to decode the result of delegated plugin ${type}: ${out.slice(0, 200)}`,
+    );
   }
   return parseResult(json, `the result of delegated plugin ${type}`);
 }

@@ -47,7 +47,11 @@ export function interfaceNameProblem(name: string): string | undefined {
 export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
   const raw = env.CNI_COMMAND ?? '';
   if (!isVerb(raw)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND "${raw}"`, `expected one of ${VERBS.join(', ')}`);
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `unknown CNI_COMMAND "${raw}"`,
+      `expected one of ${VERBS.join(', ')}`,
+    );
   }
   const command = raw;
   const missing = REQUIRED[command].filter((k) => !env[k]);

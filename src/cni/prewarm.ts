@@ -19,11 +19,26 @@ export async function prewarm(): Promise<void> {
     cniVersion: '1.1.0',
     name: 'prewarm',
     type: 'strand',
-    ipam: { type: 'strand-ipam', ranges: [[{ subnet: '10.0.0.0/24' }], [{ subnet: 'fd00::/64' }]], routes: [{ dst: '0.0.0.0/0' }] },
-    prevResult: { cniVersion: '1.1.0', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [{ address: '10.0.0.2/24', interface: 0 }], routes: [{ dst: '0.0.0.0/0' }], dns: {} },
+    ipam: {
+      type: 'strand-ipam',
+      ranges: [[{ subnet: '10.0.0.0/24' }], [{ subnet: 'fd00::/64' }]],
+      routes: [{ dst: '0.0.0.0/0' }],
+    },
+    prevResult: {
+      cniVersion: '1.1.0',
+      interfaces: [{ name: 'eth0', sandbox: '/x' }],
+      ips: [{ address: '10.0.0.2/24', interface: 0 }],
+      routes: [{ dst: '0.0.0.0/0' }],
+      dns: {},
+    },
   });
   const { conf, raw } = loadNetConf(stdin, 'ADD');
-  const inv: Invocation = { env: { command: 'ADD', containerId: 'x', netns: '/x', ifname: 'eth0', args: '', path: [] }, conf, raw, stdin };
+  const inv: Invocation = {
+    env: { command: 'ADD', containerId: 'x', netns: '/x', ifname: 'eth0', args: '', path: [] },
+    conf,
+    raw,
+    stdin,
+  };
   loadPluginConfig(inv);
   loadIpamConfig(raw, conf.name, '');
   parseResult({ ips: [{ address: '10.0.0.2/24' }] }, 'prewarm');

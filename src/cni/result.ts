@@ -206,7 +206,11 @@ const isStr = (v: unknown): v is string => typeof v === 'string';
  * Copies the keys of `v` that `fields` names after checking each (absent is fine), as z.object does
  * (unknown keys dropped); undefined when a field fails its check.
  */
-function plainFields<T>(v: unknown, fields: Record<string, (x: unknown) => boolean>, required: readonly string[] = []): T | undefined {
+function plainFields<T>(
+  v: unknown,
+  fields: Record<string, (x: unknown) => boolean>,
+  required: readonly string[] = [],
+): T | undefined {
   if (!isObject(v)) return undefined;
   const out: Json = {};
   for (const k of required) if (v[k] === undefined) return undefined;
@@ -238,7 +242,11 @@ const ROUTE_FIELDS = {
 const nullishStrings = (x: unknown) => x === null || isStringArray(x);
 const DNS_FIELDS = { nameservers: nullishStrings, domain: isStr, search: nullishStrings, options: nullishStrings };
 
-function plainList<T>(v: unknown, fields: Record<string, (x: unknown) => boolean>, required: readonly string[]): T[] | null | undefined | false {
+function plainList<T>(
+  v: unknown,
+  fields: Record<string, (x: unknown) => boolean>,
+  required: readonly string[],
+): T[] | null | undefined | false {
   if (v === undefined || v === null) return v;
   if (!Array.isArray(v)) return false;
   const out: T[] = [];
@@ -291,7 +299,10 @@ export function parseResult(json: unknown, what: string): Result {
   if (src.ips?.length) {
     out.ips = src.ips.map((ip) => {
       if (ip.version && ip.version !== ipVersionOf(ip.address)) {
-        throw new CniError(ErrorCode.DecodingFailure, `could not parse ${what}: address ${ip.address} is not IPv${ip.version}`);
+        throw new CniError(
+          ErrorCode.DecodingFailure,
+          `could not parse ${what}: address ${ip.address} is not IPv${ip.version}`,
+        );
       }
       return defined({ address: ip.address, gateway: ip.gateway, interface: ip.interface ?? undefined });
     });

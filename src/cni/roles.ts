@@ -10,7 +10,10 @@ export function isIpamName(called: string): boolean {
 }
 
 export function runIpamRole(): Promise<number> {
-  return runCni(`CNI strand-ipam plugin ${strandVersion} (host-local compatible)`, async () => (await import('../ipam/plugin.ts')).ipamPlugin);
+  return runCni(
+    `CNI strand-ipam plugin ${strandVersion} (host-local compatible)`,
+    async () => (await import('../ipam/plugin.ts')).ipamPlugin,
+  );
 }
 
 export function runStrandRole(): Promise<number> {

@@ -90,7 +90,11 @@ function errorVersion(stdin: string | undefined): string {
  * that need it: the "about" text and VERSION are answered before any of its modules (zod schemas,
  * koffi, pino) are initialised, which keeps them at a bare Node start.
  */
-export async function runCni(about: string, loadPlugin: () => Promise<CniPlugin>, io: CniIo = processIo): Promise<number> {
+export async function runCni(
+  about: string,
+  loadPlugin: () => Promise<CniPlugin>,
+  io: CniIo = processIo,
+): Promise<number> {
   if (!io.env.CNI_COMMAND) {
     io.writeStderr(`${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
@@ -116,7 +120,11 @@ export async function runCni(about: string, loadPlugin: () => Promise<CniPlugin>
   }
 }
 
-async function dispatch(plugin: CniPlugin, verb: Exclude<Verb, 'VERSION'>, inv: Invocation): Promise<Result | undefined> {
+async function dispatch(
+  plugin: CniPlugin,
+  verb: Exclude<Verb, 'VERSION'>,
+  inv: Invocation,
+): Promise<Result | undefined> {
   switch (verb) {
     case 'ADD':
       return plugin.add(inv);

@@ -111,7 +111,8 @@ export function strandConflist(opts: ConflistOptions = {}): Record<string, unkno
 
 function chainedEntry(type: string): Record<string, unknown> {
   const entry = (CHAINED_ENTRIES as Record<string, Record<string, unknown> | undefined>)[type];
-  if (!entry) throw new Error(`no configuration for a chained plugin "${type}" (Strand chains ${CHAINED_PLUGINS.join(', ')})`);
+  if (!entry)
+    throw new Error(`no configuration for a chained plugin "${type}" (Strand chains ${CHAINED_PLUGINS.join(', ')})`);
   return structuredClone(entry);
 }
 
@@ -132,5 +133,7 @@ export function isStrandConflist(text: string): boolean {
 
 function definedOnly(o: ConflistOptions): Partial<typeof CONFLIST_DEFAULTS> {
   const { bridge, stateDir, ipamDataDir, logFile } = o;
-  return Object.fromEntries(Object.entries({ bridge, stateDir, ipamDataDir, logFile }).filter(([, v]) => v !== undefined));
+  return Object.fromEntries(
+    Object.entries({ bridge, stateDir, ipamDataDir, logFile }).filter(([, v]) => v !== undefined),
+  );
 }

@@ -46,7 +46,6 @@ export function nodeStatePath(stateDir: string): string {
   return join(stateDir, NODE_STATE_FILE);
 }
 
-
 let schema: z.ZodType<NodeState> | undefined;
 // Built on first use: schema construction costs start-up time on the CNI path.
 export function nodeStateSchema(): z.ZodType<NodeState> {
@@ -61,9 +60,7 @@ export function nodeStateSchema(): z.ZodType<NodeState> {
     podCIDRs: z.array(cidr),
     clusterCIDRs: z.array(cidr),
     mtu: z.number().int().min(68).max(65535),
-    podOffload: z
-      .object({ gsoMaxSize: size, groMaxSize: size, gsoIpv4MaxSize: size, groIpv4MaxSize: size })
-      .optional(),
+    podOffload: z.object({ gsoMaxSize: size, groMaxSize: size, gsoIpv4MaxSize: size, groIpv4MaxSize: size }).optional(),
     backend: z.enum(BACKENDS),
     agentSocket: z.string().min(1).optional(),
     updatedAt: z.iso.datetime({ offset: true }),
@@ -71,7 +68,8 @@ export function nodeStateSchema(): z.ZodType<NodeState> {
   return schema;
 }
 
-const isCidrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((c) => typeof c === 'string' && isCidr(c));
+const isCidrList = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((c) => typeof c === 'string' && isCidr(c));
 // What z.iso.datetime({ offset: true }) takes, for the times the agent writes (toISOString's shape).
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
@@ -86,7 +84,8 @@ export function plainNodeState(v: unknown): NodeState | undefined {
   if (!isCidrList(podCIDRs) || !isCidrList(clusterCIDRs) || !isIntIn(mtu, 68, 65535)) return undefined;
   if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend)) return undefined;
   if (agentSocket !== undefined && (typeof agentSocket !== 'string' || agentSocket === '')) return undefined;
-  if (typeof updatedAt !== 'string' || !ISO_UTC.test(updatedAt) || Number.isNaN(Date.parse(updatedAt))) return undefined;
+  if (typeof updatedAt !== 'string' || !ISO_UTC.test(updatedAt) || Number.isNaN(Date.parse(updatedAt)))
+    return undefined;
   let sizes: OffloadSizes | undefined;
   if (podOffload !== undefined) {
     if (!isObject(podOffload)) return undefined;
@@ -136,7 +135,10 @@ export function readNodeState(stateDir: string): NodeState {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') {
-      throw new CniError(ErrorCode.TryAgainLater, `node state ${path} not found: the strand agent has not written this node's pod CIDR yet`);
+      throw new CniError(
+        ErrorCode.TryAgainLater,
+        `node state ${path} not found: the strand agent has not written this node's pod CIDR yet`,
+      );
     }
     throw new CniError(ErrorCode.TryAgainLater, `could not read node state ${path}: ${e.message}`);
   }

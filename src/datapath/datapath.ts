@@ -68,9 +68,19 @@ export function underlayPrefixes(nl: NetlinkSocket, underlayIface: string): stri
 export function readActual(nl: NetlinkSocket, devices: Devices): ActualState {
   const routes = listRoutes(nl, { table: RT_TABLE_MAIN })
     .filter((r) => r.protocol === STRAND_ROUTE_PROTOCOL)
-    .map((r) => ({ dst: r.dst, gateway: r.gateway, oif: r.oif, onlink: (r.flags & RTNH_F_ONLINK) !== 0, metric: r.metric }));
+    .map((r) => ({
+      dst: r.dst,
+      gateway: r.gateway,
+      oif: r.oif,
+      onlink: (r.flags & RTNH_F_ONLINK) !== 0,
+      metric: r.metric,
+    }));
   if (!devices.vxlan) return { routes, neighbours: [], fdb: [] };
-  const neighbours = listNeighbours(nl, { link: devices.vxlan.index }).map((n) => ({ ip: n.ip, mac: n.mac, permanent: n.permanent }));
+  const neighbours = listNeighbours(nl, { link: devices.vxlan.index }).map((n) => ({
+    ip: n.ip,
+    mac: n.mac,
+    permanent: n.permanent,
+  }));
   const fdb = listFdbEntries(nl, { link: devices.vxlan.index })
     .filter((e) => e.self && e.permanent && e.master === undefined)
     .map((e) => ({ mac: e.mac, dst: e.dst }));
@@ -103,7 +113,8 @@ function applyOne(nl: NetlinkSocket, op: PlanOp, vxlanIndex: number | undefined)
     case 'fdb':
       if (vxlanIndex === undefined) throw new Error('no VXLAN device');
       if (op.action === 'delete') {
-        const spec = op.dst !== undefined ? { link: vxlanIndex, mac: op.mac, dst: op.dst } : { link: vxlanIndex, mac: op.mac };
+        const spec =
+          op.dst !== undefined ? { link: vxlanIndex, mac: op.mac, dst: op.dst } : { link: vxlanIndex, mac: op.mac };
         deleteFdbEntry(nl, spec);
       } else {
         addFdbEntry(nl, { link: vxlanIndex, mac: op.mac, dst: op.dst ?? '' }, { replace: true });
@@ -113,7 +124,12 @@ function applyOne(nl: NetlinkSocket, op: PlanOp, vxlanIndex: number | undefined)
 }
 
 /** Applies the operations in order; one that fails becomes a problem and the rest still run. */
-export function applyPlan(nl: NetlinkSocket, ops: readonly PlanOp[], vxlanIndex: number | undefined, report: ReconcileReport): void {
+export function applyPlan(
+  nl: NetlinkSocket,
+  ops: readonly PlanOp[],
+  vxlanIndex: number | undefined,
+  report: ReconcileReport,
+): void {
   for (const op of ops) {
     const change: Change = { object: op.object, detail: op.detail };
     if (op.peer !== undefined) change.peer = op.peer;
@@ -149,7 +165,10 @@ export function reconcileEntries(
   report: ReconcileReport,
 ): void {
   const self = { name: local.name, podCidrs: local.podCidrs, serviceCidrs: local.serviceCidrs ?? [] };
-  const desired = desiredState({ mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) }, peers);
+  const desired = desiredState(
+    { mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) },
+    peers,
+  );
   report.problems.push(...desired.problems);
   const plan = planChanges(desired, readActual(nl, devices), devices);
   report.unchanged += plan.unchanged;
@@ -199,7 +218,8 @@ export function forwardingWarnings(netns: string | undefined, podCidrs: readonly
   const out: string[] = [];
   const check = (key: string, family: number) => {
     try {
-      if (readSysctl(key, opts).trim() !== '1') out.push(`${key} is not 1: pods on other nodes cannot reach this node's IPv${family} pods`);
+      if (readSysctl(key, opts).trim() !== '1')
+        out.push(`${key} is not 1: pods on other nodes cannot reach this node's IPv${family} pods`);
     } catch (err) {
       out.push(`could not read ${key}: ${message(err)}`);
     }

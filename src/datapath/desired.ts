@@ -127,7 +127,9 @@ function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], pro
   for (const cidr of local.serviceCidrs ?? []) {
     const clash = claimed.claim(cidr, SERVICE_OWNER);
     if (clash) {
-      problems.push({ message: `this node's pod CIDR ${clash.cidr} overlaps the service range ${cidr}; that range is not checked` });
+      problems.push({
+        message: `this node's pod CIDR ${clash.cidr} overlaps the service range ${cidr}; that range is not checked`,
+      });
     }
   }
   const refused = new Map<Peer, Refusals>();
@@ -156,7 +158,8 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
   const out: DesiredState = { routes: [], neighbours: [], fdb: [], problems: [] };
   const macOwners = new Map<string, string>();
   if (mode.kind === 'vxlan') macOwners.set(mode.vtepMac, '');
-  const sameSegment = (ip: string) => input.underlayPrefixes.some((p) => familyOf(p) === familyOf(ip) && cidrContains(p, ip));
+  const sameSegment = (ip: string) =>
+    input.underlayPrefixes.some((p) => familyOf(p) === familyOf(ip) && cidrContains(p, ip));
   const segments = () => (input.underlayPrefixes.length > 0 ? input.underlayPrefixes.join(', ') : 'no address');
 
   // Read every peer first (name order; problems kept per peer so that they come out in name order),
@@ -201,7 +204,9 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
         continue;
       }
       if (direct && !sameSegment(underlay!)) {
-        problem(`underlay address ${underlay} is not on this node's layer-2 segment (${segments()}): host-gw cannot use it as a next hop; no route to ${dst}`);
+        problem(
+          `underlay address ${underlay} is not on this node's layer-2 segment (${segments()}): host-gw cannot use it as a next hop; no route to ${dst}`,
+        );
         continue;
       }
       if (direct) {
@@ -225,7 +230,8 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
       } else if (owner !== undefined) {
         problem(`VTEP MAC ${mac} is also ${owner === '' ? "this node's" : `node ${owner}'s`}; no VXLAN entries`);
       }
-      if (endpoint === undefined) problem(`no IPv${mode.vtepFamily} underlay address for the VXLAN endpoint; no VXLAN entries`);
+      if (endpoint === undefined)
+        problem(`no IPv${mode.vtepFamily} underlay address for the VXLAN endpoint; no VXLAN entries`);
       if (mac === undefined || owner !== undefined || endpoint === undefined) {
         // Keep the direct routes this peer may have; drop everything that needs the tunnel. (Its
         // CIDRs stay claimed: a newer Node does not take them over because this one lacks a MAC.)

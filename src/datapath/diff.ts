@@ -99,7 +99,12 @@ export function describeRouteEntry(dst: string, gateway: string | undefined, dev
   return `${dst}${gateway !== undefined ? ` via ${gateway}` : ''} dev ${dev}${onlink ? ' onlink' : ''}`;
 }
 
-function routeOps(desired: readonly DesiredRoute[], actual: readonly ActualRoute[], devices: Devices, unchanged: { n: number }): { changes: RouteOp[]; stale: RouteOp[] } {
+function routeOps(
+  desired: readonly DesiredRoute[],
+  actual: readonly ActualRoute[],
+  devices: Devices,
+  unchanged: { n: number },
+): { changes: RouteOp[]; stale: RouteOp[] } {
   const changes: RouteOp[] = [];
   const stale: RouteOp[] = [];
   const byDst = new Map<string, ActualRoute[]>();
@@ -118,7 +123,9 @@ function routeOps(desired: readonly DesiredRoute[], actual: readonly ActualRoute
       oif: r.oif,
       onlink: r.onlink,
       metric: r.metric,
-      detail: describeRouteEntry(r.dst, r.gateway, nameOf(devices, r.oif), r.onlink) + (isDefaultMetric(r.dst, r.metric) ? '' : ` metric ${r.metric}`),
+      detail:
+        describeRouteEntry(r.dst, r.gateway, nameOf(devices, r.oif), r.onlink) +
+        (isDefaultMetric(r.dst, r.metric) ? '' : ` metric ${r.metric}`),
     });
 
   for (const want of desired) {
@@ -141,14 +148,20 @@ function routeOps(desired: readonly DesiredRoute[], actual: readonly ActualRoute
       metric: undefined,
       detail: describeRouteEntry(want.dst, want.gateway, dev.name, want.onlink),
     };
-    if (current && current.gateway === want.gateway && current.oif === dev.index && current.onlink === want.onlink) unchanged.n++;
+    if (current && current.gateway === want.gateway && current.oif === dev.index && current.onlink === want.onlink)
+      unchanged.n++;
     else changes.push(op);
   }
   for (const rest of byDst.values()) for (const r of rest) remove(r);
   return { changes, stale };
 }
 
-function neighbourOps(desired: readonly DesiredNeighbour[], actual: readonly ActualNeighbour[], device: string, unchanged: { n: number }): { changes: NeighbourOp[]; stale: NeighbourOp[] } {
+function neighbourOps(
+  desired: readonly DesiredNeighbour[],
+  actual: readonly ActualNeighbour[],
+  device: string,
+  unchanged: { n: number },
+): { changes: NeighbourOp[]; stale: NeighbourOp[] } {
   const changes: NeighbourOp[] = [];
   const stale: NeighbourOp[] = [];
   const byIp = new Map(actual.map((n) => [n.ip, n]));
@@ -160,17 +173,37 @@ function neighbourOps(desired: readonly DesiredNeighbour[], actual: readonly Act
       continue;
     }
     // A non-permanent entry (the kernel tried ARP before we were here) is replaced as well.
-    changes.push({ object: 'neighbour', action: have ? 'replace' : 'add', peer: want.peer, ip: want.ip, mac: want.mac, detail: `${want.ip} lladdr ${want.mac} dev ${device}` });
+    changes.push({
+      object: 'neighbour',
+      action: have ? 'replace' : 'add',
+      peer: want.peer,
+      ip: want.ip,
+      mac: want.mac,
+      detail: `${want.ip} lladdr ${want.mac} dev ${device}`,
+    });
   }
   // Entries the kernel made itself (incomplete, failed, multicast) age out on their own; only
   // permanent ones are ours to remove.
   for (const n of byIp.values()) {
-    if (n.permanent) stale.push({ object: 'neighbour', action: 'delete', peer: undefined, ip: n.ip, mac: n.mac, detail: `${n.ip} lladdr ${n.mac ?? '?'} dev ${device}` });
+    if (n.permanent)
+      stale.push({
+        object: 'neighbour',
+        action: 'delete',
+        peer: undefined,
+        ip: n.ip,
+        mac: n.mac,
+        detail: `${n.ip} lladdr ${n.mac ?? '?'} dev ${device}`,
+      });
   }
   return { changes, stale };
 }
 
-function fdbOps(desired: readonly DesiredFdb[], actual: readonly ActualFdb[], device: string, unchanged: { n: number }): { changes: FdbOp[]; stale: FdbOp[] } {
+function fdbOps(
+  desired: readonly DesiredFdb[],
+  actual: readonly ActualFdb[],
+  device: string,
+  unchanged: { n: number },
+): { changes: FdbOp[]; stale: FdbOp[] } {
   const changes: FdbOp[] = [];
   const stale: FdbOp[] = [];
   const byMac = new Map<string, ActualFdb[]>();
@@ -179,8 +212,10 @@ function fdbOps(desired: readonly DesiredFdb[], actual: readonly ActualFdb[], de
     list.push(e);
     byMac.set(e.mac, list);
   }
-  const detail = (mac: string, dst: string | undefined) => `${mac} dev ${device}${dst !== undefined ? ` dst ${dst}` : ''} self permanent`;
-  const remove = (e: ActualFdb, peer?: string) => stale.push({ object: 'fdb', action: 'delete', peer, mac: e.mac, dst: e.dst, detail: detail(e.mac, e.dst) });
+  const detail = (mac: string, dst: string | undefined) =>
+    `${mac} dev ${device}${dst !== undefined ? ` dst ${dst}` : ''} self permanent`;
+  const remove = (e: ActualFdb, peer?: string) =>
+    stale.push({ object: 'fdb', action: 'delete', peer, mac: e.mac, dst: e.dst, detail: detail(e.mac, e.dst) });
   for (const want of desired) {
     const have = byMac.get(want.mac) ?? [];
     byMac.delete(want.mac);
@@ -192,7 +227,14 @@ function fdbOps(desired: readonly DesiredFdb[], actual: readonly ActualFdb[], de
       unchanged.n++;
       continue;
     }
-    changes.push({ object: 'fdb', action: keep ? 'replace' : 'add', peer: want.peer, mac: want.mac, dst: want.dst, detail: detail(want.mac, want.dst) });
+    changes.push({
+      object: 'fdb',
+      action: keep ? 'replace' : 'add',
+      peer: want.peer,
+      mac: want.mac,
+      dst: want.dst,
+      detail: detail(want.mac, want.dst),
+    });
   }
   for (const rest of byMac.values()) for (const e of rest) remove(e);
   return { changes, stale };
@@ -210,7 +252,15 @@ export function planChanges(desired: DesiredState, actual: ActualState, devices:
   const fdbDuplicates = fdb.stale.filter((op) => op.peer !== undefined);
   const fdbStale = fdb.stale.filter((op) => op.peer === undefined);
   return {
-    ops: [...routes.stale, ...fdbDuplicates, ...fdb.changes, ...neighbours.changes, ...routes.changes, ...neighbours.stale, ...fdbStale],
+    ops: [
+      ...routes.stale,
+      ...fdbDuplicates,
+      ...fdb.changes,
+      ...neighbours.changes,
+      ...routes.changes,
+      ...neighbours.stale,
+      ...fdbStale,
+    ],
     unchanged: unchanged.n,
   };
 }

@@ -5,7 +5,13 @@
 // ("Nexthop has invalid gateway") or, worse, send through a default router that knows no pod CIDRs.
 import { podMtu } from './mtu.ts';
 import type { NetlinkSocket } from '../kernel/index.ts';
-import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries } from './datapath.ts';
+import {
+  deleteLeftoverDevices,
+  deleteStrandRoutes,
+  emptyReport,
+  forwardingWarnings,
+  reconcileEntries,
+} from './datapath.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';
 import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } from './types.ts';
@@ -41,9 +47,18 @@ export class HostGwBackend implements Backend {
     const report = emptyReport();
     try {
       const underlay = underlayLink(this.nl, local);
-      reconcileEntries(this.nl, { kind: 'host-gw' }, local, { underlay: { index: underlay.index, name: underlay.name } }, peers, report);
+      reconcileEntries(
+        this.nl,
+        { kind: 'host-gw' },
+        local,
+        { underlay: { index: underlay.index, name: underlay.name } },
+        peers,
+        report,
+      );
     } catch (err) {
-      report.problems.push({ message: `reconcile host-gw routes: ${err instanceof Error ? err.message : String(err)}` });
+      report.problems.push({
+        message: `reconcile host-gw routes: ${err instanceof Error ? err.message : String(err)}`,
+      });
     }
     report.durationMs = performance.now() - started;
     return report;

@@ -23,14 +23,31 @@ export { vtepAddress } from './cidr.ts';
 export { VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
 export { desiredState } from './desired.ts';
 export { backendOverhead, podMtu, VXLAN_OVERHEAD, vxlanOverhead } from './mtu.ts';
-export type { DatapathMode, DesiredFdb, DesiredInput, DesiredNeighbour, DesiredRoute, DesiredState } from './desired.ts';
+export type {
+  DatapathMode,
+  DesiredFdb,
+  DesiredInput,
+  DesiredNeighbour,
+  DesiredRoute,
+  DesiredState,
+} from './desired.ts';
 export { planChanges } from './diff.ts';
 export type { ActualFdb, ActualNeighbour, ActualRoute, ActualState, Devices, Plan, PlanOp } from './diff.ts';
 export { HostGwBackend } from './host-gw.ts';
 export { localAnnotations, parseUnderlayIps, peerFromNode, peersFromNodes } from './peer.ts';
 export type { PeerResult } from './peer.ts';
 export { ANNOTATIONS, STRAND_ROUTE_PROTOCOL } from './types.ts';
-export type { Backend, BackendKind, Change, KernelObject, LocalNode, Peer, Problem, ReconcileReport, SetUpResult } from './types.ts';
+export type {
+  Backend,
+  BackendKind,
+  Change,
+  KernelObject,
+  LocalNode,
+  Peer,
+  Problem,
+  ReconcileReport,
+  SetUpResult,
+} from './types.ts';
 export { DEFAULT_VNI, DEFAULT_VXLAN_PORT, VxlanBackend } from './vxlan.ts';
 export type { VxlanOptions } from './vxlan.ts';
 export { isUsableVtepMac, vtepMacFor } from './vtep-mac.ts';

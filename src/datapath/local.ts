@@ -11,7 +11,8 @@ export function normalizeLocal(local: LocalNode): LocalNode {
   for (const ip of local.underlayIps) {
     const n = normalizeIp(ip);
     if (n === undefined) throw new TypeError(`local node: underlay address ${JSON.stringify(ip)} is not an IP address`);
-    if (underlayIps.some((u) => familyOf(u) === familyOf(n))) throw new TypeError(`local node: more than one IPv${familyOf(n)} underlay address`);
+    if (underlayIps.some((u) => familyOf(u) === familyOf(n)))
+      throw new TypeError(`local node: more than one IPv${familyOf(n)} underlay address`);
     underlayIps.push(n);
   }
   if (underlayIps.length === 0) throw new TypeError('local node: no underlay address');
@@ -19,7 +20,8 @@ export function normalizeLocal(local: LocalNode): LocalNode {
   for (const c of local.podCidrs) {
     const n = normalizeCidr(c);
     if (n === undefined) throw new TypeError(`local node: pod CIDR ${JSON.stringify(c)} is not a CIDR`);
-    if (podCidrs.some((p) => familyOf(p) === familyOf(n))) throw new TypeError(`local node: more than one IPv${familyOf(n)} pod CIDR`);
+    if (podCidrs.some((p) => familyOf(p) === familyOf(n)))
+      throw new TypeError(`local node: more than one IPv${familyOf(n)} pod CIDR`);
     podCidrs.push(n);
   }
   if (podCidrs.length === 0) throw new TypeError('local node: no pod CIDR');
@@ -32,7 +34,8 @@ export function normalizeLocal(local: LocalNode): LocalNode {
     });
   }
   if (local.underlayMtu !== undefined) {
-    if (!Number.isInteger(local.underlayMtu) || local.underlayMtu < 68) throw new TypeError(`local node: underlay MTU ${local.underlayMtu} is not a usable MTU`);
+    if (!Number.isInteger(local.underlayMtu) || local.underlayMtu < 68)
+      throw new TypeError(`local node: underlay MTU ${local.underlayMtu} is not a usable MTU`);
     out.underlayMtu = local.underlayMtu;
   }
   return out;

@@ -60,12 +60,16 @@ export function peerFromNode(node: unknown): PeerResult {
   const published = annotation(ANNOTATIONS.underlayIp);
   if (published !== undefined) {
     const parsed = parseUnderlayIps(published);
-    if (typeof parsed === 'string') return fail(name, `annotation ${ANNOTATIONS.underlayIp}=${JSON.stringify(published)}: ${parsed}`);
+    if (typeof parsed === 'string')
+      return fail(name, `annotation ${ANNOTATIONS.underlayIp}=${JSON.stringify(published)}: ${parsed}`);
     underlayIps = parsed;
   } else {
     underlayIps = internalIps(node.status);
     if (underlayIps.length === 0) {
-      return fail(name, `no underlay address: neither annotation ${ANNOTATIONS.underlayIp} nor an InternalIP in status.addresses`);
+      return fail(
+        name,
+        `no underlay address: neither annotation ${ANNOTATIONS.underlayIp} nor an InternalIP in status.addresses`,
+      );
     }
   }
 
@@ -75,7 +79,8 @@ export function peerFromNode(node: unknown): PeerResult {
 
   const mac = annotation(ANNOTATIONS.vtepMac);
   if (mac !== undefined) {
-    if (!isUsableVtepMac(mac)) return fail(name, `annotation ${ANNOTATIONS.vtepMac}=${JSON.stringify(mac)} is not a unicast MAC address`);
+    if (!isUsableVtepMac(mac))
+      return fail(name, `annotation ${ANNOTATIONS.vtepMac}=${JSON.stringify(mac)} is not a unicast MAC address`);
     peer.vtepMac = normalizeMac(mac);
   }
   const backend = annotation(ANNOTATIONS.backend);
@@ -116,7 +121,11 @@ function internalIps(status: unknown): string[] {
 }
 
 /** The annotations this node publishes for its peers. */
-export function localAnnotations(kind: BackendKind, local: Pick<LocalNode, 'underlayIps'>, vtepMac?: string): Record<string, string> {
+export function localAnnotations(
+  kind: BackendKind,
+  local: Pick<LocalNode, 'underlayIps'>,
+  vtepMac?: string,
+): Record<string, string> {
   const out: Record<string, string> = {
     [ANNOTATIONS.backend]: kind,
     [ANNOTATIONS.underlayIp]: local.underlayIps.join(','),
@@ -126,7 +135,10 @@ export function localAnnotations(kind: BackendKind, local: Pick<LocalNode, 'unde
 }
 
 /** Every Node in the list that is usable as a peer, and why the others are not. */
-export function peersFromNodes(nodes: readonly unknown[], localName?: string): { peers: Peer[]; unusable: { name: string | undefined; reason: string }[] } {
+export function peersFromNodes(
+  nodes: readonly unknown[],
+  localName?: string,
+): { peers: Peer[]; unusable: { name: string | undefined; reason: string }[] } {
   const peers: Peer[] = [];
   const unusable: { name: string | undefined; reason: string }[] = [];
   for (const node of nodes) {

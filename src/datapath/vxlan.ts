@@ -20,7 +20,15 @@ import {
 } from '../kernel/index.ts';
 import { familyOf } from '../net/text.ts';
 import { vtepHostCidr } from './cidr.ts';
-import { deleteLeftoverDevices, deleteStrandRoutes, emptyReport, forwardingWarnings, reconcileEntries, reportDeviceChange, vxlanDeviceName } from './datapath.ts';
+import {
+  deleteLeftoverDevices,
+  deleteStrandRoutes,
+  emptyReport,
+  forwardingWarnings,
+  reconcileEntries,
+  reportDeviceChange,
+  vxlanDeviceName,
+} from './datapath.ts';
 import type { DatapathMode } from './desired.ts';
 import { podMtu } from './mtu.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
@@ -62,8 +70,10 @@ export class VxlanBackend implements Backend {
     this.vni = opts.vni ?? DEFAULT_VNI;
     this.port = opts.port ?? DEFAULT_VXLAN_PORT;
     this.directRouting = opts.directRouting ?? false;
-    if (!Number.isInteger(this.vni) || this.vni < 1 || this.vni > 0xffffff) throw new RangeError(`VXLAN VNI ${this.vni} is not in 1..16777215`);
-    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 0xffff) throw new RangeError(`VXLAN port ${this.port} is not in 1..65535`);
+    if (!Number.isInteger(this.vni) || this.vni < 1 || this.vni > 0xffffff)
+      throw new RangeError(`VXLAN VNI ${this.vni} is not in 1..16777215`);
+    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 0xffff)
+      throw new RangeError(`VXLAN port ${this.port} is not in 1..65535`);
     this.device = vxlanDeviceName(this.vni);
   }
 
@@ -91,11 +101,21 @@ export class VxlanBackend implements Backend {
       // entries are looked at (deleting it took its routes, neighbours and FDB entries along).
       const device = this.ensureDevice(local);
       for (const c of device.changes) reportDeviceChange(report, c);
-      const mode: DatapathMode = { kind: 'vxlan', directRouting: this.directRouting, vtepMac: vtepMacFor(local.name), vtepFamily: familyOf(local.underlayIps[0]!)! };
-      const devices = { underlay: { index: device.underlay.index, name: device.underlay.name }, vxlan: { index: device.link.index, name: device.link.name } };
+      const mode: DatapathMode = {
+        kind: 'vxlan',
+        directRouting: this.directRouting,
+        vtepMac: vtepMacFor(local.name),
+        vtepFamily: familyOf(local.underlayIps[0]!)!,
+      };
+      const devices = {
+        underlay: { index: device.underlay.index, name: device.underlay.name },
+        vxlan: { index: device.link.index, name: device.link.name },
+      };
       reconcileEntries(this.nl, mode, local, devices, peers, report);
     } catch (err) {
-      report.problems.push({ message: `reconcile ${this.device}: ${err instanceof Error ? err.message : String(err)}` });
+      report.problems.push({
+        message: `reconcile ${this.device}: ${err instanceof Error ? err.message : String(err)}`,
+      });
     }
     report.durationMs = performance.now() - started;
     return report;
@@ -136,8 +156,22 @@ export class VxlanBackend implements Backend {
       }
     }
     if (!link) {
-      addLink(nl, { kind: 'vxlan', name: this.device, vni: this.vni, port: this.port, local: endpoint, link: underlay.index, learning: false, mtu, mac, up: true });
-      changes.push({ object: 'device', detail: `create ${this.device} vni ${this.vni} dstport ${this.port} local ${endpoint} dev ${underlay.name} nolearning mtu ${mtu} address ${mac}` });
+      addLink(nl, {
+        kind: 'vxlan',
+        name: this.device,
+        vni: this.vni,
+        port: this.port,
+        local: endpoint,
+        link: underlay.index,
+        learning: false,
+        mtu,
+        mac,
+        up: true,
+      });
+      changes.push({
+        object: 'device',
+        detail: `create ${this.device} vni ${this.vni} dstport ${this.port} local ${endpoint} dev ${underlay.name} nolearning mtu ${mtu} address ${mac}`,
+      });
       link = findLink(nl, this.device);
       if (!link) throw new Error(`${this.device} vanished right after being created`);
     } else {
@@ -164,7 +198,9 @@ export class VxlanBackend implements Backend {
 
     // The VTEP addresses: exactly one per pod CIDR family. Link-local IPv6 is the kernel's.
     const wanted = local.podCidrs.map(vtepHostCidr);
-    const held = listAddresses(nl, { link: link.index }).filter((a) => !(a.family === 6 && a.address.startsWith('fe80:')));
+    const held = listAddresses(nl, { link: link.index }).filter(
+      (a) => !(a.family === 6 && a.address.startsWith('fe80:')),
+    );
     for (const a of held) {
       if (wanted.includes(a.cidr)) continue;
       deleteAddress(nl, link.index, a.cidr);

@@ -40,7 +40,6 @@ export const FAILED_ANSWER_TTL_MS = 60_000;
 /** The most a VERSION answer may be; anything longer is not one. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
-
 /** What one plugin said, or why it said nothing usable. */
 export type PluginAnswer = { versions: string[] } | { problem: string };
 
@@ -70,15 +69,22 @@ export function chooseListVersions(strand: PluginReport, chained: readonly Plugi
   let common: string[] = [...OFFERED_VERSIONS];
   const own = strand.answer;
   if ('versions' in own) common = common.filter((v) => own.versions.includes(v));
-  else problems.push(`CNI plugin ${strand.type} (${strand.path ?? 'not installed'}): ${own.problem}; assuming the versions this build implements`);
+  else
+    problems.push(
+      `CNI plugin ${strand.type} (${strand.path ?? 'not installed'}): ${own.problem}; assuming the versions this build implements`,
+    );
   if (common.length === 0) {
-    problems.push(`CNI plugin ${strand.type} (${strand.path}) supports none of ${OFFERED_VERSIONS.join(', ')}; assuming the versions this build implements`);
+    problems.push(
+      `CNI plugin ${strand.type} (${strand.path}) supports none of ${OFFERED_VERSIONS.join(', ')}; assuming the versions this build implements`,
+    );
     common = [...OFFERED_VERSIONS];
   }
   const kept: string[] = [];
   for (const r of chained) {
     if (!('versions' in r.answer)) {
-      problems.push(`CNI plugin ${r.type} ${r.path === undefined ? r.answer.problem : `(${r.path}) ${r.answer.problem}`}: left out of the configuration list, so what it does (${chainedRole(r.type)}) is missing on this node`);
+      problems.push(
+        `CNI plugin ${r.type} ${r.path === undefined ? r.answer.problem : `(${r.path}) ${r.answer.problem}`}: left out of the configuration list, so what it does (${chainedRole(r.type)}) is missing on this node`,
+      );
       continue;
     }
     const supported = r.answer.versions;
@@ -116,7 +122,8 @@ export function parseVersionAnswer(stdout: string): PluginAnswer {
   } catch {
     return { problem: `answered VERSION with something that is not JSON: ${JSON.stringify(stdout.slice(0, 200))}` };
   }
-  if (!parsed.success) return { problem: `answered VERSION without a cniVersion string: ${JSON.stringify(stdout.slice(0, 200))}` };
+  if (!parsed.success)
+    return { problem: `answered VERSION without a cniVersion string: ${JSON.stringify(stdout.slice(0, 200))}` };
   const listed = parsed.data.supportedVersions;
   if (listed === undefined || listed.length === 0) {
     if (parsed.data.cniVersion === '0.2.0') return { versions: ['0.1.0', '0.2.0'] };
@@ -145,9 +152,21 @@ export function findPlugin(type: string, binDirs: readonly string[]): { path: st
  * {"cniVersion": <the newest version Strand implements>} on stdin. A plugin that does not answer
  * within `timeoutMs` is killed, with its process group.
  */
-export function askVersion(path: string, binDirs: readonly string[], timeoutMs = VERSION_TIMEOUT_MS): Promise<PluginAnswer> {
+export function askVersion(
+  path: string,
+  binDirs: readonly string[],
+  timeoutMs = VERSION_TIMEOUT_MS,
+): Promise<PluginAnswer> {
   return new Promise((resolve) => {
-    const env = { ...process.env, CNI_COMMAND: 'VERSION', CNI_CONTAINERID: '', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: binDirs.join(':'), CNI_ARGS: '' };
+    const env = {
+      ...process.env,
+      CNI_COMMAND: 'VERSION',
+      CNI_CONTAINERID: '',
+      CNI_NETNS: 'dummy',
+      CNI_IFNAME: 'dummy',
+      CNI_PATH: binDirs.join(':'),
+      CNI_ARGS: '',
+    };
     // A process group of its own, so that a hung plugin is killed with whatever it started.
     const child = spawn(path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const kill = () => {
@@ -186,7 +205,9 @@ export function askVersion(path: string, binDirs: readonly string[], timeoutMs =
       // libcni: a plugin from before VERSION existed supports only 0.1.0.
       if (/unknown CNI_COMMAND: VERSION/.test(stdout + stderr)) return done({ versions: ['0.1.0'] });
       const said = (stdout || stderr).trim().slice(0, 300);
-      done({ problem: `failed on VERSION (${signal ? `signal ${signal}` : `exit status ${code}`})${said ? `: ${said}` : ''}` });
+      done({
+        problem: `failed on VERSION (${signal ? `signal ${signal}` : `exit status ${code}`})${said ? `: ${said}` : ''}`,
+      });
     });
     child.stdin.on('error', () => {
       // The plugin did not read its stdin: the exit status says the rest.
@@ -224,7 +245,8 @@ export class PluginVersionCache {
   async answerOf(path: string, stat: Stats, binDirs: readonly string[], now = Date.now()): Promise<PluginAnswer> {
     const stamp = stampOf(stat);
     const hit = this.answers.get(path);
-    if (hit && hit.stamp === stamp && ('versions' in hit.answer || now - hit.at < FAILED_ANSWER_TTL_MS)) return hit.answer;
+    if (hit && hit.stamp === stamp && ('versions' in hit.answer || now - hit.at < FAILED_ANSWER_TTL_MS))
+      return hit.answer;
     this.runs++;
     const answer = await askVersion(path, binDirs, this.timeoutMs);
     this.answers.set(path, { stamp, answer, at: now });
@@ -250,11 +272,16 @@ export async function planConflist(opts: PlanOptions): Promise<ConflistPlan> {
   let strand: PluginReport;
   if (opts.strandSource !== undefined) {
     const stat = statSync(opts.strandSource);
-    strand = { type: 'strand', path: opts.strandSource, answer: await cache.answerOf(opts.strandSource, stat, opts.binDirs) };
+    strand = {
+      type: 'strand',
+      path: opts.strandSource,
+      answer: await cache.answerOf(opts.strandSource, stat, opts.binDirs),
+    };
   } else {
     strand = await cache.report('strand', opts.binDirs);
     // Not installed yet (the init container puts it there): this code is what will be installed.
-    if (strand.path === undefined) strand = { type: 'strand', path: undefined, answer: { versions: [...SUPPORTED_VERSIONS] } };
+    if (strand.path === undefined)
+      strand = { type: 'strand', path: undefined, answer: { versions: [...SUPPORTED_VERSIONS] } };
   }
   const chained: PluginReport[] = [];
   for (const type of opts.chained) chained.push(await cache.report(type, opts.binDirs));

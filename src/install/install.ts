@@ -35,7 +35,15 @@ import { isSea } from 'node:sea';
 import { dirname, join } from 'node:path';
 import { fsyncDir, TEMP_PREFIX, tempPathFor, writeFileAtomic } from '../util/atomic-file.ts';
 import { EXECUTABLE_MARKER } from '../version.ts';
-import { CHAINED_PLUGINS, CONFLIST_FILE, isStrandConflist, MANAGED_KEY, NETWORK_NAME, renderConflist, type ConflistOptions } from '../contracts/conflist.ts';
+import {
+  CHAINED_PLUGINS,
+  CONFLIST_FILE,
+  isStrandConflist,
+  MANAGED_KEY,
+  NETWORK_NAME,
+  renderConflist,
+  type ConflistOptions,
+} from '../contracts/conflist.ts';
 import { planConflist } from './conflist-versions.ts';
 
 export const EXECUTABLE = 'strand';
@@ -76,10 +84,15 @@ export interface UninstallOptions {
  */
 export function defaultSource(): string {
   if (!isSea()) {
-    throw new Error(`not running as the strand executable (this is ${process.execPath}): pass --source with the file to install`);
+    throw new Error(
+      `not running as the strand executable (this is ${process.execPath}): pass --source with the file to install`,
+    );
   }
   const cni = join(dirname(process.execPath), 'cni', EXECUTABLE);
-  if (!existsSync(cni)) throw new Error(`the CNI executable ${cni} is missing (it ships beside ${process.execPath}): pass --source with the file to install`);
+  if (!existsSync(cni))
+    throw new Error(
+      `the CNI executable ${cni} is missing (it ships beside ${process.execPath}): pass --source with the file to install`,
+    );
   return cni;
 }
 
@@ -114,14 +127,18 @@ export async function install(opts: InstallOptions): Promise<InstallResult> {
   const shadow = shadowingConfig(opts.cniConfDir);
   if (shadow) {
     const step = steps[steps.length - 1] as Step;
-    step.note = appendNote(step.note, `${shadow} sorts before ${CONFLIST_FILE}: runtimes use the first configuration, so pods will not get Strand's`);
+    step.note = appendNote(
+      step.note,
+      `${shadow} sorts before ${CONFLIST_FILE}: runtimes use the first configuration, so pods will not get Strand's`,
+    );
   }
   if (opts.dryRun) return { steps, warnings: plan.problems };
 
   for (const step of steps) {
     if (step.action === 'unchanged' || step.action === 'absent' || step.action === 'keep') continue;
     if (step.action === 'remove') rmSync(step.path, { force: true });
-    else if (step.path === opts.cniBinDir || step.path === opts.cniConfDir) mkdirSync(step.path, { recursive: true, mode: 0o755 });
+    else if (step.path === opts.cniBinDir || step.path === opts.cniConfDir)
+      mkdirSync(step.path, { recursive: true, mode: 0o755 });
     else if (step.path === exe) copyExecutable(source, exe);
     else if (step.path === link) replaceWithSymlink(EXECUTABLE, link);
     else if (step.path === conf) writeFileAtomic(conf, conflistText, { mode: 0o644 });
@@ -136,7 +153,8 @@ function dirSteps(dirs: string[]): Step[] {
   for (const dir of new Set(dirs)) {
     const st = lstatOrUndefined(dir);
     if (!st) out.push({ path: dir, action: 'create' });
-    else if (!st.isDirectory() && !statOrUndefined(dir)?.isDirectory()) throw new Error(`${dir} exists and is not a directory`);
+    else if (!st.isDirectory() && !statOrUndefined(dir)?.isDirectory())
+      throw new Error(`${dir} exists and is not a directory`);
   }
   return out;
 }
@@ -145,7 +163,8 @@ function executableStep(source: string, exe: string): Step {
   const st = lstatOrUndefined(exe);
   if (!st) return { path: exe, action: 'create' };
   if (st.isDirectory()) throw new Error(`${exe} is a directory`);
-  if (st.isFile() && (st.mode & 0o7777) === 0o755 && (sameFile(source, exe) || sameContent(source, exe))) return { path: exe, action: 'unchanged' };
+  if (st.isFile() && (st.mode & 0o7777) === 0o755 && (sameFile(source, exe) || sameContent(source, exe)))
+    return { path: exe, action: 'unchanged' };
   return { path: exe, action: 'replace' };
 }
 
@@ -231,7 +250,8 @@ export function uninstall(opts: UninstallOptions): Step[] {
   if (opts.dryRun) return steps;
   for (const step of steps) if (step.action === 'remove') rmSync(step.path, { force: true });
   if (steps.some((s) => s.action === 'remove')) {
-    for (const dir of new Set([opts.cniBinDir, opts.cniConfDir])) if (statOrUndefined(dir)?.isDirectory()) fsyncDir(dir);
+    for (const dir of new Set([opts.cniBinDir, opts.cniConfDir]))
+      if (statOrUndefined(dir)?.isDirectory()) fsyncDir(dir);
   }
   return steps;
 }
@@ -239,7 +259,8 @@ export function uninstall(opts: UninstallOptions): Step[] {
 function executableRemoval(exe: string): Step {
   const st = lstatOrUndefined(exe);
   if (!st) return { path: exe, action: 'absent' };
-  if (!st.isFile()) return { path: exe, action: 'keep', note: 'not a regular file, so not the executable Strand installs' };
+  if (!st.isFile())
+    return { path: exe, action: 'keep', note: 'not a regular file, so not the executable Strand installs' };
   if (!containsMarker(exe)) return { path: exe, action: 'keep', note: 'not a Strand executable' };
   return { path: exe, action: 'remove' };
 }

@@ -12,7 +12,14 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { STRAND_ROUTE_PROTOCOL } from '../datapath/types.ts';
-import { deleteLinkIfExists, deleteRoute, isKernelError, listLinks, listRoutes, NetlinkSocket } from '../kernel/index.ts';
+import {
+  deleteLinkIfExists,
+  deleteRoute,
+  isKernelError,
+  listLinks,
+  listRoutes,
+  NetlinkSocket,
+} from '../kernel/index.ts';
 import { NETLINK_NETFILTER } from '../kernel/netlink-const.ts';
 import { batchMarker, delTable, getTable, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../nft/netlink-msgs.ts';
 import { NETWORK_NAME } from '../contracts/conflist.ts';
@@ -46,7 +53,9 @@ export function agentListening(socketPath: string, timeoutMs = 1_000): Promise<b
 export async function refuseWhileAgentRuns(stateDir: string): Promise<void> {
   const socket = join(stateDir, AGENT_SOCKET_FILE);
   if (await agentListening(socket)) {
-    throw new Error(`a Strand agent is running on this node (${socket} answers): delete the DaemonSet first, or pass --keep-datapath`);
+    throw new Error(
+      `a Strand agent is running on this node (${socket} answers): delete the DaemonSet first, or pass --keep-datapath`,
+    );
   }
 }
 
@@ -66,13 +75,24 @@ export async function cleanUpNode(opts: NodeCleanupOptions): Promise<Step[]> {
   const nl = NetlinkSocket.open();
   try {
     for (const link of listLinks(nl, { kind: 'vxlan' }).filter((l) => VXLAN_DEVICE.test(l.name))) {
-      act({ path: `link ${link.name}`, action: 'remove', note: 'the VXLAN device, with its routes, neighbours and FDB entries' }, () => deleteLinkIfExists(nl, link.index));
+      act(
+        {
+          path: `link ${link.name}`,
+          action: 'remove',
+          note: 'the VXLAN device, with its routes, neighbours and FDB entries',
+        },
+        () => deleteLinkIfExists(nl, link.index),
+      );
     }
     for (const family of [4, 6] as const) {
       for (const r of listRoutes(nl, { family }).filter((x) => x.protocol === STRAND_ROUTE_PROTOCOL)) {
         act({ path: `route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}`, action: 'remove' }, () => {
           try {
-            deleteRoute(nl, { dst: r.dst, ...(r.gateway ? { gateway: r.gateway } : {}), protocol: STRAND_ROUTE_PROTOCOL });
+            deleteRoute(nl, {
+              dst: r.dst,
+              ...(r.gateway ? { gateway: r.gateway } : {}),
+              protocol: STRAND_ROUTE_PROTOCOL,
+            });
           } catch (err) {
             // Gone with its device meanwhile.
             if (!isKernelError(err, 'ESRCH')) throw err;
@@ -85,14 +105,19 @@ export async function cleanUpNode(opts: NodeCleanupOptions): Promise<Step[]> {
     const bridge = listLinks(nl).find((l) => l.name === opts.bridge);
     const ports = bridge ? listLinks(nl, { master: bridge.index }).length : 0;
     if (!bridge) steps.push({ path: `link ${opts.bridge}`, action: 'absent' });
-    else if (bridge.kind !== 'bridge') steps.push({ path: `link ${opts.bridge}`, action: 'keep', note: 'not a bridge, so not Strand\'s' });
-    else if (ports > 0) steps.push({ path: `link ${opts.bridge}`, action: 'keep', note: `${ports} pod(s) still attached` });
+    else if (bridge.kind !== 'bridge')
+      steps.push({ path: `link ${opts.bridge}`, action: 'keep', note: "not a bridge, so not Strand's" });
+    else if (ports > 0)
+      steps.push({ path: `link ${opts.bridge}`, action: 'keep', note: `${ports} pod(s) still attached` });
     else act({ path: `link ${opts.bridge}`, action: 'remove' }, () => deleteLinkIfExists(nl, bridge.index));
 
     const ipamDir = join(opts.ipamDataDir, NETWORK_NAME);
     if (!existsSync(ipamDir)) steps.push({ path: ipamDir, action: 'absent' });
     else if (ports > 0) steps.push({ path: ipamDir, action: 'keep', note: 'the attached pods hold addresses in it' });
-    else act({ path: ipamDir, action: 'remove', note: `${readdirSync(ipamDir).length} entries` }, () => rmSync(ipamDir, { recursive: true, force: true }));
+    else
+      act({ path: ipamDir, action: 'remove', note: `${readdirSync(ipamDir).length} entries` }, () =>
+        rmSync(ipamDir, { recursive: true, force: true }),
+      );
   } finally {
     nl.close();
   }
@@ -107,7 +132,12 @@ function removeTable(dryRun: boolean): Step[] {
       nft.request(getTable('strand'), 'find table inet strand');
       return [{ path, action: 'remove' }];
     }
-    nft.transaction(batchMarker(NFNL_MSG_BATCH_BEGIN), [delTable('strand')], batchMarker(NFNL_MSG_BATCH_END), 'delete table inet strand');
+    nft.transaction(
+      batchMarker(NFNL_MSG_BATCH_BEGIN),
+      [delTable('strand')],
+      batchMarker(NFNL_MSG_BATCH_END),
+      'delete table inet strand',
+    );
     return [{ path, action: 'remove' }];
   } catch (err) {
     if (isKernelError(err, 'ENOENT')) return [{ path, action: 'absent' }];

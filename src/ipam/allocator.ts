@@ -33,16 +33,29 @@ function allocateRequested(store: IpamStore, set: RangeSet, index: number, ip: I
     throw new CniError(ErrorCode.Internal, `requested ip ${formatIp(ip)} is subnet's gateway`);
   }
   if (!store.reserve(ip, who, index)) {
-    throw new CniError(ErrorCode.Internal, `requested IP address ${formatIp(ip)} is not available in range set ${rangeSetString(set)}`);
+    throw new CniError(
+      ErrorCode.Internal,
+      `requested IP address ${formatIp(ip)} is not available in range set ${rangeSetString(set)}`,
+    );
   }
   return { ip, range, rangeSetIndex: index };
 }
 
-function allocateNext(store: IpamStore, set: RangeSet, index: number, who: Attachment, held: Reservation[], taken: Set<string>): Allocation {
+function allocateNext(
+  store: IpamStore,
+  set: RangeSet,
+  index: number,
+  who: Attachment,
+  held: Reservation[],
+  taken: Set<string>,
+): Allocation {
   // The spec forbids a second ADD for the same attachment without DEL; the reference refuses it.
   for (const r of held) {
     if (rangeSetContains(set, r.ip)) {
-      throw new CniError(ErrorCode.Internal, `${r.name} has been allocated to ${who.containerID}, duplicate allocation is not allowed`);
+      throw new CniError(
+        ErrorCode.Internal,
+        `${r.name} has been allocated to ${who.containerID}, duplicate allocation is not allowed`,
+      );
     }
   }
   for (const { ip, range } of roundRobin(set, store.lastReserved(index))) {
@@ -56,7 +69,12 @@ function allocateNext(store: IpamStore, set: RangeSet, index: number, who: Attac
  * Reserves one address per range set for `who`. A requested address is taken from the set that
  * contains it; one left over (in no set) is an error, as in the reference. The store must be open.
  */
-export function allocate(store: IpamStore, sets: readonly RangeSet[], who: Attachment, requested: readonly IpAddr[] = []): Allocation[] {
+export function allocate(
+  store: IpamStore,
+  sets: readonly RangeSet[],
+  who: Attachment,
+  requested: readonly IpAddr[] = [],
+): Allocation[] {
   const remaining = [...requested];
   const all = store.reservations();
   const held = all.filter((r) => heldBy(r, who, 'exact') || heldBy(r, who, 'legacy'));
@@ -77,7 +95,11 @@ export function allocate(store: IpamStore, sets: readonly RangeSet[], who: Attac
       }
     });
     if (remaining.length > 0) {
-      throw new CniError(ErrorCode.Internal, `failed to allocate all requested IPs: ${remaining.map(formatIp).join(' ')}`, 'a requested address lies in none of the range sets');
+      throw new CniError(
+        ErrorCode.Internal,
+        `failed to allocate all requested IPs: ${remaining.map(formatIp).join(' ')}`,
+        'a requested address lies in none of the range sets',
+      );
     }
   } catch (err) {
     // Release only what this call reserved: an earlier allocation of the same attachment stays.
@@ -111,6 +133,13 @@ export function rangeSetUsage(sets: readonly RangeSet[], reservations: readonly 
       return range !== undefined && !ipEquals(range.gateway, r.ip);
     }).length;
     const free = capacity - BigInt(used);
-    return { index, family: (set[0] as Range).subnet.family, ranges: rangeSetString(set), capacity, used, free: free < 0n ? 0n : free };
+    return {
+      index,
+      family: (set[0] as Range).subnet.family,
+      ranges: rangeSetString(set),
+      capacity,
+      used,
+      free: free < 0n ? 0n : free,
+    };
   });
 }

@@ -43,7 +43,9 @@ export interface RangeSpec extends RangeInput {
  * A range set as configured. `podCidrs` is the top-level `subnet: "usePodCidr"`, which becomes one
  * set per pod CIDR of the node (dual-stack) once the node state is read.
  */
-export type RangeSetSpec = { kind: 'ranges'; field: string; ranges: RangeSpec[] } | { kind: 'podCidrs'; field: string; template: RangeSpec };
+export type RangeSetSpec =
+  | { kind: 'ranges'; field: string; ranges: RangeSpec[] }
+  | { kind: 'podCidrs'; field: string; template: RangeSpec };
 
 export interface IpamConfig {
   /** The network name: the store directory is `<dataDir>/<network>`. */
@@ -122,7 +124,13 @@ function plainRangeSets(v: unknown): boolean {
       v.every(
         (set) =>
           Array.isArray(set) &&
-          set.every((r) => isObject(r) && isStr(r.subnet) && r.subnet !== '' && [r.rangeStart, r.rangeEnd, r.gateway].every((x) => x === undefined || isStr(x))),
+          set.every(
+            (r) =>
+              isObject(r) &&
+              isStr(r.subnet) &&
+              r.subnet !== '' &&
+              [r.rangeStart, r.rangeEnd, r.gateway].every((x) => x === undefined || isStr(x)),
+          ),
       ))
   );
 }
@@ -140,9 +148,11 @@ function plainRoute(r: unknown): boolean {
 /** The ipam object when the schema plainly accepts it (its output is the same object); else undefined. */
 export function plainIpam(v: unknown): IpamFields | undefined {
   if (!isObject(v) || (v.type !== undefined && !isStr(v.type))) return undefined;
-  if (![v.subnet, v.rangeStart, v.rangeEnd, v.gateway, v.dataDir, v.resolvConf, v.stateDir].every(nullishStr)) return undefined;
+  if (![v.subnet, v.rangeStart, v.rangeEnd, v.gateway, v.dataDir, v.resolvConf, v.stateDir].every(nullishStr))
+    return undefined;
   if (!plainRangeSets(v.ranges)) return undefined;
-  if (v.routes !== undefined && v.routes !== null && !(Array.isArray(v.routes) && v.routes.every(plainRoute))) return undefined;
+  if (v.routes !== undefined && v.routes !== null && !(Array.isArray(v.routes) && v.routes.every(plainRoute)))
+    return undefined;
   return v as IpamFields;
 }
 
@@ -155,10 +165,15 @@ export function plainArgs(v: unknown): ArgsFields | undefined {
   if (!isObject(v)) return undefined;
   const cni = v.cni;
   if (cni === undefined || cni === null) return v as ArgsFields;
-  return isObject(cni) && (cni.ips === undefined || cni.ips === null || isStringArray(cni.ips)) ? (v as ArgsFields) : undefined;
+  return isObject(cni) && (cni.ips === undefined || cni.ips === null || isStringArray(cni.ips))
+    ? (v as ArgsFields)
+    : undefined;
 }
 
-function definedRange(r: { subnet: string; rangeStart?: string | null; rangeEnd?: string | null; gateway?: string | null }, field: string): RangeSpec {
+function definedRange(
+  r: { subnet: string; rangeStart?: string | null; rangeEnd?: string | null; gateway?: string | null },
+  field: string,
+): RangeSpec {
   const out: RangeSpec = { subnet: r.subnet, field };
   if (r.rangeStart) out.rangeStart = r.rangeStart;
   if (r.rangeEnd) out.rangeEnd = r.rangeEnd;
@@ -185,7 +200,9 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   }
   const schema = (): Schemas => (schemas ??= makeSchemas());
   const ipam = plainIpam(raw.ipam) ?? parseFields(schema().ipam, raw.ipam, 'ipam');
-  const runtimeConfig = plainRuntimeConfig(raw.runtimeConfig ?? {}) ?? parseFields(schema().runtimeConfig, raw.runtimeConfig ?? {}, 'runtimeConfig');
+  const runtimeConfig =
+    plainRuntimeConfig(raw.runtimeConfig ?? {}) ??
+    parseFields(schema().runtimeConfig, raw.runtimeConfig ?? {}, 'runtimeConfig');
   const args = plainArgs(raw.args ?? {}) ?? parseFields(schema().args, raw.args ?? {}, 'args');
 
   // Requested addresses. CNI conventions ("args"): a key given in both args and CNI_ARGS is taken
@@ -195,9 +212,11 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   const ipArg = cniArgs === '' ? undefined : parseCniArgs(cniArgs, ['IP', ...K8S_ARG_KEYS]).get('IP');
   const argsIps = args.cni?.ips;
   if (argsIps && argsIps.length > 0) {
-    for (const [i, s] of argsIps.entries()) requested.push(requestedIp(s, `args.cni.ips[${i}]`, ErrorCode.InvalidNetworkConfig));
+    for (const [i, s] of argsIps.entries())
+      requested.push(requestedIp(s, `args.cni.ips[${i}]`, ErrorCode.InvalidNetworkConfig));
   } else if (ipArg) {
-    for (const s of ipArg.split(',')) requested.push(requestedIp(s.trim(), 'CNI_ARGS IP', ErrorCode.InvalidEnvironment));
+    for (const s of ipArg.split(','))
+      requested.push(requestedIp(s.trim(), 'CNI_ARGS IP', ErrorCode.InvalidEnvironment));
   }
   for (const [i, s] of (runtimeConfig.ips ?? []).entries()) {
     requested.push(requestedIp(s, `runtimeConfig.ips[${i}]`, ErrorCode.InvalidNetworkConfig));
@@ -226,7 +245,9 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   });
   if (rangeSets.length === 0) throw new CniError(ErrorCode.InvalidNetworkConfig, 'no IP ranges specified');
 
-  const usesPodCidr = rangeSets.some((s) => (s.kind === 'podCidrs' ? true : s.ranges.some((r) => isPodCidrWord(r.subnet))));
+  const usesPodCidr = rangeSets.some((s) =>
+    s.kind === 'podCidrs' ? true : s.ranges.some((r) => isPodCidrWord(r.subnet)),
+  );
   const conf: IpamConfig = {
     network,
     dataDir: ipam.dataDir || DEFAULT_DATA_DIR,
@@ -242,7 +263,15 @@ export function loadIpamConfig(raw: Record<string, unknown>, network: string, cn
   return conf;
 }
 
-function routeOf(r: { dst: string; gw?: string | undefined; mtu?: number | undefined; advmss?: number | undefined; priority?: number | undefined; table?: number | undefined; scope?: number | undefined }): Route {
+function routeOf(r: {
+  dst: string;
+  gw?: string | undefined;
+  mtu?: number | undefined;
+  advmss?: number | undefined;
+  priority?: number | undefined;
+  table?: number | undefined;
+  scope?: number | undefined;
+}): Route {
   const out: Route = { dst: r.dst };
   if (r.gw) out.gw = r.gw;
   for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) {
@@ -259,17 +288,28 @@ function podCidrsOf(state: NodeState, stateDir: string): { cidr: string; family:
     if (family) out.push({ cidr, family });
   }
   if (out.length === 0) {
-    throw new CniError(ErrorCode.TryAgainLater, `node state ${nodeStatePath(stateDir)} lists no pod CIDR for node ${state.nodeName}: the node has no spec.podCIDRs yet`);
+    throw new CniError(
+      ErrorCode.TryAgainLater,
+      `node state ${nodeStatePath(stateDir)} lists no pod CIDR for node ${state.nodeName}: the node has no spec.podCIDRs yet`,
+    );
   }
   return out;
 }
 
 /** The pod CIDR a `usePodCidr` (first IPv4, else the first) or `usePodCidrIPv6` range stands for. */
-function pickPodCidr(word: string, cidrs: { cidr: string; family: Family }[], stateDir: string, state: NodeState): string {
+function pickPodCidr(
+  word: string,
+  cidrs: { cidr: string; family: Family }[],
+  stateDir: string,
+  state: NodeState,
+): string {
   if (word === USE_POD_CIDR_IPV6) {
     const v6 = cidrs.find((c) => c.family === 6);
     if (!v6) {
-      throw new CniError(ErrorCode.TryAgainLater, `node state ${nodeStatePath(stateDir)} has no IPv6 pod CIDR for node ${state.nodeName} (podCIDRs: ${state.podCIDRs.join(', ')})`);
+      throw new CniError(
+        ErrorCode.TryAgainLater,
+        `node state ${nodeStatePath(stateDir)} has no IPv6 pod CIDR for node ${state.nodeName} (podCIDRs: ${state.podCIDRs.join(', ')})`,
+      );
     }
     return v6.cidr;
   }
@@ -285,7 +325,10 @@ function invalidSet(index: number, field: string, err: unknown): unknown {
  * Turns the configured range sets into canonical ones, reading the node state (through `readState`)
  * only if a range uses the pod CIDR. Node state problems are code 11, range problems code 7.
  */
-export function resolveRangeSets(conf: IpamConfig, readState: () => NodeState = () => readNodeState(conf.stateDir)): RangeSet[] {
+export function resolveRangeSets(
+  conf: IpamConfig,
+  readState: () => NodeState = () => readNodeState(conf.stateDir),
+): RangeSet[] {
   let state: NodeState | undefined;
   const nodeState = (): NodeState => (state ??= readState());
   const sets: RangeSet[] = [];
@@ -324,14 +367,21 @@ export function resolveRangeSets(conf: IpamConfig, readState: () => NodeState = 
     const ranges = spec.ranges.map((r) => {
       if (!isPodCidrWord(r.subnet)) return r;
       const s = nodeState();
-      return { ...r, subnet: pickPodCidr(r.subnet, podCidrsOf(s, conf.stateDir), conf.stateDir, s), field: `${r.field}.subnet (${r.subnet})` };
+      return {
+        ...r,
+        subnet: pickPodCidr(r.subnet, podCidrsOf(s, conf.stateDir), conf.stateDir, s),
+        field: `${r.field}.subnet (${r.subnet})`,
+      };
     });
     add(ranges, spec.field);
   }
   for (let i = 0; i < sets.length; i++) {
     for (let j = i + 1; j < sets.length; j++) {
       if (rangeSetsOverlap(sets[i] as RangeSet, sets[j] as RangeSet)) {
-        throw new CniError(ErrorCode.InvalidNetworkConfig, `range set ${i} overlaps with ${j} (${fields[i]} and ${fields[j]})`);
+        throw new CniError(
+          ErrorCode.InvalidNetworkConfig,
+          `range set ${i} overlaps with ${j} (${fields[i]} and ${fields[j]})`,
+        );
       }
     }
   }

@@ -23,11 +23,17 @@ function attachmentOf(inv: Invocation): Attachment {
 async function add(inv: Invocation): Promise<Result> {
   const conf = configOf(inv);
   const known = inv.nodeState;
-  const sets = known && known.dir === conf.stateDir ? resolveRangeSets(conf, () => known.state) : resolveRangeSets(conf);
+  const sets =
+    known && known.dir === conf.stateDir ? resolveRangeSets(conf, () => known.state) : resolveRangeSets(conf);
   const dns = conf.resolvConf ? readResolvConf(conf.resolvConf) : undefined;
-  const allocations = await withStore(conf.dataDir, conf.network, (store) => allocate(store, sets, attachmentOf(inv), conf.requestedIps));
+  const allocations = await withStore(conf.dataDir, conf.network, (store) =>
+    allocate(store, sets, attachmentOf(inv), conf.requestedIps),
+  );
   // An IPAM result is abbreviated (CNI 1.1 §5): no interfaces, so no ips[].interface.
-  const ips: IpConfig[] = allocations.map((a) => ({ address: addressWithPrefix(a.ip, a.range), gateway: formatIp(a.range.gateway) }));
+  const ips: IpConfig[] = allocations.map((a) => ({
+    address: addressWithPrefix(a.ip, a.range),
+    gateway: formatIp(a.range.gateway),
+  }));
   const result: Result = { ips };
   if (conf.routes.length > 0) result.routes = conf.routes;
   if (dns) result.dns = dns;
@@ -45,7 +51,10 @@ async function check(inv: Invocation): Promise<void> {
   const conf = configOf(inv);
   const found = await withStore(conf.dataDir, conf.network, (store) => store.holds(attachmentOf(inv)));
   if (!found) {
-    throw new CniError(ErrorCode.CheckFailed, `host-local: Failed to find address added by container ${inv.env.containerId}`);
+    throw new CniError(
+      ErrorCode.CheckFailed,
+      `host-local: Failed to find address added by container ${inv.env.containerId}`,
+    );
   }
 }
 
@@ -60,7 +69,9 @@ async function gc(inv: Invocation): Promise<void> {
   const exact = new Set(valid.map((a) => `${a.containerID.trim()}\n${a.ifname}`));
   const ids = new Set(valid.map((a) => a.containerID.trim()));
   await withStore(conf.dataDir, conf.network, (store) => {
-    const stale = store.reservations().filter((r) => (r.ifname === undefined ? !ids.has(r.containerID) : !exact.has(`${r.containerID}\n${r.ifname}`)));
+    const stale = store
+      .reservations()
+      .filter((r) => (r.ifname === undefined ? !ids.has(r.containerID) : !exact.has(`${r.containerID}\n${r.ifname}`)));
     for (const r of stale) store.remove(r);
     if (stale.length > 0) store.sync();
   });
@@ -78,7 +89,8 @@ export function addressUsage(conf: IpamConfig, sets: readonly RangeSet[] = resol
 /** addressUsage for a network configuration object (with `name` and `ipam`). */
 export function networkAddressUsage(netConf: Record<string, unknown>): RangeSetUsage[] {
   const name = netConf.name;
-  if (typeof name !== 'string' || name === '') throw new CniError(ErrorCode.InvalidNetworkConfig, 'missing network name');
+  if (typeof name !== 'string' || name === '')
+    throw new CniError(ErrorCode.InvalidNetworkConfig, 'missing network name');
   return addressUsage(loadIpamConfig(netConf, name));
 }
 
@@ -99,7 +111,11 @@ async function status(inv: Invocation): Promise<void> {
   }
   for (const u of addressUsage(conf, sets)) {
     if (u.free === 0n) {
-      throw new CniError(ErrorCode.PluginNotAvailable, `no IP addresses available in range set: ${u.ranges}`, `range set ${u.index}: all ${u.capacity} addresses are reserved`);
+      throw new CniError(
+        ErrorCode.PluginNotAvailable,
+        `no IP addresses available in range set: ${u.ranges}`,
+        `range set ${u.index}: all ${u.capacity} addresses are reserved`,
+      );
     }
   }
 }

@@ -145,7 +145,8 @@ export function parseSubnet(text: string): Subnet {
   const { ip, prefix } = cidr;
   // Go canonicalises an IPv4-mapped network address to IPv4 while its mask stays IPv6-sized, and
   // the reference then refuses it; its addresses would also be named as IPv4 on disk.
-  if (ip.family === 6 && ip.value >> 32n === 0xffffn) throw new RangeConfigError(`IPNet IP and Mask version mismatch in ${text}`);
+  if (ip.family === 6 && ip.value >> 32n === 0xffffn)
+    throw new RangeConfigError(`IPNet IP and Mask version mismatch in ${text}`);
   // Reference range.go: a /31 or /32 (IPv6 /127, /128) leaves nothing to hand out.
   if (prefix > BITS[ip.family] - 2) throw new RangeConfigError(`Network ${text} too small to allocate from`);
   const network = ip.value & ~hostMask(ip.family, prefix) & allOnes(ip.family);
@@ -184,16 +185,20 @@ export function canonicalizeRange(input: RangeInput): Range {
   let rangeStart = at(subnet.network + 1n);
   if (input.rangeStart !== undefined) {
     rangeStart = parseRangeIp('rangeStart', input.rangeStart);
-    if (!subnetContains(subnet, rangeStart)) throw new RangeConfigError(`RangeStart ${formatIp(rangeStart)} not in network ${net}`);
+    if (!subnetContains(subnet, rangeStart))
+      throw new RangeConfigError(`RangeStart ${formatIp(rangeStart)} not in network ${net}`);
   }
   let rangeEnd = at(subnet.family === 4 ? subnetLast(subnet) - 1n : subnetLast(subnet));
   if (input.rangeEnd !== undefined) {
     rangeEnd = parseRangeIp('rangeEnd', input.rangeEnd);
-    if (!subnetContains(subnet, rangeEnd)) throw new RangeConfigError(`RangeEnd ${formatIp(rangeEnd)} not in network ${net}`);
+    if (!subnetContains(subnet, rangeEnd))
+      throw new RangeConfigError(`RangeEnd ${formatIp(rangeEnd)} not in network ${net}`);
   }
   // The reference does not check this, and its iterator then walks the whole address space.
   if (rangeStart.value > rangeEnd.value) {
-    throw new RangeConfigError(`RangeStart ${formatIp(rangeStart)} is after RangeEnd ${formatIp(rangeEnd)} in network ${net}`);
+    throw new RangeConfigError(
+      `RangeStart ${formatIp(rangeStart)} is after RangeEnd ${formatIp(rangeEnd)} in network ${net}`,
+    );
   }
   return { subnet, rangeStart, rangeEnd, gateway };
 }

@@ -38,7 +38,10 @@ export function readResolvConf(path: string): Dns {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid ipam.resolvConf: could not read ${path}: ${(err as Error).message}`);
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `invalid ipam.resolvConf: could not read ${path}: ${(err as Error).message}`,
+    );
   }
   return parseResolvConf(text);
 }

@@ -11,7 +11,17 @@
 // name (EEXIST: taken), so an address file is either absent or complete; last_reserved_ip is
 // replaced by rename. Temp files a killed process left are swept while the lock is held (no other
 // writer can be in the middle of one then).
-import { closeSync, constants, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Attachment } from '../cni/config.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
@@ -58,7 +68,8 @@ export function parseReservation(name: string, ip: IpAddr, content: string): Res
 
 /** Reference matching: an exact (id, ifname) file, or, in `legacy` mode, a file holding only the id. */
 export function heldBy(r: Reservation, who: Attachment, mode: 'exact' | 'legacy'): boolean {
-  if (mode === 'exact') return r.ifname !== undefined && r.containerID === who.containerID.trim() && r.ifname === who.ifname;
+  if (mode === 'exact')
+    return r.ifname !== undefined && r.containerID === who.containerID.trim() && r.ifname === who.ifname;
   return r.ifname === undefined && r.containerID === who.containerID.trim();
 }
 
@@ -198,7 +209,10 @@ export class IpamStore {
       writeFileAtomic(this.path(`${LAST_RESERVED_PREFIX}${rangeSetIndex}`), name, { mode: 0o644, durable: DURABLE });
     } catch (err) {
       rmSync(target, { force: true });
-      throw storeError(err, `recording ${name} as the last reserved address of range set ${rangeSetIndex} in ${this.dir}`);
+      throw storeError(
+        err,
+        `recording ${name} as the last reserved address of range set ${rangeSetIndex} in ${this.dir}`,
+      );
     }
     return true;
   }
@@ -273,7 +287,12 @@ async function lockWithTimeout(fd: number, lockPath: string, timeoutMs: number):
 }
 
 /** Opens and locks the store, runs `fn`, and always releases the lock. */
-export async function withStore<T>(dataDir: string, network: string, fn: (store: IpamStore) => T, opts: { lockTimeoutMs?: number } = {}): Promise<T> {
+export async function withStore<T>(
+  dataDir: string,
+  network: string,
+  fn: (store: IpamStore) => T,
+  opts: { lockTimeoutMs?: number } = {},
+): Promise<T> {
   const store = await IpamStore.open(dataDir, network, opts);
   try {
     return fn(store);

@@ -21,11 +21,16 @@ export function loadKubeConfig(kubeconfig: string | undefined, env: NodeJS.Proce
     } catch (err) {
       throw new KubeConfigError(`kubeconfig ${kubeconfig}: ${(err as Error).message.split('\n')[0]}`);
     }
-    if (!kc.getCurrentCluster()) throw new KubeConfigError(`kubeconfig ${kubeconfig}: no current cluster (current-context "${kc.getCurrentContext()}")`);
+    if (!kc.getCurrentCluster())
+      throw new KubeConfigError(
+        `kubeconfig ${kubeconfig}: no current cluster (current-context "${kc.getCurrentContext()}")`,
+      );
     return kc;
   }
   if (!env.KUBERNETES_SERVICE_HOST || !env.KUBERNETES_SERVICE_PORT) {
-    throw new KubeConfigError('no kubeconfig (--kubeconfig or KUBECONFIG) and not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)');
+    throw new KubeConfigError(
+      'no kubeconfig (--kubeconfig or KUBECONFIG) and not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)',
+    );
   }
   kc.loadFromCluster();
   return kc;
@@ -71,7 +76,11 @@ export class KubeClient {
   }
 
   /** One request with the kubeconfig's credentials and TLS settings; the decoded JSON answer. */
-  async request(method: 'GET' | 'PATCH', path: string, opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {}): Promise<unknown> {
+  async request(
+    method: 'GET' | 'PATCH',
+    path: string,
+    opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {},
+  ): Promise<unknown> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
     const ctx = new RequestContext(url.toString(), method === 'GET' ? HttpMethod.GET : HttpMethod.PATCH);

@@ -2,7 +2,14 @@
 // ClusterNetworkPolicies' counts as synced while its CRD is not installed (informer.ts: optional).
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from './client.ts';
-import { DEFAULT_BACKOFF, RESOURCE_SPECS, ResourceInformer, type BackoffOptions, type InformerHooks, type ResourceName } from './informer.ts';
+import {
+  DEFAULT_BACKOFF,
+  RESOURCE_SPECS,
+  ResourceInformer,
+  type BackoffOptions,
+  type InformerHooks,
+  type ResourceName,
+} from './informer.ts';
 import type { ClusterNetworkPolicyInfo, NamespaceInfo, NetworkPolicyInfo, NodeInfo, PodInfo } from './objects.ts';
 
 /** The informers the agent runs. */

@@ -14,7 +14,13 @@
 //     "not served" on a 404: said once, counted as listed and empty (the agent stays ready: there can
 //     be no such object), and listed again every `absentMs` until the CRD appears.
 // Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { ApiRequestError, describeError, type KubeClient } from './client.ts';
 import {
@@ -48,7 +54,12 @@ interface ResourceSpec<T> {
 export const RESOURCE_SPECS = {
   nodes: { resource: 'nodes', path: '/api/v1/nodes', namespaced: false, slim: slimNode } as ResourceSpec<NodeInfo>,
   pods: { resource: 'pods', path: '/api/v1/pods', namespaced: true, slim: slimPod } as ResourceSpec<PodInfo>,
-  namespaces: { resource: 'namespaces', path: '/api/v1/namespaces', namespaced: false, slim: slimNamespace } as ResourceSpec<NamespaceInfo>,
+  namespaces: {
+    resource: 'namespaces',
+    path: '/api/v1/namespaces',
+    namespaced: false,
+    slim: slimNamespace,
+  } as ResourceSpec<NamespaceInfo>,
   networkpolicies: {
     resource: 'networkpolicies',
     path: '/apis/networking.k8s.io/v1/networkpolicies',
@@ -110,7 +121,12 @@ class SlimWatch<T> extends Watch {
     this.informer = informer;
   }
 
-  override async watch(path: string, query: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: WatchDone): Promise<AbortController> {
+  override async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    callback: WatchCallback,
+    done: WatchDone,
+  ): Promise<AbortController> {
     // Bookmarks keep the version to resume from recent; the server ends a watch after timeoutSeconds
     // (spread, as client-go's 5-10 minutes), after which ListWatch resumes it.
     const q = { ...query, allowWatchBookmarks: true, timeoutSeconds: 300 + Math.floor(Math.random() * 300) };
@@ -166,7 +182,12 @@ export class ResourceInformer<T extends KubernetesObject> {
   /** An optional resource the API server does not serve (its CRD is not installed). */
   absent = false;
 
-  constructor(kube: KubeClient, spec: ResourceSpec<T>, hooks: InformerHooks, backoff: BackoffOptions = DEFAULT_BACKOFF) {
+  constructor(
+    kube: KubeClient,
+    spec: ResourceSpec<T>,
+    hooks: InformerHooks,
+    backoff: BackoffOptions = DEFAULT_BACKOFF,
+  ) {
     this.kube = kube;
     this.spec = spec;
     this.resource = spec.resource;
@@ -351,7 +372,8 @@ export class ResourceInformer<T extends KubernetesObject> {
           const query: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
           if (cont) query.continue = cont;
           const page = await this.kube.request('GET', this.spec.path, { query });
-          if (!isObject(page) || !Array.isArray(page.items)) throw new ApiRequestError(200, `list ${this.resource}: the answer is not a list`);
+          if (!isObject(page) || !Array.isArray(page.items))
+            throw new ApiRequestError(200, `list ${this.resource}: the answer is not a list`);
           const meta = isObject(page.metadata) ? page.metadata : {};
           resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
           for (const raw of page.items) {
@@ -369,7 +391,10 @@ export class ResourceInformer<T extends KubernetesObject> {
       this.down = false;
       if (this.absent) {
         this.absent = false;
-        this.hooks.log.info({ resource: this.resource, objects: items.length }, `${this.resource}: served by the API server now (the CRD is installed)`);
+        this.hooks.log.info(
+          { resource: this.resource, objects: items.length },
+          `${this.resource}: served by the API server now (the CRD is installed)`,
+        );
       }
       return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion }, items } as KubernetesListObject<T>;
     }

@@ -49,7 +49,11 @@ export async function markNetworkAvailable(kube: KubeClient, nodeName: string, n
 }
 
 /** Sets (merges) these annotations on the Node; the others stay as they are. */
-export async function patchNodeAnnotations(kube: KubeClient, nodeName: string, annotations: Record<string, string>): Promise<void> {
+export async function patchNodeAnnotations(
+  kube: KubeClient,
+  nodeName: string,
+  annotations: Record<string, string>,
+): Promise<void> {
   await kube.request('PATCH', `/api/v1/nodes/${encodeURIComponent(nodeName)}`, {
     body: { metadata: { annotations } },
     contentType: 'application/merge-patch+json',

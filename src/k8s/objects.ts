@@ -176,8 +176,13 @@ export const slimPod = slimming((raw): PodInfo => {
     if (!isObject(c)) throw new Malformed('spec.containers has an entry that is not an object');
     const ports: PodPort[] = [];
     for (const p of field(c, 'ports', isArray, 'an array', 'spec.containers[]') ?? []) {
-      if (!isObject(p) || typeof p.containerPort !== 'number') throw new Malformed('spec.containers[].ports has an entry without a numeric containerPort');
-      ports.push({ ...(isString(p.name) ? { name: p.name } : {}), containerPort: p.containerPort, protocol: isString(p.protocol) ? p.protocol : 'TCP' });
+      if (!isObject(p) || typeof p.containerPort !== 'number')
+        throw new Malformed('spec.containers[].ports has an entry without a numeric containerPort');
+      ports.push({
+        ...(isString(p.name) ? { name: p.name } : {}),
+        containerPort: p.containerPort,
+        protocol: isString(p.protocol) ? p.protocol : 'TCP',
+      });
     }
     if (ports.length > 0) containers.push({ name: isString(c.name) ? c.name : '', ports });
   }
@@ -215,4 +220,5 @@ export const slimClusterNetworkPolicy = slimming((raw): ClusterNetworkPolicyInfo
 });
 
 /** A deleted object only needs its metadata to leave the cache. */
-export const metaOnly = (namespaced: boolean) => slimming((raw): { metadata: SlimMeta } => ({ metadata: slimMeta(raw, namespaced) }));
+export const metaOnly = (namespaced: boolean) =>
+  slimming((raw): { metadata: SlimMeta } => ({ metadata: slimMeta(raw, namespaced) }));

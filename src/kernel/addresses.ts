@@ -53,7 +53,13 @@ export interface AddressOptions {
 
 const familyAf = (f: IpFamily) => (f === 4 ? AF.INET : AF.INET6);
 
-export function encodeAddress(type: number, index: number, cidr: string, opts: AddressOptions = {}, flags = 0): MessageBuilder {
+export function encodeAddress(
+  type: number,
+  index: number,
+  cidr: string,
+  opts: AddressOptions = {},
+  flags = 0,
+): MessageBuilder {
   const c = parseCidr(cidr);
   let ifaFlags = 0;
   if (opts.noDad) ifaFlags |= IFA_F.NODAD;
@@ -158,11 +164,20 @@ export function waitForDad(nl: NetlinkSocket, link: LinkRef, opts: WaitOptions =
     const v6 = listAddresses(nl, { link: index, family: 6 });
     const failed = v6.find((a) => a.dadFailed);
     if (failed) {
-      throw new KernelError({ errno: 99 /* EADDRNOTAVAIL */, operation: `use ${failed.cidr} on ${linkLabel(link)}`, netns: nl.netns, kernelMessage: 'duplicate address detected' });
+      throw new KernelError({
+        errno: 99 /* EADDRNOTAVAIL */,
+        operation: `use ${failed.cidr} on ${linkLabel(link)}`,
+        netns: nl.netns,
+        kernelMessage: 'duplicate address detected',
+      });
     }
     if (!v6.some((a) => a.tentative)) return;
     if (performance.now() >= deadline) {
-      throw new KernelError({ errno: 110 /* ETIMEDOUT */, operation: `see IPv6 duplicate address detection finish on ${linkLabel(link)} within ${timeoutMs} ms`, netns: nl.netns });
+      throw new KernelError({
+        errno: 110 /* ETIMEDOUT */,
+        operation: `see IPv6 duplicate address detection finish on ${linkLabel(link)} within ${timeoutMs} ms`,
+        netns: nl.netns,
+      });
     }
     sleepSync(Math.min(intervalMs, Math.max(1, deadline - performance.now())));
   }

@@ -85,7 +85,8 @@ function decodeTuple(a: Attrs | undefined, family: 4 | 6): ConntrackTuple | unde
 
 /** One CT_NEW message of a dump into an entry; undefined for what it cannot read. */
 export function decodeConntrack(msg: NlMessage): ConntrackEntry | undefined {
-  if ((msg.type >> 8) !== NFNL_SUBSYS_CTNETLINK || (msg.type & 0xff) !== IPCTNL_MSG_CT_NEW || msg.data.length < 4) return undefined;
+  if (msg.type >> 8 !== NFNL_SUBSYS_CTNETLINK || (msg.type & 0xff) !== IPCTNL_MSG_CT_NEW || msg.data.length < 4)
+    return undefined;
   const af = msg.data.readUInt8(0);
   const family = af === AF.INET ? 4 : af === AF.INET6 ? 6 : undefined;
   if (!family) return undefined;
@@ -103,7 +104,13 @@ export function decodeConntrack(msg: NlMessage): ConntrackEntry | undefined {
   return e;
 }
 
-function encodeTuple(m: MessageBuilder, type: number, t: ConntrackTuple, family: 4 | 6, zone: number | undefined): void {
+function encodeTuple(
+  m: MessageBuilder,
+  type: number,
+  t: ConntrackTuple,
+  family: 4 | 6,
+  zone: number | undefined,
+): void {
   m.nested(type, (b) => {
     b.nested(CTA_TUPLE_IP, (ip) => {
       ip.attr(family === 4 ? CTA_IP_V4_SRC : CTA_IP_V6_SRC, parseIp(t.src).bytes);
@@ -135,7 +142,9 @@ export class Conntrack {
 
   /** Opens the socket; the kernel loads nf_conntrack_netlink on the first request if needed. */
   static open(opts: { netns?: string } = {}): Conntrack {
-    return new Conntrack(NetlinkSocket.open({ protocol: NETLINK_NETFILTER, ...(opts.netns ? { netns: opts.netns } : {}) }));
+    return new Conntrack(
+      NetlinkSocket.open({ protocol: NETLINK_NETFILTER, ...(opts.netns ? { netns: opts.netns } : {}) }),
+    );
   }
 
   close(): void {
@@ -144,7 +153,10 @@ export class Conntrack {
 
   /** Every entry of one family. */
   list(family: 4 | 6): ConntrackEntry[] {
-    const msgs = this.nl.dump(ctMessage(IPCTNL_MSG_CT_GET, 0, family === 4 ? AF.INET : AF.INET6), `list the IPv${family} conntrack entries`);
+    const msgs = this.nl.dump(
+      ctMessage(IPCTNL_MSG_CT_GET, 0, family === 4 ? AF.INET : AF.INET6),
+      `list the IPv${family} conntrack entries`,
+    );
     const out: ConntrackEntry[] = [];
     for (const m of msgs) {
       const e = decodeConntrack(m);
@@ -182,7 +194,11 @@ export class Conntrack {
 
 /** "tcp 10.244.1.2:40000 -> 10.244.2.3:80" for logs. */
 export function describeTuple(t: ConntrackTuple): string {
-  const name = Object.entries(IPPROTO).find(([, n]) => n === t.proto)?.[0].toLowerCase() ?? `proto ${t.proto}`;
-  const host = (ip: string, port: number | undefined) => (port === undefined ? ip : ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+  const name =
+    Object.entries(IPPROTO)
+      .find(([, n]) => n === t.proto)?.[0]
+      .toLowerCase() ?? `proto ${t.proto}`;
+  const host = (ip: string, port: number | undefined) =>
+    port === undefined ? ip : ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
   return `${name} ${host(t.src, t.sport)} -> ${host(t.dst, t.dport)}`;
 }

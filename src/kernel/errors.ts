@@ -49,7 +49,10 @@ export class KernelError extends Error {
   constructor(init: KernelErrorInit) {
     const where = init.netns ? ` in ${init.netns}` : '';
     const extra = init.kernelMessage ? ` (${init.kernelMessage})` : '';
-    super(`failed to ${init.operation}${where}: ${strerror(init.errno)}${extra}`, init.cause === undefined ? undefined : { cause: init.cause });
+    super(
+      `failed to ${init.operation}${where}: ${strerror(init.errno)}${extra}`,
+      init.cause === undefined ? undefined : { cause: init.cause },
+    );
     this.name = 'KernelError';
     this.errno = init.errno;
     this.code = errnoName(init.errno);

@@ -47,8 +47,24 @@ export { addAddress, deleteAddress, listAddresses, waitForDad } from './addresse
 export type { Address, AddressFilter, AddressOptions, Scope } from './addresses.ts';
 export { addRoute, deleteRoute, listRoutes, replaceRoute } from './routes.ts';
 export type { Route, RouteFilter, RouteOptions, RouteSpec, RouteType } from './routes.ts';
-export { addFdbEntry, addNeighbour, deleteFdbEntry, deleteNeighbour, listFdbEntries, listNeighbours } from './neighbours.ts';
-export type { FdbEntry, FdbFilter, FdbSpec, Neighbour, NeighbourFilter, NeighbourOptions, NeighbourSpec, NeighbourState } from './neighbours.ts';
+export {
+  addFdbEntry,
+  addNeighbour,
+  deleteFdbEntry,
+  deleteNeighbour,
+  listFdbEntries,
+  listNeighbours,
+} from './neighbours.ts';
+export type {
+  FdbEntry,
+  FdbFilter,
+  FdbSpec,
+  Neighbour,
+  NeighbourFilter,
+  NeighbourOptions,
+  NeighbourSpec,
+  NeighbourState,
+} from './neighbours.ts';
 export { assertNetns, CURRENT_NETNS, isCurrentNetns, isNetns, openNetns, sameNetns, withNetns } from './netns.ts';
 export type { NotPromise } from './netns.ts';
 export { ensureSysctl, interfaceSysctl, readSysctl, sysctlPath, writeSysctl, writeSysctls } from './sysctl.ts';

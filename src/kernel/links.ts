@@ -5,7 +5,19 @@ import { closeSync } from 'node:fs';
 import { isKernelError, KernelError } from './errors.ts';
 import { formatIp, formatMac, parseIp, parseMac } from '../net/ip.ts';
 import { Attrs, ifinfomsg, MessageBuilder, readIfinfomsg, type NlMessage } from './netlink-codec.ts';
-import { AF, IF_OPER, IFF, IFLA, IFLA_BR, IFLA_BRPORT, IFLA_INFO, IFLA_VXLAN, NLM_F, RTM, VETH_INFO } from './netlink-const.ts';
+import {
+  AF,
+  IF_OPER,
+  IFF,
+  IFLA,
+  IFLA_BR,
+  IFLA_BRPORT,
+  IFLA_INFO,
+  IFLA_VXLAN,
+  NLM_F,
+  RTM,
+  VETH_INFO,
+} from './netlink-const.ts';
 import type { NetlinkSocket } from './netlink-socket.ts';
 import { openNetns } from './netns.ts';
 
@@ -209,7 +221,10 @@ export function encodeDumpLinks(): MessageBuilder {
   return m;
 }
 
-function putCommon(m: MessageBuilder, s: { mtu?: number; mac?: string; txqlen?: number; offload?: OffloadSizes }): void {
+function putCommon(
+  m: MessageBuilder,
+  s: { mtu?: number; mac?: string; txqlen?: number; offload?: OffloadSizes },
+): void {
   if (s.mac !== undefined) m.attr(IFLA.ADDRESS, parseMac(s.mac));
   if (s.mtu !== undefined) m.u32(IFLA.MTU, s.mtu);
   if (s.txqlen !== undefined) m.u32(IFLA.TXQLEN, s.txqlen);
@@ -311,7 +326,11 @@ export function encodeNewLink(
 }
 
 /** A NEWLINK that changes an existing link (by index); flags apply only to the bits in ifi_change. */
-export function encodeSetLink(index: number, changes: LinkChanges, resolved: { master?: number; netnsFd?: number }): MessageBuilder {
+export function encodeSetLink(
+  index: number,
+  changes: LinkChanges,
+  resolved: { master?: number; netnsFd?: number },
+): MessageBuilder {
   let flags = 0;
   let change = 0;
   const flag = (bit: number, on: boolean | undefined) => {
@@ -462,8 +481,13 @@ export interface LinkFilter {
 
 export function listLinks(nl: NetlinkSocket, filter: LinkFilter = {}): Link[] {
   const master = filter.master === undefined ? undefined : linkIndex(nl, filter.master);
-  const links = nl.dump(encodeDumpLinks(), 'list links').filter((m) => m.type === RTM.NEWLINK).map(decodeLink);
-  return links.filter((l) => (filter.kind === undefined || l.kind === filter.kind) && (master === undefined || l.master === master));
+  const links = nl
+    .dump(encodeDumpLinks(), 'list links')
+    .filter((m) => m.type === RTM.NEWLINK)
+    .map(decodeLink);
+  return links.filter(
+    (l) => (filter.kind === undefined || l.kind === filter.kind) && (master === undefined || l.master === master),
+  );
 }
 
 /** The ifindex of a link; a number is taken as one already. */
@@ -474,7 +498,8 @@ export function linkIndex(nl: NetlinkSocket, ref: LinkRef): number {
 function describeSpec(spec: LinkSpec): string {
   const details: string[] = [];
   if (spec.netns !== undefined) details.push(`created in ${netnsLabel(spec.netns)}`);
-  if (spec.kind === 'veth') details.push(`peer ${spec.peer.name}${spec.peer.netns !== undefined ? ` in ${netnsLabel(spec.peer.netns)}` : ''}`);
+  if (spec.kind === 'veth')
+    details.push(`peer ${spec.peer.name}${spec.peer.netns !== undefined ? ` in ${netnsLabel(spec.peer.netns)}` : ''}`);
   if (spec.kind === 'vxlan') details.push(`vni ${spec.vni}`);
   if (spec.master !== undefined) details.push(`master ${linkLabel(spec.master)}`);
   return `add ${spec.kind} ${spec.name}${details.length ? ` (${details.join(', ')})` : ''}`;
@@ -622,7 +647,13 @@ export interface WaitOptions {
  * what was awaited otherwise. The reference bridge plugin waits this way for the host veth to be
  * oper-up before it reports success (its "bridge port in error state").
  */
-export function waitForLink(nl: NetlinkSocket, ref: LinkRef, what: string, ready: (link: Link) => boolean, opts: WaitOptions = {}): Link {
+export function waitForLink(
+  nl: NetlinkSocket,
+  ref: LinkRef,
+  what: string,
+  ready: (link: Link) => boolean,
+  opts: WaitOptions = {},
+): Link {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const intervalMs = opts.intervalMs ?? 20;
   const deadline = performance.now() + timeoutMs;
@@ -630,7 +661,11 @@ export function waitForLink(nl: NetlinkSocket, ref: LinkRef, what: string, ready
     const link = getLink(nl, ref);
     if (ready(link)) return link;
     if (performance.now() >= deadline) {
-      throw new KernelError({ errno: ETIMEDOUT, operation: `see ${linkLabel(ref)} ${what} within ${timeoutMs} ms`, netns: nl.netns });
+      throw new KernelError({
+        errno: ETIMEDOUT,
+        operation: `see ${linkLabel(ref)} ${what} within ${timeoutMs} ms`,
+        netns: nl.netns,
+      });
     }
     sleepSync(Math.min(intervalMs, Math.max(1, deadline - performance.now())));
   }
@@ -638,5 +673,11 @@ export function waitForLink(nl: NetlinkSocket, ref: LinkRef, what: string, ready
 
 /** Waits for a link to be operationally up (IFLA_OPERSTATE up, or unknown with carrier, as for lo). */
 export function waitForOperUp(nl: NetlinkSocket, ref: LinkRef, opts: WaitOptions = {}): Link {
-  return waitForLink(nl, ref, 'operationally up', (l) => l.operState === 'up' || (l.operState === 'unknown' && l.up && l.lowerUp), opts);
+  return waitForLink(
+    nl,
+    ref,
+    'operationally up',
+    (l) => l.operState === 'up' || (l.operState === 'unknown' && l.up && l.lowerUp),
+    opts,
+  );
 }

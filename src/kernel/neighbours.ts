@@ -165,12 +165,18 @@ export function addNeighbour(nl: NetlinkSocket, spec: NeighbourSpec, opts: Neigh
   if (spec.mac === undefined) throw new TypeError(`neighbour ${spec.ip} needs a MAC address`);
   const index = linkIndex(nl, spec.link);
   const verb = opts.replace ? 'replace' : 'add';
-  nl.request(encodeNeighbour(RTM.NEWNEIGH, index, spec, createFlags({ replace: opts.replace ?? false })), () => `${verb} neighbour ${spec.ip} lladdr ${spec.mac} on ${linkLabel(spec.link)}`);
+  nl.request(
+    encodeNeighbour(RTM.NEWNEIGH, index, spec, createFlags({ replace: opts.replace ?? false })),
+    () => `${verb} neighbour ${spec.ip} lladdr ${spec.mac} on ${linkLabel(spec.link)}`,
+  );
 }
 
 export function deleteNeighbour(nl: NetlinkSocket, spec: NeighbourSpec): void {
   const index = linkIndex(nl, spec.link);
-  nl.request(encodeNeighbour(RTM.DELNEIGH, index, spec), () => `delete neighbour ${spec.ip} on ${linkLabel(spec.link)}`);
+  nl.request(
+    encodeNeighbour(RTM.DELNEIGH, index, spec),
+    () => `delete neighbour ${spec.ip} on ${linkLabel(spec.link)}`,
+  );
 }
 
 export interface NeighbourFilter {

@@ -248,7 +248,12 @@ export function parseError(msg: NlMessage): NlError {
   const d = msg.data;
   if (d.length < 4 + NLMSG_HDRLEN) throw new Error(`truncated netlink error message (${d.length} bytes)`);
   const error = d.readInt32LE(0);
-  const request = { length: d.readUInt32LE(4), type: d.readUInt16LE(8), flags: d.readUInt16LE(10), seq: d.readUInt32LE(12) };
+  const request = {
+    length: d.readUInt32LE(4),
+    type: d.readUInt16LE(8),
+    flags: d.readUInt16LE(10),
+    seq: d.readUInt32LE(12),
+  };
   const out: NlError = { errno: error === 0 ? 0 : -error, request };
   if (msg.flags & NLM_F.ACK_TLVS) {
     const tlvStart = msg.flags & NLM_F.CAPPED ? 4 + NLMSG_HDRLEN : 4 + nlaAlign(request.length);
@@ -316,7 +321,11 @@ export class ReplyCollector {
           break;
         }
         case NLMSG.OVERRUN:
-          this.error = { errno: 105 /* ENOBUFS */, message: 'netlink overrun', request: { length: 0, type: 0, flags: 0, seq: m.seq } };
+          this.error = {
+            errno: 105 /* ENOBUFS */,
+            message: 'netlink overrun',
+            request: { length: 0, type: 0, flags: 0, seq: m.seq },
+          };
           this.done = true;
           break;
         default:
@@ -350,7 +359,13 @@ export function ifinfomsg(h: IfInfoMsg): Buffer {
 }
 
 export function readIfinfomsg(d: Buffer): Required<IfInfoMsg> {
-  return { family: d.readUInt8(0), type: d.readUInt16LE(2), index: d.readInt32LE(4), flags: d.readUInt32LE(8), change: d.readUInt32LE(12) };
+  return {
+    family: d.readUInt8(0),
+    type: d.readUInt16LE(2),
+    index: d.readInt32LE(4),
+    flags: d.readUInt32LE(8),
+    change: d.readUInt32LE(12),
+  };
 }
 
 export interface IfAddrMsg {
@@ -373,7 +388,13 @@ export function ifaddrmsg(h: IfAddrMsg): Buffer {
 }
 
 export function readIfaddrmsg(d: Buffer): Required<IfAddrMsg> {
-  return { family: d.readUInt8(0), prefixLength: d.readUInt8(1), flags: d.readUInt8(2), scope: d.readUInt8(3), index: d.readUInt32LE(4) };
+  return {
+    family: d.readUInt8(0),
+    prefixLength: d.readUInt8(1),
+    flags: d.readUInt8(2),
+    scope: d.readUInt8(3),
+    index: d.readUInt32LE(4),
+  };
 }
 
 export interface RtMsg {
@@ -437,5 +458,11 @@ export function ndmsg(h: NdMsg): Buffer {
 }
 
 export function readNdmsg(d: Buffer): Required<NdMsg> {
-  return { family: d.readUInt8(0), index: d.readInt32LE(4), state: d.readUInt16LE(8), flags: d.readUInt8(10), type: d.readUInt8(11) };
+  return {
+    family: d.readUInt8(0),
+    index: d.readInt32LE(4),
+    state: d.readUInt16LE(8),
+    flags: d.readUInt8(10),
+    type: d.readUInt8(11),
+  };
 }

@@ -75,7 +75,15 @@ export const IFF = {
 } as const;
 
 /** RFC 2863 operational states (IFLA_OPERSTATE). */
-export const IF_OPER = { UNKNOWN: 0, NOTPRESENT: 1, DOWN: 2, LOWERLAYERDOWN: 3, TESTING: 4, DORMANT: 5, UP: 6 } as const;
+export const IF_OPER = {
+  UNKNOWN: 0,
+  NOTPRESENT: 1,
+  DOWN: 2,
+  LOWERLAYERDOWN: 3,
+  TESTING: 4,
+  DORMANT: 5,
+  UP: 6,
+} as const;
 
 export const IFLA = {
   ADDRESS: 1,
@@ -222,7 +230,16 @@ export const RTA = {
   EXPIRES: 23,
 } as const;
 
-export const RTAX = { LOCK: 1, MTU: 2, WINDOW: 3, RTT: 4, HOPLIMIT: 10, INITCWND: 11, ADVMSS: 8, INITRWND: 14 } as const;
+export const RTAX = {
+  LOCK: 1,
+  MTU: 2,
+  WINDOW: 3,
+  RTT: 4,
+  HOPLIMIT: 10,
+  INITCWND: 11,
+  ADVMSS: 8,
+  INITRWND: 14,
+} as const;
 
 export const RTN = {
   UNSPEC: 0,

@@ -5,7 +5,14 @@
 import { errno, libc } from './libc.ts';
 import { KernelError } from './errors.ts';
 import { withNetns } from './netns.ts';
-import { MessageBuilder, parseError, ReplyCollector, splitMessages, type NlError, type NlMessage } from './netlink-codec.ts';
+import {
+  MessageBuilder,
+  parseError,
+  ReplyCollector,
+  splitMessages,
+  type NlError,
+  type NlMessage,
+} from './netlink-codec.ts';
 import { AF, NETLINK, NETLINK_ROUTE, NLM_F, NLMSG, SOL_NETLINK } from './netlink-const.ts';
 
 const SOCK_RAW = 3;
@@ -156,7 +163,12 @@ export class NetlinkSocket {
       // The table changed while the kernel was writing it out; a consistent copy needs a fresh dump.
       if (!answer.interrupted) return answer.messages;
       if (attempt >= DUMP_RETRIES) {
-        throw new KernelError({ errno: EBUSY, operation: describe(operation), netns: this.netns, kernelMessage: 'dump kept changing while being read' });
+        throw new KernelError({
+          errno: EBUSY,
+          operation: describe(operation),
+          netns: this.netns,
+          kernelMessage: 'dump kept changing while being read',
+        });
       }
     }
   }
@@ -167,7 +179,12 @@ export class NetlinkSocket {
    * kernel answers each one in order even after a failure, so the answer is complete with the last
    * message's. The first error becomes a KernelError naming the operation.
    */
-  transaction(begin: MessageBuilder, messages: readonly MessageBuilder[], end: MessageBuilder, operation: Operation): void {
+  transaction(
+    begin: MessageBuilder,
+    messages: readonly MessageBuilder[],
+    end: MessageBuilder,
+    operation: Operation,
+  ): void {
     if (messages.length === 0) return;
     const parts: Buffer[] = [Buffer.from(begin.finish(this.nextSeq()))];
     const seqs = new Set<number>();
@@ -238,18 +255,33 @@ export class NetlinkSocket {
         const e = errno();
         if (e === EINTR) continue;
         if (e === EAGAIN) {
-          throw new KernelError({ errno: ETIMEDOUT, operation: describe(operation), netns: this.netns, kernelMessage: 'no answer from the kernel in time' });
+          throw new KernelError({
+            errno: ETIMEDOUT,
+            operation: describe(operation),
+            netns: this.netns,
+            kernelMessage: 'no answer from the kernel in time',
+          });
         }
         throw new KernelError({ errno: e, operation: describe(operation), netns: this.netns });
       }
       if (n > this.rx.length) {
-        throw new KernelError({ errno: EMSGSIZE, operation: describe(operation), netns: this.netns, kernelMessage: `netlink datagram of ${n} bytes` });
+        throw new KernelError({
+          errno: EMSGSIZE,
+          operation: describe(operation),
+          netns: this.netns,
+          kernelMessage: `netlink datagram of ${n} bytes`,
+        });
       }
       // A copy: the messages point into it, and the next recv overwrites the receive buffer.
       collector.feed(Buffer.from(this.rx.subarray(0, n)));
     }
     if (collector.error) {
-      throw new KernelError({ errno: collector.error.errno, operation: describe(operation), netns: this.netns, kernelMessage: collector.error.message });
+      throw new KernelError({
+        errno: collector.error.errno,
+        operation: describe(operation),
+        netns: this.netns,
+        kernelMessage: collector.error.message,
+      });
     }
     return collector;
   }

@@ -19,7 +19,16 @@ export const CURRENT_NETNS = '/proc/thread-self/ns/net';
 
 /** What a namespace callback may return: anything but a promise, since an async callback would
  * resume after the namespace has been switched back. */
-export type NotPromise = string | number | boolean | bigint | symbol | null | undefined | void | (object & { then?: never });
+export type NotPromise =
+  | string
+  | number
+  | boolean
+  | bigint
+  | symbol
+  | null
+  | undefined
+  | void
+  | (object & { then?: never });
 
 function openNs(path: string, operation: string): number {
   try {
@@ -46,7 +55,9 @@ export function withNetns<T extends NotPromise>(path: string, fn: () => T): T {
     try {
       const result = fn();
       if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-        throw new TypeError('withNetns runs synchronous callbacks only: an async one would continue outside the namespace');
+        throw new TypeError(
+          'withNetns runs synchronous callbacks only: an async one would continue outside the namespace',
+        );
       }
       return result;
     } finally {

@@ -6,7 +6,16 @@ import { Attrs, MessageBuilder, readRtmsg, rtmsg, type NlMessage } from './netli
 import { AF, NLM_F, RT_SCOPE, RT_TABLE, RTA, RTAX, RTM, RTN, RTNH_F, RTPROT } from './netlink-const.ts';
 import type { NetlinkSocket } from './netlink-socket.ts';
 
-export type RouteType = 'unicast' | 'local' | 'broadcast' | 'anycast' | 'multicast' | 'blackhole' | 'unreachable' | 'prohibit' | 'throw';
+export type RouteType =
+  | 'unicast'
+  | 'local'
+  | 'broadcast'
+  | 'anycast'
+  | 'multicast'
+  | 'blackhole'
+  | 'unreachable'
+  | 'prohibit'
+  | 'throw';
 
 export interface RouteSpec {
   /** "default", a CIDR ("10.244.2.0/24", "fd00:2::/64") or a host address. */
@@ -100,7 +109,8 @@ export function encodeRoute(type: number, spec: RouteSpec, oif: number | undefin
   const rtype = spec.type !== undefined ? ROUTE_TYPES[spec.type] : isAdd ? RTN.UNICAST : RTN.UNSPEC;
   let scope: number;
   if (spec.scope !== undefined) scope = scopeNumber(spec.scope);
-  else if (!isAdd) scope = RT_SCOPE.NOWHERE; // the kernel's wildcard when deleting (fib_table_delete)
+  else if (!isAdd)
+    scope = RT_SCOPE.NOWHERE; // the kernel's wildcard when deleting (fib_table_delete)
   else if (rtype === RTN.LOCAL) scope = RT_SCOPE.HOST;
   else if ((rtype === RTN.UNICAST || rtype === RTN.UNSPEC) && spec.gateway === undefined) scope = RT_SCOPE.LINK;
   else scope = RT_SCOPE.UNIVERSE;
@@ -179,7 +189,10 @@ export function addRoute(nl: NetlinkSocket, spec: RouteSpec, opts: RouteOptions 
   else if (opts.append) flags |= NLM_F.APPEND;
   else flags |= NLM_F.EXCL;
   const verb = opts.replace ? 'replace' : 'add';
-  nl.request(encodeRoute(RTM.NEWROUTE, spec, resolveOif(nl, spec), flags), () => `${verb} route ${describeRoute(spec)}`);
+  nl.request(
+    encodeRoute(RTM.NEWROUTE, spec, resolveOif(nl, spec), flags),
+    () => `${verb} route ${describeRoute(spec)}`,
+  );
 }
 
 /** Adds the route or changes the existing one with the same key. */

@@ -17,7 +17,8 @@ export interface SysctlOptions {
  */
 export function sysctlPath(key: string): string {
   const rel = key.includes('/') ? key.replace(/^\/+/, '') : key.replace(/\./g, '/');
-  if (rel.split('/').some((p) => p === '' || p === '.' || p === '..')) throw new TypeError(`invalid sysctl key ${JSON.stringify(key)}`);
+  if (rel.split('/').some((p) => p === '' || p === '.' || p === '..'))
+    throw new TypeError(`invalid sysctl key ${JSON.stringify(key)}`);
   return `/proc/sys/${rel}`;
 }
 

@@ -64,7 +64,8 @@ export class DigestWatch {
     const missingChains = expected.chains.filter((c) => !snap.chains.has(c.name)).map((c) => c.name);
     if (missingChains.length > 0) return `chain${missingChains.length > 1 ? 's' : ''} ${list(missingChains)} gone`;
     const missingSets = expected.sets.filter((s) => !snap.sets.has(s));
-    if (missingSets.length > 0) return `set${missingSets.length > 1 ? 's' : ''} or map${missingSets.length > 1 ? 's' : ''} ${list(missingSets)} gone`;
+    if (missingSets.length > 0)
+      return `set${missingSets.length > 1 ? 's' : ''} or map${missingSets.length > 1 ? 's' : ''} ${list(missingSets)} gone`;
     for (const c of expected.chains) {
       const got = snap.digests.get(c.name);
       const count = got?.count ?? 0;

@@ -41,7 +41,10 @@ export class NftError extends Error {
   constructor(init: NftErrorInit) {
     const where = init.netns ? ` in netns ${init.netns}` : '';
     const at = init.line !== undefined ? ` at line ${init.line} \`${init.failingCommand ?? ''}\`` : '';
-    super(`failed to ${init.operation}${where}${at}: ${init.detail}`, init.cause === undefined ? undefined : { cause: init.cause });
+    super(
+      `failed to ${init.operation}${where}${at}: ${init.detail}`,
+      init.cause === undefined ? undefined : { cause: init.cause },
+    );
     this.name = 'NftError';
     this.reason = init.reason;
     this.operation = init.operation;

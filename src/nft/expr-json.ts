@@ -39,7 +39,15 @@ function selector(j: Json): { sel: Selector; impliedProto?: 'tcp' | 'udp' | 'sct
       return { sel: { kind: 'payload', field: `th ${field}` }, impliedProto: proto as 'tcp' | 'udp' | 'sctp' };
     }
     const f = `${proto} ${field}`;
-    const known: readonly string[] = ['ip saddr', 'ip daddr', 'ip6 saddr', 'ip6 daddr', 'th sport', 'th dport', 'icmpv6 type'];
+    const known: readonly string[] = [
+      'ip saddr',
+      'ip daddr',
+      'ip6 saddr',
+      'ip6 daddr',
+      'th sport',
+      'th dport',
+      'icmpv6 type',
+    ];
     if (!known.includes(f)) unknown(j);
     return { sel: { kind: 'payload', field: f as PayloadField } };
   }
@@ -96,7 +104,13 @@ function expr(j: Json, out: Expr[], parsed: ParsedRule): void {
       if (impliedProto) {
         const prev = out[out.length - 1];
         const stated = prev?.kind === 'match' && prev.left.kind === 'meta' && prev.left.key === 'l4proto';
-        if (!stated) out.push({ kind: 'match', left: { kind: 'meta', key: 'l4proto' }, op: 'eq', right: { kind: 'keyword', value: impliedProto } });
+        if (!stated)
+          out.push({
+            kind: 'match',
+            left: { kind: 'meta', key: 'l4proto' },
+            op: 'eq',
+            right: { kind: 'keyword', value: impliedProto },
+          });
       }
       if (typeof right === 'string' && right.startsWith('@')) {
         out.push({ kind: 'lookup', keys: sels, op, set: right.slice(1) });
@@ -122,7 +136,8 @@ function expr(j: Json, out: Expr[], parsed: ParsedRule): void {
       out.push({ kind: 'counter' });
       return;
     case 'limit': {
-      if (!isObject(body) || body.per !== 'second' || (body.burst_unit !== undefined && body.burst_unit !== 'packets')) unknown(j);
+      if (!isObject(body) || body.per !== 'second' || (body.burst_unit !== undefined && body.burst_unit !== 'packets'))
+        unknown(j);
       const burst = typeof body.burst === 'number' && body.burst > 0 ? { burst: body.burst } : {};
       out.push({ kind: 'limit', rate: Number(body.rate), per: 'second', ...burst });
       return;
@@ -170,7 +185,8 @@ export function parseRuleJson(exprs: unknown): ParsedRule {
     if (!(err instanceof Unknown)) throw err;
     // Keep the counter even when the rest is foreign: it is read by comment.
     for (const j of exprs as Json[]) {
-      if (isObject(j) && isObject(j.counter)) parsed.counter = { packets: Number(j.counter.packets ?? 0), bytes: Number(j.counter.bytes ?? 0) };
+      if (isObject(j) && isObject(j.counter))
+        parsed.counter = { packets: Number(j.counter.packets ?? 0), bytes: Number(j.counter.bytes ?? 0) };
     }
     return parsed;
   }

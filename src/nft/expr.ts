@@ -30,7 +30,17 @@ export type MetaKey = 'l4proto' | 'nfproto' | 'iifname' | 'oifname';
 
 export const L4_PROTOS = ['tcp', 'udp', 'sctp', 'icmp', 'ipv6-icmp'] as const;
 export const CT_STATES = ['established', 'related', 'new', 'invalid', 'untracked'] as const;
-export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit'] as const;
+export const FIB_TYPES = [
+  'unspec',
+  'unicast',
+  'local',
+  'broadcast',
+  'anycast',
+  'multicast',
+  'blackhole',
+  'unreachable',
+  'prohibit',
+] as const;
 export const NF_PROTOS = ['ipv4', 'ipv6'] as const;
 export const ICMPV6_TYPES = [
   'nd-router-solicit',
@@ -85,7 +95,12 @@ export type Expr =
   | { kind: 'vmap'; keys: readonly Selector[]; map: string }
   | { kind: 'counter' }
   | { kind: 'limit'; rate: number; per: 'second'; burst?: number }
-  | { kind: 'log'; prefix?: string; level?: 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug'; group?: number }
+  | {
+      kind: 'log';
+      prefix?: string;
+      level?: 'emerg' | 'alert' | 'crit' | 'err' | 'warn' | 'notice' | 'info' | 'debug';
+      group?: number;
+    }
   | { kind: 'masquerade'; fullyRandom?: boolean }
   | Verdict;
 
@@ -115,13 +130,17 @@ export function vmap(keys: Selector | readonly Selector[], map: string): Expr {
 /** An address or prefix value from its text (`10.0.0.1`, `224.0.0.0/4`). */
 export function addrValue(text: string): Value {
   const slash = text.indexOf('/');
-  return slash < 0 ? { kind: 'addr', addr: text } : { kind: 'prefix', addr: text.slice(0, slash), len: Number(text.slice(slash + 1)) };
+  return slash < 0
+    ? { kind: 'addr', addr: text }
+    : { kind: 'prefix', addr: text.slice(0, slash), len: Number(text.slice(slash + 1)) };
 }
 
 export function verdict(v: 'accept' | 'drop' | 'return' | 'continue'): Expr;
 export function verdict(v: 'jump' | 'goto', chain: string): Expr;
 export function verdict(v: Verdict['verdict'], chain?: string): Expr {
-  return v === 'jump' || v === 'goto' ? { kind: 'verdict', verdict: v, chain: chain ?? '' } : { kind: 'verdict', verdict: v };
+  return v === 'jump' || v === 'goto'
+    ? { kind: 'verdict', verdict: v, chain: chain ?? '' }
+    : { kind: 'verdict', verdict: v };
 }
 
 export const counter = (): Expr => ({ kind: 'counter' });
@@ -250,8 +269,10 @@ function checkValue(left: Selector, v: Value, where: string): void {
     case 'prefix': {
       const ip = tryParseIp(v.addr);
       const family = sel.startsWith('ip6 ') ? 6 : sel.startsWith('ip ') ? 4 : undefined;
-      if (!ip || family === undefined || ip.family !== family) fail(`not an IPv${family ?? '4/6'} address of the field's family`);
-      if (v.kind === 'prefix' && !(Number.isInteger(v.len) && v.len >= 0 && v.len <= (family === 4 ? 32 : 128))) fail('bad prefix length');
+      if (!ip || family === undefined || ip.family !== family)
+        fail(`not an IPv${family ?? '4/6'} address of the field's family`);
+      if (v.kind === 'prefix' && !(Number.isInteger(v.len) && v.len >= 0 && v.len <= (family === 4 ? 32 : 128)))
+        fail('bad prefix length');
       return;
     }
     case 'number':
@@ -290,7 +311,11 @@ function checkValue(left: Selector, v: Value, where: string): void {
  * below objects.ts). Every free string that reaches the script (addresses, interface names, log
  * prefixes, set and chain names) is checked here: no rule text is taken from anywhere else.
  */
-export function checkRuleBody(body: readonly Expr[], where: string, checkRef: (what: 'chain' | 'set', name: string) => void): void {
+export function checkRuleBody(
+  body: readonly Expr[],
+  where: string,
+  checkRef: (what: 'chain' | 'set', name: string) => void,
+): void {
   if (body.length === 0) throw new RuleBodyError(`${where}: the rule body is empty`);
   for (const e of body) {
     switch (e.kind) {
@@ -305,13 +330,18 @@ export function checkRuleBody(body: readonly Expr[], where: string, checkRef: (w
         checkRef('set', e.kind === 'lookup' ? e.set : e.map);
         break;
       case 'limit':
-        if (!(Number.isSafeInteger(e.rate) && e.rate > 0)) throw new RuleBodyError(`${where}: invalid limit rate ${e.rate}`);
-        if (e.burst !== undefined && !(Number.isSafeInteger(e.burst) && e.burst > 0)) throw new RuleBodyError(`${where}: invalid burst ${e.burst}`);
+        if (!(Number.isSafeInteger(e.rate) && e.rate > 0))
+          throw new RuleBodyError(`${where}: invalid limit rate ${e.rate}`);
+        if (e.burst !== undefined && !(Number.isSafeInteger(e.burst) && e.burst > 0))
+          throw new RuleBodyError(`${where}: invalid burst ${e.burst}`);
         break;
       case 'log':
-        if (e.prefix !== undefined && !LOG_PREFIX.test(e.prefix)) throw new RuleBodyError(`${where}: invalid log prefix ${JSON.stringify(e.prefix)}`);
-        if (e.group !== undefined && !(Number.isInteger(e.group) && e.group >= 0 && e.group <= 65535)) throw new RuleBodyError(`${where}: invalid log group`);
-        if (e.group !== undefined && e.level !== undefined) throw new RuleBodyError(`${where}: a log statement has a level or a group, not both`);
+        if (e.prefix !== undefined && !LOG_PREFIX.test(e.prefix))
+          throw new RuleBodyError(`${where}: invalid log prefix ${JSON.stringify(e.prefix)}`);
+        if (e.group !== undefined && !(Number.isInteger(e.group) && e.group >= 0 && e.group <= 65535))
+          throw new RuleBodyError(`${where}: invalid log group`);
+        if (e.group !== undefined && e.level !== undefined)
+          throw new RuleBodyError(`${where}: a log statement has a level or a group, not both`);
         break;
       case 'verdict':
         if (e.verdict === 'jump' || e.verdict === 'goto') checkRef('chain', e.chain);

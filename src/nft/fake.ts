@@ -148,7 +148,11 @@ export class FakeNft implements NftTransport {
     for (const c of state.chains.values()) out.chains.set(c.name, c.handle);
     for (const name of chains) {
       const c = state.chains.get(name);
-      if (c) out.rules.set(name, c.rules.map((r) => r.comment ?? ''));
+      if (c)
+        out.rules.set(
+          name,
+          c.rules.map((r) => r.comment ?? ''),
+        );
     }
     return out;
   }
@@ -160,7 +164,12 @@ export class FakeNft implements NftTransport {
       for (const r of c.rules) {
         if (!r.body.some((e) => e.kind === 'counter')) continue;
         const v = this.counterValues.get(r.handle) ?? { packets: 0, bytes: 0 };
-        out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...v });
+        out.push({
+          chain: r.chain,
+          handle: r.handle,
+          ...(r.comment !== undefined ? { comment: r.comment } : {}),
+          ...v,
+        });
       }
     }
     return out;
@@ -184,7 +193,11 @@ export class FakeNft implements NftTransport {
         handle: c.handle,
         ...(c.base ? { base: { ...c.base } } : {}),
         // Without bodies, as the runner's `list` of old did: fake.rules() has them.
-        rules: c.rules.map((r) => ({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}) })),
+        rules: c.rules.map((r) => ({
+          chain: r.chain,
+          handle: r.handle,
+          ...(r.comment !== undefined ? { comment: r.comment } : {}),
+        })),
       });
     }
     for (const s of t.sets.values()) {
@@ -210,7 +223,9 @@ export class FakeNft implements NftTransport {
 
   /** Element keys of a set or map, joined with " . ", in the order added. */
   elements(set: string): string[] {
-    return (this.state?.sets.get(set)?.elements ?? []).map((e) => keyText(e.key) + (e.value ? ` : ${keyText(e.value)}` : ''));
+    return (this.state?.sets.get(set)?.elements ?? []).map(
+      (e) => keyText(e.key) + (e.value ? ` : ${keyText(e.value)}` : ''),
+    );
   }
 
   /** The model as an nft script that recreates it (chains and sets by name, then elements, then rules);
@@ -219,18 +234,46 @@ export class FakeNft implements NftTransport {
     const t = this.state;
     if (!t) return '';
     const lines = [renderOperation('add', { kind: 'table' }, this.table)];
-    const byName = <T extends { name: string }>(m: Map<string, T>) => [...m.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const byName = <T extends { name: string }>(m: Map<string, T>) =>
+      [...m.values()].sort((a, b) => a.name.localeCompare(b.name));
     for (const c of byName(t.chains)) {
-      const chain: Chain = { kind: 'chain', name: c.name, ...(c.base ? { base: c.base } : {}), ...(c.comment !== undefined ? { comment: c.comment } : {}) };
+      const chain: Chain = {
+        kind: 'chain',
+        name: c.name,
+        ...(c.base ? { base: c.base } : {}),
+        ...(c.comment !== undefined ? { comment: c.comment } : {}),
+      };
       lines.push(renderOperation('add', chain, this.table));
     }
     for (const s of byName(t.sets)) {
-      const common = { name: s.name, type: s.type, ...(s.flags.length ? { flags: s.flags } : {}), ...(s.comment !== undefined ? { comment: s.comment } : {}), ...(s.size !== undefined ? { size: s.size } : {}) };
-      lines.push(renderOperation('add', s.kind === 'map' ? { kind: 'map', ...common, value: s.value ?? '' } : { kind: 'set', ...common, ...(s.timeout !== undefined ? { timeout: s.timeout } : {}) }, this.table));
-      for (const e of s.elements) lines.push(renderOperation('add', { kind: 'element', set: s.name, ...e }, this.table));
+      const common = {
+        name: s.name,
+        type: s.type,
+        ...(s.flags.length ? { flags: s.flags } : {}),
+        ...(s.comment !== undefined ? { comment: s.comment } : {}),
+        ...(s.size !== undefined ? { size: s.size } : {}),
+      };
+      lines.push(
+        renderOperation(
+          'add',
+          s.kind === 'map'
+            ? { kind: 'map', ...common, value: s.value ?? '' }
+            : { kind: 'set', ...common, ...(s.timeout !== undefined ? { timeout: s.timeout } : {}) },
+          this.table,
+        ),
+      );
+      for (const e of s.elements)
+        lines.push(renderOperation('add', { kind: 'element', set: s.name, ...e }, this.table));
     }
     for (const c of byName(t.chains)) {
-      for (const r of c.rules) lines.push(renderOperation('add', { kind: 'rule', chain: r.chain, body: r.body, ...(r.comment !== undefined ? { comment: r.comment } : {}) }, this.table));
+      for (const r of c.rules)
+        lines.push(
+          renderOperation(
+            'add',
+            { kind: 'rule', chain: r.chain, body: r.body, ...(r.comment !== undefined ? { comment: r.comment } : {}) },
+            this.table,
+          ),
+        );
     }
     return lines.map((l) => `${l}\n`).join('');
   }
@@ -290,13 +333,16 @@ function applyOperation(t: FakeTable | undefined, op: Operation): FakeTable | un
 }
 
 function chainReferenced(t: FakeTable, name: string): boolean {
-  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferencesOf(r.body).chains.includes(name)) return true;
-  for (const s of t.sets.values()) for (const e of s.elements) if (e.value?.some((v) => v === `jump ${name}` || v === `goto ${name}`)) return true;
+  for (const c of t.chains.values())
+    for (const r of c.rules) if (ruleReferencesOf(r.body).chains.includes(name)) return true;
+  for (const s of t.sets.values())
+    for (const e of s.elements) if (e.value?.some((v) => v === `jump ${name}` || v === `goto ${name}`)) return true;
   return false;
 }
 
 function setReferenced(t: FakeTable, name: string): boolean {
-  for (const c of t.chains.values()) for (const r of c.rules) if (ruleReferencesOf(r.body).sets.includes(name)) return true;
+  for (const c of t.chains.values())
+    for (const r of c.rules) if (ruleReferencesOf(r.body).sets.includes(name)) return true;
   return false;
 }
 
@@ -314,7 +360,13 @@ function chainOp(t: FakeTable, verb: Operation['verb'], obj: Chain | ChainRef): 
         if (existing.base && c.base?.policy) existing.base.policy = c.base.policy;
         return;
       }
-      t.chains.set(c.name, { name: c.name, handle: t.nextHandle++, ...(c.base ? { base: { ...c.base } } : {}), ...(c.comment !== undefined ? { comment: c.comment } : {}), rules: [] });
+      t.chains.set(c.name, {
+        name: c.name,
+        handle: t.nextHandle++,
+        ...(c.base ? { base: { ...c.base } } : {}),
+        ...(c.comment !== undefined ? { comment: c.comment } : {}),
+        rules: [],
+      });
       return;
     }
     case 'flush':
@@ -344,7 +396,13 @@ function ruleOp(t: FakeTable, verb: Operation['verb'], obj: Rule | RuleRef): voi
   const refs = ruleReferencesOf(r.body);
   for (const s of refs.sets) if (!t.sets.has(s)) fail('not-found', `set ${s} in rule of chain ${r.chain}`);
   for (const c of refs.chains) if (!t.chains.has(c)) fail('not-found', `chain ${c} in rule of chain ${r.chain}`);
-  const rule: FakeRule = { chain: r.chain, handle: t.nextHandle++, rule: renderRule(r.body), body: structuredClone([...r.body]), ...(r.comment !== undefined ? { comment: r.comment } : {}) };
+  const rule: FakeRule = {
+    chain: r.chain,
+    handle: t.nextHandle++,
+    rule: renderRule(r.body),
+    body: structuredClone([...r.body]),
+    ...(r.comment !== undefined ? { comment: r.comment } : {}),
+  };
   switch (verb) {
     case 'add':
       chain.rules.splice(at < 0 ? chain.rules.length : at + 1, 0, rule);
@@ -371,7 +429,10 @@ function setOp(t: FakeTable, verb: Operation['verb'], obj: NftSet | NftMap | Set
       if (existing) {
         if (verb === 'create') fail('exists', what);
         const same =
-          existing.kind === s.kind && existing.type === s.type && existing.value === (s.kind === 'map' ? s.value : undefined) && existing.flags.join() === flags.join();
+          existing.kind === s.kind &&
+          existing.type === s.type &&
+          existing.value === (s.kind === 'map' ? s.value : undefined) &&
+          existing.flags.join() === flags.join();
         if (!same) fail('exists', what);
         return;
       }
@@ -408,7 +469,8 @@ function elementOp(t: FakeTable, verb: Operation['verb'], obj: Element): void {
   if (!set) fail('not-found', `set ${obj.set}`);
   const key = obj.key.map(canonicalElementPart);
   const what = `element ${keyText(key)} of ${set.kind} ${obj.set}`;
-  if (key.length !== set.type.split(' . ').length) fail('invalid', `${what}: the key has ${key.length} part(s), the type ${set.type}`);
+  if (key.length !== set.type.split(' . ').length)
+    fail('invalid', `${what}: the key has ${key.length} part(s), the type ${set.type}`);
   const at = set.elements.findIndex((e) => keyText(e.key) === keyText(key));
   if (verb === 'delete') {
     if (at < 0) fail('not-found', `${what} does not exist`);
@@ -434,13 +496,19 @@ function elementOp(t: FakeTable, verb: Operation['verb'], obj: Element): void {
   const interval = set.flags.includes('interval');
   if (key.length === 1) {
     const iv = ipInterval(key[0] as string);
-    if (iv && iv.first !== iv.last && !interval) fail('invalid', `${what}: a prefix or range needs a set with the interval flag`);
+    if (iv && iv.first !== iv.last && !interval)
+      fail('invalid', `${what}: a prefix or range needs a set with the interval flag`);
     if (iv && interval) {
       for (const e of set.elements) {
         const other = ipInterval(e.key[0] as string);
-        if (other && other.family === iv.family && other.first <= iv.last && iv.first <= other.last) fail('invalid', `${what}: interval overlaps with ${keyText(e.key)}`);
+        if (other && other.family === iv.family && other.first <= iv.last && iv.first <= other.last)
+          fail('invalid', `${what}: interval overlaps with ${keyText(e.key)}`);
       }
     }
   }
-  set.elements.push({ key, ...(value ? { value } : {}), ...(obj.comment !== undefined ? { comment: obj.comment } : {}) });
+  set.elements.push({
+    key,
+    ...(value ? { value } : {}),
+    ...(obj.comment !== undefined ? { comment: obj.comment } : {}),
+  });
 }

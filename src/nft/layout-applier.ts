@@ -152,7 +152,8 @@ export class LayoutApplier<D> {
    */
   async apply(desired: D, opts: { checkDrift?: boolean } = {}): Promise<ApplyReport> {
     const started = performance.now();
-    if (this.applied === undefined) return this.rebuild(desired, this.rebuildReason ?? (this.generation === 0 ? 'start' : 'retry'), started);
+    if (this.applied === undefined)
+      return this.rebuild(desired, this.rebuildReason ?? (this.generation === 0 ? 'start' : 'retry'), started);
     const drift = opts.checkDrift === false ? undefined : await this.drift();
     if (drift) {
       this.log.warn({ drift }, `${this.what} changed behind the agent's back (${drift}): rebuilding them`);
@@ -189,7 +190,10 @@ export class LayoutApplier<D> {
     if (this.applied === undefined) return 'nothing applied yet';
     if (this.watch) {
       const inv = this.layout.inventory(this.applied);
-      const chains = [...inv.chains.map((c) => ({ name: c.chain.name, rules: c.rules })), { name: this.markerChain, rules: 1 }];
+      const chains = [
+        ...inv.chains.map((c) => ({ name: c.chain.name, rules: c.rules })),
+        { name: this.markerChain, rules: 1 },
+      ];
       return this.watch.check({ chains, sets: inv.sets.map((s) => s.name) });
     }
     const s = await this.nft.summary([this.markerChain]);
@@ -200,7 +204,8 @@ export class LayoutApplier<D> {
       return `the marker chain ${this.markerChain} holds [${marker.join(', ')}], not [${markerComment(this.generation)}] (flushed?)`;
     }
     const missing = this.appliedChains.filter((c) => !s.chains.has(c));
-    if (missing.length > 0) return `chain${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''} gone`;
+    if (missing.length > 0)
+      return `chain${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''} gone`;
     if (Date.now() - this.lastFullCheck >= this.fullCheckMs) {
       this.lastFullCheck = Date.now();
       return this.compareFully(await this.nft.list(), this.applied);
@@ -225,7 +230,8 @@ export class LayoutApplier<D> {
       if (!got) return `chain ${chain.name} gone`;
       if (got.rules.length !== rules) return `chain ${chain.name} holds ${got.rules.length} rules, not ${rules}`;
     }
-    for (const s of inv.sets) if (!(s.kind === 'map' ? actual.maps : actual.sets).has(s.name)) return `${s.kind} ${s.name} gone`;
+    for (const s of inv.sets)
+      if (!(s.kind === 'map' ? actual.maps : actual.sets).has(s.name)) return `${s.kind} ${s.name} gone`;
     return undefined;
   }
 
@@ -243,7 +249,10 @@ export class LayoutApplier<D> {
     } catch (err) {
       this.hooks.failure?.('rebuild');
       this.applied = undefined;
-      const why = this.logFailure(err, `rebuilding the ${this.what} failed; the kernel keeps the rules it had, retrying`);
+      const why = this.logFailure(
+        err,
+        `rebuilding the ${this.what} failed; the kernel keeps the rules it had, retrying`,
+      );
       this.failing = `${this.what} not applied: ${why}`;
       throw new LayoutApplyError(`rebuilding the ${this.what} failed: ${why}`, { cause: err });
     }
@@ -254,7 +263,10 @@ export class LayoutApplier<D> {
     const bytes = Buffer.byteLength(script);
     this.hooks.transaction?.('rebuild', lines, bytes);
     this.hooks.rebuild?.(reason);
-    this.log.info({ reason, commands: lines, bytes, generation: this.generation }, `${this.what} rebuilt in one transaction`);
+    this.log.info(
+      { reason, commands: lines, bytes, generation: this.generation },
+      `${this.what} rebuilt in one transaction`,
+    );
     return { kind: 'rebuild', reason, lines, bytes, ms: performance.now() - started };
   }
 
@@ -283,7 +295,11 @@ export class LayoutApplier<D> {
       const want = wantSets.get(s.name);
       if (!want || want.kind !== kind) return true;
       const flags = (f: readonly string[] | undefined) => [...(f ?? [])].sort().join();
-      return want.type !== s.type || flags(want.flags) !== flags(s.flags) || (want.kind === 'map' && 'value' in s && want.value !== s.value);
+      return (
+        want.type !== s.type ||
+        flags(want.flags) !== flags(s.flags) ||
+        (want.kind === 'map' && 'value' in s && want.value !== s.value)
+      );
     };
     const remaining = emptyTableState();
     remaining.exists = true;
@@ -306,7 +322,11 @@ export class LayoutApplier<D> {
       }
     }
     tx.append(this.layout.fullBuild(desired, remaining));
-    tx.add({ kind: 'chain', name: this.markerChain, comment: `generation of the ${this.what} (strand agent); never jumped to` });
+    tx.add({
+      kind: 'chain',
+      name: this.markerChain,
+      comment: `generation of the ${this.what} (strand agent); never jumped to`,
+    });
     this.addMarker(tx, generation, actual.chains.has(this.markerChain));
     return tx;
   }
@@ -330,7 +350,16 @@ export class LayoutApplier<D> {
   /** Logs an nft failure with the line nft complained about; returns a one-line reason. */
   private logFailure(err: unknown, message: string): string {
     if (isNftError(err)) {
-      this.log.error({ reason: err.reason, line: err.line, failingCommand: err.failingCommand, detail: err.detail, netns: err.netns }, `${message}: ${err.message}`);
+      this.log.error(
+        {
+          reason: err.reason,
+          line: err.line,
+          failingCommand: err.failingCommand,
+          detail: err.detail,
+          netns: err.netns,
+        },
+        `${message}: ${err.message}`,
+      );
       return err.message;
     }
     const text = err instanceof Error ? err.message : String(err);

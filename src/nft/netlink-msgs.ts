@@ -127,7 +127,9 @@ export interface BaseChain {
 export function newChain(table: string, name: string, flags: number, base?: BaseChain): MessageBuilder {
   const m = nftMessage(NFT_MSG.NEWCHAIN, flags).str(NFTA_CHAIN_TABLE, table).str(NFTA_CHAIN_NAME, name);
   if (base) {
-    m.nested(NFTA_CHAIN_HOOK, (b) => b.attr(NFTA_HOOK_HOOKNUM, be32(base.hook)).attr(NFTA_HOOK_PRIORITY, be32(base.priority)));
+    m.nested(NFTA_CHAIN_HOOK, (b) =>
+      b.attr(NFTA_HOOK_HOOKNUM, be32(base.hook)).attr(NFTA_HOOK_PRIORITY, be32(base.priority)),
+    );
     m.attr(NFTA_CHAIN_POLICY, be32(base.policy ?? NF_ACCEPT));
     m.str(NFTA_CHAIN_TYPE, base.type);
   }
@@ -163,7 +165,8 @@ export function getSetElements(table: string, set: string): MessageBuilder {
 
 function commentUdata(comment: string): Buffer {
   const text = Buffer.from(`${comment}\0`, 'utf8');
-  if (text.length > MAX_COMMENT) throw new RangeError(`nftables element comment longer than ${MAX_COMMENT} bytes: ${comment}`);
+  if (text.length > MAX_COMMENT)
+    throw new RangeError(`nftables element comment longer than ${MAX_COMMENT} bytes: ${comment}`);
   return Buffer.concat([Buffer.of(UDATA_SET_ELEM_COMMENT, text.length), text]);
 }
 
@@ -172,7 +175,13 @@ export interface SetElement {
   comment?: string;
 }
 
-function setElements(type: number, flags: number, table: string, set: string, elements: readonly SetElement[]): MessageBuilder {
+function setElements(
+  type: number,
+  flags: number,
+  table: string,
+  set: string,
+  elements: readonly SetElement[],
+): MessageBuilder {
   const m = nftMessage(type, flags).str(NFTA_SET_ELEM_LIST_TABLE, table).str(NFTA_SET_ELEM_LIST_SET, set);
   m.nested(NFTA_SET_ELEM_LIST_ELEMENTS, (b) => {
     for (const e of elements) {
@@ -185,7 +194,12 @@ function setElements(type: number, flags: number, table: string, set: string, el
   return m;
 }
 
-export function newSetElements(table: string, set: string, elements: readonly SetElement[], flags: number): MessageBuilder {
+export function newSetElements(
+  table: string,
+  set: string,
+  elements: readonly SetElement[],
+  flags: number,
+): MessageBuilder {
   return setElements(NFT_MSG.NEWSETELEM, flags, table, set, elements);
 }
 
@@ -238,7 +252,9 @@ function putExpr(b: MessageBuilder, e: Expr): void {
           .nested(5 /* XOR */, (v) => v.attr(NFTA_DATA_VALUE, new Uint8Array(e.len))),
       );
     case 'lookup':
-      return void named('lookup', (d) => d.str(1 /* SET */, e.set).attr(2 /* SREG */, be32(NFT_REG_1)).attr(4 /* SET_ID */, be32(e.setId)));
+      return void named('lookup', (d) =>
+        d.str(1 /* SET */, e.set).attr(2 /* SREG */, be32(NFT_REG_1)).attr(4 /* SET_ID */, be32(e.setId)),
+      );
     case 'verdict':
       return void named('immediate', (d) =>
         d.attr(1 /* DREG */, be32(NFT_REG_VERDICT)).nested(2 /* DATA */, (v) =>
@@ -278,7 +294,11 @@ function parseComment(udata: Buffer | undefined): string | undefined {
   for (let at = 0; at + 2 <= udata.length; ) {
     const type = udata[at] as number;
     const len = udata[at + 1] as number;
-    if (type === UDATA_SET_ELEM_COMMENT) return udata.subarray(at + 2, at + 2 + len).toString('utf8').replace(/\0$/, '');
+    if (type === UDATA_SET_ELEM_COMMENT)
+      return udata
+        .subarray(at + 2, at + 2 + len)
+        .toString('utf8')
+        .replace(/\0$/, '');
     at += 2 + len;
   }
   return undefined;

@@ -176,11 +176,37 @@ export class NftObjectError extends Error {
 /** Hyphenated words in nft 1.0.6's grammar (bison token names in libnftables); any of them as a name
  * is a syntax error in some position. */
 const HYPHENATED_KEYWORDS = new Set([
-  'a-rwnd', 'asconf-ack', 'auto-merge', 'cookie-ack', 'cookie-echo', 'cum-tsn-ack', 'forward-tsn',
-  'frag-off', 'fully-random', 'gc-interval', 'heartbeat-ack', 'init-ack', 'init-tag', 'initial-tsn',
-  'last-entry', 'lowest-tsn', 'max-delay', 'more-fragments', 'new-cum-tsn', 'num-dup-tsns',
-  'num-gap-ack-blocks', 'num-inbound-streams', 'num-outbound-streams', 'param-problem', 'proto-dst',
-  'proto-src', 'queue-threshold', 'sack-permitted', 'seg-left', 'shutdown-ack', 'shutdown-complete',
+  'a-rwnd',
+  'asconf-ack',
+  'auto-merge',
+  'cookie-ack',
+  'cookie-echo',
+  'cum-tsn-ack',
+  'forward-tsn',
+  'frag-off',
+  'fully-random',
+  'gc-interval',
+  'heartbeat-ack',
+  'init-ack',
+  'init-tag',
+  'initial-tsn',
+  'last-entry',
+  'lowest-tsn',
+  'max-delay',
+  'more-fragments',
+  'new-cum-tsn',
+  'num-dup-tsns',
+  'num-gap-ack-blocks',
+  'num-inbound-streams',
+  'num-outbound-streams',
+  'param-problem',
+  'proto-dst',
+  'proto-src',
+  'queue-threshold',
+  'sack-permitted',
+  'seg-left',
+  'shutdown-ack',
+  'shutdown-complete',
 ]);
 
 /** Longest chain, set or map name accepted here (the kernel allows 256 since Linux 4.x; 32 before). */
@@ -200,16 +226,21 @@ export function checkName(what: string, name: string): void {
 }
 
 export function checkTableRef(table: TableRef): void {
-  if (!['inet', 'ip', 'ip6'].includes(table.family)) throw new NftObjectError(`unsupported table family ${JSON.stringify(table.family)}`);
-  if (!TABLE_NAME.test(table.name) || table.name.length > MAX_NAME) throw new NftObjectError(`invalid table name ${JSON.stringify(table.name)}`);
+  if (!['inet', 'ip', 'ip6'].includes(table.family))
+    throw new NftObjectError(`unsupported table family ${JSON.stringify(table.family)}`);
+  if (!TABLE_NAME.test(table.name) || table.name.length > MAX_NAME)
+    throw new NftObjectError(`invalid table name ${JSON.stringify(table.name)}`);
 }
 
 export function checkComment(what: string, comment: string | undefined): void {
   if (comment === undefined) return;
   if (typeof comment !== 'string' || /["\u0000-\u001f\u007f]/.test(comment)) {
-    throw new NftObjectError(`invalid comment on ${what} ${JSON.stringify(comment)}: nft strings cannot hold '"' or control characters`);
+    throw new NftObjectError(
+      `invalid comment on ${what} ${JSON.stringify(comment)}: nft strings cannot hold '"' or control characters`,
+    );
   }
-  if (Buffer.byteLength(comment) > MAX_COMMENT) throw new NftObjectError(`comment on ${what} is longer than ${MAX_COMMENT} bytes`);
+  if (Buffer.byteLength(comment) > MAX_COMMENT)
+    throw new NftObjectError(`comment on ${what} is longer than ${MAX_COMMENT} bytes`);
 }
 
 /**
@@ -219,7 +250,8 @@ export function checkComment(what: string, comment: string | undefined): void {
  */
 function checkSyntaxText(what: string, text: string, forbidden: string): void {
   if (typeof text !== 'string' || text.trim() === '') throw new NftObjectError(`${what} is empty`);
-  if (/[\u0000-\u001f\u007f]/.test(text)) throw new NftObjectError(`${what} ${JSON.stringify(text)} contains a control character`);
+  if (/[\u0000-\u001f\u007f]/.test(text))
+    throw new NftObjectError(`${what} ${JSON.stringify(text)} contains a control character`);
   let quoted = false;
   for (const ch of text) {
     if (ch === '"') quoted = !quoted;
@@ -233,11 +265,15 @@ function checkSyntaxText(what: string, text: string, forbidden: string): void {
 const TYPE = /^[a-z0-9_]+(?: \. [a-z0-9_]+)*$/;
 
 function checkType(what: string, type: string): void {
-  if (typeof type !== 'string' || !TYPE.test(type)) throw new NftObjectError(`invalid ${what} ${JSON.stringify(type)}: expected e.g. ipv4_addr or ipv4_addr . inet_service`);
+  if (typeof type !== 'string' || !TYPE.test(type))
+    throw new NftObjectError(
+      `invalid ${what} ${JSON.stringify(type)}: expected e.g. ipv4_addr or ipv4_addr . inet_service`,
+    );
 }
 
 export function checkHandle(what: string, handle: number | undefined): void {
-  if (handle !== undefined && !(Number.isSafeInteger(handle) && handle > 0)) throw new NftObjectError(`invalid ${what} handle ${handle}`);
+  if (handle !== undefined && !(Number.isSafeInteger(handle) && handle > 0))
+    throw new NftObjectError(`invalid ${what} handle ${handle}`);
 }
 
 /** The body's typed checks: they check every free string of a body (expr.ts, checkRuleBody), so the
@@ -264,10 +300,14 @@ export function checkObject(obj: NftObject): void {
       checkComment(`chain ${obj.name}`, obj.comment);
       if (obj.base) {
         const b = obj.base;
-        if (!['filter', 'nat', 'route'].includes(b.type)) throw new NftObjectError(`chain ${obj.name}: invalid type ${JSON.stringify(b.type)}`);
-        if (!['prerouting', 'input', 'forward', 'output', 'postrouting'].includes(b.hook)) throw new NftObjectError(`chain ${obj.name}: invalid hook ${JSON.stringify(b.hook)}`);
-        if (!Number.isSafeInteger(b.priority)) throw new NftObjectError(`chain ${obj.name}: priority must be an integer (see PRIORITY)`);
-        if (b.policy !== undefined && b.policy !== 'accept' && b.policy !== 'drop') throw new NftObjectError(`chain ${obj.name}: invalid policy ${JSON.stringify(b.policy)}`);
+        if (!['filter', 'nat', 'route'].includes(b.type))
+          throw new NftObjectError(`chain ${obj.name}: invalid type ${JSON.stringify(b.type)}`);
+        if (!['prerouting', 'input', 'forward', 'output', 'postrouting'].includes(b.hook))
+          throw new NftObjectError(`chain ${obj.name}: invalid hook ${JSON.stringify(b.hook)}`);
+        if (!Number.isSafeInteger(b.priority))
+          throw new NftObjectError(`chain ${obj.name}: priority must be an integer (see PRIORITY)`);
+        if (b.policy !== undefined && b.policy !== 'accept' && b.policy !== 'drop')
+          throw new NftObjectError(`chain ${obj.name}: invalid policy ${JSON.stringify(b.policy)}`);
       }
       return;
     }
@@ -282,15 +322,20 @@ export function checkObject(obj: NftObject): void {
       checkName(obj.kind, obj.name);
       checkType(`${obj.kind} ${obj.name} key type`, obj.type);
       if (obj.kind === 'map') checkType(`map ${obj.name} value type`, obj.value);
-      for (const f of obj.flags ?? []) if (!['interval', 'timeout', 'constant', 'dynamic'].includes(f)) throw new NftObjectError(`${obj.kind} ${obj.name}: invalid flag ${JSON.stringify(f)}`);
+      for (const f of obj.flags ?? [])
+        if (!['interval', 'timeout', 'constant', 'dynamic'].includes(f))
+          throw new NftObjectError(`${obj.kind} ${obj.name}: invalid flag ${JSON.stringify(f)}`);
       checkComment(`${obj.kind} ${obj.name}`, obj.comment);
-      if (obj.kind === 'set' && obj.timeout !== undefined && !(Number.isSafeInteger(obj.timeout) && obj.timeout > 0)) throw new NftObjectError(`set ${obj.name}: invalid timeout ${obj.timeout}`);
-      if (obj.size !== undefined && !(Number.isSafeInteger(obj.size) && obj.size > 0)) throw new NftObjectError(`${obj.kind} ${obj.name}: invalid size ${obj.size}`);
+      if (obj.kind === 'set' && obj.timeout !== undefined && !(Number.isSafeInteger(obj.timeout) && obj.timeout > 0))
+        throw new NftObjectError(`set ${obj.name}: invalid timeout ${obj.timeout}`);
+      if (obj.size !== undefined && !(Number.isSafeInteger(obj.size) && obj.size > 0))
+        throw new NftObjectError(`${obj.kind} ${obj.name}: invalid size ${obj.size}`);
       return;
     }
     case 'element': {
       checkName('set or map', obj.set);
-      if (!Array.isArray(obj.key) || obj.key.length === 0) throw new NftObjectError(`element of ${obj.set}: the key has no parts`);
+      if (!Array.isArray(obj.key) || obj.key.length === 0)
+        throw new NftObjectError(`element of ${obj.set}: the key has no parts`);
       // A key part is one word: whitespace would blur it with the " . " between parts or the " : "
       // before the value, and "," or braces would end the element list.
       for (const part of obj.key) checkSyntaxText(`element key of ${obj.set}`, part, ' \t,{}');
@@ -337,7 +382,11 @@ export function renderElement(e: Pick<Element, 'key' | 'value' | 'comment'>, wit
 }
 
 /** One nft command, without the newline. The object must have passed checkObject. */
-export function renderOperation(verb: Verb, obj: NftObject | ChainRef | SetRef | MapRef | RuleRef, table: TableRef): string {
+export function renderOperation(
+  verb: Verb,
+  obj: NftObject | ChainRef | SetRef | MapRef | RuleRef,
+  table: TableRef,
+): string {
   const t = `${table.family} ${table.name}`;
   switch (obj.kind) {
     case 'table':

@@ -80,7 +80,14 @@ export function planFor(network: string, podCidr: string): SubnetPlan {
   };
 }
 
-const V4 = { nfproto: NFPROTO_IPV4, saddr: 12, daddr: 16, len: 4, mcastNet: Uint8Array.of(224, 0, 0, 0), mcastMask: Uint8Array.of(240, 0, 0, 0) };
+const V4 = {
+  nfproto: NFPROTO_IPV4,
+  saddr: 12,
+  daddr: 16,
+  len: 4,
+  mcastNet: Uint8Array.of(224, 0, 0, 0),
+  mcastMask: Uint8Array.of(240, 0, 0, 0),
+};
 const V6 = {
   nfproto: NFPROTO_IPV6,
   saddr: 8,
@@ -106,10 +113,23 @@ function ensureMessages(p: SubnetPlan): MessageBuilder[] {
   return [
     newTable(TABLE, create),
     newChain(TABLE, BASE_CHAIN, create, { hook: NF_INET_POST_ROUTING, priority: PRIORITY_SRCNAT, type: 'nat' }),
-    newSet({ table: TABLE, name: p.name, keyType: p.family === 4 ? TYPE_IPADDR : TYPE_IP6ADDR, keyLen: f.len, id: setId }, create),
+    newSet(
+      { table: TABLE, name: p.name, keyType: p.family === 4 ? TYPE_IPADDR : TYPE_IP6ADDR, keyLen: f.len, id: setId },
+      create,
+    ),
     newChain(TABLE, p.name, create | NLM_F.EXCL),
-    newRule(TABLE, p.name, [...daddrIn(p.network, p.mask), { kind: 'verdict', code: NFT_RETURN }], create | NLM_F.APPEND),
-    newRule(TABLE, p.name, [...daddrIn(f.mcastNet, f.mcastMask), { kind: 'verdict', code: NFT_RETURN }], create | NLM_F.APPEND),
+    newRule(
+      TABLE,
+      p.name,
+      [...daddrIn(p.network, p.mask), { kind: 'verdict', code: NFT_RETURN }],
+      create | NLM_F.APPEND,
+    ),
+    newRule(
+      TABLE,
+      p.name,
+      [...daddrIn(f.mcastNet, f.mcastMask), { kind: 'verdict', code: NFT_RETURN }],
+      create | NLM_F.APPEND,
+    ),
     newRule(TABLE, p.name, [{ kind: 'masq' }], create | NLM_F.APPEND),
     newRule(
       TABLE,
@@ -148,21 +168,27 @@ export function addPodMasquerade(nl: NetlinkSocket, network: string, owner: stri
       if (!isKernelError(err, 'EEXIST')) throw err;
     }
     const element: SetElement = { key: parseCidr(cidr).bytes, comment: owner };
-    transaction(nl, [newSetElements(TABLE, plan.name, [element], NLM_F.CREATE)], `add ${cidr.split('/')[0]} to set ${plan.name} in table inet ${TABLE}`);
+    transaction(
+      nl,
+      [newSetElements(TABLE, plan.name, [element], NLM_F.CREATE)],
+      `add ${cidr.split('/')[0]} to set ${plan.name} in table inet ${TABLE}`,
+    );
   }
 }
 
 /** Names of this network's sets; none when the table does not exist. */
 function networkSets(nl: NetlinkSocket, network: string): string[] {
   const prefix = networkPrefix(network);
-  let messages: ReturnType<NetlinkSocket["dump"]>;
+  let messages: ReturnType<NetlinkSocket['dump']>;
   try {
     messages = nl.dump(getSets(TABLE), `list sets of table inet ${TABLE}`);
   } catch (err) {
     if (isKernelError(err, 'ENOENT')) return [];
     throw err;
   }
-  return messages.map(decodeSetName).flatMap((s) => (s && s.table === TABLE && s.name.startsWith(prefix) ? [s.name] : []));
+  return messages
+    .map(decodeSetName)
+    .flatMap((s) => (s && s.table === TABLE && s.name.startsWith(prefix) ? [s.name] : []));
 }
 
 /**
@@ -172,11 +198,23 @@ function networkSets(nl: NetlinkSocket, network: string): string[] {
 export function removePodMasquerade(nl: NetlinkSocket, network: string, drop: (owner: string) => boolean): number {
   let removed = 0;
   for (const set of networkSets(nl, network)) {
-    const elements = nl.dump(getSetElements(TABLE, set), `list set ${set} of table inet ${TABLE}`).flatMap(decodeSetElements);
+    const elements = nl
+      .dump(getSetElements(TABLE, set), `list set ${set} of table inet ${TABLE}`)
+      .flatMap(decodeSetElements);
     const gone = elements.filter((e) => e.comment !== undefined && drop(e.comment));
     if (gone.length === 0) continue;
     try {
-      transaction(nl, [delSetElements(TABLE, set, gone.map((e) => ({ key: e.key })))], `remove ${gone.length} address(es) from set ${set} of table inet ${TABLE}`);
+      transaction(
+        nl,
+        [
+          delSetElements(
+            TABLE,
+            set,
+            gone.map((e) => ({ key: e.key })),
+          ),
+        ],
+        `remove ${gone.length} address(es) from set ${set} of table inet ${TABLE}`,
+      );
       removed += gone.length;
     } catch (err) {
       // A concurrent DEL of the same attachment removed them first.

@@ -64,7 +64,8 @@ export function reasonOf(stderr: string): NftErrorReason {
   if (/File exists/.test(stderr)) return 'exists';
   if (/Device or resource busy/.test(stderr)) return 'busy';
   if (/Operation not supported/.test(stderr)) return 'unsupported';
-  if (/Invalid argument|overlaps|conflicting|out of range|too large|too long|Could not resolve/i.test(stderr)) return 'invalid';
+  if (/Invalid argument|overlaps|conflicting|out of range|too large|too long|Could not resolve/i.test(stderr))
+    return 'invalid';
   return 'failed';
 }
 
@@ -89,17 +90,25 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
   const ip = options.ipPath ?? 'ip';
   const timeoutMs = options.timeoutMs ?? 30_000;
   const netns = options.netns;
-  if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
+  if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns))
+    throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
 
   /** ip netns exec fails before nft runs when the namespace is gone: that is not nft's answer. */
   function failureReason(stderr: string): NftErrorReason {
-    return netns !== undefined && /Cannot open network namespace|exec of .* failed/.test(stderr) ? 'unavailable' : reasonOf(stderr);
+    return netns !== undefined && /Cannot open network namespace|exec of .* failed/.test(stderr)
+      ? 'unavailable'
+      : reasonOf(stderr);
   }
 
   function exec(args: string[], input: string): Promise<RunResult> {
     const [cmd, argv] = netns === undefined ? [nft, args] : [ip, ['netns', 'exec', netns, nft, ...args]];
     return new Promise((resolve, reject) => {
-      const child = spawn(cmd, argv, { env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+      const child = spawn(cmd, argv, {
+        env: childEnv(),
+        stdio: ['pipe', 'pipe', 'pipe'],
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let timedOut = false;
@@ -115,7 +124,13 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
       });
       child.on('close', (code, signal) => {
         clearTimeout(timer);
-        resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut: timedOut || (code === null && signal === 'SIGKILL') });
+        resolve({
+          code,
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          timedOut: timedOut || (code === null && signal === 'SIGKILL'),
+        });
       });
       child.stdin.end(input);
     });
@@ -129,10 +144,25 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
     try {
       r = await exec(checkOnly ? ['--check', '-f', '-'] : ['-f', '-'], script);
     } catch (cause) {
-      throw new NftError({ reason: 'unavailable', operation, detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`, netns, script, cause });
+      throw new NftError({
+        reason: 'unavailable',
+        operation,
+        detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`,
+        netns,
+        script,
+        cause,
+      });
     }
     if (r.code === 0) return;
-    if (r.timedOut) throw new NftError({ reason: 'timeout', operation, detail: `nft did not finish within ${timeoutMs} ms and was killed`, netns, script, stderr: r.stderr });
+    if (r.timedOut)
+      throw new NftError({
+        reason: 'timeout',
+        operation,
+        detail: `nft did not finish within ${timeoutMs} ms and was killed`,
+        netns,
+        script,
+        stderr: r.stderr,
+      });
     const { line, detail } = parseNftStderr(r.stderr);
     const failingCommand = line !== undefined ? script.split('\n')[line - 1] : undefined;
     throw new NftError({
@@ -154,19 +184,45 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
     try {
       r = await exec(['-j', 'list', 'table', table.family, table.name], '');
     } catch (cause) {
-      throw new NftError({ reason: 'unavailable', operation, detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`, netns, cause });
+      throw new NftError({
+        reason: 'unavailable',
+        operation,
+        detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`,
+        netns,
+        cause,
+      });
     }
     if (r.code !== 0) {
-      if (r.timedOut) throw new NftError({ reason: 'timeout', operation, detail: `nft did not finish within ${timeoutMs} ms and was killed`, netns, stderr: r.stderr });
+      if (r.timedOut)
+        throw new NftError({
+          reason: 'timeout',
+          operation,
+          detail: `nft did not finish within ${timeoutMs} ms and was killed`,
+          netns,
+          stderr: r.stderr,
+        });
       // No table yet: nothing of ours (or anyone's) is there. nft names the command it could not run;
       // a missing namespace (ip's "Cannot open network namespace … No such file") is not that.
-      if (/^Error: No such file or directory/m.test(r.stderr) && /^list table /m.test(r.stderr)) return emptyTableState();
-      throw new NftError({ reason: failureReason(r.stderr), operation, detail: parseNftStderr(r.stderr).detail, netns, stderr: r.stderr });
+      if (/^Error: No such file or directory/m.test(r.stderr) && /^list table /m.test(r.stderr))
+        return emptyTableState();
+      throw new NftError({
+        reason: failureReason(r.stderr),
+        operation,
+        detail: parseNftStderr(r.stderr).detail,
+        netns,
+        stderr: r.stderr,
+      });
     }
     try {
       return parseListJson(r.stdout, table);
     } catch (cause) {
-      throw new NftError({ reason: 'failed', operation, detail: `cannot read nft's JSON: ${(cause as Error).message}`, netns, cause });
+      throw new NftError({
+        reason: 'failed',
+        operation,
+        detail: `cannot read nft's JSON: ${(cause as Error).message}`,
+        netns,
+        cause,
+      });
     }
   }
 
@@ -177,12 +233,31 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
     try {
       r = await exec(['-j', ...args], '');
     } catch (cause) {
-      throw new NftError({ reason: 'unavailable', operation, detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`, netns, cause });
+      throw new NftError({
+        reason: 'unavailable',
+        operation,
+        detail: `cannot run ${netns === undefined ? nft : ip}: ${(cause as Error).message}`,
+        netns,
+        cause,
+      });
     }
     if (r.code === 0) return r.stdout;
-    if (r.timedOut) throw new NftError({ reason: 'timeout', operation, detail: `nft did not finish within ${timeoutMs} ms and was killed`, netns, stderr: r.stderr });
+    if (r.timedOut)
+      throw new NftError({
+        reason: 'timeout',
+        operation,
+        detail: `nft did not finish within ${timeoutMs} ms and was killed`,
+        netns,
+        stderr: r.stderr,
+      });
     if (/^Error: No such file or directory/m.test(r.stderr) && /^list /m.test(r.stderr)) return undefined;
-    throw new NftError({ reason: failureReason(r.stderr), operation, detail: parseNftStderr(r.stderr).detail, netns, stderr: r.stderr });
+    throw new NftError({
+      reason: failureReason(r.stderr),
+      operation,
+      detail: parseNftStderr(r.stderr).detail,
+      netns,
+      stderr: r.stderr,
+    });
   }
 
   /** The objects named, each listed by itself (a missing one is left out), merged into one state. */
@@ -194,7 +269,10 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
     const texts = await Promise.all([
       listJson(['list', 'chains', table.family]),
       ...chains.map((c) => listJson(['list', 'chain', table.family, table.name, c])),
-      ...sets.flatMap((s) => [listJson(['list', 'set', table.family, table.name, s]), listJson(['list', 'map', table.family, table.name, s])]),
+      ...sets.flatMap((s) => [
+        listJson(['list', 'set', table.family, table.name, s]),
+        listJson(['list', 'map', table.family, table.name, s]),
+      ]),
     ]);
     const state = emptyTableState();
     try {
@@ -209,7 +287,13 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
         for (const [k, v] of part.maps) if (sets.includes(k)) state.maps.set(k, v);
       }
     } catch (cause) {
-      throw new NftError({ reason: 'failed', operation: `list objects of table ${table.family} ${table.name}`, detail: `cannot read nft's JSON: ${(cause as Error).message}`, netns, cause });
+      throw new NftError({
+        reason: 'failed',
+        operation: `list objects of table ${table.family} ${table.name}`,
+        detail: `cannot read nft's JSON: ${(cause as Error).message}`,
+        netns,
+        cause,
+      });
     }
     if (!state.exists) {
       // No chain anywhere in the family and none of the objects: is there an empty table?
@@ -234,10 +318,20 @@ export function createNftRunner(options: NftRunnerOptions = {}): NftTransport {
         const text = ruleTexts[i];
         if (text === undefined) return;
         const c = parseListJson(text, table).chains.get(name);
-        if (c) out.rules.set(name, c.rules.map((r) => r.comment ?? ''));
+        if (c)
+          out.rules.set(
+            name,
+            c.rules.map((r) => r.comment ?? ''),
+          );
       });
     } catch (cause) {
-      throw new NftError({ reason: 'failed', operation: `list the chains of table ${table.family} ${table.name}`, detail: `cannot read nft's JSON: ${(cause as Error).message}`, netns, cause });
+      throw new NftError({
+        reason: 'failed',
+        operation: `list the chains of table ${table.family} ${table.name}`,
+        detail: `cannot read nft's JSON: ${(cause as Error).message}`,
+        netns,
+        cause,
+      });
     }
     // A table without chains shows in no listing: such a table holds no rule to lose.
     out.exists = out.chains.size > 0;
@@ -259,7 +353,12 @@ export function countersOf(state: TableState): RuleCounter[] {
   for (const c of state.chains.values()) {
     for (const r of c.rules) {
       if (!r.counter) continue;
-      out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...r.counter });
+      out.push({
+        chain: r.chain,
+        handle: r.handle,
+        ...(r.comment !== undefined ? { comment: r.comment } : {}),
+        ...r.counter,
+      });
     }
   }
   return out;
@@ -282,7 +381,8 @@ function formatValue(v: Json): string[] {
   if (isObject(v)) {
     const [k, body] = Object.entries(v)[0] ?? [];
     if (k === 'prefix' && isObject(body)) return [`${String(body.addr)}/${String(body.len)}`];
-    if (k === 'range' && Array.isArray(body)) return [`${formatValue(body[0] ?? null).join('')}-${formatValue(body[1] ?? null).join('')}`];
+    if (k === 'range' && Array.isArray(body))
+      return [`${formatValue(body[0] ?? null).join('')}-${formatValue(body[1] ?? null).join('')}`];
     if (k === 'concat' && Array.isArray(body)) return body.flatMap(formatValue);
     if ((k === 'jump' || k === 'goto') && isObject(body)) return [`${k} ${String(body.target)}`];
     if (k !== undefined && VERDICTS.includes(k)) return [k];
@@ -324,13 +424,19 @@ export function parseListJson(text: string, table: TableRef = STRAND_TABLE): Tab
   const rules: RuleState[] = [];
   for (const item of doc.nftables) {
     if (!isObject(item)) continue;
-    if (isObject(item.metainfo) && item.metainfo.json_schema_version !== 1) throw new Error(`unsupported JSON schema version ${String(item.metainfo.json_schema_version)}`);
-    if (isObject(item.table) && item.table.family === table.family && item.table.name === table.name) state.exists = true;
+    if (isObject(item.metainfo) && item.metainfo.json_schema_version !== 1)
+      throw new Error(`unsupported JSON schema version ${String(item.metainfo.json_schema_version)}`);
+    if (isObject(item.table) && item.table.family === table.family && item.table.name === table.name)
+      state.exists = true;
     if (isObject(item.chain) && mine(item.chain)) {
       const c = item.chain;
       const chain: ChainState = { name: String(c.name), handle: Number(c.handle), rules: [] };
       if (typeof c.hook === 'string') {
-        const base: BaseChainSpec = { type: String(c.type) as ChainType, hook: c.hook as Hook, priority: Number(c.prio) };
+        const base: BaseChainSpec = {
+          type: String(c.type) as ChainType,
+          hook: c.hook as Hook,
+          priority: Number(c.prio),
+        };
         if (c.policy === 'accept' || c.policy === 'drop') base.policy = c.policy;
         chain.base = base;
       }

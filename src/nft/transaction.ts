@@ -73,7 +73,8 @@ export class Transaction {
 
   /** Like add, but fails the transaction when the object exists already. */
   create(object: Table | Chain | NftSet | NftMap | Element): this {
-    if ((object as NftObject).kind === 'rule') throw new NftObjectError('create is not an operation on rules: use add or insert');
+    if ((object as NftObject).kind === 'rule')
+      throw new NftObjectError('create is not an operation on rules: use add or insert');
     return this.push({ verb: 'create', object });
   }
 
@@ -85,14 +86,16 @@ export class Transaction {
 
   /** Replaces the rule with `handle`. */
   replace(rule: Rule & { handle: number }): this {
-    if (rule.kind !== 'rule' || rule.handle === undefined) throw new NftObjectError('replace takes a rule with a handle');
+    if (rule.kind !== 'rule' || rule.handle === undefined)
+      throw new NftObjectError('replace takes a rule with a handle');
     return this.push({ verb: 'replace', object: rule });
   }
 
   /** Removes every rule of a chain, or every element of a set or map. */
   flush(object: ChainRef | SetRef | MapRef): this {
     const kind = (object as { kind: string }).kind;
-    if (kind !== 'chain' && kind !== 'set' && kind !== 'map') throw new NftObjectError(`flush ${kind} is not supported: only chains, sets and maps are flushed`);
+    if (kind !== 'chain' && kind !== 'set' && kind !== 'map')
+      throw new NftObjectError(`flush ${kind} is not supported: only chains, sets and maps are flushed`);
     return this.push({ verb: 'flush', object });
   }
 
@@ -100,8 +103,10 @@ export class Transaction {
    * element by key. */
   delete(object: ChainRef | SetRef | MapRef | RuleRef | Element): this {
     const kind = (object as { kind: string }).kind;
-    if (kind === 'table') throw new NftObjectError('deleting the table is not supported: it holds objects of other owners');
-    if (kind === 'rule' && (object as RuleRef).handle === undefined) throw new NftObjectError('delete rule needs the rule handle');
+    if (kind === 'table')
+      throw new NftObjectError('deleting the table is not supported: it holds objects of other owners');
+    if (kind === 'rule' && (object as RuleRef).handle === undefined)
+      throw new NftObjectError('delete rule needs the rule handle');
     return this.push({ verb: 'delete', object });
   }
 
@@ -127,7 +132,10 @@ export class Transaction {
 
   private push(op: Operation): this {
     const obj = op.object;
-    if (op.verb === 'flush' || (op.verb === 'delete' && (obj.kind === 'chain' || obj.kind === 'set' || obj.kind === 'map'))) {
+    if (
+      op.verb === 'flush' ||
+      (op.verb === 'delete' && (obj.kind === 'chain' || obj.kind === 'set' || obj.kind === 'map'))
+    ) {
       checkName(obj.kind, (obj as ChainRef | SetRef | MapRef).name);
     } else if (op.verb === 'delete' && obj.kind === 'rule') {
       checkName('chain', obj.chain);
@@ -137,7 +145,9 @@ export class Transaction {
     }
     const name = nameOf(obj);
     if (this.ownedPrefix !== undefined && name !== undefined && !name.startsWith(this.ownedPrefix)) {
-      throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${this.ownedPrefix}*`);
+      throw new NftObjectError(
+        `${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${this.ownedPrefix}*`,
+      );
     }
     if (this.owner !== undefined && name !== undefined && !owns(this.owner, name)) {
       const named = [...this.owner.prefixes.map((p) => `${p}*`), ...this.owner.names].join(', ');
@@ -165,7 +175,10 @@ export function nameOf(obj: Operation['object']): string | undefined {
 
 export type { Verb };
 
-/** What a transaction does, for operations and log lines: "apply nftables transaction (3 commands) to table inet strand". */
+/**
+ * What a transaction does, for operations and log lines: "apply nftables transaction (3 commands) to
+ * table inet strand".
+ */
 export function describeTransaction(tx: Transaction, table: TableRef, verb = 'apply'): string {
   const n = tx.operations.length;
   return `${verb} nftables transaction (${n} command${n === 1 ? '' : 's'}) to table ${table.family} ${table.name}`;

@@ -4,7 +4,14 @@
 // The agent never blocks the plugin for long: no socket file or nobody listening returns at once,
 // and the whole exchange is bounded by waitMs.
 import { existsSync } from 'node:fs';
-import { encodeMessage, HANDSHAKE_VERSION, MAX_MESSAGE_BYTES, type AgentAnswer, type HandshakeRequest, type PodStartNotice } from '../contracts/agent-socket.ts';
+import {
+  encodeMessage,
+  HANDSHAKE_VERSION,
+  MAX_MESSAGE_BYTES,
+  type AgentAnswer,
+  type HandshakeRequest,
+  type PodStartNotice,
+} from '../contracts/agent-socket.ts';
 import { K8S_ARG_KEYS, kubernetesPodArgs, parseCniArgs } from '../cni/args.ts';
 import type { CniEnv } from '../cni/env.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
@@ -50,7 +57,10 @@ export async function notifyAgent(
  * The agent's readiness, for STATUS: undefined when no agent listens on `socketPath`. An agent that
  * does not answer in time, or answers nonsense, is not ready.
  */
-export async function agentStatus(socketPath: string, waitMs: number): Promise<{ ready: boolean; message?: string } | undefined> {
+export async function agentStatus(
+  socketPath: string,
+  waitMs: number,
+): Promise<{ ready: boolean; message?: string } | undefined> {
   const r = await exchange(socketPath, { v: HANDSHAKE_VERSION, type: 'status' }, waitMs);
   switch (r.kind) {
     case 'no-agent':
@@ -80,7 +90,12 @@ export type LineExchange = { kind: 'line'; text: string } | Exclude<Exchange, { 
  * answer is not interpreted. Never rejects. Also the command line's (src/cli/agent-query.ts), whose
  * answers may be larger than a pod-start message.
  */
-export async function exchangeLine(socketPath: string, request: HandshakeRequest, waitMs: number, maxBytes = MAX_MESSAGE_BYTES): Promise<LineExchange> {
+export async function exchangeLine(
+  socketPath: string,
+  request: HandshakeRequest,
+  waitMs: number,
+  maxBytes = MAX_MESSAGE_BYTES,
+): Promise<LineExchange> {
   // No socket file is the common standalone case: answer it without making a socket at all.
   if (!existsSync(socketPath)) return { kind: 'no-agent', message: `no agent socket at ${socketPath}` };
   // node:net only when there is a socket to talk to: loading it is about 3 ms of a pod start.
@@ -97,7 +112,10 @@ export async function exchangeLine(socketPath: string, request: HandshakeRequest
       socket.destroy();
       resolve(r);
     };
-    const timer = setTimeout(() => settle({ kind: 'timeout', message: `no answer from the agent on ${socketPath} within ${waitMs} ms` }), waitMs);
+    const timer = setTimeout(
+      () => settle({ kind: 'timeout', message: `no answer from the agent on ${socketPath} within ${waitMs} ms` }),
+      waitMs,
+    );
 
     let connected = false;
     socket.once('connect', () => {
@@ -107,20 +125,23 @@ export async function exchangeLine(socketPath: string, request: HandshakeRequest
     socket.on('error', (err: NodeJS.ErrnoException) => {
       // Before the connection: nobody there, as no socket file (ENOENT) or a stale one nobody
       // listens on (ECONNREFUSED). After it: a broken exchange with an agent that is there.
-      if (connected) settle({ kind: 'timeout', message: `the exchange with the agent on ${socketPath} failed: ${err.message}` });
+      if (connected)
+        settle({ kind: 'timeout', message: `the exchange with the agent on ${socketPath} failed: ${err.message}` });
       else settle({ kind: 'no-agent', message: `no agent on ${socketPath} (${err.code ?? err.message})` });
     });
     socket.on('data', (data: Buffer) => {
       const nl = data.indexOf(0x0a);
       const part = nl >= 0 ? data.subarray(0, nl) : data;
       size += part.length;
-      if (size > maxBytes) return settle({ kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` });
+      if (size > maxBytes)
+        return settle({ kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` });
       chunks.push(part);
       if (nl >= 0) settle({ kind: 'line', text: Buffer.concat(chunks).toString('utf8') });
     });
     socket.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') settle({ kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` });
+      if (text.trim() === '')
+        settle({ kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` });
       else settle({ kind: 'line', text });
     });
   });
@@ -134,9 +155,14 @@ function parseAnswer(line: string): Exchange {
     return { kind: 'invalid', message: `the agent's answer is not JSON: ${line.slice(0, 200)}` };
   }
   const a = json as Record<string, unknown> | null;
-  if (typeof a !== 'object' || a === null || Array.isArray(a)) return { kind: 'invalid', message: "the agent's answer is not a JSON object" };
-  if (a.v !== HANDSHAKE_VERSION) return { kind: 'invalid', message: `the agent answered in protocol version ${JSON.stringify(a.v)}, not ${HANDSHAKE_VERSION}` };
-  if (typeof a.ok !== 'boolean') return { kind: 'invalid', message: "the agent's answer has no boolean \"ok\"" };
+  if (typeof a !== 'object' || a === null || Array.isArray(a))
+    return { kind: 'invalid', message: "the agent's answer is not a JSON object" };
+  if (a.v !== HANDSHAKE_VERSION)
+    return {
+      kind: 'invalid',
+      message: `the agent answered in protocol version ${JSON.stringify(a.v)}, not ${HANDSHAKE_VERSION}`,
+    };
+  if (typeof a.ok !== 'boolean') return { kind: 'invalid', message: 'the agent\'s answer has no boolean "ok"' };
   const answer: Answer = { ok: a.ok };
   if (typeof a.message === 'string') answer.message = a.message;
   if (typeof a.ready === 'boolean') answer.ready = a.ready;
@@ -165,7 +191,8 @@ export async function announcePod(opts: {
   whenNoAgent?: 'allow' | 'fail';
 }): Promise<void> {
   const { env, log } = opts;
-  const who = () => (notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`);
+  const who = () =>
+    notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`;
   const notice: PodStartNotice = {
     ...podIdentity(env.args),
     containerId: env.containerId,
@@ -183,18 +210,30 @@ export async function announcePod(opts: {
       return;
     case 'no-agent':
       if (opts.whenNoAgent === 'fail') {
-        throw new CniError(ErrorCode.TryAgainLater, `no Strand agent answers for ${who()} and policyWhenNoAgent is "fail": ${r.message ?? 'no agent'}`);
+        throw new CniError(
+          ErrorCode.TryAgainLater,
+          `no Strand agent answers for ${who()} and policyWhenNoAgent is "fail": ${r.message ?? 'no agent'}`,
+        );
       }
       log.debug({ agentSocket: opts.socketPath, ms, reason: r.message }, 'no agent to notify; going on');
       return;
     case 'timeout':
       if (opts.whenNoAgent === 'fail') {
-        throw new CniError(ErrorCode.TryAgainLater, `the Strand agent did not acknowledge ${who()} in time and policyWhenNoAgent is "fail": ${r.message ?? 'no answer'}`);
+        throw new CniError(
+          ErrorCode.TryAgainLater,
+          `the Strand agent did not acknowledge ${who()} in time and policyWhenNoAgent is "fail": ${r.message ?? 'no answer'}`,
+        );
       }
-      log.warn({ agentSocket: opts.socketPath, ms, reason: r.message }, 'the agent did not acknowledge the pod in time; going on, it reconciles later');
+      log.warn(
+        { agentSocket: opts.socketPath, ms, reason: r.message },
+        'the agent did not acknowledge the pod in time; going on, it reconciles later',
+      );
       return;
     case 'refused':
-      throw new CniError(ErrorCode.TryAgainLater, `the Strand agent refused ${who()}: ${r.message ?? 'no reason given'}`);
+      throw new CniError(
+        ErrorCode.TryAgainLater,
+        `the Strand agent refused ${who()}: ${r.message ?? 'no reason given'}`,
+      );
   }
 }
 
@@ -202,7 +241,10 @@ export async function announcePod(opts: {
 export async function checkAgentReady(socketPath: string, waitMs: number): Promise<void> {
   const s = await agentStatus(socketPath, waitMs);
   if (s && !s.ready) {
-    throw new CniError(ErrorCode.PluginNotAvailable, `the Strand agent on ${socketPath} is not ready: ${s.message ?? 'no reason given'}`);
+    throw new CniError(
+      ErrorCode.PluginNotAvailable,
+      `the Strand agent on ${socketPath} is not ready: ${s.message ?? 'no reason given'}`,
+    );
   }
 }
 

@@ -46,7 +46,8 @@ export function ensureBridge(nl: NetlinkSocket, opts: BridgeOptions): Link {
       if (!isKernelError(err, 'EEXIST')) throw err;
     }
     link = findLink(nl, opts.name);
-    if (!link) throw new CniError(ErrorCode.KernelFailure, `bridge ${opts.name} disappeared while it was being created`);
+    if (!link)
+      throw new CniError(ErrorCode.KernelFailure, `bridge ${opts.name} disappeared while it was being created`);
   }
   if (link.kind !== 'bridge') {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `"${opts.name}" already exists but is not a bridge`);
@@ -94,7 +95,12 @@ export function writeSysctlIfPresent(key: string, value: number): void {
  * replaces it; IPv6 addresses in other subnets may coexist. A concurrent ADD adding the same
  * address first is fine.
  */
-export function ensureGatewayAddresses(nl: NetlinkSocket, bridge: Link, gateways: readonly string[], forceAddress: boolean): void {
+export function ensureGatewayAddresses(
+  nl: NetlinkSocket,
+  bridge: Link,
+  gateways: readonly string[],
+  forceAddress: boolean,
+): void {
   if (gateways.length === 0) return;
   const present = listAddresses(nl, { link: bridge.index });
   for (const gw of gateways) {
@@ -108,7 +114,11 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, bridge: Link, gateways
       }
       if (want.family === 6 && !cidrsOverlap(a.cidr, gw)) continue;
       if (!forceAddress) {
-        throw new CniError(ErrorCode.InvalidNetworkConfig, `"${bridge.name}" already has an IP address different from ${gw}: ${a.cidr}`, 'set forceAddress to replace it');
+        throw new CniError(
+          ErrorCode.InvalidNetworkConfig,
+          `"${bridge.name}" already has an IP address different from ${gw}: ${a.cidr}`,
+          'set forceAddress to replace it',
+        );
       }
       deleteAddress(nl, bridge.index, a.cidr);
     }

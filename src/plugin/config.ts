@@ -86,9 +86,28 @@ type Fields = ReturnType<typeof makeSchema>['_output'];
 
 /** The keys makeSchema declares; plainPluginFields must check them all (test/unit/fast-validation.test.ts). */
 export const PLUGIN_FIELDS = [
-  'bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'ipMasqBackend', 'mtu', 'hairpinMode', 'promiscMode', 'portIsolation',
-  'enabledad', 'disableContainerInterface', 'macspoofchk', 'vlan', 'vlanTrunk', 'preserveDefaultVlan', 'stateDir', 'logFile', 'logLevel',
-  'agentSocket', 'agentWaitMs', 'policyWhenNoAgent',
+  'bridge',
+  'isGateway',
+  'isDefaultGateway',
+  'forceAddress',
+  'ipMasq',
+  'ipMasqBackend',
+  'mtu',
+  'hairpinMode',
+  'promiscMode',
+  'portIsolation',
+  'enabledad',
+  'disableContainerInterface',
+  'macspoofchk',
+  'vlan',
+  'vlanTrunk',
+  'preserveDefaultVlan',
+  'stateDir',
+  'logFile',
+  'logLevel',
+  'agentSocket',
+  'agentWaitMs',
+  'policyWhenNoAgent',
 ] as const;
 
 /** The schema's keys, for the test that keeps PLUGIN_FIELDS complete. */
@@ -96,9 +115,21 @@ export function schemaKeys(): string[] {
   return Object.keys((schema ??= makeSchema()).shape);
 }
 
-const FLAGS = ['isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairpinMode', 'promiscMode', 'portIsolation', 'enabledad', 'disableContainerInterface', 'macspoofchk'] as const;
+const FLAGS = [
+  'isGateway',
+  'isDefaultGateway',
+  'forceAddress',
+  'ipMasq',
+  'hairpinMode',
+  'promiscMode',
+  'portIsolation',
+  'enabledad',
+  'disableContainerInterface',
+  'macspoofchk',
+] as const;
 
-const nonEmptyOr = (v: unknown, d: string): string | undefined => (v === undefined ? d : typeof v === 'string' && v !== '' ? v : undefined);
+const nonEmptyOr = (v: unknown, d: string): string | undefined =>
+  v === undefined ? d : typeof v === 'string' && v !== '' ? v : undefined;
 
 /**
  * The plugin's fields of a configuration the schema plainly accepts, with its defaults applied, in
@@ -114,7 +145,8 @@ export function plainPluginFields(raw: Json): Fields | undefined {
   const bridge = nonEmptyOr(raw.bridge, DEFAULT_BRIDGE);
   if (bridge === undefined || interfaceNameProblem(bridge) !== undefined) return undefined;
   out.bridge = bridge;
-  if (raw.ipMasqBackend !== undefined && raw.ipMasqBackend !== 'iptables' && raw.ipMasqBackend !== 'nftables') return undefined;
+  if (raw.ipMasqBackend !== undefined && raw.ipMasqBackend !== 'iptables' && raw.ipMasqBackend !== 'nftables')
+    return undefined;
   if (raw.mtu !== undefined && !isIntIn(raw.mtu, 68, 65535)) return undefined;
   const vlan = raw.vlan ?? 0;
   if (!isIntIn(vlan, 0, 4094)) return undefined;
@@ -129,7 +161,8 @@ export function plainPluginFields(raw: Json): Fields | undefined {
   const logLevel = raw.logLevel ?? 'info';
   if (!(LOG_LEVELS as readonly unknown[]).includes(logLevel)) return undefined;
   out.logLevel = logLevel;
-  if (raw.agentSocket !== undefined && raw.agentSocket !== false && nonEmptyOr(raw.agentSocket, '') === undefined) return undefined;
+  if (raw.agentSocket !== undefined && raw.agentSocket !== false && nonEmptyOr(raw.agentSocket, '') === undefined)
+    return undefined;
   const agentWaitMs = raw.agentWaitMs ?? 2_000;
   if (!isIntIn(agentWaitMs, 0, 60_000)) return undefined;
   out.agentWaitMs = agentWaitMs;
@@ -146,7 +179,14 @@ function unsupported(key: string, value: unknown, why: string): never {
 function macFrom(inv: Invocation): string | undefined {
   const fromRuntime = inv.conf.runtimeConfig.mac;
   const fromArgs = (inv.conf.args?.cni as { mac?: unknown } | undefined)?.mac;
-  const fromEnv = parseCniArgs(inv.env.args, ['MAC', 'IP', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']).get('MAC');
+  const fromEnv = parseCniArgs(inv.env.args, [
+    'MAC',
+    'IP',
+    'K8S_POD_NAMESPACE',
+    'K8S_POD_NAME',
+    'K8S_POD_INFRA_CONTAINER_ID',
+    'K8S_POD_UID',
+  ]).get('MAC');
   // Priority as the reference: runtimeConfig > args > CNI_ARGS (CONVENTIONS.md: args wins over CNI_ARGS).
   const mac = [fromRuntime, fromArgs, fromEnv].find((m) => typeof m === 'string' && m !== '') as string | undefined;
   if (mac !== undefined && !MAC.test(mac)) {
@@ -158,8 +198,10 @@ function macFrom(inv: Invocation): string | undefined {
 export function loadPluginConfig(inv: Invocation): PluginConfig {
   const c = plainPluginFields(inv.raw) ?? parseFields((schema ??= makeSchema()), inv.raw);
   if (c.vlan !== 0) unsupported('vlan', c.vlan, 'Strand does not do VLAN tagging on the bridge');
-  if (c.vlanTrunk && c.vlanTrunk.length > 0) unsupported('vlanTrunk', c.vlanTrunk, 'Strand does not do VLAN tagging on the bridge');
-  if (c.macspoofchk) unsupported('macspoofchk', true, 'not implemented by Strand; NetworkPolicy is enforced by the agent');
+  if (c.vlanTrunk && c.vlanTrunk.length > 0)
+    unsupported('vlanTrunk', c.vlanTrunk, 'Strand does not do VLAN tagging on the bridge');
+  if (c.macspoofchk)
+    unsupported('macspoofchk', true, 'not implemented by Strand; NetworkPolicy is enforced by the agent');
   if (c.hairpinMode && c.promiscMode) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, 'cannot set hairpin mode and promiscuous mode at the same time');
   }

@@ -24,7 +24,13 @@ import { readReservations, storeDir } from '../ipam/store.ts';
 import { eventLog, type EventLog } from '../event-log.ts';
 import { readNodeState, type NodeState } from '../contracts/node-state.ts';
 import { announcePod, checkAgentReady } from './agent-client.ts';
-import { enableForwarding, ensureBridge, ensureGatewayAddresses, ensureOffload, writeSysctlIfPresent } from './bridge.ts';
+import {
+  enableForwarding,
+  ensureBridge,
+  ensureGatewayAddresses,
+  ensureOffload,
+  writeSysctlIfPresent,
+} from './bridge.ts';
 import { loadPluginConfig, type PluginConfig } from './config.ts';
 import { IN_PROCESS_IPAM, ipamAdd, runIpam } from './ipam.ts';
 import { hostVethName, randomMac } from './names.ts';
@@ -47,7 +53,10 @@ async function add(inv: Invocation): Promise<Result> {
   try {
     // Refuse a taken interface name before anything is allocated or created (CNI 1.1 §2 ADD).
     if (findLink(pod, ifname)) {
-      throw new CniError(ErrorCode.InvalidEnvironment, `container interface name "${ifname}" already exists in ${netns}`);
+      throw new CniError(
+        ErrorCode.InvalidEnvironment,
+        `container interface name "${ifname}" already exists in ${netns}`,
+      );
     }
     const node = nodeLinkSettings(cfg);
     const mtu = cfg.mtu ?? node.mtu;
@@ -93,16 +102,23 @@ async function add(inv: Invocation): Promise<Result> {
         ensureOffload(host, bridge, offload);
       } catch (err) {
         if (!(err instanceof KernelError)) throw err;
-        log.warn({ bridge: bridge.name, err: err.message }, 'could not raise the bridge to the pods\' GSO/GRO sizes (BIG TCP)');
+        log.warn(
+          { bridge: bridge.name, err: err.message },
+          "could not raise the bridge to the pods' GSO/GRO sizes (BIG TCP)",
+        );
       }
     }
     writeSysctlIfPresent(interfaceSysctl('ipv6', hostVeth, 'accept_ra'), 0);
     if (cfg.hairpinMode || cfg.portIsolation) {
-      setBridgePort(host, hostVeth, { ...(cfg.hairpinMode ? { hairpin: true } : {}), ...(cfg.portIsolation ? { isolated: true } : {}) });
+      setBridgePort(host, hostVeth, {
+        ...(cfg.hairpinMode ? { hairpin: true } : {}),
+        ...(cfg.portIsolation ? { isolated: true } : {}),
+      });
     }
 
     const podLink = findLink(pod, ifname);
-    if (!podLink) throw new CniError(ErrorCode.KernelFailure, `container interface ${ifname} was not created in ${netns}`);
+    if (!podLink)
+      throw new CniError(ErrorCode.KernelFailure, `container interface ${ifname} was not created in ${netns}`);
     configurePodInterface(pod, {
       netns,
       ifname,
@@ -119,12 +135,29 @@ async function add(inv: Invocation): Promise<Result> {
     }
     if (cfg.ipMasq && ips.length > 0) {
       const masq = await import('../nft/pod-masquerade.ts');
-      withNft(masq, (nft) => masq.addPodMasquerade(nft, cfg.net.name, hostVeth, ips.map((ip) => ip.address)));
-      undo.push(() => withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+      withNft(masq, (nft) =>
+        masq.addPodMasquerade(
+          nft,
+          cfg.net.name,
+          hostVeth,
+          ips.map((ip) => ip.address),
+        ),
+      );
+      undo.push(() =>
+        withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)),
+      );
     }
     // The pod is wired: tell the agent, waiting a bounded time (refused: undo below, code 11).
     if (cfg.agentSocket) {
-      await announcePod({ socketPath: cfg.agentSocket, waitMs: cfg.agentWaitMs, env: inv.env, hostVeth, ips: ips.map((ip) => ip.address), log, whenNoAgent: cfg.policyWhenNoAgent });
+      await announcePod({
+        socketPath: cfg.agentSocket,
+        waitMs: cfg.agentWaitMs,
+        env: inv.env,
+        hostVeth,
+        ips: ips.map((ip) => ip.address),
+        log,
+        whenNoAgent: cfg.policyWhenNoAgent,
+      });
     }
 
     // A veth is created with MTU 1500 unless told otherwise; the bridge's follows its ports.
@@ -227,7 +260,9 @@ async function del(inv: Invocation): Promise<void> {
   // config does not change between ADD and DEL, CNI 1.1 §3); GC sweeps whatever a change left.
   if (cfg.ipMasq) {
     const masq = await import('../nft/pod-masquerade.ts');
-    await attempt('remove the masquerade of the pod', () => withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)));
+    await attempt('remove the masquerade of the pod', () =>
+      withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)),
+    );
   }
   if (cfg.ipamType) {
     const ipamType = cfg.ipamType;
@@ -264,19 +299,25 @@ async function check(inv: Invocation): Promise<void> {
     const bridge = findLink(host, cfg.bridge);
     if (!bridge) return failed(`CNI created bridge ${cfg.bridge} was not found`);
     if (bridge.kind !== 'bridge') failed(`${cfg.bridge} is not a bridge`);
-    if (wantBridge?.mac && bridge.mac !== wantBridge.mac) failed(`bridge ${cfg.bridge} has MAC ${bridge.mac}, not ${wantBridge.mac}`);
-    if (bridge.promisc !== cfg.promiscMode) failed(`bridge ${cfg.bridge} promiscuous mode is ${bridge.promisc ? 'on' : 'off'}, config says ${cfg.promiscMode ? 'on' : 'off'}`);
+    if (wantBridge?.mac && bridge.mac !== wantBridge.mac)
+      failed(`bridge ${cfg.bridge} has MAC ${bridge.mac}, not ${wantBridge.mac}`);
+    if (bridge.promisc !== cfg.promiscMode)
+      failed(
+        `bridge ${cfg.bridge} promiscuous mode is ${bridge.promisc ? 'on' : 'off'}, config says ${cfg.promiscMode ? 'on' : 'off'}`,
+      );
 
     const podLink = findLink(pod, ifname);
     if (!podLink) return failed(`CNI created interface in container ${ifname} not found in ${netns}`);
     if (podLink.kind !== 'veth') failed(`interface ${ifname} in ${netns} is a ${podLink.kind ?? 'device'}, not a veth`);
-    if (wantPod?.mac && podLink.mac !== wantPod.mac) failed(`interface ${ifname} has MAC ${podLink.mac}, not ${wantPod.mac}`);
+    if (wantPod?.mac && podLink.mac !== wantPod.mac)
+      failed(`interface ${ifname} has MAC ${podLink.mac}, not ${wantPod.mac}`);
 
     const hostVeth = findHostPeer(host, podLink);
     if (!hostVeth) return failed(`CNI veth created for bridge ${cfg.bridge} was not found`);
     if (hostVeth.master !== bridge.index) failed(`host veth ${hostVeth.name} is not attached to bridge ${cfg.bridge}`);
     const wantHost = interfaces.find((i) => i.name === hostVeth.name && !i.sandbox);
-    if (wantHost?.mac && hostVeth.mac !== wantHost.mac) failed(`host veth ${hostVeth.name} has MAC ${hostVeth.mac}, not ${wantHost.mac}`);
+    if (wantHost?.mac && hostVeth.mac !== wantHost.mac)
+      failed(`host veth ${hostVeth.name} has MAC ${hostVeth.mac}, not ${wantHost.mac}`);
 
     const podIndexInPrev = interfaces.indexOf(wantPod as Interface);
     const have = new Set(listAddresses(pod, { link: podLink.index }).map((a) => a.cidr));
@@ -331,9 +372,13 @@ async function gc(inv: Invocation): Promise<void> {
   } finally {
     host.close();
   }
-  const validOwners = new Set((inv.conf.validAttachments ?? []).map((a) => hostVethName(cfg.net.name, a.containerID, a.ifname)));
+  const validOwners = new Set(
+    (inv.conf.validAttachments ?? []).map((a) => hostVethName(cfg.net.name, a.containerID, a.ifname)),
+  );
   const masq = await import('../nft/pod-masquerade.ts');
-  const removed = withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => !validOwners.has(owner)));
+  const removed = withNft(masq, (nft) =>
+    masq.removePodMasquerade(nft, cfg.net.name, (owner) => !validOwners.has(owner)),
+  );
   if (removed > 0) log.info({ removed }, 'GC removed masquerade entries');
   if (cfg.ipamType) await runIpam(cfg.ipamType, 'GC', inv);
 }
@@ -363,7 +408,10 @@ async function status(inv: Invocation): Promise<void> {
   try {
     const bridge = findLink(host, cfg.bridge);
     if (bridge && bridge.kind !== 'bridge') {
-      throw new CniError(ErrorCode.PluginNotAvailable, `"${cfg.bridge}" exists but is not a bridge: no pod can be attached`);
+      throw new CniError(
+        ErrorCode.PluginNotAvailable,
+        `"${cfg.bridge}" exists but is not a bridge: no pod can be attached`,
+      );
     }
   } finally {
     host.close();

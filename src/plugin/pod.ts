@@ -2,7 +2,16 @@
 // all inside the pod's network namespace (reference ipam.ConfigureIface and bridge cmdAdd step 7).
 import type { IpConfig, Route } from '../cni/result.ts';
 import { ipVersionOf } from '../cni/result.ts';
-import { addAddress, addRoute, interfaceSysctl, isKernelError, setLinkUp, writeSysctls, type NetlinkSocket, type RouteSpec } from '../kernel/index.ts';
+import {
+  addAddress,
+  addRoute,
+  interfaceSysctl,
+  isKernelError,
+  setLinkUp,
+  writeSysctls,
+  type NetlinkSocket,
+  type RouteSpec,
+} from '../kernel/index.ts';
 
 export interface PodInterfaceOptions {
   netns: string;

@@ -17,7 +17,10 @@ const byKey = (a: Element, b: Element): number => byText(keyText(a), keyText(b))
 const sorted = <V>(m: Map<string, V>): Map<string, V> => new Map([...m.entries()].sort(([a], [b]) => byText(a, b)));
 
 /** Tables rendered by renderBound: the table each was grown from, and the elements added to its sets. */
-const grownFrom = new WeakMap<DesiredPolicyTable, { from: DesiredPolicyTable; added: ReadonlyMap<string, readonly Element[]> }>();
+const grownFrom = new WeakMap<
+  DesiredPolicyTable,
+  { from: DesiredPolicyTable; added: ReadonlyMap<string, readonly Element[]> }
+>();
 
 export function renderBound(
   prev: CompiledPolicy,
@@ -28,7 +31,10 @@ export function renderBound(
   const had = new Set(prev.pods);
   const newPods: LocalPod[] = next.pods.filter((p) => !had.has(p));
   // The sets the applied table has already are grown below: rendered empty here, not member by member.
-  const applied = <S extends { v4: readonly unknown[]; v6: readonly unknown[] }>(m: ReadonlyMap<string, S>, name: (id: string, f: 4 | 6) => string) => {
+  const applied = <S extends { v4: readonly unknown[]; v6: readonly unknown[] }>(
+    m: ReadonlyMap<string, S>,
+    name: (id: string, f: 4 | 6) => string,
+  ) => {
     const out = new Map<string, S>();
     for (const [id, set] of m) {
       const has4 = prevTable.sets.has(name(id, 4));
@@ -38,7 +44,12 @@ export function renderBound(
     return out;
   };
   const alone = renderPolicy(
-    { ...next, pods: newPods, peers: applied(next.peers, peerSetName), namedPorts: applied(next.namedPorts, namedPortSetName) },
+    {
+      ...next,
+      pods: newPods,
+      peers: applied(next.peers, peerSetName),
+      namedPorts: applied(next.namedPorts, namedPortSetName),
+    },
     options,
   );
 
@@ -67,7 +78,10 @@ export function renderBound(
       const name = peerSetName(id, family);
       if (!prevTable.sets.has(name)) continue;
       const ips = newMembers(family === 4 ? was.v4 : was.v6, family === 4 ? set.v4 : set.v6, byText);
-      grow(name, ips.map((ip): Element => ({ kind: 'element', set: name, key: [ip] })));
+      grow(
+        name,
+        ips.map((ip): Element => ({ kind: 'element', set: name, key: [ip] })),
+      );
     }
   }
   for (const [id, set] of next.namedPorts) {
@@ -77,7 +91,12 @@ export function renderBound(
       const name = namedPortSetName(id, family);
       if (!prevTable.sets.has(name)) continue;
       const list = newMembers(family === 4 ? was.v4 : was.v6, family === 4 ? set.v4 : set.v6, portOrder);
-      grow(name, list.map((e): Element => ({ kind: 'element', set: name, key: [e.address, e.protocol.toLowerCase(), String(e.port)] })));
+      grow(
+        name,
+        list.map(
+          (e): Element => ({ kind: 'element', set: name, key: [e.address, e.protocol.toLowerCase(), String(e.port)] }),
+        ),
+      );
     }
   }
   const out: DesiredPolicyTable = {
@@ -105,7 +124,6 @@ function newMembers<T>(was: readonly T[], next: readonly T[], order: (a: T, b: T
   }
   return out;
 }
-
 
 /**
  * diffPolicy of `from` and `to`, comparing only the chains and sets whose objects differ when `to`

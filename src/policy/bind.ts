@@ -15,7 +15,15 @@
 import { byText, clusterView, podKey } from './cluster.ts';
 import { compilePolicy } from './compile.ts';
 import { PeerRegistry } from './peers.ts';
-import type { CompiledPolicy, CompileInput, LocalPod, NamedPortElement, NamedPortSet, PeerSet, PolicyPod } from './types.ts';
+import type {
+  CompiledPolicy,
+  CompileInput,
+  LocalPod,
+  NamedPortElement,
+  NamedPortSet,
+  PeerSet,
+  PolicyPod,
+} from './types.ts';
 
 /** Peer and named-port sets resolved ahead for the pods waiting for their ADD (by id). */
 export interface PreparedSets {
@@ -32,7 +40,11 @@ const STANDIN = ['0.0.0.1'];
  * For this node's pods that `compiled` (from `input`) lacks, which have no address yet: the sets their
  * rules would name that `compiled` has not, resolved against the same cluster.
  */
-export function prepareBinds(input: CompileInput, compiled: CompiledPolicy, waiting: readonly PolicyPod[]): PreparedSets {
+export function prepareBinds(
+  input: CompileInput,
+  compiled: CompiledPolicy,
+  waiting: readonly PolicyPod[],
+): PreparedSets {
   const registry = new PeerRegistry();
   let any = false;
   for (const pod of waiting) {
@@ -64,7 +76,12 @@ export interface Bound {
 /** `input` is the whole input `prev` was compiled from, except for the pod's own addresses; only its
  * namespaces, policies and this node's facts are read here, never its pods. `prepared`: from
  * prepareBinds with that same input, or from the last bind since. */
-export function bindLocalPod(prev: CompiledPolicy, input: CompileInput, pod: PolicyPod, prepared = NOTHING_PREPARED): Bound | undefined {
+export function bindLocalPod(
+  prev: CompiledPolicy,
+  input: CompileInput,
+  pod: PolicyPod,
+  prepared = NOTHING_PREPARED,
+): Bound | undefined {
   const namespace = pod.metadata.namespace ?? '';
   const key = podKey(namespace, pod.metadata.name);
   if (pod.spec.nodeName !== input.nodeName) return undefined;
@@ -99,9 +116,14 @@ export function bindLocalPod(prev: CompiledPolicy, input: CompileInput, pod: Pol
   // The pod's part of every set the other pods' rules name: the same resolution, over this pod only.
   const registry = new PeerRegistry();
   for (const set of [...base.peers.values(), ...prepared.peers.values()]) registry.peer(set.meaning);
-  for (const set of [...base.namedPorts.values(), ...prepared.namedPorts.values()]) registry.namedPorts(set.peer, [...set.ports]);
+  for (const set of [...base.namedPorts.values(), ...prepared.namedPorts.values()])
+    registry.namedPorts(set.peer, [...set.ports]);
   const part = registry.resolve(clusterView(alone));
-  const grow = <S extends PeerSet | NamedPortSet>(sets: ReadonlyMap<string, S>, parts: ReadonlyMap<string, S>, join: (s: S, add: S) => S) => {
+  const grow = <S extends PeerSet | NamedPortSet>(
+    sets: ReadonlyMap<string, S>,
+    parts: ReadonlyMap<string, S>,
+    join: (s: S, add: S) => S,
+  ) => {
     const out = new Map<string, S>();
     for (const [id, set] of sets) {
       const add = parts.get(id);
@@ -111,14 +133,19 @@ export function bindLocalPod(prev: CompiledPolicy, input: CompileInput, pod: Pol
   };
   const joinPeers = (set: PeerSet, add: PeerSet): PeerSet =>
     set.meaning.kind === 'pods' ? { ...set, v4: union(set.v4, add.v4), v6: union(set.v6, add.v6) } : set;
-  const joinPorts = (set: NamedPortSet, add: NamedPortSet): NamedPortSet => ({ ...set, v4: unionPorts(set.v4, add.v4), v6: unionPorts(set.v6, add.v6) });
+  const joinPorts = (set: NamedPortSet, add: NamedPortSet): NamedPortSet => ({
+    ...set,
+    v4: unionPorts(set.v4, add.v4),
+    v6: unionPorts(set.v6, add.v6),
+  });
   const compiled: CompiledPolicy = {
     ...prev,
     pods: insertPod(prev.pods, local),
     peers: grow(base.peers, part.peers, joinPeers),
     namedPorts: grow(base.namedPorts, part.namedPorts, joinPorts),
   };
-  const noLonger = <S>(m: ReadonlyMap<string, S>, inModel: ReadonlyMap<string, unknown>) => new Map([...m].filter(([id]) => !inModel.has(id)));
+  const noLonger = <S>(m: ReadonlyMap<string, S>, inModel: ReadonlyMap<string, unknown>) =>
+    new Map([...m].filter(([id]) => !inModel.has(id)));
   const next: PreparedSets = {
     peers: noLonger(grow(prepared.peers, part.peers, joinPeers), compiled.peers),
     namedPorts: noLonger(grow(prepared.namedPorts, part.namedPorts, joinPorts), compiled.namedPorts),
@@ -127,7 +154,8 @@ export function bindLocalPod(prev: CompiledPolicy, input: CompileInput, pod: Pol
 }
 
 function insertPod(pods: readonly LocalPod[], pod: LocalPod): LocalPod[] {
-  const before = (p: LocalPod) => byText(p.namespace, pod.namespace) < 0 || (p.namespace === pod.namespace && byText(p.name, pod.name) < 0);
+  const before = (p: LocalPod) =>
+    byText(p.namespace, pod.namespace) < 0 || (p.namespace === pod.namespace && byText(p.name, pod.name) < 0);
   let i = 0;
   while (i < pods.length && before(pods[i] as LocalPod)) i++;
   return [...pods.slice(0, i), pod, ...pods.slice(i)];

@@ -98,5 +98,3 @@ export function addressValue(ip: string): { family: 4 | 6; value: bigint } | und
 export function intervalContains(iv: Interval, ip: { family: 4 | 6; value: bigint }): boolean {
   return iv.family === ip.family && iv.first <= ip.value && ip.value <= iv.last;
 }
-
-

@@ -161,7 +161,11 @@ export function clusterView(input: CompileInput): ClusterView {
     labelsOfNs: (ns) => nsLabels.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns },
     localPods: ownedLocalPods(podsByNs, fromNotice, warnings),
     nodes: (input.nodes ?? [])
-      .map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {}, ips: canonicalIps((n.status?.addresses ?? []).map((a) => a.address)) }))
+      .map((n) => ({
+        name: n.metadata.name,
+        labels: n.metadata.labels ?? {},
+        ips: canonicalIps((n.status?.addresses ?? []).map((a) => a.address)),
+      }))
       .sort((a, b) => byText(a.name, b.name)),
     warnings,
   };

@@ -34,9 +34,14 @@ function sameSet(a: NftSet | NftMap, b: NftSet | NftMap): boolean {
 }
 
 function sameChain(a: DesiredChain, b: DesiredChain): boolean {
-  const base = (c: DesiredChain) => (c.chain.base ? `${c.chain.base.type} ${c.chain.base.hook} ${c.chain.base.priority} ${c.chain.base.policy ?? 'accept'}` : '');
+  const base = (c: DesiredChain) =>
+    c.chain.base
+      ? `${c.chain.base.type} ${c.chain.base.hook} ${c.chain.base.priority} ${c.chain.base.policy ?? 'accept'}`
+      : '';
   if (base(a) !== base(b) || a.rules.length !== b.rules.length) return false;
-  return a.rules.every((r, i) => renderRule(r.body) === renderRule(b.rules[i]?.body ?? []) && r.comment === b.rules[i]?.comment);
+  return a.rules.every(
+    (r, i) => renderRule(r.body) === renderRule(b.rules[i]?.body ?? []) && r.comment === b.rules[i]?.comment,
+  );
 }
 
 function sameBase(a: DesiredChain, b: DesiredChain): boolean {
@@ -52,9 +57,13 @@ export function tableStateOf(desired: DesiredPolicyTable | undefined): TableStat
   if (!desired) return state;
   state.exists = true;
   let handle = 1;
-  for (const [name, c] of desired.chains) state.chains.set(name, { name, handle: handle++, ...(c.chain.base ? { base: c.chain.base } : {}), rules: [] });
+  for (const [name, c] of desired.chains)
+    state.chains.set(name, { name, handle: handle++, ...(c.chain.base ? { base: c.chain.base } : {}), rules: [] });
   for (const [name, s] of desired.sets) {
-    const elements = (desired.elements.get(name) ?? []).map((e) => ({ key: [...e.key], ...(e.value ? { value: [...e.value] } : {}) }));
+    const elements = (desired.elements.get(name) ?? []).map((e) => ({
+      key: [...e.key],
+      ...(e.value ? { value: [...e.value] } : {}),
+    }));
     const listed = { name, handle: handle++, type: s.type, flags: [...(s.flags ?? [])], elements };
     if (s.kind === 'map') state.maps.set(name, { ...listed, value: s.value });
     else state.sets.set(name, listed);
@@ -68,7 +77,13 @@ export function tableStateOf(desired: DesiredPolicyTable | undefined): TableStat
  * can change in place), only happens across Strand versions: then it is the full rebuild.
  */
 export function diffPolicy(prev: DesiredPolicyTable | undefined, next: DesiredPolicyTable): Transaction {
-  const before: DesiredPolicyTable = prev ?? { chains: new Map(), sets: new Map(), elements: new Map(), chainOwners: new Map(), comments: new Map() };
+  const before: DesiredPolicyTable = prev ?? {
+    chains: new Map(),
+    sets: new Map(),
+    elements: new Map(),
+    chainOwners: new Map(),
+    comments: new Map(),
+  };
   for (const [name, s] of next.sets) {
     const old = before.sets.get(name);
     if (old && !sameSet(old, s)) return fullBuildPolicy(next, tableStateOf(prev));
@@ -86,7 +101,8 @@ export function diffPolicy(prev: DesiredPolicyTable | undefined, next: DesiredPo
   // A kept base chain whose policy changed: `add` sets it in place.
   for (const [name, c] of next.chains) {
     const old = before.chains.get(name);
-    if (old?.chain.base && c.chain.base && (old.chain.base.policy ?? 'accept') !== (c.chain.base.policy ?? 'accept')) tx.add(c.chain);
+    if (old?.chain.base && c.chain.base && (old.chain.base.policy ?? 'accept') !== (c.chain.base.policy ?? 'accept'))
+      tx.add(c.chain);
   }
 
   // 2. elements: deletions, then additions. Elements of removed sets and maps go with them (step 4).
@@ -135,8 +151,12 @@ export function fullBuildPolicy(next: DesiredPolicyTable, actual: TableState): T
   tx.add({ kind: 'table' });
   const ours = (name: string) => name.startsWith(POLICY_PREFIX);
   const existingChains = [...actual.chains.values()].filter((c) => ours(c.name));
-  const existingSets = [...actual.sets.values()].filter((s) => ours(s.name)).map((s) => ({ ...s, kind: 'set' as const }));
-  const existingMaps = [...actual.maps.values()].filter((s) => ours(s.name)).map((s) => ({ ...s, kind: 'map' as const }));
+  const existingSets = [...actual.sets.values()]
+    .filter((s) => ours(s.name))
+    .map((s) => ({ ...s, kind: 'set' as const }));
+  const existingMaps = [...actual.maps.values()]
+    .filter((s) => ours(s.name))
+    .map((s) => ({ ...s, kind: 'map' as const }));
 
   for (const c of existingChains) tx.flush({ kind: 'chain', name: c.name });
   for (const m of existingMaps) tx.flush({ kind: 'map', name: m.name });
@@ -145,14 +165,23 @@ export function fullBuildPolicy(next: DesiredPolicyTable, actual: TableState): T
   const kept = new Set<string>();
   for (const s of [...existingMaps, ...existingSets]) {
     const want = next.sets.get(s.name);
-    const same = want !== undefined && want.kind === s.kind && want.type === s.type && (want.kind === 'map' ? want.value === (s as { value?: string }).value : true) && [...(want.flags ?? [])].sort().join() === [...s.flags].sort().join();
+    const same =
+      want !== undefined &&
+      want.kind === s.kind &&
+      want.type === s.type &&
+      (want.kind === 'map' ? want.value === (s as { value?: string }).value : true) &&
+      [...(want.flags ?? [])].sort().join() === [...s.flags].sort().join();
     if (same) kept.add(s.name);
     else tx.delete({ kind: s.kind, name: s.name });
   }
   for (const c of existingChains) {
     const want = next.chains.get(c.name);
     const wb = want?.chain.base;
-    const same = want !== undefined && (wb && c.base ? wb.type === c.base.type && wb.hook === c.base.hook && wb.priority === c.base.priority : !wb && !c.base);
+    const same =
+      want !== undefined &&
+      (wb && c.base
+        ? wb.type === c.base.type && wb.hook === c.base.hook && wb.priority === c.base.priority
+        : !wb && !c.base);
     if (same) kept.add(c.name);
     else tx.delete({ kind: 'chain', name: c.name });
   }
@@ -183,14 +212,33 @@ export function policyDrift(desired: DesiredPolicyTable, actual: TableState): st
     const wb = want.chain.base;
     const gb = got.base;
     if (wb || gb) {
-      if (!wb || !gb || wb.type !== gb.type || wb.hook !== gb.hook || wb.priority !== gb.priority || (wb.policy ?? 'accept') !== (gb.policy ?? 'accept')) out.push(`chain ${name} has another hook, priority or policy`);
+      if (
+        !wb ||
+        !gb ||
+        wb.type !== gb.type ||
+        wb.hook !== gb.hook ||
+        wb.priority !== gb.priority ||
+        (wb.policy ?? 'accept') !== (gb.policy ?? 'accept')
+      )
+        out.push(`chain ${name} has another hook, priority or policy`);
     }
     const wantComments = want.rules.map((r) => r.comment ?? '').join('\n');
     const gotComments = got.rules.map((r) => r.comment ?? '').join('\n');
-    if (want.rules.length !== got.rules.length || wantComments !== gotComments) out.push(`chain ${name} has ${got.rules.length} rules, not the ${want.rules.length} wanted`);
+    if (want.rules.length !== got.rules.length || wantComments !== gotComments)
+      out.push(`chain ${name} has ${got.rules.length} rules, not the ${want.rules.length} wanted`);
   }
-  for (const name of actual.chains.keys()) if (ours(name) && !desired.chains.has(name)) out.push(`chain ${name} is not wanted`);
-  const listedSets = new Map<string, { kind: 'set' | 'map'; type: string; value?: string; flags: readonly string[]; elements: { key: readonly string[]; value?: readonly string[] | undefined }[] }>();
+  for (const name of actual.chains.keys())
+    if (ours(name) && !desired.chains.has(name)) out.push(`chain ${name} is not wanted`);
+  const listedSets = new Map<
+    string,
+    {
+      kind: 'set' | 'map';
+      type: string;
+      value?: string;
+      flags: readonly string[];
+      elements: { key: readonly string[]; value?: readonly string[] | undefined }[];
+    }
+  >();
   for (const [name, s] of actual.sets) listedSets.set(name, { kind: 'set', ...s });
   for (const [name, m] of actual.maps) listedSets.set(name, { kind: 'map', ...m });
   for (const [name, want] of desired.sets) {
@@ -199,7 +247,12 @@ export function policyDrift(desired: DesiredPolicyTable, actual: TableState): st
       out.push(`${want.kind} ${name} is missing`);
       continue;
     }
-    if (got.kind !== want.kind || got.type !== want.type || (want.kind === 'map' && got.value !== want.value) || [...got.flags].sort().join() !== [...(want.flags ?? [])].sort().join()) {
+    if (
+      got.kind !== want.kind ||
+      got.type !== want.type ||
+      (want.kind === 'map' && got.value !== want.value) ||
+      [...got.flags].sort().join() !== [...(want.flags ?? [])].sort().join()
+    ) {
       out.push(`${want.kind} ${name} has another type or flags`);
       continue;
     }
@@ -211,6 +264,7 @@ export function policyDrift(desired: DesiredPolicyTable, actual: TableState): st
     for (const k of gotKeys) if (!wantKeys.has(k)) extra++;
     if (missing > 0 || extra > 0) out.push(`${want.kind} ${name}: ${missing} element(s) missing, ${extra} not wanted`);
   }
-  for (const name of listedSets.keys()) if (ours(name) && !desired.sets.has(name)) out.push(`set or map ${name} is not wanted`);
+  for (const name of listedSets.keys())
+    if (ours(name) && !desired.sets.has(name)) out.push(`set or map ${name} is not wanted`);
   return out;
 }

@@ -17,7 +17,10 @@ import { FORWARD_CHAIN } from './skeleton.ts';
 
 /** A DesiredPolicyTable as an NftView. */
 export function nftView(desired: DesiredPolicyTable): NftView {
-  const sets = new Map<string, { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }>();
+  const sets = new Map<
+    string,
+    { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }
+  >();
   for (const [name, s] of desired.sets) sets.set(name, { type: s.type, elements: desired.elements.get(name) ?? [] });
   const rulesOf = (c: DesiredChain) => c.rules.map((r) => ({ body: r.body, comment: r.comment }));
   const chains = new Map([...desired.chains].map(([name, c]) => [name, { rules: rulesOf(c) }]));
@@ -113,14 +116,20 @@ class Interpreter {
         case 'lookup': {
           const key = e.keys.map((k) => this.read(k, body));
           if (key.some((k) => k === undefined)) return { kind: 'continue' };
-          const found = this.setHas(e.set, key.map((k) => (k as { value: string }).value)).found;
+          const found = this.setHas(
+            e.set,
+            key.map((k) => (k as { value: string }).value),
+          ).found;
           if (found !== (e.op === 'eq')) return { kind: 'continue' };
           continue;
         }
         case 'vmap': {
           const key = e.keys.map((k) => this.read(k, body));
           if (key.some((k) => k === undefined)) return { kind: 'continue' };
-          const hit = this.setHas(e.map, key.map((k) => (k as { value: string }).value));
+          const hit = this.setHas(
+            e.map,
+            key.map((k) => (k as { value: string }).value),
+          );
           if (!hit.found) return { kind: 'continue' };
           const verdict = (hit.value ?? []).join(' . ');
           const jump = /^jump (\S+)$/.exec(verdict);

@@ -36,7 +36,11 @@ function judge(
     // evaluation order (the sort is stable); NetworkPolicy's all accept, and every match is reported.
     const decisive = [...matched].sort((a, b) => a.priority - b.priority)[0];
     const action = decisive?.action ?? tier.fallthrough;
-    steps.push({ tier: tier.name, action, ...(decisive ? { rule: decisive.source, priority: decisive.priority } : {}) });
+    steps.push({
+      tier: tier.name,
+      action,
+      ...(decisive ? { rule: decisive.source, priority: decisive.priority } : {}),
+    });
     if (action === 'pass') continue;
     const allowed = action === 'accept';
     const sameRank = (r: CompiledRule) => r.priority === decisive?.priority && r.action === action;

@@ -23,10 +23,14 @@ export function indexOf(model: CompiledPolicy): Index {
   const peerIntervals = new Map<string, Interval[]>();
   for (const [id, peer] of model.peers) {
     peerMembers.set(id, new Set([...peer.v4, ...peer.v6]));
-    peerIntervals.set(id, peer.intervals.map(ipInterval).filter((iv): iv is Interval => iv !== undefined));
+    peerIntervals.set(
+      id,
+      peer.intervals.map(ipInterval).filter((iv): iv is Interval => iv !== undefined),
+    );
   }
   const namedPorts = new Map<string, Set<string>>();
-  for (const [id, np] of model.namedPorts) namedPorts.set(id, new Set([...np.v4, ...np.v6].map((e) => `${e.address} ${e.protocol} ${e.port}`)));
+  for (const [id, np] of model.namedPorts)
+    namedPorts.set(id, new Set([...np.v4, ...np.v6].map((e) => `${e.address} ${e.protocol} ${e.port}`)));
   const index = { byIp, node: new Set(model.nodeAddresses), peerMembers, peerIntervals, namedPorts };
   indexes.set(model, index);
   return index;
@@ -36,7 +40,12 @@ function peerHas(index: Index, peer: PeerSet | undefined, id: string, ip: string
   if (!peer) return false;
   if (peer.meaning.kind !== 'ipBlock') return index.peerMembers.get(id)?.has(ip) ?? false;
   const v = addressValue(ip);
-  return v !== undefined && (index.peerIntervals.get(id) ?? []).some((iv) => iv.family === v.family && iv.first <= v.value && v.value <= iv.last);
+  return (
+    v !== undefined &&
+    (index.peerIntervals.get(id) ?? []).some(
+      (iv) => iv.family === v.family && iv.first <= v.value && v.value <= iv.last,
+    )
+  );
 }
 
 /** R5: peers and ports both match; egress named ports match on the destination pod (R10). */
@@ -44,7 +53,9 @@ export function ruleMatches(model: CompiledPolicy, rule: CompiledRule, remote: s
   if (rule.broken) return false;
   const index = indexOf(model);
   const peersOk = rule.peers === 'all' || rule.peers.some((id) => peerHas(index, model.peers.get(id), id, remote));
-  const portsOk = rule.ports === 'all' || rule.ports.some((r) => r.protocol === packet.protocol && r.from <= packet.dport && packet.dport <= r.to);
+  const portsOk =
+    rule.ports === 'all' ||
+    rule.ports.some((r) => r.protocol === packet.protocol && r.from <= packet.dport && packet.dport <= r.to);
   if (peersOk && portsOk) return true;
   const key = `${remote} ${packet.protocol} ${packet.dport}`;
   return rule.namedPorts.some((id) => index.namedPorts.get(id)?.has(key) ?? false);

@@ -52,7 +52,9 @@ export class PeerRegistry {
         const v4 = ips.filter((ip) => familyOf(ip) === 4);
         peers.set(id, { id, meaning, v4, v6: ips.filter((ip) => familyOf(ip) === 6), intervals: [] });
       } else if (meaning.kind === 'nodes') {
-        const ips = [...new Set(view.nodes.filter((n) => selectorMatches(meaning.nodeSelector, n.labels)).flatMap((n) => n.ips))];
+        const ips = [
+          ...new Set(view.nodes.filter((n) => selectorMatches(meaning.nodeSelector, n.labels)).flatMap((n) => n.ips)),
+        ];
         ips.sort(byText);
         const v4 = ips.filter((ip) => familyOf(ip) === 4);
         peers.set(id, { id, meaning, v4, v6: ips.filter((ip) => familyOf(ip) === 6), intervals: [] });
@@ -81,7 +83,8 @@ export class PeerRegistry {
     let inBlock: (ip: string) => boolean = () => true;
     if (meaning === undefined) candidates = allPods();
     else if (meaning.kind === 'pods') candidates = peerPods.get(def.peer as string) ?? [];
-    else if (meaning.kind === 'nodes') candidates = []; // a node has no named ports
+    else if (meaning.kind === 'nodes')
+      candidates = []; // a node has no named ports
     else {
       // An ipBlock destination that is a pod resolves the name on that pod (D23); other addresses
       // have no named ports.
@@ -129,5 +132,8 @@ function podsOf(view: ClusterView, m: Extract<PeerMeaning, { kind: 'pods' }>): C
 
 function blockIntervals(m: Extract<PeerMeaning, { kind: 'ipBlock' }>): Interval[] {
   const cidr = cidrInterval(m.cidr) as Interval;
-  return subtract(cidr, m.except.map((e) => cidrInterval(e) as Interval));
+  return subtract(
+    cidr,
+    m.except.map((e) => cidrInterval(e) as Interval),
+  );
 }

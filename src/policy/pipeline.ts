@@ -5,4 +5,6 @@ import { adminTier, baselineTier } from './clusternetworkpolicy/tier.ts';
 import { networkPolicyTier } from './networkpolicy/tier.ts';
 import type { PolicyTier } from './tier.ts';
 
-export const TIERS: readonly PolicyTier[] = [adminTier, networkPolicyTier, baselineTier].sort((a, b) => a.order - b.order);
+export const TIERS: readonly PolicyTier[] = [adminTier, networkPolicyTier, baselineTier].sort(
+  (a, b) => a.order - b.order,
+);

@@ -56,7 +56,9 @@ const PROTO_WORD = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' } as const;
 /** Port ranges merged per protocol (an interval set refuses overlapping elements), sorted. */
 function mergeRanges(ranges: readonly PortRange[]): PortRange[] {
   const out: PortRange[] = [];
-  const sorted = [...ranges].sort((a, b) => (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : a.from - b.from || a.to - b.to));
+  const sorted = [...ranges].sort((a, b) =>
+    a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : a.from - b.from || a.to - b.to,
+  );
   for (const r of sorted) {
     const last = out[out.length - 1];
     if (last && last.protocol === r.protocol && r.from <= last.to + 1) last.to = Math.max(last.to, r.to);
@@ -226,7 +228,12 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       const first = names[0];
       if (first === undefined) continue;
       for (const ip of pod.ips) {
-        addElement({ kind: 'element', set: verdictMapName(direction, familyOf(ip)), key: [ip], value: [`jump ${first}`] });
+        addElement({
+          kind: 'element',
+          set: verdictMapName(direction, familyOf(ip)),
+          key: [ip],
+          value: [`jump ${first}`],
+        });
       }
     }
   }
@@ -234,31 +241,49 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
   for (const [name, { id, family }] of usedPeerSets) {
     sets.set(name, { kind: 'set', name, type: addrType(family) });
     const peer = model.peers.get(id);
-    elements.set(name, (family === 4 ? peer?.v4 : peer?.v6)?.map((ip): Element => ({ kind: 'element', set: name, key: [ip] })) ?? []);
+    elements.set(
+      name,
+      (family === 4 ? peer?.v4 : peer?.v6)?.map((ip): Element => ({ kind: 'element', set: name, key: [ip] })) ?? [],
+    );
   }
   for (const id of usedCidrSets) {
     const name = cidrSetName(id);
     const peer = model.peers.get(id);
     const family = peer?.meaning.kind === 'ipBlock' ? peer.meaning.family : 4;
     sets.set(name, { kind: 'set', name, type: addrType(family), flags: ['interval'] });
-    elements.set(name, (peer?.intervals ?? []).map((p): Element => ({ kind: 'element', set: name, key: [p] })));
+    elements.set(
+      name,
+      (peer?.intervals ?? []).map((p): Element => ({ kind: 'element', set: name, key: [p] })),
+    );
   }
   for (const [name, ranges] of serviceSets) {
     sets.set(name, { kind: 'set', name, type: 'inet_proto . inet_service', flags: ['interval'] });
-    elements.set(name, ranges.map((r): Element => ({ kind: 'element', set: name, key: [PROTO_WORD[r.protocol], portText(r)] })));
+    elements.set(
+      name,
+      ranges.map((r): Element => ({ kind: 'element', set: name, key: [PROTO_WORD[r.protocol], portText(r)] })),
+    );
   }
   for (const [name, { id, family }] of usedPortSets) {
     sets.set(name, { kind: 'set', name, type: `${addrType(family)} . inet_proto . inet_service` });
     const np = model.namedPorts.get(id);
-    elements.set(name, (family === 4 ? np?.v4 : np?.v6)?.map((e): Element => ({ kind: 'element', set: name, key: [e.address, PROTO_WORD[e.protocol], String(e.port)] })) ?? []);
+    elements.set(
+      name,
+      (family === 4 ? np?.v4 : np?.v6)?.map(
+        (e): Element => ({ kind: 'element', set: name, key: [e.address, PROTO_WORD[e.protocol], String(e.port)] }),
+      ) ?? [],
+    );
   }
 
   // Deterministic order: by name, elements by key text.
-  const sortedMap = <V>(m: Map<string, V>) => new Map([...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const sortedMap = <V>(m: Map<string, V>) =>
+    new Map([...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   for (const [name, list] of elements) {
     const keyed = list.map((e) => ({ k: e.key.join(' . '), e }));
     keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-    elements.set(name, keyed.map((x) => x.e));
+    elements.set(
+      name,
+      keyed.map((x) => x.e),
+    );
   }
   return {
     chains: sortedMap(chains),

@@ -18,7 +18,8 @@ export function labelKeyProblem(key: string): string | undefined {
   const slash = key.lastIndexOf('/');
   const name = slash < 0 ? key : key.slice(slash + 1);
   const prefix = slash < 0 ? undefined : key.slice(0, slash);
-  if (prefix !== undefined && (prefix === '' || prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return `label key ${JSON.stringify(key)} has an invalid prefix`;
+  if (prefix !== undefined && (prefix === '' || prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix)))
+    return `label key ${JSON.stringify(key)} has an invalid prefix`;
   if (name === '' || name.length > 63 || !NAME_PART.test(name)) return `invalid label key ${JSON.stringify(key)}`;
   return undefined;
 }
@@ -41,9 +42,11 @@ export function parseSelector(raw: unknown, path: string): Parsed<Selector> {
   const requirements: Requirement[] = [];
   const ml = raw.matchLabels;
   if (ml !== undefined && ml !== null) {
-    if (!isObject(ml)) return { ok: false, path: `${path}.matchLabels`, message: 'matchLabels must be a map of strings' };
+    if (!isObject(ml))
+      return { ok: false, path: `${path}.matchLabels`, message: 'matchLabels must be a map of strings' };
     for (const [key, value] of Object.entries(ml)) {
-      if (typeof value !== 'string') return { ok: false, path: `${path}.matchLabels.${key}`, message: 'a matchLabels value must be a string' };
+      if (typeof value !== 'string')
+        return { ok: false, path: `${path}.matchLabels.${key}`, message: 'a matchLabels value must be a string' };
       const problem = labelKeyProblem(key) ?? labelValueProblem(value);
       if (problem) return { ok: false, path: `${path}.matchLabels.${key}`, message: problem };
       requirements.push({ key, operator: 'In', values: [value] });
@@ -51,7 +54,8 @@ export function parseSelector(raw: unknown, path: string): Parsed<Selector> {
   }
   const me = raw.matchExpressions;
   if (me !== undefined && me !== null) {
-    if (!Array.isArray(me)) return { ok: false, path: `${path}.matchExpressions`, message: 'matchExpressions must be a list' };
+    if (!Array.isArray(me))
+      return { ok: false, path: `${path}.matchExpressions`, message: 'matchExpressions must be a list' };
     for (let i = 0; i < me.length; i++) {
       const at = `${path}.matchExpressions[${i}]`;
       const e: unknown = me[i];
@@ -61,7 +65,11 @@ export function parseSelector(raw: unknown, path: string): Parsed<Selector> {
       const keyProblem = labelKeyProblem(key);
       if (keyProblem) return { ok: false, path: `${at}.key`, message: keyProblem };
       if (typeof operator !== 'string' || !OPERATORS.has(operator)) {
-        return { ok: false, path: `${at}.operator`, message: `unknown operator ${JSON.stringify(operator)} (In, NotIn, Exists, DoesNotExist)` };
+        return {
+          ok: false,
+          path: `${at}.operator`,
+          message: `unknown operator ${JSON.stringify(operator)} (In, NotIn, Exists, DoesNotExist)`,
+        };
       }
       const list = values === undefined || values === null ? [] : values;
       if (!Array.isArray(list) || !list.every((v): v is string => typeof v === 'string')) {
@@ -72,8 +80,10 @@ export function parseSelector(raw: unknown, path: string): Parsed<Selector> {
         if (problem) return { ok: false, path: `${at}.values`, message: problem };
       }
       const op = operator as Requirement['operator'];
-      if ((op === 'In' || op === 'NotIn') && list.length === 0) return { ok: false, path: `${at}.values`, message: `${op} needs at least one value` };
-      if ((op === 'Exists' || op === 'DoesNotExist') && list.length > 0) return { ok: false, path: `${at}.values`, message: `${op} takes no values` };
+      if ((op === 'In' || op === 'NotIn') && list.length === 0)
+        return { ok: false, path: `${at}.values`, message: `${op} needs at least one value` };
+      if ((op === 'Exists' || op === 'DoesNotExist') && list.length > 0)
+        return { ok: false, path: `${at}.values`, message: `${op} takes no values` };
       requirements.push({ key, operator: op, values: sortedUnique(list) });
     }
   }
@@ -92,7 +102,7 @@ function normalise(requirements: Requirement[]): Selector {
 /** R7: every requirement holds; NotIn and DoesNotExist hold for a missing key. */
 export function selectorMatches(selector: Selector, labels: Readonly<Record<string, string>> | undefined): boolean {
   for (const r of selector.requirements) {
-    const has = labels !== undefined && Object.prototype.hasOwnProperty.call(labels, r.key);
+    const has = labels !== undefined && Object.hasOwn(labels, r.key);
     const value = has ? labels[r.key] : undefined;
     switch (r.operator) {
       case 'In':

@@ -347,7 +347,10 @@ export interface DesiredPolicyTable {
 /** A table as the nft evaluator reads it: DesiredPolicyTable through nftView(), or FakeNft's state. */
 export interface NftView {
   chains: ReadonlyMap<string, { rules: readonly { body: readonly Expr[]; comment?: string | undefined }[] }>;
-  sets: ReadonlyMap<string, { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }>;
+  sets: ReadonlyMap<
+    string,
+    { type: string; elements: readonly { key: readonly string[]; value?: readonly string[] | undefined }[] }
+  >;
 }
 
 export interface NftVerdict {

@@ -5,4 +5,6 @@
 const { loadNative, nativePath } = require('./native-dir.cjs');
 
 /* global STRAND_KOFFI_HASH */
-module.exports = loadNative(nativePath(STRAND_KOFFI_HASH, () => new Uint8Array(require('node:sea').getAsset('koffi.node'))));
+module.exports = loadNative(
+  nativePath(STRAND_KOFFI_HASH, () => new Uint8Array(require('node:sea').getAsset('koffi.node'))),
+);

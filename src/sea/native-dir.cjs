@@ -12,7 +12,11 @@ const { join } = require('node:path');
 
 function privateDir() {
   const uid = process.getuid ? process.getuid() : 0;
-  const candidates = [process.env.STRAND_NATIVE_DIR, uid === 0 ? '/run/strand/native' : undefined, join(tmpdir(), `strand-native-${uid}`)];
+  const candidates = [
+    process.env.STRAND_NATIVE_DIR,
+    uid === 0 ? '/run/strand/native' : undefined,
+    join(tmpdir(), `strand-native-${uid}`),
+  ];
   for (const dir of candidates) {
     if (!dir) continue;
     try {

@@ -17,7 +17,10 @@ export function fsyncDir(dir: string): void {
 }
 
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `${TEMP_PREFIX}${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`);
+  return join(
+    dirname(path),
+    `${TEMP_PREFIX}${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`,
+  );
 }
 
 export interface WriteOptions {

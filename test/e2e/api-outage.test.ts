@@ -4,7 +4,16 @@
 // waited out its own backoff, up to 30 s), and the policy must be enforced within a few seconds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusReportSchema } from '../../src/cli/status-report.ts';
-import { describeNode, run, sleep, startMeshCluster, tcpWhoami, waitFor, type SimCluster, type SimPod } from '../support/sim.ts';
+import {
+  describeNode,
+  run,
+  sleep,
+  startMeshCluster,
+  tcpWhoami,
+  waitFor,
+  type SimCluster,
+  type SimPod,
+} from '../support/sim.ts';
 
 // Not the issue's 30 s: here an informer's own backoff (0.5 s doubling, ±20 %) is due again at about
 // 30 s, so a 30 s outage passes with or without the fix. After 45 s its next try is 8–26 s away.
@@ -41,13 +50,20 @@ describe('an API outage of 45 s', () => {
     });
 
     // Enforced within a few seconds: the new watch delivered the policy.
-    await waitFor(async () => (await tcpWhoami(from.netns, target.ip, undefined, 1)) === undefined, 8_000, `${from.name} → ${target.name} denied`, 200).catch(
-      () => {
-        throw new Error(`the policy made at the API's return is not enforced 8 s later\n${describeNode(cluster, target.node.name)}`);
-      },
-    );
+    await waitFor(
+      async () => (await tcpWhoami(from.netns, target.ip, undefined, 1)) === undefined,
+      8_000,
+      `${from.name} → ${target.name} denied`,
+      200,
+    ).catch(() => {
+      throw new Error(
+        `the policy made at the API's return is not enforced 8 s later\n${describeNode(cluster, target.node.name)}`,
+      );
+    });
     const enforcedMs = Date.now() - backAt;
-    expect(await tcpWhoami(from.netns, other.ip, undefined, 2), `${from.name} → ${other.name} still allowed`).toBe(from.ip);
+    expect(await tcpWhoami(from.netns, other.ip, undefined, 2), `${from.name} → ${other.name} still allowed`).toBe(
+      from.ip,
+    );
 
     // Every informer is connected again within 5 s of the return, as the agent itself says
     // (`strand status`: an informer with failures since its last success is "failing").
@@ -55,16 +71,39 @@ describe('an API outage of 45 s', () => {
       const failing: string[] = [];
       const deadline = backAt + 5_000;
       for (;;) {
-        const args = ['netns', 'exec', n.netns, cluster.strand, 'status', '--state-dir', n.stateDir, '--cni-conf-dir', n.confDir, '--ipam-data-dir', n.ipamDir, '-o', 'json'];
+        const args = [
+          'netns',
+          'exec',
+          n.netns,
+          cluster.strand,
+          'status',
+          '--state-dir',
+          n.stateDir,
+          '--cni-conf-dir',
+          n.confDir,
+          '--ipam-data-dir',
+          n.ipamDir,
+          '-o',
+          'json',
+        ];
         const checkedAt = Date.now();
         const report = statusReportSchema().parse(JSON.parse((await run('ip', args, { timeoutMs: 30_000 })).stdout));
-        failing.splice(0, failing.length, ...report.problems.map((p) => p.message).filter((m) => m.startsWith('the API connection fails')));
+        failing.splice(
+          0,
+          failing.length,
+          ...report.problems.map((p) => p.message).filter((m) => m.startsWith('the API connection fails')),
+        );
         if (failing.length === 0 || checkedAt > deadline) break;
         await sleep(250);
       }
-      const sawOutage = n.logs().some((l) => Date.parse(String(l.time)) >= stoppedAt && l.msg.endsWith(': list/watch failed; retrying'));
+      const sawOutage = n
+        .logs()
+        .some((l) => Date.parse(String(l.time)) >= stoppedAt && l.msg.endsWith(': list/watch failed; retrying'));
       expect(sawOutage, `${n.name}: its informers saw the outage`).toBe(true);
-      expect(failing, `${n.name}: informers not back within 5 s (policy enforced after ${enforcedMs} ms)\n${n.logTail(12)}`).toEqual([]);
+      expect(
+        failing,
+        `${n.name}: informers not back within 5 s (policy enforced after ${enforcedMs} ms)\n${n.logTail(12)}`,
+      ).toEqual([]);
       expect((await n.health('/readyz')).status, `${n.name} ready`).toBe(200);
     }
   }, 120_000);

@@ -27,15 +27,27 @@ const ns = (n: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': n } }
 
 async function readWorld(): Promise<CnpWorld> {
   const [namespaces, pods, policies, nodes, cnps] = await Promise.all(
-    ['namespaces', 'pods', 'networkpolicies', 'nodes', 'clusternetworkpolicies'].map((r) => cluster.api.list<KubeObject>(r)),
+    ['namespaces', 'pods', 'networkpolicies', 'nodes', 'clusternetworkpolicies'].map((r) =>
+      cluster.api.list<KubeObject>(r),
+    ),
   );
-  const addresses = (n: KubeObject) => ((n.status?.addresses as { address: string }[] | undefined) ?? []).map((a) => a.address);
+  const addresses = (n: KubeObject) =>
+    ((n.status?.addresses as { address: string }[] | undefined) ?? []).map((a) => a.address);
   const nodeAddresses = Object.fromEntries((nodes ?? []).map((n) => [n.metadata.name, addresses(n)]));
-  const base = oracleWorld({ namespaces: namespaces ?? [], pods: pods ?? [], policies: (policies ?? []) as unknown as OraclePolicy[], nodeAddresses });
+  const base = oracleWorld({
+    namespaces: namespaces ?? [],
+    pods: pods ?? [],
+    policies: (policies ?? []) as unknown as OraclePolicy[],
+    nodeAddresses,
+  });
   return {
     ...base,
     clusterPolicies: (cnps ?? []) as unknown as OracleClusterPolicy[],
-    nodes: (nodes ?? []).map((n) => ({ name: n.metadata.name ?? '', labels: n.metadata.labels ?? {}, addresses: addresses(n) })),
+    nodes: (nodes ?? []).map((n) => ({
+      name: n.metadata.name ?? '',
+      labels: n.metadata.labels ?? {},
+      addresses: addresses(n),
+    })),
   };
 }
 
@@ -55,7 +67,10 @@ async function expectOracleTable(id: string): Promise<void> {
             const view = cnpJudge(world, packet);
             const key = cellKey({ from: name(from), to: name(to), port, proto });
             const got = probed.get(key);
-            if (got !== view.allowed) wrong.push(`${id} ${key}: probed ${got ? 'allowed' : 'denied'}, expected ${view.allowed ? 'allowed' : 'denied'} (egress ${view.egress.by}, ingress ${view.ingress.by})`);
+            if (got !== view.allowed)
+              wrong.push(
+                `${id} ${key}: probed ${got ? 'allowed' : 'denied'}, expected ${view.allowed ? 'allowed' : 'denied'} (egress ${view.egress.by}, ingress ${view.ingress.by})`,
+              );
           }
         }
       }
@@ -68,38 +83,74 @@ async function expectOracleTable(id: string): Promise<void> {
 }
 
 async function applyCnp(policyName: string, spec: Record<string, unknown>): Promise<void> {
-  const obj = { apiVersion: 'policy.networking.k8s.io/v1alpha2', kind: 'ClusterNetworkPolicy', metadata: { name: policyName }, spec };
+  const obj = {
+    apiVersion: 'policy.networking.k8s.io/v1alpha2',
+    kind: 'ClusterNetworkPolicy',
+    metadata: { name: policyName },
+    spec,
+  };
   await cluster.api.upsert('clusternetworkpolicies', obj);
 }
 
 afterEach(async () => {
-  for (const p of await cluster.api.list<KubeObject>('clusternetworkpolicies')) await cluster.api.delete('clusternetworkpolicies', p.metadata.name ?? '');
+  for (const p of await cluster.api.list<KubeObject>('clusternetworkpolicies'))
+    await cluster.api.delete('clusternetworkpolicies', p.metadata.name ?? '');
   await deleteAllPolicies(cluster);
   await expectOracleTable('baseline');
 }, 30_000);
 
 describe('ClusterNetworkPolicy tiers with real packets (3 nodes, x/y/z × a/b/c)', () => {
   it('an Admin Deny that a NetworkPolicy allowing everything cannot reopen', async () => {
-    await applyCnp('deny-y-to-x', { tier: 'Admin', priority: 10, subject: { namespaces: ns('x') }, ingress: [{ name: 'deny-y', action: 'Deny', from: [{ namespaces: ns('y') }] }] });
+    await applyCnp('deny-y-to-x', {
+      tier: 'Admin',
+      priority: 10,
+      subject: { namespaces: ns('x') },
+      ingress: [{ name: 'deny-y', action: 'Deny', from: [{ namespaces: ns('y') }] }],
+    });
     await applyPolicy(cluster, 'x', 'allow-all', { podSelector: {}, ingress: [{}] });
     await expectOracleTable('admin-deny');
   }, 30_000);
 
   it('an Admin Pass hands over to NetworkPolicy, and an Admin Accept holds across a NetworkPolicy deny', async () => {
-    await applyCnp('pass-y', { tier: 'Admin', priority: 5, subject: { namespaces: ns('x') }, ingress: [{ name: 'to-np', action: 'Pass', from: [{ namespaces: ns('y') }] }] });
-    await applyCnp('accept-z', { tier: 'Admin', priority: 6, subject: { namespaces: ns('x') }, ingress: [{ name: 'monitoring', action: 'Accept', from: [{ namespaces: ns('z') }] }] });
+    await applyCnp('pass-y', {
+      tier: 'Admin',
+      priority: 5,
+      subject: { namespaces: ns('x') },
+      ingress: [{ name: 'to-np', action: 'Pass', from: [{ namespaces: ns('y') }] }],
+    });
+    await applyCnp('accept-z', {
+      tier: 'Admin',
+      priority: 6,
+      subject: { namespaces: ns('x') },
+      ingress: [{ name: 'monitoring', action: 'Accept', from: [{ namespaces: ns('z') }] }],
+    });
     await applyPolicy(cluster, 'x', 'deny-all', { podSelector: {}, policyTypes: ['Ingress'] });
     await expectOracleTable('admin-pass-accept');
   }, 30_000);
 
   it('a Baseline default deny that a NetworkPolicy reopens, and an egress Deny on one port', async () => {
-    await applyCnp('baseline-deny', { tier: 'Baseline', priority: 100, subject: { namespaces: {} }, ingress: [{ name: 'deny-all', action: 'Deny', from: [{ namespaces: {} }] }] });
-    await applyPolicy(cluster, 'x', 'from-y', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
+    await applyCnp('baseline-deny', {
+      tier: 'Baseline',
+      priority: 100,
+      subject: { namespaces: {} },
+      ingress: [{ name: 'deny-all', action: 'Deny', from: [{ namespaces: {} }] }],
+    });
+    await applyPolicy(cluster, 'x', 'from-y', {
+      podSelector: {},
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+    });
     await applyCnp('no-81-to-z', {
       tier: 'Admin',
       priority: 1,
       subject: { namespaces: ns('y') },
-      egress: [{ name: 'no-81', action: 'Deny', to: [{ namespaces: ns('z') }], protocols: [{ tcp: { destinationPort: { number: 81 } } }] }],
+      egress: [
+        {
+          name: 'no-81',
+          action: 'Deny',
+          to: [{ namespaces: ns('z') }],
+          protocols: [{ tcp: { destinationPort: { number: 81 } } }],
+        },
+      ],
     });
     await expectOracleTable('baseline-and-egress');
   }, 30_000);

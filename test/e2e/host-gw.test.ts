@@ -29,7 +29,11 @@ let pods: SimPod[] = [];
 let convergence: Error | undefined;
 
 beforeAll(async () => {
-  ({ cluster, pods, convergence } = await startMeshCluster({ nodes: 3, backend: 'host-gw', underlayMtu: UNDERLAY_MTU }));
+  ({ cluster, pods, convergence } = await startMeshCluster({
+    nodes: 3,
+    backend: 'host-gw',
+    underlayMtu: UNDERLAY_MTU,
+  }));
 }, 90_000);
 
 afterAll(async () => {
@@ -51,7 +55,10 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
       for (const m of cluster.nodes) {
         if (m === n) continue;
         const routes = routesFor(n, m);
-        if (routes.length !== 1) throw new Error(`${n.name} has ${routes.length} routes to ${m.name}'s ${m.podCidr}\n${describeNode(cluster, n.name)}`);
+        if (routes.length !== 1)
+          throw new Error(
+            `${n.name} has ${routes.length} routes to ${m.name}'s ${m.podCidr}\n${describeNode(cluster, n.name)}`,
+          );
         expect(routes[0]).toMatchObject({ dst: m.podCidr, gateway: m.underlayIp, dev: 'eth0' });
       }
     }
@@ -75,7 +82,11 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
       expect(eth0, `${p.name}'s eth0`).toMatchObject({ gso_max_size: big, gro_max_size: big });
     }
     for (const n of cluster.nodes) {
-      const links = ipJson<{ ifname: string; master?: string; gso_max_size: number }[]>(n.netns, ['-d', 'link', 'show']);
+      const links = ipJson<{ ifname: string; master?: string; gso_max_size: number }[]>(n.netns, [
+        '-d',
+        'link',
+        'show',
+      ]);
       const bridged = links.filter((l) => l.ifname === 'cni0' || l.master === 'cni0');
       expect(bridged.length, `${n.name}: cni0 and its ports`).toBeGreaterThan(1);
       expect(bridged.filter((l) => l.gso_max_size !== big)).toEqual([]);
@@ -90,7 +101,9 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
 
   it('masquerades pod traffic to the outside to the node’s address', async () => {
     await waitForMasquerade(cluster);
-    const seen = await Promise.all(pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })));
+    const seen = await Promise.all(
+      pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })),
+    );
     expect(seen.filter((s) => s.seenAs !== s.node)).toEqual([]);
   });
 
@@ -99,8 +112,14 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
     const newIp = '198.18.0.113';
     await moved.setUnderlayIp(newIp);
     for (const on of [cluster.node(1), cluster.node(2)]) {
-      await waitFor(() => routesFor(on, moved).length === 1 && routesFor(on, moved)[0]?.gateway === newIp, 15_000, `${on.name} to route via ${newIp}`).catch(() => {
-        throw new Error(`${on.name} did not follow ${moved.name} to ${newIp}\n${describeNode(cluster, on.name)}\n${describeNode(cluster, moved.name)}`);
+      await waitFor(
+        () => routesFor(on, moved).length === 1 && routesFor(on, moved)[0]?.gateway === newIp,
+        15_000,
+        `${on.name} to route via ${newIp}`,
+      ).catch(() => {
+        throw new Error(
+          `${on.name} did not follow ${moved.name} to ${newIp}\n${describeNode(cluster, on.name)}\n${describeNode(cluster, moved.name)}`,
+        );
       });
     }
     const from = pods.filter((p) => p.node !== moved);
@@ -115,7 +134,11 @@ describe('host-gw backend, 3 nodes × 2 pods', () => {
     const deleted = cluster.node(3);
     await cluster.deleteNode(deleted);
     for (const on of [cluster.node(1), cluster.node(2)]) {
-      await waitFor(() => routesFor(on, deleted).length === 0, 15_000, `${on.name} to drop the route to ${deleted.podCidr}`).catch(() => {
+      await waitFor(
+        () => routesFor(on, deleted).length === 0,
+        15_000,
+        `${on.name} to drop the route to ${deleted.podCidr}`,
+      ).catch(() => {
         throw new Error(`${on.name} still routes ${deleted.podCidr}\n${describeNode(cluster, on.name)}`);
       });
       expect(routesFor(on, on === cluster.node(1) ? cluster.node(2) : cluster.node(1))).toHaveLength(1);

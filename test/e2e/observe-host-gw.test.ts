@@ -18,7 +18,25 @@ afterAll(async () => {
 });
 
 async function status(node: SimNode): Promise<{ code: number; report: StatusReport }> {
-  const r = await run('ip', ['netns', 'exec', node.netns, cluster.strand, 'status', '--state-dir', node.stateDir, '--cni-conf-dir', node.confDir, '--ipam-data-dir', node.ipamDir, '-o', 'json'], { timeoutMs: 30_000 });
+  const r = await run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      node.netns,
+      cluster.strand,
+      'status',
+      '--state-dir',
+      node.stateDir,
+      '--cni-conf-dir',
+      node.confDir,
+      '--ipam-data-dir',
+      node.ipamDir,
+      '-o',
+      'json',
+    ],
+    { timeoutMs: 30_000 },
+  );
   return { code: r.code, report: statusReportSchema().parse(JSON.parse(r.stdout)) };
 }
 
@@ -34,7 +52,10 @@ describe('strand status, host-gw', () => {
       expect(report.node).toMatchObject({ backend: 'host-gw', podMtu: 1500 });
       expect(report.node.vxlanDevice).toBeUndefined();
       for (const m of cluster.nodes.filter((x) => x !== n)) {
-        expect(report.peers.find((p) => p.name === m.name)).toMatchObject({ ok: true, entries: [{ object: 'route', detail: `${m.podCidr} via ${m.underlayIp} dev eth0`, state: 'ok' }] });
+        expect(report.peers.find((p) => p.name === m.name)).toMatchObject({
+          ok: true,
+          entries: [{ object: 'route', detail: `${m.podCidr} via ${m.underlayIp} dev eth0`, state: 'ok' }],
+        });
       }
     }
   });
@@ -49,8 +70,12 @@ describe('strand status, host-gw', () => {
     }
     const { code, report } = seen!;
     expect(code).toBe(1);
-    expect(report.peers.find((p) => p.name === n2.name)?.entries).toEqual([{ object: 'route', detail: `${n2.podCidr} via ${n2.underlayIp} dev eth0`, state: 'differs' }]);
-    expect(problems(report)).toContain(`node ${n2.name}: route ${n2.podCidr} via ${n2.underlayIp} dev eth0 differs in the kernel`);
+    expect(report.peers.find((p) => p.name === n2.name)?.entries).toEqual([
+      { object: 'route', detail: `${n2.podCidr} via ${n2.underlayIp} dev eth0`, state: 'differs' },
+    ]);
+    expect(problems(report)).toContain(
+      `node ${n2.name}: route ${n2.podCidr} via ${n2.underlayIp} dev eth0 differs in the kernel`,
+    );
     n1.exec('ip', ['route', 'replace', n2.podCidr, 'via', n2.underlayIp, 'dev', 'eth0', 'proto', '83']);
     expect((await status(n1)).code).toBe(0);
   });
@@ -60,11 +85,18 @@ describe('strand status, host-gw', () => {
     n3.exec('ip', ['link', 'set', 'eth0', 'mtu', '1400']);
     try {
       // The agent sees the underlay change within seconds and writes the new pod MTU.
-      await waitFor(async () => (await status(n3)).report.node.podMtu === 1400, 15_000, 'the node state to take MTU 1400', 200);
+      await waitFor(
+        async () => (await status(n3)).report.node.podMtu === 1400,
+        15_000,
+        'the node state to take MTU 1400',
+        200,
+      );
       const { code, report } = await status(n3);
       expect(code).toBe(1);
       const p = report.problems.find((x) => x.message.includes('an MTU above 1400'));
-      expect(p?.message).toMatch(/^2 pod interfaces have an MTU above 1400, what the underlay carries now \(veth[0-9a-f]{11} 1500, veth[0-9a-f]{11} 1500\)/);
+      expect(p?.message).toMatch(
+        /^2 pod interfaces have an MTU above 1400, what the underlay carries now \(veth[0-9a-f]{11} 1500, veth[0-9a-f]{11} 1500\)/,
+      );
       expect(p?.see).toContain('ip link show master cni0');
     } finally {
       n3.exec('ip', ['link', 'set', 'eth0', 'mtu', '1500']);
@@ -78,7 +110,11 @@ describe('strand status, host-gw', () => {
     const { code, report } = await status(n2);
     expect(code).toBe(1);
     expect(report.agent.running).toBe(false);
-    const want = cluster.nodes.filter((m) => m !== n2).map((m) => ({ podCIDRs: [m.podCidr], underlayIps: [m.underlayIp], source: 'kernel', ok: true }));
-    expect(report.peers.map(({ podCIDRs, underlayIps, source, ok }) => ({ podCIDRs, underlayIps, source, ok }))).toEqual(want);
+    const want = cluster.nodes
+      .filter((m) => m !== n2)
+      .map((m) => ({ podCIDRs: [m.podCidr], underlayIps: [m.underlayIp], source: 'kernel', ok: true }));
+    expect(
+      report.peers.map(({ podCIDRs, underlayIps, source, ok }) => ({ podCIDRs, underlayIps, source, ok })),
+    ).toEqual(want);
   });
 });

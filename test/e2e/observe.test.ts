@@ -9,7 +9,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipamReportSchema, type IpamReport } from '../../src/cli/ipam.ts';
 import { statusReportSchema, type StatusReport } from '../../src/cli/status-report.ts';
 import { explainReportSchema, type ExplainReport } from '../../src/cli/explain.ts';
-import { describeNode, mapLimit, OUTSIDE_IP, POD_PORT, run, startMeshCluster, tcpWhoami, waitFor, type SimCluster, type SimNode, type SimPod } from '../support/sim.ts';
+import {
+  describeNode,
+  mapLimit,
+  OUTSIDE_IP,
+  POD_PORT,
+  run,
+  startMeshCluster,
+  tcpWhoami,
+  waitFor,
+  type SimCluster,
+  type SimNode,
+  type SimPod,
+} from '../support/sim.ts';
 
 let cluster: SimCluster;
 let pods: SimPod[] = [];
@@ -27,14 +39,30 @@ afterAll(async () => {
 async function strand(node: SimNode, args: string[]): Promise<{ code: number; json: unknown; stderr: string }> {
   const r = await run(
     'ip',
-    ['netns', 'exec', node.netns, cluster.strand, ...args, '--state-dir', node.stateDir, '--cni-conf-dir', node.confDir, '--ipam-data-dir', node.ipamDir, '-o', 'json'],
+    [
+      'netns',
+      'exec',
+      node.netns,
+      cluster.strand,
+      ...args,
+      '--state-dir',
+      node.stateDir,
+      '--cni-conf-dir',
+      node.confDir,
+      '--ipam-data-dir',
+      node.ipamDir,
+      '-o',
+      'json',
+    ],
     { timeoutMs: 30_000 },
   );
   let json: unknown;
   try {
     json = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`strand ${args.join(' ')} on ${node.name} printed no JSON (exit ${r.code}): ${r.stdout} ${r.stderr}`);
+    throw new Error(
+      `strand ${args.join(' ')} on ${node.name} printed no JSON (exit ${r.code}): ${r.stdout} ${r.stderr}`,
+    );
   }
   return { code: r.code, json, stderr: r.stderr };
 }
@@ -42,21 +70,30 @@ async function strand(node: SimNode, args: string[]): Promise<{ code: number; js
 async function status(node: SimNode): Promise<{ code: number; report: StatusReport }> {
   const r = await strand(node, ['status']);
   const parsed = statusReportSchema().safeParse(r.json);
-  if (!parsed.success) throw new Error(`status of ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`);
+  if (!parsed.success)
+    throw new Error(
+      `status of ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`,
+    );
   return { code: r.code, report: parsed.data };
 }
 
 async function ipam(node: SimNode, args: string[] = []): Promise<{ code: number; report: IpamReport }> {
   const r = await strand(node, ['ipam', ...args]);
   const parsed = ipamReportSchema().safeParse(r.json);
-  if (!parsed.success) throw new Error(`ipam of ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`);
+  if (!parsed.success)
+    throw new Error(
+      `ipam of ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`,
+    );
   return { code: r.code, report: parsed.data };
 }
 
 async function explain(node: SimNode, args: string[]): Promise<{ code: number; report: ExplainReport }> {
   const r = await strand(node, ['explain', ...args]);
   const parsed = explainReportSchema().safeParse(r.json);
-  if (!parsed.success) throw new Error(`explain on ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`);
+  if (!parsed.success)
+    throw new Error(
+      `explain on ${node.name} does not match its schema: ${parsed.error.message}\n${JSON.stringify(r.json)}`,
+    );
   return { code: r.code, report: parsed.data };
 }
 
@@ -69,12 +106,21 @@ describe('strand status', () => {
     if (convergence) throw convergence;
     for (const n of cluster.nodes) {
       const { code, report } = await status(n);
-      expect(report.problems.filter((p) => p.severity === 'problem'), `${n.name}:\n${messages(report)}\n${describeNode(cluster, n.name)}`).toEqual([]);
+      expect(
+        report.problems.filter((p) => p.severity === 'problem'),
+        `${n.name}:\n${messages(report)}\n${describeNode(cluster, n.name)}`,
+      ).toEqual([]);
       expect(code).toBe(0);
       expect(report.verdict).toBe('healthy');
       expect(report.agent).toMatchObject({ running: true, ready: true });
       expect(report.agent.api?.informers.every((i) => i.synced && i.state === 'connected')).toBe(true);
-      expect(report.node).toMatchObject({ name: n.name, backend: 'vxlan', podCIDRs: [n.podCidr], podMtu: 1450, source: 'agent' });
+      expect(report.node).toMatchObject({
+        name: n.name,
+        backend: 'vxlan',
+        podCIDRs: [n.podCidr],
+        podMtu: 1450,
+        source: 'agent',
+      });
       expect(report.node.underlay).toMatchObject({ iface: 'eth0', addresses: [n.underlayIp], mtu: 1500 });
       expect(report.node.vxlanDevice).toMatchObject({ name: cluster.vxlanDevice, up: true });
       const others = cluster.nodes.filter((m) => m !== n);
@@ -100,17 +146,37 @@ describe('strand status', () => {
     expect(report.verdict).toBe('unhealthy');
     const peer = report.peers.find((p) => p.name === n2.name);
     expect(peer?.ok).toBe(false);
-    expect(peer?.entries.find((e) => e.object === 'route')).toMatchObject({ state: 'missing', detail: `${n2.podCidr} via ${n2.vtepIp} dev ${cluster.vxlanDevice} onlink` });
+    expect(peer?.entries.find((e) => e.object === 'route')).toMatchObject({
+      state: 'missing',
+      detail: `${n2.podCidr} via ${n2.vtepIp} dev ${cluster.vxlanDevice} onlink`,
+    });
     const p = report.problems.find((x) => x.message.includes(`node ${n2.name}: route`));
     expect(p, messages(report)).toBeDefined();
     expect(p?.see).toBe('ip route show proto 83');
     // The text form says it too.
-    const text = await run('ip', ['netns', 'exec', n1.netns, cluster.strand, 'status', '--state-dir', n1.stateDir, '--cni-conf-dir', n1.confDir, '--ipam-data-dir', n1.ipamDir]);
+    const text = await run('ip', [
+      'netns',
+      'exec',
+      n1.netns,
+      cluster.strand,
+      'status',
+      '--state-dir',
+      n1.stateDir,
+      '--cni-conf-dir',
+      n1.confDir,
+      '--ipam-data-dir',
+      n1.ipamDir,
+    ]);
     expect(text.code).toBe(1);
     expect(text.stdout).toContain('NOT HEALTHY');
     expect(text.stdout).toContain(`MISSING route ${n2.podCidr}`);
     // The agent puts it back on its next pass: a Node event makes one now.
-    await cluster.api.patch('nodes', n2.name, { metadata: { labels: { 'strand.dev/test-touch': '1' } } }, { type: 'merge' });
+    await cluster.api.patch(
+      'nodes',
+      n2.name,
+      { metadata: { labels: { 'strand.dev/test-touch': '1' } } },
+      { type: 'merge' },
+    );
     await cluster.waitRoutes();
     expect((await status(n1)).code).toBe(0);
   });
@@ -151,7 +217,13 @@ describe('strand ipam', () => {
     expect(strandNet?.reservations.map((r) => r.ip).sort()).toEqual(mine.map((p) => p.ip).sort());
     for (const r of strandNet?.reservations ?? []) {
       const pod = mine.find((p) => p.ip === r.ip);
-      expect(r).toMatchObject({ containerId: pod?.containerId, ifname: 'eth0', hostVethPresent: true, state: 'in-use', pod: `${pod?.namespace}/${pod?.name}` });
+      expect(r).toMatchObject({
+        containerId: pod?.containerId,
+        ifname: 'eth0',
+        hostVethPresent: true,
+        state: 'in-use',
+        pod: `${pod?.namespace}/${pod?.name}`,
+      });
     }
     expect(report.leaked).toBe(0);
   });
@@ -162,21 +234,37 @@ describe('strand ipam', () => {
     const netconf = cluster.netconfOf(n2);
     const containerId = `sttleak${Date.now().toString(16)}`;
     const add = await run('ip', ['netns', 'exec', n2.netns, join(n2.binDir, 'strand-ipam')], {
-      env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: containerId, CNI_NETNS: '/proc/self/ns/net', CNI_IFNAME: 'eth0', CNI_PATH: n2.binDir },
-      input: JSON.stringify({ cniVersion: netconf.cniVersion, name: netconf.name, type: 'strand-ipam', ipam: netconf.ipam }),
+      env: {
+        PATH: process.env.PATH,
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: containerId,
+        CNI_NETNS: '/proc/self/ns/net',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: n2.binDir,
+      },
+      input: JSON.stringify({
+        cniVersion: netconf.cniVersion,
+        name: netconf.name,
+        type: 'strand-ipam',
+        ipam: netconf.ipam,
+      }),
     });
     expect(add.code, add.stdout + add.stderr).toBe(0);
     const ip = (JSON.parse(add.stdout) as { ips: { address: string }[] }).ips[0]!.address.split('/')[0]!;
 
     // Young: left alone unless asked.
     const young = await ipam(n2);
-    expect(young.report.networks.find((x) => x.network === 'strand')?.reservations.find((r) => r.ip === ip)).toMatchObject({ containerId, hostVethPresent: false, state: 'recent' });
+    expect(
+      young.report.networks.find((x) => x.network === 'strand')?.reservations.find((r) => r.ip === ip),
+    ).toMatchObject({ containerId, hostVethPresent: false, state: 'recent' });
     expect(young.code).toBe(0);
 
     const found = await ipam(n2, ['--min-age', '0']);
     expect(found.code).toBe(1);
     expect(found.report.leaked).toBe(1);
-    expect(found.report.networks.find((x) => x.network === 'strand')?.reservations.find((r) => r.ip === ip)).toMatchObject({ state: 'leaked' });
+    expect(
+      found.report.networks.find((x) => x.network === 'strand')?.reservations.find((r) => r.ip === ip),
+    ).toMatchObject({ state: 'leaked' });
 
     const dry = await ipam(n2, ['gc', '--min-age', '0', '--dry-run']);
     expect(dry.report.gc).toMatchObject({ dryRun: true, released: [{ network: 'strand', ip, containerId }] });
@@ -195,7 +283,11 @@ describe('strand explain', () => {
   it('agrees with the probed connectivity on every pair of pods, by name and by address, with the route each takes', async () => {
     const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
     const results = await mapLimit(pairs, 4, async ({ from, to }) => {
-      const byName = await explain(from.node, [`${from.namespace}/${from.name}`, `${to.namespace}/${to.name}`, `${POD_PORT}/TCP`]);
+      const byName = await explain(from.node, [
+        `${from.namespace}/${from.name}`,
+        `${to.namespace}/${to.name}`,
+        `${POD_PORT}/TCP`,
+      ]);
       const byIp = await explain(from.node, [from.ip, to.ip, String(POD_PORT)]);
       const probed = (await tcpWhoami(from.netns, to.ip)) !== undefined;
       return { from, to, byName, byIp, probed };
@@ -212,12 +304,22 @@ describe('strand explain', () => {
         expect(path.kind).toBe('same-node');
         expect(path.route).toBeUndefined();
       } else {
-        expect(path).toMatchObject({ kind: 'cross-node', srcNode: from.node.name, dstNode: to.node.name, route: { dst: to.node.podCidr, gateway: to.node.vtepIp, devName: cluster.vxlanDevice, onlink: true } });
+        expect(path).toMatchObject({
+          kind: 'cross-node',
+          srcNode: from.node.name,
+          dstNode: to.node.name,
+          route: { dst: to.node.podCidr, gateway: to.node.vtepIp, devName: cluster.vxlanDevice, onlink: true },
+        });
         // Asked on the source's node, the kernel's route is the model's.
         expect(byName.report.kernel?.route).toMatchObject({ strand: true, matches: true });
       }
       expect(byName.report.mismatches).toEqual([]);
-      expect(byName.report.answer.policy).toMatchObject({ available: true, allowed: true, egress: { reason: 'not-isolated' }, ingress: { reason: 'not-isolated' } });
+      expect(byName.report.answer.policy).toMatchObject({
+        available: true,
+        allowed: true,
+        egress: { reason: 'not-isolated' },
+        ingress: { reason: 'not-isolated' },
+      });
     }
   });
 
@@ -232,12 +334,18 @@ describe('strand explain', () => {
       spec: {
         podSelector: { matchLabels: { app: target.name } },
         policyTypes: ['Ingress'],
-        ingress: [{ from: [{ podSelector: { matchLabels: { app: friend.name } } }], ports: [{ protocol: 'TCP', port: POD_PORT }] }],
+        ingress: [
+          {
+            from: [{ podSelector: { matchLabels: { app: friend.name } } }],
+            ports: [{ protocol: 'TCP', port: POD_PORT }],
+          },
+        ],
       },
     };
     await cluster.api.create('networkpolicies', policy);
     try {
-      const ask = (from: SimPod, port: string) => explain(from.node, [`${from.namespace}/${from.name}`, `${target.namespace}/${target.name}`, port]);
+      const ask = (from: SimPod, port: string) =>
+        explain(from.node, [`${from.namespace}/${from.name}`, `${target.namespace}/${target.name}`, port]);
       // The agent of the source's node sees the policy once its informer has it.
       let ok: ExplainReport | undefined;
       for (let i = 0; i < 50 && ok?.answer.policy.available !== true; i++) {
@@ -248,15 +356,27 @@ describe('strand explain', () => {
       expect(ok?.answer.policy).toMatchObject({
         available: true,
         allowed: true,
-        ingress: { reason: 'allowed', node: target.node.name, isolatedBy: [{ namespace: 'default', name: 'stt-only-friend' }], rules: [{ namespace: 'default', name: 'stt-only-friend', direction: 'ingress', index: 0 }] },
+        ingress: {
+          reason: 'allowed',
+          node: target.node.name,
+          isolatedBy: [{ namespace: 'default', name: 'stt-only-friend' }],
+          rules: [{ namespace: 'default', name: 'stt-only-friend', direction: 'ingress', index: 0 }],
+        },
         egress: { reason: 'not-isolated', node: friend.node.name },
       });
       const denied = (await ask(stranger, `${POD_PORT}/TCP`)).report;
-      expect(denied.answer.policy).toMatchObject({ available: true, allowed: false, ingress: { reason: 'denied', isolatedBy: [{ name: 'stt-only-friend' }], rules: [] } });
+      expect(denied.answer.policy).toMatchObject({
+        available: true,
+        allowed: false,
+        ingress: { reason: 'denied', isolatedBy: [{ name: 'stt-only-friend' }], rules: [] },
+      });
       const otherPort = (await ask(friend, '9999/TCP')).report;
       expect(otherPort.answer.policy).toMatchObject({ allowed: false, ingress: { reason: 'denied' } });
       // The verdict is the kernel's when the agent enforces policy, and then the probe must agree.
-      for (const [from, r] of [[friend, ok!], [stranger, denied]] as const) {
+      for (const [from, r] of [
+        [friend, ok!],
+        [stranger, denied],
+      ] as const) {
         const probed = (await tcpWhoami(from.netns, target.ip, POD_PORT, 2)) !== undefined;
         const enforced = r.answer.policy.available && r.answer.policy.enforced;
         expect(r.verdict, `${from.name} → ${target.name}: probe ${probed}`).toBe(probed ? 'allowed' : 'denied');
@@ -266,16 +386,27 @@ describe('strand explain', () => {
       // --kernel on the target's node (which enforces its ingress): the rule that implements each
       // decision, and its counter rising with a probe.
       const kernel = async (from: SimPod) => {
-        const r = await explain(target.node, [`${from.namespace}/${from.name}`, `${target.namespace}/${target.name}`, `${POD_PORT}/TCP`, '--kernel']);
+        const r = await explain(target.node, [
+          `${from.namespace}/${from.name}`,
+          `${target.namespace}/${target.name}`,
+          `${POD_PORT}/TCP`,
+          '--kernel',
+        ]);
         const nft = r.report.kernel?.nft;
         if (!nft || 'error' in nft) throw new Error(`no nft findings: ${JSON.stringify(r.report.kernel)}`);
         expect(r.report.mismatches).toEqual([]);
         const d = nft.directions.find((x) => x.direction === 'ingress');
-        expect(nft.elsewhere.some((e) => e.startsWith(`egress of default/${from.name} is enforced on ${from.node.name}`))).toBe(true);
+        expect(
+          nft.elsewhere.some((e) => e.startsWith(`egress of default/${from.name} is enforced on ${from.node.name}`)),
+        ).toBe(true);
         return d!;
       };
       const allowRule = await kernel(friend);
-      expect(allowRule).toMatchObject({ matches: true, pod: { name: target.name }, rules: [{ comment: 'default/stt-only-friend ingress 0' }] });
+      expect(allowRule).toMatchObject({
+        matches: true,
+        pod: { name: target.name },
+        rules: [{ comment: 'default/stt-only-friend ingress 0' }],
+      });
       expect(allowRule.element).toMatch(/^10\.244\.1\.\d+ : jump agent-pol-in-/);
       const denyRule = await kernel(stranger);
       expect(denyRule).toMatchObject({ matches: true, rules: [{ comment: 'deny' }] });
@@ -293,7 +424,12 @@ describe('strand explain', () => {
       // A mismatch: the pod's element removed from the kernel's verdict map by hand.
       const map = allowRule.map!;
       target.node.exec('nft', ['delete', 'element', 'inet', 'strand', map, `{ ${target.ip} }`]);
-      const broken = await explain(target.node, [`${friend.namespace}/${friend.name}`, `${target.namespace}/${target.name}`, `${POD_PORT}/TCP`, '--kernel']);
+      const broken = await explain(target.node, [
+        `${friend.namespace}/${friend.name}`,
+        `${target.namespace}/${target.name}`,
+        `${POD_PORT}/TCP`,
+        '--kernel',
+      ]);
       expect(broken.code).toBe(2);
       expect(broken.report.verdict).toBe('unknown');
       expect(broken.report.mismatches.join()).toContain(`but ${map} has no element for ${target.ip}`);
@@ -316,28 +452,62 @@ describe('strand explain', () => {
     const from = pods.find((p) => p.node === n1) as SimPod;
     const to = pods.find((p) => p.node === n2) as SimPod;
     const good = n1.routes().find((r) => r.dst === n2.podCidr);
-    n1.exec('ip', ['route', 'replace', n2.podCidr, 'via', '10.244.2.99', 'dev', cluster.vxlanDevice, 'onlink', 'proto', '83']);
+    n1.exec('ip', [
+      'route',
+      'replace',
+      n2.podCidr,
+      'via',
+      '10.244.2.99',
+      'dev',
+      cluster.vxlanDevice,
+      'onlink',
+      'proto',
+      '83',
+    ]);
     try {
       const { code, report } = await explain(n1, [from.ip, to.ip]);
       expect(code).toBe(2);
       expect(report.verdict).toBe('unknown');
-      expect(report.mismatches[0]).toContain(`the model's route is ${n2.podCidr} via ${n2.vtepIp} dev ${cluster.vxlanDevice} onlink but the kernel uses ${n2.podCidr} via 10.244.2.99`);
+      expect(report.mismatches[0]).toContain(
+        `the model's route is ${n2.podCidr} via ${n2.vtepIp} dev ${cluster.vxlanDevice} onlink but the kernel uses ${n2.podCidr} via 10.244.2.99`,
+      );
     } finally {
-      n1.exec('ip', ['route', 'replace', n2.podCidr, 'via', good?.gateway ?? n2.vtepIp, 'dev', cluster.vxlanDevice, 'onlink', 'proto', '83']);
+      n1.exec('ip', [
+        'route',
+        'replace',
+        n2.podCidr,
+        'via',
+        good?.gateway ?? n2.vtepIp,
+        'dev',
+        cluster.vxlanDevice,
+        'onlink',
+        'proto',
+        '83',
+      ]);
     }
     expect((await explain(n1, [from.ip, to.ip])).code).toBe(0);
   });
 
   it('says it cannot tell, and why, for an end it does not know', async () => {
     const n1 = cluster.nodes[0] as SimNode;
-    const r = await run('ip', ['netns', 'exec', n1.netns, cluster.strand, 'explain', 'default/no-such-pod', '10.244.2.2', '--state-dir', n1.stateDir]);
+    const r = await run('ip', [
+      'netns',
+      'exec',
+      n1.netns,
+      cluster.strand,
+      'explain',
+      'default/no-such-pod',
+      '10.244.2.2',
+      '--state-dir',
+      n1.stateDir,
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no pod default/no-such-pod');
   });
 });
 
 describe('strand status during an API server outage', () => {
-  it("names the failing API connection per resource, and is healthy again once the API is back", async () => {
+  it('names the failing API connection per resource, and is healthy again once the API is back', async () => {
     const n3 = cluster.nodes[2] as SimNode;
     await cluster.api.stop();
     let failing: StatusReport | undefined;
@@ -355,7 +525,9 @@ describe('strand status during an API server outage', () => {
     } finally {
       await cluster.api.start();
     }
-    const p = failing!.problems.find((x) => /^the API connection fails for (nodes|pods|namespaces|networkpolicies) \(\d+ attempts? in a row/.test(x.message));
+    const p = failing!.problems.find((x) =>
+      /^the API connection fails for (nodes|pods|namespaces|networkpolicies) \(\d+ attempts? in a row/.test(x.message),
+    );
     expect(p, messages(failing!)).toBeDefined();
     const inf = failing!.agent.api!.informers.find((i) => i.state === 'failing')!;
     expect(inf.lastError).toBeTruthy();
@@ -372,13 +544,24 @@ describe('strand status with the agent stopped', () => {
     expect(code).toBe(1);
     expect(report.agent.running).toBe(false);
     expect(report.problems.find((p) => p.message.startsWith('the strand agent is not running'))).toBeDefined();
-    expect(report.node).toMatchObject({ name: n2.name, backend: 'vxlan', podCIDRs: [n2.podCidr], podMtu: 1450, source: 'files' });
+    expect(report.node).toMatchObject({
+      name: n2.name,
+      backend: 'vxlan',
+      podCIDRs: [n2.podCidr],
+      podMtu: 1450,
+      source: 'files',
+    });
     expect(report.peers).toHaveLength(2);
     for (const p of report.peers) {
       expect(p).toMatchObject({ source: 'kernel', ok: true });
       expect(p.entries.map((e) => e.object).sort()).toEqual(['fdb', 'neighbour', 'route']);
     }
-    expect(report.peers.map((p) => p.underlayIps[0]).sort()).toEqual(cluster.nodes.filter((m) => m !== n2).map((m) => m.underlayIp).sort());
+    expect(report.peers.map((p) => p.underlayIps[0]).sort()).toEqual(
+      cluster.nodes
+        .filter((m) => m !== n2)
+        .map((m) => m.underlayIp)
+        .sort(),
+    );
     expect(report.unseen.some((u) => u.includes('agent is not running'))).toBe(true);
     expect(report.ipam[0]?.ranges[0]?.used).toBe(2);
 
@@ -388,6 +571,12 @@ describe('strand status with the agent stopped', () => {
     const after = await status(n2);
     const bad = after.report.peers.find((p) => p.podCIDRs[0] === n3.podCidr);
     expect(bad?.entries.find((e) => e.object === 'neighbour')?.state).toBe('missing');
-    expect(after.report.problems.some((p) => p.message.includes(`pod CIDR ${n3.podCidr}: neighbour`) && p.see === `ip neigh show dev ${cluster.vxlanDevice}`)).toBe(true);
+    expect(
+      after.report.problems.some(
+        (p) =>
+          p.message.includes(`pod CIDR ${n3.podCidr}: neighbour`) &&
+          p.see === `ip neigh show dev ${cluster.vxlanDevice}`,
+      ),
+    ).toBe(true);
   });
 });

@@ -25,7 +25,21 @@ import {
 const BAD = 'a-bad-node';
 
 async function status(cluster: SimCluster, node: SimNode): Promise<StatusReport> {
-  const args = ['netns', 'exec', node.netns, cluster.strand, 'status', '--state-dir', node.stateDir, '--cni-conf-dir', node.confDir, '--ipam-data-dir', node.ipamDir, '-o', 'json'];
+  const args = [
+    'netns',
+    'exec',
+    node.netns,
+    cluster.strand,
+    'status',
+    '--state-dir',
+    node.stateDir,
+    '--cni-conf-dir',
+    node.confDir,
+    '--ipam-data-dir',
+    node.ipamDir,
+    '-o',
+    'json',
+  ];
   const r = await run('ip', args, { timeoutMs: 30_000 });
   return statusReportSchema().parse(JSON.parse(r.stdout));
 }
@@ -57,14 +71,22 @@ for (const backend of ['host-gw', 'vxlan'] as const satisfies readonly SimBacken
       await cluster.api.create('nodes', {
         metadata: {
           name: BAD,
-          annotations: { [ANNOTATION_BACKEND]: backend, [ANNOTATION_UNDERLAY_IP]: '198.18.0.99', [ANNOTATION_VTEP_MAC]: '0e:00:00:00:99:99' },
+          annotations: {
+            [ANNOTATION_BACKEND]: backend,
+            [ANNOTATION_UNDERLAY_IP]: '198.18.0.99',
+            [ANNOTATION_VTEP_MAC]: '0e:00:00:00:99:99',
+          },
         },
         spec: { podCIDR: inside, podCIDRs: [inside] },
         status: { addresses: [{ type: 'InternalIP', address: '198.18.0.99' }] },
       });
       // Malformed neighbours in the same run stay harmless: no InternalIP; two IPv4 pod CIDRs.
       await cluster.api.create('nodes', { metadata: { name: 'b-no-address' }, spec: { podCIDR: '10.244.77.0/24' } });
-      await cluster.api.create('nodes', { metadata: { name: 'c-two-v4' }, spec: { podCIDRs: ['10.244.78.0/24', '10.244.79.0/24'] }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.98' }] } });
+      await cluster.api.create('nodes', {
+        metadata: { name: 'c-two-v4' },
+        spec: { podCIDRs: ['10.244.78.0/24', '10.244.79.0/24'] },
+        status: { addresses: [{ type: 'InternalIP', address: '198.18.0.98' }] },
+      });
 
       const expected = new Map<SimNode, string>([
         [n1, `node ${BAD}: pod CIDR ${inside} overlaps node ${n2.name}'s ${n2.podCidr}; no route`],
@@ -91,8 +113,14 @@ for (const backend of ['host-gw', 'vxlan'] as const satisfies readonly SimBacken
       // Routes: n1 and n3 keep their one route to node-2's /24 and have none to the /25.
       for (const on of [n1, n3]) {
         const routes = on.routes();
-        expect(routes.filter((r) => r.dst === n2.podCidr), `${on.name}\n${describeNode(cluster, on.name)}`).toHaveLength(1);
-        expect(routes.filter((r) => r.dst === inside), `${on.name}\n${describeNode(cluster, on.name)}`).toEqual([]);
+        expect(
+          routes.filter((r) => r.dst === n2.podCidr),
+          `${on.name}\n${describeNode(cluster, on.name)}`,
+        ).toHaveLength(1);
+        expect(
+          routes.filter((r) => r.dst === inside),
+          `${on.name}\n${describeNode(cluster, on.name)}`,
+        ).toEqual([]);
       }
       expect(meshFailures(await probeMesh(pods))).toEqual([]);
 
@@ -108,7 +136,12 @@ for (const backend of ['host-gw', 'vxlan'] as const satisfies readonly SimBacken
     it('every pod still reaches every other a while later (the periodic passes changed nothing)', async () => {
       await new Promise((r) => setTimeout(r, 3_000));
       expect(meshFailures(await probeMesh(pods))).toEqual([]);
-      expect(cluster.node(1).routes().filter((r) => r.dst === cluster.node(2).podCidr)).toHaveLength(1);
+      expect(
+        cluster
+          .node(1)
+          .routes()
+          .filter((r) => r.dst === cluster.node(2).podCidr),
+      ).toHaveLength(1);
     });
   });
 }

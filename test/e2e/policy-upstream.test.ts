@@ -40,11 +40,21 @@ const protocolOf = (proto: L4): Protocol => (proto === 'tcp' ? 'TCP' : 'UDP');
 
 /** The cluster as the API server serves it, for the oracle. */
 async function readWorld(): Promise<OracleWorld> {
-  const [namespaces, pods, policies, nodes] = await Promise.all(['namespaces', 'pods', 'networkpolicies', 'nodes'].map((r) => cluster.api.list<KubeObject>(r)));
-  const nodeAddresses = Object.fromEntries(
-    (nodes ?? []).map((n) => [n.metadata.name, ((n.status?.addresses as { address: string }[] | undefined) ?? []).map((a) => a.address)]),
+  const [namespaces, pods, policies, nodes] = await Promise.all(
+    ['namespaces', 'pods', 'networkpolicies', 'nodes'].map((r) => cluster.api.list<KubeObject>(r)),
   );
-  return oracleWorld({ namespaces: namespaces ?? [], pods: pods ?? [], policies: (policies ?? []) as unknown as OraclePolicy[], nodeAddresses });
+  const nodeAddresses = Object.fromEntries(
+    (nodes ?? []).map((n) => [
+      n.metadata.name,
+      ((n.status?.addresses as { address: string }[] | undefined) ?? []).map((a) => a.address),
+    ]),
+  );
+  return oracleWorld({
+    namespaces: namespaces ?? [],
+    pods: pods ?? [],
+    policies: (policies ?? []) as unknown as OraclePolicy[],
+    nodeAddresses,
+  });
 }
 
 interface Cell {
@@ -61,7 +71,12 @@ function cells(): Cell[] {
       if (from === to) continue; // R12: a pod to itself is no cell
       for (const port of POLICY_PORTS) {
         for (const proto of POLICY_PROTOCOLS) {
-          out.push({ key: cellKey({ from: name(from), to: name(to), port, proto }), from, to, packet: { src: from.pod.ip, dst: to.pod.ip, protocol: protocolOf(proto), dport: port } });
+          out.push({
+            key: cellKey({ from: name(from), to: name(to), port, proto }),
+            from,
+            to,
+            packet: { src: from.pod.ip, dst: to.pod.ip, protocol: protocolOf(proto), dport: port },
+          });
         }
       }
     }
@@ -80,13 +95,18 @@ async function expectOracleTable(caseId: string, world: OracleWorld): Promise<vo
     for (const c of table) {
       const view = judge(world, c.packet);
       const got = probed.get(c.key);
-      if (got !== view.allowed) wrong.push(`${caseId} ${c.key}: probed ${got ? 'allowed' : 'denied'}, expected ${view.allowed ? 'allowed' : 'denied'}; ${describeView(view)}`);
+      if (got !== view.allowed)
+        wrong.push(
+          `${caseId} ${c.key}: probed ${got ? 'allowed' : 'denied'}, expected ${view.allowed ? 'allowed' : 'denied'}; ${describeView(view)}`,
+        );
     }
     if (wrong.length === 0) return;
     if (Date.now() > deadline) break;
     await sleep(200);
   }
-  throw new Error(`${caseId}: ${wrong.length} of ${table.length} cells differ from the oracle's table:\n${wrong.slice(0, 30).join('\n')}\n${cluster.nodes.map((n) => `--- ${n.name}\n${n.logTail(8)}`).join('\n')}`);
+  throw new Error(
+    `${caseId}: ${wrong.length} of ${table.length} cells differ from the oracle's table:\n${wrong.slice(0, 30).join('\n')}\n${cluster.nodes.map((n) => `--- ${n.name}\n${n.logTail(8)}`).join('\n')}`,
+  );
 }
 
 /** The oracle over the real cluster gives the case's own table on the probes it names (TCP/UDP). */
@@ -99,7 +119,10 @@ function expectCaseAgrees(k: UpstreamCase, world: OracleWorld): void {
       for (const to of probes) {
         if (from === to) continue;
         const oracle = judge(world, { src: from.pod.ip, dst: to.pod.ip, protocol, dport: probe.port });
-        if (oracle.allowed !== allowed(name(from), name(to))) differ.push(`${name(from)}>${name(to)}:${probe.port}/${protocol}: case ${allowed(name(from), name(to))}, ${describeView(oracle)}`);
+        if (oracle.allowed !== allowed(name(from), name(to)))
+          differ.push(
+            `${name(from)}>${name(to)}:${probe.port}/${protocol}: case ${allowed(name(from), name(to))}, ${describeView(oracle)}`,
+          );
       }
     }
   }

@@ -9,11 +9,22 @@
 // a change in milliseconds; the machine is shared). Then what happens around the rules: updates and
 // label changes while probing, pods deleted and created, established flows cut or kept, a pod
 // created after a deny-all, an agent restart under traffic and a table flushed by hand.
-import { applyPolicy as applyPolicyIn, deleteAllPolicies as deleteAllPoliciesIn, usePolicyCluster } from '../support/policy-cluster.ts';
+import {
+  applyPolicy as applyPolicyIn,
+  deleteAllPolicies as deleteAllPoliciesIn,
+  usePolicyCluster,
+} from '../support/policy-cluster.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sleep, waitFor, type SimCluster } from '../support/sim.ts';
-import { cellKey, PolicyPod, policyContainerPorts, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../kit/sim/policy-pods.ts';
-
+import {
+  cellKey,
+  PolicyPod,
+  policyContainerPorts,
+  POLICY_PORTS,
+  POLICY_PROTOCOLS,
+  probeMatrix,
+  type L4,
+} from '../kit/sim/policy-pods.ts';
 
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
@@ -27,7 +38,8 @@ interface Cell {
 type Expect = (c: Cell) => boolean;
 
 const id = (p: PolicyPod) => ({ ns: p.pod.namespace, pod: p.pod.name });
-const podNamed = (ns: string, pod: string) => probes.find((p) => p.pod.namespace === ns && p.pod.name === pod) as PolicyPod;
+const podNamed = (ns: string, pod: string) =>
+  probes.find((p) => p.pod.namespace === ns && p.pod.name === pod) as PolicyPod;
 
 usePolicyCluster((pc) => ({ cluster, probes } = pc));
 
@@ -36,7 +48,8 @@ afterEach(async () => {
   await deleteAllPolicies();
 });
 
-const applyPolicy = (namespace: string, name: string, spec: Record<string, unknown>) => applyPolicyIn(cluster, namespace, name, spec);
+const applyPolicy = (namespace: string, name: string, spec: Record<string, unknown>) =>
+  applyPolicyIn(cluster, namespace, name, spec);
 
 const deleteAllPolicies = () => deleteAllPoliciesIn(cluster);
 
@@ -47,9 +60,15 @@ function describeMismatch(got: Map<string, boolean>, want: Expect, pods: readonl
       if (from === to) continue;
       for (const port of POLICY_PORTS) {
         for (const proto of POLICY_PROTOCOLS) {
-          const k = cellKey({ from: `${from.pod.namespace}/${from.pod.name}`, to: `${to.pod.namespace}/${to.pod.name}`, port, proto });
+          const k = cellKey({
+            from: `${from.pod.namespace}/${from.pod.name}`,
+            to: `${to.pod.namespace}/${to.pod.name}`,
+            port,
+            proto,
+          });
           const w = want({ from: id(from), to: id(to), port, proto });
-          if (got.get(k) !== w) out.push(`${k}: expected ${w ? 'allowed' : 'denied'}, got ${got.get(k) ? 'allowed' : 'denied'}`);
+          if (got.get(k) !== w)
+            out.push(`${k}: expected ${w ? 'allowed' : 'denied'}, got ${got.get(k) ? 'allowed' : 'denied'}`);
         }
       }
     }
@@ -67,7 +86,9 @@ async function expectTruth(want: Expect, pods: readonly PolicyPod[] = probes): P
     if (Date.now() > deadline) break;
     await sleep(200);
   }
-  throw new Error(`${wrong.length} cells differ from the expected truth table:\n${wrong.slice(0, 30).join('\n')}\n${cluster.nodes.map((n) => `--- ${n.name}\n${n.logTail(8)}`).join('\n')}`);
+  throw new Error(
+    `${wrong.length} cells differ from the expected truth table:\n${wrong.slice(0, 30).join('\n')}\n${cluster.nodes.map((n) => `--- ${n.name}\n${n.logTail(8)}`).join('\n')}`,
+  );
 }
 
 const allAllowed: Expect = () => true;
@@ -99,7 +120,10 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
   });
 
   it('E06/E41 allow from a namespace by label: x/a only from y', async () => {
-    await applyPolicy('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
+    await applyPolicy('x', 'from-y', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+    });
     await expectTruth((c) => !to('x', 'a')(c) || from('y')(c));
     await deleteAllPolicies();
   });
@@ -107,14 +131,30 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
   it('E13 podSelector and namespaceSelector in one peer: x/a only from y/a', async () => {
     await applyPolicy('x', 'one-peer', {
       podSelector: { matchLabels: { pod: 'a' } },
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } }, podSelector: { matchLabels: { pod: 'a' } } }] }],
+      ingress: [
+        {
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } },
+              podSelector: { matchLabels: { pod: 'a' } },
+            },
+          ],
+        },
+      ],
     });
     await expectTruth((c) => !to('x', 'a')(c) || from('y', 'a')(c));
     // The same selectors as two peers (OR): every pod of y, and x's own pod a (self, ignored) — with
     // pod=b instead, x/b.
     await applyPolicy('x', 'one-peer', {
       podSelector: { matchLabels: { pod: 'a' } },
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } }, { podSelector: { matchLabels: { pod: 'b' } } }] }],
+      ingress: [
+        {
+          from: [
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } },
+            { podSelector: { matchLabels: { pod: 'b' } } },
+          ],
+        },
+      ],
     });
     await expectTruth((c) => !to('x', 'a')(c) || from('y')(c) || from('x', 'b')(c));
     await deleteAllPolicies();
@@ -123,7 +163,12 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
   it('E18 named port: x/a only from y, only on TCP serve-80-tcp', async () => {
     await applyPolicy('x', 'named', {
       podSelector: { matchLabels: { pod: 'a' } },
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'TCP', port: 'serve-80-tcp' }] }],
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }],
+          ports: [{ protocol: 'TCP', port: 'serve-80-tcp' }],
+        },
+      ],
     });
     await expectTruth((c) => !to('x', 'a')(c) || (from('y')(c) && c.port === 80 && c.proto === 'tcp'));
     await deleteAllPolicies();
@@ -131,15 +176,26 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
 
   it('E35/E36 ipBlock with except, then updated: x/a reaches all but x/b, then only x/b', async () => {
     const xb = podNamed('x', 'b').pod.ip;
-    await applyPolicy('x', 'cidr', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.244.0.0/16', except: [`${xb}/32`] } }] }] });
+    await applyPolicy('x', 'cidr', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: '10.244.0.0/16', except: [`${xb}/32`] } }] }],
+    });
     await expectTruth((c) => !(from('x', 'a')(c) && to('x', 'b')(c)));
-    await applyPolicy('x', 'cidr', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: `${xb}/32` } }] }] });
+    await applyPolicy('x', 'cidr', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      policyTypes: ['Egress'],
+      egress: [{ to: [{ ipBlock: { cidr: `${xb}/32` } }] }],
+    });
     await expectTruth((c) => !from('x', 'a')(c) || to('x', 'b')(c));
     await deleteAllPolicies();
   });
 
   it('D12 endPort: TCP 53–80 reaches x/a, TCP 81 and UDP do not', async () => {
-    await applyPolicy('x', 'range', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ ports: [{ protocol: 'TCP', port: 53, endPort: 80 }] }] });
+    await applyPolicy('x', 'range', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ ports: [{ protocol: 'TCP', port: 53, endPort: 80 }] }],
+    });
     await expectTruth((c) => !to('x', 'a')(c) || (c.port === 80 && c.proto === 'tcp'));
     await deleteAllPolicies();
   });
@@ -155,12 +211,24 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
   it('E21/E22 namespace and pod label changes move pods in and out of peers', async () => {
     await applyPolicy('x', 'labels', {
       podSelector: { matchLabels: { pod: 'a' } },
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns2: 'updated' } } }, { podSelector: { matchLabels: { pod: 'b', pod2: 'updated' } } }] }],
+      ingress: [
+        {
+          from: [
+            { namespaceSelector: { matchLabels: { ns2: 'updated' } } },
+            { podSelector: { matchLabels: { pod: 'b', pod2: 'updated' } } },
+          ],
+        },
+      ],
     });
     await expectTruth((c) => !to('x', 'a')(c));
     await cluster.api.patch('namespaces', 'y', { metadata: { labels: { ns2: 'updated' } } }, { type: 'merge' });
     await expectTruth((c) => !to('x', 'a')(c) || from('y')(c));
-    await cluster.api.patch('pods', 'b', { metadata: { labels: { pod2: 'updated' } } }, { namespace: 'x', type: 'merge' });
+    await cluster.api.patch(
+      'pods',
+      'b',
+      { metadata: { labels: { pod2: 'updated' } } },
+      { namespace: 'x', type: 'merge' },
+    );
     await expectTruth((c) => !to('x', 'a')(c) || from('y')(c) || from('x', 'b')(c));
     await cluster.api.patch('namespaces', 'y', { metadata: { labels: { ns2: null } } }, { type: 'merge' });
     await cluster.api.patch('pods', 'b', { metadata: { labels: { pod2: null } } }, { namespace: 'x', type: 'merge' });
@@ -169,9 +237,17 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
   });
 
   it('D24 pods deleted and created: a new pod matching a peer gets in, a deleted one leaves its peer set', async () => {
-    await applyPolicy('x', 'from-b', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] });
+    await applyPolicy('x', 'from-b', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }],
+    });
     await expectTruth((c) => !to('x', 'a')(c) || from('x', 'b')(c));
-    const d = await cluster.addPod(cluster.node(2), { namespace: 'x', name: 'd', labels: { pod: 'b' }, ports: policyContainerPorts() });
+    const d = await cluster.addPod(cluster.node(2), {
+      namespace: 'x',
+      name: 'd',
+      labels: { pod: 'b' },
+      ports: policyContainerPorts(),
+    });
     const dp = await PolicyPod.start(d);
     const withD = [...probes, dp];
     try {
@@ -179,7 +255,11 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
       const xa = podNamed('x', 'a');
       await cluster.deletePod(d);
       // Its address is not in x/a's peer set any more (the next pod on node 2 may get it).
-      await waitFor(() => !cluster.node(1).exec('nft', ['list', 'table', 'inet', 'strand']).includes(` ${d.ip}`), 10_000, `${d.ip} to leave node-1's peer sets`);
+      await waitFor(
+        () => !cluster.node(1).exec('nft', ['list', 'table', 'inet', 'strand']).includes(` ${d.ip}`),
+        10_000,
+        `${d.ip} to leave node-1's peer sets`,
+      );
       expect(xa).toBeDefined();
     } finally {
       dp.stop();
@@ -192,10 +272,14 @@ describe('NetworkPolicy truth tables (3 nodes, x/y/z × a/b/c, TCP and UDP on 80
 describe('NetworkPolicy around the rules', () => {
   /** Waits until the flow got a reply within the last 200 ms (it is flowing). */
   async function flowing(p: PolicyPod, flow: string): Promise<void> {
-    await waitFor(async () => {
-      const s = await p.flow(flow);
-      return s.lastReplyAgoMs !== null && s.lastReplyAgoMs < 200;
-    }, 10_000, `flow ${flow} to get replies`);
+    await waitFor(
+      async () => {
+        const s = await p.flow(flow);
+        return s.lastReplyAgoMs !== null && s.lastReplyAgoMs < 200;
+      },
+      10_000,
+      `flow ${flow} to get replies`,
+    );
   }
 
   it('cuts an established TCP and UDP flow within a second when a change denies it, and keeps the flows it still allows', async () => {
@@ -204,23 +288,41 @@ describe('NetworkPolicy around the rules', () => {
     await ya.hold('udp-cut', xa.pod.ip, 81, 'udp');
     await yb.hold('tcp-kept', xa.pod.ip, 80, 'tcp');
     await yb.hold('udp-kept', xa.pod.ip, 81, 'udp');
-    for (const [p, f] of [[ya, 'tcp-cut'], [ya, 'udp-cut'], [yb, 'tcp-kept'], [yb, 'udp-kept']] as const) await flowing(p, f);
+    for (const [p, f] of [
+      [ya, 'tcp-cut'],
+      [ya, 'udp-cut'],
+      [yb, 'tcp-kept'],
+      [yb, 'udp-kept'],
+    ] as const)
+      await flowing(p, f);
     // x/a now only from pods labelled pod=b (y/b stays allowed, y/a is denied).
     const changedAt = Date.now();
-    await applyPolicy('x', 'only-b', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod: 'b' } } }] }] });
+    await applyPolicy('x', 'only-b', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { pod: 'b' } } }] }],
+    });
     await sleep(1_500);
     const sinceChange = Date.now() - changedAt;
     for (const f of ['tcp-cut', 'udp-cut']) {
       const s = await ya.flow(f);
       // The last reply came at most 1 s after the policy was created (programming included).
-      expect(s.lastReplyAgoMs ?? Infinity, `${f}: last reply ${s.lastReplyAgoMs} ms ago, ${sinceChange} ms after the change`).toBeGreaterThan(sinceChange - 1_000);
+      expect(
+        s.lastReplyAgoMs ?? Infinity,
+        `${f}: last reply ${s.lastReplyAgoMs} ms ago, ${sinceChange} ms after the change`,
+      ).toBeGreaterThan(sinceChange - 1_000);
     }
     for (const f of ['tcp-kept', 'udp-kept']) {
       const s = await yb.flow(f);
       expect(s.lastReplyAgoMs, `${f} stopped: ${JSON.stringify(s)}`).toBeLessThan(300);
       expect(s.error).toBeNull();
     }
-    for (const [p, f] of [[ya, 'tcp-cut'], [ya, 'udp-cut'], [yb, 'tcp-kept'], [yb, 'udp-kept']] as const) await p.closeFlow(f);
+    for (const [p, f] of [
+      [ya, 'tcp-cut'],
+      [ya, 'udp-cut'],
+      [yb, 'tcp-kept'],
+      [yb, 'udp-kept'],
+    ] as const)
+      await p.closeFlow(f);
     await deleteAllPolicies();
   });
 
@@ -243,16 +345,29 @@ describe('NetworkPolicy around the rules', () => {
     })();
     let server: PolicyPod | undefined;
     // The pod's server listens before its ADD: any open moment would show.
-    const pod = await cluster.addPod(node, { namespace: 'x', name: 'late', labels: { pod: 'late' }, ports: policyContainerPorts(), beforeAdd: async (netns) => void (server = await PolicyPod.start(netns)) });
+    const pod = await cluster.addPod(node, {
+      namespace: 'x',
+      name: 'late',
+      labels: { pod: 'late' },
+      ports: policyContainerPorts(),
+      beforeAdd: async (netns) => void (server = await PolicyPod.start(netns)),
+    });
     try {
       server!.pod = pod;
       await sleep(2_000);
       probing = false;
       await loop;
-      expect([...reached].filter((ip) => ip === pod.ip), `${pod.ip} answered while a deny-all policy selected it`).toEqual([]);
+      expect(
+        [...reached].filter((ip) => ip === pod.ip),
+        `${pod.ip} answered while a deny-all policy selected it`,
+      ).toEqual([]);
       // And the probe would have seen it: once the policy goes, it answers.
       await deleteAllPolicies();
-      await waitFor(async () => (await prober.probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 300))[0] === true, 10_000, `${pod.ip} to answer without the policy`);
+      await waitFor(
+        async () => (await prober.probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 300))[0] === true,
+        10_000,
+        `${pod.ip} to answer without the policy`,
+      );
     } finally {
       probing = false;
       await loop;
@@ -269,8 +384,14 @@ describe('NetworkPolicy around the rules', () => {
     try {
       await node.stopAgent();
       node.startAgent();
-      await waitFor(async () => (await node.health('/healthz').catch(() => ({ status: 0 }))).status === 200, 10_000, 'the agent to serve');
-      await expect(cluster.addPod(node, { namespace: 'x', name: 'early', labels: { pod: 'early' } })).rejects.toThrow(/"code": ?11/);
+      await waitFor(
+        async () => (await node.health('/healthz').catch(() => ({ status: 0 }))).status === 200,
+        10_000,
+        'the agent to serve',
+      );
+      await expect(cluster.addPod(node, { namespace: 'x', name: 'early', labels: { pod: 'early' } })).rejects.toThrow(
+        /"code": ?11/,
+      );
     } finally {
       await cluster.api.start();
     }
@@ -278,7 +399,10 @@ describe('NetworkPolicy around the rules', () => {
     const pod = await cluster.addPod(node, { namespace: 'x', name: 'early', labels: { pod: 'early' } });
     const server = await PolicyPod.start(pod);
     try {
-      expect((await podNamed('y', 'a').probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 500))[0], 'the new pod is isolated').toBe(false);
+      expect(
+        (await podNamed('y', 'a').probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 500))[0],
+        'the new pod is isolated',
+      ).toBe(false);
     } finally {
       server.stop();
       await cluster.deletePod(pod);
@@ -287,7 +411,10 @@ describe('NetworkPolicy around the rules', () => {
 
   it('an agent restart under traffic: the allowed flow keeps flowing, denied connections stay denied, also to a pod the API shows without its address', async () => {
     const [xa, yb, za] = [podNamed('x', 'a'), podNamed('y', 'b'), podNamed('z', 'a')];
-    await applyPolicy('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
+    await applyPolicy('x', 'from-y', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+    });
     await expectTruth((c) => !to('x', 'a')(c) || from('y')(c));
     await yb.hold('restart', xa.pod.ip, 80, 'tcp', 20);
     await flowing(yb, 'restart');
@@ -297,7 +424,13 @@ describe('NetworkPolicy around the rules', () => {
     let probing = true;
     const loop = (async () => {
       while (probing) {
-        const [tcp, udp] = await za.probe([{ ip: xa.pod.ip, port: 80, proto: 'tcp' }, { ip: xa.pod.ip, port: 81, proto: 'udp' }], 200);
+        const [tcp, udp] = await za.probe(
+          [
+            { ip: xa.pod.ip, port: 80, proto: 'tcp' },
+            { ip: xa.pod.ip, port: 81, proto: 'udp' },
+          ],
+          200,
+        );
         if (tcp || udp) leaks++;
         else denied++;
         const s = await yb.flow('restart');
@@ -308,7 +441,12 @@ describe('NetworkPolicy around the rules', () => {
     await node.stopAgent();
     // As just after an ADD: the API shows x/a without addresses yet (kubelet reports them a moment
     // later), and the new agent never saw the plugin's notice. Its rules must stay all the same.
-    await cluster.api.patch('pods', 'a', { status: { podIP: null, podIPs: null } }, { namespace: 'x', type: 'merge', subresource: 'status' });
+    await cluster.api.patch(
+      'pods',
+      'a',
+      { status: { podIP: null, podIPs: null } },
+      { namespace: 'x', type: 'merge', subresource: 'status' },
+    );
     await sleep(500);
     node.startAgent();
     await cluster.waitReady();
@@ -316,7 +454,12 @@ describe('NetworkPolicy around the rules', () => {
     probing = false;
     await loop;
     await yb.closeFlow('restart');
-    await cluster.api.patch('pods', 'a', { status: { podIP: xa.pod.ip, podIPs: [{ ip: xa.pod.ip }] } }, { namespace: 'x', type: 'merge', subresource: 'status' });
+    await cluster.api.patch(
+      'pods',
+      'a',
+      { status: { podIP: xa.pod.ip, podIPs: [{ ip: xa.pod.ip }] } },
+      { namespace: 'x', type: 'merge', subresource: 'status' },
+    );
     expect(leaks, 'denied connections that got through during the restart').toBe(0);
     expect(denied).toBeGreaterThan(5);
     expect(maxGap, 'longest pause of the allowed flow (ms)').toBeLessThan(1_000);
@@ -324,7 +467,10 @@ describe('NetworkPolicy around the rules', () => {
 
   it('an agent started on a node whose table was flushed by hand restores isolation, and so does a running one', async () => {
     const [xa, za] = [podNamed('x', 'a'), podNamed('z', 'a')];
-    await applyPolicy('x', 'from-y', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] });
+    await applyPolicy('x', 'from-y', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+    });
     await expectTruth((c) => !to('x', 'a')(c) || from('y')(c));
     const node = xa.pod.node;
     await node.stopAgent();
@@ -345,7 +491,9 @@ describe('NetworkPolicy around the rules', () => {
     expect(metrics.body).toMatch(/strand_policy_nft_transactions_total\{kind="rebuild"\} 2/);
     expect(metrics.body).toMatch(/strand_policy_programming_seconds_count [1-9]/);
     expect(metrics.body).toMatch(/strand_policy_nft_transaction_bytes_count\{kind="rebuild"\} 2/);
-    expect(metrics.body).toMatch(/strand_policy_pod_packets_total\{namespace="x",pod="a",direction="ingress",verdict="deny"\} [1-9]/);
+    expect(metrics.body).toMatch(
+      /strand_policy_pod_packets_total\{namespace="x",pod="a",direction="ingress",verdict="deny"\} [1-9]/,
+    );
     await deleteAllPolicies();
   });
 });

@@ -18,7 +18,11 @@ let cluster: SimCluster;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'strand-e2e-rbac-'));
-  const manifest = writeManifestCopy(DEPLOY_MANIFEST, join(dir, 'strand.yaml'), withoutResources((group, resource) => group === 'networking.k8s.io' && resource === 'networkpolicies'));
+  const manifest = writeManifestCopy(
+    DEPLOY_MANIFEST,
+    join(dir, 'strand.yaml'),
+    withoutResources((group, resource) => group === 'networking.k8s.io' && resource === 'networkpolicies'),
+  );
   cluster = await createTestCluster({ nodes: 1, backend: 'host-gw', rbacManifest: manifest });
 }, 60_000);
 
@@ -31,7 +35,12 @@ describe('an agent whose ClusterRole lacks NetworkPolicies', () => {
   it("is refused with the API server's 403, logs it, keeps retrying, and is not ready, naming networkpolicies", async () => {
     const node = cluster.node(1);
     const refusals = () => node.logs().filter((l) => l.msg === 'networkpolicies: list/watch failed; retrying');
-    await waitFor(async () => refusals().length >= 2, 15_000, 'two refused NetworkPolicy lists in the agent log', 100).catch(() => {
+    await waitFor(
+      async () => refusals().length >= 2,
+      15_000,
+      'two refused NetworkPolicy lists in the agent log',
+      100,
+    ).catch(() => {
       throw new Error(`no refused NetworkPolicy list in the log:\n${node.logTail(15)}`);
     });
     expect(refusals()[0]?.err).toContain(

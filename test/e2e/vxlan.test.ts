@@ -50,7 +50,12 @@ function podsOn(...nodes: SimNode[]): SimPod[] {
 
 /** Entries `on` holds for `peer`, with the peer's MAC as first published and its current address. */
 function entries(on: SimNode, peer: SimNode) {
-  return on.entriesFor({ podCidr: peer.podCidr, vtepIp: peer.vtepIp, vtepMac: macs.get(peer.name), underlayIps: [peer.underlayIp] });
+  return on.entriesFor({
+    podCidr: peer.podCidr,
+    vtepIp: peer.vtepIp,
+    vtepMac: macs.get(peer.name),
+    underlayIps: [peer.underlayIp],
+  });
 }
 
 function expectOneSet(on: SimNode, peer: SimNode): void {
@@ -65,7 +70,9 @@ function expectOneSet(on: SimNode, peer: SimNode): void {
     expect(e.fdb, 'FDB entries').toHaveLength(1);
     expect(e.fdb[0], 'FDB entry').toMatchObject({ mac, dst: peer.underlayIp });
   } catch (err) {
-    throw new Error(`${on.name}'s entries for ${peer.name}: ${(err as Error).message}\n${describeNode(cluster, on.name)}`);
+    throw new Error(
+      `${on.name}'s entries for ${peer.name}: ${(err as Error).message}\n${describeNode(cluster, on.name)}`,
+    );
   }
 }
 
@@ -75,7 +82,9 @@ async function expectGone(on: SimNode, peer: SimNode, timeoutMs = 15_000): Promi
     return e.routes.length + e.neighbours.length + e.fdb.length;
   };
   await waitFor(() => left() === 0, timeoutMs, `${on.name} to drop ${peer.name}'s entries`).catch(() => {
-    throw new Error(`${on.name} still holds entries for ${peer.name}: ${JSON.stringify(entries(on, peer))}\n${describeNode(cluster, on.name)}`);
+    throw new Error(
+      `${on.name} still holds entries for ${peer.name}: ${JSON.stringify(entries(on, peer))}\n${describeNode(cluster, on.name)}`,
+    );
   });
 }
 
@@ -84,7 +93,8 @@ async function expectConnected(from: SimPod[], to: SimPod[]): Promise<void> {
   const failures: string[] = [];
   for (const [a, b] of pairs) {
     const seen = await tcpWhoami(a.netns, b.ip);
-    if (seen !== a.ip) failures.push(`${a.name} (${a.node.name}) → ${b.name} (${b.node.name}): seen as ${seen ?? 'no connection'}`);
+    if (seen !== a.ip)
+      failures.push(`${a.name} (${a.node.name}) → ${b.name} (${b.node.name}): seen as ${seen ?? 'no connection'}`);
   }
   expect(failures).toEqual([]);
 }
@@ -118,7 +128,22 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     const [a] = podsOn(cluster.node(1));
     const [b] = podsOn(cluster.node(2));
     // The largest packet the pod MTU allows, with DF: it must fit the tunnel without fragmentation.
-    const df = await run('ip', ['netns', 'exec', a!.netns, 'ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(POD_MTU - 28), b!.ip]);
+    const df = await run('ip', [
+      'netns',
+      'exec',
+      a!.netns,
+      'ping',
+      '-n',
+      '-c',
+      '1',
+      '-W',
+      '2',
+      '-M',
+      'do',
+      '-s',
+      String(POD_MTU - 28),
+      b!.ip,
+    ]);
     expect(df.code, df.stdout + df.stderr).toBe(0);
     // The simulated NICs take BIG TCP packets, but a tunnel cannot: the pods keep 64 KiB.
     expect(cluster.underlayOffload).toBeGreaterThan(65536);
@@ -135,7 +160,9 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
 
   it('masquerades pod traffic to the outside to the node’s address', async () => {
     await waitForMasquerade(cluster);
-    const seen = await Promise.all(pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })));
+    const seen = await Promise.all(
+      pods.map(async (p) => ({ pod: p.name, node: p.node.underlayIp, seenAs: await tcpWhoami(p.netns, OUTSIDE_IP) })),
+    );
     expect(seen.filter((s) => s.seenAs !== s.node)).toEqual([]);
   });
 
@@ -143,11 +170,19 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     const moved = cluster.node(3);
     const newIp = '198.18.0.113';
     await moved.setUnderlayIp(newIp);
-    await waitFor(async () => (await moved.annotations())[ANNOTATION_UNDERLAY_IP] === newIp, 15_000, `${moved.name} to publish ${newIp}`).catch(() => {
+    await waitFor(
+      async () => (await moved.annotations())[ANNOTATION_UNDERLAY_IP] === newIp,
+      15_000,
+      `${moved.name} to publish ${newIp}`,
+    ).catch(() => {
       throw new Error(`${moved.name} did not publish its new underlay address\n${describeNode(cluster, moved.name)}`);
     });
     for (const on of [cluster.node(1), cluster.node(2)]) {
-      await waitFor(() => entries(on, moved).fdb.every((f) => f.dst === newIp) && entries(on, moved).fdb.length === 1, 15_000, `${on.name}'s FDB to follow`).catch(() => {
+      await waitFor(
+        () => entries(on, moved).fdb.every((f) => f.dst === newIp) && entries(on, moved).fdb.length === 1,
+        15_000,
+        `${on.name}'s FDB to follow`,
+      ).catch(() => {
         throw new Error(`${on.name} did not follow ${moved.name} to ${newIp}\n${describeNode(cluster, on.name)}`);
       });
       expectOneSet(on, moved);
@@ -181,7 +216,10 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     await cluster.deleteNode(cluster.node(2));
     await expectGone(cluster.node(1), cluster.node(2));
     // Nothing of Strand's is left on node 1: it has no peers.
-    const strandRoutes = cluster.node(1).routes().filter((r) => r.dev === cluster.vxlanDevice);
+    const strandRoutes = cluster
+      .node(1)
+      .routes()
+      .filter((r) => r.dev === cluster.vxlanDevice);
     expect(strandRoutes).toEqual([]);
     expect(cluster.node(1).fdb()).toEqual([]);
   });
@@ -190,10 +228,18 @@ describe('VXLAN backend, 3 nodes × 2 pods', () => {
     // Node 3 was deleted two tests ago while its agent kept running; it registers again.
     const joined = cluster.node(3);
     await cluster.restoreNode(joined);
-    await waitFor(async () => (await joined.annotations())[ANNOTATION_VTEP_MAC] === macs.get(joined.name), 15_000, `${joined.name} to publish its VTEP again`).catch(() => {
+    await waitFor(
+      async () => (await joined.annotations())[ANNOTATION_VTEP_MAC] === macs.get(joined.name),
+      15_000,
+      `${joined.name} to publish its VTEP again`,
+    ).catch(() => {
       throw new Error(`${joined.name} did not publish its annotations again\n${describeNode(cluster, joined.name)}`);
     });
-    await waitFor(() => entries(cluster.node(1), joined).fdb.length === 1, 15_000, `node-1 to add ${joined.name}`).catch(() => {
+    await waitFor(
+      () => entries(cluster.node(1), joined).fdb.length === 1,
+      15_000,
+      `node-1 to add ${joined.name}`,
+    ).catch(() => {
       throw new Error(`node-1 did not add ${joined.name}\n${describeNode(cluster, 'node-1')}`);
     });
     expectOneSet(cluster.node(1), joined);

@@ -8,7 +8,12 @@ import { testName } from '../support/names.ts';
 
 const { netns, socketIn } = kernelFixture();
 const BIG = { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
-const LEGACY = { gsoMaxSize: LEGACY_OFFLOAD_SIZE, groMaxSize: LEGACY_OFFLOAD_SIZE, gsoIpv4MaxSize: LEGACY_OFFLOAD_SIZE, groIpv4MaxSize: LEGACY_OFFLOAD_SIZE };
+const LEGACY = {
+  gsoMaxSize: LEGACY_OFFLOAD_SIZE,
+  groMaxSize: LEGACY_OFFLOAD_SIZE,
+  gsoIpv4MaxSize: LEGACY_OFFLOAD_SIZE,
+  groIpv4MaxSize: LEGACY_OFFLOAD_SIZE,
+};
 
 describe("agent: the bridge's and its ports' GSO/GRO sizes", () => {
   it('raises the ports made before BIG TCP and the bridge, leaves pod ends and other links alone, and lowers them again', () => {
@@ -23,7 +28,8 @@ describe("agent: the bridge's and its ports' GSO/GRO sizes", () => {
     ensureBridgeOffload(nl, getLink(nl, br), BIG);
     expect(getLink(nl, br).offload).toEqual(LEGACY);
 
-    for (const [i, port] of ports.entries()) addLink(nl, { kind: 'veth', name: port, master: br, peer: { name: `eth${i}`, netns: pod.path } });
+    for (const [i, port] of ports.entries())
+      addLink(nl, { kind: 'veth', name: port, master: br, peer: { name: `eth${i}`, netns: pod.path } });
     addLink(nl, { kind: 'veth', name: other, peer: { name: testName('vp') } });
     ensureBridgeOffload(nl, getLink(nl, br), BIG);
     for (const name of [br, ...ports]) expect(getLink(nl, name).offload, name).toEqual(BIG);
@@ -35,7 +41,9 @@ describe("agent: the bridge's and its ports' GSO/GRO sizes", () => {
     // Sizes over a link's ceiling: each refusal comes back with the kernel's reason, nothing throws.
     const refused = ensureBridgeOffload(nl, getLink(nl, br), { ...BIG, gsoIpv4MaxSize: 1 << 20 });
     expect(refused).toHaveLength(3);
-    expect(refused[0]).toMatch(new RegExp(`^${ports[0]}: failed to set .*gso_ipv4_max_size 1048576 .*Invalid argument`));
+    expect(refused[0]).toMatch(
+      new RegExp(`^${ports[0]}: failed to set .*gso_ipv4_max_size 1048576 .*Invalid argument`),
+    );
     for (const name of [br, ...ports]) expect(getLink(nl, name).offload, name).toEqual(BIG);
     // Only IPv6 BIG TCP now: the IPv4 sizes go back to 64 KiB.
     const v6only = { gsoMaxSize: 196608, groMaxSize: 196608 };

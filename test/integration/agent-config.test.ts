@@ -14,11 +14,15 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function agent(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(STRAND, ['agent', '--state-dir', join(dir, 'state'), '--cni-conf-dir', join(dir, 'net.d'), ...args], {
-    env: { PATH: process.env.PATH, ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    STRAND,
+    ['agent', '--state-dir', join(dir, 'state'), '--cni-conf-dir', join(dir, 'net.d'), ...args],
+    {
+      env: { PATH: process.env.PATH, ...env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    },
+  );
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 
@@ -45,16 +49,37 @@ describe('strand agent configuration refusals', () => {
   });
 
   it('refuses unknown keys in the file', () => {
-    expectRefused(agent(['--config', toml('node-name = "n1"\nnodeName = "n1"\n')]), 'unknown key "nodeName" (did you mean "node-name"?)');
+    expectRefused(
+      agent(['--config', toml('node-name = "n1"\nnodeName = "n1"\n')]),
+      'unknown key "nodeName" (did you mean "node-name"?)',
+    );
     expectRefused(agent(['--config', toml('node-name = "n1"\nbackends = "vxlan"\n')]), 'unknown key "backends"');
   });
 
   it('refuses wrong types and values, naming the option and where it came from', () => {
-    expectRefused(agent(['--config', toml('node-name = "n1"\nvxlan-port = "4789"\n')]), 'vxlan-port = "4789"', `(config file ${join(dir, 'agent.toml')})`, 'must be an integer, not a string');
-    expectRefused(agent(['--config', toml('node-name = ["n1"]\n')]), 'node-name = ["n1"]', 'must be a string, not an array');
-    expectRefused(agent(['--node-name', 'n1', '--backend', 'bgp']), 'backend = "bgp" (flag --backend): must be one of vxlan, host-gw');
-    expectRefused(agent(['--node-name', 'n1'], { STRAND_VNI: '16777216' }), 'vni = "16777216" (environment STRAND_VNI): must be at most 16777215');
-    expectRefused(agent(['--node-name', 'n1', '--cluster-cidr', '10.0.0.0']), 'cluster-cidr = "10.0.0.0" (flag --cluster-cidr): "10.0.0.0" is not a CIDR');
+    expectRefused(
+      agent(['--config', toml('node-name = "n1"\nvxlan-port = "4789"\n')]),
+      'vxlan-port = "4789"',
+      `(config file ${join(dir, 'agent.toml')})`,
+      'must be an integer, not a string',
+    );
+    expectRefused(
+      agent(['--config', toml('node-name = ["n1"]\n')]),
+      'node-name = ["n1"]',
+      'must be a string, not an array',
+    );
+    expectRefused(
+      agent(['--node-name', 'n1', '--backend', 'bgp']),
+      'backend = "bgp" (flag --backend): must be one of vxlan, host-gw',
+    );
+    expectRefused(
+      agent(['--node-name', 'n1'], { STRAND_VNI: '16777216' }),
+      'vni = "16777216" (environment STRAND_VNI): must be at most 16777215',
+    );
+    expectRefused(
+      agent(['--node-name', 'n1', '--cluster-cidr', '10.0.0.0']),
+      'cluster-cidr = "10.0.0.0" (flag --cluster-cidr): "10.0.0.0" is not a CIDR',
+    );
   });
 
   it('refuses to start without a node name', () => {
@@ -64,7 +89,10 @@ describe('strand agent configuration refusals', () => {
   });
 
   it('refuses a kubeconfig it cannot load', () => {
-    expectRefused(agent(['--node-name', 'n1', '--kubeconfig', join(dir, 'missing')]), `kubeconfig ${join(dir, 'missing')}:`);
+    expectRefused(
+      agent(['--node-name', 'n1', '--kubeconfig', join(dir, 'missing')]),
+      `kubeconfig ${join(dir, 'missing')}:`,
+    );
     const bad = toml('clusters: [unclosed\n');
     expectRefused(agent(['--node-name', 'n1', '--kubeconfig', bad]), `kubeconfig ${bad}:`);
   });

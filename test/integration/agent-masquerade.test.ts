@@ -64,7 +64,6 @@ function cniObjects(): string {
   return out.join('\n');
 }
 
-
 /** Connects from `from` to `to`; true when the connection completed within 1.5 s. */
 function connects(from: TestNetns, to: string, port: number): Promise<boolean> {
   const code = `const s=require('net').connect(${port},'${to}');s.setTimeout(1500,()=>process.exit(2));s.on('data',()=>{});s.on('end',()=>process.exit(0));s.on('error',()=>process.exit(1))`;

@@ -72,7 +72,11 @@ class AgentNode {
 
   /** The `nft` calls the agent made (through PATH), one line each. */
   nftCalls(): string[] {
-    return existsSync(this.nftSpy.calls) ? readFileSync(this.nftSpy.calls, 'utf8').split('\n').filter((l) => l !== '') : [];
+    return existsSync(this.nftSpy.calls)
+      ? readFileSync(this.nftSpy.calls, 'utf8')
+          .split('\n')
+          .filter((l) => l !== '')
+      : [];
   }
 
   get ns(): string {
@@ -86,7 +90,22 @@ class AgentNode {
   /** The underlay: a veth pair inside the namespace, one end with 198.18.0.2/24 and the default route. */
   setUpUnderlay(): void {
     const peer = testName('ulp');
-    sh('ip', ['-n', this.ns, 'link', 'add', this.underlay, 'mtu', String(UNDERLAY_MTU), 'type', 'veth', 'peer', 'name', peer, 'mtu', String(UNDERLAY_MTU)]);
+    sh('ip', [
+      '-n',
+      this.ns,
+      'link',
+      'add',
+      this.underlay,
+      'mtu',
+      String(UNDERLAY_MTU),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      peer,
+      'mtu',
+      String(UNDERLAY_MTU),
+    ]);
     sh('ip', ['-n', this.ns, 'addr', 'add', '198.18.0.2/24', 'dev', this.underlay]);
     sh('ip', ['-n', this.ns, 'link', 'set', this.underlay, 'up']);
     sh('ip', ['-n', this.ns, 'link', 'set', peer, 'up']);
@@ -118,22 +137,40 @@ class AgentNode {
 
   startAgent(kubeconfig: string, extra: string[] = []): void {
     const args = [
-      'netns', 'exec', this.ns, STRAND, 'agent',
-      '--kubeconfig', kubeconfig,
-      '--node-name', NODE,
-      '--cluster-cidr', '10.250.0.0/16',
-      '--cni-conf-dir', this.confDir,
-      '--cni-bin-dir', this.binDir,
-      '--state-dir', this.fx.stateDir,
-      '--ipam-data-dir', this.fx.dataDir,
-      '--cni-log-file', this.fx.logFile,
-      '--log-file', this.agentLog,
-      '--bridge', this.fx.bridge,
-      '--health-addr', '127.0.0.1:9797',
+      'netns',
+      'exec',
+      this.ns,
+      STRAND,
+      'agent',
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      NODE,
+      '--cluster-cidr',
+      '10.250.0.0/16',
+      '--cni-conf-dir',
+      this.confDir,
+      '--cni-bin-dir',
+      this.binDir,
+      '--state-dir',
+      this.fx.stateDir,
+      '--ipam-data-dir',
+      this.fx.dataDir,
+      '--cni-log-file',
+      this.fx.logFile,
+      '--log-file',
+      this.agentLog,
+      '--bridge',
+      this.fx.bridge,
+      '--health-addr',
+      '127.0.0.1:9797',
       ...extra,
     ];
     // An `nft` first on PATH records each call and runs the real one: the agent must make none (issue 17).
-    const proc = spawn('ip', args, { env: { PATH: `${this.nftSpy.dir}:${process.env.PATH}` }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('ip', args, {
+      env: { PATH: `${this.nftSpy.dir}:${process.env.PATH}` },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     proc.stderr?.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exit = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     this.proc = proc;
@@ -152,14 +189,29 @@ class AgentNode {
     try {
       await eventually(() => (found = this.logs().find(match)) !== undefined, timeoutMs, what);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\nagent stderr: ${this.stderr}\nagent log:\n${this.logs().map((l) => JSON.stringify(l)).join('\n')}`);
+      throw new Error(
+        `${(err as Error).message}\nagent stderr: ${this.stderr}\nagent log:\n${this.logs()
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+      );
     }
     return found as LogLine;
   }
 
   /** GET on the agent's health server, from inside the namespace. */
   async get(path: string): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('ip', ['netns', 'exec', this.ns, 'curl', '-s', '-m', '5', '-w', '\n%{http_code}', `http://127.0.0.1:9797${path}`]);
+    const { stdout } = await run('ip', [
+      'netns',
+      'exec',
+      this.ns,
+      'curl',
+      '-s',
+      '-m',
+      '5',
+      '-w',
+      '\n%{http_code}',
+      `http://127.0.0.1:9797${path}`,
+    ]);
     const cut = stdout.lastIndexOf('\n');
     return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
   }
@@ -179,7 +231,8 @@ class AgentNode {
     }
     for (const s of this.proxied) s.destroy();
     await new Promise<void>((resolve) => (this.proxy ? this.proxy.close(() => resolve()) : resolve()));
-    if (process.env.STRAND_TEST_KEEP_LOG) writeFileSync(process.env.STRAND_TEST_KEEP_LOG, existsSync(this.agentLog) ? readFileSync(this.agentLog) : '');
+    if (process.env.STRAND_TEST_KEEP_LOG)
+      writeFileSync(process.env.STRAND_TEST_KEEP_LOG, existsSync(this.agentLog) ? readFileSync(this.agentLog) : '');
     this.fx.teardown();
   }
 }
@@ -214,13 +267,22 @@ beforeAll(async () => {
   const port = node.startProxy(api);
   // The kubeconfig names the proxy's port inside the namespace.
   kubeconfig = join(node.fx.dir, 'kubeconfig');
-  writeFileSync(kubeconfig, api.kubeconfigYaml({ token: api.agentToken }).replace(api.url, `http://127.0.0.1:${port}`), { mode: 0o600 });
+  writeFileSync(
+    kubeconfig,
+    api.kubeconfigYaml({ token: api.agentToken }).replace(api.url, `http://127.0.0.1:${port}`),
+    { mode: 0o600 },
+  );
   podCidr = randomSubnet4();
   api.create('namespaces', { metadata: { name: 'default' } });
   api.create('nodes', {
     metadata: { name: NODE },
     spec: {},
-    status: { conditions: [{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }, { type: 'Ready', status: 'True' }] },
+    status: {
+      conditions: [
+        { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' },
+        { type: 'Ready', status: 'True' },
+      ],
+    },
   });
   api.create('nodes', { metadata: { name: 'node-b' }, spec: { podCIDR: '10.250.99.0/24' } });
 });
@@ -233,7 +295,10 @@ afterAll(async () => {
 describe('strand agent in a node namespace', () => {
   it('waits for the node to get a pod CIDR, saying so, and writes nothing meanwhile', async () => {
     node.startAgent(kubeconfig);
-    const waiting = await node.waitForLog((l) => typeof l.waitingFor === 'string' && l.msg.includes('to get a pod CIDR'), 'the waiting log line');
+    const waiting = await node.waitForLog(
+      (l) => typeof l.waitingFor === 'string' && l.msg.includes('to get a pod CIDR'),
+      'the waiting log line',
+    );
     expect(waiting.msg).toContain(`node ${NODE} to get a pod CIDR`);
     expect(existsSync(statePath())).toBe(false);
     expect(existsSync(conflistPath())).toBe(false);
@@ -313,7 +378,9 @@ describe('strand agent in a node namespace', () => {
 
     await api.waitFor(
       () => {
-        const conditions = (api.get('nodes', NODE)?.status as { conditions?: { type: string; status: string; reason?: string }[] }).conditions ?? [];
+        const conditions =
+          (api.get('nodes', NODE)?.status as { conditions?: { type: string; status: string; reason?: string }[] })
+            .conditions ?? [];
         const c = conditions.find((x) => x.type === 'NetworkUnavailable');
         return c?.status === 'False' && c.reason === 'StrandIsUp';
       },
@@ -331,17 +398,36 @@ describe('strand agent in a node namespace', () => {
       'the annotations merge patch',
     );
     const patches = api.requestsMatching({ method: 'PATCH' });
-    expect(patches.find((p) => p.path.endsWith('/status'))).toMatchObject({ path: `/api/v1/nodes/${NODE}/status`, contentType: 'application/strategic-merge-patch+json', status: 200 });
+    expect(patches.find((p) => p.path.endsWith('/status'))).toMatchObject({
+      path: `/api/v1/nodes/${NODE}/status`,
+      contentType: 'application/strategic-merge-patch+json',
+      status: 200,
+    });
     // The backend's annotations go on the Node's metadata, by merge patch.
-    expect(patches.find((p) => p.path === `/api/v1/nodes/${NODE}`)).toMatchObject({ contentType: 'application/merge-patch+json', status: 200 });
-    await api.waitFor(() => (api.get('nodes', NODE)?.metadata as { annotations?: Record<string, string> }).annotations?.['strand.dev/backend'] === 'vxlan', 10_000, 'the strand.dev/backend annotation');
+    expect(patches.find((p) => p.path === `/api/v1/nodes/${NODE}`)).toMatchObject({
+      contentType: 'application/merge-patch+json',
+      status: 200,
+    });
+    await api.waitFor(
+      () =>
+        (api.get('nodes', NODE)?.metadata as { annotations?: Record<string, string> }).annotations?.[
+          'strand.dev/backend'
+        ] === 'vxlan',
+      10_000,
+      'the strand.dev/backend annotation',
+    );
 
     const ready = await node.get('/readyz');
     expect(ready).toEqual({ status: 200, body: 'ok\n' });
   });
 
-  it('rewrites the conflist when a plugin in the bin dir changes: an older portmap, none, Debian\'s again', async () => {
-    const conflist = () => JSON.parse(readFileSync(conflistPath(), 'utf8')) as { cniVersion: string; cniVersions: string[]; plugins: { type: string }[] };
+  it("rewrites the conflist when a plugin in the bin dir changes: an older portmap, none, Debian's again", async () => {
+    const conflist = () =>
+      JSON.parse(readFileSync(conflistPath(), 'utf8')) as {
+        cniVersion: string;
+        cniVersions: string[];
+        plugins: { type: string }[];
+      };
     const portmap = join(node.binDir, 'portmap');
     const writes = () => node.logs().filter((l) => l.msg === 'wrote the CNI configuration list').length;
     const asked = () => node.logs().filter((l) => l.msg === 'CNI plugins asked for their versions').length;
@@ -355,27 +441,44 @@ describe('strand agent in a node namespace', () => {
     await eventually(() => conflist().cniVersion === '0.3.1', 10_000, 'the conflist at 0.3.1');
     expect(conflist()).toMatchObject({ cniVersion: '0.3.1', cniVersions: ['0.3.1'] });
     expect(conflist().plugins.map((p) => p.type)).toEqual(['strand', 'portmap']);
-    const line = await node.waitForLog((l) => l.msg === 'wrote the CNI configuration list' && l.cniVersion === '0.3.1', 'the rewrite log line');
+    const line = await node.waitForLog(
+      (l) => l.msg === 'wrote the CNI configuration list' && l.cniVersion === '0.3.1',
+      'the rewrite log line',
+    );
     expect(line).toMatchObject({ cniVersions: ['0.3.1'], plugins: ['strand', 'portmap'] });
     expect((await node.get('/readyz')).status).toBe(200);
 
     // portmap removed: the list goes on without it, and the agent says so (log and /readyz).
     rmSync(portmap);
     await eventually(() => conflist().plugins.length === 1, 10_000, 'the conflist without portmap');
-    const warn = await node.waitForLog((l) => l.level === 40 && l.msg.startsWith('CNI plugin portmap is not in'), 'the missing-plugin warning');
+    const warn = await node.waitForLog(
+      (l) => l.level === 40 && l.msg.startsWith('CNI plugin portmap is not in'),
+      'the missing-plugin warning',
+    );
     expect(warn.msg).toContain('hostPort');
     const notReady = await node.get('/readyz');
     expect(notReady.status).toBe(503);
     expect(notReady.body).toContain(`CNI plugin portmap is not in ${node.binDir}`);
     // Pods still start: the plugin's STATUS is not failed for a chained plugin left out.
-    const status = await node.fx.runAsync({ command: 'STATUS', config: { cniVersion: '1.1.0', name: 'strand', ...conflist().plugins[0] } });
+    const status = await node.fx.runAsync({
+      command: 'STATUS',
+      config: { cniVersion: '1.1.0', name: 'strand', ...conflist().plugins[0] },
+    });
     expect(status.code, status.stdout + status.stderr).toBe(0);
 
     // Debian's portmap back: as at the start, and ready again.
     symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), portmap);
-    await eventually(() => conflist().plugins.length === 2 && conflist().cniVersion === '1.0.0', 10_000, 'the conflist with Debian\'s portmap');
+    await eventually(
+      () => conflist().plugins.length === 2 && conflist().cniVersion === '1.0.0',
+      10_000,
+      "the conflist with Debian's portmap",
+    );
     expect(conflist()).toMatchObject({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] });
-    await eventually(() => node.logs().some((l) => l.msg.startsWith('every CNI plugin of the configuration list')), 10_000, 'the all-clear');
+    await eventually(
+      () => node.logs().some((l) => l.msg.startsWith('every CNI plugin of the configuration list')),
+      10_000,
+      'the all-clear',
+    );
     expect(await node.get('/readyz')).toEqual({ status: 200, body: 'ok\n' });
     expect(writes()).toBe(before.writes + 3);
   });
@@ -402,13 +505,22 @@ describe('strand agent in a node namespace', () => {
     expect(node.fx.link('eth0', pod.name)?.mtu).toBe(UNDERLAY_MTU - 50);
 
     // The plugin's notice: known before the API shows the pod.
-    const notice = await node.waitForLog((l) => l.msg === 'pod-start notice from the plugin' && l.name === 'web-1', 'the notice');
+    const notice = await node.waitForLog(
+      (l) => l.msg === 'pod-start notice from the plugin' && l.name === 'web-1',
+      'the notice',
+    );
     expect(notice).toMatchObject({ namespace: 'default', containerId, hostVeth, ips: [ip] });
-    await node.waitForLog((l) => l.msg === 'pod on this node' && l.name === 'web-1' && l.source === 'plugin', 'the pod from the notice');
+    await node.waitForLog(
+      (l) => l.msg === 'pod on this node' && l.name === 'web-1' && l.source === 'plugin',
+      'the pod from the notice',
+    );
 
     // kubelet then reports the pod's IP: the agent joins it with what it knows.
     api.create('pods', localPod('web-1', ip, { app: 'web' }));
-    const known = await node.waitForLog((l) => l.msg === 'pod on this node' && l.name === 'web-1' && l.source === 'api+plugin', 'the pod from the API');
+    const known = await node.waitForLog(
+      (l) => l.msg === 'pod on this node' && l.name === 'web-1' && l.source === 'api+plugin',
+      'the pod from the API',
+    );
     expect(known).toMatchObject({ namespace: 'default', ips: [ip], hostVeth, containerId });
     // Pods of other nodes are not this node's.
     api.create('pods', { ...localPod('elsewhere', '10.250.99.7'), spec: { nodeName: 'node-b', containers: [] } });
@@ -426,7 +538,11 @@ describe('strand agent in a node namespace', () => {
     const nft = (...args: string[]) => sh('ip', ['netns', 'exec', node.ns, REAL_NFT, ...args]);
     api.create('networkpolicies', {
       metadata: { name: 'web-from-db', namespace: 'default' },
-      spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 8080 }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: 'web' } },
+        policyTypes: ['Ingress'],
+        ingress: [{ from: [{ podSelector: { matchLabels: { app: 'db' } } }], ports: [{ port: 8080 }] }],
+      },
     });
     const rules = () => {
       try {
@@ -472,8 +588,16 @@ describe('strand agent in a node namespace', () => {
     expect((await node.get('/readyz')).status).toBe(200);
     await api.start();
 
-    await node.waitForLog((l) => l.msg === 'pod on this node' && l.name === 'newcomer', 'the pod created during the outage', 20_000);
-    await node.waitForLog((l) => l.msg === 'pod no longer on this node' && l.name === 'doomed', 'the pod deleted during the outage', 20_000);
+    await node.waitForLog(
+      (l) => l.msg === 'pod on this node' && l.name === 'newcomer',
+      'the pod created during the outage',
+      20_000,
+    );
+    await node.waitForLog(
+      (l) => l.msg === 'pod no longer on this node' && l.name === 'doomed',
+      'the pod deleted during the outage',
+      20_000,
+    );
     await api.waitFor(() => api.openWatches() === 4, 20_000, 'the four watches to be open again');
     expect(api.counters.watchesExpired).toBeGreaterThan(0);
 
@@ -481,7 +605,9 @@ describe('strand agent in a node namespace', () => {
     expect(fileStamp(conflistPath())).toBe(before.conflist);
     expect(node.links().find((l) => l.ifname === node.fx.bridge)?.ifindex).toBe(bridgeBefore);
     const later = node.logs().slice(logCount);
-    expect(later.some((l) => l.msg === 'wrote the node state' || l.msg === 'wrote the CNI configuration list')).toBe(false);
+    expect(later.some((l) => l.msg === 'wrote the node state' || l.msg === 'wrote the CNI configuration list')).toBe(
+      false,
+    );
     const metrics = await node.get('/metrics');
     expect(metrics.body).toMatch(/strand_watch_restarts_total\{resource="pods"\} [1-9]/);
     expect(metrics.body).toMatch(/strand_api_errors_total\{resource="pods"\} [1-9]/);
@@ -490,21 +616,40 @@ describe('strand agent in a node namespace', () => {
   it('skips malformed objects from the API with a log line and keeps running', async () => {
     api.injectMalformed('pods', { kind: 'Pod', spec: {} }, { namespace: 'default' });
     api.injectMalformed('pods', { metadata: { name: 'bad-spec', namespace: 'default' }, spec: 'not-an-object' });
-    api.injectMalformed('pods', { metadata: { name: 'bad-containers', namespace: 'default' }, spec: { nodeName: NODE, containers: 'x' } });
+    api.injectMalformed('pods', {
+      metadata: { name: 'bad-containers', namespace: 'default' },
+      spec: { nodeName: NODE, containers: 'x' },
+    });
     api.injectMalformed('networkpolicies', { metadata: { name: 'bad-policy', namespace: 'default' }, spec: 42 });
     api.injectMalformed('nodes', 'a node that is a string');
-    await node.waitForLog((l) => l.msg.startsWith('skipped a malformed object') && l.name === 'bad-containers', 'the skipped pod');
-    await node.waitForLog((l) => l.msg.startsWith('skipped a malformed object') && l.name === 'bad-policy', 'the skipped policy');
-    await node.waitForLog((l) => l.msg.startsWith('skipped a malformed object') && l.resource === 'nodes', 'the skipped node');
+    await node.waitForLog(
+      (l) => l.msg.startsWith('skipped a malformed object') && l.name === 'bad-containers',
+      'the skipped pod',
+    );
+    await node.waitForLog(
+      (l) => l.msg.startsWith('skipped a malformed object') && l.name === 'bad-policy',
+      'the skipped policy',
+    );
+    await node.waitForLog(
+      (l) => l.msg.startsWith('skipped a malformed object') && l.resource === 'nodes',
+      'the skipped node',
+    );
 
     // And in a list: a relist sees them all again, and skips them again.
     const skippedBefore = node.logs().filter((l) => l.msg.startsWith('skipped a malformed object')).length;
     api.expireWatches({ resource: 'pods' });
-    await eventually(() => node.logs().filter((l) => l.msg.startsWith('skipped a malformed object')).length >= skippedBefore + 3, 10_000, 'the relist');
+    await eventually(
+      () => node.logs().filter((l) => l.msg.startsWith('skipped a malformed object')).length >= skippedBefore + 3,
+      10_000,
+      'the relist',
+    );
 
     // Still alive, and still taking in good objects.
     api.create('pods', localPod('after-bad', `${podCidr.split('/')[0]?.replace(/\.0$/, '.202')}`));
-    await node.waitForLog((l) => l.msg === 'pod on this node' && l.name === 'after-bad', 'a good pod after the bad ones');
+    await node.waitForLog(
+      (l) => l.msg === 'pod on this node' && l.name === 'after-bad',
+      'a good pod after the bad ones',
+    );
     expect(node.proc?.exitCode).toBeNull();
     expect((await node.get('/healthz')).status).toBe(200);
   });

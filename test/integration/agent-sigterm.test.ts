@@ -16,7 +16,16 @@ import { STRAND } from '../support/cni.ts';
 import { TestApiServer } from '../kit/k8s-api-server.ts';
 
 function notify(socket: string, i: number): Promise<{ ok: boolean; message?: string } | 'dropped'> {
-  const notice = { namespace: 'default', name: `p${i}`, uid: `u${i}`, containerId: `c${i}`, ifname: 'eth0', netns: '/proc/1/ns/net', hostVeth: `vethsig${i}`, ips: [`10.77.0.${10 + i}`] };
+  const notice = {
+    namespace: 'default',
+    name: `p${i}`,
+    uid: `u${i}`,
+    containerId: `c${i}`,
+    ifname: 'eth0',
+    netns: '/proc/1/ns/net',
+    hostVeth: `vethsig${i}`,
+    ips: [`10.77.0.${10 + i}`],
+  };
   return new Promise((resolve) => {
     const s = connect(socket);
     let text = '';
@@ -46,29 +55,64 @@ describe('strand agent on SIGTERM with pod starts waiting', () => {
     api = await TestApiServer.start();
     api.create('nodes', { metadata: { name: 'sig-node' }, spec: {} });
     api.create('namespaces', { metadata: { name: 'default' } });
-    api.create('pods', { metadata: { name: 'churn', namespace: 'default', labels: { n: '0' } }, spec: { nodeName: 'other', containers: [{ name: 'c', image: 'x' }] } });
+    api.create('pods', {
+      metadata: { name: 'churn', namespace: 'default', labels: { n: '0' } },
+      spec: { nodeName: 'other', containers: [{ name: 'c', image: 'x' }] },
+    });
     api.failRequests({ verb: 'list', resource: 'networkpolicies' }, 500, 100_000);
     const kubeconfig = join(dir, 'kubeconfig');
     api.writeKubeconfig(kubeconfig);
     const state = join(dir, 'state');
-    const args = ['agent', '--kubeconfig', kubeconfig, '--node-name', 'sig-node', '--state-dir', state, '--cni-conf-dir', join(dir, 'conf'), '--cni-bin-dir', join(dir, 'bin'), '--ipam-data-dir', join(dir, 'ipam'), '--log-file', join(dir, 'agent.log'), '--health-addr', '127.0.0.1:0', '--pod-start-wait-ms', '20000'];
+    const args = [
+      'agent',
+      '--kubeconfig',
+      kubeconfig,
+      '--node-name',
+      'sig-node',
+      '--state-dir',
+      state,
+      '--cni-conf-dir',
+      join(dir, 'conf'),
+      '--cni-bin-dir',
+      join(dir, 'bin'),
+      '--ipam-data-dir',
+      join(dir, 'ipam'),
+      '--log-file',
+      join(dir, 'agent.log'),
+      '--health-addr',
+      '127.0.0.1:0',
+      '--pod-start-wait-ms',
+      '20000',
+    ];
     const proc = spawn(STRAND, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
-    const exited = new Promise<{ code: number | null; at: number }>((resolve) => proc.on('exit', (code) => resolve({ code, at: Date.now() })));
+    const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+      proc.on('exit', (code) => resolve({ code, at: Date.now() })),
+    );
     const sock = join(state, 'agent.sock');
     for (let i = 0; i < 100; i++) {
-      const probe = await new Promise<boolean>((resolve) => connect(sock).on('connect', function (this: import('node:net').Socket) {
-        this.destroy();
-        resolve(true);
-      }).on('error', () => resolve(false)));
+      const probe = await new Promise<boolean>((resolve) =>
+        connect(sock)
+          .on('connect', function (this: import('node:net').Socket) {
+            this.destroy();
+            resolve(true);
+          })
+          .on('error', () => resolve(false)),
+      );
       if (probe) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     const answers = Array.from({ length: 20 }, (_, i) => notify(sock, i));
     // Pod events keep the policy loop's debounce armed, as pod starts do.
     let n = 0;
-    const churn = setInterval(() => api?.patch('pods', 'churn', { metadata: { labels: { n: String(++n) } } }, { namespace: 'default' }), 5);
+    const churn = setInterval(
+      () => api?.patch('pods', 'churn', { metadata: { labels: { n: String(++n) } } }, { namespace: 'default' }),
+      5,
+    );
     const log = join(dir, 'agent.log');
-    const noticed = () => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('pod-start notice from the plugin')).length;
+    const noticed = () =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('pod-start notice from the plugin')).length;
     for (let i = 0; i < 100 && noticed() < 20; i++) await new Promise((r) => setTimeout(r, 100));
     expect(noticed()).toBe(20);
     const sentAt = Date.now();

@@ -19,14 +19,26 @@ describe('dist/cni/strand as a CNI plugin', () => {
   }
 
   it('prints an error JSON on stdout with a non-zero exit for a bad environment', () => {
-    const r = runPlugin(STRAND_CNI, { command: 'ADD', containerId: 'c', ifname: 'eth0:1', netns: '/run/netns/none', config: { cniVersion: '1.0.0', name: 'n', type: 'strand' } });
+    const r = runPlugin(STRAND_CNI, {
+      command: 'ADD',
+      containerId: 'c',
+      ifname: 'eth0:1',
+      netns: '/run/netns/none',
+      config: { cniVersion: '1.0.0', name: 'n', type: 'strand' },
+    });
     expect(r.code).not.toBe(0);
     expect(r.json).toMatchObject({ cniVersion: '1.0.0', code: 4 });
     expect(r.json.msg).toContain('eth0:1');
   });
 
   it('prints an error for malformed JSON', () => {
-    const r = runPlugin(STRAND_IPAM, { command: 'ADD', containerId: 'c', ifname: 'eth0', netns: '/run/netns/none', config: '{"cniVersion":' });
+    const r = runPlugin(STRAND_IPAM, {
+      command: 'ADD',
+      containerId: 'c',
+      ifname: 'eth0',
+      netns: '/run/netns/none',
+      config: '{"cniVersion":',
+    });
     expect(r.code).not.toBe(0);
     expect(r.json.code).toBe(6);
   });
@@ -93,7 +105,7 @@ describe('the pod-path executable (dist/cni/strand)', () => {
     expect(r.stderr).toMatch(/^CNI strand plugin /);
   });
 
-  it('takes nothing from the runtime\'s working directory (.env, bunfig.toml, package.json)', () => {
+  it("takes nothing from the runtime's working directory (.env, bunfig.toml, package.json)", () => {
     const cwd = mkdtempSync(join(tmpdir(), 'stt-cwd-'));
     try {
       const marker = join(cwd, 'preloaded');
@@ -101,7 +113,12 @@ describe('the pod-path executable (dist/cni/strand)', () => {
       writeFileSync(join(cwd, 'preload.js'), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "x");\n`);
       writeFileSync(join(cwd, '.env'), 'STRAND_NATIVE_DIR=/nonexistent/never\n');
       writeFileSync(join(cwd, 'package.json'), '{"type":"module","imports":{"#x":"./x.js"}}\n');
-      const r = spawnSync(STRAND_CNI, [], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+      const r = spawnSync(STRAND_CNI, [], {
+        cwd,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' },
+        input: '{"cniVersion":"1.0.0"}',
+      });
       expect(r.status).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: versions });
       expect(existsSync(marker)).toBe(false);
@@ -110,7 +127,7 @@ describe('the pod-path executable (dist/cni/strand)', () => {
     }
   });
 
-  it('unpacks koffi\'s native module once, by content hash, into a private directory', () => {
+  it("unpacks koffi's native module once, by content hash, into a private directory", () => {
     const dir = mkdtempSync(join(tmpdir(), 'stt-native-'));
     try {
       const native = join(dir, 'native');

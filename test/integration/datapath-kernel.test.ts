@@ -120,7 +120,19 @@ class SimCluster {
       const backend = this.opts.makeBackend(nl);
       const name = `stt-node-${i}`;
       const setUp = backend.setUp({ name, underlayIface: underlay, underlayIps: [underlayIp], podCidrs });
-      this.nodes.push({ name, ns, nl, underlay, underlayIp, underlayPrefix: 24, podCidrs, pod, podIps, backend, setUp });
+      this.nodes.push({
+        name,
+        ns,
+        nl,
+        underlay,
+        underlayIp,
+        underlayPrefix: 24,
+        podCidrs,
+        pod,
+        podIps,
+        backend,
+        setUp,
+      });
     }
     return this;
   }
@@ -146,7 +158,10 @@ class SimCluster {
 
   /** Reconciles node n against the given nodes (default: all), as the agent does on a Node event. */
   reconcile(n: SimNode, of: SimNode[] = this.nodes): ReconcileReport {
-    const { peers, unusable } = peersFromNodes(of.map((m) => this.nodeObject(m)), n.name);
+    const { peers, unusable } = peersFromNodes(
+      of.map((m) => this.nodeObject(m)),
+      n.name,
+    );
     expect(unusable).toEqual([]);
     return n.backend.reconcile(peers);
   }
@@ -174,7 +189,10 @@ interface IpRoute {
 /** Strand's routes (rtm_protocol 0x53) of a node, both families, as `ip` sees them. */
 function strandRoutes(n: SimNode): IpRoute[] {
   const proto = String(STRAND_ROUTE_PROTOCOL);
-  return [...ipJson<IpRoute[]>(['-4', 'route', 'show', 'proto', proto], n.ns.name), ...ipJson<IpRoute[]>(['-6', 'route', 'show', 'proto', proto], n.ns.name)];
+  return [
+    ...ipJson<IpRoute[]>(['-4', 'route', 'show', 'proto', proto], n.ns.name),
+    ...ipJson<IpRoute[]>(['-6', 'route', 'show', 'proto', proto], n.ns.name),
+  ];
 }
 
 function routeSummary(n: SimNode): string[] {
@@ -209,7 +227,12 @@ function fdbEntries(n: SimNode, dev: string): string[] {
 }
 
 function counts(r: ReconcileReport): { added: number; changed: number; removed: number; problems: string[] } {
-  return { added: r.added.length, changed: r.changed.length, removed: r.removed.length, problems: r.problems.map((p) => p.message) };
+  return {
+    added: r.added.length,
+    changed: r.changed.length,
+    removed: r.removed.length,
+    problems: r.problems.map((p) => p.message),
+  };
 }
 
 function ping(from: SimNode, to: string, extra: string[] = []): { ok: boolean; output: string } {
@@ -264,8 +287,18 @@ s.on('end', () => { const a = JSON.parse(answer); console.log(JSON.stringify({ r
 s.on('error', (e) => { console.error(e.message); process.exit(1); });
 setTimeout(() => { console.error('timed out'); process.exit(3); }, 60000).unref();`;
 
-function runIn(ns: TestNetns, code: string, args: string[]): { child: ReturnType<typeof spawn>; firstLine: Promise<string>; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function runIn(
+  ns: TestNetns,
+  code: string,
+  args: string[],
+): {
+  child: ReturnType<typeof spawn>;
+  firstLine: Promise<string>;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+} {
+  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let resolveLine: (l: string) => void = () => {};
@@ -275,18 +308,26 @@ function runIn(ns: TestNetns, code: string, args: string[]): { child: ReturnType
     if (stdout.includes('\n')) resolveLine(stdout.split('\n')[0]!);
   });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
+    child.on('close', (code) => r({ code, stdout, stderr })),
+  );
   done.then(() => resolveLine(''));
   return { child, firstLine, done };
 }
 
 /** Sends `bytes` over TCP from `client`'s pod to `server`'s pod; what arrived, from which source
  * address the server saw it come, and how fast. */
-async function tcpTransfer(server: SimNode, serverIp: string, client: SimNode, bytes: number): Promise<{ received: number; from: string; mbps: number }> {
+async function tcpTransfer(
+  server: SimNode,
+  serverIp: string,
+  client: SimNode,
+  bytes: number,
+): Promise<{ received: number; from: string; mbps: number }> {
   const sink = runIn(server.pod, SINK, [serverIp]);
   try {
     const port = await sink.firstLine;
-    if (!/^\d+$/.test(port)) throw new Error(`TCP sink in ${server.name}'s pod did not start: ${(await sink.done).stderr}`);
+    if (!/^\d+$/.test(port))
+      throw new Error(`TCP sink in ${server.name}'s pod did not start: ${(await sink.done).stderr}`);
     const source = runIn(client.pod, SOURCE, [serverIp, port, String(bytes)]);
     const r = await source.done;
     if (r.code !== 0) throw new Error(`TCP ${client.name} -> ${serverIp}:${port} failed: ${r.stderr}`);
@@ -302,23 +343,46 @@ async function tcpTransfer(server: SimNode, serverIp: string, client: SimNode, b
 describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => {
   let c: SimCluster;
   beforeAll(() => {
-    c = new SimCluster({ dualStack: true, podMtu: VXLAN_MTU, makeBackend: (nl) => new VxlanBackend(nl, { vni: 1, port: 4789 }) });
+    c = new SimCluster({
+      dualStack: true,
+      podMtu: VXLAN_MTU,
+      makeBackend: (nl) => new VxlanBackend(nl, { vni: 1, port: 4789 }),
+    });
     c.build(3);
   });
   afterAll(() => c?.destroy());
 
   it('setUp makes strand.1 as specified and says what to publish', () => {
     for (const n of c.nodes) {
-      expect(n.setUp.annotations).toEqual({ 'strand.dev/backend': 'vxlan', 'strand.dev/underlay-ip': n.underlayIp, 'strand.dev/vtep-mac': vtepMacFor(n.name) });
+      expect(n.setUp.annotations).toEqual({
+        'strand.dev/backend': 'vxlan',
+        'strand.dev/underlay-ip': n.underlayIp,
+        'strand.dev/vtep-mac': vtepMacFor(n.name),
+      });
       expect(n.setUp.podMtu).toBe(VXLAN_MTU);
       expect(n.setUp.warnings).toEqual([]);
       const [link] = ipJson<any[]>(['-d', 'link', 'show', 'strand.1'], n.ns.name);
-      expect(link).toMatchObject({ ifname: 'strand.1', mtu: VXLAN_MTU, address: vtepMacFor(n.name), operstate: expect.stringMatching(/UNKNOWN|UP/) });
+      expect(link).toMatchObject({
+        ifname: 'strand.1',
+        mtu: VXLAN_MTU,
+        address: vtepMacFor(n.name),
+        operstate: expect.stringMatching(/UNKNOWN|UP/),
+      });
       expect(link.flags).toContain('UP');
       expect(link.linkinfo.info_kind).toBe('vxlan');
-      expect(link.linkinfo.info_data).toMatchObject({ id: 1, port: 4789, local: n.underlayIp, link: n.underlay, learning: false });
-      const addrs = ipJson<any[]>(['addr', 'show', 'dev', 'strand.1'], n.ns.name)[0].addr_info.filter((a: any) => a.scope === 'global');
-      expect(addrs.map((a: any) => `${a.local}/${a.prefixlen}`).sort()).toEqual([`${n.podCidrs[0]!.split('/')[0]}/32`, `${n.podCidrs[1]!.split('/')[0]}/128`].sort());
+      expect(link.linkinfo.info_data).toMatchObject({
+        id: 1,
+        port: 4789,
+        local: n.underlayIp,
+        link: n.underlay,
+        learning: false,
+      });
+      const addrs = ipJson<any[]>(['addr', 'show', 'dev', 'strand.1'], n.ns.name)[0].addr_info.filter(
+        (a: any) => a.scope === 'global',
+      );
+      expect(addrs.map((a: any) => `${a.local}/${a.prefixlen}`).sort()).toEqual(
+        [`${n.podCidrs[0]!.split('/')[0]}/32`, `${n.podCidrs[1]!.split('/')[0]}/128`].sort(),
+      );
     }
   });
 
@@ -337,7 +401,9 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     expect(permanentNeighbours(n1, 'strand.1')).toEqual(
       [n2, n3].flatMap((p) => p.podCidrs.map((cidr) => `${cidr.split('/')[0]} ${vtepMacFor(p.name)}`)).sort(),
     );
-    expect(fdbEntries(n1, 'strand.1')).toEqual([n2, n3].map((p) => `${vtepMacFor(p.name)} dst ${p.underlayIp} self permanent`).sort());
+    expect(fdbEntries(n1, 'strand.1')).toEqual(
+      [n2, n3].map((p) => `${vtepMacFor(p.name)} dst ${p.underlayIp} self permanent`).sort(),
+    );
     for (const n of c.nodes) {
       expect(strandRoutes(n)).toHaveLength(4);
       expect(permanentNeighbours(n, 'strand.1')).toHaveLength(4);
@@ -346,8 +412,14 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
 
     expectAllPodsReachEachOther(c);
     // TCP, and the receiving pod sees the sending pod's own address (no NAT on the way).
-    expect(await tcpTransfer(n3, n3.podIps[0]!, n1, 256 * 1024)).toMatchObject({ received: 256 * 1024, from: n1.podIps[0] });
-    expect(await tcpTransfer(n2, n2.podIps[1]!, n3, 256 * 1024)).toMatchObject({ received: 256 * 1024, from: n3.podIps[1] });
+    expect(await tcpTransfer(n3, n3.podIps[0]!, n1, 256 * 1024)).toMatchObject({
+      received: 256 * 1024,
+      from: n1.podIps[0],
+    });
+    expect(await tcpTransfer(n2, n2.podIps[1]!, n3, 256 * 1024)).toMatchObject({
+      received: 256 * 1024,
+      from: n3.podIps[1],
+    });
   });
 
   it('a second reconcile with the same peers changes nothing', () => {
@@ -356,7 +428,9 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
       expect(counts(r)).toEqual({ added: 0, changed: 0, removed: 0, problems: [] });
       expect(r.unchanged).toBe(10);
     }
-    expect(c.nodes.map((n) => [routeSummary(n), permanentNeighbours(n, 'strand.1'), fdbEntries(n, 'strand.1')])).toEqual(before);
+    expect(
+      c.nodes.map((n) => [routeSummary(n), permanentNeighbours(n, 'strand.1'), fdbEntries(n, 'strand.1')]),
+    ).toEqual(before);
   });
 
   it('a large TCP transfer crosses VXLAN with pods at underlay MTU - 50: nothing is black-holed', async () => {
@@ -372,7 +446,9 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     expect(up).toMatchObject({ received: size, from: n1.podIps[0] });
     expect(down).toMatchObject({ received: size, from: n3.podIps[0] });
     expect(v6).toMatchObject({ received: size, from: n1.podIps[1] });
-    console.log(`VXLAN pod-to-pod TCP, 16 MiB: ${up.mbps.toFixed(0)} Mbit/s node 1 -> 3, ${down.mbps.toFixed(0)} Mbit/s node 3 -> 1, ${v6.mbps.toFixed(0)} Mbit/s IPv6`);
+    console.log(
+      `VXLAN pod-to-pod TCP, 16 MiB: ${up.mbps.toFixed(0)} Mbit/s node 1 -> 3, ${down.mbps.toFixed(0)} Mbit/s node 3 -> 1, ${v6.mbps.toFixed(0)} Mbit/s IPv6`,
+    );
   });
 
   it('a node missing from the list loses its route, neighbours and FDB entry; back in the list, it gets them again', () => {
@@ -398,19 +474,33 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
       c.ip(n3.ns, ['addr', 'del', `${from}/24`, 'dev', n3.underlay]);
       c.ip(n3.ns, ['addr', 'add', `${ip}/24`, 'dev', n3.underlay]);
       n3.underlayIp = ip;
-      n3.setUp = n3.backend.setUp({ name: n3.name, underlayIface: n3.underlay, underlayIps: [ip], podCidrs: n3.podCidrs });
+      n3.setUp = n3.backend.setUp({
+        name: n3.name,
+        underlayIface: n3.underlay,
+        underlayIps: [ip],
+        podCidrs: n3.podCidrs,
+      });
     };
     try {
       setTo(moved, '198.18.0.3');
       // The endpoint cannot be changed in place: the device was made again, with the same MAC.
-      expect(n3.setUp.changes.map((x) => x.detail)).toEqual([expect.stringMatching(/^delete strand\.1: local 198\.18\.0\.3, not 198\.18\.0\.33/), expect.stringMatching(/^create strand\.1/), expect.stringMatching(/^add .*\/32 to strand.1/), expect.stringMatching(/^add .*\/128 to strand.1/)]);
+      expect(n3.setUp.changes.map((x) => x.detail)).toEqual([
+        expect.stringMatching(/^delete strand\.1: local 198\.18\.0\.3, not 198\.18\.0\.33/),
+        expect.stringMatching(/^create strand\.1/),
+        expect.stringMatching(/^add .*\/32 to strand.1/),
+        expect.stringMatching(/^add .*\/128 to strand.1/),
+      ]);
       expect(n3.setUp.annotations['strand.dev/underlay-ip']).toBe(moved);
       expect(n3.setUp.annotations['strand.dev/vtep-mac']).toBe(vtepMacFor(n3.name));
       // Its peers: only the FDB entry changes. Node 3 itself: everything again (its device is new).
       for (const n of [n1, n2]) {
         const r = c.reconcile(n);
         expect(counts(r)).toEqual({ added: 0, changed: 1, removed: 0, problems: [] });
-        expect(r.changed[0]).toMatchObject({ object: 'fdb', peer: n3.name, detail: `${vtepMacFor(n3.name)} dev strand.1 dst ${moved} self permanent` });
+        expect(r.changed[0]).toMatchObject({
+          object: 'fdb',
+          peer: n3.name,
+          detail: `${vtepMacFor(n3.name)} dev strand.1 dst ${moved} self permanent`,
+        });
         expect(fdbEntries(n, 'strand.1')).toContain(`${vtepMacFor(n3.name)} dst ${moved} self permanent`);
         expect(fdbEntries(n, 'strand.1')).toHaveLength(2);
       }
@@ -427,7 +517,12 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     const [n1, n2, n3] = [c.node(1), c.node(2), c.node(3)];
     // The agent on node 1 stops (its entries stay in the kernel), node 3 is deleted, the agent starts.
     const restarted = new VxlanBackend(n1.nl, { vni: 1, port: 4789 });
-    const setUp = restarted.setUp({ name: n1.name, underlayIface: n1.underlay, underlayIps: [n1.underlayIp], podCidrs: n1.podCidrs });
+    const setUp = restarted.setUp({
+      name: n1.name,
+      underlayIface: n1.underlay,
+      underlayIps: [n1.underlayIp],
+      podCidrs: n1.podCidrs,
+    });
     expect(setUp.changes).toEqual([]); // same device, same MAC: peers need no update
     expect(setUp.annotations).toEqual(n1.setUp.annotations);
     n1.backend = restarted;
@@ -447,7 +542,10 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     const unrelated = `10.${c.octet}.200.0/24`;
     c.ip(n1.ns, ['route', 'add', unrelated, 'via', '198.18.0.2']);
     c.ip(n1.ns, ['route', 'add', `10.${c.octet}.201.0/24`, 'via', '198.18.0.2', 'proto', 'static']);
-    const unrelatedRoutes = () => ipJson<IpRoute[]>(['route', 'show', 'root', `10.${c.octet}.200.0/23`], n1.ns.name).filter((r) => r.dst.startsWith(`10.${c.octet}.20`));
+    const unrelatedRoutes = () =>
+      ipJson<IpRoute[]>(['route', 'show', 'root', `10.${c.octet}.200.0/23`], n1.ns.name).filter((r) =>
+        r.dst.startsWith(`10.${c.octet}.20`),
+      );
     const before = unrelatedRoutes();
     expect(before).toHaveLength(2);
     expect(counts(c.reconcile(n1, [n1]))).toMatchObject({ removed: 10 });
@@ -456,8 +554,17 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     // Someone else's route to node 3's pod CIDR: left alone, and said so.
     c.ip(n1.ns, ['route', 'add', n3.podCidrs[0]!, 'via', '198.18.0.3', 'proto', 'static']);
     const r = c.reconcile(n1);
-    expect(r.problems).toEqual([{ peer: n3.name, message: expect.stringMatching(new RegExp(`^route to ${n3.podCidrs[0]} exists but was not installed by Strand`)) }]);
-    expect(ipJson<IpRoute[]>(['route', 'show', n3.podCidrs[0]!], n1.ns.name)).toEqual([expect.objectContaining({ gateway: '198.18.0.3', protocol: 'static' })]);
+    expect(r.problems).toEqual([
+      {
+        peer: n3.name,
+        message: expect.stringMatching(
+          new RegExp(`^route to ${n3.podCidrs[0]} exists but was not installed by Strand`),
+        ),
+      },
+    ]);
+    expect(ipJson<IpRoute[]>(['route', 'show', n3.podCidrs[0]!], n1.ns.name)).toEqual([
+      expect.objectContaining({ gateway: '198.18.0.3', protocol: 'static' }),
+    ]);
     expect(unrelatedRoutes()).toEqual(before);
 
     c.ip(n1.ns, ['route', 'del', n3.podCidrs[0]!, 'proto', 'static']);
@@ -470,14 +577,27 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     const [n1, n2] = [c.node(1), c.node(2)];
     c.ip(n1.ns, ['link', 'set', 'strand.1', 'address', '0e:11:22:33:44:55', 'mtu', '1400']);
     let r = c.reconcile(n1);
-    expect(r.changed).toEqual([{ object: 'device', detail: `set strand.1 address 0e:11:22:33:44:55 → ${vtepMacFor(n1.name)}, mtu 1400 → ${VXLAN_MTU}` }]);
-    expect(ipJson<any[]>(['link', 'show', 'strand.1'], n1.ns.name)[0]).toMatchObject({ address: vtepMacFor(n1.name), mtu: VXLAN_MTU });
+    expect(r.changed).toEqual([
+      {
+        object: 'device',
+        detail: `set strand.1 address 0e:11:22:33:44:55 → ${vtepMacFor(n1.name)}, mtu 1400 → ${VXLAN_MTU}`,
+      },
+    ]);
+    expect(ipJson<any[]>(['link', 'show', 'strand.1'], n1.ns.name)[0]).toMatchObject({
+      address: vtepMacFor(n1.name),
+      mtu: VXLAN_MTU,
+    });
 
     c.ip(n1.ns, ['link', 'del', 'strand.1']);
     expect(strandRoutes(n1)).toEqual([]);
     r = c.reconcile(n1);
     expect(r.problems).toEqual([]);
-    expect(r.added.map((x) => x.object)).toEqual(['device', 'address', 'address', ...Array(10).fill(expect.any(String))]);
+    expect(r.added.map((x) => x.object)).toEqual([
+      'device',
+      'address',
+      'address',
+      ...Array(10).fill(expect.any(String)),
+    ]);
     expect(strandRoutes(n1)).toHaveLength(4);
     expectPing(n1, n2.podIps[0]!);
     expectPing(n2, n1.podIps[1]!);
@@ -489,7 +609,12 @@ describe('VXLAN backend, 3 nodes, dual-stack pods over an IPv4 underlay', () => 
     expect(changes[0]).toEqual({ object: 'device', detail: 'delete strand.1' });
     expect(trySh('ip', ['-n', n2.ns.name, 'link', 'show', 'strand.1']).status).not.toBe(0);
     expect(strandRoutes(n2)).toEqual([]);
-    n2.setUp = n2.backend.setUp({ name: n2.name, underlayIface: n2.underlay, underlayIps: [n2.underlayIp], podCidrs: n2.podCidrs });
+    n2.setUp = n2.backend.setUp({
+      name: n2.name,
+      underlayIface: n2.underlay,
+      underlayIps: [n2.underlayIp],
+      podCidrs: n2.podCidrs,
+    });
     c.reconcile(n2);
     expectAllPodsReachEachOther(c, 4);
   });
@@ -515,7 +640,18 @@ describe('host-gw backend, 3 nodes, the third on another subnet', () => {
   it('a route via the underlay address per same-segment peer; the peer off the segment is reported', async () => {
     const reports = c.reconcileAll();
     const [n1, n2, n3] = [c.node(1), c.node(2), c.node(3)];
-    expect(counts(reports[0]!)).toEqual({ added: 1, changed: 0, removed: 0, problems: [expect.stringMatching(new RegExp(`^node ${n3.name}: underlay address 198.18.1.3 is not on this node's layer-2 segment \\(198.18.0.0/24\\)`))] });
+    expect(counts(reports[0]!)).toEqual({
+      added: 1,
+      changed: 0,
+      removed: 0,
+      problems: [
+        expect.stringMatching(
+          new RegExp(
+            `^node ${n3.name}: underlay address 198.18.1.3 is not on this node's layer-2 segment \\(198.18.0.0/24\\)`,
+          ),
+        ),
+      ],
+    });
     expect(reports[0]!.problems[0]!.peer).toBe(n3.name);
     expect(counts(reports[2]!).problems).toHaveLength(2);
     expect(routeSummary(n1)).toEqual([`${n2.podCidrs[0]} via ${n2.underlayIp} dev ${n1.underlay}`]);
@@ -524,7 +660,10 @@ describe('host-gw backend, 3 nodes, the third on another subnet', () => {
     expectPing(n1, n2.podIps[0]!);
     expectPing(n2, n1.podIps[0]!);
     expect(ping(n1, n3.podIps[0]!).ok).toBe(false);
-    expect(await tcpTransfer(n2, n2.podIps[0]!, n1, 4 * 1024 * 1024)).toMatchObject({ received: 4 * 1024 * 1024, from: n1.podIps[0] });
+    expect(await tcpTransfer(n2, n2.podIps[0]!, n1, 4 * 1024 * 1024)).toMatchObject({
+      received: 4 * 1024 * 1024,
+      from: n1.podIps[0],
+    });
   });
 
   it('idempotent; a removed peer loses its route; an unrelated route stays', () => {
@@ -544,7 +683,12 @@ describe('host-gw backend, 3 nodes, the third on another subnet', () => {
     c.ip(n2.ns, ['addr', 'del', '198.18.0.2/24', 'dev', n2.underlay]);
     c.ip(n2.ns, ['addr', 'add', '198.18.0.22/24', 'dev', n2.underlay]);
     n2.underlayIp = '198.18.0.22';
-    n2.setUp = n2.backend.setUp({ name: n2.name, underlayIface: n2.underlay, underlayIps: [n2.underlayIp], podCidrs: n2.podCidrs });
+    n2.setUp = n2.backend.setUp({
+      name: n2.name,
+      underlayIface: n2.underlay,
+      underlayIps: [n2.underlayIp],
+      podCidrs: n2.podCidrs,
+    });
     // Node 2 lost its connected prefix for a moment, and with it (the kernel's doing) its routes via
     // node 1: level-based reconciliation puts them back.
     const r = c.reconcileAll()[0]!;
@@ -558,7 +702,12 @@ describe('host-gw backend, 3 nodes, the third on another subnet', () => {
     const vx = new VxlanBackend(n1.nl, { vni: 7 });
     vx.setUp({ name: n1.name, underlayIface: n1.underlay, underlayIps: [n1.underlayIp], podCidrs: n1.podCidrs });
     expect(trySh('ip', ['-n', n1.ns.name, 'link', 'show', 'strand.7']).status).toBe(0);
-    const s = n1.backend.setUp({ name: n1.name, underlayIface: n1.underlay, underlayIps: [n1.underlayIp], podCidrs: n1.podCidrs });
+    const s = n1.backend.setUp({
+      name: n1.name,
+      underlayIface: n1.underlay,
+      underlayIps: [n1.underlayIp],
+      podCidrs: n1.podCidrs,
+    });
     expect(s.changes).toEqual([{ object: 'device', detail: 'strand.7 (left by an earlier configuration)' }]);
     expect(trySh('ip', ['-n', n1.ns.name, 'link', 'show', 'strand.7']).status).not.toBe(0);
   });
@@ -569,7 +718,11 @@ describe('host-gw backend, 3 nodes, the third on another subnet', () => {
 describe('VXLAN backend with directRouting, the third node on another subnet', () => {
   let c: SimCluster;
   beforeAll(() => {
-    c = new SimCluster({ thirdOnOtherSubnet: true, podMtu: VXLAN_MTU, makeBackend: (nl) => new VxlanBackend(nl, { directRouting: true }) });
+    c = new SimCluster({
+      thirdOnOtherSubnet: true,
+      podMtu: VXLAN_MTU,
+      makeBackend: (nl) => new VxlanBackend(nl, { directRouting: true }),
+    });
     c.build(3);
   });
   afterAll(() => c?.destroy());
@@ -577,14 +730,25 @@ describe('VXLAN backend with directRouting, the third node on another subnet', (
   it('same-subnet peers get direct routes, the other goes through VXLAN; every pod reaches every other', async () => {
     for (const r of c.reconcileAll()) expect(r.problems).toEqual([]);
     const [n1, n2, n3] = [c.node(1), c.node(2), c.node(3)];
-    expect(routeSummary(n1)).toEqual([`${n2.podCidrs[0]} via ${n2.underlayIp} dev ${n1.underlay}`, `${n3.podCidrs[0]} via ${n3.podCidrs[0]!.split('/')[0]} dev strand.1 onlink`].sort());
+    expect(routeSummary(n1)).toEqual(
+      [
+        `${n2.podCidrs[0]} via ${n2.underlayIp} dev ${n1.underlay}`,
+        `${n3.podCidrs[0]} via ${n3.podCidrs[0]!.split('/')[0]} dev strand.1 onlink`,
+      ].sort(),
+    );
     expect(fdbEntries(n1, 'strand.1')).toEqual([`${vtepMacFor(n3.name)} dst 198.18.1.3 self permanent`]);
     expect(permanentNeighbours(n1, 'strand.1')).toEqual([`${n3.podCidrs[0]!.split('/')[0]} ${vtepMacFor(n3.name)}`]);
     expect(routeSummary(n3)).toHaveLength(2);
     expect(routeSummary(n3).every((r) => r.endsWith('dev strand.1 onlink'))).toBe(true);
     expectAllPodsReachEachOther(c);
-    expect(await tcpTransfer(n3, n3.podIps[0]!, n1, 4 * 1024 * 1024)).toMatchObject({ received: 4 * 1024 * 1024, from: n1.podIps[0] });
-    expect(await tcpTransfer(n1, n1.podIps[0]!, n2, 4 * 1024 * 1024)).toMatchObject({ received: 4 * 1024 * 1024, from: n2.podIps[0] });
+    expect(await tcpTransfer(n3, n3.podIps[0]!, n1, 4 * 1024 * 1024)).toMatchObject({
+      received: 4 * 1024 * 1024,
+      from: n1.podIps[0],
+    });
+    expect(await tcpTransfer(n1, n1.podIps[0]!, n2, 4 * 1024 * 1024)).toMatchObject({
+      received: 4 * 1024 * 1024,
+      from: n2.podIps[0],
+    });
     for (const r of c.reconcileAll()) expect(counts(r)).toEqual({ added: 0, changed: 0, removed: 0, problems: [] });
   });
 
@@ -615,9 +779,17 @@ describe('reconcile time for 100 peers', () => {
     const nl = NetlinkSocket.open({ netns: ns.path });
     sockets.push(nl);
     const backend: Backend = kind === 'vxlan' ? new VxlanBackend(nl) : new HostGwBackend(nl);
-    backend.setUp({ name: 'stt-scale-0', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.0.0/24'] });
+    backend.setUp({
+      name: 'stt-scale-0',
+      underlayIface: underlay,
+      underlayIps: ['198.18.0.1'],
+      podCidrs: ['10.200.0.0/24'],
+    });
     const nodes = Array.from({ length: 100 }, (_, i) => ({
-      metadata: { name: `stt-scale-${i + 1}`, annotations: { 'strand.dev/vtep-mac': vtepMacFor(`stt-scale-${i + 1}`) } },
+      metadata: {
+        name: `stt-scale-${i + 1}`,
+        annotations: { 'strand.dev/vtep-mac': vtepMacFor(`stt-scale-${i + 1}`) },
+      },
       spec: { podCIDRs: [`10.200.${i + 1}.0/24`] },
       status: { addresses: [{ type: 'InternalIP', address: `198.18.1.${i + 1}` }] },
     }));
@@ -668,9 +840,15 @@ describe('setUp on a node that is not ready', () => {
     const { nl, underlay } = node();
     const vx = new VxlanBackend(nl);
     expect(() => vx.reconcile([])).toThrow('VXLAN backend: reconcile before setUp');
-    expect(() => vx.setUp({ name: 'stt-n1', underlayIface: 'sttnope', underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24'] })).toThrow(/find sttnope/);
-    expect(() => vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: [], podCidrs: ['10.200.1.0/24'] })).toThrow('local node: no underlay address');
-    expect(() => vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0'] })).toThrow('local node: pod CIDR "10.200.1.0" is not a CIDR');
+    expect(() =>
+      vx.setUp({ name: 'stt-n1', underlayIface: 'sttnope', underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24'] }),
+    ).toThrow(/find sttnope/);
+    expect(() =>
+      vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: [], podCidrs: ['10.200.1.0/24'] }),
+    ).toThrow('local node: no underlay address');
+    expect(() =>
+      vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0'] }),
+    ).toThrow('local node: pod CIDR "10.200.1.0" is not a CIDR');
     expect(() => new VxlanBackend(nl, { vni: 0 })).toThrow(/VNI 0 is not in 1..16777215/);
     expect(() => new HostGwBackend(nl).reconcile([])).toThrow('host-gw backend: reconcile before setUp');
   });
@@ -681,13 +859,29 @@ describe('setUp on a node that is not ready', () => {
     // A new namespace may inherit ip_forward from the host's; off here, for the test's sake.
     writeSysctls({ 'net.ipv4.ip_forward': 0, 'net.ipv6.conf.all.forwarding': 0 }, { netns: ns.path });
     const vx = new VxlanBackend(nl, { vni: 42, port: 8472 });
-    const s = vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24', 'fd00:200:1::/64'] });
+    const s = vx.setUp({
+      name: 'stt-n1',
+      underlayIface: underlay,
+      underlayIps: ['198.18.0.1'],
+      podCidrs: ['10.200.1.0/24', 'fd00:200:1::/64'],
+    });
     expect(s.warnings).toEqual([
       "net.ipv4.ip_forward is not 1: pods on other nodes cannot reach this node's IPv4 pods",
       "net.ipv6.conf.all.forwarding is not 1: pods on other nodes cannot reach this node's IPv6 pods",
     ]);
     expect(s.podMtu).toBe(8950);
-    expect(ipJson<any[]>(['-d', 'link', 'show', 'strand.42'], ns.name)[0]).toMatchObject({ mtu: 8950, linkinfo: { info_data: { id: 42, port: 8472 } } });
-    expect(vx.setUp({ name: 'stt-n1', underlayIface: underlay, underlayIps: ['198.18.0.1'], podCidrs: ['10.200.1.0/24'], underlayMtu: 1500 }).podMtu).toBe(1450);
+    expect(ipJson<any[]>(['-d', 'link', 'show', 'strand.42'], ns.name)[0]).toMatchObject({
+      mtu: 8950,
+      linkinfo: { info_data: { id: 42, port: 8472 } },
+    });
+    expect(
+      vx.setUp({
+        name: 'stt-n1',
+        underlayIface: underlay,
+        underlayIps: ['198.18.0.1'],
+        podCidrs: ['10.200.1.0/24'],
+        underlayMtu: 1500,
+      }).podMtu,
+    ).toBe(1450);
   });
 });

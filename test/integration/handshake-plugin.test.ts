@@ -29,7 +29,10 @@ afterEach(async () => {
   f.teardown();
 });
 
-async function startAgent(handler: (n: PodStartNotice) => Promise<PodStartAnswer>, status?: () => { ready: boolean; reasons: string[] }): Promise<void> {
+async function startAgent(
+  handler: (n: PodStartNotice) => Promise<PodStartAnswer>,
+  status?: () => { ready: boolean; reasons: string[] },
+): Promise<void> {
   agent = await PodHandshakeServer.start(socketPath, handler, silentLogger, status);
 }
 
@@ -92,7 +95,10 @@ describe('strand ADD tells the agent', () => {
   });
 
   it('a refusing agent fails the ADD with code 11 and its message; no veth, no address, no interface stay', async () => {
-    await startAgent(async (n) => ({ ok: false, message: `policy for ${n.namespace}/${n.name} is not programmed yet` }));
+    await startAgent(async (n) => ({
+      ok: false,
+      message: `policy for ${n.namespace}/${n.name} is not programmed yet`,
+    }));
     const conf = f.v4Config(randomSubnet4(), { agentSocket: socketPath });
     const pod = f.pod();
     const id = f.containerId();
@@ -161,7 +167,10 @@ describe('strand STATUS asks the agent', () => {
     expectOk(await status(conf));
 
     let readiness = { ready: false, reasons: ['node has no pod CIDR yet', 'policy not synced'] };
-    await startAgent(async () => ({ ok: true }), () => readiness);
+    await startAgent(
+      async () => ({ ok: true }),
+      () => readiness,
+    );
     const r = await status(conf);
     expect(r.code).not.toBe(0);
     expect(r.json).toMatchObject({ code: 50 });
@@ -177,7 +186,11 @@ describe('cost of telling the agent, as the plugin process sees it', () => {
     const subnet = randomSubnet4(22);
     const rounds = 7;
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-    const cases = { off: { agentSocket: false }, none: { agentSocket: join(f.dir, 'nobody.sock') }, agent: { agentSocket: socketPath } };
+    const cases = {
+      off: { agentSocket: false },
+      none: { agentSocket: join(f.dir, 'nobody.sock') },
+      agent: { agentSocket: socketPath },
+    };
     const wall: Record<string, number[]> = { off: [], none: [], agent: [] };
     await startAgent(async () => ({ ok: true }));
     // One ADD first, so the bridge exists for every measured run.
@@ -238,7 +251,11 @@ describe('policyWhenNoAgent "fail"', () => {
   });
 
   it('is refused as a config error when neither "allow" nor "fail"', async () => {
-    const r = await add(f.v4Config(randomSubnet4(), { agentSocket: socketPath, policyWhenNoAgent: 'open' }), f.pod(), f.containerId());
+    const r = await add(
+      f.v4Config(randomSubnet4(), { agentSocket: socketPath, policyWhenNoAgent: 'open' }),
+      f.pod(),
+      f.containerId(),
+    );
     expect(r.code).not.toBe(0);
     expect(r.json.msg).toMatch(/policyWhenNoAgent/);
   });

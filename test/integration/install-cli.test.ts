@@ -4,11 +4,31 @@
 // what install put there works; nothing foreign is removed.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CONFLIST_FILE, isStrandConflist, MANAGED_KEY, renderConflist, strandConflist } from '../../src/contracts/conflist.ts';
+import {
+  CONFLIST_FILE,
+  isStrandConflist,
+  MANAGED_KEY,
+  renderConflist,
+  strandConflist,
+} from '../../src/contracts/conflist.ts';
 import { REFERENCE_CNI_DIR, STRAND, STRAND_CNI } from '../support/cni.ts';
 import { writeVersionedPlugin } from '../support/libcni.ts';
 
@@ -30,7 +50,9 @@ beforeEach(() => {
   symlinkSync('host-local', join(bin, 'host-local-alias'));
   // Debian's portmap (reference plugins 1.1.1, up to CNI 1.0.0), which the conflist chains.
   symlinkSync(join(REFERENCE_CNI_DIR, 'portmap'), join(bin, 'portmap'));
-  writeFileSync(join(conf, '99-loopback.conf'), '{"cniVersion":"1.0.0","name":"lo","type":"loopback"}\n', { mode: 0o600 });
+  writeFileSync(join(conf, '99-loopback.conf'), '{"cniVersion":"1.0.0","name":"lo","type":"loopback"}\n', {
+    mode: 0o600,
+  });
   mkdirSync(join(conf, 'multus.d'), { mode: 0o750 });
   chmodSync(join(conf, 'multus.d'), 0o750);
 });
@@ -62,7 +84,8 @@ function snapshot(root: string): Record<string, string> {
     else if (st.isDirectory()) {
       out[rel] = `dir ${mode}`;
       for (const name of readdirSync(p).sort()) walk(join(p, name), `${rel}/${name}`);
-    } else out[rel] = `file ${mode} ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
+    } else
+      out[rel] = `file ${mode} ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
   };
   walk(root, '.');
   return out;
@@ -86,8 +109,15 @@ describe('the conflist template', () => {
   });
 
   it('fills the paths and the bridge', () => {
-    const c = strandConflist({ bridge: 'strand0', stateDir: '/s', ipamDataDir: '/d', logFile: '/l.log' }) as { plugins: Record<string, unknown>[] };
-    expect(c.plugins[0]).toMatchObject({ bridge: 'strand0', stateDir: '/s', logFile: '/l.log', ipam: { stateDir: '/s', dataDir: '/d', subnet: 'usePodCidr' } });
+    const c = strandConflist({ bridge: 'strand0', stateDir: '/s', ipamDataDir: '/d', logFile: '/l.log' }) as {
+      plugins: Record<string, unknown>[];
+    };
+    expect(c.plugins[0]).toMatchObject({
+      bridge: 'strand0',
+      stateDir: '/s',
+      logFile: '/l.log',
+      ipam: { stateDir: '/s', dataDir: '/d', subnet: 'usePodCidr' },
+    });
   });
 });
 
@@ -107,17 +137,35 @@ describe('strand install / uninstall', () => {
     expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toEqual(strandConflist());
     expect(lstatSync(join(conf, CONFLIST_FILE)).mode & 0o777).toBe(0o644);
     // No temporary file stayed behind.
-    expect(readdirSync(bin).sort()).toEqual(['bridge', 'host-local', 'host-local-alias', 'portmap', 'strand', 'strand-ipam']);
+    expect(readdirSync(bin).sort()).toEqual([
+      'bridge',
+      'host-local',
+      'host-local-alias',
+      'portmap',
+      'strand',
+      'strand-ipam',
+    ]);
     // Nothing to warn of: strand and portmap answered VERSION.
     expect(r.stderr).toBe('');
 
     // The installed link is the IPAM plugin, the installed file the strand plugin.
-    const ipam = spawnSync(join(bin, 'strand-ipam'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' }, input: '' });
+    const ipam = spawnSync(join(bin, 'strand-ipam'), [], {
+      encoding: 'utf8',
+      env: { CNI_COMMAND: 'VERSION' },
+      input: '',
+    });
     expect(ipam.status, ipam.stderr).toBe(0);
-    expect(JSON.parse(ipam.stdout)).toMatchObject({ cniVersion: '1.1.0', supportedVersions: expect.arrayContaining(['0.4.0', '1.1.0']) });
+    expect(JSON.parse(ipam.stdout)).toMatchObject({
+      cniVersion: '1.1.0',
+      supportedVersions: expect.arrayContaining(['0.4.0', '1.1.0']),
+    });
     const about = spawnSync(join(bin, 'strand-ipam'), [], { encoding: 'utf8', env: { CNI_COMMAND: '' } });
     expect(about.stderr).toMatch(/strand-ipam/);
-    const plugin = spawnSync(join(bin, 'strand'), [], { encoding: 'utf8', env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+    const plugin = spawnSync(join(bin, 'strand'), [], {
+      encoding: 'utf8',
+      env: { CNI_COMMAND: 'VERSION' },
+      input: '{"cniVersion":"1.0.0"}',
+    });
     expect(JSON.parse(plugin.stdout)).toMatchObject({ cniVersion: '1.0.0' });
     expect(spawnSync(join(bin, 'strand'), [], { encoding: 'utf8', env: {} }).stderr).toMatch(/^CNI strand plugin /);
 
@@ -139,7 +187,9 @@ describe('strand install / uninstall', () => {
     const inode = lstatSync(join(bin, 'strand')).ino;
     const r = strand(['install', ...dirs()]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe(`unchanged ${bin}/strand\nunchanged ${bin}/strand-ipam\nunchanged ${conf}/${CONFLIST_FILE}\n`);
+    expect(r.stdout).toBe(
+      `unchanged ${bin}/strand\nunchanged ${bin}/strand-ipam\nunchanged ${conf}/${CONFLIST_FILE}\n`,
+    );
     expect(snapshot(dir)).toEqual(once);
     expect(lstatSync(join(bin, 'strand')).ino).toBe(inode);
 
@@ -157,35 +207,67 @@ describe('strand install / uninstall', () => {
     const before = snapshot(dir);
     const r = strand(['install', ...dirs(), '--dry-run']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe(`would create ${bin}/strand\nwould create ${bin}/strand-ipam\nwould create ${conf}/${CONFLIST_FILE}\n`);
+    expect(r.stdout).toBe(
+      `would create ${bin}/strand\nwould create ${bin}/strand-ipam\nwould create ${conf}/${CONFLIST_FILE}\n`,
+    );
     expect(snapshot(dir)).toEqual(before);
 
     expect(strand(['install', ...dirs()]).code).toBe(0);
     const installed = snapshot(dir);
     const u = strand(['uninstall', ...dirs(), '--dry-run']);
     expect(u.code, u.stderr).toBe(0);
-    expect(u.stdout).toBe(`would remove ${bin}/strand\nwould remove ${bin}/strand-ipam\nwould remove ${conf}/${CONFLIST_FILE}\n`);
+    expect(u.stdout).toBe(
+      `would remove ${bin}/strand\nwould remove ${bin}/strand-ipam\nwould remove ${conf}/${CONFLIST_FILE}\n`,
+    );
     expect(snapshot(dir)).toEqual(installed);
 
     // A dry run into directories that do not exist yet creates none of them.
     const fresh = join(dir, 'fresh');
-    const d = strand(['install', '--cni-bin-dir', join(fresh, 'bin'), '--cni-conf-dir', join(fresh, 'conf'), '--dry-run']);
+    const d = strand([
+      'install',
+      '--cni-bin-dir',
+      join(fresh, 'bin'),
+      '--cni-conf-dir',
+      join(fresh, 'conf'),
+      '--dry-run',
+    ]);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(new RegExp(`^would create ${fresh}/bin\nwould create ${fresh}/conf\n`));
     expect(existsSync(fresh)).toBe(false);
   });
 
   it('the flags fill the conflist', () => {
-    const r = strand(['install', ...dirs(), '--bridge', 'strand0', '--state-dir', '/var/run/s', '--ipam-data-dir', '/data/ipam', '--log-file', '/logs/cni.log']);
+    const r = strand([
+      'install',
+      ...dirs(),
+      '--bridge',
+      'strand0',
+      '--state-dir',
+      '/var/run/s',
+      '--ipam-data-dir',
+      '/data/ipam',
+      '--log-file',
+      '/logs/cni.log',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const written = readFileSync(join(conf, CONFLIST_FILE), 'utf8');
-    expect(written).toBe(renderConflist({ bridge: 'strand0', stateDir: '/var/run/s', ipamDataDir: '/data/ipam', logFile: '/logs/cni.log' }));
+    expect(written).toBe(
+      renderConflist({
+        bridge: 'strand0',
+        stateDir: '/var/run/s',
+        ipamDataDir: '/data/ipam',
+        logFile: '/logs/cni.log',
+      }),
+    );
   });
 
-  it('writes the versions strand and the bin dir\'s portmap support; without portmap, a list without it and a warning', () => {
+  it("writes the versions strand and the bin dir's portmap support; without portmap, a list without it and a warning", () => {
     // Debian's portmap: the shipped file's versions (strandConflist's defaults), 1.1.0 left out.
     expect(strand(['install', ...dirs()]).code).toBe(0);
-    expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toMatchObject({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] });
+    expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toMatchObject({
+      cniVersion: '1.0.0',
+      cniVersions: ['0.3.1', '0.4.0', '1.0.0'],
+    });
 
     // A portmap that speaks only 0.3.1: the list follows it.
     rmSync(join(bin, 'portmap'));
@@ -193,16 +275,27 @@ describe('strand install / uninstall', () => {
     const old = strand(['install', ...dirs()]);
     expect(old.code, old.stderr).toBe(0);
     expect(old.stdout).toContain(`replaced ${conf}/${CONFLIST_FILE}`);
-    expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toEqual(strandConflist({ versions: { cniVersion: '0.3.1', cniVersions: ['0.3.1'] } }));
+    expect(JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'))).toEqual(
+      strandConflist({ versions: { cniVersion: '0.3.1', cniVersions: ['0.3.1'] } }),
+    );
 
     // None: strand alone (every version it offers), and a warning naming portmap and what is lost.
     rmSync(join(bin, 'portmap'));
     rmSync(join(bin, 'portmap.calls'));
     const none = strand(['install', ...dirs()]);
     expect(none.code, none.stderr).toBe(0);
-    expect(none.stderr).toMatch(new RegExp(`^strand install: warning: CNI plugin portmap is not in ${bin}: left out of the configuration list, so what it does \\(hostPort mappings\\) is missing on this node\n$`));
+    expect(none.stderr).toMatch(
+      new RegExp(
+        `^strand install: warning: CNI plugin portmap is not in ${bin}: left out of the configuration list, so what it does \\(hostPort mappings\\) is missing on this node\n$`,
+      ),
+    );
     const alone = JSON.parse(readFileSync(join(conf, CONFLIST_FILE), 'utf8'));
-    expect(alone).toEqual(strandConflist({ versions: { cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] }, chained: [] }));
+    expect(alone).toEqual(
+      strandConflist({
+        versions: { cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] },
+        chained: [],
+      }),
+    );
   });
 
   it('refuses a bad bridge name, an empty dir, an unknown flag with a message (exit 2), changing nothing', () => {
@@ -222,8 +315,11 @@ describe('strand install / uninstall', () => {
     expect(snapshot(dir)).toEqual(before);
   });
 
-  it('uninstall keeps what is not Strand\'s: a foreign conflist, a foreign strand file, a strand-ipam linking elsewhere', () => {
-    writeFileSync(join(conf, CONFLIST_FILE), JSON.stringify({ cniVersion: '1.0.0', name: 'strand', plugins: [{ type: 'bridge' }] }));
+  it("uninstall keeps what is not Strand's: a foreign conflist, a foreign strand file, a strand-ipam linking elsewhere", () => {
+    writeFileSync(
+      join(conf, CONFLIST_FILE),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'strand', plugins: [{ type: 'bridge' }] }),
+    );
     writeFileSync(join(bin, 'strand'), '#!/bin/sh\necho not strand\n', { mode: 0o755 });
     symlinkSync('bridge', join(bin, 'strand-ipam'));
     const before = snapshot(dir);
@@ -256,7 +352,9 @@ describe('strand install / uninstall', () => {
     writeFileSync(join(conf, '05-other.conflist'), '{"name":"other"}');
     const r = strand(['install', ...dirs()]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`replaced ${conf}/${CONFLIST_FILE} (the current file was not written by Strand; 05-other.conflist sorts before ${CONFLIST_FILE}`);
+    expect(r.stdout).toContain(
+      `replaced ${conf}/${CONFLIST_FILE} (the current file was not written by Strand; 05-other.conflist sorts before ${CONFLIST_FILE}`,
+    );
   });
 
   it('temporary files of an interrupted install are removed; nothing else of that shape is', () => {
@@ -285,7 +383,10 @@ describe('strand install / uninstall', () => {
     const runner = (async () => {
       while (!stop) {
         const r = await new Promise<{ code: number | null; out: string }>((res) => {
-          const c = spawn(join(bin, 'strand-ipam'), [], { env: { CNI_COMMAND: 'VERSION' }, stdio: ['ignore', 'pipe', 'pipe'] });
+          const c = spawn(join(bin, 'strand-ipam'), [], {
+            env: { CNI_COMMAND: 'VERSION' },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
           let out = '';
           c.stdout.on('data', (d: Buffer) => (out += d.toString()));
           c.on('error', (err) => res({ code: -1, out: String(err) }));
@@ -297,7 +398,9 @@ describe('strand install / uninstall', () => {
     })();
     for (let i = 0; i < 4; i++) {
       const source = i % 2 === 0 ? other : STRAND_CNI;
-      const r = await new Promise<number | null>((res) => spawn(STRAND, ['install', ...dirs(), '--source', source], { stdio: 'ignore' }).on('close', res));
+      const r = await new Promise<number | null>((res) =>
+        spawn(STRAND, ['install', ...dirs(), '--source', source], { stdio: 'ignore' }).on('close', res),
+      );
       expect(r).toBe(0);
       expect(fileHash(join(bin, 'strand'))).toBe(fileHash(source));
     }

@@ -47,7 +47,12 @@ afterEach(() => {
 });
 
 /** Runs the reference bridge inside the test host namespace, as a runtime would run it on a node. */
-function bridge(command: 'ADD' | 'CHECK' | 'DEL', config: Record<string, unknown>, containerId: string, ifname = 'eth0'): CniOutcome {
+function bridge(
+  command: 'ADD' | 'CHECK' | 'DEL',
+  config: Record<string, unknown>,
+  containerId: string,
+  ifname = 'eth0',
+): CniOutcome {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     CNI_COMMAND: command,
@@ -56,7 +61,11 @@ function bridge(command: 'ADD' | 'CHECK' | 'DEL', config: Record<string, unknown
     CNI_IFNAME: ifname,
     CNI_PATH: `${CNI_BIN}:${REFERENCE_CNI_DIR}`,
   };
-  const r = spawnSync('ip', ['netns', 'exec', (host as TestNetns).name, BRIDGE], { env, input: JSON.stringify(config), encoding: 'utf8' });
+  const r = spawnSync('ip', ['netns', 'exec', (host as TestNetns).name, BRIDGE], {
+    env,
+    input: JSON.stringify(config),
+    encoding: 'utf8',
+  });
   let json: unknown;
   try {
     json = r.stdout.trim() === '' ? undefined : JSON.parse(r.stdout);
@@ -86,8 +95,13 @@ describe('reference bridge with strand-ipam', () => {
     expect(readdirSync(store).sort()).toEqual(['10.60.0.2', 'last_reserved_ip.0', 'lock']);
 
     // The address and the default route are in the pod, and the gateway on the bridge answers.
-    const addrs = ipJson<{ addr_info: { family: string; local: string; prefixlen: number }[] }[]>(['addr', 'show', 'dev', 'eth0'], pod?.name);
-    expect(addrs[0]?.addr_info.filter((a) => a.family === 'inet')).toMatchObject([{ local: '10.60.0.2', prefixlen: 24 }]);
+    const addrs = ipJson<{ addr_info: { family: string; local: string; prefixlen: number }[] }[]>(
+      ['addr', 'show', 'dev', 'eth0'],
+      pod?.name,
+    );
+    expect(addrs[0]?.addr_info.filter((a) => a.family === 'inet')).toMatchObject([
+      { local: '10.60.0.2', prefixlen: 24 },
+    ]);
     const routes = ipJson<{ dst: string; gateway?: string }[]>(['route', 'show', 'default'], pod?.name);
     expect(routes).toMatchObject([{ dst: 'default', gateway: '10.60.0.1' }]);
     const ping = (pod as TestNetns).tryExec('ping', ['-c', '1', '-W', '2', '10.60.0.1']);

@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseIp } from '../../src/ipam/range.ts';
-import { REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND_IPAM, type CniCall, type CniOutcome } from '../support/cni.ts';
+import {
+  REFERENCE_CNI_DIR,
+  runPlugin,
+  runPluginAsync,
+  STRAND_IPAM,
+  type CniCall,
+  type CniOutcome,
+} from '../support/cni.ts';
 
 const HOST_LOCAL = `${REFERENCE_CNI_DIR}/host-local`;
 const NET = 'interop';
@@ -19,7 +26,10 @@ function ensureReferencePlugins(): void {
   if (existsSync(HOST_LOCAL)) return;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   spawnSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'containernetworking-plugins'], { env, stdio: 'ignore' });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'containernetworking-plugins'], {
+    env,
+    stdio: 'ignore',
+  });
 }
 
 beforeAll(() => ensureReferencePlugins(), 300_000);
@@ -34,16 +44,33 @@ const binary = (p: Plugin): string => (p === 'strand' ? STRAND_IPAM : HOST_LOCAL
 
 /** The same network configuration for both plugins; only ipam.type differs. Debian's host-local speaks up to 1.0.0. */
 function config(p: Plugin, ipam: Record<string, unknown>): Record<string, unknown> {
-  return { cniVersion: '1.0.0', name: NET, type: 'bridge', ipam: { type: p === 'strand' ? 'strand-ipam' : 'host-local', dataDir, ...ipam } };
+  return {
+    cniVersion: '1.0.0',
+    name: NET,
+    type: 'bridge',
+    ipam: { type: p === 'strand' ? 'strand-ipam' : 'host-local', dataDir, ...ipam },
+  };
 }
 
-function request(p: Plugin, command: CniCall['command'], ipam: Record<string, unknown>, containerId: string, args?: string): CniCall {
+function request(
+  p: Plugin,
+  command: CniCall['command'],
+  ipam: Record<string, unknown>,
+  containerId: string,
+  args?: string,
+): CniCall {
   const c: CniCall = { command, containerId, ifname: 'eth0', netns: '/var/run/netns/none', config: config(p, ipam) };
   if (args !== undefined) c.args = args;
   return c;
 }
 
-function run(p: Plugin, command: CniCall['command'], ipam: Record<string, unknown>, containerId: string, args?: string): CniOutcome {
+function run(
+  p: Plugin,
+  command: CniCall['command'],
+  ipam: Record<string, unknown>,
+  containerId: string,
+  args?: string,
+): CniOutcome {
   return runPlugin(binary(p), request(p, command, ipam, containerId, args));
 }
 
@@ -84,9 +111,16 @@ describe('a data dir written by host-local, used by strand-ipam', () => {
     for (const id of ['h1', 'h2', 'h3']) add('host-local', small, id);
     ok(run('host-local', 'DEL', small, 'h1')); // .2 free
     // Two more fit (.5, .6, then wrap to .2); the next finds the range full of host-local's addresses.
-    expect(['s1', 's2', 's3'].map((id) => add('strand', small, id))).toEqual(['10.51.0.5/29', '10.51.0.6/29', '10.51.0.2/29']);
+    expect(['s1', 's2', 's3'].map((id) => add('strand', small, id))).toEqual([
+      '10.51.0.5/29',
+      '10.51.0.6/29',
+      '10.51.0.2/29',
+    ]);
     const full = run('strand', 'ADD', small, 's4');
-    expect(full.json).toMatchObject({ code: 100, msg: 'failed to allocate for range 0: no IP addresses available in range set: 10.51.0.1-10.51.0.6' });
+    expect(full.json).toMatchObject({
+      code: 100,
+      msg: 'failed to allocate for range 0: no IP addresses available in range set: 10.51.0.1-10.51.0.6',
+    });
   });
 
   it('strand-ipam releases a legacy reservation that holds only the container ID', () => {
@@ -134,7 +168,9 @@ describe('a data dir written by strand-ipam, used by host-local', () => {
     expect(add('host-local', dual, 'next-h')).toMatch(/ fd00:0:0:a::9\/16$/);
     // A request written in another form still lands on Go's name for the address.
     expect(add('strand', dual, 'upper', 'IP=FD00:0:0:B:0:0:0:7')).toMatch(/ fd00:0:0:b::7\/16$/);
-    expect(run('host-local', 'ADD', dual, 'steal-upper', 'IP=fd00:0:0:b::7').json.msg).toContain('requested IP address fd00:0:0:b::7 is not available');
+    expect(run('host-local', 'ADD', dual, 'steal-upper', 'IP=fd00:0:0:b::7').json.msg).toContain(
+      'requested IP address fd00:0:0:b::7 is not available',
+    );
     ok(run('strand', 'DEL', dual, 'upper'));
   });
 });

@@ -26,12 +26,19 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 function config(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { cniVersion: '1.1.0', name: NET, type: 'bridge', ipam: { type: 'strand-ipam', dataDir, stateDir, ...ipam }, ...extra };
+  return {
+    cniVersion: '1.1.0',
+    name: NET,
+    type: 'bridge',
+    ipam: { type: 'strand-ipam', dataDir, stateDir, ...ipam },
+    ...extra,
+  };
 }
 
 const add = (conf: unknown, containerId: string, ifname = 'eth0'): CniOutcome =>
   runPlugin(STRAND_IPAM, { command: 'ADD', containerId, ifname, netns: '/var/run/netns/none', config: conf });
-const del = (conf: unknown, containerId: string, ifname = 'eth0'): CniOutcome => runPlugin(STRAND_IPAM, { command: 'DEL', containerId, ifname, config: conf });
+const del = (conf: unknown, containerId: string, ifname = 'eth0'): CniOutcome =>
+  runPlugin(STRAND_IPAM, { command: 'DEL', containerId, ifname, config: conf });
 const status = (conf: unknown): CniOutcome => runPlugin(STRAND_IPAM, { command: 'STATUS', config: conf });
 
 /** Address files in the store, sorted. */
@@ -72,7 +79,17 @@ describe('strand-ipam processes', () => {
   it('50 simultaneous ADDs from separate processes get 50 distinct addresses', async () => {
     const conf = config({ subnet: '10.40.0.0/24' });
     const ids = Array.from({ length: 50 }, (_, i) => `par-${i}`);
-    const results = await Promise.all(ids.map((id) => runPluginAsync(STRAND_IPAM, { command: 'ADD', containerId: id, ifname: 'eth0', netns: '/var/run/netns/none', config: conf })));
+    const results = await Promise.all(
+      ids.map((id) =>
+        runPluginAsync(STRAND_IPAM, {
+          command: 'ADD',
+          containerId: id,
+          ifname: 'eth0',
+          netns: '/var/run/netns/none',
+          config: conf,
+        }),
+      ),
+    );
     for (const r of results) expectOk(r);
     const addresses = results.map((r) => r.json.ips[0].address as string);
     expect(new Set(addresses).size).toBe(50);
@@ -98,7 +115,14 @@ describe('strand-ipam processes', () => {
     const children = Array.from({ length: 30 }, (_, i) => {
       const id = `kill-${i}`;
       const child = spawn(STRAND_IPAM, [], {
-        env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_IFNAME: 'eth0', CNI_NETNS: '/var/run/netns/none', CNI_PATH: `${CNI_BIN}:${REFERENCE_CNI_DIR}` },
+        env: {
+          PATH: process.env.PATH,
+          CNI_COMMAND: 'ADD',
+          CNI_CONTAINERID: id,
+          CNI_IFNAME: 'eth0',
+          CNI_NETNS: '/var/run/netns/none',
+          CNI_PATH: `${CNI_BIN}:${REFERENCE_CNI_DIR}`,
+        },
         stdio: ['pipe', 'pipe', 'ignore'],
       });
       let stdout = '';
@@ -111,7 +135,10 @@ describe('strand-ipam processes', () => {
       return { id, child, done };
     });
     try {
-      await waitFor(() => children.every(({ child }) => child.pid !== undefined && hasOpen(child.pid, lockPath)), 60_000);
+      await waitFor(
+        () => children.every(({ child }) => child.pid !== undefined && hasOpen(child.pid, lockPath)),
+        60_000,
+      );
     } finally {
       holder.close();
     }
@@ -170,11 +197,23 @@ describe('strand-ipam processes', () => {
   it('CHECK after ADD succeeds with empty output; after DEL it fails with the reference message', () => {
     const conf = config({ subnet: '10.42.0.0/24' });
     expectOk(add(conf, 'chk'));
-    const ok = runPlugin(STRAND_IPAM, { command: 'CHECK', containerId: 'chk', ifname: 'eth0', netns: '/var/run/netns/none', config: conf });
+    const ok = runPlugin(STRAND_IPAM, {
+      command: 'CHECK',
+      containerId: 'chk',
+      ifname: 'eth0',
+      netns: '/var/run/netns/none',
+      config: conf,
+    });
     expectOk(ok);
     expect(ok.stdout).toBe('');
     expectOk(del(conf, 'chk'));
-    const bad = runPlugin(STRAND_IPAM, { command: 'CHECK', containerId: 'chk', ifname: 'eth0', netns: '/var/run/netns/none', config: conf });
+    const bad = runPlugin(STRAND_IPAM, {
+      command: 'CHECK',
+      containerId: 'chk',
+      ifname: 'eth0',
+      netns: '/var/run/netns/none',
+      config: conf,
+    });
     expect(bad.code).not.toBe(0);
     expect(bad.json.msg).toBe('host-local: Failed to find address added by container chk');
   });
@@ -187,7 +226,10 @@ describe('strand-ipam processes', () => {
       { containerID: 'gc-a', ifname: 'eth0' },
       { containerID: 'gc-c', ifname: 'eth0' },
     ];
-    const r = runPlugin(STRAND_IPAM, { command: 'GC', config: { ...conf, 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid } });
+    const r = runPlugin(STRAND_IPAM, {
+      command: 'GC',
+      config: { ...conf, 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid },
+    });
     expectOk(r);
     expect(r.stdout).toBe('');
     const owners = addressFiles().map((f) => readFileSync(join(storeDir, f), 'utf8'));
@@ -201,7 +243,9 @@ describe('strand-ipam processes', () => {
     const before = add(conf, 'pod1');
     expect(before.code).not.toBe(0);
     expect(before.json.code).toBe(11);
-    expect(before.json.msg).toBe(`node state ${stateDir}/node.json not found: the strand agent has not written this node's pod CIDR yet`);
+    expect(before.json.msg).toBe(
+      `node state ${stateDir}/node.json not found: the strand agent has not written this node's pod CIDR yet`,
+    );
     const st = status(conf);
     expect(st.json.code).toBe(50);
 
@@ -227,10 +271,18 @@ describe('strand-ipam processes', () => {
     const conf = config({ subnet: '10.44.0.0/30' });
     const first = add(conf, 'x1');
     expectOk(first);
-    expect(first.json).toEqual({ cniVersion: '1.1.0', ips: [{ address: '10.44.0.2/30', gateway: '10.44.0.1' }], dns: {} });
+    expect(first.json).toEqual({
+      cniVersion: '1.1.0',
+      ips: [{ address: '10.44.0.2/30', gateway: '10.44.0.1' }],
+      dns: {},
+    });
     const second = add(conf, 'x2');
     expect(second.code).not.toBe(0);
-    expect(second.json).toEqual({ cniVersion: '1.1.0', code: 100, msg: 'failed to allocate for range 0: no IP addresses available in range set: 10.44.0.1-10.44.0.2' });
+    expect(second.json).toEqual({
+      cniVersion: '1.1.0',
+      code: 100,
+      msg: 'failed to allocate for range 0: no IP addresses available in range set: 10.44.0.1-10.44.0.2',
+    });
     const st = status(conf);
     expect(st.code).not.toBe(0);
     expect(st.json.code).toBe(50);
@@ -246,7 +298,11 @@ describe('strand-ipam processes', () => {
     const conf = { ...config({ subnet: '10.45.0.0/24' }), cniVersion: '0.3.1' };
     const r = add(conf, 'old');
     expectOk(r);
-    expect(r.json).toEqual({ cniVersion: '0.3.1', ips: [{ version: '4', address: '10.45.0.2/24', gateway: '10.45.0.1' }], dns: {} });
+    expect(r.json).toEqual({
+      cniVersion: '0.3.1',
+      ips: [{ version: '4', address: '10.45.0.2/24', gateway: '10.45.0.1' }],
+      dns: {},
+    });
   });
 
   it('a configuration error is code 7 naming the field', () => {

@@ -103,12 +103,24 @@ function restartOnError<T extends KubernetesObject>(informer: Informer<T>, error
 function nodeInformer(labelSelector?: string): Cached<V1Node> {
   const core = kc.makeApiClient(CoreV1Api);
   // makeInformer applies labelSelector to the watch only: the list function must apply it as well.
-  return makeInformer(kc, '/api/v1/nodes', () => core.listNode(labelSelector === undefined ? {} : { labelSelector }), labelSelector);
+  return makeInformer(
+    kc,
+    '/api/v1/nodes',
+    () => core.listNode(labelSelector === undefined ? {} : { labelSelector }),
+    labelSelector,
+  );
 }
 
 function podInformer(opts: { labelSelector?: string; fieldSelector?: string } = {}): Cached<V1Pod> {
   const core = kc.makeApiClient(CoreV1Api);
-  return new ListWatch<V1Pod>('/api/v1/pods', new Watch(kc), () => core.listPodForAllNamespaces(opts), false, opts.labelSelector, opts.fieldSelector);
+  return new ListWatch<V1Pod>(
+    '/api/v1/pods',
+    new Watch(kc),
+    () => core.listPodForAllNamespaces(opts),
+    false,
+    opts.labelSelector,
+    opts.fieldSelector,
+  );
 }
 
 const names = (objs: readonly KubernetesObject[]) => objs.map((o) => o.metadata?.name).sort();
@@ -119,7 +131,10 @@ describe('generated API calls', () => {
     api.create('nodes', node('n1'));
     api.create('pods', pod('team-a', 'web', 'n1'));
     api.create('pods', pod('default', 'db', 'n1'));
-    api.create('networkpolicies', { metadata: { name: 'deny', namespace: 'team-a' }, spec: { podSelector: {}, policyTypes: ['Ingress'] } });
+    api.create('networkpolicies', {
+      metadata: { name: 'deny', namespace: 'team-a' },
+      spec: { podSelector: {}, policyTypes: ['Ingress'] },
+    });
     const core = kc.makeApiClient(CoreV1Api);
     const net = kc.makeApiClient(NetworkingV1Api);
 
@@ -151,23 +166,38 @@ describe('generated API calls', () => {
     const missing = await core.readNode({ name: 'nope' }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ApiException);
     expect((missing as ApiException<string>).code).toBe(404);
-    expect(JSON.parse((missing as ApiException<string>).body)).toMatchObject({ kind: 'Status', reason: 'NotFound', code: 404 });
+    expect(JSON.parse((missing as ApiException<string>).body)).toMatchObject({
+      kind: 'Status',
+      reason: 'NotFound',
+      code: 404,
+    });
   });
 
   it('creates, replaces and deletes through HTTP, with conflicts on a stale resourceVersion', async () => {
     const core = kc.makeApiClient(CoreV1Api);
-    const created = await core.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'pause' }] } } });
+    const created = await core.createNamespacedPod({
+      namespace: 'default',
+      body: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'pause' }] } },
+    });
     expect(created.metadata?.namespace).toBe('default');
     expect(created.metadata?.uid).toBeTruthy();
     expect(api.get('pods', 'p', 'default')?.metadata.resourceVersion).toBe(created.metadata?.resourceVersion);
 
-    const again = await core.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'p' } } }).catch((e: unknown) => e);
+    const again = await core
+      .createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'p' } } })
+      .catch((e: unknown) => e);
     expect((again as ApiException<string>).code).toBe(409);
 
-    const replaced = await core.replaceNamespacedPod({ name: 'p', namespace: 'default', body: { ...created, metadata: { ...created.metadata, labels: { app: 'x' } } } });
+    const replaced = await core.replaceNamespacedPod({
+      name: 'p',
+      namespace: 'default',
+      body: { ...created, metadata: { ...created.metadata, labels: { app: 'x' } } },
+    });
     expect(replaced.metadata?.labels).toEqual({ app: 'x' });
     expect(Number(replaced.metadata?.resourceVersion)).toBeGreaterThan(Number(created.metadata?.resourceVersion));
-    const stale = await core.replaceNamespacedPod({ name: 'p', namespace: 'default', body: created }).catch((e: unknown) => e);
+    const stale = await core
+      .replaceNamespacedPod({ name: 'p', namespace: 'default', body: created })
+      .catch((e: unknown) => e);
     expect((stale as ApiException<string>).code).toBe(409);
 
     await core.deleteNamespacedPod({ name: 'p', namespace: 'default' });
@@ -182,7 +212,14 @@ describe('generated API calls', () => {
     api.create('pods', pod('b', 'loose', '', {}));
     const core = kc.makeApiClient(CoreV1Api);
     const select = async (labelSelector?: string, fieldSelector?: string) =>
-      names((await core.listPodForAllNamespaces({ ...(labelSelector ? { labelSelector } : {}), ...(fieldSelector ? { fieldSelector } : {}) })).items);
+      names(
+        (
+          await core.listPodForAllNamespaces({
+            ...(labelSelector ? { labelSelector } : {}),
+            ...(fieldSelector ? { fieldSelector } : {}),
+          })
+        ).items,
+      );
 
     expect(await select('app=web')).toEqual(['web-1', 'web-2']);
     expect(await select('app==web')).toEqual(['web-1', 'web-2']);
@@ -231,7 +268,9 @@ describe('generated API calls', () => {
     expect(groups.groups.map((g) => g.name)).toEqual(['networking.k8s.io']);
     expect((await kc.makeApiClient(VersionApi).getCode()).major).toBe('1');
     const v1 = (await (await fetch(`${api.url}/api/v1`)).json()) as { resources: { name: string }[] };
-    expect(v1.resources.map((r) => r.name)).toEqual(expect.arrayContaining(['nodes', 'nodes/status', 'pods', 'namespaces']));
+    expect(v1.resources.map((r) => r.name)).toEqual(
+      expect.arrayContaining(['nodes', 'nodes/status', 'pods', 'namespaces']),
+    );
     expect(await (await fetch(`${api.url}/healthz`)).text()).toBe('ok');
     expect((await fetch(`${api.url}/api/v1/services`)).status).toBe(404);
   });
@@ -245,7 +284,10 @@ describe('generated API calls', () => {
 
     const wrong = new KubeConfig();
     wrong.loadFromFile(api.writeKubeconfig(join(dir, 'wrong'), { token: 'nope' }));
-    const denied = await wrong.makeApiClient(CoreV1Api).listNode().catch((e: unknown) => e);
+    const denied = await wrong
+      .makeApiClient(CoreV1Api)
+      .listNode()
+      .catch((e: unknown) => e);
     expect((denied as ApiException<unknown>).code).toBe(401);
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
   });
@@ -299,13 +341,20 @@ describe('RBAC from the manifest', () => {
   });
 
   it('authorizes before routing: a resource the role lacks is 403 even where the server has no such resource', async () => {
-    const services = await fetch(`${api.url}/api/v1/services`, { headers: { Authorization: `Bearer ${api.agentToken}` } });
-    expect(await status(services)).toMatchObject({ code: 403, body: { reason: 'Forbidden', details: { kind: 'services' } } });
-    const asAdmin = await fetch(`${api.url}/api/v1/services`, { headers: { Authorization: `Bearer ${api.adminToken}` } });
+    const services = await fetch(`${api.url}/api/v1/services`, {
+      headers: { Authorization: `Bearer ${api.agentToken}` },
+    });
+    expect(await status(services)).toMatchObject({
+      code: 403,
+      body: { reason: 'Forbidden', details: { kind: 'services' } },
+    });
+    const asAdmin = await fetch(`${api.url}/api/v1/services`, {
+      headers: { Authorization: `Bearer ${api.adminToken}` },
+    });
     expect(asAdmin.status).toBe(404);
   });
 
-  it('gives the admin token everything, for the test\'s own requests', async () => {
+  it("gives the admin token everything, for the test's own requests", async () => {
     const core = kc.makeApiClient(CoreV1Api);
     await core.createNode({ body: { metadata: { name: 'n9' } } });
     expect((await core.readNode({ name: 'n9' })).metadata?.name).toBe('n9');
@@ -316,15 +365,27 @@ describe('RBAC from the manifest', () => {
   it('answers 401 for no token or an unknown one, except the public health and version documents', async () => {
     expect(await status(await fetch(`${api.url}/api/v1/nodes`))).toEqual({
       code: 401,
-      body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 },
+      body: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'Unauthorized',
+        reason: 'Unauthorized',
+        code: 401,
+      },
     });
     expect((await fetch(`${api.url}/api/v1/nodes`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
     expect((await fetch(`${api.url}/api`)).status).toBe(401);
-    for (const path of ['/healthz', '/livez', '/readyz', '/version']) expect((await fetch(`${api.url}${path}`)).status, path).toBe(200);
+    for (const path of ['/healthz', '/livez', '/readyz', '/version'])
+      expect((await fetch(`${api.url}${path}`)).status, path).toBe(200);
     expect((await fetch(`${api.url}/healthz`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
     // Discovery is every authenticated user's (the bootstrap policy's system:discovery).
     for (const path of ['/api', '/api/v1', '/apis', '/apis/networking.k8s.io/v1']) {
-      expect((await fetch(`${api.url}${path}`, { headers: { Authorization: `Bearer ${api.agentToken}` } })).status, path).toBe(200);
+      expect(
+        (await fetch(`${api.url}${path}`, { headers: { Authorization: `Bearer ${api.agentToken}` } })).status,
+        path,
+      ).toBe(200);
     }
   });
 
@@ -332,7 +393,10 @@ describe('RBAC from the manifest', () => {
     api.create('nodes', node('n1'));
     const headers = { Authorization: `Bearer ${api.agentToken}` };
     const ac = new AbortController();
-    const watch = await fetch(`${api.url}/api/v1/nodes?watch=true&fieldSelector=metadata.name%3Dn1`, { headers, signal: ac.signal });
+    const watch = await fetch(`${api.url}/api/v1/nodes?watch=true&fieldSelector=metadata.name%3Dn1`, {
+      headers,
+      signal: ac.signal,
+    });
     expect(watch.status).toBe(200);
     ac.abort();
     expect(api.requests.at(-1)?.attributes).toMatchObject({ verb: 'watch', resource: 'nodes', name: 'n1' });
@@ -379,24 +443,47 @@ describe('patching nodes', () => {
       { type: 'InternalIP', address: '198.18.0.9' },
       { type: 'Hostname', address: 'n1' },
     ]);
-    expect(api.requests.at(-1)).toMatchObject({ method: 'PATCH', path: '/api/v1/nodes/n1/status', contentType: PatchStrategy.StrategicMergePatch, status: 200 });
+    expect(api.requests.at(-1)).toMatchObject({
+      method: 'PATCH',
+      path: '/api/v1/nodes/n1/status',
+      contentType: PatchStrategy.StrategicMergePatch,
+      status: 200,
+    });
 
     // An element with the same type is merged field by field; $patch: delete removes one.
     const again = await core.patchNodeStatus(
-      { name: 'n1', body: { status: { conditions: [{ type: 'NetworkUnavailable', status: 'True' }, { type: 'Ready', $patch: 'delete' }] } } },
+      {
+        name: 'n1',
+        body: {
+          status: {
+            conditions: [
+              { type: 'NetworkUnavailable', status: 'True' },
+              { type: 'Ready', $patch: 'delete' },
+            ],
+          },
+        },
+      },
       strategic,
     );
-    expect(again.status?.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([['NetworkUnavailable', 'True', 'StrandReady']]);
+    expect(again.status?.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['NetworkUnavailable', 'True', 'StrandReady'],
+    ]);
   });
 
   it('replaces lists under a merge patch and keeps status off the main resource', async () => {
     const core = kc.makeApiClient(CoreV1Api);
-    const replaced = await core.patchNodeStatus({ name: 'n1', body: { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False' }] } } }, merge);
+    const replaced = await core.patchNodeStatus(
+      { name: 'n1', body: { status: { conditions: [{ type: 'NetworkUnavailable', status: 'False' }] } } },
+      merge,
+    );
     expect(replaced.status?.conditions?.map((c) => c.type)).toEqual(['NetworkUnavailable']);
 
     // The main endpoint applies metadata and spec but ignores status, as the real node strategy does.
     const main = await core.patchNode(
-      { name: 'n1', body: { metadata: { annotations: { 'strand.dev/vtep-mac': '02:00:00:00:00:01' } }, status: { conditions: [] } } },
+      {
+        name: 'n1',
+        body: { metadata: { annotations: { 'strand.dev/vtep-mac': '02:00:00:00:00:01' } }, status: { conditions: [] } },
+      },
       merge,
     );
     expect(main.metadata?.annotations).toEqual({ keep: 'me', 'strand.dev/vtep-mac': '02:00:00:00:00:01' });
@@ -408,10 +495,15 @@ describe('patching nodes', () => {
 
   it('takes JSON patch, the generated client default content type', async () => {
     const core = kc.makeApiClient(CoreV1Api);
-    const patched = await core.patchNode({ name: 'n1', body: [{ op: 'add', path: '/metadata/labels', value: { zone: 'a' } }] });
+    const patched = await core.patchNode({
+      name: 'n1',
+      body: [{ op: 'add', path: '/metadata/labels', value: { zone: 'a' } }],
+    });
     expect(api.requests.at(-1)?.contentType).toBe(PatchStrategy.JsonPatch);
     expect(patched.metadata?.labels).toEqual({ zone: 'a' });
-    const failed = await core.patchNode({ name: 'n1', body: [{ op: 'test', path: '/metadata/labels/zone', value: 'b' }] }).catch((e: unknown) => e);
+    const failed = await core
+      .patchNode({ name: 'n1', body: [{ op: 'test', path: '/metadata/labels/zone', value: 'b' }] })
+      .catch((e: unknown) => e);
     expect((failed as ApiException<string>).code).toBe(422);
   });
 
@@ -471,14 +563,19 @@ describe('informers', () => {
     const core = kc.makeApiClient(CoreV1Api);
     const net = kc.makeApiClient(NetworkingV1Api);
     const namespaces = makeInformer<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace());
-    const policies = makeInformer<V1NetworkPolicy>(kc, '/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces());
+    const policies = makeInformer<V1NetworkPolicy>(kc, '/apis/networking.k8s.io/v1/networkpolicies', () =>
+      net.listNetworkPolicyForAllNamespaces(),
+    );
     const nsEvents = recordEvents(namespaces);
     const npEvents = recordEvents(policies);
     await started(namespaces);
     await started(policies);
     await api.waitFor(() => api.openWatches() === 2);
     api.create('namespaces', { metadata: { name: 'team-a', labels: { team: 'a' } } });
-    api.create('networkpolicies', { metadata: { name: 'allow-dns', namespace: 'team-a' }, spec: { podSelector: {}, policyTypes: ['Egress'] } });
+    api.create('networkpolicies', {
+      metadata: { name: 'allow-dns', namespace: 'team-a' },
+      spec: { podSelector: {}, policyTypes: ['Egress'] },
+    });
     api.delete('namespaces', 'team-a');
     await api.waitFor(() => nsEvents.length === 2 && npEvents.length === 1);
     expect(nsEvents).toEqual(['add team-a', 'delete team-a']);
@@ -496,7 +593,11 @@ describe('informers', () => {
 
     expect(api.dropWatches()).toBe(1);
     api.create('nodes', node('n2')); // made while no watch is open: replayed from history
-    await api.waitFor(() => api.counters.watchesStarted === started1 + 1 && api.openWatches() === 1, 5000, 'the rewatch');
+    await api.waitFor(
+      () => api.counters.watchesStarted === started1 + 1 && api.openWatches() === 1,
+      5000,
+      'the rewatch',
+    );
     await api.waitFor(() => events.length === 2);
     expect(events).toEqual(['add n1', 'add n2']);
     expect(api.counters.lists).toBe(1);
@@ -558,7 +659,11 @@ describe('informers', () => {
     await api.start();
     expect(api.port).toBe(port);
 
-    await api.waitFor(() => api.openWatches() === 1 && names(informer.list()).join() === 'n2', 5000, 'the informer to converge');
+    await api.waitFor(
+      () => api.openWatches() === 1 && names(informer.list()).join() === 'n2',
+      5000,
+      'the informer to converge',
+    );
     expect(errors.length).toBeGreaterThanOrEqual(2);
     expect(events).toEqual(['add n1', 'add n2', 'delete n1']);
     // It resumed from its last version: one list in all.
@@ -607,7 +712,8 @@ describe('malformed objects', () => {
     // function can drop such items; watch events can only be filtered in the Watch it is given.
     api.injectMalformed('pods', { kind: 'Pod', spec: {} }, { namespace: 'default' });
     const skipped: unknown[] = [];
-    const hasMetadata = (o: unknown): boolean => typeof o === 'object' && o !== null && typeof (o as KubernetesObject).metadata === 'object';
+    const hasMetadata = (o: unknown): boolean =>
+      typeof o === 'object' && o !== null && typeof (o as KubernetesObject).metadata === 'object';
     class SkippingWatch extends Watch {
       override watch(...[path, query, callback, done]: Parameters<Watch['watch']>): ReturnType<Watch['watch']> {
         const skipping: typeof callback = (phase, obj: unknown, raw: unknown) => {
@@ -688,13 +794,23 @@ describe('raw watch protocol', () => {
     api.compact();
     const seen: { type: string; object: unknown }[] = [];
     let done: unknown = 'not yet';
-    await new Watch(kc).watch('/api/v1/nodes', { resourceVersion: '1' }, (type, object) => seen.push({ type, object }), (err) => (done = err));
+    await new Watch(kc).watch(
+      '/api/v1/nodes',
+      { resourceVersion: '1' },
+      (type, object) => seen.push({ type, object }),
+      (err) => (done = err),
+    );
     await api.waitFor(() => done !== 'not yet');
     expect(seen).toEqual([
-      { type: 'ERROR', object: expect.objectContaining({ kind: 'Status', status: 'Failure', code: 410, reason: 'Expired' }) },
+      {
+        type: 'ERROR',
+        object: expect.objectContaining({ kind: 'Status', status: 'Failure', code: 410, reason: 'Expired' }),
+      },
     ]);
     // From the current version it is fine.
-    const ok = await fetch(`${api.url}/api/v1/nodes?watch=true&resourceVersion=${api.resourceVersion}&timeoutSeconds=1`);
+    const ok = await fetch(
+      `${api.url}/api/v1/nodes?watch=true&resourceVersion=${api.resourceVersion}&timeoutSeconds=1`,
+    );
     expect(ok.status).toBe(200);
     await ok.body?.cancel();
   });
@@ -712,7 +828,10 @@ describe('write rules', () => {
     expect((respec.spec as { containers: unknown[] }).containers).toEqual([{ name: 'c', image: 'pause:2' }]);
 
     expect(() => api.update('pods', { ...created })).toThrow(/the object has been modified/);
-    const upserted = api.upsert('pods', { ...pod('default', 'p', 'n1'), status: { phase: 'Running', podIP: '10.244.1.5' } });
+    const upserted = api.upsert('pods', {
+      ...pod('default', 'p', 'n1'),
+      status: { phase: 'Running', podIP: '10.244.1.5' },
+    });
     expect(upserted.status).toEqual({ phase: 'Running', podIP: '10.244.1.5' });
 
     const wrongUid = await fetch(`${api.url}/api/v1/namespaces/default/pods/p`, {
@@ -729,8 +848,16 @@ describe('write rules', () => {
   it('replaces only status through PUT /status and refuses what it cannot serve', async () => {
     const created = api.create('nodes', node('n1', { status: { capacity: { pods: '110' } } }));
     const put = (path: string, body: unknown, method = 'PUT') =>
-      fetch(`${api.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const res = await put('/api/v1/nodes/n1/status', { ...created, spec: { podCIDR: '10.0.0.0/8' }, status: { capacity: { pods: '10' } } });
+      fetch(`${api.url}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const res = await put('/api/v1/nodes/n1/status', {
+      ...created,
+      spec: { podCIDR: '10.0.0.0/8' },
+      status: { capacity: { pods: '10' } },
+    });
     expect(res.status).toBe(200);
     const after = api.get('nodes', 'n1');
     expect(after?.spec).toEqual({ podCIDR: '10.244.1.0/24' });
@@ -745,14 +872,31 @@ describe('write rules', () => {
   });
 
   it('applies strategic merge directives for primitive sets and whole-list replacement', () => {
-    api.create('nodes', node('n1', { metadata: { name: 'n1', finalizers: ['a', 'b'] }, spec: { podCIDRs: ['10.1.0.0/24'], taints: [{ key: 'k', effect: 'NoSchedule' }] } }));
+    api.create(
+      'nodes',
+      node('n1', {
+        metadata: { name: 'n1', finalizers: ['a', 'b'] },
+        spec: { podCIDRs: ['10.1.0.0/24'], taints: [{ key: 'k', effect: 'NoSchedule' }] },
+      }),
+    );
     const patched = api.patch('nodes', 'n1', {
       metadata: { finalizers: ['c'], '$deleteFromPrimitiveList/finalizers': ['a'] },
       spec: { podCIDRs: ['fd00::/64'], taints: [{ $patch: 'replace' }, { key: 'x', effect: 'NoExecute' }] },
     });
     expect(patched.metadata.finalizers).toEqual(['b', 'c']);
-    expect(patched.spec).toEqual({ podCIDRs: ['10.1.0.0/24', 'fd00::/64'], taints: [{ key: 'x', effect: 'NoExecute' }] });
-    const moved = api.patch('nodes', 'n1', [{ op: 'move', from: '/spec/podCIDRs/1', path: '/spec/podCIDRs/0' }, { op: 'remove', path: '/spec/taints' }], { type: 'json' });
+    expect(patched.spec).toEqual({
+      podCIDRs: ['10.1.0.0/24', 'fd00::/64'],
+      taints: [{ key: 'x', effect: 'NoExecute' }],
+    });
+    const moved = api.patch(
+      'nodes',
+      'n1',
+      [
+        { op: 'move', from: '/spec/podCIDRs/1', path: '/spec/podCIDRs/0' },
+        { op: 'remove', path: '/spec/taints' },
+      ],
+      { type: 'json' },
+    );
     expect(moved.spec).toEqual({ podCIDRs: ['fd00::/64', '10.1.0.0/24'] });
   });
 });

@@ -77,7 +77,8 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'strand-agent-kube-'));
   await startServer();
   events.changes = 0;
-  for (const list of [events.synced, events.relisted, events.errors, events.restarts, events.warnings, events.infos]) list.length = 0;
+  for (const list of [events.synced, events.relisted, events.errors, events.restarts, events.warnings, events.infos])
+    list.length = 0;
 });
 
 afterEach(async () => {
@@ -98,7 +99,13 @@ describe('agent informers', () => {
     expect(events.synced.sort()).toEqual(['clusternetworkpolicies', 'namespaces', 'networkpolicies', 'nodes', 'pods']);
     expect(c.pods.list()).toHaveLength(1200);
     expect(c.pods.get('p7', 'default')).toEqual({
-      metadata: { name: 'p7', namespace: 'default', uid: expect.any(String), resourceVersion: expect.any(String), labels: { app: 'web' } },
+      metadata: {
+        name: 'p7',
+        namespace: 'default',
+        uid: expect.any(String),
+        resourceVersion: expect.any(String),
+        labels: { app: 'web' },
+      },
       spec: { nodeName: 'n1', containers: [{ name: 'c', ports: [{ containerPort: 80, protocol: 'TCP' }] }] },
       status: { podIPs: [{ ip: '10.244.1.5' }] },
     });
@@ -108,10 +115,16 @@ describe('agent informers', () => {
 
     await api.waitFor(() => api.openWatches() === 4, 5_000, 'four watches');
     const watches = api.requestsMatching({ verb: 'watch' });
-    expect(watches.every((w) => w.query.allowWatchBookmarks === 'true' && Number(w.query.timeoutSeconds) >= 300)).toBe(true);
+    expect(watches.every((w) => w.query.allowWatchBookmarks === 'true' && Number(w.query.timeoutSeconds) >= 300)).toBe(
+      true,
+    );
     api.patch('pods', 'p7', { metadata: { labels: { app: 'db' } } });
     api.delete('pods', 'p8');
-    await api.waitFor(() => c.pods.get('p7', 'default')?.metadata.labels?.app === 'db' && c.pods.get('p8', 'default') === undefined, 5_000, 'the watch');
+    await api.waitFor(
+      () => c.pods.get('p7', 'default')?.metadata.labels?.app === 'db' && c.pods.get('p8', 'default') === undefined,
+      5_000,
+      'the watch',
+    );
     // Bookmarks move the version the watch would resume from, without changes.
     const rv = c.pods.resourceVersion;
     api.create('nodes', { metadata: { name: 'n2' } });
@@ -129,7 +142,12 @@ describe('agent informers', () => {
     api.create('pods', pod('new'));
     api.compact();
     await api.waitFor(() => events.relisted.some(([r]) => r === 'pods'), 10_000, 'the relist');
-    expect(c.pods.list().map((p) => p.metadata.name).sort()).toEqual(['kept', 'new']);
+    expect(
+      c.pods
+        .list()
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['kept', 'new']);
     expect(events.relisted).toContainEqual(['pods', 2]);
     expect(api.counters.watchesExpired).toBeGreaterThan(0);
   });
@@ -169,7 +187,10 @@ describe('agent informers', () => {
   it('skip malformed objects in lists and watches, and keep the good ones', async () => {
     api.create('pods', pod('good-1'));
     api.injectMalformed('pods', { kind: 'Pod', spec: {} }, { namespace: 'default' });
-    api.injectMalformed('pods', { metadata: { name: 'bad-ports', namespace: 'default' }, spec: { containers: [{ ports: 'x' }] } });
+    api.injectMalformed('pods', {
+      metadata: { name: 'bad-ports', namespace: 'default' },
+      spec: { containers: [{ ports: 'x' }] },
+    });
     const c = startCache();
     await api.waitFor(() => c.synced && api.openWatches() === 4, 5_000, 'sync');
     expect(c.pods.list().map((p) => p.metadata.name)).toEqual(['good-1']);
@@ -181,7 +202,9 @@ describe('agent informers', () => {
     api.create('pods', pod('good-2'));
     await api.waitFor(() => c.pods.list().length === 2, 5_000, 'the good pod after the bad ones');
     expect(c.pods.skipped).toBe(4);
-    expect(events.warnings.filter((w) => w.startsWith('skipped a malformed object from the API (pods)'))).toHaveLength(4);
+    expect(events.warnings.filter((w) => w.startsWith('skipped a malformed object from the API (pods)'))).toHaveLength(
+      4,
+    );
     // A good object turning bad keeps its last good state; its deletion still removes it.
     api.update('pods', { ...pod('good-2'), spec: 'broken' });
     await api.waitFor(() => c.pods.skipped === 5, 5_000, 'the bad update');
@@ -195,7 +218,12 @@ describe('agent informers', () => {
 describe('ClusterNetworkPolicy informer (a CRD that may not be installed)', () => {
   const cnp = (name: string) => ({
     metadata: { name, creationTimestamp: '2026-04-01T00:00:00Z' },
-    spec: { tier: 'Admin', priority: 10, subject: { namespaces: {} }, ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }] },
+    spec: {
+      tier: 'Admin',
+      priority: 10,
+      subject: { namespaces: {} },
+      ingress: [{ action: 'Deny', from: [{ namespaces: {} }] }],
+    },
   });
   const notServed = () => events.infos.filter((m) => m.startsWith('clusternetworkpolicies: not served'));
 
@@ -205,7 +233,11 @@ describe('ClusterNetworkPolicy informer (a CRD that may not be installed)', () =
     expect(c.clusterNetworkPolicies.absent).toBe(true);
     expect(c.unsynced).toEqual([]);
     // Looked for again every absentMs, said once, never an API error or a restart.
-    await api.waitFor(() => api.requests.filter((r) => r.path.endsWith('/clusternetworkpolicies') && r.status === 404).length >= 3, 5_000, 'three looks');
+    await api.waitFor(
+      () => api.requests.filter((r) => r.path.endsWith('/clusternetworkpolicies') && r.status === 404).length >= 3,
+      5_000,
+      'three looks',
+    );
     expect(notServed()).toHaveLength(1);
     expect(events.errors).toEqual([]);
     expect(events.restarts).toEqual([]);
@@ -216,13 +248,20 @@ describe('ClusterNetworkPolicy informer (a CRD that may not be installed)', () =
     await api.waitFor(() => c.clusterNetworkPolicies.list().length === 1, 5_000, 'the CRD picked up');
     expect(c.clusterNetworkPolicies.absent).toBe(false);
     expect(c.clusterNetworkPolicies.get('deny-all')).toEqual({
-      metadata: { name: 'deny-all', uid: expect.any(String), resourceVersion: expect.any(String), creationTimestamp: expect.any(Date) },
+      metadata: {
+        name: 'deny-all',
+        uid: expect.any(String),
+        resourceVersion: expect.any(String),
+        creationTimestamp: expect.any(Date),
+      },
       spec: cnp('deny-all').spec,
     });
     await api.waitFor(() => api.openWatches('clusternetworkpolicies') === 1, 5_000, 'the watch');
     api.create('clusternetworkpolicies', cnp('second'));
     await api.waitFor(() => c.clusterNetworkPolicies.list().length === 2, 5_000, 'a watched CNP');
-    expect(events.infos.filter((m) => m.startsWith('clusternetworkpolicies: served by the API server now'))).toHaveLength(1);
+    expect(
+      events.infos.filter((m) => m.startsWith('clusternetworkpolicies: served by the API server now')),
+    ).toHaveLength(1);
   });
 
   it('empties its cache when the CRD is removed, and lists afresh when it is back', async () => {
@@ -236,7 +275,15 @@ describe('ClusterNetworkPolicy informer (a CRD that may not be installed)', () =
     expect(c.unsynced).toEqual([]);
     api.installCrd('clusternetworkpolicies');
     api.create('clusternetworkpolicies', cnp('b'));
-    await api.waitFor(() => c.clusterNetworkPolicies.list().map((p) => p.metadata.name).join() === 'b', 5_000, 'the CRD back');
+    await api.waitFor(
+      () =>
+        c.clusterNetworkPolicies
+          .list()
+          .map((p) => p.metadata.name)
+          .join() === 'b',
+      5_000,
+      'the CRD back',
+    );
   });
 
   it('keeps a CNP whose spec is not an object, for the compiler to report', async () => {
@@ -252,7 +299,12 @@ describe('NetworkUnavailable patch', () => {
   it('merges the condition into the Node status by strategic merge patch', async () => {
     api.create('nodes', {
       metadata: { name: 'n1' },
-      status: { conditions: [{ type: 'Ready', status: 'True' }, { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }] },
+      status: {
+        conditions: [
+          { type: 'Ready', status: 'True' },
+          { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' },
+        ],
+      },
     });
     await markNetworkAvailable(kube, 'n1', new Date('2026-01-02T03:04:05Z'));
     const conditions = (api.get('nodes', 'n1')?.status as { conditions: Record<string, string>[] }).conditions;
@@ -267,7 +319,11 @@ describe('NetworkUnavailable patch', () => {
         lastHeartbeatTime: '2026-01-02T03:04:05Z',
       },
     ]);
-    expect(api.requests.at(-1)).toMatchObject({ method: 'PATCH', path: '/api/v1/nodes/n1/status', contentType: 'application/strategic-merge-patch+json' });
+    expect(api.requests.at(-1)).toMatchObject({
+      method: 'PATCH',
+      path: '/api/v1/nodes/n1/status',
+      contentType: 'application/strategic-merge-patch+json',
+    });
 
     const missing = await markNetworkAvailable(kube, 'nope').catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ApiRequestError);
@@ -306,12 +362,16 @@ describe('RBAC: the agent under its ServiceAccount', () => {
     ]);
   });
 
-  it('gets 403 Forbidden with the API server\'s message for NetworkPolicies when the role lacks them, and syncs the rest', async () => {
+  it("gets 403 Forbidden with the API server's message for NetworkPolicies when the role lacks them, and syncs the rest", async () => {
     await api.close();
     await startServer({ manifest: manifestWithout((g, r) => g === 'networking.k8s.io' && r === 'networkpolicies') });
     const c = startCache();
     await api.waitFor(() => c.nodes.synced && c.pods.synced && c.namespaces.synced, 5_000, 'the granted lists');
-    await api.waitFor(() => events.errors.filter(([r]) => r === 'networkpolicies').length >= 2, 5_000, 'the refused list, twice (backoff)');
+    await api.waitFor(
+      () => events.errors.filter(([r]) => r === 'networkpolicies').length >= 2,
+      5_000,
+      'the refused list, twice (backoff)',
+    );
     expect(c.synced).toBe(false);
     expect(c.networkPolicies.synced).toBe(false);
     const err = events.errors.find(([r]) => r === 'networkpolicies')?.[1] as ApiRequestError;
@@ -329,7 +389,10 @@ describe('RBAC: the agent under its ServiceAccount', () => {
   it('gets 403 for the NetworkUnavailable patch when the role lacks nodes/status (patch of nodes is not enough)', async () => {
     await api.close();
     await startServer({ manifest: manifestWithout((g, r) => g === '' && r === 'nodes/status') });
-    api.create('nodes', { metadata: { name: 'n1' }, status: { conditions: [{ type: 'NetworkUnavailable', status: 'True' }] } });
+    api.create('nodes', {
+      metadata: { name: 'n1' },
+      status: { conditions: [{ type: 'NetworkUnavailable', status: 'True' }] },
+    });
     const denied = await markNetworkAvailable(kube, 'n1').catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(ApiRequestError);
     expect((denied as ApiRequestError).statusCode).toBe(403);

@@ -97,12 +97,16 @@ describe('addresses', () => {
     const exists = errorOf(() => addAddress(nl, dev, '10.244.1.5/24'));
     expect(exists.code).toBe('EEXIST');
     // Newer kernels add their own reason, "(ipv4: Address already assigned)", after the errno text.
-    expect(exists.message).toMatch(new RegExp(`^failed to add address 10.244.1.5/24 to ${dev} in ${ns.path}: File exists`));
+    expect(exists.message).toMatch(
+      new RegExp(`^failed to add address 10.244.1.5/24 to ${dev} in ${ns.path}: File exists`),
+    );
     // Replace is idempotent: what a crash-safe "ensure address" needs.
     addAddress(nl, dev, '10.244.1.5/24', { replace: true });
     const missing = errorOf(() => deleteAddress(nl, dev, '10.244.9.9/24'));
     expect(missing.code).toBe('EADDRNOTAVAIL');
-    expect(missing.message).toMatch(new RegExp(`^failed to delete address 10.244.9.9/24 from ${dev} in ${ns.path}: Cannot assign requested address`));
+    expect(missing.message).toMatch(
+      new RegExp(`^failed to delete address 10.244.9.9/24 from ${dev} in ${ns.path}: Cannot assign requested address`),
+    );
   });
 
   it('waits for IPv6 duplicate address detection to finish', () => {
@@ -126,10 +130,25 @@ describe('routes', () => {
     addAddress(nl, dev, '10.244.1.5/24');
     addRoute(nl, { dst: 'default', gateway: '10.244.1.1', oif: dev, metric: 100, mtu: 1400, advmss: 1360 });
     const def = ipJson<IpRoute[]>(['route', 'show', 'default'], ns.name);
-    expect(def).toEqual([expect.objectContaining({ dst: 'default', gateway: '10.244.1.1', dev, metric: 100, metrics: [{ mtu: 1400, advmss: 1360 }] })]);
+    expect(def).toEqual([
+      expect.objectContaining({
+        dst: 'default',
+        gateway: '10.244.1.1',
+        dev,
+        metric: 100,
+        metrics: [{ mtu: 1400, advmss: 1360 }],
+      }),
+    ]);
 
     const ours = listRoutes(nl, { family: 4 }).find((r) => r.dst === '0.0.0.0/0');
-    expect(ours).toMatchObject({ gateway: '10.244.1.1', oif: getLink(nl, dev).index, metric: 100, mtu: 1400, advmss: 1360, table: 254 });
+    expect(ours).toMatchObject({
+      gateway: '10.244.1.1',
+      oif: getLink(nl, dev).index,
+      metric: 100,
+      mtu: 1400,
+      advmss: 1360,
+      table: 254,
+    });
 
     const dup = errorOf(() => addRoute(nl, { dst: 'default', gateway: '10.244.1.1', metric: 100 }));
     expect(dup.code).toBe('EEXIST');
@@ -164,12 +183,16 @@ describe('routes', () => {
     const { ns, nl, dev } = setup();
     addAddress(nl, dev, '10.244.1.5/24');
     addRoute(nl, { dst: '10.96.0.0/16', oif: dev, table: 100 });
-    expect(ipJson<IpRoute[]>(['route', 'show', 'table', '100'], ns.name)).toEqual([expect.objectContaining({ dst: '10.96.0.0/16', dev, scope: 'link' })]);
+    expect(ipJson<IpRoute[]>(['route', 'show', 'table', '100'], ns.name)).toEqual([
+      expect.objectContaining({ dst: '10.96.0.0/16', dev, scope: 'link' }),
+    ]);
     expect(listRoutes(nl).some((r) => r.dst === '10.96.0.0/16')).toBe(false);
     expect(listRoutes(nl, { table: 100 }).map((r) => r.dst)).toEqual(['10.96.0.0/16']);
 
     replaceRoute(nl, { dst: '10.96.0.0/16', gateway: '10.244.1.1', table: 100 });
-    expect(ipJson<IpRoute[]>(['route', 'show', 'table', '100'], ns.name)).toEqual([expect.objectContaining({ dst: '10.96.0.0/16', gateway: '10.244.1.1' })]);
+    expect(ipJson<IpRoute[]>(['route', 'show', 'table', '100'], ns.name)).toEqual([
+      expect.objectContaining({ dst: '10.96.0.0/16', gateway: '10.244.1.1' }),
+    ]);
     deleteRoute(nl, { dst: '10.96.0.0/16', table: 100 });
     expect(ipJson<IpRoute[]>(['route', 'show', 'table', '100'], ns.name)).toEqual([]);
   });
@@ -179,9 +202,13 @@ describe('routes', () => {
     addAddress(nl, dev, '10.244.1.5/24');
     const e = errorOf(() => addRoute(nl, { dst: '10.50.0.0/16', gateway: '192.0.2.1', oif: dev }));
     expect(isKernelError(e, 'ENETUNREACH')).toBe(true);
-    expect(e.message).toBe(`failed to add route 10.50.0.0/16 via 192.0.2.1 dev ${dev} in ${ns.path}: Network is unreachable (Nexthop has invalid gateway)`);
+    expect(e.message).toBe(
+      `failed to add route 10.50.0.0/16 via 192.0.2.1 dev ${dev} in ${ns.path}: Network is unreachable (Nexthop has invalid gateway)`,
+    );
     // onlink: the gateway is taken as reachable on the device, as cross-subnet pod gateways need.
     addRoute(nl, { dst: '10.50.0.0/16', gateway: '192.0.2.1', oif: dev, onlink: true });
-    expect(ipJson<IpRoute[]>(['route', 'show', '10.50.0.0/16'], ns.name)).toEqual([expect.objectContaining({ gateway: '192.0.2.1', dev })]);
+    expect(ipJson<IpRoute[]>(['route', 'show', '10.50.0.0/16'], ns.name)).toEqual([
+      expect.objectContaining({ gateway: '192.0.2.1', dev }),
+    ]);
   });
 });

@@ -10,7 +10,9 @@ describe('conntrack over ctnetlink', () => {
   it('lists the entries real packets made and deletes exactly the one asked for', () => {
     const ns = netns();
     // Conntrack tracks a namespace's packets once a hook there uses it.
-    ns.exec('nft', ['add table inet stt-ct ; add chain inet stt-ct out { type filter hook output priority 0 ; ct state new counter ; }']);
+    ns.exec('nft', [
+      'add table inet stt-ct ; add chain inet stt-ct out { type filter hook output priority 0 ; ct state new counter ; }',
+    ]);
     for (const port of [9101, 9102]) ns.exec('bash', ['-c', `echo hi > /dev/udp/127.0.0.1/${port}`]);
     ns.exec('bash', ['-c', 'exec 3<>/dev/udp/::1/9103 && echo hi >&3']);
     const ct = Conntrack.open({ netns: ns.path });
@@ -24,7 +26,12 @@ describe('conntrack over ctnetlink', () => {
       expect(v6.map((e) => [e.orig.dst, e.orig.dport])).toEqual([['::1', 9103]]);
 
       expect(ct.delete(first)).toBe(true);
-      expect(ct.list(4).filter((e) => e.orig.proto === IPPROTO.UDP).map((e) => e.orig.dport)).toEqual([9102]);
+      expect(
+        ct
+          .list(4)
+          .filter((e) => e.orig.proto === IPPROTO.UDP)
+          .map((e) => e.orig.dport),
+      ).toEqual([9102]);
       // Gone already: not an error.
       expect(ct.delete(first)).toBe(false);
       expect(ct.delete(v6[0]!)).toBe(true);

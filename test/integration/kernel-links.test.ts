@@ -33,7 +33,12 @@ interface IpLink {
   link_netnsid?: number;
   promiscuity?: number;
   operstate: string;
-  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: Record<string, unknown>;
+    info_slave_kind?: string;
+    info_slave_data?: Record<string, unknown>;
+  };
 }
 
 const { netns, socketIn } = kernelFixture();
@@ -55,7 +60,13 @@ describe('veth pairs', () => {
     const nl = socketIn(host);
     const hostVeth = testName('veth');
     const podIf = testName('eth');
-    addLink(nl, { kind: 'veth', name: hostVeth, mtu: 1400, up: true, peer: { name: podIf, netns: pod.path, mtu: 1400, mac: '0a:58:0a:f4:01:05' } });
+    addLink(nl, {
+      kind: 'veth',
+      name: hostVeth,
+      mtu: 1400,
+      up: true,
+      peer: { name: podIf, netns: pod.path, mtu: 1400, mac: '0a:58:0a:f4:01:05' },
+    });
 
     expect(ipLinkNames(host)).toContain(hostVeth);
     expect(ipLinkNames(host)).not.toContain(podIf);
@@ -68,7 +79,14 @@ describe('veth pairs', () => {
     expect(hostLink.link_netnsid).toBeTypeOf('number');
 
     const l = getLink(nl, hostVeth);
-    expect(l).toMatchObject({ name: hostVeth, kind: 'veth', mtu: 1400, up: true, index: hostLink.ifindex, mac: hostLink.address });
+    expect(l).toMatchObject({
+      name: hostVeth,
+      kind: 'veth',
+      mtu: 1400,
+      up: true,
+      index: hostLink.ifindex,
+      mac: hostLink.address,
+    });
     // IFLA_LINK of a veth is the peer's ifindex, in the peer's namespace: what CHECK compares.
     expect(l.parentIndex).toBe(podLink.ifindex);
     expect(l.linkNetnsId).toBe(hostLink.link_netnsid);
@@ -97,7 +115,9 @@ describe('veth pairs', () => {
     const podIf = testName('eth');
     addLink(nl, { kind: 'veth', name: hostVeth, up: true, peer: { name: podIf, netns: pod.path } });
     // The pod end is down, so the host end has no carrier.
-    expect(() => waitForOperUp(nl, hostVeth, { timeoutMs: 60 })).toThrow(`failed to see ${hostVeth} operationally up within 60 ms in ${host.path}: Connection timed out`);
+    expect(() => waitForOperUp(nl, hostVeth, { timeoutMs: 60 })).toThrow(
+      `failed to see ${hostVeth} operationally up within 60 ms in ${host.path}: Connection timed out`,
+    );
     setLinkUp(podNl, podIf);
     expect(waitForOperUp(nl, hostVeth).operState).toBe('up');
   });
@@ -128,7 +148,9 @@ describe('veth pairs', () => {
     expect(err).toBeInstanceOf(KernelError);
     expect((err as KernelError).code).toBe('EEXIST');
     expect((err as KernelError).errno).toBe(17);
-    expect((err as KernelError).message).toMatch(new RegExp(`^failed to add veth ${x} \\(peer stt\\w+\\) in ${a.path}: File exists`));
+    expect((err as KernelError).message).toMatch(
+      new RegExp(`^failed to add veth ${x} \\(peer stt\\w+\\) in ${a.path}: File exists`),
+    );
   });
 
   it('fails with ENODEV, naming the link, for a link that is not there', () => {
@@ -259,12 +281,24 @@ describe('link settings', () => {
     const podIf = testName('eth');
     addLink(nl, { kind: 'bridge', name: br });
     // An empty bridge's ceiling is 64 KiB: the kernel refuses more, and says why.
-    expect(() => setLink(nl, br, { offload: { gsoIpv4MaxSize: 196608 } })).toThrow(/gso_ipv4_max_size 196608 .*Invalid argument/);
-    addLink(nl, { kind: 'veth', name: hostVeth, master: br, offload: big, peer: { name: podIf, netns: pod.path, offload: big } });
+    expect(() => setLink(nl, br, { offload: { gsoIpv4MaxSize: 196608 } })).toThrow(
+      /gso_ipv4_max_size 196608 .*Invalid argument/,
+    );
+    addLink(nl, {
+      kind: 'veth',
+      name: hostVeth,
+      master: br,
+      offload: big,
+      peer: { name: podIf, netns: pod.path, offload: big },
+    });
     setLink(nl, br, { offload: big });
 
     // As iproute2 sees them (it shows the IPv4 sizes from 6.3 on: check those through the decoder).
-    for (const [ns, name] of [[host, hostVeth], [pod, podIf], [host, br]] as const) {
+    for (const [ns, name] of [
+      [host, hostVeth],
+      [pod, podIf],
+      [host, br],
+    ] as const) {
       expect(ipLink(ns, name)).toMatchObject({ gso_max_size: 196608, gro_max_size: 196608 });
     }
     expect(getLink(nl, hostVeth).offload).toEqual(big);
@@ -280,7 +314,9 @@ describe('link settings', () => {
     const nl = socketIn(a);
     const x = testName('vx');
     addLink(nl, { kind: 'veth', name: x, peer: { name: testName('vy') } });
-    expect(() => setLink(nl, x, { mtu: 10 })).toThrow(new RegExp(`^failed to set ${x} mtu 10 in ${a.path}: Invalid argument`));
+    expect(() => setLink(nl, x, { mtu: 10 })).toThrow(
+      new RegExp(`^failed to set ${x} mtu 10 in ${a.path}: Invalid argument`),
+    );
   });
 });
 
@@ -291,13 +327,38 @@ describe('VXLAN devices', () => {
     const underlay = testName('ul');
     const vx = testName('vxl');
     addLink(nl, { kind: 'veth', name: underlay, up: true, peer: { name: testName('vy') } });
-    addLink(nl, { kind: 'vxlan', name: vx, vni: 42, port: 4789, local: '198.18.0.1', learning: false, link: underlay, ttl: 64, mtu: 1450 });
+    addLink(nl, {
+      kind: 'vxlan',
+      name: vx,
+      vni: 42,
+      port: 4789,
+      local: '198.18.0.1',
+      learning: false,
+      link: underlay,
+      ttl: 64,
+      mtu: 1450,
+    });
     const ip = ipLink(a, vx);
     expect(ip.mtu).toBe(1450);
     expect(ip.linkinfo?.info_kind).toBe('vxlan');
-    expect(ip.linkinfo?.info_data).toMatchObject({ id: 42, port: 4789, local: '198.18.0.1', learning: false, link: underlay, ttl: 64 });
+    expect(ip.linkinfo?.info_data).toMatchObject({
+      id: 42,
+      port: 4789,
+      local: '198.18.0.1',
+      learning: false,
+      link: underlay,
+      ttl: 64,
+    });
     const l = getLink(nl, vx);
-    expect(l.vxlan).toEqual({ vni: 42, port: 4789, local: '198.18.0.1', group: undefined, learning: false, link: getLink(nl, underlay).index, ttl: 64 });
+    expect(l.vxlan).toEqual({
+      vni: 42,
+      port: 4789,
+      local: '198.18.0.1',
+      group: undefined,
+      learning: false,
+      link: getLink(nl, underlay).index,
+      ttl: 64,
+    });
     expect(listLinks(nl, { kind: 'vxlan' }).map((x) => x.name)).toEqual([vx]);
   });
 });

@@ -54,7 +54,16 @@ function vxlan(nl: NetlinkSocket): { vx: string; underlay: string } {
   const underlay = testName('ul');
   const vx = testName('vxl');
   addLink(nl, { kind: 'veth', name: underlay, up: true, peer: { name: testName('vy') } });
-  addLink(nl, { kind: 'vxlan', name: vx, vni: 1, port: 4789, local: '198.18.0.1', learning: false, link: underlay, up: true });
+  addLink(nl, {
+    kind: 'vxlan',
+    name: vx,
+    vni: 1,
+    port: 4789,
+    local: '198.18.0.1',
+    learning: false,
+    link: underlay,
+    up: true,
+  });
   return { vx, underlay };
 }
 
@@ -85,11 +94,15 @@ describe('neighbours', () => {
     );
     // A peer node's VTEP MAC changed (agent restart): replace updates the entry in place.
     addNeighbour(nl, { link: dev, ip: '10.244.2.0', mac: '0a:0b:0c:0d:0e:09' }, { replace: true });
-    expect(ipJson<IpNeigh[]>(['neigh', 'show', '10.244.2.0', 'dev', dev], ns.name)).toEqual([{ dst: '10.244.2.0', lladdr: '0a:0b:0c:0d:0e:09', state: ['PERMANENT'] }]);
+    expect(ipJson<IpNeigh[]>(['neigh', 'show', '10.244.2.0', 'dev', dev], ns.name)).toEqual([
+      { dst: '10.244.2.0', lladdr: '0a:0b:0c:0d:0e:09', state: ['PERMANENT'] },
+    ]);
 
     deleteNeighbour(nl, { link: dev, ip: '10.244.2.0' });
     deleteNeighbour(nl, { link: dev, ip: 'fd00:2::' });
-    expect(ipJson<IpNeigh[]>(['neigh', 'show', 'dev', dev], ns.name).filter((n) => n.state.includes('PERMANENT'))).toEqual([]);
+    expect(
+      ipJson<IpNeigh[]>(['neigh', 'show', 'dev', dev], ns.name).filter((n) => n.state.includes('PERMANENT')),
+    ).toEqual([]);
     expect(() => deleteNeighbour(nl, { link: dev, ip: '10.244.2.0' })).toThrow(/No such file or directory/);
   });
 
@@ -100,14 +113,22 @@ describe('neighbours', () => {
     addNeighbour(nl, { link: vx, ip: '10.244.2.0', mac: vtepMac }, { replace: true });
     addFdbEntry(nl, { link: vx, mac: vtepMac, dst: '198.18.0.2' }, { replace: true });
 
-    expect(ipJson<IpNeigh[]>(['neigh', 'show', 'dev', vx], ns.name)).toEqual([{ dst: '10.244.2.0', lladdr: vtepMac, state: ['PERMANENT'] }]);
-    expect(fdb(ns, vx).filter((e) => e.mac === vtepMac)).toEqual([expect.objectContaining({ mac: vtepMac, dst: '198.18.0.2', flags: ['self'], state: 'permanent' })]);
+    expect(ipJson<IpNeigh[]>(['neigh', 'show', 'dev', vx], ns.name)).toEqual([
+      { dst: '10.244.2.0', lladdr: vtepMac, state: ['PERMANENT'] },
+    ]);
+    expect(fdb(ns, vx).filter((e) => e.mac === vtepMac)).toEqual([
+      expect.objectContaining({ mac: vtepMac, dst: '198.18.0.2', flags: ['self'], state: 'permanent' }),
+    ]);
     const entry = listFdbEntries(nl, { link: vx }).find((e) => e.mac === vtepMac);
     expect(entry).toMatchObject({ dst: '198.18.0.2', self: true, permanent: true, index: getLink(nl, vx).index });
 
     // Replace moves the MAC to another VTEP (the node's underlay address changed).
     addFdbEntry(nl, { link: vx, mac: vtepMac, dst: '198.18.0.3' }, { replace: true });
-    expect(fdb(ns, vx).filter((e) => e.mac === vtepMac).map((e) => e.dst)).toEqual(['198.18.0.3']);
+    expect(
+      fdb(ns, vx)
+        .filter((e) => e.mac === vtepMac)
+        .map((e) => e.dst),
+    ).toEqual(['198.18.0.3']);
 
     deleteFdbEntry(nl, { link: vx, mac: vtepMac, dst: '198.18.0.3' });
     expect(fdb(ns, vx).filter((e) => e.mac === vtepMac)).toEqual([]);
@@ -127,7 +148,11 @@ describe('neighbours', () => {
         .sort(),
     ).toEqual(['198.18.0.2', '198.18.0.3']);
     deleteFdbEntry(nl, { link: vx, mac: zero, dst: '198.18.0.2' });
-    expect(fdb(ns, vx).filter((e) => e.mac === zero).map((e) => e.dst)).toEqual(['198.18.0.3']);
+    expect(
+      fdb(ns, vx)
+        .filter((e) => e.mac === zero)
+        .map((e) => e.dst),
+    ).toEqual(['198.18.0.3']);
   });
 
   it('adds a static entry to a bridge FDB', () => {

@@ -92,7 +92,9 @@ describe('withNetns', () => {
 
   it('reports a namespace file of another kind with the errno setns gives', () => {
     const before = currentNs();
-    expect(() => withNetns('/proc/self/ns/mnt', () => 1)).toThrow('failed to enter network namespace /proc/self/ns/mnt: Invalid argument');
+    expect(() => withNetns('/proc/self/ns/mnt', () => 1)).toThrow(
+      'failed to enter network namespace /proc/self/ns/mnt: Invalid argument',
+    );
     expect(currentNs()).toBe(before);
   });
 
@@ -103,8 +105,16 @@ describe('withNetns', () => {
     const y = testName('vy');
     addLink(nl, { kind: 'veth', name: x, peer: { name: y } });
     // Used from the original namespace, the socket still sees (only) the test namespace's links.
-    expect(listLinks(nl).map((l) => l.name).sort()).toEqual(['lo', x, y].sort());
-    expect(ipJson<Array<{ ifname: string }>>(['link', 'show'], ns.name).map((l) => l.ifname).sort()).toEqual(['lo', x, y].sort());
+    expect(
+      listLinks(nl)
+        .map((l) => l.name)
+        .sort(),
+    ).toEqual(['lo', x, y].sort());
+    expect(
+      ipJson<Array<{ ifname: string }>>(['link', 'show'], ns.name)
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(['lo', x, y].sort());
   });
 });
 
@@ -150,12 +160,16 @@ describe('sysctls', () => {
     expect(readSysctl(`net/ipv4/conf/${dev}/arp_notify`, { netns: ns.path })).toBe('1');
     expect(readSysctl(`net/ipv6/conf/${dev}/accept_ra`, { netns: ns.path })).toBe('0');
     // The interface exists only in the namespace, so the host has no such file.
-    expect(() => readSysctl(`net/ipv4/conf/${dev}/arp_notify`)).toThrow(new RegExp(`failed to read sysctl net.ipv4.conf.${dev}.arp_notify: No such file`));
+    expect(() => readSysctl(`net/ipv4/conf/${dev}/arp_notify`)).toThrow(
+      new RegExp(`failed to read sysctl net.ipv4.conf.${dev}.arp_notify: No such file`),
+    );
   });
 
   it('names the key and namespace when a write fails', () => {
     const ns = netns();
-    expect(() => writeSysctl('net.ipv4.no_such_setting', 1, { netns: ns.path })).toThrow(`failed to write sysctl net.ipv4.no_such_setting=1 in ${ns.path}: No such file or directory`);
+    expect(() => writeSysctl('net.ipv4.no_such_setting', 1, { netns: ns.path })).toThrow(
+      `failed to write sysctl net.ipv4.no_such_setting=1 in ${ns.path}: No such file or directory`,
+    );
   });
 });
 
@@ -197,7 +211,8 @@ describe('cost', () => {
     const n = 50;
     const names = Array.from({ length: n }, () => [testName('veth'), testName('eth')] as const);
     const t1 = performance.now();
-    for (const [hostVeth, podIf] of names) addLink(nl, { kind: 'veth', name: hostVeth, up: true, peer: { name: podIf, netns: pod.path } });
+    for (const [hostVeth, podIf] of names)
+      addLink(nl, { kind: 'veth', name: hostVeth, up: true, peer: { name: podIf, netns: pod.path } });
     const addMs = (performance.now() - t1) / n;
     const t2 = performance.now();
     for (const [hostVeth] of names) deleteLink(nl, hostVeth);

@@ -18,7 +18,10 @@ let ns: TestNetns;
 let nft: NetlinkTransport;
 const state: ToyState = new Map();
 for (let i = 0; i < PODS; i++) {
-  state.set(`10.1.${i >> 8}.${i & 255}`, Array.from({ length: ALLOWED }, (_, j) => `10.2.${j}.${i & 255}`));
+  state.set(
+    `10.1.${i >> 8}.${i & 255}`,
+    Array.from({ length: ALLOWED }, (_, j) => `10.2.${j}.${i & 255}`),
+  );
 }
 const victim = podChain('10.1.1.7');
 
@@ -27,7 +30,9 @@ function nftIn(...args: string[]): string {
 }
 
 function chainRules(chain: string): Array<{ handle: number; comment?: string }> {
-  const out = JSON.parse(nftIn('-j', 'list', 'chain', 'inet', 'strand', chain)) as { nftables: Array<{ rule?: { handle: number; comment?: string } }> };
+  const out = JSON.parse(nftIn('-j', 'list', 'chain', 'inet', 'strand', chain)) as {
+    nftables: Array<{ rule?: { handle: number; comment?: string } }>;
+  };
   return out.nftables.flatMap((o) => (o.rule ? [o.rule] : []));
 }
 
@@ -68,17 +73,28 @@ describe('drift over netlink at 10,000 rules', () => {
       expect([r.kind, r.reason]).toEqual(['rebuild', 'drift']);
       expect(chainRules(victim).map((x) => x.comment)).toEqual(want);
       expect(await applier.drift()).toBeUndefined();
-      console.log(`drift found in ${checkMs.toFixed(1)} ms (one dump of 10,002 rules), repaired in ${r.ms.toFixed(1)} ms`);
+      console.log(
+        `drift found in ${checkMs.toFixed(1)} ms (one dump of 10,002 rules), repaired in ${r.ms.toFixed(1)} ms`,
+      );
     };
-    await repair(() => nftIn('flush', 'chain', 'inet', 'strand', victim), new RegExp(`${victim} holds 0 rules, not 10`));
-    await repair(() => {
-      const h = chainRules(victim)[3]?.handle;
-      nftIn('delete', 'rule', 'inet', 'strand', victim, 'handle', String(h));
-    }, new RegExp(`${victim} holds 9 rules, not 10`));
-    await repair(() => {
-      const h = chainRules(victim)[2]?.handle;
-      nftIn('replace', 'rule', 'inet', 'strand', victim, 'handle', String(h), 'ip', 'saddr', '0.0.0.0/0', 'accept');
-    }, new RegExp(`rules of chain ${victim} were changed`));
+    await repair(
+      () => nftIn('flush', 'chain', 'inet', 'strand', victim),
+      new RegExp(`${victim} holds 0 rules, not 10`),
+    );
+    await repair(
+      () => {
+        const h = chainRules(victim)[3]?.handle;
+        nftIn('delete', 'rule', 'inet', 'strand', victim, 'handle', String(h));
+      },
+      new RegExp(`${victim} holds 9 rules, not 10`),
+    );
+    await repair(
+      () => {
+        const h = chainRules(victim)[2]?.handle;
+        nftIn('replace', 'rule', 'inet', 'strand', victim, 'handle', String(h), 'ip', 'saddr', '0.0.0.0/0', 'accept');
+      },
+      new RegExp(`rules of chain ${victim} were changed`),
+    );
     // A change by the applier itself is not drift.
     const next: ToyState = new Map(state);
     next.set('10.1.1.7', ['10.3.0.1']);

@@ -21,7 +21,8 @@ describe('typed rule bodies: render → nft → list → parse', () => {
     await nft.run(tx);
     const state = await nft.list();
     const read = new Map<string, string>();
-    for (const chain of state.chains.values()) for (const r of chain.rules) read.set(r.comment ?? '', renderRule(r.body ?? []));
+    for (const chain of state.chains.values())
+      for (const r of chain.rules) read.set(r.comment ?? '', renderRule(r.body ?? []));
     EXPR_CASES.forEach((c, i) => expect(read.get(`case ${i}`), c.text).toBe(c.text));
     const counted = [...state.chains.values()].flatMap((c) => c.rules).filter((r) => r.counter !== undefined);
     expect(counted.length).toBe(EXPR_CASES.filter((c) => c.body.some((e) => e.kind === 'counter')).length);

@@ -42,7 +42,10 @@ interface JsonRule {
 /** `nft -j list table inet strand`: rules, chains and sets as nft reports them. */
 function judge(): { rules: JsonRule[]; chains: string[]; sets: { name: string; elem?: unknown[] }[] } {
   // About 4 MB of JSON at 10,000 rules: past execFileSync's default 1 MiB output limit.
-  const text = execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', 'inet', 'strand'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const text = execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', 'inet', 'strand'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   const out = JSON.parse(text) as { nftables: Record<string, unknown>[] };
   const rules: JsonRule[] = [];
   const chains: string[] = [];
@@ -103,7 +106,11 @@ describe('nft netlink reads', () => {
       judged.rules.map((r) => [r.chain, r.handle, r.comment ?? null, judgedCounter(r) ?? null]),
     );
     expect(read.rules).toHaveLength(8);
-    expect(Object.fromEntries([...read.chains].map(([c, d]) => [c, d.count]))).toEqual({ input: 3, 'pod-a': 3, 'pod-b': 2 });
+    expect(Object.fromEntries([...read.chains].map(([c, d]) => [c, d.count]))).toEqual({
+      input: 3,
+      'pod-a': 3,
+      'pod-b': 2,
+    });
   });
 
   it('counter values after real packets equal nft -j list', () => {
@@ -115,7 +122,9 @@ describe('nft netlink reads', () => {
     expect(pings?.counter?.packets).toBe(3);
     expect(pings?.counter?.bytes).toBe(3 * 84);
     for (const rule of judged.rules) {
-      expect(read.rules.find((x) => x.handle === rule.handle && x.chain === rule.chain)?.counter).toEqual(judgedCounter(rule));
+      expect(read.rules.find((x) => x.handle === rule.handle && x.chain === rule.chain)?.counter).toEqual(
+        judgedCounter(rule),
+      );
     }
   });
 
@@ -145,13 +154,40 @@ describe('nft netlink reads', () => {
 
     // Same expressions and handle position, one port different: `nft replace` keeps the chain's shape.
     const tls = judge().rules.find((r) => r.comment === 'tls');
-    ns.exec('nft', ['replace', 'rule', 'inet', 'strand', 'pod-a', 'handle', String(tls?.handle), 'tcp', 'dport', '8443', 'counter', 'accept', 'comment', '"tls"']);
+    ns.exec('nft', [
+      'replace',
+      'rule',
+      'inet',
+      'strand',
+      'pod-a',
+      'handle',
+      String(tls?.handle),
+      'tcp',
+      'dport',
+      '8443',
+      'counter',
+      'accept',
+      'comment',
+      '"tls"',
+    ]);
     const d5 = digests();
     expect(changed(d4, d5)).toEqual(['pod-a']);
 
     // A comment is part of the rule too.
     const deny = judge().rules.find((r) => r.comment === 'pod-a default deny');
-    ns.exec('nft', ['replace', 'rule', 'inet', 'strand', 'pod-a', 'handle', String(deny?.handle), 'counter', 'drop', 'comment', '"edited"']);
+    ns.exec('nft', [
+      'replace',
+      'rule',
+      'inet',
+      'strand',
+      'pod-a',
+      'handle',
+      String(deny?.handle),
+      'counter',
+      'drop',
+      'comment',
+      '"edited"',
+    ]);
     expect(changed(d5, digests())).toEqual(['pod-a']);
   });
 
@@ -177,7 +213,12 @@ describe('nft netlink reads', () => {
     const judged = judge();
     const chains = listChains(nl, strand);
     expect(chains.map((c) => c.name).sort()).toEqual([...judged.chains].sort());
-    expect(chains.find((c) => c.name === 'input')?.base).toMatchObject({ hook: 1, priority: 0, type: 'filter', policy: 1 });
+    expect(chains.find((c) => c.name === 'input')?.base).toMatchObject({
+      hook: 1,
+      priority: 0,
+      type: 'filter',
+      policy: 1,
+    });
     expect(chains.find((c) => c.name === 'pod-a')?.base).toBeUndefined();
     // pod-a and pod-b are reached through the verdict map.
     expect(chains.find((c) => c.name === 'pod-a')?.use).toBeGreaterThan(0);
@@ -206,7 +247,9 @@ describe('nft netlink reads at 10,000 rules', () => {
     const readMs = performance.now() - t0;
     const judged = judge();
     expect(read.rules).toHaveLength(10_001);
-    expect(read.rules.map((r) => [r.chain, r.handle, r.comment ?? null])).toEqual(judged.rules.map((r) => [r.chain, r.handle, r.comment ?? null]));
+    expect(read.rules.map((r) => [r.chain, r.handle, r.comment ?? null])).toEqual(
+      judged.rules.map((r) => [r.chain, r.handle, r.comment ?? null]),
+    );
     expect(read.rules.filter((r) => r.counter).length).toBe(10_000);
     // Generous: a few tens of ms here; the bound only catches a read that went quadratic.
     expect(readMs).toBeLessThan(2_000);

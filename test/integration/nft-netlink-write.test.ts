@@ -47,12 +47,19 @@ function listed(ns: TestNetns, table = 't'): unknown {
   const strip = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(strip);
     if (v && typeof v === 'object') {
-      return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'handle').map(([k, x]) => [k, strip(x)]));
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([k]) => k !== 'handle')
+          .map(([k, x]) => [k, strip(x)]),
+      );
     }
     return v;
   };
   // A 10,000-rule table lists as several MB of JSON: more than sh()'s default output buffer.
-  const text = execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', 'inet', table], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const text = execFileSync('ip', ['netns', 'exec', ns.name, 'nft', '-j', 'list', 'table', 'inet', table], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   const out = JSON.parse(text) as { nftables: Array<Record<string, unknown>> };
   return strip(out.nftables.filter((o) => !('metainfo' in o)));
 }
@@ -75,9 +82,15 @@ interface Case {
 const head: NftOp[] = [
   { op: 'add-table', ...T },
   { op: 'add-chain', ...T, name: 'c' },
-  { op: 'add-chain', ...T, name: 'base', base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'drop' } },
+  {
+    op: 'add-chain',
+    ...T,
+    name: 'base',
+    base: { type: 'filter', hook: 'forward', priority: 'filter', policy: 'drop' },
+  },
 ];
-const headText = 'add table inet t\nadd chain inet t c\nadd chain inet t base { type filter hook forward priority filter; policy drop; }\n';
+const headText =
+  'add table inet t\nadd chain inet t c\nadd chain inet t base { type filter hook forward priority filter; policy drop; }\n';
 
 const cases: Case[] = [
   {
@@ -86,8 +99,26 @@ const cases: Case[] = [
       ...head,
       { op: 'add-set', set: s4 },
       { op: 'add-elements', set: s4, elements: [{ key: ['10.0.0.1'], comment: 'pod a' }, { key: ['10.0.0.2'] }] },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip saddr'], set: 's4' }, { kind: 'counter' }, { kind: 'verdict', verdict: { code: 'accept' } }], comment: 'hello' },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip daddr'], set: 's4', not: true }, { kind: 'verdict', verdict: { code: 'drop' } }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip saddr'], set: 's4' },
+          { kind: 'counter' },
+          { kind: 'verdict', verdict: { code: 'accept' } },
+        ],
+        comment: 'hello',
+      },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip daddr'], set: 's4', not: true },
+          { kind: 'verdict', verdict: { code: 'drop' } },
+        ],
+      },
     ],
     nft: `${headText}add set inet t s4 { type ipv4_addr; }\nadd element inet t s4 { 10.0.0.1 comment "pod a", 10.0.0.2 }
 add rule inet t base ip saddr @s4 counter accept comment "hello"\nadd rule inet t base ip daddr != @s4 drop\n`,
@@ -98,7 +129,15 @@ add rule inet t base ip saddr @s4 counter accept comment "hello"\nadd rule inet 
       ...head,
       { op: 'add-set', set: s46 },
       { op: 'add-elements', set: s46, elements: [{ key: ['10.0.0.0/8', '80-90'] }, { key: ['192.168.1.1', 443] }] },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip saddr', 'th dport'], set: 's46' }, { kind: 'verdict', verdict: { code: 'accept' } }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip saddr', 'th dport'], set: 's46' },
+          { kind: 'verdict', verdict: { code: 'accept' } },
+        ],
+      },
     ],
     nft: `${headText}add set inet t s46 { type ipv4_addr . inet_service; flags interval; }
 add element inet t s46 { 10.0.0.0/8 . 80-90, 192.168.1.1 . 443 }\nadd rule inet t base ip saddr . th dport @s46 accept\n`,
@@ -109,7 +148,15 @@ add element inet t s46 { 10.0.0.0/8 . 80-90, 192.168.1.1 . 443 }\nadd rule inet 
       ...head,
       { op: 'add-set', set: cp },
       { op: 'add-elements', set: cp, elements: [{ key: ['10.1.1.1', 'tcp', 80] }, { key: ['10.1.1.2', 'udp', 53] }] },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip daddr', 'meta l4proto', 'th dport'], set: 'cp' }, { kind: 'verdict', verdict: { code: 'accept' } }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip daddr', 'meta l4proto', 'th dport'], set: 'cp' },
+          { kind: 'verdict', verdict: { code: 'accept' } },
+        ],
+      },
     ],
     nft: `${headText}add set inet t cp { type ipv4_addr . inet_proto . inet_service; }
 add element inet t cp { 10.1.1.1 . tcp . 80, 10.1.1.2 . udp . 53 }\nadd rule inet t base ip daddr . meta l4proto . th dport @cp accept\n`,
@@ -119,8 +166,24 @@ add element inet t cp { 10.1.1.1 . tcp . 80, 10.1.1.2 . udp . 53 }\nadd rule ine
     ops: [
       ...head,
       { op: 'add-set', set: iv },
-      { op: 'add-elements', set: iv, elements: [{ key: ['10.0.0.0/8'], comment: 'ten' }, { key: ['192.168.1.1'] }, { key: ['172.16.0.5-172.16.0.9'] }] },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip daddr'], set: 'iv' }, { kind: 'verdict', verdict: { code: 'return' } }] },
+      {
+        op: 'add-elements',
+        set: iv,
+        elements: [
+          { key: ['10.0.0.0/8'], comment: 'ten' },
+          { key: ['192.168.1.1'] },
+          { key: ['172.16.0.5-172.16.0.9'] },
+        ],
+      },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip daddr'], set: 'iv' },
+          { kind: 'verdict', verdict: { code: 'return' } },
+        ],
+      },
     ],
     nft: `${headText}add set inet t iv { type ipv4_addr; flags interval; }
 add element inet t iv { 10.0.0.0/8 comment "ten", 192.168.1.1, 172.16.0.5-172.16.0.9 }\nadd rule inet t base ip daddr @iv return\n`,
@@ -131,7 +194,14 @@ add element inet t iv { 10.0.0.0/8 comment "ten", 192.168.1.1, 172.16.0.5-172.16
       ...head,
       { op: 'add-set', set: vm },
       { op: 'add-set', set: cv },
-      { op: 'add-elements', set: vm, elements: [{ key: ['10.1.1.1'], verdict: { code: 'jump', chain: 'c' } }, { key: ['10.1.1.2'], verdict: { code: 'drop' } }] },
+      {
+        op: 'add-elements',
+        set: vm,
+        elements: [
+          { key: ['10.1.1.1'], verdict: { code: 'jump', chain: 'c' } },
+          { key: ['10.1.1.2'], verdict: { code: 'drop' } },
+        ],
+      },
       { op: 'add-elements', set: cv, elements: [{ key: ['fd00::1', 443], verdict: { code: 'goto', chain: 'c' } }] },
       { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'vmap', fields: ['ip daddr'], map: 'vm' }] },
       { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'vmap', fields: ['ip6 daddr', 'th dport'], map: 'cv' }] },
@@ -146,19 +216,60 @@ add rule inet t base ip daddr vmap @vm\nadd rule inet t base ip6 daddr . th dpor
       ...head,
       ...(
         [
-          [{ kind: 'match', field: 'ct state', value: ['established', 'related'] }, { kind: 'verdict', verdict: { code: 'accept' } }],
-          [{ kind: 'match', field: 'ct state', value: 'invalid' }, { kind: 'verdict', verdict: { code: 'drop' } }],
-          [{ kind: 'match', field: 'meta l4proto', value: 'tcp' }, { kind: 'match', field: 'th dport', value: 80 }, { kind: 'verdict', verdict: { code: 'accept' } }],
-          [{ kind: 'match', field: 'tcp dport', value: 22 }, { kind: 'verdict', verdict: { code: 'accept' } }],
-          [{ kind: 'match', field: 'udp sport', value: '1000-2000' }, { kind: 'verdict', verdict: { code: 'accept' } }],
-          [{ kind: 'match', field: 'ip daddr', value: '10.0.0.0/8' }, { kind: 'verdict', verdict: { code: 'accept' } }],
-          [{ kind: 'match', field: 'ip daddr', value: '10.1.2.0/23' }, { kind: 'verdict', verdict: { code: 'drop' } }],
-          [{ kind: 'match', field: 'ip saddr', op: '!=', value: '10.0.0.1' }, { kind: 'verdict', verdict: { code: 'drop' } }],
-          [{ kind: 'match', field: 'ip6 saddr', value: 'fe80::/10' }, { kind: 'verdict', verdict: { code: 'accept' } }],
-          [{ kind: 'match', field: 'iifname', value: 'veth*' }, { kind: 'verdict', verdict: { code: 'goto', chain: 'c' } }],
-          [{ kind: 'match', field: 'oifname', value: 'eth0' }, { kind: 'verdict', verdict: { code: 'jump', chain: 'c' } }],
-          [{ kind: 'match', field: 'fib daddr type', value: 'local' }, { kind: 'verdict', verdict: { code: 'return' } }],
-          [{ kind: 'match', field: 'meta nfproto', value: 'ipv6' }, { kind: 'match', field: 'ip6 daddr', value: 'fd00::1' }, { kind: 'counter' }],
+          [
+            { kind: 'match', field: 'ct state', value: ['established', 'related'] },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+          [
+            { kind: 'match', field: 'ct state', value: 'invalid' },
+            { kind: 'verdict', verdict: { code: 'drop' } },
+          ],
+          [
+            { kind: 'match', field: 'meta l4proto', value: 'tcp' },
+            { kind: 'match', field: 'th dport', value: 80 },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+          [
+            { kind: 'match', field: 'tcp dport', value: 22 },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+          [
+            { kind: 'match', field: 'udp sport', value: '1000-2000' },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+          [
+            { kind: 'match', field: 'ip daddr', value: '10.0.0.0/8' },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+          [
+            { kind: 'match', field: 'ip daddr', value: '10.1.2.0/23' },
+            { kind: 'verdict', verdict: { code: 'drop' } },
+          ],
+          [
+            { kind: 'match', field: 'ip saddr', op: '!=', value: '10.0.0.1' },
+            { kind: 'verdict', verdict: { code: 'drop' } },
+          ],
+          [
+            { kind: 'match', field: 'ip6 saddr', value: 'fe80::/10' },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+          [
+            { kind: 'match', field: 'iifname', value: 'veth*' },
+            { kind: 'verdict', verdict: { code: 'goto', chain: 'c' } },
+          ],
+          [
+            { kind: 'match', field: 'oifname', value: 'eth0' },
+            { kind: 'verdict', verdict: { code: 'jump', chain: 'c' } },
+          ],
+          [
+            { kind: 'match', field: 'fib daddr type', value: 'local' },
+            { kind: 'verdict', verdict: { code: 'return' } },
+          ],
+          [
+            { kind: 'match', field: 'meta nfproto', value: 'ipv6' },
+            { kind: 'match', field: 'ip6 daddr', value: 'fd00::1' },
+            { kind: 'counter' },
+          ],
         ] as const
       ).map((rule): NftOp => ({ op: 'add-rule', ...T, chain: 'base', rule })),
     ],
@@ -182,11 +293,44 @@ add rule inet t base meta nfproto ipv6 ip6 daddr fd00::1 counter\n`,
       ...head,
       { op: 'add-chain', ...T, name: 'post', base: { type: 'nat', hook: 'postrouting', priority: 'srcnat' } },
       { op: 'add-set', set: tm },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'limit', rate: 10, per: 'second', burst: 20 }, { kind: 'log', prefix: 'x ', level: 'info' }] },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'log', prefix: 'plain' }, { kind: 'limit', rate: 3, per: 'minute' }, { kind: 'verdict', verdict: { code: 'drop' } }] },
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip6 daddr'], set: 'tm' }, { kind: 'verdict', verdict: { code: 'drop' } }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'limit', rate: 10, per: 'second', burst: 20 },
+          { kind: 'log', prefix: 'x ', level: 'info' },
+        ],
+      },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'log', prefix: 'plain' },
+          { kind: 'limit', rate: 3, per: 'minute' },
+          { kind: 'verdict', verdict: { code: 'drop' } },
+        ],
+      },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip6 daddr'], set: 'tm' },
+          { kind: 'verdict', verdict: { code: 'drop' } },
+        ],
+      },
       { op: 'add-rule', ...T, chain: 'post', rule: [{ kind: 'masquerade' }] },
-      { op: 'add-rule', ...T, chain: 'post', rule: [{ kind: 'match', field: 'ip saddr', value: '10.5.0.0/16' }, { kind: 'masquerade', fullyRandom: true }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'post',
+        rule: [
+          { kind: 'match', field: 'ip saddr', value: '10.5.0.0/16' },
+          { kind: 'masquerade', fullyRandom: true },
+        ],
+      },
     ],
     nft: `${headText}add chain inet t post { type nat hook postrouting priority srcnat; policy accept; }
 add set inet t tm { type ipv6_addr; flags timeout; timeout 1h; }
@@ -240,7 +384,12 @@ describe('batches', () => {
 
     // On an existing table too: the set added before the failing delete is not there afterwards.
     applyBatch(nl, head);
-    expect(() => applyBatch(nl, [{ op: 'add-set', set: s4 }, { op: 'delete-chain', ...T, name: 'missing' }])).toThrow(/delete chain inet t missing/);
+    expect(() =>
+      applyBatch(nl, [
+        { op: 'add-set', set: s4 },
+        { op: 'delete-chain', ...T, name: 'missing' },
+      ]),
+    ).toThrow(/delete chain inet t missing/);
     expect(ns.tryExec('nft', ['list', 'set', 'inet', 't', 's4']).status).not.toBe(0);
   });
 
@@ -249,16 +398,34 @@ describe('batches', () => {
     const viaNft = netns();
     const nl = socketIn(viaNetlink);
     const rules: NftOp[] = [
-      { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'lookup', fields: ['ip saddr'], set: 's4' }, { kind: 'verdict', verdict: { code: 'accept' } }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'base',
+        rule: [
+          { kind: 'lookup', fields: ['ip saddr'], set: 's4' },
+          { kind: 'verdict', verdict: { code: 'accept' } },
+        ],
+      },
       { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'verdict', verdict: { code: 'jump', chain: 'c' } }] },
       { op: 'add-rule', ...T, chain: 'base', rule: [{ kind: 'counter' }] },
     ];
-    applyBatch(nl, [...head, { op: 'add-set', set: s4 }, { op: 'add-elements', set: s4, elements: [{ key: ['10.0.0.1'] }, { key: ['10.0.0.2'] }] }, ...rules]);
-    nftFile(viaNft, `${headText}add set inet t s4 { type ipv4_addr; }\nadd element inet t s4 { 10.0.0.1, 10.0.0.2 }
-add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule inet t base counter\n`);
+    applyBatch(nl, [
+      ...head,
+      { op: 'add-set', set: s4 },
+      { op: 'add-elements', set: s4, elements: [{ key: ['10.0.0.1'] }, { key: ['10.0.0.2'] }] },
+      ...rules,
+    ]);
+    nftFile(
+      viaNft,
+      `${headText}add set inet t s4 { type ipv4_addr; }\nadd element inet t s4 { 10.0.0.1, 10.0.0.2 }
+add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule inet t base counter\n`,
+    );
     const handleOf = (ns: TestNetns, index: number): number => {
-      const out = JSON.parse(ns.exec('nft', ['-a', '-j', 'list', 'chain', 'inet', 't', 'base'])) as { nftables: Array<{ rule?: { handle: number } }> };
-      return (out.nftables.flatMap((o) => (o.rule ? [o.rule.handle] : []))[index]) as number;
+      const out = JSON.parse(ns.exec('nft', ['-a', '-j', 'list', 'chain', 'inet', 't', 'base'])) as {
+        nftables: Array<{ rule?: { handle: number } }>;
+      };
+      return out.nftables.flatMap((o) => (o.rule ? [o.rule.handle] : []))[index] as number;
     };
     applyBatch(nl, [
       { op: 'delete-elements', set: s4, elements: [{ key: ['10.0.0.2'] }] },
@@ -267,7 +434,11 @@ add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule 
     nftFile(viaNft, `delete element inet t s4 { 10.0.0.2 }\ndelete rule inet t base handle ${handleOf(viaNft, 2)}\n`);
     expect(listed(viaNetlink)).toEqual(listed(viaNft));
 
-    applyBatch(nl, [{ op: 'flush-chain', ...T, chain: 'base' }, { op: 'delete-set', ...T, name: 's4' }, { op: 'delete-chain', ...T, name: 'c' }]);
+    applyBatch(nl, [
+      { op: 'flush-chain', ...T, chain: 'base' },
+      { op: 'delete-set', ...T, name: 's4' },
+      { op: 'delete-chain', ...T, name: 'c' },
+    ]);
     nftFile(viaNft, 'flush chain inet t base\ndelete set inet t s4\ndelete chain inet t c\n');
     expect(listed(viaNetlink)).toEqual(listed(viaNft));
   });
@@ -285,10 +456,21 @@ add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule 
     applyBatch(socketIn(b), [
       { op: 'add-table', ...T },
       { op: 'add-chain', ...T, name: 'in', base: { type: 'filter', hook: 'input', priority: 0 } },
-      { op: 'add-rule', ...T, chain: 'in', rule: [{ kind: 'match', field: 'ip saddr', value: '10.199.0.1' }, { kind: 'match', field: 'meta l4proto', value: 'icmp' }, { kind: 'counter' }] },
+      {
+        op: 'add-rule',
+        ...T,
+        chain: 'in',
+        rule: [
+          { kind: 'match', field: 'ip saddr', value: '10.199.0.1' },
+          { kind: 'match', field: 'meta l4proto', value: 'icmp' },
+          { kind: 'counter' },
+        ],
+      },
     ]);
     a.exec('ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.199.0.2']);
-    const out = JSON.parse(b.exec('nft', ['-j', 'list', 'chain', 'inet', 't', 'in'])) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> };
+    const out = JSON.parse(b.exec('nft', ['-j', 'list', 'chain', 'inet', 't', 'in'])) as {
+      nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }>;
+    };
     const counter = out.nftables.flatMap((o) => o.rule?.expr ?? []).find((x) => x.counter)?.counter;
     expect(counter?.packets).toBeGreaterThanOrEqual(3);
   });
@@ -318,7 +500,12 @@ add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule 
         op: 'add-rule',
         ...T,
         chain,
-        rule: [{ kind: 'lookup', fields: ['ip saddr'], set: `s${i % SETS}` }, { kind: 'match', field: 'th dport', value: port }, { kind: 'counter' }, { kind: 'verdict', verdict: { code: 'accept' } }],
+        rule: [
+          { kind: 'lookup', fields: ['ip saddr'], set: `s${i % SETS}` },
+          { kind: 'match', field: 'th dport', value: port },
+          { kind: 'counter' },
+          { kind: 'verdict', verdict: { code: 'accept' } },
+        ],
         comment: `r${i}`,
       });
       text.push(`add rule inet t ${chain} ip saddr @s${i % SETS} th dport ${port} counter accept comment "r${i}"`);
@@ -334,7 +521,9 @@ add rule inet t base ip saddr @s4 accept\nadd rule inet t base jump c\nadd rule 
     const file = join(dir, 'big.nft');
     writeFileSync(file, `${text.join('\n')}\n`);
     const t1 = performance.now();
-    const timed = spawnSync('bash', ['-c', `TIMEFORMAT='%U %S'; time ip netns exec ${viaNft.name} nft -f ${file}`], { encoding: 'utf8' });
+    const timed = spawnSync('bash', ['-c', `TIMEFORMAT='%U %S'; time ip netns exec ${viaNft.name} nft -f ${file}`], {
+      encoding: 'utf8',
+    });
     const nftMs = performance.now() - t1;
     expect(timed.status).toBe(0);
     const [user, sys] = timed.stderr.trim().split('\n').pop()?.split(' ').map(Number) ?? [];
@@ -354,7 +543,10 @@ describe('a pod-start sized change', () => {
     const viaNft = netns();
     const nl = socketIn(viaNetlink);
     applyBatch(nl, [...head, { op: 'add-set', set: s4 }, { op: 'add-set', set: vm }]);
-    nftFile(viaNft, `${headText}add set inet t s4 { type ipv4_addr; }\nadd map inet t vm { type ipv4_addr : verdict; }\n`);
+    nftFile(
+      viaNft,
+      `${headText}add set inet t s4 { type ipv4_addr; }\nadd map inet t vm { type ipv4_addr : verdict; }\n`,
+    );
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
     const netlinkMs: number[] = [];
     const nftMs: number[] = [];
@@ -364,19 +556,33 @@ describe('a pod-start sized change', () => {
       let t = performance.now();
       applyBatch(nl, [
         { op: 'add-chain', ...T, name: chain },
-        { op: 'add-rule', ...T, chain, rule: [{ kind: 'match', field: 'tcp dport', value: 80 }, { kind: 'counter' }, { kind: 'verdict', verdict: { code: 'accept' } }] },
+        {
+          op: 'add-rule',
+          ...T,
+          chain,
+          rule: [
+            { kind: 'match', field: 'tcp dport', value: 80 },
+            { kind: 'counter' },
+            { kind: 'verdict', verdict: { code: 'accept' } },
+          ],
+        },
         { op: 'add-elements', set: s4, elements: [{ key: [addr], comment: chain }] },
         { op: 'add-elements', set: vm, elements: [{ key: [addr], verdict: { code: 'jump', chain } }] },
       ]);
       netlinkMs.push(performance.now() - t);
       const file = join(dir, `${chain}.nft`);
-      writeFileSync(file, `add chain inet t ${chain}\nadd rule inet t ${chain} tcp dport 80 counter accept
-add element inet t s4 { ${addr} comment "${chain}" }\nadd element inet t vm { ${addr} : jump ${chain} }\n`);
+      writeFileSync(
+        file,
+        `add chain inet t ${chain}\nadd rule inet t ${chain} tcp dport 80 counter accept
+add element inet t s4 { ${addr} comment "${chain}" }\nadd element inet t vm { ${addr} : jump ${chain} }\n`,
+      );
       t = performance.now();
       viaNft.exec('nft', ['-f', file]);
       nftMs.push(performance.now() - t);
     }
-    console.log(`pod-start sized batch: netlink median ${median(netlinkMs).toFixed(2)} ms, nft -f median ${median(nftMs).toFixed(2)} ms`);
+    console.log(
+      `pod-start sized batch: netlink median ${median(netlinkMs).toFixed(2)} ms, nft -f median ${median(nftMs).toFixed(2)} ms`,
+    );
     expect(listed(viaNetlink)).toEqual(listed(viaNft));
   });
 });
@@ -397,7 +603,12 @@ describe('refusals', () => {
 
   it('a large batch whose every message fails still reports them all, not a lost answer (ENOBUFS)', () => {
     const ns = netns();
-    const ops: NftOp[] = Array.from({ length: 5000 }, () => ({ op: 'add-rule', table: 'missing', chain: 'c', rule: [{ kind: 'counter' }] }));
+    const ops: NftOp[] = Array.from({ length: 5000 }, () => ({
+      op: 'add-rule',
+      table: 'missing',
+      chain: 'c',
+      rule: [{ kind: 'counter' }],
+    }));
     let err: unknown;
     try {
       applyBatch(socketIn(ns), ops);

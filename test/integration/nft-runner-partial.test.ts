@@ -22,7 +22,12 @@ function objects(): Transaction {
     .add({ kind: 'map', name: 'agent-m', type: 'ipv4_addr', value: 'verdict' })
     .add({ kind: 'element', set: 'agent-s', key: ['10.1.1.1'] })
     .add({ kind: 'element', set: 'agent-m', key: ['10.1.1.2'], value: ['jump agent-b'] })
-    .add({ kind: 'rule', chain: 'agent-a', body: [lookup(payload('ip saddr'), 'agent-s'), verdict('accept')], comment: 'one' })
+    .add({
+      kind: 'rule',
+      chain: 'agent-a',
+      body: [lookup(payload('ip saddr'), 'agent-s'), verdict('accept')],
+      comment: 'one',
+    })
     .add({ kind: 'rule', chain: 'agent-a', body: [verdict('return')], comment: 'two' })
     .add({ kind: 'rule', chain: 'agent-b', body: [verdict('drop')], comment: 'three' });
 }

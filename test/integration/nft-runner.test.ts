@@ -34,10 +34,15 @@ function listed(): string {
 function comparable(s: TableState) {
   const byName = <T extends { name: string }>(xs: T[]) => xs.sort((a, b) => a.name.localeCompare(b.name));
   const sets = <T extends { handle: number; elements: { key: string[] }[] }>(xs: Iterable<T>) =>
-    [...xs].map(({ handle: _h, ...rest }) => ({ ...rest, elements: [...rest.elements].sort((a, b) => a.key.join().localeCompare(b.key.join())) }));
+    [...xs].map(({ handle: _h, ...rest }) => ({
+      ...rest,
+      elements: [...rest.elements].sort((a, b) => a.key.join().localeCompare(b.key.join())),
+    }));
   return {
     exists: s.exists,
-    chains: byName([...s.chains.values()].map((c) => ({ name: c.name, base: c.base, rules: c.rules.map((r) => r.comment ?? null) }))),
+    chains: byName(
+      [...s.chains.values()].map((c) => ({ name: c.name, base: c.base, rules: c.rules.map((r) => r.comment ?? null) })),
+    ),
     sets: byName(sets(s.sets.values())),
     maps: byName(sets(s.maps.values())),
   };
@@ -55,8 +60,17 @@ async function error(p: Promise<unknown>): Promise<NftError> {
 function everything(): Transaction {
   return new Transaction()
     .add({ kind: 'table' })
-    .add({ kind: 'chain', name: 'agent-post', base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' }, comment: 'x; {y} # z' })
-    .add({ kind: 'chain', name: 'agent-fw', base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter - 5, policy: 'accept' } })
+    .add({
+      kind: 'chain',
+      name: 'agent-post',
+      base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' },
+      comment: 'x; {y} # z',
+    })
+    .add({
+      kind: 'chain',
+      name: 'agent-fw',
+      base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter - 5, policy: 'accept' },
+    })
     .add({ kind: 'chain', name: 'agent-pod-a' })
     .add({ kind: 'set', name: 'agent-cidrs', type: 'ipv4_addr', flags: ['interval'], comment: 'cluster' })
     .add({ kind: 'set', name: 'agent-cidrs6', type: 'ipv6_addr', flags: ['interval'] })
@@ -70,11 +84,43 @@ function everything(): Transaction {
     .add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.2'], value: ['jump agent-pod-a'], comment: 'pod a' })
     .add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'], value: ['drop'] })
     .add({ kind: 'element', set: 'agent-dnat', key: ['10.77.1.9'], value: ['10.77.1.10'] })
-    .add({ kind: 'rule', chain: 'agent-pod-a', body: [match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }), match(payload('th dport'), { kind: 'number', value: 8080 }), verdict('accept')], comment: 'web' })
+    .add({
+      kind: 'rule',
+      chain: 'agent-pod-a',
+      body: [
+        match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }),
+        match(payload('th dport'), { kind: 'number', value: 8080 }),
+        verdict('accept'),
+      ],
+      comment: 'web',
+    })
     .add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('drop')] })
-    .add({ kind: 'rule', chain: 'agent-fw', body: [{ kind: 'vmap', keys: [payload('ip daddr')], map: 'agent-pods' }], comment: 'to pods' })
-    .add({ kind: 'rule', chain: 'agent-fw', body: [match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }), lookup([payload('ip daddr'), payload('th dport')], 'agent-ports'), counter(), verdict('accept')] })
-    .add({ kind: 'rule', chain: 'agent-post', body: [lookup(payload('ip saddr'), 'agent-cidrs'), lookup(payload('ip daddr'), 'agent-cidrs', 'ne'), { kind: 'masquerade', fullyRandom: true }], comment: "a; {b} # c \\ 'd'" });
+    .add({
+      kind: 'rule',
+      chain: 'agent-fw',
+      body: [{ kind: 'vmap', keys: [payload('ip daddr')], map: 'agent-pods' }],
+      comment: 'to pods',
+    })
+    .add({
+      kind: 'rule',
+      chain: 'agent-fw',
+      body: [
+        match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }),
+        lookup([payload('ip daddr'), payload('th dport')], 'agent-ports'),
+        counter(),
+        verdict('accept'),
+      ],
+    })
+    .add({
+      kind: 'rule',
+      chain: 'agent-post',
+      body: [
+        lookup(payload('ip saddr'), 'agent-cidrs'),
+        lookup(payload('ip daddr'), 'agent-cidrs', 'ne'),
+        { kind: 'masquerade', fullyRandom: true },
+      ],
+      comment: "a; {b} # c \\ 'd'",
+    });
 }
 
 describe('nft runner', () => {
@@ -93,19 +139,35 @@ describe('nft runner', () => {
     await nft.run(everything());
     const s = await nft.list();
     expect(s.exists).toBe(true);
-    expect(s.chains.get('agent-post')!.base).toEqual({ type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' });
+    expect(s.chains.get('agent-post')!.base).toEqual({
+      type: 'nat',
+      hook: 'postrouting',
+      priority: 100,
+      policy: 'accept',
+    });
     expect(s.chains.get('agent-fw')!.base).toEqual({ type: 'filter', hook: 'forward', priority: -5, policy: 'accept' });
     expect(s.chains.get('agent-pod-a')!.base).toBeUndefined();
     expect(s.chains.get('agent-pod-a')!.rules.map((r) => r.comment)).toEqual(['web', undefined]);
     expect(s.chains.get('agent-post')!.rules[0]!.comment).toBe("a; {b} # c \\ 'd'");
     for (const c of s.chains.values()) for (const r of c.rules) expect(r.handle).toBeGreaterThan(0);
-    expect(s.sets.get('agent-cidrs')).toMatchObject({ type: 'ipv4_addr', flags: ['interval'], comment: 'cluster', elements: [{ key: ['10.77.0.0/16'], comment: 'pods' }, { key: ['10.78.0.5'] }] });
+    expect(s.sets.get('agent-cidrs')).toMatchObject({
+      type: 'ipv4_addr',
+      flags: ['interval'],
+      comment: 'cluster',
+      elements: [{ key: ['10.77.0.0/16'], comment: 'pods' }, { key: ['10.78.0.5'] }],
+    });
     expect(s.sets.get('agent-cidrs6')!.elements).toEqual([{ key: ['fd00:77::/48'] }]);
-    expect(s.sets.get('agent-ports')).toMatchObject({ type: 'ipv4_addr . inet_service', elements: [{ key: ['10.77.1.2', '8080'] }] });
+    expect(s.sets.get('agent-ports')).toMatchObject({
+      type: 'ipv4_addr . inet_service',
+      elements: [{ key: ['10.77.1.2', '8080'] }],
+    });
     expect(s.maps.get('agent-pods')).toMatchObject({
       value: 'verdict',
       comment: 'pod verdicts',
-      elements: expect.arrayContaining([{ key: ['10.77.1.2'], value: ['jump agent-pod-a'], comment: 'pod a' }, { key: ['10.77.1.3'], value: ['drop'] }]),
+      elements: expect.arrayContaining([
+        { key: ['10.77.1.2'], value: ['jump agent-pod-a'], comment: 'pod a' },
+        { key: ['10.77.1.3'], value: ['drop'] },
+      ]),
     });
     expect(s.maps.get('agent-dnat')!.elements).toEqual([{ key: ['10.77.1.9'], value: ['10.77.1.10'] }]);
     expect(listed()).toContain('comment "x; {y} # z"');
@@ -127,7 +189,9 @@ describe('nft runner', () => {
     expect(e.stderr).toMatch(/Error:/);
     expect(e.script).toBe(tx.render());
     expect(e.netns).toBe(ns.name);
-    expect(e.message).toMatch(/^failed to apply nftables transaction \(5 commands\) to table inet strand in netns stt\w+ at line 5 `add rule inet strand agent-missing counter`: /);
+    expect(e.message).toMatch(
+      /^failed to apply nftables transaction \(5 commands\) to table inet strand in netns stt\w+ at line 5 `add rule inet strand agent-missing counter`: /,
+    );
     expect(listed()).toBe(before);
   });
 
@@ -141,10 +205,24 @@ describe('nft runner', () => {
       [new Transaction().add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'], value: ['accept'] }), 'exists'],
       [new Transaction().delete({ kind: 'chain', name: 'agent-pod-a' }), 'busy'],
       [new Transaction().delete({ kind: 'set', name: 'agent-cidrs' }), 'busy'],
-      [new Transaction().add({ kind: 'chain', name: 'agent-post', base: { type: 'nat', hook: 'postrouting', priority: 101 } }), 'unsupported'],
+      [
+        new Transaction().add({
+          kind: 'chain',
+          name: 'agent-post',
+          base: { type: 'nat', hook: 'postrouting', priority: 101 },
+        }),
+        'unsupported',
+      ],
       [new Transaction().add({ kind: 'element', set: 'agent-cidrs', key: ['10.77.5.0/24'] }), 'invalid'],
       [new Transaction().delete({ kind: 'element', set: 'agent-cidrs', key: ['10.1.0.0/16'] }), 'not-found'],
-      [new Transaction().add({ kind: 'rule', chain: 'agent-pod-a', body: [lookup(payload('ip saddr'), 'agent-none'), verdict('drop')] }), 'not-found'],
+      [
+        new Transaction().add({
+          kind: 'rule',
+          chain: 'agent-pod-a',
+          body: [lookup(payload('ip saddr'), 'agent-none'), verdict('drop')],
+        }),
+        'not-found',
+      ],
     ];
     for (const [tx, reason] of cases) {
       const e = await error(nft.run(tx));
@@ -157,9 +235,13 @@ describe('nft runner', () => {
   it('check() validates against the kernel without applying', async () => {
     await nft.run(everything());
     const before = listed();
-    await nft.check(new Transaction().flush({ kind: 'chain', name: 'agent-post' }).add({ kind: 'chain', name: 'agent-checked' }));
+    await nft.check(
+      new Transaction().flush({ kind: 'chain', name: 'agent-post' }).add({ kind: 'chain', name: 'agent-checked' }),
+    );
     expect(listed()).toBe(before);
-    const e = await error(nft.check(new Transaction().add({ kind: 'rule', chain: 'agent-missing', body: [counter()] })));
+    const e = await error(
+      nft.check(new Transaction().add({ kind: 'rule', chain: 'agent-missing', body: [counter()] })),
+    );
     expect(e.reason).toBe('not-found');
     expect(e.operation).toMatch(/^check /);
   });
@@ -174,11 +256,25 @@ describe('nft runner', () => {
         .delete({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'] })
         .add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'], value: ['accept'] })
         .delete({ kind: 'rule', chain: 'agent-pod-a', handle })
-        .insert({ kind: 'rule', chain: 'agent-pod-a', body: [match(meta('l4proto'), { kind: 'keyword', value: 'udp' }), match(payload('th dport'), { kind: 'number', value: 53 }), verdict('accept')], comment: 'dns' })
+        .insert({
+          kind: 'rule',
+          chain: 'agent-pod-a',
+          body: [
+            match(meta('l4proto'), { kind: 'keyword', value: 'udp' }),
+            match(payload('th dport'), { kind: 'number', value: 53 }),
+            verdict('accept'),
+          ],
+          comment: 'dns',
+        })
         .flush({ kind: 'map', name: 'agent-dnat' }),
     );
     const s = await nft.list();
-    expect(s.sets.get('agent-cidrs')!.elements.map((e) => e.key[0]).sort()).toEqual(['10.76.0.0/15', '10.78.0.5']);
+    expect(
+      s.sets
+        .get('agent-cidrs')!
+        .elements.map((e) => e.key[0])
+        .sort(),
+    ).toEqual(['10.76.0.0/15', '10.78.0.5']);
     expect(s.maps.get('agent-pods')!.elements).toContainEqual({ key: ['10.77.1.3'], value: ['accept'] });
     expect(s.chains.get('agent-pod-a')!.rules.map((r) => r.comment)).toEqual(['dns', undefined]);
     expect(s.maps.get('agent-dnat')!.elements).toEqual([]);
@@ -189,17 +285,33 @@ describe('nft runner', () => {
     const steps: Transaction[] = [
       everything(),
       new Transaction().add({ kind: 'element', set: 'agent-cidrs', key: ['10.77.3.0/24'] }),
-      new Transaction().delete({ kind: 'element', set: 'agent-cidrs', key: ['10.77.0.0/16'] }).add({ kind: 'element', set: 'agent-cidrs', key: ['10.76.0.0/15'] }),
-      new Transaction().add({ kind: 'element', set: 'agent-cidrs', key: ['10.79.1.1/32'] }).add({ kind: 'element', set: 'agent-cidrs6', key: ['FD00:78:0::/48'] }),
+      new Transaction()
+        .delete({ kind: 'element', set: 'agent-cidrs', key: ['10.77.0.0/16'] })
+        .add({ kind: 'element', set: 'agent-cidrs', key: ['10.76.0.0/15'] }),
+      new Transaction()
+        .add({ kind: 'element', set: 'agent-cidrs', key: ['10.79.1.1/32'] })
+        .add({ kind: 'element', set: 'agent-cidrs6', key: ['FD00:78:0::/48'] }),
       new Transaction().add({ kind: 'element', set: 'agent-pods', key: ['10.77.1.3'], value: ['accept'] }),
-      new Transaction().add({ kind: 'chain', name: 'agent-post', base: { type: 'nat', hook: 'postrouting', priority: 90 } }),
+      new Transaction().add({
+        kind: 'chain',
+        name: 'agent-post',
+        base: { type: 'nat', hook: 'postrouting', priority: 90 },
+      }),
       new Transaction().add({ kind: 'set', name: 'agent-cidrs', type: 'ipv6_addr', flags: ['interval'] }),
       new Transaction().delete({ kind: 'chain', name: 'agent-pod-a' }),
-      new Transaction().flush({ kind: 'chain', name: 'agent-pod-a' }).delete({ kind: 'element', set: 'agent-pods', key: ['10.77.1.2'] }).delete({ kind: 'chain', name: 'agent-pod-a' }),
+      new Transaction()
+        .flush({ kind: 'chain', name: 'agent-pod-a' })
+        .delete({ kind: 'element', set: 'agent-pods', key: ['10.77.1.2'] })
+        .delete({ kind: 'chain', name: 'agent-pod-a' }),
       new Transaction().delete({ kind: 'set', name: 'agent-cidrs6' }),
-      new Transaction().add({ kind: 'element', set: 'agent-ports', key: ['10.77.1.2', '8080'] }).create({ kind: 'element', set: 'agent-ports', key: ['10.77.1.2', '8080'] }),
+      new Transaction()
+        .add({ kind: 'element', set: 'agent-ports', key: ['10.77.1.2', '8080'] })
+        .create({ kind: 'element', set: 'agent-ports', key: ['10.77.1.2', '8080'] }),
       new Transaction().add({ kind: 'rule', chain: 'agent-fw', body: [verdict('jump', 'agent-pod-a')] }),
-      new Transaction().flush({ kind: 'chain', name: 'agent-post' }).delete({ kind: 'chain', name: 'agent-post' }).delete({ kind: 'set', name: 'agent-cidrs' }),
+      new Transaction()
+        .flush({ kind: 'chain', name: 'agent-post' })
+        .delete({ kind: 'chain', name: 'agent-post' })
+        .delete({ kind: 'set', name: 'agent-cidrs' }),
     ];
     const outcome = async (n: Nft, tx: Transaction) =>
       n.run(tx).then(

@@ -6,7 +6,15 @@ import type { CniOutcome } from '../support/cni.ts';
 import type { TestNetns } from '../support/netns.ts';
 import { getLink, NetlinkSocket } from '../../src/kernel/index.ts';
 import { writeNodeState } from '../../src/contracts/node-state.ts';
-import { nthAddress4, nthAddress6, ping, PluginFixture, randomSubnet4, randomSubnet6, sh } from '../support/plugin-fixture.ts';
+import {
+  nthAddress4,
+  nthAddress6,
+  ping,
+  PluginFixture,
+  randomSubnet4,
+  randomSubnet6,
+  sh,
+} from '../support/plugin-fixture.ts';
 
 let f: PluginFixture;
 beforeEach(() => {
@@ -65,7 +73,9 @@ describe('strand ADD, IPv4', () => {
       // Round robin from the start of the range: .2 then .3; the gateway is .1.
       const address = nthAddress4(subnet, 2 + i);
       expect(r.json.ips).toEqual([{ address: `${address}/24`, gateway: gw, interface: 2 }]);
-      expect(f.addresses('eth0', pod.name).filter((a) => a.family === 'inet')).toMatchObject([{ local: address, prefixlen: 24, scope: 'global' }]);
+      expect(f.addresses('eth0', pod.name).filter((a) => a.family === 'inet')).toMatchObject([
+        { local: address, prefixlen: 24, scope: 'global' },
+      ]);
 
       expect(r.json.routes).toEqual([{ dst: '0.0.0.0/0', gw }]);
       const routes = f.routes(pod.name);
@@ -76,7 +86,12 @@ describe('strand ADD, IPv4', () => {
 
     // One bridge with one gateway address, both pods' host ends on it; its MAC did not follow a port.
     expect(f.addresses(f.bridge).filter((a) => a.family === 'inet')).toMatchObject([{ local: gw, prefixlen: 24 }]);
-    expect(f.bridgePorts().map((l) => l.ifname).sort()).toEqual(ids.map((id) => f.hostVeth(id)).sort());
+    expect(
+      f
+        .bridgePorts()
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(ids.map((id) => f.hostVeth(id)).sort());
     expect(results[0]?.json.interfaces[0].mac).toBe(f.link(f.bridge)?.address);
 
     const [a, b] = pods as [TestNetns, TestNetns];
@@ -91,7 +106,11 @@ describe('strand ADD, IPv4', () => {
     const conf = f.v4Config(subnet);
     const pods = Array.from({ length: 20 }, () => f.pod());
     const ids = pods.map(() => f.containerId());
-    const results = await Promise.all(pods.map((pod, i) => f.runAsync({ command: 'ADD', config: conf, netns: pod.path, containerId: ids[i], ifname: 'eth0' })));
+    const results = await Promise.all(
+      pods.map((pod, i) =>
+        f.runAsync({ command: 'ADD', config: conf, netns: pod.path, containerId: ids[i], ifname: 'eth0' }),
+      ),
+    );
     for (const r of results) expectOk(r);
 
     const addresses = results.map((r) => r.json.ips[0].address as string);
@@ -101,15 +120,27 @@ describe('strand ADD, IPv4', () => {
     const bridges = f.links().filter((l) => l.ifname === f.bridge);
     expect(bridges).toHaveLength(1);
     expect(bridges[0]?.linkinfo?.info_kind).toBe('bridge');
-    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet')).toMatchObject([{ local: nthAddress4(subnet, 1), prefixlen: 24 }]);
+    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet')).toMatchObject([
+      { local: nthAddress4(subnet, 1), prefixlen: 24 },
+    ]);
     // Every result names the same bridge MAC, the one the kernel has.
     expect(new Set(results.map((r) => r.json.interfaces[0].mac))).toEqual(new Set([f.link(f.bridge)?.address]));
-    expect(f.bridgePorts().map((l) => l.ifname).sort()).toEqual(ids.map((id) => f.hostVeth(id)).sort());
+    expect(
+      f
+        .bridgePorts()
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(ids.map((id) => f.hostVeth(id)).sort());
 
     // Each pod holds the address its result names.
     pods.forEach((pod, i) => {
       const [address] = addresses[i]?.split('/') ?? [];
-      expect(f.addresses('eth0', pod.name).filter((a) => a.family === 'inet').map((a) => a.local)).toEqual([address]);
+      expect(
+        f
+          .addresses('eth0', pod.name)
+          .filter((a) => a.family === 'inet')
+          .map((a) => a.local),
+      ).toEqual([address]);
     });
     // A pod from the last and from the first ADD to finish reach each other.
     const first = pods[0] as TestNetns;
@@ -121,7 +152,10 @@ describe('strand ADD with options', () => {
   it('mtu goes on the bridge and both veth ends; IPAM routes without a gw go via the gateway', () => {
     const subnet = randomSubnet4();
     const gw = nthAddress4(subnet, 1);
-    const conf = f.config({ subnet, routes: [{ dst: '10.0.0.0/8' }, { dst: '198.18.0.0/15', gw: nthAddress4(subnet, 9) }] }, { isDefaultGateway: false, mtu: 1400 });
+    const conf = f.config(
+      { subnet, routes: [{ dst: '10.0.0.0/8' }, { dst: '198.18.0.0/15', gw: nthAddress4(subnet, 9) }] },
+      { isDefaultGateway: false, mtu: 1400 },
+    );
     const pod = f.pod();
     const id = f.containerId();
     const r = f.add(conf, pod, id);
@@ -160,8 +194,17 @@ describe('strand ADD with BIG TCP in the node state', () => {
     expectOk(f.add(conf, a, ida));
     const rb = f.add(conf, b, idb);
     expectOk(rb);
-    for (const [name, netns] of [[f.hostVeth(ida), undefined], ['eth0', a.name], [f.hostVeth(idb), undefined], ['eth0', b.name], [f.bridge, undefined]] as const) {
-      expect(f.link(name, netns), `${name} ${netns ?? ''}`).toMatchObject({ gso_max_size: 196608, gro_max_size: 196608 });
+    for (const [name, netns] of [
+      [f.hostVeth(ida), undefined],
+      ['eth0', a.name],
+      [f.hostVeth(idb), undefined],
+      ['eth0', b.name],
+      [f.bridge, undefined],
+    ] as const) {
+      expect(f.link(name, netns), `${name} ${netns ?? ''}`).toMatchObject({
+        gso_max_size: 196608,
+        gro_max_size: 196608,
+      });
     }
     // The IPv4 sizes (iproute2 6.1 does not print them) through the decoder.
     const nl = NetlinkSocket.open({ netns: a.path });
@@ -172,11 +215,26 @@ describe('strand ADD with BIG TCP in the node state', () => {
     }
     // A large transfer between the two pods works through the bridge at these sizes.
     const to = (rb.json.ips[0].address as string).split('/')[0] as string;
-    const got = sh('ip', ['netns', 'exec', b.name, 'sh', '-c', `timeout 20 nc -l -p 5301 | wc -c & sleep 0.3; ip netns exec ${a.name} sh -c "head -c 20000000 /dev/zero | timeout 15 nc -N ${to} 5301"; wait`]);
+    const got = sh('ip', [
+      'netns',
+      'exec',
+      b.name,
+      'sh',
+      '-c',
+      `timeout 20 nc -l -p 5301 | wc -c & sleep 0.3; ip netns exec ${a.name} sh -c "head -c 20000000 /dev/zero | timeout 15 nc -N ${to} 5301"; wait`,
+    ]);
     expect(got.trim()).toBe('20000000');
 
     // The node state without them: a new pod keeps the kernel's 64 KiB.
-    writeNodeState(f.stateDir, { version: 1, nodeName: 'n1', podCIDRs: [subnet], clusterCIDRs: [], mtu: 1500, backend: 'host-gw', updatedAt: new Date().toISOString() });
+    writeNodeState(f.stateDir, {
+      version: 1,
+      nodeName: 'n1',
+      podCIDRs: [subnet],
+      clusterCIDRs: [],
+      mtu: 1500,
+      backend: 'host-gw',
+      updatedAt: new Date().toISOString(),
+    });
     const c = f.pod();
     const idc = f.containerId();
     expectOk(f.add(conf, c, idc));
@@ -185,7 +243,7 @@ describe('strand ADD with BIG TCP in the node state', () => {
 });
 
 describe('strand ADD on a bridge made beforehand', () => {
-  it('pins the MAC of a bridge it did not create, so the result, CHECK and the pods\' gateway MAC stay right as ports come and go', () => {
+  it("pins the MAC of a bridge it did not create, so the result, CHECK and the pods' gateway MAC stay right as ports come and go", () => {
     // A bridge made by hand (no MAC given) takes its lowest port's MAC as ports come and go. The
     // pods' own MACs come from CNI_ARGS, as a runtime passes them.
     sh('ip', ['link', 'add', f.bridge, 'type', 'bridge']);
@@ -194,7 +252,9 @@ describe('strand ADD on a bridge made beforehand', () => {
     const pods = [f.pod(), f.pod()];
     const ids = [f.containerId(), f.containerId()];
     const macs = ['02:00:00:00:00:01', 'fe:ff:ff:ff:ff:fe'];
-    const results = pods.map((pod, i) => f.add(f.v4Config(subnet), pod, ids[i] as string, 'eth0', { args: `IgnoreUnknown=1;MAC=${macs[i]}` }));
+    const results = pods.map((pod, i) =>
+      f.add(f.v4Config(subnet), pod, ids[i] as string, 'eth0', { args: `IgnoreUnknown=1;MAC=${macs[i]}` }),
+    );
     results.forEach((r, i) => {
       expectOk(r);
       expectInterfacesMatchKernel(r, pods[i] as TestNetns, ids[i] as string);
@@ -229,9 +289,13 @@ describe('strand ADD, IPv6 and dual-stack', () => {
       const global = f.addresses('eth0', pod.name).filter((a) => a.family === 'inet6' && a.scope === 'global');
       expect(global).toMatchObject([{ local: address, prefixlen: 64 }]);
       expect(global[0]).not.toHaveProperty('tentative');
-      expect(f.routes(pod.name, 6)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: gw, dev: 'eth0' }));
+      expect(f.routes(pod.name, 6)).toContainEqual(
+        expect.objectContaining({ dst: 'default', gateway: gw, dev: 'eth0' }),
+      );
     });
-    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet6' && a.scope === 'global')).toMatchObject([{ local: gw, prefixlen: 64 }]);
+    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet6' && a.scope === 'global')).toMatchObject([
+      { local: gw, prefixlen: 64 },
+    ]);
 
     const [a, b] = pods as [TestNetns, TestNetns];
     expectPing(a, nthAddress6(subnet, 3));
@@ -258,8 +322,12 @@ describe('strand ADD, IPv6 and dual-stack', () => {
         { dst: '0.0.0.0/0', gw: nthAddress4(v4, 1) },
         { dst: '::/0', gw: nthAddress6(v6, 1) },
       ]);
-      expect(f.routes(pod.name, 4)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: nthAddress4(v4, 1) }));
-      expect(f.routes(pod.name, 6)).toContainEqual(expect.objectContaining({ dst: 'default', gateway: nthAddress6(v6, 1) }));
+      expect(f.routes(pod.name, 4)).toContainEqual(
+        expect.objectContaining({ dst: 'default', gateway: nthAddress4(v4, 1) }),
+      );
+      expect(f.routes(pod.name, 6)).toContainEqual(
+        expect.objectContaining({ dst: 'default', gateway: nthAddress6(v6, 1) }),
+      );
     });
     // CHECK finds both families' addresses and default routes where the results say.
     results.forEach((r, i) => {
@@ -267,7 +335,9 @@ describe('strand ADD, IPv6 and dual-stack', () => {
       expect(checked.code, checked.stdout).toBe(0);
     });
     const bridgeAddrs = f.addresses(f.bridge).filter((a) => a.scope === 'global');
-    expect(bridgeAddrs.map((a) => `${a.local}/${a.prefixlen}`).sort()).toEqual([`${nthAddress4(v4, 1)}/24`, `${nthAddress6(v6, 1)}/64`].sort());
+    expect(bridgeAddrs.map((a) => `${a.local}/${a.prefixlen}`).sort()).toEqual(
+      [`${nthAddress4(v4, 1)}/24`, `${nthAddress6(v6, 1)}/64`].sort(),
+    );
 
     const [a, b] = pods as [TestNetns, TestNetns];
     expectPing(a, nthAddress4(v4, 3));

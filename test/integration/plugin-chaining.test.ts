@@ -32,7 +32,9 @@ describe('chained with the reference portmap', () => {
   /** A TCP server in the pod that answers every connection with `reply`; resolves once listening. */
   function serve(pod: TestNetns, port: number, reply: string): Promise<void> {
     const code = `require('net').createServer((s) => s.end(${JSON.stringify(reply)})).listen(${port}, () => console.log('listening'))`;
-    server = spawn('ip', ['netns', 'exec', pod.name, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn('ip', ['netns', 'exec', pod.name, process.execPath, '-e', code], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const child = server;
     return new Promise((resolve, reject) => {
       child.stdout?.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
@@ -46,7 +48,7 @@ describe('chained with the reference portmap', () => {
     return pod.exec(process.execPath, ['-e', code]);
   }
 
-  it('portmap ADD takes strand\'s result as prevResult, forwards the host port to the pod, and DEL removes its rules', async () => {
+  it("portmap ADD takes strand's result as prevResult, forwards the host port to the pod, and DEL removes its rules", async () => {
     const subnet = randomSubnet4();
     const gw = nthAddress4(subnet, 1);
     const host = f.host as TestNetns;
@@ -70,7 +72,16 @@ describe('chained with the reference portmap', () => {
       capabilities: { portMappings: true },
       runtimeConfig: { portMappings: mappings },
     };
-    const chained = f.run({ command: 'ADD', config: { ...portmap, prevResult: added.json }, netns: pod.path, containerId: id, ifname: 'eth0' }, PORTMAP);
+    const chained = f.run(
+      {
+        command: 'ADD',
+        config: { ...portmap, prevResult: added.json },
+        netns: pod.path,
+        containerId: id,
+        ifname: 'eth0',
+      },
+      PORTMAP,
+    );
     expectOk(chained);
     // portmap passes strand's result on unchanged (CNI 1.1 §5 chaining).
     expect(chained.json.cniVersion).toBe('1.0.0');
@@ -85,7 +96,16 @@ describe('chained with the reference portmap', () => {
     await serve(pod, 8080, 'hello from the pod');
     expect(fetch(client, gw, 18080)).toBe('hello from the pod');
 
-    const removed = f.run({ command: 'DEL', config: { ...portmap, prevResult: chained.json }, netns: pod.path, containerId: id, ifname: 'eth0' }, PORTMAP);
+    const removed = f.run(
+      {
+        command: 'DEL',
+        config: { ...portmap, prevResult: chained.json },
+        netns: pod.path,
+        containerId: id,
+        ifname: 'eth0',
+      },
+      PORTMAP,
+    );
     expectOk(removed);
     expect(nat()).not.toContain('18080');
     expectOk(f.del({ ...conf, prevResult: chained.json }, pod, id));
@@ -109,7 +129,12 @@ describe('IPAM delegated to the reference host-local', () => {
     expectOk(added);
     const address = nthAddress4(subnet, 2);
     expect(added.json.ips).toEqual([{ address: `${address}/24`, gateway: nthAddress4(subnet, 1), interface: 2 }]);
-    expect(f.addresses('eth0', pod.name).filter((a) => a.family === 'inet').map((a) => a.local)).toEqual([address]);
+    expect(
+      f
+        .addresses('eth0', pod.name)
+        .filter((a) => a.family === 'inet')
+        .map((a) => a.local),
+    ).toEqual([address]);
     expect(readFileSync(join(f.storeDir, address), 'utf8')).toBe(`${id}\r\neth0`);
     const p = ping(pod, nthAddress4(subnet, 1));
     expect(p.status, p.output).toBe(0);

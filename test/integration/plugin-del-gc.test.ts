@@ -88,9 +88,17 @@ describe('strand DEL', () => {
 describe('strand GC', () => {
   it('with a partial valid list: stale attachments lose their address and host veth, valid ones stay intact', () => {
     const pods = [addPod(), addPod(), addPod(), addPod()];
-    const [a, b, c, d] = pods as [ReturnType<typeof addPod>, ReturnType<typeof addPod>, ReturnType<typeof addPod>, ReturnType<typeof addPod>];
+    const [a, b, c, d] = pods as [
+      ReturnType<typeof addPod>,
+      ReturnType<typeof addPod>,
+      ReturnType<typeof addPod>,
+      ReturnType<typeof addPod>,
+    ];
     // b and d "crashed" without a DEL; the runtime still knows a and c.
-    const r = f.gc(conf, [a, c].map((p) => ({ containerId: p.containerId, ifname: 'eth0' })));
+    const r = f.gc(
+      conf,
+      [a, c].map((p) => ({ containerId: p.containerId, ifname: 'eth0' })),
+    );
     expectOk(r);
 
     expect(f.reservedAddresses()).toEqual([a.address, c.address].sort());
@@ -100,7 +108,12 @@ describe('strand GC', () => {
     }
     for (const valid of [a, c]) {
       expect(f.link(f.hostVeth(valid.containerId))?.master).toBe(f.bridge);
-      expect(f.addresses('eth0', valid.pod.name).filter((x) => x.family === 'inet').map((x) => x.local)).toEqual([valid.address]);
+      expect(
+        f
+          .addresses('eth0', valid.pod.name)
+          .filter((x) => x.family === 'inet')
+          .map((x) => x.local),
+      ).toEqual([valid.address]);
       const p = ping(valid.pod, nthAddress4(subnet, 1));
       expect(p.status, p.output).toBe(0);
     }
@@ -108,7 +121,12 @@ describe('strand GC', () => {
     expect(p.status, p.output).toBe(0);
 
     // GC again changes nothing; the valid attachments' DEL still works afterwards.
-    expectOk(f.gc(conf, [a, c].map((x) => ({ containerId: x.containerId, ifname: 'eth0' }))));
+    expectOk(
+      f.gc(
+        conf,
+        [a, c].map((x) => ({ containerId: x.containerId, ifname: 'eth0' })),
+      ),
+    );
     expect(f.reservedAddresses()).toEqual([a.address, c.address].sort());
     for (const valid of [a, c]) expectOk(f.del(conf, valid.pod, valid.containerId));
     expect(f.reservedAddresses()).toEqual([]);

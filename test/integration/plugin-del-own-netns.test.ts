@@ -40,23 +40,26 @@ const hostNamespaces: [string, () => string][] = [
 ];
 
 describe('strand DEL with CNI_NETNS naming the host namespace', () => {
-  it.each(hostNamespaces)('%s: the host interface named by CNI_IFNAME survives; the attachment is released', (_, netns) => {
-    const ifname = hostInterface('bridge');
-    // An attachment whose CNI_IFNAME is the host interface's name: its host veth and address exist.
-    const pod = f.pod();
-    const containerId = f.containerId();
-    const added = f.add(conf, pod, containerId, ifname);
-    expect(added.code, added.stdout + added.stderr).toBe(0);
-    expect(f.reservedAddresses()).toHaveLength(1);
-    expect(f.link(f.hostVeth(containerId, ifname))).toBeDefined();
+  it.each(hostNamespaces)(
+    '%s: the host interface named by CNI_IFNAME survives; the attachment is released',
+    (_, netns) => {
+      const ifname = hostInterface('bridge');
+      // An attachment whose CNI_IFNAME is the host interface's name: its host veth and address exist.
+      const pod = f.pod();
+      const containerId = f.containerId();
+      const added = f.add(conf, pod, containerId, ifname);
+      expect(added.code, added.stdout + added.stderr).toBe(0);
+      expect(f.reservedAddresses()).toHaveLength(1);
+      expect(f.link(f.hostVeth(containerId, ifname))).toBeDefined();
 
-    const r = f.del(conf, netns(), containerId, ifname);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(f.link(ifname)?.linkinfo?.info_kind).toBe('bridge');
-    expect(f.reservedAddresses()).toEqual([]);
-    expect(f.link(f.hostVeth(containerId, ifname))).toBeUndefined();
-    expect(f.link(f.bridge)?.linkinfo?.info_kind).toBe('bridge');
-  });
+      const r = f.del(conf, netns(), containerId, ifname);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(f.link(ifname)?.linkinfo?.info_kind).toBe('bridge');
+      expect(f.reservedAddresses()).toEqual([]);
+      expect(f.link(f.hostVeth(containerId, ifname))).toBeUndefined();
+      expect(f.link(f.bridge)?.linkinfo?.info_kind).toBe('bridge');
+    },
+  );
 
   it.each(hostNamespaces)('%s, before any ADD: succeeds and the host interface survives', (_, netns) => {
     const ifname = hostInterface('ifb');
@@ -72,7 +75,13 @@ describe('strand DEL with CNI_NETNS naming the host namespace', () => {
     const add = f.add(conf, netns, f.containerId(), ifname);
     expect(add.code, add.stdout + add.stderr).not.toBe(0);
     expect(add.json).toMatchObject({ code: 4 });
-    const check = f.check(conf, { cniVersion: '1.1.0', interfaces: [{ name: ifname, sandbox: netns }] }, netns, f.containerId(), ifname);
+    const check = f.check(
+      conf,
+      { cniVersion: '1.1.0', interfaces: [{ name: ifname, sandbox: netns }] },
+      netns,
+      f.containerId(),
+      ifname,
+    );
     expect(check.code, check.stdout + check.stderr).not.toBe(0);
     expect(check.json).toMatchObject({ code: 4 });
     expect(f.link(ifname)?.linkinfo?.info_kind).toBe('ifb');

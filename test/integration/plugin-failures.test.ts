@@ -7,7 +7,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CNI_BIN, type CniOutcome } from '../support/cni.ts';
 import { testName } from '../support/names.ts';
 import type { TestNetns } from '../support/netns.ts';
-import { linkFingerprint, nthAddress4, ping, PluginFixture, randomSubnet4, sh, type IpLink } from '../support/plugin-fixture.ts';
+import {
+  linkFingerprint,
+  nthAddress4,
+  ping,
+  PluginFixture,
+  randomSubnet4,
+  sh,
+  type IpLink,
+} from '../support/plugin-fixture.ts';
 
 let f: PluginFixture;
 beforeEach(() => {
@@ -35,7 +43,10 @@ function expectUnchanged(before: Snapshot, pod: TestNetns, hostVeth: string): vo
   const ours = (l: IpLink) => l.ifname === f.bridge || l.master === f.bridge || l.ifname === hostVeth;
   const beforeSet = new Set(before.links.map(linkFingerprint));
   const afterSet = new Set(after.links.map(linkFingerprint));
-  const changed = [...before.links.filter((l) => !afterSet.has(linkFingerprint(l))), ...after.links.filter((l) => !beforeSet.has(linkFingerprint(l)))];
+  const changed = [
+    ...before.links.filter((l) => !afterSet.has(linkFingerprint(l))),
+    ...after.links.filter((l) => !beforeSet.has(linkFingerprint(l))),
+  ];
   expect(changed.filter(ours).map(linkFingerprint), 'links of this test that changed').toEqual([]);
   expect(after.links.filter(ours).map(linkFingerprint)).toEqual(before.links.filter(ours).map(linkFingerprint));
   expect(after.podLinks).toEqual(before.podLinks);
@@ -71,7 +82,7 @@ describe('strand ADD failures leave nothing behind', () => {
     expect(f.reservedAddresses()).toEqual([nthAddress4(subnet, 2)]);
   });
 
-  it('bogus netns paths (missing, not a namespace, the plugin\'s own): code 4', () => {
+  it("bogus netns paths (missing, not a namespace, the plugin's own): code 4", () => {
     const conf = f.v4Config(randomSubnet4());
     const { pod } = firstPod(conf);
     const notNetns = join(f.dir, 'not-a-netns');
@@ -145,7 +156,12 @@ describe('strand ADD failures leave nothing behind', () => {
     const after = snapshot(pod);
     expect(after.podLinks).toEqual(before.podLinks);
     expect(after.links.filter((l) => l.master === f.bridge || l.ifname === f.hostVeth(containerId))).toEqual([]);
-    expect(f.addresses(f.bridge).filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.127.255.1']);
+    expect(
+      f
+        .addresses(f.bridge)
+        .filter((a) => a.family === 'inet')
+        .map((a) => a.local),
+    ).toEqual(['10.127.255.1']);
   });
 
   it('the bridge name taken by a link that is not a bridge: code 7, the address given back, the link untouched', () => {

@@ -32,13 +32,19 @@ const conf = {
 
 function cni(command: string, pod: TestNetns, id: string) {
   const r = spawnSync('ip', ['netns', 'exec', node.name, STRAND_CNI], {
-    env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: pod.path, CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent' },
+    env: {
+      PATH: process.env.PATH,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: id,
+      CNI_NETNS: pod.path,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/nonexistent',
+    },
     input: JSON.stringify(conf),
     encoding: 'utf8',
   });
   return { code: r.status, out: r.stdout ? JSON.parse(r.stdout) : undefined };
 }
-
 
 function connect(from: TestNetns, to: string, port: number): void {
   const code = `const s=require('net').connect(${port},'${to}');s.on('data',()=>{});s.on('end',()=>process.exit(0));s.on('error',(e)=>{console.error(e.message);process.exit(1)})`;
@@ -95,7 +101,9 @@ describe('ipMasq', () => {
     const ip = (a.out.ips[0].address as string).split('/')[0];
     pod.destroy();
     expect(cni('DEL', pod, 'gone1').code).toBe(0);
-    expect(sh('ip', ['netns', 'exec', node.name, 'nft', 'list', 'table', 'inet', 'strand'])).not.toContain(`${ip} comment`);
+    expect(sh('ip', ['netns', 'exec', node.name, 'nft', 'list', 'table', 'inet', 'strand'])).not.toContain(
+      `${ip} comment`,
+    );
   });
 
   it('GC removes the entries of attachments not in the valid list', () => {

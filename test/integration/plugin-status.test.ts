@@ -31,7 +31,9 @@ describe('strand STATUS', () => {
     const exhausted = f.status(conf);
     expect(exhausted.code).not.toBe(0);
     expect(exhausted.json).toMatchObject({ cniVersion: '1.1.0', code: 50 });
-    expect(exhausted.json.msg).toContain(`no IP addresses available in range set: ${nthAddress4(subnet, 1)}-${nthAddress4(subnet, 2)}`);
+    expect(exhausted.json.msg).toContain(
+      `no IP addresses available in range set: ${nthAddress4(subnet, 1)}-${nthAddress4(subnet, 2)}`,
+    );
 
     expectOk(f.del(conf, pod, id));
     expectOk(f.status(conf));

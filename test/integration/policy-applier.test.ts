@@ -22,7 +22,10 @@ beforeAll(() => {
   node = TestNetns.create('node');
   a = TestNetns.create('poda');
   b = TestNetns.create('podb');
-  for (const [pod, i, ip] of [[a, 1, A], [b, 2, B]] as const) {
+  for (const [pod, i, ip] of [
+    [a, 1, A],
+    [b, 2, B],
+  ] as const) {
     const host = `${node.name.slice(0, 11)}h${i}`;
     sh('ip', ['-n', node.name, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name]);
     sh('ip', ['-n', node.name, 'addr', 'add', `10.99.${i}.1/24`, 'dev', host]);
@@ -33,7 +36,9 @@ beforeAll(() => {
   }
   node.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
   // What reaches b: a counter in b's own input hook.
-  b.exec('nft', ['add table inet stt-count ; add chain inet stt-count in { type filter hook input priority 0 ; udp dport 5000 counter ; }']);
+  b.exec('nft', [
+    'add table inet stt-count ; add chain inet stt-count in { type filter hook input priority 0 ; udp dport 5000 counter ; }',
+  ]);
 });
 
 afterAll(() => {
@@ -59,7 +64,14 @@ function sendOne(): void {
 function counting(): { hooks: ApplierHooks; counts: Record<string, number> } {
   const counts: Record<string, number> = {};
   const inc = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
-  return { counts, hooks: { transaction: (kind) => inc(`tx-${kind}`), rebuild: (reason) => inc(`rebuild-${reason}`), failure: (kind) => inc(`fail-${kind}`) } };
+  return {
+    counts,
+    hooks: {
+      transaction: (kind) => inc(`tx-${kind}`),
+      rebuild: (reason) => inc(`rebuild-${reason}`),
+      failure: (kind) => inc(`fail-${kind}`),
+    },
+  };
 }
 
 const nft = () => createNftRunner({ netns: node.name });
@@ -155,10 +167,19 @@ describe('policy applier', () => {
   it('adopts the table at a restart without one packet to an isolated pod getting through, and removes stale objects', async () => {
     const before = new PolicyApplier({ nft: nft(), layout: toyLayout, log });
     // A stale pod chain of an earlier agent, for an address no longer isolated.
-    await before.apply(new Map([[B, []], ['10.99.9.9', []]]));
+    await before.apply(
+      new Map([
+        [B, []],
+        ['10.99.9.9', []],
+      ]),
+    );
     resetCount();
     // A flood of datagrams from a to b while ten agents in turn adopt the table.
-    const flood = spawn('ip', ['netns', 'exec', a.name, 'timeout', '1.5', 'bash', '-c', `while :; do echo x > /dev/udp/${B}/5000; done`], { stdio: 'ignore' });
+    const flood = spawn(
+      'ip',
+      ['netns', 'exec', a.name, 'timeout', '1.5', 'bash', '-c', `while :; do echo x > /dev/udp/${B}/5000; done`],
+      { stdio: 'ignore' },
+    );
     const done = new Promise<void>((r) => flood.once('exit', () => r()));
     let adoptions = 0;
     let finished = false;

@@ -8,7 +8,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodInfo } from '../../src/k8s/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, diffPolicy, evaluatePolicy, fullBuildPolicy, renderPolicy, type CompiledPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
+import {
+  compilePolicy,
+  diffPolicy,
+  evaluatePolicy,
+  fullBuildPolicy,
+  renderPolicy,
+  type CompiledPolicy,
+  type DesiredPolicyTable,
+} from '../../src/policy/index.ts';
 import { testName } from '../support/names.ts';
 import { TestNetns } from '../support/netns.ts';
 import { namespace, pod, policy } from '../support/netpol.ts';
@@ -40,7 +48,8 @@ beforeAll(() => {
   }
   // The servers are listening once the node reaches each of them.
   const deadline = Date.now() + 10_000;
-  for (const ip of Object.values(IPS)) for (const port of [80, 81]) while (!connects(node, ip, port) && Date.now() < deadline);
+  for (const ip of Object.values(IPS))
+    for (const port of [80, 81]) while (!connects(node, ip, port) && Date.now() < deadline);
 });
 
 afterAll(() => {
@@ -50,7 +59,20 @@ afterAll(() => {
 
 /** A TCP connection within 1.5 s (a dropped SYN times out; no listener would refuse at once). */
 function connects(from: TestNetns, to: string, port: number): boolean {
-  return trySh('ip', ['netns', 'exec', from.name, 'timeout', '1.5', 'bash', '-c', 'exec 3<>"/dev/tcp/$0/$1"', to, String(port)]).status === 0;
+  return (
+    trySh('ip', [
+      'netns',
+      'exec',
+      from.name,
+      'timeout',
+      '1.5',
+      'bash',
+      '-c',
+      'exec 3<>"/dev/tcp/$0/$1"',
+      to,
+      String(port),
+    ]).status === 0
+  );
 }
 
 function podInfos(cLabels: Record<string, string>): PodInfo[] {
@@ -65,11 +87,22 @@ const POLICIES = [
   policy('x', 'deny', { podSelector: {}, policyTypes: ['Ingress'] }),
   // a: ingress from pod=b in any namespace on 80; egress only to y (so b's connection to a lives
   // on conntrack's established/related for its replies).
-  policy('x', 'a', { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Ingress', 'Egress'], ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } }, namespaceSelector: {} }], ports: [{ port: 80 }] }], egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } }] }] }),
+  policy('x', 'a', {
+    podSelector: { matchLabels: { pod: 'a' } },
+    policyTypes: ['Ingress', 'Egress'],
+    ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } }, namespaceSelector: {} }], ports: [{ port: 80 }] }],
+    egress: [{ to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } }] }],
+  }),
 ];
 
 function compile(cLabels: Record<string, string>): { model: CompiledPolicy; table: DesiredPolicyTable } {
-  const model = compilePolicy({ nodeName: 'n1', nodeAddresses: [NODE_IP], namespaces: [namespace('x'), namespace('y')], pods: podInfos(cLabels), policies: POLICIES });
+  const model = compilePolicy({
+    nodeName: 'n1',
+    nodeAddresses: [NODE_IP],
+    namespaces: [namespace('x'), namespace('y')],
+    pods: podInfos(cLabels),
+    policies: POLICIES,
+  });
   return { model, table: renderPolicy(model) };
 }
 

@@ -17,8 +17,24 @@ let dir: string;
 let bridge: string;
 
 function uninstall(extra: string[] = []) {
-  const args = ['uninstall', '--cni-bin-dir', join(dir, 'bin'), '--cni-conf-dir', join(dir, 'conf'), '--state-dir', join(dir, 'state'), '--ipam-data-dir', join(dir, 'ipam'), '--bridge', bridge, ...extra];
-  const r = spawnSync('ip', ['netns', 'exec', node.name, STRAND, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  const args = [
+    'uninstall',
+    '--cni-bin-dir',
+    join(dir, 'bin'),
+    '--cni-conf-dir',
+    join(dir, 'conf'),
+    '--state-dir',
+    join(dir, 'state'),
+    '--ipam-data-dir',
+    join(dir, 'ipam'),
+    '--bridge',
+    bridge,
+    ...extra,
+  ];
+  const r = spawnSync('ip', ['netns', 'exec', node.name, STRAND, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -33,12 +49,34 @@ beforeEach(() => {
   sh('ip', [...n, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth1']);
   sh('ip', [...n, 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0']);
   sh('ip', [...n, 'link', 'set', 'eth0', 'up']);
-  sh('ip', [...n, 'link', 'add', 'strand.1', 'type', 'vxlan', 'id', '1', 'dstport', '4789', 'local', '198.18.0.11', 'dev', 'eth0', 'nolearning']);
+  sh('ip', [
+    ...n,
+    'link',
+    'add',
+    'strand.1',
+    'type',
+    'vxlan',
+    'id',
+    '1',
+    'dstport',
+    '4789',
+    'local',
+    '198.18.0.11',
+    'dev',
+    'eth0',
+    'nolearning',
+  ]);
   sh('ip', [...n, 'link', 'set', 'strand.1', 'up']);
   sh('ip', [...n, 'route', 'add', '10.244.2.0/24', 'via', '198.18.0.12', 'dev', 'eth0', 'proto', '0x53']);
   sh('ip', [...n, 'route', 'add', '10.250.0.0/24', 'via', '198.18.0.13', 'dev', 'eth0']);
   sh('ip', [...n, 'link', 'add', bridge, 'type', 'bridge']);
-  sh('ip', ['netns', 'exec', node.name, 'nft', 'add table inet strand; add chain inet strand agent-postrouting { type nat hook postrouting priority srcnat; }']);
+  sh('ip', [
+    'netns',
+    'exec',
+    node.name,
+    'nft',
+    'add table inet strand; add chain inet strand agent-postrouting { type nat hook postrouting priority srcnat; }',
+  ]);
 });
 
 afterEach(() => {

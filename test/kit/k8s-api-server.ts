@@ -185,7 +185,11 @@ interface Watcher {
   timers: NodeJS.Timeout[];
 }
 
-const SHORT_PATCH_TYPES = { strategic: PATCH_TYPES.strategic, merge: PATCH_TYPES.merge, json: PATCH_TYPES.json } as const;
+const SHORT_PATCH_TYPES = {
+  strategic: PATCH_TYPES.strategic,
+  merge: PATCH_TYPES.merge,
+  json: PATCH_TYPES.json,
+} as const;
 
 const STATUS_REASONS: Record<number, string> = {
   400: 'BadRequest',
@@ -215,7 +219,9 @@ function toJson(value: unknown): JsonValue {
 function nameAndNamespace(type: ResourceType, obj: unknown, namespace?: string): { name: string; namespace: string } {
   const meta = isObject(obj) && isObject(obj.metadata) ? obj.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : '';
-  const ns = type.namespaced ? (namespace ?? (typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default')) : '';
+  const ns = type.namespaced
+    ? (namespace ?? (typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : 'default'))
+    : '';
   return { name, namespace: ns };
 }
 
@@ -232,7 +238,15 @@ export class TestApiServer {
   /** Every request received, in order (see clearRequestLog). */
   readonly requests: ApiRequest[] = [];
   /** Counters since creation; survive restarts. */
-  readonly counters = { requests: 0, lists: 0, watchesStarted: 0, watchesExpired: 0, bookmarksSent: 0, eventsSent: 0, failuresInjected: 0 };
+  readonly counters = {
+    requests: 0,
+    lists: 0,
+    watchesStarted: 0,
+    watchesExpired: 0,
+    bookmarksSent: 0,
+    eventsSent: 0,
+    failuresInjected: 0,
+  };
 
   private portNumber: number;
   private server: Server | undefined;
@@ -254,7 +268,8 @@ export class TestApiServer {
     if (opts.token !== undefined) this.users.set(opts.token, ADMIN_USER);
     if (opts.rbac) {
       const manifest = loadRbacManifest(opts.rbac.manifest ?? DEPLOY_MANIFEST);
-      if (!manifest.serviceAccount) throw new Error(`${opts.rbac.manifest ?? DEPLOY_MANIFEST}: no DaemonSet, so no ServiceAccount for the agent`);
+      if (!manifest.serviceAccount)
+        throw new Error(`${opts.rbac.manifest ?? DEPLOY_MANIFEST}: no DaemonSet, so no ServiceAccount for the agent`);
       this.policy = withBootstrap(manifest.policy);
       this.agentUser = serviceAccountUser(manifest.serviceAccount.namespace, manifest.serviceAccount.name);
       this.usage = new PermissionUsage(this.policy, this.agentUser);
@@ -429,7 +444,12 @@ export class TestApiServer {
 
   private served(resource: ResourceName): ResourceType {
     const type = typeOf(resource);
-    if (!this.serves(type)) throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${resource}: CRD not installed)`);
+    if (!this.serves(type))
+      throw new ApiError(
+        404,
+        'NotFound',
+        `the server could not find the requested resource (${resource}: CRD not installed)`,
+      );
     return type;
   }
 
@@ -476,7 +496,14 @@ export class TestApiServer {
     const type = typeOf(resource);
     const namespace = type.namespaced ? (opts.namespace ?? 'default') : '';
     const scope: UpdateScope = opts.subresource === 'status' ? 'status' : 'main';
-    return this.store.patch(type, namespace, name, SHORT_PATCH_TYPES[opts.type ?? 'strategic'], toJson(patch), scope) as T;
+    return this.store.patch(
+      type,
+      namespace,
+      name,
+      SHORT_PATCH_TYPES[opts.type ?? 'strategic'],
+      toJson(patch),
+      scope,
+    ) as T;
   }
 
   /** Deletes an object (emits DELETED); returns its last state, or undefined if there was none. */
@@ -493,7 +520,11 @@ export class TestApiServer {
    * like any object. If it has a metadata object its resourceVersion is set, unless
    * `stampResourceVersion` is false.
    */
-  injectMalformed(resource: ResourceName, raw: unknown, opts: { namespace?: string; stampResourceVersion?: boolean } = {}): MalformedHandle {
+  injectMalformed(
+    resource: ResourceName,
+    raw: unknown,
+    opts: { namespace?: string; stampResourceVersion?: boolean } = {},
+  ): MalformedHandle {
     return this.store.injectMalformed(typeOf(resource), toJson(raw), opts);
   }
 
@@ -621,7 +652,13 @@ export class TestApiServer {
     return (m && this.users.get(m[1] ?? '')) ?? null;
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse, route: Route | ApiError, record: ApiRequest, user: UserInfo | null | undefined): Promise<void> {
+  private async dispatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route | ApiError,
+    record: ApiRequest,
+    user: UserInfo | null | undefined,
+  ): Promise<void> {
     const { method, verb, query } = record;
     // kube-apiserver's order: authentication, authorization (on the request info alone, so an
     // unknown resource that is not granted is a 403, not a 404), then the handler.
@@ -642,14 +679,24 @@ export class TestApiServer {
       return this.sendStatus(res, route);
     }
     const failure = this.failures.find(
-      (f) => f.remaining > 0 && (f.verb === undefined || f.verb === verb) && (f.resource === undefined || f.resource === record.resource),
+      (f) =>
+        f.remaining > 0 &&
+        (f.verb === undefined || f.verb === verb) &&
+        (f.resource === undefined || f.resource === record.resource),
     );
     if (failure) {
       failure.remaining--;
       if (failure.remaining === 0) this.failures.splice(this.failures.indexOf(failure), 1);
       this.counters.failuresInjected++;
       req.resume();
-      return this.sendStatus(res, new ApiError(failure.status, STATUS_REASONS[failure.status] ?? 'Unknown', `injected failure (${failure.status})`));
+      return this.sendStatus(
+        res,
+        new ApiError(
+          failure.status,
+          STATUS_REASONS[failure.status] ?? 'Unknown',
+          `injected failure (${failure.status})`,
+        ),
+      );
     }
     try {
       if (route.kind === 'static') {
@@ -720,7 +767,11 @@ export class TestApiServer {
       case 'PATCH': {
         const patchType = (contentType ?? '').split(';')[0]?.trim() as PatchType;
         if (!Object.values(PATCH_TYPES).includes(patchType)) {
-          throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${Object.values(PATCH_TYPES).join(', ')}`);
+          throw new ApiError(
+            415,
+            'UnsupportedMediaType',
+            `the body of the request was in an unknown format - accepted media types include: ${Object.values(PATCH_TYPES).join(', ')}`,
+          );
         }
         return this.sendJson(res, 200, this.store.patch(type, namespace, name, patchType, body ?? null, scope));
       }
@@ -754,13 +805,19 @@ export class TestApiServer {
     if (query.continue) {
       const token = decodeContinue(query.continue);
       if (token.rv < this.store.floor) {
-        throw new ApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+        throw new ApiError(
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+        );
       }
       listRv = token.rv;
       after = token.after;
     }
     const selector = { type, labels, fields };
-    let entries: StoredEntry[] = this.store.entries(type.resource, namespace).filter((e) => this.matches(selector, e.object));
+    let entries: StoredEntry[] = this.store
+      .entries(type.resource, namespace)
+      .filter((e) => this.matches(selector, e.object));
     if (after !== undefined) {
       const start = after;
       entries = entries.filter((e) => e.key > start);
@@ -791,11 +848,20 @@ export class TestApiServer {
     res: ServerResponse,
   ): void {
     const rvParam = query.resourceVersion ?? '';
-    if (rvParam !== '' && !/^\d+$/.test(rvParam)) throw new ApiError(400, 'BadRequest', `invalid resource version "${rvParam}"`);
+    if (rvParam !== '' && !/^\d+$/.test(rvParam))
+      throw new ApiError(400, 'BadRequest', `invalid resource version "${rvParam}"`);
     this.counters.watchesStarted++;
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders();
-    const watcher: Watcher = { type, namespace, labels, fields, res, bookmarks: query.allowWatchBookmarks === 'true', timers: [] };
+    const watcher: Watcher = {
+      type,
+      namespace,
+      labels,
+      fields,
+      res,
+      bookmarks: query.allowWatchBookmarks === 'true',
+      timers: [],
+    };
 
     // A version older than the history is answered as the watch cache does: a 200 stream with one
     // ERROR event carrying a 410 Status, then the end of the stream.
@@ -852,7 +918,9 @@ export class TestApiServer {
     this.counters.bookmarksSent++;
     const metadata: JsonObject = { resourceVersion: String(this.store.revision) };
     if (annotations) metadata.annotations = annotations;
-    w.res.write(`${JSON.stringify({ type: 'BOOKMARK', object: { kind: w.type.kind, apiVersion: w.type.apiVersion, metadata } })}\n`);
+    w.res.write(
+      `${JSON.stringify({ type: 'BOOKMARK', object: { kind: w.type.kind, apiVersion: w.type.apiVersion, metadata } })}\n`,
+    );
   }
 
   private sendExpired(w: Pick<Watcher, 'res'>, message: string): void {

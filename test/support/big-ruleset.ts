@@ -21,7 +21,9 @@ export function bigRuleset(chains: number, rulesPerChain: number, table = 'stran
   names.forEach((n, c) => {
     lines.push(`  chain ${n} {`);
     for (let r = 0; r < rulesPerChain; r++) {
-      lines.push(`    ip saddr ${ip(100_000 + c * rulesPerChain + r)} tcp dport ${1000 + r} counter accept comment "${n} rule ${r}"`);
+      lines.push(
+        `    ip saddr ${ip(100_000 + c * rulesPerChain + r)} tcp dport ${1000 + r} counter accept comment "${n} rule ${r}"`,
+      );
     }
     lines.push('  }');
   });

@@ -149,7 +149,10 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
       {
         name: "Should support an 'allow-egress' rule policy for egress-cidr-peer",
         changes: [
-          prependPodIpRule('inline-cidr-as-peers-example', 'allow-egress-to-specific-podIPs', ['ravenclaw/0', 'hufflepuff/0']),
+          prependPodIpRule('inline-cidr-as-peers-example', 'allow-egress-to-specific-podIPs', [
+            'ravenclaw/0',
+            'hufflepuff/0',
+          ]),
         ],
         probes: [
           probe('gryffindor/1', 'ravenclaw/0', 'TCP', 80, true),
@@ -602,8 +605,7 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
         ],
       },
       {
-        name:
-          "Should support a 'pass-ingress' policy for admin CNP and respect the match for baseline cluster network policy",
+        name: "Should support a 'pass-ingress' policy for admin CNP and respect the match for baseline cluster network policy",
         changes: [deleteNetworkPolicy('allow-gress-from-to-slytherin-to-gryffindor')],
         probes: [
           probe('slytherin/0', 'gryffindor/0', 'TCP', 80, false),
@@ -611,8 +613,7 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
         ],
       },
       {
-        name:
-          "Should support a 'pass-egress' policy for admin CNP and respect the match for baseline cluster network policy",
+        name: "Should support a 'pass-egress' policy for admin CNP and respect the match for baseline cluster network policy",
         probes: [
           probe('gryffindor/0', 'slytherin/0', 'TCP', 80, false),
           probe('gryffindor/1', 'slytherin/0', 'TCP', 8080, false),
@@ -639,8 +640,7 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
         ],
       },
       {
-        name:
-          'Should respect admin CNP priority field; thus passing both ingress and egress traffic over to baseline CNP',
+        name: 'Should respect admin CNP priority field; thus passing both ingress and egress traffic over to baseline CNP',
         changes: [setPriority('old-priority-60-new-priority-40-example', 40)],
         probes: [
           probe('slytherin/0', 'gryffindor/0', 'TCP', 80, true),
@@ -671,9 +671,7 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
       },
       {
         name: "Should support an 'allow-egress' rule policy for egress-cidr-peer",
-        changes: [
-          prependPodIpRule('default', 'allow-egress-to-specific-podIPs', ['ravenclaw/0', 'hufflepuff/0']),
-        ],
+        changes: [prependPodIpRule('default', 'allow-egress-to-specific-podIPs', ['ravenclaw/0', 'hufflepuff/0'])],
         probes: [
           probe('gryffindor/1', 'ravenclaw/0', 'TCP', 80, true),
           probe('gryffindor/1', 'ravenclaw/0', 'UDP', 53, true),
@@ -984,15 +982,11 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
     steps: [
       {
         name: "Should support an 'allow-egress' rule policy for egress-node-peer",
-        probes: [
-          probe('gryffindor/1', 'forbidden-forrest/1', 'TCP', HOST_PORTS[0], true),
-        ],
+        probes: [probe('gryffindor/1', 'forbidden-forrest/1', 'TCP', HOST_PORTS[0], true)],
       },
       {
         name: "Should support a 'pass-egress' rule policy for egress-node-peer",
-        probes: [
-          probe('gryffindor/1', 'forbidden-forrest/1', 'UDP', HOST_PORTS[2], true),
-        ],
+        probes: [probe('gryffindor/1', 'forbidden-forrest/1', 'UDP', HOST_PORTS[2], true)],
       },
       {
         name: "Should support a 'deny-egress' rule policy for egress-node-peer",

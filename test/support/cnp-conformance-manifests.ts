@@ -507,7 +507,7 @@ export const INTEGRATION_ANP_NP_BANP: readonly Manifest[] = [
     ],
   }),
   np('gryffindor', 'allow-gress-from-to-slytherin-to-gryffindor', {
-    podSelector: {  },
+    podSelector: {},
     policyTypes: ['Ingress', 'Egress'],
     ingress: [{ from: [{ namespaceSelector: houseIs('slytherin') }] }],
     egress: [{ to: [{ namespaceSelector: houseIs('slytherin') }] }],

@@ -32,7 +32,8 @@ export interface CnpWorld extends OracleWorld {
 
 function selMatches(sel: Json | undefined, lbls: Record<string, string>): boolean {
   if (sel === undefined) return false;
-  for (const [k, v] of Object.entries((sel.matchLabels as Record<string, string>) ?? {})) if (lbls[k] !== v) return false;
+  for (const [k, v] of Object.entries((sel.matchLabels as Record<string, string>) ?? {}))
+    if (lbls[k] !== v) return false;
   for (const e of (sel.matchExpressions as { key: string; operator: string; values?: string[] }[]) ?? []) {
     const has = e.key in lbls;
     const val = lbls[e.key] as string;
@@ -67,11 +68,14 @@ export interface CnpView {
 export function cnpJudge(w: CnpWorld, pkt: Packet): CnpView {
   const live = w.pods.filter((p) => !p.hostNetwork && p.phase !== 'Succeeded' && p.phase !== 'Failed');
   const podAt = (ip: string): OraclePod | undefined => live.find((p) => p.ips.includes(ip));
-  const nsLabels = (ns: string) => w.namespaces.find((n) => n.name === ns)?.labels ?? { 'kubernetes.io/metadata.name': ns };
+  const nsLabels = (ns: string) =>
+    w.namespaces.find((n) => n.name === ns)?.labels ?? { 'kubernetes.io/metadata.name': ns };
   const np = judgeNetpol(w, pkt);
 
   const selectsPod = (sel: { namespaceSelector?: Json; podSelector?: Json }, pod: OraclePod | undefined): boolean =>
-    pod !== undefined && selMatches(sel.namespaceSelector ?? {}, nsLabels(pod.namespace)) && selMatches(sel.podSelector, pod.labels);
+    pod !== undefined &&
+    selMatches(sel.namespaceSelector ?? {}, nsLabels(pod.namespace)) &&
+    selMatches(sel.podSelector, pod.labels);
 
   /** true/false, or undefined when the peer is unknown (fail closed). */
   const peerMatches = (peer: Json, ip: string): boolean | undefined => {
@@ -87,16 +91,26 @@ export function cnpJudge(w: CnpWorld, pkt: Packet): CnpView {
   const protocolMatches = (proto: Json, destination: OraclePod | undefined): boolean => {
     if (typeof proto.destinationNamedPort === 'string') {
       const name = proto.destinationNamedPort;
-      return (destination?.ports ?? []).some((cp) => cp.name === name && cp.containerPort === pkt.dport && cp.protocol === pkt.protocol);
+      return (destination?.ports ?? []).some(
+        (cp) => cp.name === name && cp.containerPort === pkt.dport && cp.protocol === pkt.protocol,
+      );
     }
-    const entry = proto[pkt.protocol.toLowerCase()] as { destinationPort: { number?: number; range?: { start: number; end: number } } } | undefined;
+    const entry = proto[pkt.protocol.toLowerCase()] as
+      | { destinationPort: { number?: number; range?: { start: number; end: number } } }
+      | undefined;
     if (!entry) return false;
     const dp = entry.destinationPort;
     if (dp.number !== undefined) return dp.number === pkt.dport;
     return dp.range !== undefined && dp.range.start <= pkt.dport && pkt.dport <= dp.range.end;
   };
 
-  const tier = (name: 'Admin' | 'Baseline', pod: OraclePod, other: string, dir: 'ingress' | 'egress', dst?: OraclePod): { outcome: Outcome; by: string } => {
+  const tier = (
+    name: 'Admin' | 'Baseline',
+    pod: OraclePod,
+    other: string,
+    dir: 'ingress' | 'egress',
+    dst?: OraclePod,
+  ): { outcome: Outcome; by: string } => {
     const policies = w.clusterPolicies
       .filter((p) => p.spec.tier === name)
       .filter((p) => {
@@ -104,7 +118,10 @@ export function cnpJudge(w: CnpWorld, pkt: Packet): CnpView {
         if (s.namespaces) return selMatches(s.namespaces as Json, nsLabels(pod.namespace));
         return selectsPod(s.pods as Json, pod);
       })
-      .sort((a, b) => (a.spec.priority as number) - (b.spec.priority as number) || (a.metadata.name < b.metadata.name ? -1 : 1));
+      .sort(
+        (a, b) =>
+          (a.spec.priority as number) - (b.spec.priority as number) || (a.metadata.name < b.metadata.name ? -1 : 1),
+      );
     for (const p of policies) {
       const rules = (p.spec[dir] as Json[] | undefined) ?? [];
       for (const [i, rule] of rules.entries()) {
@@ -130,7 +147,8 @@ export function cnpJudge(w: CnpWorld, pkt: Packet): CnpView {
     if (pod.node && (w.nodeAddresses[pod.node] ?? []).includes(otherIp)) return { allowed: true, by: 'node' };
     const dst = dir === 'ingress' ? pod : podAt(otherIp);
     const admin = tier('Admin', pod, otherIp, dir, dst);
-    if (admin.outcome === 'Accept' || admin.outcome === 'Deny') return { allowed: admin.outcome === 'Accept', by: admin.by };
+    if (admin.outcome === 'Accept' || admin.outcome === 'Deny')
+      return { allowed: admin.outcome === 'Accept', by: admin.by };
     const type = dir === 'ingress' ? 'Ingress' : 'Egress';
     const isolated = w.policies.some((p) => {
       if (p.metadata.namespace !== pod.namespace || !selMatches(p.spec.podSelector as Json, pod.labels)) return false;
@@ -143,7 +161,8 @@ export function cnpJudge(w: CnpWorld, pkt: Packet): CnpView {
       return { allowed: v.allowed, by: `NetworkPolicy (${v.why})` };
     }
     const baseline = tier('Baseline', pod, otherIp, dir, dst);
-    if (baseline.outcome === 'Accept' || baseline.outcome === 'Deny') return { allowed: baseline.outcome === 'Accept', by: baseline.by };
+    if (baseline.outcome === 'Accept' || baseline.outcome === 'Deny')
+      return { allowed: baseline.outcome === 'Accept', by: baseline.by };
     return { allowed: true, by: baseline.outcome === 'Pass' ? `${baseline.by}, default` : 'default' };
   };
 

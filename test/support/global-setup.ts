@@ -11,7 +11,9 @@ import { trySh } from './sh.ts';
 const RUN_LOCK = '/run/strand-test-runs.lock';
 
 function sweep(): void {
-  const ns = trySh('ip', ['netns', 'list']).stdout.split('\n').map((l) => l.split(' ')[0] ?? '');
+  const ns = trySh('ip', ['netns', 'list'])
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0] ?? '');
   for (const name of ns) if (name.startsWith(TEST_PREFIX)) trySh('ip', ['netns', 'del', name]);
   const links = trySh('ip', ['-o', 'link', 'show']).stdout.split('\n');
   for (const line of links) {
@@ -29,7 +31,8 @@ function sweepIfAlone(fd: number): void {
 export function setup(): () => void {
   if (process.getuid?.() !== 0) throw new Error('the test suite needs root: it creates network namespaces');
   for (const exe of ['strand', 'cni/strand']) {
-    if (!existsSync(`${DIST}/${exe}`)) throw new Error(`dist/${exe} is missing: run npm run build (scripts/test.sh does)`);
+    if (!existsSync(`${DIST}/${exe}`))
+      throw new Error(`dist/${exe} is missing: run npm run build (scripts/test.sh does)`);
   }
   const fd = openSync(RUN_LOCK, 'a');
   sweepIfAlone(fd);

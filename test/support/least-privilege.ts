@@ -10,12 +10,18 @@ import { describeLeastPrivilege, type LeastPrivilegeReport } from '../kit/k8s/rb
  * `notExercisedHere`: accesses ("get pods") a test cannot make the agent use every time (a race it
  * does not control), each with the reason and the test that does exercise it; they may still be used.
  */
-export function expectLeastPrivilege(report: LeastPrivilegeReport, opts: { notExercisedHere?: Record<string, string> } = {}): void {
+export function expectLeastPrivilege(
+  report: LeastPrivilegeReport,
+  opts: { notExercisedHere?: Record<string, string> } = {},
+): void {
   const detail = describeLeastPrivilege(report);
   // describePermission writes "<access> (<role>, rule <n>)".
   const excused = (permission: string) => (permission.split(' (')[0] as string) in (opts.notExercisedHere ?? {});
   expect(report.denied, detail).toEqual({});
-  expect(report.unused.filter((p) => !excused(p)), detail).toEqual([]);
+  expect(
+    report.unused.filter((p) => !excused(p)),
+    detail,
+  ).toEqual([]);
   expect(report.used, detail).toEqual(report.granted.filter((p) => report.used.includes(p) || !excused(p)).sort());
 }
 
@@ -24,4 +30,6 @@ export function expectLeastPrivilege(report: LeastPrivilegeReport, opts: { notEx
  * pod-start notice beats the Pod informer's event; test/integration/agent-setup.test.ts announces a
  * pod the API does not have and exercises it every time.
  */
-export const POD_GET_RACE = { 'get pods': 'only when a pod-start notice beats the Pod informer; agent-setup.test.ts exercises it' };
+export const POD_GET_RACE = {
+  'get pods': 'only when a pod-start notice beats the Pod informer; agent-setup.test.ts exercises it',
+};

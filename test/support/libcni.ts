@@ -30,15 +30,24 @@ export interface Conflist {
  */
 export function libcniPick(list: Conflist, libcniVersion = '1.1.0', readsCniVersions = true): string {
   if (!readsCniVersions || list.cniVersions === undefined) return list.cniVersion ?? '0.1.0';
-  const all = [...list.cniVersions, ...(list.cniVersion ? [list.cniVersion] : [])].filter((v) => compare(v, libcniVersion) <= 0);
+  const all = [...list.cniVersions, ...(list.cniVersion ? [list.cniVersion] : [])].filter(
+    (v) => compare(v, libcniVersion) <= 0,
+  );
   all.sort(compare);
   const best = all.at(-1);
-  if (best === undefined) throw new Error(`no version of ${JSON.stringify(list.cniVersions)} is at most ${libcniVersion}`);
+  if (best === undefined)
+    throw new Error(`no version of ${JSON.stringify(list.cniVersions)} is at most ${libcniVersion}`);
   return best;
 }
 
 /** One plugin's stdin as libcni builds it (buildOneConfig). */
-export function pluginConfig(list: Conflist, plugin: Record<string, unknown>, version: string, prevResult: unknown, runtimeConfig: Record<string, unknown>): Record<string, unknown> {
+export function pluginConfig(
+  list: Conflist,
+  plugin: Record<string, unknown>,
+  version: string,
+  prevResult: unknown,
+  runtimeConfig: Record<string, unknown>,
+): Record<string, unknown> {
   const caps = (plugin.capabilities ?? {}) as Record<string, boolean>;
   const rc = Object.fromEntries(Object.entries(runtimeConfig).filter(([k]) => caps[k] === true));
   return {
@@ -71,7 +80,13 @@ export function addChain(c: ChainCall): { outcome: CniOutcome; calls: { type: st
   for (const plugin of c.list.plugins) {
     const type = plugin.type as string;
     const config = pluginConfig(c.list, plugin, c.version, prev, c.runtimeConfig ?? {});
-    const outcome = c.run(c.binary(type), { command: 'ADD', config, netns: c.netns, containerId: c.containerId, ifname: c.ifname ?? 'eth0' });
+    const outcome = c.run(c.binary(type), {
+      command: 'ADD',
+      config,
+      netns: c.netns,
+      containerId: c.containerId,
+      ifname: c.ifname ?? 'eth0',
+    });
     calls.push({ type, outcome });
     if (outcome.code !== 0) return { outcome, calls };
     prev = outcome.json;
@@ -86,7 +101,16 @@ export function delChain(c: ChainCall, addResult: unknown): { type: string; outc
   for (const plugin of [...c.list.plugins].reverse()) {
     const type = plugin.type as string;
     const config = pluginConfig(c.list, plugin, c.version, withPrev ? addResult : undefined, c.runtimeConfig ?? {});
-    calls.push({ type, outcome: c.run(c.binary(type), { command: 'DEL', config, netns: c.netns, containerId: c.containerId, ifname: c.ifname ?? 'eth0' }) });
+    calls.push({
+      type,
+      outcome: c.run(c.binary(type), {
+        command: 'DEL',
+        config,
+        netns: c.netns,
+        containerId: c.containerId,
+        ifname: c.ifname ?? 'eth0',
+      }),
+    });
   }
   return calls;
 }

@@ -50,32 +50,57 @@ export interface KubeLike {
   status?: unknown;
 }
 
-export const oracleNamespace = (ns: KubeLike): OracleNamespace => ({ name: ns.metadata.name, labels: ns.metadata.labels ?? {} });
+export const oracleNamespace = (ns: KubeLike): OracleNamespace => ({
+  name: ns.metadata.name,
+  labels: ns.metadata.labels ?? {},
+});
 
 export function oraclePod(p: KubeLike): OraclePod {
-  const spec = (p.spec ?? {}) as { nodeName?: string; hostNetwork?: boolean; containers?: { ports?: { name?: string; containerPort: number; protocol?: string }[] }[] };
+  const spec = (p.spec ?? {}) as {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    containers?: { ports?: { name?: string; containerPort: number; protocol?: string }[] }[];
+  };
   const status = (p.status ?? {}) as { phase?: string; podIP?: string; podIPs?: { ip: string }[] };
-  const ips = status.podIPs && status.podIPs.length > 0 ? status.podIPs.map((x) => x.ip) : status.podIP ? [status.podIP] : [];
+  const ips =
+    status.podIPs && status.podIPs.length > 0 ? status.podIPs.map((x) => x.ip) : status.podIP ? [status.podIP] : [];
   return {
     namespace: p.metadata.namespace ?? 'default',
     name: p.metadata.name,
     labels: p.metadata.labels ?? {},
     ips,
     // A container port's protocol defaults to TCP (core/v1 ContainerPort).
-    ports: (spec.containers ?? []).flatMap((c) => (c.ports ?? []).map((cp) => ({ ...(cp.name ? { name: cp.name } : {}), containerPort: cp.containerPort, protocol: cp.protocol ?? 'TCP' }))),
+    ports: (spec.containers ?? []).flatMap((c) =>
+      (c.ports ?? []).map((cp) => ({
+        ...(cp.name ? { name: cp.name } : {}),
+        containerPort: cp.containerPort,
+        protocol: cp.protocol ?? 'TCP',
+      })),
+    ),
     ...(spec.nodeName ? { node: spec.nodeName } : {}),
     hostNetwork: spec.hostNetwork === true,
     ...(status.phase ? { phase: status.phase } : {}),
   };
 }
 
-export function oracleWorld(objs: { namespaces: readonly KubeLike[]; pods: readonly KubeLike[]; policies: readonly OraclePolicy[]; nodeAddresses: Record<string, string[]> }): OracleWorld {
-  return { namespaces: objs.namespaces.map(oracleNamespace), pods: objs.pods.map(oraclePod), policies: [...objs.policies], nodeAddresses: objs.nodeAddresses };
+export function oracleWorld(objs: {
+  namespaces: readonly KubeLike[];
+  pods: readonly KubeLike[];
+  policies: readonly OraclePolicy[];
+  nodeAddresses: Record<string, string[]>;
+}): OracleWorld {
+  return {
+    namespaces: objs.namespaces.map(oracleNamespace),
+    pods: objs.pods.map(oraclePod),
+    policies: [...objs.policies],
+    nodeAddresses: objs.nodeAddresses,
+  };
 }
 
 function selMatches(sel: Json | undefined, lbls: Record<string, string>): boolean {
   if (sel === undefined) return false;
-  for (const [k, v] of Object.entries((sel.matchLabels as Record<string, string>) ?? {})) if (lbls[k] !== v) return false;
+  for (const [k, v] of Object.entries((sel.matchLabels as Record<string, string>) ?? {}))
+    if (lbls[k] !== v) return false;
   for (const e of (sel.matchExpressions as { key: string; operator: string; values?: string[] }[]) ?? []) {
     const has = e.key in lbls;
     const val = lbls[e.key];
@@ -143,24 +168,36 @@ export function judge(w: OracleWorld, pkt: Packet): OracleView {
     const proto = (port.protocol as Protocol | undefined) ?? 'TCP';
     if (proto !== pkt.protocol) return false;
     if (port.port === undefined) return true;
-    if (typeof port.port === 'number') return pkt.dport >= port.port && pkt.dport <= ((port.endPort as number | undefined) ?? port.port);
+    if (typeof port.port === 'number')
+      return pkt.dport >= port.port && pkt.dport <= ((port.endPort as number | undefined) ?? port.port);
     // R10: a name resolves on the destination pod.
-    return (destination.pod?.ports ?? []).some((cp) => cp.name === port.port && cp.protocol === proto && cp.containerPort === pkt.dport);
+    return (destination.pod?.ports ?? []).some(
+      (cp) => cp.name === port.port && cp.protocol === proto && cp.containerPort === pkt.dport,
+    );
   };
   const direction = (subject: Endpoint, other: Endpoint, type: 'Ingress' | 'Egress'): DirectionView => {
     const sp = subject.pod;
     if (!sp) return { allowed: true, why: `${subject.ip} is no pod` };
     const who = `${sp.namespace}/${sp.name}`;
     if (subject.ip === other.ip) return { allowed: true, why: `${who} to itself (R12)` };
-    if (sp.node && (w.nodeAddresses[sp.node] ?? []).includes(other.ip)) return { allowed: true, why: `${who}'s own node (R11)` }; // both directions, as decided
-    const selecting = w.policies.filter((p) => p.metadata.namespace === sp.namespace && selMatches(p.spec.podSelector as Json, sp.labels) && policyTypes(p.spec).includes(type));
+    if (sp.node && (w.nodeAddresses[sp.node] ?? []).includes(other.ip))
+      return { allowed: true, why: `${who}'s own node (R11)` }; // both directions, as decided
+    const selecting = w.policies.filter(
+      (p) =>
+        p.metadata.namespace === sp.namespace &&
+        selMatches(p.spec.podSelector as Json, sp.labels) &&
+        policyTypes(p.spec).includes(type),
+    );
     if (selecting.length === 0) return { allowed: true, why: `${who} not isolated for ${type} (R4)` };
     const destination = type === 'Ingress' ? subject : other;
     const allowing = selecting.filter((p) =>
       ((p.spec[type === 'Ingress' ? 'ingress' : 'egress'] as Json[] | undefined) ?? []).some((rule) => {
         const peers = rule[type === 'Ingress' ? 'from' : 'to'] as Json[] | undefined;
         const ports = rule.ports as Json[] | undefined;
-        const peerOk = !peers || peers.length === 0 || peers.some((peer) => peerMatches(peer, p.metadata.namespace as string, other));
+        const peerOk =
+          !peers ||
+          peers.length === 0 ||
+          peers.some((peer) => peerMatches(peer, p.metadata.namespace as string, other));
         const portOk = !ports || ports.length === 0 || ports.some((port) => portMatches(port, destination));
         return peerOk && portOk;
       }),
@@ -177,4 +214,5 @@ export function judge(w: OracleWorld, pkt: Packet): OracleView {
 
 export const allows = (w: OracleWorld, pkt: Packet): boolean => judge(w, pkt).allowed;
 
-export const describeView = (v: OracleView): string => `oracle: ${v.allowed ? 'allowed' : 'denied'} (egress: ${v.egress.why}; ingress: ${v.ingress.why})`;
+export const describeView = (v: OracleView): string =>
+  `oracle: ${v.allowed ? 'allowed' : 'denied'} (egress: ${v.egress.why}; ingress: ${v.ingress.why})`;

@@ -31,7 +31,9 @@ export const NODE_IPS_V6: Record<string, string> = { n1: 'fd50::1', n2: 'fd50::2
 /** The e2e servers' container ports: serve-<port>-<proto> on 80 and 81, TCP, UDP and SCTP. */
 export function servePorts(ports: readonly number[] = [80, 81]): PodPort[] {
   const out: PodPort[] = [];
-  for (const port of ports) for (const protocol of ['TCP', 'UDP', 'SCTP']) out.push({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol });
+  for (const port of ports)
+    for (const protocol of ['TCP', 'UDP', 'SCTP'])
+      out.push({ name: `serve-${port}-${protocol.toLowerCase()}`, containerPort: port, protocol });
   return out;
 }
 
@@ -49,7 +51,11 @@ export interface PodSpecLite {
 export function pod(p: PodSpecLite): PodInfo {
   return {
     metadata: { name: p.name, namespace: p.namespace, ...(p.labels ? { labels: p.labels } : {}) },
-    spec: { nodeName: p.node, ...(p.hostNetwork ? { hostNetwork: true } : {}), containers: p.ports ? [{ name: 'c', ports: p.ports }] : [] },
+    spec: {
+      nodeName: p.node,
+      ...(p.hostNetwork ? { hostNetwork: true } : {}),
+      containers: p.ports ? [{ name: 'c', ports: p.ports }] : [],
+    },
     status: { phase: p.phase ?? 'Running', podIPs: p.ips.map((ip) => ({ ip })) },
   };
 }
@@ -69,7 +75,10 @@ export function upstreamPods(family: 4 | 6 = 4): PodInfo[] {
   NAMESPACES.forEach((ns, i) =>
     POD_NAMES.forEach((name, j) => {
       const node = NODES[(i + j) % 3] as string;
-      const ip = family === 4 ? `10.244.${(i + j) % 3}.${10 * (i + 1) + j + 1}` : `fd00:244:${(i + j) % 3}::${(10 * (i + 1) + j + 1).toString(16)}`;
+      const ip =
+        family === 4
+          ? `10.244.${(i + j) % 3}.${10 * (i + 1) + j + 1}`
+          : `fd00:244:${(i + j) % 3}::${(10 * (i + 1) + j + 1).toString(16)}`;
       out.push(pod({ namespace: ns, name, labels: { pod: name }, node, ips: [ip], ports: servePorts() }));
     }),
   );
@@ -140,21 +149,25 @@ export class SimCluster {
   }
 
   nodeOf(ip: string): string | undefined {
-    for (const p of this.pods) if (p.status.podIPs.some((x) => x.ip === ip) && !p.spec.hostNetwork) return p.spec.nodeName;
+    for (const p of this.pods)
+      if (p.status.podIPs.some((x) => x.ip === ip) && !p.spec.hostNetwork) return p.spec.nodeName;
     for (const n of NODES) if (this.nodeAddresses(n).includes(ip)) return n;
     return undefined;
   }
 
   /** Both judges on one connection; throws when the model and the nft objects disagree. */
   verdict(packet: Packet): boolean {
-    const nodes = [...new Set([this.nodeOf(packet.src), this.nodeOf(packet.dst)].filter((n): n is string => n !== undefined))];
+    const nodes = [
+      ...new Set([this.nodeOf(packet.src), this.nodeOf(packet.dst)].filter((n): n is string => n !== undefined)),
+    ];
     let allowed = true;
     for (const node of nodes) {
       const model = this.models.get(node) as CompiledPolicy;
       const byModel = evaluatePolicy(model, packet).allowed;
       const view = (this.fakes.get(node) as FakeNft).state as unknown as NftView;
       const byNft = evaluateNft(view, packet, model.nodeAddresses).allowed;
-      if (byModel !== byNft) throw new Error(`node ${node}: model says ${byModel}, nft says ${byNft} for ${JSON.stringify(packet)}`);
+      if (byModel !== byNft)
+        throw new Error(`node ${node}: model says ${byModel}, nft says ${byNft} for ${JSON.stringify(packet)}`);
       allowed &&= byModel;
     }
     return allowed;
@@ -174,7 +187,15 @@ export class SimCluster {
     for (const from of refs) {
       for (const to of refs) {
         if (from === to) continue;
-        out.set(`${from}→${to}`, this.verdict({ src: this.ipOf(from), dst: this.ipOf(to), protocol: probe.protocol ?? 'TCP', dport: probe.port }));
+        out.set(
+          `${from}→${to}`,
+          this.verdict({
+            src: this.ipOf(from),
+            dst: this.ipOf(to),
+            protocol: probe.protocol ?? 'TCP',
+            dport: probe.port,
+          }),
+        );
       }
     }
     return out;
@@ -192,7 +213,8 @@ export function expected(cluster: SimCluster, allowed: (from: string, to: string
 /** The cells where two tables differ, for a readable failure. */
 export function differences(actual: Reachability, want: Reachability): string[] {
   const out: string[] = [];
-  for (const [cell, w] of want) if (actual.get(cell) !== w) out.push(`${cell}: want ${w ? '✓' : '✗'}, got ${actual.get(cell) ? '✓' : '✗'}`);
+  for (const [cell, w] of want)
+    if (actual.get(cell) !== w) out.push(`${cell}: want ${w ? '✓' : '✗'}, got ${actual.get(cell) ? '✓' : '✗'}`);
   return out;
 }
 

@@ -15,31 +15,66 @@ export const EXPR_CASES: readonly { body: Expr[]; text: string; chain: 'x-nat' |
     ],
     text: 'ip saddr @x-cidrs ip daddr != @x-cidrs ip daddr != 224.0.0.0/4 masquerade fully-random',
   },
-  { chain: 'x-nat', body: [match(addrField(6, 'daddr'), addrValue('ff00::/8'), 'ne'), { kind: 'masquerade' }], text: 'ip6 daddr != ff00::/8 masquerade' },
+  {
+    chain: 'x-nat',
+    body: [match(addrField(6, 'daddr'), addrValue('ff00::/8'), 'ne'), { kind: 'masquerade' }],
+    text: 'ip6 daddr != ff00::/8 masquerade',
+  },
   {
     chain: 'x-filter',
-    body: [match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }), verdict('accept')],
+    body: [
+      match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }),
+      verdict('accept'),
+    ],
     text: 'ct state established,related accept',
   },
   {
     chain: 'x-filter',
     body: [
-      match(payload('icmpv6 type'), { kind: 'anon-set', elements: [{ kind: 'keyword', value: 'nd-neighbor-solicit' }, { kind: 'keyword', value: 'nd-neighbor-advert' }] }),
+      match(payload('icmpv6 type'), {
+        kind: 'anon-set',
+        elements: [
+          { kind: 'keyword', value: 'nd-neighbor-solicit' },
+          { kind: 'keyword', value: 'nd-neighbor-advert' },
+        ],
+      }),
       verdict('accept'),
     ],
     text: 'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept',
   },
-  { chain: 'x-filter', body: [{ kind: 'vmap', keys: [addrField(4, 'saddr')], map: 'x-vmap' }], text: 'ip saddr vmap @x-vmap' },
-  { chain: 'x-filter', body: [match(addrField(4, 'saddr'), addrValue('10.0.0.1')), verdict('return')], text: 'ip saddr 10.0.0.1 return' },
-  { chain: 'x-filter', body: [match(addrField(6, 'daddr'), addrValue('fd00::1')), verdict('accept')], text: 'ip6 daddr fd00::1 accept' },
   {
     chain: 'x-filter',
-    body: [match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }), match(payload('th dport'), { kind: 'number', value: 80 }), counter(), verdict('accept')],
+    body: [{ kind: 'vmap', keys: [addrField(4, 'saddr')], map: 'x-vmap' }],
+    text: 'ip saddr vmap @x-vmap',
+  },
+  {
+    chain: 'x-filter',
+    body: [match(addrField(4, 'saddr'), addrValue('10.0.0.1')), verdict('return')],
+    text: 'ip saddr 10.0.0.1 return',
+  },
+  {
+    chain: 'x-filter',
+    body: [match(addrField(6, 'daddr'), addrValue('fd00::1')), verdict('accept')],
+    text: 'ip6 daddr fd00::1 accept',
+  },
+  {
+    chain: 'x-filter',
+    body: [
+      match(meta('l4proto'), { kind: 'keyword', value: 'tcp' }),
+      match(payload('th dport'), { kind: 'number', value: 80 }),
+      counter(),
+      verdict('accept'),
+    ],
     text: 'meta l4proto tcp th dport 80 counter accept',
   },
   {
     chain: 'x-filter',
-    body: [match(meta('l4proto'), { kind: 'keyword', value: 'udp' }), match(payload('th dport'), { kind: 'range', from: 80, to: 90 }), counter(), verdict('return')],
+    body: [
+      match(meta('l4proto'), { kind: 'keyword', value: 'udp' }),
+      match(payload('th dport'), { kind: 'range', from: 80, to: 90 }),
+      counter(),
+      verdict('return'),
+    ],
     text: 'meta l4proto udp th dport 80-90 counter return',
   },
   {
@@ -49,17 +84,27 @@ export const EXPR_CASES: readonly { body: Expr[]; text: string; chain: 'x-nat' |
   },
   {
     chain: 'x-filter',
-    body: [lookup([addrField(4, 'daddr'), meta('l4proto'), payload('th dport')], 'x-named'), counter(), verdict('return')],
+    body: [
+      lookup([addrField(4, 'daddr'), meta('l4proto'), payload('th dport')], 'x-named'),
+      counter(),
+      verdict('return'),
+    ],
     text: 'ip daddr . meta l4proto . th dport @x-named counter return',
   },
   {
     chain: 'x-filter',
-    body: [{ kind: 'limit', rate: 5, per: 'second', burst: 10 }, { kind: 'log', prefix: 'strand-deny x: ', level: 'info' }],
+    body: [
+      { kind: 'limit', rate: 5, per: 'second', burst: 10 },
+      { kind: 'log', prefix: 'strand-deny x: ', level: 'info' },
+    ],
     text: 'limit rate 5/second burst 10 packets log prefix "strand-deny x: " level info',
   },
   {
     chain: 'x-filter',
-    body: [{ kind: 'limit', rate: 5, per: 'second', burst: 10 }, { kind: 'log', prefix: 'strand-deny x: ', group: 3 }],
+    body: [
+      { kind: 'limit', rate: 5, per: 'second', burst: 10 },
+      { kind: 'log', prefix: 'strand-deny x: ', group: 3 },
+    ],
     text: 'limit rate 5/second burst 10 packets log prefix "strand-deny x: " group 3',
   },
   { chain: 'x-filter', body: [counter(), verdict('drop')], text: 'counter drop' },
@@ -73,12 +118,26 @@ export const EXPR_CASES: readonly { body: Expr[]; text: string; chain: 'x-nat' |
     ],
     text: 'iifname "eth0" oifname != "veth1" meta nfproto ipv4 jump x-target',
   },
-  { chain: 'x-filter', body: [lookup(meta('iifname'), 'x-ifnames'), verdict('goto', 'x-target')], text: 'iifname @x-ifnames goto x-target' },
-  { chain: 'x-filter', body: [match({ kind: 'fib', key: 'daddr type' }, { kind: 'keyword', value: 'local' }), verdict('continue')], text: 'fib daddr type local continue' },
+  {
+    chain: 'x-filter',
+    body: [lookup(meta('iifname'), 'x-ifnames'), verdict('goto', 'x-target')],
+    text: 'iifname @x-ifnames goto x-target',
+  },
+  {
+    chain: 'x-filter',
+    body: [match({ kind: 'fib', key: 'daddr type' }, { kind: 'keyword', value: 'local' }), verdict('continue')],
+    text: 'fib daddr type local continue',
+  },
   {
     chain: 'x-filter',
     body: [
-      match(meta('l4proto'), { kind: 'anon-set', elements: [{ kind: 'keyword', value: 'tcp' }, { kind: 'keyword', value: 'udp' }] }),
+      match(meta('l4proto'), {
+        kind: 'anon-set',
+        elements: [
+          { kind: 'keyword', value: 'tcp' },
+          { kind: 'keyword', value: 'udp' },
+        ],
+      }),
       match(payload('th sport'), { kind: 'number', value: 53 }, 'ne'),
       verdict('drop'),
     ],

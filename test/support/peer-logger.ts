@@ -13,7 +13,9 @@ export interface PeerLogger {
 /** Starts the server on `port` (IPv4 and IPv6) in `ns`; await `ready` before connecting. */
 export function peerLogger(ns: TestNetns, port: number): PeerLogger {
   const code = `require('net').createServer((s)=>{console.log(s.remoteAddress);s.end()}).listen({port:${port},host:'::'},()=>console.log('ready'))`;
-  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, '-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const peers: string[] = [];
   let onReady: () => void = () => {};
   const ready = new Promise<void>((r) => (onReady = r));

@@ -7,12 +7,30 @@
 // The plugin runs in the root namespace, as on a node. With `hostNetns` it runs inside a test
 // "host" namespace instead (through a wrapper script that `ip netns exec`s it), for tests whose
 // chained plugins (portmap's iptables rules) must not touch the real host.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostVethName } from '../../src/plugin/names.ts';
-import { CNI_BIN, REFERENCE_CNI_DIR, runPlugin, runPluginAsync, STRAND_CNI, type CniCall, type CniOutcome } from './cni.ts';
+import {
+  CNI_BIN,
+  REFERENCE_CNI_DIR,
+  runPlugin,
+  runPluginAsync,
+  STRAND_CNI,
+  type CniCall,
+  type CniOutcome,
+} from './cni.ts';
 import { testName } from './names.ts';
 import { TestNetns } from './netns.ts';
 import { ipJson, sh, trySh } from './sh.ts';
@@ -141,16 +159,47 @@ export class PluginFixture {
     return runPluginAsync(this.wrap(plugin), withPath(call));
   }
 
-  add(config: unknown, pod: TestNetns | string, containerId: string, ifname = 'eth0', extra: Partial<CniCall> = {}): CniOutcome {
+  add(
+    config: unknown,
+    pod: TestNetns | string,
+    containerId: string,
+    ifname = 'eth0',
+    extra: Partial<CniCall> = {},
+  ): CniOutcome {
     return this.run({ command: 'ADD', config, netns: netnsPath(pod), containerId, ifname, ...extra });
   }
 
-  del(config: unknown, pod: TestNetns | string | undefined, containerId: string, ifname = 'eth0', extra: Partial<CniCall> = {}): CniOutcome {
-    return this.run({ command: 'DEL', config, netns: pod === undefined ? undefined : netnsPath(pod), containerId, ifname, ...extra });
+  del(
+    config: unknown,
+    pod: TestNetns | string | undefined,
+    containerId: string,
+    ifname = 'eth0',
+    extra: Partial<CniCall> = {},
+  ): CniOutcome {
+    return this.run({
+      command: 'DEL',
+      config,
+      netns: pod === undefined ? undefined : netnsPath(pod),
+      containerId,
+      ifname,
+      ...extra,
+    });
   }
 
-  check(config: Record<string, unknown>, prevResult: unknown, pod: TestNetns | string, containerId: string, ifname = 'eth0'): CniOutcome {
-    return this.run({ command: 'CHECK', config: { ...config, prevResult }, netns: netnsPath(pod), containerId, ifname });
+  check(
+    config: Record<string, unknown>,
+    prevResult: unknown,
+    pod: TestNetns | string,
+    containerId: string,
+    ifname = 'eth0',
+  ): CniOutcome {
+    return this.run({
+      command: 'CHECK',
+      config: { ...config, prevResult },
+      netns: netnsPath(pod),
+      containerId,
+      ifname,
+    });
   }
 
   gc(config: Record<string, unknown>, valid: Attachment[]): CniOutcome {
@@ -206,7 +255,8 @@ export class PluginFixture {
     const inHost = this.host ? ['-n', this.host.name] : [];
     for (const a of this.attachments) {
       const veth = this.hostVeth(a.containerId, a.ifname);
-      if (trySh('ip', [...inHost, 'link', 'show', 'dev', veth]).status === 0) trySh('ip', [...inHost, 'link', 'del', veth]);
+      if (trySh('ip', [...inHost, 'link', 'show', 'dev', veth]).status === 0)
+        trySh('ip', [...inHost, 'link', 'del', veth]);
     }
     for (const name of this.extraLinks) trySh('ip', [...inHost, 'link', 'del', name]);
     trySh('ip', [...inHost, 'link', 'del', this.bridge]);
@@ -260,7 +310,15 @@ function snapshotDir(dir: string, prefix = ''): Record<string, string> {
 
 /** The fields of a link that a failed ADD must leave alone. */
 export function linkFingerprint(l: IpLink): string {
-  return JSON.stringify([l.ifindex, l.ifname, l.linkinfo?.info_kind ?? '', l.master ?? '', l.mtu, l.address ?? '', [...l.flags].sort()]);
+  return JSON.stringify([
+    l.ifindex,
+    l.ifname,
+    l.linkinfo?.info_kind ?? '',
+    l.master ?? '',
+    l.mtu,
+    l.address ?? '',
+    [...l.flags].sort(),
+  ]);
 }
 
 /** Polls `condition` until it holds or `timeoutMs` passes. */

@@ -31,7 +31,9 @@ export async function startPolicyCluster(): Promise<PolicyCluster> {
     for (const namespace of POLICY_NAMESPACES) {
       for (const name of POLICY_POD_NAMES) {
         const node = cluster.node((i++ % 3) + 1);
-        pods.push(await cluster.addPod(node, { namespace, name, labels: { pod: name }, ports: policyContainerPorts() }));
+        pods.push(
+          await cluster.addPod(node, { namespace, name, labels: { pod: name }, ports: policyContainerPorts() }),
+        );
       }
     }
     probes.push(...(await Promise.all(pods.map((p) => PolicyPod.start(p)))));
@@ -55,10 +57,21 @@ export function usePolicyCluster(ready: (pc: PolicyCluster) => void): void {
   });
 }
 
-export async function applyPolicy(cluster: SimCluster, namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await cluster.api.upsert('networkpolicies', { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name, namespace }, spec });
+export async function applyPolicy(
+  cluster: SimCluster,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await cluster.api.upsert('networkpolicies', {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name, namespace },
+    spec,
+  });
 }
 
 export async function deleteAllPolicies(cluster: SimCluster): Promise<void> {
-  for (const p of await cluster.api.list<KubeObject>('networkpolicies')) await cluster.api.delete('networkpolicies', p.metadata.name, p.metadata.namespace);
+  for (const p of await cluster.api.list<KubeObject>('networkpolicies'))
+    await cluster.api.delete('networkpolicies', p.metadata.name, p.metadata.namespace);
 }

@@ -17,7 +17,9 @@ export function createTestCluster(opts: Omit<SimOptions, 'prefix'>): Promise<Sim
 /** Node annotations the agent publishes with a backend (src/datapath/types.ts ANNOTATIONS). */
 /** A cluster of `nodes` with two pods each, every pod (and the outside) serving the probes, the
  * backend published and, unless it failed to (kept for the first test to report), converged. */
-export async function startMeshCluster(opts: Omit<SimOptions, 'prefix'> & { backend: SimBackend }): Promise<{ cluster: SimCluster; pods: SimPod[]; convergence: Error | undefined }> {
+export async function startMeshCluster(
+  opts: Omit<SimOptions, 'prefix'> & { backend: SimBackend },
+): Promise<{ cluster: SimCluster; pods: SimPod[]; convergence: Error | undefined }> {
   const cluster = await createTestCluster(opts);
   await cluster.waitReady();
   const pods = await Promise.all(cluster.nodes.flatMap((n) => [cluster.addPod(n), cluster.addPod(n)]));
@@ -48,15 +50,26 @@ export async function waitForBackend(cluster: SimCluster, backend: SimBackend, t
       100,
     );
   } catch {
-    const seen = await Promise.all(cluster.nodes.map(async (n) => `${n.name}: ${JSON.stringify(await n.annotations())}`));
-    throw new Error(`no ${ANNOTATION_BACKEND}=${backend} on every Node within ${timeoutMs} ms (${seen.join('; ')})\n${describeNode(cluster, 'node-1')}`);
+    const seen = await Promise.all(
+      cluster.nodes.map(async (n) => `${n.name}: ${JSON.stringify(await n.annotations())}`),
+    );
+    throw new Error(
+      `no ${ANNOTATION_BACKEND}=${backend} on every Node within ${timeoutMs} ms (${seen.join('; ')})\n${describeNode(cluster, 'node-1')}`,
+    );
   }
 }
 
 /** Waits until every node's agent has its egress masquerade chain (inet strand agent-postrouting); throws if not. */
 export async function waitForMasquerade(cluster: SimCluster, timeoutMs = 10_000): Promise<void> {
-  const has = async (netns: string) => (await run('ip', ['netns', 'exec', netns, 'nft', 'list', 'chain', 'inet', 'strand', 'agent-postrouting'])).code === 0;
-  await waitFor(async () => (await Promise.all(cluster.nodes.map((n) => has(n.netns)))).every(Boolean), timeoutMs, 'the chain agent-postrouting in table inet strand on every node', 100);
+  const has = async (netns: string) =>
+    (await run('ip', ['netns', 'exec', netns, 'nft', 'list', 'chain', 'inet', 'strand', 'agent-postrouting'])).code ===
+    0;
+  await waitFor(
+    async () => (await Promise.all(cluster.nodes.map((n) => has(n.netns)))).every(Boolean),
+    timeoutMs,
+    'the chain agent-postrouting in table inet strand on every node',
+    100,
+  );
 }
 
 export interface PairResult {
@@ -71,7 +84,10 @@ export interface PairResult {
 export function probeMesh(pods: readonly SimPod[], concurrency = 6): Promise<PairResult[]> {
   const pairs = pods.flatMap((from) => pods.filter((to) => to !== from).map((to) => ({ from, to })));
   return mapLimit(pairs, concurrency, async ({ from, to }) => {
-    const [p, seenAs] = await Promise.all([ping(from.netns, to.ip, { count: 1, waitS: 2 }), tcpWhoami(from.netns, to.ip)]);
+    const [p, seenAs] = await Promise.all([
+      ping(from.netns, to.ip, { count: 1, waitS: 2 }),
+      tcpWhoami(from.netns, to.ip),
+    ]);
     return { from, to, ping: p.ok, seenAs };
   });
 }
@@ -84,7 +100,10 @@ export function meshFailures(results: readonly PairResult[]): string[] {
     if (!r.ping) problems.push('ping failed');
     if (r.seenAs === undefined) problems.push('TCP failed');
     else if (r.seenAs !== r.from.ip) problems.push(`TCP arrived from ${r.seenAs}, not the pod's own address`);
-    if (problems.length > 0) out.push(`${r.from.name} (${r.from.ip}, ${r.from.node.name}) → ${r.to.name} (${r.to.ip}, ${r.to.node.name}): ${problems.join(', ')}`);
+    if (problems.length > 0)
+      out.push(
+        `${r.from.name} (${r.from.ip}, ${r.from.node.name}) → ${r.to.name} (${r.to.ip}, ${r.to.node.name}): ${problems.join(', ')}`,
+      );
   }
   return out;
 }
@@ -92,8 +111,14 @@ export function meshFailures(results: readonly PairResult[]): string[] {
 /** A node's agent log and datapath, for failure messages. */
 export function describeNode(cluster: SimCluster, name: string): string {
   const n = cluster.node(name);
-  const routes = n.routes().map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.protocol ? ` proto ${r.protocol}` : ''}`);
+  const routes = n
+    .routes()
+    .map(
+      (r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}${r.protocol ? ` proto ${r.protocol}` : ''}`,
+    );
   const neigh = n.neighbours(cluster.vxlanDevice).map((e) => `${e.dst} ${e.lladdr ?? ''} ${(e.state ?? []).join(',')}`);
   const fdb = n.fdb().map((f) => `${f.mac} dst ${f.dst ?? '-'}`);
-  return [`--- ${n.name} routes:`, ...routes, 'neigh:', ...neigh, 'fdb:', ...fdb, 'agent log:', n.logTail(15)].join('\n');
+  return [`--- ${n.name} routes:`, ...routes, 'neigh:', ...neigh, 'fdb:', ...fdb, 'agent log:', n.logTail(15)].join(
+    '\n',
+  );
 }

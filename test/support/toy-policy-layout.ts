@@ -11,11 +11,28 @@ import { tryParseIp } from '../../src/net/ip.ts';
 export type ToyState = Map<string, string[]>;
 
 export const TOY_PREFIX = 'toy-';
-const BASE: Chain = { kind: 'chain', name: 'toy-forward', base: { type: 'filter', hook: 'forward', priority: 0, policy: 'accept' } };
+const BASE: Chain = {
+  kind: 'chain',
+  name: 'toy-forward',
+  base: { type: 'filter', hook: 'forward', priority: 0, policy: 'accept' },
+};
 const VMAP: NftMap = { kind: 'map', name: 'toy-ingress', type: 'ipv4_addr', value: 'verdict' };
 const baseRules: Rule[] = [
-  { kind: 'rule', chain: BASE.name, body: [match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }), verdict('accept')], comment: 'replies' },
-  { kind: 'rule', chain: BASE.name, body: [{ kind: 'vmap', keys: [payload('ip daddr')], map: VMAP.name }], comment: 'to isolated pods' },
+  {
+    kind: 'rule',
+    chain: BASE.name,
+    body: [
+      match({ kind: 'ct', key: 'state' }, { kind: 'flags', values: ['established', 'related'] }),
+      verdict('accept'),
+    ],
+    comment: 'replies',
+  },
+  {
+    kind: 'rule',
+    chain: BASE.name,
+    body: [{ kind: 'vmap', keys: [payload('ip daddr')], map: VMAP.name }],
+    comment: 'to isolated pods',
+  },
 ];
 
 export function podChain(ip: string): string {
@@ -31,7 +48,15 @@ function sourceMatch(src: string): Expr {
 }
 
 function podRules(ip: string, from: string[]): Rule[] {
-  return [...from.map((src) => ({ kind: 'rule' as const, chain: podChain(ip), body: [sourceMatch(src), counter(), verdict('accept')], comment: `allow ${src}` })), { kind: 'rule', chain: podChain(ip), body: [counter(), verdict('drop')], comment: 'isolated' }];
+  return [
+    ...from.map((src) => ({
+      kind: 'rule' as const,
+      chain: podChain(ip),
+      body: [sourceMatch(src), counter(), verdict('accept')],
+      comment: `allow ${src}`,
+    })),
+    { kind: 'rule', chain: podChain(ip), body: [counter(), verdict('drop')], comment: 'isolated' },
+  ];
 }
 
 function addPod(tx: Transaction, ip: string, from: string[]): void {
@@ -71,7 +96,13 @@ export const toyLayout: Layout<ToyState> & { broken: boolean } = {
   },
   inventory(to): LayoutInventory {
     return {
-      chains: [{ chain: BASE, rules: baseRules.length }, ...[...to].map(([ip, allow]) => ({ chain: { kind: 'chain' as const, name: podChain(ip) }, rules: allow.length + 1 }))],
+      chains: [
+        { chain: BASE, rules: baseRules.length },
+        ...[...to].map(([ip, allow]) => ({
+          chain: { kind: 'chain' as const, name: podChain(ip) },
+          rules: allow.length + 1,
+        })),
+      ],
       sets: [VMAP],
     };
   },

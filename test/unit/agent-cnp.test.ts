@@ -16,27 +16,49 @@ import type { NetlinkSocket } from '../../src/kernel/index.ts';
 import { silentLogger } from '../../src/log.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { readPolicyCounters } from '../../src/agent/policy-counters.ts';
-import { clusterChainName, compilePolicy, podChainName, renderPolicy, type CompileInput } from '../../src/policy/index.ts';
+import {
+  clusterChainName,
+  compilePolicy,
+  podChainName,
+  renderPolicy,
+  type CompileInput,
+} from '../../src/policy/index.ts';
 import { renderRule } from '../../src/nft/expr.ts';
 import { TestApiServer } from '../kit/k8s-api-server.ts';
 
 const cnp = (name: string, spec: Record<string, unknown>): ClusterNetworkPolicyInfo => ({ metadata: { name }, spec });
-const denyFromAll = { tier: 'Admin', priority: 5, subject: { namespaces: {} }, ingress: [{ name: 'deny-all', action: 'Deny', from: [{ namespaces: {} }] }] };
+const denyFromAll = {
+  tier: 'Admin',
+  priority: 5,
+  subject: { namespaces: {} },
+  ingress: [{ name: 'deny-all', action: 'Deny', from: [{ namespaces: {} }] }],
+};
 
 describe('ClusterNetworkPolicy problems', () => {
   it('are invalid fields, and unsupported ones (domainNames) apart, with their policy and path', () => {
     const problems = clusterPolicyProblems([
-      cnp('dns', { tier: 'Admin', priority: 1, subject: { namespaces: {} }, egress: [{ action: 'Deny', to: [{ domainNames: ['x.example'] }] }] }),
+      cnp('dns', {
+        tier: 'Admin',
+        priority: 1,
+        subject: { namespaces: {} },
+        egress: [{ action: 'Deny', to: [{ domainNames: ['x.example'] }] }],
+      }),
       cnp('bad-tier', { ...denyFromAll, tier: 'Middle' }),
       cnp('good', denyFromAll),
     ]);
-    expect(problems.map((p) => `${p.kind} ${p.policy} ${p.field}`)).toEqual(['invalid bad-tier spec.tier', 'unsupported dns spec.egress[0].to[0].domainNames']);
+    expect(problems.map((p) => `${p.kind} ${p.policy} ${p.field}`)).toEqual([
+      'invalid bad-tier spec.tier',
+      'unsupported dns spec.egress[0].to[0].domainNames',
+    ]);
     expect(problems[0]?.reason).toContain('every rule of the policy fails closed');
   });
 
   it('are said once per policy and field, counted by kind, and said gone when fixed', async () => {
     const lines: Record<string, unknown>[] = [];
-    const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    const log = pino(
+      { level: 'debug' },
+      { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+    );
     let policies = [cnp('bad', { ...denyFromAll, priority: 5000 }), cnp('good', denyFromAll)];
     const registry = new Registry();
     const step = new ClusterPolicyReportStep({ list: () => policies }, registry, log);
@@ -62,17 +84,39 @@ describe('ClusterNetworkPolicy rules in the rendered table', () => {
     nodeAddresses: ['198.18.0.11'],
     namespaces: [{ metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } }],
     pods: [
-      { metadata: { name: 'a', namespace: 'x', labels: { app: 'a' } }, spec: { nodeName: 'n1', containers: [] }, status: { phase: 'Running', podIPs: [{ ip: '10.244.1.2' }] } },
-      { metadata: { name: 'c', namespace: 'x', labels: { app: 'c' } }, spec: { nodeName: 'n1', containers: [] }, status: { phase: 'Running', podIPs: [{ ip: '10.244.1.3' }] } },
+      {
+        metadata: { name: 'a', namespace: 'x', labels: { app: 'a' } },
+        spec: { nodeName: 'n1', containers: [] },
+        status: { phase: 'Running', podIPs: [{ ip: '10.244.1.2' }] },
+      },
+      {
+        metadata: { name: 'c', namespace: 'x', labels: { app: 'c' } },
+        spec: { nodeName: 'n1', containers: [] },
+        status: { phase: 'Running', podIPs: [{ ip: '10.244.1.3' }] },
+      },
     ],
     policies: [],
-    clusterNetworkPolicies: [cnp('deny-metadata', { ...denyFromAll, ingress: [{ name: 'deny-imds', action: 'Deny', from: [{ namespaces: {} }] }, { action: 'Pass', from: [{ namespaces: {} }] }] })],
+    clusterNetworkPolicies: [
+      cnp('deny-metadata', {
+        ...denyFromAll,
+        ingress: [
+          { name: 'deny-imds', action: 'Deny', from: [{ namespaces: {} }] },
+          { action: 'Pass', from: [{ namespaces: {} }] },
+        ],
+      }),
+    ],
   };
 
   it('count per policy, rule name (else direction[index]), tier and action, summed over the pods they select', () => {
     const table = renderPolicy(compilePolicy(input));
     const counters = [...table.chains].flatMap(([chain, c]) =>
-      c.rules.map((r, i) => ({ chain, handle: i + 2, ...(r.comment ? { comment: r.comment } : {}), packets: 5, bytes: 0 })),
+      c.rules.map((r, i) => ({
+        chain,
+        handle: i + 2,
+        ...(r.comment ? { comment: r.comment } : {}),
+        packets: 5,
+        bytes: 0,
+      })),
     );
     const { clusterRules } = readPolicyCounters(counters, table);
     expect(clusterRules).toEqual([
@@ -100,9 +144,15 @@ describe('the agent and ClusterNetworkPolicies (nft fake, test API server)', () 
     api = await TestApiServer.start();
     api.create('nodes', { metadata: { name: 'n1' }, spec: { podCIDR: '10.1.0.0/24' } });
     api.create('namespaces', { metadata: { name: 'default' } });
-    const web = { metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] } };
+    const web = {
+      metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] },
+    };
     api.create('pods', { ...web, status: { podIP: '10.1.0.5', podIPs: [{ ip: '10.1.0.5' }] } });
-    api.create('networkpolicies', { metadata: { name: 'deny', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] } });
+    api.create('networkpolicies', {
+      metadata: { name: 'deny', namespace: 'default' },
+      spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] },
+    });
     api.writeKubeconfig(join(dir, 'kubeconfig'));
   });
   afterEach(async () => {
@@ -135,7 +185,14 @@ describe('the agent and ClusterNetworkPolicies (nft fake, test API server)', () 
     };
     const nft = new FakeNft();
     const backoff = { initialMs: 100, maxMs: 1_000, absentMs: 200 };
-    const a = (agent = await Agent.start({ config, kubeConfig: loadKubeConfig(join(dir, 'kubeconfig'), {}), log: silentLogger, nft, openNetlink, backoff }));
+    const a = (agent = await Agent.start({
+      config,
+      kubeConfig: loadKubeConfig(join(dir, 'kubeconfig'), {}),
+      log: silentLogger,
+      nft,
+      openNetlink,
+      backoff,
+    }));
     const pod = { namespace: 'default', name: 'web' };
     await eventually(() => nft.state?.chains.has(podChainName(pod, 'ingress')) === true);
     expect(a.cache.unsynced).toEqual([]);
@@ -147,7 +204,13 @@ describe('the agent and ClusterNetworkPolicies (nft fake, test API server)', () 
     await eventually(() => nft.state?.chains.has(clusterChainName('admin', pod, 'ingress')) === true);
     expect(a.cache.clusterNetworkPolicies.absent).toBe(false);
     const snap = a.inspect();
-    expect(snap.policy?.clusterNetworkPolicies).toEqual({ served: true, admin: 1, baseline: 0, ambiguous: [], problems: [] });
+    expect(snap.policy?.clusterNetworkPolicies).toEqual({
+      served: true,
+      admin: 1,
+      baseline: 0,
+      ambiguous: [],
+      problems: [],
+    });
 
     api.delete('clusternetworkpolicies', 'deny-all');
     await eventually(() => nft.state?.chains.has(clusterChainName('admin', pod, 'ingress')) === false);

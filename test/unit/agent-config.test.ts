@@ -137,21 +137,36 @@ describe('agent configuration', () => {
   });
 
   it('takes the config file, node name and kubeconfig from the environment', async () => {
-    const c = await load({ env: { STRAND_CONFIG: FILE, NODE_NAME: 'n2', KUBECONFIG: '/root/.kube/config' }, toml: 'log-level = "warn"\n' });
+    const c = await load({
+      env: { STRAND_CONFIG: FILE, NODE_NAME: 'n2', KUBECONFIG: '/root/.kube/config' },
+      toml: 'log-level = "warn"\n',
+    });
     expect(c).toMatchObject({ configFile: FILE, nodeName: 'n2', kubeconfig: '/root/.kube/config', logLevel: 'warn' });
     // STRAND_NODE_NAME is more specific than NODE_NAME.
     expect((await load({ env: { NODE_NAME: 'a', STRAND_NODE_NAME: 'b' } })).nodeName).toBe('b');
   });
 
   it('splits comma-separated CIDRs, from a flag given once or more, the environment or the file', async () => {
-    expect((await load({ flags: { 'node-name': 'n', 'cluster-cidr': '10.0.0.0/8, fd00::/48' } })).clusterCIDRs).toEqual(['10.0.0.0/8', 'fd00::/48']);
-    expect((await load({ flags: { 'node-name': 'n', 'cluster-cidr': ['fd00::/48', '10.0.0.0/8'] } })).clusterCIDRs).toEqual(['10.0.0.0/8', 'fd00::/48']);
-    expect((await load({ flags: { 'node-name': 'n' }, env: { STRAND_CLUSTER_CIDR: '10.0.0.0/8' } })).clusterCIDRs).toEqual(['10.0.0.0/8']);
-    expect((await load({ flags: { 'node-name': 'n', config: FILE }, toml: 'cluster-cidr = "10.0.0.0/8,fd00::/48"' })).clusterCIDRs).toEqual(['10.0.0.0/8', 'fd00::/48']);
+    expect((await load({ flags: { 'node-name': 'n', 'cluster-cidr': '10.0.0.0/8, fd00::/48' } })).clusterCIDRs).toEqual(
+      ['10.0.0.0/8', 'fd00::/48'],
+    );
+    expect(
+      (await load({ flags: { 'node-name': 'n', 'cluster-cidr': ['fd00::/48', '10.0.0.0/8'] } })).clusterCIDRs,
+    ).toEqual(['10.0.0.0/8', 'fd00::/48']);
+    expect(
+      (await load({ flags: { 'node-name': 'n' }, env: { STRAND_CLUSTER_CIDR: '10.0.0.0/8' } })).clusterCIDRs,
+    ).toEqual(['10.0.0.0/8']);
+    expect(
+      (await load({ flags: { 'node-name': 'n', config: FILE }, toml: 'cluster-cidr = "10.0.0.0/8,fd00::/48"' }))
+        .clusterCIDRs,
+    ).toEqual(['10.0.0.0/8', 'fd00::/48']);
   });
 
   it('resolves relative paths against the working directory', async () => {
-    const c = await load({ flags: { 'node-name': 'n', 'state-dir': 'run/strand', config: 'agent.toml' }, readFile: () => 'log-file = "logs/agent.log"' });
+    const c = await load({
+      flags: { 'node-name': 'n', 'state-dir': 'run/strand', config: 'agent.toml' },
+      readFile: () => 'log-file = "logs/agent.log"',
+    });
     expect(c.stateDir).toBe('/work/run/strand');
     expect(c.configFile).toBe('/work/agent.toml');
     expect(c.logFile).toBe('/work/logs/agent.log');
@@ -167,45 +182,87 @@ describe('agent configuration', () => {
     expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nnodeName = "n"\n' })).toMatch(
       /^config file \/etc\/strand\/agent.toml: unknown key "nodeName" \(did you mean "node-name"\?\); keys are the flag names: kubeconfig, node-name, /,
     );
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nfrobnicate = 1\n' })).toContain('unknown key "frobnicate";');
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nfrobnicate = 1\n' })).toContain(
+      'unknown key "frobnicate";',
+    );
     // A table is not an option either.
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\n[agent]\nvni = 2\n' })).toContain('unknown key "agent"');
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\n[agent]\nvni = 2\n' })).toContain(
+      'unknown key "agent"',
+    );
     // The config file cannot name another config file.
-    expect(await refusal({ flags: { config: FILE }, toml: 'config = "/other.toml"\n' })).toContain('unknown key "config"');
+    expect(await refusal({ flags: { config: FILE }, toml: 'config = "/other.toml"\n' })).toContain(
+      'unknown key "config"',
+    );
   });
 
   it('refuses wrong TOML types, naming the key and the file', async () => {
     expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nvni = "3"\n' })).toBe(
       'invalid configuration: vni = "3" (config file /etc/strand/agent.toml): must be an integer, not a string',
     );
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nmtu = 1400.5\n' })).toContain('mtu = 1400.5 (config file /etc/strand/agent.toml): must be an integer');
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = 7\n' })).toBe('invalid configuration: node-name = 7 (config file /etc/strand/agent.toml): must be a string, not a number');
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\ncluster-cidr = 10\n' })).toContain('cluster-cidr = 10 (config file /etc/strand/agent.toml): must be a CIDR list, not a number');
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nstate-dir = ["a"]\n' })).toContain('state-dir = ["a"] (config file /etc/strand/agent.toml): must be a path (a string), not an array');
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nmtu = 1400.5\n' })).toContain(
+      'mtu = 1400.5 (config file /etc/strand/agent.toml): must be an integer',
+    );
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = 7\n' })).toBe(
+      'invalid configuration: node-name = 7 (config file /etc/strand/agent.toml): must be a string, not a number',
+    );
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\ncluster-cidr = 10\n' })).toContain(
+      'cluster-cidr = 10 (config file /etc/strand/agent.toml): must be a CIDR list, not a number',
+    );
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nstate-dir = ["a"]\n' })).toContain(
+      'state-dir = ["a"] (config file /etc/strand/agent.toml): must be a path (a string), not an array',
+    );
   });
 
   it('refuses bad values from flags and the environment, naming the source', async () => {
     const n = { 'node-name': 'n' };
-    expect(await refusal({ flags: { ...n, vni: '0' } })).toBe('invalid configuration: vni = "0" (flag --vni): must be at least 1');
-    expect(await refusal({ flags: { ...n, vni: 'five' } })).toBe('invalid configuration: vni = "five" (flag --vni): must be an integer, not a string');
-    expect(await refusal({ flags: n, env: { STRAND_VXLAN_PORT: '70000' } })).toBe('invalid configuration: vxlan-port = "70000" (environment STRAND_VXLAN_PORT): must be at most 65535');
-    expect(await refusal({ flags: { ...n, backend: 'flannel' } })).toBe('invalid configuration: backend = "flannel" (flag --backend): must be one of vxlan, host-gw');
-    expect(await refusal({ flags: { ...n, 'log-level': 'loud' } })).toContain('must be one of trace, debug, info, warn, error, silent');
+    expect(await refusal({ flags: { ...n, vni: '0' } })).toBe(
+      'invalid configuration: vni = "0" (flag --vni): must be at least 1',
+    );
+    expect(await refusal({ flags: { ...n, vni: 'five' } })).toBe(
+      'invalid configuration: vni = "five" (flag --vni): must be an integer, not a string',
+    );
+    expect(await refusal({ flags: n, env: { STRAND_VXLAN_PORT: '70000' } })).toBe(
+      'invalid configuration: vxlan-port = "70000" (environment STRAND_VXLAN_PORT): must be at most 65535',
+    );
+    expect(await refusal({ flags: { ...n, backend: 'flannel' } })).toBe(
+      'invalid configuration: backend = "flannel" (flag --backend): must be one of vxlan, host-gw',
+    );
+    expect(await refusal({ flags: { ...n, 'log-level': 'loud' } })).toContain(
+      'must be one of trace, debug, info, warn, error, silent',
+    );
     expect(await refusal({ flags: { ...n, 'cluster-cidr': '10.0.0.0/33' } })).toContain('"10.0.0.0/33" is not a CIDR');
-    expect(await refusal({ flags: { ...n, 'cluster-cidr': '10.0.0.0/8,10.1.0.0/16' } })).toContain('at most one CIDR per address family');
-    expect(await refusal({ flags: { ...n, iface: 'a-very-long-interface-name' } })).toContain('iface = "a-very-long-interface-name" (flag --iface):');
-    expect(await refusal({ flags: { ...n, 'health-addr': '9797' } })).toContain('health-addr = "9797" (flag --health-addr): invalid address "9797"');
-    expect(await refusal({ flags: { ...n, mtu: '10' } })).toBe('invalid configuration: mtu = "10" (flag --mtu): must be at least 68');
+    expect(await refusal({ flags: { ...n, 'cluster-cidr': '10.0.0.0/8,10.1.0.0/16' } })).toContain(
+      'at most one CIDR per address family',
+    );
+    expect(await refusal({ flags: { ...n, iface: 'a-very-long-interface-name' } })).toContain(
+      'iface = "a-very-long-interface-name" (flag --iface):',
+    );
+    expect(await refusal({ flags: { ...n, 'health-addr': '9797' } })).toContain(
+      'health-addr = "9797" (flag --health-addr): invalid address "9797"',
+    );
+    expect(await refusal({ flags: { ...n, mtu: '10' } })).toBe(
+      'invalid configuration: mtu = "10" (flag --mtu): must be at least 68',
+    );
     expect(await refusal({ flags: { ...n, 'pod-start-wait-ms': '120000' } })).toContain('must be at most 60000');
-    expect(await refusal({ flags: { ...n, 'state-dir': '' } })).toContain('state-dir = "" (flag --state-dir): must not be empty');
-    expect(await refusal({ flags: { 'node-name': 'Node_1' } })).toContain('node-name = "Node_1" (flag --node-name): is not a valid node name');
-    expect(await refusal({ flags: { ...n, vni: ['1', '2'] } })).toBe('invalid configuration: vni (flag --vni): given more than once');
+    expect(await refusal({ flags: { ...n, 'state-dir': '' } })).toContain(
+      'state-dir = "" (flag --state-dir): must not be empty',
+    );
+    expect(await refusal({ flags: { 'node-name': 'Node_1' } })).toContain(
+      'node-name = "Node_1" (flag --node-name): is not a valid node name',
+    );
+    expect(await refusal({ flags: { ...n, vni: ['1', '2'] } })).toBe(
+      'invalid configuration: vni (flag --vni): given more than once',
+    );
   });
 
   it('refuses a config file it cannot read or parse, with the line and column', async () => {
     expect(await refusal({ flags: { config: '/nope.toml' } })).toBe('config file /nope.toml: cannot read it: ENOENT');
-    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nvni = \n' })).toMatch(/^config file \/etc\/strand\/agent.toml: line 2, column 7: Unexpected character/);
-    expect(await refusal({ flags: { config: FILE }, toml: 'vni = 1\nvni = 2\n' })).toMatch(/^config file \/etc\/strand\/agent.toml: line 2, column \d+: Can't redefine existing key$/);
+    expect(await refusal({ flags: { config: FILE }, toml: 'node-name = "n"\nvni = \n' })).toMatch(
+      /^config file \/etc\/strand\/agent.toml: line 2, column 7: Unexpected character/,
+    );
+    expect(await refusal({ flags: { config: FILE }, toml: 'vni = 1\nvni = 2\n' })).toMatch(
+      /^config file \/etc\/strand\/agent.toml: line 2, column \d+: Can't redefine existing key$/,
+    );
   });
 
   it('documents every option', () => {

@@ -21,12 +21,20 @@ async function seedPlugin(nft: FakeNft): Promise<string> {
   await nft.run(
     new Transaction()
       .add({ kind: 'table' })
-      .add({ kind: 'chain', name: 'cni-masquerade', base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat } })
+      .add({
+        kind: 'chain',
+        name: 'cni-masquerade',
+        base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat },
+      })
       .add({ kind: 'set', name: 'cni-1a2b3c4d-5e6f7a8b', type: 'ipv4_addr' })
       .add({ kind: 'chain', name: 'cni-1a2b3c4d-5e6f7a8b' })
       .add({ kind: 'element', set: 'cni-1a2b3c4d-5e6f7a8b', key: ['10.244.1.5'], comment: 'veth1234' })
       .add({ kind: 'rule', chain: 'cni-1a2b3c4d-5e6f7a8b', body: [{ kind: 'masquerade' }] })
-      .add({ kind: 'rule', chain: 'cni-masquerade', body: [lookup(payload('ip saddr'), 'cni-1a2b3c4d-5e6f7a8b'), verdict('jump', 'cni-1a2b3c4d-5e6f7a8b')] }),
+      .add({
+        kind: 'rule',
+        chain: 'cni-masquerade',
+        body: [lookup(payload('ip saddr'), 'cni-1a2b3c4d-5e6f7a8b'), verdict('jump', 'cni-1a2b3c4d-5e6f7a8b')],
+      }),
   );
   return cniDump(nft);
 }
@@ -41,7 +49,16 @@ function cniDump(nft: FakeNft): string {
 
 describe('cluster CIDRs', () => {
   it('splits by family, clears host bits, drops duplicates and CIDRs inside others', () => {
-    expect(clusterCidrsByFamily(['10.244.0.0/16', '10.244.3.0/24', 'fd00:10:244::1/56', '10.245.1.1/16', '10.244.0.0/16', '10.0.0.9/32'])).toEqual({
+    expect(
+      clusterCidrsByFamily([
+        '10.244.0.0/16',
+        '10.244.3.0/24',
+        'fd00:10:244::1/56',
+        '10.245.1.1/16',
+        '10.244.0.0/16',
+        '10.0.0.9/32',
+      ]),
+    ).toEqual({
       v4: ['10.0.0.9', '10.244.0.0/16', '10.245.0.0/16'],
       v6: ['fd00:10:244::/56'],
     });
@@ -52,12 +69,19 @@ describe('cluster CIDRs', () => {
 
   it('wants a srcnat base chain with one rule per family, multicast exempt, and both sets', () => {
     const d = desiredMasquerade({ clusterCidrs: ['10.244.0.0/16'] });
-    expect(d.chain).toEqual({ kind: 'chain', name: 'agent-postrouting', base: { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' } });
+    expect(d.chain).toEqual({
+      kind: 'chain',
+      name: 'agent-postrouting',
+      base: { type: 'nat', hook: 'postrouting', priority: 100, policy: 'accept' },
+    });
     expect(d.rules.map((r) => renderRule(r.body))).toEqual([
       'ip saddr @agent-cluster-v4 ip daddr != @agent-cluster-v4 ip daddr != 224.0.0.0/4 masquerade fully-random',
       'ip6 saddr @agent-cluster-v6 ip6 daddr != @agent-cluster-v6 ip6 daddr != ff00::/8 masquerade fully-random',
     ]);
-    expect(d.rules.map((r) => r.comment)).toEqual([expect.stringMatching(/^pod egress v4 \[[0-9a-f]{8}\]$/), expect.stringMatching(/^pod egress v6 \[[0-9a-f]{8}\]$/)]);
+    expect(d.rules.map((r) => r.comment)).toEqual([
+      expect.stringMatching(/^pod egress v4 \[[0-9a-f]{8}\]$/),
+      expect.stringMatching(/^pod egress v6 \[[0-9a-f]{8}\]$/),
+    ]);
     expect(d.sets.map((s) => [s.name, s.type, s.flags])).toEqual([
       ['agent-cluster-v4', 'ipv4_addr', ['interval']],
       ['agent-cluster-v6', 'ipv6_addr', ['interval']],
@@ -68,7 +92,12 @@ describe('cluster CIDRs', () => {
 
   it('plans everything, table first, for an empty kernel', () => {
     const tx = planMasquerade(emptyTableState(), desiredMasquerade({ clusterCidrs: ['10.244.0.0/16', 'fd00::/48'] }));
-    expect(tx.render().split('\n').map((l) => l.split(' ').slice(0, 5).join(' '))).toEqual([
+    expect(
+      tx
+        .render()
+        .split('\n')
+        .map((l) => l.split(' ').slice(0, 5).join(' ')),
+    ).toEqual([
       'add table inet strand',
       'add set inet strand agent-cluster-v4',
       'add element inet strand agent-cluster-v4',
@@ -91,13 +120,21 @@ describe('reconcileMasquerade on the fake', () => {
   it('installs the chain, sets and rules, then changes nothing on a second pass', async () => {
     const first = await reconcileMasquerade(nft, { clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'] });
     expect(first.changed).toBe(true);
-    expect(nft.rules(MASQUERADE_CHAIN).map((r) => r.rule)).toEqual(desiredMasquerade({ clusterCidrs: [] }).rules.map((r) => renderRule(r.body)));
+    expect(nft.rules(MASQUERADE_CHAIN).map((r) => r.rule)).toEqual(
+      desiredMasquerade({ clusterCidrs: [] }).rules.map((r) => renderRule(r.body)),
+    );
     expect(nft.elements(CLUSTER_SET_V4)).toEqual(['10.244.0.0/16']);
     expect(nft.elements(CLUSTER_SET_V6)).toEqual(['fd00:10:244::/56']);
     const dump = nft.dump();
-    expect(await reconcileMasquerade(nft, { clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'] })).toEqual({ changed: false, script: '' });
+    expect(await reconcileMasquerade(nft, { clusterCidrs: ['10.244.0.0/16', 'fd00:10:244::/56'] })).toEqual({
+      changed: false,
+      script: '',
+    });
     // The same CIDRs written differently are the same desired state.
-    expect((await reconcileMasquerade(nft, { clusterCidrs: ['fd00:10:244:0::5/56', '10.244.7.7/16', '10.244.1.0/24'] })).changed).toBe(false);
+    expect(
+      (await reconcileMasquerade(nft, { clusterCidrs: ['fd00:10:244:0::5/56', '10.244.7.7/16', '10.244.1.0/24'] }))
+        .changed,
+    ).toBe(false);
     expect(nft.dump()).toBe(dump);
     expect(nft.applied).toHaveLength(1);
   });
@@ -124,13 +161,19 @@ describe('reconcileMasquerade on the fake', () => {
     await reconcileMasquerade(nft, cfg);
     const want = nft.dump();
     const [h1] = (await nft.list()).chains.get(MASQUERADE_CHAIN)!.rules.map((r) => r.handle);
-    await nft.run(new Transaction().delete({ kind: 'rule', chain: MASQUERADE_CHAIN, handle: h1! }).add({ kind: 'rule', chain: MASQUERADE_CHAIN, body: [counter()], comment: 'stray' }));
+    await nft.run(
+      new Transaction()
+        .delete({ kind: 'rule', chain: MASQUERADE_CHAIN, handle: h1! })
+        .add({ kind: 'rule', chain: MASQUERADE_CHAIN, body: [counter()], comment: 'stray' }),
+    );
     await nft.run(new Transaction().add({ kind: 'element', set: CLUSTER_SET_V4, key: ['192.168.0.0/16'] }));
     expect((await reconcileMasquerade(nft, cfg)).changed).toBe(true);
     expect(nft.dump()).toBe(want);
 
     // A set deleted behind the agent's back (the rules naming it have to go first).
-    await nft.run(new Transaction().flush({ kind: 'chain', name: MASQUERADE_CHAIN }).delete({ kind: 'set', name: CLUSTER_SET_V6 }));
+    await nft.run(
+      new Transaction().flush({ kind: 'chain', name: MASQUERADE_CHAIN }).delete({ kind: 'set', name: CLUSTER_SET_V6 }),
+    );
     expect((await reconcileMasquerade(nft, cfg)).changed).toBe(true);
     expect(nft.dump()).toBe(want);
   });
@@ -141,7 +184,12 @@ describe('reconcileMasquerade on the fake', () => {
         .add({ kind: 'table' })
         .add({ kind: 'chain', name: MASQUERADE_CHAIN, base: { type: 'nat', hook: 'postrouting', priority: 50 } })
         .add({ kind: 'set', name: CLUSTER_SET_V4, type: 'ipv4_addr' })
-        .add({ kind: 'rule', chain: MASQUERADE_CHAIN, body: [lookup(payload('ip saddr'), CLUSTER_SET_V4), { kind: 'masquerade' }], comment: 'old' }),
+        .add({
+          kind: 'rule',
+          chain: MASQUERADE_CHAIN,
+          body: [lookup(payload('ip saddr'), CLUSTER_SET_V4), { kind: 'masquerade' }],
+          comment: 'old',
+        }),
     );
     const r = await reconcileMasquerade(nft, { clusterCidrs: ['10.244.0.0/16'] });
     expect(r.script.split('\n').slice(0, 3)).toEqual([

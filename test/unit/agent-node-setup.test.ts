@@ -6,9 +6,24 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodePodCidrs } from '../../src/agent/node-addresses.ts';
-import { agentConflistText as renderConflist, buildConflist, conflistPath, ensureConflist, writeIfChanged } from '../../src/agent/cni-conflist.ts';
+import {
+  agentConflistText as renderConflist,
+  buildConflist,
+  conflistPath,
+  ensureConflist,
+  writeIfChanged,
+} from '../../src/agent/cni-conflist.ts';
 import type { NodeInfo } from '../../src/k8s/objects.ts';
-import { desiredNodeState, ensureNodeState, gatewayFor, pickDefaultRoute, podOffload, readCurrentNodeState, sameNodeState, underlayFamily } from '../../src/agent/node-setup.ts';
+import {
+  desiredNodeState,
+  ensureNodeState,
+  gatewayFor,
+  pickDefaultRoute,
+  podOffload,
+  readCurrentNodeState,
+  sameNodeState,
+  underlayFamily,
+} from '../../src/agent/node-setup.ts';
 import { networkAvailablePatch, networkMarkedAvailable } from '../../src/k8s/node-patch.ts';
 import { renderConflist as installRenderConflist } from '../../src/contracts/conflist.ts';
 import type { Route } from '../../src/kernel/index.ts';
@@ -20,7 +35,13 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const defaults = { bridge: 'cni0', stateDir: '/run/strand', ipamDataDir: '/var/lib/cni/networks', cniLogFile: '/var/log/strand/cni.log', podStartWaitMs: 2000 };
+const defaults = {
+  bridge: 'cni0',
+  stateDir: '/run/strand',
+  ipamDataDir: '/var/lib/cni/networks',
+  cniLogFile: '/var/log/strand/cni.log',
+  podStartWaitMs: 2000,
+};
 
 function route(dst: string, extra: Partial<Route> = {}): Route {
   return {
@@ -51,7 +72,9 @@ describe('pod MTU', () => {
     expect(podMtu('vxlan', 9001)).toBe(8951);
     expect(podMtu('vxlan', 1500, 6)).toBe(1430);
     expect(podMtu('host-gw', 1500)).toBe(1500);
-    expect(underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: ['2001:db8::1', '198.18.0.1'], offload: {} })).toBe(6);
+    expect(
+      underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: ['2001:db8::1', '198.18.0.1'], offload: {} }),
+    ).toBe(6);
     expect(underlayFamily({ name: 'eth0', index: 2, mtu: 1500, addresses: [], offload: {} })).toBe(4);
   });
 });
@@ -62,7 +85,11 @@ describe('pod offload sizes (BIG TCP)', () => {
   it("follows the underlay's sizes above 64 KiB with host-gw", () => {
     const big = { ...legacy, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
     expect(podOffload('host-gw', 'auto', big)).toEqual({ gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
-    expect(podOffload('host-gw', 'auto', { ...big, gsoMaxSize: 131072 })).toEqual({ gsoMaxSize: 131072, gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 });
+    expect(podOffload('host-gw', 'auto', { ...big, gsoMaxSize: 131072 })).toEqual({
+      gsoMaxSize: 131072,
+      gsoIpv4MaxSize: 196608,
+      groIpv4MaxSize: 196608,
+    });
   });
 
   it('stays off with VXLAN (a tunnel packet cannot exceed 64 KiB), when turned off, or when the underlay has none', () => {
@@ -91,7 +118,15 @@ describe('default route', () => {
 });
 
 describe('node state', () => {
-  const inputs = { nodeName: 'n1', podCIDRs: ['10.244.1.0/24'], clusterCIDRs: ['10.244.0.0/16'], mtu: 1450, podOffload: undefined, backend: 'vxlan' as const, agentSocket: '/run/strand/agent.sock' };
+  const inputs = {
+    nodeName: 'n1',
+    podCIDRs: ['10.244.1.0/24'],
+    clusterCIDRs: ['10.244.0.0/16'],
+    mtu: 1450,
+    podOffload: undefined,
+    backend: 'vxlan' as const,
+    agentSocket: '/run/strand/agent.sock',
+  };
 
   it('is written when missing or different, and left alone when only the time would change', () => {
     const first = desiredNodeState(inputs, new Date('2026-01-01T00:00:00Z'));
@@ -108,7 +143,7 @@ describe('node state', () => {
     expect(readCurrentNodeState(dir)?.mtu).toBe(1400);
   });
 
-  it('carries the pods\' offload sizes, and reads back equal to what was written', () => {
+  it("carries the pods' offload sizes, and reads back equal to what was written", () => {
     const podOffload = { gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
     const state = desiredNodeState({ ...inputs, backend: 'host-gw', podOffload });
     expect(ensureNodeState(dir, state)).toBe(true);
@@ -128,10 +163,18 @@ describe('node state', () => {
 
 describe('pod CIDRs of the Node', () => {
   it('normalises them, IPv4 first, and refuses malformed ones or two of a family', () => {
-    expect(nodePodCidrs(node(['fd00:1:0:0::/64', '10.244.1.0/24']))).toEqual({ cidrs: ['10.244.1.0/24', 'fd00:1::/64'] });
-    expect(nodePodCidrs(node(['10.244.1.0/24', '10.244.2.0/24']))).toEqual({ problem: 'node n1 has more than one IPv4 pod CIDR: 10.244.1.0/24, 10.244.2.0/24' });
-    expect(nodePodCidrs(node(['10.244.1.0']))).toMatchObject({ problem: expect.stringContaining('malformed pod CIDR "10.244.1.0"') });
-    expect(nodePodCidrs(node(['garbage']))).toMatchObject({ problem: expect.stringContaining('malformed pod CIDR "garbage"') });
+    expect(nodePodCidrs(node(['fd00:1:0:0::/64', '10.244.1.0/24']))).toEqual({
+      cidrs: ['10.244.1.0/24', 'fd00:1::/64'],
+    });
+    expect(nodePodCidrs(node(['10.244.1.0/24', '10.244.2.0/24']))).toEqual({
+      problem: 'node n1 has more than one IPv4 pod CIDR: 10.244.1.0/24, 10.244.2.0/24',
+    });
+    expect(nodePodCidrs(node(['10.244.1.0']))).toMatchObject({
+      problem: expect.stringContaining('malformed pod CIDR "10.244.1.0"'),
+    });
+    expect(nodePodCidrs(node(['garbage']))).toMatchObject({
+      problem: expect.stringContaining('malformed pod CIDR "garbage"'),
+    });
   });
 
   it('gives the bridge the first address of each, as strand-ipam hands out', () => {
@@ -149,7 +192,13 @@ describe('CNI configuration list', () => {
     expect(rest).toEqual(shipped);
     expect(renderConflist(defaults)).toBe(installRenderConflist({}));
 
-    const custom = buildConflist({ bridge: 'sttbr1', stateDir: '/tmp/s', ipamDataDir: '/tmp/i', cniLogFile: '/tmp/cni.log', podStartWaitMs: 2000 });
+    const custom = buildConflist({
+      bridge: 'sttbr1',
+      stateDir: '/tmp/s',
+      ipamDataDir: '/tmp/i',
+      cniLogFile: '/tmp/cni.log',
+      podStartWaitMs: 2000,
+    });
     expect((custom.plugins as unknown[])[0]).toEqual({
       type: 'strand',
       bridge: 'sttbr1',
@@ -197,8 +246,14 @@ describe('NetworkUnavailable', () => {
       },
     });
     expect(networkMarkedAvailable(node([]))).toBe(false);
-    expect(networkMarkedAvailable(node([], [{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }]))).toBe(false);
-    expect(networkMarkedAvailable(node([], [{ type: 'NetworkUnavailable', status: 'False', reason: 'RouteCreated' }]))).toBe(false);
-    expect(networkMarkedAvailable(node([], [{ type: 'NetworkUnavailable', status: 'False', reason: 'StrandIsUp' }]))).toBe(true);
+    expect(
+      networkMarkedAvailable(node([], [{ type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated' }])),
+    ).toBe(false);
+    expect(
+      networkMarkedAvailable(node([], [{ type: 'NetworkUnavailable', status: 'False', reason: 'RouteCreated' }])),
+    ).toBe(false);
+    expect(
+      networkMarkedAvailable(node([], [{ type: 'NetworkUnavailable', status: 'False', reason: 'StrandIsUp' }])),
+    ).toBe(true);
   });
 });

@@ -45,7 +45,10 @@ class ManualClock implements Clock {
 
 function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  const log = pino(
+    { level: 'debug' },
+    { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
   return { log, lines };
 }
 
@@ -78,7 +81,7 @@ describe('the pod-start notices (one store, one expiry rule)', () => {
 });
 
 describe('the compiler input builder', () => {
-  it('says a malformed podIP once per pod and value, and keeps the notices\' addresses', () => {
+  it("says a malformed podIP once per pod and value, and keeps the notices' addresses", () => {
     const clock = new ManualClock();
     const { log, lines } = capturingLogger();
     const pods = [pod('bad', ['999.1.1.1', '10.1.0.3']), pod('good', ['10.1.0.4'])];
@@ -91,7 +94,14 @@ describe('the compiler input builder', () => {
     };
     const notices = new PodStartNotices(clock, { apiPod: () => undefined });
     notices.record({ namespace: 'default', name: 'new', ips: ['10.1.0.9'] });
-    const input = new PolicyInput({ nodeName: 'n1', cache: cache as never, notices, nodeAddresses: () => ['198.18.0.1'], clock, log });
+    const input = new PolicyInput({
+      nodeName: 'n1',
+      cache: cache as never,
+      notices,
+      nodeAddresses: () => ['198.18.0.1'],
+      clock,
+      log,
+    });
     for (let i = 0; i < 3; i++) input.build();
     const said = lines.filter((l) => l.podIP === '999.1.1.1');
     expect(said).toHaveLength(1);
@@ -108,7 +118,7 @@ describe('the compiler input builder', () => {
 });
 
 describe('the loop', () => {
-  it('stop() disarms its debounce so settle() ends (the enforcer\'s SIGTERM hang)', async () => {
+  it("stop() disarms its debounce so settle() ends (the enforcer's SIGTERM hang)", async () => {
     const clock = new ManualClock();
     let runs = 0;
     const loop = new Loop({ clock, debounceMs: 5, retryMs: 1_000, run: async () => (runs++, true) });
@@ -147,8 +157,15 @@ describe('the agent against the nft fake and the test API server', () => {
     api = await TestApiServer.start();
     api.create('nodes', { metadata: { name: 'n1' }, spec: { podCIDR: '10.1.0.0/24' } });
     api.create('namespaces', { metadata: { name: 'default' } });
-    api.create('pods', { metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] }, status: { podIP: '10.1.0.5', podIPs: [{ ip: '10.1.0.5' }] } });
-    api.create('networkpolicies', { metadata: { name: 'deny', namespace: 'default' }, spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] } });
+    api.create('pods', {
+      metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] },
+      status: { podIP: '10.1.0.5', podIPs: [{ ip: '10.1.0.5' }] },
+    });
+    api.create('networkpolicies', {
+      metadata: { name: 'deny', namespace: 'default' },
+      spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'] },
+    });
     api.writeKubeconfig(join(dir, 'kubeconfig'));
   });
   afterEach(async () => {
@@ -172,7 +189,13 @@ describe('the agent against the nft fake and the test API server', () => {
     const openNetlink = (): NetlinkSocket => {
       throw new Error('no kernel in this test');
     };
-    agent = await Agent.start({ config, kubeConfig: loadKubeConfig(join(dir, 'kubeconfig'), {}), log: silentLogger, nft, openNetlink });
+    agent = await Agent.start({
+      config,
+      kubeConfig: loadKubeConfig(join(dir, 'kubeconfig'), {}),
+      log: silentLogger,
+      nft,
+      openNetlink,
+    });
     return agent;
   }
 
@@ -184,7 +207,7 @@ describe('the agent against the nft fake and the test API server', () => {
     }
   }
 
-  it('programs the pod\'s NetworkPolicy rules through the injected nft client, with no kernel', async () => {
+  it("programs the pod's NetworkPolicy rules through the injected nft client, with no kernel", async () => {
     const nft = new FakeNft();
     const a = await start(nft);
     const chain = podChainName({ namespace: 'default', name: 'web' }, 'ingress');
@@ -200,7 +223,16 @@ describe('the agent against the nft fake and the test API server', () => {
     await eventually(() => nft.state?.chains.has(chain) === true);
     // Node set-up cannot finish (no kernel): 20 notices wait for it.
     const answers = Array.from({ length: 20 }, (_, i) =>
-      a.podReady({ namespace: 'default', name: `p${i}`, uid: `u${i}`, containerId: `c${i}`, ifname: 'eth0', netns: '/proc/1/ns/net', hostVeth: `veth${i}`, ips: [`10.1.0.${10 + i}`] }),
+      a.podReady({
+        namespace: 'default',
+        name: `p${i}`,
+        uid: `u${i}`,
+        containerId: `c${i}`,
+        ifname: 'eth0',
+        netns: '/proc/1/ns/net',
+        hostVeth: `veth${i}`,
+        ips: [`10.1.0.${10 + i}`],
+      }),
     );
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();

@@ -13,7 +13,10 @@ import { compilePolicy, fullBuildPolicy, renderPolicy } from '../../src/policy/i
 
 function node(i: number): NodeInfo {
   return {
-    metadata: { name: `node-${i}`, annotations: { 'strand.dev/backend': 'vxlan', 'strand.dev/underlay-ip': `198.18.0.${10 + i}` } },
+    metadata: {
+      name: `node-${i}`,
+      annotations: { 'strand.dev/backend': 'vxlan', 'strand.dev/underlay-ip': `198.18.0.${10 + i}` },
+    },
     spec: { podCIDRs: [`10.244.${i}.0/24`] },
     status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${10 + i}` }], conditions: [] },
   };
@@ -32,23 +35,59 @@ const caches: PolicyCaches = {
   policies: [
     {
       metadata: { name: 'np', namespace: 'x' },
-      spec: { podSelector: { matchLabels: { app: 'c' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'zzz' } } }] }, { from: [{ podSelector: { matchLabels: { app: 'a' } } }] }] },
+      spec: {
+        podSelector: { matchLabels: { app: 'c' } },
+        ingress: [
+          { from: [{ podSelector: { matchLabels: { app: 'zzz' } } }] },
+          { from: [{ podSelector: { matchLabels: { app: 'a' } } }] },
+        ],
+      },
     },
   ],
   clusterNetworkPolicies: [
     {
       metadata: { name: 'deny-metadata' },
-      spec: { tier: 'Admin', priority: 1, subject: { namespaces: {} }, egress: [{ name: 'deny-imds', action: 'Deny', to: [{ networks: ['169.254.169.254/32'] }] }] },
+      spec: {
+        tier: 'Admin',
+        priority: 1,
+        subject: { namespaces: {} },
+        egress: [{ name: 'deny-imds', action: 'Deny', to: [{ networks: ['169.254.169.254/32'] }] }],
+      },
     },
     {
       metadata: { name: 'pass-x' },
-      spec: { tier: 'Admin', priority: 10, subject: { namespaces: {} }, ingress: [{ name: 'to-np', action: 'Pass', from: [{ namespaces: {} }] }] },
+      spec: {
+        tier: 'Admin',
+        priority: 10,
+        subject: { namespaces: {} },
+        ingress: [{ name: 'to-np', action: 'Pass', from: [{ namespaces: {} }] }],
+      },
     },
   ],
 };
-const config = { nodeName: 'node-1', backend: 'vxlan' as const, vni: 1, directRouting: false, bridge: 'cni0', clusterCIDRs: ['10.244.0.0/16'] };
-const ctx: ExplainContext = { config, nodes, pods, underlayPrefixes: ['198.18.0.0/24'], underlayIface: 'eth0', policy: (p, s, d) => explainPolicy(caches, p, s, d, true) };
-const report = (answer: ReturnType<typeof explain>) => ({ kind: 'StrandExplain' as const, v: 1 as const, answer, mismatches: [], verdict: answer.allowed ? ('allowed' as const) : ('denied' as const) });
+const config = {
+  nodeName: 'node-1',
+  backend: 'vxlan' as const,
+  vni: 1,
+  directRouting: false,
+  bridge: 'cni0',
+  clusterCIDRs: ['10.244.0.0/16'],
+};
+const ctx: ExplainContext = {
+  config,
+  nodes,
+  pods,
+  underlayPrefixes: ['198.18.0.0/24'],
+  underlayIface: 'eth0',
+  policy: (p, s, d) => explainPolicy(caches, p, s, d, true),
+};
+const report = (answer: ReturnType<typeof explain>) => ({
+  kind: 'StrandExplain' as const,
+  v: 1 as const,
+  answer,
+  mismatches: [],
+  verdict: answer.allowed ? ('allowed' as const) : ('denied' as const),
+});
 
 async function kernelTable() {
   const own = { nodeName: 'node-1', nodeAddresses: ['198.18.0.11'], ...caches };
@@ -63,9 +102,15 @@ describe('explain with ClusterNetworkPolicies', () => {
     expect(explainAnswerSchema().parse(JSON.parse(JSON.stringify(a)))).toEqual(a);
     expect(a.allowed).toBe(false);
     const text = formatExplain(report(a));
-    expect(text).toContain('egress of the source: DENIED: Admin cnp/deny-metadata egress[0] "deny-imds" Deny (priority 1)');
+    expect(text).toContain(
+      'egress of the source: DENIED: Admin cnp/deny-metadata egress[0] "deny-imds" Deny (priority 1)',
+    );
     const nft = checkNft(await kernelTable(), a);
-    expect(nft.directions[0]).toMatchObject({ direction: 'egress', matches: true, rules: [{ comment: 'cnp/deny-metadata egress 0 deny-imds' }] });
+    expect(nft.directions[0]).toMatchObject({
+      direction: 'egress',
+      matches: true,
+      rules: [{ comment: 'cnp/deny-metadata egress 0 deny-imds' }],
+    });
     expect(nft.directions[0]?.rules[0]?.chain).toMatch(/^agent-pol-aout-/);
   });
 

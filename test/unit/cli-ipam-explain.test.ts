@@ -6,7 +6,15 @@ import { explain, ExplainError, resolveEndpoint, type ExplainContext } from '../
 import { explainPolicy } from '../../src/agent/explain-policy.ts';
 import { nodeAddresses as nodeAddressesOf } from '../../src/agent/node-addresses.ts';
 import type { NetworkPolicyInfo, NodeInfo, PodInfo } from '../../src/k8s/objects.ts';
-import { checkRoute, explainExitCode, explainReportSchema, explainVerdict, formatExplain, lookupRoute, parsePortProto } from '../../src/cli/explain.ts';
+import {
+  checkRoute,
+  explainExitCode,
+  explainReportSchema,
+  explainVerdict,
+  formatExplain,
+  lookupRoute,
+  parsePortProto,
+} from '../../src/cli/explain.ts';
 import { ipamReportSchema, judgeReservation, type IpamReport } from '../../src/cli/ipam.ts';
 import type { Route } from '../../src/kernel/index.ts';
 import { hostVethName } from '../../src/plugin/names.ts';
@@ -17,31 +25,69 @@ describe('judgeReservation', () => {
 
   it('in use while the host veth the plugin names for it exists', () => {
     const v = judgeReservation({ ...base, vethPresent: (n) => n === hostVethName('strand', 'abc', 'eth0') });
-    expect(v).toMatchObject({ hostVeth: hostVethName('strand', 'abc', 'eth0'), hostVethPresent: true, state: 'in-use' });
+    expect(v).toMatchObject({
+      hostVeth: hostVethName('strand', 'abc', 'eth0'),
+      hostVethPresent: true,
+      state: 'in-use',
+    });
   });
 
   it('leaked when the veth is gone and the reservation is old enough; recent or held by a pod the agent sees otherwise', () => {
     expect(judgeReservation({ ...base, vethPresent: () => false }).state).toBe('leaked');
-    expect(judgeReservation({ ...base, reservation: { ...r, ageSeconds: 5 }, vethPresent: () => false }).state).toBe('recent');
-    expect(judgeReservation({ ...base, podsByIp: new Map([['10.244.1.5', 'default/web']]), vethPresent: () => false })).toMatchObject({ state: 'held-by-pod', pod: 'default/web' });
+    expect(judgeReservation({ ...base, reservation: { ...r, ageSeconds: 5 }, vethPresent: () => false }).state).toBe(
+      'recent',
+    );
+    expect(
+      judgeReservation({ ...base, podsByIp: new Map([['10.244.1.5', 'default/web']]), vethPresent: () => false }),
+    ).toMatchObject({ state: 'held-by-pod', pod: 'default/web' });
   });
 
   it('--force drops the age and the agent guards, never the veth one', () => {
-    const force = { ...base, force: true, reservation: { ...r, ageSeconds: 0 }, podsByIp: new Map([['10.244.1.5', 'default/web']]) };
+    const force = {
+      ...base,
+      force: true,
+      reservation: { ...r, ageSeconds: 0 },
+      podsByIp: new Map([['10.244.1.5', 'default/web']]),
+    };
     expect(judgeReservation({ ...force, vethPresent: () => false }).state).toBe('leaked');
     expect(judgeReservation({ ...force, vethPresent: () => true }).state).toBe('in-use');
   });
 
   it("another network's reservations are not judged; a legacy file without ifname is eth0's", () => {
     expect(judgeReservation({ ...base, network: 'other', vethPresent: () => false }).state).toBe('not-judged');
-    const legacy = judgeReservation({ ...base, reservation: { ip: '10.244.1.6', containerId: 'abc', ageSeconds: 900 }, vethPresent: () => false });
+    const legacy = judgeReservation({
+      ...base,
+      reservation: { ip: '10.244.1.6', containerId: 'abc', ageSeconds: 900 },
+      vethPresent: () => false,
+    });
     expect(legacy.hostVeth).toBe(hostVethName('strand', 'abc', 'eth0'));
   });
 
   it('the report schema takes a report and refuses an unknown state', () => {
-    const report: IpamReport = { kind: 'StrandIpam', v: 1, dataDir: '/d', agent: 'answered', minAgeSeconds: 300, networks: [{ network: 'strand', dir: '/d/strand', judged: true, reservations: [judgeReservation({ ...base, vethPresent: () => false })] }], leaked: 1, unseen: [] };
+    const report: IpamReport = {
+      kind: 'StrandIpam',
+      v: 1,
+      dataDir: '/d',
+      agent: 'answered',
+      minAgeSeconds: 300,
+      networks: [
+        {
+          network: 'strand',
+          dir: '/d/strand',
+          judged: true,
+          reservations: [judgeReservation({ ...base, vethPresent: () => false })],
+        },
+      ],
+      leaked: 1,
+      unseen: [],
+    };
     expect(ipamReportSchema().parse(report)).toEqual(report);
-    expect(ipamReportSchema().safeParse({ ...report, networks: [{ ...report.networks[0], reservations: [{ ...r, state: 'gone' }] }] }).success).toBe(false);
+    expect(
+      ipamReportSchema().safeParse({
+        ...report,
+        networks: [{ ...report.networks[0], reservations: [{ ...r, state: 'gone' }] }],
+      }).success,
+    ).toBe(false);
   });
 });
 
@@ -49,58 +95,118 @@ describe('judgeReservation', () => {
 
 function node(i: number): NodeInfo {
   return {
-    metadata: { name: `node-${i}`, annotations: { 'strand.dev/backend': 'vxlan', 'strand.dev/underlay-ip': `198.18.0.${10 + i}`, 'strand.dev/vtep-mac': `0e:00:00:00:00:0${i}` } },
+    metadata: {
+      name: `node-${i}`,
+      annotations: {
+        'strand.dev/backend': 'vxlan',
+        'strand.dev/underlay-ip': `198.18.0.${10 + i}`,
+        'strand.dev/vtep-mac': `0e:00:00:00:00:0${i}`,
+      },
+    },
     spec: { podCIDRs: [`10.244.${i}.0/24`] },
     status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${10 + i}` }], conditions: [] },
   };
 }
 
 function pod(name: string, nodeIndex: number, ip: string, labels: Record<string, string> = { app: name }): PodInfo {
-  return { metadata: { name, namespace: 'default', labels }, spec: { nodeName: `node-${nodeIndex}`, containers: [] }, status: { phase: 'Running', podIPs: [{ ip }] } };
+  return {
+    metadata: { name, namespace: 'default', labels },
+    spec: { nodeName: `node-${nodeIndex}`, containers: [] },
+    status: { phase: 'Running', podIPs: [{ ip }] },
+  };
 }
 
 const nodes = [node(1), node(2)];
 const pods = [pod('a', 1, '10.244.1.2'), pod('b', 1, '10.244.1.3'), pod('c', 2, '10.244.2.2')];
-const config = { nodeName: 'node-1', backend: 'vxlan' as const, vni: 1, directRouting: false, bridge: 'cni0', clusterCIDRs: ['10.244.0.0/16'] };
+const config = {
+  nodeName: 'node-1',
+  backend: 'vxlan' as const,
+  vni: 1,
+  directRouting: false,
+  bridge: 'cni0',
+  clusterCIDRs: ['10.244.0.0/16'],
+};
 const ctx: ExplainContext = { config, nodes, pods, underlayPrefixes: ['198.18.0.0/24'], underlayIface: 'eth0' };
 
 describe('explain: the ends and the path', () => {
   it('resolves namespace/pod, pod and node addresses, pod-network addresses without a pod and CIDRs outside', () => {
-    expect(resolveEndpoint('default/c', ctx)).toMatchObject({ kind: 'pod', ip: '10.244.2.2', node: 'node-2', pod: { name: 'c', node: 'node-2' } });
+    expect(resolveEndpoint('default/c', ctx)).toMatchObject({
+      kind: 'pod',
+      ip: '10.244.2.2',
+      node: 'node-2',
+      pod: { name: 'c', node: 'node-2' },
+    });
     expect(resolveEndpoint('10.244.1.3', ctx)).toMatchObject({ kind: 'pod', pod: { name: 'b' } });
     expect(resolveEndpoint('198.18.0.12', ctx)).toMatchObject({ kind: 'node', node: 'node-2' });
     expect(resolveEndpoint('10.244.2.77', ctx)).toMatchObject({ kind: 'pod-network', node: 'node-2' });
-    expect(resolveEndpoint('203.0.113.0/24', ctx)).toMatchObject({ kind: 'external', ip: '203.0.113.0', cidr: '203.0.113.0/24' });
+    expect(resolveEndpoint('203.0.113.0/24', ctx)).toMatchObject({
+      kind: 'external',
+      ip: '203.0.113.0',
+      cidr: '203.0.113.0/24',
+    });
     expect(() => resolveEndpoint('default/nope', ctx)).toThrow(ExplainError);
     expect(() => resolveEndpoint('not an address', ctx)).toThrow(/neither namespace\/pod, an address nor a CIDR/);
   });
 
   it('same node: bridged; across nodes: the VXLAN route the source node holds; outside: masqueraded', () => {
-    expect(explain(ctx, { src: 'default/a', dst: 'default/b' }).path).toMatchObject({ kind: 'same-node', srcNode: 'node-1', dstNode: 'node-1' });
+    expect(explain(ctx, { src: 'default/a', dst: 'default/b' }).path).toMatchObject({
+      kind: 'same-node',
+      srcNode: 'node-1',
+      dstNode: 'node-1',
+    });
     const cross = explain(ctx, { src: 'default/a', dst: 'default/c', port: 80 });
-    expect(cross.path).toMatchObject({ kind: 'cross-node', route: { dst: '10.244.2.0/24', gateway: '10.244.2.0', devName: 'strand.1', onlink: true, detail: '10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink' } });
+    expect(cross.path).toMatchObject({
+      kind: 'cross-node',
+      route: {
+        dst: '10.244.2.0/24',
+        gateway: '10.244.2.0',
+        devName: 'strand.1',
+        onlink: true,
+        detail: '10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink',
+      },
+    });
     expect(cross.packet).toEqual({ src: '10.244.1.2', dst: '10.244.2.2', protocol: 'TCP', port: 80 });
-    expect(explain({ ...ctx, config: { ...config, backend: 'host-gw' } }, { src: 'default/a', dst: 'default/c' }).path.route).toMatchObject({ gateway: '198.18.0.12', dev: 'underlay', devName: 'eth0', onlink: false });
+    expect(
+      explain({ ...ctx, config: { ...config, backend: 'host-gw' } }, { src: 'default/a', dst: 'default/c' }).path.route,
+    ).toMatchObject({ gateway: '198.18.0.12', dev: 'underlay', devName: 'eth0', onlink: false });
     const out = explain(ctx, { src: 'default/a', dst: '198.19.0.1' });
     expect(out.path).toMatchObject({ kind: 'to-external', masqueraded: true });
-    expect(explain(ctx, { src: 'default/a', dst: '10.244.2.77' })).toMatchObject({ allowed: false, path: { kind: 'unroutable' } });
+    expect(explain(ctx, { src: 'default/a', dst: '10.244.2.77' })).toMatchObject({
+      allowed: false,
+      path: { kind: 'unroutable' },
+    });
   });
 });
 
 describe('explain: the policy verdict', () => {
   const policy: NetworkPolicyInfo = {
     metadata: { name: 'only-a', namespace: 'default' },
-    spec: { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }], ports: [{ protocol: 'TCP', port: 80 }] }] },
+    spec: {
+      podSelector: { matchLabels: { app: 'c' } },
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [{ podSelector: { matchLabels: { app: 'a' } } }], ports: [{ protocol: 'TCP', port: 80 }] }],
+    },
   };
   const caches = { nodes, pods, namespaces: [{ metadata: { name: 'default' } }], policies: [policy] };
-  const withPolicy = (enforced: boolean): ExplainContext => ({ ...ctx, policy: (p, s, d) => explainPolicy(caches, p, s, d, enforced) });
+  const withPolicy = (enforced: boolean): ExplainContext => ({
+    ...ctx,
+    policy: (p, s, d) => explainPolicy(caches, p, s, d, enforced),
+  });
 
   it("judges the destination's ingress on its own node: the allowing rule, or the isolating policy and no rule", () => {
     const ok = explain(withPolicy(true), { src: 'default/a', dst: 'default/c', port: 80 });
-    expect(ok.policy).toMatchObject({ available: true, allowed: true, egress: { reason: 'not-isolated', node: 'node-1' }, ingress: { reason: 'allowed', node: 'node-2', rules: [{ name: 'only-a', direction: 'ingress', index: 0 }] } });
+    expect(ok.policy).toMatchObject({
+      available: true,
+      allowed: true,
+      egress: { reason: 'not-isolated', node: 'node-1' },
+      ingress: { reason: 'allowed', node: 'node-2', rules: [{ name: 'only-a', direction: 'ingress', index: 0 }] },
+    });
     expect(ok.allowed).toBe(true);
     const no = explain(withPolicy(true), { src: 'default/b', dst: 'default/c', port: 80 });
-    expect(no.policy).toMatchObject({ allowed: false, ingress: { reason: 'denied', isolatedBy: [{ namespace: 'default', name: 'only-a' }], rules: [] } });
+    expect(no.policy).toMatchObject({
+      allowed: false,
+      ingress: { reason: 'denied', isolatedBy: [{ namespace: 'default', name: 'only-a' }], rules: [] },
+    });
     expect(no.allowed).toBe(false);
     expect(explain(withPolicy(true), { src: 'default/a', dst: 'default/c', port: 81 }).allowed).toBe(false);
   });
@@ -117,10 +223,28 @@ describe('explain: the policy verdict', () => {
 });
 
 describe('explain: the kernel route and the report', () => {
-  const route = (dst: string, extra: Partial<Route> = {}): Route => ({ family: 4, dst, gateway: undefined, oif: 5, src: undefined, scope: 0, table: 254, metric: undefined, mtu: undefined, advmss: undefined, protocol: 0x53, type: 1, flags: 4, ...extra });
+  const route = (dst: string, extra: Partial<Route> = {}): Route => ({
+    family: 4,
+    dst,
+    gateway: undefined,
+    oif: 5,
+    src: undefined,
+    scope: 0,
+    table: 254,
+    metric: undefined,
+    mtu: undefined,
+    advmss: undefined,
+    protocol: 0x53,
+    type: 1,
+    flags: 4,
+    ...extra,
+  });
 
   it('the longest prefix wins', () => {
-    const routes = [route('0.0.0.0/0', { gateway: '198.18.0.1', oif: 2, protocol: 3, flags: 0 }), route('10.244.2.0/24', { gateway: '10.244.2.0' })];
+    const routes = [
+      route('0.0.0.0/0', { gateway: '198.18.0.1', oif: 2, protocol: 3, flags: 0 }),
+      route('10.244.2.0/24', { gateway: '10.244.2.0' }),
+    ];
     expect(lookupRoute(routes, '10.244.2.2')?.dst).toBe('10.244.2.0/24');
     expect(lookupRoute(routes, '198.19.0.1')?.dst).toBe('0.0.0.0/0');
   });
@@ -128,11 +252,20 @@ describe('explain: the kernel route and the report', () => {
   it("the kernel's route against the model's: equal is a match, anything else a mismatch that makes the verdict unknown", () => {
     const answer = explain(ctx, { src: 'default/a', dst: 'default/c' });
     const dev = (i: number | undefined) => (i === 5 ? 'strand.1' : 'eth0');
-    expect(checkRoute(answer, route('10.244.2.0/24', { gateway: '10.244.2.0' }), dev)).toMatchObject({ matches: true, strand: true });
+    expect(checkRoute(answer, route('10.244.2.0/24', { gateway: '10.244.2.0' }), dev)).toMatchObject({
+      matches: true,
+      strand: true,
+    });
     const wrong = checkRoute(answer, route('10.244.2.0/24', { gateway: '10.244.2.99' }), dev);
     expect(wrong.matches).toBe(false);
     expect(wrong.problem).toContain('but the kernel uses 10.244.2.0/24 via 10.244.2.99 dev strand.1 onlink');
-    const report = { kind: 'StrandExplain' as const, v: 1 as const, answer, kernel: { route: wrong }, mismatches: [wrong.problem!] };
+    const report = {
+      kind: 'StrandExplain' as const,
+      v: 1 as const,
+      answer,
+      kernel: { route: wrong },
+      mismatches: [wrong.problem!],
+    };
     const full = { ...report, verdict: explainVerdict(report) };
     expect(full.verdict).toBe('unknown');
     expect(explainExitCode(full)).toBe(2);

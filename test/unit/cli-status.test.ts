@@ -3,19 +3,41 @@
 // and every report matching the JSON schema scripts read.
 import { describe, expect, it } from 'vitest';
 import type { InspectSnapshot } from '../../src/agent/inspect.ts';
-import { desiredState, type ActualState, type DatapathMode, type Devices, type Peer } from '../../src/datapath/index.ts';
+import {
+  desiredState,
+  type ActualState,
+  type DatapathMode,
+  type Devices,
+  type Peer,
+} from '../../src/datapath/index.ts';
 import { inspectSchema } from '../../src/cli/agent-query.ts';
-import { checkPeersWithAgent, formatStatus, judgeStatus, peersFromKernel, statusExitCode, statusReportSchema, type StatusInputs } from '../../src/cli/status-report.ts';
+import {
+  checkPeersWithAgent,
+  formatStatus,
+  judgeStatus,
+  peersFromKernel,
+  statusExitCode,
+  statusReportSchema,
+  type StatusInputs,
+} from '../../src/cli/status-report.ts';
 
 const MODE: DatapathMode = { kind: 'vxlan', directRouting: false, vtepMac: '0e:00:00:00:00:01', vtepFamily: 4 };
 const DEVICES: Devices = { underlay: { index: 2, name: 'eth0' }, vxlan: { index: 5, name: 'strand.1' } };
 
 function peer(n: number): Peer {
-  return { name: `n${n}`, underlayIps: [`198.18.0.${n}`], podCidrs: [`10.244.${n}.0/24`], vtepMac: `0e:00:00:00:00:0${n}` };
+  return {
+    name: `n${n}`,
+    underlayIps: [`198.18.0.${n}`],
+    podCidrs: [`10.244.${n}.0/24`],
+    vtepMac: `0e:00:00:00:00:0${n}`,
+  };
 }
 
 function snapshot(peers: Peer[], extra: Partial<InspectSnapshot> = {}): InspectSnapshot {
-  const desired = desiredState({ mode: MODE, local: { name: 'n1', podCidrs: ['10.244.1.0/24'] }, underlayPrefixes: ['198.18.0.0/24'] }, peers);
+  const desired = desiredState(
+    { mode: MODE, local: { name: 'n1', podCidrs: ['10.244.1.0/24'] }, underlayPrefixes: ['198.18.0.0/24'] },
+    peers,
+  );
   return {
     v: 1,
     version: '0.1.0',
@@ -25,7 +47,10 @@ function snapshot(peers: Peer[], extra: Partial<InspectSnapshot> = {}): InspectS
     ready: true,
     reasons: [],
     lastPassAt: '2026-01-01T00:01:00.000Z',
-    api: { server: 'https://198.18.1.1:6443', informers: [{ resource: 'nodes', synced: true, objects: 3, state: 'connected', failures: 0 }] },
+    api: {
+      server: 'https://198.18.1.1:6443',
+      informers: [{ resource: 'nodes', synced: true, objects: 3, state: 'connected', failures: 0 }],
+    },
     node: {
       name: 'n1',
       backend: 'vxlan',
@@ -59,7 +84,18 @@ function inputs(extra: Partial<StatusInputs> = {}): StatusInputs {
     socket: '/run/strand/agent.sock',
     bridgeName: 'cni0',
     agent: { kind: 'answer', value: snapshot(peers) },
-    nodeState: { path: '/run/strand/node.json', state: { version: 1, nodeName: 'n1', podCIDRs: ['10.244.1.0/24'], clusterCIDRs: ['10.244.0.0/16'], mtu: 1450, backend: 'vxlan', updatedAt: '2026-01-01T00:00:00Z' } },
+    nodeState: {
+      path: '/run/strand/node.json',
+      state: {
+        version: 1,
+        nodeName: 'n1',
+        podCIDRs: ['10.244.1.0/24'],
+        clusterCIDRs: ['10.244.0.0/16'],
+        mtu: 1450,
+        backend: 'vxlan',
+        updatedAt: '2026-01-01T00:00:00Z',
+      },
+    },
     conflist: { path: '/etc/cni/net.d/10-strand.conflist', ok: true },
     kernel: {
       underlay: { iface: 'eth0', addresses: ['198.18.0.1'], mtu: 1500, offload: {} },
@@ -69,7 +105,13 @@ function inputs(extra: Partial<StatusInputs> = {}): StatusInputs {
       devices: DEVICES,
       forwarding: [],
     },
-    ipam: [{ network: 'strand', dir: '/var/lib/cni/networks/strand', ranges: [{ index: 0, family: 4, ranges: '10.244.1.2-10.244.1.254', capacity: 253, used: 2, free: 251 }] }],
+    ipam: [
+      {
+        network: 'strand',
+        dir: '/var/lib/cni/networks/strand',
+        ranges: [{ index: 0, family: 4, ranges: '10.244.1.2-10.244.1.254', capacity: 253, used: 2, free: 251 }],
+      },
+    ],
     unseen: [],
     ...extra,
   };
@@ -95,9 +137,18 @@ describe('checkPeersWithAgent', () => {
     const r = checkPeersWithAgent(snapshot(peers).datapath, actual, DEVICES);
     const n2 = r.peers.find((p) => p.name === 'n2');
     expect(n2?.ok).toBe(false);
-    expect(n2?.entries.find((e) => e.object === 'route')).toEqual({ object: 'route', detail: '10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink', state: 'missing' });
-    expect(r.peers.find((p) => p.name === 'n3')?.entries.find((e) => e.object === 'neighbour')).toMatchObject({ state: 'differs', detail: '10.244.3.0 lladdr 0e:00:00:00:00:03 dev strand.1' });
-    expect(r.stale).toEqual([{ object: 'route', detail: '10.244.9.0/24 via 10.244.9.0 dev strand.1 onlink', state: 'extra' }]);
+    expect(n2?.entries.find((e) => e.object === 'route')).toEqual({
+      object: 'route',
+      detail: '10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink',
+      state: 'missing',
+    });
+    expect(r.peers.find((p) => p.name === 'n3')?.entries.find((e) => e.object === 'neighbour')).toMatchObject({
+      state: 'differs',
+      detail: '10.244.3.0 lladdr 0e:00:00:00:00:03 dev strand.1',
+    });
+    expect(r.stale).toEqual([
+      { object: 'route', detail: '10.244.9.0/24 via 10.244.9.0 dev strand.1 onlink', state: 'extra' },
+    ]);
   });
 });
 
@@ -121,10 +172,31 @@ describe('peersFromKernel (agent stopped)', () => {
 
   it('a route whose neighbour or FDB entry is gone is not ok; host-gw routes need neither', () => {
     const a = inPlace([peer(2)]);
-    expect(peersFromKernel({ ...a, fdb: [] }, DEVICES)[0]?.entries[2]).toMatchObject({ object: 'fdb', state: 'missing' });
-    expect(peersFromKernel({ ...a, neighbours: [] }, DEVICES)[0]).toMatchObject({ ok: false, entries: [{ state: 'ok' }, { object: 'neighbour', state: 'missing' }] });
-    const hostGw = peersFromKernel({ routes: [{ dst: '10.244.2.0/24', gateway: '198.18.0.2', oif: 2, onlink: false, metric: undefined }], neighbours: [], fdb: [] }, { underlay: DEVICES.underlay });
-    expect(hostGw).toEqual([{ podCIDRs: ['10.244.2.0/24'], underlayIps: ['198.18.0.2'], source: 'kernel', ok: true, entries: [{ object: 'route', detail: '10.244.2.0/24 via 198.18.0.2 dev eth0', state: 'ok' }] }]);
+    expect(peersFromKernel({ ...a, fdb: [] }, DEVICES)[0]?.entries[2]).toMatchObject({
+      object: 'fdb',
+      state: 'missing',
+    });
+    expect(peersFromKernel({ ...a, neighbours: [] }, DEVICES)[0]).toMatchObject({
+      ok: false,
+      entries: [{ state: 'ok' }, { object: 'neighbour', state: 'missing' }],
+    });
+    const hostGw = peersFromKernel(
+      {
+        routes: [{ dst: '10.244.2.0/24', gateway: '198.18.0.2', oif: 2, onlink: false, metric: undefined }],
+        neighbours: [],
+        fdb: [],
+      },
+      { underlay: DEVICES.underlay },
+    );
+    expect(hostGw).toEqual([
+      {
+        podCIDRs: ['10.244.2.0/24'],
+        underlayIps: ['198.18.0.2'],
+        source: 'kernel',
+        ok: true,
+        entries: [{ object: 'route', detail: '10.244.2.0/24 via 198.18.0.2 dev eth0', state: 'ok' }],
+      },
+    ]);
   });
 });
 
@@ -139,7 +211,9 @@ describe('judgeStatus', () => {
   });
 
   it('the agent stopped: a problem naming it, the node from the files, the peers from the kernel, what was not seen', () => {
-    const r = judgeStatus(inputs({ agent: { kind: 'not-running', message: 'no agent socket at /run/strand/agent.sock' } }));
+    const r = judgeStatus(
+      inputs({ agent: { kind: 'not-running', message: 'no agent socket at /run/strand/agent.sock' } }),
+    );
     expect(r.verdict).toBe('unhealthy');
     expect(statusExitCode(r)).toBe(1);
     expect(r.problems[0]?.message).toMatch(/^the strand agent is not running on this node/);
@@ -153,7 +227,12 @@ describe('judgeStatus', () => {
     const snap = snapshot([peer(2), peer(3)], {
       ready: false,
       reasons: ['not synced with the API server yet: pods'],
-      api: { server: 'x', informers: [{ resource: 'pods', synced: false, objects: 0, state: 'failing', failures: 3, lastError: 'ECONNREFUSED' }] },
+      api: {
+        server: 'x',
+        informers: [
+          { resource: 'pods', synced: false, objects: 0, state: 'failing', failures: 3, lastError: 'ECONNREFUSED' },
+        ],
+      },
     });
     snap.datapath.unusable = [{ name: 'n4', reason: 'no strand.dev/underlay-ip annotation yet' }];
     const r = judgeStatus(inputs({ agent: { kind: 'answer', value: snap } }));
@@ -185,13 +264,38 @@ describe('judgeStatus', () => {
       { name: 'vethbbbbbbbbbbb', mtu: 1350 },
     ];
     const r = judgeStatus(i);
-    expect(r.problems.map((p) => p.message)).toEqual(['1 pod interface has an MTU above 1350, what the underlay carries now (vethaaaaaaaaaaa 1450): pods created before the MTU changed; restart them']);
+    expect(r.problems.map((p) => p.message)).toEqual([
+      '1 pod interface has an MTU above 1350, what the underlay carries now (vethaaaaaaaaaaa 1450): pods created before the MTU changed; restart them',
+    ]);
   });
 
   it('an exhausted range is a problem, 90 % used a warning', () => {
-    const full = judgeStatus(inputs({ ipam: [{ network: 'strand', dir: '/d/strand', ranges: [{ index: 0, family: 4, ranges: 'r', capacity: 10, used: 10, free: 0 }] }] }));
-    expect(full.problems.find((p) => p.message.includes('is exhausted'))).toMatchObject({ severity: 'problem', see: 'strand ipam; /d/strand' });
-    const nearly = judgeStatus(inputs({ ipam: [{ network: 'strand', dir: '/d/strand', ranges: [{ index: 0, family: 4, ranges: 'r', capacity: 10, used: 9, free: 1 }] }] }));
+    const full = judgeStatus(
+      inputs({
+        ipam: [
+          {
+            network: 'strand',
+            dir: '/d/strand',
+            ranges: [{ index: 0, family: 4, ranges: 'r', capacity: 10, used: 10, free: 0 }],
+          },
+        ],
+      }),
+    );
+    expect(full.problems.find((p) => p.message.includes('is exhausted'))).toMatchObject({
+      severity: 'problem',
+      see: 'strand ipam; /d/strand',
+    });
+    const nearly = judgeStatus(
+      inputs({
+        ipam: [
+          {
+            network: 'strand',
+            dir: '/d/strand',
+            ranges: [{ index: 0, family: 4, ranges: 'r', capacity: 10, used: 9, free: 1 }],
+          },
+        ],
+      }),
+    );
     expect(nearly.problems).toMatchObject([{ severity: 'warning' }]);
     expect(nearly.verdict).toBe('healthy');
   });
@@ -212,7 +316,12 @@ describe('judgeStatus', () => {
   });
 
   it('missing node state and conflist are named with their paths', () => {
-    const r = judgeStatus(inputs({ nodeState: { path: '/s/node.json', error: 'not found' }, conflist: { path: '/c/10-strand.conflist', ok: false, error: 'missing' } }));
+    const r = judgeStatus(
+      inputs({
+        nodeState: { path: '/s/node.json', error: 'not found' },
+        conflist: { path: '/c/10-strand.conflist', ok: false, error: 'missing' },
+      }),
+    );
     expect(r.problems.map((p) => p.see)).toEqual(expect.arrayContaining(['/s/node.json', '/c/10-strand.conflist']));
   });
 });
@@ -227,8 +336,17 @@ describe('ClusterNetworkPolicies in strand status', () => {
           served: true,
           admin: 2,
           baseline: 1,
-          ambiguous: [{ tier: 'admin', priority: 10, policies: ['a', 'b'], sharedPods: 4, examples: ['x/p1', 'x/p2', 'x/p3'] }],
-          problems: [{ kind: 'unsupported', policy: 'dns', field: 'spec.egress[0].to[0].domainNames', reason: 'domainNames peers are not supported' }],
+          ambiguous: [
+            { tier: 'admin', priority: 10, policies: ['a', 'b'], sharedPods: 4, examples: ['x/p1', 'x/p2', 'x/p3'] },
+          ],
+          problems: [
+            {
+              kind: 'unsupported',
+              policy: 'dns',
+              field: 'spec.egress[0].to[0].domainNames',
+              reason: 'domainNames peers are not supported',
+            },
+          ],
         },
       },
     });
@@ -238,7 +356,9 @@ describe('ClusterNetworkPolicies in strand status', () => {
     expect(m).toContain(
       'warning ClusterNetworkPolicies a and b have the same admin priority 10 and both select 4 pods (x/p1, x/p2, x/p3, …): Strand applies a first (by name); the API leaves this order open',
     );
-    expect(m).toContain('warning ClusterNetworkPolicy dns: unsupported spec.egress[0].to[0].domainNames: domainNames peers are not supported');
+    expect(m).toContain(
+      'warning ClusterNetworkPolicy dns: unsupported spec.egress[0].to[0].domainNames: domainNames peers are not supported',
+    );
     // Warnings: the policies are enforced (fail closed where they are bad); the node is healthy.
     expect(r.verdict).toBe('healthy');
     const text = formatStatus(r, Date.parse('2026-01-01T00:01:30Z'));
@@ -246,10 +366,17 @@ describe('ClusterNetworkPolicies in strand status', () => {
   });
 
   it('says when the CRD is not installed, without a finding', () => {
-    const snap = snapshot([peer(2), peer(3)], { policy: { ...policy, clusterNetworkPolicies: { served: false, admin: 0, baseline: 0, ambiguous: [], problems: [] } } });
+    const snap = snapshot([peer(2), peer(3)], {
+      policy: {
+        ...policy,
+        clusterNetworkPolicies: { served: false, admin: 0, baseline: 0, ambiguous: [], problems: [] },
+      },
+    });
     const r = judgeStatus(inputs({ agent: { kind: 'answer', value: snap } }));
     expect(r.problems).toEqual([]);
-    expect(formatStatus(r, Date.parse('2026-01-01T00:01:30Z'))).toContain('ClusterNetworkPolicies: CRD not installed (none enforced)');
+    expect(formatStatus(r, Date.parse('2026-01-01T00:01:30Z'))).toContain(
+      'ClusterNetworkPolicies: CRD not installed (none enforced)',
+    );
   });
 });
 

@@ -4,9 +4,15 @@ import { cniFailure } from '../support/cni-error.ts';
 
 describe('parseCniArgs', () => {
   it('parses what Kubernetes runtimes send', () => {
-    const raw = 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=0b1c';
+    const raw =
+      'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=0b1c';
     const args = parseCniArgs(raw, K8S_ARG_KEYS);
-    expect(kubernetesPodArgs(args)).toEqual({ namespace: 'default', name: 'web-0', infraContainerId: 'abc123', uid: '0b1c' });
+    expect(kubernetesPodArgs(args)).toEqual({
+      namespace: 'default',
+      name: 'web-0',
+      infraContainerId: 'abc123',
+      uid: '0b1c',
+    });
   });
 
   it('is empty for an empty string', () => {

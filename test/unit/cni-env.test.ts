@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { interfaceNameProblem, parseEnv } from '../../src/cni/env.ts';
 import { cniFailure } from '../support/cni-error.ts';
 
-const full = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
+const full = {
+  CNI_COMMAND: 'ADD',
+  CNI_CONTAINERID: 'abc',
+  CNI_NETNS: '/run/netns/x',
+  CNI_IFNAME: 'eth0',
+  CNI_PATH: '/opt/cni/bin:/usr/lib/cni',
+};
 
 describe('parseEnv', () => {
   it('parses a complete ADD environment', () => {
@@ -39,7 +45,9 @@ describe('parseEnv', () => {
   }
 
   it('names every missing variable at once', () => {
-    expect(cniFailure(() => parseEnv({ CNI_COMMAND: 'ADD' })).message).toBe('required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing');
+    expect(cniFailure(() => parseEnv({ CNI_COMMAND: 'ADD' })).message).toBe(
+      'required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing',
+    );
   });
 
   it('DEL needs no CNI_NETNS; GC, STATUS and VERSION need no attachment variables', () => {

@@ -7,7 +7,14 @@ const full: Result = {
   interfaces: [
     { name: 'cni0', mac: '0a:58:0a:f4:01:01', mtu: 1450 },
     { name: 'veth1a2b3c4d', mac: '12:34:56:78:9a:bc', mtu: 1450 },
-    { name: 'eth0', mac: '0a:58:0a:f4:01:05', mtu: 1450, sandbox: '/run/netns/p', socketPath: '/s.sock', pciID: '0000:00:01.0' },
+    {
+      name: 'eth0',
+      mac: '0a:58:0a:f4:01:05',
+      mtu: 1450,
+      sandbox: '/run/netns/p',
+      socketPath: '/s.sock',
+      pciID: '0000:00:01.0',
+    },
   ],
   ips: [
     { address: '10.244.1.5/24', gateway: '10.244.1.1', interface: 2 },
@@ -17,7 +24,12 @@ const full: Result = {
     { dst: '0.0.0.0/0', gw: '10.244.1.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 },
     { dst: '::/0' },
   ],
-  dns: { nameservers: ['10.96.0.10'], domain: 'cluster.local', search: ['default.svc.cluster.local'], options: ['ndots:5'] },
+  dns: {
+    nameservers: ['10.96.0.10'],
+    domain: 'cluster.local',
+    search: ['default.svc.cluster.local'],
+    options: ['ndots:5'],
+  },
 };
 
 describe('resultToVersion', () => {

@@ -40,7 +40,8 @@ async function run(env: NodeJS.ProcessEnv, stdin: string, fail?: CniError): Prom
 }
 
 const attach = { CNI_CONTAINERID: 'c1', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
-const conf = (v: string, extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: v, name: 'net', type: 'test', ...extra });
+const conf = (v: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ cniVersion: v, name: 'net', type: 'test', ...extra });
 
 describe('runCni', () => {
   it('prints the about text on stderr and exits 0 without CNI_COMMAND', async () => {
@@ -53,7 +54,10 @@ describe('runCni', () => {
 
   it('VERSION echoes the given cniVersion and lists the versions', async () => {
     const r = await run({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"0.4.0"}');
-    expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    expect(JSON.parse(r.stdout)).toEqual({
+      cniVersion: '0.4.0',
+      supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'],
+    });
     const empty = await run({ CNI_COMMAND: 'VERSION' }, '');
     expect(JSON.parse(empty.stdout).cniVersion).toBe('1.1.0');
   });
@@ -98,7 +102,13 @@ describe('runCni', () => {
     ['ipam not an object', { CNI_COMMAND: 'ADD', ...attach }, conf('1.0.0', { ipam: 3 }), 7, /ipam/],
     ['unknown command', { CNI_COMMAND: 'ATTACH', ...attach }, conf('1.0.0'), 4, /unknown CNI_COMMAND/],
     ['missing env', { CNI_COMMAND: 'ADD' }, conf('1.0.0'), 4, /CNI_CONTAINERID/],
-    ['malformed prevResult', { CNI_COMMAND: 'ADD', ...attach }, conf('1.0.0', { prevResult: { ips: [{ address: 'x' }] } }), 6, /prevResult/],
+    [
+      'malformed prevResult',
+      { CNI_COMMAND: 'ADD', ...attach },
+      conf('1.0.0', { prevResult: { ips: [{ address: 'x' }] } }),
+      6,
+      /prevResult/,
+    ],
   ];
   for (const [name, env, stdin, code, msg] of cases) {
     it(`${name} is code ${code}`, async () => {
@@ -113,7 +123,11 @@ describe('runCni', () => {
   }
 
   it('stamps errors with the request cniVersion and keeps details', async () => {
-    const r = await run({ CNI_COMMAND: 'ADD', ...attach }, conf('0.4.0'), new CniError(ErrorCode.TryAgainLater, 'not yet', 'why'));
+    const r = await run(
+      { CNI_COMMAND: 'ADD', ...attach },
+      conf('0.4.0'),
+      new CniError(ErrorCode.TryAgainLater, 'not yet', 'why'),
+    );
     expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '0.4.0', code: 11, msg: 'not yet', details: 'why' });
   });
 
@@ -123,7 +137,12 @@ describe('runCni', () => {
     p.add = async () => {
       throw new Error('boom');
     };
-    const code = await runCni('CNI test plugin', async () => p, { env: { CNI_COMMAND: 'ADD', ...attach }, readStdin: () => conf('1.0.0'), writeStdout: (s) => (out.stdout += s), writeStderr: () => {} });
+    const code = await runCni('CNI test plugin', async () => p, {
+      env: { CNI_COMMAND: 'ADD', ...attach },
+      readStdin: () => conf('1.0.0'),
+      writeStdout: (s) => (out.stdout += s),
+      writeStderr: () => {},
+    });
     expect(code).toBe(1);
     expect(JSON.parse(out.stdout)).toMatchObject({ code: 999, msg: 'boom' });
   });

@@ -6,12 +6,26 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, renameSync, utimesSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chooseListVersions, findPlugin, parseVersionAnswer, PluginVersionCache, type PluginReport } from '../../src/install/conflist-versions.ts';
+import {
+  chooseListVersions,
+  findPlugin,
+  parseVersionAnswer,
+  PluginVersionCache,
+  type PluginReport,
+} from '../../src/install/conflist-versions.ts';
 import { SUPPORTED_VERSIONS } from '../../src/cni/versions.ts';
 import { libcniPick } from '../support/libcni.ts';
 
-const strand: PluginReport = { type: 'strand', path: '/opt/cni/bin/strand', answer: { versions: [...SUPPORTED_VERSIONS] } };
-const portmap = (versions: string[]): PluginReport => ({ type: 'portmap', path: '/opt/cni/bin/portmap', answer: { versions } });
+const strand: PluginReport = {
+  type: 'strand',
+  path: '/opt/cni/bin/strand',
+  answer: { versions: [...SUPPORTED_VERSIONS] },
+};
+const portmap = (versions: string[]): PluginReport => ({
+  type: 'portmap',
+  path: '/opt/cni/bin/portmap',
+  answer: { versions },
+});
 const REF_1_1_1 = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0'];
 const REF_1_5 = [...REF_1_1_1, '1.1.0'];
 
@@ -47,27 +61,48 @@ describe('chooseListVersions', () => {
       expect(plan.chained).toEqual([]);
       expect(plan.versions).toEqual({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
       expect(plan.problems).toHaveLength(1);
-      expect(plan.problems[0]).toMatch(/^CNI plugin portmap .*left out of the configuration list, so what it does \(hostPort mappings\) is missing on this node$/);
+      expect(plan.problems[0]).toMatch(
+        /^CNI plugin portmap .*left out of the configuration list, so what it does \(hostPort mappings\) is missing on this node$/,
+      );
     }
   });
 
-  it('an installed strand of fewer versions limits the list; one that does not answer is a problem, with this code\'s versions', () => {
-    const older: PluginReport = { type: 'strand', path: '/opt/cni/bin/strand', answer: { versions: ['0.3.1', '0.4.0', '1.0.0'] } };
-    expect(chooseListVersions(older, [portmap(REF_1_5)]).versions).toEqual({ cniVersion: '1.0.0', cniVersions: ['0.3.1', '0.4.0', '1.0.0'] });
-    const broken: PluginReport = { type: 'strand', path: '/opt/cni/bin/strand', answer: { problem: 'failed on VERSION (exit status 1)' } };
+  it("an installed strand of fewer versions limits the list; one that does not answer is a problem, with this code's versions", () => {
+    const older: PluginReport = {
+      type: 'strand',
+      path: '/opt/cni/bin/strand',
+      answer: { versions: ['0.3.1', '0.4.0', '1.0.0'] },
+    };
+    expect(chooseListVersions(older, [portmap(REF_1_5)]).versions).toEqual({
+      cniVersion: '1.0.0',
+      cniVersions: ['0.3.1', '0.4.0', '1.0.0'],
+    });
+    const broken: PluginReport = {
+      type: 'strand',
+      path: '/opt/cni/bin/strand',
+      answer: { problem: 'failed on VERSION (exit status 1)' },
+    };
     const plan = chooseListVersions(broken, [portmap(REF_1_1_1)]);
     expect(plan.versions.cniVersions).toEqual(['0.3.1', '0.4.0', '1.0.0']);
     expect(plan.chained).toEqual(['portmap']);
-    expect(plan.problems).toEqual(['CNI plugin strand (/opt/cni/bin/strand): failed on VERSION (exit status 1); assuming the versions this build implements']);
+    expect(plan.problems).toEqual([
+      'CNI plugin strand (/opt/cni/bin/strand): failed on VERSION (exit status 1); assuming the versions this build implements',
+    ]);
   });
 });
 
 describe('parseVersionAnswer (libcni PluginDecoder)', () => {
   it('takes supportedVersions, drops what is no version, and knows 0.2.0 answers without a list', () => {
-    expect(parseVersionAnswer('{"cniVersion":"1.0.0","supportedVersions":["0.3.1","1.0.0","x"]}')).toEqual({ versions: ['0.3.1', '1.0.0'] });
+    expect(parseVersionAnswer('{"cniVersion":"1.0.0","supportedVersions":["0.3.1","1.0.0","x"]}')).toEqual({
+      versions: ['0.3.1', '1.0.0'],
+    });
     expect(parseVersionAnswer('{"cniVersion":"0.2.0"}')).toEqual({ versions: ['0.1.0', '0.2.0'] });
-    expect(parseVersionAnswer('{"cniVersion":"1.0.0"}')).toEqual({ problem: 'answered VERSION without supportedVersions' });
-    expect(parseVersionAnswer('{"supportedVersions":["1.0.0"]}')).toMatchObject({ problem: expect.stringContaining('without a cniVersion') });
+    expect(parseVersionAnswer('{"cniVersion":"1.0.0"}')).toEqual({
+      problem: 'answered VERSION without supportedVersions',
+    });
+    expect(parseVersionAnswer('{"supportedVersions":["1.0.0"]}')).toMatchObject({
+      problem: expect.stringContaining('without a cniVersion'),
+    });
     expect(parseVersionAnswer('hello')).toMatchObject({ problem: expect.stringContaining('not JSON') });
   });
 });
@@ -86,7 +121,11 @@ describe('PluginVersionCache', () => {
   it('runs a plugin once while its file is unchanged, again when it is replaced or touched', async () => {
     plugin('portmap', `echo '{"cniVersion":"1.0.0","supportedVersions":["0.3.1","1.0.0"]}'`);
     const cache = new PluginVersionCache();
-    expect(await cache.report('portmap', [dir])).toEqual({ type: 'portmap', path: join(dir, 'portmap'), answer: { versions: ['0.3.1', '1.0.0'] } });
+    expect(await cache.report('portmap', [dir])).toEqual({
+      type: 'portmap',
+      path: join(dir, 'portmap'),
+      answer: { versions: ['0.3.1', '1.0.0'] },
+    });
     await cache.report('portmap', [dir]);
     expect(cache.runs).toBe(1);
     // Replaced by rename (a package upgrade): a new inode.
@@ -111,8 +150,12 @@ describe('PluginVersionCache', () => {
     // What it started went with it (its process group was killed).
     const sleeper = Number(readFileSync(join(dir, 'slow.pid'), 'utf8'));
     await new Promise((r) => setTimeout(r, 100));
-    expect(existsSync(`/proc/${sleeper}`) && !readFileSync(`/proc/${sleeper}/stat`, 'utf8').includes(') Z ')).toBe(false);
-    expect((await cache.report('bad', [dir])).answer).toEqual({ problem: 'failed on VERSION (exit status 1): {"code":4,"msg":"nope"}' });
+    expect(existsSync(`/proc/${sleeper}`) && !readFileSync(`/proc/${sleeper}/stat`, 'utf8').includes(') Z ')).toBe(
+      false,
+    );
+    expect((await cache.report('bad', [dir])).answer).toEqual({
+      problem: 'failed on VERSION (exit status 1): {"code":4,"msg":"nope"}',
+    });
     expect((await cache.report('ancient', [dir])).answer).toEqual({ versions: ['0.1.0'] });
     const runs = cache.runs;
     await cache.report('bad', [dir]);

@@ -2,7 +2,17 @@
 // (desiredState), and which operations turn what the kernel holds into that (planChanges).
 import { describe, expect, it } from 'vitest';
 import { PrefixClaims } from '../../src/datapath/cidr.ts';
-import { desiredState, planChanges, vtepMacFor, vxlanOverhead, type ActualState, type DatapathMode, type DesiredInput, type Devices, type Peer } from '../../src/datapath/index.ts';
+import {
+  desiredState,
+  planChanges,
+  vtepMacFor,
+  vxlanOverhead,
+  type ActualState,
+  type DatapathMode,
+  type DesiredInput,
+  type Devices,
+  type Peer,
+} from '../../src/datapath/index.ts';
 
 const VXLAN: DatapathMode = { kind: 'vxlan', directRouting: false, vtepMac: '0e:00:00:00:00:01', vtepFamily: 4 };
 const HOST_GW: DatapathMode = { kind: 'host-gw' };
@@ -12,7 +22,13 @@ function input(mode: DatapathMode, opts: Partial<DesiredInput> = {}): DesiredInp
 }
 
 function peer(n: number, extra: Partial<Peer> = {}): Peer {
-  return { name: `n${n}`, underlayIps: [`198.18.0.${n}`], podCidrs: [`10.244.${n}.0/24`], vtepMac: `0e:00:00:00:00:0${n}`, ...extra };
+  return {
+    name: `n${n}`,
+    underlayIps: [`198.18.0.${n}`],
+    podCidrs: [`10.244.${n}.0/24`],
+    vtepMac: `0e:00:00:00:00:0${n}`,
+    ...extra,
+  };
 }
 
 describe('desiredState, VXLAN', () => {
@@ -49,17 +65,28 @@ describe('desiredState, VXLAN', () => {
   });
 
   it('a peer without a VTEP MAC, or without an endpoint of the VTEP family, gets nothing and a reason', () => {
-    const d = desiredState(input(VXLAN), [peer(2, { vtepMac: undefined, backend: 'host-gw' }), peer(3, { underlayIps: ['2001:db8::3'] }), peer(4)]);
+    const d = desiredState(input(VXLAN), [
+      peer(2, { vtepMac: undefined, backend: 'host-gw' }),
+      peer(3, { underlayIps: ['2001:db8::3'] }),
+      peer(4),
+    ]);
     expect(d.routes.map((r) => r.peer)).toEqual(['n4']);
     expect(d.fdb.map((r) => r.peer)).toEqual(['n4']);
     expect(d.problems).toEqual([
-      { peer: 'n2', message: 'node n2: no VTEP MAC (annotation strand.dev/vtep-mac) (it runs host-gw); no VXLAN entries' },
+      {
+        peer: 'n2',
+        message: 'node n2: no VTEP MAC (annotation strand.dev/vtep-mac) (it runs host-gw); no VXLAN entries',
+      },
       { peer: 'n3', message: 'node n3: no IPv4 underlay address for the VXLAN endpoint; no VXLAN entries' },
     ]);
   });
 
-  it('a VTEP MAC claimed twice (or this node\'s) is a conflict: the first peer by name keeps it', () => {
-    const d = desiredState(input(VXLAN), [peer(3, { vtepMac: '0e:00:00:00:00:02' }), peer(2), peer(4, { vtepMac: '0e:00:00:00:00:01' })]);
+  it("a VTEP MAC claimed twice (or this node's) is a conflict: the first peer by name keeps it", () => {
+    const d = desiredState(input(VXLAN), [
+      peer(3, { vtepMac: '0e:00:00:00:00:02' }),
+      peer(2),
+      peer(4, { vtepMac: '0e:00:00:00:00:01' }),
+    ]);
     expect(d.fdb.map((e) => e.peer)).toEqual(['n2']);
     expect(d.problems.map((p) => p.message)).toEqual([
       "node n3: VTEP MAC 0e:00:00:00:00:02 is also node n2's; no VXLAN entries",
@@ -68,7 +95,11 @@ describe('desiredState, VXLAN', () => {
   });
 
   it('overlapping pod CIDRs: with this node, or with an earlier peer', () => {
-    const d = desiredState(input(VXLAN), [peer(2, { podCidrs: ['10.244.0.0/16'] }), peer(3), peer(4, { podCidrs: ['10.244.3.128/25'] })]);
+    const d = desiredState(input(VXLAN), [
+      peer(2, { podCidrs: ['10.244.0.0/16'] }),
+      peer(3),
+      peer(4, { podCidrs: ['10.244.3.128/25'] }),
+    ]);
     expect(d.routes.map((r) => r.dst)).toEqual(['10.244.3.0/24']);
     expect(d.problems.map((p) => p.message)).toEqual([
       "node n2: pod CIDR 10.244.0.0/16 overlaps this node's 10.244.1.0/24; no route",
@@ -91,7 +122,11 @@ describe('desiredState, VXLAN', () => {
           const d = desiredState(input(mode), [bad(name), n3, peer(2, { createdAt: T0 })]);
           expect(d.routes.map((r) => `${r.peer} ${r.dst}`)).toEqual(['n2 10.244.2.0/24', 'n3 10.244.3.0/24']);
           expect(d.problems).toEqual([
-            { peer: name, overlaps: { cidr: '10.244.3.0/24', node: 'n3' }, message: `node ${name}: pod CIDR 10.244.3.0/25 overlaps node n3's 10.244.3.0/24; no route` },
+            {
+              peer: name,
+              overlaps: { cidr: '10.244.3.0/24', node: 'n3' },
+              message: `node ${name}: pod CIDR 10.244.3.0/25 overlaps node n3's 10.244.3.0/24; no route`,
+            },
           ]);
           if (mode.kind === 'vxlan') expect(d.fdb.map((e) => e.peer)).toEqual(['n2', 'n3']);
         }
@@ -101,7 +136,9 @@ describe('desiredState, VXLAN', () => {
     it('a /23 around the /24 is refused the same way', () => {
       const d = desiredState(input(VXLAN), [bad('a-bad', ['10.244.2.0/23']), n3]);
       expect(d.routes.map((r) => r.peer)).toEqual(['n3']);
-      expect(d.problems.map((p) => p.message)).toEqual(["node a-bad: pod CIDR 10.244.2.0/23 overlaps node n3's 10.244.3.0/24; no route"]);
+      expect(d.problems.map((p) => p.message)).toEqual([
+        "node a-bad: pod CIDR 10.244.2.0/23 overlaps node n3's 10.244.3.0/24; no route",
+      ]);
     });
 
     it('the older Node wins even when it sorts after the newer one and the newer one is well formed', () => {
@@ -121,10 +158,16 @@ describe('desiredState, VXLAN', () => {
     });
 
     it("a Node inside this node's own CIDR is refused whatever its age", () => {
-      const d = desiredState(input(HOST_GW), [{ ...bad('a-bad', ['10.244.1.128/25']), createdAt: '2000-01-01T00:00:00Z' }]);
+      const d = desiredState(input(HOST_GW), [
+        { ...bad('a-bad', ['10.244.1.128/25']), createdAt: '2000-01-01T00:00:00Z' },
+      ]);
       expect(d.routes).toEqual([]);
       expect(d.problems).toEqual([
-        { peer: 'a-bad', overlaps: { cidr: '10.244.1.0/24', node: 'n1' }, message: "node a-bad: pod CIDR 10.244.1.128/25 overlaps this node's 10.244.1.0/24; no route" },
+        {
+          peer: 'a-bad',
+          overlaps: { cidr: '10.244.1.0/24', node: 'n1' },
+          message: "node a-bad: pod CIDR 10.244.1.128/25 overlaps this node's 10.244.1.0/24; no route",
+        },
       ]);
     });
 
@@ -132,21 +175,38 @@ describe('desiredState, VXLAN', () => {
       const local = { name: 'n1', podCidrs: ['10.244.1.0/24'], serviceCidrs: ['10.96.0.0/12'] };
       const d = desiredState(input(VXLAN, { local }), [bad('a-bad', ['10.96.5.0/24']), n3]);
       expect(d.routes.map((r) => r.peer)).toEqual(['n3']);
-      expect(d.problems.map((p) => p.message)).toEqual(['node a-bad: pod CIDR 10.96.5.0/24 overlaps the service range 10.96.0.0/12; no route']);
+      expect(d.problems.map((p) => p.message)).toEqual([
+        'node a-bad: pod CIDR 10.96.5.0/24 overlaps the service range 10.96.0.0/12; no route',
+      ]);
       expect(d.problems[0]?.overlaps).toEqual({ cidr: '10.96.0.0/12' });
       const inside = desiredState(input(VXLAN, { local: { ...local, serviceCidrs: ['10.244.0.0/16'] } }), [n3]);
       // A service range around this node's own CIDR is wrong: said, and not held against the peers.
-      expect(inside.problems.map((p) => p.message)).toEqual(["this node's pod CIDR 10.244.1.0/24 overlaps the service range 10.244.0.0/16; that range is not checked"]);
+      expect(inside.problems.map((p) => p.message)).toEqual([
+        "this node's pod CIDR 10.244.1.0/24 overlaps the service range 10.244.0.0/16; that range is not checked",
+      ]);
       expect(inside.routes.map((r) => r.peer)).toEqual(['n3']);
     });
 
     it('IPv6: the newer /80 inside an older /64 is refused, the IPv4 route of the same Node stays', () => {
       const local = { name: 'n1', podCidrs: ['10.244.1.0/24', 'fd00:1::/64'] };
-      const old = peer(3, { podCidrs: ['10.244.3.0/24', 'fd00:3::/64'], underlayIps: ['198.18.0.3', '2001:db8::3'], createdAt: T0 });
-      const newer = { ...bad('a-bad', ['10.244.9.0/24', 'fd00:3:0:0:1::/80']), underlayIps: ['198.18.0.9', '2001:db8::9'] };
+      const old = peer(3, {
+        podCidrs: ['10.244.3.0/24', 'fd00:3::/64'],
+        underlayIps: ['198.18.0.3', '2001:db8::3'],
+        createdAt: T0,
+      });
+      const newer = {
+        ...bad('a-bad', ['10.244.9.0/24', 'fd00:3:0:0:1::/80']),
+        underlayIps: ['198.18.0.9', '2001:db8::9'],
+      };
       const d = desiredState(input(VXLAN, { local }), [newer, old]);
-      expect(d.routes.map((r) => `${r.peer} ${r.dst}`)).toEqual(['a-bad 10.244.9.0/24', 'n3 10.244.3.0/24', 'n3 fd00:3::/64']);
-      expect(d.problems.map((p) => p.message)).toEqual(["node a-bad: pod CIDR fd00:3:0:0:1::/80 overlaps node n3's fd00:3::/64; no route"]);
+      expect(d.routes.map((r) => `${r.peer} ${r.dst}`)).toEqual([
+        'a-bad 10.244.9.0/24',
+        'n3 10.244.3.0/24',
+        'n3 fd00:3::/64',
+      ]);
+      expect(d.problems.map((p) => p.message)).toEqual([
+        "node a-bad: pod CIDR fd00:3:0:0:1::/80 overlaps node n3's fd00:3::/64; no route",
+      ]);
     });
 
     it('every node computes the same owner: the one that cannot route to the older Node still refuses the newer', () => {
@@ -160,15 +220,25 @@ describe('desiredState, VXLAN', () => {
   it('a pod CIDR of a family this node has none of is skipped with a reason', () => {
     const d = desiredState(input(VXLAN), [peer(2, { podCidrs: ['10.244.2.0/24', 'fd00:2::/64'] })]);
     expect(d.routes.map((r) => r.dst)).toEqual(['10.244.2.0/24']);
-    expect(d.problems.map((p) => p.message)).toEqual(['node n2: pod CIDR fd00:2::/64 is IPv6 but this node has no IPv6 pod CIDR; no route']);
+    expect(d.problems.map((p) => p.message)).toEqual([
+      'node n2: pod CIDR fd00:2::/64 is IPv6 but this node has no IPv6 pod CIDR; no route',
+    ]);
   });
 
   it('a peer built by hand is read in canonical form; malformed values are dropped with a reason', () => {
     const d = desiredState(input(VXLAN, { local: { name: 'n1', podCidrs: ['10.244.1.0/24', 'fd00:1::/64'] } }), [
-      { name: 'n2', podCidrs: ['10.244.2.9/24', 'FD00:2:0::/64', 'nonsense'], underlayIps: ['198.18.0.2', 'x'], vtepMac: '0E:00:00:00:00:02' },
+      {
+        name: 'n2',
+        podCidrs: ['10.244.2.9/24', 'FD00:2:0::/64', 'nonsense'],
+        underlayIps: ['198.18.0.2', 'x'],
+        vtepMac: '0E:00:00:00:00:02',
+      },
       { name: 'n3', podCidrs: ['10.244.3.0/24'], underlayIps: ['198.18.0.3'], vtepMac: 'ff:ff:ff:ff:ff:ff' },
     ]);
-    expect(d.routes.map((r) => `${r.dst} via ${r.gateway}`)).toEqual(['10.244.2.0/24 via 10.244.2.0', 'fd00:2::/64 via fd00:2::']);
+    expect(d.routes.map((r) => `${r.dst} via ${r.gateway}`)).toEqual([
+      '10.244.2.0/24 via 10.244.2.0',
+      'fd00:2::/64 via fd00:2::',
+    ]);
     expect(d.fdb).toEqual([{ peer: 'n2', mac: '0e:00:00:00:00:02', dst: '198.18.0.2' }]);
     expect(d.problems.map((p) => p.message)).toEqual([
       'node n2: malformed pod CIDR "nonsense"; no route',
@@ -203,7 +273,11 @@ describe('desiredState, VXLAN', () => {
 describe('desiredState, host-gw', () => {
   it('a route via the underlay address per pod CIDR; no neighbours, no FDB', () => {
     const local = { name: 'n1', podCidrs: ['10.244.1.0/24', 'fd00:1::/64'] };
-    const p = peer(2, { podCidrs: ['10.244.2.0/24', 'fd00:2::/64'], underlayIps: ['198.18.0.2', '2001:db8::2'], vtepMac: undefined });
+    const p = peer(2, {
+      podCidrs: ['10.244.2.0/24', 'fd00:2::/64'],
+      underlayIps: ['198.18.0.2', '2001:db8::2'],
+      vtepMac: undefined,
+    });
     const d = desiredState(input(HOST_GW, { local, underlayPrefixes: ['198.18.0.0/24', '2001:db8::/64'] }), [p]);
     expect(d).toEqual({
       routes: [
@@ -235,7 +309,13 @@ const EMPTY: ActualState = { routes: [], neighbours: [], fdb: [] };
 function actualFor(peers: Peer[]): ActualState {
   const d = desiredState(input(VXLAN), peers);
   return {
-    routes: d.routes.map((r) => ({ dst: r.dst, gateway: r.gateway, oif: r.dev === 'vxlan' ? 5 : 2, onlink: r.onlink, metric: undefined })),
+    routes: d.routes.map((r) => ({
+      dst: r.dst,
+      gateway: r.gateway,
+      oif: r.dev === 'vxlan' ? 5 : 2,
+      onlink: r.onlink,
+      metric: undefined,
+    })),
     neighbours: d.neighbours.map((n) => ({ ip: n.ip, mac: n.mac, permanent: true })),
     fdb: d.fdb.map((f) => ({ mac: f.mac, dst: f.dst })),
   };
@@ -273,11 +353,13 @@ describe('planChanges', () => {
     });
   });
 
-  it('a peer\'s underlay address changed: its FDB entry is replaced, nothing else', () => {
-    expect(summary([peer(2, { underlayIps: ['198.18.0.22'] })], actualFor([peer(2)])).ops).toEqual(['replace fdb 0e:00:00:00:00:02 dev strand.1 dst 198.18.0.22 self permanent']);
+  it("a peer's underlay address changed: its FDB entry is replaced, nothing else", () => {
+    expect(summary([peer(2, { underlayIps: ['198.18.0.22'] })], actualFor([peer(2)])).ops).toEqual([
+      'replace fdb 0e:00:00:00:00:02 dev strand.1 dst 198.18.0.22 self permanent',
+    ]);
   });
 
-  it('a peer\'s VTEP MAC changed: new FDB entry, neighbour replaced, old FDB entry removed last', () => {
+  it("a peer's VTEP MAC changed: new FDB entry, neighbour replaced, old FDB entry removed last", () => {
     expect(summary([peer(2, { vtepMac: '0e:00:00:00:00:22' })], actualFor([peer(2)])).ops).toEqual([
       'add fdb 0e:00:00:00:00:22 dev strand.1 dst 198.18.0.2 self permanent',
       'replace neighbour 10.244.2.0 lladdr 0e:00:00:00:00:22 dev strand.1',
@@ -285,7 +367,7 @@ describe('planChanges', () => {
     ]);
   });
 
-  it('a peer\'s pod CIDR changed: new route and neighbour, old ones removed', () => {
+  it("a peer's pod CIDR changed: new route and neighbour, old ones removed", () => {
     expect(summary([peer(2, { podCidrs: ['10.244.20.0/24'] })], actualFor([peer(2)])).ops).toEqual([
       'delete route 10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink',
       'add neighbour 10.244.20.0 lladdr 0e:00:00:00:00:02 dev strand.1',
@@ -308,7 +390,10 @@ describe('planChanges', () => {
     actual.routes.push({ dst: '10.244.2.0/24', gateway: '10.244.2.0', oif: 5, onlink: true, metric: 100 });
     actual.fdb.unshift({ mac: '0e:00:00:00:00:02', dst: '198.18.0.99' });
     expect(summary([peer(2)], actual)).toEqual({
-      ops: ['delete route 10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink metric 100', 'delete fdb 0e:00:00:00:00:02 dev strand.1 dst 198.18.0.99 self permanent'],
+      ops: [
+        'delete route 10.244.2.0/24 via 10.244.2.0 dev strand.1 onlink metric 100',
+        'delete fdb 0e:00:00:00:00:02 dev strand.1 dst 198.18.0.99 self permanent',
+      ],
       unchanged: 3,
     });
   });
@@ -319,7 +404,9 @@ describe('planChanges', () => {
       { ip: '10.244.2.0', mac: undefined, permanent: false },
       { ip: '10.244.9.0', mac: undefined, permanent: false },
     ];
-    expect(summary([peer(2)], actual).ops).toEqual(['replace neighbour 10.244.2.0 lladdr 0e:00:00:00:00:02 dev strand.1']);
+    expect(summary([peer(2)], actual).ops).toEqual([
+      'replace neighbour 10.244.2.0 lladdr 0e:00:00:00:00:02 dev strand.1',
+    ]);
   });
 
   it('IPv6 routes carry metric 1024 by default and are not duplicates', () => {
@@ -335,9 +422,16 @@ describe('planChanges', () => {
   });
 
   it('host-gw: stale Strand routes through any device are removed', () => {
-    const actual: ActualState = { routes: [{ dst: '10.244.7.0/24', gateway: '10.244.7.0', oif: 9, onlink: true, metric: undefined }], neighbours: [], fdb: [] };
+    const actual: ActualState = {
+      routes: [{ dst: '10.244.7.0/24', gateway: '10.244.7.0', oif: 9, onlink: true, metric: undefined }],
+      neighbours: [],
+      fdb: [],
+    };
     const plan = planChanges(desiredState(input(HOST_GW), [peer(2)]), actual, { underlay: DEVICES.underlay });
-    expect(plan.ops.map((o) => `${o.action} ${o.object} ${o.detail}`)).toEqual(['delete route 10.244.7.0/24 via 10.244.7.0 dev #9 onlink', 'add route 10.244.2.0/24 via 198.18.0.2 dev eth0']);
+    expect(plan.ops.map((o) => `${o.action} ${o.object} ${o.detail}`)).toEqual([
+      'delete route 10.244.7.0/24 via 10.244.7.0 dev #9 onlink',
+      'add route 10.244.2.0/24 via 198.18.0.2 dev eth0',
+    ]);
   });
 });
 

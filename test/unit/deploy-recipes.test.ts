@@ -23,14 +23,39 @@ const readme = read('README.md');
 const dockerfile = read('Dockerfile');
 
 // kind's v1alpha4 Cluster (sigs.k8s.io/kind/pkg/apis/config/v1alpha4/types.go), strict like kind.
-const patchJSON6902 = z.object({ group: z.string(), version: z.string(), kind: z.string(), patch: z.string() }).strict();
+const patchJSON6902 = z
+  .object({ group: z.string(), version: z.string(), kind: z.string(), patch: z.string() })
+  .strict();
 const kindNode = z
   .object({
     role: z.enum(['control-plane', 'worker']),
     image: z.string().optional(),
     labels: z.record(z.string(), z.string()).optional(),
-    extraMounts: z.array(z.object({ containerPath: z.string(), hostPath: z.string(), readOnly: z.boolean().optional(), selinuxRelabel: z.boolean().optional(), propagation: z.string().optional() }).strict()).optional(),
-    extraPortMappings: z.array(z.object({ containerPort: z.number().int(), hostPort: z.number().int().optional(), listenAddress: z.string().optional(), protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional() }).strict()).optional(),
+    extraMounts: z
+      .array(
+        z
+          .object({
+            containerPath: z.string(),
+            hostPath: z.string(),
+            readOnly: z.boolean().optional(),
+            selinuxRelabel: z.boolean().optional(),
+            propagation: z.string().optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+    extraPortMappings: z
+      .array(
+        z
+          .object({
+            containerPort: z.number().int(),
+            hostPort: z.number().int().optional(),
+            listenAddress: z.string().optional(),
+            protocol: z.enum(['TCP', 'UDP', 'SCTP']).optional(),
+          })
+          .strict(),
+      )
+      .optional(),
     kubeadmConfigPatches: z.array(z.string()).optional(),
     kubeadmConfigPatchesJSON6902: z.array(patchJSON6902).optional(),
   })
@@ -73,31 +98,39 @@ describe('deploy/kind-config.yaml (kind v1alpha4 Cluster)', () => {
     expect(kindCluster.safeParse({ ...kindConfig, nodes: [{ role: 'master' }] }).success).toBe(false);
   });
 
-  it('turns kind\'s CNI off and has one control plane and two workers', () => {
+  it("turns kind's CNI off and has one control plane and two workers", () => {
     expect(kindConfig.networking?.disableDefaultCNI).toBe(true);
     expect(kindConfig.nodes?.map((n) => n.role)).toEqual(['control-plane', 'worker', 'worker']);
   });
 
-  it('gives pods the agent\'s cluster-cidr from the manifest, and services a subnet outside it', async () => {
+  it("gives pods the agent's cluster-cidr from the manifest, and services a subnet outside it", async () => {
     const toml = docs.find((d) => d?.kind === 'ConfigMap').data['agent.toml'] as string;
-    const config = await loadAgentConfig({ flags: { config: '/etc/strand/agent.toml' }, env: { NODE_NAME: 'kind-worker' }, readFile: () => toml });
+    const config = await loadAgentConfig({
+      flags: { config: '/etc/strand/agent.toml' },
+      env: { NODE_NAME: 'kind-worker' },
+      readFile: () => toml,
+    });
     const pods = (kindConfig.networking?.podSubnet ?? '').split(',').map((c) => normalizeCidr(c.trim()));
     expect(pods).toEqual(config.clusterCIDRs);
     const services = (kindConfig.networking?.serviceSubnet ?? '').split(',').map((c) => c.trim());
     expect(services.length).toBeGreaterThan(0);
-    for (const s of services) for (const p of config.clusterCIDRs) expect(cidrsOverlap(s, p), `${s} and ${p}`).toBe(false);
+    for (const s of services)
+      for (const p of config.clusterCIDRs) expect(cidrsOverlap(s, p), `${s} and ${p}`).toBe(false);
   });
 });
 
 describe('one image across the manifest, the Dockerfile and the README', () => {
-  const images = new Set([...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers].map((c: any) => c.image as string));
+  const images = new Set(
+    [...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers].map((c: any) => c.image as string),
+  );
   const image = [...images][0] as string;
 
   it('the manifest runs one image, with a tag (IfNotPresent finds the loaded one)', () => {
     expect(images.size).toBe(1);
     expect(image).toMatch(/^[a-z0-9.-]+(\/[a-z0-9._-]+)+:[\w][\w.-]*$/);
     expect(image.endsWith(':latest')).toBe(false);
-    for (const c of [...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers]) expect(c.imagePullPolicy ?? 'IfNotPresent').toBe('IfNotPresent');
+    for (const c of [...ds.spec.template.spec.initContainers, ...ds.spec.template.spec.containers])
+      expect(c.imagePullPolicy ?? 'IfNotPresent').toBe('IfNotPresent');
   });
 
   it('the Dockerfile documents building that tag, and the README builds and loads it', () => {
@@ -111,11 +144,12 @@ describe('one image across the manifest, the Dockerfile and the README', () => {
     expect(new Set(named)).toEqual(new Set([image]));
   });
 
-  it('the README\'s commands name files that exist', () => {
+  it("the README's commands name files that exist", () => {
     expect(readme).toContain('kind create cluster --name strand --config deploy/kind-config.yaml');
     expect(readme).toContain('minikube start --driver=docker --nodes 3 --cni=deploy/strand.yaml');
     expect(readme).toContain('kubectl apply -f deploy/strand.yaml');
-    for (const f of ['deploy/kind-config.yaml', 'deploy/strand.yaml', 'Dockerfile']) expect(existsSync(new URL(f, root)), f).toBe(true);
+    for (const f of ['deploy/kind-config.yaml', 'deploy/strand.yaml', 'Dockerfile'])
+      expect(existsSync(new URL(f, root)), f).toBe(true);
   });
 
   it('the kind recipe installs the ClusterNetworkPolicy CRD from its v0.2.0 release before the manifest', () => {

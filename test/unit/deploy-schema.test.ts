@@ -56,9 +56,13 @@ function modelType(name: string): Model | undefined {
  */
 function unknownFields(value: unknown, type: string, path: string): string[] {
   const array = /^Array<(.+)>$/.exec(type);
-  if (array) return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, array[1] as string, `${path}[${i}]`)) : [];
+  if (array)
+    return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, array[1] as string, `${path}[${i}]`)) : [];
   const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
-  if (map) return value && typeof value === 'object' ? Object.entries(value).flatMap(([k, v]) => unknownFields(v, map[1] as string, `${path}.${k}`)) : [];
+  if (map)
+    return value && typeof value === 'object'
+      ? Object.entries(value).flatMap(([k, v]) => unknownFields(v, map[1] as string, `${path}.${k}`))
+      : [];
   const model = modelType(type);
   if (!model || !value || typeof value !== 'object' || Array.isArray(value)) return [];
   const attrs = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
@@ -99,7 +103,9 @@ describe('the checks refuse what the API server refuses', () => {
   it('a wrong type, a missing required field', async () => {
     const port = daemonSet();
     port.spec.template.spec.containers[0].ports[0].containerPort = 'health';
-    expect(await schemaErrors(port)).toMatch(/\/spec\/template\/spec\/containers\/0\/ports\/0\/containerPort must be integer/);
+    expect(await schemaErrors(port)).toMatch(
+      /\/spec\/template\/spec\/containers\/0\/ports\/0\/containerPort must be integer/,
+    );
 
     const noSelector = daemonSet();
     delete noSelector.spec.selector;

@@ -17,7 +17,14 @@ const agent = pod?.containers?.find((c: any) => c.name === 'agent');
 
 describe('deploy/strand.yaml', () => {
   it('has the objects an installation needs', () => {
-    expect(docs.map((d) => d.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'Namespace', 'ServiceAccount']);
+    expect(docs.map((d) => d.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'DaemonSet',
+      'Namespace',
+      'ServiceAccount',
+    ]);
     expect(pod.hostNetwork).toBe(true);
     expect(pod.tolerations).toContainEqual({ operator: 'Exists' });
     expect(pod.serviceAccountName).toBe(byKind('ServiceAccount')[0].metadata.name);
@@ -27,8 +34,15 @@ describe('deploy/strand.yaml', () => {
     const rules = byKind('ClusterRole')[0].rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
     const allows = (group: string, resource: string, verb: string) =>
       rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
-    for (const [group, resource] of [['', 'nodes'], ['', 'pods'], ['', 'namespaces'], ['networking.k8s.io', 'networkpolicies'], ['policy.networking.k8s.io', 'clusternetworkpolicies']]) {
-      for (const verb of ['list', 'watch']) expect(allows(group as string, resource as string, verb), `${verb} ${resource}`).toBe(true);
+    for (const [group, resource] of [
+      ['', 'nodes'],
+      ['', 'pods'],
+      ['', 'namespaces'],
+      ['networking.k8s.io', 'networkpolicies'],
+      ['policy.networking.k8s.io', 'clusternetworkpolicies'],
+    ]) {
+      for (const verb of ['list', 'watch'])
+        expect(allows(group as string, resource as string, verb), `${verb} ${resource}`).toBe(true);
     }
     expect(allows('', 'nodes', 'patch'), 'patch nodes (annotations)').toBe(true);
     expect(allows('', 'nodes/status', 'patch'), 'patch nodes/status (NetworkUnavailable)').toBe(true);
@@ -44,7 +58,10 @@ describe('deploy/strand.yaml', () => {
     const flags: Record<string, unknown> = {};
     for (let i = 0; i < args.length; i += 2) {
       const flag = (args[i] as string).replace(/^--/, '');
-      expect(OPTIONS.some((o) => o.flag === flag), `--${flag} is an agent flag`).toBe(true);
+      expect(
+        OPTIONS.some((o) => o.flag === flag),
+        `--${flag} is an agent flag`,
+      ).toBe(true);
       flags[flag] = args[i + 1];
     }
     const nodeNameEnv = agent.env.find((e: any) => e.name === 'NODE_NAME');

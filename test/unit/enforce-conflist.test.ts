@@ -3,7 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { agentConflistText as renderConflist, buildConflist } from '../../src/agent/cni-conflist.ts';
 
-const base = { bridge: 'cni0', stateDir: '/run/strand', ipamDataDir: '/var/lib/cni/networks', cniLogFile: '/var/log/strand/cni.log', podStartWaitMs: 2000 };
+const base = {
+  bridge: 'cni0',
+  stateDir: '/run/strand',
+  ipamDataDir: '/var/lib/cni/networks',
+  cniLogFile: '/var/log/strand/cni.log',
+  podStartWaitMs: 2000,
+};
 
 describe('conflist policyWhenNoAgent', () => {
   it('is left out for "allow" and written for "fail"', () => {

@@ -18,9 +18,23 @@ const tempDir = () => {
 
 describe('event log', () => {
   it('writes pino-shaped JSON lines with the bindings, the fields and msg', () => {
-    const line = eventLine(40, { plugin: 'strand', verb: 'ADD' }, { hostVeth: 'veth0' }, 'went on', new Date('2026-01-02T03:04:05.678Z'));
+    const line = eventLine(
+      40,
+      { plugin: 'strand', verb: 'ADD' },
+      { hostVeth: 'veth0' },
+      'went on',
+      new Date('2026-01-02T03:04:05.678Z'),
+    );
     expect(line.endsWith('\n')).toBe(true);
-    expect(JSON.parse(line)).toEqual({ level: 40, time: '2026-01-02T03:04:05.678Z', pid: process.pid, plugin: 'strand', verb: 'ADD', hostVeth: 'veth0', msg: 'went on' });
+    expect(JSON.parse(line)).toEqual({
+      level: 40,
+      time: '2026-01-02T03:04:05.678Z',
+      pid: process.pid,
+      plugin: 'strand',
+      verb: 'ADD',
+      hostVeth: 'veth0',
+      msg: 'went on',
+    });
     expect(JSON.parse(eventLine(30, {}, 'DEL done', undefined))).toMatchObject({ level: 30, msg: 'DEL done' });
   });
 
@@ -37,7 +51,10 @@ describe('event log', () => {
     log.debug({ x: 1 }, 'not written');
     log.info({ x: 2 }, 'written');
     log.error('also written');
-    const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { msg: string; level: number });
+    const lines = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; level: number });
     expect(lines.map((l) => [l.level, l.msg])).toEqual([
       [30, 'written'],
       [50, 'also written'],

@@ -22,7 +22,8 @@ function holdsTo(plain: (v: never) => unknown, schema: Schema, inputs: unknown[]
     }
   }
   // The usual input must take the fast path, or the pod path loads zod after all.
-  for (const input of mustTake) expect(plain(structuredClone(input) as never), JSON.stringify(input)).not.toBeUndefined();
+  for (const input of mustTake)
+    expect(plain(structuredClone(input) as never), JSON.stringify(input)).not.toBeUndefined();
 }
 
 describe('plain checks against their schemas', () => {
@@ -51,10 +52,22 @@ describe('plain checks against their schemas', () => {
       [
         base,
         { ...base, ipam: { type: 'strand-ipam', subnet: '10.0.0.0/24', extra: { x: 1 } } },
-        { ...base, dns: { nameservers: ['10.0.0.10'], search: ['a.b'], options: ['ndots:5'], domain: 'cluster.local', other: 1 } },
-        { ...base, runtimeConfig: { portMappings: [] }, capabilities: { portMappings: true }, args: { cni: { ips: ['10.0.0.9'] } } },
+        {
+          ...base,
+          dns: { nameservers: ['10.0.0.10'], search: ['a.b'], options: ['ndots:5'], domain: 'cluster.local', other: 1 },
+        },
+        {
+          ...base,
+          runtimeConfig: { portMappings: [] },
+          capabilities: { portMappings: true },
+          args: { cni: { ips: ['10.0.0.9'] } },
+        },
         { ...base, disableCheck: 'true', disableGC: false },
-        { ...base, 'cni.dev/valid-attachments': [{ containerID: 'c', ifname: 'eth0', extra: 1 }], 'cni.dev/attachments': null },
+        {
+          ...base,
+          'cni.dev/valid-attachments': [{ containerID: 'c', ifname: 'eth0', extra: 1 }],
+          'cni.dev/attachments': null,
+        },
         { ...base, bridge: 'cni0', isGateway: true, mtu: 1450 },
       ],
     );
@@ -87,10 +100,32 @@ describe('plain checks against their schemas', () => {
       ],
       [
         {},
-        { bridge: 'cni0', isGateway: true, isDefaultGateway: true, hairpinMode: true, ipMasq: false, mtu: 1450, extra: 'kept' },
-        { vlan: 0, vlanTrunk: [], preserveDefaultVlan: true, ipMasqBackend: 'nftables', enabledad: true, disableContainerInterface: false, macspoofchk: false },
+        {
+          bridge: 'cni0',
+          isGateway: true,
+          isDefaultGateway: true,
+          hairpinMode: true,
+          ipMasq: false,
+          mtu: 1450,
+          extra: 'kept',
+        },
+        {
+          vlan: 0,
+          vlanTrunk: [],
+          preserveDefaultVlan: true,
+          ipMasqBackend: 'nftables',
+          enabledad: true,
+          disableContainerInterface: false,
+          macspoofchk: false,
+        },
         { stateDir: '/run/s', logFile: '/l.log', logLevel: 'debug', agentSocket: false, agentWaitMs: 0 },
-        { agentSocket: '/run/strand/agent.sock', agentWaitMs: 60_000, portIsolation: true, promiscMode: false, forceAddress: true },
+        {
+          agentSocket: '/run/strand/agent.sock',
+          agentWaitMs: 60_000,
+          portIsolation: true,
+          promiscMode: false,
+          forceAddress: true,
+        },
       ],
     );
   });
@@ -118,15 +153,37 @@ describe('plain checks against their schemas', () => {
       ],
       [
         { type: 'strand-ipam', subnet: '10.0.0.0/16', dataDir: '/d' },
-        { type: 'host-local', subnet: null, ranges: [[{ subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', gateway: '10.0.0.1' }], [{ subnet: 'fd00::/64' }]] },
-        { subnet: 'usePodCidr', routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0', gw: 'fd00::1', mtu: 1400, priority: 5 }], resolvConf: '/etc/resolv.conf', stateDir: '/s' },
+        {
+          type: 'host-local',
+          subnet: null,
+          ranges: [
+            [{ subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', gateway: '10.0.0.1' }],
+            [{ subnet: 'fd00::/64' }],
+          ],
+        },
+        {
+          subnet: 'usePodCidr',
+          routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0', gw: 'fd00::1', mtu: 1400, priority: 5 }],
+          resolvConf: '/etc/resolv.conf',
+          stateDir: '/s',
+        },
       ],
     );
-    holdsTo(plainRuntimeConfig, s.runtimeConfig as Schema, [{ ips: 'x' }, { ipRanges: [[{}]] }], [{}, { ips: ['10.0.0.5'], ipRanges: [[{ subnet: '10.1.0.0/24' }]], portMappings: [] }]);
-    holdsTo(plainArgs, s.args as Schema, [{ cni: { ips: [1] } }, { cni: 'x' }], [{}, { cni: { ips: ['10.0.0.7'] } }, { cni: null }, { other: 1 }]);
+    holdsTo(
+      plainRuntimeConfig,
+      s.runtimeConfig as Schema,
+      [{ ips: 'x' }, { ipRanges: [[{}]] }],
+      [{}, { ips: ['10.0.0.5'], ipRanges: [[{ subnet: '10.1.0.0/24' }]], portMappings: [] }],
+    );
+    holdsTo(
+      plainArgs,
+      s.args as Schema,
+      [{ cni: { ips: [1] } }, { cni: 'x' }],
+      [{}, { cni: { ips: ['10.0.0.7'] } }, { cni: null }, { other: 1 }],
+    );
   });
 
-  it('a result (prevResult, a delegate\'s answer)', () => {
+  it("a result (prevResult, a delegate's answer)", () => {
     holdsTo(
       plainResult,
       resultSchema() as Schema,
@@ -141,15 +198,42 @@ describe('plain checks against their schemas', () => {
         { cniVersion: 1 },
       ],
       [
-        { cniVersion: '1.0.0', interfaces: [{ name: 'cni0', mac: '02:00:00:00:00:01' }, { name: 'eth0', mac: 'x', sandbox: '/run/netns/p', mtu: 1450 }], ips: [{ address: '10.0.0.2/24', gateway: '10.0.0.1', interface: 1 }], routes: [{ dst: '0.0.0.0/0', gw: '10.0.0.1' }], dns: {} },
-        { cniVersion: '0.3.1', ips: [{ version: '4', address: '10.0.0.2/24', interface: null }], routes: null, dns: null, interfaces: null },
-        { ips: [{ address: 'fd00::2/64', gateway: 'fe80::1%eth0' }], routes: [{ dst: '::/0', priority: 1, table: 100, scope: 0 }], dns: { nameservers: null, domain: 'd', search: ['a'], options: null, extra: 1 } },
+        {
+          cniVersion: '1.0.0',
+          interfaces: [
+            { name: 'cni0', mac: '02:00:00:00:00:01' },
+            { name: 'eth0', mac: 'x', sandbox: '/run/netns/p', mtu: 1450 },
+          ],
+          ips: [{ address: '10.0.0.2/24', gateway: '10.0.0.1', interface: 1 }],
+          routes: [{ dst: '0.0.0.0/0', gw: '10.0.0.1' }],
+          dns: {},
+        },
+        {
+          cniVersion: '0.3.1',
+          ips: [{ version: '4', address: '10.0.0.2/24', interface: null }],
+          routes: null,
+          dns: null,
+          interfaces: null,
+        },
+        {
+          ips: [{ address: 'fd00::2/64', gateway: 'fe80::1%eth0' }],
+          routes: [{ dst: '::/0', priority: 1, table: 100, scope: 0 }],
+          dns: { nameservers: null, domain: 'd', search: ['a'], options: null, extra: 1 },
+        },
       ],
     );
   });
 
   it('the node state the agent writes', () => {
-    const state = { version: 1, nodeName: 'n1', podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'], clusterCIDRs: ['10.244.0.0/16'], mtu: 1450, backend: 'vxlan', updatedAt: '2026-01-01T00:00:00.000Z' };
+    const state = {
+      version: 1,
+      nodeName: 'n1',
+      podCIDRs: ['10.244.1.0/24', 'fd00:1::/64'],
+      clusterCIDRs: ['10.244.0.0/16'],
+      mtu: 1450,
+      backend: 'vxlan',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    };
     holdsTo(
       plainNodeState,
       nodeStateSchema() as Schema,
@@ -166,7 +250,12 @@ describe('plain checks against their schemas', () => {
       [
         state,
         { ...state, updatedAt: '2026-01-01T00:00:00Z', extra: 1 },
-        { ...state, backend: 'host-gw', podOffload: { groIpv4MaxSize: 196608, gsoIpv4MaxSize: 196608, other: 1 }, agentSocket: '/run/strand/agent.sock' },
+        {
+          ...state,
+          backend: 'host-gw',
+          podOffload: { groIpv4MaxSize: 196608, gsoIpv4MaxSize: 196608, other: 1 },
+          agentSocket: '/run/strand/agent.sock',
+        },
       ],
     );
   });

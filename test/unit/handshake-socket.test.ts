@@ -54,7 +54,9 @@ function rawExchange(path: string, bytes: string | Buffer, endAfter = true): Pro
     c.setEncoding('utf8');
     c.on('data', (d: string) => (out += d));
     c.on('close', () => resolve(out));
-    c.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err)));
+    c.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'EPIPE' || err.code === 'ECONNRESET' ? undefined : reject(err),
+    );
     c.on('connect', () => (endAfter ? c.end(bytes) : c.write(bytes)));
   });
 }
@@ -125,8 +127,14 @@ describe('pod-start handshake', () => {
       if (n.name === 'boom') throw new Error('policy compiler exploded');
       return { ok: false, message: 'policy for default/web-0 not programmed yet' };
     });
-    expect(await notifyAgent(sock, notice, 2_000)).toEqual({ outcome: 'refused', message: 'policy for default/web-0 not programmed yet' });
-    expect(await notifyAgent(sock, { ...notice, name: 'boom' }, 2_000)).toEqual({ outcome: 'refused', message: 'policy compiler exploded' });
+    expect(await notifyAgent(sock, notice, 2_000)).toEqual({
+      outcome: 'refused',
+      message: 'policy for default/web-0 not programmed yet',
+    });
+    expect(await notifyAgent(sock, { ...notice, name: 'boom' }, 2_000)).toEqual({
+      outcome: 'refused',
+      message: 'policy compiler exploded',
+    });
   });
 
   it('status: ready, not ready with reasons, a throwing callback, and no callback at all', async () => {
@@ -139,7 +147,10 @@ describe('pod-start handshake', () => {
         return state;
       },
     );
-    expect(await agentStatus(sock, 2_000)).toEqual({ ready: false, message: 'node has no pod CIDR yet; policy not synced' });
+    expect(await agentStatus(sock, 2_000)).toEqual({
+      ready: false,
+      message: 'node has no pod CIDR yet; policy not synced',
+    });
     state = { ready: true, reasons: [] };
     expect(await agentStatus(sock, 2_000)).toEqual({ ready: true });
     throwIt = true;
@@ -160,13 +171,28 @@ describe('pod-start handshake', () => {
       },
     });
     servers.push(s);
-    const inspect = unwrap(await askAgent(sock, { v: 1, type: 'inspect' }, 2_000), 'inspect', z.object({ node: z.string(), big: z.string() }));
+    const inspect = unwrap(
+      await askAgent(sock, { v: 1, type: 'inspect' }, 2_000),
+      'inspect',
+      z.object({ node: z.string(), big: z.string() }),
+    );
     expect(inspect).toEqual({ kind: 'answer', value: { node: 'n1', big } });
-    const explain = unwrap(await askAgent(sock, { v: 1, type: 'explain', src: 'a/b', dst: '10.0.0.1', port: 80, protocol: 'UDP' }, 2_000), 'explain', z.unknown());
-    expect(explain).toEqual({ kind: 'answer', value: { asked: { src: 'a/b', dst: '10.0.0.1', port: 80, protocol: 'UDP' } } });
-    expect(unwrap(await askAgent(sock, { v: 1, type: 'explain', src: 'boom', dst: 'x' }, 2_000), 'explain', z.unknown())).toEqual({ kind: 'error', message: 'the agent could not answer: no pod boom' });
+    const explain = unwrap(
+      await askAgent(sock, { v: 1, type: 'explain', src: 'a/b', dst: '10.0.0.1', port: 80, protocol: 'UDP' }, 2_000),
+      'explain',
+      z.unknown(),
+    );
+    expect(explain).toEqual({
+      kind: 'answer',
+      value: { asked: { src: 'a/b', dst: '10.0.0.1', port: 80, protocol: 'UDP' } },
+    });
+    expect(
+      unwrap(await askAgent(sock, { v: 1, type: 'explain', src: 'boom', dst: 'x' }, 2_000), 'explain', z.unknown()),
+    ).toEqual({ kind: 'error', message: 'the agent could not answer: no pod boom' });
     // A bad port is refused by the protocol's schema, naming the field.
-    expect(JSON.parse(await rawExchange(sock, '{"v":1,"type":"explain","src":"a","dst":"b","port":0}\n'))).toMatchObject({ ok: false, error: 'bad-request', message: expect.stringContaining('port') });
+    expect(
+      JSON.parse(await rawExchange(sock, '{"v":1,"type":"explain","src":"a","dst":"b","port":0}\n')),
+    ).toMatchObject({ ok: false, error: 'bad-request', message: expect.stringContaining('port') });
 
     const other = join(dir, 'noqueries.sock');
     await start(async () => ({ ok: true }), undefined, other);
@@ -186,13 +212,17 @@ describe('pod-start handshake', () => {
 
   it('a second server on a live socket is refused, and the first keeps working', async () => {
     await start(async () => ({ ok: true }));
-    await expect(PodHandshakeServer.start(sock, async () => ({ ok: false }), silentLogger)).rejects.toThrow(/another agent is listening/);
+    await expect(PodHandshakeServer.start(sock, async () => ({ ok: false }), silentLogger)).rejects.toThrow(
+      /another agent is listening/,
+    );
     expect(await notifyAgent(sock, notice, 2_000)).toEqual({ outcome: 'ok' });
   });
 
   it('refuses to replace a path that is not a socket', async () => {
     writeFileSync(sock, 'not a socket');
-    await expect(PodHandshakeServer.start(sock, async () => ({ ok: true }), silentLogger)).rejects.toThrow(/not a socket/);
+    await expect(PodHandshakeServer.start(sock, async () => ({ ok: true }), silentLogger)).rejects.toThrow(
+      /not a socket/,
+    );
   });
 
   it('garbage, invalid and oversize requests get a bad-request answer and the server lives on', async () => {
@@ -205,7 +235,10 @@ describe('pod-start handshake', () => {
       await rawExchange(sock, 'this is not json\n'),
       await rawExchange(sock, '{"v":1,"type":"pod-start","notice":{"containerId":"x"}}\n'),
       await rawExchange(sock, '{"v":2,"type":"status"}\n'),
-      await rawExchange(sock, `{"v":1,"type":"pod-start","notice":${JSON.stringify({ ...notice, ips: ['10.0.0.1/24'] })}}\n`),
+      await rawExchange(
+        sock,
+        `{"v":1,"type":"pod-start","notice":${JSON.stringify({ ...notice, ips: ['10.0.0.1/24'] })}}\n`,
+      ),
       await rawExchange(sock, '[1,2,3]\n'),
       await rawExchange(sock, Buffer.alloc(MAX_MESSAGE_BYTES + 10, 'a'), false),
     ].map((a) => JSON.parse(a));
@@ -228,7 +261,10 @@ describe('pod-start handshake', () => {
     const srv = await listenRaw(fake, (c) => (reply === '' ? c.destroy() : c.end(reply)));
     expect((await notifyAgent(fake, notice, 1_000)).outcome).toBe('timeout');
     reply = '{"v":7,"ok":true}\n';
-    expect(await notifyAgent(fake, notice, 1_000)).toMatchObject({ outcome: 'timeout', message: expect.stringMatching(/version 7/) });
+    expect(await notifyAgent(fake, notice, 1_000)).toMatchObject({
+      outcome: 'timeout',
+      message: expect.stringMatching(/version 7/),
+    });
     reply = '';
     expect((await notifyAgent(fake, notice, 1_000)).outcome).toBe('timeout');
     expect(await agentStatus(fake, 1_000)).toMatchObject({ ready: false });
@@ -242,7 +278,9 @@ describe('pod-start handshake', () => {
       await new Promise((r) => setTimeout(r, 5));
       return { ok: true };
     });
-    const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => notifyAgent(sock, { ...notice, containerId: `c${i}` }, 5_000)));
+    const rs = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => notifyAgent(sock, { ...notice, containerId: `c${i}` }, 5_000)),
+    );
     expect(rs.every((r) => r.outcome === 'ok')).toBe(true);
     expect(seen.size).toBe(50);
   });
@@ -271,6 +309,9 @@ function listenRaw(path: string, onConn: (c: import('node:net').Socket) => void)
 async function makeStaleSocket(path: string): Promise<void> {
   const { spawnSync } = await import('node:child_process');
   // A child process binds and exits: the file stays, nobody answers (what a killed agent leaves).
-  const r = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  const r = spawnSync(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   expect(r.signal).toBe('SIGKILL');
 }

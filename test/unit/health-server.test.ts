@@ -83,7 +83,10 @@ describe('health server', () => {
     expect(ok).toMatchObject({ status: 200, body: 'ok\n' });
     expect(ok.headers['content-type']).toBe('text/plain; charset=utf-8');
     ready = () => ({ ready: false, reasons: ['node has no pod CIDR yet', 'conflist not written'] });
-    expect(await get('/readyz')).toMatchObject({ status: 503, body: 'node has no pod CIDR yet\nconflist not written\n' });
+    expect(await get('/readyz')).toMatchObject({
+      status: 503,
+      body: 'node has no pod CIDR yet\nconflist not written\n',
+    });
     ready = () => ({ ready: false, reasons: [] });
     expect(await get('/readyz')).toMatchObject({ status: 503, body: 'not ready\n' });
     ready = () => {
@@ -138,7 +141,9 @@ describe('health server', () => {
   it('malformed requests get 400 or a closed socket, and the server keeps answering', async () => {
     expect(await raw('this is not http\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
     expect(await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
-    expect(await raw(`GET /${'a'.repeat(20_000)} HTTP/1.1\r\nX: ${'b'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431|^HTTP\/1\.1 400|^$/);
+    expect(await raw(`GET /${'a'.repeat(20_000)} HTTP/1.1\r\nX: ${'b'.repeat(20_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 431|^HTTP\/1\.1 400|^$/,
+    );
     expect(await raw('\u0000\u0001\u0002\u00ff\r\n\r\n')).toMatch(/^HTTP\/1\.1 400|^$/);
     // Half a request, then the client goes away.
     const c = connect(server.port, '127.0.0.1');
@@ -194,7 +199,13 @@ describe('health server addresses', () => {
   });
 
   it('listens on [::1]:0', async () => {
-    const s = await startHealthServer({ addr: '[::1]:0', registry: metrics.registry, alive: () => true, ready: () => ({ ready: true, reasons: [] }), log: silentLogger });
+    const s = await startHealthServer({
+      addr: '[::1]:0',
+      registry: metrics.registry,
+      alive: () => true,
+      ready: () => ({ ready: true, reasons: [] }),
+      log: silentLogger,
+    });
     try {
       expect(await get('/healthz', 'GET', s.port, '::1')).toMatchObject({ status: 200, body: 'ok\n' });
     } finally {
@@ -204,7 +215,13 @@ describe('health server addresses', () => {
 
   it('a port in use is a clear error', async () => {
     await expect(
-      startHealthServer({ addr: `127.0.0.1:${server.port}`, registry: metrics.registry, alive: () => true, ready: () => ({ ready: true, reasons: [] }), log: silentLogger }),
+      startHealthServer({
+        addr: `127.0.0.1:${server.port}`,
+        registry: metrics.registry,
+        alive: () => true,
+        ready: () => ({ ready: true, reasons: [] }),
+        log: silentLogger,
+      }),
     ).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/);
   });
 });
@@ -217,7 +234,12 @@ describe('IPAM gauges', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('used and free per network and family, from the IPAM store; unreadable networks are reported and dropped', async () => {
-    const net = (name: string, ipam: Record<string, unknown>) => ({ cniVersion: '1.1.0', name, type: 'strand', ipam: { type: 'strand-ipam', dataDir: dir, ...ipam } });
+    const net = (name: string, ipam: Record<string, unknown>) => ({
+      cniVersion: '1.1.0',
+      name,
+      type: 'strand',
+      ipam: { type: 'strand-ipam', dataDir: dir, ...ipam },
+    });
     const dual = net('dual', { ranges: [[{ subnet: '10.9.0.0/24' }], [{ subnet: 'fd09::/120' }]] });
     mkdirSync(join(dir, 'dual'));
     writeFileSync(join(dir, 'dual', '10.9.0.2'), 'ctr1\r\neth0');
@@ -227,7 +249,12 @@ describe('IPAM gauges', () => {
 
     const problems = updateIpamGauges(metrics, [dual, broken]);
     expect(problems.map((p) => p.network)).toEqual(['needs-node-state']);
-    const values = (await metrics.ipamAddresses.get()).values.map((v) => [v.labels.network, v.labels.family, v.labels.state, v.value]);
+    const values = (await metrics.ipamAddresses.get()).values.map((v) => [
+      v.labels.network,
+      v.labels.family,
+      v.labels.state,
+      v.value,
+    ]);
     // A /24 hands out .1-.254 without the gateway (.1): 253; a /120 ::1-::ff (no broadcast in IPv6) without it: 254.
     expect(values).toEqual(
       expect.arrayContaining([

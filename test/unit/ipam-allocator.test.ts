@@ -1,13 +1,29 @@
 // The allocator and the on-disk store against real temp directories: host-local's file format,
 // round robin across calls, requested addresses, exhaustion without leaks, release, the flock.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CniError, ErrorCode } from '../../src/cni/errors.ts';
 import { allocate, rangeSetUsage, type Allocation } from '../../src/ipam/allocator.ts';
-import { canonicalizeRangeSet, formatIp, parseIp, type IpAddr, type RangeInput, type RangeSet } from '../../src/ipam/range.ts';
+import {
+  canonicalizeRangeSet,
+  formatIp,
+  parseIp,
+  type IpAddr,
+  type RangeInput,
+  type RangeSet,
+} from '../../src/ipam/range.ts';
 import { IpamStore, readReservations, withStore } from '../../src/ipam/store.ts';
 import { TEMP_PREFIX } from '../../src/util/atomic-file.ts';
 
@@ -61,7 +77,9 @@ describe('store format (host-local disk backend)', () => {
   });
 
   it('names IPv6 files as Go prints the address', async () => {
-    expect(await add([set({ subnet: 'fd00:10:0:1::/64', rangeStart: 'fd00:10:0:1::a' })], 'c6')).toEqual(['fd00:10:0:1::a']);
+    expect(await add([set({ subnet: 'fd00:10:0:1::/64', rangeStart: 'fd00:10:0:1::a' })], 'c6')).toEqual([
+      'fd00:10:0:1::a',
+    ]);
     expect(existsSync(join(dir, 'fd00:10:0:1::a'))).toBe(true);
     expect(readFileSync(join(dir, 'last_reserved_ip.0'), 'utf8')).toBe('fd00:10:0:1::a');
   });
@@ -105,7 +123,9 @@ describe('allocate', () => {
   });
 
   it('returns the range with the address: prefix length and gateway for the result', async () => {
-    const got = await withStore(dataDir, NET, (s) => allocate(s, [set({ subnet: '10.10.0.0/22', gateway: '10.10.3.254' })], who('g')));
+    const got = await withStore(dataDir, NET, (s) =>
+      allocate(s, [set({ subnet: '10.10.0.0/22', gateway: '10.10.3.254' })], who('g')),
+    );
     expect(got[0]!.range.subnet.prefix).toBe(22);
     expect(formatIp(got[0]!.range.gateway)).toBe('10.10.3.254');
     expect(got[0]!.rangeSetIndex).toBe(0);
@@ -116,7 +136,9 @@ describe('allocate', () => {
     expect(await add(sets, 'first')).toEqual(['10.10.0.2', '10.20.0.2']);
     const err = await addError(sets, 'second');
     expect(err.code).toBe(ErrorCode.AddressesExhausted);
-    expect(err.message).toBe('failed to allocate for range 1: no IP addresses available in range set: 10.20.0.1-10.20.0.2');
+    expect(err.message).toBe(
+      'failed to allocate for range 1: no IP addresses available in range set: 10.20.0.1-10.20.0.2',
+    );
     expect(addressFiles()).toEqual(['10.10.0.2', '10.20.0.2']);
   });
 
@@ -124,7 +146,9 @@ describe('allocate', () => {
     const sets = [set({ subnet: '10.10.0.0/24' })];
     await add(sets, 'dup');
     const err = await addError(sets, 'dup');
-    expect(err.message).toBe('failed to allocate for range 0: 10.10.0.2 has been allocated to dup, duplicate allocation is not allowed');
+    expect(err.message).toBe(
+      'failed to allocate for range 0: 10.10.0.2 has been allocated to dup, duplicate allocation is not allowed',
+    );
     expect(addressFiles()).toEqual(['10.10.0.2']);
     // The same container on another interface is another attachment.
     expect(await add(sets, 'dup', 'eth1')).toEqual(['10.10.0.3']);
@@ -142,7 +166,9 @@ describe('allocate', () => {
     const before = addressFiles();
 
     let err = await addError(sets, 'x', [ip('10.20.0.50')]);
-    expect(err.message).toBe('failed to allocate for range 1: requested IP address 10.20.0.50 is not available in range set 10.20.0.1-10.20.0.254');
+    expect(err.message).toBe(
+      'failed to allocate for range 1: requested IP address 10.20.0.50 is not available in range set 10.20.0.1-10.20.0.254',
+    );
     err = await addError(sets, 'x', [ip('10.10.0.1')]);
     expect(err.message).toBe("failed to allocate for range 0: requested ip 10.10.0.1 is subnet's gateway");
     err = await addError(sets, 'x', [ip('192.168.7.7')]);

@@ -47,7 +47,9 @@ describe('node state', () => {
   it('missing file: code 11 saying what is missing and where', () => {
     const err = cniFailure(() => readNodeState(dir));
     expect(err.code).toBe(ErrorCode.TryAgainLater);
-    expect(err.message).toBe(`node state ${dir}/node.json not found: the strand agent has not written this node's pod CIDR yet`);
+    expect(err.message).toBe(
+      `node state ${dir}/node.json not found: the strand agent has not written this node's pod CIDR yet`,
+    );
   });
 
   it('not JSON: code 11', () => {

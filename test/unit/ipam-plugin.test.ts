@@ -26,23 +26,49 @@ beforeEach(() => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 function netConf(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { cniVersion: '1.1.0', name: 'inproc', type: 'bridge', ipam: { type: 'strand-ipam', dataDir, stateDir, ...ipam }, ...extra };
+  return {
+    cniVersion: '1.1.0',
+    name: 'inproc',
+    type: 'bridge',
+    ipam: { type: 'strand-ipam', dataDir, stateDir, ...ipam },
+    ...extra,
+  };
 }
 
-function inv(command: Verb, config: Record<string, unknown>, containerId = 'ctr1', ifname = 'eth0', args = ''): Invocation {
-  const env = parseEnv({ CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: ifname, CNI_ARGS: args, CNI_PATH: '/opt/cni/bin' });
+function inv(
+  command: Verb,
+  config: Record<string, unknown>,
+  containerId = 'ctr1',
+  ifname = 'eth0',
+  args = '',
+): Invocation {
+  const env = parseEnv({
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: '/var/run/netns/x',
+    CNI_IFNAME: ifname,
+    CNI_ARGS: args,
+    CNI_PATH: '/opt/cni/bin',
+  });
   const stdin = JSON.stringify(config);
   const { conf, raw } = loadNetConf(stdin, command);
   return { env, conf, raw, stdin };
 }
 
-const storeFiles = (): string[] => readdirSync(join(dataDir, 'inproc')).filter((n) => parseIp(n) !== undefined).sort();
+const storeFiles = (): string[] =>
+  readdirSync(join(dataDir, 'inproc'))
+    .filter((n) => parseIp(n) !== undefined)
+    .sort();
 
 describe('ADD in process', () => {
   it('returns an abbreviated IPAM result: ips with gateway, routes, dns; no interfaces', async () => {
     const resolv = join(root, 'resolv.conf');
     writeFileSync(resolv, 'nameserver 10.96.0.10\nsearch svc.cluster.local\noptions ndots:5\n');
-    const config = netConf({ ranges: [[{ subnet: '10.30.0.0/24' }], [{ subnet: 'fd00:30::/64' }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }], resolvConf: resolv });
+    const config = netConf({
+      ranges: [[{ subnet: '10.30.0.0/24' }], [{ subnet: 'fd00:30::/64' }]],
+      routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }],
+      resolvConf: resolv,
+    });
     const result = await ipamPlugin.add(inv('ADD', config));
     expect(result).toEqual({
       ips: [
@@ -59,7 +85,9 @@ describe('ADD in process', () => {
   });
 
   it('honours CNI_ARGS IP', async () => {
-    const result = await ipamPlugin.add(inv('ADD', netConf({ subnet: '10.30.0.0/24' }), 'c', 'eth0', 'IgnoreUnknown=1;IP=10.30.0.77'));
+    const result = await ipamPlugin.add(
+      inv('ADD', netConf({ subnet: '10.30.0.0/24' }), 'c', 'eth0', 'IgnoreUnknown=1;IP=10.30.0.77'),
+    );
     expect(result.ips).toEqual([{ address: '10.30.0.77/24', gateway: '10.30.0.1' }]);
   });
 
@@ -133,7 +161,15 @@ describe('STATUS and usage in process', () => {
     expect(status.message).toMatch(/node\.json not found/);
     const add = await cniRejection(ipamPlugin.add(inv('ADD', config)));
     expect(add.code).toBe(ErrorCode.TryAgainLater);
-    writeNodeState(stateDir, { version: 1, nodeName: 'n', podCIDRs: ['10.34.5.0/24'], clusterCIDRs: ['10.34.0.0/16'], mtu: 1500, backend: 'host-gw', updatedAt: new Date().toISOString() });
+    writeNodeState(stateDir, {
+      version: 1,
+      nodeName: 'n',
+      podCIDRs: ['10.34.5.0/24'],
+      clusterCIDRs: ['10.34.0.0/16'],
+      mtu: 1500,
+      backend: 'host-gw',
+      updatedAt: new Date().toISOString(),
+    });
     await ipamPlugin.status(inv('STATUS', config));
     expect((await ipamPlugin.add(inv('ADD', config))).ips).toEqual([{ address: '10.34.5.2/24', gateway: '10.34.5.1' }]);
   });
@@ -152,7 +188,15 @@ describe('STATUS and usage in process', () => {
 });
 
 describe('the node state handed on by the strand plugin', () => {
-  const state = { version: 1 as const, nodeName: 'n1', podCIDRs: ['10.61.0.0/24'], clusterCIDRs: ['10.61.0.0/16'], mtu: 1450, backend: 'vxlan' as const, updatedAt: '2026-01-01T00:00:00.000Z' };
+  const state = {
+    version: 1 as const,
+    nodeName: 'n1',
+    podCIDRs: ['10.61.0.0/24'],
+    clusterCIDRs: ['10.61.0.0/16'],
+    mtu: 1450,
+    backend: 'vxlan' as const,
+    updatedAt: '2026-01-01T00:00:00.000Z',
+  };
 
   it('is used for its own state dir instead of reading node.json again', async () => {
     // No node.json on disk: the allocation can only come from the state handed on.

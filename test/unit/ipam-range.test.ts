@@ -101,7 +101,12 @@ describe('canonicalizeRange (reference defaults)', () => {
   });
 
   it('keeps rangeStart, rangeEnd and gateway as given', () => {
-    const r = canonicalizeRange({ subnet: '10.0.0.0/24', rangeStart: '10.0.0.100', rangeEnd: '10.0.0.110', gateway: '10.0.0.254' });
+    const r = canonicalizeRange({
+      subnet: '10.0.0.0/24',
+      rangeStart: '10.0.0.100',
+      rangeEnd: '10.0.0.110',
+      gateway: '10.0.0.254',
+    });
     expect(rangeString(r)).toBe('10.0.0.100-10.0.0.110');
     expect(formatIp(r.gateway)).toBe('10.0.0.254');
     expect(rangeCapacity(r)).toBe(11n);
@@ -118,13 +123,29 @@ describe('canonicalizeRange (reference defaults)', () => {
     ['IPv4 /32', { subnet: '10.0.0.1/32' }, /too small to allocate from/],
     ['IPv6 /127', { subnet: 'fd00::/127' }, /^Network fd00::\/127 too small to allocate from$/],
     ['IPv6 /128', { subnet: 'fd00::/128' }, /too small/],
-    ['host bits', { subnet: '10.0.0.5/24' }, /^Network has host bits set. For a subnet mask of length 24 the network address is 10\.0\.0\.0$/],
+    [
+      'host bits',
+      { subnet: '10.0.0.5/24' },
+      /^Network has host bits set. For a subnet mask of length 24 the network address is 10\.0\.0\.0$/,
+    ],
     ['IPv6 host bits', { subnet: 'fd00::1/64' }, /host bits set.*fd00::$/],
-    ['rangeStart outside', { subnet: '10.0.0.0/24', rangeStart: '10.0.1.5' }, /^RangeStart 10\.0\.1\.5 not in network 10\.0\.0\.0\/24$/],
+    [
+      'rangeStart outside',
+      { subnet: '10.0.0.0/24', rangeStart: '10.0.1.5' },
+      /^RangeStart 10\.0\.1\.5 not in network 10\.0\.0\.0\/24$/,
+    ],
     ['rangeEnd outside', { subnet: '10.0.0.0/24', rangeEnd: '10.0.1.5' }, /^RangeEnd 10\.0\.1\.5 not in network/],
     ['rangeStart other family', { subnet: '10.0.0.0/24', rangeStart: 'fd00::5' }, /RangeStart fd00::5 not in network/],
-    ['start after end', { subnet: '10.0.0.0/24', rangeStart: '10.0.0.9', rangeEnd: '10.0.0.8' }, /RangeStart 10\.0\.0\.9 is after RangeEnd 10\.0\.0\.8/],
-    ['gateway other family', { subnet: '10.0.0.0/24', gateway: 'fd00::1' }, /gateway fd00::1 is not the same address family/],
+    [
+      'start after end',
+      { subnet: '10.0.0.0/24', rangeStart: '10.0.0.9', rangeEnd: '10.0.0.8' },
+      /RangeStart 10\.0\.0\.9 is after RangeEnd 10\.0\.0\.8/,
+    ],
+    [
+      'gateway other family',
+      { subnet: '10.0.0.0/24', gateway: 'fd00::1' },
+      /gateway fd00::1 is not the same address family/,
+    ],
     ['not a CIDR', { subnet: '10.0.0.0' }, /invalid CIDR address: 10\.0\.0\.0/],
     ['bad rangeStart', { subnet: '10.0.0.0/24', rangeStart: 'ten' }, /rangeStart "ten" is not an IP address/],
   ];
@@ -143,7 +164,9 @@ describe('canonicalizeRange (reference defaults)', () => {
 describe('range sets', () => {
   it('refuses an empty set, mixed families and overlapping ranges', () => {
     expect(() => canonicalizeRangeSet([])).toThrow('empty range set');
-    expect(() => canonicalizeRangeSet([{ subnet: '10.0.0.0/24' }, { subnet: 'fd00::/64' }])).toThrow('mixed address families');
+    expect(() => canonicalizeRangeSet([{ subnet: '10.0.0.0/24' }, { subnet: 'fd00::/64' }])).toThrow(
+      'mixed address families',
+    );
     expect(() => canonicalizeRangeSet([{ subnet: '10.0.0.0/24' }, { subnet: '10.0.0.0/25' }])).toThrow(
       'subnets 10.0.0.1-10.0.0.254 and 10.0.0.1-10.0.0.126 overlap',
     );
@@ -217,7 +240,9 @@ describe('round robin (reference allocator.go RangeIter)', () => {
   });
 
   it('respects rangeStart/rangeEnd and a gateway inside the range', () => {
-    const set = canonicalizeRangeSet([{ subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', rangeEnd: '10.0.0.14', gateway: '10.0.0.12' }]);
+    const set = canonicalizeRangeSet([
+      { subnet: '10.0.0.0/24', rangeStart: '10.0.0.10', rangeEnd: '10.0.0.14', gateway: '10.0.0.12' },
+    ]);
     expect(all(set)).toEqual(['10.0.0.10', '10.0.0.11', '10.0.0.13', '10.0.0.14']);
     expect(all(set, '10.0.0.11')).toEqual(['10.0.0.13', '10.0.0.14', '10.0.0.10', '10.0.0.11']);
   });
@@ -245,7 +270,11 @@ describe('round robin (reference allocator.go RangeIter)', () => {
     expect(order(set, 3)).toEqual(['2001:db8::2', '2001:db8::3', '2001:db8::4']);
     expect(order(set, 3, '2001:db8::ffff')).toEqual(['2001:db8::1:0', '2001:db8::1:1', '2001:db8::1:2']);
     // The last address of the /64 is allocatable (no broadcast in IPv6), then the walk wraps.
-    expect(order(set, 3, '2001:db8::ffff:ffff:ffff:fffe')).toEqual(['2001:db8::ffff:ffff:ffff:ffff', '2001:db8::2', '2001:db8::3']);
+    expect(order(set, 3, '2001:db8::ffff:ffff:ffff:fffe')).toEqual([
+      '2001:db8::ffff:ffff:ffff:ffff',
+      '2001:db8::2',
+      '2001:db8::3',
+    ]);
   });
 
   it('IPv6 with rangeStart/rangeEnd, exhausting the whole cycle', () => {
@@ -256,7 +285,9 @@ describe('round robin (reference allocator.go RangeIter)', () => {
 
   it('yields the range each address belongs to', () => {
     const set = canonicalizeRangeSet([{ subnet: '10.0.0.0/30' }, { subnet: '10.0.1.0/30' }]);
-    const got = [...roundRobin(set)].map((c) => `${formatIp(c.ip)}/${c.range.subnet.prefix} gw ${formatIp(c.range.gateway)}`);
+    const got = [...roundRobin(set)].map(
+      (c) => `${formatIp(c.ip)}/${c.range.subnet.prefix} gw ${formatIp(c.range.gateway)}`,
+    );
     expect(got).toEqual(['10.0.0.2/30 gw 10.0.0.1', '10.0.1.2/30 gw 10.0.1.1']);
   });
 });
@@ -275,11 +306,47 @@ describe('parsing and printing agree with the ip-address package', () => {
 
   it('parses the same addresses and refuses the same non-addresses', () => {
     const cases = [
-      '1.2.3.4', '01.2.3.4', '0.0.0.0', '255.255.255.255', '256.0.0.1', '1.2.3', '1.2.3.4.5', '::', '::1', '1::', 'fe80::1', 'FE80::A',
-      '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::2::3', '::ffff:1.2.3.4', '::ffff:a01:203', '1:2:3:4:5:6:1.2.3.4',
-      '::1.2.3.4', 'abcd::12345', '', 'x', 'lock', 'last_reserved_ip.0', '10.213.0.8', 'fd00::1:0', '0:0:0:0:0:0:0:1', '1.2.3.04',
-      '::ffff:01.2.3.4', ' 1.2.3.4', '1.2.3.4 ', '1:2:3:4:5:6:7:8:9', ':1:2:3:4:5:6:7', '1:2:3:4:5:6:7:', '0x1.2.3.4', '+1.2.3.4',
-      '2001:db8::', '2001:0db8:0000:0000:0000:ff00:0042:8329', 'fe80::1%eth0', '10.0.0.0/8',
+      '1.2.3.4',
+      '01.2.3.4',
+      '0.0.0.0',
+      '255.255.255.255',
+      '256.0.0.1',
+      '1.2.3',
+      '1.2.3.4.5',
+      '::',
+      '::1',
+      '1::',
+      'fe80::1',
+      'FE80::A',
+      '1:2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7::',
+      '::2:3:4:5:6:7:8',
+      '1::2::3',
+      '::ffff:1.2.3.4',
+      '::ffff:a01:203',
+      '1:2:3:4:5:6:1.2.3.4',
+      '::1.2.3.4',
+      'abcd::12345',
+      '',
+      'x',
+      'lock',
+      'last_reserved_ip.0',
+      '10.213.0.8',
+      'fd00::1:0',
+      '0:0:0:0:0:0:0:1',
+      '1.2.3.04',
+      '::ffff:01.2.3.4',
+      ' 1.2.3.4',
+      '1.2.3.4 ',
+      '1:2:3:4:5:6:7:8:9',
+      ':1:2:3:4:5:6:7',
+      '1:2:3:4:5:6:7:',
+      '0x1.2.3.4',
+      '+1.2.3.4',
+      '2001:db8::',
+      '2001:0db8:0000:0000:0000:ff00:0042:8329',
+      'fe80::1%eth0',
+      '10.0.0.0/8',
     ];
     for (const c of cases) expect(parseIp(c), c).toEqual(viaIpAddress(c));
   });
@@ -296,7 +363,10 @@ describe('parsing and printing agree with the ip-address package', () => {
       let value = 0n;
       for (let j = 0; j < (family === 4 ? 4 : 16); j++) value = (value << 8n) | BigInt(byte());
       const mapped = family === 6 && value >> 32n === 0xffffn;
-      const want = family === 4 || mapped ? Address4.fromBigInt(value & 0xffffffffn).correctForm() : Address6.fromBigInt(value).correctForm();
+      const want =
+        family === 4 || mapped
+          ? Address4.fromBigInt(value & 0xffffffffn).correctForm()
+          : Address6.fromBigInt(value).correctForm();
       const text = formatIp({ family, value });
       expect(text).toBe(want);
       expect(parseIp(text)?.value).toBe(mapped ? value & 0xffffffffn : value);

@@ -27,9 +27,17 @@ describe('parseResolvConf', () => {
   });
 
   it('skips # and ; comments, blank lines, one-field lines and unknown keys; the last domain wins', () => {
-    const text = ['; comment', '#nameserver 1.1.1.1', '', '   ', 'nameserver', 'sortlist 10.0.0.0', 'domain a.example', 'domain b.example', 'nameserver 9.9.9.9 extra'].join(
-      '\r\n',
-    );
+    const text = [
+      '; comment',
+      '#nameserver 1.1.1.1',
+      '',
+      '   ',
+      'nameserver',
+      'sortlist 10.0.0.0',
+      'domain a.example',
+      'domain b.example',
+      'nameserver 9.9.9.9 extra',
+    ].join('\r\n');
     expect(parseResolvConf(text)).toEqual({ domain: 'b.example', nameservers: ['9.9.9.9'] });
   });
 

@@ -20,12 +20,25 @@ const rawPod = {
   spec: {
     nodeName: 'n1',
     containers: [
-      { name: 'main', image: 'web:1', env: [{ name: 'A', value: 'b' }], ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 53, protocol: 'UDP' }] },
+      {
+        name: 'main',
+        image: 'web:1',
+        env: [{ name: 'A', value: 'b' }],
+        ports: [
+          { name: 'http', containerPort: 8080 },
+          { containerPort: 53, protocol: 'UDP' },
+        ],
+      },
       { name: 'sidecar', image: 'proxy:1' },
     ],
     volumes: [{ name: 'v' }],
   },
-  status: { phase: 'Running', podIP: '10.244.1.5', podIPs: [{ ip: '10.244.1.5' }, { ip: 'fd00::5' }], conditions: [{ type: 'Ready', status: 'True' }] },
+  status: {
+    phase: 'Running',
+    podIP: '10.244.1.5',
+    podIPs: [{ ip: '10.244.1.5' }, { ip: 'fd00::5' }],
+    conditions: [{ type: 'Ready', status: 'True' }],
+  },
 };
 
 describe('slim objects', () => {
@@ -36,31 +49,66 @@ describe('slim objects', () => {
         metadata: { name: 'web-1', namespace: 'shop', uid: 'u-1', resourceVersion: '42', labels: { app: 'web' } },
         spec: {
           nodeName: 'n1',
-          containers: [{ name: 'main', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { containerPort: 53, protocol: 'UDP' }] }],
+          containers: [
+            {
+              name: 'main',
+              ports: [
+                { name: 'http', containerPort: 8080, protocol: 'TCP' },
+                { containerPort: 53, protocol: 'UDP' },
+              ],
+            },
+          ],
         },
         status: { phase: 'Running', podIPs: [{ ip: '10.244.1.5' }, { ip: 'fd00::5' }] },
       },
     });
-    const hostNet = slimPod({ metadata: { name: 'h', namespace: 'kube-system' }, spec: { hostNetwork: true }, status: { podIP: '198.18.0.2' } });
-    expect(hostNet).toEqual({ ok: true, value: { metadata: { name: 'h', namespace: 'kube-system' }, spec: { hostNetwork: true, containers: [] }, status: { podIPs: [{ ip: '198.18.0.2' }] } } });
+    const hostNet = slimPod({
+      metadata: { name: 'h', namespace: 'kube-system' },
+      spec: { hostNetwork: true },
+      status: { podIP: '198.18.0.2' },
+    });
+    expect(hostNet).toEqual({
+      ok: true,
+      value: {
+        metadata: { name: 'h', namespace: 'kube-system' },
+        spec: { hostNetwork: true, containers: [] },
+        status: { podIPs: [{ ip: '198.18.0.2' }] },
+      },
+    });
     // A pending pod: no node, no IPs, no status at all.
-    expect(slimPod({ metadata: { name: 'p', namespace: 'd' } })).toEqual({ ok: true, value: { metadata: { name: 'p', namespace: 'd' }, spec: { containers: [] }, status: { podIPs: [] } } });
+    expect(slimPod({ metadata: { name: 'p', namespace: 'd' } })).toEqual({
+      ok: true,
+      value: { metadata: { name: 'p', namespace: 'd' }, spec: { containers: [] }, status: { podIPs: [] } },
+    });
   });
 
   it('keep of a Node its pod CIDRs, addresses, NetworkUnavailable and only strand.dev/ annotations', () => {
     const raw = {
-      metadata: { name: 'n1', resourceVersion: '7', labels: { zone: 'a' }, annotations: { 'strand.dev/vtep-mac': '0e:00:00:00:00:01', 'node.alpha.kubernetes.io/ttl': '0' } },
+      metadata: {
+        name: 'n1',
+        resourceVersion: '7',
+        labels: { zone: 'a' },
+        annotations: { 'strand.dev/vtep-mac': '0e:00:00:00:00:01', 'node.alpha.kubernetes.io/ttl': '0' },
+      },
       spec: { podCIDR: '10.244.1.0/24', providerID: 'x' },
       status: {
         addresses: [{ type: 'InternalIP', address: '198.18.0.1' }, { type: 'Hostname', address: 'n1' }, 'junk'],
-        conditions: [{ type: 'Ready', status: 'True' }, { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated', message: 'm' }],
+        conditions: [
+          { type: 'Ready', status: 'True' },
+          { type: 'NetworkUnavailable', status: 'True', reason: 'NoRouteCreated', message: 'm' },
+        ],
         images: [{ names: ['a'] }],
       },
     };
     expect(slimNode(raw)).toEqual({
       ok: true,
       value: {
-        metadata: { name: 'n1', resourceVersion: '7', labels: { zone: 'a' }, annotations: { 'strand.dev/vtep-mac': '0e:00:00:00:00:01' } },
+        metadata: {
+          name: 'n1',
+          resourceVersion: '7',
+          labels: { zone: 'a' },
+          annotations: { 'strand.dev/vtep-mac': '0e:00:00:00:00:01' },
+        },
         spec: { podCIDRs: ['10.244.1.0/24'] },
         status: {
           addresses: [
@@ -78,14 +126,27 @@ describe('slim objects', () => {
     const badTime = slimNode({ metadata: { name: 'n2', creationTimestamp: 7 } });
     expect(badTime.ok && badTime.value.metadata).toEqual({ name: 'n2' });
     // podCIDRs wins over podCIDR when both are set.
-    const dual = slimNode({ metadata: { name: 'n2' }, spec: { podCIDR: '10.244.2.0/24', podCIDRs: ['10.244.2.0/24', 'fd00:2::/64'] } });
+    const dual = slimNode({
+      metadata: { name: 'n2' },
+      spec: { podCIDR: '10.244.2.0/24', podCIDRs: ['10.244.2.0/24', 'fd00:2::/64'] },
+    });
     expect(dual.ok && dual.value.spec.podCIDRs).toEqual(['10.244.2.0/24', 'fd00:2::/64']);
   });
 
   it('keep namespaces and policies whole where Strand needs them', () => {
-    expect(slimNamespace({ metadata: { name: 'shop', labels: { team: 'a' } }, status: { phase: 'Active' } })).toEqual({ ok: true, value: { metadata: { name: 'shop', labels: { team: 'a' } } } });
-    const spec = { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: {} }] }] };
-    expect(slimNetworkPolicy({ metadata: { name: 'p', namespace: 'shop', managedFields: [] }, spec })).toEqual({ ok: true, value: { metadata: { name: 'p', namespace: 'shop' }, spec } });
+    expect(slimNamespace({ metadata: { name: 'shop', labels: { team: 'a' } }, status: { phase: 'Active' } })).toEqual({
+      ok: true,
+      value: { metadata: { name: 'shop', labels: { team: 'a' } } },
+    });
+    const spec = {
+      podSelector: { matchLabels: { app: 'web' } },
+      policyTypes: ['Ingress'],
+      ingress: [{ from: [{ podSelector: {} }] }],
+    };
+    expect(slimNetworkPolicy({ metadata: { name: 'p', namespace: 'shop', managedFields: [] }, spec })).toEqual({
+      ok: true,
+      value: { metadata: { name: 'p', namespace: 'shop' }, spec },
+    });
   });
 
   it('refuse malformed objects with the reason', () => {
@@ -94,17 +155,34 @@ describe('slim objects', () => {
     expect(reason(slimPod({ kind: 'Pod', spec: {} }))).toBe('metadata is missing or not an object');
     expect(reason(slimPod({ metadata: { namespace: 'd' } }))).toBe('metadata.name is missing');
     expect(reason(slimPod({ metadata: { name: 'p' } }))).toBe('metadata.namespace is missing');
-    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd', labels: { a: 1 } } }))).toBe('metadata.labels is not a map of strings');
-    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: 'x' }))).toBe('spec is not an object');
-    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: { containers: 'x' } }))).toBe('spec.containers is not an array');
-    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: { containers: [{ ports: [{ containerPort: '80' }] }] } }))).toBe(
-      'spec.containers[].ports has an entry without a numeric containerPort',
+    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd', labels: { a: 1 } } }))).toBe(
+      'metadata.labels is not a map of strings',
     );
-    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: { hostNetwork: 'yes' } }))).toBe('spec.hostNetwork is not a boolean');
-    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, status: { podIPs: 'x' } }))).toBe('status.podIPs is not an array');
-    expect(reason(slimNode({ metadata: { name: 'n' }, spec: { podCIDRs: [1] } }))).toBe('spec.podCIDRs has a value that is not a string');
+    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: 'x' }))).toBe('spec is not an object');
+    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: { containers: 'x' } }))).toBe(
+      'spec.containers is not an array',
+    );
+    expect(
+      reason(
+        slimPod({
+          metadata: { name: 'p', namespace: 'd' },
+          spec: { containers: [{ ports: [{ containerPort: '80' }] }] },
+        }),
+      ),
+    ).toBe('spec.containers[].ports has an entry without a numeric containerPort');
+    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, spec: { hostNetwork: 'yes' } }))).toBe(
+      'spec.hostNetwork is not a boolean',
+    );
+    expect(reason(slimPod({ metadata: { name: 'p', namespace: 'd' }, status: { podIPs: 'x' } }))).toBe(
+      'status.podIPs is not an array',
+    );
+    expect(reason(slimNode({ metadata: { name: 'n' }, spec: { podCIDRs: [1] } }))).toBe(
+      'spec.podCIDRs has a value that is not a string',
+    );
     expect(reason(slimNode({ metadata: { name: 'n' }, status: [] }))).toBe('status is not an object');
-    expect(reason(slimNetworkPolicy({ metadata: { name: 'p', namespace: 'd' } }))).toBe('spec is missing or not an object');
+    expect(reason(slimNetworkPolicy({ metadata: { name: 'p', namespace: 'd' } }))).toBe(
+      'spec is missing or not an object',
+    );
     expect(reason(slimNamespace({ metadata: { name: '' } }))).toBe('metadata.name is missing');
   });
 });
@@ -113,7 +191,9 @@ describe('restart backoff', () => {
   it('doubles from the initial delay up to the cap, with ±20 % jitter', () => {
     const opts = { initialMs: 500, maxMs: 30_000 };
     const mid = () => 0.5;
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map((n) => backoffDelay(n, opts, mid))).toEqual([500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map((n) => backoffDelay(n, opts, mid))).toEqual([
+      500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000,
+    ]);
     expect(backoffDelay(1, opts, () => 0)).toBe(400);
     expect(backoffDelay(1, opts, () => 1)).toBe(600);
     expect(backoffDelay(40, opts, () => 1)).toBe(36000);

@@ -41,13 +41,21 @@ describe('informers after an API outage', () => {
     api.create('nodes', { metadata: { name: 'n1' } });
     // Installed, so that its informer fails with the others (without it, it looks every absentMs).
     api.installCrd('clusternetworkpolicies');
-    cache = new ClusterCache(kube, { log: silentLogger, onApiError: (r) => errors.set(r, (errors.get(r) ?? 0) + 1) }, backoff);
+    cache = new ClusterCache(
+      kube,
+      { log: silentLogger, onApiError: (r) => errors.set(r, (errors.get(r) ?? 0) + 1) },
+      backoff,
+    );
     cache.start();
     const c = cache;
     await api.waitFor(() => c.synced && api.openWatches() === 5, 5_000, 'sync');
 
     await api.stop();
-    await api.waitFor(() => c.all.every((i) => (errors.get(i.resource) ?? 0) >= 10), 15_000, 'every informer failing at its backoff cap');
+    await api.waitFor(
+      () => c.all.every((i) => (errors.get(i.resource) ?? 0) >= 10),
+      15_000,
+      'every informer failing at its backoff cap',
+    );
     // The API is unreachable: the caches are kept and not called out of step.
     expect(c.unsynced).toEqual([]);
     expect(kube.reachability.reachable).toBe(false);
@@ -56,7 +64,11 @@ describe('informers after an API outage', () => {
     api.create('nodes', { metadata: { name: 'n2' } });
     await api.start();
     const back = Date.now();
-    await api.waitFor(() => api.openWatches() === 5 && c.nodes.list().length === 2, 10_000, 'the five watches open again');
+    await api.waitFor(
+      () => api.openWatches() === 5 && c.nodes.list().length === 2,
+      10_000,
+      'the five watches open again',
+    );
     // Each informer's own backoff would have kept it away for up to 6 s (5 s ± 20 %).
     expect(Date.now() - back).toBeLessThan(2_000);
     expect(kube.reachability.reachable).toBe(true);

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { broadcastOf, formatCidr, formatIp, formatMac, networkOf, parseCidr, parseIp, parseMac, tryParseIp } from '../../src/net/ip.ts';
+import {
+  broadcastOf,
+  formatCidr,
+  formatIp,
+  formatMac,
+  networkOf,
+  parseCidr,
+  parseIp,
+  parseMac,
+  tryParseIp,
+} from '../../src/net/ip.ts';
 
 describe('IP addresses', () => {
   it('parses and formats IPv4', () => {

@@ -2,7 +2,15 @@
 // against what iproute2 6.1 sends for the same command (captured with strace), attribute parsing,
 // error and extended-ack parsing, and how a dump's datagrams are reassembled.
 import { describe, expect, it } from 'vitest';
-import { Attrs, MessageBuilder, nlaAlign, parseError, ReplyCollector, splitMessages, type NlMessage } from '../../src/kernel/netlink-codec.ts';
+import {
+  Attrs,
+  MessageBuilder,
+  nlaAlign,
+  parseError,
+  ReplyCollector,
+  splitMessages,
+  type NlMessage,
+} from '../../src/kernel/netlink-codec.ts';
 import { NLM_F, NLMSG, NLMSGERR_ATTR, RTM } from '../../src/kernel/netlink-const.ts';
 import { encodeAddress } from '../../src/kernel/addresses.ts';
 import { encodeNewLink } from '../../src/kernel/links.ts';
@@ -27,7 +35,11 @@ function message(type: number, flags: number, seq: number, payload: Buffer, pid 
   return Buffer.concat([header(len, type, flags, seq, pid), payload, Buffer.alloc(nlaAlign(len) - len)]);
 }
 
-function errorMessage(seq: number, errno: number, opts: { capped?: boolean; text?: string; offset?: number; request?: Buffer } = {}): Buffer {
+function errorMessage(
+  seq: number,
+  errno: number,
+  opts: { capped?: boolean; text?: string; offset?: number; request?: Buffer } = {},
+): Buffer {
   const request = opts.request ?? header(40, RTM.NEWADDR, NLM_F.REQUEST | NLM_F.ACK, seq);
   const parts: Buffer[] = [Buffer.alloc(4)];
   parts[0]!.writeInt32LE(-errno, 0);
@@ -94,8 +106,12 @@ describe('MessageBuilder', () => {
 describe('golden bytes (iproute2 6.1 sends the same)', () => {
   it('ip addr add 10.244.1.5/24 dev lo', () => {
     // strace of `ip addr add 10.244.1.5/24 dev lo` (lo is ifindex 1), header aside.
-    const iproute2Payload = strace('\\x02\\x18\\x00\\x00\\x01\\x00\\x00\\x00\\x08\\x00\\x02\\x00\\x0a\\xf4\\x01\\x05\\x08\\x00\\x01\\x00\\x0a\\xf4\\x01\\x05');
-    const b = encodeAddress(RTM.NEWADDR, 1, '10.244.1.5/24', { broadcast: false }, NLM_F.CREATE | NLM_F.EXCL).finish(0x6b04c6fa);
+    const iproute2Payload = strace(
+      '\\x02\\x18\\x00\\x00\\x01\\x00\\x00\\x00\\x08\\x00\\x02\\x00\\x0a\\xf4\\x01\\x05\\x08\\x00\\x01\\x00\\x0a\\xf4\\x01\\x05',
+    );
+    const b = encodeAddress(RTM.NEWADDR, 1, '10.244.1.5/24', { broadcast: false }, NLM_F.CREATE | NLM_F.EXCL).finish(
+      0x6b04c6fa,
+    );
     expect(b.readUInt32LE(0)).toBe(40);
     expect(b.readUInt16LE(4)).toBe(0x14);
     expect(b.readUInt16LE(6)).toBe(NLM_F.REQUEST | 0x600);
@@ -120,9 +136,25 @@ describe('golden bytes (iproute2 6.1 sends the same)', () => {
 
 describe('Attrs', () => {
   it('reads every width and strips the NUL of strings', () => {
-    const m = new MessageBuilder(0, 0).u8(1, 200).u16(2, 65000).be16(3, 8472).u32(4, 4_000_000_000).s32(5, -2).str(6, 'cni0').flag(7);
+    const m = new MessageBuilder(0, 0)
+      .u8(1, 200)
+      .u16(2, 65000)
+      .be16(3, 8472)
+      .u32(4, 4_000_000_000)
+      .s32(5, -2)
+      .str(6, 'cni0')
+      .flag(7);
     const a = new Attrs(m.finish(), 16);
-    expect([a.u8(1), a.u16(2), a.be16(3), a.u32(4), a.s32(5), a.str(6), a.has(7), a.has(8)]).toEqual([200, 65000, 8472, 4_000_000_000, -2, 'cni0', true, false]);
+    expect([a.u8(1), a.u16(2), a.be16(3), a.u32(4), a.s32(5), a.str(6), a.has(7), a.has(8)]).toEqual([
+      200,
+      65000,
+      8472,
+      4_000_000_000,
+      -2,
+      'cni0',
+      true,
+      false,
+    ]);
     expect(a.u32(1)).toBeUndefined(); // too short for the width asked
   });
 
@@ -145,7 +177,10 @@ describe('Attrs', () => {
 
 describe('splitMessages', () => {
   it('splits a datagram holding several messages', () => {
-    const d = Buffer.concat([message(RTM.NEWLINK, NLM_F.MULTI, 5, Buffer.alloc(17, 1)), message(NLMSG.DONE, NLM_F.MULTI, 5, Buffer.alloc(4))]);
+    const d = Buffer.concat([
+      message(RTM.NEWLINK, NLM_F.MULTI, 5, Buffer.alloc(17, 1)),
+      message(NLMSG.DONE, NLM_F.MULTI, 5, Buffer.alloc(4)),
+    ]);
     const msgs = splitMessages(d);
     expect(msgs.map((m) => [m.type, m.seq, m.data.length])).toEqual([
       [RTM.NEWLINK, 5, 17],
@@ -165,7 +200,12 @@ describe('parseError', () => {
 
   it('reads the errno and the extended ack of a capped error', () => {
     const e = parseError(one(errorMessage(9, 22, { text: 'Nexthop has invalid gateway', offset: 36 })));
-    expect(e).toMatchObject({ errno: 22, message: 'Nexthop has invalid gateway', offset: 36, request: { type: RTM.NEWADDR, seq: 9 } });
+    expect(e).toMatchObject({
+      errno: 22,
+      message: 'Nexthop has invalid gateway',
+      offset: 36,
+      request: { type: RTM.NEWADDR, seq: 9 },
+    });
   });
 
   it('finds the TLVs after the echoed request when the error is not capped', () => {
@@ -221,7 +261,10 @@ describe('ReplyCollector', () => {
 
   it('reads the errno (and message) a failed dump puts in NLMSG_DONE', () => {
     const c = new ReplyCollector(2, true);
-    const payload = Buffer.concat([Buffer.from([0xf3, 0xff, 0xff, 0xff]) /* -13 */, new MessageBuilder(0, 0).str(NLMSGERR_ATTR.MSG, 'no').finish().subarray(16)]);
+    const payload = Buffer.concat([
+      Buffer.from([0xf3, 0xff, 0xff, 0xff]) /* -13 */,
+      new MessageBuilder(0, 0).str(NLMSGERR_ATTR.MSG, 'no').finish().subarray(16),
+    ]);
     c.feed(message(NLMSG.DONE, NLM_F.MULTI | NLM_F.ACK_TLVS, 2, payload));
     expect(c.error).toMatchObject({ errno: 13, message: 'no' });
   });

@@ -13,12 +13,25 @@ describe('KernelError', () => {
   });
 
   it('leaves out the namespace for the caller own one and adds the extended ack text', () => {
-    const e = new KernelError({ errno: 22, operation: 'add route 10.0.0.0/8 via 10.1.1.1', kernelMessage: 'Nexthop has invalid gateway' });
-    expect(e.message).toBe('failed to add route 10.0.0.0/8 via 10.1.1.1: Invalid argument (Nexthop has invalid gateway)');
+    const e = new KernelError({
+      errno: 22,
+      operation: 'add route 10.0.0.0/8 via 10.1.1.1',
+      kernelMessage: 'Nexthop has invalid gateway',
+    });
+    expect(e.message).toBe(
+      'failed to add route 10.0.0.0/8 via 10.1.1.1: Invalid argument (Nexthop has invalid gateway)',
+    );
   });
 
   it('names errno values with the kernel spelling', () => {
-    expect([errnoName(17), errnoName(19), errnoName(11), errnoName(95), errnoName(3), errnoName(99)]).toEqual(['EEXIST', 'ENODEV', 'EAGAIN', 'EOPNOTSUPP', 'ESRCH', 'EADDRNOTAVAIL']);
+    expect([errnoName(17), errnoName(19), errnoName(11), errnoName(95), errnoName(3), errnoName(99)]).toEqual([
+      'EEXIST',
+      'ENODEV',
+      'EAGAIN',
+      'EOPNOTSUPP',
+      'ESRCH',
+      'EADDRNOTAVAIL',
+    ]);
     expect(errnoName(4000)).toBe('errno 4000');
   });
 

@@ -2,9 +2,45 @@
 // a message laid out as the kernel's answer decodes back to the same object.
 import { describe, expect, it } from 'vitest';
 import { decodeAddress, encodeAddress } from '../../src/kernel/addresses.ts';
-import { decodeLink, encodeNewLink, encodeSetBridgePort, encodeSetLink, offloadDifference } from '../../src/kernel/links.ts';
-import { Attrs, MessageBuilder, ifinfomsg, readIfaddrmsg, readIfinfomsg, readNdmsg, readRtmsg, splitMessages, type NlMessage } from '../../src/kernel/netlink-codec.ts';
-import { AF, IFA, IFA_F, IFF, IFLA, IFLA_BRPORT, IFLA_INFO, IFLA_VXLAN, NDA, NLA_F_NESTED, NLM_F, NTF, NUD, RT_SCOPE, RTA, RTM, RTN, RTPROT, VETH_INFO } from '../../src/kernel/netlink-const.ts';
+import {
+  decodeLink,
+  encodeNewLink,
+  encodeSetBridgePort,
+  encodeSetLink,
+  offloadDifference,
+} from '../../src/kernel/links.ts';
+import {
+  Attrs,
+  MessageBuilder,
+  ifinfomsg,
+  readIfaddrmsg,
+  readIfinfomsg,
+  readNdmsg,
+  readRtmsg,
+  splitMessages,
+  type NlMessage,
+} from '../../src/kernel/netlink-codec.ts';
+import {
+  AF,
+  IFA,
+  IFA_F,
+  IFF,
+  IFLA,
+  IFLA_BRPORT,
+  IFLA_INFO,
+  IFLA_VXLAN,
+  NDA,
+  NLA_F_NESTED,
+  NLM_F,
+  NTF,
+  NUD,
+  RT_SCOPE,
+  RTA,
+  RTM,
+  RTN,
+  RTPROT,
+  VETH_INFO,
+} from '../../src/kernel/netlink-const.ts';
 import { decodeFdb, decodeNeighbour, encodeFdb, encodeNeighbour } from '../../src/kernel/neighbours.ts';
 import { decodeRoute, encodeRoute } from '../../src/kernel/routes.ts';
 
@@ -14,7 +50,16 @@ const asReply = (m: MessageBuilder): NlMessage => splitMessages(m.finish(1))[0]!
 describe('links', () => {
   it('puts the veth peer, with its own ifinfomsg, name and namespace fd, inside VETH_INFO_PEER', () => {
     const msg = asReply(
-      encodeNewLink({ kind: 'veth', name: 'eth0', mtu: 1450, up: true, peer: { name: 'veth1234', mtu: 1450, mac: '02:00:00:00:00:01' } }, { peerNetnsFd: 7, netnsFd: 9 }),
+      encodeNewLink(
+        {
+          kind: 'veth',
+          name: 'eth0',
+          mtu: 1450,
+          up: true,
+          peer: { name: 'veth1234', mtu: 1450, mac: '02:00:00:00:00:01' },
+        },
+        { peerNetnsFd: 7, netnsFd: 9 },
+      ),
     );
     expect(msg.type).toBe(RTM.NEWLINK);
     expect(msg.flags & (NLM_F.CREATE | NLM_F.EXCL)).toBe(NLM_F.CREATE | NLM_F.EXCL);
@@ -26,36 +71,72 @@ describe('links', () => {
     const peer = info.nested(IFLA_INFO.DATA)!.get(VETH_INFO.PEER)!;
     expect(readIfinfomsg(peer).flags).toBe(0);
     const pa = new Attrs(peer, 16);
-    expect([pa.str(IFLA.IFNAME), pa.u32(IFLA.MTU), pa.u32(IFLA.NET_NS_FD), Buffer.from(pa.get(IFLA.ADDRESS)!).toString('hex')]).toEqual([
-      'veth1234',
-      1450,
-      7,
-      '020000000001',
-    ]);
+    expect([
+      pa.str(IFLA.IFNAME),
+      pa.u32(IFLA.MTU),
+      pa.u32(IFLA.NET_NS_FD),
+      Buffer.from(pa.get(IFLA.ADDRESS)!).toString('hex'),
+    ]).toEqual(['veth1234', 1450, 7, '020000000001']);
   });
 
   it('round-trips a VXLAN device: VNI, port in network order, local address, learning, underlay', () => {
-    const l = decodeLink(asReply(encodeNewLink({ kind: 'vxlan', name: 'strand.1', vni: 1, port: 4789, local: '198.18.0.1', learning: false, ttl: 64 }, { vxlanLink: 2 })));
+    const l = decodeLink(
+      asReply(
+        encodeNewLink(
+          { kind: 'vxlan', name: 'strand.1', vni: 1, port: 4789, local: '198.18.0.1', learning: false, ttl: 64 },
+          { vxlanLink: 2 },
+        ),
+      ),
+    );
     expect(l.kind).toBe('vxlan');
     expect(l.name).toBe('strand.1');
-    expect(l.vxlan).toEqual({ vni: 1, port: 4789, local: '198.18.0.1', group: undefined, learning: false, link: 2, ttl: 64 });
+    expect(l.vxlan).toEqual({
+      vni: 1,
+      port: 4789,
+      local: '198.18.0.1',
+      group: undefined,
+      learning: false,
+      link: 2,
+      ttl: 64,
+    });
     const v6 = decodeLink(asReply(encodeNewLink({ kind: 'vxlan', name: 'v6', vni: 7, local: 'fd00::1' }, {})));
     expect(v6.vxlan?.local).toBe('fd00::1');
   });
 
   it('round-trips a bridge with its options and the common attributes', () => {
-    const l = decodeLink(asReply(encodeNewLink({ kind: 'bridge', name: 'cni0', mtu: 1400, mac: '0a:58:0a:f4:01:01', vlanFiltering: true, stpState: 0 }, { master: 0 })));
-    expect(l).toMatchObject({ name: 'cni0', kind: 'bridge', mtu: 1400, mac: '0a:58:0a:f4:01:01', master: undefined, bridge: { vlanFiltering: true, stpState: 0 } });
+    const l = decodeLink(
+      asReply(
+        encodeNewLink(
+          { kind: 'bridge', name: 'cni0', mtu: 1400, mac: '0a:58:0a:f4:01:01', vlanFiltering: true, stpState: 0 },
+          { master: 0 },
+        ),
+      ),
+    );
+    expect(l).toMatchObject({
+      name: 'cni0',
+      kind: 'bridge',
+      mtu: 1400,
+      mac: '0a:58:0a:f4:01:01',
+      master: undefined,
+      bridge: { vlanFiltering: true, stpState: 0 },
+    });
   });
 
   it('decodes flags, operstate, the veth peer index and bridge port data', () => {
     const m = new MessageBuilder(RTM.NEWLINK, 0);
     m.raw(ifinfomsg({ index: 12, flags: IFF.UP | IFF.PROMISC | IFF.LOWER_UP | IFF.BROADCAST }));
-    m.str(IFLA.IFNAME, 'veth1234').u32(IFLA.MTU, 1500).u32(IFLA.MASTER, 5).s32(IFLA.LINK, 3).s32(IFLA.LINK_NETNSID, 0).u8(IFLA.OPERSTATE, 6);
+    m.str(IFLA.IFNAME, 'veth1234')
+      .u32(IFLA.MTU, 1500)
+      .u32(IFLA.MASTER, 5)
+      .s32(IFLA.LINK, 3)
+      .s32(IFLA.LINK_NETNSID, 0)
+      .u8(IFLA.OPERSTATE, 6);
     m.nested(IFLA.LINKINFO, (n) => {
       n.attr(IFLA_INFO.KIND, Buffer.from('veth'));
       n.attr(IFLA_INFO.SLAVE_KIND, Buffer.from('bridge\0'));
-      n.nested(IFLA_INFO.SLAVE_DATA, (d) => d.u8(IFLA_BRPORT.MODE, 1).u8(IFLA_BRPORT.ISOLATED, 0).u8(IFLA_BRPORT.LEARNING, 1).u8(IFLA_BRPORT.STATE, 3));
+      n.nested(IFLA_INFO.SLAVE_DATA, (d) =>
+        d.u8(IFLA_BRPORT.MODE, 1).u8(IFLA_BRPORT.ISOLATED, 0).u8(IFLA_BRPORT.LEARNING, 1).u8(IFLA_BRPORT.STATE, 3),
+      );
     });
     const l = decodeLink(asReply(m));
     expect(l).toMatchObject({
@@ -99,7 +180,10 @@ describe('links', () => {
   it('asks only for the sizes that differ from what the link reports', () => {
     const have = { gsoMaxSize: 65536, groMaxSize: 65536, gsoIpv4MaxSize: 196608 };
     expect(offloadDifference(have, { gsoMaxSize: 65536, gsoIpv4MaxSize: 196608 })).toEqual({});
-    expect(offloadDifference(have, { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608 })).toEqual({ gsoMaxSize: 196608, groMaxSize: 196608 });
+    expect(offloadDifference(have, { gsoMaxSize: 196608, groMaxSize: 196608, gsoIpv4MaxSize: 196608 })).toEqual({
+      gsoMaxSize: 196608,
+      groMaxSize: 196608,
+    });
     // groIpv4MaxSize is not reported (a kernel before 6.3): nothing to set.
     expect(offloadDifference(have, { groIpv4MaxSize: 196608 })).toEqual({});
   });
@@ -119,12 +203,26 @@ describe('links', () => {
 describe('addresses', () => {
   it('encodes IPv4 with IFA_LOCAL, IFA_ADDRESS and the computed broadcast', () => {
     const msg = asReply(encodeAddress(RTM.NEWADDR, 3, '10.244.1.5/24', {}, NLM_F.CREATE | NLM_F.EXCL));
-    expect(readIfaddrmsg(msg.data)).toEqual({ family: AF.INET, prefixLength: 24, flags: 0, scope: RT_SCOPE.UNIVERSE, index: 3 });
+    expect(readIfaddrmsg(msg.data)).toEqual({
+      family: AF.INET,
+      prefixLength: 24,
+      flags: 0,
+      scope: RT_SCOPE.UNIVERSE,
+      index: 3,
+    });
     const a = new Attrs(msg.data, 8);
     expect([...a.get(IFA.LOCAL)!]).toEqual([10, 244, 1, 5]);
     expect([...a.get(IFA.BROADCAST)!]).toEqual([10, 244, 1, 255]);
     const d = decodeAddress(msg)!;
-    expect(d).toMatchObject({ family: 4, address: '10.244.1.5', prefixLength: 24, cidr: '10.244.1.5/24', index: 3, broadcast: '10.244.1.255', peer: undefined });
+    expect(d).toMatchObject({
+      family: 4,
+      address: '10.244.1.5',
+      prefixLength: 24,
+      cidr: '10.244.1.5/24',
+      index: 3,
+      broadcast: '10.244.1.255',
+      peer: undefined,
+    });
   });
 
   it('encodes IPv6 flags above 8 bits in IFA_FLAGS and decodes them from there', () => {
@@ -133,7 +231,11 @@ describe('addresses', () => {
     const a = new Attrs(msg.data, 8);
     expect(a.u32(IFA.FLAGS)).toBe(IFA_F.NODAD | IFA_F.NOPREFIXROUTE);
     expect(a.has(IFA.BROADCAST)).toBe(false);
-    expect(decodeAddress(msg)).toMatchObject({ family: 6, cidr: 'fd00::5/64', flags: IFA_F.NODAD | IFA_F.NOPREFIXROUTE });
+    expect(decodeAddress(msg)).toMatchObject({
+      family: 6,
+      cidr: 'fd00::5/64',
+      flags: IFA_F.NODAD | IFA_F.NOPREFIXROUTE,
+    });
   });
 
   it('puts loopback addresses in host scope and leaves attributes off a delete', () => {
@@ -146,11 +248,34 @@ describe('addresses', () => {
 
 describe('routes', () => {
   it('encodes a default route via a gateway with metric, MTU and ADVMSS', () => {
-    const msg = asReply(encodeRoute(RTM.NEWROUTE, { dst: 'default', gateway: '10.244.1.1', metric: 100, mtu: 1450, advmss: 1410 }, 3, NLM_F.CREATE | NLM_F.EXCL));
-    expect(readRtmsg(msg.data)).toMatchObject({ family: AF.INET, dstLength: 0, table: 254, protocol: RTPROT.BOOT, scope: RT_SCOPE.UNIVERSE, type: RTN.UNICAST });
+    const msg = asReply(
+      encodeRoute(
+        RTM.NEWROUTE,
+        { dst: 'default', gateway: '10.244.1.1', metric: 100, mtu: 1450, advmss: 1410 },
+        3,
+        NLM_F.CREATE | NLM_F.EXCL,
+      ),
+    );
+    expect(readRtmsg(msg.data)).toMatchObject({
+      family: AF.INET,
+      dstLength: 0,
+      table: 254,
+      protocol: RTPROT.BOOT,
+      scope: RT_SCOPE.UNIVERSE,
+      type: RTN.UNICAST,
+    });
     const a = new Attrs(msg.data, 12);
     expect(a.has(RTA.DST)).toBe(false);
-    expect(decodeRoute(msg)).toMatchObject({ family: 4, dst: '0.0.0.0/0', gateway: '10.244.1.1', oif: 3, metric: 100, mtu: 1450, advmss: 1410, table: 254 });
+    expect(decodeRoute(msg)).toMatchObject({
+      family: 4,
+      dst: '0.0.0.0/0',
+      gateway: '10.244.1.1',
+      oif: 3,
+      metric: 100,
+      mtu: 1450,
+      advmss: 1410,
+      table: 254,
+    });
   });
 
   it('gives a directly connected route link scope, and a table above 255 goes in RTA_TABLE', () => {
@@ -177,14 +302,30 @@ describe('neighbours and FDB', () => {
   it('encodes a permanent ARP entry', () => {
     const msg = asReply(encodeNeighbour(RTM.NEWNEIGH, 4, { link: 4, ip: '10.244.2.0', mac: '0a:0b:0c:0d:0e:0f' }));
     expect(readNdmsg(msg.data)).toEqual({ family: AF.INET, index: 4, state: NUD.PERMANENT, flags: 0, type: 0 });
-    expect(decodeNeighbour(msg)).toMatchObject({ family: 4, index: 4, ip: '10.244.2.0', mac: '0a:0b:0c:0d:0e:0f', permanent: true });
+    expect(decodeNeighbour(msg)).toMatchObject({
+      family: 4,
+      index: 4,
+      ip: '10.244.2.0',
+      mac: '0a:0b:0c:0d:0e:0f',
+      permanent: true,
+    });
   });
 
   it('encodes a VXLAN FDB entry in the device table (NTF_SELF) with its remote VTEP', () => {
-    const msg = asReply(encodeFdb(RTM.NEWNEIGH, 9, { link: 9, mac: '0a:0b:0c:0d:0e:0f', dst: '198.18.0.2', vni: 1, port: 4789 }));
+    const msg = asReply(
+      encodeFdb(RTM.NEWNEIGH, 9, { link: 9, mac: '0a:0b:0c:0d:0e:0f', dst: '198.18.0.2', vni: 1, port: 4789 }),
+    );
     expect(readNdmsg(msg.data)).toMatchObject({ family: AF.BRIDGE, index: 9, state: NUD.PERMANENT, flags: NTF.SELF });
     expect(new Attrs(msg.data, 12).be16(NDA.PORT)).toBe(4789);
-    expect(decodeFdb(msg)).toMatchObject({ index: 9, mac: '0a:0b:0c:0d:0e:0f', dst: '198.18.0.2', vni: 1, port: 4789, self: true, permanent: true });
+    expect(decodeFdb(msg)).toMatchObject({
+      index: 9,
+      mac: '0a:0b:0c:0d:0e:0f',
+      dst: '198.18.0.2',
+      vni: 1,
+      port: 4789,
+      self: true,
+      permanent: true,
+    });
   });
 
   it('makes bridge FDB entries static in the master table', () => {
@@ -202,6 +343,14 @@ describe('neighbours and FDB', () => {
 
 describe('IFLA_VXLAN constants', () => {
   it('match the kernel ABI for the attributes the agent uses', () => {
-    expect([IFLA_VXLAN.ID, IFLA_VXLAN.LINK, IFLA_VXLAN.LOCAL, IFLA_VXLAN.TTL, IFLA_VXLAN.LEARNING, IFLA_VXLAN.PORT, IFLA_VXLAN.LOCAL6]).toEqual([1, 3, 4, 5, 7, 15, 17]);
+    expect([
+      IFLA_VXLAN.ID,
+      IFLA_VXLAN.LINK,
+      IFLA_VXLAN.LOCAL,
+      IFLA_VXLAN.TTL,
+      IFLA_VXLAN.LEARNING,
+      IFLA_VXLAN.PORT,
+      IFLA_VXLAN.LOCAL6,
+    ]).toEqual([1, 3, 4, 5, 7, 15, 17]);
   });
 });

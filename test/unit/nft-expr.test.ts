@@ -30,7 +30,13 @@ describe('renderRule', () => {
 
   it('names the sets, maps and chains a body refers to', () => {
     const refs = EXPR_CASES.map((c) => ruleReferencesOf(c.body));
-    expect([...new Set(refs.flatMap((r) => r.sets))].sort()).toEqual(['x-cidrs', 'x-ifnames', 'x-named', 'x-ports', 'x-vmap']);
+    expect([...new Set(refs.flatMap((r) => r.sets))].sort()).toEqual([
+      'x-cidrs',
+      'x-ifnames',
+      'x-named',
+      'x-ports',
+      'x-vmap',
+    ]);
     expect([...new Set(refs.flatMap((r) => r.chains))]).toEqual(['x-target']);
   });
 });
@@ -49,19 +55,42 @@ describe('parseRuleJson', () => {
 
   it('reads ct state flags, anonymous sets, vmaps, limits and masquerade flags', () => {
     const text = (expr: unknown) => renderRule(parseRuleJson(expr).body ?? []);
-    expect(text([{ match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } }, { accept: null }])).toBe('ct state established,related accept');
-    expect(text([{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'established' } }, { accept: null }])).toBe('ct state established accept');
-    expect(text([{ vmap: { key: { payload: { protocol: 'ip', field: 'saddr' } }, data: '@x-vmap' } }])).toBe('ip saddr vmap @x-vmap');
-    expect(text([{ limit: { rate: 5, burst: 10, per: 'second' } }, { log: { prefix: 'p ', group: 3 } }])).toBe('limit rate 5/second burst 10 packets log prefix "p " group 3');
+    expect(
+      text([
+        { match: { op: 'in', left: { ct: { key: 'state' } }, right: ['established', 'related'] } },
+        { accept: null },
+      ]),
+    ).toBe('ct state established,related accept');
+    expect(
+      text([{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'established' } }, { accept: null }]),
+    ).toBe('ct state established accept');
+    expect(text([{ vmap: { key: { payload: { protocol: 'ip', field: 'saddr' } }, data: '@x-vmap' } }])).toBe(
+      'ip saddr vmap @x-vmap',
+    );
+    expect(text([{ limit: { rate: 5, burst: 10, per: 'second' } }, { log: { prefix: 'p ', group: 3 } }])).toBe(
+      'limit rate 5/second burst 10 packets log prefix "p " group 3',
+    );
     expect(text([{ masquerade: { flags: 'fully-random' } }])).toBe('masquerade fully-random');
     expect(text([{ masquerade: null }])).toBe('masquerade');
-    expect(text([{ match: { op: '!=', left: { fib: { result: 'type', flags: ['daddr'] } }, right: { set: ['local', 'broadcast'] } } }, { drop: null }])).toBe(
-      'fib daddr type != { local, broadcast } drop',
-    );
+    expect(
+      text([
+        {
+          match: {
+            op: '!=',
+            left: { fib: { result: 'type', flags: ['daddr'] } },
+            right: { set: ['local', 'broadcast'] },
+          },
+        },
+        { drop: null },
+      ]),
+    ).toBe('fib daddr type != { local, broadcast } drop');
   });
 
   it('leaves the body out for expressions Strand does not write, keeping the counter', () => {
-    const parsed = parseRuleJson([{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'flags' } }, right: 'syn' } }, { counter: { packets: 1, bytes: 60 } }]);
+    const parsed = parseRuleJson([
+      { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'flags' } }, right: 'syn' } },
+      { counter: { packets: 1, bytes: 60 } },
+    ]);
     expect(parsed.body).toBeUndefined();
     expect(parsed.counter).toEqual({ packets: 1, bytes: 60 });
   });
@@ -75,7 +104,9 @@ describe('counters through the transport', () => {
     EXPR_CASES.forEach((c, i) => tx.add({ kind: 'rule', chain: c.chain, body: c.body, comment: `case ${i}` }));
     await nft.run(tx);
     const all = await nft.counters();
-    expect(all.map((c) => c.comment)).toEqual(EXPR_CASES.flatMap((c, i) => (c.body.some((e) => e.kind === 'counter') ? [`case ${i}`] : [])));
+    expect(all.map((c) => c.comment)).toEqual(
+      EXPR_CASES.flatMap((c, i) => (c.body.some((e) => e.kind === 'counter') ? [`case ${i}`] : [])),
+    );
     const first = all[0]!;
     nft.setCounter(first.handle, 5, 300);
     expect((await nft.counters(['x-filter']))[0]).toEqual({ ...first, packets: 5, bytes: 300 });

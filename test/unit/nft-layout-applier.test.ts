@@ -16,13 +16,23 @@ const allowA: ToyState = new Map([['10.99.2.2', ['10.99.1.1']]]);
 async function seeded(): Promise<FakeNft> {
   const nft = new FakeNft();
   // Another owner's objects: a layout never touches them.
-  await nft.run(new Transaction().add({ kind: 'table' }).add({ kind: 'chain', name: 'cni-x' }).add({ kind: 'rule', chain: 'cni-x', body: [verdict('accept')] }));
+  await nft.run(
+    new Transaction()
+      .add({ kind: 'table' })
+      .add({ kind: 'chain', name: 'cni-x' })
+      .add({ kind: 'rule', chain: 'cni-x', body: [verdict('accept')] }),
+  );
   return nft;
 }
 
 describe('LayoutApplier on the fake', () => {
   it('declares its ownership: the prefix, the names and the marker, nothing derived', () => {
-    const applier = new LayoutApplier({ nft: new FakeNft(), layout: { ...toyLayout, names: ['other-x'] }, log, markerChain: 'toy-marker' });
+    const applier = new LayoutApplier({
+      nft: new FakeNft(),
+      layout: { ...toyLayout, names: ['other-x'] },
+      log,
+      markerChain: 'toy-marker',
+    });
     expect(applier.ownership).toEqual({ prefixes: ['toy-'], names: ['other-x', 'toy-marker'] });
   });
 
@@ -32,7 +42,10 @@ describe('LayoutApplier on the fake', () => {
     expect(await applier.apply(isolated)).toMatchObject({ kind: 'rebuild', reason: 'start' });
     const diff = await applier.apply(allowA);
     expect(diff.kind).toBe('diff');
-    expect(nft.rules(podChain('10.99.2.2')).map((r) => r.rule)).toEqual(['ip saddr 10.99.1.1 counter accept', 'counter drop']);
+    expect(nft.rules(podChain('10.99.2.2')).map((r) => r.rule)).toEqual([
+      'ip saddr 10.99.1.1 counter accept',
+      'counter drop',
+    ]);
     expect(await applier.apply(allowA)).toMatchObject({ kind: 'none' });
     expect(nft.rules('cni-x')).toHaveLength(1);
     for (const script of nft.applied.slice(1)) expect(script).not.toMatch(/ cni-/);
@@ -52,7 +65,12 @@ describe('LayoutApplier on the fake', () => {
   it('rebuilds after a failed difference, and reports a failed rebuild as a problem', async () => {
     const nft = await seeded();
     const hooks = { failures: [] as string[], rebuilds: [] as string[] };
-    const applier = new LayoutApplier({ nft, layout: toyLayout, log, hooks: { failure: (k) => hooks.failures.push(k), rebuild: (r) => hooks.rebuilds.push(r) } });
+    const applier = new LayoutApplier({
+      nft,
+      layout: toyLayout,
+      log,
+      hooks: { failure: (k) => hooks.failures.push(k), rebuild: (r) => hooks.rebuilds.push(r) },
+    });
     await applier.apply(isolated);
     nft.failNextRun('not-found');
     expect(await applier.apply(allowA)).toMatchObject({ kind: 'rebuild', reason: 'failure' });

@@ -57,14 +57,29 @@ function rule(r: RuleSpec = {}): NlMessage {
   return answer(
     6 /* NEWRULE */,
     (m) => {
-      m.str(1, 'strand').str(2, r.chain ?? 'pod-a').attr(3, u64(r.handle ?? 7));
+      m.str(1, 'strand')
+        .str(2, r.chain ?? 'pod-a')
+        .attr(3, u64(r.handle ?? 7));
       m.nested(4, (list) => {
         list.nested(1, (e) =>
           e.str(1, 'payload').nested(2, (d) => d.attr(1, be32(1)).attr(2, be32(2)).attr(3, be32(2)).attr(4, be32(2))),
         );
-        list.nested(1, (e) => e.str(1, 'cmp').nested(2, (d) => d.attr(1, be32(1)).attr(2, be32(0)).nested(3, (v) => v.attr(1, Buffer.of((r.port ?? 80) >> 8, (r.port ?? 80) & 255)))));
-        list.nested(1, (e) => e.str(1, 'counter').nested(2, (d) => d.attr(1, u64(r.bytes ?? 0)).attr(2, u64(r.packets ?? 0))));
-        list.nested(1, (e) => e.str(1, 'immediate').nested(2, (d) => d.attr(1, be32(0)).nested(2, (v) => v.nested(2, (vd) => vd.attr(1, be32(1))))));
+        list.nested(1, (e) =>
+          e.str(1, 'cmp').nested(2, (d) =>
+            d
+              .attr(1, be32(1))
+              .attr(2, be32(0))
+              .nested(3, (v) => v.attr(1, Buffer.of((r.port ?? 80) >> 8, (r.port ?? 80) & 255))),
+          ),
+        );
+        list.nested(1, (e) =>
+          e.str(1, 'counter').nested(2, (d) => d.attr(1, u64(r.bytes ?? 0)).attr(2, u64(r.packets ?? 0))),
+        );
+        list.nested(1, (e) =>
+          e
+            .str(1, 'immediate')
+            .nested(2, (d) => d.attr(1, be32(0)).nested(2, (v) => v.nested(2, (vd) => vd.attr(1, be32(1))))),
+        );
       });
       if (r.comment !== undefined) m.attr(7, udataComment(r.comment));
     },
@@ -75,7 +90,13 @@ function rule(r: RuleSpec = {}): NlMessage {
 describe('decodeRule', () => {
   it('reads the chain, handle, comment and counter values', () => {
     const r = decodeRule(rule({ chain: 'pod-b', handle: 2 ** 40 + 5, packets: 3, bytes: 252, comment: 'web' }));
-    expect(r).toMatchObject({ table: 'strand', chain: 'pod-b', handle: 2 ** 40 + 5, comment: 'web', counter: { packets: 3, bytes: 252 } });
+    expect(r).toMatchObject({
+      table: 'strand',
+      chain: 'pod-b',
+      handle: 2 ** 40 + 5,
+      comment: 'web',
+      counter: { packets: 3, bytes: 252 },
+    });
   });
 
   it('a rule without a comment or counter has neither', () => {
@@ -107,7 +128,11 @@ describe('ChainDigester', () => {
   };
 
   it('counts rules per chain and changes with a removed, added or reordered rule only in that chain', () => {
-    const a = [{ chain: 'a', handle: 1 }, { chain: 'a', handle: 2 }, { chain: 'b', handle: 3 }];
+    const a = [
+      { chain: 'a', handle: 1 },
+      { chain: 'a', handle: 2 },
+      { chain: 'b', handle: 3 },
+    ];
     const before = digest(a);
     expect(before.get('a')?.count).toBe(2);
     expect(before.get('b')?.count).toBe(1);
@@ -143,7 +168,13 @@ describe('other answers', () => {
         .attr(6, be32(0))
         .str(7, 'filter'),
     );
-    expect(decodeChain(base)).toEqual({ table: 'strand', name: 'forward', handle: 4, use: 0, base: { hook: 2, priority: -100, type: 'filter', policy: 1 } });
+    expect(decodeChain(base)).toEqual({
+      table: 'strand',
+      name: 'forward',
+      handle: 4,
+      use: 0,
+      base: { hook: 2, priority: -100, type: 'filter', policy: 1 },
+    });
     expect(decodeChain(answer(3, (m) => m.str(1, 'strand').attr(2, u64(9)).str(3, 'pod-a').attr(6, be32(2))))).toEqual({
       table: 'strand',
       name: 'pod-a',
@@ -153,18 +184,31 @@ describe('other answers', () => {
   });
 
   it('decodeSet tells a map from a set', () => {
-    const map = answer(9, (m) => m.str(1, 'strand').str(2, 'pods').attr(3, be32(0x8)).attr(5, be32(4)).attr(7, be32(16)).attr(16, u64(3)));
-    expect(decodeSet(map)).toEqual({ table: 'strand', name: 'pods', handle: 3, flags: 8, keyLen: 4, map: true, dataLen: 16 });
+    const map = answer(9, (m) =>
+      m.str(1, 'strand').str(2, 'pods').attr(3, be32(0x8)).attr(5, be32(4)).attr(7, be32(16)).attr(16, u64(3)),
+    );
+    expect(decodeSet(map)).toEqual({
+      table: 'strand',
+      name: 'pods',
+      handle: 3,
+      flags: 8,
+      keyLen: 4,
+      map: true,
+      dataLen: 16,
+    });
     expect(decodeSet(answer(9, (m) => m.str(1, 'strand').str(2, 'peers').attr(3, be32(0x4))))?.map).toBe(false);
   });
 
   it('countElements counts a range once (its interval-end element is not counted)', () => {
     const elems = answer(12, (m) =>
-      m.str(1, 'strand').str(2, 'peers').nested(3, (l) => {
-        l.nested(1, (e) => e.nested(1, (k) => k.attr(1, Buffer.of(10, 0, 0, 0))));
-        l.nested(1, (e) => e.nested(1, (k) => k.attr(1, Buffer.of(11, 0, 0, 0))).attr(3, be32(1)));
-        l.nested(1, (e) => e.nested(1, (k) => k.attr(1, Buffer.of(192, 168, 1, 1))));
-      }),
+      m
+        .str(1, 'strand')
+        .str(2, 'peers')
+        .nested(3, (l) => {
+          l.nested(1, (e) => e.nested(1, (k) => k.attr(1, Buffer.of(10, 0, 0, 0))));
+          l.nested(1, (e) => e.nested(1, (k) => k.attr(1, Buffer.of(11, 0, 0, 0))).attr(3, be32(1)));
+          l.nested(1, (e) => e.nested(1, (k) => k.attr(1, Buffer.of(192, 168, 1, 1))));
+        }),
     );
     expect(countElements(elems)).toBe(2);
   });

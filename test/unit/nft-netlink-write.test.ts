@@ -27,7 +27,10 @@ describe('compileRule', () => {
   });
 
   it('an IPv6 address takes four registers before the next field', () => {
-    const e = compileRule([{ kind: 'vmap', fields: ['ip6 daddr', 'th dport'], map: 'm' }], { family: 'inet', setIds: new Map([['m', 3]]) });
+    const e = compileRule([{ kind: 'vmap', fields: ['ip6 daddr', 'th dport'], map: 'm' }], {
+      family: 'inet',
+      setIds: new Map([['m', 3]]),
+    });
     expect(e.slice(2)).toEqual([
       { kind: 'payload', dreg: 1, base: 'network', offset: 24, len: 16 },
       { kind: 'payload', dreg: 12, base: 'transport', offset: 2, len: 2 },
@@ -36,7 +39,10 @@ describe('compileRule', () => {
   });
 
   it('ct state established,related: mask and compare with zero', () => {
-    const [load, bitwise, cmp] = compileRule([{ kind: 'match', field: 'ct state', value: ['established', 'related'] }], inet);
+    const [load, bitwise, cmp] = compileRule(
+      [{ kind: 'match', field: 'ct state', value: ['established', 'related'] }],
+      inet,
+    );
     expect(load).toEqual({ kind: 'ct', dreg: 1, key: 'state' });
     expect(bitwise?.kind === 'bitwise' && hex(bitwise.mask)).toBe('06000000');
     expect(cmp).toMatchObject({ kind: 'cmp', op: '!=' });
@@ -52,7 +58,13 @@ describe('compileRule', () => {
   });
 
   it('tcp dport adds meta l4proto tcp once; a port range is a range expression', () => {
-    const e = compileRule([{ kind: 'match', field: 'tcp dport', value: '1000-2000' }, { kind: 'match', field: 'tcp sport', value: 5 }], inet);
+    const e = compileRule(
+      [
+        { kind: 'match', field: 'tcp dport', value: '1000-2000' },
+        { kind: 'match', field: 'tcp sport', value: 5 },
+      ],
+      inet,
+    );
     expect(e.map((x) => x.kind)).toEqual(['meta', 'cmp', 'payload', 'range', 'payload', 'cmp']);
   });
 
@@ -77,13 +89,23 @@ describe('compileRule', () => {
   });
 
   it('refuses an IPv6 field after an IPv4 one, and either in the other family', () => {
-    expect(() => compileRule([{ kind: 'match', field: 'ip saddr', value: '1.2.3.4' }, { kind: 'match', field: 'ip6 daddr', value: '::1' }], inet)).toThrow(/ip6 daddr/);
-    expect(() => compileRule([{ kind: 'match', field: 'ip6 daddr', value: '::1' }], { family: 'ip' })).toThrow(/family ip/);
+    expect(() =>
+      compileRule(
+        [
+          { kind: 'match', field: 'ip saddr', value: '1.2.3.4' },
+          { kind: 'match', field: 'ip6 daddr', value: '::1' },
+        ],
+        inet,
+      ),
+    ).toThrow(/ip6 daddr/);
+    expect(() => compileRule([{ kind: 'match', field: 'ip6 daddr', value: '::1' }], { family: 'ip' })).toThrow(
+      /family ip/,
+    );
   });
 });
 
 describe('sets and elements', () => {
-  it('a concatenated key type is nft\'s shifted ids, its length the padded fields', () => {
+  it("a concatenated key type is nft's shifted ids, its length the padded fields", () => {
     expect(keyLayout(['ipv4_addr', 'inet_service'])).toEqual({ typeId: 0x1cd, len: 8, fieldLens: [4, 2] });
     expect(keyLayout(['ipv6_addr'])).toEqual({ typeId: 8, len: 16, fieldLens: [16] });
   });
@@ -101,7 +123,10 @@ describe('sets and elements', () => {
   it('a concatenated interval element carries key and key_end', () => {
     const s: SetSpec = { table: 't', name: 's', key: ['ipv4_addr', 'inet_service'], flags: ['interval'] };
     const [w] = wireElements(s, { key: ['10.0.0.0/8', '80-90'] });
-    expect([hex(w?.key ?? new Uint8Array()), hex(w?.keyEnd ?? new Uint8Array())]).toEqual(['0a00000000500000', '0affffff005a0000']);
+    expect([hex(w?.key ?? new Uint8Array()), hex(w?.keyEnd ?? new Uint8Array())]).toEqual([
+      '0a00000000500000',
+      '0affffff005a0000',
+    ]);
   });
 
   it('a set made in the batch gets an id that its rules and elements carry', () => {
@@ -178,7 +203,10 @@ describe('applyBatch', () => {
 
 describe('anonymous sets and icmpv6 type', () => {
   it('icmpv6 type { … }: the dependencies nft adds, a one-byte transport load, a lookup of the anonymous set by id', () => {
-    const exprs = compileRule([{ kind: 'match-set', field: 'icmpv6 type', values: ['nd-router-solicit'] }], { family: 'inet', anonSetIds: [7] });
+    const exprs = compileRule([{ kind: 'match-set', field: 'icmpv6 type', values: ['nd-router-solicit'] }], {
+      family: 'inet',
+      anonSetIds: [7],
+    });
     expect(exprs).toEqual([
       { kind: 'meta', dreg: 1, key: 'nfproto' },
       { kind: 'cmp', sreg: 1, op: '==', data: Buffer.of(10) },
@@ -194,17 +222,29 @@ describe('anonymous sets and icmpv6 type', () => {
       op: 'add-rule',
       table: 't',
       chain: 'c',
-      rule: [{ kind: 'match-set', field: 'icmpv6 type', values: ['nd-router-solicit', 'nd-redirect'] }, { kind: 'verdict', verdict: { code: 'accept' } }],
+      rule: [
+        { kind: 'match-set', field: 'icmpv6 type', values: ['nd-router-solicit', 'nd-redirect'] },
+        { kind: 'verdict', verdict: { code: 'accept' } },
+      ],
     };
     const msgs = encodeOps([rule]).map((m) => splitMessages(m.finish(1))[0]);
     expect(msgs.map((m) => (m?.type ?? 0) & 0xff)).toEqual([9, 12, 6]); // NEWSET, NEWSETELEM, NEWRULE
     const set = new Attrs(msgs[0]?.data as Buffer, 4);
     const flags = set.get(NFTA_SET.FLAGS)?.readUInt32BE(0);
-    expect([set.get(NFTA_SET.NAME)?.toString(), flags, set.get(NFTA_SET.KEY_TYPE)?.readUInt32BE(0)]).toEqual(['__set%d\0', 3, 29]);
+    expect([set.get(NFTA_SET.NAME)?.toString(), flags, set.get(NFTA_SET.KEY_TYPE)?.readUInt32BE(0)]).toEqual([
+      '__set%d\0',
+      3,
+      29,
+    ]);
   });
 
   it('refuses a range in an anonymous set rather than sending what nft would merge', () => {
-    const rule: NftOp = { op: 'add-rule', table: 't', chain: 'c', rule: [{ kind: 'match-set', field: 'th dport', values: ['80-90'] }] };
+    const rule: NftOp = {
+      op: 'add-rule',
+      table: 't',
+      chain: 'c',
+      rule: [{ kind: 'match-set', field: 'th dport', values: ['80-90'] }],
+    };
     expect(() => encodeOps([rule])).toThrow(/range or prefix/);
   });
 });

@@ -1,52 +1,106 @@
 // nftables objects rendered as nft script text, and the checks that keep a name, comment or rule body
 // from breaking out of its command (nft has no escapes: see src/nft/objects.ts).
 import { describe, expect, it } from 'vitest';
-import { canonicalElementPart, checkObject, ipInterval, NftObjectError, PRIORITY, renderOperation, STRAND_TABLE, type NftObject } from '../../src/nft/objects.ts';
+import {
+  canonicalElementPart,
+  checkObject,
+  ipInterval,
+  NftObjectError,
+  PRIORITY,
+  renderOperation,
+  STRAND_TABLE,
+  type NftObject,
+} from '../../src/nft/objects.ts';
 import { counter, match, meta, verdict } from '../../src/nft/expr.ts';
 
-const r = (verb: Parameters<typeof renderOperation>[0], obj: Parameters<typeof renderOperation>[1]) => renderOperation(verb, obj, STRAND_TABLE);
+const r = (verb: Parameters<typeof renderOperation>[0], obj: Parameters<typeof renderOperation>[1]) =>
+  renderOperation(verb, obj, STRAND_TABLE);
 
 describe('rendering', () => {
   it('renders the table, regular and base chains', () => {
     expect(r('add', { kind: 'table' })).toBe('add table inet strand');
     expect(r('add', { kind: 'chain', name: 'agent-fw' })).toBe('add chain inet strand agent-fw');
-    expect(r('add', { kind: 'chain', name: 'agent-fw', comment: 'x; {y} # z' })).toBe('add chain inet strand agent-fw { comment "x; {y} # z" ; }');
-    expect(r('create', { kind: 'chain', name: 'agent-post', base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' } })).toBe(
-      'create chain inet strand agent-post { type nat hook postrouting priority 100 ; policy accept ; }',
+    expect(r('add', { kind: 'chain', name: 'agent-fw', comment: 'x; {y} # z' })).toBe(
+      'add chain inet strand agent-fw { comment "x; {y} # z" ; }',
     );
-    expect(r('add', { kind: 'chain', name: 'agent-in', base: { type: 'filter', hook: 'input', priority: PRIORITY.filter - 10 } })).toBe(
-      'add chain inet strand agent-in { type filter hook input priority -10 ; }',
-    );
+    expect(
+      r('create', {
+        kind: 'chain',
+        name: 'agent-post',
+        base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' },
+      }),
+    ).toBe('create chain inet strand agent-post { type nat hook postrouting priority 100 ; policy accept ; }');
+    expect(
+      r('add', {
+        kind: 'chain',
+        name: 'agent-in',
+        base: { type: 'filter', hook: 'input', priority: PRIORITY.filter - 10 },
+      }),
+    ).toBe('add chain inet strand agent-in { type filter hook input priority -10 ; }');
     expect(r('flush', { kind: 'chain', name: 'agent-fw' })).toBe('flush chain inet strand agent-fw');
     expect(r('delete', { kind: 'chain', name: 'agent-fw' })).toBe('delete chain inet strand agent-fw');
   });
 
   it('renders rules with comments and handles', () => {
-    expect(r('add', { kind: 'rule', chain: 'agent-fw', body: [match(meta('iifname'), { kind: 'name', value: 'eth0' }), counter(), verdict('accept')], comment: 'from eth0' })).toBe(
-      'add rule inet strand agent-fw iifname "eth0" counter accept comment "from eth0"',
+    expect(
+      r('add', {
+        kind: 'rule',
+        chain: 'agent-fw',
+        body: [match(meta('iifname'), { kind: 'name', value: 'eth0' }), counter(), verdict('accept')],
+        comment: 'from eth0',
+      }),
+    ).toBe('add rule inet strand agent-fw iifname "eth0" counter accept comment "from eth0"');
+    expect(r('insert', { kind: 'rule', chain: 'agent-fw', body: [verdict('drop')] })).toBe(
+      'insert rule inet strand agent-fw drop',
     );
-    expect(r('insert', { kind: 'rule', chain: 'agent-fw', body: [verdict('drop')] })).toBe('insert rule inet strand agent-fw drop');
-    expect(r('add', { kind: 'rule', chain: 'agent-fw', body: [verdict('drop')], handle: 7 })).toBe('add rule inet strand agent-fw handle 7 drop');
-    expect(r('replace', { kind: 'rule', chain: 'agent-fw', body: [verdict('accept')], handle: 7 })).toBe('replace rule inet strand agent-fw handle 7 accept');
-    expect(r('delete', { kind: 'rule', chain: 'agent-fw', handle: 7 })).toBe('delete rule inet strand agent-fw handle 7');
+    expect(r('add', { kind: 'rule', chain: 'agent-fw', body: [verdict('drop')], handle: 7 })).toBe(
+      'add rule inet strand agent-fw handle 7 drop',
+    );
+    expect(r('replace', { kind: 'rule', chain: 'agent-fw', body: [verdict('accept')], handle: 7 })).toBe(
+      'replace rule inet strand agent-fw handle 7 accept',
+    );
+    expect(r('delete', { kind: 'rule', chain: 'agent-fw', handle: 7 })).toBe(
+      'delete rule inet strand agent-fw handle 7',
+    );
   });
 
   it('renders sets, maps and verdict maps', () => {
     expect(r('add', { kind: 'set', name: 'agent-cidrs', type: 'ipv4_addr', flags: ['interval'], comment: 'c' })).toBe(
       'add set inet strand agent-cidrs { type ipv4_addr ; flags interval ; comment "c" ; }',
     );
-    expect(r('add', { kind: 'set', name: 'agent-t', type: 'ipv4_addr . inet_service', flags: ['timeout', 'dynamic'], timeout: 30, size: 1024 })).toBe(
+    expect(
+      r('add', {
+        kind: 'set',
+        name: 'agent-t',
+        type: 'ipv4_addr . inet_service',
+        flags: ['timeout', 'dynamic'],
+        timeout: 30,
+        size: 1024,
+      }),
+    ).toBe(
       'add set inet strand agent-t { type ipv4_addr . inet_service ; flags timeout,dynamic ; timeout 30s ; size 1024 ; }',
     );
-    expect(r('add', { kind: 'map', name: 'policy-pods', type: 'ipv4_addr', value: 'verdict' })).toBe('add map inet strand policy-pods { type ipv4_addr : verdict ; }');
+    expect(r('add', { kind: 'map', name: 'policy-pods', type: 'ipv4_addr', value: 'verdict' })).toBe(
+      'add map inet strand policy-pods { type ipv4_addr : verdict ; }',
+    );
     expect(r('flush', { kind: 'map', name: 'policy-pods' })).toBe('flush map inet strand policy-pods');
     expect(r('delete', { kind: 'set', name: 'agent-t' })).toBe('delete set inet strand agent-t');
   });
 
   it('renders elements: concatenated keys, values, comments; delete names the key only', () => {
-    expect(r('add', { kind: 'element', set: 'agent-cidrs', key: ['10.1.0.0/16'] })).toBe('add element inet strand agent-cidrs { 10.1.0.0/16 }');
-    expect(r('add', { kind: 'element', set: 'agent-t', key: ['10.1.0.1', '80'], comment: 'web' })).toBe('add element inet strand agent-t { 10.1.0.1 . 80 comment "web" }');
-    const e = { kind: 'element', set: 'policy-pods', key: ['10.1.0.1'], value: ['jump policy-pod-a'], comment: 'pod a' } as const;
+    expect(r('add', { kind: 'element', set: 'agent-cidrs', key: ['10.1.0.0/16'] })).toBe(
+      'add element inet strand agent-cidrs { 10.1.0.0/16 }',
+    );
+    expect(r('add', { kind: 'element', set: 'agent-t', key: ['10.1.0.1', '80'], comment: 'web' })).toBe(
+      'add element inet strand agent-t { 10.1.0.1 . 80 comment "web" }',
+    );
+    const e = {
+      kind: 'element',
+      set: 'policy-pods',
+      key: ['10.1.0.1'],
+      value: ['jump policy-pod-a'],
+      comment: 'pod a',
+    } as const;
     expect(r('add', e)).toBe('add element inet strand policy-pods { 10.1.0.1 comment "pod a" : jump policy-pod-a }');
     expect(r('delete', e)).toBe('delete element inet strand policy-pods { 10.1.0.1 }');
   });
@@ -63,7 +117,22 @@ describe('checks', () => {
   });
 
   it('refuses names nft would read as keywords, quoted strings or more than one word', () => {
-    for (const name of ['filter', 'ip', 'counter', 'auto-merge', 'gc-interval', 'Agent-x', '-x', 'x-', 'a b-c', 'a"-b', 'a;-b', 'a-b\n', '', 'x'.repeat(63) + '-y']) {
+    for (const name of [
+      'filter',
+      'ip',
+      'counter',
+      'auto-merge',
+      'gc-interval',
+      'Agent-x',
+      '-x',
+      'x-',
+      'a b-c',
+      'a"-b',
+      'a;-b',
+      'a-b\n',
+      '',
+      'x'.repeat(63) + '-y',
+    ]) {
       bad({ kind: 'chain', name }, /invalid chain name/);
     }
     bad({ kind: 'rule', chain: 'counter', body: [verdict('accept')] }, /invalid chain name/);

@@ -45,7 +45,9 @@ describe('Transaction', () => {
   it('checks each object when it is added, leaving the transaction as it was', () => {
     const tx = new Transaction().add({ kind: 'chain', name: 'agent-a' });
     expect(() => tx.add({ kind: 'chain', name: 'filter' })).toThrow(NftObjectError);
-    expect(() => tx.add({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')], comment: '"' })).toThrow(NftObjectError);
+    expect(() => tx.add({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')], comment: '"' })).toThrow(
+      NftObjectError,
+    );
     expect(() => tx.flush({ kind: 'set', name: 'ip' })).toThrow(/invalid set name/);
     expect(tx.operations).toHaveLength(1);
   });
@@ -55,22 +57,30 @@ describe('Transaction', () => {
     expect(() => tx.flush({ kind: 'table' } as never)).toThrow(/only chains, sets and maps/);
     expect(() => tx.delete({ kind: 'table' } as never)).toThrow(/other owners/);
     expect(() => tx.delete({ kind: 'rule', chain: 'agent-a' } as never)).toThrow(/handle/);
-    expect(() => tx.create({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')] } as never)).toThrow(/add or insert/);
+    expect(() => tx.create({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')] } as never)).toThrow(
+      /add or insert/,
+    );
     expect(() => tx.replace({ kind: 'rule', chain: 'agent-a', body: [verdict('accept')] } as never)).toThrow(/handle/);
     expect(tx.empty).toBe(true);
   });
 
   it('appends another transaction after its own operations, in order, checked as if added here', () => {
-    const diff = new Transaction().flush({ kind: 'chain', name: 'agent-pol-x' }).add({ kind: 'rule', chain: 'agent-pol-x', body: [verdict('drop')] });
+    const diff = new Transaction()
+      .flush({ kind: 'chain', name: 'agent-pol-x' })
+      .add({ kind: 'rule', chain: 'agent-pol-x', body: [verdict('drop')] });
     const tx = new Transaction({ ownedPrefix: 'agent-' }).add({ kind: 'chain', name: 'agent-pol-x' }).append(diff);
-    expect(tx.render()).toBe('add chain inet strand agent-pol-x\nflush chain inet strand agent-pol-x\nadd rule inet strand agent-pol-x drop\n');
+    expect(tx.render()).toBe(
+      'add chain inet strand agent-pol-x\nflush chain inet strand agent-pol-x\nadd rule inet strand agent-pol-x drop\n',
+    );
     expect(diff.operations).toHaveLength(2);
     expect(() => tx.append(new Transaction().add({ kind: 'chain', name: 'cni-masquerade' }))).toThrow(NftObjectError);
   });
 
   it('with ownedPrefix, refuses every chain, set, map and element outside it', () => {
     const tx = new Transaction({ ownedPrefix: 'agent-' });
-    tx.add({ kind: 'table' }).add({ kind: 'chain', name: 'agent-x' }).add({ kind: 'rule', chain: 'agent-x', body: [verdict('jump', 'cni-masquerade')] });
+    tx.add({ kind: 'table' })
+      .add({ kind: 'chain', name: 'agent-x' })
+      .add({ kind: 'rule', chain: 'agent-x', body: [verdict('jump', 'cni-masquerade')] });
     expect(() => tx.flush({ kind: 'chain', name: 'cni-masquerade' })).toThrow(/only touches objects named agent-\*/);
     expect(() => tx.delete({ kind: 'set', name: 'cni-1a2b3c4d-5e6f7a8b' })).toThrow(/agent-\*/);
     expect(() => tx.add({ kind: 'rule', chain: 'cni-masquerade', body: [verdict('accept')] })).toThrow(/agent-\*/);
@@ -87,7 +97,9 @@ describe('Transaction', () => {
 
   it('describes itself for errors and logs', () => {
     const tx = new Transaction().add({ kind: 'table' });
-    expect(describeTransaction(tx, { family: 'inet', name: 'strand' })).toBe('apply nftables transaction (1 command) to table inet strand');
+    expect(describeTransaction(tx, { family: 'inet', name: 'strand' })).toBe(
+      'apply nftables transaction (1 command) to table inet strand',
+    );
   });
 });
 
@@ -100,12 +112,16 @@ describe('nft errors', () => {
       '',
     ].join('\n');
     expect(parseNftStderr(stderr)).toEqual({ line: 2, detail: 'Could not process rule: No such file or directory' });
-    expect(parseNftStderr('Error: No such file or directory\nlist table inet x\n')).toEqual({ detail: 'No such file or directory' });
+    expect(parseNftStderr('Error: No such file or directory\nlist table inet x\n')).toEqual({
+      detail: 'No such file or directory',
+    });
     expect(parseNftStderr('\nsomething odd\n')).toEqual({ detail: 'something odd' });
   });
 
   it('maps messages to reasons', () => {
-    expect(reasonOf('/dev/stdin:1:23-30: Error: syntax error, unexpected quoted string, expecting string')).toBe('syntax');
+    expect(reasonOf('/dev/stdin:1:23-30: Error: syntax error, unexpected quoted string, expecting string')).toBe(
+      'syntax',
+    );
     expect(reasonOf('Error: Could not process rule: No such file or directory')).toBe('not-found');
     expect(reasonOf('/dev/stdin:1:47-57: Error: element does not exist')).toBe('not-found');
     expect(reasonOf('Error: Could not process rule: File exists')).toBe('exists');
@@ -117,8 +133,17 @@ describe('nft errors', () => {
   });
 
   it('says what failed, where, and at which command', () => {
-    const e = new NftError({ reason: 'not-found', operation: 'apply nftables transaction (2 commands) to table inet strand', detail: 'No such file or directory', netns: 'n1', line: 2, failingCommand: 'add rule inet strand x-y counter' });
-    expect(e.message).toBe('failed to apply nftables transaction (2 commands) to table inet strand in netns n1 at line 2 `add rule inet strand x-y counter`: No such file or directory');
+    const e = new NftError({
+      reason: 'not-found',
+      operation: 'apply nftables transaction (2 commands) to table inet strand',
+      detail: 'No such file or directory',
+      netns: 'n1',
+      line: 2,
+      failingCommand: 'add rule inet strand x-y counter',
+    });
+    expect(e.message).toBe(
+      'failed to apply nftables transaction (2 commands) to table inet strand in netns n1 at line 2 `add rule inet strand x-y counter`: No such file or directory',
+    );
     expect(isNftError(e)).toBe(true);
     expect(isNftError(e, 'not-found')).toBe(true);
     expect(isNftError(e, 'exists')).toBe(false);
@@ -134,24 +159,81 @@ describe('nft -j list table', () => {
       { table: { family: 'inet', name: 'strand', handle: 1 } },
       {
         set: {
-          family: 'inet', name: 'agent-cluster-v4', table: 'strand', type: 'ipv4_addr', handle: 3, comment: 'cidrs', flags: ['interval'],
-          elem: [{ elem: { val: { prefix: { addr: '10.1.0.0', len: 16 } }, comment: 'a' } }, '10.2.0.1', { range: ['10.3.0.0', '10.3.0.9'] }],
+          family: 'inet',
+          name: 'agent-cluster-v4',
+          table: 'strand',
+          type: 'ipv4_addr',
+          handle: 3,
+          comment: 'cidrs',
+          flags: ['interval'],
+          elem: [
+            { elem: { val: { prefix: { addr: '10.1.0.0', len: 16 } }, comment: 'a' } },
+            '10.2.0.1',
+            { range: ['10.3.0.0', '10.3.0.9'] },
+          ],
         },
       },
       { set: { family: 'inet', name: 'cni-a-b', table: 'strand', type: 'ipv6_addr', handle: 4 } },
       { set: { family: 'ip', name: 'other-set', table: 'strand', type: 'ipv4_addr', handle: 4 } },
       {
         map: {
-          family: 'inet', name: 'policy-vm', table: 'strand', type: 'ipv4_addr', handle: 5, map: 'verdict',
-          elem: [['10.0.0.1', { jump: { target: 'agent-reg' } }], ['10.0.0.2', { drop: null }], [{ elem: { val: '10.0.0.3', comment: 'c' } }, { accept: null }]],
+          family: 'inet',
+          name: 'policy-vm',
+          table: 'strand',
+          type: 'ipv4_addr',
+          handle: 5,
+          map: 'verdict',
+          elem: [
+            ['10.0.0.1', { jump: { target: 'agent-reg' } }],
+            ['10.0.0.2', { drop: null }],
+            [{ elem: { val: '10.0.0.3', comment: 'c' } }, { accept: null }],
+          ],
         },
       },
-      { map: { family: 'inet', name: 'agent-m2', table: 'strand', type: ['ipv4_addr', 'inet_service'], handle: 6, map: 'ipv4_addr', elem: [[{ concat: ['10.0.0.1', 80] }, '10.9.9.9']] } },
-      { chain: { family: 'inet', table: 'strand', name: 'agent-postrouting', handle: 1, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
+      {
+        map: {
+          family: 'inet',
+          name: 'agent-m2',
+          table: 'strand',
+          type: ['ipv4_addr', 'inet_service'],
+          handle: 6,
+          map: 'ipv4_addr',
+          elem: [[{ concat: ['10.0.0.1', 80] }, '10.9.9.9']],
+        },
+      },
+      {
+        chain: {
+          family: 'inet',
+          table: 'strand',
+          name: 'agent-postrouting',
+          handle: 1,
+          type: 'nat',
+          hook: 'postrouting',
+          prio: 100,
+          policy: 'accept',
+        },
+      },
       { chain: { family: 'inet', table: 'strand', name: 'agent-reg', handle: 2 } },
-      { rule: { family: 'inet', table: 'strand', chain: 'agent-postrouting', handle: 7, comment: 'v4 egress', expr: [{ masquerade: null }] } },
+      {
+        rule: {
+          family: 'inet',
+          table: 'strand',
+          chain: 'agent-postrouting',
+          handle: 7,
+          comment: 'v4 egress',
+          expr: [{ masquerade: null }],
+        },
+      },
       { rule: { family: 'inet', table: 'strand', chain: 'agent-postrouting', handle: 8, expr: [{ return: null }] } },
-      { rule: { family: 'inet', table: 'strand', chain: 'agent-reg', handle: 10, expr: [{ counter: { packets: 0, bytes: 0 } }] } },
+      {
+        rule: {
+          family: 'inet',
+          table: 'strand',
+          chain: 'agent-reg',
+          handle: 10,
+          expr: [{ counter: { packets: 0, bytes: 0 } }],
+        },
+      },
     ],
   });
 
@@ -170,7 +252,11 @@ describe('nft -j list table', () => {
     expect([...s.sets.keys()]).toEqual(['agent-cluster-v4', 'cni-a-b']);
     const v4 = s.sets.get('agent-cluster-v4')!;
     expect(v4).toMatchObject({ type: 'ipv4_addr', flags: ['interval'], comment: 'cidrs', handle: 3 });
-    expect(v4.elements).toEqual([{ key: ['10.1.0.0/16'], comment: 'a' }, { key: ['10.2.0.1'] }, { key: ['10.3.0.0-10.3.0.9'] }]);
+    expect(v4.elements).toEqual([
+      { key: ['10.1.0.0/16'], comment: 'a' },
+      { key: ['10.2.0.1'] },
+      { key: ['10.3.0.0-10.3.0.9'] },
+    ]);
     expect(s.sets.get('cni-a-b')!.elements).toEqual([]);
     const vm = s.maps.get('policy-vm')!;
     expect(vm.value).toBe('verdict');
@@ -179,11 +265,17 @@ describe('nft -j list table', () => {
       { key: ['10.0.0.2'], value: ['drop'] },
       { key: ['10.0.0.3'], value: ['accept'], comment: 'c' },
     ]);
-    expect(s.maps.get('agent-m2')).toMatchObject({ type: 'ipv4_addr . inet_service', value: 'ipv4_addr', elements: [{ key: ['10.0.0.1', '80'], value: ['10.9.9.9'] }] });
+    expect(s.maps.get('agent-m2')).toMatchObject({
+      type: 'ipv4_addr . inet_service',
+      value: 'ipv4_addr',
+      elements: [{ key: ['10.0.0.1', '80'], value: ['10.9.9.9'] }],
+    });
   });
 
   it('refuses what it cannot read', () => {
     expect(() => parseListJson('{}')).toThrow(/nftables/);
-    expect(() => parseListJson(JSON.stringify({ nftables: [{ metainfo: { json_schema_version: 2 } }] }))).toThrow(/schema version 2/);
+    expect(() => parseListJson(JSON.stringify({ nftables: [{ metainfo: { json_schema_version: 2 } }] }))).toThrow(
+      /schema version 2/,
+    );
   });
 });

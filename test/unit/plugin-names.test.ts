@@ -10,7 +10,9 @@ describe('host veth names', () => {
 
   it('keeps the names it always gave (DEL and GC of pods made by an older version find them)', () => {
     expect(hostVethName('strand', 'c0ffee', 'eth0')).toBe('veth8873da9ff36');
-    expect(hostVethName('cbr0', '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 'eth0')).toBe('veth6d216cde3cd');
+    expect(hostVethName('cbr0', '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef', 'eth0')).toBe(
+      'veth6d216cde3cd',
+    );
     expect(hostVethName('net-ü', 'x', 'net1')).toBe('veth45f7f6feb35');
   });
 

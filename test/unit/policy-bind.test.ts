@@ -26,8 +26,10 @@ function cluster(seed: number): { input: CompileInput; waiting: PolicyPod[] } {
   const r = rng(seed);
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
-  const podLabels = () => (r() < 0.8 ? { app: pick(APPS), ...(r() < 0.5 ? { tier: pick(['front', 'back']) } : {}) } : {});
-  const ports = () => (r() < 0.6 ? [{ name: pick(PORTS), containerPort: 80 + int(5), protocol: pick(['TCP', 'UDP']) }] : []);
+  const podLabels = () =>
+    r() < 0.8 ? { app: pick(APPS), ...(r() < 0.5 ? { tier: pick(['front', 'back']) } : {}) } : {};
+  const ports = () =>
+    r() < 0.6 ? [{ name: pick(PORTS), containerPort: 80 + int(5), protocol: pick(['TCP', 'UDP']) }] : [];
   const pods: PolicyPod[] = [];
   const waiting: PolicyPod[] = [];
   for (let i = 0; i < 12 + int(12); i++) {
@@ -44,7 +46,11 @@ function cluster(seed: number): { input: CompileInput; waiting: PolicyPod[] } {
     const k = int(4);
     if (k === 0) return { podSelector: r() < 0.3 ? {} : { matchLabels: { app: pick(APPS) } } };
     if (k === 1) return { namespaceSelector: r() < 0.3 ? {} : { matchLabels: { team: pick(['red', 'blue']) } } };
-    if (k === 2) return { namespaceSelector: {}, podSelector: { matchExpressions: [{ key: 'tier', operator: pick(['Exists', 'DoesNotExist']) }] } };
+    if (k === 2)
+      return {
+        namespaceSelector: {},
+        podSelector: { matchExpressions: [{ key: 'tier', operator: pick(['Exists', 'DoesNotExist']) }] },
+      };
     return { ipBlock: { cidr: '10.0.0.0/26', except: ['10.0.0.16/28'] } };
   };
   const rule = (dir: 'from' | 'to'): Json => ({
@@ -115,13 +121,19 @@ describe('binding a pod-start notice to the last compiled model', () => {
     expect(grewSets).toBeGreaterThan(50);
   });
 
-  it('declines a pod that is not this node\'s, one already bound, and an address another local pod owns', () => {
+  it("declines a pod that is not this node's, one already bound, and an address another local pod owns", () => {
     const pod = (name: string, node: string, ip?: string): PolicyPod => ({
       metadata: { name, namespace: 'a', labels: { app: 'web' } },
       spec: { nodeName: node, containers: [] },
       status: { podIPs: ip ? [{ ip }] : [] },
     });
-    const base: CompileInput = { nodeName: 'n1', nodeAddresses: [], namespaces: [], pods: [pod('x', 'n1', '10.0.0.1')], policies: [] };
+    const base: CompileInput = {
+      nodeName: 'n1',
+      nodeAddresses: [],
+      namespaces: [],
+      pods: [pod('x', 'n1', '10.0.0.1')],
+      policies: [],
+    };
     const prev = compilePolicy(base);
     expect(bindLocalPod(prev, base, pod('y', 'n2', '10.0.0.2'))).toBeUndefined();
     expect(bindLocalPod(prev, base, pod('x', 'n1', '10.0.0.1'))).toBeUndefined();

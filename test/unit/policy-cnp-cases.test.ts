@@ -100,7 +100,10 @@ describe('upstream conformance tests, as data', () => {
         // Upstream fails a refused connection: a denial must be a silent drop, never a reject.
         for (const table of cluster.applied.values()) {
           const rules = [...table.chains.values()].flatMap((ch) => ch.rules.map((r) => renderRule(r.body)));
-          expect(rules.filter((r) => /\breject\b/.test(r)), step.name).toEqual([]);
+          expect(
+            rules.filter((r) => /\breject\b/.test(r)),
+            step.name,
+          ).toEqual([]);
         }
         const world: CnpWorld = {
           ...oracleWorld({ namespaces, pods, policies: nps, nodeAddresses: NODE_ADDRESSES }),
@@ -138,36 +141,82 @@ describe('explanation, comments and bad input', () => {
   const toA: Packet = { src: '10.244.1.10', dst: '10.244.0.10', protocol: 'TCP', dport: 80 };
 
   it('names the deciding tier, policy, priority and rule, through a Pass chain to NetworkPolicy', () => {
-    const pass = cnp('pass-x', { tier: 'Admin', priority: 5, subject: all, ingress: [{ name: 'to-np', action: 'Pass', from: [all] }] });
-    const deny = cnp('base-deny', { tier: 'Baseline', priority: 1, subject: all, ingress: [{ name: 'deny', action: 'Deny', from: [all] }] });
-    const np = policy('x', 'np', { podSelector: {}, ingress: [{}, { from: [{ podSelector: { matchLabels: { app: 'b' } } }] }] });
+    const pass = cnp('pass-x', {
+      tier: 'Admin',
+      priority: 5,
+      subject: all,
+      ingress: [{ name: 'to-np', action: 'Pass', from: [all] }],
+    });
+    const deny = cnp('base-deny', {
+      tier: 'Baseline',
+      priority: 1,
+      subject: all,
+      ingress: [{ name: 'deny', action: 'Deny', from: [all] }],
+    });
+    const np = policy('x', 'np', {
+      podSelector: {},
+      ingress: [{}, { from: [{ podSelector: { matchLabels: { app: 'b' } } }] }],
+    });
     const v = evaluatePolicy(compilePolicy(input([pass, deny], [np])), toA);
     expect(v.ingress.allowed).toBe(true);
     expect(v.ingress.steps).toEqual([
-      { tier: 'admin', action: 'pass', priority: 5, rule: { namespace: '', name: 'pass-x', direction: 'ingress', index: 0, ruleName: 'to-np' } },
-      { tier: 'networkpolicy', action: 'accept', priority: 0, rule: { namespace: 'x', name: 'np', direction: 'ingress', index: 0 } },
+      {
+        tier: 'admin',
+        action: 'pass',
+        priority: 5,
+        rule: { namespace: '', name: 'pass-x', direction: 'ingress', index: 0, ruleName: 'to-np' },
+      },
+      {
+        tier: 'networkpolicy',
+        action: 'accept',
+        priority: 0,
+        rule: { namespace: 'x', name: 'np', direction: 'ingress', index: 0 },
+      },
     ]);
     expect(v.ingress.rules).toContainEqual({ namespace: 'x', name: 'np', direction: 'ingress', index: 1 });
     // Without the NetworkPolicy, the Baseline Deny decides.
     const w = evaluatePolicy(compilePolicy(input([pass, deny])), toA);
-    expect(w.ingress).toMatchObject({ allowed: false, reason: 'denied', rules: [{ name: 'base-deny', ruleName: 'deny' }] });
+    expect(w.ingress).toMatchObject({
+      allowed: false,
+      reason: 'denied',
+      rules: [{ name: 'base-deny', ruleName: 'deny' }],
+    });
   });
 
   it('comments each CNP rule with policy, direction, index and name, and maps it back with its action', () => {
-    const deny = cnp('deny-b', { tier: 'Admin', priority: 1, subject: all, ingress: [{ name: 'deny-imds', action: 'Deny', from: [all] }] });
+    const deny = cnp('deny-b', {
+      tier: 'Admin',
+      priority: 1,
+      subject: all,
+      ingress: [{ name: 'deny-imds', action: 'Deny', from: [all] }],
+    });
     const table = renderPolicy(compilePolicy(input([deny])), { logDenied: { perSecond: 5 } });
     const meaning = table.comments.get('cnp/deny-b ingress 0 deny-imds');
     expect(meaning).toMatchObject({ verdict: 'cnp', tier: 'admin', priority: 1, action: 'drop' });
     const rules = [...table.chains.values()].flatMap((c) => c.rules.map((r) => renderRule(r.body)));
-    expect(rules.some((r) => r.includes('log prefix "strand-deny x/a ingress cnp/deny-b ingress 0 deny-imds: "'))).toBe(true);
+    expect(rules.some((r) => r.includes('log prefix "strand-deny x/a ingress cnp/deny-b ingress 0 deny-imds: "'))).toBe(
+      true,
+    );
   });
 
   it('never throws on bad input, reports field and reason, and fails closed', () => {
     const bad = [
       cnp('no-tier', { priority: 1, subject: all, ingress: [{ action: 'Accept', from: [all] }] }),
       cnp('bad-peer-accept', { tier: 'Admin', priority: 1, subject: all, ingress: [{ action: 'Accept', from: [{}] }] }),
-      cnp('domain', { tier: 'Baseline', priority: 1, subject: all, egress: [{ action: 'Accept', to: [{ domainNames: ['example.com'] }] }] }),
-      cnp('bad-range', { tier: 'Admin', priority: 2, subject: all, ingress: [{ action: 'Deny', from: [all], protocols: [{ tcp: { destinationPort: { range: { start: 90, end: 80 } } } }] }] }),
+      cnp('domain', {
+        tier: 'Baseline',
+        priority: 1,
+        subject: all,
+        egress: [{ action: 'Accept', to: [{ domainNames: ['example.com'] }] }],
+      }),
+      cnp('bad-range', {
+        tier: 'Admin',
+        priority: 2,
+        subject: all,
+        ingress: [
+          { action: 'Deny', from: [all], protocols: [{ tcp: { destinationPort: { range: { start: 90, end: 80 } } } }] },
+        ],
+      }),
       cnp('weird', { tier: 'Admin', priority: 2000, subject: { namespaces: {}, pods: {} }, ingress: 'x' }),
       cnp('null-spec', null as unknown as Json),
     ];
@@ -196,11 +245,18 @@ describe('explanation, comments and bad input', () => {
     const s = clusterPolicyStatus(
       input([
         cnp('one', { tier: 'Admin', priority: 3, subject: all, ingress: [{ action: 'Deny', from: [all] }] }),
-        cnp('two', { tier: 'Admin', priority: 3, subject: { pods: { podSelector: { matchLabels: { app: 'a' } } } }, ingress: [] }),
+        cnp('two', {
+          tier: 'Admin',
+          priority: 3,
+          subject: { pods: { podSelector: { matchLabels: { app: 'a' } } } },
+          ingress: [],
+        }),
         cnp('three', { tier: 'Baseline', priority: 3, subject: all, ingress: [] }),
       ]),
     );
     expect(s.counts).toEqual({ admin: 2, baseline: 1 });
-    expect(s.ambiguous).toEqual([{ tier: 'admin', priority: 3, policies: ['one', 'two'], sharedPods: 1, examples: ['x/a'] }]);
+    expect(s.ambiguous).toEqual([
+      { tier: 'admin', priority: 3, policies: ['one', 'two'], sharedPods: 1, examples: ['x/a'] },
+    ]);
   });
 });

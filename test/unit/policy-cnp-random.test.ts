@@ -48,7 +48,8 @@ function selector(g: Gen, key: string, values: readonly string[]): Json {
   const k = g.int(4);
   if (k === 0) return {};
   if (k === 1) return { matchLabels: { [key]: g.pick(values) } };
-  if (k === 2) return { matchExpressions: [{ key, operator: g.pick(['In', 'NotIn']), values: [g.pick(values), g.pick(values)] }] };
+  if (k === 2)
+    return { matchExpressions: [{ key, operator: g.pick(['In', 'NotIn']), values: [g.pick(values), g.pick(values)] }] };
   return { matchExpressions: [{ key, operator: g.pick(['Exists', 'DoesNotExist']) }] };
 }
 
@@ -84,7 +85,9 @@ function protocols(g: Gen, named: boolean): Json[] | undefined {
       continue;
     }
     const proto = g.pick(['tcp', 'udp', 'sctp']);
-    const port = g.chance(0.5) ? { number: g.pick([80, 53, 8080, 9000]) } : { range: { start: g.pick([53, 80]), end: g.pick([81, 9000]) } };
+    const port = g.chance(0.5)
+      ? { number: g.pick([80, 53, 8080, 9000]) }
+      : { range: { start: g.pick([53, 80]), end: g.pick([81, 9000]) } };
     out.push({ [proto]: { destinationPort: port } });
   }
   return out;
@@ -99,7 +102,11 @@ function clusterPolicy(g: Gen, name: string, ips: string[]): ClusterNetworkPolic
     if (g.chance(0.3)) continue;
     spec[dir] = Array.from({ length: 1 + g.int(3) }, (_, i) => {
       const peers = Array.from({ length: 1 + g.int(2) }, () => peer(g, dir === 'egress', ips));
-      const rule: Json = { name: `r${i}`, action: g.pick(['Accept', 'Deny', 'Pass']), [dir === 'ingress' ? 'from' : 'to']: peers };
+      const rule: Json = {
+        name: `r${i}`,
+        action: g.pick(['Accept', 'Deny', 'Pass']),
+        [dir === 'ingress' ? 'from' : 'to']: peers,
+      };
       const podsOnly = peers.every((p) => p.namespaces !== undefined || p.pods !== undefined);
       const prot = protocols(g, podsOnly);
       if (prot) rule.protocols = prot;
@@ -110,7 +117,10 @@ function clusterPolicy(g: Gen, name: string, ips: string[]): ClusterNetworkPolic
 }
 
 function netpol(g: Gen, name: string): NetworkPolicyInfo {
-  const spec: Json = { podSelector: selector(g, 'app', APPS), policyTypes: g.pick([['Ingress'], ['Egress'], ['Ingress', 'Egress']]) };
+  const spec: Json = {
+    podSelector: selector(g, 'app', APPS),
+    policyTypes: g.pick([['Ingress'], ['Egress'], ['Ingress', 'Egress']]),
+  };
   const rule: Json = {};
   if (g.chance(0.6)) rule.from = [{ namespaceSelector: selector(g, 'team', ['red', 'blue']) }];
   if (g.chance(0.5)) rule.ports = [{ protocol: g.pick(['TCP', 'UDP']), port: g.pick([80, 53]) }];
@@ -135,14 +145,30 @@ function world(g: Gen): World {
     const n = NODES.indexOf(node);
     const labels: Record<string, string> = g.chance(0.8) ? { app: g.pick(APPS) } : {};
     if (g.chance(0.08)) {
-      pods.push(pod({ namespace: g.pick(NS), name: `host-${i}`, labels, node, ips: [NODE_IPS[node] as string], hostNetwork: true }));
+      pods.push(
+        pod({
+          namespace: g.pick(NS),
+          name: `host-${i}`,
+          labels,
+          node,
+          ips: [NODE_IPS[node] as string],
+          hostNetwork: true,
+        }),
+      );
       continue;
     }
-    pods.push(pod({ namespace: g.pick(NS), name: `p${i}`, labels, node, ips: [`10.244.${n}.${10 + i}`], ports: podPorts(g) }));
+    pods.push(
+      pod({ namespace: g.pick(NS), name: `p${i}`, labels, node, ips: [`10.244.${n}.${10 + i}`], ports: podPorts(g) }),
+    );
   }
   const nodes: PolicyNode[] = NODES.map((n) => ({
     metadata: { name: n, labels: { role: g.pick(['infra', 'worker']) } },
-    status: { addresses: [{ type: 'InternalIP', address: NODE_IPS[n] as string }, { type: 'Hostname', address: n }] },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: NODE_IPS[n] as string },
+        { type: 'Hostname', address: n },
+      ],
+    },
   }));
   const ips = pods.flatMap((p) => p.status.podIPs.map((x) => x.ip));
   const cnps = Array.from({ length: 1 + g.int(4) }, (_, i) => clusterPolicy(g, `cnp-${i}`, ips));
@@ -150,7 +176,9 @@ function world(g: Gen): World {
   return { namespaces, pods, policies, cnps, nodes };
 }
 
-const NODE_ADDRESSES: Record<string, string[]> = Object.fromEntries(NODES.map((n) => [n, [NODE_IPS[n] as string, NODE_IPS_V6[n] as string]]));
+const NODE_ADDRESSES: Record<string, string[]> = Object.fromEntries(
+  NODES.map((n) => [n, [NODE_IPS[n] as string, NODE_IPS_V6[n] as string]]),
+);
 
 const PROBES: { protocol: Protocol; dport: number }[] = [
   { protocol: 'TCP', dport: 80 },
@@ -161,11 +189,17 @@ const PROBES: { protocol: Protocol; dport: number }[] = [
 ];
 
 function judgeAll(c: SimCluster, w: World, seed: number, stage: string): number {
-  const ips = [...new Set([...w.pods.flatMap((p) => p.status.podIPs.map((x) => x.ip)), ...Object.values(NODE_IPS), OUTSIDE])];
+  const ips = [
+    ...new Set([...w.pods.flatMap((p) => p.status.podIPs.map((x) => x.ip)), ...Object.values(NODE_IPS), OUTSIDE]),
+  ];
   const ow: CnpWorld = {
     ...oracleWorld({ ...w, nodeAddresses: NODE_ADDRESSES }),
     clusterPolicies: w.cnps.map((p) => ({ metadata: { name: p.metadata.name }, spec: p.spec as Json })),
-    nodes: w.nodes.map((n) => ({ name: n.metadata.name, labels: { ...n.metadata.labels }, addresses: (n.status?.addresses ?? []).map((a) => a.address) })),
+    nodes: w.nodes.map((n) => ({
+      name: n.metadata.name,
+      labels: { ...n.metadata.labels },
+      addresses: (n.status?.addresses ?? []).map((a) => a.address),
+    })),
   };
   let checked = 0;
   for (const src of ips) {
@@ -209,7 +243,11 @@ describe('randomized ClusterNetworkPolicy clusters: model and nft objects agains
 
       // One policy moves to another priority and tier: the diff reorders and moves its rules.
       const i = g.int(w.cnps.length);
-      w.cnps = w.cnps.map((p, j) => (j === i ? { ...p, spec: { ...(p.spec as Json), priority: g.pick([0, 2, 7]), tier: g.pick(['Admin', 'Baseline']) } } : p));
+      w.cnps = w.cnps.map((p, j) =>
+        j === i
+          ? { ...p, spec: { ...(p.spec as Json), priority: g.pick([0, 2, 7]), tier: g.pick(['Admin', 'Baseline']) } }
+          : p,
+      );
       c.clusterPolicies = w.cnps;
       await c.sync();
       checked += judgeAll(c, w, seed, 'after a change');

@@ -20,16 +20,64 @@ import { renderRule } from '../../src/nft/expr.ts';
 const NODE = 'n1';
 const NODE_IP = '192.168.7.1';
 
-function input(pods: PodInfo[], policies: ReturnType<typeof policy>[], extra: Partial<CompileInput> = {}): CompileInput {
-  return { nodeName: NODE, nodeAddresses: [NODE_IP], namespaces: [namespace('x'), namespace('y', { team: 't' })], pods, policies, ...extra };
+function input(
+  pods: PodInfo[],
+  policies: ReturnType<typeof policy>[],
+  extra: Partial<CompileInput> = {},
+): CompileInput {
+  return {
+    nodeName: NODE,
+    nodeAddresses: [NODE_IP],
+    namespaces: [namespace('x'), namespace('y', { team: 't' })],
+    pods,
+    policies,
+    ...extra,
+  };
 }
 
-const web1 = pod({ namespace: 'x', name: 'web1', labels: { app: 'web' }, node: NODE, ips: ['10.1.0.1', 'fd00:1::1'], ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }] });
-const web2 = pod({ namespace: 'x', name: 'web2', labels: { app: 'web' }, node: NODE, ips: ['10.1.0.2', 'fd00:1::2'], ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] });
-const client = pod({ namespace: 'x', name: 'client', labels: { app: 'client' }, node: NODE, ips: ['10.1.0.3', 'fd00:1::3'] });
-const remote = pod({ namespace: 'y', name: 'remote', labels: { app: 'web' }, node: 'n2', ips: ['10.2.0.1', 'fd00:2::1'], ports: [{ name: 'http', containerPort: 8443, protocol: 'TCP' }, { name: 'dns', containerPort: 53, protocol: 'UDP' }] });
+const web1 = pod({
+  namespace: 'x',
+  name: 'web1',
+  labels: { app: 'web' },
+  node: NODE,
+  ips: ['10.1.0.1', 'fd00:1::1'],
+  ports: [{ name: 'http', containerPort: 80, protocol: 'TCP' }],
+});
+const web2 = pod({
+  namespace: 'x',
+  name: 'web2',
+  labels: { app: 'web' },
+  node: NODE,
+  ips: ['10.1.0.2', 'fd00:1::2'],
+  ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }],
+});
+const client = pod({
+  namespace: 'x',
+  name: 'client',
+  labels: { app: 'client' },
+  node: NODE,
+  ips: ['10.1.0.3', 'fd00:1::3'],
+});
+const remote = pod({
+  namespace: 'y',
+  name: 'remote',
+  labels: { app: 'web' },
+  node: 'n2',
+  ips: ['10.2.0.1', 'fd00:2::1'],
+  ports: [
+    { name: 'http', containerPort: 8443, protocol: 'TCP' },
+    { name: 'dns', containerPort: 53, protocol: 'UDP' },
+  ],
+});
 
-function both(table: DesiredPolicyTable, model: ReturnType<typeof compilePolicy>, src: string, dst: string, protocol: 'TCP' | 'UDP' | 'SCTP', dport: number): boolean {
+function both(
+  table: DesiredPolicyTable,
+  model: ReturnType<typeof compilePolicy>,
+  src: string,
+  dst: string,
+  protocol: 'TCP' | 'UDP' | 'SCTP',
+  dport: number,
+): boolean {
   const byModel = evaluatePolicy(model, { src, dst, protocol, dport }).allowed;
   const byNft = evaluateNft(nftView(table), { src, dst, protocol, dport }, model.nodeAddresses).allowed;
   expect(byNft, `nft and model agree on ${src} → ${dst} ${protocol}/${dport}`).toBe(byModel);
@@ -38,9 +86,22 @@ function both(table: DesiredPolicyTable, model: ReturnType<typeof compilePolicy>
 
 describe('named ports', () => {
   it('an ingress named port means each selected pod’s own number', () => {
-    const m = compilePolicy(input([web1, web2, client], [policy('x', 'http', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 'http' }] }] })]));
+    const m = compilePolicy(
+      input(
+        [web1, web2, client],
+        [
+          policy('x', 'http', {
+            podSelector: { matchLabels: { app: 'web' } },
+            ingress: [{ ports: [{ port: 'http' }] }],
+          }),
+        ],
+      ),
+    );
     const t = renderPolicy(m);
-    const rulesOf = (p: PodInfo) => t.chains.get(podChainName({ namespace: 'x', name: p.metadata.name }, 'ingress'))?.rules.map((r) => renderRule(r.body)) ?? [];
+    const rulesOf = (p: PodInfo) =>
+      t.chains
+        .get(podChainName({ namespace: 'x', name: p.metadata.name }, 'ingress'))
+        ?.rules.map((r) => renderRule(r.body)) ?? [];
     expect(rulesOf(web1).some((r) => r.includes('meta l4proto tcp th dport 80 '))).toBe(true);
     expect(rulesOf(web2).some((r) => r.includes('meta l4proto tcp th dport 8080 '))).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 80)).toBe(true);
@@ -51,10 +112,30 @@ describe('named ports', () => {
   });
 
   it('an egress named port resolves on each destination pod, address . protocol . port', () => {
-    const m = compilePolicy(input([web1, web2, client, remote], [policy('x', 'out', { podSelector: { matchLabels: { app: 'client' } }, policyTypes: ['Egress'], egress: [{ to: [{ podSelector: { matchLabels: { app: 'web' } }, namespaceSelector: {} }], ports: [{ port: 'http' }] }] })]));
+    const m = compilePolicy(
+      input(
+        [web1, web2, client, remote],
+        [
+          policy('x', 'out', {
+            podSelector: { matchLabels: { app: 'client' } },
+            policyTypes: ['Egress'],
+            egress: [
+              {
+                to: [{ podSelector: { matchLabels: { app: 'web' } }, namespaceSelector: {} }],
+                ports: [{ port: 'http' }],
+              },
+            ],
+          }),
+        ],
+      ),
+    );
     const t = renderPolicy(m);
     const portSet = [...t.sets.keys()].find((n) => n.startsWith('agent-pol-port-') && n.endsWith('-v4')) as string;
-    expect(t.elements.get(portSet)?.map((e) => e.key.join(' . '))).toEqual(['10.1.0.1 . tcp . 80', '10.1.0.2 . tcp . 8080', '10.2.0.1 . tcp . 8443']);
+    expect(t.elements.get(portSet)?.map((e) => e.key.join(' . '))).toEqual([
+      '10.1.0.1 . tcp . 80',
+      '10.1.0.2 . tcp . 8080',
+      '10.2.0.1 . tcp . 8443',
+    ]);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 80)).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 8080)).toBe(false);
     expect(both(t, m, '10.1.0.3', '10.2.0.1', 'TCP', 8443)).toBe(true);
@@ -64,7 +145,18 @@ describe('named ports', () => {
   });
 
   it('an egress named port with no peers resolves on every pod of the cluster; the protocol must match too', () => {
-    const m = compilePolicy(input([client, remote], [policy('x', 'dns', { podSelector: {}, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'dns', protocol: 'UDP' }] }] })]));
+    const m = compilePolicy(
+      input(
+        [client, remote],
+        [
+          policy('x', 'dns', {
+            podSelector: {},
+            policyTypes: ['Egress'],
+            egress: [{ ports: [{ port: 'dns', protocol: 'UDP' }] }],
+          }),
+        ],
+      ),
+    );
     const t = renderPolicy(m);
     expect(both(t, m, '10.1.0.3', '10.2.0.1', 'UDP', 53)).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.2.0.1', 'TCP', 53)).toBe(false);
@@ -74,20 +166,49 @@ describe('named ports', () => {
 
 describe('ports and protocols', () => {
   it('endPort is an inclusive range', () => {
-    const m = compilePolicy(input([web1, client], [policy('x', 'range', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ port: 8000, endPort: 8010 }] }] })]));
+    const m = compilePolicy(
+      input(
+        [web1, client],
+        [
+          policy('x', 'range', {
+            podSelector: { matchLabels: { app: 'web' } },
+            ingress: [{ ports: [{ port: 8000, endPort: 8010 }] }],
+          }),
+        ],
+      ),
+    );
     const t = renderPolicy(m);
-    expect([...t.chains.values()].flatMap((c) => c.rules.map((r) => renderRule(r.body))).some((r) => r.includes('meta l4proto tcp th dport 8000-8010 '))).toBe(true);
-    for (const [port, ok] of [[7999, false], [8000, true], [8005, true], [8010, true], [8011, false]] as const) expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', port), String(port)).toBe(ok);
+    expect(
+      [...t.chains.values()]
+        .flatMap((c) => c.rules.map((r) => renderRule(r.body)))
+        .some((r) => r.includes('meta l4proto tcp th dport 8000-8010 ')),
+    ).toBe(true);
+    for (const [port, ok] of [
+      [7999, false],
+      [8000, true],
+      [8005, true],
+      [8010, true],
+      [8011, false],
+    ] as const)
+      expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', port), String(port)).toBe(ok);
   });
 
   it('several ports go through one named interval set, shared by rules with the same ports and merged where they overlap', () => {
-    const ports = [{ port: 80 }, { port: 53, endPort: 80 }, { protocol: 'UDP', port: 53 }, { protocol: 'UDP', port: 54 }];
+    const ports = [
+      { port: 80 },
+      { port: 53, endPort: 80 },
+      { protocol: 'UDP', port: 53 },
+      { protocol: 'UDP', port: 54 },
+    ];
     const m = compilePolicy(
       input(
         [web1, web2, client],
         [
           policy('x', 'one', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports }] }),
-          policy('x', 'two', { podSelector: { matchLabels: { app: 'client' } }, ingress: [{ from: [{ podSelector: {} }], ports: [...ports].reverse() }] }),
+          policy('x', 'two', {
+            podSelector: { matchLabels: { app: 'client' } },
+            ingress: [{ from: [{ podSelector: {} }], ports: [...ports].reverse() }],
+          }),
         ],
       ),
     );
@@ -95,7 +216,10 @@ describe('ports and protocols', () => {
     const svc = [...t.sets.values()].filter((s) => s.name.startsWith('agent-pol-svc-'));
     expect(svc).toHaveLength(1);
     expect(svc[0]).toMatchObject({ type: 'inet_proto . inet_service', flags: ['interval'] });
-    expect(t.elements.get(svc[0]?.name as string)?.map((e) => e.key.join(' . '))).toEqual(['tcp . 53-80', 'udp . 53-54']);
+    expect(t.elements.get(svc[0]?.name as string)?.map((e) => e.key.join(' . '))).toEqual([
+      'tcp . 53-80',
+      'udp . 53-54',
+    ]);
     const rules = [...t.chains.values()].flatMap((c) => c.rules.map((r) => renderRule(r.body)));
     expect(rules.filter((r) => r.includes(`@${svc[0]?.name}`))).toHaveLength(6); // 3 pods × 2 families
     expect(rules.some((r) => r.includes('{'))).toBe(rules.some((r) => r.startsWith('icmpv6'))); // no anonymous sets but the static NDP rule
@@ -105,7 +229,17 @@ describe('ports and protocols', () => {
   });
 
   it('SCTP is its own protocol, and protocol-only ports cover every port of it', () => {
-    const m = compilePolicy(input([web1, client], [policy('x', 'sctp', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ ports: [{ protocol: 'SCTP', port: 9000 }, { protocol: 'UDP' }] }] })]));
+    const m = compilePolicy(
+      input(
+        [web1, client],
+        [
+          policy('x', 'sctp', {
+            podSelector: { matchLabels: { app: 'web' } },
+            ingress: [{ ports: [{ protocol: 'SCTP', port: 9000 }, { protocol: 'UDP' }] }],
+          }),
+        ],
+      ),
+    );
     const t = renderPolicy(m);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'SCTP', 9000)).toBe(true);
     expect(both(t, m, '10.1.0.3', '10.1.0.1', 'TCP', 9000)).toBe(false);
@@ -123,7 +257,14 @@ describe('ipBlock', () => {
         [
           policy('x', 'v6', {
             podSelector: { matchLabels: { app: 'web' } },
-            ingress: [{ from: [{ ipBlock: { cidr: 'fd00:1::/64', except: ['fd00:1::3/128', 'fd00:1::ff00/120'] } }, { ipBlock: { cidr: '0.0.0.0/0' } }] }],
+            ingress: [
+              {
+                from: [
+                  { ipBlock: { cidr: 'fd00:1::/64', except: ['fd00:1::3/128', 'fd00:1::ff00/120'] } },
+                  { ipBlock: { cidr: '0.0.0.0/0' } },
+                ],
+              },
+            ],
           }),
         ],
       ),
@@ -137,22 +278,61 @@ describe('ipBlock', () => {
     expect(both(t, m, 'fd00:1::ff10', 'fd00:1::1', 'TCP', 80)).toBe(false); // excepted /120
     expect(both(t, m, 'fd00:2::4', 'fd00:1::1', 'TCP', 80)).toBe(false); // outside
     expect(both(t, m, '10.9.9.9', '10.1.0.1', 'TCP', 80)).toBe(true); // 0.0.0.0/0 is v4 only
-    const v6only = compilePolicy(input([web1, client], [policy('x', 'v4', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }] })]));
+    const v6only = compilePolicy(
+      input(
+        [web1, client],
+        [policy('x', 'v4', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }] })],
+      ),
+    );
     expect(both(renderPolicy(v6only), v6only, 'fd00:1::3', 'fd00:1::1', 'TCP', 80)).toBe(false);
   });
 
   it('the except is subtracted into the fewest prefixes, host bits of the cidr cleared', () => {
-    const m = compilePolicy(input([web1], [policy('x', 'blk', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.7.7.7/16', except: ['10.7.128.0/17', '10.7.0.0/24'] } }] }] })]));
+    const m = compilePolicy(
+      input(
+        [web1],
+        [
+          policy('x', 'blk', {
+            podSelector: {},
+            ingress: [{ from: [{ ipBlock: { cidr: '10.7.7.7/16', except: ['10.7.128.0/17', '10.7.0.0/24'] } }] }],
+          }),
+        ],
+      ),
+    );
     const set = [...renderPolicy(m).elements.entries()].find(([n]) => n.startsWith('agent-pol-cidr-'));
-    expect(set?.[1].map((e) => e.key[0])).toEqual(['10.7.1.0/24', '10.7.16.0/20', '10.7.2.0/23', '10.7.32.0/19', '10.7.4.0/22', '10.7.64.0/18', '10.7.8.0/21']);
+    expect(set?.[1].map((e) => e.key[0])).toEqual([
+      '10.7.1.0/24',
+      '10.7.16.0/20',
+      '10.7.2.0/23',
+      '10.7.32.0/19',
+      '10.7.4.0/22',
+      '10.7.64.0/18',
+      '10.7.8.0/21',
+    ]);
   });
 });
 
 describe('which pods count', () => {
   it('host-network pods are no targets and no peers (R17 b); finished pods neither', () => {
-    const host = pod({ namespace: 'x', name: 'host', labels: { app: 'web' }, node: NODE, ips: [NODE_IP], hostNetwork: true });
-    const done = pod({ namespace: 'x', name: 'done', labels: { app: 'client' }, node: NODE, ips: ['10.1.0.9'], phase: 'Succeeded' });
-    const m = compilePolicy(input([web1, host, done], [policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] })]));
+    const host = pod({
+      namespace: 'x',
+      name: 'host',
+      labels: { app: 'web' },
+      node: NODE,
+      ips: [NODE_IP],
+      hostNetwork: true,
+    });
+    const done = pod({
+      namespace: 'x',
+      name: 'done',
+      labels: { app: 'client' },
+      node: NODE,
+      ips: ['10.1.0.9'],
+      phase: 'Succeeded',
+    });
+    const m = compilePolicy(
+      input([web1, host, done], [policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ podSelector: {} }] }] })]),
+    );
     expect(m.pods.map((p) => p.name)).toEqual(['web1']);
     const peer = [...m.peers.values()][0];
     expect(peer?.v4).toEqual(['10.1.0.1']);
@@ -160,7 +340,11 @@ describe('which pods count', () => {
 
   it("a local pod isolated before the kubelet reports its address (the plugin's notice, R16)", () => {
     const fresh = pod({ namespace: 'x', name: 'fresh', labels: { app: 'web' }, node: NODE, ips: [] });
-    const m = compilePolicy(input([fresh, client], [policy('x', 'deny', { podSelector: {} })], { extraPodIps: new Map([['x/fresh', ['10.1.0.50']]]) }));
+    const m = compilePolicy(
+      input([fresh, client], [policy('x', 'deny', { podSelector: {} })], {
+        extraPodIps: new Map([['x/fresh', ['10.1.0.50']]]),
+      }),
+    );
     const t = renderPolicy(m);
     expect(m.pods.find((p) => p.name === 'fresh')?.ips).toEqual(['10.1.0.50']);
     expect(both(t, m, '10.1.0.3', '10.1.0.50', 'TCP', 80)).toBe(false);
@@ -169,11 +353,19 @@ describe('which pods count', () => {
   it('two local pods with one address: one verdict-map entry, a warning', () => {
     const old = pod({ namespace: 'x', name: 'old', node: NODE, ips: ['10.1.0.60'] });
     const neu = pod({ namespace: 'x', name: 'new', node: NODE, ips: [] });
-    const m = compilePolicy(input([old, neu], [policy('x', 'deny', { podSelector: {} })], { extraPodIps: new Map([['x/new', ['10.1.0.60']]]) }));
+    const m = compilePolicy(
+      input([old, neu], [policy('x', 'deny', { podSelector: {} })], {
+        extraPodIps: new Map([['x/new', ['10.1.0.60']]]),
+      }),
+    );
     expect(m.pods.map((p) => p.name)).toEqual(['new']);
     expect(m.warnings).toHaveLength(1);
     renderPolicy(m);
-    expect(diffPolicy(undefined, renderPolicy(m)).operations.filter((o) => o.object.kind === 'element' && o.object.key[0] === '10.1.0.60')).toHaveLength(1);
+    expect(
+      diffPolicy(undefined, renderPolicy(m)).operations.filter(
+        (o) => o.object.kind === 'element' && o.object.key[0] === '10.1.0.60',
+      ),
+    ).toHaveLength(1);
   });
 });
 
@@ -183,7 +375,10 @@ describe('verdicts for explain', () => {
       input(
         [web1, client, remote],
         [
-          policy('x', 'a', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }, { ports: [{ port: 80 }] }] }),
+          policy('x', 'a', {
+            podSelector: { matchLabels: { app: 'web' } },
+            ingress: [{ from: [{ podSelector: { matchLabels: { app: 'client' } } }] }, { ports: [{ port: 80 }] }],
+          }),
           policy('x', 'b', { podSelector: {}, policyTypes: ['Ingress'] }),
         ],
       ),
@@ -196,21 +391,50 @@ describe('verdicts for explain', () => {
     ]);
     expect(v.egress.reason).toBe('not-isolated');
     const d = evaluatePolicy(m, { src: '10.2.0.1', dst: '10.1.0.1', protocol: 'TCP', dport: 81 });
-    expect(d).toMatchObject({ allowed: false, ingress: { reason: 'denied', pod: { namespace: 'x', name: 'web1' }, isolatedBy: [{ namespace: 'x', name: 'a' }, { namespace: 'x', name: 'b' }] } });
-    expect(evaluatePolicy(m, { src: NODE_IP, dst: '10.1.0.1', protocol: 'TCP', dport: 81 }).ingress.reason).toBe('node');
-    expect(evaluatePolicy(m, { src: '10.1.0.1', dst: '10.1.0.1', protocol: 'TCP', dport: 81 }).ingress.reason).toBe('self');
-    expect(evaluatePolicy(m, { src: '10.2.0.1', dst: '10.2.0.9', protocol: 'TCP', dport: 81 }).ingress.reason).toBe('not-local');
+    expect(d).toMatchObject({
+      allowed: false,
+      ingress: {
+        reason: 'denied',
+        pod: { namespace: 'x', name: 'web1' },
+        isolatedBy: [
+          { namespace: 'x', name: 'a' },
+          { namespace: 'x', name: 'b' },
+        ],
+      },
+    });
+    expect(evaluatePolicy(m, { src: NODE_IP, dst: '10.1.0.1', protocol: 'TCP', dport: 81 }).ingress.reason).toBe(
+      'node',
+    );
+    expect(evaluatePolicy(m, { src: '10.1.0.1', dst: '10.1.0.1', protocol: 'TCP', dport: 81 }).ingress.reason).toBe(
+      'self',
+    );
+    expect(evaluatePolicy(m, { src: '10.2.0.1', dst: '10.2.0.9', protocol: 'TCP', dport: 81 }).ingress.reason).toBe(
+      'not-local',
+    );
     // Counters: each allow rule's comment maps back to its rule, each chain to its pod.
     const t = renderPolicy(m);
     const chain = podChainName({ namespace: 'x', name: 'web1' }, 'ingress');
     expect(t.chainOwners.get(chain)).toEqual({ pod: { namespace: 'x', name: 'web1' }, direction: 'ingress' });
     const comments = t.chains.get(chain)?.rules.map((r) => r.comment);
-    expect(comments).toEqual(['self', 'self', 'x/a ingress 0', 'x/a ingress 0', 'x/a ingress 1', 'x/a ingress 1', 'deny']);
-    expect(t.comments.get('x/a ingress 1')).toEqual({ verdict: 'allow', rule: { namespace: 'x', name: 'a', direction: 'ingress', index: 1 } });
+    expect(comments).toEqual([
+      'self',
+      'self',
+      'x/a ingress 0',
+      'x/a ingress 0',
+      'x/a ingress 1',
+      'x/a ingress 1',
+      'deny',
+    ]);
+    expect(t.comments.get('x/a ingress 1')).toEqual({
+      verdict: 'allow',
+      rule: { namespace: 'x', name: 'a', direction: 'ingress', index: 1 },
+    });
   });
 
   it('egress to the pod’s own node is allowed under deny-all (R11, the recommended choice)', () => {
-    const m = compilePolicy(input([client], [policy('x', 'deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })]));
+    const m = compilePolicy(
+      input([client], [policy('x', 'deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] })]),
+    );
     const t = renderPolicy(m);
     expect(both(t, m, '10.1.0.3', NODE_IP, 'TCP', 10250)).toBe(true);
     expect(both(t, m, '10.1.0.3', '192.168.7.2', 'TCP', 10250)).toBe(false);
@@ -219,21 +443,52 @@ describe('verdicts for explain', () => {
 
 describe('rendering', () => {
   const policies = [
-    policy('x', 'a', { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { team: 't' } } }], ports: [{ port: 'http' }, { port: 53, protocol: 'UDP' }] }] }),
-    policy('x', 'b', { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.2.0.0/16'] } }, { podSelector: {} }], ports: [{ port: 'http' }, { port: 443 }] }] }),
+    policy('x', 'a', {
+      podSelector: { matchLabels: { app: 'web' } },
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { team: 't' } } }],
+          ports: [{ port: 'http' }, { port: 53, protocol: 'UDP' }],
+        },
+      ],
+    }),
+    policy('x', 'b', {
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [
+        {
+          to: [{ ipBlock: { cidr: '10.0.0.0/8', except: ['10.2.0.0/16'] } }, { podSelector: {} }],
+          ports: [{ port: 'http' }, { port: 443 }],
+        },
+      ],
+    }),
   ];
 
   it('is deterministic whatever the order of the caches', () => {
-    const script = (pods: PodInfo[], pols: typeof policies) => diffPolicy(undefined, renderPolicy(compilePolicy(input(pods, pols)))).render();
+    const script = (pods: PodInfo[], pols: typeof policies) =>
+      diffPolicy(undefined, renderPolicy(compilePolicy(input(pods, pols)))).render();
     const one = script([web1, web2, client, remote], policies);
     expect(script([remote, client, web2, web1], [...policies].reverse())).toBe(one);
   });
 
   it('uses names nft accepts: agent-pol-*, lower-case words, at most 64 characters', () => {
     const long = 'n'.repeat(63);
-    const m = compilePolicy({ ...input([web1], []), namespaces: [namespace(long)], pods: [pod({ namespace: long, name: 'p'.repeat(250), node: NODE, ips: ['10.1.0.70'] })], policies: [policy(long, 'q'.repeat(250), { podSelector: {}, ingress: [{}] })] });
+    const m = compilePolicy({
+      ...input([web1], []),
+      namespaces: [namespace(long)],
+      pods: [pod({ namespace: long, name: 'p'.repeat(250), node: NODE, ips: ['10.1.0.70'] })],
+      policies: [policy(long, 'q'.repeat(250), { podSelector: {}, ingress: [{}] })],
+    });
     const tx = diffPolicy(undefined, renderPolicy(m)); // Transaction checks every name and comment
-    const names = tx.operations.map((o) => ('name' in o.object ? o.object.name : 'set' in o.object ? o.object.set : 'chain' in o.object ? o.object.chain : 'agent-pol-table'));
+    const names = tx.operations.map((o) =>
+      'name' in o.object
+        ? o.object.name
+        : 'set' in o.object
+          ? o.object.set
+          : 'chain' in o.object
+            ? o.object.chain
+            : 'agent-pol-table',
+    );
     expect(names.every((n) => n.startsWith('agent-pol-') && n.length <= 64)).toBe(true);
   });
 
@@ -241,7 +496,10 @@ describe('rendering', () => {
     const before = renderPolicy(compilePolicy(input([web1, web2, client, remote], policies)));
     const relabelled = { ...remote, metadata: { ...remote.metadata, labels: { app: 'other' } } };
     const moved = { ...client, metadata: { ...client.metadata, labels: { app: 'client', extra: 'x' } } };
-    const nsChanged = compilePolicy({ ...input([web1, web2, moved, relabelled], policies), namespaces: [namespace('x', { team: 't' }), namespace('y')] });
+    const nsChanged = compilePolicy({
+      ...input([web1, web2, moved, relabelled], policies),
+      namespaces: [namespace('x', { team: 't' }), namespace('y')],
+    });
     const tx = diffPolicy(before, renderPolicy(nsChanged));
     expect(tx.empty).toBe(false);
     expect(tx.operations.every((o) => o.object.kind === 'element')).toBe(true);
@@ -255,13 +513,23 @@ describe('rendering', () => {
   });
 
   it('the denied-connection log (off by default) sits just before each drop and changes no verdict', () => {
-    const m = compilePolicy(input([web1, client], [policy('x', 'deny', { podSelector: { matchLabels: { app: 'web' } } })]));
+    const m = compilePolicy(
+      input([web1, client], [policy('x', 'deny', { podSelector: { matchLabels: { app: 'web' } } })]),
+    );
     const plain = renderPolicy(m);
     const logged = renderPolicy(m, { logDenied: { perSecond: 10 } });
-    expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => renderRule(r.body).includes(' log '))).toBe(false);
+    expect([...plain.chains.values()].flatMap((c) => c.rules).some((r) => renderRule(r.body).includes(' log '))).toBe(
+      false,
+    );
     const chain = logged.chains.get(podChainName({ namespace: 'x', name: 'web1' }, 'ingress'))?.rules ?? [];
     expect(chain.slice(-2).map((r) => r.comment)).toEqual(['log', 'deny']);
-    expect(renderRule(chain.at(-2)?.body ?? [])).toBe('limit rate 10/second burst 20 packets log prefix "strand-deny x/web1 ingress: " level info');
-    for (const view of [plain, logged]) expect(evaluateNft(nftView(view), { src: '10.1.0.3', dst: '10.1.0.1', protocol: 'TCP', dport: 80 }, m.nodeAddresses).allowed).toBe(false);
+    expect(renderRule(chain.at(-2)?.body ?? [])).toBe(
+      'limit rate 10/second burst 20 packets log prefix "strand-deny x/web1 ingress: " level info',
+    );
+    for (const view of [plain, logged])
+      expect(
+        evaluateNft(nftView(view), { src: '10.1.0.3', dst: '10.1.0.1', protocol: 'TCP', dport: 80 }, m.nodeAddresses)
+          .allowed,
+      ).toBe(false);
   });
 });

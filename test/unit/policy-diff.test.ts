@@ -7,34 +7,80 @@ import { desiredMasquerade, planMasquerade } from '../../src/agent/masquerade.ts
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState, PRIORITY } from '../../src/nft/objects.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
-import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
+import {
+  compilePolicy,
+  diffPolicy,
+  fullBuildPolicy,
+  policyDrift,
+  renderPolicy,
+  type DesiredPolicyTable,
+} from '../../src/policy/index.ts';
 import { FORWARD_CHAIN, verdictMapName } from '../../src/policy/index.ts';
 import { namespace, pod, policy, servePorts, upstreamNamespaces, upstreamPods } from '../support/netpol.ts';
 import { lookup, payload, verdict } from '../../src/nft/expr.ts';
 
-const sortedDump = (f: FakeNft, keep: (line: string) => boolean = () => true) => f.dump().split('\n').filter(keep).sort().join('\n');
+const sortedDump = (f: FakeNft, keep: (line: string) => boolean = () => true) =>
+  f.dump().split('\n').filter(keep).sort().join('\n');
 const ours = (line: string) => line.includes('agent-pol-');
 
-function desired(policies: ReturnType<typeof policy>[], pods = upstreamPods(), namespaces = upstreamNamespaces()): DesiredPolicyTable {
+function desired(
+  policies: ReturnType<typeof policy>[],
+  pods = upstreamPods(),
+  namespaces = upstreamNamespaces(),
+): DesiredPolicyTable {
   return renderPolicy(compilePolicy({ nodeName: 'n1', nodeAddresses: ['192.168.50.1'], namespaces, pods, policies }));
 }
 
 const STATES: ReturnType<typeof policy>[][] = [
   [],
   [policy('x', 'deny', { podSelector: {} })],
-  [policy('x', 'deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }), policy('x', 'web', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 'serve-80-tcp' }, { port: 81, protocol: 'UDP' }] }] })],
-  [policy('y', 'out', { podSelector: {}, egress: [{ to: [{ ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24'] } }, { podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 'serve-81-udp', protocol: 'UDP' }] }] })],
-  [policy('z', 'v', { podSelector: { matchExpressions: [{ key: 'pod', operator: 'NotIn', values: ['c'] }] }, ingress: [{ from: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8'] } }] }] })],
+  [
+    policy('x', 'deny', { podSelector: {}, policyTypes: ['Ingress', 'Egress'] }),
+    policy('x', 'web', {
+      podSelector: { matchLabels: { pod: 'a' } },
+      ingress: [
+        { from: [{ namespaceSelector: {} }], ports: [{ port: 'serve-80-tcp' }, { port: 81, protocol: 'UDP' }] },
+      ],
+    }),
+  ],
+  [
+    policy('y', 'out', {
+      podSelector: {},
+      egress: [
+        {
+          to: [
+            { ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24'] } },
+            { podSelector: { matchLabels: { pod: 'b' } } },
+          ],
+          ports: [{ port: 'serve-81-udp', protocol: 'UDP' }],
+        },
+      ],
+    }),
+  ],
+  [
+    policy('z', 'v', {
+      podSelector: { matchExpressions: [{ key: 'pod', operator: 'NotIn', values: ['c'] }] },
+      ingress: [{ from: [{ ipBlock: { cidr: '0.0.0.0/0', except: ['10.0.0.0/8'] } }] }],
+    }),
+  ],
 ];
 
 async function seedOthers(f: FakeNft): Promise<void> {
   await f.run(
     new Transaction()
       .add({ kind: 'table' })
-      .add({ kind: 'chain', name: 'cni-masquerade', base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat } })
+      .add({
+        kind: 'chain',
+        name: 'cni-masquerade',
+        base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat },
+      })
       .add({ kind: 'set', name: 'cni-1a2b3c4d-5e6f7a8b', type: 'ipv4_addr' })
       .add({ kind: 'element', set: 'cni-1a2b3c4d-5e6f7a8b', key: ['10.244.0.5'] })
-      .add({ kind: 'rule', chain: 'cni-masquerade', body: [lookup(payload('ip saddr'), 'cni-1a2b3c4d-5e6f7a8b'), { kind: 'masquerade' }] }),
+      .add({
+        kind: 'rule',
+        chain: 'cni-masquerade',
+        body: [lookup(payload('ip saddr'), 'cni-1a2b3c4d-5e6f7a8b'), { kind: 'masquerade' }],
+      }),
   );
   await f.run(planMasquerade(await f.list(), desiredMasquerade({ clusterCidrs: ['10.244.0.0/16'] })));
 }
@@ -53,7 +99,15 @@ describe('diff', () => {
         const fresh = new FakeNft();
         await fresh.run(fullBuildPolicy(b, emptyTableState()));
         expect(sortedDump(f, ours), `${i} → ${j}`).toBe(sortedDump(fresh, ours));
-        expect(sortedDump(f, (l) => !ours(l)), 'other owners untouched').toBe(others.split('\n').filter((l) => !ours(l)).join('\n'));
+        expect(
+          sortedDump(f, (l) => !ours(l)),
+          'other owners untouched',
+        ).toBe(
+          others
+            .split('\n')
+            .filter((l) => !ours(l))
+            .join('\n'),
+        );
       }
     }
   });
@@ -70,7 +124,10 @@ describe('diff', () => {
   });
 
   it("a pod whose address moves to another pod: the entry's delete comes before its add, in one transaction", async () => {
-    const pods1 = [pod({ namespace: 'x', name: 'old', node: 'n1', ips: ['10.244.0.9'] }), pod({ namespace: 'x', name: 'new', node: 'n1', ips: ['10.244.0.10'] })];
+    const pods1 = [
+      pod({ namespace: 'x', name: 'old', node: 'n1', ips: ['10.244.0.9'] }),
+      pod({ namespace: 'x', name: 'new', node: 'n1', ips: ['10.244.0.10'] }),
+    ];
     const pods2 = [pod({ namespace: 'x', name: 'new', node: 'n1', ips: ['10.244.0.9'] })];
     const pols = [policy('x', 'deny', { podSelector: {} })];
     const a = desired(pols, pods1, [namespace('x')]);
@@ -78,9 +135,16 @@ describe('diff', () => {
     const f = new FakeNft();
     await f.run(diffPolicy(undefined, a));
     const tx = diffPolicy(a, b);
-    const ops = tx.operations.map((o) => `${o.verb} ${o.object.kind} ${'key' in o.object ? o.object.key.join() : ''} ${'set' in o.object ? o.object.set : ''}`);
-    const del = ops.findIndex((o) => o.startsWith('delete element 10.244.0.9') && o.includes(verdictMapName('ingress', 4)));
-    const add = ops.findIndex((o) => o.startsWith('add element 10.244.0.9') && o.includes(verdictMapName('ingress', 4)));
+    const ops = tx.operations.map(
+      (o) =>
+        `${o.verb} ${o.object.kind} ${'key' in o.object ? o.object.key.join() : ''} ${'set' in o.object ? o.object.set : ''}`,
+    );
+    const del = ops.findIndex(
+      (o) => o.startsWith('delete element 10.244.0.9') && o.includes(verdictMapName('ingress', 4)),
+    );
+    const add = ops.findIndex(
+      (o) => o.startsWith('add element 10.244.0.9') && o.includes(verdictMapName('ingress', 4)),
+    );
     expect(del).toBeGreaterThanOrEqual(0);
     expect(add).toBeGreaterThan(del);
     await f.run(tx);
@@ -103,8 +167,17 @@ describe('full build', () => {
       .add({ kind: 'element', set: verdictMapName('ingress', 4), key: ['10.99.0.1'], value: ['drop'] })
       .add({ kind: 'set', name: 'agent-pol-peer-0000000000000000-v4', type: 'ipv6_addr' })
       .add({ kind: 'chain', name: 'agent-pol-in-0000000000000000' })
-      .add({ kind: 'rule', chain: 'agent-pol-in-0000000000000000', body: [lookup(payload('ip6 saddr'), 'agent-pol-peer-0000000000000000-v4'), verdict('accept')] })
-      .add({ kind: 'element', set: verdictMapName('ingress', 6), key: ['fd00::99'], value: ['jump agent-pol-in-0000000000000000'] });
+      .add({
+        kind: 'rule',
+        chain: 'agent-pol-in-0000000000000000',
+        body: [lookup(payload('ip6 saddr'), 'agent-pol-peer-0000000000000000-v4'), verdict('accept')],
+      })
+      .add({
+        kind: 'element',
+        set: verdictMapName('ingress', 6),
+        key: ['fd00::99'],
+        value: ['jump agent-pol-in-0000000000000000'],
+      });
     expect(policyDrift(want, await f.list())).toEqual([]);
     await f.run(damage);
     expect(sortedDump(f)).not.toBe(clean);
@@ -129,7 +202,11 @@ describe('full build', () => {
         .add({ kind: 'table' })
         .add({ kind: 'map', name: verdictMapName('ingress', 4), type: 'ipv6_addr', value: 'verdict' })
         .add({ kind: 'chain', name: FORWARD_CHAIN, base: { type: 'filter', hook: 'input', priority: 0 } })
-        .add({ kind: 'rule', chain: FORWARD_CHAIN, body: [{ kind: 'vmap', keys: [payload('ip6 saddr')], map: verdictMapName('ingress', 4) }] }),
+        .add({
+          kind: 'rule',
+          chain: FORWARD_CHAIN,
+          body: [{ kind: 'vmap', keys: [payload('ip6 saddr')], map: verdictMapName('ingress', 4) }],
+        }),
     );
     await f.run(fullBuildPolicy(want, await f.list()));
     const fresh = new FakeNft();

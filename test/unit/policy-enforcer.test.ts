@@ -28,22 +28,45 @@ class Store<T extends { metadata: { name: string; namespace?: string } }> {
 const NS = 40;
 const pod = (i: number, node: string, ips: string[]): PodInfo =>
   ({
-    metadata: { name: `p${i}`, namespace: `ns${i % NS}`, uid: `u${i}`, labels: { app: `a${i % 50}`, tier: i % 3 ? 'back' : 'front' } },
+    metadata: {
+      name: `p${i}`,
+      namespace: `ns${i % NS}`,
+      uid: `u${i}`,
+      labels: { app: `a${i % 50}`, tier: i % 3 ? 'back' : 'front' },
+    },
     spec: { nodeName: node, containers: [{ ports: [{ name: 'metrics', containerPort: 9090, protocol: 'TCP' }] }] },
     status: { phase: 'Running', podIPs: ips.map((ip) => ({ ip })) },
   }) as unknown as PodInfo;
 
 function cluster(pods: number, policies: number) {
-  const cache = { pods: new Store<PodInfo>(), namespaces: new Store<NamespaceInfo>(), networkPolicies: new Store<NetworkPolicyInfo>(), nodes: new Store(), clusterNetworkPolicies: new Store(), synced: true, unsynced: [] };
-  for (let n = 0; n < NS; n++) cache.namespaces.put({ metadata: { name: `ns${n}`, labels: { team: `t${n % 5}` } } } as unknown as NamespaceInfo);
-  for (let i = 0; i < pods; i++) cache.pods.put(pod(i, `n${i % 20}`, [`10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`]));
+  const cache = {
+    pods: new Store<PodInfo>(),
+    namespaces: new Store<NamespaceInfo>(),
+    networkPolicies: new Store<NetworkPolicyInfo>(),
+    nodes: new Store(),
+    clusterNetworkPolicies: new Store(),
+    synced: true,
+    unsynced: [],
+  };
+  for (let n = 0; n < NS; n++)
+    cache.namespaces.put({ metadata: { name: `ns${n}`, labels: { team: `t${n % 5}` } } } as unknown as NamespaceInfo);
+  for (let i = 0; i < pods; i++)
+    cache.pods.put(pod(i, `n${i % 20}`, [`10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`]));
   for (let i = 0; i < policies; i++) {
     cache.networkPolicies.put({
       metadata: { name: `np${i}`, namespace: `ns${i % NS}` },
       spec: {
         podSelector: { matchLabels: { app: `a${i % 50}` } },
         policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [{ podSelector: { matchLabels: { tier: 'front' } } }, { namespaceSelector: { matchLabels: { team: `t${i % 5}` } } }], ports: [{ protocol: 'TCP', port: 'metrics' }] }],
+        ingress: [
+          {
+            from: [
+              { podSelector: { matchLabels: { tier: 'front' } } },
+              { namespaceSelector: { matchLabels: { team: `t${i % 5}` } } },
+            ],
+            ports: [{ protocol: 'TCP', port: 'metrics' }],
+          },
+        ],
         egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],
       },
     } as unknown as NetworkPolicyInfo);
@@ -54,7 +77,13 @@ function cluster(pods: number, policies: number) {
 describe('the policy enforcer on a large cluster (nft fake)', () => {
   it('yields between the stages of a full pass; a notice binds without compiling; nothing changed sends nothing', async () => {
     const cache = cluster(4_000, 400);
-    const clock = { now: () => Date.now(), after: (ms: number, fn: () => void) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; } };
+    const clock = {
+      now: () => Date.now(),
+      after: (ms: number, fn: () => void) => {
+        const t = setTimeout(fn, ms);
+        return { cancel: () => clearTimeout(t) };
+      },
+    };
     const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
     const nft = new FakeNft();
     const stages: string[] = [];
@@ -91,7 +120,12 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
 
       const answers = await Promise.all(
         [0, 1, 2, 3, 4].map((k) => {
-          const n = { namespace: 'ns0', name: `p${100_000 + k * NS}`, uid: `u${100_000 + k * NS}`, ips: [`10.200.0.${k + 1}`] };
+          const n = {
+            namespace: 'ns0',
+            name: `p${100_000 + k * NS}`,
+            uid: `u${100_000 + k * NS}`,
+            ips: [`10.200.0.${k + 1}`],
+          };
           notices.record(n);
           return enforcer.gate.podStarted(n, 10_000);
         }),

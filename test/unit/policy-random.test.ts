@@ -67,7 +67,11 @@ function selector(g: Gen, vocab: Record<string, string[]>): Json {
     for (const [k, vs] of Object.entries(vocab)) {
       if (!g.chance(0.4)) continue;
       const op = g.pick(['In', 'NotIn', 'Exists', 'DoesNotExist']);
-      exprs.push(op === 'In' || op === 'NotIn' ? { key: k, operator: op, values: g.some(vs).concat(g.pick(vs)) } : { key: k, operator: op });
+      exprs.push(
+        op === 'In' || op === 'NotIn'
+          ? { key: k, operator: op, values: g.some(vs).concat(g.pick(vs)) }
+          : { key: k, operator: op },
+      );
     }
     s.matchExpressions = exprs;
   }
@@ -99,12 +103,31 @@ function world(g: Gen): World {
     const node = g.pick(NODES);
     const ns = g.pick(nsNames);
     if (g.chance(0.1)) {
-      pods.push(pod({ namespace: ns, name: `host-${i}`, labels: labels(g, LABELS), node, ips: [NODE_IPS[node] as string], hostNetwork: true }));
+      pods.push(
+        pod({
+          namespace: ns,
+          name: `host-${i}`,
+          labels: labels(g, LABELS),
+          node,
+          ips: [NODE_IPS[node] as string],
+          hostNetwork: true,
+        }),
+      );
       continue;
     }
     const n = NODES.indexOf(node);
     const ips = [`10.244.${n}.${10 + i}`, ...(dual ? [`fd00:244:${n}::${(10 + i).toString(16)}`] : [])];
-    pods.push(pod({ namespace: ns, name: `p${i}`, labels: labels(g, LABELS), node, ips, ports: podPorts(g), ...(g.chance(0.08) ? { phase: 'Succeeded' } : {}) }));
+    pods.push(
+      pod({
+        namespace: ns,
+        name: `p${i}`,
+        labels: labels(g, LABELS),
+        node,
+        ips,
+        ports: podPorts(g),
+        ...(g.chance(0.08) ? { phase: 'Succeeded' } : {}),
+      }),
+    );
   }
   const policies: NetworkPolicyInfo[] = [];
   const nPol = 1 + g.int(4);
@@ -123,7 +146,10 @@ function randomPeer(g: Gen, pods: PodInfo[]): Json {
   if (ip.includes(':')) {
     const len = g.pick([128, 64, 48, 16]);
     const block: Json = { cidr: `${ip}/${len}` };
-    if (len < 128 && g.chance(0.5)) block.except = [`${g.pick(ips.filter((x) => x.includes(':') && new Address6(x).isInSubnet(new Address6(`${ip}/${len}`))))}/128`];
+    if (len < 128 && g.chance(0.5))
+      block.except = [
+        `${g.pick(ips.filter((x) => x.includes(':') && new Address6(x).isInSubnet(new Address6(`${ip}/${len}`))))}/128`,
+      ];
     return { ipBlock: block };
   }
   const len = g.pick([32, 24, 16, 8, 0]);
@@ -183,7 +209,9 @@ function randomPolicy(g: Gen, ns: string, name: string, pods: PodInfo[]): Networ
 
 // The oracle (§1 read literally, over the raw objects) lives in support/netpol-oracle.ts, shared with
 // the upstream-case e2e. Node addresses as SimCluster gives them (R11).
-const NODE_ADDRESSES: Record<string, string[]> = Object.fromEntries(NODES.map((n) => [n, [NODE_IPS[n] as string, NODE_IPS_V6[n] as string]]));
+const NODE_ADDRESSES: Record<string, string[]> = Object.fromEntries(
+  NODES.map((n) => [n, [NODE_IPS[n] as string, NODE_IPS_V6[n] as string]]),
+);
 
 const PROBES: { protocol: Protocol; dport: number }[] = [
   { protocol: 'TCP', dport: 80 },
@@ -195,7 +223,15 @@ const PROBES: { protocol: Protocol; dport: number }[] = [
 ];
 
 function judgeAll(c: SimCluster, w: World, seed: number, stage: string): number {
-  const ips = [...new Set([...w.pods.flatMap((p) => p.status.podIPs.map((x) => x.ip)), ...Object.values(NODE_IPS), '203.0.113.7', 'fd50::1', '2001:db8::7'])];
+  const ips = [
+    ...new Set([
+      ...w.pods.flatMap((p) => p.status.podIPs.map((x) => x.ip)),
+      ...Object.values(NODE_IPS),
+      '203.0.113.7',
+      'fd50::1',
+      '2001:db8::7',
+    ]),
+  ];
   const ow = oracleWorld({ ...w, nodeAddresses: NODE_ADDRESSES });
   let checked = 0;
   for (const src of ips) {
@@ -211,7 +247,9 @@ function judgeAll(c: SimCluster, w: World, seed: number, stage: string): number 
           throw new Error(`seed ${seed} (${stage}): ${(err as Error).message}`);
         }
         if (got !== want) {
-          throw new Error(`seed ${seed} (${stage}): ${src} → ${dst} ${probe.protocol}/${probe.dport}: oracle ${want}, nft ${got}\npods ${JSON.stringify(w.pods)}\npolicies ${JSON.stringify(w.policies)}\nnamespaces ${JSON.stringify(w.namespaces)}`);
+          throw new Error(
+            `seed ${seed} (${stage}): ${src} → ${dst} ${probe.protocol}/${probe.dport}: oracle ${want}, nft ${got}\npods ${JSON.stringify(w.pods)}\npolicies ${JSON.stringify(w.policies)}\nnamespaces ${JSON.stringify(w.namespaces)}`,
+          );
         }
         checked++;
       }
@@ -235,7 +273,10 @@ describe('randomized clusters: nft objects against the spec oracle', () => {
       const i = g.int(w.pods.length);
       w.pods = w.pods.map((p, j) => (j === i ? { ...p, metadata: { ...p.metadata, labels: labels(g, LABELS) } } : p));
       w.namespaces = w.namespaces.map((n, j) => (j === 0 ? namespace(n.metadata.name, labels(g, NS_LABELS)) : n));
-      w.policies = [...w.policies.slice(1), randomPolicy(g, g.pick(w.namespaces.map((n) => n.metadata.name)), 'pol-new', w.pods)];
+      w.policies = [
+        ...w.policies.slice(1),
+        randomPolicy(g, g.pick(w.namespaces.map((n) => n.metadata.name)), 'pol-new', w.pods),
+      ];
       c.pods = w.pods;
       c.namespaces = w.namespaces;
       c.policies = w.policies;

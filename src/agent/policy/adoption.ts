@@ -25,20 +25,25 @@ export interface AdoptionOptions {
  */
 export async function recoverAddresses(opts: AdoptionOptions): Promise<void> {
   const c = opts.cache;
-  const waiting = c.pods.list().filter(
-    (p) =>
-      p.spec.nodeName === opts.nodeName &&
-      !p.spec.hostNetwork &&
-      p.status.podIPs.length === 0 &&
-      !opts.notices.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
-  );
+  const waiting = c.pods
+    .list()
+    .filter(
+      (p) =>
+        p.spec.nodeName === opts.nodeName &&
+        !p.spec.hostNetwork &&
+        p.status.podIPs.length === 0 &&
+        !opts.notices.has(podKey(p.metadata.namespace ?? '', p.metadata.name)),
+    );
   if (waiting.length === 0) return;
   const maps = (['ingress', 'egress'] as const).flatMap((d) => [verdictMapName(d, 4), verdictMapName(d, 6)]);
   let listed: TableState;
   try {
     listed = await opts.nft.list({ sets: maps });
   } catch (err) {
-    opts.log.warn({ err: describeError(err) }, `could not read the policy verdict maps the previous agent left: ${describeError(err)}`);
+    opts.log.warn(
+      { err: describeError(err) },
+      `could not read the policy verdict maps the previous agent left: ${describeError(err)}`,
+    );
     return;
   }
   const byChain = new Map<string, string[]>();
@@ -57,6 +62,9 @@ export async function recoverAddresses(opts: AdoptionOptions): Promise<void> {
     if (ips.length === 0) continue;
     opts.notices.record({ namespace, name: p.metadata.name, ...(p.metadata.uid ? { uid: p.metadata.uid } : {}), ips });
     const pod = podKey(namespace, p.metadata.name);
-    opts.log.info({ pod, ips }, 'addresses of a pod the API shows without any yet, kept from the rules the previous agent left');
+    opts.log.info(
+      { pod, ips },
+      'addresses of a pod the API shows without any yet, kept from the rules the previous agent left',
+    );
   }
 }

@@ -31,7 +31,9 @@ export class CounterReader {
   collect(m: PolicyMetrics): Promise<void> {
     const now = this.clock.now();
     if (this.last && now - this.last.at < COUNTER_READ_MS) return this.last.promise;
-    const promise = this.read(m).catch((err: unknown) => this.log.debug({ err: describeError(err) }, 'could not read the policy counters'));
+    const promise = this.read(m).catch((err: unknown) =>
+      this.log.debug({ err: describeError(err) }, 'could not read the policy counters'),
+    );
     this.last = { at: now, promise };
     return promise;
   }
@@ -43,8 +45,14 @@ export class CounterReader {
     m.podPackets.reset();
     m.policyPackets.reset();
     m.clusterRulePackets.reset();
-    for (const r of clusterRules) m.clusterRulePackets.inc({ policy: r.policy, rule: r.rule, tier: r.tier, action: r.action, direction: r.direction }, r.packets);
-    for (const p of pods) m.podPackets.inc({ namespace: p.namespace, pod: p.name, direction: p.direction, verdict: p.verdict }, p.packets);
-    for (const p of policies) m.policyPackets.inc({ namespace: p.namespace, policy: p.name, direction: p.direction }, p.packets);
+    for (const r of clusterRules)
+      m.clusterRulePackets.inc(
+        { policy: r.policy, rule: r.rule, tier: r.tier, action: r.action, direction: r.direction },
+        r.packets,
+      );
+    for (const p of pods)
+      m.podPackets.inc({ namespace: p.namespace, pod: p.name, direction: p.direction, verdict: p.verdict }, p.packets);
+    for (const p of policies)
+      m.policyPackets.inc({ namespace: p.namespace, policy: p.name, direction: p.direction }, p.packets);
   }
 }

@@ -95,7 +95,10 @@ export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
   // Tables grown by the pod-start fast path share what did not change: only the rest is compared.
   diff: (from, to) => diffShared(from, to),
   fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
-  inventory: (t) => ({ chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })), sets: [...t.sets.values()] }),
+  inventory: (t) => ({
+    chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })),
+    sets: [...t.sets.values()],
+  }),
   compare: (applied, actual) => policyDrift(applied, actual),
 };
 
@@ -151,7 +154,14 @@ export class PolicyEnforcer {
         },
       },
     });
-    this.input = new PolicyInput({ nodeName: opts.nodeName, cache: opts.cache, notices: opts.notices, nodeAddresses: opts.nodeAddresses, clock: this.clock, log: this.log });
+    this.input = new PolicyInput({
+      nodeName: opts.nodeName,
+      cache: opts.cache,
+      notices: opts.notices,
+      nodeAddresses: opts.nodeAddresses,
+      clock: this.clock,
+      log: this.log,
+    });
     this.gate = new PodStartGate({
       cache: opts.cache,
       kube: opts.kube,
@@ -163,7 +173,12 @@ export class PolicyEnforcer {
       problem: () => this.problem,
       onTimeout: () => this.metrics.podStartTimeouts.inc(),
     });
-    this.loop = new Loop({ clock: this.clock, debounceMs: POLICY_DEBOUNCE_MS, retryMs: POLICY_RETRY_MS, run: () => this.runDue() });
+    this.loop = new Loop({
+      clock: this.clock,
+      debounceMs: POLICY_DEBOUNCE_MS,
+      retryMs: POLICY_RETRY_MS,
+      run: () => this.runDue(),
+    });
   }
 
   /** Why this node's policy rules are not (known to be) in the kernel; undefined when they are. */
@@ -173,7 +188,11 @@ export class PolicyEnforcer {
   }
 
   /** The model last applied (undefined before the first apply), its last latency and nft refusal. */
-  get programming(): { compiled: CompiledPolicy | undefined; lastProgrammed?: { ms: number; at: number }; lastFailureAt?: number } {
+  get programming(): {
+    compiled: CompiledPolicy | undefined;
+    lastProgrammed?: { ms: number; at: number };
+    lastFailureAt?: number;
+  } {
     return { compiled: this.compiled, lastProgrammed: this.lastProgrammed, lastFailureAt: this.lastFailureAt };
   }
 
@@ -329,12 +348,18 @@ export class PolicyEnforcer {
       this.lastInput = input;
       if (periodic && this.lastFullCompile > 0) {
         const ms = Math.round((performance.now() - started) * 10) / 10;
-        this.log.info({ ms, pods: input.pods.length, policies: input.policies.length }, 'periodic full compile of the policy rules');
+        this.log.info(
+          { ms, pods: input.pods.length, policies: input.policies.length },
+          'periodic full compile of the policy rules',
+        );
       }
       this.lastFullCompile = this.clock.now();
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
-      this.log.error({ err }, `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
+      this.log.error(
+        { err },
+        `compiling the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`,
+      );
       return false;
     }
     this.logPolicyErrors(compiled);
@@ -342,12 +367,19 @@ export class PolicyEnforcer {
   }
 
   /** Renders (unless given) and applies `compiled`; false when it should be tried again. */
-  private async applyModel(compiled: CompiledPolicy, since: number | undefined, rendered?: DesiredPolicyTable): Promise<boolean> {
+  private async applyModel(
+    compiled: CompiledPolicy,
+    since: number | undefined,
+    rendered?: DesiredPolicyTable,
+  ): Promise<boolean> {
     let table: DesiredPolicyTable;
     try {
       table = rendered ?? renderPolicy(compiled, this.renderOptions());
     } catch (err) {
-      this.log.error({ err }, `rendering the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`);
+      this.log.error(
+        { err },
+        `rendering the NetworkPolicies failed: ${describeError(err)}; the rules stay as they are`,
+      );
       return false;
     }
     let changedRules = true;
@@ -356,11 +388,15 @@ export class PolicyEnforcer {
       const r = await this.applier.apply(table, { checkDrift: false });
       changedRules = r.kind !== 'none';
       if (r.kind !== 'none') {
-        this.log.debug({ kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 }, 'policy rules applied');
+        this.log.debug(
+          { kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 },
+          'policy rules applied',
+        );
       }
       if (r.kind === 'rebuild') this.opts.onRebuilt?.();
     } catch (err) {
-      if (!(err instanceof PolicyApplyError)) this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
+      if (!(err instanceof PolicyApplyError))
+        this.log.error({ err }, `applying the policy rules failed: ${describeError(err)}`);
       return false;
     }
     this.observeProgrammed(since);
@@ -368,7 +404,8 @@ export class PolicyEnforcer {
     this.compiled = compiled;
     this.gate.applied(compiled);
     // The kernel's rules did not change: no flow is judged differently, nothing to look for.
-    if (this.opts.cutDeniedFlows && (changedRules || !before)) cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+    if (this.opts.cutDeniedFlows && (changedRules || !before))
+      cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
     return true;
   }
 
@@ -393,7 +430,10 @@ export class PolicyEnforcer {
     this.lastErrors = text;
     for (const e of compiled.errors) {
       const policy = `${e.namespace}/${e.name}`;
-      this.log.warn({ policy, path: e.path, reason: e.message }, `NetworkPolicy ${policy}: ${e.path}: ${e.message}; the policy isolates its pods and this part allows nothing`);
+      this.log.warn(
+        { policy, path: e.path, reason: e.message },
+        `NetworkPolicy ${policy}: ${e.path}: ${e.message}; the policy isolates its pods and this part allows nothing`,
+      );
     }
     for (const w of compiled.warnings) this.log.warn({ warning: w }, w);
   }

@@ -4,7 +4,13 @@
 // Service's DNAT) is the reply's source (R9).
 import { Conntrack, describeTuple, IPPROTO, type ConntrackEntry } from '../../kernel/conntrack.ts';
 import type { Logger } from '../../log.ts';
-import { evaluatePolicy, type CompiledPolicy, type LocalPod, type PodDirection, type Protocol } from '../../policy/index.ts';
+import {
+  evaluatePolicy,
+  type CompiledPolicy,
+  type LocalPod,
+  type PodDirection,
+  type Protocol,
+} from '../../policy/index.ts';
 import { describeError } from '../../k8s/client.ts';
 import { podKey } from '../pod-notices.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
@@ -18,7 +24,11 @@ export interface FlowCutterOptions {
 
 /** Cuts the flows `after` denies among those of the pods whose policy differs from `before` (all
  * local pods when there is no `before`: a policy may have changed while no agent ran). */
-export function cutDeniedFlows(opts: FlowCutterOptions, before: CompiledPolicy | undefined, after: CompiledPolicy): void {
+export function cutDeniedFlows(
+  opts: FlowCutterOptions,
+  before: CompiledPolicy | undefined,
+  after: CompiledPolicy,
+): void {
   const { log, metrics } = opts;
   const changed = before ? changedPodAddresses(before, after) : new Set(after.pods.flatMap((p) => p.ips));
   if (changed.size === 0) return;
@@ -86,7 +96,8 @@ export function changedPodAddresses(before: CompiledPolicy, after: CompiledPolic
     if (v === undefined) {
       const a = before.peers.get(id);
       const b = after.peers.get(id);
-      v = a !== b && (!a || !b || !sameList(a.v4, b.v4) || !sameList(a.v6, b.v6) || !sameList(a.intervals, b.intervals));
+      v =
+        a !== b && (!a || !b || !sameList(a.v4, b.v4) || !sameList(a.v6, b.v6) || !sameList(a.intervals, b.intervals));
       changedPeers.set(id, v);
     }
     return v;
@@ -107,7 +118,9 @@ export function changedPodAddresses(before: CompiledPolicy, after: CompiledPolic
       !prev ||
       (prev !== p && (!sameList(prev.ips, p.ips) || rulesText(prev) !== rulesText(p))) ||
       directions(p).some((d) =>
-        (d?.rules ?? []).some((r) => (r.peers !== 'all' && r.peers.some(peerChanged)) || r.namedPorts.some(portsChanged)),
+        (d?.rules ?? []).some(
+          (r) => (r.peers !== 'all' && r.peers.some(peerChanged)) || r.namedPorts.some(portsChanged),
+        ),
       );
     if (differs) for (const ip of p.ips) out.add(ip);
   }

@@ -68,7 +68,8 @@ export class PodStartGate {
   }
 
   /**
-   * The notice is in the store already (the agent recorded it on arrival). Resolves ok once this pod's rules (with the notice's
+   * The notice is in the store already (the agent recorded it on arrival). Resolves ok once this pod's rules (with
+    * the notice's
    * addresses) are applied; not ok when that did not happen within timeoutMs or the agent stops.
    */
   async podStarted(notice: PodStartRequest, timeoutMs: number): Promise<{ ok: boolean; message?: string }> {
@@ -91,11 +92,22 @@ export class PodStartGate {
     }
     const ok = this.stopped ? false : await this.wait(key, notice.ips, deadline, started);
     if (ok) return { ok: true };
-    if (this.stopped) return { ok: false, message: `the strand agent is stopping; the NetworkPolicy rules of pod ${key} may not be in place` };
+    if (this.stopped)
+      return {
+        ok: false,
+        message: `the strand agent is stopping; the NetworkPolicy rules of pod ${key} may not be in place`,
+      };
     this.opts.onTimeout();
     const c = this.opts.cache;
-    const why = this.opts.problem() ?? (c.synced ? 'the rules were not applied in time' : `not synced with the API server yet: ${c.unsynced.join(', ')}`);
-    log.warn({ pod: key, ips: notice.ips, waitedMs: clock.now() - started }, `the policy rules of pod ${key} were not in place within ${timeoutMs} ms: ${why}`);
+    const why =
+      this.opts.problem() ??
+      (c.synced
+        ? 'the rules were not applied in time'
+        : `not synced with the API server yet: ${c.unsynced.join(', ')}`);
+    log.warn(
+      { pod: key, ips: notice.ips, waitedMs: clock.now() - started },
+      `the policy rules of pod ${key} were not in place within ${timeoutMs} ms: ${why}`,
+    );
     return { ok: false, message: `the NetworkPolicy rules of pod ${key} are not in place yet (${why})` };
   }
 
@@ -140,7 +152,12 @@ export class PodStartGate {
   }
 
   /** GETs a pod the informer does not show, retrying until `deadline`; 'absent' on a 404. */
-  private async fetchPod(namespace: string, name: string, uid: string | undefined, deadline: number): Promise<'found' | 'absent' | 'failed'> {
+  private async fetchPod(
+    namespace: string,
+    name: string,
+    uid: string | undefined,
+    deadline: number,
+  ): Promise<'found' | 'absent' | 'failed'> {
     const { clock, log } = this.opts;
     const key = podKey(namespace, name);
     if (this.fetching.has(key)) return 'failed';
@@ -160,7 +177,10 @@ export class PodStartGate {
           // there is (never "absent": that would start the pod without its rules).
           const apiUid = slim.value.metadata.uid;
           if (uid && apiUid && apiUid !== uid) {
-            log.info({ pod: key, noticeUid: uid, apiUid }, 'the API shows another uid for the pod of a pod-start notice; using its labels');
+            log.info(
+              { pod: key, noticeUid: uid, apiUid },
+              'the API shows another uid for the pod of a pod-start notice; using its labels',
+            );
           }
           this.opts.input.addFetched(slim.value);
           return 'found';

@@ -86,7 +86,9 @@ export class PolicyInput {
     const c = this.opts.cache;
     const [namespace, name] = key.split('/') as [string, string];
     const fetched = this.fetched.get(key)?.pod;
-    const pod = c.pods.get(name, namespace) ?? (fetched && { ...fetched, spec: { ...fetched.spec, nodeName: fetched.spec.nodeName ?? this.opts.nodeName } });
+    const pod =
+      c.pods.get(name, namespace) ??
+      (fetched && { ...fetched, spec: { ...fetched.spec, nodeName: fetched.spec.nodeName ?? this.opts.nodeName } });
     if (!pod) return undefined;
     this.sayBadAddresses([pod]);
     const notice = this.opts.notices.list().find(([k]) => k === key)?.[1];
@@ -114,7 +116,10 @@ export class PolicyInput {
         // Bounded: past this many, a bad address may be said again rather than remembered forever.
         if (this.badIpsSaid.size >= 10_000) this.badIpsSaid.clear();
         this.badIpsSaid.add(said);
-        this.opts.log.warn({ pod: pk, podIP: ip }, `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`);
+        this.opts.log.warn(
+          { pod: pk, podIP: ip },
+          `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`,
+        );
       }
     }
   }

@@ -39,7 +39,9 @@ export class ClusterNetworkStep implements Step {
   }
 
   ready(): string | undefined {
-    return this.routesReady ? undefined : `routes to other nodes not set up yet${this.problem ? `: ${this.problem}` : ''}`;
+    return this.routesReady
+      ? undefined
+      : `routes to other nodes not set up yet${this.problem ? `: ${this.problem}` : ''}`;
   }
 
   pass(ctx: PassContext): void {
@@ -49,7 +51,7 @@ export class ClusterNetworkStep implements Step {
     const pod = nodePodCidrs(node);
     if ('problem' in pod) return;
     const { config, log } = this.opts;
-    let pass;
+    let pass: ReturnType<ClusterNetwork['reconcilePeers']>;
     try {
       pass = this.opts.network.reconcilePeers(config.nodeName, underlay, pod.cidrs, this.opts.cache.nodes.list());
     } catch (err) {

@@ -74,7 +74,10 @@ export class ClusterPolicyReportStep implements Step {
     }
     for (const [key, p] of this.said) {
       if (now.has(key)) continue;
-      this.log.info({ policy: p.policy, field: p.field, kind: p.kind }, `ClusterNetworkPolicy ${p.policy}: ${p.field} no longer reported`);
+      this.log.info(
+        { policy: p.policy, field: p.field, kind: p.kind },
+        `ClusterNetworkPolicy ${p.policy}: ${p.field} no longer reported`,
+      );
     }
     this.said = now;
     this.gauge.set({ kind: 'invalid' }, problems.filter((p) => p.kind === 'invalid').length);

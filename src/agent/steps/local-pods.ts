@@ -62,7 +62,11 @@ export class LocalPodsStep implements Step {
     const out = new Map<string, Attachment>();
     for (const r of readReservations(storeDir(this.opts.config.ipamDataDir, NETWORK_NAME))) {
       const ifname = r.ifname ?? 'eth0';
-      out.set(canonicalIp(formatIpamIp(r.ip)), { containerId: r.containerID, ifname, hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname) });
+      out.set(canonicalIp(formatIpamIp(r.ip)), {
+        containerId: r.containerID,
+        ifname,
+        hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname),
+      });
     }
     return out;
   }
@@ -70,9 +74,15 @@ export class LocalPodsStep implements Step {
   pass(): void {
     const { config, log, notices } = this.opts;
     const attachments = this.attachments();
-    const isHeld = (n: StoredNotice) => n.ips.some((ip) => attachments.get(canonicalIp(ip))?.containerId === n.containerId);
+    const isHeld = (n: StoredNotice) =>
+      n.ips.some((ip) => attachments.get(canonicalIp(ip))?.containerId === n.containerId);
     // The held notices first, so that the store's expiry rule sees what IPAM holds now.
-    notices.noteHeld(notices.peek().filter(([, n]) => isHeld(n)).map(([key]) => key));
+    notices.noteHeld(
+      notices
+        .peek()
+        .filter(([, n]) => isHeld(n))
+        .map(([key]) => key),
+    );
     const current = notices.list();
     const byPod = new Map<string, StoredNotice>();
     for (const [, n] of current) if (n.namespace && n.name) byPod.set(`${n.namespace}/${n.name}`, n);
@@ -115,12 +125,19 @@ export class LocalPodsStep implements Step {
 
     for (const [key, pod] of next) {
       const before = this.pods.get(key);
-      if (before && before.ips.join() === pod.ips.join() && before.hostVeth === pod.hostVeth && before.source === pod.source) continue;
+      if (
+        before &&
+        before.ips.join() === pod.ips.join() &&
+        before.hostVeth === pod.hostVeth &&
+        before.source === pod.source
+      )
+        continue;
       const { namespace, name, ips, hostVeth, containerId, source } = pod;
       log.info({ namespace, name, ips, hostVeth, containerId, source }, 'pod on this node');
     }
     for (const [key, pod] of this.pods) {
-      if (!next.has(key)) log.info({ namespace: pod.namespace, name: pod.name, ips: pod.ips }, 'pod no longer on this node');
+      if (!next.has(key))
+        log.info({ namespace: pod.namespace, name: pod.name, ips: pod.ips }, 'pod no longer on this node');
     }
     this.pods = next;
   }

@@ -29,7 +29,9 @@ export class IpamMetricsStep implements Step {
     if (!this.nodeSetup.written) return;
     const conflist = buildConflist(this.config, this.nodeSetup.conflistPlan);
     const strand = (conflist.plugins as Record<string, unknown>[])[0] as Record<string, unknown>;
-    const problems = updateIpamGauges(this.metrics, [{ ...strand, name: conflist.name, cniVersion: conflist.cniVersion }]);
+    const problems = updateIpamGauges(this.metrics, [
+      { ...strand, name: conflist.name, cniVersion: conflist.cniVersion },
+    ]);
     for (const p of problems) this.log.debug({ network: p.network, problem: p.message }, 'IPAM usage not available');
   }
 }

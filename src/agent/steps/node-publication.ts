@@ -70,7 +70,8 @@ export class NodePublicationStep implements Step {
     if (Object.keys(differ).length === 0) return;
     // The same patch was sent moments ago and the watch has not shown it yet; a different one goes now.
     const body = JSON.stringify(differ);
-    if (body === this.annotationsPatched.body && clock.now() - this.annotationsPatched.at < PATCH_SHOWN_WITHIN_MS) return;
+    if (body === this.annotationsPatched.body && clock.now() - this.annotationsPatched.at < PATCH_SHOWN_WITHIN_MS)
+      return;
     this.annotationsPatched = { body, at: clock.now() };
     this.opts.kube
       .request('PATCH', `/api/v1/nodes/${encodeURIComponent(this.opts.nodeName)}`, {

@@ -14,7 +14,16 @@ import type { AgentConfig } from '../config.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
 import type { NodeInfo } from '../../k8s/objects.ts';
 import { nodePodCidrs } from '../node-addresses.ts';
-import { desiredNodeState, detectUnderlay, ensureNodeState, podOffload, prepareHostNetwork, underlayFamily, UnderlayError, type Underlay } from '../node-setup.ts';
+import {
+  desiredNodeState,
+  detectUnderlay,
+  ensureNodeState,
+  podOffload,
+  prepareHostNetwork,
+  underlayFamily,
+  UnderlayError,
+  type Underlay,
+} from '../node-setup.ts';
 import { podMtu } from '../../datapath/mtu.ts';
 import type { PassContext, Step } from './step.ts';
 
@@ -99,7 +108,9 @@ export class NodeSetupStep implements Step {
     const node = nodes.get(c.nodeName);
     if (!node) return this.waiting(`node ${c.nodeName} to exist in the API (is --node-name right?)`);
     if (node.spec.podCIDRs.length === 0) {
-      return this.waiting(`node ${c.nodeName} to get a pod CIDR (spec.podCIDR/podCIDRs; kube-controller-manager --allocate-node-cidrs assigns it)`);
+      return this.waiting(
+        `node ${c.nodeName} to get a pod CIDR (spec.podCIDR/podCIDRs; kube-controller-manager --allocate-node-cidrs assigns it)`,
+      );
     }
     const pod = nodePodCidrs(node);
     if ('problem' in pod) return this.waiting(`a usable pod CIDR: ${pod.problem}`);
@@ -116,7 +127,10 @@ export class NodeSetupStep implements Step {
         throw err;
       }
       if (JSON.stringify(underlay) !== JSON.stringify(this.underlay)) {
-        log.info({ iface: underlay.name, mtu: underlay.mtu, addresses: underlay.addresses, offload: underlay.offload }, 'underlay interface');
+        log.info(
+          { iface: underlay.name, mtu: underlay.mtu, addresses: underlay.addresses, offload: underlay.offload },
+          'underlay interface',
+        );
         this.underlay = underlay;
       }
       mtu = c.mtu ?? podMtu(c.backend, underlay.mtu, underlayFamily(underlay));
@@ -141,16 +155,28 @@ export class NodeSetupStep implements Step {
       backend: c.backend,
       agentSocket: agentSocketPath(c.stateDir),
     });
-    this.setUp = { podCidrs: pod.cidrs, mtu, offload: offload ? ({ ...offload } as Record<string, number>) : undefined };
+    this.setUp = {
+      podCidrs: pod.cidrs,
+      mtu,
+      offload: offload ? ({ ...offload } as Record<string, number>) : undefined,
+    };
     if (ensureNodeState(c.stateDir, state)) {
       const { podCIDRs, clusterCIDRs, podOffload: po, backend } = state;
-      log.info({ podCIDRs, clusterCIDRs, mtu: state.mtu, podOffload: po, backend, path: c.stateDir }, 'wrote the node state');
+      log.info(
+        { podCIDRs, clusterCIDRs, mtu: state.mtu, podOffload: po, backend, path: c.stateDir },
+        'wrote the node state',
+      );
     }
     this.checkPluginsInstalled();
     const plan = await this.planConflist();
     if (ensureConflist(c.cniConfDir, c, plan)) {
       log.info(
-        { path: conflistPath(c.cniConfDir), cniVersion: plan.versions.cniVersion, cniVersions: plan.versions.cniVersions, plugins: ['strand', ...plan.chained] },
+        {
+          path: conflistPath(c.cniConfDir),
+          cniVersion: plan.versions.cniVersion,
+          cniVersions: plan.versions.cniVersions,
+          plugins: ['strand', ...plan.chained],
+        },
         'wrote the CNI configuration list',
       );
     }
@@ -173,17 +199,27 @@ export class NodeSetupStep implements Step {
     const { config, log } = this.opts;
     this.watchBinDir();
     const before = this.conflistPlan;
-    const plan = await planConflist({ binDirs: [config.cniBinDir], chained: CHAINED_PLUGINS, cache: this.pluginVersions });
+    const plan = await planConflist({
+      binDirs: [config.cniBinDir],
+      chained: CHAINED_PLUGINS,
+      cache: this.pluginVersions,
+    });
     this.conflistPlan = plan;
     const answers = Object.fromEntries(plan.reports.map((r) => [r.type, { path: r.path, ...r.answer }]));
     if (JSON.stringify(before?.reports) !== JSON.stringify(plan.reports)) {
       const { cniVersion, cniVersions } = plan.versions;
-      log.info({ cniBinDir: config.cniBinDir, answers, cniVersion, cniVersions }, 'CNI plugins asked for their versions');
+      log.info(
+        { cniBinDir: config.cniBinDir, answers, cniVersion, cniVersions },
+        'CNI plugins asked for their versions',
+      );
     }
     if (JSON.stringify(before?.problems) !== JSON.stringify(plan.problems)) {
       for (const problem of plan.problems) log.warn({ cniBinDir: config.cniBinDir, answers }, problem);
       if (before && before.problems.length > 0 && plan.problems.length === 0) {
-        log.info({ plugins: ['strand', ...plan.chained] }, 'every CNI plugin of the configuration list answered and is in it');
+        log.info(
+          { plugins: ['strand', ...plan.chained] },
+          'every CNI plugin of the configuration list answered and is in it',
+        );
       }
     }
     return plan;
@@ -219,7 +255,11 @@ export class NodeSetupStep implements Step {
     const key = missing.join();
     if (key === this.missingPlugins) return;
     this.missingPlugins = key;
-    if (missing.length > 0) this.opts.log.warn({ cniBinDir: dir, missing }, `CNI plugins missing from ${dir}: ${missing.join(', ')} (strand install puts them there)`);
+    if (missing.length > 0)
+      this.opts.log.warn(
+        { cniBinDir: dir, missing },
+        `CNI plugins missing from ${dir}: ${missing.join(', ')} (strand install puts them there)`,
+      );
   }
 
   /** Records and (every WAITING_LOG_MS, or when the reason changes) logs what set-up waits for. */

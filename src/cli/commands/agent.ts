@@ -11,10 +11,13 @@ export const EXIT_CONFIG = 2;
 /**
  * `strand agent`, for the command line's yargs; the exit status goes to `setExitCode`.
  */
-export function agentCommand(setExitCode: (code: number) => void): CommandModule<object, Record<string, string | string[] | undefined>> {
+export function agentCommand(
+  setExitCode: (code: number) => void,
+): CommandModule<object, Record<string, string | string[] | undefined>> {
   return {
     command: 'agent',
-    describe: 'run the node agent (the DaemonSet): watch the cluster, set the node up, write the node state and CNI configuration',
+    describe:
+      'run the node agent (the DaemonSet): watch the cluster, set the node up, write the node state and CNI configuration',
     builder: (y) =>
       agentOptions(y).epilog(
         'Every flag can also be set in the TOML file (--config) under its own name (node-name = "n1") and in the environment; flags win over the environment, which wins over the file. A bad value stops the agent with exit status 2.',
@@ -29,7 +32,10 @@ export function agentCommand(setExitCode: (code: number) => void): CommandModule
  * Loads the configuration (a bad one is one line on stderr and exit 2), runs the agent until SIGTERM
  * or SIGINT, stops it and returns 0.
  */
-export async function runAgentCommand(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runAgentCommand(
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   const { describeError, KubeConfigError, loadKubeConfig } = await import('../../k8s/client.ts');
   let config: AgentConfig;
   let kubeConfig: KubeConfig;

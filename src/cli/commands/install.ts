@@ -10,18 +10,52 @@ export const DEFAULT_CNI_CONF_DIR = CNI_CONF_DIR;
 
 export function dirOptions(y: Argv<object>) {
   return y
-    .option('cni-bin-dir', { type: 'string', default: DEFAULT_CNI_BIN_DIR, describe: 'where the runtime looks for CNI plugins', requiresArg: true })
-    .option('cni-conf-dir', { type: 'string', default: DEFAULT_CNI_CONF_DIR, describe: `where the runtime reads network configurations (${CONFLIST_FILE})`, requiresArg: true })
+    .option('cni-bin-dir', {
+      type: 'string',
+      default: DEFAULT_CNI_BIN_DIR,
+      describe: 'where the runtime looks for CNI plugins',
+      requiresArg: true,
+    })
+    .option('cni-conf-dir', {
+      type: 'string',
+      default: DEFAULT_CNI_CONF_DIR,
+      describe: `where the runtime reads network configurations (${CONFLIST_FILE})`,
+      requiresArg: true,
+    })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print what would change and change nothing' });
 }
 
 function installOptions(y: Argv<object>) {
   return dirOptions(y)
-    .option('state-dir', { type: 'string', default: CONFLIST_DEFAULTS.stateDir, describe: 'node state dir the plugin reads (conflist stateDir)', requiresArg: true })
-    .option('ipam-data-dir', { type: 'string', default: CONFLIST_DEFAULTS.ipamDataDir, describe: 'strand-ipam data dir (conflist ipam.dataDir)', requiresArg: true })
-    .option('log-file', { type: 'string', default: CONFLIST_DEFAULTS.logFile, describe: 'the plugin log file (conflist logFile)', requiresArg: true })
-    .option('bridge', { type: 'string', default: CONFLIST_DEFAULTS.bridge, describe: 'the pods\' bridge (conflist bridge)', requiresArg: true })
-    .option('source', { type: 'string', describe: 'the CNI executable to install (default: cni/strand beside this executable)', requiresArg: true });
+    .option('state-dir', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.stateDir,
+      describe: 'node state dir the plugin reads (conflist stateDir)',
+      requiresArg: true,
+    })
+    .option('ipam-data-dir', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.ipamDataDir,
+      describe: 'strand-ipam data dir (conflist ipam.dataDir)',
+      requiresArg: true,
+    })
+    .option('log-file', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.logFile,
+      describe: 'the plugin log file (conflist logFile)',
+      requiresArg: true,
+    })
+    .option('bridge', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.bridge,
+      describe: "the pods' bridge (conflist bridge)",
+      requiresArg: true,
+    })
+    .option('source', {
+      type: 'string',
+      describe: 'the CNI executable to install (default: cni/strand beside this executable)',
+      requiresArg: true,
+    });
 }
 
 /**
@@ -60,7 +94,12 @@ export function installCommand(setExitCode: (code: number) => void): CommandModu
           cniBinDir: a['cni-bin-dir'],
           cniConfDir: a['cni-conf-dir'],
           source: a.source,
-          conflist: { bridge: a.bridge, stateDir: a['state-dir'], ipamDataDir: a['ipam-data-dir'], logFile: a['log-file'] },
+          conflist: {
+            bridge: a.bridge,
+            stateDir: a['state-dir'],
+            ipamDataDir: a['ipam-data-dir'],
+            logFile: a['log-file'],
+          },
           dryRun: a['dry-run'],
         });
         process.stdout.write(describeSteps(steps, a['dry-run']));

@@ -6,7 +6,12 @@ import { gatherStatus } from '../status.ts';
 import { formatStatus, statusExitCode } from '../status-report.ts';
 
 function statusOptions(y: Argv<object>) {
-  return nodeOptions(y).option('timeout', { type: 'number', default: 5, describe: 'seconds to wait for the agent', requiresArg: true });
+  return nodeOptions(y).option('timeout', {
+    type: 'number',
+    default: 5,
+    describe: 'seconds to wait for the agent',
+    requiresArg: true,
+  });
 }
 
 type StatusArgs = ReturnType<typeof statusOptions> extends Argv<infer U> ? U : never;

@@ -6,9 +6,24 @@ import { dirOptions, flagProblem, type ArgsOf } from './install.ts';
 
 function uninstallOptions(y: Argv<object>) {
   return dirOptions(y)
-    .option('state-dir', { type: 'string', default: CONFLIST_DEFAULTS.stateDir, describe: "the agent's node state dir (node.json, agent.sock are removed)", requiresArg: true })
-    .option('ipam-data-dir', { type: 'string', default: CONFLIST_DEFAULTS.ipamDataDir, describe: "strand-ipam data dir (the strand network's reservations are removed once no pod is attached)", requiresArg: true })
-    .option('bridge', { type: 'string', default: CONFLIST_DEFAULTS.bridge, describe: 'the pods\' bridge (removed once no pod is attached)', requiresArg: true })
+    .option('state-dir', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.stateDir,
+      describe: "the agent's node state dir (node.json, agent.sock are removed)",
+      requiresArg: true,
+    })
+    .option('ipam-data-dir', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.ipamDataDir,
+      describe: "strand-ipam data dir (the strand network's reservations are removed once no pod is attached)",
+      requiresArg: true,
+    })
+    .option('bridge', {
+      type: 'string',
+      default: CONFLIST_DEFAULTS.bridge,
+      describe: "the pods' bridge (removed once no pod is attached)",
+      requiresArg: true,
+    })
     .option('keep-datapath', {
       type: 'boolean',
       default: false,
@@ -32,11 +47,19 @@ export function uninstallCommand(setExitCode: (code: number) => void): CommandMo
       const { uninstall, describeSteps } = await import('../../install/install.ts');
       try {
         // Before anything is removed: a running agent would put it all back.
-        if (!a['keep-datapath']) await (await import('../../install/node-cleanup.ts')).refuseWhileAgentRuns(a['state-dir']);
+        if (!a['keep-datapath'])
+          await (await import('../../install/node-cleanup.ts')).refuseWhileAgentRuns(a['state-dir']);
         const steps = uninstall({ cniBinDir: a['cni-bin-dir'], cniConfDir: a['cni-conf-dir'], dryRun: a['dry-run'] });
         if (!a['keep-datapath']) {
           const { cleanUpNode } = await import('../../install/node-cleanup.ts');
-          steps.push(...(await cleanUpNode({ stateDir: a['state-dir'], ipamDataDir: a['ipam-data-dir'], bridge: a.bridge, dryRun: a['dry-run'] })));
+          steps.push(
+            ...(await cleanUpNode({
+              stateDir: a['state-dir'],
+              ipamDataDir: a['ipam-data-dir'],
+              bridge: a.bridge,
+              dryRun: a['dry-run'],
+            })),
+          );
         }
         process.stdout.write(describeSteps(steps, a['dry-run']));
       } catch (err) {

@@ -17,7 +17,9 @@ export function versionCommand(): CommandModule<object, VersionArgs> {
     handler: (args) => {
       const info = { strand: strandVersion, node: embeddedNodeVersion, cniVersions: [...SUPPORTED_VERSIONS] };
       process.stdout.write(
-        args.json ? `${JSON.stringify(info)}\n` : `strand ${info.strand}\nnode ${info.node}\nCNI ${info.cniVersions.join(', ')}\n`,
+        args.json
+          ? `${JSON.stringify(info)}\n`
+          : `strand ${info.strand}\nnode ${info.node}\nCNI ${info.cniVersions.join(', ')}\n`,
       );
     },
   };

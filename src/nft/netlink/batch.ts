@@ -34,7 +34,13 @@ export type NftOp =
   | ({ op: 'add-chain'; name: string; base?: BaseChainSpec; exclusive?: boolean; comment?: string } & TableRef)
   | ({ op: 'delete-chain'; name: string } & TableRef)
   | ({ op: 'flush-chain'; chain: string } & TableRef)
-  | ({ op: 'add-rule'; chain: string; rule: readonly Construct[]; comment?: string; placement?: RulePlacement } & TableRef)
+  | ({
+      op: 'add-rule';
+      chain: string;
+      rule: readonly Construct[];
+      comment?: string;
+      placement?: RulePlacement;
+    } & TableRef)
   | ({ op: 'delete-rule'; chain: string; handle: bigint | number } & TableRef)
   | { op: 'add-set'; set: SetSpec; exclusive?: boolean }
   | ({ op: 'delete-set'; name: string } & TableRef)
@@ -103,7 +109,14 @@ function anonSets(
     const anonymous = { size: c.values.length };
     const set: SetSpec = { family: o.family ?? 'inet', table: o.table, name: ANON_SET_NAME, key: [type], anonymous };
     const ids1 = new Map([[ANON_SET_NAME, id]]);
-    messages.push(newSet(set, id), newElements(set, c.values.map((v) => ({ key: [v] })), ids1));
+    messages.push(
+      newSet(set, id),
+      newElements(
+        set,
+        c.values.map((v) => ({ key: [v] })),
+        ids1,
+      ),
+    );
     ids.push(id);
   }
   return { messages, ids };

@@ -117,7 +117,11 @@ export function parseRuleComment(udata: Buffer | undefined): string | undefined 
   for (let at = 0; at + 2 <= udata.length; ) {
     const type = udata[at] as number;
     const len = udata[at + 1] as number;
-    if (type === UDATA_RULE_COMMENT) return udata.subarray(at + 2, at + 2 + len).toString('utf8').replace(/\0$/, '');
+    if (type === UDATA_RULE_COMMENT)
+      return udata
+        .subarray(at + 2, at + 2 + len)
+        .toString('utf8')
+        .replace(/\0$/, '');
     at += 2 + len;
   }
   return undefined;
@@ -321,7 +325,14 @@ const NFTA_DATA_VALUE = 1;
 const NFTA_DATA_VERDICT = 2;
 const NFTA_VERDICT_CODE = 1;
 const NFTA_VERDICT_CHAIN = 2;
-const VERDICT_NAMES: Record<number, string> = { 0: 'drop', 1: 'accept', [-1]: 'continue', [-3]: 'jump', [-4]: 'goto', [-5]: 'return' };
+const VERDICT_NAMES: Record<number, string> = {
+  0: 'drop',
+  1: 'accept',
+  [-1]: 'continue',
+  [-3]: 'jump',
+  [-4]: 'goto',
+  [-5]: 'return',
+};
 
 /** One element of a GETSETELEM answer: its key bytes (and a concatenated range's end), and a verdict. */
 export interface ElementInfo {
@@ -343,7 +354,10 @@ export function decodeElements(msg: NlMessage): ElementInfo[] {
     const a = new Attrs(item);
     const key = a.nested(NFTA_SET_ELEM_KEY)?.get(NFTA_DATA_VALUE);
     if (!key) continue;
-    const el: ElementInfo = { key, intervalEnd: ((be32(a, NFTA_SET_ELEM_FLAGS) ?? 0) & NFT_SET_ELEM_INTERVAL_END) !== 0 };
+    const el: ElementInfo = {
+      key,
+      intervalEnd: ((be32(a, NFTA_SET_ELEM_FLAGS) ?? 0) & NFT_SET_ELEM_INTERVAL_END) !== 0,
+    };
     const keyEnd = a.nested(NFTA_SET_ELEM_KEY_END)?.get(NFTA_DATA_VALUE);
     if (keyEnd) el.keyEnd = keyEnd;
     const verdict = a.nested(NFTA_SET_ELEM_DATA)?.nested(NFTA_DATA_VERDICT);

@@ -18,9 +18,7 @@ import {
   NFTA_VERDICT,
 } from './const.ts';
 
-export type Verdict =
-  | { code: 'accept' | 'drop' | 'return' | 'continue' }
-  | { code: 'jump' | 'goto'; chain: string };
+export type Verdict = { code: 'accept' | 'drop' | 'return' | 'continue' } | { code: 'jump' | 'goto'; chain: string };
 
 export type Expr =
   | { kind: 'payload'; dreg: number; base: keyof typeof NFT_PAYLOAD_BASE; offset: number; len: number }

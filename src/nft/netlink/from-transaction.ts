@@ -107,13 +107,15 @@ export function constructsOf(body: readonly Expr[]): Construct[] {
 export function keyTypesOf(type: string): TypeName[] {
   return type.split('.').map((t) => {
     const name = t.trim();
-    if (!(name in DATA_TYPES) || name === 'verdict') throw new RangeError(`the set type ${name} has no netlink mapping yet`);
+    if (!(name in DATA_TYPES) || name === 'verdict')
+      throw new RangeError(`the set type ${name} has no netlink mapping yet`);
     return name as TypeName;
   });
 }
 
 export function setSpecOf(s: NftSet | NftMap, table: TableRef): SetSpec {
-  if (s.kind === 'map' && s.value !== 'verdict') throw new RangeError(`map ${s.name}: only verdict maps go over netlink (value ${s.value})`);
+  if (s.kind === 'map' && s.value !== 'verdict')
+    throw new RangeError(`map ${s.name}: only verdict maps go over netlink (value ${s.value})`);
   const flags = (s.flags ?? []).map((f) => {
     if (f === 'dynamic') throw new RangeError(`set ${s.name}: the dynamic flag has no netlink mapping yet`);
     return f;
@@ -132,9 +134,11 @@ export function setSpecOf(s: NftSet | NftMap, table: TableRef): SetSpec {
 /** A map element's value as nft writes it (`accept`, `jump <chain>`) → a verdict. */
 function elementVerdict(value: readonly string[], set: string): Verdict {
   const [code, chain, ...rest] = (value[0] ?? '').split(' ');
-  if (value.length !== 1 || rest.length > 0) throw new RangeError(`map ${set}: element value ${value.join(' . ')} is not a verdict`);
+  if (value.length !== 1 || rest.length > 0)
+    throw new RangeError(`map ${set}: element value ${value.join(' . ')} is not a verdict`);
   if ((code === 'jump' || code === 'goto') && chain) return { code, chain };
-  if ((code === 'accept' || code === 'drop' || code === 'return' || code === 'continue') && chain === undefined) return { code };
+  if ((code === 'accept' || code === 'drop' || code === 'return' || code === 'continue') && chain === undefined)
+    return { code };
   throw new RangeError(`map ${set}: element value ${value[0]} is not a verdict`);
 }
 
@@ -205,7 +209,12 @@ export function toNftOps(ops: readonly Operation[], table: TableRef, lookup: Set
             return { op: 'add-set', set, ...(exclusive ? { exclusive } : {}) };
           }
           case 'element':
-            return { op: 'add-elements', set: specOf(obj.set), elements: [elementSpec(obj)], ...(exclusive ? { exclusive } : {}) };
+            return {
+              op: 'add-elements',
+              set: specOf(obj.set),
+              elements: [elementSpec(obj)],
+              ...(exclusive ? { exclusive } : {}),
+            };
         }
         break;
       }

@@ -202,7 +202,9 @@ export function newSet(s: SetSpec, id: number, exclusive?: boolean): MessageBuil
   const k = keyLayout(s.key);
   const m = nftMessage(NFT_MSG.NEWSET, NLM_F.CREATE | excl(exclusive), nfproto(s));
   m.str(NFTA_SET.TABLE, s.table).str(NFTA_SET.NAME, s.name);
-  m.attr(NFTA_SET.FLAGS, be32(setFlags(s))).attr(NFTA_SET.KEY_TYPE, be32(k.typeId)).attr(NFTA_SET.KEY_LEN, be32(k.len));
+  m.attr(NFTA_SET.FLAGS, be32(setFlags(s)))
+    .attr(NFTA_SET.KEY_TYPE, be32(k.typeId))
+    .attr(NFTA_SET.KEY_LEN, be32(k.len));
   if (s.verdictMap) m.attr(NFTA_SET.DATA_TYPE, be32(NFT_DATA_VERDICT)).attr(NFTA_SET.DATA_LEN, be32(0));
   m.attr(NFTA_SET.ID, be32(id));
   if (s.timeoutMs !== undefined) m.attr(NFTA_SET.TIMEOUT, be64(BigInt(s.timeoutMs)));
@@ -262,7 +264,12 @@ export function wireElements(s: SetSpec, e: ElementSpec): WireElement[] {
       return [{ key: r.first, ...extra }];
     }
     const after = successor(r.last);
-    return after ? [{ key: r.first, ...extra }, { key: after, end: true }] : [{ key: r.first, ...extra }];
+    return after
+      ? [
+          { key: r.first, ...extra },
+          { key: after, end: true },
+        ]
+      : [{ key: r.first, ...extra }];
   }
   const key = concat(ranges.map((r) => r.first));
   if (!interval) return [{ key, ...extra }];
@@ -294,16 +301,29 @@ function elements(type: number, flags: number, s: SetSpec, list: readonly Elemen
   return m;
 }
 
-export function newElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds, exclusive?: boolean): MessageBuilder {
+export function newElements(
+  s: SetSpec,
+  list: readonly ElementSpec[],
+  setIds?: SetIds,
+  exclusive?: boolean,
+): MessageBuilder {
   return elements(NFT_MSG.NEWSETELEM, NLM_F.CREATE | excl(exclusive), s, list, setIds);
 }
 
 /** Every element of a set or map (DELSETELEM without an element list, as `nft flush set`). */
 export function flushSet(s: TableRef & { name: string }): MessageBuilder {
-  return nftMessage(NFT_MSG.DELSETELEM, 0, nfproto(s)).str(NFTA_SET_ELEM_LIST.TABLE, s.table).str(NFTA_SET_ELEM_LIST.SET, s.name);
+  return nftMessage(NFT_MSG.DELSETELEM, 0, nfproto(s))
+    .str(NFTA_SET_ELEM_LIST.TABLE, s.table)
+    .str(NFTA_SET_ELEM_LIST.SET, s.name);
 }
 
 export function delElements(s: SetSpec, list: readonly ElementSpec[], setIds?: SetIds): MessageBuilder {
   // A deletion names keys only: verdicts, comments and timeouts are not part of an element's identity.
-  return elements(NFT_MSG.DELSETELEM, 0, s, list.map((e) => ({ key: e.key })), setIds);
+  return elements(
+    NFT_MSG.DELSETELEM,
+    0,
+    s,
+    list.map((e) => ({ key: e.key })),
+    setIds,
+  );
 }

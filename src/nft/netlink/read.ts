@@ -143,13 +143,18 @@ export function readSetElements(nl: NetlinkSocket, table: TableRef, set: string)
   const request = nftMessage(NFT_MSG.GETSETELEM, 0, FAMILY[table.family])
     .str(NFTA_SET_ELEM_LIST_TABLE, table.name)
     .str(NFTA_SET_ELEM_LIST_SET, set);
-  return dumpTable(nl, request, `list the elements of set ${set} of table ${table.family} ${table.name}`).flatMap(decodeElements);
+  return dumpTable(nl, request, `list the elements of set ${set} of table ${table.family} ${table.name}`).flatMap(
+    decodeElements,
+  );
 }
 
 /** Whether the table exists (one GETTABLE request). */
 export function tableExists(nl: NetlinkSocket, table: TableRef): boolean {
   try {
-    nl.request(nftMessage(NFT_MSG.GETTABLE, 0, FAMILY[table.family]).str(1, table.name), `get table ${table.family} ${table.name}`);
+    nl.request(
+      nftMessage(NFT_MSG.GETTABLE, 0, FAMILY[table.family]).str(1, table.name),
+      `get table ${table.family} ${table.name}`,
+    );
     return true;
   } catch (err) {
     if (isKernelError(err, 'ENOENT')) return false;

@@ -90,7 +90,8 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
   const table = options.table ?? STRAND_TABLE;
   checkTableRef(table);
   const netns = options.netns;
-  if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
+  if (netns !== undefined && !/^[A-Za-z0-9_.-]+$/.test(netns))
+    throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
   const open = options.open ?? (() => openNftReader(netns === undefined ? {} : { netns: `/run/netns/${netns}` }));
   const ref = { family: table.family, name: table.name };
   const stats = { batches: 0 };
@@ -104,7 +105,10 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     try {
       return fn(socket);
     } catch (err) {
-      if (!(err instanceof NftBatchError) && !(isKernelError(err) && ['ENOENT', 'EEXIST', 'EBUSY', 'EINVAL'].includes(err.code))) {
+      if (
+        !(err instanceof NftBatchError) &&
+        !(isKernelError(err) && ['ENOENT', 'EEXIST', 'EBUSY', 'EINVAL'].includes(err.code))
+      ) {
         socket.close();
         socket = undefined;
       }
@@ -116,7 +120,14 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     const key = keyTypesOfId(s.keyType ?? 0);
     if (!key) return undefined;
     const flags = flagsOf(s).filter((f): f is 'interval' | 'constant' | 'timeout' => f !== 'dynamic');
-    return { family: table.family, table: table.name, name: s.name, key, ...(s.map ? { verdictMap: true } : {}), ...(flags.length ? { flags } : {}) };
+    return {
+      family: table.family,
+      table: table.name,
+      name: s.name,
+      key,
+      ...(s.map ? { verdictMap: true } : {}),
+      ...(flags.length ? { flags } : {}),
+    };
   }
 
   function learnSets(nl: NetlinkSocket): void {
@@ -131,19 +142,39 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     const script = tx?.render(table);
     const at = (index: number | undefined) => {
       const o = index === undefined ? undefined : tx?.operations[index];
-      return o && index !== undefined ? { line: index + 1, failingCommand: renderOperation(o.verb, o.object, table) } : {};
+      return o && index !== undefined
+        ? { line: index + 1, failingCommand: renderOperation(o.verb, o.object, table) }
+        : {};
     };
     if (err instanceof UnmappableError) {
-      return new NftError({ reason: 'invalid', operation, detail: err.message, netns, ...(script ? { script } : {}), ...at(err.index), cause: err });
+      return new NftError({
+        reason: 'invalid',
+        operation,
+        detail: err.message,
+        netns,
+        ...(script ? { script } : {}),
+        ...at(err.index),
+        cause: err,
+      });
     }
     if (err instanceof NftBatchError) {
       const kernel = err.failures[0]?.message;
       const detail = `${strerror(err.errno)}${kernel ? ` (${kernel})` : ''}${err.op ? `: ${err.message.replace(/^failed to /, '')}` : ''}`;
-      return new NftError({ reason: reasonOfErrno(err.errno), operation, detail, netns, ...(script ? { script } : {}), ...at(err.index), cause: err });
+      return new NftError({
+        reason: reasonOfErrno(err.errno),
+        operation,
+        detail,
+        netns,
+        ...(script ? { script } : {}),
+        ...at(err.index),
+        cause: err,
+      });
     }
-    if (isKernelError(err)) return new NftError({ reason: reasonOfErrno(err.errno), operation, detail: err.message, netns, cause: err });
+    if (isKernelError(err))
+      return new NftError({ reason: reasonOfErrno(err.errno), operation, detail: err.message, netns, cause: err });
     // A value the encoder refused before anything was sent (an unknown name, a range in an anonymous set).
-    if (err instanceof RangeError) return new NftError({ reason: 'invalid', operation, detail: err.message, netns, cause: err });
+    if (err instanceof RangeError)
+      return new NftError({ reason: 'invalid', operation, detail: err.message, netns, cause: err });
     const text = err instanceof Error ? err.message : String(err);
     return new NftError({ reason: 'unavailable', operation, detail: `nf_tables netlink: ${text}`, netns, cause: err });
   }
@@ -153,7 +184,9 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     const operation = describeTransaction(tx, table);
     try {
       withSocket((nl) => {
-        const needed = tx.operations.filter((o) => o.object.kind === 'element').map((o) => (o.object as { set: string }).set);
+        const needed = tx.operations
+          .filter((o) => o.object.kind === 'element')
+          .map((o) => (o.object as { set: string }).set);
         if (needed.some((n) => !sets.has(n))) learnSets(nl);
         const ops = toNftOps(tx.operations, table, (name) => sets.get(name));
         applyBatch(nl, ops, operation);
@@ -173,7 +206,8 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     // what the kernel would refuse (a missing chain) shows at run(), which changes nothing then.
     if (tx.empty) return;
     try {
-      const guess = (name: string): SetSpec => sets.get(name) ?? { family: table.family, table: table.name, name, key: ['ipv4_addr'] };
+      const guess = (name: string): SetSpec =>
+        sets.get(name) ?? { family: table.family, table: table.name, name, key: ['ipv4_addr'] };
       // Rules are encoded too (their values and anonymous sets); elements of sets not known here are not,
       // their key types being guessed.
       encodeOps(toNftOps(tx.operations, table, guess).filter((o) => o.op === 'add-rule'));
@@ -221,9 +255,16 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     }
     if (state.chains.size > 0) {
       // Asked for a few chains: their rules only (the policy's 10,000 rules stay in the kernel).
-      const rules = only ? [...state.chains.keys()].flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
+      const rules = only
+        ? [...state.chains.keys()].flatMap((c) => readTableRules(nl, ref, c).rules)
+        : readTableRules(nl, ref).rules;
       for (const r of rules) {
-        state.chains.get(r.chain)?.rules.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...(r.counter ? { counter: r.counter } : {}) });
+        state.chains.get(r.chain)?.rules.push({
+          chain: r.chain,
+          handle: r.handle,
+          ...(r.comment !== undefined ? { comment: r.comment } : {}),
+          ...(r.counter ? { counter: r.counter } : {}),
+        });
       }
     }
     for (const s of setInfos) {
@@ -234,7 +275,8 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       // listing leaves them out, as the applier flushes what it rebuilds.
       const elements = only ? elementsOf(nl, s) : [];
       const base = { name: s.name, handle: s.handle, type, flags: flagsOf(s), elements };
-      if (s.map) state.maps.set(s.name, { ...base, value: s.dataType === 0xffffff00 ? 'verdict' : `type ${s.dataType ?? 0}` });
+      if (s.map)
+        state.maps.set(s.name, { ...base, value: s.dataType === 0xffffff00 ? 'verdict' : `type ${s.dataType ?? 0}` });
       else state.sets.set(s.name, base);
       const spec = specOfListed(s);
       if (spec) sets.set(s.name, spec);
@@ -254,7 +296,10 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       if (chains.length === 0 || !out.exists) return out;
       for (const name of chains) {
         if (!out.chains.has(name)) continue;
-        out.rules.set(name, readTableRules(nl, ref, name).rules.map((r) => r.comment ?? ''));
+        out.rules.set(
+          name,
+          readTableRules(nl, ref, name).rules.map((r) => r.comment ?? ''),
+        );
       }
       return out;
     });
@@ -266,7 +311,12 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       const rules = chains ? chains.flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
       for (const r of rules) {
         if (!r.counter) continue;
-        out.push({ chain: r.chain, handle: r.handle, ...(r.comment !== undefined ? { comment: r.comment } : {}), ...r.counter });
+        out.push({
+          chain: r.chain,
+          handle: r.handle,
+          ...(r.comment !== undefined ? { comment: r.comment } : {}),
+          ...r.counter,
+        });
       }
       return out;
     });
@@ -318,7 +368,9 @@ function splitConcat(types: readonly TypeName[], b: Buffer): string[] {
  * and, flagged, the first value past it; a range that is one prefix is written as the prefix.
  */
 function intervals(type: TypeName, listed: readonly ElementInfo[]): ElementState[] {
-  const sorted = [...listed].sort((x, y) => Buffer.compare(x.key, y.key) || Number(x.intervalEnd) - Number(y.intervalEnd));
+  const sorted = [...listed].sort(
+    (x, y) => Buffer.compare(x.key, y.key) || Number(x.intervalEnd) - Number(y.intervalEnd),
+  );
   const out: ElementState[] = [];
   sorted.forEach((e, i) => {
     if (e.intervalEnd) return;

@@ -8,9 +8,21 @@ import { byText, portProtocol, type ClusterPod, type ClusterView } from '../clus
 import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
 import type { TierDirections, TierResult } from '../tier.ts';
-import { PROTOCOLS, type ClusterNetworkPolicyObject, type CompiledRule, type Direction, type NamedPort } from '../types.ts';
+import {
+  PROTOCOLS,
+  type ClusterNetworkPolicyObject,
+  type CompiledRule,
+  type Direction,
+  type NamedPort,
+} from '../types.ts';
 import type { PolicyError, PolicyRef, PortRange, RuleRef } from '../types.ts';
-import { parseClusterPolicy, type ClusterSubject, type ClusterTier, type ParsedClusterPolicy, type ParsedClusterRule } from './parse.ts';
+import {
+  parseClusterPolicy,
+  type ClusterSubject,
+  type ClusterTier,
+  type ParsedClusterPolicy,
+  type ParsedClusterRule,
+} from './parse.ts';
 
 /** Does the policy's subject select this pod (a pod-network pod of the view)? */
 export function subjectSelects(subject: ClusterSubject, pod: ClusterPod, view: ClusterView): boolean {
@@ -51,11 +63,22 @@ class ClusterRuleCompiler {
     return compiled;
   }
 
-  private compileFor(policy: ParsedClusterPolicy, rule: ParsedClusterRule, direction: Direction, pod: ClusterPod): CompiledRule {
-    const source: RuleRef = { ...policy.ref, direction, index: rule.index, ...(rule.name !== '' ? { ruleName: rule.name } : {}) };
+  private compileFor(
+    policy: ParsedClusterPolicy,
+    rule: ParsedClusterRule,
+    direction: Direction,
+    pod: ClusterPod,
+  ): CompiledRule {
+    const source: RuleRef = {
+      ...policy.ref,
+      direction,
+      index: rule.index,
+      ...(rule.name !== '' ? { ruleName: rule.name } : {}),
+    };
     const base = { source, tier: policy.tier, priority: policy.priority, action: rule.action };
     if (rule.broken) return { ...base, peers: [], ports: [], namedPorts: [], broken: true };
-    const peers = rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map((m) => this.registry.peer(m)))].sort(byText);
+    const peers =
+      rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map((m) => this.registry.peer(m)))].sort(byText);
     if (rule.ports === 'all') return { ...base, peers, ports: 'all', namedPorts: [] };
     const ranges = new Map<string, PortRange>();
     const addRange = (r: PortRange) => ranges.set(`${r.protocol} ${r.from} ${r.to}`, r);
@@ -74,10 +97,14 @@ class ClusterRuleCompiler {
     const namedPorts: string[] = [];
     if (names.size > 0) {
       // Egress: resolved on each destination pod the peer matches, in the container port's protocol.
-      const named: NamedPort[] = PROTOCOLS.flatMap((protocol) => [...names].sort(byText).map((name) => ({ protocol, name })));
+      const named: NamedPort[] = PROTOCOLS.flatMap((protocol) =>
+        [...names].sort(byText).map((name) => ({ protocol, name })),
+      );
       for (const peer of peers === 'all' ? [undefined] : peers) namedPorts.push(this.registry.namedPorts(peer, named));
     }
-    const sorted = [...ranges.values()].sort((a, b) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to);
+    const sorted = [...ranges.values()].sort(
+      (a, b) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to,
+    );
     return { ...base, peers, ports: sorted, namedPorts: [...new Set(namedPorts)].sort(byText) };
   }
 }

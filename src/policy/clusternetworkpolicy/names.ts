@@ -6,7 +6,11 @@ import type { Direction, RuleRef } from '../types.ts';
 import type { ClusterTier } from './parse.ts';
 
 /** `agent-pol-ain-<hash>` (Admin, ingress), `aout`, `bin`, `bout`: apart from NetworkPolicy's `in`/`out`. */
-export function clusterChainName(tier: ClusterTier, pod: { namespace: string; name: string }, direction: Direction): string {
+export function clusterChainName(
+  tier: ClusterTier,
+  pod: { namespace: string; name: string },
+  direction: Direction,
+): string {
   const word = `${tier === 'admin' ? 'a' : 'b'}${direction === 'ingress' ? 'in' : 'out'}`;
   return `${POLICY_PREFIX}${word}-${stableId(['pod', pod.namespace, pod.name])}`;
 }

@@ -13,7 +13,16 @@
 //   - an ingress or egress that is not a list: that direction gets one deny-everything rule.
 import { canonicalCidr, cidrInterval } from '../cidr.ts';
 import { EVERYTHING, parseSelector } from '../selector.ts';
-import type { ClusterNetworkPolicyObject, Direction, PeerMeaning, PolicyError, PolicyRef, Protocol, RuleAction, Selector } from '../types.ts';
+import type {
+  ClusterNetworkPolicyObject,
+  Direction,
+  PeerMeaning,
+  PolicyError,
+  PolicyRef,
+  Protocol,
+  RuleAction,
+  Selector,
+} from '../types.ts';
 
 export type ClusterTier = 'admin' | 'baseline';
 
@@ -92,7 +101,9 @@ function onlyField(raw: unknown, path: string, what: string): string {
 function parseNamespacedPod(raw: unknown, path: string): { namespaces: Selector; pods: Selector } {
   if (!isObject(raw)) throw new RuleProblem(path, 'pods must be an object');
   if (absent(raw.podSelector)) throw new RuleProblem(`${path}.podSelector`, 'pods.podSelector is required');
-  const namespaces = absent(raw.namespaceSelector) ? EVERYTHING : selectorOrThrow(raw.namespaceSelector, `${path}.namespaceSelector`);
+  const namespaces = absent(raw.namespaceSelector)
+    ? EVERYTHING
+    : selectorOrThrow(raw.namespaceSelector, `${path}.namespaceSelector`);
   return { namespaces, pods: selectorOrThrow(raw.podSelector, `${path}.podSelector`) };
 }
 
@@ -108,7 +119,8 @@ function parsePeer(raw: unknown, path: string, direction: Direction, unsupported
   const field = onlyField(raw, path, 'a peer');
   const value = (raw as Record<string, unknown>)[field];
   const at = `${path}.${field}`;
-  if (field === 'namespaces') return [{ kind: 'pods', namespaceSelector: selectorOrThrow(value, at), podSelector: EVERYTHING }];
+  if (field === 'namespaces')
+    return [{ kind: 'pods', namespaceSelector: selectorOrThrow(value, at), podSelector: EVERYTHING }];
   if (field === 'pods') {
     const { namespaces, pods } = parseNamespacedPod(value, at);
     return [{ kind: 'pods', namespaceSelector: namespaces, podSelector: pods }];
@@ -150,10 +162,12 @@ function parseProtocol(raw: unknown, path: string): ParsedClusterPort {
   const field = onlyField(raw, path, 'a protocol');
   const value = (raw as Record<string, unknown>)[field];
   if (field === 'destinationNamedPort') {
-    if (typeof value !== 'string' || value === '') throw new RuleProblem(`${path}.${field}`, 'a named port must be a non-empty string');
+    if (typeof value !== 'string' || value === '')
+      throw new RuleProblem(`${path}.${field}`, 'a named port must be a non-empty string');
     return { kind: 'named', name: value };
   }
-  if (!PROTOCOL_KEYS.includes(field)) throw new RuleProblem(`${path}.${field}`, `unknown protocol field ${JSON.stringify(field)}`);
+  if (!PROTOCOL_KEYS.includes(field))
+    throw new RuleProblem(`${path}.${field}`, `unknown protocol field ${JSON.stringify(field)}`);
   const protocol = PROTOCOL_FIELDS[field as keyof typeof PROTOCOL_FIELDS];
   const at = `${path}.${field}`;
   // MinProperties=1: `tcp: {}` is refused.
@@ -180,7 +194,8 @@ function parseRule(
   const action = typeof rule.action === 'string' ? ACTIONS[rule.action] : undefined;
   try {
     if (!isObject(raw)) throw new RuleProblem(path, 'a rule must be an object');
-    if (action === undefined) throw new RuleProblem(`${path}.action`, `action ${JSON.stringify(raw.action)} is not Accept, Deny or Pass`);
+    if (action === undefined)
+      throw new RuleProblem(`${path}.action`, `action ${JSON.stringify(raw.action)} is not Accept, Deny or Pass`);
     if (!absent(raw.name) && (typeof raw.name !== 'string' || raw.name.length > MAX_RULE_NAME)) {
       throw new RuleProblem(`${path}.name`, `a rule name must be a string of at most ${MAX_RULE_NAME} characters`);
     }
@@ -189,7 +204,9 @@ function parseRule(
     if (!Array.isArray(rawPeers) || rawPeers.length < 1 || rawPeers.length > MAX_PEERS) {
       throw new RuleProblem(`${path}.${peersField}`, `${peersField} must be a list of 1 to ${MAX_PEERS} peers`);
     }
-    const peers = rawPeers.flatMap((p: unknown, i) => parsePeer(p, `${path}.${peersField}[${i}]`, direction, unsupported));
+    const peers = rawPeers.flatMap((p: unknown, i) =>
+      parsePeer(p, `${path}.${peersField}[${i}]`, direction, unsupported),
+    );
     let ports: ParsedClusterRule['ports'] = 'all';
     if (!absent(raw.protocols)) {
       if (!Array.isArray(raw.protocols) || raw.protocols.length < 1 || raw.protocols.length > MAX_PEERS) {
@@ -213,7 +230,8 @@ function parseRule(
 function parseSubject(raw: unknown): ClusterSubject {
   const field = onlyField(raw, 'spec.subject', 'the subject');
   const value = (raw as Record<string, unknown>)[field];
-  if (field === 'namespaces') return { kind: 'namespaces', namespaces: selectorOrThrow(value, 'spec.subject.namespaces') };
+  if (field === 'namespaces')
+    return { kind: 'namespaces', namespaces: selectorOrThrow(value, 'spec.subject.namespaces') };
   if (field === 'pods') return { kind: 'pods', ...parseNamespacedPod(value, 'spec.subject.pods') };
   throw new RuleProblem(`spec.subject.${field}`, `unknown subject field ${JSON.stringify(field)}`);
 }
@@ -243,12 +261,14 @@ function parseUncached(policy: ClusterNetworkPolicyObject): ParsedClusterPolicy 
 
   let tier: ClusterTier = 'admin';
   if (spec.tier === 'Baseline') tier = 'baseline';
-  else if (spec.tier !== 'Admin') policyProblem('spec.tier', `tier ${JSON.stringify(spec.tier)} is not Admin or Baseline (placed in Admin)`);
+  else if (spec.tier !== 'Admin')
+    policyProblem('spec.tier', `tier ${JSON.stringify(spec.tier)} is not Admin or Baseline (placed in Admin)`);
 
   let priority = 0;
   const p = spec.priority;
   if (typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= MAX_PRIORITY) priority = p;
-  else policyProblem('spec.priority', `priority ${JSON.stringify(p)} is not an integer in 0-${MAX_PRIORITY} (taken as 0)`);
+  else
+    policyProblem('spec.priority', `priority ${JSON.stringify(p)} is not an integer in 0-${MAX_PRIORITY} (taken as 0)`);
 
   let subject: ClusterSubject = { kind: 'every-pod' };
   try {
@@ -266,7 +286,8 @@ function parseUncached(policy: ClusterNetworkPolicyObject): ParsedClusterPolicy 
       report(`spec.${direction}`, `${direction} must be a list: the direction denies everything`);
       lists[direction] = 'invalid';
     } else {
-      if (v.length > MAX_RULES) policyProblem(`spec.${direction}`, `${direction} has ${v.length} rules, more than ${MAX_RULES}`);
+      if (v.length > MAX_RULES)
+        policyProblem(`spec.${direction}`, `${direction} has ${v.length} rules, more than ${MAX_RULES}`);
       lists[direction] = v;
     }
   }
@@ -276,7 +297,9 @@ function parseUncached(policy: ClusterNetworkPolicyObject): ParsedClusterPolicy 
     if (list === undefined) return [];
     if (list === 'invalid') return [failClosed(0, '', undefined)];
     const parsed = list.map((r, i) => parseRule(r, direction, i, report, unsupported));
-    return closed ? parsed.map((r) => (r.broken ? r : failClosed(r.index, r.name, r.action === 'accept' ? 'accept' : 'drop'))) : parsed;
+    return closed
+      ? parsed.map((r) => (r.broken ? r : failClosed(r.index, r.name, r.action === 'accept' ? 'accept' : 'drop')))
+      : parsed;
   };
   const ingress = rules('ingress');
   const egress = rules('egress');

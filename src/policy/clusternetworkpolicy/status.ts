@@ -39,7 +39,12 @@ export function clusterPolicyStatus(
     counts[p.tier]++;
     if (p.unsupported.length > 0) unsupported.set(p.ref.name, p.unsupported);
   }
-  const subjects = new Map(parsed.map((p) => [p, new Set(pods.filter((pod) => subjectSelects(p.subject, pod, view)).map((pod) => podKey(pod.namespace, pod.name)))]));
+  const subjects = new Map(
+    parsed.map((p) => [
+      p,
+      new Set(pods.filter((pod) => subjectSelects(p.subject, pod, view)).map((pod) => podKey(pod.namespace, pod.name))),
+    ]),
+  );
   const ambiguous: AmbiguousPriority[] = [];
   parsed.forEach((a, i) => {
     for (const b of parsed.slice(i + 1)) {
@@ -48,7 +53,13 @@ export function clusterPolicyStatus(
       const shared = [...(subjects.get(a) ?? [])].filter((k) => other.has(k)).sort(byText);
       if (shared.length === 0) continue;
       const policies: [string, string] = [a.ref.name, b.ref.name];
-      ambiguous.push({ tier: a.tier, priority: a.priority, policies, sharedPods: shared.length, examples: shared.slice(0, EXAMPLES) });
+      ambiguous.push({
+        tier: a.tier,
+        priority: a.priority,
+        policies,
+        sharedPods: shared.length,
+        examples: shared.slice(0, EXAMPLES),
+      });
     }
   });
   return { counts, ambiguous, unsupported, errors: parsed.flatMap((p) => p.errors) };

@@ -11,7 +11,15 @@
 //     invalid list contributes no rules).
 
 import { canonicalCidr, cidrInterval, type Interval } from '../cidr.ts';
-import type { Direction, NetworkPolicyObject, PeerMeaning, PolicyError, PolicyRef, Protocol, Selector } from '../types.ts';
+import type {
+  Direction,
+  NetworkPolicyObject,
+  PeerMeaning,
+  PolicyError,
+  PolicyRef,
+  Protocol,
+  Selector,
+} from '../types.ts';
 import { EVERYTHING, parseSelector } from '../selector.ts';
 
 export type ParsedPort =
@@ -53,7 +61,13 @@ class RuleProblem extends Error {
 
 /** IANA_SVC_NAME, as container port names and NetworkPolicy named ports are validated. */
 export function isPortName(name: string): boolean {
-  return name.length >= 1 && name.length <= 15 && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name) && !name.includes('--') && /[a-z]/.test(name);
+  return (
+    name.length >= 1 &&
+    name.length <= 15 &&
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name) &&
+    !name.includes('--') &&
+    /[a-z]/.test(name)
+  );
 }
 
 const isPortNumber = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
@@ -76,7 +90,12 @@ function parseIpBlock(raw: unknown, path: string): PeerMeaning {
       const e = typeof text === 'string' ? cidrInterval(text) : undefined;
       if (!e) throw new RuleProblem(at, `except ${JSON.stringify(text)} is not a CIDR`);
       // K3 ValidateIPBlock: every except is a strict subset of the cidr (same family).
-      if (e.family !== cidr.family || e.first < cidr.first || e.last > cidr.last || (e.first === cidr.first && e.last === cidr.last)) {
+      if (
+        e.family !== cidr.family ||
+        e.first < cidr.first ||
+        e.last > cidr.last ||
+        (e.first === cidr.first && e.last === cidr.last)
+      ) {
         throw new RuleProblem(at, `except ${text} is not strictly inside cidr ${String(raw.cidr)}`);
       }
       excepts.push(e);
@@ -84,7 +103,10 @@ function parseIpBlock(raw: unknown, path: string): PeerMeaning {
   }
   // Canonical excepts: duplicates and those inside another except add nothing.
   const unique = [...new Map(excepts.map((e) => [canonicalCidr(e), e])).values()];
-  const kept = unique.filter((e) => !unique.some((o) => o !== e && o.first <= e.first && e.last <= o.last)).map(canonicalCidr).sort();
+  const kept = unique
+    .filter((e) => !unique.some((o) => o !== e && o.first <= e.first && e.last <= o.last))
+    .map(canonicalCidr)
+    .sort();
   return { kind: 'ipBlock', family: cidr.family, cidr: canonicalCidr(cidr), except: kept };
 }
 
@@ -93,16 +115,22 @@ function parsePeer(raw: unknown, path: string, policyNamespace: string): PeerMea
   const hasPods = !absent(raw.podSelector);
   const hasNs = !absent(raw.namespaceSelector);
   const hasBlock = !absent(raw.ipBlock);
-  if (!hasPods && !hasNs && !hasBlock) throw new RuleProblem(path, 'a peer must set podSelector, namespaceSelector or ipBlock');
+  if (!hasPods && !hasNs && !hasBlock)
+    throw new RuleProblem(path, 'a peer must set podSelector, namespaceSelector or ipBlock');
   if (hasBlock) {
-    if (hasPods || hasNs) throw new RuleProblem(path, 'ipBlock cannot be combined with podSelector or namespaceSelector');
+    if (hasPods || hasNs)
+      throw new RuleProblem(path, 'ipBlock cannot be combined with podSelector or namespaceSelector');
     return parseIpBlock(raw.ipBlock, `${path}.ipBlock`);
   }
   // R6: no namespaceSelector: the policy's namespace; no podSelector next to a namespaceSelector: all
   // pods of the matching namespaces.
   const podSelector = hasPods ? selectorOrThrow(raw.podSelector, `${path}.podSelector`) : EVERYTHING;
   if (!hasNs) return { kind: 'pods', namespace: policyNamespace, podSelector };
-  return { kind: 'pods', namespaceSelector: selectorOrThrow(raw.namespaceSelector, `${path}.namespaceSelector`), podSelector };
+  return {
+    kind: 'pods',
+    namespaceSelector: selectorOrThrow(raw.namespaceSelector, `${path}.namespaceSelector`),
+    podSelector,
+  };
 }
 
 function parsePort(raw: unknown, path: string): ParsedPort {
@@ -121,18 +149,26 @@ function parsePort(raw: unknown, path: string): ParsedPort {
     return { protocol, kind: 'all' };
   }
   if (typeof port === 'string') {
-    if (!isPortName(port)) throw new RuleProblem(`${path}.port`, `${JSON.stringify(port)} is neither a port number nor a valid port name`);
+    if (!isPortName(port))
+      throw new RuleProblem(`${path}.port`, `${JSON.stringify(port)} is neither a port number nor a valid port name`);
     if (!absent(endPort)) throw new RuleProblem(`${path}.endPort`, 'endPort cannot be used with a named port');
     return { protocol, kind: 'named', name: port };
   }
   if (!isPortNumber(port)) throw new RuleProblem(`${path}.port`, `port ${JSON.stringify(port)} is not in 1-65535`);
   if (absent(endPort)) return { protocol, kind: 'range', from: port, to: port };
-  if (!isPortNumber(endPort)) throw new RuleProblem(`${path}.endPort`, `endPort ${JSON.stringify(endPort)} is not in 1-65535`);
+  if (!isPortNumber(endPort))
+    throw new RuleProblem(`${path}.endPort`, `endPort ${JSON.stringify(endPort)} is not in 1-65535`);
   if (endPort < port) throw new RuleProblem(`${path}.endPort`, `endPort ${endPort} is less than port ${port}`);
   return { protocol, kind: 'range', from: port, to: endPort };
 }
 
-function parseRule(raw: unknown, direction: Direction, index: number, policyNamespace: string, errors: (path: string, message: string) => void): ParsedRule {
+function parseRule(
+  raw: unknown,
+  direction: Direction,
+  index: number,
+  policyNamespace: string,
+  errors: (path: string, message: string) => void,
+): ParsedRule {
   const path = `spec.${direction}[${index}]`;
   const peersField = direction === 'ingress' ? 'from' : 'to';
   try {
@@ -141,7 +177,8 @@ function parseRule(raw: unknown, direction: Direction, index: number, policyName
     let peers: ParsedRule['peers'] = 'all';
     if (!absent(rawPeers)) {
       if (!Array.isArray(rawPeers)) throw new RuleProblem(`${path}.${peersField}`, `${peersField} must be a list`);
-      if (rawPeers.length > 0) peers = rawPeers.map((p: unknown, i) => parsePeer(p, `${path}.${peersField}[${i}]`, policyNamespace));
+      if (rawPeers.length > 0)
+        peers = rawPeers.map((p: unknown, i) => parsePeer(p, `${path}.${peersField}[${i}]`, policyNamespace));
     }
     const rawPorts = raw.ports;
     let ports: ParsedRule['ports'] = 'all';
@@ -204,7 +241,10 @@ function parseUncached(policy: NetworkPolicyObject): ParsedPolicy {
   const types = spec.policyTypes;
   if (!absent(types)) {
     if (!Array.isArray(types) || !types.every((t) => t === 'Ingress' || t === 'Egress')) {
-      report('spec.policyTypes', `policyTypes ${JSON.stringify(types)} is not a list of Ingress and Egress: the policy isolates both directions`);
+      report(
+        'spec.policyTypes',
+        `policyTypes ${JSON.stringify(types)} is not a list of Ingress and Egress: the policy isolates both directions`,
+      );
       ingress = true;
       egress = true;
     } else if (types.length > 0) {

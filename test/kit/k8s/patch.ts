@@ -94,7 +94,10 @@ function mergeMap(target: JsonObject, patch: JsonObject, path: string, mergeKeys
     } else if (Array.isArray(value)) {
       const strategy = mergeKeys[fieldPath];
       const current = result[key];
-      result[key] = strategy === undefined ? clone(value) : mergeList(Array.isArray(current) ? current : [], value, fieldPath, strategy, mergeKeys);
+      result[key] =
+        strategy === undefined
+          ? clone(value)
+          : mergeList(Array.isArray(current) ? current : [], value, fieldPath, strategy, mergeKeys);
     } else {
       result[key] = value;
     }
@@ -105,7 +108,13 @@ function mergeMap(target: JsonObject, patch: JsonObject, path: string, mergeKeys
   return result;
 }
 
-function mergeList(target: JsonValue[], patch: JsonValue[], path: string, strategy: ListStrategy, mergeKeys: MergeKeys): JsonValue[] {
+function mergeList(
+  target: JsonValue[],
+  patch: JsonValue[],
+  path: string,
+  strategy: ListStrategy,
+  mergeKeys: MergeKeys,
+): JsonValue[] {
   if (strategy === 'set') {
     const result = clone(target);
     for (const item of patch) {
@@ -161,7 +170,11 @@ function parsePointer(pointer: string): string[] {
 function resolveParent(doc: JsonValue, tokens: string[], pointer: string): { parent: JsonValue; last: string } {
   let node: JsonValue = doc;
   for (const token of tokens.slice(0, -1)) {
-    const next: JsonValue | undefined = Array.isArray(node) ? node[Number(token)] : isObject(node) ? node[token] : undefined;
+    const next: JsonValue | undefined = Array.isArray(node)
+      ? node[Number(token)]
+      : isObject(node)
+        ? node[token]
+        : undefined;
     if (next === undefined) throw new PatchError(`path "${pointer}" does not exist`);
     node = next;
   }

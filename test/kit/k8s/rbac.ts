@@ -34,11 +34,32 @@ const policyRuleSchema = z.object({
   resourceNames: z.array(z.string()).default([]),
   nonResourceURLs: z.array(z.string()).default([]),
 });
-const metadataSchema = z.object({ name: z.string().min(1), namespace: z.string().optional(), labels: z.record(z.string(), z.string()).optional() });
-const roleSchema = z.object({ metadata: metadataSchema, rules: z.array(policyRuleSchema).default([]), aggregationRule: z.unknown().optional() });
-const subjectSchema = z.object({ kind: z.string(), name: z.string(), namespace: z.string().optional(), apiGroup: z.string().optional() });
-const roleRefSchema = z.object({ apiGroup: z.literal(RBAC_GROUP), kind: z.enum(['ClusterRole', 'Role']), name: z.string().min(1) });
-const bindingSchema = z.object({ metadata: metadataSchema, subjects: z.array(subjectSchema).default([]), roleRef: roleRefSchema });
+const metadataSchema = z.object({
+  name: z.string().min(1),
+  namespace: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+});
+const roleSchema = z.object({
+  metadata: metadataSchema,
+  rules: z.array(policyRuleSchema).default([]),
+  aggregationRule: z.unknown().optional(),
+});
+const subjectSchema = z.object({
+  kind: z.string(),
+  name: z.string(),
+  namespace: z.string().optional(),
+  apiGroup: z.string().optional(),
+});
+const roleRefSchema = z.object({
+  apiGroup: z.literal(RBAC_GROUP),
+  kind: z.enum(['ClusterRole', 'Role']),
+  name: z.string().min(1),
+});
+const bindingSchema = z.object({
+  metadata: metadataSchema,
+  subjects: z.array(subjectSchema).default([]),
+  roleRef: roleRefSchema,
+});
 const daemonSetSchema = z.object({
   metadata: metadataSchema,
   spec: z.object({ template: z.object({ spec: z.object({ serviceAccountName: z.string().optional() }) }) }),
@@ -83,7 +104,10 @@ export const ANONYMOUS_USER: UserInfo = { name: 'system:anonymous', groups: ['sy
 
 /** The user a ServiceAccount token authenticates as (k8s.io/apiserver/pkg/authentication/serviceaccount). */
 export function serviceAccountUser(namespace: string, name: string): UserInfo {
-  return { name: `system:serviceaccount:${namespace}:${name}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'] };
+  return {
+    name: `system:serviceaccount:${namespace}:${name}`,
+    groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+  };
 }
 
 /** The bootstrap policy's discovery roles (plugin/pkg/auth/authorizer/rbac/bootstrappolicy), as every cluster has them. */
@@ -93,19 +117,53 @@ export const BOOTSTRAP_POLICY: RbacPolicy = {
       kind: 'ClusterRole',
       name: 'system:discovery',
       namespace: '',
-      rules: [{ verbs: ['get'], apiGroups: [], resources: [], resourceNames: [], nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/healthz', '/livez', '/openapi', '/openapi/*', '/readyz', '/version', '/version/'] }],
+      rules: [
+        {
+          verbs: ['get'],
+          apiGroups: [],
+          resources: [],
+          resourceNames: [],
+          nonResourceURLs: [
+            '/api',
+            '/api/*',
+            '/apis',
+            '/apis/*',
+            '/healthz',
+            '/livez',
+            '/openapi',
+            '/openapi/*',
+            '/readyz',
+            '/version',
+            '/version/',
+          ],
+        },
+      ],
       fromManifest: false,
     },
     {
       kind: 'ClusterRole',
       name: 'system:public-info-viewer',
       namespace: '',
-      rules: [{ verbs: ['get'], apiGroups: [], resources: [], resourceNames: [], nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'] }],
+      rules: [
+        {
+          verbs: ['get'],
+          apiGroups: [],
+          resources: [],
+          resourceNames: [],
+          nonResourceURLs: ['/healthz', '/livez', '/readyz', '/version', '/version/'],
+        },
+      ],
       fromManifest: false,
     },
   ],
   bindings: [
-    { kind: 'ClusterRoleBinding', name: 'system:discovery', namespace: '', subjects: [{ kind: 'Group', name: 'system:authenticated', apiGroup: RBAC_GROUP }], roleRef: { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: 'system:discovery' } },
+    {
+      kind: 'ClusterRoleBinding',
+      name: 'system:discovery',
+      namespace: '',
+      subjects: [{ kind: 'Group', name: 'system:authenticated', apiGroup: RBAC_GROUP }],
+      roleRef: { apiGroup: RBAC_GROUP, kind: 'ClusterRole', name: 'system:discovery' },
+    },
     {
       kind: 'ClusterRoleBinding',
       name: 'system:public-info-viewer',
@@ -155,17 +213,20 @@ export function parseRbacManifest(text: string, source = 'manifest'): RbacManife
     const { kind, apiVersion } = doc as { kind?: unknown; apiVersion?: unknown };
     const where = `${source}, document ${i + 1} (${String(kind)})`;
     if (kind === 'ClusterRole' || kind === 'Role' || kind === 'ClusterRoleBinding' || kind === 'RoleBinding') {
-      if (apiVersion !== `${RBAC_GROUP}/v1`) throw new RbacManifestError(`${where}: apiVersion must be ${RBAC_GROUP}/v1, not ${String(apiVersion)}`);
+      if (apiVersion !== `${RBAC_GROUP}/v1`)
+        throw new RbacManifestError(`${where}: apiVersion must be ${RBAC_GROUP}/v1, not ${String(apiVersion)}`);
     }
     if (kind === 'ClusterRole' || kind === 'Role') {
       const role = parseDoc(roleSchema, doc, where);
       // The aggregation controller fills an aggregated ClusterRole's rules; this server has none.
-      if (role.aggregationRule !== undefined) throw new RbacManifestError(`${where}: aggregationRule is not supported by the test API server`);
+      if (role.aggregationRule !== undefined)
+        throw new RbacManifestError(`${where}: aggregationRule is not supported by the test API server`);
       const namespace = kind === 'Role' ? (role.metadata.namespace ?? 'default') : '';
       policy.roles.push({ kind, name: role.metadata.name, namespace, rules: role.rules, fromManifest: true });
     } else if (kind === 'ClusterRoleBinding' || kind === 'RoleBinding') {
       const b = parseDoc(bindingSchema, doc, where);
-      if (kind === 'ClusterRoleBinding' && b.roleRef.kind !== 'ClusterRole') throw new RbacManifestError(`${where}: a ClusterRoleBinding's roleRef must be a ClusterRole`);
+      if (kind === 'ClusterRoleBinding' && b.roleRef.kind !== 'ClusterRole')
+        throw new RbacManifestError(`${where}: a ClusterRoleBinding's roleRef must be a ClusterRole`);
       const namespace = kind === 'RoleBinding' ? (b.metadata.namespace ?? 'default') : '';
       policy.bindings.push({ kind, name: b.metadata.name, namespace, subjects: b.subjects, roleRef: b.roleRef });
     } else if (kind === 'ServiceAccount') {
@@ -173,13 +234,22 @@ export function parseRbacManifest(text: string, source = 'manifest'): RbacManife
       accounts.add(`${sa.metadata.namespace ?? 'default'}/${sa.metadata.name}`);
     } else if (kind === 'DaemonSet') {
       const ds = parseDoc(daemonSetSchema, doc, where);
-      serviceAccount = { namespace: ds.metadata.namespace ?? 'default', name: ds.spec.template.spec.serviceAccountName ?? 'default' };
+      serviceAccount = {
+        namespace: ds.metadata.namespace ?? 'default',
+        name: ds.spec.template.spec.serviceAccountName ?? 'default',
+      };
     }
   });
   // The ServiceAccount admission plugin refuses a pod whose account does not exist: the DaemonSet
   // would run no agent at all (the "default" account is the namespace's own).
-  if (serviceAccount && serviceAccount.name !== 'default' && !accounts.has(`${serviceAccount.namespace}/${serviceAccount.name}`)) {
-    throw new RbacManifestError(`${source}: the DaemonSet runs as ServiceAccount ${serviceAccount.namespace}/${serviceAccount.name}, which the manifest does not create`);
+  if (
+    serviceAccount &&
+    serviceAccount.name !== 'default' &&
+    !accounts.has(`${serviceAccount.namespace}/${serviceAccount.name}`)
+  ) {
+    throw new RbacManifestError(
+      `${source}: the DaemonSet runs as ServiceAccount ${serviceAccount.namespace}/${serviceAccount.name}, which the manifest does not create`,
+    );
   }
   return { policy, serviceAccount };
 }
@@ -192,11 +262,16 @@ export function loadRbacManifest(path: string): RbacManifest {
  * Writes a copy of a manifest whose ClusterRoles' rules went through `edit` (the other objects as
  * they are), for tests that take a permission away: the agent must then get a 403.
  */
-export function writeManifestCopy(from: string, to: string, edit: (rules: PolicyRule[], role: string) => PolicyRule[]): string {
+export function writeManifestCopy(
+  from: string,
+  to: string,
+  edit: (rules: PolicyRule[], role: string) => PolicyRule[],
+): string {
   const docs = (loadAllYaml(readFileSync(from, 'utf8')) as unknown[]).filter((d) => d !== null && d !== undefined);
   const out = docs.map((doc) => {
     const d = doc as { kind?: string; metadata?: { name?: string }; rules?: PolicyRule[] };
-    if (d.kind === 'ClusterRole') d.rules = edit(parseDoc(roleSchema, JSON.parse(JSON.stringify(d)), from).rules, d.metadata?.name ?? '');
+    if (d.kind === 'ClusterRole')
+      d.rules = edit(parseDoc(roleSchema, JSON.parse(JSON.stringify(d)), from).rules, d.metadata?.name ?? '');
     return dumpYaml(d);
   });
   writeFileSync(to, out.join('---\n'));
@@ -204,7 +279,9 @@ export function writeManifestCopy(from: string, to: string, edit: (rules: Policy
 }
 
 /** An edit for writeManifestCopy: the rules without the (group, resource) pairs `drop` says no to; rules left with no resource go. */
-export function withoutResources(drop: (group: string, resource: string) => boolean): (rules: PolicyRule[]) => PolicyRule[] {
+export function withoutResources(
+  drop: (group: string, resource: string) => boolean,
+): (rules: PolicyRule[]) => PolicyRule[] {
   return (rules) =>
     rules
       .map((r) => ({ ...r, resources: r.resources.filter((res) => !r.apiGroups.some((g) => drop(g, res))) }))
@@ -231,7 +308,9 @@ export function resourceNameMatches(rule: PolicyRule, name: string): boolean {
 }
 
 export function nonResourceURLMatches(rule: PolicyRule, path: string): boolean {
-  return rule.nonResourceURLs.some((u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.replace(/\*+$/, ''))));
+  return rule.nonResourceURLs.some(
+    (u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.replace(/\*+$/, ''))),
+  );
 }
 
 function combinedResource(attrs: RequestAttributes): string {
@@ -278,14 +357,21 @@ export type Decision = { allowed: true; by: RuleSource | 'privileged-group' } | 
 
 /** The manifest's policy on top of the bootstrap discovery roles: what a cluster with the manifest applied holds. */
 export function withBootstrap(policy: RbacPolicy): RbacPolicy {
-  return { roles: [...BOOTSTRAP_POLICY.roles, ...policy.roles], bindings: [...BOOTSTRAP_POLICY.bindings, ...policy.bindings] };
+  return {
+    roles: [...BOOTSTRAP_POLICY.roles, ...policy.roles],
+    bindings: [...BOOTSTRAP_POLICY.bindings, ...policy.bindings],
+  };
 }
 
 /**
  * Every rule that applies to the user for a request in `namespace`, in the rule resolver's order
  * (ClusterRoleBindings, then the namespace's RoleBindings), with the reasons some could not be resolved.
  */
-export function rulesFor(policy: RbacPolicy, user: UserInfo, namespace: string): { rules: RuleSource[]; errors: string[] } {
+export function rulesFor(
+  policy: RbacPolicy,
+  user: UserInfo,
+  namespace: string,
+): { rules: RuleSource[]; errors: string[] } {
   const rules: RuleSource[] = [];
   const errors: string[] = [];
   const bindings = [
@@ -295,9 +381,16 @@ export function rulesFor(policy: RbacPolicy, user: UserInfo, namespace: string):
   for (const binding of bindings) {
     if (!binding.subjects.some((s) => subjectApplies(s, user, binding.namespace))) continue;
     const ref = binding.roleRef;
-    const role = policy.roles.find((r) => r.kind === ref.kind && r.name === ref.name && r.namespace === (ref.kind === 'Role' ? binding.namespace : ''));
+    const role = policy.roles.find(
+      (r) =>
+        r.kind === ref.kind && r.name === ref.name && r.namespace === (ref.kind === 'Role' ? binding.namespace : ''),
+    );
     if (!role) {
-      errors.push(ref.kind === 'Role' ? `role.${RBAC_GROUP} "${ref.name}" not found` : `clusterrole.${RBAC_GROUP} "${ref.name}" not found`);
+      errors.push(
+        ref.kind === 'Role'
+          ? `role.${RBAC_GROUP} "${ref.name}" not found`
+          : `clusterrole.${RBAC_GROUP} "${ref.name}" not found`,
+      );
       continue;
     }
     role.rules.forEach((rule, index) => rules.push({ binding, role, index, rule }));
@@ -318,12 +411,22 @@ export function authorize(policy: RbacPolicy, user: UserInfo, attrs: RequestAttr
 export function forbidden(user: UserInfo, attrs: RequestAttributes, reason = ''): ApiError {
   const suffix = reason === '' ? '' : `: ${reason}`;
   if (!attrs.resourceRequest) {
-    return new ApiError(403, 'Forbidden', `forbidden: User "${user.name}" cannot ${attrs.verb} path "${attrs.path}"${suffix}`, {});
+    return new ApiError(
+      403,
+      'Forbidden',
+      `forbidden: User "${user.name}" cannot ${attrs.verb} path "${attrs.path}"${suffix}`,
+      {},
+    );
   }
   const scope = attrs.namespace !== '' ? `in the namespace "${attrs.namespace}"` : 'at the cluster scope';
   const why = `User "${user.name}" cannot ${attrs.verb} resource "${combinedResource(attrs)}" in API group "${attrs.apiGroup}" ${scope}${suffix}`;
   const qualified = attrs.apiGroup === '' ? attrs.resource : `${attrs.resource}.${attrs.apiGroup}`;
-  const message = attrs.resource === '' ? `forbidden: ${why}` : attrs.name === '' ? `${qualified} is forbidden: ${why}` : `${qualified} "${attrs.name}" is forbidden: ${why}`;
+  const message =
+    attrs.resource === ''
+      ? `forbidden: ${why}`
+      : attrs.name === ''
+        ? `${qualified} is forbidden: ${why}`
+        : `${qualified} "${attrs.name}" is forbidden: ${why}`;
   // StatusDetails' fields are omitempty: the core group and a list's missing name are left out.
   const details: StatusDetails = {};
   if (attrs.name !== '') details.name = attrs.name;
@@ -352,7 +455,9 @@ export interface Permission {
 }
 
 /** "list networkpolicies.networking.k8s.io", "patch nodes/status", "get nodes \"n1\"", "get /healthz". */
-export function describeAccess(p: Pick<Permission, 'verb' | 'apiGroup' | 'resource' | 'resourceName' | 'nonResourceURL'>): string {
+export function describeAccess(
+  p: Pick<Permission, 'verb' | 'apiGroup' | 'resource' | 'resourceName' | 'nonResourceURL'>,
+): string {
   if (p.nonResourceURL !== '') return `${p.verb} ${p.nonResourceURL}`;
   const group = p.apiGroup === '' ? '' : `.${p.apiGroup}`;
   const name = p.resourceName === '' ? '' : ` "${p.resourceName}"`;
@@ -372,11 +477,13 @@ export function permissionsOfRule(role: Role, index: number, rule: PolicyRule): 
   const out: Permission[] = [];
   const base = { role: roleLabel(role), rule: index + 1 };
   for (const verb of rule.verbs) {
-    for (const url of rule.nonResourceURLs) out.push({ ...base, verb, apiGroup: '', resource: '', resourceName: '', nonResourceURL: url });
+    for (const url of rule.nonResourceURLs)
+      out.push({ ...base, verb, apiGroup: '', resource: '', resourceName: '', nonResourceURL: url });
     for (const apiGroup of rule.apiGroups) {
       for (const resource of rule.resources) {
         const names = rule.resourceNames.length === 0 ? [''] : rule.resourceNames;
-        for (const resourceName of names) out.push({ ...base, verb, apiGroup, resource, resourceName, nonResourceURL: '' });
+        for (const resourceName of names)
+          out.push({ ...base, verb, apiGroup, resource, resourceName, nonResourceURL: '' });
       }
     }
   }
@@ -389,7 +496,9 @@ export function permissionUsed(source: RuleSource, attrs: RequestAttributes): Pe
   const base = { role: roleLabel(source.role), rule: source.index + 1 };
   const verb = rule.verbs.find((v) => v === '*' || v === attrs.verb) ?? attrs.verb;
   if (!attrs.resourceRequest) {
-    const url = rule.nonResourceURLs.find((u) => nonResourceURLMatches({ ...rule, nonResourceURLs: [u] }, attrs.path)) ?? attrs.path;
+    const url =
+      rule.nonResourceURLs.find((u) => nonResourceURLMatches({ ...rule, nonResourceURLs: [u] }, attrs.path)) ??
+      attrs.path;
     return { ...base, verb, apiGroup: '', resource: '', resourceName: '', nonResourceURL: url };
   }
   const combined = combinedResource(attrs);
@@ -397,7 +506,8 @@ export function permissionUsed(source: RuleSource, attrs: RequestAttributes): Pe
     ...base,
     verb,
     apiGroup: rule.apiGroups.find((g) => g === '*' || g === attrs.apiGroup) ?? attrs.apiGroup,
-    resource: rule.resources.find((r) => resourceMatches({ ...rule, resources: [r] }, combined, attrs.subresource)) ?? combined,
+    resource:
+      rule.resources.find((r) => resourceMatches({ ...rule, resources: [r] }, combined, attrs.subresource)) ?? combined,
     resourceName: rule.resourceNames.length === 0 ? '' : attrs.name,
     nonResourceURL: '',
   };
@@ -437,7 +547,13 @@ export class PermissionUsage {
   }
 
   record(attrs: RequestAttributes, decision: Decision): void {
-    const access = describeAccess({ verb: attrs.verb, apiGroup: attrs.apiGroup, resource: combinedResource(attrs), resourceName: '', nonResourceURL: attrs.resourceRequest ? '' : attrs.path });
+    const access = describeAccess({
+      verb: attrs.verb,
+      apiGroup: attrs.apiGroup,
+      resource: combinedResource(attrs),
+      resourceName: '',
+      nonResourceURL: attrs.resourceRequest ? '' : attrs.path,
+    });
     const counts = decision.allowed ? this.allowed : this.refused;
     counts.set(access, (counts.get(access) ?? 0) + 1);
     if (decision.allowed && decision.by !== 'privileged-group' && decision.by.role.fromManifest) {
@@ -449,7 +565,10 @@ export class PermissionUsage {
   report(): LeastPrivilegeReport {
     const granted: string[] = [];
     // Every role bound to the user anywhere: cluster-wide, and by RoleBindings in any namespace.
-    const namespaces = ['', ...new Set(this.policy.bindings.filter((b) => b.kind === 'RoleBinding').map((b) => b.namespace))];
+    const namespaces = [
+      '',
+      ...new Set(this.policy.bindings.filter((b) => b.kind === 'RoleBinding').map((b) => b.namespace)),
+    ];
     const seen = new Set<string>();
     for (const ns of namespaces) {
       for (const source of rulesFor(this.policy, this.user, ns).rules) {
@@ -477,8 +596,19 @@ export class PermissionUsage {
 export function describeLeastPrivilege(r: LeastPrivilegeReport): string {
   const lines = [`RBAC of ${r.user}:`];
   if (r.unused.length > 0) lines.push(`  granted by the manifest and never used: ${r.unused.join('; ')}`);
-  if (Object.keys(r.denied).length > 0) lines.push(`  refused (the manifest lacks them): ${Object.entries(r.denied).map(([a, n]) => `${a} ×${n}`).join('; ')}`);
+  if (Object.keys(r.denied).length > 0)
+    lines.push(
+      `  refused (the manifest lacks them): ${Object.entries(r.denied)
+        .map(([a, n]) => `${a} ×${n}`)
+        .join('; ')}`,
+    );
   lines.push(`  used: ${r.used.join('; ') || '(nothing)'}`);
-  lines.push(`  requests allowed: ${Object.entries(r.requests).map(([a, n]) => `${a} ×${n}`).join('; ') || '(none)'}`);
+  lines.push(
+    `  requests allowed: ${
+      Object.entries(r.requests)
+        .map(([a, n]) => `${a} ×${n}`)
+        .join('; ') || '(none)'
+    }`,
+  );
   return lines.join('\n');
 }

@@ -33,7 +33,14 @@ const SPECIAL_VERBS = new Set(['proxy', 'watch']);
 /** namespaces/<ns>/<these> are the namespace's own subresources, not resources inside it. */
 const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
 
-const METHOD_VERBS: Record<string, string> = { POST: 'create', GET: 'get', HEAD: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+const METHOD_VERBS: Record<string, string> = {
+  POST: 'create',
+  GET: 'get',
+  HEAD: 'get',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
 
 /**
  * Whether a list request is a watch, as the list options decode `watch` (apimachinery's
@@ -50,7 +57,11 @@ function validPathSegment(name: string): boolean {
 }
 
 /** The authorizer's attributes of a request (RequestInfoResolver.NewRequestInfo). */
-export function requestAttributesOf(method: string, pathname: string, query: Readonly<Record<string, string>>): RequestAttributes {
+export function requestAttributesOf(
+  method: string,
+  pathname: string,
+  query: Readonly<Record<string, string>>,
+): RequestAttributes {
   const info: RequestAttributes = {
     resourceRequest: false,
     verb: method.toLowerCase(),
@@ -62,7 +73,11 @@ export function requestAttributesOf(method: string, pathname: string, query: Rea
     subresource: '',
     name: '',
   };
-  let parts = pathname.replace(/^\/+|\/+$/g, '').split('/').filter((s) => s !== '').map(safeDecode);
+  let parts = pathname
+    .replace(/^\/+|\/+$/g, '')
+    .split('/')
+    .filter((s) => s !== '')
+    .map(safeDecode);
   // /api/v1 and /apis/<group>/<version> are discovery documents: non-resource URLs.
   if (parts.length < 3 || !API_PREFIXES.has(parts[0] ?? '')) return info;
   const prefix = parts[0] ?? '';

@@ -38,7 +38,10 @@ function str(v: unknown): string {
 }
 
 function metaFields(obj: unknown): Record<string, string> {
-  return { 'metadata.name': str(at(obj, 'metadata', 'name')), 'metadata.namespace': str(at(obj, 'metadata', 'namespace')) };
+  return {
+    'metadata.name': str(at(obj, 'metadata', 'name')),
+    'metadata.namespace': str(at(obj, 'metadata', 'namespace')),
+  };
 }
 
 const META_MERGE_KEYS: MergeKeys = {
@@ -173,8 +176,21 @@ export function apiResourceList(groupVersion: string, served: (type: ResourceTyp
     .filter((r) => r.apiVersion === groupVersion && served(r))
     .flatMap((r) => {
       const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
-      const main = { name: r.resource, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs, shortNames: r.shortNames };
-      const status = { name: `${r.resource}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] };
+      const main = {
+        name: r.resource,
+        singularName: r.singular,
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs,
+        shortNames: r.shortNames,
+      };
+      const status = {
+        name: `${r.resource}/status`,
+        singularName: '',
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: ['get', 'patch', 'update'],
+      };
       return r.hasStatus ? [main, status] : [main];
     });
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion, resources };

@@ -16,11 +16,24 @@ export type Route =
  * Resolves a request path: discovery and health documents, or a resource collection or item. A type
  * `served` refuses (a CRD not installed) is unknown, as in kube-apiserver: 404, absent from discovery.
  */
-export function routeOf(pathname: string, serverAddress: string, served: (type: ResourceType) => boolean = () => true): Route | ApiError {
-  const seg = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
-  const json = (verb: Verb, body: unknown): Route => ({ kind: 'static', verb, contentType: 'application/json', body: JSON.stringify(body) });
+export function routeOf(
+  pathname: string,
+  serverAddress: string,
+  served: (type: ResourceType) => boolean = () => true,
+): Route | ApiError {
+  const seg = pathname
+    .split('/')
+    .filter((s) => s !== '')
+    .map(decodeURIComponent);
+  const json = (verb: Verb, body: unknown): Route => ({
+    kind: 'static',
+    verb,
+    contentType: 'application/json',
+    body: JSON.stringify(body),
+  });
   const path = seg.join('/');
-  if (['healthz', 'livez', 'readyz'].includes(path)) return { kind: 'static', verb: 'health', contentType: 'text/plain', body: 'ok' };
+  if (['healthz', 'livez', 'readyz'].includes(path))
+    return { kind: 'static', verb: 'health', contentType: 'text/plain', body: 'ok' };
   if (path === 'version') return json('discovery', VERSION);
   if (path === 'api') {
     return json('discovery', {
@@ -31,12 +44,18 @@ export function routeOf(pathname: string, serverAddress: string, served: (type: 
   }
   const policyServed = served(RESOURCES.clusternetworkpolicies);
   if (path === 'apis') {
-    return json('discovery', { kind: 'APIGroupList', apiVersion: 'v1', groups: policyServed ? [NETWORKING_GROUP, POLICY_GROUP] : [NETWORKING_GROUP] });
+    return json('discovery', {
+      kind: 'APIGroupList',
+      apiVersion: 'v1',
+      groups: policyServed ? [NETWORKING_GROUP, POLICY_GROUP] : [NETWORKING_GROUP],
+    });
   }
-  if (path === 'apis/networking.k8s.io') return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...NETWORKING_GROUP });
+  if (path === 'apis/networking.k8s.io')
+    return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...NETWORKING_GROUP });
   if (path === 'api/v1') return json('discovery', apiResourceList('v1'));
   if (path === 'apis/networking.k8s.io/v1') return json('discovery', apiResourceList('networking.k8s.io/v1'));
-  if (policyServed && path === 'apis/policy.networking.k8s.io') return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...POLICY_GROUP });
+  if (policyServed && path === 'apis/policy.networking.k8s.io')
+    return json('discovery', { kind: 'APIGroup', apiVersion: 'v1', ...POLICY_GROUP });
   if (policyServed && path === 'apis/policy.networking.k8s.io/v1alpha2') {
     return json('discovery', apiResourceList('policy.networking.k8s.io/v1alpha2', served));
   }
@@ -57,7 +76,11 @@ export function routeOf(pathname: string, serverAddress: string, served: (type: 
     return type && type.apiVersion === groupVersion && served(type) ? type : undefined;
   };
   const subresourceOf = (s: string | undefined): 'status' | undefined | ApiError =>
-    s === undefined ? undefined : s === 'status' ? 'status' : new ApiError(404, 'NotFound', `subresource "${s}" is not served here`);
+    s === undefined
+      ? undefined
+      : s === 'status'
+        ? 'status'
+        : new ApiError(404, 'NotFound', `subresource "${s}" is not served here`);
   const missing = new ApiError(404, 'NotFound', `the server could not find the requested resource (${pathname})`);
 
   // namespaces/{ns}/{resource}[/{name}[/status]] for namespaced resources
@@ -124,7 +147,8 @@ export function encodeContinue(token: { rv: number; after: string }): string {
 export function decodeContinue(text: string): { rv: number; after: string } {
   try {
     const token = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
-    if (isObject(token) && typeof token.rv === 'number' && typeof token.after === 'string') return { rv: token.rv, after: token.after };
+    if (isObject(token) && typeof token.rv === 'number' && typeof token.after === 'string')
+      return { rv: token.rv, after: token.after };
   } catch {
     // fall through to the error below
   }

@@ -78,7 +78,11 @@ function detailsOf(type: ResourceType, name: string): StatusDetails {
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (!isObject(v)) return v;
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, v[k]]),
+    );
   });
 }
 
@@ -156,7 +160,11 @@ export class ObjectStore {
       if (typeof meta.generateName === 'string' && meta.generateName !== '') {
         meta.name = meta.generateName + randomBytes(3).toString('hex').slice(0, 5);
       } else {
-        throw new ApiError(400, 'Invalid', `${type.kind} "": metadata.name: Required value: name or generateName is required`);
+        throw new ApiError(
+          400,
+          'Invalid',
+          `${type.kind} "": metadata.name: Required value: name or generateName is required`,
+        );
       }
     }
     const name = meta.name as string;
@@ -164,7 +172,11 @@ export class ObjectStore {
     if (type.namespaced) {
       const own = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : undefined;
       if (namespace !== undefined && own !== undefined && own !== namespace) {
-        throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+        throw new ApiError(
+          400,
+          'BadRequest',
+          'the namespace of the provided object does not match the namespace sent on the request',
+        );
       }
       ns = namespace ?? own ?? 'default';
       meta.namespace = ns;
@@ -207,12 +219,24 @@ export class ObjectStore {
     const meta: JsonObject = isObject(next.metadata) ? next.metadata : {};
     next.metadata = meta;
     if (meta.name !== undefined && meta.name !== name) {
-      throw new ApiError(400, 'BadRequest', `the name of the object (${String(meta.name)}) does not match the name on the URL (${name})`);
+      throw new ApiError(
+        400,
+        'BadRequest',
+        `the name of the object (${String(meta.name)}) does not match the name on the URL (${name})`,
+      );
     }
     if (type.namespaced && meta.namespace !== undefined && meta.namespace !== namespace) {
-      throw new ApiError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request');
+      throw new ApiError(
+        400,
+        'BadRequest',
+        'the namespace of the provided object does not match the namespace sent on the request',
+      );
     }
-    if (meta.resourceVersion !== undefined && meta.resourceVersion !== '' && meta.resourceVersion !== oldMeta.resourceVersion) {
+    if (
+      meta.resourceVersion !== undefined &&
+      meta.resourceVersion !== '' &&
+      meta.resourceVersion !== oldMeta.resourceVersion
+    ) {
       throw new ApiError(
         409,
         'Conflict',
@@ -250,7 +274,14 @@ export class ObjectStore {
     return structuredClone(next);
   }
 
-  patch(type: ResourceType, namespace: string, name: string, patchType: PatchType, patch: JsonValue, scope: UpdateScope): JsonObject {
+  patch(
+    type: ResourceType,
+    namespace: string,
+    name: string,
+    patchType: PatchType,
+    patch: JsonValue,
+    scope: UpdateScope,
+  ): JsonObject {
     const entry = this.find(type.resource, namespace, name);
     if (!entry) throw notFound(type, name);
     const current = isObject(entry.object) ? entry.object : {};
@@ -258,12 +289,22 @@ export class ObjectStore {
     try {
       patched = applyPatch(patchType, current, patch, type.mergeKeys);
     } catch (err) {
-      throw new ApiError(422, 'Invalid', `the patch could not be applied: ${(err as Error).message}`, detailsOf(type, name));
+      throw new ApiError(
+        422,
+        'Invalid',
+        `the patch could not be applied: ${(err as Error).message}`,
+        detailsOf(type, name),
+      );
     }
     return this.replace(type, namespace, name, patched, scope);
   }
 
-  remove(type: ResourceType, namespace: string, name: string, preconditions?: { uid?: string; resourceVersion?: string }): JsonValue {
+  remove(
+    type: ResourceType,
+    namespace: string,
+    name: string,
+    preconditions?: { uid?: string; resourceVersion?: string },
+  ): JsonValue {
     const table = this.table(type.resource);
     const key = ObjectStore.keyOf(namespace, name);
     const entry = table.get(key);
@@ -284,7 +325,10 @@ export class ObjectStore {
     const final = structuredClone(entry.object);
     const meta = metadataOf(final);
     if (meta) meta.resourceVersion = String(rv);
-    this.record({ resource: type.resource, type: 'DELETED', namespace: entry.namespace, object: final, previous: entry.object }, rv);
+    this.record(
+      { resource: type.resource, type: 'DELETED', namespace: entry.namespace, object: final, previous: entry.object },
+      rv,
+    );
     return structuredClone(final);
   }
 
@@ -305,7 +349,8 @@ export class ObjectStore {
     const namespace = type.namespaced ? (opts.namespace ?? ownNamespace ?? 'default') : '';
     const name = ownName ?? `\u0000malformed-${++this.malformedCount}`;
     const key = ObjectStore.keyOf(namespace, name);
-    if (this.table(type.resource).has(key)) throw new ApiError(409, 'AlreadyExists', `${type.resource} "${name}" already exists`);
+    if (this.table(type.resource).has(key))
+      throw new ApiError(409, 'AlreadyExists', `${type.resource} "${name}" already exists`);
     const rv = ++this.revision;
     if (meta && opts.stampResourceVersion !== false) meta.resourceVersion = String(rv);
     this.table(type.resource).set(key, { key, namespace, name, object: obj });

@@ -31,10 +31,14 @@ export class ApiControl {
   /** Starts the API server inside `netns`, listening on host:port there, authorizing by the manifest's RBAC. */
   static start(netns: string, host: string, port: number, rbacManifest: string): Promise<ApiControl> {
     const script = join(REPO, 'test', 'kit', 'sim', 'api-server.ts');
-    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, script, '--listen', `${host}:${port}`, '--rbac', rbacManifest], {
-      env: { PATH: process.env.PATH },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, script, '--listen', `${host}:${port}`, '--rbac', rbacManifest],
+      {
+        env: { PATH: process.env.PATH },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     return new Promise((resolvePromise, reject) => {
       let api: ApiControl | undefined;
       let stderr = '';
@@ -44,11 +48,22 @@ export class ApiControl {
       });
       proc.once('exit', (code) => {
         if (!api) reject(new Error(`the API server exited (${code}) before it was ready: ${stderr.trim()}`));
-        else for (const p of api.pending.values()) p.reject(new Error(`the API server exited (${code}): ${stderr.trim()}`));
+        else
+          for (const p of api.pending.values())
+            p.reject(new Error(`the API server exited (${code}): ${stderr.trim()}`));
       });
       proc.once('error', reject);
       createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let msg: { ready?: boolean; url?: string; agentToken?: string; id?: number; ok?: boolean; result?: unknown; error?: string; code?: number };
+        let msg: {
+          ready?: boolean;
+          url?: string;
+          agentToken?: string;
+          id?: number;
+          ok?: boolean;
+          result?: unknown;
+          error?: string;
+          code?: number;
+        };
         try {
           msg = JSON.parse(line);
         } catch {
@@ -75,7 +90,8 @@ export class ApiControl {
   }
 
   private request<T>(op: string, fields: Record<string, unknown> = {}): Promise<T> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return Promise.reject(new Error(`the API server is not running: ${this.stderr.trim()}`));
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null)
+      return Promise.reject(new Error(`the API server is not running: ${this.stderr.trim()}`));
     const id = this.nextId++;
     return new Promise<T>((resolvePromise, reject) => {
       this.pending.set(id, { resolve: resolvePromise as (v: unknown) => void, reject });
@@ -89,7 +105,12 @@ export class ApiControl {
   upsert<T = KubeObject>(resource: string, body: object): Promise<T> {
     return this.request('upsert', { resource, body });
   }
-  patch<T = KubeObject>(resource: string, name: string, body: unknown, opts: { namespace?: string; type?: 'strategic' | 'merge' | 'json'; subresource?: 'status' } = {}): Promise<T> {
+  patch<T = KubeObject>(
+    resource: string,
+    name: string,
+    body: unknown,
+    opts: { namespace?: string; type?: 'strategic' | 'merge' | 'json'; subresource?: 'status' } = {},
+  ): Promise<T> {
     return this.request('patch', { resource, name, body, ...opts });
   }
   delete<T = KubeObject>(resource: string, name: string, namespace?: string): Promise<T | null> {

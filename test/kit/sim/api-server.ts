@@ -121,7 +121,11 @@ async function main(): Promise<void> {
   const { host, port, rbac } = parseArgv(process.argv.slice(2));
   // Bookmarks about once a minute, as kube-apiserver sends them: the test server's default (1 s) woke
   // every agent four times a second, which cost the simulated nodes CPU that pod traffic then lacked.
-  const api = await TestApiServer.start({ port, bookmarkIntervalMs: 60_000, ...(rbac !== undefined ? { rbac: { manifest: rbac } } : {}) });
+  const api = await TestApiServer.start({
+    port,
+    bookmarkIntervalMs: 60_000,
+    ...(rbac !== undefined ? { rbac: { manifest: rbac } } : {}),
+  });
   api.installCrd('clusternetworkpolicies');
   const forwarder = await startForwarder(host, port);
   const reply = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -139,7 +143,13 @@ async function main(): Promise<void> {
     }
     handle(api, req).then(
       (result) => reply({ id: req.id, ok: true, result }),
-      (err: unknown) => reply({ id: req.id, ok: false, error: err instanceof Error ? err.message : String(err), code: err instanceof ApiError ? err.code : 0 }),
+      (err: unknown) =>
+        reply({
+          id: req.id,
+          ok: false,
+          error: err instanceof Error ? err.message : String(err),
+          code: err instanceof ApiError ? err.code : 0,
+        }),
     );
   });
   lines.on('close', () => {

@@ -67,7 +67,8 @@ export function cleanupLeftovers(opts: { all?: boolean; prefix?: string } = {}):
     // may have been reused by an unrelated process since.
     const inOurNamespaces = new Set<number>();
     for (const ns of state.namespaces) {
-      for (const p of trySh('ip', ['netns', 'pids', ns]).stdout.split('\n')) if (/^\d+$/.test(p.trim())) inOurNamespaces.add(Number(p));
+      for (const p of trySh('ip', ['netns', 'pids', ns]).stdout.split('\n'))
+        if (/^\d+$/.test(p.trim())) inOurNamespaces.add(Number(p));
     }
     for (const pid of inOurNamespaces) {
       try {

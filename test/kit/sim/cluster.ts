@@ -66,7 +66,8 @@ export class SimCluster {
   private readonly say: (message: string) => void;
 
   private constructor(opts: SimOptions) {
-    if (!/^[a-z0-9]{1,5}$/.test(opts.prefix)) throw new Error(`prefix ${JSON.stringify(opts.prefix)}: 1 to 5 characters of [a-z0-9]`);
+    if (!/^[a-z0-9]{1,5}$/.test(opts.prefix))
+      throw new Error(`prefix ${JSON.stringify(opts.prefix)}: 1 to 5 characters of [a-z0-9]`);
     if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 200) throw new Error('nodes: 1 to 200');
     this.base = `${opts.prefix}${randomBytes(3).toString('hex')}`;
     this.backend = opts.backend ?? 'vxlan';
@@ -95,7 +96,9 @@ export class SimCluster {
     try {
       c.saveState();
       buildNetwork(c, (name) => c.addNetns(name));
-      c.say(`network: switch ${c.switchNetns}, outside ${c.outsideNetns}, nodes ${c.nodes.map((n) => n.netns).join(' ')}`);
+      c.say(
+        `network: switch ${c.switchNetns}, outside ${c.outsideNetns}, nodes ${c.nodes.map((n) => n.netns).join(' ')}`,
+      );
       c.apiControl = await ApiControl.start(c.switchNetns, API_IP, API_PORT, c.rbacManifest);
       c.saveState();
       writeKubeconfig(c);
@@ -120,7 +123,10 @@ export class SimCluster {
   }
 
   node(nameOrIndex: string | number): SimNode {
-    const n = typeof nameOrIndex === 'number' ? this.nodes[nameOrIndex - 1] : this.nodes.find((x) => x.name === nameOrIndex || x.netns === nameOrIndex);
+    const n =
+      typeof nameOrIndex === 'number'
+        ? this.nodes[nameOrIndex - 1]
+        : this.nodes.find((x) => x.name === nameOrIndex || x.netns === nameOrIndex);
     if (!n) throw new Error(`no node ${nameOrIndex}`);
     return n;
   }
@@ -152,7 +158,9 @@ export class SimCluster {
         200,
       );
     } catch (err) {
-      const detail = [...pending].map((n) => `--- ${n.name} (readyz: ${JSON.stringify((n.agentRunning ? 'running' : 'exited'))})\n${n.logTail(8)}`).join('\n');
+      const detail = [...pending]
+        .map((n) => `--- ${n.name} (readyz: ${JSON.stringify(n.agentRunning ? 'running' : 'exited')})\n${n.logTail(8)}`)
+        .join('\n');
       throw new Error(`${(err as Error).message}\n${detail}`);
     }
   }
@@ -162,7 +170,12 @@ export class SimCluster {
    * existing Node's pod CIDR (backend-agnostic convergence).
    */
   async waitRoutes(timeoutMs = 20_000): Promise<void> {
-    await waitFor(async () => (await this.missingRoutes()).length === 0, timeoutMs, 'routes between all nodes', 100).catch(async (err: Error) => {
+    await waitFor(
+      async () => (await this.missingRoutes()).length === 0,
+      timeoutMs,
+      'routes between all nodes',
+      100,
+    ).catch(async (err: Error) => {
       throw new Error(`${err.message}: missing ${(await this.missingRoutes()).join(', ')}`);
     });
   }
@@ -195,11 +208,18 @@ export class SimCluster {
   netconfOf(node: SimNode): Record<string, unknown> {
     const path = join(node.confDir, '10-strand.conflist');
     if (!existsSync(path)) throw new Error(`${node.name} has no ${path}: is its agent ready?`);
-    const list = JSON.parse(readFileSync(path, 'utf8')) as { name: string; cniVersion: string; plugins: Record<string, unknown>[] };
+    const list = JSON.parse(readFileSync(path, 'utf8')) as {
+      name: string;
+      cniVersion: string;
+      plugins: Record<string, unknown>[];
+    };
     return { ...(list.plugins[0] as Record<string, unknown>), name: list.name, cniVersion: list.cniVersion };
   }
 
-  private cniEnv(pod: Pick<SimPod, 'containerId' | 'netns' | 'namespace' | 'name' | 'uid' | 'node'>, command: 'ADD' | 'DEL' | 'CHECK'): NodeJS.ProcessEnv {
+  private cniEnv(
+    pod: Pick<SimPod, 'containerId' | 'netns' | 'namespace' | 'name' | 'uid' | 'node'>,
+    command: 'ADD' | 'DEL' | 'CHECK',
+  ): NodeJS.ProcessEnv {
     return {
       PATH: process.env.PATH,
       CNI_COMMAND: command,
@@ -241,24 +261,40 @@ export class SimCluster {
       apiVersion: 'v1',
       kind: 'Pod',
       metadata: { name, namespace, labels: opts.labels ?? { app: name } },
-      spec: { nodeName: node.name, containers: [{ name: 'main', image: 'strand-sim/pause', ...(opts.ports ? { ports: opts.ports } : {}) }] },
+      spec: {
+        nodeName: node.name,
+        containers: [{ name: 'main', image: 'strand-sim/pause', ...(opts.ports ? { ports: opts.ports } : {}) }],
+      },
       status: { phase: 'Pending', hostIP: node.underlayIp },
     });
     const uid = created.metadata.uid ?? randomUUID();
     this.addNetns(netns);
     await opts.beforeAdd?.(netns);
     const draft = { name, namespace, uid, node, netns, containerId };
-    const r = await run('ip', ['netns', 'exec', node.netns, join(node.binDir, 'strand')], { env: this.cniEnv(draft, 'ADD'), input: JSON.stringify(netconf), timeoutMs: 30_000 });
+    const r = await run('ip', ['netns', 'exec', node.netns, join(node.binDir, 'strand')], {
+      env: this.cniEnv(draft, 'ADD'),
+      input: JSON.stringify(netconf),
+      timeoutMs: 30_000,
+    });
     if (r.code !== 0) {
       this.removeNetns(netns);
       await this.api.delete('pods', name, namespace).catch(() => null);
-      throw new Error(`CNI ADD of ${namespace}/${name} on ${node.name} failed (exit ${r.code}): ${r.stdout.trim()} ${r.stderr.trim()}`);
+      throw new Error(
+        `CNI ADD of ${namespace}/${name} on ${node.name} failed (exit ${r.code}): ${r.stdout.trim()} ${r.stderr.trim()}`,
+      );
     }
     const result = JSON.parse(r.stdout) as { ips?: { address: string }[] };
-    const ips = (result.ips ?? []).map((i) => i.address.split('/')[0] as string).sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
+    const ips = (result.ips ?? [])
+      .map((i) => i.address.split('/')[0] as string)
+      .sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
     const pod: SimPod = { ...draft, ips, ip: ips[0] ?? '', netconf, result: result as Record<string, unknown> };
     this.pods.push(pod);
-    await this.api.patch('pods', name, { status: { phase: 'Running', podIP: pod.ip, podIPs: ips.map((ip) => ({ ip })) } }, { namespace, type: 'merge', subresource: 'status' });
+    await this.api.patch(
+      'pods',
+      name,
+      { status: { phase: 'Running', podIP: pod.ip, podIPs: ips.map((ip) => ({ ip })) } },
+      { namespace, type: 'merge', subresource: 'status' },
+    );
     return pod;
   }
 
@@ -266,7 +302,11 @@ export class SimCluster {
   async ensureNamespace(name: string, labels: Record<string, string> = {}): Promise<void> {
     if (this.knownNamespaces.has(name)) return;
     if (!(await this.api.get('namespaces', name))) {
-      await this.api.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } } });
+      await this.api.create('namespaces', {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } },
+      });
     }
     this.knownNamespaces.add(name);
   }
@@ -277,10 +317,17 @@ export class SimCluster {
     if (i >= 0) this.pods.splice(i, 1);
     this.stopServer(pod.netns);
     const netconf = { ...pod.netconf, prevResult: pod.result };
-    const r = await run('ip', ['netns', 'exec', pod.node.netns, join(pod.node.binDir, 'strand')], { env: this.cniEnv(pod, 'DEL'), input: JSON.stringify(netconf), timeoutMs: 30_000 });
+    const r = await run('ip', ['netns', 'exec', pod.node.netns, join(pod.node.binDir, 'strand')], {
+      env: this.cniEnv(pod, 'DEL'),
+      input: JSON.stringify(netconf),
+      timeoutMs: 30_000,
+    });
     this.removeNetns(pod.netns);
     await this.apiControl?.delete('pods', pod.name, pod.namespace).catch(() => null);
-    if (r.code !== 0) throw new Error(`CNI DEL of ${pod.namespace}/${pod.name} failed (exit ${r.code}): ${r.stdout.trim()} ${r.stderr.trim()}`);
+    if (r.code !== 0)
+      throw new Error(
+        `CNI DEL of ${pod.namespace}/${pod.name} failed (exit ${r.code}): ${r.stdout.trim()} ${r.stderr.trim()}`,
+      );
   }
 
   podsOn(node: SimNode): SimPod[] {
@@ -293,7 +340,10 @@ export class SimCluster {
   async serve(netns: string, port = POD_PORT): Promise<void> {
     const key = `${netns}:${port}`;
     if (this.servers.has(key)) return;
-    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, POD_SERVER, String(port)], { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, POD_SERVER, String(port)], {
+      env: { PATH: process.env.PATH },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.servers.set(key, proc);
     proc.on('error', () => {});
     await new Promise<void>((resolvePromise, reject) => {
@@ -325,7 +375,8 @@ export class SimCluster {
   private leftoverPids(): number[] {
     const pids: number[] = [];
     for (const ns of this.namespaces) {
-      for (const p of trySh('ip', ['netns', 'pids', ns]).stdout.split('\n')) if (/^\d+$/.test(p.trim())) pids.push(Number(p));
+      for (const p of trySh('ip', ['netns', 'pids', ns]).stdout.split('\n'))
+        if (/^\d+$/.test(p.trim())) pids.push(Number(p));
     }
     return pids;
   }
@@ -385,7 +436,11 @@ export class SimCluster {
       pid: process.pid,
       root: this.root,
       namespaces: this.namespaces,
-      pids: [...this.nodes.flatMap((n) => n.agentPids), ...(this.apiControl?.pid ? [this.apiControl.pid] : []), ...[...this.servers.values()].flatMap((p) => (p.pid ? [p.pid] : []))],
+      pids: [
+        ...this.nodes.flatMap((n) => n.agentPids),
+        ...(this.apiControl?.pid ? [this.apiControl.pid] : []),
+        ...[...this.servers.values()].flatMap((p) => (p.pid ? [p.pid] : [])),
+      ],
     };
     writeFileSync(this.stateFile, `${JSON.stringify(state)}\n`);
   }

@@ -69,7 +69,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `condition` (sync or async) until it returns true; rejects naming `what` after timeoutMs. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 50): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;

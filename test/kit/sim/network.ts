@@ -13,14 +13,34 @@ export function buildNetwork(c: SimCluster, addNetns: (name: string) => void): v
   const mtu = String(c.underlayMtu);
   addNetns(sw);
   sh('ip', ['netns', 'exec', sw, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-  for (const [br, ip] of [['br0', `${ROUTER_IP}/24`], ['mgmt', `${API_IP}/24`]] as const) {
+  for (const [br, ip] of [
+    ['br0', `${ROUTER_IP}/24`],
+    ['mgmt', `${API_IP}/24`],
+  ] as const) {
     sh('ip', ['-n', sw, 'link', 'add', br, 'mtu', mtu, 'type', 'bridge']);
     sh('ip', ['-n', sw, 'addr', 'add', ip, 'dev', br]);
     sh('ip', ['-n', sw, 'link', 'set', br, 'up']);
   }
   // The outside: reached through the switch, and routing back only to the underlay's range.
   addNetns(c.outsideNetns);
-  sh('ip', ['-n', sw, 'link', 'add', 'out0', 'mtu', mtu, 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', mtu, 'netns', c.outsideNetns]);
+  sh('ip', [
+    '-n',
+    sw,
+    'link',
+    'add',
+    'out0',
+    'mtu',
+    mtu,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'eth0',
+    'mtu',
+    mtu,
+    'netns',
+    c.outsideNetns,
+  ]);
   sh('ip', ['-n', sw, 'addr', 'add', `${OUTSIDE_GW}/24`, 'dev', 'out0']);
   sh('ip', ['-n', sw, 'link', 'set', 'out0', 'up']);
   sh('ip', ['-n', c.outsideNetns, 'addr', 'add', `${OUTSIDE_IP}/24`, 'dev', 'eth0']);
@@ -37,7 +57,24 @@ export function buildNode(c: SimCluster, n: SimNode, addNetns: (name: string) =>
     [`u${n.index}`, 'eth0', 'br0', n.underlayIp],
     [`m${n.index}`, 'mgmt0', 'mgmt', n.mgmtIp],
   ] as const) {
-    sh('ip', ['-n', sw, 'link', 'add', port, 'mtu', mtu, 'type', 'veth', 'peer', 'name', inner, 'mtu', mtu, 'netns', n.netns]);
+    sh('ip', [
+      '-n',
+      sw,
+      'link',
+      'add',
+      port,
+      'mtu',
+      mtu,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      inner,
+      'mtu',
+      mtu,
+      'netns',
+      n.netns,
+    ]);
     sh('ip', ['-n', sw, 'link', 'set', port, 'master', bridge, 'up']);
     sh('ip', ['-n', n.netns, 'addr', 'add', `${ip}/24`, 'dev', inner]);
     sh('ip', ['-n', n.netns, 'link', 'set', inner, 'up']);

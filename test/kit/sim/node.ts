@@ -87,7 +87,16 @@ export class SimNode {
           { type: 'InternalIP', address: this.underlayIp },
           { type: 'Hostname', address: this.name },
         ],
-        conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'simulated', lastHeartbeatTime: new Date().toISOString(), lastTransitionTime: new Date().toISOString() }],
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'KubeletReady',
+            message: 'simulated',
+            lastHeartbeatTime: new Date().toISOString(),
+            lastTransitionTime: new Date().toISOString(),
+          },
+        ],
       },
     };
   }
@@ -102,31 +111,53 @@ export class SimNode {
     if (this.agentRunning) return;
     const c = this.cluster;
     const args = [
-      'netns', 'exec', this.netns,
+      'netns',
+      'exec',
+      this.netns,
       // The agent dies with the simulator, whatever kills it.
-      'setpriv', '--pdeathsig', 'TERM', '--',
-      c.strand, 'agent',
-      '--kubeconfig', c.kubeconfig,
-      '--node-name', this.name,
-      '--cluster-cidr', CLUSTER_CIDR,
-      '--backend', c.backend,
-      '--iface', 'eth0',
-      '--cni-bin-dir', this.binDir,
-      '--cni-conf-dir', this.confDir,
-      '--state-dir', this.stateDir,
-      '--ipam-data-dir', this.ipamDir,
-      '--health-addr', `127.0.0.1:${HEALTH_PORT}`,
-      '--log-level', c.logLevel,
-      '--log-file', this.agentLog,
-      '--cni-log-file', this.cniLog,
-      '--bridge', 'cni0',
+      'setpriv',
+      '--pdeathsig',
+      'TERM',
+      '--',
+      c.strand,
+      'agent',
+      '--kubeconfig',
+      c.kubeconfig,
+      '--node-name',
+      this.name,
+      '--cluster-cidr',
+      CLUSTER_CIDR,
+      '--backend',
+      c.backend,
+      '--iface',
+      'eth0',
+      '--cni-bin-dir',
+      this.binDir,
+      '--cni-conf-dir',
+      this.confDir,
+      '--state-dir',
+      this.stateDir,
+      '--ipam-data-dir',
+      this.ipamDir,
+      '--health-addr',
+      `127.0.0.1:${HEALTH_PORT}`,
+      '--log-level',
+      c.logLevel,
+      '--log-file',
+      this.agentLog,
+      '--cni-log-file',
+      this.cniLog,
+      '--bridge',
+      'cni0',
       ...(c.backend === 'vxlan' ? ['--vni', String(c.vni)] : []),
       ...c.agentArgs,
       ...this.agentArgs,
     ];
     const proc = spawn('ip', args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
     this.agentStderr = '';
-    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.agentStderr = (this.agentStderr + d).slice(-4000)));
+    proc
+      .stderr!.setEncoding('utf8')
+      .on('data', (d: string) => (this.agentStderr = (this.agentStderr + d).slice(-4000)));
     proc.on('error', () => {});
     this.agentExit = new Promise((r) => proc.once('exit', () => r()));
     this.agent = proc;
@@ -156,7 +187,22 @@ export class SimNode {
 
   /** GET on the agent's health server (inside the node namespace). */
   async health(path = '/readyz'): Promise<{ status: number; body: string }> {
-    const r = await run('ip', ['netns', 'exec', this.netns, 'curl', '-s', '-m', '2', '-w', '\n%{http_code}', `http://127.0.0.1:${HEALTH_PORT}${path}`], { timeoutMs: 5000 });
+    const r = await run(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.netns,
+        'curl',
+        '-s',
+        '-m',
+        '2',
+        '-w',
+        '\n%{http_code}',
+        `http://127.0.0.1:${HEALTH_PORT}${path}`,
+      ],
+      { timeoutMs: 5000 },
+    );
     const cut = r.stdout.lastIndexOf('\n');
     return { status: cut < 0 ? 0 : Number(r.stdout.slice(cut + 1)), body: cut < 0 ? r.stdout : r.stdout.slice(0, cut) };
   }
@@ -228,7 +274,9 @@ export class SimNode {
     const mac = peer.vtepMac?.toLowerCase();
     const routes = this.routes().filter((r) => r.dst === peer.podCidr);
     const neighbours = this.neighbours(dev).filter((n) => n.dst === vtepIp || (mac !== undefined && n.lladdr === mac));
-    const fdb = this.fdb(dev).filter((f) => (mac !== undefined && f.mac === mac) || (f.dst !== undefined && (peer.underlayIps ?? []).includes(f.dst)));
+    const fdb = this.fdb(dev).filter(
+      (f) => (mac !== undefined && f.mac === mac) || (f.dst !== undefined && (peer.underlayIps ?? []).includes(f.dst)),
+    );
     return { routes, neighbours, fdb };
   }
 
@@ -250,7 +298,12 @@ export class SimNode {
       const addresses = ((node.status?.addresses as { type: string; address: string }[] | undefined) ?? []).map((a) =>
         a.type === 'InternalIP' && a.address === old ? { ...a, address: ip } : a,
       );
-      await this.cluster.api.patch('nodes', this.name, { status: { addresses } }, { type: 'merge', subresource: 'status' });
+      await this.cluster.api.patch(
+        'nodes',
+        this.name,
+        { status: { addresses } },
+        { type: 'merge', subresource: 'status' },
+      );
     }
   }
 }

@@ -14,7 +14,9 @@ import { createServer, connect } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
 
-const ports = String(process.argv[2] ?? '80,81').split(',').map(Number);
+const ports = String(process.argv[2] ?? '80,81')
+  .split(',')
+  .map(Number);
 const v6 = (ip) => ip.includes(':');
 
 async function listen() {
@@ -113,14 +115,21 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
     return;
   }
   if (req.op === 'probe') {
-    const results = await Promise.all(req.targets.map((t) => (t.proto === 'udp' ? probeUdp : probeTcp)(t.ip, t.port, req.timeoutMs ?? 800)));
+    const results = await Promise.all(
+      req.targets.map((t) => (t.proto === 'udp' ? probeUdp : probeTcp)(t.ip, t.port, req.timeoutMs ?? 800)),
+    );
     out({ id: req.id, results });
   } else if (req.op === 'hold') {
     hold(req.flow, req.ip, req.port, req.proto, req.everyMs ?? 50);
     out({ id: req.id, ok: true });
   } else if (req.op === 'flow') {
     const f = flows.get(req.flow);
-    out({ id: req.id, replies: f?.replies ?? 0, lastReplyAgoMs: f && f.lastReplyAt ? Date.now() - f.lastReplyAt : null, error: f?.error ?? null });
+    out({
+      id: req.id,
+      replies: f?.replies ?? 0,
+      lastReplyAgoMs: f && f.lastReplyAt ? Date.now() - f.lastReplyAt : null,
+      error: f?.error ?? null,
+    });
   } else if (req.op === 'close') {
     flows.get(req.flow)?.close();
     flows.delete(req.flow);

@@ -14,7 +14,13 @@ export const POLICY_PROTOCOLS: readonly L4[] = ['tcp', 'udp'];
 
 /** The container ports policy-pod.mjs serves, named as the upstream e2e names them (serve-80-tcp …). */
 export function policyContainerPorts(): { name: string; containerPort: number; protocol: 'TCP' | 'UDP' }[] {
-  return POLICY_PORTS.flatMap((port) => POLICY_PROTOCOLS.map((p) => ({ name: `serve-${port}-${p}`, containerPort: port, protocol: p.toUpperCase() as 'TCP' | 'UDP' })));
+  return POLICY_PORTS.flatMap((port) =>
+    POLICY_PROTOCOLS.map((p) => ({
+      name: `serve-${port}-${p}`,
+      containerPort: port,
+      protocol: p.toUpperCase() as 'TCP' | 'UDP',
+    })),
+  );
 }
 
 export interface FlowStatus {
@@ -39,7 +45,10 @@ export class PolicyPod {
   /** Starts the program in the pod's namespace (or in a namespace whose pod is not added yet). */
   static start(pod: SimPod | string): Promise<PolicyPod> {
     const netns = typeof pod === 'string' ? pod : pod.netns;
-    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, POLICY_POD, POLICY_PORTS.join(',')], { env: { PATH: process.env.PATH }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, POLICY_POD, POLICY_PORTS.join(',')], {
+      env: { PATH: process.env.PATH },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     proc.on('error', () => {});
     proc.stdin!.on('error', () => {});
     const p = new PolicyPod(typeof pod === 'string' ? undefined : pod, proc);
@@ -108,7 +117,10 @@ export const cellKey = (p: Probe): string => `${p.from}>${p.to}:${p.port}/${p.pr
  * Every pod to every other pod (self cells left out, R12), on `ports` × `protocols`, all at once:
  * a map from cellKey to whether it connected. Pods are named "<namespace>/<name>".
  */
-export async function probeMatrix(pods: readonly PolicyPod[], opts: { ports?: readonly number[]; protocols?: readonly L4[]; timeoutMs?: number } = {}): Promise<Map<string, boolean>> {
+export async function probeMatrix(
+  pods: readonly PolicyPod[],
+  opts: { ports?: readonly number[]; protocols?: readonly L4[]; timeoutMs?: number } = {},
+): Promise<Map<string, boolean>> {
   const ports = opts.ports ?? POLICY_PORTS;
   const protocols = opts.protocols ?? POLICY_PROTOCOLS;
   const out = new Map<string, boolean>();

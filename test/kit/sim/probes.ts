@@ -12,8 +12,23 @@ export interface PingResult {
 }
 
 /** ICMP echo from a namespace: `count` probes, each waiting up to `waitS` seconds. */
-export async function ping(netns: string, address: string, opts: { count?: number; waitS?: number; intervalS?: number } = {}): Promise<PingResult> {
-  const args = ['netns', 'exec', netns, 'ping', '-n', '-q', '-c', String(opts.count ?? 1), '-W', String(opts.waitS ?? 2)];
+export async function ping(
+  netns: string,
+  address: string,
+  opts: { count?: number; waitS?: number; intervalS?: number } = {},
+): Promise<PingResult> {
+  const args = [
+    'netns',
+    'exec',
+    netns,
+    'ping',
+    '-n',
+    '-q',
+    '-c',
+    String(opts.count ?? 1),
+    '-W',
+    String(opts.waitS ?? 2),
+  ];
   if (opts.intervalS !== undefined) args.push('-i', String(opts.intervalS));
   const r = await run('ip', [...args, address], { timeoutMs: 30_000 });
   const m = r.stdout.match(/= [\d.]+\/([\d.]+)\//);
@@ -26,10 +41,19 @@ export async function ping(netns: string, address: string, opts: { count?: numbe
  * Connects over TCP from `netns` to address:port and returns the source address the server saw
  * (pod-server.mjs's first line), or undefined when the connection failed within `timeoutS`.
  */
-export async function tcpWhoami(netns: string, address: string, port = POD_PORT, timeoutS = 4): Promise<string | undefined> {
+export async function tcpWhoami(
+  netns: string,
+  address: string,
+  port = POD_PORT,
+  timeoutS = 4,
+): Promise<string | undefined> {
   // bash's /dev/tcp: no process start cost beyond bash itself; `timeout` bounds the SYN retries.
   const script = 'exec 3<>"/dev/tcp/$0/$1" && head -n1 <&3';
-  const r = await run('ip', ['netns', 'exec', netns, 'timeout', String(timeoutS), 'bash', '-c', script, address, String(port)], { timeoutMs: (timeoutS + 5) * 1000 });
+  const r = await run(
+    'ip',
+    ['netns', 'exec', netns, 'timeout', String(timeoutS), 'bash', '-c', script, address, String(port)],
+    { timeoutMs: (timeoutS + 5) * 1000 },
+  );
   const line = r.stdout.trim();
   return r.code === 0 && line !== '' ? line : undefined;
 }
@@ -48,11 +72,21 @@ export interface TransferResult {
  * Sends `bytes` of zeros from `netns` to address:port over one TCP connection, half-closes, and reads
  * the server's count: ok when every byte arrived.
  */
-export async function tcpTransfer(netns: string, address: string, bytes: number, port = POD_PORT, timeoutS = 30): Promise<TransferResult> {
+export async function tcpTransfer(
+  netns: string,
+  address: string,
+  bytes: number,
+  port = POD_PORT,
+  timeoutS = 30,
+): Promise<TransferResult> {
   const started = process.hrtime.bigint();
   // nc -N: shut the sending side down at the end of stdin, then read until the server closes.
   const script = 'head -c "$2" /dev/zero | nc -N -w 10 "$0" "$1"';
-  const r = await run('ip', ['netns', 'exec', netns, 'timeout', String(timeoutS), 'bash', '-c', script, address, String(port), String(bytes)], { timeoutMs: (timeoutS + 5) * 1000 });
+  const r = await run(
+    'ip',
+    ['netns', 'exec', netns, 'timeout', String(timeoutS), 'bash', '-c', script, address, String(port), String(bytes)],
+    { timeoutMs: (timeoutS + 5) * 1000 },
+  );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const [seenAs, count] = r.stdout.trim().split('\n');
   const received = Number(count ?? NaN);
