@@ -69,7 +69,7 @@ export class PodStartGate {
 
   /**
    * The notice is in the store already (the agent recorded it on arrival). Resolves ok once this pod's rules (with
-    * the notice's
+   * the notice's
    * addresses) are applied; not ok when that did not happen within timeoutMs or the agent stops.
    */
   async podStarted(notice: PodStartRequest, timeoutMs: number): Promise<{ ok: boolean; message?: string }> {
