@@ -15,7 +15,7 @@ export interface NftTransport {
   /**
    * The table's current state; `exists: false` and nothing else when there is no table. With `only`,
    * just those chains (with their rules) and sets or maps are read, each listed by itself: the whole
-   * table's JSON is megabytes once NetworkPolicy rules are in it (0.5 s of nft for 10,000 rules).
+   * table's JSON is megabytes once NetworkPolicy rules are in it (bench/nft-read.mjs times it).
    */
   list(only?: ListOnly): Promise<TableState>;
   /**

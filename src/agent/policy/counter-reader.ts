@@ -8,7 +8,7 @@ import { describeError } from '../../k8s/client.ts';
 import { readPolicyCounters } from '../policy-counters.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
 
-/** Scrapes within this long of a read get that read's figures (a read of 10,000 rules costs 0.5 s). */
+/** Scrapes within this long of a read get that read's figures (a read dumps every rule of the table). */
 export const COUNTER_READ_MS = 30_000;
 
 export class CounterReader {

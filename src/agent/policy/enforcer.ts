@@ -428,7 +428,8 @@ export class PolicyEnforcer {
     const text = JSON.stringify(compiled.errors);
     if (text === this.lastErrors) return;
     this.lastErrors = text;
-    for (const e of compiled.errors) {
+    // ClusterNetworkPolicy errors (cluster-scoped: no namespace) are the cluster-policy report step's.
+    for (const e of compiled.errors.filter((x) => x.namespace !== '')) {
       const policy = `${e.namespace}/${e.name}`;
       this.log.warn(
         { policy, path: e.path, reason: e.message },
