@@ -289,12 +289,13 @@ export function decodeSetName(msg: NlMessage): { table: string; name: string } |
   return table !== undefined && name !== undefined ? { table, name } : undefined;
 }
 
-function parseComment(udata: Buffer | undefined): string | undefined {
+/** The comment in libnftnl's user data (TLVs: type, length, value) of an element or a rule. */
+export function udataComment(udata: Buffer | undefined, commentType = UDATA_SET_ELEM_COMMENT): string | undefined {
   if (!udata) return undefined;
   for (let at = 0; at + 2 <= udata.length; ) {
     const type = udata[at] as number;
     const len = udata[at + 1] as number;
-    if (type === UDATA_SET_ELEM_COMMENT)
+    if (type === commentType)
       return udata
         .subarray(at + 2, at + 2 + len)
         .toString('utf8')
@@ -315,7 +316,7 @@ export function decodeSetElements(msg: NlMessage): SetElement[] {
     const keyAttr = el.get(NFTA_SET_ELEM_KEY);
     const key = keyAttr ? new Attrs(keyAttr).get(NFTA_DATA_VALUE) : undefined;
     if (!key) continue;
-    const comment = parseComment(el.get(NFTA_SET_ELEM_USERDATA));
+    const comment = udataComment(el.get(NFTA_SET_ELEM_USERDATA));
     out.push(comment === undefined ? { key: Uint8Array.from(key) } : { key: Uint8Array.from(key), comment });
   }
   return out;

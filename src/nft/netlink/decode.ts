@@ -5,6 +5,7 @@
 // passes through it.
 import { createHash, type Hash } from 'node:crypto';
 import { Attrs, nlaAlign, type NlMessage } from '../../kernel/netlink-codec.ts';
+import { udataComment } from '../netlink-msgs.ts';
 
 /** nfgenmsg: family, version, res_id (the low 16 bits of the generation in answers). */
 const NFGENMSG_LEN = 4;
@@ -113,18 +114,7 @@ export function decodeGeneration(msg: NlMessage): number | undefined {
 
 /** The comment of a rule's user data (libnftnl TLVs: type, length, value). */
 export function parseRuleComment(udata: Buffer | undefined): string | undefined {
-  if (!udata) return undefined;
-  for (let at = 0; at + 2 <= udata.length; ) {
-    const type = udata[at] as number;
-    const len = udata[at + 1] as number;
-    if (type === UDATA_RULE_COMMENT)
-      return udata
-        .subarray(at + 2, at + 2 + len)
-        .toString('utf8')
-        .replace(/\0$/, '');
-    at += 2 + len;
-  }
-  return undefined;
+  return udataComment(udata, UDATA_RULE_COMMENT);
 }
 
 /** A rule message decoded; `identity` feeds the chain digest: the rule as dumped, volatile bytes zeroed. */
