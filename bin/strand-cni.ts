@@ -6,7 +6,7 @@
 //   argv[0] basename "strand-ipam"  -> strand-ipam
 //   otherwise                       -> strand (without CNI_COMMAND: the "about" text, as any plugin)
 import { basename } from 'node:path';
-import { exitWith, isIpamName, runIpamRole, runStrandRole } from '../src/cni/roles.ts';
+import { exitWith, isIpamName, runIpamRole, runStrandRole } from './cni-roles.ts';
 import { EXECUTABLE_MARKER } from '../src/version.ts';
 
 /** Kept in the executable's text for uninstall to recognise it (an export is never dropped). */

@@ -7,7 +7,7 @@
 // Each role is imported lazily (esbuild keeps dynamic imports as lazily initialised modules).
 import { basename } from 'node:path';
 import { startupSnapshot } from 'node:v8';
-import { exitWith, isIpamName, runIpamRole, runStrandRole } from '../src/cni/roles.ts';
+import { exitWith, isIpamName, runIpamRole, runStrandRole } from './cni-roles.ts';
 
 async function main(): Promise<number> {
   const called = basename(process.argv0 || process.argv[0] || 'strand');
@@ -25,7 +25,7 @@ if (startupSnapshot?.isBuildingSnapshot()) {
   // Building the executable's startup snapshot: initialise the CNI modules and their schemas now, so
   // that every start resumes with them ready; start() runs when the executable is launched.
   startupSnapshot.setDeserializeMainFunction(start);
-  void import('../src/cni/prewarm.ts').then((m) => m.prewarm());
+  void import('./cni-prewarm.ts').then((m) => m.prewarm());
 } else {
   start();
 }

@@ -109,7 +109,7 @@ await build({
 });
 
 // The executable starts from a V8 startup snapshot in which the CNI layer's modules and zod schemas
-// are already initialised (src/cni/prewarm.ts): the schemas are most of a CNI invocation's own
+// are already initialised (bin/cni-prewarm.ts): the schemas are most of a CNI invocation's own
 // start-up. Measured here against a code-cache build, interleaved under the same load: IPAM ADD
 // about 20 ms faster, VERSION the same. STRAND_SNAPSHOT=0 builds with a code cache instead.
 const snapshot = process.env.STRAND_SNAPSHOT !== '0';

@@ -4,16 +4,16 @@
 // snapshot (scripts/build.mjs). The shipped pod path is dist/cni/strand, which checks these
 // configurations with plain code and loads zod only for input that code declines
 // (src/util/lazy-zod.ts). Pure parsing: no side effects.
-import { AGENT_SOCKET_FILE, STATE_DIR } from '../defaults.ts';
-import { loadNetConf } from './config.ts';
-import { parseResult } from './result.ts';
-import type { Invocation } from './skel.ts';
+import { AGENT_SOCKET_FILE, STATE_DIR } from '../src/defaults.ts';
+import { loadNetConf } from '../src/cni/config.ts';
+import { parseResult } from '../src/cni/result.ts';
+import type { Invocation } from '../src/cni/skel.ts';
 
 export async function prewarm(): Promise<void> {
   const [{ loadPluginConfig }, { loadIpamConfig }, { parseNodeState }] = await Promise.all([
-    import('../plugin/config.ts'),
-    import('../ipam/config.ts'),
-    import('../contracts/node-state.ts'),
+    import('../src/plugin/config.ts'),
+    import('../src/ipam/config.ts'),
+    import('../src/contracts/node-state.ts'),
   ]);
   const stdin = JSON.stringify({
     cniVersion: '1.1.0',
