@@ -1,3 +1,4 @@
+// Over 400 lines: the wiring of every step and server in one place, so start and stop read top to bottom.
 // The node agent: wiring plus steps (kindnet's shape). This file builds the pieces and starts them;
 // each job is a step (steps/) run in order by one loop (loop.ts: one debounce, one retry policy) on
 // informer events and periodically, so a missed event never matters. A pass, level based:

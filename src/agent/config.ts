@@ -1,3 +1,4 @@
+// Over 400 lines: the single option table that drives flags, TOML, environment and README.
 // The agent's configuration: defaults, a TOML file, the environment and flags, merged in that order
 // of priority (a flag wins over the environment, which wins over the file, which wins over the
 // default) and validated field by field into one typed object, before any side effect. Every option

@@ -1,3 +1,4 @@
+// Over 400 lines: one pure judgement of a node's whole status, finding by finding.
 // `strand status`, the thinking (pure): from what was gathered (the agent's snapshot or why there is
 // none, the files, the kernel's datapath), each peer's entries compared with what they should be,
 // the findings, each naming the command or file that shows it, the verdict and its exit code and the

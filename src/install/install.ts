@@ -1,3 +1,4 @@
+// Over 400 lines: install and uninstall are one inventory of node files, read together.
 // `strand install` and `strand uninstall`: what the DaemonSet's init container runs on each node.
 // Install puts three things on the node and nothing else:
 //   <cni-bin-dir>/strand               a copy of the CNI executable (cni/strand beside this one), 0755

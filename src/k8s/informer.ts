@@ -1,3 +1,4 @@
+// Over 400 lines: one informer's list, watch, backoff and relist logic, which must be read together.
 // Informers (list, then watch) for Nodes, Pods, Namespaces, NetworkPolicies of all namespaces and
 // ClusterNetworkPolicies, built on @kubernetes/client-node's ListWatch with what it leaves to its user
 // (test/integration/k8s-api-server.test.ts has the details):

@@ -1,3 +1,4 @@
+// Over 400 lines: every link kind's attributes (veth, bridge, VXLAN) encoded and decoded side by side.
 // Network devices over rtnetlink (RTM_NEWLINK/DELLINK/GETLINK/SETLINK): veth pairs, bridges, VXLAN
 // devices; their state (up, MTU, MAC, master, promisc) and bridge port options (hairpin).
 // Encoding and decoding are pure functions exported for unit tests; the operations take a socket.

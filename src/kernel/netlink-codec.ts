@@ -1,3 +1,4 @@
+// Over 400 lines: the whole netlink wire format (headers, attributes, nesting) in one module.
 // The netlink wire format, in pure TypeScript (no kernel needed to test it).
 //
 // A message is a 16-byte nlmsghdr, a fixed family header (ifinfomsg, ifaddrmsg, rtmsg, ndmsg) and a

@@ -1,3 +1,4 @@
+// Over 400 lines: every Transaction verb and read of the transport contract over the nft process.
 // The real Nft client: a transaction is piped to one `nft -f -` process, which nft applies as one
 // netlink batch, all of it or none of it; the table is read with `nft -j list table`. Optionally
 // inside a named network namespace (`ip netns exec <ns> nft …`), which is how the tests and the

@@ -1,3 +1,4 @@
+// Over 400 lines: the plugin's verbs at top level with their undo list, read top to bottom.
 // The `strand` CNI plugin: a veth pair per pod, the host end on the node's bridge, the pod end with
 // its addresses and routes (cni-spec.md §8, the reference bridge plugin's behaviour). The verbs are
 // at top level and read top to bottom; the kernel work is in bridge.ts and pod.ts, IPAM in ipam.ts.

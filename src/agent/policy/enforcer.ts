@@ -1,3 +1,4 @@
+// Over 400 lines: the enforcement loop's passes, fast path and rebuilds share one state machine.
 // The agent's NetworkPolicy enforcement (issue 10): from the informers' caches to this node's rules in
 // `inet strand`, on every NetworkPolicy, Pod and Namespace event and on every pass. Its parts:
 //

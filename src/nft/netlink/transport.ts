@@ -1,3 +1,4 @@
+// Over 400 lines: every Transaction verb and read of the transport contract over netlink.
 // The agent's NftTransport: nf_tables over netlink in process, no `nft` process. A Transaction's
 // operations become one batch (netlink/from-transaction.ts maps them one to one), which the kernel
 // applies whole or not at all; a refusal comes back as an NftError naming the operation, with the
