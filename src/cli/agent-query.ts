@@ -78,7 +78,7 @@ export function apiSchema() {
     server: str,
     informers: z.array(
       z.object({
-        resource: z.enum(['nodes', 'pods', 'namespaces', 'networkpolicies']),
+        resource: z.enum(['nodes', 'pods', 'namespaces', 'networkpolicies', 'clusternetworkpolicies']),
         synced: z.boolean(),
         objects: z.number().int(),
         state: z.enum(['connecting', 'connected', 'failing']),
