@@ -598,7 +598,11 @@ describe('strand agent in a node namespace', () => {
       'the pod deleted during the outage',
       20_000,
     );
-    await api.waitFor(() => api.openWatches() === 4, 20_000, 'the four watches to be open again');
+    await api.waitFor(
+      () => api.openWatches() === 5,
+      20_000,
+      'the five watches (ClusterNetworkPolicy too) to be open again',
+    );
     expect(api.counters.watchesExpired).toBeGreaterThan(0);
 
     expect(fileStamp(statePath())).toBe(before.state);
