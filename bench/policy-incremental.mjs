@@ -42,7 +42,15 @@ class Store {
   }
 }
 const ip = (i) => `10.${64 + Math.floor(i / 65536)}.${Math.floor(i / 256) % 256}.${i % 256}`;
-const cache = { pods: new Store(), namespaces: new Store(), networkPolicies: new Store(), synced: true, unsynced: [] };
+const cache = {
+  pods: new Store(),
+  namespaces: new Store(),
+  networkPolicies: new Store(),
+  clusterNetworkPolicies: new Store(),
+  nodes: new Store(),
+  synced: true,
+  unsynced: [],
+};
 for (let n = 0; n < NAMESPACES; n++) {
   cache.namespaces.put({ metadata: { name: `ns-${n}`, labels: { team: `team-${n % 20}` } } });
 }
@@ -119,6 +127,7 @@ const first = await timed(async () => {
   enforcer.request();
   await enforcer.settle();
 });
+if (enforcer.problem) throw new Error(`the first apply failed: ${enforcer.problem}`);
 const noop = [];
 for (let r = 0; r < 5; r++)
   noop.push(
