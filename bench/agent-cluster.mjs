@@ -485,9 +485,11 @@ export function parseMetrics(text) {
 export function histogramDelta(before, after, name, labels = '') {
   const buckets = [];
   for (const [k, v] of after) {
-    const m = new RegExp(`^${name}_bucket\\{(.*)le="([^"]+)"\\}$`).exec(k);
-    if (!m || (labels && !m[1].includes(labels))) continue;
-    buckets.push({ le: m[2] === '+Inf' ? Infinity : Number(m[2]), n: v - (before.get(k) ?? 0) });
+    // prom-client writes `le` first among the labels, other exporters last: either.
+    const m = new RegExp(`^${name}_bucket\\{(.*)\\}$`).exec(k);
+    const le = m && /(?:^|,)le="([^"]+)"/.exec(m[1]);
+    if (!m || !le || (labels && !m[1].includes(labels))) continue;
+    buckets.push({ le: le[1] === '+Inf' ? Infinity : Number(le[1]), n: v - (before.get(k) ?? 0) });
   }
   const merged = new Map();
   for (const b of buckets) merged.set(b.le, (merged.get(b.le) ?? 0) + b.n);
