@@ -54,8 +54,9 @@ export class CounterReader {
     const promise = start.catch((err: unknown) =>
       this.log.debug({ err: describeError(err) }, 'could not read the policy counters'),
     );
-    this.last = { at: now, promise };
-    return slow ? Promise.resolve() : promise;
+    // Scrapes until the next read wait for this one only when it is made while they wait.
+    this.last = { at: now, promise: slow ? Promise.resolve() : promise };
+    return this.last.promise;
   }
 
   private async timedRead(m: PolicyMetrics): Promise<void> {
