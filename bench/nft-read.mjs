@@ -4,7 +4,8 @@
 // through a verdict map: test/support/big-ruleset.ts), in a throwaway network namespace:
 //   - readGeneration (NFT_MSG_GETGEN): the per-drift-period question "did anything change";
 //   - readTableRules: one GETRULE dump of the table decoded to per-chain digests and per-rule
-//     handle, comment and counter (the drift check when the generation moved; the counter scrape);
+//     handle, comment and counter (the drift check when the generation moved);
+//   - readTableCounters: the same dump read for the counters only, in place (the /metrics scrape);
 //   - listChains, listSets;
 //   - `nft -j list table inet strand` (process wall time, and JSON.parse of its output), less the
 //     cost of `ip netns exec <ns> true` that wraps it here.
@@ -15,7 +16,14 @@ import { randomBytes } from 'node:crypto';
 import { childCpuMs, fmt, printTable, stats } from './lib.mjs';
 import { bigRuleset } from '../test/support/big-ruleset.ts';
 import { flock, LOCK_SH, LOCK_UN } from '../src/kernel/libc.ts';
-import { listChains, listSets, openNftReader, readGeneration, readTableRules } from '../src/nft/netlink/read.ts';
+import {
+  listChains,
+  listSets,
+  openNftReader,
+  readGeneration,
+  readTableCounters,
+  readTableRules,
+} from '../src/nft/netlink/read.ts';
 
 const chains = Number(process.env.BENCH_CHAINS ?? 2000);
 const perChain = Number(process.env.BENCH_RULES ?? 5);
@@ -58,6 +66,7 @@ try {
     const rows = [
       ['readGeneration (GETGEN)', sample(runs * 100, () => readGeneration(nl))],
       ['readTableRules (dump + decode + digests)', sample(runs, () => readTableRules(nl, table))],
+      ['readTableCounters (the scrape: counters only)', sample(runs, () => readTableCounters(nl, table))],
       ['listChains', sample(runs, () => listChains(nl, table))],
       ['listSets', sample(runs, () => listSets(nl, table))],
       ['ip netns exec true (wrapper cost)', sample(runs, () => execFileSync('ip', ['netns', 'exec', ns, 'true']))],

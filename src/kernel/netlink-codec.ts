@@ -467,3 +467,55 @@ export function readNdmsg(d: Buffer): Required<NdMsg> {
     type: d.readUInt8(11),
   };
 }
+
+/** Visits one message of a dump in place: `buf` is reused after the call, so copy what is kept. */
+export type MessageVisitor = (buf: Buffer, type: number, payloadAt: number, end: number) => void;
+
+/**
+ * The answer to a dump, like ReplyCollector's, with each data message handed to a visitor where it
+ * lies in the datagram instead of being collected: no NlMessage and no copy per message.
+ */
+export class ScanCollector {
+  error: NlError | undefined;
+  interrupted = false;
+  done = false;
+  readonly borrows = true;
+
+  private readonly seq: number;
+  private readonly portId: number;
+  private readonly visit: MessageVisitor;
+
+  constructor(seq: number, portId: number, visit: MessageVisitor) {
+    this.seq = seq;
+    this.portId = portId;
+    this.visit = visit;
+  }
+
+  feed(datagram: Buffer): boolean {
+    let off = 0;
+    while (!this.done && off + NLMSG_HDRLEN <= datagram.length) {
+      const len = datagram.readUInt32LE(off);
+      if (len < NLMSG_HDRLEN || off + len > datagram.length) {
+        throw new Error(`malformed netlink message: length ${len} at offset ${off} of ${datagram.length}`);
+      }
+      const type = datagram.readUInt16LE(off + 4);
+      const flags = datagram.readUInt16LE(off + 6);
+      const seq = datagram.readUInt32LE(off + 8);
+      const pid = datagram.readUInt32LE(off + 12);
+      if (seq === this.seq && (pid === 0 || this.portId === 0 || pid === this.portId)) {
+        if (type === NLMSG.ERROR || type === NLMSG.DONE || type === NLMSG.OVERRUN) {
+          // The rare ends of an answer: ReplyCollector's reading of them, on a copy of this message.
+          const end = new ReplyCollector(this.seq, true, this.portId);
+          end.feed(Buffer.from(datagram.subarray(off, off + len)));
+          this.error = end.error;
+          this.done = true;
+        } else if (type !== NLMSG.NOOP) {
+          if (flags & NLM_F.DUMP_INTR) this.interrupted = true;
+          this.visit(datagram, type, off + NLMSG_HDRLEN, off + len);
+        }
+      }
+      off += nlaAlign(len);
+    }
+    return this.done;
+  }
+}

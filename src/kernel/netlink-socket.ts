@@ -9,10 +9,12 @@ import {
   MessageBuilder,
   parseError,
   ReplyCollector,
+  ScanCollector,
   splitMessages,
   type NlError,
   type NlMessage,
 } from './netlink-codec.ts';
+import type { MessageVisitor } from './netlink-codec.ts';
 import { AF, NETLINK, NETLINK_ROUTE, NLM_F, NLMSG, SOL_NETLINK } from './netlink-const.ts';
 
 const SOCK_RAW = 3;
@@ -58,6 +60,9 @@ export interface Collector {
   done: boolean;
   error: NlError | undefined;
   feed(datagram: Buffer): boolean;
+  /** The collector reads each datagram before feed returns and keeps no reference into it: the
+   * socket hands it the receive buffer itself instead of a copy. */
+  readonly borrows?: boolean;
 }
 
 export class NetlinkSocket {
@@ -174,6 +179,31 @@ export class NetlinkSocket {
   }
 
   /**
+   * A dump whose messages are visited where they arrive, without a copy of each datagram or an
+   * NlMessage per message (dumpScanner in netlink-codec.ts): for large dumps read often, such as a
+   * table's 10,000 rules for their counters. `start` is called before each attempt and returns that
+   * attempt's visitor: an attempt the kernel marks inconsistent (NLM_F_DUMP_INTR) is read again from
+   * a fresh visitor, so the caller keeps only the last attempt's results.
+   */
+  dumpScan(msg: MessageBuilder, operation: Operation, start: () => MessageVisitor): void {
+    for (let attempt = 1; ; attempt++) {
+      const seq = this.nextSeq();
+      const bytes = msg.finish(seq);
+      bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.DUMP, 6);
+      const answer = this.exchange(bytes, new ScanCollector(seq, this.portId, start()), operation);
+      if (!answer.interrupted) return;
+      if (attempt >= DUMP_RETRIES) {
+        throw new KernelError({
+          errno: EBUSY,
+          operation: describe(operation),
+          netns: this.netns,
+          kernelMessage: 'dump kept changing while being read',
+        });
+      }
+    }
+  }
+
+  /**
    * Sends `messages` as one nfnetlink batch between `begin` and `end` markers: the kernel applies all
    * of them or none (nf_tables transactions). Every message asks for an acknowledgement, and the
    * kernel answers each one in order even after a failure, so the answer is complete with the last
@@ -272,8 +302,10 @@ export class NetlinkSocket {
           kernelMessage: `netlink datagram of ${n} bytes`,
         });
       }
-      // A copy: the messages point into it, and the next recv overwrites the receive buffer.
-      collector.feed(Buffer.from(this.rx.subarray(0, n)));
+      // A copy unless the collector is done with it on return: messages point into it, and the next
+      // recv overwrites the receive buffer.
+      const datagram = this.rx.subarray(0, n);
+      collector.feed(collector.borrows ? datagram : Buffer.from(datagram));
     }
     if (collector.error) {
       throw new KernelError({

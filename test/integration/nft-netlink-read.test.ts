@@ -12,6 +12,7 @@ import {
   listSets,
   openNftReader,
   readGeneration,
+  readTableCounters,
   readTableRules,
   type TableRef,
 } from '../../src/nft/netlink/read.ts';
@@ -230,6 +231,51 @@ describe('nft netlink reads', () => {
     for (const s of judged.sets) expect(countSetElements(nl, strand, s.name)).toBe(s.elem?.length ?? 0);
   });
 
+  it('counters only (the scrape): every counted rule as nft -j lists it, after packets and past 2^32', () => {
+    const r = ns.tryExec('ping', ['-c', '2', '-i', '0.05', '-W', '1', '127.0.0.1']);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    nftScript(`
+      add chain inet strand preset
+      add rule inet strand preset counter packets 7 bytes 700 comment "preset"
+      add rule inet strand preset ip saddr 10.9.9.9 counter packets 4294967301 bytes 9007199254740000 drop
+      add rule inet strand preset ip saddr 10.9.9.8 drop comment "no counter"
+    `);
+    const counted = (rules: JsonRule[]) =>
+      rules.flatMap((x) => {
+        const c = judgedCounter(x);
+        return c
+          ? [{ chain: x.chain, handle: x.handle, ...(x.comment !== undefined ? { comment: x.comment } : {}), ...c }]
+          : [];
+      });
+    const judged = judge();
+    const read = readTableCounters(nl, strand);
+    expect(read).toEqual(counted(judged.rules));
+    expect(read.find((x) => x.comment === 'loopback pings')).toMatchObject({ packets: 2, bytes: 2 * 84 });
+    expect(read.find((x) => x.chain === 'preset' && x.comment === undefined)).toMatchObject({
+      packets: 4294967301,
+      bytes: 9007199254740000,
+    });
+    expect(read.some((x) => x.comment === 'no counter' || x.comment === "another table's rule")).toBe(false);
+    // The full reading agrees, and one chain's dump holds that chain's only.
+    expect(read).toEqual(
+      readTableRules(nl, strand).rules.flatMap((x) =>
+        x.counter
+          ? [
+              {
+                chain: x.chain,
+                handle: x.handle,
+                ...(x.comment !== undefined ? { comment: x.comment } : {}),
+                ...x.counter,
+              },
+            ]
+          : [],
+      ),
+    );
+    expect(readTableCounters(nl, strand, 'pod-a')).toEqual(counted(judged.rules.filter((x) => x.chain === 'pod-a')));
+    expect(readTableCounters(nl, strand, 'no-such-chain')).toEqual([]);
+    expect(readTableCounters(nl, { family: 'inet', name: 'nosuchtable' })).toEqual([]);
+  });
+
   it('a table that does not exist reads as empty', () => {
     const none: TableRef = { family: 'inet', name: 'nosuchtable' };
     expect(readTableRules(nl, none)).toEqual({ chains: new Map(), rules: [] });
@@ -251,6 +297,14 @@ describe('nft netlink reads at 10,000 rules', () => {
       judged.rules.map((r) => [r.chain, r.handle, r.comment ?? null]),
     );
     expect(read.rules.filter((r) => r.counter).length).toBe(10_000);
+    const counters = readTableCounters(nl, strand);
+    expect(counters).toHaveLength(10_000);
+    expect(counters.map((c) => [c.chain, c.handle, c.comment, c.packets, c.bytes])).toEqual(
+      judged.rules.flatMap((r) => {
+        const c = judgedCounter(r);
+        return c ? [[r.chain, r.handle, r.comment, c.packets, c.bytes]] : [];
+      }),
+    );
     // Generous: a few tens of ms here; the bound only catches a read that went quadratic.
     expect(readMs).toBeLessThan(2_000);
 

@@ -11,8 +11,19 @@ import type { PolicyMetrics } from '../policy-metrics.ts';
 /** Scrapes within this long of a read get that read's figures (a read dumps every rule of the table). */
 export const COUNTER_READ_MS = 30_000;
 
+/**
+ * A read that took longer than this (a table far past 10,000 rules, a loaded node) is no longer made
+ * while a scrape waits: the next scrape past COUNTER_READ_MS answers with the figures it has and the
+ * read runs after the answer is sent. Prometheus then sees counters up to one scrape interval older
+ * than the scrape (still monotonic: each read replaces the figures with the kernel's, which only
+ * grow while the rules stay), in exchange for /metrics answering within its 100 ms at any size.
+ */
+export const SLOW_COUNTER_READ_MS = 50;
+
 export class CounterReader {
   private last: { at: number; promise: Promise<void> } | undefined;
+  /** How long the last completed read took; undefined before the first. */
+  private lastReadMs: number | undefined;
 
   private readonly nft: Nft;
   private readonly clock: Clock;
@@ -27,15 +38,34 @@ export class CounterReader {
     this.applied = applied;
   }
 
-  /** Reads the counters into `m` unless a read was started less than COUNTER_READ_MS ago. */
+  /**
+   * Reads the counters into `m` unless a read was started less than COUNTER_READ_MS ago; when the
+   * last read was slow, starts the read after this scrape is answered instead of during it.
+   */
   collect(m: PolicyMetrics): Promise<void> {
     const now = this.clock.now();
     if (this.last && now - this.last.at < COUNTER_READ_MS) return this.last.promise;
-    const promise = this.read(m).catch((err: unknown) =>
+    const slow = this.lastReadMs !== undefined && this.lastReadMs > SLOW_COUNTER_READ_MS;
+    // The netlink read blocks the event loop while it runs: deferred, it runs once this scrape's
+    // answer (built in microtasks from the figures at hand) has been written.
+    const start = slow
+      ? new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.timedRead(m))
+      : this.timedRead(m);
+    const promise = start.catch((err: unknown) =>
       this.log.debug({ err: describeError(err) }, 'could not read the policy counters'),
     );
-    this.last = { at: now, promise };
-    return promise;
+    // Scrapes until the next read wait for this one only when it is made while they wait.
+    this.last = { at: now, promise: slow ? Promise.resolve() : promise };
+    return this.last.promise;
+  }
+
+  private async timedRead(m: PolicyMetrics): Promise<void> {
+    const t0 = performance.now();
+    try {
+      await this.read(m);
+    } finally {
+      this.lastReadMs = performance.now() - t0;
+    }
   }
 
   private async read(m: PolicyMetrics): Promise<void> {

@@ -56,6 +56,8 @@ export async function runAgentCommand(
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const { tuneMalloc } = await import('../../agent/steps/memory.ts');
+  tuneMalloc(env);
   const { Agent } = await import('../../agent/agent.ts');
   let agent: Awaited<ReturnType<typeof Agent.start>>;
   try {
@@ -68,9 +70,50 @@ export async function runAgentCommand(
   }
   const signal = await stopSignal;
   log.info({ signal }, 'strand agent stopping');
-  await agent.stop();
+  // A second signal (an operator's Ctrl-C again) ends the process at once.
+  const now = () => {
+    log.warn('strand agent: second stop signal, exiting without waiting');
+    log.flush();
+    process.exit(0);
+  };
+  process.once('SIGTERM', now);
+  process.once('SIGINT', now);
+  const stopped = await stopWithin(agent.stop(), STOP_DEADLINE_MS);
+  if (!stopped)
+    log.warn(
+      { deadlineMs: STOP_DEADLINE_MS },
+      'strand agent: a pass still running at the stop deadline; exiting without waiting for it (the rules it was writing are applied whole or not at all)',
+    );
   log.flush();
   // Everything is closed; should a library still hold a connection open, do not wait for it.
-  setTimeout(() => process.exit(), 3_000).unref();
+  setTimeout(() => process.exit(), stopped ? 3_000 : 0).unref();
   return 0;
+}
+
+/**
+ * How long stop() may take before the process exits anyway: well inside the pod's default
+ * terminationGracePeriodSeconds (30 s), after which the kubelet kills it. stop() answers the waiting
+ * pod-start notices first (at once), then waits for a pass in flight, which at 50,000 pods took
+ * longer than any grace period: that wait is what the deadline cuts short. A pass that holds the
+ * event loop without yielding delays the deadline's timer too, by as long as it holds it.
+ */
+export const STOP_DEADLINE_MS = 10_000;
+
+/** Whether `stop` settled within `ms`; its failure counts as settled (the agent is stopping anyway). */
+export async function stopWithin(stop: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      stop.then(
+        () => true,
+        () => true,
+      ),
+      deadline,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

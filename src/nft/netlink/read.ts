@@ -27,7 +27,9 @@ import {
   type SetInfo,
 } from './decode.ts';
 import { NFT_SET_F } from './const.ts';
+import { scanRuleCounters, type ScannedCounter } from './counter-scan.ts';
 
+export type { ScannedCounter } from './counter-scan.ts';
 export type { ChainDigest, ChainInfo, ElementInfo, RuleCounter, RuleInfo, SetInfo } from './decode.ts';
 
 /** nftables' table families as nf_tables numbers them (NFPROTO_*). */
@@ -100,6 +102,21 @@ export function readTableRules(nl: NetlinkSocket, table: TableRef, chain?: strin
     rules.push(info);
   }
   return { chains: digester.finish(), rules };
+}
+
+/**
+ * The counters of one table's rules (or one chain's), for the metrics scrape: counter-scan.ts decodes
+ * only the chain, handle, comment and counter of each rule where it lies in the receive buffer.
+ */
+export function readTableCounters(nl: NetlinkSocket, table: TableRef, chain?: string): ScannedCounter[] {
+  const request = nftMessage(NFT_MSG.GETRULE, 0, FAMILY[table.family]).str(NFTA_RULE_TABLE, table.name);
+  if (chain !== undefined) request.str(NFTA_RULE_CHAIN, chain);
+  try {
+    return scanRuleCounters(nl, request, table.name, `read the rule counters of table ${table.family} ${table.name}`);
+  } catch (err) {
+    if (isKernelError(err, 'ENOENT')) return [];
+    throw err;
+  }
 }
 
 /** The chains of one table: names, handles, references and, for base chains, hook and type. */

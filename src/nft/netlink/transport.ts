@@ -31,6 +31,7 @@ import {
   openNftReader,
   readGeneration,
   readSetElements,
+  readTableCounters,
   readTableRules,
   tableExists,
   type ElementInfo,
@@ -308,18 +309,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
 
   async function counters(chains?: readonly string[]): Promise<RuleCounter[]> {
     return read(`read the rule counters of table ${table.family} ${table.name}`, (nl) => {
-      const out: RuleCounter[] = [];
-      const rules = chains ? chains.flatMap((c) => readTableRules(nl, ref, c).rules) : readTableRules(nl, ref).rules;
-      for (const r of rules) {
-        if (!r.counter) continue;
-        out.push({
-          chain: r.chain,
-          handle: r.handle,
-          ...(r.comment !== undefined ? { comment: r.comment } : {}),
-          ...r.counter,
-        });
-      }
-      return out;
+      return chains ? chains.flatMap((c) => readTableCounters(nl, ref, c)) : readTableCounters(nl, ref);
     });
   }
 

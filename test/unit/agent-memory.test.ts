@@ -1,0 +1,139 @@
+// The agent's memory keeper (src/agent/steps/memory.ts): garbage that churn leaves is released once
+// the resident size is well above its size after the last release and has stopped growing; not
+// during a burst, not more often than CHURN_RELEASE_EVERY_MS, and not for data that grew for good.
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { Clock, Timer } from '../../src/agent/clock.ts';
+import {
+  CHURN_RELEASE_EVERY_MS,
+  MemoryKeeper,
+  RSS_CHECK_MS,
+  releaseMemoryGently,
+  tuneMalloc,
+} from '../../src/agent/steps/memory.ts';
+
+class ManualClock implements Clock {
+  t = 1_000_000;
+  private timers: { at: number; fn: () => void; live: boolean }[] = [];
+  now(): number {
+    return this.t;
+  }
+  after(ms: number, fn: () => void): Timer {
+    const timer = { at: this.t + ms, fn, live: true };
+    this.timers.push(timer);
+    return { cancel: () => (timer.live = false) };
+  }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const next = this.timers.filter((x) => x.live && x.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!next) break;
+      this.t = next.at;
+      next.live = false;
+      next.fn();
+    }
+    this.t = end;
+  }
+  get live(): number {
+    return this.timers.filter((x) => x.live).length;
+  }
+}
+
+const MiB = 2 ** 20;
+/** Lets the keeper's gentle release (a promise) finish. */
+const settle = () => new Promise((r) => setImmediate(r));
+
+function keeper() {
+  const clock = new ManualClock();
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  let rss = 140 * MiB;
+  let gentle = 0;
+  const k = new MemoryKeeper(
+    clock,
+    log,
+    () => rss,
+    async () => {
+      gentle++;
+      return 1;
+    },
+  );
+  const churnReleases = () => {
+    const logged = lines.filter((l) => l.msg === 'released the memory that churn left').length;
+    expect(logged).toBe(gentle);
+    return logged;
+  };
+  return { clock, k, setRss: (mib: number) => (rss = mib * MiB), churnReleases };
+}
+
+describe('MemoryKeeper', () => {
+  it('releases what churn left once the size stops growing, at most every CHURN_RELEASE_EVERY_MS', async () => {
+    const { clock, k, setRss, churnReleases } = keeper();
+    k.rebuilt(); // baseline 140 MiB, watching from now
+    clock.advance(60_000);
+    setRss(150); // +10 MiB: not enough
+    clock.advance(RSS_CHECK_MS);
+    await settle();
+    expect(churnReleases()).toBe(0);
+    setRss(200); // a burst: still growing since the last check
+    clock.advance(RSS_CHECK_MS);
+    await settle();
+    expect(churnReleases()).toBe(0);
+    setRss(230);
+    clock.advance(RSS_CHECK_MS);
+    await settle();
+    expect(churnReleases()).toBe(0);
+    clock.advance(RSS_CHECK_MS); // 230 again: the burst is over
+    await settle();
+    expect(churnReleases()).toBe(1);
+    // The new baseline is what the release left (230 here: the fake's size does not drop); growing
+    // again within CHURN_RELEASE_EVERY_MS waits.
+    setRss(300);
+    clock.advance(RSS_CHECK_MS);
+    clock.advance(RSS_CHECK_MS);
+    await settle();
+    expect(churnReleases()).toBe(1);
+    clock.advance(CHURN_RELEASE_EVERY_MS);
+    await settle();
+    expect(churnReleases()).toBe(2);
+  });
+
+  it('follows data that grew for good instead of collecting every minute', async () => {
+    const { clock, k, setRss, churnReleases } = keeper();
+    k.rebuilt();
+    setRss(250); // e.g. many more pods: a release does not bring it down
+    clock.advance(90_000);
+    await settle();
+    expect(churnReleases()).toBe(1);
+    clock.advance(10 * 60_000);
+    await settle();
+    expect(churnReleases()).toBe(1);
+  });
+
+  it('does not watch before the first rebuild, and stops watching on stop()', async () => {
+    const { clock, k, setRss, churnReleases } = keeper();
+    setRss(400);
+    clock.advance(5 * 60_000);
+    await settle();
+    expect(churnReleases()).toBe(0);
+    expect(clock.live).toBe(0);
+    k.rebuilt();
+    expect(clock.live).toBe(1);
+    k.stop();
+    expect(clock.live).toBe(0);
+    k.rebuilt();
+    expect(clock.live).toBe(0);
+  });
+});
+
+describe('the releases themselves', () => {
+  it('collects concurrently and trims the C heap, resolving with the ms it took', async () => {
+    const ms = await releaseMemoryGently();
+    expect(Number.isInteger(ms) && ms >= 0).toBe(true);
+  });
+
+  it("tunes glibc's malloc unless STRAND_MALLOC_TUNING=0", () => {
+    expect(tuneMalloc({ STRAND_MALLOC_TUNING: '0' })).toBe(false);
+    expect(tuneMalloc({})).toBe(true);
+  });
+});

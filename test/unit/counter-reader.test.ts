@@ -1,0 +1,82 @@
+// The policy counters' reader (src/agent/policy/counter-reader.ts): reads at most every
+// COUNTER_READ_MS while a scrape waits; once a read has been slow, the next one runs after the
+// scrape is answered, and the scrape after it sees its figures.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Clock } from '../../src/agent/clock.ts';
+import { COUNTER_READ_MS, CounterReader, SLOW_COUNTER_READ_MS } from '../../src/agent/policy/counter-reader.ts';
+import { createPolicyMetrics } from '../../src/agent/policy-metrics.ts';
+import { silentLogger } from '../../src/log.ts';
+import type { Nft, RuleCounter } from '../../src/nft/transport.ts';
+import type { DesiredPolicyTable } from '../../src/policy/index.ts';
+
+const table = {
+  chainOwners: new Map([['pod-a-in', { pod: { namespace: 'x', name: 'a' }, direction: 'ingress' }]]),
+  comments: new Map([['deny', { verdict: 'deny' }]]),
+} as unknown as DesiredPolicyTable;
+
+function reader(readMs: number) {
+  let t = 1_000_000;
+  const clock: Clock = { now: () => t, after: () => ({ cancel: () => {} }) };
+  let reads = 0;
+  let packets = 0;
+  const nft = {
+    async counters(): Promise<RuleCounter[]> {
+      reads++;
+      // The netlink read blocks: so does this one.
+      const end = performance.now() + readMs;
+      while (performance.now() < end);
+      return [{ chain: 'pod-a-in', handle: 1, comment: 'deny', packets, bytes: 0 }];
+    },
+  } as unknown as Nft;
+  const registry = new Registry();
+  const r = new CounterReader(nft, clock, silentLogger, () => table);
+  const m = createPolicyMetrics(registry, () => r.collect(m));
+  const denied = async () => (await m.podPackets.get()).values.find((v) => v.labels.verdict === 'deny')?.value ?? 0;
+  return {
+    r,
+    m,
+    denied,
+    reads: () => reads,
+    setPackets: (n: number) => (packets = n),
+    advance: (ms: number) => (t += ms),
+  };
+}
+
+describe('CounterReader', () => {
+  it('reads while the scrape waits when reads are fast, at most every COUNTER_READ_MS', async () => {
+    const c = reader(0);
+    c.setPackets(3);
+    await c.r.collect(c.m);
+    expect(await c.denied()).toBe(3);
+    c.setPackets(5);
+    c.advance(COUNTER_READ_MS - 1);
+    await c.r.collect(c.m);
+    expect(c.reads()).toBe(1);
+    c.advance(1);
+    const scrape = c.r.collect(c.m);
+    expect(c.reads()).toBe(2); // made before collect returned
+    await scrape;
+    expect(await c.denied()).toBe(5);
+  });
+
+  it('after a slow read, answers with the figures it has and reads just after', async () => {
+    const c = reader(SLOW_COUNTER_READ_MS + 20);
+    c.setPackets(3);
+    await c.r.collect(c.m); // the first read: nothing to serve yet, so it is waited for
+    expect(await c.denied()).toBe(3);
+    c.setPackets(8);
+    c.advance(COUNTER_READ_MS);
+    await c.r.collect(c.m);
+    expect(c.reads()).toBe(1); // not during the scrape
+    expect(await c.denied()).toBe(3); // the last figures
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(c.reads()).toBe(2);
+    expect(await c.denied()).toBe(8);
+    // A scrape while the next read is not due does not wait for anything.
+    c.advance(1_000);
+    await c.r.collect(c.m);
+    expect(c.reads()).toBe(2);
+  });
+});
