@@ -250,7 +250,7 @@ async function benchCnps({ change, applier, server, client, tableOf, counts }) {
 function printCnp(c) {
   const row = (label, xs, target = '') => [label, ...['median', 'p90', 'max'].map((k) => fmt(stats(xs)[k])), target];
   console.log(
-    `\n7. ${CNP_COUNT} ClusterNetworkPolicies (both tiers, 25 rules each, every one selecting every pod) on the model + the client's allow policy`,
+    `\n7. ${CNP_COUNT} ClusterNetworkPolicies (both tiers, 25 rules each, ${process.env.BENCH_CNP_SUBJECTS === 'team' ? 'each selecting the namespaces of one team of 20' : 'every one selecting every pod'}) on the model + the client's allow policy`,
   );
   console.log(
     `  table without CNPs: ${c.noCnpCounts.chains} chains, ${c.noCnpCounts.rules} rules, ${c.noCnpCounts.elements} elements; with: ${c.cnpCounts.chains} chains, ${c.cnpCounts.rules} rules, ${c.cnpCounts.elements} elements`,
