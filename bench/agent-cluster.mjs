@@ -5,7 +5,7 @@
 //
 // Knobs (environment): BENCH_PODS (5000), BENCH_NAMESPACES (200), BENCH_POLICIES (1000), BENCH_NODES
 // (100, up to 5,000 and beyond), or BENCH_SCALE (multiplies pods, namespaces and policies; 0 = empty
-// cluster). BENCH_MEMORY_LIMIT_MIB (e.g. 256, the DaemonSet's limit): the agent runs with the heap
+// cluster), BENCH_CNPS (0: ClusterNetworkPolicies, bench/lib.mjs benchCnpSpec). BENCH_MEMORY_LIMIT_MIB (e.g. 256, the DaemonSet's limit): the agent runs with the heap
 // Node derives from that limit (--max-old-space-size of half of it) and the report says whether its RSS
 // went over the limit (where the kernel would have killed it).
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,7 +24,7 @@ import {
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { benchPolicySpec } from './lib.mjs';
+import { benchCnpSpec, benchPolicySpec } from './lib.mjs';
 import { TestApiServer } from '../test/kit/k8s-api-server.ts';
 import { withNetns } from '../src/kernel/index.ts';
 import { flock, LOCK_SH, LOCK_UN } from '../src/kernel/libc.ts';
@@ -256,6 +256,11 @@ export function populate(api, sizes) {
       spec: benchPolicySpec(i),
     });
   }
+  // BENCH_CNPS: that many ClusterNetworkPolicies (bench/lib.mjs benchCnpSpec), their CRD installed.
+  const cnps = Number(process.env.BENCH_CNPS ?? 0);
+  if (cnps > 0) api.installCrd('clusternetworkpolicies');
+  for (let i = 0; i < cnps; i++)
+    api.create('clusternetworkpolicies', { metadata: { name: `cnp-${i}` }, spec: benchCnpSpec(i) });
   return plan;
 }
 

@@ -82,3 +82,75 @@ export function benchPolicySpec(i, port = 8080) {
     egress: [{ to: [{ namespaceSelector: {} }], ports: [{ protocol: 'UDP', port: 53 }] }],
   };
 }
+
+/**
+ * The spec of ClusterNetworkPolicy number `i` of the benchmarks' large cluster: even numbers in the
+ * Admin tier, odd in the Baseline tier, priority 10·⌊i/2⌋ (distinct within a tier). Every one selects
+ * every pod (three spellings of "all"), the worst case for a connection's first packet: each pod's
+ * chains hold every CNP's rules of its direction. 25 rules: 20 ingress (namespace and namespace+pod
+ * peers of teams other than `skipTeam`, so the client of bench/policy.mjs is matched by none; all
+ * ports, a TCP range around 8080, or TCP 8080 and UDP 53) and 5 egress (networks, namespaces, pods,
+ * with port ranges); actions cycle Pass, Deny, Accept. BENCH_CNP_SUBJECTS=team instead: CNP i selects
+ * the namespaces of team i mod 20 (the server of bench/policy.mjs, in a team-7 namespace, gets 5).
+ */
+export function benchCnpSpec(i, skipTeam = 8, subjectsOf = process.env.BENCH_CNP_SUBJECTS ?? 'all') {
+  const team = (k) => `team-${k % 20 === skipTeam ? (k + 1) % 20 : k % 20}`;
+  const subjects = [
+    { namespaces: {} },
+    { namespaces: { matchExpressions: [{ key: 'team', operator: 'Exists' }] } },
+    {
+      pods: {
+        namespaceSelector: {},
+        podSelector: { matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] },
+      },
+    },
+  ];
+  const actions = ['Pass', 'Deny', 'Accept'];
+  const ports = (j) =>
+    j % 3 === 0
+      ? {}
+      : j % 3 === 1
+        ? { protocols: [{ tcp: { destinationPort: { range: { start: 8000 + j, end: 8100 + j } } } }] }
+        : { protocols: [{ tcp: { destinationPort: { number: 8080 } } }, { udp: { destinationPort: { number: 53 } } }] };
+  const ingress = Array.from({ length: 20 }, (_, j) => ({
+    name: `in-${j}`,
+    action: actions[(i + j) % 3],
+    from: [
+      j % 2 === 0
+        ? { namespaces: { matchLabels: { team: team(i + j) } } }
+        : {
+            pods: {
+              namespaceSelector: { matchLabels: { team: team(i + j) } },
+              podSelector: { matchLabels: { app: `app-${(i * 25 + j) % 250}` } },
+            },
+          },
+    ],
+    ...ports(j),
+  }));
+  const egress = Array.from({ length: 5 }, (_, j) => ({
+    name: `out-${j}`,
+    action: actions[(i + j) % 3],
+    to: [
+      j % 3 === 0
+        ? { networks: [`203.0.113.${(j * 16) % 256}/28`, `10.${100 + ((i + j) % 100)}.0.0/16`] }
+        : j % 3 === 1
+          ? { namespaces: { matchLabels: { team: team(i + j + 3) } } }
+          : {
+              pods: {
+                namespaceSelector: { matchLabels: { team: team(i + j + 5) } },
+                podSelector: { matchLabels: { tier: 'front' } },
+              },
+            },
+    ],
+    protocols: [{ tcp: { destinationPort: { range: { start: 1000 * (j + 1), end: 1000 * (j + 1) + 500 } } } }],
+  }));
+  // BENCH_CNP_SUBJECTS=team: each CNP selects the namespaces of one team (a twentieth of the cluster).
+  const subject = subjectsOf === 'team' ? { namespaces: { matchLabels: { team: `team-${i % 20}` } } } : subjects[i % 3];
+  return {
+    tier: i % 2 === 0 ? 'Admin' : 'Baseline',
+    priority: 10 * Math.floor(i / 2),
+    subject,
+    ingress,
+    egress,
+  };
+}

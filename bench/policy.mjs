@@ -14,10 +14,14 @@
 //   4. memory: this process's RSS and heap with the caches and the compiled state held;
 //   5. the counters scrape at 10,000+ rules: what the agent does for /metrics (nft -j list of the
 //      table, then readPolicyCounters), wall and CPU time;
-//   6. the agent process itself on this cluster: bench/agent-startup.mjs, run once from here.
+//   6. the agent process itself on this cluster: bench/agent-startup.mjs, run once from here;
+//   7. ClusterNetworkPolicy (issue 19): BENCH_CNPS (100) CNPs of both tiers, 25 rules each, on the
+//      model: a CNP change → enforced, the connection rate against the same table without them, this
+//      process's RSS, and (7d) the agent started on the cluster with them.
 // Targets: one policy change enforced in < 100 ms (issue 10); issue 17: p50 <= 10 ms at 1,000
 // policies / 5,000 pods, <= 20 ms at 10,000 / 50,000, a counter scrape at 10,000 rules < 50 ms;
-// connection rate with 10,000 rules >= 95% of empty; agent RSS < 150 MiB. The machine is shared:
+// connection rate with 10,000 rules >= 95% of empty; agent RSS < 150 MiB; issue 19: a CNP change as a
+// policy change, the rate with 100 CNPs >= 95% of the same table without them. The machine is shared:
 // figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000),
 // BENCH_SKIP_AGENT=1 (leave out 6), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
@@ -25,7 +29,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import pino from 'pino';
-import { benchPolicySpec, childCpuMs, fmt, stats } from './lib.mjs';
+import { benchCnpSpec, benchPolicySpec, childCpuMs, fmt, stats } from './lib.mjs';
 import { addressPlan, sizesFromEnv } from './agent-cluster.mjs';
 
 /** Rows of cells; the first row is the header. */
@@ -99,7 +103,16 @@ const policy = (i, ns, spec) => ({ metadata: { name: `policy-${i}`, namespace: n
 for (let i = 0; i < SIZES.policies; i++) policies.push(policy(i, `ns-${i % SIZES.namespaces}`, benchPolicySpec(i)));
 const server = pods.find((p) => p.status.podIPs[0].ip === SERVER_IP);
 const client = pods.find((p) => p.status.podIPs[0].ip === CLIENT_IP);
-const input = () => ({ nodeName: ME, nodeAddresses: ['198.18.1.8', PLAN.gateway(7)], namespaces, pods, policies });
+/** ClusterNetworkPolicies in the model (section 7 adds them, and takes them out again). */
+const cnps = [];
+const input = () => ({
+  nodeName: ME,
+  nodeAddresses: ['198.18.1.8', PLAN.gateway(7)],
+  namespaces,
+  pods,
+  policies,
+  clusterNetworkPolicies: cnps,
+});
 
 /** Generated policies on node-7's other pods until the table holds at least `rules` rules. */
 function padRules(table, rules) {
@@ -129,6 +142,151 @@ function padRules(table, rules) {
       count = [...renderPolicy(compilePolicy(input())).chains.values()].reduce((n, c) => n + c.rules.length, 0);
   }
   return k;
+}
+
+// ---- 7. ClusterNetworkPolicy ----------------------------------------------------------------------
+const CNP_COUNT = Number(process.env.BENCH_CNPS ?? 100);
+
+/** Rules in the chains of `pod` in `direction` (every tier's). */
+function podRules(table, pod, direction) {
+  let n = 0;
+  for (const [chain, c] of table.chains) {
+    const owner = table.chainOwners.get(chain);
+    if (owner?.pod.name === pod.metadata.name && owner.direction === direction) n += c.rules.length;
+  }
+  return n;
+}
+
+/**
+ * CNP_COUNT ClusterNetworkPolicies (bench/lib.mjs benchCnpSpec: both tiers, 25 rules each, every one
+ * selecting every pod, none matching the client) added to the model with the client's allow policy:
+ * a. one CNP change → enforced, seen by the client's probe: an Admin Deny of the client's namespace
+ *    into the server created (first timed-out probe) and deleted (first connection);
+ * b. new TCP connections/s client → server with the table of section 3's model plus the CNPs against
+ *    the same table without them, interleaved rounds;
+ * c. this process's RSS with the CNPs compiled and applied.
+ * The CNPs are taken out again at the end.
+ */
+async function benchCnps({ change, applier, server, client, tableOf, counts }) {
+  const rssBefore = process.memoryUsage().rss;
+  await change(() => {});
+  const noCnps = tableOf();
+  const noCnpCounts = counts(noCnps);
+  const add = await change(() => {
+    for (let i = 0; i < CNP_COUNT; i++)
+      cnps.push({ metadata: { name: `cnp-${i}`, uid: `cnp-${i}` }, spec: benchCnpSpec(i) });
+  });
+  const withCnps = tableOf();
+  cli.send('until allowed 200');
+  if ((await cli.next()) !== 'done') throw new Error('the client does not reach the server with the CNPs applied');
+  const deny = {
+    metadata: { name: 'bench-cnp-deny', uid: 'cnp-bench-deny' },
+    spec: {
+      tier: 'Admin',
+      priority: 0,
+      subject: {
+        pods: {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': server.metadata.namespace } },
+          podSelector: { matchLabels: { app: server.metadata.labels.app } },
+        },
+      },
+      ingress: [
+        {
+          name: 'deny-client-namespace',
+          action: 'Deny',
+          from: [{ namespaces: { matchLabels: { 'kubernetes.io/metadata.name': client.metadata.namespace } } }],
+        },
+      ],
+    },
+  };
+  const denyMs = [];
+  const allowMs = [];
+  const applyDenyMs = [];
+  const denyParts = { compileMs: [], renderMs: [], applyMs: [] };
+  let denyTx;
+  for (let i = 0; i < ROUNDS; i++) {
+    let s = performance.now();
+    const d = await change(() => cnps.push(deny));
+    cli.send('until denied 20');
+    if ((await cli.next()) !== 'done') throw new Error('the CNP Deny was never enforced');
+    denyMs.push(performance.now() - s);
+    applyDenyMs.push(d.ms);
+    for (const k of Object.keys(denyParts)) denyParts[k].push(d[k]);
+    denyTx ??= d.r;
+    s = performance.now();
+    await change(() => cnps.splice(cnps.indexOf(deny), 1));
+    cli.send('until allowed 200');
+    if ((await cli.next()) !== 'done') throw new Error('the CNP deletion was never enforced');
+    allowMs.push(performance.now() - s);
+  }
+  const rssWith = process.memoryUsage().rss;
+  const rate = { np: [], cnp: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const kind of i % 2 === 0 ? ['np', 'cnp'] : ['cnp', 'np']) {
+      await applier.apply(kind === 'cnp' ? withCnps : noCnps, { checkDrift: false });
+      cli.send(`rate ${RATE_MS} 4`);
+      const [n, failed] = (await cli.next()).split(' ').map(Number);
+      if (failed > 0) throw new Error(`${failed} connections failed in a rate round (${kind})`);
+      rate[kind].push(n / (RATE_MS / 1000));
+    }
+  }
+  cnps.length = 0;
+  await change(() => {});
+  return {
+    noCnpCounts,
+    cnpCounts: counts(withCnps),
+    serverRules: { without: podRules(noCnps, server, 'ingress'), with: podRules(withCnps, server, 'ingress') },
+    add,
+    denyTx,
+    denyMs,
+    allowMs,
+    applyDenyMs,
+    denyParts,
+    rate,
+    rss: { before: rssBefore, with: rssWith },
+  };
+}
+
+function printCnp(c) {
+  const row = (label, xs, target = '') => [label, ...['median', 'p90', 'max'].map((k) => fmt(stats(xs)[k])), target];
+  console.log(
+    `\n7. ${CNP_COUNT} ClusterNetworkPolicies (both tiers, 25 rules each, ${process.env.BENCH_CNP_SUBJECTS === 'team' ? 'each selecting the namespaces of one team of 20' : 'every one selecting every pod'}) on the model + the client's allow policy`,
+  );
+  console.log(
+    `  table without CNPs: ${c.noCnpCounts.chains} chains, ${c.noCnpCounts.rules} rules, ${c.noCnpCounts.elements} elements; with: ${c.cnpCounts.chains} chains, ${c.cnpCounts.rules} rules, ${c.cnpCounts.elements} elements`,
+  );
+  console.log(
+    `  rules in the server's ingress chains: ${c.serverRules.without} without CNPs, ${c.serverRules.with} with; adding all ${CNP_COUNT} CNPs: ${c.add.r.lines} commands, ${c.add.r.bytes} bytes, ${fmt(c.add.ms)} ms`,
+  );
+  printTable('7a. one CNP change → enforced, observed by a probe from the client (ms)', [
+    ['', 'median', 'p90', 'max', 'target'],
+    row('Admin Deny created (first timed-out probe, 20 ms)', c.denyMs, `< ${TARGET_MS}; median <= ${TARGET_P50_MS}`),
+    row('  of which compile+render+diff+apply', c.applyDenyMs),
+    row('    compile (whole model)', c.denyParts.compileMs),
+    row('    render', c.denyParts.renderMs),
+    row('    applier: diff + one transaction', c.denyParts.applyMs),
+    row('Admin Deny deleted (first connection)', c.allowMs),
+  ]);
+  console.log(`  the Deny's transaction: ${c.denyTx.lines} commands, ${c.denyTx.bytes} bytes`);
+  const np = stats(c.rate.np).median;
+  const cn = stats(c.rate.cnp).median;
+  printTable(`7b. new TCP connections/s client → server (4 workers, ${ROUNDS} interleaved rounds of ${RATE_MS} ms)`, [
+    ['table', 'median', 'min', 'max', 'ratio'],
+    ['1,000 NetworkPolicies, no CNP', fmt(np), fmt(Math.min(...c.rate.np)), fmt(Math.max(...c.rate.np)), '1.00'],
+    [
+      `the same + ${CNP_COUNT} CNPs`,
+      fmt(cn),
+      fmt(Math.min(...c.rate.cnp)),
+      fmt(Math.max(...c.rate.cnp)),
+      `${fmt(cn / np)} (target >= 0.95)`,
+    ],
+  ]);
+  console.log(
+    `7c. this process's RSS: ${fmt(mib(c.rss.before))} MiB before the CNPs, ${fmt(mib(c.rss.with))} MiB with them compiled and applied`,
+  );
+  console.log(
+    `CNP change → enforced median ${fmt(stats(c.denyMs).median)} ms (target <= ${TARGET_P50_MS} ms): ${stats(c.denyMs).median <= TARGET_P50_MS ? 'met' : 'NOT met'}; rate ratio ${fmt(cn / np)} (target >= 0.95): ${cn / np >= 0.95 ? 'met' : 'NOT met'}`,
+  );
 }
 
 // ---- the namespaces --------------------------------------------------------------------------------
@@ -384,6 +542,12 @@ try {
     scrape.counters = read.pods.length + read.policies.length;
   }
 
+  // 7. ClusterNetworkPolicy on the 1,000-policy model again (section 3's padding taken out), last so
+  // that its memory and its table stay out of sections 3 to 5.
+  for (let i = policies.length - 1; i >= 0; i--)
+    if (policies[i].metadata.name.startsWith('policy-pad-')) policies.splice(i, 1);
+  const cnp = await benchCnps({ change, applier, server, client, tableOf: () => table, counts });
+
   console.log(`Issue 10 NetworkPolicy benchmark (this machine is shared: figures vary between runs)`);
   console.log(
     `model: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} policies; compiled for ${ME} (${compiled.pods.length} local pods)`,
@@ -447,8 +611,10 @@ try {
     ['after the 10,000-rule table', fmt(mib(rss.rss)), fmt(mib(rss.heapUsed))],
   ]);
   const sc = stats(scrape.wall).median;
+  // What nft.counters() is: a dump over netlink in this process, or an `nft -j list` process.
+  const listing = viaNetlink ? 'netlink dump of the table' : 'nft -j list of the table';
   printTable(
-    `5. counter scrape at ${full.rules} rules: nft -j list of the table + readPolicyCounters (${scrape.wall.length} scrapes, ms)`,
+    `5. counter scrape at ${full.rules} rules: ${listing} + readPolicyCounters (${scrape.wall.length} scrapes, ms)`,
     [
       ['', 'median', 'p90', 'max', 'target'],
       [
@@ -459,14 +625,16 @@ try {
         `< ${TARGET_SCRAPE_MS} (issue 17)`,
       ],
       [
-        '  nft -j list (wall)',
+        `  ${listing} (wall)`,
         fmt(stats(scrape.listMs).median),
         fmt(stats(scrape.listMs).p90),
         fmt(stats(scrape.listMs).max),
         '',
       ],
       [
-        '  nft -j list (CPU of the nft process)',
+        viaNetlink
+          ? '  CPU of child processes (none: the dump is in process)'
+          : '  nft -j list (CPU of the nft process)',
         fmt(stats(scrape.cpu).median),
         fmt(stats(scrape.cpu).p90),
         fmt(stats(scrape.cpu).max),
@@ -482,6 +650,7 @@ try {
     ],
   );
   console.log(`  ${scrape.counters} per-pod and per-policy counters read`);
+  printCnp(cnp);
   const p50 = stats(allowMs).median;
   console.log(
     `\npolicy change → enforced median ${fmt(p50)} ms (target <= ${TARGET_P50_MS} ms at this size): ${p50 <= TARGET_P50_MS ? 'met' : 'NOT met'}`,
@@ -503,6 +672,18 @@ try {
     for (const l of lines) console.log(`  ${l.trim()}`);
     if (startup.status !== 0)
       console.log(`  agent-startup.mjs failed (${startup.status}): ${(startup.stderr ?? '').slice(-500)}`);
+    // The same with the 100 ClusterNetworkPolicies of section 7 in the API server.
+    const withCnps = spawnSync(process.execPath, [new URL('./agent-startup.mjs', import.meta.url).pathname], {
+      env: { ...process.env, BENCH_RUNS: '1', BENCH_IDLE_MS: '2000', BENCH_CNPS: String(CNP_COUNT) },
+      encoding: 'utf8',
+    });
+    console.log(`\n7d. the agent process on this cluster with ${CNP_COUNT} ClusterNetworkPolicies (one start):`);
+    for (const l of (withCnps.stdout ?? '')
+      .split('\n')
+      .filter((l) => /VmRSS|VmHWM|to \/readyz|resident memory/.test(l)))
+      console.log(`  ${l.trim()}`);
+    if (withCnps.status !== 0)
+      console.log(`  agent-startup.mjs failed (${withCnps.status}): ${(withCnps.stderr ?? '').slice(-500)}`);
   }
 } finally {
   srv?.child.kill('SIGKILL');

@@ -6,15 +6,16 @@
 // the tier interactions the issue names: an Admin Deny a NetworkPolicy cannot reopen, an Admin Pass
 // handing over to NetworkPolicy, an Admin Accept across a NetworkPolicy deny, a Baseline default deny
 // a NetworkPolicy reopens, and an egress Deny on one port.
-// Not here yet: the upstream conformance cases of support/cnp-conformance-cases.ts need the suite's
-// own cluster (houses, ports 80/8080/53/5353), and the conntrack cut of an established flow.
+// The upstream conformance cases run with real packets in cnp-conformance.test.ts (the suite's own
+// cluster), the guarantees around the rules (conntrack cut, before the answer, the deny log) in
+// cnp-guarantees.test.ts.
 import { afterEach, describe, it } from 'vitest';
 import type { Packet, Protocol } from '../../src/policy/index.ts';
 import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../kit/sim/policy-pods.ts';
-import { cnpJudge, type CnpWorld, type OracleClusterPolicy } from '../support/cnp-oracle.ts';
-import { oracleWorld, type OraclePolicy } from '../support/netpol-oracle.ts';
+import { applyCnp as applyCnpIn, deleteAllCnps, readCnpWorld } from '../support/cnp-cluster.ts';
+import { cnpJudge } from '../support/cnp-oracle.ts';
 import { applyPolicy, deleteAllPolicies, usePolicyCluster } from '../support/policy-cluster.ts';
-import { sleep, type KubeObject, type SimCluster } from '../support/sim.ts';
+import { sleep, type SimCluster } from '../support/sim.ts';
 
 let cluster: SimCluster;
 let probes: PolicyPod[] = [];
@@ -25,31 +26,7 @@ const name = (p: PolicyPod) => `${p.pod.namespace}/${p.pod.name}`;
 const protocolOf = (proto: L4): Protocol => (proto === 'tcp' ? 'TCP' : 'UDP');
 const ns = (n: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': n } });
 
-async function readWorld(): Promise<CnpWorld> {
-  const [namespaces, pods, policies, nodes, cnps] = await Promise.all(
-    ['namespaces', 'pods', 'networkpolicies', 'nodes', 'clusternetworkpolicies'].map((r) =>
-      cluster.api.list<KubeObject>(r),
-    ),
-  );
-  const addresses = (n: KubeObject) =>
-    ((n.status?.addresses as { address: string }[] | undefined) ?? []).map((a) => a.address);
-  const nodeAddresses = Object.fromEntries((nodes ?? []).map((n) => [n.metadata.name, addresses(n)]));
-  const base = oracleWorld({
-    namespaces: namespaces ?? [],
-    pods: pods ?? [],
-    policies: (policies ?? []) as unknown as OraclePolicy[],
-    nodeAddresses,
-  });
-  return {
-    ...base,
-    clusterPolicies: (cnps ?? []) as unknown as OracleClusterPolicy[],
-    nodes: (nodes ?? []).map((n) => ({
-      name: n.metadata.name ?? '',
-      labels: n.metadata.labels ?? {},
-      addresses: addresses(n),
-    })),
-  };
-}
+const readWorld = () => readCnpWorld(cluster);
 
 async function expectOracleTable(id: string): Promise<void> {
   const world = await readWorld();
@@ -82,19 +59,10 @@ async function expectOracleTable(id: string): Promise<void> {
   throw new Error(`${id}: ${wrong.length} cells differ from the oracle's table:\n${wrong.slice(0, 30).join('\n')}`);
 }
 
-async function applyCnp(policyName: string, spec: Record<string, unknown>): Promise<void> {
-  const obj = {
-    apiVersion: 'policy.networking.k8s.io/v1alpha2',
-    kind: 'ClusterNetworkPolicy',
-    metadata: { name: policyName },
-    spec,
-  };
-  await cluster.api.upsert('clusternetworkpolicies', obj);
-}
+const applyCnp = (name: string, spec: Record<string, unknown>) => applyCnpIn(cluster, name, spec);
 
 afterEach(async () => {
-  for (const p of await cluster.api.list<KubeObject>('clusternetworkpolicies'))
-    await cluster.api.delete('clusternetworkpolicies', p.metadata.name ?? '');
+  await deleteAllCnps(cluster);
   await deleteAllPolicies(cluster);
   await expectOracleTable('baseline');
 }, 30_000);

@@ -16,8 +16,9 @@ export interface PolicyCluster {
   destroy(): Promise<void>;
 }
 
-export async function startPolicyCluster(): Promise<PolicyCluster> {
-  const cluster = await createTestCluster({ nodes: 3, backend: 'vxlan' });
+/** `agentArgs`: extra flags for every agent (e.g. --policy-log-denied). */
+export async function startPolicyCluster(opts: { agentArgs?: string[] } = {}): Promise<PolicyCluster> {
+  const cluster = await createTestCluster({ nodes: 3, backend: 'vxlan', ...opts });
   const probes: PolicyPod[] = [];
   const destroy = async () => {
     for (const p of probes) p.stop();
@@ -46,10 +47,10 @@ export async function startPolicyCluster(): Promise<PolicyCluster> {
 }
 
 /** One policy cluster for the test file: started before its tests (`ready` gets it), destroyed after. */
-export function usePolicyCluster(ready: (pc: PolicyCluster) => void): void {
+export function usePolicyCluster(ready: (pc: PolicyCluster) => void, opts: { agentArgs?: string[] } = {}): void {
   let pc: PolicyCluster | undefined;
   beforeAll(async () => {
-    pc = await startPolicyCluster();
+    pc = await startPolicyCluster(opts);
     ready(pc);
   }, 120_000);
   afterAll(async () => {

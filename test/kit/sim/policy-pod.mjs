@@ -4,7 +4,10 @@
 // then echoes what it receives; UDP echoes every datagram to its sender.
 // Client: JSON lines on stdin, one answer line per request on stdout (after "ready"):
 //   {"id":1,"op":"probe","targets":[{"ip":"10.244.1.2","port":80,"proto":"tcp"}],"timeoutMs":800}
-//     → {"id":1,"results":[true]}      a connection (TCP) or an echo (UDP, re-sent every 150 ms) in time
+//     → {"id":1,"results":[true],"outcomes":["ok"]}  a connection (TCP) or an echo (UDP, re-sent every
+//                                      150 ms) in time; outcomes tells a denial's kind: "timeout" (no
+//                                      answer: a drop), or the socket's error code ("ECONNREFUSED": a
+//                                      RST or an ICMP unreachable, i.e. a reject; "EHOSTUNREACH" …)
 //   {"id":2,"op":"hold","flow":"f1","ip":…,"port":80,"proto":"udp","everyMs":50}
 //     → {"id":2,"ok":true}             a long-lived flow: one TCP connection (or one UDP socket, so one
 //                                      5-tuple) sending a line every everyMs; its replies are counted
@@ -47,9 +50,9 @@ function probeTcp(ip, port, timeoutMs) {
       s.destroy();
       resolve(ok);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    s.once('data', () => done(true));
-    s.once('error', () => done(false));
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    s.once('data', () => done('ok'));
+    s.once('error', (e) => done(e.code ?? 'error'));
   });
 }
 
@@ -63,9 +66,9 @@ function probeUdp(ip, port, timeoutMs) {
       s.close();
       resolve(ok);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    s.on('message', () => done(true));
-    s.on('error', () => done(false));
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    s.on('message', () => done('ok'));
+    s.on('error', (e) => done(e.code ?? 'error'));
     const send = () => s.send('probe', port, ip, () => {});
     send();
     resend = setInterval(send, 150);
@@ -115,10 +118,10 @@ createInterface({ input: process.stdin }).on('line', async (line) => {
     return;
   }
   if (req.op === 'probe') {
-    const results = await Promise.all(
+    const outcomes = await Promise.all(
       req.targets.map((t) => (t.proto === 'udp' ? probeUdp : probeTcp)(t.ip, t.port, req.timeoutMs ?? 800)),
     );
-    out({ id: req.id, results });
+    out({ id: req.id, results: outcomes.map((o) => o === 'ok'), outcomes });
   } else if (req.op === 'hold') {
     hold(req.flow, req.ip, req.port, req.proto, req.everyMs ?? 50);
     out({ id: req.id, ok: true });

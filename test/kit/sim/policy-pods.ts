@@ -23,6 +23,9 @@ export function policyContainerPorts(): { name: string; containerPort: number; p
   );
 }
 
+/** "ok", "timeout", or a socket error code such as "ECONNREFUSED". */
+export type ProbeOutcome = string;
+
 export interface FlowStatus {
   replies: number;
   lastReplyAgoMs: number | null;
@@ -42,10 +45,11 @@ export class PolicyPod {
     this.proc = proc;
   }
 
-  /** Starts the program in the pod's namespace (or in a namespace whose pod is not added yet). */
-  static start(pod: SimPod | string): Promise<PolicyPod> {
+  /** Starts the program in the pod's namespace (or in a namespace whose pod is not added yet),
+   * serving TCP and UDP on `ports`. */
+  static start(pod: SimPod | string, ports: readonly number[] = POLICY_PORTS): Promise<PolicyPod> {
     const netns = typeof pod === 'string' ? pod : pod.netns;
-    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, POLICY_POD, POLICY_PORTS.join(',')], {
+    const proc = spawn('ip', ['netns', 'exec', netns, process.execPath, POLICY_POD, ports.join(',')], {
       env: { PATH: process.env.PATH },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -82,6 +86,13 @@ export class PolicyPod {
   async probe(targets: { ip: string; port: number; proto: L4 }[], timeoutMs = 800): Promise<boolean[]> {
     if (targets.length === 0) return [];
     return (await this.request('probe', { targets, timeoutMs })).results as boolean[];
+  }
+
+  /** As probe(), with each target's outcome: "ok", "timeout" (nothing came back: a drop) or the
+   * socket's error code ("ECONNREFUSED": a RST or an ICMP unreachable came back, a reject). */
+  async probeOutcomes(targets: { ip: string; port: number; proto: L4 }[], timeoutMs = 800): Promise<ProbeOutcome[]> {
+    if (targets.length === 0) return [];
+    return (await this.request('probe', { targets, timeoutMs })).outcomes as ProbeOutcome[];
   }
 
   /** A long-lived flow to ip:port, a message every everyMs. */
