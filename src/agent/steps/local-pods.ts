@@ -42,6 +42,7 @@ export interface LocalPodsOptions {
 
 export class LocalPodsStep implements Step {
   readonly name = 'local-pods';
+  readonly inputs = ['local-pods', 'notice', 'resync'] as const;
   private readonly opts: LocalPodsOptions;
   private pods = new Map<string, KnownPod>();
 
