@@ -62,6 +62,16 @@ function stepCounters(text = '') {
     out[m[2]] ??= { seconds: 0, runs: 0 };
     out[m[2]][m[1]] = Number(m[3]);
   }
+  // Garbage collections, as prom-client counts them (nodejs_gc_duration_seconds by kind).
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="([^"]+)"\} (\S+)$/gm)) {
+    const key = `(GC: ${m[2]})`;
+    out[key] ??= { seconds: 0, runs: 0 };
+    out[key][m[1] === 'sum' ? 'seconds' : 'runs'] = Number(m[3]);
+  }
+  // Watches opened again (a quiet watch the client took for dead, a 410, an error).
+  for (const m of text.matchAll(/^strand_watch_restarts_total\{resource="([^"]+)"\} (\S+)$/gm)) {
+    out[`(watch restarts: ${m[1]})`] = { seconds: 0, runs: Number(m[2]) };
+  }
   return out;
 }
 
@@ -257,7 +267,7 @@ try {
   const stepNames = [...new Set(agents.flatMap((a) => Object.keys(a.stepIdle)))];
   if (stepNames.length > 0)
     printTable(
-      `main loop steps while idle, over ${IDLE_MS / 1000} s (median over runs; wall time of the step's runs as % of the window)`,
+      `main loop steps and garbage collections while idle, over ${IDLE_MS / 1000} s (median over runs; wall time of the step's runs as % of the window)`,
       stepNames.map((step) => ({
         step,
         runs: fmt(stats(agents.map((a) => a.stepIdle[step]?.runs ?? 0)).median),

@@ -111,6 +111,15 @@ export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 }
 /** How often a CRD that is not installed is looked for: a GET answered 404, cheap, and a CRD is
  * installed once in a cluster's life (the agent need not notice within seconds). */
 export const ABSENT_RETRY_MS = 60_000;
+/**
+ * A watch that has carried nothing (no event, no bookmark) for this long is taken for dead and
+ * started again. client-node's default, 30 s, is shorter than the API server's bookmark interval
+ * (about a minute), so every quiet resource's watch was torn down and opened again every 30 s: on an
+ * idle agent, most of what it did (issue 18). Two and a half bookmark intervals still find a half-open
+ * connection within minutes; an API server that goes away visibly ends the watch at once.
+ */
+export const WATCH_IDLE_TIMEOUT_MS = 150_000;
+
 /** Items per list page, as client-go's reflector. */
 export const LIST_PAGE_SIZE = 500;
 
@@ -124,6 +133,8 @@ class SlimWatch<T> extends Watch {
   constructor(kc: KubeConfig, informer: ResourceInformer<T & KubernetesObject>) {
     super(kc);
     this.informer = informer;
+    // Private in client-node's types; its watch() reads it as its inactivity timeout.
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_IDLE_TIMEOUT_MS;
   }
 
   override async watch(
