@@ -11,7 +11,8 @@
 // and reports: the agent's CPU and its children's (nft) in % of a core over the phase, RSS before,
 // right after and BENCH_WAIT_S (10) seconds after the phase, the programming latency distribution
 // from the agent's strand_policy_programming_seconds (observations from the phase's start until the
-// end of the wait; interpolated within buckets), and /healthz sampled every 100 ms during the phase.
+// end of the wait; interpolated within buckets), /healthz, /readyz and /metrics sampled every 100 ms
+// during the phase, and the runs of the agent's main-loop steps.
 // Targets (issue 18): 200 label changes/s < 25 % of a core with programming p99 < 100 ms; RSS after
 // churn within 10 % of before; /healthz < 100 ms.
 //   node bench/agent-churn.mjs [--quick]    (--quick: 8 s phases, 5 s waits, rates 10 and 200)
@@ -100,6 +101,19 @@ function changers(api, plan) {
   };
 }
 
+/** Sampled one at a time every 100 ms during each phase, as probes and a scrape would. */
+const ENDPOINTS = ['/healthz', '/readyz', '/metrics'];
+
+/** strand_step_runs_total by step from parsed metrics. */
+function stepRuns(metrics) {
+  const out = {};
+  for (const [key, v] of metrics) {
+    const m = /^strand_step_runs_total\{step="([^"]+)"\}$/.exec(key);
+    if (m) out[m[1]] = v;
+  }
+  return out;
+}
+
 async function churn(make, rate, ms) {
   const t0 = Date.now();
   let done = 0;
@@ -136,13 +150,15 @@ try {
   const make = changers(api, plan);
   const rows = [];
   const latency = [];
+  const healthRows = [];
+  const stepRows = [];
   for (const kind of KINDS) {
     for (const rate of RATES) {
       const rssBefore = memStatus(agent.pid).rss;
       const m0 = parseMetrics((await prober.get('/metrics')).body);
       const c0 = cpuSeconds(agent.pid);
       const from = Date.now();
-      prober.startSampling(100, ['/healthz']);
+      prober.startSampling(100, ENDPOINTS);
       const r = await churn(make[kind], rate, CHURN_MS);
       const c1 = cpuSeconds(agent.pid);
       const to = Date.now();
@@ -152,14 +168,22 @@ try {
       const m1 = parseMetrics((await prober.get('/metrics')).body);
       const rssWait = memStatus(agent.pid);
       const cpu = cpuPercent(c0, c1, to - from);
-      const h = sampleSummary(prober.samples(from, to))['/healthz'] ?? {
-        median: NaN,
-        p99: NaN,
-        max: NaN,
-        n: 0,
-        over100: 0,
-        failed: 0,
-      };
+      const summary = sampleSummary(prober.samples(from, to));
+      const none = { median: NaN, p99: NaN, max: NaN, n: 0, over100: 0, failed: 0 };
+      const health = Object.fromEntries(
+        ENDPOINTS.map((path) => {
+          const h = summary[path] ?? none;
+          return [
+            `${path} med/p99/max ms`,
+            `${fmt(h.median)} / ${fmt(h.p99)} / ${fmt(h.max)} (${h.over100} of ${h.n} > 100)`,
+          ];
+        }),
+      );
+      const steps = Object.entries(stepRuns(m1))
+        .map(([step, n]) => [step, n - (stepRuns(m0)[step] ?? 0)])
+        .filter(([, n]) => n > 0)
+        .map(([step, n]) => `${step} ${n}`)
+        .join(', ');
       const prog = histogramDelta(m0, m1, 'strand_policy_programming_seconds');
       rows.push({
         change: kind,
@@ -168,8 +192,9 @@ try {
         'nft CPU %': fmt(cpu.children),
         'RSS before/after/+wait MiB': `${fmt(rssBefore)} / ${fmt(rssAfter)} / ${fmt(rssWait.rss)}`,
         'peak MiB': fmt(rssWait.hwm),
-        '/healthz med/p99/max ms': `${fmt(h.median)} / ${fmt(h.p99)} / ${fmt(h.max)} (${h.over100} of ${h.n} > 100)`,
       });
+      healthRows.push({ change: kind, 'per s': String(rate), ...health });
+      stepRows.push({ change: kind, 'per s': String(rate), 'main loop step runs (phase + wait)': steps || 'none' });
       latency.push({
         change: kind,
         'per s': String(rate),
@@ -186,6 +211,8 @@ try {
     }
   }
   printTable('agent under churn (CPU in % of one core over the phase)', rows);
+  printTable('health endpoints sampled every 100 ms during the phase (target < 100 ms)', healthRows);
+  printTable("the agent's main loop during the phase and its wait (strand_step_runs_total)", stepRows);
   printTable(
     'programming latency, strand_policy_programming_seconds observed from the phase start to the end of its wait (interpolated within buckets)',
     latency,

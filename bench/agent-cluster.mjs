@@ -606,7 +606,7 @@ export async function startAgent(api, plan, { logLevel = 'info', bridge = testNa
     ],
     {
       env: { PATH: process.env.PATH, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', process.env.BENCH_AGENT_STDOUT ? 'inherit' : 'ignore', 'inherit'],
     },
   );
   const logText = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');

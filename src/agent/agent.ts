@@ -1,7 +1,8 @@
 // Over 400 lines: the wiring of every step and server in one place, so start and stop read top to bottom.
 // The node agent: wiring plus steps (kindnet's shape). This file builds the pieces and starts them;
 // each job is a step (steps/) run in order by one loop (loop.ts: one debounce, one retry policy) on
-// informer events and periodically, so a missed event never matters. A pass, level based:
+// informer events and periodically, so a missed event never matters. A pass runs the steps an event
+// made due (each says what it reads: steps/step.ts), in order, level based:
 //   node-setup → node-publication → cluster-network → masquerade → local-pods → ipam-metrics → policy
 //   → cluster-policy-report
 // NetworkPolicy enforcement (policy/enforcer.ts) runs its own instance of the loop with a shorter
@@ -27,7 +28,7 @@ import { ApiConnectionTracker, type InspectSnapshot } from './inspect.ts';
 import { ClusterCache } from '../k8s/cluster-cache.ts';
 import { describeError, KubeClient } from '../k8s/client.ts';
 import { type BackoffOptions, type ResourceName } from '../k8s/informer.ts';
-import type { PodInfo } from '../k8s/objects.ts';
+import type { NodeInfo, PodInfo } from '../k8s/objects.ts';
 import { Loop } from './loop.ts';
 import { createMetrics, type AgentMetrics } from './metrics.ts';
 import { nodeAddresses } from './node-addresses.ts';
@@ -43,7 +44,7 @@ import { NodePublicationStep } from './steps/node-publication.ts';
 import { NodeSetupStep, WAITING_LOG_MS } from './steps/node-setup.ts';
 import { ClusterPolicyReportStep } from './steps/cluster-policy-report.ts';
 import { PolicyStep } from './steps/policy.ts';
-import type { PassContext, Step } from './steps/step.ts';
+import { ALL_INPUTS, isDue, type PassContext, type Step, type StepInput } from './steps/step.ts';
 
 export type { KnownPod } from './steps/local-pods.ts';
 export { releaseMemory } from './steps/memory.ts';
@@ -55,8 +56,9 @@ export const DEBOUNCE_MS = 100;
 /** Alive while a pass finished within this long. */
 export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
 /** How often the underlay is looked at between passes: an address or MTU change on it makes no API
- * event, yet peers must learn this node's new address promptly (one netlink dump of one link). */
-export const UNDERLAY_CHECK_MS = 2_000;
+ * event, yet peers must learn this node's new address promptly (a link query, an address dump and
+ * the /0 routes: about 1 ms, which every 2 s was a tenth of the idle agent's CPU; issue 18). */
+export const UNDERLAY_CHECK_MS = 5_000;
 /** A failed pass is retried after this long (besides the events that trigger passes anyway). */
 export const RETRY_MS = 5_000;
 
@@ -99,6 +101,8 @@ export class Agent {
   private readonly startedAt: number;
   private lastPassAt: number;
   private passes = 0;
+  /** The step inputs that changed since the last pass began (all of them before the first). */
+  private pending = new Set<StepInput>(ALL_INPUTS);
 
   private constructor(opts: AgentOptions) {
     const c = (this.config = opts.config);
@@ -131,8 +135,12 @@ export class Agent {
       onRebuilt: () => this.memory.rebuilt(),
     });
     const wakeNodeLevel = () => this.answers.nodeLevelChanged();
-    const requestPass = () => this.loop.request();
-    const retry = () => this.loop.retry();
+    // A failed patch is retried by the steps that read this node's Node (node publication and the
+    // cluster network, which computes the annotations).
+    const retry = () => {
+      this.pending.add('this-node');
+      this.loop.retry();
+    };
     const network = new ClusterNetwork(c, log, nft, this.openNetlink);
     this.nodeSetup = new NodeSetupStep({
       config: c,
@@ -140,7 +148,7 @@ export class Agent {
       log,
       clock,
       openNetlink: this.openNetlink,
-      requestPass,
+      requestPass: () => this.request('plugins'),
       onSetUp: wakeNodeLevel,
     });
     const publication = new NodePublicationStep({
@@ -190,7 +198,12 @@ export class Agent {
       openNetlink: this.openNetlink,
       readiness: () => this.readiness(),
       lastPass: () => (this.passes > 0 ? this.lastPassAt : undefined),
-      requestPass,
+      // A notice needs the local-pods step's knowledge of its pod; the node level only while it is
+      // not in place (the notice waits for it).
+      requestPass: () =>
+        this.nodeSetup.written && this.clusterNetwork.routesReady
+          ? this.request('notice')
+          : this.request('notice', 'this-node', 'other-nodes'),
     });
   }
 
@@ -202,11 +215,11 @@ export class Agent {
         // Nodes matter to policy only through ClusterNetworkPolicy `nodes` peers.
         if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0)
           this.policy.request(this.clock.now());
-        // The steps read the nodes and this node's pods: another node's pod is none of their business
-        // (at 50,000 pods, churn elsewhere would run the node pass for nothing).
-        if (resource === 'pods' && object !== undefined && (object as PodInfo).spec.nodeName !== this.config.nodeName)
-          return;
-        this.loop.request();
+        // The steps read the nodes, this node's pods and the ClusterNetworkPolicies: another node's pod,
+        // a Namespace or a NetworkPolicy is none of their business (at 50,000 pods, churn elsewhere
+        // would run the node pass for nothing).
+        const input = this.inputOf(resource, object);
+        if (input) this.request(...input);
       },
       onSynced: (resource) => {
         this.api.listed(resource);
@@ -226,6 +239,31 @@ export class Agent {
         this.metrics.watchRestarts.inc({ resource });
       },
     };
+  }
+
+  /** The step inputs an informer event changes. */
+  private inputOf(resource: ResourceName, object: unknown): StepInput[] | undefined {
+    switch (resource) {
+      case 'nodes': {
+        const name = (object as NodeInfo | undefined)?.metadata.name;
+        if (name === undefined) return ['this-node', 'other-nodes'];
+        return name === this.config.nodeName ? ['this-node'] : ['other-nodes'];
+      }
+      case 'pods':
+        return object === undefined || (object as PodInfo).spec.nodeName === this.config.nodeName
+          ? ['local-pods']
+          : undefined;
+      case 'clusternetworkpolicies':
+        return ['cluster-policies'];
+      default:
+        return undefined;
+    }
+  }
+
+  /** Marks step inputs changed and asks for a pass soon. */
+  private request(...inputs: StepInput[]): void {
+    for (const i of inputs) this.pending.add(i);
+    this.loop.request();
   }
 
   /** Starts serving and watching; the first pass follows at once. */
@@ -279,14 +317,14 @@ export class Agent {
     this.every(
       () => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)),
       () => {
-        this.loop.request();
+        this.request('resync');
         // Level-based: the policy loop too, whatever events it saw.
         this.policy.request();
       },
     );
     this.every(
       () => UNDERLAY_CHECK_MS,
-      () => this.nodeSetup.underlayMoved() && this.loop.request(),
+      () => this.nodeSetup.underlayMoved() && this.request('underlay'),
       true,
     );
     this.every(
@@ -294,7 +332,7 @@ export class Agent {
       () => this.policy.requestDriftCheck(),
       true,
     );
-    this.loop.request();
+    this.request(...ALL_INPUTS);
   }
 
   /** A self-rearming timer, disarmed by stop(). */
@@ -378,9 +416,9 @@ export class Agent {
     return this.localPods.known();
   }
 
-  /** Asks for a pass soon; events within DEBOUNCE_MS make one pass. */
+  /** Asks for a pass of every step soon; events within DEBOUNCE_MS make one pass. */
   requestReconcile(): void {
-    this.loop.request();
+    this.request(...ALL_INPUTS);
   }
 
   private synced(resource: ResourceName): void {
@@ -393,18 +431,34 @@ export class Agent {
       // The last list may bring no object (no CRD, no ClusterNetworkPolicy), hence no change event.
       this.policy.request();
     }
-    this.loop.request();
+    this.request(...ALL_INPUTS);
   }
 
-  /** One pass: every step in order; a step that throws ends the pass, which the loop retries. */
+  /**
+   * One pass: the due steps in order; a step that throws ends the pass, which the loop retries with
+   * the same inputs due (and whatever changed meanwhile).
+   */
   private async pass(): Promise<boolean> {
+    const due = this.pending;
+    this.pending = new Set();
+    if (due.size === 0) return true;
     const end = this.metrics.reconcileDuration.startTimer();
-    const ctx: PassContext = { node: undefined, now: this.clock.now() };
+    const ctx: PassContext = { node: this.nodeSetup.node, now: this.clock.now(), due };
     try {
-      for (const step of this.steps) await step.pass(ctx);
+      for (const step of this.steps) {
+        if (!isDue(step, due)) continue;
+        const t0 = performance.now();
+        try {
+          await step.pass(ctx);
+        } finally {
+          this.metrics.stepSeconds.inc({ step: step.name }, (performance.now() - t0) / 1000);
+          this.metrics.stepRuns.inc({ step: step.name });
+        }
+      }
       this.metrics.reconcileTotal.inc({ result: 'ok' });
       return true;
     } catch (err) {
+      for (const i of due) this.pending.add(i);
       this.metrics.reconcileTotal.inc({ result: 'error' });
       this.log.error({ err }, `reconcile pass failed: ${describeError(err)}`);
       return false;

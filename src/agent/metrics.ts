@@ -21,6 +21,10 @@ export interface AgentMetrics {
   podStartNotices: Counter<'result'>;
   /** Seconds from a pod-start notice's arrival to its answer, by the answer ("ok", "refused"). */
   podStartAnswer: Histogram<'result'>;
+  /** Seconds spent in each step of the main loop (the wall time of its runs), by step. */
+  stepSeconds: Counter<'step'>;
+  /** Runs of each step of the main loop, by step: a step runs when an input it reads changed. */
+  stepRuns: Counter<'step'>;
   /** Nodes with a pod CIDR refused for overlapping an older Node's, this node's or the service range. */
   podCidrConflicts: Gauge;
 }
@@ -49,6 +53,18 @@ export function createMetrics(): AgentMetrics {
       // A pass reads the caches and the kernel and applies a difference: milliseconds normally,
       // seconds when nftables has a large policy set to load.
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    stepSeconds: new Counter({
+      name: 'strand_step_seconds_total',
+      help: 'Seconds the main loop spent in each step (wall time of its runs), by step.',
+      labelNames: ['step'] as const,
+      registers,
+    }),
+    stepRuns: new Counter({
+      name: 'strand_step_runs_total',
+      help: 'Runs of each step of the main loop, by step (a step runs when something it reads changed, and on the resync).',
+      labelNames: ['step'] as const,
       registers,
     }),
     watchRestarts: new Counter({

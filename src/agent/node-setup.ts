@@ -16,13 +16,14 @@ import {
   isKernelError,
   listAddresses,
   listLinks,
-  listRoutes,
   OFFLOAD_KEYS,
   type Link,
   type OffloadSizes,
   type NetlinkSocket,
   type Route,
 } from '../kernel/index.ts';
+import { RT_TABLE, RTM } from '../kernel/netlink-const.ts';
+import { decodeRoute, encodeDumpRoutes } from '../kernel/routes.ts';
 import { firstHost, parseCidr } from '../net/ip.ts';
 import type { Logger } from '../log.ts';
 import {
@@ -90,6 +91,27 @@ export class UnderlayError extends Error {
   override name = 'UnderlayError';
 }
 
+/** RTM_F_CLONED: a cached clone (IPv6 exceptions), not a configured route. */
+const RTM_F_CLONED = 0x200;
+
+/**
+ * The main table's routes that can be default routes (a /0), without decoding the others: under
+ * host-gw a node holds a route per peer, and the underlay is looked at every few seconds.
+ */
+export function defaultRouteCandidates(nl: NetlinkSocket): Route[] {
+  const out: Route[] = [];
+  for (const family of [4, 6] as const) {
+    for (const m of nl.dump(encodeDumpRoutes(family), 'list routes')) {
+      // struct rtmsg begins { family, dst_len, … }.
+      if (m.type !== RTM.NEWROUTE || m.data[1] !== 0) continue;
+      const r = decodeRoute(m);
+      if (!r || r.flags & RTM_F_CLONED || r.family !== family || r.table !== RT_TABLE.MAIN) continue;
+      out.push(r);
+    }
+  }
+  return out;
+}
+
 /** Finds the underlay interface: `iface` if given, else the default route's output interface. */
 export function detectUnderlay(nl: NetlinkSocket, iface: string | undefined): Underlay {
   let link: Link | undefined;
@@ -97,7 +119,7 @@ export function detectUnderlay(nl: NetlinkSocket, iface: string | undefined): Un
     link = findLink(nl, iface);
     if (!link) throw new UnderlayError(`underlay interface ${iface} (--iface) does not exist`);
   } else {
-    const route = pickDefaultRoute([...listRoutes(nl, { family: 4 }), ...listRoutes(nl, { family: 6 })]);
+    const route = pickDefaultRoute(defaultRouteCandidates(nl));
     if (!route) throw new UnderlayError('no default route to find the underlay interface by: add one or give --iface');
     if (route.oif === undefined)
       throw new UnderlayError(

@@ -8,7 +8,9 @@
 //     informer waiting out its backoff restarts at once;
 //   - relisting after 410 Gone is ListWatch's own; watches ask for bookmarks so that the version a
 //     quiet resource resumes from stays recent;
-//   - objects are slimmed (objects.ts) before they reach the cache;
+//   - objects are slimmed (objects.ts) before they reach the cache; an update whose slim object equals
+//     the cached one but for its resourceVersion keeps the cached object and fires no event
+//     (keepIfSame);
 //   - a malformed object is logged and skipped, in the list and in the watch, never passed on:
 //     ListWatch itself throws on an object without metadata;
 //   - a resource served by a CRD that may not be installed (`optional`: ClusterNetworkPolicies) is
@@ -28,6 +30,7 @@ import {
   isObject,
   isString,
   metaOnly,
+  sameSlim,
   slimClusterNetworkPolicy,
   slimNamespace,
   slimNetworkPolicy,
@@ -38,6 +41,7 @@ import {
   type NetworkPolicyInfo,
   type NodeInfo,
   type PodInfo,
+  type SlimMeta,
   type Slimmed,
 } from './objects.ts';
 
@@ -107,6 +111,15 @@ export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000 }
 /** How often a CRD that is not installed is looked for: a GET answered 404, cheap, and a CRD is
  * installed once in a cluster's life (the agent need not notice within seconds). */
 export const ABSENT_RETRY_MS = 60_000;
+/**
+ * A watch that has carried nothing (no event, no bookmark) for this long is taken for dead and
+ * started again. client-node's default, 30 s, is shorter than the API server's bookmark interval
+ * (about a minute), so every quiet resource's watch was torn down and opened again every 30 s: on an
+ * idle agent, most of what it did (issue 18). Two and a half bookmark intervals still find a half-open
+ * connection within minutes; an API server that goes away visibly ends the watch at once.
+ */
+export const WATCH_IDLE_TIMEOUT_MS = 150_000;
+
 /** Items per list page, as client-go's reflector. */
 export const LIST_PAGE_SIZE = 500;
 
@@ -120,6 +133,8 @@ class SlimWatch<T> extends Watch {
   constructor(kc: KubeConfig, informer: ResourceInformer<T & KubernetesObject>) {
     super(kc);
     this.informer = informer;
+    // Private in client-node's types; its watch() reads it as its inactivity timeout.
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_IDLE_TIMEOUT_MS;
   }
 
   override async watch(
@@ -141,7 +156,7 @@ class SlimWatch<T> extends Watch {
         if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
           const slim = phase === 'DELETED' ? this.informer.slimDeleted(obj) : this.informer.slim(obj);
           if (slim === undefined) return;
-          callback(phase, slim, raw);
+          callback(phase, phase === 'DELETED' ? slim : this.informer.keepIfSame(slim), raw);
           return;
         }
         callback(phase, obj, raw);
@@ -180,6 +195,8 @@ export class ResourceInformer<T extends KubernetesObject> {
   synced = false;
   /** Malformed objects skipped so far. */
   skipped = 0;
+  /** Updates (watched or relisted) that changed nothing the slim object keeps, so fired no event. */
+  unchanged = 0;
   /** An optional resource the API server does not serve (its CRD is not installed). */
   absent = false;
 
@@ -282,6 +299,25 @@ export class ResourceInformer<T extends KubernetesObject> {
     return undefined;
   }
 
+  /**
+   * The cached object when it equals `slim` but for the resourceVersion, else `slim`. The cached one
+   * takes the new resourceVersion in place, so that ListWatch (which keeps an object of the same
+   * version and fires no event for it) records the version to resume from and the agent sees
+   * nothing: kubelet's status updates and heartbeats change only fields the slim object drops, and
+   * each would otherwise ask for a policy pass and a main pass. Identity is kept too, which the
+   * policy compiler's reuse by identity relies on.
+   */
+  keepIfSame(slim: T): T {
+    const meta = slim.metadata;
+    if (!meta?.name) return slim;
+    const cached = this.lw.get(meta.name, meta.namespace);
+    if (!cached?.metadata || cached === slim || meta.resourceVersion === undefined) return slim;
+    if (!sameSlim(cached as unknown as { metadata: SlimMeta }, slim as unknown as { metadata: SlimMeta })) return slim;
+    cached.metadata.resourceVersion = meta.resourceVersion;
+    this.unchanged++;
+    return cached;
+  }
+
   /** A deleted object only needs its metadata to leave the cache. */
   slimDeleted(raw: unknown): T | undefined {
     const full = this.spec.slim(raw);
@@ -379,7 +415,7 @@ export class ResourceInformer<T extends KubernetesObject> {
           resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
           for (const raw of page.items) {
             const slim = this.slim(raw);
-            if (slim !== undefined) items.push(slim);
+            if (slim !== undefined) items.push(this.keepIfSame(slim));
           }
           cont = isString(meta.continue) && meta.continue !== '' ? meta.continue : undefined;
         } while (cont !== undefined);

@@ -222,3 +222,36 @@ export const slimClusterNetworkPolicy = slimming((raw): ClusterNetworkPolicyInfo
 /** A deleted object only needs its metadata to leave the cache. */
 export const metaOnly = (namespaced: boolean) =>
   slimming((raw): { metadata: SlimMeta } => ({ metadata: slimMeta(raw, namespaced) }));
+
+/** Deep equality of JSON-like values (a Date by its time), for sameSlim. */
+function equalValues(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Date || b instanceof Date)
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bs = b as unknown[];
+    return a.length === bs.length && a.every((v, i) => equalValues(v, bs[i]));
+  }
+  const ao = a as Json;
+  const bo = b as Json;
+  const keys = Object.keys(ao);
+  if (keys.length !== Object.keys(bo).length) return false;
+  return keys.every((k) => Object.hasOwn(bo, k) && equalValues(ao[k], bo[k]));
+}
+
+/**
+ * Whether two slim objects say the same thing to the agent: equal in every kept field but the
+ * resourceVersion (kubelet's status updates and heartbeats bump it and change only fields the slim
+ * object drops).
+ */
+export function sameSlim(a: { metadata: SlimMeta }, b: { metadata: SlimMeta }): boolean {
+  if (a === b) return true;
+  const { resourceVersion: _a, ...am } = a.metadata;
+  const { resourceVersion: _b, ...bm } = b.metadata;
+  if (!equalValues(am, bm)) return false;
+  const { metadata: _am, ...ar } = a as unknown as Json;
+  const { metadata: _bm, ...br } = b as unknown as Json;
+  return equalValues(ar, br);
+}

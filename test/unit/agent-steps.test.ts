@@ -216,6 +216,74 @@ describe('the agent against the nft fake and the test API server', () => {
     expect(a.policy.problem).toBeUndefined();
   });
 
+  it('runs only the steps that read what changed (issue 18)', async () => {
+    const nft = new FakeNft();
+    const a = await start(nft);
+    const chain = podChainName({ namespace: 'default', name: 'web' }, 'ingress');
+    await eventually(() => nft.state?.chains.has(chain) === true);
+    // Node set-up fails here (no kernel) and a failed pass is retried with every step it had due:
+    // without a pod CIDR, set-up waits before it needs the kernel, and the pass succeeds.
+    api.upsert('nodes', { metadata: { name: 'n1' } });
+    await eventually(() => a.readiness().reasons.join().includes('to get a pod CIDR'));
+    const runs = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await a.metrics.stepRuns.get()).values.map((v) => [String(v.labels.step), v.value]));
+    /** The runs each step made while `change` happened (and the debounce after it). */
+    const during = async (change: () => void): Promise<Record<string, number>> => {
+      await new Promise((r) => setTimeout(r, 300));
+      const before = await runs();
+      change();
+      await new Promise((r) => setTimeout(r, 400));
+      const after = await runs();
+      return Object.fromEntries(
+        Object.entries(after)
+          .map(([k, v]) => [k, v - (before[k] ?? 0)] as const)
+          .filter(([, v]) => v > 0),
+      );
+    };
+    expect(Object.keys(await runs())).toContain('node-setup');
+    // Another node's pod, a NetworkPolicy, a status update that changes nothing kept: no step.
+    expect(
+      await during(() =>
+        api.create('pods', {
+          metadata: { name: 'far', namespace: 'default' },
+          spec: { nodeName: 'n2', containers: [] },
+          status: { podIPs: [{ ip: '10.2.0.5' }] },
+        }),
+      ),
+    ).toEqual({});
+    expect(
+      await during(() =>
+        api.create('networkpolicies', {
+          metadata: { name: 'other', namespace: 'default' },
+          spec: { podSelector: {}, policyTypes: ['Egress'] },
+        }),
+      ),
+    ).toEqual({});
+    expect(
+      await during(() =>
+        api.upsert('pods', {
+          metadata: { name: 'web', namespace: 'default', labels: { app: 'web' } },
+          spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] },
+          status: { podIP: '10.1.0.5', podIPs: [{ ip: '10.1.0.5' }], conditions: [{ type: 'Ready', status: 'True' }] },
+        }),
+      ),
+    ).toEqual({});
+    // A pod of this node: the steps that read this node's pods.
+    expect(
+      await during(() =>
+        api.create('pods', {
+          metadata: { name: 'near', namespace: 'default' },
+          spec: { nodeName: 'n1', containers: [] },
+          status: { podIPs: [{ ip: '10.1.0.6' }] },
+        }),
+      ),
+    ).toEqual({ 'local-pods': 1, 'ipam-metrics': 1 });
+    // Another Node: the cluster network only.
+    expect(
+      await during(() => api.create('nodes', { metadata: { name: 'n2' }, spec: { podCIDR: '10.2.0.0/24' } })),
+    ).toEqual({ 'cluster-network': 1 });
+  });
+
   it('refuses every waiting pod-start notice at once on stop(), and leaves the rules in the table', async () => {
     const nft = new FakeNft();
     const a = await start(nft, 30_000);

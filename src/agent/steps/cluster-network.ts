@@ -27,6 +27,7 @@ export interface ClusterNetworkStepOptions {
 
 export class ClusterNetworkStep implements Step {
   readonly name = 'cluster-network';
+  readonly inputs = ['this-node', 'other-nodes', 'node-set-up', 'resync'] as const;
   private readonly opts: ClusterNetworkStepOptions;
   /** Routes to the other nodes are in place (the first pass succeeded). */
   routesReady = false;

@@ -39,6 +39,7 @@ const keyOf = (p: ClusterPolicyProblem) => `${p.kind}\u0000${p.policy}\u0000${p.
 
 export class ClusterPolicyReportStep implements Step {
   readonly name = 'cluster-policy-report';
+  readonly inputs = ['cluster-policies', 'resync'] as const;
   private readonly informer: Pick<ResourceInformer<ClusterNetworkPolicyInfo>, 'list'>;
   private readonly log: Logger;
   private readonly gauge: Gauge<'kind'>;

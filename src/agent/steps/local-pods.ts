@@ -2,6 +2,7 @@
 // hold an address) and the plugin's pod-start notices (pod-notices.ts, the one store), for `strand
 // status`. A pod the plugin told of that the API does not show yet is listed from its notice while
 // IPAM holds its addresses; what IPAM holds is handed to the notice store for its expiry rule.
+import { statSync } from 'node:fs';
 import { readReservations, storeDir } from '../../ipam/store.ts';
 import { formatIp as formatIpamIp } from '../../ipam/range.ts';
 import type { Logger } from '../../log.ts';
@@ -42,8 +43,10 @@ export interface LocalPodsOptions {
 
 export class LocalPodsStep implements Step {
   readonly name = 'local-pods';
+  readonly inputs = ['local-pods', 'notice', 'resync'] as const;
   private readonly opts: LocalPodsOptions;
   private pods = new Map<string, KnownPod>();
+  private attachmentsRead: { mtime: number; value: Map<string, Attachment> } | undefined;
 
   constructor(opts: LocalPodsOptions) {
     this.opts = opts;
@@ -57,10 +60,19 @@ export class LocalPodsStep implements Step {
     return [...this.pods.values()];
   }
 
-  /** IPAM's attachments of the strand network by address: which container and host veth have it. */
+  /**
+   * IPAM's attachments of the strand network by address: which container and host veth have it.
+   * Read again only when the store's directory changed (every reservation is a file in it, written
+   * by rename): the resync does not read every pod's file for nothing. A change within the last
+   * second is not trusted to show in the mtime (two writes in one tick).
+   */
   private attachments(): Map<string, Attachment> {
+    const dir = storeDir(this.opts.config.ipamDataDir, NETWORK_NAME);
+    const mtime = statSync(dir, { throwIfNoEntry: false })?.mtimeMs;
+    const settled = mtime !== undefined && Date.now() - mtime > 1_000;
+    if (settled && this.attachmentsRead?.mtime === mtime) return this.attachmentsRead.value;
     const out = new Map<string, Attachment>();
-    for (const r of readReservations(storeDir(this.opts.config.ipamDataDir, NETWORK_NAME))) {
+    for (const r of readReservations(dir)) {
       const ifname = r.ifname ?? 'eth0';
       out.set(canonicalIp(formatIpamIp(r.ip)), {
         containerId: r.containerID,
@@ -68,6 +80,7 @@ export class LocalPodsStep implements Step {
         hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname),
       });
     }
+    this.attachmentsRead = settled ? { mtime, value: out } : undefined;
     return out;
   }
 

@@ -6,6 +6,7 @@ import type { PassContext, Step } from './step.ts';
 
 export class MasqueradeStep implements Step {
   readonly name = 'masquerade';
+  readonly inputs = ['node-set-up', 'resync'] as const;
   private readonly network: ClusterNetwork;
   private problem: string | undefined;
 

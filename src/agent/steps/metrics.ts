@@ -9,6 +9,7 @@ import type { Step } from './step.ts';
 
 export class IpamMetricsStep implements Step {
   readonly name = 'ipam-metrics';
+  readonly inputs = ['local-pods', 'node-set-up', 'resync'] as const;
   private readonly config: AgentConfig;
   private readonly metrics: AgentMetrics;
   private readonly nodeSetup: NodeSetupStep;

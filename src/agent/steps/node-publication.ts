@@ -24,6 +24,7 @@ export interface NodePublicationOptions {
 
 export class NodePublicationStep implements Step {
   readonly name = 'node-publication';
+  readonly inputs = ['this-node', 'node-set-up', 'resync'] as const;
   private readonly opts: NodePublicationOptions;
   private conditionPatching = false;
   private conditionPatchedAt = 0;

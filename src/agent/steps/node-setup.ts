@@ -44,6 +44,11 @@ export interface NodeSetupOptions {
 
 export class NodeSetupStep implements Step {
   readonly name = 'node-setup';
+  readonly inputs = ['this-node', 'underlay', 'plugins', 'resync'] as const;
+  /** This node's Node as the last pass found it usable (undefined while set-up waits). */
+  node: NodeInfo | undefined;
+  /** What the steps after this one read of its result, as of the last pass. */
+  private output = '';
   private readonly opts: NodeSetupOptions;
   /** The node state and the conflist are written (they are written together). */
   written = false;
@@ -60,6 +65,8 @@ export class NodeSetupStep implements Step {
   /** Changes in the CNI bin dir (a plugin upgraded, installed or removed) ask for a pass. */
   private binDirWatcher: FSWatcher | undefined;
   private closed = false;
+  /** The socket the periodic underlay look uses. */
+  private underlaySocket: NetlinkSocket | undefined;
 
   constructor(opts: NodeSetupOptions) {
     this.opts = opts;
@@ -77,28 +84,43 @@ export class NodeSetupStep implements Step {
   close(): void {
     this.closed = true;
     this.binDirWatcher?.close();
+    this.underlaySocket?.close();
+    this.underlaySocket = undefined;
   }
 
   /** Whether the underlay's addresses or MTU differ from what the last pass saw (or it cannot be read):
    * an address change on it makes no API event, yet peers must learn it promptly. */
   underlayMoved(): boolean {
     const seen = this.underlay;
-    if (!seen) return false;
-    let nl: NetlinkSocket | undefined;
+    if (!seen || this.closed) return false;
     try {
-      nl = this.opts.openNetlink();
-      return JSON.stringify(detectUnderlay(nl, this.opts.config.iface)) !== JSON.stringify(seen);
+      // One socket for every look (every few seconds, for the agent's life).
+      this.underlaySocket ??= this.opts.openNetlink();
+      return JSON.stringify(detectUnderlay(this.underlaySocket, this.opts.config.iface)) !== JSON.stringify(seen);
     } catch {
+      this.underlaySocket?.close();
+      this.underlaySocket = undefined;
       // Gone or changed beyond recognition: the pass says what.
       return true;
-    } finally {
-      nl?.close();
     }
   }
 
   /** Sets the node up when it can and puts its Node in the context, else logs what it waits for. */
   async pass(ctx: PassContext): Promise<void> {
-    ctx.node = await this.setUpNode();
+    const before = this.node;
+    ctx.node = this.node = await this.setUpNode();
+    // The steps after this one read the Node, the underlay, the pod MTU and offload, and the conflist
+    // plan: when any of them changed they are due (the Node's identity says whether it changed: the
+    // informer keeps the object of an update that changed nothing kept).
+    const output = JSON.stringify([
+      this.written,
+      this.underlay,
+      this.setUp,
+      this.conflistPlan?.versions,
+      this.conflistPlan?.chained,
+    ]);
+    if (this.node !== before || output !== this.output) ctx.due.add('node-set-up');
+    this.output = output;
   }
 
   private async setUpNode(): Promise<NodeInfo | undefined> {

@@ -7,6 +7,7 @@ import type { PassContext, Step } from './step.ts';
 
 export class PolicyStep implements Step {
   readonly name = 'policy';
+  readonly inputs = ['this-node', 'node-set-up', 'resync'] as const;
   private readonly enforcer: PolicyEnforcer;
   private readonly nodeAddresses: () => string[];
   private lastAddresses = '';
