@@ -12,7 +12,7 @@
 // so the agent sees a pod scheduled to its node before its ADD. At each full compile, the peers that
 // such pods' rules would name and no other pod's rules do are resolved against the cluster then, so
 // the notice's bind never walks the cluster's pods.
-import { byText, clusterView, podKey } from './cluster.ts';
+import { byText, clusterView, podKey, type ClusterView } from './cluster.ts';
 import { compilePolicy } from './compile.ts';
 import { PeerRegistry } from './peers.ts';
 import type {
@@ -38,33 +38,73 @@ const STANDIN = ['0.0.0.1'];
 
 /**
  * For this node's pods that `compiled` (from `input`) lacks, which have no address yet: the sets their
- * rules would name that `compiled` has not, resolved against the same cluster.
+ * rules would name that `compiled` has not, resolved against the same cluster (`view`: the cluster
+ * view `compiled` was built from, else built here).
  */
 export function prepareBinds(
   input: CompileInput,
   compiled: CompiledPolicy,
   waiting: readonly PolicyPod[],
+  view?: ClusterView,
 ): PreparedSets {
-  const registry = new PeerRegistry();
-  let any = false;
-  for (const pod of waiting) {
-    const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
-    const own = compilePolicy({ ...input, pods: [pod], nodes: [], extraPodIps: new Map([[key, STANDIN]]) });
-    for (const [id, set] of own.peers) {
-      registry.peer(set.meaning);
-      if (!compiled.peers.has(id)) any = true;
+  return new BindPreparer().prepare(input, compiled, waiting, view);
+}
+
+interface WaitingNeeds {
+  peers: PeerSet[];
+  namedPorts: NamedPortSet[];
+}
+
+/** prepareBinds that compiles a waiting pod alone only when the pod, the policies, the namespaces
+ * or the ClusterNetworkPolicies changed since it last did (issue 18: a pass follows the change). */
+export class BindPreparer {
+  private needs = new WeakMap<PolicyPod, WaitingNeeds>();
+  private seen: Pick<CompileInput, 'policies' | 'namespaces' | 'clusterNetworkPolicies'> | undefined;
+
+  prepare(
+    input: CompileInput,
+    compiled: CompiledPolicy,
+    waiting: readonly PolicyPod[],
+    view?: ClusterView,
+  ): PreparedSets {
+    const s = this.seen;
+    const same = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined) =>
+      a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
+    if (
+      !s ||
+      !same(s.policies, input.policies) ||
+      !same(s.namespaces, input.namespaces) ||
+      !same(s.clusterNetworkPolicies, input.clusterNetworkPolicies)
+    )
+      this.needs = new WeakMap();
+    this.seen = input;
+    const registry = new PeerRegistry();
+    let any = false;
+    for (const pod of waiting) {
+      let need = this.needs.get(pod);
+      if (!need) {
+        const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
+        const own = compilePolicy({ ...input, pods: [pod], nodes: [], extraPodIps: new Map([[key, STANDIN]]) });
+        need = { peers: [...own.peers.values()], namedPorts: [...own.namedPorts.values()] };
+        for (const set of need.namedPorts)
+          if (set.peer !== undefined && !own.peers.has(set.peer)) need.peers.push(own.peers.get(set.peer) as PeerSet);
+        this.needs.set(pod, need);
+      }
+      for (const set of need.peers) {
+        registry.peer(set.meaning);
+        if (!compiled.peers.has(set.id)) any = true;
+      }
+      for (const set of need.namedPorts) {
+        registry.namedPorts(set.peer, [...set.ports]);
+        if (!compiled.namedPorts.has(set.id)) any = true;
+      }
     }
-    for (const [id, set] of own.namedPorts) {
-      if (set.peer !== undefined) registry.peer((own.peers.get(set.peer) as PeerSet).meaning);
-      registry.namedPorts(set.peer, [...set.ports]);
-      if (!compiled.namedPorts.has(id)) any = true;
-    }
+    if (!any) return NOTHING_PREPARED;
+    const all = registry.resolve(view ?? clusterView(input));
+    const peers = new Map([...all.peers].filter(([id]) => !compiled.peers.has(id)));
+    const namedPorts = new Map([...all.namedPorts].filter(([id]) => !compiled.namedPorts.has(id)));
+    return { peers, namedPorts };
   }
-  if (!any) return NOTHING_PREPARED;
-  const all = registry.resolve(clusterView(input));
-  const peers = new Map([...all.peers].filter(([id]) => !compiled.peers.has(id)));
-  const namedPorts = new Map([...all.namedPorts].filter(([id]) => !compiled.namedPorts.has(id)));
-  return { peers, namedPorts };
 }
 
 export interface Bound {

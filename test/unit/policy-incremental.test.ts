@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { FakeNft } from '../../src/nft/fake.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { diffIdentity } from '../../src/policy/diff.ts';
+import { modelDifferences } from '../../src/policy/incremental/compare.ts';
 import { IncrementalCompiler } from '../../src/policy/incremental/compiler.ts';
 import { TableRenderer } from '../../src/policy/incremental/render.ts';
 import {
@@ -262,6 +263,7 @@ describe('the incremental compiler, render and diff', () => {
         const pure = compilePolicy(input);
         const where = `seed ${seed} step ${s} (${kind})`;
         expect(inc, where).toEqual(pure);
+        expect(modelDifferences(pure, inc), where).toEqual([]);
         expect([...inc.peers.keys()], where).toEqual([...pure.peers.keys()]);
         expect([...inc.namedPorts.keys()], where).toEqual([...pure.namedPorts.keys()]);
         const next = renderer.render(inc);
