@@ -22,6 +22,7 @@ import type {
   NamedPortElement,
   NamedPortSet,
   PeerSet,
+  PolicyNamespace,
   PolicyPod,
 } from './types.ts';
 
@@ -84,19 +85,30 @@ export class BindPreparer {
       let need = this.needs.get(pod);
       if (!need) {
         const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
-        const own = compilePolicy({ ...input, pods: [pod], nodes: [], extraPodIps: new Map([[key, STANDIN]]) });
+        const own = compilePolicy({
+          ...input,
+          namespaces: ownNamespace(input, pod),
+          pods: [pod],
+          nodes: [],
+          extraPodIps: new Map([[key, STANDIN]]),
+        });
         need = { peers: [...own.peers.values()], namedPorts: [...own.namedPorts.values()] };
         for (const set of need.namedPorts)
           if (set.peer !== undefined && !own.peers.has(set.peer)) need.peers.push(own.peers.get(set.peer) as PeerSet);
         this.needs.set(pod, need);
       }
+      // Only what `compiled` lacks is resolved (a named-port set with the peer whose pods it reads).
       for (const set of need.peers) {
+        if (compiled.peers.has(set.id)) continue;
         registry.peer(set.meaning);
-        if (!compiled.peers.has(set.id)) any = true;
+        any = true;
       }
       for (const set of need.namedPorts) {
+        if (compiled.namedPorts.has(set.id)) continue;
+        const peer = set.peer === undefined ? undefined : need.peers.find((p) => p.id === set.peer);
+        if (peer) registry.peer(peer.meaning);
         registry.namedPorts(set.peer, [...set.ports]);
-        if (!compiled.namedPorts.has(set.id)) any = true;
+        any = true;
       }
     }
     if (!any) return NOTHING_PREPARED;
@@ -129,6 +141,7 @@ export function bindLocalPod(
   const extra = input.extraPodIps?.get(key);
   const alone: CompileInput = {
     ...input,
+    namespaces: ownNamespace(input, pod),
     pods: [pod],
     nodes: [],
     extraPodIps: new Map(extra ? [[key, extra]] : []),
@@ -191,6 +204,14 @@ export function bindLocalPod(
     namedPorts: noLonger(grow(prepared.namedPorts, part.namedPorts, joinPorts), compiled.namedPorts),
   };
   return { compiled, prepared: next };
+}
+
+/** The pod's own namespace object: compiling one pod reads no other namespace's labels (its peers'
+ * other namespaces hold none of its pods), and resolving against all of them cost a selector match
+ * per namespace and peer on every bind. */
+function ownNamespace(input: CompileInput, pod: PolicyPod): readonly PolicyNamespace[] {
+  const ns = pod.metadata.namespace ?? '';
+  return input.namespaces.filter((n) => n.metadata.name === ns);
 }
 
 function insertPod(pods: readonly LocalPod[], pod: LocalPod): LocalPod[] {
