@@ -75,10 +75,15 @@ export class BindPreparer {
       !s ||
       !same(s.policies, input.policies) ||
       !same(s.namespaces, input.namespaces) ||
-      !same(s.clusterNetworkPolicies, input.clusterNetworkPolicies)
+      !same(s.clusterNetworkPolicies, input.clusterNetworkPolicies ?? [])
     )
       this.needs = new WeakMap();
-    this.seen = input;
+    // Copies: a caller may change its arrays in place.
+    this.seen = {
+      policies: [...input.policies],
+      namespaces: [...input.namespaces],
+      clusterNetworkPolicies: [...(input.clusterNetworkPolicies ?? [])],
+    };
     const registry = new PeerRegistry();
     let any = false;
     for (const pod of waiting) {

@@ -171,13 +171,19 @@ class World {
 
   /** One random event; returns its kind. */
   step(): string {
-    const k = this.int(12);
+    const k = this.int(13);
     const podNames = [...this.pods.keys()];
     const some = podNames.length > 0 ? this.pick(podNames) : undefined;
     const p = some === undefined ? undefined : this.pods.get(some);
     if (k === 0) {
       this.addPod();
       return 'pod add';
+    }
+    if (k === 12 && some !== undefined) {
+      // One out and one in: the same number of pods, the others moved (the informers' list order).
+      this.pods.delete(some);
+      this.addPod();
+      return 'pod replaced';
     }
     if (k === 1 && some !== undefined) {
       this.pods.delete(some);

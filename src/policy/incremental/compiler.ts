@@ -159,11 +159,11 @@ export class IncrementalCompiler {
       for (const [ns, list] of byNs) if (!sameList(this.policiesByNs.get(ns), list)) npNamespaces.add(ns);
       for (const ns of this.policiesByNs.keys()) if (!byNs.has(ns)) npNamespaces.add(ns);
       this.policiesByNs = byNs;
-      this.policies = policies;
+      this.policies = [...policies]; // a copy: a caller may change its array in place
     }
     const cnps = input.clusterNetworkPolicies ?? [];
     const cnpChanged = !sameList(this.cnps, cnps);
-    this.cnps = cnps;
+    this.cnps = [...cnps];
     return TIERS.map((tier) => {
       if (tier.name === 'networkpolicy')
         return (pod) => (pod === undefined ? npChanged : npNamespaces?.has(pod.namespace) === true);

@@ -50,6 +50,24 @@ interface PodMemo {
 
 const byName = (a: ClusterPod, b: ClusterPod) => byText(a.name, b.name);
 const SLICE = 2000;
+/** More replaced pods than this in one pass: walk them all instead. */
+const REPLACED_MAX = 500;
+
+interface Walked {
+  sorted: Map<string, readonly ClusterPod[]>;
+  podLists: Set<string>;
+  local: ClusterPod[];
+  fromNotice: Set<string>;
+}
+
+function sameNotices(
+  a: ReadonlyMap<string, readonly string[]> | undefined,
+  b: ReadonlyMap<string, readonly string[]> | undefined,
+): boolean {
+  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false;
+  for (const [k, v] of a ?? []) if (!sameList(v, b?.get(k)) && v.join() !== b?.get(k)?.join()) return false;
+  return true;
+}
 
 export class ViewBuilder {
   private readonly podMemo = new WeakMap<PolicyPod, PodMemo>();
@@ -63,44 +81,16 @@ export class ViewBuilder {
   private nodeAddresses: string[] = [];
   private owned = new WeakMap<ClusterPod, OwnedPod>();
   private lastView: ClusterView | undefined;
+  /** The input last walked, and per pod of it what it gave (aligned with its pods). */
+  private walked: { pods: readonly PolicyPod[]; node: string; extra: CompileInput['extraPodIps'] } | undefined;
+  private results: PodMemo['result'][] | undefined;
+  private local: readonly ClusterPod[] = [];
 
   /** The view of `input`, and what changed since the last one. */
   *build(input: CompileInput, slice: Slicer): Generator<void, { view: ClusterView; changes: ViewChanges }, void> {
-    const raw = new Map<string, ClusterPod[]>();
-    const fromNotice = new Set<string>();
-    const local: ClusterPod[] = [];
-    let n = 0;
-    for (const pod of input.pods) {
-      if (++n % SLICE === 0) yield* slice();
-      const c = this.podOf(pod, input);
-      if (!c) continue;
-      const { namespace, name } = c.pod;
-      if (c.fromNotice) fromNotice.add(podKey(namespace, name));
-      if (c.pod.local) local.push(c.pod);
-      let list = raw.get(namespace);
-      if (!list) {
-        list = [];
-        raw.set(namespace, list);
-      }
-      list.push(c.pod);
-    }
-    const podLists = new Set<string>();
-    const sorted = new Map<string, readonly ClusterPod[]>();
-    for (const [ns, list] of raw) {
-      const prevRaw = this.raw.get(ns);
-      const prevSorted = this.sorted.get(ns);
-      if (prevSorted && sameList(prevRaw, list)) {
-        sorted.set(ns, prevSorted);
-        continue;
-      }
-      const s = [...list].sort(byName);
-      if (prevSorted && sameList(prevSorted, s)) sorted.set(ns, prevSorted);
-      else {
-        sorted.set(ns, s);
-        podLists.add(ns);
-      }
-    }
-    for (const ns of this.sorted.keys()) if (!sorted.has(ns)) podLists.add(ns);
+    const { sorted, podLists, local, fromNotice } = this.replaced(input) ?? (yield* this.walk(input, slice));
+    // Copies: a caller may change its array or map in place.
+    this.walked = { pods: [...input.pods], node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
     yield* slice();
 
     const labels = new Set<string>();
@@ -133,8 +123,6 @@ export class ViewBuilder {
       nodes: nodes !== this.nodes,
       noPods: podLists.size === 0 && this.lastView !== undefined,
     };
-    this.raw = raw;
-    this.sorted = sorted;
     this.nsLabels = nsLabels;
     this.names = names;
     this.nodes = nodes;
@@ -160,6 +148,117 @@ export class ViewBuilder {
     };
     this.lastView = view;
     return { view, changes };
+  }
+
+  /** Every pod, grouped by namespace; lists whose members are the last lists' are kept. */
+  private *walk(input: CompileInput, slice: Slicer): Generator<void, Walked, void> {
+    const raw = new Map<string, ClusterPod[]>();
+    const results: PodMemo['result'][] = [];
+    let n = 0;
+    for (const pod of input.pods) {
+      if (++n % SLICE === 0) yield* slice();
+      const c = this.podOf(pod, input);
+      results.push(c);
+      if (!c) continue;
+      let list = raw.get(c.pod.namespace);
+      if (!list) {
+        list = [];
+        raw.set(c.pod.namespace, list);
+      }
+      list.push(c.pod);
+    }
+    const podLists = new Set<string>();
+    const sorted = new Map<string, readonly ClusterPod[]>();
+    for (const [ns, list] of raw) {
+      const prevRaw = this.raw.get(ns);
+      const prevSorted = this.sorted.get(ns);
+      if (prevSorted && sameList(prevRaw, list)) {
+        sorted.set(ns, prevSorted);
+        continue;
+      }
+      const s = [...list].sort(byName);
+      if (prevSorted && sameList(prevSorted, s)) sorted.set(ns, prevSorted);
+      else {
+        sorted.set(ns, s);
+        podLists.add(ns);
+      }
+    }
+    for (const ns of this.sorted.keys()) if (!sorted.has(ns)) podLists.add(ns);
+    const local: ClusterPod[] = [];
+    const fromNotice = new Set<string>();
+    for (const c of results) {
+      if (!c?.pod.local) continue;
+      local.push(c.pod);
+      if (c.fromNotice) fromNotice.add(podKey(c.pod.namespace, c.pod.name));
+    }
+    this.raw = raw;
+    this.results = results;
+    this.sorted = sorted;
+    this.local = local;
+    return { sorted, podLists, local, fromNotice };
+  }
+
+  /**
+   * The informers' list keeps a replaced object in its place, so when the input has as many pods as
+   * the last one, the same notices and node, and only some objects were replaced, the pods that
+   * changed are found by one pointer comparison per pod and only their namespaces' lists are
+   * updated (a pod out, a pod in by name). Undefined: walk everything.
+   */
+  private replaced(input: CompileInput): Walked | undefined {
+    const w = this.walked;
+    if (!w || w.node !== input.nodeName || w.pods.length !== input.pods.length || !this.results) return undefined;
+    if (!sameNotices(w.extra, input.extraPodIps)) return undefined;
+    const changed: number[] = [];
+    for (let i = 0; i < input.pods.length; i++) {
+      if (input.pods[i] === w.pods[i]) continue;
+      changed.push(i);
+      if (changed.length > REPLACED_MAX) return undefined;
+    }
+    const results = [...this.results];
+    const sorted = new Map(this.sorted);
+    const podLists = new Set<string>();
+    let local = this.local;
+    // Every pod out first, then every pod in: with a pod deleted and another added, the pods between
+    // moved one place, and each is both a pod out and a pod in.
+    const ins: ClusterPod[] = [];
+    for (const i of changed) {
+      const was = results[i]?.pod;
+      const now = this.podOf(input.pods[i] as PolicyPod, input);
+      results[i] = now;
+      if (was === now?.pod) continue;
+      if (now) ins.push(now.pod);
+      if (!was) continue;
+      const list = (sorted.get(was.namespace) ?? []).filter((p) => p !== was);
+      if (list.length > 0) sorted.set(was.namespace, list);
+      else sorted.delete(was.namespace);
+      podLists.add(was.namespace);
+      if (was.local) local = local.filter((p) => p !== was);
+    }
+    for (const pod of ins) {
+      const list = [...(sorted.get(pod.namespace) ?? [])];
+      let at = 0;
+      while (at < list.length && byName(list[at] as ClusterPod, pod) <= 0) at++;
+      list.splice(at, 0, pod);
+      sorted.set(pod.namespace, list);
+      podLists.add(pod.namespace);
+      if (pod.local) local = [...local, pod];
+    }
+    // A list that came back to the same members is the last view's array.
+    for (const ns of podLists) {
+      const list = sorted.get(ns);
+      const before = this.sorted.get(ns);
+      if (list && before && sameList(list, before)) {
+        sorted.set(ns, before);
+        podLists.delete(ns);
+      }
+    }
+    const fromNotice = new Set<string>();
+    for (const c of results) if (c?.pod.local && c.fromNotice) fromNotice.add(podKey(c.pod.namespace, c.pod.name));
+    this.raw = new Map(); // the next walk sorts again rather than trusting lists of another order
+    this.results = results;
+    this.sorted = sorted;
+    this.local = local;
+    return { sorted, podLists, local: [...local], fromNotice };
   }
 
   private podOf(pod: PolicyPod, input: CompileInput): PodMemo['result'] {

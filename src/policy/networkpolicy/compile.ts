@@ -30,7 +30,7 @@ function samePolicies(a: readonly NetworkPolicyObject[], b: readonly NetworkPoli
 function policiesByNamespace(policies: readonly NetworkPolicyObject[]): ByNamespace {
   if (lastGrouping && samePolicies(lastGrouping.policies, policies)) return lastGrouping.result;
   const result = groupPolicies(policies);
-  lastGrouping = { policies, result };
+  lastGrouping = { policies: [...policies], result }; // a copy: a caller may change its array in place
   return result;
 }
 
