@@ -40,10 +40,20 @@ export class PeerResolver {
     const fresh = new PeerRegistry();
     const freshIds: string[] = [];
     let walked = 0;
+    // Per address, how many pods of the namespaces whose lists changed have it (built when asked).
+    let counts: Map<string, number> | undefined;
+    const inChanged = (ip: string): number => {
+      if (!counts) {
+        counts = new Map();
+        for (const ns of changes.podLists)
+          for (const p of view.podsByNs.get(ns) ?? []) for (const a of p.ips) counts.set(a, (counts.get(a) ?? 0) + 1);
+      }
+      return counts.get(ip) ?? 0;
+    };
     for (const id of [...meanings.keys()].sort(byText)) {
       const meaning = meanings.get(id) as PeerMeaning;
       if (meaning.kind === 'pods') {
-        const state = this.podsPeer(id, meaning, view, changes);
+        const state = this.podsPeer(id, meaning, view, changes, inChanged);
         walked += state.walked;
         if (walked >= SLICE) {
           walked = 0;
@@ -119,6 +129,7 @@ export class PeerResolver {
     m: PodsMeaning,
     view: ClusterView,
     changes: ViewChanges,
+    inChanged: (ip: string) => number,
   ): { state: PodsPeerState; walked: number } {
     const was = this.pods.get(id);
     const selected = (ns: string) =>
@@ -152,6 +163,10 @@ export class PeerResolver {
       read.set(ns, { list, ips });
     }
     if (was && sameIps) return { state: { set: was.set, read }, walked };
+    if (was && sameList([...was.read.keys()], namespaces)) {
+      const set = updated(was, read, changes, inChanged);
+      if (set) return { state: { set, read }, walked };
+    }
     const all: string[] = [];
     for (const r of read.values()) for (const ip of r.ips) all.push(ip);
     const ips = [...new Set(all)].sort(byText);
@@ -162,4 +177,52 @@ export class PeerResolver {
       was && sameList(was.set.v4, v4) && sameList(was.set.v6, v6) ? was.set : { id, meaning: m, v4, v6, intervals: [] };
     return { state: { set, read }, walked };
   }
+}
+
+/**
+ * The peer's members from its last ones and what the namespaces that changed took out and put in: one
+ * merge of the sorted lists instead of sorting the whole set again. Undefined when an address taken
+ * out is still some pod's (two pods with one address: only the whole set tells whether it stays).
+ */
+function updated(
+  was: PodsPeerState,
+  read: PodsPeerState['read'],
+  changes: ViewChanges,
+  inChanged: (ip: string) => number,
+): PeerSet | undefined {
+  const out = new Set<string>();
+  const into = new Set<string>();
+  const stays = new Set<string>();
+  for (const [ns, r] of read) {
+    const before = was.read.get(ns);
+    if (!before || before === r) continue;
+    for (const ip of r.ips) stays.add(ip);
+    const then = new Set(before.ips);
+    for (const ip of r.ips) if (!then.has(ip)) into.add(ip);
+    for (const ip of before.ips) out.add(ip);
+  }
+  for (const ip of out) {
+    if (stays.has(ip)) out.delete(ip);
+    // Still some pod's outside the namespaces matched again (two pods with one address): the whole
+    // set decides.
+    else if (changes.podsWithIp(ip) > inChanged(ip)) return undefined;
+  }
+  const added = [...into].sort(byText);
+  const merge = (members: readonly string[], family: 4 | 6): readonly string[] => {
+    const add = added.filter((ip) => familyOf(ip) === family);
+    if (add.length === 0 && !members.some((ip) => out.has(ip))) return members;
+    const next: string[] = [];
+    let j = 0;
+    for (const ip of members) {
+      while (j < add.length && byText(add[j] as string, ip) < 0) next.push(add[j++] as string);
+      if (j < add.length && add[j] === ip) j++;
+      if (!out.has(ip)) next.push(ip);
+    }
+    while (j < add.length) next.push(add[j++] as string);
+    return next;
+  };
+  const v4 = merge(was.set.v4, 4);
+  const v6 = merge(was.set.v6, 6);
+  if (v4 === was.set.v4 && v6 === was.set.v6) return was.set;
+  return { ...was.set, v4, v6 };
 }

@@ -33,6 +33,8 @@ export interface ViewChanges {
   nodes: boolean;
   /** Nothing at all about the cluster's pods changed. */
   noPods: boolean;
+  /** How many of the view's pods have this address (peers.ts: may a member leave a set). */
+  podsWithIp(ip: string): number;
 }
 
 export const sameList = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean => {
@@ -85,6 +87,8 @@ export class ViewBuilder {
   private walked: { pods: readonly PolicyPod[]; node: string; extra: CompileInput['extraPodIps'] } | undefined;
   private results: PodMemo['result'][] | undefined;
   private local: readonly ClusterPod[] = [];
+  /** Per address, the number of the view's pods that have it. */
+  private ipCount = new Map<string, number>();
 
   /** The view of `input`, and what changed since the last one. */
   *build(input: CompileInput, slice: Slicer): Generator<void, { view: ClusterView; changes: ViewChanges }, void> {
@@ -122,6 +126,7 @@ export class ViewBuilder {
       labels,
       nodes: nodes !== this.nodes,
       noPods: podLists.size === 0 && this.lastView !== undefined,
+      podsWithIp: (ip) => this.ipCount.get(ip) ?? 0,
     };
     this.nsLabels = nsLabels;
     this.names = names;
@@ -191,6 +196,10 @@ export class ViewBuilder {
       local.push(c.pod);
       if (c.fromNotice) fromNotice.add(podKey(c.pod.namespace, c.pod.name));
     }
+    const ipCount = new Map<string, number>();
+    for (const list of sorted.values())
+      for (const p of list) for (const ip of p.ips) ipCount.set(ip, (ipCount.get(ip) ?? 0) + 1);
+    this.ipCount = ipCount;
     this.raw = raw;
     this.results = results;
     this.sorted = sorted;
@@ -199,18 +208,19 @@ export class ViewBuilder {
   }
 
   /**
-   * The informers' list keeps a replaced object in its place, so when the input has as many pods as
-   * the last one, the same notices and node, and only some objects were replaced, the pods that
-   * changed are found by one pointer comparison per pod and only their namespaces' lists are
-   * updated (a pod out, a pod in by name). Undefined: walk everything.
+   * The informers' list keeps a replaced object in its place and adds new ones at its end, so when
+   * the input has at least as many pods as the last one, the same notices and node, and only some
+   * objects were replaced or added, the pods that changed are found by one pointer comparison per
+   * pod and only their namespaces' lists are updated (a pod out, a pod in by name). Undefined: walk
+   * everything.
    */
   private replaced(input: CompileInput): Walked | undefined {
     const w = this.walked;
-    if (!w || w.node !== input.nodeName || w.pods.length !== input.pods.length || !this.results) return undefined;
+    if (!w || w.node !== input.nodeName || input.pods.length < w.pods.length || !this.results) return undefined;
     if (!sameNotices(w.extra, input.extraPodIps)) return undefined;
     const changed: number[] = [];
     for (let i = 0; i < input.pods.length; i++) {
-      if (input.pods[i] === w.pods[i]) continue;
+      if (i < w.pods.length && input.pods[i] === w.pods[i]) continue;
       changed.push(i);
       if (changed.length > REPLACED_MAX) return undefined;
     }
@@ -228,6 +238,11 @@ export class ViewBuilder {
       if (was === now?.pod) continue;
       if (now) ins.push(now.pod);
       if (!was) continue;
+      for (const ip of was.ips) {
+        const n = (this.ipCount.get(ip) ?? 0) - 1;
+        if (n > 0) this.ipCount.set(ip, n);
+        else this.ipCount.delete(ip);
+      }
       const list = (sorted.get(was.namespace) ?? []).filter((p) => p !== was);
       if (list.length > 0) sorted.set(was.namespace, list);
       else sorted.delete(was.namespace);
@@ -235,6 +250,7 @@ export class ViewBuilder {
       if (was.local) local = local.filter((p) => p !== was);
     }
     for (const pod of ins) {
+      for (const ip of pod.ips) this.ipCount.set(ip, (this.ipCount.get(ip) ?? 0) + 1);
       const list = [...(sorted.get(pod.namespace) ?? [])];
       let at = 0;
       while (at < list.length && byName(list[at] as ClusterPod, pod) <= 0) at++;
