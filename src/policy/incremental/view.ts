@@ -62,13 +62,15 @@ interface Walked {
   fromNotice: Set<string>;
 }
 
-function sameNotices(
+/** The keys whose notice addresses differ between `a` and `b`. */
+function changedNotices(
   a: ReadonlyMap<string, readonly string[]> | undefined,
   b: ReadonlyMap<string, readonly string[]> | undefined,
-): boolean {
-  if ((a?.size ?? 0) !== (b?.size ?? 0)) return false;
-  for (const [k, v] of a ?? []) if (!sameList(v, b?.get(k)) && v.join() !== b?.get(k)?.join()) return false;
-  return true;
+): string[] {
+  const out: string[] = [];
+  for (const [k, v] of a ?? []) if (!sameList(v, b?.get(k))) out.push(k);
+  for (const k of (b ?? new Map<string, readonly string[]>()).keys()) if (!a?.has(k)) out.push(k);
+  return out;
 }
 
 export class ViewBuilder {
@@ -87,6 +89,8 @@ export class ViewBuilder {
   private walked: { pods: readonly PolicyPod[]; node: string; extra: CompileInput['extraPodIps'] } | undefined;
   private results: PodMemo['result'][] | undefined;
   private local: readonly ClusterPod[] = [];
+  /** Where this node's pods are in the list last walked, by "namespace/name" (for notices). */
+  private localIndex = new Map<string, number>();
   /** Per address, the number of the view's pods that have it. */
   private ipCount = new Map<string, number>();
 
@@ -159,9 +163,12 @@ export class ViewBuilder {
   private *walk(input: CompileInput, slice: Slicer): Generator<void, Walked, void> {
     const raw = new Map<string, ClusterPod[]>();
     const results: PodMemo['result'][] = [];
+    const localIndex = new Map<string, number>();
     let n = 0;
     for (const pod of input.pods) {
       if (++n % SLICE === 0) yield* slice();
+      if (pod.spec.nodeName === input.nodeName)
+        localIndex.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), results.length);
       const c = this.podOf(pod, input);
       results.push(c);
       if (!c) continue;
@@ -200,6 +207,7 @@ export class ViewBuilder {
     for (const list of sorted.values())
       for (const p of list) for (const ip of p.ips) ipCount.set(ip, (ipCount.get(ip) ?? 0) + 1);
     this.ipCount = ipCount;
+    this.localIndex = localIndex;
     this.raw = raw;
     this.results = results;
     this.sorted = sorted;
@@ -217,12 +225,26 @@ export class ViewBuilder {
   private replaced(input: CompileInput): Walked | undefined {
     const w = this.walked;
     if (!w || w.node !== input.nodeName || input.pods.length < w.pods.length || !this.results) return undefined;
-    if (!sameNotices(w.extra, input.extraPodIps)) return undefined;
     const changed: number[] = [];
     for (let i = 0; i < input.pods.length; i++) {
       if (i < w.pods.length && input.pods[i] === w.pods[i]) continue;
       changed.push(i);
       if (changed.length > REPLACED_MAX) return undefined;
+    }
+    // A notice that came, went or changed: its local pod is compiled again, found by its key.
+    const noticed = new Set(changed);
+    for (const key of changedNotices(w.extra, input.extraPodIps)) {
+      const i = this.localIndex.get(key);
+      if (i === undefined || i >= w.pods.length) continue; // not a pod of the list: nothing to redo
+      const pod = input.pods[i] as PolicyPod;
+      if (podKey(pod.metadata.namespace ?? '', pod.metadata.name) !== key) return undefined;
+      if (!noticed.has(i)) changed.push(i);
+      noticed.add(i);
+    }
+    for (const i of changed) {
+      const pod = input.pods[i] as PolicyPod;
+      if (pod.spec.nodeName === input.nodeName)
+        this.localIndex.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), i);
     }
     const results = [...this.results];
     const sorted = new Map(this.sorted);
