@@ -330,3 +330,23 @@ describe('the incremental compiler, render and diff', () => {
     expect(kept).toBeGreaterThan(5);
   });
 });
+
+describe('modelDifferences (the periodic check of the incremental compiler)', () => {
+  it('names the pods and sets that differ, and nothing for equal models', () => {
+    const w = new World(3);
+    const pure = compilePolicy(w.input());
+    expect(modelDifferences(pure, new IncrementalCompiler().compile(w.input()))).toEqual([]);
+    const pod = pure.pods[0];
+    expect(pod).toBeDefined();
+    const [id, set] = [...pure.peers][0] ?? [];
+    expect(set).toBeDefined();
+    const wrong = {
+      ...pure,
+      pods: [{ ...(pod as (typeof pure.pods)[number]), ips: ['10.9.9.9'] }, ...pure.pods.slice(1)],
+      peers: new Map([...pure.peers].map(([k, v]) => [k, k === id ? { ...v, v4: [...v.v4, '10.9.9.9'] } : v])),
+    };
+    const said = modelDifferences(pure, wrong);
+    expect(said).toContain(`local pod ${pod?.namespace}/${pod?.name} differs`);
+    expect(said).toContain(`peer set ${id} differs`);
+  });
+});
