@@ -270,6 +270,8 @@ describe('the incremental compiler, render and diff', () => {
         const where = `seed ${seed} step ${s} (${kind})`;
         expect(inc, where).toEqual(pure);
         expect(modelDifferences(pure, inc), where).toEqual([]);
+        const local = new Set(input.pods.filter((p) => p.spec.nodeName === 'n1'));
+        expect(new Set(compiler.localInputPods(input)), where).toEqual(local);
         expect([...inc.peers.keys()], where).toEqual([...pure.peers.keys()]);
         expect([...inc.namedPorts.keys()], where).toEqual([...pure.namedPorts.keys()]);
         const next = renderer.render(inc);

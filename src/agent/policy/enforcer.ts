@@ -352,7 +352,8 @@ export class PolicyEnforcer {
       await this.breathe('compiled');
       table = this.renderer.render(compiled, this.renderOptions());
       await this.breathe('rendered');
-      const waiting = waitingLocalPods(input, compiled);
+      // This node's pods only (the compiler knows where they are in the list), not the cluster's.
+      const waiting = waitingLocalPods({ ...input, pods: this.compiler.localInputPods(input) }, compiled);
       this.prepared =
         waiting.length === 0 ? NOTHING_PREPARED : this.preparer.prepare(input, compiled, waiting, this.compiler.view);
       this.lastInput = input;

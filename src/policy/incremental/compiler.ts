@@ -22,6 +22,7 @@ import type {
   PeerMeaning,
   PodDirection,
   PolicyError,
+  PolicyPod,
 } from '../types.ts';
 import { PeerResolver } from './peers.ts';
 import { sameList, ViewBuilder, type Slicer, type ViewChanges } from './view.ts';
@@ -55,6 +56,11 @@ export class IncrementalCompiler {
   /** The view of the last compile (for prepareBinds: the same cluster, not built again). */
   get view(): ClusterView | undefined {
     return this.last?.view;
+  }
+
+  /** This node's pods of the input last compiled, addresses or not, without walking the cluster's. */
+  localInputPods(input: CompileInput): PolicyPod[] {
+    return this.last ? this.views.localInputPods(input) : [...input.pods];
   }
 
   /** compilePolicy(input), at once. */

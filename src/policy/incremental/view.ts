@@ -159,6 +159,18 @@ export class ViewBuilder {
     return { view, changes };
   }
 
+  /** This node's pods of `input` (the one last built), with or without addresses: found by their
+   * places in its list, not by walking it (for the pods waiting for their ADD). */
+  localInputPods(input: CompileInput): PolicyPod[] {
+    const out: PolicyPod[] = [];
+    for (const [key, i] of this.localIndex) {
+      const p = input.pods[i];
+      if (!p || p.spec.nodeName !== input.nodeName) continue;
+      if (podKey(p.metadata.namespace ?? '', p.metadata.name) === key) out.push(p);
+    }
+    return out;
+  }
+
   /** Every pod, grouped by namespace; lists whose members are the last lists' are kept. */
   private *walk(input: CompileInput, slice: Slicer): Generator<void, Walked, void> {
     const raw = new Map<string, ClusterPod[]>();
@@ -246,7 +258,7 @@ export class ViewBuilder {
       if (pod.spec.nodeName === input.nodeName)
         this.localIndex.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), i);
     }
-    const results = [...this.results];
+    const results = this.results; // updated in place: only the changed places differ
     const sorted = new Map(this.sorted);
     const podLists = new Set<string>();
     let local = this.local;
@@ -290,8 +302,12 @@ export class ViewBuilder {
         podLists.delete(ns);
       }
     }
+    // As clusterPodOf says it: a local pod whose notice has addresses.
     const fromNotice = new Set<string>();
-    for (const c of results) if (c?.pod.local && c.fromNotice) fromNotice.add(podKey(c.pod.namespace, c.pod.name));
+    for (const p of local) {
+      const key = podKey(p.namespace, p.name);
+      if ((input.extraPodIps?.get(key)?.length ?? 0) > 0) fromNotice.add(key);
+    }
     this.raw = new Map(); // the next walk sorts again rather than trusting lists of another order
     this.results = results;
     this.sorted = sorted;
