@@ -2,8 +2,10 @@
 // The policy enforcer's own work at scale, in process, against the nft fake, or with BENCH_KERNEL=1
 // the real kernel through today's transport (`nft -f` processes) in a throwaway network namespace:
 // the pod-start notice → answer latency (the gate answering, with the time inside the transport
-// apart), a pass whose inputs did not change, a pod label change, and the flow cutter's "what changed".
+// apart), a pass whose inputs did not change, a remote and a local pod label change, a policy change,
+// the flow cutter's "what changed", and the longest time the event loop was held in each phase.
 // Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_KERNEL.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { benchPolicySpec, fmt, printTable, quantile } from './lib.mjs';
 import { PolicyEnforcer } from '../src/agent/policy/enforcer.ts';
@@ -86,6 +88,9 @@ process.on('exit', () => {
   if (KERNEL) execFileSync('ip', ['netns', 'del', NETNS]);
 });
 const nft = KERNEL ? createNftRunner({ netns: NETNS }) : new FakeNft();
+// BENCH_TRANSPORT=none: transactions are accepted and dropped, so the figures are the agent's own
+// work (the fake copies its whole table on every run: 0.5 s at 50,000 pods, which hides the rest).
+if (process.env.BENCH_TRANSPORT === 'none') nft.run = async () => {};
 // The transport's share: time inside nft.run (the fake here; `nft -f` or netlink on a node).
 const transport = { ms: 0, runs: 0 };
 const run = nft.run.bind(nft);
@@ -117,6 +122,20 @@ const enforcer = new PolicyEnforcer({
   clock,
 });
 
+// The longest event-loop slice of each phase (ms): what /healthz and a notice would wait behind.
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
+const slices = [];
+let phaseTransport = 0;
+let phaseRuns = 0;
+function phase(name) {
+  const runs = transport.runs - phaseRuns;
+  slices.push([name, loopDelay.max / 1e6, runs, runs > 0 ? (transport.ms - phaseTransport) / runs : 0]);
+  phaseTransport = transport.ms;
+  phaseRuns = transport.runs;
+  loopDelay.reset();
+}
+
 async function timed(fn) {
   const t = performance.now();
   await fn();
@@ -128,6 +147,16 @@ const first = await timed(async () => {
   await enforcer.settle();
 });
 if (enforcer.problem) throw new Error(`the first apply failed: ${enforcer.problem}`);
+phase('first pass');
+// BENCH_PROFILE=file: a CPU profile of everything after the first pass (the changes and notices).
+const profiler = process.env.BENCH_PROFILE ? new (await import('node:inspector')).Session() : undefined;
+const post = (method, params) =>
+  new Promise((resolve, reject) => profiler.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
+if (profiler) {
+  profiler.connect();
+  await post('Profiler.enable');
+  await post('Profiler.start');
+}
 const noop = [];
 for (let r = 0; r < 5; r++)
   noop.push(
@@ -137,6 +166,7 @@ for (let r = 0; r < 5; r++)
     }),
   );
 
+phase('pass with nothing changed');
 // Label changes of a remote pod the local pods' peers select.
 const label = [];
 for (let r = 0; r < 5; r++) {
@@ -156,6 +186,37 @@ for (let r = 0; r < 5; r++) {
   );
 }
 
+phase('remote pod label change');
+// Label changes of local pods (their chains change).
+const localLabel = [];
+for (let r = 0; r < 5; r++) {
+  const i = r * NODES + 7;
+  const p = cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`);
+  cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, app: `app-${(i + 1) % 250}` } } });
+  localLabel.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
+}
+phase('local pod label change');
+// A policy's port changed.
+const policyChange = [];
+for (let r = 0; r < 5; r++) {
+  const i = r * 7 + 7;
+  cache.networkPolicies.put({
+    metadata: { name: `np-${i}`, namespace: `ns-${i % NAMESPACES}` },
+    spec: benchPolicySpec(i, 9000 + r),
+  });
+  policyChange.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
+}
+phase('policy change');
 // Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
 const answers = [];
 const answerCpu = [];
@@ -223,6 +284,7 @@ for (let k = 0; k < NOTICES; k++) {
   answerCpu.push((cpu.user + cpu.system) / 1000);
   t0.ms += transport.ms - before;
 }
+phase('pod-start notices (sequential)');
 // 20 concurrent.
 const conc = [];
 for (let r = 0; r < 3; r++) {
@@ -246,11 +308,16 @@ for (let r = 0; r < 3; r++) {
   );
 }
 
+phase('20 concurrent notices');
 const compiled = enforcer.programming.compiled;
 const cut = [];
 for (let r = 0; r < 3; r++) cut.push(await timed(() => changedPodAddresses(compiled, compiled)));
 
 enforcer.stop();
+if (profiler) {
+  const { profile } = await post('Profiler.stop');
+  (await import('node:fs')).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
+}
 console.log(
   `notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`,
 );
@@ -263,18 +330,25 @@ const q = (s, x) =>
   );
 const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
 printTable(
-  `policy enforcer, ${KERNEL ? 'kernel (nft -f)' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`,
+  `policy enforcer, ${KERNEL ? 'kernel (nft -f)' : process.env.BENCH_TRANSPORT === 'none' ? 'no transport' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`,
   [
     ['what', 'n', 'p50', 'p90', 'p99', 'max'],
     ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
     row('pass with nothing changed', noop),
     row('remote pod label change', label),
+    row('local pod label change', localLabel),
+    row('policy change', policyChange),
     row('pod-start notice -> answer (sequential)', answers),
     row('  the same, CPU time of this process', answerCpu),
     row('20 concurrent notices -> all answered', conc),
     row('flow cutter: what changed (no change)', cut),
   ],
 );
+
+printTable('per phase: longest event-loop slice (ms, the transport included), transport runs and mean ms', [
+  ['phase', 'longest slice', 'nft runs', 'ms per run'],
+  ...slices.map(([n, ms, runs, per]) => [n, fmt(ms), runs, fmt(per)]),
+]);
 
 // Where a bind's time goes (BENCH_SPLIT=1).
 if (process.env.BENCH_SPLIT) {

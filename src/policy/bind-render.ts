@@ -7,7 +7,7 @@
 import type { Element } from '../nft/objects.ts';
 import { insertSorted } from './bind.ts';
 import { byText } from './cluster.ts';
-import { diffPolicy } from './diff.ts';
+import { diffIdentity, diffPolicy } from './diff.ts';
 import { namedPortSetName, peerSetName, renderPolicy, type RenderOptions } from './render.ts';
 import type { CompiledPolicy, DesiredPolicyTable, LocalPod, NamedPortElement } from './types.ts';
 import type { Transaction } from '../nft/transaction.ts';
@@ -127,12 +127,13 @@ function newMembers<T>(was: readonly T[], next: readonly T[], order: (a: T, b: T
 
 /**
  * diffPolicy of `from` and `to`, comparing only the chains and sets whose objects differ when `to`
- * was grown from `from` by renderBound (the rest is the same object: nothing to compare); the whole
- * diff otherwise, or when a set's definition changed (diffPolicy then rebuilds, which needs it all).
+ * was grown from `from` by renderBound (the rest is the same object: nothing to compare; the grown
+ * sets' new members are known); diffIdentity otherwise, which compares by object too, or the whole
+ * diff when a set's definition changed (diffPolicy then rebuilds, which needs it all).
  */
 export function diffShared(from: DesiredPolicyTable, to: DesiredPolicyTable): Transaction {
   const grown = grownFrom.get(to);
-  if (grown?.from !== from) return diffPolicy(from, to);
+  if (grown?.from !== from) return diffIdentity(from, to);
   const chainNames = [...to.chains.keys()].filter((n) => from.chains.get(n) !== to.chains.get(n));
   const setNames: string[] = [];
   for (const [n, s] of to.sets) {

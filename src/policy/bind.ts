@@ -12,7 +12,7 @@
 // so the agent sees a pod scheduled to its node before its ADD. At each full compile, the peers that
 // such pods' rules would name and no other pod's rules do are resolved against the cluster then, so
 // the notice's bind never walks the cluster's pods.
-import { byText, clusterView, podKey } from './cluster.ts';
+import { byText, clusterView, podKey, type ClusterView } from './cluster.ts';
 import { compilePolicy } from './compile.ts';
 import { PeerRegistry } from './peers.ts';
 import type {
@@ -22,6 +22,7 @@ import type {
   NamedPortElement,
   NamedPortSet,
   PeerSet,
+  PolicyNamespace,
   PolicyPod,
 } from './types.ts';
 
@@ -38,33 +39,89 @@ const STANDIN = ['0.0.0.1'];
 
 /**
  * For this node's pods that `compiled` (from `input`) lacks, which have no address yet: the sets their
- * rules would name that `compiled` has not, resolved against the same cluster.
+ * rules would name that `compiled` has not, resolved against the same cluster (`view`: the cluster
+ * view `compiled` was built from, else built here).
  */
 export function prepareBinds(
   input: CompileInput,
   compiled: CompiledPolicy,
   waiting: readonly PolicyPod[],
+  view?: ClusterView,
 ): PreparedSets {
-  const registry = new PeerRegistry();
-  let any = false;
-  for (const pod of waiting) {
-    const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
-    const own = compilePolicy({ ...input, pods: [pod], nodes: [], extraPodIps: new Map([[key, STANDIN]]) });
-    for (const [id, set] of own.peers) {
-      registry.peer(set.meaning);
-      if (!compiled.peers.has(id)) any = true;
+  return new BindPreparer().prepare(input, compiled, waiting, view);
+}
+
+interface WaitingNeeds {
+  peers: PeerSet[];
+  namedPorts: NamedPortSet[];
+}
+
+/** prepareBinds that compiles a waiting pod alone only when the pod, the policies, the namespaces
+ * or the ClusterNetworkPolicies changed since it last did (issue 18: a pass follows the change). */
+export class BindPreparer {
+  private needs = new WeakMap<PolicyPod, WaitingNeeds>();
+  private seen: Pick<CompileInput, 'policies' | 'namespaces' | 'clusterNetworkPolicies'> | undefined;
+
+  prepare(
+    input: CompileInput,
+    compiled: CompiledPolicy,
+    waiting: readonly PolicyPod[],
+    view?: ClusterView,
+  ): PreparedSets {
+    const s = this.seen;
+    const same = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined) =>
+      a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]));
+    if (
+      !s ||
+      !same(s.policies, input.policies) ||
+      !same(s.namespaces, input.namespaces) ||
+      !same(s.clusterNetworkPolicies, input.clusterNetworkPolicies ?? [])
+    )
+      this.needs = new WeakMap();
+    // Copies: a caller may change its arrays in place.
+    this.seen = {
+      policies: [...input.policies],
+      namespaces: [...input.namespaces],
+      clusterNetworkPolicies: [...(input.clusterNetworkPolicies ?? [])],
+    };
+    const registry = new PeerRegistry();
+    let any = false;
+    for (const pod of waiting) {
+      let need = this.needs.get(pod);
+      if (!need) {
+        const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
+        const own = compilePolicy({
+          ...input,
+          namespaces: ownNamespace(input, pod),
+          pods: [pod],
+          nodes: [],
+          extraPodIps: new Map([[key, STANDIN]]),
+        });
+        need = { peers: [...own.peers.values()], namedPorts: [...own.namedPorts.values()] };
+        for (const set of need.namedPorts)
+          if (set.peer !== undefined && !own.peers.has(set.peer)) need.peers.push(own.peers.get(set.peer) as PeerSet);
+        this.needs.set(pod, need);
+      }
+      // Only what `compiled` lacks is resolved (a named-port set with the peer whose pods it reads).
+      for (const set of need.peers) {
+        if (compiled.peers.has(set.id)) continue;
+        registry.peer(set.meaning);
+        any = true;
+      }
+      for (const set of need.namedPorts) {
+        if (compiled.namedPorts.has(set.id)) continue;
+        const peer = set.peer === undefined ? undefined : need.peers.find((p) => p.id === set.peer);
+        if (peer) registry.peer(peer.meaning);
+        registry.namedPorts(set.peer, [...set.ports]);
+        any = true;
+      }
     }
-    for (const [id, set] of own.namedPorts) {
-      if (set.peer !== undefined) registry.peer((own.peers.get(set.peer) as PeerSet).meaning);
-      registry.namedPorts(set.peer, [...set.ports]);
-      if (!compiled.namedPorts.has(id)) any = true;
-    }
+    if (!any) return NOTHING_PREPARED;
+    const all = registry.resolve(view ?? clusterView(input));
+    const peers = new Map([...all.peers].filter(([id]) => !compiled.peers.has(id)));
+    const namedPorts = new Map([...all.namedPorts].filter(([id]) => !compiled.namedPorts.has(id)));
+    return { peers, namedPorts };
   }
-  if (!any) return NOTHING_PREPARED;
-  const all = registry.resolve(clusterView(input));
-  const peers = new Map([...all.peers].filter(([id]) => !compiled.peers.has(id)));
-  const namedPorts = new Map([...all.namedPorts].filter(([id]) => !compiled.namedPorts.has(id)));
-  return { peers, namedPorts };
 }
 
 export interface Bound {
@@ -89,6 +146,7 @@ export function bindLocalPod(
   const extra = input.extraPodIps?.get(key);
   const alone: CompileInput = {
     ...input,
+    namespaces: ownNamespace(input, pod),
     pods: [pod],
     nodes: [],
     extraPodIps: new Map(extra ? [[key, extra]] : []),
@@ -153,6 +211,14 @@ export function bindLocalPod(
   return { compiled, prepared: next };
 }
 
+/** The pod's own namespace object: compiling one pod reads no other namespace's labels (its peers'
+ * other namespaces hold none of its pods), and resolving against all of them cost a selector match
+ * per namespace and peer on every bind. */
+function ownNamespace(input: CompileInput, pod: PolicyPod): readonly PolicyNamespace[] {
+  const ns = pod.metadata.namespace ?? '';
+  return input.namespaces.filter((n) => n.metadata.name === ns);
+}
+
 function insertPod(pods: readonly LocalPod[], pod: LocalPod): LocalPod[] {
   const before = (p: LocalPod) =>
     byText(p.namespace, pod.namespace) < 0 || (p.namespace === pod.namespace && byText(p.name, pod.name) < 0);
@@ -162,20 +228,22 @@ function insertPod(pods: readonly LocalPod[], pod: LocalPod): LocalPod[] {
 }
 
 /** `a` (sorted, no duplicates) with `b`'s members added, in order: a few members into a large set. */
-function union(a: readonly string[], b: readonly string[]): string[] {
+function union(a: readonly string[], b: readonly string[]): readonly string[] {
   return insertSorted(a, b, byText);
 }
 
 const portOrder = (x: NamedPortElement, y: NamedPortElement): number =>
   byText(x.address, y.address) || byText(x.protocol, y.protocol) || x.port - y.port;
 
-function unionPorts(a: readonly NamedPortElement[], b: readonly NamedPortElement[]): NamedPortElement[] {
+function unionPorts(a: readonly NamedPortElement[], b: readonly NamedPortElement[]): readonly NamedPortElement[] {
   return insertSorted(a, b, portOrder);
 }
 
-/** Sorted `a` with the members of `b` it lacks inserted where they belong (binary search each). */
-export function insertSorted<T>(a: readonly T[], b: readonly T[], order: (x: T, y: T) => number): T[] {
-  const out = [...a];
+/** Sorted `a` with the members of `b` it lacks inserted where they belong (binary search each, one
+ * native copy per member added: a pod's address into a set of 50,000 is one copy, not a copy and a
+ * splice); `a` itself when it has them all. */
+export function insertSorted<T>(a: readonly T[], b: readonly T[], order: (x: T, y: T) => number): readonly T[] {
+  let out = a;
   for (const x of b) {
     let lo = 0;
     let hi = out.length;
@@ -185,7 +253,7 @@ export function insertSorted<T>(a: readonly T[], b: readonly T[], order: (x: T, 
       else hi = mid;
     }
     if (lo < out.length && order(out[lo] as T, x) === 0) continue;
-    out.splice(lo, 0, x);
+    out = out.toSpliced(lo, 0, x);
   }
   return out;
 }

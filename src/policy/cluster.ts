@@ -10,7 +10,7 @@
 //   - a pod without addresses matches nothing, except a local pod whose addresses the plugin already
 //     told the agent (extraPodIps): it is isolated before the kubelet reports them.
 import { normalizeIp } from '../net/text.ts';
-import type { CompileInput, PolicyPod, PolicyPodPort, Protocol } from './types.ts';
+import type { CompileInput, PolicyNamespace, PolicyNode, PolicyPod, PolicyPodPort, Protocol } from './types.ts';
 
 /** The label the control plane puts on every namespace (R8); added here where a cache lacks it. */
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
@@ -88,32 +88,69 @@ function factsOf(pod: PolicyPod): { ips: string[]; ports: PolicyPodPort[] } {
   return f;
 }
 
-function namespaceLabels(input: CompileInput): Map<string, Labels> {
-  // With the name label R8 promises.
-  const nsLabels = new Map<string, Labels>();
-  for (const ns of input.namespaces) {
+/** A namespace's labels with the name label R8 promises, memoised on the informer's object. */
+const nsLabelsOf = new WeakMap<PolicyNamespace, Labels>();
+export function namespaceLabelsOf(ns: PolicyNamespace): Labels {
+  let labels = nsLabelsOf.get(ns);
+  if (!labels) {
     const name = ns.metadata.labels?.[NAMESPACE_NAME_LABEL] ?? ns.metadata.name;
-    nsLabels.set(ns.metadata.name, { ...ns.metadata.labels, [NAMESPACE_NAME_LABEL]: name });
+    labels = { ...ns.metadata.labels, [NAMESPACE_NAME_LABEL]: name };
+    nsLabelsOf.set(ns, labels);
   }
+  return labels;
+}
+
+function namespaceLabels(input: CompileInput): Map<string, Labels> {
+  const nsLabels = new Map<string, Labels>();
+  for (const ns of input.namespaces) nsLabels.set(ns.metadata.name, namespaceLabelsOf(ns));
   return nsLabels;
+}
+
+/** A node as `nodes` peers read it, memoised on the informer's object. */
+const nodesSeen = new WeakMap<PolicyNode, ClusterNode>();
+export function clusterNodeOf(n: PolicyNode): ClusterNode {
+  let node = nodesSeen.get(n);
+  if (!node) {
+    node = {
+      name: n.metadata.name,
+      labels: n.metadata.labels ?? {},
+      ips: canonicalIps((n.status?.addresses ?? []).map((a) => a.address)),
+    };
+    nodesSeen.set(n, node);
+  }
+  return node;
+}
+
+/** A pod as the compilers see it (undefined: it counts for nothing, R17), and whether its addresses
+ * include a notice's. Shared by clusterView and the incremental compiler (incremental/view.ts). */
+export function clusterPodOf(
+  pod: PolicyPod,
+  nodeName: string,
+  extraPodIps: ReadonlyMap<string, readonly string[]> | undefined,
+): { pod: ClusterPod; fromNotice: boolean } | undefined {
+  if (pod.spec.hostNetwork) return undefined; // R17 (b)
+  if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') return undefined;
+  const namespace = pod.metadata.namespace ?? '';
+  const name = pod.metadata.name;
+  const local = pod.spec.nodeName === nodeName;
+  const extra = local ? extraPodIps?.get(podKey(namespace, name)) : undefined;
+  const facts = factsOf(pod);
+  const ips = extra && extra.length > 0 ? canonicalIps([...facts.ips, ...extra]) : facts.ips;
+  if (ips.length === 0) return undefined;
+  const labels = pod.metadata.labels ?? {};
+  return { pod: { namespace, name, labels, ips, ports: facts.ports, local }, fromNotice: !!extra && extra.length > 0 };
 }
 
 function podsByNamespace(input: CompileInput): { podsByNs: Map<string, ClusterPod[]>; fromNotice: Set<string> } {
   const podsByNs = new Map<string, ClusterPod[]>();
   const fromNotice = new Set<string>();
-  for (const pod of input.pods) {
-    if (pod.spec.hostNetwork) continue; // R17 (b)
-    if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') continue;
-    const namespace = pod.metadata.namespace ?? '';
-    const name = pod.metadata.name;
-    const local = pod.spec.nodeName === input.nodeName;
-    const extra = local ? input.extraPodIps?.get(podKey(namespace, name)) : undefined;
-    const facts = factsOf(pod);
-    const ips = extra && extra.length > 0 ? canonicalIps([...facts.ips, ...extra]) : facts.ips;
-    if (ips.length === 0) continue;
-    if (extra && extra.length > 0) fromNotice.add(podKey(namespace, name));
+  for (const raw of input.pods) {
+    const c = clusterPodOf(raw, input.nodeName, input.extraPodIps);
+    if (!c) continue;
+    const { namespace, name } = c.pod;
+    if (c.fromNotice) fromNotice.add(podKey(namespace, name));
     const list = podsByNs.get(namespace) ?? [];
-    list.push({ namespace, name, labels: pod.metadata.labels ?? {}, ips, ports: facts.ports, local });
+    list.push(c.pod);
     podsByNs.set(namespace, list);
   }
   for (const list of podsByNs.values()) list.sort((a, b) => byText(a.name, b.name));
@@ -125,11 +162,20 @@ function podsByNamespace(input: CompileInput): { podsByNs: Map<string, ClusterPo
  * only. Two local pods with one address is a race of a finished pod with its successor: the one the
  * plugin told the agent about wins, else the first by name.
  */
-function ownedLocalPods(podsByNs: Map<string, ClusterPod[]>, fromNotice: Set<string>, warnings: string[]): OwnedPod[] {
+function localPodsOf(podsByNs: Map<string, ClusterPod[]>): ClusterPod[] {
   const localPods: ClusterPod[] = [];
   for (const ns of [...podsByNs.keys()].sort(byText)) {
     for (const p of podsByNs.get(ns) ?? []) if (p.local) localPods.push(p);
   }
+  return localPods;
+}
+
+/** `localPods`: sorted by namespace, then name. */
+export function ownedLocalPods(
+  localPods: readonly ClusterPod[],
+  fromNotice: ReadonlySet<string>,
+  warnings: string[],
+): OwnedPod[] {
   const noticed = (p: ClusterPod) => Number(fromNotice.has(podKey(p.namespace, p.name)));
   const owner = new Map<string, ClusterPod>();
   for (const p of [...localPods].sort((a, b) => noticed(b) - noticed(a))) {
@@ -159,14 +205,8 @@ export function clusterView(input: CompileInput): ClusterView {
     podsByNs,
     namespaceNames: [...new Set([...nsLabels.keys(), ...podsByNs.keys()])].sort(byText),
     labelsOfNs: (ns) => nsLabels.get(ns) ?? { [NAMESPACE_NAME_LABEL]: ns },
-    localPods: ownedLocalPods(podsByNs, fromNotice, warnings),
-    nodes: (input.nodes ?? [])
-      .map((n) => ({
-        name: n.metadata.name,
-        labels: n.metadata.labels ?? {},
-        ips: canonicalIps((n.status?.addresses ?? []).map((a) => a.address)),
-      }))
-      .sort((a, b) => byText(a.name, b.name)),
+    localPods: ownedLocalPods(localPodsOf(podsByNs), fromNotice, warnings),
+    nodes: (input.nodes ?? []).map(clusterNodeOf).sort((a, b) => byText(a.name, b.name)),
     warnings,
   };
 }

@@ -268,3 +268,100 @@ export function policyDrift(desired: DesiredPolicyTable, actual: TableState): st
     if (ours(name) && !desired.sets.has(name)) out.push(`set or map ${name} is not wanted`);
   return out;
 }
+
+/**
+ * diffPolicy(from, to) for tables that share their unchanged parts (incremental/render.ts, the
+ * pod-start bind): a chain, set or element list that is the same object in both is unchanged and not
+ * looked at; a set whose element list changed gets only its added and removed elements, found by one
+ * merge of the two sorted lists (renderPolicy sorts them by key text). The kernel ends up holding
+ * exactly what diffPolicy would bring it to (test/unit/policy-incremental.test.ts).
+ */
+export function diffIdentity(from: DesiredPolicyTable, to: DesiredPolicyTable): Transaction {
+  for (const [name, s] of to.sets) {
+    const old = from.sets.get(name);
+    if (old && old !== s && !sameSet(old, s)) return diffPolicy(from, to);
+  }
+  for (const [name, c] of to.chains) {
+    const old = from.chains.get(name);
+    if (old && old !== c && !sameBase(old, c)) return diffPolicy(from, to);
+  }
+  const tx = new Transaction({ ownedPrefix: POLICY_PREFIX });
+  // 1. new definitions, and kept base chains whose policy changed
+  for (const [name, s] of to.sets) if (!from.sets.has(name)) tx.add(s);
+  for (const [name, c] of to.chains) {
+    const old = from.chains.get(name);
+    if (!old) tx.add(c.chain);
+    else if (
+      old !== c &&
+      old.chain.base &&
+      c.chain.base &&
+      (old.chain.base.policy ?? 'accept') !== (c.chain.base.policy ?? 'accept')
+    )
+      tx.add(c.chain);
+  }
+  // 2. elements: deletions, then additions
+  const additions: Element[] = [];
+  for (const [name] of to.sets) {
+    const had = from.sets.has(name) ? (from.elements.get(name) ?? []) : [];
+    const want = to.elements.get(name) ?? [];
+    if (had === want) continue;
+    mergeElements(
+      had,
+      want,
+      (e) => tx.delete({ kind: 'element', set: name, key: e.key }),
+      (e) => additions.push(e),
+    );
+  }
+  for (const e of additions) tx.add(e);
+  // 3. changed chains flushed and refilled, removed ones flushed
+  for (const [name, c] of to.chains) {
+    const old = from.chains.get(name);
+    if (old === c || (old && sameChain(old, c))) continue;
+    if (old) tx.flush({ kind: 'chain', name });
+    for (const r of c.rules) tx.add(r);
+  }
+  const removedChains = [...from.chains.keys()].filter((n) => !to.chains.has(n));
+  for (const name of removedChains) tx.flush({ kind: 'chain', name });
+  // 4. removals
+  for (const [name, s] of from.sets) if (!to.sets.has(name) && s.kind === 'map') tx.delete({ kind: 'map', name });
+  for (const name of removedChains) tx.delete({ kind: 'chain', name });
+  for (const [name, s] of from.sets) if (!to.sets.has(name) && s.kind === 'set') tx.delete({ kind: 'set', name });
+  return tx;
+}
+
+/** One walk over two lists sorted by key text: what `had` has that `want` lacks (or with another
+ * value), and the reverse. */
+function mergeElements(
+  had: readonly Element[],
+  want: readonly Element[],
+  removed: (e: Element) => void,
+  added: (e: Element) => void,
+): void {
+  let i = 0;
+  let j = 0;
+  while (i < had.length || j < want.length) {
+    const h = had[i];
+    const w = want[j];
+    if (h === w) {
+      i++;
+      j++;
+      continue;
+    }
+    const hk = h === undefined ? undefined : keyText(h);
+    const wk = w === undefined ? undefined : keyText(w);
+    if (h !== undefined && (wk === undefined || (hk as string) < wk)) {
+      removed(h);
+      i++;
+    } else if (w !== undefined && (hk === undefined || (wk as string) < hk)) {
+      added(w);
+      j++;
+    } else {
+      if (valueText(h as Element) !== valueText(w as Element)) {
+        removed(h as Element);
+        added(w as Element);
+      }
+      i++;
+      j++;
+    }
+  }
+}

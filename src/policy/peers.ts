@@ -11,7 +11,7 @@ import type { NamedPort, NamedPortElement, NamedPortSet, PeerMeaning, PeerSet } 
 /** Peer ids, memoised on the parsed (and itself memoised) meaning. */
 const peerIds = new WeakMap<PeerMeaning, string>();
 
-interface NamedPortDef {
+export interface NamedPortDef {
   peer?: string;
   ports: NamedPort[];
 }
@@ -38,6 +38,12 @@ export class PeerRegistry {
     const id = stableId(def);
     this.namedPortDefs.set(id, def);
     return id;
+  }
+
+  /** What was registered: peer meanings and named-port definitions by id (the incremental compiler
+   * keeps them for the rules it reuses). */
+  get registered(): { meanings: ReadonlyMap<string, PeerMeaning>; namedPorts: ReadonlyMap<string, NamedPortDef> } {
+    return { meanings: this.meanings, namedPorts: this.namedPortDefs };
   }
 
   resolve(view: ClusterView): { peers: Map<string, PeerSet>; namedPorts: Map<string, NamedPortSet> } {

@@ -109,7 +109,8 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
       for (let i = 0; i < 5; i++) cache.pods.put(pod(100_000 + i * NS, 'n0', []));
       enforcer.request(Date.now());
       await enforcer.settle();
-      expect(stages).toEqual(['input', 'compiled', 'rendered']);
+      // The compile yields in slices too when it runs long ('slice'), between the same stages.
+      expect(stages.filter((s) => s !== 'slice')).toEqual(['input', 'compiled', 'rendered']);
 
       stages.length = 0;
       const applied = nft.applied.length;
@@ -142,7 +143,8 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
       cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { app: 'a0', tier: 'front' } } });
       enforcer.request(Date.now());
       await enforcer.settle();
-      expect(stages).toEqual(['input', 'compiled', 'rendered']);
+      // The compile yields in slices too when it runs long ('slice'), between the same stages.
+      expect(stages.filter((s) => s !== 'slice')).toEqual(['input', 'compiled', 'rendered']);
     } finally {
       enforcer.stop();
     }

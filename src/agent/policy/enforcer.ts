@@ -18,7 +18,10 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../../log.ts';
 import type { Nft } from '../../nft/transport.ts';
 import { PolicyApplier, PolicyApplyError, type PolicyLayout } from '../../policy/applier.ts';
-import { bindLocalPod, NOTHING_PREPARED, prepareBinds, type PreparedSets } from '../../policy/bind.ts';
+import { BindPreparer, bindLocalPod, NOTHING_PREPARED, type PreparedSets } from '../../policy/bind.ts';
+import { IncrementalCompiler } from '../../policy/incremental/compiler.ts';
+import { modelDifferences } from '../../policy/incremental/compare.ts';
+import { TableRenderer } from '../../policy/incremental/render.ts';
 import { diffShared, renderBound } from '../../policy/bind-render.ts';
 import {
   compilePolicy,
@@ -85,7 +88,7 @@ export interface PolicyEnforcerOptions {
    * /healthz, /readyz, /metrics and the plugin's notices are served between them (issue 18: a pass at
    * 50,000 pods must not hold the loop for seconds). Injected by tests to see where a pass yields.
    */
-  yieldToLoop?: (stage: 'input' | 'compiled' | 'rendered') => Promise<void>;
+  yieldToLoop?: (stage: 'input' | 'compiled' | 'rendered' | 'slice') => Promise<void>;
 }
 
 const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -114,7 +117,12 @@ export class PolicyEnforcer {
   private readonly counters: CounterReader;
   private readonly loop: Loop;
   private compiled: CompiledPolicy | undefined;
-  /** The input `compiled` was compiled from by the last full compile, and when. */
+  /** Passes compile and render from what the last pass built (issue 18: work follows the change). */
+  private compiler = new IncrementalCompiler();
+  private renderer = new TableRenderer();
+  private readonly preparer = new BindPreparer();
+  /** The input `compiled` was compiled from by the last compile, and when the pure compiler last
+   * checked the incremental one. */
   private lastInput: CompileInput | undefined;
   private lastFullCompile = 0;
   /** The first event not yet followed by an applied pass. */
@@ -338,23 +346,18 @@ export class PolicyEnforcer {
         this.gate.applied(this.compiled);
         return true;
       }
-      const started = performance.now();
       await this.breathe('input');
-      compiled = compilePolicy(input);
+      compiled = await this.compiler.compileAsync(input, () => this.breathe('slice'));
+      if (periodic && this.lastFullCompile > 0) compiled = await this.checkCompile(input, compiled);
       await this.breathe('compiled');
-      table = renderPolicy(compiled, this.renderOptions());
+      table = this.renderer.render(compiled, this.renderOptions());
       await this.breathe('rendered');
-      const waiting = waitingLocalPods(input, compiled);
-      this.prepared = waiting.length === 0 ? NOTHING_PREPARED : prepareBinds(input, compiled, waiting);
+      // This node's pods only (the compiler knows where they are in the list), not the cluster's.
+      const waiting = waitingLocalPods({ ...input, pods: this.compiler.localInputPods(input) }, compiled);
+      this.prepared =
+        waiting.length === 0 ? NOTHING_PREPARED : this.preparer.prepare(input, compiled, waiting, this.compiler.view);
       this.lastInput = input;
-      if (periodic && this.lastFullCompile > 0) {
-        const ms = Math.round((performance.now() - started) * 10) / 10;
-        this.log.info(
-          { ms, pods: input.pods.length, policies: input.policies.length },
-          'periodic full compile of the policy rules',
-        );
-      }
-      this.lastFullCompile = this.clock.now();
+      if (periodic) this.lastFullCompile = this.clock.now();
     } catch (err) {
       // The compiler does not throw on what the API serves; should it anyway, the rules stay as they are.
       this.log.error(
@@ -410,7 +413,32 @@ export class PolicyEnforcer {
     return true;
   }
 
-  private breathe(stage: 'input' | 'compiled' | 'rendered'): Promise<void> {
+  /**
+   * The periodic check (FULL_COMPILE_MS): the pure compiler's result against the incremental one's.
+   * A difference is a bug of the incremental compiler: said as an error with what differed, and the
+   * pure result is applied (the incremental compiler starts over from it).
+   */
+  private async checkCompile(input: CompileInput, incremental: CompiledPolicy): Promise<CompiledPolicy> {
+    await this.breathe('compiled');
+    const started = performance.now();
+    const pure = compilePolicy(input);
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    const differences = modelDifferences(pure, incremental);
+    this.log.info(
+      { ms, pods: input.pods.length, policies: input.policies.length, differences: differences.length },
+      'periodic full compile of the policy rules, compared with the incremental one',
+    );
+    if (differences.length === 0) return incremental;
+    this.log.error(
+      { differences: differences.slice(0, 20), count: differences.length },
+      `the incremental policy compile differs from the full one (${differences.slice(0, 3).join('; ')}): applying the full one`,
+    );
+    this.compiler = new IncrementalCompiler();
+    this.renderer = new TableRenderer();
+    return pure;
+  }
+
+  private breathe(stage: 'input' | 'compiled' | 'rendered' | 'slice'): Promise<void> {
     return (this.opts.yieldToLoop ?? setImmediateYield)(stage);
   }
 

@@ -34,6 +34,8 @@ export class PolicyInput {
   private readonly badIpsSaid = new Set<string>();
   /** Pod objects whose addresses were looked at (the informer replaces an object on change). */
   private readonly looked = new WeakSet<PodInfo>();
+  /** The pods of the last build (a list of its own, never changed). */
+  private lastPods: readonly PodInfo[] = [];
 
   constructor(opts: PolicyInputOptions) {
     this.opts = opts;
@@ -60,7 +62,8 @@ export class PolicyInput {
       }
       pods.push({ ...f.pod, spec: { ...f.pod.spec, nodeName: f.pod.spec.nodeName ?? this.opts.nodeName } });
     }
-    this.sayBadAddresses(pods);
+    this.sayBadAddresses(pods, true);
+    this.lastPods = pods;
     const extraPodIps = new Map<string, readonly string[]>();
     for (const [key, n] of this.opts.notices.list()) if (n.namespace && n.name) extraPodIps.set(key, n.ips);
     return {
@@ -104,9 +107,13 @@ export class PolicyInput {
     return { input, pod };
   }
 
-  private sayBadAddresses(pods: readonly PodInfo[]): void {
-    for (const pod of pods) {
-      if (this.looked.has(pod)) continue;
+  private sayBadAddresses(pods: readonly PodInfo[], whole = false): void {
+    // The informers' list keeps an unchanged object in its place: one pointer comparison each, and a
+    // look-up only for the objects that moved or are new.
+    const last = whole ? this.lastPods : [];
+    for (let i = 0; i < pods.length; i++) {
+      const pod = pods[i] as PodInfo;
+      if (pod === last[i] || this.looked.has(pod)) continue;
       this.looked.add(pod);
       for (const { ip } of pod.status.podIPs) {
         if (normalizeIp(ip) !== undefined) continue;

@@ -10,11 +10,31 @@ import type { CompiledRule, NetworkPolicyObject, PolicyError, PolicyRef } from '
 import { parsePolicy, type ParsedPolicy } from './parse.ts';
 import { RuleCompiler } from './rules.ts';
 
-/** Policies by namespace, each list sorted by name; every policy's errors are reported. */
-function policiesByNamespace(policies: readonly NetworkPolicyObject[]): {
+interface ByNamespace {
   byNs: Map<string, ParsedPolicy[]>;
   errors: PolicyError[];
-} {
+}
+
+/** The last grouping, kept while the policies are the same objects: the agent's passes, pod-start
+ * binds and prepared binds each compile against the same policies many times between changes. */
+let lastGrouping: { policies: readonly NetworkPolicyObject[]; result: ByNamespace } | undefined;
+
+function samePolicies(a: readonly NetworkPolicyObject[], b: readonly NetworkPolicyObject[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Policies by namespace, each list sorted by name; every policy's errors are reported. */
+function policiesByNamespace(policies: readonly NetworkPolicyObject[]): ByNamespace {
+  if (lastGrouping && samePolicies(lastGrouping.policies, policies)) return lastGrouping.result;
+  const result = groupPolicies(policies);
+  lastGrouping = { policies: [...policies], result }; // a copy: a caller may change its array in place
+  return result;
+}
+
+function groupPolicies(policies: readonly NetworkPolicyObject[]): ByNamespace {
   const errors: PolicyError[] = [];
   const byNs = new Map<string, ParsedPolicy[]>();
   for (const raw of policies) {

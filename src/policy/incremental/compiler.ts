@@ -1,0 +1,196 @@
+// The incremental compiler (issue 18: work proportional to the change): compilePolicy's result
+// (compile.ts, which stays the oracle and the fallback), built from what the last compile built
+// wherever the objects it was built from are the same (informers replace an object on change):
+//   - the cluster view: pods, namespace lists and labels, nodes (view.ts);
+//   - per local pod and tier, its rules: kept while its ClusterPod, its namespace's NetworkPolicies
+//     (the NetworkPolicy tier) or its namespace's labels and the ClusterNetworkPolicies (the cluster
+//     tiers) are the same objects; only the pods that changed are compiled, by the tiers themselves;
+//   - the LocalPod itself while its addresses and every tier's rules are the same objects;
+//   - peer and named-port sets (peers.ts).
+// Its result deep-equals compilePolicy(input) (test/unit/policy-incremental.test.ts), and the parts
+// that did not change are the previous result's objects, which the render and diff rely on.
+import type { ClusterPod, ClusterView, OwnedPod } from '../cluster.ts';
+import { PeerRegistry, type NamedPortDef } from '../peers.ts';
+import { TIERS } from '../pipeline.ts';
+import type { TierDirections } from '../tier.ts';
+import type {
+  ClusterNetworkPolicyObject,
+  CompiledPolicy,
+  CompileInput,
+  LocalPod,
+  NetworkPolicyObject,
+  PeerMeaning,
+  PodDirection,
+  PolicyError,
+  PolicyPod,
+} from '../types.ts';
+import { PeerResolver } from './peers.ts';
+import { sameList, ViewBuilder, type Slicer, type ViewChanges } from './view.ts';
+
+interface TierState {
+  /** Per local pod compiled last time: what the tier said (undefined: nothing). */
+  pods: Map<ClusterPod, TierDirections | undefined>;
+  errors: readonly PolicyError[];
+}
+
+interface LocalMemo {
+  ips: readonly string[];
+  tiers: readonly (TierDirections | undefined)[];
+  local: LocalPod;
+}
+
+const noSlice: Slicer = function* () {};
+
+export class IncrementalCompiler {
+  private readonly views = new ViewBuilder();
+  private readonly resolver = new PeerResolver();
+  private tiers: TierState[] | undefined;
+  private policiesByNs = new Map<string, NetworkPolicyObject[]>();
+  private policies: readonly NetworkPolicyObject[] | undefined;
+  private cnps: readonly ClusterNetworkPolicyObject[] | undefined;
+  private locals = new WeakMap<OwnedPod, LocalMemo>();
+  private meanings = new Map<string, PeerMeaning>();
+  private defs = new Map<string, NamedPortDef>();
+  private last: { view: ClusterView; compiled: CompiledPolicy } | undefined;
+
+  /** The view of the last compile (for prepareBinds: the same cluster, not built again). */
+  get view(): ClusterView | undefined {
+    return this.last?.view;
+  }
+
+  /** This node's pods of the input last compiled, addresses or not, without walking the cluster's. */
+  localInputPods(input: CompileInput): PolicyPod[] {
+    return this.last ? this.views.localInputPods(input) : [...input.pods];
+  }
+
+  /** compilePolicy(input), at once. */
+  compile(input: CompileInput): CompiledPolicy {
+    const steps = this.steps(input, noSlice);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** compilePolicy(input), giving the event loop back (`breathe`) whenever a slice took `sliceMs`. */
+  async compileAsync(input: CompileInput, breathe: () => Promise<void>, sliceMs = 20): Promise<CompiledPolicy> {
+    let since = performance.now();
+    const slice: Slicer = function* () {
+      if (performance.now() - since >= sliceMs) yield;
+    };
+    const steps = this.steps(input, slice);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await breathe();
+      since = performance.now();
+    }
+  }
+
+  private *steps(input: CompileInput, slice: Slicer): Generator<void, CompiledPolicy, void> {
+    const { view, changes } = yield* this.views.build(input, slice);
+    const dirty = this.dirtyTiers(input, changes);
+    const state: TierState[] = [];
+    const registry = new PeerRegistry();
+    for (const [i, tier] of TIERS.entries()) {
+      const prev = this.tiers?.[i];
+      const todo = prev ? view.localPods.filter((o) => !prev.pods.has(o.pod) || dirty[i]?.(o.pod)) : view.localPods;
+      const pods = new Map<ClusterPod, TierDirections | undefined>();
+      let errors = prev?.errors;
+      if (todo.length > 0 || !errors || dirty[i]?.(undefined)) {
+        const r = tier.compile(input, { ...view, localPods: todo }, registry);
+        errors = r.errors;
+        for (const o of todo) pods.set(o.pod, r.pods.get(o.pod));
+        yield* slice();
+      }
+      for (const o of view.localPods) if (!pods.has(o.pod)) pods.set(o.pod, prev?.pods.get(o.pod));
+      state.push({ pods, errors });
+    }
+    for (const [id, m] of registry.registered.meanings) this.meanings.set(id, m);
+    for (const [id, d] of registry.registered.namedPorts) this.defs.set(id, d);
+
+    const pods: LocalPod[] = view.localPods.map((o) => this.localPod(o, state));
+    // The peers and named ports the local pods' rules name, as the compile's registry would hold them.
+    const meanings = new Map<string, PeerMeaning>();
+    const defs = new Map<string, NamedPortDef>();
+    for (const p of pods) {
+      for (const d of directionsOf(p)) {
+        for (const r of d?.rules ?? []) {
+          if (r.peers !== 'all') for (const id of r.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
+          for (const id of r.namedPorts) defs.set(id, this.defs.get(id) as NamedPortDef);
+        }
+      }
+    }
+    this.meanings = meanings;
+    this.defs = defs;
+    const { peers, namedPorts } = yield* this.resolver.resolve(view, changes, meanings, defs, slice);
+
+    this.tiers = state;
+    const errors = state.flatMap((s) => s.errors ?? []);
+    const compiled: CompiledPolicy = {
+      nodeName: input.nodeName,
+      nodeAddresses: view.nodeAddresses,
+      pods,
+      peers,
+      namedPorts,
+      errors,
+      warnings: view.warnings,
+    };
+    this.last = { view, compiled };
+    return compiled;
+  }
+
+  /**
+   * Per tier, which kept pods must be compiled again (`pod` undefined: whether the tier's policies
+   * changed, so its errors are found again). NetworkPolicy: the pod's namespace's policies changed;
+   * the cluster tiers: the ClusterNetworkPolicies, or the pod's namespace's labels.
+   */
+  private dirtyTiers(input: CompileInput, changes: ViewChanges): ((pod: ClusterPod | undefined) => boolean)[] {
+    const policies = input.policies;
+    let npNamespaces: Set<string> | undefined;
+    let npChanged = false;
+    if (!sameList(this.policies, policies)) {
+      npChanged = true;
+      const byNs = new Map<string, NetworkPolicyObject[]>();
+      for (const p of policies) {
+        const ns = p.metadata.namespace ?? '';
+        let list = byNs.get(ns);
+        if (!list) {
+          list = [];
+          byNs.set(ns, list);
+        }
+        list.push(p);
+      }
+      npNamespaces = new Set<string>();
+      for (const [ns, list] of byNs) if (!sameList(this.policiesByNs.get(ns), list)) npNamespaces.add(ns);
+      for (const ns of this.policiesByNs.keys()) if (!byNs.has(ns)) npNamespaces.add(ns);
+      this.policiesByNs = byNs;
+      this.policies = [...policies]; // a copy: a caller may change its array in place
+    }
+    const cnps = input.clusterNetworkPolicies ?? [];
+    const cnpChanged = !sameList(this.cnps, cnps);
+    this.cnps = [...cnps];
+    return TIERS.map((tier) => {
+      if (tier.name === 'networkpolicy')
+        return (pod) => (pod === undefined ? npChanged : npNamespaces?.has(pod.namespace) === true);
+      return (pod) => cnpChanged || (pod !== undefined && changes.labels.has(pod.namespace));
+    });
+  }
+
+  private localPod(o: OwnedPod, state: TierState[]): LocalPod {
+    const tiers = state.map((s) => s.pods.get(o.pod));
+    const was = this.locals.get(o);
+    if (was && sameList(was.ips, o.ips) && sameList(was.tiers, tiers)) return was.local;
+    const local: LocalPod = { namespace: o.pod.namespace, name: o.pod.name, ips: o.ips };
+    TIERS.forEach((tier, i) => {
+      const d = tiers[i];
+      if (d) tier.attach(local, d);
+    });
+    this.locals.set(o, { ips: o.ips, tiers, local });
+    return local;
+  }
+}
+
+function directionsOf(p: LocalPod): (PodDirection | undefined)[] {
+  return [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress];
+}

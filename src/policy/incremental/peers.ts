@@ -1,0 +1,228 @@
+// Peer and named-port sets kept from one compile to the next. A pods peer remembers, per namespace
+// it read, the pod list it read and the addresses it took from it: when every list it reads is the
+// same array (and, for a namespaceSelector peer, no namespace's labels changed) the PeerSet is the
+// same object; when a list changed, only that namespace is matched again, and when the addresses it
+// takes are the same the PeerSet is still the same object. Named-port sets and the other peers are
+// resolved as compile does (peers.ts) when what they read changed, and kept when it did not.
+import { knownFamily as familyOf } from '../../net/text.ts';
+import { byText, type ClusterPod, type ClusterView } from '../cluster.ts';
+import { PeerRegistry, type NamedPortDef } from '../peers.ts';
+import { selectorMatches } from '../selector.ts';
+import type { NamedPortSet, PeerMeaning, PeerSet } from '../types.ts';
+import { sameList, type Slicer, type ViewChanges } from './view.ts';
+
+type PodsMeaning = Extract<PeerMeaning, { kind: 'pods' }>;
+
+interface PodsPeerState {
+  set: PeerSet;
+  /** Per namespace read, in order: the list read and the addresses its matching pods have. */
+  read: Map<string, { list: readonly ClusterPod[] | undefined; ips: readonly string[] }>;
+}
+
+/** Walks this many pods between looks at the clock. */
+const SLICE = 2000;
+
+export class PeerResolver {
+  private pods = new Map<string, PodsPeerState>();
+  private others = new Map<string, PeerSet>();
+  private ports = new Map<string, { def: NamedPortDef; set: NamedPortSet }>();
+
+  *resolve(
+    view: ClusterView,
+    changes: ViewChanges,
+    meanings: ReadonlyMap<string, PeerMeaning>,
+    defs: ReadonlyMap<string, NamedPortDef>,
+    slice: Slicer,
+  ): Generator<void, { peers: Map<string, PeerSet>; namedPorts: Map<string, NamedPortSet> }, void> {
+    const peers = new Map<string, PeerSet>();
+    const pods = new Map<string, PodsPeerState>();
+    const others = new Map<string, PeerSet>();
+    const fresh = new PeerRegistry();
+    const freshIds: string[] = [];
+    let walked = 0;
+    // Per address, how many pods of the namespaces whose lists changed have it (built when asked).
+    let counts: Map<string, number> | undefined;
+    const inChanged = (ip: string): number => {
+      if (!counts) {
+        counts = new Map();
+        for (const ns of changes.podLists)
+          for (const p of view.podsByNs.get(ns) ?? []) for (const a of p.ips) counts.set(a, (counts.get(a) ?? 0) + 1);
+      }
+      return counts.get(ip) ?? 0;
+    };
+    for (const id of [...meanings.keys()].sort(byText)) {
+      const meaning = meanings.get(id) as PeerMeaning;
+      if (meaning.kind === 'pods') {
+        const state = this.podsPeer(id, meaning, view, changes, inChanged);
+        walked += state.walked;
+        if (walked >= SLICE) {
+          walked = 0;
+          yield* slice();
+        }
+        pods.set(id, state.state);
+        peers.set(id, state.state.set);
+        continue;
+      }
+      const was = this.others.get(id);
+      if (was && (meaning.kind === 'ipBlock' || !changes.nodes)) {
+        others.set(id, was);
+        peers.set(id, was);
+      } else {
+        fresh.peer(meaning);
+        freshIds.push(id);
+        peers.set(id, undefined as unknown as PeerSet); // placed now, so the map keeps the sorted order
+      }
+    }
+    // Named-port sets read the pods of their peer (or of the cluster): resolved again when one of
+    // those lists changed.
+    const namedPorts = new Map<string, NamedPortSet>();
+    const ports = new Map<string, { def: NamedPortDef; set: NamedPortSet }>();
+    const portIds: string[] = [];
+    for (const id of [...defs.keys()].sort(byText)) {
+      const def = defs.get(id) as NamedPortDef;
+      const was = this.ports.get(id);
+      const peerMeaning = def.peer === undefined ? undefined : meanings.get(def.peer);
+      // A pods peer's state is the very object of the last compile only when no list it reads changed.
+      const unchanged =
+        was !== undefined &&
+        (peerMeaning?.kind === 'nodes' ||
+          (peerMeaning?.kind === 'pods'
+            ? pods.get(def.peer as string) === this.pods.get(def.peer as string)
+            : changes.noPods));
+      if (unchanged) {
+        ports.set(id, was);
+        namedPorts.set(id, was.set);
+        continue;
+      }
+      if (def.peer !== undefined && peerMeaning) fresh.peer(peerMeaning);
+      fresh.namedPorts(def.peer, def.ports);
+      portIds.push(id);
+      namedPorts.set(id, undefined as unknown as NamedPortSet);
+    }
+    if (freshIds.length > 0 || portIds.length > 0) {
+      yield* slice();
+      const r = fresh.resolve(view);
+      for (const id of freshIds) {
+        const set = r.peers.get(id) as PeerSet;
+        const was = this.others.get(id);
+        const kept = was && sameList(was.v4, set.v4) && sameList(was.v6, set.v6) ? was : set;
+        others.set(id, kept);
+        peers.set(id, kept);
+      }
+      for (const id of portIds) {
+        const set = r.namedPorts.get(id) as NamedPortSet;
+        const was = this.ports.get(id)?.set;
+        const kept = was && JSON.stringify([was.v4, was.v6]) === JSON.stringify([set.v4, set.v6]) ? was : set;
+        ports.set(id, { def: defs.get(id) as NamedPortDef, set: kept });
+        namedPorts.set(id, kept);
+      }
+    }
+    this.pods = pods;
+    this.others = others;
+    this.ports = ports;
+    return { peers, namedPorts };
+  }
+
+  /** A pods peer, from what it read last time where that is unchanged. */
+  private podsPeer(
+    id: string,
+    m: PodsMeaning,
+    view: ClusterView,
+    changes: ViewChanges,
+    inChanged: (ip: string) => number,
+  ): { state: PodsPeerState; walked: number } {
+    const was = this.pods.get(id);
+    const selected = (ns: string) =>
+      m.namespaceSelector !== undefined && selectorMatches(m.namespaceSelector, view.labelsOfNs(ns));
+    // Which namespaces it reads: its own, or those its selector picks (again only if labels changed).
+    const namespaces =
+      m.namespace !== undefined
+        ? [m.namespace]
+        : was && changes.labels.size === 0
+          ? [...was.read.keys()]
+          : view.namespaceNames.filter(selected);
+    if (was && sameList([...was.read.keys()], namespaces)) {
+      let same = true;
+      for (const ns of namespaces) if (was.read.get(ns)?.list !== view.podsByNs.get(ns)) same = false;
+      if (same) return { state: was, walked: 0 };
+    }
+    let walked = 0;
+    let sameIps = was !== undefined && sameList([...was.read.keys()], namespaces);
+    const read = new Map<string, { list: readonly ClusterPod[] | undefined; ips: readonly string[] }>();
+    for (const ns of namespaces) {
+      const list = view.podsByNs.get(ns);
+      const before = was?.read.get(ns);
+      if (before && before.list === list) {
+        read.set(ns, before);
+        continue;
+      }
+      const ips: string[] = [];
+      for (const p of list ?? []) if (selectorMatches(m.podSelector, p.labels)) for (const ip of p.ips) ips.push(ip);
+      walked += list?.length ?? 0;
+      if (!before || !sameList(before.ips, ips)) sameIps = false;
+      read.set(ns, { list, ips });
+    }
+    if (was && sameIps) return { state: { set: was.set, read }, walked };
+    if (was && sameList([...was.read.keys()], namespaces)) {
+      const set = updated(was, read, changes, inChanged);
+      if (set) return { state: { set, read }, walked };
+    }
+    const all: string[] = [];
+    for (const r of read.values()) for (const ip of r.ips) all.push(ip);
+    const ips = [...new Set(all)].sort(byText);
+    walked += ips.length;
+    const v4 = ips.filter((ip) => familyOf(ip) === 4);
+    const v6 = ips.filter((ip) => familyOf(ip) === 6);
+    const set: PeerSet =
+      was && sameList(was.set.v4, v4) && sameList(was.set.v6, v6) ? was.set : { id, meaning: m, v4, v6, intervals: [] };
+    return { state: { set, read }, walked };
+  }
+}
+
+/**
+ * The peer's members from its last ones and what the namespaces that changed took out and put in: one
+ * merge of the sorted lists instead of sorting the whole set again. Undefined when an address taken
+ * out is still some pod's (two pods with one address: only the whole set tells whether it stays).
+ */
+function updated(
+  was: PodsPeerState,
+  read: PodsPeerState['read'],
+  changes: ViewChanges,
+  inChanged: (ip: string) => number,
+): PeerSet | undefined {
+  const out = new Set<string>();
+  const into = new Set<string>();
+  const stays = new Set<string>();
+  for (const [ns, r] of read) {
+    const before = was.read.get(ns);
+    if (!before || before === r) continue;
+    for (const ip of r.ips) stays.add(ip);
+    const then = new Set(before.ips);
+    for (const ip of r.ips) if (!then.has(ip)) into.add(ip);
+    for (const ip of before.ips) out.add(ip);
+  }
+  for (const ip of out) {
+    if (stays.has(ip)) out.delete(ip);
+    // Still some pod's outside the namespaces matched again (two pods with one address): the whole
+    // set decides.
+    else if (changes.podsWithIp(ip) > inChanged(ip)) return undefined;
+  }
+  const added = [...into].sort(byText);
+  const merge = (members: readonly string[], family: 4 | 6): readonly string[] => {
+    const add = added.filter((ip) => familyOf(ip) === family);
+    if (add.length === 0 && !members.some((ip) => out.has(ip))) return members;
+    const next: string[] = [];
+    let j = 0;
+    for (const ip of members) {
+      while (j < add.length && byText(add[j] as string, ip) < 0) next.push(add[j++] as string);
+      if (j < add.length && add[j] === ip) j++;
+      if (!out.has(ip)) next.push(ip);
+    }
+    while (j < add.length) next.push(add[j++] as string);
+    return next;
+  };
+  const v4 = merge(was.set.v4, 4);
+  const v6 = merge(was.set.v6, 6);
+  if (v4 === was.set.v4 && v6 === was.set.v6) return was.set;
+  return { ...was.set, v4, v6 };
+}

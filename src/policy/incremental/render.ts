@@ -1,0 +1,170 @@
+// renderPolicy (render.ts) that reuses: a LocalPod object rendered before gives the very chains,
+// verdict-map elements and set definitions it gave then, and a PeerSet or NamedPortSet object the
+// very element lists, so the table shares every unchanged part with the previous one and the diff
+// (diff.ts, diffIdentity) compares only what changed. A pod is rendered by renderPolicy itself, alone
+// and against hollow sets (no members), so the two cannot drift apart; the result equals
+// renderPolicy(model) (test/unit/policy-incremental.test.ts).
+import type { Element, NftMap, NftSet } from '../../nft/objects.ts';
+import { POLICY_PREFIX } from '../names.ts';
+import { renderPolicy, type RenderOptions } from '../render.ts';
+import type {
+  ChainOwner,
+  CommentMeaning,
+  CompiledPolicy,
+  DesiredChain,
+  DesiredPolicyTable,
+  LocalPod,
+  NamedPortSet,
+  PeerSet,
+} from '../types.ts';
+
+interface Fragment {
+  chains: [string, DesiredChain][];
+  owners: [string, ChainOwner][];
+  comments: [string, CommentMeaning][];
+  /** Verdict-map elements (the pod's addresses), by map. */
+  mapElements: [string, readonly Element[]][];
+  /** The sets its rules name; those whose members are the pod's own (port ranges) with them. */
+  sets: [string, NftSet | NftMap, readonly Element[] | undefined][];
+}
+
+const SET_NAME = new RegExp(`^${POLICY_PREFIX}(peer|cidr|port)-([0-9a-f]+)(?:-v([46]))?$`);
+const keyText = (e: Element) => e.key.join(' . ');
+const byKey = (a: { k: string }, b: { k: string }) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
+const byName = <V>([a]: [string, V], [b]: [string, V]) => (a < b ? -1 : a > b ? 1 : 0);
+const EMPTY = new Map<string, NamedPortSet>();
+
+function sortedElements(list: readonly Element[]): Element[] {
+  return list
+    .map((e) => ({ k: keyText(e), e }))
+    .sort(byKey)
+    .map((x) => x.e);
+}
+
+export class TableRenderer {
+  private optionsKey = '';
+  private fragments = new WeakMap<LocalPod, Fragment>();
+  private skeleton: DesiredPolicyTable | undefined;
+  /** Element lists by the set object they list, per set name. */
+  private members = new WeakMap<PeerSet | NamedPortSet, Map<string, readonly Element[]>>();
+  private hollow = new Map<string, PeerSet>();
+  private last: DesiredPolicyTable | undefined;
+
+  render(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
+    const key = JSON.stringify(options);
+    if (key !== this.optionsKey || !this.skeleton) {
+      this.optionsKey = key;
+      this.fragments = new WeakMap();
+      this.skeleton = renderPolicy({ ...model, pods: [], peers: new Map(), namedPorts: EMPTY }, options);
+    }
+    const skeleton = this.skeleton;
+    const chains = new Map<string, DesiredChain>(skeleton.chains);
+    const sets = new Map<string, NftSet | NftMap>(skeleton.sets);
+    const elements = new Map<string, readonly Element[]>();
+    const chainOwners = new Map<string, ChainOwner>();
+    const comments = new Map<string, CommentMeaning>(skeleton.comments);
+    const mapElements = new Map<string, Element[]>();
+    for (const name of skeleton.elements.keys()) mapElements.set(name, []);
+    const hollow = this.hollowPeers(model);
+    for (const pod of model.pods) {
+      const f = this.fragment(pod, model, hollow, options);
+      for (const [n, c] of f.chains) chains.set(n, c);
+      for (const [n, o] of f.owners) chainOwners.set(n, o);
+      for (const [n, m] of f.comments) comments.set(n, m);
+      for (const [n, list] of f.mapElements) mapElements.get(n)?.push(...list);
+      for (const [n, s, own] of f.sets) {
+        if (sets.has(n)) continue;
+        sets.set(n, this.last?.sets.get(n) ?? s);
+        elements.set(n, own ?? this.membersOf(n, model));
+      }
+    }
+    for (const [n, list] of mapElements) {
+      const was = this.last?.elements.get(n);
+      const sorted = sortedElements(list);
+      elements.set(n, was && sameObjects(was, sorted) ? was : sorted);
+    }
+    const table: DesiredPolicyTable = {
+      chains: new Map([...chains].sort(byName)),
+      sets: new Map([...sets].sort(byName)),
+      elements: new Map([...elements].sort(byName)),
+      chainOwners: new Map([...chainOwners].sort(byName)),
+      comments: new Map([...comments].sort(byName)),
+    };
+    this.last = table;
+    return table;
+  }
+
+  /** The model's peers without members: what a pod's chains read of them (their meaning). */
+  private hollowPeers(model: CompiledPolicy): Map<string, PeerSet> {
+    const out = new Map<string, PeerSet>();
+    for (const [id, set] of model.peers) {
+      let h = this.hollow.get(id);
+      if (!h) h = { id, meaning: set.meaning, v4: [], v6: [], intervals: [] };
+      out.set(id, h);
+    }
+    this.hollow = out;
+    return out;
+  }
+
+  private fragment(
+    pod: LocalPod,
+    model: CompiledPolicy,
+    hollow: Map<string, PeerSet>,
+    options: RenderOptions,
+  ): Fragment {
+    const had = this.fragments.get(pod);
+    if (had) return had;
+    const t = renderPolicy({ ...model, pods: [pod], peers: hollow, namedPorts: EMPTY }, options);
+    const skeleton = this.skeleton as DesiredPolicyTable;
+    const f: Fragment = {
+      chains: [...t.chains].filter(([n]) => !skeleton.chains.has(n)),
+      owners: [...t.chainOwners],
+      comments: [...t.comments].filter(([n]) => !skeleton.comments.has(n)),
+      mapElements: [...t.elements].filter(([n]) => skeleton.elements.has(n)),
+      sets: [...t.sets]
+        .filter(([n]) => !skeleton.sets.has(n))
+        .map(([n, s]) => [n, s, SET_NAME.test(n) ? undefined : t.elements.get(n)]),
+    };
+    this.fragments.set(pod, f);
+    return f;
+  }
+
+  /** A peer, cidr or named-port set's elements, from its set object (kept while the object is). */
+  private membersOf(name: string, model: CompiledPolicy): readonly Element[] {
+    const [, kind, id, family] = SET_NAME.exec(name) as RegExpExecArray;
+    const set = kind === 'port' ? model.namedPorts.get(id as string) : model.peers.get(id as string);
+    if (!set) return [];
+    let byName = this.members.get(set);
+    if (!byName) {
+      byName = new Map();
+      this.members.set(set, byName);
+    }
+    const had = byName.get(name);
+    if (had) return had;
+    let list: Element[];
+    if (kind === 'cidr') list = (set as PeerSet).intervals.map((p) => ({ kind: 'element', set: name, key: [p] }));
+    else if (kind === 'peer') {
+      const ips = family === '4' ? (set as PeerSet).v4 : (set as PeerSet).v6;
+      list = ips.map((ip) => ({ kind: 'element', set: name, key: [ip] }));
+    } else {
+      const np = set as NamedPortSet;
+      list = sortedElements(
+        (family === '4' ? np.v4 : np.v6).map((e) => ({
+          kind: 'element',
+          set: name,
+          key: [e.address, e.protocol.toLowerCase(), String(e.port)],
+        })),
+      );
+    }
+    // Peer members are sorted as text already, which is the key order; cidr prefixes are not always.
+    if (kind !== 'port') list = sortedElements(list);
+    byName.set(name, list);
+    return list;
+  }
+}
+
+function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
