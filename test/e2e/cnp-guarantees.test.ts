@@ -5,8 +5,8 @@
 //   (an Admin Deny, an Admin Pass handing over to a NetworkPolicy that denies), and the flows a change
 //   keeps allowed (an Admin Accept across a NetworkPolicy deny, a Pass to a NetworkPolicy that allows)
 //   keep flowing;
-// - before the answer: a pod that an Admin Deny (or a Baseline deny: skipped, a known bug, see the
-//   test) isolates is never reachable, from before its ADD returns on;
+// - before the answer: a pod that an Admin Deny (or a Baseline deny: skipped, see the test) isolates
+//   is never reachable, from before its ADD returns on;
 // - the deny log names the CNP rule that dropped (Admin and Baseline), read from the kernel log.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -129,10 +129,15 @@ describe('ClusterNetworkPolicy guarantees on the real kernel', () => {
     }
   });
 
-  // Skipped for Baseline (a bug in the agent, src/ is not this branch's to change): a pod that only a
-  // Baseline Deny isolates answered around its ADD in 4 of 7 rounds on one cluster (from ~50 ms before
-  // the ADD returned until ~400 ms after it), while an Admin Deny held in every round: the Baseline
-  // tier's rules are not in place when the pod-start answer goes out. Unskip when fixed.
+  // Skipped for Baseline. It found a bug, now fixed: the pod-start bind compiled the pod without the
+  // ClusterNetworkPolicies (agent/policy/input.ts forPod), so when the notice took the bind path (not
+  // always: with CNPs, node events also ask for full passes) a pod only a CNP isolates was answered
+  // with no chain, open until the next full pass (test/unit/policy-enforcer-cnp-bind.test.ts). After
+  // the fix it still failed in 2 of 11 rounds; in the one with timings a UDP probe was answered at
+  // least 130 ms before the ADD returned: between the plugin bringing the pod's interface up and the
+  // bind's transaction the pod has no rules, a window the README's promise ("from the moment its ADD
+  // returns") leaves open and that the Admin variant has too (by the code; no Admin round hit it yet).
+  // Unskip once that window is closed, or once the test counts only probes sent after the ADD returns.
   for (const tier of ['Admin', 'Baseline'] as const) {
     (tier === 'Baseline' ? it.skip : it)(
       `a pod that a ${tier} deny isolates is never reachable, from before its ADD on`,

@@ -66,22 +66,31 @@ export class PolicyInput {
     this.lastPods = pods;
     const extraPodIps = new Map<string, readonly string[]>();
     for (const [key, n] of this.opts.notices.list()) if (n.namespace && n.name) extraPodIps.set(key, n.ips);
+    return { ...this.facts(), pods, extraPodIps };
+  }
+
+  /**
+   * Everything the compiler reads but the pods and the notices' addresses: this node's facts and
+   * every tier's policies. One place for build() and forPod(), so that a tier added to the one is in
+   * the other (forPod once lacked the ClusterNetworkPolicies: a pod only a CNP isolates was bound with
+   * no chain and answered open, issue 19).
+   */
+  private facts(): Omit<CompileInput, 'pods' | 'extraPodIps'> {
+    const c = this.opts.cache;
     return {
       nodeName: this.opts.nodeName,
       nodeAddresses: this.opts.nodeAddresses(),
       namespaces: c.namespaces.list(),
-      pods,
       policies: c.networkPolicies.list(),
       clusterNetworkPolicies: c.clusterNetworkPolicies.list(),
       // For ClusterNetworkPolicy `nodes` peers (their labels and addresses).
       nodes: c.nodes.list(),
-      extraPodIps,
     };
   }
 
   /**
    * The input of the pod-start fast path (policy/bind.ts) for one pod: this node's facts, the
-   * namespaces and policies, the pod (the informer's, else the one a GET fetched) and its notice's
+   * namespaces and every tier's policies, the pod (the informer's, else the one a GET fetched) and its notice's
    * addresses; not the cluster's other pods, which the bind never reads. Undefined when the pod is not
    * known.
    */
@@ -96,14 +105,7 @@ export class PolicyInput {
     this.sayBadAddresses([pod]);
     const notice = this.opts.notices.list().find(([k]) => k === key)?.[1];
     const extraPodIps = new Map<string, readonly string[]>(notice ? [[key, notice.ips]] : []);
-    const input: CompileInput = {
-      nodeName: this.opts.nodeName,
-      nodeAddresses: this.opts.nodeAddresses(),
-      namespaces: c.namespaces.list(),
-      pods: [],
-      policies: c.networkPolicies.list(),
-      extraPodIps,
-    };
+    const input: CompileInput = { ...this.facts(), pods: [], extraPodIps };
     return { input, pod };
   }
 

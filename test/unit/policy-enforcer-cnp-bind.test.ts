@@ -1,0 +1,120 @@
+// Issue 19's bug found by the e2e test "a pod that a Baseline deny isolates is never reachable, from
+// before its ADD on": a pod-start notice bound on the fast path (policy/bind.ts) with an input that had
+// no ClusterNetworkPolicies (agent/policy/input.ts, forPod), so a pod that only a CNP isolates was
+// answered with no chain of its own and started open until the next full pass. Here, against the nft
+// fake: at the moment the gate answers, the kernel holds the pod's CNP chain behind its address, and
+// what was applied is what compiling everything gives.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { PolicyEnforcer } from '../../src/agent/policy/enforcer.ts';
+import { PodStartNotices } from '../../src/agent/pod-notices.ts';
+import type { ClusterCache } from '../../src/k8s/cluster-cache.ts';
+import type { ClusterNetworkPolicyInfo, NamespaceInfo, PodInfo } from '../../src/k8s/objects.ts';
+import { silentLogger } from '../../src/log.ts';
+import { FakeNft } from '../../src/nft/fake.ts';
+import { compilePolicy } from '../../src/policy/index.ts';
+
+class Store<T extends { metadata: { name: string; namespace?: string } }> {
+  readonly m = new Map<string, T>();
+  put(o: T): void {
+    this.m.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o);
+  }
+  get(name: string, namespace?: string): T | undefined {
+    return this.m.get(`${namespace ?? ''}/${name}`);
+  }
+  list(): T[] {
+    return [...this.m.values()];
+  }
+}
+
+const pod = (namespace: string, name: string, node: string, ips: string[]): PodInfo =>
+  ({
+    metadata: { name, namespace, uid: `u-${namespace}-${name}`, labels: { pod: name } },
+    spec: { nodeName: node, containers: [] },
+    status: { phase: ips.length ? 'Running' : 'Pending', podIPs: ips.map((ip) => ({ ip })) },
+  }) as unknown as PodInfo;
+const nsIs = (n: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': n } });
+
+describe('a pod-start notice of a pod that only a ClusterNetworkPolicy isolates (nft fake)', () => {
+  for (const tier of ['Admin', 'Baseline'] as const) {
+    it(`is answered only with its ${tier} chain in the kernel, behind its address`, async () => {
+      const cache = {
+        pods: new Store<PodInfo>(),
+        namespaces: new Store<NamespaceInfo>(),
+        networkPolicies: new Store(),
+        nodes: new Store(),
+        clusterNetworkPolicies: new Store<ClusterNetworkPolicyInfo>(),
+        synced: true,
+        unsynced: [],
+      };
+      for (const n of ['x', 'y', 'z'])
+        cache.namespaces.put({
+          metadata: { name: n, labels: { 'kubernetes.io/metadata.name': n } },
+        } as unknown as NamespaceInfo);
+      // As the e2e cluster: running pods in every namespace, none of z's on this node (n3).
+      cache.pods.put(pod('x', 'a', 'n1', ['10.244.1.2']));
+      cache.pods.put(pod('y', 'a', 'n1', ['10.244.1.3']));
+      cache.pods.put(pod('z', 'a', 'n2', ['10.244.2.2']));
+      cache.pods.put(pod('x', 'b', 'n3', ['10.244.3.2']));
+      cache.clusterNetworkPolicies.put({
+        metadata: { name: 'isolate-z' },
+        spec: {
+          tier,
+          priority: 10,
+          subject: { namespaces: nsIs('z') },
+          ingress: [{ name: 'deny', action: 'Deny', from: [{ namespaces: {} }] }],
+        },
+      } as unknown as ClusterNetworkPolicyInfo);
+      const clock = {
+        now: () => Date.now(),
+        after: (ms: number, fn: () => void) => {
+          const t = setTimeout(fn, ms);
+          return { cancel: () => clearTimeout(t) };
+        },
+      };
+      const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
+      const nft = new FakeNft();
+      const enforcer = new PolicyEnforcer({
+        nodeName: 'n3',
+        nft,
+        cache: cache as unknown as ClusterCache,
+        kube: { request: () => Promise.reject(new Error('no API in this test')) },
+        log: silentLogger,
+        registry: new Registry(),
+        notices,
+        nodeAddresses: () => ['192.168.0.3'],
+        cutDeniedFlows: false,
+        logDenied: false,
+        clock,
+      });
+      try {
+        // The pod scheduled here before its ADD, as kubelet creates it; a full pass prepares its bind.
+        cache.pods.put(pod('z', 'late', 'n3', []));
+        enforcer.request(Date.now());
+        await enforcer.settle();
+        const before = nft.applied.length;
+
+        const ip = '10.244.3.9';
+        const n = { namespace: 'z', name: 'late', uid: 'u-z-late', ips: [ip] };
+        notices.record(n);
+        const answer = enforcer.gate.podStarted(n, 10_000);
+        // What the kernel holds when the answer comes, not after later passes.
+        const held = answer.then(() => ({ map: nft.elements('agent-pol-ingress-v4'), state: nft.dump() }));
+        expect((await answer).ok).toBe(true);
+        const { map, state } = await held;
+        const entry = map.find((e) => e.startsWith(`${ip} : `));
+        expect(entry, `no verdict-map element for ${ip}: it is open`).toBeDefined();
+        const chain = /jump (\S+)/.exec(entry as string)?.[1] as string;
+        expect(chain).toMatch(tier === 'Admin' ? /^agent-pol-ain-/ : /^agent-pol-bin-/);
+        const rules = nft.rules(chain).map((r) => r.comment ?? '');
+        expect(rules).toContain('cnp/isolate-z ingress 0 deny');
+        expect(state).toContain(`${ip}`);
+        expect(nft.applied.length).toBe(before + 1); // bound on the fast path: one transaction
+        // And what the bind applied is what compiling everything gives.
+        expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
+      } finally {
+        enforcer.stop();
+      }
+    });
+  }
+});
