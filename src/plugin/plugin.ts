@@ -9,6 +9,7 @@ import type { CniPlugin, Invocation } from '../cni/skel.ts';
 import {
   addLink,
   deleteLinkIfExists,
+  setLinkUp,
   findLink,
   listAddresses,
   listRoutes,
@@ -91,7 +92,9 @@ async function add(inv: Invocation): Promise<Result> {
       mtu,
       mac: hostMac,
       master: bridge.index,
-      up: true,
+      // With an agent, the host end stays down until its answer: no packet reaches the pod (nor leaves
+      // it) before the pod's policy rules are in the kernel, not even before the ADD returns.
+      up: !cfg.agentSocket,
       ...(offload ? { offload } : {}),
       peer: { name: ifname, netns, mtu, mac: podMac, ...(offload ? { offload } : {}) },
     });
@@ -159,6 +162,7 @@ async function add(inv: Invocation): Promise<Result> {
         log,
         whenNoAgent: cfg.policyWhenNoAgent,
       });
+      setLinkUp(host, hostVeth);
     }
 
     // A veth is created with MTU 1500 unless told otherwise; the bridge's follows its ports.

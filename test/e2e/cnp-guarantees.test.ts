@@ -5,8 +5,8 @@
 //   (an Admin Deny, an Admin Pass handing over to a NetworkPolicy that denies), and the flows a change
 //   keeps allowed (an Admin Accept across a NetworkPolicy deny, a Pass to a NetworkPolicy that allows)
 //   keep flowing;
-// - before the answer: a pod that an Admin Deny (or a Baseline deny: skipped, see the test) isolates
-//   is never reachable, from before its ADD returns on;
+// - before the answer: a pod that an Admin Deny or a Baseline deny isolates is never reachable, from
+//   before its ADD returns on;
 // - the deny log names the CNP rule that dropped (Admin and Baseline), read from the kernel log.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -129,89 +129,81 @@ describe('ClusterNetworkPolicy guarantees on the real kernel', () => {
     }
   });
 
-  // Skipped for Baseline. It found a bug, now fixed: the pod-start bind compiled the pod without the
-  // ClusterNetworkPolicies (agent/policy/input.ts forPod), so when the notice took the bind path (not
-  // always: with CNPs, node events also ask for full passes) a pod only a CNP isolates was answered
-  // with no chain, open until the next full pass (test/unit/policy-enforcer-cnp-bind.test.ts). After
-  // the fix it still failed in 2 of 11 rounds; in the one with timings a UDP probe was answered at
-  // least 130 ms before the ADD returned: between the plugin bringing the pod's interface up and the
-  // bind's transaction the pod has no rules, a window the README's promise ("from the moment its ADD
-  // returns") leaves open and that the Admin variant has too (by the code; no Admin round hit it yet).
-  // Unskip once that window is closed, or once the test counts only probes sent after the ADD returns.
+  // The Baseline variant found two gaps, both closed: the pod-start bind compiled the pod without the
+  // ClusterNetworkPolicies (agent/policy/input.ts forPod; test/unit/policy-enforcer-cnp-bind.test.ts),
+  // and the pod's interface carried packets between the plugin wiring it and the bind's transaction
+  // (the plugin now keeps the host end down until the agent's answer).
   for (const tier of ['Admin', 'Baseline'] as const) {
-    (tier === 'Baseline' ? it.skip : it)(
-      `a pod that a ${tier} deny isolates is never reachable, from before its ADD on`,
-      async () => {
-        const ns = tier === 'Admin' ? 'x' : 'z';
-        await applyCnp(`isolate-${ns}`, {
-          tier,
-          priority: 10,
-          subject: { namespaces: nsIs(ns) },
-          ingress: [
-            {
-              name: 'deny',
-              action: 'Deny',
-              from: [{ namespaces: tier === 'Admin' ? nsIs('y') : {} }],
-            },
-          ],
-        });
-        const prober = podNamed('y', 'a');
-        // The CNP is in force on the running pods first.
-        await waitFor(
-          async () =>
-            (await prober.probeOutcomes([{ ip: podNamed(ns, 'a').pod.ip, port: 80, proto: 'tcp' }], 300))[0] ===
-            'timeout',
-          10_000,
-          `${ns}/a to be denied`,
-        );
-        const node = cluster.node(3);
-        // Every address the new pod may get on node 3 (its pod CIDR's first hosts), TCP and UDP on 80.
-        const base = node.podCidr.split('/')[0]!.replace(/\.0$/, '.');
-        const candidates = Array.from({ length: 30 }, (_, i) => `${base}${i + 2}`);
-        const reached = new Set<string>();
-        let probing = true;
-        const loop = (async () => {
-          while (probing) {
-            const targets = candidates.flatMap((ip) =>
-              (['tcp', 'udp'] as const).map((proto) => ({ ip, port: 80, proto })),
-            );
-            const r = await prober.probe(targets, 150);
-            r.forEach((ok, i) => ok && reached.add(targets[i]!.ip));
-          }
-        })();
-        let server: PolicyPod | undefined;
-        // The pod's server listens before its ADD: any open moment would show.
-        const pod = await cluster.addPod(node, {
-          namespace: ns,
-          name: `late-${tier.toLowerCase()}`,
-          labels: { pod: 'late' },
-          ports: policyContainerPorts(),
-          beforeAdd: async (netns) => void (server = await PolicyPod.start(netns)),
-        });
-        try {
-          server!.pod = pod;
-          await sleep(2_000);
-          probing = false;
-          await loop;
-          expect(
-            [...reached].filter((ip) => ip === pod.ip),
-            `${pod.ip} answered while a ${tier} deny selected it`,
-          ).toEqual([]);
-          // And the probe would have seen it: once the CNP goes, it answers.
-          await deleteAllCnps(cluster);
-          await waitFor(
-            async () => (await prober.probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 300))[0] === true,
-            10_000,
-            `${pod.ip} to answer without the CNP`,
+    it(`a pod that a ${tier} deny isolates is never reachable, from before its ADD on`, async () => {
+      const ns = tier === 'Admin' ? 'x' : 'z';
+      await applyCnp(`isolate-${ns}`, {
+        tier,
+        priority: 10,
+        subject: { namespaces: nsIs(ns) },
+        ingress: [
+          {
+            name: 'deny',
+            action: 'Deny',
+            from: [{ namespaces: tier === 'Admin' ? nsIs('y') : {} }],
+          },
+        ],
+      });
+      const prober = podNamed('y', 'a');
+      // The CNP is in force on the running pods first.
+      await waitFor(
+        async () =>
+          (await prober.probeOutcomes([{ ip: podNamed(ns, 'a').pod.ip, port: 80, proto: 'tcp' }], 300))[0] ===
+          'timeout',
+        10_000,
+        `${ns}/a to be denied`,
+      );
+      const node = cluster.node(3);
+      // Every address the new pod may get on node 3 (its pod CIDR's first hosts), TCP and UDP on 80.
+      const base = node.podCidr.split('/')[0]!.replace(/\.0$/, '.');
+      const candidates = Array.from({ length: 30 }, (_, i) => `${base}${i + 2}`);
+      const reached = new Set<string>();
+      let probing = true;
+      const loop = (async () => {
+        while (probing) {
+          const targets = candidates.flatMap((ip) =>
+            (['tcp', 'udp'] as const).map((proto) => ({ ip, port: 80, proto })),
           );
-        } finally {
-          probing = false;
-          await loop;
-          server?.stop();
-          await cluster.deletePod(pod);
+          const r = await prober.probe(targets, 150);
+          r.forEach((ok, i) => ok && reached.add(targets[i]!.ip));
         }
-      },
-    );
+      })();
+      let server: PolicyPod | undefined;
+      // The pod's server listens before its ADD: any open moment would show.
+      const pod = await cluster.addPod(node, {
+        namespace: ns,
+        name: `late-${tier.toLowerCase()}`,
+        labels: { pod: 'late' },
+        ports: policyContainerPorts(),
+        beforeAdd: async (netns) => void (server = await PolicyPod.start(netns)),
+      });
+      try {
+        server!.pod = pod;
+        await sleep(2_000);
+        probing = false;
+        await loop;
+        expect(
+          [...reached].filter((ip) => ip === pod.ip),
+          `${pod.ip} answered while a ${tier} deny selected it`,
+        ).toEqual([]);
+        // And the probe would have seen it: once the CNP goes, it answers.
+        await deleteAllCnps(cluster);
+        await waitFor(
+          async () => (await prober.probe([{ ip: pod.ip, port: 80, proto: 'tcp' }], 300))[0] === true,
+          10_000,
+          `${pod.ip} to answer without the CNP`,
+        );
+      } finally {
+        probing = false;
+        await loop;
+        server?.stop();
+        await cluster.deletePod(pod);
+      }
+    });
   }
 
   it('--policy-log-denied: the kernel log names the Admin and the Baseline rule that dropped', async () => {

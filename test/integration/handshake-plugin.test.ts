@@ -80,6 +80,21 @@ describe('strand ADD tells the agent', () => {
     expect(f.link(f.hostVeth(id))?.master).toBe(f.bridge);
   });
 
+  it("the pod's interface carries no packet until the agent answers: the host end is down while it waits, up after", async () => {
+    let whileWaiting: string[] | undefined;
+    await startAgent(async (n) => {
+      whileWaiting = f.link(n.hostVeth)?.flags;
+      return { ok: true };
+    });
+    const conf = f.config({ ranges: [[{ subnet: randomSubnet4() }]] }, { agentSocket: socketPath });
+    const id = f.containerId();
+    expectOk(await add(conf, f.pod(), id));
+    // Down: the pod cannot be reached (nor send) before its policy rules are in the kernel.
+    expect(whileWaiting).toBeDefined();
+    expect(whileWaiting).not.toContain('UP');
+    expect(f.link(f.hostVeth(id))?.flags).toContain('UP');
+  });
+
   it('without CNI_ARGS the notice still goes, without the pod identity', async () => {
     const notices: PodStartNotice[] = [];
     await startAgent(async (n) => {
