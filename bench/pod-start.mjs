@@ -18,11 +18,12 @@
 // Targets: ADD median ≤ 1.5× reference, 20 concurrent ≤ 2× reference's wall, answer p50 ≤ 3 ms and
 // p99 ≤ 10 ms.
 //   node bench/pod-start.mjs [--quick]     (--quick: 20 sequential, 2 rounds of 20)
-// Cluster knobs as agent-startup.mjs (BENCH_PODS, BENCH_POLICIES, ...).
+// Cluster knobs as agent-startup.mjs (BENCH_PODS, BENCH_POLICIES, ...); BENCH_AGENT_LOG_LEVEL (info) and
+// BENCH_KEEP_LOGS=<dir> (the agent's and the plugin's logs kept there) for a timeline of the notices.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fmt, printTable, quantile } from './lib.mjs';
 import {
   cpuSeconds,
@@ -167,7 +168,7 @@ try {
   console.log(
     `cluster: ${SIZES.nodes} nodes, ${SIZES.pods} pods, ${SIZES.namespaces} namespaces, ${SIZES.policies} NetworkPolicies; the agent on ${ME}`,
   );
-  agent = await startAgent(api, plan);
+  agent = await startAgent(api, plan, { logLevel: process.env.BENCH_AGENT_LOG_LEVEL ?? 'info' });
   prober = await startProber(agent.ns);
   const readyMs = await waitReady(agent, prober);
   console.log(
@@ -345,6 +346,12 @@ try {
   verdict('answer p99 (ms, plugin side, sequential)', quantile(waitsOf.seq, 0.99), 10);
   spawnSync('nsenter', [`--net=/run/netns/${agent.ns}`, 'ip', 'link', 'del', refList.plugins[0].bridge]);
 } finally {
+  // BENCH_KEEP_LOGS=<dir>: the agent's and the plugin's logs are kept there (for a timeline of a notice).
+  if (process.env.BENCH_KEEP_LOGS && agent) {
+    mkdirSync(process.env.BENCH_KEEP_LOGS, { recursive: true });
+    for (const f of [agent.paths.log, agent.paths.cniLog])
+      if (existsSync(f)) copyFileSync(f, join(process.env.BENCH_KEEP_LOGS, basename(f)));
+  }
   prober?.close();
   await agent?.stop();
   for (const ns of namespaces.splice(0)) spawnSync('ip', ['netns', 'del', ns]);

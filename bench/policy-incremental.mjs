@@ -14,6 +14,7 @@ import { PodStartNotices } from '../src/agent/pod-notices.ts';
 import { execFileSync } from 'node:child_process';
 import { FakeNft } from '../src/nft/fake.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
+import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
 import { silentLogger } from '../src/log.ts';
 
 const PODS = Number(process.env.BENCH_PODS ?? 5000);
@@ -81,13 +82,19 @@ const clock = {
     return { cancel: () => clearTimeout(t) };
   },
 };
-const KERNEL = process.env.BENCH_KERNEL === '1';
+// BENCH_KERNEL=1: `nft -f` processes; BENCH_KERNEL=netlink: the agent's own transport (nf_tables netlink).
+const KERNEL = process.env.BENCH_KERNEL === '1' || process.env.BENCH_KERNEL === 'netlink';
+const NETLINK = process.env.BENCH_KERNEL === 'netlink';
 const NETNS = `strand-bench-inc-${process.pid}`;
 if (KERNEL) execFileSync('ip', ['netns', 'add', NETNS]);
 process.on('exit', () => {
   if (KERNEL) execFileSync('ip', ['netns', 'del', NETNS]);
 });
-const nft = KERNEL ? createNftRunner({ netns: NETNS }) : new FakeNft();
+const nft = NETLINK
+  ? createNetlinkTransport({ netns: NETNS })
+  : KERNEL
+    ? createNftRunner({ netns: NETNS })
+    : new FakeNft();
 // BENCH_TRANSPORT=none: transactions are accepted and dropped, so the figures are the agent's own
 // work (the fake copies its whole table on every run: 0.5 s at 50,000 pods, which hides the rest).
 if (process.env.BENCH_TRANSPORT === 'none') nft.run = async () => {};
@@ -330,7 +337,7 @@ const q = (s, x) =>
   );
 const row = (name, s) => [name, s.length, q(s, 0.5), q(s, 0.9), q(s, 0.99), q(s, 1)];
 printTable(
-  `policy enforcer, ${KERNEL ? 'kernel (nft -f)' : process.env.BENCH_TRANSPORT === 'none' ? 'no transport' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`,
+  `policy enforcer, ${NETLINK ? 'kernel (netlink)' : KERNEL ? 'kernel (nft -f)' : process.env.BENCH_TRANSPORT === 'none' ? 'no transport' : 'nft fake'}: ${PODS} pods / ${POLICIES} policies / ${NODES} nodes, ${compiled.pods.length} local pods (ms)`,
   [
     ['what', 'n', 'p50', 'p90', 'p99', 'max'],
     ['first pass (full compile + rebuild)', 1, fmt(first), '', '', ''],
