@@ -61,10 +61,13 @@ export function ruleListId(rules: readonly CompiledRule[]): string {
   );
 }
 
-interface Contribution {
+/** Addresses `first`..`last` held by an atom: a peer (shared by every rule naming it), or one named
+ * port address of one rule. Sweeping atoms, not (rule, address) pairs, keeps the sweep the size of
+ * the distinct peers' addresses however many rules share them. */
+interface Span {
   first: bigint;
   last: bigint;
-  spec: number;
+  atom: number;
 }
 
 /** Rules in evaluation order (tier.ts: priority, stable), their peers and named ports resolved. */
@@ -77,31 +80,38 @@ export function flattenTier(
   const rules: FlatRule[] = ordered.map((r) => ({ source: r.source, priority: r.priority, action: r.action }));
   const specs: PortSpec[] = [];
   const everywhere: number[] = []; // specs of rules without peer restriction
-  const byFamily: Record<4 | 6, Contribution[]> = { 4: [], 6: [] };
-  const add = (family: 4 | 6, first: bigint, last: bigint, spec: number) =>
-    byFamily[family].push({ first, last, spec });
+  const atomSpecs: number[][] = []; // per atom, the specs it carries (ascending)
+  const peerAtoms = new Map<string, number>();
+  const spans: Record<4 | 6, Span[]> = { 4: [], 6: [] };
+  const span = (family: 4 | 6, first: bigint, last: bigint, atom: number) => spans[family].push({ first, last, atom });
+  const peerAtom = (peer: PeerSet): number => {
+    const known = peerAtoms.get(peer.id);
+    if (known !== undefined) return known;
+    const atom = atomSpecs.push([]) - 1;
+    peerAtoms.set(peer.id, atom);
+    for (const ip of [...peer.v4, ...peer.v6]) {
+      const v = addressValue(ip);
+      if (v) span(v.family, v.value, v.value, atom);
+    }
+    if (peer.meaning.kind === 'ipBlock')
+      for (const text of peer.intervals) {
+        const iv = ipInterval(text);
+        if (iv) span(iv.family, iv.first, iv.last, atom);
+      }
+    return atom;
+  };
   for (const [rule, r] of ordered.entries()) {
     if (r.broken) continue; // matches nothing (a fail-closed Accept)
-    const numeric = r.ports === 'all' || r.ports.length > 0;
-    if (numeric) {
+    if (r.ports === 'all' || r.ports.length > 0) {
       const spec = specs.push({ rule, ports: r.ports }) - 1;
       if (r.peers === 'all') everywhere.push(spec);
       else
-        for (const id of r.peers) {
+        for (const id of new Set(r.peers)) {
           const peer = peers.get(id);
-          if (!peer) continue; // unknown: matches no address (as match.ts)
-          for (const ip of [...peer.v4, ...peer.v6]) {
-            const v = addressValue(ip);
-            if (v) add(v.family, v.value, v.value, spec);
-          }
-          if (peer.meaning.kind !== 'ipBlock') continue;
-          for (const text of peer.intervals) {
-            const iv = ipInterval(text);
-            if (iv) add(iv.family, iv.first, iv.last, spec);
-          }
+          if (peer) atomSpecs[peerAtom(peer)]?.push(spec); // unknown: matches no address (as match.ts)
         }
     }
-    // Egress named ports: (address, protocol, port) points, each address its own contribution.
+    // Egress named ports: (address, protocol, port) points, each address its own atom.
     const points = new Map<string, PortRange[]>();
     for (const id of r.namedPorts) {
       const set = namedPorts.get(id);
@@ -113,70 +123,77 @@ export function flattenTier(
     }
     for (const [address, ports] of points) {
       const v = addressValue(address);
-      if (v) add(v.family, v.value, v.value, specs.push({ rule, ports }) - 1);
+      if (v) span(v.family, v.value, v.value, atomSpecs.push([specs.push({ rule, ports }) - 1]) - 1);
     }
   }
-  const classes = new ClassTable(specs);
-  classes.classOf(everywhere); // the default class is 0
+  const classes = new ClassTable(specs, atomSpecs, everywhere);
+  classes.classOf([]); // the default class (only rules without peer restriction) is 0
   return {
     id: ruleListId(ordered),
     rules,
-    v4: sweep(byFamily[4], everywhere, classes),
-    v6: sweep(byFamily[6], everywhere, classes),
+    v4: sweep(spans[4], classes),
+    v6: sweep(spans[6], classes),
     classes: classes.list,
   };
 }
 
-/** Classes by their decisions: lists of specs that decide alike share one. */
+/** Classes by their decisions: address intervals whose rule lists decide alike share one. */
 class ClassTable {
   readonly list: FlatClass[] = [];
-  private readonly byList = new Map<string, number>();
+  private readonly byAtoms = new Map<string, number>();
   private readonly byDecisions = new Map<string, number>();
   private readonly specs: readonly PortSpec[];
+  private readonly atomSpecs: readonly (readonly number[])[];
+  private readonly everywhere: readonly number[];
 
-  constructor(specs: readonly PortSpec[]) {
+  constructor(specs: readonly PortSpec[], atomSpecs: readonly (readonly number[])[], everywhere: readonly number[]) {
     this.specs = specs;
+    this.atomSpecs = atomSpecs;
+    this.everywhere = everywhere;
   }
 
-  /** The class of a list of specs (indices, ascending: specs are numbered in evaluation order). */
-  classOf(active: readonly number[]): number {
-    const listKey = active.join(',');
-    const hit = this.byList.get(listKey);
+  /** The class of an interval held by these atoms (ascending). */
+  classOf(atoms: readonly number[]): number {
+    const atomKey = atoms.join(',');
+    const hit = this.byAtoms.get(atomKey);
     if (hit !== undefined) return hit;
-    const decisions = decidePorts(active.map((i) => this.specs[i] as PortSpec));
+    // Specs are numbered in evaluation order: ascending is the order the rules are tried in.
+    const active = new Set(this.everywhere);
+    for (const a of atoms) for (const s of this.atomSpecs[a] ?? []) active.add(s);
+    const ordered = [...active].sort((a, b) => a - b);
+    const decisions = decidePorts(ordered.map((i) => this.specs[i] as PortSpec));
     const key = JSON.stringify(decisions);
     let id = this.byDecisions.get(key);
     if (id === undefined) {
       id = this.list.push({ id: this.list.length, ...decisions }) - 1;
       this.byDecisions.set(key, id);
     }
-    this.byList.set(listKey, id);
+    this.byAtoms.set(atomKey, id);
     return id;
   }
 }
 
 /** Elementary intervals of one family, classified, default-class ones left out, neighbours merged. */
-function sweep(contributions: readonly Contribution[], everywhere: readonly number[], classes: ClassTable) {
-  const events: { at: bigint; spec: number; delta: 1 | -1 }[] = [];
-  for (const c of contributions) {
-    events.push({ at: c.first, spec: c.spec, delta: 1 });
-    events.push({ at: c.last + 1n, spec: c.spec, delta: -1 });
+function sweep(spans: readonly Span[], classes: ClassTable): AddressRange[] {
+  const events: { at: bigint; atom: number; delta: 1 | -1 }[] = [];
+  for (const c of spans) {
+    events.push({ at: c.first, atom: c.atom, delta: 1 });
+    events.push({ at: c.last + 1n, atom: c.atom, delta: -1 });
   }
   events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  const count = new Map<number, number>(); // a spec can cover an address twice (two peers of one rule)
+  const count = new Map<number, number>(); // an atom can hold an address twice (overlapping prefixes)
   const out: AddressRange[] = [];
   for (let i = 0; i < events.length; ) {
     const at = (events[i] as (typeof events)[number]).at;
     for (; i < events.length && (events[i] as (typeof events)[number]).at === at; i++) {
       const e = events[i] as (typeof events)[number];
-      const n = (count.get(e.spec) ?? 0) + e.delta;
-      if (n === 0) count.delete(e.spec);
-      else count.set(e.spec, n);
+      const n = (count.get(e.atom) ?? 0) + e.delta;
+      if (n === 0) count.delete(e.atom);
+      else count.set(e.atom, n);
     }
     if (i === events.length || count.size === 0) continue;
     const next = (events[i] as (typeof events)[number]).at;
-    const active = [...new Set([...count.keys(), ...everywhere])].sort((a, b) => a - b);
-    const cls = classes.classOf(active);
+    const cls = classes.classOf([...count.keys()].sort((a, b) => a - b));
     if (cls === 0) continue;
     const last = out[out.length - 1];
     if (last && last.class === cls && last.last + 1n === at) last.last = next - 1n;
