@@ -62,6 +62,19 @@ function addressText(family: 4 | 6, v: bigint): string {
   return formatIp(bytes);
 }
 
+/** An address range as nft lists it back (so adoption compares like with like): a bare address, a
+ * prefix when the range is exactly one, else `first-last`. */
+export function rangeText(family: 4 | 6, first: bigint, last: bigint): string {
+  const size = last - first + 1n;
+  if (size === 1n) return addressText(family, first);
+  if ((size & (size - 1n)) === 0n && first % size === 0n) {
+    let len = family === 4 ? 32 : 128;
+    for (let s = size; s > 1n; s >>= 1n) len--;
+    return `${addressText(family, first)}/${len}`;
+  }
+  return `${addressText(family, first)}-${addressText(family, last)}`;
+}
+
 /** The map's ranges; with a default class that decides something, the gaps too (as class 0). */
 function covering(ranges: readonly AddressRange[], family: 4 | 6, fill: boolean): AddressRange[] {
   if (!fill) return [...ranges];
@@ -148,8 +161,7 @@ export function renderFlatClusterTiers(
       out.elements.set(
         name,
         covering(family === 4 ? flat.v4 : flat.v6, family, fill).map((r) => {
-          const first = addressText(family, r.first);
-          const key = r.first === r.last ? first : `${first}-${addressText(family, r.last)}`;
+          const key = rangeText(family, r.first, r.last);
           return { kind: 'element', set: name, key: [key], value: [`jump ${classChainName(group, r.class)}`] };
         }),
       );
