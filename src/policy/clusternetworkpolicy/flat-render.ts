@@ -167,6 +167,7 @@ export function renderFlatClusterTiers(
       );
     }
     for (const c of flat.classes) {
+      if (c.id === 0 && !fill) continue; // nothing jumps to a default class that decides nothing
       const chain = classChainName(group, c.id);
       const body: Rule[] = [];
       if (c.ports.length > 0) {
