@@ -1,0 +1,236 @@
+// A ClusterNetworkPolicy tier's rules for one pod and direction, flattened (issue 19: "a connection's
+// first packet must not walk a list of every CNP rule"). First match within a tier is a function of
+// (remote address, protocol, destination port), so it is computed ahead:
+//   1. the remote address space (v4 and v6 apart) is cut at every boundary of every rule's peers
+//      (pod and node peers: single addresses; networks: their intervals; egress named ports: the
+//      destination pods' addresses); each elementary interval gets the ordered list of what the rules
+//      whose peers hold it contribute (their ports, or the named ports' points at that address);
+//      rules without peer restriction ('all') are in every list, the default one included;
+//   2. per list, each protocol's port space is cut at every port boundary and each segment takes the
+//      first rule (evaluation order) that covers it (flat-ports.ts); lists with the same decisions
+//      share one class, and adjacent intervals of one class merge.
+// So a packet costs an address lookup (its class) and a (protocol . port) lookup in the class: what
+// nft does with an interval verdict map per tier and a concatenated interval map per class (the
+// planned layout is in docs/architecture.md). Pure data; `decide` is the reference evaluator, tested
+// against the rule walk (test/unit/policy-cnp-flat*.test.ts).
+import { addressValue } from '../cidr.ts';
+import { stableId } from '../names.ts';
+import { ipInterval } from '../../nft/objects.ts';
+import type { CompiledRule, NamedPortSet, PeerSet, PortRange, Protocol, RuleAction, RuleRef } from '../types.ts';
+import { decidePorts, portDecision, type PortDecisions, type PortSpec } from './flat-ports.ts';
+
+/** A rule that can decide: what counters, logs and the verdict need of it. */
+export interface FlatRule {
+  source: RuleRef;
+  priority: number;
+  action: RuleAction;
+}
+
+/** Remote addresses `first`..`last` (numbers of one family) whose packets take class `class`. */
+export interface AddressRange {
+  first: bigint;
+  last: bigint;
+  class: number;
+}
+
+export interface FlatClass extends PortDecisions {
+  /** Index in `classes`; 0 is the default class (addresses in no range). */
+  id: number;
+}
+
+/**
+ * One tier's rules for one pod and direction, flat. `rules` index the decisions; `v4`/`v6` are sorted,
+ * disjoint, adjacent ranges of one class merged, and list only addresses outside the default class.
+ */
+export interface FlatTier {
+  /** A hash of the compiled rule list: pods whose tier has the same rules share one flat tier. */
+  id: string;
+  rules: readonly FlatRule[];
+  classes: readonly FlatClass[];
+  v4: readonly AddressRange[];
+  v6: readonly AddressRange[];
+}
+
+/** A protocol without ports (ICMP, …) is 'other': only rules without port restriction match it. */
+export type FlatProtocol = Protocol | 'other';
+
+/** The id of a rule list (for grouping the pods that share one). */
+export function ruleListId(rules: readonly CompiledRule[]): string {
+  return stableId(
+    rules.map((r) => [r.source, r.priority, r.action, r.peers, r.ports, r.namedPorts, r.broken ?? false]),
+  );
+}
+
+/** Addresses `first`..`last` held by an atom: a peer (shared by every rule naming it), or one named
+ * port address of one rule. Sweeping atoms, not (rule, address) pairs, keeps the sweep the size of
+ * the distinct peers' addresses however many rules share them. */
+interface Span {
+  first: bigint;
+  last: bigint;
+  atom: number;
+}
+
+/** Rules in evaluation order (tier.ts: priority, stable), their peers and named ports resolved. */
+export function flattenTier(
+  compiled: readonly CompiledRule[],
+  peers: ReadonlyMap<string, PeerSet>,
+  namedPorts: ReadonlyMap<string, NamedPortSet>,
+): FlatTier {
+  const ordered = [...compiled].sort((a, b) => a.priority - b.priority);
+  const rules: FlatRule[] = ordered.map((r) => ({ source: r.source, priority: r.priority, action: r.action }));
+  const specs: PortSpec[] = [];
+  const everywhere: number[] = []; // specs of rules without peer restriction
+  const atomSpecs: number[][] = []; // per atom, the specs it carries (ascending)
+  const peerAtoms = new Map<string, number>();
+  const spans: Record<4 | 6, Span[]> = { 4: [], 6: [] };
+  const span = (family: 4 | 6, first: bigint, last: bigint, atom: number) => spans[family].push({ first, last, atom });
+  const peerAtom = (peer: PeerSet): number => {
+    const known = peerAtoms.get(peer.id);
+    if (known !== undefined) return known;
+    const atom = atomSpecs.push([]) - 1;
+    peerAtoms.set(peer.id, atom);
+    for (const ip of [...peer.v4, ...peer.v6]) {
+      const v = addressValue(ip);
+      if (v) span(v.family, v.value, v.value, atom);
+    }
+    if (peer.meaning.kind === 'ipBlock')
+      for (const text of peer.intervals) {
+        const iv = ipInterval(text);
+        if (iv) span(iv.family, iv.first, iv.last, atom);
+      }
+    return atom;
+  };
+  for (const [rule, r] of ordered.entries()) {
+    if (r.broken) continue; // matches nothing (a fail-closed Accept)
+    if (r.ports === 'all' || r.ports.length > 0) {
+      const spec = specs.push({ rule, ports: r.ports }) - 1;
+      if (r.peers === 'all') everywhere.push(spec);
+      else
+        for (const id of new Set(r.peers)) {
+          const peer = peers.get(id);
+          if (peer) atomSpecs[peerAtom(peer)]?.push(spec); // unknown: matches no address (as match.ts)
+        }
+    }
+    // Egress named ports: (address, protocol, port) points, each address its own atom.
+    const points = new Map<string, PortRange[]>();
+    for (const id of r.namedPorts) {
+      const set = namedPorts.get(id);
+      for (const e of set ? [...set.v4, ...set.v6] : []) {
+        const list = points.get(e.address) ?? [];
+        list.push({ protocol: e.protocol, from: e.port, to: e.port });
+        points.set(e.address, list);
+      }
+    }
+    for (const [address, ports] of points) {
+      const v = addressValue(address);
+      if (v) span(v.family, v.value, v.value, atomSpecs.push([specs.push({ rule, ports }) - 1]) - 1);
+    }
+  }
+  const classes = new ClassTable(specs, atomSpecs, everywhere);
+  classes.classOf([]); // the default class (only rules without peer restriction) is 0
+  return {
+    id: ruleListId(ordered),
+    rules,
+    v4: sweep(spans[4], classes),
+    v6: sweep(spans[6], classes),
+    classes: classes.list,
+  };
+}
+
+/** Classes by their decisions: address intervals whose rule lists decide alike share one. */
+class ClassTable {
+  readonly list: FlatClass[] = [];
+  private readonly byAtoms = new Map<string, number>();
+  private readonly byDecisions = new Map<string, number>();
+  private readonly specs: readonly PortSpec[];
+  private readonly atomSpecs: readonly (readonly number[])[];
+  private readonly everywhere: readonly number[];
+
+  constructor(specs: readonly PortSpec[], atomSpecs: readonly (readonly number[])[], everywhere: readonly number[]) {
+    this.specs = specs;
+    this.atomSpecs = atomSpecs;
+    this.everywhere = everywhere;
+  }
+
+  /** The class of an interval held by these atoms (ascending). */
+  classOf(atoms: readonly number[]): number {
+    const atomKey = atoms.join(',');
+    const hit = this.byAtoms.get(atomKey);
+    if (hit !== undefined) return hit;
+    // Specs are numbered in evaluation order: ascending is the order the rules are tried in.
+    const active = new Set(this.everywhere);
+    for (const a of atoms) for (const s of this.atomSpecs[a] ?? []) active.add(s);
+    const ordered = [...active].sort((a, b) => a - b);
+    const decisions = decidePorts(ordered.map((i) => this.specs[i] as PortSpec));
+    const key = JSON.stringify(decisions);
+    let id = this.byDecisions.get(key);
+    if (id === undefined) {
+      id = this.list.push({ id: this.list.length, ...decisions }) - 1;
+      this.byDecisions.set(key, id);
+    }
+    this.byAtoms.set(atomKey, id);
+    return id;
+  }
+}
+
+/** Elementary intervals of one family, classified, default-class ones left out, neighbours merged. */
+function sweep(spans: readonly Span[], classes: ClassTable): AddressRange[] {
+  const events: { at: bigint; atom: number; delta: 1 | -1 }[] = [];
+  for (const c of spans) {
+    events.push({ at: c.first, atom: c.atom, delta: 1 });
+    events.push({ at: c.last + 1n, atom: c.atom, delta: -1 });
+  }
+  events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  const count = new Map<number, number>(); // an atom can hold an address twice (overlapping prefixes)
+  const out: AddressRange[] = [];
+  for (let i = 0; i < events.length; ) {
+    const at = (events[i] as (typeof events)[number]).at;
+    for (; i < events.length && (events[i] as (typeof events)[number]).at === at; i++) {
+      const e = events[i] as (typeof events)[number];
+      const n = (count.get(e.atom) ?? 0) + e.delta;
+      if (n === 0) count.delete(e.atom);
+      else count.set(e.atom, n);
+    }
+    if (i === events.length || count.size === 0) continue;
+    const next = (events[i] as (typeof events)[number]).at;
+    const cls = classes.classOf([...count.keys()].sort((a, b) => a - b));
+    if (cls === 0) continue;
+    const last = out[out.length - 1];
+    if (last && last.class === cls && last.last + 1n === at) last.last = next - 1n;
+    else out.push({ first: at, last: next - 1n, class: cls });
+  }
+  return out;
+}
+
+/** The class of a remote address (0 when it is in no range, or not an address). */
+export function classOf(flat: FlatTier, remote: string): number {
+  const v = addressValue(remote);
+  if (!v) return 0;
+  const ranges = v.family === 4 ? flat.v4 : flat.v6;
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const r = ranges[mid] as AddressRange;
+    if (r.last < v.value) lo = mid + 1;
+    else if (r.first > v.value) hi = mid - 1;
+    else return r.class;
+  }
+  return 0;
+}
+
+/** The rule that decides a packet in this tier (first match), or undefined: the tier's fall-through. */
+export function decide(flat: FlatTier, remote: string, protocol: FlatProtocol, port: number): FlatRule | undefined {
+  const cls = flat.classes[classOf(flat, remote)] as FlatClass;
+  const rule = portDecision(cls, protocol, port);
+  return rule === undefined ? undefined : flat.rules[rule];
+}
+
+/** How big the flat tier is in nft elements: address ranges, classes and port segments. */
+export function flatSize(flat: FlatTier): { ranges: number; classes: number; segments: number } {
+  return {
+    ranges: flat.v4.length + flat.v6.length,
+    classes: flat.classes.length,
+    segments: flat.classes.reduce((n, c) => n + c.ports.length + (c.other === undefined ? 0 : 1), 0),
+  };
+}
