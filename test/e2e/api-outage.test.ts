@@ -25,7 +25,7 @@ let convergence: Error | undefined;
 
 beforeAll(async () => {
   ({ cluster, pods, convergence } = await startMeshCluster({ nodes: 3, backend: 'host-gw' }));
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   await cluster?.destroy();

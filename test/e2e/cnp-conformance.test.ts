@@ -118,7 +118,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of programs) p.stop();
   await cluster?.destroy();
-});
+}, 180_000);
 
 const endpoint = (ref: string): Endpoint => {
   const e = [...houses, ...forest].find((x) => x.ref === ref);

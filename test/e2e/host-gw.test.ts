@@ -34,7 +34,7 @@ beforeAll(async () => {
     backend: 'host-gw',
     underlayMtu: UNDERLAY_MTU,
   }));
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   await cluster?.destroy();

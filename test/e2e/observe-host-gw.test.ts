@@ -11,7 +11,7 @@ let convergence: Error | undefined;
 
 beforeAll(async () => {
   ({ cluster, convergence } = await startMeshCluster({ nodes: 3, backend: 'host-gw' }));
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   await cluster?.destroy();

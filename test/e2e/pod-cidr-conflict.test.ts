@@ -52,7 +52,7 @@ for (const backend of ['host-gw', 'vxlan'] as const satisfies readonly SimBacken
 
     beforeAll(async () => {
       ({ cluster, pods, convergence } = await startMeshCluster({ nodes: 3, backend }));
-    }, 90_000);
+    }, 150_000);
 
     afterAll(async () => {
       await cluster?.destroy();

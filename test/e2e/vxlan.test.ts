@@ -38,7 +38,7 @@ const macs = new Map<string, string>();
 beforeAll(async () => {
   ({ cluster, pods, convergence } = await startMeshCluster({ nodes: 3, backend: 'vxlan', underlayMtu: UNDERLAY_MTU }));
   for (const n of cluster.nodes) macs.set(n.name, (await n.annotations())[ANNOTATION_VTEP_MAC] ?? '');
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   await cluster?.destroy();

@@ -52,7 +52,7 @@ export function usePolicyCluster(ready: (pc: PolicyCluster) => void, opts: { age
   beforeAll(async () => {
     pc = await startPolicyCluster(opts);
     ready(pc);
-  }, 120_000);
+  }, 180_000);
   afterAll(async () => {
     await pc?.destroy();
   });

@@ -141,8 +141,9 @@ export class SimCluster {
 
   // ---- agents ------------------------------------------------------------------------------------
 
-  /** Waits until every running agent answers /readyz with 200. */
-  async waitReady(timeoutMs = 30_000): Promise<void> {
+  /** Waits until every running agent answers /readyz with 200 (the bound is for a loaded 2-core CI
+   * machine: three agents starting beside the suite's other files took over 30 s there). */
+  async waitReady(timeoutMs = 75_000): Promise<void> {
     const pending = new Set(this.nodes.filter((n) => n.agentRunning));
     try {
       await waitFor(
