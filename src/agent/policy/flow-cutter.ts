@@ -1,7 +1,8 @@
 // The policy step's flow cutter (--policy-conntrack): after a change is applied, the conntrack entries
 // of flows the new policy denies are deleted for the local pods whose policy changed; flows it still
 // allows are left alone. Orig is the connection's first packet; its real destination (after a
-// Service's DNAT) is the reply's source (R9).
+// Service's DNAT) is the reply's source (R9). The entries a reply in flight re-makes the other way
+// round are deleted by a second look shortly after (reply-cutter.ts).
 import { Conntrack, describeTuple, IPPROTO, type ConntrackEntry } from '../../kernel/conntrack.ts';
 import type { Logger } from '../../log.ts';
 import {
@@ -14,6 +15,7 @@ import {
 import { describeError } from '../../k8s/client.ts';
 import { podKey } from '../pod-notices.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
+import { scheduleReplyCuts } from './reply-cutter.ts';
 
 export interface FlowCutterOptions {
   log: Logger;
@@ -34,7 +36,7 @@ export function cutDeniedFlows(
   if (changed.size === 0) return;
   const started = performance.now();
   let ct: Pick<Conntrack, 'list' | 'delete' | 'close'> | undefined;
-  let deleted = 0;
+  const cut: ConntrackEntry[] = [];
   let examined = 0;
   try {
     ct = (opts.open ?? (() => Conntrack.open()))();
@@ -47,7 +49,7 @@ export function cutDeniedFlows(
         examined++;
         const v = evaluatePolicy(after, { src: e.orig.src, dst, protocol, dport: e.reply.sport });
         if (v.allowed) continue;
-        if (deleteEntry(opts, ct, e)) deleted++;
+        if (deleteEntry(opts, ct, e)) cut.push(e);
       }
     }
   } catch (err) {
@@ -56,7 +58,18 @@ export function cutDeniedFlows(
   } finally {
     ct?.close();
   }
+  const deleted = cut.length;
   if (deleted > 0) metrics.conntrackDeleted.inc(deleted);
+  // A reply in flight at the cut re-makes the flow the other way round: looked for again shortly.
+  scheduleReplyCuts(
+    {
+      log,
+      onDeleted: (n) => metrics.conntrackDeleted.inc(n),
+      onError: () => metrics.conntrackErrors.inc(),
+      ...(opts.open ? { open: opts.open } : {}),
+    },
+    cut,
+  );
   if (examined > 0) {
     const ms = Math.round((performance.now() - started) * 10) / 10;
     log.info({ examined, deleted, ms }, 'conntrack entries of flows the policy change denies deleted');
