@@ -263,6 +263,7 @@ export class PolicyEnforcer {
       const prev = this.compiled;
       const applied = this.applier.current;
       const bound = this.bindModel();
+      if (!bound) this.log.debug('the pod-start notices cannot be bound to the model applied: compiling everything');
       if (bound && prev && applied) {
         let table: DesiredPolicyTable | undefined;
         try {
@@ -406,10 +407,15 @@ export class PolicyEnforcer {
     this.observeProgrammed(since);
     const before = this.compiled;
     this.compiled = compiled;
-    this.gate.applied(compiled);
+    const answered = this.gate.applied(compiled);
     // The kernel's rules did not change: no flow is judged differently, nothing to look for.
-    if (this.opts.cutDeniedFlows && (changedRules || !before))
+    if (this.opts.cutDeniedFlows && (changedRules || !before)) {
+      // The answers first: they are due now that the rules are in the kernel, and the cut (a conntrack
+      // dump) would hold them for its length. It still ends before this run does, so before the next
+      // change is applied; the containers of the answered pods have not started yet.
+      if (answered > 0) await setImmediateYield();
       cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+    }
     return true;
   }
 
