@@ -8,6 +8,7 @@
 // the README promises bad objects are logged and skipped), not on every pass.
 import type { Logger } from '../../log.ts';
 import type { CompiledPolicy, CompileInput, PolicyPod } from '../../policy/index.ts';
+import { clusterPodOf } from '../../policy/cluster.ts';
 import { normalizeIp } from '../../net/text.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
@@ -150,6 +151,44 @@ export function sameInput(a: CompileInput, b: CompileInput): boolean {
   if (ea.size !== eb.size) return false;
   for (const [k, v] of ea) if (!same(v, eb.get(k))) return false;
   return true;
+}
+
+/**
+ * The compiler's result is the same: sameInput, except that some pod objects were replaced by ones
+ * the compiler sees alike (clusterPodOf: the same labels, addresses with the notices', named ports,
+ * node). Kubelet's status update of a pod whose addresses the pod-start notice bound already is one:
+ * a comparison, not a compile (issue 17). A pod the compiler skips (no address, host network, ended)
+ * counts as alike only off this node: this node's waiting pods have their binds prepared by a pass.
+ */
+export function samePolicyInput(a: CompileInput, b: CompileInput): boolean {
+  if (sameInput(a, b)) return true;
+  if (a.pods.length !== b.pods.length || !sameInput({ ...a, pods: b.pods }, b)) return false;
+  for (let i = 0; i < a.pods.length; i++) {
+    const x = a.pods[i] as PolicyPod;
+    const y = b.pods[i] as PolicyPod;
+    if (x !== y && !samePolicyPod(x, y, a, b)) return false;
+  }
+  return true;
+}
+
+function samePolicyPod(x: PolicyPod, y: PolicyPod, a: CompileInput, b: CompileInput): boolean {
+  if (x.metadata.name !== y.metadata.name || x.metadata.namespace !== y.metadata.namespace) return false;
+  const cx = clusterPodOf(x, a.nodeName, a.extraPodIps);
+  const cy = clusterPodOf(y, b.nodeName, b.extraPodIps);
+  if (!cx || !cy) return !cx && !cy && x.spec.nodeName !== a.nodeName && y.spec.nodeName !== b.nodeName;
+  const p = cx.pod;
+  const q = cy.pod;
+  if (cx.fromNotice !== cy.fromNotice || p.local !== q.local) return false;
+  if (p.ips.length !== q.ips.length || p.ips.some((ip, i) => ip !== q.ips[i])) return false;
+  if (p.ports.length !== q.ports.length) return false;
+  for (let i = 0; i < p.ports.length; i++) {
+    const u = p.ports[i];
+    const v = q.ports[i];
+    if (u?.name !== v?.name || u?.containerPort !== v?.containerPort || u?.protocol !== v?.protocol) return false;
+  }
+  const lx = Object.keys(p.labels);
+  if (lx.length !== Object.keys(q.labels).length) return false;
+  return lx.every((k) => Object.hasOwn(q.labels, k) && q.labels[k] === p.labels[k]);
 }
 
 /** This node's pods that `compiled` lacks and that wait for their ADD (no address yet): their binds
