@@ -314,7 +314,8 @@ export class PolicyEnforcer {
     if (!model || !this.applier.current || this.applier.problem || !this.opts.cache.synced) return undefined;
     for (const key of keys) {
       const have = model.pods.find((p) => podKey(p.namespace, p.name) === key);
-      const f = this.input.forPod(key);
+      // No event since the last pass (else a pass is due, not a bind): its input's facts are current.
+      const f = this.input.forPod(key, this.lastInput);
       if (!f) return undefined;
       const ips = f.input.extraPodIps?.get(key) ?? [];
       bound.set(key, ips);

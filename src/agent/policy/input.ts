@@ -93,9 +93,9 @@ export class PolicyInput {
    * The input of the pod-start fast path (policy/bind.ts) for one pod: this node's facts, the
    * namespaces and every tier's policies, the pod (the informer's, else the one a GET fetched) and its notice's
    * addresses; not the cluster's other pods, which the bind never reads. Undefined when the pod is not
-   * known.
+   * known. `last`: an input built since the last event, whose facts are taken instead of the caches'.
    */
-  forPod(key: string): { input: CompileInput; pod: PolicyPod } | undefined {
+  forPod(key: string, last?: CompileInput): { input: CompileInput; pod: PolicyPod } | undefined {
     const c = this.opts.cache;
     const [namespace, name] = key.split('/') as [string, string];
     const fetched = this.fetched.get(key)?.pod;
@@ -104,9 +104,18 @@ export class PolicyInput {
       (fetched && { ...fetched, spec: { ...fetched.spec, nodeName: fetched.spec.nodeName ?? this.opts.nodeName } });
     if (!pod) return undefined;
     this.sayBadAddresses([pod]);
-    const notice = this.opts.notices.list().find(([k]) => k === key)?.[1];
+    const notice = this.opts.notices.get(key);
     const extraPodIps = new Map<string, readonly string[]>(notice ? [[key, notice.ips]] : []);
-    const input: CompileInput = { ...this.facts(), pods: [], extraPodIps };
+    // The informers' lists are copied on every call (1,000 policies, every namespace and node): the
+    // caller's last input has the same ones when no event came since (the bind's condition). This
+    // node's addresses are asked again: they change without an event, and the bind compares them.
+    // Every field but the pods and notices, as build() took them from facts(): no tier left out.
+    let facts: Omit<CompileInput, 'pods' | 'extraPodIps'>;
+    if (last) {
+      const { pods: _pods, extraPodIps: _extra, ...kept } = last;
+      facts = { ...kept, nodeName: this.opts.nodeName, nodeAddresses: this.opts.nodeAddresses() };
+    } else facts = this.facts();
+    const input: CompileInput = { ...facts, pods: [], extraPodIps };
     return { input, pod };
   }
 
