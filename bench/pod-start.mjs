@@ -21,7 +21,7 @@
 // Cluster knobs as agent-startup.mjs (BENCH_PODS, BENCH_POLICIES, ...); BENCH_AGENT_LOG_LEVEL (info) and
 // BENCH_KEEP_LOGS=<dir> (the agent's and the plugin's logs kept there) for a timeline of the notices.
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fmt, printTable, quantile } from './lib.mjs';
@@ -113,6 +113,27 @@ function reportRunning(api, a) {
     ...pod,
     status: { ...pod.status, phase: 'Running', podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) },
   });
+}
+
+/**
+ * The addresses the cluster's pods on this node hold, reserved in strand-ipam's store as the IPAM that
+ * gave them out would hold them: without it the bench's ADDs get addresses those pods still have
+ * (two pods of one address, which no node shows, and which the agent's pod-start bind refuses and
+ * compiles everything for).
+ */
+function reserveExisting(api, list) {
+  const ipam = list.plugins[0].ipam ?? {};
+  const dir = join(ipam.dataDir, list.name);
+  mkdirSync(dir, { recursive: true });
+  let n = 0;
+  for (const pod of api.list('pods')) {
+    if (pod.spec?.nodeName !== ME) continue;
+    for (const { ip } of pod.status?.podIPs ?? []) {
+      writeFileSync(join(dir, ip), `bench-${pod.metadata.uid ?? pod.metadata.name}\r\neth0`, { mode: 0o600 });
+      n++;
+    }
+  }
+  return n;
 }
 
 async function delChain(side, a) {
@@ -217,6 +238,7 @@ try {
     del: [],
     conc: [],
   };
+  reserveExisting(api, list);
   const sides = [strand, reference];
   const metrics0 = parseMetrics((await prober.get('/metrics')).body);
   // Warm-up: page cache, bridges, IPAM stores.

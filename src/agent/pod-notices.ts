@@ -64,6 +64,11 @@ export class PodStartNotices {
     return this.byKey.has(key);
   }
 
+  /** The stored notice of `key`, expired or not (list() is where expiry is decided). */
+  get(key: string): StoredNotice | undefined {
+    return this.byKey.get(key);
+  }
+
   /** What IPAM holds, as the local-pods step read it: the keys of notices whose addresses it holds. */
   noteHeld(keys: Iterable<string>): void {
     this.held = new Set(keys);

@@ -149,4 +149,75 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
       enforcer.stop();
     }
   });
+  it("kubelet's status update with the addresses a notice bound compiles nothing; another change does", async () => {
+    const cache = cluster(2_000, 200);
+    const clock = {
+      now: () => Date.now(),
+      after: (ms: number, fn: () => void) => {
+        const t = setTimeout(fn, ms);
+        return { cancel: () => clearTimeout(t) };
+      },
+    };
+    const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
+    const nft = new FakeNft();
+    const stages: string[] = [];
+    const enforcer = new PolicyEnforcer({
+      nodeName: 'n0',
+      nft,
+      cache: cache as unknown as ClusterCache,
+      kube: { request: () => Promise.reject(new Error('no API in this test')) },
+      log: silentLogger,
+      registry: new Registry(),
+      notices,
+      nodeAddresses: () => ['192.168.0.1'],
+      cutDeniedFlows: false,
+      logDenied: false,
+      clock,
+      yieldToLoop: async (stage) => {
+        stages.push(stage);
+        await new Promise<void>((r) => setImmediate(r));
+      },
+    });
+    const fullPass = () => stages.filter((s) => s !== 'slice');
+    try {
+      const waiting = pod(100_000, 'n0', []);
+      cache.pods.put(waiting);
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      const n = { namespace: 'ns0', name: 'p100000', uid: 'u100000', ips: ['10.200.0.1'] };
+      notices.record(n);
+      expect((await enforcer.gate.podStarted(n, 10_000)).ok).toBe(true);
+      stages.length = 0;
+      const applied = nft.applied.length;
+
+      // The status update kubelet makes once the sandbox is up: a new object, the notice's address.
+      const running = { ...waiting, status: { phase: 'Running', podIPs: [{ ip: '10.200.0.1' }] } } as PodInfo;
+      cache.pods.put(running);
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(stages).toEqual([]);
+      expect(nft.applied.length).toBe(applied);
+      expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
+
+      // The same pod relabelled: compiled again, and what is applied is what compiling everything gives.
+      cache.pods.put({ ...running, metadata: { ...running.metadata, labels: { app: 'a7', tier: 'front' } } });
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(fullPass()).toEqual(['input', 'compiled', 'rendered']);
+      expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
+
+      // A second address in the status (not the notice's): compiled again.
+      stages.length = 0;
+      const two = cache.pods.get('p100000', 'ns0') as PodInfo;
+      cache.pods.put({ ...two, status: { ...two.status, podIPs: [{ ip: '10.200.0.1' }, { ip: 'fd00::1' }] } });
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(fullPass()).toEqual(['input', 'compiled', 'rendered']);
+      const whole = compilePolicy(enforcer.compileInput());
+      expect(enforcer.programming.compiled).toEqual(whole);
+      expect(whole.pods.find((p) => p.name === 'p100000')?.ips).toEqual(['10.200.0.1', 'fd00::1']);
+    } finally {
+      enforcer.stop();
+    }
+  });
 });

@@ -43,7 +43,7 @@ import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
 import { cutDeniedFlows } from './flow-cutter.ts';
 import { PodStartGate } from './gate.ts';
-import { PolicyInput, sameInput, waitingLocalPods } from './input.ts';
+import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
 import { describeError } from '../../k8s/client.ts';
 
@@ -121,8 +121,8 @@ export class PolicyEnforcer {
   private compiler = new IncrementalCompiler();
   private renderer = new TableRenderer();
   private readonly preparer = new BindPreparer();
-  /** The input `compiled` was compiled from by the last compile, and when the pure compiler last
-   * checked the incremental one. */
+  /** The input `compiled` is the compile of (the last compile's, with the notices bound since), and
+   * when the pure compiler last checked the incremental one. */
   private lastInput: CompileInput | undefined;
   private lastFullCompile = 0;
   /** The first event not yet followed by an applied pass. */
@@ -263,14 +263,18 @@ export class PolicyEnforcer {
       const prev = this.compiled;
       const applied = this.applier.current;
       const bound = this.bindModel();
+      if (!bound) this.log.debug('the pod-start notices cannot be bound to the model applied: compiling everything');
       if (bound && prev && applied) {
         let table: DesiredPolicyTable | undefined;
         try {
-          table = renderBound(prev, applied, bound, this.renderOptions());
+          table = renderBound(prev, applied, bound.compiled, this.renderOptions());
         } catch (err) {
           this.log.error({ err }, `rendering a pod-start bind failed: ${describeError(err)}; compiling everything`);
         }
-        if (table && (await this.applyModel(bound, since, table))) return true;
+        if (table && (await this.applyModel(bound.compiled, since, table))) {
+          this.noteBound(bound.ips);
+          return true;
+        }
       }
     }
     this.passDue = false;
@@ -301,17 +305,20 @@ export class PolicyEnforcer {
    * The model last applied with the waiting notices' pods bound to it; undefined when a full pass is
    * needed (nothing applied yet, a failed apply, a pod the bind cannot add alone).
    */
-  private bindModel(): CompiledPolicy | undefined {
+  private bindModel(): { compiled: CompiledPolicy; ips: Map<string, readonly string[]> } | undefined {
     const keys = [...this.bindDue];
     this.bindDue.clear();
     let model = this.compiled;
     let prepared = this.prepared;
+    const bound = new Map<string, readonly string[]>();
     if (!model || !this.applier.current || this.applier.problem || !this.opts.cache.synced) return undefined;
     for (const key of keys) {
       const have = model.pods.find((p) => podKey(p.namespace, p.name) === key);
-      const f = this.input.forPod(key);
+      // No event since the last pass (else a pass is due, not a bind): its input's facts are current.
+      const f = this.input.forPod(key, this.lastInput);
       if (!f) return undefined;
       const ips = f.input.extraPodIps?.get(key) ?? [];
+      bound.set(key, ips);
       if (have) {
         // Bound already (or the informer's addresses are in): answered by the gate after this run.
         if (ips.every((ip) => have.ips.includes(ip))) continue;
@@ -324,7 +331,19 @@ export class PolicyEnforcer {
     }
     // Kept only if applied: the next full pass prepares again anyway.
     this.prepared = prepared;
-    return model;
+    return { compiled: model, ips: bound };
+  }
+
+  /**
+   * The model applied is now the compile of the last input with these notices' addresses too (the
+   * bind's promise; no event came since that input, or no bind would have run): the input it stands
+   * for says so, and kubelet's status update that reports those addresses compiles nothing.
+   */
+  private noteBound(ips: ReadonlyMap<string, readonly string[]>): void {
+    if (!this.lastInput) return;
+    const extraPodIps = new Map(this.lastInput.extraPodIps ?? []);
+    for (const [key, list] of ips) extraPodIps.set(key, list);
+    this.lastInput = { ...this.lastInput, extraPodIps };
   }
 
   /** Compiles and applies; false when it should be tried again. */
@@ -340,8 +359,15 @@ export class PolicyEnforcer {
     try {
       const input = this.input.build();
       const periodic = this.clock.now() - this.lastFullCompile >= FULL_COMPILE_MS;
-      if (!periodic && this.compiled && this.applier.current && this.lastInput && sameInput(this.lastInput, input)) {
+      if (
+        !periodic &&
+        this.compiled &&
+        this.applier.current &&
+        this.lastInput &&
+        samePolicyInput(this.lastInput, input)
+      ) {
         // Nothing the compiler reads changed since it last ran: the rules in the kernel are these.
+        this.lastInput = input;
         this.observeProgrammed(since);
         this.gate.applied(this.compiled);
         return true;
@@ -406,10 +432,15 @@ export class PolicyEnforcer {
     this.observeProgrammed(since);
     const before = this.compiled;
     this.compiled = compiled;
-    this.gate.applied(compiled);
+    const answered = this.gate.applied(compiled);
     // The kernel's rules did not change: no flow is judged differently, nothing to look for.
-    if (this.opts.cutDeniedFlows && (changedRules || !before))
+    if (this.opts.cutDeniedFlows && (changedRules || !before)) {
+      // The answers first: they are due now that the rules are in the kernel, and the cut (a conntrack
+      // dump) would hold them for its length. It still ends before this run does, so before the next
+      // change is applied; the containers of the answered pods have not started yet.
+      if (answered > 0) await setImmediateYield();
       cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+    }
     return true;
   }
 

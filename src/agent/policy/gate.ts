@@ -111,14 +111,20 @@ export class PodStartGate {
     return { ok: false, message: `the NetworkPolicy rules of pod ${key} are not in place yet (${why})` };
   }
 
-  /** After each applied pass: the notices whose pod is in `compiled` with all its addresses are answered. */
-  applied(compiled: CompiledPolicy): void {
-    if (this.waiters.size === 0) return;
+  /** After each applied pass: the notices whose pod is in `compiled` with all its addresses are
+   * answered; how many were. */
+  applied(compiled: CompiledPolicy): number {
+    if (this.waiters.size === 0) return 0;
     const byKey = new Map(compiled.pods.map((p) => [podKey(p.namespace, p.name), p]));
+    let answered = 0;
     for (const w of [...this.waiters]) {
       const pod = byKey.get(w.key);
-      if (pod && w.ips.every((ip) => pod.ips.includes(ip))) w.finish(true);
+      if (pod && w.ips.every((ip) => pod.ips.includes(ip))) {
+        w.finish(true);
+        answered++;
+      }
     }
+    return answered;
   }
 
   private wait(key: string, ips: string[], deadline: number, seenAt: number): Promise<boolean> {

@@ -8,6 +8,7 @@
 // the README promises bad objects are logged and skipped), not on every pass.
 import type { Logger } from '../../log.ts';
 import type { CompiledPolicy, CompileInput, PolicyPod } from '../../policy/index.ts';
+import { clusterPodOf } from '../../policy/cluster.ts';
 import { normalizeIp } from '../../net/text.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
@@ -92,9 +93,9 @@ export class PolicyInput {
    * The input of the pod-start fast path (policy/bind.ts) for one pod: this node's facts, the
    * namespaces and every tier's policies, the pod (the informer's, else the one a GET fetched) and its notice's
    * addresses; not the cluster's other pods, which the bind never reads. Undefined when the pod is not
-   * known.
+   * known. `last`: an input built since the last event, whose facts are taken instead of the caches'.
    */
-  forPod(key: string): { input: CompileInput; pod: PolicyPod } | undefined {
+  forPod(key: string, last?: CompileInput): { input: CompileInput; pod: PolicyPod } | undefined {
     const c = this.opts.cache;
     const [namespace, name] = key.split('/') as [string, string];
     const fetched = this.fetched.get(key)?.pod;
@@ -103,9 +104,18 @@ export class PolicyInput {
       (fetched && { ...fetched, spec: { ...fetched.spec, nodeName: fetched.spec.nodeName ?? this.opts.nodeName } });
     if (!pod) return undefined;
     this.sayBadAddresses([pod]);
-    const notice = this.opts.notices.list().find(([k]) => k === key)?.[1];
+    const notice = this.opts.notices.get(key);
     const extraPodIps = new Map<string, readonly string[]>(notice ? [[key, notice.ips]] : []);
-    const input: CompileInput = { ...this.facts(), pods: [], extraPodIps };
+    // The informers' lists are copied on every call (1,000 policies, every namespace and node): the
+    // caller's last input has the same ones when no event came since (the bind's condition). This
+    // node's addresses are asked again: they change without an event, and the bind compares them.
+    // Every field but the pods and notices, as build() took them from facts(): no tier left out.
+    let facts: Omit<CompileInput, 'pods' | 'extraPodIps'>;
+    if (last) {
+      const { pods: _pods, extraPodIps: _extra, ...kept } = last;
+      facts = { ...kept, nodeName: this.opts.nodeName, nodeAddresses: this.opts.nodeAddresses() };
+    } else facts = this.facts();
+    const input: CompileInput = { ...facts, pods: [], extraPodIps };
     return { input, pod };
   }
 
@@ -150,6 +160,44 @@ export function sameInput(a: CompileInput, b: CompileInput): boolean {
   if (ea.size !== eb.size) return false;
   for (const [k, v] of ea) if (!same(v, eb.get(k))) return false;
   return true;
+}
+
+/**
+ * The compiler's result is the same: sameInput, except that some pod objects were replaced by ones
+ * the compiler sees alike (clusterPodOf: the same labels, addresses with the notices', named ports,
+ * node). Kubelet's status update of a pod whose addresses the pod-start notice bound already is one:
+ * a comparison, not a compile (issue 17). A pod the compiler skips (no address, host network, ended)
+ * counts as alike only off this node: this node's waiting pods have their binds prepared by a pass.
+ */
+export function samePolicyInput(a: CompileInput, b: CompileInput): boolean {
+  if (sameInput(a, b)) return true;
+  if (a.pods.length !== b.pods.length || !sameInput({ ...a, pods: b.pods }, b)) return false;
+  for (let i = 0; i < a.pods.length; i++) {
+    const x = a.pods[i] as PolicyPod;
+    const y = b.pods[i] as PolicyPod;
+    if (x !== y && !samePolicyPod(x, y, a, b)) return false;
+  }
+  return true;
+}
+
+function samePolicyPod(x: PolicyPod, y: PolicyPod, a: CompileInput, b: CompileInput): boolean {
+  if (x.metadata.name !== y.metadata.name || x.metadata.namespace !== y.metadata.namespace) return false;
+  const cx = clusterPodOf(x, a.nodeName, a.extraPodIps);
+  const cy = clusterPodOf(y, b.nodeName, b.extraPodIps);
+  if (!cx || !cy) return !cx && !cy && x.spec.nodeName !== a.nodeName && y.spec.nodeName !== b.nodeName;
+  const p = cx.pod;
+  const q = cy.pod;
+  if (cx.fromNotice !== cy.fromNotice || p.local !== q.local) return false;
+  if (p.ips.length !== q.ips.length || p.ips.some((ip, i) => ip !== q.ips[i])) return false;
+  if (p.ports.length !== q.ports.length) return false;
+  for (let i = 0; i < p.ports.length; i++) {
+    const u = p.ports[i];
+    const v = q.ports[i];
+    if (u?.name !== v?.name || u?.containerPort !== v?.containerPort || u?.protocol !== v?.protocol) return false;
+  }
+  const lx = Object.keys(p.labels);
+  if (lx.length !== Object.keys(q.labels).length) return false;
+  return lx.every((k) => Object.hasOwn(q.labels, k) && q.labels[k] === p.labels[k]);
 }
 
 /** This node's pods that `compiled` lacks and that wait for their ADD (no address yet): their binds
