@@ -34,7 +34,7 @@ import { createMetrics, type AgentMetrics } from './metrics.ts';
 import { nodeAddresses } from './node-addresses.ts';
 import { PodHandshakeServer } from './pod-handshake.ts';
 import { PodStartNotices } from './pod-notices.ts';
-import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy/enforcer.ts';
+import { DRIFT_CHECK_MS, FULL_COMPILE_MS, PolicyEnforcer } from './policy/enforcer.ts';
 import { ClusterNetworkStep } from './steps/cluster-network.ts';
 import { LocalPodsStep, type KnownPod } from './steps/local-pods.ts';
 import { MasqueradeStep } from './steps/masquerade.ts';
@@ -170,7 +170,15 @@ export class Agent {
       onReady: wakeNodeLevel,
     });
     this.masquerade = new MasqueradeStep(network);
-    this.localPods = new LocalPodsStep({ config: c, cache: this.cache, notices: this.notices, log });
+    // The resync looks at this node's pods, kept apart as events come (not a copy of the cluster's).
+    const pods = this.cache.pods.subset((p) => p.spec.nodeName === c.nodeName);
+    this.localPods = new LocalPodsStep({
+      config: c,
+      pods,
+      notices: this.notices,
+      log,
+      onNoticesExpired: () => this.policy.request(),
+    });
     this.steps = [
       this.nodeSetup,
       publication,
@@ -316,11 +324,17 @@ export class Agent {
     this.cache.start();
     this.every(
       () => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)),
-      () => {
-        this.request('resync');
-        // Level-based: the policy loop too, whatever events it saw.
-        this.policy.request();
-      },
+      () => this.request('resync'),
+    );
+    // The policy loop is level based through the informers (every Pod, Namespace and NetworkPolicy
+    // event asks for a pass) and looks for drift in the kernel every DRIFT_CHECK_MS: a pass on the
+    // resync found nothing to do yet built its input from every pod of the cluster each time (the
+    // garbage V8's memory reducer then collected twice a minute). It is asked on the long timer of
+    // its periodic full compile instead, the check that no event was missed.
+    this.every(
+      () => FULL_COMPILE_MS,
+      () => this.policy.request(),
+      true,
     );
     this.every(
       () => UNDERLAY_CHECK_MS,
