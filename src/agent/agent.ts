@@ -49,8 +49,15 @@ import { ALL_INPUTS, isDue, type PassContext, type Step, type StepInput } from '
 export type { KnownPod } from './steps/local-pods.ts';
 export { releaseMemory } from './steps/memory.ts';
 
-/** A pass at least this often, whatever happens (every WAITING_LOG_MS while not set up). */
-export const RESYNC_MS = 30_000;
+/**
+ * A pass at least this often, whatever happens (every WAITING_LOG_MS while not set up): the
+ * level-based repair of what no event reports (a route, neighbour or masquerade rule removed by
+ * hand). Calico's Felix refreshes its routes every 90 s and its iptables every 180 s, kube-proxy
+ * resyncs every 30 s; every step compares a digest or does its cheapest kernel read, and the policy
+ * rules have their own drift check every 10 s, so a minute is enough and halves what an idle node
+ * pays for it (issue 18).
+ */
+export const RESYNC_MS = 60_000;
 /** Events arriving within this window make one pass. */
 export const DEBOUNCE_MS = 100;
 /** Alive while a pass finished within this long. */
