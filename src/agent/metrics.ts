@@ -35,8 +35,8 @@ export const EVENT_LOOP_SAMPLE_MS = 1_000;
 /**
  * A registry that keeps the text of the families it is told change only at known moments (the
  * rules' packet counters, thousands of series at 1,000 policies, change only when the kernel's
- * counters are read and differ): a scrape formats them again only when their version moved, which
- * was most of what a scrape cost (prom-client formats every series of every family each time).
+ * counters are read and differ): a scrape formats them again only when their version moved
+ * (prom-client formats every series of every family on each scrape).
  */
 export class CachingRegistry extends Registry {
   private readonly cached = new Map<string, { version: () => number; seen?: number; text?: string }>();
