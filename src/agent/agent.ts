@@ -34,7 +34,7 @@ import { createMetrics, type AgentMetrics } from './metrics.ts';
 import { nodeAddresses } from './node-addresses.ts';
 import { PodHandshakeServer } from './pod-handshake.ts';
 import { PodStartNotices } from './pod-notices.ts';
-import { DRIFT_CHECK_MS, PolicyEnforcer } from './policy/enforcer.ts';
+import { DRIFT_CHECK_MS, FULL_COMPILE_MS, PolicyEnforcer } from './policy/enforcer.ts';
 import { ClusterNetworkStep } from './steps/cluster-network.ts';
 import { LocalPodsStep, type KnownPod } from './steps/local-pods.ts';
 import { MasqueradeStep } from './steps/masquerade.ts';
@@ -49,8 +49,15 @@ import { ALL_INPUTS, isDue, type PassContext, type Step, type StepInput } from '
 export type { KnownPod } from './steps/local-pods.ts';
 export { releaseMemory } from './steps/memory.ts';
 
-/** A pass at least this often, whatever happens (every WAITING_LOG_MS while not set up). */
-export const RESYNC_MS = 30_000;
+/**
+ * A pass at least this often, whatever happens (every WAITING_LOG_MS while not set up): the
+ * level-based repair of what no event reports (a route, neighbour or masquerade rule removed by
+ * hand). Calico's Felix refreshes its routes every 90 s and its iptables every 180 s, kube-proxy
+ * resyncs every 30 s; every step compares a digest or does its cheapest kernel read, and the policy
+ * rules have their own drift check every 10 s, so a minute is enough and halves what an idle node
+ * pays for it (issue 18).
+ */
+export const RESYNC_MS = 60_000;
 /** Events arriving within this window make one pass. */
 export const DEBOUNCE_MS = 100;
 /** Alive while a pass finished within this long. */
@@ -170,7 +177,15 @@ export class Agent {
       onReady: wakeNodeLevel,
     });
     this.masquerade = new MasqueradeStep(network);
-    this.localPods = new LocalPodsStep({ config: c, cache: this.cache, notices: this.notices, log });
+    // The resync looks at this node's pods, kept apart as events come (not a copy of the cluster's).
+    const pods = this.cache.pods.subset((p) => p.spec.nodeName === c.nodeName);
+    this.localPods = new LocalPodsStep({
+      config: c,
+      pods,
+      notices: this.notices,
+      log,
+      onNoticesExpired: () => this.policy.request(),
+    });
     this.steps = [
       this.nodeSetup,
       publication,
@@ -316,11 +331,17 @@ export class Agent {
     this.cache.start();
     this.every(
       () => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)),
-      () => {
-        this.request('resync');
-        // Level-based: the policy loop too, whatever events it saw.
-        this.policy.request();
-      },
+      () => this.request('resync'),
+    );
+    // The policy loop is level based through the informers (every Pod, Namespace and NetworkPolicy
+    // event asks for a pass) and looks for drift in the kernel every DRIFT_CHECK_MS: a pass on the
+    // resync found nothing to do yet built its input from every pod of the cluster each time (the
+    // garbage V8's memory reducer then collected twice a minute). It is asked on the long timer of
+    // its periodic full compile instead, the check that no event was missed.
+    this.every(
+      () => FULL_COMPILE_MS,
+      () => this.policy.request(),
+      true,
     );
     this.every(
       () => UNDERLAY_CHECK_MS,

@@ -32,8 +32,42 @@ export interface AgentMetrics {
 /** How often the event-loop lag metrics sample the loop. */
 export const EVENT_LOOP_SAMPLE_MS = 1_000;
 
+/**
+ * A registry that keeps the text of the families it is told change only at known moments (the
+ * rules' packet counters, thousands of series at 1,000 policies, change only when the kernel's
+ * counters are read and differ): a scrape formats them again only when their version moved
+ * (prom-client formats every series of every family on each scrape).
+ */
+export class CachingRegistry extends Registry {
+  private readonly cached = new Map<string, { version: () => number; seen?: number; text?: string }>();
+
+  /** Keeps `name`'s text while `version()` returns the same number (the family's collect still runs). */
+  cacheText(name: string, version: () => number): void {
+    this.cached.set(name, { version });
+  }
+
+  override async metrics(): Promise<string> {
+    const parts = await Promise.all(this.getMetricsAsArray().map((m) => this.text(m.name)));
+    return `${parts.join('\n\n')}\n`;
+  }
+
+  private async text(name: string): Promise<string> {
+    const c = this.cached.get(name);
+    if (!c) return this.getSingleMetricAsString(name);
+    // The family's collect (a counter read when one is due) runs as it would; only formatting is saved.
+    await this.getSingleMetric(name)?.get();
+    const version = c.version();
+    if (c.text !== undefined && c.seen === version) return c.text;
+    const text = await this.getSingleMetricAsString(name);
+    // Recorded with the version seen before formatting: a change meanwhile is formatted next time.
+    c.seen = version;
+    c.text = text;
+    return text;
+  }
+}
+
 export function createMetrics(): AgentMetrics {
-  const registry = new Registry();
+  const registry = new CachingRegistry();
   // The event-loop lag histogram samples with a libuv timer: prom-client's default 10 ms woke the
   // agent 200 times a second on every node, idle (strace: 200 wakeups/s, 13 after). Once a second
   // still shows a stalled loop; the idle agent then sleeps between its own timers.

@@ -3,6 +3,7 @@
 // deletions, and the rules' packet counters per pod and per policy, read from the kernel when
 // /metrics is scraped (policy-counters.ts).
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { CachingRegistry } from './metrics.ts';
 
 export interface PolicyMetrics {
   /** Seconds from an API event (or a pod-start notice) seen to the rules applied. */
@@ -20,6 +21,8 @@ export interface PolicyMetrics {
   podPackets: Counter<'namespace' | 'pod' | 'direction' | 'verdict'>;
   policyPackets: Counter<'namespace' | 'policy' | 'direction'>;
   clusterRulePackets: Counter<'policy' | 'rule' | 'tier' | 'action' | 'direction'>;
+  /** Bumped whenever a read changes the three packet families (a CachingRegistry formats them again then). */
+  countersVersion: number;
 }
 
 export function createPolicyMetrics(registry: Registry, collectCounters: () => Promise<void>): PolicyMetrics {
@@ -32,7 +35,8 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
     // One read of the kernel serves both counter families (collectCounters shares it).
     collect: collectCounters,
   });
-  return {
+  const m: PolicyMetrics = {
+    countersVersion: 0,
     programming: new Histogram({
       name: 'strand_policy_programming_seconds',
       help: 'Seconds from a NetworkPolicy, Pod or Namespace event seen by the agent (or a pod-start notice) to the nftables rules that follow from it applied.',
@@ -104,4 +108,11 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
       collect: collectCounters,
     }),
   };
+  if (registry instanceof CachingRegistry)
+    for (const c of [m.podPackets, m.policyPackets, m.clusterRulePackets])
+      registry.cacheText(counterName(c), () => m.countersVersion);
+  return m;
 }
+
+/** A family's name (prom-client keeps it on the object; its types leave it out). */
+const counterName = (c: Counter<string>): string => (c as unknown as { name: string }).name;

@@ -26,6 +26,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { ApiRequestError, describeError, type KubeClient } from './client.ts';
+import { CacheSubset } from './subset.ts';
 import {
   isObject,
   isString,
@@ -189,6 +190,7 @@ export class ResourceInformer<T extends KubernetesObject> {
   private connects = 0;
   private listedSinceWatch = false;
   private unsubscribe: (() => void) | undefined;
+  private readonly subsets: CacheSubset<T>[] = [];
   /** The last list or watch failed and none has worked since. */
   down = false;
   /** The first list is in the cache. */
@@ -219,6 +221,11 @@ export class ResourceInformer<T extends KubernetesObject> {
     const lw = new ListWatch<T>(this.spec.path, new SlimWatch<T>(this.kube.kc, this), () => this.listAll(), false);
     const hooks = this.hooks;
     const changed = (object?: T) => lw === this.lw && hooks.onChange?.(this.resource, object);
+    // The subsets first: what onChange wakes reads them.
+    const put = (object: T) => lw === this.lw && this.subsets.forEach((s) => s.put(object));
+    lw.on('add', put);
+    lw.on('update', put);
+    lw.on('delete', (object: T) => lw === this.lw && this.subsets.forEach((s) => s.delete(object)));
     lw.on('add', changed);
     lw.on('update', changed);
     lw.on('delete', changed);
@@ -252,6 +259,14 @@ export class ResourceInformer<T extends KubernetesObject> {
 
   list(namespace?: string): readonly T[] {
     return this.lw.list(namespace);
+  }
+
+  /** The cached objects that match, kept up to date as events come (subset.ts). */
+  subset(matches: (object: T) => boolean): CacheSubset<T> {
+    const s = new CacheSubset(matches);
+    for (const o of this.lw.list()) s.put(o);
+    this.subsets.push(s);
+    return s;
   }
 
   /** The resourceVersion the informer would resume from. */
@@ -385,6 +400,7 @@ export class ResourceInformer<T extends KubernetesObject> {
       // Forget the cache and the version to resume from: when the CRD is back, list afresh.
       void this.lw.stop();
       this.lw = this.newListWatch();
+      for (const s of this.subsets) s.clear();
     }
     if (had) this.hooks.onChange?.(this.resource);
     if (!this.synced) {

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/agent/clock.ts';
 import { COUNTER_READ_MS, CounterReader, SLOW_COUNTER_READ_MS } from '../../src/agent/policy/counter-reader.ts';
+import { CachingRegistry } from '../../src/agent/metrics.ts';
 import { createPolicyMetrics } from '../../src/agent/policy-metrics.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Nft, RuleCounter } from '../../src/nft/transport.ts';
@@ -78,5 +79,35 @@ describe('CounterReader', () => {
     c.advance(1_000);
     await c.r.collect(c.m);
     expect(c.reads()).toBe(2);
+  });
+});
+
+describe('CounterReader with the agent registry', () => {
+  it('keeps the series and their text while the counters do not move, and renews both when they do', async () => {
+    let t = 1_000_000;
+    const clock: Clock = { now: () => t, after: () => ({ cancel: () => {} }) };
+    let packets = 3;
+    const nft = {
+      async counters(): Promise<RuleCounter[]> {
+        return [{ chain: 'pod-a-in', handle: 1, comment: 'deny', packets, bytes: 0 }];
+      },
+    } as unknown as Nft;
+    const registry = new CachingRegistry();
+    const r = new CounterReader(nft, clock, silentLogger, () => table);
+    const m = createPolicyMetrics(registry, () => r.collect(m));
+    const first = await registry.metrics();
+    expect(first).toMatch(/strand_policy_pod_packets_total\{[^}]*verdict="deny"[^}]*\} 3/);
+    const version = m.countersVersion;
+    t += COUNTER_READ_MS;
+    expect(await registry.metrics()).toBe(first);
+    expect(m.countersVersion).toBe(version);
+    packets = 7;
+    t += COUNTER_READ_MS;
+    const next = await registry.metrics();
+    expect(m.countersVersion).toBe(version + 1);
+    expect(next).toMatch(/strand_policy_pod_packets_total\{[^}]*verdict="deny"[^}]*\} 7/);
+    // The other families are formatted each scrape as before.
+    m.conntrackDeleted.inc(2);
+    expect(await registry.metrics()).toMatch(/strand_policy_conntrack_deleted_total 2/);
   });
 });

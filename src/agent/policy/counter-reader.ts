@@ -22,6 +22,8 @@ export const SLOW_COUNTER_READ_MS = 50;
 
 export class CounterReader {
   private last: { at: number; promise: Promise<void> } | undefined;
+  /** The series of the last read (labels and packets). */
+  private lastFigures: object[][] | undefined;
   /** How long the last completed read took; undefined before the first. */
   private lastReadMs: number | undefined;
 
@@ -72,6 +74,13 @@ export class CounterReader {
     const table = this.applied();
     if (!table) return;
     const { pods, policies, clusterRules } = readPolicyCounters(await this.nft.counters(), table);
+    // An idle node's counters do not move: the series stay as they are (no reset and re-adding of
+    // thousands of them, no new text for /metrics to format).
+    const figures: object[][] = [pods, policies, clusterRules];
+    const same = this.lastFigures !== undefined && sameFigures(this.lastFigures, figures);
+    this.lastFigures = figures;
+    if (same) return;
+    m.countersVersion++;
     m.podPackets.reset();
     m.policyPackets.reset();
     m.clusterRulePackets.reset();
@@ -85,4 +94,16 @@ export class CounterReader {
     for (const p of policies)
       m.policyPackets.inc({ namespace: p.namespace, policy: p.name, direction: p.direction }, p.packets);
   }
+}
+
+/** Whether two reads gave the same series in the same order (their fields are strings and numbers). */
+const sameFigures = (a: object[][], b: object[][]): boolean =>
+  a.length === b.length && a.every((x, i) => x.length === b[i]?.length && x.every((o, j) => sameFields(o, b[i]?.[j])));
+
+function sameFields(a: object, b: object | undefined): boolean {
+  if (b === undefined) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  return keys.length === Object.keys(y).length && keys.every((k) => x[k] === y[k]);
 }

@@ -9,8 +9,7 @@ import type { Logger } from '../../log.ts';
 import { hostVethName } from '../../plugin/names.ts';
 import { NETWORK_NAME } from '../cni-conflist.ts';
 import type { AgentConfig } from '../config.ts';
-import { podIPs } from '../../k8s/objects.ts';
-import { type ClusterCache } from '../../k8s/cluster-cache.ts';
+import { podIPs, type PodInfo } from '../../k8s/objects.ts';
 import { canonicalIp } from '../node-addresses.ts';
 import type { PodStartNotices, StoredNotice } from '../pod-notices.ts';
 import type { Step } from './step.ts';
@@ -36,9 +35,12 @@ interface Attachment {
 
 export interface LocalPodsOptions {
   config: AgentConfig;
-  cache: Pick<ClusterCache, 'pods'>;
+  /** The pods the API schedules to this node: the Pod informer's subset (k8s/subset.ts), not all of them. */
+  pods: { list(): readonly PodInfo[] };
   notices: PodStartNotices;
   log: Logger;
+  /** Notices expired in this pass: the policy rules read their addresses (no API event says so). */
+  onNoticesExpired?: () => void;
 }
 
 export class LocalPodsStep implements Step {
@@ -90,18 +92,15 @@ export class LocalPodsStep implements Step {
     const isHeld = (n: StoredNotice) =>
       n.ips.some((ip) => attachments.get(canonicalIp(ip))?.containerId === n.containerId);
     // The held notices first, so that the store's expiry rule sees what IPAM holds now.
-    notices.noteHeld(
-      notices
-        .peek()
-        .filter(([, n]) => isHeld(n))
-        .map(([key]) => key),
-    );
+    const stored = notices.peek();
+    notices.noteHeld(stored.filter(([, n]) => isHeld(n)).map(([key]) => key));
     const current = notices.list();
+    if (current.length < stored.length) this.opts.onNoticesExpired?.();
     const byPod = new Map<string, StoredNotice>();
     for (const [, n] of current) if (n.namespace && n.name) byPod.set(`${n.namespace}/${n.name}`, n);
 
     const next = new Map<string, KnownPod>();
-    for (const pod of this.opts.cache.pods.list()) {
+    for (const pod of this.opts.pods.list()) {
       if (pod.spec.nodeName !== config.nodeName || pod.spec.hostNetwork) continue;
       if (pod.status.phase === 'Succeeded' || pod.status.phase === 'Failed') continue;
       const namespace = pod.metadata.namespace ?? '';
