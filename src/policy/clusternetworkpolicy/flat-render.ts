@@ -1,7 +1,6 @@
-// The planned nft layout of the flat ClusterNetworkPolicy tiers (flat.ts), NOT yet wired into
-// renderPolicy: it renders the Admin and Baseline pod chains over flat tiers, to replace those
-// renderPolicy writes (the next step merges it there; the tests do it by hand). Per local pod,
-// direction and ClusterNetworkPolicy tier (P: the pod's chain, named as today):
+// The nft layout of the flat ClusterNetworkPolicy tiers (flat.ts), what renderPolicy writes for the
+// Admin and Baseline tiers (flatPodChain per pod, renderFlatGroup per group, flatShared once). Per
+// local pod, direction and ClusterNetworkPolicy tier (P: the pod's chain):
 //
 //   chain P                         ip saddr <own> accept|return        (self, as today)
 //                                   ip saddr vmap @agent-pol-cm-<g>-v4  (ingress saddr, egress daddr)
