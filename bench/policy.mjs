@@ -24,7 +24,8 @@
 // policy change, the rate with 100 CNPs >= 95% of the same table without them. The machine is shared:
 // figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000),
-// BENCH_SKIP_AGENT=1 (leave out 6), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
+// BENCH_SKIP_AGENT=1 (leave out 6), BENCH_INCREMENTAL=1 (changes compiled and rendered as the agent
+// does them: the incremental compiler and renderer; else compilePolicy and renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
@@ -39,6 +40,8 @@ function printTable(title, rows) {
   for (const r of rows) console.log(`  ${r.map((c, i) => String(c ?? '').padEnd(width[i])).join('  ')}`);
 }
 import { compilePolicy, renderPolicy } from '../src/policy/index.ts';
+import { IncrementalCompiler } from '../src/policy/incremental/compiler.ts';
+import { TableRenderer } from '../src/policy/incremental/render.ts';
 import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy/enforcer.ts';
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
@@ -401,11 +404,19 @@ try {
   cli = startIn(clientNs, CLIENT_JS);
   await cli.next();
 
+  // BENCH_INCREMENTAL=1: compile and render as the agent does (the incremental compiler, the
+  // renderer that reuses unchanged pods and flat ClusterNetworkPolicy groups); else the pure ones.
+  const inc =
+    process.env.BENCH_INCREMENTAL === '1'
+      ? { compiler: new IncrementalCompiler(), renderer: new TableRenderer() }
+      : undefined;
+  const compileNow = () => (inc ? inc.compiler.compile(input()) : compilePolicy(input()));
+  const renderNow = (c) => (inc ? inc.renderer.render(c) : renderPolicy(c));
   let t0 = performance.now();
-  let compiled = compilePolicy(input());
+  let compiled = compileNow();
   const compileMs = performance.now() - t0;
   t0 = performance.now();
-  let table = renderPolicy(compiled);
+  let table = renderNow(compiled);
   const renderMs = performance.now() - t0;
   const counts = (t) => ({
     chains: t.chains.size,
@@ -437,9 +448,9 @@ try {
   const change = async (mutate) => {
     mutate();
     const started = performance.now();
-    compiled = compilePolicy(input());
+    compiled = compileNow();
     const compiledAt = performance.now();
-    table = renderPolicy(compiled);
+    table = renderNow(compiled);
     const renderedAt = performance.now();
     // As the agent applies a change: the look for drift runs on its own timer, not here.
     const r = await applier.apply(table, { checkDrift: false });

@@ -39,12 +39,11 @@ export function readPolicyCounters(
   const policies = new Map<string, PolicyCounter>();
   const clusterRules = new Map<string, ClusterRuleCounter>();
   for (const r of counters) {
-    const owner = table.chainOwners.get(r.chain);
-    if (!owner) continue;
     const packets = r.packets;
     const meaning = r.comment === undefined ? undefined : table.comments.get(r.comment);
     if (meaning?.verdict === 'cnp') {
-      // One rule renders to several (per peer set and family), on every pod it selects: summed.
+      // A CNP rule's counter is in its own chain, shared by every pod it selects (the flat layout,
+      // clusternetworkpolicy/flat-render.ts): no pod owns it. Summed in case a table has several.
       const { rule: ref, tier, action } = meaning;
       const rule = ref.ruleName ?? `${ref.direction}[${ref.index}]`;
       const key = `${ref.name}\u0000${ref.direction}\u0000${ref.index}`;
@@ -53,6 +52,8 @@ export function readPolicyCounters(
       clusterRules.set(key, c);
       continue;
     }
+    const owner = table.chainOwners.get(r.chain);
+    if (!owner) continue;
     if (!meaning || (meaning.verdict !== 'allow' && meaning.verdict !== 'deny')) continue;
     const pk = `${owner.pod.namespace}/${owner.pod.name}/${owner.direction}/${meaning.verdict}`;
     const pod = pods.get(pk) ?? {

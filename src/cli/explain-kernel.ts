@@ -1,7 +1,8 @@
 // `strand explain --kernel`, the thinking (pure): for each direction this node enforces, the
 // nftables object that implements the model's decision, found in what the kernel holds of table
 // `inet strand` (read over nf_tables netlink: no `nft` needed on the node), with its packet counter.
-// The policy layout is the compiler's (src/policy/render.ts): a pod isolated in a direction has an
+// The policy layout is the compiler's (src/policy/render.ts; ClusterNetworkPolicy tiers: the deciding
+// rule's chain, clusternetworkpolicy/flat-render.ts): a pod isolated in a direction has an
 // element `<pod address> : jump <pod chain>` in the verdict map of that direction and family; in its chain every
 // allow rule carries the comment of the
 // policy rule it implements (ruleComment) and a counter, the chain ends in `counter drop` (comment
@@ -19,6 +20,7 @@ import {
   SELF_COMMENT,
   verdictMapName,
 } from '../policy/index.ts';
+import { flatRuleChainName } from '../policy/clusternetworkpolicy/flat-render.ts';
 
 type Step = NonNullable<DirectionView['steps']>[number];
 
@@ -55,8 +57,11 @@ function decidingRules(
       comments: [],
       words: `no rule of ${chain} matches: the last tier ends and the forward chain's policy accepts`,
     };
+  // The tiers are flat (clusternetworkpolicy/flat-render.ts): the pod's chain looks the remote up and
+  // jumps to the deciding rule's own chain, shared by the pods it selects; its counter is the rule's.
   const comment = clusterRuleComment(last.rule);
-  return { chain, comments: [comment], words: `the rule "${comment}" in ${chain}` };
+  const ruleChain = flatRuleChainName(last.rule);
+  return { chain: ruleChain, comments: [comment], words: `the rule "${comment}" in ${ruleChain} (from ${chain})` };
 }
 
 export interface NftRuleFinding {
@@ -194,6 +199,8 @@ function checkTiers(
   out.implementedBy = deciding.words;
   const listed = state.chains.get(deciding.chain);
   if (!listed) return fail(`the chain ${deciding.chain} of ${pod.namespace}/${pod.name} does not exist`);
+  if (!state.chains.has(firstChain))
+    return fail(`the chain ${firstChain} of ${pod.namespace}/${pod.name} does not exist`);
   for (const r of listed.rules) {
     if (r.comment === undefined || !deciding.comments.includes(r.comment)) continue;
     const f: NftRuleFinding = { chain: deciding.chain, handle: r.handle, comment: r.comment };
@@ -224,6 +231,12 @@ export function nftReadsFor(answer: ExplainAnswer): ListOnly {
       sets.push(verdictMapName(direction, family(end.ip)));
     }
   }
+  // The deciding ClusterNetworkPolicy rules' chains (flat layout: one per rule).
+  if (answer.policy.available)
+    for (const d of [answer.policy.egress, answer.policy.ingress]) {
+      const rule = d.steps?.at(-1)?.rule;
+      if (rule && d.steps?.at(-1)?.tier !== 'networkpolicy') chains.push(flatRuleChainName(rule));
+    }
   return { chains: [...new Set(chains)], sets: [...new Set(sets)] };
 }
 

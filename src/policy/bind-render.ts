@@ -8,7 +8,17 @@ import type { Element } from '../nft/objects.ts';
 import { insertSorted } from './bind.ts';
 import { byText } from './cluster.ts';
 import { diffIdentity, diffPolicy } from './diff.ts';
-import { namedPortSetName, peerSetName, renderPolicy, type RenderOptions } from './render.ts';
+import {
+  flatGroupsOf,
+  namedPortSetName,
+  peerSetName,
+  recordFlatGroups,
+  renderPolicyWith,
+  type FlatGroupRequest,
+  type RenderOptions,
+} from './render.ts';
+import { depsOf, same } from './clusternetworkpolicy/flat-groups.ts';
+import { renderFlatGroup, type FlatParts } from './clusternetworkpolicy/flat-render.ts';
 import type { CompiledPolicy, DesiredPolicyTable, LocalPod, NamedPortElement } from './types.ts';
 import type { Transaction } from '../nft/transaction.ts';
 
@@ -43,7 +53,8 @@ export function renderBound(
     }
     return out;
   };
-  const alone = renderPolicy(
+  const newGroups = new Map<string, FlatGroupRequest>();
+  const alone = renderPolicyWith(
     {
       ...next,
       pods: newPods,
@@ -51,6 +62,10 @@ export function renderBound(
       namedPorts: applied(next.namedPorts, namedPortSetName),
     },
     options,
+    (g) => {
+      for (const [name, req] of g) newGroups.set(name, req);
+      return new Map();
+    },
   );
 
   const chains = new Map(prevTable.chains);
@@ -99,14 +114,67 @@ export function renderBound(
       );
     }
   }
+  // The flat ClusterNetworkPolicy groups: the new pods' join them; a group whose peers grew is
+  // flattened again (its address ranges change), the others keep their objects.
+  const comments = new Map([...prevTable.comments, ...alone.comments]);
+  const record = flatGroups(prev, prevTable, next, newGroups, options);
+  const hadGroups = flatGroupsOf(prevTable);
+  if (hadGroups)
+    for (const { parts } of hadGroups.values()) {
+      for (const n of parts.chains.keys()) chains.delete(n);
+      for (const n of parts.sets.keys()) {
+        sets.delete(n);
+        elements.delete(n);
+      }
+      for (const n of parts.comments.keys()) comments.delete(n);
+    }
+  for (const { parts } of record.values()) {
+    for (const [n, c] of parts.chains) chains.set(n, c);
+    for (const [n, x] of parts.sets) {
+      sets.set(n, prevTable.sets.get(n) ?? x);
+      elements.set(n, parts.elements.get(n) ?? []);
+    }
+    for (const [n, m] of parts.comments) comments.set(n, m);
+  }
   const out: DesiredPolicyTable = {
     chains: sorted(chains),
     sets: sorted(sets),
     elements: sorted(elements),
     chainOwners: sorted(new Map([...prevTable.chainOwners, ...alone.chainOwners])),
-    comments: sorted(new Map([...prevTable.comments, ...alone.comments])),
+    comments: sorted(comments),
   };
   grownFrom.set(out, { from: prevTable, added });
+  recordFlatGroups(out, record);
+  return out;
+}
+
+/** Every flat group of `next`: the applied table's (kept when the sets they read are the same
+ * objects) and the new pods'. Without a record of the applied table, from its pods. */
+function flatGroups(
+  prev: CompiledPolicy,
+  prevTable: DesiredPolicyTable,
+  next: CompiledPolicy,
+  newGroups: ReadonlyMap<string, FlatGroupRequest>,
+  options: RenderOptions,
+): Map<string, { request: FlatGroupRequest; parts: FlatParts }> {
+  const had = flatGroupsOf(prevTable);
+  const requests = new Map<string, FlatGroupRequest>();
+  if (had) for (const [g, { request }] of had) requests.set(g, request);
+  else
+    renderPolicyWith({ ...prev, peers: new Map(), namedPorts: new Map() }, options, (g) => {
+      for (const [name, req] of g) requests.set(name, req);
+      return new Map();
+    });
+  for (const [g, req] of newGroups) if (!requests.has(g)) requests.set(g, req);
+  const out = new Map<string, { request: FlatGroupRequest; parts: FlatParts }>();
+  for (const [g, request] of requests) {
+    const kept = had?.get(g);
+    const parts =
+      kept && same(depsOf(request, prev), depsOf(request, next))
+        ? kept.parts
+        : renderFlatGroup(request.tier, request.direction, request.rules, next.peers, next.namedPorts, options);
+    out.set(g, { request, parts });
+  }
   return out;
 }
 
@@ -135,7 +203,10 @@ export function diffShared(from: DesiredPolicyTable, to: DesiredPolicyTable): Tr
   const grown = grownFrom.get(to);
   if (grown?.from !== from) return diffIdentity(from, to);
   const chainNames = [...to.chains.keys()].filter((n) => from.chains.get(n) !== to.chains.get(n));
+  // Flat groups flattened again can drop class chains and port maps: those go too.
+  for (const n of from.chains.keys()) if (!to.chains.has(n)) chainNames.push(n);
   const setNames: string[] = [];
+  for (const n of from.sets.keys()) if (!to.sets.has(n)) setNames.push(n);
   for (const [n, s] of to.sets) {
     const old = from.sets.get(n);
     if (old !== undefined && old !== s) return diffPolicy(from, to);

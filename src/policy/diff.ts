@@ -7,7 +7,8 @@
 //
 // Order inside a transaction only has to keep each command valid against the state before it (nft
 // checks references as it goes; the fake does too):
-//   1. new sets, maps and chains (rules and verdict-map elements will name them);
+//   1. new chains, then sets and maps (rules and verdict-map elements will name them; nft 1.0.6
+//      refuses an interval verdict map's element jumping to a chain added after the map);
 //   2. element deletions, then additions: deletions first, so a changed verdict (a pod's address now
 //      jumping to another chain) or an interval that replaces an overlapping one can be added. Both
 //      are in the same batch, which the kernel commits at once: no packet sees the address between
@@ -96,8 +97,8 @@ export function diffPolicy(prev: DesiredPolicyTable | undefined, next: DesiredPo
   if (prev === undefined) tx.add({ kind: 'table' });
 
   // 1. new definitions
-  for (const [name, s] of next.sets) if (!before.sets.has(name)) tx.add(s);
   for (const [name, c] of next.chains) if (!before.chains.has(name)) tx.add(c.chain);
+  for (const [name, s] of next.sets) if (!before.sets.has(name)) tx.add(s);
   // A kept base chain whose policy changed: `add` sets it in place.
   for (const [name, c] of next.chains) {
     const old = before.chains.get(name);
@@ -186,9 +187,11 @@ export function fullBuildPolicy(next: DesiredPolicyTable, actual: TableState): T
     else tx.delete({ kind: 'chain', name: c.name });
   }
 
-  for (const [, s] of next.sets) tx.add(s);
+  // Chains before sets and maps: nft refuses an interval verdict map's element jumping to a chain
+  // created later in the batch than the map (the flat ClusterNetworkPolicy layout has such maps).
   // `add` of a kept base chain also sets its policy.
   for (const [, c] of next.chains) tx.add(c.chain);
+  for (const [, s] of next.sets) tx.add(s);
   for (const [, list] of next.elements) for (const e of list) tx.add(e);
   for (const [, c] of next.chains) for (const r of c.rules) tx.add(r);
   return tx;
@@ -287,10 +290,11 @@ export function diffIdentity(from: DesiredPolicyTable, to: DesiredPolicyTable): 
   }
   const tx = new Transaction({ ownedPrefix: POLICY_PREFIX });
   // 1. new definitions, and kept base chains whose policy changed
+  for (const [name, c] of to.chains) if (!from.chains.has(name)) tx.add(c.chain);
   for (const [name, s] of to.sets) if (!from.sets.has(name)) tx.add(s);
   for (const [name, c] of to.chains) {
     const old = from.chains.get(name);
-    if (!old) tx.add(c.chain);
+    if (!old) continue;
     else if (
       old !== c &&
       old.chain.base &&

@@ -27,7 +27,15 @@ import type { Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX, stableId } from './names.ts';
 import { knownFamily as familyOf } from '../net/text.ts';
 import { TIERS } from './pipeline.ts';
-import { actionVerdict, renderSkeleton, verdictMapName } from './skeleton.ts';
+import { actionVerdict, DENY_COMMENT, LOG_COMMENT, renderSkeleton, SELF_COMMENT, verdictMapName } from './skeleton.ts';
+import {
+  flatGroupName,
+  flatPodChain,
+  flatShared,
+  mergeParts,
+  renderFlatGroup,
+  type FlatParts,
+} from './clusternetworkpolicy/flat-render.ts';
 import type { PolicyTier } from './tier.ts';
 import type {
   ChainOwner,
@@ -41,9 +49,7 @@ import type {
   PortRange,
 } from './types.ts';
 
-export const DENY_COMMENT = 'deny';
-export const SELF_COMMENT = 'self';
-export const LOG_COMMENT = 'log';
+export { DENY_COMMENT, LOG_COMMENT, SELF_COMMENT };
 
 export const peerSetName = (id: string, family: 4 | 6): string => `${POLICY_PREFIX}peer-${id}-v${family}`;
 export const cidrSetName = (id: string): string => `${POLICY_PREFIX}cidr-${id}`;
@@ -76,7 +82,44 @@ export interface RenderOptions {
   logDenied?: { perSecond: number; group?: number };
 }
 
+/** A flat group a pod's ClusterNetworkPolicy tier chain names: its tier, direction and rules. */
+export interface FlatGroupRequest {
+  tier: PolicyTier;
+  direction: Direction;
+  rules: readonly CompiledRule[];
+}
+
+/** Renders each group's objects (fresh here; incremental/render.ts and bind-render.ts reuse theirs). */
+export type FlatGroupSource = (groups: ReadonlyMap<string, FlatGroupRequest>) => ReadonlyMap<string, FlatParts>;
+
+/** A rendered table's flat groups: what each pod chain names, and each group's objects. */
+export type FlatGroupRecord = ReadonlyMap<string, { request: FlatGroupRequest; parts: FlatParts }>;
+const flatRecords = new WeakMap<DesiredPolicyTable, FlatGroupRecord>();
+export const flatGroupsOf = (table: DesiredPolicyTable): FlatGroupRecord | undefined => flatRecords.get(table);
+export const recordFlatGroups = (table: DesiredPolicyTable, record: FlatGroupRecord): void => {
+  flatRecords.set(table, record);
+};
+
+const freshGroups =
+  (model: CompiledPolicy, options: RenderOptions): FlatGroupSource =>
+  (groups) =>
+    new Map(
+      [...groups].map(([name, { tier, direction, rules }]) => [
+        name,
+        renderFlatGroup(tier, direction, rules, model.peers, model.namedPorts, options),
+      ]),
+    );
+
 export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
+  return renderPolicyWith(model, options, freshGroups(model, options));
+}
+
+/** renderPolicy with the flat groups' objects from `groupSource`. */
+export function renderPolicyWith(
+  model: CompiledPolicy,
+  options: RenderOptions,
+  groupSource: FlatGroupSource,
+): DesiredPolicyTable {
   const chains = new Map<string, DesiredChain>();
   const sets = new Map<string, NftSet | NftMap>();
   const elements = new Map<string, Element[]>();
@@ -214,15 +257,25 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
   };
 
   // Each local pod, per direction: its chains of the tiers with rules for it, in the pipeline's
-  // order, linked; the dispatch jumps to the first.
+  // order, linked; the dispatch jumps to the first. ClusterNetworkPolicy tiers (ordered) are flat
+  // (clusternetworkpolicy/flat-render.ts): the pod's chain looks its group's maps up, so what a packet
+  // walks does not grow with the CNP rules (issue 19).
+  const groups = new Map<string, FlatGroupRequest>();
   for (const pod of model.pods) {
     for (const direction of ['egress', 'ingress'] as const) {
       const tiers = TIERS.filter((t) => t.rulesOf(pod, direction) !== undefined);
       const names = tiers.map((t) => t.chainName(pod, direction));
       tiers.forEach((tier, i) => {
         const name = names[i] as string;
-        const rules = tierChain(tier, pod, direction, name, names[i + 1]);
-        chains.set(name, { chain: { kind: 'chain', name }, rules });
+        if (tier.ordered) {
+          const rules = tier.rulesOf(pod, direction)?.rules ?? [];
+          const group = flatGroupName(tier, direction, rules);
+          if (!groups.has(group)) groups.set(group, { tier, direction, rules });
+          chains.set(name, flatPodChain(tier, pod, direction, group, names[i + 1]));
+        } else {
+          const rules = tierChain(tier, pod, direction, name, names[i + 1]);
+          chains.set(name, { chain: { kind: 'chain', name }, rules });
+        }
         chainOwners.set(name, { pod: { namespace: pod.namespace, name: pod.name }, direction });
       });
       const first = names[0];
@@ -236,6 +289,20 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
         });
       }
     }
+  }
+
+  const record = new Map<string, { request: FlatGroupRequest; parts: FlatParts }>();
+  if (groups.size > 0) {
+    const parts: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
+    for (const [name, p] of groupSource(groups)) {
+      record.set(name, { request: groups.get(name) as FlatGroupRequest, parts: p });
+      mergeParts(parts, p);
+    }
+    mergeParts(parts, flatShared());
+    for (const [n, c] of parts.chains) chains.set(n, c);
+    for (const [n, x] of parts.sets) sets.set(n, x);
+    for (const [n, e] of parts.elements) elements.set(n, [...e]);
+    for (const [n, m] of parts.comments) comments.set(n, m);
   }
 
   for (const [name, { id, family }] of usedPeerSets) {
@@ -285,11 +352,13 @@ export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {})
       keyed.map((x) => x.e),
     );
   }
-  return {
+  const table: DesiredPolicyTable = {
     chains: sortedMap(chains),
     sets: sortedMap(sets),
     elements: sortedMap(elements),
     chainOwners: sortedMap(chainOwners),
     comments: sortedMap(comments),
   };
+  recordFlatGroups(table, record);
+  return table;
 }

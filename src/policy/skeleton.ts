@@ -22,6 +22,11 @@ import { PRIORITY, type NftMap, type Rule } from '../nft/objects.ts';
 import { POLICY_PREFIX } from './names.ts';
 import type { DesiredChain, Direction, RuleAction } from './types.ts';
 
+/** Comments of the rules every tier writes alike (render.ts re-exports them). */
+export const DENY_COMMENT = 'deny';
+export const SELF_COMMENT = 'self';
+export const LOG_COMMENT = 'log';
+
 export const FORWARD_CHAIN = `${POLICY_PREFIX}forward`;
 
 export function verdictMapName(direction: Direction, family: 4 | 6): string {

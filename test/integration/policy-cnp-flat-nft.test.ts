@@ -1,10 +1,11 @@
-// The planned flat layout of the ClusterNetworkPolicy tiers (src/policy/clusternetworkpolicy/
-// flat-render.ts, not yet wired into renderPolicy) against the real nft and kernel, inside a test
-// network namespace: put by hand over renderPolicy's table in place of its Admin and Baseline pod
-// chains, nft's check mode accepts the full build (interval verdict maps of address ranges, the
-// concatenated `inet_proto . inet_service` interval maps with port ranges, `!= @set`, jumps and the
-// egress Accept's goto), the kernel applies it and lists the maps' elements back as rendered. The
-// batch adds chains before sets and maps (see below: the wiring's diff must do the same).
+// The flat layout of the ClusterNetworkPolicy tiers (src/policy/clusternetworkpolicy/flat-render.ts,
+// what renderPolicy writes for them) against the real nft and kernel, inside a test network
+// namespace: nft's check mode accepts fullBuildPolicy's batch (interval verdict maps of address
+// ranges, the concatenated `inet_proto . inet_service` interval maps with port ranges, `!= @set`,
+// jumps and the egress Accept's goto), the kernel applies it and lists the maps' elements back as
+// rendered; then diffPolicy's batch to a changed policy (groups regrouped: maps, class chains and
+// rule chains added and removed) applies and leaves no drift. The batches add chains before sets
+// and maps (nft refuses the other order, see below).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { renderFlatClusterTiers } from '../../src/policy/clusternetworkpolicy/flat-render.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
-import { compilePolicy, fullBuildPolicy, renderPolicy, type DesiredPolicyTable } from '../../src/policy/index.ts';
+import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy } from '../../src/policy/index.ts';
 import { TestNetns } from '../support/netns.ts';
 
 const ns = TestNetns.create('pcf');
@@ -24,7 +25,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function model() {
+function model(change = false) {
   const namespaces = ['x', 'y'].map((name) => ({
     metadata: { name, labels: { 'kubernetes.io/metadata.name': name, team: name === 'x' ? 'red' : 'blue' } },
   }));
@@ -72,6 +73,21 @@ function model() {
         { name: 'deny-meta', action: 'Deny', to: [{ networks: ['169.254.169.254/32'] }] },
       ],
     }),
+    // The change: a new Admin policy ahead of the others (new classes, new rule chains).
+    ...(change
+      ? [
+          cnp('admin-first', 'Admin', 0, {
+            ingress: [
+              {
+                name: 'accept-a',
+                action: 'Accept',
+                from: [{ pods: { namespaceSelector: {}, podSelector: { matchLabels: { app: 'a' } } } }],
+                protocols: [{ tcp: { destinationPort: { range: { start: 9000, end: 9100 } } } }],
+              },
+            ],
+          }),
+        ]
+      : []),
     cnp('baseline', 'Baseline', 5, {
       ingress: [{ name: 'deny-all', action: 'Deny', from: [{ namespaces: {} }] }],
     }),
@@ -89,30 +105,18 @@ function model() {
 describe('the flat ClusterNetworkPolicy layout on the kernel', () => {
   it('nft -c accepts the full build; the kernel applies it and lists the flat maps back as rendered', async () => {
     const m = model();
-    const table = renderPolicy(m);
+    const want = renderPolicy(m, { logDenied: { perSecond: 5 } });
     const flat = renderFlatClusterTiers(m, { logDenied: { perSecond: 5 } });
     expect(flat.groups.size).toBeGreaterThan(0);
-    const want: DesiredPolicyTable = {
-      ...table,
-      chains: new Map([...table.chains, ...flat.chains]),
-      sets: new Map([...table.sets, ...flat.sets]),
-      elements: new Map([...table.elements, ...flat.elements]),
-      comments: new Map([...table.comments, ...flat.comments]),
-    };
     // The kernel (nft 1.0.6 here) refuses an element of an interval verdict map created before the
-    // chain it jumps to in the same batch (ENOENT), whatever the element; fullBuildPolicy adds sets
-    // and maps before chains, so the wiring must add chains first. The script here is reordered so.
+    // chain it jumps to in the same batch (ENOENT), whatever the element: fullBuildPolicy adds chains
+    // first.
     const lines = fullBuildPolicy(want, emptyTableState()).render().split('\n');
-    const kind = (re: RegExp) => lines.filter((l) => re.test(l));
-    const reordered = [
-      ...kind(/^add table /),
-      ...kind(/^add chain /),
-      ...kind(/^add (set|map) /),
-      ...lines.filter((l) => !/^add (table|chain|set|map) /.test(l)),
-    ];
-    expect(reordered.length).toBe(lines.length);
+    const firstMap = lines.findIndex((l) => /^add (set|map) /.test(l));
+    const lastChain = lines.findLastIndex((l) => /^add chain /.test(l));
+    expect(lastChain).toBeLessThan(firstMap);
     const script = join(dir, 'build.nft');
-    writeFileSync(script, reordered.join('\n'));
+    writeFileSync(script, lines.join('\n'));
     const check = ns.tryExec('nft', ['-c', '-f', script]);
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
@@ -128,5 +132,24 @@ describe('the flat ClusterNetworkPolicy layout on the kernel', () => {
       expect(text(got?.elements ?? []), name).toEqual(text(flat.elements.get(name) ?? []));
     }
     for (const name of flat.chains.keys()) expect(listed.chains.has(name), name).toBe(true);
+    expect(policyDrift(want, listed)).toEqual([]);
+
+    // A change: diffPolicy's batch applies, and the kernel then holds exactly the new table.
+    const next = renderPolicy(model(true), { logDenied: { perSecond: 5 } });
+    const added = [...next.chains.keys()].filter((n) => !want.chains.has(n));
+    const removed = [...want.chains.keys()].filter((n) => !next.chains.has(n));
+    expect(added.length, 'the change adds chains').toBeGreaterThan(0);
+    const diff = join(dir, 'diff.nft');
+    writeFileSync(diff, diffPolicy(want, next).render());
+    const changed = ns.tryExec('nft', ['-f', diff]);
+    expect(changed.stderr).toBe('');
+    expect(changed.status).toBe(0);
+    expect(policyDrift(next, await nft.list()), `removed ${removed.length} chains`).toEqual([]);
+    // And back (what the change added goes).
+    writeFileSync(diff, diffPolicy(next, want).render());
+    const back = ns.tryExec('nft', ['-f', diff]);
+    expect(back.stderr).toBe('');
+    expect(back.status).toBe(0);
+    expect(policyDrift(want, await nft.list())).toEqual([]);
   });
 });

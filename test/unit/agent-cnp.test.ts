@@ -100,14 +100,21 @@ describe('ClusterNetworkPolicy rules in the rendered table', () => {
       cnp('deny-metadata', {
         ...denyFromAll,
         ingress: [
-          { name: 'deny-imds', action: 'Deny', from: [{ namespaces: {} }] },
+          // Port 80 only: the Pass below decides the rest (a rule that never decides has no chain).
+          {
+            name: 'deny-imds',
+            action: 'Deny',
+            from: [{ namespaces: {} }],
+            protocols: [{ tcp: { destinationPort: { number: 80 } } }],
+          },
           { action: 'Pass', from: [{ namespaces: {} }] },
         ],
       }),
     ],
   };
 
-  it('count per policy, rule name (else direction[index]), tier and action, summed over the pods they select', () => {
+  // One counter per rule, in its chain shared by the pods it selects (the flat layout): 5 each.
+  it('count per policy, rule name (else direction[index]), tier and action, over the pods they select', () => {
     const table = renderPolicy(compilePolicy(input));
     const counters = [...table.chains].flatMap(([chain, c]) =>
       c.rules.map((r, i) => ({
@@ -119,18 +126,24 @@ describe('ClusterNetworkPolicy rules in the rendered table', () => {
       })),
     );
     const { clusterRules } = readPolicyCounters(counters, table);
+    // Rule chains are listed by their hashed names: sorted here by rule.
+    clusterRules.sort((a, b) => (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0));
     expect(clusterRules).toEqual([
-      { policy: 'deny-metadata', rule: 'deny-imds', tier: 'admin', action: 'drop', direction: 'ingress', packets: 10 },
-      { policy: 'deny-metadata', rule: 'ingress[1]', tier: 'admin', action: 'pass', direction: 'ingress', packets: 10 },
+      { policy: 'deny-metadata', rule: 'deny-imds', tier: 'admin', action: 'drop', direction: 'ingress', packets: 5 },
+      { policy: 'deny-metadata', rule: 'ingress[1]', tier: 'admin', action: 'pass', direction: 'ingress', packets: 5 },
     ]);
   });
 
   it('with --policy-log-denied, log a CNP Deny under its own rule comment before dropping', () => {
     const table = renderPolicy(compilePolicy(input), { logDenied: { perSecond: 10 } });
-    const chain = table.chains.get(clusterChainName('admin', { namespace: 'x', name: 'a' }, 'ingress'));
+    // The flat layout logs in the deciding rule's chain (shared by its pods), before its counted drop.
+    const comment = 'cnp/deny-metadata ingress 0 deny-imds';
+    const chain = [...table.chains.values()].find((c) => c.rules.some((r) => r.comment === comment));
+    expect(chain?.chain.name).toMatch(/^agent-pol-cr-/);
     const bodies = (chain?.rules ?? []).map((r) => renderRule(r.body));
-    const log = bodies.find((b) => b.includes('log prefix'));
-    expect(log).toContain('cnp/deny-metadata ingress 0 deny-imds');
+    expect(bodies[0]).toContain('log prefix');
+    expect(bodies[0]).toContain(comment);
+    expect(bodies[1]).toMatch(/counter.* drop$/);
   });
 });
 

@@ -97,7 +97,7 @@ async function kernelTable() {
 }
 
 describe('explain with ClusterNetworkPolicies', () => {
-  it('names the deciding Admin rule with its priority, and --kernel finds it in the Admin chain', async () => {
+  it('names the deciding Admin rule with its priority, and --kernel finds it in its rule chain', async () => {
     const a = explain(ctx, { src: 'x/a', dst: '169.254.169.254', port: 80 });
     expect(explainAnswerSchema().parse(JSON.parse(JSON.stringify(a)))).toEqual(a);
     expect(a.allowed).toBe(false);
@@ -111,7 +111,9 @@ describe('explain with ClusterNetworkPolicies', () => {
       matches: true,
       rules: [{ comment: 'cnp/deny-metadata egress 0 deny-imds' }],
     });
-    expect(nft.directions[0]?.rules[0]?.chain).toMatch(/^agent-pol-aout-/);
+    // The flat layout: the rule's own chain (shared by its pods), reached from the pod's Admin chain.
+    expect(nft.directions[0]?.rules[0]?.chain).toMatch(/^agent-pol-cr-/);
+    expect(nft.directions[0]?.implementedBy).toMatch(/from agent-pol-aout-/);
   });
 
   it('follows a Pass chain: Admin Pass, then the NetworkPolicy rule that allowed', async () => {

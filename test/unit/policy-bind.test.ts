@@ -67,7 +67,38 @@ function cluster(seed: number): { input: CompileInput; waiting: PolicyPod[] } {
     },
   }));
   const namespaces = NSS.map((n) => ({ metadata: { name: n, labels: { team: pick(['red', 'blue']) } } }));
-  return { input: { nodeName: 'n1', nodeAddresses: ['192.168.0.1'], namespaces, pods, policies }, waiting };
+  // Half of the clusters add ClusterNetworkPolicies: their flat groups (address ranges of the peers'
+  // pods) change when a new pod joins a peer.
+  const sel = (): Json => (r() < 0.3 ? {} : { matchLabels: { app: pick(APPS) } });
+  const cnpPeer = (dir: 'from' | 'to'): Json => {
+    const k = int(dir === 'to' ? 3 : 2);
+    if (k === 0) return { namespaces: r() < 0.4 ? {} : { matchLabels: { team: pick(['red', 'blue']) } } };
+    if (k === 1) return { pods: { namespaceSelector: {}, podSelector: sel() } };
+    return { networks: ['10.0.0.0/27'] };
+  };
+  const cnpRule = (dir: 'from' | 'to', i: number): Json => ({
+    name: `r${i}`,
+    action: pick(['Accept', 'Deny', 'Pass']),
+    [dir]: Array.from({ length: 1 + int(2) }, () => cnpPeer(dir)),
+    ...(r() < 0.5 ? { protocols: [{ [pick(['tcp', 'udp'])]: { destinationPort: { number: 80 + int(5) } } }] } : {}),
+  });
+  const clusterNetworkPolicies =
+    seed % 4 < 2
+      ? Array.from({ length: 1 + int(3) }, (_, i) => ({
+          metadata: { name: `cnp${i}` },
+          spec: {
+            tier: pick(['Admin', 'Baseline']),
+            priority: int(5),
+            subject: r() < 0.5 ? { namespaces: {} } : { pods: { namespaceSelector: {}, podSelector: sel() } },
+            ingress: Array.from({ length: int(3) }, (_, j) => cnpRule('from', j)),
+            egress: Array.from({ length: int(3) }, (_, j) => cnpRule('to', j)),
+          },
+        }))
+      : [];
+  return {
+    input: { nodeName: 'n1', nodeAddresses: ['192.168.0.1'], namespaces, pods, policies, clusterNetworkPolicies },
+    waiting,
+  };
 }
 
 describe('binding a pod-start notice to the last compiled model', () => {
@@ -75,6 +106,7 @@ describe('binding a pod-start notice to the last compiled model', () => {
     let bound = 0;
     let declined = 0;
     let grewSets = 0;
+    let regrouped = 0;
     for (let seed = 1; seed <= 400; seed++) {
       const { input, waiting } = cluster(seed);
       const everything = { ...input, pods: [...input.pods, ...waiting] };
@@ -110,6 +142,7 @@ describe('binding a pod-start notice to the last compiled model', () => {
         expect(lines(diffShared(table, grown)), `seed ${seed}, pod ${key}`).toEqual(lines(diffPolicy(table, whole)));
         for (const name of grown.elements.keys()) {
           if (grown.elements.get(name) !== table.elements.get(name) && /-(?:peer|port)-/.test(name)) grewSets++;
+          if (grown.elements.get(name) !== table.elements.get(name) && /-cm-/.test(name)) regrouped++;
         }
         prev = got;
         table = grown;
@@ -119,6 +152,9 @@ describe('binding a pod-start notice to the last compiled model', () => {
     expect(bound).toBeGreaterThan(3 * declined);
     // The cases include peer and named-port sets of other pods' rules that the new pod joins.
     expect(grewSets).toBeGreaterThan(50);
+    // And flat ClusterNetworkPolicy groups whose address maps the new pod changes.
+    console.log(`bound ${bound}, declined ${declined}, grown sets ${grewSets}, regrouped flat maps ${regrouped}`);
+    expect(regrouped).toBeGreaterThan(20);
   });
 
   it("declines a pod that is not this node's, one already bound, and an address another local pod owns", () => {

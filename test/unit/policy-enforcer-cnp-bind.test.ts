@@ -106,8 +106,22 @@ describe('a pod-start notice of a pod that only a ClusterNetworkPolicy isolates 
         expect(entry, `no verdict-map element for ${ip}: it is open`).toBeDefined();
         const chain = /jump (\S+)/.exec(entry as string)?.[1] as string;
         expect(chain).toMatch(tier === 'Admin' ? /^agent-pol-ain-/ : /^agent-pol-bin-/);
-        const rules = nft.rules(chain).map((r) => r.comment ?? '');
-        expect(rules).toContain('cnp/isolate-z ingress 0 deny');
+        // The tier is flat (issue 19): the pod chain looks its group's address map up, whose classes
+        // jump (directly or through a port map) to the deciding rule's chain, which carries its comment.
+        const targets = (text: string) => [...text.matchAll(/jump (\S+)/g)].map((m) => m[1] as string);
+        const maps = (text: string) => [...text.matchAll(/@(agent-pol-c[mp]-\S+)/g)].map((m) => m[1] as string);
+        const reached = new Set<string>();
+        const walk = (c: string) => {
+          if (reached.has(c)) return;
+          reached.add(c);
+          for (const r of nft.rules(c)) {
+            for (const t of targets(r.rule)) walk(t);
+            for (const m of maps(r.rule)) for (const e of nft.elements(m)) for (const t of targets(e)) walk(t);
+          }
+        };
+        walk(chain);
+        const comments = [...reached].flatMap((c) => nft.rules(c).map((r) => r.comment ?? ''));
+        expect(comments).toContain('cnp/isolate-z ingress 0 deny');
         expect(state).toContain(`${ip}`);
         expect(nft.applied.length).toBe(before + 1); // bound on the fast path: one transaction
         // And what the bind applied is what compiling everything gives.

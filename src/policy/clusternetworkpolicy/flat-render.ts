@@ -1,7 +1,6 @@
-// The planned nft layout of the flat ClusterNetworkPolicy tiers (flat.ts), NOT yet wired into
-// renderPolicy: it renders the Admin and Baseline pod chains over flat tiers, to replace those
-// renderPolicy writes (the next step merges it there; the tests do it by hand). Per local pod,
-// direction and ClusterNetworkPolicy tier (P: the pod's chain, named as today):
+// The nft layout of the flat ClusterNetworkPolicy tiers (flat.ts), what renderPolicy writes for the
+// Admin and Baseline tiers (flatPodChain per pod, renderFlatGroup per group, flatShared once). Per
+// local pod, direction and ClusterNetworkPolicy tier (P: the pod's chain):
 //
 //   chain P                         ip saddr <own> accept|return        (self, as today)
 //                                   ip saddr vmap @agent-pol-cm-<g>-v4  (ingress saddr, egress daddr)
@@ -27,12 +26,22 @@ import { formatIp } from '../../net/ip.ts';
 import { knownFamily as familyOf } from '../../net/text.ts';
 import { POLICY_PREFIX, stableId } from '../names.ts';
 import { TIERS } from '../pipeline.ts';
-import { LOG_COMMENT, SELF_COMMENT } from '../render.ts';
-import { actionVerdict, verdictMapName } from '../skeleton.ts';
+import { actionVerdict, LOG_COMMENT, SELF_COMMENT, verdictMapName } from '../skeleton.ts';
 import type { PolicyTier } from '../tier.ts';
-import type { CommentMeaning, CompiledPolicy, DesiredChain, Direction, LocalPod, RuleRef } from '../types.ts';
+import type {
+  CommentMeaning,
+  CompiledPolicy,
+  CompiledRule,
+  DesiredChain,
+  Direction,
+  LocalPod,
+  NamedPortSet,
+  PeerSet,
+  RuleRef,
+} from '../types.ts';
 import { flattenTier, ruleListId, type AddressRange, type FlatRule, type FlatTier } from './flat.ts';
 
+const SKELETON_INGRESS = [4, 6] as const;
 export const FLAT_INGRESS_CHECK = `${POLICY_PREFIX}cnp-ingress`;
 export const FLAT_PORT_PROTOCOLS = `${POLICY_PREFIX}cnp-l4`;
 const classMapName = (group: string, family: 4 | 6) => `${POLICY_PREFIX}cm-${group}-v${family}`;
@@ -90,136 +99,210 @@ function covering(ranges: readonly AddressRange[], family: 4 | 6, fill: boolean)
   return out;
 }
 
-export function renderFlatClusterTiers(
-  model: CompiledPolicy,
-  options: { logDenied?: { perSecond: number } } = {},
-): FlatRendered {
-  const out: FlatRendered = {
-    chains: new Map(),
-    sets: new Map(),
-    elements: new Map(),
-    comments: new Map(),
-    groups: new Map(),
-  };
-  const rule = (chain: string, body: Expr[], comment?: string): Rule =>
-    comment === undefined ? { kind: 'rule', chain, body } : { kind: 'rule', chain, body, comment };
-  const addChain = (name: string, rules: Rule[]) => out.chains.set(name, { chain: { kind: 'chain', name }, rules });
+export interface FlatParts {
+  chains: Map<string, DesiredChain>;
+  sets: Map<string, NftSet | NftMap>;
+  elements: Map<string, Element[]>;
+  comments: Map<string, CommentMeaning>;
+}
 
+export interface FlatOptions {
+  logDenied?: { perSecond: number; group?: number };
+}
+
+function byKeyText(list: readonly Element[]): Element[] {
+  const keyed = list.map((e) => ({ k: e.key.join(' . '), e }));
+  keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.e);
+}
+
+const emptyParts = (): FlatParts => ({ chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() });
+const rule = (chain: string, body: Expr[], comment?: string): Rule =>
+  comment === undefined ? { kind: 'rule', chain, body } : { kind: 'rule', chain, body, comment };
+
+/** The group of pods whose tier, direction and rule list are the same: they share its maps and chains. */
+export function flatGroupName(tier: PolicyTier, direction: Direction, rules: readonly CompiledRule[]): string {
+  // Hashing a rule list costs about 1 ms at 1,000 rules, and every pod of a group names it: pods that
+  // share the list object (the compiler's) hash it once.
+  let byTier = groupNames.get(rules);
+  if (!byTier) {
+    byTier = new Map();
+    groupNames.set(rules, byTier);
+  }
+  const key = `${tier.name} ${direction}`;
+  let name = byTier.get(key);
+  if (name === undefined) {
+    name = stableId([tier.name, direction, ruleListId(rules)]);
+    byTier.set(key, name);
+  }
+  return name;
+}
+const groupNames = new WeakMap<readonly CompiledRule[], Map<string, string>>();
+
+/** A pod's chain of a flat tier: self, the group's address maps, then the pod's next tier chain. */
+export function flatPodChain(
+  tier: PolicyTier,
+  pod: LocalPod,
+  direction: Direction,
+  group: string,
+  next: string | undefined,
+): DesiredChain {
+  const name = tier.chainName(pod, direction);
+  const field = direction === 'ingress' ? 'saddr' : 'daddr';
+  const self = actionVerdict('accept', direction, undefined);
+  const rules: Rule[] = pod.ips.map((ip) =>
+    rule(name, [match(addrField(familyOf(ip), field), { kind: 'addr', addr: ip }), self], SELF_COMMENT),
+  );
+  for (const family of [4, 6] as const)
+    rules.push(rule(name, [vmap(addrField(family, field), classMapName(group, family))]));
+  if (next !== undefined) rules.push(rule(name, [verdict('goto', next)]));
+  return { chain: { kind: 'chain', name }, rules };
+}
+
+/** What every flat group names: the ingress check an egress Accept goes on to, the ported protocols. */
+export function flatShared(): FlatParts {
+  const out = emptyParts();
   const checks = SKELETON_INGRESS.map((family) =>
     rule(FLAT_INGRESS_CHECK, [vmap(addrField(family, 'daddr'), verdictMapName('ingress', family))]),
   );
-  addChain(FLAT_INGRESS_CHECK, [...checks, rule(FLAT_INGRESS_CHECK, [verdict('accept')])]);
+  out.chains.set(FLAT_INGRESS_CHECK, {
+    chain: { kind: 'chain', name: FLAT_INGRESS_CHECK },
+    rules: [...checks, rule(FLAT_INGRESS_CHECK, [verdict('accept')])],
+  });
   out.sets.set(FLAT_PORT_PROTOCOLS, { kind: 'set', name: FLAT_PORT_PROTOCOLS, type: 'inet_proto' });
   out.elements.set(
     FLAT_PORT_PROTOCOLS,
     ['sctp', 'tcp', 'udp'].map((p): Element => ({ kind: 'element', set: FLAT_PORT_PROTOCOLS, key: [p] })),
   );
+  return out;
+}
 
-  const ruleChain = (tier: PolicyTier, r: FlatRule, direction: Direction): string => {
-    const name = flatRuleChainName(r.source);
-    if (out.chains.has(name)) return name;
-    const comment = tier.ruleComment(r.source);
-    out.comments.set(comment, {
-      verdict: 'cnp',
-      tier: tier.name,
-      priority: r.priority,
-      action: r.action,
-      rule: r.source,
-    });
-    const rules: Rule[] = [];
-    const log = options.logDenied;
-    if (r.action === 'drop' && log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
-      // Shared by every pod: the prefix names the rule; the logged packet's addresses name the pod.
-      const limit: Expr = { kind: 'limit', rate: log.perSecond, per: 'second', burst: 2 * log.perSecond };
-      rules.push(rule(name, [limit, { kind: 'log', prefix: `strand-deny ${comment}: `, level: 'info' }], LOG_COMMENT));
-    }
-    const end =
-      r.action === 'pass'
-        ? verdict('return')
-        : r.action === 'drop'
-          ? verdict('drop')
-          : direction === 'ingress'
-            ? verdict('accept')
-            : verdict('goto', FLAT_INGRESS_CHECK);
-    rules.push(rule(name, [counter(), end], comment));
-    addChain(name, rules);
-    return name;
-  };
+/** The chain of one deciding rule (shared by every group and pod): its counter, log and verdict. */
+function flatRuleChain(tier: PolicyTier, r: FlatRule, direction: Direction, options: FlatOptions, out: FlatParts) {
+  const name = flatRuleChainName(r.source);
+  if (out.chains.has(name)) return name;
+  const comment = tier.ruleComment(r.source);
+  out.comments.set(comment, {
+    verdict: 'cnp',
+    tier: tier.name,
+    priority: r.priority,
+    action: r.action,
+    rule: r.source,
+  });
+  const rules: Rule[] = [];
+  const log = options.logDenied;
+  if (r.action === 'drop' && log && Number.isSafeInteger(log.perSecond) && log.perSecond > 0) {
+    // Shared by every pod: the prefix names the rule; the logged packet's addresses name the pod.
+    const limit: Expr = { kind: 'limit', rate: log.perSecond, per: 'second', burst: 2 * log.perSecond };
+    const group = log.group;
+    const prefix = `strand-deny ${comment}: `.slice(0, 127);
+    const logExpr: Expr =
+      group !== undefined && Number.isSafeInteger(group) && group >= 0 && group <= 65535
+        ? { kind: 'log', prefix, group }
+        : { kind: 'log', prefix, level: 'info' };
+    rules.push(rule(name, [limit, logExpr], LOG_COMMENT));
+  }
+  const end =
+    r.action === 'pass'
+      ? verdict('return')
+      : r.action === 'drop'
+        ? verdict('drop')
+        : direction === 'ingress'
+          ? verdict('accept')
+          : verdict('goto', FLAT_INGRESS_CHECK);
+  rules.push(rule(name, [counter(), end], comment));
+  out.chains.set(name, { chain: { kind: 'chain', name }, rules });
+  return name;
+}
 
-  const renderGroup = (tier: PolicyTier, direction: Direction, pod: LocalPod): string => {
-    const rules = tier.rulesOf(pod, direction)?.rules ?? [];
-    const group = stableId([tier.name, direction, ruleListId(rules)]);
-    if (out.groups.has(group)) return group;
-    const flat = flattenTier(rules, model.peers, model.namedPorts);
-    out.groups.set(group, flat);
-    const fill =
-      flat.classes[0] !== undefined && (flat.classes[0].ports.length > 0 || flat.classes[0].other !== undefined);
-    for (const family of [4, 6] as const) {
-      const name = classMapName(group, family);
-      const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
-      out.sets.set(name, { kind: 'map', name, type, value: 'verdict', flags: ['interval'] });
+/** One group's objects: its address maps, class chains, port maps and the chains of its deciding rules. */
+export function renderFlatGroup(
+  tier: PolicyTier,
+  direction: Direction,
+  compiled: readonly CompiledRule[],
+  peers: ReadonlyMap<string, PeerSet>,
+  namedPorts: ReadonlyMap<string, NamedPortSet>,
+  options: FlatOptions = {},
+): FlatParts & { group: string; flat: FlatTier } {
+  const out = emptyParts();
+  const group = flatGroupName(tier, direction, compiled);
+  const flat = flattenTier(compiled, peers, namedPorts);
+  const fill =
+    flat.classes[0] !== undefined && (flat.classes[0].ports.length > 0 || flat.classes[0].other !== undefined);
+  for (const family of [4, 6] as const) {
+    const name = classMapName(group, family);
+    const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    out.sets.set(name, { kind: 'map', name, type, value: 'verdict', flags: ['interval'] });
+    out.elements.set(
+      name,
+      covering(family === 4 ? flat.v4 : flat.v6, family, fill).map((r) => {
+        const key = rangeText(family, r.first, r.last);
+        return { kind: 'element', set: name, key: [key], value: [`jump ${classChainName(group, r.class)}`] };
+      }),
+    );
+  }
+  for (const c of flat.classes) {
+    if (c.id === 0 && !fill) continue; // nothing jumps to a default class that decides nothing
+    const chain = classChainName(group, c.id);
+    const body: Rule[] = [];
+    if (c.ports.length > 0) {
+      const map = portMapName(group, c.id);
+      out.sets.set(map, {
+        kind: 'map',
+        name: map,
+        type: 'inet_proto . inet_service',
+        value: 'verdict',
+        flags: ['interval'],
+      });
       out.elements.set(
-        name,
-        covering(family === 4 ? flat.v4 : flat.v6, family, fill).map((r) => {
-          const key = rangeText(family, r.first, r.last);
-          return { kind: 'element', set: name, key: [key], value: [`jump ${classChainName(group, r.class)}`] };
-        }),
+        map,
+        c.ports.map((s) => ({
+          kind: 'element',
+          set: map,
+          key: [PROTO_WORD[s.protocol], s.from === s.to ? String(s.from) : `${s.from}-${s.to}`],
+          value: [`jump ${flatRuleChain(tier, flat.rules[s.rule] as FlatRule, direction, options, out)}`],
+        })),
       );
+      body.push(rule(chain, [vmap([meta('l4proto'), payload('th dport')], map)]));
     }
-    for (const c of flat.classes) {
-      if (c.id === 0 && !fill) continue; // nothing jumps to a default class that decides nothing
-      const chain = classChainName(group, c.id);
-      const body: Rule[] = [];
-      if (c.ports.length > 0) {
-        const map = portMapName(group, c.id);
-        out.sets.set(map, {
-          kind: 'map',
-          name: map,
-          type: 'inet_proto . inet_service',
-          value: 'verdict',
-          flags: ['interval'],
-        });
-        out.elements.set(
-          map,
-          c.ports.map((s) => ({
-            kind: 'element',
-            set: map,
-            key: [PROTO_WORD[s.protocol], s.from === s.to ? String(s.from) : `${s.from}-${s.to}`],
-            value: [`jump ${ruleChain(tier, flat.rules[s.rule] as FlatRule, direction)}`],
-          })),
-        );
-        body.push(rule(chain, [vmap([meta('l4proto'), payload('th dport')], map)]));
-      }
-      if (c.other !== undefined) {
-        const target = ruleChain(tier, flat.rules[c.other] as FlatRule, direction);
-        body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', target)]));
-      }
-      addChain(chain, body);
+    if (c.other !== undefined) {
+      const target = flatRuleChain(tier, flat.rules[c.other] as FlatRule, direction, options, out);
+      body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', target)]));
     }
-    return group;
-  };
+    out.chains.set(chain, { chain: { kind: 'chain', name: chain }, rules: body });
+  }
+  // Sorted by key text, as renderPolicy sorts every list (the identity diff merges sorted lists).
+  for (const [name, list] of out.elements) out.elements.set(name, byKeyText(list));
+  return { ...out, group, flat };
+}
 
+/** Merges `from` into `into` (names that are there already keep their object). */
+export function mergeParts(into: FlatParts, from: FlatParts): void {
+  for (const [n, c] of from.chains) if (!into.chains.has(n)) into.chains.set(n, c);
+  for (const [n, s] of from.sets) if (!into.sets.has(n)) into.sets.set(n, s);
+  for (const [n, e] of from.elements) if (!into.elements.has(n)) into.elements.set(n, e);
+  for (const [n, m] of from.comments) if (!into.comments.has(n)) into.comments.set(n, m);
+}
+
+/** The pods' flat tier chains and every group's objects of a model (renderPolicy's part for them). */
+export function renderFlatClusterTiers(model: CompiledPolicy, options: FlatOptions = {}): FlatRendered {
+  const out: FlatRendered = { ...emptyParts(), groups: new Map() };
   for (const pod of model.pods) {
     for (const direction of ['egress', 'ingress'] as const) {
       const tiers = TIERS.filter((t) => t.rulesOf(pod, direction) !== undefined);
       tiers.forEach((tier, i) => {
         if (!tier.ordered) return; // NetworkPolicy: renderPolicy's chain, unchanged
-        const name = tier.chainName(pod, direction);
-        const next = tiers[i + 1]?.chainName(pod, direction);
-        const field = direction === 'ingress' ? 'saddr' : 'daddr';
-        const self = actionVerdict('accept', direction, undefined);
-        const rules: Rule[] = pod.ips.map((ip) =>
-          rule(name, [match(addrField(familyOf(ip), field), { kind: 'addr', addr: ip }), self], SELF_COMMENT),
-        );
-        const group = renderGroup(tier, direction, pod);
-        for (const family of [4, 6] as const)
-          rules.push(rule(name, [vmap(addrField(family, field), classMapName(group, family))]));
-        if (next !== undefined) rules.push(rule(name, [verdict('goto', next)]));
-        addChain(name, rules);
+        const rules = tier.rulesOf(pod, direction)?.rules ?? [];
+        const group = flatGroupName(tier, direction, rules);
+        const chain = flatPodChain(tier, pod, direction, group, tiers[i + 1]?.chainName(pod, direction));
+        out.chains.set(chain.chain.name, chain);
+        if (out.groups.has(group)) return;
+        const parts = renderFlatGroup(tier, direction, rules, model.peers, model.namedPorts, options);
+        out.groups.set(group, parts.flat);
+        mergeParts(out, parts);
       });
     }
   }
+  if (out.groups.size > 0) mergeParts(out, flatShared());
   return out;
 }
-
-const SKELETON_INGRESS = [4, 6] as const;

@@ -6,7 +6,15 @@
 // renderPolicy(model) (test/unit/policy-incremental.test.ts).
 import type { Element, NftMap, NftSet } from '../../nft/objects.ts';
 import { POLICY_PREFIX } from '../names.ts';
-import { renderPolicy, type RenderOptions } from '../render.ts';
+import {
+  recordFlatGroups,
+  renderPolicyWith,
+  type FlatGroupRequest,
+  type FlatGroupSource,
+  type RenderOptions,
+} from '../render.ts';
+import { mergeParts, type FlatParts } from '../clusternetworkpolicy/flat-render.ts';
+import { FlatGroups } from '../clusternetworkpolicy/flat-groups.ts';
 import type {
   ChainOwner,
   CommentMeaning,
@@ -26,7 +34,11 @@ interface Fragment {
   mapElements: [string, readonly Element[]][];
   /** The sets its rules name; those whose members are the pod's own (port ranges) with them. */
   sets: [string, NftSet | NftMap, readonly Element[] | undefined][];
+  /** The flat ClusterNetworkPolicy groups its tier chains name (their objects come from FlatGroups). */
+  groups: [string, FlatGroupRequest][];
 }
+
+const NO_GROUPS: FlatGroupSource = () => new Map();
 
 const SET_NAME = new RegExp(`^${POLICY_PREFIX}(peer|cidr|port)-([0-9a-f]+)(?:-v([46]))?$`);
 const keyText = (e: Element) => e.key.join(' . ');
@@ -49,13 +61,15 @@ export class TableRenderer {
   private members = new WeakMap<PeerSet | NamedPortSet, Map<string, readonly Element[]>>();
   private hollow = new Map<string, PeerSet>();
   private last: DesiredPolicyTable | undefined;
+  private flatGroups = new FlatGroups();
 
   render(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
     const key = JSON.stringify(options);
     if (key !== this.optionsKey || !this.skeleton) {
       this.optionsKey = key;
       this.fragments = new WeakMap();
-      this.skeleton = renderPolicy({ ...model, pods: [], peers: new Map(), namedPorts: EMPTY }, options);
+      this.flatGroups = new FlatGroups();
+      this.skeleton = renderPolicyWith({ ...model, pods: [], peers: new Map(), namedPorts: EMPTY }, options, NO_GROUPS);
     }
     const skeleton = this.skeleton;
     const chains = new Map<string, DesiredChain>(skeleton.chains);
@@ -66,8 +80,10 @@ export class TableRenderer {
     const mapElements = new Map<string, Element[]>();
     for (const name of skeleton.elements.keys()) mapElements.set(name, []);
     const hollow = this.hollowPeers(model);
+    const groups = new Map<string, FlatGroupRequest>();
     for (const pod of model.pods) {
       const f = this.fragment(pod, model, hollow, options);
+      for (const [g, req] of f.groups) if (!groups.has(g)) groups.set(g, req);
       for (const [n, c] of f.chains) chains.set(n, c);
       for (const [n, o] of f.owners) chainOwners.set(n, o);
       for (const [n, m] of f.comments) comments.set(n, m);
@@ -77,6 +93,20 @@ export class TableRenderer {
         sets.set(n, this.last?.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
       }
+    }
+    // The flat groups: unchanged ones (same rules, same peer objects) are the very objects of before.
+    const rendered = this.flatGroups.render(groups, model, options);
+    const flat: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
+    const record = new Map<string, { request: FlatGroupRequest; parts: FlatParts }>();
+    for (const [g, parts] of rendered) {
+      mergeParts(flat, parts);
+      record.set(g, { request: groups.get(g) as FlatGroupRequest, parts });
+    }
+    for (const [n, c] of flat.chains) chains.set(n, c);
+    for (const [n, m] of flat.comments) comments.set(n, m);
+    for (const [n, x] of flat.sets) {
+      sets.set(n, this.last?.sets.get(n) ?? x);
+      elements.set(n, flat.elements.get(n) ?? []);
     }
     for (const [n, list] of mapElements) {
       const was = this.last?.elements.get(n);
@@ -91,6 +121,7 @@ export class TableRenderer {
       comments: new Map([...comments].sort(byName)),
     };
     this.last = table;
+    recordFlatGroups(table, record);
     return table;
   }
 
@@ -114,7 +145,11 @@ export class TableRenderer {
   ): Fragment {
     const had = this.fragments.get(pod);
     if (had) return had;
-    const t = renderPolicy({ ...model, pods: [pod], peers: hollow, namedPorts: EMPTY }, options);
+    const groups: [string, FlatGroupRequest][] = [];
+    const t = renderPolicyWith({ ...model, pods: [pod], peers: hollow, namedPorts: EMPTY }, options, (g) => {
+      groups.push(...g);
+      return NO_GROUPS(g);
+    });
     const skeleton = this.skeleton as DesiredPolicyTable;
     const f: Fragment = {
       chains: [...t.chains].filter(([n]) => !skeleton.chains.has(n)),
@@ -124,6 +159,7 @@ export class TableRenderer {
       sets: [...t.sets]
         .filter(([n]) => !skeleton.sets.has(n))
         .map(([n, s]) => [n, s, SET_NAME.test(n) ? undefined : t.elements.get(n)]),
+      groups,
     };
     this.fragments.set(pod, f);
     return f;
