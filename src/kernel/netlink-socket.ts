@@ -160,22 +160,7 @@ export class NetlinkSocket {
 
   /** Sends a dump request (NLM_F_DUMP) and returns every message up to NLMSG_DONE. */
   dump(msg: MessageBuilder, operation: Operation): NlMessage[] {
-    for (let attempt = 1; ; attempt++) {
-      const seq = this.nextSeq();
-      const bytes = msg.finish(seq);
-      bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.DUMP, 6);
-      const answer = this.exchange(bytes, new ReplyCollector(seq, true, this.portId), operation);
-      // The table changed while the kernel was writing it out; a consistent copy needs a fresh dump.
-      if (!answer.interrupted) return answer.messages;
-      if (attempt >= DUMP_RETRIES) {
-        throw new KernelError({
-          errno: EBUSY,
-          operation: describe(operation),
-          netns: this.netns,
-          kernelMessage: 'dump kept changing while being read',
-        });
-      }
-    }
+    return this.dumpWith(msg, operation, (seq) => new ReplyCollector(seq, true, this.portId)).messages;
   }
 
   /**
@@ -186,12 +171,22 @@ export class NetlinkSocket {
    * a fresh visitor, so the caller keeps only the last attempt's results.
    */
   dumpScan(msg: MessageBuilder, operation: Operation, start: () => MessageVisitor): void {
+    this.dumpWith(msg, operation, (seq) => new ScanCollector(seq, this.portId, start()));
+  }
+
+  /** One dump with a fresh collector per attempt: the table changed while the kernel was writing it
+   * out (NLM_F_DUMP_INTR), so a consistent copy needs a fresh dump. */
+  private dumpWith<C extends Collector & { interrupted: boolean }>(
+    msg: MessageBuilder,
+    operation: Operation,
+    collector: (seq: number) => C,
+  ): C {
     for (let attempt = 1; ; attempt++) {
       const seq = this.nextSeq();
       const bytes = msg.finish(seq);
       bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.DUMP, 6);
-      const answer = this.exchange(bytes, new ScanCollector(seq, this.portId, start()), operation);
-      if (!answer.interrupted) return;
+      const answer = this.exchange(bytes, collector(seq), operation);
+      if (!answer.interrupted) return answer;
       if (attempt >= DUMP_RETRIES) {
         throw new KernelError({
           errno: EBUSY,

@@ -6,6 +6,8 @@
 import type { NetlinkSocket } from '../../kernel/index.ts';
 import { nlaAlign } from '../../kernel/netlink-codec.ts';
 import { NFNL_SUBSYS_NFTABLES, NFT_MSG } from '../netlink-msgs.ts';
+import { EXPR_ATTR, NFTA_EXPR, NFTA_LIST_ELEM, NFTA_RULE, UDATA_RULE_COMMENT } from './const.ts';
+import { attrLen, u64At } from './decode.ts';
 
 /** One counted rule, as the transport's counters() returns it. */
 export interface ScannedCounter {
@@ -16,30 +18,9 @@ export interface ScannedCounter {
   bytes: number;
 }
 
+/** nfgenmsg: family, version, res_id. */
 const NFGENMSG_LEN = 4;
-const NFTA_RULE_TABLE = 1;
-const NFTA_RULE_CHAIN = 2;
-const NFTA_RULE_HANDLE = 3;
-const NFTA_RULE_EXPRESSIONS = 4;
-const NFTA_RULE_USERDATA = 7;
-const NFTA_LIST_ELEM = 1;
-const NFTA_EXPR_NAME = 1;
-const NFTA_EXPR_DATA = 2;
-const NFTA_COUNTER_BYTES = 1;
-const NFTA_COUNTER_PACKETS = 2;
-/** libnftnl's rule comment (NFTNL_UDATA_RULE_COMMENT) in the rule's user data TLVs. */
-const UDATA_RULE_COMMENT = 0;
 const COUNTER = Buffer.from('counter\0');
-
-function attrLen(d: Buffer, off: number, end: number): number {
-  if (off + 4 > end) return 0;
-  const len = d.readUInt16LE(off);
-  return len < 4 || off + len > end ? 0 : len;
-}
-
-function u64At(d: Buffer, at: number): number {
-  return d.readUInt32BE(at) * 0x1_0000_0000 + d.readUInt32BE(at + 4);
-}
 
 /** Whether d[at, end) holds exactly `want`: a loop, as Buffer#compare's checks cost more than these
  * few bytes (it was a quarter of the scan's time). */
@@ -83,13 +64,13 @@ export class CounterScanner {
     ) {
       const t = d.readUInt16LE(off + 2) & 0x3fff;
       const at = off + 4;
-      if (t === NFTA_RULE_TABLE) {
+      if (t === NFTA_RULE.TABLE) {
         const e = strEnd(d, at, off + len);
         tableOk = bytesEqual(d, at, e, this.tableName);
-      } else if (t === NFTA_RULE_CHAIN) [chainAt, chainEnd] = [at, strEnd(d, at, off + len)];
-      else if (t === NFTA_RULE_HANDLE && len >= 12) handle = u64At(d, at);
-      else if (t === NFTA_RULE_USERDATA) [udataAt, udataEnd] = [at, off + len];
-      else if (t === NFTA_RULE_EXPRESSIONS && packets < 0) {
+      } else if (t === NFTA_RULE.CHAIN) [chainAt, chainEnd] = [at, strEnd(d, at, off + len)];
+      else if (t === NFTA_RULE.HANDLE && len >= 12) handle = u64At(d, at);
+      else if (t === NFTA_RULE.USERDATA) [udataAt, udataEnd] = [at, off + len];
+      else if (t === NFTA_RULE.EXPRESSIONS && packets < 0) {
         const listEnd = off + len;
         for (let e = at, el = attrLen(d, e, listEnd); el > 0; e += nlaAlign(el), el = attrLen(d, e, listEnd)) {
           if ((d.readUInt16LE(e + 2) & 0x3fff) !== NFTA_LIST_ELEM) continue;
@@ -122,8 +103,8 @@ function readCounter(d: Buffer, start: number, end: number): [number, number] | 
   let dataEnd = -1;
   for (let off = start, len = attrLen(d, off, end); len > 0; off += nlaAlign(len), len = attrLen(d, off, end)) {
     const t = d.readUInt16LE(off + 2) & 0x3fff;
-    if (t === NFTA_EXPR_NAME) isCounter = bytesEqual(d, off + 4, off + len, COUNTER);
-    else if (t === NFTA_EXPR_DATA) [dataAt, dataEnd] = [off + 4, off + len];
+    if (t === NFTA_EXPR.NAME) isCounter = bytesEqual(d, off + 4, off + len, COUNTER);
+    else if (t === NFTA_EXPR.DATA) [dataAt, dataEnd] = [off + 4, off + len];
   }
   if (!isCounter || dataAt < 0) return undefined;
   let packets = 0;
@@ -135,8 +116,8 @@ function readCounter(d: Buffer, start: number, end: number): [number, number] | 
   ) {
     if (len < 12) continue;
     const t = d.readUInt16LE(off + 2) & 0x3fff;
-    if (t === NFTA_COUNTER_PACKETS) packets = u64At(d, off + 4);
-    else if (t === NFTA_COUNTER_BYTES) bytes = u64At(d, off + 4);
+    if (t === EXPR_ATTR.counter.PACKETS) packets = u64At(d, off + 4);
+    else if (t === EXPR_ATTR.counter.BYTES) bytes = u64At(d, off + 4);
   }
   return [packets, bytes];
 }

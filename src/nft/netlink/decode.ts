@@ -138,13 +138,13 @@ function cstr(buf: Buffer, at: number, len: number): string {
   return buf.toString('utf8', at, buf[at + len - 1] === 0 ? at + len - 1 : at + len);
 }
 
-function u64At(d: Buffer, at: number): number {
+export function u64At(d: Buffer, at: number): number {
   return d.readUInt32BE(at) * 0x1_0000_0000 + d.readUInt32BE(at + 4);
 }
 
 /** Attribute walks below are written out as loops: at 10,000 rules of a dozen nested attributes
  * each, Attrs' maps and arrays and per-attribute closures were most of the decoding time. */
-function attrLen(d: Buffer, off: number, end: number): number {
+export function attrLen(d: Buffer, off: number, end: number): number {
   if (off + 4 > end) return 0;
   const len = d.readUInt16LE(off);
   return len < 4 || off + len > end ? 0 : len;
