@@ -21,7 +21,7 @@
 // here and by the compiled model and nft objects in test/unit/policy-cnp-cases.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Packet } from '../../src/policy/index.ts';
-import { PolicyPod, type L4, type ProbeOutcome } from '../kit/sim/policy-pods.ts';
+import { DROP_WAIT_MS, PolicyPod, type L4, type ProbeOutcome } from '../kit/sim/policy-pods.ts';
 import {
   CONFORMANCE_CASES,
   FOREST,
@@ -200,7 +200,7 @@ async function probeCells(cells: readonly Cell[]): Promise<ProbeOutcome[]> {
     [...bySource].map(async ([program, idx]) => {
       const r = await program.probeOutcomes(
         idx.map((i) => ({ ip: cells[i]!.to.ip, port: cells[i]!.port, proto: cells[i]!.proto })),
-        700,
+        DROP_WAIT_MS,
       );
       idx.forEach((i, j) => (out[i] = r[j] ?? 'missing'));
     }),
@@ -254,7 +254,7 @@ describe('upstream ClusterNetworkPolicy conformance tests with real packets (hou
     // The prober tells a refusal from a drop: a port nobody serves answers with a RST.
     const [refused] = await endpoint('gryffindor/0').program.probeOutcomes(
       [{ ip: endpoint('slytherin/0').ip, port: 9999, proto: 'tcp' }],
-      700,
+      DROP_WAIT_MS,
     );
     expect(refused).toBe('ECONNREFUSED');
   }, 60_000);

@@ -23,7 +23,15 @@
 // Every named port the single-step cases use (serve-80-tcp, serve-81-tcp, serve-81-udp, and the
 // unserved serve-7981-udp of D15) is one the sim pods have, or none has, as in the unit model.
 import { afterEach, describe, expect, it } from 'vitest';
-import { cellKey, PolicyPod, POLICY_PORTS, POLICY_PROTOCOLS, probeMatrix, type L4 } from '../kit/sim/policy-pods.ts';
+import {
+  cellKey,
+  DROP_WAIT_MS,
+  PolicyPod,
+  POLICY_PORTS,
+  POLICY_PROTOCOLS,
+  probeMatrix,
+  type L4,
+} from '../kit/sim/policy-pods.ts';
 import type { Packet, Protocol } from '../../src/policy/index.ts';
 import { describeView, judge, oracleWorld, type OraclePolicy, type OracleWorld } from '../support/netpol-oracle.ts';
 import { DERIVED_CASES, UPSTREAM_CASES, type UpstreamCase } from '../support/netpol-upstream-cases.ts';
@@ -90,7 +98,7 @@ async function expectOracleTable(caseId: string, world: OracleWorld): Promise<vo
   const deadline = Date.now() + 10_000;
   let wrong: string[] = [];
   for (;;) {
-    const probed = await probeMatrix(probes, { timeoutMs: 700 });
+    const probed = await probeMatrix(probes, { timeoutMs: DROP_WAIT_MS });
     wrong = [];
     for (const c of table) {
       const view = judge(world, c.packet);

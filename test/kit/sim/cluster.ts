@@ -159,9 +159,14 @@ export class SimCluster {
         200,
       );
     } catch (err) {
-      const detail = [...pending]
-        .map((n) => `--- ${n.name} (readyz: ${JSON.stringify(n.agentRunning ? 'running' : 'exited')})\n${n.logTail(8)}`)
-        .join('\n');
+      // What each agent still waits for, in its own words (its /readyz reasons), then its log.
+      const said = async (n: SimNode): Promise<string> =>
+        n.agentRunning ? (await n.health('/readyz').catch((e: Error) => ({ body: e.message }))).body.trim() : 'exited';
+      const detail = (
+        await Promise.all(
+          [...pending].map(async (n) => `--- ${n.name} (readyz: ${JSON.stringify(await said(n))})\n${n.logTail(8)}`),
+        )
+      ).join('\n');
       throw new Error(`${(err as Error).message}\n${detail}`);
     }
   }

@@ -11,6 +11,11 @@ export const POLICY_POD = join(REPO, 'test', 'kit', 'sim', 'policy-pod.mjs');
 export const POLICY_PORTS = [80, 81] as const;
 export type L4 = 'tcp' | 'udp';
 export const POLICY_PROTOCOLS: readonly L4[] = ['tcp', 'udp'];
+/** How long a probe waits before it calls a cell a drop. An allowed connection between these
+ * namespaces answers in milliseconds, and every table check probes again until its deadline, so an
+ * allowed answer slower than this costs one more round, never a wrong verdict; most rounds of a
+ * table with a denied cell last exactly this long. */
+export const DROP_WAIT_MS = 400;
 
 /** The container ports policy-pod.mjs serves, named as the upstream e2e names them (serve-80-tcp …). */
 export function policyContainerPorts(): { name: string; containerPort: number; protocol: 'TCP' | 'UDP' }[] {
