@@ -16,35 +16,57 @@ import { describeError } from '../../k8s/client.ts';
 import { podKey } from '../pod-notices.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
 import { scheduleReplyCuts } from './reply-cutter.ts';
+import type { ConntrackRecord } from './conntrack-record.ts';
 
 export interface FlowCutterOptions {
   log: Logger;
   metrics: Pick<PolicyMetrics, 'conntrackDeleted' | 'conntrackErrors'>;
   /** Opens the conntrack socket (injected: a test cuts against a fake table). */
-  open?: () => Pick<Conntrack, 'list' | 'delete' | 'close'>;
+  open?: () => Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'>;
+  /** The addresses that can have no entry to cut (conntrack-record.ts); started by the first cut. */
+  record?: ConntrackRecord;
 }
 
-/** Cuts the flows `after` denies among those of the pods whose policy differs from `before` (all
- * local pods when there is no `before`: a policy may have changed while no agent ran). */
+/**
+ * Cuts the flows `after` denies among those of the pods whose policy differs from `before` (all
+ * local pods when there is no `before`: a policy may have changed while no agent ran). `bound`: the
+ * change is a pod-start bind (policy/bind.ts) of these addresses, which adds their pods' chains and
+ * puts the addresses in sets, so every verdict it changes has one of them at an end: those are the
+ * addresses looked for, and those the record shows clean need no look at all.
+ */
 export function cutDeniedFlows(
   opts: FlowCutterOptions,
   before: CompiledPolicy | undefined,
   after: CompiledPolicy,
+  bound?: Iterable<string>,
 ): void {
-  const { log, metrics } = opts;
-  const changed = before ? changedPodAddresses(before, after) : new Set(after.pods.flatMap((p) => p.ips));
-  if (changed.size === 0) return;
+  const { log, metrics, record } = opts;
+  const first = before === undefined;
+  const changed = bound
+    ? new Set([...bound].filter((ip) => !record?.clean(ip)))
+    : before
+      ? changedPodAddresses(before, after)
+      : new Set(after.pods.flatMap((p) => p.ips));
+  // The first cut looks at the whole table anyway: it starts the record, even with no local pod.
+  if (changed.size === 0 && !(first && record)) return;
   const started = performance.now();
-  let ct: Pick<Conntrack, 'list' | 'delete' | 'close'> | undefined;
+  let ct: Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'> | undefined;
   const cut: ConntrackEntry[] = [];
+  const seen = first && record ? new Set<string>() : undefined;
   let examined = 0;
   try {
     ct = (opts.open ?? (() => Conntrack.open()))();
-    for (const family of [4, 6] as const) {
+    // Each family is a walk of the whole hash in the kernel: only the families of the addresses.
+    const families = ([4, 6] as const).filter((f) => seen || [...changed].some((ip) => ip.includes(':') === (f === 6)));
+    for (const family of families) {
       for (const e of ct.list(family)) {
+        const dst = e.reply.src;
+        if (seen) {
+          seen.add(e.orig.src);
+          seen.add(dst);
+        }
         const protocol = protocolName(e.orig.proto);
         if (!protocol || e.reply.sport === undefined) continue;
-        const dst = e.reply.src;
         if (!changed.has(e.orig.src) && !changed.has(dst)) continue;
         examined++;
         const v = evaluatePolicy(after, { src: e.orig.src, dst, protocol, dport: e.reply.sport });
@@ -52,6 +74,7 @@ export function cutDeniedFlows(
         if (deleteEntry(opts, ct, e)) cut.push(e);
       }
     }
+    if (seen) record?.lookedAtAll(seen);
   } catch (err) {
     metrics.conntrackErrors.inc();
     log.warn({ err: describeError(err) }, `could not cut the flows a policy change denies: ${describeError(err)}`);
