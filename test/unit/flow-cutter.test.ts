@@ -1,8 +1,7 @@
-// The flow cutter's choice of what to walk (flow-cutter.ts, conntrack-record.ts): the first cut looks
-// at the whole table and starts the record; a pod-start bind looks only at its pods' addresses, in
-// their family only, and not at all at an address the record shows no entry can carry.
+// The flow cutter's choice of what to walk (flow-cutter.ts): each family walked is the whole table in
+// the kernel, so only the families of the addresses looked for; after a pod-start bind, only the bound
+// pods' addresses (a brand-new address included: entries made before its rules were in).
 import { describe, expect, it } from 'vitest';
-import { ConntrackRecord } from '../../src/agent/policy/conntrack-record.ts';
 import { cutDeniedFlows } from '../../src/agent/policy/flow-cutter.ts';
 import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
 import type { NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
@@ -63,44 +62,31 @@ function fakeConntrack(entries: ConntrackEntry[]) {
 const metrics = { conntrackDeleted: { inc: () => {} }, conntrackErrors: { inc: () => {} } } as never;
 
 describe('cutDeniedFlows: what it walks', () => {
-  it('starts the record at the first cut, then walks nothing for a bind of a clean address and one family for another', () => {
+  it('after a bind, only the bound addresses in their family, unreplied entries to a brand-new address included', () => {
     const a = pod('a', '10.244.1.2', 'a');
-    // An entry of a pod gone before the agent's first look, whose address the next pod gets.
-    const stale = flow('10.244.2.9', '10.244.1.7', 80);
-    const ct = fakeConntrack([flow('10.244.2.9', '10.244.1.2', 80), stale]);
-    const record = new ConntrackRecord();
-    const opts = { log: silentLogger, metrics, open: ct.open, record };
-    const first = compilePolicy(input([a]));
-    expect(record.clean('10.244.1.9')).toBe(false); // nothing is clean before the first look
-    cutDeniedFlows(opts, undefined, first);
-    expect(ct.listed).toEqual([4, 6]);
-    expect(ct.table).toEqual([stale]); // x/a is isolated: its flow from x/peer is cut
-    record.held(first.pods.flatMap((p) => p.ips));
-    expect(record.clean('10.244.1.2')).toBe(false);
-    expect(record.clean('10.244.1.7')).toBe(false);
-    expect(record.clean('10.244.1.9')).toBe(true);
-
-    // A bind of an address no entry carried and no pod held: no socket, no walk.
-    const fresh = compilePolicy(input([a, pod('new', '10.244.1.9', 'n')]));
-    const opened = ct.opened();
-    cutDeniedFlows(opts, first, fresh, ['10.244.1.9']);
-    expect(ct.opened()).toBe(opened);
-
-    // A bind of the stale entry's address: its family only, and the stale flow into it is cut.
-    ct.listed.length = 0;
-    const reused = compilePolicy(input([a, pod('new', '10.244.1.9', 'n'), pod('re', '10.244.1.7', 'n')]));
-    cutDeniedFlows(opts, fresh, reused, ['10.244.1.7']);
-    expect(ct.listed).toEqual([4]);
-    expect(ct.table).toEqual([]);
-  });
-
-  it('walks as before without a record: every bound address, nothing is clean', () => {
-    const a = pod('a', '10.244.1.2', 'a');
-    const ct = fakeConntrack([flow('10.244.2.9', '10.244.1.9', 80), flow('fd00::9', 'fd00::2', 80, 6)]);
+    // Sent to the new pod's address before its rules were in (no reply yet), and a flow of x/a that
+    // the bind does not change.
+    const early = flow('10.244.2.9', '10.244.1.9', 80);
+    const other = flow('10.244.2.9', '10.244.1.2', 80);
+    const ct = fakeConntrack([early, other, flow('fd00::9', 'fd00::2', 80, 6)]);
     const before = compilePolicy(input([a]));
     const after = compilePolicy(input([a, pod('new', '10.244.1.9', 'n')]));
     cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, before, after, ['10.244.1.9']);
     expect(ct.listed).toEqual([4]);
-    expect(ct.table.map((e) => e.family)).toEqual([6]);
+    expect(ct.table).not.toContain(early);
+    expect(ct.table).toContain(other);
+    expect(ct.table.map((e) => e.family)).toEqual([4, 6]);
+  });
+
+  it('the first cut looks at every local pod (their family only); nothing to look for opens nothing', () => {
+    const a = pod('a', '10.244.1.2', 'a');
+    const ct = fakeConntrack([flow('10.244.2.9', '10.244.1.2', 80)]);
+    const first = compilePolicy(input([a]));
+    cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, undefined, first);
+    expect(ct.listed).toEqual([4]);
+    expect(ct.table).toEqual([]);
+    const opened = ct.opened();
+    cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, first, first);
+    expect(ct.opened()).toBe(opened);
   });
 });

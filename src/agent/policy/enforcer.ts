@@ -43,7 +43,6 @@ import { podKey, type PodStartNotices } from '../pod-notices.ts';
 import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
 import { cutDeniedFlows } from './flow-cutter.ts';
-import { ConntrackRecord } from './conntrack-record.ts';
 import { PodStartGate } from './gate.ts';
 import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
@@ -132,8 +131,6 @@ export class PolicyEnforcer {
   private passDue = false;
   /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
   private readonly bindDue = new Set<string>();
-  /** The addresses that can have no conntrack entry to cut (conntrack-record.ts). */
-  private readonly conntrack = new ConntrackRecord();
   /** This node's pods of an input's pod list by key (for binds ahead of a pass). */
   private readonly localPodsOf = new WeakMap<readonly PolicyPod[], Map<string, PolicyPod>>();
   /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
@@ -491,8 +488,7 @@ export class PolicyEnforcer {
       // change is applied; the containers of the answered pods have not started yet.
       if (answered > 0) await setImmediateYield();
       const ips = bound && before ? [...bound.values()].flat() : undefined;
-      cutDeniedFlows({ log: this.log, metrics: this.metrics, record: this.conntrack }, before, compiled, ips);
-      this.conntrack.held(ips ?? compiled.pods.flatMap((p) => p.ips));
+      cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled, ips);
     }
     return true;
   }

@@ -16,23 +16,28 @@ import { describeError } from '../../k8s/client.ts';
 import { podKey } from '../pod-notices.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
 import { scheduleReplyCuts } from './reply-cutter.ts';
-import type { ConntrackRecord } from './conntrack-record.ts';
 
 export interface FlowCutterOptions {
   log: Logger;
   metrics: Pick<PolicyMetrics, 'conntrackDeleted' | 'conntrackErrors'>;
   /** Opens the conntrack socket (injected: a test cuts against a fake table). */
   open?: () => Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'>;
-  /** The addresses that can have no entry to cut (conntrack-record.ts); started by the first cut. */
-  record?: ConntrackRecord;
 }
 
 /**
  * Cuts the flows `after` denies among those of the pods whose policy differs from `before` (all
  * local pods when there is no `before`: a policy may have changed while no agent ran). `bound`: the
  * change is a pod-start bind (policy/bind.ts) of these addresses, which adds their pods' chains and
- * puts the addresses in sets, so every verdict it changes has one of them at an end: those are the
- * addresses looked for, and those the record shows clean need no look at all.
+ * puts the addresses in sets, so every verdict it changes has one of them at an end: only they are
+ * looked for.
+ *
+ * A pod whose address nobody held before still needs the look: packets sent to the address before
+ * its rules were in passed the forward hook (no chain judged the address yet), made an unreplied
+ * entry and wait in the neighbour queue while the pod's host end is down (the plugin keeps it down
+ * until the answer); once the pod answers ARP they are delivered, its reply makes the entry
+ * established, and the flow would go on past the new rules (test/e2e/cnp-guarantees.test.ts "never
+ * reachable" caught a walk skipped for such addresses). The cut deletes those entries while they are
+ * unreplied, and the reply cutter the one a reply re-makes.
  */
 export function cutDeniedFlows(
   opts: FlowCutterOptions,
@@ -40,31 +45,24 @@ export function cutDeniedFlows(
   after: CompiledPolicy,
   bound?: Iterable<string>,
 ): void {
-  const { log, metrics, record } = opts;
-  const first = before === undefined;
+  const { log, metrics } = opts;
   const changed = bound
-    ? new Set([...bound].filter((ip) => !record?.clean(ip)))
+    ? new Set(bound)
     : before
       ? changedPodAddresses(before, after)
       : new Set(after.pods.flatMap((p) => p.ips));
-  // The first cut looks at the whole table anyway: it starts the record, even with no local pod.
-  if (changed.size === 0 && !(first && record)) return;
+  if (changed.size === 0) return;
   const started = performance.now();
   let ct: Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'> | undefined;
   const cut: ConntrackEntry[] = [];
-  const seen = first && record ? new Set<string>() : undefined;
   let examined = 0;
   try {
     ct = (opts.open ?? (() => Conntrack.open()))();
     // Each family is a walk of the whole hash in the kernel: only the families of the addresses.
-    const families = ([4, 6] as const).filter((f) => seen || [...changed].some((ip) => ip.includes(':') === (f === 6)));
+    const families = ([4, 6] as const).filter((f) => [...changed].some((ip) => ip.includes(':') === (f === 6)));
     for (const family of families) {
       for (const e of ct.list(family)) {
         const dst = e.reply.src;
-        if (seen) {
-          seen.add(e.orig.src);
-          seen.add(dst);
-        }
         const protocol = protocolName(e.orig.proto);
         if (!protocol || e.reply.sport === undefined) continue;
         if (!changed.has(e.orig.src) && !changed.has(dst)) continue;
@@ -74,7 +72,6 @@ export function cutDeniedFlows(
         if (deleteEntry(opts, ct, e)) cut.push(e);
       }
     }
-    if (seen) record?.lookedAtAll(seen);
   } catch (err) {
     metrics.conntrackErrors.inc();
     log.warn({ err: describeError(err) }, `could not cut the flows a policy change denies: ${describeError(err)}`);
