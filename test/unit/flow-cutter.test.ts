@@ -89,4 +89,15 @@ describe('cutDeniedFlows: what it walks', () => {
     cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, first, first);
     expect(ct.opened()).toBe(opened);
   });
+
+  it("looks for an earlier bind's addresses too (its look waited for the notices behind it): one walk for all", () => {
+    const a = pod('a', '10.244.1.2', 'a');
+    const first = flow('10.244.2.9', '10.244.1.8', 80);
+    const second = flow('10.244.2.9', '10.244.1.9', 80);
+    const ct = fakeConntrack([first, second]);
+    const after = compilePolicy(input([a, pod('one', '10.244.1.8', 'n'), pod('two', '10.244.1.9', 'n')]));
+    cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, after, after, ['10.244.1.9'], ['10.244.1.8']);
+    expect(ct.listed).toEqual([4]);
+    expect(ct.table).toEqual([]);
+  });
 });

@@ -131,6 +131,8 @@ export class PolicyEnforcer {
   private passDue = false;
   /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
   private readonly bindDue = new Set<string>();
+  /** Addresses of binds whose look for denied flows waits for the binds of the notices behind them. */
+  private readonly cutDue = new Set<string>();
   /** This node's pods of an input's pod list by key (for binds ahead of a pass). */
   private readonly localPodsOf = new WeakMap<readonly PolicyPod[], Map<string, PolicyPod>>();
   /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
@@ -255,6 +257,13 @@ export class PolicyEnforcer {
   }
 
   private async runDue(): Promise<boolean> {
+    const ok = await this.runDueOnce();
+    // A bind's look for denied flows that waited for the notices behind it: made once none waits.
+    if (this.bindDue.size === 0) this.cutBound();
+    return ok;
+  }
+
+  private async runDueOnce(): Promise<boolean> {
     if (this.driftDue) {
       this.driftDue = false;
       await this.checkDrift();
@@ -487,10 +496,26 @@ export class PolicyEnforcer {
       // dump) would hold them for its length. It still ends before this run does, so before the next
       // change is applied; the containers of the answered pods have not started yet.
       if (answered > 0) await setImmediateYield();
-      const ips = bound && before ? [...bound.values()].flat() : undefined;
-      cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled, ips);
+      if (bound && before) {
+        for (const ips of bound.values()) for (const ip of ips) this.cutDue.add(ip);
+        // Notices that came meanwhile (the yield above reads them) bind next, at once: their look and
+        // this one are then one walk of the table (runDue makes it once no notice waits).
+        if (this.bindDue.size > 0) return true;
+        this.cutBound();
+      } else {
+        cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled, undefined, [...this.cutDue]);
+        this.cutDue.clear();
+      }
     }
     return true;
+  }
+
+  /** The look for the flows of the binds whose cut waited (cutDue), against the model applied. */
+  private cutBound(): void {
+    if (this.cutDue.size === 0 || !this.compiled) return;
+    const ips = [...this.cutDue];
+    this.cutDue.clear();
+    cutDeniedFlows({ log: this.log, metrics: this.metrics }, this.compiled, this.compiled, ips);
   }
 
   /**

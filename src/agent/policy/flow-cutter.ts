@@ -29,7 +29,7 @@ export interface FlowCutterOptions {
  * local pods when there is no `before`: a policy may have changed while no agent ran). `bound`: the
  * change is a pod-start bind (policy/bind.ts) of these addresses, which adds their pods' chains and
  * puts the addresses in sets, so every verdict it changes has one of them at an end: only they are
- * looked for.
+ * looked for. `also`: addresses looked for as well (earlier binds' whose look waited).
  *
  * A pod whose address nobody held before still needs the look: packets sent to the address before
  * its rules were in passed the forward hook (no chain judged the address yet), made an unreplied
@@ -44,6 +44,7 @@ export function cutDeniedFlows(
   before: CompiledPolicy | undefined,
   after: CompiledPolicy,
   bound?: Iterable<string>,
+  also: Iterable<string> = [],
 ): void {
   const { log, metrics } = opts;
   const changed = bound
@@ -51,6 +52,7 @@ export function cutDeniedFlows(
     : before
       ? changedPodAddresses(before, after)
       : new Set(after.pods.flatMap((p) => p.ips));
+  for (const ip of also) changed.add(ip);
   if (changed.size === 0) return;
   const started = performance.now();
   let ct: Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'> | undefined;
