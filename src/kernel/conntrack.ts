@@ -1,5 +1,6 @@
 // Connection tracking entries over ctnetlink (NETLINK_NETFILTER, subsystem CTNETLINK), in process:
-// list the entries of one address family and delete single entries by their original tuple. The
+// list the entries of one address family, look one entry up by a tuple (a hash lookup, no walk) and
+// delete single entries by their original tuple. The
 // policy code uses it to cut flows a NetworkPolicy change denies (nftables only judges a
 // connection's first packet; an established flow keeps passing `ct state established` until its
 // entry goes). See <linux/netfilter/nfnetlink_conntrack.h> for the message and attribute numbers.
@@ -166,6 +167,31 @@ export class Conntrack {
   }
 
   /**
+   * The entry one of whose two tuples is `tuple` (the kernel's hash lookup, no walk of the table), or
+   * undefined when there is none. The kernel does not say which direction matched: a caller that
+   * wants the entry whose original tuple is `tuple` compares it (sameTuple).
+   */
+  get(family: 4 | 6, tuple: ConntrackTuple, zone?: number): ConntrackEntry | undefined {
+    const m = ctMessage(IPCTNL_MSG_CT_GET, 0, family === 4 ? AF.INET : AF.INET6);
+    encodeTuple(m, CTA_TUPLE_ORIG, tuple, family, zone);
+    if (zone !== undefined) {
+      const z = Buffer.alloc(2);
+      z.writeUInt16BE(zone, 0);
+      m.attr(CTA_ZONE, z);
+    }
+    try {
+      for (const msg of this.nl.request(m, () => `look up the conntrack entry ${describeTuple(tuple)}`)) {
+        const e = decodeConntrack(msg);
+        if (e) return e;
+      }
+      return undefined;
+    } catch (err) {
+      if (isKernelError(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  /**
    * Deletes one entry by its original tuple (and id, when known). Returns false when it is gone
    * already (ENOENT: it expired, or the kernel removed it since it was listed).
    */
@@ -190,6 +216,11 @@ export class Conntrack {
       throw err;
     }
   }
+}
+
+/** Whether two tuples name the same addresses, protocol and ports. */
+export function sameTuple(a: ConntrackTuple, b: ConntrackTuple): boolean {
+  return a.proto === b.proto && a.src === b.src && a.dst === b.dst && a.sport === b.sport && a.dport === b.dport;
 }
 
 /** "tcp 10.244.1.2:40000 -> 10.244.2.3:80" for logs. */

@@ -18,6 +18,7 @@ export interface Libc {
   flock(fd: number, operation: number): number;
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Uint8Array, addrlen: number): number;
+  connect(fd: number, addr: Uint8Array, addrlen: number): number;
   getsockname(fd: number, addr: Uint8Array, addrlen: Uint32Array): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, len: number): number;
   send(fd: number, buf: Uint8Array, len: number, flags: number): number;
@@ -50,6 +51,7 @@ export function libc(): Libc {
     flock: lib.func('int flock(int fd, int operation)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     bind: lib.func('int bind(int fd, const void *addr, uint32_t addrlen)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t addrlen)'),
     getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
     send: lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),

@@ -1,6 +1,7 @@
 // The plugin side of the pod-start handshake (protocol: src/agent/pod-handshake.ts). It runs on the
-// pod start path, so it is small: node:net, one connection, one JSON line each way, a hand-written
-// check of the answer (a schema would cost loading zod on every pod start for a four-field object).
+// pod start path, so it is small: one connection (a blocking socket through the libc calls the plugin
+// loads anyway; node:net where they cannot be made), one JSON line each way, a hand-written check of
+// the answer (a schema would cost loading zod on every pod start for a four-field object).
 // The agent never blocks the plugin for long: no socket file or nobody listening returns at once,
 // and the whole exchange is bounded by waitMs.
 import { existsSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { K8S_ARG_KEYS, kubernetesPodArgs, parseCniArgs } from '../cni/args.ts';
 import type { CniEnv } from '../cni/env.ts';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import type { EventLog } from '../event-log.ts';
+import { errno, libc } from '../kernel/libc.ts';
 
 export type NotifyOutcome = 'ok' | 'no-agent' | 'timeout' | 'refused';
 
@@ -40,8 +42,9 @@ export async function notifyAgent(
   socketPath: string,
   notice: PodStartNotice,
   waitMs: number,
+  opts: { blocking?: boolean } = {},
 ): Promise<{ outcome: NotifyOutcome; message?: string }> {
-  const r = await exchange(socketPath, { v: HANDSHAKE_VERSION, type: 'pod-start', notice }, waitMs);
+  const r = await exchange(socketPath, { v: HANDSHAKE_VERSION, type: 'pod-start', notice }, waitMs, opts.blocking);
   switch (r.kind) {
     case 'answer':
       if (r.answer.ok) return { outcome: 'ok' };
@@ -77,10 +80,125 @@ export async function agentStatus(
   }
 }
 
-/** One request, one answer, at most waitMs from connect to answer. Never rejects. */
-async function exchange(socketPath: string, request: HandshakeRequest, waitMs: number): Promise<Exchange> {
-  const r = await exchangeLine(socketPath, request, waitMs);
+/** One request, one answer, at most waitMs from connect to answer. Never rejects. `blocking`: the
+ * caller's process waits for nothing else (the plugin), so exchangeLineBlocking may serve it; never
+ * where the agent answers in the same process (its event loop would not run). */
+async function exchange(
+  socketPath: string,
+  request: HandshakeRequest,
+  waitMs: number,
+  blocking = false,
+): Promise<Exchange> {
+  const r =
+    (blocking ? exchangeLineBlocking(socketPath, request, waitMs) : undefined) ??
+    (await exchangeLine(socketPath, request, waitMs));
   return r.kind === 'line' ? parseAnswer(r.text) : r;
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0x80000;
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
+const SO_SNDTIMEO = 21;
+const EINTR = 4;
+const EAGAIN = 11;
+const EINPROGRESS = 115;
+
+/**
+ * exchangeLine for the plugin's own requests, with the libc calls it has loaded already (koffi, for
+ * its netlink work) instead of node:net: the plugin has nothing else to do while it waits, so a
+ * blocking socket bounded by SO_SNDTIMEO/SO_RCVTIMEO answers as the event loop would, without
+ * loading node:net (a few ms of every pod start under Bun) or a turn of the loop per step.
+ * Undefined when the calls cannot be made here (no koffi): the caller uses exchangeLine.
+ */
+function exchangeLineBlocking(
+  socketPath: string,
+  request: HandshakeRequest,
+  waitMs: number,
+  maxBytes = MAX_MESSAGE_BYTES,
+): LineExchange | undefined {
+  if (!existsSync(socketPath)) return { kind: 'no-agent', message: `no agent socket at ${socketPath}` };
+  const path = Buffer.from(socketPath);
+  // sockaddr_un: sun_family (u16) and sun_path[108], NUL-terminated.
+  if (path.length > 107) return undefined;
+  let c: ReturnType<typeof libc>;
+  try {
+    c = libc();
+  } catch {
+    return undefined;
+  }
+  const deadline = performance.now() + waitMs;
+  const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  const timeout = (option: number) => {
+    // At least 1 ms: a zero timeval means "wait for ever".
+    const ms = Math.max(1, Math.ceil(deadline - performance.now()));
+    const tv = Buffer.alloc(16); // struct timeval { long tv_sec; long tv_usec; }
+    tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+    c.setsockopt(fd, SOL_SOCKET, option, tv, 16);
+  };
+  const late = (): LineExchange => ({
+    kind: 'timeout',
+    message: `no answer from the agent on ${socketPath} within ${waitMs} ms`,
+  });
+  try {
+    const sa = Buffer.alloc(110);
+    sa.writeUInt16LE(AF_UNIX, 0);
+    path.copy(sa, 2);
+    timeout(SO_SNDTIMEO);
+    if (c.connect(fd, sa, 2 + path.length + 1) !== 0) {
+      const e = errno();
+      // A full backlog within the wait is an agent that does not answer; anything else before the
+      // connection (ENOENT, ECONNREFUSED: a stale socket file) is nobody there, as with node:net.
+      if (e === EAGAIN || e === EINPROGRESS) return late();
+      return { kind: 'no-agent', message: `no agent on ${socketPath} (errno ${e})` };
+    }
+    const failed = (what: string): LineExchange => ({
+      kind: 'timeout',
+      message: `the exchange with the agent on ${socketPath} failed: ${what}`,
+    });
+    const out = Buffer.from(encodeMessage(request));
+    for (let sent = 0; sent < out.length; ) {
+      timeout(SO_SNDTIMEO);
+      const n = Number(c.send(fd, out.subarray(sent), out.length - sent, 0));
+      if (n < 0) {
+        const e = errno();
+        if (e === EINTR) continue;
+        return e === EAGAIN ? late() : failed(`errno ${e}`);
+      }
+      sent += n;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const buf = Buffer.allocUnsafe(4096);
+    for (;;) {
+      if (performance.now() >= deadline) return late();
+      timeout(SO_RCVTIMEO);
+      const n = Number(c.recv(fd, buf, buf.length, 0));
+      if (n < 0) {
+        const e = errno();
+        if (e === EINTR) continue;
+        return e === EAGAIN ? late() : failed(`errno ${e}`);
+      }
+      if (n === 0) {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (text.trim() === '')
+          return { kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` };
+        return { kind: 'line', text };
+      }
+      const got = buf.subarray(0, n);
+      const nl = got.indexOf(0x0a);
+      const part = nl >= 0 ? got.subarray(0, nl) : got;
+      size += part.length;
+      if (size > maxBytes) return { kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` };
+      chunks.push(Buffer.from(part));
+      if (nl >= 0) return { kind: 'line', text: Buffer.concat(chunks).toString('utf8') };
+    }
+  } finally {
+    c.close(fd);
+  }
 }
 
 export type LineExchange = { kind: 'line'; text: string } | Exclude<Exchange, { kind: 'answer' }>;
@@ -202,7 +320,7 @@ export async function announcePod(opts: {
     ips: opts.ips.map((a) => a.split('/')[0] as string),
   };
   const started = performance.now();
-  const r = await notifyAgent(opts.socketPath, notice, opts.waitMs);
+  const r = await notifyAgent(opts.socketPath, notice, opts.waitMs, { blocking: true });
   const ms = Math.round((performance.now() - started) * 10) / 10;
   switch (r.outcome) {
     case 'ok':

@@ -220,4 +220,90 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
       enforcer.stop();
     }
   });
+  it('binds a notice ahead of a pass that only Pod events asked for, not ahead of a policy change or of its own pod changed', async () => {
+    const cache = cluster(2_000, 200);
+    const clock = {
+      now: () => Date.now(),
+      after: (ms: number, fn: () => void) => {
+        const t = setTimeout(fn, ms);
+        return { cancel: () => clearTimeout(t) };
+      },
+    };
+    const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
+    const nft = new FakeNft();
+    const stages: string[] = [];
+    const enforcer = new PolicyEnforcer({
+      nodeName: 'n0',
+      nft,
+      cache: cache as unknown as ClusterCache,
+      kube: { request: () => Promise.reject(new Error('no API in this test')) },
+      log: silentLogger,
+      registry: new Registry(),
+      notices,
+      nodeAddresses: () => ['192.168.0.1'],
+      cutDeniedFlows: false,
+      logDenied: false,
+      clock,
+      yieldToLoop: async (stage) => {
+        if (stage !== 'slice') stages.push(stage);
+        await new Promise<void>((r) => setImmediate(r));
+      },
+    });
+    const start = async (k: number) => {
+      const n = {
+        namespace: 'ns0',
+        name: `p${100_000 + k * NS}`,
+        uid: `u${100_000 + k * NS}`,
+        ips: [`10.200.0.${k + 1}`],
+      };
+      notices.record(n);
+      const a = await enforcer.gate.podStarted(n, 10_000);
+      stages.push('answered');
+      return a.ok;
+    };
+    const relabel = (name: string, namespace: string, app: string) => {
+      const p = cache.pods.get(name, namespace) as PodInfo;
+      cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, app } } });
+    };
+    try {
+      for (let k = 0; k < 3; k++) cache.pods.put(pod(100_000 + k * NS, 'n0', []));
+      enforcer.request(Date.now());
+      await enforcer.settle();
+
+      // Another pod's labels changed (a pass is due) when the notice comes: bound first, answered
+      // before the pass compiles the change.
+      stages.length = 0;
+      relabel('p1', 'ns1', 'a0');
+      enforcer.request(Date.now());
+      expect(await start(0)).toBe(true);
+      await enforcer.settle();
+      // (The pass builds its input in the same turn as the answer's promise settles: 'input' may come
+      // either side of it; the compile comes after.)
+      expect(stages.filter((x) => x !== 'input')).toEqual(['answered', 'compiled', 'rendered']);
+      expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
+
+      // A NetworkPolicy changed: it may isolate the pod, so the answer waits for the pass.
+      stages.length = 0;
+      const np = cache.networkPolicies.get('np0', 'ns0') as NetworkPolicyInfo;
+      cache.networkPolicies.put({
+        ...np,
+        metadata: { ...np.metadata, labels: { changed: 'yes' } },
+      } as NetworkPolicyInfo);
+      enforcer.request(Date.now());
+      expect(await start(1)).toBe(true);
+      await enforcer.settle();
+      expect(stages).toEqual(['input', 'compiled', 'rendered', 'answered']);
+
+      // The pod itself relabelled since the last pass: its isolation may differ, the pass decides.
+      stages.length = 0;
+      relabel(`p${100_000 + 2 * NS}`, 'ns0', 'a3');
+      enforcer.request(Date.now());
+      expect(await start(2)).toBe(true);
+      await enforcer.settle();
+      expect(stages).toEqual(['input', 'compiled', 'rendered', 'answered']);
+      expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
+    } finally {
+      enforcer.stop();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 // The flow cutter's second look: after a denied flow's entry is deleted, a reply in flight re-makes
 // the flow in the other direction; only that exact reverse tuple is deleted, never another flow.
 import { describe, expect, it } from 'vitest';
-import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
+import { sameTuple, type ConntrackEntry, type ConntrackTuple } from '../../src/kernel/conntrack.ts';
 import { cutRecreatedReplies } from '../../src/agent/policy/reply-cutter.ts';
 import { silentLogger } from '../../src/log.ts';
 
@@ -15,11 +15,17 @@ const entry = (src: string, sport: number, dst: string, dport: number, replySrc 
 function fakeTable(entries: ConntrackEntry[]) {
   const table = [...entries];
   let closed = 0;
+  let looked = 0;
   return {
     table,
     closed: () => closed,
+    looked: () => looked,
     open: () => ({
-      list: (family: 4 | 6) => table.filter((e) => e.family === family),
+      // As the kernel's hash lookup: an entry is found by either of its tuples.
+      get: (family: 4 | 6, t: ConntrackTuple) => {
+        looked++;
+        return table.find((e) => e.family === family && (sameTuple(e.orig, t) || sameTuple(e.reply, t)));
+      },
       delete: (e: ConntrackEntry) => {
         const i = table.indexOf(e);
         if (i >= 0) table.splice(i, 1);
@@ -44,6 +50,16 @@ describe('cutRecreatedReplies', () => {
     expect(counted).toBe(1);
     expect(fake.table).toEqual([otherPortOfPeer, podsOwnFlow]);
     expect(fake.closed()).toBe(1);
+  });
+
+  it('looks up each reverse tuple once and leaves an entry found the other way round (an allowed flow made again)', () => {
+    const cut = entry('10.0.1.5', 40000, '10.0.2.7', 81);
+    // The cut flow's own tuple again (a later change allowed it): its reply tuple is the one looked up.
+    const again = entry('10.0.1.5', 40000, '10.0.2.7', 81);
+    const fake = fakeTable([again]);
+    expect(cutRecreatedReplies({ log: silentLogger, open: fake.open }, [cut, cut])).toBe(0);
+    expect(fake.table).toEqual([again]);
+    expect(fake.looked()).toBe(1);
   });
 
   it('follows a Service: the reverse of a DNATed flow starts at the real destination', () => {

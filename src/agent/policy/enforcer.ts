@@ -32,6 +32,7 @@ import {
   type CompiledPolicy,
   type CompileInput,
   type DesiredPolicyTable,
+  type PolicyPod,
   type RenderOptions,
 } from '../../policy/index.ts';
 import { systemClock, type Clock } from '../clock.ts';
@@ -130,6 +131,10 @@ export class PolicyEnforcer {
   private passDue = false;
   /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
   private readonly bindDue = new Set<string>();
+  /** Addresses of binds whose look for denied flows waits for the binds of the notices behind them. */
+  private readonly cutDue = new Set<string>();
+  /** This node's pods of an input's pod list by key (for binds ahead of a pass). */
+  private readonly localPodsOf = new WeakMap<readonly PolicyPod[], Map<string, PolicyPod>>();
   /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
   private prepared: PreparedSets = NOTHING_PREPARED;
   private driftDue = false;
@@ -252,6 +257,13 @@ export class PolicyEnforcer {
   }
 
   private async runDue(): Promise<boolean> {
+    const ok = await this.runDueOnce();
+    // A bind's look for denied flows that waited for the notices behind it: made once none waits.
+    if (this.bindDue.size === 0) this.cutBound();
+    return ok;
+  }
+
+  private async runDueOnce(): Promise<boolean> {
     if (this.driftDue) {
       this.driftDue = false;
       await this.checkDrift();
@@ -259,10 +271,13 @@ export class PolicyEnforcer {
     if (!this.passDue && this.bindDue.size === 0) return true;
     const since = this.pendingSince;
     this.pendingSince = undefined;
-    if (!this.passDue) {
+    // With a pass due too, the notices are bound first when only other pods changed since the last
+    // pass (ahead): the answers then wait for a bind, not for a compile of every change queued.
+    const ahead = this.passDue && this.bindDue.size > 0 && this.onlyPodsChanged();
+    if (!this.passDue || ahead) {
       const prev = this.compiled;
       const applied = this.applier.current;
-      const bound = this.bindModel();
+      const bound = this.bindModel(ahead);
       if (!bound) this.log.debug('the pod-start notices cannot be bound to the model applied: compiling everything');
       if (bound && prev && applied) {
         let table: DesiredPolicyTable | undefined;
@@ -271,9 +286,10 @@ export class PolicyEnforcer {
         } catch (err) {
           this.log.error({ err }, `rendering a pod-start bind failed: ${describeError(err)}; compiling everything`);
         }
-        if (table && (await this.applyModel(bound.compiled, since, table))) {
+        // Ahead of a pass, the latency of the events it waits for is the pass's to observe.
+        if (table && (await this.applyModel(bound.compiled, ahead ? undefined : since, table, bound.ips))) {
           this.noteBound(bound.ips);
-          return true;
+          if (!ahead) return true;
         }
       }
     }
@@ -302,10 +318,47 @@ export class PolicyEnforcer {
   }
 
   /**
-   * The model last applied with the waiting notices' pods bound to it; undefined when a full pass is
-   * needed (nothing applied yet, a failed apply, a pod the bind cannot add alone).
+   * Whether the events since the last pass can only have been Pod events: the policies of every tier
+   * and the namespaces (and the nodes, which ClusterNetworkPolicy `nodes` peers read) the informers
+   * hold are those of the last input, object for object. A bind ahead of the pass is then the
+   * notices' pods added to that input, as if the notices had come before those events; each bound pod
+   * must still be the object the last input had (bindModel), so its own isolation is current.
    */
-  private bindModel(): { compiled: CompiledPolicy; ips: Map<string, readonly string[]> } | undefined {
+  private onlyPodsChanged(): boolean {
+    const last = this.lastInput;
+    const c = this.opts.cache;
+    if (!last) return false;
+    const same = <T>(x: readonly T[] | undefined, y: readonly T[]) =>
+      x !== undefined && x.length === y.length && x.every((v, i) => v === y[i]);
+    const cnps = last.clusterNetworkPolicies ?? [];
+    return (
+      same(last.policies, c.networkPolicies.list()) &&
+      same(last.namespaces, c.namespaces.list()) &&
+      same(cnps, c.clusterNetworkPolicies.list()) &&
+      (cnps.length === 0 || same(last.nodes, c.nodes.list()))
+    );
+  }
+
+  /** This node's pods of the last input by key (built once per input's pod list). */
+  private lastLocalPod(key: string): PolicyPod | undefined {
+    const pods = this.lastInput?.pods;
+    if (!pods) return undefined;
+    let byKey = this.localPodsOf.get(pods);
+    if (!byKey) {
+      byKey = new Map();
+      for (const p of pods)
+        if (p.spec.nodeName === this.opts.nodeName) byKey.set(podKey(p.metadata.namespace ?? '', p.metadata.name), p);
+      this.localPodsOf.set(pods, byKey);
+    }
+    return byKey.get(key);
+  }
+
+  /**
+   * The model last applied with the waiting notices' pods bound to it; undefined when a full pass is
+   * needed (nothing applied yet, a failed apply, a pod the bind cannot add alone). `ahead`: Pod events
+   * came since the last pass (onlyPodsChanged), so each pod bound must be the last input's object.
+   */
+  private bindModel(ahead = false): { compiled: CompiledPolicy; ips: Map<string, readonly string[]> } | undefined {
     const keys = [...this.bindDue];
     this.bindDue.clear();
     let model = this.compiled;
@@ -314,9 +367,11 @@ export class PolicyEnforcer {
     if (!model || !this.applier.current || this.applier.problem || !this.opts.cache.synced) return undefined;
     for (const key of keys) {
       const have = model.pods.find((p) => podKey(p.namespace, p.name) === key);
-      // No event since the last pass (else a pass is due, not a bind): its input's facts are current.
+      // No event since the last pass but Pod events (ahead): its input's facts are current.
       const f = this.input.forPod(key, this.lastInput);
       if (!f) return undefined;
+      // Ahead of a pass, a pod changed since the last input (its labels, its node) waits for the pass.
+      if (ahead && f.pod !== this.lastLocalPod(key)) return undefined;
       const ips = f.input.extraPodIps?.get(key) ?? [];
       bound.set(key, ips);
       if (have) {
@@ -396,11 +451,13 @@ export class PolicyEnforcer {
     return this.applyModel(compiled, since, table);
   }
 
-  /** Renders (unless given) and applies `compiled`; false when it should be tried again. */
+  /** Renders (unless given) and applies `compiled`; false when it should be tried again. `bound`: the
+   * addresses of a pod-start bind's pods, when `compiled` is one (the flow cutter looks only at them). */
   private async applyModel(
     compiled: CompiledPolicy,
     since: number | undefined,
     rendered?: DesiredPolicyTable,
+    bound?: ReadonlyMap<string, readonly string[]>,
   ): Promise<boolean> {
     let table: DesiredPolicyTable;
     try {
@@ -439,9 +496,26 @@ export class PolicyEnforcer {
       // dump) would hold them for its length. It still ends before this run does, so before the next
       // change is applied; the containers of the answered pods have not started yet.
       if (answered > 0) await setImmediateYield();
-      cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled);
+      if (bound && before) {
+        for (const ips of bound.values()) for (const ip of ips) this.cutDue.add(ip);
+        // Notices that came meanwhile (the yield above reads them) bind next, at once: their look and
+        // this one are then one walk of the table (runDue makes it once no notice waits).
+        if (this.bindDue.size > 0) return true;
+        this.cutBound();
+      } else {
+        cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled, undefined, [...this.cutDue]);
+        this.cutDue.clear();
+      }
     }
     return true;
+  }
+
+  /** The look for the flows of the binds whose cut waited (cutDue), against the model applied. */
+  private cutBound(): void {
+    if (this.cutDue.size === 0 || !this.compiled) return;
+    const ips = [...this.cutDue];
+    this.cutDue.clear();
+    cutDeniedFlows({ log: this.log, metrics: this.metrics }, this.compiled, this.compiled, ips);
   }
 
   /**

@@ -21,30 +21,52 @@ export interface FlowCutterOptions {
   log: Logger;
   metrics: Pick<PolicyMetrics, 'conntrackDeleted' | 'conntrackErrors'>;
   /** Opens the conntrack socket (injected: a test cuts against a fake table). */
-  open?: () => Pick<Conntrack, 'list' | 'delete' | 'close'>;
+  open?: () => Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'>;
 }
 
-/** Cuts the flows `after` denies among those of the pods whose policy differs from `before` (all
- * local pods when there is no `before`: a policy may have changed while no agent ran). */
+/**
+ * Cuts the flows `after` denies among those of the pods whose policy differs from `before` (all
+ * local pods when there is no `before`: a policy may have changed while no agent ran). `bound`: the
+ * change is a pod-start bind (policy/bind.ts) of these addresses, which adds their pods' chains and
+ * puts the addresses in sets, so every verdict it changes has one of them at an end: only they are
+ * looked for. `also`: addresses looked for as well (earlier binds' whose look waited).
+ *
+ * A pod whose address nobody held before still needs the look: packets sent to the address before
+ * its rules were in passed the forward hook (no chain judged the address yet), made an unreplied
+ * entry and wait in the neighbour queue while the pod's host end is down (the plugin keeps it down
+ * until the answer); once the pod answers ARP they are delivered, its reply makes the entry
+ * established, and the flow would go on past the new rules (test/e2e/cnp-guarantees.test.ts "never
+ * reachable" caught a walk skipped for such addresses). The cut deletes those entries while they are
+ * unreplied, and the reply cutter the one a reply re-makes.
+ */
 export function cutDeniedFlows(
   opts: FlowCutterOptions,
   before: CompiledPolicy | undefined,
   after: CompiledPolicy,
+  bound?: Iterable<string>,
+  also: Iterable<string> = [],
 ): void {
   const { log, metrics } = opts;
-  const changed = before ? changedPodAddresses(before, after) : new Set(after.pods.flatMap((p) => p.ips));
+  const changed = bound
+    ? new Set(bound)
+    : before
+      ? changedPodAddresses(before, after)
+      : new Set(after.pods.flatMap((p) => p.ips));
+  for (const ip of also) changed.add(ip);
   if (changed.size === 0) return;
   const started = performance.now();
-  let ct: Pick<Conntrack, 'list' | 'delete' | 'close'> | undefined;
+  let ct: Pick<Conntrack, 'list' | 'get' | 'delete' | 'close'> | undefined;
   const cut: ConntrackEntry[] = [];
   let examined = 0;
   try {
     ct = (opts.open ?? (() => Conntrack.open()))();
-    for (const family of [4, 6] as const) {
+    // Each family is a walk of the whole hash in the kernel: only the families of the addresses.
+    const families = ([4, 6] as const).filter((f) => [...changed].some((ip) => ip.includes(':') === (f === 6)));
+    for (const family of families) {
       for (const e of ct.list(family)) {
+        const dst = e.reply.src;
         const protocol = protocolName(e.orig.proto);
         if (!protocol || e.reply.sport === undefined) continue;
-        const dst = e.reply.src;
         if (!changed.has(e.orig.src) && !changed.has(dst)) continue;
         examined++;
         const v = evaluatePolicy(after, { src: e.orig.src, dst, protocol, dport: e.reply.sport });

@@ -186,10 +186,20 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     const operation = describeTransaction(tx, table);
     try {
       withSocket((nl) => {
-        const needed = tx.operations
-          .filter((o) => o.object.kind === 'element')
-          .map((o) => (o.object as { set: string }).set);
-        if (needed.some((n) => !sets.has(n))) learnSets(nl);
+        // A set the transaction itself declares before its elements needs no listing (toNftOps knows
+        // it): a pod-start bind adds the pod's sets with their members, and listing every set of the
+        // table for them cost a dump per notice.
+        const declared = new Set<string>();
+        let unknown = false;
+        for (const o of tx.operations) {
+          const k = o.object.kind;
+          if ((k === 'set' || k === 'map') && (o.verb === 'add' || o.verb === 'create')) declared.add(o.object.name);
+          else if (k === 'element') {
+            const set = (o.object as { set: string }).set;
+            if (!declared.has(set) && !sets.has(set)) unknown = true;
+          }
+        }
+        if (unknown) learnSets(nl);
         const ops = toNftOps(tx.operations, table, (name) => sets.get(name));
         applyBatch(nl, ops, operation);
         stats.batches++;
