@@ -37,11 +37,17 @@ export const LEGACY_RUNTIME_MAX = '1.0.0';
 export const VERSION_TIMEOUT_MS = 2_000;
 /** A plugin that failed to answer is asked again after this long even if its file did not change. */
 export const FAILED_ANSWER_TTL_MS = 60_000;
+/** A plugin too slow to answer (the node busy starting pods, say) is asked again after 2 s, then 4, 8,
+ * … up to FAILED_ANSWER_TTL_MS, each time allowed twice as long (up to 8 s): one slow exec at boot
+ * must not keep the node not ready for a minute. */
+export const SLOW_ANSWER_RETRY_MS = 2_000;
+const SLOW_ANSWER_MAX_TIMEOUT_MS = 8_000;
 /** The most a VERSION answer may be; anything longer is not one. */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** What one plugin said, or why it said nothing usable. */
-export type PluginAnswer = { versions: string[] } | { problem: string };
+/** `slow`: the plugin did not answer in time (a loaded node, not a broken plugin): asked again soon. */
+export type PluginAnswer = { versions: string[] } | { problem: string; slow?: true };
 
 export interface PluginReport {
   type: string;
@@ -57,6 +63,8 @@ export interface ConflistPlan {
   /** One line per plugin left out or not answering, for the log and /readyz. */
   problems: string[];
   reports: PluginReport[];
+  /** Some plugin was too slow to answer: plan again after this long (PluginVersionCache's backoff). */
+  retryInMs?: number;
 }
 
 /**
@@ -187,7 +195,7 @@ export function askVersion(
     };
     const timer = setTimeout(() => {
       kill();
-      done({ problem: `did not answer VERSION within ${timeoutMs} ms` });
+      done({ problem: `did not answer VERSION within ${timeoutMs} ms`, slow: true });
     }, timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       stdout += d;
@@ -224,6 +232,8 @@ interface Cached {
   stamp: string;
   answer: PluginAnswer;
   at: number;
+  /** Slow answers in a row for this file (the backoff's exponent). */
+  slow: number;
 }
 
 /** VERSION answers per plugin file, asked again only when the file changes (or a failure ages). */
@@ -245,12 +255,28 @@ export class PluginVersionCache {
   async answerOf(path: string, stat: Stats, binDirs: readonly string[], now = Date.now()): Promise<PluginAnswer> {
     const stamp = stampOf(stat);
     const hit = this.answers.get(path);
-    if (hit && hit.stamp === stamp && ('versions' in hit.answer || now - hit.at < FAILED_ANSWER_TTL_MS))
-      return hit.answer;
+    const same = hit !== undefined && hit.stamp === stamp;
+    if (same && now < this.dueAt(hit)) return hit.answer;
+    const slow = same && 'slow' in hit.answer ? hit.slow : 0;
     this.runs++;
-    const answer = await askVersion(path, binDirs, this.timeoutMs);
-    this.answers.set(path, { stamp, answer, at: now });
+    const answer = await askVersion(path, binDirs, Math.min(this.timeoutMs * 2 ** slow, SLOW_ANSWER_MAX_TIMEOUT_MS));
+    this.answers.set(path, { stamp, answer, at: now, slow: 'slow' in answer ? slow + 1 : 0 });
     return answer;
+  }
+
+  /** How long until the earliest slow answer is asked again (undefined: none is waiting). */
+  retryInMs(now = Date.now()): number | undefined {
+    let soonest: number | undefined;
+    for (const c of this.answers.values())
+      if ('slow' in c.answer) soonest = Math.min(soonest ?? Infinity, Math.max(0, this.dueAt(c) - now));
+    return soonest;
+  }
+
+  /** When a cached answer is asked again: never for versions, soon for a slow one, later for a failure. */
+  private dueAt(c: Cached): number {
+    if ('versions' in c.answer) return Infinity;
+    if ('slow' in c.answer) return c.at + Math.min(SLOW_ANSWER_RETRY_MS * 2 ** (c.slow - 1), FAILED_ANSWER_TTL_MS);
+    return c.at + FAILED_ANSWER_TTL_MS;
   }
 }
 
@@ -285,5 +311,7 @@ export async function planConflist(opts: PlanOptions): Promise<ConflistPlan> {
   }
   const chained: PluginReport[] = [];
   for (const type of opts.chained) chained.push(await cache.report(type, opts.binDirs));
-  return chooseListVersions(strand, chained);
+  const plan = chooseListVersions(strand, chained);
+  const retryInMs = cache.retryInMs();
+  return retryInMs === undefined ? plan : { ...plan, retryInMs };
 }

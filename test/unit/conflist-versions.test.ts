@@ -10,6 +10,7 @@ import {
   chooseListVersions,
   findPlugin,
   parseVersionAnswer,
+  planConflist,
   PluginVersionCache,
   type PluginReport,
 } from '../../src/install/conflist-versions.ts';
@@ -145,7 +146,10 @@ describe('PluginVersionCache', () => {
     plugin('ancient', 'echo \'{"code":4,"msg":"unknown CNI_COMMAND: VERSION"}\'; exit 1');
     const cache = new PluginVersionCache(300);
     const start = Date.now();
-    expect((await cache.report('slow', [dir])).answer).toEqual({ problem: 'did not answer VERSION within 300 ms' });
+    expect((await cache.report('slow', [dir])).answer).toEqual({
+      problem: 'did not answer VERSION within 300 ms',
+      slow: true,
+    });
     expect(Date.now() - start).toBeLessThan(2_000);
     // What it started went with it (its process group was killed).
     const sleeper = Number(readFileSync(join(dir, 'slow.pid'), 'utf8'));
@@ -162,6 +166,28 @@ describe('PluginVersionCache', () => {
     expect(cache.runs).toBe(runs);
     await cache.report('bad', [dir], Date.now() + 61_000);
     expect(cache.runs).toBe(runs + 1);
+  });
+
+  it('a plugin too slow to answer is asked again after 2 s, then 4, …, each time allowed twice as long', async () => {
+    // Answers only when allowed more than 400 ms (a node too busy to start it in 300).
+    plugin('busy', `sleep 0.45; echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'`);
+    const cache = new PluginVersionCache(300);
+    const t0 = Date.now();
+    expect((await cache.report('busy', [dir], t0)).answer).toMatchObject({ slow: true });
+    expect(cache.retryInMs(t0)).toBe(2_000);
+    // Not before its backoff ends.
+    await cache.report('busy', [dir], t0 + 1_999);
+    expect(cache.runs).toBe(1);
+    // Then with 600 ms to answer: it does, and nothing waits any more.
+    expect((await cache.report('busy', [dir], t0 + 2_000)).answer).toEqual({ versions: ['1.0.0'] });
+    expect(cache.runs).toBe(2);
+    expect(cache.retryInMs()).toBeUndefined();
+    // The plan carries the retry so the agent asks a pass when it is due.
+    plugin('strand', `sleep 30`);
+    const plan = await planConflist({ binDirs: [dir], chained: [], cache });
+    expect(plan.problems[0]).toMatch(/did not answer VERSION within 300 ms/);
+    expect(plan.retryInMs).toBeGreaterThan(1_500);
+    expect(plan.retryInMs).toBeLessThanOrEqual(2_000);
   });
 
   it('finds a plugin in the first bin dir that has it, as libcni does; a dir of that name is no plugin', async () => {

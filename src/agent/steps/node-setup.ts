@@ -7,7 +7,7 @@ import { CHAINED_PLUGINS } from '../../contracts/conflist.ts';
 import { planConflist, PluginVersionCache, type ConflistPlan } from '../../install/conflist-versions.ts';
 import type { NetlinkSocket, OffloadSizes } from '../../kernel/index.ts';
 import type { Logger } from '../../log.ts';
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import { agentSocketPath } from '../../contracts/agent-socket.ts';
 import { conflistPath, ensureConflist } from '../cni-conflist.ts';
 import type { AgentConfig } from '../config.ts';
@@ -64,6 +64,8 @@ export class NodeSetupStep implements Step {
   private readonly pluginVersions = new PluginVersionCache();
   /** Changes in the CNI bin dir (a plugin upgraded, installed or removed) ask for a pass. */
   private binDirWatcher: FSWatcher | undefined;
+  /** A plugin too slow to answer VERSION is asked again when its backoff ends (not at the next resync). */
+  private slowPluginRetry: Timer | undefined;
   private closed = false;
   /** The socket the periodic underlay look uses. */
   private underlaySocket: NetlinkSocket | undefined;
@@ -84,6 +86,7 @@ export class NodeSetupStep implements Step {
   close(): void {
     this.closed = true;
     this.binDirWatcher?.close();
+    this.slowPluginRetry?.cancel();
     this.underlaySocket?.close();
     this.underlaySocket = undefined;
   }
@@ -227,6 +230,18 @@ export class NodeSetupStep implements Step {
       cache: this.pluginVersions,
     });
     this.conflistPlan = plan;
+    this.slowPluginRetry?.cancel();
+    this.slowPluginRetry = undefined;
+    if (plan.retryInMs !== undefined && !this.closed) {
+      this.slowPluginRetry = this.opts.clock.after(
+        plan.retryInMs,
+        () => {
+          this.slowPluginRetry = undefined;
+          this.opts.requestPass();
+        },
+        { unref: true },
+      );
+    }
     const answers = Object.fromEntries(plan.reports.map((r) => [r.type, { path: r.path, ...r.answer }]));
     if (JSON.stringify(before?.reports) !== JSON.stringify(plan.reports)) {
       const { cniVersion, cniVersions } = plan.versions;
