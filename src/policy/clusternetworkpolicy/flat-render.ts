@@ -122,22 +122,8 @@ const rule = (chain: string, body: Expr[], comment?: string): Rule =>
 
 /** The group of pods whose tier, direction and rule list are the same: they share its maps and chains. */
 export function flatGroupName(tier: PolicyTier, direction: Direction, rules: readonly CompiledRule[]): string {
-  // Hashing a rule list costs about 1 ms at 1,000 rules, and every pod of a group names it: pods that
-  // share the list object (the compiler's) hash it once.
-  let byTier = groupNames.get(rules);
-  if (!byTier) {
-    byTier = new Map();
-    groupNames.set(rules, byTier);
-  }
-  const key = `${tier.name} ${direction}`;
-  let name = byTier.get(key);
-  if (name === undefined) {
-    name = stableId([tier.name, direction, ruleListId(rules)]);
-    byTier.set(key, name);
-  }
-  return name;
+  return stableId([tier.name, direction, ruleListId(rules)]);
 }
-const groupNames = new WeakMap<readonly CompiledRule[], Map<string, string>>();
 
 /** A pod's chain of a flat tier: self, the group's address maps, then the pod's next tier chain. */
 export function flatPodChain(
