@@ -4,7 +4,7 @@
 // priorities to the implementation; by name is stable and visible), then rules in written order.
 // Peers are the shared registry's (a namespaces or pods peer is a pods peer, networks are ipBlocks
 // without excepts, nodes a nodes peer), so rules of any tier with the same peer share one set.
-import { byText, portProtocol, type ClusterPod, type ClusterView } from '../cluster.ts';
+import { byText, portProtocol, type ClusterPod, type ClusterView, type Labels } from '../cluster.ts';
 import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
 import type { TierDirections, TierResult } from '../tier.ts';
@@ -31,6 +31,24 @@ export function subjectSelects(subject: ClusterSubject, pod: ClusterPod, view: C
   if (subject.kind === 'every-pod') return true;
   if (!selectorMatches(subject.namespaces, view.labelsOfNs(pod.namespace))) return false;
   return subject.kind === 'namespaces' || selectorMatches(subject.pods, pod.labels);
+}
+
+/** subjectSelects, kept per pod object and subject while its namespace's labels are the same object:
+ * a ClusterNetworkPolicy change asks again for every local pod and every policy of the tier. */
+const selections = new WeakMap<ClusterPod, { ns: Labels; by: WeakMap<ClusterSubject, boolean> }>();
+function selects(subject: ClusterSubject, pod: ClusterPod, view: ClusterView): boolean {
+  const ns = view.labelsOfNs(pod.namespace);
+  let memo = selections.get(pod);
+  if (!memo || memo.ns !== ns) {
+    memo = { ns, by: new WeakMap() };
+    selections.set(pod, memo);
+  }
+  let hit = memo.by.get(subject);
+  if (hit === undefined) {
+    hit = subjectSelects(subject, pod, view);
+    memo.by.set(subject, hit);
+  }
+  return hit;
 }
 
 /** Evaluation order within a tier: priority, then name. */
@@ -199,7 +217,7 @@ export function compileClusterPolicies(
   for (const { pod } of view.localPods) {
     const parts: PolicyPart[] = [];
     for (const policy of parsed) {
-      if (!subjectSelects(policy.subject, pod, view)) continue;
+      if (!selects(policy.subject, pod, view)) continue;
       if (policy.ingress.length === 0 && policy.egress.length === 0) continue;
       const part = partFor(policy, pod, registry);
       parts.push(part);

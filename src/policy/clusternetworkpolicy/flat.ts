@@ -78,9 +78,7 @@ interface Extent {
   end: Pos;
 }
 const extent = (family: 4 | 6, first: bigint, last: bigint): Extent =>
-  family === 4
-    ? { family, first: Number(first), end: Number(last) + 1 }
-    : { family, first, end: last + 1n };
+  family === 4 ? { family, first: Number(first), end: Number(last) + 1 } : { family, first, end: last + 1n };
 
 /** A peer's addresses and intervals: kept while the peer set object is (the incremental compiler
  * keeps an unchanged set's object), so a group flattened again parses nothing. */
