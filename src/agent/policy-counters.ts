@@ -4,7 +4,7 @@
 // belongs to (chainOwners) and what each rule comment stands for (comments); the transport's
 // counters() gives each counted rule's chain, comment and packets.
 import type { RuleCounter } from '../nft/transport.ts';
-import type { DesiredPolicyTable, Direction, RuleAction, TierName } from '../policy/index.ts';
+import type { CommentMeaning, DesiredPolicyTable, Direction, RuleAction, TierName } from '../policy/index.ts';
 
 export interface PodCounter {
   namespace: string;
@@ -31,6 +31,17 @@ export interface ClusterRuleCounter {
   packets: number;
 }
 
+type ClusterRuleMeaning = Extract<CommentMeaning, { verdict: 'cnp' }>;
+const clusterRuleKey = ({ rule }: ClusterRuleMeaning) => `${rule.name}\u0000${rule.direction}\u0000${rule.index}`;
+const clusterRuleCounter = ({ rule: ref, tier, action }: ClusterRuleMeaning): ClusterRuleCounter => ({
+  policy: ref.name,
+  rule: ref.ruleName ?? `${ref.direction}[${ref.index}]`,
+  tier,
+  action,
+  direction: ref.direction,
+  packets: 0,
+});
+
 export function readPolicyCounters(
   counters: readonly RuleCounter[],
   table: DesiredPolicyTable,
@@ -44,10 +55,8 @@ export function readPolicyCounters(
     if (meaning?.verdict === 'cnp') {
       // A CNP rule's counter is in its own chain, shared by every pod it selects (the flat layout,
       // clusternetworkpolicy/flat-render.ts): no pod owns it. Summed in case a table has several.
-      const { rule: ref, tier, action } = meaning;
-      const rule = ref.ruleName ?? `${ref.direction}[${ref.index}]`;
-      const key = `${ref.name}\u0000${ref.direction}\u0000${ref.index}`;
-      const c = clusterRules.get(key) ?? { policy: ref.name, rule, tier, action, direction: ref.direction, packets: 0 };
+      const key = clusterRuleKey(meaning);
+      const c = clusterRules.get(key) ?? clusterRuleCounter(meaning);
       c.packets += packets;
       clusterRules.set(key, c);
       continue;
@@ -76,6 +85,13 @@ export function readPolicyCounters(
       p.packets += packets;
       policies.set(key, p);
     }
+  }
+  // Every CNP rule of this node's pods is in `comments`, those an earlier rule always decides too
+  // (no chain, no counter in the kernel): they are series at 0.
+  for (const meaning of table.comments.values()) {
+    if (meaning.verdict !== 'cnp') continue;
+    const key = clusterRuleKey(meaning);
+    if (!clusterRules.has(key)) clusterRules.set(key, clusterRuleCounter(meaning));
   }
   return { pods: [...pods.values()], policies: [...policies.values()], clusterRules: [...clusterRules.values()] };
 }
