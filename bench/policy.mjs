@@ -25,8 +25,9 @@
 // figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000),
 // BENCH_SKIP_AGENT=1 (leave out 6), BENCH_SECTIONS=7 (section 7 alone, without 7d), BENCH_CNP_RATE_PAIRS
-// and BENCH_CNP_RATE_MS (7b: 12 pairs of 500 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and rendered as the agent
-// does them: the incremental compiler and renderer; else compilePolicy and renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
+// and BENCH_CNP_RATE_MS (7b: 12 pairs of 500 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and
+// rendered as the agent does them: the incremental compiler and renderer; else compilePolicy and
+// renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
