@@ -25,7 +25,7 @@
 // figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000),
 // BENCH_SKIP_AGENT=1 (leave out 6), BENCH_SECTIONS=7 (section 7 alone, without 7d), BENCH_CNP_RATE_PAIRS
-// and BENCH_CNP_RATE_MS (7b: 12 pairs of 500 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and
+// and BENCH_CNP_RATE_MS (7b: 20 pairs of 300 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and
 // rendered as the agent does them: the incremental compiler and renderer; else compilePolicy and
 // renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -172,15 +172,20 @@ const addParts = (parts, change) => {
 
 // 7b's rounds: many short ones, the two tables alternated in pairs (ABBA), each pair's ratio taken on
 // its own so that a slow moment of the shared machine lands in one pair and not in one table's figure.
-const RATE_PAIRS = Number(process.env.BENCH_CNP_RATE_PAIRS ?? 12);
-const PAIR_RATE_MS = Number(process.env.BENCH_CNP_RATE_MS ?? 500);
+const RATE_PAIRS = Number(process.env.BENCH_CNP_RATE_PAIRS ?? 20);
+const PAIR_RATE_MS = Number(process.env.BENCH_CNP_RATE_MS ?? 300);
 
 /** New connections per second with each table, in RATE_PAIRS pairs; every round kept and reported. */
 async function ratePairs(applier, tables) {
   const pairs = [];
+  const settle = []; // failed connections of the settling rounds
   const load = [os.loadavg()[0]];
   const round = async (kind) => {
     await applier.apply(tables[kind], { checkDrift: false });
+    // The switch between the tables frees thousands of rules and elements (after an RCU grace
+    // period): a short round first, shown apart, keeps that out of the measured one.
+    cli.send('rate 100 4');
+    settle.push(Number((await cli.next()).split(' ')[1]));
     cli.send(`rate ${PAIR_RATE_MS} 4`);
     const [n, failed, ms] = (await cli.next()).split(' ').map(Number);
     return { perSecond: n / (ms / 1000), failed };
@@ -192,7 +197,7 @@ async function ratePairs(applier, tables) {
     pairs.push({ ...pair, ratio: pair.cnp.perSecond / pair.np.perSecond });
   }
   load.push(os.loadavg()[0]);
-  return { pairs, load };
+  return { pairs, load, settleFailed: settle.reduce((a, b) => a + b, 0) };
 }
 
 /**
@@ -352,6 +357,9 @@ function printCnp(c) {
     `  ratio with/without per pair: median ${fmt(r.median)} (quartiles ${fmt(q1)}–${fmt(q3)}, min ${fmt(r.min)}, max ${fmt(r.max)}; target >= 0.95)`,
   );
   console.log(`  every pair's ratio, in order: ${ratios.map((x) => fmt(x)).join(' ')}`);
+  console.log(
+    `  each round after a 100 ms settling round on the table just applied (not counted; ${c.rate.settleFailed} failed connections in them)`,
+  );
   console.log(
     `7c. this process's RSS: ${fmt(mib(c.rss.before))} MiB before the CNPs, ${fmt(mib(c.rss.with))} MiB with them compiled and applied`,
   );
