@@ -271,12 +271,6 @@ export function renderFlatGroup(
       body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', d.other)]));
     out.chains.set(chain, { chain: { kind: 'chain', name: chain }, rules: body });
   }
-  // A rule an earlier one always decides has no chain, so no counter; its comment is still listed, so
-  // that /metrics shows it at 0 (readPolicyCounters) rather than not at all.
-  for (const r of compiled) {
-    const comment = tier.ruleComment(r.source);
-    if (!out.comments.has(comment)) out.comments.set(comment, tier.commentMeaning(r));
-  }
   // Sorted by key text, as renderPolicy sorts every list (the identity diff merges sorted lists).
   for (const [name, list] of out.elements) out.elements.set(name, byKeyText(list));
   return { ...out, group, flat };
