@@ -210,7 +210,7 @@ async function ratePairs(applier, tables) {
  * c. this process's RSS with the CNPs compiled and applied.
  * The CNPs are taken out again at the end.
  */
-async function benchCnps({ change, applier, server, client, tableOf, counts }) {
+async function benchCnps({ change, applier, server, client, tableOf, counts, allow }) {
   const rssBefore = process.memoryUsage().rss;
   await change(() => {});
   const noCnps = tableOf();
@@ -268,6 +268,22 @@ async function benchCnps({ change, applier, server, client, tableOf, counts }) {
     addParts(parts.allow, a);
     allowTx ??= a.r;
   }
+  // The NetworkPolicy change of section 1 on the same table, in the same run: what the CNP change is
+  // compared with (the client's allow policy deleted, refused at once, and created again).
+  const npMs = { deny: [], allow: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [kind, mutate, probe] of [
+      ['deny', () => policies.splice(policies.indexOf(allow), 1), 'until denied 20'],
+      ['allow', () => policies.push(allow), 'until allowed 200'],
+    ]) {
+      const t0 = epochMs();
+      await change(mutate);
+      cli.send(probe);
+      const answer = await cli.next();
+      if (!answer.startsWith('done')) throw new Error(`the NetworkPolicy change (${kind}) was never enforced`);
+      npMs[kind].push(Number(answer.split(' ')[1]) - t0);
+    }
+  }
   const rssWith = process.memoryUsage().rss;
   const rate = await ratePairs(applier, { np: noCnps, cnp: withCnps });
   cnps.length = 0;
@@ -281,6 +297,7 @@ async function benchCnps({ change, applier, server, client, tableOf, counts }) {
     allowTx,
     denyMs,
     allowMs,
+    npMs,
     parts,
     rate,
     rss: { before: rssBefore, with: rssWith },
@@ -316,6 +333,8 @@ function printCnp(c) {
       ['', 'median', 'p90', 'max', 'target'],
       ...partRows('Admin Deny created (the probe dropped, 20 ms timeout)', c.parts.deny),
       ...partRows('Admin Deny deleted (the probe connected)', c.parts.allow),
+      row('NetworkPolicy allow deleted, same table and run (the probe refused)', c.npMs.deny),
+      row('NetworkPolicy allow created, same table and run (the probe connected)', c.npMs.allow),
     ],
   );
   console.log(
@@ -562,7 +581,7 @@ try {
   if (ONLY_CNP) {
     // BENCH_SECTIONS=7: section 7 alone, on the model + the client's allow policy as after section 3.
     policies.push(allow);
-    printCnp(await benchCnps({ change, applier, server, client, tableOf: () => table, counts }));
+    printCnp(await benchCnps({ change, applier, server, client, tableOf: () => table, counts, allow }));
   } else {
     // 1. latency, allow and deny, alternately.
     const allowMs = [];
@@ -659,7 +678,7 @@ try {
     // that its memory and its table stay out of sections 3 to 5.
     for (let i = policies.length - 1; i >= 0; i--)
       if (policies[i].metadata.name.startsWith('policy-pad-')) policies.splice(i, 1);
-    const cnp = await benchCnps({ change, applier, server, client, tableOf: () => table, counts });
+    const cnp = await benchCnps({ change, applier, server, client, tableOf: () => table, counts, allow });
 
     console.log(`Issue 10 NetworkPolicy benchmark (this machine is shared: figures vary between runs)`);
     console.log(
