@@ -4,7 +4,8 @@
 // belongs to (chainOwners) and what each rule comment stands for (comments); the transport's
 // counters() gives each counted rule's chain, comment and packets.
 import type { RuleCounter } from '../nft/transport.ts';
-import type { DesiredPolicyTable, Direction, RuleAction, TierName } from '../policy/index.ts';
+import type { CompiledRule, DesiredPolicyTable, Direction, RuleAction, RuleRef, TierName } from '../policy/index.ts';
+import { flatGroupsOf } from '../policy/render.ts';
 
 export interface PodCounter {
   namespace: string;
@@ -31,6 +32,16 @@ export interface ClusterRuleCounter {
   packets: number;
 }
 
+const clusterRuleKey = (ref: RuleRef) => `${ref.name}\u0000${ref.direction}\u0000${ref.index}`;
+const clusterRuleCounter = (ref: RuleRef, tier: TierName, action: RuleAction): ClusterRuleCounter => ({
+  policy: ref.name,
+  rule: ref.ruleName ?? `${ref.direction}[${ref.index}]`,
+  tier,
+  action,
+  direction: ref.direction,
+  packets: 0,
+});
+
 export function readPolicyCounters(
   counters: readonly RuleCounter[],
   table: DesiredPolicyTable,
@@ -44,10 +55,8 @@ export function readPolicyCounters(
     if (meaning?.verdict === 'cnp') {
       // A CNP rule's counter is in its own chain, shared by every pod it selects (the flat layout,
       // clusternetworkpolicy/flat-render.ts): no pod owns it. Summed in case a table has several.
-      const { rule: ref, tier, action } = meaning;
-      const rule = ref.ruleName ?? `${ref.direction}[${ref.index}]`;
-      const key = `${ref.name}\u0000${ref.direction}\u0000${ref.index}`;
-      const c = clusterRules.get(key) ?? { policy: ref.name, rule, tier, action, direction: ref.direction, packets: 0 };
+      const key = clusterRuleKey(meaning.rule);
+      const c = clusterRules.get(key) ?? clusterRuleCounter(meaning.rule, meaning.tier, meaning.action);
       c.packets += packets;
       clusterRules.set(key, c);
       continue;
@@ -75,6 +84,17 @@ export function readPolicyCounters(
       };
       p.packets += packets;
       policies.set(key, p);
+    }
+  }
+  // A CNP rule an earlier one always decides has no chain, so no kernel counter: every rule of the
+  // table's flat groups (the rule lists the pods share, each walked once) that has none is at 0.
+  const walked = new Set<readonly CompiledRule[]>();
+  for (const { request } of flatGroupsOf(table)?.values() ?? []) {
+    if (walked.has(request.rules)) continue;
+    walked.add(request.rules);
+    for (const r of request.rules) {
+      const key = clusterRuleKey(r.source);
+      if (!clusterRules.has(key)) clusterRules.set(key, clusterRuleCounter(r.source, r.tier, r.action));
     }
   }
   return { pods: [...pods.values()], policies: [...policies.values()], clusterRules: [...clusterRules.values()] };

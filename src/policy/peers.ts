@@ -10,6 +10,9 @@ import type { NamedPort, NamedPortElement, NamedPortSet, PeerMeaning, PeerSet } 
 
 /** Peer ids, memoised on the parsed (and itself memoised) meaning. */
 const peerIds = new WeakMap<PeerMeaning, string>();
+/** Named-port set ids by peer id, memoised on the ports list (ClusterNetworkPolicy rules are kept
+ * across compiles and registered again at each: clusternetworkpolicy/compile.ts). */
+const namedPortIds = new WeakMap<readonly NamedPort[], Map<string, string>>();
 
 export interface NamedPortDef {
   peer?: string;
@@ -35,7 +38,17 @@ export class PeerRegistry {
   /** The id of a set of egress named ports resolved on the pods `peer` matches (undefined: any pod). */
   namedPorts(peer: string | undefined, ports: NamedPort[]): string {
     const def = peer === undefined ? { ports } : { peer, ports };
-    const id = stableId(def);
+    let byPeer = namedPortIds.get(ports);
+    if (!byPeer) {
+      byPeer = new Map();
+      namedPortIds.set(ports, byPeer);
+    }
+    // A peer id is a hash, never empty: '' stands for "any pod".
+    let id = byPeer.get(peer ?? '');
+    if (id === undefined) {
+      id = stableId(def);
+      byPeer.set(peer ?? '', id);
+    }
     this.namedPortDefs.set(id, def);
     return id;
   }

@@ -4,7 +4,7 @@
 // priorities to the implementation; by name is stable and visible), then rules in written order.
 // Peers are the shared registry's (a namespaces or pods peer is a pods peer, networks are ipBlocks
 // without excepts, nodes a nodes peer), so rules of any tier with the same peer share one set.
-import { byText, portProtocol, type ClusterPod, type ClusterView } from '../cluster.ts';
+import { byText, portProtocol, type ClusterPod, type ClusterView, type Labels } from '../cluster.ts';
 import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
 import type { TierDirections, TierResult } from '../tier.ts';
@@ -14,8 +14,10 @@ import {
   type CompiledRule,
   type Direction,
   type NamedPort,
+  type PeerMeaning,
+  type PolicyPodPort,
 } from '../types.ts';
-import type { PolicyError, PolicyRef, PortRange, RuleRef } from '../types.ts';
+import type { PolicyError, PortRange, RuleRef } from '../types.ts';
 import {
   parseClusterPolicy,
   type ClusterSubject,
@@ -29,6 +31,24 @@ export function subjectSelects(subject: ClusterSubject, pod: ClusterPod, view: C
   if (subject.kind === 'every-pod') return true;
   if (!selectorMatches(subject.namespaces, view.labelsOfNs(pod.namespace))) return false;
   return subject.kind === 'namespaces' || selectorMatches(subject.pods, pod.labels);
+}
+
+/** subjectSelects, kept per pod object and subject while its namespace's labels are the same object:
+ * a ClusterNetworkPolicy change asks again for every local pod and every policy of the tier. */
+const selections = new WeakMap<ClusterPod, { ns: Labels; by: WeakMap<ClusterSubject, boolean> }>();
+function selects(subject: ClusterSubject, pod: ClusterPod, view: ClusterView): boolean {
+  const ns = view.labelsOfNs(pod.namespace);
+  let memo = selections.get(pod);
+  if (!memo || memo.ns !== ns) {
+    memo = { ns, by: new WeakMap() };
+    selections.set(pod, memo);
+  }
+  let hit = memo.by.get(subject);
+  if (hit === undefined) {
+    hit = subjectSelects(subject, pod, view);
+    memo.by.set(subject, hit);
+  }
+  return hit;
 }
 
 /** Evaluation order within a tier: priority, then name. */
@@ -45,68 +65,143 @@ export function tierPolicies(
   return { parsed, errors: parsed.flatMap((p) => p.errors) };
 }
 
-class ClusterRuleCompiler {
-  private readonly registry: PeerRegistry;
-  private readonly podIndependent = new Map<ParsedClusterRule, CompiledRule>();
+/** The registry calls a policy's compiled rules made, kept to make them again when the rules are reused
+ * (the registry is new at every compile; the ids are functions of what they name). */
+interface Registrations {
+  meanings: PeerMeaning[];
+  namedPorts: { peer: string | undefined; ports: NamedPort[] }[];
+}
 
-  constructor(registry: PeerRegistry) {
-    this.registry = registry;
-  }
+/** One policy's rules compiled (for one subject pod's container ports when `perPod`), both directions. */
+interface PolicyPart {
+  policy: ParsedClusterPolicy;
+  ingress: readonly CompiledRule[];
+  egress: readonly CompiledRule[];
+  registrations: Registrations;
+}
 
-  compile(policy: ParsedClusterPolicy, rule: ParsedClusterRule, direction: Direction, pod: ClusterPod): CompiledRule {
-    const shared = this.podIndependent.get(rule);
-    if (shared) return shared;
-    const compiled = this.compileFor(policy, rule, direction, pod);
-    // Ingress named ports resolve on the subject pod itself: that rule is the pod's own.
-    const perPod = direction === 'ingress' && rule.ports !== 'all' && rule.ports.some((p) => p.kind === 'named');
-    if (!perPod) this.podIndependent.set(rule, compiled);
-    return compiled;
-  }
+interface PolicyParts {
+  /** Ingress named ports resolve on the subject pod: the part depends on its container ports. */
+  perPod: boolean;
+  shared?: PolicyPart;
+  byPorts: WeakMap<readonly PolicyPodPort[], PolicyPart>;
+}
 
-  private compileFor(
-    policy: ParsedClusterPolicy,
-    rule: ParsedClusterRule,
-    direction: Direction,
-    pod: ClusterPod,
-  ): CompiledRule {
-    const source: RuleRef = {
-      ...policy.ref,
-      direction,
-      index: rule.index,
-      ...(rule.name !== '' ? { ruleName: rule.name } : {}),
-    };
-    const base = { source, tier: policy.tier, priority: policy.priority, action: rule.action };
-    if (rule.broken) return { ...base, peers: [], ports: [], namedPorts: [], broken: true };
-    const peers =
-      rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map((m) => this.registry.peer(m)))].sort(byText);
-    if (rule.ports === 'all') return { ...base, peers, ports: 'all', namedPorts: [] };
-    const ranges = new Map<string, PortRange>();
-    const addRange = (r: PortRange) => ranges.set(`${r.protocol} ${r.from} ${r.to}`, r);
-    const names = new Set<string>();
-    for (const p of rule.ports) {
-      if (p.kind === 'range') addRange({ protocol: p.protocol, from: p.from, to: p.to });
-      else if (direction === 'ingress') {
-        // destinationNamedPort names a container port on the destination, here the subject pod,
-        // whatever its protocol; a name the pod lacks matches nothing.
-        for (const cp of pod.ports) {
-          const protocol = portProtocol(cp.protocol);
-          if (cp.name === p.name && protocol) addRange({ protocol, from: cp.containerPort, to: cp.containerPort });
-        }
-      } else names.add(p.name);
-    }
-    const namedPorts: string[] = [];
-    if (names.size > 0) {
-      // Egress: resolved on each destination pod the peer matches, in the container port's protocol.
-      const named: NamedPort[] = PROTOCOLS.flatMap((protocol) =>
-        [...names].sort(byText).map((name) => ({ protocol, name })),
-      );
-      for (const peer of peers === 'all' ? [undefined] : peers) namedPorts.push(this.registry.namedPorts(peer, named));
-    }
-    const sorted = [...ranges.values()].sort(
-      (a, b) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to,
+// Kept across compiles on the parsed policy (itself kept on the informer's object, parse.ts): an
+// unchanged policy's compiled rules are the same objects at every compile, so the lists of the pods
+// it selects can be too (below), and what renders them (flat-groups.ts) sees that nothing changed.
+const partsOf = new WeakMap<ParsedClusterPolicy, PolicyParts>();
+
+function compilePart(policy: ParsedClusterPolicy, pod: ClusterPod, registry: PeerRegistry): PolicyPart {
+  const registrations: Registrations = { meanings: [], namedPorts: [] };
+  const recorder: Registrar = {
+    peer(meaning: PeerMeaning): string {
+      registrations.meanings.push(meaning);
+      return registry.peer(meaning);
+    },
+    namedPorts(peer: string | undefined, ports: NamedPort[]): string {
+      registrations.namedPorts.push({ peer, ports });
+      return registry.namedPorts(peer, ports);
+    },
+  };
+  const rulesOf = (direction: Direction) =>
+    policy[direction].map((rule) => compileRule(recorder, policy, rule, direction, pod));
+  return { policy, ingress: rulesOf('ingress'), egress: rulesOf('egress'), registrations };
+}
+
+/** The policy's compiled rules for this subject pod: the kept ones when they do not depend on it. */
+function partFor(policy: ParsedClusterPolicy, pod: ClusterPod, registry: PeerRegistry): PolicyPart {
+  let parts = partsOf.get(policy);
+  if (!parts) {
+    const perPod = policy.ingress.some(
+      (r) => !r.broken && r.ports !== 'all' && r.ports.some((p) => p.kind === 'named'),
     );
-    return { ...base, peers, ports: sorted, namedPorts: [...new Set(namedPorts)].sort(byText) };
+    parts = { perPod, byPorts: new WeakMap() };
+    partsOf.set(policy, parts);
   }
+  if (!parts.perPod) return (parts.shared ??= compilePart(policy, pod, registry));
+  let part = parts.byPorts.get(pod.ports);
+  if (!part) {
+    part = compilePart(policy, pod, registry);
+    parts.byPorts.set(pod.ports, part);
+  }
+  return part;
+}
+
+/** A pod's tier rules by the parts of the policies selecting it, in evaluation order: a pod selected by
+ * the same parts as another pod, or as at the last compile, gets the very same object (so its LocalPod,
+ * its rendered chains and its flat group's name are kept); kept while every part is alive. */
+interface Interned {
+  next: WeakMap<PolicyPart, Interned>;
+  value?: TierDirections;
+}
+const interned: Interned = { next: new WeakMap() };
+
+function directionsOf(parts: readonly PolicyPart[]): TierDirections {
+  let node = interned;
+  for (const part of parts) {
+    let next = node.next.get(part);
+    if (!next) {
+      next = { next: new WeakMap() };
+      node.next.set(part, next);
+    }
+    node = next;
+  }
+  if (node.value) return node.value;
+  const out: TierDirections = {};
+  for (const direction of ['ingress', 'egress'] as const) {
+    // A policy with no rules in a direction does not affect it.
+    const having = parts.filter((p) => p[direction].length > 0);
+    if (having.length === 0) continue;
+    out[direction] = { isolatedBy: having.map((p) => p.policy.ref), rules: having.flatMap((p) => p[direction]) };
+  }
+  node.value = out;
+  return out;
+}
+
+type Registrar = Pick<PeerRegistry, 'peer' | 'namedPorts'>;
+
+function compileRule(
+  registry: Registrar,
+  policy: ParsedClusterPolicy,
+  rule: ParsedClusterRule,
+  direction: Direction,
+  pod: ClusterPod,
+): CompiledRule {
+  const source: RuleRef = {
+    ...policy.ref,
+    direction,
+    index: rule.index,
+    ...(rule.name !== '' ? { ruleName: rule.name } : {}),
+  };
+  const base = { source, tier: policy.tier, priority: policy.priority, action: rule.action };
+  if (rule.broken) return { ...base, peers: [], ports: [], namedPorts: [], broken: true };
+  const peers = rule.peers === 'all' ? 'all' : [...new Set(rule.peers.map((m) => registry.peer(m)))].sort(byText);
+  if (rule.ports === 'all') return { ...base, peers, ports: 'all', namedPorts: [] };
+  const ranges = new Map<string, PortRange>();
+  const addRange = (r: PortRange) => ranges.set(`${r.protocol} ${r.from} ${r.to}`, r);
+  const names = new Set<string>();
+  for (const p of rule.ports) {
+    if (p.kind === 'range') addRange({ protocol: p.protocol, from: p.from, to: p.to });
+    else if (direction === 'ingress') {
+      // destinationNamedPort names a container port on the destination, here the subject pod,
+      // whatever its protocol; a name the pod lacks matches nothing.
+      for (const cp of pod.ports) {
+        const protocol = portProtocol(cp.protocol);
+        if (cp.name === p.name && protocol) addRange({ protocol, from: cp.containerPort, to: cp.containerPort });
+      }
+    } else names.add(p.name);
+  }
+  const namedPorts: string[] = [];
+  if (names.size > 0) {
+    // Egress: resolved on each destination pod the peer matches, in the container port's protocol.
+    const named: NamedPort[] = PROTOCOLS.flatMap((protocol) =>
+      [...names].sort(byText).map((name) => ({ protocol, name })),
+    );
+    for (const peer of peers === 'all' ? [undefined] : peers) namedPorts.push(registry.namedPorts(peer, named));
+  }
+  const sorted = [...ranges.values()].sort((a, b) => byText(a.protocol, b.protocol) || a.from - b.from || a.to - b.to);
+  return { ...base, peers, ports: sorted, namedPorts: [...new Set(namedPorts)].sort(byText) };
 }
 
 export function compileClusterPolicies(
@@ -116,23 +211,23 @@ export function compileClusterPolicies(
   registry: PeerRegistry,
 ): TierResult {
   const { parsed, errors } = tierPolicies(tier, policies);
-  const compiler = new ClusterRuleCompiler(registry);
   const pods = new Map<ClusterPod, TierDirections>();
   if (parsed.length === 0) return { pods, errors };
+  const registered = new Set<PolicyPart>();
   for (const { pod } of view.localPods) {
-    const out: TierDirections = {};
+    const parts: PolicyPart[] = [];
     for (const policy of parsed) {
-      if (!subjectSelects(policy.subject, pod, view)) continue;
-      for (const direction of ['ingress', 'egress'] as const) {
-        // A policy with no rules in a direction does not affect it.
-        const rules = policy[direction];
-        if (rules.length === 0) continue;
-        const d = (out[direction] ??= { isolatedBy: [], rules: [] });
-        (d.isolatedBy as PolicyRef[]).push(policy.ref);
-        for (const rule of rules) (d.rules as CompiledRule[]).push(compiler.compile(policy, rule, direction, pod));
-      }
+      if (!selects(policy.subject, pod, view)) continue;
+      if (policy.ingress.length === 0 && policy.egress.length === 0) continue;
+      const part = partFor(policy, pod, registry);
+      parts.push(part);
+      if (registered.has(part)) continue;
+      // This compile's registry resolves what the rules name, kept rules or new.
+      registered.add(part);
+      for (const m of part.registrations.meanings) registry.peer(m);
+      for (const n of part.registrations.namedPorts) registry.namedPorts(n.peer, n.ports);
     }
-    if (out.ingress || out.egress) pods.set(pod, out);
+    if (parts.length > 0) pods.set(pod, directionsOf(parts));
   }
   return { pods, errors };
 }

@@ -6,15 +6,17 @@
 //                                   ip saddr vmap @agent-pol-cm-<g>-v4  (ingress saddr, egress daddr)
 //                                   ip6 saddr vmap @agent-pol-cm-<g>-v6
 //                                   goto <the pod's next tier chain>    (absent: the default, allowed)
-//   map agent-pol-cm-<g>-v4|v6      interval: address range → jump agent-pol-cc-<g>-<class>
-//   chain agent-pol-cc-<g>-<class>  meta l4proto . th dport vmap @agent-pol-cp-<g>-<class>
+//   map agent-pol-cm-<g>-v4|v6      interval: address range → jump agent-pol-cc-<class>
+//   chain agent-pol-cc-<class>      meta l4proto . th dport vmap @agent-pol-cp-<class>
 //                                   meta l4proto != @agent-pol-cnp-l4 jump agent-pol-cr-<rule>   (ICMP, …)
-//   map agent-pol-cp-<g>-<class>    interval: inet_proto . inet_service → jump agent-pol-cr-<rule>
+//   map agent-pol-cp-<class>        interval: inet_proto . inet_service → jump agent-pol-cr-<rule>
 //   chain agent-pol-cr-<rule>       [limit … log] counter drop | accept | goto agent-pol-cnp-ingress | return
 //   chain agent-pol-cnp-ingress     ip daddr vmap @agent-pol-ingress-v4, ip6 … -v6, accept
 //
-// <g> is the group: the pods whose tier has the same rule list (ruleListId) share the maps and class
-// chains; a rule's chain (its counter, log and verdict) is shared by every pod. Why jumps: a Pass
+// <g> is the group: the pods whose tier has the same rule list (ruleListId) share its address maps;
+// <class> hashes what a class decides (the rule chain per port segment), so groups share the class
+// chains and port maps that decide alike; a rule's chain (its counter, log and verdict) is shared by
+// every pod. Why jumps: a Pass
 // (`return`) or a class that decides nothing (runs out) must come back to P, which goes on to the
 // pod's own next tier; so every step is a jump and P keeps the continuation. An egress Accept must
 // instead skip the pod's later tiers: it `goto`s the ingress check (the skeleton's ingress dispatch,
@@ -45,8 +47,11 @@ const SKELETON_INGRESS = [4, 6] as const;
 export const FLAT_INGRESS_CHECK = `${POLICY_PREFIX}cnp-ingress`;
 export const FLAT_PORT_PROTOCOLS = `${POLICY_PREFIX}cnp-l4`;
 const classMapName = (group: string, family: 4 | 6) => `${POLICY_PREFIX}cm-${group}-v${family}`;
-const classChainName = (group: string, cls: number) => `${POLICY_PREFIX}cc-${group}-${cls}`;
-const portMapName = (group: string, cls: number) => `${POLICY_PREFIX}cp-${group}-${cls}`;
+// A class's chain and port map are named by what they decide (the rule chains per port segment), not
+// by their group: groups that decide alike somewhere share them, so a group that a change replaces
+// (its rule list, and so its name, changed) creates only the classes that are new, not all of its own.
+const classChainName = (cls: string) => `${POLICY_PREFIX}cc-${cls}`;
+const portMapName = (cls: string) => `${POLICY_PREFIX}cp-${cls}`;
 export const flatRuleChainName = (rule: RuleRef) =>
   `${POLICY_PREFIX}cr-${stableId([rule.name, rule.direction, rule.index])}`;
 
@@ -122,22 +127,8 @@ const rule = (chain: string, body: Expr[], comment?: string): Rule =>
 
 /** The group of pods whose tier, direction and rule list are the same: they share its maps and chains. */
 export function flatGroupName(tier: PolicyTier, direction: Direction, rules: readonly CompiledRule[]): string {
-  // Hashing a rule list costs about 1 ms at 1,000 rules, and every pod of a group names it: pods that
-  // share the list object (the compiler's) hash it once.
-  let byTier = groupNames.get(rules);
-  if (!byTier) {
-    byTier = new Map();
-    groupNames.set(rules, byTier);
-  }
-  const key = `${tier.name} ${direction}`;
-  let name = byTier.get(key);
-  if (name === undefined) {
-    name = stableId([tier.name, direction, ruleListId(rules)]);
-    byTier.set(key, name);
-  }
-  return name;
+  return stableId([tier.name, direction, ruleListId(rules)]);
 }
-const groupNames = new WeakMap<readonly CompiledRule[], Map<string, string>>();
 
 /** A pod's chain of a flat tier: self, the group's address maps, then the pod's next tier chain. */
 export function flatPodChain(
@@ -229,6 +220,15 @@ export function renderFlatGroup(
   const flat = flattenTier(compiled, peers, namedPorts);
   const fill =
     flat.classes[0] !== undefined && (flat.classes[0].ports.length > 0 || flat.classes[0].other !== undefined);
+  // Per class: the rule chain deciding each port segment and the portless protocols, and its name.
+  const decided = flat.classes.map((c) => {
+    if (c.id === 0 && !fill) return undefined; // nothing jumps to a default class that decides nothing
+    const chainOf = (rule: number) => flatRuleChain(tier, flat.rules[rule] as FlatRule, direction, options, out);
+    const ports = c.ports.map((seg) => ({ seg, target: chainOf(seg.rule) }));
+    const other = c.other === undefined ? undefined : chainOf(c.other);
+    const key = stableId([ports.map((p) => [p.seg.protocol, p.seg.from, p.seg.to, p.target]), other ?? null]);
+    return { ports, other, key };
+  });
   for (const family of [4, 6] as const) {
     const name = classMapName(group, family);
     const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
@@ -237,16 +237,18 @@ export function renderFlatGroup(
       name,
       covering(family === 4 ? flat.v4 : flat.v6, family, fill).map((r) => {
         const key = rangeText(family, r.first, r.last);
-        return { kind: 'element', set: name, key: [key], value: [`jump ${classChainName(group, r.class)}`] };
+        const cls = decided[r.class]?.key as string;
+        return { kind: 'element', set: name, key: [key], value: [`jump ${classChainName(cls)}`] };
       }),
     );
   }
-  for (const c of flat.classes) {
-    if (c.id === 0 && !fill) continue; // nothing jumps to a default class that decides nothing
-    const chain = classChainName(group, c.id);
+  for (const d of decided) {
+    if (d === undefined) continue;
+    const chain = classChainName(d.key);
+    if (out.chains.has(chain)) continue;
     const body: Rule[] = [];
-    if (c.ports.length > 0) {
-      const map = portMapName(group, c.id);
+    if (d.ports.length > 0) {
+      const map = portMapName(d.key);
       out.sets.set(map, {
         kind: 'map',
         name: map,
@@ -256,19 +258,17 @@ export function renderFlatGroup(
       });
       out.elements.set(
         map,
-        c.ports.map((s) => ({
+        d.ports.map(({ seg, target }) => ({
           kind: 'element',
           set: map,
-          key: [PROTO_WORD[s.protocol], s.from === s.to ? String(s.from) : `${s.from}-${s.to}`],
-          value: [`jump ${flatRuleChain(tier, flat.rules[s.rule] as FlatRule, direction, options, out)}`],
+          key: [PROTO_WORD[seg.protocol], seg.from === seg.to ? String(seg.from) : `${seg.from}-${seg.to}`],
+          value: [`jump ${target}`],
         })),
       );
       body.push(rule(chain, [vmap([meta('l4proto'), payload('th dport')], map)]));
     }
-    if (c.other !== undefined) {
-      const target = flatRuleChain(tier, flat.rules[c.other] as FlatRule, direction, options, out);
-      body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', target)]));
-    }
+    if (d.other !== undefined)
+      body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', d.other)]));
     out.chains.set(chain, { chain: { kind: 'chain', name: chain }, rules: body });
   }
   // Sorted by key text, as renderPolicy sorts every list (the identity diff merges sorted lists).

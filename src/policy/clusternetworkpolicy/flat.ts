@@ -54,19 +54,66 @@ export interface FlatTier {
 /** A protocol without ports (ICMP, …) is 'other': only rules without port restriction match it. */
 export type FlatProtocol = Protocol | 'other';
 
-/** The id of a rule list (for grouping the pods that share one). */
+/** The id of a rule list (for grouping the pods that share one). Hashing costs about 1 ms per 1,000
+ * rules; the compiler gives the pods selected by the same policies one list object, hashed once. */
 export function ruleListId(rules: readonly CompiledRule[]): string {
-  return stableId(
-    rules.map((r) => [r.source, r.priority, r.action, r.peers, r.ports, r.namedPorts, r.broken ?? false]),
-  );
+  let id = listIds.get(rules);
+  if (id === undefined) {
+    id = stableId(
+      rules.map((r) => [r.source, r.priority, r.action, r.peers, r.ports, r.namedPorts, r.broken ?? false]),
+    );
+    listIds.set(rules, id);
+  }
+  return id;
+}
+const listIds = new WeakMap<readonly CompiledRule[], string>();
+
+/** A place in one family's address space: a number for IPv4 (exact below 2^53, and sorting numbers is
+ * several times faster than sorting bigints), a bigint for IPv6. Only compared, never added. */
+type Pos = number | bigint;
+/** Addresses `first` up to `end` (exclusive) of one family. */
+interface Extent {
+  family: 4 | 6;
+  first: Pos;
+  end: Pos;
+}
+const extent = (family: 4 | 6, first: bigint, last: bigint): Extent =>
+  family === 4 ? { family, first: Number(first), end: Number(last) + 1 } : { family, first, end: last + 1n };
+
+/** A peer's addresses and intervals: kept while the peer set object is (the incremental compiler
+ * keeps an unchanged set's object), so a group flattened again parses nothing. */
+const peerExtents = new WeakMap<PeerSet, Extent[]>();
+function extentsOf(peer: PeerSet): readonly Extent[] {
+  let out = peerExtents.get(peer);
+  if (out) return out;
+  out = [];
+  for (const ip of [...peer.v4, ...peer.v6]) {
+    const v = addressValue(ip);
+    if (v) out.push(extent(v.family, v.value, v.value));
+  }
+  if (peer.meaning.kind === 'ipBlock')
+    for (const text of peer.intervals) {
+      const iv = ipInterval(text);
+      if (iv) out.push(extent(iv.family, iv.first, iv.last));
+    }
+  peerExtents.set(peer, out);
+  return out;
+}
+
+/** The rules in evaluation order: the list itself when it is (the compiler's always are). */
+function inEvaluationOrder(rules: readonly CompiledRule[]): readonly CompiledRule[] {
+  for (let i = 1; i < rules.length; i++)
+    if ((rules[i - 1] as CompiledRule).priority > (rules[i] as CompiledRule).priority)
+      return [...rules].sort((a, b) => a.priority - b.priority);
+  return rules;
 }
 
 /** Addresses `first`..`last` held by an atom: a peer (shared by every rule naming it), or one named
  * port address of one rule. Sweeping atoms, not (rule, address) pairs, keeps the sweep the size of
  * the distinct peers' addresses however many rules share them. */
 interface Span {
-  first: bigint;
-  last: bigint;
+  first: Pos;
+  end: Pos;
   atom: number;
 }
 
@@ -76,28 +123,20 @@ export function flattenTier(
   peers: ReadonlyMap<string, PeerSet>,
   namedPorts: ReadonlyMap<string, NamedPortSet>,
 ): FlatTier {
-  const ordered = [...compiled].sort((a, b) => a.priority - b.priority);
+  const ordered = inEvaluationOrder(compiled);
   const rules: FlatRule[] = ordered.map((r) => ({ source: r.source, priority: r.priority, action: r.action }));
   const specs: PortSpec[] = [];
   const everywhere: number[] = []; // specs of rules without peer restriction
   const atomSpecs: number[][] = []; // per atom, the specs it carries (ascending)
   const peerAtoms = new Map<string, number>();
   const spans: Record<4 | 6, Span[]> = { 4: [], 6: [] };
-  const span = (family: 4 | 6, first: bigint, last: bigint, atom: number) => spans[family].push({ first, last, atom });
+  const span = (e: Extent, atom: number) => spans[e.family].push({ first: e.first, end: e.end, atom });
   const peerAtom = (peer: PeerSet): number => {
     const known = peerAtoms.get(peer.id);
     if (known !== undefined) return known;
     const atom = atomSpecs.push([]) - 1;
     peerAtoms.set(peer.id, atom);
-    for (const ip of [...peer.v4, ...peer.v6]) {
-      const v = addressValue(ip);
-      if (v) span(v.family, v.value, v.value, atom);
-    }
-    if (peer.meaning.kind === 'ipBlock')
-      for (const text of peer.intervals) {
-        const iv = ipInterval(text);
-        if (iv) span(iv.family, iv.first, iv.last, atom);
-      }
+    for (const e of extentsOf(peer)) span(e, atom);
     return atom;
   };
   for (const [rule, r] of ordered.entries()) {
@@ -123,7 +162,7 @@ export function flattenTier(
     }
     for (const [address, ports] of points) {
       const v = addressValue(address);
-      if (v) span(v.family, v.value, v.value, atomSpecs.push([specs.push({ rule, ports }) - 1]) - 1);
+      if (v) span(extent(v.family, v.value, v.value), atomSpecs.push([specs.push({ rule, ports }) - 1]) - 1);
     }
   }
   const classes = new ClassTable(specs, atomSpecs, everywhere);
@@ -175,14 +214,15 @@ class ClassTable {
 
 /** Elementary intervals of one family, classified, default-class ones left out, neighbours merged. */
 function sweep(spans: readonly Span[], classes: ClassTable): AddressRange[] {
-  const events: { at: bigint; atom: number; delta: 1 | -1 }[] = [];
+  const events: { at: Pos; atom: number; delta: 1 | -1 }[] = [];
   for (const c of spans) {
     events.push({ at: c.first, atom: c.atom, delta: 1 });
-    events.push({ at: c.last + 1n, atom: c.atom, delta: -1 });
+    events.push({ at: c.end, atom: c.atom, delta: -1 });
   }
   events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   const count = new Map<number, number>(); // an atom can hold an address twice (overlapping prefixes)
   const out: AddressRange[] = [];
+  let lastEnd: Pos | undefined; // where the last range of `out` ends (exclusive)
   for (let i = 0; i < events.length; ) {
     const at = (events[i] as (typeof events)[number]).at;
     for (; i < events.length && (events[i] as (typeof events)[number]).at === at; i++) {
@@ -196,8 +236,9 @@ function sweep(spans: readonly Span[], classes: ClassTable): AddressRange[] {
     const cls = classes.classOf([...count.keys()].sort((a, b) => a - b));
     if (cls === 0) continue;
     const last = out[out.length - 1];
-    if (last && last.class === cls && last.last + 1n === at) last.last = next - 1n;
-    else out.push({ first: at, last: next - 1n, class: cls });
+    if (last && last.class === cls && lastEnd === at) last.last = BigInt(next) - 1n;
+    else out.push({ first: BigInt(at), last: BigInt(next) - 1n, class: cls });
+    lastEnd = next;
   }
   return out;
 }

@@ -16,6 +16,7 @@ import type { TierDirections } from '../tier.ts';
 import type {
   ClusterNetworkPolicyObject,
   CompiledPolicy,
+  CompiledRule,
   CompileInput,
   LocalPod,
   NetworkPolicyObject,
@@ -113,9 +114,13 @@ export class IncrementalCompiler {
     // The peers and named ports the local pods' rules name, as the compile's registry would hold them.
     const meanings = new Map<string, PeerMeaning>();
     const defs = new Map<string, NamedPortDef>();
+    // Pods selected by the same ClusterNetworkPolicies share one rule list (thousands of rules): once.
+    const walked = new Set<readonly CompiledRule[]>();
     for (const p of pods) {
       for (const d of directionsOf(p)) {
-        for (const r of d?.rules ?? []) {
+        if (!d || walked.has(d.rules)) continue;
+        walked.add(d.rules);
+        for (const r of d.rules) {
           if (r.peers !== 'all') for (const id of r.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
           for (const id of r.namedPorts) defs.set(id, this.defs.get(id) as NamedPortDef);
         }
