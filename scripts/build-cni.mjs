@@ -1,47 +1,26 @@
 // Builds dist/cni/strand, the pod-path executable (bin/strand-cni.ts), with the pinned Bun from the
 // npm package @oven/bun-linux-x64: `Bun.build` with `compile` and `bytecode`, so the executable
 // starts from precompiled bytecode in a runtime that itself starts in a few ms (docs/architecture.md).
-// Run by scripts/build.mjs under that Bun:  bun scripts/build-cni.mjs <root> <koffi-hash> <version>
+// Run by scripts/build.mjs under that Bun:  bun scripts/build-cni.mjs <root> <version>
 // With STRAND_CNI_PROFILE_DIR set it writes the same bundle, not compiled, into that directory, for
 // `bun --cpu-prof <dir>/strand-cni.js` (profiling one ADD or DEL; see docs/architecture.md).
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 
-const [root, koffiHash, version] = process.argv.slice(2);
+const [root, version] = process.argv.slice(2);
 const dist = join(root, 'dist', 'cni');
-const require = createRequire(join(root, 'package.json'));
-const koffiNative = join(dirname(require.resolve('@koromix/koffi-linux-x64/package.json')), 'linux_x64', 'koffi.node');
 
-// koffi finds its native module through require('@koromix/koffi-<platform>'): linux-x64 is answered
-// by the loader that unpacks the module embedded in the executable; the other platforms' packages
-// are not installed and become a clear error if ever reached.
-const koffiPlugin = {
-  name: 'strand-koffi',
+// The kernel layer binds libc with koffi under Node (src/kernel/libc-koffi.ts); here it binds it with
+// Bun's own FFI (src/kernel/libc-bun.ts) instead, so the executable carries no koffi: no native module
+// to embed, unpack and dlopen (with libstdc++) on every start.
+const libcBinding = {
+  name: 'strand-libc-bun',
   setup(b) {
-    b.onResolve({ filter: /^@koromix\/koffi-/ }, (args) =>
-      args.path === '@koromix/koffi-linux-x64'
-        ? { path: 'koffi-linux-x64', namespace: 'strand-koffi' }
-        : { path: args.path, namespace: 'strand-koffi-absent' },
-    );
-    // Embedded as a file (its bytes, readable at run time), not as a native module: Bun would
-    // otherwise unpack it into /tmp and dlopen it on every start.
-    b.onResolve({ filter: /^strand-koffi-native-file$/ }, () => ({
-      path: koffiNative,
-      namespace: 'strand-koffi-file',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi-file' }, () => ({
-      contents: readFileSync(koffiNative),
-      loader: 'file',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi' }, () => ({
-      contents: `module.exports = require(${JSON.stringify(join(root, 'src', 'sea', 'koffi-native-bun.ts'))}).default;`,
-      loader: 'js',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi-absent' }, () => ({
-      contents: 'throw new Error("koffi: only linux-x64 is bundled in this build")',
-      loader: 'js',
-    }));
+    b.onResolve({ filter: /\/libc-koffi\.ts$/ }, () => ({ path: join(root, 'src', 'kernel', 'libc-bun.ts') }));
+    // Anything else that reaches for koffi fails the build rather than the pod start.
+    b.onResolve({ filter: /^koffi$|^@koromix\/koffi-/ }, (args) => {
+      throw new Error(`${args.importer} imports ${args.path}: the CNI executable binds libc with bun:ffi only`);
+    });
   },
 };
 
@@ -70,9 +49,8 @@ const result = await Bun.build({
   sourcemap: 'none',
   define: {
     STRAND_VERSION: JSON.stringify(version),
-    STRAND_KOFFI_HASH: JSON.stringify(koffiHash),
   },
-  plugins: [koffiPlugin],
+  plugins: [libcBinding],
   throw: false,
 });
 if (!result.success) {
