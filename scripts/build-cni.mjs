@@ -4,19 +4,31 @@
 // Run by scripts/build.mjs under that Bun:  bun scripts/build-cni.mjs <root> <version>
 // With STRAND_CNI_PROFILE_DIR set it writes the same bundle, not compiled, into that directory, for
 // `bun --cpu-prof <dir>/strand-cni.js` (profiling one ADD or DEL; see docs/architecture.md).
-import { chmodSync, mkdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [root, version] = process.argv.slice(2);
 const dist = join(root, 'dist', 'cni');
 
-// The kernel layer binds libc with koffi under Node (src/kernel/libc-koffi.ts); here it binds it with
-// Bun's own FFI (src/kernel/libc-bun.ts) instead, so the executable carries no koffi: no native module
-// to embed, unpack and dlopen (with libstdc++) on every start.
-const libcBinding = {
-  name: 'strand-libc-bun',
+// What Bun itself has, used instead of modules that cost every pod start: the kernel layer binds libc
+// with koffi under Node (src/kernel/libc-koffi.ts) and with Bun's own FFI here (src/kernel/libc-bun.ts),
+// so the executable carries no koffi (no native module to embed, unpack and dlopen with libstdc++);
+// the agent client's socket is Bun.connect rather than node:net.
+const bunNatives = {
+  name: 'strand-bun-natives',
   setup(b) {
     b.onResolve({ filter: /\/libc-koffi\.ts$/ }, () => ({ path: join(root, 'src', 'kernel', 'libc-bun.ts') }));
+    // The agent client's socket (src/plugin/agent-client.ts) over Bun.connect: node:net's module
+    // took 5-25 ms to load on every ADD with an agent (src/sea/bun-net.ts). Bun hands builtin
+    // specifiers to no plugin, so the client's `import('node:net')` is pointed at the module here;
+    // a client that no longer has it builds unchanged.
+    b.onLoad({ filter: /[\\/]src[\\/]plugin[\\/]agent-client\.ts$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replace(
+        /import\((['"])node:net\1\)/g,
+        `import(${JSON.stringify(join(root, 'src', 'sea', 'bun-net.ts'))})`,
+      ),
+      loader: 'ts',
+    }));
     // Anything else that reaches for koffi fails the build rather than the pod start.
     b.onResolve({ filter: /^koffi$|^@koromix\/koffi-/ }, (args) => {
       throw new Error(`${args.importer} imports ${args.path}: the CNI executable binds libc with bun:ffi only`);
@@ -56,7 +68,7 @@ const result = await Bun.build({
   define: {
     STRAND_VERSION: JSON.stringify(version),
   },
-  plugins: [libcBinding],
+  plugins: [bunNatives],
   throw: false,
 });
 if (!result.success) {
