@@ -1,47 +1,27 @@
 // Builds dist/cni/strand, the pod-path executable (bin/strand-cni.ts), with the pinned Bun from the
 // npm package @oven/bun-linux-x64: `Bun.build` with `compile` and `bytecode`, so the executable
 // starts from precompiled bytecode in a runtime that itself starts in a few ms (docs/architecture.md).
-// Run by scripts/build.mjs under that Bun:  bun scripts/build-cni.mjs <root> <koffi-hash> <version>
+// Run by scripts/build.mjs under that Bun:  bun scripts/build-cni.mjs <root> <version>
 // With STRAND_CNI_PROFILE_DIR set it writes the same bundle, not compiled, into that directory, for
 // `bun --cpu-prof <dir>/strand-cni.js` (profiling one ADD or DEL; see docs/architecture.md).
 import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 
-const [root, koffiHash, version] = process.argv.slice(2);
+const [root, version] = process.argv.slice(2);
 const dist = join(root, 'dist', 'cni');
-const require = createRequire(join(root, 'package.json'));
-const koffiNative = join(dirname(require.resolve('@koromix/koffi-linux-x64/package.json')), 'linux_x64', 'koffi.node');
 
-// koffi finds its native module through require('@koromix/koffi-<platform>'): linux-x64 is answered
-// by the loader that unpacks the module embedded in the executable; the other platforms' packages
-// are not installed and become a clear error if ever reached.
-const koffiPlugin = {
-  name: 'strand-koffi',
+// What Bun itself has, used instead of modules that cost every pod start: the kernel layer binds libc
+// with koffi under Node (src/kernel/libc-koffi.ts) and with Bun's own FFI here (src/kernel/libc-bun.ts),
+// so the executable carries no koffi (no native module to embed, unpack and dlopen with libstdc++).
+// The agent client's pod-start notice uses those libc calls too (a blocking unix socket), not node:net.
+const bunNatives = {
+  name: 'strand-bun-natives',
   setup(b) {
-    b.onResolve({ filter: /^@koromix\/koffi-/ }, (args) =>
-      args.path === '@koromix/koffi-linux-x64'
-        ? { path: 'koffi-linux-x64', namespace: 'strand-koffi' }
-        : { path: args.path, namespace: 'strand-koffi-absent' },
-    );
-    // Embedded as a file (its bytes, readable at run time), not as a native module: Bun would
-    // otherwise unpack it into /tmp and dlopen it on every start.
-    b.onResolve({ filter: /^strand-koffi-native-file$/ }, () => ({
-      path: koffiNative,
-      namespace: 'strand-koffi-file',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi-file' }, () => ({
-      contents: readFileSync(koffiNative),
-      loader: 'file',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi' }, () => ({
-      contents: `module.exports = require(${JSON.stringify(join(root, 'src', 'sea', 'koffi-native-bun.ts'))}).default;`,
-      loader: 'js',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'strand-koffi-absent' }, () => ({
-      contents: 'throw new Error("koffi: only linux-x64 is bundled in this build")',
-      loader: 'js',
-    }));
+    b.onResolve({ filter: /\/libc-koffi\.ts$/ }, () => ({ path: join(root, 'src', 'kernel', 'libc-bun.ts') }));
+    // Anything else that reaches for koffi fails the build rather than the pod start.
+    b.onResolve({ filter: /^koffi$|^@koromix\/koffi-/ }, (args) => {
+      throw new Error(`${args.importer} imports ${args.path}: the CNI executable binds libc with bun:ffi only`);
+    });
   },
 };
 
@@ -55,6 +35,12 @@ const NO_AUTOLOAD = {
   autoloadPackageJson: false,
 };
 
+// A CNI invocation is a few ms of run-once code: JavaScriptCore's JIT compiling it on its worker threads
+// costs CPU that never pays back (ADD 74 -> 61 ms of CPU at 100 on a loaded machine, VERSION about 3 ms
+// less). Scaled by 100 rather than switched off, so that a long loop (an IPAM range walked across tens
+// of thousands of addresses) still reaches the baseline JIT.
+const JIT_POLICY = 100;
+
 mkdirSync(dist, { recursive: true });
 const exe = join(dist, 'strand');
 const tmp = `${exe}.tmp`;
@@ -62,7 +48,7 @@ rmSync(tmp, { force: true });
 const profileDir = process.env.STRAND_CNI_PROFILE_DIR;
 const result = await Bun.build({
   entrypoints: [join(root, 'bin', 'strand-cni.ts')],
-  ...(profileDir ? { outdir: profileDir } : { compile: { outfile: tmp, ...NO_AUTOLOAD } }),
+  ...(profileDir ? { outdir: profileDir } : { compile: { outfile: tmp, ...NO_AUTOLOAD, jitPolicy: JIT_POLICY } }),
   target: 'bun',
   format: 'cjs',
   bytecode: true,
@@ -70,9 +56,8 @@ const result = await Bun.build({
   sourcemap: 'none',
   define: {
     STRAND_VERSION: JSON.stringify(version),
-    STRAND_KOFFI_HASH: JSON.stringify(koffiHash),
   },
-  plugins: [koffiPlugin],
+  plugins: [bunNatives],
   throw: false,
 });
 if (!result.success) {

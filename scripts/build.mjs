@@ -164,10 +164,10 @@ console.log(
 
 // The pod-path executable, from the same sources, compiled by Bun.
 try {
-  execFileSync(pinnedBun, [join(root, 'scripts', 'build-cni.mjs'), root, koffiHash, pkg.version], { stdio: 'pipe' });
+  execFileSync(pinnedBun, [join(root, 'scripts', 'build-cni.mjs'), root, pkg.version], { stdio: 'pipe' });
 } catch (err) {
   process.stderr.write(String(err.stdout ?? '') + String(err.stderr ?? err));
   throw err;
 }
 const bunVersion = require('@oven/bun-linux-x64/package.json').version;
-console.log(`built ${join(dist, 'cni', 'strand')} (bun ${bunVersion}, koffi ${koffiHash})`);
+console.log(`built ${join(dist, 'cni', 'strand')} (bun ${bunVersion}, bun:ffi)`);

@@ -533,13 +533,19 @@ export interface AddLinkOptions {
   /** Fail with EEXIST when the name is taken (default); false replaces nothing but tolerates nothing
    * either: without NLM_F_EXCL the kernel changes an existing link of the same name in place. */
   exclusive?: boolean;
+  /**
+   * Ask the kernel to echo the link it made (NLM_F_ECHO, honoured for RTM_NEWLINK since Linux 6.2):
+   * its index and, for a veth, the peer's (parentIndex), without a lookup by name each afterwards.
+   */
+  echo?: boolean;
 }
 
 /**
  * Creates a link in the socket's namespace (or spec.netns). A veth's peer is created directly in
  * spec.peer.netns, so "container end in the pod, host end here" and the other way round are one call.
+ * With opts.echo, returns the link as the kernel made it, or undefined from a kernel that does not echo.
  */
-export function addLink(nl: NetlinkSocket, spec: LinkSpec, opts: AddLinkOptions = {}): void {
+export function addLink(nl: NetlinkSocket, spec: LinkSpec, opts: AddLinkOptions = {}): Link | undefined {
   const fds = new FdScope();
   try {
     const resolved: { netnsFd?: number; peerNetnsFd?: number; master?: number; vxlanLink?: number } = {};
@@ -551,8 +557,13 @@ export function addLink(nl: NetlinkSocket, spec: LinkSpec, opts: AddLinkOptions 
     }
     if (spec.master !== undefined) resolved.master = linkIndex(nl, spec.master);
     if (spec.kind === 'vxlan' && spec.link !== undefined) resolved.vxlanLink = linkIndex(nl, spec.link);
-    const flags = opts.exclusive === false ? NLM_F.CREATE : NLM_F.CREATE | NLM_F.EXCL;
-    nl.request(encodeNewLink(spec, resolved, flags), () => describeSpec(spec));
+    const flags = (opts.exclusive === false ? NLM_F.CREATE : NLM_F.CREATE | NLM_F.EXCL) | (opts.echo ? NLM_F.ECHO : 0);
+    const answer = nl.request(encodeNewLink(spec, resolved, flags), () => describeSpec(spec));
+    if (!opts.echo) return undefined;
+    const made = answer.filter((m) => m.type === RTM.NEWLINK).map(decodeLink);
+    // Created in another namespace, the echo describes it there: only a link of the name asked for
+    // here is taken as the answer.
+    return made.find((l) => l.name === spec.name && spec.netns === undefined);
   } finally {
     fds.close();
   }

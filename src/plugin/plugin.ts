@@ -86,18 +86,25 @@ async function add(inv: Invocation): Promise<Result> {
     if (deleteLinkIfExists(host, hostVeth)) log.warn({ hostVeth }, 'removed a stale host veth of this attachment');
     const hostMac = randomMac();
     const podMac = cfg.mac ?? randomMac();
-    addLink(host, {
-      kind: 'veth',
-      name: hostVeth,
-      mtu,
-      mac: hostMac,
-      master: bridge.index,
-      // With an agent, the host end stays down until its answer: no packet reaches the pod (nor leaves
-      // it) before the pod's policy rules are in the kernel, not even before the ADD returns.
-      up: !cfg.agentSocket,
-      ...(offload ? { offload } : {}),
-      peer: { name: ifname, netns, mtu, mac: podMac, ...(offload ? { offload } : {}) },
-    });
+    // Echoed back: the host end's index and the pod end's (its peer), so neither the bridge port
+    // setting nor the pod's configuration looks a link up by name again (a lookup is a request that
+    // waits its turn for the kernel's RTNL lock while other pods start).
+    const made = addLink(
+      host,
+      {
+        kind: 'veth',
+        name: hostVeth,
+        mtu,
+        mac: hostMac,
+        master: bridge.index,
+        // With an agent, the host end stays down until its answer: no packet reaches the pod (nor leaves
+        // it) before the pod's policy rules are in the kernel, not even before the ADD returns.
+        up: !cfg.agentSocket,
+        ...(offload ? { offload } : {}),
+        peer: { name: ifname, netns, mtu, mac: podMac, ...(offload ? { offload } : {}) },
+      },
+      { echo: true },
+    );
     undo.push(() => deleteLinkIfExists(host, hostVeth));
     // BIG TCP: the bridge can take the sizes only once it has a port, so the first pod sets them.
     // Best effort: a bridge with a port of a lower ceiling refuses, and stays correct at 64 KiB.
@@ -114,19 +121,19 @@ async function add(inv: Invocation): Promise<Result> {
     }
     writeSysctlIfPresent(interfaceSysctl('ipv6', hostVeth, 'accept_ra'), 0);
     if (cfg.hairpinMode || cfg.portIsolation) {
-      setBridgePort(host, hostVeth, {
+      setBridgePort(host, made?.index ?? hostVeth, {
         ...(cfg.hairpinMode ? { hairpin: true } : {}),
         ...(cfg.portIsolation ? { isolated: true } : {}),
       });
     }
 
-    const podLink = findLink(pod, ifname);
-    if (!podLink)
+    const podIndex = made?.parentIndex ?? findLink(pod, ifname)?.index;
+    if (podIndex === undefined)
       throw new CniError(ErrorCode.KernelFailure, `container interface ${ifname} was not created in ${netns}`);
     configurePodInterface(pod, {
       netns,
       ifname,
-      index: podLink.index,
+      index: podIndex,
       ips,
       routes,
       enableDad: cfg.enableDad,

@@ -1,8 +1,8 @@
 // Where a single executable unpacks koffi's native module: both runtimes can only dlopen a file, so
 // the module embedded in the executable is written once, named by its content hash, into a directory
 // that only this user can write to, and loaded from there on every later start (a pod start then
-// costs one stat, not a 1 MiB write). Shared by the Node SEA (koffi-native.cjs) and the Bun-compiled
-// CNI executable (koffi-native-bun.ts).
+// costs one stat, not a 1 MiB write). Used by the Node SEA (koffi-native.cjs); the Bun-compiled CNI
+// executable has no koffi (src/kernel/libc-bun.ts).
 // '/run/strand/native' is written out here rather than taken from src/defaults.ts: this CommonJS file
 // runs before any module is loaded, so it cannot import one.
 'use strict';

@@ -92,6 +92,24 @@ describe('veth pairs', () => {
     expect(l.linkNetnsId).toBe(hostLink.link_netnsid);
   });
 
+  it('echoes the link it made when asked: its index and the peer index in the pod (Linux 6.2+)', (ctx) => {
+    const host = netns();
+    const pod = netns();
+    const nl = socketIn(host);
+    const hostVeth = testName('veth');
+    const podIf = testName('eth');
+    const made = addLink(nl, { kind: 'veth', name: hostVeth, peer: { name: podIf, netns: pod.path } }, { echo: true });
+    if (made === undefined) {
+      // An older kernel ignores NLM_F_ECHO for RTM_NEWLINK; the plugin then looks both ends up.
+      ctx.skip();
+      return;
+    }
+    expect(made).toMatchObject({ name: hostVeth, kind: 'veth', index: ipLink(host, hostVeth).ifindex });
+    expect(made.parentIndex).toBe(ipLink(pod, podIf).ifindex);
+    // Without echo nothing comes back, as before.
+    expect(addLink(nl, { kind: 'veth', name: testName('veth'), peer: { name: testName('eth') } })).toBeUndefined();
+  });
+
   it('creates it the other way round too: socket in the pod, peer in the host namespace', () => {
     const host = netns();
     const pod = netns();

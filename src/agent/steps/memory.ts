@@ -3,7 +3,7 @@
 // whenever the heap next fills up, so the agent's resident memory is that of what it keeps.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { loadKoffi } from '../../kernel/libc.ts';
+import { loadKoffi } from '../../kernel/libc-koffi.ts';
 import type { Logger } from '../../log.ts';
 import type { Clock, Timer } from '../clock.ts';
 

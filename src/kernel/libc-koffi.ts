@@ -1,0 +1,46 @@
+// The libc binding under Node (the agent, the command line, the tests): koffi (DESIGN.md: FFI with
+// koffi). The CNI executable, compiled by Bun, binds the same calls with Bun's own FFI instead
+// (libc-bun.ts; scripts/build-cni.mjs swaps the module), so it carries no koffi at all.
+//
+// koffi loads on the first call, not at import: the CLI, `strand --version` and CNI VERSION import
+// modules that import this one but never touch the kernel, and loading koffi costs several ms.
+// `require('koffi')` is what esbuild turns into a lazily initialised module inside the one bundle (the
+// SEA); under vitest or plain Node ESM there is no `require`, so one is made with createRequire.
+import { createRequire } from 'node:module';
+import type { Libc, LibcBinding } from './libc-api.ts';
+
+type Koffi = typeof import('koffi');
+
+let koffiModule: Koffi | undefined;
+
+/** koffi itself, loaded on first use (the agent binds a few more glibc calls with it). */
+export function loadKoffi(): Koffi {
+  if (!koffiModule) {
+    koffiModule = (typeof require === 'function' ? require('koffi') : createRequire(import.meta.url)('koffi')) as Koffi;
+  }
+  return koffiModule;
+}
+
+/** Loads koffi and binds the calls (about 0.3 ms once koffi is loaded). */
+export function bindLibc(): LibcBinding {
+  const koffi = loadKoffi();
+  const lib = koffi.load('libc.so.6');
+  // Buffers and typed arrays passed as `void *` are handed to C as pointers to their own memory, so
+  // recv() and getsockname() write straight into them (koffi doc "Output buffers").
+  const libc = {
+    flock: lib.func('int flock(int fd, int operation)'),
+    socket: lib.func('int socket(int domain, int type, int protocol)'),
+    bind: lib.func('int bind(int fd, const void *addr, uint32_t addrlen)'),
+    connect: lib.func('int connect(int fd, const void *addr, uint32_t addrlen)'),
+    getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+    send: lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+    recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
+    close: lib.func('int close(int fd)'),
+    setns: lib.func('int setns(int fd, int nstype)'),
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+    strerror: lib.func('const char *strerror(int errnum)'),
+  } as Libc;
+  // koffi keeps the errno of its last call itself.
+  return { libc, errno: () => koffi.errno() };
+}
