@@ -52,6 +52,13 @@ export class IncrementalCompiler {
   private meanings = new Map<string, PeerMeaning>();
   private defs = new Map<string, NamedPortDef>();
   private last: { view: ClusterView; compiled: CompiledPolicy } | undefined;
+  private lastPods: readonly LocalPod[] | undefined;
+  /** The peers and named ports the last local pods' rules name (`meanings`, `defs`: those and any
+   * the tiers registered since). */
+  private named: { meanings: ReadonlyMap<string, PeerMeaning>; defs: ReadonlyMap<string, NamedPortDef> } = {
+    meanings: new Map(),
+    defs: new Map(),
+  };
 
   /** The view of the last compile (for prepareBinds: the same cluster, not built again). */
   get view(): ClusterView | undefined {
@@ -110,19 +117,23 @@ export class IncrementalCompiler {
     for (const [id, d] of registry.registered.namedPorts) this.defs.set(id, d);
 
     const pods: LocalPod[] = view.localPods.map((o) => this.localPod(o, state));
-    // The peers and named ports the local pods' rules name, as the compile's registry would hold them.
-    const meanings = new Map<string, PeerMeaning>();
-    const defs = new Map<string, NamedPortDef>();
-    for (const p of pods) {
-      for (const d of directionsOf(p)) {
-        for (const r of d?.rules ?? []) {
-          if (r.peers !== 'all') for (const id of r.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
-          for (const id of r.namedPorts) defs.set(id, this.defs.get(id) as NamedPortDef);
-        }
+    // The peers and named ports the local pods' rules name, as the compile's registry would hold them:
+    // the last ones while the local pods are the same objects.
+    if (!sameList(this.lastPods, pods)) {
+      const meanings = new Map<string, PeerMeaning>();
+      const defs = new Map<string, NamedPortDef>();
+      for (const p of pods) {
+        const ids = idsOf(p);
+        for (const id of ids.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
+        for (const id of ids.ports) defs.set(id, this.defs.get(id) as NamedPortDef);
       }
+      // What the registry knows beyond these is dropped here, not kept for ever.
+      this.meanings = meanings;
+      this.defs = defs;
+      this.named = { meanings: new Map(meanings), defs: new Map(defs) };
+      this.lastPods = pods;
     }
-    this.meanings = meanings;
-    this.defs = defs;
+    const { meanings, defs } = this.named;
     const { peers, namedPorts } = yield* this.resolver.resolve(view, changes, meanings, defs, slice);
 
     this.tiers = state;
@@ -193,4 +204,23 @@ export class IncrementalCompiler {
 
 function directionsOf(p: LocalPod): (PodDirection | undefined)[] {
   return [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress];
+}
+
+/** The peer and named-port ids a local pod's rules name, memoised on the (kept) LocalPod. */
+const podIds = new WeakMap<LocalPod, { peers: string[]; ports: string[] }>();
+function idsOf(p: LocalPod): { peers: string[]; ports: string[] } {
+  let ids = podIds.get(p);
+  if (!ids) {
+    const peers = new Set<string>();
+    const ports = new Set<string>();
+    for (const d of directionsOf(p)) {
+      for (const r of d?.rules ?? []) {
+        if (r.peers !== 'all') for (const id of r.peers) peers.add(id);
+        for (const id of r.namedPorts) ports.add(id);
+      }
+    }
+    ids = { peers: [...peers], ports: [...ports] };
+    podIds.set(p, ids);
+  }
+  return ids;
 }
