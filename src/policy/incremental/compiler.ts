@@ -25,6 +25,7 @@ import type {
   PolicyPod,
 } from '../types.ts';
 import { PeerResolver } from './peers.ts';
+import { alignLists } from './align.ts';
 import { sameList, ViewBuilder, type Slicer, type ViewChanges } from './view.ts';
 
 interface TierState {
@@ -40,12 +41,15 @@ interface LocalMemo {
 }
 
 const noSlice: Slicer = function* () {};
+/** More policies in or out than this in one pass: every namespace with policies is compiled again. */
+const REGROUP_MAX = 1000;
 
 export class IncrementalCompiler {
   private readonly views = new ViewBuilder();
   private readonly resolver = new PeerResolver();
   private tiers: TierState[] | undefined;
-  private policiesByNs = new Map<string, NetworkPolicyObject[]>();
+  /** The members of `policies`, for aligning the next list with it (align.ts). */
+  private policySet = new Set<NetworkPolicyObject>();
   private policies: readonly NetworkPolicyObject[] | undefined;
   private cnps: readonly ClusterNetworkPolicyObject[] | undefined;
   private locals = new WeakMap<OwnedPod, LocalMemo>();
@@ -162,20 +166,19 @@ export class IncrementalCompiler {
     let npChanged = false;
     if (!sameList(this.policies, policies)) {
       npChanged = true;
-      const byNs = new Map<string, NetworkPolicyObject[]>();
-      for (const p of policies) {
-        const ns = p.metadata.namespace ?? '';
-        let list = byNs.get(ns);
-        if (!list) {
-          list = [];
-          byNs.set(ns, list);
-        }
-        list.push(p);
-      }
+      const was = this.policies;
+      const aligned = was && alignLists(was, policies, this.policySet, REGROUP_MAX);
       npNamespaces = new Set<string>();
-      for (const [ns, list] of byNs) if (!sameList(this.policiesByNs.get(ns), list)) npNamespaces.add(ns);
-      for (const ns of this.policiesByNs.keys()) if (!byNs.has(ns)) npNamespaces.add(ns);
-      this.policiesByNs = byNs;
+      if (aligned) {
+        // The namespaces of the policies that came and went, not a regrouping of every policy.
+        for (const p of [...aligned.outs, ...aligned.ins]) npNamespaces.add(p.metadata.namespace ?? '');
+        for (const p of aligned.outs) this.policySet.delete(p);
+        for (const p of aligned.ins) this.policySet.add(p);
+      } else {
+        // Many at once, or in another order (a relist): every namespace that has policies, before or now.
+        for (const p of [...(was ?? []), ...policies]) npNamespaces.add(p.metadata.namespace ?? '');
+        this.policySet = new Set(policies);
+      }
       this.policies = [...policies]; // a copy: a caller may change its array in place
     }
     const cnps = input.clusterNetworkPolicies ?? [];

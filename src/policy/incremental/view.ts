@@ -110,7 +110,7 @@ export class ViewBuilder {
   *build(input: CompileInput, slice: Slicer): Generator<void, { view: ClusterView; changes: ViewChanges }, void> {
     const { sorted, podLists, local, fromNotice } = this.replaced(input) ?? (yield* this.walk(input, slice));
     // Copies: a caller may change its array or map in place.
-    this.walked = { pods: [...input.pods], node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
+    this.walked = { pods: input.pods.slice(), node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
     yield* slice();
 
     const labels = new Set<string>();
