@@ -47,11 +47,8 @@ export const sameList = <T>(a: readonly T[] | undefined, b: readonly T[] | undef
   return true;
 };
 
-interface PodMemo {
-  node: string;
-  extra: readonly string[] | undefined;
-  result: { pod: ClusterPod; fromNotice: boolean } | undefined;
-}
+/** What clusterPodOf gave for a pod object (undefined: it counts for nothing). */
+type PodResult = { pod: ClusterPod; fromNotice: boolean } | undefined;
 
 const byName = (a: ClusterPod, b: ClusterPod) => byText(a.name, b.name);
 const SLICE = 2000;
@@ -77,7 +74,6 @@ function changedNotices(
 }
 
 export class ViewBuilder {
-  private readonly podMemo = new WeakMap<PolicyPod, PodMemo>();
   /** Per namespace: the pods in input order, and the sorted list built from them. */
   private raw = new Map<string, ClusterPod[]>();
   private sorted = new Map<string, readonly ClusterPod[]>();
@@ -91,7 +87,9 @@ export class ViewBuilder {
   private lastView: ClusterView | undefined;
   /** The input last walked (its pods a copy), and per pod object of it what it gave. */
   private walked: { pods: readonly PolicyPod[]; node: string; extra: CompileInput['extraPodIps'] } | undefined;
-  private results = new Map<PolicyPod, PodMemo['result']>();
+  private results = new Map<PolicyPod, PodResult>();
+  /** For this node's pods of `results`: the notice addresses their result was made with. */
+  private extras = new Map<PolicyPod, readonly string[] | undefined>();
   /** This node's pods of the view, in the order met (sorted when they change). */
   private local: readonly ClusterPod[] = [];
   /** The last local pods sorted and owned, for the same local pods and notices. */
@@ -205,14 +203,19 @@ export class ViewBuilder {
   /** Every pod, grouped by namespace; lists whose members are the last lists' are kept. */
   private *walk(input: CompileInput, slice: Slicer): Generator<void, Walked, void> {
     const raw = new Map<string, ClusterPod[]>();
-    const results = new Map<PolicyPod, PodMemo['result']>();
+    const results = new Map<PolicyPod, PodResult>();
     const localByKey = new Map<string, PolicyPod>();
+    // The last results hold for the same node only.
+    const prev = this.walked?.node === input.nodeName ? this.results : undefined;
+    const extras = this.extras;
+    this.extras = new Map();
+    for (const [pod, e] of extras) if (prev?.has(pod)) this.extras.set(pod, e);
     let n = 0;
     for (const pod of input.pods) {
       if (++n % SLICE === 0) yield* slice();
       if (pod.spec.nodeName === input.nodeName)
         localByKey.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), pod);
-      const c = this.podOf(pod, input);
+      const c = this.podOf(pod, input, prev);
       results.set(pod, c);
       if (!c) continue;
       let list = raw.get(c.pod.namespace);
@@ -222,6 +225,7 @@ export class ViewBuilder {
       }
       list.push(c.pod);
     }
+    for (const pod of this.extras.keys()) if (!results.has(pod)) this.extras.delete(pod);
     const podLists = new Set<string>();
     const sorted = new Map<string, readonly ClusterPod[]>();
     for (const [ns, list] of raw) {
@@ -287,6 +291,7 @@ export class ViewBuilder {
     for (const pod of outs) {
       const was = results.get(pod);
       results.delete(pod);
+      this.extras.delete(pod);
       const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
       if (this.localByKey.get(key) === pod) this.localByKey.delete(key);
       if (was) gone.push(was.pod);
@@ -294,13 +299,13 @@ export class ViewBuilder {
     for (const pod of ins) {
       if (pod.spec.nodeName === input.nodeName)
         this.localByKey.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), pod);
-      const now = this.podOf(pod, input);
+      const now = this.podOf(pod, input, results);
       results.set(pod, now);
       if (now) come.push(now.pod);
     }
     for (const pod of again) {
       const was = results.get(pod);
-      const now = this.podOf(pod, input);
+      const now = this.podOf(pod, input, results);
       results.set(pod, now);
       if (was?.pod === now?.pod) continue;
       if (was) gone.push(was.pod);
@@ -349,17 +354,18 @@ export class ViewBuilder {
     return { sorted, podLists, local, fromNotice };
   }
 
-  private podOf(pod: PolicyPod, input: CompileInput): PodMemo['result'] {
+  /** clusterPodOf(pod), from what `prev` (the last input's results) has for the same object. */
+  private podOf(pod: PolicyPod, input: CompileInput, prev: ReadonlyMap<PolicyPod, PodResult> | undefined): PodResult {
     const key =
       pod.spec.nodeName === input.nodeName ? podKey(pod.metadata.namespace ?? '', pod.metadata.name) : undefined;
     const extra = key === undefined ? undefined : input.extraPodIps?.get(key);
-    const m = this.podMemo.get(pod);
-    if (m && m.node === input.nodeName && sameList(m.extra, extra)) return m.result;
+    const had = prev?.has(pod) === true;
+    const was = prev?.get(pod);
+    if (had && (key === undefined || sameList(this.extras.get(pod), extra))) return was;
     const result = clusterPodOf(pod, input.nodeName, input.extraPodIps);
-    const was = m?.result;
+    if (key !== undefined) this.extras.set(pod, extra);
     // The same pod with the same addresses: the ClusterPod object kept (only the notice came or went).
     const keep = was && result && was.fromNotice === result.fromNotice && sameList(was.pod.ips, result.pod.ips);
-    this.podMemo.set(pod, { node: input.nodeName, extra, result: keep ? was : result });
     return keep ? was : result;
   }
 }
