@@ -43,6 +43,8 @@ interface LocalMemo {
 const noSlice: Slicer = function* () {};
 /** More policies in or out than this in one pass: every namespace with policies is compiled again. */
 const REGROUP_MAX = 1000;
+/** Local pods compiled by a tier between looks at the clock. */
+const TIER_CHUNK = 50;
 
 export class IncrementalCompiler {
   private readonly views = new ViewBuilder();
@@ -107,12 +109,17 @@ export class IncrementalCompiler {
       const prev = this.tiers?.[i];
       const todo = prev ? view.localPods.filter((o) => !prev.pods.has(o.pod) || dirty[i]?.(o.pod)) : view.localPods;
       const pods = new Map<ClusterPod, TierDirections | undefined>();
-      let errors = prev?.errors;
-      if (todo.length > 0 || !errors || dirty[i]?.(undefined)) {
-        const r = tier.compile(input, { ...view, localPods: todo }, registry);
-        errors = r.errors;
-        for (const o of todo) pods.set(o.pod, r.pods.get(o.pod));
-        yield* slice();
+      let errors: readonly PolicyError[] = prev?.errors ?? [];
+      if (todo.length > 0 || !prev || dirty[i]?.(undefined)) {
+        // In parts of the local pods, so that a whole compile (start, a relist) gives the event loop
+        // back between them; a tier's errors are its policies', the same for every part.
+        for (let at = 0; at === 0 || at < todo.length; at += TIER_CHUNK) {
+          const part = todo.slice(at, at + TIER_CHUNK);
+          const r = tier.compile(input, { ...view, localPods: part }, registry);
+          errors = r.errors;
+          for (const o of part) pods.set(o.pod, r.pods.get(o.pod));
+          yield* slice();
+        }
       }
       for (const o of view.localPods) if (!pods.has(o.pod)) pods.set(o.pod, prev?.pods.get(o.pod));
       state.push({ pods, errors });
