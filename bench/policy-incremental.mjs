@@ -3,6 +3,7 @@
 // the real kernel through today's transport (`nft -f` processes) in a throwaway network namespace:
 // the pod-start notice → answer latency (the gate answering, with the time inside the transport
 // apart), a pass whose inputs did not change, a remote and a local pod label change, a policy change,
+// a remote and a local pod deleted,
 // the flow cutter's "what changed", and the longest time the event loop was held in each phase.
 // Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000) or BENCH_SCALE (multiplies both: 10 is the 50,000-pod
 // / 10,000-policy point), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_CHANGES (5: samples of each
@@ -249,6 +250,34 @@ for (let r = 0; r < CHANGES; r++) {
   );
 }
 await phase('policy change');
+await begin('remote pod deleted');
+// Pod deletions (issue 18: proportional to the pod): a remote pod, then a local one, from the middle
+// of the informer's list.
+const remoteDelete = [];
+for (let r = 0; r < CHANGES; r++) {
+  const i = r * 100 + 3;
+  cache.pods.del(cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`));
+  remoteDelete.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
+}
+await phase('remote pod deleted');
+await begin('local pod deleted');
+const localDelete = [];
+for (let r = 0; r < CHANGES; r++) {
+  const i = (r + 50) * NODES + 7;
+  cache.pods.del(cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`));
+  localDelete.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
+}
+await phase('local pod deleted');
 await begin('pod-start notices (sequential)');
 // Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
 const answers = [];
@@ -369,6 +398,8 @@ printTable(
     row('remote pod label change', label),
     row('local pod label change', localLabel),
     row('policy change', policyChange),
+    row('remote pod deleted', remoteDelete),
+    row('local pod deleted', localDelete),
     row('pod-start notice -> answer (sequential)', answers),
     row('  the same, CPU time of this process', answerCpu),
     row('20 concurrent notices -> all answered', conc),
