@@ -48,7 +48,7 @@ export const sameList = <T>(a: readonly T[] | undefined, b: readonly T[] | undef
 };
 
 /** What clusterPodOf gave for a pod object (undefined: it counts for nothing). */
-type PodResult = { pod: ClusterPod; fromNotice: boolean } | undefined;
+type PodResult = ClusterPod | undefined;
 
 const byName = (a: ClusterPod, b: ClusterPod) => byText(a.name, b.name);
 const SLICE = 2000;
@@ -218,12 +218,12 @@ export class ViewBuilder {
       const c = this.podOf(pod, input, prev);
       results.set(pod, c);
       if (!c) continue;
-      let list = raw.get(c.pod.namespace);
+      let list = raw.get(c.namespace);
       if (!list) {
         list = [];
-        raw.set(c.pod.namespace, list);
+        raw.set(c.namespace, list);
       }
-      list.push(c.pod);
+      list.push(c);
     }
     for (const pod of this.extras.keys()) if (!results.has(pod)) this.extras.delete(pod);
     const podLists = new Set<string>();
@@ -246,10 +246,10 @@ export class ViewBuilder {
     yield* slice();
     const local: ClusterPod[] = [];
     const fromNotice = new Set<string>();
-    for (const c of results.values()) {
-      if (!c?.pod.local) continue;
-      local.push(c.pod);
-      if (c.fromNotice) fromNotice.add(podKey(c.pod.namespace, c.pod.name));
+    for (const [pod, c] of results) {
+      if (!c?.local) continue;
+      local.push(c);
+      if (noticed(this.extras.get(pod))) fromNotice.add(podKey(c.namespace, c.name));
     }
     const ipCount = new Map<string, number>();
     for (const list of sorted.values())
@@ -294,22 +294,22 @@ export class ViewBuilder {
       this.extras.delete(pod);
       const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
       if (this.localByKey.get(key) === pod) this.localByKey.delete(key);
-      if (was) gone.push(was.pod);
+      if (was) gone.push(was);
     }
     for (const pod of ins) {
       if (pod.spec.nodeName === input.nodeName)
         this.localByKey.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), pod);
       const now = this.podOf(pod, input, results);
       results.set(pod, now);
-      if (now) come.push(now.pod);
+      if (now) come.push(now);
     }
     for (const pod of again) {
       const was = results.get(pod);
       const now = this.podOf(pod, input, results);
       results.set(pod, now);
-      if (was?.pod === now?.pod) continue;
-      if (was) gone.push(was.pod);
-      if (now) come.push(now.pod);
+      if (was === now) continue;
+      if (was) gone.push(was);
+      if (now) come.push(now);
     }
     for (const was of gone) {
       for (const ip of was.ips) {
@@ -361,11 +361,15 @@ export class ViewBuilder {
     const extra = key === undefined ? undefined : input.extraPodIps?.get(key);
     const had = prev?.has(pod) === true;
     const was = prev?.get(pod);
-    if (had && (key === undefined || sameList(this.extras.get(pod), extra))) return was;
-    const result = clusterPodOf(pod, input.nodeName, input.extraPodIps);
+    const wasExtra = this.extras.get(pod);
+    if (had && (key === undefined || sameList(wasExtra, extra))) return was;
+    const result = clusterPodOf(pod, input.nodeName, input.extraPodIps)?.pod;
     if (key !== undefined) this.extras.set(pod, extra);
     // The same pod with the same addresses: the ClusterPod object kept (only the notice came or went).
-    const keep = was && result && was.fromNotice === result.fromNotice && sameList(was.pod.ips, result.pod.ips);
+    const keep = was && result && noticed(wasExtra) === noticed(extra) && sameList(was.ips, result.ips);
     return keep ? was : result;
   }
 }
+
+/** Whether notice addresses make a local pod's addresses (clusterPodOf's fromNotice). */
+const noticed = (extra: readonly string[] | undefined): boolean => (extra?.length ?? 0) > 0;
