@@ -147,10 +147,21 @@ export class Transaction {
       const named = [...this.owner.prefixes.map((p) => `${p}*`), ...this.owner.names].join(', ');
       throw new NftObjectError(`${op.verb} ${obj.kind} ${name}: this transaction only touches objects named ${named}`);
     }
-    // Copy, so a caller changing its object afterwards cannot change the transaction.
-    this.ops.push(checked ? op : ({ verb: op.verb, object: structuredClone(obj) } as Operation));
+    // Copy, so a caller changing its object afterwards cannot change the transaction; an element
+    // frozen whole cannot change, and is shared (a set of 50,000 addresses is 50,000 clones else).
+    const keep = checked || frozenElement(obj);
+    this.ops.push(keep ? op : ({ verb: op.verb, object: structuredClone(obj) } as Operation));
     return this;
   }
+}
+
+function frozenElement(obj: Operation['object']): boolean {
+  return (
+    obj.kind === 'element' &&
+    Object.isFrozen(obj) &&
+    Object.isFrozen(obj.key) &&
+    (obj.value === undefined || Object.isFrozen(obj.value))
+  );
 }
 
 /** Checks an operation's object as its verb needs it (a name and handle, or the whole object). */

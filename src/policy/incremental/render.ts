@@ -282,7 +282,10 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
   for (const ip of ips) {
     while (j < prev.length && (prev[j]?.key[0] as string) < ip) j++;
     const e = prev[j];
-    out.push(e !== undefined && e.key[0] === ip ? e : { kind: 'element', set: name, key: [ip] });
+    // Frozen: a transaction shares it rather than copying it (nft/transaction.ts).
+    out.push(
+      e !== undefined && e.key[0] === ip ? e : Object.freeze({ kind: 'element', set: name, key: Object.freeze([ip]) }),
+    );
   }
   return out;
 }
