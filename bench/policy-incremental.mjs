@@ -3,8 +3,12 @@
 // the real kernel through today's transport (`nft -f` processes) in a throwaway network namespace:
 // the pod-start notice → answer latency (the gate answering, with the time inside the transport
 // apart), a pass whose inputs did not change, a remote and a local pod label change, a policy change,
+// a remote and a local pod deleted,
 // the flow cutter's "what changed", and the longest time the event loop was held in each phase.
-// Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_KERNEL.
+// Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000) or BENCH_SCALE (multiplies both: 10 is the 50,000-pod
+// / 10,000-policy point), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_CHANGES (5: samples of each
+// kind of change), BENCH_KERNEL, BENCH_PROFILE=file (a CPU profile; BENCH_PROFILE_PHASE=name: of that
+// phase only, e.g. "policy change").
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { benchPolicySpec, fmt, printTable, quantile } from './lib.mjs';
@@ -17,8 +21,10 @@ import { createNftRunner } from '../src/nft/runner.ts';
 import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
 import { silentLogger } from '../src/log.ts';
 
-const PODS = Number(process.env.BENCH_PODS ?? 5000);
-const POLICIES = Number(process.env.BENCH_POLICIES ?? 1000);
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const PODS = Number(process.env.BENCH_PODS ?? 5000 * SCALE);
+const POLICIES = Number(process.env.BENCH_POLICIES ?? 1000 * SCALE);
+const CHANGES = Number(process.env.BENCH_CHANGES ?? 5);
 const NODES = Number(process.env.BENCH_NODES ?? 100);
 const NOTICES = Number(process.env.BENCH_NOTICES ?? 50);
 const NAMESPACES = Math.max(1, Math.round(PODS / 25));
@@ -135,11 +141,35 @@ loopDelay.enable();
 const slices = [];
 let phaseTransport = 0;
 let phaseRuns = 0;
-function phase(name) {
+// BENCH_PROFILE=file: a CPU profile of everything after the first pass (the changes and notices), or
+// with BENCH_PROFILE_PHASE of that phase alone.
+const PROFILE_PHASE = process.env.BENCH_PROFILE_PHASE;
+const profiler = process.env.BENCH_PROFILE ? new (await import('node:inspector')).Session() : undefined;
+const post = (method, params) =>
+  new Promise((resolve, reject) => profiler.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
+let profiling = false;
+async function startProfile() {
+  profiler.connect();
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  profiling = true;
+}
+async function stopProfile() {
+  if (!profiling) return;
+  profiling = false;
+  const { profile } = await post('Profiler.stop');
+  (await import('node:fs')).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
+}
+/** Called before each phase after the first: starts the profile of the phase asked for. */
+async function begin(name) {
+  if (profiler && PROFILE_PHASE === name) await startProfile();
+}
+async function phase(name) {
   const runs = transport.runs - phaseRuns;
   slices.push([name, loopDelay.max / 1e6, runs, runs > 0 ? (transport.ms - phaseTransport) / runs : 0]);
   phaseTransport = transport.ms;
   phaseRuns = transport.runs;
+  if (PROFILE_PHASE === name) await stopProfile();
   loopDelay.reset();
 }
 
@@ -154,18 +184,11 @@ const first = await timed(async () => {
   await enforcer.settle();
 });
 if (enforcer.problem) throw new Error(`the first apply failed: ${enforcer.problem}`);
-phase('first pass');
-// BENCH_PROFILE=file: a CPU profile of everything after the first pass (the changes and notices).
-const profiler = process.env.BENCH_PROFILE ? new (await import('node:inspector')).Session() : undefined;
-const post = (method, params) =>
-  new Promise((resolve, reject) => profiler.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
-if (profiler) {
-  profiler.connect();
-  await post('Profiler.enable');
-  await post('Profiler.start');
-}
+await phase('first pass');
+if (profiler && !PROFILE_PHASE) await startProfile();
+await begin('pass with nothing changed');
 const noop = [];
-for (let r = 0; r < 5; r++)
+for (let r = 0; r < CHANGES; r++)
   noop.push(
     await timed(async () => {
       enforcer.request();
@@ -173,10 +196,11 @@ for (let r = 0; r < 5; r++)
     }),
   );
 
-phase('pass with nothing changed');
+await phase('pass with nothing changed');
+await begin('remote pod label change');
 // Label changes of a remote pod the local pods' peers select.
 const label = [];
-for (let r = 0; r < 5; r++) {
+for (let r = 0; r < CHANGES; r++) {
   const p = cache.pods.get(`pod-${r * 100 + 1}`, `ns-${(r * 100 + 1) % NAMESPACES}`);
   cache.pods.put({
     ...p,
@@ -193,10 +217,11 @@ for (let r = 0; r < 5; r++) {
   );
 }
 
-phase('remote pod label change');
+await phase('remote pod label change');
+await begin('local pod label change');
 // Label changes of local pods (their chains change).
 const localLabel = [];
-for (let r = 0; r < 5; r++) {
+for (let r = 0; r < CHANGES; r++) {
   const i = r * NODES + 7;
   const p = cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`);
   cache.pods.put({ ...p, metadata: { ...p.metadata, labels: { ...p.metadata.labels, app: `app-${(i + 1) % 250}` } } });
@@ -207,10 +232,11 @@ for (let r = 0; r < 5; r++) {
     }),
   );
 }
-phase('local pod label change');
+await phase('local pod label change');
+await begin('policy change');
 // A policy's port changed.
 const policyChange = [];
-for (let r = 0; r < 5; r++) {
+for (let r = 0; r < CHANGES; r++) {
   const i = r * 7 + 7;
   cache.networkPolicies.put({
     metadata: { name: `np-${i}`, namespace: `ns-${i % NAMESPACES}` },
@@ -223,7 +249,36 @@ for (let r = 0; r < 5; r++) {
     }),
   );
 }
-phase('policy change');
+await phase('policy change');
+await begin('remote pod deleted');
+// Pod deletions (issue 18: proportional to the pod): a remote pod, then a local one, from the middle
+// of the informer's list.
+const remoteDelete = [];
+for (let r = 0; r < CHANGES; r++) {
+  const i = r * 100 + 3;
+  cache.pods.del(cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`));
+  remoteDelete.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
+}
+await phase('remote pod deleted');
+await begin('local pod deleted');
+const localDelete = [];
+for (let r = 0; r < CHANGES; r++) {
+  const i = (r + 50) * NODES + 7;
+  cache.pods.del(cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`));
+  localDelete.push(
+    await timed(async () => {
+      enforcer.request(performance.now());
+      await enforcer.settle();
+    }),
+  );
+}
+await phase('local pod deleted');
+await begin('pod-start notices (sequential)');
 // Pod starts: the pod is in the informer (scheduled here, no address yet) before its notice.
 const answers = [];
 const answerCpu = [];
@@ -291,7 +346,8 @@ for (let k = 0; k < NOTICES; k++) {
   answerCpu.push((cpu.user + cpu.system) / 1000);
   t0.ms += transport.ms - before;
 }
-phase('pod-start notices (sequential)');
+await phase('pod-start notices (sequential)');
+await begin('20 concurrent notices');
 // 20 concurrent.
 const conc = [];
 for (let r = 0; r < 3; r++) {
@@ -315,16 +371,13 @@ for (let r = 0; r < 3; r++) {
   );
 }
 
-phase('20 concurrent notices');
+await phase('20 concurrent notices');
 const compiled = enforcer.programming.compiled;
 const cut = [];
 for (let r = 0; r < 3; r++) cut.push(await timed(() => changedPodAddresses(compiled, compiled)));
 
 enforcer.stop();
-if (profiler) {
-  const { profile } = await post('Profiler.stop');
-  (await import('node:fs')).writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
-}
+await stopProfile();
 console.log(
   `notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`,
 );
@@ -345,6 +398,8 @@ printTable(
     row('remote pod label change', label),
     row('local pod label change', localLabel),
     row('policy change', policyChange),
+    row('remote pod deleted', remoteDelete),
+    row('local pod deleted', localDelete),
     row('pod-start notice -> answer (sequential)', answers),
     row('  the same, CPU time of this process', answerCpu),
     row('20 concurrent notices -> all answered', conc),

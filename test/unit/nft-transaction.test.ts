@@ -76,6 +76,27 @@ describe('Transaction', () => {
     expect(() => tx.append(new Transaction().add({ kind: 'chain', name: 'cni-masquerade' }))).toThrow(NftObjectError);
   });
 
+  it('copies what a caller could still change, and shares what cannot change', () => {
+    const diff = new Transaction().add({ kind: 'chain', name: 'agent-pol-x' });
+    const tx = new Transaction({ ownedPrefix: 'agent-' }).append(diff);
+    // Appended: the other transaction's own copy, shared.
+    expect(tx.operations[0]).toBe(diff.operations[0]);
+    // An element frozen whole is shared; a mutable one is copied, so changing it later changes nothing.
+    const frozen = Object.freeze({ kind: 'element' as const, set: 'agent-pol-s', key: Object.freeze(['10.0.0.1']) });
+    const open = { kind: 'element' as const, set: 'agent-pol-s', key: ['10.0.0.2'] };
+    const els = new Transaction().add(frozen).add(open);
+    expect(els.operations[0]?.object).toBe(frozen);
+    expect(els.operations[1]?.object).not.toBe(open);
+    open.key[0] = '10.0.0.3';
+    expect(els.render()).toBe(
+      'add element inet strand agent-pol-s { 10.0.0.1 }\nadd element inet strand agent-pol-s { 10.0.0.2 }\n',
+    );
+    // A bad element is refused whether frozen or not.
+    expect(() =>
+      new Transaction().add(Object.freeze({ kind: 'element', set: 'bad name!', key: Object.freeze(['x']) })),
+    ).toThrow(NftObjectError);
+  });
+
   it('with ownedPrefix, refuses every chain, set, map and element outside it', () => {
     const tx = new Transaction({ ownedPrefix: 'agent-' });
     tx.add({ kind: 'table' })

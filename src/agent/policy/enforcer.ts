@@ -431,7 +431,7 @@ export class PolicyEnforcer {
       compiled = await this.compiler.compileAsync(input, () => this.breathe('slice'));
       if (periodic && this.lastFullCompile > 0) compiled = await this.checkCompile(input, compiled);
       await this.breathe('compiled');
-      table = this.renderer.render(compiled, this.renderOptions());
+      table = await this.renderer.renderAsync(compiled, this.renderOptions(), () => this.breathe('slice'));
       await this.breathe('rendered');
       // This node's pods only (the compiler knows where they are in the list), not the cluster's.
       const waiting = waitingLocalPods({ ...input, pods: this.compiler.localInputPods(input) }, compiled);

@@ -26,6 +26,7 @@ import type {
   PolicyPod,
 } from '../types.ts';
 import { PeerResolver } from './peers.ts';
+import { alignLists } from './align.ts';
 import { sameList, ViewBuilder, type Slicer, type ViewChanges } from './view.ts';
 
 interface TierState {
@@ -41,18 +42,30 @@ interface LocalMemo {
 }
 
 const noSlice: Slicer = function* () {};
+/** More policies in or out than this in one pass: every namespace with policies is compiled again. */
+const REGROUP_MAX = 1000;
+/** Local pods compiled by a tier between looks at the clock. */
+const TIER_CHUNK = 50;
 
 export class IncrementalCompiler {
   private readonly views = new ViewBuilder();
   private readonly resolver = new PeerResolver();
   private tiers: TierState[] | undefined;
-  private policiesByNs = new Map<string, NetworkPolicyObject[]>();
+  /** The members of `policies`, for aligning the next list with it (align.ts). */
+  private policySet = new Set<NetworkPolicyObject>();
   private policies: readonly NetworkPolicyObject[] | undefined;
   private cnps: readonly ClusterNetworkPolicyObject[] | undefined;
   private locals = new WeakMap<OwnedPod, LocalMemo>();
   private meanings = new Map<string, PeerMeaning>();
   private defs = new Map<string, NamedPortDef>();
   private last: { view: ClusterView; compiled: CompiledPolicy } | undefined;
+  private lastPods: readonly LocalPod[] | undefined;
+  /** The peers and named ports the last local pods' rules name (`meanings`, `defs`: those and any
+   * the tiers registered since). */
+  private named: { meanings: ReadonlyMap<string, PeerMeaning>; defs: ReadonlyMap<string, NamedPortDef> } = {
+    meanings: new Map(),
+    defs: new Map(),
+  };
 
   /** The view of the last compile (for prepareBinds: the same cluster, not built again). */
   get view(): ClusterView | undefined {
@@ -97,12 +110,17 @@ export class IncrementalCompiler {
       const prev = this.tiers?.[i];
       const todo = prev ? view.localPods.filter((o) => !prev.pods.has(o.pod) || dirty[i]?.(o.pod)) : view.localPods;
       const pods = new Map<ClusterPod, TierDirections | undefined>();
-      let errors = prev?.errors;
-      if (todo.length > 0 || !errors || dirty[i]?.(undefined)) {
-        const r = tier.compile(input, { ...view, localPods: todo }, registry);
-        errors = r.errors;
-        for (const o of todo) pods.set(o.pod, r.pods.get(o.pod));
-        yield* slice();
+      let errors: readonly PolicyError[] = prev?.errors ?? [];
+      if (todo.length > 0 || !prev || dirty[i]?.(undefined)) {
+        // In parts of the local pods, so that a whole compile (start, a relist) gives the event loop
+        // back between them; a tier's errors are its policies', the same for every part.
+        for (let at = 0; at === 0 || at < todo.length; at += TIER_CHUNK) {
+          const part = todo.slice(at, at + TIER_CHUNK);
+          const r = tier.compile(input, { ...view, localPods: part }, registry);
+          errors = r.errors;
+          for (const o of part) pods.set(o.pod, r.pods.get(o.pod));
+          yield* slice();
+        }
       }
       for (const o of view.localPods) if (!pods.has(o.pod)) pods.set(o.pod, prev?.pods.get(o.pod));
       state.push({ pods, errors });
@@ -111,23 +129,29 @@ export class IncrementalCompiler {
     for (const [id, d] of registry.registered.namedPorts) this.defs.set(id, d);
 
     const pods: LocalPod[] = view.localPods.map((o) => this.localPod(o, state));
-    // The peers and named ports the local pods' rules name, as the compile's registry would hold them.
-    const meanings = new Map<string, PeerMeaning>();
-    const defs = new Map<string, NamedPortDef>();
-    // Pods selected by the same ClusterNetworkPolicies share one rule list (thousands of rules): once.
-    const walked = new Set<readonly CompiledRule[]>();
-    for (const p of pods) {
-      for (const d of directionsOf(p)) {
-        if (!d || walked.has(d.rules)) continue;
-        walked.add(d.rules);
-        for (const r of d.rules) {
-          if (r.peers !== 'all') for (const id of r.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
-          for (const id of r.namedPorts) defs.set(id, this.defs.get(id) as NamedPortDef);
+    // The peers and named ports the local pods' rules name, as the compile's registry would hold them:
+    // the last ones while the local pods are the same objects.
+    if (!sameList(this.lastPods, pods)) {
+      const meanings = new Map<string, PeerMeaning>();
+      const defs = new Map<string, NamedPortDef>();
+      // Pods selected by the same ClusterNetworkPolicies share one rule list (thousands of rules): once.
+      const walked = new Set<readonly CompiledRule[]>();
+      for (const p of pods) {
+        for (const d of directionsOf(p)) {
+          if (!d || walked.has(d.rules)) continue;
+          walked.add(d.rules);
+          const ids = idsOf(d.rules);
+          for (const id of ids.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
+          for (const id of ids.ports) defs.set(id, this.defs.get(id) as NamedPortDef);
         }
       }
+      // What the registry knows beyond these is dropped here, not kept for ever.
+      this.meanings = meanings;
+      this.defs = defs;
+      this.named = { meanings: new Map(meanings), defs: new Map(defs) };
+      this.lastPods = pods;
     }
-    this.meanings = meanings;
-    this.defs = defs;
+    const { meanings, defs } = this.named;
     const { peers, namedPorts } = yield* this.resolver.resolve(view, changes, meanings, defs, slice);
 
     this.tiers = state;
@@ -156,20 +180,19 @@ export class IncrementalCompiler {
     let npChanged = false;
     if (!sameList(this.policies, policies)) {
       npChanged = true;
-      const byNs = new Map<string, NetworkPolicyObject[]>();
-      for (const p of policies) {
-        const ns = p.metadata.namespace ?? '';
-        let list = byNs.get(ns);
-        if (!list) {
-          list = [];
-          byNs.set(ns, list);
-        }
-        list.push(p);
-      }
+      const was = this.policies;
+      const aligned = was && alignLists(was, policies, this.policySet, REGROUP_MAX);
       npNamespaces = new Set<string>();
-      for (const [ns, list] of byNs) if (!sameList(this.policiesByNs.get(ns), list)) npNamespaces.add(ns);
-      for (const ns of this.policiesByNs.keys()) if (!byNs.has(ns)) npNamespaces.add(ns);
-      this.policiesByNs = byNs;
+      if (aligned) {
+        // The namespaces of the policies that came and went, not a regrouping of every policy.
+        for (const p of [...aligned.outs, ...aligned.ins]) npNamespaces.add(p.metadata.namespace ?? '');
+        for (const p of aligned.outs) this.policySet.delete(p);
+        for (const p of aligned.ins) this.policySet.add(p);
+      } else {
+        // Many at once, or in another order (a relist): every namespace that has policies, before or now.
+        for (const p of [...(was ?? []), ...policies]) npNamespaces.add(p.metadata.namespace ?? '');
+        this.policySet = new Set(policies);
+      }
       this.policies = [...policies]; // a copy: a caller may change its array in place
     }
     const cnps = input.clusterNetworkPolicies ?? [];
@@ -198,4 +221,21 @@ export class IncrementalCompiler {
 
 function directionsOf(p: LocalPod): (PodDirection | undefined)[] {
   return [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress];
+}
+
+/** The peer and named-port ids a rule list names, memoised on the (kept, often shared) list. */
+const ruleIds = new WeakMap<readonly CompiledRule[], { peers: string[]; ports: string[] }>();
+function idsOf(rules: readonly CompiledRule[]): { peers: string[]; ports: string[] } {
+  let ids = ruleIds.get(rules);
+  if (!ids) {
+    const peers = new Set<string>();
+    const ports = new Set<string>();
+    for (const r of rules) {
+      if (r.peers !== 'all') for (const id of r.peers) peers.add(id);
+      for (const id of r.namedPorts) ports.add(id);
+    }
+    ids = { peers: [...peers], ports: [...ports] };
+    ruleIds.set(rules, ids);
+  }
+  return ids;
 }

@@ -15,6 +15,7 @@ import {
 } from '../render.ts';
 import { mergeParts, type FlatParts } from '../clusternetworkpolicy/flat-render.ts';
 import { FlatGroups } from '../clusternetworkpolicy/flat-groups.ts';
+import type { Slicer } from './view.ts';
 import type {
   ChainOwner,
   CommentMeaning,
@@ -45,6 +46,9 @@ const keyText = (e: Element) => e.key.join(' . ');
 const byKey = (a: { k: string }, b: { k: string }) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
 const byName = <V>([a]: [string, V], [b]: [string, V]) => (a < b ? -1 : a > b ? 1 : 0);
 const EMPTY = new Map<string, NamedPortSet>();
+const noSlice: Slicer = function* () {};
+/** Local pods rendered between looks at the clock. */
+const SLICE_PODS = 25;
 
 function sortedElements(list: readonly Element[]): Element[] {
   return list
@@ -61,17 +65,56 @@ export class TableRenderer {
   private members = new WeakMap<PeerSet | NamedPortSet, Map<string, readonly Element[]>>();
   private hollow = new Map<string, PeerSet>();
   private last: DesiredPolicyTable | undefined;
+  /** The local pods of the last render, when it had no flat groups (keptPods). */
+  private lastPods: readonly LocalPod[] | undefined;
   private flatGroups = new FlatGroups();
 
+  /** renderPolicy(model, options), at once. */
   render(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
+    const steps = this.steps(model, options, noSlice);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** renderPolicy(model, options), giving the event loop back (`breathe`) whenever a slice took
+   * `sliceMs` (a whole render at 50,000 pods: every local pod's chains and the peer sets' elements). */
+  async renderAsync(
+    model: CompiledPolicy,
+    options: RenderOptions,
+    breathe: () => Promise<void>,
+    sliceMs = 20,
+  ): Promise<DesiredPolicyTable> {
+    let since = performance.now();
+    const slice: Slicer = function* () {
+      if (performance.now() - since >= sliceMs) yield;
+    };
+    const steps = this.steps(model, options, slice);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await breathe();
+      since = performance.now();
+    }
+  }
+
+  private *steps(
+    model: CompiledPolicy,
+    options: RenderOptions,
+    slice: Slicer,
+  ): Generator<void, DesiredPolicyTable, void> {
     const key = JSON.stringify(options);
     if (key !== this.optionsKey || !this.skeleton) {
       this.optionsKey = key;
+      this.lastPods = undefined;
       this.fragments = new WeakMap();
       this.flatGroups = new FlatGroups();
       this.skeleton = renderPolicyWith({ ...model, pods: [], peers: new Map(), namedPorts: EMPTY }, options, NO_GROUPS);
     }
     const skeleton = this.skeleton;
+    const kept = this.keptPods(model);
+    if (kept) return kept;
     const chains = new Map<string, DesiredChain>(skeleton.chains);
     const sets = new Map<string, NftSet | NftMap>(skeleton.sets);
     const elements = new Map<string, readonly Element[]>();
@@ -81,7 +124,9 @@ export class TableRenderer {
     for (const name of skeleton.elements.keys()) mapElements.set(name, []);
     const hollow = this.hollowPeers(model);
     const groups = new Map<string, FlatGroupRequest>();
+    let n = 0;
     for (const pod of model.pods) {
+      if (++n % SLICE_PODS === 0) yield* slice();
       const f = this.fragment(pod, model, hollow, options);
       for (const [g, req] of f.groups) if (!groups.has(g)) groups.set(g, req);
       for (const [n, c] of f.chains) chains.set(n, c);
@@ -94,6 +139,7 @@ export class TableRenderer {
         elements.set(n, own ?? this.membersOf(n, model));
       }
     }
+    yield* slice();
     // The flat groups: unchanged ones (same rules, same peer objects) are the very objects of before.
     const rendered = this.flatGroups.render(groups, model, options);
     const flat: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
@@ -108,6 +154,7 @@ export class TableRenderer {
       sets.set(n, this.last?.sets.get(n) ?? x);
       elements.set(n, flat.elements.get(n) ?? []);
     }
+    yield* slice();
     for (const [n, list] of mapElements) {
       const was = this.last?.elements.get(n);
       const sorted = sortedElements(list);
@@ -121,7 +168,32 @@ export class TableRenderer {
       comments: new Map([...comments].sort(byName)),
     };
     this.last = table;
+    this.lastPods = groups.size === 0 ? model.pods : undefined;
     recordFlatGroups(table, record);
+    return table;
+  }
+
+  /**
+   * The same local pods (objects) as the last render, with no flat groups: every chain, comment,
+   * owner, set definition and verdict-map element is the last table's; only the peer and named-port
+   * sets whose objects changed get their elements again (a remote pod's label change: one set).
+   * Undefined: the whole render.
+   */
+  private keptPods(model: CompiledPolicy): DesiredPolicyTable | undefined {
+    const last = this.last;
+    if (!last || !this.lastPods || !sameObjects(this.lastPods, model.pods)) return undefined;
+    let elements: Map<string, readonly Element[]> | undefined;
+    for (const [name, list] of last.elements) {
+      if (!SET_NAME.test(name)) continue;
+      const now = this.membersOf(name, model);
+      if (now === list) continue;
+      elements ??= new Map(last.elements);
+      elements.set(name, now);
+    }
+    if (!elements) return last;
+    const table: DesiredPolicyTable = { ...last, elements };
+    this.last = table;
+    recordFlatGroups(table, new Map());
     return table;
   }
 
@@ -178,10 +250,14 @@ export class TableRenderer {
     const had = byName.get(name);
     if (had) return had;
     let list: Element[];
-    if (kind === 'cidr') list = (set as PeerSet).intervals.map((p) => ({ kind: 'element', set: name, key: [p] }));
+    if (kind === 'cidr')
+      list = sortedElements((set as PeerSet).intervals.map((p) => ({ kind: 'element', set: name, key: [p] })));
     else if (kind === 'peer') {
+      // Members are sorted as text already, which is the key order; the elements of the set's last
+      // list are reused, so the diff passes over them by identity (a pod in or out of 50,000 is one
+      // element to look at, not 50,000 keys to compare).
       const ips = family === '4' ? (set as PeerSet).v4 : (set as PeerSet).v6;
-      list = ips.map((ip) => ({ kind: 'element', set: name, key: [ip] }));
+      list = reuseElements(name, ips, this.last?.elements.get(name));
     } else {
       const np = set as NamedPortSet;
       list = sortedElements(
@@ -192,11 +268,26 @@ export class TableRenderer {
         })),
       );
     }
-    // Peer members are sorted as text already, which is the key order; cidr prefixes are not always.
-    if (kind !== 'port') list = sortedElements(list);
     byName.set(name, list);
     return list;
   }
+}
+
+/** A peer set's elements for `ips` (sorted as text), with the elements of `had` (the set's last list,
+ * in the same order) where they have the same address. */
+function reuseElements(name: string, ips: readonly string[], had: readonly Element[] | undefined): Element[] {
+  const out: Element[] = [];
+  const prev = had ?? [];
+  let j = 0;
+  for (const ip of ips) {
+    while (j < prev.length && (prev[j]?.key[0] as string) < ip) j++;
+    const e = prev[j];
+    // Frozen: a transaction shares it rather than copying it (nft/transaction.ts).
+    out.push(
+      e !== undefined && e.key[0] === ip ? e : Object.freeze({ kind: 'element', set: name, key: Object.freeze([ip]) }),
+    );
+  }
+  return out;
 }
 
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {

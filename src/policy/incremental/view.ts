@@ -2,8 +2,10 @@
 // every change, so an object seen before is unchanged and what was built from it is reused. A
 // namespace's pod list stays the very array of the last compile while its members are the same
 // objects, so a label change in namespace A leaves B's list (and every peer that read only B) alone.
-// The walk over the cluster's pods that remains is a few map look-ups per pod, split in slices
-// (`Slicer`) so the event loop is never held long.
+// The pods that changed are found by aligning the input's list with the last one (align.ts: a
+// pointer comparison per place), so a pod replaced, added or deleted costs its namespace's list, not
+// the cluster's; the whole walk (start, or many changes at once) is a few map look-ups per pod, split
+// in slices (`Slicer`) so the event loop is never held long.
 import {
   byText,
   canonicalIps,
@@ -19,7 +21,8 @@ import {
   type Labels,
   type OwnedPod,
 } from '../cluster.ts';
-import type { CompileInput, PolicyPod } from '../types.ts';
+import type { CompileInput, PolicyNamespace, PolicyPod } from '../types.ts';
+import { alignLists } from './align.ts';
 
 /** Called every so many items of a long walk; a generator step that may yield the event loop. */
 export type Slicer = () => Generator<void, void, void>;
@@ -44,11 +47,8 @@ export const sameList = <T>(a: readonly T[] | undefined, b: readonly T[] | undef
   return true;
 };
 
-interface PodMemo {
-  node: string;
-  extra: readonly string[] | undefined;
-  result: { pod: ClusterPod; fromNotice: boolean } | undefined;
-}
+/** What clusterPodOf gave for a pod object (undefined: it counts for nothing). */
+type PodResult = ClusterPod | undefined;
 
 const byName = (a: ClusterPod, b: ClusterPod) => byText(a.name, b.name);
 const SLICE = 2000;
@@ -58,7 +58,7 @@ const REPLACED_MAX = 500;
 interface Walked {
   sorted: Map<string, readonly ClusterPod[]>;
   podLists: Set<string>;
-  local: ClusterPod[];
+  local: readonly ClusterPod[];
   fromNotice: Set<string>;
 }
 
@@ -74,10 +74,10 @@ function changedNotices(
 }
 
 export class ViewBuilder {
-  private readonly podMemo = new WeakMap<PolicyPod, PodMemo>();
   /** Per namespace: the pods in input order, and the sorted list built from them. */
   private raw = new Map<string, ClusterPod[]>();
   private sorted = new Map<string, readonly ClusterPod[]>();
+  private namespaces: readonly PolicyNamespace[] | undefined;
   private nsLabels = new Map<string, Labels>();
   private defaultLabels = new Map<string, Labels>();
   private names: readonly string[] = [];
@@ -85,12 +85,22 @@ export class ViewBuilder {
   private nodeAddresses: string[] = [];
   private owned = new WeakMap<ClusterPod, OwnedPod>();
   private lastView: ClusterView | undefined;
-  /** The input last walked, and per pod of it what it gave (aligned with its pods). */
+  /** The input last walked (its pods a copy), and per pod object of it what it gave. */
   private walked: { pods: readonly PolicyPod[]; node: string; extra: CompileInput['extraPodIps'] } | undefined;
-  private results: PodMemo['result'][] | undefined;
+  private results = new Map<PolicyPod, PodResult>();
+  /** For this node's pods of `results`: the notice addresses their result was made with. */
+  private extras = new Map<PolicyPod, readonly string[] | undefined>();
+  /** This node's pods of the view, in the order met (sorted when they change). */
   private local: readonly ClusterPod[] = [];
-  /** Where this node's pods are in the list last walked, by "namespace/name" (for notices). */
-  private localIndex = new Map<string, number>();
+  /** The last local pods sorted and owned, for the same local pods and notices. */
+  private owning: { local: readonly ClusterPod[]; fromNotice: string; localPods: OwnedPod[]; warnings: string[] } = {
+    local: [],
+    fromNotice: '',
+    localPods: [],
+    warnings: [],
+  };
+  /** This node's pods of the input last built, addresses or not, by "namespace/name". */
+  private localByKey = new Map<string, PolicyPod>();
   /** Per address, the number of the view's pods that have it. */
   private ipCount = new Map<string, number>();
 
@@ -98,16 +108,26 @@ export class ViewBuilder {
   *build(input: CompileInput, slice: Slicer): Generator<void, { view: ClusterView; changes: ViewChanges }, void> {
     const { sorted, podLists, local, fromNotice } = this.replaced(input) ?? (yield* this.walk(input, slice));
     // Copies: a caller may change its array or map in place.
-    this.walked = { pods: [...input.pods], node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
+    this.walked = { pods: input.pods.slice(), node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
     yield* slice();
 
     const labels = new Set<string>();
-    const nsLabels = new Map<string, Labels>();
-    for (const ns of input.namespaces) nsLabels.set(ns.metadata.name, namespaceLabelsOf(ns));
-    for (const [name, l] of nsLabels) if (this.nsLabels.get(name) !== l) labels.add(name);
-    for (const name of this.nsLabels.keys()) if (!nsLabels.has(name)) labels.add(name);
-    const nameList = [...new Set([...nsLabels.keys(), ...sorted.keys()])].sort(byText);
-    const names = sameList(this.names, nameList) ? this.names : nameList;
+    let nsLabels = this.nsLabels;
+    const nsChanged = !sameList(this.namespaces, input.namespaces);
+    if (nsChanged) {
+      nsLabels = new Map<string, Labels>();
+      for (const ns of input.namespaces) nsLabels.set(ns.metadata.name, namespaceLabelsOf(ns));
+      for (const [name, l] of nsLabels) if (this.nsLabels.get(name) !== l) labels.add(name);
+      for (const name of this.nsLabels.keys()) if (!nsLabels.has(name)) labels.add(name);
+      this.namespaces = [...input.namespaces];
+    }
+    // The names change only with the namespaces or with a pod list of a namespace without an object
+    // that came or went (such a namespace's list is among those that changed).
+    let names = this.names;
+    if (nsChanged || [...podLists].some((ns) => !nsLabels.has(ns))) {
+      const nameList = [...new Set([...nsLabels.keys(), ...sorted.keys()])].sort(byText);
+      if (!sameList(this.names, nameList)) names = nameList;
+    }
     if (names !== this.names) for (const x of new Set([...names, ...this.names])) labels.add(x);
 
     const nodeList = (input.nodes ?? []).map(clusterNodeOf).sort((a, b) => byText(a.name, b.name));
@@ -115,15 +135,7 @@ export class ViewBuilder {
     const addresses = canonicalIps(input.nodeAddresses);
     const nodeAddresses = sameList(this.nodeAddresses, addresses) ? this.nodeAddresses : addresses;
 
-    // Local pods sorted by namespace, then name, as clusterView lists them.
-    local.sort((a, b) => byText(a.namespace, b.namespace) || byName(a, b));
-    const warnings: string[] = [];
-    const localPods = ownedLocalPods(local, fromNotice, warnings).map((o) => {
-      const was = this.owned.get(o.pod);
-      if (was && sameList(was.ips, o.ips)) return was;
-      this.owned.set(o.pod, o);
-      return o;
-    });
+    const { localPods, warnings } = this.owningOf(local, fromNotice);
 
     const changes: ViewChanges = {
       podLists,
@@ -159,38 +171,61 @@ export class ViewBuilder {
     return { view, changes };
   }
 
-  /** This node's pods of `input` (the one last built), with or without addresses: found by their
-   * places in its list, not by walking it (for the pods waiting for their ADD). */
+  /** This node's pods of `input` (the one last built), with or without addresses: kept by key as
+   * the list changes, not found by walking it (for the pods waiting for their ADD). */
   localInputPods(input: CompileInput): PolicyPod[] {
     const out: PolicyPod[] = [];
-    for (const [key, i] of this.localIndex) {
-      const p = input.pods[i];
-      if (!p || p.spec.nodeName !== input.nodeName) continue;
-      if (podKey(p.metadata.namespace ?? '', p.metadata.name) === key) out.push(p);
-    }
+    for (const p of this.localByKey.values()) if (p.spec.nodeName === input.nodeName) out.push(p);
     return out;
+  }
+
+  /** The local pods sorted by namespace, then name, as clusterView lists them, with the addresses
+   * each owns: the last ones while the local pods and the notices among them are the same. */
+  private owningOf(
+    local: readonly ClusterPod[],
+    fromNotice: ReadonlySet<string>,
+  ): { localPods: OwnedPod[]; warnings: string[] } {
+    const noticed = [...fromNotice].sort(byText).join('\n');
+    const was = this.owning;
+    if (sameList(was.local, local) && was.fromNotice === noticed) return was;
+    const sortedLocal = [...local].sort((a, b) => byText(a.namespace, b.namespace) || byName(a, b));
+    const warnings: string[] = [];
+    const localPods = ownedLocalPods(sortedLocal, fromNotice, warnings).map((o) => {
+      const had = this.owned.get(o.pod);
+      if (had && sameList(had.ips, o.ips)) return had;
+      this.owned.set(o.pod, o);
+      return o;
+    });
+    this.owning = { local, fromNotice: noticed, localPods, warnings };
+    return this.owning;
   }
 
   /** Every pod, grouped by namespace; lists whose members are the last lists' are kept. */
   private *walk(input: CompileInput, slice: Slicer): Generator<void, Walked, void> {
     const raw = new Map<string, ClusterPod[]>();
-    const results: PodMemo['result'][] = [];
-    const localIndex = new Map<string, number>();
+    const results = new Map<PolicyPod, PodResult>();
+    const localByKey = new Map<string, PolicyPod>();
+    // The last results hold for the same node only.
+    const prev = this.walked?.node === input.nodeName ? this.results : undefined;
+    const extras = this.extras;
+    this.extras = new Map();
+    for (const [pod, e] of extras) if (prev?.has(pod)) this.extras.set(pod, e);
     let n = 0;
     for (const pod of input.pods) {
       if (++n % SLICE === 0) yield* slice();
       if (pod.spec.nodeName === input.nodeName)
-        localIndex.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), results.length);
-      const c = this.podOf(pod, input);
-      results.push(c);
+        localByKey.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), pod);
+      const c = this.podOf(pod, input, prev);
+      results.set(pod, c);
       if (!c) continue;
-      let list = raw.get(c.pod.namespace);
+      let list = raw.get(c.namespace);
       if (!list) {
         list = [];
-        raw.set(c.pod.namespace, list);
+        raw.set(c.namespace, list);
       }
-      list.push(c.pod);
+      list.push(c);
     }
+    for (const pod of this.extras.keys()) if (!results.has(pod)) this.extras.delete(pod);
     const podLists = new Set<string>();
     const sorted = new Map<string, readonly ClusterPod[]>();
     for (const [ns, list] of raw) {
@@ -208,18 +243,19 @@ export class ViewBuilder {
       }
     }
     for (const ns of this.sorted.keys()) if (!sorted.has(ns)) podLists.add(ns);
+    yield* slice();
     const local: ClusterPod[] = [];
     const fromNotice = new Set<string>();
-    for (const c of results) {
-      if (!c?.pod.local) continue;
-      local.push(c.pod);
-      if (c.fromNotice) fromNotice.add(podKey(c.pod.namespace, c.pod.name));
+    for (const [pod, c] of results) {
+      if (!c?.local) continue;
+      local.push(c);
+      if (noticed(this.extras.get(pod))) fromNotice.add(podKey(c.namespace, c.name));
     }
     const ipCount = new Map<string, number>();
     for (const list of sorted.values())
       for (const p of list) for (const ip of p.ips) ipCount.set(ip, (ipCount.get(ip) ?? 0) + 1);
     this.ipCount = ipCount;
-    this.localIndex = localIndex;
+    this.localByKey = localByKey;
     this.raw = raw;
     this.results = results;
     this.sorted = sorted;
@@ -228,50 +264,54 @@ export class ViewBuilder {
   }
 
   /**
-   * The informers' list keeps a replaced object in its place and adds new ones at its end, so when
-   * the input has at least as many pods as the last one, the same notices and node, and only some
-   * objects were replaced or added, the pods that changed are found by one pointer comparison per
-   * pod and only their namespaces' lists are updated (a pod out, a pod in by name). Undefined: walk
-   * everything.
+   * The pods that changed since the last input, when few did (align.ts: replaced, added and deleted
+   * objects), with the same node: only their namespaces' lists are updated (a pod out, a pod in by
+   * name). A notice that came, went or changed redoes its local pod. Undefined: walk everything.
    */
   private replaced(input: CompileInput): Walked | undefined {
     const w = this.walked;
-    if (!w || w.node !== input.nodeName || input.pods.length < w.pods.length || !this.results) return undefined;
-    const changed: number[] = [];
-    for (let i = 0; i < input.pods.length; i++) {
-      if (i < w.pods.length && input.pods[i] === w.pods[i]) continue;
-      changed.push(i);
-      if (changed.length > REPLACED_MAX) return undefined;
-    }
-    // A notice that came, went or changed: its local pod is compiled again, found by its key.
-    const noticed = new Set(changed);
+    if (!w || w.node !== input.nodeName) return undefined;
+    const aligned = alignLists(w.pods, input.pods, this.results, REPLACED_MAX);
+    if (!aligned) return undefined;
+    const outs = new Set(aligned.outs);
+    const ins = aligned.ins;
+    // A notice that came, went or changed: its pod (kept in the list) is looked at again.
+    const again: PolicyPod[] = [];
     for (const key of changedNotices(w.extra, input.extraPodIps)) {
-      const i = this.localIndex.get(key);
-      if (i === undefined || i >= w.pods.length) continue; // not a pod of the list: nothing to redo
-      const pod = input.pods[i] as PolicyPod;
-      if (podKey(pod.metadata.namespace ?? '', pod.metadata.name) !== key) return undefined;
-      if (!noticed.has(i)) changed.push(i);
-      noticed.add(i);
+      const pod = this.localByKey.get(key);
+      if (pod && !outs.has(pod)) again.push(pod);
     }
-    for (const i of changed) {
-      const pod = input.pods[i] as PolicyPod;
-      if (pod.spec.nodeName === input.nodeName)
-        this.localIndex.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), i);
-    }
-    const results = this.results; // updated in place: only the changed places differ
+    const results = this.results; // updated in place: only the changed pods differ
     const sorted = new Map(this.sorted);
     const podLists = new Set<string>();
     let local = this.local;
-    // Every pod out first, then every pod in: with a pod deleted and another added, the pods between
-    // moved one place, and each is both a pod out and a pod in.
-    const ins: ClusterPod[] = [];
-    for (const i of changed) {
-      const was = results[i]?.pod;
-      const now = this.podOf(input.pods[i] as PolicyPod, input);
-      results[i] = now;
-      if (was === now?.pod) continue;
-      if (now) ins.push(now.pod);
-      if (!was) continue;
+    // Every pod out first, then every pod in: a pod replaced is both.
+    const gone: ClusterPod[] = [];
+    const come: ClusterPod[] = [];
+    for (const pod of outs) {
+      const was = results.get(pod);
+      results.delete(pod);
+      this.extras.delete(pod);
+      const key = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
+      if (this.localByKey.get(key) === pod) this.localByKey.delete(key);
+      if (was) gone.push(was);
+    }
+    for (const pod of ins) {
+      if (pod.spec.nodeName === input.nodeName)
+        this.localByKey.set(podKey(pod.metadata.namespace ?? '', pod.metadata.name), pod);
+      const now = this.podOf(pod, input, results);
+      results.set(pod, now);
+      if (now) come.push(now);
+    }
+    for (const pod of again) {
+      const was = results.get(pod);
+      const now = this.podOf(pod, input, results);
+      results.set(pod, now);
+      if (was === now) continue;
+      if (was) gone.push(was);
+      if (now) come.push(now);
+    }
+    for (const was of gone) {
       for (const ip of was.ips) {
         const n = (this.ipCount.get(ip) ?? 0) - 1;
         if (n > 0) this.ipCount.set(ip, n);
@@ -283,7 +323,7 @@ export class ViewBuilder {
       podLists.add(was.namespace);
       if (was.local) local = local.filter((p) => p !== was);
     }
-    for (const pod of ins) {
+    for (const pod of come) {
       for (const ip of pod.ips) this.ipCount.set(ip, (this.ipCount.get(ip) ?? 0) + 1);
       const list = [...(sorted.get(pod.namespace) ?? [])];
       let at = 0;
@@ -309,23 +349,27 @@ export class ViewBuilder {
       if ((input.extraPodIps?.get(key)?.length ?? 0) > 0) fromNotice.add(key);
     }
     this.raw = new Map(); // the next walk sorts again rather than trusting lists of another order
-    this.results = results;
     this.sorted = sorted;
     this.local = local;
-    return { sorted, podLists, local: [...local], fromNotice };
+    return { sorted, podLists, local, fromNotice };
   }
 
-  private podOf(pod: PolicyPod, input: CompileInput): PodMemo['result'] {
+  /** clusterPodOf(pod), from what `prev` (the last input's results) has for the same object. */
+  private podOf(pod: PolicyPod, input: CompileInput, prev: ReadonlyMap<PolicyPod, PodResult> | undefined): PodResult {
     const key =
       pod.spec.nodeName === input.nodeName ? podKey(pod.metadata.namespace ?? '', pod.metadata.name) : undefined;
     const extra = key === undefined ? undefined : input.extraPodIps?.get(key);
-    const m = this.podMemo.get(pod);
-    if (m && m.node === input.nodeName && sameList(m.extra, extra)) return m.result;
-    const result = clusterPodOf(pod, input.nodeName, input.extraPodIps);
-    const was = m?.result;
+    const had = prev?.has(pod) === true;
+    const was = prev?.get(pod);
+    const wasExtra = this.extras.get(pod);
+    if (had && (key === undefined || sameList(wasExtra, extra))) return was;
+    const result = clusterPodOf(pod, input.nodeName, input.extraPodIps)?.pod;
+    if (key !== undefined) this.extras.set(pod, extra);
     // The same pod with the same addresses: the ClusterPod object kept (only the notice came or went).
-    const keep = was && result && was.fromNotice === result.fromNotice && sameList(was.pod.ips, result.pod.ips);
-    this.podMemo.set(pod, { node: input.nodeName, extra, result: keep ? was : result });
+    const keep = was && result && noticed(wasExtra) === noticed(extra) && sameList(was.ips, result.ips);
     return keep ? was : result;
   }
 }
+
+/** Whether notice addresses make a local pod's addresses (clusterPodOf's fromNotice). */
+const noticed = (extra: readonly string[] | undefined): boolean => (extra?.length ?? 0) > 0;

@@ -7,6 +7,7 @@ import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
 import type { TierDirections, TierResult } from '../tier.ts';
 import type { CompiledRule, NetworkPolicyObject, PolicyError, PolicyRef } from '../types.ts';
+import { alignLists } from '../incremental/align.ts';
 import { parsePolicy, type ParsedPolicy } from './parse.ts';
 import { RuleCompiler } from './rules.ts';
 
@@ -16,8 +17,14 @@ interface ByNamespace {
 }
 
 /** The last grouping, kept while the policies are the same objects: the agent's passes, pod-start
- * binds and prepared binds each compile against the same policies many times between changes. */
-let lastGrouping: { policies: readonly NetworkPolicyObject[]; result: ByNamespace } | undefined;
+ * binds and prepared binds each compile against the same policies many times between changes.
+ * After a change it is updated where the policies that came and went are (issue 18: one policy
+ * changed among 10,000 regroups one namespace). `members`: the set of `policies`. */
+let lastGrouping:
+  | { policies: readonly NetworkPolicyObject[]; members: Set<NetworkPolicyObject>; result: ByNamespace }
+  | undefined;
+/** More policies in or out than this at once: grouped again whole. */
+const REGROUP_MAX = 1000;
 
 function samePolicies(a: readonly NetworkPolicyObject[], b: readonly NetworkPolicyObject[]): boolean {
   if (a === b) return true;
@@ -28,9 +35,39 @@ function samePolicies(a: readonly NetworkPolicyObject[], b: readonly NetworkPoli
 
 /** Policies by namespace, each list sorted by name; every policy's errors are reported. */
 function policiesByNamespace(policies: readonly NetworkPolicyObject[]): ByNamespace {
-  if (lastGrouping && samePolicies(lastGrouping.policies, policies)) return lastGrouping.result;
-  const result = groupPolicies(policies);
-  lastGrouping = { policies: [...policies], result }; // a copy: a caller may change its array in place
+  const last = lastGrouping;
+  if (last && samePolicies(last.policies, policies)) return last.result;
+  const aligned = last && alignLists(last.policies, policies, last.members, REGROUP_MAX);
+  let result: ByNamespace;
+  let members: Set<NetworkPolicyObject>;
+  if (last && aligned) {
+    const changed = [...aligned.outs, ...aligned.ins].map(parsePolicy);
+    const outs = new Set(aligned.outs.map(parsePolicy));
+    const byNs = new Map(last.result.byNs);
+    for (const ns of new Set(changed.map((p) => p.ref.namespace))) {
+      const list = (byNs.get(ns) ?? []).filter((p) => !outs.has(p));
+      for (const policy of aligned.ins) {
+        const p = parsePolicy(policy);
+        if (p.ref.namespace === ns) list.push(p);
+      }
+      if (list.length > 0)
+        byNs.set(
+          ns,
+          list.sort((a, b) => byText(a.ref.name, b.ref.name)),
+        );
+      else byNs.delete(ns);
+    }
+    // The errors are every policy's in list order: the same while no policy with errors came or went.
+    const errors = changed.some((p) => p.errors.length > 0) ? groupPolicies(policies).errors : last.result.errors;
+    result = { byNs, errors };
+    members = last.members; // the last grouping is replaced: its set is brought up to date
+    for (const p of aligned.outs) members.delete(p);
+    for (const p of aligned.ins) members.add(p);
+  } else {
+    result = groupPolicies(policies);
+    members = new Set(policies);
+  }
+  lastGrouping = { policies: [...policies], members, result }; // a copy: a caller may change its array in place
   return result;
 }
 
