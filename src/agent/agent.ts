@@ -237,6 +237,7 @@ export class Agent {
       log: this.log,
       onChange: (resource, object) => {
         this.api.event(resource);
+        this.memory.activity();
         // Nodes matter to policy only through ClusterNetworkPolicy `nodes` peers.
         if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0)
           this.policy.request(this.clock.now());
