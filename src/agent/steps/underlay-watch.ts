@@ -26,6 +26,8 @@ const RTNLGRP = { LINK: 1, IPV4_IFADDR: 5, IPV4_ROUTE: 7, IPV6_IFADDR: 9, IPV6_R
 const IFI_INDEX = 4;
 const IFA_INDEX = 4;
 const RTM_DST_LEN = 1;
+/** At most this many datagrams are drained in one look. */
+const MAX_DATAGRAMS = 4096;
 
 /** Whether one rtnetlink notification can move the underlay whose link index is `index`. */
 export function movesUnderlay(type: number, data: Buffer, index: number): boolean {
@@ -89,7 +91,8 @@ export class UnderlayWatch {
     if (this.fd < 0) return true;
     const c = libc();
     let moved = false;
-    for (;;) {
+    // Bounded: past MAX_DATAGRAMS queued the look reads the underlay instead of draining further.
+    for (let i = 0; i < MAX_DATAGRAMS; i++) {
       const n = c.recv(this.fd, this.rx, this.rx.length, MSG_DONTWAIT);
       if (n < 0) {
         const e = errno();
@@ -99,8 +102,11 @@ export class UnderlayWatch {
         if (e !== ENOBUFS) this.close();
         return true;
       }
+      // An empty datagram ends the look too: a loop here would hold the event loop.
+      if (n === 0) return moved;
       if (!moved) moved = this.anyMoves(n, index);
     }
+    return true;
   }
 
   private anyMoves(length: number, index: number): boolean {
