@@ -12,8 +12,8 @@
 //   3. new TCP connections per second client → server through the node, with the table holding
 //      10,000+ generated rules against no table at all, interleaved rounds in the same run;
 //   4. memory: this process's RSS and heap with the caches and the compiled state held;
-//   5. the counters scrape at 10,000+ rules: what the agent does for /metrics (nft -j list of the
-//      table, then readPolicyCounters), wall and CPU time;
+//   5. the counters scrape at 10,000+ rules: what the agent does for /metrics (the transport's
+//      counters() of the chains countedChains names, then readPolicyCounters), wall and CPU time;
 //   6. the agent process itself on this cluster: bench/agent-startup.mjs, run once from here;
 //   7. ClusterNetworkPolicy (issue 19): BENCH_CNPS (100) CNPs of both tiers, 25 rules each, on the
 //      model: a CNP change → enforced, the connection rate against the same table without them, this
@@ -51,7 +51,7 @@ import { createNftRunner } from '../src/nft/runner.ts';
 import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
 import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
-import { readPolicyCounters } from '../src/agent/policy-counters.ts';
+import { countedChains, readPolicyCounters } from '../src/agent/policy-counters.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ONLY_CNP = process.env.BENCH_SECTIONS === '7';
@@ -663,7 +663,7 @@ try {
     for (let i = 0; i < Math.max(5, ROUNDS); i++) {
       const cpu0 = childCpuMs();
       const t = performance.now();
-      const state = await nft.counters();
+      const state = await nft.counters(countedChains(table));
       const listed = performance.now();
       const read = readPolicyCounters(state, table);
       const done = performance.now();

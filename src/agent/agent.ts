@@ -66,6 +66,8 @@ export const ALIVE_WINDOW_MS = 3 * RESYNC_MS;
  * event, yet peers must learn this node's new address promptly (a link query, an address dump and
  * the /0 routes: about 1 ms, which every 2 s was a tenth of the idle agent's CPU; issue 18). */
 export const UNDERLAY_CHECK_MS = 5_000;
+/** The resync timer, once the node is set up, waits at least this long (a resync just ran). */
+const RESYNC_MIN_WAIT_MS = 1_000;
 /** A failed pass is retried after this long (besides the events that trigger passes anyway). */
 export const RETRY_MS = 5_000;
 
@@ -108,6 +110,8 @@ export class Agent {
   private readonly startedAt: number;
   private lastPassAt: number;
   private passes = 0;
+  /** When the last pass with every step due (`resync`) began. */
+  private lastResyncAt: number;
   /** The step inputs that changed since the last pass began (all of them before the first). */
   private pending = new Set<StepInput>(ALL_INPUTS);
 
@@ -118,7 +122,7 @@ export class Agent {
     this.openNetlink = opts.openNetlink ?? (() => NetlinkSocket.open());
     // The table over nf_tables netlink in process: no `nft` process on any of the agent's paths.
     const nft = opts.nft ?? createNetlinkTransport();
-    this.startedAt = this.lastPassAt = clock.now();
+    this.startedAt = this.lastPassAt = this.lastResyncAt = clock.now();
     this.resyncMs = opts.resyncMs ?? RESYNC_MS;
     this.metrics = createMetrics();
     this.kube = new KubeClient(opts.kubeConfig);
@@ -139,7 +143,13 @@ export class Agent {
       nodeAddresses: ownAddresses,
       cutDeniedFlows: c.policyConntrack,
       logDenied: c.policyLogDenied,
-      onRebuilt: () => this.memory.rebuilt(),
+      // A rebuild is followed by one dump of the table that records its chains' digests, part of
+      // the rebuild's cost, rather than by the first periodic drift check up to DRIFT_CHECK_MS later
+      // (the idle agent's largest cost after start-up, issue 18); checks after it read the generation.
+      onRebuilt: () => {
+        this.memory.rebuilt();
+        this.policy.requestDriftCheck();
+      },
     });
     const wakeNodeLevel = () => this.answers.nodeLevelChanged();
     // A failed patch is retried by the steps that read this node's Node (node publication and the
@@ -227,6 +237,7 @@ export class Agent {
       log: this.log,
       onChange: (resource, object) => {
         this.api.event(resource);
+        this.memory.activity();
         // Nodes matter to policy only through ClusterNetworkPolicy `nodes` peers.
         if (resource !== 'nodes' || this.cache.clusterNetworkPolicies.list().length > 0)
           this.policy.request(this.clock.now());
@@ -329,9 +340,16 @@ export class Agent {
       },
     );
     this.cache.start();
+    // Every WAITING_LOG_MS while not set up; then RESYNC_MS after the last pass that ran every step
+    // (the one that follows the first lists is one), not a short wait armed before set-up.
     this.every(
-      () => (this.nodeSetup.written ? this.resyncMs : Math.min(this.resyncMs, WAITING_LOG_MS)),
-      () => this.request('resync'),
+      () =>
+        this.nodeSetup.written
+          ? Math.max(RESYNC_MIN_WAIT_MS, this.lastResyncAt + this.resyncMs - this.clock.now())
+          : Math.min(this.resyncMs, WAITING_LOG_MS),
+      () => {
+        if (!this.nodeSetup.written || this.clock.now() - this.lastResyncAt >= this.resyncMs) this.request('resync');
+      },
     );
     // The policy loop is level based through the informers (every Pod, Namespace and NetworkPolicy
     // event asks for a pass) and looks for drift in the kernel every DRIFT_CHECK_MS: a pass on the
@@ -463,6 +481,7 @@ export class Agent {
     const due = this.pending;
     this.pending = new Set();
     if (due.size === 0) return true;
+    if (due.has('resync')) this.lastResyncAt = this.clock.now();
     const end = this.metrics.reconcileDuration.startTimer();
     const ctx: PassContext = { node: this.nodeSetup.node, now: this.clock.now(), due };
     try {

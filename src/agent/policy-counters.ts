@@ -99,3 +99,37 @@ export function readPolicyCounters(
   }
   return { pods: [...pods.values()], policies: [...policies.values()], clusterRules: [...clusterRules.values()] };
 }
+
+/**
+ * Past this many rules a chain on average, the chains that hold counted rules are read one filtered
+ * dump each rather than the whole table in one: every continuation of a rule dump walks the dumped
+ * chains' rules from their start again in the kernel (nf_tables_dump_rules skips what it already
+ * sent), so one dump of a large table costs the kernel its size squared over a datagram's worth,
+ * while a chain's own dump walks only that chain. Below it, a request per chain costs more than the
+ * skipping (bench/nft-read.mjs shapes: 10,000 rules in 100 chains, the kernel's time halved; in
+ * 2,000 chains, a third more).
+ */
+export const RULES_PER_CHAIN_APART = 32;
+
+const chainsRead = new WeakMap<DesiredPolicyTable, readonly string[] | undefined>();
+
+/**
+ * The chains whose counters readPolicyCounters uses (the pods' chains and those holding a
+ * ClusterNetworkPolicy rule), to be read apart; undefined: read the whole table in one dump.
+ */
+export function countedChains(table: DesiredPolicyTable): readonly string[] | undefined {
+  if (chainsRead.has(table)) return chainsRead.get(table);
+  const chains: string[] = [];
+  let rules = 0;
+  for (const [name, c] of table.chains) {
+    const counted =
+      table.chainOwners.has(name) ||
+      c.rules.some((r) => r.comment !== undefined && table.comments.get(r.comment)?.verdict === 'cnp');
+    if (!counted) continue;
+    chains.push(name);
+    rules += c.rules.length;
+  }
+  const apart = chains.length > 0 && rules / chains.length >= RULES_PER_CHAIN_APART ? chains : undefined;
+  chainsRead.set(table, apart);
+  return apart;
+}

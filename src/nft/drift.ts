@@ -7,7 +7,14 @@
 // maps must all exist. A flushed chain, a deleted, added or edited rule, a deleted chain or set is
 // found within one check, whatever the table's size.
 //
-// Chains the applier changed since the last dump have no recorded digest until the next one: their
+// The applier's own transactions move the generation too. The generation is read right after each
+// of them: when every commit since the last clean check was the applier's own (each moved it by
+// exactly one), the kernel holds what the applier wrote, and the check reads only the chains those
+// transactions changed (one filtered dump each) to record their digests, instead of the whole table:
+// the cost of a check after a change follows the change (issue 18). Any other commit in between (a
+// hand edit, another table's transaction) makes the check dump the whole table as before.
+//
+// Chains the applier changed since the last check have no recorded digest until the next one: their
 // counts are checked then, and their digests recorded. Element changes (`nft flush set`) leave rule
 // digests alone and are not looked for here.
 import type { Operation } from './transaction.ts';
@@ -24,12 +31,24 @@ export interface DriftStats {
   shortcuts: number;
   /** Checks that dumped the table's rules. */
   dumps: number;
+  /** Checks after the applier's own transactions that read only the chains they changed. */
+  chainReads: number;
 }
 
+/** Past this many changed chains a check reads the whole table (one dump) rather than each chain. */
+export const MAX_CHAINS_READ_APART = 64;
+
 export class DigestWatch {
-  readonly stats: DriftStats = { shortcuts: 0, dumps: 0 };
+  readonly stats: DriftStats = { shortcuts: 0, dumps: 0, chainReads: 0 };
   /** The generation at which the layout was last seen as expected; undefined: look again. */
   private cleanAt: number | undefined;
+  /**
+   * The generation right after the applier's last transaction, when every commit since cleanAt was
+   * the applier's own; resolves to undefined when one was not (or the read failed).
+   */
+  private ownAt: Promise<number | undefined> | undefined;
+  /** The chains the applier's transactions changed since cleanAt. */
+  private readonly changed = new Set<string>();
   private readonly digests = new Map<string, ChainDigest>();
 
   private readonly probe: DriftProbe;
@@ -40,16 +59,22 @@ export class DigestWatch {
 
   /** After one of the applier's transactions: the generation moved, and so did these chains' digests. */
   applied(ops: readonly Operation[] | 'all'): void {
-    this.cleanAt = undefined;
     if (ops === 'all') {
-      this.digests.clear();
+      this.forget();
       return;
     }
     for (const o of ops) {
       const obj = o.object;
-      if (obj.kind === 'rule') this.digests.delete(obj.chain);
-      else if (obj.kind === 'chain') this.digests.delete(obj.name);
+      const chain = obj.kind === 'rule' ? obj.chain : obj.kind === 'chain' ? obj.name : undefined;
+      if (chain === undefined) continue;
+      this.digests.delete(chain);
+      this.changed.add(chain);
     }
+    const before = this.ownAt ?? Promise.resolve(this.cleanAt);
+    this.cleanAt = undefined;
+    // Read now, before anything else can commit: the netlink probe answers synchronously.
+    const after = this.probe.generation().catch(() => undefined);
+    this.ownAt = Promise.all([before, after]).then(([b, a]) => (b !== undefined && a === b + 1 ? a : undefined));
   }
 
   /** How the kernel differs from `expected` (undefined: it does not). */
@@ -58,6 +83,35 @@ export class DigestWatch {
       this.stats.shortcuts++;
       return undefined;
     }
+    const own = await this.ownAt;
+    if (own !== undefined && this.probe.chainDigests && this.changed.size <= MAX_CHAINS_READ_APART) {
+      const generation = await this.probe.generation();
+      if (generation === own) return this.checkChanged(expected, generation);
+    }
+    return this.checkAll(expected);
+  }
+
+  /** Only the applier committed since the last clean check: its changed chains' digests are read. */
+  private async checkChanged(expected: ExpectedLayout, generation: number): Promise<string | undefined> {
+    this.stats.chainReads++;
+    const chains = expected.chains.filter((c) => this.changed.has(c.name));
+    const got = (await this.probe.chainDigests?.(chains.map((c) => c.name))) ?? new Map<string, ChainDigest>();
+    for (const c of chains) {
+      const count = got.get(c.name)?.count ?? 0;
+      if (count !== c.rules) {
+        this.forget();
+        return `chain ${c.name} holds ${count} rule${count === 1 ? '' : 's'}, not ${c.rules}`;
+      }
+    }
+    for (const c of chains) {
+      const d = got.get(c.name);
+      if (d) this.digests.set(c.name, d);
+    }
+    this.clean(generation);
+    return undefined;
+  }
+
+  private async checkAll(expected: ExpectedLayout): Promise<string | undefined> {
     this.stats.dumps++;
     const snap = await this.probe.snapshot();
     if (!snap.exists) return 'the table is gone';
@@ -78,8 +132,21 @@ export class DigestWatch {
       const got = snap.digests.get(c.name);
       if (got) this.digests.set(c.name, got);
     }
-    this.cleanAt = snap.generation;
+    this.clean(snap.generation);
     return undefined;
+  }
+
+  private clean(generation: number): void {
+    this.cleanAt = generation;
+    this.ownAt = undefined;
+    this.changed.clear();
+  }
+
+  private forget(): void {
+    this.cleanAt = undefined;
+    this.ownAt = undefined;
+    this.changed.clear();
+    this.digests.clear();
   }
 
   /** Forget everything: the next check dumps and records afresh (after a rebuild). */

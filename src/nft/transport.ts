@@ -40,6 +40,8 @@ export interface NftTransport {
 export interface DriftProbe {
   generation(): Promise<number>;
   snapshot(): Promise<TableSnapshot>;
+  /** The digests of these chains only (one filtered dump each); a chain without rules has none. */
+  chainDigests?(chains: readonly string[]): Promise<Map<string, ChainDigest>>;
 }
 
 /** One chain's rules in a word: how many, and a digest of their handles, expressions and comments. */

@@ -5,8 +5,10 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Clock, Timer } from '../../src/agent/clock.ts';
 import {
+  BURST_RELEASE_EVERY_MS,
   CHURN_RELEASE_EVERY_MS,
   MemoryKeeper,
+  QUIET_MS,
   RSS_CHECK_MS,
   releaseMemoryGently,
   tuneMalloc,
@@ -59,7 +61,10 @@ function keeper() {
     },
   );
   const churnReleases = () => {
-    const logged = lines.filter((l) => l.msg === 'released the memory that churn left').length;
+    const logged = lines.filter(
+      (l) =>
+        l.msg === 'released the memory that churn left' || l.msg === 'released the memory that a burst of changes left',
+    ).length;
     expect(logged).toBe(gentle);
     return logged;
   };
@@ -96,6 +101,42 @@ describe('MemoryKeeper', () => {
     clock.advance(CHURN_RELEASE_EVERY_MS);
     await settle();
     expect(churnReleases()).toBe(2);
+  });
+
+  it('releases what a burst of changes left once none came for QUIET_MS, at most every BURST_RELEASE_EVERY_MS', async () => {
+    const { clock, k, setRss, churnReleases } = keeper();
+    k.rebuilt(); // baseline 140 MiB
+    clock.advance(CHURN_RELEASE_EVERY_MS);
+    // A burst: a change every 100 ms for 3 s while the size grows.
+    for (let i = 0; i < 30; i++) {
+      setRss(140 + i);
+      k.activity();
+      clock.advance(100);
+    }
+    await settle();
+    expect(churnReleases()).toBe(0);
+    clock.advance(QUIET_MS);
+    await settle();
+    expect(churnReleases()).toBe(1);
+    // Another burst right after: it waits for BURST_RELEASE_EVERY_MS since the last release.
+    setRss(200);
+    k.activity();
+    clock.advance(QUIET_MS);
+    await settle();
+    expect(churnReleases()).toBe(1);
+    clock.advance(BURST_RELEASE_EVERY_MS);
+    k.activity();
+    clock.advance(QUIET_MS);
+    await settle();
+    expect(churnReleases()).toBe(2);
+    // A burst that left little (under RSS_GROWTH_MIB) is not collected; no timer stays armed.
+    clock.advance(BURST_RELEASE_EVERY_MS);
+    k.activity();
+    clock.advance(QUIET_MS);
+    await settle();
+    expect(churnReleases()).toBe(2);
+    k.stop();
+    expect(clock.live).toBe(0);
   });
 
   it('follows data that grew for good instead of collecting every minute', async () => {

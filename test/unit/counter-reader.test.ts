@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/agent/clock.ts';
 import { COUNTER_READ_MS, CounterReader, SLOW_COUNTER_READ_MS } from '../../src/agent/policy/counter-reader.ts';
+import { countedChains, RULES_PER_CHAIN_APART } from '../../src/agent/policy-counters.ts';
 import { CachingRegistry } from '../../src/agent/metrics.ts';
 import { createPolicyMetrics } from '../../src/agent/policy-metrics.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -12,6 +13,7 @@ import type { Nft, RuleCounter } from '../../src/nft/transport.ts';
 import type { DesiredPolicyTable } from '../../src/policy/index.ts';
 
 const table = {
+  chains: new Map([['pod-a-in', { rules: [{ comment: 'deny' }] }]]),
   chainOwners: new Map([['pod-a-in', { pod: { namespace: 'x', name: 'a' }, direction: 'ingress' }]]),
   comments: new Map([['deny', { verdict: 'deny' }]]),
 } as unknown as DesiredPolicyTable;
@@ -109,5 +111,50 @@ describe('CounterReader with the agent registry', () => {
     // The other families are formatted each scrape as before.
     m.conntrackDeleted.inc(2);
     expect(await registry.metrics()).toMatch(/strand_policy_conntrack_deleted_total 2/);
+  });
+});
+
+describe('countedChains', () => {
+  /** Two pods' chains of `perChain` rules, a dispatch chain of many, and a CNP chain of `perChain`. */
+  function shaped(perChain: number): DesiredPolicyTable {
+    const rules = (n: number, comment: string) => Array.from({ length: n }, () => ({ comment }));
+    return {
+      chains: new Map([
+        ['dispatch', { rules: rules(500, 'jump') }],
+        ['pod-a-in', { rules: rules(perChain, 'allow') }],
+        ['pod-b-out', { rules: rules(perChain, 'deny') }],
+        ['cnp-x', { rules: rules(perChain, 'cnp-rule') }],
+      ]),
+      chainOwners: new Map([
+        ['pod-a-in', { pod: { namespace: 'x', name: 'a' }, direction: 'ingress' }],
+        ['pod-b-out', { pod: { namespace: 'x', name: 'b' }, direction: 'egress' }],
+      ]),
+      comments: new Map([
+        ['allow', { verdict: 'allow' }],
+        ['deny', { verdict: 'deny' }],
+        ['cnp-rule', { verdict: 'cnp' }],
+      ]),
+    } as unknown as DesiredPolicyTable;
+  }
+
+  it('names the chains readPolicyCounters reads when they are large, else the whole table', () => {
+    expect(countedChains(shaped(RULES_PER_CHAIN_APART))).toEqual(['pod-a-in', 'pod-b-out', 'cnp-x']);
+    expect(countedChains(shaped(RULES_PER_CHAIN_APART - 1))).toBeUndefined();
+  });
+
+  it('the reader asks the transport for those chains only', async () => {
+    const asked: Array<readonly string[] | undefined> = [];
+    const nft = {
+      async counters(chains?: readonly string[]): Promise<RuleCounter[]> {
+        asked.push(chains);
+        return [];
+      },
+    } as unknown as Nft;
+    const clock: Clock = { now: () => 0, after: () => ({ cancel: () => {} }) };
+    const big = shaped(RULES_PER_CHAIN_APART);
+    const r = new CounterReader(nft, clock, silentLogger, () => big);
+    const m = createPolicyMetrics(new Registry(), () => r.collect(m));
+    await r.collect(m);
+    expect(asked).toEqual([['pod-a-in', 'pod-b-out', 'cnp-x']]);
   });
 });

@@ -1,11 +1,12 @@
 // The policy step's counters: the rules' packet counters read into the per-pod and per-policy metrics
-// when Prometheus scrapes, at most every COUNTER_READ_MS (one read lists the whole table).
+// when Prometheus scrapes, at most every COUNTER_READ_MS (one read dumps the whole table, or the
+// counted chains one by one when they are large: policy-counters.ts countedChains).
 import type { Nft } from '../../nft/transport.ts';
 import type { DesiredPolicyTable } from '../../policy/index.ts';
 import type { Logger } from '../../log.ts';
 import type { Clock } from '../clock.ts';
 import { describeError } from '../../k8s/client.ts';
-import { readPolicyCounters } from '../policy-counters.ts';
+import { countedChains, readPolicyCounters } from '../policy-counters.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
 
 /** Scrapes within this long of a read get that read's figures (a read dumps every rule of the table). */
@@ -73,7 +74,7 @@ export class CounterReader {
   private async read(m: PolicyMetrics): Promise<void> {
     const table = this.applied();
     if (!table) return;
-    const { pods, policies, clusterRules } = readPolicyCounters(await this.nft.counters(), table);
+    const { pods, policies, clusterRules } = readPolicyCounters(await this.nft.counters(countedChains(table)), table);
     // An idle node's counters do not move: the series stay as they are (no reset and re-adding of
     // thousands of them, no new text for /metrics to format).
     const figures: object[][] = [pods, policies, clusterRules];

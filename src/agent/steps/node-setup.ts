@@ -26,6 +26,7 @@ import {
 } from '../node-setup.ts';
 import { podMtu } from '../../datapath/mtu.ts';
 import type { PassContext, Step } from './step.ts';
+import { UnderlayWatch } from './underlay-watch.ts';
 
 /** While the node is not set up, a log line saying why at most this often (unless the reason changes). */
 export const WAITING_LOG_MS = 10_000;
@@ -69,6 +70,8 @@ export class NodeSetupStep implements Step {
   private closed = false;
   /** The socket the periodic underlay look uses. */
   private underlaySocket: NetlinkSocket | undefined;
+  /** rtnetlink's notifications: the underlay is read again only after one that can move it. */
+  private underlayWatch: UnderlayWatch | undefined;
 
   constructor(opts: NodeSetupOptions) {
     this.opts = opts;
@@ -89,22 +92,43 @@ export class NodeSetupStep implements Step {
     this.slowPluginRetry?.cancel();
     this.underlaySocket?.close();
     this.underlaySocket = undefined;
+    this.underlayWatch?.close();
+    this.underlayWatch = undefined;
   }
 
-  /** Whether the underlay's addresses or MTU differ from what the last pass saw (or it cannot be read):
-   * an address change on it makes no API event, yet peers must learn it promptly. */
+  /**
+   * Whether the underlay's addresses or MTU differ from what the last pass saw (or it cannot be read):
+   * an address change on it makes no API event, yet peers must learn it promptly. The underlay is
+   * read only when rtnetlink announced a change that can move it (underlay-watch.ts): a look that
+   * finds nothing announced is one recv(2). The resync's pass reads it anyway.
+   */
   underlayMoved(): boolean {
     const seen = this.underlay;
     if (!seen || this.closed) return false;
     try {
       // One socket for every look (every few seconds, for the agent's life).
       this.underlaySocket ??= this.opts.openNetlink();
+      if (this.underlayWatch?.moved(seen.index) === false) return false;
+      // Subscribed before the read below, so a change after the read is announced at the next look.
+      this.underlayWatch ??= this.openUnderlayWatch(this.underlaySocket.netns);
       return JSON.stringify(detectUnderlay(this.underlaySocket, this.opts.config.iface)) !== JSON.stringify(seen);
     } catch {
       this.underlaySocket?.close();
       this.underlaySocket = undefined;
+      this.underlayWatch?.close();
+      this.underlayWatch = undefined;
       // Gone or changed beyond recognition: the pass says what.
       return true;
+    }
+  }
+
+  private openUnderlayWatch(netns: string | undefined): UnderlayWatch | undefined {
+    try {
+      return UnderlayWatch.open(netns);
+    } catch (err) {
+      // Only an optimisation: without it every look reads the underlay.
+      this.opts.log.debug({ err: String(err) }, 'no rtnetlink notifications: the underlay is read at every look');
+      return undefined;
     }
   }
 

@@ -30,6 +30,11 @@ function bytesEqual(d: Buffer, at: number, end: number, want: Buffer): boolean {
   return true;
 }
 
+/** An attribute's type, flags masked off (bytes rather than readUInt16LE, whose checks cost more). */
+function attrType(d: Buffer, off: number): number {
+  return ((d[off + 2] as number) | ((d[off + 3] as number) << 8)) & 0x3fff;
+}
+
 /** The bytes of a string attribute without its NUL. */
 function strEnd(d: Buffer, at: number, end: number): number {
   return end > at && d[end - 1] === 0 ? end - 1 : end;
@@ -62,18 +67,22 @@ export class CounterScanner {
       len > 0;
       off += nlaAlign(len), len = attrLen(d, off, end)
     ) {
-      const t = d.readUInt16LE(off + 2) & 0x3fff;
+      const t = attrType(d, off);
       const at = off + 4;
       if (t === NFTA_RULE.TABLE) {
         const e = strEnd(d, at, off + len);
         tableOk = bytesEqual(d, at, e, this.tableName);
-      } else if (t === NFTA_RULE.CHAIN) [chainAt, chainEnd] = [at, strEnd(d, at, off + len)];
-      else if (t === NFTA_RULE.HANDLE && len >= 12) handle = u64At(d, at);
-      else if (t === NFTA_RULE.USERDATA) [udataAt, udataEnd] = [at, off + len];
-      else if (t === NFTA_RULE.EXPRESSIONS && packets < 0) {
+      } else if (t === NFTA_RULE.CHAIN) {
+        chainAt = at;
+        chainEnd = strEnd(d, at, off + len);
+      } else if (t === NFTA_RULE.HANDLE && len >= 12) handle = u64At(d, at);
+      else if (t === NFTA_RULE.USERDATA) {
+        udataAt = at;
+        udataEnd = off + len;
+      } else if (t === NFTA_RULE.EXPRESSIONS && packets < 0) {
         const listEnd = off + len;
         for (let e = at, el = attrLen(d, e, listEnd); el > 0; e += nlaAlign(el), el = attrLen(d, e, listEnd)) {
-          if ((d.readUInt16LE(e + 2) & 0x3fff) !== NFTA_LIST_ELEM) continue;
+          if (attrType(d, e) !== NFTA_LIST_ELEM) continue;
           const found = readCounter(d, e + 4, e + el);
           if (found) {
             [packets, bytes] = found;
@@ -102,9 +111,15 @@ function readCounter(d: Buffer, start: number, end: number): [number, number] | 
   let dataAt = -1;
   let dataEnd = -1;
   for (let off = start, len = attrLen(d, off, end); len > 0; off += nlaAlign(len), len = attrLen(d, off, end)) {
-    const t = d.readUInt16LE(off + 2) & 0x3fff;
-    if (t === NFTA_EXPR.NAME) isCounter = bytesEqual(d, off + 4, off + len, COUNTER);
-    else if (t === NFTA_EXPR.DATA) [dataAt, dataEnd] = [off + 4, off + len];
+    const t = attrType(d, off);
+    if (t === NFTA_EXPR.NAME) {
+      isCounter = bytesEqual(d, off + 4, off + len, COUNTER);
+      // The name comes first: another expression's data is not walked.
+      if (!isCounter) return undefined;
+    } else if (t === NFTA_EXPR.DATA) {
+      dataAt = off + 4;
+      dataEnd = off + len;
+    }
   }
   if (!isCounter || dataAt < 0) return undefined;
   let packets = 0;
@@ -115,7 +130,7 @@ function readCounter(d: Buffer, start: number, end: number): [number, number] | 
     off += nlaAlign(len), len = attrLen(d, off, dataEnd)
   ) {
     if (len < 12) continue;
-    const t = d.readUInt16LE(off + 2) & 0x3fff;
+    const t = attrType(d, off);
     if (t === EXPR_ATTR.counter.PACKETS) packets = u64At(d, off + 4);
     else if (t === EXPR_ATTR.counter.BYTES) bytes = u64At(d, off + 4);
   }

@@ -146,7 +146,8 @@ export function u64At(d: Buffer, at: number): number {
  * each, Attrs' maps and arrays and per-attribute closures were most of the decoding time. */
 export function attrLen(d: Buffer, off: number, end: number): number {
   if (off + 4 > end) return 0;
-  const len = d.readUInt16LE(off);
+  // Bytes rather than readUInt16LE: its argument checks cost more than the read, per attribute.
+  const len = (d[off] as number) | ((d[off + 1] as number) << 8);
   return len < 4 || off + len > end ? 0 : len;
 }
 

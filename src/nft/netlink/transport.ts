@@ -20,7 +20,15 @@ import {
   type TableState,
 } from '../objects.ts';
 import { describeTransaction, type Transaction } from '../transaction.ts';
-import type { DriftProbe, ListOnly, NftTransport, RuleCounter, TableSnapshot, TableSummary } from '../transport.ts';
+import type {
+  ChainDigest,
+  DriftProbe,
+  ListOnly,
+  NftTransport,
+  RuleCounter,
+  TableSnapshot,
+  TableSummary,
+} from '../transport.ts';
 import { applyBatch, encodeOps, NftBatchError } from './batch.ts';
 import { NF_HOOK, NFT_SET_F } from './const.ts';
 import { toNftOps, UnmappableError } from './from-transaction.ts';
@@ -333,6 +341,15 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
         const setNames = new Set(listSets(nl, ref).map((s) => s.name));
         const digests = chains.size > 0 ? readTableRules(nl, ref).chains : new Map();
         return { generation, exists: chains.size > 0 || setNames.size > 0, chains, sets: setNames, digests };
+      }),
+    chainDigests: async (chains) =>
+      read(`read the rule digests of ${chains.length} chains of table ${table.family} ${table.name}`, (nl) => {
+        const out = new Map<string, ChainDigest>();
+        for (const name of chains) {
+          const d = readTableRules(nl, ref, name).chains.get(name);
+          if (d) out.set(name, d);
+        }
+        return out;
       }),
   };
 
