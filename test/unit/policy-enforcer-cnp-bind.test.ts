@@ -4,14 +4,9 @@
 // answered with no chain of its own and started open until the next full pass. Here, against the nft
 // fake: at the moment the gate answers, the kernel holds the pod's CNP chain behind its address, and
 // what was applied is what compiling everything gives.
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { PolicyEnforcer } from '../../src/agent/policy/enforcer.ts';
-import { PodStartNotices } from '../../src/agent/pod-notices.ts';
-import type { ClusterCache } from '../../src/k8s/cluster-cache.ts';
 import type { ClusterNetworkPolicyInfo, NamespaceInfo, PodInfo } from '../../src/k8s/objects.ts';
-import { silentLogger } from '../../src/log.ts';
-import { FakeNft } from '../../src/nft/fake.ts';
+import { fakeEnforcer } from '../support/fake-enforcer.ts';
 import { compilePolicy } from '../../src/policy/index.ts';
 
 class Store<T extends { metadata: { name: string; namespace?: string } }> {
@@ -65,28 +60,7 @@ describe('a pod-start notice of a pod that only a ClusterNetworkPolicy isolates 
           ingress: [{ name: 'deny', action: 'Deny', from: [{ namespaces: {} }] }],
         },
       } as unknown as ClusterNetworkPolicyInfo);
-      const clock = {
-        now: () => Date.now(),
-        after: (ms: number, fn: () => void) => {
-          const t = setTimeout(fn, ms);
-          return { cancel: () => clearTimeout(t) };
-        },
-      };
-      const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
-      const nft = new FakeNft();
-      const enforcer = new PolicyEnforcer({
-        nodeName: 'n3',
-        nft,
-        cache: cache as unknown as ClusterCache,
-        kube: { request: () => Promise.reject(new Error('no API in this test')) },
-        log: silentLogger,
-        registry: new Registry(),
-        notices,
-        nodeAddresses: () => ['192.168.0.3'],
-        cutDeniedFlows: false,
-        logDenied: false,
-        clock,
-      });
+      const { enforcer, nft, notices } = fakeEnforcer(cache, { nodeName: 'n3', nodeAddress: '192.168.0.3' });
       try {
         // The pod scheduled here before its ADD, as kubelet creates it; a full pass prepares its bind.
         cache.pods.put(pod('z', 'late', 'n3', []));

@@ -2,14 +2,9 @@
 // gives the event loop back (structure, not timing: timing tests are not allowed here; the figures
 // are bench/policy-incremental.mjs's), that a pod-start notice binds without compiling and answers,
 // and that a pass with nothing changed sends nothing.
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { PolicyEnforcer } from '../../src/agent/policy/enforcer.ts';
-import { PodStartNotices } from '../../src/agent/pod-notices.ts';
-import type { ClusterCache } from '../../src/k8s/cluster-cache.ts';
 import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
-import { silentLogger } from '../../src/log.ts';
-import { FakeNft } from '../../src/nft/fake.ts';
+import { fakeEnforcer } from '../support/fake-enforcer.ts';
 import { compilePolicy, renderPolicy } from '../../src/policy/index.ts';
 
 class Store<T extends { metadata: { name: string; namespace?: string } }> {
@@ -77,32 +72,11 @@ function cluster(pods: number, policies: number) {
 describe('the policy enforcer on a large cluster (nft fake)', () => {
   it('yields between the stages of a full pass; a notice binds without compiling; nothing changed sends nothing', async () => {
     const cache = cluster(4_000, 400);
-    const clock = {
-      now: () => Date.now(),
-      after: (ms: number, fn: () => void) => {
-        const t = setTimeout(fn, ms);
-        return { cancel: () => clearTimeout(t) };
-      },
-    };
-    const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
-    const nft = new FakeNft();
-    const stages: string[] = [];
-    const enforcer = new PolicyEnforcer({
+    const { enforcer, nft, notices, stages } = fakeEnforcer(cache, {
       nodeName: 'n0',
-      nft,
-      cache: cache as unknown as ClusterCache,
-      kube: { request: () => Promise.reject(new Error('no API in this test')) },
-      log: silentLogger,
-      registry: new Registry(),
-      notices,
-      nodeAddresses: () => ['192.168.0.1'],
-      cutDeniedFlows: false,
-      logDenied: false,
-      clock,
-      yieldToLoop: async (stage) => {
-        stages.push(stage);
-        await new Promise<void>((r) => setImmediate(r));
-      },
+      nodeAddress: '192.168.0.1',
+      recordStages: true,
+      slices: true,
     });
     try {
       // Pods scheduled here before their ADD, as kubelet creates them.
@@ -151,32 +125,11 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
   });
   it("kubelet's status update with the addresses a notice bound compiles nothing; another change does", async () => {
     const cache = cluster(2_000, 200);
-    const clock = {
-      now: () => Date.now(),
-      after: (ms: number, fn: () => void) => {
-        const t = setTimeout(fn, ms);
-        return { cancel: () => clearTimeout(t) };
-      },
-    };
-    const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
-    const nft = new FakeNft();
-    const stages: string[] = [];
-    const enforcer = new PolicyEnforcer({
+    const { enforcer, nft, notices, stages } = fakeEnforcer(cache, {
       nodeName: 'n0',
-      nft,
-      cache: cache as unknown as ClusterCache,
-      kube: { request: () => Promise.reject(new Error('no API in this test')) },
-      log: silentLogger,
-      registry: new Registry(),
-      notices,
-      nodeAddresses: () => ['192.168.0.1'],
-      cutDeniedFlows: false,
-      logDenied: false,
-      clock,
-      yieldToLoop: async (stage) => {
-        stages.push(stage);
-        await new Promise<void>((r) => setImmediate(r));
-      },
+      nodeAddress: '192.168.0.1',
+      recordStages: true,
+      slices: true,
     });
     const fullPass = () => stages.filter((s) => s !== 'slice');
     try {
@@ -222,32 +175,10 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
   });
   it('binds a notice ahead of a pass that only Pod events asked for, not ahead of a policy change or of its own pod changed', async () => {
     const cache = cluster(2_000, 200);
-    const clock = {
-      now: () => Date.now(),
-      after: (ms: number, fn: () => void) => {
-        const t = setTimeout(fn, ms);
-        return { cancel: () => clearTimeout(t) };
-      },
-    };
-    const notices = new PodStartNotices(clock, { apiPod: (ns, name) => cache.pods.get(name, ns) });
-    const nft = new FakeNft();
-    const stages: string[] = [];
-    const enforcer = new PolicyEnforcer({
+    const { enforcer, notices, stages } = fakeEnforcer(cache, {
       nodeName: 'n0',
-      nft,
-      cache: cache as unknown as ClusterCache,
-      kube: { request: () => Promise.reject(new Error('no API in this test')) },
-      log: silentLogger,
-      registry: new Registry(),
-      notices,
-      nodeAddresses: () => ['192.168.0.1'],
-      cutDeniedFlows: false,
-      logDenied: false,
-      clock,
-      yieldToLoop: async (stage) => {
-        if (stage !== 'slice') stages.push(stage);
-        await new Promise<void>((r) => setImmediate(r));
-      },
+      nodeAddress: '192.168.0.1',
+      recordStages: true,
     });
     const start = async (k: number) => {
       const n = {
