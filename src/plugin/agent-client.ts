@@ -106,11 +106,12 @@ const EAGAIN = 11;
 const EINPROGRESS = 115;
 
 /**
- * exchangeLine for the plugin's own requests, with the libc calls it has loaded already (koffi, for
- * its netlink work) instead of node:net: the plugin has nothing else to do while it waits, so a
+ * exchangeLine for the plugin's own requests, with the libc calls it has bound already for its netlink
+ * work (src/kernel/libc.ts: bun:ffi in the CNI executable, koffi under Node) instead of node:net: the
+ * plugin has nothing else to do while it waits, so a
  * blocking socket bounded by SO_SNDTIMEO/SO_RCVTIMEO answers as the event loop would, without
  * loading node:net (a few ms of every pod start under Bun) or a turn of the loop per step.
- * Undefined when the calls cannot be made here (no koffi): the caller uses exchangeLine.
+ * Undefined when the calls cannot be made here (no libc binding): the caller uses exchangeLine.
  */
 function exchangeLineBlocking(
   socketPath: string,
