@@ -268,7 +268,8 @@ await phase('remote pod deleted');
 await begin('local pod deleted');
 const localDelete = [];
 for (let r = 0; r < CHANGES; r++) {
-  const i = (r + 50) * NODES + 7;
+  // A local pod from the middle of this node's (pod i is on node i % NODES), none a label phase touched.
+  const i = (Math.floor(PODS / NODES / 2) + r) * NODES + 7;
   cache.pods.del(cache.pods.get(`pod-${i}`, `ns-${i % NAMESPACES}`));
   localDelete.push(
     await timed(async () => {
