@@ -172,13 +172,7 @@ export class Conntrack {
    * wants the entry whose original tuple is `tuple` compares it (sameTuple).
    */
   get(family: 4 | 6, tuple: ConntrackTuple, zone?: number): ConntrackEntry | undefined {
-    const m = ctMessage(IPCTNL_MSG_CT_GET, 0, family === 4 ? AF.INET : AF.INET6);
-    encodeTuple(m, CTA_TUPLE_ORIG, tuple, family, zone);
-    if (zone !== undefined) {
-      const z = Buffer.alloc(2);
-      z.writeUInt16BE(zone, 0);
-      m.attr(CTA_ZONE, z);
-    }
+    const m = tupleMessage(IPCTNL_MSG_CT_GET, family, tuple, zone);
     try {
       for (const msg of this.nl.request(m, () => `look up the conntrack entry ${describeTuple(tuple)}`)) {
         const e = decodeConntrack(msg);
@@ -196,17 +190,11 @@ export class Conntrack {
    * already (ENOENT: it expired, or the kernel removed it since it was listed).
    */
   delete(entry: ConntrackEntry): boolean {
-    const m = ctMessage(IPCTNL_MSG_CT_DELETE, 0, entry.family === 4 ? AF.INET : AF.INET6);
-    encodeTuple(m, CTA_TUPLE_ORIG, entry.orig, entry.family, entry.zone);
+    const m = tupleMessage(IPCTNL_MSG_CT_DELETE, entry.family, entry.orig, entry.zone);
     if (entry.id !== undefined) {
       const id = Buffer.alloc(4);
       id.writeUInt32BE(entry.id, 0);
       m.attr(CTA_ID, id);
-    }
-    if (entry.zone !== undefined) {
-      const z = Buffer.alloc(2);
-      z.writeUInt16BE(entry.zone, 0);
-      m.attr(CTA_ZONE, z);
     }
     try {
       this.nl.request(m, () => `delete the conntrack entry ${describeTuple(entry.orig)}`);
@@ -216,6 +204,18 @@ export class Conntrack {
       throw err;
     }
   }
+}
+
+/** A GET or DELETE of the entry whose original tuple is `tuple` (in `zone`, when one is given). */
+function tupleMessage(type: number, family: 4 | 6, tuple: ConntrackTuple, zone: number | undefined) {
+  const m = ctMessage(type, 0, family === 4 ? AF.INET : AF.INET6);
+  encodeTuple(m, CTA_TUPLE_ORIG, tuple, family, zone);
+  if (zone !== undefined) {
+    const z = Buffer.alloc(2);
+    z.writeUInt16BE(zone, 0);
+    m.attr(CTA_ZONE, z);
+  }
+  return m;
 }
 
 /** Whether two tuples name the same addresses, protocol and ports. */
