@@ -171,8 +171,7 @@ function exchangeLineBlocking(
       }
       sent += n;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const answer = new AnswerLine(socketPath, maxBytes);
     const buf = Buffer.allocUnsafe(4096);
     for (;;) {
       if (performance.now() >= deadline) return late();
@@ -183,19 +182,10 @@ function exchangeLineBlocking(
         if (e === EINTR) continue;
         return e === EAGAIN ? late() : failed(`errno ${e}`);
       }
-      if (n === 0) {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (text.trim() === '')
-          return { kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` };
-        return { kind: 'line', text };
-      }
-      const got = buf.subarray(0, n);
-      const nl = got.indexOf(0x0a);
-      const part = nl >= 0 ? got.subarray(0, nl) : got;
-      size += part.length;
-      if (size > maxBytes) return { kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` };
-      chunks.push(Buffer.from(part));
-      if (nl >= 0) return { kind: 'line', text: Buffer.concat(chunks).toString('utf8') };
+      if (n === 0) return answer.end();
+      // Copied: the receive buffer is read into again.
+      const done = answer.push(Buffer.from(buf.subarray(0, n)));
+      if (done) return done;
     }
   } finally {
     c.close(fd);
@@ -221,8 +211,7 @@ export async function exchangeLine(
   const { connect } = await import('node:net');
   return new Promise((resolve) => {
     let settled = false;
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const answer = new AnswerLine(socketPath, maxBytes);
     const socket = connect(socketPath);
     const settle = (r: LineExchange) => {
       if (settled) return;
@@ -249,21 +238,42 @@ export async function exchangeLine(
       else settle({ kind: 'no-agent', message: `no agent on ${socketPath} (${err.code ?? err.message})` });
     });
     socket.on('data', (data: Buffer) => {
-      const nl = data.indexOf(0x0a);
-      const part = nl >= 0 ? data.subarray(0, nl) : data;
-      size += part.length;
-      if (size > maxBytes)
-        return settle({ kind: 'invalid', message: `the agent's answer is larger than ${maxBytes} bytes` });
-      chunks.push(part);
-      if (nl >= 0) settle({ kind: 'line', text: Buffer.concat(chunks).toString('utf8') });
+      const done = answer.push(data);
+      if (done) settle(done);
     });
-    socket.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '')
-        settle({ kind: 'timeout', message: `the agent on ${socketPath} closed the connection without an answer` });
-      else settle({ kind: 'line', text });
-    });
+    socket.on('end', () => settle(answer.end()));
   });
+}
+
+/** The agent's answer as its bytes come: the first line, at most maxBytes, or what came before the end. */
+class AnswerLine {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private readonly socketPath: string;
+  private readonly maxBytes: number;
+  constructor(socketPath: string, maxBytes: number) {
+    this.socketPath = socketPath;
+    this.maxBytes = maxBytes;
+  }
+
+  /** The exchange's outcome once this chunk ends the line (or breaks the limit), else undefined. */
+  push(data: Buffer): LineExchange | undefined {
+    const nl = data.indexOf(0x0a);
+    const part = nl >= 0 ? data.subarray(0, nl) : data;
+    this.size += part.length;
+    if (this.size > this.maxBytes)
+      return { kind: 'invalid', message: `the agent's answer is larger than ${this.maxBytes} bytes` };
+    this.chunks.push(part);
+    return nl >= 0 ? { kind: 'line', text: Buffer.concat(this.chunks).toString('utf8') } : undefined;
+  }
+
+  /** The agent closed the connection: what came is the answer, if anything came. */
+  end(): LineExchange {
+    const text = Buffer.concat(this.chunks).toString('utf8');
+    if (text.trim() === '')
+      return { kind: 'timeout', message: `the agent on ${this.socketPath} closed the connection without an answer` };
+    return { kind: 'line', text };
+  }
 }
 
 function parseAnswer(line: string): Exchange {
