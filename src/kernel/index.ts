@@ -65,7 +65,17 @@ export type {
   NeighbourSpec,
   NeighbourState,
 } from './neighbours.ts';
-export { assertNetns, CURRENT_NETNS, isCurrentNetns, isNetns, openNetns, sameNetns, withNetns } from './netns.ts';
+export {
+  assertNetns,
+  CURRENT_NETNS,
+  isCurrentNetns,
+  isNetns,
+  isNetnsFd,
+  onNsfs,
+  openNetns,
+  sameNetns,
+  withNetns,
+} from './netns.ts';
 export type { NotPromise } from './netns.ts';
 export { ensureSysctl, interfaceSysctl, readSysctl, sysctlPath, writeSysctl, writeSysctls } from './sysctl.ts';
 export type { SysctlOptions } from './sysctl.ts';

@@ -78,11 +78,11 @@ export function openNetns(path: string): number {
 
 /** True when path is a network namespace (nsfs file of type CLONE_NEWNET). */
 export function isNetns(path: string): boolean {
-  try {
-    if (statfsSync(path).type !== NSFS_MAGIC) return false;
-  } catch {
-    return false;
-  }
+  return onNsfs(path) && nsfsFileIsNetns(path);
+}
+
+/** For a path already known to be on nsfs: whether the namespace it names is a network one. */
+function nsfsFileIsNetns(path: string): boolean {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -97,6 +97,24 @@ export function isNetns(path: string): boolean {
 }
 
 /**
+ * isNetns for a file already open: the check on the very file held, so a path replaced after the open
+ * cannot change the answer. The ioctl is asked only of an nsfs file (on a device it could mean
+ * something else).
+ */
+export function isNetnsFd(fd: number): boolean {
+  return onNsfs(`/proc/self/fd/${fd}`) && libc().ioctl(fd, NS_GET_NSTYPE) === CLONE_NEWNET;
+}
+
+/** True when path is a file of nsfs, the filesystem of namespace files (of any kind). */
+export function onNsfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Throws unless path is a network namespace; the message says what it is instead. The reference
  * plugins refuse a CNI_NETNS that is not one (pkg/ns GetNS) before doing anything.
  */
@@ -107,7 +125,7 @@ export function assertNetns(path: string): void {
   } catch (err) {
     throw fromSystemError(err, `open network namespace ${path}`);
   }
-  if (type !== NSFS_MAGIC || !isNetns(path)) {
+  if (type !== NSFS_MAGIC || !nsfsFileIsNetns(path)) {
     throw new KernelError({ errno: 22 /* EINVAL */, operation: `use ${path} as a network namespace (it is not one)` });
   }
 }

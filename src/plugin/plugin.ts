@@ -244,12 +244,13 @@ async function del(inv: Invocation): Promise<void> {
   // The plugin's own namespace counts as gone: CNI_IFNAME there is a host interface, never the pod's.
   const target = netns ? openDelNetns(netns) : { kind: 'gone' as const };
   if (target.kind === 'own') log.warn({ netns }, "CNI_NETNS is the plugin's own network namespace: treated as gone");
+  let pairGone = false;
   if (target.kind === 'pod') {
     await attempt(`delete ${ifname} in ${netns}`, () => {
       try {
         const pod = NetlinkSocket.open({ netns: target.netns.path });
         try {
-          deleteLinkIfExists(pod, ifname);
+          pairGone = deleteLinkIfExists(pod, ifname);
         } finally {
           pod.close();
         }
@@ -259,15 +260,18 @@ async function del(inv: Invocation): Promise<void> {
     });
   }
   const hostVeth = hostVethName(cfg.net.name, containerId, ifname);
-  // The host end normally went with its peer; this covers a pod namespace that is already gone.
-  await attempt('delete the host veth', () => {
-    const host = NetlinkSocket.open();
-    try {
-      deleteLinkIfExists(host, hostVeth);
-    } finally {
-      host.close();
-    }
-  });
+  // Deleting one end of a veth deletes its peer with it: the host end is then gone already. This
+  // covers a pod namespace (or interface) that is gone, and leaves the kernel one request less
+  // otherwise; a host veth whose peer vanished any other way is GC's (it sweeps by name and owner).
+  if (!pairGone)
+    await attempt('delete the host veth', () => {
+      const host = NetlinkSocket.open();
+      try {
+        deleteLinkIfExists(host, hostVeth);
+      } finally {
+        host.close();
+      }
+    });
   // Found by owner, not IP: works without the pod's namespace or prevResult. Only with ipMasq (the
   // config does not change between ADD and DEL, CNI 1.1 §3); GC sweeps whatever a change left.
   if (cfg.ipMasq) {

@@ -5,7 +5,7 @@
 // there would delete a host interface (issue 16 item 5; the reference bridge plugin has that flaw).
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import { CniError, ErrorCode } from '../cni/errors.ts';
-import { assertNetns, CURRENT_NETNS, isCurrentNetns } from '../kernel/index.ts';
+import { assertNetns, CURRENT_NETNS, isCurrentNetns, isNetnsFd, onNsfs } from '../kernel/index.ts';
 
 /** CNI_NETNS must be a network namespace, and not the plugin's own (reference skel, code 4 here). */
 export function checkPodNetns(netns: string): void {
@@ -38,15 +38,19 @@ export type DelNetns = { kind: 'pod'; netns: PinnedNetns } | { kind: 'gone' } | 
 export function openDelNetns(netns: string): DelNetns {
   let fd: number;
   try {
-    assertNetns(netns);
+    // Asked of the path before the open: opening a FIFO or a device there could block or act.
+    if (!onNsfs(netns)) return { kind: 'gone' };
     fd = openSync(netns, 'r');
   } catch {
     return { kind: 'gone' };
   }
   const pinned: PinnedNetns = { path: `/proc/self/fd/${fd}`, close: () => closeSync(fd) };
   try {
-    // Checked again on the open file: the path may have been replaced after assertNetns.
-    assertNetns(pinned.path);
+    // Checked on the open file: the path may have been replaced after the statfs.
+    if (!isNetnsFd(fd)) {
+      pinned.close();
+      return { kind: 'gone' };
+    }
     const mine = statSync(CURRENT_NETNS);
     const given = fstatSync(fd);
     if (given.dev === mine.dev && given.ino === mine.ino) {

@@ -1,6 +1,6 @@
 // Namespace switching, sysctls and a real packet across a veth pair configured only through
 // src/kernel, on the real kernel. Also prints what in-process netlink costs here.
-import { statSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   addAddress,
@@ -12,8 +12,10 @@ import {
   isCurrentNetns,
   isKernelError,
   isNetns,
+  isNetnsFd,
   KernelError,
   listLinks,
+  onNsfs,
   readSysctl,
   sameNetns,
   setLinkUp,
@@ -129,6 +131,25 @@ describe('namespace checks', () => {
     expect(() => assertNetns(ns.path)).not.toThrow();
     expect(() => assertNetns('/proc/self/ns/mnt')).toThrow(/not one/);
     expect(() => assertNetns('/nonexistent/netns')).toThrow(/No such file or directory/);
+  });
+
+  it('checks a namespace file already open (what DEL holds), and nsfs by path', () => {
+    const ns = netns();
+    const judge = (path: string) => {
+      const fd = openSync(path, 'r');
+      try {
+        return isNetnsFd(fd);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    expect(judge(ns.path)).toBe(true);
+    expect(judge('/proc/self/ns/mnt')).toBe(false);
+    expect(judge('/etc/hostname')).toBe(false);
+    expect(onNsfs(ns.path)).toBe(true);
+    expect(onNsfs('/proc/self/ns/mnt')).toBe(true);
+    expect(onNsfs('/etc/hostname')).toBe(false);
+    expect(onNsfs(`/run/netns/${testName('none')}`)).toBe(false);
   });
 
   it("recognises the caller's own namespace, which CNI_NETNS must not be", () => {
