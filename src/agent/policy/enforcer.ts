@@ -5,7 +5,8 @@
 //   input.ts (the one builder) ──compilePolicy──▶ CompiledPolicy ──renderPolicy──▶ DesiredPolicyTable
 //        ──PolicyApplier (diff, or one-transaction rebuild)──▶ kernel      (this file: compile-and-apply)
 //        ──▶ gate.ts: the pod-start notices whose pods are now in are answered
-//        ──▶ flow-cutter.ts: conntrack entries of the flows the change denies deleted
+//        ──▶ cut-queue.ts (when, one socket) and flow-cutter.ts (what): conntrack entries of the flows
+//            the change denies deleted
 //   counter-reader.ts: the rules' counters into the metrics when scraped
 //   a pod-start notice alone: bound to the model applied (policy/bind.ts), not compiled again
 //
@@ -42,7 +43,7 @@ import { Loop } from '../loop.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
-import { cutDeniedFlows } from './flow-cutter.ts';
+import { CutQueue } from './cut-queue.ts';
 import { PodStartGate } from './gate.ts';
 import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
@@ -131,8 +132,8 @@ export class PolicyEnforcer {
   private passDue = false;
   /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
   private readonly bindDue = new Set<string>();
-  /** Addresses of binds whose look for denied flows waits for the binds of the notices behind them. */
-  private readonly cutDue = new Set<string>();
+  /** The looks for denied flows (cut-queue.ts): a bind's waits for the binds of the notices behind it. */
+  private readonly cuts: CutQueue;
   /** This node's pods of an input's pod list by key (for binds ahead of a pass). */
   private readonly localPodsOf = new WeakMap<readonly PolicyPod[], Map<string, PolicyPod>>();
   /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
@@ -149,6 +150,7 @@ export class PolicyEnforcer {
     this.log = opts.log.child({ component: 'policy' });
     this.counters = new CounterReader(opts.nft, this.clock, this.log, () => this.applier.current);
     this.metrics = createPolicyMetrics(opts.registry, () => this.counters.collect(this.metrics));
+    this.cuts = new CutQueue({ log: this.log, metrics: this.metrics });
     const m = this.metrics;
     this.applier = new PolicyApplier({
       nft: opts.nft,
@@ -214,6 +216,7 @@ export class PolicyEnforcer {
   stop(): void {
     this.loop.stop();
     this.gate.stop();
+    this.cuts.close();
   }
 
   /**
@@ -259,7 +262,7 @@ export class PolicyEnforcer {
   private async runDue(): Promise<boolean> {
     const ok = await this.runDueOnce();
     // A bind's look for denied flows that waited for the notices behind it: made once none waits.
-    if (this.bindDue.size === 0) this.cutBound();
+    if (this.bindDue.size === 0) this.cuts.cutBound(this.compiled);
     return ok;
   }
 
@@ -497,25 +500,15 @@ export class PolicyEnforcer {
       // change is applied; the containers of the answered pods have not started yet.
       if (answered > 0) await setImmediateYield();
       if (bound && before) {
-        for (const ips of bound.values()) for (const ip of ips) this.cutDue.add(ip);
         // Notices that came meanwhile (the yield above reads them) bind next, at once: their look and
         // this one are then one walk of the table (runDue makes it once no notice waits).
-        if (this.bindDue.size > 0) return true;
-        this.cutBound();
+        this.cuts.defer(bound);
+        if (this.bindDue.size === 0) this.cuts.cutBound(compiled);
       } else {
-        cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled, undefined, [...this.cutDue]);
-        this.cutDue.clear();
+        this.cuts.cutChange(before, compiled);
       }
     }
     return true;
-  }
-
-  /** The look for the flows of the binds whose cut waited (cutDue), against the model applied. */
-  private cutBound(): void {
-    if (this.cutDue.size === 0 || !this.compiled) return;
-    const ips = [...this.cutDue];
-    this.cutDue.clear();
-    cutDeniedFlows({ log: this.log, metrics: this.metrics }, this.compiled, this.compiled, ips);
   }
 
   /**
