@@ -64,13 +64,25 @@ export function renderBound(
 ): DesiredPolicyTable {
   const had = new Set(prev.pods);
   const newPods: LocalPod[] = next.pods.filter((p) => !had.has(p));
+  // The sets the new pods' rules name (the render of the pods alone reads no other): not a copy of
+  // each of the model's thousands of sets on every pod start.
+  const named = { peers: new Set<string>(), namedPorts: new Set<string>() };
+  for (const p of newPods)
+    for (const d of [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress])
+      for (const r of d?.rules ?? []) {
+        if (r.peers !== 'all') for (const id of r.peers) named.peers.add(id);
+        for (const id of r.namedPorts) named.namedPorts.add(id);
+      }
   // The sets the applied table has already are grown below: rendered empty here, not member by member.
   const applied = <S extends { v4: readonly unknown[]; v6: readonly unknown[] }>(
     m: ReadonlyMap<string, S>,
     name: (id: string, f: 4 | 6) => string,
+    ids: ReadonlySet<string>,
   ) => {
     const out = new Map<string, S>();
-    for (const [id, set] of m) {
+    for (const id of ids) {
+      const set = m.get(id);
+      if (set === undefined) continue;
       const has4 = prevTable.sets.has(name(id, 4));
       const has6 = prevTable.sets.has(name(id, 6));
       out.set(id, has4 || has6 ? { ...set, v4: has4 ? [] : set.v4, v6: has6 ? [] : set.v6 } : set);
@@ -82,8 +94,8 @@ export function renderBound(
     {
       ...next,
       pods: newPods,
-      peers: applied(next.peers, peerSetName),
-      namedPorts: applied(next.namedPorts, namedPortSetName),
+      peers: applied(next.peers, peerSetName, named.peers),
+      namedPorts: applied(next.namedPorts, namedPortSetName, named.namedPorts),
     },
     options,
     (g) => {
