@@ -143,6 +143,8 @@ export class PolicyEnforcer {
   /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
   private lastProgrammed: { ms: number; at: number } | undefined;
   private lastFailureAt: number | undefined;
+  /** The ms of the bind being applied (bindModel, renderBound), for applyModel's debug line. */
+  private bindTimes: { bindMs: number; renderMs: number } | undefined;
 
   constructor(opts: PolicyEnforcerOptions) {
     this.opts = opts;
@@ -280,12 +282,15 @@ export class PolicyEnforcer {
     if (!this.passDue || ahead) {
       const prev = this.compiled;
       const applied = this.applier.current;
+      const t0 = performance.now();
       const bound = this.bindModel(ahead);
       if (!bound) this.log.debug('the pod-start notices cannot be bound to the model applied: compiling everything');
       if (bound && prev && applied) {
         let table: DesiredPolicyTable | undefined;
         try {
+          const t1 = performance.now();
           table = renderBound(prev, applied, bound.compiled, this.renderOptions());
+          this.bindTimes = { bindMs: round1(t1 - t0), renderMs: round1(performance.now() - t1) };
         } catch (err) {
           this.log.error({ err }, `rendering a pod-start bind failed: ${describeError(err)}; compiling everything`);
         }
@@ -473,13 +478,16 @@ export class PolicyEnforcer {
       return false;
     }
     let changedRules = true;
+    const bindTimes = this.bindTimes;
+    this.bindTimes = undefined;
     try {
       // Drift is looked for on its own timer (checkDrift), not on the path of a change.
       const r = await this.applier.apply(table, { checkDrift: false });
       changedRules = r.kind !== 'none';
       if (r.kind !== 'none') {
+        // A bind's debug line has its preparation too (the timeline of a pod start's answer).
         this.log.debug(
-          { kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 },
+          { kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: round1(r.ms), ...bindTimes },
           'policy rules applied',
         );
       }
@@ -566,3 +574,5 @@ export class PolicyEnforcer {
     for (const w of compiled.warnings) this.log.warn({ warning: w }, w);
   }
 }
+
+const round1 = (ms: number): number => Math.round(ms * 10) / 10;
