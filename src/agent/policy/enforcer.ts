@@ -11,8 +11,9 @@
 //   a pod-start notice alone: bound to the model applied (policy/bind.ts), not compiled again
 //
 // Choices (README "NetworkPolicy", "Enforcement"):
-//  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS), apart from the main pass, so
-//    a policy change is not held up by node set-up or the 100 ms debounce of the main loop.
+//  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS; none for a lone event,
+//    POLICY_QUIET_MS), apart from the main pass, so a policy change is not held up by node set-up or
+//    the 100 ms debounce of the main loop.
 //  - Nothing is applied before every informer has listed: rules compiled from half-filled caches
 //    would open isolated pods. Until then the table stays as the last agent left it.
 import type { Registry } from 'prom-client';
@@ -53,6 +54,10 @@ export { COUNTER_READ_MS } from './counter-reader.ts';
 
 /** Policy events arriving within this window make one policy pass. */
 export const POLICY_DEBOUNCE_MS = 5;
+/** An event that comes this long after the last one is applied at once, without the debounce: a
+ * lone policy, label or namespace change waits for nothing (issue 17: enforced in 10 ms), while the
+ * events of a burst, closer together, are still gathered by the debounce. */
+export const POLICY_QUIET_MS = 100;
 /** A failed policy pass is tried again after this long. */
 export const POLICY_RETRY_MS = 1_000;
 /** The marker chain of the applier (outside the compiler's prefix, which it replaces wholesale). */
@@ -143,6 +148,8 @@ export class PolicyEnforcer {
   /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
   private lastProgrammed: { ms: number; at: number } | undefined;
   private lastFailureAt: number | undefined;
+  /** When the last event asked for a pass (request with seenAt): a lone one skips the debounce. */
+  private lastEventAt = Number.NEGATIVE_INFINITY;
   /** The ms of the bind being applied (bindModel, renderBound), for applyModel's debug line. */
   private bindTimes: { bindMs: number; renderMs: number } | undefined;
 
@@ -223,13 +230,19 @@ export class PolicyEnforcer {
 
   /**
    * Asks for a policy pass soon; `seenAt` is when the API event (or notice) that calls for it was
-   * seen, for the programming-latency histogram (none for resyncs and drift checks).
+   * seen, for the programming-latency histogram (none for resyncs and drift checks). An event after
+   * POLICY_QUIET_MS without one runs the pass at once; others wait for the debounce.
    */
   request(seenAt?: number): void {
     if (this.loop.isStopped) return;
     if (seenAt !== undefined) this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
     this.passDue = true;
-    this.loop.request();
+    // Events of one watch chunk still make one pass: the run starts after the caller's synchronous work.
+    const now = this.clock.now();
+    const lone = seenAt !== undefined && now - this.lastEventAt >= POLICY_QUIET_MS;
+    if (seenAt !== undefined) this.lastEventAt = now;
+    if (lone) this.loop.requestNow();
+    else this.loop.request();
   }
 
   /**
