@@ -86,10 +86,10 @@ export class AgentAnswers {
   podReady(notice: PodStartNotice): Promise<PodStartAnswer> {
     const started = performance.now();
     const answer = this.answer(notice).then((a) => {
-      this.opts.metrics.podStartAnswer.observe(
-        { result: a.ok ? 'ok' : 'refused' },
-        (performance.now() - started) / 1000,
-      );
+      const ms = performance.now() - started;
+      this.opts.metrics.podStartAnswer.observe({ result: a.ok ? 'ok' : 'refused' }, ms / 1000);
+      // The end of a pod start's timeline in a debug log (its start: the notice's info line).
+      this.opts.log.debug({ name: notice.name, ok: a.ok, ms: Math.round(ms * 100) / 100 }, 'pod-start notice answered');
       return a;
     });
     this.answering.add(answer);

@@ -24,7 +24,31 @@ import type { Transaction } from '../nft/transaction.ts';
 
 const keyText = (e: Element): string => e.key.join(' . ');
 const byKey = (a: Element, b: Element): number => byText(keyText(a), keyText(b));
-const sorted = <V>(m: Map<string, V>): Map<string, V> => new Map([...m.entries()].sort(([a], [b]) => byText(a, b)));
+const sorted = <V>(m: ReadonlyMap<string, V>): Map<string, V> =>
+  new Map([...m.entries()].sort(([a], [b]) => byText(a, b)));
+
+/**
+ * `m` sorted by name, where `like` (sorted) is the table it was grown from: the names both have keep
+ * like's order and the few new ones (a bind adds a pod's chains and sets) are merged in; one walk of
+ * the table instead of a sort of its thousands of names on every pod start. Sorts when `like` is not.
+ */
+function sortedLike<V>(m: ReadonlyMap<string, V>, like: ReadonlyMap<string, unknown>): Map<string, V> {
+  const add = [...m.keys()].filter((k) => !like.has(k)).sort(byText);
+  const out = new Map<string, V>();
+  let i = 0;
+  let last: string | undefined;
+  for (const k of like.keys()) {
+    if (last !== undefined && byText(last, k) >= 0) return sorted(m);
+    last = k;
+    while (i < add.length && byText(add[i] as string, k) < 0) {
+      const a = add[i++] as string;
+      out.set(a, m.get(a) as V);
+    }
+    if (m.has(k)) out.set(k, m.get(k) as V);
+  }
+  for (; i < add.length; i++) out.set(add[i] as string, m.get(add[i] as string) as V);
+  return out;
+}
 
 /** Tables rendered by renderBound: the table each was grown from, and the elements added to its sets. */
 const grownFrom = new WeakMap<
@@ -40,13 +64,25 @@ export function renderBound(
 ): DesiredPolicyTable {
   const had = new Set(prev.pods);
   const newPods: LocalPod[] = next.pods.filter((p) => !had.has(p));
+  // The sets the new pods' rules name (the render of the pods alone reads no other): not a copy of
+  // each of the model's thousands of sets on every pod start.
+  const named = { peers: new Set<string>(), namedPorts: new Set<string>() };
+  for (const p of newPods)
+    for (const d of [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress])
+      for (const r of d?.rules ?? []) {
+        if (r.peers !== 'all') for (const id of r.peers) named.peers.add(id);
+        for (const id of r.namedPorts) named.namedPorts.add(id);
+      }
   // The sets the applied table has already are grown below: rendered empty here, not member by member.
   const applied = <S extends { v4: readonly unknown[]; v6: readonly unknown[] }>(
     m: ReadonlyMap<string, S>,
     name: (id: string, f: 4 | 6) => string,
+    ids: ReadonlySet<string>,
   ) => {
     const out = new Map<string, S>();
-    for (const [id, set] of m) {
+    for (const id of ids) {
+      const set = m.get(id);
+      if (set === undefined) continue;
       const has4 = prevTable.sets.has(name(id, 4));
       const has6 = prevTable.sets.has(name(id, 6));
       out.set(id, has4 || has6 ? { ...set, v4: has4 ? [] : set.v4, v6: has6 ? [] : set.v6 } : set);
@@ -58,8 +94,8 @@ export function renderBound(
     {
       ...next,
       pods: newPods,
-      peers: applied(next.peers, peerSetName),
-      namedPorts: applied(next.namedPorts, namedPortSetName),
+      peers: applied(next.peers, peerSetName, named.peers),
+      namedPorts: applied(next.namedPorts, namedPortSetName, named.namedPorts),
     },
     options,
     (g) => {
@@ -137,11 +173,11 @@ export function renderBound(
     for (const [n, m] of parts.comments) comments.set(n, m);
   }
   const out: DesiredPolicyTable = {
-    chains: sorted(chains),
-    sets: sorted(sets),
-    elements: sorted(elements),
-    chainOwners: sorted(new Map([...prevTable.chainOwners, ...alone.chainOwners])),
-    comments: sorted(comments),
+    chains: sortedLike(chains, prevTable.chains),
+    sets: sortedLike(sets, prevTable.sets),
+    elements: sortedLike(elements, prevTable.elements),
+    chainOwners: sortedLike(new Map([...prevTable.chainOwners, ...alone.chainOwners]), prevTable.chainOwners),
+    comments: sortedLike(comments, prevTable.comments),
   };
   grownFrom.set(out, { from: prevTable, added });
   recordFlatGroups(out, record);
@@ -181,14 +217,28 @@ function flatGroups(
 const portOrder = (x: NamedPortElement, y: NamedPortElement): number =>
   byText(x.address, y.address) || byText(x.protocol, y.protocol) || x.port - y.port;
 
-/** The members of sorted `next` that sorted `was` (a subset of it) lacks: one walk over both. */
-function newMembers<T>(was: readonly T[], next: readonly T[], order: (a: T, b: T) => number): T[] {
+/**
+ * The members of sorted `next` that sorted `was` (a subset of it) lacks. A bind adds a pod's address
+ * or two to sets of thousands: each added member is found by a binary search for where the two lists
+ * first differ after the last one found (they agree member by member up to it and nowhere after), not
+ * by a walk over both lists on every pod start.
+ */
+export function newMembers<T>(was: readonly T[], next: readonly T[], order: (a: T, b: T) => number): T[] {
   const out: T[] = [];
+  if (was === next) return out;
   let i = 0;
-  for (const x of next) {
-    while (i < was.length && order(was[i] as T, x) < 0) i++;
-    if (i < was.length && order(was[i] as T, x) === 0) continue;
-    out.push(x);
+  let j = 0;
+  while (j < next.length && out.length < next.length - was.length) {
+    let lo = 0;
+    let hi = Math.min(was.length - i, next.length - j);
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (order(was[i + mid] as T, next[j + mid] as T) === 0) lo = mid + 1;
+      else hi = mid;
+    }
+    out.push(next[j + lo] as T);
+    i += lo;
+    j += lo + 1;
   }
   return out;
 }

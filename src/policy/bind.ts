@@ -171,11 +171,21 @@ export function bindLocalPod(
     base.namedPorts.set(id, set);
   }
 
-  // The pod's part of every set the other pods' rules name: the same resolution, over this pod only.
+  // The pod's part of every set the other pods' rules name: the same resolution, over this pod only,
+  // of the sets that can hold it: pods of its namespace or of namespaces a selector picks (address
+  // blocks and nodes never grow by a pod; a pod-selector peer of another namespace cannot hold it),
+  // and of every named-port set with its peer. Not the model's thousands of sets on each pod start.
   const registry = new PeerRegistry();
-  for (const set of [...base.peers.values(), ...prepared.peers.values()]) registry.peer(set.meaning);
-  for (const set of [...base.namedPorts.values(), ...prepared.namedPorts.values()])
+  const peerOf = (id: string) => base.peers.get(id) ?? prepared.peers.get(id);
+  for (const set of [...base.peers.values(), ...prepared.peers.values()]) {
+    const m = set.meaning;
+    if (m.kind === 'pods' && (m.namespace === undefined || m.namespace === namespace)) registry.peer(m);
+  }
+  for (const set of [...base.namedPorts.values(), ...prepared.namedPorts.values()]) {
+    const peer = set.peer === undefined ? undefined : peerOf(set.peer);
+    if (peer) registry.peer(peer.meaning);
     registry.namedPorts(set.peer, [...set.ports]);
+  }
   const part = registry.resolve(clusterView(alone));
   const grow = <S extends PeerSet | NamedPortSet>(
     sets: ReadonlyMap<string, S>,

@@ -40,9 +40,22 @@ function sameChain(a: DesiredChain, b: DesiredChain): boolean {
       ? `${c.chain.base.type} ${c.chain.base.hook} ${c.chain.base.priority} ${c.chain.base.policy ?? 'accept'}`
       : '';
   if (base(a) !== base(b) || a.rules.length !== b.rules.length) return false;
-  return a.rules.every(
-    (r, i) => renderRule(r.body) === renderRule(b.rules[i]?.body ?? []) && r.comment === b.rules[i]?.comment,
-  );
+  return a.rules.every((r, i) => {
+    const o = b.rules[i];
+    return o !== undefined && (r === o || (r.comment === o.comment && ruleText(r) === ruleText(o)));
+  });
+}
+
+/** A rule's body as nft text, by rule object: the chain a change renders again is compared with the
+ * text the last diff made of the same rules (a rendered table is never changed in place). */
+const ruleTexts = new WeakMap<DesiredChain['rules'][number], string>();
+function ruleText(r: DesiredChain['rules'][number]): string {
+  let text = ruleTexts.get(r);
+  if (text === undefined) {
+    text = renderRule(r.body);
+    ruleTexts.set(r, text);
+  }
+  return text;
 }
 
 function sameBase(a: DesiredChain, b: DesiredChain): boolean {

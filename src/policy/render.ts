@@ -110,6 +110,10 @@ const freshGroups =
       ]),
     );
 
+/** The policy's fixed frame (skeleton.ts), the same for every table: made once, and shared by the
+ * tables rendered (they are never changed in place), so a diff passes over it as one object. */
+let rendered: ReturnType<typeof renderSkeleton> | undefined;
+
 export function renderPolicy(model: CompiledPolicy, options: RenderOptions = {}): DesiredPolicyTable {
   return renderPolicyWith(model, options, freshGroups(model, options));
 }
@@ -135,7 +139,7 @@ export function renderPolicyWith(
     elements.set(e.set, list);
   };
 
-  const skeleton = renderSkeleton();
+  const skeleton = (rendered ??= renderSkeleton());
   chains.set(skeleton.chain.chain.name, skeleton.chain);
   for (const map of skeleton.maps) {
     sets.set(map.name, map);

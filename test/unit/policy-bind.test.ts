@@ -3,7 +3,7 @@
 // whole input with those addresses gives, or declines (undefined) and the caller compiles everything.
 import { describe, expect, it } from 'vitest';
 import { bindLocalPod, prepareBinds } from '../../src/policy/bind.ts';
-import { diffShared, renderBound } from '../../src/policy/bind-render.ts';
+import { diffShared, newMembers, renderBound } from '../../src/policy/bind-render.ts';
 import { compilePolicy, diffPolicy, renderPolicy, type CompileInput, type PolicyPod } from '../../src/policy/index.ts';
 
 function rng(seed: number): () => number {
@@ -138,6 +138,10 @@ describe('binding a pod-start notice to the last compiled model', () => {
         const grown = renderBound(prev, table, got, opts);
         const whole = renderPolicy(want, opts);
         expect(grown, `seed ${seed}, pod ${key}`).toEqual(whole);
+        // In the same order too (toEqual does not compare the order of a Map's keys): renderBound merges
+        // the new names into the applied table's order instead of sorting the table again.
+        for (const part of ['chains', 'sets', 'elements', 'chainOwners', 'comments'] as const)
+          expect([...grown[part].keys()], `seed ${seed}, pod ${key}, ${part}`).toEqual([...whole[part].keys()]);
         const lines = (t: { render(): string }) => t.render().split('\n').sort();
         expect(lines(diffShared(table, grown)), `seed ${seed}, pod ${key}`).toEqual(lines(diffPolicy(table, whole)));
         for (const name of grown.elements.keys()) {
@@ -176,5 +180,23 @@ describe('binding a pod-start notice to the last compiled model', () => {
     expect(bindLocalPod(prev, base, pod('z', 'n1', '10.0.0.1'))).toBeUndefined();
     const ok = bindLocalPod(prev, base, pod('z', 'n1', '10.0.0.3'))?.compiled;
     expect(ok).toEqual(compilePolicy({ ...base, pods: [...base.pods, pod('z', 'n1', '10.0.0.3')] }));
+  });
+});
+
+describe('newMembers (the members a bind added to a sorted set)', () => {
+  it('finds what a sorted list gained over a sorted subset of it, over 2,000 seeded random cases', () => {
+    const order = (a: number, b: number) => a - b;
+    let found = 0;
+    for (let seed = 1; seed <= 2000; seed++) {
+      const r = rng(seed);
+      const all = [...new Set(Array.from({ length: Math.floor(r() * 60) }, () => Math.floor(r() * 200)))].sort(order);
+      const was = all.filter(() => r() < 0.9);
+      const want = all.filter((x) => !was.includes(x));
+      expect(newMembers(was, all, order), `seed ${seed}`).toEqual(want);
+      found += want.length;
+    }
+    expect(found).toBeGreaterThan(1000);
+    const same = [1, 2, 3];
+    expect(newMembers(same, same, order)).toEqual([]);
   });
 });

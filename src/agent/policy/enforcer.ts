@@ -5,13 +5,15 @@
 //   input.ts (the one builder) ──compilePolicy──▶ CompiledPolicy ──renderPolicy──▶ DesiredPolicyTable
 //        ──PolicyApplier (diff, or one-transaction rebuild)──▶ kernel      (this file: compile-and-apply)
 //        ──▶ gate.ts: the pod-start notices whose pods are now in are answered
-//        ──▶ flow-cutter.ts: conntrack entries of the flows the change denies deleted
+//        ──▶ cut-queue.ts (when, one socket) and flow-cutter.ts (what): conntrack entries of the flows
+//            the change denies deleted
 //   counter-reader.ts: the rules' counters into the metrics when scraped
 //   a pod-start notice alone: bound to the model applied (policy/bind.ts), not compiled again
 //
 // Choices (README "NetworkPolicy", "Enforcement"):
-//  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS), apart from the main pass, so
-//    a policy change is not held up by node set-up or the 100 ms debounce of the main loop.
+//  - Its own loop (loop.ts) with a short debounce (POLICY_DEBOUNCE_MS; none for a lone event,
+//    POLICY_QUIET_MS), apart from the main pass, so a policy change is not held up by node set-up or
+//    the 100 ms debounce of the main loop.
 //  - Nothing is applied before every informer has listed: rules compiled from half-filled caches
 //    would open isolated pods. Until then the table stays as the last agent left it.
 import type { Registry } from 'prom-client';
@@ -42,7 +44,7 @@ import { Loop } from '../loop.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
-import { cutDeniedFlows } from './flow-cutter.ts';
+import { CutQueue } from './cut-queue.ts';
 import { PodStartGate } from './gate.ts';
 import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
@@ -52,6 +54,10 @@ export { COUNTER_READ_MS } from './counter-reader.ts';
 
 /** Policy events arriving within this window make one policy pass. */
 export const POLICY_DEBOUNCE_MS = 5;
+/** An event that comes this long after the last one is applied at once, without the debounce: a
+ * lone policy, label or namespace change waits for nothing (issue 17: enforced in 10 ms), while the
+ * events of a burst, closer together, are still gathered by the debounce. */
+export const POLICY_QUIET_MS = 100;
 /** A failed policy pass is tried again after this long. */
 export const POLICY_RETRY_MS = 1_000;
 /** The marker chain of the applier (outside the compiler's prefix, which it replaces wholesale). */
@@ -131,8 +137,8 @@ export class PolicyEnforcer {
   private passDue = false;
   /** Pods of pod-start notices to bind (policy/bind.ts) in the next run, unless a full pass is due. */
   private readonly bindDue = new Set<string>();
-  /** Addresses of binds whose look for denied flows waits for the binds of the notices behind them. */
-  private readonly cutDue = new Set<string>();
+  /** The looks for denied flows (cut-queue.ts): a bind's waits for the binds of the notices behind it. */
+  private readonly cuts: CutQueue;
   /** This node's pods of an input's pod list by key (for binds ahead of a pass). */
   private readonly localPodsOf = new WeakMap<readonly PolicyPod[], Map<string, PolicyPod>>();
   /** Sets for the pods scheduled here that wait for their ADD, resolved at the last full compile. */
@@ -142,6 +148,10 @@ export class PolicyEnforcer {
   /** For `strand status` (inspect.ts): the last event-to-rules latency and the last nft refusal. */
   private lastProgrammed: { ms: number; at: number } | undefined;
   private lastFailureAt: number | undefined;
+  /** When the last event asked for a pass (request with seenAt): a lone one skips the debounce. */
+  private lastEventAt = Number.NEGATIVE_INFINITY;
+  /** The ms of the bind being applied (bindModel, renderBound), for applyModel's debug line. */
+  private bindTimes: { bindMs: number; renderMs: number } | undefined;
 
   constructor(opts: PolicyEnforcerOptions) {
     this.opts = opts;
@@ -149,6 +159,7 @@ export class PolicyEnforcer {
     this.log = opts.log.child({ component: 'policy' });
     this.counters = new CounterReader(opts.nft, this.clock, this.log, () => this.applier.current);
     this.metrics = createPolicyMetrics(opts.registry, () => this.counters.collect(this.metrics));
+    this.cuts = new CutQueue({ log: this.log, metrics: this.metrics });
     const m = this.metrics;
     this.applier = new PolicyApplier({
       nft: opts.nft,
@@ -214,17 +225,24 @@ export class PolicyEnforcer {
   stop(): void {
     this.loop.stop();
     this.gate.stop();
+    this.cuts.close();
   }
 
   /**
    * Asks for a policy pass soon; `seenAt` is when the API event (or notice) that calls for it was
-   * seen, for the programming-latency histogram (none for resyncs and drift checks).
+   * seen, for the programming-latency histogram (none for resyncs and drift checks). An event after
+   * POLICY_QUIET_MS without one runs the pass at once; others wait for the debounce.
    */
   request(seenAt?: number): void {
     if (this.loop.isStopped) return;
     if (seenAt !== undefined) this.pendingSince = Math.min(this.pendingSince ?? seenAt, seenAt);
     this.passDue = true;
-    this.loop.request();
+    // Events of one watch chunk still make one pass: the run starts after the caller's synchronous work.
+    const now = this.clock.now();
+    const lone = seenAt !== undefined && now - this.lastEventAt >= POLICY_QUIET_MS;
+    if (seenAt !== undefined) this.lastEventAt = now;
+    if (lone) this.loop.requestNow();
+    else this.loop.request();
   }
 
   /**
@@ -259,7 +277,7 @@ export class PolicyEnforcer {
   private async runDue(): Promise<boolean> {
     const ok = await this.runDueOnce();
     // A bind's look for denied flows that waited for the notices behind it: made once none waits.
-    if (this.bindDue.size === 0) this.cutBound();
+    if (this.bindDue.size === 0) this.cuts.cutBound(this.compiled);
     return ok;
   }
 
@@ -277,12 +295,15 @@ export class PolicyEnforcer {
     if (!this.passDue || ahead) {
       const prev = this.compiled;
       const applied = this.applier.current;
+      const t0 = performance.now();
       const bound = this.bindModel(ahead);
       if (!bound) this.log.debug('the pod-start notices cannot be bound to the model applied: compiling everything');
       if (bound && prev && applied) {
         let table: DesiredPolicyTable | undefined;
         try {
+          const t1 = performance.now();
           table = renderBound(prev, applied, bound.compiled, this.renderOptions());
+          this.bindTimes = { bindMs: round1(t1 - t0), renderMs: round1(performance.now() - t1) };
         } catch (err) {
           this.log.error({ err }, `rendering a pod-start bind failed: ${describeError(err)}; compiling everything`);
         }
@@ -470,13 +491,16 @@ export class PolicyEnforcer {
       return false;
     }
     let changedRules = true;
+    const bindTimes = this.bindTimes;
+    this.bindTimes = undefined;
     try {
       // Drift is looked for on its own timer (checkDrift), not on the path of a change.
       const r = await this.applier.apply(table, { checkDrift: false });
       changedRules = r.kind !== 'none';
       if (r.kind !== 'none') {
+        // A bind's debug line has its preparation too (the timeline of a pod start's answer).
         this.log.debug(
-          { kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: Math.round(r.ms * 10) / 10 },
+          { kind: r.kind, reason: r.reason, commands: r.lines, bytes: r.bytes, ms: round1(r.ms), ...bindTimes },
           'policy rules applied',
         );
       }
@@ -497,25 +521,15 @@ export class PolicyEnforcer {
       // change is applied; the containers of the answered pods have not started yet.
       if (answered > 0) await setImmediateYield();
       if (bound && before) {
-        for (const ips of bound.values()) for (const ip of ips) this.cutDue.add(ip);
         // Notices that came meanwhile (the yield above reads them) bind next, at once: their look and
         // this one are then one walk of the table (runDue makes it once no notice waits).
-        if (this.bindDue.size > 0) return true;
-        this.cutBound();
+        this.cuts.defer(bound);
+        if (this.bindDue.size === 0) this.cuts.cutBound(compiled);
       } else {
-        cutDeniedFlows({ log: this.log, metrics: this.metrics }, before, compiled, undefined, [...this.cutDue]);
-        this.cutDue.clear();
+        this.cuts.cutChange(before, compiled);
       }
     }
     return true;
-  }
-
-  /** The look for the flows of the binds whose cut waited (cutDue), against the model applied. */
-  private cutBound(): void {
-    if (this.cutDue.size === 0 || !this.compiled) return;
-    const ips = [...this.cutDue];
-    this.cutDue.clear();
-    cutDeniedFlows({ log: this.log, metrics: this.metrics }, this.compiled, this.compiled, ips);
   }
 
   /**
@@ -573,3 +587,5 @@ export class PolicyEnforcer {
     for (const w of compiled.warnings) this.log.warn({ warning: w }, w);
   }
 }
+
+const round1 = (ms: number): number => Math.round(ms * 10) / 10;

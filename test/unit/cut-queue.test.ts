@@ -1,0 +1,112 @@
+// The enforcer's cut bookkeeping (src/agent/policy/cut-queue.ts): a bind's look waits until asked,
+// looks share one conntrack socket (opened once, not per pod start), a socket that failed is opened
+// again, and a change's look takes the waiting binds' addresses along.
+import { describe, expect, it } from 'vitest';
+import { CutQueue } from '../../src/agent/policy/cut-queue.ts';
+import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
+import type { NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
+import { silentLogger } from '../../src/log.ts';
+import { compilePolicy, type CompileInput } from '../../src/policy/index.ts';
+
+const TCP = 6;
+const pod = (name: string, ip: string): PodInfo => ({
+  metadata: { name, namespace: 'x', uid: `x-${name}`, labels: { app: name } },
+  spec: { nodeName: 'n1', containers: [] },
+  status: { phase: 'Running', podIPs: [{ ip }] },
+});
+const isolate: NetworkPolicyInfo = {
+  metadata: { name: 'isolate', namespace: 'x' },
+  spec: { podSelector: {}, policyTypes: ['Ingress'] },
+};
+const input = (pods: PodInfo[]): CompileInput => ({
+  nodeName: 'n1',
+  nodeAddresses: ['198.18.0.11'],
+  namespaces: [{ metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } }],
+  pods,
+  policies: [isolate],
+});
+const flow = (src: string, dst: string): ConntrackEntry => ({
+  family: 4,
+  orig: { src, dst, proto: TCP, sport: 40000, dport: 80 },
+  reply: { src: dst, dst: src, proto: TCP, sport: 80, dport: 40000 },
+});
+
+function fakeConntrack(entries: ConntrackEntry[]) {
+  const table = [...entries];
+  const events: string[] = [];
+  let failNext = false;
+  return {
+    table,
+    events,
+    failNextList: () => {
+      failNext = true;
+    },
+    open: () => {
+      events.push('open');
+      return {
+        list: (family: 4 | 6) => {
+          events.push('list');
+          if (failNext) {
+            failNext = false;
+            throw new Error('dump interrupted');
+          }
+          return table.filter((e) => e.family === family);
+        },
+        get: () => undefined,
+        delete: (e: ConntrackEntry) => {
+          const i = table.indexOf(e);
+          if (i >= 0) table.splice(i, 1);
+          return i >= 0;
+        },
+        close: () => events.push('close'),
+      };
+    },
+  };
+}
+
+describe('CutQueue', () => {
+  it("waits with a bind's look until asked, shares one socket, and opens another after a failure", () => {
+    const a = pod('a', '10.244.1.2');
+    const toNew = flow('10.244.2.9', '10.244.1.9');
+    const toNewer = flow('10.244.2.9', '10.244.1.10');
+    const toA = flow('10.244.2.9', '10.244.1.2');
+    const ct = fakeConntrack([toNew, toNewer, toA]);
+    let errors = 0;
+    const metrics = { conntrackDeleted: { inc: () => {} }, conntrackErrors: { inc: () => errors++ } } as never;
+    const q = new CutQueue({ log: silentLogger, metrics, open: ct.open });
+    const model = compilePolicy(input([a, pod('new', '10.244.1.9'), pod('newer', '10.244.1.10')]));
+
+    q.defer(new Map([['x/new', ['10.244.1.9']]]));
+    expect(q.pending).toBe(1);
+    expect(ct.events).toEqual([]);
+    ct.failNextList();
+    q.cutBound(model);
+    expect(errors).toBe(1);
+    expect(ct.events).toEqual(['open', 'list', 'close']);
+    expect(q.pending).toBe(0);
+
+    // The next look opens a socket again and keeps it: two looks, one open.
+    q.defer(new Map([['x/new', ['10.244.1.9']]]));
+    q.cutBound(model);
+    q.defer(new Map([['x/newer', ['10.244.1.10']]]));
+    q.cutBound(model);
+    expect(ct.events).toEqual(['open', 'list', 'close', 'open', 'list', 'list']);
+    expect(ct.table).toEqual([toA]);
+    q.close();
+    expect(ct.events.at(-1)).toBe('close');
+  });
+
+  it("takes the waiting binds' addresses along with a change's look", () => {
+    const a = pod('a', '10.244.1.2');
+    const toNew = flow('10.244.2.9', '10.244.1.9');
+    const ct = fakeConntrack([toNew]);
+    const metrics = { conntrackDeleted: { inc: () => {} }, conntrackErrors: { inc: () => {} } } as never;
+    const q = new CutQueue({ log: silentLogger, metrics, open: ct.open });
+    const before = compilePolicy(input([a, pod('new', '10.244.1.9')]));
+    q.defer(new Map([['x/new', ['10.244.1.9']]]));
+    // The same model before and after: nothing changed but the waiting bind's address is looked for.
+    q.cutChange(before, before);
+    expect(ct.table).toEqual([]);
+    expect(q.pending).toBe(0);
+  });
+});
