@@ -98,10 +98,15 @@ function smapsSummary(pid) {
 async function agentRun(api, plan) {
   const agent = await startAgent(api, plan);
   let prober;
+  // The peak is VmHWM and the largest VmRSS sampled, whichever is known: a read of /proc once the
+  // agent is gone (or a status without the line) gives NaN, which Math.max would spread to the result.
   let peak = 0;
+  const notePeak = (m) => {
+    for (const v of [m.rss, m.hwm]) if (Number.isFinite(v)) peak = Math.max(peak, v);
+  };
   const peakTimer = setInterval(() => {
     try {
-      peak = Math.max(peak, memStatus(agent.pid).rss);
+      notePeak(memStatus(agent.pid));
     } catch {
       // exited
     }
@@ -153,6 +158,7 @@ async function agentRun(api, plan) {
       idle: sampleSummary(prober.samples(probedFrom, idleTo)),
     };
     const end = memStatus(agent.pid);
+    notePeak(end);
     const text = agent.logText();
     const syncedLine = JSON.parse(text.split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
     if (process.env.BENCH_VERBOSE)
@@ -164,7 +170,7 @@ async function agentRun(api, plan) {
       syncedMs,
       synced,
       settled,
-      hwm: Math.max(end.hwm, peak),
+      hwm: peak,
       idleCpu,
       stepIdle,
       probedCpu,
