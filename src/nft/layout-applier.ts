@@ -29,6 +29,11 @@ import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState 
 import { owns, Transaction, type Ownership } from './transaction.ts';
 import type { NftTransport } from './transport.ts';
 
+/** The longest the applier holds the event loop while it prepares a large transaction (issue 18). */
+export const SLICE_MS = 20;
+
+const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** How the applier reads a desired state `D` (e.g. the policy compiler's output for this node). */
 export interface Layout<D> {
   /** Every chain, set and map of the layout is named with this prefix, e.g. "agent-pol-": the applier
@@ -63,7 +68,8 @@ export interface ApplyReport {
   kind: ApplyKind;
   /** Why a rebuild was made. */
   reason?: RebuildReason;
-  /** Lines (commands) and bytes of the script applied; 0 for none. */
+  /** Lines (commands) of the transaction and the bytes sent (netlink messages over netlink, the
+   * `nft -f` script through the process); 0 for none. */
   lines: number;
   bytes: number;
   ms: number;
@@ -95,6 +101,16 @@ export interface LayoutApplierOptions<D> {
   markerChain?: string;
   /** What the layout's state is called in log lines and problems, e.g. "policy rules". */
   what?: string;
+  /** Awaited between slices of a large transaction's preparation (default: setImmediate). */
+  breathe?: () => Promise<void>;
+}
+
+/** What one transaction sent, and (rebuilds) where its time went. */
+interface Sent {
+  bytes: number;
+  encodeMs?: number;
+  commitMs?: number;
+  slices?: number;
 }
 
 export class LayoutApplier<D> {
@@ -114,6 +130,7 @@ export class LayoutApplier<D> {
   private rebuildReason: RebuildReason | undefined;
   private readonly what: string;
   private readonly watch: DigestWatch | undefined;
+  private readonly breathe: () => Promise<void>;
 
   constructor(opts: LayoutApplierOptions<D>) {
     this.nft = opts.nft;
@@ -126,6 +143,21 @@ export class LayoutApplier<D> {
     this.markerChain = opts.markerChain ?? `${opts.layout.prefix}generation`;
     this.ownership = { prefixes: [opts.layout.prefix], names: [...(opts.layout.names ?? []), this.markerChain] };
     this.watch = opts.nft.probe ? new DigestWatch(opts.nft.probe) : undefined;
+    this.breathe = opts.breathe ?? setImmediateYield;
+  }
+
+  /**
+   * Runs a transaction, all of it or none of it. A transport that can (netlink) prepares it in slices
+   * and counts the bytes it sent; otherwise the `nft -f` script's bytes are counted (the process
+   * transport renders it anyway). The commit itself is one step either way.
+   */
+  private async send(tx: Transaction): Promise<Sent> {
+    if (this.nft.runSliced) {
+      const r = await this.nft.runSliced(tx, this.breathe, SLICE_MS);
+      return { bytes: r.bytes, encodeMs: r.encodeMs, commitMs: r.commitMs, slices: r.slices };
+    }
+    await this.nft.run(tx);
+    return { bytes: Buffer.byteLength(tx.render(this.nft.table)) };
   }
 
   /** How the drift checks were answered (undefined without a probing transport). */
@@ -165,9 +197,9 @@ export class LayoutApplier<D> {
     tx.append(diff);
     const next = this.generation + 1;
     this.addMarker(tx, next);
-    const script = tx.render(this.nft.table);
+    let sent: Sent;
     try {
-      await this.nft.run(tx);
+      sent = await this.send(tx);
     } catch (err) {
       this.hooks.failure?.('diff');
       this.logFailure(err, `the ${this.what} update failed; rebuilding every object of the layout in one transaction`);
@@ -177,9 +209,8 @@ export class LayoutApplier<D> {
     this.watch?.applied(tx.operations);
     this.remember(desired);
     const lines = tx.operations.length;
-    const bytes = Buffer.byteLength(script);
-    this.hooks.transaction?.('diff', lines, bytes);
-    return { kind: 'diff', lines, bytes, ms: performance.now() - started };
+    this.hooks.transaction?.('diff', lines, sent.bytes);
+    return { kind: 'diff', lines, bytes: sent.bytes, ms: performance.now() - started };
   }
 
   /**
@@ -237,13 +268,24 @@ export class LayoutApplier<D> {
 
   private async rebuild(desired: D, reason: RebuildReason, started: number): Promise<ApplyReport> {
     let tx: Transaction;
-    let script: string;
+    let sent: Sent;
+    const times: Record<string, number> = {};
     try {
+      let at = performance.now();
+      const lap = (what: string) => {
+        const now = performance.now();
+        times[what] = Math.round(now - at);
+        at = now;
+      };
       const actual = await this.nft.list();
+      lap('listMs');
       const next = this.generation + 1;
       tx = this.rebuildTransaction(actual, desired, next);
-      script = tx.render(this.nft.table);
-      await this.nft.run(tx);
+      lap('buildMs');
+      sent = await this.send(tx);
+      if (sent.encodeMs !== undefined) times.encodeMs = Math.round(sent.encodeMs);
+      if (sent.commitMs !== undefined) times.commitMs = Math.round(sent.commitMs);
+      if (sent.slices !== undefined) times.slices = sent.slices;
       this.generation = next;
       this.watch?.reset();
     } catch (err) {
@@ -260,11 +302,11 @@ export class LayoutApplier<D> {
     this.rebuildReason = undefined;
     this.lastFullCheck = Date.now();
     const lines = tx.operations.length;
-    const bytes = Buffer.byteLength(script);
+    const bytes = sent.bytes;
     this.hooks.transaction?.('rebuild', lines, bytes);
     this.hooks.rebuild?.(reason);
     this.log.info(
-      { reason, commands: lines, bytes, generation: this.generation },
+      { reason, commands: lines, bytes, generation: this.generation, ...times },
       `${this.what} rebuilt in one transaction`,
     );
     return { kind: 'rebuild', reason, lines, bytes, ms: performance.now() - started };
