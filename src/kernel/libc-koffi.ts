@@ -21,10 +21,18 @@ export function loadKoffi(): Koffi {
   return koffiModule;
 }
 
+let libcLib: ReturnType<Koffi['load']> | undefined;
+
+/** glibc, loaded once through koffi: bindLibc's calls and the few more the agent binds (memory.ts). */
+export function libcLibrary(): ReturnType<Koffi['load']> {
+  libcLib ??= loadKoffi().load('libc.so.6');
+  return libcLib;
+}
+
 /** Loads koffi and binds the calls (about 0.3 ms once koffi is loaded). */
 export function bindLibc(): LibcBinding {
   const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
+  const lib = libcLibrary();
   // Buffers and typed arrays passed as `void *` are handed to C as pointers to their own memory, so
   // recv() and getsockname() write straight into them (koffi doc "Output buffers").
   const libc = {
