@@ -1,3 +1,5 @@
+// Over 400 lines: the applier's diff, rebuild and drift paths share one state (what was applied, its
+// generation) and are read together.
 // The generic applier of an owned layout: the thin shell between a desired state (NetworkPolicy's
 // compiled table today; DESIGN.md "nftables", STYLE.md "compiler, diff, applier") and the kernel. A
 // Layout declares what it owns in Strand's table `inet strand` (its prefix, and exact names), and the
@@ -49,6 +51,9 @@ export interface Layout<D> {
    * objects then (all of them empty), so this only adds.
    */
   fullBuild(to: D, remaining: TableState): Transaction;
+  /** fullBuild for a large state, awaiting `breathe` between slices of its work (rebuilds use it when
+   * given, so that building 64,000 operations does not hold the event loop). */
+  fullBuildAsync?(to: D, remaining: TableState, breathe: () => Promise<void>): Promise<Transaction>;
   /** The chains, sets and maps of `to`, with the number of rules each chain holds. */
   inventory(to: D): LayoutInventory;
   /** How a listed table differs from the applied `to` (empty: not at all), for the periodic full
@@ -280,7 +285,7 @@ export class LayoutApplier<D> {
       const actual = await this.nft.list();
       lap('listMs');
       const next = this.generation + 1;
-      tx = this.rebuildTransaction(actual, desired, next);
+      tx = await this.rebuildTransactionAsync(actual, desired, next);
       lap('buildMs');
       sent = await this.send(tx);
       if (sent.encodeMs !== undefined) times.encodeMs = Math.round(sent.encodeMs);
@@ -318,6 +323,29 @@ export class LayoutApplier<D> {
    * ones are deleted, then the layout's full build adds everything and the marker records `generation`.
    */
   rebuildTransaction(actual: TableState, desired: D, generation: number): Transaction {
+    const { tx, remaining } = this.rebuildStart(actual, desired);
+    tx.append(this.layout.fullBuild(desired, remaining));
+    this.rebuildEnd(tx, actual, generation);
+    return tx;
+  }
+
+  /** rebuildTransaction, with the layout's full build in slices when the layout can. */
+  private async rebuildTransactionAsync(actual: TableState, desired: D, generation: number): Promise<Transaction> {
+    if (!this.layout.fullBuildAsync) return this.rebuildTransaction(actual, desired, generation);
+    const { tx, remaining } = this.rebuildStart(actual, desired);
+    const full = await this.layout.fullBuildAsync(desired, remaining, this.breathe);
+    // Appending checks each operation's name against the ownership: 64,000 of them, also in slices.
+    const n = full.operations.length;
+    for (let i = 0; i < n; i += 4096) {
+      tx.append(full, i, i + 4096);
+      if (i + 4096 < n) await this.breathe();
+    }
+    this.rebuildEnd(tx, actual, generation);
+    return tx;
+  }
+
+  /** The rebuild's first part: flushes and deletions of what exists; what is left of the layout. */
+  private rebuildStart(actual: TableState, desired: D): { tx: Transaction; remaining: TableState } {
     const prefix = this.layout.prefix;
     const names = new Set(this.layout.names ?? []);
     const inv = this.layout.inventory(desired);
@@ -363,14 +391,17 @@ export class LayoutApplier<D> {
         remaining.sets.set(s.name, { ...s, elements: [] });
       }
     }
-    tx.append(this.layout.fullBuild(desired, remaining));
+    return { tx, remaining };
+  }
+
+  /** The rebuild's last part: the marker chain and its rule for `generation`. */
+  private rebuildEnd(tx: Transaction, actual: TableState, generation: number): void {
     tx.add({
       kind: 'chain',
       name: this.markerChain,
       comment: `generation of the ${this.what} (strand agent); never jumped to`,
     });
     this.addMarker(tx, generation, actual.chains.has(this.markerChain));
-    return tx;
   }
 
   /** The marker chain's one rule, for `generation`; the chain is flushed first unless it is new. */
