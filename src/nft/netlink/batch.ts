@@ -293,25 +293,64 @@ export function sendEncoded(
   what = 'apply nftables batch',
 ): BatchResult {
   if (messages.length === 0) return { messages: 0, bytes: 0 };
+  const steps = prepareBatch(nl, messages);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return commitBatch(nl, step.value, count, opAt, what);
+}
+
+/** A batch's messages numbered and framed (BATCH_BEGIN … END), ready for its one send. */
+export interface PreparedBatch {
+  parts: Buffer[];
+  messages: number;
+  beginSeq: number;
+  lastSeq: number;
+  indexBySeq: Map<number, number>;
+}
+
+/**
+ * Numbers and frames the messages, pausing (yielding) every 1,024 of them: a caller that must not
+ * hold the event loop goes on between the pauses. Sequence numbers are the socket's own (another
+ * exchange in a pause takes its own), so the answers still map to their operations.
+ */
+export function* prepareBatch(
+  nl: BatchSocket,
+  messages: ReadonlyArray<{ message: MessageBuilder; index: number }>,
+): Generator<void, PreparedBatch> {
   const beginSeq = nl.nextSeq();
   // finish() returns a view of each builder's own buffer, used once: concat copies it, no copy here.
   const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN).finish(beginSeq)];
   const indexBySeq = new Map<number, number>();
   let lastSeq = 0;
-  messages.forEach(({ message: m, index }, i) => {
+  for (let i = 0; i < messages.length; i++) {
+    const { message: m, index } = messages[i] as { message: MessageBuilder; index: number };
     lastSeq = nl.nextSeq();
     indexBySeq.set(lastSeq, index);
     const bytes = m.finish(lastSeq);
     if (i === messages.length - 1) bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.ACK, 6);
     parts.push(bytes);
-  });
+    if ((i & 1023) === 1023) yield;
+  }
   parts.push(batchMarker(NFNL_MSG_BATCH_END).finish(nl.nextSeq()));
-  const datagram = Buffer.concat(parts);
+  return { parts, messages: messages.length, beginSeq, lastSeq, indexBySeq };
+}
+
+/** Sends a prepared batch in one datagram: the kernel commits it whole or refuses it whole. */
+export function commitBatch(
+  nl: BatchSocket,
+  prepared: PreparedBatch,
+  count: number,
+  opAt: (index: number) => NftOp | undefined,
+  what = 'apply nftables batch',
+): BatchResult {
+  const { beginSeq, lastSeq, indexBySeq } = prepared;
+  const datagram = Buffer.concat(prepared.parts);
+  prepared.parts.length = 0;
   // A batch whose every message fails (a missing table) is answered by one error each; a receive
   // buffer too small for them loses answers (ENOBUFS). So, as nft does, room for one per message
   // (the kernel doubles the figure for its own overhead, ~1 KiB an error skb).
-  if (datagram.length > DEFAULT_SNDBUF - 64 || messages.length > SMALL_BATCH) {
-    nl.reserveBuffers(datagram.length + 4096, Math.max(DEFAULT_RCVBUF, messages.length * 1024));
+  if (datagram.length > DEFAULT_SNDBUF - 64 || prepared.messages > SMALL_BATCH) {
+    nl.reserveBuffers(datagram.length + 4096, Math.max(DEFAULT_RCVBUF, prepared.messages * 1024));
   }
 
   const failures: Array<{ index: number | undefined; errno: number; message?: string; error: NlError }> = [];
@@ -350,5 +389,5 @@ export function sendEncoded(
       failures.map(({ index, errno, message }) => ({ index, errno, ...(message ? { message } : {}) })),
     );
   }
-  return { messages: messages.length, bytes: datagram.length };
+  return { messages: prepared.messages, bytes: datagram.length };
 }

@@ -30,7 +30,16 @@ import type {
   TableSnapshot,
   TableSummary,
 } from '../transport.ts';
-import { applyBatch, BatchEncoder, encodeOps, NftBatchError, sendEncoded, type NftOp } from './batch.ts';
+import {
+  applyBatch,
+  BatchEncoder,
+  commitBatch,
+  encodeOps,
+  NftBatchError,
+  prepareBatch,
+  sendEncoded,
+  type NftOp,
+} from './batch.ts';
 import { NF_HOOK, NFT_SET_F } from './const.ts';
 import { nftOpMapper, toNftOps, UnmappableError } from './from-transaction.ts';
 import type { SetSpec } from './messages.ts';
@@ -257,8 +266,6 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
         }
       }
       const messages = encoder.finish();
-      const encoded = performance.now();
-      timing.encodeMs = encoded - started;
       // A refused operation is described from the transaction again (only then).
       const guess = (name: string): SetSpec =>
         sets.get(name) ?? { family: table.family, table: table.name, name, key: ['ipv4_addr'] };
@@ -271,9 +278,31 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
           return undefined;
         }
       };
-      // The commit is one send: the kernel applies the batch whole (atomic), in that one call.
-      const sent = withSocket((nl) => sendEncoded(nl, messages, ops.length, opAt, operation));
-      timing.commitMs = performance.now() - encoded;
+      // Numbered and framed in slices too; the commit is then one send: the kernel applies the batch
+      // whole (atomic), in that one call.
+      socket ??= open();
+      const nlFor = socket;
+      const steps = prepareBatch(nlFor, messages);
+      let step = steps.next();
+      slice = performance.now();
+      while (!step.done) {
+        if (performance.now() - slice >= sliceMs) {
+          await breathe();
+          timing.slices++;
+          slice = performance.now();
+        }
+        step = steps.next();
+      }
+      const prepared = step.value;
+      const committing = performance.now();
+      timing.encodeMs = committing - started;
+      const sent = withSocket((nl) => {
+        // A socket closed meanwhile (an error of another exchange): the batch is framed again on the
+        // new one, whose sequence numbers it must carry.
+        if (nl !== nlFor) return sendEncoded(nl, messages, ops.length, opAt, operation);
+        return commitBatch(nl, prepared, ops.length, opAt, operation);
+      });
+      timing.commitMs = performance.now() - committing;
       applied(setChanges);
       return { ...sent, ...timing };
     } catch (err) {
