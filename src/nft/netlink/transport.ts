@@ -33,11 +33,10 @@ import type {
 import {
   applyBatch,
   BatchEncoder,
-  commitBatch,
+  commitBatchOffThread,
   encodeOps,
   NftBatchError,
   prepareBatch,
-  sendEncoded,
   type NftOp,
 } from './batch.ts';
 import { NF_HOOK, NFT_SET_F } from './const.ts';
@@ -278,30 +277,30 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
           return undefined;
         }
       };
-      // Numbered and framed in slices too; the commit is then one send: the kernel applies the batch
-      // whole (atomic), in that one call.
-      socket ??= open();
-      const nlFor = socket;
-      const steps = prepareBatch(nlFor, messages);
-      let step = steps.next();
-      slice = performance.now();
-      while (!step.done) {
-        if (performance.now() - slice >= sliceMs) {
-          await breathe();
-          timing.slices++;
-          slice = performance.now();
+      // Numbered and framed in slices too, then committed in one send, which the kernel applies whole
+      // (atomic). The send runs on a worker thread (its 0.3-0.4 s at 50,000 pods hold no event loop),
+      // over a socket of its own, so that no other exchange reads its answers meanwhile.
+      const own = open();
+      let sent: { messages: number; bytes: number };
+      let committing: number;
+      try {
+        const steps = prepareBatch(own, messages);
+        let step = steps.next();
+        slice = performance.now();
+        while (!step.done) {
+          if (performance.now() - slice >= sliceMs) {
+            await breathe();
+            timing.slices++;
+            slice = performance.now();
+          }
+          step = steps.next();
         }
-        step = steps.next();
+        committing = performance.now();
+        timing.encodeMs = committing - started;
+        sent = await commitBatchOffThread(own, step.value, ops.length, opAt, operation);
+      } finally {
+        own.close();
       }
-      const prepared = step.value;
-      const committing = performance.now();
-      timing.encodeMs = committing - started;
-      const sent = withSocket((nl) => {
-        // A socket closed meanwhile (an error of another exchange): the batch is framed again on the
-        // new one, whose sequence numbers it must carry.
-        if (nl !== nlFor) return sendEncoded(nl, messages, ops.length, opAt, operation);
-        return commitBatch(nl, prepared, ops.length, opAt, operation);
-      });
       timing.commitMs = performance.now() - committing;
       applied(setChanges);
       return { ...sent, ...timing };
