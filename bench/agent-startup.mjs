@@ -19,10 +19,10 @@
 // agent-cluster.mjs; BENCH_MEMORY_LIMIT_MIB=256 runs the agent with the heap Node gives it under the
 // DaemonSet's memory limit; BENCH_RUNS (agent starts, default 3), BENCH_SETTLE_MS (default 3000),
 // BENCH_IDLE_MS (default 30000), BENCH_VERBOSE=1 (the agent's own memory report), BENCH_SMAPS=1 (RSS by
-// mapping), BENCH_AGENT_NODE_OPTIONS (V8/Node flags for the agent, e.g. --max-semi-space-size=1).
+// mapping), BENCH_AGENT_LOG=<file> (keep the agent's log), BENCH_AGENT_NODE_OPTIONS (V8/Node flags for the agent, e.g. --max-semi-space-size=1).
 //   node bench/agent-startup.mjs [--quick]     (--quick: one start, 10 s idle)
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fmt, printTable, stats } from './lib.mjs';
 import {
   cpuPercent,
@@ -98,10 +98,15 @@ function smapsSummary(pid) {
 async function agentRun(api, plan) {
   const agent = await startAgent(api, plan);
   let prober;
+  // The peak is VmHWM and the largest VmRSS sampled, whichever is known: a read of /proc once the
+  // agent is gone (or a status without the line) gives NaN, which Math.max would spread to the result.
   let peak = 0;
+  const notePeak = (m) => {
+    for (const v of [m.rss, m.hwm]) if (Number.isFinite(v)) peak = Math.max(peak, v);
+  };
   const peakTimer = setInterval(() => {
     try {
-      peak = Math.max(peak, memStatus(agent.pid).rss);
+      notePeak(memStatus(agent.pid));
     } catch {
       // exited
     }
@@ -153,18 +158,21 @@ async function agentRun(api, plan) {
       idle: sampleSummary(prober.samples(probedFrom, idleTo)),
     };
     const end = memStatus(agent.pid);
+    notePeak(end);
     const text = agent.logText();
     const syncedLine = JSON.parse(text.split('\n').find((l) => l.includes('"msg":"synced with the API server"')));
     if (process.env.BENCH_VERBOSE)
       console.log('agent memory at sync (process.memoryUsage, MiB):', JSON.stringify(syncedLine.memoryMiB));
     const complaints = logComplaints(text);
+    // BENCH_AGENT_LOG=<file>: the agent's log is kept there (its directory goes with the agent).
+    if (process.env.BENCH_AGENT_LOG) writeFileSync(process.env.BENCH_AGENT_LOG, text);
     const exitCode = await agent.stop();
     return {
       readyMs,
       syncedMs,
       synced,
       settled,
-      hwm: Math.max(end.hwm, peak),
+      hwm: peak,
       idleCpu,
       stepIdle,
       probedCpu,

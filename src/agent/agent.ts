@@ -464,9 +464,13 @@ export class Agent {
     const objects = this.cache.all.find((i) => i.resource === resource)?.list().length ?? 0;
     this.log.info({ resource, objects }, `${resource} listed`);
     if (this.cache.synced) {
-      const gcMs = releaseMemory();
       const counts = Object.fromEntries(this.cache.all.map((i) => [i.resource, i.list().length]));
-      this.log.info({ objects: counts, memoryMiB: memoryMiB(), gcMs }, 'synced with the API server');
+      this.log.info({ objects: counts, memoryMiB: memoryMiB() }, 'synced with the API server');
+      // The lists' garbage goes before the first policy pass builds on top of it, from a task of its
+      // own (the health endpoints answer before it).
+      void releaseMemory().then((gcMs) =>
+        this.log.debug({ gcMs, memoryMiB: memoryMiB() }, 'released the memory of the first lists'),
+      );
       // The last list may bring no object (no CRD, no ClusterNetworkPolicy), hence no change event.
       this.policy.request();
     }

@@ -22,4 +22,11 @@ export interface LibcBinding {
   libc: Libc;
   /** The errno of the last failed call on this thread; read it right after the call. */
   errno(): number;
+  /**
+   * send(2) on a worker thread, resolving with its result: a netlink datagram the kernel works on
+   * for long inside send (a large nf_tables batch) then holds no event loop. On -1 the errno is the
+   * worker's, so a caller that needs it sends again in place. Absent where the runtime has no such
+   * call (Bun's FFI in the CNI executable).
+   */
+  sendOffThread?(fd: number, buf: Uint8Array, len: number, flags: number): Promise<number>;
 }

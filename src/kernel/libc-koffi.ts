@@ -21,12 +21,21 @@ export function loadKoffi(): Koffi {
   return koffiModule;
 }
 
+let libcLib: ReturnType<Koffi['load']> | undefined;
+
+/** glibc, loaded once through koffi: bindLibc's calls and the few more the agent binds (memory.ts). */
+export function libcLibrary(): ReturnType<Koffi['load']> {
+  libcLib ??= loadKoffi().load('libc.so.6');
+  return libcLib;
+}
+
 /** Loads koffi and binds the calls (about 0.3 ms once koffi is loaded). */
 export function bindLibc(): LibcBinding {
   const koffi = loadKoffi();
-  const lib = koffi.load('libc.so.6');
+  const lib = libcLibrary();
   // Buffers and typed arrays passed as `void *` are handed to C as pointers to their own memory, so
   // recv() and getsockname() write straight into them (koffi doc "Output buffers").
+  const send = lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)');
   const libc = {
     flock: lib.func('int flock(int fd, int operation)'),
     socket: lib.func('int socket(int domain, int type, int protocol)'),
@@ -34,7 +43,7 @@ export function bindLibc(): LibcBinding {
     connect: lib.func('int connect(int fd, const void *addr, uint32_t addrlen)'),
     getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
-    send: lib.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
+    send,
     recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
     close: lib.func('int close(int fd)'),
     setns: lib.func('int setns(int fd, int nstype)'),
@@ -42,5 +51,10 @@ export function bindLibc(): LibcBinding {
     strerror: lib.func('const char *strerror(int errnum)'),
   } as Libc;
   // koffi keeps the errno of its last call itself.
-  return { libc, errno: () => koffi.errno() };
+  // koffi's async form runs the call on a worker thread of its own and calls back on this one.
+  const sendOffThread = (fd: number, buf: Uint8Array, len: number, flags: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      send.async(fd, buf, len, flags, (err: unknown, n: unknown) => (err ? reject(err) : resolve(Number(n))));
+    });
+  return { libc, errno: () => koffi.errno(), sendOffThread };
 }

@@ -21,6 +21,12 @@ export function libc(): Libc {
   return bound.libc;
 }
 
+/** send(2) on a worker thread where the runtime has it (libc-api.ts), else undefined. */
+export function sendOffThread(): LibcBinding['sendOffThread'] {
+  bound ??= bindLibc();
+  return bound.sendOffThread;
+}
+
 /** The errno of the last failed libc call on this thread. Read it right after the call. */
 export function errno(): number {
   bound ??= bindLibc();

@@ -2,7 +2,7 @@
 // until its answer is complete. A CNI invocation makes a handful of requests, each a few tens of
 // microseconds, so blocking the event loop is cheaper than any async machinery; SO_RCVTIMEO bounds
 // every read so a missing answer can never hang the plugin.
-import { errno, libc } from './libc.ts';
+import { errno, libc, sendOffThread } from './libc.ts';
 import { KernelError } from './errors.ts';
 import { withNetns } from './netns.ts';
 import {
@@ -272,6 +272,26 @@ export class NetlinkSocket {
       const e = errno();
       if (e !== EINTR) throw new KernelError({ errno: e, operation: describe(operation), netns: this.netns });
     }
+    return this.receive(collector, operation);
+  }
+
+  /**
+   * exchange() whose send runs on a worker thread where the runtime can (libc sendOffThread): the
+   * kernel processes a netlink datagram inside send, a large nf_tables batch for a few hundred ms,
+   * and the event loop goes on meanwhile. Only for a socket nothing else uses until it resolves (the
+   * answers are read after). A failed send processed nothing: the datagram goes again in place.
+   */
+  async exchangeOffThread<C extends Collector>(bytes: Buffer, collector: C, operation: Operation): Promise<C> {
+    const send = sendOffThread();
+    if (this.fd < 0 || !send) return this.exchange(bytes, collector, operation);
+    const sent = await send(this.fd, bytes, bytes.length, 0);
+    if (sent < 0 || this.fd < 0) return this.exchange(bytes, collector, operation);
+    return this.receive(collector, operation);
+  }
+
+  /** Feeds the answers to `collector` until it is done. */
+  private receive<C extends Collector>(collector: C, operation: Operation): C {
+    const c = libc();
     while (!collector.done) {
       // MSG_TRUNC makes recv return the datagram's real size, so a message that did not fit is an
       // error rather than silently cut short.

@@ -1,3 +1,5 @@
+// Over 400 lines: the applier's diff, rebuild and drift paths share one state (what was applied, its
+// generation) and are read together.
 // The generic applier of an owned layout: the thin shell between a desired state (NetworkPolicy's
 // compiled table today; DESIGN.md "nftables", STYLE.md "compiler, diff, applier") and the kernel. A
 // Layout declares what it owns in Strand's table `inet strand` (its prefix, and exact names), and the
@@ -29,6 +31,11 @@ import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState 
 import { owns, Transaction, type Ownership } from './transaction.ts';
 import type { NftTransport } from './transport.ts';
 
+/** The longest the applier holds the event loop while it prepares a large transaction (issue 18). */
+export const SLICE_MS = 20;
+
+const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** How the applier reads a desired state `D` (e.g. the policy compiler's output for this node). */
 export interface Layout<D> {
   /** Every chain, set and map of the layout is named with this prefix, e.g. "agent-pol-": the applier
@@ -44,6 +51,9 @@ export interface Layout<D> {
    * objects then (all of them empty), so this only adds.
    */
   fullBuild(to: D, remaining: TableState): Transaction;
+  /** fullBuild for a large state, awaiting `breathe` between slices of its work (rebuilds use it when
+   * given, so that building 64,000 operations does not hold the event loop). */
+  fullBuildAsync?(to: D, remaining: TableState, breathe: () => Promise<void>): Promise<Transaction>;
   /** The chains, sets and maps of `to`, with the number of rules each chain holds. */
   inventory(to: D): LayoutInventory;
   /** How a listed table differs from the applied `to` (empty: not at all), for the periodic full
@@ -63,7 +73,8 @@ export interface ApplyReport {
   kind: ApplyKind;
   /** Why a rebuild was made. */
   reason?: RebuildReason;
-  /** Lines (commands) and bytes of the script applied; 0 for none. */
+  /** Lines (commands) of the transaction and the bytes sent (netlink messages over netlink, the
+   * `nft -f` script through the process); 0 for none. */
   lines: number;
   bytes: number;
   ms: number;
@@ -95,6 +106,16 @@ export interface LayoutApplierOptions<D> {
   markerChain?: string;
   /** What the layout's state is called in log lines and problems, e.g. "policy rules". */
   what?: string;
+  /** Awaited between slices of a large transaction's preparation (default: setImmediate). */
+  breathe?: () => Promise<void>;
+}
+
+/** What one transaction sent, and (rebuilds) where its time went. */
+interface Sent {
+  bytes: number;
+  encodeMs?: number;
+  commitMs?: number;
+  slices?: number;
 }
 
 export class LayoutApplier<D> {
@@ -114,6 +135,7 @@ export class LayoutApplier<D> {
   private rebuildReason: RebuildReason | undefined;
   private readonly what: string;
   private readonly watch: DigestWatch | undefined;
+  private readonly breathe: () => Promise<void>;
 
   constructor(opts: LayoutApplierOptions<D>) {
     this.nft = opts.nft;
@@ -126,6 +148,21 @@ export class LayoutApplier<D> {
     this.markerChain = opts.markerChain ?? `${opts.layout.prefix}generation`;
     this.ownership = { prefixes: [opts.layout.prefix], names: [...(opts.layout.names ?? []), this.markerChain] };
     this.watch = opts.nft.probe ? new DigestWatch(opts.nft.probe) : undefined;
+    this.breathe = opts.breathe ?? setImmediateYield;
+  }
+
+  /**
+   * Runs a transaction, all of it or none of it. A transport that can (netlink) prepares it in slices
+   * and counts the bytes it sent; otherwise the `nft -f` script's bytes are counted (the process
+   * transport renders it anyway). The commit itself is one step either way.
+   */
+  private async send(tx: Transaction): Promise<Sent> {
+    if (this.nft.runSliced) {
+      const r = await this.nft.runSliced(tx, this.breathe, SLICE_MS);
+      return { bytes: r.bytes, encodeMs: r.encodeMs, commitMs: r.commitMs, slices: r.slices };
+    }
+    await this.nft.run(tx);
+    return { bytes: Buffer.byteLength(tx.render(this.nft.table)) };
   }
 
   /** How the drift checks were answered (undefined without a probing transport). */
@@ -165,9 +202,9 @@ export class LayoutApplier<D> {
     tx.append(diff);
     const next = this.generation + 1;
     this.addMarker(tx, next);
-    const script = tx.render(this.nft.table);
+    let sent: Sent;
     try {
-      await this.nft.run(tx);
+      sent = await this.send(tx);
     } catch (err) {
       this.hooks.failure?.('diff');
       this.logFailure(err, `the ${this.what} update failed; rebuilding every object of the layout in one transaction`);
@@ -177,9 +214,8 @@ export class LayoutApplier<D> {
     this.watch?.applied(tx.operations);
     this.remember(desired);
     const lines = tx.operations.length;
-    const bytes = Buffer.byteLength(script);
-    this.hooks.transaction?.('diff', lines, bytes);
-    return { kind: 'diff', lines, bytes, ms: performance.now() - started };
+    this.hooks.transaction?.('diff', lines, sent.bytes);
+    return { kind: 'diff', lines, bytes: sent.bytes, ms: performance.now() - started };
   }
 
   /**
@@ -237,13 +273,24 @@ export class LayoutApplier<D> {
 
   private async rebuild(desired: D, reason: RebuildReason, started: number): Promise<ApplyReport> {
     let tx: Transaction;
-    let script: string;
+    let sent: Sent;
+    const times: Record<string, number> = {};
     try {
+      let at = performance.now();
+      const lap = (what: string) => {
+        const now = performance.now();
+        times[what] = Math.round(now - at);
+        at = now;
+      };
       const actual = await this.nft.list();
+      lap('listMs');
       const next = this.generation + 1;
-      tx = this.rebuildTransaction(actual, desired, next);
-      script = tx.render(this.nft.table);
-      await this.nft.run(tx);
+      tx = await this.rebuildTransactionAsync(actual, desired, next);
+      lap('buildMs');
+      sent = await this.send(tx);
+      if (sent.encodeMs !== undefined) times.encodeMs = Math.round(sent.encodeMs);
+      if (sent.commitMs !== undefined) times.commitMs = Math.round(sent.commitMs);
+      if (sent.slices !== undefined) times.slices = sent.slices;
       this.generation = next;
       this.watch?.reset();
     } catch (err) {
@@ -260,11 +307,11 @@ export class LayoutApplier<D> {
     this.rebuildReason = undefined;
     this.lastFullCheck = Date.now();
     const lines = tx.operations.length;
-    const bytes = Buffer.byteLength(script);
+    const bytes = sent.bytes;
     this.hooks.transaction?.('rebuild', lines, bytes);
     this.hooks.rebuild?.(reason);
     this.log.info(
-      { reason, commands: lines, bytes, generation: this.generation },
+      { reason, commands: lines, bytes, generation: this.generation, ...times },
       `${this.what} rebuilt in one transaction`,
     );
     return { kind: 'rebuild', reason, lines, bytes, ms: performance.now() - started };
@@ -276,6 +323,29 @@ export class LayoutApplier<D> {
    * ones are deleted, then the layout's full build adds everything and the marker records `generation`.
    */
   rebuildTransaction(actual: TableState, desired: D, generation: number): Transaction {
+    const { tx, remaining } = this.rebuildStart(actual, desired);
+    tx.append(this.layout.fullBuild(desired, remaining));
+    this.rebuildEnd(tx, actual, generation);
+    return tx;
+  }
+
+  /** rebuildTransaction, with the layout's full build in slices when the layout can. */
+  private async rebuildTransactionAsync(actual: TableState, desired: D, generation: number): Promise<Transaction> {
+    if (!this.layout.fullBuildAsync) return this.rebuildTransaction(actual, desired, generation);
+    const { tx, remaining } = this.rebuildStart(actual, desired);
+    const full = await this.layout.fullBuildAsync(desired, remaining, this.breathe);
+    // Appending checks each operation's name against the ownership: 64,000 of them, also in slices.
+    const n = full.operations.length;
+    for (let i = 0; i < n; i += 4096) {
+      tx.append(full, i, i + 4096);
+      if (i + 4096 < n) await this.breathe();
+    }
+    this.rebuildEnd(tx, actual, generation);
+    return tx;
+  }
+
+  /** The rebuild's first part: flushes and deletions of what exists; what is left of the layout. */
+  private rebuildStart(actual: TableState, desired: D): { tx: Transaction; remaining: TableState } {
     const prefix = this.layout.prefix;
     const names = new Set(this.layout.names ?? []);
     const inv = this.layout.inventory(desired);
@@ -321,14 +391,17 @@ export class LayoutApplier<D> {
         remaining.sets.set(s.name, { ...s, elements: [] });
       }
     }
-    tx.append(this.layout.fullBuild(desired, remaining));
+    return { tx, remaining };
+  }
+
+  /** The rebuild's last part: the marker chain and its rule for `generation`. */
+  private rebuildEnd(tx: Transaction, actual: TableState, generation: number): void {
     tx.add({
       kind: 'chain',
       name: this.markerChain,
       comment: `generation of the ${this.what} (strand agent); never jumped to`,
     });
     this.addMarker(tx, generation, actual.chains.has(this.markerChain));
-    return tx;
   }
 
   /** The marker chain's one rule, for `generation`; the chain is flushed first unless it is new. */

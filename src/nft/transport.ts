@@ -10,6 +10,12 @@ export interface NftTransport {
   readonly table: TableRef;
   /** Applies the transaction, all of it or none of it; an empty transaction does nothing. */
   run(tx: Transaction): Promise<void>;
+  /**
+   * run() for a large transaction without holding the event loop: it is prepared (encoded) a slice
+   * of `sliceMs` at a time, awaiting `breathe` between slices, then committed whole in one go, as
+   * run(). Says how large it was as sent. Where missing, callers use run().
+   */
+  runSliced?(tx: Transaction, breathe: () => Promise<void>, sliceMs?: number): Promise<SentBatch>;
   /** Checks the transaction against the current state without applying it (`nft --check`). */
   check(tx: Transaction): Promise<void>;
   /**
@@ -59,6 +65,18 @@ export interface TableSnapshot {
   sets: Set<string>;
   /** Chains with rules only: an empty chain is in `chains` and not here. */
   digests: Map<string, ChainDigest>;
+}
+
+/** What runSliced sent: netlink messages and bytes, and where its time went. */
+export interface SentBatch {
+  messages: number;
+  bytes: number;
+  /** Mapping and encoding the operations, yields included. */
+  encodeMs: number;
+  /** The one send that commits the batch (the kernel's work) and its answer. */
+  commitMs: number;
+  /** Slices the encoding took (1: no yield). */
+  slices: number;
 }
 
 export interface ListOnly {

@@ -18,7 +18,7 @@ export { FORWARD_CHAIN, SKELETON, verdictMapName } from './skeleton.ts';
 export { podChainName, ruleComment } from './networkpolicy/names.ts';
 export { TIERS } from './pipeline.ts';
 export type { PolicyTier } from './tier.ts';
-export { diffPolicy, fullBuildPolicy, policyDrift, tableStateOf } from './diff.ts';
+export { diffPolicy, fullBuildPolicy, fullBuildPolicyAsync, policyDrift, tableStateOf } from './diff.ts';
 export { evaluatePolicy } from './evaluate.ts';
 export { evaluateNft, nftView } from './evaluate-nft.ts';
 export { clusterChainName, clusterRuleComment } from './clusternetworkpolicy/names.ts';

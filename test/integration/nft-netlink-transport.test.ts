@@ -243,6 +243,51 @@ describe('netlink NftTransport', () => {
     expect(isNftError(exists, 'exists')).toBe(true);
   });
 
+  it('runs a large transaction in slices, yielding between them, and commits it whole as nft -f does', async () => {
+    const { nl, proc, a, b } = pair();
+    // A rebuild's shape: chains, sets and maps, thousands of elements (one set's after another,
+    // grouped into few messages) and rules.
+    const big = () => {
+      const tx = build();
+      tx.add({ kind: 'set', name: 'agent-many', type: 'ipv4_addr' });
+      tx.add({ kind: 'map', name: 'agent-many-v', type: 'ipv4_addr', value: 'verdict' });
+      const ip = (i: number) => `10.7.${i >> 8}.${i & 255}`;
+      for (let i = 0; i < 3000; i++) tx.add({ kind: 'element', set: 'agent-many', key: [ip(i)] });
+      for (let i = 0; i < 3000; i += 3)
+        tx.add({ kind: 'element', set: 'agent-many-v', key: [ip(i)], value: ['jump agent-pod-a'] });
+      for (let i = 0; i < 500; i++)
+        tx.add({ kind: 'rule', chain: 'agent-pod-b', body: [verdict('continue')], comment: `r${i}` });
+      return tx;
+    };
+    let breaths = 0;
+    const sent = await nl.runSliced(
+      big(),
+      async () => {
+        breaths++;
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+      0,
+    );
+    await proc.run(big());
+    expect(listed(a)).toEqual(listed(b));
+    // Slices every 128 operations with a 0 ms budget; elements went 64 to a message.
+    expect(breaths).toBeGreaterThan(20);
+    expect(sent.slices).toBe(breaths + 1);
+    expect(sent.messages).toBeLessThan(700);
+    expect(sent.bytes).toBeGreaterThan(0);
+
+    // A refused one applies nothing, and names its operation as run() does.
+    const before = listed(a);
+    const bad = big();
+    bad.add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('jump', 'agent-missing')] });
+    const err = await nl.runSliced(bad, async () => undefined, 0).catch((e: unknown) => e);
+    expect(isNftError(err, 'not-found')).toBe(true);
+    if (!isNftError(err)) throw err;
+    expect(err.line).toBe(bad.operations.length);
+    expect(err.failingCommand).toBe('add rule inet strand agent-pod-a jump agent-missing');
+    expect(listed(a)).toEqual(before);
+  });
+
   it('writes anonymous sets, icmpv6 type and comments on sets, maps and chains as nft -f does', async () => {
     const { nl, proc, a, b } = pair();
     const nd = [

@@ -815,13 +815,19 @@ export class TestApiServer {
       after = token.after;
     }
     const selector = { type, labels, fields };
-    let entries: StoredEntry[] = this.store
-      .entries(type.resource, namespace)
-      .filter((e) => this.matches(selector, e.object));
+    let entries: StoredEntry[] = this.store.entries(type.resource, namespace);
     if (after !== undefined) {
-      const start = after;
-      entries = entries.filter((e) => e.key > start);
+      // Entries are in key order: the page starts past `after` (a binary search, not a scan per page).
+      let lo = 0;
+      let hi = entries.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((entries[mid] as StoredEntry).key > after) hi = mid;
+        else lo = mid + 1;
+      }
+      entries = entries.slice(lo);
     }
+    if (labels.length > 0 || fields.length > 0) entries = entries.filter((e) => this.matches(selector, e.object));
     const limit = query.limit ? Number(query.limit) : 0;
     const metadata: JsonObject = { resourceVersion: String(listRv) };
     if (limit > 0 && entries.length > limit) {

@@ -10,7 +10,7 @@ import {
   MemoryKeeper,
   QUIET_MS,
   RSS_CHECK_MS,
-  releaseMemoryGently,
+  releaseMemory,
   tuneMalloc,
 } from '../../src/agent/steps/memory.ts';
 
@@ -59,6 +59,7 @@ function keeper() {
       gentle++;
       return 1;
     },
+    async () => 1,
   );
   const churnReleases = () => {
     const logged = lines.filter(
@@ -76,6 +77,7 @@ describe('MemoryKeeper', () => {
     const { clock, k, setRss, churnReleases } = keeper();
     k.rebuilt(); // baseline 140 MiB, watching from now
     clock.advance(60_000);
+    k.activity(); // changes came (a burst short of its quiet end is the watch's to find)
     setRss(150); // +10 MiB: not enough
     clock.advance(RSS_CHECK_MS);
     await settle();
@@ -94,6 +96,7 @@ describe('MemoryKeeper', () => {
     // The new baseline is what the release left (230 here: the fake's size does not drop); growing
     // again within CHURN_RELEASE_EVERY_MS waits.
     setRss(300);
+    k.activity();
     clock.advance(RSS_CHECK_MS);
     clock.advance(RSS_CHECK_MS);
     await settle();
@@ -142,11 +145,26 @@ describe('MemoryKeeper', () => {
   it('follows data that grew for good instead of collecting every minute', async () => {
     const { clock, k, setRss, churnReleases } = keeper();
     k.rebuilt();
+    clock.advance(1);
+    k.activity();
     setRss(250); // e.g. many more pods: a release does not bring it down
     clock.advance(90_000);
     await settle();
     expect(churnReleases()).toBe(1);
     clock.advance(10 * 60_000);
+    await settle();
+    expect(churnReleases()).toBe(1);
+  });
+
+  it('leaves an idle agent to V8: growth without any change since the last release is not collected', async () => {
+    const { clock, k, setRss, churnReleases } = keeper();
+    k.rebuilt();
+    setRss(250); // grown, stopped growing, but no change came: a scrape's garbage, not churn's
+    clock.advance(10 * 60_000);
+    await settle();
+    expect(churnReleases()).toBe(0);
+    k.activity(); // a change: now the growth counts
+    clock.advance(QUIET_MS + RSS_CHECK_MS * 2);
     await settle();
     expect(churnReleases()).toBe(1);
   });
@@ -169,7 +187,10 @@ describe('MemoryKeeper', () => {
 
 describe('the releases themselves', () => {
   it('collects concurrently and trims the C heap, resolving with the ms it took', async () => {
-    const ms = await releaseMemoryGently();
+    const ms = await releaseMemory();
+    expect(Number.isInteger(ms) && ms >= 0).toBe(true);
+    const sync = await releaseMemory('sync');
+    expect(Number.isInteger(sync) && sync >= 0).toBe(true);
     expect(Number.isInteger(ms) && ms >= 0).toBe(true);
   });
 

@@ -102,3 +102,58 @@ describe('LayoutApplier on the fake', () => {
     expect(nft.rules(podChain('10.99.2.2')).map((r) => r.rule)).toEqual(['counter drop']);
   });
 });
+
+describe('LayoutApplier on a large state', () => {
+  it('builds and sends a rebuild in slices when the layout and the transport can, the same transaction as in one block', async () => {
+    // The fake, given runSliced as the netlink transport has it: prepared in slices, committed whole.
+    const sliced = Object.assign(await seeded(), {
+      sent: [] as number[],
+      async runSliced(this: FakeNft & { sent: number[] }, tx: Transaction, breathe: () => Promise<void>) {
+        for (let i = 0; i < 3; i++) await breathe();
+        await this.run(tx);
+        this.sent.push(tx.operations.length);
+        return { messages: tx.operations.length, bytes: 1234, encodeMs: 0, commitMs: 0, slices: 4 };
+      },
+    });
+    const breaths: string[] = [];
+    const layout = {
+      ...toyLayout,
+      async fullBuildAsync(
+        to: ToyState,
+        remaining: Parameters<typeof toyLayout.fullBuild>[1],
+        breathe: () => Promise<void>,
+      ) {
+        breaths.push('build');
+        await breathe();
+        return toyLayout.fullBuild(to, remaining);
+      },
+    };
+    const applier = new LayoutApplier({
+      nft: sliced,
+      layout,
+      log,
+      breathe: async () => {
+        breaths.push('breathe');
+      },
+    });
+    const big: ToyState = new Map(
+      Array.from({ length: 2000 }, (_, i) => [`10.98.${i >> 8}.${i & 255}`, ['10.99.1.1']]),
+    );
+    const r = await applier.apply(big);
+    expect(r).toMatchObject({ kind: 'rebuild', reason: 'start', bytes: 1234 });
+    // Built in slices (the layout's own, then appending 4,096 operations at a time), sent in slices.
+    expect(breaths[0]).toBe('build');
+    expect(breaths.filter((b) => b === 'breathe').length).toBeGreaterThan(4);
+    // The same transaction as the one-block build, operation for operation.
+    const oneBlock = new LayoutApplier({ nft: new FakeNft(), layout: toyLayout, log }).rebuildTransaction(
+      await (await seeded()).list(),
+      big,
+      1,
+    );
+    expect(sliced.sent).toEqual([oneBlock.operations.length]);
+    expect(sliced.rules(podChain('10.98.0.1')).map((x) => x.rule)).toEqual([
+      'ip saddr 10.99.1.1 counter accept',
+      'counter drop',
+    ]);
+  });
+});

@@ -28,6 +28,7 @@ import { diffShared, renderBound } from '../../policy/bind-render.ts';
 import {
   compilePolicy,
   fullBuildPolicy,
+  fullBuildPolicyAsync,
   policyDrift,
   POLICY_PREFIX,
   renderPolicy,
@@ -106,6 +107,7 @@ export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
   // Tables grown by the pod-start fast path share what did not change: only the rest is compared.
   diff: (from, to) => diffShared(from, to),
   fullBuild: (to, remaining) => fullBuildPolicy(to, remaining),
+  fullBuildAsync: (to, remaining, breathe) => fullBuildPolicyAsync(to, remaining, breathe),
   inventory: (t) => ({
     chains: [...t.chains.values()].map((c) => ({ chain: c.chain, rules: c.rules.length })),
     sets: [...t.sets.values()],

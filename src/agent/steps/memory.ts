@@ -3,7 +3,7 @@
 // whenever the heap next fills up, so the agent's resident memory is that of what it keeps.
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { loadKoffi } from '../../kernel/libc-koffi.ts';
+import { libcLibrary as libc } from '../../kernel/libc-koffi.ts';
 import type { Logger } from '../../log.ts';
 import type { Clock, Timer } from '../clock.ts';
 
@@ -29,35 +29,19 @@ export const BURST_RELEASE_EVERY_MS = 5_000;
 
 /**
  * Gives memory that is garbage back to the system: a full, compacting collection through V8's gc
- * extension (enabled here, not by a command-line flag; flavor "last-resort" is V8's
- * CollectAllAvailableGarbage, which also releases the emptied heap pages), then glibc's
- * malloc_trim(3) for what V8's compilers and the HTTP client freed on the C heap. Returns the ms it
+ * extension (enabled here, not by a command-line flag), flavor "last-resort" (V8's
+ * CollectAllAvailableGarbage, which also releases the emptied heap pages: with V8's memory reducer off
+ * (scripts/build.mjs) a regular full collection freed the garbage but kept the pages, after a pod
+ * churn burst at 5,000 pods 35 MiB used of a 115-195 MiB heap, RSS +60 %), then glibc's
+ * malloc_trim(3) for what V8's compilers and the HTTP client freed on the C heap. `execution`
+ * "async" runs it from a task of its own rather than inside the caller's pass (the running agent's
+ * way); "sync" (the tests, a caller that must have it done) within the call. Resolves with the ms it
  * took.
  */
-export function releaseMemory(): number {
+export async function releaseMemory(execution: 'sync' | 'async' = 'async'): Promise<number> {
   const start = performance.now();
   try {
-    exposedGc()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  } catch {
-    // Only an optimisation.
-  }
-  trimCHeap();
-  return Math.round(performance.now() - start);
-}
-
-/**
- * The same for a running agent, from a task of its own (execution "async": the promise resolves once
- * it ran) rather than inside the caller's pass. The last-resort flavor, as releaseMemory: with V8's
- * memory reducer off (scripts/build.mjs) a regular full collection freed the garbage but kept the
- * pages (after a pod churn burst at 5,000 pods: 35 MiB used of a 115-195 MiB heap, RSS +60 %), and
- * only a collection that reduces the heap gives them back. It is one pause of a few full collections
- * of the live heap, made once a burst is over, not during it. Then malloc_trim(3). Resolves with the
- * ms it took.
- */
-export async function releaseMemoryGently(): Promise<number> {
-  const start = performance.now();
-  try {
-    await exposedGc()({ type: 'major', execution: 'async', flavor: 'last-resort' });
+    await exposedGc()({ type: 'major', execution, flavor: 'last-resort' });
   } catch {
     // Only an optimisation.
   }
@@ -75,7 +59,7 @@ function exposedGc(): Gc {
 
 function trimCHeap(): void {
   try {
-    mallocTrim ??= loadKoffi().load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    mallocTrim ??= libc().func('int malloc_trim(size_t pad)') as (pad: number) => number;
     mallocTrim(0);
   } catch {
     // Not glibc: nothing to trim.
@@ -99,10 +83,7 @@ const M_ARENA_MAX = -8;
 export function tuneMalloc(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.STRAND_MALLOC_TUNING === '0') return false;
   try {
-    const mallopt = loadKoffi().load('libc.so.6').func('int mallopt(int param, int value)') as (
-      p: number,
-      v: number,
-    ) => number;
+    const mallopt = libc().func('int mallopt(int param, int value)') as (p: number, v: number) => number;
     mallopt(M_ARENA_MAX, 2);
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
@@ -135,14 +116,20 @@ export class MemoryKeeper {
   /** When the last change (an informer event) came; the quiet timer looks whether a burst ended. */
   private lastActivity = 0;
   private quietTimer: Timer | undefined;
+  /** A change (activity) came since the last release started. */
+  private changedSinceRelease = false;
   private readonly releaseGently: () => Promise<number>;
+  /** The release after a rebuild or a relist (the same call: both from a task of their own). */
+  private readonly releaseNow: () => Promise<number>;
 
   constructor(
     clock: Clock,
     log: Logger,
     rss: () => number = () => process.memoryUsage.rss(),
-    gently: () => Promise<number> = releaseMemoryGently,
+    gently: () => Promise<number> = releaseMemory,
+    now: () => Promise<number> = releaseMemory,
   ) {
+    this.releaseNow = now;
     this.clock = clock;
     this.log = log;
     this.rss = rss;
@@ -165,6 +152,7 @@ export class MemoryKeeper {
    */
   activity(): void {
     this.lastActivity = this.clock.now();
+    this.changedSinceRelease = true;
     if (this.quietTimer || this.stopped || this.baseline === undefined) return;
     this.armQuiet(QUIET_MS);
   }
@@ -214,6 +202,11 @@ export class MemoryKeeper {
     const rss = this.rss();
     const previous = this.previous;
     this.previous = rss;
+    // No change came since the last release: whatever the size grew by is not churn's (a scrape's
+    // garbage, V8 growing its young generation back after the release) and V8 collects it when it
+    // needs to. Releasing it anyway was a last-resort collection of the whole heap every 30 s on an
+    // idle agent: at 50,000 pods 0.4-0.8 s of CPU each, most of its idle cost (issue 18).
+    if (!this.changedSinceRelease) return;
     // Still growing: the burst goes on (the quiet timer sees its end when changes stop altogether).
     if (rss > previous) return;
     this.releaseIfGrown(CHURN_RELEASE_EVERY_MS, 'released the memory that churn left');
@@ -229,20 +222,33 @@ export class MemoryKeeper {
     const before = memoryMiB();
     this.releasing = true;
     this.lastRelease = this.clock.now();
+    this.changedSinceRelease = false;
     void this.releaseGently().then((gcMs) => {
       this.releasing = false;
+      const changed = this.changedSinceRelease;
       this.setBaseline();
+      this.changedSinceRelease = changed;
       this.log.info({ beforeMiB: before, gcMs, memoryMiB: memoryMiB() }, message);
     });
   }
 
+  /** Releases from a task of its own (not inside the caller's pass); the baseline is taken now and
+   * again once the release is done. */
   private release(message: string, level: 'info' | 'debug'): void {
-    const gcMs = releaseMemory();
     this.setBaseline();
-    this.log[level]({ gcMs, memoryMiB: memoryMiB() }, message);
+    void this.releaseNow().then((gcMs) => {
+      // What the release left, unless the size grew meanwhile (the baseline stays the lower one).
+      const rss = this.rss();
+      if (this.baseline === undefined || rss < this.baseline) {
+        this.baseline = rss;
+        this.previous = rss;
+      }
+      this.log[level]({ gcMs, memoryMiB: memoryMiB() }, message);
+    });
   }
 
   private setBaseline(): void {
+    this.changedSinceRelease = false;
     this.lastRelease = this.clock.now();
     this.baseline = this.rss();
     this.previous = this.baseline;

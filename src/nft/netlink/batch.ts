@@ -122,31 +122,79 @@ function anonSets(
   return { messages, ids };
 }
 
-/** Each message with the index of the operation it belongs to (a rule's anonymous sets go with it). */
-function encodeIndexed(ops: readonly NftOp[]): Array<{ message: MessageBuilder; index: number }> {
-  // Ids are per batch and only need to tell this batch's new sets apart; a rule or element refers to
-  // a set by name and id, and the kernel looks the name up first and falls back on the id.
-  const setIds = new Map<string, Map<string, number>>();
-  let nextId = 1;
-  const idsFor = (r: TableRef): Map<string, number> => {
-    const table = `${r.family ?? 'inet'} ${r.table}`;
-    let ids = setIds.get(table);
-    if (!ids) setIds.set(table, (ids = new Map()));
-    return ids;
-  };
-  const out: Array<{ message: MessageBuilder; index: number }> = [];
-  ops.forEach((o, index) => {
-    if (o.op === 'add-rule' && o.rule.some((c) => c.kind === 'match-set')) {
-      const anon = anonSets(o, () => nextId++);
-      for (const message of anon.messages) out.push({ message, index });
-      out.push({ message: newRule(o, o.chain, o.rule, o.comment, idsFor(o), o.placement, anon.ids), index });
+/** Elements of one set that follow each other in a large batch go in one message, at most this many
+ * (nft does the same): 50,000 addresses are then ~800 messages, not 50,000 (each a buffer of its own,
+ * 12 MiB and a second of encoding at 50,000 pods). A nested attribute's length is 16 bits: 64
+ * elements of the longest key and verdict stay well under it. */
+export const ELEMENTS_PER_MESSAGE = 64;
+
+/** The batch's messages, each with the index of the operation it belongs to (a rule's anonymous sets
+ * go with it; elements grouped with their first operation's). Ids are per batch and only need to tell
+ * this batch's new sets apart; a rule or element refers to a set by name and id, and the kernel looks
+ * the name up first and falls back on the id. */
+export class BatchEncoder {
+  readonly messages: Array<{ message: MessageBuilder; index: number }> = [];
+  /** Group consecutive element additions (large batches: a refusal then names the group's first). */
+  private readonly group: boolean;
+  private readonly setIds = new Map<string, Map<string, number>>();
+  private nextId = 1;
+  private pending: { set: SetSpec; elements: ElementSpec[]; index: number; exclusive: boolean | undefined } | undefined;
+
+  constructor(opts: { group?: boolean } = {}) {
+    this.group = opts.group ?? false;
+  }
+
+  /** Encodes one operation (its index in the caller's list). */
+  add(o: NftOp, index: number): void {
+    if (o.op === 'add-elements' && this.group) {
+      const p = this.pending;
+      if (
+        p &&
+        p.set === o.set &&
+        p.exclusive === o.exclusive &&
+        p.elements.length + o.elements.length <= ELEMENTS_PER_MESSAGE
+      ) {
+        p.elements.push(...o.elements);
+        return;
+      }
+      this.flushPending();
+      this.pending = { set: o.set, elements: [...o.elements], index, exclusive: o.exclusive };
       return;
     }
-    out.push({ message: one(o), index });
-  });
-  return out;
+    this.flushPending();
+    if (o.op === 'add-rule' && o.rule.some((c) => c.kind === 'match-set')) {
+      const anon = anonSets(o, () => this.nextId++);
+      for (const message of anon.messages) this.messages.push({ message, index });
+      this.messages.push({
+        message: newRule(o, o.chain, o.rule, o.comment, this.idsFor(o), o.placement, anon.ids),
+        index,
+      });
+      return;
+    }
+    this.messages.push({ message: this.one(o), index });
+  }
 
-  function one(o: NftOp): MessageBuilder {
+  /** The messages, once every operation is added. */
+  finish(): Array<{ message: MessageBuilder; index: number }> {
+    this.flushPending();
+    return this.messages;
+  }
+
+  private flushPending(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    this.messages.push({ message: newElements(p.set, p.elements, this.idsFor(p.set), p.exclusive), index: p.index });
+  }
+
+  private idsFor(r: TableRef): Map<string, number> {
+    const table = `${r.family ?? 'inet'} ${r.table}`;
+    let ids = this.setIds.get(table);
+    if (!ids) this.setIds.set(table, (ids = new Map()));
+    return ids;
+  }
+
+  private one(o: NftOp): MessageBuilder {
     switch (o.op) {
       case 'add-table':
         return newTable(o, o.exclusive);
@@ -159,12 +207,12 @@ function encodeIndexed(ops: readonly NftOp[]): Array<{ message: MessageBuilder; 
       case 'flush-chain':
         return flushChain(o, o.chain);
       case 'add-rule':
-        return newRule(o, o.chain, o.rule, o.comment, idsFor(o), o.placement);
+        return newRule(o, o.chain, o.rule, o.comment, this.idsFor(o), o.placement);
       case 'delete-rule':
         return delRule(o, o.chain, o.handle);
       case 'add-set': {
-        const id = nextId++;
-        idsFor(o.set).set(o.set.name, id);
+        const id = this.nextId++;
+        this.idsFor(o.set).set(o.set.name, id);
         return newSet(o.set, id, o.exclusive);
       }
       case 'delete-set':
@@ -172,11 +220,17 @@ function encodeIndexed(ops: readonly NftOp[]): Array<{ message: MessageBuilder; 
       case 'flush-set':
         return flushSet(o);
       case 'add-elements':
-        return newElements(o.set, o.elements, idsFor(o.set), o.exclusive);
+        return newElements(o.set, o.elements, this.idsFor(o.set), o.exclusive);
       case 'delete-elements':
-        return delElements(o.set, o.elements, idsFor(o.set));
+        return delElements(o.set, o.elements, this.idsFor(o.set));
     }
   }
+}
+
+function encodeIndexed(ops: readonly NftOp[]): Array<{ message: MessageBuilder; index: number }> {
+  const encoder = new BatchEncoder({ group: ops.length > SMALL_BATCH });
+  ops.forEach((o, index) => encoder.add(o, index));
+  return encoder.finish();
 }
 
 /** The kernel refused a batch: nothing of it was applied. `index` is the first failing operation. */
@@ -223,26 +277,110 @@ export interface BatchResult {
  */
 export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply nftables batch'): BatchResult {
   if (ops.length === 0) return { messages: 0, bytes: 0 };
-  const messages = encodeIndexed(ops);
+  return sendEncoded(nl, encodeIndexed(ops), ops.length, (i) => ops[i], what);
+}
+
+/**
+ * Sends encoded messages (BatchEncoder) as one transaction: applyBatch's second half, for a caller that
+ * encoded a large batch a slice at a time. `count` operations were encoded; `opAt` describes one for an
+ * error (undefined when it is not at hand).
+ */
+export function sendEncoded(
+  nl: BatchSocket,
+  messages: ReadonlyArray<{ message: MessageBuilder; index: number }>,
+  count: number,
+  opAt: (index: number) => NftOp | undefined,
+  what = 'apply nftables batch',
+): BatchResult {
+  if (messages.length === 0) return { messages: 0, bytes: 0 };
+  const steps = prepareBatch(nl, messages);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return commitBatch(nl, step.value, count, opAt, what);
+}
+
+/** A batch's messages numbered and framed (BATCH_BEGIN … END), ready for its one send. */
+export interface PreparedBatch {
+  parts: Buffer[];
+  messages: number;
+  beginSeq: number;
+  lastSeq: number;
+  indexBySeq: Map<number, number>;
+}
+
+/**
+ * Numbers and frames the messages, pausing (yielding) every 1,024 of them: a caller that must not
+ * hold the event loop goes on between the pauses. Sequence numbers are the socket's own (another
+ * exchange in a pause takes its own), so the answers still map to their operations.
+ */
+export function* prepareBatch(
+  nl: BatchSocket,
+  messages: ReadonlyArray<{ message: MessageBuilder; index: number }>,
+): Generator<void, PreparedBatch> {
   const beginSeq = nl.nextSeq();
   // finish() returns a view of each builder's own buffer, used once: concat copies it, no copy here.
   const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN).finish(beginSeq)];
   const indexBySeq = new Map<number, number>();
   let lastSeq = 0;
-  messages.forEach(({ message: m, index }, i) => {
+  for (let i = 0; i < messages.length; i++) {
+    const { message: m, index } = messages[i] as { message: MessageBuilder; index: number };
     lastSeq = nl.nextSeq();
     indexBySeq.set(lastSeq, index);
     const bytes = m.finish(lastSeq);
     if (i === messages.length - 1) bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.ACK, 6);
     parts.push(bytes);
-  });
+    if ((i & 1023) === 1023) yield;
+  }
   parts.push(batchMarker(NFNL_MSG_BATCH_END).finish(nl.nextSeq()));
-  const datagram = Buffer.concat(parts);
+  return { parts, messages: messages.length, beginSeq, lastSeq, indexBySeq };
+}
+
+/** Sends a prepared batch in one datagram: the kernel commits it whole or refuses it whole. */
+export function commitBatch(
+  nl: BatchSocket,
+  prepared: PreparedBatch,
+  count: number,
+  opAt: (index: number) => NftOp | undefined,
+  what = 'apply nftables batch',
+): BatchResult {
+  const c = committing(nl, prepared, count, opAt, what);
+  nl.exchange(c.datagram, c.collector, what);
+  return c.result();
+}
+
+/**
+ * commitBatch with the send on a worker thread (NetlinkSocket.exchangeOffThread): the kernel's commit
+ * of a large batch (0.3-0.4 s at 50,000 pods) does not hold the event loop. `nl` must be a socket
+ * nothing else uses meanwhile.
+ */
+export async function commitBatchOffThread(
+  nl: BatchSocket & Pick<NetlinkSocket, 'exchangeOffThread'>,
+  prepared: PreparedBatch,
+  count: number,
+  opAt: (index: number) => NftOp | undefined,
+  what = 'apply nftables batch',
+): Promise<BatchResult> {
+  const c = committing(nl, prepared, count, opAt, what);
+  await nl.exchangeOffThread(c.datagram, c.collector, what);
+  return c.result();
+}
+
+/** The datagram of a prepared batch, the collector of its answers, and the result they make. */
+function committing(
+  nl: BatchSocket,
+  prepared: PreparedBatch,
+  count: number,
+  opAt: (index: number) => NftOp | undefined,
+  what: string,
+): { datagram: Buffer; collector: Collector; result: () => BatchResult } {
+  const { beginSeq, lastSeq, indexBySeq } = prepared;
+  const datagram = Buffer.concat(prepared.parts);
+  prepared.parts.length = 0;
   // A batch whose every message fails (a missing table) is answered by one error each; a receive
   // buffer too small for them loses answers (ENOBUFS). So, as nft does, room for one per message
   // (the kernel doubles the figure for its own overhead, ~1 KiB an error skb).
-  if (datagram.length > DEFAULT_SNDBUF - 64 || messages.length > SMALL_BATCH) {
-    nl.reserveBuffers(datagram.length + 4096, Math.max(DEFAULT_RCVBUF, messages.length * 1024));
+  if (datagram.length > DEFAULT_SNDBUF - 64 || prepared.messages > SMALL_BATCH) {
+    nl.reserveBuffers(datagram.length + 4096, Math.max(DEFAULT_RCVBUF, prepared.messages * 1024));
   }
 
   const failures: Array<{ index: number | undefined; errno: number; message?: string; error: NlError }> = [];
@@ -266,19 +404,20 @@ export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply
       return this.done;
     },
   };
-  nl.exchange(datagram, collector, what);
-  if (failures.length > 0) {
+  const result = (): BatchResult => {
+    if (failures.length === 0) return { messages: prepared.messages, bytes: datagram.length };
     const first = failures.find((f) => f.index !== undefined) ?? (failures[0] as (typeof failures)[number]);
-    const op = first.index === undefined ? undefined : ops[first.index];
-    const operation = op
-      ? `${describeOp(op)} (operation ${(first.index as number) + 1} of ${ops.length}; ${what})`
-      : `commit ${what}`;
+    const op = first.index === undefined ? undefined : opAt(first.index);
+    const operation =
+      first.index === undefined
+        ? `commit ${what}`
+        : `${op ? describeOp(op) : 'operation'} (operation ${first.index + 1} of ${count}; ${what})`;
     throw new NftBatchError(
       { errno: first.errno, operation, netns: nl.netns, kernelMessage: first.message },
       first.index,
       op,
       failures.map(({ index, errno, message }) => ({ index, errno, ...(message ? { message } : {}) })),
     );
-  }
-  return { messages: messages.length, bytes: datagram.length };
+  };
+  return { datagram, collector, result };
 }

@@ -171,20 +171,29 @@ function ruleOp(r: Rule, table: TableRef, placement: RulePlacement): NftOp {
  * transaction are known to its later element operations; others come from `lookup`.
  */
 export function toNftOps(ops: readonly Operation[], table: TableRef, lookup: SetLookup): NftOp[] {
+  const map = nftOpMapper(table, lookup);
+  return ops.map((o, index) => map(o, index));
+}
+
+/**
+ * toNftOps one operation at a time, in order (a caller that encodes a large transaction in slices
+ * keeps no list of them): the returned function maps the operation at `index`.
+ */
+export function nftOpMapper(table: TableRef, lookup: SetLookup): (o: Operation, index: number) => NftOp {
   const declared = new Map<string, SetSpec>();
   const specOf = (name: string): SetSpec => {
     const s = declared.get(name) ?? lookup(name);
     if (!s) throw new RangeError(`set or map ${name} is not in the table: its key types are unknown`);
     return s;
   };
-  return ops.map((o, index): NftOp => {
+  return (o: Operation, index: number): NftOp => {
     try {
       return mapOne(o);
     } catch (err) {
       const what = err instanceof Error ? err.message : String(err);
       throw new UnmappableError(`operation ${index + 1} (${o.verb} ${o.object.kind}): ${what}`, index);
     }
-  });
+  };
 
   function mapOne(o: Operation): NftOp {
     const exclusive = o.verb === 'create';

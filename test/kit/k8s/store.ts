@@ -105,6 +105,9 @@ export class ObjectStore {
   onEvent: (event: StoredEvent) => void = () => {};
 
   private readonly objects = new Map<ResourceName, Map<string, StoredEntry>>();
+  /** Each resource's entries in key order, made again after an add or a delete (an update changes an
+   * entry in place): a paged list of 50,000 pods sorted them for each of its 100 pages (14 s). */
+  private readonly sorted = new Map<ResourceName, StoredEntry[]>();
   private malformedCount = 0;
 
   constructor(historyLimit: number) {
@@ -126,9 +129,12 @@ export class ObjectStore {
 
   /** Entries in key order, optionally of one namespace. */
   entries(resource: ResourceName, namespace?: string): StoredEntry[] {
-    const all = [...this.table(resource).values()];
-    const selected = namespace === undefined ? all : all.filter((e) => e.namespace === namespace);
-    return selected.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    let all = this.sorted.get(resource);
+    if (!all) {
+      all = [...this.table(resource).values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      this.sorted.set(resource, all);
+    }
+    return namespace === undefined ? [...all] : all.filter((e) => e.namespace === namespace);
   }
 
   find(resource: ResourceName, namespace: string, name: string): StoredEntry | undefined {
@@ -201,6 +207,7 @@ export class ObjectStore {
     stored.kind = type.kind;
     const key = ObjectStore.keyOf(ns, name);
     this.table(type.resource).set(key, { key, namespace: ns, name, object: stored });
+    this.sorted.delete(type.resource);
     this.record({ resource: type.resource, type: 'ADDED', namespace: ns, object: stored }, rv);
     return structuredClone(stored);
   }
@@ -321,6 +328,7 @@ export class ObjectStore {
 
   private removeEntry(type: ResourceType, entry: StoredEntry): JsonValue {
     this.table(type.resource).delete(entry.key);
+    this.sorted.delete(type.resource);
     const rv = ++this.revision;
     const final = structuredClone(entry.object);
     const meta = metadataOf(final);
@@ -354,6 +362,7 @@ export class ObjectStore {
     const rv = ++this.revision;
     if (meta && opts.stampResourceVersion !== false) meta.resourceVersion = String(rv);
     this.table(type.resource).set(key, { key, namespace, name, object: obj });
+    this.sorted.delete(type.resource);
     this.record({ resource: type.resource, type: 'ADDED', namespace, object: obj }, rv);
     return { resource: type.resource, key };
   }
