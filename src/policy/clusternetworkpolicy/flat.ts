@@ -70,9 +70,9 @@ const listIds = new WeakMap<readonly CompiledRule[], string>();
 
 /** A place in one family's address space: a number for IPv4 (exact below 2^53, and sorting numbers is
  * several times faster than sorting bigints), a bigint for IPv6. Only compared, never added. */
-type Pos = number | bigint;
+export type Pos = number | bigint;
 /** Addresses `first` up to `end` (exclusive) of one family. */
-interface Extent {
+export interface Extent {
   family: 4 | 6;
   first: Pos;
   end: Pos;
@@ -83,7 +83,7 @@ const extent = (family: 4 | 6, first: bigint, last: bigint): Extent =>
 /** A peer's addresses and intervals: kept while the peer set object is (the incremental compiler
  * keeps an unchanged set's object), so a group flattened again parses nothing. */
 const peerExtents = new WeakMap<PeerSet, Extent[]>();
-function extentsOf(peer: PeerSet): readonly Extent[] {
+export function extentsOf(peer: PeerSet): readonly Extent[] {
   let out = peerExtents.get(peer);
   if (out) return out;
   out = [];
@@ -101,7 +101,7 @@ function extentsOf(peer: PeerSet): readonly Extent[] {
 }
 
 /** The rules in evaluation order: the list itself when it is (the compiler's always are). */
-function inEvaluationOrder(rules: readonly CompiledRule[]): readonly CompiledRule[] {
+export function inEvaluationOrder(rules: readonly CompiledRule[]): readonly CompiledRule[] {
   for (let i = 1; i < rules.length; i++)
     if ((rules[i - 1] as CompiledRule).priority > (rules[i] as CompiledRule).priority)
       return [...rules].sort((a, b) => a.priority - b.priority);
