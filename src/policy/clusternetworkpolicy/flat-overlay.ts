@@ -180,29 +180,48 @@ export function insertedOverlay(
     }
   }
   if (j !== bOrdered.length) return undefined;
-  const gRules: FlatRule[] = gOrdered.map((r) => ({ source: r.source, priority: r.priority, action: r.action }));
+  // The group's deciding rules, made when a decision names them: a base rule is the base's object.
+  const fromBase = new Map<number, number>(at.map((i, bi) => [i, bi]));
+  const gRules: FlatRule[] = [];
+  const gRule = (i: number): FlatRule => {
+    let r = gRules[i];
+    if (r === undefined) {
+      const bi = fromBase.get(i);
+      const c = gOrdered[i] as CompiledRule;
+      r =
+        bi !== undefined ? (base.rules[bi] as FlatRule) : { source: c.source, priority: c.priority, action: c.action };
+      gRules[i] = r;
+    }
+    return r;
+  };
   const b = decisionsOf(base);
   // A base class as specs of the group's rules: its segments, and its portless rule (which covers
-  // every port: the segments it does not decide were decided before it).
-  const baseSpecs = base.classes.map((c): PortSpec[] => {
-    const out: PortSpec[] = c.ports.map((s) => ({
+  // every port: the segments it does not decide were decided before it). Only the classes the
+  // inserted rules' addresses meet are asked.
+  const baseSpecs = new Map<number, PortSpec[]>();
+  const specsOf = (cls: number): PortSpec[] => {
+    let out = baseSpecs.get(cls);
+    if (out) return out;
+    const c = base.classes[cls] as FlatClass;
+    out = c.ports.map((s) => ({
       rule: at[s.rule] as number,
       ports: [{ protocol: s.protocol, from: s.from, to: s.to }],
     }));
     if (c.other !== undefined) out.push({ rule: at[c.other] as number, ports: 'all' });
+    baseSpecs.set(cls, out);
     return out;
-  });
+  };
   const merged = new Map<string, { decisions: Decisions; key: string }>();
   const mergedOf = (cls: number, active: readonly number[]) => {
     const k = `${cls}:${active.join(',')}`;
     let m = merged.get(k);
     if (!m) {
-      const all = [...(baseSpecs[cls] ?? []), ...active.map((s) => specs[s] as PortSpec)];
+      const all = [...specsOf(cls), ...active.map((s) => specs[s] as PortSpec)];
       all.sort((x, y) => x.rule - y.rule);
       const d = decidePorts(all);
       const decisions: Decisions = {
-        ports: d.ports.map((s) => ({ ...s, rule: gRules[s.rule] as FlatRule })),
-        other: d.other === undefined ? undefined : gRules[d.other],
+        ports: d.ports.map((s) => ({ ...s, rule: gRule(s.rule) })),
+        other: d.other === undefined ? undefined : gRule(d.other),
       };
       m = { decisions, key: decisionsKey(decisions) };
       merged.set(k, m);
