@@ -175,8 +175,11 @@ export function insertedOverlay(
     const spec = specs.push({ rule: i, ports: r.ports }) - 1;
     for (const id of new Set(r.peers)) {
       const peer = peers.get(id);
-      for (const e of peer ? extentsOf(peer) : [])
-        spans[e.family].push({ first: BigInt(e.first), end: BigInt(e.end), spec });
+      if (!peer) continue;
+      const { v4, v6 } = extentsOf(peer);
+      for (let k = 0; k < v4.length; k += 2)
+        spans[4].push({ first: BigInt(v4[k] as number), end: BigInt(v4[k + 1] as number), spec });
+      for (const e of v6) spans[6].push({ first: e.first, end: e.end, spec });
     }
   }
   if (j !== bOrdered.length) return undefined;
