@@ -160,13 +160,16 @@ export function insertedOverlay(
   const bOrdered = inEvaluationOrder(baseRules);
   const gOrdered = inEvaluationOrder(rules);
   if (gOrdered.length <= bOrdered.length) return undefined;
-  const at: number[] = []; // base rule index → the group's
+  const at = new Int32Array(bOrdered.length); // base rule index → the group's
+  const fromBase = new Int32Array(gOrdered.length).fill(-1); // and back
   const specs: PortSpec[] = [];
   const spans: Record<4 | 6, { first: bigint; end: bigint; spec: number }[]> = { 4: [], 6: [] };
   let j = 0;
-  for (const [i, r] of gOrdered.entries()) {
+  for (let i = 0; i < gOrdered.length; i++) {
+    const r = gOrdered[i] as CompiledRule;
     const b = bOrdered[j];
     if (b !== undefined && sameRule(b, r)) {
+      fromBase[i] = j;
       at[j++] = i;
       continue;
     }
@@ -184,15 +187,13 @@ export function insertedOverlay(
   }
   if (j !== bOrdered.length) return undefined;
   // The group's deciding rules, made when a decision names them: a base rule is the base's object.
-  const fromBase = new Map<number, number>(at.map((i, bi) => [i, bi]));
   const gRules: FlatRule[] = [];
   const gRule = (i: number): FlatRule => {
     let r = gRules[i];
     if (r === undefined) {
-      const bi = fromBase.get(i);
+      const bi = fromBase[i] as number;
       const c = gOrdered[i] as CompiledRule;
-      r =
-        bi !== undefined ? (base.rules[bi] as FlatRule) : { source: c.source, priority: c.priority, action: c.action };
+      r = bi >= 0 ? (base.rules[bi] as FlatRule) : { source: c.source, priority: c.priority, action: c.action };
       gRules[i] = r;
     }
     return r;

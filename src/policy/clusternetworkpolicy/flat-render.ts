@@ -43,7 +43,7 @@ import { actionVerdict, LOG_COMMENT, SELF_COMMENT, verdictMapName } from '../ske
 import type { PolicyTier } from '../tier.ts';
 import type { CommentMeaning, CompiledRule, DesiredChain, Direction, LocalPod, RuleRef } from '../types.ts';
 import { ruleListId, type AddressRange, type FlatRule, type FlatTier } from './flat.ts';
-import { decisionsOf, type Decisions, type Overlay } from './flat-overlay.ts';
+import { decisionsOf, type Decisions, type Overlay, type OverlayRange } from './flat-overlay.ts';
 
 const SKELETON_INGRESS = [4, 6] as const;
 export const FLAT_INGRESS_CHECK = `${POLICY_PREFIX}cnp-ingress`;
@@ -325,6 +325,16 @@ export function renderFlatOverlay(
   options: FlatOptions = {},
 ): FlatParts {
   const out = emptyParts();
+  // Ranges that decide alike share a class: rendered (names hashed) once.
+  const classes = new Map<string, string>();
+  const classOf = (r: OverlayRange) => {
+    let chain = classes.get(r.key);
+    if (chain === undefined) {
+      chain = renderClass(tier, direction, r.decisions, options, out);
+      classes.set(r.key, chain);
+    }
+    return chain;
+  };
   for (const family of [4, 6] as const) {
     const map = overlayMapName(group, family);
     out.sets.set(map, { kind: 'map', name: map, type: addrType(family), value: 'verdict', flags: ['interval'] });
@@ -334,7 +344,7 @@ export function renderFlatOverlay(
         kind: 'element',
         set: map,
         key: [rangeText(family, r.first, r.last)],
-        value: [r.key === '' ? 'return' : `goto ${renderClass(tier, direction, r.decisions, options, out)}`],
+        value: [r.key === '' ? 'return' : `goto ${classOf(r)}`],
       })),
     );
   }
