@@ -12,16 +12,19 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderFlatClusterTiers } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
 import { emptyTableState } from '../../src/nft/objects.ts';
+import { createNetlinkTransport } from '../../src/nft/netlink/transport.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
 import { compilePolicy, diffPolicy, fullBuildPolicy, policyDrift, renderPolicy } from '../../src/policy/index.ts';
 import { TestNetns } from '../support/netns.ts';
 
 const ns = TestNetns.create('pcf');
+const nlNs = TestNetns.create('pcfnl');
 const dir = mkdtempSync(join(tmpdir(), 'strand-pcf-'));
 const nft = createNftRunner({ netns: ns.name });
 
 afterAll(() => {
   ns.destroy();
+  nlNs.destroy();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -180,5 +183,27 @@ describe('the flat ClusterNetworkPolicy layout on the kernel', () => {
     expect(back.stderr).toBe('');
     expect(back.status).toBe(0);
     expect(policyDrift(want, await nft.list())).toEqual([]);
+  });
+
+  it('over netlink (the agent transport): the overlay maps list back as rendered, goto and return', async () => {
+    const nl = createNetlinkTransport({ netns: nlNs.name });
+    const text = (es: readonly { key: readonly string[]; value?: readonly string[] | undefined }[]) =>
+      es.map((e) => `${e.key.join(' . ')}${e.value ? ` : ${e.value.join(' ')}` : ''}`).sort();
+    // Elements are listed for the sets named (as adoption asks for the dispatch maps).
+    const check = async (t: typeof want) => {
+      const overlays = [...t.sets.keys()].filter((n) => /-cm-/.test(n));
+      expect(overlays.length).toBeGreaterThan(0);
+      const got = await nl.list({ chains: [...t.chains.keys()], sets: overlays });
+      for (const n of overlays) expect(text(got.maps.get(n)?.elements ?? []), n).toEqual(text(t.elements.get(n) ?? []));
+      for (const [n, c] of t.chains) expect(got.chains.get(n)?.rules.length, n).toBe(c.rules.length);
+    };
+    const want = renderPolicy(model(), { logDenied: { perSecond: 5 } });
+    await nl.run(fullBuildPolicy(want, emptyTableState()));
+    await check(want);
+    const next = renderPolicy(model(true), { logDenied: { perSecond: 5 } });
+    await nl.run(diffPolicy(want, next));
+    await check(next);
+    await nl.run(diffPolicy(next, want));
+    await check(want);
   });
 });
