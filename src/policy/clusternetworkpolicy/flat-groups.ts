@@ -92,6 +92,21 @@ export class FlatGroups {
   private flats = new Map<string, KeptFlat>();
   private kept = new Map<string, KeptParts>();
 
+  private lastMerged: { parts: FlatParts[]; merged: FlatParts } | undefined;
+
+  /** The parts `render` gave, merged into one (mergeParts, in order): the same object while the parts
+   * are (a render the change left the groups alone merges the ~1,000 chains and maps of 100 CNPs
+   * again otherwise). Not to be changed by the caller. */
+  merged(rendered: ReadonlyMap<string, FlatParts>): FlatParts {
+    const list = [...rendered.values()];
+    const last = this.lastMerged;
+    if (last && same(last.parts, list)) return last.merged;
+    const merged: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
+    for (const p of list) mergeParts(merged, p);
+    this.lastMerged = { parts: list, merged };
+    return merged;
+  }
+
   /** A FlatGroups that keeps what rendered a table's record (its groups' parts), where it can. */
   static seeded(record: ReadonlyMap<string, { parts: FlatParts }> | undefined): FlatGroups {
     const out = new FlatGroups();
