@@ -17,8 +17,8 @@ import {
   type FlatGroupRequest,
   type RenderOptions,
 } from './render.ts';
-import { depsOf, same } from './clusternetworkpolicy/flat-groups.ts';
-import { renderFlatGroup, type FlatParts } from './clusternetworkpolicy/flat-render.ts';
+import { FlatGroups } from './clusternetworkpolicy/flat-groups.ts';
+import type { FlatParts } from './clusternetworkpolicy/flat-render.ts';
 import type { CompiledPolicy, DesiredPolicyTable, LocalPod, NamedPortElement } from './types.ts';
 import type { Transaction } from '../nft/transaction.ts';
 
@@ -202,15 +202,11 @@ function flatGroups(
       return new Map();
     });
   for (const [g, req] of newGroups) if (!requests.has(g)) requests.set(g, req);
+  // Rendered as a whole (the base group and the overlays depend on each other), reusing what
+  // rendered the applied table's groups (flat-groups.ts).
+  const parts = FlatGroups.seeded(had).render(requests, next, options);
   const out = new Map<string, { request: FlatGroupRequest; parts: FlatParts }>();
-  for (const [g, request] of requests) {
-    const kept = had?.get(g);
-    const parts =
-      kept && same(depsOf(request, prev), depsOf(request, next))
-        ? kept.parts
-        : renderFlatGroup(request.tier, request.direction, request.rules, next.peers, next.namedPorts, options);
-    out.set(g, { request, parts });
-  }
+  for (const [g, request] of requests) out.set(g, { request, parts: parts.get(g) as FlatParts });
   return out;
 }
 

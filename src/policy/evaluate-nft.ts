@@ -137,7 +137,12 @@ class Interpreter {
             const out = this.run(jump[1] as string);
             return out.kind === 'return' ? { kind: 'continue' } : out;
           }
-          if (verdict === 'accept' || verdict === 'drop') return { kind: verdict };
+          const goto = /^goto (\S+)$/.exec(verdict);
+          if (goto) {
+            const out = this.run(goto[1] as string);
+            return out.kind === 'continue' ? { kind: 'return' } : out;
+          }
+          if (verdict === 'accept' || verdict === 'drop' || verdict === 'return') return { kind: verdict };
           throw new Error(`unknown verdict ${verdict}`);
         }
         case 'counter':

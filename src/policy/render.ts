@@ -33,9 +33,11 @@ import {
   flatPodChain,
   flatShared,
   mergeParts,
-  renderFlatGroup,
   type FlatParts,
 } from './clusternetworkpolicy/flat-render.ts';
+import { FlatGroups, type FlatGroupRequest } from './clusternetworkpolicy/flat-groups.ts';
+
+export type { FlatGroupRequest };
 import type { PolicyTier } from './tier.ts';
 import type {
   ChainOwner,
@@ -82,13 +84,6 @@ export interface RenderOptions {
   logDenied?: { perSecond: number; group?: number };
 }
 
-/** A flat group a pod's ClusterNetworkPolicy tier chain names: its tier, direction and rules. */
-export interface FlatGroupRequest {
-  tier: PolicyTier;
-  direction: Direction;
-  rules: readonly CompiledRule[];
-}
-
 /** Renders each group's objects (fresh here; incremental/render.ts and bind-render.ts reuse theirs). */
 export type FlatGroupSource = (groups: ReadonlyMap<string, FlatGroupRequest>) => ReadonlyMap<string, FlatParts>;
 
@@ -103,12 +98,7 @@ export const recordFlatGroups = (table: DesiredPolicyTable, record: FlatGroupRec
 const freshGroups =
   (model: CompiledPolicy, options: RenderOptions): FlatGroupSource =>
   (groups) =>
-    new Map(
-      [...groups].map(([name, { tier, direction, rules }]) => [
-        name,
-        renderFlatGroup(tier, direction, rules, model.peers, model.namedPorts, options),
-      ]),
-    );
+    new FlatGroups().render(groups, model, options);
 
 /** The policy's fixed frame (skeleton.ts), the same for every table: made once, and shared by the
  * tables rendered (they are never changed in place), so a diff passes over it as one object. */

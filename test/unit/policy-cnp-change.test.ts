@@ -1,8 +1,8 @@
 // A ClusterNetworkPolicy change costs what it touches (issue 19 on issue 18's path): the incremental
 // compiler and renderer keep every pod, chain and flat group the change cannot affect as the very
 // objects of before, the pods it touches get the result the pure pipeline gives, and the transaction
-// holds only what differs (a moved group's address map and the classes that are new, not the
-// classes that decide as before).
+// holds only what differs (the moved group's overlay of the addresses the change names and the
+// classes that are new, not the classes that decide as before, nor the rules' counting chains).
 import { describe, expect, it } from 'vitest';
 import type { ClusterNetworkPolicyInfo } from '../../src/k8s/objects.ts';
 import { diffIdentity } from '../../src/policy/diff.ts';
@@ -98,6 +98,17 @@ describe('a ClusterNetworkPolicy change, incrementally', () => {
       const owner = afterTable.chainOwners.get(name);
       if (owner && owner.pod.namespace !== 'ns-0') expect(chain).toBe(beforeTable.chains.get(name));
     }
+    // The moved pods' group is an overlay of the tier's base (flat-overlay.ts): its map holds the
+    // addresses the new rule's peer holds (team t1's pods), the base map is not touched, and no rule
+    // chain of before is flushed or deleted (their counters go on).
+    const lines = tx.split('\n');
+    expect(lines.filter((l) => / agent-pol-cb-/.test(l) && l.startsWith('add element'))).toEqual([]);
+    const overlay = [...afterTable.elements].filter(([n]) => /-cm-/.test(n) && !beforeTable.elements.has(n));
+    expect(overlay.length).toBeGreaterThan(0);
+    const t1Pods = input.pods.filter((p) => Number(p.metadata.namespace?.slice(3)) % 3 === 1).length;
+    expect(overlay.reduce((n, [, list]) => n + list.length, 0)).toBeLessThanOrEqual(t1Pods);
+    const ruleChains = (l: string) => /^(flush|delete) chain .* agent-pol-cr-/.test(l);
+    expect(lines.filter(ruleChains)).toEqual([]);
 
     // And back: the untouched pods still the same objects, the table equal to the first one.
     input.clusterNetworkPolicies.pop();
@@ -105,6 +116,11 @@ describe('a ClusterNetworkPolicy change, incrementally', () => {
     back.pods.forEach((pod, i) => {
       if (pod.namespace !== 'ns-0') expect(pod).toBe(before.pods[i]);
     });
-    expect(renderer.render(back)).toEqual(beforeTable);
+    const backTable = renderer.render(back);
+    expect(backTable).toEqual(beforeTable);
+    const undo = diffIdentity(afterTable, backTable).render({ family: 'inet', name: 'strand' }).split('\n');
+    const gone = undo.filter(ruleChains);
+    // Only the Deny's own rule chain goes.
+    expect(gone.every((l) => !beforeTable.chains.has(l.split(' ').at(-1) as string))).toBe(true);
   });
 });

@@ -6,7 +6,7 @@
 // NetworkPolicies between the tiers (a Pass and a fall-through go on to the pod's next tier).
 import { describe, expect, it } from 'vitest';
 import { flatSize } from '../../src/policy/clusternetworkpolicy/flat.ts';
-import { renderFlatClusterTiers } from '../../src/policy/clusternetworkpolicy/flat-render.ts';
+import { renderFlatClusterTiers } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
 import {
   compilePolicy,
   evaluateNft,

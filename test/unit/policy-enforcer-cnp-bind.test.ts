@@ -80,10 +80,11 @@ describe('a pod-start notice of a pod that only a ClusterNetworkPolicy isolates 
         expect(entry, `no verdict-map element for ${ip}: it is open`).toBeDefined();
         const chain = /jump (\S+)/.exec(entry as string)?.[1] as string;
         expect(chain).toMatch(tier === 'Admin' ? /^agent-pol-ain-/ : /^agent-pol-bin-/);
-        // The tier is flat (issue 19): the pod chain looks its group's address map up, whose classes
-        // jump (directly or through a port map) to the deciding rule's chain, which carries its comment.
-        const targets = (text: string) => [...text.matchAll(/jump (\S+)/g)].map((m) => m[1] as string);
-        const maps = (text: string) => [...text.matchAll(/@(agent-pol-c[mp]-\S+)/g)].map((m) => m[1] as string);
+        // The tier is flat (issue 19): the pod chain jumps to its group's chain, which looks its overlay
+        // map and the tier's base map up, whose classes jump or go (directly or through a port map) to
+        // the deciding rule's chain, which carries its comment.
+        const targets = (text: string) => [...text.matchAll(/(?:jump|goto) (\S+)/g)].map((m) => m[1] as string);
+        const maps = (text: string) => [...text.matchAll(/@(agent-pol-c[mpb]-\S+)/g)].map((m) => m[1] as string);
         const reached = new Set<string>();
         const walk = (c: string) => {
           if (reached.has(c)) return;

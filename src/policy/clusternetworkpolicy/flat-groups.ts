@@ -1,51 +1,210 @@
-// The flat groups' objects (flat-render.ts, renderFlatGroup) kept from one render to the next: a group
-// is rendered again only when its rules (its name hashes them) or the peer and named-port set objects
-// they name changed (the incremental compiler keeps an unchanged set's object), so an unchanged group
-// gives the very chains, maps and element lists it gave before and the identity diff skips them.
-import type { RenderOptions } from '../render.ts';
-import type { FlatGroupRequest } from '../render.ts';
-import type { CompiledPolicy } from '../types.ts';
-import { renderFlatGroup, type FlatParts } from './flat-render.ts';
+// The flat groups' objects (flat-render.ts) of a model, kept from one render to the next. Per tier and
+// direction the group with the most local pods (ties: the lower name) is the base: its classes fill
+// the tier's base map; every other group is an overlay of it (flat-overlay.ts), so a change that moves
+// a few pods to a new rule list adds a map of the addresses that decide differently for them, not a
+// copy of every range. The choice is a function of the model alone: renderPolicy, the incremental
+// renderer and the pod-start path give the same table (the tests compare them).
+// Kept: a group's flat tier while the peer and named-port set objects its rules name are the same
+// (the incremental compiler keeps an unchanged set's object), and its objects while those and the
+// base's flat tier are: an unchanged group gives the very chains, maps and element lists it gave
+// before and the identity diff skips them.
+import { TIERS } from '../pipeline.ts';
+import type { PolicyTier } from '../tier.ts';
+import type { CompiledPolicy, CompiledRule, Direction } from '../types.ts';
+import { flattenTier, type FlatTier } from './flat.ts';
+import { compareTiers, insertedOverlay } from './flat-overlay.ts';
+import {
+  flatGroupName,
+  flatPodChain,
+  flatShared,
+  mergeParts,
+  renderFlatBase,
+  renderFlatOverlay,
+  type FlatOptions,
+  type FlatParts,
+  type FlatRendered,
+} from './flat-render.ts';
 
-interface Kept {
-  deps: unknown[];
-  parts: FlatParts;
+/** A flat group a pod's ClusterNetworkPolicy tier chain names: its tier, direction and rules. */
+export interface FlatGroupRequest {
+  tier: PolicyTier;
+  direction: Direction;
+  rules: readonly CompiledRule[];
 }
 
-/** The set objects a group's flattening reads, in rule order. */
-export function depsOf(req: FlatGroupRequest, model: CompiledPolicy): unknown[] {
-  const out: unknown[] = [];
-  for (const r of req.rules) {
-    if (r.peers !== 'all') for (const id of r.peers) out.push(model.peers.get(id));
-    for (const id of r.namedPorts) out.push(model.namedPorts.get(id));
+/** The peer and named-port ids a rule list names, each once (kept while the list object is). */
+const namedIds = new WeakMap<readonly CompiledRule[], { peers: string[]; named: string[] }>();
+function idsOf(rules: readonly CompiledRule[]): { peers: string[]; named: string[] } {
+  let ids = namedIds.get(rules);
+  if (!ids) {
+    const peers = new Set<string>();
+    const named = new Set<string>();
+    for (const r of rules) {
+      if (r.peers !== 'all') for (const id of r.peers) peers.add(id);
+      for (const id of r.namedPorts) named.add(id);
+    }
+    ids = { peers: [...peers], named: [...named] };
+    namedIds.set(rules, ids);
   }
+  return ids;
+}
+
+/** The set objects a group's flattening reads. */
+export function depsOf(req: FlatGroupRequest, model: CompiledPolicy): unknown[] {
+  const { peers, named } = idsOf(req.rules);
+  const out: unknown[] = peers.map((id) => model.peers.get(id));
+  for (const id of named) out.push(model.namedPorts.get(id));
   return out;
 }
 
 export const same = (a: readonly unknown[], b: readonly unknown[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** Local pods per flat group. */
+function podsPerGroup(model: CompiledPolicy): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pod of model.pods)
+    for (const direction of ['egress', 'ingress'] as const)
+      for (const tier of TIERS) {
+        if (!tier.ordered) continue;
+        const rules = tier.rulesOf(pod, direction)?.rules;
+        if (rules === undefined) continue;
+        const g = flatGroupName(tier, direction, rules);
+        out.set(g, (out.get(g) ?? 0) + 1);
+      }
+  return out;
+}
+
+interface KeptFlat {
+  deps: unknown[];
+  flat: FlatTier;
+}
+interface KeptParts {
+  /** The base's flat tier (the object) and the group's deps when rendered. */
+  base: FlatTier;
+  deps: unknown[];
+  parts: FlatParts;
+}
+/** What produced a group's parts: so that a table's record seeds the next render (bind-render.ts). */
+const origins = new WeakMap<FlatParts, { kept: KeptParts; flat?: KeptFlat }>();
+
 export class FlatGroups {
-  private kept = new Map<string, Kept>();
+  private flats = new Map<string, KeptFlat>();
+  private kept = new Map<string, KeptParts>();
+
+  private lastMerged: { parts: FlatParts[]; merged: FlatParts } | undefined;
+
+  /** The parts `render` gave, merged into one (mergeParts, in order): the same object while the parts
+   * are (a render the change left the groups alone merges the ~1,000 chains and maps of 100 CNPs
+   * again otherwise). Not to be changed by the caller. */
+  merged(rendered: ReadonlyMap<string, FlatParts>): FlatParts {
+    const list = [...rendered.values()];
+    const last = this.lastMerged;
+    if (last && same(last.parts, list)) return last.merged;
+    const merged: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
+    for (const p of list) mergeParts(merged, p);
+    this.lastMerged = { parts: list, merged };
+    return merged;
+  }
+
+  /** A FlatGroups that keeps what rendered a table's record (its groups' parts), where it can. */
+  static seeded(record: ReadonlyMap<string, { parts: FlatParts }> | undefined): FlatGroups {
+    const out = new FlatGroups();
+    for (const [name, { parts }] of record ?? []) {
+      const o = origins.get(parts);
+      if (!o) continue;
+      out.kept.set(name, o.kept);
+      if (o.flat) out.flats.set(name, o.flat);
+    }
+    return out;
+  }
 
   render(
     groups: ReadonlyMap<string, FlatGroupRequest>,
     model: CompiledPolicy,
-    options: RenderOptions,
+    options: FlatOptions,
   ): Map<string, FlatParts> {
-    const out = new Map<string, FlatParts>();
-    const next = new Map<string, Kept>();
+    const pods = podsPerGroup(model);
+    const byTier = new Map<string, string[]>();
     for (const [name, req] of groups) {
-      const deps = depsOf(req, model);
-      let k = this.kept.get(name);
-      if (!k || !same(k.deps, deps)) {
-        const parts = renderFlatGroup(req.tier, req.direction, req.rules, model.peers, model.namedPorts, options);
-        k = { deps, parts };
-      }
-      next.set(name, k);
-      out.set(name, k.parts);
+      const k = `${req.tier.name} ${req.direction}`;
+      const list = byTier.get(k) ?? [];
+      list.push(name);
+      byTier.set(k, list);
     }
-    this.kept = next;
+    const flats = new Map<string, KeptFlat>();
+    const kept = new Map<string, KeptParts>();
+    const flatOf = (name: string, req: FlatGroupRequest, deps: unknown[]): KeptFlat => {
+      let f = this.flats.get(name);
+      if (!f || !same(f.deps, deps)) f = { deps, flat: flattenTier(req.rules, model.peers, model.namedPorts) };
+      flats.set(name, f);
+      return f;
+    };
+    const out = new Map<string, FlatParts>();
+    for (const names of byTier.values()) {
+      const count = (n: string) => pods.get(n) ?? 0;
+      const baseName = names.reduce((a, b) => (count(b) > count(a) || (count(b) === count(a) && b < a) ? b : a));
+      const baseReq = groups.get(baseName) as FlatGroupRequest;
+      const base = flatOf(baseName, baseReq, depsOf(baseReq, model));
+      for (const name of names) {
+        const req = groups.get(name) as FlatGroupRequest;
+        const deps = name === baseName ? base.deps : depsOf(req, model);
+        let k = this.kept.get(name);
+        if (!k || k.base !== base.flat || !same(k.deps, deps)) {
+          let parts: FlatParts;
+          let own: KeptFlat | undefined;
+          if (name === baseName) parts = renderFlatBase(req.tier, req.direction, name, base.flat, options);
+          else {
+            let overlay = insertedOverlay(base.flat, baseReq.rules, req.rules, model.peers);
+            if (!overlay) {
+              own = flatOf(name, req, deps);
+              overlay = compareTiers(base.flat, own.flat);
+            }
+            parts = renderFlatOverlay(req.tier, req.direction, name, overlay, options);
+          }
+          k = { base: base.flat, deps, parts };
+          origins.set(parts, { kept: k, ...(name === baseName ? { flat: base } : own ? { flat: own } : {}) });
+        } else {
+          const f = this.flats.get(name);
+          if (f && name !== baseName) flats.set(name, f);
+        }
+        kept.set(name, k);
+        out.set(name, k.parts);
+      }
+    }
+    this.flats = flats;
+    this.kept = kept;
     return out;
   }
+}
+
+/** The pods' flat tier chains and every group's objects of a model (renderPolicy's part for them),
+ * with each group's flat tier (flattened whole, for the tests' sizes). */
+export function renderFlatClusterTiers(model: CompiledPolicy, options: FlatOptions = {}): FlatRendered {
+  const out: FlatRendered = {
+    chains: new Map(),
+    sets: new Map(),
+    elements: new Map(),
+    comments: new Map(),
+    groups: new Map(),
+  };
+  const requests = new Map<string, FlatGroupRequest>();
+  for (const pod of model.pods) {
+    for (const direction of ['egress', 'ingress'] as const) {
+      const tiers = TIERS.filter((t) => t.rulesOf(pod, direction) !== undefined);
+      tiers.forEach((tier, i) => {
+        if (!tier.ordered) return; // NetworkPolicy: renderPolicy's chain, unchanged
+        const rules = tier.rulesOf(pod, direction)?.rules ?? [];
+        const group = flatGroupName(tier, direction, rules);
+        const chain = flatPodChain(tier, pod, direction, group, tiers[i + 1]?.chainName(pod, direction));
+        out.chains.set(chain.chain.name, chain);
+        if (requests.has(group)) return;
+        requests.set(group, { tier, direction, rules });
+        out.groups.set(group, flattenTier(rules, model.peers, model.namedPorts));
+      });
+    }
+  }
+  for (const parts of new FlatGroups().render(requests, model, options).values()) mergeParts(out, parts);
+  if (out.groups.size > 0) mergeParts(out, flatShared());
+  return out;
 }

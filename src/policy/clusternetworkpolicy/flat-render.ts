@@ -1,52 +1,58 @@
 // The nft layout of the flat ClusterNetworkPolicy tiers (flat.ts), what renderPolicy writes for the
-// Admin and Baseline tiers (flatPodChain per pod, renderFlatGroup per group, flatShared once). Per
-// local pod, direction and ClusterNetworkPolicy tier (P: the pod's chain):
+// Admin and Baseline tiers (flatPodChain per pod; the groups' objects through flat-groups.ts, which
+// picks each tier's base group and renders renderFlatBase and renderFlatOverlay; flatShared once).
+// Per local pod, direction and ClusterNetworkPolicy tier (P: the pod's chain):
 //
 //   chain P                         ip saddr <own> accept|return        (self, as today)
-//                                   ip saddr vmap @agent-pol-cm-<g>-v4  (ingress saddr, egress daddr)
-//                                   ip6 saddr vmap @agent-pol-cm-<g>-v6
+//                                   jump agent-pol-cg-<g>
 //                                   goto <the pod's next tier chain>    (absent: the default, allowed)
-//   map agent-pol-cm-<g>-v4|v6      interval: address range → jump agent-pol-cc-<class>
+//   chain agent-pol-cg-<g>          ip saddr vmap @agent-pol-cm-<g>-v4  (not in the base group's chain)
+//                                   ip saddr vmap @agent-pol-cb-<tier>-<in|out>-v4   (ingress saddr, egress daddr)
+//                                   the same for ip6
+//   map agent-pol-cm-<g>-v4|v6      the overlay, interval: range → goto agent-pol-cc-<class> | return
+//   map agent-pol-cb-…-v4|v6        the base, interval: address range → jump agent-pol-cc-<class>
 //   chain agent-pol-cc-<class>      meta l4proto . th dport vmap @agent-pol-cp-<class>
 //                                   meta l4proto != @agent-pol-cnp-l4 jump agent-pol-cr-<rule>   (ICMP, …)
 //   map agent-pol-cp-<class>        interval: inet_proto . inet_service → jump agent-pol-cr-<rule>
 //   chain agent-pol-cr-<rule>       [limit … log] counter drop | accept | goto agent-pol-cnp-ingress | return
 //   chain agent-pol-cnp-ingress     ip daddr vmap @agent-pol-ingress-v4, ip6 … -v6, accept
 //
-// <g> is the group: the pods whose tier has the same rule list (ruleListId) share its address maps;
-// <class> hashes what a class decides (the rule chain per port segment), so groups share the class
-// chains and port maps that decide alike; a rule's chain (its counter, log and verdict) is shared by
-// every pod. Why jumps: a Pass
-// (`return`) or a class that decides nothing (runs out) must come back to P, which goes on to the
-// pod's own next tier; so every step is a jump and P keeps the continuation. An egress Accept must
-// instead skip the pod's later tiers: it `goto`s the ingress check (the skeleton's ingress dispatch,
-// then accept: ingress is the last check, R1), ending the walk. Gaps of the address map fall through
-// unless the default class decides something; then the map covers every address.
+// <g> is the group: the pods whose tier has the same rule list (ruleListId). Per tier and direction
+// one group is the base (the most pods): its classes fill the base map; every other group's overlay
+// holds only the ranges where it decides differently from the base (flat-overlay.ts), so a CNP that
+// changes the rules of a few pods adds a map of the addresses its peers hold, not a copy of every
+// range. <class> hashes what a class decides (the rule chain per port segment), so groups share the
+// class chains and port maps that decide alike; a rule's chain (its counter, log and verdict) is
+// shared by every pod: its counter goes on while some class decides by the rule (another CNP's change
+// leaves it; a change that shadows the rule wholly removes the chain, and /metrics counts it 0,
+// agent/policy-counters.ts). Why jumps:
+// a Pass (`return`) or a class that decides nothing (runs out) must come back to P, which goes on to
+// the pod's own next tier; so every step is a jump and P keeps the continuation. An overlay element
+// `goto`s its class instead: the class's end then returns to P past the base map (which must not be
+// asked for an address the overlay holds), and an overlay range that decides nothing `return`s to P
+// at once. An egress Accept must instead skip the pod's later tiers: it `goto`s the ingress check
+// (the skeleton's ingress dispatch, then accept: ingress is the last check, R1), ending the walk.
+// Gaps of the base map fall through unless the default class decides something; then the map covers
+// every address.
 import { addrField, counter, lookup, match, meta, payload, verdict, vmap, type Expr } from '../../nft/expr.ts';
 import type { Element, NftMap, NftSet, Rule } from '../../nft/objects.ts';
 import { formatIp } from '../../net/ip.ts';
 import { knownFamily as familyOf } from '../../net/text.ts';
 import { POLICY_PREFIX, stableId } from '../names.ts';
-import { TIERS } from '../pipeline.ts';
 import { actionVerdict, LOG_COMMENT, SELF_COMMENT, verdictMapName } from '../skeleton.ts';
 import type { PolicyTier } from '../tier.ts';
-import type {
-  CommentMeaning,
-  CompiledPolicy,
-  CompiledRule,
-  DesiredChain,
-  Direction,
-  LocalPod,
-  NamedPortSet,
-  PeerSet,
-  RuleRef,
-} from '../types.ts';
-import { flattenTier, ruleListId, type AddressRange, type FlatRule, type FlatTier } from './flat.ts';
+import type { CommentMeaning, CompiledRule, DesiredChain, Direction, LocalPod, RuleRef } from '../types.ts';
+import { ruleListId, type AddressRange, type FlatRule, type FlatTier } from './flat.ts';
+import { decisionsOf, type Decisions, type Overlay, type OverlayRange } from './flat-overlay.ts';
 
 const SKELETON_INGRESS = [4, 6] as const;
 export const FLAT_INGRESS_CHECK = `${POLICY_PREFIX}cnp-ingress`;
 export const FLAT_PORT_PROTOCOLS = `${POLICY_PREFIX}cnp-l4`;
-const classMapName = (group: string, family: 4 | 6) => `${POLICY_PREFIX}cm-${group}-v${family}`;
+const overlayMapName = (group: string, family: 4 | 6) => `${POLICY_PREFIX}cm-${group}-v${family}`;
+const groupChainName = (group: string) => `${POLICY_PREFIX}cg-${group}`;
+/** The tier's base map: one per tier, direction and family, whichever group is the base. */
+export const baseMapName = (tier: PolicyTier, direction: Direction, family: 4 | 6) =>
+  `${POLICY_PREFIX}cb-${tier.name}-${direction === 'ingress' ? 'in' : 'out'}-v${family}`;
 // A class's chain and port map are named by what they decide (the rule chains per port segment), not
 // by their group: groups that decide alike somewhere share them, so a group that a change replaces
 // (its rule list, and so its name, changed) creates only the classes that are new, not all of its own.
@@ -127,10 +133,24 @@ const rule = (chain: string, body: Expr[], comment?: string): Rule =>
 
 /** The group of pods whose tier, direction and rule list are the same: they share its maps and chains. */
 export function flatGroupName(tier: PolicyTier, direction: Direction, rules: readonly CompiledRule[]): string {
-  return stableId([tier.name, direction, ruleListId(rules)]);
+  let byTier = groupNames.get(rules);
+  if (!byTier) {
+    byTier = new Map();
+    groupNames.set(rules, byTier);
+  }
+  const k = `${tier.name} ${direction}`;
+  let name = byTier.get(k);
+  if (name === undefined) {
+    name = stableId([tier.name, direction, ruleListId(rules)]);
+    byTier.set(k, name);
+  }
+  return name;
 }
+/** Group names by rule list object (a pod's list is the very object while its policies are kept). */
+const groupNames = new WeakMap<readonly CompiledRule[], Map<string, string>>();
 
-/** A pod's chain of a flat tier: self, the group's address maps, then the pod's next tier chain. */
+/** A pod's chain of a flat tier: self, its group's chain (which decides, or returns), then the pod's
+ * next tier chain. */
 export function flatPodChain(
   tier: PolicyTier,
   pod: LocalPod,
@@ -144,8 +164,7 @@ export function flatPodChain(
   const rules: Rule[] = pod.ips.map((ip) =>
     rule(name, [match(addrField(familyOf(ip), field), { kind: 'addr', addr: ip }), self], SELF_COMMENT),
   );
-  for (const family of [4, 6] as const)
-    rules.push(rule(name, [vmap(addrField(family, field), classMapName(group, family))]));
+  rules.push(rule(name, [verdict('jump', groupChainName(group))]));
   if (next !== undefined) rules.push(rule(name, [verdict('goto', next)]));
   return { chain: { kind: 'chain', name }, rules };
 }
@@ -206,74 +225,133 @@ function flatRuleChain(tier: PolicyTier, r: FlatRule, direction: Direction, opti
   return name;
 }
 
-/** One group's objects: its address maps, class chains, port maps and the chains of its deciding rules. */
-export function renderFlatGroup(
+/** A class's chain (named by what it decides: groups that decide alike share it), its port map and
+ * the chains of its deciding rules, into `out`; its name. */
+function renderClass(
   tier: PolicyTier,
   direction: Direction,
-  compiled: readonly CompiledRule[],
-  peers: ReadonlyMap<string, PeerSet>,
-  namedPorts: ReadonlyMap<string, NamedPortSet>,
-  options: FlatOptions = {},
-): FlatParts & { group: string; flat: FlatTier } {
-  const out = emptyParts();
-  const group = flatGroupName(tier, direction, compiled);
-  const flat = flattenTier(compiled, peers, namedPorts);
-  const fill =
-    flat.classes[0] !== undefined && (flat.classes[0].ports.length > 0 || flat.classes[0].other !== undefined);
-  // Per class: the rule chain deciding each port segment and the portless protocols, and its name.
-  const decided = flat.classes.map((c) => {
-    if (c.id === 0 && !fill) return undefined; // nothing jumps to a default class that decides nothing
-    const chainOf = (rule: number) => flatRuleChain(tier, flat.rules[rule] as FlatRule, direction, options, out);
-    const ports = c.ports.map((seg) => ({ seg, target: chainOf(seg.rule) }));
-    const other = c.other === undefined ? undefined : chainOf(c.other);
-    const key = stableId([ports.map((p) => [p.seg.protocol, p.seg.from, p.seg.to, p.target]), other ?? null]);
-    return { ports, other, key };
-  });
-  for (const family of [4, 6] as const) {
-    const name = classMapName(group, family);
-    const type = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
-    out.sets.set(name, { kind: 'map', name, type, value: 'verdict', flags: ['interval'] });
+  d: Decisions,
+  options: FlatOptions,
+  out: FlatParts,
+): string {
+  const chainOf = (r: FlatRule) => flatRuleChain(tier, r, direction, options, out);
+  const ports = d.ports.map((seg) => ({ seg, target: chainOf(seg.rule) }));
+  const other = d.other === undefined ? undefined : chainOf(d.other);
+  const key = stableId([ports.map((p) => [p.seg.protocol, p.seg.from, p.seg.to, p.target]), other ?? null]);
+  const chain = classChainName(key);
+  if (out.chains.has(chain)) return chain;
+  const body: Rule[] = [];
+  if (ports.length > 0) {
+    const map = portMapName(key);
+    out.sets.set(map, {
+      kind: 'map',
+      name: map,
+      type: 'inet_proto . inet_service',
+      value: 'verdict',
+      flags: ['interval'],
+    });
     out.elements.set(
-      name,
-      covering(family === 4 ? flat.v4 : flat.v6, family, fill).map((r) => {
-        const key = rangeText(family, r.first, r.last);
-        const cls = decided[r.class]?.key as string;
-        return { kind: 'element', set: name, key: [key], value: [`jump ${classChainName(cls)}`] };
-      }),
+      map,
+      ports.map(({ seg, target }) => ({
+        kind: 'element',
+        set: map,
+        key: [PROTO_WORD[seg.protocol], seg.from === seg.to ? String(seg.from) : `${seg.from}-${seg.to}`],
+        value: [`jump ${target}`],
+      })),
+    );
+    body.push(rule(chain, [vmap([meta('l4proto'), payload('th dport')], map)]));
+  }
+  if (other !== undefined)
+    body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', other)]));
+  out.chains.set(chain, { chain: { kind: 'chain', name: chain }, rules: body });
+  return chain;
+}
+
+const addrType = (family: 4 | 6) => (family === 4 ? 'ipv4_addr' : 'ipv6_addr');
+
+/** The tier's base map (every address's class in the base group) and the base group's own empty
+ * overlay: what the base group's pods look up. */
+export function renderFlatBase(
+  tier: PolicyTier,
+  direction: Direction,
+  group: string,
+  flat: FlatTier,
+  options: FlatOptions = {},
+): FlatParts {
+  const out = emptyParts();
+  const decided = decisionsOf(flat);
+  const fill = (decided[0] as { key: string }).key !== '';
+  const chains = decided.map((d, i) =>
+    d.key === '' || (i === 0 && !fill) ? undefined : renderClass(tier, direction, d.decisions, options, out),
+  );
+  for (const family of [4, 6] as const) {
+    const name = baseMapName(tier, direction, family);
+    out.sets.set(name, { kind: 'map', name, type: addrType(family), value: 'verdict', flags: ['interval'] });
+    const list: Element[] = [];
+    for (const r of covering(family === 4 ? flat.v4 : flat.v6, family, fill)) {
+      const chain = chains[r.class];
+      if (chain !== undefined)
+        list.push({ kind: 'element', set: name, key: [rangeText(family, r.first, r.last)], value: [`jump ${chain}`] });
+    }
+    out.elements.set(name, list);
+  }
+  groupChain(tier, direction, group, false, out);
+  for (const [name, list] of out.elements) out.elements.set(name, byKeyText(list));
+  return out;
+}
+
+/** A group's chain: its overlay map when it has one, then the tier's base map, per family. */
+function groupChain(tier: PolicyTier, direction: Direction, group: string, overlay: boolean, out: FlatParts) {
+  const name = groupChainName(group);
+  const field = direction === 'ingress' ? 'saddr' : 'daddr';
+  const rules: Rule[] = [];
+  for (const family of [4, 6] as const) {
+    const remote = addrField(family, field);
+    if (overlay) rules.push(rule(name, [vmap(remote, overlayMapName(group, family))]));
+    rules.push(rule(name, [vmap(remote, baseMapName(tier, direction, family))]));
+  }
+  out.chains.set(name, { chain: { kind: 'chain', name }, rules });
+}
+
+/** A group's overlay over its tier's base map: the ranges it decides differently. An overlay element
+ * `goto`s its class chain, so that the class's end (nothing decided, or a Pass) returns to the pod's
+ * chain, which goes on to the next tier, and the base map is not asked; a range that decides nothing
+ * `return`s at once. */
+export function renderFlatOverlay(
+  tier: PolicyTier,
+  direction: Direction,
+  group: string,
+  overlay: Overlay,
+  options: FlatOptions = {},
+): FlatParts {
+  const out = emptyParts();
+  // Ranges that decide alike share a class: rendered (names hashed) once.
+  const classes = new Map<string, string>();
+  const classOf = (r: OverlayRange) => {
+    let chain = classes.get(r.key);
+    if (chain === undefined) {
+      chain = renderClass(tier, direction, r.decisions, options, out);
+      classes.set(r.key, chain);
+    }
+    return chain;
+  };
+  for (const family of [4, 6] as const) {
+    const map = overlayMapName(group, family);
+    out.sets.set(map, { kind: 'map', name: map, type: addrType(family), value: 'verdict', flags: ['interval'] });
+    out.elements.set(
+      map,
+      (family === 4 ? overlay.v4 : overlay.v6).map((r) => ({
+        kind: 'element',
+        set: map,
+        key: [rangeText(family, r.first, r.last)],
+        value: [r.key === '' ? 'return' : `goto ${classOf(r)}`],
+      })),
     );
   }
-  for (const d of decided) {
-    if (d === undefined) continue;
-    const chain = classChainName(d.key);
-    if (out.chains.has(chain)) continue;
-    const body: Rule[] = [];
-    if (d.ports.length > 0) {
-      const map = portMapName(d.key);
-      out.sets.set(map, {
-        kind: 'map',
-        name: map,
-        type: 'inet_proto . inet_service',
-        value: 'verdict',
-        flags: ['interval'],
-      });
-      out.elements.set(
-        map,
-        d.ports.map(({ seg, target }) => ({
-          kind: 'element',
-          set: map,
-          key: [PROTO_WORD[seg.protocol], seg.from === seg.to ? String(seg.from) : `${seg.from}-${seg.to}`],
-          value: [`jump ${target}`],
-        })),
-      );
-      body.push(rule(chain, [vmap([meta('l4proto'), payload('th dport')], map)]));
-    }
-    if (d.other !== undefined)
-      body.push(rule(chain, [lookup(meta('l4proto'), FLAT_PORT_PROTOCOLS, 'ne'), verdict('jump', d.other)]));
-    out.chains.set(chain, { chain: { kind: 'chain', name: chain }, rules: body });
-  }
+  groupChain(tier, direction, group, true, out);
   // Sorted by key text, as renderPolicy sorts every list (the identity diff merges sorted lists).
   for (const [name, list] of out.elements) out.elements.set(name, byKeyText(list));
-  return { ...out, group, flat };
+  return out;
 }
 
 /** Merges `from` into `into` (names that are there already keep their object). */
@@ -282,27 +360,4 @@ export function mergeParts(into: FlatParts, from: FlatParts): void {
   for (const [n, s] of from.sets) if (!into.sets.has(n)) into.sets.set(n, s);
   for (const [n, e] of from.elements) if (!into.elements.has(n)) into.elements.set(n, e);
   for (const [n, m] of from.comments) if (!into.comments.has(n)) into.comments.set(n, m);
-}
-
-/** The pods' flat tier chains and every group's objects of a model (renderPolicy's part for them). */
-export function renderFlatClusterTiers(model: CompiledPolicy, options: FlatOptions = {}): FlatRendered {
-  const out: FlatRendered = { ...emptyParts(), groups: new Map() };
-  for (const pod of model.pods) {
-    for (const direction of ['egress', 'ingress'] as const) {
-      const tiers = TIERS.filter((t) => t.rulesOf(pod, direction) !== undefined);
-      tiers.forEach((tier, i) => {
-        if (!tier.ordered) return; // NetworkPolicy: renderPolicy's chain, unchanged
-        const rules = tier.rulesOf(pod, direction)?.rules ?? [];
-        const group = flatGroupName(tier, direction, rules);
-        const chain = flatPodChain(tier, pod, direction, group, tiers[i + 1]?.chainName(pod, direction));
-        out.chains.set(chain.chain.name, chain);
-        if (out.groups.has(group)) return;
-        const parts = renderFlatGroup(tier, direction, rules, model.peers, model.namedPorts, options);
-        out.groups.set(group, parts.flat);
-        mergeParts(out, parts);
-      });
-    }
-  }
-  if (out.groups.size > 0) mergeParts(out, flatShared());
-  return out;
 }

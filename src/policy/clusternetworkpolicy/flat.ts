@@ -70,38 +70,42 @@ const listIds = new WeakMap<readonly CompiledRule[], string>();
 
 /** A place in one family's address space: a number for IPv4 (exact below 2^53, and sorting numbers is
  * several times faster than sorting bigints), a bigint for IPv6. Only compared, never added. */
-type Pos = number | bigint;
-/** Addresses `first` up to `end` (exclusive) of one family. */
-interface Extent {
-  family: 4 | 6;
-  first: Pos;
-  end: Pos;
-}
-const extent = (family: 4 | 6, first: bigint, last: bigint): Extent =>
-  family === 4 ? { family, first: Number(first), end: Number(last) + 1 } : { family, first, end: last + 1n };
+export type Pos = number | bigint;
 
-/** A peer's addresses and intervals: kept while the peer set object is (the incremental compiler
- * keeps an unchanged set's object), so a group flattened again parses nothing. */
-const peerExtents = new WeakMap<PeerSet, Extent[]>();
-function extentsOf(peer: PeerSet): readonly Extent[] {
+/** A peer's addresses and intervals, each `first` up to `end` (exclusive): IPv4 as (first, end) pairs
+ * of numbers in one typed array, IPv6 as bigints. Kept while the peer set object is (the incremental
+ * compiler keeps an unchanged set's object), so a group flattened again parses nothing; a typed array
+ * holds 16 bytes an address where an object per address held about 50. */
+export interface PeerExtents {
+  v4: Float64Array;
+  v6: readonly { first: bigint; end: bigint }[];
+}
+const peerExtents = new WeakMap<PeerSet, PeerExtents>();
+export function extentsOf(peer: PeerSet): PeerExtents {
   let out = peerExtents.get(peer);
   if (out) return out;
-  out = [];
+  const v4: number[] = [];
+  const v6: { first: bigint; end: bigint }[] = [];
+  const add = (family: 4 | 6, first: bigint, last: bigint) => {
+    if (family === 4) v4.push(Number(first), Number(last) + 1);
+    else v6.push({ first, end: last + 1n });
+  };
   for (const ip of [...peer.v4, ...peer.v6]) {
     const v = addressValue(ip);
-    if (v) out.push(extent(v.family, v.value, v.value));
+    if (v) add(v.family, v.value, v.value);
   }
   if (peer.meaning.kind === 'ipBlock')
     for (const text of peer.intervals) {
       const iv = ipInterval(text);
-      if (iv) out.push(extent(iv.family, iv.first, iv.last));
+      if (iv) add(iv.family, iv.first, iv.last);
     }
+  out = { v4: Float64Array.from(v4), v6 };
   peerExtents.set(peer, out);
   return out;
 }
 
 /** The rules in evaluation order: the list itself when it is (the compiler's always are). */
-function inEvaluationOrder(rules: readonly CompiledRule[]): readonly CompiledRule[] {
+export function inEvaluationOrder(rules: readonly CompiledRule[]): readonly CompiledRule[] {
   for (let i = 1; i < rules.length; i++)
     if ((rules[i - 1] as CompiledRule).priority > (rules[i] as CompiledRule).priority)
       return [...rules].sort((a, b) => a.priority - b.priority);
@@ -129,14 +133,18 @@ export function flattenTier(
   const everywhere: number[] = []; // specs of rules without peer restriction
   const atomSpecs: number[][] = []; // per atom, the specs it carries (ascending)
   const peerAtoms = new Map<string, number>();
-  const spans: Record<4 | 6, Span[]> = { 4: [], 6: [] };
-  const span = (e: Extent, atom: number) => spans[e.family].push({ first: e.first, end: e.end, atom });
+  // IPv4 spans as (first, end, atom) triples of numbers, IPv6 ones as objects: at 5,000 pods a group
+  // sweeps tens of thousands of spans, and an object each was most of a CNP pass's garbage.
+  const spans4: number[] = [];
+  const spans6: Span[] = [];
   const peerAtom = (peer: PeerSet): number => {
     const known = peerAtoms.get(peer.id);
     if (known !== undefined) return known;
     const atom = atomSpecs.push([]) - 1;
     peerAtoms.set(peer.id, atom);
-    for (const e of extentsOf(peer)) span(e, atom);
+    const { v4, v6 } = extentsOf(peer);
+    for (let k = 0; k < v4.length; k += 2) spans4.push(v4[k] as number, v4[k + 1] as number, atom);
+    for (const e of v6) spans6.push({ first: e.first, end: e.end, atom });
     return atom;
   };
   for (const [rule, r] of ordered.entries()) {
@@ -162,7 +170,10 @@ export function flattenTier(
     }
     for (const [address, ports] of points) {
       const v = addressValue(address);
-      if (v) span(extent(v.family, v.value, v.value), atomSpecs.push([specs.push({ rule, ports }) - 1]) - 1);
+      if (!v) continue;
+      const atom = atomSpecs.push([specs.push({ rule, ports }) - 1]) - 1;
+      if (v.family === 4) spans4.push(Number(v.value), Number(v.value) + 1, atom);
+      else spans6.push({ first: v.value, end: v.value + 1n, atom });
     }
   }
   const classes = new ClassTable(specs, atomSpecs, everywhere);
@@ -170,8 +181,8 @@ export function flattenTier(
   return {
     id: ruleListId(ordered),
     rules,
-    v4: sweep(spans[4], classes),
-    v6: sweep(spans[6], classes),
+    v4: sweep4(spans4, atomSpecs.length, classes),
+    v6: sweep(spans6, classes),
     classes: classes.list,
   };
 }
@@ -212,28 +223,98 @@ class ClassTable {
   }
 }
 
+/** Atoms and the start/end bit below an IPv4 position in one float (positions <= 2^32: exact). */
+const ATOM_BITS = 2 ** 20;
+
+/** sweep for IPv4 (`spans`: first, end, atom triples): the events as numbers (position, atom, start
+ * or end) in one typed array sorted natively, no object per event. */
+function sweep4(spans: readonly number[], atoms: number, classes: ClassTable): AddressRange[] {
+  if (atoms >= ATOM_BITS / 2) {
+    const objects: Span[] = [];
+    for (let k = 0; k < spans.length; k += 3)
+      objects.push({ first: spans[k] as number, end: spans[k + 1] as number, atom: spans[k + 2] as number });
+    return sweep(objects, classes);
+  }
+  const keys = new Float64Array((spans.length / 3) * 2);
+  for (let k = 0, j = 0; k < spans.length; k += 3) {
+    const atom = (spans[k + 2] as number) * 2;
+    keys[j++] = (spans[k] as number) * ATOM_BITS + atom + 1;
+    keys[j++] = (spans[k + 1] as number) * ATOM_BITS + atom;
+  }
+  keys.sort();
+  const events = {
+    length: keys.length,
+    at: (i: number) => Math.floor((keys[i] as number) / ATOM_BITS),
+    atom: (i: number) => Math.floor(((keys[i] as number) % ATOM_BITS) / 2),
+    delta: (i: number): 1 | -1 => ((keys[i] as number) % 2 === 1 ? 1 : -1),
+  };
+  return sweepEvents(events, classes);
+}
+
+/** Sorted events of one family: at(i) ascending. */
+interface Events {
+  length: number;
+  at(i: number): Pos;
+  atom(i: number): number;
+  delta(i: number): 1 | -1;
+}
+
 /** Elementary intervals of one family, classified, default-class ones left out, neighbours merged. */
 function sweep(spans: readonly Span[], classes: ClassTable): AddressRange[] {
-  const events: { at: Pos; atom: number; delta: 1 | -1 }[] = [];
+  const list: { at: Pos; atom: number; delta: 1 | -1 }[] = [];
   for (const c of spans) {
-    events.push({ at: c.first, atom: c.atom, delta: 1 });
-    events.push({ at: c.end, atom: c.atom, delta: -1 });
+    list.push({ at: c.first, atom: c.atom, delta: 1 });
+    list.push({ at: c.end, atom: c.atom, delta: -1 });
   }
-  events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  list.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+  const events: Events = {
+    length: list.length,
+    at: (i) => (list[i] as (typeof list)[number]).at,
+    atom: (i) => (list[i] as (typeof list)[number]).atom,
+    delta: (i) => (list[i] as (typeof list)[number]).delta,
+  };
+  return sweepEvents(events, classes);
+}
+
+/** The first index whose value is >= x (values ascending). */
+function lowerBound(values: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((values[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function sweepEvents(events: Events, classes: ClassTable): AddressRange[] {
   const count = new Map<number, number>(); // an atom can hold an address twice (overlapping prefixes)
+  const active: number[] = []; // the atoms holding the current interval, ascending (kept in place)
   const out: AddressRange[] = [];
   let lastEnd: Pos | undefined; // where the last range of `out` ends (exclusive)
   for (let i = 0; i < events.length; ) {
-    const at = (events[i] as (typeof events)[number]).at;
-    for (; i < events.length && (events[i] as (typeof events)[number]).at === at; i++) {
-      const e = events[i] as (typeof events)[number];
-      const n = (count.get(e.atom) ?? 0) + e.delta;
-      if (n === 0) count.delete(e.atom);
-      else count.set(e.atom, n);
+    const at = events.at(i);
+    for (; i < events.length && events.at(i) === at; i++) {
+      const atom = events.atom(i);
+      const was = count.get(atom) ?? 0;
+      const n = was + events.delta(i);
+      if (n === 0) count.delete(atom);
+      else count.set(atom, n);
+      // By hand: splice returns a new array each call (a sweep makes tens of thousands).
+      if (was === 0 && n > 0) {
+        let k = active.length;
+        active.push(atom);
+        for (; k > 0 && (active[k - 1] as number) > atom; k--) active[k] = active[k - 1] as number;
+        active[k] = atom;
+      } else if (was > 0 && n === 0) {
+        for (let k = lowerBound(active, atom); k < active.length - 1; k++) active[k] = active[k + 1] as number;
+        active.pop();
+      }
     }
-    if (i === events.length || count.size === 0) continue;
-    const next = (events[i] as (typeof events)[number]).at;
-    const cls = classes.classOf([...count.keys()].sort((a, b) => a - b));
+    if (i === events.length || active.length === 0) continue;
+    const next = events.at(i);
+    const cls = classes.classOf(active);
     if (cls === 0) continue;
     const last = out[out.length - 1];
     if (last && last.class === cls && lastEnd === at) last.last = BigInt(next) - 1n;

@@ -13,7 +13,7 @@ import {
   type FlatGroupSource,
   type RenderOptions,
 } from '../render.ts';
-import { mergeParts, type FlatParts } from '../clusternetworkpolicy/flat-render.ts';
+import type { FlatParts } from '../clusternetworkpolicy/flat-render.ts';
 import { FlatGroups } from '../clusternetworkpolicy/flat-groups.ts';
 import type { Slicer } from './view.ts';
 import type {
@@ -142,12 +142,9 @@ export class TableRenderer {
     yield* slice();
     // The flat groups: unchanged ones (same rules, same peer objects) are the very objects of before.
     const rendered = this.flatGroups.render(groups, model, options);
-    const flat: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
+    const flat = this.flatGroups.merged(rendered);
     const record = new Map<string, { request: FlatGroupRequest; parts: FlatParts }>();
-    for (const [g, parts] of rendered) {
-      mergeParts(flat, parts);
-      record.set(g, { request: groups.get(g) as FlatGroupRequest, parts });
-    }
+    for (const [g, parts] of rendered) record.set(g, { request: groups.get(g) as FlatGroupRequest, parts });
     for (const [n, c] of flat.chains) chains.set(n, c);
     for (const [n, m] of flat.comments) comments.set(n, m);
     for (const [n, x] of flat.sets) {
