@@ -336,7 +336,14 @@ export function makeNodeNamespace(api) {
 export function memStatus(pid) {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
+  // RssAnon is what the agent itself holds; RssFile is its executable's pages mapped from the page
+  // cache, which vary with how much of the file the cache holds (~10 MiB more right after a build).
+  return {
+    rss: kib('VmRSS') / 1024,
+    hwm: kib('VmHWM') / 1024,
+    anon: kib('RssAnon') / 1024,
+    file: kib('RssFile') / 1024,
+  };
 }
 
 /**

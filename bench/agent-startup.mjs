@@ -261,6 +261,8 @@ try {
     { measure: 'agent: start to all informers synced (ms)', ...s((a) => a.syncedMs) },
     { measure: 'agent: VmRSS once synced (MiB)', ...s((a) => a.synced.rss) },
     { measure: `agent: VmRSS ${SETTLE_MS / 1000} s after ready, settled (MiB)`, ...s((a) => a.settled.rss) },
+    { measure: 'agent: RssAnon (its own memory), settled (MiB)', ...s((a) => a.settled.anon) },
+    { measure: 'agent: RssFile (its executable, from the page cache), settled (MiB)', ...s((a) => a.settled.file) },
     { measure: 'agent: peak RSS (VmHWM) (MiB)', ...s((a) => a.hwm) },
     { measure: `agent: CPU idle over ${IDLE_MS / 1000} s (% of a core)`, ...s((a) => a.idleCpu.self) },
     { measure: `agent's children (nft): CPU over the same (% of a core)`, ...s((a) => a.idleCpu.children) },
