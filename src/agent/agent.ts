@@ -202,7 +202,7 @@ export class Agent {
       this.clusterNetwork,
       this.masquerade,
       this.localPods,
-      new IpamMetricsStep(c, this.metrics, this.nodeSetup, log),
+      new IpamMetricsStep(c, this.metrics, this.nodeSetup, this.localPods, log),
       new PolicyStep(this.policy, ownAddresses),
       new ClusterPolicyReportStep(this.cache.clusterNetworkPolicies, this.metrics.registry, log),
     ];

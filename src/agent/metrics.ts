@@ -3,7 +3,10 @@
 // own metrics are prefixed `strand_`; the default process and Node.js metrics keep their standard
 // names (process_*, nodejs_*), so the usual dashboards work on them unchanged.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { networkAddressUsage } from '../ipam/plugin.ts';
+import { rangeSetUsage, type RangeSetUsage } from '../ipam/allocator.ts';
+import { loadIpamConfig, resolveRangeSets, type IpamConfig } from '../ipam/config.ts';
+import { readReservations, storeDir, type Reservation } from '../ipam/store.ts';
+import type { RangeSet } from '../ipam/range.ts';
 
 export interface AgentMetrics {
   registry: Registry;
@@ -147,19 +150,55 @@ export interface IpamGaugeProblem {
 }
 
 /**
+ * A network's IPAM configuration and its range sets (resolved: usePodCidr reads the node state), or
+ * why they cannot be had now.
+ */
+export type IpamNetwork = { name: string } & (
+  | { conf: IpamConfig; sets: readonly RangeSet[]; problem?: undefined }
+  | { problem: string }
+);
+
+/** Resolves a network configuration (`name` plus `ipam`, as a plugin receives it). */
+export function ipamNetwork(net: Record<string, unknown>): IpamNetwork {
+  const name = typeof net.name === 'string' ? net.name : '';
+  try {
+    if (name === '') throw new Error('missing network name');
+    const conf = loadIpamConfig(net, name);
+    return { name, conf, sets: resolveRangeSets(conf) };
+  } catch (err) {
+    return { name, problem: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
  * Sets strand_ipam_addresses from the IPAM stores of `networks` (network configurations as a plugin
  * receives them: `name` plus `ipam`). Range sets of one family are summed. Series of networks no
  * longer given, or whose usage cannot be read now (usePodCidr before the node state exists), are
  * dropped rather than left stale; those networks are returned so that the caller can log them.
  */
 export function updateIpamGauges(m: AgentMetrics, networks: Record<string, unknown>[]): IpamGaugeProblem[] {
+  return setIpamGauges(m, networks.map(ipamNetwork));
+}
+
+/**
+ * updateIpamGauges for networks resolved already; `reservationsIn` gives a store's reservations
+ * when the caller has read them (undefined: the store is read here).
+ */
+export function setIpamGauges(
+  m: AgentMetrics,
+  networks: readonly IpamNetwork[],
+  reservationsIn: (dir: string) => readonly Reservation[] | undefined = () => undefined,
+): IpamGaugeProblem[] {
   const values: { network: string; family: '4' | '6'; used: number; free: number }[] = [];
   const problems: IpamGaugeProblem[] = [];
   for (const net of networks) {
-    const network = typeof net.name === 'string' ? net.name : '';
+    const network = net.name;
     try {
+      if (net.problem !== undefined) throw new Error(net.problem);
+      const dir = storeDir(net.conf.dataDir, net.conf.network);
+      const usage: RangeSetUsage[] = rangeSetUsage(net.sets, reservationsIn(dir) ?? readReservations(dir));
       const perFamily = new Map<'4' | '6', { used: number; free: number }>();
-      for (const u of networkAddressUsage(net)) {
+      for (const u of usage) {
         const family = u.family === 4 ? '4' : '6';
         const v = perFamily.get(family) ?? { used: 0, free: 0 };
         v.used += u.used;

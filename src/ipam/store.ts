@@ -102,7 +102,7 @@ export function storeDir(dataDir: string, network: string): string {
   return join(dataDir, network);
 }
 
-function storeError(err: unknown, what: string): CniError {
+export function storeError(err: unknown, what: string): CniError {
   const e = err as NodeJS.ErrnoException;
   return new CniError(ErrorCode.Internal, `${what}: ${e.message ?? String(err)}`, undefined, { cause: err });
 }

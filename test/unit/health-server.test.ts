@@ -7,7 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseHostPort, startHealthServer, type HealthServer } from '../../src/agent/health.ts';
-import { createMetrics, updateIpamGauges, type AgentMetrics } from '../../src/agent/metrics.ts';
+import {
+  createMetrics,
+  ipamNetwork,
+  setIpamGauges,
+  updateIpamGauges,
+  type AgentMetrics,
+} from '../../src/agent/metrics.ts';
+import { ReservationReader } from '../../src/ipam/reservation-reader.ts';
 import { silentLogger } from '../../src/log.ts';
 
 let server: HealthServer;
@@ -269,5 +276,26 @@ describe('IPAM gauges', () => {
     // A network that is gone loses its series.
     updateIpamGauges(metrics, []);
     expect((await metrics.ipamAddresses.get()).values).toEqual([]);
+
+    // From a network resolved once and the reservations a reader has already read (the agent's
+    // step): the same series, and the store is not read again for them.
+    const reader = new ReservationReader(join(dir, 'dual'));
+    const { reservations } = reader.read();
+    const asked: string[] = [];
+    const resolved = [ipamNetwork(dual), ipamNetwork(broken)];
+    expect(resolved[1]?.problem).toBeDefined();
+    const again = setIpamGauges(metrics, resolved, (d) => {
+      asked.push(d);
+      return d === reader.dir ? reservations : undefined;
+    });
+    expect(again.map((p) => p.network)).toEqual(['needs-node-state']);
+    expect(asked).toEqual([reader.dir]);
+    const values2 = (await metrics.ipamAddresses.get()).values.map((v) => [
+      v.labels.network,
+      v.labels.family,
+      v.labels.state,
+      v.value,
+    ]);
+    expect(values2).toEqual(values);
   });
 });

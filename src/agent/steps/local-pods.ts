@@ -2,8 +2,8 @@
 // hold an address) and the plugin's pod-start notices (pod-notices.ts, the one store), for `strand
 // status`. A pod the plugin told of that the API does not show yet is listed from its notice while
 // IPAM holds its addresses; what IPAM holds is handed to the notice store for its expiry rule.
-import { statSync } from 'node:fs';
-import { readReservations, storeDir } from '../../ipam/store.ts';
+import { ReservationReader } from '../../ipam/reservation-reader.ts';
+import { storeDir, type Reservation } from '../../ipam/store.ts';
 import { formatIp as formatIpamIp } from '../../ipam/range.ts';
 import type { Logger } from '../../log.ts';
 import { hostVethName } from '../../plugin/names.ts';
@@ -12,7 +12,7 @@ import type { AgentConfig } from '../config.ts';
 import { podIPs, type PodInfo } from '../../k8s/objects.ts';
 import { canonicalIp } from '../node-addresses.ts';
 import type { PodStartNotices, StoredNotice } from '../pod-notices.ts';
-import type { Step } from './step.ts';
+import type { PassContext, Step } from './step.ts';
 
 /** A pod on this node, as the agent knows it. */
 export interface KnownPod {
@@ -48,10 +48,31 @@ export class LocalPodsStep implements Step {
   readonly inputs = ['local-pods', 'notice', 'resync'] as const;
   private readonly opts: LocalPodsOptions;
   private pods = new Map<string, KnownPod>();
-  private attachmentsRead: { mtime: number; value: Map<string, Attachment> } | undefined;
+  private readonly reader: ReservationReader;
+  /** The store as read in the last pass that looked (a pass reads it once, for every step). */
+  private lastRead: { ctx: PassContext; reservations: readonly Reservation[]; version: number } | undefined;
+  /** Attachments by address, built from the reader's list of `version`. */
+  private attachmentsBuilt: { version: number; value: Map<string, Attachment> } | undefined;
+  /** Each reservation's attachment: the reader keeps an unchanged file's object, so this is per file. */
+  private readonly attachmentOf = new WeakMap<Reservation, [string, Attachment]>();
 
   constructor(opts: LocalPodsOptions) {
     this.opts = opts;
+    this.reader = new ReservationReader(storeDir(opts.config.ipamDataDir, NETWORK_NAME));
+  }
+
+  /** The IPAM store's directory this step reads. */
+  get storeDir(): string {
+    return this.reader.dir;
+  }
+
+  /**
+   * The strand network's reservations, read once per pass (the IPAM gauges' step reads them here
+   * too) and, by the reader, only where the store changed.
+   */
+  reservations(ctx: PassContext): { reservations: readonly Reservation[]; version: number } {
+    if (this.lastRead?.ctx !== ctx) this.lastRead = { ctx, ...this.reader.read() };
+    return this.lastRead;
   }
 
   ready(): string | undefined {
@@ -62,33 +83,30 @@ export class LocalPodsStep implements Step {
     return [...this.pods.values()];
   }
 
-  /**
-   * IPAM's attachments of the strand network by address: which container and host veth have it.
-   * Read again only when the store's directory changed (every reservation is a file in it, written
-   * by rename): the resync does not read every pod's file for nothing. A change within the last
-   * second is not trusted to show in the mtime (two writes in one tick).
-   */
-  private attachments(): Map<string, Attachment> {
-    const dir = storeDir(this.opts.config.ipamDataDir, NETWORK_NAME);
-    const mtime = statSync(dir, { throwIfNoEntry: false })?.mtimeMs;
-    const settled = mtime !== undefined && Date.now() - mtime > 1_000;
-    if (settled && this.attachmentsRead?.mtime === mtime) return this.attachmentsRead.value;
+  /** IPAM's attachments of the strand network by address: which container and host veth have it. */
+  private attachments(ctx: PassContext): Map<string, Attachment> {
+    const { reservations, version } = this.reservations(ctx);
+    if (this.attachmentsBuilt?.version === version) return this.attachmentsBuilt.value;
     const out = new Map<string, Attachment>();
-    for (const r of readReservations(dir)) {
-      const ifname = r.ifname ?? 'eth0';
-      out.set(canonicalIp(formatIpamIp(r.ip)), {
-        containerId: r.containerID,
-        ifname,
-        hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname),
-      });
+    for (const r of reservations) {
+      let entry = this.attachmentOf.get(r);
+      if (!entry) {
+        const ifname = r.ifname ?? 'eth0';
+        entry = [
+          canonicalIp(formatIpamIp(r.ip)),
+          { containerId: r.containerID, ifname, hostVeth: hostVethName(NETWORK_NAME, r.containerID, ifname) },
+        ];
+        this.attachmentOf.set(r, entry);
+      }
+      out.set(entry[0], entry[1]);
     }
-    this.attachmentsRead = settled ? { mtime, value: out } : undefined;
+    this.attachmentsBuilt = { version, value: out };
     return out;
   }
 
-  pass(): void {
+  pass(ctx: PassContext): void {
     const { config, log, notices } = this.opts;
-    const attachments = this.attachments();
+    const attachments = this.attachments(ctx);
     const isHeld = (n: StoredNotice) =>
       n.ips.some((ip) => attachments.get(canonicalIp(ip))?.containerId === n.containerId);
     // The held notices first, so that the store's expiry rule sees what IPAM holds now.
