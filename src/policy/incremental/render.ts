@@ -157,12 +157,13 @@ export class TableRenderer {
       const sorted = sortedElements(list);
       elements.set(n, was && sameObjects(was, sorted) ? was : sorted);
     }
+    const last = this.last;
     const table: DesiredPolicyTable = {
-      chains: new Map([...chains].sort(byName)),
-      sets: new Map([...sets].sort(byName)),
-      elements: new Map([...elements].sort(byName)),
-      chainOwners: new Map([...chainOwners].sort(byName)),
-      comments: new Map([...comments].sort(byName)),
+      chains: sortedLike(chains, last?.chains),
+      sets: sortedLike(sets, last?.sets),
+      elements: sortedLike(elements, last?.elements),
+      chainOwners: sortedLike(chainOwners, last?.chainOwners),
+      comments: sortedLike(comments, last?.comments),
     };
     this.last = table;
     this.lastPods = groups.size === 0 ? model.pods : undefined;
@@ -286,6 +287,38 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
   }
   return out;
 }
+
+/** More names than this new since the last table: sorted whole instead of merged into its order. */
+const MERGE_NEW_MAX = 64;
+
+/**
+ * `m` sorted by name, taking the order from `last` (sorted, the same map of the last table): only the
+ * names it lacks are sorted and merged in. A change adds a few chains to ~1,000; sorting every one of
+ * them again was most of a render the change otherwise left alone.
+ */
+function sortedLike<V>(m: ReadonlyMap<string, V>, last: ReadonlyMap<string, unknown> | undefined): Map<string, V> {
+  const fresh: string[] = [];
+  if (last)
+    for (const k of m.keys()) {
+      if (last.has(k)) continue;
+      fresh.push(k);
+      if (fresh.length > MERGE_NEW_MAX) break;
+    }
+  if (!last || fresh.length > MERGE_NEW_MAX) return new Map([...m].sort(byName));
+  fresh.sort(byText);
+  const out = new Map<string, V>();
+  let j = 0;
+  for (const k of last.keys()) {
+    if (!m.has(k)) continue;
+    for (; j < fresh.length && (fresh[j] as string) < k; j++)
+      out.set(fresh[j] as string, m.get(fresh[j] as string) as V);
+    out.set(k, m.get(k) as V);
+  }
+  for (; j < fresh.length; j++) out.set(fresh[j] as string, m.get(fresh[j] as string) as V);
+  return out;
+}
+
+const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
   if (a.length !== b.length) return false;
