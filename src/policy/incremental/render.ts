@@ -15,6 +15,7 @@ import {
 } from '../render.ts';
 import type { FlatParts } from '../clusternetworkpolicy/flat-render.ts';
 import { FlatGroups } from '../clusternetworkpolicy/flat-groups.ts';
+import { sortedLike } from './order.ts';
 import type { Slicer } from './view.ts';
 import type {
   ChainOwner,
@@ -44,7 +45,6 @@ const NO_GROUPS: FlatGroupSource = () => new Map();
 const SET_NAME = new RegExp(`^${POLICY_PREFIX}(peer|cidr|port)-([0-9a-f]+)(?:-v([46]))?$`);
 const keyText = (e: Element) => e.key.join(' . ');
 const byKey = (a: { k: string }, b: { k: string }) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
-const byName = <V>([a]: [string, V], [b]: [string, V]) => (a < b ? -1 : a > b ? 1 : 0);
 const EMPTY = new Map<string, NamedPortSet>();
 const noSlice: Slicer = function* () {};
 /** Local pods rendered between looks at the clock. */
@@ -287,38 +287,6 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
   }
   return out;
 }
-
-/** More names than this new since the last table: sorted whole instead of merged into its order. */
-const MERGE_NEW_MAX = 64;
-
-/**
- * `m` sorted by name, taking the order from `last` (sorted, the same map of the last table): only the
- * names it lacks are sorted and merged in. A change adds a few chains to ~1,000; sorting every one of
- * them again was most of a render the change otherwise left alone.
- */
-function sortedLike<V>(m: ReadonlyMap<string, V>, last: ReadonlyMap<string, unknown> | undefined): Map<string, V> {
-  const fresh: string[] = [];
-  if (last)
-    for (const k of m.keys()) {
-      if (last.has(k)) continue;
-      fresh.push(k);
-      if (fresh.length > MERGE_NEW_MAX) break;
-    }
-  if (!last || fresh.length > MERGE_NEW_MAX) return new Map([...m].sort(byName));
-  fresh.sort(byText);
-  const out = new Map<string, V>();
-  let j = 0;
-  for (const k of last.keys()) {
-    if (!m.has(k)) continue;
-    for (; j < fresh.length && (fresh[j] as string) < k; j++)
-      out.set(fresh[j] as string, m.get(fresh[j] as string) as V);
-    out.set(k, m.get(k) as V);
-  }
-  for (; j < fresh.length; j++) out.set(fresh[j] as string, m.get(fresh[j] as string) as V);
-  return out;
-}
-
-const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
   if (a.length !== b.length) return false;
