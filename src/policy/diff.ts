@@ -334,56 +334,70 @@ export function policyDrift(desired: DesiredPolicyTable, actual: TableState): st
  * exactly what diffPolicy would bring it to (test/unit/policy-incremental.test.ts).
  */
 export function diffIdentity(from: DesiredPolicyTable, to: DesiredPolicyTable): Transaction {
-  for (const [name, s] of to.sets) {
+  // forEach, not for-of over entries: each entry would be an array allocated for ~2,500 names a
+  // change, whatever changed (the young generation's collections were most of a change's slow tail).
+  let whole = false;
+  to.sets.forEach((s, name) => {
     const old = from.sets.get(name);
-    if (old && old !== s && !sameSet(old, s)) return diffPolicy(from, to);
-  }
-  for (const [name, c] of to.chains) {
-    const old = from.chains.get(name);
-    if (old && old !== c && !sameBase(old, c)) return diffPolicy(from, to);
-  }
+    if (old && old !== s && !sameSet(old, s)) whole = true;
+  });
+  if (!whole)
+    to.chains.forEach((c, name) => {
+      const old = from.chains.get(name);
+      if (old && old !== c && !sameBase(old, c)) whole = true;
+    });
+  if (whole) return diffPolicy(from, to);
   const tx = new Transaction({ ownedPrefix: POLICY_PREFIX });
   // 1. new definitions, and kept base chains whose policy changed
-  for (const [name, c] of to.chains) if (!from.chains.has(name)) tx.add(c.chain);
-  for (const [name, s] of to.sets) if (!from.sets.has(name)) tx.add(s);
-  for (const [name, c] of to.chains) {
+  to.chains.forEach((c, name) => {
+    if (!from.chains.has(name)) tx.add(c.chain);
+  });
+  to.sets.forEach((s, name) => {
+    if (!from.sets.has(name)) tx.add(s);
+  });
+  to.chains.forEach((c, name) => {
     const old = from.chains.get(name);
-    if (!old) continue;
-    else if (
+    if (
+      old &&
       old !== c &&
       old.chain.base &&
       c.chain.base &&
       (old.chain.base.policy ?? 'accept') !== (c.chain.base.policy ?? 'accept')
     )
       tx.add(c.chain);
-  }
+  });
   // 2. elements: deletions, then additions
   const additions: Element[] = [];
-  for (const [name] of to.sets) {
+  to.sets.forEach((_, name) => {
     const had = from.sets.has(name) ? (from.elements.get(name) ?? []) : [];
     const want = to.elements.get(name) ?? [];
-    if (had === want) continue;
+    if (had === want) return;
     mergeElements(
       had,
       want,
       (e) => tx.delete({ kind: 'element', set: name, key: e.key }),
       (e) => additions.push(e),
     );
-  }
+  });
   for (const e of additions) tx.add(e);
   // 3. changed chains flushed and refilled, removed ones flushed
-  for (const [name, c] of to.chains) {
+  to.chains.forEach((c, name) => {
     const old = from.chains.get(name);
-    if (old === c || (old && sameChain(old, c))) continue;
+    if (old === c || (old && sameChain(old, c))) return;
     if (old) tx.flush({ kind: 'chain', name });
     for (const r of c.rules) tx.add(r);
-  }
-  const removedChains = [...from.chains.keys()].filter((n) => !to.chains.has(n));
+  });
+  const removedChains: string[] = [];
+  for (const n of from.chains.keys()) if (!to.chains.has(n)) removedChains.push(n);
   for (const name of removedChains) tx.flush({ kind: 'chain', name });
   // 4. removals
-  for (const [name, s] of from.sets) if (!to.sets.has(name) && s.kind === 'map') tx.delete({ kind: 'map', name });
+  from.sets.forEach((s, name) => {
+    if (!to.sets.has(name) && s.kind === 'map') tx.delete({ kind: 'map', name });
+  });
   for (const name of removedChains) tx.delete({ kind: 'chain', name });
-  for (const [name, s] of from.sets) if (!to.sets.has(name) && s.kind === 'set') tx.delete({ kind: 'set', name });
+  from.sets.forEach((s, name) => {
+    if (!to.sets.has(name) && s.kind === 'set') tx.delete({ kind: 'set', name });
+  });
   return tx;
 }
 

@@ -204,6 +204,62 @@ function compileRule(
   return { ...base, peers, ports: sorted, namedPorts: [...new Set(namedPorts)].sort(byText) };
 }
 
+/**
+ * Per subject pod (the view's object), the parts the last compile of its tier gave it, and from which
+ * policies and namespace labels: a ClusterNetworkPolicy change asks only the policies that came or
+ * went whether they select the pod (100 policies x every local pod otherwise).
+ */
+type LastParts = WeakMap<
+  ClusterPod,
+  { ns: Labels; parsed: readonly ParsedClusterPolicy[]; parts: readonly PolicyPart[] }
+>;
+const lastPartsOf = new Map<ClusterTier, LastParts>();
+
+/** The policies (parsed objects, kept while the informer's object is) that went and came, in order. */
+interface Delta {
+  gone: ReadonlySet<ParsedClusterPolicy>;
+  came: readonly ParsedClusterPolicy[];
+}
+/** More policies in or out than this: every policy asked again. */
+const DELTA_MAX = 16;
+
+function deltaOf(was: readonly ParsedClusterPolicy[], now: readonly ParsedClusterPolicy[]): Delta | undefined {
+  const before = new Set(was);
+  const after = new Set(now);
+  const gone = new Set<ParsedClusterPolicy>();
+  for (const p of was) if (!after.has(p)) gone.add(p);
+  const came = now.filter((p) => !before.has(p));
+  return gone.size + came.length > DELTA_MAX ? undefined : { gone, came };
+}
+
+/** The pod's parts after the delta: the last ones without the policies gone, those that came and
+ * select it merged in evaluation order. */
+function partsAfter(
+  last: readonly PolicyPart[],
+  delta: Delta,
+  pod: ClusterPod,
+  view: ClusterView,
+  registry: PeerRegistry,
+): PolicyPart[] {
+  const kept = delta.gone.size === 0 ? last : last.filter((p) => !delta.gone.has(p.policy));
+  const added: PolicyPart[] = [];
+  for (const policy of delta.came) {
+    if (!selects(policy.subject, pod, view)) continue;
+    if (policy.ingress.length === 0 && policy.egress.length === 0) continue;
+    added.push(partFor(policy, pod, registry));
+  }
+  if (added.length === 0) return [...kept];
+  const out: PolicyPart[] = [];
+  let j = 0;
+  for (const p of kept) {
+    for (; j < added.length && byEvaluationOrder((added[j] as PolicyPart).policy, p.policy) < 0; j++)
+      out.push(added[j] as PolicyPart);
+    out.push(p);
+  }
+  for (; j < added.length; j++) out.push(added[j] as PolicyPart);
+  return out;
+}
+
 export function compileClusterPolicies(
   tier: ClusterTier,
   policies: readonly ClusterNetworkPolicyObject[],
@@ -214,13 +270,29 @@ export function compileClusterPolicies(
   const pods = new Map<ClusterPod, TierDirections>();
   if (parsed.length === 0) return { pods, errors };
   const registered = new Set<PolicyPart>();
+  const deltas = new Map<readonly ParsedClusterPolicy[], Delta | undefined>();
+  let lastParts = lastPartsOf.get(tier);
+  if (!lastParts) {
+    lastParts = new WeakMap();
+    lastPartsOf.set(tier, lastParts);
+  }
   for (const { pod } of view.localPods) {
-    const parts: PolicyPart[] = [];
-    for (const policy of parsed) {
-      if (!selects(policy.subject, pod, view)) continue;
-      if (policy.ingress.length === 0 && policy.egress.length === 0) continue;
-      const part = partFor(policy, pod, registry);
-      parts.push(part);
+    const ns = view.labelsOfNs(pod.namespace);
+    const last = lastParts.get(pod);
+    let delta: Delta | undefined;
+    if (last && last.ns === ns) {
+      if (!deltas.has(last.parsed)) deltas.set(last.parsed, deltaOf(last.parsed, parsed));
+      delta = deltas.get(last.parsed);
+    }
+    const parts: PolicyPart[] = delta && last ? partsAfter(last.parts, delta, pod, view, registry) : [];
+    if (!delta)
+      for (const policy of parsed) {
+        if (!selects(policy.subject, pod, view)) continue;
+        if (policy.ingress.length === 0 && policy.egress.length === 0) continue;
+        parts.push(partFor(policy, pod, registry));
+      }
+    lastParts.set(pod, { ns, parsed, parts });
+    for (const part of parts) {
       if (registered.has(part)) continue;
       // This compile's registry resolves what the rules name, kept rules or new.
       registered.add(part);

@@ -118,15 +118,16 @@ export class IncrementalCompiler {
           const part = todo.slice(at, at + TIER_CHUNK);
           const r = tier.compile(input, { ...view, localPods: part }, registry);
           errors = r.errors;
-          for (const o of part) pods.set(o.pod, r.pods.get(o.pod));
+          for (const o of part) pods.set(o.pod, kept(prev?.pods.get(o.pod), r.pods.get(o.pod)));
           yield* slice();
         }
       }
       for (const o of view.localPods) if (!pods.has(o.pod)) pods.set(o.pod, prev?.pods.get(o.pod));
       state.push({ pods, errors });
     }
-    for (const [id, m] of registry.registered.meanings) this.meanings.set(id, m);
-    for (const [id, d] of registry.registered.namedPorts) this.defs.set(id, d);
+    // forEach: no entry array for each of the ~300 peers at every compile.
+    registry.registered.meanings.forEach((m, id) => this.meanings.set(id, m));
+    registry.registered.namedPorts.forEach((d, id) => this.defs.set(id, d));
 
     const pods: LocalPod[] = view.localPods.map((o) => this.localPod(o, state));
     // The peers and named ports the local pods' rules name, as the compile's registry would hold them:
@@ -217,6 +218,39 @@ export class IncrementalCompiler {
     this.locals.set(o, { ips: o.ips, tiers, local });
     return local;
   }
+}
+
+/**
+ * The pod's last rules when the tier compiled equal ones again: a policy change compiles every pod of
+ * its namespace (a ClusterNetworkPolicy change every local pod), most of which it does not select;
+ * keeping their objects keeps their LocalPod, so the render and the diff pass over them by identity.
+ */
+function kept(was: TierDirections | undefined, now: TierDirections | undefined): TierDirections | undefined {
+  return was !== undefined && now !== undefined && samePlain(was, now) ? was : now;
+}
+
+/** Deep equality of plain data (objects, arrays, primitives), the same objects not walked. */
+export function samePlain(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!samePlain(a[i], b[i])) return false;
+    return true;
+  }
+  if (
+    Array.isArray(b) ||
+    Object.getPrototypeOf(a) !== Object.prototype ||
+    Object.getPrototypeOf(b) !== Object.prototype
+  )
+    return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (!Object.hasOwn(b, k)) return false;
+    if (!samePlain((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
 }
 
 function directionsOf(p: LocalPod): (PodDirection | undefined)[] {

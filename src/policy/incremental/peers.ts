@@ -9,6 +9,7 @@ import { byText, type ClusterPod, type ClusterView } from '../cluster.ts';
 import { PeerRegistry, type NamedPortDef } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
 import type { NamedPortSet, PeerMeaning, PeerSet } from '../types.ts';
+import { sortedKeys } from './order.ts';
 import { sameList, type Slicer, type ViewChanges } from './view.ts';
 
 type PodsMeaning = Extract<PeerMeaning, { kind: 'pods' }>;
@@ -26,6 +27,9 @@ export class PeerResolver {
   private pods = new Map<string, PodsPeerState>();
   private others = new Map<string, PeerSet>();
   private ports = new Map<string, { def: NamedPortDef; set: NamedPortSet }>();
+  /** The peer and named-port ids of the last resolve, sorted (the next one's order, merged). */
+  private ids: string[] | undefined;
+  private portIds: string[] | undefined;
 
   *resolve(
     view: ClusterView,
@@ -50,8 +54,18 @@ export class PeerResolver {
       }
       return counts.get(ip) ?? 0;
     };
-    for (const id of [...meanings.keys()].sort(byText)) {
+    // Nothing a pods peer reads changed: every one known is its last state (a policy change).
+    const quiet = changes.noPods && changes.labels.size === 0;
+    const ids = sortedKeys(meanings, this.ids);
+    this.ids = ids;
+    for (const id of ids) {
       const meaning = meanings.get(id) as PeerMeaning;
+      const known = quiet ? this.pods.get(id) : undefined;
+      if (known) {
+        pods.set(id, known);
+        peers.set(id, known.set);
+        continue;
+      }
       if (meaning.kind === 'pods') {
         const state = this.podsPeer(id, meaning, view, changes, inChanged);
         walked += state.walked;
@@ -78,7 +92,9 @@ export class PeerResolver {
     const namedPorts = new Map<string, NamedPortSet>();
     const ports = new Map<string, { def: NamedPortDef; set: NamedPortSet }>();
     const portIds: string[] = [];
-    for (const id of [...defs.keys()].sort(byText)) {
+    const portOrder = sortedKeys(defs, this.portIds);
+    this.portIds = portOrder;
+    for (const id of portOrder) {
       const def = defs.get(id) as NamedPortDef;
       const was = this.ports.get(id);
       const peerMeaning = def.peer === undefined ? undefined : meanings.get(def.peer);
