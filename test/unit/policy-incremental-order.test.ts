@@ -2,14 +2,7 @@
 // sequences of names added and removed (few at a time, and more than the merge takes).
 import { describe, expect, it } from 'vitest';
 import { sortedKeys, sortedLike } from '../../src/policy/incremental/order.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a * 1664525 + 1013904223) >>> 0;
-    return a / 4294967296;
-  };
-}
+import { rng } from '../support/rng.ts';
 
 describe('incremental order', () => {
   it('gives the sorted order whatever came and went', () => {

@@ -23,17 +23,7 @@ import {
   type PolicyNode,
   type PolicyPod,
 } from '../../src/policy/index.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../support/rng.ts';
 
 type Json = Record<string, unknown>;
 const NSS = ['a', 'b', 'c', 'd'];

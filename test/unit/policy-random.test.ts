@@ -10,18 +10,9 @@ import type { NamespaceInfo, NetworkPolicyInfo, PodInfo, PodPort } from '../../s
 import type { Protocol } from '../../src/policy/index.ts';
 import { namespace, NODE_IPS, NODE_IPS_V6, NODES, pod, policy, SimCluster } from '../support/netpol.ts';
 import { allows, oracleWorld } from '../support/netpol-oracle.ts';
+import { rng } from '../support/rng.ts';
 
 /** mulberry32: small, seedable, good enough for test generation. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Json = Record<string, unknown>;
 

@@ -76,7 +76,7 @@ function decideProtocol(specs: readonly PortSpec[], protocol: Protocol): PortSeg
 }
 
 /** The first index whose value is >= x (values sorted ascending). */
-function lowerBound(values: readonly number[], x: number): number {
+export function lowerBound(values: readonly number[], x: number): number {
   let lo = 0;
   let hi = values.length;
   while (lo < hi) {

@@ -17,7 +17,7 @@ import { addressValue } from '../cidr.ts';
 import { stableId } from '../names.ts';
 import { ipInterval } from '../../nft/objects.ts';
 import type { CompiledRule, NamedPortSet, PeerSet, PortRange, Protocol, RuleAction, RuleRef } from '../types.ts';
-import { decidePorts, portDecision, type PortDecisions, type PortSpec } from './flat-ports.ts';
+import { decidePorts, lowerBound, portDecision, type PortDecisions, type PortSpec } from './flat-ports.ts';
 
 /** A rule that can decide: what counters, logs and the verdict need of it. */
 export interface FlatRule {
@@ -274,18 +274,6 @@ function sweep(spans: readonly Span[], classes: ClassTable): AddressRange[] {
     delta: (i) => (list[i] as (typeof list)[number]).delta,
   };
   return sweepEvents(events, classes);
-}
-
-/** The first index whose value is >= x (values ascending). */
-function lowerBound(values: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = values.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((values[mid] as number) < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function sweepEvents(events: Events, classes: ClassTable): AddressRange[] {
