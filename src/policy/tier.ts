@@ -20,6 +20,9 @@ import type {
 } from './types.ts';
 
 /** What one tier says about one local pod: its rules per direction (absent: nothing to say). */
+
+/** What a tier keeps between compiles of one compiler (PolicyTier.compile). */
+export type TierMemo = WeakMap<object, unknown>;
 export type TierDirections = TierRules;
 
 export interface TierResult {
@@ -44,7 +47,11 @@ export interface PolicyTier {
    * (ClusterNetworkPolicy); false: they all accept and every one that matches is reported (NetworkPolicy).
    */
   readonly ordered: boolean;
-  compile(input: CompileInput, view: ClusterView, peers: PeerRegistry): TierResult;
+  /**
+   * `memo`: state the tier may keep between one compiler's compiles, keyed by the view's objects (the
+   * incremental compiler gives each tier its own; a whole compile gives none and starts from nothing).
+   */
+  compile(input: CompileInput, view: ClusterView, peers: PeerRegistry, memo?: TierMemo): TierResult;
   /** Where the compiled model keeps this tier's rules for a pod (compile.ts puts them there). */
   attach(pod: LocalPod, directions: TierDirections): void;
   rulesOf(pod: LocalPod, direction: Direction): PodDirection | undefined;

@@ -7,7 +7,7 @@
 import { byText, portProtocol, type ClusterPod, type ClusterView, type Labels } from '../cluster.ts';
 import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
-import type { TierDirections, TierResult } from '../tier.ts';
+import type { TierDirections, TierMemo, TierResult } from '../tier.ts';
 import {
   PROTOCOLS,
   type ClusterNetworkPolicyObject,
@@ -206,14 +206,15 @@ function compileRule(
 
 /**
  * Per subject pod (the view's object), the parts the last compile of its tier gave it, and from which
- * policies and namespace labels: a ClusterNetworkPolicy change asks only the policies that came or
+ * policies and namespace labels, in the tier's memo (the incremental compiler's; a whole compile has
+ * none and asks every policy): a ClusterNetworkPolicy change asks only the policies that came or
  * went whether they select the pod (100 policies x every local pod otherwise).
  */
-type LastParts = WeakMap<
-  ClusterPod,
-  { ns: Labels; parsed: readonly ParsedClusterPolicy[]; parts: readonly PolicyPart[] }
->;
-const lastPartsOf = new Map<ClusterTier, LastParts>();
+interface LastParts {
+  ns: Labels;
+  parsed: readonly ParsedClusterPolicy[];
+  parts: readonly PolicyPart[];
+}
 
 /** The policies (parsed objects, kept while the informer's object is) that went and came, in order. */
 interface Delta {
@@ -265,20 +266,16 @@ export function compileClusterPolicies(
   policies: readonly ClusterNetworkPolicyObject[],
   view: ClusterView,
   registry: PeerRegistry,
+  memo?: TierMemo,
 ): TierResult {
   const { parsed, errors } = tierPolicies(tier, policies);
   const pods = new Map<ClusterPod, TierDirections>();
   if (parsed.length === 0) return { pods, errors };
   const registered = new Set<PolicyPart>();
   const deltas = new Map<readonly ParsedClusterPolicy[], Delta | undefined>();
-  let lastParts = lastPartsOf.get(tier);
-  if (!lastParts) {
-    lastParts = new WeakMap();
-    lastPartsOf.set(tier, lastParts);
-  }
   for (const { pod } of view.localPods) {
     const ns = view.labelsOfNs(pod.namespace);
-    const last = lastParts.get(pod);
+    const last = memo?.get(pod) as LastParts | undefined;
     let delta: Delta | undefined;
     if (last && last.ns === ns) {
       if (!deltas.has(last.parsed)) deltas.set(last.parsed, deltaOf(last.parsed, parsed));
@@ -291,7 +288,7 @@ export function compileClusterPolicies(
         if (policy.ingress.length === 0 && policy.egress.length === 0) continue;
         parts.push(partFor(policy, pod, registry));
       }
-    lastParts.set(pod, { ns, parsed, parts });
+    memo?.set(pod, { ns, parsed, parts } satisfies LastParts);
     for (const part of parts) {
       if (registered.has(part)) continue;
       // This compile's registry resolves what the rules name, kept rules or new.

@@ -15,7 +15,8 @@ function clusterTier(tier: ClusterTier, order: number): PolicyTier {
     order,
     fallthrough: 'pass',
     ordered: true,
-    compile: (input, view, peers) => compileClusterPolicies(tier, input.clusterNetworkPolicies ?? [], view, peers),
+    compile: (input, view, peers, memo) =>
+      compileClusterPolicies(tier, input.clusterNetworkPolicies ?? [], view, peers, memo),
     attach: (pod: LocalPod, directions: TierRules) => {
       pod[tier] = { ...directions };
     },

@@ -12,7 +12,7 @@
 import type { ClusterPod, ClusterView, OwnedPod } from '../cluster.ts';
 import { PeerRegistry, type NamedPortDef } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
-import type { TierDirections } from '../tier.ts';
+import type { TierDirections, TierMemo } from '../tier.ts';
 import type {
   ClusterNetworkPolicyObject,
   CompiledPolicy,
@@ -51,6 +51,8 @@ export class IncrementalCompiler {
   private readonly views = new ViewBuilder();
   private readonly resolver = new PeerResolver();
   private tiers: TierState[] | undefined;
+  /** Each tier's own state between this compiler's compiles (PolicyTier.compile's memo). */
+  private readonly memos: TierMemo[] = TIERS.map(() => new WeakMap());
   /** The members of `policies`, for aligning the next list with it (align.ts). */
   private policySet = new Set<NetworkPolicyObject>();
   private policies: readonly NetworkPolicyObject[] | undefined;
@@ -116,7 +118,7 @@ export class IncrementalCompiler {
         // back between them; a tier's errors are its policies', the same for every part.
         for (let at = 0; at === 0 || at < todo.length; at += TIER_CHUNK) {
           const part = todo.slice(at, at + TIER_CHUNK);
-          const r = tier.compile(input, { ...view, localPods: part }, registry);
+          const r = tier.compile(input, { ...view, localPods: part }, registry, this.memos[i]);
           errors = r.errors;
           for (const o of part) pods.set(o.pod, kept(prev?.pods.get(o.pod), r.pods.get(o.pod)));
           yield* slice();
