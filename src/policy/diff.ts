@@ -1,3 +1,4 @@
+// Over 400 lines: the diff, the full build, the drift check and the identity diff all read the same set, chain and rule comparisons (sameSet, sameChain, ruleText); split, each part would import them back.
 // From one DesiredPolicyTable to the next as one nft transaction (all or nothing: the kernel commits
 // a batch atomically, so packets see the old ruleset or the new one, never a half-applied one):
 //

@@ -1,3 +1,4 @@
+// Over 400 lines: one batch's whole encoding (every operation's message, the grouped elements, the slices) kept together with the error mapping that reads it back.
 // One nf_tables transaction over netlink: the caller's operations become one batch (BATCH_BEGIN … END)
 // in one datagram, which the kernel applies whole or not at all. When it refuses, the answer carries
 // the sequence number of each failing message, which maps back to the operation the caller passed.
