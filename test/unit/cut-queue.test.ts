@@ -4,32 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { CutQueue } from '../../src/agent/policy/cut-queue.ts';
 import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
-import type { NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { silentLogger } from '../../src/log.ts';
-import { compilePolicy, type CompileInput } from '../../src/policy/index.ts';
-
-const TCP = 6;
-const pod = (name: string, ip: string): PodInfo => ({
-  metadata: { name, namespace: 'x', uid: `x-${name}`, labels: { app: name } },
-  spec: { nodeName: 'n1', containers: [] },
-  status: { phase: 'Running', podIPs: [{ ip }] },
-});
-const isolate: NetworkPolicyInfo = {
-  metadata: { name: 'isolate', namespace: 'x' },
-  spec: { podSelector: {}, policyTypes: ['Ingress'] },
-};
-const input = (pods: PodInfo[]): CompileInput => ({
-  nodeName: 'n1',
-  nodeAddresses: ['198.18.0.11'],
-  namespaces: [{ metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } }],
-  pods,
-  policies: [isolate],
-});
-const flow = (src: string, dst: string): ConntrackEntry => ({
-  family: 4,
-  orig: { src, dst, proto: TCP, sport: 40000, dport: 80 },
-  reply: { src: dst, dst: src, proto: TCP, sport: 80, dport: 40000 },
-});
+import { compilePolicy } from '../../src/policy/index.ts';
+import { flow, input, pod } from '../support/cut-fixtures.ts';
 
 function fakeConntrack(entries: ConntrackEntry[]) {
   const table = [...entries];

@@ -4,33 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { cutDeniedFlows } from '../../src/agent/policy/flow-cutter.ts';
 import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
-import type { NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { silentLogger } from '../../src/log.ts';
-import { compilePolicy, type CompileInput } from '../../src/policy/index.ts';
-
-const TCP = 6;
-const pod = (name: string, ip: string, app: string): PodInfo => ({
-  metadata: { name, namespace: 'x', uid: `x-${name}`, labels: { app } },
-  spec: { nodeName: 'n1', containers: [] },
-  status: { phase: 'Running', podIPs: [{ ip }] },
-});
-// x/a and x/new are isolated for ingress; nothing allows x/peer in.
-const isolate: NetworkPolicyInfo = {
-  metadata: { name: 'isolate', namespace: 'x' },
-  spec: { podSelector: {}, policyTypes: ['Ingress'] },
-};
-const input = (pods: PodInfo[]): CompileInput => ({
-  nodeName: 'n1',
-  nodeAddresses: ['198.18.0.11'],
-  namespaces: [{ metadata: { name: 'x', labels: { 'kubernetes.io/metadata.name': 'x' } } }],
-  pods,
-  policies: [isolate],
-});
-const flow = (src: string, dst: string, dport: number, family: 4 | 6 = 4): ConntrackEntry => ({
-  family,
-  orig: { src, dst, proto: TCP, sport: 40000, dport },
-  reply: { src: dst, dst: src, proto: TCP, sport: dport, dport: 40000 },
-});
+import { compilePolicy } from '../../src/policy/index.ts';
+import { flow, input, pod } from '../support/cut-fixtures.ts';
 
 function fakeConntrack(entries: ConntrackEntry[]) {
   const table = [...entries];
