@@ -5,7 +5,8 @@
 // namespace's loopback) with every directory in a temporary one. The cluster (bench/agent-cluster.mjs)
 // has valid pod addresses at every size and Nodes annotated as running Strand agents publish them.
 //   - time from process start to /readyz 200 (node state and conflist written, informers listed);
-//   - resident memory (VmRSS) once synced and BENCH_SETTLE_MS after ready, and its peak (VmHWM);
+//   - resident memory (VmRSS) once synced and BENCH_SETTLE_MS after ready (split there into RssAnon,
+//     the agent's own, and RssFile, its executable's pages in the page cache), and its peak (VmHWM);
 //   - CPU while idle after that, over BENCH_IDLE_MS (default 30 s), of the agent and of its children
 //     (the `nft` processes it runs), as % of one core, with no health probe in that window;
 //   - /healthz, /readyz and /metrics response times, sampled from inside the namespace every 100 ms
