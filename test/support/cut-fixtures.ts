@@ -33,3 +33,43 @@ export const flow = (src: string, dst: string, dport = 80, family: 4 | 6 = 4): C
   orig: { src, dst, proto: TCP, sport: 40000, dport },
   reply: { src: dst, dst: src, proto: TCP, sport: dport, dport: 40000 },
 });
+
+/**
+ * An in-memory conntrack table behind the cutter's socket interface: `events` records each open,
+ * list (with its family) and close; `failNextList` makes the next dump throw, as an interrupted one.
+ */
+export function fakeConntrack(entries: ConntrackEntry[]) {
+  const table = [...entries];
+  const events: string[] = [];
+  let failNext = false;
+  return {
+    table,
+    events,
+    /** The families dumped, in order. */
+    listed: () => events.filter((e) => e.startsWith('list ')).map((e) => Number(e.slice(5))),
+    opened: () => events.filter((e) => e === 'open').length,
+    failNextList: () => {
+      failNext = true;
+    },
+    open: () => {
+      events.push('open');
+      return {
+        list: (family: 4 | 6) => {
+          events.push(`list ${family}`);
+          if (failNext) {
+            failNext = false;
+            throw new Error('dump interrupted');
+          }
+          return table.filter((e) => e.family === family);
+        },
+        get: () => undefined,
+        delete: (e: ConntrackEntry) => {
+          const i = table.indexOf(e);
+          if (i >= 0) table.splice(i, 1);
+          return i >= 0;
+        },
+        close: () => events.push('close'),
+      };
+    },
+  };
+}

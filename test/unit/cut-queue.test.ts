@@ -3,43 +3,9 @@
 // again, and a change's look takes the waiting binds' addresses along.
 import { describe, expect, it } from 'vitest';
 import { CutQueue } from '../../src/agent/policy/cut-queue.ts';
-import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
 import { silentLogger } from '../../src/log.ts';
 import { compilePolicy } from '../../src/policy/index.ts';
-import { flow, input, pod } from '../support/cut-fixtures.ts';
-
-function fakeConntrack(entries: ConntrackEntry[]) {
-  const table = [...entries];
-  const events: string[] = [];
-  let failNext = false;
-  return {
-    table,
-    events,
-    failNextList: () => {
-      failNext = true;
-    },
-    open: () => {
-      events.push('open');
-      return {
-        list: (family: 4 | 6) => {
-          events.push('list');
-          if (failNext) {
-            failNext = false;
-            throw new Error('dump interrupted');
-          }
-          return table.filter((e) => e.family === family);
-        },
-        get: () => undefined,
-        delete: (e: ConntrackEntry) => {
-          const i = table.indexOf(e);
-          if (i >= 0) table.splice(i, 1);
-          return i >= 0;
-        },
-        close: () => events.push('close'),
-      };
-    },
-  };
-}
+import { fakeConntrack, flow, input, pod } from '../support/cut-fixtures.ts';
 
 describe('CutQueue', () => {
   it("waits with a bind's look until asked, shares one socket, and opens another after a failure", () => {
@@ -59,7 +25,7 @@ describe('CutQueue', () => {
     ct.failNextList();
     q.cutBound(model);
     expect(errors).toBe(1);
-    expect(ct.events).toEqual(['open', 'list', 'close']);
+    expect(ct.events).toEqual(['open', 'list 4', 'close']);
     expect(q.pending).toBe(0);
 
     // The next look opens a socket again and keeps it: two looks, one open.
@@ -67,7 +33,7 @@ describe('CutQueue', () => {
     q.cutBound(model);
     q.defer(new Map([['x/newer', ['10.244.1.10']]]));
     q.cutBound(model);
-    expect(ct.events).toEqual(['open', 'list', 'close', 'open', 'list', 'list']);
+    expect(ct.events).toEqual(['open', 'list 4', 'close', 'open', 'list 4', 'list 4']);
     expect(ct.table).toEqual([toA]);
     q.close();
     expect(ct.events.at(-1)).toBe('close');

@@ -3,37 +3,9 @@
 // pods' addresses (a brand-new address included: entries made before its rules were in).
 import { describe, expect, it } from 'vitest';
 import { cutDeniedFlows } from '../../src/agent/policy/flow-cutter.ts';
-import type { ConntrackEntry } from '../../src/kernel/conntrack.ts';
 import { silentLogger } from '../../src/log.ts';
 import { compilePolicy } from '../../src/policy/index.ts';
-import { flow, input, pod } from '../support/cut-fixtures.ts';
-
-function fakeConntrack(entries: ConntrackEntry[]) {
-  const table = [...entries];
-  const listed: number[] = [];
-  let opened = 0;
-  return {
-    table,
-    listed,
-    opened: () => opened,
-    open: () => {
-      opened++;
-      return {
-        list: (family: 4 | 6) => {
-          listed.push(family);
-          return table.filter((e) => e.family === family);
-        },
-        get: () => undefined,
-        delete: (e: ConntrackEntry) => {
-          const i = table.indexOf(e);
-          if (i >= 0) table.splice(i, 1);
-          return i >= 0;
-        },
-        close: () => {},
-      };
-    },
-  };
-}
+import { fakeConntrack, flow, input, pod } from '../support/cut-fixtures.ts';
 
 const metrics = { conntrackDeleted: { inc: () => {} }, conntrackErrors: { inc: () => {} } } as never;
 
@@ -48,7 +20,7 @@ describe('cutDeniedFlows: what it walks', () => {
     const before = compilePolicy(input([a]));
     const after = compilePolicy(input([a, pod('new', '10.244.1.9', 'n')]));
     cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, before, after, ['10.244.1.9']);
-    expect(ct.listed).toEqual([4]);
+    expect(ct.listed()).toEqual([4]);
     expect(ct.table).not.toContain(early);
     expect(ct.table).toContain(other);
     expect(ct.table.map((e) => e.family)).toEqual([4, 6]);
@@ -59,7 +31,7 @@ describe('cutDeniedFlows: what it walks', () => {
     const ct = fakeConntrack([flow('10.244.2.9', '10.244.1.2', 80)]);
     const first = compilePolicy(input([a]));
     cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, undefined, first);
-    expect(ct.listed).toEqual([4]);
+    expect(ct.listed()).toEqual([4]);
     expect(ct.table).toEqual([]);
     const opened = ct.opened();
     cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, first, first);
@@ -73,7 +45,7 @@ describe('cutDeniedFlows: what it walks', () => {
     const ct = fakeConntrack([first, second]);
     const after = compilePolicy(input([a, pod('one', '10.244.1.8', 'n'), pod('two', '10.244.1.9', 'n')]));
     cutDeniedFlows({ log: silentLogger, metrics, open: ct.open }, after, after, ['10.244.1.9'], ['10.244.1.8']);
-    expect(ct.listed).toEqual([4]);
+    expect(ct.listed()).toEqual([4]);
     expect(ct.table).toEqual([]);
   });
 });
