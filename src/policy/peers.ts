@@ -6,7 +6,7 @@ import { addressValue, cidrInterval, intervalToPrefixes, subtract, type Interval
 import { byText, portProtocol, type ClusterPod, type ClusterView } from './cluster.ts';
 import { stableId } from './names.ts';
 import { selectorMatches } from './selector.ts';
-import type { NamedPort, NamedPortElement, NamedPortSet, PeerMeaning, PeerSet } from './types.ts';
+import type { CompiledRule, NamedPort, NamedPortElement, NamedPortSet, PeerMeaning, PeerSet } from './types.ts';
 
 /** Peer ids, memoised on the parsed (and itself memoised) meaning. */
 const peerIds = new WeakMap<PeerMeaning, string>();
@@ -155,4 +155,22 @@ function blockIntervals(m: Extract<PeerMeaning, { kind: 'ipBlock' }>): Interval[
     cidr,
     m.except.map((e) => cidrInterval(e) as Interval),
   );
+}
+
+/** The peer and named-port ids a rule list names, each once; memoised on the list (kept across
+ * compiles and shared by the pods the same policies select, so each list is walked once). */
+const ruleListIdsMemo = new WeakMap<readonly CompiledRule[], { peers: string[]; namedPorts: string[] }>();
+export function ruleListIds(rules: readonly CompiledRule[]): { peers: string[]; namedPorts: string[] } {
+  let ids = ruleListIdsMemo.get(rules);
+  if (!ids) {
+    const peers = new Set<string>();
+    const namedPorts = new Set<string>();
+    for (const r of rules) {
+      if (r.peers !== 'all') for (const id of r.peers) peers.add(id);
+      for (const id of r.namedPorts) namedPorts.add(id);
+    }
+    ids = { peers: [...peers], namedPorts: [...namedPorts] };
+    ruleListIdsMemo.set(rules, ids);
+  }
+  return ids;
 }

@@ -8,6 +8,7 @@
 // (the incremental compiler keeps an unchanged set's object), and its objects while those and the
 // base's flat tier are: an unchanged group gives the very chains, maps and element lists it gave
 // before and the identity diff skips them.
+import { ruleListIds } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
 import type { PolicyTier } from '../tier.ts';
 import type { CompiledPolicy, CompiledRule, Direction } from '../types.ts';
@@ -32,28 +33,11 @@ export interface FlatGroupRequest {
   rules: readonly CompiledRule[];
 }
 
-/** The peer and named-port ids a rule list names, each once (kept while the list object is). */
-const namedIds = new WeakMap<readonly CompiledRule[], { peers: string[]; named: string[] }>();
-function idsOf(rules: readonly CompiledRule[]): { peers: string[]; named: string[] } {
-  let ids = namedIds.get(rules);
-  if (!ids) {
-    const peers = new Set<string>();
-    const named = new Set<string>();
-    for (const r of rules) {
-      if (r.peers !== 'all') for (const id of r.peers) peers.add(id);
-      for (const id of r.namedPorts) named.add(id);
-    }
-    ids = { peers: [...peers], named: [...named] };
-    namedIds.set(rules, ids);
-  }
-  return ids;
-}
-
 /** The set objects a group's flattening reads. */
 export function depsOf(req: FlatGroupRequest, model: CompiledPolicy): unknown[] {
-  const { peers, named } = idsOf(req.rules);
+  const { peers, namedPorts } = ruleListIds(req.rules);
   const out: unknown[] = peers.map((id) => model.peers.get(id));
-  for (const id of named) out.push(model.namedPorts.get(id));
+  for (const id of namedPorts) out.push(model.namedPorts.get(id));
   return out;
 }
 

@@ -10,7 +10,7 @@
 // Its result deep-equals compilePolicy(input) (test/unit/policy-incremental.test.ts), and the parts
 // that did not change are the previous result's objects, which the render and diff rely on.
 import type { ClusterPod, ClusterView, OwnedPod } from '../cluster.ts';
-import { PeerRegistry, type NamedPortDef } from '../peers.ts';
+import { PeerRegistry, ruleListIds, type NamedPortDef } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
 import type { TierDirections, TierMemo } from '../tier.ts';
 import type {
@@ -143,9 +143,9 @@ export class IncrementalCompiler {
         for (const d of directionsOf(p)) {
           if (!d || walked.has(d.rules)) continue;
           walked.add(d.rules);
-          const ids = idsOf(d.rules);
+          const ids = ruleListIds(d.rules);
           for (const id of ids.peers) meanings.set(id, this.meanings.get(id) as PeerMeaning);
-          for (const id of ids.ports) defs.set(id, this.defs.get(id) as NamedPortDef);
+          for (const id of ids.namedPorts) defs.set(id, this.defs.get(id) as NamedPortDef);
         }
       }
       // What the registry knows beyond these is dropped here, not kept for ever.
@@ -257,21 +257,4 @@ export function samePlain(a: unknown, b: unknown): boolean {
 
 function directionsOf(p: LocalPod): (PodDirection | undefined)[] {
   return [p.ingress, p.egress, p.admin?.ingress, p.admin?.egress, p.baseline?.ingress, p.baseline?.egress];
-}
-
-/** The peer and named-port ids a rule list names, memoised on the (kept, often shared) list. */
-const ruleIds = new WeakMap<readonly CompiledRule[], { peers: string[]; ports: string[] }>();
-function idsOf(rules: readonly CompiledRule[]): { peers: string[]; ports: string[] } {
-  let ids = ruleIds.get(rules);
-  if (!ids) {
-    const peers = new Set<string>();
-    const ports = new Set<string>();
-    for (const r of rules) {
-      if (r.peers !== 'all') for (const id of r.peers) peers.add(id);
-      for (const id of r.namedPorts) ports.add(id);
-    }
-    ids = { peers: [...peers], ports: [...ports] };
-    ruleIds.set(rules, ids);
-  }
-  return ids;
 }
