@@ -8,7 +8,7 @@
 // Knobs: BENCH_PODS (5000), BENCH_POLICIES (1000) or BENCH_SCALE (multiplies both: 10 is the 50,000-pod
 // / 10,000-policy point), BENCH_NODES (100), BENCH_NOTICES (50), BENCH_CHANGES (5: samples of each
 // kind of change), BENCH_KERNEL, BENCH_PROFILE=file (a CPU profile; BENCH_PROFILE_PHASE=name: of that
-// phase only, e.g. "policy change").
+// phase only, e.g. "policy change"), BENCH_NOTICE_GAP_MS (0: a pause before each sequential notice).
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { benchPolicySpec, fmt, printTable, quantile } from './lib.mjs';
@@ -27,6 +27,9 @@ const POLICIES = Number(process.env.BENCH_POLICIES ?? 1000 * SCALE);
 const CHANGES = Number(process.env.BENCH_CHANGES ?? 5);
 const NODES = Number(process.env.BENCH_NODES ?? 100);
 const NOTICES = Number(process.env.BENCH_NOTICES ?? 50);
+// A pause before each sequential notice (ms): a node's pod starts come apart, and an idle process
+// answers slower than one in a tight loop (caches, CPU frequency, wake-ups).
+const NOTICE_GAP_MS = Number(process.env.BENCH_NOTICE_GAP_MS ?? 0);
 const NAMESPACES = Math.max(1, Math.round(PODS / 25));
 const ME = 'node-7';
 
@@ -334,6 +337,7 @@ await enforcer.settle();
 for (let k = 0; k < NOTICES; k++) {
   const i = PODS + 10 + k;
   const n = { namespace: `ns-${i % NAMESPACES}`, name: `pod-${i}`, uid: `u-${i}`, ips: [ip(i + 1)] };
+  if (NOTICE_GAP_MS > 0) await new Promise((r) => setTimeout(r, NOTICE_GAP_MS));
   const t = performance.now();
   const cpu0 = process.cpuUsage();
   const before = transport.ms;

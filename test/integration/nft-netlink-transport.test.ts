@@ -288,6 +288,32 @@ describe('netlink NftTransport', () => {
     expect(listed(a)).toEqual(before);
   });
 
+  it('commits a small transaction at once on its kept socket, all or nothing, as nft -f does', async () => {
+    const { nl, proc, a, b } = pair();
+    // A pod-start bind's shape: a few chains, a set, elements and rules; no slice, no second socket.
+    const small = () =>
+      build()
+        .add({ kind: 'set', name: 'agent-few', type: 'ipv4_addr' })
+        .add({ kind: 'element', set: 'agent-few', key: ['10.9.0.1'] })
+        .add({ kind: 'element', set: 'agent-few', key: ['10.9.0.2'] })
+        .add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('return')], comment: 'few' });
+    let breaths = 0;
+    const sent = await nl.runSliced(small(), async () => {
+      breaths++;
+    });
+    await proc.run(small());
+    expect(listed(a)).toEqual(listed(b));
+    expect([breaths, sent.slices]).toEqual([0, 1]);
+    expect(sent.messages).toBeGreaterThan(4);
+    const before = listed(a);
+    const bad = small().add({ kind: 'rule', chain: 'agent-pod-a', body: [verdict('jump', 'agent-missing')] });
+    const err = await nl.runSliced(bad, async () => undefined).catch((e: unknown) => e);
+    expect(isNftError(err, 'not-found')).toBe(true);
+    if (!isNftError(err)) throw err;
+    expect(err.line).toBe(bad.operations.length);
+    expect(listed(a)).toEqual(before);
+  });
+
   it('writes anonymous sets, icmpv6 type and comments on sets, maps and chains as nft -f does', async () => {
     const { nl, proc, a, b } = pair();
     const nd = [
