@@ -44,7 +44,16 @@ export async function notifyAgent(
   waitMs: number,
   opts: { blocking?: boolean } = {},
 ): Promise<{ outcome: NotifyOutcome; message?: string }> {
-  const r = await exchange(socketPath, { v: HANDSHAKE_VERSION, type: 'pod-start', notice }, waitMs, opts.blocking);
+  return outcomeOf(await exchange(socketPath, podStartRequest(notice), waitMs, opts.blocking));
+}
+
+const podStartRequest = (notice: PodStartNotice): HandshakeRequest => ({
+  v: HANDSHAKE_VERSION,
+  type: 'pod-start',
+  notice,
+});
+
+function outcomeOf(r: Exchange): { outcome: NotifyOutcome; message?: string } {
   switch (r.kind) {
     case 'answer':
       if (r.answer.ok) return { outcome: 'ok' };
@@ -119,6 +128,19 @@ function exchangeLineBlocking(
   waitMs: number,
   maxBytes = MAX_MESSAGE_BYTES,
 ): LineExchange | undefined {
+  const sent = sendBlocking(socketPath, request, waitMs);
+  return sent instanceof SentRequest ? sent.answer(maxBytes) : sent;
+}
+
+/**
+ * The first half of exchangeLineBlocking: connected and the request written, the answer not read yet
+ * (SentRequest), or how it ended before that. Undefined when the libc calls cannot be made here.
+ */
+function sendBlocking(
+  socketPath: string,
+  request: HandshakeRequest,
+  waitMs: number,
+): SentRequest | LineExchange | undefined {
   if (!existsSync(socketPath)) return { kind: 'no-agent', message: `no agent socket at ${socketPath}` };
   const path = Buffer.from(socketPath);
   // sockaddr_un: sun_family (u16) and sun_path[108], NUL-terminated.
@@ -129,66 +151,103 @@ function exchangeLineBlocking(
   } catch {
     return undefined;
   }
-  const deadline = performance.now() + waitMs;
   const fd = c.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return undefined;
-  const timeout = (option: number) => {
-    // At least 1 ms: a zero timeval means "wait for ever".
-    const ms = Math.max(1, Math.ceil(deadline - performance.now()));
-    const tv = Buffer.alloc(16); // struct timeval { long tv_sec; long tv_usec; }
-    tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
-    c.setsockopt(fd, SOL_SOCKET, option, tv, 16);
-  };
-  const late = (): LineExchange => ({
-    kind: 'timeout',
-    message: `no answer from the agent on ${socketPath} within ${waitMs} ms`,
-  });
+  const sent = new SentRequest(c, fd, socketPath, waitMs);
+  let kept = false;
   try {
     const sa = Buffer.alloc(110);
     sa.writeUInt16LE(AF_UNIX, 0);
     path.copy(sa, 2);
-    timeout(SO_SNDTIMEO);
+    sent.timeout(SO_SNDTIMEO);
     if (c.connect(fd, sa, 2 + path.length + 1) !== 0) {
       const e = errno();
       // A full backlog within the wait is an agent that does not answer; anything else before the
       // connection (ENOENT, ECONNREFUSED: a stale socket file) is nobody there, as with node:net.
-      if (e === EAGAIN || e === EINPROGRESS) return late();
+      if (e === EAGAIN || e === EINPROGRESS) return sent.late();
       return { kind: 'no-agent', message: `no agent on ${socketPath} (errno ${e})` };
     }
-    const failed = (what: string): LineExchange => ({
-      kind: 'timeout',
-      message: `the exchange with the agent on ${socketPath} failed: ${what}`,
-    });
     const out = Buffer.from(encodeMessage(request));
-    for (let sent = 0; sent < out.length; ) {
-      timeout(SO_SNDTIMEO);
-      const n = Number(c.send(fd, out.subarray(sent), out.length - sent, 0));
-      if (n < 0) {
+    for (let n = 0; n < out.length; ) {
+      sent.timeout(SO_SNDTIMEO);
+      const k = Number(c.send(fd, out.subarray(n), out.length - n, 0));
+      if (k < 0) {
         const e = errno();
         if (e === EINTR) continue;
-        return e === EAGAIN ? late() : failed(`errno ${e}`);
+        return e === EAGAIN ? sent.late() : sent.failed(`errno ${e}`);
       }
-      sent += n;
+      n += k;
     }
-    const answer = new AnswerLine(socketPath, maxBytes);
-    const buf = Buffer.allocUnsafe(4096);
-    for (;;) {
-      if (performance.now() >= deadline) return late();
-      timeout(SO_RCVTIMEO);
-      const n = Number(c.recv(fd, buf, buf.length, 0));
-      if (n < 0) {
-        const e = errno();
-        if (e === EINTR) continue;
-        return e === EAGAIN ? late() : failed(`errno ${e}`);
-      }
-      if (n === 0) return answer.end();
-      // Copied: the receive buffer is read into again.
-      const done = answer.push(Buffer.from(buf.subarray(0, n)));
-      if (done) return done;
-    }
+    kept = true;
+    return sent;
   } finally {
-    c.close(fd);
+    if (!kept) sent.close();
+  }
+}
+
+/** A request written on a blocking socket whose answer is still to be read (or never: close()). */
+class SentRequest {
+  private readonly c: ReturnType<typeof libc>;
+  private fd: number;
+  private readonly socketPath: string;
+  private readonly waitMs: number;
+  private readonly deadline: number;
+
+  constructor(c: ReturnType<typeof libc>, fd: number, socketPath: string, waitMs: number) {
+    this.c = c;
+    this.fd = fd;
+    this.socketPath = socketPath;
+    this.waitMs = waitMs;
+    this.deadline = performance.now() + waitMs;
+  }
+
+  /** Sets a send or receive timeout to what is left of the wait. */
+  timeout(option: number): void {
+    // At least 1 ms: a zero timeval means "wait for ever".
+    const ms = Math.max(1, Math.ceil(this.deadline - performance.now()));
+    const tv = Buffer.alloc(16); // struct timeval { long tv_sec; long tv_usec; }
+    tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
+    tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
+    this.c.setsockopt(this.fd, SOL_SOCKET, option, tv, 16);
+  }
+
+  late(): LineExchange {
+    return { kind: 'timeout', message: `no answer from the agent on ${this.socketPath} within ${this.waitMs} ms` };
+  }
+
+  failed(what: string): LineExchange {
+    return { kind: 'timeout', message: `the exchange with the agent on ${this.socketPath} failed: ${what}` };
+  }
+
+  /** Reads the answer line (waiting what is left of the wait) and closes the socket. */
+  answer(maxBytes: number): LineExchange {
+    try {
+      const answer = new AnswerLine(this.socketPath, maxBytes);
+      const buf = Buffer.allocUnsafe(4096);
+      for (;;) {
+        if (performance.now() >= this.deadline) return this.late();
+        this.timeout(SO_RCVTIMEO);
+        const n = Number(this.c.recv(this.fd, buf, buf.length, 0));
+        if (n < 0) {
+          const e = errno();
+          if (e === EINTR) continue;
+          return e === EAGAIN ? this.late() : this.failed(`errno ${e}`);
+        }
+        if (n === 0) return answer.end();
+        // Copied: the receive buffer is read into again.
+        const done = answer.push(Buffer.from(buf.subarray(0, n)));
+        if (done) return done;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Hangs up without the answer (idempotent). */
+  close(): void {
+    if (this.fd < 0) return;
+    this.c.close(this.fd);
+    this.fd = -1;
   }
 }
 
@@ -301,14 +360,31 @@ function parseAnswer(line: string): Exchange {
 
 // ---- what ADD and STATUS do with it ----------------------------------------------------------------
 
+/** The most a failed ADD waits to take its notice back (connect and send). */
+const RETRACT_WAIT_MS = 200;
+
+/** A pod-start notice on its way: the plugin wires the pod while the agent binds its rules. */
+export interface Announcement {
+  /**
+   * Waits for the agent's answer. No agent: go on (standalone). No answer in time: go on with a
+   * warning, the agent reconciles the pod from the API later. Refused: fail the ADD with "try again
+   * later" (CNI 1.1 §5 code 11) so that the runtime retries, after the caller's undo removed what this
+   * ADD made. With whenNoAgent "fail" (policyWhenNoAgent), no agent and no answer in time fail the
+   * same way: no pod starts before its NetworkPolicy rules can be in place.
+   */
+  finish(): Promise<void>;
+  /** Hangs up without the answer (the ADD failed first); finish() after it does nothing. */
+  abandon(): void;
+}
+
 /**
- * ADD's step after the pod is wired: notify the agent. No agent: go on (standalone). No answer in
- * time: go on with a warning, the agent reconciles the pod from the API later. Refused: fail the
- * ADD with "try again later" (CNI 1.1 §5 code 11) so that the runtime retries, after the caller's
- * undo removed what this ADD made. With whenNoAgent "fail" (policyWhenNoAgent), no agent and no
- * answer in time fail the same way: no pod starts before its NetworkPolicy rules can be in place.
+ * ADD's notice to the agent, sent as soon as IPAM gave the pod its addresses: the agent binds the
+ * pod's rules while the plugin creates and configures its interfaces (the host end stays down until
+ * finish() has the answer, so no packet reaches the pod before its rules are in the kernel either
+ * way). Where the blocking socket cannot be made (no libc binding), the whole exchange waits for
+ * finish().
  */
-export async function announcePod(opts: {
+export function startAnnouncement(opts: {
   socketPath: string;
   waitMs: number;
   env: CniEnv;
@@ -318,10 +394,8 @@ export async function announcePod(opts: {
   log: EventLog;
   /** policyWhenNoAgent: "allow" (default) goes on without an agent, "fail" fails the ADD. */
   whenNoAgent?: 'allow' | 'fail';
-}): Promise<void> {
+}): Announcement {
   const { env, log } = opts;
-  const who = () =>
-    notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`;
   const notice: PodStartNotice = {
     ...podIdentity(env.args),
     containerId: env.containerId,
@@ -330,40 +404,76 @@ export async function announcePod(opts: {
     hostVeth: opts.hostVeth,
     ips: opts.ips.map((a) => a.split('/')[0] as string),
   };
-  const started = performance.now();
-  const r = await notifyAgent(opts.socketPath, notice, opts.waitMs, { blocking: true });
-  const ms = Math.round((performance.now() - started) * 10) / 10;
-  switch (r.outcome) {
-    case 'ok':
-      log.debug({ agentSocket: opts.socketPath, ms }, 'the agent acknowledged the pod');
-      return;
-    case 'no-agent':
-      if (opts.whenNoAgent === 'fail') {
-        throw new CniError(
-          ErrorCode.TryAgainLater,
-          `no Strand agent answers for ${who()} and policyWhenNoAgent is "fail": ${r.message ?? 'no agent'}`,
-        );
+  const who = () =>
+    notice.namespace && notice.name ? `pod ${notice.namespace}/${notice.name}` : `container ${notice.containerId}`;
+  const sentAt = performance.now();
+  let sent: SentRequest | LineExchange | undefined = sendBlocking(
+    opts.socketPath,
+    podStartRequest(notice),
+    opts.waitMs,
+  );
+  let done = false;
+  return {
+    abandon() {
+      if (done) return;
+      done = true;
+      if (!(sent instanceof SentRequest)) return;
+      sent.close();
+      // The agent has the notice: the pod has no addresses after all (IPAM gave them back), so that
+      // they are not this pod's in the agent's rules until the notice expires. Best effort, unanswered.
+      const retraction = sendBlocking(opts.socketPath, podStartRequest({ ...notice, ips: [] }), RETRACT_WAIT_MS);
+      if (retraction instanceof SentRequest) retraction.close();
+    },
+    async finish() {
+      if (done) return;
+      done = true;
+      const started = performance.now();
+      const line =
+        sent instanceof SentRequest
+          ? sent.answer(MAX_MESSAGE_BYTES)
+          : (sent ?? (await exchangeLine(opts.socketPath, podStartRequest(notice), opts.waitMs)));
+      sent = undefined;
+      const r = outcomeOf(line.kind === 'line' ? parseAnswer(line.text) : line);
+      const now = performance.now();
+      // ms: what the ADD waited for the answer after wiring the pod; sinceNoticeMs: since the notice.
+      const times = {
+        agentSocket: opts.socketPath,
+        ms: Math.round((now - started) * 10) / 10,
+        sinceNoticeMs: Math.round((now - sentAt) * 10) / 10,
+      };
+      switch (r.outcome) {
+        case 'ok':
+          log.debug(times, 'the agent acknowledged the pod');
+          return;
+        case 'no-agent':
+          if (opts.whenNoAgent === 'fail') {
+            throw new CniError(
+              ErrorCode.TryAgainLater,
+              `no Strand agent answers for ${who()} and policyWhenNoAgent is "fail": ${r.message ?? 'no agent'}`,
+            );
+          }
+          log.debug({ ...times, reason: r.message }, 'no agent to notify; going on');
+          return;
+        case 'timeout':
+          if (opts.whenNoAgent === 'fail') {
+            throw new CniError(
+              ErrorCode.TryAgainLater,
+              `the Strand agent did not acknowledge ${who()} in time and policyWhenNoAgent is "fail": ${r.message ?? 'no answer'}`,
+            );
+          }
+          log.warn(
+            { ...times, reason: r.message },
+            'the agent did not acknowledge the pod in time; going on, it reconciles later',
+          );
+          return;
+        case 'refused':
+          throw new CniError(
+            ErrorCode.TryAgainLater,
+            `the Strand agent refused ${who()}: ${r.message ?? 'no reason given'}`,
+          );
       }
-      log.debug({ agentSocket: opts.socketPath, ms, reason: r.message }, 'no agent to notify; going on');
-      return;
-    case 'timeout':
-      if (opts.whenNoAgent === 'fail') {
-        throw new CniError(
-          ErrorCode.TryAgainLater,
-          `the Strand agent did not acknowledge ${who()} in time and policyWhenNoAgent is "fail": ${r.message ?? 'no answer'}`,
-        );
-      }
-      log.warn(
-        { agentSocket: opts.socketPath, ms, reason: r.message },
-        'the agent did not acknowledge the pod in time; going on, it reconciles later',
-      );
-      return;
-    case 'refused':
-      throw new CniError(
-        ErrorCode.TryAgainLater,
-        `the Strand agent refused ${who()}: ${r.message ?? 'no reason given'}`,
-      );
-  }
+    },
+  };
 }
 
 /** STATUS's check: a configured agent that answers "not ready" makes the plugin not available (50). */

@@ -25,7 +25,7 @@ import { loadIpamConfig } from '../ipam/config.ts';
 import { readReservations, storeDir } from '../ipam/store.ts';
 import { eventLog, type EventLog } from '../event-log.ts';
 import { readNodeState, type NodeState } from '../contracts/node-state.ts';
-import { announcePod, checkAgentReady } from './agent-client.ts';
+import { checkAgentReady, startAnnouncement, type Announcement } from './agent-client.ts';
 import {
   enableForwarding,
   ensureBridge,
@@ -76,6 +76,21 @@ async function add(inv: Invocation): Promise<Result> {
       ips = r.ips ?? [];
       routes = r.routes ?? [];
       dns ??= r.dns;
+    }
+    // The agent binds the pod's rules while the pod is wired here (its answer is read below).
+    let announcing: Announcement | undefined;
+    if (cfg.agentSocket) {
+      const a = startAnnouncement({
+        socketPath: cfg.agentSocket,
+        waitMs: cfg.agentWaitMs,
+        env: inv.env,
+        hostVeth,
+        ips: ips.map((ip) => ip.address),
+        log,
+        whenNoAgent: cfg.policyWhenNoAgent,
+      });
+      announcing = a;
+      undo.push(() => a.abandon());
     }
     const gateways = cfg.isGateway ? gatewaysFor(ips) : [];
     if (cfg.isDefaultGateway) routes = withDefaultRoutes(routes, ips);
@@ -158,17 +173,9 @@ async function add(inv: Invocation): Promise<Result> {
         withNft(masq, (nft) => masq.removePodMasquerade(nft, cfg.net.name, (owner) => owner === hostVeth)),
       );
     }
-    // The pod is wired: tell the agent, waiting a bounded time (refused: undo below, code 11).
-    if (cfg.agentSocket) {
-      await announcePod({
-        socketPath: cfg.agentSocket,
-        waitMs: cfg.agentWaitMs,
-        env: inv.env,
-        hostVeth,
-        ips: ips.map((ip) => ip.address),
-        log,
-        whenNoAgent: cfg.policyWhenNoAgent,
-      });
+    // The pod is wired: the agent's answer, waited for a bounded time (refused: undo below, code 11).
+    if (announcing) {
+      await announcing.finish();
       setLinkUp(host, hostVeth);
     }
 

@@ -5,6 +5,7 @@
 // makes STATUS 50; with policyWhenNoAgent "fail", no agent or a silent one fails the ADD. The plugin
 // runs as a separate process, so every call here is asynchronous: the in-process server must keep
 // answering while the plugin runs.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import { PodHandshakeServer } from '../../src/agent/pod-handshake.ts';
 import type { PodStartAnswer, PodStartNotice } from '../../src/contracts/agent-socket.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { CniOutcome } from '../support/cni.ts';
+import { testName } from '../support/names.ts';
 import type { TestNetns } from '../support/netns.ts';
 import { nthAddress4, PluginFixture, randomSubnet4, randomSubnet6 } from '../support/plugin-fixture.ts';
 
@@ -76,23 +78,71 @@ describe('strand ADD tells the agent', () => {
     ]);
     expect(notices[0]?.ips[0]).toBe(nthAddress4(v4, 2));
     expect(notices[0]?.ips).toHaveLength(2);
-    // When the agent hears of the pod, the pod is wired: its veth exists on the bridge.
+    // The notice goes once IPAM has the addresses; by the end of the ADD the veth is on the bridge.
     expect(f.link(f.hostVeth(id))?.master).toBe(f.bridge);
   });
 
   it("the pod's interface carries no packet until the agent answers: the host end is down while it waits, up after", async () => {
+    let podName = '';
     let whileWaiting: string[] | undefined;
     await startAgent(async (n) => {
+      // The notice comes as soon as IPAM answered, maybe before the veth exists: the answer waits
+      // for the plugin to have wired the pod (its address inside), then looks at the host end.
+      for (let i = 0; i < 200 && !(f.link(n.hostVeth) && f.link('eth0', podName)); i++)
+        await new Promise((r) => setTimeout(r, 10));
       whileWaiting = f.link(n.hostVeth)?.flags;
       return { ok: true };
     });
     const conf = f.config({ ranges: [[{ subnet: randomSubnet4() }]] }, { agentSocket: socketPath });
     const id = f.containerId();
-    expectOk(await add(conf, f.pod(), id));
+    const pod = f.pod();
+    podName = pod.name;
+    expectOk(await add(conf, pod, id));
     // Down: the pod cannot be reached (nor send) before its policy rules are in the kernel.
     expect(whileWaiting).toBeDefined();
     expect(whileWaiting).not.toContain('UP');
     expect(f.link(f.hostVeth(id))?.flags).toContain('UP');
+  });
+
+  it('the notice goes before the pod is wired; an ADD that fails after it takes it back and leaves nothing', async () => {
+    // The bridge name is taken by a link that is not a bridge: the ADD fails after IPAM, so after the
+    // notice. An ifb device stands in for a dummy (this kernel has no dummy driver).
+    const taken = testName('dum');
+    execFileSync('ip', ['-n', (f.host as TestNetns).name, 'link', 'add', taken, 'type', 'ifb']);
+    f.trackLink(taken);
+    const notices: PodStartNotice[] = [];
+    let answered!: () => void;
+    const answeredToGone = new Promise<void>((r) => {
+      answered = r;
+    });
+    await startAgent(async (n) => {
+      notices.push(n);
+      // Answers once the plugin has hung up (the ADD failed meanwhile).
+      for (let i = 0; i < 200 && f.reservedAddresses().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      setTimeout(answered, 50);
+      return { ok: true };
+    });
+    const conf = f.v4Config(randomSubnet4(), { agentSocket: socketPath, bridge: taken });
+    const pod = f.pod();
+    const id = f.containerId();
+    const r = await add(conf, pod, id);
+    expect(r.code).not.toBe(0);
+    expect(r.json).toMatchObject({ code: 7 });
+    expect(r.json.msg).toContain('is not a bridge');
+    // The notice, then its retraction: the pod has no addresses after all.
+    for (let i = 0; i < 200 && notices.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(notices.map((n) => [n.containerId, n.ips.length])).toEqual([
+      [id, 1],
+      [id, 0],
+    ]);
+    expect(f.link(f.hostVeth(id))).toBeUndefined();
+    expect(f.link('eth0', pod.name)).toBeUndefined();
+    expect(f.reservedAddresses()).toEqual([]);
+    // The agent's answer to a plugin that hung up breaks nothing: the next ADD is answered.
+    await answeredToGone;
+    const ok = f.v4Config(randomSubnet4(), { agentSocket: socketPath });
+    expectOk(await add(ok, f.pod(), f.containerId()));
+    expect(notices).toHaveLength(3);
   });
 
   it('without CNI_ARGS the notice still goes, without the pod identity', async () => {
@@ -221,7 +271,7 @@ describe('cost of telling the agent, as the plugin process sees it', () => {
         wall[name]?.push(performance.now() - t0);
       }
     }
-    // What the plugin itself measured around notifyAgent (announcePod logs it at debug level).
+    // What the plugin itself measured around notifyAgent (the announcement logs it at debug level).
     const logged = readFileSync(f.logFile, 'utf8')
       .split('\n')
       .filter((l) => l.includes('"ms":'))

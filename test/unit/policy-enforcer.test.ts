@@ -123,6 +123,31 @@ describe('the policy enforcer on a large cluster (nft fake)', () => {
       enforcer.stop();
     }
   });
+  it("a failed ADD's retraction (a notice without addresses) is answered at once and unbinds the pod", async () => {
+    const cache = cluster(500, 50);
+    const { enforcer, notices } = fakeEnforcer(cache, { nodeName: 'n0', nodeAddress: '192.168.0.1' });
+    try {
+      cache.pods.put(pod(100_000, 'n0', []));
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      const n = { namespace: 'ns0', name: 'p100000', uid: 'u100000', ips: ['10.200.0.1'] };
+      notices.record(n);
+      expect((await enforcer.gate.podStarted(n, 10_000)).ok).toBe(true);
+      const bound = () => enforcer.programming.compiled?.pods.find((p) => p.name === 'p100000')?.ips;
+      expect(bound()).toEqual(['10.200.0.1']);
+      // The ADD failed after its notice (IPAM gave the address back): the plugin takes it back.
+      const back = { ...n, ips: [] };
+      notices.record(back);
+      expect(await enforcer.gate.podStarted(back, 10_000)).toEqual({ ok: true });
+      enforcer.request(Date.now());
+      await enforcer.settle();
+      expect(bound()).toBeUndefined();
+      expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
+    } finally {
+      enforcer.stop();
+    }
+  });
+
   it("kubelet's status update with the addresses a notice bound compiles nothing; another change does", async () => {
     const cache = cluster(2_000, 200);
     const { enforcer, nft, notices, stages } = fakeEnforcer(cache, {

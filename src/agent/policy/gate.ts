@@ -77,6 +77,8 @@ export class PodStartGate {
     if (!notice.namespace || !notice.name) return { ok: true };
     const key = podKey(notice.namespace, notice.name);
     if (this.stopped) return { ok: false, message: 'the strand agent is stopping' };
+    // No addresses (an IPAM-less network, or a failed ADD taking its notice back): nothing to bind.
+    if (notice.ips.length === 0) return { ok: true };
     const started = clock.now();
     const deadline = started + timeoutMs;
     // The pod's labels: from the informer, else from the API.
