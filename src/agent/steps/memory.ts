@@ -2,7 +2,7 @@
 // times the size of what the agent keeps; it is given back to the system right after them rather than
 // whenever the heap next fills up, so the agent's resident memory is that of what it keeps.
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { libcLibrary as libc, loadKoffi } from '../../kernel/libc-koffi.ts';
 import type { Logger } from '../../log.ts';
@@ -99,11 +99,31 @@ function boundPressureNotify(): PressureNotify | null {
 /**
  * Starts V8's memory-reducing incremental collection and resolves with the pause of the full
  * collection that ends it (a performance "gc" entry of kind major), undefined where it cannot be
- * started. A marking already under way (V8's own) is finished rather than started again.
+ * started. A marking already under way (V8's own, likely while a rebuild allocates) is finished as a
+ * regular collection, which keeps the emptied pages: a memory-reducing one also shrinks the young
+ * generation to its least, so while that did not shrink, it is asked once more.
  */
-function reduceIncrementally(): Promise<number | undefined> {
+async function reduceIncrementally(): Promise<number | undefined> {
   const notify = boundPressureNotify();
-  if (!notify) return Promise.resolve(undefined);
+  if (!notify) return undefined;
+  let pause = 0;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const youngBefore = youngGenerationBytes();
+    pause += await majorCollectionAfter(notify);
+    if (youngBefore <= SMALL_YOUNG_BYTES || youngGenerationBytes() < youngBefore) break;
+  }
+  return pause;
+}
+
+/** A young generation this small is at its least already: whether it shrank tells nothing. */
+const SMALL_YOUNG_BYTES = 4 * 2 ** 20;
+
+function youngGenerationBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
+
+/** Runs `start` and resolves with the pause of the next full collection (0 after INCREMENTAL_WAIT_MS). */
+function majorCollectionAfter(start: () => void): Promise<number> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (ms: number) => {
@@ -123,7 +143,7 @@ function reduceIncrementally(): Promise<number | undefined> {
     const timer = setTimeout(() => finish(0), INCREMENTAL_WAIT_MS);
     timer.unref();
     try {
-      notify();
+      start();
     } catch {
       finish(0);
     }
@@ -215,6 +235,8 @@ export class MemoryKeeper {
     this.log = log;
     this.rss = rss;
     this.releaseGently = gently;
+    // V8's API is bound now, at start, rather than in the first release's task (a few ms of koffi).
+    if (now === releaseMemory || gently === releaseMemory) incrementalReleaseAvailable();
   }
 
   /** After a large relist, its garbage goes as the first list's did (at most once a minute). */
