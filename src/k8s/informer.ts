@@ -83,7 +83,7 @@ export const RESOURCE_SPECS = {
 
 export interface InformerHooks {
   log: Logger;
-  /** Any add, update or delete, from a list or a watch; `object` is the (slim) object it concerns. */
+  /** Any add, update or delete, from a watch or a later list (the first list's objects: onSynced); `object` is the (slim) object it concerns. */
   onChange?: (resource: ResourceName, object?: unknown) => void;
   /** The first list is in the cache. */
   onSynced?: (resource: ResourceName) => void;
@@ -220,7 +220,10 @@ export class ResourceInformer<T extends KubernetesObject> {
   private newListWatch(): ListWatch<T> {
     const lw = new ListWatch<T>(this.spec.path, new SlimWatch<T>(this.kube.kc, this), () => this.listAll(), false);
     const hooks = this.hooks;
-    const changed = (object?: T) => lw === this.lw && hooks.onChange?.(this.resource, object);
+    // The first list's objects fire no change each: onSynced follows them and stands for all of
+    // them (at 50,000 pods, 50,000 calls of the agent's change hook in the one task that takes the
+    // list into the cache).
+    const changed = (object?: T) => lw === this.lw && this.synced && hooks.onChange?.(this.resource, object);
     // The subsets first: what onChange wakes reads them.
     const put = (object: T) => lw === this.lw && this.subsets.forEach((s) => s.put(object));
     lw.on('add', put);

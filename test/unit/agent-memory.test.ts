@@ -7,6 +7,7 @@ import type { Clock, Timer } from '../../src/agent/clock.ts';
 import {
   BURST_RELEASE_EVERY_MS,
   CHURN_RELEASE_EVERY_MS,
+  incrementalReleaseAvailable,
   MemoryKeeper,
   QUIET_MS,
   RSS_CHECK_MS,
@@ -192,6 +193,18 @@ describe('the releases themselves', () => {
     const sync = await releaseMemory('sync');
     expect(Number.isInteger(sync) && sync >= 0).toBe(true);
     expect(Number.isInteger(ms) && ms >= 0).toBe(true);
+  });
+
+  it("frees garbage through V8's incremental, memory-reducing collection (bound from the running executable)", async () => {
+    expect(incrementalReleaseAvailable()).toBe(true);
+    let junk: { i: number; s: string }[] | undefined = Array.from({ length: 400_000 }, (_, i) => ({ i, s: `x${i}` }));
+    const before = process.memoryUsage().heapUsed;
+    expect(junk.length).toBe(400_000);
+    junk = undefined;
+    const ms = await releaseMemory('incremental');
+    expect(Number.isInteger(ms) && ms >= 0).toBe(true);
+    expect(junk).toBeUndefined();
+    expect(process.memoryUsage().heapUsed).toBeLessThan(before - 10 * MiB);
   });
 
   it("tunes glibc's malloc unless STRAND_MALLOC_TUNING=0", () => {

@@ -25,6 +25,7 @@ import type {
   PolicyError,
   PolicyPod,
 } from '../types.ts';
+import { parsePolicy } from '../networkpolicy/parse.ts';
 import { PeerResolver } from './peers.ts';
 import { alignLists } from './align.ts';
 import { sameList, ViewBuilder, type Slicer, type ViewChanges } from './view.ts';
@@ -45,6 +46,8 @@ const noSlice: Slicer = function* () {};
 /** More policies in or out than this in one pass: every namespace with policies is compiled again. */
 const REGROUP_MAX = 1000;
 /** Local pods compiled by a tier between looks at the clock. */
+/** Policies parsed between two looks at the slice's time. */
+const PARSE_CHUNK = 200;
 const TIER_CHUNK = 50;
 
 export class IncrementalCompiler {
@@ -104,6 +107,14 @@ export class IncrementalCompiler {
   }
 
   private *steps(input: CompileInput, slice: Slicer): Generator<void, CompiledPolicy, void> {
+    // The first compile's tiers parse every NetworkPolicy (memoised on the object) at once: 10,000
+    // at start, 0.3-0.5 s in one task. Parsed here first, in slices; later compiles see few new ones.
+    if (this.tiers === undefined) {
+      for (const [i, policy] of input.policies.entries()) {
+        parsePolicy(policy);
+        if (i % PARSE_CHUNK === PARSE_CHUNK - 1) yield* slice();
+      }
+    }
     const { view, changes } = yield* this.views.build(input, slice);
     const dirty = this.dirtyTiers(input, changes);
     const state: TierState[] = [];
