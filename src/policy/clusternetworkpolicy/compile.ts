@@ -268,7 +268,11 @@ function partsAfter(
   registry: PeerRegistry,
 ): readonly PolicyPart[] {
   if (delta.gone.size === 0 && delta.came.length === 0) return last;
-  const kept = delta.gone.size === 0 ? last : last.filter((p) => !delta.gone.has(p.policy));
+  // The very list when none of its policies went (one policy deleted: the pods it did not select).
+  const kept =
+    delta.gone.size === 0 || !last.some((p) => delta.gone.has(p.policy))
+      ? last
+      : last.filter((p) => !delta.gone.has(p.policy));
   const added: PolicyPart[] = [];
   for (const policy of delta.came) {
     if (!selects(policy.subject, pod, view)) continue;
