@@ -11,7 +11,7 @@
 import { ruleListIds } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
 import type { PolicyTier } from '../tier.ts';
-import type { CompiledPolicy, CompiledRule, Direction } from '../types.ts';
+import type { CompiledPolicy, CompiledRule, Direction, LocalPod } from '../types.ts';
 import { flattenTier, type FlatTier } from './flat.ts';
 import { compareTiers, insertedOverlay } from './flat-overlay.ts';
 import {
@@ -47,15 +47,23 @@ export const same = (a: readonly unknown[], b: readonly unknown[]) =>
 /** Local pods per flat group. */
 function podsPerGroup(model: CompiledPolicy): Map<string, number> {
   const out = new Map<string, number>();
-  for (const pod of model.pods)
-    for (const direction of ['egress', 'ingress'] as const)
-      for (const tier of TIERS) {
-        if (!tier.ordered) continue;
-        const rules = tier.rulesOf(pod, direction)?.rules;
-        if (rules === undefined) continue;
-        const g = flatGroupName(tier, direction, rules);
-        out.set(g, (out.get(g) ?? 0) + 1);
-      }
+  for (const pod of model.pods) for (const g of groupsOf(pod)) out.set(g, (out.get(g) ?? 0) + 1);
+  return out;
+}
+
+/** The flat groups a local pod's chains name (kept on the pod object: its rules are fixed). */
+const podGroups = new WeakMap<LocalPod, string[]>();
+function groupsOf(pod: LocalPod): string[] {
+  let out = podGroups.get(pod);
+  if (out) return out;
+  out = [];
+  for (const direction of ['egress', 'ingress'] as const)
+    for (const tier of TIERS) {
+      if (!tier.ordered) continue;
+      const rules = tier.rulesOf(pod, direction)?.rules;
+      if (rules !== undefined) out.push(flatGroupName(tier, direction, rules));
+    }
+  podGroups.set(pod, out);
   return out;
 }
 
