@@ -292,6 +292,20 @@ function partsAfter(
   return out;
 }
 
+/** Whether the tier's policies (parsed objects, kept while the informer's object is) differ between
+ * two lists, in order: a change of the other tier's policies does not change this tier's. */
+export function tierChanged(
+  tier: ClusterTier,
+  was: readonly ClusterNetworkPolicyObject[],
+  now: readonly ClusterNetworkPolicyObject[],
+): boolean {
+  const ofTier = (list: readonly ClusterNetworkPolicyObject[]) =>
+    list.map(parseClusterPolicy).filter((p) => p.tier === tier);
+  const a = ofTier(was);
+  const b = ofTier(now);
+  return a.length !== b.length || a.some((p, i) => p !== b[i]);
+}
+
 /** The tier's policies of the last compile (by the members of its input list), in the tier's memo. */
 const POLICIES = {};
 interface LastPolicies {
