@@ -33,6 +33,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import os from 'node:os';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import pino from 'pino';
 import { benchCnpSpec, benchPolicySpec, childCpuMs, fmt, quantile, stats } from './lib.mjs';
 import { addressPlan, sizesFromEnv } from './agent-cluster.mjs';
@@ -168,10 +169,21 @@ function podRules(table, pod, direction) {
 }
 
 const epochMs = () => performance.timeOrigin + performance.now();
-const newParts = () => ({ ms: [], compileMs: [], renderMs: [], diffMs: [], runMs: [] });
+const newParts = () => ({ ms: [], compileMs: [], renderMs: [], diffMs: [], runMs: [], windows: [] });
 const addParts = (parts, change) => {
-  for (const k of Object.keys(parts)) parts[k].push(change[k]);
+  for (const k of Object.keys(parts)) if (k !== 'windows') parts[k].push(change[k]);
+  parts.windows.push([change.at, change.at + change.ms]);
 };
+/** The garbage collections (PerformanceObserver 'gc' entries) seen since `gcSeen` started. */
+const gcEntries = [];
+const gcSeen = () => new PerformanceObserver((l) => gcEntries.push(...l.getEntries())).observe({ entryTypes: ['gc'] });
+/** Per window, the ms of garbage collection that started inside it (minor and major apart). */
+const gcIn = (windows) =>
+  windows.map(([from, to]) => {
+    const inside = gcEntries.filter((e) => e.startTime >= from && e.startTime < to);
+    const kind = (k) => inside.filter((e) => e.detail?.kind === k).reduce((n, e) => n + e.duration, 0);
+    return { ms: inside.reduce((n, e) => n + e.duration, 0), major: kind(constants.NODE_PERFORMANCE_GC_MAJOR) };
+  });
 
 // 7b's rounds: many short ones, the two tables alternated in pairs (ABBA), each pair's ratio taken on
 // its own so that a slow moment of the shared machine lands in one pair and not in one table's figure.
@@ -215,6 +227,7 @@ async function ratePairs(applier, tables) {
  */
 async function benchCnps({ change, applier, server, client, tableOf, counts, allow }) {
   const rssBefore = process.memoryUsage().rss;
+  gcSeen();
   await change(() => {});
   const noCnps = tableOf();
   const noCnpCounts = counts(noCnps);
@@ -325,10 +338,22 @@ function printCnp(c) {
       p === c.parts.deny ? `< ${TARGET_MS}; median <= ${TARGET_P50_MS}` : '',
     ),
     row('  of which compile+render+diff+run', p.ms),
+    row(
+      '  and the probe (enforced minus the change)',
+      (p === c.parts.deny ? c.denyMs : c.allowMs).map((x, i) => x - (p.ms[i] ?? 0)),
+    ),
     row('    compile (incremental or whole model)', p.compileMs),
     row('    render', p.renderMs),
     row('    diff', p.diffMs),
     row('    run: one transaction', p.runMs),
+    row(
+      '  garbage collection inside it (all kinds)',
+      gcIn(p.windows).map((g) => g.ms),
+    ),
+    row(
+      '    of which major (mark-compact)',
+      gcIn(p.windows).map((g) => g.major),
+    ),
   ];
   printTable(
     '7a. one CNP change → enforced: to the start of the first probe from the client that got the new verdict (ms)',
@@ -340,6 +365,13 @@ function printCnp(c) {
       row('NetworkPolicy allow created, same table and run (the probe connected)', c.npMs.allow),
     ],
   );
+  for (const [label, p] of [
+    ['created', c.parts.deny],
+    ['deleted', c.parts.allow],
+  ])
+    console.log(
+      `  each round, ${label}: compile/render/diff/run ms: ${p.ms.map((_, i) => [p.compileMs[i], p.renderMs[i], p.diffMs[i], p.runMs[i]].map((x) => Math.round(x * 10) / 10).join('/')).join('  ')}`,
+    );
   console.log(
     `  the Deny's transaction: ${c.denyTx.lines} commands, ${c.denyTx.bytes} bytes; its deletion's: ${c.allowTx.lines} commands, ${c.allowTx.bytes} bytes`,
   );
@@ -575,6 +607,7 @@ try {
     const r = await applier.apply(table, { checkDrift: false });
     return {
       r,
+      at: started,
       ms: performance.now() - started,
       compileMs: compiledAt - started,
       renderMs: renderedAt - compiledAt,

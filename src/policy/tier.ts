@@ -52,6 +52,12 @@ export interface PolicyTier {
    * incremental compiler gives each tier its own; a whole compile gives none and starts from nothing).
    */
   compile(input: CompileInput, view: ClusterView, peers: PeerRegistry, memo?: TierMemo): TierResult;
+  /**
+   * Whether this tier's own policies differ between two inputs whose ClusterNetworkPolicy lists
+   * differ (absent: they do). The incremental compiler compiles a tier again only when they do (or a
+   * pod or its namespace's labels changed): an Admin CNP change leaves Baseline's pods as they were.
+   */
+  changed?(was: CompileInput['clusterNetworkPolicies'], now: CompileInput['clusterNetworkPolicies']): boolean;
   /** Where the compiled model keeps this tier's rules for a pod (compile.ts puts them there). */
   attach(pod: LocalPod, directions: TierDirections): void;
   rulesOf(pod: LocalPod, direction: Direction): PodDirection | undefined;

@@ -11,7 +11,7 @@
 import { ruleListIds } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
 import type { PolicyTier } from '../tier.ts';
-import type { CompiledPolicy, CompiledRule, Direction } from '../types.ts';
+import type { CompiledPolicy, CompiledRule, Direction, LocalPod } from '../types.ts';
 import { flattenTier, type FlatTier } from './flat.ts';
 import { compareTiers, insertedOverlay } from './flat-overlay.ts';
 import {
@@ -47,15 +47,23 @@ export const same = (a: readonly unknown[], b: readonly unknown[]) =>
 /** Local pods per flat group. */
 function podsPerGroup(model: CompiledPolicy): Map<string, number> {
   const out = new Map<string, number>();
-  for (const pod of model.pods)
-    for (const direction of ['egress', 'ingress'] as const)
-      for (const tier of TIERS) {
-        if (!tier.ordered) continue;
-        const rules = tier.rulesOf(pod, direction)?.rules;
-        if (rules === undefined) continue;
-        const g = flatGroupName(tier, direction, rules);
-        out.set(g, (out.get(g) ?? 0) + 1);
-      }
+  for (const pod of model.pods) for (const g of groupsOf(pod)) out.set(g, (out.get(g) ?? 0) + 1);
+  return out;
+}
+
+/** The flat groups a local pod's chains name (kept on the pod object: its rules are fixed). */
+const podGroups = new WeakMap<LocalPod, string[]>();
+function groupsOf(pod: LocalPod): string[] {
+  let out = podGroups.get(pod);
+  if (out) return out;
+  out = [];
+  for (const direction of ['egress', 'ingress'] as const)
+    for (const tier of TIERS) {
+      if (!tier.ordered) continue;
+      const rules = tier.rulesOf(pod, direction)?.rules;
+      if (rules !== undefined) out.push(flatGroupName(tier, direction, rules));
+    }
+  podGroups.set(pod, out);
   return out;
 }
 
@@ -72,23 +80,89 @@ interface KeptParts {
 /** What produced a group's parts: so that a table's record seeds the next render (bind-render.ts). */
 const origins = new WeakMap<FlatParts, { kept: KeptParts; flat?: KeptFlat }>();
 
+/** More parts in or out than this: merged again whole. */
+const MERGE_MAX = 8;
+const KINDS = ['chains', 'sets', 'elements', 'comments'] as const;
+type Counts = Record<(typeof KINDS)[number], Map<string, number>>;
+interface Merged {
+  parts: FlatParts[];
+  merged: FlatParts;
+  /** Per name, how many of the parts have it. */
+  counts: Counts;
+}
+const emptyCounts = (): Counts => ({ chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() });
+
+function count(counts: Counts, p: FlatParts, by: number): void {
+  for (const kind of KINDS) {
+    const c = counts[kind];
+    p[kind].forEach((_, n) => c.set(n, (c.get(n) ?? 0) + by));
+  }
+}
+
+/** Takes a gone part's names out of the merged parts: a name no part has any more goes, one whose
+ * object was the gone part's takes a remaining part's. */
+function uncount(m: Merged, gone: FlatParts, remaining: readonly FlatParts[]): void {
+  for (const kind of KINDS) {
+    const c = m.counts[kind];
+    const into = m.merged[kind] as Map<string, unknown>;
+    gone[kind].forEach((x, n) => {
+      const left = (c.get(n) ?? 0) - 1;
+      if (left <= 0) {
+        c.delete(n);
+        into.delete(n);
+        return;
+      }
+      c.set(n, left);
+      if (into.get(n) !== x) return;
+      for (const p of remaining) {
+        const y = (p[kind] as Map<string, unknown>).get(n);
+        if (y !== undefined) {
+          into.set(n, y);
+          return;
+        }
+      }
+    });
+  }
+}
+
 export class FlatGroups {
   private flats = new Map<string, KeptFlat>();
   private kept = new Map<string, KeptParts>();
 
-  private lastMerged: { parts: FlatParts[]; merged: FlatParts } | undefined;
+  private lastMerged: Merged | undefined;
 
   /** The parts `render` gave, merged into one (mergeParts, in order): the same object while the parts
    * are (a render the change left the groups alone merges the ~1,000 chains and maps of 100 CNPs
-   * again otherwise). Not to be changed by the caller. */
+   * again otherwise), and when a few parts came or went, the last one with only theirs taken out
+   * and put in (names are counted: one that another part still has stays). Valid until the next
+   * call: not to be kept or changed by the caller. */
   merged(rendered: ReadonlyMap<string, FlatParts>): FlatParts {
     const list = [...rendered.values()];
     const last = this.lastMerged;
     if (last && same(last.parts, list)) return last.merged;
-    const merged: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
-    for (const p of list) mergeParts(merged, p);
-    this.lastMerged = { parts: list, merged };
-    return merged;
+    const before = new Set(last?.parts ?? []);
+    const after = new Set(list);
+    const came = list.filter((p) => !before.has(p));
+    const gone = (last?.parts ?? []).filter((p) => !after.has(p));
+    if (!last || after.size !== list.length || came.length + gone.length > MERGE_MAX) {
+      const merged: FlatParts = { chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() };
+      const counts = emptyCounts();
+      for (const p of list) {
+        mergeParts(merged, p);
+        count(counts, p, 1);
+      }
+      this.lastMerged = { parts: list, merged, counts };
+      return merged;
+    }
+    // Out first: a name that only a gone part had leaves (the base map of a tier whose base changed
+    // goes with its old base and comes back with its new one).
+    for (const p of gone) uncount(last, p, list);
+    for (const p of came) {
+      count(last.counts, p, 1);
+      mergeParts(last.merged, p);
+    }
+    last.parts = list;
+    return last.merged;
   }
 
   /** A FlatGroups that keeps what rendered a table's record (its groups' parts), where it can. */

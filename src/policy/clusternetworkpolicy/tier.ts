@@ -5,7 +5,7 @@
 // matching goes on too (fallthrough pass). After Baseline comes the default: allowed.
 import type { PolicyTier } from '../tier.ts';
 import type { CompiledRule, Direction, LocalPod, TierRules } from '../types.ts';
-import { compileClusterPolicies } from './compile.ts';
+import { compileClusterPolicies, tierChanged } from './compile.ts';
 import { clusterChainName, clusterRuleComment } from './names.ts';
 import type { ClusterTier } from './parse.ts';
 
@@ -17,6 +17,7 @@ function clusterTier(tier: ClusterTier, order: number): PolicyTier {
     ordered: true,
     compile: (input, view, peers, memo) =>
       compileClusterPolicies(tier, input.clusterNetworkPolicies ?? [], view, peers, memo),
+    changed: (was, now) => tierChanged(tier, was ?? [], now ?? []),
     attach: (pod: LocalPod, directions: TierRules) => {
       pod[tier] = { ...directions };
     },

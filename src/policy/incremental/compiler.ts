@@ -211,11 +211,14 @@ export class IncrementalCompiler {
     }
     const cnps = input.clusterNetworkPolicies ?? [];
     const cnpChanged = !sameList(this.cnps, cnps);
+    const cnpsWere = this.cnps;
     this.cnps = [...cnps];
     return TIERS.map((tier) => {
       if (tier.name === 'networkpolicy')
         return (pod) => (pod === undefined ? npChanged : npNamespaces?.has(pod.namespace) === true);
-      return (pod) => cnpChanged || (pod !== undefined && changes.labels.has(pod.namespace));
+      // The tier's own policies (tier.changed): an Admin change leaves Baseline's pods alone.
+      const changed = cnpChanged && (cnpsWere === undefined || (tier.changed?.(cnpsWere, cnps) ?? true));
+      return (pod) => changed || (pod !== undefined && changes.labels.has(pod.namespace));
     });
   }
 

@@ -92,6 +92,8 @@ export class ViewBuilder {
   private extras = new Map<PolicyPod, readonly string[] | undefined>();
   /** This node's pods of the view, in the order met (sorted when they change). */
   private local: readonly ClusterPod[] = [];
+  /** The keys of `local` whose notice has addresses (the last build's). */
+  private fromNotice = new Set<string>();
   /** The last local pods sorted and owned, for the same local pods and notices. */
   private owning: { local: readonly ClusterPod[]; fromNotice: string; localPods: OwnedPod[]; warnings: string[] } = {
     local: [],
@@ -106,9 +108,12 @@ export class ViewBuilder {
 
   /** The view of `input`, and what changed since the last one. */
   *build(input: CompileInput, slice: Slicer): Generator<void, { view: ClusterView; changes: ViewChanges }, void> {
-    const { sorted, podLists, local, fromNotice } = this.replaced(input) ?? (yield* this.walk(input, slice));
+    const same = this.samePods(input);
+    const { sorted, podLists, local, fromNotice } = same ?? this.replaced(input) ?? (yield* this.walk(input, slice));
     // Copies: a caller may change its array or map in place.
-    this.walked = { pods: input.pods.slice(), node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
+    if (!same)
+      this.walked = { pods: input.pods.slice(), node: input.nodeName, extra: new Map(input.extraPodIps ?? []) };
+    this.fromNotice = fromNotice;
     yield* slice();
 
     const labels = new Set<string>();
@@ -261,6 +266,15 @@ export class ViewBuilder {
     this.sorted = sorted;
     this.local = local;
     return { sorted, podLists, local, fromNotice };
+  }
+
+  /** The last walk's result when the input's pods are the same objects in the same order, for the same
+   * node and notices (a policy change): one comparison per pod, no list copied or aligned. */
+  private samePods(input: CompileInput): Walked | undefined {
+    const w = this.walked;
+    if (!w || w.node !== input.nodeName || !sameList(w.pods, input.pods)) return undefined;
+    if (changedNotices(w.extra, input.extraPodIps).length > 0) return undefined;
+    return { sorted: this.sorted, podLists: new Set(), local: this.local, fromNotice: this.fromNotice };
   }
 
   /**
