@@ -100,6 +100,30 @@ const freshGroups =
   (groups) =>
     new FlatGroups().render(groups, model, options);
 
+/** A rule's ports as matches, and the named set they need when they are more than one range. */
+interface PortMatches {
+  exprs: readonly Expr[];
+  set?: { name: string; merged: PortRange[] };
+}
+
+/** By the compiled rule's port list, which a compile keeps from one change to the next: a pod
+ * rendered again does not merge and hash (stableId) the same ports again for each of its rules. */
+const PORT_MATCHES = new WeakMap<readonly PortRange[], PortMatches>();
+
+function portMatches(ranges: readonly PortRange[]): PortMatches {
+  const merged = mergeRanges(ranges);
+  if (merged.length === 1) {
+    const r = merged[0] as PortRange;
+    const proto = match(meta('l4proto'), { kind: 'keyword', value: PROTO_WORD[r.protocol] });
+    if (r.from === 0 && r.to === 65535) return { exprs: [proto] };
+    const { from, to } = r;
+    const port: Value = from === to ? { kind: 'number', value: from } : { kind: 'range', from, to };
+    return { exprs: [proto, match(payload('th dport'), port)] };
+  }
+  const name = serviceSetName(stableId(['ports', merged.map((r) => `${r.protocol} ${portText(r)}`)]));
+  return { exprs: [lookup([meta('l4proto'), payload('th dport')], name)], set: { name, merged } };
+}
+
 /** The policy's fixed frame (skeleton.ts), the same for every table: made once, and shared by the
  * tables rendered (they are never changed in place), so a diff passes over it as one object. */
 let rendered: ReturnType<typeof renderSkeleton> | undefined;
@@ -145,19 +169,14 @@ export function renderPolicyWith(
   // A rule's ports: one range inline; more through a named interval set shared by every rule with
   // the same ports. Never an anonymous set: the kernel names each one by scanning all of the table's
   // sets, which made a full build quadratic in the rules (measured: 67k commands, minutes).
-  const portsExprs = (ranges: readonly PortRange[]): Expr[] => {
-    const merged = mergeRanges(ranges);
-    if (merged.length === 1) {
-      const r = merged[0] as PortRange;
-      const proto = match(meta('l4proto'), { kind: 'keyword', value: PROTO_WORD[r.protocol] });
-      if (r.from === 0 && r.to === 65535) return [proto];
-      const { from, to } = r;
-      const port: Value = from === to ? { kind: 'number', value: from } : { kind: 'range', from, to };
-      return [proto, match(payload('th dport'), port)];
+  const portsExprs = (ranges: readonly PortRange[]): readonly Expr[] => {
+    let m = PORT_MATCHES.get(ranges);
+    if (!m) {
+      m = portMatches(ranges);
+      PORT_MATCHES.set(ranges, m);
     }
-    const name = serviceSetName(stableId(['ports', merged.map((r) => `${r.protocol} ${portText(r)}`)]));
-    serviceSets.set(name, merged);
-    return [lookup([meta('l4proto'), payload('th dport')], name)];
+    if (m.set) serviceSets.set(m.set.name, m.set.merged);
+    return m.exprs;
   };
 
   // The match part of a rule (peers, ports, named ports) for each of the pod's families.
