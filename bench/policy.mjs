@@ -575,6 +575,8 @@ try {
     const r = await applier.apply(table, { checkDrift: false });
     return {
       r,
+      // Over netlink, a chain edit sends fewer messages than the transaction has commands.
+      messages: viaNetlink && r.lines > 0 ? nft.stats.lastMessages : r.lines,
       ms: performance.now() - started,
       compileMs: compiledAt - started,
       renderMs: renderedAt - compiledAt,
@@ -601,8 +603,10 @@ try {
     const denyAnsweredMs = [];
     const applyAllowMs = [];
     const applyDenyMs = [];
-    const parts = { compileMs: [], renderMs: [], applyMs: [] };
+    const parts = { compileMs: [], renderMs: [], applyMs: [], diffMs: [], runMs: [] };
+    const deleteParts = { compileMs: [], renderMs: [], applyMs: [], diffMs: [], runMs: [] };
     let policyTx;
+    let deleteTx;
     for (let i = 0; i < ROUNDS; i++) {
       let s = performance.now();
       let e = epochMs();
@@ -614,16 +618,18 @@ try {
       allowMs.push(Number(answer.split(' ')[1]) - e);
       applyAllowMs.push(a.ms);
       for (const k of Object.keys(parts)) parts[k].push(a[k]);
-      policyTx ??= a.r;
+      policyTx ??= { ...a.r, messages: a.messages };
       s = performance.now();
       e = epochMs();
       const d = await change(() => policies.splice(policies.indexOf(allow), 1));
+      deleteTx ??= { ...d.r, messages: d.messages };
       cli.send('until denied 20');
       answer = await cli.next();
       if (!answer.startsWith('done')) throw new Error('the deletion was never enforced');
       denyAnsweredMs.push(performance.now() - s);
       denyMs.push(Number(answer.split(' ')[1]) - e);
       applyDenyMs.push(d.ms);
+      for (const k of Object.keys(deleteParts)) deleteParts[k].push(d[k]);
     }
     // A pod label change: a pod of the server's namespace becomes tier=front (a peer of policy-107).
     const relabel = pods.find(
@@ -646,16 +652,22 @@ try {
         ['    compile (whole model)', ...q(parts.compileMs), ''],
         ['    render', ...q(parts.renderMs), ''],
         ['    applier: diff + one nft run', ...q(parts.applyMs), ''],
+        ['      diff', ...q(parts.diffMs), ''],
+        ['      run: one transaction (netlink: chain handles read, encoded, committed)', ...q(parts.runMs), ''],
         ['  the same to its answer back here (the earlier measure)', ...q(allowAnsweredMs), ''],
         ['deny: to the start of the first probe dropped', ...q(denyMs), ''],
         ['  of which compile+render+diff+nft', ...q(applyDenyMs), ''],
+        ['    compile', ...q(deleteParts.compileMs), ''],
+        ['    render', ...q(deleteParts.renderMs), ''],
+        ['    diff', ...q(deleteParts.diffMs), ''],
+        ['    run: one transaction', ...q(deleteParts.runMs), ''],
         ['  the same to its answer back here (the 20 ms timeout in)', ...q(denyAnsweredMs), ''],
       ]);
     };
     if (ONLY_LATENCY) {
       latencyTable();
       console.log(
-        `  one policy created: ${policyTx.lines} commands, ${policyTx.bytes} bytes; one pod label: ${label.r.lines}, ${label.r.bytes}`,
+        `  one policy created: ${policyTx.lines} commands (${policyTx.messages} netlink messages), ${policyTx.bytes} bytes; deleted: ${deleteTx.lines} commands (${deleteTx.messages} messages), ${deleteTx.bytes} bytes; one pod label: ${label.r.lines}, ${label.r.bytes}${viaNetlink ? `; chains whose rule handles a change had to read: ${nft.stats.chainReads} in ${2 * ROUNDS + 1} changes` : ''}`,
       );
       throw new OnlyLatency();
     }

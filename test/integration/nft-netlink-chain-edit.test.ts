@@ -123,6 +123,32 @@ describe('a chain edit over netlink', () => {
     ]);
   });
 
+  it("the edited chain's handles are read after the commit: the next edit reads none, unless someone else committed", async () => {
+    const { nl, a: na } = setUp();
+    await nl.run(first([a, b, deny]));
+    await nl.runSliced(refill([a, b, deny], [a, b, x, deny], 2, 1), async () => {});
+    const reads = nl.stats.chainReads;
+    expect(reads).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    await nl.runSliced(refill([a, b, x, deny], [a, b, deny], 2, 1), async () => {});
+    expect(nl.stats.chainReads).toBe(reads);
+    expect(nl.stats.lastMessages).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    // A hand edit: the generation moved, the handles kept are not trusted; the chain no longer holds
+    // what the edit names, so it is flushed and refilled.
+    execFileSync('ip', ['netns', 'exec', na.name, 'nft', 'insert', 'rule', 'inet', 'strand', CHAIN, 'accept']);
+    await nl.runSliced(refill([a, b, deny], [a, b, x, deny], 2, 1), async () => {});
+    expect(nl.stats.chainReads).toBe(reads + 1);
+    expect(nl.stats.lastMessages).toBe(5);
+    expect(rulesOf(na).map((r) => r.comment)).toEqual(['self', 'ns/p1 ingress 0', 'ns/p3 ingress 0', 'deny']);
+    // No change between: the next edit is sent as one.
+    await new Promise((r) => setImmediate(r));
+    await nl.runSliced(refill([a, b, x, deny], [a, x, deny], 1, 2), async () => {});
+    expect(nl.stats.chainReads).toBe(reads + 1);
+    expect(nl.stats.lastMessages).toBe(1);
+    expect(rulesOf(na).map((r) => r.comment)).toEqual(['self', 'ns/p3 ingress 0', 'deny']);
+  });
+
   it('an edit in a batch with other chains and a refused operation applies nothing', async () => {
     const { nl, a: na } = setUp();
     await nl.run(first([a, b, deny]));

@@ -39,7 +39,7 @@ import {
   sendEncoded,
   type NftOp,
 } from './batch.ts';
-import { editOps, planChainEdits, type ChainEditPlan } from './chain-edits.ts';
+import { ChainHandles, editedChains, editOps, planChainEdits, type ChainEditPlan } from './chain-edits.ts';
 import { NF_HOOK, NFT_SET_F } from './const.ts';
 import { nftOpMapper, toNftOps, UnmappableError } from './from-transaction.ts';
 import type { SetSpec } from './messages.ts';
@@ -68,9 +68,9 @@ export interface NetlinkTransportOptions {
 export interface NetlinkTransport extends NftTransport {
   readonly probe: DriftProbe;
   runSliced(tx: Transaction, breathe: () => Promise<void>, sliceMs?: number): Promise<SentBatch>;
-  /** Transactions sent since creation, and the netlink messages of the last one (a chain edit sends
-   * fewer than the transaction's operations). */
-  readonly stats: { batches: number; lastMessages: number };
+  /** Transactions sent since creation, the netlink messages of the last one (a chain edit sends
+   * fewer than the transaction's operations), and the chains whose handles an edit had to read. */
+  readonly stats: { batches: number; lastMessages: number; readonly chainReads: number };
   close(): void;
 }
 
@@ -119,7 +119,15 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
   const open = options.open ?? (() => openNftReader(netns === undefined ? {} : { netns: `/run/netns/${netns}` }));
   const ref = { family: table.family, name: table.name };
-  const stats = { batches: 0, lastMessages: 0 };
+  /** The handles of chains the agent edits (chain-edits.ts). */
+  const handles = new ChainHandles();
+  const stats = {
+    batches: 0,
+    lastMessages: 0,
+    get chainReads() {
+      return handles.reads;
+    },
+  };
   /** Key types of the table's sets, for element operations of transactions that do not declare them. */
   const sets = new Map<string, SetSpec>();
   let socket: NetlinkSocket | undefined;
@@ -222,6 +230,21 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     if (unknown) learnSets(nl);
   }
 
+  /** After a commit of `ops`: the kept handles follow the generation, and the new handles of the
+   * chains it edited are read once the change is done (not on its path). */
+  function handlesAfter(nl: NetlinkSocket, ops: readonly Operation[]): void {
+    handles.committed(ops, readGeneration(nl));
+    const chains = editedChains(ops);
+    if (chains.length === 0) return;
+    setImmediate(() => {
+      try {
+        withSocket((s) => handles.refresh(s, ref, chains));
+      } catch {
+        // Read at the next edit instead.
+      }
+    });
+  }
+
   function applied(setChanges: readonly NftOp[], messages: number): void {
     stats.batches++;
     stats.lastMessages = messages;
@@ -280,11 +303,13 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       withSocket((nl) => {
         learnSetsFor(nl, tx);
         const encoder = new BatchEncoder({ group: tx.operations.length > 256 });
-        const steps = encode(tx.operations, planChainEdits(nl, ref, tx.operations), encoder);
+        const plan = planChainEdits(nl, ref, tx.operations, handles);
+        const steps = encode(tx.operations, plan, encoder);
         let step = steps.next();
         while (!step.done) step = steps.next();
         const sent = sendEncoded(nl, encoder.finish(), tx.operations.length, opAtOf(tx), operation);
         applied(step.value, sent.messages);
+        handlesAfter(nl, tx.operations);
       });
     } catch (err) {
       throw fail(operation, err, tx);
@@ -300,7 +325,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       const ops = tx.operations;
       const plan = withSocket((nl) => {
         learnSetsFor(nl, tx);
-        return planChainEdits(nl, ref, ops);
+        return planChainEdits(nl, ref, ops, handles);
       });
       // Mapped and encoded an operation at a time, yielding every sliceMs: the NftOps are not kept
       // (a rule's constructs, an element's key), only the messages.
@@ -328,6 +353,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
         const sent = withSocket((nl) => sendEncoded(nl, messages, ops.length, opAt, operation));
         timing.commitMs = performance.now() - committing;
         applied(setChanges, sent.messages);
+        withSocket((nl) => handlesAfter(nl, ops));
         return { ...sent, ...timing };
       }
       // Numbered and framed in slices too, then committed in one send, which the kernel applies whole
@@ -356,6 +382,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       }
       timing.commitMs = performance.now() - committing;
       applied(setChanges, sent.messages);
+      withSocket((nl) => handlesAfter(nl, ops));
       return { ...sent, ...timing };
     } catch (err) {
       throw fail(operation, err, tx);
