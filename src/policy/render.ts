@@ -109,6 +109,9 @@ interface PortMatches {
 /** By the compiled rule's port list, which a compile keeps from one change to the next: a pod
  * rendered again does not merge and hash (stableId) the same ports again for each of its rules. */
 const PORT_MATCHES = new WeakMap<readonly PortRange[], PortMatches>();
+/** The same by the ranges' text, bounded (cleared when full: made again when asked for). */
+const PORT_MATCHES_BY_TEXT = new Map<string, PortMatches>();
+const MAX_PORT_TEXTS = 10_000;
 
 function portMatches(ranges: readonly PortRange[]): PortMatches {
   const merged = mergeRanges(ranges);
@@ -172,7 +175,15 @@ export function renderPolicyWith(
   const portsExprs = (ranges: readonly PortRange[]): readonly Expr[] => {
     let m = PORT_MATCHES.get(ranges);
     if (!m) {
-      m = portMatches(ranges);
+      // A pod compiled again has new port lists with the same values: by their text then.
+      let text = '';
+      for (const r of ranges) text += `${r.protocol} ${r.from} ${r.to},`;
+      m = PORT_MATCHES_BY_TEXT.get(text);
+      if (!m) {
+        m = portMatches(ranges);
+        if (PORT_MATCHES_BY_TEXT.size >= MAX_PORT_TEXTS) PORT_MATCHES_BY_TEXT.clear();
+        PORT_MATCHES_BY_TEXT.set(text, m);
+      }
       PORT_MATCHES.set(ranges, m);
     }
     if (m.set) serviceSets.set(m.set.name, m.set.merged);
