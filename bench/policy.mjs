@@ -25,7 +25,8 @@
 // figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000),
 // BENCH_SKIP_AGENT=1 (leave out 6), BENCH_SECTIONS=7 (section 7 alone, without 7d), BENCH_SECTIONS=1
-// (sections 1 and 2 alone), BENCH_CNP_RATE_PAIRS
+// (sections 1 and 2 alone, and over netlink the kernel's floor for a minimal batch on the table),
+// BENCH_CNP_RATE_PAIRS
 // and BENCH_CNP_RATE_MS (7b: 20 pairs of 300 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and
 // rendered as the agent does them: the incremental compiler and renderer; else compilePolicy and
 // renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
@@ -50,6 +51,8 @@ import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy/enforcer
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
 import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
+import { Transaction } from '../src/nft/transaction.ts';
+import { verdict } from '../src/nft/expr.ts';
 import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 import { countedChains, readPolicyCounters } from '../src/agent/policy-counters.ts';
@@ -493,6 +496,36 @@ function startIn(ns, js) {
   return { child, next, send: (l) => child.stdin.write(`${l}\n`) };
 }
 
+/**
+ * The kernel's floor for a change on this table (netlink): medians of 20 minimal batches, a flush of
+ * an empty chain, one element of the largest set added and deleted, one rule added to a chain nothing
+ * jumps to (the chain is left behind for the namespace's teardown).
+ */
+async function kernelFloor(transport, t) {
+  const breathe = () => new Promise((r) => setImmediate(r));
+  const tx = () => new Transaction({ ownedPrefix: 'agent-pol-' });
+  const chain = 'agent-pol-bench-floor';
+  await transport.run(tx().add({ kind: 'chain', name: chain }));
+  const median = async (make) => {
+    const xs = [];
+    for (let i = 0; i < 20; i++) {
+      const b = make(i);
+      const s = performance.now();
+      await transport.runSliced(b, breathe);
+      xs.push(performance.now() - s);
+    }
+    return fmt(stats(xs).median);
+  };
+  const [set, list] = [...t.elements].sort((a, b) => b[1].length - a[1].length)[0];
+  const empty = await median(() => tx().flush({ kind: 'chain', name: chain }));
+  const element = await median((i) => {
+    const e = { kind: 'element', set, key: [`198.18.255.${(i % 250) + 1}`] };
+    return tx().add(e).delete(e);
+  });
+  const rule = await median(() => tx().add({ kind: 'rule', chain, body: [verdict('return')], comment: 'floor' }));
+  return `the kernel's floor on this table (a minimal batch, median of 20, ms): a flush of an empty chain ${empty}; one element of ${set} (${list.length} elements) added and deleted ${element}; one rule added ${rule}`;
+}
+
 /** BENCH_SECTIONS=1: sections 1 and 2 printed, the rest left out. */
 class OnlyLatency extends Error {}
 
@@ -669,6 +702,7 @@ try {
       console.log(
         `  one policy created: ${policyTx.lines} commands (${policyTx.messages} netlink messages), ${policyTx.bytes} bytes; deleted: ${deleteTx.lines} commands (${deleteTx.messages} messages), ${deleteTx.bytes} bytes; one pod label: ${label.r.lines}, ${label.r.bytes}${viaNetlink ? `; chains whose rule handles a change had to read: ${nft.stats.chainReads} in ${2 * ROUNDS + 1} changes` : ''}`,
       );
+      if (viaNetlink) console.log(`  ${await kernelFloor(nft, table)}`);
       throw new OnlyLatency();
     }
     // 3. connection rate: 10,000+ rules against no table, interleaved.
