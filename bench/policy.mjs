@@ -25,7 +25,8 @@
 // figures vary from run to run.
 // Knobs: BENCH_ROUNDS (latency samples and rate rounds, default 5), BENCH_RATE_MS (per rate round, 2000),
 // BENCH_SKIP_AGENT=1 (leave out 6), BENCH_SECTIONS=7 (section 7 alone, without 7d), BENCH_SECTIONS=1
-// (sections 1 and 2 alone), BENCH_CNP_RATE_PAIRS
+// (sections 1 and 2 alone, and over netlink the kernel's floor for a minimal batch on the table),
+// BENCH_CNP_RATE_PAIRS
 // and BENCH_CNP_RATE_MS (7b: 20 pairs of 300 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and
 // rendered as the agent does them: the incremental compiler and renderer; else compilePolicy and
 // renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
@@ -51,6 +52,8 @@ import { POLICY_LAYOUT, POLICY_MARKER_CHAIN } from '../src/agent/policy/enforcer
 import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
 import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
+import { Transaction } from '../src/nft/transaction.ts';
+import { verdict } from '../src/nft/expr.ts';
 import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 import { countedChains, readPolicyCounters } from '../src/agent/policy-counters.ts';
@@ -525,6 +528,36 @@ function startIn(ns, js) {
   return { child, next, send: (l) => child.stdin.write(`${l}\n`) };
 }
 
+/**
+ * The kernel's floor for a change on this table (netlink): medians of 20 minimal batches, a flush of
+ * an empty chain, one element of the largest set added and deleted, one rule added to a chain nothing
+ * jumps to (the chain is left behind for the namespace's teardown).
+ */
+async function kernelFloor(transport, t) {
+  const breathe = () => new Promise((r) => setImmediate(r));
+  const tx = () => new Transaction({ ownedPrefix: 'agent-pol-' });
+  const chain = 'agent-pol-bench-floor';
+  await transport.run(tx().add({ kind: 'chain', name: chain }));
+  const median = async (make) => {
+    const xs = [];
+    for (let i = 0; i < 20; i++) {
+      const b = make(i);
+      const s = performance.now();
+      await transport.runSliced(b, breathe);
+      xs.push(performance.now() - s);
+    }
+    return fmt(stats(xs).median);
+  };
+  const [set, list] = [...t.elements].sort((a, b) => b[1].length - a[1].length)[0];
+  const empty = await median(() => tx().flush({ kind: 'chain', name: chain }));
+  const element = await median((i) => {
+    const e = { kind: 'element', set, key: [`198.18.255.${(i % 250) + 1}`] };
+    return tx().add(e).delete(e);
+  });
+  const rule = await median(() => tx().add({ kind: 'rule', chain, body: [verdict('return')], comment: 'floor' }));
+  return `the kernel's floor on this table (a minimal batch, median of 20, ms): a flush of an empty chain ${empty}; one element of ${set} (${list.length} elements) added and deleted ${element}; one rule added ${rule}`;
+}
+
 /** BENCH_SECTIONS=1: sections 1 and 2 printed, the rest left out. */
 class OnlyLatency extends Error {}
 
@@ -608,6 +641,8 @@ try {
     return {
       r,
       at: started,
+      // Over netlink, a chain edit sends fewer messages than the transaction has commands.
+      messages: viaNetlink && r.lines > 0 ? nft.stats.lastMessages : r.lines,
       ms: performance.now() - started,
       compileMs: compiledAt - started,
       renderMs: renderedAt - compiledAt,
@@ -634,8 +669,10 @@ try {
     const denyAnsweredMs = [];
     const applyAllowMs = [];
     const applyDenyMs = [];
-    const parts = { compileMs: [], renderMs: [], applyMs: [] };
+    const parts = { compileMs: [], renderMs: [], applyMs: [], diffMs: [], runMs: [] };
+    const deleteParts = { compileMs: [], renderMs: [], applyMs: [], diffMs: [], runMs: [] };
     let policyTx;
+    let deleteTx;
     for (let i = 0; i < ROUNDS; i++) {
       let s = performance.now();
       let e = epochMs();
@@ -647,16 +684,18 @@ try {
       allowMs.push(Number(answer.split(' ')[1]) - e);
       applyAllowMs.push(a.ms);
       for (const k of Object.keys(parts)) parts[k].push(a[k]);
-      policyTx ??= a.r;
+      policyTx ??= { ...a.r, messages: a.messages };
       s = performance.now();
       e = epochMs();
       const d = await change(() => policies.splice(policies.indexOf(allow), 1));
+      deleteTx ??= { ...d.r, messages: d.messages };
       cli.send('until denied 20');
       answer = await cli.next();
       if (!answer.startsWith('done')) throw new Error('the deletion was never enforced');
       denyAnsweredMs.push(performance.now() - s);
       denyMs.push(Number(answer.split(' ')[1]) - e);
       applyDenyMs.push(d.ms);
+      for (const k of Object.keys(deleteParts)) deleteParts[k].push(d[k]);
     }
     // A pod label change: a pod of the server's namespace becomes tier=front (a peer of policy-107).
     const relabel = pods.find(
@@ -679,17 +718,24 @@ try {
         ['    compile (whole model)', ...q(parts.compileMs), ''],
         ['    render', ...q(parts.renderMs), ''],
         ['    applier: diff + one nft run', ...q(parts.applyMs), ''],
+        ['      diff', ...q(parts.diffMs), ''],
+        ['      run: one transaction (netlink: chain handles read, encoded, committed)', ...q(parts.runMs), ''],
         ['  the same to its answer back here (the earlier measure)', ...q(allowAnsweredMs), ''],
         ['deny: to the start of the first probe dropped', ...q(denyMs), ''],
         ['  of which compile+render+diff+nft', ...q(applyDenyMs), ''],
+        ['    compile', ...q(deleteParts.compileMs), ''],
+        ['    render', ...q(deleteParts.renderMs), ''],
+        ['    diff', ...q(deleteParts.diffMs), ''],
+        ['    run: one transaction', ...q(deleteParts.runMs), ''],
         ['  the same to its answer back here (the 20 ms timeout in)', ...q(denyAnsweredMs), ''],
       ]);
     };
     if (ONLY_LATENCY) {
       latencyTable();
       console.log(
-        `  one policy created: ${policyTx.lines} commands, ${policyTx.bytes} bytes; one pod label: ${label.r.lines}, ${label.r.bytes}`,
+        `  one policy created: ${policyTx.lines} commands (${policyTx.messages} netlink messages), ${policyTx.bytes} bytes; deleted: ${deleteTx.lines} commands (${deleteTx.messages} messages), ${deleteTx.bytes} bytes; one pod label: ${label.r.lines}, ${label.r.bytes}${viaNetlink ? `; chains whose rule handles a change had to read: ${nft.stats.chainReads} in ${2 * ROUNDS + 1} changes` : ''}`,
       );
+      if (viaNetlink) console.log(`  ${await kernelFloor(nft, table)}`);
       throw new OnlyLatency();
     }
     // 3. connection rate: 10,000+ rules against no table, interleaved.

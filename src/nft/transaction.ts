@@ -34,8 +34,24 @@ export type Operation =
   | { verb: 'create'; object: Table | Chain | NftSet | NftMap | Element }
   | { verb: 'insert'; object: Rule }
   | { verb: 'replace'; object: Rule & { handle: number } }
-  | { verb: 'flush'; object: ChainRef | SetRef | MapRef }
+  | { verb: 'flush'; object: ChainRef | SetRef | MapRef; edit?: ChainEdit }
   | { verb: 'delete'; object: ChainRef | SetRef | MapRef | RuleRef | Element };
+
+/**
+ * A chain flushed and refilled whose rules are mostly the ones it holds (a policy added to or taken
+ * from a pod's chain): the flush is followed by `rules` additions of the chain's new rules, the first
+ * `keep` and the last `tail` of which are the first `keep` and last `tail` of the rules it holds now
+ * (`was`: their comments, in order). A transport that can edit a chain by rule handles (netlink) may
+ * delete the rules between and insert the new ones between instead, after checking that the chain
+ * holds `was`; the end state is the same, the kept rules keep their counters, and the batch carries
+ * the change rather than the chain. Any other transport runs the flush and the additions.
+ */
+export interface ChainEdit {
+  was: readonly (string | undefined)[];
+  keep: number;
+  tail: number;
+  rules: number;
+}
 
 /** Names a layout owns, declared (never derived from other names): those starting with a prefix, and
  * exact names. */
@@ -99,11 +115,19 @@ export class Transaction {
     return this.push({ verb: 'replace', object: rule });
   }
 
-  /** Removes every rule of a chain, or every element of a set or map. */
-  flush(object: ChainRef | SetRef | MapRef): this {
+  /** Removes every rule of a chain, or every element of a set or map. A chain's `edit` says which
+   * of its rules the additions that follow keep (ChainEdit). */
+  flush(object: ChainRef | SetRef | MapRef, edit?: ChainEdit): this {
     const kind = (object as { kind: string }).kind;
     if (kind !== 'chain' && kind !== 'set' && kind !== 'map')
       throw new NftObjectError(`flush ${kind} is not supported: only chains, sets and maps are flushed`);
+    if (edit !== undefined) {
+      if (kind !== 'chain') throw new NftObjectError('only a chain is edited');
+      const { keep, tail, rules, was } = edit;
+      if (![keep, tail, rules].every((n) => Number.isInteger(n) && n >= 0) || keep + tail > Math.min(rules, was.length))
+        throw new NftObjectError(`invalid chain edit (keep ${keep}, tail ${tail} of ${was.length} → ${rules})`);
+      return this.push({ verb: 'flush', object, edit: Object.freeze({ ...edit, was: Object.freeze([...was]) }) });
+    }
     return this.push({ verb: 'flush', object });
   }
 
@@ -160,7 +184,7 @@ export class Transaction {
     // Copy, so a caller changing its object afterwards cannot change the transaction; an element
     // frozen whole cannot change, and is shared (a set of 50,000 addresses is 50,000 clones else).
     const keep = checked || this.share || frozenElement(obj);
-    this.ops.push(keep ? op : ({ verb: op.verb, object: structuredClone(obj) } as Operation));
+    this.ops.push(keep ? op : ({ ...op, object: structuredClone(obj) } as Operation));
     return this;
   }
 }

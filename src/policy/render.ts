@@ -1,3 +1,4 @@
+// Over 400 lines: renderPolicyWith's closures (the sets its rules name, gathered as they are rendered) and the port and match memos they read share one render's maps; split, each part would take them all as arguments.
 // The compiled model as nftables objects in table `inet strand` (all named agent-pol-*): the
 // skeleton (skeleton.ts: the forward base chain and its per-direction dispatch), then for each local
 // pod and direction its chain of every tier that has rules for it, in the pipeline's order, and the
@@ -100,6 +101,63 @@ const freshGroups =
   (groups) =>
     new FlatGroups().render(groups, model, options);
 
+/** A rule's ports as matches, and the named set they need when they are more than one range. */
+interface PortMatches {
+  exprs: readonly Expr[];
+  set?: { name: string; merged: PortRange[] };
+}
+
+/** By the compiled rule's port list, which a compile keeps from one change to the next: a pod
+ * rendered again does not merge and hash (stableId) the same ports again for each of its rules. */
+const PORT_MATCHES = new WeakMap<readonly PortRange[], PortMatches>();
+/** The same by the ranges' text, bounded (cleared when full: made again when asked for). */
+const PORT_MATCHES_BY_TEXT = new Map<string, PortMatches>();
+const MAX_PORT_TEXTS = 10_000;
+
+/** A rule's match lists and the sets they name, by rule object (and direction, families, known peers). */
+interface RuleMatches {
+  matches: Expr[][];
+  sets: ['peer' | 'cidr' | 'port', string, string, 4 | 6][];
+  service?: { name: string; merged: PortRange[] };
+}
+const RULE_MATCHES = new WeakMap<CompiledRule, Map<string, RuleMatches>>();
+
+/**
+ * A rule's ports: one range inline; more through a named interval set shared by every rule with the
+ * same ports. Never an anonymous set: the kernel names each one by scanning all of the table's sets,
+ * which made a full build quadratic in the rules (measured: 67k commands, minutes).
+ */
+function portMatchesOf(ranges: readonly PortRange[]): PortMatches {
+  let m = PORT_MATCHES.get(ranges);
+  if (!m) {
+    // A pod compiled again has new port lists with the same values: by their text then.
+    let text = '';
+    for (const r of ranges) text += `${r.protocol} ${r.from} ${r.to},`;
+    m = PORT_MATCHES_BY_TEXT.get(text);
+    if (!m) {
+      m = portMatches(ranges);
+      if (PORT_MATCHES_BY_TEXT.size >= MAX_PORT_TEXTS) PORT_MATCHES_BY_TEXT.clear();
+      PORT_MATCHES_BY_TEXT.set(text, m);
+    }
+    PORT_MATCHES.set(ranges, m);
+  }
+  return m;
+}
+
+function portMatches(ranges: readonly PortRange[]): PortMatches {
+  const merged = mergeRanges(ranges);
+  if (merged.length === 1) {
+    const r = merged[0] as PortRange;
+    const proto = match(meta('l4proto'), { kind: 'keyword', value: PROTO_WORD[r.protocol] });
+    if (r.from === 0 && r.to === 65535) return { exprs: [proto] };
+    const { from, to } = r;
+    const port: Value = from === to ? { kind: 'number', value: from } : { kind: 'range', from, to };
+    return { exprs: [proto, match(payload('th dport'), port)] };
+  }
+  const name = serviceSetName(stableId(['ports', merged.map((r) => `${r.protocol} ${portText(r)}`)]));
+  return { exprs: [lookup([meta('l4proto'), payload('th dport')], name)], set: { name, merged } };
+}
+
 /** The policy's fixed frame (skeleton.ts), the same for every table: made once, and shared by the
  * tables rendered (they are never changed in place), so a diff passes over it as one object. */
 let rendered: ReturnType<typeof renderSkeleton> | undefined;
@@ -142,33 +200,22 @@ export function renderPolicyWith(
   const usedPortSets = new Map<string, { id: string; family: 4 | 6 }>();
   const serviceSets = new Map<string, PortRange[]>();
 
-  // A rule's ports: one range inline; more through a named interval set shared by every rule with
-  // the same ports. Never an anonymous set: the kernel names each one by scanning all of the table's
-  // sets, which made a full build quadratic in the rules (measured: 67k commands, minutes).
-  const portsExprs = (ranges: readonly PortRange[]): Expr[] => {
-    const merged = mergeRanges(ranges);
-    if (merged.length === 1) {
-      const r = merged[0] as PortRange;
-      const proto = match(meta('l4proto'), { kind: 'keyword', value: PROTO_WORD[r.protocol] });
-      if (r.from === 0 && r.to === 65535) return [proto];
-      const { from, to } = r;
-      const port: Value = from === to ? { kind: 'number', value: from } : { kind: 'range', from, to };
-      return [proto, match(payload('th dport'), port)];
-    }
-    const name = serviceSetName(stableId(['ports', merged.map((r) => `${r.protocol} ${portText(r)}`)]));
-    serviceSets.set(name, merged);
-    return [lookup([meta('l4proto'), payload('th dport')], name)];
-  };
-
-  // The match part of a rule (peers, ports, named ports) for each of the pod's families.
-  const ruleMatches = (r: CompiledRule, direction: Direction, families: readonly (4 | 6)[]): Expr[][] => {
+  // The match part of a rule (peers, ports, named ports) for each of the pod's families, and the
+  // sets it names; the same for every pod with the same rule object, families and known peers
+  // (RULE_MATCHES: a policy's rule compiles to one object for the pods it selects).
+  const computeMatches = (r: CompiledRule, direction: Direction, families: readonly (4 | 6)[]): RuleMatches => {
     const field = direction === 'ingress' ? 'saddr' : 'daddr';
-    const matches: Expr[][] = [];
+    const out: RuleMatches = { matches: [], sets: [] };
     const numeric = r.ports === 'all' || r.ports.length > 0;
-    const ports = r.ports === 'all' || r.ports.length === 0 ? [] : portsExprs(r.ports);
+    let ports: readonly Expr[] = [];
+    if (r.ports !== 'all' && r.ports.length > 0) {
+      const m = portMatchesOf(r.ports);
+      ports = m.exprs;
+      if (m.set) out.service = m.set;
+    }
     for (const family of families) {
       if (numeric) {
-        if (r.peers === 'all') matches.push([...ports]);
+        if (r.peers === 'all') out.matches.push([...ports]);
         else {
           for (const id of r.peers) {
             const peer = model.peers.get(id);
@@ -176,24 +223,46 @@ export function renderPolicyWith(
             if (peer.meaning.kind !== 'ipBlock') {
               // Pods and nodes peers: their addresses.
               const set = peerSetName(id, family);
-              usedPeerSets.set(set, { id, family });
-              matches.push([lookup(addrField(family, field), set), ...ports]);
+              out.sets.push(['peer', set, id, family]);
+              out.matches.push([lookup(addrField(family, field), set), ...ports]);
             } else if (peer.meaning.family === family) {
               // R9: a v4 block never matches v6 traffic, and the reverse.
               const set = cidrSetName(id);
-              usedCidrSets.add(id);
-              matches.push([lookup(addrField(family, field), set), ...ports]);
+              out.sets.push(['cidr', set, id, family]);
+              out.matches.push([lookup(addrField(family, field), set), ...ports]);
             }
           }
         }
       }
       for (const id of r.namedPorts) {
         const set = namedPortSetName(id, family);
-        usedPortSets.set(set, { id, family });
-        matches.push([lookup([addrField(family, 'daddr'), meta('l4proto'), payload('th dport')], set)]);
+        out.sets.push(['port', set, id, family]);
+        out.matches.push([lookup([addrField(family, 'daddr'), meta('l4proto'), payload('th dport')], set)]);
       }
     }
-    return matches;
+    return out;
+  };
+  const ruleMatches = (r: CompiledRule, direction: Direction, families: readonly (4 | 6)[]): readonly Expr[][] => {
+    // Which of its peers the model knows is part of the key (a peer the model lacks is left out).
+    let key = `${direction} ${families.join()}`;
+    if (r.peers !== 'all') for (const id of r.peers) key += model.peers.has(id) ? '+' : '-';
+    let byKey = RULE_MATCHES.get(r);
+    if (!byKey) {
+      byKey = new Map();
+      RULE_MATCHES.set(r, byKey);
+    }
+    let m = byKey.get(key);
+    if (!m) {
+      m = computeMatches(r, direction, families);
+      byKey.set(key, m);
+    }
+    if (m.service) serviceSets.set(m.service.name, m.service.merged);
+    for (const [kind, set, id, family] of m.sets) {
+      if (kind === 'peer') usedPeerSets.set(set, { id, family });
+      else if (kind === 'cidr') usedCidrSets.add(id);
+      else usedPortSets.set(set, { id, family });
+    }
+    return m.matches;
   };
 
   /**

@@ -17,7 +17,8 @@ import {
 } from '../../src/policy/index.ts';
 import { FORWARD_CHAIN, verdictMapName } from '../../src/policy/index.ts';
 import { namespace, pod, policy, servePorts, upstreamNamespaces, upstreamPods } from '../support/netpol.ts';
-import { lookup, payload, verdict } from '../../src/nft/expr.ts';
+import { lookup, payload, renderRule, verdict } from '../../src/nft/expr.ts';
+import type { Rule } from '../../src/nft/objects.ts';
 
 const sortedDump = (f: FakeNft, keep: (line: string) => boolean = () => true) =>
   f.dump().split('\n').filter(keep).sort().join('\n');
@@ -110,6 +111,34 @@ describe('diff', () => {
         );
       }
     }
+  });
+
+  it("a refilled chain's edit marks the first and last rules kept: the old chain with the rules between replaced is the new one", () => {
+    const text = (r: { body: Parameters<typeof renderRule>[0]; comment?: string | undefined }) =>
+      `${renderRule(r.body)} # ${r.comment ?? ''}`;
+    let edits = 0;
+    for (let i = 0; i < STATES.length; i++) {
+      for (let j = 0; j < STATES.length; j++) {
+        const a = desired(STATES[i] as ReturnType<typeof policy>[]);
+        const b = desired(STATES[j] as ReturnType<typeof policy>[]);
+        const ops = diffPolicy(a, b).operations;
+        ops.forEach((o, at) => {
+          if (o.verb !== 'flush' || o.edit === undefined) return;
+          edits++;
+          const old = (a.chains.get(o.object.name)?.rules ?? []).map(text);
+          const refill = ops.slice(at + 1, at + 1 + o.edit.rules).map((r) => text(r.object as Rule));
+          expect(o.edit.was).toEqual((a.chains.get(o.object.name)?.rules ?? []).map((r) => r.comment));
+          expect(o.edit.keep + o.edit.tail).toBeGreaterThan(0);
+          const edited = [
+            ...old.slice(0, o.edit.keep),
+            ...refill.slice(o.edit.keep, refill.length - o.edit.tail),
+            ...old.slice(old.length - o.edit.tail),
+          ];
+          expect(edited, `${i} → ${j} ${o.object.name}`).toEqual((b.chains.get(o.object.name)?.rules ?? []).map(text));
+        });
+      }
+    }
+    expect(edits).toBeGreaterThan(0);
   });
 
   it('removing every policy leaves the static chain and empty maps only', async () => {

@@ -2,7 +2,7 @@
 // deleted from the middle of the cluster's list is one pod out for the incremental compiler, which
 // then looks at no other pod object (issue 18: deletions proportional to the pod, not the cluster).
 import { describe, expect, it } from 'vitest';
-import { alignLists } from '../../src/policy/incremental/align.ts';
+import { alignLists, copyInto } from '../../src/policy/incremental/align.ts';
 import { IncrementalCompiler } from '../../src/policy/incremental/compiler.ts';
 import { compilePolicy, type CompileInput, type PolicyPod } from '../../src/policy/index.ts';
 
@@ -79,5 +79,26 @@ describe('the incremental compiler on a deletion', () => {
     // A namespace without a deleted pod keeps its list.
     expect(ns0).toBeDefined();
     expect(compiler.view?.podsByNs.get('ns0')).toBe(ns0);
+  });
+});
+
+describe('copyInto (the last list kept, refilled in place)', () => {
+  it('gives a list equal to the source, reusing the buffer, never the source itself', () => {
+    const a = [1, 2, 3, 4];
+    const first = copyInto(undefined, a);
+    expect(first).toEqual(a);
+    expect(first).not.toBe(a);
+    const b = [5, 6];
+    const second = copyInto(first, b);
+    expect(second).toBe(first);
+    expect(second).toEqual([5, 6]);
+    const c = [7, 8, 9, 10, 11];
+    expect(copyInto(second, c)).toEqual(c);
+    // The source's own array is copied, not returned: a caller may change it in place afterwards.
+    const own = copyInto(c, c);
+    expect(own).toEqual(c);
+    expect(own).not.toBe(c);
+    c.push(12);
+    expect(own).toHaveLength(5);
   });
 });

@@ -40,16 +40,19 @@ function strEnd(d: Buffer, at: number, end: number): number {
   return end > at && d[end - 1] === 0 ? end - 1 : end;
 }
 
-/** Reads NEWRULE messages of one table into counters; rules without a counter expression are skipped. */
+/** Reads NEWRULE messages of one table into counters; rules without a counter expression are skipped
+ * (kept with zero counts when `everyRule`: a chain's handles and comments, in order). */
 export class CounterScanner {
   readonly out: ScannedCounter[] = [];
   private readonly tableName: Buffer;
+  private readonly everyRule: boolean;
   /** The last chain's name, as bytes and as the string every rule of it shares. */
   private chainBytes = Buffer.alloc(0);
   private chain = '';
 
-  constructor(table: string) {
+  constructor(table: string, everyRule = false) {
     this.tableName = Buffer.from(table);
+    this.everyRule = everyRule;
   }
 
   readonly visit = (d: Buffer, type: number, start: number, end: number): void => {
@@ -91,12 +94,13 @@ export class CounterScanner {
         }
       }
     }
-    if (!tableOk || chainAt < 0 || handle < 0 || packets < 0) return;
+    if (!tableOk || chainAt < 0 || handle < 0 || (packets < 0 && !this.everyRule)) return;
     if (!bytesEqual(d, chainAt, chainEnd, this.chainBytes)) {
       this.chainBytes = Buffer.from(d.subarray(chainAt, chainEnd));
       this.chain = d.toString('utf8', chainAt, chainEnd);
     }
-    const rule: ScannedCounter = { chain: this.chain, handle, packets, bytes };
+    const rule: ScannedCounter =
+      packets < 0 ? { chain: this.chain, handle, packets: 0, bytes: 0 } : { chain: this.chain, handle, packets, bytes };
     if (udataAt >= 0) {
       const comment = udataComment(d, udataAt, udataEnd);
       if (comment !== undefined) rule.comment = comment;
@@ -160,10 +164,11 @@ export function scanRuleCounters(
   request: Parameters<NetlinkSocket['dumpScan']>[0],
   table: string,
   what: string,
+  everyRule = false,
 ): ScannedCounter[] {
-  let scanner = new CounterScanner(table);
+  let scanner = new CounterScanner(table, everyRule);
   nl.dumpScan(request, what, () => {
-    scanner = new CounterScanner(table);
+    scanner = new CounterScanner(table, everyRule);
     return scanner.visit;
   });
   return scanner.out;

@@ -119,6 +119,19 @@ export function readTableCounters(nl: NetlinkSocket, table: TableRef, chain?: st
   }
 }
 
+/** One chain's rules, in order: handle and comment (counts as found, zero where a rule has none). */
+export function readChainRules(nl: NetlinkSocket, table: TableRef, chain: string): ScannedCounter[] {
+  const request = nftMessage(NFT_MSG.GETRULE, 0, FAMILY[table.family])
+    .str(NFTA_RULE_TABLE, table.name)
+    .str(NFTA_RULE_CHAIN, chain);
+  try {
+    return scanRuleCounters(nl, request, table.name, `list the rules of chain ${chain}`, true);
+  } catch (err) {
+    if (isKernelError(err, 'ENOENT')) return [];
+    throw err;
+  }
+}
+
 /** The chains of one table: names, handles, references and, for base chains, hook and type. */
 export function listChains(nl: NetlinkSocket, table: TableRef): ChainInfo[] {
   // The kernel does not filter a chain dump by table (it does for rules and sets): filtered here.

@@ -27,7 +27,7 @@ import type {
 } from '../types.ts';
 import { parsePolicy } from '../networkpolicy/parse.ts';
 import { PeerResolver } from './peers.ts';
-import { alignLists } from './align.ts';
+import { alignLists, copyInto } from './align.ts';
 import { sameList, ViewBuilder, type Slicer, type ViewChanges } from './view.ts';
 
 interface TierState {
@@ -58,7 +58,7 @@ export class IncrementalCompiler {
   private readonly memos: TierMemo[] = TIERS.map(() => new WeakMap());
   /** The members of `policies`, for aligning the next list with it (align.ts). */
   private policySet = new Set<NetworkPolicyObject>();
-  private policies: readonly NetworkPolicyObject[] | undefined;
+  private policies: NetworkPolicyObject[] | undefined;
   private cnps: readonly ClusterNetworkPolicyObject[] | undefined;
   private locals = new WeakMap<OwnedPod, LocalMemo>();
   private meanings = new Map<string, PeerMeaning>();
@@ -207,7 +207,7 @@ export class IncrementalCompiler {
         for (const p of [...(was ?? []), ...policies]) npNamespaces.add(p.metadata.namespace ?? '');
         this.policySet = new Set(policies);
       }
-      this.policies = [...policies]; // a copy: a caller may change its array in place
+      this.policies = copyInto(this.policies, policies); // a copy: a caller may change its array in place
     }
     const cnps = input.clusterNetworkPolicies ?? [];
     const cnpChanged = !sameList(this.cnps, cnps);

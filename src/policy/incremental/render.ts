@@ -1,3 +1,4 @@
+// Over 400 lines: the whole render and its patch for a few changed pods (patchedPods) share the fragments, their reference counts and the last table; apart, each would reach into the other's state.
 // renderPolicy (render.ts) that reuses: a LocalPod object rendered before gives the very chains,
 // verdict-map elements and set definitions it gave then, and a PeerSet or NamedPortSet object the
 // very element lists, so the table shares every unchanged part with the previous one and the diff
@@ -47,6 +48,8 @@ const keyText = (e: Element) => e.key.join(' . ');
 const byKey = (a: { k: string }, b: { k: string }) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0);
 const EMPTY = new Map<string, NamedPortSet>();
 const noSlice: Slicer = function* () {};
+/** More local pods changed than this: the whole render (patchedPods). */
+const PATCH_PODS_MAX = 64;
 /** Local pods rendered between looks at the clock. */
 const SLICE_PODS = 25;
 
@@ -65,8 +68,12 @@ export class TableRenderer {
   private members = new WeakMap<PeerSet | NamedPortSet, Map<string, readonly Element[]>>();
   private hollow = new Map<string, PeerSet>();
   private last: DesiredPolicyTable | undefined;
-  /** The local pods of the last render, when it had no flat groups (keptPods). */
+  /** The local pods of the last render, when it had no flat groups (keptPods), and their fragments. */
   private lastPods: readonly LocalPod[] | undefined;
+  private lastFragments: Fragment[] = [];
+  /** How many of the last render's fragments name each comment and each set (patchedPods). */
+  private commentRefs = new Map<string, number>();
+  private setRefs = new Map<string, number>();
   private flatGroups = new FlatGroups();
 
   /** renderPolicy(model, options), at once. */
@@ -113,7 +120,7 @@ export class TableRenderer {
       this.skeleton = renderPolicyWith({ ...model, pods: [], peers: new Map(), namedPorts: EMPTY }, options, NO_GROUPS);
     }
     const skeleton = this.skeleton;
-    const kept = this.keptPods(model);
+    const kept = this.keptPods(model) ?? this.patchedPods(model, options);
     if (kept) return kept;
     const chains = new Map<string, DesiredChain>(skeleton.chains);
     const sets = new Map<string, NftSet | NftMap>(skeleton.sets);
@@ -124,16 +131,24 @@ export class TableRenderer {
     for (const name of skeleton.elements.keys()) mapElements.set(name, []);
     const hollow = this.hollowPeers(model);
     const groups = new Map<string, FlatGroupRequest>();
+    const fragments: Fragment[] = [];
+    const commentRefs = new Map<string, number>();
+    const setRefs = new Map<string, number>();
     let n = 0;
     for (const pod of model.pods) {
       if (++n % SLICE_PODS === 0) yield* slice();
       const f = this.fragment(pod, model, hollow, options);
+      fragments.push(f);
       for (const [g, req] of f.groups) if (!groups.has(g)) groups.set(g, req);
       for (const [n, c] of f.chains) chains.set(n, c);
       for (const [n, o] of f.owners) chainOwners.set(n, o);
-      for (const [n, m] of f.comments) comments.set(n, m);
+      for (const [n, m] of f.comments) {
+        comments.set(n, m);
+        commentRefs.set(n, (commentRefs.get(n) ?? 0) + 1);
+      }
       for (const [n, list] of f.mapElements) mapElements.get(n)?.push(...list);
       for (const [n, s, own] of f.sets) {
+        setRefs.set(n, (setRefs.get(n) ?? 0) + 1);
         if (sets.has(n)) continue;
         sets.set(n, this.last?.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
@@ -169,7 +184,111 @@ export class TableRenderer {
     };
     this.last = table;
     this.lastPods = groups.size === 0 ? model.pods : undefined;
+    this.lastFragments = groups.size === 0 ? fragments : [];
+    this.commentRefs = commentRefs;
+    this.setRefs = setRefs;
     recordFlatGroups(table, record);
+    return table;
+  }
+
+  /**
+   * The last render's table with the fragments of the few local pods that are new objects (a policy
+   * added or taken away: the pods it selects) swapped for their new ones, the rest of the table
+   * copied, not gathered again from ~500 fragments at 50,000 pods; peer and named-port sets get their
+   * elements again where their objects changed, as in keptPods. Undefined (the whole render) when the
+   * local pods came or went, too many changed, or a flat group is named.
+   */
+  private patchedPods(model: CompiledPolicy, options: RenderOptions): DesiredPolicyTable | undefined {
+    const last = this.last;
+    const lastPods = this.lastPods;
+    if (!last || !lastPods || lastPods.length !== model.pods.length) return undefined;
+    const changed: number[] = [];
+    for (let i = 0; i < lastPods.length; i++) {
+      if (lastPods[i] === model.pods[i]) continue;
+      changed.push(i);
+      if (changed.length > PATCH_PODS_MAX) return undefined;
+    }
+    if (changed.length === 0) return undefined;
+    const hollow = this.hollowPeers(model);
+    const fresh = changed.map((i) => this.fragment(model.pods[i] as LocalPod, model, hollow, options));
+    if (fresh.some((f) => f.groups.length > 0)) return undefined;
+
+    const chains = new Map(last.chains);
+    const chainOwners = new Map(last.chainOwners);
+    const comments = new Map(last.comments);
+    const sets = new Map(last.sets);
+    const elements = new Map(last.elements);
+    let added = false;
+    const outOf = new Map<string, Set<Element>>();
+    const into = new Map<string, Element[]>();
+    changed.forEach((i, k) => {
+      const was = this.lastFragments[i] as Fragment;
+      const now = fresh[k] as Fragment;
+      this.lastFragments[i] = now;
+      const nowChains = new Set(now.chains.map(([n]) => n));
+      for (const [n] of was.chains) if (!nowChains.has(n)) chains.delete(n);
+      const nowOwners = new Set(now.owners.map(([n]) => n));
+      for (const [n] of was.owners) if (!nowOwners.has(n)) chainOwners.delete(n);
+      for (const [n] of was.comments) if (unref(this.commentRefs, n)) comments.delete(n);
+      for (const [n] of was.sets)
+        if (unref(this.setRefs, n)) {
+          sets.delete(n);
+          elements.delete(n);
+        }
+      for (const [n, list] of was.mapElements) {
+        let out = outOf.get(n);
+        if (!out) outOf.set(n, (out = new Set()));
+        for (const e of list) out.add(e);
+      }
+      for (const [n, c] of now.chains) {
+        if (!chains.has(n)) added = true;
+        chains.set(n, c);
+      }
+      for (const [n, o] of now.owners) chainOwners.set(n, o);
+      for (const [n, m] of now.comments) {
+        if (!comments.has(n)) added = true;
+        comments.set(n, m);
+        this.commentRefs.set(n, (this.commentRefs.get(n) ?? 0) + 1);
+      }
+      for (const [n, s, own] of now.sets) {
+        this.setRefs.set(n, (this.setRefs.get(n) ?? 0) + 1);
+        if (sets.has(n)) continue;
+        added = true;
+        sets.set(n, last.sets.get(n) ?? s);
+        elements.set(n, own ?? this.membersOf(n, model));
+      }
+      for (const [n, list] of now.mapElements) {
+        let to = into.get(n);
+        if (!to) into.set(n, (to = []));
+        to.push(...list);
+      }
+    });
+    for (const n of new Set([...outOf.keys(), ...into.keys()])) {
+      const out = outOf.get(n) ?? new Set<Element>();
+      const list = (last.elements.get(n) ?? []).filter((e) => !out.has(e));
+      list.push(...(into.get(n) ?? []));
+      const was = last.elements.get(n);
+      const sorted = sortedElements(list);
+      elements.set(n, was && sameObjects(was, sorted) ? was : sorted);
+    }
+    for (const [name, list] of elements) {
+      if (!SET_NAME.test(name)) continue;
+      const now = this.membersOf(name, model);
+      if (now !== list) elements.set(name, now);
+    }
+    // A copy keeps its source's (sorted) order, and deleting keeps it sorted: only new names are
+    // merged in.
+    const order = <V>(m: Map<string, V>, like: ReadonlyMap<string, unknown>) => (added ? sortedLike(m, like) : m);
+    const table: DesiredPolicyTable = {
+      chains: order(chains, last.chains),
+      sets: order(sets, last.sets),
+      elements: order(elements, last.elements),
+      chainOwners: order(chainOwners, last.chainOwners),
+      comments: order(comments, last.comments),
+    };
+    this.last = table;
+    this.lastPods = model.pods;
+    recordFlatGroups(table, new Map());
     return table;
   }
 
@@ -288,6 +407,17 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
     );
   }
   return out;
+}
+
+/** One reference to `name` fewer; true when it was the last. */
+function unref(refs: Map<string, number>, name: string): boolean {
+  const n = (refs.get(name) ?? 0) - 1;
+  if (n > 0) {
+    refs.set(name, n);
+    return false;
+  }
+  refs.delete(name);
+  return true;
 }
 
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {

@@ -7,7 +7,7 @@ import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
 import type { TierDirections, TierResult } from '../tier.ts';
 import type { CompiledRule, NetworkPolicyObject, PolicyError, PolicyRef } from '../types.ts';
-import { alignLists } from '../incremental/align.ts';
+import { alignLists, copyInto } from '../incremental/align.ts';
 import { parsePolicy, type ParsedPolicy } from './parse.ts';
 import { RuleCompiler } from './rules.ts';
 
@@ -21,7 +21,7 @@ interface ByNamespace {
  * After a change it is updated where the policies that came and went are (issue 18: one policy
  * changed among 10,000 regroups one namespace). `members`: the set of `policies`. */
 let lastGrouping:
-  | { policies: readonly NetworkPolicyObject[]; members: Set<NetworkPolicyObject>; result: ByNamespace }
+  | { policies: NetworkPolicyObject[]; members: Set<NetworkPolicyObject>; result: ByNamespace }
   | undefined;
 /** More policies in or out than this at once: grouped again whole. */
 const REGROUP_MAX = 1000;
@@ -67,7 +67,7 @@ function policiesByNamespace(policies: readonly NetworkPolicyObject[]): ByNamesp
     result = groupPolicies(policies);
     members = new Set(policies);
   }
-  lastGrouping = { policies: [...policies], members, result }; // a copy: a caller may change its array in place
+  lastGrouping = { policies: copyInto(last?.policies, policies), members, result }; // a copy: a caller may change its array in place
   return result;
 }
 
