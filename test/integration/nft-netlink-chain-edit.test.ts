@@ -5,21 +5,15 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { counter, verdict, type Expr } from '../../src/nft/expr.ts';
-import { createNetlinkTransport, type NetlinkTransport } from '../../src/nft/netlink/transport.ts';
 import type { Rule, TableRef } from '../../src/nft/objects.ts';
-import { createNftRunner } from '../../src/nft/runner.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
-import type { NftTransport } from '../../src/nft/transport.ts';
-import { TestNetns } from '../support/netns.ts';
+import { TransportPairs, type TransportPair } from '../support/nft-transports.ts';
+import type { TestNetns } from '../support/netns.ts';
 
 const T: TableRef = { family: 'inet', name: 'strand' };
 const CHAIN = 'agent-pol-in-test';
-const made: TestNetns[] = [];
-const transports: NetlinkTransport[] = [];
-afterEach(() => {
-  for (const t of transports.splice(0)) t.close();
-  for (const ns of made.splice(0)) ns.destroy();
-});
+const pairs = new TransportPairs(T);
+afterEach(() => pairs.destroy());
 
 interface Listed {
   handle: number;
@@ -46,13 +40,8 @@ const rule = (name: string, v: 'accept' | 'drop' | 'return' = 'accept', counted 
   return { kind: 'rule', chain: CHAIN, body, comment: name };
 };
 
-function setUp(): { nl: NetlinkTransport; proc: NftTransport; a: TestNetns; b: TestNetns } {
-  const a = TestNetns.create('nftedit');
-  const b = TestNetns.create('nfteditp');
-  made.push(a, b);
-  const nl = createNetlinkTransport({ table: T, netns: a.name });
-  transports.push(nl);
-  return { nl, proc: createNftRunner({ table: T, netns: b.name }), a, b };
+function setUp(): TransportPair {
+  return pairs.pair('nftedit', 'nfteditp');
 }
 
 /** The chain made to hold `rules`, from nothing. */

@@ -17,28 +17,19 @@ import {
   type Value,
 } from '../../src/nft/expr.ts';
 import { isNftError } from '../../src/nft/errors.ts';
-import { createNetlinkTransport, type NetlinkTransport } from '../../src/nft/netlink/transport.ts';
 import type { TableRef } from '../../src/nft/objects.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
 import type { NftTransport } from '../../src/nft/transport.ts';
-import { TestNetns } from '../support/netns.ts';
+import { TransportPairs, type TransportPair } from '../support/nft-transports.ts';
+import type { TestNetns } from '../support/netns.ts';
 
 const T: TableRef = { family: 'inet', name: 'strand' };
-const made: TestNetns[] = [];
-const transports: NetlinkTransport[] = [];
-afterEach(() => {
-  for (const t of transports.splice(0)) t.close();
-  for (const ns of made.splice(0)) ns.destroy();
-});
+const pairs = new TransportPairs(T);
+afterEach(() => pairs.destroy());
 
-function pair(): { nl: NetlinkTransport; proc: NftTransport; a: TestNetns; b: TestNetns } {
-  const a = TestNetns.create('nftnl');
-  const b = TestNetns.create('nftproc');
-  made.push(a, b);
-  const nl = createNetlinkTransport({ table: T, netns: a.name });
-  transports.push(nl);
-  return { nl, proc: createNftRunner({ table: T, netns: b.name }), a, b };
+function pair(): TransportPair {
+  return pairs.pair('nftnl', 'nftproc');
 }
 
 function listed(ns: TestNetns): unknown {
