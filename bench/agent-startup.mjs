@@ -20,7 +20,7 @@
 // agent-cluster.mjs; BENCH_MEMORY_LIMIT_MIB=256 runs the agent with the heap Node gives it under the
 // DaemonSet's memory limit; BENCH_RUNS (agent starts, default 3), BENCH_SETTLE_MS (default 3000),
 // BENCH_IDLE_MS (default 30000), BENCH_VERBOSE=1 (the agent's own memory report), BENCH_SMAPS=1 (RSS by
-// mapping), BENCH_AGENT_LOG=<file> (keep the agent's log), BENCH_AGENT_NODE_OPTIONS (V8/Node flags for the agent, e.g. --max-semi-space-size=1).
+// mapping), BENCH_AGENT_LOG=<file> (keep the agent's log), BENCH_AGENT_NODE_OPTIONS (V8/Node flags for the agent, e.g. --max-semi-space-size=1), BENCH_SLOW_PROBES=1 (each start-up answer over 100 ms with its time since the start).
 //   node bench/agent-startup.mjs [--quick]     (--quick: one start, 10 s idle)
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -154,6 +154,11 @@ async function agentRun(api, plan) {
     await prober.stopSampling();
     const all = prober.samples();
     const firstAnswer = all.find((s) => s.status !== 0)?.at ?? readyAt;
+    // BENCH_SLOW_PROBES=1: each start-up answer over 100 ms, by its time since the agent started (to
+    // read beside the agent's log, BENCH_AGENT_LOG).
+    if (process.env.BENCH_SLOW_PROBES)
+      for (const s of prober.samples(firstAnswer, readyAt))
+        if (s.ms > 100) console.log(`slow ${s.sample}: ${s.ms.toFixed(1)} ms, sent at +${s.at - agent.startedAt} ms`);
     const health = {
       startup: sampleSummary(prober.samples(firstAnswer, readyAt)),
       idle: sampleSummary(prober.samples(probedFrom, idleTo)),
