@@ -4,7 +4,7 @@
 import * as z from 'zod';
 import type { InspectSnapshot } from '../agent/inspect.ts';
 import { HANDSHAKE_VERSION, MAX_QUERY_ANSWER_BYTES, type HandshakeRequest } from '../contracts/agent-socket.ts';
-import { exchangeLine } from '../plugin/agent-client.ts';
+import { exchangeLine } from '../plugin/agent-exchange.ts';
 
 export type AgentAnswer<T> =
   /** No socket file, or nobody listening on it (ENOENT, ECONNREFUSED): the agent is not running. */

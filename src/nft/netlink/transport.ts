@@ -111,6 +111,26 @@ function flagsOf(s: SetInfo): SetFlag[] {
   return out;
 }
 
+/** Runs `steps` to its end, awaiting `breathe` each time a slice of `sliceMs` has passed (counted). */
+async function drainSliced<T>(
+  steps: Generator<unknown, T>,
+  breathe: () => Promise<void>,
+  sliceMs: number,
+  timing: { slices: number },
+): Promise<T> {
+  let slice = performance.now();
+  let step = steps.next();
+  while (!step.done) {
+    if (performance.now() - slice >= sliceMs) {
+      await breathe();
+      timing.slices++;
+      slice = performance.now();
+    }
+    step = steps.next();
+  }
+  return step.value;
+}
+
 export function createNetlinkTransport(options: NetlinkTransportOptions = {}): NetlinkTransport {
   const table = options.table ?? STRAND_TABLE;
   checkTableRef(table);
@@ -330,18 +350,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       // Mapped and encoded an operation at a time, yielding every sliceMs: the NftOps are not kept
       // (a rule's constructs, an element's key), only the messages.
       const encoder = new BatchEncoder({ group: ops.length > 256 });
-      let slice = performance.now();
-      const steps = encode(ops, plan, encoder);
-      let step = steps.next();
-      while (!step.done) {
-        if (performance.now() - slice >= sliceMs) {
-          await breathe();
-          timing.slices++;
-          slice = performance.now();
-        }
-        step = steps.next();
-      }
-      const setChanges = step.value;
+      const setChanges = await drainSliced(encode(ops, plan, encoder), breathe, sliceMs, timing);
       const messages = encoder.finish();
       const opAt = opAtOf(tx);
       if (messages.length <= INLINE_MESSAGES) {
@@ -363,20 +372,10 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       let sent: { messages: number; bytes: number };
       let committing: number;
       try {
-        const steps = prepareBatch(own, messages);
-        let step = steps.next();
-        slice = performance.now();
-        while (!step.done) {
-          if (performance.now() - slice >= sliceMs) {
-            await breathe();
-            timing.slices++;
-            slice = performance.now();
-          }
-          step = steps.next();
-        }
+        const prepared = await drainSliced(prepareBatch(own, messages), breathe, sliceMs, timing);
         committing = performance.now();
         timing.encodeMs = committing - started;
-        sent = await commitBatchOffThread(own, step.value, ops.length, opAt, operation);
+        sent = await commitBatchOffThread(own, prepared, ops.length, opAt, operation);
       } finally {
         own.close();
       }
