@@ -21,6 +21,7 @@ import { emptyTableState, type Element, type NftMap, type NftSet, type TableStat
 import { Transaction } from '../nft/transaction.ts';
 import type { DesiredChain, DesiredPolicyTable } from './types.ts';
 import { POLICY_PREFIX } from './names.ts';
+import { samePlain } from '../util/same-plain.ts';
 
 const keyText = (e: { key: readonly string[]; value?: readonly string[] | undefined }) => e.key.join(' . ');
 const valueText = (e: { value?: readonly string[] | undefined }) => (e.value ?? []).join(' . ');
@@ -53,23 +54,7 @@ type Rule = DesiredChain['rules'][number];
  * third of a diff at 10,000 policies); bodies that differ as data yet read the same as text count as
  * different, which costs a rule edited, never a rule kept wrongly. */
 function sameRule(a: Rule, b: Rule): boolean {
-  return a === b || (a.comment === b.comment && sameData(a.body, b.body));
-}
-
-/** Deep equality of plain data (expressions: objects, arrays, strings, numbers, booleans). */
-function sameData(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (!sameData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  return true;
+  return a === b || (a.comment === b.comment && samePlain(a.body, b.body));
 }
 
 /**
