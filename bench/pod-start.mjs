@@ -363,6 +363,17 @@ try {
   console.log(
     `agent: strand_pod_start_notices_total over the run: ok ${notices(metrics1, 'ok') - notices(metrics0, 'ok')}, refused ${notices(metrics1, 'refused') - notices(metrics0, 'refused')}, error ${notices(metrics1, 'error') - notices(metrics0, 'error')}`,
   );
+  // How the notices were bound: computed ahead (before the notice), at the notice, or by a compile.
+  const binds = (m0, m1) =>
+    ['ahead', 'notice', 'compile', 'mismatch']
+      .map((p) => {
+        const key = `strand_policy_pod_start_binds_total{path="${p}"}`;
+        return `${p} ${(m1.get(key) ?? 0) - (m0.get(key) ?? 0)}`;
+      })
+      .join(', ');
+  console.log(
+    `agent: strand_policy_pod_start_binds_total, sequential phase: ${binds(metricsSeq0, metricsSeq1)}; whole run: ${binds(metrics0, metrics1)}`,
+  );
   for (const [msg, list] of handshake) console.log(`  plugin: ${list.length} × "${msg}"`);
   console.log(
     "(the agent's histograms are interpolated within their buckets; the programming histogram also counts Pod events)",

@@ -386,6 +386,9 @@ await stopProfile();
 console.log(
   `notices: ${fullPasses.n} of ${NOTICES} fell back to a full compile; a notice's mean ms: bind ${fmt(parts.bind / NOTICES)}, apply ${fmt(parts.apply / NOTICES)} of which transport ${fmt(t0.ms / NOTICES)}`,
 );
+// How the notices were bound (sequential and concurrent): computed ahead, at the notice, by a compile.
+const paths = (await enforcer.metrics.podStartBinds?.get())?.values ?? [];
+console.log(`binds by path: ${paths.map((v) => `${v.labels.path} ${v.value}`).join(', ') || 'none counted'}`);
 const q = (s, x) =>
   fmt(
     quantile(

@@ -15,6 +15,9 @@ export interface PolicyMetrics {
   nftFailures: Counter<'kind'>;
   /** Pod-start notices answered "not ready" because the pod's rules were not in place within the bound. */
   podStartTimeouts: Counter;
+  /** Pod-start binds by how they were made: ahead (computed before the notice, bind-ahead.ts), at the
+   * notice (bind.ts), or a full compile; "mismatch": a bind ahead whose bookkeeping disagreed. */
+  podStartBinds: Counter<'path'>;
   conntrackDeleted: Counter;
   conntrackErrors: Counter;
   /** Filled in at scrape time from the rules' counters. */
@@ -78,6 +81,12 @@ export function createPolicyMetrics(registry: Registry, collectCounters: () => P
     podStartTimeouts: new Counter({
       name: 'strand_policy_pod_start_timeouts_total',
       help: "Pod-start notices whose pod's policy rules were not in place within the bound (the ADD then fails with try-again-later).",
+      registers,
+    }),
+    podStartBinds: new Counter({
+      name: 'strand_policy_pod_start_binds_total',
+      help: 'Pod-start notices bound, by path: ahead (the bind computed before the notice), notice (computed at it), compile (everything compiled); mismatch: a bind ahead whose bookkeeping disagreed (the rules are rebuilt).',
+      labelNames: ['path'] as const,
       registers,
     }),
     conntrackDeleted: new Counter({

@@ -219,6 +219,32 @@ export class LayoutApplier<D> {
   }
 
   /**
+   * Sends `diff`, the layout's diff from the state applied to one the caller has not built yet (a
+   * pod-start bind computed before its notice: the answer waits for the kernel, not for the
+   * bookkeeping). The caller then says what the kernel holds, record(desired), or invalidate(),
+   * before anything else is applied. Throws on failure; the kernel is then as it was (all or nothing).
+   */
+  async applyAhead(diff: Transaction): Promise<ApplyReport> {
+    const started = performance.now();
+    if (this.applied === undefined) throw new Error(`${this.what} not applied yet`);
+    const tx = this.ownedTransaction();
+    tx.append(diff);
+    const next = this.generation + 1;
+    this.addMarker(tx, next);
+    const sent = await this.send(tx);
+    this.generation = next;
+    this.watch?.applied(tx.operations);
+    const lines = tx.operations.length;
+    this.hooks.transaction?.('diff', lines, sent.bytes);
+    return { kind: 'diff', lines, bytes: sent.bytes, ms: performance.now() - started };
+  }
+
+  /** What the kernel holds after applyAhead: the state its diff led to. */
+  record(desired: D): void {
+    this.remember(desired);
+  }
+
+  /**
    * What differs between the kernel and the applied state, cheaply; undefined when nothing does.
    * Every FULL_CHECK_MS the whole table is read as well.
    */

@@ -1,4 +1,4 @@
-// A PolicyEnforcer over the nft fake and a test's ClusterCache (the unit tests of the enforcer and of
+// A PolicyEnforcer over the nft fake (or a given transport) and a test's ClusterCache (the unit tests of the enforcer and of
 // its pod-start bind): real timers, no API server, no conntrack cut, the stages it yields at recorded.
 import { Registry } from 'prom-client';
 import { PolicyEnforcer } from '../../src/agent/policy/enforcer.ts';
@@ -8,6 +8,7 @@ import type { ClusterCache } from '../../src/k8s/cluster-cache.ts';
 import type { PodInfo } from '../../src/k8s/objects.ts';
 import { silentLogger } from '../../src/log.ts';
 import { FakeNft } from '../../src/nft/fake.ts';
+import type { Nft } from '../../src/nft/transport.ts';
 
 const timers: Clock = {
   now: () => Date.now(),
@@ -29,8 +30,17 @@ export function fakeEnforcer(
   cache: { pods: { get(name: string, namespace?: string): PodInfo | undefined } },
   opts: { nodeName: string; nodeAddress: string; slices?: boolean; recordStages?: boolean },
 ): FakeEnforcer {
-  const notices = new PodStartNotices(timers, { apiPod: (ns, name) => cache.pods.get(name, ns) });
   const nft = new FakeNft();
+  return { ...testEnforcer(cache, opts, nft), nft };
+}
+
+/** The same over another transport (the kernel's, in a test's network namespace). */
+export function testEnforcer(
+  cache: { pods: { get(name: string, namespace?: string): PodInfo | undefined } },
+  opts: { nodeName: string; nodeAddress: string; slices?: boolean; recordStages?: boolean },
+  nft: Nft,
+): Omit<FakeEnforcer, 'nft'> {
+  const notices = new PodStartNotices(timers, { apiPod: (ns, name) => cache.pods.get(name, ns) });
   const stages: string[] = [];
   const enforcer = new PolicyEnforcer({
     nodeName: opts.nodeName,
@@ -53,5 +63,5 @@ export function fakeEnforcer(
         }
       : {}),
   });
-  return { enforcer, nft, notices, stages };
+  return { enforcer, notices, stages };
 }

@@ -47,6 +47,7 @@ import { createPolicyMetrics, type PolicyMetrics } from '../policy-metrics.ts';
 import { CounterReader } from './counter-reader.ts';
 import { CutQueue } from './cut-queue.ts';
 import { PodStartGate } from './gate.ts';
+import { BindsAhead, settleAhead } from './bind-ahead.ts';
 import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
 import { describeError } from '../../k8s/client.ts';
@@ -152,6 +153,8 @@ export class PolicyEnforcer {
   private lastFailureAt: number | undefined;
   /** When the last event asked for a pass (request with seenAt): a lone one skips the debounce. */
   private lastEventAt = Number.NEGATIVE_INFINITY;
+  /** The pod-start binds computed before their notices (bind-ahead.ts). */
+  private readonly ahead: BindsAhead;
   /** The ms of the bind being applied (bindModel, renderBound), for applyModel's debug line. */
   private bindTimes: { bindMs: number; renderMs: number } | undefined;
 
@@ -206,6 +209,19 @@ export class PolicyEnforcer {
       retryMs: POLICY_RETRY_MS,
       run: () => this.runDue(),
     });
+    this.ahead = new BindsAhead({
+      state: () => {
+        const table = this.applier.current;
+        const { compiled, lastInput, prepared } = this;
+        if (!table || !compiled || !lastInput || this.applier.problem) return undefined;
+        return { table, compiled, lastInput, prepared };
+      },
+      busy: () => this.passDue || this.bindDue.size > 0 || this.loop.isStopped,
+      forPod: (key, last) => this.input.forPod(key, last),
+      renderOptions: () => this.renderOptions(),
+      clock: this.clock,
+      log: this.log,
+    });
   }
 
   /** Why this node's policy rules are not (known to be) in the kernel; undefined when they are. */
@@ -225,6 +241,7 @@ export class PolicyEnforcer {
 
   /** Stops the loop and refuses every waiting pod-start notice; the rules stay in force. */
   stop(): void {
+    this.ahead.stop();
     this.loop.stop();
     this.gate.stop();
     this.cuts.close();
@@ -271,6 +288,11 @@ export class PolicyEnforcer {
     return this.loop.settle();
   }
 
+  /** The waiting pods whose pod-start bind is computed ahead now (bind-ahead.ts), by key. */
+  get aheadPods(): string[] {
+    return this.ahead.pods;
+  }
+
   /** The compiler's input (input.ts), for `strand status` and `strand explain`. */
   compileInput(): CompileInput {
     return this.input.build();
@@ -291,6 +313,8 @@ export class PolicyEnforcer {
     if (!this.passDue && this.bindDue.size === 0) return true;
     const since = this.pendingSince;
     this.pendingSince = undefined;
+    if (!this.passDue && this.bindDue.size === 1 && (await this.bindAhead([...this.bindDue][0] as string, since)))
+      return true;
     // With a pass due too, the notices are bound first when only other pods changed since the last
     // pass (ahead): the answers then wait for a bind, not for a compile of every change queued.
     const ahead = this.passDue && this.bindDue.size > 0 && this.onlyPodsChanged();
@@ -312,11 +336,13 @@ export class PolicyEnforcer {
         // Ahead of a pass, the latency of the events it waits for is the pass's to observe.
         if (table && (await this.applyModel(bound.compiled, ahead ? undefined : since, table, bound.ips))) {
           this.noteBound(bound.ips);
+          this.metrics.podStartBinds.inc({ path: 'notice' }, bound.ips.size);
           if (!ahead) return true;
         }
       }
     }
     this.passDue = false;
+    if (this.bindDue.size > 0) this.metrics.podStartBinds.inc({ path: 'compile' }, this.bindDue.size);
     this.bindDue.clear();
     if (await this.pass(since)) return true;
     // Retried with the event's time, so the latency histogram counts the wait.
@@ -413,11 +439,68 @@ export class PolicyEnforcer {
   }
 
   /**
+   * The notice's bind computed ahead (bind-ahead.ts): its transaction sent and the notice answered,
+   * then the bookkeeping (the model and table with the real addresses, which must give the same
+   * transaction). False when there is none for the pod or it does not fit (the bind runs as usual),
+   * or when the bookkeeping disagreed (the pass that follows rebuilds the rules).
+   */
+  private async bindAhead(key: string, since: number | undefined): Promise<boolean> {
+    const taken = this.ahead.take(key, this.opts.notices.get(key)?.ips);
+    if (!taken) return false;
+    this.bindDue.delete(key);
+    let sent: { lines: number; bytes: number; ms: number };
+    try {
+      sent = await this.applier.applyAhead(taken.tx);
+    } catch (err) {
+      // The kernel is as it was (all or nothing): the bind computed at the notice follows.
+      this.log.debug({ pod: key, err: describeError(err) }, 'a bind computed ahead failed; binding at the notice');
+      this.bindDue.add(key);
+      return false;
+    }
+    this.observeProgrammed(since);
+    this.gate.bound(key, taken.ips);
+    this.metrics.podStartBinds.inc({ path: 'ahead' });
+    this.log.debug(
+      { kind: 'diff', ahead: true, commands: sent.lines, bytes: sent.bytes, ms: round1(sent.ms) },
+      'policy rules applied',
+    );
+    // The answer goes out before the bookkeeping (of the pod object and input the bind was computed
+    // for: an event meanwhile is the next run's).
+    await setImmediateYield();
+    const settled = settleAhead(taken, this.renderOptions());
+    if (!settled) {
+      // A bug of the bind ahead: what the kernel holds is not what the model says; rebuilt at once.
+      this.log.error(
+        { pod: key },
+        'a pod-start bind computed ahead differs from the bind at the notice: rebuilding the policy rules',
+      );
+      this.metrics.podStartBinds.inc({ path: 'mismatch' });
+      this.applier.invalidate('retry');
+      this.passDue = true;
+      return false;
+    }
+    const { bound, table } = settled;
+    const ips = new Map([[key, taken.ips]]);
+    this.applier.record(table);
+    this.compiled = bound.compiled;
+    this.prepared = bound.prepared;
+    this.noteBound(ips);
+    this.gate.applied(bound.compiled);
+    if (this.opts.cutDeniedFlows) {
+      this.cuts.defer(ips);
+      if (this.bindDue.size === 0) this.cuts.cutBound(bound.compiled);
+    }
+    this.ahead.schedule();
+    return true;
+  }
+
+  /**
    * The model applied is now the compile of the last input with these notices' addresses too (the
    * bind's promise; no event came since that input, or no bind would have run): the input it stands
    * for says so, and kubelet's status update that reports those addresses compiles nothing.
    */
   private noteBound(ips: ReadonlyMap<string, readonly string[]>): void {
+    for (const list of ips.values()) this.ahead.noteBound(list);
     if (!this.lastInput) return;
     const extraPodIps = new Map(this.lastInput.extraPodIps ?? []);
     for (const [key, list] of ips) extraPodIps.set(key, list);
@@ -448,6 +531,8 @@ export class PolicyEnforcer {
         this.lastInput = input;
         this.observeProgrammed(since);
         this.gate.applied(this.compiled);
+        // The binds ahead were computed from the input this one replaces.
+        this.ahead.schedule();
         return true;
       }
       await this.breathe('input');
@@ -458,6 +543,7 @@ export class PolicyEnforcer {
       await this.breathe('rendered');
       // This node's pods only (the compiler knows where they are in the list), not the cluster's.
       const waiting = waitingLocalPods({ ...input, pods: this.compiler.localInputPods(input) }, compiled);
+      this.ahead.setWaiting(waiting.map((p) => podKey(p.metadata.namespace ?? '', p.metadata.name)));
       this.prepared =
         waiting.length === 0 ? NOTHING_PREPARED : this.preparer.prepare(input, compiled, waiting, this.compiler.view);
       this.lastInput = input;
@@ -516,6 +602,7 @@ export class PolicyEnforcer {
     const before = this.compiled;
     this.compiled = compiled;
     const answered = this.gate.applied(compiled);
+    this.ahead.schedule();
     // The kernel's rules did not change: no flow is judged differently, nothing to look for.
     if (this.opts.cutDeniedFlows && (changedRules || !before)) {
       // The answers first: they are due now that the rules are in the kernel, and the cut (a conntrack

@@ -129,6 +129,19 @@ export class PodStartGate {
     return answered;
   }
 
+  /** Pod `key`'s rules with addresses `ips` are in the kernel (a bind computed ahead, bind-ahead.ts,
+   * before the model with them is built): its notices with those addresses are answered; how many. */
+  bound(key: string, ips: readonly string[]): number {
+    let answered = 0;
+    for (const w of [...this.waiters]) {
+      if (w.key === key && w.ips.every((ip) => ips.includes(ip))) {
+        w.finish(true);
+        answered++;
+      }
+    }
+    return answered;
+  }
+
   private wait(key: string, ips: string[], deadline: number, seenAt: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       let timer: Timer | undefined;
