@@ -368,6 +368,13 @@ describe('NetworkPolicy around the rules', () => {
         [...reached].filter((ip) => ip === pod.ip),
         `${pod.ip} answered while a deny-all policy selected it`,
       ).toEqual([]);
+      // Its bind was made (computed ahead, from the Pod created before the ADD, or at the notice), and
+      // no bind ahead on the node disagreed with its bookkeeping.
+      const metrics = (await node.health('/metrics')).body;
+      const binds = (path: string) =>
+        Number(new RegExp(`strand_policy_pod_start_binds_total\\{path="${path}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+      expect(binds('ahead') + binds('notice') + binds('compile')).toBeGreaterThan(0);
+      expect(binds('mismatch')).toBe(0);
       // And the probe would have seen it: once the policy goes, it answers.
       await deleteAllPolicies();
       await waitFor(
