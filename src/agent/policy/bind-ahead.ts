@@ -116,7 +116,13 @@ export class BindsAhead {
   schedule(): void {
     this.timer?.cancel();
     this.timer = undefined;
-    if (this.waiting.length === 0 || this.stopped) return;
+    if (this.waiting.length === 0 || this.stopped) {
+      // Nothing to compute: no older model or table is kept alive by a bind ahead.
+      this.aheads.clear();
+      this.work = undefined;
+      this.basis = undefined;
+      return;
+    }
     this.timer = this.opts.clock.after(
       AHEAD_QUIET_MS,
       () => {
