@@ -8,7 +8,7 @@ import type { PodInfo } from '../../src/k8s/objects.ts';
 import { createNetlinkTransport } from '../../src/nft/netlink/transport.ts';
 import { createNftRunner } from '../../src/nft/runner.ts';
 import { compilePolicy, policyDrift, renderPolicy } from '../../src/policy/index.ts';
-import { aheadCluster, aheadOf, aheadPod, bindsByPath } from '../support/ahead-cluster.ts';
+import { aheadCluster, aheadOf, aheadPod, bindsByPath, schedule, start } from '../support/ahead-cluster.ts';
 import { testEnforcer } from '../support/fake-enforcer.ts';
 import { TestNetns } from '../support/netns.ts';
 
@@ -27,18 +27,13 @@ describe('pod-start binds computed ahead, in the kernel', () => {
     const { enforcer, notices } = testEnforcer(cache, { nodeName: 'n0', nodeAddress: '192.168.0.1' }, nl);
     try {
       const waiting = [0, 1, 2, 3, 4, 5].map((k) => aheadPod(3000 + k, 'n0', [], `a${k % 3}`));
-      for (const p of waiting) cache.pods.put(p);
-      enforcer.request(Date.now());
-      await enforcer.settle();
+      await schedule(cache, enforcer, waiting);
       for (let k = 0; k < waiting.length; k++) {
         const p = waiting[k] as PodInfo;
         await aheadOf(enforcer, p);
         // The first three IPv4, then dual-stack (the first of those binds at its notice: computed for v4).
         const ips = k < 3 ? [`10.9.0.${k + 1}`] : [`10.9.0.${k + 1}`, `fd00:9::${k + 1}`];
-        const n = { namespace: p.metadata.namespace, name: p.metadata.name, uid: p.metadata.uid, ips };
-        notices.record(n);
-        expect((await enforcer.gate.podStarted(n, 10_000)).ok).toBe(true);
-        await enforcer.settle();
+        expect(await start(enforcer, notices, p, ips)).toBe(true);
         const whole = compilePolicy(enforcer.compileInput());
         expect(enforcer.programming.compiled).toEqual(whole);
         expect(policyDrift(renderPolicy(whole), await judge.list()), `after pod ${k}`).toEqual([]);

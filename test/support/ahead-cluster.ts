@@ -3,19 +3,9 @@
 // their ADD (no address yet): the pod-start bind's tests (computed ahead or at the notice), against
 // the nft fake and against the kernel.
 import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
-
-export class Store<T extends { metadata: { name: string; namespace?: string } }> {
-  readonly m = new Map<string, T>();
-  put(o: T): void {
-    this.m.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o);
-  }
-  get(name: string, namespace?: string): T | undefined {
-    return this.m.get(`${namespace ?? ''}/${name}`);
-  }
-  list(): T[] {
-    return [...this.m.values()];
-  }
-}
+import { Store } from './cache-store.ts';
+import type { PodStartNotices } from '../../src/agent/pod-notices.ts';
+import type { PodStartRequest } from '../../src/agent/policy/gate.ts';
 
 const NS = 10;
 
@@ -89,4 +79,32 @@ export async function aheadOf(enforcer: { aheadPods: string[] }, pod: PodInfo): 
     if (waited > 10_000) throw new Error(`no bind computed ahead for ${key} within 10 s`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+interface Enforcing {
+  request(seenAt?: number): void;
+  settle(): Promise<void>;
+  gate: { podStarted(n: PodStartRequest, timeoutMs: number): Promise<{ ok: boolean }> };
+}
+
+/** Puts `pods` in the cache (scheduled, before their ADD) and waits for the enforcer's pass. */
+export async function schedule(cache: { pods: Store<PodInfo> }, enforcer: Enforcing, pods: PodInfo[]): Promise<void> {
+  for (const p of pods) cache.pods.put(p);
+  enforcer.request(Date.now());
+  await enforcer.settle();
+}
+
+/** The plugin's pod-start notice of `pod` with `ips`: recorded, answered by the gate (ok or not), and
+ * the run it asked for settled. */
+export async function start(
+  enforcer: Enforcing,
+  notices: PodStartNotices,
+  pod: PodInfo,
+  ips: string[],
+): Promise<boolean> {
+  const n = { namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid, ips };
+  notices.record(n);
+  const { ok } = await enforcer.gate.podStarted(n, 10_000);
+  await enforcer.settle();
+  return ok;
 }

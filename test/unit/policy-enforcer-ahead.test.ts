@@ -8,7 +8,14 @@ import type { NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { AHEAD_QUIET_MS, sameTransaction, substituted } from '../../src/agent/policy/bind-ahead.ts';
 import { Transaction } from '../../src/nft/transaction.ts';
 import { verdict } from '../../src/nft/expr.ts';
-import { aheadCluster as cluster, aheadOf, aheadPod as pod, bindsByPath as binds } from '../support/ahead-cluster.ts';
+import {
+  aheadCluster as cluster,
+  aheadOf,
+  aheadPod as pod,
+  bindsByPath as binds,
+  schedule,
+  start,
+} from '../support/ahead-cluster.ts';
 import { fakeEnforcer } from '../support/fake-enforcer.ts';
 import { compilePolicy, renderPolicy } from '../../src/policy/index.ts';
 
@@ -20,21 +27,11 @@ describe('a pod-start bind computed ahead (nft fake)', () => {
     const { enforcer, nft, notices } = fakeEnforcer(cache, { nodeName: 'n0', nodeAddress: '192.168.0.1' });
     try {
       const waiting = [0, 1, 2, 3, 4].map((k) => pod(1000 + k, 'n0', [], `a${k % 3}`));
-      for (const p of waiting) cache.pods.put(p);
-      enforcer.request(Date.now());
-      await enforcer.settle();
+      await schedule(cache, enforcer, waiting);
       for (let k = 0; k < waiting.length; k++) {
         const p = waiting[k] as PodInfo;
         await aheadOf(enforcer, p);
-        const n = {
-          namespace: p.metadata.namespace,
-          name: p.metadata.name,
-          uid: p.metadata.uid,
-          ips: [`10.9.0.${k + 1}`],
-        };
-        notices.record(n);
-        expect((await enforcer.gate.podStarted(n, 10_000)).ok).toBe(true);
-        await enforcer.settle();
+        expect(await start(enforcer, notices, p, [`10.9.0.${k + 1}`])).toBe(true);
         const whole = compilePolicy(enforcer.compileInput());
         expect(enforcer.programming.compiled).toEqual(whole);
         // The kernel (the fake) holds the render of it: every chain and element.
@@ -53,11 +50,8 @@ describe('a pod-start bind computed ahead (nft fake)', () => {
   it('binds at the notice when the bind ahead does not fit: another family, a change since it was computed', async () => {
     const cache = cluster();
     const { enforcer, notices } = fakeEnforcer(cache, { nodeName: 'n0', nodeAddress: '192.168.0.1' });
-    const start = async (p: PodInfo, ips: string[]) => {
-      const n = { namespace: p.metadata.namespace, name: p.metadata.name, uid: p.metadata.uid, ips };
-      notices.record(n);
-      expect((await enforcer.gate.podStarted(n, 10_000)).ok).toBe(true);
-      await enforcer.settle();
+    const started = async (p: PodInfo, ips: string[]) => {
+      expect(await start(enforcer, notices, p, ips)).toBe(true);
       expect(enforcer.programming.compiled).toEqual(compilePolicy(enforcer.compileInput()));
     };
     try {
@@ -67,7 +61,7 @@ describe('a pod-start bind computed ahead (nft fake)', () => {
       await enforcer.settle();
       await quiet();
       // Computed for IPv4 (no notice came yet): an IPv6 address binds at the notice.
-      await start(v6 as PodInfo, ['fd00::9']);
+      await started(v6 as PodInfo, ['fd00::9']);
       expect(await binds(enforcer)).toEqual({ notice: 1 });
       // A policy changed after the binds ahead were computed: the pass decides (a compile).
       await quiet();
@@ -77,12 +71,12 @@ describe('a pod-start bind computed ahead (nft fake)', () => {
         metadata: { ...np.metadata, labels: { changed: 'yes' } },
       } as NetworkPolicyInfo);
       enforcer.request(Date.now());
-      await start(late as PodInfo, ['10.9.0.2']);
+      await started(late as PodInfo, ['10.9.0.2']);
       expect((await binds(enforcer)).ahead ?? 0).toBe(0);
       // Computed for the last notice's families (this node's ranges): dual-stack after a dual-stack one.
-      await start(dual as PodInfo, ['10.9.0.3', 'fd00::3']);
+      await started(dual as PodInfo, ['10.9.0.3', 'fd00::3']);
       await aheadOf(enforcer, next as PodInfo);
-      await start(next as PodInfo, ['10.9.0.4', 'fd00::4']);
+      await started(next as PodInfo, ['10.9.0.4', 'fd00::4']);
       expect((await binds(enforcer)).ahead).toBe(1);
       expect((await binds(enforcer)).mismatch ?? 0).toBe(0);
     } finally {

@@ -7,20 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterNetworkPolicyInfo, NamespaceInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { fakeEnforcer } from '../support/fake-enforcer.ts';
+import { Store } from '../support/cache-store.ts';
 import { compilePolicy } from '../../src/policy/index.ts';
-
-class Store<T extends { metadata: { name: string; namespace?: string } }> {
-  readonly m = new Map<string, T>();
-  put(o: T): void {
-    this.m.set(`${o.metadata.namespace ?? ''}/${o.metadata.name}`, o);
-  }
-  get(name: string, namespace?: string): T | undefined {
-    return this.m.get(`${namespace ?? ''}/${name}`);
-  }
-  list(): T[] {
-    return [...this.m.values()];
-  }
-}
 
 const pod = (namespace: string, name: string, node: string, ips: string[]): PodInfo =>
   ({
