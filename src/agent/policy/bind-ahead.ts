@@ -9,7 +9,7 @@
 //
 // Why the result is the transaction the notice's own bind would send: the bind is computed twice, with
 // two different stand-ins, and kept only when the two transactions are the same once each stand-in is
-// replaced by one token (so nothing but those very strings depends on the address: no name, order of
+// replaced by a third (so nothing but those very strings depends on the address: no name, order of
 // rules or set membership); at the notice, the basis it was computed from (model, table, prepared
 // sets, input, this node's addresses and the pod object) must be the enforcer's current one.
 import type { Logger } from '../../log.ts';
