@@ -3,7 +3,7 @@
 // current parts whole gives, a name shared by parts staying while any part has it.
 import { describe, expect, it } from 'vitest';
 import type { DesiredChain } from '../../src/policy/types.ts';
-import { FlatGroups } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
+import { applyFlatChanges, FlatGroups, type TableMaps } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
 import { mergeParts, type FlatParts } from '../../src/policy/clusternetworkpolicy/flat-render.ts';
 
 const chain = (name: string, tag: string): DesiredChain => ({
@@ -71,5 +71,52 @@ describe('FlatGroups.merged', () => {
     const a = part(1, ['r-a']);
     const first = groups.merged(new Map([['g', a]]));
     expect(groups.merged(new Map([['g', a]]))).toBe(first);
+  });
+
+  it('names every name that changed, so that a copy of the last table patched with them is the new merge', () => {
+    let seed = 11;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const names = ['r-a', 'r-b', 'c-x', 'c-y', 'base'];
+    const pool = Array.from({ length: 12 }, (_, i) =>
+      part(
+        i,
+        names.filter(() => rand(2) === 0),
+      ),
+    );
+    const groups = new FlatGroups();
+    const copy = (m: FlatParts): TableMaps => ({
+      chains: new Map(m.chains),
+      sets: new Map(m.sets),
+      elements: new Map(m.elements),
+      comments: new Map(m.comments),
+    });
+    let table: TableMaps | undefined;
+    let current: FlatParts[] = [];
+    let patched = 0;
+    for (let step = 0; step < 300; step++) {
+      const changes = rand(10) === 0 ? 6 + rand(6) : rand(3);
+      for (let k = 0; k < changes; k++) {
+        const p = pool[rand(pool.length)] as FlatParts;
+        if (current.includes(p)) current = current.filter((x) => x !== p);
+        else current.splice(rand(current.length + 1), 0, p);
+      }
+      const { merged, changed } = groups.mergedChanges(new Map(current.map((p, i) => [`g${i}`, p])));
+      if (!table || !changed) table = copy(merged);
+      else {
+        const next = copy({ ...table, elements: new Map(table.elements) } as FlatParts);
+        applyFlatChanges(next, merged, changed, table.sets);
+        table = next;
+        patched++;
+      }
+      const want = whole(current);
+      for (const kind of ['chains', 'sets', 'elements', 'comments'] as const) {
+        expect(new Set(table[kind].keys())).toEqual(new Set(want[kind].keys()));
+        for (const [n, x] of table[kind] as Map<string, unknown>) expect(x).toEqual(want[kind].get(n));
+      }
+    }
+    expect(patched).toBeGreaterThan(200);
   });
 });

@@ -11,7 +11,8 @@
 import { ruleListIds } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
 import type { PolicyTier } from '../tier.ts';
-import type { CompiledPolicy, CompiledRule, Direction, LocalPod } from '../types.ts';
+import type { Element, NftMap, NftSet } from '../../nft/objects.ts';
+import type { CommentMeaning, CompiledPolicy, CompiledRule, DesiredChain, Direction, LocalPod } from '../types.ts';
 import { flattenTier, type FlatTier } from './flat.ts';
 import { compareTiers, insertedOverlay } from './flat-overlay.ts';
 import {
@@ -90,6 +91,14 @@ interface Merged {
   /** Per name, how many of the parts have it. */
   counts: Counts;
 }
+/** Names per kind of a flat merge. */
+export type FlatChanges = Record<(typeof KINDS)[number], Set<string>>;
+const emptyChanges = (): FlatChanges => ({
+  chains: new Set(),
+  sets: new Set(),
+  elements: new Set(),
+  comments: new Set(),
+});
 const emptyCounts = (): Counts => ({ chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() });
 
 function count(counts: Counts, p: FlatParts, by: number): void {
@@ -137,9 +146,16 @@ export class FlatGroups {
    * and put in (names are counted: one that another part still has stays). Valid until the next
    * call: not to be kept or changed by the caller. */
   merged(rendered: ReadonlyMap<string, FlatParts>): FlatParts {
+    return this.mergedChanges(rendered).merged;
+  }
+
+  /** merged(), with the names whose entry may differ from the last merge's (came, went or took
+   * another part's object), per kind; `changed` is undefined when it was merged again whole. What a
+   * patched render (incremental/render.ts) applies to the last table instead of copying every name. */
+  mergedChanges(rendered: ReadonlyMap<string, FlatParts>): { merged: FlatParts; changed: FlatChanges | undefined } {
     const list = [...rendered.values()];
     const last = this.lastMerged;
-    if (last && same(last.parts, list)) return last.merged;
+    if (last && same(last.parts, list)) return { merged: last.merged, changed: emptyChanges() };
     const before = new Set(last?.parts ?? []);
     const after = new Set(list);
     const came = list.filter((p) => !before.has(p));
@@ -152,8 +168,10 @@ export class FlatGroups {
         count(counts, p, 1);
       }
       this.lastMerged = { parts: list, merged, counts };
-      return merged;
+      return { merged, changed: undefined };
     }
+    const changed = emptyChanges();
+    for (const p of [...gone, ...came]) for (const kind of KINDS) p[kind].forEach((_, n) => changed[kind].add(n));
     // Out first: a name that only a gone part had leaves (the base map of a tier whose base changed
     // goes with its old base and comes back with its new one).
     for (const p of gone) uncount(last, p, list);
@@ -162,7 +180,7 @@ export class FlatGroups {
       mergeParts(last.merged, p);
     }
     last.parts = list;
-    return last.merged;
+    return { merged: last.merged, changed };
   }
 
   /** A FlatGroups that keeps what rendered a table's record (its groups' parts), where it can. */
@@ -234,6 +252,57 @@ export class FlatGroups {
     this.kept = kept;
     return out;
   }
+}
+
+/** A table's maps as a patched render changes them. */
+export interface TableMaps {
+  chains: Map<string, DesiredChain>;
+  sets: Map<string, NftSet | NftMap>;
+  elements: Map<string, readonly Element[]>;
+  comments: Map<string, CommentMeaning>;
+}
+
+/**
+ * Puts the names a flat merge changed (mergedChanges) into a table's maps as the whole render would
+ * have them: a name the merge no longer has leaves, the others take the merge's object (a set or
+ * map keeps the last table's definition object, as the whole render does). True when a name is new
+ * to the maps (their order must take it in).
+ */
+export function applyFlatChanges(
+  into: TableMaps,
+  merged: FlatParts,
+  changed: FlatChanges,
+  lastSets: ReadonlyMap<string, NftSet | NftMap>,
+): boolean {
+  let added = false;
+  const put =
+    <V>(to: Map<string, V>, from: ReadonlyMap<string, V>) =>
+    (n: string) => {
+      const x = from.get(n);
+      if (x === undefined) to.delete(n);
+      else {
+        if (!to.has(n)) added = true;
+        to.set(n, x);
+      }
+    };
+  changed.chains.forEach(put(into.chains, merged.chains));
+  changed.comments.forEach(put(into.comments, merged.comments));
+  const set = (n: string) => {
+    const x = merged.sets.get(n);
+    if (x === undefined) {
+      into.sets.delete(n);
+      into.elements.delete(n);
+      return;
+    }
+    if (!into.sets.has(n)) added = true;
+    into.sets.set(n, lastSets.get(n) ?? x);
+    into.elements.set(n, merged.elements.get(n) ?? []);
+  };
+  changed.sets.forEach(set);
+  changed.elements.forEach((n) => {
+    if (!changed.sets.has(n)) set(n);
+  });
+  return added;
 }
 
 /** The pods' flat tier chains and every group's objects of a model (renderPolicy's part for them),
