@@ -3,7 +3,8 @@
 // current parts whole gives, a name shared by parts staying while any part has it.
 import { describe, expect, it } from 'vitest';
 import type { DesiredChain } from '../../src/policy/types.ts';
-import { applyFlatChanges, FlatGroups, type TableMaps } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
+import { applyFlatChanges, FlatGroups } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
+import { MapPatch } from '../../src/policy/incremental/patch.ts';
 import { mergeParts, type FlatParts } from '../../src/policy/clusternetworkpolicy/flat-render.ts';
 
 const chain = (name: string, tag: string): DesiredChain => ({
@@ -87,13 +88,9 @@ describe('FlatGroups.merged', () => {
       ),
     );
     const groups = new FlatGroups();
-    const copy = (m: FlatParts): TableMaps => ({
-      chains: new Map(m.chains),
-      sets: new Map(m.sets),
-      elements: new Map(m.elements),
-      comments: new Map(m.comments),
-    });
-    let table: TableMaps | undefined;
+    const sorted = <V>(m: ReadonlyMap<string, V>) => new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    type Maps = { [K in keyof FlatParts]: ReadonlyMap<string, FlatParts[K] extends Map<string, infer V> ? V : never> };
+    let table: Maps | undefined;
     let current: FlatParts[] = [];
     let patched = 0;
     for (let step = 0; step < 300; step++) {
@@ -104,17 +101,35 @@ describe('FlatGroups.merged', () => {
         else current.splice(rand(current.length + 1), 0, p);
       }
       const { merged, changed } = groups.mergedChanges(new Map(current.map((p, i) => [`g${i}`, p])));
-      if (!table || !changed) table = copy(merged);
+      if (!table || !changed)
+        table = {
+          chains: sorted(merged.chains),
+          sets: sorted(merged.sets),
+          elements: sorted(merged.elements),
+          comments: sorted(merged.comments),
+        };
       else {
-        const next = copy({ ...table, elements: new Map(table.elements) } as FlatParts);
+        // As the patched render does it (incremental/render.ts): patches of the last table's maps.
+        const next = {
+          chains: new MapPatch(table.chains),
+          sets: new MapPatch(table.sets),
+          elements: new MapPatch(table.elements),
+          comments: new MapPatch(table.comments),
+        };
         applyFlatChanges(next, merged, changed, table.sets);
-        table = next;
+        table = {
+          chains: next.chains.result(),
+          sets: next.sets.result(),
+          elements: next.elements.result(),
+          comments: next.comments.result(),
+        };
         patched++;
       }
       const want = whole(current);
       for (const kind of ['chains', 'sets', 'elements', 'comments'] as const) {
-        expect(new Set(table[kind].keys())).toEqual(new Set(want[kind].keys()));
-        for (const [n, x] of table[kind] as Map<string, unknown>) expect(x).toEqual(want[kind].get(n));
+        const wanted: ReadonlyMap<string, unknown> = want[kind];
+        expect([...table[kind].keys()]).toEqual([...sorted(wanted).keys()]);
+        for (const [n, x] of table[kind]) expect(x).toEqual(wanted.get(n));
       }
     }
     expect(patched).toBeGreaterThan(200);

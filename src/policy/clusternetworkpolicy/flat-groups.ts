@@ -254,12 +254,18 @@ export class FlatGroups {
   }
 }
 
+/** A map of a table as a patched render changes it (a Map, or incremental/patch.ts's MapPatch). */
+export interface Writable<V> {
+  has(name: string): boolean;
+  set(name: string, value: V): unknown;
+  delete(name: string): unknown;
+}
 /** A table's maps as a patched render changes them. */
 export interface TableMaps {
-  chains: Map<string, DesiredChain>;
-  sets: Map<string, NftSet | NftMap>;
-  elements: Map<string, readonly Element[]>;
-  comments: Map<string, CommentMeaning>;
+  chains: Writable<DesiredChain>;
+  sets: Writable<NftSet | NftMap>;
+  elements: Writable<readonly Element[]>;
+  comments: Writable<CommentMeaning>;
 }
 
 /**
@@ -276,7 +282,7 @@ export function applyFlatChanges(
 ): boolean {
   let added = false;
   const put =
-    <V>(to: Map<string, V>, from: ReadonlyMap<string, V>) =>
+    <V>(to: Writable<V>, from: ReadonlyMap<string, V>) =>
     (n: string) => {
       const x = from.get(n);
       if (x === undefined) to.delete(n);

@@ -17,6 +17,7 @@ import {
 import type { FlatParts } from '../clusternetworkpolicy/flat-render.ts';
 import { applyFlatChanges, FlatGroups, type FlatChanges } from '../clusternetworkpolicy/flat-groups.ts';
 import { sortedLike } from './order.ts';
+import { MapPatch } from './patch.ts';
 import type { Slicer } from './view.ts';
 import type {
   ChainOwner,
@@ -227,12 +228,12 @@ export class TableRenderer {
     if (flat === undefined) return undefined;
     if (changed.length === 0 && flat && unchanged(flat.names)) return this.keptTable(last, model, flat.record);
 
-    const chains = new Map(last.chains);
-    const chainOwners = new Map(last.chainOwners);
-    const comments = new Map(last.comments);
-    const sets = new Map(last.sets);
-    const elements = new Map(last.elements);
-    let added = false;
+    // Patches of the last table's maps: a kind no name of which changed is the last one itself.
+    const chains = new MapPatch(last.chains);
+    const chainOwners = new MapPatch(last.chainOwners);
+    const comments = new MapPatch(last.comments);
+    const sets = new MapPatch(last.sets);
+    const elements = new MapPatch(last.elements);
     // Owners by every changed pod's new chains: a pod that moved to another place among the local
     // pods (one came, another went) is another place's `now` and keeps its owners.
     const nowOwners = new Set<string>();
@@ -260,23 +261,17 @@ export class TableRenderer {
         for (const e of list) out.add(e);
       }
       for (const [n, c] of now.chains) {
-        if (!chains.has(n)) added = true;
         chains.set(n, c);
         if (!wasChains.has(n)) this.chainRefs.set(n, (this.chainRefs.get(n) ?? 0) + 1);
       }
-      for (const [n, o] of now.owners) {
-        if (!chainOwners.has(n)) added = true;
-        chainOwners.set(n, o);
-      }
+      for (const [n, o] of now.owners) chainOwners.set(n, o);
       for (const [n, m] of now.comments) {
-        if (!comments.has(n)) added = true;
         comments.set(n, m);
         this.commentRefs.set(n, (this.commentRefs.get(n) ?? 0) + 1);
       }
       for (const [n, s, own] of now.sets) {
         this.setRefs.set(n, (this.setRefs.get(n) ?? 0) + 1);
         if (sets.has(n)) continue;
-        added = true;
         sets.set(n, last.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
       }
@@ -294,22 +289,22 @@ export class TableRenderer {
       const sorted = sortedElements(list);
       elements.set(n, was && sameObjects(was, sorted) ? was : sorted);
     }
-    if (flat && applyFlatChanges({ chains, sets, elements, comments }, flat.merged, flat.names, last.sets))
-      added = true;
-    for (const [name, list] of elements) {
+    if (flat) applyFlatChanges({ chains, sets, elements, comments }, flat.merged, flat.names, last.sets);
+    // The sets named before: those whose objects changed get their elements again (new names were
+    // listed from their objects above).
+    for (const name of elements.baseKeys()) {
       if (!SET_NAME.test(name)) continue;
+      const list = elements.get(name);
+      if (list === undefined) continue;
       const now = this.membersOf(name, model);
       if (now !== list) elements.set(name, now);
     }
-    // A copy keeps its source's (sorted) order, and deleting keeps it sorted: only new names are
-    // merged in.
-    const order = <V>(m: Map<string, V>, like: ReadonlyMap<string, unknown>) => (added ? sortedLike(m, like) : m);
     const table: DesiredPolicyTable = {
-      chains: order(chains, last.chains),
-      sets: order(sets, last.sets),
-      elements: order(elements, last.elements),
-      chainOwners: order(chainOwners, last.chainOwners),
-      comments: order(comments, last.comments),
+      chains: chains.result(),
+      sets: sets.result(),
+      elements: elements.result(),
+      chainOwners: chainOwners.result(),
+      comments: comments.result(),
     };
     this.last = table;
     this.lastPods = model.pods;
