@@ -368,6 +368,13 @@ export class TableRenderer {
 
   /** The model's peers without members: what a pod's chains read of them (their meaning). */
   private hollowPeers(model: CompiledPolicy): Map<string, PeerSet> {
+    // The same ids as the last render's (any change that names no new peer): the same map.
+    let same = this.hollow.size === model.peers.size;
+    if (same)
+      model.peers.forEach((_, id) => {
+        if (same && !this.hollow.has(id)) same = false;
+      });
+    if (same) return this.hollow;
     const out = new Map<string, PeerSet>();
     for (const [id, set] of model.peers) {
       let h = this.hollow.get(id);
