@@ -17,6 +17,7 @@ import {
 import type { FlatParts } from '../clusternetworkpolicy/flat-render.ts';
 import { applyFlatChanges, FlatGroups, type FlatChanges } from '../clusternetworkpolicy/flat-groups.ts';
 import { sortedLike } from './order.ts';
+import { HollowPeers } from './hollow.ts';
 import { MapPatch } from './patch.ts';
 import type { Slicer } from './view.ts';
 import type {
@@ -67,7 +68,7 @@ export class TableRenderer {
   private skeleton: DesiredPolicyTable | undefined;
   /** Element lists by the set object they list, per set name. */
   private members = new WeakMap<PeerSet | NamedPortSet, Map<string, readonly Element[]>>();
-  private hollow = new Map<string, PeerSet>();
+  private hollow = new HollowPeers();
   private last: DesiredPolicyTable | undefined;
   /** The local pods of the last render and their fragments (keptPods, patchedPods). */
   private lastPods: readonly LocalPod[] | undefined;
@@ -367,28 +368,14 @@ export class TableRenderer {
   }
 
   /** The model's peers without members: what a pod's chains read of them (their meaning). */
-  private hollowPeers(model: CompiledPolicy): Map<string, PeerSet> {
-    // The same ids as the last render's (any change that names no new peer): the same map.
-    let same = this.hollow.size === model.peers.size;
-    if (same)
-      model.peers.forEach((_, id) => {
-        if (same && !this.hollow.has(id)) same = false;
-      });
-    if (same) return this.hollow;
-    const out = new Map<string, PeerSet>();
-    for (const [id, set] of model.peers) {
-      let h = this.hollow.get(id);
-      if (!h) h = { id, meaning: set.meaning, v4: [], v6: [], intervals: [] };
-      out.set(id, h);
-    }
-    this.hollow = out;
-    return out;
+  private hollowPeers(model: CompiledPolicy): ReadonlyMap<string, PeerSet> {
+    return this.hollow.over(model.peers);
   }
 
   private fragment(
     pod: LocalPod,
     model: CompiledPolicy,
-    hollow: Map<string, PeerSet>,
+    hollow: ReadonlyMap<string, PeerSet>,
     options: RenderOptions,
   ): Fragment {
     const had = this.fragments.get(pod);
