@@ -284,10 +284,12 @@ export class TableRenderer {
     });
     for (const n of new Set([...outOf.keys(), ...into.keys()])) {
       const out = outOf.get(n) ?? new Set<Element>();
-      const list = (last.elements.get(n) ?? []).filter((e) => !out.has(e));
-      list.push(...(into.get(n) ?? []));
       const was = last.elements.get(n);
-      const sorted = sortedElements(list);
+      // The last list is sorted: the changed pods' elements are put in their places, not all sorted again.
+      const sorted = insertSorted(
+        (was ?? []).filter((e) => !out.has(e)),
+        into.get(n) ?? [],
+      );
       elements.set(n, was && sameObjects(was, sorted) ? was : sorted);
     }
     if (flat) applyFlatChanges({ chains, sets, elements, comments }, flat.merged, flat.names, last.sets);
@@ -451,6 +453,22 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
     );
   }
   return out;
+}
+
+/** `list` (sorted by key text) with `add` put in their places. */
+function insertSorted(list: Element[], add: readonly Element[]): Element[] {
+  for (const e of add) {
+    const k = keyText(e);
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (keyText(list[mid] as Element) < k) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, e);
+  }
+  return list;
 }
 
 /** One reference to `name` fewer; true when it was the last. */
