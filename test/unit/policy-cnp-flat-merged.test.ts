@@ -3,7 +3,8 @@
 // current parts whole gives, a name shared by parts staying while any part has it.
 import { describe, expect, it } from 'vitest';
 import type { DesiredChain } from '../../src/policy/types.ts';
-import { FlatGroups } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
+import { applyFlatChanges, FlatGroups } from '../../src/policy/clusternetworkpolicy/flat-groups.ts';
+import { MapPatch } from '../../src/policy/incremental/patch.ts';
 import { mergeParts, type FlatParts } from '../../src/policy/clusternetworkpolicy/flat-render.ts';
 
 const chain = (name: string, tag: string): DesiredChain => ({
@@ -71,5 +72,66 @@ describe('FlatGroups.merged', () => {
     const a = part(1, ['r-a']);
     const first = groups.merged(new Map([['g', a]]));
     expect(groups.merged(new Map([['g', a]]))).toBe(first);
+  });
+
+  it('names every name that changed, so that a copy of the last table patched with them is the new merge', () => {
+    let seed = 11;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const names = ['r-a', 'r-b', 'c-x', 'c-y', 'base'];
+    const pool = Array.from({ length: 12 }, (_, i) =>
+      part(
+        i,
+        names.filter(() => rand(2) === 0),
+      ),
+    );
+    const groups = new FlatGroups();
+    const sorted = <V>(m: ReadonlyMap<string, V>) => new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    type Maps = { [K in keyof FlatParts]: ReadonlyMap<string, FlatParts[K] extends Map<string, infer V> ? V : never> };
+    let table: Maps | undefined;
+    let current: FlatParts[] = [];
+    let patched = 0;
+    for (let step = 0; step < 300; step++) {
+      const changes = rand(10) === 0 ? 6 + rand(6) : rand(3);
+      for (let k = 0; k < changes; k++) {
+        const p = pool[rand(pool.length)] as FlatParts;
+        if (current.includes(p)) current = current.filter((x) => x !== p);
+        else current.splice(rand(current.length + 1), 0, p);
+      }
+      const { merged, changed } = groups.mergedChanges(new Map(current.map((p, i) => [`g${i}`, p])));
+      if (!table || !changed)
+        table = {
+          chains: sorted(merged.chains),
+          sets: sorted(merged.sets),
+          elements: sorted(merged.elements),
+          comments: sorted(merged.comments),
+        };
+      else {
+        // As the patched render does it (incremental/render.ts): patches of the last table's maps.
+        const next = {
+          chains: new MapPatch(table.chains),
+          sets: new MapPatch(table.sets),
+          elements: new MapPatch(table.elements),
+          comments: new MapPatch(table.comments),
+        };
+        applyFlatChanges(next, merged, changed, table.sets);
+        table = {
+          chains: next.chains.result(),
+          sets: next.sets.result(),
+          elements: next.elements.result(),
+          comments: next.comments.result(),
+        };
+        patched++;
+      }
+      const want = whole(current);
+      for (const kind of ['chains', 'sets', 'elements', 'comments'] as const) {
+        const wanted: ReadonlyMap<string, unknown> = want[kind];
+        expect([...table[kind].keys()]).toEqual([...sorted(wanted).keys()]);
+        for (const [n, x] of table[kind]) expect(x).toEqual(wanted.get(n));
+      }
+    }
+    expect(patched).toBeGreaterThan(200);
   });
 });

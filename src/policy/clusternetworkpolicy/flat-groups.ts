@@ -11,7 +11,8 @@
 import { ruleListIds } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
 import type { PolicyTier } from '../tier.ts';
-import type { CompiledPolicy, CompiledRule, Direction, LocalPod } from '../types.ts';
+import type { Element, NftMap, NftSet } from '../../nft/objects.ts';
+import type { CommentMeaning, CompiledPolicy, CompiledRule, DesiredChain, Direction, LocalPod } from '../types.ts';
 import { flattenTier, type FlatTier } from './flat.ts';
 import { compareTiers, insertedOverlay } from './flat-overlay.ts';
 import {
@@ -33,16 +34,24 @@ export interface FlatGroupRequest {
   rules: readonly CompiledRule[];
 }
 
-/** The set objects a group's flattening reads. */
-export function depsOf(req: FlatGroupRequest, model: CompiledPolicy): unknown[] {
+/** The set objects a group's flattening reads: `had` itself when they are its (a change that left
+ * a group's peers alone makes no list of them: ~100 per group at 100 CNPs, at every render). */
+export function depsOf(req: FlatGroupRequest, model: CompiledPolicy, had?: readonly unknown[]): readonly unknown[] {
   const { peers, namedPorts } = ruleListIds(req.rules);
+  if (had && had.length === peers.length + namedPorts.length) {
+    let i = 0;
+    for (; i < peers.length; i++) if (model.peers.get(peers[i] as string) !== had[i]) break;
+    if (i === peers.length)
+      for (; i < had.length; i++) if (model.namedPorts.get(namedPorts[i - peers.length] as string) !== had[i]) break;
+    if (i === had.length) return had;
+  }
   const out: unknown[] = peers.map((id) => model.peers.get(id));
   for (const id of namedPorts) out.push(model.namedPorts.get(id));
   return out;
 }
 
 export const same = (a: readonly unknown[], b: readonly unknown[]) =>
-  a.length === b.length && a.every((x, i) => x === b[i]);
+  a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
 
 /** Local pods per flat group. */
 function podsPerGroup(model: CompiledPolicy): Map<string, number> {
@@ -68,13 +77,13 @@ function groupsOf(pod: LocalPod): string[] {
 }
 
 interface KeptFlat {
-  deps: unknown[];
+  deps: readonly unknown[];
   flat: FlatTier;
 }
 interface KeptParts {
   /** The base's flat tier (the object) and the group's deps when rendered. */
   base: FlatTier;
-  deps: unknown[];
+  deps: readonly unknown[];
   parts: FlatParts;
 }
 /** What produced a group's parts: so that a table's record seeds the next render (bind-render.ts). */
@@ -90,6 +99,14 @@ interface Merged {
   /** Per name, how many of the parts have it. */
   counts: Counts;
 }
+/** Names per kind of a flat merge. */
+export type FlatChanges = Record<(typeof KINDS)[number], Set<string>>;
+const emptyChanges = (): FlatChanges => ({
+  chains: new Set(),
+  sets: new Set(),
+  elements: new Set(),
+  comments: new Set(),
+});
 const emptyCounts = (): Counts => ({ chains: new Map(), sets: new Map(), elements: new Map(), comments: new Map() });
 
 function count(counts: Counts, p: FlatParts, by: number): void {
@@ -137,9 +154,16 @@ export class FlatGroups {
    * and put in (names are counted: one that another part still has stays). Valid until the next
    * call: not to be kept or changed by the caller. */
   merged(rendered: ReadonlyMap<string, FlatParts>): FlatParts {
+    return this.mergedChanges(rendered).merged;
+  }
+
+  /** merged(), with the names whose entry may differ from the last merge's (came, went or took
+   * another part's object), per kind; `changed` is undefined when it was merged again whole. What a
+   * patched render (incremental/render.ts) applies to the last table instead of copying every name. */
+  mergedChanges(rendered: ReadonlyMap<string, FlatParts>): { merged: FlatParts; changed: FlatChanges | undefined } {
     const list = [...rendered.values()];
     const last = this.lastMerged;
-    if (last && same(last.parts, list)) return last.merged;
+    if (last && same(last.parts, list)) return { merged: last.merged, changed: emptyChanges() };
     const before = new Set(last?.parts ?? []);
     const after = new Set(list);
     const came = list.filter((p) => !before.has(p));
@@ -152,8 +176,10 @@ export class FlatGroups {
         count(counts, p, 1);
       }
       this.lastMerged = { parts: list, merged, counts };
-      return merged;
+      return { merged, changed: undefined };
     }
+    const changed = emptyChanges();
+    for (const p of [...gone, ...came]) for (const kind of KINDS) p[kind].forEach((_, n) => changed[kind].add(n));
     // Out first: a name that only a gone part had leaves (the base map of a tier whose base changed
     // goes with its old base and comes back with its new one).
     for (const p of gone) uncount(last, p, list);
@@ -162,7 +188,7 @@ export class FlatGroups {
       mergeParts(last.merged, p);
     }
     last.parts = list;
-    return last.merged;
+    return { merged: last.merged, changed };
   }
 
   /** A FlatGroups that keeps what rendered a table's record (its groups' parts), where it can. */
@@ -192,7 +218,7 @@ export class FlatGroups {
     }
     const flats = new Map<string, KeptFlat>();
     const kept = new Map<string, KeptParts>();
-    const flatOf = (name: string, req: FlatGroupRequest, deps: unknown[]): KeptFlat => {
+    const flatOf = (name: string, req: FlatGroupRequest, deps: readonly unknown[]): KeptFlat => {
       let f = this.flats.get(name);
       if (!f || !same(f.deps, deps)) f = { deps, flat: flattenTier(req.rules, model.peers, model.namedPorts) };
       flats.set(name, f);
@@ -203,11 +229,11 @@ export class FlatGroups {
       const count = (n: string) => pods.get(n) ?? 0;
       const baseName = names.reduce((a, b) => (count(b) > count(a) || (count(b) === count(a) && b < a) ? b : a));
       const baseReq = groups.get(baseName) as FlatGroupRequest;
-      const base = flatOf(baseName, baseReq, depsOf(baseReq, model));
+      const base = flatOf(baseName, baseReq, depsOf(baseReq, model, this.flats.get(baseName)?.deps));
       for (const name of names) {
         const req = groups.get(name) as FlatGroupRequest;
-        const deps = name === baseName ? base.deps : depsOf(req, model);
         let k = this.kept.get(name);
+        const deps = name === baseName ? base.deps : depsOf(req, model, k?.deps);
         if (!k || k.base !== base.flat || !same(k.deps, deps)) {
           let parts: FlatParts;
           let own: KeptFlat | undefined;
@@ -234,6 +260,63 @@ export class FlatGroups {
     this.kept = kept;
     return out;
   }
+}
+
+/** A map of a table as a patched render changes it (a Map, or incremental/patch.ts's MapPatch). */
+export interface Writable<V> {
+  has(name: string): boolean;
+  set(name: string, value: V): unknown;
+  delete(name: string): unknown;
+}
+/** A table's maps as a patched render changes them. */
+export interface TableMaps {
+  chains: Writable<DesiredChain>;
+  sets: Writable<NftSet | NftMap>;
+  elements: Writable<readonly Element[]>;
+  comments: Writable<CommentMeaning>;
+}
+
+/**
+ * Puts the names a flat merge changed (mergedChanges) into a table's maps as the whole render would
+ * have them: a name the merge no longer has leaves, the others take the merge's object (a set or
+ * map keeps the last table's definition object, as the whole render does). True when a name is new
+ * to the maps (their order must take it in).
+ */
+export function applyFlatChanges(
+  into: TableMaps,
+  merged: FlatParts,
+  changed: FlatChanges,
+  lastSets: ReadonlyMap<string, NftSet | NftMap>,
+): boolean {
+  let added = false;
+  const put =
+    <V>(to: Writable<V>, from: ReadonlyMap<string, V>) =>
+    (n: string) => {
+      const x = from.get(n);
+      if (x === undefined) to.delete(n);
+      else {
+        if (!to.has(n)) added = true;
+        to.set(n, x);
+      }
+    };
+  changed.chains.forEach(put(into.chains, merged.chains));
+  changed.comments.forEach(put(into.comments, merged.comments));
+  const set = (n: string) => {
+    const x = merged.sets.get(n);
+    if (x === undefined) {
+      into.sets.delete(n);
+      into.elements.delete(n);
+      return;
+    }
+    if (!into.sets.has(n)) added = true;
+    into.sets.set(n, lastSets.get(n) ?? x);
+    into.elements.set(n, merged.elements.get(n) ?? []);
+  };
+  changed.sets.forEach(set);
+  changed.elements.forEach((n) => {
+    if (!changed.sets.has(n)) set(n);
+  });
+  return added;
 }
 
 /** The pods' flat tier chains and every group's objects of a model (renderPolicy's part for them),

@@ -169,8 +169,16 @@ export function flatPodChain(
   return { chain: { kind: 'chain', name }, rules };
 }
 
-/** What every flat group names: the ingress check an egress Accept goes on to, the ported protocols. */
+/** What every flat group names: the ingress check an egress Accept goes on to, the ported protocols.
+ * One object for every render (read only): each pod's fragment named new ones, and the identity diff
+ * then compared their rules. */
+let shared: FlatParts | undefined;
 export function flatShared(): FlatParts {
+  shared ??= makeFlatShared();
+  return shared;
+}
+
+function makeFlatShared(): FlatParts {
   const out = emptyParts();
   const checks = SKELETON_INGRESS.map((family) =>
     rule(FLAT_INGRESS_CHECK, [vmap(addrField(family, 'daddr'), verdictMapName('ingress', family))]),

@@ -15,8 +15,10 @@ import {
   type RenderOptions,
 } from '../render.ts';
 import type { FlatParts } from '../clusternetworkpolicy/flat-render.ts';
-import { FlatGroups } from '../clusternetworkpolicy/flat-groups.ts';
+import { applyFlatChanges, FlatGroups, type FlatChanges } from '../clusternetworkpolicy/flat-groups.ts';
 import { sortedLike } from './order.ts';
+import { HollowPeers } from './hollow.ts';
+import { MapPatch } from './patch.ts';
 import type { Slicer } from './view.ts';
 import type {
   ChainOwner,
@@ -66,12 +68,15 @@ export class TableRenderer {
   private skeleton: DesiredPolicyTable | undefined;
   /** Element lists by the set object they list, per set name. */
   private members = new WeakMap<PeerSet | NamedPortSet, Map<string, readonly Element[]>>();
-  private hollow = new Map<string, PeerSet>();
+  private hollow = new HollowPeers();
   private last: DesiredPolicyTable | undefined;
-  /** The local pods of the last render, when it had no flat groups (keptPods), and their fragments. */
+  /** The local pods of the last render and their fragments (keptPods, patchedPods). */
   private lastPods: readonly LocalPod[] | undefined;
   private lastFragments: Fragment[] = [];
-  /** How many of the last render's fragments name each comment and each set (patchedPods). */
+  /** Whether the last render named flat groups: a patch then also merges theirs (flatPatch). */
+  private lastFlat = false;
+  /** How many of the last render's fragments name each chain, comment and set (patchedPods). */
+  private chainRefs = new Map<string, number>();
   private commentRefs = new Map<string, number>();
   private setRefs = new Map<string, number>();
   private flatGroups = new FlatGroups();
@@ -132,6 +137,7 @@ export class TableRenderer {
     const hollow = this.hollowPeers(model);
     const groups = new Map<string, FlatGroupRequest>();
     const fragments: Fragment[] = [];
+    const chainRefs = new Map<string, number>();
     const commentRefs = new Map<string, number>();
     const setRefs = new Map<string, number>();
     let n = 0;
@@ -140,7 +146,10 @@ export class TableRenderer {
       const f = this.fragment(pod, model, hollow, options);
       fragments.push(f);
       for (const [g, req] of f.groups) if (!groups.has(g)) groups.set(g, req);
-      for (const [n, c] of f.chains) chains.set(n, c);
+      for (const [n, c] of f.chains) {
+        chains.set(n, c);
+        chainRefs.set(n, (chainRefs.get(n) ?? 0) + 1);
+      }
       for (const [n, o] of f.owners) chainOwners.set(n, o);
       for (const [n, m] of f.comments) {
         comments.set(n, m);
@@ -183,8 +192,10 @@ export class TableRenderer {
       comments: sortedLike(comments, last?.comments),
     };
     this.last = table;
-    this.lastPods = groups.size === 0 ? model.pods : undefined;
-    this.lastFragments = groups.size === 0 ? fragments : [];
+    this.lastPods = model.pods;
+    this.lastFragments = fragments;
+    this.lastFlat = groups.size > 0;
+    this.chainRefs = chainRefs;
     this.commentRefs = commentRefs;
     this.setRefs = setRefs;
     recordFlatGroups(table, record);
@@ -195,8 +206,10 @@ export class TableRenderer {
    * The last render's table with the fragments of the few local pods that are new objects (a policy
    * added or taken away: the pods it selects) swapped for their new ones, the rest of the table
    * copied, not gathered again from ~500 fragments at 50,000 pods; peer and named-port sets get their
-   * elements again where their objects changed, as in keptPods. Undefined (the whole render) when the
-   * local pods came or went, too many changed, or a flat group is named.
+   * elements again where their objects changed, as in keptPods. With flat ClusterNetworkPolicy groups
+   * (flatPatch), their merge's changed names alone are put in, also when no pod changed (a peer's
+   * members did). Undefined (the whole render) when the local pods came or went, too many changed,
+   * or the groups were merged again whole.
    */
   private patchedPods(model: CompiledPolicy, options: RenderOptions): DesiredPolicyTable | undefined {
     const last = this.last;
@@ -208,26 +221,34 @@ export class TableRenderer {
       changed.push(i);
       if (changed.length > PATCH_PODS_MAX) return undefined;
     }
-    if (changed.length === 0) return undefined;
+    if (changed.length === 0 && !this.lastFlat) return undefined;
     const hollow = this.hollowPeers(model);
     const fresh = changed.map((i) => this.fragment(model.pods[i] as LocalPod, model, hollow, options));
-    if (fresh.some((f) => f.groups.length > 0)) return undefined;
+    const flat =
+      this.lastFlat || fresh.some((f) => f.groups.length > 0) ? this.flatPatch(model, options, changed, fresh) : null;
+    if (flat === undefined) return undefined;
+    if (changed.length === 0 && flat && unchanged(flat.names)) return this.keptTable(last, model, flat.record);
 
-    const chains = new Map(last.chains);
-    const chainOwners = new Map(last.chainOwners);
-    const comments = new Map(last.comments);
-    const sets = new Map(last.sets);
-    const elements = new Map(last.elements);
-    let added = false;
+    // Patches of the last table's maps: a kind no name of which changed is the last one itself.
+    const chains = new MapPatch(last.chains);
+    const chainOwners = new MapPatch(last.chainOwners);
+    const comments = new MapPatch(last.comments);
+    const sets = new MapPatch(last.sets);
+    const elements = new MapPatch(last.elements);
+    // Owners by every changed pod's new chains: a pod that moved to another place among the local
+    // pods (one came, another went) is another place's `now` and keeps its owners.
+    const nowOwners = new Set<string>();
+    for (const f of fresh) for (const [n] of f.owners) nowOwners.add(n);
     const outOf = new Map<string, Set<Element>>();
     const into = new Map<string, Element[]>();
     changed.forEach((i, k) => {
       const was = this.lastFragments[i] as Fragment;
       const now = fresh[k] as Fragment;
       this.lastFragments[i] = now;
+      // Counted: a chain other fragments name too (the flat ingress check) stays while one does.
       const nowChains = new Set(now.chains.map(([n]) => n));
-      for (const [n] of was.chains) if (!nowChains.has(n)) chains.delete(n);
-      const nowOwners = new Set(now.owners.map(([n]) => n));
+      const wasChains = new Set(was.chains.map(([n]) => n));
+      for (const n of wasChains) if (!nowChains.has(n) && unref(this.chainRefs, n)) chains.delete(n);
       for (const [n] of was.owners) if (!nowOwners.has(n)) chainOwners.delete(n);
       for (const [n] of was.comments) if (unref(this.commentRefs, n)) comments.delete(n);
       for (const [n] of was.sets)
@@ -241,19 +262,17 @@ export class TableRenderer {
         for (const e of list) out.add(e);
       }
       for (const [n, c] of now.chains) {
-        if (!chains.has(n)) added = true;
         chains.set(n, c);
+        if (!wasChains.has(n)) this.chainRefs.set(n, (this.chainRefs.get(n) ?? 0) + 1);
       }
       for (const [n, o] of now.owners) chainOwners.set(n, o);
       for (const [n, m] of now.comments) {
-        if (!comments.has(n)) added = true;
         comments.set(n, m);
         this.commentRefs.set(n, (this.commentRefs.get(n) ?? 0) + 1);
       }
       for (const [n, s, own] of now.sets) {
         this.setRefs.set(n, (this.setRefs.get(n) ?? 0) + 1);
         if (sets.has(n)) continue;
-        added = true;
         sets.set(n, last.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
       }
@@ -265,31 +284,56 @@ export class TableRenderer {
     });
     for (const n of new Set([...outOf.keys(), ...into.keys()])) {
       const out = outOf.get(n) ?? new Set<Element>();
-      const list = (last.elements.get(n) ?? []).filter((e) => !out.has(e));
-      list.push(...(into.get(n) ?? []));
       const was = last.elements.get(n);
-      const sorted = sortedElements(list);
+      // The last list is sorted: the changed pods' elements are put in their places, not all sorted again.
+      const sorted = insertSorted(
+        (was ?? []).filter((e) => !out.has(e)),
+        into.get(n) ?? [],
+      );
       elements.set(n, was && sameObjects(was, sorted) ? was : sorted);
     }
-    for (const [name, list] of elements) {
+    if (flat) applyFlatChanges({ chains, sets, elements, comments }, flat.merged, flat.names, last.sets);
+    // The sets named before: those whose objects changed get their elements again (new names were
+    // listed from their objects above).
+    for (const name of elements.baseKeys()) {
       if (!SET_NAME.test(name)) continue;
+      const list = elements.get(name);
+      if (list === undefined) continue;
       const now = this.membersOf(name, model);
       if (now !== list) elements.set(name, now);
     }
-    // A copy keeps its source's (sorted) order, and deleting keeps it sorted: only new names are
-    // merged in.
-    const order = <V>(m: Map<string, V>, like: ReadonlyMap<string, unknown>) => (added ? sortedLike(m, like) : m);
     const table: DesiredPolicyTable = {
-      chains: order(chains, last.chains),
-      sets: order(sets, last.sets),
-      elements: order(elements, last.elements),
-      chainOwners: order(chainOwners, last.chainOwners),
-      comments: order(comments, last.comments),
+      chains: chains.result(),
+      sets: sets.result(),
+      elements: elements.result(),
+      chainOwners: chainOwners.result(),
+      comments: comments.result(),
     };
     this.last = table;
     this.lastPods = model.pods;
-    recordFlatGroups(table, new Map());
+    this.lastFlat = flat?.any ?? false;
+    recordFlatGroups(table, flat?.record ?? new Map());
     return table;
+  }
+
+  /**
+   * The flat groups the local pods name once `fresh` replaces the fragments at `changed`, rendered
+   * (FlatGroups keeps the unchanged ones) and merged into the last merge: the names that changed and
+   * the table's record of them. Undefined when the merge was done again whole (the whole render).
+   */
+  private flatPatch(model: CompiledPolicy, options: RenderOptions, changed: readonly number[], fresh: Fragment[]) {
+    const groups = new Map<string, FlatGroupRequest>();
+    let k = 0;
+    this.lastFragments.forEach((was, i) => {
+      const f = changed[k] === i ? (fresh[k++] as Fragment) : was;
+      for (const [g, req] of f.groups) if (!groups.has(g)) groups.set(g, req);
+    });
+    const rendered = this.flatGroups.render(groups, model, options);
+    const { merged, changed: names } = this.flatGroups.mergedChanges(rendered);
+    if (!names) return undefined;
+    const record = new Map<string, { request: FlatGroupRequest; parts: FlatParts }>();
+    for (const [g, parts] of rendered) record.set(g, { request: groups.get(g) as FlatGroupRequest, parts });
+    return { merged, names, record, any: groups.size > 0 };
   }
 
   /**
@@ -300,7 +344,16 @@ export class TableRenderer {
    */
   private keptPods(model: CompiledPolicy): DesiredPolicyTable | undefined {
     const last = this.last;
-    if (!last || !this.lastPods || !sameObjects(this.lastPods, model.pods)) return undefined;
+    if (!last || this.lastFlat || !this.lastPods || !sameObjects(this.lastPods, model.pods)) return undefined;
+    return this.keptTable(last, model, new Map());
+  }
+
+  /** `last` with the peer and named-port sets whose objects changed listed again. */
+  private keptTable(
+    last: DesiredPolicyTable,
+    model: CompiledPolicy,
+    record: ReadonlyMap<string, { request: FlatGroupRequest; parts: FlatParts }>,
+  ): DesiredPolicyTable {
     let elements: Map<string, readonly Element[]> | undefined;
     for (const [name, list] of last.elements) {
       if (!SET_NAME.test(name)) continue;
@@ -312,26 +365,19 @@ export class TableRenderer {
     if (!elements) return last;
     const table: DesiredPolicyTable = { ...last, elements };
     this.last = table;
-    recordFlatGroups(table, new Map());
+    recordFlatGroups(table, record);
     return table;
   }
 
   /** The model's peers without members: what a pod's chains read of them (their meaning). */
-  private hollowPeers(model: CompiledPolicy): Map<string, PeerSet> {
-    const out = new Map<string, PeerSet>();
-    for (const [id, set] of model.peers) {
-      let h = this.hollow.get(id);
-      if (!h) h = { id, meaning: set.meaning, v4: [], v6: [], intervals: [] };
-      out.set(id, h);
-    }
-    this.hollow = out;
-    return out;
+  private hollowPeers(model: CompiledPolicy): ReadonlyMap<string, PeerSet> {
+    return this.hollow.over(model.peers);
   }
 
   private fragment(
     pod: LocalPod,
     model: CompiledPolicy,
-    hollow: Map<string, PeerSet>,
+    hollow: ReadonlyMap<string, PeerSet>,
     options: RenderOptions,
   ): Fragment {
     const had = this.fragments.get(pod);
@@ -409,6 +455,22 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
   return out;
 }
 
+/** `list` (sorted by key text) with `add` put in their places. */
+function insertSorted(list: Element[], add: readonly Element[]): Element[] {
+  for (const e of add) {
+    const k = keyText(e);
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (keyText(list[mid] as Element) < k) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, e);
+  }
+  return list;
+}
+
 /** One reference to `name` fewer; true when it was the last. */
 function unref(refs: Map<string, number>, name: string): boolean {
   const n = (refs.get(name) ?? 0) - 1;
@@ -418,6 +480,10 @@ function unref(refs: Map<string, number>, name: string): boolean {
   }
   refs.delete(name);
   return true;
+}
+
+function unchanged(names: FlatChanges): boolean {
+  return names.chains.size + names.sets.size + names.elements.size + names.comments.size === 0;
 }
 
 function sameObjects<T>(a: readonly T[], b: readonly T[]): boolean {
