@@ -6,6 +6,8 @@
 // compares only what changed. Equal to renderPolicy(next) (test/unit/policy-bind.test.ts).
 import type { Element } from '../nft/objects.ts';
 import { insertSorted } from './bind.ts';
+import { MapPatch } from './incremental/patch.ts';
+import { samePlain } from '../util/same-plain.ts';
 import { byText } from './cluster.ts';
 import { diffIdentity, diffPolicy } from './diff.ts';
 import {
@@ -24,32 +26,6 @@ import type { Transaction } from '../nft/transaction.ts';
 
 const keyText = (e: Element): string => e.key.join(' . ');
 const byKey = (a: Element, b: Element): number => byText(keyText(a), keyText(b));
-const sorted = <V>(m: ReadonlyMap<string, V>): Map<string, V> =>
-  new Map([...m.entries()].sort(([a], [b]) => byText(a, b)));
-
-/**
- * `m` sorted by name, where `like` (sorted) is the table it was grown from: the names both have keep
- * like's order and the few new ones (a bind adds a pod's chains and sets) are merged in; one walk of
- * the table instead of a sort of its thousands of names on every pod start. Sorts when `like` is not.
- */
-function sortedLike<V>(m: ReadonlyMap<string, V>, like: ReadonlyMap<string, unknown>): Map<string, V> {
-  const add = [...m.keys()].filter((k) => !like.has(k)).sort(byText);
-  const out = new Map<string, V>();
-  let i = 0;
-  let last: string | undefined;
-  for (const k of like.keys()) {
-    if (last !== undefined && byText(last, k) >= 0) return sorted(m);
-    last = k;
-    while (i < add.length && byText(add[i] as string, k) < 0) {
-      const a = add[i++] as string;
-      out.set(a, m.get(a) as V);
-    }
-    if (m.has(k)) out.set(k, m.get(k) as V);
-  }
-  for (; i < add.length; i++) out.set(add[i] as string, m.get(add[i] as string) as V);
-  return out;
-}
-
 /** Tables rendered by renderBound: the table each was grown from, and the elements added to its sets. */
 const grownFrom = new WeakMap<
   DesiredPolicyTable,
@@ -104,14 +80,16 @@ export function renderBound(
     },
   );
 
-  const chains = new Map(prevTable.chains);
+  // The applied table's maps patched with the new pods' names (incremental/patch.ts): a map no name
+  // of which changed is the applied one itself, the others one pass in its order.
+  const chains = new MapPatch(prevTable.chains);
   for (const [name, c] of alone.chains) if (!chains.has(name)) chains.set(name, c);
-  const sets = new Map(prevTable.sets);
-  for (const [name, s] of alone.sets) if (!sets.has(name)) sets.set(name, s);
+  const sets = new MapPatch(prevTable.sets);
+  for (const [name, x] of alone.sets) if (!sets.has(name)) sets.set(name, x);
 
   // Sets that existed: the new members inserted into the list applied (its other elements are the
   // same objects), and remembered as the change, so the diff need not compare the whole set.
-  const elements = new Map(prevTable.elements);
+  const elements = new MapPatch(prevTable.elements);
   const added = new Map<string, Element[]>();
   const grow = (name: string, add: Element[]) => {
     if (add.length === 0) return;
@@ -152,7 +130,11 @@ export function renderBound(
   }
   // The flat ClusterNetworkPolicy groups: the new pods' join them; a group whose peers grew is
   // flattened again (its address ranges change), the others keep their objects.
-  const comments = new Map([...prevTable.comments, ...alone.comments]);
+  const comments = new MapPatch(prevTable.comments);
+  for (const [n, m] of alone.comments) {
+    const had = comments.get(n);
+    if (had === undefined || !samePlain(had, m)) comments.set(n, m);
+  }
   const record = flatGroups(prev, prevTable, next, newGroups, options);
   const hadGroups = flatGroupsOf(prevTable);
   if (hadGroups)
@@ -172,12 +154,14 @@ export function renderBound(
     }
     for (const [n, m] of parts.comments) comments.set(n, m);
   }
+  const owners = new MapPatch(prevTable.chainOwners);
+  for (const [n, o] of alone.chainOwners) owners.set(n, o);
   const out: DesiredPolicyTable = {
-    chains: sortedLike(chains, prevTable.chains),
-    sets: sortedLike(sets, prevTable.sets),
-    elements: sortedLike(elements, prevTable.elements),
-    chainOwners: sortedLike(new Map([...prevTable.chainOwners, ...alone.chainOwners]), prevTable.chainOwners),
-    comments: sortedLike(comments, prevTable.comments),
+    chains: chains.result(),
+    sets: sets.result(),
+    elements: elements.result(),
+    chainOwners: owners.result(),
+    comments: comments.result(),
   };
   grownFrom.set(out, { from: prevTable, added });
   recordFlatGroups(out, record);
