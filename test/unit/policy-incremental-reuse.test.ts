@@ -7,6 +7,7 @@ import { IncrementalCompiler } from '../../src/policy/incremental/compiler.ts';
 import { TableRenderer } from '../../src/policy/incremental/render.ts';
 import { diffIdentity } from '../../src/policy/diff.ts';
 import { podChainName } from '../../src/policy/networkpolicy/names.ts';
+import { verdictMapName } from '../../src/policy/skeleton.ts';
 import {
   compilePolicy,
   renderPolicy,
@@ -124,6 +125,10 @@ describe('incremental compile and render: a pod a policy change selects keeps it
     const kept = now.filter((r) => was.includes(r));
     expect(kept.length).toBe(was.filter((r) => r.comment?.startsWith('a/')).length);
     expect(kept.length).toBeGreaterThanOrEqual(2);
+    // The verdict maps did not change (db-1's address jumps to the same chain): the same lists.
+    const vmap = verdictMapName('ingress', 4);
+    expect(tableAfter.elements.get(vmap)?.length).toBe(3);
+    expect(tableAfter.elements.get(vmap)).toBe(tableBefore.elements.get(vmap));
     // The diff refills that chain with a chain edit that keeps all but the new rule.
     const tx = diffIdentity(tableBefore, tableAfter);
     const flush = tx.operations.find((o) => o.verb === 'flush' && nameOfOp(o) === chain);

@@ -17,6 +17,7 @@ import {
 import type { FlatParts } from '../clusternetworkpolicy/flat-render.ts';
 import { FlatGroups } from '../clusternetworkpolicy/flat-groups.ts';
 import { sortedLike } from './order.ts';
+import { samePlain } from '../../util/same-plain.ts';
 import type { Slicer } from './view.ts';
 import type {
   ChainOwner,
@@ -33,7 +34,7 @@ interface Fragment {
   chains: [string, DesiredChain][];
   owners: [string, ChainOwner][];
   comments: [string, CommentMeaning][];
-  /** Verdict-map elements (the pod's addresses), by map. */
+  /** Verdict-map elements (the pod's addresses), by map (the last fragment's when equal: patchedPods). */
   mapElements: [string, readonly Element[]][];
   /** The sets its rules name; those whose members are the pod's own (port ranges) with them. */
   sets: [string, NftSet | NftMap, readonly Element[] | undefined][];
@@ -224,6 +225,10 @@ export class TableRenderer {
     changed.forEach((i, k) => {
       const was = this.lastFragments[i] as Fragment;
       const now = fresh[k] as Fragment;
+      // The pod's addresses jump to the same chains (a policy changed its rules, not its chains): its
+      // verdict-map elements are the last ones, so the maps are neither sorted again nor diffed.
+      if (now.mapElements !== was.mapElements && sameMapElements(was.mapElements, now.mapElements))
+        now.mapElements = was.mapElements;
       this.lastFragments[i] = now;
       const nowChains = new Set(now.chains.map(([n]) => n));
       for (const [n] of was.chains) if (!nowChains.has(n)) chains.delete(n);
@@ -235,10 +240,17 @@ export class TableRenderer {
           sets.delete(n);
           elements.delete(n);
         }
-      for (const [n, list] of was.mapElements) {
-        let out = outOf.get(n);
-        if (!out) outOf.set(n, (out = new Set()));
-        for (const e of list) out.add(e);
+      if (now.mapElements !== was.mapElements) {
+        for (const [n, list] of was.mapElements) {
+          let out = outOf.get(n);
+          if (!out) outOf.set(n, (out = new Set()));
+          for (const e of list) out.add(e);
+        }
+        for (const [n, list] of now.mapElements) {
+          let to = into.get(n);
+          if (!to) into.set(n, (to = []));
+          to.push(...list);
+        }
       }
       for (const [n, c] of now.chains) {
         if (!chains.has(n)) added = true;
@@ -256,11 +268,6 @@ export class TableRenderer {
         added = true;
         sets.set(n, last.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
-      }
-      for (const [n, list] of now.mapElements) {
-        let to = into.get(n);
-        if (!to) into.set(n, (to = []));
-        to.push(...list);
       }
     });
     for (const n of new Set([...outOf.keys(), ...into.keys()])) {
@@ -407,6 +414,23 @@ function reuseElements(name: string, ips: readonly string[], had: readonly Eleme
     );
   }
   return out;
+}
+
+/** The same verdict-map elements (maps, keys and values, in order) in two fragments. */
+function sameMapElements(a: Fragment['mapElements'], b: Fragment['mapElements']): boolean {
+  if (a.length !== b.length) return false;
+  for (let m = 0; m < a.length; m++) {
+    const [na, la] = a[m] as [string, readonly Element[]];
+    const [nb, lb] = b[m] as [string, readonly Element[]];
+    if (na !== nb || la.length !== lb.length) return false;
+    for (let e = 0; e < la.length; e++)
+      if (
+        !samePlain((la[e] as Element).key, (lb[e] as Element).key) ||
+        !samePlain((la[e] as Element).value, (lb[e] as Element).value)
+      )
+        return false;
+  }
+  return true;
 }
 
 /** One reference to `name` fewer; true when it was the last. */
