@@ -219,7 +219,8 @@ export class TableRenderer {
     const comments = new Map(last.comments);
     const sets = new Map(last.sets);
     const elements = new Map(last.elements);
-    let added = false;
+    // Which maps got names the last table lacks (only those are put in order again).
+    const added = { chains: false, owners: false, comments: false, sets: false };
     const outOf = new Map<string, Set<Element>>();
     const into = new Map<string, Element[]>();
     changed.forEach((i, k) => {
@@ -253,19 +254,22 @@ export class TableRenderer {
         }
       }
       for (const [n, c] of now.chains) {
-        if (!chains.has(n)) added = true;
+        if (!chains.has(n)) added.chains = true;
         chains.set(n, c);
       }
-      for (const [n, o] of now.owners) chainOwners.set(n, o);
+      for (const [n, o] of now.owners) {
+        if (!chainOwners.has(n)) added.owners = true;
+        chainOwners.set(n, o);
+      }
       for (const [n, m] of now.comments) {
-        if (!comments.has(n)) added = true;
+        if (!comments.has(n)) added.comments = true;
         comments.set(n, m);
         this.commentRefs.set(n, (this.commentRefs.get(n) ?? 0) + 1);
       }
       for (const [n, s, own] of now.sets) {
         this.setRefs.set(n, (this.setRefs.get(n) ?? 0) + 1);
         if (sets.has(n)) continue;
-        added = true;
+        added.sets = true;
         sets.set(n, last.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
       }
@@ -285,13 +289,14 @@ export class TableRenderer {
     }
     // A copy keeps its source's (sorted) order, and deleting keeps it sorted: only new names are
     // merged in.
-    const order = <V>(m: Map<string, V>, like: ReadonlyMap<string, unknown>) => (added ? sortedLike(m, like) : m);
+    const order = <V>(m: Map<string, V>, like: ReadonlyMap<string, unknown>, grew: boolean) =>
+      grew ? sortedLike(m, like) : m;
     const table: DesiredPolicyTable = {
-      chains: order(chains, last.chains),
-      sets: order(sets, last.sets),
-      elements: order(elements, last.elements),
-      chainOwners: order(chainOwners, last.chainOwners),
-      comments: order(comments, last.comments),
+      chains: order(chains, last.chains, added.chains),
+      sets: order(sets, last.sets, added.sets),
+      elements: order(elements, last.elements, added.sets),
+      chainOwners: order(chainOwners, last.chainOwners, added.owners),
+      comments: order(comments, last.comments, added.comments),
     };
     this.last = table;
     this.lastPods = model.pods;
