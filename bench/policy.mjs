@@ -53,7 +53,7 @@ import { PolicyApplier } from '../src/policy/applier.ts';
 import { createNftRunner } from '../src/nft/runner.ts';
 import { createNetlinkTransport } from '../src/nft/netlink/transport.ts';
 import { Transaction } from '../src/nft/transaction.ts';
-import { verdict } from '../src/nft/expr.ts';
+import { counter, verdict } from '../src/nft/expr.ts';
 import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 import { countedChains, readPolicyCounters } from '../src/agent/policy-counters.ts';
@@ -531,7 +531,8 @@ function startIn(ns, js) {
 /**
  * The kernel's floor for a change on this table (netlink): medians of 20 minimal batches, a flush of
  * an empty chain, one element of the largest set added and deleted, one rule added to a chain nothing
- * jumps to (the chain is left behind for the namespace's teardown).
+ * jumps to, with a verdict and with a counter alone (the chain is left behind for the namespace's
+ * teardown).
  */
 async function kernelFloor(transport, t) {
   const breathe = () => new Promise((r) => setImmediate(r));
@@ -555,7 +556,9 @@ async function kernelFloor(transport, t) {
     return tx().add(e).delete(e);
   });
   const rule = await median(() => tx().add({ kind: 'rule', chain, body: [verdict('return')], comment: 'floor' }));
-  return `the kernel's floor on this table (a minimal batch, median of 20, ms): a flush of an empty chain ${empty}; one element of ${set} (${list.length} elements) added and deleted ${element}; one rule added ${rule}`;
+  // A rule with no verdict and no lookup: the commit does not validate the table's jump graph.
+  const counted = await median(() => tx().add({ kind: 'rule', chain, body: [counter()], comment: 'floor' }));
+  return `the kernel's floor on this table (a minimal batch, median of 20, ms): a flush of an empty chain ${empty}; one element of ${set} (${list.length} elements) added and deleted ${element}; one rule added ${rule} (a verdict: the commit validates the jump graph), one counter-only rule added ${counted}`;
 }
 
 /** BENCH_SECTIONS=1: sections 1 and 2 printed, the rest left out. */

@@ -26,7 +26,7 @@
 import type { Logger } from '../log.ts';
 import { DigestWatch, type DriftStats } from './drift.ts';
 import { isNftError } from './errors.ts';
-import { verdict } from './expr.ts';
+import { counter } from './expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from './objects.ts';
 import { owns, Transaction, type Ownership } from './transaction.ts';
 import type { NftTransport } from './transport.ts';
@@ -433,7 +433,10 @@ export class LayoutApplier<D> {
   /** The marker chain's one rule, for `generation`; the chain is flushed first unless it is new. */
   private addMarker(tx: Transaction, generation: number, flush = true): void {
     if (flush) tx.flush({ kind: 'chain', name: this.markerChain });
-    tx.add({ kind: 'rule', chain: this.markerChain, body: [verdict('return')], comment: markerComment(generation) });
+    // A counter, not a verdict: a rule with a verdict (or a lookup) makes the kernel validate the
+    // table's whole jump graph at the commit, 1.5 ms at 50,000 pods, which a change that only deletes
+    // rules or changes elements then paid for the marker alone. Nothing jumps to the chain.
+    tx.add({ kind: 'rule', chain: this.markerChain, body: [counter()], comment: markerComment(generation) });
   }
 
   private remember(desired: D): void {

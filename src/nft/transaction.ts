@@ -170,7 +170,13 @@ export class Transaction {
     const obj = op.object;
     // An appended operation was checked and copied by the transaction it comes from: only this
     // one's names are left to check.
-    if (!checked) checkOperation(op);
+    // A shared object checked before by a sharing transaction is the same (unchanged) object: a
+    // pod's chain refilled keeps most of its rules as the last render's objects (policy/render.ts).
+    const shareRule = this.share && op.verb === 'add' && op.object.kind === 'rule';
+    if (!checked && !(shareRule && CHECKED.has(op.object))) {
+      checkOperation(op);
+      if (shareRule) CHECKED.add(op.object);
+    }
     const name = nameOf(obj);
     if (this.ownedPrefix !== undefined && name !== undefined && !name.startsWith(this.ownedPrefix)) {
       throw new NftObjectError(
@@ -188,6 +194,9 @@ export class Transaction {
     return this;
   }
 }
+
+/** Rules a sharing transaction checked (whose owners never change them: shareObjects). */
+const CHECKED = new WeakSet<object>();
 
 function frozenElement(obj: Operation['object']): boolean {
   return (

@@ -121,6 +121,17 @@ interface RuleMatches {
   service?: { name: string; merged: PortRange[] };
 }
 const RULE_MATCHES = new WeakMap<CompiledRule, Map<string, RuleMatches>>();
+/**
+ * A pod chain's rules for one rule's match lists (RuleMatches.matches, so one compiled rule, direction
+ * and families), by chain and next chain: a pod rendered again (a policy added to or taken from it)
+ * gives its unchanged rules as the very objects of its last render, which the diff keeps by identity
+ * and a sharing transaction does not check again. Bounded: the chains of pods long gone stay while
+ * their rule does, so past MAX_RULE_OUT entries made (~12,000 at 50,000 pods) all are dropped and
+ * made again as renders ask (a few MB at most; pod churn would otherwise grow it).
+ */
+let RULE_OUT = new WeakMap<readonly Expr[][], Map<string, readonly Rule[]>>();
+let ruleOutEntries = 0;
+const MAX_RULE_OUT = 20_000;
 
 /**
  * A rule's ports: one range inline; more through a named interval set shared by every rule with the
@@ -303,8 +314,27 @@ export function renderPolicyWith(
       const verdict = actionVerdict(r.action, direction, next);
       // A dropping rule (ClusterNetworkPolicy's Deny) logs under its own comment, so the log names it.
       const log = r.action === 'drop' ? logRule(pod, chain, direction, comment) : undefined;
-      for (const matches of ruleMatches(r, direction, families)) {
-        if (log !== undefined) out.push({ kind: 'rule', chain, body: [...matches, ...log], comment: LOG_COMMENT });
+      const matchLists = ruleMatches(r, direction, families);
+      if (log === undefined) {
+        const key = `${chain} ${next ?? ''}`;
+        let made = RULE_OUT.get(matchLists)?.get(key);
+        if (!made) {
+          made = matchLists.map(
+            (matches): Rule => ({ kind: 'rule', chain, body: [...matches, counter(), verdict], comment }),
+          );
+          if (++ruleOutEntries > MAX_RULE_OUT) {
+            RULE_OUT = new WeakMap();
+            ruleOutEntries = 1;
+          }
+          let byChain = RULE_OUT.get(matchLists);
+          if (!byChain) RULE_OUT.set(matchLists, (byChain = new Map()));
+          byChain.set(key, made);
+        }
+        out.push(...made);
+        continue;
+      }
+      for (const matches of matchLists) {
+        out.push({ kind: 'rule', chain, body: [...matches, ...log], comment: LOG_COMMENT });
         out.push({ kind: 'rule', chain, body: [...matches, counter(), verdict], comment });
       }
     }

@@ -124,6 +124,21 @@ describe('Transaction', () => {
   });
 });
 
+describe('Transaction with shared objects', () => {
+  it('shares a rule it checked once, and still refuses an invalid one every time', () => {
+    const rule = { kind: 'rule' as const, chain: 'agent-pol-x', body: [counter(), verdict('accept')] };
+    const a = new Transaction({ ownedPrefix: 'agent-', shareObjects: true }).add(rule);
+    const b = new Transaction({ ownedPrefix: 'agent-', shareObjects: true }).add(rule);
+    expect(a.operations[0]?.object).toBe(rule);
+    expect(b.operations[0]?.object).toBe(rule);
+    const bad = { kind: 'rule' as const, chain: 'agent-pol-x', body: [] };
+    for (let i = 0; i < 2; i++)
+      expect(() => new Transaction({ ownedPrefix: 'agent-', shareObjects: true }).add(bad)).toThrow(NftObjectError);
+    // The owner check is the transaction's own: a checked rule is still refused by another owner.
+    expect(() => new Transaction({ ownedPrefix: 'cni-', shareObjects: true }).add(rule)).toThrow(NftObjectError);
+  });
+});
+
 describe('nft errors', () => {
   it("finds nft's first located error and its line", () => {
     const stderr = [

@@ -19,6 +19,7 @@ import { applyFlatChanges, FlatGroups, type FlatChanges } from '../clusternetwor
 import { sortedLike } from './order.ts';
 import { HollowPeers } from './hollow.ts';
 import { MapPatch } from './patch.ts';
+import { samePlain } from '../../util/same-plain.ts';
 import type { Slicer } from './view.ts';
 import type {
   ChainOwner,
@@ -35,7 +36,7 @@ interface Fragment {
   chains: [string, DesiredChain][];
   owners: [string, ChainOwner][];
   comments: [string, CommentMeaning][];
-  /** Verdict-map elements (the pod's addresses), by map. */
+  /** Verdict-map elements (the pod's addresses), by map (the last fragment's when equal: patchedPods). */
   mapElements: [string, readonly Element[]][];
   /** The sets its rules name; those whose members are the pod's own (port ranges) with them. */
   sets: [string, NftSet | NftMap, readonly Element[] | undefined][];
@@ -244,6 +245,10 @@ export class TableRenderer {
     changed.forEach((i, k) => {
       const was = this.lastFragments[i] as Fragment;
       const now = fresh[k] as Fragment;
+      // The pod's addresses jump to the same chains (a policy changed its rules, not its chains): its
+      // verdict-map elements are the last ones, so the maps are neither sorted again nor diffed.
+      if (now.mapElements !== was.mapElements && sameMapElements(was.mapElements, now.mapElements))
+        now.mapElements = was.mapElements;
       this.lastFragments[i] = now;
       // Counted: a chain other fragments name too (the flat ingress check) stays while one does.
       const nowChains = new Set(now.chains.map(([n]) => n));
@@ -256,16 +261,25 @@ export class TableRenderer {
           sets.delete(n);
           elements.delete(n);
         }
-      for (const [n, list] of was.mapElements) {
-        let out = outOf.get(n);
-        if (!out) outOf.set(n, (out = new Set()));
-        for (const e of list) out.add(e);
+      if (now.mapElements !== was.mapElements) {
+        for (const [n, list] of was.mapElements) {
+          let out = outOf.get(n);
+          if (!out) outOf.set(n, (out = new Set()));
+          for (const e of list) out.add(e);
+        }
+        for (const [n, list] of now.mapElements) {
+          let to = into.get(n);
+          if (!to) into.set(n, (to = []));
+          to.push(...list);
+        }
       }
       for (const [n, c] of now.chains) {
         chains.set(n, c);
         if (!wasChains.has(n)) this.chainRefs.set(n, (this.chainRefs.get(n) ?? 0) + 1);
       }
-      for (const [n, o] of now.owners) chainOwners.set(n, o);
+      for (const [n, o] of now.owners) {
+        chainOwners.set(n, o);
+      }
       for (const [n, m] of now.comments) {
         comments.set(n, m);
         this.commentRefs.set(n, (this.commentRefs.get(n) ?? 0) + 1);
@@ -275,11 +289,6 @@ export class TableRenderer {
         if (sets.has(n)) continue;
         sets.set(n, last.sets.get(n) ?? s);
         elements.set(n, own ?? this.membersOf(n, model));
-      }
-      for (const [n, list] of now.mapElements) {
-        let to = into.get(n);
-        if (!to) into.set(n, (to = []));
-        to.push(...list);
       }
     });
     for (const n of new Set([...outOf.keys(), ...into.keys()])) {
@@ -469,6 +478,23 @@ function insertSorted(list: Element[], add: readonly Element[]): Element[] {
     list.splice(lo, 0, e);
   }
   return list;
+}
+
+/** The same verdict-map elements (maps, keys and values, in order) in two fragments. */
+function sameMapElements(a: Fragment['mapElements'], b: Fragment['mapElements']): boolean {
+  if (a.length !== b.length) return false;
+  for (let m = 0; m < a.length; m++) {
+    const [na, la] = a[m] as [string, readonly Element[]];
+    const [nb, lb] = b[m] as [string, readonly Element[]];
+    if (na !== nb || la.length !== lb.length) return false;
+    for (let e = 0; e < la.length; e++)
+      if (
+        !samePlain((la[e] as Element).key, (lb[e] as Element).key) ||
+        !samePlain((la[e] as Element).value, (lb[e] as Element).value)
+      )
+        return false;
+  }
+  return true;
 }
 
 /** One reference to `name` fewer; true when it was the last. */

@@ -5,7 +5,7 @@
 import { byText, type ClusterPod, type ClusterView } from '../cluster.ts';
 import type { PeerRegistry } from '../peers.ts';
 import { selectorMatches } from '../selector.ts';
-import type { TierDirections, TierResult } from '../tier.ts';
+import type { TierDirections, TierMemo, TierResult } from '../tier.ts';
 import type { CompiledRule, NetworkPolicyObject, PolicyError, PolicyRef } from '../types.ts';
 import { alignLists, copyInto } from '../incremental/align.ts';
 import { parsePolicy, type ParsedPolicy } from './parse.ts';
@@ -111,9 +111,10 @@ export function compileNetworkPolicies(
   policies: readonly NetworkPolicyObject[],
   view: ClusterView,
   peers: PeerRegistry,
+  memo?: TierMemo,
 ): TierResult {
   const { byNs, errors } = policiesByNamespace(policies);
-  const rules = new RuleCompiler(peers);
+  const rules = new RuleCompiler(peers, memo);
   const pods = new Map<ClusterPod, TierDirections>();
   for (const { pod } of view.localPods) {
     const directions = isolationOf(pod, byNs.get(pod.namespace) ?? [], rules);

@@ -10,7 +10,7 @@ export const networkPolicyTier: PolicyTier = {
   order: 200,
   fallthrough: 'drop',
   ordered: false,
-  compile: (input, view, peers) => compileNetworkPolicies(input.policies, view, peers),
+  compile: (input, view, peers, memo) => compileNetworkPolicies(input.policies, view, peers, memo),
   // The model's own per-pod fields (LocalPod.ingress/egress) are NetworkPolicy's: the agent, the
   // counters and `strand explain` read them.
   attach: (pod, directions) => {
