@@ -191,6 +191,12 @@ export class ResourceInformer<T extends KubernetesObject> {
   private listedSinceWatch = false;
   private unsubscribe: (() => void) | undefined;
   private readonly subsets: CacheSubset<T>[] = [];
+  /**
+   * list()'s answer for every namespace, until the cache changes: ListWatch builds a new array of
+   * every object on each call (50,000 pods from 2,000 namespace maps; the policy input and the
+   * address recovery each ask for it once a pass). Dropped by every add, update and delete.
+   */
+  private everything: readonly T[] | undefined;
   /** The last list or watch failed and none has worked since. */
   down = false;
   /** The first list is in the cache. */
@@ -224,11 +230,17 @@ export class ResourceInformer<T extends KubernetesObject> {
     // them (at 50,000 pods, 50,000 calls of the agent's change hook in the one task that takes the
     // list into the cache).
     const changed = (object?: T) => lw === this.lw && this.synced && hooks.onChange?.(this.resource, object);
-    // The subsets first: what onChange wakes reads them.
-    const put = (object: T) => lw === this.lw && this.subsets.forEach((s) => s.put(object));
+    // The subsets (and list()'s copy) first: what onChange wakes reads them.
+    const put = (object: T) => {
+      this.everything = undefined;
+      if (lw === this.lw) for (const s of this.subsets) s.put(object);
+    };
     lw.on('add', put);
     lw.on('update', put);
-    lw.on('delete', (object: T) => lw === this.lw && this.subsets.forEach((s) => s.delete(object)));
+    lw.on('delete', (object: T) => {
+      this.everything = undefined;
+      if (lw === this.lw) for (const s of this.subsets) s.delete(object);
+    });
     lw.on('add', changed);
     lw.on('update', changed);
     lw.on('delete', changed);
@@ -261,7 +273,9 @@ export class ResourceInformer<T extends KubernetesObject> {
   }
 
   list(namespace?: string): readonly T[] {
-    return this.lw.list(namespace);
+    if (namespace) return this.lw.list(namespace);
+    this.everything ??= this.lw.list();
+    return this.everything;
   }
 
   /** The cached objects that match, kept up to date as events come (subset.ts). */
@@ -403,6 +417,7 @@ export class ResourceInformer<T extends KubernetesObject> {
       // Forget the cache and the version to resume from: when the CRD is back, list afresh.
       void this.lw.stop();
       this.lw = this.newListWatch();
+      this.everything = undefined;
       for (const s of this.subsets) s.clear();
     }
     if (had) this.hooks.onChange?.(this.resource);
