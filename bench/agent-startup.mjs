@@ -120,9 +120,13 @@ async function agentRun(api, plan) {
     await until(() => agent.logText().includes('"msg":"synced with the API server"'), 120_000, 'the agent to sync');
     const synced = memStatus(agent.pid);
     const syncedMs = Date.now() - agent.startedAt;
+    // CPU time (every thread of the agent: V8's collector threads too) is steadier than wall time on
+    // a shared machine: the work of start-up, whatever else runs.
+    const syncedCpu = cpuSeconds(agent.pid).self;
     if (process.env.BENCH_SMAPS) console.log(smapsSummary(agent.pid));
     const readyMs = await waitReady(agent, prober);
     const readyAt = Date.now();
+    const readyCpu = cpuSeconds(agent.pid).self;
     await sleep(SETTLE_MS);
     const settled = memStatus(agent.pid);
     // Idle as a node sees it: no probe but kubelet's every 10 s and a scrape every 15-30 s, so the
@@ -176,6 +180,8 @@ async function agentRun(api, plan) {
     return {
       readyMs,
       syncedMs,
+      syncedCpu,
+      readyCpu,
       synced,
       settled,
       hwm: peak,
@@ -265,7 +271,10 @@ try {
   printTable(`strand agent start-up, memory and idle cost, ${runs} run(s) (median, min, max)`, [
     { measure: 'agent: start to /readyz 200 (ms)', ...s((a) => a.readyMs) },
     { measure: 'agent: start to all informers synced (ms)', ...s((a) => a.syncedMs) },
+    { measure: 'agent: CPU time to synced (ms, all its threads)', ...s((a) => a.syncedCpu * 1000) },
+    { measure: 'agent: CPU time to /readyz 200 (ms, all its threads)', ...s((a) => a.readyCpu * 1000) },
     { measure: 'agent: VmRSS once synced (MiB)', ...s((a) => a.synced.rss) },
+    { measure: 'agent: RssAnon once synced (MiB)', ...s((a) => a.synced.anon) },
     { measure: `agent: VmRSS ${SETTLE_MS / 1000} s after ready, settled (MiB)`, ...s((a) => a.settled.rss) },
     { measure: 'agent: RssAnon (its own memory), settled (MiB)', ...s((a) => a.settled.anon) },
     { measure: 'agent: RssFile (its executable, from the page cache), settled (MiB)', ...s((a) => a.settled.file) },

@@ -62,12 +62,12 @@ export class ClusterNetwork {
    * Sets the backend up when this node's underlay or pod CIDRs changed (it recreates what differs),
    * then reconciles the routes, neighbours and FDB entries of every other usable node.
    */
-  reconcilePeers(
+  async reconcilePeers(
     nodeName: string,
     underlay: Underlay,
     podCidrs: string[],
     nodes: readonly unknown[],
-  ): ClusterNetworkPass {
+  ): Promise<ClusterNetworkPass> {
     const c = this.config;
     this.socket ??= this.openNetlink();
     this.backend ??= createBackend(
@@ -94,7 +94,7 @@ export class ClusterNetwork {
       this.localKey = key;
     }
     const { peers, unusable } = peersFromNodes(nodes, nodeName);
-    const report = this.backend.reconcile(peers);
+    const report = await this.backend.reconcile(peers);
     const changed = report.added.length + report.changed.length + report.removed.length;
     if (changed > 0) {
       this.log.info(

@@ -123,14 +123,32 @@ function applyOne(nl: NetlinkSocket, op: PlanOp, vxlanIndex: number | undefined)
   }
 }
 
-/** Applies the operations in order; one that fails becomes a problem and the rest still run. */
-export function applyPlan(
+/** How long the operations may hold the event loop before they give it back (the agent's /healthz
+ * answers within 100 ms: a first pass over 100 peers is ~300 requests, 100+ ms in one task). */
+export const APPLY_SLICE_MS = 8;
+
+const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Applies the operations in order; one that fails becomes a problem and the rest still run. Every
+ * APPLY_SLICE_MS it gives the event loop back (each operation is its own kernel request, so a slice
+ * boundary splits nothing the kernel sees as one).
+ */
+export async function applyPlan(
   nl: NetlinkSocket,
   ops: readonly PlanOp[],
   vxlanIndex: number | undefined,
   report: ReconcileReport,
-): void {
-  for (const op of ops) {
+  slicing: { sliceMs?: number; breathe?: () => Promise<void> } = {},
+): Promise<void> {
+  const sliceMs = slicing.sliceMs ?? APPLY_SLICE_MS;
+  const breathe = slicing.breathe ?? setImmediateYield;
+  let sliceStart = performance.now();
+  for (const [i, op] of ops.entries()) {
+    if (i > 0 && performance.now() - sliceStart >= sliceMs) {
+      await breathe();
+      sliceStart = performance.now();
+    }
     const change: Change = { object: op.object, detail: op.detail };
     if (op.peer !== undefined) change.peer = op.peer;
     try {
@@ -156,14 +174,14 @@ export function applyPlan(
 }
 
 /** Desired state, actual state, plan, apply: one level-based pass over the peer entries. */
-export function reconcileEntries(
+export async function reconcileEntries(
   nl: NetlinkSocket,
   mode: DatapathMode,
   local: LocalNode,
   devices: Devices,
   peers: Parameters<typeof desiredState>[1],
   report: ReconcileReport,
-): void {
+): Promise<void> {
   const self = { name: local.name, podCidrs: local.podCidrs, serviceCidrs: local.serviceCidrs ?? [] };
   const desired = desiredState(
     { mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) },
@@ -172,7 +190,7 @@ export function reconcileEntries(
   report.problems.push(...desired.problems);
   const plan = planChanges(desired, readActual(nl, devices), devices);
   report.unchanged += plan.unchanged;
-  applyPlan(nl, plan.ops, devices.vxlan?.index, report);
+  await applyPlan(nl, plan.ops, devices.vxlan?.index, report);
 }
 
 /** Deletes every Strand route (teardown). */

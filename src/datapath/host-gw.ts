@@ -40,14 +40,14 @@ export class HostGwBackend implements Backend {
     };
   }
 
-  reconcile(peers: readonly Peer[]): ReconcileReport {
+  async reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
     const local = this.local;
     if (!local) throw new Error('host-gw backend: reconcile before setUp');
     const started = performance.now();
     const report = emptyReport();
     try {
       const underlay = underlayLink(this.nl, local);
-      reconcileEntries(
+      await reconcileEntries(
         this.nl,
         { kind: 'host-gw' },
         local,

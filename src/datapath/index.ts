@@ -1,7 +1,7 @@
 // The agent's datapath backends for pods across nodes (VXLAN, host-gw). The agent:
 //   const backend = createBackend(nl, { kind: 'vxlan', vni: 1, port: 4789, directRouting: false });
 //   const { annotations, podMtu } = backend.setUp(localNode);   // publish annotations, write podMtu
-//   backend.reconcile(peersFromNodes(nodes, localNode.name).peers);   // on every Node change and periodically
+//   await backend.reconcile(peersFromNodes(nodes, localNode.name).peers);   // on every Node change and periodically
 import type { NetlinkSocket } from '../kernel/index.ts';
 import { HostGwBackend } from './host-gw.ts';
 import type { Backend } from './types.ts';

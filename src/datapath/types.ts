@@ -99,8 +99,9 @@ export interface ReconcileReport {
 }
 
 /**
- * A datapath backend. Every call is synchronous (netlink in process, DESIGN.md "Kernel access"), and
- * works on the network namespace of the socket it was made with.
+ * A datapath backend. Its netlink requests are synchronous (netlink in process, DESIGN.md "Kernel
+ * access"); reconcile gives the event loop back between its requests every few milliseconds, so it
+ * returns a promise. It works on the network namespace of the socket it was made with.
  */
 export interface Backend {
   readonly kind: BackendKind;
@@ -110,7 +111,7 @@ export interface Backend {
   /** Makes the kernel hold exactly the entries for these peers (level-based: the whole list every
    * time; this node's own Node may be in it and is skipped). Call after setUp, on every Node
    * change, and periodically. Never throws for a single bad peer or entry: those are problems. */
-  reconcile(peers: readonly Peer[]): ReconcileReport;
+  reconcile(peers: readonly Peer[]): Promise<ReconcileReport>;
   /** Removes everything the backend made (the device, Strand's routes). */
   tearDown(): Change[];
 }

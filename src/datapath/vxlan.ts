@@ -91,7 +91,7 @@ export class VxlanBackend implements Backend {
     };
   }
 
-  reconcile(peers: readonly Peer[]): ReconcileReport {
+  async reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
     const local = this.local;
     if (!local) throw new Error('VXLAN backend: reconcile before setUp');
     const started = performance.now();
@@ -111,7 +111,7 @@ export class VxlanBackend implements Backend {
         underlay: { index: device.underlay.index, name: device.underlay.name },
         vxlan: { index: device.link.index, name: device.link.name },
       };
-      reconcileEntries(this.nl, mode, local, devices, peers, report);
+      await reconcileEntries(this.nl, mode, local, devices, peers, report);
     } catch (err) {
       report.problems.push({
         message: `reconcile ${this.device}: ${err instanceof Error ? err.message : String(err)}`,

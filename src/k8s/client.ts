@@ -76,11 +76,16 @@ export class KubeClient {
   }
 
   /** One request with the kubeconfig's credentials and TLS settings; the decoded JSON answer. */
-  async request(
-    method: 'GET' | 'PATCH',
-    path: string,
-    opts: { query?: Record<string, string>; body?: unknown; contentType?: string; timeoutMs?: number } = {},
-  ): Promise<unknown> {
+  async request(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<unknown> {
+    const text = await this.requestText(method, path, opts);
+    return parseAnswer(method, path, text);
+  }
+
+  /**
+   * The same request, its answer's text undecoded: a list reads the next page's continue token
+   * from the head of the text and asks for that page before it parses this one (informer.ts).
+   */
+  async requestText(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<string> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
     const ctx = new RequestContext(url.toString(), method === 'GET' ? HttpMethod.GET : HttpMethod.PATCH);
@@ -122,10 +127,22 @@ export class KubeClient {
       }
       throw new ApiRequestError(status, `${method} ${path}: ${status} ${message}`);
     }
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (err) {
-      throw new ApiRequestError(status, `${method} ${path}: the answer is not JSON: ${(err as Error).message}`);
-    }
+    return text;
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string>;
+  body?: unknown;
+  contentType?: string;
+  timeoutMs?: number;
+}
+
+/** A successful answer's text as JSON; not JSON is the request's failure. */
+export function parseAnswer(method: string, path: string, text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ApiRequestError(200, `${method} ${path}: the answer is not JSON: ${(err as Error).message}`);
   }
 }

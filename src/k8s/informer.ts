@@ -25,7 +25,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
-import { ApiRequestError, describeError, type KubeClient } from './client.ts';
+import { ApiRequestError, describeError, parseAnswer, type KubeClient } from './client.ts';
 import { CacheSubset } from './subset.ts';
 import {
   isObject,
@@ -191,6 +191,12 @@ export class ResourceInformer<T extends KubernetesObject> {
   private listedSinceWatch = false;
   private unsubscribe: (() => void) | undefined;
   private readonly subsets: CacheSubset<T>[] = [];
+  /**
+   * list()'s answer for every namespace, until the cache changes: ListWatch builds a new array of
+   * every object on each call (50,000 pods from 2,000 namespace maps; the policy input and the
+   * address recovery each ask for it once a pass). Dropped by every add, update and delete.
+   */
+  private everything: readonly T[] | undefined;
   /** The last list or watch failed and none has worked since. */
   down = false;
   /** The first list is in the cache. */
@@ -224,11 +230,17 @@ export class ResourceInformer<T extends KubernetesObject> {
     // them (at 50,000 pods, 50,000 calls of the agent's change hook in the one task that takes the
     // list into the cache).
     const changed = (object?: T) => lw === this.lw && this.synced && hooks.onChange?.(this.resource, object);
-    // The subsets first: what onChange wakes reads them.
-    const put = (object: T) => lw === this.lw && this.subsets.forEach((s) => s.put(object));
+    // The subsets (and list()'s copy) first: what onChange wakes reads them.
+    const put = (object: T) => {
+      this.everything = undefined;
+      if (lw === this.lw) for (const s of this.subsets) s.put(object);
+    };
     lw.on('add', put);
     lw.on('update', put);
-    lw.on('delete', (object: T) => lw === this.lw && this.subsets.forEach((s) => s.delete(object)));
+    lw.on('delete', (object: T) => {
+      this.everything = undefined;
+      if (lw === this.lw) for (const s of this.subsets) s.delete(object);
+    });
     lw.on('add', changed);
     lw.on('update', changed);
     lw.on('delete', changed);
@@ -261,7 +273,9 @@ export class ResourceInformer<T extends KubernetesObject> {
   }
 
   list(namespace?: string): readonly T[] {
-    return this.lw.list(namespace);
+    if (namespace) return this.lw.list(namespace);
+    this.everything ??= this.lw.list();
+    return this.everything;
   }
 
   /** The cached objects that match, kept up to date as events come (subset.ts). */
@@ -403,6 +417,7 @@ export class ResourceInformer<T extends KubernetesObject> {
       // Forget the cache and the version to resume from: when the CRD is back, list afresh.
       void this.lw.stop();
       this.lw = this.newListWatch();
+      this.everything = undefined;
       for (const s of this.subsets) s.clear();
     }
     if (had) this.hooks.onChange?.(this.resource);
@@ -417,17 +432,29 @@ export class ResourceInformer<T extends KubernetesObject> {
     }, retryMs);
   }
 
+  private fetchPage(cont: string | undefined): Promise<string> {
+    const query: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
+    if (cont !== undefined) query.continue = cont;
+    return this.kube.requestText('GET', this.spec.path, { query });
+  }
+
   /** The whole collection, page by page, slimmed; a continue token that expired restarts the list. */
   private async listAll(): Promise<KubernetesListObject<T>> {
     for (let attempt = 1; ; attempt++) {
       const items: T[] = [];
       let resourceVersion: string | undefined;
       let cont: string | undefined;
+      // The next page is asked for before this one is parsed (its token read from the answer's
+      // head): the server makes it while the agent parses and slims this one.
+      let ahead: { token: string; text: Promise<string> } | undefined;
       try {
         do {
-          const query: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
-          if (cont) query.continue = cont;
-          const page = await this.kube.request('GET', this.spec.path, { query });
+          const text = await (ahead?.token === cont && ahead !== undefined ? ahead.text : this.fetchPage(cont));
+          const peeked = peekContinue(text);
+          ahead = peeked === undefined ? undefined : { token: peeked, text: this.fetchPage(peeked) };
+          // Awaited on the next turn; until then a failure of it must not count as unhandled.
+          ahead?.text.catch(() => undefined);
+          const page = parseAnswer('GET', this.spec.path, text);
           if (!isObject(page) || !Array.isArray(page.items))
             throw new ApiRequestError(200, `list ${this.resource}: the answer is not a list`);
           const meta = isObject(page.metadata) ? page.metadata : {};
@@ -455,4 +482,27 @@ export class ResourceInformer<T extends KubernetesObject> {
       return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion }, items } as KubernetesListObject<T>;
     }
   }
+}
+
+/** How far into a list's answer its metadata may end (the API server writes kind, apiVersion and
+ * metadata before the items). */
+const LIST_HEAD_CHARS = 4096;
+
+/**
+ * The continue token of a list's answer, read from its head without parsing it: the text between
+ * `"continue":"` and the next quote in the metadata before `"items"`, if that metadata is written
+ * first and the token has no escapes. Undefined otherwise (the list then asks for the next page
+ * after parsing this one); the caller still compares it with the parsed metadata's.
+ */
+export function peekContinue(text: string): string | undefined {
+  const head = text.slice(0, LIST_HEAD_CHARS);
+  const items = head.indexOf('"items":');
+  if (items < 0) return undefined;
+  const at = head.lastIndexOf('"continue":"', items);
+  if (at < 0) return undefined;
+  const start = at + '"continue":"'.length;
+  const end = head.indexOf('"', start);
+  if (end < 0 || end > items) return undefined;
+  const token = head.slice(start, end);
+  return token === '' || token.includes('\\') ? undefined : token;
 }

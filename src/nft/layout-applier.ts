@@ -318,7 +318,7 @@ export class LayoutApplier<D> {
       if (sent.commitMs !== undefined) times.commitMs = Math.round(sent.commitMs);
       if (sent.slices !== undefined) times.slices = sent.slices;
       this.generation = next;
-      this.watch?.reset();
+      this.watch?.rebuiltNow();
     } catch (err) {
       this.hooks.failure?.('rebuild');
       this.applied = undefined;

@@ -89,3 +89,41 @@ describe('an informer update that changes nothing kept', () => {
     expect(after?.metadata.labels).toEqual({ app: 'b' });
   }, 30_000);
 });
+
+describe("an informer's list of every object", () => {
+  it('is the same array until an add, an update or a delete, which the change hook already sees', async () => {
+    const kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+    api.create('pods', pod('False'));
+    const seen: string[][] = [];
+    cache = new ClusterCache(kube, {
+      log: silentLogger,
+      onChange: (r) => {
+        if (r === 'pods') seen.push(c.pods.list().map((p) => p.metadata.name ?? ''));
+      },
+    });
+    const c = cache;
+    c.start();
+    await api.waitFor(() => c.synced, 5_000, 'sync');
+    const first = c.pods.list();
+    expect(first.map((p) => p.metadata.name)).toEqual(['p1']);
+    expect(c.pods.list()).toBe(first);
+    // An update that changes nothing kept keeps the list too.
+    const updated = api.upsert<{ metadata: { resourceVersion: string } }>('pods', pod('True'));
+    await api.waitFor(() => c.pods.resourceVersion === updated.metadata.resourceVersion, 5_000, 'the new version');
+    expect(c.pods.list()).toBe(first);
+
+    api.create('pods', { ...pod('True'), metadata: { name: 'p2', namespace: 'default' } });
+    await api.waitFor(() => c.pods.get('p2', 'default') !== undefined, 5_000, 'the add');
+    const second = c.pods.list();
+    expect(second).not.toBe(first);
+    expect(second.map((p) => p.metadata.name).sort()).toEqual(['p1', 'p2']);
+    api.patch('pods', 'p1', { metadata: { labels: { app: 'b' } } });
+    await api.waitFor(() => c.pods.get('p1', 'default')?.metadata.labels?.app === 'b', 5_000, 'the update');
+    expect(c.pods.list().find((p) => p.metadata.name === 'p1')?.metadata.labels?.app).toBe('b');
+    api.delete('pods', 'p2');
+    await api.waitFor(() => c.pods.get('p2', 'default') === undefined, 5_000, 'the delete');
+    expect(c.pods.list().map((p) => p.metadata.name)).toEqual(['p1']);
+    // What the change hook read was already the new list each time.
+    expect(seen.slice(-3)).toEqual([['p1', 'p2'], ['p1', 'p2'], ['p1']]);
+  });
+});

@@ -2,7 +2,7 @@
 // only the chains the applier's own transactions changed, and which are answered by the generation.
 // The kernel side is tested in test/integration/nft-drift.test.ts.
 import { describe, expect, it } from 'vitest';
-import { DigestWatch, MAX_CHAINS_READ_APART, type ExpectedLayout } from '../../src/nft/drift.ts';
+import { CHAINS_PER_READ, DigestWatch, MAX_CHAINS_READ_APART, type ExpectedLayout } from '../../src/nft/drift.ts';
 import type { Operation } from '../../src/nft/transaction.ts';
 import type { ChainDigest, DriftProbe, TableSnapshot } from '../../src/nft/transport.ts';
 
@@ -126,5 +126,55 @@ describe('DigestWatch', () => {
     // Forgotten: the next check dumps.
     expect(await w.check(t.expected())).toBeUndefined();
     expect(w.stats.dumps).toBe(2);
+  });
+
+  it('after its own rebuild reads every chain a slice at a time, giving the loop back, and records their digests', async () => {
+    const chains = CHAINS_PER_READ * 3 + 1;
+    const t = table(chains);
+    let breaths = 0;
+    // A clock that makes every slice look long: the watch breathes between every two reads.
+    const realNow = performance.now.bind(performance);
+    let fake = 0;
+    performance.now = () => (fake += 100);
+    try {
+      const w = new DigestWatch(t, async () => void breaths++);
+      t.commit(() => undefined);
+      w.rebuiltNow();
+      expect(await w.check(t.expected())).toBeUndefined();
+      expect(w.stats).toEqual({ shortcuts: 0, dumps: 0, chainReads: 1 });
+      expect(t.reads).toHaveLength(4);
+      expect(t.reads.flat()).toEqual([...t.chains.keys()]);
+      expect(breaths).toBe(3);
+      expect(await w.check(t.expected())).toBeUndefined();
+      expect(w.stats.shortcuts).toBe(1);
+      // The digests read are the reference: an edit that keeps a count is found.
+      t.commit(() => t.chains.set('c5', ['a', 'x']));
+      expect(await w.check(t.expected())).toBe('the rules of chain c5 were changed');
+    } finally {
+      performance.now = realNow;
+    }
+  });
+
+  it('after its own rebuild, a commit by another during the slices makes it a whole dump', async () => {
+    const t = table(CHAINS_PER_READ * 2);
+    const w = new DigestWatch(t, async () => t.commit(() => t.chains.set('c1', ['a', 'y'])));
+    const realNow = performance.now.bind(performance);
+    let fake = 0;
+    performance.now = () => (fake += 100);
+    try {
+      t.commit(() => undefined);
+      w.rebuiltNow();
+      // The dump finds the counts right and records what is there (no reference digest yet for c1).
+      expect(await w.check(t.expected())).toBeUndefined();
+      expect(w.stats).toEqual({ shortcuts: 0, dumps: 1, chainReads: 0 });
+      // A commit between the rebuild and the check: a whole dump too.
+      t.commit(() => undefined);
+      w.rebuiltNow();
+      t.commit(() => undefined);
+      expect(await w.check(t.expected())).toBeUndefined();
+      expect(w.stats.dumps).toBe(2);
+    } finally {
+      performance.now = realNow;
+    }
   });
 });

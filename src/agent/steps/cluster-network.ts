@@ -45,16 +45,16 @@ export class ClusterNetworkStep implements Step {
       : `routes to other nodes not set up yet${this.problem ? `: ${this.problem}` : ''}`;
   }
 
-  pass(ctx: PassContext): void {
+  async pass(ctx: PassContext): Promise<void> {
     const { node } = ctx;
     const underlay = this.opts.nodeSetup.underlay;
     if (!node || !underlay) return;
     const pod = nodePodCidrs(node);
     if ('problem' in pod) return;
     const { config, log } = this.opts;
-    let pass: ReturnType<ClusterNetwork['reconcilePeers']>;
+    let pass: Awaited<ReturnType<ClusterNetwork['reconcilePeers']>>;
     try {
-      pass = this.opts.network.reconcilePeers(config.nodeName, underlay, pod.cidrs, this.opts.cache.nodes.list());
+      pass = await this.opts.network.reconcilePeers(config.nodeName, underlay, pod.cidrs, this.opts.cache.nodes.list());
     } catch (err) {
       this.problem = describeError(err);
       throw err;

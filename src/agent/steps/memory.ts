@@ -287,6 +287,7 @@ export class MemoryKeeper {
 
   /** A policy rebuild compiled and rendered every policy: its garbage goes now. */
   rebuilt(): void {
+    if (this.stopped) return;
     this.release('policy rules rebuilt; released the memory of compiling them', 'info');
     this.watch();
   }
