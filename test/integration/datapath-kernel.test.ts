@@ -766,6 +766,23 @@ describe('VXLAN backend with directRouting, the third node on another subnet', (
 
 // ---- scale ------------------------------------------------------------------------------------------------
 
+/** A test namespace whose underlay (a veth end, 198.18.0.1/23, up) and netlink socket the caller's
+ * afterEach removes. */
+function underlayNamespace(
+  namespaces: TestNetns[],
+  sockets: NetlinkSocket[],
+): { ns: TestNetns; underlay: string; nl: NetlinkSocket } {
+  const ns = TestNetns.create('nd');
+  namespaces.push(ns);
+  const underlay = testName('ul');
+  sh('ip', ['-n', ns.name, 'link', 'add', underlay, 'type', 'veth', 'peer', 'name', testName('vy')]);
+  sh('ip', ['-n', ns.name, 'addr', 'add', '198.18.0.1/23', 'dev', underlay]);
+  sh('ip', ['-n', ns.name, 'link', 'set', underlay, 'up']);
+  const nl = NetlinkSocket.open({ netns: ns.path });
+  sockets.push(nl);
+  return { ns, underlay, nl };
+}
+
 describe('reconcile time for 100 peers', () => {
   const namespaces: TestNetns[] = [];
   const sockets: NetlinkSocket[] = [];
@@ -777,14 +794,7 @@ describe('reconcile time for 100 peers', () => {
   it.each(['vxlan', 'host-gw'] as const)(
     '%s: 100 peers programmed, then nothing to do, then all removed',
     async (kind) => {
-      const ns = TestNetns.create('nd');
-      namespaces.push(ns);
-      const underlay = testName('ul');
-      sh('ip', ['-n', ns.name, 'link', 'add', underlay, 'type', 'veth', 'peer', 'name', testName('vy')]);
-      sh('ip', ['-n', ns.name, 'addr', 'add', '198.18.0.1/23', 'dev', underlay]);
-      sh('ip', ['-n', ns.name, 'link', 'set', underlay, 'up']);
-      const nl = NetlinkSocket.open({ netns: ns.path });
-      sockets.push(nl);
+      const { ns, underlay, nl } = underlayNamespace(namespaces, sockets);
       const backend: Backend = kind === 'vxlan' ? new VxlanBackend(nl) : new HostGwBackend(nl);
       backend.setUp({
         name: 'stt-scale-0',
@@ -831,14 +841,7 @@ describe('applyPlan gives the event loop back between requests', () => {
   });
 
   it('with a slice of 0 ms it breathes before every request after the first, and every route is in', async () => {
-    const ns = TestNetns.create('nd');
-    namespaces.push(ns);
-    const underlay = testName('ul');
-    sh('ip', ['-n', ns.name, 'link', 'add', underlay, 'type', 'veth', 'peer', 'name', testName('vy')]);
-    sh('ip', ['-n', ns.name, 'addr', 'add', '198.18.0.1/23', 'dev', underlay]);
-    sh('ip', ['-n', ns.name, 'link', 'set', underlay, 'up']);
-    const nl = NetlinkSocket.open({ netns: ns.path });
-    sockets.push(nl);
+    const { ns, nl } = underlayNamespace(namespaces, sockets);
     const ops: PlanOp[] = Array.from({ length: 20 }, (_, i) => ({
       object: 'route',
       action: 'add',

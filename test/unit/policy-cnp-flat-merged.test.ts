@@ -30,20 +30,26 @@ function whole(list: readonly FlatParts[]): FlatParts {
   return out;
 }
 
+/** A seeded random source and a pool of 12 parts, each with some of five names. */
+function seeded(start: number): { rand: (n: number) => number; pool: FlatParts[] } {
+  let seed = start;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const names = ['r-a', 'r-b', 'c-x', 'c-y', 'base'];
+  const pool = Array.from({ length: 12 }, (_, i) =>
+    part(
+      i,
+      names.filter(() => rand(2) === 0),
+    ),
+  );
+  return { rand, pool };
+}
+
 describe('FlatGroups.merged', () => {
   it('equals the whole merge of the current parts through 300 seeded changes', () => {
-    let seed = 7;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
-    const names = ['r-a', 'r-b', 'c-x', 'c-y', 'base'];
-    const pool = Array.from({ length: 12 }, (_, i) =>
-      part(
-        i,
-        names.filter(() => rand(2) === 0),
-      ),
-    );
+    const { rand, pool } = seeded(7);
     const groups = new FlatGroups();
     let current: FlatParts[] = [];
     let incremental = 0;
@@ -75,18 +81,7 @@ describe('FlatGroups.merged', () => {
   });
 
   it('names every name that changed, so that a copy of the last table patched with them is the new merge', () => {
-    let seed = 11;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
-    const names = ['r-a', 'r-b', 'c-x', 'c-y', 'base'];
-    const pool = Array.from({ length: 12 }, (_, i) =>
-      part(
-        i,
-        names.filter(() => rand(2) === 0),
-      ),
-    );
+    const { rand, pool } = seeded(11);
     const groups = new FlatGroups();
     const sorted = <V>(m: ReadonlyMap<string, V>) => new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     type Maps = { [K in keyof FlatParts]: ReadonlyMap<string, FlatParts[K] extends Map<string, infer V> ? V : never> };
