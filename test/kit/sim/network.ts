@@ -6,7 +6,7 @@ import type { SimCluster } from './cluster.ts';
 import { sh } from './exec.ts';
 import type { SimNode } from './node.ts';
 import { setOffloadSizes } from './offload.ts';
-import { API_IP, OUTSIDE_GW, OUTSIDE_IP, ROUTER_IP } from './topology.ts';
+import { API_IP, NODE_PROBE_PORTS, OUTSIDE_GW, OUTSIDE_IP, ROUTER_IP } from './topology.ts';
 
 export function buildNetwork(c: SimCluster, addNetns: (name: string) => void): void {
   const sw = c.switchNetns;
@@ -53,6 +53,10 @@ export function buildNode(c: SimCluster, n: SimNode, addNetns: (name: string) =>
   const sw = c.switchNetns;
   const mtu = String(c.underlayMtu);
   addNetns(n.netns);
+  // The ports the nodes serve as probe targets (the upstream ClusterNetworkPolicy conformance's host
+  // ports, 34345-34352) lie in the kernel's ephemeral range: reserved, so that no connection the
+  // agent or the runtime opens from the node takes one before the probe program listens on it.
+  sh('ip', ['netns', 'exec', n.netns, 'sysctl', '-qw', `net.ipv4.ip_local_reserved_ports=${NODE_PROBE_PORTS}`]);
   for (const [port, inner, bridge, ip] of [
     [`u${n.index}`, 'eth0', 'br0', n.underlayIp],
     [`m${n.index}`, 'mgmt0', 'mgmt', n.mgmtIp],

@@ -156,3 +156,7 @@ export interface SimPod {
   /** ADD's result (DEL gets it as prevResult). */
   result: Record<string, unknown>;
 }
+
+/** Ports the nodes serve as probe targets: the upstream ClusterNetworkPolicy conformance's host ports
+ * (test/support/cnp-conformance-manifests.ts HOST_PORTS), kept out of the nodes' ephemeral ports. */
+export const NODE_PROBE_PORTS = '34345-34352';
