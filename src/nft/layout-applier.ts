@@ -198,6 +198,19 @@ export class LayoutApplier<D> {
     }
     const diff = this.layout.diff(this.applied, desired);
     if (diff.empty) return { kind: 'none', lines: 0, bytes: 0, ms: performance.now() - started };
+    let report: ApplyReport;
+    try {
+      report = await this.sendDiff(diff, started);
+    } catch (err) {
+      this.logFailure(err, `the ${this.what} update failed; rebuilding every object of the layout in one transaction`);
+      return this.rebuild(desired, 'failure', started);
+    }
+    this.remember(desired);
+    return report;
+  }
+
+  /** A diff with the next marker, as one transaction; the failure counted and thrown (the kernel as it was). */
+  private async sendDiff(diff: Transaction, started: number): Promise<ApplyReport> {
     const tx = this.ownedTransaction();
     tx.append(diff);
     const next = this.generation + 1;
@@ -207,12 +220,10 @@ export class LayoutApplier<D> {
       sent = await this.send(tx);
     } catch (err) {
       this.hooks.failure?.('diff');
-      this.logFailure(err, `the ${this.what} update failed; rebuilding every object of the layout in one transaction`);
-      return this.rebuild(desired, 'failure', started);
+      throw err;
     }
     this.generation = next;
     this.watch?.applied(tx.operations);
-    this.remember(desired);
     const lines = tx.operations.length;
     this.hooks.transaction?.('diff', lines, sent.bytes);
     return { kind: 'diff', lines, bytes: sent.bytes, ms: performance.now() - started };
@@ -227,16 +238,7 @@ export class LayoutApplier<D> {
   async applyAhead(diff: Transaction): Promise<ApplyReport> {
     const started = performance.now();
     if (this.applied === undefined) throw new Error(`${this.what} not applied yet`);
-    const tx = this.ownedTransaction();
-    tx.append(diff);
-    const next = this.generation + 1;
-    this.addMarker(tx, next);
-    const sent = await this.send(tx);
-    this.generation = next;
-    this.watch?.applied(tx.operations);
-    const lines = tx.operations.length;
-    this.hooks.transaction?.('diff', lines, sent.bytes);
-    return { kind: 'diff', lines, bytes: sent.bytes, ms: performance.now() - started };
+    return this.sendDiff(diff, started);
   }
 
   /** What the kernel holds after applyAhead: the state its diff led to. */

@@ -25,7 +25,7 @@ import { podKey } from '../pod-notices.ts';
  * changes each apply would make them stale again. */
 export const AHEAD_QUIET_MS = 20;
 /** At most this many pods waiting for their ADD get their bind computed ahead. */
-export const AHEAD_MAX_PODS = 4;
+const AHEAD_MAX_PODS = 4;
 
 /** Stand-ins from the reserved 240.0.0.0/4 and the unique-local fd00::/8 that no IPAM range here
  * hands out; a pod that has one anyway makes bindLocalPod refuse (an owned address), so no bind
@@ -231,7 +231,7 @@ export interface AheadBind {
 
 /** The bind of pod `key` computed ahead for addresses of `families`, in steps; undefined when it
  * cannot be (the bind would compile everything, or the address shows somewhere other than substituted). */
-export function* prepareAhead(
+function* prepareAhead(
   key: string,
   found: FoundPod,
   basis: AheadBasis,
@@ -271,7 +271,7 @@ export function* prepareAhead(
  * The bind's transaction for the notice's addresses `ips`; undefined when they do not fit (another
  * number of addresses or families than computed for, or an address another local pod has).
  */
-export function bindFor(ahead: AheadBind, ips: readonly string[]): Transaction | undefined {
+function bindFor(ahead: AheadBind, ips: readonly string[]): Transaction | undefined {
   if (ips.length !== ahead.standins.size) return undefined;
   const real = new Map<string, string>();
   for (const ip of ips) {
@@ -283,7 +283,7 @@ export function bindFor(ahead: AheadBind, ips: readonly string[]): Transaction |
 }
 
 /** The families of `ips`, 4 first. */
-export function familiesOf(ips: readonly string[]): (4 | 6)[] {
+function familiesOf(ips: readonly string[]): (4 | 6)[] {
   return [...new Set(ips.map(knownFamily))].sort();
 }
 

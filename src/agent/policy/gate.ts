@@ -117,24 +117,22 @@ export class PodStartGate {
    * answered; how many were. */
   applied(compiled: CompiledPolicy): number {
     if (this.waiters.size === 0) return 0;
-    const byKey = new Map(compiled.pods.map((p) => [podKey(p.namespace, p.name), p]));
-    let answered = 0;
-    for (const w of [...this.waiters]) {
-      const pod = byKey.get(w.key);
-      if (pod && w.ips.every((ip) => pod.ips.includes(ip))) {
-        w.finish(true);
-        answered++;
-      }
-    }
-    return answered;
+    const byKey = new Map(compiled.pods.map((p) => [podKey(p.namespace, p.name), p.ips]));
+    return this.answer((key) => byKey.get(key));
   }
 
   /** Pod `key`'s rules with addresses `ips` are in the kernel (a bind computed ahead, bind-ahead.ts,
    * before the model with them is built): its notices with those addresses are answered; how many. */
   bound(key: string, ips: readonly string[]): number {
+    return this.answer((k) => (k === key ? ips : undefined));
+  }
+
+  /** Answers ok the notices whose addresses are all among their pod's in the kernel (`ipsOf`). */
+  private answer(ipsOf: (key: string) => readonly string[] | undefined): number {
     let answered = 0;
     for (const w of [...this.waiters]) {
-      if (w.key === key && w.ips.every((ip) => ips.includes(ip))) {
+      const ips = ipsOf(w.key);
+      if (ips && w.ips.every((ip) => ips.includes(ip))) {
         w.finish(true);
         answered++;
       }
