@@ -29,7 +29,19 @@ import { isNftError } from './errors.ts';
 import { counter } from './expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from './objects.ts';
 import { owns, Transaction, type Ownership } from './transaction.ts';
-import type { NftTransport } from './transport.ts';
+import type { NftTransport, StandinPair, TransactionTemplate } from './transport.ts';
+
+/** A diff encoded ahead by templateAhead: the generation it follows and the diff (with its stand-ins). */
+export interface AheadTemplateOf {
+  generation: number;
+  diff: Transaction;
+  encoded: TransactionTemplate;
+}
+
+/** A template with the real addresses (by stand-in) applyAhead sends it with. */
+export interface AheadTemplate extends AheadTemplateOf {
+  real: ReadonlyMap<string, string>;
+}
 
 /** The longest the applier holds the event loop while it prepares a large transaction (issue 18). */
 export const SLICE_MS = 20;
@@ -211,18 +223,23 @@ export class LayoutApplier<D> {
 
   /** A diff with the next marker, as one transaction; the failure counted and thrown (the kernel as it was). */
   private async sendDiff(diff: Transaction, started: number): Promise<ApplyReport> {
-    const tx = this.ownedTransaction();
-    tx.append(diff);
-    const next = this.generation + 1;
-    this.addMarker(tx, next);
-    let sent: Sent;
+    const tx = this.withMarker(diff, this.generation + 1);
+    return this.sentDiff(tx, started, await this.counted(() => this.send(tx)));
+  }
+
+  /** `send`'s result; its failure counted and thrown. */
+  private async counted<T>(send: () => T | Promise<T>): Promise<T> {
     try {
-      sent = await this.send(tx);
+      return await send();
     } catch (err) {
       this.hooks.failure?.('diff');
       throw err;
     }
-    this.generation = next;
+  }
+
+  /** The bookkeeping of a diff `tx` sent (its marker the next generation's). */
+  private sentDiff(tx: Transaction, started: number, sent: Sent): ApplyReport {
+    this.generation++;
     this.watch?.applied(tx.operations);
     const lines = tx.operations.length;
     this.hooks.transaction?.('diff', lines, sent.bytes);
@@ -234,11 +251,31 @@ export class LayoutApplier<D> {
    * pod-start bind computed before its notice: the answer waits for the kernel, not for the
    * bookkeeping). The caller then says what the kernel holds, record(desired), or invalidate(),
    * before anything else is applied. Throws on failure; the kernel is then as it was (all or nothing).
+   * With `template` (templateAhead) still fitting, its bytes are sent with the real addresses written
+   * in, and `diff` is not made at all.
    */
-  async applyAhead(diff: Transaction): Promise<ApplyReport> {
+  async applyAhead(diff: () => Transaction, template?: AheadTemplate): Promise<ApplyReport> {
     const started = performance.now();
     if (this.applied === undefined) throw new Error(`${this.what} not applied yet`);
-    return this.sendDiff(diff, started);
+    if (template && template.generation === this.generation) {
+      const { encoded, real } = template;
+      const sent = await this.counted(() => encoded.run(real));
+      // What the drift watch and the metrics read of it (chains, counts) is the same with the stand-ins.
+      if (sent) return this.sentDiff(this.withMarker(template.diff, this.generation + 1), started, sent);
+    }
+    return this.sendDiff(diff(), started);
+  }
+
+  /**
+   * A diff for applyAhead encoded now, its stand-in addresses to be replaced then (NftTransport.template:
+   * `a` and `b` the same diff with each pair's `a`, then its `b`). Valid while nothing else is applied;
+   * undefined where the transport cannot.
+   */
+  templateAhead(a: Transaction, b: Transaction, standins: readonly StandinPair[]): AheadTemplateOf | undefined {
+    if (!this.nft.template || this.applied === undefined) return undefined;
+    const next = this.generation + 1;
+    const encoded = this.nft.template(this.withMarker(a, next), this.withMarker(b, next), standins);
+    return encoded && { generation: this.generation, diff: a, encoded };
   }
 
   /** What the kernel holds after applyAhead: the state its diff led to. */
@@ -445,6 +482,14 @@ export class LayoutApplier<D> {
     this.applied = desired;
     this.appliedChains = this.layout.inventory(desired).chains.map((c) => c.chain.name);
     this.failing = undefined;
+  }
+
+  /** `diff` in an owned transaction, followed by the marker of `generation`. */
+  private withMarker(diff: Transaction, generation: number): Transaction {
+    const tx = this.ownedTransaction();
+    tx.append(diff);
+    this.addMarker(tx, generation);
+    return tx;
   }
 
   private ownedTransaction(): Transaction {

@@ -37,6 +37,29 @@ export interface NftTransport {
   counters(chains?: readonly string[]): Promise<RuleCounter[]>;
   /** The cheap drift reads (generation and per-chain digests), where the transport has them. */
   readonly probe?: DriftProbe;
+  /**
+   * `a` encoded now to be run later with its stand-in addresses replaced (a pod-start bind computed
+   * before the pod has an address): `b` is the same transaction with each pair's `b` where `a` has
+   * the pair's `a`. Undefined when the addresses cannot be found in the encoding alone (the caller
+   * then runs the transaction with the real addresses). Where missing, callers run().
+   */
+  template?(a: Transaction, b: Transaction, standins: readonly StandinPair[]): TransactionTemplate | undefined;
+}
+
+/** One family's two stand-in addresses of a template (see NftTransport.template). */
+export interface StandinPair {
+  a: string;
+  b: string;
+}
+
+/** A transaction encoded ahead (NftTransport.template). */
+export interface TransactionTemplate {
+  /**
+   * Applies the transaction with each stand-in `a` replaced by `real.get(a)`, as run() would, all or
+   * nothing; undefined, sending nothing, when the template no longer fits (the transport committed
+   * something since it was made, an address is missing or of another family).
+   */
+  run(real: ReadonlyMap<string, string>): SentBatch | undefined;
 }
 
 /**

@@ -39,6 +39,8 @@ describe('pod-start binds computed ahead, in the kernel', () => {
         expect(policyDrift(renderPolicy(whole), await judge.list()), `after pod ${k}`).toEqual([]);
       }
       expect(await bindsByPath(enforcer)).toEqual({ ahead: 5, notice: 1 });
+      // Each bind ahead was sent from its bytes encoded ahead, the addresses written in.
+      expect(nl.stats.templated).toBe(5);
     } finally {
       enforcer.stop();
     }

@@ -17,7 +17,9 @@ import { diffShared, renderBound } from '../../policy/bind-render.ts';
 import { bindLocalPod, type Bound, type PreparedSets } from '../../policy/bind.ts';
 import type { CompiledPolicy, CompileInput, DesiredPolicyTable, PolicyPod, RenderOptions } from '../../policy/index.ts';
 import { knownFamily } from '../../net/text.ts';
+import type { AheadTemplateOf } from '../../nft/layout-applier.ts';
 import { Transaction, type Operation } from '../../nft/transaction.ts';
+import type { StandinPair } from '../../nft/transport.ts';
 import type { Clock, Timer } from '../clock.ts';
 import { podKey } from '../pod-notices.ts';
 
@@ -60,17 +62,22 @@ export interface BindsAheadOptions {
   /** The bind's input for a pod (input.ts forPod). */
   forPod: (key: string, last: CompileInput) => FoundPod | undefined;
   renderOptions: () => RenderOptions;
+  /** The bind's diff encoded ahead (LayoutApplier.templateAhead); undefined where it cannot be. */
+  template: (a: Transaction, b: Transaction, standins: readonly StandinPair[]) => AheadTemplateOf | undefined;
   clock: Clock;
   log: Logger;
 }
 
-/** A bind ahead taken for a notice: the transaction to send, and what its bookkeeping reads. */
+/** A bind ahead taken for a notice: what to send, and what its bookkeeping reads. */
 export interface TakenBind {
   ahead: AheadBind;
   /** The pod's bind input with the notice's addresses. */
   found: FoundPod;
   ips: readonly string[];
-  tx: Transaction;
+  /** The notice's address of each stand-in. */
+  real: ReadonlyMap<string, string>;
+  /** The diff with the notice's addresses (made when first asked for: the template needs none). */
+  diff(): Transaction;
 }
 
 /**
@@ -148,8 +155,10 @@ export class BindsAhead {
     const found = this.opts.forPod(key, now.lastInput);
     if (!found || found.pod !== ahead.pod) return undefined;
     if (found.input.nodeAddresses.join() !== ahead.basis.nodeAddresses.join()) return undefined;
-    const tx = bindFor(ahead, ips);
-    return tx && { ahead, found, ips, tx };
+    const real = realFor(ahead, ips);
+    if (!real) return undefined;
+    let diff: Transaction | undefined;
+    return { ahead, found, ips, real, diff: () => (diff ??= substituted(ahead.diff, real)) };
   }
 
   private step(): void {
@@ -173,7 +182,8 @@ export class BindsAhead {
       const found = this.opts.forPod(key, now.lastInput);
       if (found) {
         const basis = { ...now, nodeAddresses: found.input.nodeAddresses };
-        this.work = { key, steps: prepareAhead(key, found, basis, this.families, this.opts.renderOptions()) };
+        const steps = prepareAhead(key, found, basis, this.families, this.opts.renderOptions(), this.opts.template);
+        this.work = { key, steps };
       }
     }
     if (this.work) {
@@ -212,7 +222,7 @@ export function settleAhead(
   const { basis, pod } = taken.ahead;
   const bound = bindLocalPod(basis.compiled, taken.found.input, pod, basis.prepared);
   const table = bound && renderBound(basis.compiled, basis.table, bound.compiled, options);
-  if (!bound || !table || !sameTransaction(diffShared(basis.table, table), taken.tx)) return undefined;
+  if (!bound || !table || !sameTransaction(diffShared(basis.table, table), taken.diff())) return undefined;
   return { bound, table };
 }
 
@@ -227,6 +237,8 @@ export interface AheadBind {
   diff: Transaction;
   /** The addresses the model's local pods have (a notice's address among them cannot bind). */
   owned: ReadonlySet<string>;
+  /** The diff encoded, for the notice to write its addresses in (none: the diff is encoded then). */
+  template: AheadTemplateOf | undefined;
 }
 
 /** The bind of pod `key` computed ahead for addresses of `families`, in steps; undefined when it
@@ -237,6 +249,7 @@ function* prepareAhead(
   basis: AheadBasis,
   families: readonly (4 | 6)[],
   options: RenderOptions,
+  template: BindsAheadOptions['template'],
 ): Generator<void, AheadBind | undefined, void> {
   const diffWith = (pick: 0 | 1): { diff: Transaction; standins: Map<4 | 6, string> } | undefined => {
     const standins = new Map(families.map((f) => [f, STANDINS[f][pick]] as const));
@@ -257,6 +270,8 @@ function* prepareAhead(
   const token = (s: ReadonlyMap<4 | 6, string>) => new Map([...s].map(([f, ip]) => [ip, STANDINS[f][2]]));
   if (!sameTransaction(substituted(a.diff, token(a.standins)), substituted(b.diff, token(b.standins))))
     return undefined;
+  yield;
+  const pairs = families.map((f) => ({ a: a.standins.get(f) as string, b: b.standins.get(f) as string }));
   return {
     key,
     pod: found.pod,
@@ -264,14 +279,15 @@ function* prepareAhead(
     standins: a.standins,
     diff: a.diff,
     owned: new Set(basis.compiled.pods.flatMap((p) => p.ips)),
+    template: template(a.diff, b.diff, pairs),
   };
 }
 
 /**
- * The bind's transaction for the notice's addresses `ips`; undefined when they do not fit (another
- * number of addresses or families than computed for, or an address another local pod has).
+ * The notice's address of each stand-in; undefined when they do not fit (another number of addresses
+ * or families than computed for, or an address another local pod has).
  */
-function bindFor(ahead: AheadBind, ips: readonly string[]): Transaction | undefined {
+function realFor(ahead: AheadBind, ips: readonly string[]): Map<string, string> | undefined {
   if (ips.length !== ahead.standins.size) return undefined;
   const real = new Map<string, string>();
   for (const ip of ips) {
@@ -279,7 +295,7 @@ function bindFor(ahead: AheadBind, ips: readonly string[]): Transaction | undefi
     if (standin === undefined || real.has(standin) || ahead.owned.has(ip)) return undefined;
     real.set(standin, ip);
   }
-  return substituted(ahead.diff, real);
+  return real;
 }
 
 /** The families of `ips`, 4 first. */

@@ -219,6 +219,7 @@ export class PolicyEnforcer {
       busy: () => this.passDue || this.bindDue.size > 0 || this.loop.isStopped,
       forPod: (key, last) => this.input.forPod(key, last),
       renderOptions: () => this.renderOptions(),
+      template: (a, b, standins) => this.applier.templateAhead(a, b, standins),
       clock: this.clock,
       log: this.log,
     });
@@ -450,7 +451,8 @@ export class PolicyEnforcer {
     this.bindDue.delete(key);
     let sent: { lines: number; bytes: number; ms: number };
     try {
-      sent = await this.applier.applyAhead(taken.tx);
+      const { template } = taken.ahead;
+      sent = await this.applier.applyAhead(taken.diff, template && { ...template, real: taken.real });
     } catch (err) {
       // The kernel is as it was (all or nothing): the bind computed at the notice follows.
       this.log.debug({ pod: key, err: describeError(err) }, 'a bind computed ahead failed; binding at the notice');

@@ -27,11 +27,14 @@ import type {
   NftTransport,
   RuleCounter,
   SentBatch,
+  StandinPair,
   TableSnapshot,
   TableSummary,
+  TransactionTemplate,
 } from '../transport.ts';
 import {
   BatchEncoder,
+  commitBatch,
   commitBatchOffThread,
   encodeOps,
   NftBatchError,
@@ -55,6 +58,7 @@ import {
   type ElementInfo,
   type SetInfo,
 } from './read.ts';
+import { AddressTemplate, encodedBody, framedBody } from './template.ts';
 import { DATA_TYPES, formatScalar, keyTypesOfId, type TypeName } from './values.ts';
 
 export interface NetlinkTransportOptions {
@@ -68,9 +72,10 @@ export interface NetlinkTransportOptions {
 export interface NetlinkTransport extends NftTransport {
   readonly probe: DriftProbe;
   runSliced(tx: Transaction, breathe: () => Promise<void>, sliceMs?: number): Promise<SentBatch>;
-  /** Transactions sent since creation, the netlink messages of the last one (a chain edit sends
-   * fewer than the transaction's operations), and the chains whose handles an edit had to read. */
-  readonly stats: { batches: number; lastMessages: number; readonly chainReads: number };
+  /** Transactions sent since creation (`templated` of them from a template), the netlink messages of
+   * the last one (a chain edit sends fewer than the transaction's operations), and the chains whose
+   * handles an edit had to read. */
+  readonly stats: { batches: number; templated: number; lastMessages: number; readonly chainReads: number };
   close(): void;
 }
 
@@ -143,6 +148,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
   const handles = new ChainHandles();
   const stats = {
     batches: 0,
+    templated: 0,
     lastMessages: 0,
     get chainReads() {
       return handles.reads;
@@ -320,15 +326,10 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     if (tx.empty) return;
     const operation = describeTransaction(tx, table);
     try {
+      const { messages, setChanges } = encodeWhole(tx);
       withSocket((nl) => {
-        learnSetsFor(nl, tx);
-        const encoder = new BatchEncoder({ group: tx.operations.length > 256 });
-        const plan = planChainEdits(nl, ref, tx.operations, handles);
-        const steps = encode(tx.operations, plan, encoder);
-        let step = steps.next();
-        while (!step.done) step = steps.next();
-        const sent = sendEncoded(nl, encoder.finish(), tx.operations.length, opAtOf(tx), operation);
-        applied(step.value, sent.messages);
+        const sent = sendEncoded(nl, messages, tx.operations.length, opAtOf(tx), operation);
+        applied(setChanges, sent.messages);
         handlesAfter(nl, tx.operations);
       });
     } catch (err) {
@@ -386,6 +387,60 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     } catch (err) {
       throw fail(operation, err, tx);
     }
+  }
+
+  /** Maps and encodes a small transaction whole (runSliced's first half, on the event loop). */
+  function encodeWhole(tx: Transaction): { messages: ReturnType<BatchEncoder['finish']>; setChanges: NftOp[] } {
+    return withSocket((nl) => {
+      learnSetsFor(nl, tx);
+      const plan = planChainEdits(nl, ref, tx.operations, handles);
+      const encoder = new BatchEncoder({ group: tx.operations.length > 256 });
+      const steps = encode(tx.operations, plan, encoder);
+      let step = steps.next();
+      while (!step.done) step = steps.next();
+      return { messages: encoder.finish(), setChanges: step.value };
+    });
+  }
+
+  function template(a: Transaction, b: Transaction, standins: readonly StandinPair[]): TransactionTemplate | undefined {
+    if (a.empty) return undefined;
+    const operation = describeTransaction(a, table);
+    let ea: ReturnType<typeof encodeWhole>;
+    let eb: ReturnType<typeof encodeWhole>;
+    try {
+      ea = encodeWhole(a);
+      eb = encodeWhole(b);
+    } catch {
+      return undefined;
+    }
+    if (ea.messages.length > INLINE_MESSAGES) return undefined;
+    const found = AddressTemplate.of(encodedBody(ea.messages), encodedBody(eb.messages), standins);
+    if (!found) return undefined;
+    // Made against the chain handles and set keys known now: valid until this transport commits again.
+    const made = stats.batches;
+    const { setChanges } = ea;
+    const ops = a.operations;
+    return {
+      run(real) {
+        if (stats.batches !== made) return undefined;
+        const started = performance.now();
+        const body = found.fill(real);
+        if (!body) return undefined;
+        try {
+          const committing = performance.now();
+          const sent = withSocket((nl) =>
+            commitBatch(nl, framedBody(nl, found.encoded, body), ops.length, opAtOf(a), operation),
+          );
+          const commitMs = performance.now() - committing;
+          stats.templated++;
+          applied(setChanges, sent.messages);
+          withSocket((nl) => handlesAfter(nl, ops));
+          return { ...sent, encodeMs: committing - started, commitMs, slices: 1 };
+        } catch (err) {
+          throw fail(operation, err, a);
+        }
+      },
+    };
   }
 
   async function check(tx: Transaction): Promise<void> {
@@ -526,6 +581,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
     stats,
     run,
     runSliced,
+    template,
     check,
     list,
     summary,
