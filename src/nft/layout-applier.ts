@@ -252,18 +252,32 @@ export class LayoutApplier<D> {
    * bookkeeping). The caller then says what the kernel holds, record(desired), or invalidate(),
    * before anything else is applied. Throws on failure; the kernel is then as it was (all or nothing).
    * With `template` (templateAhead) still fitting, its bytes are sent with the real addresses written
-   * in, and `diff` is not made at all.
+   * in, and `diff` is not made at all. `committed` is called once the kernel holds it, and the event
+   * loop turns before the applier's own bookkeeping (the caller's answer goes out first).
    */
-  async applyAhead(diff: () => Transaction, template?: AheadTemplate): Promise<ApplyReport> {
+  async applyAhead(
+    diff: () => Transaction,
+    template: AheadTemplate | undefined,
+    committed: () => void,
+  ): Promise<ApplyReport> {
     const started = performance.now();
     if (this.applied === undefined) throw new Error(`${this.what} not applied yet`);
+    let tx: Transaction | undefined;
+    let sent: Sent | undefined;
     if (template && template.generation === this.generation) {
       const { encoded, real } = template;
-      const sent = await this.counted(() => encoded.run(real));
+      sent = await this.counted(() => encoded.run(real));
       // What the drift watch and the metrics read of it (chains, counts) is the same with the stand-ins.
-      if (sent) return this.sentDiff(this.withMarker(template.diff, this.generation + 1), started, sent);
+      if (sent) tx = this.withMarker(template.diff, this.generation + 1);
     }
-    return this.sendDiff(diff(), started);
+    if (!tx || !sent) {
+      const made = this.withMarker(diff(), this.generation + 1);
+      sent = await this.counted(() => this.send(made));
+      tx = made;
+    }
+    committed();
+    await setImmediateYield();
+    return this.sentDiff(tx, started, sent);
   }
 
   /**

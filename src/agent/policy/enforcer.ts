@@ -452,23 +452,23 @@ export class PolicyEnforcer {
     let sent: { lines: number; bytes: number; ms: number };
     try {
       const { template } = taken.ahead;
-      sent = await this.applier.applyAhead(taken.diff, template && { ...template, real: taken.real });
+      // The answer goes out once the kernel holds the bind, before any bookkeeping (of the pod object
+      // and input the bind was computed for: an event meanwhile is the next run's).
+      sent = await this.applier.applyAhead(taken.diff, template && { ...template, real: taken.real }, () => {
+        this.observeProgrammed(since);
+        this.gate.bound(key, taken.ips);
+      });
     } catch (err) {
       // The kernel is as it was (all or nothing): the bind computed at the notice follows.
       this.log.debug({ pod: key, err: describeError(err) }, 'a bind computed ahead failed; binding at the notice');
       this.bindDue.add(key);
       return false;
     }
-    this.observeProgrammed(since);
-    this.gate.bound(key, taken.ips);
     this.metrics.podStartBinds.inc({ path: 'ahead' });
     this.log.debug(
       { kind: 'diff', ahead: true, commands: sent.lines, bytes: sent.bytes, ms: round1(sent.ms) },
       'policy rules applied',
     );
-    // The answer goes out before the bookkeeping (of the pod object and input the bind was computed
-    // for: an event meanwhile is the next run's).
-    await setImmediateYield();
     const settled = settleAhead(taken, this.renderOptions());
     if (!settled) {
       // A bug of the bind ahead: what the kernel holds is not what the model says; rebuilt at once.
