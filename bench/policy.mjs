@@ -31,7 +31,8 @@
 // rendered as the agent does them: the incremental compiler and renderer; else compilePolicy and
 // renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies), BENCH_PLAIN_V8=1 (plain
 // node's V8 defaults, not the agent's flags), BENCH_TRACE_ROUNDS=1 (7a: each change's wall and CPU
-// time, page faults and the young generation's size), BENCH_HEAP_PROFILE=<file> (7a's allocations).
+// time, page faults and the young generation's size), BENCH_HEAP_PROFILE=<file> (7a's allocations),
+// BENCH_RELEASE_BEFORE=1 (the agent's memory release just before 7a's rounds).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync, readFileSync } from 'node:fs';
@@ -320,6 +321,15 @@ async function benchCnps({ change, applier, server, client, tableOf, counts, all
   // BENCH_HEAP_PROFILE=<file>: a sampling heap profile of 7a's rounds, garbage included (what a change
   // allocates, not what it keeps), for chrome://inspect or a summary by function.
   const heapProfile = process.env.BENCH_HEAP_PROFILE ? await startHeapSampling() : undefined;
+  // BENCH_RELEASE_BEFORE=1: the agent's memory release (src/agent/steps/memory.ts) before the rounds,
+  // as the agent's keeper runs it once a burst is over: what a change right after one costs.
+  if (process.env.BENCH_RELEASE_BEFORE === '1') {
+    const { releaseMemory } = await import('../src/agent/steps/memory.ts');
+    const before = newSpace();
+    console.log(
+      `  memory released before 7a: ${await releaseMemory('incremental')} ms pause; young generation ${before} → ${newSpace()} KiB (size/used/resident)`,
+    );
+  }
   let denyTx;
   let allowTx;
   for (let i = 0; i < ROUNDS; i++) {
