@@ -70,10 +70,15 @@ import { countedChains, readPolicyCounters } from '../src/agent/policy-counters.
 // scavenges, does not have.
 const AGENT_V8 = agentV8Flags();
 if (process.env.BENCH_PLAIN_V8 !== '1' && !AGENT_V8.every((f) => process.execArgv.includes(f))) {
-  const r = spawnSync(process.execPath, [...process.execArgv, ...AGENT_V8, ...process.argv.slice(1)], {
+  const child = spawn(process.execPath, [...process.execArgv, ...AGENT_V8, ...process.argv.slice(1)], {
     stdio: 'inherit',
   });
-  process.exit(r.status ?? 1);
+  // Stopped by its pid, the bench stops the run it started (which takes its namespaces down).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  const code = await new Promise((resolve) =>
+    child.on('exit', (c, signal) => resolve(c ?? 128 + (os.constants.signals[signal] ?? 0))),
+  );
+  process.exit(code);
 }
 
 /** The V8 flags scripts/build.mjs gives the agent's executable (its SEA config's execArgv). */
