@@ -29,11 +29,15 @@
 // BENCH_CNP_RATE_PAIRS
 // and BENCH_CNP_RATE_MS (7b: 20 pairs of 300 ms rounds), BENCH_INCREMENTAL=1 (changes compiled and
 // rendered as the agent does them: the incremental compiler and renderer; else compilePolicy and
-// renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies).
+// renderPolicy), the cluster's (BENCH_SCALE=10: 50,000 pods, 10,000 policies), BENCH_PLAIN_V8=1 (plain
+// node's V8 defaults, not the agent's flags), BENCH_TRACE_ROUNDS=1 (7a: each change's wall and CPU
+// time, page faults and the young generation's size), BENCH_HEAP_PROFILE=<file> (7a's allocations),
+// BENCH_RELEASE_BEFORE=1 (the agent's memory release just before 7a's rounds).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import pino from 'pino';
 import { benchCnpSpec, benchPolicySpec, childCpuMs, fmt, quantile, stats } from './lib.mjs';
@@ -58,7 +62,41 @@ import { fullBuildPolicy } from '../src/policy/index.ts';
 import { flock, LOCK_SH } from '../src/kernel/libc.ts';
 import { countedChains, readPolicyCounters } from '../src/agent/policy-counters.ts';
 
+// V8 as the agent's executable runs it (the SEA's execArgv in scripts/build.mjs: a young generation of
+// up to 8 MiB a semi-space, no memory reducer), unless BENCH_PLAIN_V8=1. Plain `node` sizes each
+// semi-space at up to 64 MiB here, so a change's ~1.5 MiB of garbage kept landing on young-generation
+// pages never touched before: 350-450 page faults a change (~5 ms in this VM) in streaks of 10-15
+// changes, the 7a rounds' slow mode, which the agent, its young generation resident after two
+// scavenges, does not have.
+const AGENT_V8 = agentV8Flags();
+if (process.env.BENCH_PLAIN_V8 !== '1' && !AGENT_V8.every((f) => process.execArgv.includes(f))) {
+  const child = spawn(process.execPath, [...process.execArgv, ...AGENT_V8, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+  });
+  // Stopped by its pid, the bench stops the run it started (which takes its namespaces down).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  const code = await new Promise((resolve) =>
+    child.on('exit', (c, signal) => resolve(c ?? 128 + (os.constants.signals[signal] ?? 0))),
+  );
+  process.exit(code);
+}
+
+/** The V8 flags scripts/build.mjs gives the agent's executable (its SEA config's execArgv). */
+function agentV8Flags() {
+  const build = readFileSync(new URL('../scripts/build.mjs', import.meta.url), 'utf8');
+  const list = /execArgv:\s*\[([^\]]*)\]/.exec(build)?.[1];
+  if (list === undefined) throw new Error("scripts/build.mjs gives no execArgv: the agent's V8 flags are unknown");
+  return [...list.matchAll(/'([^']*)'/g)].map((m) => m[1]);
+}
+
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+// BENCH_TRACE_ROUNDS=1: a line at each 7a change's start and end, to read beside node's --trace-gc.
+const TRACE = process.env.BENCH_TRACE_ROUNDS === '1';
+/** The young generation's size, used and resident (KiB), for the trace. */
+const newSpace = () => {
+  const n = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  return n ? [n.space_size, n.space_used_size, n.physical_space_size].map((b) => Math.round(b / 1024)).join('/') : '-';
+};
 const ONLY_CNP = process.env.BENCH_SECTIONS === '7';
 // BENCH_SECTIONS=1: sections 1 and 2 alone (the policy change → enforced latency, its transaction).
 const ONLY_LATENCY = process.env.BENCH_SECTIONS === '1';
@@ -228,6 +266,24 @@ async function ratePairs(applier, tables) {
  * c. this process's RSS with the CNPs compiled and applied.
  * The CNPs are taken out again at the end.
  */
+async function startHeapSampling() {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    stop: async (file) => {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      (await import('node:fs')).writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 async function benchCnps({ change, applier, server, client, tableOf, counts, allow }) {
   const rssBefore = process.memoryUsage().rss;
   gcSeen();
@@ -267,11 +323,28 @@ async function benchCnps({ change, applier, server, client, tableOf, counts, all
   const denyMs = [];
   const allowMs = [];
   const parts = { deny: newParts(), allow: newParts() };
+  // BENCH_HEAP_PROFILE=<file>: a sampling heap profile of 7a's rounds, garbage included (what a change
+  // allocates, not what it keeps), for chrome://inspect or a summary by function.
+  const heapProfile = process.env.BENCH_HEAP_PROFILE ? await startHeapSampling() : undefined;
+  // BENCH_RELEASE_BEFORE=1: the agent's memory release (src/agent/steps/memory.ts) before the rounds,
+  // as the agent's keeper runs it once a burst is over: what a change right after one costs.
+  if (process.env.BENCH_RELEASE_BEFORE === '1') {
+    const { releaseMemory } = await import('../src/agent/steps/memory.ts');
+    const before = newSpace();
+    console.log(
+      `  memory released before 7a: ${await releaseMemory('incremental')} ms pause; young generation ${before} → ${newSpace()} KiB (size/used/resident)`,
+    );
+  }
   let denyTx;
   let allowTx;
   for (let i = 0; i < ROUNDS; i++) {
     let t0 = epochMs();
+    if (TRACE) console.log(`#round ${i} created start ${performance.now().toFixed(0)} mono ${process.hrtime.bigint()}`);
     const d = await change(() => cnps.push(deny));
+    if (TRACE)
+      console.log(
+        `#round ${i} created ${[d.compileMs, d.renderMs, d.diffMs, d.runMs].map((x) => x.toFixed(1)).join('/')}`,
+      );
     cli.send('until denied 20');
     let answer = await cli.next();
     if (!answer.startsWith('done')) throw new Error('the CNP Deny was never enforced');
@@ -279,7 +352,12 @@ async function benchCnps({ change, applier, server, client, tableOf, counts, all
     addParts(parts.deny, d);
     denyTx ??= d.r;
     t0 = epochMs();
+    if (TRACE) console.log(`#round ${i} deleted start ${performance.now().toFixed(0)} mono ${process.hrtime.bigint()}`);
     const a = await change(() => cnps.splice(cnps.indexOf(deny), 1));
+    if (TRACE)
+      console.log(
+        `#round ${i} deleted ${[a.compileMs, a.renderMs, a.diffMs, a.runMs].map((x) => x.toFixed(1)).join('/')}`,
+      );
     cli.send('until allowed 200');
     answer = await cli.next();
     if (!answer.startsWith('done')) throw new Error('the CNP deletion was never enforced');
@@ -287,6 +365,7 @@ async function benchCnps({ change, applier, server, client, tableOf, counts, all
     addParts(parts.allow, a);
     allowTx ??= a.r;
   }
+  if (heapProfile) await heapProfile.stop(process.env.BENCH_HEAP_PROFILE);
   // The NetworkPolicy change of section 1 on the same table, in the same run: what the CNP change is
   // compared with (the client's allow policy deleted, refused at once, and created again).
   const npMs = { deny: [], allow: [] };
@@ -571,6 +650,9 @@ const log = pino({ level: process.env.BENCH_LOG ?? 'warn' }, pino.destination(2)
 const viaNetlink = process.env.BENCH_TRANSPORT === 'netlink';
 const nft = viaNetlink ? createNetlinkTransport({ netns: nodeNs }) : createNftRunner({ netns: nodeNs });
 console.log(`transport: ${viaNetlink ? 'nf_tables netlink in process' : 'nft -f / nft -j (process)'}`);
+console.log(
+  `V8 flags: ${process.execArgv.join(' ') || '(none)'}${process.env.BENCH_PLAIN_V8 === '1' ? ' (BENCH_PLAIN_V8=1)' : " (the agent's)"}`,
+);
 let srv;
 let cli;
 try {
@@ -633,6 +715,7 @@ try {
   });
   const change = async (mutate) => {
     mutate();
+    const ru0 = TRACE ? process.resourceUsage() : undefined;
     const started = performance.now();
     compiled = compileNow();
     const compiledAt = performance.now();
@@ -641,6 +724,16 @@ try {
     // As the agent applies a change: the look for drift runs on its own timer, not here.
     diffMs = 0;
     const r = await applier.apply(table, { checkDrift: false });
+    const ms = performance.now() - started;
+    if (TRACE) {
+      // Wall time against this thread's CPU time: a round slower in CPU too did more work or ran on a
+      // slower core; one slower in wall time alone waited for a core (or for the kernel).
+      const ru = process.resourceUsage();
+      const cpu = (ru.userCPUTime + ru.systemCPUTime - ru0.userCPUTime - ru0.systemCPUTime) / 1000;
+      console.log(
+        `#change wall ${ms.toFixed(1)} cpu ${cpu.toFixed(1)} faults ${ru.minorPageFault - ru0.minorPageFault} invol ${ru.involuntaryContextSwitches - ru0.involuntaryContextSwitches} vol ${ru.voluntaryContextSwitches - ru0.voluntaryContextSwitches} new ${newSpace()}`,
+      );
+    }
     return {
       r,
       at: started,
