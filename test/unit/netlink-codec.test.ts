@@ -120,6 +120,9 @@ describe('MessageBuilder', () => {
     // Read in place, never finish()ed: the lengths in the headers are current.
     expect(hex(sink.bytes())).toBe(hex(Buffer.concat(alone)));
     expect(splitMessages(sink.bytes()).map((m) => m.type - RTM.NEWLINK)).toEqual([0, 1, 2]);
+    const view = sink.bytes();
+    sink.free();
+    expect([sink.bytes().length, view.length]).toEqual([0, 0]);
   });
 });
 
