@@ -61,7 +61,8 @@ export class MessageBuilder {
     const at = this.offset + this.len;
     const end = at + nlaAlign(n);
     if (this.sink) {
-      this.buf = this.sink.grow(end);
+      // The sink's buffer is this builder's until the next one starts: it grows it only when full.
+      if (end > this.buf.length) this.buf = this.sink.grow(end);
       this.sink.used = end;
     } else if (end > this.buf.length) {
       const bigger = Buffer.alloc(Math.max(end, this.buf.length * 2));
