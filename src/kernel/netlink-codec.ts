@@ -11,30 +11,68 @@ import { NLA_F_NESTED, NLA_TYPE_MASK, NLM_F, NLMSG, NLMSG_HDRLEN, NLMSGERR_ATTR 
 export const NLA_ALIGNTO = 4;
 export const nlaAlign = (n: number): number => (n + NLA_ALIGNTO - 1) & ~(NLA_ALIGNTO - 1);
 
-/** Builds one request: header, fixed family struct, attributes. Grows as needed. */
+/**
+ * Where the messages of a large batch are built one after another (src/nft/netlink/sink.ts): one
+ * growing buffer, the batch's datagram once they are all in it. A type only here: the plugin's
+ * executable carries no code for it.
+ */
+export interface MessageSink {
+  /** The bytes; replaced by a larger buffer as it grows. */
+  buf: Buffer;
+  /** Bytes written (or reserved by the message being built). */
+  used: number;
+  /** Makes room for `need` bytes in all, keeping what is written; returns the (new) buffer. */
+  grow(need: number): Buffer;
+}
+
+/**
+ * Builds one request: header, fixed family struct, attributes. Grows as needed. With a sink it is
+ * built at the sink's end (one builder at a time per sink: the next one starts after this one).
+ */
 export class MessageBuilder {
   private buf: Buffer;
   private len = NLMSG_HDRLEN;
+  /** Where the message starts in `buf` (0 without a sink). */
+  readonly offset: number;
+  private readonly sink: MessageSink | undefined;
 
-  constructor(type: number, flags: number, initialSize = 256) {
-    this.buf = Buffer.alloc(Math.max(initialSize, 64));
-    this.buf.writeUInt16LE(type, 4);
-    this.buf.writeUInt16LE(flags | NLM_F.REQUEST, 6);
+  constructor(type: number, flags: number, initialSize = 256, sink?: MessageSink) {
+    if (sink) {
+      this.sink = sink;
+      this.offset = sink.used;
+      sink.used += NLMSG_HDRLEN;
+      this.buf = sink.grow(sink.used);
+      this.buf.fill(0, this.offset, this.offset + NLMSG_HDRLEN);
+    } else {
+      this.offset = 0;
+      this.buf = Buffer.alloc(Math.max(initialSize, 64));
+    }
+    this.buf.writeUInt32LE(NLMSG_HDRLEN, this.offset);
+    this.buf.writeUInt16LE(type, this.offset + 4);
+    this.buf.writeUInt16LE(flags | NLM_F.REQUEST, this.offset + 6);
   }
 
   get length(): number {
     return this.len;
   }
 
+  /** Room for `n` bytes and their padding (zeroed); returns where they go in `buf`. */
   private reserve(n: number): number {
-    const at = this.len;
-    const need = at + nlaAlign(n);
-    if (need > this.buf.length) {
-      const bigger = Buffer.alloc(Math.max(need, this.buf.length * 2));
-      this.buf.copy(bigger, 0, 0, this.len);
+    const at = this.offset + this.len;
+    const end = at + nlaAlign(n);
+    if (this.sink) {
+      // The sink's buffer is this builder's until the next one starts: it grows it only when full.
+      if (end > this.buf.length) this.buf = this.sink.grow(end);
+      this.sink.used = end;
+    } else if (end > this.buf.length) {
+      const bigger = Buffer.alloc(Math.max(end, this.buf.length * 2));
+      this.buf.copy(bigger, 0, 0, at);
       this.buf = bigger;
     }
-    this.len = need;
+    for (let i = at + n; i < end; i++) this.buf[i] = 0;
+    this.len = end - this.offset;
+    // The length is kept current: a sink's message is read in place, never finish()ed.
+    this.buf.writeUInt32LE(this.len, this.offset);
     return at;
   }
 
@@ -101,8 +139,14 @@ export class MessageBuilder {
 
   /** A NUL-terminated string (IFLA_IFNAME, IFLA_INFO_KIND). */
   str(type: number, value: string): this {
-    const bytes = Buffer.from(`${value}\0`, 'utf8');
-    return this.attr(type, bytes);
+    // Written in place: a rule's table, chain and expression names, no buffer of their own each.
+    const n = Buffer.byteLength(value, 'utf8');
+    const at = this.reserve(5 + n);
+    this.buf.writeUInt16LE(5 + n, at);
+    this.buf.writeUInt16LE(type, at + 2);
+    this.buf.write(value, at + 4, n, 'utf8');
+    this.buf[at + 4 + n] = 0;
+    return this;
   }
 
   /** Starts a nested attribute; close it with end(). */
@@ -113,7 +157,7 @@ export class MessageBuilder {
   }
 
   end(at: number): this {
-    this.buf.writeUInt16LE(this.len - at, at);
+    this.buf.writeUInt16LE(this.offset + this.len - at, at);
     return this;
   }
 
@@ -125,10 +169,11 @@ export class MessageBuilder {
 
   /** The finished message with its length and sequence number filled in. */
   finish(seq = 0, pid = 0): Buffer {
-    this.buf.writeUInt32LE(this.len, 0);
-    this.buf.writeUInt32LE(seq >>> 0, 8);
-    this.buf.writeUInt32LE(pid >>> 0, 12);
-    return this.buf.subarray(0, this.len);
+    const at = this.offset;
+    this.buf.writeUInt32LE(this.len, at);
+    this.buf.writeUInt32LE(seq >>> 0, at + 8);
+    this.buf.writeUInt32LE(pid >>> 0, at + 12);
+    return this.buf.subarray(at, at + this.len);
   }
 }
 

@@ -2,7 +2,7 @@
 // CNI plugin needs to masquerade its pods without running `nft` on the pod start path (tables,
 // chains, sets, set elements with a comment, and rules built from a handful of expressions).
 // Pure encoders and decoders; the socket and the batch live in the kernel module.
-import { Attrs, MessageBuilder, type NlMessage } from '../kernel/netlink-codec.ts';
+import { Attrs, MessageBuilder, type MessageSink, type NlMessage } from '../kernel/netlink-codec.ts';
 
 export const NFNL_SUBSYS_NFTABLES = 10;
 export const NFNL_MSG_BATCH_BEGIN = 0x10;
@@ -96,8 +96,11 @@ export function nftMessage(type: number, flags: number, family = NFPROTO_INET): 
 }
 
 /** BATCH_BEGIN / BATCH_END around a transaction; res_id names the nf_tables subsystem. */
-export function batchMarker(type: typeof NFNL_MSG_BATCH_BEGIN | typeof NFNL_MSG_BATCH_END): MessageBuilder {
-  const m = new MessageBuilder(type, 0);
+export function batchMarker(
+  type: typeof NFNL_MSG_BATCH_BEGIN | typeof NFNL_MSG_BATCH_END,
+  sink?: MessageSink,
+): MessageBuilder {
+  const m = new MessageBuilder(type, 0, 64, sink);
   const gen = Buffer.alloc(4);
   gen.writeUInt16BE(NFNL_SUBSYS_NFTABLES, 2);
   m.raw(gen);

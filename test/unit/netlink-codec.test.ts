@@ -14,6 +14,7 @@ import {
 import { NLM_F, NLMSG, NLMSGERR_ATTR, RTM } from '../../src/kernel/netlink-const.ts';
 import { encodeAddress } from '../../src/kernel/addresses.ts';
 import { encodeNewLink } from '../../src/kernel/links.ts';
+import { GrowingSink } from '../../src/nft/netlink/sink.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** "\x0a\x00..." as strace -xx prints it, to bytes. */
@@ -100,6 +101,28 @@ describe('MessageBuilder', () => {
     const a = new Attrs(m.finish(), 16);
     expect(a.entries).toHaveLength(100);
     expect(a.u32(99)).toBe(99);
+  });
+
+  it('into a sink: messages one after another, the same bytes as alone, padding zeroed in reused memory', () => {
+    const fill = (m: MessageBuilder) =>
+      m
+        .u8(1, 0xab)
+        .str(2, 'eth')
+        .nested(3, (n) => n.u16(1, 7).str(2, 'vxlan0'))
+        .raw(Uint8Array.of(1, 2, 3))
+        .u32(4, 5);
+    const alone = [0, 1, 2].map((i) => Buffer.from(fill(new MessageBuilder(RTM.NEWLINK + i, 0)).finish()));
+    // A sink far too small, over memory full of 0xff (allocUnsafe gives back whatever was there).
+    const sink = new GrowingSink(64);
+    sink.buf.fill(0xff);
+    const built = [0, 1, 2].map((i) => fill(new MessageBuilder(RTM.NEWLINK + i, 0, 256, sink)));
+    expect(built.map((m) => m.offset)).toEqual([0, alone[0]!.length, alone[0]!.length + alone[1]!.length]);
+    // Read in place, never finish()ed: the lengths in the headers are current.
+    expect(hex(sink.bytes())).toBe(hex(Buffer.concat(alone)));
+    expect(splitMessages(sink.bytes()).map((m) => m.type - RTM.NEWLINK)).toEqual([0, 1, 2]);
+    const view = sink.bytes();
+    sink.free();
+    expect([sink.bytes().length, view.length]).toEqual([0, 0]);
   });
 });
 

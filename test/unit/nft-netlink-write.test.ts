@@ -5,7 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { Attrs, splitMessages } from '../../src/kernel/netlink-codec.ts';
 import type { Collector } from '../../src/kernel/netlink-socket.ts';
 import { NLMSG } from '../../src/kernel/netlink-const.ts';
-import { applyBatch, encodeOps, NftBatchError, type BatchSocket, type NftOp } from '../../src/nft/netlink/batch.ts';
+import {
+  applyBatch,
+  BatchEncoder,
+  encodeOps,
+  NftBatchError,
+  prepareBatch,
+  type BatchSocket,
+  type NftOp,
+} from '../../src/nft/netlink/batch.ts';
 import { compileRule } from '../../src/nft/netlink/compile.ts';
 import { NFTA_RULE, NFTA_SET } from '../../src/nft/netlink/const.ts';
 import { wireElements, type SetSpec } from '../../src/nft/netlink/messages.ts';
@@ -185,6 +193,63 @@ describe('applyBatch', () => {
     const msgs = splitMessages(nl.sent[0] as Buffer);
     expect(msgs.map((m) => m.type)).toEqual([0x10, (10 << 8) | 0, (10 << 8) | 3, (10 << 8) | 11, 0x11]);
     expect(msgs.map((m) => (m.flags & 0x04) !== 0)).toEqual([false, false, false, true, false]);
+  });
+
+  it('encodes every message in place in the one datagram: the bytes of the messages built alone, numbered', () => {
+    const set: SetSpec = { table: 't', name: 's', key: ['ipv4_addr'], flags: ['interval'] };
+    const many: NftOp[] = [
+      ...ops,
+      { op: 'add-set', set },
+      ...Array.from(
+        { length: 300 },
+        (_, i): NftOp => ({
+          op: 'add-elements',
+          set,
+          elements: [{ key: [`10.${i >> 8}.${i & 255}.0/24`], comment: `e${i}` }],
+        }),
+      ),
+      {
+        op: 'add-rule',
+        table: 't',
+        chain: 'c',
+        rule: [{ kind: 'match-set', field: 'tcp dport', values: ['80', '443'] }],
+        comment: 'web',
+      },
+      { op: 'delete-rule', table: 't', chain: 'c', handle: 7 },
+    ];
+    const encoder = new BatchEncoder({ group: true });
+    many.forEach((o, i) => encoder.add(o, i));
+    const batch = encoder.finish();
+    // 3 + the set + 300 elements in 64s (5 messages) + the anonymous set, its elements and the rule + 1
+    expect(batch.length).toBe(3 + 1 + 5 + 3 + 1);
+    expect(batch.indexes).toEqual([0, 1, 2, 3, 4, 68, 132, 196, 260, 304, 304, 304, 305]);
+    const nl = stubSocket(undefined);
+    const steps = prepareBatch(nl, batch);
+    let step = steps.next();
+    while (!step.done) step = steps.next();
+    const got = splitMessages(step.value.datagram);
+    expect(got).toHaveLength(batch.length + 2);
+    expect(got.map((m) => m.seq)).toEqual(Array.from({ length: batch.length + 2 }, (_, i) => 101 + i));
+    // The same operations encoded a message at a time, grouped alike: the same bytes after the header.
+    const grouped = [
+      ...many.slice(0, 4),
+      ...[0, 64, 128, 192, 256].map(
+        (from): NftOp => ({
+          op: 'add-elements',
+          set,
+          elements: many
+            .slice(4 + from, 4 + Math.min(from + 64, 300))
+            .flatMap((o) => (o.op === 'add-elements' ? o.elements : [])),
+        }),
+      ),
+      ...many.slice(304),
+    ];
+    const alone = encodeOps(grouped).map((m) => splitMessages(m.finish(1))[0]);
+    expect(got.slice(1, -1).map((m) => hex(m.data))).toEqual(alone.map((m) => hex(m?.data as Buffer)));
+    expect(got.slice(1, -1).map((m) => m.type)).toEqual(alone.map((m) => m?.type));
+    expect(got.map((m) => (m.flags & 0x04) !== 0)).toEqual(got.map((_, i) => i === got.length - 2));
+    expect(step.value.indexBySeq.get(101 + 5)).toBe(4);
+    expect(() => encoder.add(ops[0] as NftOp, 0)).toThrow(/after finish/);
   });
 
   it('names the operation whose message the kernel refused', () => {

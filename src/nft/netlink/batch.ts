@@ -15,6 +15,7 @@ import {
   delRule,
   delSet,
   delTable,
+  encodeInto,
   flushChain,
   flushSet,
   newChain,
@@ -28,6 +29,7 @@ import {
   type SetSpec,
   type TableRef,
 } from './messages.ts';
+import { GrowingSink } from './sink.ts';
 
 export type NftOp =
   | ({ op: 'add-table'; exclusive?: boolean } & TableRef)
@@ -80,9 +82,13 @@ export function describeOp(o: NftOp): string {
   }
 }
 
-/** The batch's messages in order. Sets created here get ids 1, 2, … */
+/** The batch's messages in order, each a builder of its own (checks, tests). Sets created here get ids 1, 2, … */
 export function encodeOps(ops: readonly NftOp[]): MessageBuilder[] {
-  return encodeIndexed(ops).map((m) => m.message);
+  const separate: MessageBuilder[] = [];
+  const encoder = new BatchEncoder({ group: ops.length > SMALL_BATCH, separate });
+  ops.forEach((o, index) => encoder.add(o, index));
+  encoder.finish();
+  return separate;
 }
 
 /**
@@ -129,24 +135,57 @@ function anonSets(
  * elements of the longest key and verdict stay well under it. */
 export const ELEMENTS_PER_MESSAGE = 64;
 
+/**
+ * A batch's messages, encoded one after another into one buffer between its BATCH_BEGIN (at 0) and
+ * BATCH_END: the datagram, once numbered (prepareBatch). Each message has the index of the operation
+ * it belongs to, for the kernel's refusals.
+ */
+export interface EncodedBatch {
+  readonly sink: GrowingSink;
+  /** Messages (the markers not counted). */
+  readonly length: number;
+  /** Where each message starts in the sink. */
+  readonly offsets: readonly number[];
+  /** The operation each message belongs to. */
+  readonly indexes: readonly number[];
+  /** Where BATCH_END starts. */
+  readonly endAt: number;
+}
+
 /** The batch's messages, each with the index of the operation it belongs to (a rule's anonymous sets
  * go with it; elements grouped with their first operation's). Ids are per batch and only need to tell
  * this batch's new sets apart; a rule or element refers to a set by name and id, and the kernel looks
- * the name up first and falls back on the id. */
+ * the name up first and falls back on the id. The messages are built into one growing buffer
+ * (GrowingSink), the datagram to be, and only their offsets are kept. */
 export class BatchEncoder {
-  readonly messages: Array<{ message: MessageBuilder; index: number }> = [];
   /** Group consecutive element additions (large batches: a refusal then names the group's first). */
   private readonly group: boolean;
+  private readonly sink: GrowingSink;
+  private readonly separate: MessageBuilder[] | undefined;
+  private readonly offsets: number[] = [];
+  private readonly indexes: number[] = [];
   private readonly setIds = new Map<string, Map<string, number>>();
   private nextId = 1;
   private pending: { set: SetSpec; elements: ElementSpec[]; index: number; exclusive: boolean | undefined } | undefined;
+  private finished: EncodedBatch | undefined;
 
-  constructor(opts: { group?: boolean } = {}) {
+  /** `separate`: each message a builder of its own, pushed there (encodeOps), no datagram. */
+  constructor(opts: { group?: boolean; separate?: MessageBuilder[] } = {}) {
     this.group = opts.group ?? false;
+    this.separate = opts.separate;
+    // A large batch grows to MBs (7 at 50,000 pods): started larger, it is copied less on the way.
+    this.sink = new GrowingSink(this.separate ? 64 : this.group ? 256 * 1024 : 2048);
+    if (!this.separate) batchMarker(NFNL_MSG_BATCH_BEGIN, this.sink);
+  }
+
+  /** Messages encoded so far. */
+  get count(): number {
+    return this.separate ? this.separate.length : this.offsets.length;
   }
 
   /** Encodes one operation (its index in the caller's list). */
   add(o: NftOp, index: number): void {
+    if (this.finished) throw new Error('BatchEncoder: add after finish');
     if (o.op === 'add-elements' && this.group) {
       const p = this.pending;
       if (
@@ -163,29 +202,45 @@ export class BatchEncoder {
       return;
     }
     this.flushPending();
-    if (o.op === 'add-rule' && o.rule.some((c) => c.kind === 'match-set')) {
-      const anon = anonSets(o, () => this.nextId++);
-      for (const message of anon.messages) this.messages.push({ message, index });
-      this.messages.push({
-        message: newRule(o, o.chain, o.rule, o.comment, this.idsFor(o), o.placement, anon.ids),
-        index,
-      });
-      return;
-    }
-    this.messages.push({ message: this.one(o), index });
+    this.encode(() => {
+      if (o.op === 'add-rule' && o.rule.some((c) => c.kind === 'match-set')) {
+        const anon = anonSets(o, () => this.nextId++);
+        for (const message of anon.messages) this.record(message, index);
+        this.record(newRule(o, o.chain, o.rule, o.comment, this.idsFor(o), o.placement, anon.ids), index);
+        return;
+      }
+      this.record(this.one(o), index);
+    });
   }
 
-  /** The messages, once every operation is added. */
-  finish(): Array<{ message: MessageBuilder; index: number }> {
+  /** The batch, once every operation is added (BATCH_END written: nothing more can be added). */
+  finish(): EncodedBatch {
+    if (this.finished) return this.finished;
     this.flushPending();
-    return this.messages;
+    const endAt = this.sink.used;
+    if (!this.separate) batchMarker(NFNL_MSG_BATCH_END, this.sink);
+    this.finished = { sink: this.sink, length: this.count, offsets: this.offsets, indexes: this.indexes, endAt };
+    return this.finished;
+  }
+
+  private encode(build: () => void): void {
+    if (this.separate) build();
+    else encodeInto(this.sink, build);
+  }
+
+  private record(message: MessageBuilder, index: number): void {
+    if (this.separate) this.separate.push(message);
+    else {
+      this.offsets.push(message.offset);
+      this.indexes.push(index);
+    }
   }
 
   private flushPending(): void {
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;
-    this.messages.push({ message: newElements(p.set, p.elements, this.idsFor(p.set), p.exclusive), index: p.index });
+    this.encode(() => this.record(newElements(p.set, p.elements, this.idsFor(p.set), p.exclusive), p.index));
   }
 
   private idsFor(r: TableRef): Map<string, number> {
@@ -228,7 +283,7 @@ export class BatchEncoder {
   }
 }
 
-function encodeIndexed(ops: readonly NftOp[]): Array<{ message: MessageBuilder; index: number }> {
+function encodeIndexed(ops: readonly NftOp[]): EncodedBatch {
   const encoder = new BatchEncoder({ group: ops.length > SMALL_BATCH });
   ops.forEach((o, index) => encoder.add(o, index));
   return encoder.finish();
@@ -288,21 +343,22 @@ export function applyBatch(nl: BatchSocket, ops: readonly NftOp[], what = 'apply
  */
 export function sendEncoded(
   nl: BatchSocket,
-  messages: ReadonlyArray<{ message: MessageBuilder; index: number }>,
+  batch: EncodedBatch,
   count: number,
   opAt: (index: number) => NftOp | undefined,
   what = 'apply nftables batch',
 ): BatchResult {
-  if (messages.length === 0) return { messages: 0, bytes: 0 };
-  const steps = prepareBatch(nl, messages);
+  if (batch.length === 0) return { messages: 0, bytes: 0 };
+  const steps = prepareBatch(nl, batch);
   let step = steps.next();
   while (!step.done) step = steps.next();
   return commitBatch(nl, step.value, count, opAt, what);
 }
 
-/** A batch's messages numbered and framed (BATCH_BEGIN … END), ready for its one send. */
+/** A batch numbered and framed (BATCH_BEGIN … END), ready for its one send. */
 export interface PreparedBatch {
-  parts: Buffer[];
+  /** The sink's bytes: BATCH_BEGIN, the messages, BATCH_END. */
+  datagram: Buffer;
   messages: number;
   beginSeq: number;
   lastSeq: number;
@@ -310,30 +366,29 @@ export interface PreparedBatch {
 }
 
 /**
- * Numbers and frames the messages, pausing (yielding) every 1,024 of them: a caller that must not
- * hold the event loop goes on between the pauses. Sequence numbers are the socket's own (another
- * exchange in a pause takes its own), so the answers still map to their operations.
+ * Numbers the messages where they lie in the datagram, pausing (yielding) every 1,024 of them: a
+ * caller that must not hold the event loop goes on between the pauses. Sequence numbers are the
+ * socket's own (another exchange in a pause takes its own), so the answers still map to their
+ * operations. The last message asks for the acknowledgement.
  */
-export function* prepareBatch(
-  nl: BatchSocket,
-  messages: ReadonlyArray<{ message: MessageBuilder; index: number }>,
-): Generator<void, PreparedBatch> {
+export function* prepareBatch(nl: BatchSocket, batch: EncodedBatch): Generator<void, PreparedBatch> {
+  // Nothing grows the sink once the batch is finished: its buffer is the datagram's.
+  const buf = batch.sink.buf;
   const beginSeq = nl.nextSeq();
-  // finish() returns a view of each builder's own buffer, used once: concat copies it, no copy here.
-  const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN).finish(beginSeq)];
+  buf.writeUInt32LE(beginSeq >>> 0, 8);
   const indexBySeq = new Map<number, number>();
   let lastSeq = 0;
-  for (let i = 0; i < messages.length; i++) {
-    const { message: m, index } = messages[i] as { message: MessageBuilder; index: number };
+  const n = batch.length;
+  for (let i = 0; i < n; i++) {
+    const at = batch.offsets[i] as number;
     lastSeq = nl.nextSeq();
-    indexBySeq.set(lastSeq, index);
-    const bytes = m.finish(lastSeq);
-    if (i === messages.length - 1) bytes.writeUInt16LE(bytes.readUInt16LE(6) | NLM_F.ACK, 6);
-    parts.push(bytes);
+    indexBySeq.set(lastSeq, batch.indexes[i] as number);
+    buf.writeUInt32LE(lastSeq >>> 0, at + 8);
+    if (i === n - 1) buf.writeUInt16LE(buf.readUInt16LE(at + 6) | NLM_F.ACK, at + 6);
     if ((i & 1023) === 1023) yield;
   }
-  parts.push(batchMarker(NFNL_MSG_BATCH_END).finish(nl.nextSeq()));
-  return { parts, messages: messages.length, beginSeq, lastSeq, indexBySeq };
+  buf.writeUInt32LE(nl.nextSeq() >>> 0, batch.endAt + 8);
+  return { datagram: batch.sink.bytes(), messages: n, beginSeq, lastSeq, indexBySeq };
 }
 
 /** Sends a prepared batch in one datagram: the kernel commits it whole or refuses it whole. */
@@ -375,8 +430,7 @@ function committing(
   what: string,
 ): { datagram: Buffer; collector: Collector; result: () => BatchResult } {
   const { beginSeq, lastSeq, indexBySeq } = prepared;
-  const datagram = Buffer.concat(prepared.parts);
-  prepared.parts.length = 0;
+  const datagram = prepared.datagram;
   // A batch whose every message fails (a missing table) is answered by one error each; a receive
   // buffer too small for them loses answers (ENOBUFS). So, as nft does, room for one per message
   // (the kernel doubles the figure for its own overhead, ~1 KiB an error skb).

@@ -1,7 +1,7 @@
 // nf_tables object messages (NEW/DEL of tables, chains, rules, sets and elements) as nft sends them,
 // so `nft list` shows what the agent wrote exactly as if `nft -f` had written it: rule comments and
 // set key byte orders travel in libnftnl's userdata, element comments likewise. Pure: no kernel.
-import { MessageBuilder } from '../../kernel/netlink-codec.ts';
+import { MessageBuilder, type MessageSink } from '../../kernel/netlink-codec.ts';
 import { NLM_F } from '../../kernel/netlink-const.ts';
 import { NFNL_SUBSYS_NFTABLES, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6, NFT_MSG } from '../netlink-msgs.ts';
 import { compileRule, sameBytes, type CompileContext, type Construct, type Family } from './compile.ts';
@@ -78,10 +78,35 @@ const nfproto = (r: TableRef): number => NFPROTO[r.family ?? 'inet'];
 /** Most rules fit in 512 bytes, so the builder (256 by default) does not grow and copy for each. */
 const INITIAL_MESSAGE_SIZE = 512;
 
+/** The sink the messages made now go into (encodeInto); none: each its own buffer. */
+let target: MessageSink | undefined;
+
+/**
+ * Runs `build` with every message it makes built at the end of `sink`, one after another (a batch's
+ * datagram, netlink/batch.ts), rather than each in a buffer of its own. Set around a call rather than
+ * passed to every message function: each makes one message, finished before the next starts.
+ */
+export function encodeInto<T>(sink: MessageSink, build: () => T): T {
+  const was = target;
+  target = sink;
+  try {
+    return build();
+  } finally {
+    target = was;
+  }
+}
+
+const NFGENMSG = [
+  Uint8Array.of(NFPROTO_INET, 0, 0, 0),
+  Uint8Array.of(NFPROTO_IPV4, 0, 0, 0),
+  Uint8Array.of(NFPROTO_IPV6, 0, 0, 0),
+];
+
 /** nlmsghdr + nfgenmsg (family, version 0, res_id 0), as ../netlink-msgs.ts's nftMessage. */
 function nftMessage(type: number, flags: number, family: number): MessageBuilder {
-  const m = new MessageBuilder((NFNL_SUBSYS_NFTABLES << 8) | type, flags, INITIAL_MESSAGE_SIZE);
-  return m.raw(Uint8Array.of(family, 0, 0, 0));
+  const m = new MessageBuilder((NFNL_SUBSYS_NFTABLES << 8) | type, flags, INITIAL_MESSAGE_SIZE, target);
+  const gen = family === NFPROTO_INET ? NFGENMSG[0] : family === NFPROTO_IPV4 ? NFGENMSG[1] : NFGENMSG[2];
+  return m.raw(gen as Uint8Array);
 }
 
 function udata(tlvs: ReadonlyArray<[number, Uint8Array]>): Buffer {

@@ -379,6 +379,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
         sent = await commitBatchOffThread(own, prepared, ops.length, opAt, operation);
       } finally {
         own.close();
+        messages.sink.free();
       }
       timing.commitMs = performance.now() - committing;
       applied(setChanges, sent.messages);
