@@ -8,75 +8,53 @@
 // encoding and the second in the other. Anything else (an element ordered by its value, an interval's
 // end computed from the address, a length that changed) and there is no template: the caller encodes
 // at the notice as before.
-import type { MessageBuilder } from '../../kernel/netlink-codec.ts';
-import { NLM_F } from '../../kernel/netlink-const.ts';
 import { parseIp, tryParseIp } from '../../net/ip.ts';
-import { batchMarker, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END } from '../netlink-msgs.ts';
 import type { StandinPair } from '../transport.ts';
-import type { BatchSocket, PreparedBatch } from './batch.ts';
+import type { EncodedBatch } from './batch.ts';
+import { GrowingSink } from './sink.ts';
 
-/** A batch's messages back to back (no BATCH_BEGIN/END, sequence numbers 0), and where each starts. */
-export interface EncodedBody {
-  body: Buffer;
-  offsets: readonly number[];
-  /** The operation each message belongs to (BatchEncoder's index). */
-  indexes: readonly number[];
-}
-
-/** Where a stand-in address of pair `pair` sits in the body. */
+/** Where a stand-in address of pair `pair` sits in the batch's bytes. */
 interface Window {
   at: number;
   pair: number;
 }
 
-/** The messages as one body; each builder is finished (spent) here. */
-export function encodedBody(messages: ReadonlyArray<{ message: MessageBuilder; index: number }>): EncodedBody {
-  const parts: Buffer[] = [];
-  const offsets: number[] = [];
-  const indexes: number[] = [];
-  let at = 0;
-  for (const { message, index } of messages) {
-    const bytes = message.finish(0);
-    parts.push(bytes);
-    offsets.push(at);
-    indexes.push(index);
-    at += bytes.length;
-  }
-  return { body: Buffer.concat(parts, at), offsets, indexes };
-}
-
-/** A body whose address windows are known: `fill` writes real addresses into a copy of it. */
+/** An encoded batch whose address windows are known: `fill` writes real addresses into a copy. */
 export class AddressTemplate {
-  readonly encoded: EncodedBody;
+  private readonly batch: EncodedBatch;
+  private readonly bytes: Buffer;
   private readonly pairs: readonly StandinPair[];
   private readonly windows: readonly Window[];
 
-  private constructor(encoded: EncodedBody, pairs: readonly StandinPair[], windows: readonly Window[]) {
-    this.encoded = encoded;
+  private constructor(batch: EncodedBatch, bytes: Buffer, pairs: readonly StandinPair[], windows: readonly Window[]) {
+    this.batch = batch;
+    this.bytes = bytes;
     this.pairs = pairs;
     this.windows = windows;
   }
 
   /**
    * The template of `a` when `a` and `b` (the same transaction encoded with each pair's `a` and then its
-   * `b`) differ only in whole stand-in addresses; undefined otherwise.
+   * `b`, not yet numbered) differ only in whole stand-in addresses; undefined otherwise.
    */
-  static of(a: EncodedBody, b: EncodedBody, pairs: readonly StandinPair[]): AddressTemplate | undefined {
-    if (a.body.length !== b.body.length || a.offsets.length !== b.offsets.length) return undefined;
+  static of(a: EncodedBatch, b: EncodedBatch, pairs: readonly StandinPair[]): AddressTemplate | undefined {
+    const ab = a.sink.bytes();
+    const bb = b.sink.bytes();
+    if (ab.length !== bb.length || a.length !== b.length || a.endAt !== b.endAt) return undefined;
     if (a.offsets.some((o, i) => o !== b.offsets[i]) || a.indexes.some((x, i) => x !== b.indexes[i])) return undefined;
     const bytes = pairs.map((p) => ({ a: parseIp(p.a).bytes, b: parseIp(p.b).bytes }));
     if (bytes.some((p) => p.a.length !== p.b.length)) return undefined;
     const windows: Window[] = [];
     let covered = 0;
-    for (let i = 0; i < a.body.length; i++) {
-      if (a.body[i] === b.body[i] || i < covered) continue;
-      // A differing byte: the window of a stand-in that ends at or after it and covers it.
-      const found = findWindow(a.body, b.body, i, bytes);
+    for (let i = 0; i < ab.length; i++) {
+      if (ab[i] === bb[i] || i < covered) continue;
+      // A differing byte: the window of a stand-in that covers it.
+      const found = findWindow(ab, bb, i, bytes);
       if (!found) return undefined;
       windows.push(found);
       covered = found.at + (bytes[found.pair] as { a: Uint8Array }).a.length;
     }
-    return new AddressTemplate(a, pairs, windows);
+    return new AddressTemplate(a, Buffer.from(ab), pairs, windows);
   }
 
   /** How many addresses it writes. */
@@ -84,9 +62,9 @@ export class AddressTemplate {
     return this.windows.length;
   }
 
-  /** A copy of the body with each stand-in replaced by `real.get(pair.a)`; undefined when an address is
-   * missing or of another family than its stand-in. */
-  fill(real: ReadonlyMap<string, string>): Buffer | undefined {
+  /** A copy of the batch with each stand-in replaced by `real.get(pair.a)`, for sendEncoded; undefined
+   * when an address is missing or of another family than its stand-in. */
+  fill(real: ReadonlyMap<string, string>): EncodedBatch | undefined {
     const values: Uint8Array[] = [];
     for (const p of this.pairs) {
       const ip = real.get(p.a);
@@ -95,9 +73,12 @@ export class AddressTemplate {
       if (!parsed || parsed.family !== parseIp(p.a).family) return undefined;
       values.push(parsed.bytes);
     }
-    const body = Buffer.from(this.encoded.body);
-    for (const w of this.windows) body.set(values[w.pair] as Uint8Array, w.at);
-    return body;
+    const sink = new GrowingSink(this.bytes.length);
+    this.bytes.copy(sink.buf);
+    sink.used = this.bytes.length;
+    for (const w of this.windows) sink.buf.set(values[w.pair] as Uint8Array, w.at);
+    const { length, offsets, indexes, endAt } = this.batch;
+    return { sink, length, offsets, indexes, endAt };
   }
 }
 
@@ -122,28 +103,4 @@ function findWindow(
 function holds(buf: Buffer, at: number, bytes: Uint8Array): boolean {
   for (let k = 0; k < bytes.length; k++) if (buf[at + k] !== bytes[k]) return false;
   return true;
-}
-
-/**
- * A filled body framed for commitBatch: numbered with the socket's sequence numbers (the last message
- * asking for the acknowledgement), between BATCH_BEGIN and BATCH_END.
- */
-export function framedBody(nl: BatchSocket, encoded: EncodedBody, body: Buffer): PreparedBatch {
-  const beginSeq = nl.nextSeq();
-  const indexBySeq = new Map<number, number>();
-  let lastSeq = 0;
-  const { offsets, indexes } = encoded;
-  for (let i = 0; i < offsets.length; i++) {
-    const at = offsets[i] as number;
-    lastSeq = nl.nextSeq();
-    indexBySeq.set(lastSeq, indexes[i] as number);
-    body.writeUInt32LE(lastSeq >>> 0, at + 8);
-    if (i === offsets.length - 1) body.writeUInt16LE(body.readUInt16LE(at + 6) | NLM_F.ACK, at + 6);
-  }
-  const parts = [
-    batchMarker(NFNL_MSG_BATCH_BEGIN).finish(beginSeq),
-    body,
-    batchMarker(NFNL_MSG_BATCH_END).finish(nl.nextSeq()),
-  ];
-  return { parts, messages: offsets.length, beginSeq, lastSeq, indexBySeq };
 }

@@ -34,7 +34,6 @@ import type {
 } from '../transport.ts';
 import {
   BatchEncoder,
-  commitBatch,
   commitBatchOffThread,
   encodeOps,
   NftBatchError,
@@ -58,7 +57,7 @@ import {
   type ElementInfo,
   type SetInfo,
 } from './read.ts';
-import { AddressTemplate, encodedBody, framedBody } from './template.ts';
+import { AddressTemplate } from './template.ts';
 import { DATA_TYPES, formatScalar, keyTypesOfId, type TypeName } from './values.ts';
 
 export interface NetlinkTransportOptions {
@@ -415,7 +414,7 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       return undefined;
     }
     if (ea.messages.length > INLINE_MESSAGES) return undefined;
-    const found = AddressTemplate.of(encodedBody(ea.messages), encodedBody(eb.messages), standins);
+    const found = AddressTemplate.of(ea.messages, eb.messages, standins);
     if (!found) return undefined;
     // Made against the chain handles and set keys known now: valid until this transport commits again.
     const made = stats.batches;
@@ -425,13 +424,11 @@ export function createNetlinkTransport(options: NetlinkTransportOptions = {}): N
       run(real) {
         if (stats.batches !== made) return undefined;
         const started = performance.now();
-        const body = found.fill(real);
-        if (!body) return undefined;
+        const batch = found.fill(real);
+        if (!batch) return undefined;
         try {
           const committing = performance.now();
-          const sent = withSocket((nl) =>
-            commitBatch(nl, framedBody(nl, found.encoded, body), ops.length, opAtOf(a), operation),
-          );
+          const sent = withSocket((nl) => sendEncoded(nl, batch, ops.length, opAtOf(a), operation));
           const commitMs = performance.now() - committing;
           stats.templated++;
           applied(setChanges, sent.messages);
