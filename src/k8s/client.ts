@@ -2,7 +2,8 @@
 // with the kubeconfig's credentials and TLS settings (raw JSON, not the generated client, whose
 // deserializer fails a whole list on one malformed item and builds heavy model objects).
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { fetch } from 'undici';
+import { isAscii } from 'node:buffer';
+import { request } from 'undici';
 import { ApiReachability, PROBE_INTERVAL_MS } from './reachability.ts';
 
 export class KubeConfigError extends Error {
@@ -99,15 +100,15 @@ export class KubeClient {
     let status: number;
     let text: string;
     try {
-      const res = await fetch(url, {
+      const res = await request(url, {
         method,
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
         dispatcher,
         signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
       });
-      status = res.status;
-      text = await res.text();
+      status = res.statusCode;
+      text = await bodyText(res.body, res.headers['content-length']);
     } catch (err) {
       const failure = new ApiRequestError(0, `${method} ${path}: ${describeError(err)}`, { cause: err });
       this.reachability.failed(failure);
@@ -136,6 +137,35 @@ export interface RequestOptions {
   body?: unknown;
   contentType?: string;
   timeoutMs?: number;
+}
+
+/**
+ * An answer's body as text, read into one buffer: fetch's `text()` kept every chunk, concatenated them
+ * and decoded the copy with a TextDecoder (at 50,000 pods, 0.55 s of the lists' 3.7 s busy). With the
+ * length announced the chunks go straight into a buffer of that size; an ASCII body (the API server
+ * escapes nothing it need not, but names and labels are ASCII in practice) is taken as Latin-1, a
+ * plain copy, instead of being decoded as UTF-8.
+ */
+export async function bodyText(body: AsyncIterable<Buffer>, length: string | string[] | undefined): Promise<string> {
+  const announced = typeof length === 'string' ? Number(length) : Number.NaN;
+  let buf: Buffer;
+  if (Number.isSafeInteger(announced) && announced > 0) {
+    buf = Buffer.allocUnsafeSlow(announced);
+    let at = 0;
+    let extra: Buffer[] | undefined;
+    for await (const chunk of body) {
+      if (extra === undefined && at + chunk.length <= announced) {
+        chunk.copy(buf, at);
+        at += chunk.length;
+      } else (extra ??= [buf.subarray(0, at)]).push(chunk);
+    }
+    buf = extra === undefined ? buf.subarray(0, at) : Buffer.concat(extra);
+  } else {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk);
+    buf = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  }
+  return isAscii(buf) ? buf.toString('latin1') : buf.toString('utf8');
 }
 
 /** A successful answer's text as JSON; not JSON is the request's failure. */
