@@ -253,6 +253,8 @@ export class TestApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly store: ObjectStore;
   private readonly watchers = new Set<Watcher>();
+  /** Each stored object's text as a list item (itemText). */
+  private readonly itemTexts = new WeakMap<object, string>();
   private readonly failures: Failure[] = [];
   /** Resources whose CRD is installed. */
   private readonly crds = new Set<ResourceName>();
@@ -736,7 +738,7 @@ export class TestApiServer {
       const labels = parseLabelSelector(query.labelSelector);
       const fields = parseFieldSelector(query.fieldSelector, type.fieldLabels);
       if (isWatchQuery(query)) return this.startWatch(type, namespace, labels, fields, query, res);
-      return this.sendJson(res, 200, this.listResponse(type, namespace, labels, fields, query));
+      return this.sendText(res, 200, this.listResponse(type, namespace, labels, fields, query));
     }
     if (method === 'POST') {
       if (type.namespaced && namespace === undefined) {
@@ -798,7 +800,7 @@ export class TestApiServer {
     labels: LabelRequirement[],
     fields: FieldRequirement[],
     query: Record<string, string>,
-  ): JsonObject {
+  ): string {
     this.counters.lists++;
     let listRv = this.store.revision;
     let after: string | undefined;
@@ -836,13 +838,26 @@ export class TestApiServer {
       metadata.remainingItemCount = entries.length - limit;
       entries = page;
     }
-    // The real server leaves kind and apiVersion out of the items of a list.
-    const items = entries.map((e) => {
-      if (!isObject(e.object)) return e.object;
-      const { kind: _kind, apiVersion: _apiVersion, ...item } = e.object;
-      return item;
-    });
-    return { kind: type.listKind, apiVersion: type.apiVersion, metadata, items };
+    const items = entries.map((e) => this.itemText(e.object)).join(',');
+    const head = `{"kind":${JSON.stringify(type.listKind)},"apiVersion":${JSON.stringify(type.apiVersion)}`;
+    return `${head},"metadata":${JSON.stringify(metadata)},"items":[${items}]}`;
+  }
+
+  /**
+   * An object's text as an item of a list, made once per stored object (the store replaces an object
+   * on every change, never edits it in place): serialising 50,000 pods again for every list took this
+   * process, which shares the machine's cores with the agent under test, most of a second a start-up.
+   * The real server leaves kind and apiVersion out of the items of a list.
+   */
+  private itemText(object: JsonValue): string {
+    if (!isObject(object)) return JSON.stringify(object);
+    let text = this.itemTexts.get(object);
+    if (text === undefined) {
+      const { kind: _kind, apiVersion: _apiVersion, ...item } = object;
+      text = JSON.stringify(item);
+      this.itemTexts.set(object, text);
+    }
+    return text;
   }
 
   private startWatch(
@@ -948,7 +963,10 @@ export class TestApiServer {
   }
 
   private sendJson(res: ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
+    this.sendText(res, status, JSON.stringify(body));
+  }
+
+  private sendText(res: ServerResponse, status: number, text: string): void {
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
   }
