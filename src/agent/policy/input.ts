@@ -12,7 +12,7 @@ import { clusterPodOf } from '../../policy/cluster.ts';
 import { normalizeIp } from '../../net/text.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
-import type { PodInfo } from '../../k8s/objects.ts';
+import { malformedPodIps, type PodInfo } from '../../k8s/objects.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 
 /** A pod fetched by GET is kept this long for the informer to show it. */
@@ -121,26 +121,34 @@ export class PolicyInput {
 
   private sayBadAddresses(pods: readonly PodInfo[], whole = false): void {
     // The informers' list keeps an unchanged object in its place: one pointer comparison each, and a
-    // look-up only for the objects that moved or are new.
+    // look-up only for the objects that moved or are new. A slim pod's bad addresses were found as it
+    // was slimmed (k8s/objects.ts); only the others (a fetched pod's copy) are looked at here.
     const last = whole ? this.lastPods : [];
     for (let i = 0; i < pods.length; i++) {
       const pod = pods[i] as PodInfo;
-      if (pod === last[i] || this.looked.has(pod)) continue;
-      this.looked.add(pod);
-      for (const { ip } of pod.status.podIPs) {
-        if (normalizeIp(ip) !== undefined) continue;
-        const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
-        const said = `${pk} ${ip}`;
-        if (this.badIpsSaid.has(said)) continue;
-        // Bounded: past this many, a bad address may be said again rather than remembered forever.
-        if (this.badIpsSaid.size >= 10_000) this.badIpsSaid.clear();
-        this.badIpsSaid.add(said);
-        this.opts.log.warn(
-          { pod: pk, podIP: ip },
-          `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`,
-        );
+      if (pod === last[i]) continue;
+      const known = malformedPodIps(pod);
+      if (known !== undefined) {
+        for (const ip of known) this.sayBadAddress(pod, ip);
+        continue;
       }
+      if (this.looked.has(pod)) continue;
+      this.looked.add(pod);
+      for (const { ip } of pod.status.podIPs) if (normalizeIp(ip) === undefined) this.sayBadAddress(pod, ip);
     }
+  }
+
+  private sayBadAddress(pod: PodInfo, ip: string): void {
+    const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
+    const said = `${pk} ${ip}`;
+    if (this.badIpsSaid.has(said)) return;
+    // Bounded: past this many, a bad address may be said again rather than remembered forever.
+    if (this.badIpsSaid.size >= 10_000) this.badIpsSaid.clear();
+    this.badIpsSaid.add(said);
+    this.opts.log.warn(
+      { pod: pk, podIP: ip },
+      `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`,
+    );
   }
 }
 
