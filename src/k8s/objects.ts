@@ -203,21 +203,30 @@ export const slimPod = slimming((raw): PodInfo => {
   };
   let bad: string[] | undefined;
   for (const { ip } of ips) if (normalizeIp(ip) === undefined) (bad ??= []).push(ip);
-  malformedIps.set(pod, bad ?? NONE);
+  if (bad !== undefined) {
+    malformedIps.set(pod.status.podIPs, bad);
+    malformedPods++;
+  }
   return pod;
 });
 
-const NONE: readonly string[] = Object.freeze([]);
-/** Each pod slimmed here, with those of its addresses that are not IP addresses (most have none). */
-const malformedIps = new WeakMap<PodInfo, readonly string[]>();
+/** The address lists of pods slimmed here that hold addresses that are not IP addresses, with those. */
+const malformedIps = new WeakMap<readonly { ip: string }[], readonly string[]>();
+/** How many such pods were ever slimmed: none, the usual case, and no pod need be looked at. */
+let malformedPods = 0;
 
 /**
- * The addresses of a pod slimmed by slimPod that are not IP addresses, found as it was slimmed (a list
- * page at a time); undefined for a pod object slimPod did not make. The policy input warns of them:
- * looking at every address in its first build held the event loop ~100 ms at 50,000 pods.
+ * The addresses of a pod slimmed by slimPod (or a copy sharing its status) that are not IP addresses,
+ * found as it was slimmed (a list page at a time); undefined when it has none. The policy input warns
+ * of them: parsing every address again in its first build held the event loop ~100 ms at 50,000 pods,
+ * and even a look-up per pod is 10-45 ms there, so `anyMalformedPodIps` says first whether any exist.
  */
 export function malformedPodIps(pod: PodInfo): readonly string[] | undefined {
-  return malformedIps.get(pod);
+  return malformedIps.get(pod.status.podIPs);
+}
+
+export function anyMalformedPodIps(): boolean {
+  return malformedPods > 0;
 }
 
 /** An array grown by push keeps room for 17 entries (V8's first growth); a slim object is kept for the

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiRequestError, bodyText, KubeClient, loadKubeConfig, type RequestOptions } from '../../src/k8s/client.ts';
 import { LIST_PAGE_SIZE, RESOURCE_SPECS, ResourceInformer, type ResourceName } from '../../src/k8s/informer.ts';
-import { malformedPodIps, slimPod, type PodInfo } from '../../src/k8s/objects.ts';
+import { anyMalformedPodIps, malformedPodIps, slimPod, type PodInfo } from '../../src/k8s/objects.ts';
 import { silentLogger } from '../../src/log.ts';
 import { TestApiServer } from '../kit/k8s-api-server.ts';
 
@@ -49,11 +49,13 @@ describe('malformedPodIps', () => {
     return s.value;
   };
 
-  it("names a slim pod's addresses that are not IP addresses, none for a good pod, undefined for another object", () => {
-    expect(malformedPodIps(slim(raw(['10.244.1.5', 'fd00::5'])))).toEqual([]);
-    expect(malformedPodIps(slim(raw(['10.244.1.256', '10.244.1.6', 'x'])))).toEqual(['10.244.1.256', 'x']);
-    const made: PodInfo = { metadata: { name: 'p' }, spec: { containers: [] }, status: { podIPs: [{ ip: 'x' }] } };
-    expect(malformedPodIps(made)).toBeUndefined();
+  it("names a slim pod's addresses that are not IP addresses, for the pod and a copy sharing its status", () => {
+    const good = slim(raw(['10.244.1.5', 'fd00::5']));
+    expect(malformedPodIps(good)).toBeUndefined();
+    const bad = slim(raw(['10.244.1.256', '10.244.1.6', 'x']));
+    expect(malformedPodIps(bad)).toEqual(['10.244.1.256', 'x']);
+    expect(malformedPodIps({ ...bad, spec: { ...bad.spec, nodeName: 'n1' } })).toEqual(['10.244.1.256', 'x']);
+    expect(anyMalformedPodIps()).toBe(true);
   });
 });
 
