@@ -18,8 +18,10 @@
 //     be no such object), and listed again every `absentMs` until the CRD appears.
 // Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
 import {
+  addOrUpdateObject,
   ListWatch,
   Watch,
+  type CacheMap,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
@@ -124,6 +126,27 @@ export const WATCH_IDLE_TIMEOUT_MS = 150_000;
 /** Items per list page, as client-go's reflector. */
 export const LIST_PAGE_SIZE = 500;
 
+/** What ResourceInformer reaches of ListWatch's privates (client-node 1.x, dist/cache.js): its cache
+ * and the method that takes a list's items into it. */
+interface ListWatchInside<T extends KubernetesObject> {
+  objects: CacheMap<T>;
+  addOrUpdateItems(items: T[]): void;
+}
+
+/**
+ * A first list taken into a cache of its own page by page (listAll), handed to ListWatch whole. When
+ * ListWatch took a list of 50,000 pods itself, it made a map of them to find deletions and added each
+ * (two callback arrays copied per object) in the one task after the last page: 60-100 ms of the event
+ * loop at once, /healthz waiting behind it.
+ */
+interface TakenList<T extends KubernetesObject> {
+  objects: CacheMap<T>;
+  /** What listAll gave ListWatch as the list's items (empty: nothing for it to compare or add). */
+  given: T[];
+  /** Every item, for ListWatch's own way should its cache not be empty when the list arrives. */
+  all: T[];
+}
+
 type WatchCallback = Parameters<Watch['watch']>[2];
 type WatchDone = Parameters<Watch['watch']>[3];
 
@@ -197,6 +220,8 @@ export class ResourceInformer<T extends KubernetesObject> {
    * address recovery each ask for it once a pass). Dropped by every add, update and delete.
    */
   private everything: readonly T[] | undefined;
+  /** The first list, taken page by page, until ListWatch takes it (TakenList). */
+  private taken: TakenList<T> | undefined;
   /** The last list or watch failed and none has worked since. */
   down = false;
   /** The first list is in the cache. */
@@ -249,6 +274,16 @@ export class ResourceInformer<T extends KubernetesObject> {
       if (lw === this.lw && this.connects++ > 0 && !this.absent) hooks.onRestart?.(this.resource);
     });
     lw.on('error', (err: unknown) => lw === this.lw && this.failed(err));
+    const inside = lw as unknown as ListWatchInside<T>;
+    const addOrUpdateItems = inside.addOrUpdateItems.bind(lw);
+    inside.addOrUpdateItems = (items: T[]) => {
+      const taken = this.taken;
+      this.taken = undefined;
+      if (taken === undefined || taken.given !== items) return addOrUpdateItems(items);
+      // ListWatch compared its cache with an empty list just before: nothing was in it to delete.
+      if (inside.objects.size === 0) inside.objects = taken.objects;
+      else addOrUpdateItems(taken.all);
+    };
     return lw;
   }
 
@@ -442,6 +477,11 @@ export class ResourceInformer<T extends KubernetesObject> {
   private async listAll(): Promise<KubernetesListObject<T>> {
     for (let attempt = 1; ; attempt++) {
       const items: T[] = [];
+      // The first list (nothing cached, no event owed for each object: onSynced stands for them all)
+      // goes into a cache of its own as it comes; ListWatch is handed it whole (TakenList).
+      const inside = this.lw as unknown as ListWatchInside<T>;
+      const own: CacheMap<T> | undefined = !this.synced && inside.objects.size === 0 ? new Map() : undefined;
+      this.taken = undefined;
       let resourceVersion: string | undefined;
       let cont: string | undefined;
       // The next page is asked for before this one is parsed (its token read from the answer's
@@ -461,11 +501,18 @@ export class ResourceInformer<T extends KubernetesObject> {
           resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
           for (const raw of page.items) {
             const slim = this.slim(raw);
-            if (slim !== undefined) items.push(this.keepIfSame(slim));
+            if (slim === undefined) continue;
+            const object = own === undefined ? this.keepIfSame(slim) : slim;
+            items.push(object);
+            if (own === undefined) continue;
+            addOrUpdateObject(own, object);
+            for (const s of this.subsets) s.put(object);
           }
           cont = isString(meta.continue) && meta.continue !== '' ? meta.continue : undefined;
         } while (cont !== undefined);
       } catch (err) {
+        // The subsets had this attempt's objects as they came: none of them stands now.
+        if (own !== undefined) for (const s of this.subsets) s.clear();
         if (err instanceof ApiRequestError && err.statusCode === 410 && cont !== undefined && attempt < 3) continue;
         throw err;
       }
@@ -479,7 +526,18 @@ export class ResourceInformer<T extends KubernetesObject> {
           `${this.resource}: served by the API server now (the CRD is installed)`,
         );
       }
-      return { apiVersion: 'v1', kind: 'List', metadata: { resourceVersion }, items } as KubernetesListObject<T>;
+      let given = items;
+      if (own !== undefined) {
+        given = [];
+        this.taken = { objects: own, given, all: items };
+        this.everything = undefined;
+      }
+      return {
+        apiVersion: 'v1',
+        kind: 'List',
+        metadata: { resourceVersion },
+        items: given,
+      } as KubernetesListObject<T>;
     }
   }
 }

@@ -3,6 +3,7 @@
 // keeps name, namespace, labels, node, IPs, hostNetwork and container ports), which keeps the agent
 // small on large clusters; a malformed object (no metadata, a string where an object belongs…) is
 // refused with a reason, never passed on.
+import { normalizeIp } from '../net/text.ts';
 
 export interface SlimMeta {
   name: string;
@@ -195,12 +196,38 @@ export const slimPod = slimming((raw): PodInfo => {
   const phase = field(status, 'phase', isString, 'a string', 'status');
   const nodeName = field(spec, 'nodeName', isString, 'a string', 'spec');
   const hostNetwork = field(spec, 'hostNetwork', isBoolean, 'a boolean', 'spec');
-  return {
+  const pod: PodInfo = {
     metadata,
     spec: { ...(nodeName ? { nodeName } : {}), ...(hostNetwork ? { hostNetwork } : {}), containers: exact(containers) },
     status: { ...(phase !== undefined ? { phase } : {}), podIPs: exact(ips) },
   };
+  let bad: string[] | undefined;
+  for (const { ip } of ips) if (normalizeIp(ip) === undefined) (bad ??= []).push(ip);
+  if (bad !== undefined) {
+    malformedIps.set(pod.status.podIPs, bad);
+    malformedPods++;
+  }
+  return pod;
 });
+
+/** The address lists of pods slimmed here that hold addresses that are not IP addresses, with those. */
+const malformedIps = new WeakMap<readonly { ip: string }[], readonly string[]>();
+/** How many such pods were ever slimmed: none, the usual case, and no pod need be looked at. */
+let malformedPods = 0;
+
+/**
+ * The addresses of a pod slimmed by slimPod (or a copy sharing its status) that are not IP addresses,
+ * found as it was slimmed (a list page at a time); undefined when it has none. The policy input warns
+ * of them: parsing every address again in its first build held the event loop ~100 ms at 50,000 pods,
+ * and even a look-up per pod is 10-45 ms there, so `anyMalformedPodIps` says first whether any exist.
+ */
+export function malformedPodIps(pod: PodInfo): readonly string[] | undefined {
+  return malformedIps.get(pod.status.podIPs);
+}
+
+export function anyMalformedPodIps(): boolean {
+  return malformedPods > 0;
+}
 
 /** An array grown by push keeps room for 17 entries (V8's first growth); a slim object is kept for the
  * informer's life, so its arrays are copied to their length: about 18 MB of 50,000 pods' heap. */

@@ -152,6 +152,9 @@ export interface RbacOptions {
 }
 
 /** Requests without a token are anonymous only for these (kube-apiserver's anonymous auth conditions); anything else is 401. */
+const COMMA = Buffer.from(',');
+const LIST_END = Buffer.from(']}');
+
 const ANONYMOUS_PATHS = new Set(['/healthz', '/livez', '/readyz', '/version', '/version/']);
 
 export interface PatchOptions {
@@ -253,6 +256,8 @@ export class TestApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly store: ObjectStore;
   private readonly watchers = new Set<Watcher>();
+  /** Each stored object's JSON as a list item (itemBytes). */
+  private readonly itemTexts = new WeakMap<object, Buffer>();
   private readonly failures: Failure[] = [];
   /** Resources whose CRD is installed. */
   private readonly crds = new Set<ResourceName>();
@@ -736,7 +741,7 @@ export class TestApiServer {
       const labels = parseLabelSelector(query.labelSelector);
       const fields = parseFieldSelector(query.fieldSelector, type.fieldLabels);
       if (isWatchQuery(query)) return this.startWatch(type, namespace, labels, fields, query, res);
-      return this.sendJson(res, 200, this.listResponse(type, namespace, labels, fields, query));
+      return this.sendParts(res, this.listResponse(type, namespace, labels, fields, query));
     }
     if (method === 'POST') {
       if (type.namespaced && namespace === undefined) {
@@ -798,7 +803,7 @@ export class TestApiServer {
     labels: LabelRequirement[],
     fields: FieldRequirement[],
     query: Record<string, string>,
-  ): JsonObject {
+  ): Buffer[] {
     this.counters.lists++;
     let listRv = this.store.revision;
     let after: string | undefined;
@@ -815,34 +820,73 @@ export class TestApiServer {
       after = token.after;
     }
     const selector = { type, labels, fields };
-    let entries: StoredEntry[] = this.store.entries(type.resource, namespace);
+    // The store's own sorted array (not a copy of 50,000 entries per page) unless filtered below.
+    let entries: readonly StoredEntry[] = this.store.sortedEntries(type.resource, namespace);
+    let lo = 0;
     if (after !== undefined) {
       // Entries are in key order: the page starts past `after` (a binary search, not a scan per page).
-      let lo = 0;
       let hi = entries.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
         if ((entries[mid] as StoredEntry).key > after) hi = mid;
         else lo = mid + 1;
       }
-      entries = entries.slice(lo);
     }
-    if (labels.length > 0 || fields.length > 0) entries = entries.filter((e) => this.matches(selector, e.object));
+    if (labels.length > 0 || fields.length > 0) {
+      entries = entries.slice(lo).filter((e) => this.matches(selector, e.object));
+      lo = 0;
+    }
     const limit = query.limit ? Number(query.limit) : 0;
     const metadata: JsonObject = { resourceVersion: String(listRv) };
-    if (limit > 0 && entries.length > limit) {
-      const page = entries.slice(0, limit);
-      metadata.continue = encodeContinue({ rv: listRv, after: page[page.length - 1]?.key ?? '' });
-      metadata.remainingItemCount = entries.length - limit;
-      entries = page;
+    let end = entries.length;
+    if (limit > 0 && end - lo > limit) {
+      end = lo + limit;
+      metadata.continue = encodeContinue({ rv: listRv, after: (entries[end - 1] as StoredEntry).key });
+      metadata.remainingItemCount = entries.length - end;
     }
-    // The real server leaves kind and apiVersion out of the items of a list.
-    const items = entries.map((e) => {
-      if (!isObject(e.object)) return e.object;
-      const { kind: _kind, apiVersion: _apiVersion, ...item } = e.object;
-      return item;
-    });
-    return { kind: type.listKind, apiVersion: type.apiVersion, metadata, items };
+    // The items' bytes as they are, written together (sendParts): a page of 500 pods is ~1 MB that the
+    // socket would otherwise measure and encode again, or a concatenation would copy, on every answer.
+    const head = `{"kind":${JSON.stringify(type.listKind)},"apiVersion":${JSON.stringify(type.apiVersion)}`;
+    const parts: Buffer[] = [Buffer.from(`${head},"metadata":${JSON.stringify(metadata)},"items":[`)];
+    for (let i = lo; i < end; i++) {
+      if (i > lo) parts.push(COMMA);
+      parts.push(this.itemBytes((entries[i] as StoredEntry).object));
+    }
+    parts.push(LIST_END);
+    return parts;
+  }
+
+  /**
+   * Makes every stored object's text as a list item now, so that a list is served without serialising
+   * (itemText). A bench calls it after populating the store: a real API server does that work on its
+   * own machine, not on the cores of the agent under test. Returns how many objects it serialised.
+   */
+  prepareLists(): number {
+    let n = 0;
+    for (const resource of Object.keys(RESOURCES) as ResourceName[]) {
+      for (const e of this.store.sortedEntries(resource)) {
+        this.itemBytes(e.object);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * An object's JSON as an item of a list, made once per stored object (the store replaces an object
+   * on every change, never edits it in place): serialising 50,000 pods again for every list took this
+   * process, which shares the machine's cores with the agent under test, most of a second a start-up.
+   * The real server leaves kind and apiVersion out of the items of a list.
+   */
+  private itemBytes(object: JsonValue): Buffer {
+    if (!isObject(object)) return Buffer.from(JSON.stringify(object));
+    let bytes = this.itemTexts.get(object);
+    if (bytes === undefined) {
+      const { kind: _kind, apiVersion: _apiVersion, ...item } = object;
+      bytes = Buffer.from(JSON.stringify(item));
+      this.itemTexts.set(object, bytes);
+    }
+    return bytes;
   }
 
   private startWatch(
@@ -948,7 +992,21 @@ export class TestApiServer {
   }
 
   private sendJson(res: ServerResponse, status: number, body: unknown): void {
-    const text = JSON.stringify(body);
+    this.sendText(res, status, JSON.stringify(body));
+  }
+
+  /** A 200 JSON answer made of these parts, handed to the socket together (one writev). */
+  private sendParts(res: ServerResponse, parts: Buffer[]): void {
+    let length = 0;
+    for (const p of parts) length += p.length;
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': length });
+    res.cork();
+    for (const p of parts) res.write(p);
+    res.end();
+    res.uncork();
+  }
+
+  private sendText(res: ServerResponse, status: number, text: string): void {
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
     res.end(text);
   }

@@ -11,7 +11,7 @@ import { Agent } from '../../src/agent/agent.ts';
 import type { Clock, Timer } from '../../src/agent/clock.ts';
 import { loadAgentConfig } from '../../src/agent/config.ts';
 import { loadKubeConfig } from '../../src/k8s/client.ts';
-import { type PodInfo } from '../../src/k8s/objects.ts';
+import { slimPod, type PodInfo } from '../../src/k8s/objects.ts';
 import { Loop } from '../../src/agent/loop.ts';
 import { NOTICE_TTL_MS, PodStartNotices } from '../../src/agent/pod-notices.ts';
 import { PolicyInput } from '../../src/agent/policy/input.ts';
@@ -84,7 +84,13 @@ describe('the compiler input builder', () => {
   it("says a malformed podIP once per pod and value, and keeps the notices' addresses", () => {
     const clock = new ManualClock();
     const { log, lines } = capturingLogger();
-    const pods = [pod('bad', ['999.1.1.1', '10.1.0.3']), pod('good', ['10.1.0.4'])];
+    // As the informer makes them: slimPod notes a pod's bad addresses, which the builder reads.
+    const slim = (p: PodInfo): PodInfo => {
+      const s = slimPod(p);
+      if (!s.ok) throw new Error(s.reason);
+      return s.value;
+    };
+    const pods = [slim(pod('bad', ['999.1.1.1', '10.1.0.3'])), slim(pod('good', ['10.1.0.4']))];
     const cache = {
       pods: { list: () => pods, get: (name: string) => pods.find((p) => p.metadata.name === name) },
       namespaces: { list: () => [] },
@@ -111,7 +117,7 @@ describe('the compiler input builder', () => {
     expect(built.extraPodIps?.get('default/new')).toEqual(['10.1.0.9']);
     expect(built.nodeAddresses).toEqual(['198.18.0.1']);
     // Another bad value of the same pod is said too.
-    pods[0] = pod('bad', ['300.0.0.1']);
+    pods[0] = slim(pod('bad', ['300.0.0.1']));
     input.build();
     expect(lines.filter((l) => l.pod === 'default/bad')).toHaveLength(2);
   });

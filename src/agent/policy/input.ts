@@ -9,10 +9,9 @@
 import type { Logger } from '../../log.ts';
 import type { CompiledPolicy, CompileInput, PolicyPod } from '../../policy/index.ts';
 import { clusterPodOf } from '../../policy/cluster.ts';
-import { normalizeIp } from '../../net/text.ts';
 import type { Clock } from '../clock.ts';
 import type { ClusterCache } from '../../k8s/cluster-cache.ts';
-import type { PodInfo } from '../../k8s/objects.ts';
+import { anyMalformedPodIps, malformedPodIps, type PodInfo } from '../../k8s/objects.ts';
 import { podKey, type PodStartNotices } from '../pod-notices.ts';
 
 /** A pod fetched by GET is kept this long for the informer to show it. */
@@ -33,8 +32,6 @@ export class PolicyInput {
   private readonly fetched = new Map<string, { pod: PodInfo; at: number }>();
   /** "namespace/name ip" of the bad addresses said already. */
   private readonly badIpsSaid = new Set<string>();
-  /** Pod objects whose addresses were looked at (the informer replaces an object on change). */
-  private readonly looked = new WeakSet<PodInfo>();
   /** The pods of the last build (a list of its own, never changed). */
   private lastPods: readonly PodInfo[] = [];
 
@@ -120,27 +117,30 @@ export class PolicyInput {
   }
 
   private sayBadAddresses(pods: readonly PodInfo[], whole = false): void {
-    // The informers' list keeps an unchanged object in its place: one pointer comparison each, and a
+    // Every pod comes from slimPod (the informer's, or a GET's), which noted its bad addresses as it
+    // slimmed it (k8s/objects.ts): when it never saw one, there is nothing to look at. Otherwise the
+    // informers' list keeps an unchanged object in its place: one pointer comparison each, and a
     // look-up only for the objects that moved or are new.
+    if (!anyMalformedPodIps()) return;
     const last = whole ? this.lastPods : [];
     for (let i = 0; i < pods.length; i++) {
       const pod = pods[i] as PodInfo;
-      if (pod === last[i] || this.looked.has(pod)) continue;
-      this.looked.add(pod);
-      for (const { ip } of pod.status.podIPs) {
-        if (normalizeIp(ip) !== undefined) continue;
-        const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
-        const said = `${pk} ${ip}`;
-        if (this.badIpsSaid.has(said)) continue;
-        // Bounded: past this many, a bad address may be said again rather than remembered forever.
-        if (this.badIpsSaid.size >= 10_000) this.badIpsSaid.clear();
-        this.badIpsSaid.add(said);
-        this.opts.log.warn(
-          { pod: pk, podIP: ip },
-          `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`,
-        );
-      }
+      if (pod === last[i]) continue;
+      for (const ip of malformedPodIps(pod) ?? []) this.sayBadAddress(pod, ip);
     }
+  }
+
+  private sayBadAddress(pod: PodInfo, ip: string): void {
+    const pk = podKey(pod.metadata.namespace ?? '', pod.metadata.name);
+    const said = `${pk} ${ip}`;
+    if (this.badIpsSaid.has(said)) return;
+    // Bounded: past this many, a bad address may be said again rather than remembered forever.
+    if (this.badIpsSaid.size >= 10_000) this.badIpsSaid.clear();
+    this.badIpsSaid.add(said);
+    this.opts.log.warn(
+      { pod: pk, podIP: ip },
+      `pod ${pk} has a malformed address ${JSON.stringify(ip)}: NetworkPolicy skips that address`,
+    );
   }
 }
 

@@ -129,12 +129,19 @@ export class ObjectStore {
 
   /** Entries in key order, optionally of one namespace. */
   entries(resource: ResourceName, namespace?: string): StoredEntry[] {
+    const all = this.sortedEntries(resource);
+    return namespace === undefined ? [...all] : all.filter((e) => e.namespace === namespace);
+  }
+
+  /** The same, the store's own array when every namespace's (not to be changed; a list page reads it). */
+  sortedEntries(resource: ResourceName, namespace?: string): readonly StoredEntry[] {
+    if (namespace !== undefined) return this.entries(resource, namespace);
     let all = this.sorted.get(resource);
     if (!all) {
       all = [...this.table(resource).values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       this.sorted.set(resource, all);
     }
-    return namespace === undefined ? [...all] : all.filter((e) => e.namespace === namespace);
+    return all;
   }
 
   find(resource: ResourceName, namespace: string, name: string): StoredEntry | undefined {

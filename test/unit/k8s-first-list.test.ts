@@ -1,0 +1,152 @@
+// The start-up path of the informers (issue 18): an answer's body read into one buffer (bodyText), a
+// pod's bad addresses found as it is slimmed (malformedPodIps), and the first list taken into the
+// cache page by page, handed to ListWatch whole: the cache, its subsets and the change hook end as
+// they did when ListWatch took the list itself, and a list that fails half-way leaves nothing behind.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ApiRequestError, bodyText, KubeClient, loadKubeConfig, type RequestOptions } from '../../src/k8s/client.ts';
+import { LIST_PAGE_SIZE, RESOURCE_SPECS, ResourceInformer, type ResourceName } from '../../src/k8s/informer.ts';
+import { anyMalformedPodIps, malformedPodIps, slimPod, type PodInfo } from '../../src/k8s/objects.ts';
+import { silentLogger } from '../../src/log.ts';
+import { TestApiServer } from '../kit/k8s-api-server.ts';
+
+async function* chunks(...parts: Buffer[]): AsyncIterable<Buffer> {
+  for (const p of parts) yield p;
+}
+
+describe('bodyText', () => {
+  const text = '{"items":[{"a":"ü"}],"kind":"List"}';
+  const bytes = Buffer.from(text);
+
+  it('reads chunks into the announced length, UTF-8 or ASCII', async () => {
+    expect(await bodyText(chunks(bytes.subarray(0, 5), bytes.subarray(5)), String(bytes.length))).toBe(text);
+    const ascii = '{"kind":"List","items":[]}';
+    const read = await bodyText(chunks(Buffer.from(ascii)), String(ascii.length));
+    expect(read).toBe(ascii);
+    expect(JSON.parse(read)).toEqual({ kind: 'List', items: [] });
+  });
+
+  it('reads a body longer or shorter than announced, or with no length, whole', async () => {
+    expect(await bodyText(chunks(bytes.subarray(0, 7), bytes.subarray(7)), '6')).toBe(text);
+    expect(await bodyText(chunks(bytes.subarray(0, 7), bytes.subarray(7)), String(bytes.length + 10))).toBe(text);
+    expect(await bodyText(chunks(bytes.subarray(0, 3), bytes.subarray(3)), undefined)).toBe(text);
+    expect(await bodyText(chunks(), '0')).toBe('');
+    expect(await bodyText(chunks(), undefined)).toBe('');
+  });
+});
+
+describe('malformedPodIps', () => {
+  const raw = (ips: string[]) => ({
+    metadata: { name: 'p', namespace: 'n' },
+    spec: { containers: [] },
+    status: { podIPs: ips.map((ip) => ({ ip })) },
+  });
+  const slim = (r: unknown) => {
+    const s = slimPod(r);
+    if (!s.ok) throw new Error(s.reason);
+    return s.value;
+  };
+
+  it("names a slim pod's addresses that are not IP addresses, for the pod and a copy sharing its status", () => {
+    const good = slim(raw(['10.244.1.5', 'fd00::5']));
+    expect(malformedPodIps(good)).toBeUndefined();
+    const bad = slim(raw(['10.244.1.256', '10.244.1.6', 'x']));
+    expect(malformedPodIps(bad)).toEqual(['10.244.1.256', 'x']);
+    expect(malformedPodIps({ ...bad, spec: { ...bad.spec, nodeName: 'n1' } })).toEqual(['10.244.1.256', 'x']);
+    expect(anyMalformedPodIps()).toBe(true);
+  });
+});
+
+let api: TestApiServer;
+let dir: string;
+let informer: ResourceInformer<PodInfo> | undefined;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'strand-k8s-first-list-'));
+  api = await TestApiServer.start({ bookmarkIntervalMs: 200 });
+});
+
+afterEach(async () => {
+  await informer?.stop();
+  informer = undefined;
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const pod = (i: number) => ({
+  metadata: { name: `p${i}`, namespace: `ns${i % 7}`, labels: { app: 'a' } },
+  spec: { nodeName: i % 3 === 0 ? 'n1' : 'n2', containers: [] },
+  status: { phase: 'Running', podIPs: [{ ip: `10.244.${i >> 8}.${i & 255}` }] },
+});
+
+/** A client whose first request for a list's second page fails, after `before` ran. */
+class FailingSecondPage extends KubeClient {
+  before: (() => void) | undefined;
+  override async requestText(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<string> {
+    const before = this.before;
+    if (before !== undefined && opts.query?.continue !== undefined) {
+      this.before = undefined;
+      before();
+      throw new ApiRequestError(500, `${method} ${path}: 500 injected`);
+    }
+    return super.requestText(method, path, opts);
+  }
+}
+
+describe("an informer's first list, taken page by page", () => {
+  it('fills the cache and the subsets, fires no change for the listed objects, then watches', async () => {
+    const n = 2 * LIST_PAGE_SIZE + 57;
+    for (let i = 0; i < n; i++) api.create('pods', pod(i));
+    const kube = new KubeClient(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+    const changes: ResourceName[] = [];
+    const synced: ResourceName[] = [];
+    informer = new ResourceInformer<PodInfo>(kube, RESOURCE_SPECS.pods, {
+      log: silentLogger,
+      onChange: (r) => changes.push(r),
+      onSynced: (r) => synced.push(r),
+    });
+    const local = informer.subset((p) => p.spec.nodeName === 'n1');
+    informer.start();
+    const inf = informer;
+    await api.waitFor(() => inf.synced, 10_000, 'sync');
+    expect(synced).toEqual(['pods']);
+    expect(api.requestsMatching({ verb: 'list', resource: 'pods' }).length).toBe(3);
+    expect(inf.list().length).toBe(n);
+    expect(inf.get('p5', 'ns5')?.status.podIPs).toEqual([{ ip: '10.244.0.5' }]);
+    expect(inf.list('ns3').length).toBe(Math.floor((n - 3) / 7) + 1);
+    expect(local.size).toBe(Math.ceil(n / 3));
+    expect(changes).toEqual([]);
+    expect(inf.resourceVersion).toBe(String(n));
+
+    // The watch goes on from the list's version: an add is a change, and reaches the subset.
+    api.create('pods', pod(3 * n));
+    await api.waitFor(() => inf.get(`p${3 * n}`, `ns${(3 * n) % 7}`) !== undefined, 5_000, 'the add');
+    expect(changes).toEqual(['pods']);
+    expect(local.size).toBe(Math.ceil(n / 3) + 1);
+  }, 30_000);
+
+  it('leaves nothing of a list that failed half-way: the next list alone is cached', async () => {
+    const n = LIST_PAGE_SIZE + 20;
+    for (let i = 0; i < n; i++) api.create('pods', pod(i));
+    const kube = new FailingSecondPage(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+    // Between the first page and the failure, a pod of the first page goes away.
+    kube.before = () => api.delete('pods', 'p0', 'ns0');
+    informer = new ResourceInformer<PodInfo>(
+      kube,
+      RESOURCE_SPECS.pods,
+      { log: silentLogger },
+      { initialMs: 20, maxMs: 50 },
+    );
+    const local = informer.subset((p) => p.spec.nodeName === 'n1');
+    informer.start();
+    const inf = informer;
+    await api.waitFor(() => inf.synced, 10_000, 'sync');
+    expect(kube.before).toBeUndefined();
+    expect(inf.get('p0', 'ns0')).toBeUndefined();
+    expect(inf.list().length).toBe(n - 1);
+    expect(local.list().some((p) => p.metadata.name === 'p0')).toBe(false);
+    expect(local.size).toBe(Math.ceil(n / 3) - 1);
+  }, 30_000);
+});
