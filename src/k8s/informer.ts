@@ -222,6 +222,8 @@ export class ResourceInformer<T extends KubernetesObject> {
   private everything: readonly T[] | undefined;
   /** The first list, taken page by page, until ListWatch takes it (TakenList). */
   private taken: TakenList<T> | undefined;
+  /** ListWatch's way of taking a list could be reached (TakenList); else it takes lists itself. */
+  private takesLists = false;
   /** The last list or watch failed and none has worked since. */
   down = false;
   /** The first list is in the cache. */
@@ -274,14 +276,17 @@ export class ResourceInformer<T extends KubernetesObject> {
       if (lw === this.lw && this.connects++ > 0 && !this.absent) hooks.onRestart?.(this.resource);
     });
     lw.on('error', (err: unknown) => lw === this.lw && this.failed(err));
-    const inside = lw as unknown as ListWatchInside<T>;
+    const inside = lw as unknown as Partial<ListWatchInside<T>>;
+    // Another client-node whose ListWatch has no such method or cache: it takes lists its own way.
+    if (typeof inside.addOrUpdateItems !== 'function' || !(inside.objects instanceof Map)) return lw;
     const addOrUpdateItems = inside.addOrUpdateItems.bind(lw);
+    this.takesLists = true;
     inside.addOrUpdateItems = (items: T[]) => {
       const taken = this.taken;
       this.taken = undefined;
       if (taken === undefined || taken.given !== items) return addOrUpdateItems(items);
       // ListWatch compared its cache with an empty list just before: nothing was in it to delete.
-      if (inside.objects.size === 0) inside.objects = taken.objects;
+      if (inside.objects?.size === 0) inside.objects = taken.objects;
       else addOrUpdateItems(taken.all);
     };
     return lw;
@@ -480,7 +485,8 @@ export class ResourceInformer<T extends KubernetesObject> {
       // The first list (nothing cached, no event owed for each object: onSynced stands for them all)
       // goes into a cache of its own as it comes; ListWatch is handed it whole (TakenList).
       const inside = this.lw as unknown as ListWatchInside<T>;
-      const own: CacheMap<T> | undefined = !this.synced && inside.objects.size === 0 ? new Map() : undefined;
+      const own: CacheMap<T> | undefined =
+        this.takesLists && !this.synced && inside.objects.size === 0 ? new Map() : undefined;
       this.taken = undefined;
       let resourceVersion: string | undefined;
       let cont: string | undefined;
