@@ -21,12 +21,18 @@ interface Window {
 
 /** An encoded batch whose address windows are known: `fill` writes real addresses into a copy. */
 export class AddressTemplate {
-  private readonly batch: EncodedBatch;
+  /** The batch's layout (its bytes are `bytes`; its sink is not kept). */
+  private readonly batch: Omit<EncodedBatch, 'sink'>;
   private readonly bytes: Buffer;
   private readonly pairs: readonly StandinPair[];
   private readonly windows: readonly Window[];
 
-  private constructor(batch: EncodedBatch, bytes: Buffer, pairs: readonly StandinPair[], windows: readonly Window[]) {
+  private constructor(
+    batch: Omit<EncodedBatch, 'sink'>,
+    bytes: Buffer,
+    pairs: readonly StandinPair[],
+    windows: readonly Window[],
+  ) {
     this.batch = batch;
     this.bytes = bytes;
     this.pairs = pairs;
@@ -54,7 +60,8 @@ export class AddressTemplate {
       windows.push(found);
       covered = found.at + (bytes[found.pair] as { a: Uint8Array }).a.length;
     }
-    return new AddressTemplate(a, Buffer.from(ab), pairs, windows);
+    const { length, offsets, indexes, endAt } = a;
+    return new AddressTemplate({ length, offsets, indexes, endAt }, Buffer.from(ab), pairs, windows);
   }
 
   /** How many addresses it writes. */
