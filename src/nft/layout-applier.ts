@@ -262,19 +262,18 @@ export class LayoutApplier<D> {
   ): Promise<ApplyReport> {
     const started = performance.now();
     if (this.applied === undefined) throw new Error(`${this.what} not applied yet`);
-    let tx: Transaction | undefined;
-    let sent: Sent | undefined;
     if (template && template.generation === this.generation) {
       const { encoded, real } = template;
-      sent = await this.counted(() => encoded.run(real));
-      // What the drift watch and the metrics read of it (chains, counts) is the same with the stand-ins.
-      if (sent) tx = this.withMarker(template.diff, this.generation + 1);
+      const sent = await this.counted(() => encoded.run(real));
+      if (sent) {
+        committed();
+        await setImmediateYield();
+        // What the drift watch and the metrics read of it (chains, counts) is the same with the stand-ins.
+        return this.sentDiff(this.withMarker(template.diff, this.generation + 1), started, sent);
+      }
     }
-    if (!tx || !sent) {
-      const made = this.withMarker(diff(), this.generation + 1);
-      sent = await this.counted(() => this.send(made));
-      tx = made;
-    }
+    const tx = this.withMarker(diff(), this.generation + 1);
+    const sent = await this.counted(() => this.send(tx));
     committed();
     await setImmediateYield();
     return this.sentDiff(tx, started, sent);
