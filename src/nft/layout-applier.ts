@@ -262,21 +262,20 @@ export class LayoutApplier<D> {
   ): Promise<ApplyReport> {
     const started = performance.now();
     if (this.applied === undefined) throw new Error(`${this.what} not applied yet`);
-    if (template && template.generation === this.generation) {
-      const { encoded, real } = template;
-      const sent = await this.counted(() => encoded.run(real));
-      if (sent) {
-        committed();
-        await setImmediateYield();
-        // What the drift watch and the metrics read of it (chains, counts) is the same with the stand-ins.
-        return this.sentDiff(this.withMarker(template.diff, this.generation + 1), started, sent);
-      }
+    const next = this.generation + 1;
+    // The answer, then what the applier records of the transaction (made only now).
+    const answered = async (sent: Sent, tx: () => Transaction): Promise<ApplyReport> => {
+      committed();
+      await setImmediateYield();
+      return this.sentDiff(tx(), started, sent);
+    };
+    if (template?.generation === this.generation) {
+      const sent = await this.counted(() => template.encoded.run(template.real));
+      // What the drift watch and the metrics read of it (chains, counts) is the same with the stand-ins.
+      if (sent) return answered(sent, () => this.withMarker(template.diff, next));
     }
-    const tx = this.withMarker(diff(), this.generation + 1);
-    const sent = await this.counted(() => this.send(tx));
-    committed();
-    await setImmediateYield();
-    return this.sentDiff(tx, started, sent);
+    const tx = this.withMarker(diff(), next);
+    return answered(await this.counted(() => this.send(tx)), () => tx);
   }
 
   /**
