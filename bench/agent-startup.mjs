@@ -132,6 +132,12 @@ async function agentRun(api, plan) {
     const readyMs = await waitReady(agent, prober);
     const readyAt = Date.now();
     const readyCpu = cpuSeconds(agent.pid).self;
+    // The collections of the start-up (to ready), by kind: their count and main-thread time.
+    const gcToReady = Object.entries(stepCounters((await prober.get('/metrics')).body))
+      .filter(([k]) => k.startsWith('(GC'))
+      .map(([k, v]) => `${k.slice(5, -1)} ${v.runs} in ${(v.seconds * 1000).toFixed(0)} ms`)
+      .join(', ');
+    console.log(`garbage collections from start to ready: ${gcToReady}`);
     await sleep(SETTLE_MS);
     const settled = memStatus(agent.pid);
     // Idle as a node sees it: no probe but kubelet's every 10 s and a scrape every 15-30 s, so the

@@ -15,7 +15,7 @@ import {
   type ConflistOptions,
 } from '../contracts/conflist.ts';
 import type { ConflistPlan } from '../install/conflist-versions.ts';
-import { writeFileAtomic } from '../util/atomic-file.ts';
+import { writeFileAtomicAsync } from '../util/atomic-file.ts';
 import type { AgentConfig } from './config.ts';
 
 export { conflistPath, NETWORK_NAME };
@@ -59,17 +59,21 @@ export function agentConflistText(c: ConflistInputs, plugins?: ConflistPluginCho
  * Writes `text` to `path` atomically unless the file already holds exactly that; returns whether it
  * wrote. Runtimes watch the conf dir and reload on every change, so an unchanged file is left alone.
  */
-export function writeIfChanged(path: string, text: string, mode = 0o644): boolean {
+export async function writeIfChanged(path: string, text: string, mode = 0o644): Promise<boolean> {
   try {
     if (readFileSync(path, 'utf8') === text) return false;
   } catch {
     // Missing or unreadable: write it.
   }
-  writeFileAtomic(path, text, { mode, mkdir: true });
+  await writeFileAtomicAsync(path, text, { mode, mkdir: true });
   return true;
 }
 
 /** Writes the conflist into the CNI conf dir if it differs; returns whether it wrote. */
-export function ensureConflist(cniConfDir: string, c: ConflistInputs, plugins?: ConflistPluginChoice): boolean {
+export function ensureConflist(
+  cniConfDir: string,
+  c: ConflistInputs,
+  plugins?: ConflistPluginChoice,
+): Promise<boolean> {
   return writeIfChanged(conflistPath(cniConfDir), agentConflistText(c, plugins));
 }

@@ -37,7 +37,7 @@ import {
   NODE_STATE_VERSION,
   nodeStatePath,
   parseNodeState,
-  writeNodeState,
+  writeNodeStateAsync,
   type NodeState,
 } from '../contracts/node-state.ts';
 import type { AgentBackend, BigTcpMode } from './config.ts';
@@ -176,10 +176,10 @@ export function readCurrentNodeState(stateDir: string): NodeState | undefined {
 }
 
 /** Writes the node state if its content differs from the file's; returns whether it wrote. */
-export function ensureNodeState(stateDir: string, desired: NodeState): boolean {
+export async function ensureNodeState(stateDir: string, desired: NodeState): Promise<boolean> {
   const current = readCurrentNodeState(stateDir);
   if (current && sameNodeState(current, desired)) return false;
-  writeNodeState(stateDir, desired);
+  await writeNodeStateAsync(stateDir, desired);
   return true;
 }
 

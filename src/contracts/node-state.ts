@@ -11,7 +11,7 @@ import type * as z from 'zod';
 import { CniError, ErrorCode } from '../cni/errors.ts';
 import { describeIssues } from '../cni/result.ts';
 import { OFFLOAD_KEYS, type OffloadSizes } from '../kernel/links.ts';
-import { writeFileAtomic } from '../util/atomic-file.ts';
+import { writeFileAtomic, writeFileAtomicAsync } from '../util/atomic-file.ts';
 import { zod } from '../util/lazy-zod.ts';
 import { isIntIn, isObject } from '../util/plain.ts';
 
@@ -153,6 +153,14 @@ export function readNodeState(stateDir: string): NodeState {
 
 /** Validates and writes the node state atomically (mode 0644: plugins of any user may read it). */
 export function writeNodeState(stateDir: string, state: NodeState): void {
-  const valid = parseNodeState(state, nodeStatePath(stateDir));
-  writeFileAtomic(nodeStatePath(stateDir), `${JSON.stringify(valid, null, 2)}\n`, { mode: 0o644, mkdir: true });
+  writeFileAtomic(nodeStatePath(stateDir), nodeStateText(stateDir, state), { mode: 0o644, mkdir: true });
+}
+
+/** The same without blocking the event loop (the agent's writes). */
+export function writeNodeStateAsync(stateDir: string, state: NodeState): Promise<void> {
+  return writeFileAtomicAsync(nodeStatePath(stateDir), nodeStateText(stateDir, state), { mode: 0o644, mkdir: true });
+}
+
+function nodeStateText(stateDir: string, state: NodeState): string {
+  return `${JSON.stringify(parseNodeState(state, nodeStatePath(stateDir)), null, 2)}\n`;
 }

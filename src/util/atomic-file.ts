@@ -2,6 +2,7 @@
 // directory, fsync it, rename it over the target, fsync the directory. A reader sees the old or the
 // new content, never a half-written file, even when the writer is killed (DESIGN.md).
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
 /** Temporary files start with this, so a sweep can tell them from real content. */
@@ -60,4 +61,42 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: W
     throw err;
   }
   if (durable) fsyncDir(dirname(path));
+}
+
+/**
+ * writeFileAtomic without blocking the caller's thread: the writes and fsyncs run on libuv's threads.
+ * The agent's files (node state, CNI configuration) are written this way: an fsync on a busy disk
+ * took 100 ms here, and the event loop it held answers /healthz and the pods' notices.
+ */
+export async function writeFileAtomicAsync(
+  path: string,
+  data: string | Uint8Array,
+  opts: WriteOptions = {},
+): Promise<void> {
+  const durable = opts.durable ?? true;
+  if (opts.mkdir) await mkdir(dirname(path), { recursive: true });
+  const tmp = tempPathFor(path);
+  const file = await open(tmp, 'wx', opts.mode ?? 0o644);
+  try {
+    await file.writeFile(data);
+    if (durable) await file.sync();
+  } catch (err) {
+    await file.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await file.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  if (!durable) return;
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

@@ -128,35 +128,35 @@ describe('node state', () => {
     agentSocket: '/run/strand/agent.sock',
   };
 
-  it('is written when missing or different, and left alone when only the time would change', () => {
+  it('is written when missing or different, and left alone when only the time would change', async () => {
     const first = desiredNodeState(inputs, new Date('2026-01-01T00:00:00Z'));
     expect(first).toEqual({ version: 1, ...inputs, updatedAt: '2026-01-01T00:00:00.000Z' });
-    expect(ensureNodeState(dir, first)).toBe(true);
+    expect(await ensureNodeState(dir, first)).toBe(true);
     const st = statSync(join(dir, 'node.json'));
-    expect(ensureNodeState(dir, desiredNodeState(inputs, new Date('2026-02-01T00:00:00Z')))).toBe(false);
+    expect(await ensureNodeState(dir, desiredNodeState(inputs, new Date('2026-02-01T00:00:00Z')))).toBe(false);
     expect(statSync(join(dir, 'node.json')).mtimeMs).toBe(st.mtimeMs);
     expect(readCurrentNodeState(dir)?.updatedAt).toBe('2026-01-01T00:00:00.000Z');
 
     const changed = desiredNodeState({ ...inputs, mtu: 1400 });
     expect(sameNodeState(first, changed)).toBe(false);
-    expect(ensureNodeState(dir, changed)).toBe(true);
+    expect(await ensureNodeState(dir, changed)).toBe(true);
     expect(readCurrentNodeState(dir)?.mtu).toBe(1400);
   });
 
-  it("carries the pods' offload sizes, and reads back equal to what was written", () => {
+  it("carries the pods' offload sizes, and reads back equal to what was written", async () => {
     const podOffload = { gsoIpv4MaxSize: 196608, groIpv4MaxSize: 196608 };
     const state = desiredNodeState({ ...inputs, backend: 'host-gw', podOffload });
-    expect(ensureNodeState(dir, state)).toBe(true);
+    expect(await ensureNodeState(dir, state)).toBe(true);
     expect(readCurrentNodeState(dir)?.podOffload).toEqual(podOffload);
-    expect(ensureNodeState(dir, desiredNodeState({ ...inputs, backend: 'host-gw', podOffload }))).toBe(false);
-    expect(ensureNodeState(dir, desiredNodeState({ ...inputs, backend: 'host-gw' }))).toBe(true);
+    expect(await ensureNodeState(dir, desiredNodeState({ ...inputs, backend: 'host-gw', podOffload }))).toBe(false);
+    expect(await ensureNodeState(dir, desiredNodeState({ ...inputs, backend: 'host-gw' }))).toBe(true);
     expect(readCurrentNodeState(dir)).not.toHaveProperty('podOffload');
   });
 
-  it('replaces a damaged file', () => {
-    writeIfChanged(join(dir, 'node.json'), '{"version": 1, "nodeName": ');
+  it('replaces a damaged file', async () => {
+    await writeIfChanged(join(dir, 'node.json'), '{"version": 1, "nodeName": ');
     expect(readCurrentNodeState(dir)).toBeUndefined();
-    expect(ensureNodeState(dir, desiredNodeState(inputs))).toBe(true);
+    expect(await ensureNodeState(dir, desiredNodeState(inputs))).toBe(true);
     expect(readCurrentNodeState(dir)?.podCIDRs).toEqual(['10.244.1.0/24']);
   });
 });
@@ -217,13 +217,13 @@ describe('CNI configuration list', () => {
     expect((buildConflist(defaults).plugins as Record<string, unknown>[])[0]).not.toHaveProperty('agentWaitMs');
   });
 
-  it('is written only when its content changes', () => {
-    expect(ensureConflist(join(dir, 'net.d'), defaults)).toBe(true);
+  it('is written only when its content changes', async () => {
+    expect(await ensureConflist(join(dir, 'net.d'), defaults)).toBe(true);
     const path = conflistPath(join(dir, 'net.d'));
     const st = statSync(path);
-    expect(ensureConflist(join(dir, 'net.d'), defaults)).toBe(false);
+    expect(await ensureConflist(join(dir, 'net.d'), defaults)).toBe(false);
     expect(statSync(path).ino).toBe(st.ino);
-    expect(ensureConflist(join(dir, 'net.d'), { ...defaults, bridge: 'br9' })).toBe(true);
+    expect(await ensureConflist(join(dir, 'net.d'), { ...defaults, bridge: 'br9' })).toBe(true);
     expect(statSync(path).ino).not.toBe(st.ino);
     expect(JSON.parse(readFileSync(path, 'utf8')).plugins[0].bridge).toBe('br9');
   });

@@ -209,7 +209,7 @@ export class NodeSetupStep implements Step {
       mtu,
       offload: offload ? ({ ...offload } as Record<string, number>) : undefined,
     };
-    if (ensureNodeState(c.stateDir, state)) {
+    if (await ensureNodeState(c.stateDir, state)) {
       const { podCIDRs, clusterCIDRs, podOffload: po, backend } = state;
       log.info(
         { podCIDRs, clusterCIDRs, mtu: state.mtu, podOffload: po, backend, path: c.stateDir },
@@ -218,7 +218,7 @@ export class NodeSetupStep implements Step {
     }
     this.checkPluginsInstalled();
     const plan = await this.planConflist();
-    if (ensureConflist(c.cniConfDir, c, plan)) {
+    if (await ensureConflist(c.cniConfDir, c, plan)) {
       log.info(
         {
           path: conflistPath(c.cniConfDir),
