@@ -27,7 +27,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
-import { ApiRequestError, describeError, parseAnswer, type KubeClient } from './client.ts';
+import { ApiRequestError, describeError, parseAnswer, RequestSession, type KubeClient } from './client.ts';
 import { CacheSubset } from './subset.ts';
 import {
   isObject,
@@ -472,10 +472,10 @@ export class ResourceInformer<T extends KubernetesObject> {
     }, retryMs);
   }
 
-  private fetchPage(cont: string | undefined): Promise<string> {
+  private fetchPage(cont: string | undefined, session: RequestSession): Promise<string> {
     const query: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
     if (cont !== undefined) query.continue = cont;
-    return this.kube.requestText('GET', this.spec.path, { query });
+    return this.kube.requestText('GET', this.spec.path, { query, session });
   }
 
   /** The whole collection, page by page, slimmed; a continue token that expired restarts the list. */
@@ -493,11 +493,15 @@ export class ResourceInformer<T extends KubernetesObject> {
       // The next page is asked for before this one is parsed (its token read from the answer's
       // head): the server makes it while the agent parses and slims this one.
       let ahead: { token: string; text: Promise<string> } | undefined;
+      // The pages share one connection pool (and credentials), closed when the list ends.
+      const session = new RequestSession();
       try {
         do {
-          const text = await (ahead?.token === cont && ahead !== undefined ? ahead.text : this.fetchPage(cont));
+          const text = await (ahead?.token === cont && ahead !== undefined
+            ? ahead.text
+            : this.fetchPage(cont, session));
           const peeked = peekContinue(text);
-          ahead = peeked === undefined ? undefined : { token: peeked, text: this.fetchPage(peeked) };
+          ahead = peeked === undefined ? undefined : { token: peeked, text: this.fetchPage(peeked, session) };
           // Awaited on the next turn; until then a failure of it must not count as unhandled.
           ahead?.text.catch(() => undefined);
           const page = parseAnswer('GET', this.spec.path, text);
@@ -521,6 +525,8 @@ export class ResourceInformer<T extends KubernetesObject> {
         if (own !== undefined) for (const s of this.subsets) s.clear();
         if (err instanceof ApiRequestError && err.statusCode === 410 && cont !== undefined && attempt < 3) continue;
         throw err;
+      } finally {
+        session.close();
       }
       this.listedSinceWatch = true;
       this.failures = 0;

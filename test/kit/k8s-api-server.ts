@@ -124,6 +124,8 @@ export interface ApiRequest {
   status: number;
   /** Date.now() when the request arrived. */
   at: number;
+  /** Which connection it came on: the count of connections the server had accepted, this one's. */
+  connection: number;
 }
 
 export interface TestApiServerOptions {
@@ -228,7 +230,11 @@ function nameAndNamespace(type: ResourceType, obj: unknown, namespace?: string):
   return { name, namespace: ns };
 }
 
+/** The ordinal of each connection the test servers accepted (ApiRequest.connection). */
+const connectionNumbers = new WeakMap<object, number>();
+
 export class TestApiServer {
+  private connectionsAccepted = 0;
   readonly host = '127.0.0.1';
   readonly token: string | undefined;
   /** With `rbac`: the token of the manifest's DaemonSet ServiceAccount (the agent's identity). */
@@ -329,6 +335,7 @@ export class TestApiServer {
       });
     });
     server.on('connection', (socket) => {
+      connectionNumbers.set(socket, ++this.connectionsAccepted);
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
@@ -634,6 +641,7 @@ export class TestApiServer {
       attributes: requestAttributesOf(method, url.pathname, query),
       status: 0,
       at: Date.now(),
+      connection: connectionNumbers.get(req.socket) ?? 0,
     };
     this.requests.push(record);
     this.counters.requests++;
