@@ -27,6 +27,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
+import { setImmediate as giveBack } from 'node:timers/promises';
 import { ApiRequestError, describeError, parseAnswer, RequestSession, type KubeClient } from './client.ts';
 import { CacheSubset } from './subset.ts';
 import {
@@ -509,7 +510,16 @@ export class ResourceInformer<T extends KubernetesObject> {
             throw new ApiRequestError(200, `list ${this.resource}: the answer is not a list`);
           const meta = isObject(page.metadata) ? page.metadata : {};
           resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
-          for (const raw of page.items) {
+          // A page (500 pods, ~1 MB) is read, decoded, parsed and slimmed in 25-75 ms: the event loop
+          // is given back between the parse and the slimming, and every SLICE_MS of slimming, so that
+          // a /healthz answer or a pod's notice waits for a piece of a page, not a page.
+          await giveBack();
+          let sliceFrom = performance.now();
+          for (const [i, raw] of page.items.entries()) {
+            if ((i & 63) === 63 && performance.now() - sliceFrom > LIST_SLICE_MS) {
+              await giveBack();
+              sliceFrom = performance.now();
+            }
             const slim = this.slim(raw);
             if (slim === undefined) continue;
             const object = own === undefined ? this.keepIfSame(slim) : slim;
@@ -553,6 +563,9 @@ export class ResourceInformer<T extends KubernetesObject> {
     }
   }
 }
+
+/** The longest piece of a list page's slimming between two turns of the event loop. */
+const LIST_SLICE_MS = 10;
 
 /** How far into a list's answer its metadata may end (the API server writes kind, apiVersion and
  * metadata before the items). */
