@@ -293,6 +293,15 @@ export class ResourceInformer<T extends KubernetesObject> {
     return lw;
   }
 
+  /**
+   * Whether the first list goes into the cache page by page (TakenList): with a client-node whose
+   * ListWatch lacks the method it is taken through, ListWatch takes the list itself, correct but in
+   * one long task. The tests hold the pinned client-node to it.
+   */
+  get takesFirstListByPages(): boolean {
+    return this.takesLists;
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
