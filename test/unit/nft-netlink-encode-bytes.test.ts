@@ -105,6 +105,11 @@ describe('the encoder makes the same bytes as before', () => {
     const batch = encoder.finish();
     expect([batch.length, batch.sink.used]).toEqual([GROUPED_MESSAGES, GROUPED_BYTES]);
     expect(sha(batch.sink.bytes())).toBe(GROUPED_SHA);
+    for (const sizeHint of [0, 1, 64 << 20]) {
+      const sized = new BatchEncoder({ group: true, sizeHint });
+      transaction().forEach((o, i) => sized.add(o, i));
+      expect(sha(sized.finish().sink.bytes())).toBe(GROUPED_SHA);
+    }
     const alone = Buffer.concat(encodeOps(transaction().slice(0, 200)).map((m) => m.finish(0)));
     expect(sha(alone)).toBe(ALONE_SHA);
   });
@@ -124,6 +129,15 @@ function referenceElements(s: SetSpec, keys: readonly Uint8Array[]): Buffer {
 }
 
 describe('fast paths', () => {
+  it('a message built into a sink of dirty memory is the message built alone (its header zeroed)', () => {
+    const sink = new GrowingSink(4096);
+    sink.buf.fill(0xff);
+    sink.used = 5;
+    const inSink = encodeInto(sink, () => newRule(T, 'c', [{ kind: 'counter' }], 'x'));
+    const alone = newRule(T, 'c', [{ kind: 'counter' }], 'x').finish(0);
+    expect(sink.bytes().subarray(inSink.offset).toString('hex')).toBe(alone.toString('hex'));
+  });
+
   it('ipv4Word reads exactly the dotted quads parseIp reads', () => {
     const texts = [
       '10.244.0.2',
