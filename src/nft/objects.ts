@@ -312,6 +312,9 @@ function checkRule(obj: Rule): void {
 
 const VERDICT = /^(?:accept|drop|continue|return|(?:jump|goto) (\S+))$/;
 
+/** The set name the last element checked named (valid: checkName passed it). */
+let lastElementSet: string | undefined;
+
 /** Checks a whole object; throws NftObjectError naming what is wrong. */
 export function checkObject(obj: NftObject): void {
   switch (obj.kind) {
@@ -355,7 +358,11 @@ export function checkObject(obj: NftObject): void {
       return;
     }
     case 'element': {
-      checkName('set or map', obj.set);
+      // A set's elements come one after another (50,000 of one set in a rebuild): its name is checked once.
+      if (obj.set !== lastElementSet) {
+        checkName('set or map', obj.set);
+        lastElementSet = obj.set;
+      }
       if (!Array.isArray(obj.key) || obj.key.length === 0)
         throw new NftObjectError(`element of ${obj.set}: the key has no parts`);
       // A key part is one word: whitespace would blur it with the " . " between parts or the " : "
