@@ -153,10 +153,20 @@ export function exprName(e: Expr): string {
   }
 }
 
+/** Each expression name NUL-terminated, as str() writes it: made once, not per expression. */
+const NAME_BYTES = new Map<string, Buffer>();
+
+function exprNameBytes(e: Expr): Buffer {
+  const name = exprName(e);
+  let bytes = NAME_BYTES.get(name);
+  if (!bytes) NAME_BYTES.set(name, (bytes = Buffer.from(`${name}\0`, 'latin1')));
+  return bytes;
+}
+
 /** Appends one NFTA_LIST_ELEM { NAME, DATA } to an open NFTA_RULE_EXPRESSIONS. */
 export function putExpr(b: MessageBuilder, e: Expr): void {
   const el = b.begin(NFTA_LIST_ELEM);
-  b.str(NFTA_EXPR.NAME, exprName(e));
+  b.attr(NFTA_EXPR.NAME, exprNameBytes(e));
   const at = b.begin(NFTA_EXPR.DATA);
   fill(b, e);
   b.end(at);
