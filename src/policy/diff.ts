@@ -195,7 +195,7 @@ export async function fullBuildPolicyAsync(
   next: DesiredPolicyTable,
   actual: TableState,
   breathe: () => Promise<void>,
-  sliceMs = 20,
+  sliceMs = 15,
 ): Promise<Transaction> {
   // The applier keeps `next` as the state it applied and never changes it: its objects are shared.
   const tx = new Transaction({ ownedPrefix: POLICY_PREFIX, shareObjects: true });
