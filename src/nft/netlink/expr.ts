@@ -68,14 +68,17 @@ const VERDICT_CODES = { drop: 0, accept: 1, continue: -1, jump: -3, goto: -4, re
 
 /** NFTA_DATA_VERDICT inside an already opened NFTA_*_DATA attribute. */
 export function putVerdict(b: MessageBuilder, v: Verdict): void {
-  b.nested(NFTA_DATA.VERDICT, (vd) => {
-    vd.attr(NFTA_VERDICT.CODE, be32(VERDICT_CODES[v.code]));
-    if ('chain' in v) vd.str(NFTA_VERDICT.CHAIN, v.chain);
-  });
+  const at = b.begin(NFTA_DATA.VERDICT);
+  b.attr(NFTA_VERDICT.CODE, be32(VERDICT_CODES[v.code]));
+  if ('chain' in v) b.str(NFTA_VERDICT.CHAIN, v.chain);
+  b.end(at);
 }
 
+// begin/end rather than nested(): a rebuild writes ~100,000 expressions, and a closure for each
+// attribute that nests was most of the encoder's garbage.
 function value(b: MessageBuilder, type: number, data: Uint8Array): void {
-  b.nested(type, (v) => v.attr(NFTA_DATA.VALUE, data));
+  const at = b.begin(type);
+  b.attr(NFTA_DATA.VALUE, data).end(at);
 }
 
 function fill(b: MessageBuilder, e: Expr): void {
@@ -106,7 +109,11 @@ function fill(b: MessageBuilder, e: Expr): void {
       return;
     case 'immediate-verdict':
       b.attr(A.immediate.DREG, be32(0));
-      b.nested(A.immediate.DATA, (d) => putVerdict(d, e.verdict));
+      {
+        const at = b.begin(A.immediate.DATA);
+        putVerdict(b, e.verdict);
+        b.end(at);
+      }
       return;
     case 'counter':
       b.attr(A.counter.BYTES, be64(0n)).attr(A.counter.PACKETS, be64(0n));
@@ -146,12 +153,22 @@ export function exprName(e: Expr): string {
   }
 }
 
+/** Each expression name NUL-terminated, as str() writes it: made once, not per expression. */
+const NAME_BYTES = new Map<string, Buffer>();
+
+function exprNameBytes(e: Expr): Buffer {
+  const name = exprName(e);
+  let bytes = NAME_BYTES.get(name);
+  if (!bytes) NAME_BYTES.set(name, (bytes = Buffer.from(`${name}\0`, 'latin1')));
+  return bytes;
+}
+
 /** Appends one NFTA_LIST_ELEM { NAME, DATA } to an open NFTA_RULE_EXPRESSIONS. */
 export function putExpr(b: MessageBuilder, e: Expr): void {
-  b.nested(NFTA_LIST_ELEM, (x) => {
-    x.str(NFTA_EXPR.NAME, exprName(e));
-    const at = x.begin(NFTA_EXPR.DATA);
-    fill(x, e);
-    x.end(at);
-  });
+  const el = b.begin(NFTA_LIST_ELEM);
+  b.attr(NFTA_EXPR.NAME, exprNameBytes(e));
+  const at = b.begin(NFTA_EXPR.DATA);
+  fill(b, e);
+  b.end(at);
+  b.end(el);
 }

@@ -143,6 +143,9 @@ function elementVerdict(value: readonly string[], set: string): Verdict {
 }
 
 function elementSpec(e: Element): ElementSpec {
+  // An element without a value is its own spec (key and comment): no object per element of a
+  // 50,000-address set.
+  if (e.value === undefined) return e;
   return {
     key: e.key,
     ...(e.value !== undefined ? { verdict: elementVerdict(e.value, e.set) } : {}),
@@ -162,8 +165,16 @@ function chainOp(c: Chain, table: TableRef, exclusive: boolean): NftOp {
 }
 
 function ruleOp(r: Rule, table: TableRef, placement: RulePlacement): NftOp {
-  const comment = r.comment !== undefined ? { comment: r.comment } : {};
-  return { op: 'add-rule', ...where(table), chain: r.chain, rule: constructsOf(r.body), ...comment, placement };
+  const o: Extract<NftOp, { op: 'add-rule' }> = {
+    op: 'add-rule',
+    family: table.family,
+    table: table.name,
+    chain: r.chain,
+    rule: constructsOf(r.body),
+    placement,
+  };
+  if (r.comment !== undefined) o.comment = r.comment;
+  return o;
 }
 
 /**
@@ -218,12 +229,9 @@ export function nftOpMapper(table: TableRef, lookup: SetLookup): (o: Operation, 
             return { op: 'add-set', set, ...(exclusive ? { exclusive } : {}) };
           }
           case 'element':
-            return {
-              op: 'add-elements',
-              set: specOf(obj.set),
-              elements: [elementSpec(obj)],
-              ...(exclusive ? { exclusive } : {}),
-            };
+            return exclusive
+              ? { op: 'add-elements', set: specOf(obj.set), elements: [elementSpec(obj)], exclusive }
+              : { op: 'add-elements', set: specOf(obj.set), elements: [elementSpec(obj)] };
         }
         break;
       }
