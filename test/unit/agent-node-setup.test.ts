@@ -1,7 +1,7 @@
 // The pure parts of the agent's node set-up: pod MTU, default route choice, node state content and
 // its change detection, the conflist, pod CIDR checks and the NetworkUnavailable patch; plus the
 // write-only-when-changed file helpers on a temp dir.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -158,6 +158,20 @@ describe('node state', () => {
     expect(readCurrentNodeState(dir)).toBeUndefined();
     expect(await ensureNodeState(dir, desiredNodeState(inputs))).toBe(true);
     expect(readCurrentNodeState(dir)?.podCIDRs).toEqual(['10.244.1.0/24']);
+  });
+
+  it('is written off the event loop into a new directory, with its mode, and no temp file left', async () => {
+    const sub = join(dir, 'run', 'strand');
+    const writing = ensureNodeState(sub, desiredNodeState(inputs));
+    // Not written within the call: the write and its fsyncs are on libuv's threads.
+    expect(readCurrentNodeState(sub)).toBeUndefined();
+    expect(await writing).toBe(true);
+    expect(statSync(join(sub, 'node.json')).mode & 0o777).toBe(0o644);
+    expect(readdirSync(sub)).toEqual(['node.json']);
+    await writeIfChanged(join(sub, 'node.json'), 'x', 0o600);
+    expect(readFileSync(join(sub, 'node.json'), 'utf8')).toBe('x');
+    expect(statSync(join(sub, 'node.json')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(sub)).toEqual(['node.json']);
   });
 });
 
