@@ -82,6 +82,35 @@ describe('slim objects', () => {
     });
   });
 
+  it("share one frozen copy of a workload's container ports between its pods", () => {
+    const containers = (ports: unknown[], name = 'main') => [{ name, image: 'x', ports }, { name: 'side' }];
+    const pod = (name: string, ports: unknown[], cname?: string) => {
+      const s = slimPod({ metadata: { name, namespace: 'n' }, spec: { containers: containers(ports, cname) } });
+      if (!s.ok) throw new Error(s.reason);
+      return s.value.spec.containers;
+    };
+    const http = [{ name: 'http', containerPort: 8080 }];
+    const a = pod('a', http);
+    expect(a).toEqual([{ name: 'main', ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }]);
+    expect(pod('b', [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a[0]) && Object.isFrozen(a[0]?.ports[0])).toBe(true);
+    // Any difference (a name, a number, a protocol, the container's name) is another copy.
+    expect(pod('c', [{ containerPort: 8080 }])).toEqual([
+      { name: 'main', ports: [{ containerPort: 8080, protocol: 'TCP' }] },
+    ]);
+    expect(pod('d', [{ name: 'http', containerPort: 8081 }])).not.toBe(a);
+    expect(pod('e', [{ name: 'http', containerPort: 8080, protocol: 'UDP' }])[0]?.ports[0]?.protocol).toBe('UDP');
+    expect(pod('f', http, 'other')[0]?.name).toBe('other');
+    expect(pod('g', [])).toEqual([]);
+    // A malformed port is still refused, known ports or not.
+    expect(
+      slimPod({ metadata: { name: 'h', namespace: 'n' }, spec: { containers: containers([{ name: 'http' }]) } }),
+    ).toEqual({
+      ok: false,
+      reason: 'spec.containers[].ports has an entry without a numeric containerPort',
+    });
+  });
+
   it('keep of a Node its pod CIDRs, addresses, NetworkUnavailable and only strand.dev/ annotations', () => {
     const raw = {
       metadata: {
