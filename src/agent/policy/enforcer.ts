@@ -512,7 +512,10 @@ export class PolicyEnforcer {
   /** Compiles and applies; false when it should be tried again. */
   private async pass(since: number | undefined): Promise<boolean> {
     const c = this.opts.cache;
-    if (!c.synced) return true;
+    if (!c.synced) {
+      await this.prepareAhead();
+      return true;
+    }
     if (!this.applier.current && !this.compiled) {
       const { nodeName, nft, notices } = this.opts;
       await recoverAddresses({ nodeName, cache: c, nft, notices, log: this.log });
@@ -560,6 +563,33 @@ export class PolicyEnforcer {
     }
     this.logPolicyErrors(compiled);
     return this.applyModel(compiled, since, table);
+  }
+
+  /**
+   * Before every informer has listed (nothing is applied then), the compile's work that needs no pod:
+   * the NetworkPolicies are listed seconds before the pods at 50,000 pods (issue 18), and parsing
+   * 10,000 of them took ~0.45 s between the pods' list and the first rules. In slices, between the
+   * list's chunks; the informers' own objects, so the first compile finds them in its memos.
+   */
+  private async prepareAhead(): Promise<void> {
+    const c = this.opts.cache;
+    const input = {
+      policies: c.networkPolicies.list(),
+      namespaces: c.namespaces.list(),
+      clusterNetworkPolicies: c.clusterNetworkPolicies.list(),
+    };
+    const t0 = performance.now();
+    try {
+      await this.compiler.prepareAsync(input, () => this.breathe('slice'));
+    } catch (err) {
+      // The compile does the same again (and reports what it finds): nothing is lost here.
+      this.log.warn({ err }, `preparing the NetworkPolicies ahead failed: ${describeError(err)}`);
+      return;
+    }
+    this.log.debug(
+      { policies: input.policies.length, ms: round1(performance.now() - t0) },
+      'NetworkPolicies prepared ahead of the pods',
+    );
   }
 
   /** Renders (unless given) and applies `compiled`; false when it should be tried again. `bound`: the

@@ -205,6 +205,11 @@ export function parsePolicy(policy: NetworkPolicyObject): ParsedPolicy {
   return parsed;
 }
 
+/** Whether parsePolicy has this very object memoised (the agent's tests: parsed ahead of sync). */
+export function parsedAlready(policy: NetworkPolicyObject): boolean {
+  return cache.has(policy);
+}
+
 function parseUncached(policy: NetworkPolicyObject): ParsedPolicy {
   const ref: PolicyRef = { namespace: policy.metadata.namespace ?? '', name: policy.metadata.name };
   const errors: PolicyError[] = [];
