@@ -14,9 +14,8 @@ const peerIds = new WeakMap<PeerMeaning, string>();
  * across compiles and registered again at each: clusternetworkpolicy/compile.ts). */
 const namedPortIds = new WeakMap<readonly NamedPort[], Map<string, string>>();
 
-/** The id of a peer (its meaning's hash), memoised on the meaning: made ahead of the first compile for
- * the peers of every policy listed (networkpolicy/compile.ts prepareNetworkPolicies). */
-export function peerId(meaning: PeerMeaning): string {
+/** The id of a peer (its meaning's hash), memoised on the meaning. */
+function peerId(meaning: PeerMeaning): string {
   let id = peerIds.get(meaning);
   if (id === undefined) {
     id = stableId(meaning);
