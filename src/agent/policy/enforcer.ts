@@ -60,6 +60,10 @@ export const POLICY_DEBOUNCE_MS = 5;
  * lone policy, label or namespace change waits for nothing (issue 17: enforced in 10 ms), while the
  * events of a burst, closer together, are still gathered by the debounce. */
 export const POLICY_QUIET_MS = 100;
+/** A pass's compile and render give the event loop back once a slice took this long: a step between
+ * two looks at the clock (2,000 pods walked, 25 rendered) or a collection can add ~20 ms to it, and
+ * no task should pass ~30 ms (issue 18: /healthz answers within 100 ms at 50,000 pods). */
+export const PASS_SLICE_MS = 10;
 /** A failed policy pass is tried again after this long. */
 export const POLICY_RETRY_MS = 1_000;
 /** The marker chain of the applier (outside the compiler's prefix, which it replaces wholesale). */
@@ -541,10 +545,15 @@ export class PolicyEnforcer {
         return true;
       }
       await this.breathe('input');
-      compiled = await this.compiler.compileAsync(input, () => this.breathe('slice'));
+      compiled = await this.compiler.compileAsync(input, () => this.breathe('slice'), PASS_SLICE_MS);
       if (periodic && this.lastFullCompile > 0) compiled = await this.checkCompile(input, compiled);
       await this.breathe('compiled');
-      table = await this.renderer.renderAsync(compiled, this.renderOptions(), () => this.breathe('slice'));
+      table = await this.renderer.renderAsync(
+        compiled,
+        this.renderOptions(),
+        () => this.breathe('slice'),
+        PASS_SLICE_MS,
+      );
       await this.breathe('rendered');
       // This node's pods only (the compiler knows where they are in the list), not the cluster's.
       const waiting = waitingLocalPods({ ...input, pods: this.compiler.localInputPods(input) }, compiled);
