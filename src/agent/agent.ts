@@ -488,7 +488,7 @@ export class Agent {
       );
       // The last list may bring no object (no CRD, no ClusterNetworkPolicy), hence no change event.
       this.policy.request();
-    }
+    } else this.policy.request(); // a pass before sync prepares what the policies listed so far need
     this.request(...ALL_INPUTS);
   }
 

@@ -14,6 +14,16 @@ const peerIds = new WeakMap<PeerMeaning, string>();
  * across compiles and registered again at each: clusternetworkpolicy/compile.ts). */
 const namedPortIds = new WeakMap<readonly NamedPort[], Map<string, string>>();
 
+/** The id of a peer (its meaning's hash), memoised on the meaning. */
+function peerId(meaning: PeerMeaning): string {
+  let id = peerIds.get(meaning);
+  if (id === undefined) {
+    id = stableId(meaning);
+    peerIds.set(meaning, id);
+  }
+  return id;
+}
+
 export interface NamedPortDef {
   peer?: string;
   ports: NamedPort[];
@@ -26,11 +36,7 @@ export class PeerRegistry {
 
   /** The id of a peer, registered for resolution. */
   peer(meaning: PeerMeaning): string {
-    let id = peerIds.get(meaning);
-    if (id === undefined) {
-      id = stableId(meaning);
-      peerIds.set(meaning, id);
-    }
+    const id = peerId(meaning);
     this.meanings.set(id, meaning);
     return id;
   }

@@ -19,6 +19,9 @@ import type {
   TierRules,
 } from './types.ts';
 
+/** What a tier's prepare may read: the input but the pods (listed last, the longest list). */
+export type PreparableInput = Pick<CompileInput, 'policies' | 'namespaces' | 'clusterNetworkPolicies'>;
+
 /** What one tier says about one local pod: its rules per direction (absent: nothing to say). */
 
 /** What a tier keeps between compiles of one compiler (PolicyTier.compile). */
@@ -52,6 +55,14 @@ export interface PolicyTier {
    * incremental compiler gives each tier its own; a whole compile gives none and starts from nothing).
    */
   compile(input: CompileInput, view: ClusterView, peers: PeerRegistry, memo?: TierMemo): TierResult;
+  /**
+   * What of the tier's compile does not depend on the pods, done ahead (issue 18: the policies are
+   * listed seconds before the pods at 50,000 pods, so the first compile finds it done): a step at a
+   * time, `slice` between steps (it may give the event loop back). Only memoised results keyed by the
+   * objects (a policy replaced or deleted meanwhile is a new key or none), so compile's answer is the
+   * same with or without it.
+   */
+  prepare?(input: PreparableInput, slice: () => Generator<void, void, void>): Generator<void, void, void>;
   /**
    * Whether this tier's own policies differ between two inputs whose ClusterNetworkPolicy lists
    * differ (absent: they do). The incremental compiler compiles a tier again only when they do (or a

@@ -53,3 +53,18 @@ export function copyInto<T>(into: T[] | undefined, src: readonly T[]): T[] {
   for (let i = 0; i < src.length; i++) into[i] = src[i] as T;
   return into;
 }
+
+/** The keys whose notice addresses differ between `a` and `b`. */
+export function changedNotices(
+  a: ReadonlyMap<string, readonly string[]> | undefined,
+  b: ReadonlyMap<string, readonly string[]> | undefined,
+): string[] {
+  const out: string[] = [];
+  for (const [k, v] of a ?? []) if (!sameItems(v, b?.get(k))) out.push(k);
+  for (const k of (b ?? new Map<string, readonly string[]>()).keys()) if (!a?.has(k)) out.push(k);
+  return out;
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((v, i) => v === b[i]);
+}

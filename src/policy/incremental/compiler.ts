@@ -12,7 +12,7 @@
 import type { ClusterPod, ClusterView, OwnedPod } from '../cluster.ts';
 import { PeerRegistry, ruleListIds, type NamedPortDef } from '../peers.ts';
 import { TIERS } from '../pipeline.ts';
-import type { TierDirections, TierMemo } from '../tier.ts';
+import type { PreparableInput, TierDirections, TierMemo } from '../tier.ts';
 import type {
   ClusterNetworkPolicyObject,
   CompiledPolicy,
@@ -25,7 +25,6 @@ import type {
   PolicyError,
   PolicyPod,
 } from '../types.ts';
-import { parsePolicy } from '../networkpolicy/parse.ts';
 import { PeerResolver } from './peers.ts';
 import { samePlain } from '../../util/same-plain.ts';
 import { alignLists, copyInto } from './align.ts';
@@ -44,11 +43,28 @@ interface LocalMemo {
 }
 
 const noSlice: Slicer = function* () {};
+
+/** Runs a generator of steps, giving the event loop back (`breathe`) when a slice took `sliceMs`. */
+async function sliced<T>(
+  steps: (slice: Slicer) => Generator<void, T, void>,
+  breathe: () => Promise<void>,
+  sliceMs: number,
+): Promise<T> {
+  let since = performance.now();
+  const slice: Slicer = function* () {
+    if (performance.now() - since >= sliceMs) yield;
+  };
+  const it = steps(slice);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+    await breathe();
+    since = performance.now();
+  }
+}
 /** More policies in or out than this in one pass: every namespace with policies is compiled again. */
 const REGROUP_MAX = 1000;
 /** Local pods compiled by a tier between looks at the clock. */
-/** Policies parsed between two looks at the slice's time. */
-const PARSE_CHUNK = 200;
 const TIER_CHUNK = 50;
 
 export class IncrementalCompiler {
@@ -65,6 +81,8 @@ export class IncrementalCompiler {
   private meanings = new Map<string, PeerMeaning>();
   private defs = new Map<string, NamedPortDef>();
   private last: { view: ClusterView; compiled: CompiledPolicy } | undefined;
+  /** The lists the tiers last prepared (PolicyTier.prepare) in full; dropped by the first compile. */
+  private preparedFrom: PreparableInput | undefined;
   private lastPods: readonly LocalPod[] | undefined;
   /** The peers and named ports the last local pods' rules name (`meanings`, `defs`: those and any
    * the tiers registered since). */
@@ -93,29 +111,46 @@ export class IncrementalCompiler {
   }
 
   /** compilePolicy(input), giving the event loop back (`breathe`) whenever a slice took `sliceMs`. */
-  async compileAsync(input: CompileInput, breathe: () => Promise<void>, sliceMs = 20): Promise<CompiledPolicy> {
-    let since = performance.now();
-    const slice: Slicer = function* () {
-      if (performance.now() - since >= sliceMs) yield;
+  compileAsync(input: CompileInput, breathe: () => Promise<void>, sliceMs = 20): Promise<CompiledPolicy> {
+    return sliced((slice) => this.steps(input, slice), breathe, sliceMs);
+  }
+
+  /**
+   * The tiers' work that does not depend on the pods (PolicyTier.prepare), ahead of the first compile:
+   * the agent calls it while the pods are still being listed, with the policies listed so far. The
+   * compile's result is the same with or without it (the tiers' memos are keyed by the objects).
+   */
+  prepareAsync(input: PreparableInput, breathe: () => Promise<void>, sliceMs = 10): Promise<void> {
+    return sliced((slice) => this.prepare(input, slice), breathe, sliceMs);
+  }
+
+  private *prepare(input: PreparableInput, slice: Slicer): Generator<void, void, void> {
+    // The informers' lists are the same arrays while nothing changed: the first compile after the
+    // last prepare finds it done without walking 10,000 policies again.
+    const was = this.preparedFrom;
+    if (
+      was &&
+      sameList(was.policies, input.policies) &&
+      sameList(was.namespaces, input.namespaces) &&
+      sameList(was.clusterNetworkPolicies, input.clusterNetworkPolicies)
+    )
+      return;
+    this.preparedFrom = undefined;
+    for (const tier of TIERS) if (tier.prepare) yield* tier.prepare(input, slice);
+    // Copies: a caller may change its arrays in place.
+    this.preparedFrom = {
+      policies: [...input.policies],
+      namespaces: [...input.namespaces],
+      clusterNetworkPolicies: input.clusterNetworkPolicies && [...input.clusterNetworkPolicies],
     };
-    const steps = this.steps(input, slice);
-    for (;;) {
-      const r = steps.next();
-      if (r.done) return r.value;
-      await breathe();
-      since = performance.now();
-    }
   }
 
   private *steps(input: CompileInput, slice: Slicer): Generator<void, CompiledPolicy, void> {
     // The first compile's tiers parse every NetworkPolicy (memoised on the object) at once: 10,000
-    // at start, 0.3-0.5 s in one task. Parsed here first, in slices; later compiles see few new ones.
-    if (this.tiers === undefined) {
-      for (const [i, policy] of input.policies.entries()) {
-        parsePolicy(policy);
-        if (i % PARSE_CHUNK === PARSE_CHUNK - 1) yield* slice();
-      }
-    }
+    // at start, 0.3-0.5 s in one task. Done here first, in slices (nothing left when the agent
+    // prepared them while the pods were listed); later compiles see few new ones.
+    if (this.tiers === undefined) yield* this.prepare(input, slice);
+    this.preparedFrom = undefined;
     const { view, changes } = yield* this.views.build(input, slice);
     const dirty = this.dirtyTiers(input, changes);
     const state: TierState[] = [];

@@ -7,9 +7,9 @@
 import { knownFamily as familyOf } from '../../net/text.ts';
 import { byText, type ClusterPod, type ClusterView } from '../cluster.ts';
 import { PeerRegistry, type NamedPortDef } from '../peers.ts';
-import { selectorMatches } from '../selector.ts';
+import { selectorMatches, selectsEverything } from '../selector.ts';
 import type { NamedPortSet, PeerMeaning, PeerSet } from '../types.ts';
-import { sortedKeys } from './order.ts';
+import { sortedKeys, sortedUniqueSliced } from './order.ts';
 import { sameList, type Slicer, type ViewChanges } from './view.ts';
 
 type PodsMeaning = Extract<PeerMeaning, { kind: 'pods' }>;
@@ -47,7 +47,6 @@ export class PeerResolver {
     const others = new Map<string, PeerSet>();
     const fresh = new PeerRegistry();
     const freshIds: string[] = [];
-    let walked = 0;
     // Per address, how many pods of the namespaces whose lists changed have it (built when asked).
     let counts: Map<string, number> | undefined;
     const inChanged = (ip: string): number => {
@@ -76,14 +75,10 @@ export class PeerResolver {
         continue;
       }
       if (meaning.kind === 'pods') {
-        const state = this.podsPeer(id, meaning, view, changes, inChanged);
-        walked += state.walked;
-        if (walked >= SLICE) {
-          walked = 0;
-          yield* slice();
-        }
-        pods.set(id, state.state);
-        peers.set(id, state.state.set);
+        // It gives the event loop back within itself: one peer of every namespace walks every pod.
+        const state = yield* this.podsPeer(id, meaning, view, changes, inChanged, slice);
+        pods.set(id, state);
+        peers.set(id, state.set);
         continue;
       }
       const was = this.others.get(id);
@@ -149,14 +144,15 @@ export class PeerResolver {
     return { peers, namedPorts };
   }
 
-  /** A pods peer, from what it read last time where that is unchanged. */
-  private podsPeer(
+  /** A pods peer, from what it read last time where that is unchanged; `slice` every SLICE pods walked. */
+  private *podsPeer(
     id: string,
     m: PodsMeaning,
     view: ClusterView,
     changes: ViewChanges,
     inChanged: (ip: string) => number,
-  ): { state: PodsPeerState; walked: number } {
+    slice: Slicer,
+  ): Generator<void, PodsPeerState, void> {
     const was = this.pods.get(id);
     const selected = (ns: string) =>
       m.namespaceSelector !== undefined && selectorMatches(m.namespaceSelector, view.labelsOfNs(ns));
@@ -170,7 +166,7 @@ export class PeerResolver {
     if (was && sameList([...was.read.keys()], namespaces)) {
       let same = true;
       for (const ns of namespaces) if (was.read.get(ns)?.list !== view.podsByNs.get(ns)) same = false;
-      if (same) return { state: was, walked: 0 };
+      if (same) return was;
     }
     let walked = 0;
     let sameIps = was !== undefined && sameList([...was.read.keys()], namespaces);
@@ -182,27 +178,44 @@ export class PeerResolver {
         read.set(ns, before);
         continue;
       }
-      const ips: string[] = [];
-      for (const p of list ?? []) if (selectorMatches(m.podSelector, p.labels)) for (const ip of p.ips) ips.push(ip);
+      const ips = matchingIps(m, list);
       walked += list?.length ?? 0;
+      if (walked >= SLICE) {
+        walked = 0;
+        yield* slice();
+      }
       if (!before || !sameList(before.ips, ips)) sameIps = false;
       read.set(ns, { list, ips });
     }
-    if (was && sameIps) return { state: { set: was.set, read }, walked };
+    if (was && sameIps) return { set: was.set, read };
     if (was && sameList([...was.read.keys()], namespaces)) {
       const set = updated(was, read, changes, inChanged);
-      if (set) return { state: { set, read }, walked };
+      if (set) return { set, read };
     }
     const all: string[] = [];
     for (const r of read.values()) for (const ip of r.ips) all.push(ip);
-    const ips = [...new Set(all)].sort(byText);
-    walked += ips.length;
-    const v4 = ips.filter((ip) => familyOf(ip) === 4);
-    const v6 = ips.filter((ip) => familyOf(ip) === 6);
+    const ips = yield* sortedUniqueSliced(all, slice);
+    // Most clusters have one family: its list is the sorted one itself, not a filtered copy.
+    let v6Count = 0;
+    for (const ip of ips) if (familyOf(ip) === 6) v6Count++;
+    const v4 = v6Count === 0 ? ips : ips.filter((ip) => familyOf(ip) === 4);
+    const v6 = v6Count === 0 ? NO_IPS : v6Count === ips.length ? ips : ips.filter((ip) => familyOf(ip) === 6);
     const set: PeerSet =
       was && sameList(was.set.v4, v4) && sameList(was.set.v6, v6) ? was.set : { id, meaning: m, v4, v6, intervals: [] };
-    return { state: { set, read }, walked };
+    return { set, read };
   }
+}
+
+const NO_IPS: readonly string[] = Object.freeze([]);
+
+/** The addresses of the pods of `list` that the peer's pod selector matches (a list of the pods'
+ * own address lists' members; the empty selector takes every pod without looking at labels). */
+function matchingIps(m: PodsMeaning, list: readonly ClusterPod[] | undefined): string[] {
+  const ips: string[] = [];
+  if (!list) return ips;
+  const everyPod = selectsEverything(m.podSelector);
+  for (const p of list) if (everyPod || selectorMatches(m.podSelector, p.labels)) for (const ip of p.ips) ips.push(ip);
+  return ips;
 }
 
 /**

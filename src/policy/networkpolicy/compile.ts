@@ -85,6 +85,28 @@ function groupPolicies(policies: readonly NetworkPolicyObject[]): ByNamespace {
   return { byNs, errors };
 }
 
+/** Policies parsed between two looks at the slice's time. */
+const PREPARE_CHUNK = 25;
+
+/**
+ * What the tier's compile does with the policies alone, before the pods are listed (tier.ts prepare):
+ * each policy parsed (parsePolicy's memo, on the object) and the grouping by namespace that the next
+ * compile aligns with its own list. A policy replaced or deleted meanwhile leaves only entries keyed
+ * by an object nothing holds any more. Not the peers' ids: a node's pods name ~a quarter of the
+ * policies, and making every policy's ids was 0.18 s of CPU during the pods' list at 50,000 pods
+ * for ~45 ms saved after it.
+ */
+export function* prepareNetworkPolicies(
+  policies: readonly NetworkPolicyObject[],
+  slice: () => Generator<void, void, void>,
+): Generator<void, void, void> {
+  for (let i = 0; i < policies.length; i++) {
+    parsePolicy(policies[i] as NetworkPolicyObject);
+    if (i % PREPARE_CHUNK === PREPARE_CHUNK - 1) yield* slice();
+  }
+  policiesByNamespace(policies);
+}
+
 /** The policies of the pod's namespace that select it (R3), per direction their policy types name. */
 function isolationOf(pod: ClusterPod, policies: readonly ParsedPolicy[], rules: RuleCompiler): TierDirections {
   const directions: Record<'ingress' | 'egress', { isolatedBy: PolicyRef[]; rules: CompiledRule[] } | undefined> = {

@@ -2,7 +2,7 @@
 // namespace is isolated in that policy's directions and decided here (its allow rules accept, the
 // rest drops, R4); a pod no policy selects has nothing from this tier and goes on to the next.
 import type { PolicyTier } from '../tier.ts';
-import { compileNetworkPolicies } from './compile.ts';
+import { compileNetworkPolicies, prepareNetworkPolicies } from './compile.ts';
 import { podChainName, ruleComment } from './names.ts';
 
 export const networkPolicyTier: PolicyTier = {
@@ -11,6 +11,7 @@ export const networkPolicyTier: PolicyTier = {
   fallthrough: 'drop',
   ordered: false,
   compile: (input, view, peers, memo) => compileNetworkPolicies(input.policies, view, peers, memo),
+  prepare: (input, slice) => prepareNetworkPolicies(input.policies, slice),
   // The model's own per-pod fields (LocalPod.ingress/egress) are NetworkPolicy's: the agent, the
   // counters and `strand explain` read them.
   attach: (pod, directions) => {
