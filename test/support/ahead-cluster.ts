@@ -3,7 +3,7 @@
 // their ADD (no address yet): the pod-start bind's tests (computed ahead or at the notice), against
 // the nft fake and against the kernel.
 import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
-import { Store } from './cache-store.ts';
+import { policyCaches, Store } from './cache-store.ts';
 import type { PodStartNotices } from '../../src/agent/pod-notices.ts';
 import type { PodStartRequest } from '../../src/agent/policy/gate.ts';
 
@@ -24,15 +24,7 @@ export function aheadPod(i: number, node: string, ips: string[], app = `a${i % 7
 }
 
 export function aheadCluster() {
-  const cache = {
-    pods: new Store<PodInfo>(),
-    namespaces: new Store<NamespaceInfo>(),
-    networkPolicies: new Store<NetworkPolicyInfo>(),
-    nodes: new Store(),
-    clusterNetworkPolicies: new Store(),
-    synced: true,
-    unsynced: [],
-  };
+  const cache = policyCaches();
   for (let n = 0; n < NS; n++)
     cache.namespaces.put({ metadata: { name: `ns${n}`, labels: { team: `t${n % 3}` } } } as unknown as NamespaceInfo);
   for (let i = 0; i < 300; i++) cache.pods.put(aheadPod(i, `n${i % 5}`, [`10.1.${i >> 8}.${i & 255}`]));

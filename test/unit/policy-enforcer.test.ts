@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { fakeEnforcer } from '../support/fake-enforcer.ts';
-import { Store } from '../support/cache-store.ts';
+import { policyCaches } from '../support/cache-store.ts';
 import { compilePolicy, renderPolicy } from '../../src/policy/index.ts';
 
 const NS = 40;
@@ -22,15 +22,7 @@ const pod = (i: number, node: string, ips: string[]): PodInfo =>
   }) as unknown as PodInfo;
 
 function cluster(pods: number, policies: number) {
-  const cache = {
-    pods: new Store<PodInfo>(),
-    namespaces: new Store<NamespaceInfo>(),
-    networkPolicies: new Store<NetworkPolicyInfo>(),
-    nodes: new Store(),
-    clusterNetworkPolicies: new Store(),
-    synced: true,
-    unsynced: [],
-  };
+  const cache = policyCaches();
   for (let n = 0; n < NS; n++)
     cache.namespaces.put({ metadata: { name: `ns${n}`, labels: { team: `t${n % 5}` } } } as unknown as NamespaceInfo);
   for (let i = 0; i < pods; i++)

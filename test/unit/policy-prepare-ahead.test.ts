@@ -17,7 +17,7 @@ import {
 } from '../../src/policy/index.ts';
 import type { NamespaceInfo, NetworkPolicyInfo, PodInfo } from '../../src/k8s/objects.ts';
 import { fakeEnforcer } from '../support/fake-enforcer.ts';
-import { Store } from '../support/cache-store.ts';
+import { policyCaches } from '../support/cache-store.ts';
 import { rng } from '../support/rng.ts';
 
 const NS = 6;
@@ -140,15 +140,7 @@ describe('NetworkPolicies prepared ahead of the pods', () => {
 
 describe('the enforcer before every informer has listed', () => {
   it('prepares the policies listed so far, applies nothing, and its first pass equals a fresh compile', async () => {
-    const cache = {
-      pods: new Store<PodInfo>(),
-      namespaces: new Store<NamespaceInfo>(),
-      networkPolicies: new Store<NetworkPolicyInfo>(),
-      nodes: new Store(),
-      clusterNetworkPolicies: new Store(),
-      synced: false,
-      unsynced: ['pods'],
-    };
+    const cache = policyCaches(['pods']);
     const r = rng(3);
     cache.namespaces.put(namespace(0, 't0') as unknown as NamespaceInfo);
     for (let i = 0; i < 30; i++) cache.networkPolicies.put(policy(`np${i}`, r) as unknown as NetworkPolicyInfo);
