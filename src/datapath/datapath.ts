@@ -25,6 +25,7 @@ import { formatCidr, networkOf, parseCidr } from '../net/ip.ts';
 import { desiredState, type DatapathMode } from './desired.ts';
 import { planChanges, type ActualState, type Devices, type PlanOp } from './diff.ts';
 import { STRAND_ROUTE_PROTOCOL, type Change, type LocalNode, type Problem, type ReconcileReport } from './types.ts';
+import { setImmediate as setImmediateYield } from 'node:timers/promises';
 
 const RT_TABLE_MAIN = 254;
 const RTNH_F_ONLINK = 4;
@@ -126,8 +127,6 @@ function applyOne(nl: NetlinkSocket, op: PlanOp, vxlanIndex: number | undefined)
 /** How long the operations may hold the event loop before they give it back (the agent's /healthz
  * answers within 100 ms: a first pass over 100 peers is ~300 requests, 100+ ms in one task). */
 export const APPLY_SLICE_MS = 8;
-
-const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Applies the operations in order; one that fails becomes a problem and the rest still run. Every

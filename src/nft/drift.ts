@@ -25,6 +25,7 @@
 // digests alone and are not looked for here.
 import type { Operation } from './transaction.ts';
 import type { ChainDigest, DriftProbe } from './transport.ts';
+import { setImmediate as setImmediateYield } from 'node:timers/promises';
 
 /** What the layout holds now: its chains with their rule counts, and its sets and maps. */
 export interface ExpectedLayout {
@@ -47,8 +48,6 @@ export const MAX_CHAINS_READ_APART = 64;
 /** After a rebuild, chains are read this many at a time, and the loop given back every SLICE_MS. */
 export const CHAINS_PER_READ = 16;
 const SLICE_MS = 8;
-
-const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class DigestWatch {
   readonly stats: DriftStats = { shortcuts: 0, dumps: 0, chainReads: 0 };

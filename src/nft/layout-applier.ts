@@ -30,6 +30,7 @@ import { counter } from './expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from './objects.ts';
 import { owns, Transaction, type Ownership } from './transaction.ts';
 import type { NftTransport, StandinPair, TransactionTemplate } from './transport.ts';
+import { setImmediate as setImmediateYield } from 'node:timers/promises';
 
 /** A diff encoded ahead by templateAhead: the generation it follows and the diff (with its stand-ins). */
 export interface AheadTemplateOf {
@@ -47,8 +48,6 @@ export interface AheadTemplate extends AheadTemplateOf {
  * 15, not 20: a scavenge or the last operation's overrun on top of a slice made 28-31 ms tasks in a
  * rebuild at 50,000 pods, against a budget of 30. */
 export const SLICE_MS = 15;
-
-const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** How the applier reads a desired state `D` (e.g. the policy compiler's output for this node). */
 export interface Layout<D> {

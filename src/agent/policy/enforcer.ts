@@ -51,6 +51,7 @@ import { BindsAhead, settleAhead } from './bind-ahead.ts';
 import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
 import { describeError } from '../../k8s/client.ts';
+import { setImmediate as setImmediateYield } from 'node:timers/promises';
 
 export { COUNTER_READ_MS } from './counter-reader.ts';
 
@@ -103,8 +104,6 @@ export interface PolicyEnforcerOptions {
    */
   yieldToLoop?: (stage: 'input' | 'compiled' | 'rendered' | 'slice') => Promise<void>;
 }
-
-const setImmediateYield = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** The compiler's rendered table as the applier reads it. */
 export const POLICY_LAYOUT: PolicyLayout<DesiredPolicyTable> = {
@@ -688,7 +687,7 @@ export class PolicyEnforcer {
   }
 
   private breathe(stage: 'input' | 'compiled' | 'rendered' | 'slice'): Promise<void> {
-    return (this.opts.yieldToLoop ?? setImmediateYield)(stage);
+    return this.opts.yieldToLoop ? this.opts.yieldToLoop(stage) : setImmediateYield();
   }
 
   private observeProgrammed(since: number | undefined): void {
