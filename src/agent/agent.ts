@@ -486,9 +486,11 @@ export class Agent {
       void releaseMemory().then((gcMs) =>
         this.log.debug({ gcMs, memoryMiB: memoryMiB() }, 'released the memory of the first lists'),
       );
-      // The last list may bring no object (no CRD, no ClusterNetworkPolicy), hence no change event.
-      this.policy.request();
-    } else this.policy.request(); // a pass before sync prepares what the policies listed so far need
+    }
+    // A policy pass: before sync it prepares what the policies listed so far need; at sync it
+    // compiles (the last list may bring no object, no CRD or no ClusterNetworkPolicy, hence no
+    // change event).
+    this.policy.request();
     this.request(...ALL_INPUTS);
   }
 
