@@ -4,6 +4,7 @@ import {
   formatCidr,
   formatIp,
   formatMac,
+  ipv4Word,
   networkOf,
   parseCidr,
   parseIp,
@@ -23,6 +24,43 @@ describe('IP addresses', () => {
     for (const bad of ['10.1.1', '10.1.1.256', '010.1.1.1', '1.2.3.4.5', '', 'a.b.c.d', '1..2.3']) {
       expect(tryParseIp(bad), bad).toBeUndefined();
     }
+  });
+
+  it('reads a dotted quad as one 32-bit word exactly where a split-and-check reading accepts it', () => {
+    // The reading parseIp had before ipv4Word, kept here as the judge: four decimal parts of 0-255
+    // without leading zeros.
+    const reference = (t: string): number => {
+      const parts = t.split('.');
+      if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)) return -1;
+      return parts.reduce((w, p) => w * 256 + Number(p), 0);
+    };
+    const texts = [
+      '10.244.0.2',
+      '0.0.0.0',
+      '255.255.255.255',
+      '1.2.3.4',
+      '01.2.3.4',
+      '1.2.3.256',
+      '1.2.3',
+      '1.2.3.4.5',
+      '1.2.3.4/32',
+      '1.2.3.4-1.2.3.5',
+      ' 1.2.3.4',
+      '1.2.3.4 ',
+      '1..3.4',
+      'a.b.c.d',
+      '1.2.3.',
+      '.1.2.3',
+      '1000.2.3.4',
+      '::1',
+      '',
+      '1.2.3.04',
+      '255.255.255.2555',
+      '1.2.3.+4',
+    ];
+    for (const t of texts) expect([t, ipv4Word(t)]).toEqual([t, reference(t)]);
+    expect(ipv4Word('10.244.1.5')).toBe(0x0af40105);
+    expect([...parseIp('192.0.2.255').bytes]).toEqual([192, 0, 2, 255]);
   });
 
   it.each([

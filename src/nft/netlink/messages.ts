@@ -29,17 +29,9 @@ import {
   UDATA_CHAIN_COMMENT,
   UDATA_SET_ELEM_COMMENT,
 } from './const.ts';
+import { ipv4Word } from '../../net/ip.ts';
 import { be32, be64, putExpr, putVerdict, type Expr, type Verdict } from './expr.ts';
-import {
-  concat,
-  DATA_TYPES,
-  encodeRange,
-  ipv4Word,
-  keyLayout,
-  successor,
-  type Scalar,
-  type TypeName,
-} from './values.ts';
+import { concat, DATA_TYPES, encodeRange, keyLayout, successor, type Scalar, type TypeName } from './values.ts';
 
 const NFPROTO: Record<Family, number> = { inet: NFPROTO_INET, ip: NFPROTO_IPV4, ip6: NFPROTO_IPV6 };
 /** nft refuses longer comments (NFT_USERDATA_MAXLEN is 256, nft's own limit 128). */
