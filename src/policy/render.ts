@@ -22,6 +22,7 @@
 //   - every allow rule has an anonymous counter and a comment naming its policy rule; the drop at
 //     each chain's end has one too: per-policy and per-pod allow/deny counters come from listing
 //     the chains (chainOwners and comments map names and comments back).
+import { getOrSet } from '../util/get-or-set.ts';
 import { addrField, counter, lookup, match, meta, payload, type Expr, type Value } from '../nft/expr.ts';
 import { verdict as verdictOf } from '../nft/expr.ts';
 import type { Element, NftMap, NftSet, Rule } from '../nft/objects.ts';
@@ -257,16 +258,8 @@ export function renderPolicyWith(
     // Which of its peers the model knows is part of the key (a peer the model lacks is left out).
     let key = `${direction} ${families.join()}`;
     if (r.peers !== 'all') for (const id of r.peers) key += model.peers.has(id) ? '+' : '-';
-    let byKey = RULE_MATCHES.get(r);
-    if (!byKey) {
-      byKey = new Map();
-      RULE_MATCHES.set(r, byKey);
-    }
-    let m = byKey.get(key);
-    if (!m) {
-      m = computeMatches(r, direction, families);
-      byKey.set(key, m);
-    }
+    const byKey = getOrSet(RULE_MATCHES, r, () => new Map());
+    const m = getOrSet(byKey, key, () => computeMatches(r, direction, families));
     if (m.service) serviceSets.set(m.service.name, m.service.merged);
     for (const [kind, set, id, family] of m.sets) {
       if (kind === 'peer') usedPeerSets.set(set, { id, family });

@@ -10,6 +10,7 @@
 //   - invalid policyTypes, or an ingress/egress that is not a list, isolate both directions (an
 //     invalid list contributes no rules).
 
+import { getOrSet } from '../../util/get-or-set.ts';
 import { canonicalCidr, cidrInterval, type Interval } from '../cidr.ts';
 import type {
   Direction,
@@ -222,31 +223,13 @@ const podsIn = new WeakMap<Selector, Map<string, PodsMeaning>>();
 const podsOf = new WeakMap<Selector, WeakMap<Selector, PodsMeaning>>();
 
 function sharedPodsIn(namespace: string, podSelector: Selector): PodsMeaning {
-  let byNs = podsIn.get(podSelector);
-  if (!byNs) {
-    byNs = new Map();
-    podsIn.set(podSelector, byNs);
-  }
-  let m = byNs.get(namespace);
-  if (!m) {
-    m = Object.freeze({ kind: 'pods', namespace, podSelector });
-    byNs.set(namespace, m);
-  }
-  return m;
+  const byNs = getOrSet(podsIn, podSelector, () => new Map<string, PodsMeaning>());
+  return getOrSet(byNs, namespace, () => Object.freeze({ kind: 'pods', namespace, podSelector }));
 }
 
 function sharedPodsOf(namespaceSelector: Selector, podSelector: Selector): PodsMeaning {
-  let byPods = podsOf.get(namespaceSelector);
-  if (!byPods) {
-    byPods = new WeakMap();
-    podsOf.set(namespaceSelector, byPods);
-  }
-  let m = byPods.get(podSelector);
-  if (!m) {
-    m = Object.freeze({ kind: 'pods', namespaceSelector, podSelector });
-    byPods.set(podSelector, m);
-  }
-  return m;
+  const byPods = getOrSet(podsOf, namespaceSelector, () => new WeakMap<Selector, PodsMeaning>());
+  return getOrSet(byPods, podSelector, () => Object.freeze({ kind: 'pods', namespaceSelector, podSelector }));
 }
 
 const weakly = new Map<string, WeakRef<object>>();
