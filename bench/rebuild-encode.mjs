@@ -111,53 +111,49 @@ function* encodeSteps(ops, encoder) {
   }
 }
 
+/** Runs one phase and records its wall and CPU time, bytes allocated, longest task and collections. */
+async function phase(out, name, fn) {
+  gcs = { minor: 0, major: 0, ms: 0 };
+  const a = allocStart();
+  const cpu = process.cpuUsage();
+  const t = performance.now();
+  out[`${name}AtS`] = t / 1000;
+  const longest = lag();
+  const result = await fn();
+  longest.stop();
+  const c = process.cpuUsage(cpu);
+  out[`${name}Ms`] = performance.now() - t;
+  out[`${name}CpuMs`] = (c.user + c.system) / 1000;
+  out[`${name}AllocMB`] = allocSince(a) / 1e6;
+  out[`${name}LongestMs`] = longest.ms;
+  out[`${name}Gc`] = { ...gcs };
+  return result;
+}
+
 async function once() {
   const out = {};
-  gcs = { minor: 0, major: 0, ms: 0 };
-  let a = allocStart();
-  let cpu = process.cpuUsage();
-  let t = performance.now();
-  out.buildAtS = performance.now() / 1000;
-  const buildLongest = lag();
-  const tx = await fullBuildPolicyAsync(table, emptyTableState(), breathe, SLICE_MS);
-  buildLongest.stop();
-  const c1 = process.cpuUsage(cpu);
-  out.buildMs = performance.now() - t;
-  out.buildCpuMs = (c1.user + c1.system) / 1000;
-  out.buildAllocMB = allocSince(a) / 1e6;
-  out.buildLongestMs = buildLongest.ms;
-  out.buildGc = { ...gcs };
-  gcs = { minor: 0, major: 0, ms: 0 };
-  a = allocStart();
-  cpu = process.cpuUsage();
-  t = performance.now();
-  out.encodeAtS = performance.now() / 1000;
-  const longest = lag();
-  let rules = 0;
-  for (const o of tx.operations) if (o.object.kind === 'rule') rules++;
-  const encoder = new BatchEncoder({
-    group: tx.operations.length > 256,
-    sizeHint: batchSizeHint(rules, tx.operations.length - rules),
-  });
-  if (session)
-    await session.post('HeapProfiler.startSampling', {
-      samplingInterval: 4096,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+  const tx = await phase(out, 'build', () => fullBuildPolicyAsync(table, emptyTableState(), breathe, SLICE_MS));
+  const batch = await phase(out, 'encode', async () => {
+    let rules = 0;
+    for (const o of tx.operations) if (o.object.kind === 'rule') rules++;
+    const encoder = new BatchEncoder({
+      group: tx.operations.length > 256,
+      sizeHint: batchSizeHint(rules, tx.operations.length - rules),
     });
-  await drain(encodeSteps(tx.operations, encoder));
-  const batch = encoder.finish();
-  longest.stop();
-  if (session) {
-    const { profile } = await session.post('HeapProfiler.stopSampling');
-    (await import('node:fs')).writeFileSync(process.env.BENCH_HEAP_PROF, JSON.stringify(profile));
-  }
-  const c2 = process.cpuUsage(cpu);
-  out.encodeMs = performance.now() - t;
-  out.encodeCpuMs = (c2.user + c2.system) / 1000;
-  out.encodeAllocMB = allocSince(a) / 1e6;
-  out.encodeLongestMs = longest.ms;
-  out.encodeGc = { ...gcs };
+    if (session)
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    await drain(encodeSteps(tx.operations, encoder));
+    const finished = encoder.finish();
+    if (session) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      (await import('node:fs')).writeFileSync(process.env.BENCH_HEAP_PROF, JSON.stringify(profile));
+    }
+    return finished;
+  });
   out.commands = tx.operations.length;
   out.messages = batch.length;
   out.bytes = batch.sink.used;
