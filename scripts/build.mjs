@@ -75,6 +75,63 @@ const seaCliPlugin = {
   },
 };
 
+// @kubernetes/client-node's modules that Strand imports (KubeConfig, ListWatch, Watch, RequestContext:
+// src/k8s/client.ts, informer.ts) reach the whole generated client (every API and model class, ~0.6
+// MiB and ~45 ms of every start of the agent and the command line) through two imports only:
+//   - config.js takes createConfiguration and ServerConfiguration from ./gen/index.js: given from
+//     their own modules instead;
+//   - cache.js takes the models' ObjectSerializer (./serializer.js) to write a label or field selector
+//     as a string, which for a string is the string itself: given as that. The build fails should
+//     cache.js use the serializer for anything else (a client-node upgrade would show here).
+const clientNodeDir = dirname(require.resolve('@kubernetes/client-node/package.json'));
+const slimClientNodePlugin = {
+  name: 'slim-client-node',
+  setup(b) {
+    const from = (importer, file) => importer === join(clientNodeDir, 'dist', file);
+    b.onResolve({ filter: /^\.\/gen\/index\.js$/ }, (args) =>
+      from(args.importer, 'config.js') ? { path: 'gen-config', namespace: 'slim-client-node' } : undefined,
+    );
+    b.onResolve({ filter: /^\.\/serializer\.js$/ }, (args) =>
+      from(args.importer, 'cache.js') ? { path: 'string-serializer', namespace: 'slim-client-node' } : undefined,
+    );
+    b.onLoad({ filter: /^gen-config$/, namespace: 'slim-client-node' }, () => ({
+      contents:
+        "export { createConfiguration } from './gen/configuration.js';\nexport { ServerConfiguration } from './gen/servers.js';\n",
+      resolveDir: join(clientNodeDir, 'dist'),
+      loader: 'js',
+    }));
+    b.onLoad({ filter: /^string-serializer$/, namespace: 'slim-client-node' }, () => {
+      const cache = readFileSync(join(clientNodeDir, 'dist', 'cache.js'), 'utf8');
+      const uses = cache.match(/ObjectSerializer\.[^\n]*/g) ?? [];
+      const odd = uses.filter((u) => !/^ObjectSerializer\.serialize\([\w.]+, 'string'\);$/.test(u));
+      if (odd.length > 0) throw new Error(`client-node's cache.js uses its serializer otherwise: ${odd.join('; ')}`);
+      return { contents: 'export const ObjectSerializer = { serialize: (value) => value };\n', loader: 'js' };
+    });
+  },
+};
+
+// zod's translations of its messages into ~50 languages (0.65 MiB of the command line's bundle,
+// compiled at every start) are re-exported as z.locales; Strand's messages are English: only that one.
+const zodDir = dirname(require.resolve('zod/package.json'));
+const englishZodPlugin = {
+  name: 'english-zod',
+  setup(b) {
+    // zod's ES modules (import) and its CommonJS ones (require, as src/util/lazy-zod.ts loads it).
+    b.onResolve({ filter: /^\.\.\/locales\/index\.c?js$/ }, (args) =>
+      args.importer.startsWith(join(zodDir, 'v4'))
+        ? { path: args.path.endsWith('.cjs') ? 'english.cjs' : 'english.js', namespace: 'english-zod' }
+        : undefined,
+    );
+    b.onLoad({ filter: /^english\.c?js$/, namespace: 'english-zod' }, (args) => ({
+      contents: args.path.endsWith('.cjs')
+        ? "Object.defineProperty(exports, 'en', { enumerable: true, get: () => require('./en.cjs') });\n"
+        : "export { default as en } from './en.js';\n",
+      resolveDir: join(zodDir, 'v4', 'locales'),
+      loader: 'js',
+    }));
+  },
+};
+
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const common = {
   bundle: true,
@@ -99,13 +156,13 @@ await build({
   ...common,
   entryPoints: [join(root, 'src', 'cli', 'main.ts')],
   outfile: join(dist, 'cli.cjs'),
-  plugins: [seaKoffiPlugin],
+  plugins: [seaKoffiPlugin, slimClientNodePlugin, englishZodPlugin],
 });
 await build({
   ...common,
   entryPoints: [join(root, 'bin', 'strand.ts')],
   outfile: join(dist, 'strand.cjs'),
-  plugins: [seaKoffiPlugin, seaCliPlugin],
+  plugins: [seaKoffiPlugin, seaCliPlugin, englishZodPlugin],
 });
 
 // The executable starts from a V8 startup snapshot in which the CNI layer's modules and zod schemas

@@ -1,7 +1,10 @@
 // A client of the Kubernetes API from a kubeconfig or the in-cluster service account: one request
 // with the kubeconfig's credentials and TLS settings (raw JSON, not the generated client, whose
 // deserializer fails a whole list on one malformed item and builds heavy model objects).
-import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+// From their own modules, not the package's index: the index loads the whole generated client (every
+// API and model class, ~45 ms of every start of the agent and the command line), none of it used here.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import { isAscii } from 'node:buffer';
 import { type Dispatcher, request } from 'undici';
 import { ApiReachability, PROBE_INTERVAL_MS } from './reachability.ts';

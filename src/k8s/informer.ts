@@ -17,15 +17,11 @@
 //     "not served" on a 404: said once, counted as listed and empty (the agent stays ready: there can
 //     be no such object), and listed again every `absentMs` until the CRD appears.
 // Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
-import {
-  addOrUpdateObject,
-  ListWatch,
-  Watch,
-  type CacheMap,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+// From their own modules, not the package's index (which loads the whole generated client; client.ts).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { addOrUpdateObject, type CacheMap, ListWatch } from '@kubernetes/client-node/dist/cache.js';
+import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import type { Logger } from '../log.ts';
 import { setImmediate as giveBack } from 'node:timers/promises';
 import { ApiRequestError, describeError, parseAnswer, RequestSession, type KubeClient } from './client.ts';
