@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Issues 4 and 18 benchmark: `strand agent` start-up, memory and idle cost on a large cluster served
 // by the test API server (test/support), the agent in a test network namespace (a veth underlay with
-// a default route; a TCP proxy inside the namespace forwards to the API server on the root
-// namespace's loopback) with every directory in a temporary one. The cluster (bench/agent-cluster.mjs)
+// a default route; a listener inside the namespace hands its connections to the API server in this
+// process) with every directory in a temporary one. The cluster (bench/agent-cluster.mjs)
 // has valid pod addresses at every size and Nodes annotated as running Strand agents publish them.
 //   - time from process start to /readyz 200 (node state and conflist written, informers listed);
 //   - resident memory (VmRSS) once synced and BENCH_SETTLE_MS after ready (split there into RssAnon,
@@ -97,8 +97,8 @@ function smapsSummary(pid) {
 }
 
 async function agentRun(api, plan) {
-  // This process is the test API server (and the node's TCP proxy to it): its CPU time while the agent
-  // lists is what serving the lists cost on the same 2 cores (a real API server runs elsewhere).
+  // This process is the test API server: its CPU time while the agent lists is what serving the
+  // lists cost on the same 2 cores (a real API server runs elsewhere).
   const bench0 = process.cpuUsage();
   const agent = await startAgent(api, plan);
   let prober;
@@ -296,7 +296,7 @@ try {
     { measure: 'agent: CPU time to synced (ms, all its threads)', ...s((a) => a.syncedCpu * 1000) },
     { measure: 'agent: CPU time to /readyz 200 (ms, all its threads)', ...s((a) => a.readyCpu * 1000) },
     {
-      measure: 'test API server and proxy (this process): CPU time from the start to synced (ms)',
+      measure: 'test API server (this process): CPU time from the start to synced (ms)',
       ...s((a) => a.apiCpu * 1000),
     },
     { measure: 'agent: VmRSS once synced (MiB)', ...s((a) => a.synced.rss) },

@@ -1,6 +1,7 @@
 // The test API server against the real client the agent uses, @kubernetes/client-node 2: generated
 // API calls, informers (makeInformer / ListWatch) and the raw Watch.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -290,6 +291,24 @@ describe('generated API calls', () => {
       .catch((e: unknown) => e);
     expect((denied as ApiException<unknown>).code).toBe(401);
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('connections accepted elsewhere', () => {
+  it('serves a connection another listener accepted as its own, and closes it while stopped', async () => {
+    const listener = createServer((socket) => api.accept(socket));
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => listener.close(() => resolve())));
+    const port = (listener.address() as AddressInfo).port;
+    api.create('nodes', node('n1'));
+    const list = await fetch(`http://127.0.0.1:${port}/api/v1/nodes`);
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { items: KubeObject[] }).items.map((n) => n.metadata.name)).toEqual(['n1']);
+    expect(api.requests.at(-1)?.path).toBe('/api/v1/nodes');
+
+    await api.stop();
+    const refused = await fetch(`http://127.0.0.1:${port}/healthz`).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Error);
   });
 });
 

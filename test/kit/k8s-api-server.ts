@@ -351,6 +351,20 @@ export class TestApiServer {
   }
 
   /**
+   * Serves a connection accepted by another listener, e.g. one made inside a node's network namespace
+   * (the benches' agents connect there): the same as a connection to the server's own port, with no
+   * proxy between (a proxy's copies of every byte ran on the cores the agent uses, which a real API
+   * server's do not). Refused (closed) while the server is stopped.
+   */
+  accept(socket: Socket): void {
+    if (!this.server) {
+      socket.destroy();
+      return;
+    }
+    this.server.emit('connection', socket);
+  }
+
+  /**
    * Simulates an outage: stops listening and cuts every connection (open watches end with a reset,
    * not a clean end of stream). The state stays; start() serves it again on the same port.
    */
