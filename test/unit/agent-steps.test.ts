@@ -290,6 +290,25 @@ describe('the agent against the nft fake and the test API server', () => {
     ).toEqual({ 'cluster-network': 1 });
   });
 
+  it('runs, when a list comes in, only the steps that read it (issue 18)', async () => {
+    // The NetworkPolicies' list fails twice (the informer retries after ~0.5 s, then ~1 s): it comes
+    // in well after the others, and no step reads NetworkPolicies (the enforcer has its own loop).
+    api.failRequests({ verb: 'list', resource: 'networkpolicies' }, 500, 2);
+    const a = await start(new FakeNft());
+    const unsynced = () => /not synced with the API server yet: ([^;]*)/.exec(a.readiness().reasons.join(';'))?.[1];
+    await eventually(() => unsynced() === 'networkpolicies');
+    await new Promise((r) => setTimeout(r, 200));
+    const runs = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await a.metrics.stepRuns.get()).values.map((v) => [String(v.labels.step), v.value]));
+    const before = await runs();
+    expect(before['node-setup']).toBeGreaterThan(0);
+    expect(unsynced()).toBe('networkpolicies');
+    await eventually(() => unsynced() === undefined, 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(api.counters.failuresInjected).toBe(2);
+    expect(await runs()).toEqual(before);
+  });
+
   it('refuses every waiting pod-start notice at once on stop(), and leaves the rules in the table', async () => {
     const nft = new FakeNft();
     const a = await start(nft, 30_000);
