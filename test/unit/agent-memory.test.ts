@@ -7,6 +7,7 @@ import type { Clock, Timer } from '../../src/agent/clock.ts';
 import {
   BURST_RELEASE_EVERY_MS,
   CHURN_RELEASE_EVERY_MS,
+  IDLE_RELEASE_EVERY_MS,
   incrementalReleaseAvailable,
   MemoryKeeper,
   QUIET_MS,
@@ -65,7 +66,9 @@ function keeper() {
   const churnReleases = () => {
     const logged = lines.filter(
       (l) =>
-        l.msg === 'released the memory that churn left' || l.msg === 'released the memory that a burst of changes left',
+        l.msg === 'released the memory that churn left' ||
+        l.msg === 'released the memory that a burst of changes left' ||
+        l.msg === 'released the memory that the periodic checks left',
     ).length;
     expect(logged).toBe(gentle);
     return logged;
@@ -157,17 +160,26 @@ describe('MemoryKeeper', () => {
     expect(churnReleases()).toBe(1);
   });
 
-  it('leaves an idle agent to V8: growth without any change since the last release is not collected', async () => {
+  it('releases what an idle agent grew by (the periodic checks) only every IDLE_RELEASE_EVERY_MS', async () => {
     const { clock, k, setRss, churnReleases } = keeper();
     k.rebuilt();
-    setRss(250); // grown, stopped growing, but no change came: a scrape's garbage, not churn's
-    clock.advance(10 * 60_000);
+    setRss(250); // grown, stopped growing, but no change came: the periodic checks' garbage
+    clock.advance(IDLE_RELEASE_EVERY_MS - RSS_CHECK_MS);
     await settle();
     expect(churnReleases()).toBe(0);
-    k.activity(); // a change: now the growth counts
-    clock.advance(QUIET_MS + RSS_CHECK_MS * 2);
+    clock.advance(RSS_CHECK_MS);
     await settle();
     expect(churnReleases()).toBe(1);
+    // The fake's size does not drop: the baseline is 250 now. Grown again, still without a change:
+    // not before IDLE_RELEASE_EVERY_MS more, even though CHURN_RELEASE_EVERY_MS went by.
+    setRss(300);
+    clock.advance(CHURN_RELEASE_EVERY_MS + 2 * RSS_CHECK_MS);
+    await settle();
+    expect(churnReleases()).toBe(1);
+    k.activity(); // a change: now the growth is churn's, released on the churn's terms
+    clock.advance(QUIET_MS + RSS_CHECK_MS * 2);
+    await settle();
+    expect(churnReleases()).toBe(2);
   });
 
   it('does not watch before the first rebuild, and stops watching on stop()', async () => {

@@ -23,6 +23,12 @@ const RSS_GROWTH_SHARE = 0.08;
 const RSS_GROWTH_MIB = 8;
 /** Releases of what churn left come at most this often (each is a concurrent collection and a trim). */
 export const CHURN_RELEASE_EVERY_MS = 30_000;
+/**
+ * Growth with no change since the last release is released at most this often: the periodic checks'
+ * garbage (the whole table read back every 5 minutes, the full compile every 10: at 5,000 pods RSS
+ * stayed ~30 MiB up after one until the next change), or V8 growing its young generation back.
+ */
+export const IDLE_RELEASE_EVERY_MS = 5 * 60_000;
 /** A burst of changes is over when none came for this long: what it left is released then. */
 export const QUIET_MS = 1_500;
 /** Releases at the end of bursts come at most this often. */
@@ -318,14 +324,15 @@ export class MemoryKeeper {
     const rss = this.rss();
     const previous = this.previous;
     this.previous = rss;
-    // No change came since the last release: whatever the size grew by is not churn's (a scrape's
-    // garbage, V8 growing its young generation back after the release) and V8 collects it when it
-    // needs to. Releasing it anyway was a last-resort collection of the whole heap every 30 s on an
-    // idle agent: at 50,000 pods 0.4-0.8 s of CPU each, most of its idle cost (issue 18).
-    if (!this.changedSinceRelease) return;
     // Still growing: the burst goes on (the quiet timer sees its end when changes stop altogether).
     if (rss > previous) return;
-    this.releaseIfGrown(CHURN_RELEASE_EVERY_MS, 'released the memory that churn left');
+    // No change came since the last release: what the size grew by is the periodic checks' garbage
+    // or V8's young generation growing back after the release, left to V8 for IDLE_RELEASE_EVERY_MS.
+    // Released every 30 s, it was a last-resort collection of the whole heap every 30 s on an idle
+    // agent: at 50,000 pods 0.4-0.8 s of CPU each, most of its idle cost (issue 18).
+    if (!this.changedSinceRelease)
+      this.releaseIfGrown(IDLE_RELEASE_EVERY_MS, 'released the memory that the periodic checks left');
+    else this.releaseIfGrown(CHURN_RELEASE_EVERY_MS, 'released the memory that churn left');
   }
 
   /** Releases gently when the resident size grew well past the last release's, at most every `everyMs`. */
