@@ -58,6 +58,8 @@ export { releaseMemory } from './steps/memory.ts';
  * pays for it (issue 18).
  */
 export const RESYNC_MS = 60_000;
+/** A cluster-network reconcile of this many entries counts as a burst of changes (MemoryKeeper). */
+const LARGE_RECONCILE_ENTRIES = 1_000;
 /** Events arriving within this window make one pass. */
 export const DEBOUNCE_MS = 100;
 /** Alive while a pass finished within this long. */
@@ -200,6 +202,11 @@ export class Agent {
       log,
       metrics: this.metrics,
       onReady: wakeNodeLevel,
+      // Thousands of peers set up (a node joining a large cluster) leave garbage as a burst of changes
+      // does, and at start it comes after the first rebuild's release: released the same way.
+      onReconciled: (entries) => {
+        if (entries >= LARGE_RECONCILE_ENTRIES) this.memory.activity();
+      },
     });
     this.masquerade = new MasqueradeStep(network);
     // The resync looks at this node's pods, kept apart as events come (not a copy of the cluster's).

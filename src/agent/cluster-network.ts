@@ -18,6 +18,9 @@ import type { AgentConfig } from './config.ts';
 import { reconcileMasquerade } from './masquerade.ts';
 import type { Underlay } from './node-setup.ts';
 
+/** How many of a reconcile's added, changed and removed entries its log line lists. */
+const LOGGED_CHANGES = 20;
+
 export interface ClusterNetworkPass {
   /** The Node annotations this node must publish (strand.dev/…). */
   annotations: Record<string, string>;
@@ -97,13 +100,19 @@ export class ClusterNetwork {
     const report = await this.backend.reconcile(peers);
     const changed = report.added.length + report.changed.length + report.removed.length;
     if (changed > 0) {
+      // The first LOGGED_CHANGES of each: a node joining 5,000 others adds 15,000 entries, which
+      // made one log line of 1.5 MB (and a pause of the event loop to write it).
+      const some = (xs: readonly unknown[]) => (xs.length > LOGGED_CHANGES ? xs.slice(0, LOGGED_CHANGES) : xs);
       this.log.info(
         {
           backend: this.backend.kind,
           peers: peers.length,
-          added: report.added,
-          changed: report.changed,
-          removed: report.removed,
+          added: some(report.added),
+          changed: some(report.changed),
+          removed: some(report.removed),
+          ...([report.added, report.changed, report.removed].some((xs) => xs.length > LOGGED_CHANGES)
+            ? { listed: `the first ${LOGGED_CHANGES} of each` }
+            : {}),
           ms: report.durationMs,
         },
         `routes to other nodes: ${report.added.length} added, ${report.changed.length} changed, ${report.removed.length} removed`,

@@ -98,14 +98,18 @@ describe('MemoryKeeper', () => {
     await settle();
     expect(churnReleases()).toBe(1);
     // The new baseline is what the release left (230 here: the fake's size does not drop); growing
-    // again within CHURN_RELEASE_EVERY_MS waits.
+    // again while the churn goes on (a change every second: no quiet end) waits CHURN_RELEASE_EVERY_MS.
     setRss(300);
-    k.activity();
-    clock.advance(RSS_CHECK_MS);
-    clock.advance(RSS_CHECK_MS);
+    const churnFor = (ms: number) => {
+      for (let t = 0; t < ms; t += 1000) {
+        k.activity();
+        clock.advance(1000);
+      }
+    };
+    churnFor(2 * RSS_CHECK_MS);
     await settle();
     expect(churnReleases()).toBe(1);
-    clock.advance(CHURN_RELEASE_EVERY_MS);
+    churnFor(CHURN_RELEASE_EVERY_MS);
     await settle();
     expect(churnReleases()).toBe(2);
   });
@@ -125,15 +129,14 @@ describe('MemoryKeeper', () => {
     clock.advance(QUIET_MS);
     await settle();
     expect(churnReleases()).toBe(1);
-    // Another burst right after: it waits for BURST_RELEASE_EVERY_MS since the last release.
+    // Another burst right after: it is released once BURST_RELEASE_EVERY_MS went by since the last
+    // release, without another change (at start: the peers set up after the first rebuild's release).
     setRss(200);
     k.activity();
     clock.advance(QUIET_MS);
     await settle();
     expect(churnReleases()).toBe(1);
-    clock.advance(BURST_RELEASE_EVERY_MS);
-    k.activity();
-    clock.advance(QUIET_MS);
+    clock.advance(BURST_RELEASE_EVERY_MS - QUIET_MS);
     await settle();
     expect(churnReleases()).toBe(2);
     // A burst that left little (under RSS_GROWTH_MIB) is not collected; no timer stays armed.

@@ -23,6 +23,8 @@ export interface ClusterNetworkStepOptions {
   metrics?: Pick<AgentMetrics, 'podCidrConflicts'>;
   /** The routes are in place for the first time. */
   onReady: () => void;
+  /** A reconcile added, changed or removed this many entries (routes, neighbours, FDB entries). */
+  onReconciled?: (entries: number) => void;
 }
 
 export class ClusterNetworkStep implements Step {
@@ -70,6 +72,7 @@ export class ClusterNetworkStep implements Step {
       problems: r.problems.map((p) => p.message),
       durationMs: Math.round(r.durationMs * 100) / 100,
     };
+    this.opts.onReconciled?.(r.added.length + r.changed.length + r.removed.length);
     this.opts.metrics?.podCidrConflicts.set(new Set(r.problems.filter((p) => p.overlaps).map((p) => p.peer)).size);
     this.opts.publication.annotate(node, pass.annotations);
     const unusable = pass.unusable.map((u) => `${u.name ?? '(unnamed)'}: ${u.reason}`).join('; ');

@@ -284,7 +284,11 @@ export class MemoryKeeper {
       () => {
         this.quietTimer = undefined;
         const quietFor = this.clock.now() - this.lastActivity;
+        const sinceRelease = this.clock.now() - this.lastRelease;
         if (quietFor < QUIET_MS) this.armQuiet(QUIET_MS - quietFor);
+        // A burst that ended soon after the last release (at start, the peers set up after the first
+        // rebuild's release) is released once it may be, not at the next watch's look (30 s).
+        else if (sinceRelease < BURST_RELEASE_EVERY_MS) this.armQuiet(BURST_RELEASE_EVERY_MS - sinceRelease);
         else this.releaseIfGrown(BURST_RELEASE_EVERY_MS, 'released the memory that a burst of changes left');
       },
       { unref: true },
