@@ -56,7 +56,14 @@ export class ClusterNetworkStep implements Step {
     const { config, log } = this.opts;
     let pass: Awaited<ReturnType<ClusterNetwork['reconcilePeers']>>;
     try {
-      pass = await this.opts.network.reconcilePeers(config.nodeName, underlay, pod.cidrs, this.opts.cache.nodes.list());
+      // The periodic resync reads the kernel whatever changed (drift); an event, only when peers did.
+      pass = await this.opts.network.reconcilePeers(
+        config.nodeName,
+        underlay,
+        pod.cidrs,
+        this.opts.cache.nodes.list(),
+        ctx.due.has('resync'),
+      );
     } catch (err) {
       this.problem = describeError(err);
       throw err;
