@@ -28,6 +28,8 @@ export interface ClusterNetworkPass {
   report: ReconcileReport;
   /** Nodes that could not be peers, with why. */
   unusable: { name?: string | undefined; reason: string }[];
+  /** Nothing was read or changed: the peers are the last clean pass's (`report` is that pass's counts). */
+  reused?: true;
 }
 
 /**
@@ -130,6 +132,7 @@ export class ClusterNetwork {
         annotations: this.annotations,
         report: { ...emptyReport(), unchanged: last.entries },
         unusable: last.unusable,
+        reused: true,
       };
     }
     this.lastClean = undefined;

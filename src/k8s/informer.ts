@@ -18,8 +18,7 @@
 //     be no such object), and listed again every `absentMs` until the CRD appears.
 // Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
 // From their own modules, not the package's index (which loads the whole generated client; client.ts).
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { addOrUpdateObject, type CacheMap, ListWatch } from '@kubernetes/client-node/dist/cache.js';
 import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import type { Logger } from '../log.ts';

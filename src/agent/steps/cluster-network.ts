@@ -69,6 +69,11 @@ export class ClusterNetworkStep implements Step {
       throw err;
     }
     this.problem = undefined;
+    // The last reconcile stands (strand status shows it): nothing was read or changed.
+    if (pass.reused) {
+      this.opts.publication.annotate(node, pass.annotations);
+      return;
+    }
     const r = pass.report;
     this.lastReconcile = {
       at: new Date(ctx.now).toISOString(),
