@@ -22,8 +22,9 @@ import {
   type RouteSpec,
 } from '../kernel/index.ts';
 import { formatCidr, networkOf, parseCidr } from '../net/ip.ts';
-import { desiredState, type DatapathMode } from './desired.ts';
-import { planChanges, type ActualState, type Devices, type PlanOp } from './diff.ts';
+import { drainSliced } from '../util/sliced.ts';
+import { desiredSteps, type DatapathMode, type DesiredInput } from './desired.ts';
+import { planSteps, type ActualState, type Devices, type PlanOp } from './diff.ts';
 import { STRAND_ROUTE_PROTOCOL, type Change, type LocalNode, type Problem, type ReconcileReport } from './types.ts';
 import { setImmediate as setImmediateYield } from 'node:timers/promises';
 
@@ -172,29 +173,37 @@ export async function applyPlan(
   }
 }
 
-/** Desired state, actual state, plan, apply: one level-based pass over the peer entries. */
+/**
+ * Desired state, actual state, plan, apply: one level-based pass over the peer entries. The loop is
+ * given back every APPLY_SLICE_MS in each phase and between them: at 5,000 peers the desired state
+ * alone was one task of ~150 ms (the peers' addresses parsed and checked), the kernel's 15,000
+ * entries read back and the plan against them tens of ms each.
+ */
 export async function reconcileEntries(
   nl: NetlinkSocket,
   mode: DatapathMode,
   local: LocalNode,
   devices: Devices,
-  peers: Parameters<typeof desiredState>[1],
+  peers: Parameters<typeof desiredSteps>[1],
   report: ReconcileReport,
+  slicing: { sliceMs?: number; breathe?: () => Promise<void> } = {},
 ): Promise<void> {
-  const self = { name: local.name, podCidrs: local.podCidrs, serviceCidrs: local.serviceCidrs ?? [] };
-  const desired = desiredState(
-    { mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) },
-    peers,
-  );
+  const sliceMs = slicing.sliceMs ?? APPLY_SLICE_MS;
+  const breathe = slicing.breathe ?? setImmediateYield;
+  const self: DesiredInput['local'] = {
+    name: local.name,
+    podCidrs: local.podCidrs,
+    serviceCidrs: local.serviceCidrs ?? [],
+  };
+  const input = { mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) };
+  const desired = await drainSliced(desiredSteps(input, peers), breathe, sliceMs);
   report.problems.push(...desired.problems);
-  // The loop is given back between the phases: at 5,000 peers each is tens of ms (the kernel's
-  // 15,000 entries read back, the plan against them), one task of ~150 ms together.
-  await setImmediateYield();
+  await breathe();
   const actual = readActual(nl, devices);
-  await setImmediateYield();
-  const plan = planChanges(desired, actual, devices);
+  await breathe();
+  const plan = await drainSliced(planSteps(desired, actual, devices), breathe, sliceMs);
   report.unchanged += plan.unchanged;
-  await applyPlan(nl, plan.ops, devices.vxlan?.index, report);
+  await applyPlan(nl, plan.ops, devices.vxlan?.index, report, { sliceMs, breathe });
 }
 
 /** Deletes every Strand route (teardown). */

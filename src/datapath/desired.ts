@@ -2,7 +2,8 @@
 // the peers. One route per peer pod CIDR; for a peer reached through VXLAN also one permanent
 // neighbour entry per VTEP address and one FDB entry (flannel's pkg/backend/vxlan: route, ARP, FDB).
 import type { IpFamily } from '../net/ip.ts';
-import { cidrContains, familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
+import { cidrContains, familyOf, knownFamily, normalizeCidr, normalizeIp } from '../net/text.ts';
+import { runToEnd } from '../util/sliced.ts';
 import { PrefixClaims, vtepAddress } from './cidr.ts';
 import { ANNOTATIONS, type Peer, type Problem } from './types.ts';
 import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
@@ -60,9 +61,13 @@ export interface DesiredInput {
   underlayPrefixes: readonly string[];
 }
 
+/** The peer's underlay address of a family (the peer is canonical: its addresses are checked). */
 function underlayOf(peer: Peer, family: IpFamily): string | undefined {
-  return peer.underlayIps.find((ip) => familyOf(ip) === family);
+  return peer.underlayIps.find((ip) => knownFamily(ip) === family);
 }
+
+/** Peers between two points where desiredSteps may pause (a peer is a few µs of address parsing). */
+export const PEERS_PER_STEP = 64;
 
 /**
  * The peer with its addresses in the form the kernel reports them (network-address CIDRs, RFC 5952
@@ -121,7 +126,11 @@ type Refusals = Map<string, Problem>;
  * to a peer, so every node computes the same owner for a CIDR from the same Node objects (a stale or
  * hand-made Node never takes over part of a healthy node's range, on any node).
  */
-function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], problems: Problem[]): Map<Peer, Refusals> {
+function* claimPodCidrs(
+  local: DesiredInput['local'],
+  peers: readonly Peer[],
+  problems: Problem[],
+): Generator<void, Map<Peer, Refusals>> {
   const claimed = new PrefixClaims();
   for (const cidr of local.podCidrs) claimed.claim(cidr, LOCAL_OWNER);
   for (const cidr of local.serviceCidrs ?? []) {
@@ -135,7 +144,8 @@ function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], pro
   const refused = new Map<Peer, Refusals>();
   const age = new Map(peers.map((p) => [p, createdAt(p)]));
   const byAge = [...peers].sort((a, b) => age.get(a)! - age.get(b)! || byName(a, b));
-  for (const peer of byAge) {
+  for (const [i, peer] of byAge.entries()) {
+    if (i % PEERS_PER_STEP === PEERS_PER_STEP - 1) yield;
     for (const dst of peer.podCidrs) {
       const clash = claimed.claim(dst, peer.name);
       if (!clash) continue;
@@ -154,19 +164,26 @@ function claimPodCidrs(local: DesiredInput['local'], peers: readonly Peer[], pro
 
 /** The desired entries, in peer name order; peers that cannot be served (in part) are problems. */
 export function desiredState(input: DesiredInput, peers: readonly Peer[]): DesiredState {
+  return runToEnd(desiredSteps(input, peers));
+}
+
+/** desiredState, pausing every PEERS_PER_STEP peers (drainSliced gives the loop back there). */
+export function* desiredSteps(input: DesiredInput, peers: readonly Peer[]): Generator<void, DesiredState> {
   const { mode, local } = input;
   const out: DesiredState = { routes: [], neighbours: [], fdb: [], problems: [] };
   const macOwners = new Map<string, string>();
   if (mode.kind === 'vxlan') macOwners.set(mode.vtepMac, '');
   const sameSegment = (ip: string) =>
     input.underlayPrefixes.some((p) => familyOf(p) === familyOf(ip) && cidrContains(p, ip));
+  const localFamilies = new Set(local.podCidrs.map((c) => familyOf(c)));
   const segments = () => (input.underlayPrefixes.length > 0 ? input.underlayPrefixes.join(', ') : 'no address');
 
   // Read every peer first (name order; problems kept per peer so that they come out in name order),
   // then decide the CIDR claims by age, then compute the entries in name order.
   const seen = new Set<string>();
   const read: { peer: Peer; duplicate: boolean; problems: Problem[] }[] = [];
-  for (const listed of [...peers].sort(byName)) {
+  for (const [i, listed] of [...peers].sort(byName).entries()) {
+    if (i % PEERS_PER_STEP === PEERS_PER_STEP - 1) yield;
     if (listed.name === local.name) continue;
     const problems: Problem[] = [];
     const problem = (message: string) =>
@@ -176,7 +193,7 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
     seen.add(listed.name);
     read.push({ peer: duplicate ? listed : canonical(listed, problem), duplicate, problems });
   }
-  const refused = claimPodCidrs(
+  const refused = yield* claimPodCidrs(
     local,
     read.filter((r) => !r.duplicate).map((r) => r.peer),
     out.problems,
@@ -192,8 +209,8 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
         problems.push(refusal);
         continue;
       }
-      const family = familyOf(dst)!;
-      if (!local.podCidrs.some((c) => familyOf(c) === family)) {
+      const family = knownFamily(dst);
+      if (!localFamilies.has(family)) {
         problem(`pod CIDR ${dst} is IPv${family} but this node has no IPv${family} pod CIDR; no route`);
         continue;
       }
@@ -247,7 +264,8 @@ export function desiredState(input: DesiredInput, peers: readonly Peer[]): Desir
     if (fdb) out.fdb.push(fdb);
   };
 
-  for (const { peer, duplicate, problems } of read) {
+  for (const [i, { peer, duplicate, problems }] of read.entries()) {
+    if (i % PEERS_PER_STEP === PEERS_PER_STEP - 1) yield;
     if (!duplicate) serve(peer, problems);
     out.problems.push(...problems);
   }

@@ -2,7 +2,12 @@
 // operations: add what is missing, replace what changed (a peer's underlay address or MAC), delete
 // what is stale (a node deleted while the agent was down). Pure; datapath.ts reads and applies.
 import { familyOf } from '../net/text.ts';
+import { runToEnd } from '../util/sliced.ts';
 import type { DesiredFdb, DesiredNeighbour, DesiredRoute, DesiredState, RouteDevice } from './desired.ts';
+
+/** Desired entries between two points where planSteps may pause. */
+const ENTRIES_PER_STEP = 256;
+const pauseAt = (i: number) => i % ENTRIES_PER_STEP === ENTRIES_PER_STEP - 1;
 
 /** A Strand route the kernel holds (rtm_protocol STRAND_ROUTE_PROTOCOL, main table). */
 export interface ActualRoute {
@@ -99,12 +104,12 @@ export function describeRouteEntry(dst: string, gateway: string | undefined, dev
   return `${dst}${gateway !== undefined ? ` via ${gateway}` : ''} dev ${dev}${onlink ? ' onlink' : ''}`;
 }
 
-function routeOps(
+function* routeOps(
   desired: readonly DesiredRoute[],
   actual: readonly ActualRoute[],
   devices: Devices,
   unchanged: { n: number },
-): { changes: RouteOp[]; stale: RouteOp[] } {
+): Generator<void, { changes: RouteOp[]; stale: RouteOp[] }> {
   const changes: RouteOp[] = [];
   const stale: RouteOp[] = [];
   const byDst = new Map<string, ActualRoute[]>();
@@ -128,7 +133,8 @@ function routeOps(
         (isDefaultMetric(r.dst, r.metric) ? '' : ` metric ${r.metric}`),
     });
 
-  for (const want of desired) {
+  for (const [i, want] of desired.entries()) {
+    if (pauseAt(i)) yield;
     const dev = deviceOf(devices, want.dev);
     if (!dev) continue; // no such device in this mode: desiredState never asks for one
     const have = byDst.get(want.dst) ?? [];
@@ -156,16 +162,17 @@ function routeOps(
   return { changes, stale };
 }
 
-function neighbourOps(
+function* neighbourOps(
   desired: readonly DesiredNeighbour[],
   actual: readonly ActualNeighbour[],
   device: string,
   unchanged: { n: number },
-): { changes: NeighbourOp[]; stale: NeighbourOp[] } {
+): Generator<void, { changes: NeighbourOp[]; stale: NeighbourOp[] }> {
   const changes: NeighbourOp[] = [];
   const stale: NeighbourOp[] = [];
   const byIp = new Map(actual.map((n) => [n.ip, n]));
-  for (const want of desired) {
+  for (const [i, want] of desired.entries()) {
+    if (pauseAt(i)) yield;
     const have = byIp.get(want.ip);
     byIp.delete(want.ip);
     if (have && have.permanent && have.mac === want.mac) {
@@ -198,12 +205,12 @@ function neighbourOps(
   return { changes, stale };
 }
 
-function fdbOps(
+function* fdbOps(
   desired: readonly DesiredFdb[],
   actual: readonly ActualFdb[],
   device: string,
   unchanged: { n: number },
-): { changes: FdbOp[]; stale: FdbOp[] } {
+): Generator<void, { changes: FdbOp[]; stale: FdbOp[] }> {
   const changes: FdbOp[] = [];
   const stale: FdbOp[] = [];
   const byMac = new Map<string, ActualFdb[]>();
@@ -216,7 +223,8 @@ function fdbOps(
     `${mac} dev ${device}${dst !== undefined ? ` dst ${dst}` : ''} self permanent`;
   const remove = (e: ActualFdb, peer?: string) =>
     stale.push({ object: 'fdb', action: 'delete', peer, mac: e.mac, dst: e.dst, detail: detail(e.mac, e.dst) });
-  for (const want of desired) {
+  for (const [i, want] of desired.entries()) {
+    if (pauseAt(i)) yield;
     const have = byMac.get(want.mac) ?? [];
     byMac.delete(want.mac);
     // A VXLAN FDB entry can hold several destinations (`bridge fdb append`); exactly one is wanted.
@@ -242,11 +250,16 @@ function fdbOps(
 
 /** The operations that turn actual into desired (desired.problems are the caller's). */
 export function planChanges(desired: DesiredState, actual: ActualState, devices: Devices): Plan {
+  return runToEnd(planSteps(desired, actual, devices));
+}
+
+/** planChanges, pausing every ENTRIES_PER_STEP desired entries (drainSliced gives the loop back there). */
+export function* planSteps(desired: DesiredState, actual: ActualState, devices: Devices): Generator<void, Plan> {
   const unchanged = { n: 0 };
-  const routes = routeOps(desired.routes, actual.routes, devices, unchanged);
+  const routes = yield* routeOps(desired.routes, actual.routes, devices, unchanged);
   const vx = devices.vxlan?.name ?? '?';
-  const neighbours = neighbourOps(desired.neighbours, actual.neighbours, vx, unchanged);
-  const fdb = fdbOps(desired.fdb, actual.fdb, vx, unchanged);
+  const neighbours = yield* neighbourOps(desired.neighbours, actual.neighbours, vx, unchanged);
+  const fdb = yield* fdbOps(desired.fdb, actual.fdb, vx, unchanged);
   // Duplicate FDB destinations go before the replace of the one kept, or the replace could pick one
   // that is about to be deleted.
   const fdbDuplicates = fdb.stale.filter((op) => op.peer !== undefined);

@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { PrefixClaims } from '../../src/datapath/cidr.ts';
 import {
   desiredState,
+  desiredSteps,
+  PEERS_PER_STEP,
   planChanges,
+  planSteps,
   vtepMacFor,
   vxlanOverhead,
   type ActualState,
@@ -13,6 +16,7 @@ import {
   type Devices,
   type Peer,
 } from '../../src/datapath/index.ts';
+import { drainSliced } from '../../src/util/sliced.ts';
 
 const VXLAN: DatapathMode = { kind: 'vxlan', directRouting: false, vtepMac: '0e:00:00:00:00:01', vtepFamily: 4 };
 const HOST_GW: DatapathMode = { kind: 'host-gw' };
@@ -432,6 +436,43 @@ describe('planChanges', () => {
       'delete route 10.244.7.0/24 via 10.244.7.0 dev #9 onlink',
       'add route 10.244.2.0/24 via 198.18.0.2 dev eth0',
     ]);
+  });
+});
+
+describe('desiredSteps and planSteps (sliced)', () => {
+  // 1,000 peers, a tenth of them in a problem (no VTEP MAC), half already in the kernel.
+  const many = Array.from({ length: 1000 }, (_, i) => {
+    const n = i + 2;
+    return peer(n, {
+      name: `n${String(n).padStart(4, '0')}`,
+      underlayIps: [`198.18.${n >> 8}.${n & 255}`],
+      podCidrs: [`10.${n >> 8}.${n & 255}.0/24`],
+      ...(i % 10 === 0
+        ? { vtepMac: undefined }
+        : {
+            vtepMac: `0e:00:00:00:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`,
+          }),
+    });
+  });
+  const wide = input(VXLAN, { underlayPrefixes: ['198.18.0.0/16'] });
+
+  it('pause every PEERS_PER_STEP peers and make what desiredState and planChanges make', async () => {
+    let pauses = 0;
+    const breathe = async () => void pauses++;
+    const sliced = await drainSliced(desiredSteps(wide, many), breathe, 0);
+    expect(sliced).toEqual(desiredState(wide, many));
+    expect(sliced.routes).toHaveLength(900); // a peer with no VTEP MAC gets no VXLAN route
+    expect(sliced.problems).toHaveLength(100);
+    // The read, the claims and the entries each pause every PEERS_PER_STEP peers.
+    expect(pauses).toBeGreaterThanOrEqual(3 * Math.floor(1000 / PEERS_PER_STEP));
+
+    const actual = actualFor(many.slice(0, 500).filter((p) => p.vtepMac !== undefined));
+    pauses = 0;
+    const plan = await drainSliced(planSteps(sliced, actual, DEVICES), breathe, 0);
+    expect(plan).toEqual(planChanges(sliced, actual, DEVICES));
+    expect(plan.unchanged).toBeGreaterThan(0);
+    expect(plan.ops.length).toBeGreaterThan(0);
+    expect(pauses).toBeGreaterThan(0);
   });
 });
 

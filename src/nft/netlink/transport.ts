@@ -20,6 +20,7 @@ import {
   type TableState,
 } from '../objects.ts';
 import { describeTransaction, type Operation, type Transaction } from '../transaction.ts';
+import { drainSliced } from '../../util/sliced.ts';
 import type {
   ChainDigest,
   DriftProbe,
@@ -125,26 +126,6 @@ function sizeHintOf(ops: readonly Operation[]): number {
   let rules = 0;
   for (const o of ops) if (o.object.kind === 'rule' && o.verb !== 'delete') rules++;
   return batchSizeHint(rules, ops.length - rules);
-}
-
-/** Runs `steps` to its end, awaiting `breathe` each time a slice of `sliceMs` has passed (counted). */
-async function drainSliced<T>(
-  steps: Generator<unknown, T>,
-  breathe: () => Promise<void>,
-  sliceMs: number,
-  timing: { slices: number },
-): Promise<T> {
-  let slice = performance.now();
-  let step = steps.next();
-  while (!step.done) {
-    if (performance.now() - slice >= sliceMs) {
-      await breathe();
-      timing.slices++;
-      slice = performance.now();
-    }
-    step = steps.next();
-  }
-  return step.value;
 }
 
 export function createNetlinkTransport(options: NetlinkTransportOptions = {}): NetlinkTransport {

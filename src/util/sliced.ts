@@ -1,0 +1,31 @@
+// Long computations written as generators that yield at points where they may pause: driven to the
+// end at once (runToEnd), or in slices with the event loop given back between them (drainSliced),
+// so that one pass over a large cluster never holds the agent's /healthz for its whole length.
+
+/** Runs `steps` to its end in the caller's task and returns its value. */
+export function runToEnd<T>(steps: Generator<unknown, T>): T {
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
+}
+
+/** Runs `steps` to its end, awaiting `breathe` each time a slice of `sliceMs` has passed (counted
+ * in timing.slices). The clock is read only at the generator's yields. */
+export async function drainSliced<T>(
+  steps: Generator<unknown, T>,
+  breathe: () => Promise<void>,
+  sliceMs: number,
+  timing: { slices: number } = { slices: 0 },
+): Promise<T> {
+  let slice = performance.now();
+  let step = steps.next();
+  while (!step.done) {
+    if (performance.now() - slice >= sliceMs) {
+      await breathe();
+      timing.slices++;
+      slice = performance.now();
+    }
+    step = steps.next();
+  }
+  return step.value;
+}
