@@ -7,10 +7,12 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import type { Nft } from '../nft/transport.ts';
-import { emptyReport } from '../datapath/datapath.ts';
+import { APPLY_SLICE_MS, emptyReport } from '../datapath/datapath.ts';
+import { drainSliced } from '../util/sliced.ts';
+import { setImmediate as setImmediateYield } from 'node:timers/promises';
 import {
   createBackend,
-  peersFromNodes,
+  peersFromNodesSteps,
   type Backend,
   type LocalNode,
   type ReconcileReport,
@@ -136,7 +138,12 @@ export class ClusterNetwork {
       };
     }
     this.lastClean = undefined;
-    const { peers, unusable } = peersFromNodes(nodes, nodeName);
+    // Read in slices: 5,000 Nodes were one task of 50-90 ms (with a collection) before the backend's own.
+    const { peers, unusable } = await drainSliced(
+      peersFromNodesSteps(nodes, nodeName),
+      setImmediateYield,
+      APPLY_SLICE_MS,
+    );
     const report = await this.backend.reconcile(peers);
     if (report.problems.length === 0)
       this.lastClean = {

@@ -21,7 +21,7 @@ export function createBackend(nl: NetlinkSocket, config: BackendConfig): Backend
 
 export { vtepAddress } from './cidr.ts';
 export { VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
-export { desiredState } from './desired.ts';
+export { desiredState, desiredSteps, PEERS_PER_STEP } from './desired.ts';
 export { backendOverhead, podMtu, VXLAN_OVERHEAD, vxlanOverhead } from './mtu.ts';
 export type {
   DatapathMode,
@@ -31,11 +31,11 @@ export type {
   DesiredRoute,
   DesiredState,
 } from './desired.ts';
-export { planChanges } from './diff.ts';
+export { planChanges, planSteps } from './diff.ts';
 export type { ActualFdb, ActualNeighbour, ActualRoute, ActualState, Devices, Plan, PlanOp } from './diff.ts';
 export { HostGwBackend } from './host-gw.ts';
-export { localAnnotations, parseUnderlayIps, peerFromNode, peersFromNodes } from './peer.ts';
-export type { PeerResult } from './peer.ts';
+export { localAnnotations, parseUnderlayIps, peerFromNode, peersFromNodes, peersFromNodesSteps } from './peer.ts';
+export type { PeerResult, PeersFromNodes } from './peer.ts';
 export { ANNOTATIONS, STRAND_ROUTE_PROTOCOL } from './types.ts';
 export type {
   Backend,

@@ -2,6 +2,7 @@
 // to the annotations it publishes. Pure: no kernel, no API calls; a Node that cannot be used yields a
 // reason rather than an exception, so one malformed Node never stops the agent's loop.
 import { familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
+import { runToEnd } from '../util/sliced.ts';
 import { ANNOTATIONS, type BackendKind, type LocalNode, type Peer } from './types.ts';
 import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
 
@@ -135,13 +136,24 @@ export function localAnnotations(
 }
 
 /** Every Node in the list that is usable as a peer, and why the others are not. */
-export function peersFromNodes(
-  nodes: readonly unknown[],
-  localName?: string,
-): { peers: Peer[]; unusable: { name: string | undefined; reason: string }[] } {
+export function peersFromNodes(nodes: readonly unknown[], localName?: string): PeersFromNodes {
+  return runToEnd(peersFromNodesSteps(nodes, localName));
+}
+
+export interface PeersFromNodes {
+  peers: Peer[];
+  unusable: { name: string | undefined; reason: string }[];
+}
+
+/** Nodes between two points where peersFromNodesSteps may pause (a Node is a few µs of parsing). */
+const NODES_PER_STEP = 64;
+
+/** peersFromNodes, pausing every NODES_PER_STEP Nodes (drainSliced gives the loop back there). */
+export function* peersFromNodesSteps(nodes: readonly unknown[], localName?: string): Generator<void, PeersFromNodes> {
   const peers: Peer[] = [];
   const unusable: { name: string | undefined; reason: string }[] = [];
-  for (const node of nodes) {
+  for (const [i, node] of nodes.entries()) {
+    if (i % NODES_PER_STEP === NODES_PER_STEP - 1) yield;
     const r = peerFromNode(node);
     if (r.ok) {
       if (r.peer.name !== localName) peers.push(r.peer);

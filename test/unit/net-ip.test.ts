@@ -109,6 +109,19 @@ describe('IP addresses', () => {
     expect(formatMac(parseMac('0a-1b-2c-3d-4e-5f'))).toBe('0a:1b:2c:3d:4e:5f');
     expect(() => parseMac('0a:1b:2c:3d:4e')).toThrow(/invalid MAC/);
     expect(() => parseMac('0a:1b:2c:3d:4e:5g')).toThrow(/invalid MAC/);
+    expect(formatMac(parseMac('FF-fe:0A-00:9f-Af'))).toBe('ff:fe:0a:00:9f:af');
+    for (const bad of [
+      '',
+      '0a:1b:2c:3d:4e:5f:',
+      ' 0a:1b:2c:3d:4e:5f',
+      '0a:1b:2c:3d:4e5f0',
+      '0a;1b:2c:3d:4e:5f',
+      '0a:1b:2c:3d:4e:5',
+      'g0:1b:2c:3d:4e:5f',
+      '0a:1b:2c:3d:4e:/f',
+      '0a:1b:2c:3d:4e:@f',
+    ])
+      expect(() => parseMac(bad), bad).toThrow(/invalid MAC/);
   });
 });
 
