@@ -58,7 +58,7 @@ export { releaseMemory } from './steps/memory.ts';
  * pays for it (issue 18).
  */
 export const RESYNC_MS = 60_000;
-/** A cluster-network reconcile of this many entries counts as a burst of changes (MemoryKeeper). */
+/** A cluster-network reconcile that changed this many entries has its garbage released (MemoryKeeper.largePass). */
 const LARGE_RECONCILE_ENTRIES = 1_000;
 /** Events arriving within this window make one pass. */
 export const DEBOUNCE_MS = 100;
@@ -202,10 +202,10 @@ export class Agent {
       log,
       metrics: this.metrics,
       onReady: wakeNodeLevel,
-      // Thousands of peers set up (a node joining a large cluster) leave garbage as a burst of changes
-      // does, and at start it comes after the first rebuild's release: released the same way.
+      // Thousands of peers set up (a node joining a large cluster) leave tens of MiB of garbage, and
+      // at start it comes after the first rebuild's release: released once the pass is done.
       onReconciled: (entries) => {
-        if (entries >= LARGE_RECONCILE_ENTRIES) this.memory.activity();
+        if (entries >= LARGE_RECONCILE_ENTRIES) this.memory.largePass();
       },
     });
     this.masquerade = new MasqueradeStep(network);

@@ -53,6 +53,7 @@ function keeper() {
   const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   let rss = 140 * MiB;
   let gentle = 0;
+  let now = 0;
   const k = new MemoryKeeper(
     clock,
     log,
@@ -61,7 +62,10 @@ function keeper() {
       gentle++;
       return 1;
     },
-    async () => 1,
+    async () => {
+      now++;
+      return 1;
+    },
   );
   const churnReleases = () => {
     const logged = lines.filter(
@@ -73,7 +77,7 @@ function keeper() {
     expect(logged).toBe(gentle);
     return logged;
   };
-  return { clock, k, setRss: (mib: number) => (rss = mib * MiB), churnReleases };
+  return { clock, k, lines, setRss: (mib: number) => (rss = mib * MiB), churnReleases, releasesNow: () => now };
 }
 
 describe('MemoryKeeper', () => {
@@ -183,6 +187,41 @@ describe('MemoryKeeper', () => {
     clock.advance(QUIET_MS + RSS_CHECK_MS * 2);
     await settle();
     expect(churnReleases()).toBe(2);
+  });
+
+  it('releases a large pass at once, at most once a minute; more often it is a burst', async () => {
+    const { clock, k, lines, setRss, churnReleases, releasesNow } = keeper();
+    k.largePass(); // before the first rebuild: nothing to measure against yet, no release
+    await settle();
+    expect(releasesNow()).toBe(0);
+    k.rebuilt();
+    await settle();
+    expect(releasesNow()).toBe(1);
+    // The peers set up right after the first rebuild's release: released now, not BURST_RELEASE_EVERY_MS later.
+    clock.advance(800);
+    setRss(200);
+    k.largePass();
+    await settle();
+    expect(releasesNow()).toBe(2);
+    expect(
+      lines.filter((l) => l.msg === 'released the memory of a large pass over the routes to other nodes'),
+    ).toHaveLength(1);
+    expect(churnReleases()).toBe(0);
+    // Another within the minute: a burst, released on a burst's terms.
+    clock.advance(10_000);
+    setRss(260);
+    k.largePass();
+    await settle();
+    expect(releasesNow()).toBe(2);
+    clock.advance(QUIET_MS);
+    await settle();
+    expect(churnReleases()).toBe(1);
+    // A minute after the last one: at once again.
+    clock.advance(60_000);
+    k.largePass();
+    await settle();
+    expect(releasesNow()).toBe(3);
+    k.stop();
   });
 
   it('does not watch before the first rebuild, and stops watching on stop()', async () => {
