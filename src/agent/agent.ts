@@ -463,7 +463,7 @@ export class Agent {
   }
 
   /** What the agent knows and wants, for `strand status` (answers.ts). */
-  inspect(): InspectSnapshot {
+  inspect(): Promise<InspectSnapshot> {
     return this.answers.inspect();
   }
 

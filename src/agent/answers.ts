@@ -147,7 +147,7 @@ export class AgentAnswers {
   }
 
   /** What the agent knows and wants, for `strand status` over its socket (inspect.ts). */
-  inspect(): InspectSnapshot {
+  inspect(): Promise<InspectSnapshot> {
     const { cache, nodeSetup } = this.opts;
     const setUp = nodeSetup.setUp;
     const pods = this.opts.localPods.known().map((p) => ({

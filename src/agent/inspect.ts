@@ -11,10 +11,12 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
 import { familyOf } from '../net/text.ts';
-import { underlayPrefixes } from '../datapath/datapath.ts';
+import { APPLY_SLICE_MS, underlayPrefixes } from '../datapath/datapath.ts';
+import { drainSliced } from '../util/sliced.ts';
+import { setImmediate as setImmediateYield } from 'node:timers/promises';
 import {
-  desiredState,
-  peersFromNodes,
+  desiredSteps,
+  peersFromNodesSteps,
   vtepMacFor,
   vxlanDeviceName,
   type DatapathMode,
@@ -237,10 +239,13 @@ export function datapathMode(config: AgentConfig, underlay: Underlay): DatapathM
   };
 }
 
-export function buildInspectSnapshot(src: InspectSource, log?: Logger): InspectSnapshot {
+export async function buildInspectSnapshot(src: InspectSource, log?: Logger): Promise<InspectSnapshot> {
   const c = src.config;
   const now = Date.now();
-  const { peers, unusable } = peersFromNodes(src.nodes, c.nodeName);
+  // In slices, as the cluster network's pass reads them: at 5,000 nodes the peers and their desired
+  // entries are 100-200 ms of work, which a `strand status` must not take from /healthz in one task.
+  const sliced = <T>(steps: Generator<unknown, T>) => drainSliced(steps, setImmediateYield, APPLY_SLICE_MS);
+  const { peers, unusable } = await sliced(peersFromNodesSteps(src.nodes, c.nodeName));
   let prefixes: string[] = [];
   let mode: DatapathMode | undefined;
   if (src.underlay && src.podCidrs) {
@@ -256,13 +261,15 @@ export function buildInspectSnapshot(src: InspectSource, log?: Logger): InspectS
   }
   const desired: DesiredState =
     mode && src.podCidrs
-      ? desiredState(
-          {
-            mode,
-            local: { name: c.nodeName, podCidrs: src.podCidrs, serviceCidrs: c.serviceCIDRs },
-            underlayPrefixes: prefixes,
-          },
-          peers,
+      ? await sliced(
+          desiredSteps(
+            {
+              mode,
+              local: { name: c.nodeName, podCidrs: src.podCidrs, serviceCidrs: c.serviceCIDRs },
+              underlayPrefixes: prefixes,
+            },
+            peers,
+          ),
         )
       : { routes: [], neighbours: [], fdb: [], problems: [] };
   const snap: InspectSnapshot = {

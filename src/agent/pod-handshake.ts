@@ -25,6 +25,7 @@ const MAX_SOCKET_PATH = 107;
 
 /** The command line's read-only questions (inspect.ts, src/cli/*); each is optional for a server. */
 export interface AgentQueries {
+  /** May answer later (the snapshot is built in slices). */
   inspect?: () => unknown;
   explain?: (q: ExplainQuery) => unknown;
 }
@@ -303,7 +304,10 @@ export class PodHandshakeServer {
   }
 
   /** A read-only question of the command line; an exception is an answer, never a crash. */
-  private query(req: Extract<HandshakeRequest, { type: 'inspect' | 'explain' }>, queries: AgentQueries): unknown {
+  private async query(
+    req: Extract<HandshakeRequest, { type: 'inspect' | 'explain' }>,
+    queries: AgentQueries,
+  ): Promise<unknown> {
     const fn = req.type === 'inspect' ? queries.inspect : queries.explain;
     if (!fn)
       return {
@@ -313,7 +317,7 @@ export class PodHandshakeServer {
         message: `this agent does not answer ${req.type} requests`,
       };
     try {
-      if (req.type === 'inspect') return { v: HANDSHAKE_VERSION, ok: true, inspect: (fn as () => unknown)() };
+      if (req.type === 'inspect') return { v: HANDSHAKE_VERSION, ok: true, inspect: await (fn as () => unknown)() };
       const q: ExplainQuery = { src: req.src, dst: req.dst };
       if (req.port !== undefined) q.port = req.port;
       if (req.protocol !== undefined) q.protocol = req.protocol;

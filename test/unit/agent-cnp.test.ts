@@ -216,7 +216,7 @@ describe('the agent and ClusterNetworkPolicies (nft fake, test API server)', () 
     api.create('clusternetworkpolicies', { metadata: { name: 'deny-all' }, spec: denyFromAll });
     await eventually(() => nft.state?.chains.has(clusterChainName('admin', pod, 'ingress')) === true);
     expect(a.cache.clusterNetworkPolicies.absent).toBe(false);
-    const snap = a.inspect();
+    const snap = await a.inspect();
     expect(snap.policy?.clusterNetworkPolicies).toEqual({
       served: true,
       admin: 1,

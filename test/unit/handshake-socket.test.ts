@@ -203,6 +203,29 @@ describe('pod-start handshake', () => {
     expect((await askAgent(join(dir, 'absent.sock'), { v: 1, type: 'inspect' }, 2_000)).kind).toBe('not-running');
   });
 
+  it('an inspect that answers later (a snapshot built in slices) is awaited; one that rejects is reported', async () => {
+    let fail = false;
+    const s = await PodHandshakeServer.start(sock, async () => ({ ok: true }), silentLogger, undefined, {
+      inspect: async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        if (fail) throw new Error('the snapshot failed');
+        return { node: 'n1' };
+      },
+    });
+    servers.push(s);
+    const later = unwrap(
+      await askAgent(sock, { v: 1, type: 'inspect' }, 2_000),
+      'inspect',
+      z.object({ node: z.string() }),
+    );
+    expect(later).toEqual({ kind: 'answer', value: { node: 'n1' } });
+    fail = true;
+    expect(unwrap(await askAgent(sock, { v: 1, type: 'inspect' }, 2_000), 'inspect', z.unknown())).toEqual({
+      kind: 'error',
+      message: 'the agent could not answer: the snapshot failed',
+    });
+  });
+
   it('a stale socket file of a dead agent is replaced', async () => {
     await makeStaleSocket(sock);
     expect(statSync(sock).isSocket()).toBe(true);
