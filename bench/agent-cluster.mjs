@@ -14,14 +14,17 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
+  readSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -619,7 +622,7 @@ export async function startAgent(api, plan, { logLevel = 'info', bridge = testNa
       stdio: ['ignore', process.env.BENCH_AGENT_STDOUT ? 'inherit' : 'ignore', 'inherit'],
     },
   );
-  const logText = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+  const logText = logReader(log);
   return {
     pid: agent.pid,
     child: agent,
@@ -639,12 +642,49 @@ export async function startAgent(api, plan, { logLevel = 'info', bridge = testNa
           clearTimeout(t);
         }
       } finally {
+        logText.close();
         host.close();
         rmSync(dir, { recursive: true, force: true });
       }
       return agent.exitCode;
     },
   };
+}
+
+/**
+ * The agent's log so far, reading only what was appended since the last call: the bench polls it
+ * every 5 ms until the agent syncs, and reading the whole file each time (at 50,000 pods ~200 KB by
+ * then) cost this process, on the cores the agent uses, ~0.1 s of CPU a start.
+ */
+function logReader(path) {
+  let fd;
+  let at = 0;
+  let text = '';
+  let closed = false;
+  const decoder = new StringDecoder('utf8');
+  const read = () => {
+    if (closed) return text;
+    if (fd === undefined) {
+      if (!existsSync(path)) return '';
+      fd = openSync(path, 'r');
+    }
+    const size = fstatSync(fd).size;
+    if (size > at) {
+      const chunk = Buffer.allocUnsafe(size - at);
+      const n = readSync(fd, chunk, 0, chunk.length, at);
+      at += n;
+      text += decoder.write(chunk.subarray(0, n));
+    }
+    return text;
+  };
+  // What was read stays readable after the agent's directory is gone.
+  read.close = () => {
+    read();
+    closed = true;
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+  };
+  return read;
 }
 
 /**

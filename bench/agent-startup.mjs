@@ -274,6 +274,11 @@ try {
         `run ${i + 1}: the agent did not exit cleanly on SIGTERM (exit code ${r.exitCode}; null = killed after 15 s)`,
       );
     agents.push(r);
+    // Each start on its own line: the table's median hides which start was slow and why (the first
+    // start's lists also warm the test API server, which shares these cores).
+    console.log(
+      `run ${i + 1}: ready ${r.readyMs} ms, synced ${r.syncedMs} ms, CPU to ready ${Math.round(r.readyCpu * 1000)} ms, test API server CPU to synced ${Math.round(r.apiCpu * 1000)} ms, peak ${fmt(r.hwm)} MiB`,
+    );
   }
   const row = (st) => ({ median: fmt(st.median), min: fmt(st.min), max: fmt(st.max) });
   const s = (f) => row(stats(agents.map(f)));
