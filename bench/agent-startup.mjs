@@ -301,7 +301,7 @@ try {
     // Each start on its own line: the table's median hides which start was slow and why (the first
     // start's lists also warm the test API server, which shares these cores).
     console.log(
-      `run ${i + 1}: ready ${r.readyMs} ms, synced ${r.syncedMs} ms, CPU to ready ${Math.round(r.readyCpu * 1000)} ms, test API server CPU to synced ${Math.round(r.apiCpu * 1000)} ms, peak ${fmt(r.hwm)} MiB`,
+      `run ${i + 1}: ready ${r.readyMs} ms, synced ${r.syncedMs} ms, CPU to ready ${Math.round(r.readyCpu * 1000)} ms, test API server CPU to synced ${Math.round(r.apiCpu * 1000)} ms, peak ${fmt(r.hwm)} MiB; the idle Node's start just before, ${baselines.at(-1).startMs} ms (how fast this machine is running now)`,
     );
   }
   const row = (st) => ({ median: fmt(st.median), min: fmt(st.min), max: fmt(st.max) });
