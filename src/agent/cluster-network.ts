@@ -7,9 +7,7 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { createNetlinkTransport } from '../nft/netlink/transport.ts';
 import type { Nft } from '../nft/transport.ts';
-import { APPLY_SLICE_MS, emptyReport } from '../datapath/datapath.ts';
-import { drainSliced } from '../util/sliced.ts';
-import { setImmediate as setImmediateYield } from 'node:timers/promises';
+import { emptyReport, onTheLoop } from '../datapath/datapath.ts';
 import {
   createBackend,
   peersFromNodesSteps,
@@ -139,11 +137,7 @@ export class ClusterNetwork {
     }
     this.lastClean = undefined;
     // Read in slices: 5,000 Nodes were one task of 50-90 ms (with a collection) before the backend's own.
-    const { peers, unusable } = await drainSliced(
-      peersFromNodesSteps(nodes, nodeName),
-      setImmediateYield,
-      APPLY_SLICE_MS,
-    );
+    const { peers, unusable } = await onTheLoop(peersFromNodesSteps(nodes, nodeName));
     const report = await this.backend.reconcile(peers);
     if (report.problems.length === 0)
       this.lastClean = {

@@ -11,9 +11,7 @@ import { NetlinkSocket } from '../kernel/index.ts';
 import type { Logger } from '../log.ts';
 import { strandVersion } from '../version.ts';
 import { familyOf } from '../net/text.ts';
-import { APPLY_SLICE_MS, underlayPrefixes } from '../datapath/datapath.ts';
-import { drainSliced } from '../util/sliced.ts';
-import { setImmediate as setImmediateYield } from 'node:timers/promises';
+import { onTheLoop, underlayPrefixes } from '../datapath/datapath.ts';
 import {
   desiredSteps,
   peersFromNodesSteps,
@@ -244,8 +242,7 @@ export async function buildInspectSnapshot(src: InspectSource, log?: Logger): Pr
   const now = Date.now();
   // In slices, as the cluster network's pass reads them: at 5,000 nodes the peers and their desired
   // entries are 100-200 ms of work, which a `strand status` must not take from /healthz in one task.
-  const sliced = <T>(steps: Generator<unknown, T>) => drainSliced(steps, setImmediateYield, APPLY_SLICE_MS);
-  const { peers, unusable } = await sliced(peersFromNodesSteps(src.nodes, c.nodeName));
+  const { peers, unusable } = await onTheLoop(peersFromNodesSteps(src.nodes, c.nodeName));
   let prefixes: string[] = [];
   let mode: DatapathMode | undefined;
   if (src.underlay && src.podCidrs) {
@@ -261,7 +258,7 @@ export async function buildInspectSnapshot(src: InspectSource, log?: Logger): Pr
   }
   const desired: DesiredState =
     mode && src.podCidrs
-      ? await sliced(
+      ? await onTheLoop(
           desiredSteps(
             {
               mode,

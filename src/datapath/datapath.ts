@@ -173,6 +173,12 @@ export async function applyPlan(
   }
 }
 
+/** Runs a generator of the agent's passes (peers, desired state, plan) to its end, giving the event
+ * loop back every APPLY_SLICE_MS. */
+export function onTheLoop<T>(steps: Generator<unknown, T>): Promise<T> {
+  return drainSliced(steps, setImmediateYield, APPLY_SLICE_MS);
+}
+
 /**
  * Desired state, actual state, plan, apply: one level-based pass over the peer entries. The loop is
  * given back every APPLY_SLICE_MS in each phase and between them: at 5,000 peers the desired state
@@ -186,24 +192,21 @@ export async function reconcileEntries(
   devices: Devices,
   peers: Parameters<typeof desiredSteps>[1],
   report: ReconcileReport,
-  slicing: { sliceMs?: number; breathe?: () => Promise<void> } = {},
 ): Promise<void> {
-  const sliceMs = slicing.sliceMs ?? APPLY_SLICE_MS;
-  const breathe = slicing.breathe ?? setImmediateYield;
   const self: DesiredInput['local'] = {
     name: local.name,
     podCidrs: local.podCidrs,
     serviceCidrs: local.serviceCidrs ?? [],
   };
   const input = { mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) };
-  const desired = await drainSliced(desiredSteps(input, peers), breathe, sliceMs);
+  const desired = await onTheLoop(desiredSteps(input, peers));
   report.problems.push(...desired.problems);
-  await breathe();
+  await setImmediateYield();
   const actual = readActual(nl, devices);
-  await breathe();
-  const plan = await drainSliced(planSteps(desired, actual, devices), breathe, sliceMs);
+  await setImmediateYield();
+  const plan = await onTheLoop(planSteps(desired, actual, devices));
   report.unchanged += plan.unchanged;
-  await applyPlan(nl, plan.ops, devices.vxlan?.index, report, { sliceMs, breathe });
+  await applyPlan(nl, plan.ops, devices.vxlan?.index, report);
 }
 
 /** Deletes every Strand route (teardown). */

@@ -68,6 +68,7 @@ function underlayOf(peer: Peer, family: IpFamily): string | undefined {
 
 /** Peers between two points where desiredSteps may pause (a peer is a few µs of address parsing). */
 export const PEERS_PER_STEP = 64;
+const pauseAt = (i: number) => i % PEERS_PER_STEP === PEERS_PER_STEP - 1;
 
 /**
  * The peer with its addresses in the form the kernel reports them (network-address CIDRs, RFC 5952
@@ -145,7 +146,7 @@ function* claimPodCidrs(
   const age = new Map(peers.map((p) => [p, createdAt(p)]));
   const byAge = [...peers].sort((a, b) => age.get(a)! - age.get(b)! || byName(a, b));
   for (const [i, peer] of byAge.entries()) {
-    if (i % PEERS_PER_STEP === PEERS_PER_STEP - 1) yield;
+    if (pauseAt(i)) yield;
     for (const dst of peer.podCidrs) {
       const clash = claimed.claim(dst, peer.name);
       if (!clash) continue;
@@ -183,7 +184,7 @@ export function* desiredSteps(input: DesiredInput, peers: readonly Peer[]): Gene
   const seen = new Set<string>();
   const read: { peer: Peer; duplicate: boolean; problems: Problem[] }[] = [];
   for (const [i, listed] of [...peers].sort(byName).entries()) {
-    if (i % PEERS_PER_STEP === PEERS_PER_STEP - 1) yield;
+    if (pauseAt(i)) yield;
     if (listed.name === local.name) continue;
     const problems: Problem[] = [];
     const problem = (message: string) =>
@@ -265,7 +266,7 @@ export function* desiredSteps(input: DesiredInput, peers: readonly Peer[]): Gene
   };
 
   for (const [i, { peer, duplicate, problems }] of read.entries()) {
-    if (i % PEERS_PER_STEP === PEERS_PER_STEP - 1) yield;
+    if (pauseAt(i)) yield;
     if (!duplicate) serve(peer, problems);
     out.problems.push(...problems);
   }
