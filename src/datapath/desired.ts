@@ -3,7 +3,7 @@
 // neighbour entry per VTEP address and one FDB entry (flannel's pkg/backend/vxlan: route, ARP, FDB).
 import type { IpFamily } from '../net/ip.ts';
 import { cidrContains, familyOf, knownFamily, normalizeCidr, normalizeIp } from '../net/text.ts';
-import { runToEnd } from '../util/sliced.ts';
+import { pauseEvery, runToEnd } from '../util/sliced.ts';
 import { PrefixClaims, vtepAddress } from './cidr.ts';
 import { ANNOTATIONS, type Peer, type Problem } from './types.ts';
 import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
@@ -68,7 +68,7 @@ function underlayOf(peer: Peer, family: IpFamily): string | undefined {
 
 /** Peers between two points where desiredSteps may pause (a peer is a few µs of address parsing). */
 export const PEERS_PER_STEP = 64;
-const pauseAt = (i: number) => i % PEERS_PER_STEP === PEERS_PER_STEP - 1;
+const pauseAt = pauseEvery(PEERS_PER_STEP);
 
 /**
  * The peer with its addresses in the form the kernel reports them (network-address CIDRs, RFC 5952

@@ -2,12 +2,12 @@
 // operations: add what is missing, replace what changed (a peer's underlay address or MAC), delete
 // what is stale (a node deleted while the agent was down). Pure; datapath.ts reads and applies.
 import { familyOf } from '../net/text.ts';
-import { runToEnd } from '../util/sliced.ts';
+import { pauseEvery, runToEnd } from '../util/sliced.ts';
 import type { DesiredFdb, DesiredNeighbour, DesiredRoute, DesiredState, RouteDevice } from './desired.ts';
 
 /** Desired entries between two points where planSteps may pause. */
 const ENTRIES_PER_STEP = 256;
-const pauseAt = (i: number) => i % ENTRIES_PER_STEP === ENTRIES_PER_STEP - 1;
+const pauseAt = pauseEvery(ENTRIES_PER_STEP);
 
 /** A Strand route the kernel holds (rtm_protocol STRAND_ROUTE_PROTOCOL, main table). */
 export interface ActualRoute {

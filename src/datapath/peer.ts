@@ -2,7 +2,7 @@
 // to the annotations it publishes. Pure: no kernel, no API calls; a Node that cannot be used yields a
 // reason rather than an exception, so one malformed Node never stops the agent's loop.
 import { familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
-import { runToEnd } from '../util/sliced.ts';
+import { pauseEvery, runToEnd } from '../util/sliced.ts';
 import { ANNOTATIONS, type BackendKind, type LocalNode, type Peer } from './types.ts';
 import { isUsableVtepMac, normalizeMac } from './vtep-mac.ts';
 
@@ -147,13 +147,14 @@ export interface PeersFromNodes {
 
 /** Nodes between two points where peersFromNodesSteps may pause (a Node is a few µs of parsing). */
 const NODES_PER_STEP = 64;
+const pauseAt = pauseEvery(NODES_PER_STEP);
 
 /** peersFromNodes, pausing every NODES_PER_STEP Nodes (drainSliced gives the loop back there). */
 export function* peersFromNodesSteps(nodes: readonly unknown[], localName?: string): Generator<void, PeersFromNodes> {
   const peers: Peer[] = [];
   const unusable: { name: string | undefined; reason: string }[] = [];
   for (const [i, node] of nodes.entries()) {
-    if (i % NODES_PER_STEP === NODES_PER_STEP - 1) yield;
+    if (pauseAt(i)) yield;
     const r = peerFromNode(node);
     if (r.ok) {
       if (r.peer.name !== localName) peers.push(r.peer);

@@ -2,6 +2,11 @@
 // end at once (runToEnd), or in slices with the event loop given back between them (drainSliced),
 // so that one pass over a large cluster never holds the agent's /healthz for its whole length.
 
+/** Whether a generator over a list pauses after item i: every n items. */
+export function pauseEvery(n: number): (i: number) => boolean {
+  return (i) => i % n === n - 1;
+}
+
 /** Runs `steps` to its end in the caller's task and returns its value. */
 export function runToEnd<T>(steps: Generator<unknown, T>): T {
   let step = steps.next();

@@ -1,6 +1,6 @@
 // The generator drivers: run at once, or in slices with a pause (breathe) between them.
 import { describe, expect, it } from 'vitest';
-import { drainSliced, runToEnd } from '../../src/util/sliced.ts';
+import { drainSliced, pauseEvery, runToEnd } from '../../src/util/sliced.ts';
 
 function* counting(n: number, seen: number[]): Generator<void, string> {
   for (let i = 0; i < n; i++) {
@@ -15,6 +15,13 @@ describe('runToEnd', () => {
     const seen: number[] = [];
     expect(runToEnd(counting(5, seen))).toBe('done after 5');
     expect(seen).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe('pauseEvery', () => {
+  it('pauses after every n-th item', () => {
+    const at = pauseEvery(3);
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8].filter(at)).toEqual([2, 5, 8]);
   });
 });
 
