@@ -483,8 +483,10 @@ export class Agent {
   }
 
   private synced(resource: ResourceName): void {
-    const objects = this.cache.all.find((i) => i.resource === resource)?.list().length ?? 0;
-    this.log.info({ resource, objects }, `${resource} listed`);
+    const informer = this.cache.all.find((i) => i.resource === resource);
+    const objects = informer?.list().length ?? 0;
+    // The format says whether the API server (or a proxy before it) gave protobuf where it was asked for.
+    this.log.info({ resource, objects, format: informer?.listFormat }, `${resource} listed`);
     if (this.cache.synced) {
       const counts = Object.fromEntries(this.cache.all.map((i) => [i.resource, i.list().length]));
       this.log.info({ objects: counts, memoryMiB: memoryMiB() }, 'synced with the API server');

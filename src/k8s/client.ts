@@ -7,6 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import { isAscii } from 'node:buffer';
 import { type Dispatcher, request } from 'undici';
+import { decodeProtobufStatus, isProtobuf } from './protobuf.ts';
 import { ApiReachability, PROBE_INTERVAL_MS } from './reachability.ts';
 
 export class KubeConfigError extends Error {
@@ -90,6 +91,16 @@ export class KubeClient {
    * from the head of the text and asks for that page before it parses this one (informer.ts).
    */
   async requestText(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<string> {
+    const answer = await this.requestAnswer(method, path, opts);
+    if (answer.format !== 'json') throw new ApiRequestError(200, `${method} ${path}: the answer is not JSON`);
+    return answer.text;
+  }
+
+  /**
+   * The same request, its answer undecoded: JSON as text, or (where `opts.accept` asked for it and
+   * the server gave it) Kubernetes protobuf as bytes the caller owns (releaseBody when read).
+   */
+  async requestAnswer(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<Answer> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
     const session = opts.session;
@@ -97,10 +108,10 @@ export class KubeClient {
     const credentials = await prepared;
     const { dispatcher } = credentials;
     const headers = { ...credentials.headers };
-    headers.Accept = 'application/json';
+    headers.Accept = opts.accept ?? 'application/json';
     if (opts.contentType) headers['Content-Type'] = opts.contentType;
     let status: number;
-    let text: string;
+    let answer: Answer;
     try {
       const res = await request(url, {
         method,
@@ -110,7 +121,10 @@ export class KubeClient {
         signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
       });
       status = res.statusCode;
-      text = await bodyText(res.body, res.headers['content-length']);
+      const length = res.headers['content-length'];
+      answer = isProtobuf(res.headers['content-type'])
+        ? { format: 'protobuf', bytes: await bodyBytes(res.body, length) }
+        : { format: 'json', text: await bodyText(res.body, length) };
     } catch (err) {
       const failure = new ApiRequestError(0, `${method} ${path}: ${describeError(err)}`, { cause: err });
       this.reachability.failed(failure);
@@ -120,17 +134,9 @@ export class KubeClient {
     }
     // Any answer, even an error, says the API is reachable.
     this.reachability.succeeded();
-    if (status < 200 || status > 299) {
-      let message = text.slice(0, 300);
-      try {
-        const status = JSON.parse(text) as { message?: unknown };
-        if (typeof status.message === 'string') message = status.message;
-      } catch {
-        // Not a Status object: keep the text.
-      }
-      throw new ApiRequestError(status, `${method} ${path}: ${status} ${message}`);
-    }
-    return text;
+    if (status < 200 || status > 299)
+      throw new ApiRequestError(status, `${method} ${path}: ${status} ${statusMessage(answer)}`);
+    return answer;
   }
 
   /**
@@ -169,8 +175,30 @@ export class RequestSession {
   }
 }
 
+/** An answer's body: JSON text, or Kubernetes protobuf bytes (protobuf.ts). */
+export type Answer = { format: 'json'; text: string } | { format: 'protobuf'; bytes: Buffer };
+
+/** An error answer's message: its Status's (JSON or protobuf), else the start of its text. */
+function statusMessage(answer: Answer): string {
+  if (answer.format === 'protobuf') {
+    const status = decodeProtobufStatus(answer.bytes);
+    releaseBody(answer.bytes);
+    return status?.message ?? 'an error in protobuf that is not a Status';
+  }
+  const text = answer.text;
+  try {
+    const status = JSON.parse(text) as { message?: unknown };
+    if (typeof status.message === 'string') return status.message;
+  } catch {
+    // Not a Status object: keep the text.
+  }
+  return text.slice(0, 300);
+}
+
 export interface RequestOptions {
   query?: Record<string, string>;
+  /** The Accept header (default application/json). */
+  accept?: string;
   /** Shares credentials and connections with the session's other requests. */
   session?: RequestSession;
   body?: unknown;
@@ -214,6 +242,55 @@ export async function bodyText(body: AsyncIterable<Buffer>, length: string | str
 /** The largest buffer kept between answers (a page of 500 pods is ~1 MB; a bigger answer is rare). */
 const SPARE_MAX = 4 * 1024 * 1024;
 let spare: Buffer | undefined;
+
+/**
+ * An answer's body as bytes the caller owns until it gives them back (releaseBody): a protobuf list
+ * page is read where it lies. The list asks for the next page while it reads this one, so two or
+ * three buffers are in use at once; they come from a small pool rather than a new buffer outside
+ * the heap for each of 100 pages.
+ */
+export async function bodyBytes(body: AsyncIterable<Buffer>, length: string | string[] | undefined): Promise<Buffer> {
+  const announced = typeof length === 'string' ? Number(length) : Number.NaN;
+  if (!Number.isSafeInteger(announced) || announced <= 0) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk);
+    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  }
+  const i = bodyPool.findIndex((b) => b.length >= announced);
+  let buf = i >= 0 ? bodyPool.splice(i, 1)[0] : undefined;
+  if (buf === undefined) {
+    buf = Buffer.allocUnsafeSlow(Math.max(announced, 64 * 1024));
+    pooled.add(buf.buffer);
+  }
+  let at = 0;
+  let extra: Buffer[] | undefined;
+  for await (const chunk of body) {
+    if (extra === undefined && at + chunk.length <= buf.length) {
+      chunk.copy(buf, at);
+      at += chunk.length;
+    } else (extra ??= [buf.subarray(0, at)]).push(chunk);
+  }
+  if (extra === undefined) return buf.subarray(0, at);
+  releaseBody(buf);
+  return Buffer.concat(extra);
+}
+
+/**
+ * Gives bodyBytes' buffer back to its pool once its bytes are read. Any Buffer may be given: only
+ * memory bodyBytes allocated is kept (never a socket's chunk, which its owner reuses), and only
+ * small buffers, at most BODY_POOL_MAX of them.
+ */
+export function releaseBody(bytes: Buffer): void {
+  const memory = bytes.buffer;
+  if (!(memory instanceof ArrayBuffer) || !pooled.has(memory) || memory.byteLength > SPARE_MAX) return;
+  if (bodyPool.length >= BODY_POOL_MAX || bodyPool.some((b) => b.buffer === memory)) return;
+  bodyPool.push(Buffer.from(memory));
+}
+
+const BODY_POOL_MAX = 3;
+const bodyPool: Buffer[] = [];
+/** The memory bodyBytes allocated (the only memory its pool takes back). */
+const pooled = new WeakSet<ArrayBufferLike>();
 
 function decode(buf: Buffer): string {
   return isAscii(buf) ? buf.toString('latin1') : buf.toString('utf8');

@@ -23,7 +23,16 @@ import { addOrUpdateObject, type CacheMap, ListWatch } from '@kubernetes/client-
 import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import type { Logger } from '../log.ts';
 import { setImmediate as giveBack } from 'node:timers/promises';
-import { ApiRequestError, describeError, parseAnswer, RequestSession, type KubeClient } from './client.ts';
+import {
+  type Answer,
+  ApiRequestError,
+  describeError,
+  parseAnswer,
+  releaseBody,
+  RequestSession,
+  type KubeClient,
+} from './client.ts';
+import { decodeProtobufList, PROTOBUF_ACCEPT, ProtobufError, type ProtobufKind, protobufListHead } from './protobuf.ts';
 import { CacheSubset } from './subset.ts';
 import {
   isObject,
@@ -53,16 +62,31 @@ interface ResourceSpec<T> {
   slim: (raw: unknown) => Slimmed<T>;
   /** Served by a CRD that may not be installed: a 404 means "none", not a failure. */
   optional?: boolean;
+  /** Lists asked for in Kubernetes protobuf, items of this kind (protobuf.ts); JSON still taken. */
+  protobuf?: ProtobufKind;
 }
 
 export const RESOURCE_SPECS = {
-  nodes: { resource: 'nodes', path: '/api/v1/nodes', namespaced: false, slim: slimNode } as ResourceSpec<NodeInfo>,
-  pods: { resource: 'pods', path: '/api/v1/pods', namespaced: true, slim: slimPod } as ResourceSpec<PodInfo>,
+  nodes: {
+    resource: 'nodes',
+    path: '/api/v1/nodes',
+    namespaced: false,
+    slim: slimNode,
+    protobuf: 'Node',
+  } as ResourceSpec<NodeInfo>,
+  pods: {
+    resource: 'pods',
+    path: '/api/v1/pods',
+    namespaced: true,
+    slim: slimPod,
+    protobuf: 'Pod',
+  } as ResourceSpec<PodInfo>,
   namespaces: {
     resource: 'namespaces',
     path: '/api/v1/namespaces',
     namespaced: false,
     slim: slimNamespace,
+    protobuf: 'Namespace',
   } as ResourceSpec<NamespaceInfo>,
   networkpolicies: {
     resource: 'networkpolicies',
@@ -218,6 +242,7 @@ export class ResourceInformer<T extends KubernetesObject> {
   private everything: readonly T[] | undefined;
   /** The first list, taken page by page, until ListWatch takes it (TakenList). */
   private taken: TakenList<T> | undefined;
+  private lastFormat: Answer['format'] | undefined;
   /** ListWatch's way of taking a list could be reached (TakenList); else it takes lists itself. */
   private takesLists = false;
   /** The last list or watch failed and none has worked since. */
@@ -477,10 +502,50 @@ export class ResourceInformer<T extends KubernetesObject> {
     }, retryMs);
   }
 
-  private fetchPage(cont: string | undefined, session: RequestSession): Promise<string> {
+  private fetchPage(cont: string | undefined, session: RequestSession): Promise<Answer> {
     const query: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
     if (cont !== undefined) query.continue = cont;
-    return this.kube.requestText('GET', this.spec.path, { query, session });
+    const accept = this.spec.protobuf !== undefined ? PROTOBUF_ACCEPT : undefined;
+    return this.kube.requestAnswer('GET', this.spec.path, { query, session, ...(accept ? { accept } : {}) });
+  }
+
+  /** The format the API server answered the last list page in (undefined before any). */
+  get listFormat(): Answer['format'] | undefined {
+    return this.lastFormat;
+  }
+
+  /** A list page's continue token read without reading its items; undefined when not found so. */
+  private peekNext(answer: Answer): string | undefined {
+    if (answer.format === 'json') return peekContinue(answer.text);
+    try {
+      const token = protobufListHead(answer.bytes).metadata.continue;
+      return token === '' ? undefined : token;
+    } catch {
+      // Read (and refused) with the page.
+      return undefined;
+    }
+  }
+
+  /** A list page's items (in the API's JSON shape) and metadata. */
+  private pageOf(answer: Answer): { items: unknown[]; metadata: Record<string, unknown> } {
+    const what = `list ${this.resource}`;
+    this.lastFormat = answer.format;
+    if (answer.format === 'json') {
+      const page = parseAnswer('GET', this.spec.path, answer.text);
+      if (!isObject(page) || !Array.isArray(page.items))
+        throw new ApiRequestError(200, `${what}: the answer is not a list`);
+      return { items: page.items, metadata: isObject(page.metadata) ? page.metadata : {} };
+    }
+    const kind = this.spec.protobuf;
+    try {
+      if (kind === undefined) throw new ProtobufError('protobuf where JSON was asked for');
+      return decodeProtobufList(answer.bytes, kind);
+    } catch (err) {
+      if (!(err instanceof ProtobufError)) throw err;
+      throw new ApiRequestError(200, `${what}: the answer is not a list: ${err.message}`);
+    } finally {
+      releaseBody(answer.bytes);
+    }
   }
 
   /** The whole collection, page by page, slimmed; a continue token that expired restarts the list. */
@@ -497,23 +562,21 @@ export class ResourceInformer<T extends KubernetesObject> {
       let cont: string | undefined;
       // The next page is asked for before this one is parsed (its token read from the answer's
       // head): the server makes it while the agent parses and slims this one.
-      let ahead: { token: string; text: Promise<string> } | undefined;
+      let ahead: { token: string; answer: Promise<Answer> } | undefined;
       // The pages share one connection pool (and credentials), closed when the list ends.
       const session = new RequestSession();
       try {
         do {
-          const text = await (ahead?.token === cont && ahead !== undefined
-            ? ahead.text
+          const answer = await (ahead?.token === cont && ahead !== undefined
+            ? ahead.answer
             : this.fetchPage(cont, session));
-          const peeked = peekContinue(text);
-          ahead = peeked === undefined ? undefined : { token: peeked, text: this.fetchPage(peeked, session) };
+          const peeked = this.peekNext(answer);
+          ahead = peeked === undefined ? undefined : { token: peeked, answer: this.fetchPage(peeked, session) };
           // Awaited on the next turn; until then a failure of it must not count as unhandled.
-          ahead?.text.catch(() => undefined);
+          ahead?.answer.catch(() => undefined);
           await giveBack();
-          const page = parseAnswer('GET', this.spec.path, text);
-          if (!isObject(page) || !Array.isArray(page.items))
-            throw new ApiRequestError(200, `list ${this.resource}: the answer is not a list`);
-          const meta = isObject(page.metadata) ? page.metadata : {};
+          const page = this.pageOf(answer);
+          const meta = page.metadata;
           resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
           // A page (500 pods, ~1 MB) is read, decoded, parsed and slimmed in 25-75 ms: the event loop
           // is given back between the decode (in the task that read the answer's last bytes, 5-9 ms)

@@ -6,7 +6,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ApiRequestError, bodyText, KubeClient, loadKubeConfig, type RequestOptions } from '../../src/k8s/client.ts';
+import {
+  type Answer,
+  ApiRequestError,
+  bodyText,
+  KubeClient,
+  loadKubeConfig,
+  type RequestOptions,
+} from '../../src/k8s/client.ts';
 import { LIST_PAGE_SIZE, RESOURCE_SPECS, ResourceInformer, type ResourceName } from '../../src/k8s/informer.ts';
 import { anyMalformedPodIps, malformedPodIps, slimPod, type PodInfo } from '../../src/k8s/objects.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -84,14 +91,14 @@ const pod = (i: number) => ({
 /** A client whose first request for a list's second page fails, after `before` ran. */
 class FailingSecondPage extends KubeClient {
   before: (() => void) | undefined;
-  override async requestText(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<string> {
+  override async requestAnswer(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<Answer> {
     const before = this.before;
     if (before !== undefined && opts.query?.continue !== undefined) {
       this.before = undefined;
       before();
       throw new ApiRequestError(500, `${method} ${path}: 500 injected`);
     }
-    return super.requestText(method, path, opts);
+    return super.requestAnswer(method, path, opts);
   }
 }
 
