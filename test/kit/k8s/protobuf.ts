@@ -644,7 +644,7 @@ const writer = new Writer();
  * One message of the table from its JSON: the bytes of its fields (no tag, no length). For tests of
  * the encoder itself; the server uses encodeItem, encodeList and encodeStatus.
  */
-export function encodeMessage(message: string, json: JsonValue, path = message): Buffer {
+export function encodeMessage(message: string, json: unknown, path = message): Buffer {
   if (!isObject(json)) fail(path, `expected an object (${message})`, json);
   writer.reset();
   writeFields(writer, messageOf(message), json, path);
