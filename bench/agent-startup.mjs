@@ -25,6 +25,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fmt, printTable, stats } from './lib.mjs';
+import { PROTOBUF, readListMeta } from '../test/kit/k8s/protobuf.ts';
 import {
   cpuPercent,
   cpuSeconds,
@@ -96,19 +97,35 @@ function smapsSummary(pid) {
     .join('\n');
 }
 
-/** Lists every resource the agent lists, page by page as it does, with its token; the pages' count. */
+/**
+ * Lists every resource the agent lists, page by page as it does, with its token and in the format it
+ * asks for (pods, nodes and namespaces in Kubernetes protobuf, the others in JSON), so that the items
+ * of the format it reads are the ones made ahead; the pages' count.
+ */
 async function warmLists(api) {
-  const paths = ['/api/v1/nodes', '/api/v1/pods', '/api/v1/namespaces', '/apis/networking.k8s.io/v1/networkpolicies'];
+  const protobuf = `${PROTOBUF}, application/json`;
+  const lists = [
+    ['/api/v1/nodes', protobuf],
+    ['/api/v1/pods', protobuf],
+    ['/api/v1/namespaces', protobuf],
+    ['/apis/networking.k8s.io/v1/networkpolicies', 'application/json'],
+  ];
   let pages = 0;
-  for (const path of paths) {
+  for (const [path, accept] of lists) {
     let cont;
     do {
       const query = new URLSearchParams({ limit: '500', ...(cont ? { continue: cont } : {}) });
-      const res = await fetch(`${api.url}${path}?${query}`, { headers: { authorization: `Bearer ${api.agentToken}` } });
+      const res = await fetch(`${api.url}${path}?${query}`, {
+        headers: { authorization: `Bearer ${api.agentToken}`, accept },
+      });
       if (!res.ok) throw new Error(`warming the test API server: ${path}: ${res.status}`);
-      const text = await res.text();
       pages++;
-      cont = /"continue":"([^"]+)"/.exec(text.slice(0, 4096))?.[1];
+      if (res.headers.get('content-type') === PROTOBUF) {
+        cont = readListMeta(new Uint8Array(await res.arrayBuffer())).continue;
+      } else {
+        const text = await res.text();
+        cont = /"continue":"([^"]+)"/.exec(text.slice(0, 4096))?.[1];
+      }
     } while (cont);
   }
   return pages;

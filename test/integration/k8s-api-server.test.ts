@@ -919,3 +919,208 @@ describe('write rules', () => {
     expect(moved.spec).toEqual({ podCIDRs: ['fd00::/64', '10.1.0.0/24'] });
   });
 });
+
+/**
+ * The wire format read here on its own (not with the kit's encoder or the agent's decoder): a
+ * message's fields as [number, varint or bytes], in order.
+ */
+function protoFields(buf: Uint8Array): [number, number | Buffer][] {
+  const fields: [number, number | Buffer][] = [];
+  let at = 0;
+  const varint = () => {
+    let n = 0;
+    for (let shift = 1; ; shift *= 128) {
+      const b = buf[at++] as number;
+      n += (b & 0x7f) * shift;
+      if (b < 0x80) return n;
+    }
+  };
+  while (at < buf.length) {
+    const key = varint();
+    if ((key & 7) === 0) fields.push([key >>> 3, varint()]);
+    else {
+      expect(key & 7).toBe(2);
+      const len = varint();
+      fields.push([key >>> 3, Buffer.from(buf.subarray(at, at + len))]);
+      at += len;
+    }
+  }
+  return fields;
+}
+
+/** The first field `no` of a message: its bytes or its varint. */
+function field(buf: Uint8Array, no: number): number | Buffer | undefined {
+  return protoFields(buf).find(([n]) => n === no)?.[1];
+}
+const bytesOf = (v: number | Buffer | undefined) => (v instanceof Buffer ? v : Buffer.alloc(0));
+const textOf = (v: number | Buffer | undefined) => bytesOf(v).toString('utf8');
+
+/** A protobuf answer's envelope: the Unknown's kind and apiVersion, and the object (raw). */
+function unwrap(body: Buffer): { kind: string; apiVersion: string; raw: Buffer; rest: [number, number | Buffer][] } {
+  expect([...body.subarray(0, 4)]).toEqual([0x6b, 0x38, 0x73, 0x00]);
+  const unknown = protoFields(body.subarray(4));
+  const typeMeta = bytesOf(unknown.find(([n]) => n === 1)?.[1]);
+  return {
+    apiVersion: textOf(field(typeMeta, 1)),
+    kind: textOf(field(typeMeta, 2)),
+    raw: bytesOf(unknown.find(([n]) => n === 2)?.[1]),
+    rest: unknown.filter(([n]) => n > 2),
+  };
+}
+
+const PROTOBUF_ACCEPT = 'application/vnd.kubernetes.protobuf, application/json';
+
+describe('lists in Kubernetes protobuf', () => {
+  async function get(path: string, accept?: string): Promise<{ status: number; type: string | null; body: Buffer }> {
+    const res = await fetch(`${api.url}${path}`, accept === undefined ? {} : { headers: { Accept: accept } });
+    return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
+  }
+
+  it('pages a pod list in protobuf: the Content-Type, the magic, the continue token and the items', async () => {
+    for (const ns of ['a', 'b']) for (const n of [1, 2, 3]) api.create('pods', pod(ns, `p${n}`, 'n1', { app: 'web' }));
+    const rv = api.resourceVersion;
+    const seen: string[] = [];
+    const remaining: (number | undefined)[] = [];
+    let cont = '';
+    do {
+      const page = await get(
+        `/api/v1/pods?limit=4${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`,
+        PROTOBUF_ACCEPT,
+      );
+      expect(page.status).toBe(200);
+      expect(page.type).toBe('application/vnd.kubernetes.protobuf');
+      const { kind, apiVersion, raw, rest } = unwrap(page.body);
+      expect([kind, apiVersion]).toEqual(['PodList', 'v1']);
+      // contentEncoding and contentType: written, empty.
+      expect(rest).toEqual([
+        [3, Buffer.alloc(0)],
+        [4, Buffer.alloc(0)],
+      ]);
+      const list = protoFields(raw);
+      expect(list[0]?.[0]).toBe(1); // ListMeta first, then the items
+      const listMeta = bytesOf(list[0]?.[1]);
+      expect(textOf(field(listMeta, 2))).toBe(rv);
+      cont = textOf(field(listMeta, 3));
+      remaining.push(field(listMeta, 4) as number | undefined);
+      for (const [no, item] of list.slice(1)) {
+        expect(no).toBe(2);
+        // Pod {metadata 1 {name 1, namespace 3, …}, spec 2, status 3}: no kind or apiVersion in an item.
+        const pod = protoFields(bytesOf(item));
+        expect(pod.map(([n]) => n)).toEqual([1, 2, 3]);
+        const meta = bytesOf(pod[0]?.[1]);
+        seen.push(`${textOf(field(meta, 3))}/${textOf(field(meta, 1))}`);
+        // A label as a map entry {key 1, value 2}.
+        const labels = protoFields(meta).filter(([n]) => n === 11);
+        expect(labels.map(([, e]) => [textOf(field(bytesOf(e), 1)), textOf(field(bytesOf(e), 2))])).toEqual([
+          ['app', 'web'],
+        ]);
+        // spec.nodeName 10 as set; status.phase 1 written although the JSON has no status: "".
+        expect(textOf(field(bytesOf(pod[1]?.[1]), 10))).toBe('n1');
+        expect(field(bytesOf(pod[2]?.[1]), 1)).toEqual(Buffer.alloc(0));
+      }
+    } while (cont !== '');
+    expect(seen).toEqual(['a/p1', 'a/p2', 'a/p3', 'b/p1', 'b/p2', 'b/p3']);
+    expect(remaining).toEqual([2, undefined]);
+    const lists = api.requestsMatching({ verb: 'list', resource: 'pods' });
+    expect(lists.map((r) => [r.format, r.status])).toEqual([
+      ['protobuf', 200],
+      ['protobuf', 200],
+    ]);
+    expect(api.counters.protobufLists).toBe(2);
+  });
+
+  it('answers in JSON without the protobuf Accept header, or when JSON comes first', async () => {
+    api.create('nodes', node('n1'));
+    api.create('namespaces', { metadata: { name: 'team-a' } });
+    for (const accept of [undefined, 'application/json', `application/json, application/vnd.kubernetes.protobuf`]) {
+      const res = await get('/api/v1/nodes', accept);
+      expect(res.type, String(accept)).toBe('application/json');
+      expect(JSON.parse(res.body.toString()).items[0].metadata.name).toBe('n1');
+    }
+    // The same server answers protobuf to whoever asks for it, nodes and namespaces as pods.
+    for (const [path, kind] of [
+      ['/api/v1/nodes', 'NodeList'],
+      ['/api/v1/namespaces', 'NamespaceList'],
+    ] as const) {
+      const res = await get(path, PROTOBUF_ACCEPT);
+      expect(res.type).toBe('application/vnd.kubernetes.protobuf');
+      expect(unwrap(res.body).kind).toBe(kind);
+    }
+    expect(api.requestsMatching({ verb: 'list' }).map((r) => r.format)).toEqual([
+      'json',
+      'json',
+      'json',
+      'protobuf',
+      'protobuf',
+    ]);
+    expect(api.counters.protobufLists).toBe(2);
+  });
+
+  it('answers an expired continue token with a protobuf Status 410', async () => {
+    for (const n of [1, 2, 3]) api.create('nodes', node(`n${n}`));
+    const first = await get('/api/v1/nodes?limit=1', PROTOBUF_ACCEPT);
+    const cont = textOf(field(bytesOf(field(unwrap(first.body).raw, 1)), 3));
+    expect(cont).not.toBe('');
+    api.create('nodes', node('n4'));
+    api.compact();
+    const expired = await get(`/api/v1/nodes?limit=1&continue=${encodeURIComponent(cont)}`, PROTOBUF_ACCEPT);
+    expect(expired.status).toBe(410);
+    expect(expired.type).toBe('application/vnd.kubernetes.protobuf');
+    const { kind, apiVersion, raw } = unwrap(expired.body);
+    expect([kind, apiVersion]).toEqual(['Status', 'v1']);
+    // Status {metadata 1, status 2, message 3, reason 4, code 6}.
+    const status = protoFields(raw);
+    expect(status.map(([n]) => n)).toEqual([1, 2, 3, 4, 6]);
+    expect(textOf(field(raw, 2))).toBe('Failure');
+    expect(textOf(field(raw, 3))).toMatch(/continue parameter is too old/);
+    expect(textOf(field(raw, 4))).toBe('Expired');
+    expect(field(raw, 6)).toBe(410);
+    // Asked for in JSON, the same error is JSON.
+    const json = await get(`/api/v1/nodes?limit=1&continue=${encodeURIComponent(cont)}`);
+    expect(json.status).toBe(410);
+    expect(JSON.parse(json.body.toString())).toMatchObject({ kind: 'Status', code: 410, reason: 'Expired' });
+  });
+
+  it('answers NetworkPolicies, watches and gets in JSON whatever the Accept header says', async () => {
+    api.create('networkpolicies', {
+      metadata: { name: 'deny', namespace: 'team-a' },
+      spec: { podSelector: {}, policyTypes: ['Ingress'] },
+    });
+    api.create('nodes', node('n1'));
+    const policies = await get('/apis/networking.k8s.io/v1/networkpolicies', PROTOBUF_ACCEPT);
+    expect(policies.status).toBe(200);
+    expect(policies.type).toBe('application/json');
+    expect(JSON.parse(policies.body.toString())).toMatchObject({
+      kind: 'NetworkPolicyList',
+      items: [{ metadata: { name: 'deny' } }],
+    });
+    const one = await get('/api/v1/nodes/n1', PROTOBUF_ACCEPT);
+    expect(one.type).toBe('application/json');
+    const watch = await get(
+      `/api/v1/nodes?watch=true&resourceVersion=${api.resourceVersion}&timeoutSeconds=1`,
+      PROTOBUF_ACCEPT,
+    );
+    expect(watch.type).toBe('application/json');
+    expect(api.requestsMatching({ resource: 'networkpolicies' })[0]?.format).toBe('json');
+    expect(api.counters.protobufLists).toBe(0);
+  });
+
+  it('answers in JSON a list with an object the encoder cannot write, and says why', async () => {
+    api.create('pods', pod('default', 'plain', 'n1'));
+    const res0 = await get('/api/v1/pods', PROTOBUF_ACCEPT);
+    expect(res0.type).toBe('application/vnd.kubernetes.protobuf');
+    api.create('pods', {
+      metadata: { name: 'odd', namespace: 'default' },
+      spec: { containers: [{ name: 'c', image: 'pause' }], affinity: {} },
+    });
+    const res = await get('/api/v1/pods', PROTOBUF_ACCEPT);
+    expect(res.type).toBe('application/json');
+    expect(JSON.parse(res.body.toString()).items).toHaveLength(2);
+    const last = api.requestsMatching({ verb: 'list' }).at(-1);
+    expect(last?.format).toBe('json');
+    expect(last?.protobufError).toMatch(/^pod\.spec\.affinity: not in the protobuf schema of PodSpec/);
+    // Another page without it is protobuf again: nothing of the failure is remembered.
+    const page = await get('/api/v1/pods?limit=1&fieldSelector=metadata.name%3Dplain', PROTOBUF_ACCEPT);
+    expect(page.type).toBe('application/vnd.kubernetes.protobuf');
+  });
+});

@@ -41,6 +41,13 @@
 // - The generated API methods send PATCH as application/json-patch+json unless the Content-Type is
 //   overridden: `setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch)`.
 //
+// Lists of pods, nodes and namespaces are answered in Kubernetes protobuf (k8s/protobuf.ts) when the
+// request's Accept header prefers application/vnd.kubernetes.protobuf, as kube-apiserver answers
+// client-go's components, and so is an error answer to such a list (a protobuf Status); every other
+// answer is JSON (kube-apiserver would also serve NetworkPolicies, gets and watches in protobuf). An
+// object the encoder cannot write (a field its schema lacks, a malformed object) makes that list JSON:
+// ApiRequest.format and protobufError say which and why.
+//
 // Simplifications: a namespace's deletion does not cascade; a pod is deleted at once (no grace
 // period); a LIST always reads the latest state (its resourceVersion parameter is ignored); the
 // continue token pages through current state, not a snapshot.
@@ -75,6 +82,7 @@ import {
   type UserInfo,
 } from './k8s/rbac.ts';
 import { isWatchQuery, requestAttributesOf, type RequestAttributes } from './k8s/request-info.ts';
+import { encodeItem, encodeList, encodeStatus, PROTOBUF, prefersProtobuf, type ItemKind } from './k8s/protobuf.ts';
 import { ApiError, notFound, ObjectStore, type StoredEntry, type StoredEvent, type UpdateScope } from './k8s/store.ts';
 
 export { ApiError } from './k8s/store.ts';
@@ -116,6 +124,12 @@ export interface ApiRequest {
   resource: ResourceName | undefined;
   subresource: 'status' | undefined;
   contentType: string | undefined;
+  /** The Accept header. */
+  accept: string | undefined;
+  /** The format a list was answered in (undefined: not a list, or it failed before its answer). */
+  format: 'json' | 'protobuf' | undefined;
+  /** Why a list asked for in protobuf was answered in JSON: the encoder's error (an unknown field). */
+  protobufError: string | undefined;
   /** Who sent it (undefined: the server checks no credentials). */
   user: string | undefined;
   /** What the authorizer was asked (kube-apiserver's request info). */
@@ -156,6 +170,9 @@ export interface RbacOptions {
 /** Requests without a token are anonymous only for these (kube-apiserver's anonymous auth conditions); anything else is 401. */
 const COMMA = Buffer.from(',');
 const LIST_END = Buffer.from(']}');
+
+/** The resources whose lists are served in protobuf, and their kinds. */
+const PROTOBUF_KINDS: Partial<Record<ResourceName, ItemKind>> = { pods: 'Pod', nodes: 'Node', namespaces: 'Namespace' };
 
 const ANONYMOUS_PATHS = new Set(['/healthz', '/livez', '/readyz', '/version', '/version/']);
 
@@ -250,6 +267,8 @@ export class TestApiServer {
   readonly counters = {
     requests: 0,
     lists: 0,
+    /** Lists answered in protobuf (also counted in `lists`). */
+    protobufLists: 0,
     watchesStarted: 0,
     watchesExpired: 0,
     bookmarksSent: 0,
@@ -264,6 +283,10 @@ export class TestApiServer {
   private readonly watchers = new Set<Watcher>();
   /** Each stored object's JSON as a list item (itemBytes). */
   private readonly itemTexts = new WeakMap<object, Buffer>();
+  /** Each stored pod's, node's and namespace's protobuf message as a list item (itemProto). */
+  private readonly itemProtos = new WeakMap<object, Buffer>();
+  /** Answers to requests that negotiated protobuf: their errors are protobuf Status too. */
+  private readonly protobufAnswers = new WeakSet<ServerResponse>();
   private readonly failures: Failure[] = [];
   /** Resources whose CRD is installed. */
   private readonly crds = new Set<ResourceName>();
@@ -651,6 +674,9 @@ export class TestApiServer {
       resource: route instanceof ApiError || route.kind === 'static' ? undefined : route.type.resource,
       subresource: !(route instanceof ApiError) && route.kind === 'item' ? route.subresource : undefined,
       contentType: req.headers['content-type'],
+      accept: req.headers.accept,
+      format: undefined,
+      protobufError: undefined,
       user: user?.name,
       attributes: requestAttributesOf(method, url.pathname, query),
       status: 0,
@@ -659,6 +685,13 @@ export class TestApiServer {
     };
     this.requests.push(record);
     this.counters.requests++;
+    if (
+      verb === 'list' &&
+      record.resource !== undefined &&
+      record.resource in PROTOBUF_KINDS &&
+      prefersProtobuf(record.accept)
+    )
+      this.protobufAnswers.add(res);
     res.on('close', () => (record.status = res.statusCode));
     try {
       await this.dispatch(req, res, route, record, user);
@@ -733,7 +766,7 @@ export class TestApiServer {
         return;
       }
       const body = method === 'GET' ? undefined : await readBody(req);
-      if (route.kind === 'collection') return this.handleCollection(route, method, query, body, res);
+      if (route.kind === 'collection') return this.handleCollection(route, method, query, body, res, record);
       return this.handleItem(route, method, req.headers['content-type'], body, res);
     } catch (err) {
       if (err instanceof ApiError) return this.sendStatus(res, err);
@@ -757,13 +790,17 @@ export class TestApiServer {
     query: Record<string, string>,
     body: JsonValue | undefined,
     res: ServerResponse,
+    record: ApiRequest,
   ): void {
     const { type, namespace } = route;
     if (method === 'GET') {
       const labels = parseLabelSelector(query.labelSelector);
       const fields = parseFieldSelector(query.fieldSelector, type.fieldLabels);
       if (isWatchQuery(query)) return this.startWatch(type, namespace, labels, fields, query, res);
-      return this.sendParts(res, this.listResponse(type, namespace, labels, fields, query));
+      const list = this.listResponse(type, namespace, labels, fields, query, this.protobufAnswers.has(res));
+      record.format = list.format;
+      record.protobufError = list.protobufError;
+      return this.sendParts(res, list.parts, list.format === 'protobuf' ? PROTOBUF : 'application/json');
     }
     if (method === 'POST') {
       if (type.namespaced && namespace === undefined) {
@@ -825,7 +862,8 @@ export class TestApiServer {
     labels: LabelRequirement[],
     fields: FieldRequirement[],
     query: Record<string, string>,
-  ): Buffer[] {
+    protobuf = false,
+  ): { parts: Buffer[]; format: 'json' | 'protobuf'; protobufError: string | undefined } {
     this.counters.lists++;
     let listRv = this.store.revision;
     let after: string | undefined;
@@ -866,6 +904,21 @@ export class TestApiServer {
       metadata.continue = encodeContinue({ rv: listRv, after: (entries[end - 1] as StoredEntry).key });
       metadata.remainingItemCount = entries.length - end;
     }
+    let protobufError: string | undefined;
+    const kind = PROTOBUF_KINDS[type.resource];
+    if (protobuf && kind !== undefined) {
+      // The items' protobuf messages as they are (itemProto), in parts as for JSON. An object the
+      // encoder cannot write makes this whole list JSON; nothing of it is remembered.
+      try {
+        const items: Buffer[] = [];
+        for (let i = lo; i < end; i++) items.push(this.itemProto(kind, (entries[i] as StoredEntry).object));
+        const parts = encodeList(`${kind}List`, metadata as { resourceVersion: string }, items);
+        this.counters.protobufLists++;
+        return { parts, format: 'protobuf', protobufError: undefined };
+      } catch (err) {
+        protobufError = (err as Error).message;
+      }
+    }
     // The items' bytes as they are, written together (sendParts): a page of 500 pods is ~1 MB that the
     // socket would otherwise measure and encode again, or a concatenation would copy, on every answer.
     const head = `{"kind":${JSON.stringify(type.listKind)},"apiVersion":${JSON.stringify(type.apiVersion)}`;
@@ -875,7 +928,7 @@ export class TestApiServer {
       parts.push(this.itemBytes((entries[i] as StoredEntry).object));
     }
     parts.push(LIST_END);
-    return parts;
+    return { parts, format: 'json', protobufError };
   }
 
   /**
@@ -886,12 +939,35 @@ export class TestApiServer {
   prepareLists(): number {
     let n = 0;
     for (const resource of Object.keys(RESOURCES) as ResourceName[]) {
+      const kind = PROTOBUF_KINDS[resource];
       for (const e of this.store.sortedEntries(resource)) {
         this.itemBytes(e.object);
+        if (kind !== undefined) {
+          try {
+            this.itemProto(kind, e.object);
+          } catch {
+            // Not writable in protobuf: a list of it is answered in JSON (listResponse).
+          }
+        }
         n++;
       }
     }
     return n;
+  }
+
+  /**
+   * An object's protobuf message as an item of a list, made once per stored object as itemBytes does
+   * for JSON. Throws when the encoder cannot write the object (a field its schema lacks); nothing is
+   * cached then.
+   */
+  private itemProto(kind: ItemKind, object: JsonValue): Buffer {
+    if (!isObject(object)) return encodeItem(kind, object);
+    let bytes = this.itemProtos.get(object);
+    if (bytes === undefined) {
+      bytes = encodeItem(kind, object);
+      this.itemProtos.set(object, bytes);
+    }
+    return bytes;
   }
 
   /**
@@ -1017,11 +1093,11 @@ export class TestApiServer {
     this.sendText(res, status, JSON.stringify(body));
   }
 
-  /** A 200 JSON answer made of these parts, handed to the socket together (one writev). */
-  private sendParts(res: ServerResponse, parts: Buffer[]): void {
+  /** A 200 answer made of these parts, handed to the socket together (one writev). */
+  private sendParts(res: ServerResponse, parts: Buffer[], contentType = 'application/json'): void {
     let length = 0;
     for (const p of parts) length += p.length;
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': length });
+    res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': length });
     res.cork();
     for (const p of parts) res.write(p);
     res.end();
@@ -1033,7 +1109,21 @@ export class TestApiServer {
     res.end(text);
   }
 
+  /** An error as a Status: protobuf when the request negotiated protobuf (a list of pods, nodes, namespaces), else JSON. */
   private sendStatus(res: ServerResponse, err: ApiError): void {
+    if (this.protobufAnswers.has(res)) {
+      let body: Buffer | undefined;
+      try {
+        body = encodeStatus(err.toStatus());
+      } catch {
+        // A Status the encoder cannot write (a detail its schema lacks): JSON.
+      }
+      if (body !== undefined) {
+        res.writeHead(err.code, { 'Content-Type': PROTOBUF, 'Content-Length': body.length });
+        res.end(body);
+        return;
+      }
+    }
     this.sendJson(res, err.code, err.toStatus());
   }
 }
