@@ -5,6 +5,7 @@
 // the agent must tell apart (no address, podIP only, dual-stack, hostNetwork, named and unnamed
 // ports of several containers, an old Node with podCIDR only, annotations of its own and others').
 import { describe, expect, it } from 'vitest';
+// @ts-expect-error: the benches are plain JavaScript, without types.
 import { addressPlan, benchPod, nodeObject } from '../../bench/agent-cluster.mjs';
 import { slimNamespace, slimNode, slimPod, type Slimmed } from '../../src/k8s/objects.ts';
 import { decodeProtobufList, type ProtobufKind } from '../../src/k8s/protobuf.ts';
