@@ -259,7 +259,9 @@ export async function bodyBytes(body: AsyncIterable<Buffer>, length: string | st
   const i = bodyPool.findIndex((b) => b.length >= announced);
   let buf = i >= 0 ? bodyPool.splice(i, 1)[0] : undefined;
   if (buf === undefined) {
-    buf = Buffer.allocUnsafeSlow(Math.max(announced, 64 * 1024));
+    // Rounded up, with room: the pages of a list differ by a few bytes, and a buffer a little too
+    // small for the next page would be of no use to it.
+    buf = Buffer.allocUnsafeSlow(Math.ceil((announced * 1.25) / BODY_ROUNDING) * BODY_ROUNDING);
     pooled.add(buf.buffer);
   }
   let at = 0;
@@ -283,11 +285,17 @@ export async function bodyBytes(body: AsyncIterable<Buffer>, length: string | st
 export function releaseBody(bytes: Buffer): void {
   const memory = bytes.buffer;
   if (!(memory instanceof ArrayBuffer) || !pooled.has(memory) || memory.byteLength > SPARE_MAX) return;
-  if (bodyPool.length >= BODY_POOL_MAX || bodyPool.some((b) => b.buffer === memory)) return;
+  if (bodyPool.some((b) => b.buffer === memory)) return;
   bodyPool.push(Buffer.from(memory));
+  // The largest are kept: a small one left in a full pool would make every larger answer allocate.
+  if (bodyPool.length > BODY_POOL_MAX) {
+    bodyPool.sort((a, b) => b.length - a.length);
+    bodyPool.length = BODY_POOL_MAX;
+  }
 }
 
 const BODY_POOL_MAX = 3;
+const BODY_ROUNDING = 64 * 1024;
 const bodyPool: Buffer[] = [];
 /** The memory bodyBytes allocated (the only memory its pool takes back). */
 const pooled = new WeakSet<ArrayBufferLike>();

@@ -9,9 +9,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type Answer,
   ApiRequestError,
+  bodyBytes,
   bodyText,
   KubeClient,
   loadKubeConfig,
+  releaseBody,
   type RequestOptions,
 } from '../../src/k8s/client.ts';
 import { LIST_PAGE_SIZE, RESOURCE_SPECS, ResourceInformer, type ResourceName } from '../../src/k8s/informer.ts';
@@ -41,6 +43,38 @@ describe('bodyText', () => {
     expect(await bodyText(chunks(bytes.subarray(0, 3), bytes.subarray(3)), undefined)).toBe(text);
     expect(await bodyText(chunks(), '0')).toBe('');
     expect(await bodyText(chunks(), undefined)).toBe('');
+  });
+});
+
+describe('bodyBytes', () => {
+  it('reads the body whole, however announced', async () => {
+    const b = Buffer.from('k8s\u0000 some bytes');
+    expect(await bodyBytes(chunks(b.subarray(0, 4), b.subarray(4)), String(b.length))).toEqual(b);
+    expect(await bodyBytes(chunks(b.subarray(0, 4), b.subarray(4)), '3')).toEqual(b);
+    expect(await bodyBytes(chunks(b.subarray(0, 4), b.subarray(4)), undefined)).toEqual(b);
+    expect(await bodyBytes(chunks(b), String(b.length + 100))).toEqual(b);
+  });
+
+  it("takes the pages of a list, of slightly different sizes, into the same few buffers, never a socket's chunk", async () => {
+    const memories = new Set<ArrayBufferLike>();
+    // Three pages in flight at a time (the one read, the one asked for ahead, the one being read).
+    const held: Buffer[] = [];
+    for (let page = 0; page < 60; page++) {
+      const size = 600_000 + ((page * 7919) % 5000);
+      const body = Buffer.alloc(size, page);
+      const read = await bodyBytes(chunks(body.subarray(0, 1000), body.subarray(1000)), String(size));
+      expect(read.length).toBe(size);
+      expect(read[size - 1]).toBe(page & 255);
+      memories.add(read.buffer);
+      held.push(read);
+      if (held.length === 2) releaseBody(held.shift() as Buffer);
+    }
+    expect(memories.size).toBeLessThanOrEqual(3);
+    // A chunk that is not bodyBytes' own memory is never taken into the pool.
+    const foreign = Buffer.alloc(700_000);
+    releaseBody(foreign);
+    const next = await bodyBytes(chunks(Buffer.alloc(650_000)), '650000');
+    expect(next.buffer).not.toBe(foreign.buffer);
   });
 });
 
