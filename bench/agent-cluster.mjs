@@ -276,7 +276,9 @@ export function populate(api, sizes) {
 export async function startApi() {
   const runLock = openSync('/run/strand-test-runs.lock', 'a');
   flock(runLock, LOCK_SH);
-  const api = await TestApiServer.start({ historyLimit: 100, bookmarkIntervalMs: 60_000, rbac: {} });
+  // BENCH_LIST_FORMAT=json: lists in JSON only (the agent's fallback; the baseline of the protobuf lists).
+  const protobuf = process.env.BENCH_LIST_FORMAT !== 'json';
+  const api = await TestApiServer.start({ historyLimit: 100, bookmarkIntervalMs: 60_000, rbac: {}, protobuf });
   return {
     api,
     async close() {

@@ -156,6 +156,12 @@ export interface TestApiServerOptions {
   historyLimit?: number;
   /** Interval of bookmarks on watches that ask for them (allowWatchBookmarks=true). Default 1000 ms. */
   bookmarkIntervalMs?: number;
+  /**
+   * Whether lists of pods, nodes and namespaces are served in protobuf to a client that prefers it
+   * (default true). False serves JSON only, as a proxy or an API server that does not speak protobuf:
+   * a test of the client's fallback, or a bench's baseline.
+   */
+  protobuf?: boolean;
 }
 
 export interface RbacOptions {
@@ -296,6 +302,8 @@ export class TestApiServer {
   private readonly policy: RbacPolicy | undefined;
   private readonly usage: PermissionUsage | undefined;
 
+  private readonly servesProtobuf: boolean;
+
   private constructor(opts: TestApiServerOptions) {
     this.portNumber = opts.port ?? 0;
     this.token = opts.token;
@@ -318,6 +326,7 @@ export class TestApiServer {
       this.agentUser = undefined;
     }
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
+    this.servesProtobuf = opts.protobuf ?? true;
     this.store = new ObjectStore(opts.historyLimit ?? 1000);
     this.store.onEvent = (event) => this.broadcast(event);
   }
@@ -686,6 +695,7 @@ export class TestApiServer {
     this.requests.push(record);
     this.counters.requests++;
     if (
+      this.servesProtobuf &&
       verb === 'list' &&
       record.resource !== undefined &&
       record.resource in PROTOBUF_KINDS &&

@@ -136,6 +136,19 @@ class FailingSecondPage extends KubeClient {
   }
 }
 
+/** A client that runs `before` once, as it asks for a list's second page. */
+class BeforeSecondPage extends KubeClient {
+  before: (() => void) | undefined;
+  override async requestAnswer(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<Answer> {
+    const before = this.before;
+    if (before !== undefined && opts.query?.continue !== undefined) {
+      this.before = undefined;
+      before();
+    }
+    return super.requestAnswer(method, path, opts);
+  }
+}
+
 describe("an informer's first list, taken page by page", () => {
   it('fills the cache and the subsets, fires no change for the listed objects, then watches', async () => {
     const n = 2 * LIST_PAGE_SIZE + 57;
@@ -158,6 +171,9 @@ describe("an informer's first list, taken page by page", () => {
     expect(synced).toEqual(['pods']);
     const pages = api.requestsMatching({ verb: 'list', resource: 'pods' });
     expect(pages.length).toBe(3);
+    // In protobuf, which the test API server speaks as kube-apiserver does (the fallback to JSON: below).
+    expect(pages.map((r) => r.format)).toEqual(['protobuf', 'protobuf', 'protobuf']);
+    expect(inf.listFormat).toBe('protobuf');
     // One connection (pool) for the list's pages: not a connection, a TLS handshake on a real
     // cluster, for each page.
     expect(new Set(pages.map((r) => r.connection)).size).toBeLessThanOrEqual(2);
@@ -173,6 +189,67 @@ describe("an informer's first list, taken page by page", () => {
     await api.waitFor(() => inf.get(`p${3 * n}`, `ns${(3 * n) % 7}`) !== undefined, 5_000, 'the add');
     expect(changes).toEqual(['pods']);
     expect(local.size).toBe(Math.ceil(n / 3) + 1);
+  }, 30_000);
+
+  it('lists in JSON from a server that does not speak protobuf, into the same objects', async () => {
+    const n = LIST_PAGE_SIZE + 30;
+    const objects = async (server: TestApiServer): Promise<PodInfo[]> => {
+      for (let i = 0; i < n; i++) server.create('pods', pod(i));
+      const kube = new KubeClient(loadKubeConfig(server.writeKubeconfig(join(dir, 'kubeconfig'))));
+      const inf = new ResourceInformer<PodInfo>(kube, RESOURCE_SPECS.pods, { log: silentLogger });
+      informer = inf;
+      inf.start();
+      await server.waitFor(() => inf.synced, 10_000, 'sync');
+      const list = [...inf.list()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      await inf.stop();
+      informer = undefined;
+      return list;
+    };
+    const fromProtobuf = await objects(api);
+    const jsonOnly = await TestApiServer.start({ protobuf: false });
+    try {
+      const fromJson = await objects(jsonOnly);
+      expect(jsonOnly.requestsMatching({ verb: 'list', resource: 'pods' }).map((r) => r.format)).toEqual([
+        'json',
+        'json',
+      ]);
+      expect(fromJson.length).toBe(n);
+      // Equal but for the server's uids, versions and the labels' order (protobuf's maps are sorted).
+      const comparable = (p: PodInfo) => ({
+        ...p,
+        metadata: { ...p.metadata, uid: undefined, resourceVersion: undefined },
+      });
+      expect(fromProtobuf.map(comparable)).toEqual(fromJson.map(comparable));
+    } finally {
+      await jsonOnly.close();
+    }
+  }, 30_000);
+
+  it('lists again from the start when a protobuf page says its continue token expired (410)', async () => {
+    const n = LIST_PAGE_SIZE + 10;
+    for (let i = 0; i < n; i++) api.create('pods', pod(i));
+    const kube = new BeforeSecondPage(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+    // Between the first page and the second, a pod comes and the history goes (etcd compacted).
+    kube.before = () => {
+      api.create('pods', pod(n));
+      api.compact();
+    };
+    const inf = new ResourceInformer<PodInfo>(kube, RESOURCE_SPECS.pods, { log: silentLogger });
+    informer = inf;
+    inf.start();
+    await api.waitFor(() => inf.synced, 10_000, 'sync');
+    const pages = api.requestsMatching({ verb: 'list', resource: 'pods' });
+    expect(pages.map((r) => r.status)).toEqual([200, 410, 200, 200]);
+    expect(pages.filter((r) => r.status === 200).map((r) => r.format)).toEqual(['protobuf', 'protobuf', 'protobuf']);
+    // The 410 came as a protobuf Status, whose message the client reads.
+    const expired = pages[1]?.query.continue as string;
+    await expect(
+      kube.requestAnswer('GET', '/api/v1/pods', {
+        query: { limit: '500', continue: expired },
+        accept: 'application/vnd.kubernetes.protobuf, application/json',
+      }),
+    ).rejects.toMatchObject({ statusCode: 410, message: expect.stringContaining('continue parameter is too old') });
+    expect(inf.list().length).toBe(n + 1);
   }, 30_000);
 
   it('leaves nothing of a list that failed half-way: the next list alone is cached', async () => {
