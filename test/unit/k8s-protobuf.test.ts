@@ -169,6 +169,27 @@ describe('decodeProtobufList', () => {
     expect(item?.spec).toEqual({ nodeName: 'n1', hostNetwork: true });
   });
 
+  it('reads repeated values (namespaces, labels, nodes) right however they crowd its interning table', () => {
+    // 20,000 distinct values through a table of 8,192 slots, each value twice, with non-ASCII and
+    // long ones among them: every one read back as written.
+    const values = Array.from({ length: 20_000 }, (_, i) =>
+      i % 997 === 0 ? `ü-${i}` : i % 1009 === 0 ? `long-${'x'.repeat(80)}-${i}` : `v${i}`,
+    );
+    const items = values.flatMap((v, i) => {
+      const one = [...msg(1, str(1, `p${i}`), str(3, v), entry(11, 'k', v)), ...msg(2, str(10, v))];
+      return [one, one];
+    });
+    const got = decodeProtobufList(list('PodList', [], ...items), 'Pod').items as {
+      metadata: { namespace: string; labels: Record<string, string> };
+      spec: { nodeName: string };
+    }[];
+    expect(got.length).toBe(2 * values.length);
+    got.forEach((pod, j) => {
+      const v = values[j >> 1];
+      expect([pod.metadata.namespace, pod.metadata.labels.k, pod.spec.nodeName]).toEqual([v, v, v]);
+    });
+  });
+
   it('skips unknown fields of every wire type (varint, 64-bit, length, 32-bit)', () => {
     const unknown = [
       ...num(90, 300),
