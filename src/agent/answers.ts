@@ -211,7 +211,7 @@ export class AgentAnswers {
   }
 
   /** `strand explain` over the socket: the path and the verdict between two ends (explain.ts). */
-  explain(q: ExplainQuery): ExplainAnswer {
+  explain(q: ExplainQuery): Promise<ExplainAnswer> {
     const { cache } = this.opts;
     const underlay = this.opts.nodeSetup.underlay;
     let prefixes: string[] = [];

@@ -5,8 +5,9 @@
 // policy evaluator come in; the command line (src/cli/explain.ts) adds what this node's kernel holds.
 import { cidrContains, familyOf, normalizeCidr, normalizeIp } from '../net/text.ts';
 import {
-  desiredState,
-  peersFromNodes,
+  desiredSteps,
+  onTheLoop,
+  peersFromNodesSteps,
   vtepMacFor,
   vxlanDeviceName,
   type DatapathMode,
@@ -123,7 +124,7 @@ export interface ExplainContext {
     packet: { src: string; dst: string; protocol: Protocol; port: number },
     srcNode: string | undefined,
     dstNode: string | undefined,
-  ) => PolicyView;
+  ) => PolicyView | Promise<PolicyView>;
 }
 
 export class ExplainError extends Error {}
@@ -204,17 +205,21 @@ function modeFor(ctx: ExplainContext, nodeName: string): DatapathMode {
  * The route `from` holds to `ip`, computed with the backends' own desiredState as that node's agent
  * computes it (the same segment as this node's is assumed for another node's direct routes).
  */
-export function desiredRouteOn(ctx: ExplainContext, from: string, ip: string): DesiredRoute | undefined {
+export async function desiredRouteOn(ctx: ExplainContext, from: string, ip: string): Promise<DesiredRoute | undefined> {
   const node = ctx.nodes.find((n) => n.metadata.name === from);
   if (!node) return undefined;
-  const { peers } = peersFromNodes(ctx.nodes, from);
-  const desired = desiredState(
-    {
-      mode: modeFor(ctx, from),
-      local: { name: from, podCidrs: node.spec.podCIDRs, serviceCidrs: ctx.config.serviceCIDRs ?? [] },
-      underlayPrefixes: ctx.underlayPrefixes,
-    },
-    peers,
+  // Every peer's entries, as the node's own pass computes them (a peer's route depends on the others:
+  // claims on a CIDR, duplicates), in slices: at 5,000 nodes ~100 ms, which held the agent's loop.
+  const { peers } = await onTheLoop(peersFromNodesSteps(ctx.nodes, from));
+  const desired = await onTheLoop(
+    desiredSteps(
+      {
+        mode: modeFor(ctx, from),
+        local: { name: from, podCidrs: node.spec.podCIDRs, serviceCidrs: ctx.config.serviceCIDRs ?? [] },
+        underlayPrefixes: ctx.underlayPrefixes,
+      },
+      peers,
+    ),
   );
   return desired.routes.find((r) => familyOf(r.dst) === familyOf(ip) && cidrContains(r.dst, ip));
 }
@@ -244,7 +249,7 @@ function inCluster(ctx: ExplainContext, ip: string): boolean {
 }
 
 /** The way from src to dst. */
-export function explainPath(ctx: ExplainContext, src: Endpoint, dst: Endpoint): PathView {
+export async function explainPath(ctx: ExplainContext, src: Endpoint, dst: Endpoint): Promise<PathView> {
   const bridge = ctx.config.bridge;
   const srcNode = src.kind === 'pod' || src.kind === 'node' ? src.node : undefined;
   const dstNode = dst.kind === 'pod' || dst.kind === 'node' || dst.kind === 'pod-network' ? dst.node : undefined;
@@ -279,7 +284,7 @@ export function explainPath(ctx: ExplainContext, src: Endpoint, dst: Endpoint): 
     };
   }
   if (srcNode && dstNode) {
-    const r = desiredRouteOn(ctx, srcNode, dst.ip);
+    const r = await desiredRouteOn(ctx, srcNode, dst.ip);
     if (dst.kind === 'node') {
       return {
         ...base,
@@ -337,7 +342,7 @@ export function explainPath(ctx: ExplainContext, src: Endpoint, dst: Endpoint): 
 }
 
 /** The whole answer. */
-export function explain(ctx: ExplainContext, q: ExplainQuery): ExplainAnswer {
+export async function explain(ctx: ExplainContext, q: ExplainQuery): Promise<ExplainAnswer> {
   let src = resolveEndpoint(q.src, ctx);
   const dst = resolveEndpoint(q.dst, ctx, familyOf(src.ip));
   if (familyOf(src.ip) !== familyOf(dst.ip) && src.kind === 'pod') src = resolveEndpoint(q.src, ctx, familyOf(dst.ip));
@@ -346,11 +351,11 @@ export function explain(ctx: ExplainContext, q: ExplainQuery): ExplainAnswer {
   const protocol = q.protocol ?? 'TCP';
   const packet: ExplainAnswer['packet'] = { src: src.ip, dst: dst.ip, protocol };
   if (q.port !== undefined) packet.port = q.port;
-  const path = explainPath(ctx, src, dst);
+  const path = await explainPath(ctx, src, dst);
   const srcNode = src.kind === 'pod' ? src.node : undefined;
   const dstNode = dst.kind === 'pod' ? dst.node : undefined;
   const policy: PolicyView = ctx.policy
-    ? ctx.policy({ src: src.ip, dst: dst.ip, protocol, port: q.port ?? 0 }, srcNode, dstNode)
+    ? await ctx.policy({ src: src.ip, dst: dst.ip, protocol, port: q.port ?? 0 }, srcNode, dstNode)
     : { available: false, reason: 'this agent compiles no NetworkPolicy: nothing filters pod traffic' };
   const policyAllows = policy.available && policy.enforced ? policy.allowed : true;
   return {

@@ -321,7 +321,7 @@ export class PodHandshakeServer {
       const q: ExplainQuery = { src: req.src, dst: req.dst };
       if (req.port !== undefined) q.port = req.port;
       if (req.protocol !== undefined) q.protocol = req.protocol;
-      return { v: HANDSHAKE_VERSION, ok: true, explain: (fn as (q: ExplainQuery) => unknown)(q) };
+      return { v: HANDSHAKE_VERSION, ok: true, explain: await (fn as (q: ExplainQuery) => unknown)(q) };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.warn({ type: req.type, message }, 'agent socket: a query failed');

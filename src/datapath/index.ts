@@ -20,7 +20,7 @@ export function createBackend(nl: NetlinkSocket, config: BackendConfig): Backend
 }
 
 export { vtepAddress } from './cidr.ts';
-export { VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
+export { onTheLoop, VXLAN_DEVICE_PATTERN, vxlanDeviceName } from './datapath.ts';
 export { desiredState, desiredSteps, PEERS_PER_STEP } from './desired.ts';
 export { backendOverhead, podMtu, VXLAN_OVERHEAD, vxlanOverhead } from './mtu.ts';
 export type {

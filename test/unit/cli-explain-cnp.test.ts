@@ -81,7 +81,7 @@ const ctx: ExplainContext = {
   underlayIface: 'eth0',
   policy: (p, s, d) => explainPolicy(caches, p, s, d, true),
 };
-const report = (answer: ReturnType<typeof explain>) => ({
+const report = (answer: Awaited<ReturnType<typeof explain>>) => ({
   kind: 'StrandExplain' as const,
   v: 1 as const,
   answer,
@@ -98,7 +98,7 @@ async function kernelTable() {
 
 describe('explain with ClusterNetworkPolicies', () => {
   it('names the deciding Admin rule with its priority, and --kernel finds it in its rule chain', async () => {
-    const a = explain(ctx, { src: 'x/a', dst: '169.254.169.254', port: 80 });
+    const a = await explain(ctx, { src: 'x/a', dst: '169.254.169.254', port: 80 });
     expect(explainAnswerSchema().parse(JSON.parse(JSON.stringify(a)))).toEqual(a);
     expect(a.allowed).toBe(false);
     const text = formatExplain(report(a));
@@ -117,7 +117,7 @@ describe('explain with ClusterNetworkPolicies', () => {
   });
 
   it('follows a Pass chain: Admin Pass, then the NetworkPolicy rule that allowed', async () => {
-    const a = explain(ctx, { src: 'x/a', dst: 'x/c', port: 80 });
+    const a = await explain(ctx, { src: 'x/a', dst: 'x/c', port: 80 });
     expect(a.allowed).toBe(true);
     expect(formatExplain(report(a))).toContain(
       'ingress of the destination: allowed: Admin cnp/pass-x ingress[0] "to-np" Pass (priority 10) → NetworkPolicy: allowed by x/np spec.ingress[1]',

@@ -148,13 +148,13 @@ describe('explain: the ends and the path', () => {
     expect(() => resolveEndpoint('not an address', ctx)).toThrow(/neither namespace\/pod, an address nor a CIDR/);
   });
 
-  it('same node: bridged; across nodes: the VXLAN route the source node holds; outside: masqueraded', () => {
-    expect(explain(ctx, { src: 'default/a', dst: 'default/b' }).path).toMatchObject({
+  it('same node: bridged; across nodes: the VXLAN route the source node holds; outside: masqueraded', async () => {
+    expect((await explain(ctx, { src: 'default/a', dst: 'default/b' })).path).toMatchObject({
       kind: 'same-node',
       srcNode: 'node-1',
       dstNode: 'node-1',
     });
-    const cross = explain(ctx, { src: 'default/a', dst: 'default/c', port: 80 });
+    const cross = await explain(ctx, { src: 'default/a', dst: 'default/c', port: 80 });
     expect(cross.path).toMatchObject({
       kind: 'cross-node',
       route: {
@@ -167,14 +167,64 @@ describe('explain: the ends and the path', () => {
     });
     expect(cross.packet).toEqual({ src: '10.244.1.2', dst: '10.244.2.2', protocol: 'TCP', port: 80 });
     expect(
-      explain({ ...ctx, config: { ...config, backend: 'host-gw' } }, { src: 'default/a', dst: 'default/c' }).path.route,
+      (await explain({ ...ctx, config: { ...config, backend: 'host-gw' } }, { src: 'default/a', dst: 'default/c' }))
+        .path.route,
     ).toMatchObject({ gateway: '198.18.0.12', dev: 'underlay', devName: 'eth0', onlink: false });
-    const out = explain(ctx, { src: 'default/a', dst: '198.19.0.1' });
+    const out = await explain(ctx, { src: 'default/a', dst: '198.19.0.1' });
     expect(out.path).toMatchObject({ kind: 'to-external', masqueraded: true });
-    expect(explain(ctx, { src: 'default/a', dst: '10.244.2.77' })).toMatchObject({
+    expect(await explain(ctx, { src: 'default/a', dst: '10.244.2.77' })).toMatchObject({
       allowed: false,
       path: { kind: 'unroutable' },
     });
+  });
+});
+
+describe('explain on a large cluster', () => {
+  it("gives the agent's event loop back while it computes the routes and compiles the nodes' models", async () => {
+    // 250 nodes, 5,000 pods, 500 policies: each node's model and the routes are many slices of work.
+    const many = Array.from({ length: 250 }, (_, i) => {
+      const n = node((i % 200) + 1);
+      return {
+        ...n,
+        metadata: { ...n.metadata, name: `node-${i + 1}` },
+        spec: { podCIDRs: [`10.${100 + (i >> 8)}.${i & 255}.0/24`] },
+      };
+    });
+    const manyPods = Array.from({ length: 5_000 }, (_, i) =>
+      pod(`p${i}`, (i % 250) + 1, `10.${100 + ((i % 250) >> 8)}.${i % 250}.${2 + Math.floor(i / 250)}`, {
+        app: `a${i % 50}`,
+      }),
+    );
+    const policies: NetworkPolicyInfo[] = Array.from({ length: 500 }, (_, i) => ({
+      metadata: { name: `np${i}`, namespace: 'default' },
+      spec: {
+        podSelector: { matchLabels: { app: `a${i % 50}` } },
+        ingress: [
+          { from: [{ podSelector: { matchLabels: { app: `a${(i + 1) % 50}` } } }], ports: [{ port: 80 + (i % 7) }] },
+        ],
+      },
+    }));
+    const caches = { nodes: many, pods: manyPods, namespaces: [{ metadata: { name: 'default' } }], policies };
+    const big: ExplainContext = {
+      ...ctx,
+      config: { ...config, clusterCIDRs: ['10.96.0.0/11'] },
+      nodes: many,
+      pods: manyPods,
+      policy: (p, s, d) => explainPolicy(caches, p, s, d, true),
+    };
+    let turns = 0;
+    let turning = true;
+    const turn = () => {
+      turns++;
+      if (turning) setImmediate(turn);
+    };
+    setImmediate(turn);
+    const answer = await explain(big, { src: 'default/p0', dst: 'default/p1', port: 81 });
+    turning = false;
+    expect(answer.path).toMatchObject({ kind: 'cross-node' });
+    expect(answer.policy.available).toBe(true);
+    // The loop turned while explain worked: it was not one task.
+    expect(turns).toBeGreaterThan(2);
   });
 });
 
@@ -193,8 +243,8 @@ describe('explain: the policy verdict', () => {
     policy: (p, s, d) => explainPolicy(caches, p, s, d, enforced),
   });
 
-  it("judges the destination's ingress on its own node: the allowing rule, or the isolating policy and no rule", () => {
-    const ok = explain(withPolicy(true), { src: 'default/a', dst: 'default/c', port: 80 });
+  it("judges the destination's ingress on its own node: the allowing rule, or the isolating policy and no rule", async () => {
+    const ok = await explain(withPolicy(true), { src: 'default/a', dst: 'default/c', port: 80 });
     expect(ok.policy).toMatchObject({
       available: true,
       allowed: true,
@@ -202,17 +252,17 @@ describe('explain: the policy verdict', () => {
       ingress: { reason: 'allowed', node: 'node-2', rules: [{ name: 'only-a', direction: 'ingress', index: 0 }] },
     });
     expect(ok.allowed).toBe(true);
-    const no = explain(withPolicy(true), { src: 'default/b', dst: 'default/c', port: 80 });
+    const no = await explain(withPolicy(true), { src: 'default/b', dst: 'default/c', port: 80 });
     expect(no.policy).toMatchObject({
       allowed: false,
       ingress: { reason: 'denied', isolatedBy: [{ namespace: 'default', name: 'only-a' }], rules: [] },
     });
     expect(no.allowed).toBe(false);
-    expect(explain(withPolicy(true), { src: 'default/a', dst: 'default/c', port: 81 }).allowed).toBe(false);
+    expect((await explain(withPolicy(true), { src: 'default/a', dst: 'default/c', port: 81 })).allowed).toBe(false);
   });
 
-  it('not enforced: the policies are explained, the connection is still allowed', () => {
-    const r = explain(withPolicy(false), { src: 'default/b', dst: 'default/c', port: 80 });
+  it('not enforced: the policies are explained, the connection is still allowed', async () => {
+    const r = await explain(withPolicy(false), { src: 'default/b', dst: 'default/c', port: 80 });
     expect(r.policy).toMatchObject({ available: true, enforced: false, allowed: false });
     expect(r.allowed).toBe(true);
   });
@@ -249,8 +299,8 @@ describe('explain: the kernel route and the report', () => {
     expect(lookupRoute(routes, '198.19.0.1')?.dst).toBe('0.0.0.0/0');
   });
 
-  it("the kernel's route against the model's: equal is a match, anything else a mismatch that makes the verdict unknown", () => {
-    const answer = explain(ctx, { src: 'default/a', dst: 'default/c' });
+  it("the kernel's route against the model's: equal is a match, anything else a mismatch that makes the verdict unknown", async () => {
+    const answer = await explain(ctx, { src: 'default/a', dst: 'default/c' });
     const dev = (i: number | undefined) => (i === 5 ? 'strand.1' : 'eth0');
     expect(checkRoute(answer, route('10.244.2.0/24', { gateway: '10.244.2.0' }), dev)).toMatchObject({
       matches: true,
