@@ -164,8 +164,18 @@ interface Credentials {
  */
 export class RequestSession {
   prepared: Promise<Credentials> | undefined;
+  private open = true;
+
+  constructor() {
+    openSessions++;
+  }
 
   close(): void {
+    if (this.open) {
+      this.open = false;
+      // The lists are done: the pooled buffers would only hold memory until the next one (a relist).
+      if (--openSessions === 0) bodyPool.length = 0;
+    }
     const prepared = this.prepared;
     this.prepared = undefined;
     prepared?.then(
@@ -295,6 +305,8 @@ export function releaseBody(bytes: Buffer): void {
 }
 
 const BODY_POOL_MAX = 3;
+/** Lists under way (RequestSession): the pool is emptied when none is. */
+let openSessions = 0;
 const BODY_ROUNDING = 64 * 1024;
 const bodyPool: Buffer[] = [];
 /** The memory bodyBytes allocated (the only memory its pool takes back). */

@@ -14,6 +14,7 @@ import {
   KubeClient,
   loadKubeConfig,
   releaseBody,
+  RequestSession,
   type RequestOptions,
 } from '../../src/k8s/client.ts';
 import { LIST_PAGE_SIZE, RESOURCE_SPECS, ResourceInformer, type ResourceName } from '../../src/k8s/informer.ts';
@@ -75,6 +76,23 @@ describe('bodyBytes', () => {
     releaseBody(foreign);
     const next = await bodyBytes(chunks(Buffer.alloc(650_000)), '650000');
     expect(next.buffer).not.toBe(foreign.buffer);
+  });
+});
+
+describe('the body pool', () => {
+  it('is emptied once no list is under way: its buffers do not outlive the lists', async () => {
+    const session = new RequestSession();
+    const page = () => bodyBytes(chunks(Buffer.alloc(300_000, 1)), '300000');
+    const first = await page();
+    releaseBody(first);
+    const again = await page();
+    // Taken back from the pool while the list is under way.
+    expect(again.buffer).toBe(first.buffer);
+    releaseBody(again);
+    session.close();
+    session.close();
+    const after = await page();
+    expect(after.buffer).not.toBe(first.buffer);
   });
 });
 
