@@ -140,28 +140,16 @@ const pod = (i: number) => ({
   status: { phase: 'Running', podIPs: [{ ip: `10.244.${i >> 8}.${i & 255}` }] },
 });
 
-/** A client whose first request for a list's second page fails, after `before` ran. */
-class FailingSecondPage extends KubeClient {
-  before: (() => void) | undefined;
-  override async requestAnswer(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<Answer> {
-    const before = this.before;
-    if (before !== undefined && opts.query?.continue !== undefined) {
-      this.before = undefined;
-      before();
-      throw new ApiRequestError(500, `${method} ${path}: 500 injected`);
-    }
-    return super.requestAnswer(method, path, opts);
-  }
-}
-
-/** A client that runs `before` once, as it asks for a list's second page. */
+/** A client that runs `before` once, as it asks for a list's second page; with `fails`, that request then fails. */
 class BeforeSecondPage extends KubeClient {
   before: (() => void) | undefined;
+  fails = false;
   override async requestAnswer(method: 'GET' | 'PATCH', path: string, opts: RequestOptions = {}): Promise<Answer> {
     const before = this.before;
     if (before !== undefined && opts.query?.continue !== undefined) {
       this.before = undefined;
       before();
+      if (this.fails) throw new ApiRequestError(500, `${method} ${path}: 500 injected`);
     }
     return super.requestAnswer(method, path, opts);
   }
@@ -273,7 +261,8 @@ describe("an informer's first list, taken page by page", () => {
   it('leaves nothing of a list that failed half-way: the next list alone is cached', async () => {
     const n = LIST_PAGE_SIZE + 20;
     for (let i = 0; i < n; i++) api.create('pods', pod(i));
-    const kube = new FailingSecondPage(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+    const kube = new BeforeSecondPage(loadKubeConfig(api.writeKubeconfig(join(dir, 'kubeconfig'))));
+    kube.fails = true;
     // Between the first page and the failure, a pod of the first page goes away.
     kube.before = () => api.delete('pods', 'p0', 'ns0');
     informer = new ResourceInformer<PodInfo>(
