@@ -88,11 +88,11 @@ export async function explainPolicy(
   own?: CompileInput,
 ): Promise<PolicyView> {
   const p = { src: packet.src, dst: packet.dst, protocol: packet.protocol, dport: packet.port };
+  // Compiled when first asked for (a node's model, awaited at once: nothing left to reject unheard).
   const models = new Map<string, Promise<CompiledPolicy>>();
-  if (own) models.set(own.nodeName, compiled(own));
   const model = (n: string) => {
     let m = models.get(n);
-    if (!m) models.set(n, (m = modelFor(c, n)));
+    if (!m) models.set(n, (m = own?.nodeName === n ? compiled(own) : modelFor(c, n)));
     return m;
   };
   const egress = srcNode !== undefined ? view(evaluatePolicy(await model(srcNode), p).egress, srcNode) : NOT_A_POD;

@@ -283,8 +283,9 @@ export async function bodyBytes(body: AsyncIterable<Buffer>, length: string | st
     } else (extra ??= [buf.subarray(0, at)]).push(chunk);
   }
   if (extra === undefined) return buf.subarray(0, at);
+  const whole = Buffer.concat(extra);
   releaseBody(buf);
-  return Buffer.concat(extra);
+  return whole;
 }
 
 /**

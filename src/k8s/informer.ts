@@ -16,7 +16,8 @@
 //   - a resource served by a CRD that may not be installed (`optional`: ClusterNetworkPolicies) is
 //     "not served" on a 404: said once, counted as listed and empty (the agent stays ready: there can
 //     be no such object), and listed again every `absentMs` until the CRD appears.
-// Lists are paged (limit/continue) raw JSON requests through KubeClient (client.ts).
+// Lists are paged (limit/continue) raw requests through KubeClient (client.ts): Pods, Nodes and
+// Namespaces asked for in Kubernetes protobuf (protobuf.ts), JSON taken as well; the rest JSON.
 // From their own modules, not the package's index (which loads the whole generated client; client.ts).
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { addOrUpdateObject, type CacheMap, ListWatch } from '@kubernetes/client-node/dist/cache.js';
