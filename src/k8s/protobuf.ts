@@ -1,3 +1,5 @@
+// Over 500 lines: the wire reader, the envelope and the readers of the three kinds' fields, which share
+// one set of rules (field numbers, empty values left out, interning) and are read together.
 // Lists of Pods, Nodes and Namespaces in Kubernetes' protobuf encoding (the Accept header asks for it,
 // as client-go's components do for built-in types), read for the fields the agent keeps and nothing
 // else: every other field (a pod's volumes, env, probes, conditions, container statuses…) is skipped
@@ -451,25 +453,22 @@ function podStatus(r: Reader, end: number): Json {
   return s;
 }
 
-/** An object {metadata 1, spec 2, status 3}, each part read by its reader. */
-function object(
-  r: Reader,
-  end: number,
-  meta: (r: Reader, end: number) => Json,
-  spec?: (r: Reader, end: number) => Json,
-  status?: (r: Reader, end: number) => Json,
-): Json {
+type Part = (r: Reader, end: number) => Json;
+const PARTS = ['metadata', 'spec', 'status'] as const;
+
+/** An object {metadata 1, spec 2, status 3}: each part read by its reader, the others skipped. */
+function object(r: Reader, end: number, readers: readonly (Part | undefined)[]): Json {
   const o: Json = {};
   while (r.p < end) {
     const t = r.varint(end);
-    const part =
-      t === ((1 << 3) | LEN) ? meta : t === ((2 << 3) | LEN) ? spec : t === ((3 << 3) | LEN) ? status : undefined;
-    if (part === undefined) {
+    const f = t >>> 3;
+    const read = (t & 7) === LEN && f >= 1 && f <= 3 ? readers[f - 1] : undefined;
+    if (read === undefined) {
       r.skip(t & 7, end);
       continue;
     }
     const e = r.span(end);
-    o[t === ((1 << 3) | LEN) ? 'metadata' : t === ((2 << 3) | LEN) ? 'spec' : 'status'] = part(r, e);
+    o[PARTS[f - 1] as string] = read(r, e);
     r.p = e;
   }
   return o;
@@ -520,11 +519,11 @@ const ADDRESS_FIELDS: (string | undefined)[] = [];
 ADDRESS_FIELDS[1] = 'type';
 ADDRESS_FIELDS[2] = 'address';
 
-const podMeta = (r: Reader, end: number) => objectMeta(r, end, {});
-const nodeMeta = (r: Reader, end: number) => objectMeta(r, end, { created: true, annotations: true });
+const podMeta: Part = (r, end) => objectMeta(r, end, {});
+const nodeMeta: Part = (r, end) => objectMeta(r, end, { created: true, annotations: true });
 
-const ITEMS: Record<ProtobufKind, (r: Reader, end: number) => Json> = {
-  Pod: (r, end) => object(r, end, podMeta, podSpec, podStatus),
-  Node: (r, end) => object(r, end, nodeMeta, nodeSpec, nodeStatus),
-  Namespace: (r, end) => object(r, end, podMeta),
+const ITEMS: Record<ProtobufKind, Part> = {
+  Pod: (r, end) => object(r, end, [podMeta, podSpec, podStatus]),
+  Node: (r, end) => object(r, end, [nodeMeta, nodeSpec, nodeStatus]),
+  Namespace: (r, end) => object(r, end, [podMeta]),
 };
