@@ -113,12 +113,28 @@ function slimMeta(raw: unknown, namespaced: boolean, keepAnnotations?: (key: str
   if (uid !== undefined) out.uid = uid;
   const rv = field(meta, 'resourceVersion', isString, 'a string', 'metadata');
   if (rv !== undefined) out.resourceVersion = rv;
-  const labels = field(meta, 'labels', isStringMap, 'a map of strings', 'metadata');
-  if (labels !== undefined && Object.keys(labels).length > 0) out.labels = { ...labels };
+  const labels = copiedStringMap(meta.labels, 'metadata.labels');
+  if (labels !== undefined) out.labels = labels;
   if (keepAnnotations) {
     const annotations = field(meta, 'annotations', isStringMap, 'a map of strings', 'metadata');
     const kept = Object.entries(annotations ?? {}).filter(([k]) => keepAnnotations(k));
     if (kept.length > 0) out.annotations = Object.fromEntries(kept);
+  }
+  return out;
+}
+
+/**
+ * A copy of a map of strings, undefined when absent or empty; one walk that checks and copies (the
+ * labels of every listed pod: a check, a count and a copy were three walks and two arrays).
+ */
+function copiedStringMap(v: unknown, where: string): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw new Malformed(`${where} is not a map of strings`);
+  let out: Record<string, string> | undefined;
+  for (const k of Object.keys(v)) {
+    const x = v[k];
+    if (typeof x !== 'string') throw new Malformed(`${where} is not a map of strings`);
+    (out ??= {})[k] = x;
   }
   return out;
 }
@@ -229,10 +245,15 @@ export const slimPod = slimming((raw): PodInfo => {
   const phase = field(status, 'phase', isString, 'a string', 'status');
   const nodeName = field(spec, 'nodeName', isString, 'a string', 'spec');
   const hostNetwork = field(spec, 'hostNetwork', isBoolean, 'a boolean', 'spec');
+  // Written out rather than spread: the spreads made two objects a pod only to copy them.
+  let podSpec: PodInfo['spec'];
+  if (nodeName) podSpec = hostNetwork ? { nodeName, hostNetwork, containers } : { nodeName, containers };
+  else podSpec = hostNetwork ? { hostNetwork, containers } : { containers };
+  const podIPs = exact(ips);
   const pod: PodInfo = {
     metadata,
-    spec: { ...(nodeName ? { nodeName } : {}), ...(hostNetwork ? { hostNetwork } : {}), containers },
-    status: { ...(phase !== undefined ? { phase } : {}), podIPs: exact(ips) },
+    spec: podSpec,
+    status: phase !== undefined ? { phase, podIPs } : { podIPs },
   };
   let bad: string[] | undefined;
   for (const { ip } of ips) if (normalizeIp(ip) === undefined) (bad ??= []).push(ip);
