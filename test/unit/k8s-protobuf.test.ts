@@ -73,7 +73,7 @@ function pod(o: {
   ];
   const spec = [
     ...msg(1, str(1, 'vol'), msg(2, msg(1, str(1, 'path')))),
-    ...msg(2, ...[container]),
+    ...msg(2, container),
     ...msg(2, str(1, 'sidecar'), str(2, 'registry.example/side:1')),
     ...str(3, 'Always'),
     ...num(4, 30),
@@ -90,7 +90,7 @@ function pod(o: {
     ...(o.ip ? msg(12, str(1, o.ip)) : []),
     ...str(9, 'Burstable'),
   ];
-  return [...msg(1, ...[meta]), ...msg(2, ...[spec]), ...msg(3, ...[status])];
+  return [...msg(1, meta), ...msg(2, spec), ...msg(3, status)];
 }
 
 describe('decodeProtobufList', () => {
