@@ -185,7 +185,7 @@ export class Agent {
       this.pending.add('this-node');
       this.loop.retry();
     };
-    const network = new ClusterNetwork(c, log, nft, this.openNetlink);
+    const network = new ClusterNetwork(c, log, nft, this.openNetlink, { now: () => clock.now() });
     this.nodeSetup = new NodeSetupStep({
       config: c,
       cache: this.cache,
@@ -393,9 +393,15 @@ export class Agent {
       () => this.policy.request(),
       true,
     );
+    // Both looks read an rtnetlink queue (one recv(2) when nothing changed): the underlay moving, and
+    // a route, neighbour or FDB entry to another node changed by hand, repaired now rather than at
+    // the next resync.
     this.every(
       () => UNDERLAY_CHECK_MS,
-      () => this.nodeSetup.underlayMoved() && this.request('underlay'),
+      () => {
+        if (this.nodeSetup.underlayMoved()) this.request('underlay');
+        if (this.clusterNetwork.drifted()) this.request('kernel-drift');
+      },
       true,
     );
     this.every(

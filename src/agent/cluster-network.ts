@@ -16,11 +16,18 @@ import {
   type ReconcileReport,
 } from '../datapath/index.ts';
 import type { AgentConfig } from './config.ts';
+import { DriftWatch } from '../datapath/drift-watch.ts';
 import { reconcileMasquerade } from './masquerade.ts';
 import type { Underlay } from './node-setup.ts';
 
 /** How many of a reconcile's added, changed and removed entries its log line lists. */
 const LOGGED_CHANGES = 20;
+/**
+ * The resync reads the kernel back at least this often even when rtnetlink announced no change
+ * (drift-watch.ts): the check that the watch itself missed nothing, on the long timer of the policy's
+ * periodic full compile. Its cost is the pass's (`strand status`, the step's metrics).
+ */
+export const FULL_READ_MS = 10 * 60_000;
 
 export interface ClusterNetworkPass {
   /** The Node annotations this node must publish (strand.dev/…). */
@@ -71,28 +78,67 @@ export class ClusterNetwork {
   private problems = new Set<string>();
   /** The last pass that met no problem: its inputs (the Node objects themselves), entries and unusable nodes. */
   private lastClean:
-    | { localKey: string; nodes: readonly unknown[]; entries: number; unusable: ClusterNetworkPass['unusable'] }
+    | {
+        localKey: string;
+        nodes: readonly unknown[];
+        entries: number;
+        unusable: ClusterNetworkPass['unusable'];
+        /** When it read the kernel. */
+        readAt: number;
+      }
     | undefined;
+  /** rtnetlink's word on Strand's entries since the last clean pass; undefined where it cannot be had. */
+  private watch: DriftWatch | undefined;
+  private watchTried = false;
+  private readonly openWatch: (netns: string | undefined) => DriftWatch;
+  private readonly now: () => number;
 
   constructor(
     config: AgentConfig,
     log: Logger,
     nft: Nft = createNetlinkTransport(),
     openNetlink: () => NetlinkSocket = () => NetlinkSocket.open(),
+    opts: { openWatch?: (netns: string | undefined) => DriftWatch; now?: () => number } = {},
   ) {
     this.config = config;
     this.log = log;
     this.nft = nft;
     this.openNetlink = openNetlink;
+    this.openWatch = opts.openWatch ?? ((netns) => DriftWatch.open(netns));
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Whether the kernel may have lost or changed entries of the last clean pass (rtnetlink announced a
+   * change to them): a forced pass repairs it. False before any clean pass (one is due anyway) and
+   * where no watch could be had (the resync reads the kernel then).
+   */
+  kernelDrifted(): boolean {
+    return this.lastClean !== undefined && this.watch !== undefined && this.watch.drifted();
+  }
+
+  private driftWatch(netns: string | undefined): DriftWatch | undefined {
+    if (!this.watchTried) {
+      this.watchTried = true;
+      try {
+        this.watch = this.openWatch(netns);
+      } catch (err) {
+        // Only an optimisation: without it every resync reads the kernel back.
+        this.log.info({ err: String(err) }, 'no rtnetlink notifications: every resync reads the routes back');
+      }
+    }
+    return this.watch;
   }
 
   /**
    * Sets the backend up when this node's underlay or pod CIDRs changed (it recreates what differs),
-   * then reconciles the routes, neighbours and FDB entries of every other usable node. Without
-   * `force` (the periodic resync forces), a pass whose local node and other Node objects are those
-   * of the last clean pass stops there: at 5,000 nodes a reconcile reads 15,000 entries back and
-   * plans against them (~100 ms of the event loop and ~60 MiB of garbage), and this node's own
-   * Node changing (its annotations published, its conditions) asked for one each time.
+   * then reconciles the routes, neighbours and FDB entries of every other usable node. A pass whose
+   * local node and other Node objects are those of the last clean pass stops there: at 5,000 nodes a
+   * reconcile reads 15,000 entries back and plans against them (~300 ms of the agent's CPU and
+   * ~60 MiB of garbage), and this node's own Node changing (its annotations published, its
+   * conditions) asked for one each time. With `force` (the periodic resync, a drift announced) it
+   * stops there only when rtnetlink announced no change to those entries since and the last read is
+   * younger than FULL_READ_MS.
    */
   async reconcilePeers(
     nodeName: string,
@@ -127,7 +173,12 @@ export class ClusterNetwork {
       this.localKey = key;
     }
     const last = this.lastClean;
-    if (!force && last && last.localKey === key && sameOtherNodes(last.nodes, nodes, nodeName)) {
+    if (
+      last &&
+      last.localKey === key &&
+      sameOtherNodes(last.nodes, nodes, nodeName) &&
+      (!force || (this.now() - last.readAt < FULL_READ_MS && this.watch !== undefined && !this.watch.drifted()))
+    ) {
       return {
         annotations: this.annotations,
         report: { ...emptyReport(), unchanged: last.entries },
@@ -138,14 +189,30 @@ export class ClusterNetwork {
     this.lastClean = undefined;
     // Read in slices: 5,000 Nodes were one task of 50-90 ms (with a collection) before the backend's own.
     const { peers, unusable } = await onTheLoop(peersFromNodesSteps(nodes, nodeName));
+    const watch = this.driftWatch(this.socket.netns);
+    watch?.reading();
+    const readAt = this.now();
     const report = await this.backend.reconcile(peers);
-    if (report.problems.length === 0)
+    if (report.problems.length === 0) {
       this.lastClean = {
         localKey: key,
         nodes: [...nodes],
         entries: report.unchanged + report.added.length + report.changed.length,
         unusable,
+        readAt,
       };
+      if (watch && report.owns) {
+        const { links, entriesOn, routes } = report.owns;
+        const wroteFdb = [report.added, report.changed, report.removed].some((xs) =>
+          xs.some((c) => c.object === 'fdb'),
+        );
+        watch.reconciled(
+          { links: new Set(links), entriesOn, routes: new Set(routes), port: this.socket.port },
+          wroteFdb,
+        );
+      } else watch?.forget();
+    } else watch?.forget();
+    delete report.owns;
     const changed = report.added.length + report.changed.length + report.removed.length;
     if (changed > 0) {
       // The first LOGGED_CHANGES of each: a node joining 5,000 others adds 15,000 entries, which
@@ -194,5 +261,8 @@ export class ClusterNetwork {
   close(): void {
     this.socket?.close();
     this.socket = undefined;
+    this.watch?.close();
+    this.watch = undefined;
+    this.watchTried = false;
   }
 }

@@ -207,6 +207,11 @@ export async function reconcileEntries(
   const plan = await onTheLoop(planSteps(desired, actual, devices));
   report.unchanged += plan.unchanged;
   await applyPlan(nl, plan.ops, devices.vxlan?.index, report);
+  report.owns = {
+    links: devices.vxlan ? [devices.underlay.index, devices.vxlan.index] : [devices.underlay.index],
+    entriesOn: devices.vxlan?.index,
+    routes: desired.routes.map((r) => r.dst),
+  };
 }
 
 /** Deletes every Strand route (teardown). */

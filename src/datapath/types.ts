@@ -96,6 +96,10 @@ export interface ReconcileReport {
   /** Peers (or parts of them) that got no entries, and kernel operations that failed. */
   problems: Problem[];
   durationMs: number;
+  /** What the entries are on, for the drift watch (drift-watch.ts): the devices' link indexes, the
+   * one holding the neighbour and FDB entries, and the destinations of the routes wanted. Absent when
+   * the reconcile did not get as far as reading the kernel. */
+  owns?: { links: number[]; entriesOn: number | undefined; routes: string[] };
 }
 
 /**

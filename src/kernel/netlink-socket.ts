@@ -73,6 +73,11 @@ export class NetlinkSocket {
   private readonly portId: number;
   private readonly rx = Buffer.allocUnsafe(RECV_BUFFER);
 
+  /** The socket's netlink port id: the nlmsg_pid of the notifications its own requests cause. */
+  get port(): number {
+    return this.portId;
+  }
+
   private constructor(fd: number, portId: number, netns: string | undefined) {
     this.fd = fd;
     this.portId = portId;

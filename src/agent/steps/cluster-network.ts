@@ -29,7 +29,7 @@ export interface ClusterNetworkStepOptions {
 
 export class ClusterNetworkStep implements Step {
   readonly name = 'cluster-network';
-  readonly inputs = ['this-node', 'other-nodes', 'node-set-up', 'resync'] as const;
+  readonly inputs = ['this-node', 'other-nodes', 'node-set-up', 'kernel-drift', 'resync'] as const;
   private readonly opts: ClusterNetworkStepOptions;
   /** Routes to the other nodes are in place (the first pass succeeded). */
   routesReady = false;
@@ -56,13 +56,14 @@ export class ClusterNetworkStep implements Step {
     const { config, log } = this.opts;
     let pass: Awaited<ReturnType<ClusterNetwork['reconcilePeers']>>;
     try {
-      // The periodic resync reads the kernel whatever changed (drift); an event, only when peers did.
+      // The periodic resync and an announced drift read the kernel unless rtnetlink said nothing of
+      // Strand's changed (cluster-network.ts); an event, only when peers did.
       pass = await this.opts.network.reconcilePeers(
         config.nodeName,
         underlay,
         pod.cidrs,
         this.opts.cache.nodes.list(),
-        ctx.due.has('resync'),
+        ctx.due.has('resync') || ctx.due.has('kernel-drift'),
       );
     } catch (err) {
       this.problem = describeError(err);
@@ -98,6 +99,11 @@ export class ClusterNetworkStep implements Step {
       log.info({ backend: config.backend, peers: r.unchanged + r.added.length }, 'routes to other nodes in place');
       this.opts.onReady();
     }
+  }
+
+  /** rtnetlink announced a change to the entries of the last clean pass (a forced pass repairs it). */
+  drifted(): boolean {
+    return this.routesReady && this.opts.network.kernelDrifted();
   }
 
   close(): void {

@@ -20,6 +20,8 @@ export type StepInput =
   | 'notice'
   /** The underlay's addresses or MTU moved (no API event says so). */
   | 'underlay'
+  /** rtnetlink announced a change to the routes, neighbours or FDB entries to other nodes. */
+  | 'kernel-drift'
   /** A plugin in the CNI bin dir changed. */
   | 'plugins'
   /** A ClusterNetworkPolicy changed. */
@@ -35,6 +37,7 @@ export const ALL_INPUTS: readonly StepInput[] = [
   'local-pods',
   'notice',
   'underlay',
+  'kernel-drift',
   'plugins',
   'cluster-policies',
   'node-set-up',

@@ -1,0 +1,145 @@
+// Whether the kernel still holds what the last reconcile left there, without reading it back. The
+// periodic resync read every route, neighbour and FDB entry of Strand's and planned against them: at
+// 5,000 peers 15,000 entries, ~300 ms of the agent's CPU and tens of MiB of garbage once a minute, the
+// largest part of an idle agent's cost (issue 18). rtnetlink announces every change to those entries
+// (src/kernel/notifications.ts): a change made by anyone but this agent's own socket to a Strand route
+// (its protocol, or a destination it wants), to a neighbour or FDB entry on the VXLAN device, or to
+// the devices themselves (a link down or deleted, an address gone: IPv4 drops routes with no
+// notification of their own) means drift, and only then is the kernel read. A queue that overflowed
+// means drift too. The resync still reads everything on a long timer (FULL_READ_MS, cluster-network).
+import { RTM, AF } from '../kernel/netlink-const.ts';
+import type { NlMessage } from '../kernel/netlink-codec.ts';
+import { NotificationSocket, RTNLGRP } from '../kernel/notifications.ts';
+import { decodeRoute } from '../kernel/routes.ts';
+import { STRAND_ROUTE_PROTOCOL } from './types.ts';
+
+const RT_TABLE_MAIN = 254;
+/** Offsets in the message payloads: ifinfomsg's ifi_index, ifaddrmsg's ifa_index; ndmsg's family and ifindex. */
+const IFI_INDEX = 4;
+const IFA_INDEX = 4;
+const NDM_FAMILY = 0;
+const NDM_IFINDEX = 4;
+/** Links, addresses, routes and neighbours (FDB entries are AF_BRIDGE neighbours). */
+const GROUPS = [
+  RTNLGRP.LINK,
+  RTNLGRP.NEIGH,
+  RTNLGRP.IPV4_IFADDR,
+  RTNLGRP.IPV4_ROUTE,
+  RTNLGRP.IPV6_IFADDR,
+  RTNLGRP.IPV6_ROUTE,
+];
+/** A node's ARP and neighbour-discovery churn on other links lands in the same queue (it is dropped
+ * when read): room for thousands of notifications between two looks. */
+const RECEIVE_BYTES = 4 * 1024 * 1024;
+
+/** What a reconcile left in the kernel, as its notifications name it. */
+export interface Owned {
+  /** The links whose change can take entries along: the underlay and the VXLAN device. */
+  links: ReadonlySet<number>;
+  /** The device whose neighbour and FDB entries are Strand's (the VXLAN device), if any. */
+  entriesOn: number | undefined;
+  /** The destinations of the routes the reconcile wants, as the kernel formats them ("10.244.3.0/24"). */
+  routes: ReadonlySet<string>;
+  /** The port of the socket the reconcile wrote with: notifications of its own requests carry it. */
+  port: number;
+}
+
+/**
+ * Whether one notification can mean that what `owned` describes changed. `ownFdb`: FDB entries were
+ * just written; the VXLAN driver's FDB notifications carry no port (vxlan_fdb_notify sends 0), so
+ * right after a reconcile that wrote some, the FDB notifications are taken as its own.
+ */
+export function touchesOwned(m: Pick<NlMessage, 'type' | 'pid' | 'data'>, owned: Owned, ownFdb = false): boolean {
+  if (m.pid !== 0 && m.pid === owned.port) return false;
+  const d = m.data;
+  switch (m.type) {
+    case RTM.NEWLINK:
+    case RTM.DELLINK:
+      return d.length >= IFI_INDEX + 4 && owned.links.has(d.readInt32LE(IFI_INDEX));
+    case RTM.NEWADDR:
+    case RTM.DELADDR:
+      return d.length >= IFA_INDEX + 4 && owned.links.has(d.readUInt32LE(IFA_INDEX));
+    case RTM.NEWROUTE:
+    case RTM.DELROUTE: {
+      if (d.length < 12) return true;
+      const r = decodeRoute(m as NlMessage);
+      if (!r || r.table !== RT_TABLE_MAIN) return false;
+      return r.protocol === STRAND_ROUTE_PROTOCOL || owned.routes.has(r.dst);
+    }
+    case RTM.NEWNEIGH:
+    case RTM.DELNEIGH: {
+      if (d.length < NDM_IFINDEX + 4 || owned.entriesOn === undefined) return false;
+      if (d.readInt32LE(NDM_IFINDEX) !== owned.entriesOn) return false;
+      return !(ownFdb && d[NDM_FAMILY] === AF.BRIDGE);
+    }
+    default:
+      return false;
+  }
+}
+
+export class DriftWatch {
+  private readonly socket: NotificationSocket;
+  /** none: nothing known (no reconcile yet, or the last met problems); reading: a reconcile is under
+   * way; watching: `owned` is what the last one left. */
+  private phase: 'none' | 'reading' | 'watching' = 'none';
+  private owned: Owned | undefined;
+  /** Something of Strand's may have changed since the last read (sticky until the next). */
+  private changed = false;
+
+  private constructor(socket: NotificationSocket) {
+    this.socket = socket;
+  }
+
+  /** Subscribes in the caller's network namespace or in `netns`. Throws when it cannot. */
+  static open(netns?: string, receiveBytes = RECEIVE_BYTES): DriftWatch {
+    return new DriftWatch(NotificationSocket.open(GROUPS, { receiveBytes, ...(netns ? { netns } : {}) }));
+  }
+
+  /** A reconcile is about to read the kernel: what changed before is in what it reads. */
+  reading(): void {
+    this.socket.drain(() => {});
+    this.phase = 'reading';
+    this.owned = undefined;
+    this.changed = false;
+  }
+
+  /** The reconcile that read the kernel last left it as `owned` says (`wroteFdb`: it wrote FDB entries). */
+  reconciled(owned: Owned, wroteFdb: boolean): void {
+    this.phase = 'watching';
+    this.owned = owned;
+    this.look(wroteFdb);
+  }
+
+  /** The last reconcile met problems: what the kernel holds is not known. */
+  forget(): void {
+    this.phase = 'none';
+    this.owned = undefined;
+  }
+
+  /**
+   * Whether the kernel may differ from what the last reconcile left: always before one, never while
+   * one is under way (it reads the kernel itself).
+   */
+  drifted(): boolean {
+    if (this.phase === 'reading') return false;
+    this.look(false);
+    return this.phase === 'none' || this.changed;
+  }
+
+  private look(ownFdb: boolean): void {
+    const owned = this.owned;
+    if (this.changed || !owned) {
+      // Known to need a read already: the queue is only kept short.
+      if (!this.socket.drain(() => {})) this.changed = true;
+      return;
+    }
+    const complete = this.socket.drain((m) => {
+      if (!this.changed && touchesOwned(m, owned, ownFdb)) this.changed = true;
+    });
+    if (!complete) this.changed = true;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
