@@ -186,14 +186,20 @@ export class ClusterNetwork {
         reused: true,
       };
     }
+    if (force && last && this.watch?.reason)
+      this.log.info(
+        { backend: this.backend.kind },
+        `routes to other nodes: the kernel changed under them (${this.watch.reason}); reading them back`,
+      );
     this.lastClean = undefined;
     // Read in slices: 5,000 Nodes were one task of 50-90 ms (with a collection) before the backend's own.
     const { peers, unusable } = await onTheLoop(peersFromNodesSteps(nodes, nodeName));
     const watch = this.driftWatch(this.socket.netns);
-    watch?.reading();
+    watch?.reading(this.socket.port);
     const readAt = this.now();
-    const report = await this.backend.reconcile(peers);
-    if (report.problems.length === 0) {
+    const report = await this.backend.reconcile(peers, watch);
+    watch?.finished(report.problems.length === 0);
+    if (report.problems.length === 0)
       this.lastClean = {
         localKey: key,
         nodes: [...nodes],
@@ -201,18 +207,6 @@ export class ClusterNetwork {
         unusable,
         readAt,
       };
-      if (watch && report.owns) {
-        const { links, entriesOn, routes } = report.owns;
-        const wroteFdb = [report.added, report.changed, report.removed].some((xs) =>
-          xs.some((c) => c.object === 'fdb'),
-        );
-        watch.reconciled(
-          { links: new Set(links), entriesOn, routes: new Set(routes), port: this.socket.port },
-          wroteFdb,
-        );
-      } else watch?.forget();
-    } else watch?.forget();
-    delete report.owns;
     const changed = report.added.length + report.changed.length + report.removed.length;
     if (changed > 0) {
       // The first LOGGED_CHANGES of each: a node joining 5,000 others adds 15,000 entries, which

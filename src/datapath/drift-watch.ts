@@ -11,7 +11,7 @@ import { RTM, AF } from '../kernel/netlink-const.ts';
 import type { NlMessage } from '../kernel/netlink-codec.ts';
 import { NotificationSocket, RTNLGRP } from '../kernel/notifications.ts';
 import { decodeRoute } from '../kernel/routes.ts';
-import { STRAND_ROUTE_PROTOCOL } from './types.ts';
+import { STRAND_ROUTE_PROTOCOL, type OwnedEntries, type ReconcileWatch } from './types.ts';
 
 const RT_TABLE_MAIN = 254;
 /** Offsets in the message payloads: ifinfomsg's ifi_index, ifaddrmsg's ifa_index; ndmsg's family and ifindex. */
@@ -32,15 +32,9 @@ const GROUPS = [
  * when read): room for thousands of notifications between two looks. */
 const RECEIVE_BYTES = 4 * 1024 * 1024;
 
-/** What a reconcile left in the kernel, as its notifications name it. */
-export interface Owned {
-  /** The links whose change can take entries along: the underlay and the VXLAN device. */
-  links: ReadonlySet<number>;
-  /** The device whose neighbour and FDB entries are Strand's (the VXLAN device), if any. */
-  entriesOn: number | undefined;
-  /** The destinations of the routes the reconcile wants, as the kernel formats them ("10.244.3.0/24"). */
-  routes: ReadonlySet<string>;
-  /** The port of the socket the reconcile wrote with: notifications of its own requests carry it. */
+/** What a reconcile left in the kernel, and the port of the socket it wrote with: notifications of
+ * its own requests carry it. */
+export interface Owned extends OwnedEntries {
   port: number;
 }
 
@@ -77,14 +71,44 @@ export function touchesOwned(m: Pick<NlMessage, 'type' | 'pid' | 'data'>, owned:
   }
 }
 
-export class DriftWatch {
+const TYPE_NAMES: Record<number, string> = {
+  [RTM.NEWLINK]: 'link changed',
+  [RTM.DELLINK]: 'link deleted',
+  [RTM.NEWADDR]: 'address added',
+  [RTM.DELADDR]: 'address deleted',
+  [RTM.NEWROUTE]: 'route added or changed',
+  [RTM.DELROUTE]: 'route deleted',
+  [RTM.NEWNEIGH]: 'neighbour added or changed',
+  [RTM.DELNEIGH]: 'neighbour deleted',
+};
+
+/** One notification in words, for the log: what, on which link or to where, and who (netlink port). */
+export function describeNotification(m: Pick<NlMessage, 'type' | 'pid' | 'data'>): string {
+  const d = m.data;
+  let what = TYPE_NAMES[m.type] ?? `message type ${m.type}`;
+  if ((m.type === RTM.NEWROUTE || m.type === RTM.DELROUTE) && d.length >= 12) {
+    const r = decodeRoute(m as NlMessage);
+    if (r) what += ` ${r.dst} (protocol ${r.protocol}${r.oif !== undefined ? `, link ${r.oif}` : ''})`;
+  } else if (d.length >= 8) {
+    const index = d.readInt32LE(4);
+    if (m.type === RTM.NEWNEIGH || m.type === RTM.DELNEIGH) {
+      what = `${d[NDM_FAMILY] === AF.BRIDGE ? 'FDB entry' : 'neighbour'} ${what.split(' ').slice(1).join(' ')} on link ${index}`;
+    } else what += ` (link ${index})`;
+  }
+  return `${what}, by ${m.pid === 0 ? 'the kernel' : `netlink port ${m.pid}`}`;
+}
+
+export class DriftWatch implements ReconcileWatch {
   private readonly socket: NotificationSocket;
   /** none: nothing known (no reconcile yet, or the last met problems); reading: a reconcile is under
    * way; watching: `owned` is what the last one left. */
   private phase: 'none' | 'reading' | 'watching' = 'none';
+  private port = 0;
   private owned: Owned | undefined;
   /** Something of Strand's may have changed since the last read (sticky until the next). */
   private changed = false;
+  /** What the first notification that counted said, for the log ("route deleted 10.245.1.0/24 ..."). */
+  reason: string | undefined;
 
   private constructor(socket: NotificationSocket) {
     this.socket = socket;
@@ -95,48 +119,70 @@ export class DriftWatch {
     return new DriftWatch(NotificationSocket.open(GROUPS, { receiveBytes, ...(netns ? { netns } : {}) }));
   }
 
-  /** A reconcile is about to read the kernel: what changed before is in what it reads. */
-  reading(): void {
+  /** A reconcile writing with the socket at `port` begins: what changed before is in what it reads. */
+  reading(port: number): void {
     this.socket.drain(() => {});
     this.phase = 'reading';
+    this.port = port;
     this.owned = undefined;
     this.changed = false;
+    this.reason = undefined;
   }
 
-  /** The reconcile that read the kernel last left it as `owned` says (`wroteFdb`: it wrote FDB entries). */
-  reconciled(owned: Owned, wroteFdb: boolean): void {
+  /** The reconcile is about to read the kernel's entries, which `entries` describes. */
+  owns(entries: OwnedEntries): void {
+    if (this.phase !== 'reading') return;
+    this.owned = { ...entries, port: this.port };
+    // Its devices were read before this (set up, or put back): a change to them since counts.
+    this.look(this.owned, true);
+  }
+
+  /** Between the reconcile's writes: the FDB notifications are taken as its own (they carry no port). */
+  keepUp(): void {
+    if (this.phase === 'reading' && this.owned) this.look(this.owned, true);
+  }
+
+  /** The reconcile ended; `clean`: without problems, so the kernel holds what it wanted. */
+  finished(clean: boolean): void {
+    const owned = this.owned;
+    if (this.phase !== 'reading' || !owned || !clean) {
+      this.phase = 'none';
+      this.owned = undefined;
+      return;
+    }
+    this.look(owned, true);
     this.phase = 'watching';
-    this.owned = owned;
-    this.look(wroteFdb);
-  }
-
-  /** The last reconcile met problems: what the kernel holds is not known. */
-  forget(): void {
-    this.phase = 'none';
-    this.owned = undefined;
   }
 
   /**
-   * Whether the kernel may differ from what the last reconcile left: always before one, never while
-   * one is under way (it reads the kernel itself).
+   * Whether the kernel may differ from what the last reconcile left: always before one or after one
+   * that met problems, never while one is under way (it reads the kernel itself).
    */
   drifted(): boolean {
     if (this.phase === 'reading') return false;
-    this.look(false);
-    return this.phase === 'none' || this.changed;
+    if (this.phase === 'none' || !this.owned) {
+      this.socket.drain(() => {});
+      return true;
+    }
+    this.look(this.owned, false);
+    return this.changed;
   }
 
-  private look(ownFdb: boolean): void {
-    const owned = this.owned;
-    if (this.changed || !owned) {
+  private look(owned: Owned, ownFdb: boolean): void {
+    if (this.changed) {
       // Known to need a read already: the queue is only kept short.
-      if (!this.socket.drain(() => {})) this.changed = true;
+      this.socket.drain(() => {});
       return;
     }
     const complete = this.socket.drain((m) => {
-      if (!this.changed && touchesOwned(m, owned, ownFdb)) this.changed = true;
+      if (this.changed || !touchesOwned(m, owned, ownFdb)) return;
+      this.changed = true;
+      this.reason = describeNotification(m);
     });
-    if (!complete) this.changed = true;
+    if (!complete && !this.changed) {
+      this.changed = true;
+      this.reason = 'notifications were lost (the queue overflowed)';
+    }
   }
 
   close(): void {

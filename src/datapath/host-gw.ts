@@ -14,7 +14,7 @@ import {
 } from './datapath.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';
-import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } from './types.ts';
+import type { Backend, Change, LocalNode, Peer, ReconcileReport, ReconcileWatch, SetUpResult } from './types.ts';
 
 export class HostGwBackend implements Backend {
   readonly kind = 'host-gw' as const;
@@ -40,7 +40,7 @@ export class HostGwBackend implements Backend {
     };
   }
 
-  async reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
+  async reconcile(peers: readonly Peer[], watch?: ReconcileWatch): Promise<ReconcileReport> {
     const local = this.local;
     if (!local) throw new Error('host-gw backend: reconcile before setUp');
     const started = performance.now();
@@ -54,6 +54,7 @@ export class HostGwBackend implements Backend {
         { underlay: { index: underlay.index, name: underlay.name } },
         peers,
         report,
+        watch,
       );
     } catch (err) {
       report.problems.push({

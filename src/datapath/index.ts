@@ -44,8 +44,10 @@ export type {
   KernelObject,
   LocalNode,
   Peer,
+  OwnedEntries,
   Problem,
   ReconcileReport,
+  ReconcileWatch,
   SetUpResult,
 } from './types.ts';
 export { DEFAULT_VNI, DEFAULT_VXLAN_PORT, VxlanBackend } from './vxlan.ts';

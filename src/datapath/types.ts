@@ -96,10 +96,23 @@ export interface ReconcileReport {
   /** Peers (or parts of them) that got no entries, and kernel operations that failed. */
   problems: Problem[];
   durationMs: number;
-  /** What the entries are on, for the drift watch (drift-watch.ts): the devices' link indexes, the
-   * one holding the neighbour and FDB entries, and the destinations of the routes wanted. Absent when
-   * the reconcile did not get as far as reading the kernel. */
-  owns?: { links: number[]; entriesOn: number | undefined; routes: string[] };
+}
+
+/** What a reconcile's entries are on, as rtnetlink's notifications name them (drift-watch.ts). */
+export interface OwnedEntries {
+  /** The links whose change can take entries along: the underlay and the VXLAN device. */
+  links: ReadonlySet<number>;
+  /** The device whose neighbour and FDB entries are Strand's (the VXLAN device), if any. */
+  entriesOn: number | undefined;
+  /** The destinations of the routes the reconcile wants, as the kernel formats them ("10.244.3.0/24"). */
+  routes: ReadonlySet<string>;
+}
+
+/** Who follows a reconcile for the drift watch: told what it owns right before it reads the kernel,
+ * and given the queue of notifications to keep up with between the slices of its writes. */
+export interface ReconcileWatch {
+  owns(entries: OwnedEntries): void;
+  keepUp(): void;
 }
 
 /**
@@ -115,7 +128,7 @@ export interface Backend {
   /** Makes the kernel hold exactly the entries for these peers (level-based: the whole list every
    * time; this node's own Node may be in it and is skipped). Call after setUp, on every Node
    * change, and periodically. Never throws for a single bad peer or entry: those are problems. */
-  reconcile(peers: readonly Peer[]): Promise<ReconcileReport>;
+  reconcile(peers: readonly Peer[], watch?: ReconcileWatch): Promise<ReconcileReport>;
   /** Removes everything the backend made (the device, Strand's routes). */
   tearDown(): Change[];
 }

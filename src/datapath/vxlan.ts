@@ -33,7 +33,7 @@ import type { DatapathMode } from './desired.ts';
 import { podMtu } from './mtu.ts';
 import { normalizeLocal, underlayLink } from './local.ts';
 import { localAnnotations } from './peer.ts';
-import type { Backend, Change, LocalNode, Peer, ReconcileReport, SetUpResult } from './types.ts';
+import type { Backend, Change, LocalNode, Peer, ReconcileReport, ReconcileWatch, SetUpResult } from './types.ts';
 import { vtepMacFor } from './vtep-mac.ts';
 
 export const DEFAULT_VNI = VNI;
@@ -91,7 +91,7 @@ export class VxlanBackend implements Backend {
     };
   }
 
-  async reconcile(peers: readonly Peer[]): Promise<ReconcileReport> {
+  async reconcile(peers: readonly Peer[], watch?: ReconcileWatch): Promise<ReconcileReport> {
     const local = this.local;
     if (!local) throw new Error('VXLAN backend: reconcile before setUp');
     const started = performance.now();
@@ -111,7 +111,7 @@ export class VxlanBackend implements Backend {
         underlay: { index: device.underlay.index, name: device.underlay.name },
         vxlan: { index: device.link.index, name: device.link.name },
       };
-      await reconcileEntries(this.nl, mode, local, devices, peers, report);
+      await reconcileEntries(this.nl, mode, local, devices, peers, report, watch);
     } catch (err) {
       report.problems.push({
         message: `reconcile ${this.device}: ${err instanceof Error ? err.message : String(err)}`,

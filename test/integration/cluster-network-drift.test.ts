@@ -44,6 +44,7 @@ interface Node {
 async function node(
   backend: 'vxlan' | 'host-gw',
   openWatch?: (netns: string | undefined) => DriftWatch,
+  peers = PEERS,
 ): Promise<Node> {
   const ns = netns();
   const ul = testName('ul');
@@ -92,17 +93,20 @@ async function node(
     addresses: ['198.18.0.2'],
     offload: { gsoMaxSize: LEGACY_OFFLOAD_SIZE, groMaxSize: LEGACY_OFFLOAD_SIZE },
   } as Underlay;
-  const nodes = Array.from({ length: PEERS }, (_, i) => {
+  const nodes = Array.from({ length: peers }, (_, i) => {
     const name = `peer-${i + 1}`;
+    // The first few on the underlay's segment (host-gw needs them there), the rest anywhere.
+    const underlayIp = peers <= 200 ? `198.18.0.${10 + i}` : `198.19.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    const podCidr = peers <= 200 ? `10.245.${i + 1}.0/24` : `10.${200 + (i >> 8)}.${i & 255}.0/24`;
     const annotations: Record<string, string> = {
       'strand.dev/backend': backend,
-      'strand.dev/underlay-ip': `198.18.0.${10 + i}`,
+      'strand.dev/underlay-ip': underlayIp,
     };
     if (backend === 'vxlan') annotations['strand.dev/vtep-mac'] = vtepMacFor(name);
     return {
       metadata: { name, annotations },
-      spec: { podCIDR: `10.245.${i + 1}.0/24`, podCIDRs: [`10.245.${i + 1}.0/24`] },
-      status: { addresses: [{ type: 'InternalIP', address: `198.18.0.${10 + i}` }] },
+      spec: { podCIDR: podCidr, podCIDRs: [podCidr] },
+      status: { addresses: [{ type: 'InternalIP', address: underlayIp }] },
     };
   });
   return {
@@ -150,6 +154,15 @@ describe('ClusterNetwork drift watch (VXLAN)', () => {
     expect(n.network.kernelDrifted()).toBe(false);
     expect((await n.pass()).reused).toBe(true);
     expect(routes(n)).toEqual(['10.245.1.0/24', '10.245.2.0/24', '10.245.3.0/24']);
+  });
+
+  it('keeps up with the notifications of its own large pass: 9,000 entries written, no drift after', async () => {
+    const n = await node('vxlan', undefined, 3_000);
+    const first = await n.pass();
+    expect(first.report.problems).toEqual([]);
+    expect(first.report.added.length).toBe(9_000);
+    expect(n.network.kernelDrifted()).toBe(false);
+    expect((await n.pass()).reused).toBe(true);
   });
 
   it('sees each change made by hand to a route, neighbour, FDB entry or the device, and the next forced pass repairs it', async () => {
