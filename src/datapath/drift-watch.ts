@@ -7,7 +7,7 @@
 // the devices themselves (a link down or deleted, an address gone: IPv4 drops routes with no
 // notification of their own) means drift, and only then is the kernel read. A queue that overflowed
 // means drift too. The resync still reads everything on a long timer (FULL_READ_MS, cluster-network).
-import { RTM, AF } from '../kernel/netlink-const.ts';
+import { AF, IFF, RTM } from '../kernel/netlink-const.ts';
 import type { NlMessage } from '../kernel/netlink-codec.ts';
 import { NotificationSocket, RTNLGRP } from '../kernel/notifications.ts';
 import { decodeRoute } from '../kernel/routes.ts';
@@ -16,6 +16,7 @@ import { STRAND_ROUTE_PROTOCOL, type OwnedEntries, type ReconcileWatch } from '.
 const RT_TABLE_MAIN = 254;
 /** Offsets in the message payloads: ifinfomsg's ifi_index, ifaddrmsg's ifa_index; ndmsg's family and ifindex. */
 const IFI_INDEX = 4;
+const IFI_FLAGS = 8;
 const IFA_INDEX = 4;
 const NDM_FAMILY = 0;
 const NDM_IFINDEX = 4;
@@ -47,10 +48,19 @@ export function touchesOwned(m: Pick<NlMessage, 'type' | 'pid' | 'data'>, owned:
   if (m.pid !== 0 && m.pid === owned.port) return false;
   const d = m.data;
   switch (m.type) {
-    case RTM.NEWLINK:
+    // A link deleted or set down takes entries along (IPv4 routes go with no notification of their
+    // own); its carrier, operational state and other attributes do not (the kernel announces those
+    // on its own after a device comes up). An MTU changed by hand waits for the full read.
     case RTM.DELLINK:
       return d.length >= IFI_INDEX + 4 && owned.links.has(d.readInt32LE(IFI_INDEX));
-    case RTM.NEWADDR:
+    case RTM.NEWLINK:
+      return (
+        d.length >= IFI_FLAGS + 4 &&
+        owned.links.has(d.readInt32LE(IFI_INDEX)) &&
+        (d.readUInt32LE(IFI_FLAGS) & IFF.UP) === 0
+      );
+    // An address removed can take routes through it along; one added (an IPv6 link-local address
+    // once the device is up) takes nothing.
     case RTM.DELADDR:
       return d.length >= IFA_INDEX + 4 && owned.links.has(d.readUInt32LE(IFA_INDEX));
     case RTM.NEWROUTE:
@@ -132,9 +142,10 @@ export class DriftWatch implements ReconcileWatch {
   /** The reconcile is about to read the kernel's entries, which `entries` describes. */
   owns(entries: OwnedEntries): void {
     if (this.phase !== 'reading') return;
+    // What came before, the reconcile's own putting back of a device included (the kernel announces
+    // a new device as its own doing), is in what it reads now or has just read.
+    this.socket.drain(() => {});
     this.owned = { ...entries, port: this.port };
-    // Its devices were read before this (set up, or put back): a change to them since counts.
-    this.look(this.owned, true);
   }
 
   /** Between the reconcile's writes: the FDB notifications are taken as its own (they carry no port). */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { touchesOwned, type Owned } from '../../src/datapath/drift-watch.ts';
 import { STRAND_ROUTE_PROTOCOL } from '../../src/datapath/index.ts';
 import { ifinfomsg, ifaddrmsg, MessageBuilder, ndmsg, rtmsg } from '../../src/kernel/netlink-codec.ts';
-import { AF, RTA, RTM } from '../../src/kernel/netlink-const.ts';
+import { AF, IFF, RTA, RTM } from '../../src/kernel/netlink-const.ts';
 
 const UNDERLAY = 2;
 const VXLAN = 7;
@@ -31,16 +31,17 @@ const route = (type: number, dst: string, len: number, protocol: number, pid = 0
   ]);
 
 describe('touchesOwned', () => {
-  it('counts changes to its devices, not to other links', () => {
-    for (const type of [RTM.NEWLINK, RTM.DELLINK]) {
-      expect(touchesOwned(msg(type, ifinfomsg({ family: 0, index: VXLAN })), owned)).toBe(true);
-      expect(touchesOwned(msg(type, ifinfomsg({ family: 0, index: UNDERLAY })), owned)).toBe(true);
-      expect(touchesOwned(msg(type, ifinfomsg({ family: 0, index: OTHER })), owned)).toBe(false);
-    }
-    for (const type of [RTM.NEWADDR, RTM.DELADDR]) {
-      expect(touchesOwned(msg(type, ifaddrmsg({ family: AF.INET, index: UNDERLAY })), owned)).toBe(true);
-      expect(touchesOwned(msg(type, ifaddrmsg({ family: AF.INET, index: OTHER })), owned)).toBe(false);
-    }
+  it('counts its devices deleted, set down or losing an address, not other links nor the kernel bringing them up', () => {
+    const link = (type: number, index: number, flags: number) => msg(type, ifinfomsg({ family: 0, index, flags }));
+    expect(touchesOwned(link(RTM.DELLINK, VXLAN, IFF.UP), owned)).toBe(true);
+    expect(touchesOwned(link(RTM.DELLINK, OTHER, IFF.UP), owned)).toBe(false);
+    expect(touchesOwned(link(RTM.NEWLINK, VXLAN, 0), owned)).toBe(true);
+    expect(touchesOwned(link(RTM.NEWLINK, UNDERLAY, IFF.BROADCAST), owned)).toBe(true);
+    expect(touchesOwned(link(RTM.NEWLINK, VXLAN, IFF.UP | IFF.RUNNING | IFF.LOWER_UP), owned)).toBe(false);
+    expect(touchesOwned(link(RTM.NEWLINK, OTHER, 0), owned)).toBe(false);
+    expect(touchesOwned(msg(RTM.DELADDR, ifaddrmsg({ family: AF.INET, index: UNDERLAY })), owned)).toBe(true);
+    expect(touchesOwned(msg(RTM.DELADDR, ifaddrmsg({ family: AF.INET, index: OTHER })), owned)).toBe(false);
+    expect(touchesOwned(msg(RTM.NEWADDR, ifaddrmsg({ family: AF.INET6, index: VXLAN })), owned)).toBe(false);
   });
 
   it("counts main-table routes of Strand's protocol or of a destination it wants, not others", () => {
