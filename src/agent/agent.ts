@@ -53,9 +53,10 @@ export { releaseMemory } from './steps/memory.ts';
  * A pass at least this often, whatever happens (every WAITING_LOG_MS while not set up): the
  * level-based repair of what no event reports (a route, neighbour or masquerade rule removed by
  * hand). Calico's Felix refreshes its routes every 90 s and its iptables every 180 s, kube-proxy
- * resyncs every 30 s; every step compares a digest or does its cheapest kernel read, and the policy
- * rules have their own drift check every 10 s, so a minute is enough and halves what an idle node
- * pays for it (issue 18).
+ * resyncs every 30 s; every step compares a digest or does its cheapest kernel read (the cluster
+ * network reads its rtnetlink queue, and the routes only when it announced a change to them), and the
+ * policy rules have their own drift check every 10 s, so a minute is enough and halves what an idle
+ * node pays for it (issue 18).
  */
 export const RESYNC_MS = 60_000;
 /** A cluster-network reconcile that changed this many entries has its garbage released (MemoryKeeper.largePass). */

@@ -131,6 +131,7 @@ export class DriftWatch implements ReconcileWatch {
 
   /** A reconcile writing with the socket at `port` begins: what changed before is in what it reads. */
   reading(port: number): void {
+    if (port !== this.port) this.socket.ignorePort(port);
     this.socket.drain(() => {});
     this.phase = 'reading';
     this.port = port;

@@ -29,4 +29,17 @@ export interface LibcBinding {
    * call (Bun's FFI in the CNI executable).
    */
   sendOffThread?(fd: number, buf: Uint8Array, len: number, flags: number): Promise<number>;
+  /**
+   * setsockopt(SO_ATTACH_FILTER) with a classic BPF program: struct sock_fprog holds a pointer, which
+   * the plain setsockopt above cannot pass. Returns 0 or -1 (errno). Absent in the CNI executable.
+   */
+  attachFilter?(fd: number, program: readonly SockFilter[]): number;
+}
+
+/** One classic BPF instruction (struct sock_filter, <linux/filter.h>). */
+export interface SockFilter {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
 }

@@ -7,7 +7,7 @@
 // `require('koffi')` is what esbuild turns into a lazily initialised module inside the one bundle (the
 // SEA); under vitest or plain Node ESM there is no `require`, so one is made with createRequire.
 import { createRequire } from 'node:module';
-import type { Libc, LibcBinding } from './libc-api.ts';
+import type { Libc, LibcBinding, SockFilter } from './libc-api.ts';
 
 type Koffi = typeof import('koffi');
 
@@ -56,5 +56,27 @@ export function bindLibc(): LibcBinding {
     new Promise((resolve, reject) => {
       send.async(fd, buf, len, flags, (err: unknown, n: unknown) => (err ? reject(err) : resolve(Number(n))));
     });
-  return { libc, errno: () => koffi.errno(), sendOffThread };
+  // Bound on first use: struct sock_fprog { u16 len; struct sock_filter *filter; }, which koffi
+  // builds from a plain object, the array behind the pointer included.
+  type SetsockoptFilter = (fd: number, level: number, name: number, prog: unknown, len: number) => number;
+  let setsockoptFilter: SetsockoptFilter | undefined;
+  const attachFilter = (fd: number, program: readonly SockFilter[]): number => {
+    if (!setsockoptFilter) {
+      const filter = koffi.struct('strand_sock_filter', {
+        code: 'uint16_t',
+        jt: 'uint8_t',
+        jf: 'uint8_t',
+        k: 'uint32_t',
+      });
+      koffi.struct('strand_sock_fprog', { len: 'uint16_t', filter: koffi.pointer(filter) });
+      setsockoptFilter = lib.func(
+        'int setsockopt(int fd, int level, int name, const strand_sock_fprog *value, uint32_t len)',
+      ) as unknown as SetsockoptFilter;
+    }
+    return setsockoptFilter(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: program.length, filter: program }, 16);
+  };
+  return { libc, errno: () => koffi.errno(), sendOffThread, attachFilter };
 }
+
+const SOL_SOCKET = 1;
+const SO_ATTACH_FILTER = 26;

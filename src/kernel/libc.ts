@@ -6,7 +6,7 @@
 import type { Libc, LibcBinding } from './libc-api.ts';
 import { bindLibc } from './libc-koffi.ts';
 
-export type { Libc } from './libc-api.ts';
+export type { Libc, SockFilter } from './libc-api.ts';
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;
@@ -25,6 +25,12 @@ export function libc(): Libc {
 export function sendOffThread(): LibcBinding['sendOffThread'] {
   bound ??= bindLibc();
   return bound.sendOffThread;
+}
+
+/** SO_ATTACH_FILTER where the runtime has it (libc-api.ts), else undefined. */
+export function attachFilter(): LibcBinding['attachFilter'] {
+  bound ??= bindLibc();
+  return bound.attachFilter;
 }
 
 /** The errno of the last failed libc call on this thread. Read it right after the call. */

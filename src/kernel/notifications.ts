@@ -5,7 +5,7 @@
 // reads the queue when it asks, with no thread or wake-up of its own, and a look that finds it empty
 // costs one recv(2). When the queue overflowed (ENOBUFS: the kernel dropped notifications) or could
 // not be read whole, the answer is "maybe", and the caller reads the kernel itself.
-import { errno, libc } from './libc.ts';
+import { attachFilter, errno, libc } from './libc.ts';
 import { splitMessages, type NlMessage } from './netlink-codec.ts';
 import { AF, NETLINK_ROUTE, SOL_NETLINK } from './netlink-const.ts';
 import { withNetns } from './netns.ts';
@@ -22,6 +22,13 @@ const MSG_TRUNC = 0x20;
 const EAGAIN = 11;
 const EINTR = 4;
 const ENOBUFS = 105;
+/** Classic BPF opcodes (<linux/bpf_common.h>): load a word at an absolute offset, jump if equal to
+ * k, return k (the bytes to keep: 0 drops the message). */
+const BPF_LD_W_ABS = 0x20;
+const BPF_JEQ_K = 0x15;
+const BPF_RET_K = 0x06;
+/** struct nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid; } */
+const NLMSG_PID_OFFSET = 12;
 /** At most this many datagrams are read in one look: past it the look is incomplete. */
 const MAX_DATAGRAMS = 4096;
 
@@ -90,6 +97,25 @@ export class NotificationSocket {
 
   get closed(): boolean {
     return this.fd < 0;
+  }
+
+  /**
+   * Has the kernel drop, before they are queued, the notifications whose nlmsg_pid is `port`: those
+   * a netlink socket of the caller's own caused with its requests (a classic BPF filter on the
+   * socket: `ld [12]` reads the header's nlmsg_pid, in network order). A pass writing 15,000 entries
+   * then queues nothing of its own here. False where it cannot (the caller still skips them itself).
+   */
+  ignorePort(port: number): boolean {
+    const attach = attachFilter();
+    if (this.fd < 0 || !attach) return false;
+    const swapped = (((port & 0xff) << 24) | ((port & 0xff00) << 8) | ((port >>> 8) & 0xff00) | (port >>> 24)) >>> 0;
+    const program = [
+      { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: NLMSG_PID_OFFSET },
+      { code: BPF_JEQ_K, jt: 0, jf: 1, k: swapped },
+      { code: BPF_RET_K, jt: 0, jf: 0, k: 0 },
+      { code: BPF_RET_K, jt: 0, jf: 0, k: 0xffffffff },
+    ];
+    return attach(this.fd, program) === 0;
   }
 
   /**

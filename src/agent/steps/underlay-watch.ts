@@ -1,6 +1,6 @@
 // What tells the node-set-up step that the underlay may have moved, without asking the kernel for the
 // underlay every few seconds: a NETLINK_ROUTE socket subscribed to rtnetlink's link, address and route
-// notifications (rtnetlink(7), NETLINK_ADD_MEMBERSHIP), read without waiting (MSG_DONTWAIT). The kernel
+// notifications (src/kernel/notifications.ts), read without waiting (MSG_DONTWAIT). The kernel
 // queues a message for every change; a look that finds the queue empty costs one recv(2) instead of a
 // link query, an address dump and two route dumps (about 1 ms, a tenth of the idle agent's CPU at a
 // look every 2 s; issue 18). Only changes that can move the underlay count: its own link and
