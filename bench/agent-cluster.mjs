@@ -401,15 +401,31 @@ function get(path, timeoutMs) {
   });
 }
 let sampling = false;
+// While sampling, a 5 ms timer measures how late this process itself runs: a slow answer taken while
+// the prober's own timer was as late says the machine kept both waiting, not the agent's loop.
+let lagMax = 0;
+let lagTimer;
+function watchLag() {
+  let last = performance.now();
+  lagTimer = setInterval(() => {
+    const now = performance.now();
+    lagMax = Math.max(lagMax, now - last - 5);
+    last = now;
+  }, 5);
+}
 async function sample(every, paths) {
+  watchLag();
   while (sampling) {
     for (const path of paths) {
+      lagMax = 0;
       const r = await get(path, 60000);
-      if (!sampling) return;
-      out({ sample: path, at: Date.now(), status: r.status, ms: r.ms, error: r.error });
+      if (!sampling) break;
+      out({ sample: path, at: Date.now(), status: r.status, ms: r.ms, error: r.error, lag: lagMax });
     }
+    if (!sampling) break;
     await new Promise((r) => setTimeout(r, every));
   }
+  clearInterval(lagTimer);
 }
 require('node:readline').createInterface({ input: process.stdin }).on('line', async (line) => {
   const [cmd, ...args] = line.split(' ');

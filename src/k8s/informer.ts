@@ -22,6 +22,7 @@
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { addOrUpdateObject, type CacheMap, ListWatch } from '@kubernetes/client-node/dist/cache.js';
 import { Watch } from '@kubernetes/client-node/dist/watch.js';
+import { type Dispatcher, getGlobalDispatcher } from 'undici';
 import type { Logger } from '../log.ts';
 import { setImmediate as giveBack } from 'node:timers/promises';
 import {
@@ -171,12 +172,33 @@ interface TakenList<T extends KubernetesObject> {
 type WatchCallback = Parameters<Watch['watch']>[2];
 type WatchDone = Parameters<Watch['watch']>[3];
 
+/**
+ * `kc` whose requests carry no body timeout: undici arms one for every answer (300 s, refreshed on
+ * each chunk), and a timer that long is one of its "fast timers", which tick every 499 ms while any is
+ * armed. Five watches open for the agent's life kept that tick going: two wake-ups a second of an
+ * otherwise idle agent (issue 18). A watch has its own inactivity timeout (WATCH_IDLE_TIMEOUT_MS,
+ * client-node's timer) and the server ends it after timeoutSeconds.
+ */
+function watchConfig(kc: KubeConfig): KubeConfig {
+  const noBodyTimeout: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (opts, handler) =>
+    dispatch({ ...opts, bodyTimeout: 0 }, handler);
+  return Object.create(kc, {
+    applySecurityAuthentication: {
+      value: async (ctx: Parameters<KubeConfig['applySecurityAuthentication']>[0]) => {
+        await kc.applySecurityAuthentication(ctx);
+        const dispatcher = (ctx.getDispatcher() as Dispatcher | undefined) ?? getGlobalDispatcher();
+        ctx.setDispatcher(dispatcher.compose(noBodyTimeout));
+      },
+    },
+  }) as KubeConfig;
+}
+
 /** A Watch that asks for bookmarks, slims objects and skips malformed ones before ListWatch sees them. */
 class SlimWatch<T> extends Watch {
   private readonly informer: ResourceInformer<T & KubernetesObject>;
 
   constructor(kc: KubeConfig, informer: ResourceInformer<T & KubernetesObject>) {
-    super(kc);
+    super(watchConfig(kc));
     this.informer = informer;
     // Private in client-node's types; its watch() reads it as its inactivity timeout.
     (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = WATCH_IDLE_TIMEOUT_MS;
