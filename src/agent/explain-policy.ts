@@ -3,7 +3,7 @@
 // (netpol-semantics R1): the source's egress by the model of the source's node, the destination's
 // ingress by the model of the destination's node. The compiler is pure, so this agent can compile the
 // model any node's agent compiles from the same caches.
-import { setImmediate as giveBack } from 'node:timers/promises';
+import { nextTurn } from '../util/sliced.ts';
 import { IncrementalCompiler } from '../policy/incremental/compiler.ts';
 import {
   evaluatePolicy,
@@ -29,7 +29,7 @@ const COMPILE_SLICE_MS = 10;
 
 /** compilePolicy(input), in slices: the agent's /healthz and pod starts go on while it compiles. */
 function compiled(input: CompileInput): Promise<CompiledPolicy> {
-  return new IncrementalCompiler().compileAsync(input, () => giveBack(), COMPILE_SLICE_MS);
+  return new IncrementalCompiler().compileAsync(input, () => nextTurn(), COMPILE_SLICE_MS);
 }
 
 function modelFor(c: PolicyCaches, nodeName: string): Promise<CompiledPolicy> {

@@ -22,7 +22,7 @@ import {
   type RouteSpec,
 } from '../kernel/index.ts';
 import { formatCidr, networkOf, parseCidr } from '../net/ip.ts';
-import { drainSliced } from '../util/sliced.ts';
+import { drainSliced, nextTurn } from '../util/sliced.ts';
 import { desiredSteps, type DatapathMode, type DesiredInput } from './desired.ts';
 import { planSteps, type ActualState, type Devices, type PlanOp } from './diff.ts';
 import {
@@ -33,7 +33,6 @@ import {
   type ReconcileReport,
   type ReconcileWatch,
 } from './types.ts';
-import { setImmediate as setImmediateYield } from 'node:timers/promises';
 
 const RT_TABLE_MAIN = 254;
 const RTNH_F_ONLINK = 4;
@@ -149,7 +148,7 @@ export async function applyPlan(
   slicing: { sliceMs?: number; breathe?: () => Promise<void> } = {},
 ): Promise<void> {
   const sliceMs = slicing.sliceMs ?? APPLY_SLICE_MS;
-  const breathe = slicing.breathe ?? setImmediateYield;
+  const breathe = slicing.breathe ?? nextTurn;
   let sliceStart = performance.now();
   for (const [i, op] of ops.entries()) {
     if (i > 0 && performance.now() - sliceStart >= sliceMs) {
@@ -183,7 +182,7 @@ export async function applyPlan(
 /** Runs a generator of the agent's passes (peers, desired state, plan) to its end, giving the event
  * loop back every APPLY_SLICE_MS. */
 export function onTheLoop<T>(steps: Generator<unknown, T>): Promise<T> {
-  return drainSliced(steps, setImmediateYield, APPLY_SLICE_MS);
+  return drainSliced(steps, nextTurn, APPLY_SLICE_MS);
 }
 
 /**
@@ -209,14 +208,14 @@ export async function reconcileEntries(
   const input = { mode, local: self, underlayPrefixes: underlayPrefixes(nl, local.underlayIface) };
   const desired = await onTheLoop(desiredSteps(input, peers));
   report.problems.push(...desired.problems);
-  await setImmediateYield();
+  await nextTurn();
   watch?.owns({
     links: new Set(devices.vxlan ? [devices.underlay.index, devices.vxlan.index] : [devices.underlay.index]),
     entriesOn: devices.vxlan?.index,
     routes: new Set(desired.routes.map((r) => r.dst)),
   });
   const actual = readActual(nl, devices);
-  await setImmediateYield();
+  await nextTurn();
   const plan = await onTheLoop(planSteps(desired, actual, devices));
   report.unchanged += plan.unchanged;
   // The drift watch reads its queue between the slices of the writes: at 5,000 peers they announce
@@ -224,9 +223,9 @@ export async function reconcileEntries(
   const breathe = watch
     ? () => {
         watch.keepUp();
-        return setImmediateYield();
+        return nextTurn();
       }
-    : setImmediateYield;
+    : nextTurn;
   await applyPlan(nl, plan.ops, devices.vxlan?.index, report, { breathe });
   watch?.keepUp();
 }

@@ -24,7 +24,7 @@ import { addOrUpdateObject, type CacheMap, ListWatch } from '@kubernetes/client-
 import { Watch } from '@kubernetes/client-node/dist/watch.js';
 import { type Dispatcher, getGlobalDispatcher } from 'undici';
 import type { Logger } from '../log.ts';
-import { setImmediate as giveBack } from 'node:timers/promises';
+import { nextTurn } from '../util/sliced.ts';
 import {
   type Answer,
   ApiRequestError,
@@ -597,7 +597,7 @@ export class ResourceInformer<T extends KubernetesObject> {
           ahead = peeked === undefined ? undefined : { token: peeked, answer: this.fetchPage(peeked, session) };
           // Awaited on the next turn; until then a failure of it must not count as unhandled.
           ahead?.answer.catch(() => undefined);
-          await giveBack();
+          await nextTurn();
           const page = this.pageOf(answer);
           const meta = page.metadata;
           resourceVersion ??= isString(meta.resourceVersion) ? meta.resourceVersion : undefined;
@@ -605,11 +605,11 @@ export class ResourceInformer<T extends KubernetesObject> {
           // is given back between the decode (in the task that read the answer's last bytes, 5-9 ms)
           // and the parse (10-20 ms, above), between the parse and the slimming, and every SLICE_MS
           // of slimming, so that a /healthz answer or a pod's notice waits for a piece of a page.
-          await giveBack();
+          await nextTurn();
           let sliceFrom = performance.now();
           for (const [i, raw] of page.items.entries()) {
             if ((i & 63) === 63 && performance.now() - sliceFrom > LIST_SLICE_MS) {
-              await giveBack();
+              await nextTurn();
               sliceFrom = performance.now();
             }
             const slim = this.slim(raw);

@@ -25,7 +25,7 @@
 // digests alone and are not looked for here.
 import type { Operation } from './transaction.ts';
 import type { ChainDigest, DriftProbe } from './transport.ts';
-import { setImmediate as setImmediateYield } from 'node:timers/promises';
+import { nextTurn } from '../util/sliced.ts';
 
 /** What the layout holds now: its chains with their rule counts, and its sets and maps. */
 export interface ExpectedLayout {
@@ -67,7 +67,7 @@ export class DigestWatch {
   private readonly probe: DriftProbe;
   private readonly breathe: () => Promise<void>;
 
-  constructor(probe: DriftProbe, breathe: () => Promise<void> = setImmediateYield) {
+  constructor(probe: DriftProbe, breathe: () => Promise<void> = nextTurn) {
     this.probe = probe;
     this.breathe = breathe;
   }

@@ -30,7 +30,7 @@ import { counter } from './expr.ts';
 import { emptyTableState, type Chain, type NftMap, type NftSet, type TableState } from './objects.ts';
 import { owns, Transaction, type Ownership } from './transaction.ts';
 import type { NftTransport, StandinPair, TransactionTemplate } from './transport.ts';
-import { setImmediate as setImmediateYield } from 'node:timers/promises';
+import { nextTurn } from '../util/sliced.ts';
 
 /** A diff encoded ahead by templateAhead: the generation it follows and the diff (with its stand-ins). */
 export interface AheadTemplateOf {
@@ -161,7 +161,7 @@ export class LayoutApplier<D> {
     this.markerChain = opts.markerChain ?? `${opts.layout.prefix}generation`;
     this.ownership = { prefixes: [opts.layout.prefix], names: [...(opts.layout.names ?? []), this.markerChain] };
     this.watch = opts.nft.probe ? new DigestWatch(opts.nft.probe) : undefined;
-    this.breathe = opts.breathe ?? setImmediateYield;
+    this.breathe = opts.breathe ?? nextTurn;
   }
 
   /**
@@ -267,7 +267,7 @@ export class LayoutApplier<D> {
     // The answer, then what the applier records of the transaction (made only now).
     const answered = async (sent: Sent, tx: () => Transaction): Promise<ApplyReport> => {
       committed();
-      await setImmediateYield();
+      await nextTurn();
       return this.sentDiff(tx(), started, sent);
     };
     if (template?.generation === this.generation) {

@@ -2,6 +2,34 @@
 // end at once (runToEnd), or in slices with the event loop given back between them (drainSliced),
 // so that one pass over a large cluster never holds the agent's /healthz for its whole length.
 
+/**
+ * Resolves in a later turn of the event loop, one waiter a turn, in the order they asked. What gives
+ * the loop back between slices awaits this rather than setImmediate: Node runs in one go every
+ * immediate queued when its check phase begins, so three sliced jobs at once (a list's pages, the
+ * routes to other nodes, the policy compile) made one turn of three slices, and a /healthz request
+ * waited for all of them (a turn of 80 ms at 50,000 pods, 2026-12-07). One slice a turn: between two
+ * slices the loop polls, and a request waits for one slice at most.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    if (!turnArmed) {
+      turnArmed = true;
+      setImmediate(takeTurn);
+    }
+  });
+}
+
+const waiting: (() => void)[] = [];
+let turnArmed = false;
+
+function takeTurn(): void {
+  const next = waiting.shift();
+  if (waiting.length > 0) setImmediate(takeTurn);
+  else turnArmed = false;
+  next?.();
+}
+
 /** Whether a generator over a list pauses after item i: every n items. */
 export function pauseEvery(n: number): (i: number) => boolean {
   return (i) => i % n === n - 1;

@@ -51,7 +51,7 @@ import { BindsAhead, settleAhead } from './bind-ahead.ts';
 import { PolicyInput, samePolicyInput, waitingLocalPods } from './input.ts';
 import { recoverAddresses } from './adoption.ts';
 import { describeError } from '../../k8s/client.ts';
-import { setImmediate as setImmediateYield } from 'node:timers/promises';
+import { nextTurn } from '../../util/sliced.ts';
 
 export { COUNTER_READ_MS } from './counter-reader.ts';
 
@@ -648,7 +648,7 @@ export class PolicyEnforcer {
       // The answers first: they are due now that the rules are in the kernel, and the cut (a conntrack
       // dump) would hold them for its length. It still ends before this run does, so before the next
       // change is applied; the containers of the answered pods have not started yet.
-      if (answered > 0) await setImmediateYield();
+      if (answered > 0) await nextTurn();
       if (bound && before) {
         // Notices that came meanwhile (the yield above reads them) bind next, at once: their look and
         // this one are then one walk of the table (runDue makes it once no notice waits).
@@ -687,7 +687,7 @@ export class PolicyEnforcer {
   }
 
   private breathe(stage: 'input' | 'compiled' | 'rendered' | 'slice'): Promise<void> {
-    return this.opts.yieldToLoop ? this.opts.yieldToLoop(stage) : setImmediateYield();
+    return this.opts.yieldToLoop ? this.opts.yieldToLoop(stage) : nextTurn();
   }
 
   private observeProgrammed(since: number | undefined): void {
