@@ -114,7 +114,7 @@ export class ClusterNetwork {
    * where no watch could be had (the resync reads the kernel then).
    */
   kernelDrifted(): boolean {
-    return this.lastClean !== undefined && this.watch !== undefined && this.watch.drifted();
+    return this.lastClean !== undefined && this.watch?.drifted() === true;
   }
 
   private driftWatch(netns: string | undefined): DriftWatch | undefined {
