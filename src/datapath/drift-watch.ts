@@ -40,9 +40,10 @@ export interface Owned extends OwnedEntries {
 }
 
 /**
- * Whether one notification can mean that what `owned` describes changed. `ownFdb`: FDB entries were
- * just written; the VXLAN driver's FDB notifications carry no port (vxlan_fdb_notify sends 0), so
- * right after a reconcile that wrote some, the FDB notifications are taken as its own.
+ * Whether one notification can mean that what `owned` describes changed. `ownFdb`: a reconcile is
+ * writing; the VXLAN driver's FDB notifications carry no port (vxlan_fdb_notify sends 0), so while it
+ * writes, the FDB notifications are taken as its own (a change by hand in that window waits for the
+ * full read).
  */
 export function touchesOwned(m: Pick<NlMessage, 'type' | 'pid' | 'data'>, owned: Owned, ownFdb = false): boolean {
   if (m.pid !== 0 && m.pid === owned.port) return false;
