@@ -15,6 +15,7 @@ import { systemClock } from '../../src/agent/clock.ts';
 import { parseIp, type IpAddr } from '../../src/ipam/range.ts';
 import { withStore } from '../../src/ipam/store.ts';
 import type { PodInfo } from '../../src/k8s/objects.ts';
+import pino from 'pino';
 import { silentLogger } from '../../src/log.ts';
 import { hostVethName } from '../../src/plugin/names.ts';
 
@@ -105,5 +106,27 @@ describe('LocalPodsStep', () => {
     const next = step.reservations(ctx());
     expect(next.version).toBeGreaterThan(first.version);
     expect(next.reservations.map((r) => r.containerID).sort()).toEqual(['ctr-a', 'ctr-b']);
+  });
+
+  it('logs a first list of many pods in one line, and the pods that come later one by one', () => {
+    const lines: { msg: string; level: number; pods?: number; first?: string[]; name?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const logged = new LocalPodsStep({
+      config: { nodeName: 'n1', ipamDataDir: dataDir } as AgentConfig,
+      pods: { list: () => pods },
+      notices,
+      log,
+    });
+    pods = Array.from({ length: 30 }, (_, i) => pod(`p${String(i).padStart(2, '0')}`, `10.9.1.${i + 1}`));
+    logged.pass(ctx());
+    expect(lines.map((l) => l.msg)).toEqual(['30 pods on this node (the first 20 named; each at debug level)']);
+    expect(lines[0]?.pods).toBe(30);
+    expect(lines[0]?.first).toHaveLength(20);
+    expect(lines[0]?.first?.[0]).toBe('default/p00');
+    lines.length = 0;
+    pods = [...pods, pod('late', '10.9.1.99')];
+    logged.pass(ctx());
+    expect(lines.map((l) => `${l.msg} ${l.name}`)).toEqual(['pod on this node late']);
+    expect(logged.known()).toHaveLength(31);
   });
 });

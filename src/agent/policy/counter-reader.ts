@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import { describeError } from '../../k8s/client.ts';
 import { countedChains, readPolicyCounters } from '../policy-counters.ts';
 import type { PolicyMetrics } from '../policy-metrics.ts';
+import { nextTurn } from '../../util/sliced.ts';
 
 /** Scrapes within this long of a read get that read's figures (a read dumps every rule of the table). */
 export const COUNTER_READ_MS = 30_000;
@@ -50,10 +51,9 @@ export class CounterReader {
     if (this.last && now - this.last.at < COUNTER_READ_MS) return this.last.promise;
     const slow = this.lastReadMs !== undefined && this.lastReadMs > SLOW_COUNTER_READ_MS;
     // The netlink read blocks the event loop while it runs: deferred, it runs once this scrape's
-    // answer (built in microtasks from the figures at hand) has been written.
-    const start = slow
-      ? new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.timedRead(m))
-      : this.timedRead(m);
+    // answer (built in microtasks from the figures at hand) has been written, in a loop turn of its
+    // own (nextTurn: not in the same turn as another job's slice).
+    const start = slow ? nextTurn().then(() => this.timedRead(m)) : this.timedRead(m);
     const promise = start.catch((err: unknown) =>
       this.log.debug({ err: describeError(err) }, 'could not read the policy counters'),
     );
